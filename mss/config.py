@@ -1,0 +1,208 @@
+"""One settings object, read from mss.toml with MSS_* environment overrides.
+
+The file is found with ``--config PATH``, then ``MSS_CONFIG``, then
+``./mss.toml``; with none of them the defaults serve one laptop with
+nothing installed: data under ``./var/``, SQLite, the development PKI.
+
+Environment overrides name a top-level key (``MSS_DATABASE_URL``) or a
+section and key (``MSS_PORTS_IMAP``, ``MSS_LISTENERS_PORTAL``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from mss.errors import ConfigError
+
+
+@dataclass
+class Ports:
+    smtp_relay: int = 2525
+    submission: int = 2587
+    submission_tls: int = 2465
+    imap: int = 2143
+    imaps: int = 2993
+    https: int = 8443
+
+
+@dataclass
+class Listeners:
+    """Which parts ``mss serve`` starts; each can be switched off."""
+
+    smtp_relay: bool = True
+    submission: bool = True
+    submission_tls: bool = True
+    imap: bool = True
+    imaps: bool = True
+    https: bool = True
+    workers: bool = True
+
+
+@dataclass
+class Limits:
+    max_message_size: int = 25 * 1024 * 1024
+    max_message_size_to_patient: int = 25 * 1024 * 1024
+    max_recipients: int = 100
+    max_line_length: int = 998
+    smtp_idle_timeout: float = 300.0
+    max_connections_per_ip: int = 20
+    imap_autologout: float = 30 * 60.0
+    imap_idle_timeout: float = 29 * 60.0
+    imap_max_literal: int = 50 * 1024 * 1024
+    imap_connections_per_user: int = 20
+    database_timeout: float = 10.0
+
+
+@dataclass
+class Tls:
+    """Server certificate and trust anchors; empty paths mean the development PKI."""
+
+    cert_file: str = ""
+    key_file: str = ""
+    trust_dir: str = ""
+    crl_file: str = ""
+
+
+@dataclass
+class Portal:
+    session_idle_minutes: int = 15
+    opposition_window_days: int = 42
+    public_url: str = ""
+
+
+@dataclass
+class Notifications:
+    """Outbound mail for patient notifications; no smarthost writes to the dev outbox."""
+
+    smarthost: str = ""
+    smarthost_port: int = 25
+    sender: str = ""
+    sms_provider: str = "outbox"
+
+
+@dataclass
+class Settings:
+    hostname: str = "localhost"
+    domain: str = "mss.localhost"
+    data_dir: str = "var"
+    database_url: str = ""
+    bind: str = "127.0.0.1"
+    log_level: str = "INFO"
+    ports: Ports = field(default_factory=Ports)
+    listeners: Listeners = field(default_factory=Listeners)
+    limits: Limits = field(default_factory=Limits)
+    tls: Tls = field(default_factory=Tls)
+    portal: Portal = field(default_factory=Portal)
+    notifications: Notifications = field(default_factory=Notifications)
+    source: str = "defaults"
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.data_path / "pki"
+
+    @property
+    def patient_domain(self) -> str:
+        return f"patient.{self.domain}"
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_path / 'mss.sqlite3').resolve()}"
+
+    @property
+    def server_cert_file(self) -> Path:
+        return Path(self.tls.cert_file) if self.tls.cert_file else self.pki_dir / "server.pem"
+
+    @property
+    def server_key_file(self) -> Path:
+        return Path(self.tls.key_file) if self.tls.key_file else self.pki_dir / "server.key"
+
+    @property
+    def crl_path(self) -> Path:
+        return Path(self.tls.crl_file) if self.tls.crl_file else self.pki_dir / "crl.pem"
+
+
+_SECTIONS = {f.name for f in dataclasses.fields(Settings) if dataclasses.is_dataclass(f.default_factory)}  # type: ignore[arg-type]
+
+
+def _coerce(value: Any, target: Any, where: str) -> Any:
+    kind = type(target)
+    if isinstance(value, str) and kind is not str:
+        text = value.strip()
+        try:
+            if kind is bool:
+                if text.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if text.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(text)
+            return kind(text)
+        except ValueError:
+            raise ConfigError(f"{where}: expected a {kind.__name__}, got {value!r}") from None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"{where}: expected a {kind.__name__}, got {value!r}")
+    return value
+
+
+def _apply(obj: Any, values: Mapping[str, Any], where: str) -> None:
+    known = {f.name for f in dataclasses.fields(obj)}
+    for key, value in values.items():
+        if key not in known or key == "source":
+            raise ConfigError(f"{where}: unknown setting {key!r}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{where}: [{key}] must be a table")
+            _apply(current, value, f"{where} [{key}]")
+        else:
+            setattr(obj, key, _coerce(value, current, f"{where} {key}"))
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    top = {f.name for f in dataclasses.fields(Settings)} - _SECTIONS - {"source"}
+    for name, value in env.items():
+        if not name.startswith("MSS_") or name == "MSS_CONFIG":
+            continue
+        key = name[4:].lower()
+        if key in top:
+            out[key] = value
+            continue
+        for section in _SECTIONS:
+            if key.startswith(section + "_"):
+                out.setdefault(section, {})[key[len(section) + 1 :]] = value
+                break
+    return out
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings: file (explicit, MSS_CONFIG or ./mss.toml), then MSS_* variables."""
+    env = os.environ if env is None else env
+    settings = Settings()
+    chosen = path or env.get("MSS_CONFIG")
+    if chosen is None and Path("mss.toml").is_file():
+        chosen = "mss.toml"
+    if chosen is not None:
+        file = Path(chosen)
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"configuration file {file} does not exist") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"configuration file {file} is not valid TOML: {exc}") from None
+        _apply(settings, data, str(file))
+        settings.source = str(file)
+    _apply(settings, _env_overrides(env), "environment")
+    return settings

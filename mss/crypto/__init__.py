@@ -1,0 +1,1 @@
+"""Cryptography: the development PKI, S/MIME, DKIM, trust anchors and revocation."""

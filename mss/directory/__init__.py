@@ -1,0 +1,1 @@
+"""The directory: professionals, organisations, mailboxes, patients, guardians, trust list."""

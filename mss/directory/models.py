@@ -1,0 +1,157 @@
+"""Directory tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+from sqlalchemy import Boolean, Date, Enum, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from mss.db import Base, UTCDateTime, utcnow
+
+
+class MailboxKind(str, enum.Enum):
+    PER = "PER"  # a professional's personal mailbox
+    ORG = "ORG"  # a service of an organisation
+    APP = "APP"  # an information system (hospital convocations...)
+    CAB = "CAB"  # a practice shared by its professionals
+    PAT = "PAT"  # a patient's mailbox, reached through the portal only
+
+
+class MailboxState(str, enum.Enum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    CLOSED = "closed"
+
+
+class PatientState(str, enum.Enum):
+    CREATED = "created"
+    OPPOSITION_WINDOW = "opposition_window"
+    ACTIVE = "active"
+    DEACTIVATED = "deactivated"
+    OPPOSED = "opposed"
+    CLOSED = "closed"
+
+
+class OrganisationKind(str, enum.Enum):
+    HOSPITAL = "hospital"
+    PHARMACY = "pharmacy"
+    PRACTICE = "practice"
+    LABORATORY = "laboratory"
+    OTHER = "other"
+
+
+def _enum(kind: type[enum.Enum], name: str) -> Enum:
+    return Enum(kind, name=name, native_enum=False, length=24, values_callable=lambda e: [m.value for m in e])
+
+
+class Organisation(Base):
+    __tablename__ = "organisations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    finess: Mapped[str | None] = mapped_column(String(16), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[OrganisationKind] = mapped_column(_enum(OrganisationKind, "organisation_kind"),
+                                                   default=OrganisationKind.OTHER)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Professional(Base):
+    __tablename__ = "professionals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    id_nat: Mapped[str] = mapped_column(String(16), unique=True)
+    family_name: Mapped[str] = mapped_column(String(255))
+    given_names: Mapped[str] = mapped_column(String(255), default="")
+    profession_code: Mapped[str] = mapped_column(String(8), default="")
+    specialty_code: Mapped[str] = mapped_column(String(32), default="")
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    organisation: Mapped[Organisation | None] = relationship(lazy="raise")
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.given_names} {self.family_name}".strip()
+
+
+class Patient(Base):
+    __tablename__ = "patients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ins: Mapped[str] = mapped_column(String(15), unique=True)
+    family_name: Mapped[str] = mapped_column(String(255))
+    given_names: Mapped[str] = mapped_column(String(255), default="")
+    birth_date: Mapped[dt.date | None] = mapped_column(Date)
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[PatientState] = mapped_column(_enum(PatientState, "patient_state"),
+                                                default=PatientState.CREATED)
+    state_changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    opposition_deadline: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    activated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    activation_code_hash: Mapped[str | None] = mapped_column(String(255))
+    treating_professional_id: Mapped[int | None] = mapped_column(ForeignKey("professionals.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.given_names} {self.family_name}".strip()
+
+
+class Guardianship(Base):
+    """A legal guardian (a patient of the hub) acting for a minor."""
+
+    __tablename__ = "guardianships"
+    __table_args__ = (UniqueConstraint("guardian_id", "minor_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    guardian_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    minor_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Mailbox(Base):
+    __tablename__ = "mailboxes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    address: Mapped[str] = mapped_column(String(320), unique=True)
+    kind: Mapped[MailboxKind] = mapped_column(_enum(MailboxKind, "mailbox_kind"))
+    display_name: Mapped[str] = mapped_column(String(255), default="")
+    state: Mapped[MailboxState] = mapped_column(_enum(MailboxState, "mailbox_state"),
+                                                default=MailboxState.ACTIVE)
+    professional_id: Mapped[int | None] = mapped_column(ForeignKey("professionals.id"), index=True)
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), index=True)
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), unique=True)
+    red_list: Mapped[bool] = mapped_column(Boolean, default=False)
+    pharmacy: Mapped[bool] = mapped_column(Boolean, default=False)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    client_cert_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
+    client_cert_subject: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    professional: Mapped[Professional | None] = relationship(lazy="raise")
+    organisation: Mapped[Organisation | None] = relationship(lazy="raise")
+    patient: Mapped[Patient | None] = relationship(lazy="raise")
+
+
+class TrustedDomain(Base):
+    """A domain of another operator of the trust space (from the MSSanté whitelist)."""
+
+    __tablename__ = "trusted_domains"
+    __table_args__ = (
+        UniqueConstraint("domain", "operator_dn"),
+        Index("ix_trusted_domains_domain", "domain"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    domain: Mapped[str] = mapped_column(String(255))
+    operator_dn: Mapped[str] = mapped_column(String(1024), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    contact: Mapped[str] = mapped_column(Text, default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

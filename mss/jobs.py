@@ -1,0 +1,186 @@
+"""Follow-up work as a transactional outbox.
+
+A job is added in the same transaction as what it follows up (a delivered
+message, a consent change), so it exists if and only if that committed.
+Workers take due jobs (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the single
+writer lock on SQLite), run the handler registered for the job's kind, and
+retry failures with exponential back-off. Handlers must be idempotent: a
+job may run again after a crash between the handler and the bookkeeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import traceback
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+from sqlalchemy import JSON, Index, Integer, String, Text, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from mss.db import Base, Database, UTCDateTime, utcnow
+from mss.errors import DatabaseUnavailable
+
+log = logging.getLogger("mss.jobs")
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_due", "state", "run_after"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending, running, done, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=8)
+    run_after: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    dedupe_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class PermanentFailure(Exception):
+    """Raised by a handler when retrying cannot help; the job fails at once."""
+
+
+def enqueue(session: AsyncSession, kind: str, payload: dict[str, Any], *,
+            run_after: dt.datetime | None = None, dedupe_key: str | None = None,
+            max_attempts: int = 8) -> Job:
+    """Add a job to the caller's transaction."""
+    job = Job(kind=kind, payload=payload, run_after=run_after or utcnow(), dedupe_key=dedupe_key,
+              max_attempts=max_attempts, state="pending", attempts=0)
+    session.add(job)
+    return job
+
+
+Handler = Callable[["JobContext", dict[str, Any]], Awaitable[None]]
+
+
+@dataclass
+class JobContext:
+    """What a handler gets besides its payload."""
+
+    db: Database
+    job_id: int
+    attempt: int
+    services: dict[str, Any]
+
+
+def backoff(attempt: int, base: float = 5.0, cap: float = 3600.0) -> dt.timedelta:
+    """Delay before retry number ``attempt`` (1-based): 5 s, 10 s, 20 s... at most an hour."""
+    return dt.timedelta(seconds=min(cap, base * 2 ** max(0, attempt - 1)))
+
+
+class JobRunner:
+    """Takes due jobs and runs their handlers; one per hub process, several per database."""
+
+    def __init__(self, db: Database, handlers: dict[str, Handler] | None = None, *,
+                 services: dict[str, Any] | None = None, poll_interval: float = 0.5,
+                 lease: dt.timedelta = dt.timedelta(minutes=5), batch: int = 20) -> None:
+        self.db = db
+        self.handlers: dict[str, Handler] = dict(handlers or {})
+        self.services = services if services is not None else {}
+        self.poll_interval = poll_interval
+        self.lease = lease
+        self.batch = batch
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def register(self, kind: str, handler: Handler) -> None:
+        self.handlers[kind] = handler
+
+    def wake(self) -> None:
+        """Tell the runner that new jobs were committed."""
+        self._wake.set()
+
+    async def _claim(self) -> list[Job]:
+        now = utcnow()
+        async with self.db.write() as session:
+            query = (select(Job)
+                     .where(Job.state.in_(("pending", "running")), Job.run_after <= now,
+                            Job.kind.in_(list(self.handlers)))
+                     .where((Job.locked_until.is_(None)) | (Job.locked_until < now))
+                     .order_by(Job.run_after, Job.id).limit(self.batch))
+            if not self.db.is_sqlite:
+                query = query.with_for_update(skip_locked=True)
+            jobs = list((await session.scalars(query)).all())
+            for job in jobs:
+                job.state = "running"
+                job.attempts += 1
+                job.locked_until = now + self.lease
+            return jobs
+
+    async def run_once(self) -> int:
+        """Run every due job once; returns how many ran."""
+        jobs = await self._claim()
+        for job in jobs:
+            await self._run(job)
+        return len(jobs)
+
+    async def _run(self, job: Job) -> None:
+        handler = self.handlers[job.kind]
+        ctx = JobContext(db=self.db, job_id=job.id, attempt=job.attempts, services=self.services)
+        try:
+            await handler(ctx, dict(job.payload))
+        except Exception as exc:  # noqa: BLE001 - every failure is recorded and retried
+            permanent = isinstance(exc, PermanentFailure) or job.attempts >= job.max_attempts
+            detail = f"{type(exc).__name__}: {exc}"
+            if not isinstance(exc, (PermanentFailure, DatabaseUnavailable)):
+                log.warning("job %s (%s) attempt %s failed\n%s", job.id, job.kind, job.attempts,
+                            traceback.format_exc())
+            values: dict[str, Any] = {"last_error": detail[:4000], "locked_until": None}
+            if permanent:
+                values.update(state="failed", finished_at=utcnow())
+                await self._on_failed(job, detail)
+            else:
+                values.update(state="pending", run_after=utcnow() + backoff(job.attempts))
+            await self._finish(job.id, values)
+            return
+        await self._finish(job.id, {"state": "done", "finished_at": utcnow(), "locked_until": None})
+
+    async def _on_failed(self, job: Job, detail: str) -> None:
+        hook = self.services.get("on_job_failed")
+        if hook is not None:
+            try:
+                await hook(self.db, job, detail)
+            except Exception:  # noqa: BLE001 - the failure itself is already recorded
+                log.exception("on_job_failed hook failed for job %s", job.id)
+
+    async def _finish(self, job_id: int, values: dict[str, Any]) -> None:
+        try:
+            async with self.db.write() as session:
+                await session.execute(update(Job).where(Job.id == job_id).values(**values))
+        except DatabaseUnavailable:
+            log.warning("could not record the end of job %s; its lease will expire and it will rerun", job_id)
+
+    async def run_forever(self) -> None:
+        while not self._stopping:
+            try:
+                ran = await self.run_once()
+            except DatabaseUnavailable as exc:
+                log.warning("job runner: %s", exc)
+                ran = 0
+            if ran:
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            except asyncio.TimeoutError:
+                pass
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Run jobs until none is due (for tests and batch tools)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while await self.run_once():
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError("jobs still due after the drain timeout")

@@ -1,0 +1,1 @@
+"""The message store (UIDs, flags, folders, mod-sequences) and the IMAP server."""

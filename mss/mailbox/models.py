@@ -1,0 +1,80 @@
+"""Message store tables.
+
+A message is stored once (its exact raw bytes and what IMAP needs from
+it, computed at delivery); each folder holding it has an entry with its
+own UID, flags and mod-sequence.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from mss.db import Base, UTCDateTime, utcnow
+
+
+class StoredMessage(Base):
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
+    internal_date: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    message_id_header: Mapped[str] = mapped_column(String(998), default="", index=True)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    from_address: Mapped[str] = mapped_column(String(320), default="")
+    headers_text: Mapped[str] = mapped_column(Text, default="")
+    envelope: Mapped[dict] = mapped_column(JSON, default=dict)
+    bodystructure: Mapped[dict] = mapped_column(JSON, default=dict)
+    signature_status: Mapped[str] = mapped_column(String(32), default="none")
+    signer_address: Mapped[str | None] = mapped_column(String(320))
+    signer_subject: Mapped[str | None] = mapped_column(Text)
+    signer_id_nat: Mapped[str | None] = mapped_column(String(16))
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Folder(Base):
+    __tablename__ = "folders"
+    __table_args__ = (UniqueConstraint("mailbox_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(1024))
+    special_use: Mapped[str | None] = mapped_column(String(16))
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    uidnext: Mapped[int] = mapped_column(BigInteger, default=1)
+    highest_modseq: Mapped[int] = mapped_column(BigInteger, default=1)
+    subscribed: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FolderEntry(Base):
+    """A message as it sits in one folder: its UID, flags and mod-sequence there."""
+
+    __tablename__ = "folder_entries"
+    __table_args__ = (
+        UniqueConstraint("folder_id", "uid"),
+        Index("ix_folder_entries_folder_modseq", "folder_id", "modseq"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    folder_id: Mapped[int] = mapped_column(ForeignKey("folders.id", ondelete="CASCADE"))
+    uid: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    flags: Mapped[str] = mapped_column(Text, default="")
+    modseq: Mapped[int] = mapped_column(BigInteger)
+
+
+class ExpungedEntry(Base):
+    """UIDs removed from a folder, with the mod-sequence of their removal (QRESYNC)."""
+
+    __tablename__ = "expunged_entries"
+    __table_args__ = (Index("ix_expunged_entries_folder_modseq", "folder_id", "modseq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    folder_id: Mapped[int] = mapped_column(ForeignKey("folders.id", ondelete="CASCADE"))
+    uid: Mapped[int] = mapped_column(BigInteger)
+    modseq: Mapped[int] = mapped_column(BigInteger)

@@ -1,0 +1,14 @@
+"""Every table of the hub, imported once so the metadata is complete."""
+
+from mss.audit import AuditEvent
+from mss.conversations import Conversation
+from mss.db import Base
+from mss.directory.models import Guardianship, Mailbox, Organisation, Patient, Professional, TrustedDomain
+from mss.jobs import Job
+from mss.mailbox.models import ExpungedEntry, Folder, FolderEntry, StoredMessage
+
+metadata = Base.metadata
+
+__all__ = ["AuditEvent", "Conversation", "ExpungedEntry", "Folder", "FolderEntry", "Guardianship", "Job",
+           "Mailbox", "Organisation", "Patient", "Professional", "StoredMessage", "TrustedDomain",
+           "metadata"]
