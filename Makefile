@@ -1,0 +1,34 @@
+# Two commands matter: `make run` (the whole hub on SQLite with demo data)
+# and `make test` (the whole suite, on SQLite and PostgreSQL).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test lint schema bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/mss serve --first-run-demo
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check mss portal dmp_bridge tests bench
+
+# Regenerate the initial migration from the models (only until the first release).
+schema: $(STAMP)
+	rm -f mss/migrations/versions/0001_initial_schema.py /tmp/mss-schema-gen.sqlite3
+	$(PY) -c "from alembic import command; from mss.migrate import alembic_config; \
+command.revision(alembic_config('sqlite+aiosqlite:////tmp/mss-schema-gen.sqlite3'), \
+message='initial schema', autogenerate=True, rev_id='0001')"
+	rm -f /tmp/mss-schema-gen.sqlite3
+
+clean:
+	rm -rf $(VENV) var build *.egg-info
