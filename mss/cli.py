@@ -44,13 +44,64 @@ async def db_upgrade(settings: Settings, revision: str) -> None:
     click.echo(f"database at {safe_url(url)} is at revision {revision}")
 
 
+@main.command()
+@click.option("--demo", is_flag=True, help="Also create the demo hospital, professionals and patients.")
+@hub_command
+async def init(settings: Settings, demo: bool) -> None:
+    """Create the data folder, the schema, the development PKI (and demo data)."""
+    from mss.setup import initialise
+
+    for line in await initialise(settings, demo=demo):
+        click.echo(line)
+
+
+@main.command()
+@click.option("--first-run-demo", is_flag=True,
+              help="On a fresh data folder, run 'mss init --demo' first and print the demo logins.")
+@hub_command
+async def serve(settings: Settings, first_run_demo: bool) -> None:
+    """Run every listener and the job workers until Ctrl-C."""
+    import logging
+
+    from mss.serve import serve_forever
+    from mss.setup import describe_listeners, initialise, needs_initialisation
+
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if first_run_demo and await needs_initialisation(settings):
+        for line in await initialise(settings, demo=True):
+            click.echo(line)
+    from mss.command import open_database
+
+    db = await open_database(settings)
+    for line in await describe_listeners(settings, db):
+        click.echo(line)
+    await serve_forever(settings, db)
+
+
+@main.command()
+@hub_command
+async def doctor(settings: Settings) -> None:
+    """Check the configuration, database, certificates and ports."""
+    import sys
+
+    from mss.doctor import run_checks
+
+    checks = await run_checks(settings)
+    for check in checks:
+        click.echo(str(check))
+    if not all(check.ok for check in checks):
+        sys.exit(1)
+
+
 def _register_subcommands() -> None:
     from mss.crypto.cli import pki
+    from mss.demo import demo
     from mss.directory.cli import directory, mailbox
 
     main.add_command(directory)
     main.add_command(mailbox)
     main.add_command(pki)
+    main.add_command(demo)
 
 
 _register_subcommands()

@@ -135,8 +135,12 @@ class Settings:
 _SECTIONS = {f.name for f in dataclasses.fields(Settings) if dataclasses.is_dataclass(f.default_factory)}  # type: ignore[arg-type]
 
 
+_KIND_WORDS = {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}
+
+
 def _coerce(value: Any, target: Any, where: str) -> Any:
     kind = type(target)
+    expected = _KIND_WORDS.get(kind, kind.__name__)
     if isinstance(value, str) and kind is not str:
         text = value.strip()
         try:
@@ -148,11 +152,11 @@ def _coerce(value: Any, target: Any, where: str) -> Any:
                 raise ValueError(text)
             return kind(text)
         except ValueError:
-            raise ConfigError(f"{where}: expected a {kind.__name__}, got {value!r}") from None
+            raise ConfigError(f"{where}: expected {expected}, got {value!r}") from None
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ConfigError(f"{where}: expected a {kind.__name__}, got {value!r}")
+        raise ConfigError(f"{where}: expected {expected}, got {value!r}")
     return value
 
 

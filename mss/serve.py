@@ -1,0 +1,139 @@
+"""``mss serve``: every listener and the job workers in one process.
+
+Each part can be switched off in ``[listeners]``. A port in use or an
+unreachable database stops the start with one sentence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import signal
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from mss.config import Settings
+from mss.db import Database
+from mss.errors import HubError
+from mss.jobs import JobRunner
+
+log = logging.getLogger("mss.serve")
+
+PORT_NAMES = {
+    "smtp_relay": "SMTP relay (operators, mutual TLS)",
+    "submission": "SMTP submission (STARTTLS)",
+    "submission_tls": "SMTP submission (implicit TLS)",
+    "imap": "IMAP (STARTTLS)",
+    "imaps": "IMAP (implicit TLS)",
+    "https": "HTTPS (portal and APIs)",
+}
+
+
+class PortInUse(HubError):
+    exit_code = 4
+
+
+def port_error(settings: Settings, port_key: str, exc: OSError) -> HubError:
+    port = getattr(settings.ports, port_key)
+    what = PORT_NAMES.get(port_key, port_key)
+    if exc.errno == errno.EADDRINUSE:
+        return PortInUse(f"port {port} for {what} is already in use on {settings.bind}: "
+                         f"stop the other program or set ports.{port_key} in mss.toml")
+    if exc.errno == errno.EACCES:
+        return PortInUse(f"port {port} for {what} needs privileges on {settings.bind}: choose a port above 1024")
+    return PortInUse(f"cannot listen on {settings.bind}:{port} for {what}: {exc.strerror or exc}")
+
+
+@dataclass
+class Hub:
+    """A running hub: its database, services, servers and workers."""
+
+    settings: Settings
+    db: Database
+    services: dict[str, Any] = field(default_factory=dict)
+    servers: list[asyncio.AbstractServer] = field(default_factory=list)
+    http_runner: web.AppRunner | None = None
+    runner: JobRunner | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    bound: dict[str, int] = field(default_factory=dict)
+
+    async def start(self) -> None:
+        from mss.crypto.tls import server_context
+        from mss.crypto.trust import TrustStore
+
+        settings = self.settings
+        trust = TrustStore.from_settings(settings)
+        self.services.update(settings=settings, trust=trust)
+        self.runner = JobRunner(self.db, services=self.services)
+        self.services["jobs"] = self.runner
+        self._register_jobs(self.runner)
+        try:
+            await self._start_listeners(server_context)
+        except BaseException:
+            await self.stop()
+            raise
+        if settings.listeners.workers:
+            self.tasks.append(asyncio.create_task(self.runner.run_forever(), name="jobs"))
+
+    def _register_jobs(self, runner: JobRunner) -> None:
+        from mss.smtp_gateway import register_jobs
+
+        register_jobs(runner)
+
+    async def _start_listeners(self, server_context: Any) -> None:
+        settings, listeners = self.settings, self.settings.listeners
+        if listeners.submission or listeners.submission_tls or listeners.smtp_relay:
+            from mss.smtp_gateway import start_smtp_servers
+
+            self.servers += await start_smtp_servers(settings, self.db, self.services)
+        if listeners.imap or listeners.imaps:
+            from mss.mailbox.imap import start_imap_servers
+
+            self.servers += await start_imap_servers(settings, self.db, server_context(settings))
+        if listeners.https:
+            from mss.http import build_app
+
+            app = build_app(settings, self.db, self.services)
+            self.http_runner = web.AppRunner(app, access_log=None)
+            await self.http_runner.setup()
+            site = web.TCPSite(self.http_runner, settings.bind, settings.ports.https,
+                               ssl_context=server_context(settings), reuse_address=True)
+            try:
+                await site.start()
+            except OSError as exc:
+                raise port_error(settings, "https", exc) from None
+            server = site._server  # the bound port is needed when the config asks for port 0
+            if server is not None and server.sockets:
+                self.bound["https"] = server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            self.runner.stop()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for server in self.servers:
+            server.close()
+        for server in self.servers:
+            await server.wait_closed()
+        if self.http_runner is not None:
+            await self.http_runner.cleanup()
+        await self.db.dispose()
+
+
+async def serve_forever(settings: Settings, db: Database) -> None:
+    """Start the hub and run until SIGINT or SIGTERM."""
+    hub = Hub(settings, db)
+    await hub.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("hub running")
+    try:
+        await stop.wait()
+    finally:
+        await hub.stop()
