@@ -1,0 +1,129 @@
+"""The jobs outbox: a job exists only if its transaction committed, retries back off, failures end."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from mss.db import Database, utcnow
+from mss.jobs import Job, JobContext, JobRunner, PermanentFailure, backoff, enqueue
+
+
+async def _jobs(db: Database) -> list[Job]:
+    async with db.read() as session:
+        return list((await session.scalars(select(Job).order_by(Job.id))).all())
+
+
+async def _make_due(db: Database) -> None:
+    async with db.write() as session:
+        await session.execute(update(Job).values(run_after=utcnow() - dt.timedelta(seconds=1)))
+
+
+async def test_a_rolled_back_transaction_leaves_no_job(db: Database) -> None:
+    with pytest.raises(RuntimeError):
+        async with db.write() as session:
+            enqueue(session, "noop", {"n": 1})
+            raise RuntimeError("delivery failed")
+    assert await _jobs(db) == []
+
+
+async def test_handler_runs_once_and_job_is_done(db: Database) -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def handler(ctx: JobContext, payload: dict[str, Any]) -> None:
+        seen.append(payload)
+
+    async with db.write() as session:
+        enqueue(session, "noop", {"n": 1})
+    runner = JobRunner(db, {"noop": handler})
+    assert await runner.run_once() == 1
+    assert await runner.run_once() == 0
+    assert seen == [{"n": 1}]
+    [job] = await _jobs(db)
+    assert job.state == "done" and job.attempts == 1 and job.finished_at is not None
+
+
+async def test_failure_is_retried_with_backoff_then_succeeds(db: Database) -> None:
+    calls = 0
+
+    async def flaky(ctx: JobContext, payload: dict[str, Any]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise ConnectionError("smarthost down")
+
+    async with db.write() as session:
+        enqueue(session, "flaky", {})
+    runner = JobRunner(db, {"flaky": flaky})
+    before = utcnow()
+    await runner.run_once()
+    [job] = await _jobs(db)
+    assert job.state == "pending" and "smarthost down" in job.last_error
+    assert job.run_after >= before + backoff(1) - dt.timedelta(seconds=1)
+    assert await runner.run_once() == 0, "not due before its back-off"
+    await _make_due(db)
+    await runner.run_once()
+    await _make_due(db)
+    await runner.run_once()
+    [job] = await _jobs(db)
+    assert (job.state, job.attempts, calls) == ("done", 3, 3)
+
+
+async def test_permanent_failure_and_exhausted_attempts_call_the_hook(db: Database) -> None:
+    failed: list[tuple[str, str]] = []
+
+    async def on_failed(_db: Database, job: Job, detail: str) -> None:
+        failed.append((job.kind, detail))
+
+    async def permanent(ctx: JobContext, payload: dict[str, Any]) -> None:
+        raise PermanentFailure("recipient domain is not in the trust space")
+
+    async def always(ctx: JobContext, payload: dict[str, Any]) -> None:
+        raise TimeoutError("no answer")
+
+    async with db.write() as session:
+        enqueue(session, "permanent", {})
+        enqueue(session, "always", {}, max_attempts=2)
+    runner = JobRunner(db, {"permanent": permanent, "always": always}, services={"on_job_failed": on_failed})
+    await runner.run_once()
+    await _make_due(db)
+    await runner.run_once()
+    states = {job.kind: (job.state, job.attempts) for job in await _jobs(db)}
+    assert states == {"permanent": ("failed", 1), "always": ("failed", 2)}
+    assert sorted(kind for kind, _ in failed) == ["always", "permanent"]
+    assert any("trust space" in detail for _, detail in failed)
+
+
+async def test_dedupe_key_refuses_a_second_identical_job(db: Database) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    async with db.write() as session:
+        enqueue(session, "noop", {}, dedupe_key="file:42")
+    with pytest.raises(IntegrityError):
+        async with db.write() as session:
+            enqueue(session, "noop", {}, dedupe_key="file:42")
+    assert len(await _jobs(db)) == 1
+
+
+async def test_two_runners_never_run_the_same_job(db: Database) -> None:
+    ran: list[int] = []
+
+    async def record(ctx: JobContext, payload: dict[str, Any]) -> None:
+        ran.append(payload["n"])
+        await asyncio.sleep(0.001)
+
+    async with db.write() as session:
+        for n in range(60):
+            enqueue(session, "rec", {"n": n})
+    first, second = (JobRunner(db, {"rec": record}, batch=7), JobRunner(db, {"rec": record}, batch=7))
+
+    async def drain(runner: JobRunner) -> None:
+        while await runner.run_once():
+            pass
+
+    await asyncio.gather(drain(first), drain(second))
+    assert sorted(ran) == list(range(60))
