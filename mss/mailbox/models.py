@@ -9,7 +9,19 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mss.db import Base, UTCDateTime, utcnow
@@ -22,11 +34,13 @@ class StoredMessage(Base):
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     size: Mapped[int] = mapped_column(Integer)
     internal_date: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_date: Mapped[dt.date | None] = mapped_column(Date)  # the Date: header's day, for SEARCH SENT*
     message_id_header: Mapped[str] = mapped_column(String(998), default="", index=True)
     subject: Mapped[str] = mapped_column(Text, default="")
     from_address: Mapped[str] = mapped_column(String(320), default="")
     headers_text: Mapped[str] = mapped_column(Text, default="")
-    envelope: Mapped[dict] = mapped_column(JSON, default=dict)
+    # RFC 3501 ENVELOPE as nested lists; {"body", "bodystructure", "parts"} (see structure.py)
+    envelope: Mapped[list] = mapped_column(JSON, default=list)
     bodystructure: Mapped[dict] = mapped_column(JSON, default=dict)
     signature_status: Mapped[str] = mapped_column(String(32), default="none")
     signer_address: Mapped[str | None] = mapped_column(String(320))

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 21:46:31.436566
+Create Date: 2026-11-22 21:53:04.724652
 """
 from alembic import op
 import sqlalchemy as sa
@@ -199,6 +199,7 @@ def upgrade() -> None:
     sa.Column('raw', sa.LargeBinary(), nullable=False),
     sa.Column('size', sa.Integer(), nullable=False),
     sa.Column('internal_date', mss.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sent_date', sa.Date(), nullable=True),
     sa.Column('message_id_header', sa.String(length=998), nullable=False),
     sa.Column('subject', sa.Text(), nullable=False),
     sa.Column('from_address', sa.String(length=320), nullable=False),

@@ -1,0 +1,168 @@
+"""The message store API used by delivery (SMTP gateway, portal) and IMAP.
+
+Every function takes the caller's session and does its work inside the
+caller's transaction (``async with db.write() as session``), so delivery to
+several mailboxes, the audit events and the jobs commit together.
+
+UIDs and mod-sequences come from one ``UPDATE folders ... RETURNING``:
+on PostgreSQL the row lock serialises concurrent appends to a folder until
+commit (so UIDs become visible in ascending order); on SQLite the single
+writer lock does the same.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterable
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mss.db import utcnow
+from mss.mailbox.models import Folder, FolderEntry, StoredMessage
+from mss.mailbox.notify import mark_changed
+from mss.mailbox.structure import describe
+
+INBOX = "INBOX"
+DEFAULT_FOLDERS: dict[str, str | None] = {
+    INBOX: None,
+    "Sent": "\\Sent",
+    "Drafts": "\\Drafts",
+    "Trash": "\\Trash",
+    "Archive": "\\Archive",
+}
+SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
+
+
+class FolderNotFound(LookupError):
+    """The named folder does not exist in this mailbox."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"the folder {name!r} does not exist")
+        self.name = name
+
+
+def normalise_folder_name(name: str) -> str:
+    """INBOX is case-insensitive (RFC 3501 section 5.1), and so are its children's first segment."""
+    head, sep, rest = name.partition("/")
+    if head.upper() == INBOX:
+        return INBOX + sep + rest
+    return name
+
+
+def format_flags(flags: Iterable[str]) -> str:
+    """The stored form of a flag set: space-separated, system flags capitalised, in a stable order."""
+    canonical = {f.lower(): f for f in SYSTEM_FLAGS}
+    seen: dict[str, str] = {}
+    for flag in flags:
+        flag = canonical.get(flag.lower(), flag)
+        seen.setdefault(flag.lower(), flag)
+    return " ".join(sorted(seen.values(), key=lambda f: (not f.startswith("\\"), f.lower())))
+
+
+def parse_flags(stored: str) -> frozenset[str]:
+    return frozenset(stored.split()) if stored else frozenset()
+
+
+async def next_uidvalidity(session: AsyncSession, mailbox_id: int) -> int:
+    """A UIDVALIDITY never used before by a folder of this mailbox (time-based, then increasing)."""
+    highest = (await session.execute(
+        select(func.max(Folder.uidvalidity)).where(Folder.mailbox_id == mailbox_id))).scalar_one()
+    return max(int(time.time()) & 0xFFFFFFFF, (highest or 0) + 1)
+
+
+async def ensure_folders(session: AsyncSession, mailbox_id: int) -> dict[str, Folder]:
+    """The standard folders of a mailbox (INBOX, Sent, Drafts, Trash, Archive), created if missing."""
+    rows = (await session.scalars(select(Folder).where(Folder.mailbox_id == mailbox_id))).all()
+    folders = {f.name: f for f in rows}
+    missing = [name for name in DEFAULT_FOLDERS if name not in folders]
+    if missing:
+        uidvalidity = await next_uidvalidity(session, mailbox_id)
+        for offset, name in enumerate(missing):
+            folder = Folder(mailbox_id=mailbox_id, name=name, special_use=DEFAULT_FOLDERS[name],
+                            uidvalidity=uidvalidity + offset, uidnext=1, highest_modseq=1,
+                            subscribed=True)
+            session.add(folder)
+            folders[name] = folder
+        await session.flush()
+    return folders
+
+
+async def find_folder(session: AsyncSession, mailbox_id: int, name: str) -> Folder | None:
+    """The folder called ``name`` (INBOX case-insensitively), or None."""
+    name = normalise_folder_name(name)
+    return (await session.scalars(
+        select(Folder).where(Folder.mailbox_id == mailbox_id, Folder.name == name))).one_or_none()
+
+
+def _signature_columns(signature: dict | None) -> dict[str, str | None]:
+    if not signature:
+        return {}
+    return {
+        "signature_status": str(signature.get("status", "none")),
+        "signer_address": signature.get("signer_address"),
+        "signer_subject": signature.get("signer_subject"),
+        "signer_id_nat": signature.get("signer_id_nat"),
+    }
+
+
+async def store_message(session: AsyncSession, raw: bytes, *, internal_date: dt.datetime | None = None,
+                        signature: dict | None = None, conversation_id: int | None = None) -> StoredMessage:
+    """Store the exact raw bytes once, with the IMAP facts computed now (never again at FETCH).
+
+    ``signature`` may carry ``status``, ``signer_address``, ``signer_subject`` and
+    ``signer_id_nat`` from the gateway's S/MIME verification.
+    """
+    facts = describe(raw)
+    message = StoredMessage(
+        raw=raw, size=facts.size, internal_date=internal_date or utcnow(), sent_date=facts.sent_date,
+        message_id_header=facts.message_id, subject=facts.subject, from_address=facts.from_address,
+        headers_text=facts.headers_text, envelope=facts.envelope,
+        bodystructure=facts.structure_column(), conversation_id=conversation_id,
+        **_signature_columns(signature))
+    session.add(message)
+    await session.flush()
+    return message
+
+
+async def allocate(session: AsyncSession, folder_id: int, uids: int = 1) -> tuple[int, int]:
+    """Reserve ``uids`` UIDs and one new mod-sequence in a folder: (first UID, modseq).
+
+    One atomic ``UPDATE ... RETURNING``, so concurrent writers never share a UID.
+    """
+    row = (await session.execute(
+        update(Folder).where(Folder.id == folder_id)
+        .values(uidnext=Folder.uidnext + uids, highest_modseq=Folder.highest_modseq + 1)
+        .returning(Folder.uidnext, Folder.highest_modseq)
+        .execution_options(synchronize_session=False))).one()
+    return row.uidnext - uids, row.highest_modseq
+
+
+async def append(session: AsyncSession, mailbox_id: int, folder_name: str, message: StoredMessage,
+                 flags: Iterable[str] = ()) -> FolderEntry:
+    """Put a stored message into a folder with the next UID; waiters wake after the commit.
+
+    The standard folders are created on first use; another missing folder raises FolderNotFound.
+    """
+    folder = await find_folder(session, mailbox_id, folder_name)
+    if folder is None:
+        if normalise_folder_name(folder_name) not in DEFAULT_FOLDERS:
+            raise FolderNotFound(folder_name)
+        folder = (await ensure_folders(session, mailbox_id))[normalise_folder_name(folder_name)]
+    uid, modseq = await allocate(session, folder.id)
+    entry = FolderEntry(folder_id=folder.id, uid=uid, message_id=message.id,
+                        flags=format_flags(flags), modseq=modseq)
+    session.add(entry)
+    await session.flush()
+    await mark_changed(session, mailbox_id)
+    return entry
+
+
+async def deliver(session: AsyncSession, mailbox_id: int, raw: bytes, *,
+                  internal_date: dt.datetime | None = None, signature: dict | None = None,
+                  conversation_id: int | None = None) -> FolderEntry:
+    """Store a message and file it in the INBOX of one mailbox (the common delivery case)."""
+    message = await store_message(session, raw, internal_date=internal_date, signature=signature,
+                                  conversation_id=conversation_id)
+    return await append(session, mailbox_id, INBOX, message)
