@@ -3,12 +3,20 @@
 from mss.audit import AuditEvent
 from mss.conversations import Conversation
 from mss.db import Base
-from mss.directory.models import Guardianship, Mailbox, Organisation, Patient, Professional, TrustedDomain
+from mss.directory.models import (
+           Guardianship,
+           Mailbox,
+           Organisation,
+           Patient,
+           Professional,
+           TrustedDomain,
+)
 from mss.jobs import Job
 from mss.mailbox.models import ExpungedEntry, Folder, FolderEntry, StoredMessage
+from portal.models import LoginThrottle, PortalSession
 
 metadata = Base.metadata
 
 __all__ = ["AuditEvent", "Conversation", "ExpungedEntry", "Folder", "FolderEntry", "Guardianship", "Job",
-           "Mailbox", "Organisation", "Patient", "Professional", "StoredMessage", "TrustedDomain",
-           "metadata"]
+           "LoginThrottle", "Mailbox", "Organisation", "Patient", "PortalSession", "Professional",
+           "StoredMessage", "TrustedDomain", "metadata"]

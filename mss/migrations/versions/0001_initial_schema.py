@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 21:53:04.724652
+Create Date: 2026-11-22 21:54:12.509292
 """
 from alembic import op
 import sqlalchemy as sa
@@ -44,6 +44,13 @@ def upgrade() -> None:
     sa.Column('created_at', mss.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_organisations')),
     sa.UniqueConstraint('finess', name=op.f('uq_organisations_finess'))
+    )
+    op.create_table('portal_login_throttle',
+    sa.Column('key', sa.String(length=80), nullable=False),
+    sa.Column('failures', sa.Integer(), nullable=False),
+    sa.Column('last_failure_at', mss.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('locked_until', mss.db.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('key', name=op.f('pk_portal_login_throttle'))
     )
     op.create_table('trusted_domains',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -151,6 +158,28 @@ def upgrade() -> None:
     with op.batch_alter_table('mailboxes', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_mailboxes_organisation_id'), ['organisation_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_mailboxes_professional_id'), ['professional_id'], unique=False)
+
+    op.create_table('portal_sessions',
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('csrf_token', sa.String(length=64), nullable=False),
+    sa.Column('stage', sa.String(length=16), nullable=False),
+    sa.Column('patient_id', sa.Integer(), nullable=True),
+    sa.Column('space_patient_id', sa.Integer(), nullable=True),
+    sa.Column('factor', sa.String(length=8), nullable=False),
+    sa.Column('code_hash', sa.String(length=64), nullable=True),
+    sa.Column('code_expires_at', mss.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('code_sent_at', mss.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('pending_totp_secret', sa.String(length=64), nullable=True),
+    sa.Column('source', sa.String(length=255), nullable=False),
+    sa.Column('created_at', mss.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_seen_at', mss.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['patient_id'], ['patients.id'], name=op.f('fk_portal_sessions_patient_id_patients'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['space_patient_id'], ['patients.id'], name=op.f('fk_portal_sessions_space_patient_id_patients'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('token_hash', name=op.f('pk_portal_sessions'))
+    )
+    with op.batch_alter_table('portal_sessions', schema=None) as batch_op:
+        batch_op.create_index('ix_portal_sessions_last_seen_at', ['last_seen_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_portal_sessions_patient_id'), ['patient_id'], unique=False)
 
     op.create_table('conversations',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -262,6 +291,11 @@ def downgrade() -> None:
         batch_op.drop_index('ix_conversations_pair')
 
     op.drop_table('conversations')
+    with op.batch_alter_table('portal_sessions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_portal_sessions_patient_id'))
+        batch_op.drop_index('ix_portal_sessions_last_seen_at')
+
+    op.drop_table('portal_sessions')
     with op.batch_alter_table('mailboxes', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_mailboxes_professional_id'))
         batch_op.drop_index(batch_op.f('ix_mailboxes_organisation_id'))
@@ -282,6 +316,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_trusted_domains_domain')
 
     op.drop_table('trusted_domains')
+    op.drop_table('portal_login_throttle')
     op.drop_table('organisations')
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.drop_index('ix_jobs_due')
