@@ -22,6 +22,8 @@ from mss.config import Settings
 from mss.db import Database
 from mss.migrate import upgrade
 
+pytest_plugins = ["tests.fixtures_pki"]
+
 PG_ADMIN = os.environ.get("MSS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 ENGINES = [e.strip() for e in os.environ.get("MSS_TEST_ENGINES", "sqlite,postgresql").split(",") if e.strip()]
 if os.environ.get("CI") and set(ENGINES) != {"sqlite", "postgresql"}:

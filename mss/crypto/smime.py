@@ -1,0 +1,321 @@
+"""S/MIME 4.0 (RFC 8551): sign, verify, encrypt and decrypt whole messages.
+
+``sign`` moves the message's content headers into the signed MIME entity and
+keeps the others (From, To, Subject, Date...) on the outer message. ``verify``
+takes the signed bytes straight from the raw message: for multipart/signed
+the exact bytes of the first part, put in canonical CRLF form (RFC 8551
+section 3.1.1); the message is never re-serialised by the email package.
+
+SMTP status codes chosen for each outcome (RFC 3463):
+
+===============  ========  ==========================================================
+status           code      why
+===============  ========  ==========================================================
+valid            2.7.0     security status: nothing to report
+none             5.7.1     not authorised: a signature is required and there is none
+tampered         5.7.7     message integrity failure
+unknown_ca       5.7.5     cryptographic failure: the signer's certificate is not trusted
+expired          5.7.5     cryptographic failure: certificate outside its validity
+revoked          5.7.5     cryptographic failure: certificate revoked
+bad_eku          5.7.5     cryptographic failure: certificate not for e-mail protection
+address_mismatch 5.7.1     not authorised: the signer is not the sender (From)
+malformed        5.7.5     cryptographic failure: the signature cannot be read
+                 (5.7.6)   cryptographic algorithm not supported (digest or signature)
+===============  ========  ==========================================================
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import email
+import email.policy
+import email.utils
+import itertools
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.ciphers import algorithms
+from cryptography.hazmat.primitives.serialization import pkcs7
+
+from mss.crypto.certificates import id_nat_from_subject, rfc822_names, subject_text
+from mss.crypto.cms import CmsFailure, check_signed_data
+from mss.crypto.keys import PrivateKey
+from mss.crypto.trust import TrustStore
+
+Status = Literal["valid", "none", "tampered", "unknown_ca", "expired", "revoked",
+                 "address_mismatch", "malformed", "bad_eku"]
+
+SMTP_STATUS: dict[str, str] = {
+    "valid": "2.7.0", "none": "5.7.1", "tampered": "5.7.7", "unknown_ca": "5.7.5",
+    "expired": "5.7.5", "revoked": "5.7.5", "bad_eku": "5.7.5", "address_mismatch": "5.7.1",
+    "malformed": "5.7.5",
+}
+_REASON_FR: dict[str, str] = {
+    "valid": "la signature S/MIME est valide",
+    "none": "le message ne porte pas de signature S/MIME",
+    "tampered": "le message a été modifié après avoir été signé",
+    "unknown_ca": "le certificat du signataire n'a pas été émis par une autorité de confiance",
+    "expired": "le certificat du signataire est expiré ou pas encore valide",
+    "revoked": "le certificat du signataire a été révoqué",
+    "bad_eku": "le certificat du signataire n'est pas destiné à la signature de messages",
+    "address_mismatch": "le certificat du signataire n'est pas celui de l'expéditeur du message",
+    "malformed": "la signature S/MIME est illisible ou utilise un algorithme non accepté",
+}
+_SIGNATURE_TYPES = {"application/pkcs7-signature", "application/x-pkcs7-signature"}
+_OPAQUE_TYPES = {"application/pkcs7-mime", "application/x-pkcs7-mime"}
+_MICALG = {"sha256": "sha-256", "sha384": "sha-384", "sha512": "sha-512", "sha224": "sha-224"}
+
+
+@dataclass(frozen=True)
+class SignatureResult:
+    """What S/MIME verification found, with a sentence in English and French and an SMTP code."""
+
+    status: Status
+    reason: str
+    reason_fr: str
+    smtp_status: str
+    signer_address: str | None = None
+    signer_subject: str | None = None
+    signer_id_nat: str | None = None
+    signer_serial: str | None = None
+    signer_certificate: x509.Certificate | None = field(default=None, repr=False, compare=False)
+    content: bytes | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "valid"
+
+    @property
+    def auth_result(self) -> str:
+        """The RFC 7601 result word for the ``smime`` method."""
+        return {"valid": "pass", "none": "none", "malformed": "permerror"}.get(self.status, "fail")
+
+    def authentication_results_clause(self) -> str:
+        """``smime=<result> body.smime-identifier=<address>`` (RFC 7281) for Authentication-Results."""
+        clause = f"smime={self.auth_result}"
+        if self.signer_address:
+            clause += f" body.smime-identifier={self.signer_address}"
+        if self.signer_serial:
+            clause += f" body.smime-serial={self.signer_serial}"
+        return clause
+
+
+def _result(status: Status, reason: str, signer: x509.Certificate | None = None,
+            content: bytes | None = None, reason_fr: str | None = None) -> SignatureResult:
+    addresses = rfc822_names(signer) if signer is not None else []
+    return SignatureResult(
+        status=status, reason=reason, reason_fr=reason_fr or _REASON_FR[status],
+        smtp_status=SMTP_STATUS[status],
+        signer_address=addresses[0] if addresses else None,
+        signer_subject=subject_text(signer.subject) if signer is not None else None,
+        signer_id_nat=id_nat_from_subject(signer.subject) if signer is not None else None,
+        signer_serial=format(signer.serial_number, "X") if signer is not None else None,
+        signer_certificate=signer, content=content)
+
+
+# --- MIME framing -------------------------------------------------------------------------
+
+def canonical(data: bytes) -> bytes:
+    """Every line ending as CRLF (RFC 8551 section 3.1.1)."""
+    return re.sub(rb"\r?\n", b"\r\n", data)
+
+
+def _split_head(raw: bytes) -> tuple[bytes, bytes]:
+    """Header block (with its final line break) and body of a message, without re-encoding."""
+    match = re.search(rb"\r?\n\r?\n", raw)
+    if match is None:
+        return raw, b""
+    return raw[:match.end()], raw[match.end():]
+
+
+def _header_fields(head: bytes) -> list[bytes]:
+    """Raw header fields, each with its folded continuation lines."""
+    fields: list[bytes] = []
+    for line in canonical(head).split(b"\r\n"):
+        if not line:
+            continue
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1] += b"\r\n" + line
+        else:
+            fields.append(line)
+    return fields
+
+
+def split_entity(mime_bytes: bytes) -> tuple[list[bytes], bytes]:
+    """Outer header fields (From, To, Subject...) and the inner MIME entity to protect."""
+    head, body = _split_head(mime_bytes)
+    outer: list[bytes] = []
+    content: list[bytes] = []
+    for f in _header_fields(head):
+        name = f.split(b":", 1)[0].strip().lower()
+        if name == b"mime-version":
+            continue
+        (content if name.startswith(b"content-") else outer).append(f)
+    if not any(f.lower().startswith(b"content-type:") for f in content):
+        content.insert(0, b'Content-Type: text/plain; charset="utf-8"')
+    inner = b"\r\n".join(content) + b"\r\n\r\n" + canonical(body)
+    return outer, inner
+
+
+def _assemble(outer: Sequence[bytes], content_headers: Sequence[bytes], body: bytes) -> bytes:
+    head = [*outer, b"MIME-Version: 1.0", *content_headers]
+    return b"\r\n".join(head) + b"\r\n\r\n" + body
+
+
+def _b64(der: bytes) -> bytes:
+    text = base64.b64encode(der)
+    return b"\r\n".join(text[i:i + 76] for i in range(0, len(text), 76)) + b"\r\n"
+
+
+# --- signing ------------------------------------------------------------------------------
+
+def sign(mime_bytes: bytes, cert: x509.Certificate, key: PrivateKey, *, detached: bool = True,
+         chain: Sequence[x509.Certificate] = (), digest: str = "sha256") -> bytes:
+    """A complete signed message: multipart/signed (detached) or application/pkcs7-mime (opaque)."""
+    outer, inner = split_entity(mime_bytes)
+    algorithm = {"sha256": hashes.SHA256(), "sha384": hashes.SHA384(),
+                 "sha512": hashes.SHA512()}[digest]
+    builder = pkcs7.PKCS7SignatureBuilder().set_data(inner).add_signer(cert, key, algorithm)  # type: ignore[arg-type]
+    for extra in chain:
+        if extra != cert:
+            builder = builder.add_certificate(extra)
+    options = [pkcs7.PKCS7Options.Binary]
+    if detached:
+        options.append(pkcs7.PKCS7Options.DetachedSignature)
+    der = builder.sign(serialization.Encoding.DER, options)
+    if not detached:
+        return _assemble(outer, [
+            b'Content-Type: application/pkcs7-mime; smime-type=signed-data; name="smime.p7m"',
+            b"Content-Transfer-Encoding: base64",
+            b'Content-Disposition: attachment; filename="smime.p7m"'], _b64(der))
+    boundary = f"----=_mss_signed_{secrets.token_hex(12)}".encode()
+    body = (b"This is an S/MIME signed message\r\n\r\n--" + boundary + b"\r\n" + inner
+            + b"\r\n--" + boundary + b"\r\n"
+            + b'Content-Type: application/pkcs7-signature; name="smime.p7s"\r\n'
+            + b"Content-Transfer-Encoding: base64\r\n"
+            + b'Content-Disposition: attachment; filename="smime.p7s"\r\n\r\n'
+            + _b64(der) + b"\r\n--" + boundary + b"--\r\n")
+    micalg = _MICALG[digest].encode()
+    return _assemble(outer, [b'Content-Type: multipart/signed; protocol="application/pkcs7-'
+                             b'signature"; micalg=' + micalg + b'; boundary="' + boundary + b'"'],
+                     body)
+
+
+# --- verification -------------------------------------------------------------------------
+
+def _multipart_parts(body: bytes, boundary: str) -> list[bytes]:
+    """The parts between delimiter lines, exactly as they are in ``body`` (RFC 2046 5.1.1)."""
+    delimiter = re.compile(rb"(?:^|\r?\n)--" + re.escape(boundary.encode()) +
+                           rb"(--)?[ \t]*(?:\r?\n|$)")
+    marks = list(delimiter.finditer(body))
+    parts = []
+    for start, end in itertools.pairwise(marks):
+        if start.group(1):
+            break
+        parts.append(body[start.end():end.start()])
+    return parts
+
+
+def _signature_der(part: bytes) -> bytes:
+    msg = email.message_from_bytes(part, policy=email.policy.compat32)
+    if msg.get_content_type() not in _SIGNATURE_TYPES:
+        raise CmsFailure("malformed", "the second part of multipart/signed is not a signature")
+    payload = msg.get_payload(decode=True)
+    if not isinstance(payload, bytes) or not payload:
+        raise CmsFailure("malformed", "the signature part is empty")
+    return payload
+
+
+def extract_signed(raw: bytes) -> tuple[bytes, bytes | None] | None:
+    """(CMS DER, detached content or None) of a signed message; None when it is not S/MIME."""
+    head, body = _split_head(raw)
+    msg = email.message_from_bytes(head, policy=email.policy.compat32)
+    ctype = msg.get_content_type()
+    if ctype == "multipart/signed":
+        protocol = str(msg.get_param("protocol") or "").lower()
+        if protocol not in _SIGNATURE_TYPES:
+            return None
+        boundary = msg.get_param("boundary")
+        if not isinstance(boundary, str) or not boundary:
+            raise CmsFailure("malformed", "the multipart/signed message has no boundary")
+        parts = _multipart_parts(body, boundary)
+        if len(parts) != 2:
+            raise CmsFailure("malformed", f"multipart/signed needs 2 parts, found {len(parts)}")
+        return _signature_der(parts[1]), canonical(parts[0])
+    if ctype in _OPAQUE_TYPES:
+        smime_type = str(msg.get_param("smime-type") or "signed-data").lower()
+        if smime_type in ("enveloped-data", "authenveloped-data"):
+            raise CmsFailure("encrypted", "the message is encrypted; decrypt it before verifying")
+        try:
+            der = base64.b64decode(re.sub(rb"\s+", b"", body), validate=True)
+        except ValueError:
+            raise CmsFailure("malformed", "the application/pkcs7-mime body is not base64") from None
+        return der, None
+    return None
+
+
+def verify(raw: bytes, trust: TrustStore, *, from_address: str | None = None,
+           at: dt.datetime | None = None) -> SignatureResult:
+    """Verify the S/MIME signature of a raw message against ``trust``; never raises on bad input."""
+    try:
+        found = extract_signed(raw)
+        if found is None:
+            return _result("none", "the message carries no S/MIME signature")
+        der, detached = found
+        signed = check_signed_data(der, detached)
+    except CmsFailure as failure:
+        if failure.status == "encrypted":
+            return _result("none", failure.sentence,
+                           reason_fr="le message est chiffré : il faut le déchiffrer avant de "
+                           "vérifier sa signature")
+        status: Status = "tampered" if failure.status == "tampered" else "malformed"
+        result = _result(status, failure.sentence)
+        if failure.status == "unsupported":
+            return SignatureResult(**{**result.__dict__, "smtp_status": "5.7.6"})
+        return result
+    check = trust.verify(signed.signer, signed.certificates, usage="smime", at=at)
+    if not check.ok:
+        return _result(check.status, check.reason, signed.signer, signed.content)
+    if from_address is not None:
+        sender = email.utils.parseaddr(from_address)[1].strip().lower()
+        issued_to = [a.lower() for a in rfc822_names(signed.signer)]
+        if sender not in issued_to:
+            shown = ", ".join(issued_to) or "no address"
+            return _result("address_mismatch", f"the message is signed by {shown}, not by the "
+                           f"sender {sender or from_address}", signed.signer, signed.content,
+                           reason_fr=f"le message est signé par {shown} et non par l'expéditeur "
+                           f"{sender or from_address}")
+    return _result("valid", f"valid S/MIME signature of {subject_text(signed.signer.subject)}",
+                   signed.signer, signed.content)
+
+
+# --- encryption ---------------------------------------------------------------------------
+
+def encrypt(mime_bytes: bytes, recipient_certs: Sequence[x509.Certificate]) -> bytes:
+    """An application/pkcs7-mime enveloped-data message (AES-256-CBC) for RSA recipients."""
+    outer, inner = split_entity(mime_bytes)
+    builder = pkcs7.PKCS7EnvelopeBuilder().set_data(inner)
+    for cert in recipient_certs:
+        builder = builder.add_recipient(cert)
+    builder = builder.set_content_encryption_algorithm(algorithms.AES256)
+    der = builder.encrypt(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary])
+    return _assemble(outer, [
+        b'Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name="smime.p7m"',
+        b"Content-Transfer-Encoding: base64",
+        b'Content-Disposition: attachment; filename="smime.p7m"'], _b64(der))
+
+
+def decrypt(raw: bytes, cert: x509.Certificate, key: PrivateKey) -> bytes:
+    """The inner MIME entity of an enveloped-data message; ValueError if it is not one for us."""
+    head, body = _split_head(raw)
+    msg = email.message_from_bytes(head, policy=email.policy.compat32)
+    if msg.get_content_type() not in _OPAQUE_TYPES:
+        raise ValueError("the message is not an application/pkcs7-mime message")
+    der = base64.b64decode(re.sub(rb"\s+", b"", body))
+    return pkcs7.pkcs7_decrypt_der(der, cert, key, [])  # type: ignore[arg-type]
