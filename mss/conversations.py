@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Enum, ForeignKey, Index
+from sqlalchemy import Enum, ForeignKey, Index, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mss.db import Base, UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from mss.policy.facts import ConversationFacts
 
 
 class ConversationState(str, enum.Enum):
@@ -29,3 +35,58 @@ class Conversation(Base):
         default=ConversationState.OPEN)
     opened_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+# -- store functions (the caller's session, so they join its transaction) -------------------
+
+async def conversation_facts(session: AsyncSession, patient_mailbox_id: int,
+                             professional_mailbox_id: int | None = None,
+                             referenced_message_ids: Iterable[str] = ()) -> list[ConversationFacts]:
+    """The conversations of a patient with one professional-side mailbox, and those a reply cites.
+
+    Each comes with the Message-IDs of its messages, which is what a
+    patient's In-Reply-To/References must point at.
+    """
+    from mss.mailbox.models import StoredMessage
+    from mss.policy.facts import ConversationFacts
+
+    wanted = [m for m in referenced_message_ids if m]
+    conditions = []
+    if professional_mailbox_id is not None:
+        conditions.append(Conversation.professional_mailbox_id == professional_mailbox_id)
+    if wanted:
+        cited = select(StoredMessage.conversation_id).where(
+            StoredMessage.message_id_header.in_(wanted), StoredMessage.conversation_id.is_not(None))
+        conditions.append(Conversation.id.in_(cited))
+    if not conditions:
+        return []
+    rows = list((await session.scalars(
+        select(Conversation).where(Conversation.patient_mailbox_id == patient_mailbox_id,
+                                   or_(*conditions)).order_by(Conversation.id))).all())
+    if not rows:
+        return []
+    ids: dict[int, set[str]] = {row.id: set() for row in rows}
+    for conversation_id, message_id in (await session.execute(
+            select(StoredMessage.conversation_id, StoredMessage.message_id_header)
+            .where(StoredMessage.conversation_id.in_(list(ids))))).all():
+        if message_id:
+            ids[conversation_id].add(message_id)
+    return [ConversationFacts(row.id, row.patient_mailbox_id, row.professional_mailbox_id, row.state,
+                              frozenset(ids[row.id])) for row in rows]
+
+
+async def open_conversation(session: AsyncSession, patient_mailbox_id: int,
+                            professional_mailbox_id: int) -> Conversation:
+    """Start a conversation (the professional side writes first, or the pharmacy exception)."""
+    conversation = Conversation(patient_mailbox_id=patient_mailbox_id,
+                                professional_mailbox_id=professional_mailbox_id,
+                                state=ConversationState.OPEN, opened_at=utcnow())
+    session.add(conversation)
+    await session.flush()
+    return conversation
+
+
+async def close_conversation(session: AsyncSession, conversation_id: int) -> None:
+    """Close a conversation: the patient can no longer reply in it."""
+    await session.execute(update(Conversation).where(Conversation.id == conversation_id)
+                          .values(state=ConversationState.CLOSED, closed_at=utcnow()))

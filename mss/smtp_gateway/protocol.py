@@ -1,0 +1,235 @@
+"""Our aiosmtpd SMTP subclass: the session stage (TLS, AUTH, connection limits).
+
+It fixes aiosmtpd 1.4.6's traps for this hub:
+
+- implicit TLS (port 2465): aiosmtpd only counts STARTTLS as TLS, so it
+  would hide AUTH and answer 538; we tell it the session is encrypted;
+- a failed AUTH must return ``AuthResult(success=False, handled=False)``
+  with a message, or no reply is ever sent and the client hangs;
+- credentials are checked with argon2 in a worker thread, not on the loop;
+- an APP mailbox presenting its registered client certificate is logged in
+  without a password.
+
+SMTP smuggling: aiosmtpd reads DATA lines up to CRLF only, so a bare
+``<LF>.<LF>`` or ``<CR>.<CR>`` never ends DATA (tests/smtp/test_smuggling.py);
+the content stage then refuses any bare CR or LF.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+import logging
+from base64 import b64decode
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, Session
+
+from mss.errors import DatabaseUnavailable
+from mss.policy import (
+    MailboxFacts,
+    PeerCertificateFacts,
+    decide_certificate_login,
+    decide_password_login,
+)
+from mss.smtp_gateway.envelope import Transaction
+from mss.smtp_gateway.tls import describe_tls, peer_certificate
+
+log = logging.getLogger("mss.smtp")
+
+TEMPORARY_AUTH_FAILURE = "454 4.7.0 Temporary authentication failure, please try again later"
+TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections from your address, try again later"
+
+
+@dataclass(frozen=True)
+class Listener:
+    """One listening port's role."""
+
+    name: str  # submission, submission_tls, smtp_relay
+    implicit_tls: bool = False
+
+    @property
+    def is_relay(self) -> bool:
+        return self.name == "smtp_relay"
+
+
+class ConnectionLimiter:
+    """Open connections per client IP address, shared by every listener of a hub process."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open: Counter[str] = Counter()
+
+    def acquire(self, ip: str) -> bool:
+        if self.open[ip] >= self.limit:
+            return False
+        self.open[ip] += 1
+        return True
+
+    def release(self, ip: str) -> None:
+        self.open[ip] -= 1
+        if self.open[ip] <= 0:
+            del self.open[ip]
+
+
+class HubSession(Session):
+    """aiosmtpd's session plus what the hub established: the mailbox or the operator certificate."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        self.mailbox: MailboxFacts | None = None
+        self.certificate: PeerCertificateFacts | None = None
+        self.certificate_checked = False
+        self.tls = ""
+
+
+class HubEnvelope(Envelope):
+    def __init__(self) -> None:
+        super().__init__()
+        self.txn: Transaction | None = None
+
+
+class HubSMTP(SMTP):
+    """One SMTP connection to the hub."""
+
+    def __init__(self, handler: Any, *, listener: Listener, gateway: Any, limiter: ConnectionLimiter,
+                 tls_context: Any, **kwargs: Any) -> None:
+        settings = gateway.settings
+        # StreamReader's limit: the longest line (RFC 5321: 998 characters) plus CRLF.
+        self.line_length_limit = settings.limits.max_line_length + 2
+        super().__init__(
+            handler, hostname=settings.hostname, ident="MSS hub",
+            data_size_limit=settings.limits.max_message_size,
+            tls_context=None if listener.implicit_tls else tls_context,
+            require_starttls=not listener.implicit_tls,
+            timeout=settings.limits.smtp_idle_timeout,
+            auth_required=not listener.is_relay, auth_require_tls=True,
+            auth_exclude_mechanism=["PLAIN", "LOGIN"] if listener.is_relay else [],
+            **kwargs)
+        # Implicit TLS: every byte is already encrypted, so AUTH must not wait for STARTTLS.
+        self._auth_require_tls = not listener.implicit_tls
+        self.listener = listener
+        self.gateway = gateway
+        self.limiter = limiter
+        self._client_ip: str | None = None
+        self._over_limit = False
+
+    def _create_session(self) -> HubSession:
+        return HubSession(self.loop)
+
+    def _create_envelope(self) -> HubEnvelope:
+        return HubEnvelope()
+
+    def hub_session(self) -> HubSession:
+        assert isinstance(self.session, HubSession)
+        return self.session
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        first = self.transport is None
+        super().connection_made(transport)
+        if first:
+            peer = transport.get_extra_info("peername")
+            ip = str(peer[0]) if peer else "?"
+            if self.limiter.acquire(ip):
+                self._client_ip = ip
+            else:
+                self._over_limit = True
+        self._note_tls()
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._client_ip is not None:
+            self.limiter.release(self._client_ip)
+            self._client_ip = None
+        super().connection_lost(error)
+
+    async def _handle_client(self) -> None:
+        if self._over_limit:
+            await self.push(TOO_MANY_CONNECTIONS)
+            assert self.transport is not None
+            self.transport.close()
+            return
+        await super()._handle_client()
+
+    def _ssl_object(self) -> Any:
+        return self.transport.get_extra_info("ssl_object") if self.transport is not None else None
+
+    def _note_tls(self) -> None:
+        ssl_object = self._ssl_object()
+        if ssl_object is not None and self.session is not None:
+            self.hub_session().tls = describe_tls(ssl_object)
+            self.hub_session().certificate = peer_certificate(ssl_object)
+
+    def encrypted(self) -> bool:
+        return self._ssl_object() is not None
+
+    async def check_auth_needed(self, caller_method: str) -> bool:
+        """Before MAIL: an APP mailbox's registered client certificate logs it in."""
+        session = self.hub_session()
+        if (self._auth_required and not session.authenticated and not session.certificate_checked
+                and self.encrypted()):
+            session.certificate_checked = True
+            await self._certificate_login()
+        return await super().check_auth_needed(caller_method)
+
+    async def _certificate_login(self) -> None:
+        session = self.hub_session()
+        if session.certificate is None:
+            return
+        try:
+            mailbox = await self.gateway.mailbox_for_certificate(session.certificate.sha256)
+        except (DatabaseUnavailable, TimeoutError):
+            return
+        if mailbox is not None and decide_certificate_login(mailbox).allowed:
+            session.authenticated = True
+            session.mailbox = mailbox
+            session.auth_data = mailbox
+            log.info("%s logged in with its client certificate", mailbox.address)
+
+    # -- AUTH: credentials are read here, checked off the loop, and every failure is answered --------
+
+    async def auth_PLAIN(self, _: SMTP, args: list[str]) -> AuthResult:
+        if len(args) == 1:
+            blob = await self.challenge_auth("")
+            if blob is MISSING:
+                return AuthResult(success=False, handled=True)  # challenge_auth answered 501
+        else:
+            try:
+                blob = b64decode(args[1].encode(), validate=True)
+            except binascii.Error:
+                return AuthResult(success=False, handled=False, message="501 5.5.2 Can't decode base64")
+        assert isinstance(blob, bytes)
+        parts = blob.split(b"\0")
+        if len(parts) != 3:
+            return AuthResult(success=False, handled=False, message="501 5.5.2 Malformed PLAIN response")
+        return await self._password_login(parts[1], parts[2])
+
+    async def auth_LOGIN(self, _: SMTP, args: list[str]) -> AuthResult:
+        if len(args) == 1:
+            login = await self.challenge_auth("Username:")
+            if login is MISSING:
+                return AuthResult(success=False, handled=True)
+        else:
+            try:
+                login = b64decode(args[1].encode(), validate=True)
+            except binascii.Error:
+                return AuthResult(success=False, handled=False, message="501 5.5.2 Can't decode base64")
+        password = await self.challenge_auth("Password:")
+        if password is MISSING:
+            return AuthResult(success=False, handled=True)
+        assert isinstance(login, bytes) and isinstance(password, bytes)
+        return await self._password_login(login, password)
+
+    async def _password_login(self, login: bytes, password: bytes) -> AuthResult:
+        try:
+            mailbox, ok = await self.gateway.check_password(login.decode("utf-8", "replace"),
+                                                            password.decode("utf-8", "replace"))
+        except (DatabaseUnavailable, TimeoutError) as exc:
+            log.warning("AUTH: %s", exc)
+            return AuthResult(success=False, handled=False, message=TEMPORARY_AUTH_FAILURE)
+        decision = decide_password_login(mailbox, ok)
+        if not decision.allowed:
+            return AuthResult(success=False, handled=False, message=decision.smtp_reply)
+        self.hub_session().mailbox = mailbox
+        return AuthResult(success=True, handled=False, auth_data=mailbox)

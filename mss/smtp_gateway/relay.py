@@ -1,0 +1,121 @@
+"""Outbound relay to other operators of the trust space, from the jobs table.
+
+A ``smtp.relay`` job carries one stored message and the recipients of one
+domain. It connects with STARTTLS, verifying the peer against our trust
+anchors and showing our operator certificate, and hands the message over.
+A permanent refusal, or the last failed attempt, sends a DSN to the sender.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import smtplib
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+from mss.config import Settings
+from mss.jobs import JobContext, PermanentFailure, enqueue
+from mss.mailbox.models import StoredMessage
+from mss.smtp_gateway.delivery import DSN_JOB, RELAY_ATTEMPTS
+from mss.smtp_gateway.tls import client_context
+
+log = logging.getLogger("mss.smtp.relay")
+
+
+@dataclass(frozen=True)
+class RelayResult:
+    """Recipients the peer refused for good, with its reply, and whether the rest is done."""
+
+    refused: dict[str, tuple[int, str]]
+
+
+def route_for(domain: str, services: dict[str, Any]) -> tuple[str, int]:
+    """Where a domain's operator listens: a configured route, else its MX (or the domain) on 25."""
+    routes: dict[str, tuple[str, int]] = services.get("relay_routes", {})
+    if domain in routes:
+        return routes[domain]
+    try:
+        import dns.resolver
+
+        answers = sorted(dns.resolver.resolve(domain, "MX"), key=lambda r: r.preference)
+        if answers:
+            return str(answers[0].exchange).rstrip("."), 25
+    except Exception as exc:  # noqa: BLE001 - no MX record: RFC 5321 falls back to the domain itself
+        log.debug("no MX for %s (%s); trying the domain itself", domain, exc)
+    return domain, 25
+
+
+def send_over_tls(host: str, port: int, context: ssl.SSLContext, local_hostname: str, mail_from: str,
+                  recipients: list[str], raw: bytes, timeout: float = 60.0) -> RelayResult:
+    """One SMTP transaction (blocking: run in a thread). 4xx and network errors raise."""
+    with smtplib.SMTP(host, port, local_hostname=local_hostname, timeout=timeout) as client:
+        client.ehlo()
+        if not client.has_extn("starttls"):
+            raise smtplib.SMTPException(f"{host}:{port} does not offer STARTTLS")
+        client.starttls(context=context)
+        client.ehlo()
+        try:
+            refused = client.sendmail(mail_from, recipients, raw)
+        except smtplib.SMTPRecipientsRefused as exc:
+            refused = exc.recipients
+        except smtplib.SMTPResponseException as exc:
+            if exc.smtp_code >= 500:
+                text = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) \
+                    else str(exc.smtp_error)
+                return RelayResult({r: (exc.smtp_code, text) for r in recipients})
+            raise
+    temporary = {r: v for r, v in refused.items() if v[0] < 500}
+    if temporary:
+        raise smtplib.SMTPException(f"{host} deferred {', '.join(temporary)}")
+    return RelayResult({r: (code, text.decode("utf-8", "replace") if isinstance(text, bytes) else text)
+                        for r, (code, text) in refused.items()})
+
+
+async def run_relay_job(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """The ``smtp.relay`` handler."""
+    settings: Settings = ctx.services["settings"]
+    domain = payload["domain"]
+    recipients: list[str] = list(payload["recipients"])
+    async with ctx.db.read() as session:
+        message = await session.get(StoredMessage, payload["message_id"])
+        if message is None:
+            raise PermanentFailure(f"stored message {payload['message_id']} is gone")
+        raw = bytes(message.raw)
+    host, port = await asyncio.to_thread(route_for, domain, ctx.services)
+    trust = ctx.services.get("trust")
+    if trust is None:
+        from mss.crypto.trust import TrustStore
+
+        trust = TrustStore.from_settings(settings)
+    try:
+        context = client_context(settings, trust)
+        result = await asyncio.to_thread(send_over_tls, host, port, context, settings.hostname,
+                                         payload["mail_from"], recipients, raw)
+    except (OSError, smtplib.SMTPException, ssl.SSLError) as exc:
+        if ctx.attempt >= int(payload.get("max_attempts", RELAY_ATTEMPTS)):
+            await _bounce(ctx, payload, {r: (451, f"4.4.1 {host}:{port} could not be reached: {exc}")
+                                         for r in recipients}, final=True)
+        raise
+    if result.refused:
+        await _bounce(ctx, payload, result.refused, final=False)
+    log.info("relayed message %s to %s via %s:%s", payload["message_id"], recipients, host, port)
+
+
+async def _bounce(ctx: JobContext, payload: dict[str, Any], refused: dict[str, tuple[int, str]], *,
+                  final: bool) -> None:
+    failures = []
+    for recipient, (code, text) in refused.items():
+        status = text.split()[0] if text[:1] in "45" and "." in text.split()[0] else f"{code // 100}.0.0"
+        if final:
+            status = "5.4.1"
+        failures.append({
+            "recipient": recipient, "code": 550 if final else code, "status": status,
+            "sentence": f"The operator of {payload['domain']} refused or could not be reached: {text}",
+            "sentence_fr": f"L'opérateur de {payload['domain']} a refusé le message ou est "
+                           f"injoignable : {text}"})
+    async with ctx.db.write() as session:
+        enqueue(session, DSN_JOB, {"message_id": payload["message_id"], "mail_from": payload["mail_from"],
+                                   "failures": failures},
+                dedupe_key=f"dsn-relay-{ctx.job_id}-{ctx.attempt}")

@@ -1,0 +1,64 @@
+"""Starting the SMTP listeners: submission (STARTTLS and implicit TLS) and the operator relay."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from mss.config import Settings
+from mss.db import Database
+from mss.smtp_gateway.handler import GatewayHandler
+from mss.smtp_gateway.protocol import ConnectionLimiter, HubSMTP, Listener
+from mss.smtp_gateway.stages import Gateway
+from mss.smtp_gateway.tls import server_context
+
+LISTENERS = (Listener("submission"), Listener("submission_tls", implicit_tls=True),
+             Listener("smtp_relay"))
+
+
+async def start_smtp_servers(settings: Settings, db: Database,
+                             services: dict[str, Any]) -> list[asyncio.Server]:
+    """Listen on every SMTP port switched on in ``[listeners]`` (port 0 picks a free one).
+
+    The bound ports are recorded in ``services["smtp_ports"]`` by listener name.
+    """
+    gateway = Gateway(settings, db, services)
+    handler = GatewayHandler(gateway)
+    limiter = ConnectionLimiter(settings.limits.max_connections_per_ip)
+    submission_tls = server_context(settings, gateway.trust, client_cert=True)
+    relay_tls = server_context(settings, gateway.trust, client_cert=True)
+    loop = asyncio.get_running_loop()
+    servers: list[asyncio.Server] = []
+    ports: dict[str, int] = services.setdefault("smtp_ports", {})
+    try:
+        for listener in LISTENERS:
+            if not getattr(settings.listeners, listener.name):
+                continue
+            context = relay_tls if listener.is_relay else submission_tls
+
+            def factory(listener: Listener = listener, context: Any = context) -> HubSMTP:
+                return HubSMTP(handler, listener=listener, gateway=gateway, limiter=limiter,
+                               tls_context=context, loop=loop)
+
+            try:
+                server = await loop.create_server(
+                    factory, host=settings.bind, port=getattr(settings.ports, listener.name),
+                    ssl=context if listener.implicit_tls else None, reuse_address=True,
+                    ssl_handshake_timeout=30.0 if listener.implicit_tls else None)
+            except OSError as exc:
+                raise _port_error(settings, listener.name, exc) from None
+            servers.append(server)
+            ports[listener.name] = server.sockets[0].getsockname()[1]
+    except BaseException:
+        for server in servers:
+            server.close()
+        raise
+    return servers
+
+
+def _port_error(settings: Settings, name: str, exc: OSError) -> Exception:
+    try:
+        from mss.serve import port_error
+    except ImportError:
+        return exc
+    return port_error(settings, name, exc)

@@ -1,0 +1,191 @@
+"""The message path after the session stage: envelope checks, content checks, delivery.
+
+``Gateway`` is what the SMTP handler (and the patient portal) call: every
+allow/deny comes from ``mss.policy``; this module only gathers facts,
+verifies, stamps and delivers, and turns failures into replies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from mss.config import Settings
+from mss.db import Database, utcnow
+from mss.directory.models import Patient
+from mss.directory.store import check_mailbox_password_async, find_mailbox
+from mss.errors import DatabaseUnavailable
+from mss.policy import (
+    Decision,
+    MailboxFacts,
+    PeerCertificateFacts,
+    RecipientFacts,
+    decide_from_header,
+    decide_line_endings,
+    decide_recipient,
+    decide_recipient_count,
+    decide_relay_client,
+    decide_relay_from_header,
+    decide_signature,
+    decide_size,
+)
+from mss.smtp_gateway import replies
+from mss.smtp_gateway.content import (
+    ParsedMessage,
+    SignatureOutcome,
+    authentication_results,
+    has_bare_line_ending,
+    new_message_id,
+    parse_message,
+    stamp,
+    verify_signature,
+)
+from mss.smtp_gateway.delivery import DeliveryReceipt, DeliveryRefused, deliver
+from mss.smtp_gateway.envelope import Transaction
+from mss.smtp_gateway.lookup import (
+    facts_of,
+    mailbox_by_certificate,
+    operator_trust,
+    recipient_facts,
+)
+
+log = logging.getLogger("mss.smtp")
+
+
+@dataclass
+class Accepted:
+    """The outcome of one DATA: the reply to give and, when accepted, what was committed."""
+
+    decision: Decision
+    receipt: DeliveryReceipt | None = None
+    signature: SignatureOutcome | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Gateway:
+    """Settings, database and services shared by every session of every listener."""
+
+    def __init__(self, settings: Settings, db: Database, services: dict[str, Any]) -> None:
+        self.settings = settings
+        self.db = db
+        self.services = services
+
+    @property
+    def trust(self) -> Any:
+        trust = self.services.get("trust")
+        if trust is None:
+            from mss.crypto.trust import TrustStore
+
+            trust = self.services["trust"] = TrustStore.from_settings(self.settings)
+        return trust
+
+    async def check_password(self, login: str, password: str) -> tuple[MailboxFacts | None, bool]:
+        """The mailbox named by ``login`` and whether the password matches (argon2, off the loop)."""
+        async with asyncio.timeout(self.settings.limits.database_timeout), self.db.read() as session:
+            mailbox = await find_mailbox(session, login)
+            patient = await session.get(Patient, mailbox.patient_id) if mailbox and mailbox.patient_id else None
+        if mailbox is None:
+            return None, False
+        return facts_of(mailbox, patient), await check_mailbox_password_async(mailbox, password)
+
+    async def mailbox_for_certificate(self, sha256: str) -> MailboxFacts | None:
+        async with asyncio.timeout(self.settings.limits.database_timeout), self.db.read() as session:
+            return await mailbox_by_certificate(session, sha256)
+
+    async def check_relay_client(self, certificate: PeerCertificateFacts | None
+                                 ) -> tuple[Decision, frozenset[str]]:
+        """The relay port: an operator certificate on the trust list, and the domains it speaks for."""
+        if certificate is None:
+            return decide_relay_client(None, dn_trusted=False, domain_trusted=False), frozenset()
+        try:
+            async with asyncio.timeout(self.settings.limits.database_timeout), self.db.read() as session:
+                dn_trusted, domains = await operator_trust(session, certificate)
+        except (DatabaseUnavailable, TimeoutError):
+            return replies.DATABASE_UNAVAILABLE, frozenset()
+        return decide_relay_client(certificate, dn_trusted=dn_trusted, domain_trusted=bool(domains)), domains
+
+    async def check_recipient(self, txn: Transaction, address: str) -> tuple[Decision, RecipientFacts | None]:
+        """RCPT: the count limit, then what the directory and the policy say about this address."""
+        count = decide_recipient_count(len(txn.recipients), self.settings.limits.max_recipients)
+        if not count.allowed:
+            return count, None
+        try:
+            async with asyncio.timeout(self.settings.limits.database_timeout), self.db.read() as session:
+                recipient = await recipient_facts(session, self.settings, address)
+                conversations = await self._patient_conversations(session, txn, recipient)
+        except (DatabaseUnavailable, TimeoutError) as exc:
+            log.warning("RCPT %s: %s", address, exc)
+            return replies.DATABASE_UNAVAILABLE, None
+        return decide_recipient(txn.sender.mailbox, recipient, conversations), recipient
+
+    async def _patient_conversations(self, session: Any, txn: Transaction,
+                                     recipient: RecipientFacts) -> list[Any]:
+        sender = txn.sender.mailbox
+        if sender is None or not sender.is_patient or recipient.mailbox is None:
+            return []
+        from mss.conversations import conversation_facts
+
+        return await conversation_facts(session, sender.id, recipient.mailbox.id)
+
+    async def accept(self, txn: Transaction, raw: bytes, *, helo: str = "", peer: str = "",
+                     tls: str = "") -> Accepted:
+        """DATA: content checks, signature, stamping, one durable delivery. 250 only after commit."""
+        endings = decide_line_endings(has_bare_line_ending(raw))
+        if not endings.allowed:
+            return Accepted(endings)
+        try:
+            parsed = parse_message(raw)
+        except Exception:
+            log.exception("cannot parse a message from %s", txn.sender.mail_from)
+            return Accepted(replies.UNREADABLE)
+        sender = txn.sender
+        if sender.mailbox is not None:
+            header = decide_from_header(sender.mailbox, parsed.facts.from_addresses)
+        else:
+            header = decide_relay_from_header(sender.mail_from, parsed.facts.from_addresses)
+        if not header.allowed:
+            return Accepted(header)
+        locals_ = txn.local_mailboxes
+        limits = self.settings.limits
+        size = decide_size(len(raw), max_size=limits.max_message_size,
+                           to_patient=any(m.is_patient for m in locals_),
+                           max_size_to_patient=limits.max_message_size_to_patient)
+        if not size.allowed:
+            return Accepted(size)
+        signature = await verify_signature(parsed, self.trust)
+        verdict = decide_signature(sender.mailbox, locals_, signature.status, signature.reason)
+        if not verdict.allowed:
+            return Accepted(verdict, signature=signature)
+        parsed = self._stamped(parsed, txn, signature, helo=helo, peer=peer, tls=tls)
+        try:
+            receipt = await deliver(self.db, self.settings, txn, parsed, signature)
+        except DeliveryRefused as refused:
+            return Accepted(refused.decision, signature=signature)
+        except (DatabaseUnavailable, TimeoutError) as exc:
+            log.warning("delivery from %s: %s", sender.mail_from, exc)
+            return Accepted(replies.DATABASE_UNAVAILABLE, signature=signature)
+        if receipt.jobs:
+            runner = self.services.get("jobs")
+            if runner is not None:
+                runner.wake()
+        return Accepted(replies.accepted(receipt.queue_id), receipt, signature)
+
+    def _stamped(self, parsed: ParsedMessage, txn: Transaction, signature: SignatureOutcome, *,
+                 helo: str, peer: str, tls: str) -> ParsedMessage:
+        """Our Received and Authentication-Results headers (and a Message-ID if the client gave none)."""
+        hostname = self.settings.hostname
+        sender = txn.sender
+        auth_user = sender.mailbox.address if sender.mailbox is not None else None
+        headers = [
+            ("Authentication-Results", authentication_results(
+                hostname, signature=signature, from_address=parsed.from_address, auth_user=auth_user)),
+            ("Received", (f"from {helo or 'unknown'} ({peer})\r\n\tby {hostname} with "
+                         f"{'ESMTPSA' if auth_user else 'ESMTPS'}{f' ({tls})' if tls else ''};\r\n\t"
+                         f"{email.utils.format_datetime(utcnow())}")),
+        ]
+        if not parsed.message_id and sender.mailbox is not None:
+            headers.append(("Message-ID", new_message_id(self.settings.domain)))
+        return parse_message(stamp(parsed.raw, hostname, headers))
