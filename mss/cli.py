@@ -97,11 +97,15 @@ def _register_subcommands() -> None:
     from mss.crypto.cli import pki
     from mss.demo import demo
     from mss.directory.cli import directory, mailbox
+    from mss.notify import dev
+    from portal.cli import patients
 
     main.add_command(directory)
     main.add_command(mailbox)
     main.add_command(pki)
     main.add_command(demo)
+    main.add_command(dev)
+    main.add_command(patients)
 
 
 _register_subcommands()

@@ -1,0 +1,241 @@
+"""Notifications to patients by e-mail and SMS, never with medical content.
+
+A notification is a job (``notify.patient``), added in the caller's
+transaction by ``notify_patient`` and retried by the job runner. Its text is
+a fixed French sentence chosen by kind plus a link to the portal: nothing of
+the message or document it announces leaves the hub.
+
+E-mail goes through ``settings.notifications.smarthost`` (aiosmtplib);
+without a smarthost, and for SMS with the ``outbox`` provider, each
+notification is appended as one JSON line to ``<data_dir>/outbox/outbox.jsonl``,
+which ``mss dev outbox`` prints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from typing import Any, Protocol
+
+import click
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mss.command import hub_command
+from mss.config import Settings
+from mss.db import utcnow
+from mss.directory.models import Patient, PatientState
+from mss.errors import ConfigError
+from mss.jobs import Job, JobContext, JobRunner, PermanentFailure, enqueue
+
+
+@dataclass(frozen=True)
+class Notice:
+    """The fixed wording of one kind of notification."""
+
+    subject: str
+    sentence: str
+
+
+NOTICES: dict[str, Notice] = {
+    "new_message": Notice("Nouveau message dans votre espace santé",
+                          "Vous avez reçu un nouveau message dans votre messagerie de santé."),
+    "new_document": Notice("Nouveau document dans votre espace santé",
+                           "Un nouveau document a été ajouté à votre dossier médical."),
+    "emergency_access": Notice("Accès en urgence à votre dossier médical",
+                               "Un professionnel de santé a consulté votre dossier médical en urgence."),
+    "account_activated": Notice("Votre espace santé est activé",
+                                "Votre compte de messagerie de santé est maintenant activé."),
+    "account_changed": Notice("Modification de votre compte",
+                              "L'état de votre compte de messagerie de santé a changé."),
+}
+
+NO_CONTENT_NOTE = ("Pour votre confidentialité, ce message ne contient aucune information médicale : "
+                   "connectez-vous à votre espace pour la consulter.")
+
+
+def portal_url(settings: Settings) -> str:
+    """The public address of the portal, without a trailing slash."""
+    if settings.portal.public_url:
+        return settings.portal.public_url.rstrip("/")
+    return f"https://{settings.hostname}:{settings.ports.https}"
+
+
+def notification_text(settings: Settings, kind: str, link: str) -> tuple[str, str]:
+    """Subject and body for ``kind``: the fixed sentence and the portal link, nothing else."""
+    notice = NOTICES[kind]
+    return notice.subject, f"{notice.sentence}\n\n{portal_link(settings, link)}\n\n{NO_CONTENT_NOTE}\n"
+
+
+def portal_link(settings: Settings, link: str) -> str:
+    """A link inside the portal: a path, joined to the public address (other hosts are refused)."""
+    base = portal_url(settings)
+    if link.startswith(base):
+        return link
+    if not link.startswith("/") or link.startswith("//"):
+        raise ValueError(f"a notification link must be a portal path, not {link!r}")
+    return base + link
+
+
+# -- the development outbox --------------------------------------------------------------
+
+def outbox_file(settings: Settings) -> Path:
+    return settings.data_path / "outbox" / "outbox.jsonl"
+
+
+def append_outbox(settings: Settings, record: dict[str, Any]) -> None:
+    """Append one JSON line (one write with O_APPEND, so concurrent writers do not interleave)."""
+    path = outbox_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = (json.dumps({"at": utcnow().isoformat(), **record}, ensure_ascii=False) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+def read_outbox(settings: Settings) -> list[dict[str, Any]]:
+    """Every record of the outbox, oldest first (empty when nothing was sent)."""
+    path = outbox_file(settings)
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+# -- SMS ---------------------------------------------------------------------------------
+
+class SmsProvider(Protocol):
+    """Sends one text message to a phone number."""
+
+    async def send(self, phone: str, text: str) -> None: ...
+
+
+class OutboxSmsProvider:
+    """Development provider: the SMS is appended to the outbox file."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def send(self, phone: str, text: str) -> None:
+        await asyncio.to_thread(append_outbox, self.settings, {"channel": "sms", "to": phone, "text": text})
+
+
+def sms_provider(settings: Settings, services: dict[str, Any] | None = None) -> SmsProvider:
+    """The configured provider; ``services["sms"]`` (set by the hub) wins when present."""
+    if services and services.get("sms") is not None:
+        provider: SmsProvider = services["sms"]
+        return provider
+    if settings.notifications.sms_provider == "outbox":
+        return OutboxSmsProvider(settings)
+    raise ConfigError(f"notifications.sms_provider {settings.notifications.sms_provider!r} is unknown; "
+                      "the hub knows 'outbox'")
+
+
+# -- e-mail ------------------------------------------------------------------------------
+
+def _sender(settings: Settings) -> str:
+    return settings.notifications.sender or f"ne-pas-repondre@{settings.domain}"
+
+
+async def send_email(settings: Settings, to: str, subject: str, body: str) -> None:
+    """Send a plain-text mail through the smarthost, or append it to the outbox without one."""
+    if not settings.notifications.smarthost:
+        await asyncio.to_thread(append_outbox, settings,
+                                {"channel": "email", "to": to, "subject": subject, "text": body})
+        return
+    import aiosmtplib
+
+    message = EmailMessage()
+    message["From"] = _sender(settings)
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = format_datetime(utcnow())
+    message["Message-ID"] = make_msgid(domain=settings.domain)
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(body)
+    try:
+        await aiosmtplib.send(message, hostname=settings.notifications.smarthost,
+                              port=settings.notifications.smarthost_port, timeout=30)
+    except aiosmtplib.SMTPRecipientsRefused as exc:
+        raise PermanentFailure(f"the smarthost refused {to}: {exc}") from exc
+    except aiosmtplib.SMTPResponseException as exc:
+        if 500 <= exc.code < 600:
+            raise PermanentFailure(f"the smarthost refused the notification: {exc.code} {exc.message}") from exc
+        raise
+
+
+# -- the notification job ----------------------------------------------------------------
+
+def notify_patient(session: AsyncSession, patient: Patient, kind: str, link: str) -> list[Job]:
+    """Add one job per channel the patient has (e-mail, SMS) to the caller's transaction."""
+    if kind not in NOTICES:
+        raise ValueError(f"unknown notification kind {kind!r}; known: {', '.join(sorted(NOTICES))}")
+    if not link.startswith("/") or link.startswith("//"):
+        raise ValueError(f"a notification link must be a portal path, not {link!r}")
+    key = uuid.uuid4().hex
+    jobs = []
+    for channel, address in (("email", patient.email), ("sms", patient.phone)):
+        if address:
+            jobs.append(enqueue(session, "notify.patient",
+                                {"patient_id": patient.id, "kind": kind, "link": link, "channel": channel},
+                                dedupe_key=f"notify:{key}:{channel}"))
+    return jobs
+
+
+async def deliver_notification(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """Job handler: send one notification on one channel to the patient's current address."""
+    settings: Settings = ctx.services["settings"]
+    async with ctx.db.read() as session:
+        patient = await session.get(Patient, payload["patient_id"])
+    if patient is None or patient.state in (PatientState.OPPOSED, PatientState.CLOSED):
+        return  # nobody to tell any more: done, not failed
+    subject, body = notification_text(settings, payload["kind"], payload["link"])
+    if payload["channel"] == "email" and patient.email:
+        await send_email(settings, patient.email, subject, body)
+    elif payload["channel"] == "sms" and patient.phone:
+        sentence = NOTICES[payload["kind"]].sentence
+        await sms_provider(settings, ctx.services).send(
+            patient.phone, f"{sentence} {portal_link(settings, payload['link'])}")
+
+
+def register_jobs(runner: JobRunner) -> None:
+    """Register the notification job kind with a runner."""
+    runner.register("notify.patient", deliver_notification)
+
+
+# -- mss dev outbox ----------------------------------------------------------------------
+
+@click.group()
+def dev() -> None:
+    """Development tools."""
+
+
+@dev.command("outbox")
+@click.option("--json", "as_json", is_flag=True, help="Print the raw JSON lines.")
+@click.option("--last", type=int, default=0, help="Only the last N entries.")
+@click.option("--to", "recipient", default="", help="Only what was sent to this phone or address.")
+@hub_command
+async def outbox(settings: Settings, as_json: bool, last: int, recipient: str) -> None:
+    """Print the SMS and e-mails the development outbox received."""
+    records = [r for r in read_outbox(settings) if not recipient or r.get("to") == recipient]
+    if last > 0:
+        records = records[-last:]
+    if not records:
+        click.echo(f"the outbox {outbox_file(settings)} is empty")
+        return
+    for record in records:
+        if as_json:
+            click.echo(json.dumps(record, ensure_ascii=False))
+            continue
+        head = f"{record['at']}  {record['channel'].upper():<5} to {record['to']}"
+        if record.get("subject"):
+            head += f"  «{record['subject']}»"
+        click.echo(head)
+        for line in str(record["text"]).rstrip().splitlines():
+            click.echo(f"    {line}")

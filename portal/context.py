@@ -1,0 +1,61 @@
+"""What the portal keeps on the application and on each request."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import jinja2
+from aiohttp import web
+
+from mss.config import Settings
+from mss.db import Database
+from mss.directory.models import Patient
+from mss.web import DB, SETTINGS
+from portal.clock import Clock
+from portal.models import PortalSession
+
+CLOCK = web.AppKey("portal_clock", Clock)
+JINJA = web.AppKey("portal_jinja", jinja2.Environment)
+
+
+@dataclass
+class Visit:
+    """The portal's view of one request: its session, and who acts in which space once signed in."""
+
+    row: PortalSession | None = None
+    expired: bool = False  # a signed-in session ran out of time on this request
+    new_token: str | None = None  # to set as the cookie on the response
+    clear_cookie: bool = False
+    person: Patient | None = None  # who is signed in
+    space: Patient | None = None  # whose space is shown: the person or a minor they hold
+    minors: list[Patient] = field(default_factory=list)
+
+
+VISIT = web.RequestKey("portal_visit", Visit)
+
+
+def visit(request: web.Request) -> Visit:
+    found: Visit = request[VISIT]
+    return found
+
+
+def settings_of(request: web.Request) -> Settings:
+    return request.app[SETTINGS]
+
+
+def db_of(request: web.Request) -> Database:
+    return request.app[DB]
+
+
+def now_of(request: web.Request) -> dt.datetime:
+    return request.app[CLOCK].now()
+
+
+def idle_limit(request: web.Request) -> dt.timedelta:
+    return dt.timedelta(minutes=settings_of(request).portal.session_idle_minutes)
+
+
+def source_of(request: web.Request) -> str:
+    """Where the request came from, for the audit log (the peer address)."""
+    return request.remote or ""

@@ -1,0 +1,105 @@
+"""The access history of a patient's space, read from the audit log, in French."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import Select, not_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mss.audit import AuditEvent
+from portal.throttle import PARIS
+
+# Each kind of event groups actions by prefix; "acces" takes what no other kind names.
+KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "connexions": ("Connexions", ("login", "logout", "session_")),
+    "messages": ("Messages lus et envoyés", ("message_", "mdn_")),
+    "consentements": ("Consentements", ("consent", "authoris", "authoriz", "block", "unblock")),
+    "compte": ("Compte", ("account_", "activation_", "totp_", "password_")),
+    "acces": ("Accès à vos données", ()),
+}
+
+LABELS = {
+    "login": "Connexion", "login_failed": "Échec de connexion", "logout": "Déconnexion",
+    "session_expired": "Déconnexion après inactivité", "space_opened": "Ouverture de l'espace",
+    "space_refused": "Accès refusé à un autre espace", "message_read": "Message lu",
+    "message_sent": "Message envoyé", "message_delivered": "Message reçu",
+    "account_activated": "Compte activé", "account_auto_activated": "Compte activé automatiquement",
+    "account_opposed": "Opposition à la création du compte", "account_deactivated": "Compte désactivé",
+    "account_reactivated": "Compte réactivé", "account_closed": "Compte clôturé",
+    "activation_code_issued": "Courrier d'activation préparé", "activation_failed": "Code d'activation erroné",
+    "totp_enrolled": "Application d'authentification enregistrée",
+    "totp_removed": "Application d'authentification retirée",
+    "document_read": "Document consulté", "document_filed": "Document ajouté au dossier",
+    "emergency_access": "Accès en urgence au dossier", "consent_changed": "Consentement modifié",
+}
+
+ACTOR_KINDS = {"patient": "vous-même", "guardian": "représentant légal", "professional": "professionnel",
+               "system": "le service", "operator": "administrateur"}
+DETAILS = {"factor": {"sms": "code par SMS", "email": "code par e-mail", "totp": "application"},
+           "reason": {"password": "mot de passe erroné", "code": "code erroné"}}
+
+
+@dataclass(frozen=True)
+class HistoryLine:
+    when: str
+    iso: str
+    what: str
+    who: str
+    where: str
+    detail: str
+
+
+def kind_of(action: str) -> str:
+    for kind, (_label, prefixes) in KINDS.items():
+        if prefixes and action.startswith(prefixes):
+            return kind
+    return "acces"
+
+
+def _matches(prefixes: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    return or_(*[AuditEvent.action.startswith(p) for p in prefixes])
+
+
+def history_query(patient_id: int, kind: str | None, since: dt.date | None, until: dt.date | None,
+                  limit: int, offset: int) -> Select[tuple[AuditEvent]]:
+    query = select(AuditEvent).where(AuditEvent.patient_id == patient_id)
+    if kind in KINDS:
+        prefixes = KINDS[kind][1]
+        if prefixes:
+            query = query.where(_matches(prefixes))
+        else:
+            others = [p for k, (_l, ps) in KINDS.items() if k != kind for p in ps]
+            query = query.where(not_(_matches(tuple(others))))
+    if since is not None:
+        query = query.where(AuditEvent.at >= _paris_midnight(since))
+    if until is not None:
+        query = query.where(AuditEvent.at < _paris_midnight(until + dt.timedelta(days=1)))
+    return query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit).offset(offset)
+
+
+def _paris_midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(0), tzinfo=PARIS).astimezone(dt.UTC)
+
+
+async def read_history(session: AsyncSession, patient_id: int, kind: str | None = None,
+                       since: dt.date | None = None, until: dt.date | None = None,
+                       limit: int = 50, offset: int = 0) -> list[HistoryLine]:
+    """The events of one patient, newest first, filtered by kind and by day (Paris time)."""
+    events = (await session.scalars(history_query(patient_id, kind, since, until, limit, offset))).all()
+    return [describe(event) for event in events]
+
+
+def describe(event: AuditEvent) -> HistoryLine:
+    detail = event.detail or {}
+    name = str(detail.get("actor_name") or event.actor)
+    role = ACTOR_KINDS.get(event.actor_kind, event.actor_kind)
+    who = name if event.actor_kind == "system" else f"{name} ({role})"
+    extras = [DETAILS[key].get(str(detail[key]), str(detail[key])) for key in DETAILS if key in detail]
+    if detail.get("reason") and "reason" not in DETAILS:
+        extras.append(str(detail["reason"]))
+    local = event.at.astimezone(PARIS)
+    return HistoryLine(when=local.strftime("%d/%m/%Y à %H h %M"), iso=event.at.isoformat(),
+                       what=LABELS.get(event.action, event.action.replace("_", " ")), who=who,
+                       where=event.source or "—", detail=", ".join(extras))

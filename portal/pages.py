@@ -1,0 +1,86 @@
+"""Rendering a page, and the guard of every page that needs a signed-in patient."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from mss.directory.models import Patient, PatientState
+from mss.patients import Actor, holds_minor, minors_of
+from portal import sessions
+from portal.context import JINJA, db_of, idle_limit, now_of, source_of, visit
+
+WARNING_SECONDS = 60
+
+Page = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def redirect(location: str) -> web.Response:
+    """A 303 to a portal path (after a POST, the browser then GETs it)."""
+    return web.Response(status=303, headers={"Location": location})
+
+
+async def ensure_session(request: web.Request) -> None:
+    """Give an anonymous visitor a session, so their forms carry a CSRF token."""
+    state = visit(request)
+    if state.row is None:
+        state.new_token, state.row = await sessions.start_anonymous(db_of(request), now_of(request),
+                                                                    source_of(request))
+
+
+async def render(request: web.Request, template: str, context: dict[str, Any],
+                 status: int = 200) -> web.Response:
+    """A page with what every template needs: CSRF token, who acts, in which space, idle timings."""
+    await ensure_session(request)
+    state = visit(request)
+    idle = int(idle_limit(request).total_seconds())
+    signed_in = state.person is not None
+    values = {
+        "csrf": state.row.csrf_token if state.row else "",
+        "person": state.person, "space": state.space, "minors": state.minors,
+        "signed_in": signed_in, "idle_seconds": idle, "idle_minutes": idle // 60,
+        "warn_seconds": max(idle - WARNING_SECONDS, idle // 2),
+        "path": request.path_qs, "states": PatientState,
+        **context,
+    }
+    return aiohttp_jinja2.render_template(template, request, values, status=status, app_key=JINJA)
+
+
+def actor(request: web.Request) -> Actor:
+    """The signed-in person acting in the current space."""
+    state = visit(request)
+    assert state.person is not None and state.space is not None
+    return Actor.person(state.person, state.space, source_of(request))
+
+
+SIGNED_OUT_STATES = (PatientState.CLOSED, PatientState.OPPOSED)
+
+
+def signed_in(page: Page) -> Page:
+    """Only for a signed-in patient; loads the person, the space shown and the minors they hold."""
+
+    @functools.wraps(page)
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        state = visit(request)
+        row = state.row
+        if row is None or row.stage != sessions.SIGNED_IN or row.patient_id is None:
+            return redirect("/connexion?motif=inactivite" if state.expired else "/connexion")
+        async with db_of(request).read() as session:
+            person = await session.get(Patient, row.patient_id)
+            if person is None or person.state in SIGNED_OUT_STATES:
+                await sessions.end(db_of(request), row)
+                state.row, state.clear_cookie = None, True
+                return redirect("/connexion")
+            space: Patient | None = person
+            if row.space_patient_id not in (None, person.id):
+                allowed = await holds_minor(session, person.id, row.space_patient_id)
+                space = await session.get(Patient, row.space_patient_id) if allowed else person
+            state.person, state.space = person, space or person
+            state.minors = await minors_of(session, person)
+        return await page(request)
+
+    return guarded

@@ -1,0 +1,82 @@
+"""The one-time code of the login: sent by SMS (or e-mail), or read from an enrolled TOTP app."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from typing import Any
+
+from mss.config import Settings
+from mss.directory.models import Patient
+from mss.notify import send_email, sms_provider
+from portal import totp
+from portal.models import PortalSession
+
+CODE_LIFETIME = dt.timedelta(minutes=5)
+RESEND_AFTER = dt.timedelta(seconds=30)
+
+
+def choose_factor(patient: Patient) -> str | None:
+    """TOTP when enrolled, else SMS to the phone, else e-mail; None when the patient has none."""
+    if patient.totp_secret:
+        return "totp"
+    if patient.phone:
+        return "sms"
+    if patient.email:
+        return "email"
+    return None
+
+
+def _code_hash(row_salt: str, code: str) -> str:
+    return hashlib.sha256(f"{row_salt}:{code}".encode()).hexdigest()
+
+
+def issue_code(row: PortalSession, now: dt.datetime) -> str:
+    """Put a fresh 6-digit code (hashed) on the half-open session; returns it to be sent."""
+    code = f"{secrets.randbelow(10 ** 6):06d}"
+    row.code_hash = _code_hash(row.csrf_token, code)
+    row.code_expires_at, row.code_sent_at = now + CODE_LIFETIME, now
+    return code
+
+
+def code_matches(row: PortalSession, patient: Patient, code: str, now: dt.datetime) -> bool:
+    code = "".join(code.split())
+    if row.factor == "totp":
+        return bool(patient.totp_secret) and totp.verify(patient.totp_secret or "", code, now)
+    if row.code_hash is None or row.code_expires_at is None or row.code_expires_at <= now:
+        return False
+    return hmac.compare_digest(row.code_hash, _code_hash(row.csrf_token, code))
+
+
+def code_expired(row: PortalSession, now: dt.datetime) -> bool:
+    return row.factor != "totp" and row.code_expires_at is not None and row.code_expires_at <= now
+
+
+def masked_phone(phone: str) -> str:
+    digits = [ch for ch in phone if ch.isdigit()]
+    return "•• •• •• " + "".join(digits[-2:]) if len(digits) >= 2 else "••"
+
+
+def masked_email(email: str) -> str:
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}•••@{domain}"
+
+
+def where_sent(row: PortalSession, patient: Patient) -> str:
+    if row.factor == "sms" and patient.phone:
+        return f"par SMS au {masked_phone(patient.phone)}"
+    if row.factor == "email" and patient.email:
+        return f"par e-mail à {masked_email(patient.email)}"
+    return ""
+
+
+async def send_code(settings: Settings, services: dict[str, Any], row: PortalSession, patient: Patient,
+                    code: str) -> None:
+    text = (f"Votre code de connexion à la messagerie santé : {code}. Il expire dans 5 minutes. "
+            "Ne le communiquez à personne, même pas à un conseiller.")
+    if row.factor == "sms" and patient.phone:
+        await sms_provider(settings, services).send(patient.phone, text)
+    elif row.factor == "email" and patient.email:
+        await send_email(settings, patient.email, "Votre code de connexion", text)
