@@ -102,7 +102,7 @@ async def _deliver(session: AsyncSession, settings: Settings, txn: Transaction, 
                    signature=signature.status)
 
     remote = [r.address for r in txn.recipients if not r.local]
-    needs_copy = sender.mailbox is not None and sender.channel == "submission"
+    needs_copy = sender.mailbox is not None and sender.channel in ("submission", "portal")
     if stored is None and (remote or needs_copy or failures):
         stored = await store_message(session, parsed.raw, signature=store_signature)
         receipt.message_ids.append(stored.id)

@@ -44,7 +44,7 @@ from mss.smtp_gateway.content import (
     verify_signature,
 )
 from mss.smtp_gateway.delivery import DeliveryReceipt, DeliveryRefused, deliver
-from mss.smtp_gateway.envelope import Transaction
+from mss.smtp_gateway.envelope import Sender, Transaction
 from mss.smtp_gateway.lookup import (
     facts_of,
     mailbox_by_certificate,
@@ -129,6 +129,17 @@ class Gateway:
         from mss.conversations import conversation_facts
 
         return await conversation_facts(session, sender.id, recipient.mailbox.id)
+
+    async def submit(self, sender: MailboxFacts, recipients: list[str], raw: bytes, *,
+                     channel: str = "portal") -> Accepted:
+        """The whole path for a message written outside SMTP (the patient portal): same decisions."""
+        txn = Transaction(Sender(sender.address, sender, channel=channel))
+        for address in recipients:
+            decision, recipient = await self.check_recipient(txn, address)
+            if not decision.allowed or recipient is None:
+                return Accepted(decision)
+            txn.recipients.append(recipient)
+        return await self.accept(txn, raw, helo=channel, peer=channel)
 
     async def accept(self, txn: Transaction, raw: bytes, *, helo: str = "", peer: str = "",
                      tls: str = "") -> Accepted:

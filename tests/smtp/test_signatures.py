@@ -1,0 +1,102 @@
+"""S/MIME at the gateway: a professional writing to a patient must sign; a broken signature is refused."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+
+import aiosmtplib
+import pytest
+
+from mss.db import utcnow
+from tests.fixtures_pki import DevPki, Identity
+from tests.smtp.conftest import DOCTOR, OTHER_DOCTOR, PATIENT, Hub, message, signed
+
+
+async def send(hub: Hub, raw: bytes, to: str = PATIENT) -> tuple[int, str]:
+    client = await hub.login_client(DOCTOR)
+    try:
+        await client.sendmail(DOCTOR, [to], raw)
+        return 250, ""
+    except aiosmtplib.SMTPDataError as refused:
+        return refused.code, refused.message
+    finally:
+        await client.quit()
+
+
+async def test_valid_signature_is_recorded_with_the_message(hub: Hub) -> None:
+    identity = hub.pki.issue_smime(DOCTOR, id_nat="810000000001")
+    assert await send(hub, signed(identity, DOCTOR, PATIENT)) == (250, "")
+    stored = (await hub.stored(PATIENT))[0]
+    assert stored.signature_status == "valid" and stored.signer_address == DOCTOR
+    assert stored.signer_id_nat == "810000000001"
+    header = stored.raw.split(b"\r\n\r\n", 1)[0]
+    assert b"smime=pass" in header and b"idNat=810000000001" in header
+
+
+async def test_unsigned_message_to_a_patient_is_refused(hub: Hub) -> None:
+    code, text = await send(hub, message(DOCTOR, PATIENT))
+    assert (code, text) == (554, "5.7.1 A message from a professional to a patient must carry a valid "
+                                 "S/MIME signature of its sender")
+    assert await hub.stored(PATIENT) == []
+
+
+async def test_unsigned_between_professionals_is_accepted(hub: Hub) -> None:
+    assert (await send(hub, message(DOCTOR, OTHER_DOCTOR), OTHER_DOCTOR))[0] == 250
+
+
+async def test_tampered_signature_refused(hub: Hub) -> None:
+    raw = signed(hub.pki.issue_smime(DOCTOR), DOCTOR, PATIENT, body="Dose : 1 comprimé\r\n")
+    tampered = raw.replace(b"Dose : 1", b"Dose : 9")
+    assert tampered != raw
+    code, text = await send(hub, tampered)
+    assert code == 554 and text.startswith("5.7.7 S/MIME signature refused: the message was modified")
+
+
+async def test_unknown_ca_refused(hub: Hub, untrusted_pki: DevPki) -> None:
+    code, text = await send(hub, signed(untrusted_pki.issue_smime(DOCTOR), DOCTOR, PATIENT))
+    assert code == 554 and text.startswith("5.7.5 S/MIME signature refused: the signing certificate "
+                                           "does not chain to a trusted authority")
+
+
+async def test_expired_certificate_refused(hub: Hub) -> None:
+    past = utcnow() - dt.timedelta(days=400)
+    identity = hub.pki.issue_smime(DOCTOR, not_before=past, not_after=past + dt.timedelta(days=30),
+                                   label="expired-doctor")
+    code, text = await send(hub, signed(identity, DOCTOR, PATIENT))
+    assert code == 554 and text.startswith("5.7.5 S/MIME signature refused: the signing certificate "
+                                           "is expired")
+
+
+async def test_revoked_certificate_refused(hub: Hub) -> None:
+    identity: Identity = hub.pki.issue_smime(DOCTOR, label=f"revoked-{hub.settings.data_dir[-12:]}")
+    hub.pki.revoke(identity)
+    shutil.copyfile(hub.pki.crl_path, hub.settings.crl_path)
+    hub.services["trust"].reload()
+    code, text = await send(hub, signed(identity, DOCTOR, PATIENT))
+    assert code == 554 and text.startswith("5.7.5 S/MIME signature refused: the signing certificate "
+                                           "is revoked")
+
+
+async def test_signature_of_another_address_refused(hub: Hub) -> None:
+    code, text = await send(hub, signed(hub.pki.issue_smime(OTHER_DOCTOR), DOCTOR, PATIENT))
+    assert code == 554 and text.startswith("5.7.1 S/MIME signature refused: the signing certificate "
+                                           "belongs to another address")
+
+
+async def test_forged_authentication_results_is_stripped(hub: Hub) -> None:
+    raw = message(DOCTOR, OTHER_DOCTOR).replace(
+        b"Subject:", b"Authentication-Results: localhost; smime=pass header.from=x\r\n"
+                     b"Authentication-Results: elsewhere.example; spf=pass\r\nSubject:", 1)
+    assert (await send(hub, raw, OTHER_DOCTOR))[0] == 250
+    header = (await hub.stored(OTHER_DOCTOR))[0].raw.split(b"\r\n\r\n", 1)[0]
+    assert header.count(b"Authentication-Results: localhost;") == 1
+    assert b"smime=none" in header and b"header.from=x" not in header
+    assert b"Authentication-Results: elsewhere.example; spf=pass" in header
+
+
+@pytest.mark.parametrize("detached", [False])
+async def test_opaque_signed_message_accepted(hub: Hub, detached: bool) -> None:
+    identity = hub.pki.issue_smime(DOCTOR)
+    raw = identity.sign(message(DOCTOR, PATIENT), detached=detached)
+    assert (await send(hub, raw))[0] == 250
