@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import re
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
 import argon2
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
+from mss.config import Settings
 from mss.db import Database
 from mss.directory.models import Mailbox, MailboxKind
+from mss.mailbox.imap import start_imap_servers, stop_imap_servers
 from mss.mailbox.store import ensure_folders
 
 PASSWORD = "correct horse battery"
@@ -30,3 +44,140 @@ async def make_mailbox(db: Database, address: str, kind: MailboxKind = MailboxKi
 @pytest.fixture
 async def mailbox_id(db: Database) -> int:
     return await make_mailbox(db, "jean.dupont@mss.localhost")
+
+
+# --- TLS and a running IMAP server on loopback ---
+
+
+
+
+
+def make_server_cert(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1/localhost (until mss.crypto.tls provides one)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    import ipaddress
+
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = directory / "imap-cert.pem", directory / "imap-key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return make_server_cert(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def server_ssl(tls_files: tuple[Path, Path]) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*tls_files)
+    return context
+
+
+@pytest.fixture(scope="session")
+def client_ssl(tls_files: tuple[Path, Path]) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(tls_files[0]))
+    return context
+
+
+@dataclass
+class RunningImap:
+    host: str
+    port: int        # STARTTLS
+    tls_port: int    # implicit TLS
+    settings: Settings
+    servers: list[asyncio.Server]
+
+
+@pytest.fixture
+async def imap(settings: Settings, db: Database, server_ssl: ssl.SSLContext, mailbox_id: int
+               ) -> AsyncIterator[RunningImap]:
+    """Both IMAP listeners on 127.0.0.1, on free ports, for the test's database."""
+    settings.limits.max_connections_per_ip = 200
+    servers = await start_imap_servers(settings, db, server_ssl)
+    ports = [s.sockets[0].getsockname()[1] for s in servers]
+    yield RunningImap("127.0.0.1", ports[0], ports[1], settings, servers)
+    await stop_imap_servers(servers)
+
+
+class Wire:
+    """A raw IMAP client for transcript tests: send a line, compare what comes back."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def connect(cls, imap: RunningImap, client_ssl: ssl.SSLContext, *, tls: bool = True) -> Wire:
+        reader, writer = await asyncio.open_connection(
+            imap.host, imap.tls_port if tls else imap.port, ssl=client_ssl if tls else None,
+            server_hostname="localhost" if tls else None)
+        wire = cls(reader, writer)
+        await wire.read_line()
+        return wire
+
+    async def read_line(self, timeout: float = 10) -> str:
+        """One response line, with any literals inline."""
+        out = bytearray()
+        while True:
+            line = await asyncio.wait_for(self.reader.readuntil(b"\n"), timeout)
+            out += line
+            match = re.search(rb"\{(\d+)\}\r\n$", line)
+            if not match:
+                return out.decode("utf-8", "replace")
+            out += await asyncio.wait_for(self.reader.readexactly(int(match.group(1))), timeout)
+
+    def send(self, text: str | bytes) -> None:
+        data = text.encode() if isinstance(text, str) else text
+        self.writer.write(data if data.endswith(b"\r\n") else data + b"\r\n")
+
+    async def until_tagged(self, tag: str, timeout: float = 10) -> str:
+        lines = []
+        while True:
+            line = await self.read_line(timeout)
+            lines.append(line)
+            if line.startswith(tag + " "):
+                return "".join(lines).replace("\r\n", "\n")
+
+    async def command(self, line: str) -> str:
+        """Send one tagged command; everything until its tagged reply, CRLF shown as newlines."""
+        self.send(line)
+        return await self.until_tagged(line.split(" ", 1)[0])
+
+    async def check(self, line: str, expected: str) -> str:
+        """Send a command and compare the transcript; ``{*}`` in the expectation matches any text."""
+        got = await self.command(line)
+        want = expected.strip("\n") + "\n"
+        pattern = "^" + ".*?".join(re.escape(piece) for piece in want.split("{*}")) + "$"
+        assert re.match(pattern, got, re.DOTALL), f"\nsent: {line}\nexpected:\n{want}\ngot:\n{got}"
+        return got
+
+    async def login(self, address: str = "jean.dupont@mss.localhost", password: str = PASSWORD) -> None:
+        got = await self.command(f'L1 LOGIN "{address}" "{password}"')
+        assert got.rstrip().endswith("L1 OK Logged in"), got
+
+    async def close(self) -> None:
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except (ConnectionError, ssl.SSLError):
+            pass
+
+
+@pytest.fixture
+async def wire(imap: RunningImap, client_ssl: ssl.SSLContext) -> AsyncIterator[Wire]:
+    """A connection over implicit TLS, not yet logged in."""
+    client = await Wire.connect(imap, client_ssl)
+    yield client
+    await client.close()

@@ -1,0 +1,191 @@
+"""Messages in a folder: load, watch for changes, set flags, copy, move, expunge.
+
+Every write first takes the folder row (``allocate``), so all changes to a
+folder are serialised and mod-sequences increase in commit order: a
+reader that has seen everything up to mod-sequence N only needs the rows
+above N to catch up (:func:`changes_since`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, delete, insert, literal, select, union_all
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mss.mailbox.models import ExpungedEntry, Folder, FolderEntry, StoredMessage
+from mss.mailbox.notify import mark_changed
+from mss.mailbox.store import allocate, format_flags, parse_flags
+
+CHUNK = 1000
+_ENTRIES = FolderEntry.__table__
+
+
+@dataclass
+class Change:
+    """One row of :func:`changes_since`: a present entry (flags) or an expunged UID (gone)."""
+
+    uid: int
+    flags: frozenset[str]
+    modseq: int
+    gone: bool
+
+
+async def load_entries(session: AsyncSession, folder_id: int) -> list[tuple[int, str, int]]:
+    """(uid, flags, modseq) of every entry, by ascending UID."""
+    rows = await session.execute(select(FolderEntry.uid, FolderEntry.flags, FolderEntry.modseq).where(
+        FolderEntry.folder_id == folder_id).order_by(FolderEntry.uid))
+    return [tuple(row) for row in rows]  # type: ignore[misc]
+
+
+async def highest_modseq(session: AsyncSession, folder_id: int) -> int:
+    return (await session.execute(select(Folder.highest_modseq).where(Folder.id == folder_id))).scalar_one()
+
+
+async def changes_since(session: AsyncSession, folder_id: int, modseq: int) -> list[Change]:
+    """Entries changed and UIDs expunged after ``modseq``, read in one statement (one snapshot)."""
+    present = select(FolderEntry.uid, FolderEntry.flags, FolderEntry.modseq, literal(0).label("gone")).where(
+        FolderEntry.folder_id == folder_id, FolderEntry.modseq > modseq)
+    gone = select(ExpungedEntry.uid, literal("").label("flags"), ExpungedEntry.modseq, literal(1).label("gone")
+                  ).where(ExpungedEntry.folder_id == folder_id, ExpungedEntry.modseq > modseq)
+    rows = await session.execute(union_all(present, gone))
+    return [Change(row[0], parse_flags(row[1]), row[2], bool(row[3])) for row in rows]
+
+
+def _chunks(uids: Sequence[int]) -> Iterable[list[int]]:
+    ordered = sorted(uids)
+    for start in range(0, len(ordered), CHUNK):
+        yield ordered[start:start + CHUNK]
+
+
+async def rows_for_uids(session: AsyncSession, folder_id: int, uids: Sequence[int],
+                        columns: Sequence[Any], where: Sequence[Any] = ()) -> AsyncIterator[Any]:
+    """Rows of ``columns`` (entry and message columns) for the given UIDs, in chunks, by UID.
+
+    Each chunk is one range query on the (folder_id, uid) index, filtered to the asked UIDs.
+    With extra ``where`` filters (SEARCH pre-filters) over many UIDs, one query lets the
+    database scan the folder once.
+    """
+    base = select(FolderEntry.uid, *columns).join(StoredMessage, StoredMessage.id == FolderEntry.message_id)
+    if where and len(uids) > CHUNK:
+        wanted = set(uids)
+        stmt = base.where(FolderEntry.folder_id == folder_id, *where).order_by(FolderEntry.uid)
+        for row in await session.execute(stmt):
+            if row[0] in wanted:
+                yield row
+        return
+    for chunk in _chunks(uids):
+        wanted = set(chunk)
+        stmt = base.where(FolderEntry.folder_id == folder_id, FolderEntry.uid >= chunk[0],
+                          FolderEntry.uid <= chunk[-1], *where).order_by(FolderEntry.uid)
+        for row in await session.execute(stmt):
+            if row[0] in wanted:
+                yield row
+
+
+@dataclass
+class FlagUpdate:
+    """What a STORE did: new flags and modseq of changed UIDs, and UIDs refused by UNCHANGEDSINCE."""
+
+    changed: dict[int, tuple[frozenset[str], int]]
+    current: dict[int, tuple[frozenset[str], int]]
+    modified: list[int]
+
+
+async def store_flags(session: AsyncSession, mailbox_id: int, folder_id: int, uids: Sequence[int],
+                      mode: str, flags: Iterable[str], unchanged_since: int | None = None) -> FlagUpdate:
+    """Set (``mode="set"``), add (``"add"``) or remove (``"remove"``) flags on entries.
+
+    Works on the flags as committed (not a session's cached view), so concurrent
+    sessions never lose each other's changes.
+    """
+    wanted = frozenset(flags)
+    lowered = {f.lower() for f in wanted}
+    _, modseq = await allocate(session, folder_id, 0)
+    result = FlagUpdate({}, {}, [])
+    updates: list[dict[str, Any]] = []
+    for chunk in _chunks(uids):
+        members = set(chunk)
+        rows = await session.execute(select(FolderEntry.id, FolderEntry.uid, FolderEntry.flags, FolderEntry.modseq)
+                                     .where(FolderEntry.folder_id == folder_id, FolderEntry.uid >= chunk[0],
+                                            FolderEntry.uid <= chunk[-1]))
+        for entry_id, uid, stored, entry_modseq in rows:
+            if uid not in members:
+                continue
+            old = parse_flags(stored)
+            if unchanged_since is not None and entry_modseq > unchanged_since:
+                result.modified.append(uid)
+                result.current[uid] = (old, entry_modseq)
+                continue
+            if mode == "set":
+                new = wanted
+            elif mode == "add":
+                new = old | wanted
+            else:
+                new = frozenset(f for f in old if f.lower() not in lowered)
+            new_text = format_flags(new)
+            if new_text == format_flags(old):
+                result.current[uid] = (old, entry_modseq)
+                continue
+            updates.append({"eid": entry_id, "nflags": new_text, "nmodseq": modseq})
+            result.changed[uid] = (parse_flags(new_text), modseq)
+            result.current[uid] = result.changed[uid]
+    if updates:
+        await session.execute(_ENTRIES.update().where(_ENTRIES.c.id == bindparam("eid")).values(
+            flags=bindparam("nflags"), modseq=bindparam("nmodseq")), updates)
+        await mark_changed(session, mailbox_id)
+    result.modified.sort()
+    return result
+
+
+async def copy_entries(session: AsyncSession, mailbox_id: int, source_id: int, uids: Sequence[int],
+                       target: Folder) -> list[tuple[int, int]]:
+    """Copy entries (same stored message, same flags) to ``target``: [(source UID, new UID)]."""
+    rows: list[tuple[int, int, str]] = []
+    for chunk in _chunks(uids):
+        members = set(chunk)
+        found = await session.execute(select(FolderEntry.uid, FolderEntry.message_id, FolderEntry.flags).where(
+            FolderEntry.folder_id == source_id, FolderEntry.uid >= chunk[0], FolderEntry.uid <= chunk[-1])
+            .order_by(FolderEntry.uid))
+        rows.extend((uid, message_id, flags) for uid, message_id, flags in found if uid in members)
+    if not rows:
+        return []
+    first_uid, modseq = await allocate(session, target.id, len(rows))
+    await session.execute(insert(FolderEntry), [
+        {"folder_id": target.id, "uid": first_uid + i, "message_id": message_id, "flags": flags,
+         "modseq": modseq} for i, (_uid, message_id, flags) in enumerate(rows)])
+    await mark_changed(session, mailbox_id)
+    return [(uid, first_uid + i) for i, (uid, _m, _f) in enumerate(rows)]
+
+
+async def remove_entries(session: AsyncSession, mailbox_id: int, folder_id: int, uids: Sequence[int],
+                         *, only_deleted: bool) -> list[int]:
+    """Remove entries (EXPUNGE: only those flagged \\Deleted; MOVE: all), recording their UIDs."""
+    removed: list[int] = []
+    for chunk in _chunks(uids):
+        members = set(chunk)
+        rows = await session.execute(select(FolderEntry.id, FolderEntry.uid, FolderEntry.flags).where(
+            FolderEntry.folder_id == folder_id, FolderEntry.uid >= chunk[0], FolderEntry.uid <= chunk[-1]))
+        ids = []
+        for entry_id, uid, flags in rows:
+            if uid in members and (not only_deleted or "\\Deleted" in parse_flags(flags)):
+                ids.append(entry_id)
+                removed.append(uid)
+        if ids:
+            await session.execute(delete(FolderEntry).where(FolderEntry.id.in_(ids)))
+    if removed:
+        _, modseq = await allocate(session, folder_id, 0)
+        await session.execute(insert(ExpungedEntry), [
+            {"folder_id": folder_id, "uid": uid, "modseq": modseq} for uid in removed])
+        await mark_changed(session, mailbox_id)
+    return sorted(removed)
+
+
+async def deleted_uids(session: AsyncSession, folder_id: int) -> list[int]:
+    """UIDs currently flagged \\Deleted (what EXPUNGE would remove)."""
+    rows = await session.execute(select(FolderEntry.uid).where(
+        FolderEntry.folder_id == folder_id,
+        FolderEntry.flags.contains("\\Deleted", autoescape=True)).order_by(FolderEntry.uid))
+    return [row[0] for row in rows]

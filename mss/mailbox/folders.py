@@ -1,0 +1,158 @@
+"""Folder management for IMAP: create, delete, rename, subscribe, status counts.
+
+Folder names are Unicode with ``/`` as the hierarchy delimiter; the IMAP
+layer converts to and from modified UTF-7 on the wire.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mss.mailbox.models import ExpungedEntry, Folder, FolderEntry
+from mss.mailbox.notify import mark_changed
+from mss.mailbox.store import INBOX, allocate, find_folder, next_uidvalidity, normalise_folder_name
+
+DELIMITER = "/"
+
+
+class FolderError(Exception):
+    """A folder operation refused, with an IMAP response code and a sentence."""
+
+    def __init__(self, sentence: str, code: str | None = None) -> None:
+        super().__init__(sentence)
+        self.sentence = sentence
+        self.code = code
+
+
+def check_name(name: str) -> str:
+    """A normalised, acceptable folder name; raises FolderError."""
+    name = normalise_folder_name(name)
+    if not name or name.startswith(DELIMITER) or name.endswith(DELIMITER) or "//" in name:
+        raise FolderError(f"{name!r} is not a valid folder name", "CANNOT")
+    if any(ord(c) < 0x20 or c in "*%" for c in name) or len(name) > 512:
+        raise FolderError(f"{name!r} contains characters a folder name cannot hold", "CANNOT")
+    return name
+
+
+async def list_folders(session: AsyncSession, mailbox_id: int) -> list[Folder]:
+    return list((await session.scalars(
+        select(Folder).where(Folder.mailbox_id == mailbox_id).order_by(Folder.name))).all())
+
+
+async def create_folder(session: AsyncSession, mailbox_id: int, name: str) -> Folder:
+    """Create a folder and any missing parents (RFC 3501 section 6.3.3)."""
+    name = check_name(name)
+    if await find_folder(session, mailbox_id, name) is not None:
+        raise FolderError(f"the folder {name!r} already exists", "ALREADYEXISTS")
+    segments = name.split(DELIMITER)
+    created: Folder | None = None
+    for depth in range(1, len(segments) + 1):
+        path = DELIMITER.join(segments[:depth])
+        if await find_folder(session, mailbox_id, path) is None:
+            created = Folder(mailbox_id=mailbox_id, name=path, special_use=None,
+                             uidvalidity=await next_uidvalidity(session, mailbox_id),
+                             uidnext=1, highest_modseq=1, subscribed=True)
+            session.add(created)
+            await session.flush()
+    assert created is not None
+    await mark_changed(session, mailbox_id)
+    return created
+
+
+async def delete_folder(session: AsyncSession, mailbox_id: int, name: str) -> None:
+    """Delete a folder and its entries; INBOX and folders with children cannot be deleted."""
+    name = normalise_folder_name(name)
+    if name == INBOX:
+        raise FolderError("INBOX cannot be deleted", "CANNOT")
+    folder = await find_folder(session, mailbox_id, name)
+    if folder is None:
+        raise FolderError(f"the folder {name!r} does not exist", "NONEXISTENT")
+    child = (await session.execute(select(Folder.id).where(
+        Folder.mailbox_id == mailbox_id, Folder.name.startswith(name + DELIMITER, autoescape=True)).limit(1))).first()
+    if child is not None:
+        raise FolderError(f"the folder {name!r} has subfolders: delete them first", "INUSE")
+    await session.execute(delete(FolderEntry).where(FolderEntry.folder_id == folder.id))
+    await session.execute(delete(ExpungedEntry).where(ExpungedEntry.folder_id == folder.id))
+    await session.delete(folder)
+    await session.flush()
+    await mark_changed(session, mailbox_id)
+
+
+async def rename_folder(session: AsyncSession, mailbox_id: int, old: str, new: str) -> None:
+    """Rename a folder and its subfolders; renaming INBOX moves its messages to a new folder."""
+    old = normalise_folder_name(old)
+    new = check_name(new)
+    source = await find_folder(session, mailbox_id, old)
+    if source is None:
+        raise FolderError(f"the folder {old!r} does not exist", "NONEXISTENT")
+    if await find_folder(session, mailbox_id, new) is not None:
+        raise FolderError(f"the folder {new!r} already exists", "ALREADYEXISTS")
+    if new.startswith(old + DELIMITER):
+        raise FolderError("a folder cannot be moved into itself", "CANNOT")
+    if old == INBOX:
+        target = await create_folder(session, mailbox_id, new)
+        entries = (await session.execute(select(FolderEntry.id, FolderEntry.uid).where(
+            FolderEntry.folder_id == source.id).order_by(FolderEntry.uid))).all()
+        if entries:
+            first_uid, modseq = await allocate(session, target.id, len(entries))
+            for offset, row in enumerate(entries):
+                await session.execute(update(FolderEntry).where(FolderEntry.id == row.id).values(
+                    folder_id=target.id, uid=first_uid + offset, modseq=modseq))
+            _, gone_modseq = await allocate(session, source.id, 0)
+            await session.execute(insert(ExpungedEntry), [
+                {"folder_id": source.id, "uid": row.uid, "modseq": gone_modseq} for row in entries])
+        await mark_changed(session, mailbox_id)
+        return
+    parent = new.rsplit(DELIMITER, 1)[0] if DELIMITER in new else None
+    if parent and await find_folder(session, mailbox_id, parent) is None:
+        await create_folder(session, mailbox_id, parent)
+    children = (await session.scalars(select(Folder).where(
+        Folder.mailbox_id == mailbox_id, Folder.name.startswith(old + DELIMITER, autoescape=True)))).all()
+    for folder in [source, *children]:
+        folder.name = new + folder.name[len(old):]
+    await session.flush()
+    await mark_changed(session, mailbox_id)
+
+
+async def set_subscribed(session: AsyncSession, mailbox_id: int, name: str, subscribed: bool) -> None:
+    folder = await find_folder(session, mailbox_id, name)
+    if folder is None:
+        if subscribed:
+            raise FolderError(f"the folder {name!r} does not exist", "NONEXISTENT")
+        return
+    folder.subscribed = subscribed
+    await session.flush()
+
+
+@dataclass
+class FolderStatus:
+    """The counts STATUS and SELECT report."""
+
+    messages: int
+    unseen: int
+    uidnext: int
+    uidvalidity: int
+    highest_modseq: int
+    size: int = 0
+
+
+async def folder_status(session: AsyncSession, folder: Folder, *, with_size: bool = False) -> FolderStatus:
+    seen = FolderEntry.flags.contains("\\Seen", autoescape=True)
+    row = (await session.execute(select(
+        func.count(FolderEntry.id), func.count(FolderEntry.id).filter(~seen),
+    ).where(FolderEntry.folder_id == folder.id))).one()
+    current = (await session.execute(select(Folder.uidnext, Folder.highest_modseq).where(
+        Folder.id == folder.id))).one()
+    size = 0
+    if with_size:
+        from mss.mailbox.models import StoredMessage
+
+        size = (await session.execute(select(func.coalesce(func.sum(StoredMessage.size), 0)).join(
+            FolderEntry, FolderEntry.message_id == StoredMessage.id).where(
+            FolderEntry.folder_id == folder.id))).scalar_one()
+    return FolderStatus(messages=row[0], unseen=row[1], uidnext=current.uidnext,
+                        uidvalidity=folder.uidvalidity, highest_modseq=current.highest_modseq,
+                        size=int(size))

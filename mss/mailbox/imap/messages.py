@@ -1,0 +1,277 @@
+"""Commands on the messages of the selected folder: FETCH, STORE, SEARCH, COPY, MOVE, EXPUNGE, CLOSE.
+
+Each handler takes the :class:`~mss.mailbox.imap.session.Session` and the
+command, sends its untagged responses and returns the text of the tagged OK.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mss.mailbox.entries import (
+    changes_since,
+    copy_entries,
+    deleted_uids,
+    remove_entries,
+    rows_for_uids,
+    store_flags,
+)
+from mss.mailbox.imap.fetch import parse_fetch, render_fetch, render_flags
+from mss.mailbox.imap.parser import (
+    Command,
+    SequenceSet,
+    format_uid_list,
+    format_uid_set,
+    parse_flag,
+)
+from mss.mailbox.imap.search import Candidate, matches, parse_search
+from mss.mailbox.imap.selected import SelectedFolder
+from mss.mailbox.imap.wire import Atom, BadCommand, ImapError, as_number
+from mss.mailbox.models import StoredMessage
+
+if TYPE_CHECKING:
+    from mss.mailbox.imap.session import Session
+
+FLUSH_BYTES = 256 * 1024
+
+
+def _view(session: Session) -> SelectedFolder:
+    assert session.selected is not None
+    return session.selected
+
+
+def _writable(session: Session) -> SelectedFolder:
+    view = _view(session)
+    if view.readonly:
+        raise ImapError("the folder is open read-only (EXAMINE)", "READ-ONLY")
+    return view
+
+
+def _target_uids(session: Session, command: Command) -> list[int]:
+    if not command.args:
+        raise BadCommand(f"{command.name} needs a sequence set")
+    view = _view(session)
+    numbers = SequenceSet.parse(command.args[0])
+    indexes = numbers.indexes_by_uid(view.uids) if command.name.startswith("UID") else numbers.indexes_by_seq(
+        view.count)
+    return [view.uids[i] for i in indexes]
+
+
+async def cmd_check(session: Session, command: Command) -> str:
+    return "CHECK completed"
+
+
+async def cmd_unselect(session: Session, command: Command) -> str:
+    from mss.mailbox.imap.session import State
+
+    session.selected = None
+    session.state = State.AUTHENTICATED
+    return f"{command.name} completed"
+
+
+async def cmd_close(session: Session, command: Command) -> str:
+    view = _view(session)
+    if not view.readonly:
+        async with session.db.write() as db_session:
+            uids = await deleted_uids(db_session, view.folder_id)
+            await remove_entries(db_session, view.mailbox_id, view.folder_id, uids, only_deleted=True)
+    return await cmd_unselect(session, command)
+
+
+async def cmd_expunge(session: Session, command: Command) -> str:
+    view = _writable(session)
+    async with session.db.write() as db_session:
+        uids = await deleted_uids(db_session, view.folder_id)
+        if command.name == "UID EXPUNGE":
+            if len(command.args) != 1:
+                raise BadCommand("UID EXPUNGE needs a UID set")
+            chosen = SequenceSet.parse(command.args[0])
+            top = view.uids[-1] if view.uids else 0
+            uids = [uid for uid in uids if chosen.contains_uid(uid, top)]
+        removed = await remove_entries(db_session, view.mailbox_id, view.folder_id, uids, only_deleted=True)
+    session.send(b"".join(view.remove(removed, vanished=session.qresync)))
+    return f"{command.name} completed"
+
+
+async def cmd_fetch(session: Session, command: Command) -> str:
+    view = _view(session)
+    uid_mode = command.name.startswith("UID")
+    uids = _target_uids(session, command)
+    request = parse_fetch(command.args[1:], uid=uid_mode)
+    if request.changed_since is not None:
+        session.condstore = True
+        if request.vanished:
+            await _send_vanished(session, view, command, request.changed_since)
+        uids = [uid for uid in uids if view.modseqs.get(uid, 0) > request.changed_since]
+    seen_now: set[int] = set()
+    if request.sets_seen and not view.readonly:
+        unseen = [uid for uid in uids if "\\Seen" not in view.flags[uid]]
+        if unseen:
+            async with session.db.write() as db_session:
+                update = await store_flags(db_session, view.mailbox_id, view.folder_id, unseen, "add", ["\\Seen"])
+            for uid, (flags, modseq) in update.changed.items():
+                view.set_flags(uid, flags, modseq)
+            seen_now = set(update.changed)
+    buffer: list[bytes] = []
+    size = 0
+
+    async def emit(data: bytes) -> None:
+        nonlocal size
+        buffer.append(data)
+        size += len(data)
+        if size >= FLUSH_BYTES:
+            session.send(b"".join(buffer))
+            buffer.clear()
+            size = 0
+            await session.channel.drain()
+
+    if not request.needs_message:
+        for uid in uids:
+            await emit(render_fetch(view.seq_of(uid), uid, view.flags[uid], view.modseqs[uid], request, None,
+                                    add_flags=uid in seen_now))
+    else:
+        async with session.db.read() as db_session:
+            async for row in rows_for_uids(db_session, view.folder_id, uids, request.columns()):
+                uid = row[0]
+                if uid not in view.flags:
+                    continue
+                await emit(render_fetch(view.seq_of(uid), uid, view.flags[uid], view.modseqs[uid], request, row,
+                                        add_flags=uid in seen_now))
+    session.send(b"".join(buffer))
+    return f"{command.name} completed"
+
+
+async def _send_vanished(session: Session, view: SelectedFolder, command: Command, since: int) -> None:
+    chosen = SequenceSet.parse(command.args[0])
+    async with session.db.read() as db_session:
+        changes = await changes_since(db_session, view.folder_id, since)
+    top = max(view.uids[-1] if view.uids else 0, max((c.uid for c in changes), default=0))
+    gone = [c.uid for c in changes if c.gone and chosen.contains_uid(c.uid, top)]
+    if gone:
+        session.send(f"* VANISHED (EARLIER) {format_uid_set(gone)}\r\n".encode())
+
+
+async def qresync_select(session: Session, uidvalidity: int, modseq: int, known: str | None) -> None:
+    """QRESYNC on SELECT: what vanished and what changed since the client's mod-sequence."""
+    view = _view(session)
+    if uidvalidity != view.uidvalidity:
+        return
+    async with session.db.read() as db_session:
+        changes = await changes_since(db_session, view.folder_id, modseq)
+    known_set = SequenceSet.parse(Atom(known)) if known else None
+    top = max((c.uid for c in changes), default=0)
+    gone = [c.uid for c in changes if c.gone and (known_set is None or known_set.contains_uid(c.uid, top))]
+    out = []
+    if gone:
+        out.append(f"* VANISHED (EARLIER) {format_uid_set(gone)}\r\n".encode())
+    for change in sorted((c for c in changes if not c.gone and c.uid in view.flags), key=lambda c: c.uid):
+        out.append(b"* %d FETCH (UID %d FLAGS %s MODSEQ (%d))\r\n" % (
+            view.seq_of(change.uid), change.uid, render_flags(view.flags[change.uid]), view.modseqs[change.uid]))
+    session.send(b"".join(out))
+
+
+async def cmd_store(session: Session, command: Command) -> str:
+    view = _writable(session)
+    uid_mode = command.name.startswith("UID")
+    uids = _target_uids(session, command)
+    args = command.args[1:]
+    unchanged_since = None
+    if args and isinstance(args[0], list):
+        modifier = args.pop(0)
+        if len(modifier) != 2 or str(modifier[0]).upper() != "UNCHANGEDSINCE":
+            raise BadCommand("the only STORE modifier is (UNCHANGEDSINCE n)")
+        unchanged_since = as_number(modifier[1], "UNCHANGEDSINCE")
+        session.condstore = True
+    if len(args) < 2 or not isinstance(args[0], Atom):
+        raise BadCommand("STORE needs FLAGS, +FLAGS or -FLAGS and a list of flags")
+    item = args[0].upper()
+    silent = item.endswith(".SILENT")
+    mode = {"FLAGS": "set", "+FLAGS": "add", "-FLAGS": "remove"}.get(item.removesuffix(".SILENT"))
+    if mode is None:
+        raise BadCommand(f"unknown STORE item {args[0]}")
+    flag_tokens = args[1] if len(args) == 2 and isinstance(args[1], list) else args[1:]
+    flags = [parse_flag(t) for t in flag_tokens]
+    async with session.db.write() as db_session:
+        update = await store_flags(db_session, view.mailbox_id, view.folder_id, uids, mode, flags,
+                                   unchanged_since)
+    out = []
+    for uid in sorted(update.current):
+        flags_now, modseq = update.current[uid]
+        view.set_flags(uid, flags_now, modseq)
+        if uid in update.modified:
+            continue
+        if silent and not (unchanged_since is not None and uid in update.changed):
+            continue
+        parts = [b"FLAGS " + render_flags(flags_now)] if not silent else []
+        if uid_mode:
+            parts.insert(0, b"UID %d" % uid)
+        if session.condstore:
+            parts.append(b"MODSEQ (%d)" % modseq)
+        out.append(b"* %d FETCH (%s)\r\n" % (view.seq_of(uid), b" ".join(parts)))
+    session.send(b"".join(out))
+    if update.modified:
+        numbers = update.modified if uid_mode else [view.seq_of(u) for u in update.modified]
+        return f"[MODIFIED {format_uid_set(numbers)}] Conditional STORE failed"
+    return f"{command.name} completed"
+
+
+async def cmd_search(session: Session, command: Command) -> str:
+    view = _view(session)
+    query = parse_search(command.args)
+    uid_top = view.uids[-1] if view.uids else 0
+    count = view.count
+    columns = query.columns()
+    found: list[Candidate] = []
+    if not columns:
+        for index, uid in enumerate(view.uids):
+            candidate = Candidate(index + 1, uid, view.flags[uid], view.modseqs[uid])
+            if all(matches(node, candidate, count, uid_top) for node in query.nodes):
+                found.append(candidate)
+    else:
+        where = [StoredMessage.headers_text.icontains(text, autoescape=True)
+                 for text in query.header_prefilters() if text.isascii()]
+        async with session.db.read() as db_session:
+            async for row in rows_for_uids(db_session, view.folder_id, view.uids, columns, where=where):
+                uid = row[0]
+                if uid not in view.flags:
+                    continue
+                candidate = Candidate(view.seq_of(uid), uid, view.flags[uid], view.modseqs[uid], row)
+                if all(matches(node, candidate, count, uid_top) for node in query.nodes):
+                    found.append(candidate)
+    numbers = [c.uid if command.name.startswith("UID") else c.seq for c in found]
+    line = b"* SEARCH" + b"".join(b" %d" % n for n in numbers)
+    if query.uses_modseq and found:
+        session.condstore = True
+        line += b" (MODSEQ %d)" % max(c.modseq for c in found)
+    session.send(line + b"\r\n")
+    return f"{command.name} completed"
+
+
+async def _copy(session: Session, command: Command, *, move: bool) -> str:
+    view = _writable(session) if move else _view(session)
+    if len(command.args) != 2:
+        raise BadCommand(f"{command.name} needs a sequence set and a mailbox name")
+    uids = _target_uids(session, command)
+    target = await session._folder(command.args[1], missing_code="TRYCREATE")
+    async with session.db.write() as db_session:
+        pairs = await copy_entries(db_session, view.mailbox_id, view.folder_id, uids, target)
+        if move and pairs:
+            await remove_entries(db_session, view.mailbox_id, view.folder_id, [s for s, _ in pairs],
+                                 only_deleted=False)
+    if not pairs:
+        return f"{command.name} completed (nothing to {'move' if move else 'copy'})"
+    code = (f"COPYUID {target.uidvalidity} {format_uid_list([s for s, _ in pairs])} "
+            f"{format_uid_list([d for _, d in pairs])}")
+    if not move:
+        return f"[{code}] {command.name} completed"
+    session.send(f"* OK [{code}] Moved\r\n".encode())
+    session.send(b"".join(view.remove([s for s, _ in pairs], vanished=session.qresync)))
+    return f"{command.name} completed"
+
+
+async def cmd_copy(session: Session, command: Command) -> str:
+    return await _copy(session, command, move=False)
+
+
+async def cmd_move(session: Session, command: Command) -> str:
+    return await _copy(session, command, move=True)

@@ -1,0 +1,282 @@
+"""The IMAP listeners: STARTTLS port and implicit-TLS port, one :class:`Connection` per client.
+
+The connection reads whole commands (lines and literals) under the
+limits (line length, literal size, autologout), hands them to the
+session, and writes the responses. It closes the connection after a
+flood of bad commands, and the service refuses connections beyond the
+per-address limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import ssl
+from typing import Any
+
+from mss.config import Settings
+from mss.db import Database
+from mss.errors import DatabaseUnavailable
+from mss.mailbox.imap.auth import ConnectionCounter, LoginThrottle
+from mss.mailbox.imap.parser import TaggedBad, parse_command, tag_of
+from mss.mailbox.imap.session import IdleTimeout, Session, State, _AlreadyAnswered
+from mss.mailbox.imap.wire import BadCommand, ImapError
+from mss.mailbox.notify import PostgresListener
+
+log = logging.getLogger(__name__)
+
+MAX_LINE = 64 * 1024  # one command line, literals excluded
+MAX_BAD_IN_A_ROW = 10
+_LITERAL_AT_END = re.compile(rb"\{(\d{1,12})(\+?)\}\r?\n$")
+
+
+class ProtocolViolation(Exception):
+    """The client broke framing (line too long, oversized non-synchronising literal): close."""
+
+
+class LiteralTooBig(Exception):
+    def __init__(self, tag: str) -> None:
+        super().__init__(tag)
+        self.tag = tag
+
+
+class ImapService:
+    """What every connection shares: database, TLS context, limits, counters, change listener."""
+
+    def __init__(self, settings: Settings, db: Database, ssl_context: ssl.SSLContext) -> None:
+        self.settings = settings
+        self.db = db
+        self.ssl_context = ssl_context
+        self.limits = settings.limits
+        self.throttle = LoginThrottle()
+        self.per_user = ConnectionCounter(settings.limits.imap_connections_per_user)
+        self.per_ip = ConnectionCounter(settings.limits.max_connections_per_ip)
+        self.connections: set[Connection] = set()
+        self.listener: PostgresListener | None = None
+        self.keepalive = 120.0
+
+    async def start_listener(self) -> None:
+        if not self.db.is_sqlite:
+            self.listener = PostgresListener(self.db.url)
+            await self.listener.start()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, tls: bool) -> None:
+        connection = Connection(self, reader, writer, tls=tls)
+        self.connections.add(connection)
+        try:
+            await connection.serve()
+        finally:
+            self.connections.discard(connection)
+
+    async def close(self) -> None:
+        for connection in list(self.connections):
+            connection.abort()
+        if self.listener is not None:
+            await self.listener.close()
+
+
+class Connection:
+    """One client: framing, limits and the I/O a session needs (the Channel protocol)."""
+
+    def __init__(self, service: ImapService, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 *, tls: bool) -> None:
+        self.service = service
+        self.reader = reader
+        self.writer = writer
+        self.tls = tls
+        self.starttls_possible = not tls
+        peer = writer.get_extra_info("peername")
+        self.peer_ip = peer[0] if peer else "unknown"
+        self._idle_read: asyncio.Future[bytes] | None = None
+        self.session = Session(service.db, self, service.throttle, service.per_user,
+                               idle_timeout=service.limits.imap_idle_timeout, keepalive=service.keepalive)
+
+    # --- Channel ---
+
+    def write(self, data: bytes) -> None:
+        if data and not self.writer.is_closing():
+            self.writer.write(data)
+
+    async def drain(self) -> None:
+        await self.writer.drain()
+
+    async def read_continuation(self) -> bytes:
+        return await asyncio.wait_for(self._readline(), self.service.limits.imap_autologout)
+
+    async def start_tls(self) -> None:
+        # Bytes pipelined after STARTTLS were sent in clear text: drop them (command injection).
+        buffered = getattr(self.reader, "_buffer", None)
+        if buffered:
+            buffered.clear()
+        await self.writer.start_tls(self.service.ssl_context)
+        self.tls = True
+        self.starttls_possible = False
+
+    async def idle_wait(self, wake: asyncio.Event, keepalive: float) -> str:
+        """Wait for DONE ("done"), a change ("wake") or the keep-alive period ("timeout")."""
+        if self._idle_read is None:
+            self._idle_read = asyncio.ensure_future(self._readline())
+        waker = asyncio.ensure_future(wake.wait())
+        try:
+            done, _ = await asyncio.wait({self._idle_read, waker}, timeout=keepalive,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waker.cancel()
+        if self._idle_read in done:
+            line = self._idle_read.result()
+            self._idle_read = None
+            if line.strip().upper() != b"DONE":
+                raise BadCommand("expected DONE to end IDLE")
+            return "done"
+        return "wake" if waker in done else "timeout"
+
+    # --- framing ---
+
+    async def _readline(self) -> bytes:
+        try:
+            line = await self.reader.readuntil(b"\n")
+        except asyncio.LimitOverrunError:
+            raise ProtocolViolation("command line too long") from None
+        except asyncio.IncompleteReadError as exc:
+            if exc.partial:
+                raise ProtocolViolation("connection closed in the middle of a command") from None
+            raise ConnectionResetError("client went away") from None
+        return line
+
+    async def read_command(self) -> bytes:
+        """One command with its literals, exactly as sent."""
+        data = bytearray()
+        while True:
+            line = await self._readline()
+            data += line
+            if len(data) > MAX_LINE + self.service.limits.imap_max_literal:
+                raise ProtocolViolation("command too long")
+            match = _LITERAL_AT_END.search(line)
+            if match is None:
+                return bytes(data)
+            size, non_sync = int(match.group(1)), bool(match.group(2))
+            if size > self.service.limits.imap_max_literal:
+                if non_sync:
+                    raise ProtocolViolation(f"literal of {size} bytes is over the limit")
+                raise LiteralTooBig(tag_of(bytes(data)))
+            if not non_sync:
+                self.write(b"+ Ready for literal data\r\n")
+                await self.drain()
+            data += await self.reader.readexactly(size)
+
+    def abort(self) -> None:
+        self.writer.close()
+
+    async def serve(self) -> None:
+        if not self.service.per_ip.acquire(self.peer_ip):
+            self.write(b"* BYE [UNAVAILABLE] too many connections from your address\r\n")
+            await self._close()
+            return
+        try:
+            self.write(self.session.greeting())
+            await self.drain()
+            await self._loop()
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, OSError):
+            pass
+        finally:
+            self.service.per_ip.release(self.peer_ip)
+            await self.session.close()
+            await self._close()
+
+    async def _loop(self) -> None:
+        limits = self.service.limits
+        bad_in_a_row = 0
+        while self.session.state != State.LOGOUT:
+            try:
+                data = await asyncio.wait_for(self.read_command(), limits.imap_autologout)
+            except TimeoutError:
+                self.write(b"* BYE Autologout: no command for too long\r\n")
+                return
+            except ProtocolViolation as exc:
+                self.write(f"* BAD {exc}\r\n* BYE closing the connection\r\n".encode())
+                return
+            except LiteralTooBig as exc:
+                self.write(f"{exc.tag} NO [TOOBIG] the message is larger than the limit of "
+                           f"{limits.imap_max_literal} bytes\r\n".encode())
+                await self.drain()
+                continue
+            response, bad = await self._execute(data)
+            bad_in_a_row = bad_in_a_row + 1 if bad else 0
+            self.write(response)
+            if bad_in_a_row >= MAX_BAD_IN_A_ROW:
+                self.write(b"* BYE too many invalid commands\r\n")
+                return
+            await self.drain()
+
+    async def _execute(self, data: bytes) -> tuple[bytes, bool]:
+        """Run one command: (the tagged response, whether it was a BAD)."""
+        try:
+            command = parse_command(data)
+        except TaggedBad as exc:
+            return exc.response(exc.tag), True
+        except BadCommand as exc:
+            return exc.response(tag_of(data)), True
+        try:
+            return await self.session.run(command), False
+        except _AlreadyAnswered:
+            return b"", False
+        except IdleTimeout:
+            self.session.state = State.LOGOUT
+            return b"* BYE IDLE for too long, closing\r\n", False
+        except BadCommand as exc:
+            return exc.response(command.tag), True
+        except ImapError as exc:
+            return exc.response(command.tag), False
+        except DatabaseUnavailable as exc:
+            log.warning("IMAP %s failed: %s", command.name, exc)
+            return f"{command.tag} NO [UNAVAILABLE] the mail store is unavailable, try again later\r\n".encode(), False
+        except (ConnectionError, asyncio.IncompleteReadError, ProtocolViolation):
+            raise
+        except Exception:
+            log.exception("IMAP %s failed", command.name)
+            return f"{command.tag} NO [SERVERBUG] internal error, the administrator has the details\r\n".encode(), False
+
+    async def _close(self) -> None:
+        if self._idle_read is not None:
+            self._idle_read.cancel()
+        with contextlib.suppress(Exception):
+            self.writer.close()
+            await asyncio.wait_for(self.writer.wait_closed(), 2)
+
+
+async def start_imap_servers(settings: Settings, db: Database, ssl_context: ssl.SSLContext) -> list[asyncio.Server]:
+    """Listen on the STARTTLS port (``ports.imap``) and the implicit-TLS port (``ports.imaps``).
+
+    Port 0 picks a free port (see ``server.sockets[0].getsockname()``). Stop with
+    :func:`stop_imap_servers`, which also closes open connections and the change listener.
+    """
+    service = ImapService(settings, db, ssl_context)
+    await service.start_listener()
+    servers: list[asyncio.Server] = []
+    if settings.listeners.imap:
+        servers.append(await asyncio.start_server(
+            lambda r, w: service.handle(r, w, tls=False), settings.bind, settings.ports.imap, limit=MAX_LINE))
+    if settings.listeners.imaps:
+        servers.append(await asyncio.start_server(
+            lambda r, w: service.handle(r, w, tls=True), settings.bind, settings.ports.imaps, ssl=ssl_context,
+            limit=MAX_LINE, ssl_handshake_timeout=30))
+    for server in servers:
+        server.mss_imap_service = service  # type: ignore[attr-defined]
+    return servers
+
+
+async def stop_imap_servers(servers: list[asyncio.Server]) -> None:
+    """Stop listening, close every connection and the change listener."""
+    services: list[Any] = []
+    for server in servers:
+        server.close()
+        service = getattr(server, "mss_imap_service", None)
+        if service is not None and service not in services:
+            services.append(service)
+    for service in services:
+        await service.close()
+    for server in servers:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(server.wait_closed(), 5)
