@@ -2,9 +2,131 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import click
+
+from mss.command import hub_command
+from mss.config import Settings
+from mss.errors import InvalidInput
+
+KEY_TYPE = click.Choice(["rsa", "ec"])
+_ID_NAT = re.compile(r"8\d{11}|0[0-9A-Z]{9}")
 
 
 @click.group()
 def pki() -> None:
     """Development PKI: CAs, server, operator and S/MIME certificates, CRL."""
+
+
+@contextmanager
+def _as_sentence(what: str) -> Iterator[None]:
+    """File and format errors of the PKI become one sentence and exit code 2."""
+    try:
+        yield
+    except (OSError, ValueError, TypeError) as exc:
+        raise InvalidInput(f"cannot {what}: {exc}") from None
+
+
+@pki.command("init")
+@click.option("--key-type", type=KEY_TYPE, default="rsa", show_default=True)
+@click.option("--force", is_flag=True, help="Replace an existing PKI (every issued certificate).")
+@hub_command
+async def init_command(settings: Settings, key_type: str, force: bool) -> None:
+    """Make the root and intermediate CAs, the hub's TLS certificate and the operator certificate."""
+    from mss.crypto.keys import load_cert
+    from mss.crypto.pki import PkiLayout, init_pki
+
+    existed = PkiLayout(settings.pki_dir).exists()
+    with _as_sentence(f"make the PKI in {settings.pki_dir}"):
+        layout = init_pki(settings.pki_dir, [settings.hostname, settings.domain],
+                          operator_domain=settings.domain, key_type=key_type,  # type: ignore[arg-type]
+                          force=force, crl_path=settings.crl_path)
+        operator = load_cert(layout.operator.cert).subject.rfc4514_string()
+    if existed and not force:
+        click.echo(f"kept the existing PKI in {layout.root} (use --force to replace it)")
+    else:
+        click.echo(f"made a {key_type.upper()} development PKI in {layout.root}")
+    click.echo(f"  root CA           {layout.root_cert}")
+    click.echo(f"  server (TLS)      {layout.server.cert}")
+    click.echo(f"  operator          {layout.operator.cert}  ({operator})")
+    click.echo(f"  CRL               {settings.crl_path}")
+
+
+@pki.command("issue")
+@click.argument("address")
+@click.option("--id-nat", default=None, help="The holder's idNat (8 + RPPS, or 0 + ADELI).")
+@click.option("--name", "common_name", default=None, help='The holder\'s name, e.g. "Dr Jean Dupont".')
+@click.option("--title", default=None, help="The profession, e.g. Médecin.")
+@click.option("--client", is_flag=True, help="A TLS client certificate (APP mailbox) instead of S/MIME.")
+@click.option("--key-type", type=KEY_TYPE, default=None, help="Default: the CA's key type.")
+@hub_command
+async def issue_command(settings: Settings, address: str, id_nat: str | None,
+                        common_name: str | None, title: str | None, client: bool,
+                        key_type: str | None) -> None:
+    """Issue an S/MIME certificate for ADDRESS (or a client certificate with --client)."""
+    from mss.crypto.pki import issue_client, issue_smime
+
+    if id_nat is not None and not _ID_NAT.fullmatch(id_nat):
+        raise InvalidInput(f"{id_nat!r} is not an idNat: expected 8 followed by the 11-digit "
+                           "RPPS, or 0 followed by the 9-character ADELI")
+    if client and (id_nat or title):
+        raise InvalidInput("--id-nat and --title apply to S/MIME certificates, not --client")
+    with _as_sentence(f"issue a certificate for {address}"):
+        if client:
+            issued = issue_client(settings.pki_dir, address, key_type=key_type)  # type: ignore[arg-type]
+        else:
+            issued = issue_smime(settings.pki_dir, address, id_nat=id_nat,
+                                 common_name=common_name, title=title,
+                                 key_type=key_type)  # type: ignore[arg-type]
+    click.echo(f"certificate {issued.cert}")
+    click.echo(f"key         {issued.key}")
+
+
+@pki.command("revoke")
+@click.argument("cert_or_serial")
+@hub_command
+async def revoke_command(settings: Settings, cert_or_serial: str) -> None:
+    """Revoke a certificate (its PEM file or hex serial) and rewrite the CRL."""
+    from mss.crypto.pki import revoke
+
+    with _as_sentence(f"revoke {cert_or_serial}"):
+        serial = revoke(settings.pki_dir, cert_or_serial, crl_path=settings.crl_path)
+    click.echo(f"revoked serial {serial:X}; CRL rewritten at {settings.crl_path}")
+
+
+@pki.command("crl")
+@hub_command
+async def crl_command(settings: Settings) -> None:
+    """Sign the CRLs again with a fresh nextUpdate."""
+    from mss.crypto.pki import CRL_VALIDITY, PkiLayout, write_crls
+
+    if not PkiLayout(settings.pki_dir).exists():
+        raise InvalidInput(f"no PKI in {settings.pki_dir}: run 'mss pki init' first")
+    with _as_sentence("write the CRL"):
+        path = write_crls(settings.pki_dir, crl_path=settings.crl_path)
+    next_update = dt.datetime.now(dt.UTC) + CRL_VALIDITY
+    click.echo(f"CRL written at {path}, next update before {next_update:%Y-%m-%d %H:%M} UTC")
+
+
+@pki.command("show")
+@hub_command
+async def show_command(settings: Settings) -> None:
+    """List the certificates of the PKI with their expiry and revocation."""
+    from mss.crypto.pki import list_certificates
+
+    now = dt.datetime.now(dt.UTC)
+    with _as_sentence(f"read the PKI in {settings.pki_dir}"):
+        entries = list_certificates(settings.pki_dir)
+    for entry in entries:
+        if entry.revoked_at is not None:
+            state = f"revoked {entry.revoked_at:%Y-%m-%d}"
+        elif entry.not_after < now:
+            state = "EXPIRED"
+        else:
+            state = f"{(entry.not_after - now).days} days left"
+        click.echo(f"{entry.kind:<12} {entry.serial:<40} {entry.not_after:%Y-%m-%d}  "
+                   f"{state:<18} {entry.subject}  {entry.path}")

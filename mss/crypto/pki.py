@@ -288,6 +288,7 @@ def revoke(pki_dir: Path, cert_or_serial: str | Path | int, *,
            crl_path: Path | None = None) -> int:
     """Revoke a certificate of this PKI (by file or hex serial) and rewrite the CRLs."""
     layout = PkiLayout(Path(pki_dir))
+    _intermediate(layout)  # refuses early when there is no PKI
     serial = _serial_of(layout, cert_or_serial)
     index = _read_index(layout)
     entry = next((e for e in index["certificates"] if int(e["serial"], 16) == serial), None)

@@ -1,0 +1,107 @@
+"""``mss pki ...`` as a user runs it: a real process, its output, its exit code."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from mss.crypto.certificates import id_nat_from_subject
+from mss.crypto.keys import load_cert, parse_crls
+
+MSS = Path(sys.executable).parent / "mss"
+
+
+def mss(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MSS_")}
+    env["MSS_DATA_DIR"] = str(tmp_path / "var")
+    return subprocess.run([str(MSS), "pki", *args], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mss: "), result.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("cli-hub")
+    made = mss(home, "init")
+    assert made.returncode == 0, made.stderr
+    assert "made a RSA development PKI" in made.stdout
+    return home
+
+
+def test_init_is_kept_then_forced(tmp_path: Path) -> None:
+    first = mss(tmp_path, "init", "--key-type", "ec")
+    assert first.returncode == 0, first.stderr
+    root = (tmp_path / "var" / "pki" / "root-ca.pem").read_bytes()
+    again = mss(tmp_path, "init")
+    assert again.returncode == 0 and "kept the existing PKI" in again.stdout
+    assert (tmp_path / "var" / "pki" / "root-ca.pem").read_bytes() == root
+    forced = mss(tmp_path, "init", "--force", "--key-type", "ec")
+    assert forced.returncode == 0 and "made a EC development PKI" in forced.stdout
+    server = load_cert(tmp_path / "var" / "pki" / "server.pem")
+    assert isinstance(server.public_key(), ec.EllipticCurvePublicKey)
+    assert (tmp_path / "var" / "pki" / "root-ca.pem").read_bytes() != root
+
+
+def test_issue_smime_with_id_nat(hub: Path) -> None:
+    issued = mss(hub, "issue", "jean.dupont@mss.localhost", "--id-nat", "899700367917",
+                 "--name", "Dr Jean Dupont", "--title", "Médecin")
+    assert issued.returncode == 0, issued.stderr
+    cert_line, key_line = issued.stdout.splitlines()
+    cert_path = Path(cert_line.split()[-1])
+    assert cert_path.is_file() and Path(key_line.split()[-1]).is_file()
+    assert id_nat_from_subject(load_cert(cert_path).subject) == "899700367917"
+
+
+def test_issue_client_certificate(hub: Path) -> None:
+    issued = mss(hub, "issue", "convocations@mss.localhost", "--client", "--key-type", "ec")
+    assert issued.returncode == 0, issued.stderr
+    assert "/issued/client/convocations@mss.localhost.pem" in issued.stdout
+
+
+@pytest.mark.parametrize("args, sentence", [
+    (["issue", "jean@mss.localhost", "--id-nat", "12345"], "is not an idNat"),
+    (["issue", "not-an-address"], "is not an e-mail address"),
+    (["issue", "app@mss.localhost", "--client", "--id-nat", "899700367917"], "--client"),
+    (["revoke", "zz-not-a-serial"], "neither a certificate file nor a hex serial"),
+    (["revoke", "ABCDEF0123"], "was not issued"),
+])
+def test_refusals_are_one_sentence(hub: Path, args: list[str], sentence: str) -> None:
+    assert sentence in one_line_error(mss(hub, *args))
+
+
+def test_commands_before_init(tmp_path: Path) -> None:
+    for args in (["issue", "a@mss.localhost"], ["crl"], ["show"], ["revoke", "AB"]):
+        assert "mss pki init" in one_line_error(mss(tmp_path, *args)), args
+
+
+def test_revoke_crl_and_show(hub: Path) -> None:
+    issued = mss(hub, "issue", "marie.curie@mss.localhost", "--key-type", "ec")
+    cert_path = Path(issued.stdout.splitlines()[0].split()[-1])
+    serial = load_cert(cert_path).serial_number
+    revoked = mss(hub, "revoke", str(cert_path))
+    assert revoked.returncode == 0 and f"revoked serial {serial:X}" in revoked.stdout
+    crl = hub / "var" / "pki" / "crl.pem"
+    assert serial in {r.serial_number for r in parse_crls(crl.read_bytes())[0]}
+    before = crl.read_bytes()
+    reissued = mss(hub, "crl")
+    assert reissued.returncode == 0 and "next update before" in reissued.stdout
+    assert crl.read_bytes() != before
+    assert serial in {r.serial_number for r in parse_crls(crl.read_bytes())[0]}
+    shown = mss(hub, "show")
+    assert shown.returncode == 0, shown.stderr
+    rows = {line.split()[1]: line for line in shown.stdout.splitlines()}
+    assert "revoked" in rows[format(serial, "X")]
+    kinds = [line.split()[0] for line in shown.stdout.splitlines()]
+    assert kinds[:4] == ["root", "intermediate", "server", "operator"]
+    assert "days left" in shown.stdout
