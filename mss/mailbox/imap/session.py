@@ -477,6 +477,8 @@ class Session:
             if what == "done":
                 return "IDLE terminated"
             if what == "timeout":
+                if time.monotonic() >= deadline:
+                    raise IdleTimeout()
                 self.send(b"* OK Still here\r\n")
                 await self.channel.drain()
 
