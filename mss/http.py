@@ -17,8 +17,6 @@ log = logging.getLogger("mss.http")
 # Each module exposes setup(app); the order is the order of route registration.
 PARTS = (
     "mss.directory.fhir_api",
-    "mss.mailbox.autoconfig",
-    "dmp_bridge.api",
     "portal.app",
 )
 
@@ -39,13 +37,7 @@ def build_app(settings: Settings, db: Database, services: dict[str, Any] | None 
     app[DB] = db
     app[SERVICES] = services if services is not None else {}
     for name in PARTS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        module.setup(app)
+        importlib.import_module(name).setup(app)
 
     async def health(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})

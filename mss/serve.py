@@ -79,9 +79,10 @@ class Hub:
             self.tasks.append(asyncio.create_task(self.runner.run_forever(), name="jobs"))
 
     def _register_jobs(self, runner: JobRunner) -> None:
-        from mss.smtp_gateway import register_jobs
+        from mss import notify, patients, smtp_gateway
 
-        register_jobs(runner)
+        for part in (smtp_gateway, notify, patients):
+            part.register_jobs(runner)
 
     async def _start_listeners(self, server_context: Any) -> None:
         settings, listeners = self.settings, self.settings.listeners

@@ -36,8 +36,10 @@ async def initialise(settings: Settings, *, demo: bool) -> list[str]:
     url = settings.effective_database_url
     await upgrade_async(url)
     lines.append(f"database ready: {safe_url(url)}")
-    created = pki.init_pki(settings.pki_dir, pki_hostnames(settings))
-    lines.append(("development PKI created in " if created else "development PKI already in ")
+    existed = settings.server_cert_file.is_file()
+    pki.init_pki(settings.pki_dir, pki_hostnames(settings), operator_domain=settings.domain,
+                 crl_path=settings.crl_path)
+    lines.append(("development PKI already in " if existed else "development PKI created in ")
                  + str(settings.pki_dir))
     if demo:
         from mss.demo import create_demo
@@ -76,5 +78,5 @@ async def describe_listeners(settings: Settings, db: Database) -> list[str]:
         lines.append("Demo logins (all of them: mss demo accounts --json):")
         for account in load_demo_accounts(settings):
             login = account.get("login") or account["address"]
-            lines.append(f"  {account['role']:<22} {login:<40} password {account['password']}")
+            lines.append(f"  {account['role']:<28} {login:<40} password {account['password']}")
     return lines
