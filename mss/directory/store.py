@@ -1,0 +1,284 @@
+"""The directory API other packages call: look-ups, creation, mailbox passwords.
+
+Every function takes the caller's ``AsyncSession``, so it joins the
+caller's transaction (``async with db.write() as session``). Values are
+normalised with ``mss.directory.identifiers`` before they are stored or
+looked up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mss.config import Settings
+from mss.db import utcnow
+from mss.directory.identifiers import (
+    normalise_address,
+    normalise_dn,
+    normalise_domain,
+    normalise_finess,
+    normalise_id_nat,
+    normalise_ins,
+    normalise_phone,
+    normalise_profession_code,
+)
+from mss.directory.models import (
+    Guardianship,
+    Mailbox,
+    MailboxKind,
+    Organisation,
+    OrganisationKind,
+    Patient,
+    PatientState,
+    Professional,
+    TrustedDomain,
+)
+from mss.errors import InvalidInput
+
+MIN_PASSWORD_LENGTH = 12
+_hasher = PasswordHasher()
+
+
+# -- look-ups ---------------------------------------------------------------------------
+
+async def find_mailbox(session: AsyncSession, address: str) -> Mailbox | None:
+    """The mailbox with this address, whatever its case; None when unknown or malformed."""
+    try:
+        wanted = normalise_address(address)
+    except InvalidInput:
+        return None
+    query = select(Mailbox).where(func.lower(Mailbox.address) == wanted)
+    return (await session.scalars(query)).first()
+
+
+async def find_patient_by_ins(session: AsyncSession, ins: str) -> Patient | None:
+    """The patient with this INS matricule; None when unknown or not a valid INS."""
+    try:
+        wanted = normalise_ins(ins)
+    except InvalidInput:
+        return None
+    return (await session.scalars(select(Patient).where(Patient.ins == wanted))).first()
+
+
+async def find_patient_by_email(session: AsyncSession, email: str) -> Patient | None:
+    """The patient whose personal e-mail (for notifications) is this one, or whose PAT mailbox it is."""
+    try:
+        wanted = normalise_address(email)
+    except InvalidInput:
+        return None
+    patient = (await session.scalars(
+        select(Patient).where(func.lower(Patient.email) == wanted).order_by(Patient.id))).first()
+    if patient is not None:
+        return patient
+    mailbox = await find_mailbox(session, wanted)
+    if mailbox is None or mailbox.patient_id is None:
+        return None
+    return await session.get(Patient, mailbox.patient_id)
+
+
+async def find_professional_by_id_nat(session: AsyncSession, id_nat: str) -> Professional | None:
+    """The professional with this idNat (a bare RPPS is read as 8 + RPPS)."""
+    try:
+        wanted = normalise_id_nat(id_nat, check_key=False)
+    except InvalidInput:
+        return None
+    return (await session.scalars(select(Professional).where(Professional.id_nat == wanted))).first()
+
+
+async def find_organisation_by_finess(session: AsyncSession, finess: str) -> Organisation | None:
+    """The organisation with this FINESS number."""
+    try:
+        wanted = normalise_finess(finess, check_key=False)
+    except InvalidInput:
+        return None
+    return (await session.scalars(select(Organisation).where(Organisation.finess == wanted))).first()
+
+
+async def trusted_domain(session: AsyncSession, domain: str) -> TrustedDomain | None:
+    """An enabled trust-list entry for this domain (one of its operators), or None."""
+    try:
+        wanted = normalise_domain(domain)
+    except InvalidInput:
+        return None
+    query = (select(TrustedDomain)
+             .where(TrustedDomain.domain == wanted, TrustedDomain.enabled.is_(True))
+             .order_by(TrustedDomain.id))
+    return (await session.scalars(query)).first()
+
+
+async def is_trusted_operator_dn(session: AsyncSession, dn: str, domain: str | None = None) -> bool:
+    """True when an enabled trust-list entry names this operator certificate subject DN.
+
+    With ``domain``, the DN must be listed for that domain.
+    """
+    query = select(TrustedDomain.id).where(TrustedDomain.operator_dn == normalise_dn(dn),
+                                           TrustedDomain.enabled.is_(True))
+    if domain is not None:
+        try:
+            query = query.where(TrustedDomain.domain == normalise_domain(domain))
+        except InvalidInput:
+            return False
+    return (await session.scalars(query.limit(1))).first() is not None
+
+
+def patient_mailbox_address(settings: Settings, ins: str) -> str:
+    """The patient's mailbox address: ``<INS>@patient.<domain>``."""
+    return f"{normalise_ins(ins)}@{settings.patient_domain}".lower()
+
+
+# -- creation -----------------------------------------------------------------------------
+
+async def create_organisation(session: AsyncSession, *, name: str, finess: str | None = None,
+                              kind: OrganisationKind = OrganisationKind.OTHER,
+                              check_key: bool = True) -> Organisation:
+    """Add an organisation (FINESS checked when given, its Luhn key unless told not to)."""
+    if not name.strip():
+        raise InvalidInput("an organisation needs a name")
+    organisation = Organisation(name=name.strip(), kind=kind,
+                                finess=normalise_finess(finess, check_key=check_key) if finess else None)
+    session.add(organisation)
+    await session.flush()
+    return organisation
+
+
+async def create_professional(session: AsyncSession, *, id_nat: str, family_name: str,
+                              given_names: str = "", profession_code: str = "",
+                              specialty_code: str = "", organisation: Organisation | None = None,
+                              check_key: bool = True) -> Professional:
+    """Add a professional identified by idNat (RPPS Luhn key checked unless told not to)."""
+    if not family_name.strip():
+        raise InvalidInput("a professional needs a family name")
+    professional = Professional(
+        id_nat=normalise_id_nat(id_nat, check_key=check_key), family_name=family_name.strip(),
+        given_names=given_names.strip(),
+        profession_code=normalise_profession_code(profession_code) if profession_code else "",
+        specialty_code=specialty_code.strip(),
+        organisation_id=organisation.id if organisation is not None else None)
+    session.add(professional)
+    await session.flush()
+    return professional
+
+
+@dataclass(frozen=True)
+class MailboxOwner:
+    """Who a new mailbox belongs to: a professional, an organisation, or both (PER in a service)."""
+
+    professional: Professional | None = None
+    organisation: Organisation | None = None
+
+
+async def create_mailbox(session: AsyncSession, *, address: str, kind: MailboxKind,
+                         owner: MailboxOwner, display_name: str = "", red_list: bool = False,
+                         pharmacy: bool = False, password: str | None = None) -> Mailbox:
+    """Add a PER/ORG/APP/CAB mailbox; the address must be free."""
+    if kind is MailboxKind.PAT:
+        raise InvalidInput("patient mailboxes are created with their patient (create_patient)")
+    if kind is MailboxKind.PER and owner.professional is None:
+        raise InvalidInput(f"a PER mailbox belongs to a professional; {address} has none")
+    if kind is not MailboxKind.PER and owner.organisation is None and owner.professional is None:
+        raise InvalidInput(f"a {kind.value} mailbox belongs to an organisation; {address} has none")
+    mailbox = Mailbox(
+        address=await _free_address(session, address), kind=kind, display_name=display_name.strip(),
+        professional_id=owner.professional.id if owner.professional else None,
+        organisation_id=owner.organisation.id if owner.organisation else None,
+        red_list=red_list, pharmacy=pharmacy)
+    if password is not None:
+        mailbox.password_hash = await hash_password_async(password)
+    session.add(mailbox)
+    await session.flush()
+    return mailbox
+
+
+async def _free_address(session: AsyncSession, address: str) -> str:
+    normalised = normalise_address(address)
+    if await find_mailbox(session, normalised) is not None:
+        raise InvalidInput(f"mailbox {normalised} already exists")
+    return normalised
+
+
+async def create_patient(session: AsyncSession, settings: Settings, *, ins: str, family_name: str,
+                         given_names: str = "", birth_date: dt.date | None = None,
+                         email: str | None = None, phone: str | None = None,
+                         now: dt.datetime | None = None) -> Patient:
+    """Add a patient in the opposition window, with the PAT mailbox ``<INS>@patient.<domain>``."""
+    if not family_name.strip():
+        raise InvalidInput("a patient needs a family name")
+    normalised_ins = normalise_ins(ins)
+    if await find_patient_by_ins(session, normalised_ins) is not None:
+        raise InvalidInput(f"a patient with INS {normalised_ins} already exists")
+    now = now or utcnow()
+    patient = Patient(
+        ins=normalised_ins, family_name=family_name.strip(), given_names=given_names.strip(),
+        birth_date=birth_date, email=normalise_address(email) if email else None,
+        phone=normalise_phone(phone) if phone else None, state=PatientState.OPPOSITION_WINDOW, state_changed_at=now,
+        opposition_deadline=now + dt.timedelta(days=settings.portal.opposition_window_days))
+    session.add(patient)
+    await session.flush()
+    session.add(Mailbox(address=await _free_address(session, patient_mailbox_address(settings, ins)),
+                        kind=MailboxKind.PAT, display_name=patient.display_name,
+                        patient_id=patient.id))
+    await session.flush()
+    return patient
+
+
+async def add_guardian(session: AsyncSession, *, guardian: Patient, minor: Patient) -> bool:
+    """Record that ``guardian`` acts for ``minor``; False when it was already recorded."""
+    if guardian.id == minor.id:
+        raise InvalidInput(f"patient {minor.ins} cannot be their own guardian")
+    existing = await session.scalars(select(Guardianship.id).where(
+        Guardianship.guardian_id == guardian.id, Guardianship.minor_id == minor.id))
+    if existing.first() is not None:
+        return False
+    session.add(Guardianship(guardian_id=guardian.id, minor_id=minor.id))
+    await session.flush()
+    return True
+
+
+# -- passwords ----------------------------------------------------------------------------
+
+def hash_password(password: str) -> str:
+    """An argon2id hash; about a tenth of a second of CPU, so call it off the event loop."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"the password has {len(password)} characters; "
+                           f"use at least {MIN_PASSWORD_LENGTH}")
+    return _hasher.hash(password)
+
+
+async def hash_password_async(password: str) -> str:
+    """``hash_password`` in a worker thread."""
+    return await asyncio.to_thread(hash_password, password)
+
+
+def check_mailbox_password(mailbox: Mailbox, password: str) -> bool:
+    """True when the password matches the mailbox's argon2 hash (blocking: prefer the async one)."""
+    if not mailbox.password_hash:
+        return False
+    try:
+        return _hasher.verify(mailbox.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+async def check_mailbox_password_async(mailbox: Mailbox, password: str) -> bool:
+    """``check_mailbox_password`` in a worker thread, so the event loop keeps serving."""
+    return await asyncio.to_thread(check_mailbox_password, mailbox, password)
+
+
+async def set_mailbox_password(session: AsyncSession, address: str, password: str) -> Mailbox:
+    """Replace the password of a professional, organisational or applicative mailbox."""
+    mailbox = await find_mailbox(session, address)
+    if mailbox is None:
+        raise InvalidInput(f"no mailbox {address} in the directory")
+    if mailbox.kind is MailboxKind.PAT:
+        raise InvalidInput(f"{mailbox.address} is a patient mailbox: patients sign in to the "
+                           "portal, their mailbox has no password of its own")
+    mailbox.password_hash = await hash_password_async(password)
+    await session.flush()
+    return mailbox
