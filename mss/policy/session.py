@@ -16,6 +16,8 @@ class PeerCertificateFacts:
     subject_dn: str
     sha256: str
     domains: tuple[str, ...] = ()
+    chain_status: str = "valid"  # the TrustStore's verdict: valid, revoked, expired, bad_eku...
+    chain_reason: str = ""
 
 
 AUTH_FAILED = refuse(535, "5.7.8", "Authentication credentials invalid",
@@ -29,8 +31,13 @@ def decide_password_login(mailbox: MailboxFacts | None, password_ok: bool) -> De
     return _decide_login(mailbox)
 
 
-def decide_certificate_login(mailbox: MailboxFacts | None) -> Decision:
-    """AUTH EXTERNAL: the client certificate's fingerprint is registered for an APP mailbox."""
+def decide_certificate_login(mailbox: MailboxFacts | None,
+                             certificate: PeerCertificateFacts | None = None) -> Decision:
+    """The client certificate's fingerprint is registered for an APP mailbox, and still valid."""
+    if certificate is not None and certificate.chain_status != "valid":
+        return refuse(535, "5.7.8", f"The client certificate is not acceptable: "
+                      f"{certificate.chain_reason or certificate.chain_status}",
+                      f"Le certificat client n'est pas acceptable ({certificate.chain_status})")
     if mailbox is None:
         return refuse(535, "5.7.8", "No mailbox is registered for this client certificate",
                       "Aucune boîte n'est associée à ce certificat client")
@@ -57,6 +64,10 @@ def decide_relay_client(certificate: PeerCertificateFacts | None, *, dn_trusted:
         return refuse(530, "5.7.0", "The relay port requires TLS with a client certificate of an "
                       "operator of the trust space", "Le port relais exige TLS avec un certificat "
                       "client d'un opérateur de l'espace de confiance")
+    if certificate.chain_status != "valid":
+        return refuse(550, "5.7.1", f"The operator certificate is not acceptable: "
+                      f"{certificate.chain_reason or certificate.chain_status}",
+                      f"Le certificat d'opérateur n'est pas acceptable ({certificate.chain_status})")
     if dn_trusted or domain_trusted:
         return OK
     return refuse(550, "5.7.1", f"The operator certificate {certificate.subject_dn} is not on the "

@@ -159,7 +159,7 @@ class HubSMTP(SMTP):
         ssl_object = self._ssl_object()
         if ssl_object is not None and self.session is not None:
             self.hub_session().tls = describe_tls(ssl_object)
-            self.hub_session().certificate = peer_certificate(ssl_object)
+            self.hub_session().certificate = peer_certificate(ssl_object, self.gateway.trust)
 
     def encrypted(self) -> bool:
         return self._ssl_object() is not None
@@ -181,7 +181,7 @@ class HubSMTP(SMTP):
             mailbox = await self.gateway.mailbox_for_certificate(session.certificate.sha256)
         except (DatabaseUnavailable, TimeoutError):
             return
-        if mailbox is not None and decide_certificate_login(mailbox).allowed:
+        if mailbox is not None and decide_certificate_login(mailbox, session.certificate).allowed:
             session.authenticated = True
             session.mailbox = mailbox
             session.auth_data = mailbox

@@ -48,9 +48,16 @@ def route_for(domain: str, services: dict[str, Any]) -> tuple[str, int]:
 
 
 def send_over_tls(host: str, port: int, context: ssl.SSLContext, local_hostname: str, mail_from: str,
-                  recipients: list[str], raw: bytes, timeout: float = 60.0) -> RelayResult:
-    """One SMTP transaction (blocking: run in a thread). 4xx and network errors raise."""
-    with smtplib.SMTP(host, port, local_hostname=local_hostname, timeout=timeout) as client:
+                  recipients: list[str], raw: bytes, *, peer_name: str,
+                  timeout: float = 60.0) -> RelayResult:
+    """One SMTP transaction (blocking: run in a thread). 4xx and network errors raise.
+
+    The peer's certificate must name ``peer_name``: the operator's domain, as its
+    operator certificate does, whatever host the route points at.
+    """
+    with smtplib.SMTP(local_hostname=local_hostname, timeout=timeout) as client:
+        client._host = peer_name  # what starttls() checks the certificate against
+        client.connect(host, port)
         client.ehlo()
         if not client.has_extn("starttls"):
             raise smtplib.SMTPException(f"{host}:{port} does not offer STARTTLS")
@@ -73,6 +80,19 @@ def send_over_tls(host: str, port: int, context: ssl.SSLContext, local_hostname:
                         for r, (code, text) in refused.items()})
 
 
+async def dkim_sign(raw: bytes, settings: Settings) -> bytes:
+    """Sign with our DKIM key (``<pki_dir>/dkim/<domain>.<selector>.key``) when there is one."""
+    from mss.crypto import dkim
+
+    folder = settings.pki_dir / "dkim"
+    keys = sorted(folder.glob(f"{settings.domain}.*.key")) if folder.is_dir() else []
+    if not keys:
+        return raw
+    selector = keys[0].name.removesuffix(".key")[len(settings.domain) + 1:]
+    key = dkim.load_signing_key(settings.pki_dir, settings.domain, selector)
+    return await dkim.sign_async(raw, key)
+
+
 async def run_relay_job(ctx: JobContext, payload: dict[str, Any]) -> None:
     """The ``smtp.relay`` handler."""
     settings: Settings = ctx.services["settings"]
@@ -83,6 +103,7 @@ async def run_relay_job(ctx: JobContext, payload: dict[str, Any]) -> None:
         if message is None:
             raise PermanentFailure(f"stored message {payload['message_id']} is gone")
         raw = bytes(message.raw)
+    raw = await dkim_sign(raw, settings)
     host, port = await asyncio.to_thread(route_for, domain, ctx.services)
     trust = ctx.services.get("trust")
     if trust is None:
@@ -92,7 +113,7 @@ async def run_relay_job(ctx: JobContext, payload: dict[str, Any]) -> None:
     try:
         context = client_context(settings, trust)
         result = await asyncio.to_thread(send_over_tls, host, port, context, settings.hostname,
-                                         payload["mail_from"], recipients, raw)
+                                         payload["mail_from"], recipients, raw, peer_name=domain)
     except (OSError, smtplib.SMTPException, ssl.SSLError) as exc:
         if ctx.attempt >= int(payload.get("max_attempts", RELAY_ATTEMPTS)):
             await _bounce(ctx, payload, {r: (451, f"4.4.1 {host}:{port} could not be reached: {exc}")

@@ -170,7 +170,8 @@ class Gateway:
         verdict = decide_signature(sender.mailbox, locals_, signature.status, signature.reason)
         if not verdict.allowed:
             return Accepted(verdict, signature=signature)
-        parsed = self._stamped(parsed, txn, signature, helo=helo, peer=peer, tls=tls)
+        dkim = await self._dkim_results(parsed) if sender.mailbox is None else []
+        parsed = self._stamped(parsed, txn, signature, dkim, helo=helo, peer=peer, tls=tls)
         try:
             receipt = await deliver(self.db, self.settings, txn, parsed, signature)
         except DeliveryRefused as refused:
@@ -184,15 +185,26 @@ class Gateway:
                 runner.wake()
         return Accepted(replies.accepted(receipt.queue_id), receipt, signature)
 
-    def _stamped(self, parsed: ParsedMessage, txn: Transaction, signature: SignatureOutcome, *,
-                 helo: str, peer: str, tls: str) -> ParsedMessage:
+    async def _dkim_results(self, parsed: ParsedMessage) -> list[str]:
+        """DKIM of a message another operator relayed, for Authentication-Results."""
+        from mss.crypto import dkim
+
+        table = self.services.get("dkim_keys")
+        if table is None:
+            table = self.services["dkim_keys"] = dkim.DkimKeyTable.from_pki(self.settings.pki_dir)
+        result = await dkim.verify_async(parsed.raw, table)
+        return [result.authentication_results_clause()]
+
+    def _stamped(self, parsed: ParsedMessage, txn: Transaction, signature: SignatureOutcome,
+                 dkim: list[str], *, helo: str, peer: str, tls: str) -> ParsedMessage:
         """Our Received and Authentication-Results headers (and a Message-ID if the client gave none)."""
         hostname = self.settings.hostname
         sender = txn.sender
         auth_user = sender.mailbox.address if sender.mailbox is not None else None
         headers = [
             ("Authentication-Results", authentication_results(
-                hostname, signature=signature, from_address=parsed.from_address, auth_user=auth_user)),
+                hostname, signature=signature, from_address=parsed.from_address, auth_user=auth_user,
+                dkim=dkim)),
             ("Received", (f"from {helo or 'unknown'} ({peer})\r\n\tby {hostname} with "
                          f"{'ESMTPSA' if auth_user else 'ESMTPS'}{f' ({tls})' if tls else ''};\r\n\t"
                          f"{email.utils.format_datetime(utcnow())}")),

@@ -1,8 +1,7 @@
 """TLS for the SMTP listeners and the outbound relay: TLS 1.2 minimum, client certificates.
 
-``mss.crypto.tls`` builds the contexts when it is available; until then
-(and as a fallback) the same contexts are built here from the settings:
-the server certificate, and the trust anchors for client certificates.
+``mss.crypto.tls`` builds the contexts; this module picks the modes each
+listener needs and turns a client certificate into policy facts.
 """
 
 from __future__ import annotations
@@ -12,55 +11,31 @@ import ssl
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from mss.config import Settings
+from mss.crypto import tls as crypto_tls
 from mss.policy import PeerCertificateFacts
 
 
 def server_context(settings: Settings, trust: Any, *, client_cert: bool) -> ssl.SSLContext:
-    """A server context; with ``client_cert`` it asks for a certificate chaining to the anchors."""
-    try:
-        from mss.crypto import tls as crypto_tls
+    """A server context; with ``client_cert`` it asks for a certificate chaining to the anchors.
 
-        return crypto_tls.server_context(settings, client_cert="optional" if client_cert else "none")
-    except (ImportError, AttributeError, TypeError):
-        pass
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(settings.server_cert_file, settings.server_key_file)
-    if client_cert:
-        _load_anchors(context, trust)
-        context.verify_mode = ssl.CERT_OPTIONAL
-    return context
+    The certificate is optional at the TLS layer so that a client without one
+    gets an SMTP reply with a sentence rather than a bare handshake alert.
+    """
+    return crypto_tls.server_context(settings, client_cert="optional" if client_cert else "none",
+                                     trust=trust)
 
 
-def client_context(settings: Settings, trust: Any, *, cert_file: str | None = None,
-                   key_file: str | None = None) -> ssl.SSLContext:
-    """The context of our outbound relay: verify the peer against the anchors, show our operator cert."""
-    try:
-        from mss.crypto import tls as crypto_tls
-
-        return crypto_tls.client_context(settings)
-    except (ImportError, AttributeError, TypeError):
-        pass
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    _load_anchors(context, trust)
-    operator_cert = cert_file or str(settings.pki_dir / "operator.pem")
-    operator_key = key_file or str(settings.pki_dir / "operator.key")
-    context.load_cert_chain(operator_cert, operator_key)
-    return context
+def client_context(settings: Settings, trust: Any) -> ssl.SSLContext:
+    """Our outbound relay's context: verify the peer against the anchors, show our operator cert."""
+    return crypto_tls.client_context(settings, cert=settings.pki_dir / "operator.pem",
+                                     key=settings.pki_dir / "operator.key", trust=trust)
 
 
-def _load_anchors(context: ssl.SSLContext, trust: Any) -> None:
-    pem = "".join(cert.public_bytes(Encoding.PEM).decode() for cert in trust.anchors)
-    if pem:
-        context.load_verify_locations(cadata=pem)
-
-
-def peer_certificate(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> PeerCertificateFacts | None:
-    """The client's verified certificate as facts (subject DN, SHA-256, DNS names), or None."""
+def peer_certificate(ssl_object: ssl.SSLObject | ssl.SSLSocket | None,
+                     trust: Any) -> PeerCertificateFacts | None:
+    """The client's certificate as facts (DN, SHA-256, DNS names, full chain/CRL check), or None."""
     if ssl_object is None:
         return None
     der = ssl_object.getpeercert(binary_form=True)
@@ -72,7 +47,10 @@ def peer_certificate(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> PeerCe
         domains = tuple(name.lower() for name in san.get_values_for_type(x509.DNSName))
     except x509.ExtensionNotFound:
         domains = ()
-    return PeerCertificateFacts(cert.subject.rfc4514_string(), hashlib.sha256(der).hexdigest(), domains)
+    check = crypto_tls.verify_peer(ssl_object, trust, usage="tls_client")
+    status, reason = (check.status, check.reason) if check is not None else ("unknown_ca", "")
+    return PeerCertificateFacts(cert.subject.rfc4514_string(), hashlib.sha256(der).hexdigest(), domains,
+                                chain_status=status, chain_reason=reason)
 
 
 def describe_tls(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> str:
