@@ -58,6 +58,10 @@ def hub_command(func: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
 async def open_database(settings: Settings, *, check: bool = True) -> Database:
     """The hub's database; with ``check``, one clear error if it is unreachable or not migrated."""
     db = Database(settings.effective_database_url)
+    if check and db.sqlite_path is not None and not db.sqlite_path.is_file():
+        await db.dispose()
+        raise DatabaseUnavailable(f"the database file {db.sqlite_path} does not exist: "
+                                  "run 'mss init' (or 'mss db upgrade')")
     if check:
         from sqlalchemy import text
         try:

@@ -19,7 +19,12 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the schema of the database at ``url`` to ``revision``."""
+    """Bring the schema of the database at ``url`` to ``revision`` (a new SQLite file's folder is made)."""
+    from mss.db import Database
+
+    path = Database(url).sqlite_path
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(url), revision)
 
 

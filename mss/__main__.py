@@ -1,0 +1,5 @@
+"""``python -m mss`` is the ``mss`` command."""
+
+from mss.cli import main
+
+main()

@@ -1,0 +1,130 @@
+"""The hub as a person runs it: mss init --demo, demo accounts, doctor, serve, and their refusals."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+MSS = [sys.executable, "-m", "mss"]
+PORT_KEYS = ("smtp_relay", "submission", "submission_tls", "imap", "imaps", "https")
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def hub_env(tmp_path: Path, database_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MSS_")}
+    env.update(MSS_DATA_DIR=str(tmp_path / "var"), MSS_DATABASE_URL=database_url)
+    for key, port in zip(PORT_KEYS, free_ports(len(PORT_KEYS))):
+        env[f"MSS_PORTS_{key.upper()}"] = str(port)
+    return env
+
+
+def mss(env: dict[str, str], *args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*MSS, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def wait_listening(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"nothing listens on {port} after {timeout} s")
+
+
+def test_init_demo_accounts_doctor_and_serve(tmp_path: Path, database_url: str) -> None:
+    env = hub_env(tmp_path, database_url)
+    done = mss(env, "init", "--demo", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "demo data created: 9 accounts" in done.stdout
+
+    again = mss(env, "init", "--demo", cwd=tmp_path)
+    assert again.returncode == 0 and "demo data already present" in again.stdout
+
+    accounts = json.loads(mss(env, "demo", "accounts", "--json", cwd=tmp_path).stdout)
+    roles = sorted(a["role"] for a in accounts)
+    assert roles == sorted(["doctor (médecin traitant)", "doctor (cardiologist)", "pharmacist",
+                            "cardiology service (ORG)", "hospital convocations (APP)", "pharmacy (ORG)",
+                            "patient", "patient (guardian)", "patient (minor)"])
+    for account in accounts:
+        assert account["password"] and account["address"]
+        if account["role"].startswith("patient"):
+            assert len(account["ins"]) == 15 and account["address"].startswith(account["ins"])
+        else:
+            assert Path(account["certificate"]).is_file() and Path(account["key"]).is_file()
+            assert oct(Path(account["key"]).stat().st_mode & 0o777) == "0o600"
+    app = next(a for a in accounts if "APP" in a["role"])
+    assert Path(app["client_certificate"]).is_file()
+    assert all(a["id_nat"].startswith("8") for a in accounts if a["role"].startswith(("doctor", "pharm")) and "id_nat" in a)
+
+    doctor = mss(env, "doctor", cwd=tmp_path)
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    assert all(line.startswith("OK") for line in doctor.stdout.splitlines()), doctor.stdout
+
+    server = subprocess.Popen([*MSS, "serve"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        for key in PORT_KEYS:
+            wait_listening(int(env[f"MSS_PORTS_{key.upper()}"]))
+        doctor = mss(env, "doctor", cwd=tmp_path)
+        assert doctor.returncode == 0, doctor.stdout
+        assert doctor.stdout.count(": listening") == len(PORT_KEYS)
+
+        context = ssl.create_default_context(cafile=str(tmp_path / "var" / "pki" / "root-ca.pem"))
+        url = f"https://localhost:{env['MSS_PORTS_HTTPS']}/fhir/Practitioner?name=Dupont"
+        with urllib.request.urlopen(url, context=context, timeout=10) as response:
+            bundle = json.load(response)
+        assert bundle["total"] == 1
+        assert bundle["entry"][0]["resource"]["name"][0]["family"].upper() == "DUPONT"
+
+        second = mss(env, "serve", cwd=tmp_path, timeout=60)
+        assert second.returncode == 4
+        assert "is already in use" in second.stderr and "Traceback" not in second.stderr
+        assert len(second.stderr.strip().splitlines()) == 1, second.stderr
+    finally:
+        server.terminate()
+        output, _ = server.communicate(timeout=30)
+    assert server.returncode == 0, output
+    assert "jean.dupont@mss.localhost" in output and "Traceback" not in output
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("postgresql+asyncpg://postgres@127.0.0.1:9/none", "cannot use the database"),
+    ("sqlite+aiosqlite:////nonexistent-dir/sub/x.sqlite3", "does not exist: run 'mss init'"),
+])
+def test_unreachable_database_is_one_line(tmp_path: Path, url: str, expected: str) -> None:
+    env = hub_env(tmp_path, url)
+    done = mss(env, "demo", "accounts", cwd=tmp_path)
+    assert done.returncode == 2 and "no demo data" in done.stderr
+    done = mss(env, "mailbox", "passwd", "x@mss.localhost", "--password-stdin", cwd=tmp_path)
+    assert done.returncode == 3, done.stderr
+    assert expected in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_doctor_names_what_is_missing(tmp_path: Path) -> None:
+    env = hub_env(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'empty.sqlite3'}")
+    done = mss(env, "doctor", cwd=tmp_path)
+    assert done.returncode == 1
+    failed = [line for line in done.stdout.splitlines() if line.startswith("FAIL")]
+    assert any("no schema yet, run 'mss db upgrade'" in line for line in failed)
+    assert any("server certificate" in line and "mss pki init" in line for line in failed)
