@@ -103,7 +103,9 @@ async def store_flags(session: AsyncSession, mailbox_id: int, folder_id: int, ui
     """
     wanted = frozenset(flags)
     lowered = {f.lower() for f in wanted}
-    _, modseq = await allocate(session, folder_id, 0)
+    # Hold the folder row while reading flags (PostgreSQL); a new mod-sequence only if something changes.
+    await session.execute(select(Folder.id).where(Folder.id == folder_id).with_for_update())
+    modseq = await highest_modseq(session, folder_id) + 1
     result = FlagUpdate({}, {}, [])
     updates: list[dict[str, Any]] = []
     for chunk in _chunks(uids):
@@ -133,6 +135,8 @@ async def store_flags(session: AsyncSession, mailbox_id: int, folder_id: int, ui
             result.changed[uid] = (parse_flags(new_text), modseq)
             result.current[uid] = result.changed[uid]
     if updates:
+        _, allocated = await allocate(session, folder_id, 0)
+        assert allocated == modseq
         await session.execute(_ENTRIES.update().where(_ENTRIES.c.id == bindparam("eid")).values(
             flags=bindparam("nflags"), modseq=bindparam("nmodseq")), updates)
         await mark_changed(session, mailbox_id)
