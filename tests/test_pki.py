@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from mss.config import Settings
-from mss.crypto import pki
+from mss.crypto import dkim, pki
 from mss.crypto.certificates import id_nat_from_subject, professional_subject, siret_like
 from mss.crypto.keys import load_cert, load_certs, parse_crls
 from mss.crypto.trust import TrustStore
@@ -54,6 +54,9 @@ def test_init_makes_the_whole_layout(fresh_pki: pki.PkiLayout) -> None:
     for key in (layout.root_key, layout.intermediate_key, layout.server.key, layout.operator.key):
         assert stat.S_IMODE(key.stat().st_mode) == 0o600, key
     assert stat.S_IMODE(layout.root.stat().st_mode) == 0o700
+    dkim_key = layout.root / "dkim" / "mss.example.fr.dev.key"
+    assert stat.S_IMODE(dkim_key.stat().st_mode) == 0o600
+    assert dkim.load_signing_key(layout.root, "mss.example.fr", "dev").algorithm == "ed25519"
 
 
 def test_key_types(fresh_pki: pki.PkiLayout) -> None:

@@ -170,8 +170,8 @@ def make_ca(directory: Path, label: str, *, key_type: KeyType = "rsa", force: bo
 
 def init_pki(pki_dir: Path, hostnames: Sequence[str], *, operator_domain: str | None = None,
              key_type: KeyType = "rsa", force: bool = False, crl_path: Path | None = None,
-             label: str = DEV_CA_LABEL) -> PkiLayout:
-    """The development PKI: CAs, the hub's TLS server certificate, the operator certificate, CRLs.
+             label: str = DEV_CA_LABEL, dkim_selector: str = "dev") -> PkiLayout:
+    """The development PKI: CAs, the hub's TLS and operator certificates, CRLs, a DKIM key.
 
     An existing PKI is kept (missing pieces are added) unless ``force``.
     """
@@ -185,8 +185,17 @@ def init_pki(pki_dir: Path, hostnames: Sequence[str], *, operator_domain: str | 
     if force or not layout.operator.cert.is_file():
         _issue(layout, "operator", profiles.operator_subject(domain), [x509.DNSName(domain)],
                profiles.OPERATOR_EKU, layout.operator, key_type, days=397)
+    _ensure_dkim_key(layout, domain, dkim_selector)
     write_crls(layout.root, crl_path=crl_path)
     return layout
+
+
+def _ensure_dkim_key(layout: PkiLayout, domain: str, selector: str) -> None:
+    """An ed25519 DKIM key for the operator domain, made once (see mss/crypto/dkim.py)."""
+    from mss.crypto import dkim
+
+    if not any((layout.root / "dkim").glob(f"{domain.lower()}.*.key")):
+        dkim.save_signing_key(layout.root, dkim.generate_signing_key(domain, selector))
 
 
 def _issue(layout: PkiLayout, kind: str, subject: x509.Name, san: Sequence[x509.GeneralName],
