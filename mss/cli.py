@@ -30,8 +30,8 @@ def db() -> None:
 @hub_command
 async def db_upgrade(settings: Settings, revision: str) -> None:
     """Create or migrate the schema (SQLite or PostgreSQL)."""
-    from mss.migrate import upgrade_async
     from mss.errors import DatabaseUnavailable
+    from mss.migrate import upgrade_async
 
     settings.data_path.mkdir(parents=True, exist_ok=True)
     url = settings.effective_database_url

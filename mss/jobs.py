@@ -14,8 +14,9 @@ import asyncio
 import datetime as dt
 import logging
 import traceback
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from sqlalchemy import JSON, Index, Integer, String, Text, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -149,7 +150,7 @@ class JobRunner:
         if hook is not None:
             try:
                 await hook(self.db, job, detail)
-            except Exception:  # noqa: BLE001 - the failure itself is already recorded
+            except Exception:
                 log.exception("on_job_failed hook failed for job %s", job.id)
 
     async def _finish(self, job_id: int, values: dict[str, Any]) -> None:
@@ -171,7 +172,7 @@ class JobRunner:
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def stop(self) -> None:

@@ -77,6 +77,7 @@ class Hub:
             raise
         if settings.listeners.workers:
             self.tasks.append(asyncio.create_task(self.runner.run_forever(), name="jobs"))
+        self.tasks.append(asyncio.create_task(keep_trust_fresh(settings, trust), name="trust"))
 
     def _register_jobs(self, runner: JobRunner) -> None:
         from mss import notify, patients, smtp_gateway
@@ -123,6 +124,28 @@ class Hub:
         if self.http_runner is not None:
             await self.http_runner.cleanup()
         await self.db.dispose()
+
+
+async def keep_trust_fresh(settings: Settings, trust: Any, interval: float = 60.0) -> None:
+    """Re-read anchors and CRLs (a revocation takes effect within a minute) and keep the dev CRL signed."""
+    import datetime as dt
+
+    from cryptography import x509
+
+    from mss.crypto import pki
+    from mss.db import utcnow
+
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            dev_pki = not settings.tls.crl_file and (settings.pki_dir / "intermediate-ca.key").is_file()
+            if dev_pki and settings.crl_path.is_file():
+                crl = x509.load_pem_x509_crl(settings.crl_path.read_bytes())
+                if crl.next_update_utc is None or crl.next_update_utc - utcnow() < dt.timedelta(days=2):
+                    await asyncio.to_thread(pki.write_crls, settings.pki_dir, crl_path=settings.crl_path)
+            await asyncio.to_thread(trust.reload)
+        except Exception:
+            log.exception("could not refresh the trust anchors and revocation lists")
 
 
 async def serve_forever(settings: Settings, db: Database) -> None:

@@ -26,7 +26,7 @@ async def test_datetimes_come_back_aware_utc(db: Database) -> None:
     async with db.read() as session:
         org = (await session.scalars(select(Organisation))).one()
     assert org.created_at == when
-    assert org.created_at.tzinfo == dt.timezone.utc
+    assert org.created_at.tzinfo == dt.UTC
 
 
 async def test_write_rolls_back_on_error(db: Database) -> None:
