@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from mss.audit import AuditEvent
 from mss.config import Settings
 from mss.db import Database
 from mss.directory.identifiers import ins_key
@@ -72,6 +73,12 @@ async def test_roster_with_guardian_and_corsican_ins(db: Database, settings: Set
         assert await find_patient_by_email(session, f"{CHILD}@patient.mss.localhost") == child
         link = (await session.scalars(select(Guardianship))).one()
         assert (link.guardian_id, link.minor_id) == (mother.id, child.id)
+        events = (await session.scalars(select(AuditEvent).order_by(AuditEvent.id))).all()
+    # The patient can read in the portal who created their account, and the guardianship.
+    assert [(e.action, e.patient_id) for e in events] == [
+        ("patient.created", mother.id), ("patient.created", events[1].patient_id),
+        ("patient.created", child.id), ("guardian.added", child.id), ("directory.imported", None)]
+    assert events[-1].detail["added"] == 3 and events[0].actor_kind == "operator"
 
 
 async def test_reimport_changes_nothing_then_updates(db: Database, settings: Settings,

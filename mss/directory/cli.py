@@ -96,6 +96,8 @@ def _read_password(password_stdin: bool) -> str:
 @hub_command
 async def passwd(settings: Settings, address: str, password_stdin: bool) -> None:
     """Set the password of a mailbox (asked twice, hidden)."""
+    from mss.audit import record
+    from mss.directory.imports import operator
     from mss.directory.store import find_mailbox, set_mailbox_password
 
     db = await open_database(settings)
@@ -106,6 +108,8 @@ async def passwd(settings: Settings, address: str, password_stdin: bool) -> None
         password = _read_password(password_stdin)
         async with db.write() as session:
             mailbox_row = await set_mailbox_password(session, address, password)
+            record(session, "mailbox.password_set", actor_kind="operator", actor=operator(),
+                   target=mailbox_row.address, source="mss mailbox passwd")
     finally:
         await db.dispose()
     click.echo(f"password of {mailbox_row.address} changed")

@@ -46,6 +46,7 @@ from mss.directory.imports import (
     apply_entries,
     decode_text,
     read_input,
+    record_import,
     refuse_or_skip,
 )
 from mss.directory.models import OrganisationKind
@@ -288,4 +289,5 @@ async def import_fhir(session: AsyncSession, path: str, *, skip_invalid: bool = 
                         report, skip_invalid=skip_invalid, description="practitioners")
     await apply_entries(session, file.roles, lambda d: apply_role(session, d),
                         report, skip_invalid=skip_invalid, description="roles")
+    record_import(session, "fhir", report)
     return report

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mss.audit import record
 from mss.config import Settings
 from mss.db import utcnow
 from mss.directory.identifiers import normalise_address, normalise_ins, normalise_phone
@@ -25,7 +26,9 @@ from mss.directory.imports import (
     ImportReport,
     apply_entries,
     decode_text,
+    operator,
     read_input,
+    record_import,
     refuse_or_skip,
 )
 from mss.directory.store import add_guardian, create_patient, find_patient_by_ins
@@ -163,27 +166,36 @@ def _guardians_first(entries: list[Entry[PatientRow]], path: str) -> list[Entry[
 async def _apply(session: AsyncSession, settings: Settings, row: PatientRow,
                  now: dt.datetime) -> str:
     patient = await find_patient_by_ins(session, row.ins)
-    outcome = "unchanged"
+    added = patient is None
+    changed: list[str] = []
     if patient is None:
         patient = await create_patient(
             session, settings, ins=row.ins, family_name=row.family_name,
             given_names=row.given_names, birth_date=row.birth_date, email=row.email,
             phone=row.phone, now=now)
-        outcome = "added"
+        _audit(session, "patient.created", patient.id)
     else:
-        for name in UPDATABLE:
-            if name in row.columns and getattr(patient, name) != getattr(row, name):
-                setattr(patient, name, getattr(row, name))
-                outcome = "updated"
+        changed += [name for name in UPDATABLE
+                   if name in row.columns and getattr(patient, name) != getattr(row, name)]
+        for name in changed:
+            setattr(patient, name, getattr(row, name))
+        if changed:
+            _audit(session, "patient.updated", patient.id, fields=changed)
     if row.guardian_ins is not None:
         guardian = await find_patient_by_ins(session, row.guardian_ins)
         if guardian is None:
             raise InvalidInput(f"guardian INS {row.guardian_ins} is neither a valid line of this "
                                "file nor a patient of the directory")
-        if await add_guardian(session, guardian=guardian, minor=patient) and outcome == "unchanged":
-            outcome = "updated"
+        if await add_guardian(session, guardian=guardian, minor=patient):
+            _audit(session, "guardian.added", patient.id, guardian=guardian.ins)
+            changed.append("guardian")
     await session.flush()
-    return outcome
+    return "added" if added else "updated" if changed else "unchanged"
+
+
+def _audit(session: AsyncSession, action: str, patient_id: int, **detail: object) -> None:
+    record(session, action, actor_kind="operator", actor=operator(), patient_id=patient_id,
+           source="mss directory import-patients", **detail)
 
 
 async def import_patients(session: AsyncSession, settings: Settings, path: str, *,
@@ -195,4 +207,5 @@ async def import_patients(session: AsyncSession, settings: Settings, path: str, 
     entries = parse_patients(text, path, report, skip_invalid=skip_invalid, today=now.date())
     await apply_entries(session, entries, lambda row: _apply(session, settings, row, now), report,
                         skip_invalid=skip_invalid, description="patients")
+    record_import(session, "patients", report)
     return report

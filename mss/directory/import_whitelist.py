@@ -24,7 +24,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.db import utcnow
 from mss.directory.identifiers import normalise_dn, normalise_domain
-from mss.directory.imports import Entry, ImportReport, apply_entries, read_input, refuse_or_skip
+from mss.directory.imports import (
+    Entry,
+    ImportReport,
+    apply_entries,
+    read_input,
+    record_import,
+    refuse_or_skip,
+)
 from mss.directory.models import TrustedDomain
 from mss.errors import InvalidInput
 
@@ -200,5 +207,6 @@ async def import_whitelist(session: AsyncSession, path: str, *,
         if row.enabled and row.domain not in skipped_names:
             row.enabled = False
             report.disabled += 1
+    record_import(session, "whitelist", report)
     await session.flush()
     return report

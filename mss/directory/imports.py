@@ -9,6 +9,7 @@ entry is reported and left out.
 
 from __future__ import annotations
 
+import getpass
 import sys
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Generic, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 from tqdm import tqdm
 
+from mss.audit import record
 from mss.errors import InvalidInput
 
 T = TypeVar("T")
@@ -69,6 +71,22 @@ class ImportReport:
         if self.skipped:
             text += f"; {len(self.skipped)} skipped"
         return text
+
+
+def operator() -> str:
+    """Who runs the command, for audit events."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def record_import(session: AsyncSession, kind: str, report: ImportReport) -> None:
+    """One audit event per import, with what it changed."""
+    record(session, "directory.imported", actor_kind="operator", actor=operator(),
+           target=report.source, source=f"mss directory import-{kind}", added=report.added,
+           updated=report.updated, unchanged=report.unchanged, disabled=report.disabled,
+           skipped=len(report.skipped))
 
 
 def read_input(path: str) -> bytes:

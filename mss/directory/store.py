@@ -54,8 +54,12 @@ async def find_mailbox(session: AsyncSession, address: str) -> Mailbox | None:
         wanted = normalise_address(address)
     except InvalidInput:
         return None
-    query = select(Mailbox).where(func.lower(Mailbox.address) == wanted)
-    return (await session.scalars(query)).first()
+    # Addresses are stored normalised, so the unique index answers; lower() catches rows
+    # written by hand with capitals.
+    found = (await session.scalars(select(Mailbox).where(Mailbox.address == wanted))).first()
+    if found is not None:
+        return found
+    return (await session.scalars(select(Mailbox).where(func.lower(Mailbox.address) == wanted))).first()
 
 
 async def find_patient_by_ins(session: AsyncSession, ins: str) -> Patient | None:
