@@ -47,7 +47,11 @@ async def _run_import(settings: Settings,
 @click.option("--skip-invalid", is_flag=True, help=SKIP_HELP)
 @hub_command
 async def import_fhir_command(settings: Settings, file: str, skip_invalid: bool) -> None:
-    """Import FHIR Practitioner/PractitionerRole/Organization resources (JSON, alone or in a Bundle)."""
+    """Import practitioners, roles and organisations from FHIR JSON.
+
+    FILE holds a Practitioner, PractitionerRole or Organization resource, or a Bundle
+    of them; MSSanté mailboxes are read from their telecom.
+    """
     from mss.directory.import_fhir import import_fhir
 
     await _run_import(settings, lambda session: import_fhir(session, file,
@@ -71,7 +75,11 @@ async def import_whitelist_command(settings: Settings, file: str, skip_invalid: 
 @click.option("--skip-invalid", is_flag=True, help=SKIP_HELP)
 @hub_command
 async def import_patients_command(settings: Settings, file: str, skip_invalid: bool) -> None:
-    """Import a patient roster (CSV: ins, family_name, given_names, birth_date, email, phone, guardian_ins)."""
+    """Import a patient roster (CSV).
+
+    Columns: ins, family_name, given_names, birth_date (YYYY-MM-DD), and optionally
+    email, phone, guardian_ins.
+    """
     from mss.directory.import_patients import import_patients
 
     await _run_import(settings, lambda session: import_patients(session, settings, file,
