@@ -49,8 +49,9 @@ NOTICES: dict[str, Notice] = {
                            "Un nouveau document a été ajouté à votre dossier médical."),
     "emergency_access": Notice("Accès en urgence à votre dossier médical",
                                "Un professionnel de santé a consulté votre dossier médical en urgence."),
-    "account_activated": Notice("Votre espace santé est activé",
-                                "Votre compte de messagerie de santé est maintenant activé."),
+    "account_activated": Notice("Votre messagerie santé est ouverte",
+                                "Votre compte de messagerie de santé est maintenant ouvert. Pour choisir "
+                                "votre mot de passe, utilisez le code d'activation reçu par courrier."),
     "account_changed": Notice("Modification de votre compte",
                               "L'état de votre compte de messagerie de santé a changé."),
 }

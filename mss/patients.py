@@ -33,6 +33,7 @@ from mss.db import Database, utcnow
 from mss.directory.models import Guardianship, Patient, PatientState
 from mss.errors import HubError
 from mss.jobs import JobContext, JobRunner, enqueue
+from mss.notify import notify_patient
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed from paper
 CODE_LENGTH = 12
@@ -280,6 +281,7 @@ def auto_activate(session: AsyncSession, patient: Patient, now: dt.datetime | No
         return False
     patient.state, patient.state_changed_at, patient.activated_at = PatientState.ACTIVE, now, now
     audit(session, "account_auto_activated", SYSTEM, patient, deadline=deadline.isoformat())
+    notify_patient(session, patient, "account_activated", "/activation")
     return True
 
 

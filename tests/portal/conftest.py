@@ -142,3 +142,11 @@ async def add_patient(db: Database, ins: str, family: str, given: str, *, phone:
 async def add_guardianship(db: Database, guardian: Patient, minor: Patient) -> None:
     async with db.write() as session:
         session.add(Guardianship(guardian_id=guardian.id, minor_id=minor.id))
+
+
+async def second_visitor(hub: Hub) -> Hub:
+    """Another browser on the same portal (its own cookies); closed with the test's loop."""
+    client = TestClient(hub.client.server, cookie_jar=aiohttp.CookieJar(unsafe=True),
+                        connector=aiohttp.TCPConnector(ssl=False))
+    await client.start_server()
+    return Hub(client, hub.clock, hub.settings, hub.db)

@@ -1,0 +1,61 @@
+"""The access history shows the current space's events only, filterable by kind and day."""
+
+from __future__ import annotations
+
+import datetime as dt
+from html import unescape
+
+from mss.audit import record
+from tests.portal.conftest import Hub, add_patient, second_visitor
+
+ALICE, BRUNO = "280017512345611", "180017512345612"
+
+
+async def test_each_patient_sees_only_their_history(hub: Hub) -> None:
+    alice = await add_patient(hub.db, ALICE, "Roux", "Alice", phone="+33600000001")
+    bruno = await add_patient(hub.db, BRUNO, "Fabre", "Bruno", phone="+33600000002")
+    async with hub.db.write() as session:
+        record(session, "document_read", actor_kind="professional", actor="8100000000001",
+               patient_id=bruno.id, source="10.1.2.3", actor_name="Dr Anne Secret")
+    other = await second_visitor(hub)
+    try:
+        await other.login(BRUNO)
+        await hub.login(ALICE)
+        for path in ("/historique", f"/historique?patient={bruno.id}", f"/historique?patient_id={bruno.id}"):
+            response, html = await hub.page(path)
+            assert response.status == 200
+            assert "Dr Anne Secret" not in html and "Bruno" not in html
+            assert "Alice Roux (vous-même)" in unescape(html)
+        _response, html = await other.page("/historique")
+        assert "Dr Anne Secret (professionnel)" in html and "10.1.2.3" in html
+        assert alice.id != bruno.id
+    finally:
+        await other.client.close()
+
+
+async def test_filter_by_kind_and_dates(hub: Hub) -> None:
+    alice = await add_patient(hub.db, ALICE, "Roux", "Alice")
+    async with hub.db.write() as session:
+        for action, day in (("message_read", 3), ("consent_changed", 10), ("document_read", 20),
+                            ("account_deactivated", 25)):
+            event = record(session, action, actor_kind="patient", actor=ALICE, patient_id=alice.id,
+                           actor_name="Alice Roux")
+            event.at = dt.datetime(2026, 3, day, 12, 0, tzinfo=dt.UTC)
+    await hub.login(ALICE)
+
+    async def shown(query: str) -> set[str]:
+        _response, html = await hub.page("/historique" + query)
+        labels = {"Message lu", "Consentement modifié", "Document consulté", "Compte désactivé", "Connexion"}
+        return {label for label in labels if f'<p class="what">{label}' in unescape(html)}
+
+    assert await shown("") == {"Message lu", "Consentement modifié", "Document consulté", "Compte désactivé",
+                               "Connexion"}
+    assert await shown("?type=messages") == {"Message lu"}
+    assert await shown("?type=consentements") == {"Consentement modifié"}
+    assert await shown("?type=acces") == {"Document consulté"}
+    assert await shown("?type=connexions") == {"Connexion"}
+    assert await shown("?type=compte") == {"Compte désactivé"}
+    assert await shown("?du=2026-03-05&au=2026-03-20") == {"Consentement modifié", "Document consulté"}
+    assert await shown("?type=acces&du=2026-03-21") == set()
+    _response, html = await hub.page("/historique?du=pas-une-date")
+    assert "pas été comprise" in html
