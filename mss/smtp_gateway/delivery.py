@@ -8,7 +8,6 @@ became unreachable since RCPT). A database failure or timeout is a 451.
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -30,6 +29,7 @@ from mss.policy import (
     domain_of,
 )
 from mss.smtp_gateway.content import ParsedMessage, SignatureOutcome
+from mss.smtp_gateway.deadline import within
 from mss.smtp_gateway.envelope import Transaction
 from mss.smtp_gateway.lookup import mailbox_facts
 
@@ -64,9 +64,11 @@ class DeliveryReceipt:
 async def deliver(db: Database, settings: Settings, txn: Transaction, parsed: ParsedMessage,
                   signature: SignatureOutcome) -> DeliveryReceipt:
     """Commit the message for every recipient, or nothing (raises DeliveryRefused, DatabaseUnavailable)."""
-    async with asyncio.timeout(settings.limits.database_timeout):
+    async def transaction() -> DeliveryReceipt:
         async with db.write() as session:
             return await _deliver(session, settings, txn, parsed, signature)
+
+    return await within(settings.limits.database_timeout, transaction())
 
 
 async def _deliver(session: AsyncSession, settings: Settings, txn: Transaction, parsed: ParsedMessage,

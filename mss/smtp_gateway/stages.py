@@ -7,7 +7,6 @@ verifies, stamps and delivers, and turns failures into replies.
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import logging
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ from mss.smtp_gateway.content import (
     stamp,
     verify_signature,
 )
+from mss.smtp_gateway.deadline import within
 from mss.smtp_gateway.delivery import DeliveryReceipt, DeliveryRefused, deliver
 from mss.smtp_gateway.envelope import Sender, Transaction
 from mss.smtp_gateway.lookup import (
@@ -84,16 +84,24 @@ class Gateway:
 
     async def check_password(self, login: str, password: str) -> tuple[MailboxFacts | None, bool]:
         """The mailbox named by ``login`` and whether the password matches (argon2, off the loop)."""
-        async with asyncio.timeout(self.settings.limits.database_timeout), self.db.read() as session:
-            mailbox = await find_mailbox(session, login)
-            patient = await session.get(Patient, mailbox.patient_id) if mailbox and mailbox.patient_id else None
+        async def lookup() -> tuple[Any, Any]:
+            async with self.db.read() as session:
+                mailbox = await find_mailbox(session, login)
+                patient = (await session.get(Patient, mailbox.patient_id)
+                           if mailbox and mailbox.patient_id else None)
+                return mailbox, patient
+
+        mailbox, patient = await within(self.settings.limits.database_timeout, lookup())
         if mailbox is None:
             return None, False
         return facts_of(mailbox, patient), await check_mailbox_password_async(mailbox, password)
 
     async def mailbox_for_certificate(self, sha256: str) -> MailboxFacts | None:
-        async with asyncio.timeout(self.settings.limits.database_timeout), self.db.read() as session:
-            return await mailbox_by_certificate(session, sha256)
+        async def lookup() -> MailboxFacts | None:
+            async with self.db.read() as session:
+                return await mailbox_by_certificate(session, sha256)
+
+        return await within(self.settings.limits.database_timeout, lookup())
 
     async def check_relay_client(self, certificate: PeerCertificateFacts | None
                                  ) -> tuple[Decision, frozenset[str]]:
@@ -101,8 +109,11 @@ class Gateway:
         if certificate is None:
             return decide_relay_client(None, dn_trusted=False, domain_trusted=False), frozenset()
         try:
-            async with asyncio.timeout(self.settings.limits.database_timeout), self.db.read() as session:
-                dn_trusted, domains = await operator_trust(session, certificate)
+            async def lookup() -> tuple[bool, frozenset[str]]:
+                async with self.db.read() as session:
+                    return await operator_trust(session, certificate)
+
+            dn_trusted, domains = await within(self.settings.limits.database_timeout, lookup())
         except (DatabaseUnavailable, TimeoutError):
             return replies.DATABASE_UNAVAILABLE, frozenset()
         return decide_relay_client(certificate, dn_trusted=dn_trusted, domain_trusted=bool(domains)), domains
@@ -113,9 +124,12 @@ class Gateway:
         if not count.allowed:
             return count, None
         try:
-            async with asyncio.timeout(self.settings.limits.database_timeout), self.db.read() as session:
-                recipient = await recipient_facts(session, self.settings, address)
-                conversations = await self._patient_conversations(session, txn, recipient)
+            async def lookup() -> tuple[RecipientFacts, list[Any]]:
+                async with self.db.read() as session:
+                    found = await recipient_facts(session, self.settings, address)
+                    return found, await self._patient_conversations(session, txn, found)
+
+            recipient, conversations = await within(self.settings.limits.database_timeout, lookup())
         except (DatabaseUnavailable, TimeoutError) as exc:
             log.warning("RCPT %s: %s", address, exc)
             return replies.DATABASE_UNAVAILABLE, None
