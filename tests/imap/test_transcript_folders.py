@@ -66,7 +66,7 @@ b5 OK LIST completed
 async def test_append_status_copy_move(db: Database, mailbox_id: int, wire: Wire) -> None:
     await deliver_n(db, mailbox_id, 2)
     await wire.login()
-    wire.send('a1 APPEND Drafts (\\Draft \\Seen) " 2-Mar-2026 09:15:00 +0100" {%d}' % len(SMALL))
+    wire.send(f'a1 APPEND Drafts (\\Draft \\Seen) " 2-Mar-2026 09:15:00 +0100" {{{len(SMALL)}}}')
     assert await wire.read_line() == "+ Ready for literal data\r\n"
     wire.send(SMALL + "\r\n")  # the literal, then the end of the command line
     assert (await wire.until_tagged("a1")) == "a1 OK [APPENDUID {*} 1] APPEND completed\n".replace(
@@ -75,7 +75,7 @@ async def test_append_status_copy_move(db: Database, mailbox_id: int, wire: Wire
 * STATUS "Drafts" (MESSAGES 1 UNSEEN 0 UIDNEXT 2 HIGHESTMODSEQ 2 SIZE 36)
 a2 OK STATUS completed
 """)
-    wire.send("a3 APPEND Archive {%d+}\r\n%s (\\Flagged) {%d+}\r\n%s" % (len(SMALL), SMALL, len(SMALL), SMALL) + "\r\n")
+    wire.send(f"a3 APPEND Archive {{{len(SMALL)}+}}\r\n{SMALL} (\\Flagged) {{{len(SMALL)}+}}\r\n{SMALL}\r\n")
     assert (await wire.until_tagged("a3")).endswith(" 1:2] APPEND completed\n")
     await wire.check("a4 APPEND Nowhere {1+}\r\nx", "a4 NO [TRYCREATE] there is no folder called 'Nowhere'")
     await wire.check("a5 SELECT INBOX", "{*}a5 OK [READ-WRITE] SELECT completed")

@@ -198,10 +198,13 @@ def _decode_part(raw: bytes, node: dict[str, Any]) -> str:
             data = quopri.decodestring(data)
     except (binascii.Error, ValueError):
         pass
-    try:
-        return data.decode(node.get("charset") or "utf-8", errors="replace")
-    except LookupError:
-        return data.decode("utf-8", errors="replace")
+    # The declared charset first; undeclared or wrong ones are common (8-bit text sent as "us-ascii").
+    for charset in (node.get("charset") or "utf-8", "utf-8"):
+        try:
+            return data.decode(charset)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    return data.decode("latin-1")
 
 
 def body_text(raw: bytes, node: dict[str, Any]) -> str:
