@@ -114,7 +114,6 @@ def verify_peer(conn: Any, trust: TrustStore, *, usage: Usage = "tls_client",
     presented: list[x509.Certificate] = []
     unverified = getattr(ssl_obj, "get_unverified_chain", None)  # Python 3.13+
     if unverified is not None:
-        presented = [x509.load_der_x509_certificate(c if isinstance(c, bytes) else
-                                                    c.public_bytes(ssl.ENCODING_DER))
-                     for c in (unverified() or [])]
+        presented = [x509.load_der_x509_certificate(der) for der in (unverified() or [])
+                     if isinstance(der, bytes)]
     return trust.verify(cert, presented, usage=usage, at=at)
