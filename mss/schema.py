@@ -1,5 +1,6 @@
 """Every table of the hub, imported once so the metadata is complete."""
 
+from dmp_bridge.models import DmpConsent, DmpDocument, DmpProfessionalConsent
 from mss.audit import AuditEvent
 from mss.conversations import Conversation
 from mss.db import Base
@@ -17,6 +18,7 @@ from portal.models import LoginThrottle, PortalSession
 
 metadata = Base.metadata
 
-__all__ = ["AuditEvent", "Conversation", "ExpungedEntry", "Folder", "FolderEntry", "Guardianship", "Job",
+__all__ = ["AuditEvent", "Conversation", "DmpConsent", "DmpDocument", "DmpProfessionalConsent",
+           "ExpungedEntry", "Folder", "FolderEntry", "Guardianship", "Job",
            "LoginThrottle", "Mailbox", "Organisation", "Patient", "PortalSession", "Professional",
            "StoredMessage", "TrustedDomain", "metadata"]

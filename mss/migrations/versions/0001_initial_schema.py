@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 21:54:12.509292
+Create Date: 2026-11-22 22:08:30.528822
 """
 from alembic import op
 import sqlalchemy as sa
@@ -117,6 +117,27 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('audit_events', schema=None) as batch_op:
         batch_op.create_index('ix_audit_events_patient_at', ['patient_id', 'at'], unique=False)
+
+    op.create_table('dmp_consents',
+    sa.Column('patient_id', sa.Integer(), nullable=False),
+    sa.Column('break_glass_opposed', sa.Boolean(), nullable=False),
+    sa.Column('dmp_opposed', sa.Boolean(), nullable=False),
+    sa.Column('updated_at', mss.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['patient_id'], ['patients.id'], name=op.f('fk_dmp_consents_patient_id_patients'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('patient_id', name=op.f('pk_dmp_consents'))
+    )
+    op.create_table('dmp_professional_consents',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('patient_id', sa.Integer(), nullable=False),
+    sa.Column('id_nat', sa.String(length=32), nullable=False),
+    sa.Column('state', sa.String(length=16), nullable=False),
+    sa.Column('changed_at', mss.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['patient_id'], ['patients.id'], name=op.f('fk_dmp_professional_consents_patient_id_patients'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_dmp_professional_consents')),
+    sa.UniqueConstraint('patient_id', 'id_nat', name=op.f('uq_dmp_professional_consents_patient_id'))
+    )
+    with op.batch_alter_table('dmp_professional_consents', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_dmp_professional_consents_patient_id'), ['patient_id'], unique=False)
 
     op.create_table('guardianships',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -248,6 +269,49 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_messages_conversation_id'), ['conversation_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_messages_message_id_header'), ['message_id_header'], unique=False)
 
+    op.create_table('dmp_documents',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('patient_id', sa.Integer(), nullable=False),
+    sa.Column('unique_id', sa.String(length=255), nullable=False),
+    sa.Column('entry_uuid', sa.String(length=128), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('replaces_id', sa.Integer(), nullable=True),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('type_code', sa.String(length=64), nullable=False),
+    sa.Column('type_system', sa.String(length=128), nullable=False),
+    sa.Column('type_label', sa.Text(), nullable=False),
+    sa.Column('class_code', sa.String(length=64), nullable=False),
+    sa.Column('class_system', sa.String(length=128), nullable=False),
+    sa.Column('class_label', sa.Text(), nullable=False),
+    sa.Column('title', sa.Text(), nullable=False),
+    sa.Column('author_id_nat', sa.String(length=32), nullable=True),
+    sa.Column('author_name', sa.String(length=255), nullable=False),
+    sa.Column('author_institution', sa.String(length=255), nullable=False),
+    sa.Column('author_institution_id', sa.String(length=64), nullable=True),
+    sa.Column('creation_time', mss.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('masked_from_professionals', sa.Boolean(), nullable=False),
+    sa.Column('invisible_to_patient', sa.Boolean(), nullable=False),
+    sa.Column('invisible_to_legal_representatives', sa.Boolean(), nullable=False),
+    sa.Column('mime_type', sa.String(length=128), nullable=False),
+    sa.Column('size', sa.Integer(), nullable=False),
+    sa.Column('sha1', sa.String(length=40), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('content', sa.LargeBinary(), nullable=True),
+    sa.Column('pdf', sa.LargeBinary(), nullable=True),
+    sa.Column('source', sa.String(length=16), nullable=False),
+    sa.Column('source_message_id', sa.String(length=998), nullable=False),
+    sa.Column('stored_message_id', sa.Integer(), nullable=True),
+    sa.Column('filed_at', mss.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('status_changed_at', mss.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['patient_id'], ['patients.id'], name=op.f('fk_dmp_documents_patient_id_patients'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['replaces_id'], ['dmp_documents.id'], name=op.f('fk_dmp_documents_replaces_id_dmp_documents')),
+    sa.ForeignKeyConstraint(['stored_message_id'], ['messages.id'], name=op.f('fk_dmp_documents_stored_message_id_messages'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_dmp_documents')),
+    sa.UniqueConstraint('patient_id', 'unique_id', name=op.f('uq_dmp_documents_patient_id'))
+    )
+    with op.batch_alter_table('dmp_documents', schema=None) as batch_op:
+        batch_op.create_index('ix_dmp_documents_patient_status', ['patient_id', 'status'], unique=False)
+
     op.create_table('folder_entries',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('folder_id', sa.Integer(), nullable=False),
@@ -274,6 +338,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_folder_entries_folder_modseq')
 
     op.drop_table('folder_entries')
+    with op.batch_alter_table('dmp_documents', schema=None) as batch_op:
+        batch_op.drop_index('ix_dmp_documents_patient_status')
+
+    op.drop_table('dmp_documents')
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_messages_message_id_header'))
         batch_op.drop_index(batch_op.f('ix_messages_conversation_id'))
@@ -306,6 +374,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_guardianships_guardian_id'))
 
     op.drop_table('guardianships')
+    with op.batch_alter_table('dmp_professional_consents', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_dmp_professional_consents_patient_id'))
+
+    op.drop_table('dmp_professional_consents')
+    op.drop_table('dmp_consents')
     with op.batch_alter_table('audit_events', schema=None) as batch_op:
         batch_op.drop_index('ix_audit_events_patient_at')
 
