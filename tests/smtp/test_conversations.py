@@ -6,11 +6,21 @@ Patients have no SMTP login (portal only), so their messages go through
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from mss.conversations import Conversation, ConversationState
 from mss.smtp_gateway import Gateway
 from mss.smtp_gateway.lookup import mailbox_facts
-from tests.smtp.conftest import DOCTOR, OTHER_DOCTOR, PATIENT, PHARMACY, SERVICE, Hub, message, signed
-from sqlalchemy import select
+from tests.smtp.conftest import (
+    DOCTOR,
+    OTHER_DOCTOR,
+    PATIENT,
+    PHARMACY,
+    SERVICE,
+    Hub,
+    message,
+    signed,
+)
 
 
 async def professional_writes(hub: Hub, sender: str, subject: str, **headers: str) -> bytes:
@@ -50,8 +60,8 @@ async def test_patient_reply_inside_open_conversation_is_accepted(hub: Hub) -> N
 
 async def test_patient_cannot_start_a_conversation(hub: Hub) -> None:
     code, sentence = await patient_writes(hub, DOCTOR, message(PATIENT, DOCTOR, subject="Bonjour"))
-    assert (code, sentence) == (550, f"A patient cannot start a conversation with <{DOCTOR}>: "
-                                     "only the professional can")
+    assert (code, sentence) == (550, (f"A patient cannot start a conversation with <{DOCTOR}>: "
+                                     "only the professional can"))
     assert await hub.stored(DOCTOR) == []
 
 
@@ -76,8 +86,8 @@ async def test_patient_reply_after_fin_is_refused(hub: Hub) -> None:
     opened = await last_message_id(hub)
     await professional_writes(hub, DOCTOR, "[FIN] Résultats")
     code, sentence = await patient_writes(hub, DOCTOR, reply_to(opened, DOCTOR))
-    assert (code, sentence) == (550, f"The conversation with <{DOCTOR}> was closed by the professional; "
-                                     "the patient can no longer reply")
+    assert (code, sentence) == (550, (f"The conversation with <{DOCTOR}> was closed by the professional; "
+                                     "the patient can no longer reply"))
     async with hub.db.read() as session:
         states = (await session.scalars(select(Conversation.state))).all()
     assert states == [ConversationState.CLOSED]

@@ -38,8 +38,8 @@ async def test_trusted_operator_delivers_to_a_professional(hub: Hub) -> None:
 async def test_relay_without_client_certificate_is_refused(hub: Hub) -> None:
     client = await relay_client(hub, None)
     code, text = await client.execute_command(b"MAIL", f"FROM:<{PARTNER}>".encode())
-    assert (code, text) == (530, "5.7.0 The relay port requires TLS with a client certificate of an "
-                                 "operator of the trust space")
+    assert (code, text) == (530, ("5.7.0 The relay port requires TLS with a client certificate of an "
+                                 "operator of the trust space"))
     assert "auth" not in client.esmtp_extensions
     await client.quit()
 
@@ -144,6 +144,6 @@ async def test_remote_domain_outside_the_trust_space_is_refused(hub: Hub) -> Non
     with pytest.raises(aiosmtplib.SMTPRecipientsRefused) as refused:
         await client.sendmail(DOCTOR, ["someone@gmail.com"], message(DOCTOR, "someone@gmail.com"))
     code, text = refused.value.recipients[0].code, refused.value.recipients[0].message
-    assert (code, text) == (550, "5.7.1 <someone@gmail.com> is outside the trust space: gmail.com is not "
-                                 "on the MSSante trust list")
+    assert (code, text) == (550, ("5.7.1 <someone@gmail.com> is outside the trust space: gmail.com is not "
+                                 "on the MSSante trust list"))
     await client.quit()

@@ -36,8 +36,8 @@ async def test_valid_signature_is_recorded_with_the_message(hub: Hub) -> None:
 
 async def test_unsigned_message_to_a_patient_is_refused(hub: Hub) -> None:
     code, text = await send(hub, message(DOCTOR, PATIENT))
-    assert (code, text) == (554, "5.7.1 A message from a professional to a patient must carry a valid "
-                                 "S/MIME signature of its sender")
+    assert (code, text) == (554, ("5.7.1 A message from a professional to a patient must carry a valid "
+                                 "S/MIME signature of its sender"))
     assert await hub.stored(PATIENT) == []
 
 

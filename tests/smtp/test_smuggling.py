@@ -20,8 +20,8 @@ async def test_fake_end_of_data_never_ends_data(hub: Hub, fake_end: bytes) -> No
     client.send(head + b"first part" + fake_end + SMUGGLED + b".\r\n")
     code, text = await client.reply()
     # One reply for one DATA: the bare line ending is refused, and nothing was smuggled.
-    assert (code, text) == (550, "5.6.0 Message refused: it contains a bare CR or LF; lines must end "
-                                 "with CRLF")
+    assert (code, text) == (550, ("5.6.0 Message refused: it contains a bare CR or LF; lines must end "
+                                 "with CRLF"))
     assert (await client.command(b"NOOP"))[0] == 250
     await client.close()
     assert await hub.stored(OTHER_DOCTOR) == []
