@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import Select, not_, or_, select
+from sqlalchemy import ColumnElement, Select, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.audit import AuditEvent
@@ -58,12 +58,12 @@ def kind_of(action: str) -> str:
     return "acces"
 
 
-def _matches(prefixes: tuple[str, ...]):  # type: ignore[no-untyped-def]
+def _matches(prefixes: tuple[str, ...]) -> ColumnElement[bool]:
     return or_(*[AuditEvent.action.startswith(p) for p in prefixes])
 
 
 def history_query(patient_id: int, kind: str | None, since: dt.date | None, until: dt.date | None,
-                  limit: int, offset: int) -> Select[tuple[AuditEvent]]:
+                  limit: int, offset: int) -> Select[AuditEvent]:
     query = select(AuditEvent).where(AuditEvent.patient_id == patient_id)
     if kind in KINDS:
         prefixes = KINDS[kind][1]

@@ -64,9 +64,10 @@ async def _expire(request: web.Request, row: Any) -> None:
 
 
 def _same_origin(request: web.Request) -> bool:
+    """A foreign Origin is refused; none or "null" (privacy settings) leaves the token to decide."""
     origin = request.headers.get("Origin")
     if not origin or origin == "null":
-        return origin is None
+        return True
     return urlsplit(origin).netloc == request.host
 
 
@@ -84,6 +85,7 @@ async def _csrf_ok(request: web.Request, state: Visit) -> bool:
 def _protect(response: web.StreamResponse, static: bool) -> None:
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "same-origin"  # browsers then send our Origin on POSTs
     response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
     response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
     if not static:
@@ -105,9 +107,9 @@ async def portal_middleware(request: web.Request, handler: Handler) -> web.Strea
         return await handler(request)
     static = request.match_info.route.resource.name == "portal.static"  # type: ignore[union-attr]
     if static:
-        response = await handler(request)
-        _protect(response, static=True)
-        return response
+        static_response = await handler(request)
+        _protect(static_response, static=True)
+        return static_response
     state = await _load_visit(request)
     request[VISIT] = state
     if request.method not in ("GET", "HEAD"):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.audit import record
 from mss.directory.models import Patient
@@ -39,8 +42,8 @@ async def activate(request: web.Request) -> web.StreamResponse:
         return await render(request, "activation.html", {**context, "error":
                             "Les deux mots de passe saisis sont différents."}, status=400)
 
-    async def transition(session: object, patient: Patient) -> None:
-        await activate_with_code(session, patient, code, password,  # type: ignore[arg-type]
+    async def transition(session: AsyncSession, patient: Patient) -> None:
+        await activate_with_code(session, patient, code, password,
                                  Actor("patient", patient.ins, patient.display_name, source_of(request)),
                                  now_of(request))
 
@@ -61,8 +64,8 @@ async def oppose(request: web.Request) -> web.StreamResponse:
         return await render(request, "opposition.html", {**context, "error":
                             "Cochez la case pour confirmer votre opposition."}, status=400)
 
-    async def transition(session: object, patient: Patient) -> None:
-        await oppose_with_code(session, patient, code,  # type: ignore[arg-type]
+    async def transition(session: AsyncSession, patient: Patient) -> None:
+        await oppose_with_code(session, patient, code,
                                Actor("patient", patient.ins, patient.display_name, source_of(request)),
                                now_of(request))
 
@@ -74,7 +77,10 @@ async def oppose(request: web.Request) -> web.StreamResponse:
                         "ouvert et les professionnels ne pourront pas vous y écrire."})
 
 
-async def _with_code(request: web.Request, ins: str, transition: object) -> tuple[str, int]:
+Transition = Callable[[AsyncSession, Patient], Awaitable[None]]
+
+
+async def _with_code(request: web.Request, ins: str, transition: Transition) -> tuple[str, int]:
     """Run a code-checked transition under the attempt throttle; returns (error sentence, status)."""
     db, now = db_of(request), now_of(request)
     key = throttle.identifier_key("activation", ins)
@@ -89,7 +95,7 @@ async def _with_code(request: web.Request, ins: str, transition: object) -> tupl
             if patient is None:
                 raise WrongActivationCode()
             patient_id = patient.id
-            await transition(session, patient)  # type: ignore[operator]
+            await transition(session, patient)
     except WrongActivationCode as wrong:
         async with db.write() as session:
             advice = await throttle.record_failure(session, key, now)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.audit import record
 from mss.directory.models import Patient, PatientState
@@ -23,9 +24,9 @@ MOTIFS = {
 }
 
 
-def _audit_failure(session: object, patient: Patient | None, request: web.Request, reason: str) -> None:
+def _audit_failure(session: AsyncSession, patient: Patient | None, request: web.Request, reason: str) -> None:
     if patient is not None:
-        record(session, "login_failed", actor_kind="patient", actor=patient.ins,  # type: ignore[arg-type]
+        record(session, "login_failed", actor_kind="patient", actor=patient.ins,
                patient_id=patient.id, source=source_of(request), actor_name=patient.display_name,
                reason=reason)
 
