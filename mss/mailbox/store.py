@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import mss.schema  # noqa: F401 - every table, so foreign keys (conversations...) resolve
 from mss.db import utcnow
 from mss.mailbox.models import Folder, FolderEntry, StoredMessage
 from mss.mailbox.notify import mark_changed

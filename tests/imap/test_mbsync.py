@@ -98,7 +98,7 @@ async def server_state(db: Database, mailbox_id: int, folder: str) -> dict[str, 
 
 
 def _strip_tuid(raw: bytes) -> bytes:
-    return re.sub(rb"^X-TUID: [^\r\n]*\r?\n", b"", raw, flags=re.M)
+    return re.sub(rb"^X-TUID: [^\r\n]*\r?\n", b"", raw, flags=re.MULTILINE)
 
 
 async def test_mbsync_both_ways(db: Database, mailbox_id: int, imap: RunningImap, mbsync: str,

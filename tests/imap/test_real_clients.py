@@ -30,7 +30,7 @@ def _imaplib_session(port: int, context: ssl.SSLContext) -> dict:
         _, expunged = client.expunge()
         _, listing = client.list()
         client.create("Suivi")
-        _, copied = client.copy("1:2", "Suivi")
+        _, _copied = client.copy("1:2", "Suivi")
         _, status = client.status("Suivi", "(MESSAGES)")
         return {"body": fetched[0][1], "flags": fetched[1], "search": search[0], "expunged": expunged,
                 "listing": listing, "status": status[0]}

@@ -9,15 +9,15 @@ from mss.mailbox.store import deliver
 from tests.imap.conftest import Wire
 
 MESSAGES = [
-    (b"From: Alice Martin <alice@mss.localhost>\r\nTo: jean.dupont@mss.localhost\r\n"
+    ((b"From: Alice Martin <alice@mss.localhost>\r\nTo: jean.dupont@mss.localhost\r\n"
      b"Subject: =?utf-8?q?R=C3=A9sultats_sanguins?=\r\nDate: Mon, 2 Mar 2026 10:00:00 +0100\r\n"
      b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
-     b"H=C3=A9moglobine normale.\r\n", dt.datetime(2026, 3, 2, 9, tzinfo=dt.timezone.utc)),
+     b"H=C3=A9moglobine normale.\r\n"), dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)),
     (b"From: labo@mss.localhost\r\nTo: jean.dupont@mss.localhost\r\nCc: alice@mss.localhost\r\n"
      b"Subject: Analyses\r\nDate: Tue, 3 Mar 2026 10:00:00 +0100\r\nX-Priority: 1\r\n\r\n"
-     b"Glyc\xc3\xa9mie a jeun.\r\n" + b"x" * 2000 + b"\r\n", dt.datetime(2026, 3, 3, 9, tzinfo=dt.timezone.utc)),
-    (b"From: Bob <bob@mss.localhost>\r\nTo: jean.dupont@mss.localhost\r\nSubject: Rendez-vous\r\n"
-     b"Date: Wed, 4 Mar 2026 10:00:00 +0100\r\n\r\nDemain 9h.\r\n", dt.datetime(2026, 3, 4, 9, tzinfo=dt.timezone.utc)),
+     b"Glyc\xc3\xa9mie a jeun.\r\n" + b"x" * 2000 + b"\r\n", dt.datetime(2026, 3, 3, 9, tzinfo=dt.UTC)),
+    ((b"From: Bob <bob@mss.localhost>\r\nTo: jean.dupont@mss.localhost\r\nSubject: Rendez-vous\r\n"
+     b"Date: Wed, 4 Mar 2026 10:00:00 +0100\r\n\r\nDemain 9h.\r\n"), dt.datetime(2026, 3, 4, 9, tzinfo=dt.UTC)),
 ]
 
 
