@@ -1,0 +1,48 @@
+"""The role x action table every consent test reads: what each role sees and may do.
+
+The record holds four documents by ``AUTHOR`` (a professional who is not
+authorised): one plain, one MASQUE_PS, one INVISIBLE_PATIENT, one
+INVISIBLE_REPRESENTANTS_LEGAUX. The patient is a minor with one guardian.
+"""
+
+from __future__ import annotations
+
+DOCUMENTS = ("plain", "masked", "invisible_patient", "invisible_guardians")
+FLAGS = {
+    "plain": {},
+    "masked": {"masked_from_professionals": True},
+    "invisible_patient": {"invisible_to_patient": True},
+    "invisible_guardians": {"invisible_to_legal_representatives": True},
+}
+ROLES = ("patient", "guardian", "authorised", "unauthorised", "blocked", "treating", "break_glass",
+         "break_glass_opposed")
+PROFESSIONAL_ROLES = ROLES[2:]
+ID_NATS = {"authorised": "810000000011", "unauthorised": "810000000012", "blocked": "810000000013",
+           "treating": "810000000014", "break_glass": "810000000015",
+           "break_glass_opposed": "810000000015", "author": "810000000016"}
+REASON = "Patient inconscient aux urgences, recherche d'allergies"
+
+# Which documents a role finds in a list and can read (None: listing itself is refused).
+VISIBLE: dict[str, set[str] | None] = {
+    "patient": {"plain", "masked", "invisible_guardians"},
+    "guardian": {"plain", "masked"},
+    "authorised": {"plain", "invisible_patient", "invisible_guardians"},
+    "unauthorised": None,
+    "blocked": None,
+    "treating": set(DOCUMENTS),
+    "break_glass": {"plain", "invisible_patient", "invisible_guardians"},
+    "break_glass_opposed": None,
+}
+LIST_REFUSED = {"unauthorised": 403, "blocked": 403, "break_glass_opposed": 403}
+DEPOSIT = {role: 403 if role == "blocked" else 200 for role in ROLES}
+MASK = {role: 200 if role in ("patient", "guardian") else 403 for role in ROLES}
+# Replacing the plain document (a professional's): only its author may.
+REPLACE = dict.fromkeys(ROLES, 403)
+
+
+def read_status(role: str, document: str) -> int:
+    """200 when the role may read it; 404 when hidden (as if absent); 403 when the record is closed to it."""
+    visible = VISIBLE[role]
+    if visible is None:
+        return LIST_REFUSED[role]
+    return 200 if document in visible else 404
