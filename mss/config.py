@@ -87,6 +87,13 @@ class Notifications:
 
 
 @dataclass
+class Agenda:
+    """Appointment reminders: one notification this many hours before each appointment."""
+
+    reminder_hours: list[int] = field(default_factory=lambda: [48, 2])
+
+
+@dataclass
 class Settings:
     hostname: str = "localhost"
     domain: str = "mss.localhost"
@@ -100,6 +107,7 @@ class Settings:
     tls: Tls = field(default_factory=Tls)
     portal: Portal = field(default_factory=Portal)
     notifications: Notifications = field(default_factory=Notifications)
+    agenda: Agenda = field(default_factory=Agenda)
     source: str = "defaults"
 
     @property
@@ -140,6 +148,8 @@ _KIND_WORDS = {int: "a whole number", float: "a number", bool: "true or false", 
 
 
 def _coerce(value: Any, target: Any, where: str) -> Any:
+    if isinstance(target, list):
+        return _coerce_list(value, where)
     kind = type(target)
     expected = _KIND_WORDS.get(kind, kind.__name__)
     if isinstance(value, str) and kind is not str:
@@ -159,6 +169,14 @@ def _coerce(value: Any, target: Any, where: str) -> Any:
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ConfigError(f"{where}: expected {expected}, got {value!r}")
     return value
+
+
+def _coerce_list(value: Any, where: str) -> list[int]:
+    """A list of whole numbers: a TOML array, or "48,2" in an environment variable."""
+    items = [v for v in value.replace(" ", "").split(",") if v] if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise ConfigError(f"{where}: expected a list of whole numbers, got {value!r}")
+    return [_coerce(item, 0, where) for item in items]
 
 
 def _apply(obj: Any, values: Mapping[str, Any], where: str) -> None:

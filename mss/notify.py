@@ -52,6 +52,12 @@ NOTICES: dict[str, Notice] = {
     "account_activated": Notice("Votre messagerie santé est ouverte",
                                 "Votre compte de messagerie de santé est maintenant ouvert. Pour choisir "
                                 "votre mot de passe, utilisez le code d'activation reçu par courrier."),
+    "appointment": Notice("Votre agenda santé a changé",
+                          "Un rendez-vous a été ajouté, modifié ou annulé dans votre agenda de santé."),
+    "appointment_reminder": Notice("Rappel de rendez-vous",
+                                   "Vous avez un rendez-vous prochainement : consultez votre agenda de santé."),
+    "health_reminder": Notice("Rappel de votre agenda santé",
+                              "Un rappel que vous avez enregistré dans votre agenda de santé arrive à échéance."),
     "account_changed": Notice("Modification de votre compte",
                               "L'état de votre compte de messagerie de santé a changé."),
 }

@@ -1,6 +1,7 @@
 """Every table of the hub, imported once so the metadata is complete."""
 
 from dmp_bridge.models import DmpConsent, DmpDocument, DmpProfessionalConsent
+from mss.agenda.models import Appointment, ConvocationReceipt, HealthReminder
 from mss.audit import AuditEvent
 from mss.conversations import Conversation
 from mss.db import Base
@@ -14,11 +15,12 @@ from mss.directory.models import (
 )
 from mss.jobs import Job
 from mss.mailbox.models import ExpungedEntry, Folder, FolderEntry, StoredMessage
+from mss.profile.models import ProfileItem
 from portal.models import LoginThrottle, PortalSession
 
 metadata = Base.metadata
 
-__all__ = ["AuditEvent", "Conversation", "DmpConsent", "DmpDocument", "DmpProfessionalConsent",
-           "ExpungedEntry", "Folder", "FolderEntry", "Guardianship", "Job",
-           "LoginThrottle", "Mailbox", "Organisation", "Patient", "PortalSession", "Professional",
-           "StoredMessage", "TrustedDomain", "metadata"]
+__all__ = ["Appointment", "AuditEvent", "Conversation", "ConvocationReceipt", "DmpConsent", "DmpDocument",
+           "DmpProfessionalConsent", "ExpungedEntry", "Folder", "FolderEntry", "Guardianship",
+           "HealthReminder", "Job", "LoginThrottle", "Mailbox", "Organisation", "Patient", "PortalSession",
+           "Professional", "ProfileItem", "StoredMessage", "TrustedDomain", "metadata"]

@@ -80,9 +80,9 @@ class Hub:
         self.tasks.append(asyncio.create_task(keep_trust_fresh(settings, trust), name="trust"))
 
     def _register_jobs(self, runner: JobRunner) -> None:
-        from mss import notify, patients, smtp_gateway
+        from mss import agenda, notify, patients, smtp_gateway
 
-        for part in (smtp_gateway, notify, patients):
+        for part in (smtp_gateway, notify, patients, agenda):
             part.register_jobs(runner)
 
     async def _start_listeners(self, server_context: Any) -> None:

@@ -72,3 +72,17 @@ def test_bad_environment_value_is_refused() -> None:
 def test_missing_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "nope.toml", env={})
+
+
+def test_agenda_reminder_hours_from_file_and_environment(tmp_path: Path) -> None:
+    assert Settings().agenda.reminder_hours == [48, 2]
+    file = tmp_path / "mss.toml"
+    file.write_text("[agenda]\nreminder_hours = [72, 24, 1]\n")
+    assert load_settings(file, env={}).agenda.reminder_hours == [72, 24, 1]
+    assert load_settings(file, env={"MSS_AGENDA_REMINDER_HOURS": "24, 3"}).agenda.reminder_hours == [24, 3]
+    file.write_text('[agenda]\nreminder_hours = [48, "deux"]\n')
+    with pytest.raises(ConfigError, match="\\[agenda\\] reminder_hours: expected a whole number, got 'deux'"):
+        load_settings(file, env={})
+    file.write_text("[agenda]\nreminder_hours = 48\n")
+    with pytest.raises(ConfigError, match="expected a list of whole numbers, got 48"):
+        load_settings(file, env={})

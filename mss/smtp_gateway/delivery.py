@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mss.agenda.convocations import follow_up_delivery
 from mss.audit import record
 from mss.config import Settings
 from mss.conversations import close_conversation, conversation_facts, open_conversation
@@ -102,6 +103,8 @@ async def _deliver(session: AsyncSession, settings: Settings, txn: Transaction, 
                    target=mailbox.address, source=sender.channel, message_id=parsed.message_id,
                    stored_message_id=message.id, conversation_id=conversation_id,
                    signature=signature.status)
+            receipt.jobs += follow_up_delivery(session, parsed.raw, mailbox.id, mailbox.is_patient,
+                                               message.id)  # convocations: the agenda (mss.agenda)
 
     remote = [r.address for r in txn.recipients if not r.local]
     needs_copy = sender.mailbox is not None and sender.channel in ("submission", "portal")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 22:08:30.528822
+Create Date: 2026-11-22 22:16:26.704771
 """
 from alembic import op
 import sqlalchemy as sa
@@ -101,6 +101,51 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_patients')),
     sa.UniqueConstraint('ins', name=op.f('uq_patients_ins'))
     )
+    op.create_table('agenda_appointments',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('patient_id', sa.Integer(), nullable=False),
+    sa.Column('uid', sa.String(length=255), nullable=False),
+    sa.Column('origin', sa.String(length=16), nullable=False),
+    sa.Column('sequence', sa.Integer(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('response', sa.String(length=16), nullable=False),
+    sa.Column('starts_at', mss.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ends_at', mss.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('tzid', sa.String(length=64), nullable=False),
+    sa.Column('summary', sa.Text(), nullable=False),
+    sa.Column('location', sa.Text(), nullable=False),
+    sa.Column('description', sa.Text(), nullable=False),
+    sa.Column('organizer', sa.String(length=320), nullable=False),
+    sa.Column('organizer_name', sa.String(length=255), nullable=False),
+    sa.Column('attendee', sa.String(length=320), nullable=False),
+    sa.Column('message_id_header', sa.String(length=998), nullable=False),
+    sa.Column('reminders_sent', sa.JSON(), nullable=False),
+    sa.Column('created_at', mss.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', mss.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('answered_at', mss.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['patient_id'], ['patients.id'], name=op.f('fk_agenda_appointments_patient_id_patients'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_agenda_appointments')),
+    sa.UniqueConstraint('patient_id', 'uid', name=op.f('uq_agenda_appointments_patient_id'))
+    )
+    with op.batch_alter_table('agenda_appointments', schema=None) as batch_op:
+        batch_op.create_index('ix_agenda_appointments_patient_start', ['patient_id', 'starts_at'], unique=False)
+
+    op.create_table('agenda_health_reminders',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('patient_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('label', sa.String(length=255), nullable=False),
+    sa.Column('due_on', sa.Date(), nullable=False),
+    sa.Column('note', sa.Text(), nullable=False),
+    sa.Column('done', sa.Boolean(), nullable=False),
+    sa.Column('notified_at', mss.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', mss.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['patient_id'], ['patients.id'], name=op.f('fk_agenda_health_reminders_patient_id_patients'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_agenda_health_reminders'))
+    )
+    with op.batch_alter_table('agenda_health_reminders', schema=None) as batch_op:
+        batch_op.create_index('ix_agenda_health_reminders_patient_due', ['patient_id', 'due_on'], unique=False)
+
     op.create_table('audit_events',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('at', mss.db.UTCDateTime(timezone=True), nullable=False),
@@ -202,6 +247,23 @@ def upgrade() -> None:
         batch_op.create_index('ix_portal_sessions_last_seen_at', ['last_seen_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_portal_sessions_patient_id'), ['patient_id'], unique=False)
 
+    op.create_table('profile_items',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('patient_id', sa.Integer(), nullable=False),
+    sa.Column('category', sa.String(length=24), nullable=False),
+    sa.Column('label', sa.String(length=255), nullable=False),
+    sa.Column('detail', sa.Text(), nullable=False),
+    sa.Column('when', sa.String(length=32), nullable=False),
+    sa.Column('author_kind', sa.String(length=16), nullable=False),
+    sa.Column('author', sa.String(length=320), nullable=False),
+    sa.Column('created_at', mss.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', mss.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['patient_id'], ['patients.id'], name=op.f('fk_profile_items_patient_id_patients'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_profile_items'))
+    )
+    with op.batch_alter_table('profile_items', schema=None) as batch_op:
+        batch_op.create_index('ix_profile_items_patient_category', ['patient_id', 'category'], unique=False)
+
     op.create_table('conversations',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('patient_mailbox_id', sa.Integer(), nullable=False),
@@ -269,6 +331,20 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_messages_conversation_id'), ['conversation_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_messages_message_id_header'), ['message_id_header'], unique=False)
 
+    op.create_table('agenda_convocations',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('message_id', sa.Integer(), nullable=False),
+    sa.Column('mailbox_id', sa.Integer(), nullable=False),
+    sa.Column('outcome', sa.String(length=16), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('appointment_id', sa.Integer(), nullable=True),
+    sa.Column('processed_at', mss.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['appointment_id'], ['agenda_appointments.id'], name=op.f('fk_agenda_convocations_appointment_id_agenda_appointments'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['mailbox_id'], ['mailboxes.id'], name=op.f('fk_agenda_convocations_mailbox_id_mailboxes'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['message_id'], ['messages.id'], name=op.f('fk_agenda_convocations_message_id_messages'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_agenda_convocations')),
+    sa.UniqueConstraint('message_id', 'mailbox_id', name=op.f('uq_agenda_convocations_message_id'))
+    )
     op.create_table('dmp_documents',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('patient_id', sa.Integer(), nullable=False),
@@ -342,6 +418,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_dmp_documents_patient_status')
 
     op.drop_table('dmp_documents')
+    op.drop_table('agenda_convocations')
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_messages_message_id_header'))
         batch_op.drop_index(batch_op.f('ix_messages_conversation_id'))
@@ -359,6 +436,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_conversations_pair')
 
     op.drop_table('conversations')
+    with op.batch_alter_table('profile_items', schema=None) as batch_op:
+        batch_op.drop_index('ix_profile_items_patient_category')
+
+    op.drop_table('profile_items')
     with op.batch_alter_table('portal_sessions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_portal_sessions_patient_id'))
         batch_op.drop_index('ix_portal_sessions_last_seen_at')
@@ -383,6 +464,14 @@ def downgrade() -> None:
         batch_op.drop_index('ix_audit_events_patient_at')
 
     op.drop_table('audit_events')
+    with op.batch_alter_table('agenda_health_reminders', schema=None) as batch_op:
+        batch_op.drop_index('ix_agenda_health_reminders_patient_due')
+
+    op.drop_table('agenda_health_reminders')
+    with op.batch_alter_table('agenda_appointments', schema=None) as batch_op:
+        batch_op.drop_index('ix_agenda_appointments_patient_start')
+
+    op.drop_table('agenda_appointments')
     op.drop_table('patients')
     op.drop_table('professionals')
     with op.batch_alter_table('trusted_domains', schema=None) as batch_op:

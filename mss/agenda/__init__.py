@@ -1,0 +1,31 @@
+"""The patient's agenda: convocations (iTIP over S/MIME mail), answers, reminders.
+
+Public API:
+
+- ``read_invitation`` / ``build_request`` / ``build_cancel`` / ``build_reply``
+  (``mss.agenda.itip``) and the strict iCalendar reader (``mss.agenda.ical``);
+- ``follow_up_delivery`` (``mss.agenda.convocations``), called by delivery;
+- ``answer_convocation`` (``mss.agenda.replies``), called by the portal;
+- the store functions the portal uses (``mss.agenda.store``);
+- ``register_jobs``: the job kinds ``agenda.convocation``, ``agenda.reminder``
+  and ``agenda.health_reminder``.
+"""
+
+from __future__ import annotations
+
+from mss.jobs import JobRunner
+
+
+def register_jobs(runner: JobRunner) -> None:
+    """Register the agenda's job kinds with a runner."""
+    from mss.agenda.convocations import CONVOCATION_JOB, read_convocation
+    from mss.agenda.reminders import (
+        HEALTH_REMINDER_JOB,
+        REMINDER_JOB,
+        send_health_reminder,
+        send_reminder,
+    )
+
+    runner.register(CONVOCATION_JOB, read_convocation)
+    runner.register(REMINDER_JOB, send_reminder)
+    runner.register(HEALTH_REMINDER_JOB, send_health_reminder)
