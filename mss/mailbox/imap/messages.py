@@ -125,7 +125,9 @@ async def cmd_fetch(session: Session, command: Command) -> str:
             size = 0
             await session.channel.drain()
 
-    if not request.needs_message:
+    if "FLAGS" in request.items and set(request.items) <= {"UID", "FLAGS"} and not seen_now:
+        await _fetch_flags_fast(session, view, uids, "UID" in request.items)
+    elif not request.needs_message:
         for uid in uids:
             await emit(render_fetch(view.seq_of(uid), uid, view.flags[uid], view.modseqs[uid], request, None,
                                     add_flags=uid in seen_now))
@@ -139,6 +141,26 @@ async def cmd_fetch(session: Session, command: Command) -> str:
                                         add_flags=uid in seen_now))
     session.send(b"".join(buffer))
     return f"{command.name} completed"
+
+
+async def _fetch_flags_fast(session: Session, view: SelectedFolder, uids: list[int], with_uid: bool) -> None:
+    """``FETCH 1:* (FLAGS)`` on a big folder: straight from the view, flag lists rendered once each."""
+    rendered: dict[frozenset[str], bytes] = {}
+    seq_of = {uid: i + 1 for i, uid in enumerate(view.uids)} if len(uids) > 64 else None
+    for start in range(0, len(uids), 5000):
+        lines = []
+        for uid in uids[start:start + 5000]:
+            flags = view.flags[uid]
+            text = rendered.get(flags)
+            if text is None:
+                text = rendered[flags] = render_flags(flags)
+            seq = seq_of[uid] if seq_of is not None else view.seq_of(uid)
+            if with_uid:
+                lines.append(b"* %d FETCH (UID %d FLAGS %s)\r\n" % (seq, uid, text))
+            else:
+                lines.append(b"* %d FETCH (FLAGS %s)\r\n" % (seq, text))
+        session.send(b"".join(lines))
+        await session.channel.drain()
 
 
 async def _send_vanished(session: Session, view: SelectedFolder, command: Command, since: int) -> None:

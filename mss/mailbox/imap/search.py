@@ -236,8 +236,9 @@ def matches(node: Node, c: Candidate, count: int, top_uid: int) -> bool:
     if kind == "or":
         return matches(node[1], c, count, top_uid) or matches(node[2], c, count, top_uid)
     if kind == "flag":
-        lowered = {f.lower() for f in c.flags}
-        return (node[1].lower() in lowered) == node[2]
+        if node[1].startswith("\\"):  # system flags are stored in their canonical case
+            return (node[1] in c.flags) == node[2]
+        return (node[1].lower() in {f.lower() for f in c.flags}) == node[2]
     if kind == "seq":
         return node[1].contains_uid(c.seq, count)
     if kind == "uid":

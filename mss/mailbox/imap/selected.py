@@ -38,8 +38,10 @@ class SelectedFolder:
     async def load(self, session: AsyncSession) -> None:
         self.known_modseq = await highest_modseq(session, self.folder_id)
         rows = await load_entries(session, self.folder_id)
+        shared: dict[str, frozenset[str]] = {}  # most messages share a few flag sets
         self.uids = [uid for uid, _f, _m in rows]
-        self.flags = {uid: parse_flags(flags) for uid, flags, _m in rows}
+        self.flags = {uid: shared.get(flags) or shared.setdefault(flags, parse_flags(flags))
+                      for uid, flags, _m in rows}
         self.modseqs = {uid: modseq for uid, _f, modseq in rows}
 
     @property
