@@ -65,6 +65,7 @@ class DmpDocument(Base):
     sha256: Mapped[str] = mapped_column(String(64), default="")
     content: Mapped[bytes] = deferred(mapped_column(LargeBinary))
     pdf: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
+    has_pdf: Mapped[bool] = mapped_column(Boolean, default=False)
     source: Mapped[str] = mapped_column(String(16), default="mss")  # mss, api, portal
     source_message_id: Mapped[str] = mapped_column(String(998), default="")
     stored_message_id: Mapped[int | None] = mapped_column(

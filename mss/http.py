@@ -16,6 +16,7 @@ log = logging.getLogger("mss.http")
 
 # Each module exposes setup(app); the order is the order of route registration.
 PARTS = (
+    "dmp_bridge.api",  # before the directory, whose /fhir/{tail} catch-all would shadow it
     "mss.directory.fhir_api",
     "portal.app",
 )

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 22:16:26.704771
+Create Date: 2026-11-22 22:12:33.361106
 """
 from alembic import op
 import sqlalchemy as sa
@@ -374,6 +374,7 @@ def upgrade() -> None:
     sa.Column('sha256', sa.String(length=64), nullable=False),
     sa.Column('content', sa.LargeBinary(), nullable=True),
     sa.Column('pdf', sa.LargeBinary(), nullable=True),
+    sa.Column('has_pdf', sa.Boolean(), nullable=False),
     sa.Column('source', sa.String(length=16), nullable=False),
     sa.Column('source_message_id', sa.String(length=998), nullable=False),
     sa.Column('stored_message_id', sa.Integer(), nullable=True),

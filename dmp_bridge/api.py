@@ -1,0 +1,269 @@
+"""The professional document API (IHE MHD style, FHIR R4 JSON) on the HTTPS application.
+
+- ``GET /fhir/DocumentReference?patient.identifier=urn:oid:1.2.250.1.213.1.4.8|<INS>``
+  (ITI-67 find; ``status=current|superseded``; the test OID 1.2.250.1.213.1.4.10 too)
+- ``GET /fhir/DocumentReference/<id>`` (read)
+- ``GET /fhir/Binary/<id>`` and ``/fhir/Binary/<id>-pdf`` (ITI-68 retrieve: the bytes, or a
+  Binary resource when ``Accept: application/fhir+json``)
+- ``POST /fhir`` (ITI-65 provide: a transaction Bundle of DocumentReference + Binary)
+
+The caller is a professional (``dmp_bridge.api_auth``); every access goes
+through the consent engine and the audit log (``dmp_bridge.documents``).
+Break-glass: header ``X-Break-Glass-Reason: <reason>`` (percent-encoded UTF-8).
+Refusals are OperationOutcome with 400, 401, 403, 404 or 422.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dmp_bridge.access import DmpRefused, Viewer, audit
+from dmp_bridge.api_auth import REALM, Caller, authenticate, viewer_of
+from dmp_bridge.cda import read_cda_header
+from dmp_bridge.documents import (
+    deposit_document,
+    get_document,
+    list_documents_for,
+)
+from dmp_bridge.errors import XdmError
+from dmp_bridge.fhir_documents import (
+    FHIR_JSON,
+    FhirInputError,
+    ProvidedDocument,
+    binary_resource,
+    document_reference,
+    operation_outcome,
+    parse_patient_identifier,
+    parse_provide_bundle,
+    search_bundle,
+)
+from dmp_bridge.filing_entry import CDA_TYPES
+from dmp_bridge.models import DmpDocument
+from mss.directory.models import Patient
+from mss.directory.store import find_patient_by_ins
+from mss.errors import DatabaseUnavailable
+from mss.policy.consent import NO_RECORD, NOT_FOUND
+from mss.web import DB
+
+SEARCH_PARAMETERS = frozenset({"patient.identifier", "status"})
+STATUSES = {"current": False, "superseded": True}
+_ISSUE = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 422: "processing"}
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def fhir_response(body: dict[str, Any], status: int = 200) -> web.Response:
+    return web.Response(status=status, text=json.dumps(body, ensure_ascii=False),
+                        content_type=FHIR_JSON, charset="utf-8")
+
+
+def refusal(status: int, code: str, text: str) -> web.Response:
+    response = fhir_response(operation_outcome(code, text), status)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = REALM
+    return response
+
+
+def _outcomes(handler: Handler) -> Handler:
+    """Turn refusals into OperationOutcome responses."""
+
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except FhirInputError as exc:
+            return refusal(exc.status, exc.code, exc.text)
+        except DmpRefused as exc:
+            decision = exc.decision
+            return refusal(decision.status, _ISSUE.get(decision.status, "processing"),
+                           f"{decision.sentence} / {decision.sentence_fr}")
+        except DatabaseUnavailable as exc:
+            return refusal(503, "transient", exc.sentence)
+
+    return wrapper
+
+
+def _base(request: web.Request) -> str:
+    return str(request.url.origin())
+
+
+async def _patient(session: AsyncSession, ins: str) -> Patient:
+    patient = await find_patient_by_ins(session, ins)
+    if patient is None:
+        raise DmpRefused(NO_RECORD)
+    return patient
+
+
+async def _in_transaction(request: web.Request,
+                          work: Callable[[AsyncSession, Caller], Awaitable[web.StreamResponse]]
+                          ) -> web.StreamResponse:
+    """Authenticate and run ``work`` in one transaction; a refusal still commits its audit event."""
+    async with request.app[DB].write() as session:
+        caller = await authenticate(request, session)
+        try:
+            return await work(session, caller)
+        except DmpRefused as refused:
+            failure = refused
+    raise failure
+
+
+async def find(request: web.Request) -> web.StreamResponse:
+    """ITI-67: the documents of one patient this professional may see."""
+    unknown = set(request.query) - SEARCH_PARAMETERS
+    if unknown:
+        raise FhirInputError(400, "not-supported", f"unknown search parameter(s) "
+                             f"{', '.join(sorted(unknown))}; this server knows "
+                             f"{', '.join(sorted(SEARCH_PARAMETERS))}")
+    identifier = request.query.get("patient.identifier")
+    if not identifier:
+        raise FhirInputError(400, "required", "patient.identifier is required (ITI-67)")
+    _oid, ins = parse_patient_identifier(identifier)
+    wanted = [s.strip() for s in request.query.get("status", "current").split(",") if s.strip()]
+    if not wanted or any(s not in STATUSES for s in wanted):
+        raise FhirInputError(400, "invalid", "status must be current and/or superseded")
+
+    async def work(session: AsyncSession, caller: Caller) -> web.StreamResponse:
+        patient = await _patient(session, ins)
+        viewer = viewer_of(request, caller)
+        documents = await list_documents_for(session, viewer, patient,
+                                             include_replaced="superseded" in wanted)
+        chosen = [d for d in documents
+                  if ("superseded" if d.status == "replaced" else "current") in wanted]
+        resources = [document_reference(d, patient, _base(request), d.replaces_id
+                                        if _visible_parent(d, documents) else None) for d in chosen]
+        return fhir_response(search_bundle(resources, str(request.url)))
+
+    return await _in_transaction(request, work)
+
+
+def _visible_parent(document: DmpDocument, seen: list[DmpDocument]) -> bool:
+    return document.replaces_id is not None and any(d.id == document.replaces_id for d in seen)
+
+
+def _document_id(raw: str) -> tuple[int, str]:
+    ident, pdf, _ = raw.partition("-pdf")
+    if not ident.isdigit() or (pdf and _) or len(ident) > 18:
+        raise FhirInputError(404, "not-found", f"no document {raw}")
+    return int(ident), "pdf" if pdf else "original"
+
+
+async def _owner(session: AsyncSession, document_id: int) -> Patient:
+    document = await session.get(DmpDocument, document_id)
+    patient = await session.get(Patient, document.patient_id) if document is not None else None
+    if patient is None:
+        raise DmpRefused(NOT_FOUND)  # the very answer a hidden document gets
+    return patient
+
+
+async def read_reference(request: web.Request) -> web.StreamResponse:
+    """The DocumentReference of one document."""
+    document_id, rendition = _document_id(request.match_info["id"])
+    if rendition != "original":
+        raise FhirInputError(404, "not-found", f"no DocumentReference {request.match_info['id']}")
+
+    async def work(session: AsyncSession, caller: Caller) -> web.StreamResponse:
+        patient = await _owner(session, document_id)
+        document, _data = await get_document(session, viewer_of(request, caller), patient,
+                                             document_id)
+        return fhir_response(document_reference(document, patient, _base(request)))
+
+    return await _in_transaction(request, work)
+
+
+async def retrieve(request: web.Request) -> web.StreamResponse:
+    """ITI-68: the document's bytes (or its PDF rendering)."""
+    binary_id = request.match_info["id"]
+    document_id, rendition = _document_id(binary_id)
+
+    async def work(session: AsyncSession, caller: Caller) -> web.StreamResponse:
+        patient = await _owner(session, document_id)
+        document, data = await get_document(session, viewer_of(request, caller), patient,
+                                            document_id, rendition=rendition)
+        content_type = "application/pdf" if rendition == "pdf" else document.mime_type
+        if FHIR_JSON in request.headers.get("Accept", ""):
+            return fhir_response(binary_resource(binary_id, content_type, data))
+        return web.Response(body=data, headers={"Content-Type": content_type,
+                                                "Cache-Control": "no-store"})
+
+    return await _in_transaction(request, work)
+
+
+async def provide(request: web.Request) -> web.StreamResponse:
+    """ITI-65: deposit documents (all or none); a replacement names relatesTo replaces."""
+    try:
+        body = await request.json(loads=json.loads)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise FhirInputError(400, "invalid", "the body is not JSON") from None
+    provided = parse_provide_bundle(body)
+    try:
+        async with request.app[DB].write() as session:
+            caller = await authenticate(request, session)
+            viewer = viewer_of(request, caller)
+            try:
+                entries = [await _deposit(session, viewer, item) for item in provided.documents]
+            except DmpRefused as exc:
+                raise _RolledBack(exc, viewer) from exc
+    except _RolledBack as rolled_back:
+        await _audit_refusal(request, provided.documents, rolled_back.viewer, rolled_back.refused)
+        raise rolled_back.refused from None
+    return fhir_response({"resourceType": "Bundle", "type": "transaction-response",
+                          "entry": [e for pair in entries for e in pair]}, 200)
+
+
+class _RolledBack(Exception):
+    """Rolls the provide transaction back; the refusal is then audited on its own."""
+
+    def __init__(self, refused: DmpRefused, viewer: Viewer) -> None:
+        super().__init__(refused.decision.sentence)
+        self.refused, self.viewer = refused, viewer
+
+
+async def _deposit(session: AsyncSession, viewer: Viewer,
+                   item: ProvidedDocument) -> list[dict[str, Any]]:
+    patient = await _patient(session, item.patient_ins)
+    _check_cda_ins(item)
+    draft = item.draft
+    draft.author_id_nat, draft.author_name = viewer.id_nat, viewer.name
+    draft.author_institution = viewer.institution_name
+    draft.author_institution_id = viewer.institution
+    document = await deposit_document(session, viewer, patient, draft, item.replaces_id)
+    created = {"status": "201 Created", "location": f"DocumentReference/{document.id}"}
+    return [{"response": created},
+            {"response": {"status": "201 Created", "location": f"Binary/{document.id}"}}]
+
+
+def _check_cda_ins(item: ProvidedDocument) -> None:
+    """A CDA deposited for a patient must carry that patient's INS (904 otherwise)."""
+    if item.draft.mime_type.lower() not in CDA_TYPES:
+        return
+    try:
+        header = read_cda_header(item.draft.content)
+    except XdmError as error:
+        raise FhirInputError(422, "invalid", f"{error.code}: {error.sentence}") from None
+    ins = header.patient.ins
+    if ins is not None and ins.matricule.strip().upper() != item.patient_ins.upper():
+        raise FhirInputError(422, "invalid", f"904: the CDA is for INS {ins.matricule}, not for "
+                             f"the subject {item.patient_ins}")
+
+
+async def _audit_refusal(request: web.Request, items: list[ProvidedDocument], viewer: Viewer,
+                         refused: DmpRefused) -> None:
+    """The deposit was rolled back: record the refusal on its own."""
+    async with request.app[DB].write() as session:
+        for ins in {item.patient_ins for item in items}:
+            patient = await find_patient_by_ins(session, ins)
+            if patient is not None:
+                await audit(session, "document_access_refused", viewer, patient, attempted="deposit",
+                            refusal=refused.decision.reason)
+
+
+def setup(app: web.Application) -> None:
+    """Add the MHD routes; call before the directory's catch-all ``/fhir/{tail}`` route."""
+    app.router.add_get("/fhir/DocumentReference", _outcomes(find))
+    app.router.add_get("/fhir/DocumentReference/{id}", _outcomes(read_reference))
+    app.router.add_get("/fhir/Binary/{id}", _outcomes(retrieve))
+    app.router.add_post("/fhir", _outcomes(provide))
+    app.router.add_post("/fhir/", _outcomes(provide))

@@ -1,0 +1,126 @@
+"""Who calls the document API: a professional, by TLS client certificate or by mailbox credentials.
+
+A client certificate must chain to the trust anchors for TLS client
+authentication (dates, EKU, CRLs: ``verify_peer``) and name an idNat in its
+subject (IGC-Santé layout). HTTP Basic takes a PER mailbox's address and
+password; the mailbox's professional is the caller. Anything else is 401,
+a valid identity that is not a known professional is 403.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import urllib.parse
+from dataclasses import dataclass
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dmp_bridge.access import Viewer
+from dmp_bridge.fhir_documents import FhirInputError
+from mss.crypto.certificates import id_nat_from_subject
+from mss.crypto.tls import peer_certificate, verify_peer
+from mss.crypto.trust import TrustStore
+from mss.directory.models import Mailbox, MailboxKind, MailboxState, Organisation, Professional
+from mss.directory.store import (
+    check_mailbox_password_async,
+    find_mailbox,
+    find_professional_by_id_nat,
+)
+from mss.web import SERVICES, SETTINGS
+
+BREAK_GLASS_HEADER = "X-Break-Glass-Reason"
+REALM = 'Basic realm="MSS DMP", charset="UTF-8"'
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated professional and how they proved it."""
+
+    professional: Professional
+    organisation: Organisation | None
+    method: str  # certificate, password
+
+
+class Unauthenticated(FhirInputError):
+    def __init__(self, text: str) -> None:
+        super().__init__(401, "login", text)
+
+
+def _trust(request: web.Request) -> TrustStore:
+    services = request.app.get(SERVICES) or {}
+    trust = services.get("trust")
+    if trust is None:
+        trust = TrustStore.from_settings(request.app[SETTINGS])
+        services["trust"] = trust
+    return trust
+
+
+async def _by_certificate(request: web.Request, session: AsyncSession) -> Caller | None:
+    transport = request.transport
+    if transport is None or peer_certificate(transport) is None:
+        return None
+    check = verify_peer(transport, _trust(request), usage="tls_client")
+    if check is None or not check.ok:
+        raise Unauthenticated(f"client certificate refused: {check.reason if check else 'none'}")
+    cert = peer_certificate(transport)
+    assert cert is not None
+    id_nat = id_nat_from_subject(cert.subject)
+    if id_nat is None:
+        raise FhirInputError(403, "forbidden", "the client certificate names no professional "
+                             "(no idNat in its subject): the DMP is open to health professionals")
+    professional = await find_professional_by_id_nat(session, id_nat)
+    if professional is None:
+        raise FhirInputError(403, "forbidden", f"idNat {id_nat} is not a professional of this hub's "
+                             "directory")
+    return Caller(professional, await _organisation(session, professional), "certificate")
+
+
+async def _by_password(request: web.Request, session: AsyncSession) -> Caller | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        login, sep, password = base64.b64decode(token.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise Unauthenticated("the Basic credentials are not valid base64 UTF-8") from None
+    mailbox: Mailbox | None = await find_mailbox(session, login) if sep else None
+    if mailbox is None or not await check_mailbox_password_async(mailbox, password):
+        raise Unauthenticated("wrong mailbox address or password")
+    if mailbox.kind is not MailboxKind.PER or mailbox.professional_id is None:
+        raise FhirInputError(403, "forbidden", f"{mailbox.address} is not a professional's personal "
+                             "(PER) mailbox: the DMP is open to health professionals")
+    if mailbox.state is not MailboxState.ACTIVE:
+        raise FhirInputError(403, "forbidden", f"the mailbox {mailbox.address} is {mailbox.state.value}")
+    professional = await session.get(Professional, mailbox.professional_id)
+    assert professional is not None
+    return Caller(professional, await _organisation(session, professional), "password")
+
+
+async def _organisation(session: AsyncSession, professional: Professional) -> Organisation | None:
+    if professional.organisation_id is None:
+        return None
+    return await session.get(Organisation, professional.organisation_id)
+
+
+async def authenticate(request: web.Request, session: AsyncSession) -> Caller:
+    """The calling professional (certificate first, then Basic), or raise 401/403."""
+    caller = await _by_certificate(request, session) or await _by_password(request, session)
+    if caller is None:
+        raise Unauthenticated("authenticate with a client certificate of the health PKI or with "
+                              "your MSSanté mailbox address and password (HTTP Basic)")
+    return caller
+
+
+def viewer_of(request: web.Request, caller: Caller) -> Viewer:
+    """The consent engine's viewer, with the break-glass reason of the request if any."""
+    reason = request.headers.get(BREAK_GLASS_HEADER)
+    try:
+        decoded = urllib.parse.unquote(reason, errors="strict") if reason is not None else None
+    except UnicodeDecodeError:
+        raise FhirInputError(422, "invalid", f"{BREAK_GLASS_HEADER} must be percent-encoded "
+                             "UTF-8") from None
+    return Viewer.for_professional(caller.professional, caller.organisation,
+                                   break_glass_reason=decoded, source="api")
