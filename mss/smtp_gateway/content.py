@@ -10,6 +10,7 @@ top-level header block that no S/MIME signature covers.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.policy
 import email.utils
 import re
@@ -62,8 +63,12 @@ def has_bare_line_ending(raw: bytes) -> bool:
 
 
 def parse_message(raw: bytes) -> ParsedMessage:
-    """Parse the message once with the stdlib (policy.default) and extract the policy facts."""
-    message = _PARSER.parsebytes(raw)
+    """Parse the message once with the stdlib (policy.default) and extract the policy facts.
+
+    Only the header section is parsed: every stage reads headers, the S/MIME
+    verifier and the store read the exact raw bytes themselves.
+    """
+    message = _PARSER.parsebytes(raw, headersonly=True)
     assert isinstance(message, EmailMessage)
     from_addresses = tuple(addr for _, addr in email.utils.getaddresses(_all(message, "From")) if addr)
     facts = MessageFacts(
@@ -126,6 +131,12 @@ def authentication_results(hostname: str, *, signature: SignatureOutcome, from_a
 
 def _comment(text: str) -> str:
     return text.replace("(", "[").replace(")", "]").replace("\\", "/")
+
+
+def restamped(parsed: ParsedMessage, raw: bytes, message_id: str | None = None) -> ParsedMessage:
+    """The same parsed message with its stamped raw bytes (only prepended headers changed)."""
+    facts = dataclasses.replace(parsed.facts, size=len(raw))
+    return ParsedMessage(raw, parsed.message, facts, message_id or parsed.message_id)
 
 
 def stamp(raw: bytes, hostname: str, new_headers: list[tuple[str, str]]) -> bytes:

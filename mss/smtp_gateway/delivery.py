@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dmp_bridge.intake import carries_xdm, enqueue_filing
 from mss.agenda.convocations import follow_up_delivery
 from mss.audit import record
 from mss.config import Settings
@@ -66,8 +68,16 @@ async def deliver(db: Database, settings: Settings, txn: Transaction, parsed: Pa
                   signature: SignatureOutcome) -> DeliveryReceipt:
     """Commit the message for every recipient, or nothing (raises DeliveryRefused, DatabaseUnavailable)."""
     async def transaction() -> DeliveryReceipt:
-        async with db.write() as session:
-            return await _deliver(session, settings, txn, parsed, signature)
+        for attempt in range(3):
+            try:
+                async with db.write() as session:
+                    return await _deliver(session, settings, txn, parsed, signature)
+            except IntegrityError:
+                # Two first deliveries to one mailbox may race to create its folders; the
+                # whole transaction rolled back, so running it again is safe.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     return await within(settings.limits.database_timeout, transaction())
 
@@ -103,6 +113,10 @@ async def _deliver(session: AsyncSession, settings: Settings, txn: Transaction, 
                    target=mailbox.address, source=sender.channel, message_id=parsed.message_id,
                    stored_message_id=message.id, conversation_id=conversation_id,
                    signature=signature.status)
+            if mailbox.is_patient and carries_xdm(parsed.message):  # DMP filing (dmp_bridge)
+                enqueue_filing(session, stored_message_id=message.id, mailbox_id=mailbox.id,
+                               mail_from=sender.mail_from)
+                receipt.jobs += 1
             receipt.jobs += follow_up_delivery(session, parsed.raw, mailbox.id, mailbox.is_patient,
                                                message.id)  # convocations: the agenda (mss.agenda)
 

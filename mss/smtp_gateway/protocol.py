@@ -84,6 +84,16 @@ class HubSession(Session):
         self.certificate_checked = False
         self.tls = ""
 
+    # aiosmtpd assigns login_data after every AUTH and warns that it is deprecated; we keep
+    # the authenticated mailbox in ``mailbox`` instead.
+    @property  # type: ignore[override]
+    def login_data(self) -> Any:
+        return None
+
+    @login_data.setter
+    def login_data(self, value: Any) -> None:
+        pass
+
 
 class HubEnvelope(Envelope):
     def __init__(self) -> None:

@@ -39,6 +39,7 @@ from mss.smtp_gateway.content import (
     has_bare_line_ending,
     new_message_id,
     parse_message,
+    restamped,
     stamp,
     verify_signature,
 )
@@ -223,6 +224,8 @@ class Gateway:
                          f"{'ESMTPSA' if auth_user else 'ESMTPS'}{f' ({tls})' if tls else ''};\r\n\t"
                          f"{email.utils.format_datetime(utcnow())}")),
         ]
+        message_id = None
         if not parsed.message_id and sender.mailbox is not None:
-            headers.append(("Message-ID", new_message_id(self.settings.domain)))
-        return parse_message(stamp(parsed.raw, hostname, headers))
+            message_id = new_message_id(self.settings.domain)
+            headers.append(("Message-ID", message_id))
+        return restamped(parsed, stamp(parsed.raw, hostname, headers), message_id)

@@ -16,7 +16,6 @@ def settings(settings: Settings) -> Settings:
     settings.limits.max_message_size = 200_000
     settings.limits.max_message_size_to_patient = 50_000
     settings.limits.max_recipients = 3
-    settings.limits.smtp_idle_timeout = 1.0
     settings.limits.max_connections_per_ip = 4
     return settings
 
@@ -61,12 +60,6 @@ async def test_line_too_long_refused(hub: Hub) -> None:
     code, text = await client.reply()
     assert code == 500 and "Line too long" in text
     await client.close()
-
-
-async def test_idle_timeout_closes_the_connection(hub: Hub) -> None:
-    client = await WireClient.open(hub)
-    await asyncio.sleep(1.5)
-    assert await asyncio.wait_for(client.reader.read(), 5) == b""
 
 
 async def test_connections_per_ip(hub: Hub) -> None:
