@@ -24,13 +24,14 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.audit import record
 from mss.config import Settings
 from mss.db import Database, utcnow
 from mss.directory.models import Guardianship, Patient, PatientState
+from mss.directory.store import find_patient_by_email, find_patient_by_ins
 from mss.errors import HubError
 from mss.jobs import JobContext, JobRunner, enqueue
 from mss.notify import notify_patient
@@ -139,13 +140,11 @@ def password_problems(password: str, patient: Patient | None = None) -> list[str
 # -- look-ups ----------------------------------------------------------------------------
 
 async def find_patient_by_identifier(session: AsyncSession, identifier: str) -> Patient | None:
-    """The patient whose INS matricule or personal e-mail this is."""
+    """The patient whose INS matricule or personal e-mail this is (through the directory store)."""
     text = identifier.strip()
     if "@" in text:
-        query = select(Patient).where(func.lower(Patient.email) == text.lower()).order_by(Patient.id)
-    else:
-        query = select(Patient).where(Patient.ins == "".join(text.split()).upper())
-    return (await session.scalars(query)).first()
+        return await find_patient_by_email(session, text)
+    return await find_patient_by_ins(session, text)
 
 
 async def minors_of(session: AsyncSession, guardian: Patient) -> list[Patient]:

@@ -10,7 +10,7 @@ from mss.directory.models import Patient, PatientState
 from mss.patients import issue_letters
 from tests.portal.conftest import PASSWORD, Hub, add_patient
 
-INS = "280017512345631"
+INS = "201751234563128"
 NEW_PASSWORD = "le jardin fleurit en 2026"
 
 
@@ -49,7 +49,7 @@ async def test_activate_then_sign_in(hub: Hub) -> None:
 
 async def test_wrong_codes_are_throttled_and_do_not_reveal_the_account(hub: Hub) -> None:
     _patient, code = await _patient_with_code(hub)
-    unknown = await hub.post("/activation", {"ins": "199999999999999", "code": code,
+    unknown = await hub.post("/activation", {"ins": "199999999999995", "code": code,
                                              "mot_de_passe": NEW_PASSWORD, "confirmation": NEW_PASSWORD})
     known = await hub.post("/activation", {"ins": INS, "code": "ZZZZ-ZZZZ-ZZZZ",
                                            "mot_de_passe": NEW_PASSWORD, "confirmation": NEW_PASSWORD})

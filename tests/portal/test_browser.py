@@ -25,7 +25,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 PHONE = {"width": 390, "height": 844}
-INS, PHONE_NUMBER = "280017512345661", "+33612345678"
+INS, PHONE_NUMBER = "201751234566195", "+33612345678"
 
 
 @pytest.fixture
@@ -141,7 +141,7 @@ async def test_inactivity_warning_then_logout(page: Page, hub: Hub) -> None:
 
 async def test_guardian_switches_to_the_minor(page: Page, hub: Hub) -> None:
     parent = await add_patient(hub.db, INS, "Leroy", "Sophie")
-    child = await add_patient(hub.db, "112017512345662", "Leroy", "Léo", phone=None, password=False)
+    child = await add_patient(hub.db, "101751234566247", "Leroy", "Léo", phone=None, password=False)
     await add_guardianship(hub.db, parent, child)
     await sign_in(page, hub)
     await page.get_by_label("Espace affiché").select_option(label="Léo Leroy")
@@ -169,7 +169,7 @@ async def _codes(hub: Hub) -> dict[str, str]:
 
 async def test_activation_and_opposition_with_the_code(page: Page, hub: Hub) -> None:
     await add_patient(hub.db, INS, "Blanc", "Emma", state=PatientState.CREATED, password=False)
-    await add_patient(hub.db, "180017512345663", "Blanc", "Hugo", state=PatientState.CREATED, password=False)
+    await add_patient(hub.db, "101751234566346", "Blanc", "Hugo", state=PatientState.CREATED, password=False)
     codes = await _codes(hub)
     new_password = "le jardin fleurit en 2026"
     await page.goto("/activation")
@@ -191,8 +191,8 @@ async def test_activation_and_opposition_with_the_code(page: Page, hub: Hub) -> 
     await expect(page.locator(".event").filter(has_text="Compte activé")).to_contain_text("Emma Blanc (vous-même)")
     await page.get_by_role("button", name="Se déconnecter").click()
     await page.goto("/opposition")
-    await page.get_by_label("Numéro INS").fill("180017512345663")
-    await page.get_by_label("Code d'activation").fill(codes["180017512345663"])
+    await page.get_by_label("Numéro INS").fill("101751234566346")
+    await page.get_by_label("Code d'activation").fill(codes["101751234566346"])
     await page.get_by_label("Je ne souhaite pas de compte de messagerie santé.").check()
     await shot(page, "10-opposition")
     await page.get_by_role("button", name="Enregistrer mon opposition").click()

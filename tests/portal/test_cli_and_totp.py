@@ -35,13 +35,13 @@ def _run_db(url: str, coro_factory) -> object:  # type: ignore[no-untyped-def]
 
 
 def test_patients_letters_command(settings: Settings, tmp_path: Path) -> None:
-    _run_db(settings.database_url, lambda db: add_patient(db, "280017512345651", "Faure", "Chloé",
+    _run_db(settings.database_url, lambda db: add_patient(db, "201751234565108", "Faure", "Chloé",
                                                           state=PatientState.CREATED, password=False))
     config, out = _config(settings, tmp_path), tmp_path / "lettres"
     result = CliRunner().invoke(main, ["--config", config, "patients", "letters", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "280017512345651  Chloé Faure" in result.output
-    pdf = (out / "activation-280017512345651.pdf").read_bytes()
+    assert "201751234565108  Chloé Faure" in result.output
+    pdf = (out / "activation-201751234565108.pdf").read_bytes()
     assert b"https://sante.example.fr/activation" in pdf and b"Votre code d'activation" in pdf
     result = CliRunner().invoke(main, ["--config", config, "patients", "letters", "--out", str(out)])
     assert result.exit_code == 0 and "no new patient needs an activation letter" in result.output
@@ -84,6 +84,6 @@ def test_totp_accepts_one_step_of_drift_only() -> None:
     assert totp.verify(secret, code, now + dt.timedelta(seconds=30))
     assert not totp.verify(secret, code, now + dt.timedelta(seconds=90))
     assert not totp.verify(secret, "12345", now) and not totp.verify(secret, "abcdef", now)
-    uri = totp.provisioning_uri(secret, "280017512345651")
-    assert uri.startswith("otpauth://totp/Messagerie%20sant%C3%A9%3A280017512345651?secret=" + secret)
+    uri = totp.provisioning_uri(secret, "201751234565108")
+    assert uri.startswith("otpauth://totp/Messagerie%20sant%C3%A9%3A201751234565108?secret=" + secret)
     assert "issuer=Messagerie%20sant%C3%A9" in uri and "digits=6" in uri and "period=30" in uri

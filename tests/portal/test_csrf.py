@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tests.portal.conftest import PASSWORD, Hub, add_patient
 
-INS = "280017512345602"
+INS = "201751234560257"
 SENTENCE = "jeton de sécurité manque ou a expiré"
 
 

@@ -10,7 +10,7 @@ from mss.audit import AuditEvent
 from mss.directory.models import Patient, PatientState
 from tests.portal.conftest import Hub, add_guardianship, add_patient
 
-PARENT, CHILD, OTHER_CHILD, STRANGER = "280017512345605", "112017512345606", "112017512345607", "180017512345608"
+PARENT, CHILD, OTHER_CHILD, STRANGER = "201751234560554", "101751234560606", "101751234560705", "101751234560804"
 
 
 async def _family(hub: Hub) -> tuple[Patient, Patient, Patient, Patient]:

@@ -7,7 +7,7 @@ from http.cookies import SimpleCookie
 from portal.sessions import COOKIE
 from tests.portal.conftest import Hub, add_patient
 
-INS = "280017512345601"
+INS = "201751234560158"
 
 
 def _cookie_header(response: object) -> str:

@@ -8,7 +8,7 @@ from html import unescape
 from mss.audit import record
 from tests.portal.conftest import Hub, add_patient, second_visitor
 
-ALICE, BRUNO = "280017512345611", "180017512345612"
+ALICE, BRUNO = "201751234561148", "101751234561297"
 
 
 async def test_each_patient_sees_only_their_history(hub: Hub) -> None:

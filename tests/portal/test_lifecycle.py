@@ -29,7 +29,7 @@ from mss.patients import (
 from portal.letters import write_letter
 from tests.portal.conftest import add_patient
 
-INS = "280017512345621"
+INS = "201751234562138"
 
 
 async def _new_patient(db: Database) -> Patient:
@@ -129,7 +129,7 @@ async def test_auto_activation_job(db: Database, settings: Settings, tmp_path: P
         row = await session.get(Patient, patient.id)
         row.opposition_deadline = None  # the letter opens the window, as for a CREATED patient
     code = (await _letters(db, settings, tmp_path, now=utcnow() - dt.timedelta(days=43)))[INS]
-    other = await add_patient(db, "180017512345622", "Garcia", "Marc", state=PatientState.OPPOSITION_WINDOW,
+    other = await add_patient(db, "101751234562287", "Garcia", "Marc", state=PatientState.OPPOSITION_WINDOW,
                               password=False)  # window still open: untouched
     runner = JobRunner(db, services={"settings": settings})
     register_jobs(runner)

@@ -11,7 +11,7 @@ from mss.directory.models import Patient, PatientState
 from portal import totp
 from tests.portal.conftest import PASSWORD, Hub, add_patient
 
-INS = "180017512345603"
+INS = "101751234560309"
 PHONE = "+33612345678"
 
 
@@ -78,9 +78,9 @@ async def test_wrong_password_backoff_then_lock(hub: Hub) -> None:
 
 
 async def test_unknown_identifier_answers_like_a_known_one(hub: Hub) -> None:
-    status, html = await _try_password(hub, "whatever", identifier="199999999999999")
+    status, html = await _try_password(hub, "whatever", identifier="199999999999995")
     assert status == 401 and "Identifiant ou mot de passe incorrect" in html and "Il vous reste 4" in html
-    status, html = await _try_password(hub, "whatever", identifier="199999999999999")
+    status, html = await _try_password(hub, "whatever", identifier="199999999999995")
     assert "attendez 2 secondes" in html
 
 

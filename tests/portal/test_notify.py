@@ -19,7 +19,7 @@ from mss.jobs import Job, JobRunner
 from mss.notify import NOTICES, notify_patient, read_outbox, register_jobs
 from tests.portal.conftest import add_patient
 
-INS = "280017512345641"
+INS = "201751234564118"
 MEDICAL = "Compte rendu d'IRM: tumeur"
 
 

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from mss.audit import AuditEvent
 from tests.portal.conftest import Hub, add_patient
 
-INS = "180017512345604"
+INS = "101751234560408"
 
 
 async def test_idle_session_ends_and_says_why(hub: Hub) -> None:
