@@ -44,8 +44,8 @@ async def conversation_facts(session: AsyncSession, patient_mailbox_id: int,
                              referenced_message_ids: Iterable[str] = ()) -> list[ConversationFacts]:
     """The conversations of a patient with one professional-side mailbox, and those a reply cites.
 
-    Each comes with the Message-IDs of its messages, which is what a
-    patient's In-Reply-To/References must point at.
+    Each comes with those of its messages' Message-IDs that ``referenced_message_ids``
+    cites, which is what a patient's In-Reply-To/References must point at.
     """
     from mss.mailbox.models import StoredMessage
     from mss.policy.facts import ConversationFacts
@@ -65,11 +65,14 @@ async def conversation_facts(session: AsyncSession, patient_mailbox_id: int,
                                    or_(*conditions)).order_by(Conversation.id))).all())
     if not rows:
         return []
+    # Only the cited Message-IDs matter (the policy intersects them with the references), so a
+    # long conversation does not cost a long read on every message.
     ids: dict[int, set[str]] = {row.id: set() for row in rows}
-    for conversation_id, message_id in (await session.execute(
-            select(StoredMessage.conversation_id, StoredMessage.message_id_header)
-            .where(StoredMessage.conversation_id.in_(list(ids))))).all():
-        if message_id:
+    if wanted:
+        for conversation_id, message_id in (await session.execute(
+                select(StoredMessage.conversation_id, StoredMessage.message_id_header)
+                .where(StoredMessage.conversation_id.in_(list(ids)),
+                       StoredMessage.message_id_header.in_(wanted)))).all():
             ids[conversation_id].add(message_id)
     return [ConversationFacts(row.id, row.patient_mailbox_id, row.professional_mailbox_id, row.state,
                               frozenset(ids[row.id])) for row in rows]
