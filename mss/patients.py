@@ -31,14 +31,13 @@ from mss.audit import record
 from mss.config import Settings
 from mss.db import Database, utcnow
 from mss.directory.models import Guardianship, Patient, PatientState
-from mss.directory.store import find_patient_by_email, find_patient_by_ins
+from mss.directory.store import MIN_PASSWORD_LENGTH, find_patient_by_email, find_patient_by_ins
 from mss.errors import HubError
 from mss.jobs import JobContext, JobRunner, enqueue
 from mss.notify import notify_patient
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed from paper
 CODE_LENGTH = 12
-MIN_PASSWORD_LENGTH = 12
 PASSWORD_RULES = ("Au moins 12 caractères, avec des lettres et au moins un chiffre ou un symbole. "
                   "Une phrase facile à retenir convient très bien, par exemple "
                   "« mon chat dort 3 fois par jour ».")
