@@ -65,10 +65,10 @@ def has_bare_line_ending(raw: bytes) -> bool:
 def parse_message(raw: bytes) -> ParsedMessage:
     """Parse the message once with the stdlib (policy.default) and extract the policy facts.
 
-    Only the header section is parsed: every stage reads headers, the S/MIME
-    verifier and the store read the exact raw bytes themselves.
+    The message object is shared by every later stage (policy, DMP filing,
+    agenda); stamping only prepends headers, so it is never parsed again.
     """
-    message = _PARSER.parsebytes(raw, headersonly=True)
+    message = _PARSER.parsebytes(raw)
     assert isinstance(message, EmailMessage)
     from_addresses = tuple(addr for _, addr in email.utils.getaddresses(_all(message, "From")) if addr)
     facts = MessageFacts(
