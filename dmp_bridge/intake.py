@@ -84,9 +84,15 @@ def pdf_attachments(message: Message) -> list[bytes]:
     return found
 
 
-def carries_xdm(message: Message) -> bool:
-    """True when the message has an IHE_XDM.zip attachment."""
-    return any(_is_xdm(part) for part in leaf_parts(message))
+_HINTS = (b"ihe_xdm", b"pkcs7-mime", b"filename*", b"=?")
+
+
+def carries_xdm(raw: bytes) -> bool:
+    """True when the raw message has an IHE_XDM.zip attachment (parsed only if a name may be there)."""
+    lowered = raw.lower()
+    if not any(hint in lowered for hint in _HINTS):
+        return False
+    return any(_is_xdm(part) for part in leaf_parts(_PARSER.parsebytes(raw)))
 
 
 def enqueue_filing(session: AsyncSession, *, stored_message_id: int, mailbox_id: int,

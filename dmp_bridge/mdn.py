@@ -25,8 +25,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage, Message
-from email.mime.message import MIMEMessage
-from email.mime.text import MIMEText
 from email.parser import BytesParser
 
 from dmp_bridge.errors import LABELS_FR
@@ -80,6 +78,9 @@ def _human_text(outcomes: Sequence[DocumentOutcome], code: int | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+_UNFOLDED = email.policy.SMTP.clone(max_line_length=998)
+
+
 def _notification(final_recipient: str, reporting_host: str, original: Message,
                   code: int | None) -> bytes:
     fields = Message()
@@ -95,7 +96,15 @@ def _notification(final_recipient: str, reporting_host: str, original: Message,
     fields["Disposition"] = disposition + ("/error" if code is not None else "")
     if code is not None:
         fields["Error"] = error_field(code)
-    return MIMEMessage(fields, "disposition-notification").as_bytes(policy=email.policy.SMTP)
+    return (b"Content-Type: message/disposition-notification\r\n\r\n"
+            + fields.as_bytes(policy=_UNFOLDED).lstrip(b"\r\n"))
+
+
+def _text_part(text: str) -> bytes:
+    part = EmailMessage(policy=email.policy.SMTP)
+    part.set_content(text, cte="quoted-printable")
+    del part["MIME-Version"]
+    return part.as_bytes(policy=email.policy.SMTP)
 
 
 def build_mdn(*, reporting_host: str, final_recipient: str, to: str, original_raw: bytes,
@@ -117,17 +126,17 @@ def build_mdn(*, reporting_host: str, final_recipient: str, to: str, original_ra
     if original_id:
         head["In-Reply-To"] = original_id
         head["References"] = original_id
-    head["MIME-Version"] = "1.0"
-    head["Content-Type"] = (f'multipart/report; report-type=disposition-notification; '
-                            f'boundary="{boundary}"')
-    text = MIMEText(_human_text(outcomes, code), "plain", "utf-8", policy=email.policy.SMTP)
+    header_block = head.as_bytes(policy=email.policy.SMTP).split(b"\r\n\r\n", 1)[0] + b"\r\n"
+    header_block += (b"MIME-Version: 1.0\r\nContent-Type: multipart/report; "
+                     b"report-type=disposition-notification;\r\n\tboundary=\""
+                     + boundary.encode() + b"\"\r\n\r\n")
     rfc822 = original_raw if original_raw.endswith(b"\r\n") else original_raw + b"\r\n"
-    parts = [text.as_bytes(policy=email.policy.SMTP),
+    parts = [_text_part(_human_text(outcomes, code)),
              _notification(final_recipient, reporting_host, original, code),
              b"Content-Type: message/rfc822\r\n\r\n" + rfc822]
     delimiter = f"--{boundary}\r\n".encode()
     body = b"".join(delimiter + part.rstrip(b"\r\n") + b"\r\n" for part in parts)
-    return (head.as_bytes(policy=email.policy.SMTP) + body + f"--{boundary}--\r\n".encode())
+    return header_block + body + f"--{boundary}--\r\n".encode()
 
 
 def _decoded(value: object) -> str:

@@ -80,9 +80,10 @@ class Hub:
         self.tasks.append(asyncio.create_task(keep_trust_fresh(settings, trust), name="trust"))
 
     def _register_jobs(self, runner: JobRunner) -> None:
+        from dmp_bridge import filing
         from mss import agenda, notify, patients, smtp_gateway
 
-        for part in (smtp_gateway, notify, patients, agenda):
+        for part in (smtp_gateway, notify, patients, filing, agenda):
             part.register_jobs(runner)
 
     async def _start_listeners(self, server_context: Any) -> None:
@@ -102,7 +103,9 @@ class Hub:
             self.http_runner = web.AppRunner(app, access_log=None)
             await self.http_runner.setup()
             site = web.TCPSite(self.http_runner, settings.bind, settings.ports.https,
-                               ssl_context=server_context(settings), reuse_address=True)
+                               ssl_context=server_context(  # optional client certificates: the DMP API
+                                   settings, client_cert="optional", trust=self.services.get("trust")),
+                               reuse_address=True)
             try:
                 await site.start()
             except OSError as exc:

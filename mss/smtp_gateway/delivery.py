@@ -113,7 +113,7 @@ async def _deliver(session: AsyncSession, settings: Settings, txn: Transaction, 
                    target=mailbox.address, source=sender.channel, message_id=parsed.message_id,
                    stored_message_id=message.id, conversation_id=conversation_id,
                    signature=signature.status)
-            if mailbox.is_patient and carries_xdm(parsed.message):  # DMP filing (dmp_bridge)
+            if mailbox.is_patient and carries_xdm(parsed.raw):  # DMP filing (dmp_bridge)
                 enqueue_filing(session, stored_message_id=message.id, mailbox_id=mailbox.id,
                                mail_from=sender.mail_from)
                 receipt.jobs += 1

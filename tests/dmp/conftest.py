@@ -10,6 +10,7 @@ on loopback (optional client certificates against the dev PKI).
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import ssl
 from collections.abc import AsyncIterator
@@ -169,13 +170,14 @@ class Api:
             return response.status, await response.read(), dict(response.headers)
 
 
-@pytest.fixture
-async def api(world: World, dev_pki: DevPki) -> AsyncIterator[Api]:
-    settings = world.settings
-    dev_pki.install(settings)
+@contextlib.asynccontextmanager
+async def start_api(db: Database, settings: Settings, pki: DevPki,
+                    world: World | None = None) -> AsyncIterator[Api]:
+    """The MHD routes on https://localhost:<free port>, client certificates optional."""
+    pki.install(settings)
     trust = TrustStore.from_settings(settings, repo_trust_dir=None)
     app = web.Application()
-    app[DB], app[SETTINGS], app[SERVICES] = world.db, settings, {"settings": settings, "trust": trust}
+    app[DB], app[SETTINGS], app[SERVICES] = db, settings, {"settings": settings, "trust": trust}
     dmp_api.setup(app)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -184,6 +186,12 @@ async def api(world: World, dev_pki: DevPki) -> AsyncIterator[Api]:
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
-        yield Api(f"https://localhost:{port}", dev_pki, world)
+        yield Api(f"https://localhost:{port}", pki, world)  # type: ignore[arg-type]
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def api(world: World, dev_pki: DevPki) -> AsyncIterator[Api]:
+    async with start_api(world.db, world.settings, dev_pki, world) as running:
+        yield running

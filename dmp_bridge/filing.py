@@ -1,0 +1,184 @@
+"""The ``dmp.file`` job: file the documents of a delivered message's XDM packages, answer with an MDN.
+
+One transaction per job: every document filed (or replaced, or deleted),
+the audit events, the patient's notification and the MDN commit together.
+The job is idempotent: a marker event (``dmp_filing``, target
+``dmp-filing:<message>:<mailbox>``) is written with the work, and a rerun
+that finds it does nothing. The message itself was delivered to the
+patient whatever happens here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.policy
+import email.utils
+from email.message import EmailMessage
+from email.parser import BytesParser
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dmp_bridge.access import Viewer, audit
+from dmp_bridge.consent_store import consent_facts
+from dmp_bridge.documents import find_by_unique_id, insert_document, mark_deleted, target_facts
+from dmp_bridge.emergency import NOTIFY_TREATING_JOB, notify_treating
+from dmp_bridge.filing_entry import EntryReading, PackageReading, draft_of, read_packages
+from dmp_bridge.intake import FILE_JOB, pdf_attachments, xdm_attachments
+from dmp_bridge.mdn import DocumentOutcome, build_mdn
+from mss.audit import AuditEvent, record
+from mss.config import Settings
+from mss.directory.models import Mailbox, Patient
+from mss.jobs import JobContext, JobRunner, PermanentFailure, enqueue
+from mss.mailbox.models import StoredMessage
+from mss.mailbox.store import INBOX, append, store_message
+from mss.notify import notify_patient
+from mss.policy.consent import ConsentFacts, ViewerKind
+from mss.policy.dmp_filing import FilingFacts, MdnFacts, decide_filing, decide_mdn
+from mss.policy.facts import domain_of
+from mss.smtp_gateway.delivery import RELAY_ATTEMPTS, RELAY_JOB
+from mss.smtp_gateway.lookup import local_domains, mailbox_facts
+
+RECORD_LINK = "/dossier"
+_PARSER = BytesParser(policy=email.policy.default)
+
+
+def marker(message_id: int, mailbox_id: int) -> str:
+    return f"dmp-filing:{message_id}:{mailbox_id}"
+
+
+async def run_filing_job(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """Job handler for ``dmp.file``: read off the loop, then decide and write in one transaction."""
+    settings: Settings = ctx.services["settings"]
+    async with ctx.db.read() as session:
+        stored = await session.get(StoredMessage, payload["message_id"])
+        if stored is None:
+            raise PermanentFailure(f"stored message {payload['message_id']} is gone")
+        raw, signer = bytes(stored.raw), stored.signer_id_nat
+    message = _PARSER.parsebytes(raw)
+    assert isinstance(message, EmailMessage)
+    readings = await asyncio.to_thread(read_packages, xdm_attachments(message),
+                                       pdf_attachments(message))
+    async with ctx.db.write() as session:
+        done = marker(payload["message_id"], payload["mailbox_id"])
+        if (await session.scalars(select(AuditEvent.id).where(
+                AuditEvent.action == "dmp_filing", AuditEvent.target == done))).first() is not None:
+            return
+        mailbox = await session.get(Mailbox, payload["mailbox_id"])
+        patient = await session.get(Patient, mailbox.patient_id) if mailbox and mailbox.patient_id else None
+        if mailbox is None or patient is None:
+            raise PermanentFailure(f"mailbox {payload['mailbox_id']} is not a patient's any more")
+        filer = _Filer(session, patient, message, payload["message_id"], signer)
+        outcomes = await filer.file_all(readings)
+        code = next((o.code for o in outcomes if not o.filed), None)
+        record(session, "dmp_filing", actor_kind="system", actor=settings.hostname, target=done,
+               source="mss", filed=sum(o.filed for o in outcomes), error=code)
+        if filer.visible_to_patient:
+            notify_patient(session, patient, "new_document", RECORD_LINK)
+        await _send_mdn(session, settings, mailbox, message, raw, payload, outcomes, code)
+
+
+class _Filer:
+    """Files the entries of one message for one patient, inside the job's transaction."""
+
+    def __init__(self, session: AsyncSession, patient: Patient, message: EmailMessage,
+                 stored_message_id: int, signer_id_nat: str | None) -> None:
+        self.session, self.patient, self.message = session, patient, message
+        self.stored_message_id = stored_message_id
+        self.signer_id_nat = signer_id_nat
+        self.message_id = str(message.get("Message-ID") or "").strip()
+        self.visible_to_patient = False
+
+    async def file_all(self, readings: list[PackageReading]) -> list[DocumentOutcome]:
+        consent = await consent_facts(self.session, self.patient)
+        outcomes: list[DocumentOutcome] = []
+        for reading in readings:
+            if reading.error is not None:
+                outcomes.append(DocumentOutcome("IHE_XDM.zip", False, reading.error.code,
+                                                reading.error.sentence_fr, reading.error.sentence))
+                continue
+            for entry in reading.entries:
+                outcomes.append(await self.file_one(entry, consent))
+        if not outcomes:
+            outcomes.append(DocumentOutcome("IHE_XDM.zip", False, 906, "Aucun paquet XDM lisible",
+                                            "No readable XDM package"))
+        for outcome in outcomes:
+            if not outcome.filed:
+                await self._audit_refusal(outcome)
+        return outcomes
+
+    async def file_one(self, reading: EntryReading, consent: ConsentFacts) -> DocumentOutcome:
+        entry = reading.entry
+        existing = await find_by_unique_id(self.session, self.patient, entry.unique_id or "")
+        if entry.action != "D" and existing is not None:
+            return DocumentOutcome(reading.title, True)  # the same document sent again
+        target_uid = reading.target_unique_id
+        target = None
+        if entry.action in ("C", "D") and target_uid:
+            target = await find_by_unique_id(self.session, self.patient, target_uid)
+        author = entry.author
+        institution = author.institutions[0].id if author and author.institutions else None
+        decision = decide_filing(FilingFacts(
+            record_open=consent.record_open, recipient_ins=self.patient.ins,
+            entry_ins=entry.ins.matricule if entry.ins else None,
+            author_id_nat=author.id_nat if author else None, author_institution=institution,
+            sender_id_nat=self.signer_id_nat, consent=consent, action=entry.action,
+            target_unique_id=target_uid, target=target_facts(target),
+            refusals=tuple((e.code, e.sentence, e.sentence_fr) for e in reading.refusals)))
+        if not decision.allowed:
+            assert decision.code is not None
+            return DocumentOutcome(reading.title, False, decision.code, decision.sentence_fr,
+                                   decision.sentence)
+        draft = draft_of(reading, message_id=self.message_id, stored_message_id=self.stored_message_id)
+        viewer = Viewer(ViewerKind.PROFESSIONAL, draft.author_id_nat or self.message_id,
+                        draft.author_name, id_nat=draft.author_id_nat, source="mss")
+        if entry.action == "D":
+            assert target is not None
+            await mark_deleted(self.session, target)
+            await audit(self.session, "document_deleted", viewer, self.patient, target,
+                        message_id=self.message_id)
+            return DocumentOutcome(reading.title, True)
+        document = await insert_document(self.session, self.patient, draft, target)
+        await audit(self.session, "document_replaced" if target else "document_filed", viewer,
+                    self.patient, document, title=document.title, message_id=self.message_id)
+        self.visible_to_patient |= not document.invisible_to_patient
+        return DocumentOutcome(reading.title, True)
+
+    async def _audit_refusal(self, outcome: DocumentOutcome) -> None:
+        viewer = Viewer(ViewerKind.PROFESSIONAL, self.signer_id_nat or self.message_id or "?", "",
+                        source="mss")
+        await audit(self.session, "document_filing_refused", viewer, self.patient,
+                    code=outcome.code, message_id=self.message_id)
+
+
+async def _send_mdn(session: AsyncSession, settings: Settings, mailbox: Mailbox,
+                    message: EmailMessage, raw: bytes, payload: dict[str, Any],
+                    outcomes: list[DocumentOutcome], code: int | None) -> None:
+    """The MDN back to the sender when asked (RFC 8098 rules), through the store or the relay."""
+    asked = tuple(a for _, a in email.utils.getaddresses(
+        [str(v) for v in message.get_all("Disposition-Notification-To", [])]) if a)
+    to = decide_mdn(MdnFacts(asked, payload.get("mail_from") or "",
+                             str(message.get("Auto-Submitted") or ""), message.get_content_type()))
+    if to is None:
+        return
+    mdn_id = f"<dmp-mdn-{payload['message_id']}-{payload['mailbox_id']}@{settings.hostname}>"
+    mdn = build_mdn(reporting_host=settings.hostname, final_recipient=mailbox.address, to=to,
+                    original_raw=raw, outcomes=outcomes, code=code, message_id=mdn_id)
+    stored = await store_message(session, mdn)
+    if domain_of(to) in local_domains(settings):
+        box = await mailbox_facts(session, to)
+        if box is not None:
+            await append(session, box.id, INBOX, stored)
+            record(session, "message.mdn", actor_kind="system", actor=settings.hostname,
+                   target=box.address, source="dmp", message_id=mdn_id, error=code)
+        return
+    enqueue(session, RELAY_JOB, {"message_id": stored.id, "mail_from": "", "recipients": [to],
+                                 "domain": domain_of(to), "max_attempts": RELAY_ATTEMPTS},
+            max_attempts=RELAY_ATTEMPTS)
+
+
+def register_jobs(runner: JobRunner) -> None:
+    """Register the DMP bridge's job kinds: filing and the médecin traitant's break-glass notice."""
+    runner.register(FILE_JOB, run_filing_job)
+    runner.register(NOTIFY_TREATING_JOB, notify_treating)
