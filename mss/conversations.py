@@ -73,7 +73,8 @@ async def conversation_facts(session: AsyncSession, patient_mailbox_id: int,
                 select(StoredMessage.conversation_id, StoredMessage.message_id_header)
                 .where(StoredMessage.conversation_id.in_(list(ids)),
                        StoredMessage.message_id_header.in_(wanted)))).all():
-            ids[conversation_id].add(message_id)
+            if conversation_id is not None:
+                ids[conversation_id].add(message_id)
     return [ConversationFacts(row.id, row.patient_mailbox_id, row.professional_mailbox_id, row.state,
                               frozenset(ids[row.id])) for row in rows]
 

@@ -53,7 +53,7 @@ def build_dsn(*, hostname: str, postmaster: str, to: str, original_headers: byte
     per_message = Message()
     per_message["Reporting-MTA"] = f"dns; {hostname}"
     per_message["Arrival-Date"] = email.utils.format_datetime(utcnow())
-    blocks = [per_message]
+    blocks: list[Message | str] = [per_message]
     for failure in failures:
         block = Message()
         block["Final-Recipient"] = f"rfc822; {failure.recipient}"

@@ -56,7 +56,7 @@ def send_over_tls(host: str, port: int, context: ssl.SSLContext, local_hostname:
     operator certificate does, whatever host the route points at.
     """
     with smtplib.SMTP(local_hostname=local_hostname, timeout=timeout) as client:
-        client._host = peer_name  # what starttls() checks the certificate against
+        client._host = peer_name  # type: ignore[attr-defined]  # what starttls() checks the certificate against
         client.connect(host, port)
         client.ehlo()
         if not client.has_extn("starttls"):
