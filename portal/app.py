@@ -12,7 +12,7 @@ from mss.web import SERVICES
 from portal.clock import Clock
 from portal.context import CLOCK, JINJA
 from portal.security import Handler, portal_middleware
-from portal.views import account, activation, history, home, login, security
+from portal.views import account, activation, agenda, history, home, login, profile, security
 
 STATIC = Path(__file__).parent / "static"
 
@@ -49,6 +49,8 @@ ROUTES: list[tuple[str, str, dict[str, Handler]]] = [
     ("/securite/totp/commencer", "totp_start", {"POST": security.start_enrolment}),
     ("/securite/totp", "totp_finish", {"POST": security.finish_enrolment}),
     ("/securite/totp/retirer", "totp_remove", {"POST": security.remove}),
+    *agenda.ROUTES,
+    *profile.ROUTES,
 ]
 
 

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import imaplib
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import aiosmtplib
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from argon2 import PasswordHasher
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import select
@@ -36,18 +40,22 @@ from mss.directory.models import (
     PatientState,
     Professional,
 )
+from mss.http import build_app
 from mss.jobs import Job, JobRunner
+from mss.mailbox.imap import start_imap_servers, stop_imap_servers
 from mss.mailbox.models import Folder, FolderEntry, StoredMessage
 from mss.smtp_gateway import register_jobs, start_smtp_servers
+from portal.clock import Clock
 from tests.fixtures_pki import DevPki, Identity
+from tests.portal.conftest import Hub as PortalHub
 
 APP = "convocations@mss.localhost"
 DOCTOR = "jean.dupont@mss.localhost"
-INS = "180017512345678"
-OTHER_INS = "280017512345601"
+INS = "180017512345660"
+OTHER_INS = "280017512345610"
 PATIENT = f"{INS}@patient.mss.localhost"
 OTHER_PATIENT = f"{OTHER_INS}@patient.mss.localhost"
-PASSWORD = "hôpital sûr 2026 !"
+PASSWORD = "hopital sur 2026 !"
 PATIENT_EMAIL = "marie.durand@example.org"
 PATIENT_PHONE = "+33612345678"
 _HASH: list[str] = []
@@ -192,3 +200,55 @@ async def agenda_hub(settings: Settings, db: Database, dev_pki: DevPki) -> Async
             server.close()
         for server in servers:
             await server.wait_closed()
+
+
+# -- the portal and IMAP next to the gateway ---------------------------------------------------
+
+def server_tls(pki: DevPki) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(pki.layout.server.cert, pki.layout.server.key)
+    return context
+
+
+@pytest.fixture
+async def portal(agenda_hub: AgendaHub) -> AsyncIterator[PortalHub]:
+    """The hub's HTTPS app (portal) on loopback, sharing the gateway's services and job runner."""
+    clock = Clock()
+    app = build_app(agenda_hub.settings, agenda_hub.db, {**agenda_hub.services, "portal_clock": clock})
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server(ssl=server_tls(agenda_hub.pki))
+    client = TestClient(server, cookie_jar=aiohttp.CookieJar(unsafe=True),
+                        connector=aiohttp.TCPConnector(ssl=False))
+    await client.start_server()
+    try:
+        yield PortalHub(client, clock, agenda_hub.settings, agenda_hub.db)
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+async def imap_port(agenda_hub: AgendaHub) -> AsyncIterator[int]:
+    """The IMAP listener with implicit TLS (the hub's certificate), for the hospital's mail client."""
+    servers = await start_imap_servers(agenda_hub.settings, agenda_hub.db, server_tls(agenda_hub.pki))
+    try:
+        yield servers[-1].sockets[0].getsockname()[1]
+    finally:
+        await stop_imap_servers(servers)
+
+
+def read_inbox_over_imap(hub: AgendaHub, port: int, address: str = APP) -> list[bytes]:
+    """Every message of INBOX as imaplib fetches it (blocking: run it in a thread)."""
+    context = ssl.create_default_context(cafile=str(hub.pki.root_cert))
+    with imaplib.IMAP4_SSL("localhost", port, ssl_context=context, timeout=10) as client:
+        client.login(address, PASSWORD)
+        status, _ = client.select("INBOX", readonly=True)
+        assert status == "OK"
+        status, data = client.uid("SEARCH", None, "ALL")
+        assert status == "OK"
+        messages = []
+        for uid in data[0].split():
+            status, parts = client.uid("FETCH", uid, "(BODY.PEEK[])")
+            assert status == "OK"
+            messages.append(next(p[1] for p in parts if isinstance(p, tuple)))
+        client.logout()
+    return messages

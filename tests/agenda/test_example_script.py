@@ -1,0 +1,61 @@
+"""examples/hospital_convocations.py against a running hub: CSV in, convocations and refusals out."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from examples.hospital_convocations import main, read_rows, submit_all
+from tests.agenda.conftest import APP, INS, OTHER_INS, AgendaHub, make_sender
+
+CSV = """ins;nom;prenom;debut;fin;lieu;service;uid
+{ins};Durand;Marie;2030-03-10T09:30;2030-03-10T10:15;CHU, bâtiment B;Cardiologie;rdv-a@chu
+{other};Durand;Paul;2030-03-11T14:00;2030-03-11T14:30;CHU, hall 2;Radiologie;rdv-b@chu
+199999999999999;Inconnu;Jean;2030-03-12T08:00;2030-03-12T08:30;CHU;Biologie;rdv-c@chu
+{ins};Durand;Marie;le 13 mars;2030-03-13T08:30;CHU;Biologie;rdv-d@chu
+"""
+
+
+async def test_the_script_sends_the_csv_and_lists_the_refusals(agenda_hub: AgendaHub, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    sender = agenda_hub.sender
+    csv_file = tmp_path / "rdv.csv"
+    csv_file.write_text(CSV.format(ins=INS, other=OTHER_INS), encoding="utf-8")
+    argv = [str(csv_file), "--from", APP, "--cert", str(sender.client_cert), "--key", str(sender.client_key),
+            "--smime-cert", str(sender.smime_cert), "--smime-key", str(sender.smime_key),
+            "--ca", str(sender.ca_file), "--port", str(agenda_hub.ports["submission_tls"]),
+            "--name", "CHU de Test"]
+    code = await asyncio.to_thread(main, argv)
+    out = capsys.readouterr()
+    assert code == 1
+    assert "2 convocation(s) accepted, 2 refused" in out.out
+    assert "line 4 (uid rdv-c@chu): 550 5.1.1 No such mailbox: <199999999999999@patient.mss.localhost>" in out.out
+    assert "line 5 (uid rdv-d@chu): - unreadable row" in out.out
+    assert "Convocations" in out.err  # the progress bar
+    await agenda_hub.drain()
+    assert [a.uid for a in await agenda_hub.appointments()] == ["rdv-a@chu"]
+    assert [a.uid for a in await agenda_hub.appointments(OTHER_INS)] == ["rdv-b@chu"]
+
+
+async def test_starttls_on_the_submission_port(agenda_hub: AgendaHub) -> None:
+    sender = make_sender(agenda_hub.settings, agenda_hub.pki, agenda_hub.ports["submission"], implicit_tls=False)
+    rows, problems = read_rows(CSV.format(ins=INS, other=OTHER_INS))
+    assert len(rows) == 3 and len(problems) == 1
+    refusals = await submit_all(rows, sender, connections=2, progress=False)
+    assert [(r.line, r.code) for r in refusals] == [(4, 550)]
+    await agenda_hub.drain()
+    [appointment] = await agenda_hub.appointments()
+    assert appointment.location == "CHU, bâtiment B"
+
+
+async def test_missing_columns_are_named(agenda_hub: AgendaHub, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("ins;nom\n1;2\n", encoding="utf-8")
+    sender = agenda_hub.sender
+    argv = ["--from", APP, "--cert", str(sender.client_cert), "--key", str(sender.client_key),
+            "--smime-cert", str(sender.smime_cert), "--smime-key", str(sender.smime_key)]
+    assert await asyncio.to_thread(main, [str(bad), *argv]) == 2
+    assert "lacks the columns prenom, debut, fin, lieu, service, uid" in capsys.readouterr().err
