@@ -64,7 +64,9 @@ def build_dsn(*, hostname: str, postmaster: str, to: str, original_headers: byte
     status.set_payload(blocks)
     report.attach(status)
     headers = MIMEBase("text", "rfc822-headers")
-    headers.set_payload(original_headers.decode("utf-8", "replace"))
+    text = original_headers.decode("utf-8", "replace")
+    # 8-bit header values (RFC 6532) cannot travel as 7-bit text: encode the part then.
+    headers.set_payload(text, charset="utf-8" if not text.isascii() else None)
     report.attach(headers)
     return report.as_bytes(policy=email.policy.SMTP)
 

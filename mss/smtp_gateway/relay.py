@@ -128,7 +128,8 @@ async def _bounce(ctx: JobContext, payload: dict[str, Any], refused: dict[str, t
                   final: bool) -> None:
     failures = []
     for recipient, (code, text) in refused.items():
-        status = text.split()[0] if text[:1] in "45" and "." in text.split()[0] else f"{code // 100}.0.0"
+        first = (text.split() or [""])[0]
+        status = first if first[:1] in ("4", "5") and first.count(".") == 2 else f"{code // 100}.0.0"
         if final:
             status = "5.4.1"
         failures.append({
