@@ -1,0 +1,210 @@
+"""Convocations end to end against plain messages, measured in the same run.
+
+    .venv/bin/python bench/convocations.py [-n 10000] [--engine sqlite|postgresql] [--connections 4]
+
+A hub (SMTP gateway on loopback and the job workers) runs in this process;
+a second process plays the hospital with the example script's code path
+(``examples/hospital_convocations.py``: ``submit_all``, which signs each
+message and sends it with the APP mailbox's client certificate over implicit
+TLS). First N plain signed messages to patients (the baseline: done when
+every message is acknowledged, i.e. committed), then N convocations, done
+when every agenda entry and every patient notification exists. Prints both
+rates and the ratio convocations / plain messages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import datetime as dt
+import email.policy
+import email.utils
+import hashlib
+import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy import func, select
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from examples.hospital_convocations import (
+    AppointmentRow,
+    ConvocationSender,
+    build_convocation,
+    patient_address,
+    submit_all,
+)
+from mss import agenda, notify, smtp_gateway
+from mss.agenda.models import Appointment
+from mss.config import Settings
+from mss.crypto import pki
+from mss.crypto.trust import TrustStore
+from mss.db import Database, utcnow
+from mss.directory.models import Mailbox, MailboxKind, Organisation, Patient, PatientState
+from mss.jobs import Job, JobRunner
+from mss.migrate import upgrade_async
+
+APP = "convocations@mss.localhost"
+PG_ADMIN = os.environ.get("MSS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def ins_of(number: int) -> str:
+    base = f"1800175{number:06d}"
+    return base + f"{97 - int(base) % 97:02d}"
+
+
+def build_plain(row: AppointmentRow, sender: ConvocationSender, *, xdm: bytes | None = None) -> tuple[bytes, str]:
+    """The baseline: a signed text message of the same size class, without a calendar."""
+    from mss.crypto import smime
+
+    recipient = patient_address(row.ins, sender.domain)
+    message = EmailMessage(policy=email.policy.SMTP)
+    message["From"] = sender.address
+    message["To"] = recipient
+    message["Subject"] = f"Information : {row.service}"
+    message["Date"] = email.utils.format_datetime(dt.datetime.now(dt.UTC))
+    message["Message-ID"] = f"<{uuid.uuid4().hex}@{sender.domain}>"
+    message.set_content(f"Bonjour {row.given_names} {row.family_name},\n\nVotre dossier est à jour.\n" * 8)
+    certs, key = sender.signer()
+    return smime.sign(message.as_bytes(policy=email.policy.SMTP), certs[0], key, chain=certs[1:]), recipient
+
+
+def rows(count: int, patients: int, tag: str) -> list[AppointmentRow]:
+    start = (dt.datetime.now(dt.UTC) + dt.timedelta(days=10)).replace(minute=0, second=0, microsecond=0)
+    return [AppointmentRow(ins=ins_of(i % patients), family_name="Bench", given_names=f"P{i % patients}",
+                           start=start + dt.timedelta(minutes=15 * i), end=start + dt.timedelta(minutes=15 * i + 30),
+                           location="CHU, bâtiment B", service="Cardiologie", uid=f"{tag}-{i}@chu.bench",
+                           line=i + 2) for i in range(count)]
+
+
+def hospital_side(sender: ConvocationSender, count: int, patients: int, tag: str, plain: bool,
+                  connections: int) -> tuple[int, float]:
+    """In the hospital's process: send every row; (refusals, seconds)."""
+    batch = rows(count, patients, tag)
+    began = time.perf_counter()
+    refusals = asyncio.run(submit_all(batch, sender, connections=connections, progress=False,
+                                      build=build_plain if plain else build_convocation))
+    return len(refusals), time.perf_counter() - began
+
+
+async def populate(db: Database, settings: Settings, client_sha256: str, patients: int) -> None:
+    now = utcnow()
+    async with db.write() as session:
+        hospital = Organisation(name="CHU Bench")
+        session.add(hospital)
+        await session.flush()
+        session.add(Mailbox(address=APP, kind=MailboxKind.APP, organisation_id=hospital.id,
+                            client_cert_sha256=client_sha256))
+        people = [Patient(ins=ins_of(i), family_name="Bench", given_names=f"P{i}", state=PatientState.ACTIVE,
+                          phone=f"+336{i:08d}", activated_at=now, opposition_deadline=now) for i in range(patients)]
+        session.add_all(people)
+        await session.flush()
+        session.add_all([Mailbox(address=f"{p.ins}@patient.{settings.domain}".lower(), kind=MailboxKind.PAT,
+                                 patient_id=p.id) for p in people])
+
+
+async def count_done(db: Database) -> tuple[int, int]:
+    async with db.read() as session:
+        entries = await session.scalar(select(func.count()).select_from(Appointment))
+        notices = await session.scalar(select(func.count()).select_from(Job).where(
+            Job.kind == "notify.patient", Job.state == "done"))
+    return int(entries or 0), int(notices or 0)
+
+
+async def run(args: argparse.Namespace, work: Path) -> None:
+    settings = Settings()
+    settings.data_dir = str(work / "var")
+    settings.limits.max_connections_per_ip = 200
+    for name in ("smtp_relay", "submission", "submission_tls"):
+        setattr(settings.ports, name, 0)
+    pg_name = None
+    if args.engine == "postgresql":
+        pg_name = f"mss_bench_{uuid.uuid4().hex[:8]}"
+        conn = await asyncpg.connect(PG_ADMIN)
+        await conn.execute(f'CREATE DATABASE "{pg_name}"')
+        await conn.close()
+        settings.database_url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") \
+            + "/" + pg_name
+    settings.data_path.mkdir(parents=True)
+    await upgrade_async(settings.effective_database_url)
+    await asyncio.to_thread(pki.init_pki, settings.pki_dir, ["localhost"], operator_domain=settings.domain)
+    client = pki.issue_client(settings.pki_dir, APP)
+    signer = pki.issue_smime(settings.pki_dir, APP)
+    sha = hashlib.sha256(x509.load_pem_x509_certificates(client.cert.read_bytes())[0]
+                         .public_bytes(Encoding.DER)).hexdigest()
+    db = Database(settings.effective_database_url)
+    patients = min(args.n, 1000)
+    await populate(db, settings, sha, patients)
+    services: dict[str, Any] = {"settings": settings, "trust": TrustStore.from_settings(settings, repo_trust_dir=None)}
+    runner = JobRunner(db, services=services, batch=100)
+    services["jobs"] = runner
+    for part in (smtp_gateway, notify, agenda):
+        part.register_jobs(runner)
+    servers = await smtp_gateway.start_smtp_servers(settings, db, services)
+    worker = asyncio.create_task(runner.run_forever())
+    sender = ConvocationSender(address=APP, host="localhost", port=services["smtp_ports"]["submission_tls"],
+                               client_cert=client.cert, client_key=client.key, smime_cert=signer.cert,
+                               smime_key=signer.key, domain=settings.domain, ca_file=pki.PkiLayout(settings.pki_dir).root_cert,
+                               display_name="CHU Bench")
+    loop = asyncio.get_running_loop()
+    pool = concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        refused, plain_seconds = await loop.run_in_executor(
+            pool, hospital_side, sender, args.n, patients, "plain", True, args.connections)
+        assert refused == 0, f"{refused} plain messages refused"
+        began = time.perf_counter()
+        refused, sent_seconds = await loop.run_in_executor(
+            pool, hospital_side, sender, args.n, patients, "conv", False, args.connections)
+        assert refused == 0, f"{refused} convocations refused"
+        done = await count_done(db)
+        while done[0] < args.n or done[1] < args.n:
+            await asyncio.sleep(0.2)
+            done = await count_done(db)
+        conv_seconds = time.perf_counter() - began
+    finally:
+        pool.shutdown()
+        runner.stop()
+        await worker
+        for server in servers:
+            server.close()
+        await db.dispose()
+        if pg_name:
+            conn = await asyncpg.connect(PG_ADMIN)
+            await conn.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+            await conn.close()
+    plain_rate, conv_rate = args.n / plain_seconds, args.n / conv_seconds
+    print(f"engine {args.engine}, {args.n} messages each, {args.connections} SMTP sessions")
+    print(f"plain signed messages (baseline): {plain_seconds:7.1f} s  {plain_rate:8.1f} msg/s")
+    print(f"convocations, until {done[0]} agenda entries and {done[1]} notifications exist: "
+          f"{conv_seconds:7.1f} s  {conv_rate:8.1f} msg/s (submission alone {sent_seconds:.1f} s)")
+    print(f"ratio convocations / plain: {conv_rate / plain_rate:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-n", type=int, default=10000, help="messages of each kind (default 10000)")
+    parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--connections", type=int, default=4, help="parallel SMTP sessions")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="mss-bench-convocations-"))
+    try:
+        asyncio.run(run(args, work))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
