@@ -18,6 +18,7 @@ log = logging.getLogger("mss.http")
 PARTS = (
     "dmp_bridge.api",  # before the directory, whose /fhir/{tail} catch-all would shadow it
     "mss.directory.fhir_api",
+    "mss.mailbox.autoconfig",
     "portal.app",
 )
 
