@@ -96,6 +96,12 @@ def test_init_demo_accounts_doctor_and_serve(tmp_path: Path, database_url: str) 
         assert bundle["total"] == 1
         assert bundle["entry"][0]["resource"]["name"][0]["family"].upper() == "DUPONT"
 
+        autoconfig = f"https://localhost:{env['MSS_PORTS_HTTPS']}/.well-known/autoconfig/mail/config-v1.1.xml"
+        with urllib.request.urlopen(autoconfig, context=context, timeout=10) as response:
+            xml = response.read().decode()
+        assert f"<port>{env['MSS_PORTS_IMAPS']}</port>" in xml
+        assert f"<port>{env['MSS_PORTS_SUBMISSION_TLS']}</port>" in xml
+
         second = mss(env, "serve", cwd=tmp_path, timeout=60)
         assert second.returncode == 4
         assert "is already in use" in second.stderr and "Traceback" not in second.stderr
