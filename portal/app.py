@@ -12,7 +12,17 @@ from mss.web import SERVICES
 from portal.clock import Clock
 from portal.context import CLOCK, JINJA
 from portal.security import Handler, portal_middleware
-from portal.views import account, activation, agenda, history, home, login, profile, security
+from portal.views import (
+    account,
+    activation,
+    agenda,
+    history,
+    home,
+    login,
+    messages,
+    profile,
+    security,
+)
 
 STATIC = Path(__file__).parent / "static"
 
@@ -51,6 +61,7 @@ ROUTES: list[tuple[str, str, dict[str, Handler]]] = [
     ("/securite/totp/retirer", "totp_remove", {"POST": security.remove}),
     *agenda.ROUTES,
     *profile.ROUTES,
+    *messages.ROUTES,
 ]
 
 

@@ -14,7 +14,7 @@ from portal.throttle import PARIS
 # Each kind of event groups actions by prefix; "acces" takes what no other kind names.
 KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "connexions": ("Connexions", ("login", "logout", "session_")),
-    "messages": ("Messages lus et envoyés", ("message_", "mdn_")),
+    "messages": ("Messages lus et envoyés", ("message_", "message.", "mdn_", "conversation.")),
     "consentements": ("Consentements", ("consent", "authoris", "authoriz", "block", "unblock")),
     "compte": ("Compte", ("account_", "activation_", "totp_", "password_")),
     "acces": ("Accès à vos données", ()),
@@ -33,6 +33,10 @@ LABELS = {
     "totp_removed": "Application d'authentification retirée",
     "document_read": "Document consulté", "document_filed": "Document ajouté au dossier",
     "emergency_access": "Accès en urgence au dossier", "consent_changed": "Consentement modifié",
+    "message.received": "Message reçu", "message.sent": "Message transmis par la messagerie",
+    "message_refused": "Envoi refusé", "message_attachment_read": "Pièce jointe téléchargée",
+    "mdn_sent": "Accusé de lecture envoyé", "mdn_refused": "Accusé de lecture non envoyé",
+    "conversation.closed": "Conversation clôturée par le professionnel",
 }
 
 ACTOR_KINDS = {"patient": "vous-même", "guardian": "représentant légal", "professional": "professionnel",

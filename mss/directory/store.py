@@ -33,6 +33,7 @@ from mss.directory.models import (
     Guardianship,
     Mailbox,
     MailboxKind,
+    MailboxState,
     Organisation,
     OrganisationKind,
     Patient,
@@ -103,6 +104,19 @@ async def find_organisation_by_finess(session: AsyncSession, finess: str) -> Org
     except InvalidInput:
         return None
     return (await session.scalars(select(Organisation).where(Organisation.finess == wanted))).first()
+
+
+async def find_patient_mailbox(session: AsyncSession, patient_id: int) -> Mailbox | None:
+    """The PAT mailbox of a patient, or None."""
+    return (await session.scalars(select(Mailbox).where(Mailbox.patient_id == patient_id))).first()
+
+
+async def pharmacy_mailboxes(session: AsyncSession) -> list[Mailbox]:
+    """The active organisational mailboxes of pharmacies, by name (the patient may write to them)."""
+    query = (select(Mailbox).where(Mailbox.kind == MailboxKind.ORG, Mailbox.pharmacy.is_(True),
+                                   Mailbox.state == MailboxState.ACTIVE)
+             .order_by(Mailbox.display_name, Mailbox.address))
+    return list((await session.scalars(query)).all())
 
 
 async def trusted_domain(session: AsyncSession, domain: str) -> TrustedDomain | None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from mss.directory.models import Patient
+from mss.directory.store import find_patient_mailbox
 from mss.patients import Actor, audit, holds_minor
 from portal import sessions
 from portal.context import db_of, source_of, visit
+from portal.messages import unread_count
 from portal.pages import redirect, render, signed_in
 
 NOT_HELD = ("Vous n'avez pas accès à cet espace : vous n'êtes pas enregistré comme représentant légal "
@@ -16,7 +18,12 @@ NOT_HELD = ("Vous n'avez pas accès à cet espace : vous n'êtes pas enregistré
 
 @signed_in
 async def home(request: web.Request) -> web.StreamResponse:
-    return await render(request, "accueil.html", {"title": "Accueil"})
+    state = visit(request)
+    assert state.space is not None
+    async with db_of(request).read() as session:
+        mailbox = await find_patient_mailbox(session, state.space.id)
+        unread = await unread_count(session, mailbox.id) if mailbox is not None else None
+    return await render(request, "accueil.html", {"title": "Accueil", "unread": unread})
 
 
 @signed_in

@@ -1,0 +1,226 @@
+"""One message: read it (marks \\Seen, audited, read receipt once), download an attachment, reply."""
+
+from __future__ import annotations
+
+import email.utils
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mss.conversations import Conversation, ConversationState
+from mss.directory.models import Mailbox
+from mss.directory.store import find_patient_mailbox
+from mss.mailbox.headers import first, split_headers
+from mss.patients import audit
+from mss.policy.dmp_filing import MdnFacts
+from mss.policy.read_receipt import decide_read_receipt
+from mss.smtp_gateway.stages import Accepted
+from portal.compose import Author, build_message, references_of, reply_subject
+from portal.context import db_of, now_of, settings_of, visit
+from portal.message_content import content_disposition, decode_part, find_part, read_content
+from portal.messages import (
+    MDN_SENT,
+    SEEN,
+    Directory,
+    Located,
+    add_flags,
+    find_entry,
+    local_time,
+    remove_flags,
+)
+from portal.pages import actor, redirect, render, signed_in
+from portal.read_receipt import build_displayed_mdn
+from portal.sending import (
+    message_id_for,
+    reply_decision,
+    reply_facts,
+    reply_target,
+    sender_facts,
+    submit,
+)
+from portal.signatures import signature_line
+
+EMPTY_REPLY = "Écrivez votre réponse avant de l'envoyer."
+
+
+async def not_found(request: web.Request, what: str = "Ce message") -> web.Response:
+    """The same answer for a missing id and for another person's: nothing is revealed."""
+    return await render(request, "refus.html", {
+        "title": "Introuvable", "sentence": f"{what} n'existe pas dans cet espace, ou vous n'y avez pas "
+        "accès."}, status=404)
+
+
+def author_of(request: web.Request, mailbox: Mailbox) -> Author:
+    """The space's mailbox sends; a guardian's name says who wrote for the minor."""
+    state = visit(request)
+    assert state.person is not None and state.space is not None
+    guardian = state.person.display_name if state.person.id != state.space.id else ""
+    return Author(mailbox.address, state.space.display_name, guardian)
+
+
+async def _located(session: AsyncSession, request: web.Request) -> tuple[Mailbox | None, Located | None]:
+    state = visit(request)
+    assert state.space is not None
+    mailbox = await find_patient_mailbox(session, state.space.id)
+    if mailbox is None:
+        return None, None
+    return mailbox, await find_entry(session, mailbox.id, int(request.match_info["entry"]))
+
+
+def _mdn_facts(located: Located) -> MdnFacts:
+    """RFC 8098 facts; the sender's address is the From the gateway bound to the login or signature."""
+    message = located.message
+    head_end = (message.bodystructure.get("parts") or {}).get("b", len(message.raw))
+    fields = split_headers(message.raw[:head_end])
+    asked = [value for name, value in fields if name.lower() == "disposition-notification-to"]
+    addresses = tuple(address for _name, address in email.utils.getaddresses(asked) if address)
+    sender = message.signer_address if message.signature_status == "valid" else None
+    return MdnFacts(addresses, sender or message.from_address, first(fields, "Auto-Submitted") or "",
+                    (message.bodystructure.get("parts") or {}).get("type", ""))
+
+
+@signed_in
+async def read(request: web.Request) -> web.StreamResponse:
+    """Show a message; the first reading marks it \\Seen and may send the read receipt asked for."""
+    state = visit(request)
+    assert state.space is not None
+    receipt_to: str | None = None
+    async with db_of(request).write() as session:
+        mailbox, located = await _located(session, request)
+        if mailbox is not None and located is not None:
+            flags = await add_flags(session, mailbox.id, located, [SEEN])
+            receipt_to = decide_read_receipt(_mdn_facts(located), received=located.received,
+                                             already_answered=MDN_SENT in flags)
+            if receipt_to is not None:
+                await add_flags(session, mailbox.id, located, [MDN_SENT])  # claimed: sent once
+            audit(session, "message_read", actor(request), state.space, target=located.message.from_address,
+                  message_id=located.message.message_id_header, stored_message_id=located.message.id)
+    if mailbox is None or located is None:
+        return await not_found(request)
+    if receipt_to is not None:
+        await _send_receipt(request, mailbox, located, receipt_to)
+    return await _show(request, mailbox, located, notice="Votre réponse a été envoyée."
+                       if request.query.get("fait") == "envoye" else "")
+
+
+async def _send_receipt(request: web.Request, mailbox: Mailbox, located: Located, to: str) -> None:
+    """The "displayed" MDN through the gateway; a temporary failure frees it for the next reading."""
+    state = visit(request)
+    assert state.space is not None
+    message_id = message_id_for(request)
+    raw = build_displayed_mdn(author_of(request, mailbox), to, located.message, message_id,
+                              reporting_host=settings_of(request).hostname, now=now_of(request))
+    async with db_of(request).read() as session:
+        sender = await sender_facts(session, mailbox)
+    outcome = await submit(request, sender, to, raw)
+    async with db_of(request).write() as session:
+        if outcome.decision.allowed:
+            audit(session, "mdn_sent", actor(request), state.space, target=to, message_id=message_id,
+                  original_message_id=located.message.message_id_header)
+        elif outcome.decision.smtp_code < 500:
+            await remove_flags(session, mailbox.id, located, [MDN_SENT])
+        else:
+            audit(session, "mdn_refused", actor(request), state.space, target=to,
+                  reason=outcome.decision.sentence_fr)
+
+
+async def _show(request: web.Request, mailbox: Mailbox, located: Located, *, notice: str = "",
+                error: str = "", draft: str = "", status: int = 200) -> web.Response:
+    message = located.message
+    async with db_of(request).read() as session:
+        directory = Directory(session)
+        sender = await directory.by_address(message.from_address)
+        recipients = [await directory.by_address(a) for a in _to_addresses(message)]
+        signature = await signature_line(directory, message, sender) if located.received else None
+        conversation = (await session.get(Conversation, message.conversation_id)
+                        if message.conversation_id is not None else None)
+        closed = conversation is not None and conversation.state is ConversationState.CLOSED
+        professional = (await directory.by_id(conversation.professional_mailbox_id)
+                        if conversation is not None else sender)
+        decision = None
+        if located.received:
+            me = await sender_facts(session, mailbox)
+            decision = await reply_decision(session, me, await reply_target(session, located),
+                                            reply_facts(me, located, references_of(message)))
+    content = read_content(message.raw, message.bodystructure)
+    context: dict[str, Any] = {
+        "title": message.subject or "Message sans objet", "located": located, "message": message,
+        "sender": sender, "recipients": recipients, "signature": signature, "content": content,
+        "when": local_time(message.internal_date), "closed": closed, "professional": professional,
+        "can_reply": decision is not None and decision.allowed and not closed,
+        "no_reply_reason": decision.sentence_fr if decision is not None and not decision.allowed else "",
+        "notice": notice, "error": error, "draft": draft, "reply_subject": reply_subject(message.subject)}
+    return await render(request, "messages_lecture.html", context, status=status)
+
+
+def _to_addresses(message: Any) -> list[str]:
+    envelope = message.envelope or []
+    found = envelope[5] if len(envelope) > 5 and envelope[5] else []
+    return [f"{a[2]}@{a[3]}".lower() for a in found if isinstance(a, list) and len(a) == 4 and a[2] and a[3]]
+
+
+@signed_in
+async def attachment(request: web.Request) -> web.StreamResponse:
+    """One attachment as a download: its declared type, RFC 6266 file name, never sniffed."""
+    state = visit(request)
+    assert state.space is not None
+    async with db_of(request).read() as session:
+        mailbox, located = await _located(session, request)
+    if mailbox is None or located is None:
+        return await not_found(request)
+    part = request.match_info["part"]
+    message = located.message
+    listed = next((a for a in read_content(message.raw, message.bodystructure).attachments
+                   if a.part == part), None)
+    node = find_part(message.bodystructure, part) if listed is not None else None
+    if listed is None or node is None:
+        return await not_found(request, "Cette pièce jointe")
+    async with db_of(request).write() as session:
+        audit(session, "message_attachment_read", actor(request), state.space, target=message.from_address,
+              filename=listed.filename, stored_message_id=message.id)
+    return web.Response(body=decode_part(message.raw, node), headers={
+        "Content-Type": listed.content_type, "Content-Disposition": content_disposition(listed.filename),
+        "X-Content-Type-Options": "nosniff"})
+
+
+@signed_in
+async def reply(request: web.Request) -> web.StreamResponse:
+    """Send a reply through the gateway, which applies the professional-initiates rule itself."""
+    state = visit(request)
+    assert state.space is not None
+    text = str((await request.post()).get("texte", "")).strip()
+    async with db_of(request).read() as session:
+        mailbox, located = await _located(session, request)
+        if mailbox is None or located is None:
+            return await not_found(request)
+        me = await sender_facts(session, mailbox)
+        target = await reply_target(session, located)
+    if not text:
+        return await _show(request, mailbox, located, error=EMPTY_REPLY, status=400)
+    original = located.message
+    to = target.address if target is not None else original.from_address
+    message_id = message_id_for(request)
+    raw = build_message(author_of(request, mailbox), to, reply_subject(original.subject), text, message_id,
+                        now=now_of(request), in_reply_to=original.message_id_header,
+                        references=references_of(original))
+    outcome = await submit(request, me, to, raw)
+    async with db_of(request).write() as session:
+        if outcome.decision.allowed:
+            audit(session, "message_sent", actor(request), state.space, target=to, message_id=message_id,
+                  in_reply_to=original.message_id_header)
+        else:
+            audit(session, "message_refused", actor(request), state.space, target=to,
+                  reason=outcome.decision.sentence_fr)
+    if not outcome.decision.allowed:
+        return await refused(request, outcome, "Réponse refusée")
+    if original.conversation_id is not None:
+        return redirect(f"/messages/conversation/{original.conversation_id}?fait=envoye")
+    return redirect(f"/messages/{located.entry.id}?fait=envoye")
+
+
+async def refused(request: web.Request, outcome: Accepted, title: str) -> web.Response:
+    """The gateway's refusal, in the policy's own French sentence (503 when trying later may work)."""
+    status = 503 if outcome.decision.smtp_code < 500 else 403
+    return await render(request, "refus.html", {"title": title, "sentence": outcome.decision.sentence_fr},
+                        status=status)

@@ -1,0 +1,76 @@
+"""The messages pages: conversations (newest first, unread counts), the Sent view, one conversation.
+
+``ROUTES`` gathers every messaging route, those of ``message`` (read, download,
+reply) and ``compose`` (a new message to a pharmacy) included.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from mss.directory.store import find_patient_mailbox
+from portal.context import db_of, visit
+from portal.messages import SENT, Directory, conversation, conversations, folder_lines
+from portal.pages import render, signed_in
+from portal.security import Handler
+from portal.views import compose, message
+from portal.views.message import not_found
+
+NOTICES = {"envoye": "Votre message a été envoyé."}
+
+
+@signed_in
+async def inbox(request: web.Request) -> web.StreamResponse:
+    """Conversations with professionals, newest first, with their unread counts."""
+    state = visit(request)
+    assert state.space is not None
+    async with db_of(request).read() as session:
+        mailbox = await find_patient_mailbox(session, state.space.id)
+        items = await conversations(session, mailbox.id) if mailbox is not None else []
+    return await render(request, "messages.html", {
+        "title": "Messages reçus", "items": items, "has_mailbox": mailbox is not None,
+        "unread": sum(item.unread for item in items)})
+
+
+@signed_in
+async def sent(request: web.Request) -> web.StreamResponse:
+    """What the space sent from the portal (replies, prescriptions, read receipts), newest first."""
+    state = visit(request)
+    assert state.space is not None
+    async with db_of(request).read() as session:
+        mailbox = await find_patient_mailbox(session, state.space.id)
+        lines = await folder_lines(session, mailbox.id, SENT) if mailbox is not None else []
+        directory = Directory(session)
+        rows = [(line, await directory.by_address(line.to_addresses[0] if line.to_addresses else ""))
+                for line in lines]
+    return await render(request, "messages_envoyes.html", {"title": "Messages envoyés", "rows": rows})
+
+
+@signed_in
+async def conversation_page(request: web.Request) -> web.StreamResponse:
+    """One conversation of the space, oldest message first; another mailbox's is not found."""
+    state = visit(request)
+    assert state.space is not None
+    wanted = int(request.match_info["conversation"])
+    async with db_of(request).read() as session:
+        mailbox = await find_patient_mailbox(session, state.space.id)
+        found = await conversation(session, mailbox.id, wanted) if mailbox is not None else None
+    if found is None:
+        return await not_found(request, "Cette conversation")
+    latest_received = next((line for line in reversed(found.lines)
+                            if line.folder != SENT and not line.is_receipt), None)
+    return await render(request, "messages_conversation.html", {
+        "title": f"Conversation avec {found.counterpart.name}", "item": found,
+        "latest_received": latest_received, "notice": NOTICES.get(request.query.get("fait", ""), "")})
+
+
+ROUTES: list[tuple[str, str, dict[str, Handler]]] = [
+    ("/messages", "messages", {"GET": inbox}),
+    ("/messages/envoyes", "messages_sent", {"GET": sent}),
+    ("/messages/nouveau", "message_new", {"GET": compose.new_message_form, "POST": compose.send_new_message}),
+    ("/messages/conversation/{conversation:[0-9]{1,9}}", "conversation", {"GET": conversation_page}),
+    ("/messages/{entry:[0-9]{1,9}}", "message", {"GET": message.read}),
+    ("/messages/{entry:[0-9]{1,9}}/repondre", "message_reply", {"POST": message.reply}),
+    ("/messages/{entry:[0-9]{1,9}}/pieces/{part:[0-9.]{1,40}}", "message_attachment",
+     {"GET": message.attachment}),
+]
