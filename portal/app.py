@@ -16,6 +16,7 @@ from portal.views import (
     account,
     activation,
     agenda,
+    dossier,
     history,
     home,
     login,
@@ -62,6 +63,7 @@ ROUTES: list[tuple[str, str, dict[str, Handler]]] = [
     *agenda.ROUTES,
     *profile.ROUTES,
     *messages.ROUTES,
+    *dossier.ROUTES,
 ]
 
 

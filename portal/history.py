@@ -37,12 +37,23 @@ LABELS = {
     "message_refused": "Envoi refusé", "message_attachment_read": "Pièce jointe téléchargée",
     "mdn_sent": "Accusé de lecture envoyé", "mdn_refused": "Accusé de lecture non envoyé",
     "conversation.closed": "Conversation clôturée par le professionnel",
+    "document_list": "Liste des documents du dossier consultée", "document_masked": "Document masqué aux professionnels",
+    "document_unmasked": "Document de nouveau visible par les professionnels",
+    "document_revealed": "Document rendu visible au patient", "document_replaced": "Nouvelle version d'un document",
+    "document_deleted": "Document supprimé du dossier", "document_access_refused": "Accès à un document refusé",
 }
 
 ACTOR_KINDS = {"patient": "vous-même", "guardian": "représentant légal", "professional": "professionnel",
                "system": "le service", "operator": "administrateur"}
 DETAILS = {"factor": {"sms": "code par SMS", "email": "code par e-mail", "totp": "application"},
-           "reason": {"password": "mot de passe erroné", "code": "code erroné"}}
+           "reason": {"password": "mot de passe erroné", "code": "code erroné"},
+           "change": {"authorised": "professionnel autorisé", "authorisation_withdrawn": "autorisation retirée",
+                      "blocked": "professionnel bloqué", "unblocked": "professionnel débloqué",
+                      "treating_doctor": "médecin traitant désigné",
+                      "break_glass_opposed": "opposition à l'accès en urgence",
+                      "break_glass_allowed": "fin de l'opposition à l'accès en urgence",
+                      "dmp_opposed": "opposition au dossier médical", "dmp_allowed": "dossier médical rouvert"},
+           "title": {}, "rendition": {"pdf": "PDF", "original": ""}, "id_nat": {}}
 
 
 @dataclass(frozen=True)
@@ -95,14 +106,20 @@ async def read_history(session: AsyncSession, patient_id: int, kind: str | None 
     return [describe(event) for event in events]
 
 
+def _detail(key: str, value: object, detail: dict[str, object]) -> str:
+    if key == "id_nat" and isinstance(value, str) and len(value) == 12 and value.startswith("8"):
+        return f"RPPS {value[1:]}"
+    if key == "change" and value == "treating_doctor" and not detail.get("id_nat"):
+        return "médecin traitant retiré"
+    return DETAILS[key].get(str(value), str(value))
+
+
 def describe(event: AuditEvent) -> HistoryLine:
     detail = event.detail or {}
     name = str(detail.get("actor_name") or event.actor)
     role = ACTOR_KINDS.get(event.actor_kind, event.actor_kind)
     who = name if event.actor_kind == "system" else f"{name} ({role})"
-    extras = [DETAILS[key].get(str(detail[key]), str(detail[key])) for key in DETAILS if key in detail]
-    if detail.get("reason") and "reason" not in DETAILS:
-        extras.append(str(detail["reason"]))
+    extras = [text for text in (_detail(key, detail[key], detail) for key in DETAILS if detail.get(key)) if text]
     local = event.at.astimezone(PARIS)
     return HistoryLine(when=local.strftime("%d/%m/%Y à %H h %M"), iso=event.at.isoformat(),
                        what=LABELS.get(event.action, event.action.replace("_", " ")), who=who,

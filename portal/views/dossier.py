@@ -1,0 +1,18 @@
+""""Mon dossier", the patient's medical record (DMP) in the portal: documents, own documents, consent.
+
+``/dossier`` is the documents list (the filing job's "new_document"
+notification links there); the pages live in ``dossier_documents``,
+``dossier_upload`` and ``dossier_consent``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from portal.views import dossier_consent, dossier_documents, dossier_upload
+
+ROUTES: list[tuple[str, str, dict[str, Any]]] = [
+    *dossier_documents.ROUTES,
+    *dossier_upload.ROUTES,
+    *dossier_consent.ROUTES,
+]
