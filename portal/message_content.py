@@ -22,8 +22,13 @@ from urllib.parse import quote
 
 import nh3
 
+from mss.crypto.cms import CmsFailure, check_signed_data
+from mss.crypto.smime import extract_signed
+from mss.mailbox.structure import describe
+
 _HEADERS = BytesHeaderParser(policy=email.policy.default)
 _SIGNATURE_TYPES = frozenset({"application/pkcs7-signature", "application/x-pkcs7-signature"})
+_OPAQUE_TYPES = frozenset({"application/pkcs7-mime", "application/x-pkcs7-mime"})
 _TOKEN_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}")
 _REMOTE = re.compile(r"<\s*(img|image|link|iframe|frame|object|embed|video|audio|source|svg)\b|url\s*\(|"
                      r"\bbackground\s*=", re.IGNORECASE)
@@ -157,6 +162,25 @@ def _preferred(children: list[dict[str, Any]]) -> int:
         if child.get("type") == "text/plain":
             return index
     return len(children) - 1
+
+
+def shown_entity(raw: bytes, structure: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
+    """What to show: the signed entity inside an opaque S/MIME message, else the message itself.
+
+    An opaque signature (application/pkcs7-mime, signed-data) wraps the whole content; the
+    gateway verified it at delivery, so here it is only unwrapped (and its tree computed once).
+    """
+    top = structure.get("parts") or {}
+    if top.get("type") not in _OPAQUE_TYPES:
+        return raw, structure
+    try:
+        found = extract_signed(raw)
+        inner = check_signed_data(found[0], None).content if found is not None else b""
+    except CmsFailure:
+        return raw, structure
+    if not inner:
+        return raw, structure
+    return inner, describe(inner).structure_column()
 
 
 def read_content(raw: bytes, structure: dict[str, Any]) -> MessageContent:

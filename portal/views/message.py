@@ -18,7 +18,13 @@ from mss.policy.read_receipt import decide_read_receipt
 from mss.smtp_gateway.stages import Accepted
 from portal.compose import Author, build_message, references_of, reply_subject
 from portal.context import db_of, now_of, settings_of, visit
-from portal.message_content import content_disposition, decode_part, find_part, read_content
+from portal.message_content import (
+    content_disposition,
+    decode_part,
+    find_part,
+    read_content,
+    shown_entity,
+)
 from portal.messages import (
     MDN_SENT,
     SEEN,
@@ -143,7 +149,7 @@ async def _show(request: web.Request, mailbox: Mailbox, located: Located, *, not
             me = await sender_facts(session, mailbox)
             decision = await reply_decision(session, me, await reply_target(session, located),
                                             reply_facts(me, located, references_of(message)))
-    content = read_content(message.raw, message.bodystructure)
+    content = read_content(*shown_entity(message.raw, message.bodystructure))
     context: dict[str, Any] = {
         "title": message.subject or "Message sans objet", "located": located, "message": message,
         "sender": sender, "recipients": recipients, "signature": signature, "content": content,
@@ -171,15 +177,15 @@ async def attachment(request: web.Request) -> web.StreamResponse:
         return await not_found(request)
     part = request.match_info["part"]
     message = located.message
-    listed = next((a for a in read_content(message.raw, message.bodystructure).attachments
-                   if a.part == part), None)
-    node = find_part(message.bodystructure, part) if listed is not None else None
+    raw, structure = shown_entity(message.raw, message.bodystructure)
+    listed = next((a for a in read_content(raw, structure).attachments if a.part == part), None)
+    node = find_part(structure, part) if listed is not None else None
     if listed is None or node is None:
         return await not_found(request, "Cette pièce jointe")
     async with db_of(request).write() as session:
         audit(session, "message_attachment_read", actor(request), state.space, target=message.from_address,
               filename=listed.filename, stored_message_id=message.id)
-    return web.Response(body=decode_part(message.raw, node), headers={
+    return web.Response(body=decode_part(raw, node), headers={
         "Content-Type": listed.content_type, "Content-Disposition": content_disposition(listed.filename),
         "X-Content-Type-Options": "nosniff"})
 

@@ -72,12 +72,12 @@ class Mail:
 
     async def send(self, sender: str, to: str, subject: str = "Vos résultats", text: str = "Bonjour,\n",
                    *, html: str | None = None, attachments: Sequence[Attach] = (),
-                   headers: dict[str, str] | None = None, sign: bool = True) -> str:
+                   headers: dict[str, str] | None = None, sign: bool = True, opaque: bool = False) -> str:
         """A professional's signed message through the gateway; returns its Message-ID."""
         raw, message_id = build(sender, to, subject, text, html=html, attachments=attachments,
                                 headers=headers)
         if sign:
-            raw = self.identity(sender).sign(raw)
+            raw = self.identity(sender).sign(raw, detached=not opaque)
         async with self.hub.db.read() as session:
             facts = await mailbox_facts(session, sender)
         assert facts is not None

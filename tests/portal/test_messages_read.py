@@ -155,3 +155,20 @@ async def test_plain_text_is_preferred_to_html(hub: Hub, mail: Mail) -> None:
     await hub.login(INS)
     _response, html = await hub.page(f"/messages/{await mail.entry_id(PATIENT, message_id)}")
     assert "La version texte." in html and "version <b>HTML</b>" not in html
+
+
+async def test_opaque_signed_message_is_unwrapped(hub: Hub, mail: Mail) -> None:
+    message_id = await mail.send(DOCTOR, PATIENT, "Signature opaque", "Texte signé en opaque.\n",
+                                 attachments=[Attach("bilan.pdf", "application/pdf", PDF)], opaque=True)
+    (_entry, stored), = await mail.entries(PATIENT)
+    assert stored.signature_status == "valid" and b"application/pkcs7-mime" in stored.raw
+    await hub.login(INS)
+    entry = await mail.entry_id(PATIENT, message_id)
+    _response, html = await hub.page(f"/messages/{entry}")
+    page = text_of(html)
+    assert "Texte signé en opaque." in page and "signature vérifiée." in page
+    assert "smime.p7m" not in page and "Télécharger « bilan.pdf »" in page
+    link = re.search(r'href="(/messages/\d+/pieces/[0-9.]+)"', html)
+    assert link
+    download = await hub.client.get(link.group(1))
+    assert await download.read() == PDF and download.headers["Content-Type"] == "application/pdf"
