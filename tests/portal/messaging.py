@@ -133,7 +133,9 @@ def build(sender: str, to: str, subject: str, text: str, *, html: str | None = N
 async def setup_mail(hub: Hub, pki: DevPki) -> Mail:
     """The PKI installed and trusted, a doctor, another doctor and a pharmacy in the directory."""
     pki.install(hub.settings)
-    services = hub.client.server.app[SERVICES]  # type: ignore[union-attr]
+    app = hub.client.app
+    assert app is not None
+    services = app[SERVICES]
     services["trust"] = TrustStore.from_settings(hub.settings, repo_trust_dir=None)
     async with hub.db.write() as session:
         hospital = await create_organisation(session, name="CHU de Nantes", kind=OrganisationKind.HOSPITAL)

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 import aiosmtplib
 import pytest
 from aiohttp import web
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import FilePayload, Page, ViewportSize, async_playwright, expect
 
 from mss.smtp_gateway import start_smtp_servers
 from tests.fixtures_pki import DevPki
@@ -36,6 +36,7 @@ from tests.portal.test_browser import CHROMIUM_ARGS, INS, PHONE, fits_the_phone,
 
 pytestmark = pytest.mark.browser
 PATIENT = patient_address(INS)
+PHONE_SIZE = ViewportSize(width=PHONE["width"], height=PHONE["height"])
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ async def mail(hub: Hub, dev_pki: DevPki) -> Mail:
 async def page(hub: Hub) -> AsyncIterator[Page]:
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        context = await browser.new_context(viewport=PHONE, ignore_https_errors=True, locale="fr-FR",
+        context = await browser.new_context(viewport=PHONE_SIZE, ignore_https_errors=True, locale="fr-FR",
                                             base_url=str(hub.client.make_url("/")).rstrip("/"),
                                             is_mobile=True, has_touch=True, accept_downloads=True)
         page = await context.new_page()
@@ -158,7 +159,7 @@ async def test_prescription_to_a_pharmacy(page: Page, hub: Hub, mail: Mail) -> N
     await expect(page.get_by_role("heading", name="Envoyer une ordonnance à une pharmacie")).to_be_visible()
     await page.get_by_label("Pharmacie Centrale").check()
     await page.get_by_label("Photo ou PDF de l'ordonnance").set_input_files(
-        files=[{"name": "ordonnance.pdf", "mimeType": "application/pdf", "buffer": PDF}])
+        files=[FilePayload(name="ordonnance.pdf", mimeType="application/pdf", buffer=PDF)])
     await page.get_by_label("Message pour la pharmacie (facultatif)").fill("Je passe demain matin.")
     await fits_the_phone(page)
     await shot(page, "18-ordonnance")

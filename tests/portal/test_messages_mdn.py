@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+from email.message import EmailMessage
 
 import pytest
 from sqlalchemy import select
@@ -44,7 +45,8 @@ async def test_displayed_mdn_is_sent_once(hub: Hub, mail: Mail) -> None:
     assert parsed.get_param("report-type") == "disposition-notification"
     assert parsed["In-Reply-To"] == original and parsed["Auto-Submitted"] == "auto-replied"
     assert parsed["Subject"] == "Accusé de lecture : Résultats"
-    text, notification = parsed.get_payload()
+    text, notification = parsed.iter_parts()
+    assert isinstance(text, EmailMessage) and isinstance(notification, EmailMessage)
     assert text.get_content_type() == "text/plain" and "a été affiché" in text.get_content()
     assert notification.get_content_type() == "message/disposition-notification"
     fields = notification.as_bytes().decode()
