@@ -29,6 +29,9 @@ NOT_FOUND_TITLE = "Document introuvable"
 NOT_FOUND_SENTENCE = ("Ce document n'existe pas dans ce dossier, ou il n'est pas accessible depuis "
                       "votre espace.")
 
+CLOSED_SENTENCE = ("Ce dossier médical est fermé (opposition au dossier, ou compte qui n'est pas actif) : "
+                   "ses documents ne peuvent pas être consultés ni modifiés.")
+
 
 def viewer_of(request: web.Request) -> Viewer:
     """The patient in their own space; a guardian in the space of a minor they hold."""
@@ -63,6 +66,9 @@ async def refused(request: web.Request, decision: ConsentDecision) -> web.Respon
     """A consent refusal as a page; a 404 always reads as a missing document."""
     if decision.status == 404 and decision.reason == "not_found":
         return await not_found(request)
+    if decision.reason == "no_record":
+        return await render(request, "dossier_introuvable.html", {
+            "title": "Dossier fermé", "sentence": CLOSED_SENTENCE}, status=404)
     return await render(request, "refus.html", {"title": "Action impossible",
                                                 "sentence": decision.sentence_fr + "."},
                         status=decision.status)

@@ -25,11 +25,12 @@ PATIENT_DOCUMENT_TYPES: dict[str, tuple[str, str]] = {
     "autre": ("", "Autre document"),
 }
 
-# Accepted media types: French name, the bytes every such file starts with, file name extensions.
+# Accepted media types: "ce n'est pas ..." in French, the bytes every such file starts with,
+# file name extensions.
 ACCEPTED_TYPES: dict[str, tuple[str, bytes, tuple[str, ...]]] = {
-    "application/pdf": ("PDF", b"%PDF-", (".pdf",)),
-    "image/jpeg": ("image JPEG", b"\xff\xd8\xff", (".jpg", ".jpeg")),
-    "image/png": ("image PNG", b"\x89PNG\r\n\x1a\n", (".png",)),
+    "application/pdf": ("un vrai PDF", b"%PDF-", (".pdf",)),
+    "image/jpeg": ("une vraie image JPEG", b"\xff\xd8\xff", (".jpg", ".jpeg")),
+    "image/png": ("une vraie image PNG", b"\x89PNG\r\n\x1a\n", (".png",)),
 }
 _GENERIC_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
 MEDICAL_DOCTOR = "10"  # TRE_G15: Médecin
@@ -122,9 +123,10 @@ def decide_file(filename: str, declared_type: str, size: int, head: bytes,
     claimed = named or (declared if declared in ACCEPTED_TYPES else "")
     if detected is None or (claimed and claimed != detected) or (
             declared in ACCEPTED_TYPES and declared != detected):
-        what = ACCEPTED_TYPES[claimed][0] if claimed else "PDF ni une image JPEG ou PNG"
+        what = (f"ce n'est pas {ACCEPTED_TYPES[claimed][0]}" if claimed
+                else "ce n'est ni un PDF ni une image JPEG ou PNG")
         return _no(415, "content_mismatch", f"Le contenu du fichier ne correspond pas à son type : "
-                   f"ce n'est pas un vrai {what}. Rien n'a été ajouté.")
+                   f"{what}. Rien n'a été ajouté.")
     return DossierDecision(True, 200, "ok", "Accepté", mime_type=detected)
 
 

@@ -32,7 +32,7 @@ HEAD_BYTES = 16
 async def _form(request: web.Request, status: int = 200, **extra: Any) -> web.Response:
     return await render(request, "dossier_ajouter.html", common(
         request, tab="ajouter", title="Ajouter un document", types=PATIENT_DOCUMENT_TYPES,
-        max_mb=MAX_PATIENT_DOCUMENT // (1024 * 1024), form={}, **extra), status=status)
+        max_mb=MAX_PATIENT_DOCUMENT // (1024 * 1024), **{"form": {}, **extra}), status=status)
 
 
 @signed_in
