@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,7 @@ NARRATIVE_TAGS = {"section", "div", "h2", "h3", "h4", "h5", "h6", "p", "ul", "ol
                   "thead", "tbody", "tfoot", "tr", "th", "td", "caption", "sub", "sup", "span",
                   "strong", "em", "u", "small", "br", "pre", "a"}
 NARRATIVE_ATTRIBUTES = {"a": {"href"}, "td": {"colspan", "rowspan"}, "th": {"colspan", "rowspan"}}
+_HEADING = re.compile(r"<(/?)h([2-6])>")
 XML_TYPES = ("text/xml", "application/xml", "application/hl7-v3+xml", "application/hl7-cda+xml")
 
 
@@ -138,9 +140,13 @@ async def documents(request: web.Request) -> web.StreamResponse:
 
 
 def clean_narrative(data: bytes) -> str:
-    """The CDA narrative as simple HTML, sanitised again with an allow-list (nh3)."""
-    return nh3.clean(narrative_html(data), tags=NARRATIVE_TAGS, attributes=NARRATIVE_ATTRIBUTES,
+    """The CDA narrative as simple HTML, sanitised again with an allow-list (nh3).
+
+    Its section titles move one level down (h2 becomes h3), under the page's "Contenu" heading.
+    """
+    html = nh3.clean(narrative_html(data), tags=NARRATIVE_TAGS, attributes=NARRATIVE_ATTRIBUTES,
                      url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer nofollow")
+    return _HEADING.sub(lambda m: f"<{m[1]}h{min(int(m[2]) + 1, 6)}>", html)
 
 
 async def _narrative(document: DmpDocument, data: bytes) -> tuple[str, bool]:

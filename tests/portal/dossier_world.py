@@ -10,7 +10,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from dmp_bridge.documents import DocumentDraft, insert_document
+from sqlalchemy import select
+
+from dmp_bridge.access import DmpRefused, Viewer
+from dmp_bridge.documents import DocumentDraft, insert_document, list_documents_for
 from mss.db import Database, utcnow
 from mss.directory.models import Organisation, Patient, Professional
 from tests.xdm_factory import PDF, make_cda
@@ -30,6 +33,7 @@ FLAGS: dict[str, dict[str, bool]] = {
     "invisible_patient": {"invisible_to_patient": True},
     "invisible_guardians": {"invisible_to_legal_representatives": True}, "biology": {},
 }
+REASON = "Patiente inconsciente aux urgences, recherche d'allergies"
 NARRATIVE = ("<paragraph>Patiente vue en consultation.</paragraph><list><item>Tension 12/8</item>"
              "<item><content styleCode=\"Bold\">Pas de fièvre</content></item></list>"
              "<paragraph><linkHtml href=\"javascript:alert(1)\">lien piégé</linkHtml> "
@@ -80,3 +84,17 @@ async def file_documents(db: Database, patient: Patient, prefix: str = "") -> di
                 creation_time=utcnow() - dt.timedelta(days=n + 1), pdf=PDF, **FLAGS[name]))
             ids[name] = document.id
     return ids
+
+
+async def professional_finds(db: Database, patient_id: int, id_nat: str, reason: str | None = None) -> set[str]:
+    """The titles a professional finds in the record; a refusal raises DmpRefused, its audit event kept."""
+    async with db.write() as session:
+        patient = await session.get(Patient, patient_id)
+        professional = (await session.scalars(select(Professional).where(Professional.id_nat == id_nat))).one()
+        assert patient is not None
+        viewer = Viewer.for_professional(professional, break_glass_reason=reason, source="test")
+        try:
+            return {d.title for d in await list_documents_for(session, viewer, patient)}
+        except DmpRefused as error:
+            refusal = error  # leave the block normally: the refusal's audit event commits
+    raise refusal

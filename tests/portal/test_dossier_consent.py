@@ -10,13 +10,12 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
-from dmp_bridge.access import DmpRefused, Viewer
+from dmp_bridge.access import DmpRefused
 from dmp_bridge.consent_store import consent_facts
-from dmp_bridge.documents import list_documents_for
 from dmp_bridge.models import DmpDocument
 from mss.audit import AuditEvent
 from mss.db import Database
-from mss.directory.models import Patient, Professional
+from mss.directory.models import Patient
 from mss.policy.consent import ConsentFacts
 from portal.record import CLOSED_SENTENCE
 from tests.portal.conftest import Hub, add_guardianship, add_patient
@@ -24,14 +23,15 @@ from tests.portal.dossier_world import (
     AUTHOR,
     DOCTOR,
     NURSE,
+    REASON,
     TITLES,
     add_professionals,
     file_documents,
+    professional_finds,
 )
 
 CLAIRE, PARENT, CHILD = "201751234560554", "201751234566195", "101751234560606"
 PAGE = "/dossier/acces"
-REASON = "Patiente inconsciente aux urgences, recherche d'allergies"
 
 
 def _text(html: str) -> str:
@@ -47,16 +47,6 @@ async def _facts(db: Database, patient_id: int) -> ConsentFacts:
 
 async def _act(hub: Hub, action: str, id_nat: str) -> aiohttp.ClientResponse:
     return await hub.post(f"{PAGE}/professionnel", {"action": action, "id_nat": id_nat}, csrf_from=PAGE)
-
-
-async def _as_professional(db: Database, patient_id: int, id_nat: str, reason: str | None = None) -> set[str]:
-    """What a professional finds in the record (a refusal raises DmpRefused)."""
-    async with db.write() as session:
-        patient = await session.get(Patient, patient_id)
-        professional = (await session.scalars(select(Professional).where(Professional.id_nat == id_nat))).one()
-        assert patient is not None
-        viewer = Viewer.for_professional(professional, break_glass_reason=reason, source="test")
-        return {d.title for d in await list_documents_for(session, viewer, patient)}
 
 
 async def test_find_a_professional_by_name_or_rpps(hub: Hub) -> None:
@@ -81,13 +71,13 @@ async def test_authorise_block_and_name_the_treating_doctor(hub: Hub) -> None:
     await file_documents(hub.db, claire)
     await hub.login(CLAIRE)
     with pytest.raises(DmpRefused):  # not authorised: may deposit, not read
-        await _as_professional(hub.db, claire.id, DOCTOR)
+        await professional_finds(hub.db, claire.id, DOCTOR)
     response = await _act(hub, "autoriser", DOCTOR)
     assert response.status == 303
     _response, html = await hub.page(response.headers["Location"])
     assert "Jean DUPONT peut maintenant consulter le dossier." in _text(html)
     assert DOCTOR in (await _facts(hub.db, claire.id)).authorised
-    assert TITLES["masked"] not in await _as_professional(hub.db, claire.id, DOCTOR)  # MASQUE_PS
+    assert TITLES["masked"] not in await professional_finds(hub.db, claire.id, DOCTOR)  # MASQUE_PS
     response = await _act(hub, "bloquer", NURSE)
     _response, html = await hub.page(response.headers["Location"])
     assert "Élodie BERNARD est bloqué" in _text(html)
@@ -100,7 +90,7 @@ async def test_authorise_block_and_name_the_treating_doctor(hub: Hub) -> None:
     assert "Jean DUPONT est désigné médecin traitant" in _text(html)
     facts = await _facts(hub.db, claire.id)
     assert facts.treating_id_nat == DOCTOR and facts.blocked == {NURSE}
-    assert TITLES["masked"] in await _as_professional(hub.db, claire.id, DOCTOR)
+    assert TITLES["masked"] in await professional_finds(hub.db, claire.id, DOCTOR)
     _response, html = await hub.page(PAGE)
     text = _text(html)
     assert "Médecin traitant Jean DUPONT Médecin · Cabinet Dupont" in text
@@ -132,11 +122,11 @@ async def test_opposing_break_glass_refuses_emergency_access(hub: Hub) -> None:
     assert "Votre opposition à l'accès en urgence est enregistrée" in _text(html)
     assert "Ne plus m'opposer à l'accès en urgence" in _text(html)
     with pytest.raises(DmpRefused) as refused:
-        await _as_professional(hub.db, claire.id, NURSE, REASON)
+        await professional_finds(hub.db, claire.id, NURSE, REASON)
     assert refused.value.decision.reason == "break_glass_opposed"
     await hub.post(f"{PAGE}/urgence", {"opposer": "non"}, csrf_from=PAGE)
     assert not (await _facts(hub.db, claire.id)).break_glass_opposed
-    assert TITLES["plain"] in await _as_professional(hub.db, claire.id, NURSE, REASON)
+    assert TITLES["plain"] in await professional_finds(hub.db, claire.id, NURSE, REASON)
     _response, html = await hub.page("/historique")
     text = _text(html)
     assert f"Accès en urgence au dossier ({REASON})" in text and "Élodie BERNARD (professionnel)" in text
@@ -161,7 +151,7 @@ async def test_opposing_the_record_needs_a_confirmation_and_closes_it(hub: Hub) 
     response, html = await hub.page(f"/dossier/documents/{ids['plain']}")
     assert response.status == 404 and CLOSED_SENTENCE in unescape(html)
     with pytest.raises(DmpRefused):
-        await _as_professional(hub.db, claire.id, DOCTOR)
+        await professional_finds(hub.db, claire.id, DOCTOR)
     response = await hub.post(form, {"opposer": "non"}, csrf_from=PAGE)
     assert response.headers["Location"] == f"{PAGE}?fait=dmp-rouvert"
     _response, html = await hub.page("/dossier")

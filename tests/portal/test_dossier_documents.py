@@ -68,6 +68,7 @@ async def test_a_cda_shows_its_sanitised_narrative_and_its_pdf_downloads(hub: Hu
     response, html = await hub.page(f"/dossier/documents/{ids['plain']}")
     assert response.status == 200
     assert "<p>Patiente vue en consultation.</p>" in html and "<strong>Pas de fièvre</strong>" in html
+    assert "<h3>Motif</h3>" in html  # the CDA section title, under the page's "Contenu" heading
     assert "javascript:" not in html and "<span>lien piégé</span>" in html
     assert '<a href="https://www.has-sante.fr/" rel="noopener noreferrer nofollow">' in html
     assert "Dr Marc LEFEBVRE, médecin" in _text(html)
