@@ -153,3 +153,15 @@ def decide_treating_doctor(name: str, profession_code: str, profession_label: st
                    f"{name} est {profession_label.lower()}. Vous pouvez l'autoriser à consulter "
                    "votre dossier à la place.")
     return DossierDecision(True, 200, "ok", "Accepté")
+
+
+def decide_message_attachment(facts: UploadFacts, already_filed: bool,
+                              max_size: int = MAX_PATIENT_DOCUMENT) -> DossierDecision:
+    """A received message's attachment goes to the record only as a real PDF, and only once."""
+    if already_filed:
+        return _no(409, "already_filed", "Cette pièce jointe est déjà dans votre dossier.")
+    decision = decide_patient_upload(facts, max_size)
+    if decision and decision.mime_type != "application/pdf":
+        return _no(415, "not_a_pdf", "Seule une pièce jointe PDF peut être ajoutée au dossier depuis "
+                   "un message.")
+    return decision

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from dmp_bridge.access import DmpRefused
 from dmp_bridge.documents import add_patient_document
+from mss.directory.store import find_patient_mailbox
 from mss.policy.consent import ConsentDecision
 from mss.policy.patient_dossier import (
     MAX_PATIENT_DOCUMENT,
@@ -22,7 +23,8 @@ from mss.policy.patient_dossier import (
     UploadFacts,
     decide_patient_upload,
 )
-from portal.context import db_of
+from portal.context import db_of, visit
+from portal.dossier_attachments import received_pdfs
 from portal.pages import redirect, render, signed_in
 from portal.record import common, refused, space_patient, viewer_of
 
@@ -30,8 +32,13 @@ HEAD_BYTES = 16
 
 
 async def _form(request: web.Request, status: int = 200, **extra: Any) -> web.Response:
+    state = visit(request)
+    assert state.space is not None
+    async with db_of(request).read() as session:
+        mailbox = await find_patient_mailbox(session, state.space.id)
+        pdfs = await received_pdfs(session, mailbox.id) if mailbox is not None else []
     return await render(request, "dossier_ajouter.html", common(
-        request, tab="ajouter", title="Ajouter un document", types=PATIENT_DOCUMENT_TYPES,
+        request, tab="ajouter", title="Ajouter un document", types=PATIENT_DOCUMENT_TYPES, pdfs=pdfs,
         max_mb=MAX_PATIENT_DOCUMENT // (1024 * 1024), **{"form": {}, **extra}), status=status)
 
 
