@@ -9,6 +9,10 @@ and the memory of 2,000 idle connections (server RSS before and after).
 
     .venv/bin/python bench/imap_load.py            # defaults finish in under 3 minutes
     .venv/bin/python bench/imap_load.py --clients 16 --seconds 30 --big-folder 100000
+    .venv/bin/python bench/imap_load.py --memory-only --idle-connections 2000   # idle memory alone
+
+Both servers use the hub's development PKI (``mss pki init``) and the hub's
+TLS contexts (``mss.crypto.tls``).
 """
 
 from __future__ import annotations
@@ -163,10 +167,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def make_cert(directory: Path) -> tuple[Path, Path]:
-    from tests.imap.conftest import make_server_cert
+def make_pki(directory: Path) -> Path:
+    """A development PKI in ``directory/pki`` (what ``mss pki init`` makes); returns the data directory."""
+    from mss.crypto.pki import init_pki
 
-    return make_server_cert(directory)
+    init_pki(directory / "pki", ["localhost"], operator_domain="mss.localhost")
+    return directory
+
+
+def client_context(data_dir: Path) -> ssl.SSLContext:
+    from mss.config import Settings
+    from mss.crypto import tls
+    from mss.crypto.trust import TrustStore
+
+    settings = Settings()
+    settings.data_dir = str(data_dir)
+    return tls.client_context(settings, trust=TrustStore.from_pki(data_dir / "pki"))
 
 
 def rss_kib(pid: int) -> int:
@@ -227,27 +243,27 @@ async def prepare_hub_database(url: str, big_folder: int) -> None:
     await db.dispose()
 
 
-async def serve_hub(url: str, cert: str, key: str) -> None:
+async def serve_hub(url: str, data_dir: str) -> None:
     """--serve mode: the hub's IMAP server alone in this process; prints its STARTTLS port."""
     from mss.config import Settings
+    from mss.crypto.tls import server_context
     from mss.db import Database
     from mss.mailbox.imap import start_imap_servers
 
     settings = Settings()
     settings.database_url = url
+    settings.data_dir = data_dir
     settings.ports.imap = 0
     settings.listeners.imaps = False
     settings.limits.max_connections_per_ip = 100_000
     settings.limits.imap_connections_per_user = 100_000
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
-    servers = await start_imap_servers(settings, Database(url, pool_size=5), context)
+    servers = await start_imap_servers(settings, Database(url, pool_size=5), server_context(settings))
     print(servers[0].sockets[0].getsockname()[1], flush=True)
     await asyncio.Event().wait()
 
 
-def start_hub(url: str, cert: Path, key: Path) -> tuple[subprocess.Popen[str], int]:
-    process = subprocess.Popen([sys.executable, __file__, "--serve", url, str(cert), str(key)],
+def start_hub(url: str, data_dir: Path) -> tuple[subprocess.Popen[str], int]:
+    process = subprocess.Popen([sys.executable, __file__, "--serve", url, str(data_dir)],
                                stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert process.stdout is not None
     return process, int(process.stdout.readline())
@@ -303,18 +319,35 @@ async def idle_memory(pid: int, port: int, context: ssl.SSLContext, connections:
     return (after - before) / connections
 
 
+async def report_idle_memory(hub: subprocess.Popen[str], port: int, context: ssl.SSLContext,
+                             connections: int) -> None:
+    per = await idle_memory(hub.pid, port, context, connections)
+    print(f"  {connections:,} idle connections (TLS, logged in, IDLE): {per:.1f} KiB each, "
+          f"{per * connections / 1024:.1f} MiB in all; server RSS {rss_kib(hub.pid) / 1024:.0f} MiB", flush=True)
+
+
 async def main(args: argparse.Namespace) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 3 * args.idle_connections + 200)), hard))
     work = Path(tempfile.mkdtemp(prefix="mss-imap-bench-"))
-    cert, key = make_cert(work)
-    context = ssl.create_default_context(cafile=str(cert))
+    data_dir = make_pki(work)
+    cert, key = data_dir / "pki" / "server.pem", data_dir / "pki" / "server.key"
+    context = client_context(data_dir)
     url = args.database_url or f"sqlite+aiosqlite:///{work / 'bench.sqlite3'}"
-    print(f"preparing the hub database ({args.big_folder:,}-message folder) ...", flush=True)
+    big_folder = 0 if args.memory_only else args.big_folder
+    print(f"preparing the hub database ({big_folder:,}-message folder) ...", flush=True)
     started = time.monotonic()
-    await prepare_hub_database(url, args.big_folder)
+    await prepare_hub_database(url, big_folder)
     print(f"  done in {time.monotonic() - started:.0f} s", flush=True)
-    hub, hub_port = start_hub(url, cert, key)
+    hub, hub_port = start_hub(url, data_dir)
+    if args.memory_only:
+        try:
+            await fill(hub_port, context, args.messages)
+            await report_idle_memory(hub, hub_port, context, args.idle_connections)
+        finally:
+            hub.terminate()
+            hub.wait()
+        return
     pymap, pymap_port = start_pymap(cert, key)
     try:
         results = {}
@@ -327,9 +360,7 @@ async def main(args: argparse.Namespace) -> None:
         print("hub only:")
         await big_folder_figures(hub_port, context, args.big_folder)
         if args.idle_connections:
-            per = await idle_memory(hub.pid, hub_port, context, args.idle_connections)
-            print(f"  {args.idle_connections:,} idle connections (TLS, logged in, IDLE): {per:.1f} KiB each, "
-                  f"{per * args.idle_connections / 1024:.1f} MiB in all; server RSS {rss_kib(hub.pid) / 1024:.0f} MiB")
+            await report_idle_memory(hub, hub_port, context, args.idle_connections)
     finally:
         for process in (hub, pymap):
             process.terminate()
@@ -345,11 +376,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--big-folder", type=int, default=100_000, help="size of the big folder")
     parser.add_argument("--idle-connections", type=int, default=2000)
     parser.add_argument("--database-url", default="", help="default: a fresh SQLite file")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="only the memory of idle connections (no pymap, no load, no big folder)")
     return parser.parse_args()
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "--serve":
-        asyncio.run(serve_hub(*sys.argv[2:5]))
+    if len(sys.argv) == 4 and sys.argv[1] == "--serve":
+        asyncio.run(serve_hub(*sys.argv[2:4]))
     else:
         asyncio.run(main(parse_args()))

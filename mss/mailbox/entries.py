@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.mailbox.models import ExpungedEntry, Folder, FolderEntry, StoredMessage
 from mss.mailbox.notify import mark_changed
+from mss.mailbox.orphans import delete_unreferenced_messages
 from mss.mailbox.store import allocate, format_flags, parse_flags
 
 CHUNK = 1000
@@ -166,23 +167,30 @@ async def copy_entries(session: AsyncSession, mailbox_id: int, source_id: int, u
 
 async def remove_entries(session: AsyncSession, mailbox_id: int, folder_id: int, uids: Sequence[int],
                          *, only_deleted: bool) -> list[int]:
-    """Remove entries (EXPUNGE: only those flagged \\Deleted; MOVE: all), recording their UIDs."""
+    """Remove entries (EXPUNGE: only those flagged \\Deleted; MOVE: all), recording their UIDs.
+
+    Stored messages left without any entry (or other reference) are deleted too.
+    """
     removed: list[int] = []
+    messages: list[int] = []
     for chunk in _chunks(uids):
         members = set(chunk)
-        rows = await session.execute(select(FolderEntry.id, FolderEntry.uid, FolderEntry.flags).where(
+        rows = await session.execute(select(FolderEntry.id, FolderEntry.uid, FolderEntry.flags,
+                                            FolderEntry.message_id).where(
             FolderEntry.folder_id == folder_id, FolderEntry.uid >= chunk[0], FolderEntry.uid <= chunk[-1]))
         ids = []
-        for entry_id, uid, flags in rows:
+        for entry_id, uid, flags, message_id in rows:
             if uid in members and (not only_deleted or "\\Deleted" in parse_flags(flags)):
                 ids.append(entry_id)
                 removed.append(uid)
+                messages.append(message_id)
         if ids:
             await session.execute(delete(FolderEntry).where(FolderEntry.id.in_(ids)))
     if removed:
         _, modseq = await allocate(session, folder_id, 0)
         await session.execute(insert(ExpungedEntry), [
             {"folder_id": folder_id, "uid": uid, "modseq": modseq} for uid in removed])
+        await delete_unreferenced_messages(session, messages)
         await mark_changed(session, mailbox_id)
     return sorted(removed)
 

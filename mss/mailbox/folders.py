@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.mailbox.models import ExpungedEntry, Folder, FolderEntry
 from mss.mailbox.notify import mark_changed
+from mss.mailbox.orphans import delete_unreferenced_messages
 from mss.mailbox.store import INBOX, allocate, find_folder, next_uidvalidity, normalise_folder_name
 
 DELIMITER = "/"
@@ -74,7 +75,9 @@ async def delete_folder(session: AsyncSession, mailbox_id: int, name: str) -> No
         Folder.mailbox_id == mailbox_id, Folder.name.startswith(name + DELIMITER, autoescape=True)).limit(1))).first()
     if child is not None:
         raise FolderError(f"the folder {name!r} has subfolders: delete them first", "INUSE")
+    messages = (await session.scalars(select(FolderEntry.message_id).where(FolderEntry.folder_id == folder.id))).all()
     await session.execute(delete(FolderEntry).where(FolderEntry.folder_id == folder.id))
+    await delete_unreferenced_messages(session, messages)
     await session.execute(delete(ExpungedEntry).where(ExpungedEntry.folder_id == folder.id))
     await session.delete(folder)
     await session.flush()
@@ -137,6 +140,8 @@ class FolderStatus:
     uidvalidity: int
     highest_modseq: int
     size: int = 0
+    recent: int = 0
+    first_recent_uid: int = 1
 
 
 async def folder_status(session: AsyncSession, folder: Folder, *, with_size: bool = False) -> FolderStatus:
@@ -144,8 +149,10 @@ async def folder_status(session: AsyncSession, folder: Folder, *, with_size: boo
     row = (await session.execute(select(
         func.count(FolderEntry.id), func.count(FolderEntry.id).filter(~seen),
     ).where(FolderEntry.folder_id == folder.id))).one()
-    current = (await session.execute(select(Folder.uidnext, Folder.highest_modseq).where(
+    current = (await session.execute(select(Folder.uidnext, Folder.highest_modseq, Folder.first_recent_uid).where(
         Folder.id == folder.id))).one()
+    recent = (await session.execute(select(func.count(FolderEntry.id)).where(
+        FolderEntry.folder_id == folder.id, FolderEntry.uid >= current.first_recent_uid))).scalar_one()
     size = 0
     if with_size:
         from mss.mailbox.models import StoredMessage
@@ -155,4 +162,20 @@ async def folder_status(session: AsyncSession, folder: Folder, *, with_size: boo
             FolderEntry.folder_id == folder.id))).scalar_one()
     return FolderStatus(messages=row[0], unseen=row[1], uidnext=current.uidnext,
                         uidvalidity=folder.uidvalidity, highest_modseq=current.highest_modseq,
-                        size=int(size))
+                        size=int(size), recent=recent, first_recent_uid=current.first_recent_uid)
+
+
+async def claim_recent(session: AsyncSession, folder_id: int, below: int) -> tuple[int, int]:
+    """Take the \\Recent messages of a folder for one session: the UIDs in [first, end) are its own.
+
+    ``below`` is one more than the highest UID the session has seen; UIDs it has not
+    seen yet stay recent for whoever sees them first. The folder row is locked, so two
+    sessions never get the same message as recent.
+    """
+    first = (await session.execute(select(Folder.first_recent_uid).where(
+        Folder.id == folder_id).with_for_update())).scalar_one()
+    if below <= first:
+        return first, first
+    await session.execute(update(Folder).where(Folder.id == folder_id).values(first_recent_uid=below)
+                          .execution_options(synchronize_session=False))
+    return first, below

@@ -62,6 +62,9 @@ class Folder(Base):
     uidnext: Mapped[int] = mapped_column(BigInteger, default=1)
     highest_modseq: Mapped[int] = mapped_column(BigInteger, default=1)
     subscribed: Mapped[bool] = mapped_column(Boolean, default=True)
+    # \Recent (RFC 3501 2.3.2): UIDs from here up are new to every session; the first
+    # read-write session to see them moves this past them and shows them as \Recent.
+    first_recent_uid: Mapped[int] = mapped_column(BigInteger, default=1, server_default="1")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import re
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import argon2
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from mss.config import Settings
+from mss.crypto import tls
 from mss.db import Database
 from mss.directory.models import Mailbox, MailboxKind
 from mss.mailbox.imap import start_imap_servers, stop_imap_servers
 from mss.mailbox.store import ensure_folders
+from tests.fixtures_pki import DevPki
 
 PASSWORD = "correct horse battery"
 _HASHER = argon2.PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
@@ -46,49 +42,27 @@ async def mailbox_id(db: Database) -> int:
     return await make_mailbox(db, "jean.dupont@mss.localhost")
 
 
-# --- TLS and a running IMAP server on loopback ---
-
-
-
-
-
-def make_server_cert(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1/localhost (until mss.crypto.tls provides one)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    import ipaddress
-
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
-    cert_file, key_file = directory / "imap-cert.pem", directory / "imap-key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_file, key_file
+# --- TLS (the hub's development PKI and contexts) and a running IMAP server on loopback ---
 
 
 @pytest.fixture(scope="session")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return make_server_cert(tmp_path_factory.mktemp("tls"))
+def tls_settings(tmp_path_factory: pytest.TempPathFactory, dev_pki: DevPki) -> Settings:
+    """Settings whose data directory holds the development PKI, as after ``mss pki init``."""
+    settings = Settings()
+    settings.data_dir = str(tmp_path_factory.mktemp("imap-tls") / "var")
+    return dev_pki.install(settings)
 
 
 @pytest.fixture(scope="session")
-def server_ssl(tls_files: tuple[Path, Path]) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(*tls_files)
-    return context
+def server_ssl(tls_settings: Settings) -> ssl.SSLContext:
+    """The hub's own server context (certificate from the PKI, TLS 1.2 floor, ciphers)."""
+    return tls.server_context(tls_settings)
 
 
 @pytest.fixture(scope="session")
-def client_ssl(tls_files: tuple[Path, Path]) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=str(tls_files[0]))
-    return context
+def client_ssl(tls_settings: Settings, dev_pki: DevPki) -> ssl.SSLContext:
+    """The hub's client context: trusts the development PKI's anchors and checks the host name."""
+    return tls.client_context(tls_settings, trust=dev_pki.trust)
 
 
 @dataclass

@@ -1,31 +1,31 @@
 """A second hub process serving IMAP only, for the cross-process tests.
 
-Usage: python -m tests.imap.serve_imap DATABASE_URL CERT KEY; prints the implicit-TLS port.
+Usage: python -m tests.imap.serve_imap DATABASE_URL DATA_DIR; prints the implicit-TLS port.
+DATA_DIR holds the hub's PKI (``pki/server.pem``), as the test process's does.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ssl
 import sys
 
 from mss.config import Settings
+from mss.crypto.tls import server_context
 from mss.db import Database
 from mss.mailbox.imap import start_imap_servers
 
 
-async def main(url: str, cert: str, key: str) -> None:
+async def main(url: str, data_dir: str) -> None:
     settings = Settings()
     settings.database_url = url
+    settings.data_dir = data_dir
     settings.ports.imap = 0
     settings.ports.imaps = 0
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
     db = Database(url)
-    servers = await start_imap_servers(settings, db, context)
+    servers = await start_imap_servers(settings, db, server_context(settings))
     print(servers[1].sockets[0].getsockname()[1], flush=True)
     await asyncio.Event().wait()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(*sys.argv[1:4]))
+    asyncio.run(main(*sys.argv[1:3]))

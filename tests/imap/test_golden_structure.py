@@ -72,4 +72,4 @@ async def test_fetch_over_the_wire_matches_golden(db: Database, mailbox_id: int,
             f"* {uid} FETCH (UID {uid} {golden[0]} {golden[1]} {golden[2]})"), path.name
     raw = CORPUS[0].read_bytes()
     got = await wire.command("p1 UID FETCH 1 (BODY.PEEK[]<0.20> RFC822.SIZE FLAGS)")
-    assert got == f"* 1 FETCH (UID 1 BODY[]<0> {{20}}\r\n{raw[:20].decode()} RFC822.SIZE {len(raw)} FLAGS ())\np1 OK UID FETCH completed\n".replace("\r\n", "\n")
+    assert got == f"* 1 FETCH (UID 1 BODY[]<0> {{20}}\r\n{raw[:20].decode()} RFC822.SIZE {len(raw)} FLAGS (\\Recent))\np1 OK UID FETCH completed\n".replace("\r\n", "\n")

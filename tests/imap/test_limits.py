@@ -89,3 +89,28 @@ async def test_idle_times_out_with_keepalives(imap: RunningImap, client_ssl: ssl
     assert await wire.read_line() == "* OK Still here\r\n"
     assert await wire.read_line() == "* BYE IDLE for too long, closing\r\n"
     await wire.close()
+
+
+async def test_tls_connections_get_a_small_read_buffer_and_still_take_big_literals(
+        imap: RunningImap, client_ssl: ssl.SSLContext) -> None:
+    from mss.mailbox.imap.server import TLS_READ_BUFFER
+
+    implicit = await Wire.connect(imap, client_ssl)
+    reader, writer = await asyncio.open_connection(imap.host, imap.port)
+    starttls = Wire(reader, writer)
+    await starttls.read_line()
+    await starttls.check("s1 STARTTLS", "s1 OK Begin TLS negotiation now")
+    await writer.start_tls(client_ssl, server_hostname="localhost")
+    await starttls.check("s2 NOOP", "s2 OK NOOP completed")
+    service = imap.servers[0].mss_imap_service  # type: ignore[attr-defined]
+    sizes = [len(c.writer.transport._ssl_protocol._ssl_buffer) for c in service.connections]
+    assert sizes == [TLS_READ_BUFFER, TLS_READ_BUFFER]
+    await implicit.login()
+    body = b"From: a@b.fr\r\nSubject: big\r\n\r\n" + b"0123456789abcdef" * 20_000 + b"\r\n"
+    implicit.send(b"a1 APPEND Drafts {%d+}\r\n" % len(body) + body + b"\r\n")
+    assert (await implicit.until_tagged("a1")).endswith("APPEND completed\n")
+    await implicit.command("a2 SELECT Drafts")
+    got = await implicit.command("a3 FETCH 1 (RFC822.SIZE BODY.PEEK[])")
+    assert f"RFC822.SIZE {len(body)}" in got and body.decode() in got.replace("\n", "\r\n")
+    await implicit.close()
+    await starttls.close()

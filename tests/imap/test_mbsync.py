@@ -18,6 +18,7 @@ from mss.mailbox.entries import store_flags
 from mss.mailbox.folders import create_folder
 from mss.mailbox.models import Folder, FolderEntry, StoredMessage
 from mss.mailbox.store import append, deliver, store_message
+from tests.fixtures_pki import DevPki
 from tests.imap.conftest import PASSWORD, RunningImap
 
 COUNT = 1000
@@ -39,10 +40,11 @@ def mbsync() -> str:
 
 
 def write_config(tmp: Path, imap: RunningImap, cert: Path) -> Path:
+    """An mbsyncrc trusting ``cert`` (the PKI's root); mbsync checks the host against DNS names only."""
     config = tmp / "mbsyncrc"
     (tmp / "mail").mkdir(exist_ok=True)
     config.write_text(f"""IMAPAccount hub
-Host 127.0.0.1
+Host localhost
 Port {imap.tls_port}
 User jean.dupont@mss.localhost
 Pass "{PASSWORD}"
@@ -102,13 +104,13 @@ def _strip_tuid(raw: bytes) -> bytes:
 
 
 async def test_mbsync_both_ways(db: Database, mailbox_id: int, imap: RunningImap, mbsync: str,
-                                tmp_path: Path, tls_files: tuple[Path, Path]) -> None:
+                                tmp_path: Path, dev_pki: DevPki) -> None:
     async with db.write() as session:
         await create_folder(session, mailbox_id, "Patients")
         for n in range(COUNT):
             await append(session, mailbox_id, "Patients", await store_message(session, message(n)),
                          flags=["\\Seen"] if n % 10 == 0 else [])
-    config = write_config(tmp_path, imap, tls_files[0])
+    config = write_config(tmp_path, imap, dev_pki.root_cert)
     await run_mbsync(mbsync, config)
 
     patients = tmp_path / "mail" / "Patients"

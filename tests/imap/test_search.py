@@ -32,7 +32,7 @@ async def test_search_keys(db: Database, mailbox_id: int, wire: Wire) -> None:
     cases = {
         "ALL": "1 2 3",
         "SEEN": "1", "UNSEEN": "2 3", "FLAGGED": "1", "UNFLAGGED": "2 3", "KEYWORD $Important": "3",
-        "UNKEYWORD $Important": "1 2", "ANSWERED": "", "NEW": "", "OLD": "1 2 3", "DELETED": "",
+        "UNKEYWORD $Important": "1 2", "ANSWERED": "", "RECENT": "1 2 3", "NEW": "2 3", "OLD": "", "DELETED": "",
         'SUBJECT "résultats"': "1", "FROM alice": "1", "CC alice": "2", "TO jean.dupont": "1 2 3",
         'HEADER X-Priority ""': "2", "HEADER X-Priority 1": "2", "BCC x": "",
         'BODY "hémoglobine"': "1", 'BODY "glycémie"': "2", "TEXT Rendez-vous": "3", "TEXT demain": "3",

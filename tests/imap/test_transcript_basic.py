@@ -24,7 +24,7 @@ async def test_select_fetch_store_expunge(db: Database, mailbox_id: int, wire: W
 * FLAGS (\Answered \Flagged \Deleted \Seen \Draft)
 * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft \*)] Flags permitted
 * 3 EXISTS
-* 0 RECENT
+* 3 RECENT
 * OK [UNSEEN 1] First unseen
 * OK [UIDVALIDITY {*}] UIDs valid
 * OK [UIDNEXT 4] Predicted next UID
@@ -32,13 +32,13 @@ async def test_select_fetch_store_expunge(db: Database, mailbox_id: int, wire: W
 a1 OK [READ-WRITE] SELECT completed
 """)
     await wire.check("a2 UID FETCH 1:* (FLAGS)", r"""
-* 1 FETCH (UID 1 FLAGS ())
-* 2 FETCH (UID 2 FLAGS ())
-* 3 FETCH (UID 3 FLAGS ())
+* 1 FETCH (UID 1 FLAGS (\Recent))
+* 2 FETCH (UID 2 FLAGS (\Recent))
+* 3 FETCH (UID 3 FLAGS (\Recent))
 a2 OK UID FETCH completed
 """)
     await wire.check("a3 STORE 2 +FLAGS (\\Deleted)", r"""
-* 2 FETCH (FLAGS (\Deleted))
+* 2 FETCH (FLAGS (\Deleted \Recent))
 a3 OK STORE completed
 """)
     await wire.check("a4 FETCH 1 (RFC822.SIZE ENVELOPE)", r"""
@@ -49,7 +49,7 @@ a4 OK FETCH completed
 * 3 FETCH (BODY[TEXT] {34}
 Bonjour,
 voici le compte rendu.
- FLAGS (\Seen))
+ FLAGS (\Recent \Seen))
 a5 OK FETCH completed
 """)
     await wire.check("a6 EXPUNGE", r"""

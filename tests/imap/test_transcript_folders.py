@@ -91,7 +91,7 @@ a7 OK UID MOVE completed
 * FLAGS (\Answered \Flagged \Deleted \Seen \Draft)
 * OK [PERMANENTFLAGS ()] Read-only
 * 4 EXISTS
-* 0 RECENT
+* 4 RECENT
 * OK [UNSEEN 1] First unseen
 * OK [UIDVALIDITY {*}] UIDs valid
 * OK [UIDNEXT 5] Predicted next UID
@@ -100,8 +100,8 @@ b1 OK [READ-ONLY] EXAMINE completed
 """)
     await wire.check("b2 STORE 1 +FLAGS (\\Seen)", "b2 NO [READ-ONLY] the folder is open read-only (EXAMINE)")
     await wire.check("b3 FETCH 1:2 (FLAGS INTERNALDATE)", r"""
-* 1 FETCH (FLAGS () INTERNALDATE "{*}")
-* 2 FETCH (FLAGS (\Flagged) INTERNALDATE "{*}")
+* 1 FETCH (FLAGS (\Recent) INTERNALDATE "{*}")
+* 2 FETCH (FLAGS (\Flagged \Recent) INTERNALDATE "{*}")
 b3 OK FETCH completed
 """)
     await wire.check("b4 UNSELECT", "b4 OK UNSELECT completed")

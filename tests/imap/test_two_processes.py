@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from mss.config import Settings
 from mss.db import Database
 from mss.mailbox.store import deliver
 from tests.imap.conftest import RunningImap, Wire
@@ -23,10 +24,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-async def other_process(database_url: str, tls_files: tuple[Path, Path]) -> AsyncIterator[int]:
-    """The implicit-TLS port of a second hub process serving the same database."""
+async def other_process(database_url: str, tls_settings: Settings) -> AsyncIterator[int]:
+    """The implicit-TLS port of a second hub process serving the same database, with the same PKI."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.imap.serve_imap", database_url, str(tls_files[0]), str(tls_files[1]),
+        sys.executable, "-m", "tests.imap.serve_imap", database_url, str(tls_settings.data_dir),
         cwd=ROOT, stdout=asyncio.subprocess.PIPE)
     assert process.stdout is not None
     line = await asyncio.wait_for(process.stdout.readline(), 30)
@@ -51,17 +52,18 @@ async def test_delivery_and_changes_cross_processes(db: Database, mailbox_id: in
     if db.is_sqlite:
         async with db.write() as session:
             await deliver(session, mailbox_id, MESSAGE)
-        await remote.check("r1 NOOP", "* 1 EXISTS\nr1 OK NOOP completed")
+        await remote.check("r1 NOOP", "* 1 EXISTS\n* 1 RECENT\nr1 OK NOOP completed")  # first to see it
         await here.check("h1 STORE 1 +FLAGS.SILENT (\\Flagged)", "* 1 EXISTS\nh1 OK STORE completed")
-        await remote.check("r2 NOOP", "* 1 FETCH (UID 1 FLAGS (\\Flagged))\nr2 OK NOOP completed")
+        await remote.check("r2 NOOP", "* 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent))\nr2 OK NOOP completed")
     else:
         remote.send("r1 IDLE")
         assert await remote.read_line() == "+ idling\r\n"
         async with db.write() as session:  # a delivery in this process...
             await deliver(session, mailbox_id, MESSAGE)
         assert await remote.read_line(timeout=5) == "* 1 EXISTS\r\n"  # ...wakes the other one
+        assert await remote.read_line(timeout=5) == "* 1 RECENT\r\n"  # which sees it first
         await here.check("h1 STORE 1 +FLAGS.SILENT (\\Flagged)", "* 1 EXISTS\nh1 OK STORE completed")
-        assert await remote.read_line(timeout=5) == "* 1 FETCH (UID 1 FLAGS (\\Flagged))\r\n"
+        assert await remote.read_line(timeout=5) == "* 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent))\r\n"
         remote.send("DONE")
         assert await remote.read_line() == "r1 OK IDLE terminated\r\n"
         here.send("h2 IDLE")

@@ -33,16 +33,18 @@ b2 OK NOOP completed
 """)
     async with db.write() as session:
         await deliver(session, mailbox_id, MESSAGE)
+    # The first session to see the new message gets it as \Recent (RFC 3501 2.3.2), the other does not.
     await two.check("b3 UID FETCH 1:* (FLAGS)", r"""
 * 3 EXISTS
+* 1 RECENT
 * 1 FETCH (UID 1 FLAGS (\Flagged))
 * 2 FETCH (UID 3 FLAGS ())
-* 3 FETCH (UID 5 FLAGS ())
+* 3 FETCH (UID 5 FLAGS (\Recent))
 b3 OK UID FETCH completed
 """)
     await one.check("a4 UID STORE 3 FLAGS (\\Seen $Urgent)", r"""
 * 3 EXISTS
-* 2 FETCH (UID 3 FLAGS (\Seen $Urgent))
+* 2 FETCH (UID 3 FLAGS (\Recent \Seen $Urgent))
 a4 OK UID STORE completed
 """)
     await two.check("b4 CHECK", r"""
@@ -65,8 +67,9 @@ async def test_idle_wakes_on_delivery_and_on_the_other_sessions_changes(
     async with db.write() as session:
         await deliver(session, mailbox_id, MESSAGE)
     assert await idler.read_line(timeout=5) == "* 3 EXISTS\r\n"
+    assert await idler.read_line(timeout=5) == "* 3 RECENT\r\n"  # selected first: all three are its own
     await other.check("o1 STORE 1 +FLAGS.SILENT (\\Deleted)", "* 3 EXISTS\no1 OK STORE completed")
-    assert await idler.read_line(timeout=5) == "* 1 FETCH (UID 1 FLAGS (\\Deleted))\r\n"
+    assert await idler.read_line(timeout=5) == "* 1 FETCH (UID 1 FLAGS (\\Deleted \\Recent))\r\n"
     await other.check("o2 EXPUNGE", "* 1 EXPUNGE\no2 OK EXPUNGE completed")
     assert await idler.read_line(timeout=5) == "* 1 EXPUNGE\r\n"
     idler.send("DONE")
@@ -84,14 +87,14 @@ async def test_condstore_and_qresync(db: Database, mailbox_id: int, wire: Wire) 
     uidvalidity = int(got.split("UIDVALIDITY ")[1].split("]")[0])
     await wire.check("a3 UID STORE 1 (UNCHANGEDSINCE 1) +FLAGS (\\Seen)", "a3 OK [MODIFIED 1] Conditional STORE failed")
     await wire.check("a4 UID STORE 1 (UNCHANGEDSINCE 2) +FLAGS (\\Seen)", r"""
-* 1 FETCH (UID 1 FLAGS (\Seen) MODSEQ (5))
+* 1 FETCH (UID 1 FLAGS (\Recent \Seen) MODSEQ (5))
 a4 OK UID STORE completed
 """)
     await wire.check("a5 STORE 3 +FLAGS.SILENT (\\Deleted)", "a5 OK STORE completed")
     await wire.check("a6 EXPUNGE", "* VANISHED 3\na6 OK EXPUNGE completed")
     await wire.check("a7 UID FETCH 1:* (FLAGS) (CHANGEDSINCE 4 VANISHED)", r"""
 * VANISHED (EARLIER) 3
-* 1 FETCH (UID 1 FLAGS (\Seen) MODSEQ (5))
+* 1 FETCH (UID 1 FLAGS (\Recent \Seen) MODSEQ (5))
 a7 OK UID FETCH completed
 """)
     await wire.check("a8 SEARCH MODSEQ 5", "* SEARCH 1 (MODSEQ 5)\na8 OK SEARCH completed")

@@ -1,8 +1,9 @@
 """Who may log in over IMAP, with back-off after failures and per-user connection limits.
 
 Only professional-side mailboxes (PER, ORG, APP, CAB) read mail with a
-client; patients use the portal. The password check runs argon2 off the
-event loop.
+client; patients use the portal. The mailbox and its password are checked
+by the directory (``find_mailbox``, ``check_mailbox_password_async``), the
+one place the hub verifies passwords.
 """
 
 from __future__ import annotations
@@ -12,25 +13,12 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 
-import argon2
-from sqlalchemy import func, select
-
 from mss.db import Database
-from mss.directory.models import Mailbox, MailboxKind, MailboxState
+from mss.directory.models import MailboxKind, MailboxState
+from mss.directory.store import check_mailbox_password_async, find_mailbox
 from mss.mailbox.imap.wire import ImapError
 
 IMAP_KINDS = {MailboxKind.PER, MailboxKind.ORG, MailboxKind.APP, MailboxKind.CAB}
-_HASHER = argon2.PasswordHasher()
-
-
-def password_matches(password_hash: str | None, password: str) -> bool:
-    """argon2 verification (to be replaced by the directory's check_mailbox_password)."""
-    if not password_hash:
-        return False
-    try:
-        return _HASHER.verify(password_hash, password)
-    except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
-        return False
 
 
 @dataclass
@@ -76,10 +64,8 @@ async def authenticate(db: Database, throttle: LoginThrottle, ip: str, address: 
     if wait:
         await asyncio.sleep(wait)  # every attempt after a failure waits, right or wrong
     async with db.read() as session:
-        mailbox = (await session.scalars(select(Mailbox).where(
-            func.lower(Mailbox.address) == address))).one_or_none()
-    ok = await asyncio.to_thread(password_matches, mailbox.password_hash if mailbox else None, password)
-    if not ok or mailbox is None:
+        mailbox = await find_mailbox(session, address)
+    if mailbox is None or not await check_mailbox_password_async(mailbox, password):
         throttle.failed(ip, address)
         raise ImapError("wrong address or password", "AUTHENTICATIONFAILED")
     if mailbox.kind not in IMAP_KINDS:

@@ -129,7 +129,7 @@ async def cmd_fetch(session: Session, command: Command) -> str:
         await _fetch_flags_fast(session, view, uids, "UID" in request.items)
     elif not request.needs_message:
         for uid in uids:
-            await emit(render_fetch(view.seq_of(uid), uid, view.flags[uid], view.modseqs[uid], request, None,
+            await emit(render_fetch(view.seq_of(uid), uid, view.flags_of(uid), view.modseqs[uid], request, None,
                                     add_flags=uid in seen_now))
     else:
         async with session.db.read() as db_session:
@@ -137,7 +137,7 @@ async def cmd_fetch(session: Session, command: Command) -> str:
                 uid = row[0]
                 if uid not in view.flags:
                     continue
-                await emit(render_fetch(view.seq_of(uid), uid, view.flags[uid], view.modseqs[uid], request, row,
+                await emit(render_fetch(view.seq_of(uid), uid, view.flags_of(uid), view.modseqs[uid], request, row,
                                         add_flags=uid in seen_now))
     session.send(b"".join(buffer))
     return f"{command.name} completed"
@@ -150,7 +150,7 @@ async def _fetch_flags_fast(session: Session, view: SelectedFolder, uids: list[i
     for start in range(0, len(uids), 5000):
         lines = []
         for uid in uids[start:start + 5000]:
-            flags = view.flags[uid]
+            flags = view.flags_of(uid)
             text = rendered.get(flags)
             if text is None:
                 text = rendered[flags] = render_flags(flags)
@@ -188,7 +188,7 @@ async def qresync_select(session: Session, uidvalidity: int, modseq: int, known:
         out.append(f"* VANISHED (EARLIER) {format_uid_set(gone)}\r\n".encode())
     for change in sorted((c for c in changes if not c.gone and c.uid in view.flags), key=lambda c: c.uid):
         out.append(b"* %d FETCH (UID %d FLAGS %s MODSEQ (%d))\r\n" % (
-            view.seq_of(change.uid), change.uid, render_flags(view.flags[change.uid]), view.modseqs[change.uid]))
+            view.seq_of(change.uid), change.uid, render_flags(view.flags_of(change.uid)), view.modseqs[change.uid]))
     session.send(b"".join(out))
 
 
@@ -224,7 +224,7 @@ async def cmd_store(session: Session, command: Command) -> str:
             continue
         if silent and not (unchanged_since is not None and uid in update.changed):
             continue
-        parts = [b"FLAGS " + render_flags(flags_now)] if not silent else []
+        parts = [b"FLAGS " + render_flags(view.flags_of(uid))] if not silent else []
         if uid_mode:
             parts.insert(0, b"UID %d" % uid)
         if session.condstore:
@@ -246,7 +246,7 @@ async def cmd_search(session: Session, command: Command) -> str:
     found: list[Candidate] = []
     if not columns:
         for index, uid in enumerate(view.uids):
-            candidate = Candidate(index + 1, uid, view.flags[uid], view.modseqs[uid])
+            candidate = Candidate(index + 1, uid, view.flags_of(uid), view.modseqs[uid])
             if all(matches(node, candidate, count, uid_top) for node in query.nodes):
                 found.append(candidate)
     else:
@@ -257,7 +257,7 @@ async def cmd_search(session: Session, command: Command) -> str:
                 uid = row[0]
                 if uid not in view.flags:
                     continue
-                candidate = Candidate(view.seq_of(uid), uid, view.flags[uid], view.modseqs[uid], row)
+                candidate = Candidate(view.seq_of(uid), uid, view.flags_of(uid), view.modseqs[uid], row)
                 if all(matches(node, candidate, count, uid_top) for node in query.nodes):
                     found.append(candidate)
     numbers = [c.uid if command.name.startswith("UID") else c.seq for c in found]

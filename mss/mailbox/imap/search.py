@@ -79,10 +79,12 @@ class _Parser:
             return ("flag", flag, present)
         if name in ("KEYWORD", "UNKEYWORD"):
             return ("flag", parse_flag(self.take("a keyword")), name == "KEYWORD")
-        if name in ("NEW", "RECENT"):
-            return ("none",)  # this server keeps no \Recent flag (as IMAP4rev2)
+        if name == "RECENT":
+            return ("flag", "\\Recent", True)
+        if name == "NEW":  # recent and not seen (RFC 3501 6.4.4)
+            return ("and", [("flag", "\\Recent", True), ("flag", "\\Seen", False)])
         if name == "OLD":
-            return ("all",)
+            return ("flag", "\\Recent", False)
         if name in _HEADER_KEYS:
             return ("header", _HEADER_KEYS[name], self.string(f"a {name} string"))
         if name == "HEADER":

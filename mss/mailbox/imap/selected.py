@@ -5,6 +5,9 @@ a command (and whenever woken during IDLE) the session asks the store for
 what changed above the highest mod-sequence it has seen, and turns it
 into untagged EXPUNGE (or VANISHED), EXISTS and FETCH FLAGS responses.
 EXPUNGE is held back while a FETCH, STORE or SEARCH runs (RFC 3501 7.4.1).
+
+``recent`` holds the UIDs that are \\Recent in this session: those it claimed
+(read-write) or, open read-only, those nobody had claimed when it opened.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from mss.mailbox.entries import changes_since, highest_modseq, load_entries
 from mss.mailbox.imap.fetch import render_flags
 from mss.mailbox.imap.parser import format_uid_set
 from mss.mailbox.store import parse_flags
+
+_RECENT = frozenset({"\\Recent"})
 
 
 @dataclass
@@ -34,6 +39,8 @@ class SelectedFolder:
     modseqs: dict[int, int] = field(default_factory=dict)
     known_modseq: int = 0
     pending_expunge: set[int] = field(default_factory=set)
+    recent: set[int] = field(default_factory=set)
+    new_since_catch_up: list[int] = field(default_factory=list)
 
     async def load(self, session: AsyncSession) -> None:
         self.known_modseq = await highest_modseq(session, self.folder_id)
@@ -52,6 +59,17 @@ class SelectedFolder:
         """1-based sequence number of a UID in the view (0 when absent)."""
         index = bisect.bisect_left(self.uids, uid)
         return index + 1 if index < len(self.uids) and self.uids[index] == uid else 0
+
+    def flags_of(self, uid: int) -> frozenset[str]:
+        """The flags as this session shows them: the stored ones, and \\Recent when it is ours."""
+        flags = self.flags[uid]
+        return flags | _RECENT if uid in self.recent else flags
+
+    def mark_recent(self, first: int, end: int) -> None:
+        """The UIDs of the view in [first, end) are recent in this session."""
+        start = bisect.bisect_left(self.uids, first)
+        stop = bisect.bisect_left(self.uids, end)
+        self.recent.update(self.uids[start:stop])
 
     def keywords(self) -> set[str]:
         seen: set[str] = set()
@@ -78,6 +96,7 @@ class SelectedFolder:
             del self.flags[uid]
             self.modseqs.pop(uid, None)
             self.pending_expunge.discard(uid)
+            self.recent.discard(uid)
             if not vanished:
                 out.append(b"* %d EXPUNGE\r\n" % (index + 1))
         return out
@@ -106,6 +125,7 @@ class SelectedFolder:
                 self.modseqs[change.uid] = change.modseq
         if allow_expunge and self.pending_expunge:
             out.extend(self.remove(sorted(self.pending_expunge), vanished=qresync))
+        self.new_since_catch_up = sorted(new_uids)
         if new_uids:
             self.uids.extend(sorted(new_uids))
             out.append(b"* %d EXISTS\r\n" % len(self.uids))
@@ -113,5 +133,5 @@ class SelectedFolder:
             if uid in self.flags:
                 modseq = b" MODSEQ (%d)" % self.modseqs[uid] if condstore else b""
                 out.append(b"* %d FETCH (UID %d FLAGS %s%s)\r\n" % (
-                    self.seq_of(uid), uid, render_flags(self.flags[uid]), modseq))
+                    self.seq_of(uid), uid, render_flags(self.flags_of(uid)), modseq))
         return out

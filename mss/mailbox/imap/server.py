@@ -10,6 +10,7 @@ per-address limit.
 from __future__ import annotations
 
 import asyncio
+import asyncio.sslproto
 import contextlib
 import logging
 import re
@@ -29,7 +30,27 @@ log = logging.getLogger(__name__)
 
 MAX_LINE = 64 * 1024  # one command line, literals excluded
 MAX_BAD_IN_A_ROW = 10
+# asyncio gives every TLS connection a 256 KiB incoming buffer (SSLProtocol.max_size); an IMAP
+# client idles for hours, so most of that is wasted. A TLS record is at most 16 KiB.
+TLS_READ_BUFFER = 32 * 1024
 _LITERAL_AT_END = re.compile(rb"\{(\d{1,12})(\+?)\}\r?\n$")
+
+
+def shrink_tls_read_buffer(writer: asyncio.StreamWriter) -> None:
+    """Give this connection's TLS layer a :data:`TLS_READ_BUFFER` incoming buffer instead of 256 KiB.
+
+    Only this IMAP connection's protocol object changes (an instance attribute, not the class),
+    between two reads: asyncio asks for the buffer afresh before every ``recv_into``.
+    """
+    protocol = getattr(writer.transport, "_ssl_protocol", None)
+    if not isinstance(protocol, asyncio.sslproto.SSLProtocol):
+        return
+    buffer = getattr(protocol, "_ssl_buffer", None)
+    if isinstance(buffer, bytearray) and len(buffer) > TLS_READ_BUFFER:
+        smaller = bytearray(TLS_READ_BUFFER)
+        setattr(protocol, "max_size", TLS_READ_BUFFER)  # noqa: B010 - this instance only, not the class
+        setattr(protocol, "_ssl_buffer", smaller)  # noqa: B010 - private attributes, checked above
+        setattr(protocol, "_ssl_buffer_view", memoryview(smaller))  # noqa: B010
 
 
 class ProtocolViolation(Exception):
@@ -87,6 +108,8 @@ class Connection:
         self.writer = writer
         self.tls = tls
         self.starttls_possible = not tls
+        if tls:
+            shrink_tls_read_buffer(writer)
         peer = writer.get_extra_info("peername")
         self.peer_ip = peer[0] if peer else "unknown"
         self._idle_read: asyncio.Future[bytes] | None = None
@@ -111,6 +134,7 @@ class Connection:
         if buffered:
             buffered.clear()
         await self.writer.start_tls(self.service.ssl_context)
+        shrink_tls_read_buffer(self.writer)
         self.tls = True
         self.starttls_possible = False
 

@@ -25,6 +25,7 @@ from mss.mailbox import notify
 from mss.mailbox.folders import (
     DELIMITER,
     FolderError,
+    claim_recent,
     create_folder,
     delete_folder,
     folder_status,
@@ -35,6 +36,7 @@ from mss.mailbox.folders import (
 from mss.mailbox.imap import messages, utf7
 from mss.mailbox.imap.auth import ConnectionCounter, LoggedIn, LoginThrottle, authenticate
 from mss.mailbox.imap.fetch import render_flags
+from mss.mailbox.imap.listing import STATUS_ITEMS, list_lines, parse_list
 from mss.mailbox.imap.parser import Command, format_uid_set, parse_date_time, parse_flag_list
 from mss.mailbox.imap.selected import SelectedFolder
 from mss.mailbox.imap.wire import Atom, BadCommand, ImapError, Token, as_number, as_text, render
@@ -52,7 +54,7 @@ from mss.mailbox.store import append as store_append
 SYSTEM_FLAGS = "\\Answered \\Flagged \\Deleted \\Seen \\Draft"
 PRE_AUTH_CAPS = "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE"
 POST_AUTH_CAPS = ("IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS MOVE SPECIAL-USE UNSELECT "
-                  "CHILDREN CONDSTORE QRESYNC MULTIAPPEND LIST-EXTENDED STATUS=SIZE")
+                  "CHILDREN CONDSTORE QRESYNC MULTIAPPEND LIST-EXTENDED LIST-STATUS STATUS=SIZE")
 CATCH_UP_EVERY = 30.0  # seconds: catch up even without a wake-up (writers in another process)
 
 
@@ -155,9 +157,17 @@ class Session:
         if self.wake is not None:
             self.wake.clear()
         self.last_catch_up = time.monotonic()
+        view = self.selected
         async with self.db.read() as session:
-            out = await self.selected.catch_up(session, allow_expunge=allow_expunge, condstore=self.condstore,
-                                               qresync=self.qresync)
+            out = await view.catch_up(session, allow_expunge=allow_expunge, condstore=self.condstore,
+                                      qresync=self.qresync)
+        if view.new_since_catch_up and not view.readonly:
+            async with self.db.write() as session:
+                first, end = await claim_recent(session, view.folder_id, view.new_since_catch_up[-1] + 1)
+            before = len(view.recent)
+            view.mark_recent(first, end)
+            if len(view.recent) != before:
+                out.append(b"* %d RECENT\r\n" % len(view.recent))
         if out:
             self.send(b"".join(out))
 
@@ -298,13 +308,19 @@ class Session:
         async with self.db.read() as session:
             await view.load(session)
             status = await folder_status(session, folder)
+        if readonly:
+            view.mark_recent(status.first_recent_uid, status.uidnext)
+        elif view.uids and view.uids[-1] >= status.first_recent_uid:
+            async with self.db.write() as session:
+                first, end = await claim_recent(session, folder.id, view.uids[-1] + 1)
+            view.mark_recent(first, end)
         self.last_catch_up = time.monotonic()
         keywords = " ".join(sorted(view.keywords()))
         flags = f"{SYSTEM_FLAGS} {keywords}".strip()
         lines = [f"* FLAGS ({flags})",
                  "* OK [PERMANENTFLAGS ()] Read-only" if readonly else
                  f"* OK [PERMANENTFLAGS ({flags} \\*)] Flags permitted",
-                 f"* {view.count} EXISTS", "* 0 RECENT"]
+                 f"* {view.count} EXISTS", f"* {len(view.recent)} RECENT"]
         first_unseen = next((i + 1 for i, uid in enumerate(view.uids) if "\\Seen" not in view.flags[uid]), 0)
         if first_unseen:
             lines.append(f"* OK [UNSEEN {first_unseen}] First unseen")
@@ -387,65 +403,34 @@ class Session:
         return f"{command.name} completed"
 
     async def cmd_list(self, command: Command) -> str:
-        args = list(command.args)
-        selection: set[str] = set()
-        if args and isinstance(args[0], list):
-            selection = {str(t).upper() for t in args.pop(0)}
-        return_opts: set[str] = set()
-        if len(args) >= 3 and isinstance(args[-2], Atom) and args[-2].upper() == "RETURN":
-            return_opts = {str(t).upper() for t in args[-1]} if isinstance(args[-1], list) else set()
-            args = args[:-2]
-        if len(args) != 2:
-            raise BadCommand(f"{command.name} needs a reference and a mailbox pattern")
-        reference = self._folder_name(args[0]) if as_text(args[0], "a reference") else ""
-        patterns = [as_text(p, "a pattern") for p in args[1]] if isinstance(args[1], list) else [
-            as_text(args[1], "a pattern")]
-        lsub = command.name == "LSUB"
-        if patterns == [""]:
-            self.send(f'* {command.name} (\\Noselect) "{DELIMITER}" ""\r\n'.encode())
-            return f"{command.name} completed"
+        request = parse_list(command.name, command.args, self._folder_name)
         assert self.user is not None
         async with self.db.read() as session:
             folders = await list_folders(session, self.user.mailbox_id)
-        names = {f.name for f in folders}
-        regexes = [_pattern(reference + utf7.decode(p)) for p in patterns]
-        out = []
-        for folder in folders:
-            if not any(r.match(folder.name) for r in regexes):
-                continue
-            if (lsub or "SUBSCRIBED" in selection) and not folder.subscribed:
-                continue
-            if "SPECIAL-USE" in selection and not folder.special_use:
-                continue
-            attributes = []
-            if not lsub:
-                has_children = any(n.startswith(folder.name + DELIMITER) for n in names)
-                attributes.append("\\HasChildren" if has_children else "\\HasNoChildren")
-                if folder.special_use:
-                    attributes.append(folder.special_use)
-                if "SUBSCRIBED" in selection | return_opts and folder.subscribed:
-                    attributes.append("\\Subscribed")
-            wire = utf7.encode(folder.name)
-            out.append(f"* {command.name} ({' '.join(attributes)}) \"{DELIMITER}\" ".encode() + render(wire) + b"\r\n")
-        self.send(b"".join(out))
+        for folder, line in list_lines(request, folders):
+            self.send(line)
+            if folder is not None and "STATUS" in request.returns:  # LIST-STATUS (RFC 5819)
+                self.send(await self._status_line(folder, request.status_items))
         return f"{command.name} completed"
 
     async def cmd_status(self, command: Command) -> str:
         if len(command.args) != 2 or not isinstance(command.args[1], list):
             raise BadCommand("STATUS needs a mailbox name and a list of items")
         items = [str(t).upper() for t in command.args[1]]
-        known = {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE"}
-        if not items or any(i not in known for i in items):
-            raise BadCommand(f"STATUS items are {' '.join(sorted(known))}")
+        if not items or any(i not in STATUS_ITEMS for i in items):
+            raise BadCommand(f"STATUS items are {' '.join(sorted(STATUS_ITEMS))}")
         folder = await self._folder(command.args[0])
+        self.send(await self._status_line(folder, items))
+        return "STATUS completed"
+
+    async def _status_line(self, folder: Folder, items: list[str]) -> bytes:
         async with self.db.read() as session:
             status = await folder_status(session, folder, with_size="SIZE" in items)
-        values = {"MESSAGES": status.messages, "RECENT": 0, "UIDNEXT": status.uidnext,
+        values = {"MESSAGES": status.messages, "RECENT": status.recent, "UIDNEXT": status.uidnext,
                   "UIDVALIDITY": status.uidvalidity, "UNSEEN": status.unseen,
                   "HIGHESTMODSEQ": status.highest_modseq, "SIZE": status.size}
         body = " ".join(f"{i} {values[i]}" for i in items)
-        self.send(b"* STATUS " + render(utf7.encode(folder.name)) + f" ({body})\r\n".encode())
-        return "STATUS completed"
+        return b"* STATUS " + render(utf7.encode(folder.name)) + f" ({body})\r\n".encode()
 
     async def cmd_append(self, command: Command) -> str:
         if len(command.args) < 2:
@@ -496,14 +481,6 @@ async def _folder_op(operation: Any) -> Any:
         return await operation
     except FolderError as exc:
         raise ImapError(exc.sentence, exc.code) from None
-
-
-def _pattern(pattern: str) -> re.Pattern[str]:
-    regex = "".join(".*" if c == "*" else f"[^{DELIMITER}]*" if c == "%" else re.escape(c) for c in pattern)
-    if pattern[:5].upper() == "INBOX":
-        regex = "(?i:INBOX)" + "".join(".*" if c == "*" else f"[^{DELIMITER}]*" if c == "%" else re.escape(c)
-                                       for c in pattern[5:])
-    return re.compile(f"^{regex}$")
 
 
 _DATE_LIKE = re.compile(rb"^ ?\d{1,2}-[A-Za-z]{3}-\d{4} \d\d:\d\d:\d\d [+-]\d{4}$")
