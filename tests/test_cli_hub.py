@@ -41,9 +41,12 @@ def mss(env: dict[str, str], *args: str, cwd: Path, timeout: float = 120) -> sub
     return subprocess.run([*MSS, *args], check=False, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
-def wait_listening(port: int, timeout: float = 30) -> None:
+def wait_listening(server: subprocess.Popen[str], port: int, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if server.poll() is not None:
+            output = server.stdout.read() if server.stdout else ""
+            raise AssertionError(f"mss serve exited with {server.returncode} before listening:\n{output}")
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", port)) == 0:
                 return
@@ -84,7 +87,7 @@ def test_init_demo_accounts_doctor_and_serve(tmp_path: Path, database_url: str) 
                               stderr=subprocess.STDOUT, text=True)
     try:
         for key in PORT_KEYS:
-            wait_listening(int(env[f"MSS_PORTS_{key.upper()}"]))
+            wait_listening(server, int(env[f"MSS_PORTS_{key.upper()}"]))
         doctor = mss(env, "doctor", cwd=tmp_path)
         assert doctor.returncode == 0, doctor.stdout
         assert doctor.stdout.count(": listening") == len(PORT_KEYS)
