@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 22:12:33.361106
+Create Date: 2026-11-22 22:48:07.271768
 """
 from alembic import op
 import sqlalchemy as sa
@@ -287,6 +287,7 @@ def upgrade() -> None:
     sa.Column('uidnext', sa.BigInteger(), nullable=False),
     sa.Column('highest_modseq', sa.BigInteger(), nullable=False),
     sa.Column('subscribed', sa.Boolean(), nullable=False),
+    sa.Column('first_recent_uid', sa.BigInteger(), server_default='1', nullable=False),
     sa.Column('created_at', mss.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['mailbox_id'], ['mailboxes.id'], name=op.f('fk_folders_mailbox_id_mailboxes'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_folders')),
