@@ -42,6 +42,7 @@ from mss.directory.models import (
     TrustedDomain,
 )
 from mss.errors import InvalidInput
+from mss.mailbox.store import ensure_folders
 
 MIN_PASSWORD_LENGTH = 12
 _hasher = PasswordHasher()
@@ -211,6 +212,8 @@ async def create_mailbox(session: AsyncSession, *, address: str, kind: MailboxKi
         mailbox.password_hash = await hash_password_async(password)
     session.add(mailbox)
     await session.flush()
+    # Folders exist from the start, so concurrent first deliveries never race to create them.
+    await ensure_folders(session, mailbox.id)
     return mailbox
 
 
@@ -239,10 +242,11 @@ async def create_patient(session: AsyncSession, settings: Settings, *, ins: str,
         opposition_deadline=now + dt.timedelta(days=settings.portal.opposition_window_days))
     session.add(patient)
     await session.flush()
-    session.add(Mailbox(address=await _free_address(session, patient_mailbox_address(settings, ins)),
-                        kind=MailboxKind.PAT, display_name=patient.display_name,
-                        patient_id=patient.id))
+    mailbox = Mailbox(address=await _free_address(session, patient_mailbox_address(settings, ins)),
+                      kind=MailboxKind.PAT, display_name=patient.display_name, patient_id=patient.id)
+    session.add(mailbox)
     await session.flush()
+    await ensure_folders(session, mailbox.id)
     return patient
 
 
