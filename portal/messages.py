@@ -3,18 +3,31 @@
 Everything is scoped by the mailbox of the space shown (the patient's own
 or a held minor's): a folder entry, a conversation or an attachment of
 another mailbox is simply not found, whatever id a URL carries.
+
+``package_facts`` tells what a message's XDM packages hold as the patient's
+record (DMP) now sees it, for ``mss.policy.message_attachments`` to decide
+which attachments the page withholds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-from collections.abc import Iterable
+import posixpath
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dmp_bridge.errors import XdmError
+from dmp_bridge.filing import marker
+from dmp_bridge.models import DmpDocument
+from dmp_bridge.xdm import read_xdm
+from mss.audit import AuditEvent
 from mss.conversations import Conversation, ConversationState
+from mss.db import Database
 from mss.directory.identifiers import profession_label
 from mss.directory.models import Mailbox, MailboxKind, Organisation, Professional
 from mss.directory.store import find_mailbox
@@ -22,6 +35,7 @@ from mss.mailbox.entries import FlagUpdate, load_entries, rows_for_uids, store_f
 from mss.mailbox.folders import folder_status
 from mss.mailbox.models import Folder, FolderEntry, StoredMessage
 from mss.mailbox.store import INBOX, find_folder, parse_flags
+from mss.policy.message_attachments import PackagedDocument, PackageFacts, RecordFlags
 from portal.throttle import PARIS
 
 SENT = "Sent"
@@ -294,3 +308,65 @@ async def unread_count(session: AsyncSession, mailbox_id: int) -> int:
     """Messages of the INBOX not yet read."""
     folder = await find_folder(session, mailbox_id, INBOX)
     return (await folder_status(session, folder)).unseen if folder is not None else 0
+
+
+async def package_facts(db: Database, *, patient_id: int, mailbox_id: int, message_id: int,
+                        packages: Callable[[], list[bytes]]) -> PackageFacts:
+    """The documents of a message's XDM packages, each with its flags in the patient's record now.
+
+    When the ``dmp.file`` job filed every document of the message (its marker says so and the record
+    holds as many documents from this message), the record alone answers. Otherwise (the job has not
+    run yet, refused a document, found one already filed from another message, deleted one) the
+    packages are read, once, off the event loop, and each document found in the record takes the
+    record's flags; the others keep the package's.
+    """
+    async with db.read() as session:
+        filed = await _filed_documents(session, patient_id, mailbox_id, message_id)
+    if filed is not None:
+        return PackageFacts(filed)
+    documents, unreadable = await asyncio.to_thread(lambda: _read_packages(packages()))
+    async with db.read() as session:
+        wanted = {u for d in documents if d.unique_id for u in (d.unique_id, d.unique_id.lower())}
+        rows = (await session.execute(select(
+            DmpDocument.unique_id, DmpDocument.invisible_to_patient,
+            DmpDocument.invisible_to_legal_representatives).where(
+            DmpDocument.patient_id == patient_id, DmpDocument.unique_id.in_(wanted)))).all() if wanted else []
+    flags = {uid: RecordFlags(patient, guardians) for uid, patient, guardians in rows}
+    return PackageFacts(tuple(
+        PackagedDocument(d.confidentiality, flags.get(d.unique_id) or flags.get(d.unique_id.lower()),
+                         d.title, d.unique_id, d.file_name) for d in documents), unreadable)
+
+
+async def _filed_documents(session: AsyncSession, patient_id: int, mailbox_id: int,
+                           message_id: int) -> tuple[PackagedDocument, ...] | None:
+    """Every document of the message as the record holds it, or None when the record cannot tell."""
+    done = (await session.scalars(select(AuditEvent.detail).where(
+        AuditEvent.action == "dmp_filing", AuditEvent.target == marker(message_id, mailbox_id)))).first()
+    if not isinstance(done, dict) or done.get("error") is not None:
+        return None
+    rows = (await session.execute(select(
+        DmpDocument.title, DmpDocument.unique_id, DmpDocument.invisible_to_patient,
+        DmpDocument.invisible_to_legal_representatives).where(
+        DmpDocument.patient_id == patient_id, DmpDocument.stored_message_id == message_id,
+        DmpDocument.source == "mss"))).all()
+    if not rows or len(rows) != done.get("filed"):
+        return None
+    return tuple(PackagedDocument(record=RecordFlags(patient, guardians), title=title, unique_id=uid)
+                 for title, uid, patient, guardians in rows)
+
+
+def _read_packages(packages: list[bytes]) -> tuple[tuple[PackagedDocument, ...], bool]:
+    """The documents of the packages (no record flags yet), and whether one could not be read."""
+    documents: list[PackagedDocument] = []
+    unreadable = False
+    for data in packages:
+        try:
+            package = read_xdm(data)
+        except XdmError:
+            unreadable = True
+            continue
+        documents += [PackagedDocument(tuple((c.code, c.scheme or "") for c in entry.confidentiality_codes),
+                                       None, entry.title or "", entry.unique_id or "",
+                                       posixpath.basename(entry.uri or entry.path))
+                      for entry in package.documents]
+    return tuple(documents), unreadable

@@ -1,4 +1,8 @@
-"""One message: read it (marks \\Seen, audited, read receipt once), download an attachment, reply."""
+"""One message: read it (marks \\Seen, audited, read receipt once), download an attachment, reply.
+
+Attachments that carry a document hidden in the DMP from whoever is viewing
+(see ``mss.policy.message_attachments``) are neither listed nor served.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +16,24 @@ from mss.conversations import Conversation, ConversationState
 from mss.directory.models import Mailbox
 from mss.directory.store import find_patient_mailbox
 from mss.mailbox.headers import first, split_headers
+from mss.mailbox.models import StoredMessage
 from mss.patients import audit
+from mss.policy.consent import ViewerKind
 from mss.policy.dmp_filing import MdnFacts
+from mss.policy.message_attachments import (
+    NOTHING_WITHHELD,
+    AttachmentFacts,
+    WithheldAttachments,
+    carries_package,
+    decide_withheld_attachments,
+    is_package,
+)
 from mss.policy.read_receipt import decide_read_receipt
 from mss.smtp_gateway.stages import Accepted
 from portal.compose import Author, build_message, references_of, reply_subject
 from portal.context import db_of, now_of, settings_of, visit
 from portal.message_content import (
+    Attachment,
     content_disposition,
     decode_part,
     find_part,
@@ -33,6 +48,7 @@ from portal.messages import (
     add_flags,
     find_entry,
     local_time,
+    package_facts,
     remove_flags,
 )
 from portal.pages import actor, redirect, render, signed_in
@@ -149,15 +165,38 @@ async def _show(request: web.Request, mailbox: Mailbox, located: Located, *, not
             me = await sender_facts(session, mailbox)
             decision = await reply_decision(session, me, await reply_target(session, located),
                                             reply_facts(me, located, references_of(message)))
-    content = read_content(*shown_entity(message.raw, message.bodystructure))
+    raw, structure = shown_entity(message.raw, message.bodystructure)
+    content = read_content(raw, structure)
+    withheld = await _withheld(request, mailbox, message, raw, structure, content.attachments)
+    content.attachments = [a for a in content.attachments if a.part not in withheld.parts]
     context: dict[str, Any] = {
         "title": message.subject or "Message sans objet", "located": located, "message": message,
         "sender": sender, "recipients": recipients, "signature": signature, "content": content,
         "when": local_time(message.internal_date), "closed": closed, "professional": professional,
         "can_reply": decision is not None and decision.allowed and not closed,
         "no_reply_reason": decision.sentence_fr if decision is not None and not decision.allowed else "",
-        "notice": notice, "error": error, "draft": draft, "reply_subject": reply_subject(message.subject)}
+        "notice": notice, "error": error, "draft": draft, "reply_subject": reply_subject(message.subject),
+        "withheld": withheld.sentence_fr}
     return await render(request, "messages_lecture.html", context, status=status)
+
+
+async def _withheld(request: web.Request, mailbox: Mailbox, message: StoredMessage, raw: bytes,
+                    structure: dict[str, Any], attachments: list[Attachment]) -> WithheldAttachments:
+    """The attachments carrying a document hidden from the viewer (the patient or a guardian)."""
+    listed = [AttachmentFacts(a.part, a.filename, a.content_type) for a in attachments]
+    if not carries_package(listed):
+        return NOTHING_WITHHELD
+    state = visit(request)
+    assert state.person is not None and state.space is not None
+    viewer = ViewerKind.PATIENT if state.person.id == state.space.id else ViewerKind.GUARDIAN
+
+    def packages() -> list[bytes]:
+        nodes = [find_part(structure, a.part) for a in listed if is_package(a)]
+        return [decode_part(raw, node) for node in nodes if node is not None]
+
+    facts = await package_facts(db_of(request), patient_id=state.space.id, mailbox_id=mailbox.id,
+                                message_id=message.id, packages=packages)
+    return decide_withheld_attachments(viewer, listed, facts)
 
 
 def _to_addresses(message: Any) -> list[str]:
@@ -178,8 +217,12 @@ async def attachment(request: web.Request) -> web.StreamResponse:
     part = request.match_info["part"]
     message = located.message
     raw, structure = shown_entity(message.raw, message.bodystructure)
-    listed = next((a for a in read_content(raw, structure).attachments if a.part == part), None)
+    attachments = read_content(raw, structure).attachments
+    listed = next((a for a in attachments if a.part == part), None)
     node = find_part(structure, part) if listed is not None else None
+    if listed is not None and part in (await _withheld(request, mailbox, message, raw, structure,
+                                                        attachments)).parts:
+        listed = None  # answered exactly like a part that does not exist
     if listed is None or node is None:
         return await not_found(request, "Cette pièce jointe")
     async with db_of(request).write() as session:
