@@ -3,6 +3,8 @@
 Only the INBOX of the space's own mailbox is searched (``find_entry`` scopes
 an entry to it), so an id in a URL never reaches another mailbox. The
 bytes are decoded from the stored message as the message page serves them.
+A PDF that carries a DMP document hidden from the viewer is withheld here
+exactly as on the message page (``portal.withheld``).
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
+from mss.db import Database
 from mss.mailbox.store import INBOX
+from mss.policy.consent import ViewerKind
 from portal.message_content import Attachment, decode_part, find_part, read_content, shown_entity
 from portal.messages import Directory, find_entry, folder_lines, local_time
+from portal.withheld import withheld_attachments
 
 MAX_MESSAGES = 30  # the newest received messages searched for PDFs
 PDF_TYPES = frozenset({"application/pdf", "application/x-pdf"})
@@ -40,40 +43,55 @@ def is_pdf(attachment: Attachment) -> bool:
     return attachment.content_type in PDF_TYPES or attachment.filename.lower().endswith(".pdf")
 
 
-async def received_pdfs(session: AsyncSession, mailbox_id: int) -> list[ReceivedPdf]:
-    """The PDF attachments of the newest received messages, newest first."""
-    directory = Directory(session)
+async def received_pdfs(db: Database, viewer: ViewerKind, *, patient_id: int,
+                        mailbox_id: int) -> list[ReceivedPdf]:
+    """The PDF attachments of the newest received messages the viewer may see, newest first."""
     found: list[ReceivedPdf] = []
-    lines = [line for line in await folder_lines(session, mailbox_id, INBOX)
-             if line.top_type.startswith("multipart/") or "pkcs7" in line.top_type][:MAX_MESSAGES]
-    for line in lines:
-        located = await find_entry(session, mailbox_id, line.entry_id)
+    async with db.read() as session:
+        directory = Directory(session)
+        lines = [line for line in await folder_lines(session, mailbox_id, INBOX)
+                 if line.top_type.startswith("multipart/") or "pkcs7" in line.top_type][:MAX_MESSAGES]
+        located_lines = [(line, await find_entry(session, mailbox_id, line.entry_id)) for line in lines]
+        senders = {line.from_address: (await directory.by_address(line.from_address)).name
+                   for line, _ in located_lines}
+    for line, located in located_lines:
         if located is None:
             continue
         raw, structure = shown_entity(located.message.raw, located.message.bodystructure)
-        for attachment in read_content(raw, structure).attachments:
-            if is_pdf(attachment):
-                sender = (await directory.by_address(line.from_address)).name
+        attachments = read_content(raw, structure).attachments
+        withheld = await withheld_attachments(db, viewer, patient_id=patient_id, mailbox_id=mailbox_id,
+                                              message=located.message, raw=raw, structure=structure,
+                                              attachments=attachments)
+        for attachment in attachments:
+            if is_pdf(attachment) and attachment.part not in withheld.parts:
                 found.append(ReceivedPdf(line.entry_id, attachment.part, attachment.filename,
-                                         attachment.size_text, line.subject, sender, local_time(line.when),
-                                         located.message.id, located.message.message_id_header, line.when))
+                                         attachment.size_text, line.subject, senders[line.from_address],
+                                         local_time(line.when), located.message.id,
+                                         located.message.message_id_header, line.when))
     return found
 
 
-async def load_received_pdf(session: AsyncSession, mailbox_id: int, entry_id: int,
-                            part: str) -> tuple[ReceivedPdf, bytes] | None:
-    """One PDF attachment of a received message of the mailbox, with its decoded bytes; None if absent
-    (or not a PDF)."""
-    located = await find_entry(session, mailbox_id, entry_id)
-    if located is None or not located.received:
-        return None
-    message = located.message
+async def load_received_pdf(db: Database, viewer: ViewerKind, *, patient_id: int, mailbox_id: int,
+                            entry_id: int, part: str) -> tuple[ReceivedPdf, bytes] | None:
+    """One PDF attachment of a received message of the mailbox, with its decoded bytes; None if absent,
+    not a PDF, or withheld from the viewer."""
+    async with db.read() as session:
+        located = await find_entry(session, mailbox_id, entry_id)
+        if located is None or not located.received:
+            return None
+        message = located.message
+        sender = (await Directory(session).by_address(message.from_address)).name
     raw, structure = shown_entity(message.raw, message.bodystructure)
-    listed = next((a for a in read_content(raw, structure).attachments if a.part == part), None)
+    attachments = read_content(raw, structure).attachments
+    listed = next((a for a in attachments if a.part == part), None)
     node = find_part(structure, part) if listed is not None else None
     if listed is None or node is None or not is_pdf(listed):
         return None
-    sender = (await Directory(session).by_address(message.from_address)).name
+    withheld = await withheld_attachments(db, viewer, patient_id=patient_id, mailbox_id=mailbox_id,
+                                          message=message, raw=raw, structure=structure,
+                                          attachments=attachments)
+    if part in withheld.parts:
+        return None
     described = ReceivedPdf(entry_id, part, listed.filename, listed.size_text, message.subject, sender,
                             local_time(message.internal_date), message.id, message.message_id_header,
                             message.internal_date)

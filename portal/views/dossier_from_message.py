@@ -28,6 +28,7 @@ from portal.context import db_of, visit
 from portal.dossier_attachments import ReceivedPdf, load_received_pdf
 from portal.pages import redirect, render, signed_in
 from portal.record import common, refused, space_patient, viewer_of
+from portal.withheld import viewer_kind
 
 NOT_FOUND = ("Cette pièce jointe n'existe pas dans les messages reçus de cet espace, ou ce n'est pas "
              "un document PDF.")
@@ -41,8 +42,10 @@ async def _attachment(request: web.Request) -> tuple[ReceivedPdf, bytes] | None:
     assert state.space is not None
     async with db_of(request).read() as session:
         mailbox = await find_patient_mailbox(session, state.space.id)
-        found = await load_received_pdf(session, mailbox.id, int(entry), part) if mailbox else None
-    return found
+    if mailbox is None:
+        return None
+    return await load_received_pdf(db_of(request), viewer_kind(request), patient_id=state.space.id,
+                                   mailbox_id=mailbox.id, entry_id=int(entry), part=part)
 
 
 async def _form(request: web.Request, pdf: ReceivedPdf, status: int = 200, **extra: Any) -> web.Response:

@@ -18,16 +18,8 @@ from mss.directory.store import find_patient_mailbox
 from mss.mailbox.headers import first, split_headers
 from mss.mailbox.models import StoredMessage
 from mss.patients import audit
-from mss.policy.consent import ViewerKind
 from mss.policy.dmp_filing import MdnFacts
-from mss.policy.message_attachments import (
-    NOTHING_WITHHELD,
-    AttachmentFacts,
-    WithheldAttachments,
-    carries_package,
-    decide_withheld_attachments,
-    is_package,
-)
+from mss.policy.message_attachments import WithheldAttachments
 from mss.policy.read_receipt import decide_read_receipt
 from mss.smtp_gateway.stages import Accepted
 from portal.compose import Author, build_message, references_of, reply_subject
@@ -48,7 +40,6 @@ from portal.messages import (
     add_flags,
     find_entry,
     local_time,
-    package_facts,
     remove_flags,
 )
 from portal.pages import actor, redirect, render, signed_in
@@ -62,6 +53,7 @@ from portal.sending import (
     submit,
 )
 from portal.signatures import signature_line
+from portal.withheld import viewer_kind, withheld_attachments
 
 EMPTY_REPLY = "Écrivez votre réponse avant de l'envoyer."
 
@@ -183,20 +175,11 @@ async def _show(request: web.Request, mailbox: Mailbox, located: Located, *, not
 async def _withheld(request: web.Request, mailbox: Mailbox, message: StoredMessage, raw: bytes,
                     structure: dict[str, Any], attachments: list[Attachment]) -> WithheldAttachments:
     """The attachments carrying a document hidden from the viewer (the patient or a guardian)."""
-    listed = [AttachmentFacts(a.part, a.filename, a.content_type) for a in attachments]
-    if not carries_package(listed):
-        return NOTHING_WITHHELD
     state = visit(request)
-    assert state.person is not None and state.space is not None
-    viewer = ViewerKind.PATIENT if state.person.id == state.space.id else ViewerKind.GUARDIAN
-
-    def packages() -> list[bytes]:
-        nodes = [find_part(structure, a.part) for a in listed if is_package(a)]
-        return [decode_part(raw, node) for node in nodes if node is not None]
-
-    facts = await package_facts(db_of(request), patient_id=state.space.id, mailbox_id=mailbox.id,
-                                message_id=message.id, packages=packages)
-    return decide_withheld_attachments(viewer, listed, facts)
+    assert state.space is not None
+    return await withheld_attachments(db_of(request), viewer_kind(request), patient_id=state.space.id,
+                                      mailbox_id=mailbox.id, message=message, raw=raw, structure=structure,
+                                      attachments=attachments)
 
 
 def _to_addresses(message: Any) -> list[str]:

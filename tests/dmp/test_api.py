@@ -151,9 +151,9 @@ async def test_every_access_is_on_the_patients_history(api: Api) -> None:
     async with api.world.db.read() as session:
         history = await read_history(session, api.world.patient.id, limit=100)
     whats = [(line.what, line.who) for line in history[:3]]
-    assert whats[0][0] == "document access refused" and "UNAUTHORISED" in whats[0][1]
+    assert whats[0][0] == "Accès à un document refusé" and "UNAUTHORISED" in whats[0][1]
     assert whats[1][0] == "Document consulté" and "AUTHORISED" in whats[1][1]
-    assert whats[2][0] == "document list"
+    assert whats[2][0] == "Liste des documents du dossier consultée"
 
 
 async def test_the_hub_routes_the_dmp_before_the_directory(db: Database, settings: Settings) -> None:

@@ -90,6 +90,11 @@ async def _assert_withheld(hub: Hub, entry: int) -> None:
         response, body = await hub.page(f"/messages/{entry}/pieces/1.{part}")
         assert response.status == 404 and MISSING in _text(body)
         assert _text(body) == _text(missing_html)
+    # "Mon dossier" neither offers the withheld PDF nor files it from the message.
+    _response, html = await hub.page("/dossier/ajouter")
+    assert f"/dossier/depuis-message/{entry}/" not in html and "CR.pdf" not in _text(html)
+    response, _body = await hub.page(f"/dossier/depuis-message/{entry}/1.3")
+    assert response.status == 404
 
 
 async def _patient(hub: Hub, patient_id: int) -> Patient:
@@ -148,6 +153,10 @@ async def test_a_document_invisible_to_the_patient_is_withheld_until_revealed(
     assert WITHHELD not in _text(html)
     response = await hub.client.get(parts["CR.pdf"])
     assert response.status == 200 and await response.read() == PDF
+    _response, html = await hub.page("/dossier/ajouter")
+    assert f"/dossier/depuis-message/{entry}/1.3" in html
+    response, _body = await hub.page(f"/dossier/depuis-message/{entry}/1.3")
+    assert response.status == 200
     response = await hub.client.get(parts["IHE_XDM.zip"])
     assert response.status == 200 and (await response.read()).startswith(b"PK")
 
