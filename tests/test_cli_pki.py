@@ -105,3 +105,33 @@ def test_revoke_crl_and_show(hub: Path) -> None:
     kinds = [line.split()[0] for line in shown.stdout.splitlines()]
     assert kinds[:4] == ["root", "intermediate", "server", "operator"]
     assert "days left" in shown.stdout
+
+
+def test_export_writes_a_pkcs12_a_mail_client_imports(tmp_path: Path) -> None:
+    """`mss pki export` gives Thunderbird a .p12; openssl reads it back with the password."""
+    from click.testing import CliRunner
+
+    from mss.cli import main
+
+    env = {"MSS_DATA_DIR": str(tmp_path / "var")}
+    runner = CliRunner()
+    assert runner.invoke(main, ["pki", "init", "--key-type", "ec"], env=env).exit_code == 0
+    assert runner.invoke(main, ["pki", "issue", "jean.dupont@mss.localhost", "--id-nat", "801234567897"],
+                         env=env).exit_code == 0
+    target = tmp_path / "jean.p12"
+    done = runner.invoke(main, ["pki", "export", "jean.dupont@mss.localhost", "--out", str(target),
+                                "--password-stdin"], input="correct horse battery\n", env=env)
+    assert done.exit_code == 0, done.output
+    assert oct(target.stat().st_mode & 0o777) == "0o600"
+    shown = subprocess.run(["openssl", "pkcs12", "-in", str(target), "-nodes", "-passin",
+                            "pass:correct horse battery"], capture_output=True, text=True, check=False)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.count("BEGIN CERTIFICATE") == 2 and "PRIVATE KEY" in shown.stdout
+    assert "801234567897" in shown.stdout
+
+    short = runner.invoke(main, ["pki", "export", "jean.dupont@mss.localhost", "--out", str(target),
+                                 "--password-stdin"], input="short\n", env=env)
+    assert short.exit_code == 2 and "at least 8 characters" in short.output
+    unknown = runner.invoke(main, ["pki", "export", "nobody@mss.localhost", "--password-stdin"],
+                            input="long enough pass\n", env=env)
+    assert unknown.exit_code == 2 and "run 'mss pki issue nobody@mss.localhost' first" in unknown.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -130,3 +131,30 @@ async def show_command(settings: Settings) -> None:
             state = f"{(entry.not_after - now).days} days left"
         click.echo(f"{entry.kind:<12} {entry.serial:<40} {entry.not_after:%Y-%m-%d}  "
                    f"{state:<18} {entry.subject}  {entry.path}")
+
+
+@pki.command("export")
+@click.argument("address")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
+              help="Where to write the PKCS#12 file (default: ./<address>.p12).")
+@click.option("--client", is_flag=True, help="Export the TLS client certificate instead of S/MIME.")
+@click.option("--password-stdin", is_flag=True, help="Read the file's password from standard input.")
+@hub_command
+async def export_command(settings: Settings, address: str, out_path: str | None, client: bool,
+                         password_stdin: bool) -> None:
+    """Write ADDRESS's certificate, chain and key as a PKCS#12 file for a mail client (Thunderbird...)."""
+    from pathlib import Path
+
+    from mss.crypto.pki import export_pkcs12
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password of the PKCS#12 file", hide_input=True, confirmation_prompt=True)
+    if len(password) < 8:
+        raise InvalidInput("the PKCS#12 password needs at least 8 characters: it protects a private key")
+    target = Path(out_path) if out_path else Path(f"{address}.p12")
+    with _as_sentence(f"export the certificate of {address}"):
+        export_pkcs12(settings.pki_dir, address, password, target, kind="client" if client else "smime")
+    click.echo(f"wrote {target} (certificate, chain and private key of {address}; import it in the "
+               "mail client's certificate manager)")

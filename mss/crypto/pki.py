@@ -31,6 +31,7 @@ from mss.crypto.keys import (
     key_pem,
     key_type_of,
     load_cert,
+    load_certs,
     load_key,
     write_private,
     write_public,
@@ -367,3 +368,20 @@ def list_certificates(pki_dir: Path) -> list[CertificateEntry]:
                              dt.datetime.fromisoformat(e["not_after"]),
                              dt.datetime.fromisoformat(e["revoked_at"]) if e["revoked_at"] else None)
             for e in _read_index(layout)["certificates"]]
+
+
+def export_pkcs12(pki_dir: Path, address: str, password: str, target: Path, *,
+                  kind: str = "smime") -> Path:
+    """Write the issued certificate of ``address`` with its chain and key as a PKCS#12 file (0600)."""
+    from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
+
+    issued = _target(PkiLayout(Path(pki_dir)), kind, _check_address(address))
+    if not issued.cert.is_file() or not issued.key.is_file():
+        raise InvalidInput(f"no {kind} certificate for {address} in {pki_dir}: "
+                           f"run 'mss pki issue {address}' first")
+    leaf, *chain = load_certs(issued.cert)
+    data = pkcs12.serialize_key_and_certificates(
+        address.encode(), load_key(issued.key), leaf, chain or None,  # type: ignore[arg-type]
+        BestAvailableEncryption(password.encode()))
+    write_private(target, data)
+    return target
