@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import sys
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
