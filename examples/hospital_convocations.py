@@ -20,8 +20,8 @@ offset is given); ``annulation`` set to ``oui`` sends a CANCEL.
 Example::
 
     python examples/hospital_convocations.py rdv.csv --from convocations@mss.localhost \\
-        --cert var/pki/issued/client/convocations.pem --key var/pki/issued/client/convocations.key \\
-        --smime-cert var/pki/issued/smime/convocations.pem --smime-key var/pki/issued/smime/convocations.key \\
+        --cert var/pki/issued/client/convocations@mss.localhost.pem --key var/pki/issued/client/convocations@mss.localhost.key \\
+        --smime-cert var/pki/issued/smime/convocations@mss.localhost.pem --smime-key var/pki/issued/smime/convocations@mss.localhost.key \\
         --ca var/pki/root-ca.pem
 
 The functions (``read_rows``, ``build_convocation``, ``submit_all``) are the
