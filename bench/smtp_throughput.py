@@ -118,7 +118,7 @@ async def populate(db: Database) -> None:
 
 
 async def run_gateway(messages: list[bytes], sessions: int, settings: Settings,
-                      profile: cProfile.Profile | None) -> float:
+                      profile: cProfile.Profile | None, breakdown: list[str]) -> float:
     await upgrade_async(settings.effective_database_url)
     db = Database(settings.effective_database_url)
     await populate(db)
@@ -141,9 +141,24 @@ async def run_gateway(messages: list[bytes], sessions: int, settings: Settings,
     finally:
         if profile is not None:
             profile.disable()
+        breakdown.append(stage_breakdown(services, db))
         for server in servers:
             server.close()
         await db.dispose()
+
+
+def stage_breakdown(services: dict[str, Any], db: Database) -> str:
+    """Where a message's time goes inside the gateway (wall clock, overlapping across sessions)."""
+    from mss.group_commit import _writers
+
+    lines = [services["stage_clock"].report()]
+    for name, writer in _writers.get(db, {}).items():
+        stats = writer.stats
+        mean = stats.requests / stats.batches if stats.batches else 0.0
+        lines.append(f"    {name}: {stats.batches} transactions for {stats.requests} deliveries "
+                     f"(mean batch {mean:.1f}, {1000 * stats.seconds / max(stats.batches, 1):.1f} ms each, "
+                     f"{stats.retried_alone} retried alone)")
+    return "\n".join(lines)
 
 
 def gateway_settings(base: Path, pki_dir: Path, database_url: str, engine: str) -> Settings:
@@ -173,10 +188,12 @@ async def main() -> None:
     print(f"  bare aiosmtpd sink           {sink:8.1f} msg/s")
     for engine in [e.strip() for e in args.engines.split(",") if e.strip()]:
         profile = cProfile.Profile() if args.profile else None
+        breakdown: list[str] = []
         if engine == "sqlite":
             url = f"sqlite+aiosqlite:///{base / 'bench.sqlite3'}"
             rate = args.messages / await run_gateway(messages, args.sessions,
-                                                     gateway_settings(base, pki_dir, url, engine), profile)
+                                                     gateway_settings(base, pki_dir, url, engine), profile,
+                                                     breakdown)
         else:
             name = f"mss_bench_{uuid.uuid4().hex[:8]}"
             admin = await asyncpg.connect(PG_ADMIN)
@@ -184,12 +201,14 @@ async def main() -> None:
             url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + "/" + name
             try:
                 rate = args.messages / await run_gateway(
-                    messages, args.sessions, gateway_settings(base, pki_dir, url, engine), profile)
+                    messages, args.sessions, gateway_settings(base, pki_dir, url, engine), profile,
+                                                     breakdown)
             finally:
                 await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                 await admin.close()
         print(f"  gateway on {engine:<17} {rate:8.1f} msg/s   ratio gateway/sink {rate / sink:.2f}"
               f"{'' if rate / sink >= 0.5 else '  (below the 0.5 target)'}")
+        print("\n".join(breakdown))
         if profile is not None:
             text = io.StringIO()
             pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(20)

@@ -87,12 +87,15 @@ def pdf_attachments(message: Message) -> list[bytes]:
 _HINTS = (b"ihe_xdm", b"pkcs7-mime", b"filename*", b"=?")
 
 
-def carries_xdm(raw: bytes) -> bool:
-    """True when the raw message has an IHE_XDM.zip attachment (parsed only if a name may be there)."""
+def carries_xdm(raw: bytes, message: Message | None = None) -> bool:
+    """True when the raw message has an IHE_XDM.zip attachment (parsed only if a name may be there).
+
+    ``message`` is the already parsed ``raw`` (the gateway's one parse), so it is not parsed again.
+    """
     lowered = raw.lower()
     if not any(hint in lowered for hint in _HINTS):
         return False
-    return any(_is_xdm(part) for part in leaf_parts(_PARSER.parsebytes(raw)))
+    return any(_is_xdm(part) for part in leaf_parts(message if message is not None else _PARSER.parsebytes(raw)))
 
 
 def enqueue_filing(session: AsyncSession, *, stored_message_id: int, mailbox_id: int,

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Dialect, make_url
@@ -27,6 +27,9 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 from mss.errors import DatabaseUnavailable
+
+T = TypeVar("T")
+_unwinding: set[asyncio.Task[Any]] = set()
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -146,3 +149,29 @@ async def translate_db_errors() -> AsyncIterator[None]:
 def _first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc)
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+async def within(seconds: float, step: Coroutine[Any, Any, T]) -> T:
+    """The step's result, or DatabaseUnavailable after ``seconds``.
+
+    ``asyncio.timeout`` alone is not enough: cancelling a SQLite call waits for
+    the driver thread (stuck in its busy handler) before the rollback can run,
+    so the answer would come only after the busy timeout. Here the step runs as
+    its own task; past the deadline it is cancelled and left to unwind in the
+    background while the caller is already answered. It never committed, so a
+    451 is honest.
+    """
+    task = asyncio.ensure_future(step)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if task in done:
+        return task.result()
+    task.cancel()
+    _unwinding.add(task)
+    task.add_done_callback(_forget)
+    raise DatabaseUnavailable(f"the database did not answer within {seconds:g} s")
+
+
+def _forget(task: asyncio.Task[Any]) -> None:
+    _unwinding.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved, so asyncio does not log it as never retrieved

@@ -16,6 +16,7 @@ import logging
 import os
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import event, text
@@ -72,6 +73,19 @@ async def mark_changed(session: AsyncSession, mailbox_id: int) -> None:
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("SELECT pg_notify(:channel, :payload)"),
                               {"channel": CHANNEL, "payload": f"{PROCESS_TOKEN} {mailbox_id}"})
+
+
+async def mark_changed_many(session: AsyncSession, mailbox_ids: Iterable[int]) -> None:
+    """:func:`mark_changed` for several mailboxes, with one ``pg_notify`` statement for all."""
+    changed: set[int] = session.sync_session.info.setdefault(_INFO_KEY, set())
+    new = sorted(set(mailbox_ids) - changed)
+    if not new:
+        return
+    changed.update(new)
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_notify(:channel, payload) FROM unnest(CAST(:payloads AS text[]))"
+                                   " AS payload"),
+                              {"channel": CHANNEL, "payloads": [f"{PROCESS_TOKEN} {m}" for m in new]})
 
 
 @event.listens_for(Session, "after_commit")

@@ -14,16 +14,19 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterable
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import mss.schema  # noqa: F401 - every table, so foreign keys (conversations...) resolve
 from mss.db import utcnow
 from mss.mailbox.models import Folder, FolderEntry, StoredMessage
-from mss.mailbox.notify import mark_changed
-from mss.mailbox.structure import describe
+from mss.mailbox.notify import mark_changed, mark_changed_many
+from mss.mailbox.structure import MessageFacts, describe
 
 INBOX = "INBOX"
 DEFAULT_FOLDERS: dict[str, str | None] = {
@@ -108,6 +111,18 @@ def _signature_columns(signature: dict | None) -> dict[str, str | None]:
     }
 
 
+def message_values(raw: bytes, facts: MessageFacts | None = None, *, internal_date: dt.datetime | None = None,
+                   signature: dict | None = None, conversation_id: int | None = None) -> dict[str, Any]:
+    """The column values of one stored message; ``facts`` is ``describe(raw)`` if already computed."""
+    facts = facts or describe(raw)
+    return dict(
+        raw=raw, size=facts.size, internal_date=internal_date or utcnow(), sent_date=facts.sent_date,
+        message_id_header=facts.message_id, subject=facts.subject, from_address=facts.from_address,
+        headers_text=facts.headers_text, envelope=facts.envelope,
+        bodystructure=facts.structure_column(), conversation_id=conversation_id,
+        **_signature_columns(signature))
+
+
 async def store_message(session: AsyncSession, raw: bytes, *, internal_date: dt.datetime | None = None,
                         signature: dict | None = None, conversation_id: int | None = None) -> StoredMessage:
     """Store the exact raw bytes once, with the IMAP facts computed now (never again at FETCH).
@@ -115,16 +130,20 @@ async def store_message(session: AsyncSession, raw: bytes, *, internal_date: dt.
     ``signature`` may carry ``status``, ``signer_address``, ``signer_subject`` and
     ``signer_id_nat`` from the gateway's S/MIME verification.
     """
-    facts = describe(raw)
-    message = StoredMessage(
-        raw=raw, size=facts.size, internal_date=internal_date or utcnow(), sent_date=facts.sent_date,
-        message_id_header=facts.message_id, subject=facts.subject, from_address=facts.from_address,
-        headers_text=facts.headers_text, envelope=facts.envelope,
-        bodystructure=facts.structure_column(), conversation_id=conversation_id,
-        **_signature_columns(signature))
+    message = StoredMessage(**message_values(raw, internal_date=internal_date, signature=signature,
+                                             conversation_id=conversation_id))
     session.add(message)
     await session.flush()
     return message
+
+
+async def insert_messages(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Store several messages (``message_values`` rows) in one statement; their ids, in order."""
+    if not rows:
+        return []
+    result = await session.execute(
+        insert(StoredMessage).returning(StoredMessage.id, sort_by_parameter_order=True), list(rows))
+    return list(result.scalars())
 
 
 async def allocate(session: AsyncSession, folder_id: int, uids: int = 1) -> tuple[int, int]:
@@ -167,3 +186,74 @@ async def deliver(session: AsyncSession, mailbox_id: int, raw: bytes, *,
     message = await store_message(session, raw, internal_date=internal_date, signature=signature,
                                   conversation_id=conversation_id)
     return await append(session, mailbox_id, INBOX, message)
+
+
+@dataclass(frozen=True)
+class Append:
+    """One stored message to file into one standard folder of a mailbox."""
+
+    mailbox_id: int
+    folder: str
+    message_id: int
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Filed:
+    """Where an ``Append`` landed."""
+
+    folder_id: int
+    uid: int
+    modseq: int
+
+
+async def append_many(session: AsyncSession, appends: Sequence[Append]) -> list[Filed]:
+    """File several messages into standard folders (INBOX, Sent...) with few statements.
+
+    One ``UPDATE ... RETURNING`` per distinct count reserves the UIDs of every folder
+    (one new mod-sequence each), one INSERT writes every entry, one notification marks
+    every mailbox changed. Entries of one folder get UIDs in the order of ``appends``.
+    """
+    if not appends:
+        return []
+    counts = Counter((a.mailbox_id, normalise_folder_name(a.folder)) for a in appends)
+    for _, name in counts:
+        if name not in DEFAULT_FOLDERS:
+            raise FolderNotFound(name)
+    reserved = await _reserve(session, counts)
+    missing = {key: n for key, n in counts.items() if key not in reserved}
+    if missing:
+        for mailbox_id in sorted({m for m, _ in missing}):
+            await ensure_folders(session, mailbox_id)
+        reserved.update(await _reserve(session, missing))
+    next_uid = {key: first for key, (_, first, _) in reserved.items()}
+    filed: list[Filed] = []
+    rows: list[dict[str, Any]] = []
+    for append in appends:
+        key = (append.mailbox_id, normalise_folder_name(append.folder))
+        folder_id, _, modseq = reserved[key]
+        uid, next_uid[key] = next_uid[key], next_uid[key] + 1
+        filed.append(Filed(folder_id, uid, modseq))
+        rows.append({"folder_id": folder_id, "uid": uid, "message_id": append.message_id,
+                     "flags": format_flags(append.flags), "modseq": modseq})
+    await session.execute(insert(FolderEntry), rows)
+    await mark_changed_many(session, (a.mailbox_id for a in appends))
+    return filed
+
+
+async def _reserve(session: AsyncSession, counts: dict[tuple[int, str], int]
+                   ) -> dict[tuple[int, str], tuple[int, int, int]]:
+    """(folder id, first UID, modseq) for each (mailbox, folder) found; absent folders are left out."""
+    by_count: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for key, n in counts.items():
+        by_count[n].append(key)
+    reserved: dict[tuple[int, str], tuple[int, int, int]] = {}
+    for n, keys in sorted(by_count.items()):
+        rows = await session.execute(
+            update(Folder).where(tuple_(Folder.mailbox_id, Folder.name).in_(sorted(keys)))
+            .values(uidnext=Folder.uidnext + n, highest_modseq=Folder.highest_modseq + 1)
+            .returning(Folder.id, Folder.mailbox_id, Folder.name, Folder.uidnext, Folder.highest_modseq)
+            .execution_options(synchronize_session=False))
+        for row in rows:
+            reserved[(row.mailbox_id, row.name)] = (row.id, row.uidnext - n, row.highest_modseq)
+    return reserved

@@ -4,14 +4,19 @@ The transaction writes the message, one INBOX entry per local recipient,
 the Sent copy of a submission, the conversation state, the audit events
 and the follow-up jobs (relay to other operators, DSN for recipients that
 became unreachable since RCPT). A database failure or timeout is a 451.
+
+Deliveries ready at the same moment share that transaction (group commit,
+``mss.group_commit``): each is planned in turn (directory facts read once
+for the batch, the conversation rule applied in order), then the batch is
+written with a handful of multi-row statements whatever its size.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dmp_bridge.intake import carries_xdm, enqueue_filing
@@ -20,9 +25,10 @@ from mss.audit import record
 from mss.config import Settings
 from mss.conversations import close_conversation, conversation_facts, open_conversation
 from mss.db import Database
+from mss.group_commit import group_commit
 from mss.jobs import enqueue
-from mss.mailbox.models import StoredMessage
-from mss.mailbox.store import INBOX, append, store_message
+from mss.mailbox.store import INBOX, Append, append_many, insert_messages, message_values
+from mss.mailbox.structure import MessageFacts, describe
 from mss.policy import (
     ConversationAction,
     Decision,
@@ -31,10 +37,9 @@ from mss.policy import (
     decide_mailbox_reachable,
     domain_of,
 )
+from mss.smtp_gateway.batch_facts import ConversationSnapshot, DirectorySnapshot
 from mss.smtp_gateway.content import ParsedMessage, SignatureOutcome
-from mss.smtp_gateway.deadline import within
 from mss.smtp_gateway.envelope import Transaction
-from mss.smtp_gateway.lookup import mailbox_facts
 
 RELAY_JOB = "smtp.relay"
 DSN_JOB = "smtp.dsn"
@@ -64,122 +69,208 @@ class DeliveryReceipt:
         return f"M{self.message_ids[0]}" if self.message_ids else "none"
 
 
-async def deliver(db: Database, settings: Settings, txn: Transaction, parsed: ParsedMessage,
-                  signature: SignatureOutcome) -> DeliveryReceipt:
-    """Commit the message for every recipient, or nothing (raises DeliveryRefused, DatabaseUnavailable)."""
-    async def transaction() -> DeliveryReceipt:
-        for attempt in range(3):
-            try:
-                async with db.write() as session:
-                    return await _deliver(session, settings, txn, parsed, signature)
-            except IntegrityError:
-                # Two first deliveries to one mailbox may race to create its folders; the
-                # whole transaction rolled back, so running it again is safe.
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+@dataclass(frozen=True)
+class DeliveryRequest:
+    """One message ready to be committed: what the session stage established, verified and computed.
 
-    return await within(settings.limits.database_timeout, transaction())
+    ``structure`` (the IMAP facts of the stamped raw bytes) and ``xdm`` (does it carry
+    an IHE_XDM package) are computed by the session, off the shared writer.
+    """
+
+    settings: Settings
+    txn: Transaction
+    parsed: ParsedMessage
+    signature: SignatureOutcome
+    structure: MessageFacts
+    xdm: bool
 
 
-async def _deliver(session: AsyncSession, settings: Settings, txn: Transaction, parsed: ParsedMessage,
-                   signature: SignatureOutcome) -> DeliveryReceipt:
-    receipt = DeliveryReceipt()
-    sender = txn.sender
-    groups: dict[int | None, list[MailboxFacts]] = defaultdict(list)
-    failures: list[dict[str, object]] = []
-    for recipient in txn.recipients:
-        if not recipient.local:
-            continue
-        current = await mailbox_facts(session, recipient.address)
-        reachable = decide_mailbox_reachable(current) if current else None
-        if current is None or reachable is None or not reachable.allowed:
-            failures.append(_failure(recipient.address, reachable))
-            continue
-        groups[await _conversation_for(session, txn, current, parsed)].append(current)
-
-    stored: StoredMessage | None = None
-    store_signature = signature.as_store_dict()
-    for conversation_id, mailboxes in groups.items():
-        message = await store_message(session, parsed.raw, signature=store_signature,
-                                      conversation_id=conversation_id)
-        stored = stored or message
-        receipt.message_ids.append(message.id)
-        for mailbox in mailboxes:
-            await append(session, mailbox.id, INBOX, message)
-            receipt.delivered_to.append(mailbox.address)
-            record(session, "message.received", actor_kind=sender.actor_kind,
-                   actor=sender.mail_from or "<>", patient_id=await _patient_id(session, mailbox),
-                   target=mailbox.address, source=sender.channel, message_id=parsed.message_id,
-                   stored_message_id=message.id, conversation_id=conversation_id,
-                   signature=signature.status)
-            if mailbox.is_patient and carries_xdm(parsed.raw):  # DMP filing (dmp_bridge)
-                enqueue_filing(session, stored_message_id=message.id, mailbox_id=mailbox.id,
-                               mail_from=sender.mail_from)
-                receipt.jobs += 1
-            receipt.jobs += follow_up_delivery(session, parsed.raw, mailbox.id, mailbox.is_patient,
-                                               message.id)  # convocations: the agenda (mss.agenda)
-
-    remote = [r.address for r in txn.recipients if not r.local]
-    needs_copy = sender.mailbox is not None and sender.channel in ("submission", "portal")
-    if stored is None and (remote or needs_copy or failures):
-        stored = await store_message(session, parsed.raw, signature=store_signature)
-        receipt.message_ids.append(stored.id)
-    if needs_copy and sender.mailbox is not None and stored is not None:
-        await append(session, sender.mailbox.id, "Sent", stored, flags=("\\Seen",))
-    if sender.mailbox is not None and stored is not None:
-        record(session, "message.sent", actor_kind=sender.actor_kind, actor=sender.mail_from,
-               patient_id=await _patient_id(session, sender.mailbox), source=sender.channel,
-               target=", ".join(r.address for r in txn.recipients), message_id=parsed.message_id,
-               stored_message_id=stored.id, signature=signature.status)
-
-    by_domain: dict[str, list[str]] = defaultdict(list)
-    for address in remote:
-        by_domain[domain_of(address)].append(address)
-    for domain, addresses in sorted(by_domain.items()):
-        assert stored is not None
-        enqueue(session, RELAY_JOB, {"message_id": stored.id, "mail_from": sender.mail_from,
-                                     "recipients": addresses, "domain": domain,
-                                     "max_attempts": RELAY_ATTEMPTS}, max_attempts=RELAY_ATTEMPTS)
-        receipt.relayed_to += addresses
-        receipt.jobs += 1
-    if failures and stored is not None:
-        enqueue(session, DSN_JOB, {"message_id": stored.id, "mail_from": sender.mail_from,
-                                   "failures": failures})
-        receipt.bounced = [str(f["recipient"]) for f in failures]
-        receipt.jobs += 1
-    return receipt
+def prepare(settings: Settings, txn: Transaction, parsed: ParsedMessage,
+            signature: SignatureOutcome) -> DeliveryRequest:
+    """The CPU work of a delivery, done by the session before it joins a group commit."""
+    return DeliveryRequest(settings, txn, parsed, signature, describe(parsed.raw),
+                           carries_xdm(parsed.raw, parsed.message))
 
 
-async def _conversation_for(session: AsyncSession, txn: Transaction, recipient: MailboxFacts,
-                            parsed: ParsedMessage) -> int | None:
-    """Apply the professional-initiates rule inside the transaction; the conversation to file under."""
-    sender = txn.sender.mailbox
-    if sender is None or not (sender.is_patient or recipient.is_patient):
-        return None
-    patient, professional = (sender, recipient) if sender.is_patient else (recipient, sender)
-    conversations = await conversation_facts(session, patient.id, professional.id,
-                                             parsed.facts.referenced_ids)
-    outcome = decide_conversation(sender, recipient, parsed.facts, conversations)
-    if not outcome.decision.allowed:
-        raise DeliveryRefused(outcome.decision)
-    if outcome.action is ConversationAction.OPEN:
-        return (await open_conversation(session, patient.id, professional.id)).id
-    if outcome.action is ConversationAction.CLOSE and outcome.conversation_id is not None:
-        await close_conversation(session, outcome.conversation_id)
-        record(session, "conversation.closed", actor_kind=txn.sender.actor_kind, actor=sender.address,
-               patient_id=await _patient_id(session, patient), target=recipient.address,
-               conversation_id=outcome.conversation_id)
-    return outcome.conversation_id
+async def deliver(db: Database, request: DeliveryRequest) -> DeliveryReceipt:
+    """Commit the message for every recipient, or nothing (raises DeliveryRefused, DatabaseUnavailable).
+
+    Deliveries ready at the same moment share one transaction (``mss.group_commit``);
+    the receipt is returned only after that transaction committed.
+    """
+    writer = group_commit(db, "smtp.delivery", write_deliveries)
+    return await writer.submit(request, request.settings.limits.database_timeout)
 
 
-async def _patient_id(session: AsyncSession, mailbox: MailboxFacts) -> int | None:
-    if not mailbox.is_patient:
-        return None
-    from mss.directory.models import Mailbox
+@dataclass
+class _Plan:
+    """One request's decisions, waiting for the batch's writes."""
 
-    row = await session.get(Mailbox, mailbox.id)
-    return row.patient_id if row is not None else None
+    request: DeliveryRequest
+    receipt: DeliveryReceipt
+    groups: dict[int | None, list[MailboxFacts]]
+    failures: list[dict[str, object]]
+    closed: list[tuple[int, MailboxFacts, MailboxFacts]]  # (conversation, patient, recipient)
+    extra_copy: bool = False
+
+
+class _Batch:
+    """Deliveries of one transaction: planned one by one, written together."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.directory = DirectorySnapshot()
+        self.conversations = ConversationSnapshot()
+        self.pending: list[_Plan] = []
+        self.pending_message_ids: set[str] = set()
+
+    async def load(self, requests: Sequence[DeliveryRequest]) -> None:
+        """Read the directory facts of every recipient and sender of the batch."""
+        await self.directory.load(
+            self.session, [r.address for q in requests for r in q.txn.recipients if r.local],
+            [q.txn.sender.mailbox.id for q in requests if q.txn.sender.mailbox is not None])
+
+    async def plan(self, request: DeliveryRequest) -> DeliveryReceipt:
+        """Decide what ``request`` writes (policy, conversations); written at the next ``write``."""
+        if self.pending_message_ids & set(request.parsed.facts.referenced_ids):
+            await self.write()  # a reply citing a message of this batch must find it stored
+        txn, receipt = request.txn, DeliveryReceipt()
+        plan = _Plan(request, receipt, defaultdict(list), [], [])
+        for recipient in txn.recipients:
+            if not recipient.local:
+                continue
+            current = await self.directory.facts(self.session, recipient.address)
+            reachable = decide_mailbox_reachable(current) if current else None
+            if current is None or reachable is None or not reachable.allowed:
+                plan.failures.append(_failure(recipient.address, reachable))
+                continue
+            plan.groups[await self._conversation_for(plan, current)].append(current)
+        sender = txn.sender
+        remote = any(not r.local for r in txn.recipients)
+        needs_copy = sender.mailbox is not None and sender.channel in ("submission", "portal")
+        plan.extra_copy = not plan.groups and (remote or needs_copy or bool(plan.failures))
+        self.pending.append(plan)
+        if request.parsed.message_id:
+            self.pending_message_ids.add(request.parsed.message_id)
+        return receipt
+
+    async def _conversation_for(self, plan: _Plan, recipient: MailboxFacts) -> int | None:
+        """Apply the professional-initiates rule inside the transaction; the conversation to file under."""
+        txn, facts = plan.request.txn, plan.request.parsed.facts
+        sender = txn.sender.mailbox
+        if sender is None or not (sender.is_patient or recipient.is_patient):
+            return None
+        patient, professional = (sender, recipient) if sender.is_patient else (recipient, sender)
+        conversations = None
+        if not facts.referenced_ids:
+            await self.conversations.load(self.session, [(patient.id, professional.id)])
+            conversations = self.conversations.of(patient.id, professional.id)
+        if conversations is None:
+            conversations = await conversation_facts(self.session, patient.id, professional.id,
+                                                     facts.referenced_ids)
+        outcome = decide_conversation(sender, recipient, facts, conversations)
+        if not outcome.decision.allowed:
+            raise DeliveryRefused(outcome.decision)
+        if outcome.action is ConversationAction.OPEN:
+            opened = (await open_conversation(self.session, patient.id, professional.id)).id
+            self.conversations.opened(opened, patient.id, professional.id)
+            return opened
+        if outcome.action is ConversationAction.CLOSE and outcome.conversation_id is not None:
+            await close_conversation(self.session, outcome.conversation_id)
+            self.conversations.closed(outcome.conversation_id)
+            plan.closed.append((outcome.conversation_id, patient, recipient))
+        return outcome.conversation_id
+
+    async def write(self) -> None:
+        """Write every pending plan: messages, folder entries, audit events, jobs."""
+        plans, self.pending, self.pending_message_ids = self.pending, [], set()
+        rows: list[dict[str, object]] = []
+        for plan in plans:
+            request = plan.request
+            store_signature = request.signature.as_store_dict()
+            for conversation_id in plan.groups:
+                rows.append(message_values(request.parsed.raw, request.structure, signature=store_signature,
+                                           conversation_id=conversation_id))
+            if plan.extra_copy:
+                rows.append(message_values(request.parsed.raw, request.structure, signature=store_signature))
+        ids = iter(await insert_messages(self.session, rows))
+        appends: list[Append] = []
+        for plan in plans:
+            plan.receipt.message_ids = [next(ids) for _ in range(len(plan.groups) + plan.extra_copy)]
+            appends += self._finish(plan)
+        await append_many(self.session, appends)
+
+    def _finish(self, plan: _Plan) -> list[Append]:
+        """Audit events and jobs of one plan (added to the session); its folder appends."""
+        session, request, receipt = self.session, plan.request, plan.receipt
+        sender, parsed, signature = request.txn.sender, request.parsed, request.signature
+        appends: list[Append] = []
+        for conversation_id, patient, recipient in plan.closed:
+            assert sender.mailbox is not None
+            record(session, "conversation.closed", actor_kind=sender.actor_kind, actor=sender.mailbox.address,
+                   patient_id=self.directory.patient_id(patient), target=recipient.address,
+                   conversation_id=conversation_id)
+        for message_id, (conversation_id, mailboxes) in zip(receipt.message_ids, plan.groups.items(),
+                                                            strict=False):
+            for mailbox in mailboxes:
+                appends.append(Append(mailbox.id, INBOX, message_id))
+                receipt.delivered_to.append(mailbox.address)
+                record(session, "message.received", actor_kind=sender.actor_kind,
+                       actor=sender.mail_from or "<>", patient_id=self.directory.patient_id(mailbox),
+                       target=mailbox.address, source=sender.channel, message_id=parsed.message_id,
+                       stored_message_id=message_id, conversation_id=conversation_id,
+                       signature=signature.status)
+                if mailbox.is_patient and request.xdm:  # DMP filing (dmp_bridge)
+                    enqueue_filing(session, stored_message_id=message_id, mailbox_id=mailbox.id,
+                                   mail_from=sender.mail_from)
+                    receipt.jobs += 1
+                receipt.jobs += follow_up_delivery(session, parsed.raw, mailbox.id, mailbox.is_patient,
+                                                   message_id)  # convocations: the agenda (mss.agenda)
+        stored = receipt.message_ids[0] if receipt.message_ids else None
+        needs_copy = sender.mailbox is not None and sender.channel in ("submission", "portal")
+        if needs_copy and sender.mailbox is not None and stored is not None:
+            appends.append(Append(sender.mailbox.id, "Sent", stored, ("\\Seen",)))
+        if sender.mailbox is not None and stored is not None:
+            record(session, "message.sent", actor_kind=sender.actor_kind, actor=sender.mail_from,
+                   patient_id=self.directory.patient_id(sender.mailbox), source=sender.channel,
+                   target=", ".join(r.address for r in request.txn.recipients), message_id=parsed.message_id,
+                   stored_message_id=stored, signature=signature.status)
+        self._follow_up_jobs(plan, stored)
+        return appends
+
+    def _follow_up_jobs(self, plan: _Plan, stored: int | None) -> None:
+        """Relay to other operators (one job per domain) and the DSN of unreachable recipients."""
+        sender, receipt = plan.request.txn.sender, plan.receipt
+        by_domain: dict[str, list[str]] = defaultdict(list)
+        for recipient in plan.request.txn.recipients:
+            if not recipient.local:
+                by_domain[domain_of(recipient.address)].append(recipient.address)
+        for domain, addresses in sorted(by_domain.items()):
+            assert stored is not None
+            enqueue(self.session, RELAY_JOB, {"message_id": stored, "mail_from": sender.mail_from,
+                                              "recipients": addresses, "domain": domain,
+                                              "max_attempts": RELAY_ATTEMPTS}, max_attempts=RELAY_ATTEMPTS)
+            receipt.relayed_to += addresses
+            receipt.jobs += 1
+        if plan.failures and stored is not None:
+            enqueue(self.session, DSN_JOB, {"message_id": stored, "mail_from": sender.mail_from,
+                                            "failures": plan.failures})
+            receipt.bounced = [str(f["recipient"]) for f in plan.failures]
+            receipt.jobs += 1
+
+
+async def write_deliveries(session: AsyncSession, requests: Sequence[DeliveryRequest]) -> list[DeliveryReceipt]:
+    """Every delivery of a batch, in order, inside the caller's one transaction.
+
+    The result is what running them one after the other would give: each request's
+    policy decisions see the conversations the earlier ones opened or closed, and a
+    reply citing an earlier message of the batch finds it stored.
+    """
+    batch = _Batch(session)
+    await batch.load(requests)
+    receipts = [await batch.plan(request) for request in requests]
+    await batch.write()
+    return receipts
 
 
 def _failure(address: str, decision: Decision | None) -> dict[str, object]:

@@ -44,7 +44,7 @@ from mss.smtp_gateway.content import (
     verify_signature,
 )
 from mss.smtp_gateway.deadline import within
-from mss.smtp_gateway.delivery import DeliveryReceipt, DeliveryRefused, deliver
+from mss.smtp_gateway.delivery import DeliveryReceipt, DeliveryRefused, deliver, prepare
 from mss.smtp_gateway.envelope import Sender, Transaction
 from mss.smtp_gateway.lookup import (
     facts_of,
@@ -52,6 +52,7 @@ from mss.smtp_gateway.lookup import (
     operator_trust,
     recipient_facts,
 )
+from mss.smtp_gateway.timing import StageClock
 
 log = logging.getLogger("mss.smtp")
 
@@ -73,6 +74,7 @@ class Gateway:
         self.settings = settings
         self.db = db
         self.services = services
+        self.clock: StageClock = services.setdefault("stage_clock", StageClock())
 
     @property
     def trust(self) -> Any:
@@ -130,7 +132,8 @@ class Gateway:
                     found = await recipient_facts(session, self.settings, address)
                     return found, await self._patient_conversations(session, txn, found)
 
-            recipient, conversations = await within(self.settings.limits.database_timeout, lookup())
+            with self.clock.stage("rcpt"):
+                recipient, conversations = await within(self.settings.limits.database_timeout, lookup())
         except (DatabaseUnavailable, TimeoutError) as exc:
             log.warning("RCPT %s: %s", address, exc)
             return replies.DATABASE_UNAVAILABLE, None
@@ -163,7 +166,8 @@ class Gateway:
         if not endings.allowed:
             return Accepted(endings)
         try:
-            parsed = parse_message(raw)
+            with self.clock.stage("parse"):
+                parsed = parse_message(raw)
         except Exception:
             log.exception("cannot parse a message from %s", txn.sender.mail_from)
             return Accepted(replies.UNREADABLE)
@@ -181,14 +185,19 @@ class Gateway:
                            max_size_to_patient=limits.max_message_size_to_patient)
         if not size.allowed:
             return Accepted(size)
-        signature = await verify_signature(parsed, self.trust)
+        with self.clock.stage("verify"):
+            signature = await verify_signature(parsed, self.trust)
         verdict = decide_signature(sender.mailbox, locals_, signature.status, signature.reason)
         if not verdict.allowed:
             return Accepted(verdict, signature=signature)
         dkim = await self._dkim_results(parsed) if sender.mailbox is None else []
-        parsed = self._stamped(parsed, txn, signature, dkim, helo=helo, peer=peer, tls=tls)
+        with self.clock.stage("stamp"):
+            parsed = self._stamped(parsed, txn, signature, dkim, helo=helo, peer=peer, tls=tls)
         try:
-            receipt = await deliver(self.db, self.settings, txn, parsed, signature)
+            with self.clock.stage("prepare"):
+                request = prepare(self.settings, txn, parsed, signature)
+            with self.clock.stage("deliver"):
+                receipt = await deliver(self.db, request)
         except DeliveryRefused as refused:
             return Accepted(refused.decision, signature=signature)
         except (DatabaseUnavailable, TimeoutError) as exc:
