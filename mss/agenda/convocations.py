@@ -13,10 +13,8 @@ delivered, creates nothing and sends the sender a DSN with the reason.
 from __future__ import annotations
 
 import datetime as dt
-import email.policy
 import re
 from email.message import EmailMessage, Message
-from email.parser import BytesParser
 from typing import Any
 
 from sqlalchemy import select
@@ -31,6 +29,7 @@ from mss.config import Settings
 from mss.db import utcnow
 from mss.directory.models import Mailbox, Patient
 from mss.directory.store import find_mailbox
+from mss.email_policy import PARSER
 from mss.jobs import JobContext, PermanentFailure, enqueue
 from mss.mailbox.models import StoredMessage
 from mss.notify import notify_patient
@@ -46,7 +45,7 @@ from mss.policy.decision import Decision, refuse
 CONVOCATION_JOB = "agenda.convocation"
 DSN_JOB = "smtp.dsn"  # the gateway's report job (mss.smtp_gateway.delivery.DSN_JOB)
 AGENDA_LINK = "/agenda"
-_PARSER = BytesParser(policy=email.policy.default)
+_PARSER = PARSER  # policy.default with parsed headers cached (mss.email_policy)
 _CALENDAR_HEADER = re.compile(rb"^content-type:[ \t]*(?:\r?\n[ \t]+)?text/calendar", re.IGNORECASE | re.MULTILINE)
 
 
@@ -70,9 +69,13 @@ def follow_up_delivery(session: AsyncSession, raw: bytes, mailbox_id: int, is_pa
     return 1
 
 
-def calendar_of(raw: bytes) -> bytes:
-    """The one calendar part of a message (identical copies count once), or CalendarError."""
-    message = _PARSER.parsebytes(raw)
+def calendar_of(raw: bytes, message: Message | None = None) -> bytes:
+    """The one calendar part of a message (identical copies count once), or CalendarError.
+
+    ``message`` is ``raw`` already parsed, so it is not parsed again.
+    """
+    if message is None:
+        message = _PARSER.parsebytes(raw)
     assert isinstance(message, EmailMessage)
     found: list[bytes] = []
     for part in calendar_parts(message):
@@ -119,12 +122,13 @@ async def apply_convocation(session: AsyncSession, settings: Settings, message_i
     assert patient is not None
     now = now or utcnow()
     raw = bytes(stored.raw)
-    if not calendar_parts(_PARSER.parsebytes(raw)):
+    message = _PARSER.parsebytes(raw)  # once, for both looks at the calendar
+    if not calendar_parts(message):
         session.add(ConvocationReceipt(message_id=stored.id, mailbox_id=mailbox.id, outcome="unchanged",
                                        reason="no text/calendar part", processed_at=now))
         return "unchanged"
     try:
-        invitation = read_invitation(calendar_of(raw))
+        invitation = read_invitation(calendar_of(raw, message))
     except CalendarError as error:
         return _refused(session, stored, mailbox, refuse(550, "5.6.0", error.reason, error.reason_fr))
     sender = await find_mailbox(session, stored.from_address)

@@ -17,13 +17,11 @@ import re
 import uuid
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.parser import BytesParser
 from typing import Any
 
+from mss.email_policy import PARSER
 from mss.policy import MessageFacts
 
-_PARSER = BytesParser(policy=email.policy.default)
-_BARE_CR_OR_LF = re.compile(rb"\r(?!\n)|(?<!\r)\n")
 _MSGID = re.compile(r"<[^<>\s]+>")
 _HEADER_END = re.compile(rb"\r\n\r\n")
 
@@ -58,8 +56,13 @@ class SignatureOutcome:
 
 
 def has_bare_line_ending(raw: bytes) -> bool:
-    """A CR not followed by LF, or an LF not preceded by CR (the SMTP smuggling building blocks)."""
-    return _BARE_CR_OR_LF.search(raw) is not None
+    """A CR not followed by LF, or an LF not preceded by CR (the SMTP smuggling building blocks).
+
+    Every CR and every LF belongs to a CRLF pair exactly when the three counts are equal
+    (three passes in C instead of a regular expression over the whole message).
+    """
+    pairs = raw.count(b"\r\n")
+    return raw.count(b"\r") != pairs or raw.count(b"\n") != pairs
 
 
 def parse_message(raw: bytes) -> ParsedMessage:
@@ -67,8 +70,10 @@ def parse_message(raw: bytes) -> ParsedMessage:
 
     The message object is shared by every later stage (policy, DMP filing,
     agenda); stamping only prepends headers, so it is never parsed again.
+    The policy is ``policy.default`` with parsed header values cached
+    (``mss.email_policy``), which makes the parse about twice as fast.
     """
-    message = _PARSER.parsebytes(raw)
+    message = PARSER.parsebytes(raw)
     assert isinstance(message, EmailMessage)
     from_addresses = tuple(addr for _, addr in email.utils.getaddresses(_all(message, "From")) if addr)
     facts = MessageFacts(
