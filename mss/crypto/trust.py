@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import (
     Criticality,
@@ -46,6 +47,9 @@ ChainStatus = Literal["valid", "unknown_ca", "expired", "revoked", "bad_eku"]
 
 REPO_TRUST_DIR = Path(__file__).resolve().parents[2] / "certs" / "trust"
 _FILE_SUFFIXES = (".pem", ".crt", ".cer", ".crl")
+
+VALID_CACHE_SIZE = 4096
+_SHA256 = hashes.SHA256()
 
 USAGE_EKU: dict[Usage, x509.ObjectIdentifier] = {
     "smime": ExtendedKeyUsageOID.EMAIL_PROTECTION,
@@ -101,6 +105,7 @@ class TrustStore:
         self._sources = (tuple(map(Path, anchors)), tuple(map(Path, intermediates)),
                          tuple(map(Path, crls)))
         self._lock = threading.Lock()
+        self._valid: dict[tuple[bytes, tuple[bytes, ...], str], _CachedValid] = {}
         self.anchors: list[x509.Certificate] = []
         self.intermediates: list[x509.Certificate] = []
         self.crls: list[x509.CertificateRevocationList] = []
@@ -140,11 +145,34 @@ class TrustStore:
         with self._lock:
             self.anchors, self.intermediates, self.crls = anchors, intermediates, crls
             self._store = Store(anchors) if anchors else None
+            self._valid = {}  # new anchors or CRLs: every chain is checked again
 
     def verify(self, leaf: x509.Certificate, untrusted: Iterable[x509.Certificate] = (), *,
                usage: Usage = "smime", at: dt.datetime | None = None) -> ChainCheck:
-        """Validate ``leaf`` for ``usage`` at ``at``: dates, EKU, chain to an anchor, CRLs."""
+        """Validate ``leaf`` for ``usage`` at ``at``: dates, EKU, chain to an anchor, CRLs.
+
+        A valid outcome is remembered per (leaf, offered certificates, usage) until the
+        trust store is reloaded, and reused only at a time inside the validity of every
+        certificate of its chain and before any revocation its CRLs announce for later.
+        """
         at = at or utcnow()
+        untrusted = tuple(untrusted)
+        key = (leaf.fingerprint(_SHA256), tuple(c.fingerprint(_SHA256) for c in untrusted), usage)
+        with self._lock:
+            cached = self._valid.get(key)
+        if cached is not None and cached.valid_from <= at < cached.valid_until:
+            return cached.check
+        check = self._verify(leaf, untrusted, usage=usage, at=at)
+        if check.ok and check.chain:
+            window = _CachedValid.of(check, self.crls)
+            with self._lock:
+                if len(self._valid) >= VALID_CACHE_SIZE:
+                    self._valid.clear()
+                self._valid[key] = window
+        return check
+
+    def _verify(self, leaf: x509.Certificate, untrusted: tuple[x509.Certificate, ...], *,
+                usage: Usage, at: dt.datetime) -> ChainCheck:
         who = describe(leaf)
         if leaf.not_valid_after_utc < at:
             return ChainCheck("expired", f"the certificate of {who} expired on "
@@ -186,6 +214,25 @@ class TrustStore:
         at = at or utcnow()
         return [c for c in self.crls
                 if c.next_update_utc is not None and c.next_update_utc < at]
+
+
+@dataclass(frozen=True)
+class _CachedValid:
+    """A valid chain check and the time window in which it stays true for the same CRLs."""
+
+    check: ChainCheck
+    valid_from: dt.datetime
+    valid_until: dt.datetime
+
+    @classmethod
+    def of(cls, check: ChainCheck, crls: Iterable[x509.CertificateRevocationList]) -> _CachedValid:
+        until = min(c.not_valid_after_utc for c in check.chain)
+        serials = {(c.issuer, c.serial_number) for c in check.chain}
+        for crl in crls:  # a revocation dated in the future ends the window when it starts
+            for entry in crl:
+                if (crl.issuer, entry.serial_number) in serials:
+                    until = min(until, entry.revocation_date_utc)
+        return cls(check, max(c.not_valid_before_utc for c in check.chain), until)
 
 
 def revocation_of(cert: x509.Certificate, issuer: x509.Certificate,
