@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mss.db import Base, UTCDateTime, utcnow
+
+_BULK = "mss.audit.bulk"
 
 
 class AuditEvent(Base):
@@ -31,9 +35,32 @@ class AuditEvent(Base):
 def record(session: AsyncSession, action: str, *, actor_kind: str, actor: str,
            patient_id: int | None = None, target: str = "", source: str = "",
            on_behalf_of: str | None = None, **detail: Any) -> AuditEvent:
-    """Add an audit event to the caller's transaction, so it commits with what it records."""
-    event = AuditEvent(action=action, actor_kind=actor_kind, actor=actor, patient_id=patient_id,
-                       target=target, source=source, on_behalf_of=on_behalf_of, detail=detail,
-                       at=utcnow())
+    """Add an audit event to the caller's transaction, so it commits with what it records.
+
+    Inside ``recording_in_bulk`` the event is kept aside and written with the others
+    in one statement when the block ends.
+    """
+    values = {"action": action, "actor_kind": actor_kind, "actor": actor, "patient_id": patient_id,
+              "target": target, "source": source, "on_behalf_of": on_behalf_of, "detail": detail,
+              "at": utcnow()}
+    kept: list[dict[str, Any]] | None = session.sync_session.info.get(_BULK)
+    if kept is not None:
+        kept.append(values)
+        return AuditEvent(**values)
+    event = AuditEvent(**values)
     session.add(event)
     return event
+
+
+@contextlib.asynccontextmanager
+async def recording_in_bulk(session: AsyncSession) -> AsyncIterator[None]:
+    """Audit events recorded in the block are inserted together, in order, when it ends."""
+    info = session.sync_session.info
+    info[_BULK] = []
+    try:
+        yield
+        rows = info[_BULK]
+        if rows:
+            await session.execute(insert(AuditEvent.__table__), rows)
+    finally:
+        info.pop(_BULK, None)

@@ -11,14 +11,15 @@ job may run again after a crash between the handler and the bookkeeping.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import JSON, Index, Integer, String, Text, select, update
+from sqlalchemy import JSON, Index, Integer, String, Text, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -26,6 +27,7 @@ from mss.db import Base, Database, UTCDateTime, utcnow
 from mss.errors import DatabaseUnavailable
 
 log = logging.getLogger("mss.jobs")
+_BULK = "mss.jobs.bulk"
 
 
 class Job(Base):
@@ -53,11 +55,31 @@ class PermanentFailure(Exception):
 def enqueue(session: AsyncSession, kind: str, payload: dict[str, Any], *,
             run_after: dt.datetime | None = None, dedupe_key: str | None = None,
             max_attempts: int = 8) -> Job:
-    """Add a job to the caller's transaction."""
-    job = Job(kind=kind, payload=payload, run_after=run_after or utcnow(), dedupe_key=dedupe_key,
-              max_attempts=max_attempts, state="pending", attempts=0)
+    """Add a job to the caller's transaction (inside ``enqueuing_in_bulk``: at the block's end)."""
+    now = utcnow()
+    values = {"kind": kind, "payload": payload, "run_after": run_after or now, "dedupe_key": dedupe_key,
+              "max_attempts": max_attempts, "state": "pending", "attempts": 0, "created_at": now}
+    kept: list[dict[str, Any]] | None = session.sync_session.info.get(_BULK)
+    if kept is not None:
+        kept.append(values)
+        return Job(**values)
+    job = Job(**values)
     session.add(job)
     return job
+
+
+@contextlib.asynccontextmanager
+async def enqueuing_in_bulk(session: AsyncSession) -> AsyncIterator[None]:
+    """Jobs enqueued in the block are inserted together, in order, with one statement when it ends."""
+    info = session.sync_session.info
+    info[_BULK] = []
+    try:
+        yield
+        rows = info[_BULK]
+        if rows:
+            await session.execute(insert(Job.__table__), rows)
+    finally:
+        info.pop(_BULK, None)
 
 
 Handler = Callable[["JobContext", dict[str, Any]], Awaitable[None]]

@@ -21,12 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dmp_bridge.intake import carries_xdm, enqueue_filing
 from mss.agenda.convocations import follow_up_delivery
-from mss.audit import record
+from mss.audit import record, recording_in_bulk
 from mss.config import Settings
 from mss.conversations import close_conversation, conversation_facts, open_conversation
 from mss.db import Database
 from mss.group_commit import group_commit
-from mss.jobs import enqueue
+from mss.jobs import enqueue, enqueuing_in_bulk
 from mss.mailbox.store import INBOX, Append, append_many, insert_messages, message_values
 from mss.mailbox.structure import MessageFacts, describe
 from mss.policy import (
@@ -195,9 +195,10 @@ class _Batch:
                 rows.append(message_values(request.parsed.raw, request.structure, signature=store_signature))
         ids = iter(await insert_messages(self.session, rows))
         appends: list[Append] = []
-        for plan in plans:
-            plan.receipt.message_ids = [next(ids) for _ in range(len(plan.groups) + plan.extra_copy)]
-            appends += self._finish(plan)
+        async with recording_in_bulk(self.session), enqueuing_in_bulk(self.session):
+            for plan in plans:
+                plan.receipt.message_ids = [next(ids) for _ in range(len(plan.groups) + plan.extra_copy)]
+                appends += self._finish(plan)
         await append_many(self.session, appends)
 
     def _finish(self, plan: _Plan) -> list[Append]:

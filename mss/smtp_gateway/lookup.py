@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.config import Settings
-from mss.directory.identifiers import normalise_dn
+from mss.directory.identifiers import normalise_address, normalise_dn
 from mss.directory.models import Mailbox, Patient, TrustedDomain
 from mss.directory.store import find_mailbox, is_trusted_operator_dn, trusted_domain
 from mss.errors import InvalidInput
@@ -33,7 +33,19 @@ def facts_of(mailbox: Mailbox, patient: Patient | None) -> MailboxFacts:
 
 
 async def mailbox_facts(session: AsyncSession, address: str) -> MailboxFacts | None:
-    """A local mailbox (with its patient's account state), or None when unknown."""
+    """A local mailbox (with its patient's account state), or None when unknown.
+
+    One statement reads the mailbox and its patient; an address stored in another
+    case is then looked up the directory's way (``find_mailbox``).
+    """
+    try:
+        wanted = normalise_address(address)
+    except InvalidInput:
+        return None
+    row = (await session.execute(select(Mailbox, Patient).outerjoin(Patient, Patient.id == Mailbox.patient_id)
+                                 .where(Mailbox.address == wanted))).first()
+    if row is not None:
+        return facts_of(row[0], row[1])
     mailbox = await find_mailbox(session, address)
     if mailbox is None:
         return None
