@@ -17,7 +17,7 @@ run: $(STAMP)
 	$(VENV)/bin/mss serve --first-run-demo
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=25
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check mss portal dmp_bridge tests bench
