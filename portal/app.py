@@ -70,8 +70,10 @@ ROUTES: list[tuple[str, str, dict[str, Handler]]] = [
 def setup(app: web.Application) -> None:
     """Add the portal to the hub's HTTPS application; ``services["portal_clock"]`` replaces the clock."""
     app[CLOCK] = app[SERVICES].get("portal_clock") or Clock()
+    # Templates are compiled once per process and kept (no file check on each render): a changed
+    # template needs a restart. No bytecode cache on disk: it would only speed up the first render.
     env = aiohttp_jinja2.setup(app, app_key=JINJA, loader=jinja2.PackageLoader("portal", "templates"),
-                               autoescape=jinja2.select_autoescape(default=True))
+                               autoescape=jinja2.select_autoescape(default=True), auto_reload=False)
     env.globals.update(state_labels=STATE_LABELS, state_texts=STATE_TEXTS)
     app.middlewares.append(portal_middleware)
     for path, name, handlers in ROUTES:

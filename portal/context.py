@@ -30,6 +30,9 @@ class Visit:
     person: Patient | None = None  # who is signed in
     space: Patient | None = None  # whose space is shown: the person or a minor they hold
     minors: list[Patient] = field(default_factory=list)
+    # Read with the session row (one statement); the signed-in guard decides what they become.
+    account: Patient | None = None  # the patient the row names
+    held: list[Patient] = field(default_factory=list)  # the minors that patient holds
 
 
 VISIT = web.RequestKey("portal_visit", Visit)

@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import posixpath
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dmp_bridge.errors import XdmError
@@ -28,13 +28,14 @@ from dmp_bridge.xdm import read_xdm
 from mss.audit import AuditEvent
 from mss.conversations import Conversation, ConversationState
 from mss.db import Database
-from mss.directory.identifiers import profession_label
+from mss.directory.identifiers import normalise_address, normalise_id_nat, profession_label
 from mss.directory.models import Mailbox, MailboxKind, Organisation, Professional
-from mss.directory.store import find_mailbox
-from mss.mailbox.entries import FlagUpdate, load_entries, rows_for_uids, store_flags
+from mss.directory.store import find_professional_by_id_nat
+from mss.errors import InvalidInput
+from mss.mailbox.entries import FlagUpdate, store_flags
 from mss.mailbox.folders import folder_status
 from mss.mailbox.models import Folder, FolderEntry, StoredMessage
-from mss.mailbox.store import INBOX, find_folder, parse_flags
+from mss.mailbox.store import INBOX, find_folder, normalise_folder_name, parse_flags
 from mss.policy.message_attachments import PackagedDocument, PackageFacts, RecordFlags
 from portal.throttle import PARIS
 
@@ -119,6 +120,8 @@ class Located:
     entry: FolderEntry
     folder: Folder
     message: StoredMessage
+    # Read with the entry by ``locate`` (and kept here, so the session's identity map keeps it too).
+    conversation: Conversation | None = None
 
     @property
     def received(self) -> bool:
@@ -126,47 +129,103 @@ class Located:
 
 
 class Directory:
-    """Directory look-ups of one request, each mailbox described once."""
+    """Directory look-ups of one request: each mailbox described once, many in one statement."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self._by_id: dict[int, Counterpart] = {}
         self._by_address: dict[str, Counterpart] = {}
+        self._professionals: dict[str, Professional] = {}  # by idNat, those met describing mailboxes
+        # The rows read stay referenced: the session's identity map is weak, and a later
+        # session.get(Mailbox, id) (the gateway's look-ups) then reads nothing more.
+        self._mailboxes: list[Mailbox] = []
 
     async def by_id(self, mailbox_id: int) -> Counterpart:
-        if mailbox_id not in self._by_id:
-            mailbox = await self.session.get(Mailbox, mailbox_id)
-            self._by_id[mailbox_id] = (await self._describe(mailbox) if mailbox is not None
-                                       else Counterpart("", "Correspondant inconnu", known=False))
+        await self.describe(ids=[mailbox_id])
         return self._by_id[mailbox_id]
 
     async def by_address(self, address: str) -> Counterpart:
-        key = address.lower()
-        if key not in self._by_address:
-            mailbox = await find_mailbox(self.session, address) if address else None
-            self._by_address[key] = (await self._describe(mailbox) if mailbox is not None
-                                     else Counterpart(address, address or "Expéditeur inconnu",
-                                                      known=False))
-        return self._by_address[key]
+        await self.describe(addresses=[address])
+        return self._by_address[address.lower()]
+
+    async def describe(self, *, ids: Iterable[int] = (), addresses: Iterable[str] = ()) -> None:
+        """Describe the mailboxes of ``ids`` and ``addresses`` not described yet, in one statement.
+
+        Addresses are matched as ``find_mailbox`` does: normalised, then (for those not found) in
+        lower case, which a second statement does only when some were not found.
+        """
+        wanted_ids = {i for i in ids if i not in self._by_id}
+        wanted: dict[str, list[str]] = {}  # normalised address -> the addresses asked (as given)
+        for address in addresses:
+            if address.lower() in self._by_address:
+                continue
+            normalised = _normalised(address)
+            if normalised is None:
+                self._by_address[address.lower()] = _unknown_sender(address)
+            else:
+                wanted.setdefault(normalised, []).append(address)
+        if not wanted_ids and not wanted:
+            return
+        conditions = [Mailbox.id.in_(wanted_ids)] if wanted_ids else []
+        if wanted:
+            conditions.append(Mailbox.address.in_(wanted))
+        found = await self._load(or_(*conditions))
+        missing = [address for address in wanted if address not in found]
+        if missing:  # rows written by hand with capitals
+            found.update({mailbox_address.lower(): counterpart for mailbox_address, counterpart
+                          in (await self._load(func.lower(Mailbox.address).in_(missing))).items()})
+        for address, asked in wanted.items():
+            for original in asked:
+                self._by_address[original.lower()] = found.get(address) or _unknown_sender(original)
+        for mailbox_id in wanted_ids - self._by_id.keys():
+            self._by_id[mailbox_id] = Counterpart("", "Correspondant inconnu", known=False)
+
+    async def _load(self, condition: ColumnElement[bool]) -> dict[str, Counterpart]:
+        """Describe the mailboxes matching ``condition`` (cached by id); by their stored address."""
+        query = (select(Mailbox, Professional, Organisation)
+                 .outerjoin(Professional, Professional.id == Mailbox.professional_id)
+                 .outerjoin(Organisation, Organisation.id == func.coalesce(Mailbox.organisation_id,
+                                                                           Professional.organisation_id))
+                 .where(condition))
+        described = {}
+        for mailbox, professional, organisation in (await self.session.execute(query)).all():
+            counterpart = self._by_id[mailbox.id] = describe_mailbox(mailbox, professional, organisation)
+            described[mailbox.address] = counterpart
+            self._mailboxes.append(mailbox)
+            if professional is not None:
+                self._professionals[professional.id_nat] = professional
+        return described
 
     async def professional(self, id_nat: str) -> Professional | None:
-        from mss.directory.store import find_professional_by_id_nat
+        """The professional with this idNat (already met describing a mailbox, or read now)."""
+        try:
+            known = self._professionals.get(normalise_id_nat(id_nat, check_key=False))
+        except InvalidInput:
+            return None
+        return known if known is not None else await find_professional_by_id_nat(self.session, id_nat)
 
-        return await find_professional_by_id_nat(self.session, id_nat)
 
-    async def _describe(self, mailbox: Mailbox) -> Counterpart:
-        session = self.session
-        professional = (await session.get(Professional, mailbox.professional_id)
-                        if mailbox.professional_id else None)
-        organisation_id = mailbox.organisation_id or (professional.organisation_id if professional else None)
-        organisation = await session.get(Organisation, organisation_id) if organisation_id else None
-        org_name = organisation.name if organisation is not None else ""
-        if professional is not None and mailbox.kind is MailboxKind.PER:
-            return Counterpart(mailbox.address, titled_name(professional),
-                               profession_of(professional.profession_code), org_name, professional.id_nat)
-        name = mailbox.display_name or org_name or mailbox.address
-        kind = "Pharmacie" if mailbox.pharmacy else KIND_LABELS.get(mailbox.kind, "")
-        return Counterpart(mailbox.address, name, kind, org_name if org_name != name else "")
+def _normalised(address: str) -> str | None:
+    try:
+        return normalise_address(address)
+    except InvalidInput:
+        return None
+
+
+def _unknown_sender(address: str) -> Counterpart:
+    return Counterpart(address, address or "Expéditeur inconnu", known=False)
+
+
+def describe_mailbox(mailbox: Mailbox, professional: Professional | None,
+                     organisation: Organisation | None) -> Counterpart:
+    """A mailbox as the pages name it: the professional (titled), else the mailbox's or organisation's name."""
+    org_name = organisation.name if organisation is not None else ""
+    if professional is not None and mailbox.kind is MailboxKind.PER:
+        return Counterpart(mailbox.address, titled_name(professional),
+                           profession_of(professional.profession_code), org_name, professional.id_nat)
+    name = mailbox.display_name or org_name or mailbox.address
+    kind = "Pharmacie" if mailbox.pharmacy else KIND_LABELS.get(mailbox.kind, "")
+    return Counterpart(mailbox.address, name, kind, org_name if org_name != name else "")
 
 
 def local_time(when: dt.datetime) -> str:
@@ -200,30 +259,51 @@ def _addresses(envelope: list[Any], index: int) -> tuple[str, ...]:
 
 async def folder_lines(session: AsyncSession, mailbox_id: int, name: str) -> list[MessageLine]:
     """Every message of one folder of the mailbox, newest first."""
-    folder = await find_folder(session, mailbox_id, name)
-    if folder is None:
-        return []
-    uids = [uid for uid, _flags, _modseq in await load_entries(session, folder.id)]
-    columns = [FolderEntry.id, FolderEntry.flags, StoredMessage.id, StoredMessage.subject,
-               StoredMessage.internal_date, StoredMessage.from_address, StoredMessage.envelope,
-               StoredMessage.conversation_id, StoredMessage.bodystructure]
+    return await mailbox_lines(session, mailbox_id, (name,))
+
+
+async def mailbox_lines(session: AsyncSession, mailbox_id: int, names: Sequence[str]) -> list[MessageLine]:
+    """Every message of the named folders of the mailbox, folder by folder in that order, newest first.
+
+    One statement for all the folders, entries and messages.
+    """
+    folders = [normalise_folder_name(name) for name in names]
+    query = (select(Folder.name, FolderEntry.uid, FolderEntry.id, FolderEntry.flags, StoredMessage.id,
+                    StoredMessage.subject, StoredMessage.internal_date, StoredMessage.from_address,
+                    StoredMessage.envelope, StoredMessage.conversation_id, StoredMessage.bodystructure)
+             .join(FolderEntry, FolderEntry.folder_id == Folder.id)
+             .join(StoredMessage, StoredMessage.id == FolderEntry.message_id)
+             .where(Folder.mailbox_id == mailbox_id, Folder.name.in_(folders)))
     lines = []
-    async for row in rows_for_uids(session, folder.id, uids, columns):
-        uid, entry_id, flags, stored_id, subject, when, sender, envelope, conversation_id, structure = row
+    for row in await session.execute(query):
+        folder, uid, entry_id, flags, stored_id, subject, when, sender, envelope, conversation_id, structure = row
         top = ((structure or {}).get("parts") or {}).get("type", "text/plain")
-        lines.append(MessageLine(entry_id, folder.name, uid, stored_id, subject or "", when,
+        lines.append(MessageLine(entry_id, folder, uid, stored_id, subject or "", when,
                                  (sender or "").lower(), _addresses(envelope, 5), conversation_id,
                                  parse_flags(flags), top))
     lines.sort(key=lambda line: (line.when, line.uid), reverse=True)
+    lines.sort(key=lambda line: folders.index(line.folder))
     return lines
 
 
 async def conversations(session: AsyncSession, mailbox_id: int) -> list[ConversationSummary]:
-    """The conversations of the mailbox, and received messages outside any, newest first."""
+    """The conversations of the mailbox, and received messages outside any, newest first.
+
+    Three statements whatever the number of messages: the lines, their conversations, and
+    the directory's description of every professional and sender named.
+    """
+    lines = await mailbox_lines(session, mailbox_id, (INBOX, SENT))
+    wanted = {line.conversation_id for line in lines if line.conversation_id is not None}
+    rows = {row.id: row for row in (await session.scalars(
+        select(Conversation).where(Conversation.id.in_(wanted), Conversation.patient_mailbox_id == mailbox_id)
+    )).all()} if wanted else {}
     directory = Directory(session)
+    await directory.describe(ids=[row.professional_mailbox_id for row in rows.values()],
+                             addresses=[line.from_address for line in lines
+                                        if line.conversation_id is None and line.folder == INBOX])
     summaries: dict[int, ConversationSummary] = {}
     loose: list[ConversationSummary] = []
-    for line in [*await folder_lines(session, mailbox_id, INBOX), *await folder_lines(session, mailbox_id, SENT)]:
+    for line in lines:
         if line.conversation_id is None:
             if line.folder == INBOX:
                 loose.append(ConversationSummary(None, await directory.by_address(line.from_address), line,
@@ -231,8 +311,8 @@ async def conversations(session: AsyncSession, mailbox_id: int) -> list[Conversa
             continue
         summary = summaries.get(line.conversation_id)
         if summary is None:
-            conversation = await session.get(Conversation, line.conversation_id)
-            if conversation is None or conversation.patient_mailbox_id != mailbox_id:
+            conversation = rows.get(line.conversation_id)
+            if conversation is None:  # gone, or another mailbox's
                 continue
             summary = summaries[line.conversation_id] = ConversationSummary(
                 conversation.id, await directory.by_id(conversation.professional_mailbox_id), line,
@@ -258,7 +338,7 @@ async def conversation(session: AsyncSession, mailbox_id: int, conversation_id: 
     row = await session.get(Conversation, conversation_id)
     if row is None or row.patient_mailbox_id != mailbox_id:
         return None
-    lines = [line for name in (INBOX, SENT) for line in await folder_lines(session, mailbox_id, name)
+    lines = [line for line in await mailbox_lines(session, mailbox_id, (INBOX, SENT))
              if line.conversation_id == conversation_id]
     if not lines:
         return None
@@ -272,15 +352,31 @@ async def conversation(session: AsyncSession, mailbox_id: int, conversation_id: 
 
 
 async def find_entry(session: AsyncSession, mailbox_id: int, entry_id: int) -> Located | None:
-    """A folder entry with its message, only if it sits in a folder of ``mailbox_id``."""
-    entry = await session.get(FolderEntry, entry_id)
-    if entry is None:
+    """A folder entry with its message, only if it sits in a folder of ``mailbox_id`` (one statement)."""
+    row = (await session.execute(
+        select(FolderEntry, Folder, StoredMessage).join(Folder, Folder.id == FolderEntry.folder_id)
+        .join(StoredMessage, StoredMessage.id == FolderEntry.message_id)
+        .where(FolderEntry.id == entry_id, Folder.mailbox_id == mailbox_id))).first()
+    return Located(*row) if row is not None else None
+
+
+async def locate(session: AsyncSession, patient_id: int, entry_id: int) -> tuple[Mailbox, Located] | None:
+    """A folder entry of the patient's own mailbox, with that mailbox, in one statement.
+
+    The message's conversation comes with it (``Located.conversation``), so a later
+    ``session.get(Conversation, ...)`` on the same session reads nothing more.
+    """
+    row = (await session.execute(
+        select(Mailbox, FolderEntry, Folder, StoredMessage, Conversation)
+        .join(Folder, Folder.mailbox_id == Mailbox.id)
+        .join(FolderEntry, FolderEntry.folder_id == Folder.id)
+        .join(StoredMessage, StoredMessage.id == FolderEntry.message_id)
+        .outerjoin(Conversation, Conversation.id == StoredMessage.conversation_id)
+        .where(Mailbox.patient_id == patient_id, FolderEntry.id == entry_id))).first()
+    if row is None:
         return None
-    folder = await session.get(Folder, entry.folder_id)
-    if folder is None or folder.mailbox_id != mailbox_id:
-        return None
-    message = await session.get(StoredMessage, entry.message_id)
-    return Located(entry, folder, message) if message is not None else None
+    mailbox, entry, folder, message, conversation = row
+    return mailbox, Located(entry, folder, message, conversation)
 
 
 async def entry_of_message(session: AsyncSession, mailbox_id: int, folder_name: str,

@@ -9,8 +9,8 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from mss.directory.models import Patient, PatientState
-from mss.patients import Actor, holds_minor, minors_of
+from mss.directory.models import PatientState
+from mss.patients import Actor
 from portal import sessions
 from portal.context import JINJA, db_of, idle_limit, now_of, source_of, visit
 
@@ -61,7 +61,7 @@ SIGNED_OUT_STATES = (PatientState.CLOSED, PatientState.OPPOSED)
 
 
 def signed_in(page: Page) -> Page:
-    """Only for a signed-in patient; loads the person, the space shown and the minors they hold."""
+    """Only for a signed-in patient; sets the person, the space shown and the minors they hold."""
 
     @functools.wraps(page)
     async def guarded(request: web.Request) -> web.StreamResponse:
@@ -69,18 +69,14 @@ def signed_in(page: Page) -> Page:
         row = state.row
         if row is None or row.stage != sessions.SIGNED_IN or row.patient_id is None:
             return redirect("/connexion?motif=inactivite" if state.expired else "/connexion")
-        async with db_of(request).read() as session:
-            person = await session.get(Patient, row.patient_id)
-            if person is None or person.state in SIGNED_OUT_STATES:
-                await sessions.end(db_of(request), row)
-                state.row, state.clear_cookie = None, True
-                return redirect("/connexion")
-            space: Patient | None = person
-            if row.space_patient_id not in (None, person.id):
-                allowed = await holds_minor(session, person.id, row.space_patient_id)
-                space = await session.get(Patient, row.space_patient_id) if allowed else person
-            state.person, state.space = person, space or person
-            state.minors = await minors_of(session, person)
+        person = state.account  # read with the row by the middleware, with the minors held
+        if person is None or person.id != row.patient_id or person.state in SIGNED_OUT_STATES:
+            await sessions.end(db_of(request), row)
+            state.row, state.clear_cookie = None, True
+            return redirect("/connexion")
+        # Another space only if it is a minor the person holds now; else their own.
+        space = next((minor for minor in state.held if minor.id == row.space_patient_id), person)
+        state.person, state.space, state.minors = person, space, state.held
         return await page(request)
 
     return guarded

@@ -38,16 +38,17 @@ async def _load_visit(request: web.Request) -> Visit:
     token = request.cookies.get(sessions.COOKIE)
     if not token:
         return found
-    row = await sessions.load(db_of(request), token)
-    if row is None:
+    loaded = await sessions.load(db_of(request), token)
+    if loaded is None:
         found.clear_cookie = True
         return found
+    row = loaded.row
     if now_of(request) - row.last_seen_at > idle_limit(request):
         await _expire(request, row)
         found.expired = row.stage == sessions.SIGNED_IN
         found.clear_cookie = True
         return found
-    found.row = row
+    found.row, found.account, found.held = row, loaded.patient, loaded.minors
     return found
 
 
@@ -124,7 +125,7 @@ async def portal_middleware(request: web.Request, handler: Handler) -> web.Strea
         response = await handler(request)
     state = visit(request)
     if state.row is not None and state.new_token is None and not state.clear_cookie:
-        await sessions.touch(db_of(request), state.row, now_of(request))
+        await sessions.touch(db_of(request), state.row, now_of(request), idle_limit(request))
     _cookies(response, state)
     _protect(response, static=False)
     return response

@@ -12,7 +12,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.conversations import Conversation, conversation_facts
-from mss.directory.models import Mailbox
+from mss.directory.models import Mailbox, Patient
 from mss.policy import (
     Decision,
     MailboxFacts,
@@ -24,7 +24,7 @@ from mss.policy import (
 )
 from mss.smtp_gateway import Gateway
 from mss.smtp_gateway.content import new_message_id
-from mss.smtp_gateway.lookup import mailbox_facts, mailbox_facts_by_id
+from mss.smtp_gateway.lookup import facts_of, mailbox_facts, mailbox_facts_by_id
 from mss.smtp_gateway.stages import Accepted
 from mss.web import SERVICES
 from portal.compose import reply_subject
@@ -53,6 +53,12 @@ async def sender_facts(session: AsyncSession, mailbox: Mailbox) -> MailboxFacts:
     found = await mailbox_facts_by_id(session, mailbox.id)
     assert found is not None
     return found
+
+
+def space_sender_facts(mailbox: Mailbox, space: Patient) -> MailboxFacts:
+    """The space's own mailbox as the gateway sees it, from the rows the request already holds."""
+    assert mailbox.patient_id == space.id
+    return facts_of(mailbox, space)
 
 
 async def reply_target(session: AsyncSession, located: Located) -> MailboxFacts | None:

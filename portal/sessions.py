@@ -11,16 +11,22 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from mss.db import Database
+from mss.directory.models import Guardianship, Patient
 from portal.models import PortalSession
 
 COOKIE = "__Host-mss_portal"  # __Host-: Secure, Path=/, no Domain, enforced by browsers
 ANONYMOUS, SECOND_FACTOR, SIGNED_IN = "anonymous", "second_factor", "signed_in"
+# Activity is written at most this often (and at most every tenth of the idle limit), so a
+# session may end up to that much early; reading a page is then no write at all.
+TOUCH_INTERVAL = dt.timedelta(seconds=30)
 
 
 def hash_token(token: str) -> str:
@@ -37,9 +43,30 @@ def _new_row(now: dt.datetime, source: str, **values: Any) -> tuple[str, PortalS
     return token, row
 
 
-async def load(db: Database, token: str) -> PortalSession | None:
+@dataclass
+class Loaded:
+    """A session row with the patient it names and the minors that patient holds (by name)."""
+
+    row: PortalSession
+    patient: Patient | None = None
+    minors: list[Patient] = field(default_factory=list)
+
+
+async def load(db: Database, token: str) -> Loaded | None:
+    """The session of this cookie token and who it names, in one statement (one row per minor held)."""
+    minor = aliased(Patient)
+    query = (select(PortalSession, Patient, minor)
+             .outerjoin(Patient, Patient.id == PortalSession.patient_id)
+             .outerjoin(Guardianship, Guardianship.guardian_id == Patient.id)
+             .outerjoin(minor, minor.id == Guardianship.minor_id)
+             .where(PortalSession.token_hash == hash_token(token))
+             .order_by(minor.given_names, minor.family_name))  # as mss.patients.minors_of
     async with db.read() as session:
-        return await session.get(PortalSession, hash_token(token))
+        rows = (await session.execute(query)).all()
+    if not rows:
+        return None
+    row, patient, _minor = rows[0]
+    return Loaded(row, patient, [held for _row, _patient, held in rows if held is not None])
 
 
 async def start_anonymous(db: Database, now: dt.datetime, source: str) -> tuple[str, PortalSession]:
@@ -65,14 +92,14 @@ async def current(session: AsyncSession, row: PortalSession) -> PortalSession | 
     return await session.get(PortalSession, row.token_hash, with_for_update=True)
 
 
-async def touch(db: Database, row: PortalSession, now: dt.datetime) -> None:
-    """Record activity; skipped within 5 seconds of the last one to spare the single writer."""
-    if now - row.last_seen_at < dt.timedelta(seconds=5):
+async def touch(db: Database, row: PortalSession, now: dt.datetime, idle: dt.timedelta) -> None:
+    """Record activity, unless it was recorded less than ``TOUCH_INTERVAL`` (or idle / 10) ago."""
+    if now - row.last_seen_at < min(TOUCH_INTERVAL, idle / 10):
         return
     async with db.write() as session:
-        found = await session.get(PortalSession, row.token_hash)
-        if found is not None:
-            found.last_seen_at = now
+        await session.execute(update(PortalSession).where(PortalSession.token_hash == row.token_hash)
+                              .values(last_seen_at=now))
+    row.last_seen_at = now
 
 
 async def end(db: Database, row: PortalSession) -> None:

@@ -7,6 +7,7 @@ Attachments that carry a document hidden in the DMP from whoever is viewing
 from __future__ import annotations
 
 import email.utils
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -14,10 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.conversations import Conversation, ConversationState
 from mss.directory.models import Mailbox
-from mss.directory.store import find_patient_mailbox
 from mss.mailbox.headers import first, split_headers
 from mss.mailbox.models import StoredMessage
+from mss.mailbox.store import parse_flags
 from mss.patients import audit
+from mss.policy import Decision
 from mss.policy.dmp_filing import MdnFacts
 from mss.policy.message_attachments import WithheldAttachments
 from mss.policy.read_receipt import decide_read_receipt
@@ -35,11 +37,12 @@ from portal.message_content import (
 from portal.messages import (
     MDN_SENT,
     SEEN,
+    Counterpart,
     Directory,
     Located,
     add_flags,
-    find_entry,
     local_time,
+    locate,
     remove_flags,
 )
 from portal.pages import actor, redirect, render, signed_in
@@ -49,10 +52,10 @@ from portal.sending import (
     reply_decision,
     reply_facts,
     reply_target,
-    sender_facts,
+    space_sender_facts,
     submit,
 )
-from portal.signatures import signature_line
+from portal.signatures import SignatureLine, signature_line
 from portal.withheld import viewer_kind, withheld_attachments
 
 EMPTY_REPLY = "Écrivez votre réponse avant de l'envoyer."
@@ -74,12 +77,11 @@ def author_of(request: web.Request, mailbox: Mailbox) -> Author:
 
 
 async def _located(session: AsyncSession, request: web.Request) -> tuple[Mailbox | None, Located | None]:
+    """The entry of the URL in the space's own mailbox, with that mailbox; (None, None) otherwise."""
     state = visit(request)
     assert state.space is not None
-    mailbox = await find_patient_mailbox(session, state.space.id)
-    if mailbox is None:
-        return None, None
-    return mailbox, await find_entry(session, mailbox.id, int(request.match_info["entry"]))
+    found = await locate(session, state.space.id, int(request.match_info["entry"]))
+    return found if found is not None else (None, None)
 
 
 def _mdn_facts(located: Located) -> MdnFacts:
@@ -96,26 +98,46 @@ def _mdn_facts(located: Located) -> MdnFacts:
 
 @signed_in
 async def read(request: web.Request) -> web.StreamResponse:
-    """Show a message; the first reading marks it \\Seen and may send the read receipt asked for."""
-    state = visit(request)
-    assert state.space is not None
-    receipt_to: str | None = None
-    async with db_of(request).write() as session:
+    """Show a message; the first reading marks it \\Seen and may send the read receipt asked for.
+
+    One read session gathers what the page shows; the write transaction that follows holds
+    only the audit line once the message is \\Seen and no receipt is due.
+    """
+    async with db_of(request).read() as session:
         mailbox, located = await _located(session, request)
-        if mailbox is not None and located is not None:
-            flags = await add_flags(session, mailbox.id, located, [SEEN])
-            receipt_to = decide_read_receipt(_mdn_facts(located), received=located.received,
-                                             already_answered=MDN_SENT in flags)
-            if receipt_to is not None:
-                await add_flags(session, mailbox.id, located, [MDN_SENT])  # claimed: sent once
-            audit(session, "message_read", actor(request), state.space, target=located.message.from_address,
-                  message_id=located.message.message_id_header, stored_message_id=located.message.id)
-    if mailbox is None or located is None:
+        facts = (await _page_facts(session, request, mailbox, located)
+                 if mailbox is not None and located is not None else None)
+    if mailbox is None or located is None or facts is None:
         return await not_found(request)
+    receipt_to = await _record_reading(request, mailbox, located)
     if receipt_to is not None:
         await _send_receipt(request, mailbox, located, receipt_to)
-    return await _show(request, mailbox, located, notice="Votre réponse a été envoyée."
-                       if request.query.get("fait") == "envoye" else "")
+    return await _render(request, located, facts, notice="Votre réponse a été envoyée."
+                         if request.query.get("fait") == "envoye" else "")
+
+
+async def _record_reading(request: web.Request, mailbox: Mailbox, located: Located) -> str | None:
+    """Audit the reading, set \\Seen and claim the read receipt; the address to send it to, or None.
+
+    The flags read with the entry decide whether anything but the audit line is written: an
+    entry already \\Seen with no receipt due gets the audit line alone. Otherwise the flags are
+    changed on their committed value (``store_flags``), which also decides the receipt once.
+    """
+    state = visit(request)
+    assert state.space is not None
+    mdn = _mdn_facts(located)
+    flags = parse_flags(located.entry.flags)
+    receipt_to: str | None = None
+    async with db_of(request).write() as session:
+        if SEEN not in flags or decide_read_receipt(mdn, received=located.received,
+                                                    already_answered=MDN_SENT in flags) is not None:
+            flags = await add_flags(session, mailbox.id, located, [SEEN])
+            receipt_to = decide_read_receipt(mdn, received=located.received, already_answered=MDN_SENT in flags)
+            if receipt_to is not None:
+                await add_flags(session, mailbox.id, located, [MDN_SENT])  # claimed: sent once
+        audit(session, "message_read", actor(request), state.space, target=located.message.from_address,
+              message_id=located.message.message_id_header, stored_message_id=located.message.id)
+    return receipt_to
 
 
 async def _send_receipt(request: web.Request, mailbox: Mailbox, located: Located, to: str) -> None:
@@ -125,9 +147,7 @@ async def _send_receipt(request: web.Request, mailbox: Mailbox, located: Located
     message_id = message_id_for(request)
     raw = build_displayed_mdn(author_of(request, mailbox), to, located.message, message_id,
                               reporting_host=settings_of(request).hostname, now=now_of(request))
-    async with db_of(request).read() as session:
-        sender = await sender_facts(session, mailbox)
-    outcome = await submit(request, sender, to, raw)
+    outcome = await submit(request, space_sender_facts(mailbox, state.space), to, raw)
     async with db_of(request).write() as session:
         if outcome.decision.allowed:
             audit(session, "mdn_sent", actor(request), state.space, target=to, message_id=message_id,
@@ -139,46 +159,78 @@ async def _send_receipt(request: web.Request, mailbox: Mailbox, located: Located
                   reason=outcome.decision.sentence_fr)
 
 
+@dataclass
+class PageFacts:
+    """What the message page shows besides the message itself, read from the database."""
+
+    sender: Counterpart
+    recipients: list[Counterpart]
+    signature: SignatureLine | None
+    closed: bool
+    professional: Counterpart
+    decision: Decision | None  # would a reply be accepted (received messages only)
+
+
+async def _page_facts(session: AsyncSession, request: web.Request, mailbox: Mailbox,
+                      located: Located) -> PageFacts:
+    """Sender, recipients, signature, conversation and reply decision: the directory read once."""
+    state = visit(request)
+    assert state.space is not None
+    message = located.message
+    recipients = _to_addresses(message)
+    conversation = located.conversation
+    if conversation is None and message.conversation_id is not None:
+        conversation = await session.get(Conversation, message.conversation_id)
+    directory = Directory(session)
+    await directory.describe(addresses=[message.from_address, *recipients],
+                             ids=[conversation.professional_mailbox_id] if conversation is not None else [])
+    sender = await directory.by_address(message.from_address)
+    signature = await signature_line(directory, message, sender) if located.received else None
+    decision = None
+    if located.received:
+        me = space_sender_facts(mailbox, state.space)
+        decision = await reply_decision(session, me, await reply_target(session, located),
+                                        reply_facts(me, located, references_of(message)))
+    return PageFacts(sender, [await directory.by_address(a) for a in recipients], signature,
+                     conversation is not None and conversation.state is ConversationState.CLOSED,
+                     (await directory.by_id(conversation.professional_mailbox_id)
+                      if conversation is not None else sender), decision)
+
+
 async def _show(request: web.Request, mailbox: Mailbox, located: Located, *, notice: str = "",
                 error: str = "", draft: str = "", status: int = 200) -> web.Response:
-    message = located.message
     async with db_of(request).read() as session:
-        directory = Directory(session)
-        sender = await directory.by_address(message.from_address)
-        recipients = [await directory.by_address(a) for a in _to_addresses(message)]
-        signature = await signature_line(directory, message, sender) if located.received else None
-        conversation = (await session.get(Conversation, message.conversation_id)
-                        if message.conversation_id is not None else None)
-        closed = conversation is not None and conversation.state is ConversationState.CLOSED
-        professional = (await directory.by_id(conversation.professional_mailbox_id)
-                        if conversation is not None else sender)
-        decision = None
-        if located.received:
-            me = await sender_facts(session, mailbox)
-            decision = await reply_decision(session, me, await reply_target(session, located),
-                                            reply_facts(me, located, references_of(message)))
+        facts = await _page_facts(session, request, mailbox, located)
+    return await _render(request, located, facts, notice=notice, error=error, draft=draft, status=status)
+
+
+async def _render(request: web.Request, located: Located, facts: PageFacts, *, notice: str = "",
+                  error: str = "", draft: str = "", status: int = 200) -> web.Response:
+    message = located.message
     raw, structure = shown_entity(message.raw, message.bodystructure)
     content = read_content(raw, structure)
-    withheld = await _withheld(request, mailbox, message, raw, structure, content.attachments)
+    withheld = await _withheld(request, located.folder.mailbox_id, message, raw, structure, content.attachments)
     content.attachments = [a for a in content.attachments if a.part not in withheld.parts]
+    decision = facts.decision
     context: dict[str, Any] = {
         "title": message.subject or "Message sans objet", "located": located, "message": message,
-        "sender": sender, "recipients": recipients, "signature": signature, "content": content,
-        "when": local_time(message.internal_date), "closed": closed, "professional": professional,
-        "can_reply": decision is not None and decision.allowed and not closed,
+        "sender": facts.sender, "recipients": facts.recipients, "signature": facts.signature,
+        "content": content, "when": local_time(message.internal_date), "closed": facts.closed,
+        "professional": facts.professional,
+        "can_reply": decision is not None and decision.allowed and not facts.closed,
         "no_reply_reason": decision.sentence_fr if decision is not None and not decision.allowed else "",
         "notice": notice, "error": error, "draft": draft, "reply_subject": reply_subject(message.subject),
         "withheld": withheld.sentence_fr}
     return await render(request, "messages_lecture.html", context, status=status)
 
 
-async def _withheld(request: web.Request, mailbox: Mailbox, message: StoredMessage, raw: bytes,
+async def _withheld(request: web.Request, mailbox_id: int, message: StoredMessage, raw: bytes,
                     structure: dict[str, Any], attachments: list[Attachment]) -> WithheldAttachments:
     """The attachments carrying a document hidden from the viewer (the patient or a guardian)."""
     state = visit(request)
     assert state.space is not None
     return await withheld_attachments(db_of(request), viewer_kind(request), patient_id=state.space.id,
-                                      mailbox_id=mailbox.id, message=message, raw=raw, structure=structure,
+                                      mailbox_id=mailbox_id, message=message, raw=raw, structure=structure,
                                       attachments=attachments)
 
 
@@ -203,7 +255,7 @@ async def attachment(request: web.Request) -> web.StreamResponse:
     attachments = read_content(raw, structure).attachments
     listed = next((a for a in attachments if a.part == part), None)
     node = find_part(structure, part) if listed is not None else None
-    if listed is not None and part in (await _withheld(request, mailbox, message, raw, structure,
+    if listed is not None and part in (await _withheld(request, mailbox.id, message, raw, structure,
                                                         attachments)).parts:
         listed = None  # answered exactly like a part that does not exist
     if listed is None or node is None:
@@ -226,7 +278,7 @@ async def reply(request: web.Request) -> web.StreamResponse:
         mailbox, located = await _located(session, request)
         if mailbox is None or located is None:
             return await not_found(request)
-        me = await sender_facts(session, mailbox)
+        me = space_sender_facts(mailbox, state.space)
         target = await reply_target(session, located)
     if not text:
         return await _show(request, mailbox, located, error=EMPTY_REPLY, status=400)

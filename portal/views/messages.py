@@ -41,8 +41,9 @@ async def sent(request: web.Request) -> web.StreamResponse:
         mailbox = await find_patient_mailbox(session, state.space.id)
         lines = await folder_lines(session, mailbox.id, SENT) if mailbox is not None else []
         directory = Directory(session)
-        rows = [(line, await directory.by_address(line.to_addresses[0] if line.to_addresses else ""))
-                for line in lines]
+        recipients = [line.to_addresses[0] if line.to_addresses else "" for line in lines]
+        await directory.describe(addresses=recipients)  # one statement for the whole list
+        rows = [(line, await directory.by_address(to)) for line, to in zip(lines, recipients, strict=True)]
     return await render(request, "messages_envoyes.html", {"title": "Messages envoyés", "rows": rows})
 
 
