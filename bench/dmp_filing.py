@@ -48,7 +48,7 @@ from mss.jobs import JobRunner
 from mss.migrate import upgrade_async
 from mss.policy import MailboxFacts, RecipientFacts
 from mss.smtp_gateway.content import SignatureOutcome, parse_message
-from mss.smtp_gateway.delivery import deliver
+from mss.smtp_gateway.delivery import deliver, prepare
 from mss.smtp_gateway.envelope import Sender, Transaction
 from tests.xdm_factory import INS, PDF, DocSpec, XdmSpec, make_cda, make_xdm
 
@@ -122,7 +122,7 @@ async def through_the_hub(url: str, packages: list[bytes]) -> tuple[int, float]:
     for raw in raws:
         txn = Transaction(Sender(SENDER, sender, channel="submission"),
                           [RecipientFacts(PATIENT, True, patient)])
-        await deliver(db, settings, txn, parse_message(raw), valid)
+        await deliver(db, prepare(settings, txn, parse_message(raw), valid))
     await runner.drain(timeout=600)
     elapsed = time.perf_counter() - started
     async with db.read() as session:
