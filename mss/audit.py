@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, insert
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from mss.db import Base, UTCDateTime, utcnow
-
-_BULK = "mss.audit.bulk"
+from mss.db import Base, UTCDateTime, add_row, inserting_in_bulk, utcnow
 
 
 class AuditEvent(Base):
@@ -43,24 +40,10 @@ def record(session: AsyncSession, action: str, *, actor_kind: str, actor: str,
     values = {"action": action, "actor_kind": actor_kind, "actor": actor, "patient_id": patient_id,
               "target": target, "source": source, "on_behalf_of": on_behalf_of, "detail": detail,
               "at": utcnow()}
-    kept: list[dict[str, Any]] | None = session.sync_session.info.get(_BULK)
-    if kept is not None:
-        kept.append(values)
-        return AuditEvent(**values)
-    event = AuditEvent(**values)
-    session.add(event)
+    event: AuditEvent = add_row(session, AuditEvent, values)
     return event
 
 
-@contextlib.asynccontextmanager
-async def recording_in_bulk(session: AsyncSession) -> AsyncIterator[None]:
+def recording_in_bulk(session: AsyncSession) -> contextlib.AbstractAsyncContextManager[None]:
     """Audit events recorded in the block are inserted together, in order, when it ends."""
-    info = session.sync_session.info
-    info[_BULK] = []
-    try:
-        yield
-        rows = info[_BULK]
-        if rows:
-            await session.execute(insert(AuditEvent.__table__), rows)
-    finally:
-        info.pop(_BULK, None)
+    return inserting_in_bulk(session, AuditEvent)

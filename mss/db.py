@@ -175,3 +175,31 @@ def _forget(task: asyncio.Task[Any]) -> None:
     _unwinding.discard(task)
     if not task.cancelled():
         task.exception()  # retrieved, so asyncio does not log it as never retrieved
+
+
+def add_row(session: AsyncSession, model: type[Base], values: dict[str, Any]) -> Any:
+    """Add a row of ``model`` to the transaction; inside ``inserting_in_bulk`` it waits for the block's end."""
+    kept: list[dict[str, Any]] | None = session.sync_session.info.get(("bulk", model.__tablename__))
+    row = model(**values)
+    if kept is not None:
+        kept.append(values)
+    else:
+        session.add(row)
+    return row
+
+
+@contextlib.asynccontextmanager
+async def inserting_in_bulk(session: AsyncSession, model: type[Base]) -> AsyncIterator[None]:
+    """Rows of ``model`` added with ``add_row`` in the block are inserted together, in order, at its end."""
+    from sqlalchemy import insert
+
+    key = ("bulk", model.__tablename__)
+    info = session.sync_session.info
+    info[key] = []
+    try:
+        yield
+        rows = info[key]
+        if rows:
+            await session.execute(insert(model.__table__), rows)
+    finally:
+        info.pop(key, None)

@@ -15,19 +15,18 @@ import contextlib
 import datetime as dt
 import logging
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import JSON, Index, Integer, String, Text, insert, select, update
+from sqlalchemy import JSON, Index, Integer, String, Text, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from mss.db import Base, Database, UTCDateTime, utcnow
+from mss.db import Base, Database, UTCDateTime, add_row, inserting_in_bulk, utcnow
 from mss.errors import DatabaseUnavailable
 
 log = logging.getLogger("mss.jobs")
-_BULK = "mss.jobs.bulk"
 
 
 class Job(Base):
@@ -59,27 +58,13 @@ def enqueue(session: AsyncSession, kind: str, payload: dict[str, Any], *,
     now = utcnow()
     values = {"kind": kind, "payload": payload, "run_after": run_after or now, "dedupe_key": dedupe_key,
               "max_attempts": max_attempts, "state": "pending", "attempts": 0, "created_at": now}
-    kept: list[dict[str, Any]] | None = session.sync_session.info.get(_BULK)
-    if kept is not None:
-        kept.append(values)
-        return Job(**values)
-    job = Job(**values)
-    session.add(job)
+    job: Job = add_row(session, Job, values)
     return job
 
 
-@contextlib.asynccontextmanager
-async def enqueuing_in_bulk(session: AsyncSession) -> AsyncIterator[None]:
+def enqueuing_in_bulk(session: AsyncSession) -> contextlib.AbstractAsyncContextManager[None]:
     """Jobs enqueued in the block are inserted together, in order, with one statement when it ends."""
-    info = session.sync_session.info
-    info[_BULK] = []
-    try:
-        yield
-        rows = info[_BULK]
-        if rows:
-            await session.execute(insert(Job.__table__), rows)
-    finally:
-        info.pop(_BULK, None)
+    return inserting_in_bulk(session, Job)
 
 
 Handler = Callable[["JobContext", dict[str, Any]], Awaitable[None]]
