@@ -14,6 +14,7 @@ from typing import Any
 
 import aiosmtplib
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from mss.config import Settings
@@ -80,7 +81,7 @@ class TcpProxy:
 async def outage_hub(settings: Settings, db: Database, dev_pki: DevPki
                      ) -> AsyncIterator[tuple[Hub, Any]]:
     """A gateway whose database can be cut: through a proxy (PostgreSQL) or a foreign lock (SQLite)."""
-    settings.limits.database_timeout = 1.0
+    settings.limits.database_timeout = 2.0
     dev_pki.install(settings)
     proxy: TcpProxy | None = None
     hub_db = db
@@ -90,6 +91,8 @@ async def outage_hub(settings: Settings, db: Database, dev_pki: DevPki
         hub_db = Database(url.set(port=await proxy.start()).render_as_string(hide_password=False))
     services: dict[str, Any] = {"settings": settings,
                                 "trust": TrustStore.from_settings(settings, repo_trust_dir=None)}
+    async with hub_db.read() as session:  # the first connection (through the proxy) is not the test
+        await session.execute(text("SELECT 1"))
     runner = JobRunner(hub_db, services=services)
     servers = await start_smtp_servers(settings, hub_db, services)
     hub = Hub(settings, db, dev_pki, services, services["smtp_ports"], runner)
