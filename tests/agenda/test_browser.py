@@ -6,31 +6,19 @@ import io
 from collections.abc import AsyncIterator
 
 import pytest
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Page, expect
 from pypdf import PdfReader
 
 from tests.agenda.conftest import APP, INS, PASSWORD, PATIENT_PHONE, AgendaHub, PortalHub
-from tests.portal.test_browser import CHROMIUM_ARGS, PHONE, fits_the_phone, shot, sign_in
+from tests.portal.test_browser import fits_the_phone, phone_page, shot, sign_in
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
 async def phone(portal: PortalHub) -> AsyncIterator[Page]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        context = await browser.new_context(viewport=PHONE, ignore_https_errors=True, locale="fr-FR",
-                                            base_url=str(portal.client.make_url("/")).rstrip("/"),
-                                            is_mobile=True, has_touch=True, accept_downloads=True)
-        page = await context.new_page()
-        violations: list[str] = []
-        page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
-        try:
-            yield page
-        finally:
-            await context.close()
-            await browser.close()
-    assert violations == [], f"CSP violations: {violations}"
+    async with phone_page(str(portal.client.make_url("/"))) as opened:
+        yield opened
 
 
 async def test_agenda_answer_download_and_own_entries(phone: Page, agenda_hub: AgendaHub,

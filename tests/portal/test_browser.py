@@ -7,12 +7,13 @@ main pages go to test-artifacts/screenshots/.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Page, ViewportSize, async_playwright, expect
 
 from mss.directory.models import Patient, PatientState
 from mss.notify import read_outbox
@@ -28,13 +29,15 @@ PHONE = {"width": 390, "height": 844}
 INS, PHONE_NUMBER = "201751234566195", "+33612345678"
 
 
-@pytest.fixture
-async def page(hub: Hub) -> AsyncIterator[Page]:
+@contextlib.asynccontextmanager
+async def phone_page(base_url: str) -> AsyncIterator[Page]:
+    """A page of Debian's Chromium in a phone-sized window; any CSP violation fails the test."""
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        context = await browser.new_context(viewport=PHONE, ignore_https_errors=True, locale="fr-FR",
-                                            base_url=str(hub.client.make_url("/")).rstrip("/"),
-                                            is_mobile=True, has_touch=True)
+        context = await browser.new_context(viewport=ViewportSize(width=PHONE["width"], height=PHONE["height"]),
+                                            ignore_https_errors=True, locale="fr-FR",
+                                            base_url=base_url.rstrip("/"), is_mobile=True, has_touch=True,
+                                            accept_downloads=True)
         page = await context.new_page()
         violations: list[str] = []
         page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
@@ -44,6 +47,12 @@ async def page(hub: Hub) -> AsyncIterator[Page]:
             await context.close()
             await browser.close()
     assert violations == [], f"CSP violations: {violations}"
+
+
+@pytest.fixture
+async def page(hub: Hub) -> AsyncIterator[Page]:
+    async with phone_page(str(hub.client.make_url("/"))) as opened:
+        yield opened
 
 
 async def shot(page: Page, name: str) -> None:

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 import aiosmtplib
 import pytest
 from aiohttp import web
-from playwright.async_api import FilePayload, Page, ViewportSize, async_playwright, expect
+from playwright.async_api import FilePayload, Page, expect
 
 from mss.smtp_gateway import start_smtp_servers
 from tests.fixtures_pki import DevPki
@@ -32,11 +32,10 @@ from tests.portal.messaging import (
     patient_address,
     setup_mail,
 )
-from tests.portal.test_browser import CHROMIUM_ARGS, INS, PHONE, fits_the_phone, shot, sign_in
+from tests.portal.test_browser import INS, fits_the_phone, phone_page, shot, sign_in
 
 pytestmark = pytest.mark.browser
 PATIENT = patient_address(INS)
-PHONE_SIZE = ViewportSize(width=PHONE["width"], height=PHONE["height"])
 
 
 @pytest.fixture
@@ -47,20 +46,8 @@ async def mail(hub: Hub, dev_pki: DevPki) -> Mail:
 
 @pytest.fixture
 async def page(hub: Hub) -> AsyncIterator[Page]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        context = await browser.new_context(viewport=PHONE_SIZE, ignore_https_errors=True, locale="fr-FR",
-                                            base_url=str(hub.client.make_url("/")).rstrip("/"),
-                                            is_mobile=True, has_touch=True, accept_downloads=True)
-        page = await context.new_page()
-        violations: list[str] = []
-        page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
-        try:
-            yield page
-        finally:
-            await context.close()
-            await browser.close()
-    assert violations == [], f"CSP violations: {violations}"
+    async with phone_page(str(hub.client.make_url("/"))) as opened:
+        yield opened
 
 
 async def smtp_send(mail: Mail, raw: bytes, to: str) -> None:
