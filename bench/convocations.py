@@ -23,6 +23,7 @@ import email.utils
 import hashlib
 import multiprocessing
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -100,6 +101,12 @@ def hospital_side(sender: ConvocationSender, count: int, patients: int, tag: str
     return len(refusals), time.perf_counter() - began
 
 
+def _cpu_seconds() -> float:
+    """User and system CPU time of this process (the hub), every thread included."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 async def populate(db: Database, settings: Settings, client_sha256: str, patients: int) -> None:
     now = utcnow()
     async with db.write() as session:
@@ -161,10 +168,14 @@ async def run(args: argparse.Namespace, work: Path) -> None:
                                display_name="CHU Bench")
     loop = asyncio.get_running_loop()
     pool = concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    cpu_start = _cpu_seconds()
     try:
         refused, plain_seconds = await loop.run_in_executor(
             pool, hospital_side, sender, args.n, patients, "plain", True, args.connections)
         assert refused == 0, f"{refused} plain messages refused"
+        plain_stages = services["stage_clock"].report()
+        services["stage_clock"].reset()
+        plain_cpu, cpu_start = _cpu_seconds() - cpu_start, _cpu_seconds()
         began = time.perf_counter()
         refused, sent_seconds = await loop.run_in_executor(
             pool, hospital_side, sender, args.n, patients, "conv", False, args.connections)
@@ -174,6 +185,7 @@ async def run(args: argparse.Namespace, work: Path) -> None:
             await asyncio.sleep(0.2)
             done = await count_done(db)
         conv_seconds = time.perf_counter() - began
+        conv_cpu = _cpu_seconds() - cpu_start
     finally:
         pool.shutdown()
         runner.stop()
@@ -191,6 +203,11 @@ async def run(args: argparse.Namespace, work: Path) -> None:
     print(f"convocations, until {done[0]} agenda entries and {done[1]} notifications exist: "
           f"{conv_seconds:7.1f} s  {conv_rate:8.1f} msg/s (submission alone {sent_seconds:.1f} s)")
     print(f"ratio convocations / plain: {conv_rate / plain_rate:.2f}")
+    print(f"hub CPU per message (all its threads): plain {1000 * plain_cpu / args.n:.1f} ms, "
+          f"convocation {1000 * conv_cpu / args.n:.1f} ms")
+    if args.stages:
+        print("where the gateway's time went, plain messages:", plain_stages, sep="\n")
+        print("convocations:", services["stage_clock"].report(), sep="\n")
 
 
 def main() -> None:
@@ -198,6 +215,7 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=10000, help="messages of each kind (default 10000)")
     parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--connections", type=int, default=4, help="parallel SMTP sessions")
+    parser.add_argument("--stages", action="store_true", help="print the time spent in each gateway stage")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mss-bench-convocations-"))
     try:

@@ -3,17 +3,30 @@
 SQLite runs in WAL mode with foreign keys and a busy timeout, and every
 write goes through one lock so the single writer never fails with
 ``database is locked``. PostgreSQL needs none of this.
+
+SQLite statements normally run in the driver's thread (aiosqlite), so a
+long query never stalls the event loop; but each statement then costs a
+round trip through the loop, and a write transaction holds SQLite's one
+write lock for all of those round trips. Inside ``Database.inline()`` (the
+delivery writer, the job runner, the gateway's lookups: many small indexed
+statements) they run directly on the loop's thread instead, where each takes
+microseconds. An inline statement never waits for a lock another process
+holds: it fails at once with SQLITE_BUSY and runs again in the driver's
+thread, which waits for the busy timeout as usual.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import datetime as dt
-from collections.abc import AsyncIterator, Coroutine
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiosqlite
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -70,13 +83,67 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+BUSY_TIMEOUT_MS = 10000
+_inline: contextvars.ContextVar[bool] = contextvars.ContextVar("mss_sqlite_inline", default=False)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+class _SqliteConnection(aiosqlite.Connection):
+    """aiosqlite, plus statements run on the caller's thread inside ``Database.inline()``.
+
+    Calls on one connection never overlap (SQLAlchemy awaits each before the next),
+    so the sqlite3 connection (opened with ``check_same_thread=False``) is used by
+    one thread at a time. The busy timeout is 0 while statements run inline, so the
+    loop never sleeps in SQLite's busy handler; it is set back before a statement
+    runs in the driver's thread.
+    """
+
+    _busy_ms = BUSY_TIMEOUT_MS
+
+    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if not _inline.get() or not self._running or self._connection is None:
+            return await super()._execute(self._waiting_for_locks, fn, *args, **kwargs)
+        if self._busy_ms:
+            self._connection.execute("PRAGMA busy_timeout=0")
+            self._busy_ms = 0
+        try:
+            return fn(*args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc):
+                raise
+        return await super()._execute(self._waiting_for_locks, fn, *args, **kwargs)
+
+    def _waiting_for_locks(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """In the driver's thread: the usual busy timeout, then ``fn``."""
+        if self._busy_ms != BUSY_TIMEOUT_MS and self._connection is not None:
+            self._connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            self._busy_ms = BUSY_TIMEOUT_MS
+        return fn(*args, **kwargs)
+
+
+def _sqlite_creator(path: str) -> Callable[[], Coroutine[Any, Any, aiosqlite.Connection]]:
+    def connector() -> sqlite3.Connection:
+        return sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+
+    async def create() -> aiosqlite.Connection:
+        connection = _SqliteConnection(connector, 64)
+        return await connection
+
+    return create
 
 
 class Database:
@@ -88,7 +155,7 @@ class Database:
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
-            kwargs["connect_args"] = {"timeout": 10}
+            kwargs["async_creator"] = _sqlite_creator(parsed.database or ":memory:")
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
                           pool_recycle=1800)
@@ -109,6 +176,20 @@ class Database:
     @property
     def dialect(self) -> str:
         return "sqlite" if self.is_sqlite else "postgresql"
+
+    @staticmethod
+    @contextlib.contextmanager
+    def inline() -> Iterator[None]:
+        """On SQLite, the block's statements run on the loop's thread (see the module docstring).
+
+        For code that runs many small indexed statements; never around a query that
+        may scan a large table. Without effect on PostgreSQL.
+        """
+        token = _inline.set(True)
+        try:
+            yield
+        finally:
+            _inline.reset(token)
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

@@ -13,7 +13,6 @@ which ``mss dev outbox`` prints.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import uuid
@@ -130,7 +129,7 @@ class OutboxSmsProvider:
         self.settings = settings
 
     async def send(self, phone: str, text: str) -> None:
-        await asyncio.to_thread(append_outbox, self.settings, {"channel": "sms", "to": phone, "text": text})
+        append_outbox(self.settings, {"channel": "sms", "to": phone, "text": text})  # one small append
 
 
 def sms_provider(settings: Settings, services: dict[str, Any] | None = None) -> SmsProvider:
@@ -153,8 +152,7 @@ def _sender(settings: Settings) -> str:
 async def send_email(settings: Settings, to: str, subject: str, body: str) -> None:
     """Send a plain-text mail through the smarthost, or append it to the outbox without one."""
     if not settings.notifications.smarthost:
-        await asyncio.to_thread(append_outbox, settings,
-                                {"channel": "email", "to": to, "subject": subject, "text": body})
+        append_outbox(settings, {"channel": "email", "to": to, "subject": subject, "text": body})
         return
     import aiosmtplib
 
@@ -213,7 +211,7 @@ async def deliver_notification(ctx: JobContext, payload: dict[str, Any]) -> None
 
 def register_jobs(runner: JobRunner) -> None:
     """Register the notification job kind with a runner."""
-    runner.register("notify.patient", deliver_notification)
+    runner.register("notify.patient", deliver_notification, ordered=False)  # each stands alone
 
 
 # -- mss dev outbox ----------------------------------------------------------------------

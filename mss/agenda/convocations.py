@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from email.message import EmailMessage, Message
 from typing import Any
 
 from sqlalchemy import select
@@ -29,9 +28,9 @@ from mss.config import Settings
 from mss.db import utcnow
 from mss.directory.models import Mailbox, Patient
 from mss.directory.store import find_mailbox
-from mss.email_policy import PARSER
 from mss.jobs import JobContext, PermanentFailure, enqueue
 from mss.mailbox.models import StoredMessage
+from mss.mailbox.structure import decoded_body, leaves
 from mss.notify import notify_patient
 from mss.policy.agenda import (
     AgendaAction,
@@ -45,13 +44,16 @@ from mss.policy.decision import Decision, refuse
 CONVOCATION_JOB = "agenda.convocation"
 DSN_JOB = "smtp.dsn"  # the gateway's report job (mss.smtp_gateway.delivery.DSN_JOB)
 AGENDA_LINK = "/agenda"
-_PARSER = PARSER  # policy.default with parsed headers cached (mss.email_policy)
 _CALENDAR_HEADER = re.compile(rb"^content-type:[ \t]*(?:\r?\n[ \t]+)?text/calendar", re.IGNORECASE | re.MULTILINE)
 
 
-def calendar_parts(message: Message) -> list[Message]:
-    """The text/calendar parts of a message (inside multipart/signed and multipart/mixed too)."""
-    return [part for part in message.walk() if part.get_content_type() == "text/calendar"]
+def calendar_parts(parts: dict[str, Any]) -> list[dict[str, Any]]:
+    """The text/calendar leaves of a stored message's offset tree (``mss.mailbox.structure``).
+
+    Inside multipart/signed, multipart/mixed and attached messages too; the tree was
+    computed at delivery, so the message is not parsed again.
+    """
+    return [leaf for leaf in leaves(parts) if leaf.get("type") == "text/calendar"]
 
 
 def may_carry_calendar(raw: bytes) -> bool:
@@ -69,21 +71,16 @@ def follow_up_delivery(session: AsyncSession, raw: bytes, mailbox_id: int, is_pa
     return 1
 
 
-def calendar_of(raw: bytes, message: Message | None = None) -> bytes:
-    """The one calendar part of a message (identical copies count once), or CalendarError.
-
-    ``message`` is ``raw`` already parsed, so it is not parsed again.
-    """
-    if message is None:
-        message = _PARSER.parsebytes(raw)
-    assert isinstance(message, EmailMessage)
+def calendar_of(raw: bytes, parts: dict[str, Any]) -> bytes:
+    """The one calendar part of a stored message (identical copies count once), or CalendarError."""
     found: list[bytes] = []
-    for part in calendar_parts(message):
-        payload = part.get_payload(decode=True)
-        if not isinstance(payload, bytes):
+    for part in calendar_parts(parts):
+        try:
+            payload = decoded_body(raw, part)
+        except ValueError:
             raise CalendarError("the text/calendar part cannot be decoded",
-                                "la partie text/calendar ne peut pas être décodée")
-        charset = (part.get_content_charset() or "utf-8").lower()
+                                "la partie text/calendar ne peut pas être décodée") from None
+        charset = part.get("charset") or "utf-8"
         if charset not in ("utf-8", "utf8", "us-ascii"):
             raise CalendarError(f"the text/calendar part is in {charset}; iCalendar is UTF-8",
                                 f"la partie text/calendar est en {charset} ; iCalendar est en UTF-8")
@@ -121,14 +118,13 @@ async def apply_convocation(session: AsyncSession, settings: Settings, message_i
     patient = await session.get(Patient, mailbox.patient_id)
     assert patient is not None
     now = now or utcnow()
-    raw = bytes(stored.raw)
-    message = _PARSER.parsebytes(raw)  # once, for both looks at the calendar
-    if not calendar_parts(message):
+    raw, parts = bytes(stored.raw), stored.bodystructure["parts"]
+    if not calendar_parts(parts):
         session.add(ConvocationReceipt(message_id=stored.id, mailbox_id=mailbox.id, outcome="unchanged",
                                        reason="no text/calendar part", processed_at=now))
         return "unchanged"
     try:
-        invitation = read_invitation(calendar_of(raw, message))
+        invitation = read_invitation(calendar_of(raw, parts))
     except CalendarError as error:
         return _refused(session, stored, mailbox, refuse(550, "5.6.0", error.reason, error.reason_fr))
     sender = await find_mailbox(session, stored.from_address)

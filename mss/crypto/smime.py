@@ -126,7 +126,7 @@ def canonical(data: bytes) -> bytes:
     return re.sub(rb"\r?\n", b"\r\n", data)
 
 
-def _split_head(raw: bytes) -> tuple[bytes, bytes]:
+def split_head(raw: bytes) -> tuple[bytes, bytes]:
     """Header block (with its final line break) and body of a message, without re-encoding."""
     match = re.search(rb"\r?\n\r?\n", raw)
     if match is None:
@@ -149,7 +149,7 @@ def _header_fields(head: bytes) -> list[bytes]:
 
 def split_entity(mime_bytes: bytes) -> tuple[list[bytes], bytes]:
     """Outer header fields (From, To, Subject...) and the inner MIME entity to protect."""
-    head, body = _split_head(mime_bytes)
+    head, body = split_head(mime_bytes)
     outer: list[bytes] = []
     content: list[bytes] = []
     for f in _header_fields(head):
@@ -234,7 +234,7 @@ def _signature_der(part: bytes) -> bytes:
 
 def extract_signed(raw: bytes) -> tuple[bytes, bytes | None] | None:
     """(CMS DER, detached content or None) of a signed message; None when it is not S/MIME."""
-    head, body = _split_head(raw)
+    head, body = split_head(raw)
     msg = email.message_from_bytes(head, policy=email.policy.compat32)
     ctype = msg.get_content_type()
     if ctype == "multipart/signed":
@@ -313,7 +313,7 @@ def encrypt(mime_bytes: bytes, recipient_certs: Sequence[x509.Certificate]) -> b
 
 def decrypt(raw: bytes, cert: x509.Certificate, key: PrivateKey) -> bytes:
     """The inner MIME entity of an enveloped-data message; ValueError if it is not one for us."""
-    head, body = _split_head(raw)
+    head, body = split_head(raw)
     msg = email.message_from_bytes(head, policy=email.policy.compat32)
     if msg.get_content_type() not in _OPAQUE_TYPES:
         raise ValueError("the message is not an application/pkcs7-mime message")

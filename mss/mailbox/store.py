@@ -223,8 +223,7 @@ async def append_many(session: AsyncSession, appends: Sequence[Append]) -> list[
     reserved = await _reserve(session, counts)
     missing = {key: n for key, n in counts.items() if key not in reserved}
     if missing:
-        for mailbox_id in sorted({m for m, _ in missing}):
-            await ensure_folders(session, mailbox_id)
+        await _create_default_folders(session, sorted({m for m, _ in missing}))
         reserved.update(await _reserve(session, missing))
     next_uid = {key: first for key, (_, first, _) in reserved.items()}
     filed: list[Filed] = []
@@ -241,6 +240,27 @@ async def append_many(session: AsyncSession, appends: Sequence[Append]) -> list[
     return filed
 
 
+async def _create_default_folders(session: AsyncSession, mailbox_ids: Sequence[int]) -> None:
+    """``ensure_folders`` for several mailboxes at once (first deliveries), in three statements."""
+    existing = (await session.execute(select(Folder.mailbox_id, Folder.name, Folder.uidvalidity)
+                                      .where(Folder.mailbox_id.in_(mailbox_ids)))).all()
+    names: dict[int, set[str]] = defaultdict(set)
+    highest: dict[int, int] = {}
+    for mailbox_id, name, uidvalidity in existing:
+        names[mailbox_id].add(name)
+        highest[mailbox_id] = max(highest.get(mailbox_id, 0), uidvalidity)
+    now = int(time.time()) & 0xFFFFFFFF
+    rows = []
+    for mailbox_id in mailbox_ids:
+        first_validity = max(now, highest.get(mailbox_id, 0) + 1)  # as next_uidvalidity
+        missing = [name for name in DEFAULT_FOLDERS if name not in names[mailbox_id]]
+        rows += [{"mailbox_id": mailbox_id, "name": name, "special_use": DEFAULT_FOLDERS[name],
+                  "uidvalidity": first_validity + offset, "uidnext": 1, "highest_modseq": 1,
+                  "subscribed": True} for offset, name in enumerate(missing)]
+    if rows:
+        await session.execute(insert(Folder.__table__), rows)
+
+
 async def _reserve(session: AsyncSession, counts: dict[tuple[int, str], int]
                    ) -> dict[tuple[int, str], tuple[int, int, int]]:
     """(folder id, first UID, modseq) for each (mailbox, folder) found; absent folders are left out."""
@@ -249,11 +269,11 @@ async def _reserve(session: AsyncSession, counts: dict[tuple[int, str], int]
         by_count[n].append(key)
     reserved: dict[tuple[int, str], tuple[int, int, int]] = {}
     for n, keys in sorted(by_count.items()):
+        folders = Folder.__table__.c  # a Core statement: no ORM bookkeeping for a counter update
         rows = await session.execute(
-            update(Folder).where(tuple_(Folder.mailbox_id, Folder.name).in_(sorted(keys)))
-            .values(uidnext=Folder.uidnext + n, highest_modseq=Folder.highest_modseq + 1)
-            .returning(Folder.id, Folder.mailbox_id, Folder.name, Folder.uidnext, Folder.highest_modseq)
-            .execution_options(synchronize_session=False))
+            update(Folder.__table__).where(tuple_(folders.mailbox_id, folders.name).in_(sorted(keys)))
+            .values(uidnext=folders.uidnext + n, highest_modseq=folders.highest_modseq + 1)
+            .returning(folders.id, folders.mailbox_id, folders.name, folders.uidnext, folders.highest_modseq))
         for row in rows:
             reserved[(row.mailbox_id, row.name)] = (row.id, row.uidnext - n, row.highest_modseq)
     return reserved

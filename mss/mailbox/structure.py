@@ -18,9 +18,13 @@ Offsets are into the raw message; the top node is the whole message.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import email.utils
+import quopri
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -228,6 +232,31 @@ class _Walker:
         structure += [first(fields, "Content-MD5"), _disposition(first(fields, "Content-Disposition")),
                       _language(first(fields, "Content-Language")), first(fields, "Content-Location")]
         return body, structure, node
+
+
+def leaves(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every leaf part of an offset tree, in order, attached messages' parts included."""
+    if "parts" in node:
+        for child in node["parts"]:
+            yield from leaves(child)
+    elif "msg" in node:
+        yield from leaves(node["msg"])
+    else:
+        yield node
+
+
+def decoded_body(raw: bytes, node: dict[str, Any]) -> bytes:
+    """The body of a leaf part with its transfer encoding undone; ValueError when it cannot be."""
+    data = raw[node["b"]:node["e"]]
+    encoding = node.get("enc", "7bit")
+    try:
+        if encoding == "base64":
+            return base64.b64decode(b"".join(data.split()), validate=False)
+        if encoding == "quoted-printable":
+            return quopri.decodestring(data)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"the {encoding} body cannot be decoded: {exc}") from None
+    return data
 
 
 def build_envelope(fields: list[tuple[str, str]]) -> list[Any]:

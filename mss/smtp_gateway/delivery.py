@@ -88,8 +88,7 @@ class DeliveryRequest:
 def prepare(settings: Settings, txn: Transaction, parsed: ParsedMessage,
             signature: SignatureOutcome) -> DeliveryRequest:
     """The CPU work of a delivery, done by the session before it joins a group commit."""
-    return DeliveryRequest(settings, txn, parsed, signature, describe(parsed.raw),
-                           carries_xdm(parsed.raw, parsed.message))
+    return DeliveryRequest(settings, txn, parsed, signature, describe(parsed.raw), carries_xdm(parsed.raw))
 
 
 async def deliver(db: Database, request: DeliveryRequest) -> DeliveryReceipt:

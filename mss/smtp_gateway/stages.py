@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import email.utils
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from mss.config import Settings
 from mss.db import Database, utcnow
@@ -55,6 +56,7 @@ from mss.smtp_gateway.lookup import (
 from mss.smtp_gateway.timing import StageClock
 
 log = logging.getLogger("mss.smtp")
+T = TypeVar("T")
 
 
 @dataclass
@@ -85,6 +87,11 @@ class Gateway:
             trust = self.services["trust"] = TrustStore.from_settings(self.settings)
         return trust
 
+    async def _lookup(self, step: Coroutine[Any, Any, T]) -> T:
+        """A directory lookup: a few indexed statements, inline on SQLite, within the database timeout."""
+        with self.db.inline():
+            return await within(self.settings.limits.database_timeout, step)
+
     async def check_password(self, login: str, password: str) -> tuple[MailboxFacts | None, bool]:
         """The mailbox named by ``login`` and whether the password matches (argon2, off the loop)."""
         async def lookup() -> tuple[Any, Any]:
@@ -94,7 +101,7 @@ class Gateway:
                            if mailbox and mailbox.patient_id else None)
                 return mailbox, patient
 
-        mailbox, patient = await within(self.settings.limits.database_timeout, lookup())
+        mailbox, patient = await self._lookup(lookup())
         if mailbox is None:
             return None, False
         return facts_of(mailbox, patient), await check_mailbox_password_async(mailbox, password)
@@ -104,7 +111,7 @@ class Gateway:
             async with self.db.read() as session:
                 return await mailbox_by_certificate(session, sha256)
 
-        return await within(self.settings.limits.database_timeout, lookup())
+        return await self._lookup(lookup())
 
     async def check_relay_client(self, certificate: PeerCertificateFacts | None
                                  ) -> tuple[Decision, frozenset[str]]:
@@ -116,7 +123,7 @@ class Gateway:
                 async with self.db.read() as session:
                     return await operator_trust(session, certificate)
 
-            dn_trusted, domains = await within(self.settings.limits.database_timeout, lookup())
+            dn_trusted, domains = await self._lookup(lookup())
         except (DatabaseUnavailable, TimeoutError):
             return replies.DATABASE_UNAVAILABLE, frozenset()
         return decide_relay_client(certificate, dn_trusted=dn_trusted, domain_trusted=bool(domains)), domains
@@ -133,7 +140,7 @@ class Gateway:
                     return found, await self._patient_conversations(session, txn, found)
 
             with self.clock.stage("rcpt"):
-                recipient, conversations = await within(self.settings.limits.database_timeout, lookup())
+                recipient, conversations = await self._lookup(lookup())
         except (DatabaseUnavailable, TimeoutError) as exc:
             log.warning("RCPT %s: %s", address, exc)
             return replies.DATABASE_UNAVAILABLE, None

@@ -8,16 +8,14 @@ parts of the raw message (the only keys that read whole messages).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
-import quopri
 from dataclasses import dataclass
 from typing import Any
 
 from mss.mailbox.imap.parser import SequenceSet, parse_date, parse_flag
 from mss.mailbox.imap.wire import Atom, BadCommand, ImapError, Token, as_number, as_text
 from mss.mailbox.models import StoredMessage
+from mss.mailbox.structure import decoded_body
 
 Node = tuple[Any, ...]
 
@@ -191,15 +189,10 @@ def _header_matches(headers_text: str, field_name: str, value: str) -> bool:
 
 
 def _decode_part(raw: bytes, node: dict[str, Any]) -> str:
-    data = raw[node["b"]:node["e"]]
-    encoding = node.get("enc", "7bit")
     try:
-        if encoding == "base64":
-            data = base64.b64decode(b"".join(data.split()), validate=False)
-        elif encoding == "quoted-printable":
-            data = quopri.decodestring(data)
-    except (binascii.Error, ValueError):
-        pass
+        data = decoded_body(raw, node)
+    except ValueError:
+        data = raw[node["b"]:node["e"]]
     # The declared charset first; undeclared or wrong ones are common (8-bit text sent as "us-ascii").
     for charset in (node.get("charset") or "utf-8", "utf-8"):
         try:
