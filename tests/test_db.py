@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from mss.db import Database
 from mss.directory.models import Organisation
@@ -40,3 +45,65 @@ async def test_write_rolls_back_on_error(db: Database) -> None:
     async with db.read() as session:
         count = (await session.execute(text("SELECT count(*) FROM organisations"))).scalar_one()
     assert count == 0
+
+
+async def test_inline_statements_run_on_the_loop_thread(tmp_path: Path) -> None:
+    """Inside Database.inline() a SQLite statement runs on the caller's thread, outside it in the driver's."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'inline.sqlite3'}")
+
+    def thread_function(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.create_function("thread_id", 0, threading.get_ident)
+
+    event.listen(db.engine.sync_engine, "connect", thread_function)
+    query = text("SELECT thread_id()")
+    try:
+        with db.inline():
+            async with db.read() as session:
+                inline = (await session.execute(query)).scalar_one()
+        async with db.read() as session:
+            threaded = (await session.execute(query)).scalar_one()
+    finally:
+        await db.dispose()
+    assert inline == threading.get_ident()
+    assert threaded != threading.get_ident()
+
+
+async def test_inline_write_waits_for_another_process_off_the_loop(tmp_path: Path) -> None:
+    """Another process holding SQLite's write lock: the inline write waits in the driver's thread.
+
+    The event loop keeps running meanwhile (it would sleep in SQLite's busy handler
+    otherwise), and the write lands once the lock is released.
+    """
+    path = tmp_path / "busy.sqlite3"
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    async with db.write() as session:
+        await session.execute(text("CREATE TABLE t (x INTEGER)"))
+    other = sqlite3.connect(path, isolation_level=None)  # another writer, as `mss` CLI would be
+    other.execute("BEGIN IMMEDIATE")
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    async def write() -> None:
+        with db.inline():
+            async with db.write() as session:
+                await session.execute(text("INSERT INTO t VALUES (42)"))
+
+    clock = asyncio.create_task(ticker())
+    try:
+        writing = asyncio.create_task(write())
+        await asyncio.sleep(0.5)
+        assert not writing.done(), "the write went through while another process held the lock"
+        assert ticks >= 20, f"the event loop stalled: {ticks} ticks in 0.5 s"
+        other.execute("ROLLBACK")
+        await asyncio.wait_for(writing, 5)
+        async with db.read() as session:
+            assert (await session.execute(text("SELECT x FROM t"))).scalars().all() == [42]
+    finally:
+        clock.cancel()
+        other.close()
+        await db.dispose()
