@@ -68,8 +68,6 @@ def enqueuing_in_bulk(session: AsyncSession) -> contextlib.AbstractAsyncContextM
 
 
 Handler = Callable[["JobContext", dict[str, Any]], Awaitable[None]]
-# Runs several jobs of one kind in ONE transaction: all of them or none (see JobRunner.register).
-BatchHandler = Callable[["JobContext", list[dict[str, Any]]], Awaitable[None]]
 
 
 @dataclass
@@ -102,24 +100,12 @@ class JobRunner:
         self.batch = batch
         self.lanes = lanes
         self.unordered: set[str] = set()
-        self.batch_handlers: dict[str, BatchHandler] = {}
         self._wake = asyncio.Event()
         self._stopping = False
 
-    def register(self, kind: str, handler: Handler, *, ordered: bool = True,
-                 batch: BatchHandler | None = None) -> None:
-        """Run ``handler`` for jobs of ``kind``; ``ordered=False`` lets several run at once.
-
-        ``batch``, when given, runs every claimed job of the kind at once, in their
-        order and in one transaction, so that it does all of them or nothing; when it
-        raises, the jobs run again one by one with ``handler``, which records each
-        job's own failure.
-        """
+    def register(self, kind: str, handler: Handler, *, ordered: bool = True) -> None:
+        """Run ``handler`` for jobs of ``kind``; ``ordered=False`` lets several run at once."""
         self.handlers[kind] = handler
-        if batch is not None:
-            self.batch_handlers[kind] = batch
-        else:
-            self.batch_handlers.pop(kind, None)
         if ordered:
             self.unordered.discard(kind)
         else:
@@ -166,9 +152,6 @@ class JobRunner:
         done: list[int] = []
 
         async def run_kind(queue: list[Job]) -> None:
-            if len(queue) > 1 and await self._run_batch(queue):
-                done.extend(job.id for job in queue)
-                return
             for job in queue:
                 if await self._run(job):
                     done.append(job.id)
@@ -178,20 +161,6 @@ class JobRunner:
             if done:
                 await self._finish(done, {"state": "done", "finished_at": utcnow(), "locked_until": None})
         return len(jobs)
-
-    async def _run_batch(self, jobs: list[Job]) -> bool:
-        """The kind's batch handler over ``jobs``; False when there is none or it failed."""
-        handler = self.batch_handlers.get(jobs[0].kind)
-        if handler is None:
-            return False
-        ctx = JobContext(db=self.db, job_id=jobs[0].id, attempt=jobs[0].attempts, services=self.services)
-        try:
-            await handler(ctx, [dict(job.payload) for job in jobs])
-        except Exception as exc:  # noqa: BLE001 - nothing was committed: each job runs alone next
-            log.info("batch of %d %s jobs failed (%s: %s); running them one by one",
-                     len(jobs), jobs[0].kind, type(exc).__name__, exc)
-            return False
-        return True
 
     async def _run(self, job: Job) -> bool:
         """Run one job's handler; True when it succeeded (its failure is recorded here)."""

@@ -156,34 +156,3 @@ async def test_one_kind_keeps_its_order_and_unordered_kinds_run_side_by_side(db:
     assert order == list(range(6))
     assert most > 1, "unordered jobs ran one at a time"
     assert {job.state for job in await _jobs(db)} == {"done"}
-
-
-async def test_a_batch_handler_does_all_or_falls_back_to_one_by_one(db: Database) -> None:
-    batches: list[list[int]] = []
-    alone: list[int] = []
-
-    async def one(ctx: JobContext, payload: dict[str, Any]) -> None:
-        alone.append(payload["n"])
-        if payload["n"] == 13:
-            raise PermanentFailure("message 13 is gone")
-
-    async def many(ctx: JobContext, payloads: list[dict[str, Any]]) -> None:
-        batches.append([p["n"] for p in payloads])
-        if any(p["n"] == 13 for p in payloads):
-            raise PermanentFailure("message 13 is gone")
-
-    runner = JobRunner(db, batch=50)
-    runner.register("agenda", one, batch=many)
-    async with db.write() as session:
-        for n in (1, 2, 3):
-            enqueue(session, "agenda", {"n": n})
-    assert await runner.run_once() == 3
-    assert batches == [[1, 2, 3]] and alone == []  # one call for the three
-
-    async with db.write() as session:
-        for n in (12, 13, 14):
-            enqueue(session, "agenda", {"n": n})
-    assert await runner.run_once() == 3
-    assert batches[-1] == [12, 13, 14] and alone == [12, 13, 14]  # the batch failed: each alone
-    states = {job.payload["n"]: job.state for job in await _jobs(db)}
-    assert states == {1: "done", 2: "done", 3: "done", 12: "done", 13: "failed", 14: "done"}

@@ -104,17 +104,6 @@ async def read_convocation(ctx: JobContext, payload: dict[str, Any]) -> None:
         runner.wake()
 
 
-async def read_convocations(ctx: JobContext, payloads: list[dict[str, Any]]) -> None:
-    """Batch job handler: apply several delivered calendars, in order, in one transaction."""
-    settings: Settings = ctx.services["settings"]
-    async with ctx.db.write() as session:
-        outcomes = [await apply_convocation(session, settings, payload["message_id"], payload["mailbox_id"])
-                    for payload in payloads]
-    runner = ctx.services.get("jobs")
-    if any(outcome != "done-before" for outcome in outcomes) and runner is not None:
-        runner.wake()
-
-
 async def apply_convocation(session: AsyncSession, settings: Settings, message_id: int,
                             mailbox_id: int, now: dt.datetime | None = None) -> str:
     """Create, update or cancel the appointment a stored convocation describes; the outcome's name."""
