@@ -117,10 +117,6 @@ class JobRunner:
 
     async def _claim(self) -> list[Job]:
         now = utcnow()
-        with self.db.inline():
-            return await self._claim_due(now)
-
-    async def _claim_due(self, now: dt.datetime) -> list[Job]:
         async with self.db.write() as session:
             query = (select(Job)
                      .where(Job.state.in_(("pending", "running")), Job.run_after <= now,
@@ -144,20 +140,20 @@ class JobRunner:
         those run in up to ``lanes`` lanes at once. Different kinds run side by side.
         The jobs that succeeded are marked done together, in one statement.
         """
-        jobs = await self._claim()
-        by_kind: dict[tuple[str, int], list[Job]] = {}
-        for number, job in enumerate(jobs):
-            lane = number % self.lanes if job.kind in self.unordered else 0
-            by_kind.setdefault((job.kind, lane), []).append(job)
         done: list[int] = []
 
-        async def run_kind(queue: list[Job]) -> None:
+        async def run_queue(queue: list[Job]) -> None:
             for job in queue:
                 if await self._run(job):
                     done.append(job.id)
 
-        with self.db.inline():  # handlers run small statements; on SQLite, no thread hop each
-            await asyncio.gather(*(run_kind(queue) for queue in by_kind.values()))
+        with self.db.inline():  # the runner and handlers run small statements: no thread hop each
+            jobs = await self._claim()
+            queues: dict[tuple[str, int], list[Job]] = {}  # (kind, lane)
+            for number, job in enumerate(jobs):
+                lane = number % self.lanes if job.kind in self.unordered else 0
+                queues.setdefault((job.kind, lane), []).append(job)
+            await asyncio.gather(*(run_queue(queue) for queue in queues.values()))
             if done:
                 await self._finish(done, {"state": "done", "finished_at": utcnow(), "locked_until": None})
         return len(jobs)

@@ -69,28 +69,46 @@ def parse_flags(stored: str) -> frozenset[str]:
     return frozenset(stored.split()) if stored else frozenset()
 
 
+def _uidvalidity_after(highest: int | None) -> int:
+    """A UIDVALIDITY above every one a mailbox used (``highest``): time-based, then increasing."""
+    return max(int(time.time()) & 0xFFFFFFFF, (highest or 0) + 1)
+
+
 async def next_uidvalidity(session: AsyncSession, mailbox_id: int) -> int:
-    """A UIDVALIDITY never used before by a folder of this mailbox (time-based, then increasing)."""
+    """A UIDVALIDITY never used before by a folder of this mailbox."""
     highest = (await session.execute(
         select(func.max(Folder.uidvalidity)).where(Folder.mailbox_id == mailbox_id))).scalar_one()
-    return max(int(time.time()) & 0xFFFFFFFF, (highest or 0) + 1)
+    return _uidvalidity_after(highest)
 
 
 async def ensure_folders(session: AsyncSession, mailbox_id: int) -> dict[str, Folder]:
     """The standard folders of a mailbox (INBOX, Sent, Drafts, Trash, Archive), created if missing."""
-    rows = (await session.scalars(select(Folder).where(Folder.mailbox_id == mailbox_id))).all()
-    folders = {f.name: f for f in rows}
-    missing = [name for name in DEFAULT_FOLDERS if name not in folders]
-    if missing:
-        uidvalidity = await next_uidvalidity(session, mailbox_id)
-        for offset, name in enumerate(missing):
-            folder = Folder(mailbox_id=mailbox_id, name=name, special_use=DEFAULT_FOLDERS[name],
-                            uidvalidity=uidvalidity + offset, uidnext=1, highest_modseq=1,
-                            subscribed=True)
-            session.add(folder)
-            folders[name] = folder
-        await session.flush()
+    query = select(Folder).where(Folder.mailbox_id == mailbox_id)
+    folders = {f.name: f for f in (await session.scalars(query)).all()}
+    if any(name not in folders for name in DEFAULT_FOLDERS):
+        await create_default_folders(session, [mailbox_id])
+        folders = {f.name: f for f in (await session.scalars(query)).all()}
     return folders
+
+
+async def create_default_folders(session: AsyncSession, mailbox_ids: Sequence[int]) -> None:
+    """Create the standard folders each of these mailboxes lacks, in one INSERT for all."""
+    existing = (await session.execute(select(Folder.mailbox_id, Folder.name, Folder.uidvalidity)
+                                      .where(Folder.mailbox_id.in_(mailbox_ids)))).all()
+    names: dict[int, set[str]] = defaultdict(set)
+    highest: dict[int, int] = {}
+    for mailbox_id, name, uidvalidity in existing:
+        names[mailbox_id].add(name)
+        highest[mailbox_id] = max(highest.get(mailbox_id, 0), uidvalidity)
+    rows = []
+    for mailbox_id in mailbox_ids:
+        first_validity = _uidvalidity_after(highest.get(mailbox_id))
+        missing = [name for name in DEFAULT_FOLDERS if name not in names[mailbox_id]]
+        rows += [{"mailbox_id": mailbox_id, "name": name, "special_use": DEFAULT_FOLDERS[name],
+                  "uidvalidity": first_validity + offset, "uidnext": 1, "highest_modseq": 1,
+                  "subscribed": True} for offset, name in enumerate(missing)]
+    if rows:
+        await session.execute(insert(Folder.__table__), rows)
 
 
 async def find_folder(session: AsyncSession, mailbox_id: int, name: str) -> Folder | None:
@@ -223,7 +241,7 @@ async def append_many(session: AsyncSession, appends: Sequence[Append]) -> list[
     reserved = await _reserve(session, counts)
     missing = {key: n for key, n in counts.items() if key not in reserved}
     if missing:
-        await _create_default_folders(session, sorted({m for m, _ in missing}))
+        await create_default_folders(session, sorted({m for m, _ in missing}))
         reserved.update(await _reserve(session, missing))
     next_uid = {key: first for key, (_, first, _) in reserved.items()}
     filed: list[Filed] = []
@@ -238,27 +256,6 @@ async def append_many(session: AsyncSession, appends: Sequence[Append]) -> list[
     await session.execute(insert(FolderEntry), rows)
     await mark_changed_many(session, (a.mailbox_id for a in appends))
     return filed
-
-
-async def _create_default_folders(session: AsyncSession, mailbox_ids: Sequence[int]) -> None:
-    """``ensure_folders`` for several mailboxes at once (first deliveries), in three statements."""
-    existing = (await session.execute(select(Folder.mailbox_id, Folder.name, Folder.uidvalidity)
-                                      .where(Folder.mailbox_id.in_(mailbox_ids)))).all()
-    names: dict[int, set[str]] = defaultdict(set)
-    highest: dict[int, int] = {}
-    for mailbox_id, name, uidvalidity in existing:
-        names[mailbox_id].add(name)
-        highest[mailbox_id] = max(highest.get(mailbox_id, 0), uidvalidity)
-    now = int(time.time()) & 0xFFFFFFFF
-    rows = []
-    for mailbox_id in mailbox_ids:
-        first_validity = max(now, highest.get(mailbox_id, 0) + 1)  # as next_uidvalidity
-        missing = [name for name in DEFAULT_FOLDERS if name not in names[mailbox_id]]
-        rows += [{"mailbox_id": mailbox_id, "name": name, "special_use": DEFAULT_FOLDERS[name],
-                  "uidvalidity": first_validity + offset, "uidnext": 1, "highest_modseq": 1,
-                  "subscribed": True} for offset, name in enumerate(missing)]
-    if rows:
-        await session.execute(insert(Folder.__table__), rows)
 
 
 async def _reserve(session: AsyncSession, counts: dict[tuple[int, str], int]
