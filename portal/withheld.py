@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiohttp import web
-
 from mss.db import Database
 from mss.mailbox.models import StoredMessage
 from mss.policy.consent import ViewerKind
@@ -21,16 +19,8 @@ from mss.policy.message_attachments import (
     decide_withheld_attachments,
     is_package,
 )
-from portal.context import visit
 from portal.message_content import Attachment, decode_part, find_part
 from portal.messages import package_facts
-
-
-def viewer_kind(request: web.Request) -> ViewerKind:
-    """The patient in their own space, or a guardian in a minor's."""
-    state = visit(request)
-    assert state.person is not None and state.space is not None
-    return ViewerKind.PATIENT if state.person.id == state.space.id else ViewerKind.GUARDIAN
 
 
 async def withheld_attachments(db: Database, viewer: ViewerKind, *, patient_id: int, mailbox_id: int,

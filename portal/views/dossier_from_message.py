@@ -28,7 +28,6 @@ from portal.context import db_of, visit
 from portal.dossier_attachments import ReceivedPdf, load_received_pdf
 from portal.pages import redirect, render, signed_in
 from portal.record import common, refused, space_patient, viewer_of
-from portal.withheld import viewer_kind
 
 NOT_FOUND = ("Cette pièce jointe n'existe pas dans les messages reçus de cet espace, ou ce n'est pas "
              "un document PDF.")
@@ -44,7 +43,7 @@ async def _attachment(request: web.Request) -> tuple[ReceivedPdf, bytes] | None:
         mailbox = await find_patient_mailbox(session, state.space.id)
     if mailbox is None:
         return None
-    return await load_received_pdf(db_of(request), viewer_kind(request), patient_id=state.space.id,
+    return await load_received_pdf(db_of(request), viewer_of(request).kind, patient_id=state.space.id,
                                    mailbox_id=mailbox.id, entry_id=int(entry), part=part)
 
 

@@ -27,7 +27,6 @@ from portal.context import db_of, visit
 from portal.dossier_attachments import received_pdfs
 from portal.pages import redirect, render, signed_in
 from portal.record import common, refused, space_patient, viewer_of
-from portal.withheld import viewer_kind
 
 HEAD_BYTES = 16
 
@@ -37,7 +36,7 @@ async def _form(request: web.Request, status: int = 200, **extra: Any) -> web.Re
     assert state.space is not None
     async with db_of(request).read() as session:
         mailbox = await find_patient_mailbox(session, state.space.id)
-    pdfs = (await received_pdfs(db_of(request), viewer_kind(request), patient_id=state.space.id,
+    pdfs = (await received_pdfs(db_of(request), viewer_of(request).kind, patient_id=state.space.id,
                                 mailbox_id=mailbox.id) if mailbox is not None else [])
     return await render(request, "dossier_ajouter.html", common(
         request, tab="ajouter", title="Ajouter un document", types=PATIENT_DOCUMENT_TYPES, pdfs=pdfs,

@@ -47,6 +47,7 @@ from portal.messages import (
 )
 from portal.pages import actor, redirect, render, signed_in
 from portal.read_receipt import build_displayed_mdn
+from portal.record import viewer_of
 from portal.sending import (
     message_id_for,
     reply_decision,
@@ -56,7 +57,7 @@ from portal.sending import (
     submit,
 )
 from portal.signatures import SignatureLine, signature_line
-from portal.withheld import viewer_kind, withheld_attachments
+from portal.withheld import withheld_attachments
 
 EMPTY_REPLY = "Écrivez votre réponse avant de l'envoyer."
 
@@ -229,7 +230,7 @@ async def _withheld(request: web.Request, mailbox_id: int, message: StoredMessag
     """The attachments carrying a document hidden from the viewer (the patient or a guardian)."""
     state = visit(request)
     assert state.space is not None
-    return await withheld_attachments(db_of(request), viewer_kind(request), patient_id=state.space.id,
+    return await withheld_attachments(db_of(request), viewer_of(request).kind, patient_id=state.space.id,
                                       mailbox_id=mailbox_id, message=message, raw=raw, structure=structure,
                                       attachments=attachments)
 
