@@ -9,14 +9,17 @@ exactly as on the message page (``portal.withheld``).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from mss.db import Database
+from mss.mailbox.models import StoredMessage
 from mss.mailbox.store import INBOX
 from mss.policy.consent import ViewerKind
 from portal.message_content import Attachment, decode_part, find_part, read_content, shown_entity
-from portal.messages import Directory, find_entry, folder_lines, local_time
+from portal.messages import Directory, find_entries, find_entry, folder_lines, local_time
 from portal.withheld import withheld_attachments
 
 MAX_MESSAGES = 30  # the newest received messages searched for PDFs
@@ -51,24 +54,30 @@ async def received_pdfs(db: Database, viewer: ViewerKind, *, patient_id: int,
         directory = Directory(session)
         lines = [line for line in await folder_lines(session, mailbox_id, INBOX)
                  if line.top_type.startswith("multipart/") or "pkcs7" in line.top_type][:MAX_MESSAGES]
-        located_lines = [(line, await find_entry(session, mailbox_id, line.entry_id)) for line in lines]
-        senders = {line.from_address: (await directory.by_address(line.from_address)).name
-                   for line, _ in located_lines}
-    for line, located in located_lines:
-        if located is None:
-            continue
-        raw, structure = shown_entity(located.message.raw, located.message.bodystructure)
-        attachments = read_content(raw, structure).attachments
+        located = await find_entries(session, mailbox_id, [line.entry_id for line in lines])
+        await directory.describe(addresses={line.from_address for line in lines})
+        senders = {line.from_address: (await directory.by_address(line.from_address)).name for line in lines}
+    lines = [line for line in lines if line.entry_id in located]
+    # Unwrapping opaque S/MIME checks a CMS structure: CPU work, done off the event loop.
+    shown = await asyncio.to_thread(lambda: [_attachments_of(located[line.entry_id].message) for line in lines])
+    for line, (raw, structure, attachments) in zip(lines, shown, strict=True):
+        message = located[line.entry_id].message
         withheld = await withheld_attachments(db, viewer, patient_id=patient_id, mailbox_id=mailbox_id,
-                                              message=located.message, raw=raw, structure=structure,
+                                              message=message, raw=raw, structure=structure,
                                               attachments=attachments)
         for attachment in attachments:
             if is_pdf(attachment) and attachment.part not in withheld.parts:
                 found.append(ReceivedPdf(line.entry_id, attachment.part, attachment.filename,
                                          attachment.size_text, line.subject, senders[line.from_address],
-                                         local_time(line.when), located.message.id,
-                                         located.message.message_id_header, line.when))
+                                         local_time(line.when), message.id, message.message_id_header,
+                                         line.when))
     return found
+
+
+def _attachments_of(message: StoredMessage) -> tuple[bytes, dict[str, Any], list[Attachment]]:
+    """The shown entity of a stored message (``shown_entity``) and its attachments."""
+    raw, structure = shown_entity(message.raw, message.bodystructure)
+    return raw, structure, read_content(raw, structure).attachments
 
 
 async def load_received_pdf(db: Database, viewer: ViewerKind, *, patient_id: int, mailbox_id: int,
@@ -81,8 +90,7 @@ async def load_received_pdf(db: Database, viewer: ViewerKind, *, patient_id: int
             return None
         message = located.message
         sender = (await Directory(session).by_address(message.from_address)).name
-    raw, structure = shown_entity(message.raw, message.bodystructure)
-    attachments = read_content(raw, structure).attachments
+    raw, structure, attachments = await asyncio.to_thread(_attachments_of, message)
     listed = next((a for a in attachments if a.part == part), None)
     node = find_part(structure, part) if listed is not None else None
     if listed is None or node is None or not is_pdf(listed):

@@ -353,11 +353,16 @@ async def conversation(session: AsyncSession, mailbox_id: int, conversation_id: 
 
 async def find_entry(session: AsyncSession, mailbox_id: int, entry_id: int) -> Located | None:
     """A folder entry with its message, only if it sits in a folder of ``mailbox_id`` (one statement)."""
-    row = (await session.execute(
+    return (await find_entries(session, mailbox_id, [entry_id])).get(entry_id)
+
+
+async def find_entries(session: AsyncSession, mailbox_id: int, entry_ids: Sequence[int]) -> dict[int, Located]:
+    """``find_entry`` for several entries at once, by entry id (one statement); absent ones are left out."""
+    rows = await session.execute(
         select(FolderEntry, Folder, StoredMessage).join(Folder, Folder.id == FolderEntry.folder_id)
         .join(StoredMessage, StoredMessage.id == FolderEntry.message_id)
-        .where(FolderEntry.id == entry_id, Folder.mailbox_id == mailbox_id))).first()
-    return Located(*row) if row is not None else None
+        .where(FolderEntry.id.in_(entry_ids), Folder.mailbox_id == mailbox_id))
+    return {entry.id: Located(entry, folder, message) for entry, folder, message in rows}
 
 
 async def locate(session: AsyncSession, patient_id: int, entry_id: int) -> tuple[Mailbox, Located] | None:
