@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import ColumnElement, DateTime, MetaData, and_, event, false, or_
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -254,6 +254,18 @@ def _forget(task: asyncio.Task[Any]) -> None:
     _unwinding.discard(task)
     if not task.cancelled():
         task.exception()  # retrieved, so asyncio does not log it as never retrieved
+
+
+def pairs_in(first: ColumnElement[Any], second: ColumnElement[Any],
+             pairs: list[tuple[Any, Any]]) -> ColumnElement[bool]:
+    """``(first, second) IN pairs``, written as equalities joined by OR.
+
+    SQLite (3.40) answers a row-value ``IN`` list of two pairs or more by scanning the
+    whole table; this form uses the two-column index on SQLite and PostgreSQL alike.
+    """
+    if not pairs:
+        return false()
+    return or_(*(and_(first == a, second == b) for a, b in pairs))
 
 
 def add_row(session: AsyncSession, model: type[Base], values: dict[str, Any]) -> Any:

@@ -107,3 +107,29 @@ async def test_inline_write_waits_for_another_process_off_the_loop(tmp_path: Pat
         clock.cancel()
         other.close()
         await db.dispose()
+
+
+async def test_pairs_in_finds_pairs_through_the_index(db: Database) -> None:
+    """pairs_in selects exactly the pairs asked for; on SQLite, through the two-column index, not a scan."""
+    from sqlalchemy import insert
+
+    from mss.db import pairs_in, utcnow
+    from mss.directory.models import Mailbox, MailboxKind
+    from mss.mailbox.models import Folder
+
+    async with db.write() as session:
+        session.add_all([Mailbox(address=f"m{i}@mss.localhost", kind=MailboxKind.PER) for i in range(3)])
+        await session.flush()
+        ids = list(await session.scalars(select(Mailbox.id).order_by(Mailbox.id)))
+        await session.execute(insert(Folder.__table__), [
+            {"mailbox_id": m, "name": name, "uidvalidity": 1, "uidnext": 1, "highest_modseq": 1,
+             "created_at": utcnow()} for m in ids for name in ("INBOX", "Sent")])
+    wanted = [(ids[0], "INBOX"), (ids[2], "Sent")]
+    query = select(Folder.mailbox_id, Folder.name).where(pairs_in(Folder.mailbox_id, Folder.name, wanted))
+    async with db.read() as session:
+        assert sorted(tuple(row) for row in await session.execute(query)) == wanted
+        assert list(await session.execute(query.where(pairs_in(Folder.mailbox_id, Folder.name, [])))) == []
+        if db.is_sqlite:
+            compiled = query.compile(db.engine.sync_engine, compile_kwargs={"literal_binds": True})
+            plan = [row[3] for row in await session.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))]
+            assert not any(step.startswith("SCAN folders") for step in plan), plan

@@ -19,11 +19,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, tuple_, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import mss.schema  # noqa: F401 - every table, so foreign keys (conversations...) resolve
-from mss.db import utcnow
+from mss.db import pairs_in, utcnow
 from mss.mailbox.models import Folder, FolderEntry, StoredMessage
 from mss.mailbox.notify import mark_changed, mark_changed_many
 from mss.mailbox.structure import MessageFacts, describe
@@ -268,7 +268,7 @@ async def _reserve(session: AsyncSession, counts: dict[tuple[int, str], int]
     for n, keys in sorted(by_count.items()):
         folders = Folder.__table__.c  # a Core statement: no ORM bookkeeping for a counter update
         rows = await session.execute(
-            update(Folder.__table__).where(tuple_(folders.mailbox_id, folders.name).in_(sorted(keys)))
+            update(Folder.__table__).where(pairs_in(folders.mailbox_id, folders.name, sorted(keys)))
             .values(uidnext=folders.uidnext + n, highest_modseq=folders.highest_modseq + 1)
             .returning(folders.id, folders.mailbox_id, folders.name, folders.uidnext, folders.highest_modseq))
         for row in rows:

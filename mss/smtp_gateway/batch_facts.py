@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import or_, select, tuple_
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.conversations import Conversation, ConversationState
+from mss.db import pairs_in
 from mss.directory.models import Mailbox, Patient
 from mss.policy import MailboxFacts
 from mss.policy.facts import ConversationFacts
@@ -76,7 +77,7 @@ class ConversationSnapshot:
         for pair in wanted:
             self._pairs[pair] = []
         rows = await session.scalars(select(Conversation).where(
-            tuple_(Conversation.patient_mailbox_id, Conversation.professional_mailbox_id).in_(wanted))
+            pairs_in(Conversation.patient_mailbox_id, Conversation.professional_mailbox_id, wanted))
             .order_by(Conversation.id))
         for row in rows:
             self._pairs[(row.patient_mailbox_id, row.professional_mailbox_id)].append(ConversationFacts(
