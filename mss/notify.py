@@ -61,6 +61,8 @@ NOTICES: dict[str, Notice] = {
                               "L'état de votre compte de messagerie de santé a changé."),
 }
 
+MESSAGES_LINK = "/messages"  # the portal's inbox, where a "new_message" notice leads
+
 NO_CONTENT_NOTE = ("Pour votre confidentialité, ce message ne contient aucune information médicale : "
                    "connectez-vous à votre espace pour la consulter.")
 

@@ -5,7 +5,8 @@ transaction: a patient mailbox receiving a ``text/calendar`` part gets an
 ``agenda.convocation`` job. The job reads the calendar, asks
 ``mss.policy.agenda`` what it may do, and in one transaction creates,
 updates or cancels the appointment, schedules the reminders, notifies the
-patient (no medical content) and records a ``ConvocationReceipt`` so a
+patient once (no medical content; ``mss.policy.notices``: the agenda changed,
+or else a new message arrived) and records a ``ConvocationReceipt`` so a
 rerun changes nothing. A broken or refused calendar part leaves the message
 delivered, creates nothing and sends the sender a DSN with the reason.
 """
@@ -31,7 +32,7 @@ from mss.directory.store import find_mailbox
 from mss.jobs import JobContext, PermanentFailure, enqueue
 from mss.mailbox.models import StoredMessage
 from mss.mailbox.structure import decoded_body, leaves
-from mss.notify import notify_patient
+from mss.notify import MESSAGES_LINK, notify_patient
 from mss.policy.agenda import (
     AgendaAction,
     AppointmentFacts,
@@ -40,6 +41,7 @@ from mss.policy.agenda import (
     decide_convocation,
 )
 from mss.policy.decision import Decision, refuse
+from mss.policy.notices import decide_convocation_notice
 
 CONVOCATION_JOB = "agenda.convocation"
 DSN_JOB = "smtp.dsn"  # the gateway's report job (mss.smtp_gateway.delivery.DSN_JOB)
@@ -122,24 +124,25 @@ async def apply_convocation(session: AsyncSession, settings: Settings, message_i
     if not calendar_parts(parts):
         session.add(ConvocationReceipt(message_id=stored.id, mailbox_id=mailbox.id, outcome="unchanged",
                                        reason="no text/calendar part", processed_at=now))
+        _notify(session, patient, AgendaAction.UNCHANGED)
         return "unchanged"
     try:
         invitation = read_invitation(calendar_of(raw, parts))
     except CalendarError as error:
-        return _refused(session, stored, mailbox, refuse(550, "5.6.0", error.reason, error.reason_fr))
+        return _refused(session, stored, mailbox, patient, refuse(550, "5.6.0", error.reason, error.reason_fr))
     sender = await find_mailbox(session, stored.from_address)
     allowed = decide_convocation(ConvocationFacts(
         sender=stored.from_address, sender_kind=sender.kind if sender is not None else None,
         signature_status=stored.signature_status, signer_address=stored.signer_address,
         organizer=invitation.organizer, attendees=invitation.attendees, patient_address=mailbox.address))
     if not allowed:
-        return _refused(session, stored, mailbox, allowed)
+        return _refused(session, stored, mailbox, patient, allowed)
     existing = (await session.scalars(select(Appointment).where(
         Appointment.patient_id == patient.id, Appointment.uid == invitation.uid))).first()
     change = decide_agenda_change(_facts(existing), invitation.method, invitation.sequence,
                                   invitation.organizer)
     if not change.decision:
-        return _refused(session, stored, mailbox, change.decision)
+        return _refused(session, stored, mailbox, patient, change.decision)
     appointment = existing
     if change.action in (AgendaAction.CREATE, AgendaAction.UPDATE):
         appointment = _write(session, existing, invitation, patient, mailbox, stored, now)
@@ -148,8 +151,9 @@ async def apply_convocation(session: AsyncSession, settings: Settings, message_i
     elif change.action is AgendaAction.CANCEL and existing is not None:
         existing.status, existing.sequence, existing.updated_at = "cancelled", invitation.sequence, now
         existing.message_id_header = stored.message_id_header or existing.message_id_header
-    if change.action is not AgendaAction.UNCHANGED and appointment is not None:
-        notify_patient(session, patient, "appointment", AGENDA_LINK)
+    changed = change.action is not AgendaAction.UNCHANGED and appointment is not None
+    _notify(session, patient, change.action if changed else AgendaAction.UNCHANGED)
+    if changed:
         record(session, f"agenda.appointment_{change.action.value}", actor_kind="professional",
                actor=invitation.organizer, patient_id=patient.id, target=mailbox.address, source="smtp",
                uid=invitation.uid, sequence=invitation.sequence, message_id=stored.message_id_header)
@@ -185,8 +189,15 @@ def _write(session: AsyncSession, existing: Appointment | None, invitation: Invi
     return appointment
 
 
-def _refused(session: AsyncSession, stored: StoredMessage, mailbox: Mailbox, decision: Decision) -> str:
-    """Record the refusal and report it to the sender through the gateway's DSN job."""
+def _notify(session: AsyncSession, patient: Patient, action: AgendaAction | None) -> None:
+    """The patient's one notice for this delivered convocation (mss.policy.notices)."""
+    notice = decide_convocation_notice(action)
+    notify_patient(session, patient, notice, AGENDA_LINK if notice == "appointment" else MESSAGES_LINK)
+
+
+def _refused(session: AsyncSession, stored: StoredMessage, mailbox: Mailbox, patient: Patient,
+             decision: Decision) -> str:
+    """Record the refusal, report it to the sender through the gateway's DSN job, tell the patient of the message."""
     session.add(ConvocationReceipt(message_id=stored.id, mailbox_id=mailbox.id, outcome="refused",
                                    reason=decision.sentence))
     failure = {"recipient": mailbox.address, "code": decision.smtp_code, "status": decision.enhanced_status,
@@ -195,6 +206,7 @@ def _refused(session: AsyncSession, stored: StoredMessage, mailbox: Mailbox, dec
                "sentence_fr": f"Message remis, mais son calendrier n'a pas été pris en compte et aucun "
                               f"rendez-vous n'a été créé : {decision.sentence_fr}"}
     enqueue(session, DSN_JOB, {"message_id": stored.id, "mail_from": stored.from_address, "failures": [failure]})
+    _notify(session, patient, None)
     record(session, "agenda.convocation_refused", actor_kind="system", actor="mss",
            patient_id=mailbox.patient_id, target=mailbox.address, source="smtp",
            message_id=stored.message_id_header, reason=decision.sentence)

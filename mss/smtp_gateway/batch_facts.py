@@ -29,8 +29,8 @@ class DirectorySnapshot:
     """Mailbox facts and patient ids of the mailboxes a batch touches."""
 
     def __init__(self) -> None:
-        self._by_address: dict[str, tuple[MailboxFacts, int | None]] = {}
-        self._patient_of: dict[int, int | None] = {}
+        self._by_address: dict[str, MailboxFacts] = {}
+        self._patient_of: dict[int, Patient | None] = {}
 
     async def load(self, session: AsyncSession, addresses: Iterable[str], mailbox_ids: Iterable[int]) -> None:
         """Read every named mailbox (with its patient) in one statement."""
@@ -41,26 +41,27 @@ class DirectorySnapshot:
             select(Mailbox, Patient).outerjoin(Patient, Patient.id == Mailbox.patient_id)
             .where(or_(Mailbox.address.in_(addresses), Mailbox.id.in_(mailbox_ids))))
         for mailbox, patient in rows:
-            facts = facts_of(mailbox, patient)
-            self._by_address[mailbox.address] = (facts, mailbox.patient_id)
-            self._patient_of[mailbox.id] = mailbox.patient_id
+            self._by_address[mailbox.address] = facts_of(mailbox, patient)
+            self._patient_of[mailbox.id] = patient
 
     async def facts(self, session: AsyncSession, address: str) -> MailboxFacts | None:
         """The mailbox at ``address`` (an address stored in another case is looked up alone)."""
         found = self._by_address.get(address)
         if found is not None:
-            return found[0]
+            return found
         facts = await mailbox_facts(session, address)
-        if facts is not None:
-            self._patient_of.setdefault(facts.id, await self._patient_id(session, facts.id))
+        if facts is not None and facts.id not in self._patient_of:
+            self._patient_of[facts.id] = await session.scalar(
+                select(Patient).join(Mailbox, Mailbox.patient_id == Patient.id).where(Mailbox.id == facts.id))
         return facts
 
-    def patient_id(self, mailbox: MailboxFacts) -> int | None:
+    def patient(self, mailbox: MailboxFacts) -> Patient | None:
         """The patient behind a patient mailbox (None for the professional side)."""
         return self._patient_of.get(mailbox.id) if mailbox.is_patient else None
 
-    async def _patient_id(self, session: AsyncSession, mailbox_id: int) -> int | None:
-        return await session.scalar(select(Mailbox.patient_id).where(Mailbox.id == mailbox_id))
+    def patient_id(self, mailbox: MailboxFacts) -> int | None:
+        patient = self.patient(mailbox)
+        return patient.id if patient is not None else None
 
 
 class ConversationSnapshot:

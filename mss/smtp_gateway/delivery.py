@@ -29,6 +29,7 @@ from mss.group_commit import group_commit
 from mss.jobs import enqueue, enqueuing_in_bulk
 from mss.mailbox.store import INBOX, Append, append_many, insert_messages, message_values
 from mss.mailbox.structure import MessageFacts, describe
+from mss.notify import MESSAGES_LINK, notify_patient
 from mss.policy import (
     ConversationAction,
     Decision,
@@ -37,6 +38,7 @@ from mss.policy import (
     decide_mailbox_reachable,
     domain_of,
 )
+from mss.policy.notices import decide_delivery_notice
 from mss.smtp_gateway.batch_facts import ConversationSnapshot, DirectorySnapshot
 from mss.smtp_gateway.content import ParsedMessage, SignatureOutcome
 from mss.smtp_gateway.envelope import Transaction
@@ -224,8 +226,13 @@ class _Batch:
                     enqueue_filing(session, stored_message_id=message_id, mailbox_id=mailbox.id,
                                    mail_from=sender.mail_from)
                     receipt.jobs += 1
-                receipt.jobs += follow_up_delivery(session, parsed.raw, mailbox.id, mailbox.is_patient,
-                                                   message_id)  # convocations: the agenda (mss.agenda)
+                agenda = follow_up_delivery(session, parsed.raw, mailbox.id, mailbox.is_patient,
+                                            message_id)  # convocations: the agenda (mss.agenda)
+                receipt.jobs += agenda
+                notice = decide_delivery_notice(mailbox, agenda_follows=bool(agenda))
+                patient = self.directory.patient(mailbox)
+                if notice is not None and patient is not None:
+                    receipt.jobs += len(notify_patient(session, patient, notice, MESSAGES_LINK))
         stored = receipt.message_ids[0] if receipt.message_ids else None
         needs_copy = sender.mailbox is not None and sender.channel in ("submission", "portal")
         if needs_copy and sender.mailbox is not None and stored is not None:

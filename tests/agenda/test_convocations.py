@@ -51,8 +51,10 @@ async def test_higher_sequence_updates_and_duplicates_change_nothing(agenda_hub:
     assert len(await agenda_hub.stored(PATIENT)) == 4  # every message was delivered all the same
     reminders = {(j.payload["sequence"], j.payload["hours"]) for j in await agenda_hub.jobs("agenda.reminder")}
     assert reminders == {(0, 48), (0, 2), (1, 48), (1, 2)}
-    notices = [r for r in read_outbox(agenda_hub.settings) if r["to"] == PATIENT_PHONE]
-    assert len(notices) == 2  # created, updated
+    notices = [r["text"] for r in read_outbox(agenda_hub.settings) if r["to"] == PATIENT_PHONE]
+    assert len(notices) == 4  # one per message delivered: no second notice for a convocation
+    assert sum(NOTICES["appointment"].sentence in text for text in notices) == 2  # created, updated
+    assert sum(NOTICES["new_message"].sentence in text for text in notices) == 2  # the unchanged ones
 
 
 async def test_cancel_cancels_and_a_repeated_cancel_does_nothing(agenda_hub: AgendaHub) -> None:
@@ -100,6 +102,8 @@ async def test_broken_calendar_delivers_creates_nothing_and_reports_the_reason(a
     assert await agenda_hub.appointments() == []
     [receipt] = await agenda_hub.receipts()
     assert receipt.outcome == "refused" and "ends before it starts" in receipt.reason
+    [notice] = [r["text"] for r in read_outbox(agenda_hub.settings) if r["to"] == PATIENT_PHONE]
+    assert NOTICES["new_message"].sentence in notice  # a message arrived, no appointment
     [dsn] = await agenda_hub.stored(APP)
     human, status = report_texts(bytes(dsn.raw))
     assert "Status: 5.6.0" in status and "Action: failed" in status

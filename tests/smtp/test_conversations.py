@@ -108,3 +108,23 @@ async def test_pharmacy_exception(hub: Hub) -> None:
     async with hub.db.read() as session:
         conversation = (await session.scalars(select(Conversation))).one()
     assert conversation.professional_mailbox_id == hub.ids[PHARMACY]
+
+
+async def test_patient_is_notified_of_a_new_message_and_a_professional_is_not(hub: Hub) -> None:
+    """One notice per channel the patient has, without content; nothing for the patient's own reply."""
+    from mss.directory.models import Patient
+    from mss.jobs import Job
+    from mss.notify import MESSAGES_LINK
+
+    async with hub.db.write() as session:
+        patient = (await session.scalars(select(Patient).where(Patient.ins == PATIENT.split("@")[0]))).one()
+        patient.email, patient.phone = "patient@example.org", "+33600000001"
+    await professional_writes(hub, DOCTOR, "Résultats")
+    await professional_writes(hub, DOCTOR, "Résultats 2")
+    code, _ = await patient_writes(hub, DOCTOR, reply_to(await last_message_id(hub), DOCTOR))
+    assert code == 250
+    async with hub.db.read() as session:
+        jobs = list(await session.scalars(select(Job).where(Job.kind == "notify.patient").order_by(Job.id)))
+    assert [(j.payload["kind"], j.payload["channel"]) for j in jobs] == [
+        ("new_message", "email"), ("new_message", "sms")] * 2
+    assert {(j.payload["patient_id"], j.payload["link"]) for j in jobs} == {(patient.id, MESSAGES_LINK)}
