@@ -179,7 +179,27 @@ async def send_email(settings: Settings, to: str, subject: str, body: str) -> No
 
 # -- the notification job ----------------------------------------------------------------
 
-def notify_patient(session: AsyncSession, patient: Patient, kind: str, link: str) -> list[Job]:
+class Reachable(Protocol):
+    """Whom a notice is for: a ``Patient``, or a ``PatientContact`` read with fewer columns."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def email(self) -> str | None: ...
+    @property
+    def phone(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class PatientContact:
+    """A patient's id and the channels the notice goes to (the job reads the current ones)."""
+
+    id: int
+    email: str | None
+    phone: str | None
+
+
+def notify_patient(session: AsyncSession, patient: Reachable, kind: str, link: str) -> list[Job]:
     """Add one job per channel the patient has (e-mail, SMS) to the caller's transaction."""
     if kind not in NOTICES:
         raise ValueError(f"unknown notification kind {kind!r}; known: {', '.join(sorted(NOTICES))}")

@@ -15,24 +15,25 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.agenda.ical import CalendarError
 from mss.agenda.itip import Invitation, read_invitation
 from mss.agenda.models import Appointment, ConvocationReceipt
 from mss.agenda.reminders import schedule_reminders
-from mss.audit import record
+from mss.audit import record, recording_in_bulk
 from mss.config import Settings
 from mss.db import utcnow
 from mss.directory.models import Mailbox, Patient
-from mss.directory.store import find_mailbox
-from mss.jobs import JobContext, PermanentFailure, enqueue
+from mss.directory.store import mailbox_kind
+from mss.jobs import JobContext, PermanentFailure, enqueue, enqueuing_in_bulk
 from mss.mailbox.models import StoredMessage
 from mss.mailbox.structure import decoded_body, leaves
-from mss.notify import MESSAGES_LINK, notify_patient
+from mss.notify import MESSAGES_LINK, PatientContact, notify_patient
 from mss.policy.agenda import (
     AgendaAction,
     AppointmentFacts,
@@ -106,46 +107,89 @@ async def read_convocation(ctx: JobContext, payload: dict[str, Any]) -> None:
         runner.wake()
 
 
+@dataclass(frozen=True)
+class _Delivered:
+    """What the job reads of one delivered convocation: the message, the patient's mailbox, the patient."""
+
+    message_id: int
+    raw: bytes
+    parts: dict[str, Any]
+    from_address: str
+    signature_status: str
+    signer_address: str | None
+    message_id_header: str
+    mailbox_id: int
+    mailbox_address: str
+    patient: PatientContact
+    done: str | None  # the receipt's outcome when the job already ran
+
+
+_messages, _mailboxes, _patients = StoredMessage.__table__.c, Mailbox.__table__.c, Patient.__table__.c
+_receipts = ConvocationReceipt.__table__.c
+_DELIVERED = (  # one statement: the job runs once per convocation, on the delivery's hot path
+    select(_messages.id, _messages.raw, _messages.bodystructure, _messages.from_address,
+           _messages.signature_status, _messages.signer_address, _messages.message_id_header,
+           _mailboxes.id.label("mailbox_id"), _mailboxes.address, _patients.id.label("patient_id"),
+           _patients.email, _patients.phone, _receipts.outcome)
+    .select_from(StoredMessage.__table__.join(Mailbox.__table__, _mailboxes.id == bindparam("mailbox_id"))
+                 .join(Patient.__table__, _patients.id == _mailboxes.patient_id)
+                 .outerjoin(ConvocationReceipt.__table__, (_receipts.message_id == _messages.id)
+                            & (_receipts.mailbox_id == _mailboxes.id)))
+    .where(_messages.id == bindparam("message_id")))
+
+
+async def _delivered(session: AsyncSession, message_id: int, mailbox_id: int) -> _Delivered | None:
+    row = (await session.execute(_DELIVERED, {"message_id": message_id, "mailbox_id": mailbox_id})).first()
+    if row is None:
+        return None
+    return _Delivered(row.id, bytes(row.raw), row.bodystructure["parts"], row.from_address, row.signature_status,
+                      row.signer_address, row.message_id_header, row.mailbox_id, row.address,
+                      PatientContact(row.patient_id, row.email, row.phone), row.outcome)
+
+
 async def apply_convocation(session: AsyncSession, settings: Settings, message_id: int,
                             mailbox_id: int, now: dt.datetime | None = None) -> str:
     """Create, update or cancel the appointment a stored convocation describes; the outcome's name."""
-    done = await session.scalar(select(ConvocationReceipt.outcome).where(
-        ConvocationReceipt.message_id == message_id, ConvocationReceipt.mailbox_id == mailbox_id))
-    if done is not None:
-        return "done-before"
-    stored = await session.get(StoredMessage, message_id)
-    mailbox = await session.get(Mailbox, mailbox_id)
-    if stored is None or mailbox is None or mailbox.patient_id is None:
+    stored = await _delivered(session, message_id, mailbox_id)
+    if stored is None:
         raise PermanentFailure(f"message {message_id} or patient mailbox {mailbox_id} is gone")
-    patient = await session.get(Patient, mailbox.patient_id)
-    assert patient is not None
+    if stored.done is not None:
+        return "done-before"
     now = now or utcnow()
-    raw, parts = bytes(stored.raw), stored.bodystructure["parts"]
-    if not calendar_parts(parts):
-        session.add(ConvocationReceipt(message_id=stored.id, mailbox_id=mailbox.id, outcome="unchanged",
-                                       reason="no text/calendar part", processed_at=now))
+    async with enqueuing_in_bulk(session), recording_in_bulk(session):
+        outcome, appointment_id, reason = await _apply(session, settings, stored, now)
+    await session.execute(insert(ConvocationReceipt.__table__).values(
+        message_id=stored.message_id, mailbox_id=stored.mailbox_id, outcome=outcome, reason=reason,
+        appointment_id=appointment_id, processed_at=now))
+    return outcome
+
+
+async def _apply(session: AsyncSession, settings: Settings, stored: _Delivered,
+                 now: dt.datetime) -> tuple[str, int | None, str]:
+    """The agenda change, the notice, the audit event and the jobs; (outcome, appointment id, reason)."""
+    patient = stored.patient
+    if not calendar_parts(stored.parts):
         _notify(session, patient, AgendaAction.UNCHANGED)
-        return "unchanged"
+        return "unchanged", None, "no text/calendar part"
     try:
-        invitation = read_invitation(calendar_of(raw, parts))
+        invitation = read_invitation(calendar_of(stored.raw, stored.parts))
     except CalendarError as error:
-        return _refused(session, stored, mailbox, patient, refuse(550, "5.6.0", error.reason, error.reason_fr))
-    sender = await find_mailbox(session, stored.from_address)
+        return _refused(session, stored, refuse(550, "5.6.0", error.reason, error.reason_fr))
     allowed = decide_convocation(ConvocationFacts(
-        sender=stored.from_address, sender_kind=sender.kind if sender is not None else None,
+        sender=stored.from_address, sender_kind=await mailbox_kind(session, stored.from_address),
         signature_status=stored.signature_status, signer_address=stored.signer_address,
-        organizer=invitation.organizer, attendees=invitation.attendees, patient_address=mailbox.address))
+        organizer=invitation.organizer, attendees=invitation.attendees, patient_address=stored.mailbox_address))
     if not allowed:
-        return _refused(session, stored, mailbox, patient, allowed)
+        return _refused(session, stored, allowed)
     existing = (await session.scalars(select(Appointment).where(
         Appointment.patient_id == patient.id, Appointment.uid == invitation.uid))).first()
     change = decide_agenda_change(_facts(existing), invitation.method, invitation.sequence,
                                   invitation.organizer)
     if not change.decision:
-        return _refused(session, stored, mailbox, patient, change.decision)
+        return _refused(session, stored, change.decision)
     appointment = existing
     if change.action in (AgendaAction.CREATE, AgendaAction.UPDATE):
-        appointment = _write(session, existing, invitation, patient, mailbox, stored, now)
+        appointment = _write(session, existing, invitation, stored, now)
         await session.flush()
         schedule_reminders(session, settings, appointment, now)
     elif change.action is AgendaAction.CANCEL and existing is not None:
@@ -155,12 +199,9 @@ async def apply_convocation(session: AsyncSession, settings: Settings, message_i
     _notify(session, patient, change.action if changed else AgendaAction.UNCHANGED)
     if changed:
         record(session, f"agenda.appointment_{change.action.value}", actor_kind="professional",
-               actor=invitation.organizer, patient_id=patient.id, target=mailbox.address, source="smtp",
+               actor=invitation.organizer, patient_id=patient.id, target=stored.mailbox_address, source="smtp",
                uid=invitation.uid, sequence=invitation.sequence, message_id=stored.message_id_header)
-    session.add(ConvocationReceipt(message_id=stored.id, mailbox_id=mailbox.id, outcome=change.action.value,
-                                   reason=change.note, processed_at=now,
-                                   appointment_id=appointment.id if appointment is not None else None))
-    return change.action.value
+    return change.action.value, appointment.id if appointment is not None else None, change.note
 
 
 def _facts(existing: Appointment | None) -> AppointmentFacts | None:
@@ -170,9 +211,9 @@ def _facts(existing: Appointment | None) -> AppointmentFacts | None:
                             existing.status == "cancelled", existing.starts_at, existing.ends_at)
 
 
-def _write(session: AsyncSession, existing: Appointment | None, invitation: Invitation, patient: Patient,
-           mailbox: Mailbox, stored: StoredMessage, now: dt.datetime) -> Appointment:
-    appointment = existing or Appointment(patient_id=patient.id, uid=invitation.uid, origin="convocation",
+def _write(session: AsyncSession, existing: Appointment | None, invitation: Invitation, stored: _Delivered,
+           now: dt.datetime) -> Appointment:
+    appointment = existing or Appointment(patient_id=stored.patient.id, uid=invitation.uid, origin="convocation",
                                           created_at=now, reminders_sent=[])
     assert invitation.start is not None and invitation.end is not None
     appointment.sequence, appointment.status, appointment.response = invitation.sequence, "confirmed", \
@@ -182,32 +223,30 @@ def _write(session: AsyncSession, existing: Appointment | None, invitation: Invi
     appointment.summary, appointment.location = invitation.summary, invitation.location
     appointment.description = invitation.description
     appointment.organizer, appointment.organizer_name = invitation.organizer, invitation.organizer_name
-    appointment.attendee, appointment.updated_at, appointment.answered_at = mailbox.address, now, None
+    appointment.attendee, appointment.updated_at, appointment.answered_at = stored.mailbox_address, now, None
     appointment.message_id_header = stored.message_id_header
     if existing is None:
         session.add(appointment)
     return appointment
 
 
-def _notify(session: AsyncSession, patient: Patient, action: AgendaAction | None) -> None:
+def _notify(session: AsyncSession, patient: PatientContact, action: AgendaAction | None) -> None:
     """The patient's one notice for this delivered convocation (mss.policy.notices)."""
     notice = decide_convocation_notice(action)
     notify_patient(session, patient, notice, AGENDA_LINK if notice == "appointment" else MESSAGES_LINK)
 
 
-def _refused(session: AsyncSession, stored: StoredMessage, mailbox: Mailbox, patient: Patient,
-             decision: Decision) -> str:
-    """Record the refusal, report it to the sender through the gateway's DSN job, tell the patient of the message."""
-    session.add(ConvocationReceipt(message_id=stored.id, mailbox_id=mailbox.id, outcome="refused",
-                                   reason=decision.sentence))
-    failure = {"recipient": mailbox.address, "code": decision.smtp_code, "status": decision.enhanced_status,
+def _refused(session: AsyncSession, stored: _Delivered, decision: Decision) -> tuple[str, None, str]:
+    """Report the refusal to the sender through the gateway's DSN job, tell the patient of the message."""
+    failure = {"recipient": stored.mailbox_address, "code": decision.smtp_code, "status": decision.enhanced_status,
                "sentence": f"Message delivered, but its calendar was not used and no appointment was "
                            f"made: {decision.sentence}",
                "sentence_fr": f"Message remis, mais son calendrier n'a pas été pris en compte et aucun "
                               f"rendez-vous n'a été créé : {decision.sentence_fr}"}
-    enqueue(session, DSN_JOB, {"message_id": stored.id, "mail_from": stored.from_address, "failures": [failure]})
-    _notify(session, patient, None)
+    enqueue(session, DSN_JOB, {"message_id": stored.message_id, "mail_from": stored.from_address,
+                               "failures": [failure]})
+    _notify(session, stored.patient, None)
     record(session, "agenda.convocation_refused", actor_kind="system", actor="mss",
-           patient_id=mailbox.patient_id, target=mailbox.address, source="smtp",
+           patient_id=stored.patient.id, target=stored.mailbox_address, source="smtp",
            message_id=stored.message_id_header, reason=decision.sentence)
-    return "refused"
+    return "refused", None, decision.sentence
