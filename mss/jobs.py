@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import JSON, Index, Integer, String, Text, select, update
+from sqlalchemy import JSON, Index, Integer, String, Text, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -45,6 +45,20 @@ class Job(Base):
     last_error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+_jobs = Job.__table__.c
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """A job a runner leased: what its handler and the bookkeeping need."""
+
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    max_attempts: int
 
 
 class PermanentFailure(Exception):
@@ -115,22 +129,24 @@ class JobRunner:
         """Tell the runner that new jobs were committed."""
         self._wake.set()
 
-    async def _claim(self) -> list[Job]:
+    async def _claim(self) -> list[ClaimedJob]:
+        """Lease up to ``batch`` due jobs with one statement; oldest first."""
         now = utcnow()
+        due = (select(_jobs.id)
+               .where(_jobs.state.in_(("pending", "running")), _jobs.run_after <= now,
+                      _jobs.kind.in_(list(self.handlers)),
+                      or_(_jobs.locked_until.is_(None), _jobs.locked_until < now))
+               .order_by(_jobs.run_after, _jobs.id).limit(self.batch))
+        if not self.db.is_sqlite:
+            due = due.with_for_update(skip_locked=True)
         async with self.db.write() as session:
-            query = (select(Job)
-                     .where(Job.state.in_(("pending", "running")), Job.run_after <= now,
-                            Job.kind.in_(list(self.handlers)))
-                     .where((Job.locked_until.is_(None)) | (Job.locked_until < now))
-                     .order_by(Job.run_after, Job.id).limit(self.batch))
-            if not self.db.is_sqlite:
-                query = query.with_for_update(skip_locked=True)
-            jobs = list((await session.scalars(query)).all())
-            for job in jobs:
-                job.state = "running"
-                job.attempts += 1
-                job.locked_until = now + self.lease
-            return jobs
+            rows = (await session.execute(
+                update(Job.__table__).where(_jobs.id.in_(due.scalar_subquery()))
+                .values(state="running", attempts=_jobs.attempts + 1, locked_until=now + self.lease)
+                .returning(_jobs.id, _jobs.kind, _jobs.payload, _jobs.attempts, _jobs.max_attempts,
+                           _jobs.run_after))).all()
+        rows.sort(key=lambda row: (row.run_after, row.id))  # RETURNING keeps no order
+        return [ClaimedJob(row.id, row.kind, row.payload, row.attempts, row.max_attempts) for row in rows]
 
     async def run_once(self) -> int:
         """Run every due job once; returns how many ran.
@@ -142,14 +158,14 @@ class JobRunner:
         """
         done: list[int] = []
 
-        async def run_queue(queue: list[Job]) -> None:
+        async def run_queue(queue: list[ClaimedJob]) -> None:
             for job in queue:
                 if await self._run(job):
                     done.append(job.id)
 
         with self.db.inline():  # the runner and handlers run small statements: no thread hop each
             jobs = await self._claim()
-            queues: dict[tuple[str, int], list[Job]] = {}  # (kind, lane)
+            queues: dict[tuple[str, int], list[ClaimedJob]] = {}  # (kind, lane)
             for number, job in enumerate(jobs):
                 lane = number % self.lanes if job.kind in self.unordered else 0
                 queues.setdefault((job.kind, lane), []).append(job)
@@ -158,7 +174,7 @@ class JobRunner:
                 await self._finish(done, {"state": "done", "finished_at": utcnow(), "locked_until": None})
         return len(jobs)
 
-    async def _run(self, job: Job) -> bool:
+    async def _run(self, job: ClaimedJob) -> bool:
         """Run one job's handler; True when it succeeded (its failure is recorded here)."""
         handler = self.handlers[job.kind]
         ctx = JobContext(db=self.db, job_id=job.id, attempt=job.attempts, services=self.services)
@@ -180,7 +196,7 @@ class JobRunner:
             return False
         return True
 
-    async def _on_failed(self, job: Job, detail: str) -> None:
+    async def _on_failed(self, job: ClaimedJob, detail: str) -> None:
         hook = self.services.get("on_job_failed")
         if hook is not None:
             try:
@@ -191,7 +207,7 @@ class JobRunner:
     async def _finish(self, job_ids: list[int], values: dict[str, Any]) -> None:
         try:
             async with self.db.write() as session:
-                await session.execute(update(Job).where(Job.id.in_(job_ids)).values(**values))
+                await session.execute(update(Job.__table__).where(_jobs.id.in_(job_ids)).values(**values))
         except DatabaseUnavailable:
             log.warning("could not record the end of jobs %s; their lease will expire and they will rerun",
                         ", ".join(map(str, job_ids)))

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import click
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.command import hub_command
@@ -215,11 +216,15 @@ def notify_patient(session: AsyncSession, patient: Reachable, kind: str, link: s
     return jobs
 
 
+_patients = Patient.__table__.c
+_CONTACT = select(_patients.state, _patients.email, _patients.phone).where(_patients.id == bindparam("patient_id"))
+
+
 async def deliver_notification(ctx: JobContext, payload: dict[str, Any]) -> None:
     """Job handler: send one notification on one channel to the patient's current address."""
     settings: Settings = ctx.services["settings"]
     async with ctx.db.read() as session:
-        patient = await session.get(Patient, payload["patient_id"])
+        patient = (await session.execute(_CONTACT, {"patient_id": payload["patient_id"]})).first()
     if patient is None or patient.state in (PatientState.OPPOSED, PatientState.CLOSED):
         return  # nobody to tell any more: done, not failed
     subject, body = notification_text(settings, payload["kind"], payload["link"])
