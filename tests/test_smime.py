@@ -317,3 +317,33 @@ def _signature_der(raw: bytes) -> bytes:
     found = smime.extract_signed(raw)
     assert found is not None
     return found[0]
+
+
+def test_multipart_parts_cuts_exactly_where_rfc_2046_puts_the_delimiters() -> None:
+    """The parts of multipart/signed are found by plain search; compared with RFC 2046's rule as a regex."""
+    import itertools
+    import re
+
+    from mss.crypto.smime import _multipart_parts
+
+    def by_regex(body: bytes, boundary: str) -> list[bytes]:
+        delimiter = re.compile(rb"(?:^|\r?\n)--" + re.escape(boundary.encode()) + rb"(--)?[ \t]*(?:\r?\n|$)")
+        parts = []
+        for start, end in itertools.pairwise(delimiter.finditer(body)):
+            if start.group(1):
+                break
+            parts.append(body[start.end():end.start()])
+        return parts
+
+    bodies = [
+        b"--b1\r\nA: 1\r\n\r\none\r\n--b1\r\nB: 2\r\n\r\ntwo\r\n--b1--\r\n",
+        b"preamble\r\n--b1 \t\r\none\r\n--b1\r\ntwo\r\n--b1--",
+        b"--b1\none\n--b1\ntwo\n--b1--\n",  # bare LF
+        b"--b1\r\n--b1x is not a delimiter\r\n--b1\r\ntwo\r\n--b1--\r\nepilogue --b1\r\n",
+        b"--b1\r\none --b1 inside a line\r\n--b1\r\ntwo",  # no closing delimiter
+        b"--b1--\r\n--b1\r\nafter the close\r\n--b1\r\n",
+        b"no delimiter at all",
+        b"",
+    ]
+    for body in bodies:
+        assert _multipart_parts(body, "b1") == by_regex(body, "b1"), body

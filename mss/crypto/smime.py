@@ -36,6 +36,7 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from email.parser import BytesParser
 from typing import Literal
 
 from cryptography import x509
@@ -68,6 +69,7 @@ _REASON_FR: dict[str, str] = {
     "malformed": "la signature S/MIME est illisible ou utilise un algorithme non accepté",
 }
 _SIGNATURE_TYPES = {"application/pkcs7-signature", "application/x-pkcs7-signature"}
+_HEADERS = BytesParser(policy=email.policy.compat32)  # header blocks only (headersonly=True)
 _OPAQUE_TYPES = {"application/pkcs7-mime", "application/x-pkcs7-mime"}
 _MICALG = {"sha256": "sha-256", "sha384": "sha-384", "sha512": "sha-512", "sha224": "sha-224"}
 
@@ -210,16 +212,46 @@ def sign(mime_bytes: bytes, cert: x509.Certificate, key: PrivateKey, *, detached
 # --- verification -------------------------------------------------------------------------
 
 def _multipart_parts(body: bytes, boundary: str) -> list[bytes]:
-    """The parts between delimiter lines, exactly as they are in ``body`` (RFC 2046 5.1.1)."""
-    delimiter = re.compile(rb"(?:^|\r?\n)--" + re.escape(boundary.encode()) +
-                           rb"(--)?[ \t]*(?:\r?\n|$)")
-    marks = list(delimiter.finditer(body))
+    """The parts between delimiter lines, exactly as they are in ``body`` (RFC 2046 5.1.1).
+
+    A delimiter line is ``--boundary`` (``--boundary--`` closes), then optional spaces
+    or tabs, at the start of the body or after a line break; the line break before it
+    belongs to the delimiter. Searched with ``bytes.find``: every message has its own
+    boundary, and a regular expression compiled for each would cost more than the rest.
+    """
+    dashes = b"--" + boundary.encode()
+    marks: list[tuple[int, int, bool]] = []  # (start, end, closing)
+    at = body.find(dashes)
+    while at != -1:
+        end = _delimiter_end(body, at, len(dashes)) if at == 0 or body[at - 1] == 0x0A else None
+        if end is None:
+            at = body.find(dashes, at + 1)
+            continue
+        start = at - 2 if body[max(0, at - 2):at] == b"\r\n" else max(0, at - 1)
+        marks.append((start, end, body.startswith(b"--", at + len(dashes))))
+        at = body.find(dashes, end)
     parts = []
-    for start, end in itertools.pairwise(marks):
-        if start.group(1):
+    for (_, after, closing), (before, _, _) in itertools.pairwise(marks):
+        if closing:
             break
-        parts.append(body[start.end():end.start()])
+        parts.append(body[after:before])
     return parts
+
+
+def _delimiter_end(body: bytes, at: int, length: int) -> int | None:
+    """Where the delimiter line starting at ``at`` ends (after its line break), or None if it is not one."""
+    rest = at + length
+    if body.startswith(b"--", rest):
+        rest += 2
+    while rest < len(body) and body[rest] in (0x20, 0x09):
+        rest += 1
+    if rest == len(body):
+        return rest
+    if body.startswith(b"\r\n", rest):
+        return rest + 2
+    if body.startswith(b"\n", rest):
+        return rest + 1
+    return None
 
 
 def _signature_der(part: bytes) -> bytes:
@@ -235,7 +267,7 @@ def _signature_der(part: bytes) -> bytes:
 def extract_signed(raw: bytes) -> tuple[bytes, bytes | None] | None:
     """(CMS DER, detached content or None) of a signed message; None when it is not S/MIME."""
     head, body = split_head(raw)
-    msg = email.message_from_bytes(head, policy=email.policy.compat32)
+    msg = _HEADERS.parsebytes(head, headersonly=True)  # a multipart body is cut here, not parsed
     ctype = msg.get_content_type()
     if ctype == "multipart/signed":
         protocol = str(msg.get_param("protocol") or "").lower()
@@ -314,7 +346,7 @@ def encrypt(mime_bytes: bytes, recipient_certs: Sequence[x509.Certificate]) -> b
 def decrypt(raw: bytes, cert: x509.Certificate, key: PrivateKey) -> bytes:
     """The inner MIME entity of an enveloped-data message; ValueError if it is not one for us."""
     head, body = split_head(raw)
-    msg = email.message_from_bytes(head, policy=email.policy.compat32)
+    msg = _HEADERS.parsebytes(head, headersonly=True)
     if msg.get_content_type() not in _OPAQUE_TYPES:
         raise ValueError("the message is not an application/pkcs7-mime message")
     der = base64.b64decode(re.sub(rb"\s+", b"", body))

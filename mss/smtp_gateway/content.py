@@ -80,7 +80,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
     """
     from mss.crypto.smime import split_head
 
-    message = PARSER.parsebytes(split_head(raw)[0])
+    message = PARSER.parsebytes(split_head(raw)[0], headersonly=True)
     assert isinstance(message, EmailMessage)
     from_addresses = tuple(addr for _, addr in email.utils.getaddresses(_all(message, "From")) if addr)
     facts = MessageFacts(
