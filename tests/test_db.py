@@ -113,7 +113,7 @@ async def test_pairs_in_finds_pairs_through_the_index(db: Database) -> None:
     """pairs_in selects exactly the pairs asked for; on SQLite, through the two-column index, not a scan."""
     from sqlalchemy import insert
 
-    from mss.db import pairs_in, utcnow
+    from mss.db import pairs_in, pairs_values, utcnow
     from mss.directory.models import Mailbox, MailboxKind
     from mss.mailbox.models import Folder
 
@@ -124,12 +124,22 @@ async def test_pairs_in_finds_pairs_through_the_index(db: Database) -> None:
         await session.execute(insert(Folder.__table__), [
             {"mailbox_id": m, "name": name, "uidvalidity": 1, "uidnext": 1, "highest_modseq": 1,
              "created_at": utcnow()} for m in ids for name in ("INBOX", "Sent")])
-    wanted = [(ids[0], "INBOX"), (ids[2], "Sent")]
-    query = select(Folder.mailbox_id, Folder.name).where(pairs_in(Folder.mailbox_id, Folder.name, wanted))
+    query = select(Folder.mailbox_id, Folder.name).where(pairs_in(Folder.mailbox_id, Folder.name, "wanted"))
+    sent: list[tuple[str, Any]] = []
+
+    def remember(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        sent.append((statement, parameters))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", remember)
     async with db.read() as session:
-        assert sorted(tuple(row) for row in await session.execute(query)) == wanted
-        assert list(await session.execute(query.where(pairs_in(Folder.mailbox_id, Folder.name, [])))) == []
-        if db.is_sqlite:
-            compiled = query.compile(db.engine.sync_engine, compile_kwargs={"literal_binds": True})
-            plan = [row[3] for row in await session.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))]
+        for wanted in ([(ids[0], "INBOX"), (ids[2], "Sent")], [(ids[1], "Sent")], []):
+            found = await session.execute(query, pairs_values("wanted", wanted))
+            assert sorted(tuple(row) for row in found) == wanted  # not (ids[0], "Sent") nor (ids[2], "INBOX")
+        event.remove(db.engine.sync_engine, "before_cursor_execute", remember)
+        if db.is_sqlite:  # the plan of the statement sent for two pairs
+            statement, parameters = sent[0]
+            assert statement.startswith("SELECT folders.mailbox_id"), statement
+            explained = await (await session.connection()).exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {statement}", parameters)
+            plan = [row[3] for row in explained]
             assert not any(step.startswith("SCAN folders") for step in plan), plan

@@ -19,11 +19,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Integer, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import mss.schema  # noqa: F401 - every table, so foreign keys (conversations...) resolve
-from mss.db import pairs_in, utcnow
+from mss.db import pairs_in, pairs_values, utcnow
 from mss.mailbox.models import Folder, FolderEntry, StoredMessage
 from mss.mailbox.notify import mark_changed, mark_changed_many
 from mss.mailbox.structure import MessageFacts, describe
@@ -258,6 +258,13 @@ async def append_many(session: AsyncSession, appends: Sequence[Append]) -> list[
     return filed
 
 
+_folders = Folder.__table__.c
+_RESERVE = (  # a Core statement built once: no ORM bookkeeping for a counter update, on every delivery
+    update(Folder.__table__).where(pairs_in(_folders.mailbox_id, _folders.name, "folders"))
+    .values(uidnext=_folders.uidnext + bindparam("count", type_=Integer), highest_modseq=_folders.highest_modseq + 1)
+    .returning(_folders.id, _folders.mailbox_id, _folders.name, _folders.uidnext, _folders.highest_modseq))
+
+
 async def _reserve(session: AsyncSession, counts: dict[tuple[int, str], int]
                    ) -> dict[tuple[int, str], tuple[int, int, int]]:
     """(folder id, first UID, modseq) for each (mailbox, folder) found; absent folders are left out."""
@@ -266,11 +273,7 @@ async def _reserve(session: AsyncSession, counts: dict[tuple[int, str], int]
         by_count[n].append(key)
     reserved: dict[tuple[int, str], tuple[int, int, int]] = {}
     for n, keys in sorted(by_count.items()):
-        folders = Folder.__table__.c  # a Core statement: no ORM bookkeeping for a counter update
-        rows = await session.execute(
-            update(Folder.__table__).where(pairs_in(folders.mailbox_id, folders.name, sorted(keys)))
-            .values(uidnext=folders.uidnext + n, highest_modseq=folders.highest_modseq + 1)
-            .returning(folders.id, folders.mailbox_id, folders.name, folders.uidnext, folders.highest_modseq))
+        rows = await session.execute(_RESERVE, {"count": n, **pairs_values("folders", sorted(keys))})
         for row in rows:
             reserved[(row.mailbox_id, row.name)] = (row.id, row.uidnext - n, row.highest_modseq)
     return reserved

@@ -14,15 +14,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.conversations import Conversation, ConversationState
-from mss.db import pairs_in
-from mss.directory.models import Mailbox, Patient
+from mss.db import pairs_in, pairs_values
+from mss.directory.models import Mailbox
+from mss.notify import PatientContact
 from mss.policy import MailboxFacts
 from mss.policy.facts import ConversationFacts
-from mss.smtp_gateway.lookup import facts_of, mailbox_facts
+from mss.smtp_gateway.lookup import FACTS, facts_of_row, mailbox_facts
+
+_conversations = Conversation.__table__.c
+_CONVERSATIONS_OF = (
+    select(_conversations.id, _conversations.patient_mailbox_id, _conversations.professional_mailbox_id,
+           _conversations.state)
+    .where(pairs_in(_conversations.patient_mailbox_id, _conversations.professional_mailbox_id, "pairs"))
+    .order_by(_conversations.id))
+_mailboxes = Mailbox.__table__.c
+_FACTS_OF = FACTS.where(or_(_mailboxes.address.in_(bindparam("addresses", expanding=True)),
+                            _mailboxes.id.in_(bindparam("ids", expanding=True))))
+_FACTS_OF_ID = FACTS.where(_mailboxes.id == bindparam("id"))
 
 
 class DirectorySnapshot:
@@ -30,19 +42,18 @@ class DirectorySnapshot:
 
     def __init__(self) -> None:
         self._by_address: dict[str, MailboxFacts] = {}
-        self._patient_of: dict[int, Patient | None] = {}
+        self._patient_of: dict[int, PatientContact | None] = {}
 
     async def load(self, session: AsyncSession, addresses: Iterable[str], mailbox_ids: Iterable[int]) -> None:
         """Read every named mailbox (with its patient) in one statement."""
         addresses, mailbox_ids = sorted(set(addresses)), sorted(set(mailbox_ids))
         if not addresses and not mailbox_ids:
             return
-        rows = await session.execute(
-            select(Mailbox, Patient).outerjoin(Patient, Patient.id == Mailbox.patient_id)
-            .where(or_(Mailbox.address.in_(addresses), Mailbox.id.in_(mailbox_ids))))
-        for mailbox, patient in rows:
-            self._by_address[mailbox.address] = facts_of(mailbox, patient)
-            self._patient_of[mailbox.id] = patient
+        rows = await session.execute(_FACTS_OF, {"addresses": addresses, "ids": mailbox_ids})
+        for row in rows:
+            self._by_address[row.address] = facts_of_row(row)
+            self._patient_of[row.id] = (PatientContact(row.patient_id, row.email, row.phone)
+                                        if row.patient_id is not None else None)
 
     async def facts(self, session: AsyncSession, address: str) -> MailboxFacts | None:
         """The mailbox at ``address`` (an address stored in another case is looked up alone)."""
@@ -51,11 +62,16 @@ class DirectorySnapshot:
             return found
         facts = await mailbox_facts(session, address)
         if facts is not None and facts.id not in self._patient_of:
-            self._patient_of[facts.id] = await session.scalar(
-                select(Patient).join(Mailbox, Mailbox.patient_id == Patient.id).where(Mailbox.id == facts.id))
+            row = (await session.execute(_FACTS_OF_ID, {"id": facts.id})).first()
+            self._patient_of[facts.id] = (PatientContact(row.patient_id, row.email, row.phone)
+                                          if row is not None and row.patient_id is not None else None)
         return facts
 
-    def patient(self, mailbox: MailboxFacts) -> Patient | None:
+    def loaded(self, address: str) -> MailboxFacts | None:
+        """The facts ``load`` read for ``address`` (no statement; None when it did not)."""
+        return self._by_address.get(address)
+
+    def patient(self, mailbox: MailboxFacts) -> PatientContact | None:
         """The patient behind a patient mailbox (None for the professional side)."""
         return self._patient_of.get(mailbox.id) if mailbox.is_patient else None
 
@@ -77,9 +93,7 @@ class ConversationSnapshot:
             return
         for pair in wanted:
             self._pairs[pair] = []
-        rows = await session.scalars(select(Conversation).where(
-            pairs_in(Conversation.patient_mailbox_id, Conversation.professional_mailbox_id, wanted))
-            .order_by(Conversation.id))
+        rows = await session.execute(_CONVERSATIONS_OF, pairs_values("pairs", wanted))
         for row in rows:
             self._pairs[(row.patient_mailbox_id, row.professional_mailbox_id)].append(ConversationFacts(
                 row.id, row.patient_mailbox_id, row.professional_mailbox_id, row.state, frozenset()))

@@ -126,10 +126,21 @@ class _Batch:
         self.pending_message_ids: set[str] = set()
 
     async def load(self, requests: Sequence[DeliveryRequest]) -> None:
-        """Read the directory facts of every recipient and sender of the batch."""
+        """Read the directory facts of every recipient and sender of the batch, then the conversations
+        of every patient/professional pair a new message (one citing none) may open or continue."""
         await self.directory.load(
             self.session, [r.address for q in requests for r in q.txn.recipients if r.local],
             [q.txn.sender.mailbox.id for q in requests if q.txn.sender.mailbox is not None])
+        pairs = []
+        for request in requests:
+            sender = request.txn.sender.mailbox
+            if sender is None or request.parsed.facts.referenced_ids:
+                continue
+            for recipient in request.txn.recipients:
+                facts = self.directory.loaded(recipient.address) if recipient.local else None
+                if facts is not None and (sender.is_patient or facts.is_patient):
+                    pairs.append((sender.id, facts.id) if sender.is_patient else (facts.id, sender.id))
+        await self.conversations.load(self.session, pairs)
 
     async def plan(self, request: DeliveryRequest) -> DeliveryReceipt:
         """Decide what ``request`` writes (policy, conversations); written at the next ``write``."""

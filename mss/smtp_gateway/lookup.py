@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import Any
+
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.config import Settings
@@ -32,6 +34,22 @@ def facts_of(mailbox: Mailbox, patient: Patient | None) -> MailboxFacts:
         opposition_deadline=patient.opposition_deadline if patient is not None else None)
 
 
+_mailboxes, _patients = Mailbox.__table__.c, Patient.__table__.c
+# The facts of mailboxes and their patients as plain rows (Core: read on every RCPT and delivery).
+FACTS = select(_mailboxes.id, _mailboxes.address, _mailboxes.kind, _mailboxes.state, _mailboxes.pharmacy,
+               _patients.id.label("patient_id"), _patients.state.label("patient_state"),
+               _patients.opposition_deadline, _patients.email, _patients.phone) \
+    .select_from(Mailbox.__table__.outerjoin(Patient.__table__, _patients.id == _mailboxes.patient_id))
+_FACTS_AT = FACTS.where(_mailboxes.address == bindparam("address"))
+
+
+def facts_of_row(row: Row[Any]) -> MailboxFacts:
+    """``facts_of`` for a row of ``FACTS``."""
+    return MailboxFacts(id=row.id, address=row.address.lower(), kind=row.kind, state=row.state,
+                        pharmacy=bool(row.pharmacy), patient_state=row.patient_state,
+                        opposition_deadline=row.opposition_deadline)
+
+
 async def mailbox_facts(session: AsyncSession, address: str) -> MailboxFacts | None:
     """A local mailbox (with its patient's account state), or None when unknown.
 
@@ -42,10 +60,9 @@ async def mailbox_facts(session: AsyncSession, address: str) -> MailboxFacts | N
         wanted = normalise_address(address)
     except InvalidInput:
         return None
-    row = (await session.execute(select(Mailbox, Patient).outerjoin(Patient, Patient.id == Mailbox.patient_id)
-                                 .where(Mailbox.address == wanted))).first()
+    row = (await session.execute(_FACTS_AT, {"address": wanted})).first()
     if row is not None:
-        return facts_of(row[0], row[1])
+        return facts_of_row(row)
     mailbox = await find_mailbox(session, address)
     if mailbox is None:
         return None
