@@ -159,8 +159,8 @@ async def insert_messages(session: AsyncSession, rows: Sequence[dict[str, Any]])
     """Store several messages (``message_values`` rows) in one statement; their ids, in order."""
     if not rows:
         return []
-    result = await session.execute(
-        insert(StoredMessage).returning(StoredMessage.id, sort_by_parameter_order=True), list(rows))
+    table = StoredMessage.__table__  # Core: no ORM bookkeeping for rows nobody reads back
+    result = await session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), list(rows))
     return list(result.scalars())
 
 
@@ -253,7 +253,7 @@ async def append_many(session: AsyncSession, appends: Sequence[Append]) -> list[
         filed.append(Filed(folder_id, uid, modseq))
         rows.append({"folder_id": folder_id, "uid": uid, "message_id": append.message_id,
                      "flags": format_flags(append.flags), "modseq": modseq})
-    await session.execute(insert(FolderEntry), rows)
+    await session.execute(insert(FolderEntry.__table__), rows)
     await mark_changed_many(session, (a.mailbox_id for a in appends))
     return filed
 
