@@ -93,13 +93,13 @@ def rows(count: int, patients: int, tag: str) -> list[AppointmentRow]:
 
 
 def hospital_side(sender: ConvocationSender, count: int, patients: int, tag: str, plain: bool,
-                  connections: int) -> tuple[int, float]:
-    """In the hospital's process: send every row; (refusals, seconds)."""
+                  connections: int) -> tuple[int, float, float]:
+    """In the hospital's process: send every row; (refusals, seconds, CPU seconds of this process)."""
     batch = rows(count, patients, tag)
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), _cpu_seconds()
     refusals = asyncio.run(submit_all(batch, sender, connections=connections, progress=False,
                                       build=build_plain if plain else build_convocation))
-    return len(refusals), time.perf_counter() - began
+    return len(refusals), time.perf_counter() - began, _cpu_seconds() - cpu
 
 
 def _cpu_seconds() -> float:
@@ -185,7 +185,7 @@ async def run(args: argparse.Namespace, work: Path) -> None:
     cpu_start = _cpu_seconds()
     try:
         first_job = await last_job_id(db)
-        refused, plain_seconds = await loop.run_in_executor(
+        refused, plain_seconds, plain_client_cpu = await loop.run_in_executor(
             pool, hospital_side, sender, args.n, patients, "plain", True, args.connections)
         assert refused == 0, f"{refused} plain messages refused"
         acknowledged = time.perf_counter()
@@ -197,7 +197,7 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         plain_cpu, cpu_start = _cpu_seconds() - cpu_start, _cpu_seconds()
         first_job = await last_job_id(db)
         began = time.perf_counter()
-        refused, sent_seconds = await loop.run_in_executor(
+        refused, sent_seconds, conv_client_cpu = await loop.run_in_executor(
             pool, hospital_side, sender, args.n, patients, "conv", False, args.connections)
         assert refused == 0, f"{refused} convocations refused"
         done = await count_done(db, args.n, first_job)
@@ -226,6 +226,8 @@ async def run(args: argparse.Namespace, work: Path) -> None:
     print(f"ratio convocations / plain: {conv_rate / plain_rate:.2f}")
     print(f"hub CPU per message (all its threads): plain {1000 * plain_cpu / args.n:.1f} ms, "
           f"convocation {1000 * conv_cpu / args.n:.1f} ms")
+    print(f"hospital side CPU per message (building, signing, sending): plain {1000 * plain_client_cpu / args.n:.1f} ms, "
+          f"convocation {1000 * conv_client_cpu / args.n:.1f} ms")
     if args.stages:
         print("where the gateway's time went, plain messages:", plain_stages, sep="\n")
         print("convocations:", services["stage_clock"].report(), sep="\n")
