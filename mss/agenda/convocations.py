@@ -29,7 +29,6 @@ from mss.audit import record, recording_in_bulk
 from mss.config import Settings
 from mss.db import utcnow
 from mss.directory.models import Mailbox, Patient
-from mss.directory.store import mailbox_kind
 from mss.jobs import JobContext, PermanentFailure, enqueue, enqueuing_in_bulk
 from mss.mailbox.models import StoredMessage
 from mss.mailbox.structure import decoded_body, leaves
@@ -175,8 +174,11 @@ async def _apply(session: AsyncSession, settings: Settings, stored: _Delivered,
         invitation = read_invitation(calendar_of(stored.raw, stored.parts))
     except CalendarError as error:
         return _refused(session, stored, refuse(550, "5.6.0", error.reason, error.reason_fr))
+    from mss.smtp_gateway.lookup import mailbox_facts  # the gateway imports this module
+
+    sender = await mailbox_facts(session, stored.from_address)
     allowed = decide_convocation(ConvocationFacts(
-        sender=stored.from_address, sender_kind=await mailbox_kind(session, stored.from_address),
+        sender=stored.from_address, sender_kind=sender.kind if sender is not None else None,
         signature_status=stored.signature_status, signer_address=stored.signer_address,
         organizer=invitation.organizer, attendees=invitation.attendees, patient_address=stored.mailbox_address))
     if not allowed:

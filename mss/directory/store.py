@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.config import Settings
@@ -62,22 +62,6 @@ async def find_mailbox(session: AsyncSession, address: str) -> Mailbox | None:
     if found is not None:
         return found
     return (await session.scalars(select(Mailbox).where(func.lower(Mailbox.address) == wanted))).first()
-
-
-_KIND_AT = select(Mailbox.__table__.c.kind).where(Mailbox.__table__.c.address == bindparam("address"))
-
-
-async def mailbox_kind(session: AsyncSession, address: str) -> MailboxKind | None:
-    """The kind of the mailbox at ``address`` (one column of the unique index), like ``find_mailbox``."""
-    try:
-        wanted = normalise_address(address)
-    except InvalidInput:
-        return None
-    kind: MailboxKind | None = await session.scalar(_KIND_AT, {"address": wanted})
-    if kind is None:  # absent, or stored in another case
-        mailbox = await find_mailbox(session, address)
-        kind = mailbox.kind if mailbox is not None else None
-    return kind
 
 
 async def find_patient_by_ins(session: AsyncSession, ins: str) -> Patient | None:

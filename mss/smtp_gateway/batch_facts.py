@@ -13,8 +13,9 @@ to it as they happen.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import Row, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.conversations import Conversation, ConversationState
@@ -23,7 +24,7 @@ from mss.directory.models import Mailbox
 from mss.notify import PatientContact
 from mss.policy import MailboxFacts
 from mss.policy.facts import ConversationFacts
-from mss.smtp_gateway.lookup import FACTS, facts_of_row, mailbox_facts
+from mss.smtp_gateway.lookup import FACTS, facts_of_row, facts_row
 
 _conversations = Conversation.__table__.c
 _CONVERSATIONS_OF = (
@@ -34,7 +35,6 @@ _CONVERSATIONS_OF = (
 _mailboxes = Mailbox.__table__.c
 _FACTS_OF = FACTS.where(or_(_mailboxes.address.in_(bindparam("addresses", expanding=True)),
                             _mailboxes.id.in_(bindparam("ids", expanding=True))))
-_FACTS_OF_ID = FACTS.where(_mailboxes.id == bindparam("id"))
 
 
 class DirectorySnapshot:
@@ -51,20 +51,20 @@ class DirectorySnapshot:
             return
         rows = await session.execute(_FACTS_OF, {"addresses": addresses, "ids": mailbox_ids})
         for row in rows:
-            self._by_address[row.address] = facts_of_row(row)
-            self._patient_of[row.id] = (PatientContact(row.patient_id, row.email, row.phone)
-                                        if row.patient_id is not None else None)
+            self._remember(row)
 
     async def facts(self, session: AsyncSession, address: str) -> MailboxFacts | None:
         """The mailbox at ``address`` (an address stored in another case is looked up alone)."""
         found = self._by_address.get(address)
         if found is not None:
             return found
-        facts = await mailbox_facts(session, address)
-        if facts is not None and facts.id not in self._patient_of:
-            row = (await session.execute(_FACTS_OF_ID, {"id": facts.id})).first()
-            self._patient_of[facts.id] = (PatientContact(row.patient_id, row.email, row.phone)
-                                          if row is not None and row.patient_id is not None else None)
+        row = await facts_row(session, address)
+        return self._remember(row) if row is not None else None
+
+    def _remember(self, row: Row[Any]) -> MailboxFacts:
+        facts = self._by_address[row.address] = facts_of_row(row)
+        self._patient_of[row.id] = (PatientContact(row.patient_id, row.email, row.phone)
+                                    if row.patient_id is not None else None)
         return facts
 
     def loaded(self, address: str) -> MailboxFacts | None:

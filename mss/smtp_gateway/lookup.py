@@ -41,6 +41,7 @@ FACTS = select(_mailboxes.id, _mailboxes.address, _mailboxes.kind, _mailboxes.st
                _patients.opposition_deadline, _patients.email, _patients.phone) \
     .select_from(Mailbox.__table__.outerjoin(Patient.__table__, _patients.id == _mailboxes.patient_id))
 _FACTS_AT = FACTS.where(_mailboxes.address == bindparam("address"))
+_FACTS_OF_ID = FACTS.where(_mailboxes.id == bindparam("id"))
 
 
 def facts_of_row(row: Row[Any]) -> MailboxFacts:
@@ -50,32 +51,33 @@ def facts_of_row(row: Row[Any]) -> MailboxFacts:
                         opposition_deadline=row.opposition_deadline)
 
 
-async def mailbox_facts(session: AsyncSession, address: str) -> MailboxFacts | None:
-    """A local mailbox (with its patient's account state), or None when unknown.
+async def facts_row(session: AsyncSession, address: str) -> Row[Any] | None:
+    """The ``FACTS`` row of the mailbox at ``address``, or None when unknown.
 
-    One statement reads the mailbox and its patient; an address stored in another
-    case is then looked up the directory's way (``find_mailbox``).
+    One statement on the unique index; an address stored in another case is then
+    looked up the directory's way (``find_mailbox``).
     """
     try:
         wanted = normalise_address(address)
     except InvalidInput:
         return None
     row = (await session.execute(_FACTS_AT, {"address": wanted})).first()
-    if row is not None:
-        return facts_of_row(row)
-    mailbox = await find_mailbox(session, address)
-    if mailbox is None:
-        return None
-    patient = await session.get(Patient, mailbox.patient_id) if mailbox.patient_id else None
-    return facts_of(mailbox, patient)
+    if row is None:
+        mailbox = await find_mailbox(session, address)
+        if mailbox is not None:
+            row = (await session.execute(_FACTS_OF_ID, {"id": mailbox.id})).first()
+    return row
+
+
+async def mailbox_facts(session: AsyncSession, address: str) -> MailboxFacts | None:
+    """A local mailbox (with its patient's account state), or None when unknown."""
+    row = await facts_row(session, address)
+    return facts_of_row(row) if row is not None else None
 
 
 async def mailbox_facts_by_id(session: AsyncSession, mailbox_id: int) -> MailboxFacts | None:
-    mailbox = await session.get(Mailbox, mailbox_id)
-    if mailbox is None:
-        return None
-    patient = await session.get(Patient, mailbox.patient_id) if mailbox.patient_id else None
-    return facts_of(mailbox, patient)
+    row = (await session.execute(_FACTS_OF_ID, {"id": mailbox_id})).first()
+    return facts_of_row(row) if row is not None else None
 
 
 async def recipient_facts(session: AsyncSession, settings: Settings, address: str) -> RecipientFacts:
