@@ -76,8 +76,12 @@ async def mailbox_facts(session: AsyncSession, address: str) -> MailboxFacts | N
 
 
 async def mailbox_facts_by_id(session: AsyncSession, mailbox_id: int) -> MailboxFacts | None:
-    row = (await session.execute(_FACTS_OF_ID, {"id": mailbox_id})).first()
-    return facts_of_row(row) if row is not None else None
+    """By id, through the session's identity map: the portal has usually loaded the mailbox already."""
+    mailbox = await session.get(Mailbox, mailbox_id)
+    if mailbox is None:
+        return None
+    patient = await session.get(Patient, mailbox.patient_id) if mailbox.patient_id else None
+    return facts_of(mailbox, patient)
 
 
 async def recipient_facts(session: AsyncSession, settings: Settings, address: str) -> RecipientFacts:
