@@ -2,7 +2,9 @@
 
 SQLite runs in WAL mode with foreign keys and a busy timeout, and every
 write goes through one lock so the single writer never fails with
-``database is locked``. PostgreSQL needs none of this.
+``database is locked``; a write transaction takes SQLite's write lock with
+its first statement (``BEGIN IMMEDIATE``), so writers in several processes
+are serialised too. PostgreSQL needs none of this.
 
 SQLite statements normally run in the driver's thread (aiosqlite), so a
 long query never stalls the event loop; but each statement then costs a
@@ -197,10 +199,16 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        """One transaction: committed when the block ends, rolled back on any error."""
+        """One transaction: committed when the block ends, rolled back on any error.
+
+        On SQLite it starts with ``BEGIN IMMEDIATE``: the write lock is taken before
+        the first read, so what the block reads cannot change under it even when
+        another process (the job process, a CLI import) writes to the same file.
+        """
         async with translate_db_errors():
             if self._write_lock is not None:
                 async with self._write_lock, self.sessions() as session, session.begin():
+                    await (await session.connection()).exec_driver_sql("BEGIN IMMEDIATE")
                     yield session
             else:
                 async with self.sessions() as session, session.begin():

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import event, select, text
@@ -143,3 +144,26 @@ async def test_pairs_in_finds_pairs_through_the_index(db: Database) -> None:
                 f"EXPLAIN QUERY PLAN {statement}", parameters)
             plan = [row[3] for row in explained]
             assert not any(step.startswith("SCAN folders") for step in plan), plan
+
+
+async def test_sqlite_write_holds_the_write_lock_from_its_first_read(tmp_path: Path) -> None:
+    """BEGIN IMMEDIATE: what a write transaction reads cannot change under it, even from another process."""
+    path = tmp_path / "immediate.sqlite3"
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    async with db.write() as session:
+        await session.execute(text("CREATE TABLE t (x INTEGER)"))
+    other = sqlite3.connect(path, isolation_level=None, timeout=0)  # another process's writer
+    try:
+        async with db.write() as session:
+            assert (await session.execute(text("SELECT count(*) FROM t"))).scalar() == 0
+            with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+                other.execute("BEGIN IMMEDIATE")  # refused: the lock was taken before the read
+            await session.execute(text("INSERT INTO t VALUES (1)"))
+        other.execute("BEGIN IMMEDIATE")  # the transaction ended: the lock is free again
+        other.execute("INSERT INTO t VALUES (2)")
+        other.execute("COMMIT")
+        async with db.read() as session:
+            assert sorted((await session.execute(text("SELECT x FROM t"))).scalars()) == [1, 2]
+    finally:
+        other.close()
+        await db.dispose()
