@@ -1,8 +1,10 @@
 """Convocations end to end against plain messages, measured in the same run.
 
-    .venv/bin/python bench/convocations.py [-n 10000] [--engine sqlite|postgresql] [--connections 4]
+    .venv/bin/python bench/convocations.py [-n 10000] [--engine sqlite|postgresql] [--connections 4] [--job-process]
 
-A hub (SMTP gateway on loopback and the job workers) runs in this process;
+A hub (SMTP gateway on loopback and the job workers) runs in this process,
+or with ``--job-process`` its job workers run in a second process as
+``mss serve`` runs them with ``[listeners] job_process = true``;
 a second process plays the hospital with the example script's code path
 (``examples/hospital_convocations.py``: ``submit_all``, which signs each
 message and sends it with the APP mailbox's client certificate over implicit
@@ -19,8 +21,6 @@ import argparse
 import asyncio
 import concurrent.futures
 import datetime as dt
-import email.policy
-import email.utils
 import hashlib
 import multiprocessing
 import os
@@ -30,7 +30,6 @@ import sys
 import tempfile
 import time
 import uuid
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +46,9 @@ from examples.hospital_convocations import (
     ConvocationSender,
     build_convocation,
     patient_address,
+    sign_message,
     submit_all,
+    text_part,
 )
 from mss import agenda, notify, smtp_gateway
 from mss.agenda.models import Appointment
@@ -58,6 +59,7 @@ from mss.db import Database, utcnow
 from mss.directory.models import Mailbox, MailboxKind, Organisation, Patient, PatientState
 from mss.jobs import Job, JobRunner
 from mss.migrate import upgrade_async
+from mss.serve import JobProcess
 
 APP = "convocations@mss.localhost"
 PG_ADMIN = os.environ.get("MSS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -69,19 +71,10 @@ def ins_of(number: int) -> str:
 
 
 def build_plain(row: AppointmentRow, sender: ConvocationSender, *, xdm: bytes | None = None) -> tuple[bytes, str]:
-    """The baseline: a signed text message of the same size class, without a calendar."""
-    from mss.crypto import smime
-
+    """The baseline: a signed text message of the same size class, without a calendar, built the same way."""
     recipient = patient_address(row.ins, sender.domain)
-    message = EmailMessage(policy=email.policy.SMTP)
-    message["From"] = sender.address
-    message["To"] = recipient
-    message["Subject"] = f"Information : {row.service}"
-    message["Date"] = email.utils.format_datetime(dt.datetime.now(dt.UTC))
-    message["Message-ID"] = f"<{uuid.uuid4().hex}@{sender.domain}>"
-    message.set_content(f"Bonjour {row.given_names} {row.family_name},\n\nVotre dossier est à jour.\n" * 8)
-    certs, key = sender.signer()
-    return smime.sign(message.as_bytes(policy=email.policy.SMTP), certs[0], key, chain=certs[1:]), recipient
+    body = text_part("plain", f"Bonjour {row.given_names} {row.family_name},\n\nVotre dossier est à jour.\n" * 8)
+    return sign_message(sender, recipient, f"Information : {row.service}", body, dt.datetime.now(dt.UTC)), recipient
 
 
 def rows(count: int, patients: int, tag: str) -> list[AppointmentRow]:
@@ -102,10 +95,17 @@ def hospital_side(sender: ConvocationSender, count: int, patients: int, tag: str
     return len(refusals), time.perf_counter() - began, _cpu_seconds() - cpu
 
 
-def _cpu_seconds() -> float:
-    """User and system CPU time of this process (the hub), every thread included."""
+def _cpu_seconds(child: JobProcess | None = None) -> float:
+    """User and system CPU time of this process (the hub), every thread included, and of its job process."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    return usage.ru_utime + usage.ru_stime + _child_cpu_seconds(child)
+
+
+def _child_cpu_seconds(child: JobProcess | None) -> float:
+    if child is None or child.process is None or not child.process.pid:
+        return 0.0
+    fields = Path(f"/proc/{child.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 async def populate(db: Database, settings: Settings, client_sha256: str, patients: int) -> None:
@@ -174,15 +174,19 @@ async def run(args: argparse.Namespace, work: Path) -> None:
     services["jobs"] = runner
     for part in (smtp_gateway, notify, agenda):
         part.register_jobs(runner)
+    job_process = JobProcess(settings) if args.job_process else None
+    if job_process is not None:
+        job_process.start()
+        services["jobs"] = job_process
     servers = await smtp_gateway.start_smtp_servers(settings, db, services)
-    worker = asyncio.create_task(runner.run_forever())
+    worker = asyncio.create_task(job_process.supervise() if job_process else runner.run_forever())
     sender = ConvocationSender(address=APP, host="localhost", port=services["smtp_ports"]["submission_tls"],
                                client_cert=client.cert, client_key=client.key, smime_cert=signer.cert,
                                smime_key=signer.key, domain=settings.domain, ca_file=pki.PkiLayout(settings.pki_dir).root_cert,
                                display_name="CHU Bench")
     loop = asyncio.get_running_loop()
     pool = concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-    cpu_start = _cpu_seconds()
+    cpu_start, child_start = _cpu_seconds(job_process), _child_cpu_seconds(job_process)
     try:
         first_job = await last_job_id(db)
         refused, plain_seconds, plain_client_cpu = await loop.run_in_executor(
@@ -194,7 +198,8 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         plain_seconds += time.perf_counter() - acknowledged
         plain_stages = services["stage_clock"].report()
         services["stage_clock"].reset()
-        plain_cpu, cpu_start = _cpu_seconds() - cpu_start, _cpu_seconds()
+        plain_cpu, cpu_start = _cpu_seconds(job_process) - cpu_start, _cpu_seconds(job_process)
+        plain_child, child_start = _child_cpu_seconds(job_process) - child_start, _child_cpu_seconds(job_process)
         first_job = await last_job_id(db)
         began = time.perf_counter()
         refused, sent_seconds, conv_client_cpu = await loop.run_in_executor(
@@ -205,10 +210,13 @@ async def run(args: argparse.Namespace, work: Path) -> None:
             await asyncio.sleep(0.2)
             done = await count_done(db, args.n, first_job)
         conv_seconds = time.perf_counter() - began
-        conv_cpu = _cpu_seconds() - cpu_start
+        conv_cpu = _cpu_seconds(job_process) - cpu_start
+        conv_child = _child_cpu_seconds(job_process) - child_start
     finally:
         pool.shutdown()
         runner.stop()
+        if job_process is not None:
+            job_process.stop()
         await worker
         for server in servers:
             server.close()
@@ -218,14 +226,18 @@ async def run(args: argparse.Namespace, work: Path) -> None:
             await conn.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
             await conn.close()
     plain_rate, conv_rate = args.n / plain_seconds, args.n / conv_seconds
-    print(f"engine {args.engine}, {args.n} messages each, {args.connections} SMTP sessions")
+    print(f"engine {args.engine}, {args.n} messages each, {args.connections} SMTP sessions, job workers "
+          + ("in a second process" if args.job_process else "in the hub's process"))
     print(f"plain signed messages (baseline), until each is stored and its patient notified: "
           f"{plain_seconds:7.1f} s  {plain_rate:8.1f} msg/s")
     print(f"convocations, until {done[0]} agenda entries and {done[1]} notifications exist: "
           f"{conv_seconds:7.1f} s  {conv_rate:8.1f} msg/s (submission alone {sent_seconds:.1f} s)")
     print(f"ratio convocations / plain: {conv_rate / plain_rate:.2f}")
-    print(f"hub CPU per message (all its threads): plain {1000 * plain_cpu / args.n:.1f} ms, "
+    print(f"hub CPU per message (all its threads and processes): plain {1000 * plain_cpu / args.n:.1f} ms, "
           f"convocation {1000 * conv_cpu / args.n:.1f} ms")
+    if job_process is not None:
+        print(f"  of which the job process: plain {1000 * plain_child / args.n:.1f} ms, "
+              f"convocation {1000 * conv_child / args.n:.1f} ms")
     print(f"hospital side CPU per message (building, signing, sending): plain {1000 * plain_client_cpu / args.n:.1f} ms, "
           f"convocation {1000 * conv_client_cpu / args.n:.1f} ms")
     if args.stages:
@@ -238,6 +250,8 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=10000, help="messages of each kind (default 10000)")
     parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--connections", type=int, default=4, help="parallel SMTP sessions")
+    parser.add_argument("--job-process", action="store_true",
+                        help="run the job workers in a second process ([listeners] job_process = true)")
     parser.add_argument("--stages", action="store_true", help="print the time spent in each gateway stage")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mss-bench-convocations-"))

@@ -42,6 +42,7 @@ class Listeners:
     imaps: bool = True
     https: bool = True
     workers: bool = True
+    job_process: bool = False  # the workers in a second process: a second core for follow-up work
 
 
 @dataclass

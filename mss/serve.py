@@ -1,7 +1,11 @@
-"""``mss serve``: every listener and the job workers in one process.
+"""``mss serve``: every listener and the job workers.
 
 Each part can be switched off in ``[listeners]``. A port in use or an
-unreachable database stops the start with one sentence.
+unreachable database stops the start with one sentence. With
+``[listeners] job_process = true`` the job workers run in a second process
+(``JobProcess``), which the hub starts, wakes when it commits new jobs,
+restarts if it dies and stops with itself: a second core for the follow-up
+work while the first one serves SMTP, IMAP and HTTPS.
 """
 
 from __future__ import annotations
@@ -9,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import multiprocessing
+import os
 import signal
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +65,7 @@ class Hub:
     runner: JobRunner | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     bound: dict[str, int] = field(default_factory=dict)
+    job_process: JobProcess | None = None
 
     async def start(self) -> None:
         from mss.crypto.tls import server_context
@@ -69,22 +76,21 @@ class Hub:
         self.services.update(settings=settings, trust=trust)
         self.runner = JobRunner(self.db, services=self.services)
         self.services["jobs"] = self.runner
-        self._register_jobs(self.runner)
+        register_all_jobs(self.runner)
+        if settings.listeners.workers and settings.listeners.job_process:
+            self.job_process = JobProcess(settings)
+            self.job_process.start()
+            self.services["jobs"] = self.job_process  # what delivery wakes
         try:
             await self._start_listeners(server_context)
         except BaseException:
             await self.stop()
             raise
-        if settings.listeners.workers:
+        if self.job_process is not None:
+            self.tasks.append(asyncio.create_task(self.job_process.supervise(), name="job process"))
+        elif settings.listeners.workers:
             self.tasks.append(asyncio.create_task(self.runner.run_forever(), name="jobs"))
         self.tasks.append(asyncio.create_task(keep_trust_fresh(settings, trust), name="trust"))
-
-    def _register_jobs(self, runner: JobRunner) -> None:
-        from dmp_bridge import filing
-        from mss import agenda, notify, patients, smtp_gateway
-
-        for part in (smtp_gateway, notify, patients, filing, agenda):
-            part.register_jobs(runner)
 
     async def _start_listeners(self, server_context: Any) -> None:
         settings, listeners = self.settings, self.settings.listeners
@@ -126,7 +132,129 @@ class Hub:
             await server.wait_closed()
         if self.http_runner is not None:
             await self.http_runner.cleanup()
+        if self.job_process is not None:
+            await asyncio.to_thread(self.job_process.stop)
         await self.db.dispose()
+
+
+def register_all_jobs(runner: JobRunner) -> None:
+    """Every kind of follow-up job the hub runs."""
+    from dmp_bridge import filing
+    from mss import agenda, notify, patients, smtp_gateway
+
+    for part in (smtp_gateway, notify, patients, filing, agenda):
+        part.register_jobs(runner)
+
+
+class JobProcess:
+    """The job workers in a child process; ``wake()`` is what ``JobRunner.wake`` is in process.
+
+    The child reads the same settings and database. The hub writes one byte on a
+    pipe when it commits new jobs, so the child does not wait for its next poll.
+    """
+
+    restart_delay = 1.0
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.process: multiprocessing.process.BaseProcess | None = None
+        self._wake_write: int | None = None
+        self._stopping = False
+        self.restarts = 0
+
+    def start(self) -> None:
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no loop or sockets inherited
+        reader, writer = context.Pipe(duplex=False)
+        self.process = context.Process(target=_job_process_main, args=(self.settings, reader),
+                                       name="mss-jobs", daemon=True)
+        self.process.start()
+        reader.close()
+        if self._wake_write is not None:
+            os.close(self._wake_write)
+        self._wake_write = os.dup(writer.fileno())
+        writer.close()
+        os.set_blocking(self._wake_write, False)
+
+    def wake(self) -> None:
+        if self._wake_write is None:
+            return
+        try:
+            os.write(self._wake_write, b"\0")
+        except (BlockingIOError, BrokenPipeError):  # a wake-up is already pending, or the child is gone
+            pass
+
+    async def supervise(self) -> None:
+        """Start the child again (after a second) whenever it exits while the hub runs."""
+        loop = asyncio.get_running_loop()
+        while not self._stopping and self.process is not None:
+            exited = loop.create_future()
+            sentinel = self.process.sentinel
+            loop.add_reader(sentinel, lambda f=exited: f.done() or f.set_result(None))
+            try:
+                await exited
+            finally:
+                loop.remove_reader(sentinel)
+            if self._stopping:
+                return
+            log.error("the job process exited with code %s; starting it again", self.process.exitcode)
+            await asyncio.sleep(self.restart_delay)
+            if not self._stopping:
+                self.restarts += 1
+                self.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Ask the child to finish its current jobs and exit (SIGTERM); kill it after ``timeout``."""
+        self._stopping = True
+        if self.process is not None and self.process.is_alive():
+            self.process.terminate()
+            self.process.join(timeout)
+            if self.process.is_alive():
+                self.process.kill()
+                self.process.join()
+        if self._wake_write is not None:
+            os.close(self._wake_write)
+            self._wake_write = None
+
+
+def _job_process_main(settings: Settings, wake: Any) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(run_job_process(settings, wake.fileno()))
+
+
+async def run_job_process(settings: Settings, wake_fd: int | None = None) -> None:
+    """The job process: every job kind, the trust anchors kept fresh, until SIGTERM or SIGINT."""
+    from mss.crypto.trust import TrustStore
+
+    db = Database(settings.effective_database_url)
+    trust = TrustStore.from_settings(settings)
+    services: dict[str, Any] = {"settings": settings, "trust": trust}
+    runner = JobRunner(db, services=services)
+    services["jobs"] = runner
+    register_all_jobs(runner)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, runner.stop)
+    if wake_fd is not None:
+        os.set_blocking(wake_fd, False)
+
+        def woken() -> None:
+            try:
+                if not os.read(wake_fd, 4096):  # the hub is gone
+                    loop.remove_reader(wake_fd)
+                    runner.stop()
+                    return
+            except BlockingIOError:
+                return
+            runner.wake()
+
+        loop.add_reader(wake_fd, woken)
+    trust_task = asyncio.create_task(keep_trust_fresh(settings, trust))
+    try:
+        await runner.run_forever()
+    finally:
+        trust_task.cancel()
+        await asyncio.gather(trust_task, return_exceptions=True)
+        await db.dispose()
 
 
 async def keep_trust_fresh(settings: Settings, trust: Any, interval: float = 60.0) -> None:
