@@ -32,17 +32,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import csv
 import datetime as dt
-import email.policy
 import email.utils
 import io
+import secrets
 import ssl
 import sys
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from email.message import EmailMessage
+from email.header import Header
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -165,24 +166,80 @@ def build_convocation(row: AppointmentRow, sender: ConvocationSender, *, xdm: by
                       organizer=sender.address, organizer_name=sender.display_name, attendee=recipient,
                       attendee_name=f"{row.given_names} {row.family_name}".strip())
     calendar = build_cancel(event, now) if row.cancel else build_request(event, now)
-    message = EmailMessage(policy=email.policy.SMTP)
-    message["From"] = email.utils.formataddr((sender.display_name, sender.address))
-    message["To"] = recipient
-    message["Subject"] = ("Annulation de votre rendez-vous" if row.cancel else "Convocation") + f" : {row.service}"
-    message["Date"] = email.utils.format_datetime(now)
-    message["Message-ID"] = f"<{uuid.uuid4().hex}@{sender.domain}>"
-    message["MIME-Version"] = "1.0"
+    method = "CANCEL" if row.cancel else "REQUEST"
     text = (f"Bonjour {row.given_names} {row.family_name},\n\n"
             + (f"Votre rendez-vous {_when(row)} ({row.service}) est annulé.\n" if row.cancel else
                f"Vous êtes attendu(e) {_when(row)} en {row.service}.\nLieu : {row.location}\n\n"
                "Vous pouvez confirmer ou décliner ce rendez-vous dans votre agenda santé.\n"))
-    message.set_content(text)
-    message.add_alternative(calendar, subtype="calendar",
-                            params={"method": "CANCEL" if row.cancel else "REQUEST"})
+    body = multipart("alternative", [text_part("plain", text), text_part("calendar", calendar, method=method)])
     if xdm is not None:
-        message.add_attachment(xdm, maintype="application", subtype="zip", filename=XDM_NAME)
+        body = multipart("mixed", [body, attachment_part(xdm, "application/zip", XDM_NAME)])
+    subject = ("Annulation de votre rendez-vous" if row.cancel else "Convocation") + f" : {row.service}"
+    return sign_message(sender, recipient, subject, body, now), recipient
+
+
+# -- the MIME message, written directly ----------------------------------------------------------
+# The email package's EmailMessage takes about 3 ms per convocation, twice the
+# signature; a hospital sends thousands at once. These few functions write the
+# same structure (RFC 2045-2049): UTF-8 text parts in 8bit (base64 when a line is
+# too long for SMTP), header fields RFC 2047-encoded when they are not ASCII.
+
+MAX_LINE = 998  # octets, RFC 5322 section 2.1.1
+
+
+def header_field(name: str, value: str) -> bytes:
+    """One header field line, encoded (RFC 2047) when not ASCII and folded at 78 characters."""
+    folded = Header(value, "us-ascii" if value.isascii() else "utf-8", header_name=name).encode(linesep="\r\n")
+    return f"{name}: {folded}\r\n".encode("ascii")
+
+
+def _crlf(text: str) -> bytes:
+    return "\r\n".join(text.replace("\r\n", "\n").replace("\r", "\n").split("\n")).encode("utf-8")
+
+
+def _b64_lines(data: bytes) -> bytes:
+    return base64.encodebytes(data).replace(b"\n", b"\r\n")
+
+
+def text_part(subtype: str, text: str, **params: str) -> bytes:
+    """A ``text/<subtype>; charset=utf-8`` entity (headers and body)."""
+    extra = "".join(f'; {name}="{value}"' for name, value in params.items())
+    body = _crlf(text)
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    if any(len(line) > MAX_LINE for line in body.split(b"\r\n")):
+        encoding, body = b"base64", _b64_lines(body)
+    else:
+        encoding = b"7bit" if body.isascii() else b"8bit"
+    return (f'Content-Type: text/{subtype}; charset="utf-8"{extra}\r\n'.encode("ascii")
+            + b"Content-Transfer-Encoding: " + encoding + b"\r\n\r\n" + body)
+
+
+def attachment_part(data: bytes, content_type: str, filename: str) -> bytes:
+    """A base64 attachment entity."""
+    return (f'Content-Type: {content_type}; name="{filename}"\r\nContent-Transfer-Encoding: base64\r\n'
+            f'Content-Disposition: attachment; filename="{filename}"\r\n\r\n').encode("ascii") + _b64_lines(data)
+
+
+def multipart(subtype: str, parts: Sequence[bytes]) -> bytes:
+    """A ``multipart/<subtype>`` entity around already written parts."""
+    boundary = f"=_mss_{secrets.token_hex(12)}".encode()
+    # The line break before a delimiter belongs to the delimiter (RFC 2046 section 5.1.1): each part keeps its own.
+    body = b"".join(b"--" + boundary + b"\r\n" + part + b"\r\n" for part in parts)
+    return (b'Content-Type: multipart/' + subtype.encode("ascii") + b'; boundary="' + boundary + b'"\r\n\r\n'
+            + body + b"--" + boundary + b"--\r\n")
+
+
+def sign_message(sender: ConvocationSender, recipient: str, subject: str, body: bytes,
+                 now: dt.datetime) -> bytes:
+    """The top-level header fields around ``body`` (a MIME entity), signed with the sender's S/MIME key."""
+    message = (header_field("From", email.utils.formataddr((sender.display_name, sender.address), charset="utf-8"))
+               + header_field("To", recipient) + header_field("Subject", subject)
+               + header_field("Date", email.utils.format_datetime(now))
+               + header_field("Message-ID", f"<{uuid.uuid4().hex}@{sender.domain}>")
+               + b"MIME-Version: 1.0\r\n" + body)
     certs, key = sender.signer()
-    return smime.sign(message.as_bytes(policy=email.policy.SMTP), certs[0], key, chain=certs[1:]), recipient
+    return smime.sign(message, certs[0], key, chain=certs[1:])
 
 
 # -- submitting ---------------------------------------------------------------------------------

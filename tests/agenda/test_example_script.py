@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import email.policy
+from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
 
-from examples.hospital_convocations import main, read_rows, submit_all
+from examples.hospital_convocations import (
+    PARIS,
+    AppointmentRow,
+    build_convocation,
+    main,
+    read_rows,
+    submit_all,
+)
+from mss.agenda.itip import EventData, build_request
+from mss.config import Settings
+from mss.crypto import smime
 from tests.agenda.conftest import APP, INS, OTHER_INS, AgendaHub, make_sender
+from tests.fixtures_pki import DevPki
 
 CSV = """ins;nom;prenom;debut;fin;lieu;service;uid
 {ins};Durand;Marie;2030-03-10T09:30;2030-03-10T10:15;CHU, bâtiment B;Cardiologie;rdv-a@chu
@@ -59,3 +73,39 @@ async def test_missing_columns_are_named(agenda_hub: AgendaHub, tmp_path: Path,
             "--smime-cert", str(sender.smime_cert), "--smime-key", str(sender.smime_key)]
     assert await asyncio.to_thread(main, [str(bad), *argv]) == 2
     assert "lacks the columns prenom, debut, fin, lieu, service, uid" in capsys.readouterr().err
+
+
+def test_the_message_the_script_writes_reads_back_and_verifies(dev_pki: DevPki, tmp_path: Path) -> None:
+    """The directly written MIME: structure, encoded headers, exact calendar, long lines in base64, signature."""
+    settings = Settings()
+    sender = make_sender(settings, dev_pki, 1)
+    sender.display_name = "Hôpital Saint-Éloi - Convocations"
+    start = dt.datetime(2030, 3, 10, 9, 30, tzinfo=PARIS)
+    row = AppointmentRow(ins=INS, family_name="Durand", given_names="Zoé", start=start,
+                         end=start + dt.timedelta(minutes=45), location="Bâtiment B, " + "couloir " * 150,
+                         service="Médecine nucléaire", uid="rdv-mime@chu")
+    now = dt.datetime(2030, 3, 1, 8, 0, tzinfo=dt.UTC)
+    raw, recipient = build_convocation(row, sender, xdm=b"PK\x03\x04 not really a zip", now=now)
+
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+    assert b"\n" not in raw.replace(b"\r\n", b"")  # CRLF only
+    message = BytesParser(policy=email.policy.default).parsebytes(raw)
+    assert message["Subject"] == "Convocation : Médecine nucléaire"
+    assert message["From"].addresses[0].display_name == "Hôpital Saint-Éloi - Convocations"
+    assert message["To"] == recipient
+    assert message.get_content_type() == "multipart/signed"
+    signed, signature = message.get_payload()
+    assert signature.get_content_type() == "application/pkcs7-signature"
+    alternative, xdm = signed.get_payload()
+    assert xdm.get_filename() == "IHE_XDM.ZIP" and xdm.get_content() == b"PK\x03\x04 not really a zip"
+    text, calendar = alternative.get_payload()
+    assert text["Content-Transfer-Encoding"] == "base64"  # the location line is longer than SMTP allows
+    assert "Zoé Durand" in text.get_content() and "couloir " * 150 in text.get_content()
+    assert calendar.get_content_type() == "text/calendar" and calendar.get_param("method") == "REQUEST"
+    event = EventData(uid=row.uid, sequence=0, start=row.start, end=row.end,
+                      summary="Rendez-vous Médecine nucléaire", location=row.location,
+                      organizer=APP, organizer_name=sender.display_name, attendee=recipient,
+                      attendee_name="Zoé Durand")
+    assert calendar.get_payload(decode=True) == build_request(event, now).encode("utf-8")
+    verified = smime.verify(raw, dev_pki.trust, from_address=APP)
+    assert verified.status == "valid", verified.reason
