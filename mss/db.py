@@ -12,9 +12,10 @@ round trip through the loop, and a write transaction holds SQLite's one
 write lock for all of those round trips. Inside ``Database.inline()`` (the
 delivery writer, the job runner, the gateway's lookups: many small indexed
 statements) they run directly on the loop's thread instead, where each takes
-microseconds. An inline statement never waits for a lock another process
-holds: it fails at once with SQLITE_BUSY and runs again in the driver's
-thread, which waits for the busy timeout as usual.
+microseconds. An inline statement never blocks the loop on a lock another
+process holds: it fails at once with SQLITE_BUSY, asks again every
+millisecond or two for half a second (short sleeps on the loop), then runs
+in the driver's thread, which waits for the busy timeout as usual.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ def utcnow() -> dt.datetime:
 
 
 BUSY_TIMEOUT_MS = 10000
+INLINE_BUSY_POLL = 0.5  # seconds an inline statement polls for a lock before waiting in the driver's thread
 _inline: contextvars.ContextVar[bool] = contextvars.ContextVar("mss_sqlite_inline", default=False)
 
 
@@ -125,6 +127,19 @@ class _SqliteConnection(aiosqlite.Connection):
         except sqlite3.OperationalError as exc:
             if not _is_busy(exc):
                 raise
+        # Another process holds the write lock, for a few milliseconds as a rule. Ask again
+        # on the loop every millisecond or two: SQLite's own busy handler would sleep up to
+        # 100 ms at a time. A statement refused as busy did nothing, so it can run again.
+        loop = asyncio.get_running_loop()
+        deadline, pause = loop.time() + INLINE_BUSY_POLL, 0.0005
+        while loop.time() < deadline:
+            await asyncio.sleep(pause)
+            pause = min(2 * pause, 0.002)
+            try:
+                return fn(*args, **kwargs)
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
         return await super()._execute(self._waiting_for_locks, fn, *args, **kwargs)
 
     def _waiting_for_locks(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

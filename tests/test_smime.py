@@ -212,6 +212,24 @@ def test_address_mismatch(doctor: Identity, dev_pki: DevPki) -> None:
     assert DOCTOR in result.reason and "marie.curie@mss.localhost" in result.reason
 
 
+def test_a_senders_certificate_is_read_once_and_every_signature_is_still_checked(
+        doctor: Identity, dev_pki: DevPki) -> None:
+    """Certificates are cached by their exact DER; the signature, digest and trust are checked each time."""
+    from mss.crypto import cms
+
+    cms._load_certificate.cache_clear()
+    first = smime.verify(doctor.sign(MESSAGE), dev_pki.trust, from_address=DOCTOR)
+    loaded = cms._load_certificate.cache_info().misses
+    second = smime.verify(doctor.sign(MESSAGE.replace(b"normal", b"stable")), dev_pki.trust, from_address=DOCTOR)
+    assert first.status == second.status == "valid"
+    assert cms._load_certificate.cache_info().misses == loaded  # nothing parsed again
+    assert cms._load_certificate.cache_info().hits >= loaded
+    tampered = doctor.sign(MESSAGE).replace(b"normal", b"grave")
+    assert smime.verify(tampered, dev_pki.trust, from_address=DOCTOR).status == "tampered"
+    assert smime.verify(doctor.sign(MESSAGE), dev_pki.trust, from_address="marie.curie@mss.localhost"
+                        ).status == "address_mismatch"
+
+
 def test_certificate_without_email_protection(dev_pki: DevPki, tmp_path: Path) -> None:
     wrong = dev_pki.issue_smime(DOCTOR, ID_NAT, eku=[ExtendedKeyUsageOID.CLIENT_AUTH],
                                 label="client-eku")

@@ -11,13 +11,14 @@ RSA-PSS or ECDSA. Trust in the certificate is decided elsewhere
 
 from __future__ import annotations
 
+import functools
 import hmac
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from asn1crypto import cms as asn1_cms
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
@@ -76,12 +77,11 @@ def _check(der: bytes, detached_content: bytes | None) -> SignedContent:
         content = bytes(embedded.native) if isinstance(embedded.native, bytes) else embedded.contents
     else:
         content = detached_content
-    certs = tuple(x509.load_der_x509_certificate(c.chosen.dump())
-                  for c in signed["certificates"] if c.name == "certificate")
+    loaded = tuple(_load_certificate(c.chosen.dump()) for c in signed["certificates"] if c.name == "certificate")
     if len(signed["signer_infos"]) == 0:
         raise CmsFailure("malformed", "the CMS signature has no signer")
     signer_info = signed["signer_infos"][0]
-    signer = _find_signer(signer_info["sid"], certs)
+    signer = _find_signer(signer_info["sid"], loaded)
     digest_name = signer_info["digest_algorithm"]["algorithm"].native
     if digest_name not in _HASHES:
         raise CmsFailure("unsupported", f"the digest algorithm {digest_name} is not accepted")
@@ -102,7 +102,35 @@ def _check(der: bytes, detached_content: bytes | None) -> SignedContent:
     else:
         to_verify = content
     _verify_signature(signer, signer_info, algorithm, to_verify)
-    return SignedContent(signer, certs, content, digest_name)
+    return SignedContent(signer.certificate, tuple(c.certificate for c in loaded), content, digest_name)
+
+
+@dataclass(frozen=True)
+class _LoadedCertificate:
+    """A certificate of a signature, with what finding and checking the signer reads of it."""
+
+    certificate: x509.Certificate
+    issuer_der: bytes
+    serial_number: int
+    subject_key_identifier: bytes | None
+    public_key: Any
+
+
+@functools.lru_cache(maxsize=1024)
+def _load_certificate(der: bytes) -> _LoadedCertificate:
+    """Keyed by the exact DER: a sender's certificates come with each of their messages, and
+    parsing them, their issuer name and their public key again each time cost more than the
+    signature check itself."""
+    cert = x509.load_der_x509_certificate(der)
+    try:
+        ski: bytes | None = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    except x509.ExtensionNotFound:
+        ski = None
+    try:
+        key: Any = cert.public_key()
+    except (ValueError, UnsupportedAlgorithm):  # then it cannot be the signer: "unsupported" if it is named
+        key = None
+    return _LoadedCertificate(cert, cert.issuer.public_bytes(), cert.serial_number, ski, key)
 
 
 def _digest(algorithm: hashes.HashAlgorithm, data: bytes) -> bytes:
@@ -112,29 +140,25 @@ def _digest(algorithm: hashes.HashAlgorithm, data: bytes) -> bytes:
 
 
 def _find_signer(sid: asn1_cms.SignerIdentifier,
-                 certs: tuple[x509.Certificate, ...]) -> x509.Certificate:
+                 certs: tuple[_LoadedCertificate, ...]) -> _LoadedCertificate:
     for cert in certs:
         if sid.name == "issuer_and_serial_number":
             wanted = sid.chosen
             if cert.serial_number == wanted["serial_number"].native and \
-                    cert.issuer.public_bytes() == wanted["issuer"].dump():
+                    cert.issuer_der == wanted["issuer"].dump():
                 return cert
-        elif sid.name == "subject_key_identifier":
-            try:
-                ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-            except x509.ExtensionNotFound:
-                continue
-            if ski.digest == sid.chosen.native:
-                return cert
+        elif sid.name == "subject_key_identifier" and cert.subject_key_identifier is not None \
+                and cert.subject_key_identifier == sid.chosen.native:
+            return cert
     raise CmsFailure("malformed", "the signer's certificate is not included in the signature")
 
 
-def _verify_signature(cert: x509.Certificate, signer_info: asn1_cms.SignerInfo,
+def _verify_signature(cert: _LoadedCertificate, signer_info: asn1_cms.SignerInfo,
                       algorithm: hashes.HashAlgorithm, data: bytes) -> None:
     sig_algo = signer_info["signature_algorithm"]
     kind = sig_algo.signature_algo
     signature = signer_info["signature"].native
-    key = cert.public_key()
+    key = cert.public_key
     try:
         if kind == "rsassa_pkcs1v15" and isinstance(key, rsa.RSAPublicKey):
             key.verify(signature, data, padding.PKCS1v15(), algorithm)

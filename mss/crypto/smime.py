@@ -31,6 +31,7 @@ import datetime as dt
 import email
 import email.policy
 import email.utils
+import functools
 import itertools
 import re
 import secrets
@@ -316,7 +317,7 @@ def verify(raw: bytes, trust: TrustStore, *, from_address: str | None = None,
         return _result(check.status, check.reason, signed.signer, signed.content)
     if from_address is not None:
         sender = email.utils.parseaddr(from_address)[1].strip().lower()
-        issued_to = [a.lower() for a in rfc822_names(signed.signer)]
+        issued_to = _issued_to(signed.signer)
         if sender not in issued_to:
             shown = ", ".join(issued_to) or "no address"
             return _result("address_mismatch", f"the message is signed by {shown}, not by the "
@@ -325,6 +326,12 @@ def verify(raw: bytes, trust: TrustStore, *, from_address: str | None = None,
                            f"{sender or from_address}")
     return _result("valid", f"valid S/MIME signature of {subject_text(signed.signer.subject)}",
                    signed.signer, signed.content)
+
+
+@functools.lru_cache(maxsize=1024)
+def _issued_to(cert: x509.Certificate) -> tuple[str, ...]:
+    """The certificate's e-mail addresses in lower case (read once per certificate: a sender signs many messages)."""
+    return tuple(a.lower() for a in rfc822_names(cert))
 
 
 # --- encryption ---------------------------------------------------------------------------
