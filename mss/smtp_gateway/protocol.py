@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import binascii
 import logging
+import re
 from base64 import b64decode
 from collections import Counter
 from dataclasses import dataclass
@@ -41,6 +42,11 @@ log = logging.getLogger("mss.smtp")
 
 TEMPORARY_AUTH_FAILURE = "454 4.7.0 Temporary authentication failure, please try again later"
 TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections from your address, try again later"
+
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+# The usual MAIL FROM / RCPT TO path: <dot-atom@host name>, nothing quoted, no comment, no route.
+SIMPLE_PATH = re.compile(rf"<({_ATEXT}+(?:\.{_ATEXT}+)*@{_LABEL}(?:\.{_LABEL})*)>")
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,23 @@ class HubSMTP(SMTP):
         self.limiter = limiter
         self._client_ip: str | None = None
         self._over_limit = False
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd's answer, without its RFC 5322 parser for a plain ``<local@domain>`` path.
+
+        That parser took a tenth of a millisecond per address; any other form (quoted
+        local part, comment, source route, address literal, null path) still goes to it.
+        """
+        match = SIMPLE_PATH.match(arg)
+        if match is None:
+            return super()._getaddr(arg)
+        rest = arg[match.end():].lstrip(" \t")
+        if rest.startswith("("):
+            return super()._getaddr(arg)
+        address = match.group(1)
+        if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
+            return None, None
+        return address, rest
 
     def _create_session(self) -> HubSession:
         return HubSession(self.loop)
