@@ -82,6 +82,7 @@ def enqueuing_in_bulk(session: AsyncSession) -> contextlib.AbstractAsyncContextM
 
 
 Handler = Callable[["JobContext", dict[str, Any]], Awaitable[None]]
+BatchHandler = Callable[["JobContext", list[dict[str, Any]]], Awaitable[None]]
 
 
 @dataclass
@@ -115,14 +116,24 @@ class JobRunner:
         self.lanes = lanes
         self.gather = gather
         self.unordered: set[str] = set()
+        self.batch_handlers: dict[str, BatchHandler] = {}
         self._wake = asyncio.Event()
         self._stopping = False
 
-    def register(self, kind: str, handler: Handler, *, ordered: bool = True) -> None:
-        """Run ``handler`` for jobs of ``kind``; ``ordered=False`` lets several run at once."""
+    def register(self, kind: str, handler: Handler, *, ordered: bool = True,
+                 batch: BatchHandler | None = None) -> None:
+        """Run ``handler`` for jobs of ``kind``; ``ordered=False`` lets several run at once.
+
+        ``batch`` (ordered kinds) runs the payloads of several claimed jobs, in queue
+        order, in one transaction; if it raises, nothing of it was committed and each
+        job runs alone with ``handler``, its failure recorded as usual.
+        """
         self.handlers[kind] = handler
+        self.batch_handlers.pop(kind, None)
         if ordered:
             self.unordered.discard(kind)
+            if batch is not None:
+                self.batch_handlers[kind] = batch
         else:
             self.unordered.add(kind)
 
@@ -160,6 +171,10 @@ class JobRunner:
         done: list[int] = []
 
         async def run_queue(queue: list[ClaimedJob]) -> None:
+            batch = self.batch_handlers.get(queue[0].kind)
+            if batch is not None and len(queue) > 1 and await self._run_batch(batch, queue):
+                done.extend(job.id for job in queue)
+                return
             for job in queue:
                 if await self._run(job):
                     done.append(job.id)
@@ -194,6 +209,18 @@ class JobRunner:
             else:
                 values.update(state="pending", run_after=utcnow() + backoff(job.attempts))
             await self._finish([job.id], values)
+            return False
+        return True
+
+    async def _run_batch(self, batch: BatchHandler, queue: list[ClaimedJob]) -> bool:
+        """Run a queue's jobs together; False (each will then run alone) if that failed."""
+        first = queue[0]
+        ctx = JobContext(db=self.db, job_id=first.id, attempt=first.attempts, services=self.services)
+        try:
+            await batch(ctx, [dict(job.payload) for job in queue])
+        except Exception as exc:  # noqa: BLE001 - the jobs run one by one next, and fail there if they must
+            log.debug("batch of %s %s jobs failed (%s: %s); running them one by one",
+                      len(queue), first.kind, type(exc).__name__, exc)
             return False
         return True
 

@@ -156,3 +156,57 @@ async def test_one_kind_keeps_its_order_and_unordered_kinds_run_side_by_side(db:
     assert order == list(range(6))
     assert most > 1, "unordered jobs ran one at a time"
     assert {job.state for job in await _jobs(db)} == {"done"}
+
+
+async def test_a_batch_runs_in_one_transaction_or_each_job_alone(db: Database) -> None:
+    """A kind with a batch handler: claimed jobs run together; if the batch fails, nothing of it
+    was committed and each job runs alone, the bad one failing with its own error."""
+    from mss.directory.models import Organisation
+
+    batches: list[list[int]] = []
+    alone: list[int] = []
+
+    async def write(session: Any, n: int) -> None:
+        if n == 13:
+            raise PermanentFailure(f"job {n} cannot be done")
+        session.add(Organisation(name=f"org {n}"))
+        await session.flush()
+
+    async def one(ctx: JobContext, payload: dict[str, Any]) -> None:
+        alone.append(payload["n"])
+        async with ctx.db.write() as session:
+            await write(session, payload["n"])
+
+    async def many(ctx: JobContext, payloads: list[dict[str, Any]]) -> None:
+        batches.append([p["n"] for p in payloads])
+        async with ctx.db.write() as session:
+            for payload in payloads:
+                await write(session, payload["n"])
+
+    async def names() -> list[str]:
+        async with db.read() as session:
+            return sorted((await session.scalars(select(Organisation.name))).all())
+
+    runner = JobRunner(db)
+    runner.register("org", one, batch=many)
+    async with db.write() as session:
+        for n in (1, 2, 3):
+            enqueue(session, "org", {"n": n})
+    assert await runner.run_once() == 3
+    assert batches == [[1, 2, 3]] and alone == []
+    assert await names() == ["org 1", "org 2", "org 3"]
+
+    async with db.write() as session:
+        for n in (4, 13, 5):
+            enqueue(session, "org", {"n": n})
+    assert await runner.run_once() == 3
+    assert batches[1] == [4, 13, 5] and alone == [4, 13, 5]  # the batch rolled back, then one by one
+    assert await names() == ["org 1", "org 2", "org 3", "org 4", "org 5"]  # each written once
+    states = {job.payload["n"]: (job.state, job.last_error) for job in await _jobs(db)}
+    assert states[13] == ("failed", "PermanentFailure: job 13 cannot be done")
+    assert all(states[n][0] == "done" for n in (1, 2, 3, 4, 5))
+
+    async with db.write() as session:
+        enqueue(session, "org", {"n": 6})
+    assert await runner.run_once() == 1
+    assert alone[-1] == 6 and len(batches) == 2  # a single job runs alone

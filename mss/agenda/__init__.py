@@ -18,7 +18,7 @@ from mss.jobs import JobRunner
 
 def register_jobs(runner: JobRunner) -> None:
     """Register the agenda's job kinds with a runner."""
-    from mss.agenda.convocations import CONVOCATION_JOB, read_convocation
+    from mss.agenda.convocations import CONVOCATION_JOB, read_convocation, read_convocations
     from mss.agenda.reminders import (
         HEALTH_REMINDER_JOB,
         REMINDER_JOB,
@@ -26,6 +26,6 @@ def register_jobs(runner: JobRunner) -> None:
         send_reminder,
     )
 
-    runner.register(CONVOCATION_JOB, read_convocation)
+    runner.register(CONVOCATION_JOB, read_convocation, batch=read_convocations)
     runner.register(REMINDER_JOB, send_reminder)
     runner.register(HEALTH_REMINDER_JOB, send_health_reminder)

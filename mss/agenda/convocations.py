@@ -98,11 +98,17 @@ def calendar_of(raw: bytes, parts: dict[str, Any]) -> bytes:
 
 async def read_convocation(ctx: JobContext, payload: dict[str, Any]) -> None:
     """Job handler: apply one delivered calendar part to one patient's agenda (idempotent)."""
+    await read_convocations(ctx, [payload])
+
+
+async def read_convocations(ctx: JobContext, payloads: list[dict[str, Any]]) -> None:
+    """Batch job handler: the same for several convocations, in queue order, in one transaction."""
     settings: Settings = ctx.services["settings"]
     async with ctx.db.write() as session:
-        outcome = await apply_convocation(session, settings, payload["message_id"], payload["mailbox_id"])
+        outcomes = [await apply_convocation(session, settings, payload["message_id"], payload["mailbox_id"])
+                    for payload in payloads]
     runner = ctx.services.get("jobs")
-    if outcome != "done-before" and runner is not None:
+    if runner is not None and any(outcome != "done-before" for outcome in outcomes):
         runner.wake()
 
 
