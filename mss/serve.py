@@ -217,7 +217,7 @@ class JobProcess:
 
 
 def _job_process_main(settings: Settings, wake: Any) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     asyncio.run(run_job_process(settings, wake.fileno()))
 
 
@@ -248,7 +248,7 @@ async def run_job_process(settings: Settings, wake_fd: int | None = None) -> Non
             runner.wake()
 
         loop.add_reader(wake_fd, woken)
-    trust_task = asyncio.create_task(keep_trust_fresh(settings, trust))
+    trust_task = asyncio.create_task(keep_trust_fresh(settings, trust, sign_dev_crl=False))  # the hub signs it
     try:
         await runner.run_forever()
     finally:
@@ -257,7 +257,8 @@ async def run_job_process(settings: Settings, wake_fd: int | None = None) -> Non
         await db.dispose()
 
 
-async def keep_trust_fresh(settings: Settings, trust: Any, interval: float = 60.0) -> None:
+async def keep_trust_fresh(settings: Settings, trust: Any, interval: float = 60.0, *,
+                           sign_dev_crl: bool = True) -> None:
     """Re-read anchors and CRLs (a revocation takes effect within a minute) and keep the dev CRL signed."""
     import datetime as dt
 
@@ -269,7 +270,7 @@ async def keep_trust_fresh(settings: Settings, trust: Any, interval: float = 60.
     while True:
         await asyncio.sleep(interval)
         try:
-            dev_pki = not settings.tls.crl_file and (settings.pki_dir / "intermediate-ca.key").is_file()
+            dev_pki = sign_dev_crl and not settings.tls.crl_file and (settings.pki_dir / "intermediate-ca.key").is_file()
             if dev_pki and settings.crl_path.is_file():
                 crl = x509.load_pem_x509_crl(settings.crl_path.read_bytes())
                 if crl.next_update_utc is None or crl.next_update_utc - utcnow() < dt.timedelta(days=2):
