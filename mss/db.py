@@ -168,12 +168,15 @@ class Database:
         self.url = url
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
-        kwargs: dict[str, Any] = {"echo": echo}
+        # Connections kept open: SMTP sessions, job lanes and portal requests use many at once.
+        # A SQLite connection opened past the pool (and closed on return) costs a thread and a
+        # read of the schema, so SQLite keeps twice as many; a PostgreSQL server counts them.
+        kept = 2 * pool_size if self.is_sqlite else pool_size
+        kwargs: dict[str, Any] = {"echo": echo, "pool_size": kept, "max_overflow": kept}
         if self.is_sqlite:
             kwargs["async_creator"] = _sqlite_creator(parsed.database or ":memory:")
         else:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
-                          pool_recycle=1800)
+            kwargs.update(pool_pre_ping=True, pool_recycle=1800)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)

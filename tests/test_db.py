@@ -167,3 +167,22 @@ async def test_sqlite_write_holds_the_write_lock_from_its_first_read(tmp_path: P
     finally:
         other.close()
         await db.dispose()
+
+
+async def test_sqlite_keeps_its_connections_when_many_sessions_run_at_once(tmp_path: Path) -> None:
+    """Sixteen sessions at once, four times: sixteen connections opened, none reopened."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'pool.sqlite3'}")
+    opened: list[int] = []
+    event.listen(db.engine.sync_engine, "connect", lambda *_args: opened.append(1))
+
+    async def session() -> None:
+        async with db.read() as reading:
+            await reading.execute(text("SELECT 1"))
+            await asyncio.sleep(0.01)  # all sixteen hold a connection at the same time
+
+    try:
+        for _ in range(4):
+            await asyncio.gather(*(session() for _ in range(16)))
+        assert len(opened) == 16
+    finally:
+        await db.dispose()
