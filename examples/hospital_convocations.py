@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import csv
 import datetime as dt
 import email.utils
@@ -197,10 +196,6 @@ def _crlf(text: str) -> bytes:
     return "\r\n".join(text.replace("\r\n", "\n").replace("\r", "\n").split("\n")).encode("utf-8")
 
 
-def _b64_lines(data: bytes) -> bytes:
-    return base64.encodebytes(data).replace(b"\n", b"\r\n")
-
-
 def text_part(subtype: str, text: str, **params: str) -> bytes:
     """A ``text/<subtype>; charset=utf-8`` entity (headers and body)."""
     extra = "".join(f'; {name}="{value}"' for name, value in params.items())
@@ -208,7 +203,7 @@ def text_part(subtype: str, text: str, **params: str) -> bytes:
     if not body.endswith(b"\r\n"):
         body += b"\r\n"
     if any(len(line) > MAX_LINE for line in body.split(b"\r\n")):
-        encoding, body = b"base64", _b64_lines(body)
+        encoding, body = b"base64", smime.base64_lines(body)
     else:
         encoding = b"7bit" if body.isascii() else b"8bit"
     return (f'Content-Type: text/{subtype}; charset="utf-8"{extra}\r\n'.encode("ascii")
@@ -218,7 +213,7 @@ def text_part(subtype: str, text: str, **params: str) -> bytes:
 def attachment_part(data: bytes, content_type: str, filename: str) -> bytes:
     """A base64 attachment entity."""
     return (f'Content-Type: {content_type}; name="{filename}"\r\nContent-Transfer-Encoding: base64\r\n'
-            f'Content-Disposition: attachment; filename="{filename}"\r\n\r\n').encode("ascii") + _b64_lines(data)
+            f'Content-Disposition: attachment; filename="{filename}"\r\n\r\n').encode("ascii") + smime.base64_lines(data)
 
 
 def multipart(subtype: str, parts: Sequence[bytes]) -> bytes:

@@ -122,24 +122,20 @@ class _SqliteConnection(aiosqlite.Connection):
         if self._busy_ms:
             self._connection.execute("PRAGMA busy_timeout=0")
             self._busy_ms = 0
-        try:
-            return fn(*args, **kwargs)
-        except sqlite3.OperationalError as exc:
-            if not _is_busy(exc):
-                raise
-        # Another process holds the write lock, for a few milliseconds as a rule. Ask again
-        # on the loop every millisecond or two: SQLite's own busy handler would sleep up to
-        # 100 ms at a time. A statement refused as busy did nothing, so it can run again.
+        # Another process may hold the write lock, for a few milliseconds as a rule. Then ask
+        # again on the loop every millisecond or two: SQLite's own busy handler would sleep up
+        # to 100 ms at a time. A statement refused as busy did nothing, so it can run again.
         loop = asyncio.get_running_loop()
-        deadline, pause = loop.time() + INLINE_BUSY_POLL, 0.0005
-        while loop.time() < deadline:
-            await asyncio.sleep(pause)
-            pause = min(2 * pause, 0.002)
+        deadline, pause = None, 0.0005
+        while deadline is None or loop.time() < deadline:
             try:
                 return fn(*args, **kwargs)
             except sqlite3.OperationalError as exc:
                 if not _is_busy(exc):
                     raise
+            deadline = deadline or loop.time() + INLINE_BUSY_POLL
+            await asyncio.sleep(pause)
+            pause = min(2 * pause, 0.002)
         return await super()._execute(self._waiting_for_locks, fn, *args, **kwargs)
 
     def _waiting_for_locks(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

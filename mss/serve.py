@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import signal
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from typing import Any
 
 from aiohttp import web
@@ -74,9 +75,7 @@ class Hub:
         settings = self.settings
         trust = TrustStore.from_settings(settings)
         self.services.update(settings=settings, trust=trust)
-        self.runner = JobRunner(self.db, services=self.services)
-        self.services["jobs"] = self.runner
-        register_all_jobs(self.runner)
+        self.runner = job_runner(self.db, self.services)  # idle here when the workers run elsewhere
         if settings.listeners.workers and settings.listeners.job_process:
             self.job_process = JobProcess(settings)
             self.job_process.start()
@@ -137,13 +136,15 @@ class Hub:
         await self.db.dispose()
 
 
-def register_all_jobs(runner: JobRunner) -> None:
-    """Every kind of follow-up job the hub runs."""
+def job_runner(db: Database, services: dict[str, Any]) -> JobRunner:
+    """A runner for every kind of follow-up job the hub runs; ``services["jobs"]`` is set to it."""
     from dmp_bridge import filing
     from mss import agenda, notify, patients, smtp_gateway
 
+    runner = services["jobs"] = JobRunner(db, services=services)
     for part in (smtp_gateway, notify, patients, filing, agenda):
         part.register_jobs(runner)
+    return runner
 
 
 class JobProcess:
@@ -158,7 +159,7 @@ class JobProcess:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.process: multiprocessing.process.BaseProcess | None = None
-        self._wake_write: int | None = None
+        self._wake: Connection | None = None  # the hub's end of the wake-up pipe
         self._stopping = False
         self.restarts = 0
 
@@ -169,19 +170,22 @@ class JobProcess:
                                        name="mss-jobs", daemon=True)
         self.process.start()
         reader.close()
-        if self._wake_write is not None:
-            os.close(self._wake_write)
-        self._wake_write = os.dup(writer.fileno())
-        writer.close()
-        os.set_blocking(self._wake_write, False)
+        self._close_wake()
+        os.set_blocking(writer.fileno(), False)
+        self._wake = writer
 
     def wake(self) -> None:
-        if self._wake_write is None:
+        if self._wake is None:
             return
         try:
-            os.write(self._wake_write, b"\0")
+            os.write(self._wake.fileno(), b"\0")
         except (BlockingIOError, BrokenPipeError):  # a wake-up is already pending, or the child is gone
             pass
+
+    def _close_wake(self) -> None:
+        if self._wake is not None:
+            self._wake.close()
+            self._wake = None
 
     async def supervise(self) -> None:
         """Start the child again (after a second) whenever it exits while the hub runs."""
@@ -211,9 +215,7 @@ class JobProcess:
             if self.process.is_alive():
                 self.process.kill()
                 self.process.join()
-        if self._wake_write is not None:
-            os.close(self._wake_write)
-            self._wake_write = None
+        self._close_wake()
 
 
 def _job_process_main(settings: Settings, wake: Any) -> None:
@@ -227,10 +229,7 @@ async def run_job_process(settings: Settings, wake_fd: int | None = None) -> Non
 
     db = Database(settings.effective_database_url)
     trust = TrustStore.from_settings(settings)
-    services: dict[str, Any] = {"settings": settings, "trust": trust}
-    runner = JobRunner(db, services=services)
-    services["jobs"] = runner
-    register_all_jobs(runner)
+    runner = job_runner(db, {"settings": settings, "trust": trust})
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, runner.stop)

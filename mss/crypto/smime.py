@@ -171,7 +171,8 @@ def _assemble(outer: Sequence[bytes], content_headers: Sequence[bytes], body: by
     return b"\r\n".join(head) + b"\r\n\r\n" + body
 
 
-def _b64(der: bytes) -> bytes:
+def base64_lines(der: bytes) -> bytes:
+    """Base64 in lines of 76 characters, each ending in CRLF (RFC 2045 section 6.8)."""
     text = base64.b64encode(der)
     return b"\r\n".join(text[i:i + 76] for i in range(0, len(text), 76)) + b"\r\n"
 
@@ -196,14 +197,14 @@ def sign(mime_bytes: bytes, cert: x509.Certificate, key: PrivateKey, *, detached
         return _assemble(outer, [
             b'Content-Type: application/pkcs7-mime; smime-type=signed-data; name="smime.p7m"',
             b"Content-Transfer-Encoding: base64",
-            b'Content-Disposition: attachment; filename="smime.p7m"'], _b64(der))
+            b'Content-Disposition: attachment; filename="smime.p7m"'], base64_lines(der))
     boundary = f"----=_mss_signed_{secrets.token_hex(12)}".encode()
     body = (b"This is an S/MIME signed message\r\n\r\n--" + boundary + b"\r\n" + inner
             + b"\r\n--" + boundary + b"\r\n"
             + b'Content-Type: application/pkcs7-signature; name="smime.p7s"\r\n'
             + b"Content-Transfer-Encoding: base64\r\n"
             + b'Content-Disposition: attachment; filename="smime.p7s"\r\n\r\n'
-            + _b64(der) + b"\r\n--" + boundary + b"--\r\n")
+            + base64_lines(der) + b"\r\n--" + boundary + b"--\r\n")
     micalg = _MICALG[digest].encode()
     return _assemble(outer, [b'Content-Type: multipart/signed; protocol="application/pkcs7-'
                              b'signature"; micalg=' + micalg + b'; boundary="' + boundary + b'"'],
@@ -347,7 +348,7 @@ def encrypt(mime_bytes: bytes, recipient_certs: Sequence[x509.Certificate]) -> b
     return _assemble(outer, [
         b'Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name="smime.p7m"',
         b"Content-Transfer-Encoding: base64",
-        b'Content-Disposition: attachment; filename="smime.p7m"'], _b64(der))
+        b'Content-Disposition: attachment; filename="smime.p7m"'], base64_lines(der))
 
 
 def decrypt(raw: bytes, cert: x509.Certificate, key: PrivateKey) -> bytes:
