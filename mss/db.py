@@ -25,12 +25,22 @@ import contextlib
 import contextvars
 import datetime as dt
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
-from sqlalchemy import ColumnElement, DateTime, MetaData, and_, bindparam, event, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    MetaData,
+    Table,
+    and_,
+    bindparam,
+    event,
+    insert,
+    tuple_,
+)
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -296,6 +306,22 @@ def pairs_values(name: str, pairs: list[tuple[Any, Any]]) -> dict[str, Any]:
     """The parameters of ``pairs_in(..., name)`` for these pairs."""
     return {f"{name}_first": sorted({a for a, _ in pairs}), f"{name}_second": sorted({b for _, b in pairs}),
             name: pairs}
+
+
+async def insert_ids(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert ``rows`` into ``table`` (integer key ``id``) with one multi-row statement; the new ids, in order.
+
+    PostgreSQL answers ``RETURNING`` in the rows' order when asked (``sort_by_parameter_order``).
+    SQLAlchemy cannot ask SQLite for that and then sends one INSERT per row; but SQLite gives
+    each row of a multi-row INSERT, in the order of its VALUES, the next rowid (one more than the
+    largest, under the database's single write lock), so there the ids sorted are in the rows' order.
+    """
+    if not rows:
+        return []
+    if session.get_bind().dialect.name == "sqlite":
+        return sorted((await session.scalars(insert(table).returning(table.c.id), list(rows))).all())
+    return list((await session.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True),
+                                       list(rows))).all())
 
 
 def add_row(session: AsyncSession, model: type[Base], values: dict[str, Any]) -> Any:

@@ -186,3 +186,32 @@ async def test_sqlite_keeps_its_connections_when_many_sessions_run_at_once(tmp_p
         assert len(opened) == 16
     finally:
         await db.dispose()
+
+
+async def test_insert_ids_is_one_statement_and_keeps_the_rows_order(db: Database) -> None:
+    """``insert_ids``: one multi-row INSERT on both engines, and each id is its own row's."""
+    from mss.db import insert_ids
+
+    table = Organisation.__table__
+    async with db.write() as session:  # rows already there, and a gap, so ids are not 1..n
+        first = await insert_ids(session, table, [{"name": "avant", "created_at": dt.datetime.now(dt.UTC)}] * 3)
+        await session.execute(table.delete().where(table.c.id == first[1]))
+    names = [f"org {n}" for n in (5, 1, 4, 2, 3, 9, 7)]
+    sent: list[str] = []
+
+    def remember(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        sent.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", remember)
+    try:
+        async with db.write() as session:
+            ids = await insert_ids(session, table, [{"name": name, "created_at": dt.datetime.now(dt.UTC)}
+                                                    for name in names])
+            assert await insert_ids(session, table, []) == []
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", remember)
+    inserts = [s for s in sent if s.lstrip().upper().startswith("INSERT")]
+    assert len(inserts) == 1 and inserts[0].count("?") + inserts[0].count("$") >= 2 * len(names)
+    async with db.read() as session:
+        stored = dict((await session.execute(select(table.c.id, table.c.name).where(table.c.id.in_(ids)))).all())
+    assert [stored[i] for i in ids] == names and min(ids) > max(first)

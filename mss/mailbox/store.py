@@ -23,7 +23,7 @@ from sqlalchemy import Integer, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import mss.schema  # noqa: F401 - every table, so foreign keys (conversations...) resolve
-from mss.db import pairs_in, pairs_values, utcnow
+from mss.db import insert_ids, pairs_in, pairs_values, utcnow
 from mss.mailbox.models import Folder, FolderEntry, StoredMessage
 from mss.mailbox.notify import mark_changed, mark_changed_many
 from mss.mailbox.structure import MessageFacts, describe
@@ -157,11 +157,7 @@ async def store_message(session: AsyncSession, raw: bytes, *, internal_date: dt.
 
 async def insert_messages(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> list[int]:
     """Store several messages (``message_values`` rows) in one statement; their ids, in order."""
-    if not rows:
-        return []
-    table = StoredMessage.__table__  # Core: no ORM bookkeeping for rows nobody reads back
-    result = await session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), list(rows))
-    return list(result.scalars())
+    return await insert_ids(session, StoredMessage.__table__, rows)  # Core: no ORM bookkeeping
 
 
 async def allocate(session: AsyncSession, folder_id: int, uids: int = 1) -> tuple[int, int]:
