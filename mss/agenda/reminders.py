@@ -36,14 +36,13 @@ def reminder_times(starts_at: dt.datetime, hours: Sequence[int], now: dt.datetim
     return sorted(((h, at) for h, at in times.items() if at > now), key=lambda pair: pair[1])
 
 
-def schedule_reminders(session: AsyncSession, settings: Settings, appointment: Appointment,
-                       now: dt.datetime | None = None) -> int:
-    """Queue the reminder jobs of an appointment's current version; how many were queued."""
-    times = reminder_times(appointment.starts_at, settings.agenda.reminder_hours, now or utcnow())
+def schedule_reminders(session: AsyncSession, settings: Settings, appointment_id: int, sequence: int,
+                       starts_at: dt.datetime, *, now: dt.datetime | None = None) -> int:
+    """Queue the reminder jobs of one version (SEQUENCE) of an appointment; how many were queued."""
+    times = reminder_times(starts_at, settings.agenda.reminder_hours, now or utcnow())
     for hours, at in times:
-        enqueue(session, REMINDER_JOB, {"appointment_id": appointment.id, "sequence": appointment.sequence,
-                                        "hours": hours}, run_after=at,
-                dedupe_key=f"{REMINDER_JOB}:{appointment.id}:{appointment.sequence}:{hours}")
+        enqueue(session, REMINDER_JOB, {"appointment_id": appointment_id, "sequence": sequence, "hours": hours},
+                run_after=at, dedupe_key=f"{REMINDER_JOB}:{appointment_id}:{sequence}:{hours}")
     return len(times)
 
 

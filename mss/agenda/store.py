@@ -73,7 +73,7 @@ async def add_own_appointment(session: AsyncSession, settings: Settings, patient
         reminders_sent=[])
     session.add(appointment)
     await session.flush()
-    schedule_reminders(session, settings, appointment, now)
+    schedule_reminders(session, settings, appointment.id, appointment.sequence, appointment.starts_at, now=now)
     return appointment
 
 

@@ -7,10 +7,19 @@ import email.policy
 import uuid
 from email.message import EmailMessage
 
+from examples.hospital_convocations import build_convocation
 from mss.agenda.itip import EventData, build_request
 from mss.notify import NOTICES, read_outbox
 from mss.smtp_gateway.dsn import as_email
-from tests.agenda.conftest import APP, INS, PATIENT, PATIENT_EMAIL, PATIENT_PHONE, AgendaHub
+from tests.agenda.conftest import (
+    APP,
+    INS,
+    OTHER_INS,
+    PATIENT,
+    PATIENT_EMAIL,
+    PATIENT_PHONE,
+    AgendaHub,
+)
 from tests.xdm_factory import LOINC, DocSpec, XdmSpec, make_cda, make_xdm
 
 
@@ -140,3 +149,64 @@ async def test_convocation_with_an_xdm_package(agenda_hub: AgendaHub) -> None:
     assert appointment.uid == "rdv-xdm@chu.example"
     [message] = await agenda_hub.stored(PATIENT)
     assert b"IHE_XDM.ZIP" in bytes(message.raw)
+
+
+async def test_a_batch_of_convocations_gives_what_one_by_one_gives(agenda_hub: AgendaHub) -> None:
+    """Convocations delivered before the job runs go through in one batch, in queue order:
+    each sees what the earlier ones of the batch created, moved or cancelled; the batch reads
+    and writes with the same statements whatever its size."""
+    from sqlalchemy import event
+
+    first = agenda_hub.row()
+    later = first.start + dt.timedelta(days=1)
+    start = dt.datetime(2030, 1, 7, 8, 0, tzinfo=dt.UTC)
+    good = build_request(EventData(uid="x@chu", sequence=0, start=start, end=start + dt.timedelta(hours=1),
+                                   summary="Rendez-vous", organizer=APP, attendee=PATIENT), start)
+    broken = good.replace("DTEND;TZID=Europe/Paris:20300107T100000", "DTEND;TZID=Europe/Paris:20300107T080000")
+    messages = [
+        build_convocation(first, agenda_hub.sender),  # created
+        build_convocation(first, agenda_hub.sender),  # the same again: unchanged
+        build_convocation(agenda_hub.row(sequence=1, start=later, end=later + dt.timedelta(hours=1)),
+                          agenda_hub.sender),  # updated
+        build_convocation(agenda_hub.row(ins=OTHER_INS, given_names="Paul"), agenda_hub.sender),  # created
+        build_convocation(agenda_hub.row(uid="rdv-2@chu.example"), agenda_hub.sender),  # created
+        build_convocation(agenda_hub.row(uid="rdv-2@chu.example", sequence=1, cancel=True),
+                          agenda_hub.sender),  # cancelled
+        (_signed_with_calendar(agenda_hub, broken), PATIENT),  # refused
+        build_convocation(first, agenda_hub.sender),  # an older version arriving late: unchanged
+    ]
+    for raw, recipient in messages:
+        assert await agenda_hub.send(raw, [recipient]) == {}
+    statements: list[str] = []
+
+    def remember(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    engine = agenda_hub.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", remember)
+    try:
+        assert await agenda_hub.runner.run_once() == len(messages)
+    finally:
+        event.remove(engine, "before_cursor_execute", remember)
+    assert [r.outcome for r in await agenda_hub.receipts()] == [
+        "created", "unchanged", "updated", "created", "created", "cancelled", "refused", "unchanged"]
+    assert len({r.processed_at for r in await agenda_hub.receipts()}) == 1  # one transaction
+    moved, cancelled = await agenda_hub.appointments()
+    assert (moved.uid, moved.sequence, moved.starts_at, moved.status) == (first.uid, 1, later, "confirmed")
+    assert (cancelled.uid, cancelled.sequence, cancelled.status) == ("rdv-2@chu.example", 1, "cancelled")
+    [other] = await agenda_hub.appointments(OTHER_INS)
+    assert other.uid == first.uid and other.sequence == 0
+    reminders = {(j.payload["appointment_id"], j.payload["sequence"], j.payload["hours"])
+                 for j in await agenda_hub.jobs("agenda.reminder")}
+    assert reminders == {(moved.id, 0, 48), (moved.id, 0, 2), (moved.id, 1, 48), (moved.id, 1, 2),
+                         (other.id, 0, 48), (other.id, 0, 2), (cancelled.id, 0, 48), (cancelled.id, 0, 2)}
+    agenda = [s for s in statements if "agenda_" in s]
+    assert sum(s.lstrip().upper().startswith("INSERT INTO AGENDA_APPOINTMENTS") for s in agenda) == 1
+    assert sum(s.lstrip().upper().startswith("INSERT INTO AGENDA_CONVOCATIONS") for s in agenda) == 1
+    assert len(agenda) <= 5, agenda  # read the batch, read the appointments, insert, update, receipts
+    await agenda_hub.drain()
+    [dsn] = await agenda_hub.stored(APP)
+    assert "Status: 5.6.0" in report_texts(bytes(dsn.raw))[1]
+    notices = [r["text"] for r in read_outbox(agenda_hub.settings) if r["to"] == PATIENT_PHONE]
+    assert sum(NOTICES["appointment"].sentence in text for text in notices) == 4  # created, updated, created, cancelled
+    assert sum(NOTICES["new_message"].sentence in text for text in notices) == 3  # unchanged twice, refused
