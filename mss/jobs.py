@@ -6,6 +6,7 @@ Workers take due jobs (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the single
 writer lock on SQLite), run the handler registered for the job's kind, and
 retry failures with exponential back-off. Handlers must be idempotent: a
 job may run again after a crash between the handler and the bookkeeping.
+A kind may also have a batch handler, given the jobs claimed together in one call.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import contextlib
 import datetime as dt
 import logging
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +64,17 @@ class ClaimedJob:
 
 class PermanentFailure(Exception):
     """Raised by a handler when retrying cannot help; the job fails at once."""
+
+
+class PartlyDone(Exception):
+    """Raised by a batch handler that completed only some of its payloads: the others run again, alone.
+
+    ``done`` holds the positions, in the batch's list of payloads, of those that were completed.
+    """
+
+    def __init__(self, done: Iterable[int], reason: str) -> None:
+        super().__init__(reason)
+        self.done = frozenset(done)
 
 
 def enqueue(session: AsyncSession, kind: str, payload: dict[str, Any], *,
@@ -124,17 +136,19 @@ class JobRunner:
                  batch: BatchHandler | None = None) -> None:
         """Run ``handler`` for jobs of ``kind``; ``ordered=False`` lets several run at once.
 
-        ``batch`` (ordered kinds) runs the payloads of several claimed jobs, in queue
-        order, in one transaction; if it raises, nothing of it was committed and each
-        job runs alone with ``handler``, its failure recorded as usual.
+        ``batch`` gets the payloads of all the jobs of ``kind`` claimed together, in queue
+        order, in one call (for an unordered kind, instead of lanes). If it raises, each
+        job runs alone with ``handler``, its failure recorded as usual: what the batch did
+        must vanish with it (one transaction) or be harmless to do again. A batch that
+        completed some of its jobs raises ``PartlyDone`` naming them: only the others
+        then run alone, after it.
         """
         self.handlers[kind] = handler
+        self.unordered.discard(kind)
         self.batch_handlers.pop(kind, None)
-        if ordered:
-            self.unordered.discard(kind)
-            if batch is not None:
-                self.batch_handlers[kind] = batch
-        else:
+        if batch is not None:
+            self.batch_handlers[kind] = batch
+        elif not ordered:
             self.unordered.add(kind)
 
     def wake(self) -> None:
@@ -165,16 +179,19 @@ class JobRunner:
 
         Jobs of one kind run one after the other, in the order they were queued (a
         cancellation after its request), unless the kind was registered unordered:
-        those run in up to ``lanes`` lanes at once. Different kinds run side by side.
-        The jobs that succeeded are marked done together, in one statement.
+        those run in up to ``lanes`` lanes at once. A kind with a batch handler gets
+        all its claimed jobs in one call of it (those it did not complete then run one
+        by one). Different kinds run side by side. The jobs that succeeded are marked
+        done together, in one statement.
         """
         done: list[int] = []
 
         async def run_queue(queue: list[ClaimedJob]) -> None:
             batch = self.batch_handlers.get(queue[0].kind)
-            if batch is not None and len(queue) > 1 and await self._run_batch(batch, queue):
-                done.extend(job.id for job in queue)
-                return
+            if batch is not None and len(queue) > 1:
+                completed = await self._run_batch(batch, queue)
+                done.extend(job.id for number, job in enumerate(queue) if number in completed)
+                queue = [job for number, job in enumerate(queue) if number not in completed]
             for job in queue:
                 if await self._run(job):
                     done.append(job.id)
@@ -212,17 +229,18 @@ class JobRunner:
             return False
         return True
 
-    async def _run_batch(self, batch: BatchHandler, queue: list[ClaimedJob]) -> bool:
-        """Run a queue's jobs together; False (each will then run alone) if that failed."""
+    async def _run_batch(self, batch: BatchHandler, queue: list[ClaimedJob]) -> frozenset[int]:
+        """Run a queue's jobs together; the positions of those completed (the others will run alone)."""
         first = queue[0]
         ctx = JobContext(db=self.db, job_id=first.id, attempt=first.attempts, services=self.services)
         try:
             await batch(ctx, [dict(job.payload) for job in queue])
-        except Exception as exc:  # noqa: BLE001 - the jobs run one by one next, and fail there if they must
-            log.debug("batch of %s %s jobs failed (%s: %s); running them one by one",
-                      len(queue), first.kind, type(exc).__name__, exc)
-            return False
-        return True
+        except Exception as exc:  # noqa: BLE001 - the jobs not done run alone next, and fail there
+            completed = exc.done if isinstance(exc, PartlyDone) else frozenset()
+            log.debug("batch of %s %s jobs: %s not done (%s: %s); running them one by one",
+                      len(queue), first.kind, len(queue) - len(completed), type(exc).__name__, exc)
+            return completed
+        return frozenset(range(len(queue)))
 
     async def _on_failed(self, job: ClaimedJob, detail: str) -> None:
         hook = self.services.get("on_job_failed")

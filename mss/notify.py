@@ -8,7 +8,9 @@ the message or document it announces leaves the hub.
 E-mail goes through ``settings.notifications.smarthost`` (aiosmtplib);
 without a smarthost, and for SMS with the ``outbox`` provider, each
 notification is appended as one JSON line to ``<data_dir>/outbox/outbox.jsonl``,
-which ``mss dev outbox`` prints.
+which ``mss dev outbox`` prints. The runner hands the job handler its claimed
+notifications together (``deliver_notifications``): one read of the contacts,
+one write to the outbox, one smarthost connection for all of them.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -31,7 +34,7 @@ from mss.config import Settings
 from mss.db import utcnow
 from mss.directory.models import Patient, PatientState
 from mss.errors import ConfigError
-from mss.jobs import Job, JobContext, JobRunner, PermanentFailure, enqueue
+from mss.jobs import Job, JobContext, JobRunner, PartlyDone, PermanentFailure, enqueue
 
 
 @dataclass(frozen=True)
@@ -97,14 +100,17 @@ def outbox_file(settings: Settings) -> Path:
     return settings.data_path / "outbox" / "outbox.jsonl"
 
 
-def append_outbox(settings: Settings, record: dict[str, Any]) -> None:
-    """Append one JSON line (one write with O_APPEND, so concurrent writers do not interleave)."""
+def append_outbox(settings: Settings, *records: dict[str, Any]) -> None:
+    """Append one JSON line per record, with one write (O_APPEND, so concurrent writers do not interleave)."""
+    if not records:
+        return
     path = outbox_file(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = (json.dumps({"at": utcnow().isoformat(), **record}, ensure_ascii=False) + "\n").encode()
+    at = utcnow().isoformat()
+    lines = "".join(json.dumps({"at": at, **record}, ensure_ascii=False) + "\n" for record in records)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
-        os.write(fd, line)
+        os.write(fd, lines.encode())
     finally:
         os.close(fd)
 
@@ -132,7 +138,11 @@ class OutboxSmsProvider:
         self.settings = settings
 
     async def send(self, phone: str, text: str) -> None:
-        append_outbox(self.settings, {"channel": "sms", "to": phone, "text": text})  # one small append
+        append_outbox(self.settings, _sms_record(phone, text))  # one small append
+
+
+def _sms_record(phone: str, text: str) -> dict[str, Any]:
+    return {"channel": "sms", "to": phone, "text": text}
 
 
 def sms_provider(settings: Settings, services: dict[str, Any] | None = None) -> SmsProvider:
@@ -152,13 +162,53 @@ def _sender(settings: Settings) -> str:
     return settings.notifications.sender or f"ne-pas-repondre@{settings.domain}"
 
 
+Mail = tuple[str, str, str]  # to, subject, plain-text body
+
+
+def _email_record(to: str, subject: str, body: str) -> dict[str, Any]:
+    return {"channel": "email", "to": to, "subject": subject, "text": body}
+
+
 async def send_email(settings: Settings, to: str, subject: str, body: str) -> None:
     """Send a plain-text mail through the smarthost, or append it to the outbox without one."""
     if not settings.notifications.smarthost:
-        append_outbox(settings, {"channel": "email", "to": to, "subject": subject, "text": body})
+        append_outbox(settings, _email_record(to, subject, body))
         return
+    failed = await send_emails(settings, [(to, subject, body)])
+    if failed:
+        raise failed[0]
+
+
+async def send_emails(settings: Settings, mails: Sequence[Mail]) -> dict[int, Exception]:
+    """Send mails through the smarthost over one connection; what failed, by position in ``mails``.
+
+    A refused recipient or a 5xx answer fails that mail alone, with ``PermanentFailure``,
+    and the next ones are still sent. When the connection cannot be made or is lost, the
+    mail being sent and those after it fail with that error (to be retried).
+    """
     import aiosmtplib
 
+    if not mails:
+        return {}
+    failed: dict[int, Exception] = {}
+    unsent = dict(enumerate(mails))
+    try:
+        async with aiosmtplib.SMTP(hostname=settings.notifications.smarthost,
+                                   port=settings.notifications.smarthost_port, timeout=30) as client:
+            for index, (to, subject, body) in list(unsent.items()):
+                try:
+                    await client.send_message(_email_message(settings, to, subject, body))
+                except Exception as exc:
+                    if isinstance(exc, (ConnectionError, TimeoutError)) or not client.is_connected:
+                        raise
+                    failed[index] = _smtp_failure(exc, to)
+                del unsent[index]
+    except Exception as exc:  # noqa: BLE001 - each unsent mail fails with it
+        failed.update({index: _smtp_failure(exc, to) for index, (to, _, _) in unsent.items()})
+    return failed
+
+
+def _email_message(settings: Settings, to: str, subject: str, body: str) -> EmailMessage:
     message = EmailMessage()
     message["From"] = _sender(settings)
     message["To"] = to
@@ -167,15 +217,21 @@ async def send_email(settings: Settings, to: str, subject: str, body: str) -> No
     message["Message-ID"] = make_msgid(domain=settings.domain)
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(body)
-    try:
-        await aiosmtplib.send(message, hostname=settings.notifications.smarthost,
-                              port=settings.notifications.smarthost_port, timeout=30)
-    except aiosmtplib.SMTPRecipientsRefused as exc:
-        raise PermanentFailure(f"the smarthost refused {to}: {exc}") from exc
-    except aiosmtplib.SMTPResponseException as exc:
-        if 500 <= exc.code < 600:
-            raise PermanentFailure(f"the smarthost refused the notification: {exc.code} {exc.message}") from exc
-        raise
+    return message
+
+
+def _smtp_failure(exc: Exception, to: str) -> Exception:
+    """The error of a mail the smarthost did not take: its refusals are permanent, the rest is retried."""
+    import aiosmtplib
+
+    failure = exc
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        failure = PermanentFailure(f"the smarthost refused {to}: {exc}")
+    elif isinstance(exc, aiosmtplib.SMTPResponseException) and 500 <= exc.code < 600:
+        failure = PermanentFailure(f"the smarthost refused the notification: {exc.code} {exc.message}")
+    if failure is not exc:
+        failure.__cause__ = exc
+    return failure
 
 
 # -- the notification job ----------------------------------------------------------------
@@ -217,28 +273,78 @@ def notify_patient(session: AsyncSession, patient: Reachable, kind: str, link: s
 
 
 _patients = Patient.__table__.c
-_CONTACT = select(_patients.state, _patients.email, _patients.phone).where(_patients.id == bindparam("patient_id"))
+_CONTACTS = (select(_patients.id, _patients.state, _patients.email, _patients.phone)
+             .where(_patients.id.in_(bindparam("patient_ids", expanding=True))))
 
 
 async def deliver_notification(ctx: JobContext, payload: dict[str, Any]) -> None:
     """Job handler: send one notification on one channel to the patient's current address."""
+    failed = await _deliver(ctx, [payload])  # the batch of one
+    if failed:
+        raise failed[0]
+
+
+async def deliver_notifications(ctx: JobContext, payloads: list[dict[str, Any]]) -> None:
+    """Batch job handler: ``deliver_notification`` for each payload, in order, all at once.
+
+    One statement reads the contacts; every text is built and the outbox lines are
+    written (one write) before any mail or SMS goes out, so when one of those steps
+    raises nothing was sent and the runner runs each job alone. The mails then share
+    one smarthost connection and the SMS go one by one to the provider; one that fails
+    does not stop the others, and the batch raises ``PartlyDone`` naming those that
+    went: the runner at once runs only the failed ones again, alone, with their usual
+    failure accounting (a refused recipient fails, a lost connection is retried later).
+    No notification that went out is sent again.
+    """
+    failed = await _deliver(ctx, payloads)
+    if failed:
+        reasons = "; ".join(f"{type(error).__name__}: {error}" for error in failed.values())
+        raise PartlyDone(set(range(len(payloads))) - failed.keys(),
+                         f"{len(failed)} of {len(payloads)} notifications failed: {reasons}")
+
+
+async def _deliver(ctx: JobContext, payloads: list[dict[str, Any]]) -> dict[int, Exception]:
+    """Send the notifications; those that failed, by position (an exception raised: none was sent)."""
     settings: Settings = ctx.services["settings"]
     async with ctx.db.read() as session:
-        patient = (await session.execute(_CONTACT, {"patient_id": payload["patient_id"]})).first()
-    if patient is None or patient.state in (PatientState.OPPOSED, PatientState.CLOSED):
-        return  # nobody to tell any more: done, not failed
-    subject, body = notification_text(settings, payload["kind"], payload["link"])
-    if payload["channel"] == "email" and patient.email:
-        await send_email(settings, patient.email, subject, body)
-    elif payload["channel"] == "sms" and patient.phone:
-        sentence = NOTICES[payload["kind"]].sentence
-        await sms_provider(settings, ctx.services).send(
-            patient.phone, f"{sentence} {portal_link(settings, payload['link'])}")
+        rows = await session.execute(_CONTACTS, {"patient_ids": sorted({p["patient_id"] for p in payloads})})
+        contacts = {row.id: row for row in rows}
+    outbox: list[dict[str, Any]] = []
+    mails: dict[int, Mail] = {}
+    texts: dict[int, tuple[SmsProvider, str, str]] = {}
+    for index, payload in enumerate(payloads):
+        patient = contacts.get(payload["patient_id"])
+        if patient is None or patient.state in (PatientState.OPPOSED, PatientState.CLOSED):
+            continue  # nobody to tell any more: done, not failed
+        subject, body = notification_text(settings, payload["kind"], payload["link"])
+        if payload["channel"] == "email" and patient.email:
+            if settings.notifications.smarthost:
+                mails[index] = (patient.email, subject, body)
+            else:
+                outbox.append(_email_record(patient.email, subject, body))
+        elif payload["channel"] == "sms" and patient.phone:
+            text = f"{NOTICES[payload['kind']].sentence} {portal_link(settings, payload['link'])}"
+            provider = sms_provider(settings, ctx.services)
+            if isinstance(provider, OutboxSmsProvider):
+                outbox.append(_sms_record(patient.phone, text))
+            else:
+                texts[index] = (provider, patient.phone, text)
+    append_outbox(settings, *outbox)
+    failed: dict[int, Exception] = {}
+    positions = list(mails)
+    for number, error in (await send_emails(settings, list(mails.values()))).items():
+        failed[positions[number]] = error
+    for index, (provider, phone, text) in texts.items():
+        try:
+            await provider.send(phone, text)  # providers are per-message APIs
+        except Exception as exc:  # noqa: BLE001 - this one failed, the others still go
+            failed[index] = exc
+    return failed
 
 
 def register_jobs(runner: JobRunner) -> None:
     """Register the notification job kind with a runner."""
-    runner.register("notify.patient", deliver_notification, ordered=False)  # each stands alone
+    runner.register("notify.patient", deliver_notification, ordered=False, batch=deliver_notifications)
 
 
 # -- mss dev outbox ----------------------------------------------------------------------

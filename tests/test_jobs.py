@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select, update
 
 from mss.db import Database, utcnow
-from mss.jobs import Job, JobContext, JobRunner, PermanentFailure, backoff, enqueue
+from mss.jobs import Job, JobContext, JobRunner, PartlyDone, PermanentFailure, backoff, enqueue
 
 
 async def _jobs(db: Database) -> list[Job]:
@@ -210,3 +210,54 @@ async def test_a_batch_runs_in_one_transaction_or_each_job_alone(db: Database) -
         enqueue(session, "org", {"n": 6})
     assert await runner.run_once() == 1
     assert alone[-1] == 6 and len(batches) == 2  # a single job runs alone
+
+
+async def test_an_unordered_kind_with_a_batch_handler_gets_its_jobs_in_one_call(db: Database) -> None:
+    """No lanes: the claimed jobs go to the batch handler together. When it raises, each job runs
+    alone with its own failure accounting; when it raises PartlyDone, only the jobs it did not do."""
+    batches: list[list[int]] = []
+    alone: list[int] = []
+
+    async def one(ctx: JobContext, payload: dict[str, Any]) -> None:
+        alone.append(payload["n"])
+        if payload["n"] == 13:
+            raise ConnectionError("provider down")
+
+    async def many(ctx: JobContext, payloads: list[dict[str, Any]]) -> None:
+        numbers = [p["n"] for p in payloads]
+        batches.append(numbers)
+        if 13 in numbers:
+            raise ConnectionError("provider down")
+        if 7 in numbers:
+            raise PartlyDone({position for position, n in enumerate(numbers) if n != 7}, "7 did not go")
+
+    async def enqueue_all(*numbers: int) -> None:
+        async with db.write() as session:
+            for n in numbers:
+                enqueue(session, "notify", {"n": n})
+
+    async def states() -> dict[int, tuple[str, int, str]]:
+        return {job.payload["n"]: (job.state, job.attempts, job.last_error) for job in await _jobs(db)}
+
+    runner = JobRunner(db, batch=50, lanes=4)
+    runner.register("notify", one, ordered=False, batch=many)
+    await enqueue_all(1, 2, 3, 4, 5)
+    assert await runner.run_once() == 5
+    assert batches == [[1, 2, 3, 4, 5]] and alone == []
+    assert {state for state, _, _ in (await states()).values()} == {"done"}
+
+    await enqueue_all(6, 13, 8)
+    before = utcnow()
+    assert await runner.run_once() == 3
+    assert batches[1] == [6, 13, 8] and alone == [6, 13, 8]
+    after = await states()
+    assert after[13] == ("pending", 1, "ConnectionError: provider down")
+    assert after[6][0] == after[8][0] == "done"
+    [retried] = [job for job in await _jobs(db) if job.payload["n"] == 13]
+    assert retried.run_after >= before + backoff(1) - dt.timedelta(seconds=1)
+
+    await enqueue_all(9, 7, 10)
+    assert await runner.run_once() == 3
+    assert batches[2] == [9, 7, 10] and alone[3:] == [7]  # only the job the batch did not do
+    after = await states()
+    assert [after[n][:2] for n in (9, 7, 10)] == [("done", 1)] * 3
