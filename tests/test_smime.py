@@ -230,6 +230,27 @@ def test_a_senders_certificate_is_read_once_and_every_signature_is_still_checked
                         ).status == "address_mismatch"
 
 
+def test_trust_fingerprints_are_remembered_per_certificate_object(
+        doctor: Identity, dev_pki: DevPki, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The valid-chain cache is keyed by SHA-256 fingerprints, each computed once per certificate object."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    from mss.crypto import trust
+
+    sha256 = hashes.SHA256()
+    trust._fingerprints.clear()
+    assert smime.verify(doctor.sign(MESSAGE), dev_pki.trust, from_address=DOCTOR).status == "valid"
+    remembered = {fingerprint for _, fingerprint in trust._fingerprints.values()}
+    assert remembered == {c.fingerprint(sha256) for c in (doctor.cert, *doctor.chain)}
+    twin = x509.load_der_x509_certificate(doctor.cert.public_bytes(Encoding.DER))
+    assert twin is not doctor.cert and trust._fingerprint(twin) == doctor.cert.fingerprint(sha256)
+    monkeypatch.setattr(trust, "FINGERPRINT_CACHE_SIZE", 1)  # emptied when full, still right
+    for cert in (doctor.cert, *doctor.chain, doctor.cert):
+        assert trust._fingerprint(cert) == cert.fingerprint(sha256)
+        assert len(trust._fingerprints) == 1
+
+
 def test_certificate_without_email_protection(dev_pki: DevPki, tmp_path: Path) -> None:
     wrong = dev_pki.issue_smime(DOCTOR, ID_NAT, eku=[ExtendedKeyUsageOID.CLIENT_AUTH],
                                 label="client-eku")

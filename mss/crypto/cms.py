@@ -5,18 +5,23 @@ with ``asn1crypto``: the signer's certificate is found by its identifier,
 the ``messageDigest`` signed attribute is compared with the digest of the
 signed bytes, and the signature is checked over the DER of the signed
 attributes (re-tagged as a SET, RFC 5652 section 5.4) with RSA PKCS#1 v1.5,
-RSA-PSS or ECDSA. Trust in the certificate is decided elsewhere
-(``mss.crypto.trust``).
+RSA-PSS or ECDSA. A signature in strict DER is first read by a small DER
+walker that checks the same things much faster (``_check_strict_der``);
+whatever it does not accept goes to asn1crypto. Trust in the certificate is
+decided elsewhere (``mss.crypto.trust``).
 """
 
 from __future__ import annotations
 
 import functools
 import hmac
+import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
+from asn1crypto import algos as asn1_algos
 from asn1crypto import cms as asn1_cms
+from asn1crypto import core as asn1_core
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
@@ -52,6 +57,12 @@ class SignedContent:
 
 def check_signed_data(der: bytes, detached_content: bytes | None = None) -> SignedContent:
     """Parse ``der`` and check its first signer over ``detached_content`` or the embedded content."""
+    try:
+        checked = _check_strict_der(der, detached_content)
+    except Exception:  # noqa: BLE001 - whatever the quick reading cannot take, the full one judges
+        checked = None
+    if checked is not None:
+        return checked
     try:
         return _check(der, detached_content)
     except CmsFailure:
@@ -103,6 +114,180 @@ def _check(der: bytes, detached_content: bytes | None) -> SignedContent:
         to_verify = content
     _verify_signature(signer, signer_info, algorithm, to_verify)
     return SignedContent(signer.certificate, tuple(c.certificate for c in loaded), content, digest_name)
+
+
+# --- the quick reading of a signature in strict DER ----------------------------------------
+#
+# Building the asn1crypto structure cost more than everything else of a verification. A
+# signature as S/MIME agents write it (strict DER, the certificates included, signed
+# attributes, RSA PKCS#1 v1.5 or ECDSA) is read here with a small DER walker that checks
+# the same things as ``_check``: it answers only when the signature verifies, and returns
+# None for anything else (other shapes, BER, RSA-PSS, a wrong digest or signature) so that
+# ``_check`` decides, with its own status and sentence. It accepts a subset of what
+# ``_check`` accepts (every structure it reads must be exactly the expected one), and its
+# tables come from asn1crypto's, so both read the same names (tests/test_cms_strict_der.py).
+
+_SIGNED_DATA = asn1_core.ObjectIdentifier("1.2.840.113549.1.7.2").contents
+_DIGEST_NAMES = {asn1_core.ObjectIdentifier(dotted).contents: name
+                 for dotted, name in asn1_algos.DigestAlgorithmId._map.items() if name in _HASHES}
+_ATTRIBUTE_NAMES = {asn1_core.ObjectIdentifier(dotted).contents: name
+                    for dotted, name in asn1_cms.CMSAttributeType._map.items()}
+
+
+def _signature_kinds() -> dict[bytes, str]:
+    kinds = {}
+    for dotted, name in asn1_algos.SignedDigestAlgorithmId._map.items():
+        kind = asn1_algos.SignedDigestAlgorithm({"algorithm": name}).signature_algo
+        if kind in ("rsassa_pkcs1v15", "ecdsa"):
+            kinds[asn1_core.ObjectIdentifier(dotted).contents] = kind
+    return kinds
+
+
+_SIGNATURE_KINDS = _signature_kinds()
+_NON_MINIMAL_ARC = re.compile(rb"(?:\A|[\x00-\x7f])\x80")  # an arc starting with a zero group
+# version, digestAlgorithms, encapContentInfo, [0] certificates, [1] crls (optional), signerInfos
+_SIGNED_DATA_SHAPES = {(0x02, 0x31, 0x30, 0xA0, 0x31), (0x02, 0x31, 0x30, 0xA0, 0xA1, 0x31)}
+# version, sid (issuerAndSerialNumber or [0] subjectKeyIdentifier), digestAlgorithm,
+# [0] signedAttrs, signatureAlgorithm, signature, [1] unsignedAttrs (optional)
+_SIGNER_INFO_SHAPES = {(0x02, sid, 0x30, 0xA0, 0x30, 0x04, *unsigned)
+                       for sid in (0x30, 0x80) for unsigned in ((), (0xA1,))}
+
+
+class _Element(NamedTuple):
+    """One DER element of ``der``: its tag byte, where its header, contents and end are."""
+
+    tag: int
+    at: int
+    start: int
+    end: int
+
+
+def _elements(der: bytes, start: int, end: int, most: int | None = None) -> list[_Element]:
+    """The elements that exactly fill ``der[start:end]``; ValueError unless in strict DER or past ``most``."""
+    found: list[_Element] = []
+    at = start
+    while at < end:
+        if most is not None and len(found) == most:  # hostile input: stop before reading on
+            raise ValueError("more elements than the structure has")
+        tag, length, contents = der[at], der[at + 1], at + 2
+        if tag & 0x1F == 0x1F:
+            raise ValueError("high tag number")
+        if length & 0x80:
+            size = length & 0x7F
+            if not 1 <= size <= 4 or der[contents] == 0:
+                raise ValueError("indefinite or non-minimal length")
+            length = int.from_bytes(der[contents:contents + size], "big")
+            contents += size
+            if length < 0x80:
+                raise ValueError("non-minimal length")
+        if contents + length > end:
+            raise ValueError("truncated element")
+        found.append(_Element(tag, at, contents, contents + length))
+        at = contents + length
+    return found
+
+
+def _inside(der: bytes, element: _Element, *shape: int) -> list[_Element]:
+    """The elements inside ``element``, which must have exactly these tags."""
+    inner = _elements(der, element.start, element.end, len(shape))
+    if tuple(e.tag for e in inner) != shape:
+        raise ValueError(f"unexpected structure {[e.tag for e in inner]}")
+    return inner
+
+
+def _oid(der: bytes, element: _Element) -> bytes:
+    """An OBJECT IDENTIFIER in its only (minimal) encoding, so that equal bytes mean equal names."""
+    contents = der[element.start:element.end]
+    if element.tag != 0x06 or not contents or contents[-1] & 0x80 or _NON_MINIMAL_ARC.search(contents):
+        raise ValueError("not a minimal object identifier")
+    return contents
+
+
+def _algorithm(der: bytes, element: _Element, names: dict[bytes, str]) -> str | None:
+    """The name of an AlgorithmIdentifier without parameters or with NULL ones; None if not in ``names``."""
+    inner = _elements(der, element.start, element.end, 2)
+    if len(inner) == 2 and der[inner[1].at:inner[1].end] == b"\x05\x00":
+        inner.pop()
+    return names.get(_oid(der, inner[0])) if len(inner) == 1 else None
+
+
+def _value(der: bytes, element: _Element) -> bytes:
+    return der[element.start:element.end]
+
+
+def _check_strict_der(der: bytes, detached_content: bytes | None) -> SignedContent | None:
+    """``_check`` for a signature in strict DER that verifies; None (or an exception) for ``_check`` to judge."""
+    (info,) = _elements(der, 0, len(der), 1)
+    if info.tag != 0x30:
+        return None
+    kind, wrapped = _inside(der, info, 0x06, 0xA0)
+    if _oid(der, kind) != _SIGNED_DATA:
+        return None
+    (signed,) = _inside(der, wrapped, 0x30)
+    fields = _elements(der, signed.start, signed.end, 6)
+    if tuple(f.tag for f in fields) not in _SIGNED_DATA_SHAPES:
+        return None
+    _, _, encap, certificates, *_, signer_infos = fields
+    encap_fields = _elements(der, encap.start, encap.end, 2)
+    if tuple(f.tag for f in encap_fields) not in ((0x06,), (0x06, 0xA0)):
+        return None
+    content_type = _oid(der, encap_fields[0])
+    if detached_content is not None:
+        content = detached_content
+    else:
+        (embedded,) = _inside(der, encap_fields[1], 0x04)  # IndexError when there is none
+        content = _value(der, embedded)
+    certs = _elements(der, certificates.start, certificates.end)
+    if any(c.tag != 0x30 for c in certs):
+        return None
+    loaded = tuple(_load_certificate(der[c.at:c.end]) for c in certs)
+    signer_info = _elements(der, signer_infos.start, signer_infos.end)[0]
+    parts = _elements(der, signer_info.start, signer_info.end, 7)
+    if signer_info.tag != 0x30 or tuple(p.tag for p in parts) not in _SIGNER_INFO_SHAPES:
+        return None
+    _, sid, digest_algorithm, attrs, signature_algorithm, signature = parts[:6]
+    signer = _strict_signer(der, sid, loaded)
+    digest_name = _algorithm(der, digest_algorithm, _DIGEST_NAMES)
+    kind_name = _algorithm(der, signature_algorithm, _SIGNATURE_KINDS)
+    if signer is None or digest_name is None or kind_name is None:
+        return None
+    values: dict[object, _Element] = {}
+    for attr in _elements(der, attrs.start, attrs.end):
+        if attr.tag != 0x30:
+            return None
+        name, attr_values = _inside(der, attr, 0x06, 0x31)
+        oid = _oid(der, name)
+        values[_ATTRIBUTE_NAMES.get(oid, oid)] = attr_values  # the last one wins, as in _check
+    if "message_digest" not in values:
+        return None
+    if "content_type" in values:
+        (declared_type,) = _elements(der, values["content_type"].start, values["content_type"].end, 1)
+        if _oid(der, declared_type) != content_type:
+            return None
+    (declared,) = _inside(der, values["message_digest"], 0x04)
+    algorithm = _HASHES[digest_name]()
+    if not hmac.compare_digest(_value(der, declared), _digest(algorithm, content)):
+        return None
+    to_verify = b"\x31" + der[attrs.at + 1:attrs.end]
+    key = signer.public_key
+    if kind_name == "rsassa_pkcs1v15" and isinstance(key, rsa.RSAPublicKey):
+        key.verify(_value(der, signature), to_verify, padding.PKCS1v15(), algorithm)
+    elif kind_name == "ecdsa" and isinstance(key, ec.EllipticCurvePublicKey):
+        key.verify(_value(der, signature), to_verify, ec.ECDSA(algorithm))
+    else:
+        return None
+    return SignedContent(signer.certificate, tuple(c.certificate for c in loaded), content, digest_name)
+
+
+def _strict_signer(der: bytes, sid: _Element, certs: tuple[_LoadedCertificate, ...]) -> _LoadedCertificate | None:
+    """``_find_signer`` on the DER of the signer identifier."""
+    if sid.tag == 0x30:
+        issuer, serial = _inside(der, sid, 0x30, 0x02)
+        issuer_der = der[issuer.at:issuer.end]
+        serial_number = int.from_bytes(_value(der, serial), "big", signed=True)
+        return next((c for c in certs if c.serial_number == serial_number and c.issuer_der == issuer_der), None)
+    ski = _value(der, sid)
+    return next((c for c in certs if c.subject_key_identifier == ski), None)
 
 
 @dataclass(frozen=True)

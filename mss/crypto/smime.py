@@ -38,7 +38,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.parser import BytesParser
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -49,6 +49,7 @@ from mss.crypto.certificates import id_nat_from_subject, rfc822_names, subject_t
 from mss.crypto.cms import CmsFailure, check_signed_data
 from mss.crypto.keys import PrivateKey
 from mss.crypto.trust import TrustStore
+from mss.email_policy import header_fields, plain_content_type
 
 Status = Literal["valid", "none", "tampered", "unknown_ca", "expired", "revoked",
                  "address_mismatch", "malformed", "bad_eku"]
@@ -72,6 +73,7 @@ _REASON_FR: dict[str, str] = {
 _SIGNATURE_TYPES = {"application/pkcs7-signature", "application/x-pkcs7-signature"}
 _HEADERS = BytesParser(policy=email.policy.compat32)  # header blocks only (headersonly=True)
 _OPAQUE_TYPES = {"application/pkcs7-mime", "application/x-pkcs7-mime"}
+_SMIME_PARAMS = ("protocol", "boundary", "smime-type")
 _MICALG = {"sha256": "sha-256", "sha384": "sha-384", "sha512": "sha-512", "sha224": "sha-224"}
 
 
@@ -111,21 +113,42 @@ class SignatureResult:
 
 def _result(status: Status, reason: str, signer: x509.Certificate | None = None,
             content: bytes | None = None, reason_fr: str | None = None) -> SignatureResult:
-    addresses = rfc822_names(signer) if signer is not None else []
+    facts = _signer_facts(signer) if signer is not None else _SignerFacts((), None, None, None, None)
     return SignatureResult(
         status=status, reason=reason, reason_fr=reason_fr or _REASON_FR[status],
-        smtp_status=SMTP_STATUS[status],
-        signer_address=addresses[0] if addresses else None,
-        signer_subject=subject_text(signer.subject) if signer is not None else None,
-        signer_id_nat=id_nat_from_subject(signer.subject) if signer is not None else None,
-        signer_serial=format(signer.serial_number, "X") if signer is not None else None,
+        smtp_status=SMTP_STATUS[status], signer_address=facts.address,
+        signer_subject=facts.subject, signer_id_nat=facts.id_nat, signer_serial=facts.serial,
         signer_certificate=signer, content=content)
+
+
+class _SignerFacts(NamedTuple):
+    issued_to: tuple[str, ...]  # the certificate's e-mail addresses in lower case
+    address: str | None
+    subject: str | None
+    id_nat: str | None
+    serial: str | None
+
+
+@functools.lru_cache(maxsize=1024)
+def _signer_facts(cert: x509.Certificate) -> _SignerFacts:
+    """What a result reports of its signer, read once per certificate: a sender signs many messages."""
+    addresses = rfc822_names(cert)
+    return _SignerFacts(tuple(a.lower() for a in addresses), addresses[0] if addresses else None,
+                        subject_text(cert.subject), id_nat_from_subject(cert.subject),
+                        format(cert.serial_number, "X"))
+
+
+@functools.lru_cache(maxsize=1024)
+def _sender_address(from_address: str) -> str:
+    return email.utils.parseaddr(from_address)[1].strip().lower()
 
 
 # --- MIME framing -------------------------------------------------------------------------
 
 def canonical(data: bytes) -> bytes:
     """Every line ending as CRLF (RFC 8551 section 3.1.1)."""
+    if data.count(b"\n") == data.count(b"\r\n"):
+        return data  # every LF already ends a CRLF
     return re.sub(rb"\r?\n", b"\r\n", data)
 
 
@@ -256,7 +279,21 @@ def _delimiter_end(body: bytes, at: int, length: int) -> int | None:
     return None
 
 
+def _content_type(head: bytes) -> tuple[str, dict[str, object]]:
+    """The Content-Type of a header block and the parameters S/MIME reads: directly when it is
+    plainly written (``mss.email_policy``), by the email package otherwise."""
+    fields = header_fields(head)
+    plain = plain_content_type(fields) if fields is not None else None
+    if plain is not None:
+        return plain[0], {name: plain[1].get(name) for name in _SMIME_PARAMS}
+    msg = _HEADERS.parsebytes(head, headersonly=True)
+    return msg.get_content_type(), {name: msg.get_param(name) for name in _SMIME_PARAMS}
+
+
 def _signature_der(part: bytes) -> bytes:
+    der = _plain_signature_der(part)
+    if der is not None:
+        return der
     msg = email.message_from_bytes(part, policy=email.policy.compat32)
     if msg.get_content_type() not in _SIGNATURE_TYPES:
         raise CmsFailure("malformed", "the second part of multipart/signed is not a signature")
@@ -266,16 +303,32 @@ def _signature_der(part: bytes) -> bytes:
     return payload
 
 
+def _plain_signature_der(part: bytes) -> bytes | None:
+    """The signature of a plainly written part in strict base64; None for the email package to decide."""
+    head, body = split_head(part)
+    fields = header_fields(head)
+    plain = plain_content_type(fields) if fields is not None else None
+    if fields is None or plain is None or plain[0] not in _SIGNATURE_TYPES:
+        return None
+    encoding = next((v for n, v in fields if n.lower() == "content-transfer-encoding"), "")
+    if encoding.lower() != "base64":
+        return None
+    try:  # what the email package decodes when the base64 is strict (its decode_b)
+        der = base64.b64decode(body.replace(b"\r\n", b""), validate=True)
+    except ValueError:
+        return None
+    return der or None
+
+
 def extract_signed(raw: bytes) -> tuple[bytes, bytes | None] | None:
     """(CMS DER, detached content or None) of a signed message; None when it is not S/MIME."""
     head, body = split_head(raw)
-    msg = _HEADERS.parsebytes(head, headersonly=True)  # a multipart body is cut here, not parsed
-    ctype = msg.get_content_type()
+    ctype, params = _content_type(head)  # a multipart body is cut here, not parsed
     if ctype == "multipart/signed":
-        protocol = str(msg.get_param("protocol") or "").lower()
+        protocol = str(params["protocol"] or "").lower()
         if protocol not in _SIGNATURE_TYPES:
             return None
-        boundary = msg.get_param("boundary")
+        boundary = params["boundary"]
         if not isinstance(boundary, str) or not boundary:
             raise CmsFailure("malformed", "the multipart/signed message has no boundary")
         parts = _multipart_parts(body, boundary)
@@ -283,7 +336,7 @@ def extract_signed(raw: bytes) -> tuple[bytes, bytes | None] | None:
             raise CmsFailure("malformed", f"multipart/signed needs 2 parts, found {len(parts)}")
         return _signature_der(parts[1]), canonical(parts[0])
     if ctype in _OPAQUE_TYPES:
-        smime_type = str(msg.get_param("smime-type") or "signed-data").lower()
+        smime_type = str(params["smime-type"] or "signed-data").lower()
         if smime_type in ("enveloped-data", "authenveloped-data"):
             raise CmsFailure("encrypted", "the message is encrypted; decrypt it before verifying")
         try:
@@ -316,23 +369,17 @@ def verify(raw: bytes, trust: TrustStore, *, from_address: str | None = None,
     check = trust.verify(signed.signer, signed.certificates, usage="smime", at=at)
     if not check.ok:
         return _result(check.status, check.reason, signed.signer, signed.content)
+    signer = _signer_facts(signed.signer)
     if from_address is not None:
-        sender = email.utils.parseaddr(from_address)[1].strip().lower()
-        issued_to = _issued_to(signed.signer)
+        sender = _sender_address(from_address)
+        issued_to = signer.issued_to
         if sender not in issued_to:
             shown = ", ".join(issued_to) or "no address"
             return _result("address_mismatch", f"the message is signed by {shown}, not by the "
                            f"sender {sender or from_address}", signed.signer, signed.content,
                            reason_fr=f"le message est signé par {shown} et non par l'expéditeur "
                            f"{sender or from_address}")
-    return _result("valid", f"valid S/MIME signature of {subject_text(signed.signer.subject)}",
-                   signed.signer, signed.content)
-
-
-@functools.lru_cache(maxsize=1024)
-def _issued_to(cert: x509.Certificate) -> tuple[str, ...]:
-    """The certificate's e-mail addresses in lower case (read once per certificate: a sender signs many messages)."""
-    return tuple(a.lower() for a in rfc822_names(cert))
+    return _result("valid", f"valid S/MIME signature of {signer.subject}", signed.signer, signed.content)
 
 
 # --- encryption ---------------------------------------------------------------------------

@@ -49,7 +49,9 @@ REPO_TRUST_DIR = Path(__file__).resolve().parents[2] / "certs" / "trust"
 _FILE_SUFFIXES = (".pem", ".crt", ".cer", ".crl")
 
 VALID_CACHE_SIZE = 4096
+FINGERPRINT_CACHE_SIZE = 4096
 _SHA256 = hashes.SHA256()
+_fingerprints: dict[int, tuple[x509.Certificate, bytes]] = {}
 
 USAGE_EKU: dict[Usage, x509.ObjectIdentifier] = {
     "smime": ExtendedKeyUsageOID.EMAIL_PROTECTION,
@@ -157,7 +159,7 @@ class TrustStore:
         """
         at = at or utcnow()
         untrusted = tuple(untrusted)
-        key = (leaf.fingerprint(_SHA256), tuple(c.fingerprint(_SHA256) for c in untrusted), usage)
+        key = (_fingerprint(leaf), tuple(_fingerprint(c) for c in untrusted), usage)
         with self._lock:
             cached = self._valid.get(key)
         if cached is not None and cached.valid_from <= at < cached.valid_until:
@@ -214,6 +216,23 @@ class TrustStore:
         at = at or utcnow()
         return [c for c in self.crls
                 if c.next_update_utc is not None and c.next_update_utc < at]
+
+
+def _fingerprint(cert: x509.Certificate) -> bytes:
+    """SHA-256 of a certificate, remembered per certificate object.
+
+    A signature's certificates come back as the same objects for the same DER
+    (``mss.crypto.cms._load_certificate``), so a sender's are hashed once. Each entry
+    holds its certificate, so no other object can take its id() while the entry lives.
+    """
+    found = _fingerprints.get(id(cert))
+    if found is not None and found[0] is cert:
+        return found[1]
+    fingerprint = cert.fingerprint(_SHA256)
+    if len(_fingerprints) >= FINGERPRINT_CACHE_SIZE:
+        _fingerprints.clear()
+    _fingerprints[id(cert)] = (cert, fingerprint)
+    return fingerprint
 
 
 @dataclass(frozen=True)

@@ -11,36 +11,49 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import email.policy
 import email.utils
+import itertools
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
 
-from mss.email_policy import PARSER
+from mss.email_policy import PARSER, header_fields, plain_content_type
 from mss.policy import MessageFacts
 
 _MSGID = re.compile(r"<[^<>\s]+>")
+_FACT_FIELDS = frozenset({"from", "subject", "in-reply-to", "references", "x-mss-mes", "message-id"})
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"  # RFC 5322 atext
+_DOT_ATOM = rf"{_ATOM}(?:\.{_ATOM})*"
+_PLAIN_MAILBOX = re.compile(
+    rf"[ \t]*(?:{_ATOM}(?:[ \t]+{_ATOM})*[ \t]*<({_DOT_ATOM}@{_DOT_ATOM})>|({_DOT_ATOM}@{_DOT_ATOM}))[ \t]*")
+_PLAIN_MSGID = re.compile(rf"<{_DOT_ATOM}@{_DOT_ATOM}>")
+_PLAIN_TEXT = re.compile(r"[\t\x20-\x7e]*")
 _HEADER_END = re.compile(rb"\r\n\r\n")
 
 
 @dataclass
 class ParsedMessage:
-    """One message, parsed once: the raw bytes, its top-level headers and the facts every stage reads.
-
-    ``message`` holds the top-level header block only (no body, no parts).
-    """
+    """One message, read once: the raw bytes, its top-level header block and the facts every stage reads."""
 
     raw: bytes
-    message: EmailMessage
+    head: bytes  # the top-level header block as received, before stamping
     facts: MessageFacts
     message_id: str
+    content_type: tuple[str, dict[str, str]] | None  # type and parameters, when plainly written
+    _message: EmailMessage | None = field(default=None, repr=False, compare=False)
 
     @property
     def from_address(self) -> str:
         return self.facts.from_addresses[0] if self.facts.from_addresses else ""
+
+    @property
+    def message(self) -> EmailMessage:
+        """The header block parsed by the email package (policy.default; no body, no parts), on first use."""
+        if self._message is None:
+            self._message = _header_message(self.head)
+        return self._message
 
 
 @dataclass(frozen=True)
@@ -69,19 +82,39 @@ def has_bare_line_ending(raw: bytes) -> bool:
 
 
 def parse_message(raw: bytes) -> ParsedMessage:
-    """Parse the top-level header block once (policy.default) and extract the policy facts.
+    """Read the top-level header block once and extract the policy facts.
 
-    Only the header block is parsed: every decision of the message path reads
+    Only the header block is read: every decision of the message path reads
     top-level headers, and the body is read where it matters from the raw bytes
-    (S/MIME verification, the IMAP structure, DMP filing, the agenda job). The
-    policy is ``policy.default`` with parsed header values cached
-    (``mss.email_policy``). Stamping only prepends headers, so the message is
-    never parsed again.
+    (S/MIME verification, the IMAP structure, DMP filing, the agenda job). A
+    plainly written block (``mss.email_policy.header_fields``) is read directly;
+    otherwise the email package parses it (``policy.default`` with parsed header
+    values cached). Stamping only prepends headers, so the message is never
+    read again.
     """
     from mss.crypto.smime import split_head
 
-    message = PARSER.parsebytes(split_head(raw)[0], headersonly=True)
+    head = split_head(raw)[0]
+    fields = header_fields(head)
+    content_type = plain_content_type(fields) if fields is not None else None
+    read = _plain_facts(fields) if fields is not None and content_type is not None else None
+    message = None
+    if read is None:  # parsed here, where a parse failure means "unreadable"
+        message = _header_message(head)
+        read = _parsed_facts(message)
+    facts, message_id = read
+    return ParsedMessage(raw, head, dataclasses.replace(facts, size=len(raw)), message_id, content_type,
+                         message)
+
+
+def _header_message(head: bytes) -> EmailMessage:
+    message = PARSER.parsebytes(head, headersonly=True)
     assert isinstance(message, EmailMessage)
+    return message
+
+
+def _parsed_facts(message: EmailMessage) -> tuple[MessageFacts, str]:
+    """The facts and the Message-ID as the email package reads them."""
     from_addresses = tuple(addr for _, addr in email.utils.getaddresses(_all(message, "From")) if addr)
     facts = MessageFacts(
         from_addresses=from_addresses,
@@ -89,10 +122,45 @@ def parse_message(raw: bytes) -> ParsedMessage:
         in_reply_to=tuple(_MSGID.findall(" ".join(_all(message, "In-Reply-To")))),
         references=tuple(_MSGID.findall(" ".join(_all(message, "References")))),
         mss_mes=_text(message.get("X-MSS-MES")),
-        size=len(raw),
     )
     found = _MSGID.findall(_text(message.get("Message-ID")))
-    return ParsedMessage(raw, message, facts, found[0] if found else "")
+    return facts, found[0] if found else ""
+
+
+def _plain_facts(fields: list[tuple[str, str]]) -> tuple[MessageFacts, str] | None:
+    """The facts and the Message-ID read directly when their fields are plainly written; None otherwise.
+
+    Plain means printable ASCII without encoded-words; for From, a list of ``addr-spec``
+    or ``words <addr-spec>`` made of atoms and dot-atoms (no quotes, comments, groups or
+    domain literals); for Message-ID, one ``<dot-atom@dot-atom>``. The email package
+    reads those fields the same way (tests/test_plain_headers.py runs both).
+    """
+    values: dict[str, list[str]] = {name: [] for name in _FACT_FIELDS}
+    for name, value in fields:
+        found = values.get(name.lower())
+        if found is not None:
+            found.append(value.replace("\r\n", ""))  # unfolded, as policy.default reads it
+    for name in ("subject", "x-mss-mes", "message-id"):
+        del values[name][1:]  # get() reads the first field: later ones need not be plain
+    if not all(_PLAIN_TEXT.fullmatch(v) and "=?" not in v for found in values.values() for v in found):
+        return None
+    from_addresses = []
+    for mailbox in itertools.chain.from_iterable(v.split(",") for v in values["from"]):
+        address = _PLAIN_MAILBOX.fullmatch(mailbox)
+        if address is None:
+            return None
+        from_addresses.append(address[1] or address[2])
+    first = {name: found[0].strip() if found else "" for name, found in values.items()}
+    if first["message-id"] and not _PLAIN_MSGID.fullmatch(first["message-id"]):
+        return None
+    facts = MessageFacts(
+        from_addresses=tuple(from_addresses),
+        subject=first["subject"],
+        in_reply_to=tuple(_MSGID.findall(" ".join(v.strip() for v in values["in-reply-to"]))),
+        references=tuple(_MSGID.findall(" ".join(v.strip() for v in values["references"]))),
+        mss_mes=first["x-mss-mes"],
+    )
+    return facts, first["message-id"]
 
 
 def _all(message: EmailMessage, name: str) -> list[str]:
@@ -107,15 +175,24 @@ async def verify_signature(parsed: ParsedMessage, trust: Any) -> SignatureOutcom
     """S/MIME verification (chain, EKU, address = From, CRL) off the event loop."""
     from mss.crypto import smime
 
-    content_type = parsed.message.get_content_type()
-    signed = content_type == "multipart/signed" or (
-        content_type in ("application/pkcs7-mime", "application/x-pkcs7-mime")
-        and "signed-data" in _text(parsed.message.get_param("smime-type", "")).lower())
-    if not signed:
+    if not is_signed(parsed):
         return SignatureOutcome("none")
     result = await asyncio.to_thread(smime.verify, parsed.raw, trust, from_address=parsed.from_address)
     return SignatureOutcome(str(result.status), result.reason or "", result.signer_address,
                             result.signer_subject, result.signer_id_nat)
+
+
+def is_signed(parsed: ParsedMessage) -> bool:
+    """multipart/signed, or application/pkcs7-mime with smime-type signed-data, at the top level."""
+    smime_type: object
+    if parsed.content_type is not None:
+        content_type, smime_type = parsed.content_type[0], parsed.content_type[1].get("smime-type", "")
+    else:  # a tuple for an RFC 2231 value: its text is searched, as before
+        content_type = parsed.message.get_content_type()
+        smime_type = parsed.message.get_param("smime-type", "")
+    return content_type == "multipart/signed" or (
+        content_type in ("application/pkcs7-mime", "application/x-pkcs7-mime")
+        and "signed-data" in _text(smime_type).lower())
 
 
 def new_message_id(domain: str) -> str:
@@ -148,7 +225,7 @@ def _comment(text: str) -> str:
 def restamped(parsed: ParsedMessage, raw: bytes, message_id: str | None = None) -> ParsedMessage:
     """The same parsed message with its stamped raw bytes (only prepended headers changed)."""
     facts = dataclasses.replace(parsed.facts, size=len(raw))
-    return ParsedMessage(raw, parsed.message, facts, message_id or parsed.message_id)
+    return dataclasses.replace(parsed, raw=raw, facts=facts, message_id=message_id or parsed.message_id)
 
 
 def stamp(raw: bytes, hostname: str, new_headers: list[tuple[str, str]]) -> bytes:
