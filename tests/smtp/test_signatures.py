@@ -100,3 +100,27 @@ async def test_opaque_signed_message_accepted(hub: Hub, detached: bool) -> None:
     identity = hub.pki.issue_smime(DOCTOR)
     raw = identity.sign(message(DOCTOR, PATIENT), detached=detached)
     assert (await send(hub, raw))[0] == 250
+
+
+async def test_small_messages_are_verified_on_the_loop_large_ones_in_a_thread(hub: Hub) -> None:
+    """The same verdict either way; only a message over INLINE_VERIFY_SIZE leaves the loop's thread."""
+    import threading
+
+    from mss.crypto.trust import TrustStore
+    from mss.smtp_gateway.content import INLINE_VERIFY_SIZE, parse_message, verify_signature
+
+    threads: list[int] = []
+
+    class RecordingTrust(TrustStore):
+        def verify(self, *args: object, **kwargs: object) -> object:  # type: ignore[override]
+            threads.append(threading.get_ident())
+            return super().verify(*args, **kwargs)  # type: ignore[arg-type]
+
+    trust = RecordingTrust.from_settings(hub.settings, repo_trust_dir=None)
+    identity = hub.pki.issue_smime(DOCTOR, id_nat="810000000001")
+    small = signed(identity, DOCTOR, PATIENT)
+    large = signed(identity, DOCTOR, PATIENT, body="Compte rendu détaillé.\r\n" * (INLINE_VERIFY_SIZE // 20))
+    assert len(small) < INLINE_VERIFY_SIZE < len(large)
+    outcomes = [await verify_signature(parse_message(raw), trust) for raw in (small, large)]
+    assert [(o.status, o.signer_address) for o in outcomes] == [("valid", DOCTOR)] * 2
+    assert threads[0] == threading.get_ident() and threads[1] != threading.get_ident()
