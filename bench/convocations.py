@@ -1,18 +1,22 @@
 """Convocations end to end against plain messages, measured in the same run.
 
-    .venv/bin/python bench/convocations.py [-n 10000] [--engine sqlite|postgresql] [--connections 4] [--job-process]
+    .venv/bin/python bench/convocations.py [-n 10000] [--engine sqlite|postgresql] [--connections 4]
+        [--job-process] [--smtp-processes N] [--stages]
 
-A hub (SMTP gateway on loopback and the job workers) runs in this process,
-or with ``--job-process`` its job workers run in a second process as
-``mss serve`` runs them with ``[listeners] job_process = true``;
-a second process plays the hospital with the example script's code path
-(``examples/hospital_convocations.py``: ``submit_all``, which signs each
-message and sends it with the APP mailbox's client certificate over implicit
-TLS). First N plain signed messages to patients (the baseline: done when
-every message is acknowledged, i.e. committed, and its patient notified),
-then N convocations, done when every agenda entry and every patient
-notification exists. Prints both rates and the ratio convocations / plain
-messages.
+A hub (SMTP gateway on loopback and the job workers) runs in this process;
+with ``--job-process`` its job workers run in a process of their own, as
+``mss serve`` runs them with ``[listeners] job_process = true``, and with
+``--smtp-processes N`` N - 1 more processes serve the same SMTP port, as
+with ``[listeners] smtp_processes = N``. Another process plays the hospital
+with the example script's code path (``examples/hospital_convocations.py``:
+``submit_all``, which signs each message and sends it with the APP
+mailbox's client certificate over implicit TLS). First N plain signed
+messages to patients (the baseline: done when every message is
+acknowledged, i.e. committed, and its patient notified), then N
+convocations, done when every agenda entry and every patient notification
+exists. Prints both rates and the ratio convocations / plain messages, and
+the CPU the hub (all its processes) and the hospital spent per message.
+``--stages`` shows where this process's gateway sessions spent their time.
 """
 
 from __future__ import annotations
@@ -59,7 +63,8 @@ from mss.db import Database, utcnow
 from mss.directory.models import Mailbox, MailboxKind, Organisation, Patient, PatientState
 from mss.jobs import Job, JobRunner
 from mss.migrate import upgrade_async
-from mss.serve import JobProcess
+from mss.serve import ChildProcess, JobProcess, start_smtp_processes
+from mss.smtp_gateway.protocol import SharedConnectionLimiter
 
 APP = "convocations@mss.localhost"
 PG_ADMIN = os.environ.get("MSS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -95,13 +100,13 @@ def hospital_side(sender: ConvocationSender, count: int, patients: int, tag: str
     return len(refusals), time.perf_counter() - began, _cpu_seconds() - cpu
 
 
-def _cpu_seconds(child: JobProcess | None = None) -> float:
-    """User and system CPU time of this process (the hub), every thread included, and of its job process."""
+def _cpu_seconds(children: list[ChildProcess] | None = None) -> float:
+    """User and system CPU time of this process (the hub), every thread included, and of its child processes."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime + _child_cpu_seconds(child)
+    return usage.ru_utime + usage.ru_stime + sum(_child_cpu_seconds(child) for child in children or [])
 
 
-def _child_cpu_seconds(child: JobProcess | None) -> float:
+def _child_cpu_seconds(child: ChildProcess | None) -> float:
     if child is None or child.process is None or not child.process.pid:
         return 0.0
     fields = Path(f"/proc/{child.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -149,6 +154,7 @@ async def run(args: argparse.Namespace, work: Path) -> None:
     settings = Settings()
     settings.data_dir = str(work / "var")
     settings.limits.max_connections_per_ip = 200
+    settings.log_level = "WARNING"  # the child processes: no line per SMTP command (this one logs nothing)
     for name in ("smtp_relay", "submission", "submission_tls"):
         setattr(settings.ports, name, 0)
     pg_name = None
@@ -178,7 +184,12 @@ async def run(args: argparse.Namespace, work: Path) -> None:
     if job_process is not None:
         job_process.start()
         services["jobs"] = job_process
-    servers = await smtp_gateway.start_smtp_servers(settings, db, services)
+    if args.smtp_processes > 1:
+        services["connection_limiter"] = SharedConnectionLimiter(settings.limits.max_connections_per_ip,
+                                                                 args.smtp_processes)
+    servers = await smtp_gateway.start_smtp_servers(settings, db, services, reuse_port=args.smtp_processes > 1)
+    smtp_children = start_smtp_processes(settings, services, args.smtp_processes - 1)
+    children = [c for c in (job_process, *smtp_children) if c is not None]
     worker = asyncio.create_task(job_process.supervise() if job_process else runner.run_forever())
     sender = ConvocationSender(address=APP, host="localhost", port=services["smtp_ports"]["submission_tls"],
                                client_cert=client.cert, client_key=client.key, smime_cert=signer.cert,
@@ -186,7 +197,7 @@ async def run(args: argparse.Namespace, work: Path) -> None:
                                display_name="CHU Bench")
     loop = asyncio.get_running_loop()
     pool = concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-    cpu_start, child_start = _cpu_seconds(job_process), _child_cpu_seconds(job_process)
+    cpu_start, child_start = _cpu_seconds(children), _child_cpu_seconds(job_process)
     try:
         first_job = await last_job_id(db)
         refused, plain_seconds, plain_client_cpu = await loop.run_in_executor(
@@ -198,7 +209,7 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         plain_seconds += time.perf_counter() - acknowledged
         plain_stages = services["stage_clock"].report()
         services["stage_clock"].reset()
-        plain_cpu, cpu_start = _cpu_seconds(job_process) - cpu_start, _cpu_seconds(job_process)
+        plain_cpu, cpu_start = _cpu_seconds(children) - cpu_start, _cpu_seconds(children)
         plain_child, child_start = _child_cpu_seconds(job_process) - child_start, _child_cpu_seconds(job_process)
         first_job = await last_job_id(db)
         began = time.perf_counter()
@@ -210,13 +221,16 @@ async def run(args: argparse.Namespace, work: Path) -> None:
             await asyncio.sleep(0.2)
             done = await count_done(db, args.n, first_job)
         conv_seconds = time.perf_counter() - began
-        conv_cpu = _cpu_seconds(job_process) - cpu_start
+        conv_cpu = _cpu_seconds(children) - cpu_start
         conv_child = _child_cpu_seconds(job_process) - child_start
     finally:
         pool.shutdown()
         runner.stop()
         if job_process is not None:
             job_process.stop()
+        for child in smtp_children:
+            child._closed()
+            child.stop()
         await worker
         for server in servers:
             server.close()
@@ -226,8 +240,9 @@ async def run(args: argparse.Namespace, work: Path) -> None:
             await conn.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
             await conn.close()
     plain_rate, conv_rate = args.n / plain_seconds, args.n / conv_seconds
-    print(f"engine {args.engine}, {args.n} messages each, {args.connections} SMTP sessions, job workers "
-          + ("in a second process" if args.job_process else "in the hub's process"))
+    print(f"engine {args.engine}, {args.n} messages each, {args.connections} SMTP sessions, "
+          f"{args.smtp_processes} SMTP process(es), job workers "
+          + ("in a process of their own" if args.job_process else "in the hub's process"))
     print(f"plain signed messages (baseline), until each is stored and its patient notified: "
           f"{plain_seconds:7.1f} s  {plain_rate:8.1f} msg/s")
     print(f"convocations, until {done[0]} agenda entries and {done[1]} notifications exist: "
@@ -252,6 +267,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=4, help="parallel SMTP sessions")
     parser.add_argument("--job-process", action="store_true",
                         help="run the job workers in a second process ([listeners] job_process = true)")
+    parser.add_argument("--smtp-processes", type=int, default=1,
+                        help="processes serving the SMTP port ([listeners] smtp_processes)")
     parser.add_argument("--stages", action="store_true", help="print the time spent in each gateway stage")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mss-bench-convocations-"))

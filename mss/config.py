@@ -43,6 +43,7 @@ class Listeners:
     https: bool = True
     workers: bool = True
     job_process: bool = False  # the workers in a second process: a second core for follow-up work
+    smtp_processes: int = 1  # processes serving the SMTP ports (SO_REUSEPORT): more cores for the gateway
 
 
 @dataclass
@@ -229,4 +230,6 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: Mapping[str, 
         _apply(settings, data, str(file))
         settings.source = str(file)
     _apply(settings, _env_overrides(env), "environment")
+    if settings.listeners.smtp_processes < 1:
+        raise ConfigError(f"listeners.smtp_processes must be 1 or more, got {settings.listeners.smtp_processes}")
     return settings

@@ -5,12 +5,16 @@ unreachable database stops the start with one sentence. With
 ``[listeners] job_process = true`` the job workers run in a second process
 (``JobProcess``), which the hub starts, wakes when it commits new jobs,
 restarts if it dies and stops with itself: a second core for the follow-up
-work while the first one serves SMTP, IMAP and HTTPS.
+work while the first one serves SMTP, IMAP and HTTPS. With
+``[listeners] smtp_processes = N`` (N > 1), N - 1 more processes
+(``SmtpProcess``) serve the same SMTP ports, supervised the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import copy
 import errno
 import logging
 import multiprocessing
@@ -67,6 +71,7 @@ class Hub:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     bound: dict[str, int] = field(default_factory=dict)
     job_process: JobProcess | None = None
+    smtp_processes: list[SmtpProcess] = field(default_factory=list)
 
     async def start(self) -> None:
         from mss.crypto.tls import server_context
@@ -76,6 +81,12 @@ class Hub:
         trust = TrustStore.from_settings(settings)
         self.services.update(settings=settings, trust=trust)
         self.runner = job_runner(self.db, self.services)  # idle here when the workers run elsewhere
+        smtp_processes = settings.listeners.smtp_processes if _smtp_listening(settings) else 1
+        if smtp_processes > 1:
+            from mss.smtp_gateway.protocol import SharedConnectionLimiter
+
+            self.services["connection_limiter"] = SharedConnectionLimiter(
+                settings.limits.max_connections_per_ip, smtp_processes)
         if settings.listeners.workers and settings.listeners.job_process:
             self.job_process = JobProcess(settings)
             self.job_process.start()
@@ -85,6 +96,9 @@ class Hub:
         except BaseException:
             await self.stop()
             raise
+        if smtp_processes > 1:
+            self.smtp_processes = start_smtp_processes(settings, self.services, smtp_processes - 1)
+            self.tasks += [asyncio.create_task(child.supervise(), name=child.name) for child in self.smtp_processes]
         if self.job_process is not None:
             self.tasks.append(asyncio.create_task(self.job_process.supervise(), name="job process"))
         elif settings.listeners.workers:
@@ -93,10 +107,11 @@ class Hub:
 
     async def _start_listeners(self, server_context: Any) -> None:
         settings, listeners = self.settings, self.settings.listeners
-        if listeners.submission or listeners.submission_tls or listeners.smtp_relay:
+        if _smtp_listening(settings):
             from mss.smtp_gateway import start_smtp_servers
 
-            self.servers += await start_smtp_servers(settings, self.db, self.services)
+            self.servers += await start_smtp_servers(settings, self.db, self.services,
+                                                     reuse_port=listeners.smtp_processes > 1)
         if listeners.imap or listeners.imaps:
             from mss.mailbox.imap import start_imap_servers
 
@@ -131,9 +146,17 @@ class Hub:
             await server.wait_closed()
         if self.http_runner is not None:
             await self.http_runner.cleanup()
+        for child in self.smtp_processes:
+            child._closed()
+        await asyncio.gather(*(asyncio.to_thread(child.stop) for child in self.smtp_processes))
         if self.job_process is not None:
             await asyncio.to_thread(self.job_process.stop)
         await self.db.dispose()
+
+
+def _smtp_listening(settings: Settings) -> bool:
+    listeners = settings.listeners
+    return listeners.submission or listeners.submission_tls or listeners.smtp_relay
 
 
 def job_runner(db: Database, services: dict[str, Any]) -> JobRunner:
@@ -147,48 +170,34 @@ def job_runner(db: Database, services: dict[str, Any]) -> JobRunner:
     return runner
 
 
-class JobProcess:
-    """The job workers in a child process; ``wake()`` is what ``JobRunner.wake`` is in process.
-
-    The child reads the same settings and database. The hub writes one byte on a
-    pipe when it commits new jobs, so the child does not wait for its next poll.
-    """
+class ChildProcess:
+    """A part of the hub in a spawned child process: started, restarted if it dies, stopped with SIGTERM."""
 
     restart_delay = 1.0
+    name = "mss-child"
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.process: multiprocessing.process.BaseProcess | None = None
-        self._wake: Connection | None = None  # the hub's end of the wake-up pipe
         self._stopping = False
         self.restarts = 0
 
+    def _target(self, context: Any) -> tuple[Any, tuple[Any, ...]]:
+        """The child's function and arguments for one start (parent side)."""
+        raise NotImplementedError
+
+    def _after_start(self) -> None:
+        """Parent side, once the child runs."""
+
     def start(self) -> None:
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no loop or sockets inherited
-        reader, writer = context.Pipe(duplex=False)
-        self.process = context.Process(target=_job_process_main, args=(self.settings, reader),
-                                       name="mss-jobs", daemon=True)
+        target, args = self._target(context)
+        self.process = context.Process(target=target, args=args, name=self.name, daemon=True)
         self.process.start()
-        reader.close()
-        self._close_wake()
-        os.set_blocking(writer.fileno(), False)
-        self._wake = writer
-
-    def wake(self) -> None:
-        if self._wake is None:
-            return
-        try:
-            os.write(self._wake.fileno(), b"\0")
-        except (BlockingIOError, BrokenPipeError):  # a wake-up is already pending, or the child is gone
-            pass
-
-    def _close_wake(self) -> None:
-        if self._wake is not None:
-            self._wake.close()
-            self._wake = None
+        self._after_start()
 
     async def supervise(self) -> None:
-        """Start the child again (after a second) whenever it exits while the hub runs."""
+        """Start the child again (after ``restart_delay``) whenever it exits while the hub runs."""
         loop = asyncio.get_running_loop()
         while not self._stopping and self.process is not None:
             exited = loop.create_future()
@@ -200,14 +209,14 @@ class JobProcess:
                 loop.remove_reader(sentinel)
             if self._stopping:
                 return
-            log.error("the job process exited with code %s; starting it again", self.process.exitcode)
+            log.error("the %s process exited with code %s; starting it again", self.name, self.process.exitcode)
             await asyncio.sleep(self.restart_delay)
             if not self._stopping:
                 self.restarts += 1
                 self.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Ask the child to finish its current jobs and exit (SIGTERM); kill it after ``timeout``."""
+        """Ask the child to finish what it is doing and exit (SIGTERM); kill it after ``timeout``."""
         self._stopping = True
         if self.process is not None and self.process.is_alive():
             self.process.terminate()
@@ -215,11 +224,190 @@ class JobProcess:
             if self.process.is_alive():
                 self.process.kill()
                 self.process.join()
-        self._close_wake()
+        self._closed()
+
+    def _closed(self) -> None:
+        """Parent side, once the child is stopped for good."""
+
+
+class JobProcess(ChildProcess):
+    """The job workers in a child process; ``wake()`` is what ``JobRunner.wake`` is in process.
+
+    The child reads the same settings and database. The hub writes one byte on a
+    pipe when it commits new jobs, so the child does not wait for its next poll.
+    """
+
+    name = "mss-jobs"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self._wake: Connection | None = None  # the hub's end of the wake-up pipe
+
+    def _target(self, context: Any) -> tuple[Any, tuple[Any, ...]]:
+        reader, writer = context.Pipe(duplex=False)
+        self._pipe = (reader, writer)
+        return _job_process_main, (self.settings, reader)
+
+    def _after_start(self) -> None:
+        reader, writer = self._pipe
+        del self._pipe
+        reader.close()
+        self._closed()
+        os.set_blocking(writer.fileno(), False)
+        self._wake = writer
+
+    def wake(self) -> None:
+        if self._wake is None:
+            return
+        try:
+            os.write(self._wake.fileno(), b"\0")
+        except (BlockingIOError, BrokenPipeError):  # a wake-up is already pending, or the child is gone
+            pass
+
+    def _closed(self) -> None:
+        if self._wake is not None:
+            self._wake.close()
+            self._wake = None
+
+
+class SmtpProcess(ChildProcess):
+    """One more SMTP process on the hub's SMTP ports (``[listeners] smtp_processes``).
+
+    Every SMTP process listens on the same ports (SO_REUSEPORT: the kernel spreads the
+    connections) and runs the whole message path on the same database; the per-address
+    connection limit is counted across them (``SharedConnectionLimiter``). The child
+    writes a byte on its socket pair when it commits new jobs, and the hub wakes the job
+    workers (``services["jobs"]``); when the hub is gone, the child reads the end of
+    that socket and stops.
+    """
+
+    def __init__(self, settings: Settings, index: int, limiter: Any, services: dict[str, Any]) -> None:
+        super().__init__(settings)
+        self.index = index
+        self.name = f"mss-smtp-{index}"
+        self.limiter = limiter
+        self.services = services
+        self._link: Connection | None = None
+
+    def _target(self, context: Any) -> tuple[Any, tuple[Any, ...]]:
+        self._closed()
+        self.limiter.reset(self.index)  # whatever an earlier child held is closed with it
+        ours, theirs = context.Pipe(duplex=True)
+        self._pair = (ours, theirs)
+        return _smtp_process_main, (self.settings, self.limiter.for_process(self.index), theirs)
+
+    def _after_start(self) -> None:
+        ours, theirs = self._pair
+        del self._pair
+        theirs.close()
+        os.set_blocking(ours.fileno(), False)
+        self._link = ours
+        asyncio.get_running_loop().add_reader(ours.fileno(), self._relay)
+
+    def _relay(self) -> None:
+        """The child committed jobs: wake the job workers, wherever they run."""
+        link = self._link
+        try:
+            data = os.read(link.fileno(), 4096) if link is not None else b""
+        except BlockingIOError:
+            return
+        if not data:  # the child exited; ``supervise`` starts another
+            self._closed()
+            return
+        runner = self.services.get("jobs")
+        if runner is not None:
+            runner.wake()
+
+    def _closed(self) -> None:
+        """Stop relaying and close the hub's end (in the hub's loop: ``Hub.stop`` calls it before ``stop``)."""
+        if self._link is not None:
+            asyncio.get_running_loop().remove_reader(self._link.fileno())
+            self._link.close()
+            self._link = None
+
+    def stop(self, timeout: float = 30.0) -> None:
+        link, self._link = self._link, None  # off the loop's thread: ``_closed`` already ran, or cannot
+        super().stop(timeout)
+        if link is not None:
+            link.close()
+
+
+def start_smtp_processes(settings: Settings, services: dict[str, Any], count: int) -> list[SmtpProcess]:
+    """``count`` SMTP processes beside this one, on the ports it bound (``services["smtp_ports"]``)."""
+    child_settings = copy.deepcopy(settings)
+    for name, port in services.get("smtp_ports", {}).items():
+        setattr(child_settings.ports, name, port)  # port 0 was a free port: the children take the same
+    limiter = services["connection_limiter"]
+    children = [SmtpProcess(child_settings, index, limiter, services) for index in range(1, count + 1)]
+    for child in children:
+        child.start()
+    return children
+
+
+def _child_logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _smtp_process_main(settings: Settings, limiter: Any, link: Any) -> None:
+    _child_logging(settings)
+    asyncio.run(run_smtp_process(settings, limiter, link))
+
+
+class _LinkWaker:
+    """``services["jobs"]`` in an SMTP child: one byte to the hub, which wakes the job workers."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def wake(self) -> None:
+        try:
+            os.write(self.fd, b"\0")
+        except (BlockingIOError, BrokenPipeError, ConnectionResetError):  # already pending, or the hub is gone
+            pass
+
+
+async def run_smtp_process(settings: Settings, limiter: Any, link: Any) -> None:
+    """An SMTP child: the SMTP listeners on the shared ports until SIGTERM, SIGINT or the hub's end."""
+    from mss.crypto.trust import TrustStore
+    from mss.smtp_gateway import start_smtp_servers
+
+    db = Database(settings.effective_database_url)
+    trust = TrustStore.from_settings(settings)
+    fd = link.fileno()
+    os.set_blocking(fd, False)
+    services: dict[str, Any] = {"settings": settings, "trust": trust, "jobs": _LinkWaker(fd),
+                                "connection_limiter": limiter}
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    def readable() -> None:
+        try:
+            if not os.read(fd, 4096):  # the hub is gone
+                loop.remove_reader(fd)
+                stop.set()
+        except BlockingIOError:
+            pass
+
+    loop.add_reader(fd, readable)
+    servers = await start_smtp_servers(settings, db, services, reuse_port=True)
+    trust_task = asyncio.create_task(keep_trust_fresh(settings, trust, sign_dev_crl=False))  # the hub signs it
+    try:
+        await stop.wait()
+    finally:
+        for server in servers:
+            server.close()
+        trust_task.cancel()
+        await asyncio.gather(trust_task, return_exceptions=True)
+        for server in servers:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(server.wait_closed(), 10)
+        await db.dispose()
 
 
 def _job_process_main(settings: Settings, wake: Any) -> None:
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _child_logging(settings)
     asyncio.run(run_job_process(settings, wake.fileno()))
 
 

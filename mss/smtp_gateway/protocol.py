@@ -21,6 +21,7 @@ import asyncio
 import binascii
 import logging
 import re
+import zlib
 from base64 import b64decode
 from collections import Counter
 from dataclasses import dataclass
@@ -78,6 +79,66 @@ class ConnectionLimiter:
         self.open[ip] -= 1
         if self.open[ip] <= 0:
             del self.open[ip]
+
+
+class SharedConnectionLimiter:
+    """Open connections per client IP address, counted across the hub's SMTP processes.
+
+    With ``[listeners] smtp_processes`` above 1 the kernel spreads connections over
+    processes listening on the same ports (SO_REUSEPORT), so each process's own count
+    would let a client open the limit in every one. Here each process counts its own
+    connections in its row of a shared array, and ``acquire`` adds up every row under
+    one lock. An address is counted in one of ``buckets`` cells (CRC-32 of the address):
+    two addresses sharing a cell share the limit, which only ever refuses earlier.
+    A restarted process starts from an empty row (``reset``).
+    """
+
+    buckets = 65536
+
+    def __init__(self, limit: int, processes: int, *, state: tuple[Any, Any] | None = None,
+                 index: int = 0) -> None:
+        import multiprocessing
+
+        self.limit = limit
+        self.processes = processes
+        self.index = index
+        if state is None:
+            context = multiprocessing.get_context("spawn")
+            state = (context.Array("i", processes * self.buckets, lock=False), context.Lock())
+        self.counts, self.lock = state
+
+    def for_process(self, index: int) -> SharedConnectionLimiter:
+        """The same shared counts, as seen by process ``index`` (picklable: passed to a spawned child)."""
+        return SharedConnectionLimiter(self.limit, self.processes, state=(self.counts, self.lock), index=index)
+
+    def _cell(self, ip: str) -> int:
+        return zlib.crc32(ip.encode()) % self.buckets
+
+    def open_in(self, index: int) -> int:
+        """How many connections process ``index`` holds."""
+        with self.lock:
+            start = index * self.buckets
+            return sum(self.counts[start:start + self.buckets])
+
+    def acquire(self, ip: str) -> bool:
+        cell = self._cell(ip)
+        with self.lock:
+            if sum(self.counts[p * self.buckets + cell] for p in range(self.processes)) >= self.limit:
+                return False
+            self.counts[self.index * self.buckets + cell] += 1
+        return True
+
+    def release(self, ip: str) -> None:
+        at = self.index * self.buckets + self._cell(ip)
+        with self.lock:
+            if self.counts[at] > 0:
+                self.counts[at] -= 1
+
+    def reset(self, index: int) -> None:
+        """Forget the connections of process ``index`` (it exited: they are closed)."""
+        with self.lock:
+            start = index * self.buckets
+            self.counts[start:start + self.buckets] = [0] * self.buckets
 
 
 class HubSession(Session):

@@ -16,15 +16,17 @@ LISTENERS = (Listener("submission"), Listener("submission_tls", implicit_tls=Tru
              Listener("smtp_relay"))
 
 
-async def start_smtp_servers(settings: Settings, db: Database,
-                             services: dict[str, Any]) -> list[asyncio.Server]:
+async def start_smtp_servers(settings: Settings, db: Database, services: dict[str, Any], *,
+                             reuse_port: bool = False) -> list[asyncio.Server]:
     """Listen on every SMTP port switched on in ``[listeners]`` (port 0 picks a free one).
 
-    The bound ports are recorded in ``services["smtp_ports"]`` by listener name.
+    The bound ports are recorded in ``services["smtp_ports"]`` by listener name. With
+    ``reuse_port`` other processes can listen on the same ports (SO_REUSEPORT, several
+    SMTP processes); they then share ``services["connection_limiter"]``.
     """
     gateway = Gateway(settings, db, services)
     handler = GatewayHandler(gateway)
-    limiter = ConnectionLimiter(settings.limits.max_connections_per_ip)
+    limiter = services.get("connection_limiter") or ConnectionLimiter(settings.limits.max_connections_per_ip)
     submission_tls = server_context(settings, gateway.trust, client_cert=True)
     relay_tls = server_context(settings, gateway.trust, client_cert=True)
     loop = asyncio.get_running_loop()
@@ -43,7 +45,7 @@ async def start_smtp_servers(settings: Settings, db: Database,
             try:
                 server = await loop.create_server(
                     factory, host=settings.bind, port=getattr(settings.ports, listener.name),
-                    ssl=context if listener.implicit_tls else None, reuse_address=True,
+                    ssl=context if listener.implicit_tls else None, reuse_address=True, reuse_port=reuse_port or None,
                     ssl_handshake_timeout=30.0 if listener.implicit_tls else None)
             except OSError as exc:
                 raise _port_error(settings, listener.name, exc) from None
