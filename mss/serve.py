@@ -334,6 +334,8 @@ class SmtpProcess(ChildProcess):
 
 def start_smtp_processes(settings: Settings, services: dict[str, Any], count: int) -> list[SmtpProcess]:
     """``count`` SMTP processes beside this one, on the ports it bound (``services["smtp_ports"]``)."""
+    if count < 1:
+        return []
     child_settings = copy.deepcopy(settings)
     for name, port in services.get("smtp_ports", {}).items():
         setattr(child_settings.ports, name, port)  # port 0 was a free port: the children take the same
