@@ -12,6 +12,7 @@ work while the first one serves SMTP, IMAP and HTTPS. With
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import copy
@@ -170,7 +171,7 @@ def job_runner(db: Database, services: dict[str, Any]) -> JobRunner:
     return runner
 
 
-class ChildProcess:
+class ChildProcess(abc.ABC):
     """A part of the hub in a spawned child process: started, restarted if it dies, stopped with SIGTERM."""
 
     restart_delay = 1.0
@@ -182,9 +183,9 @@ class ChildProcess:
         self._stopping = False
         self.restarts = 0
 
+    @abc.abstractmethod
     def _target(self, context: Any) -> tuple[Any, tuple[Any, ...]]:
         """The child's function and arguments for one start (parent side)."""
-        raise NotImplementedError
 
     def _after_start(self) -> None:
         """Parent side, once the child runs."""
