@@ -29,8 +29,7 @@ ENGINES = [e.strip() for e in os.environ.get("MSS_TEST_ENGINES", "sqlite,postgre
 if os.environ.get("CI") and set(ENGINES) != {"sqlite", "postgresql"}:
     raise RuntimeError("CI must run the suite on both engines; unset MSS_TEST_ENGINES")
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-ANS_DATA = Path(os.environ.get("MSS_ANS_DATA", SHARED / "data" / "ans"))
+ANS_DATA = Path(__file__).resolve().parent / "data" / "ans"
 RUN_ID = uuid.uuid4().hex[:8]
 
 
@@ -144,7 +143,5 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 @pytest.fixture(scope="session")
 def ans_data() -> Path:
-    """The real French sample documents of ../shared/data/ans."""
-    if not ANS_DATA.is_dir():
-        raise RuntimeError(f"sample data not found at {ANS_DATA}; set MSS_ANS_DATA")
+    """The published French and Direct Project sample documents kept in tests/data/ans."""
     return ANS_DATA

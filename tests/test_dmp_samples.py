@@ -1,4 +1,4 @@
-"""Every XDM and CDA sample of ../shared/data/ans parsed with its expected metadata.
+"""Every XDM and CDA sample of tests/data/ans parsed with its expected metadata.
 
 Golden files in tests/golden/{xdm,cda}/ hold the whole parse; the explicit
 asserts below are the facts a reader checks by hand (README §1 and §2).
