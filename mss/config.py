@@ -89,6 +89,13 @@ class Notifications:
 
 
 @dataclass
+class Auth:
+    """Logins: how long a verified password is remembered (``mss.crypto.passwords``; 0 = never)."""
+
+    cache_seconds: float = 300.0
+
+
+@dataclass
 class Agenda:
     """Appointment reminders: one notification this many hours before each appointment."""
 
@@ -110,6 +117,7 @@ class Settings:
     portal: Portal = field(default_factory=Portal)
     notifications: Notifications = field(default_factory=Notifications)
     agenda: Agenda = field(default_factory=Agenda)
+    auth: Auth = field(default_factory=Auth)
     source: str = "defaults"
 
     @property

@@ -15,20 +15,18 @@ argon2 hashes and are single-use.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.audit import record
 from mss.config import Settings
+from mss.crypto.passwords import hash_secret, verify_secret
 from mss.db import Database, utcnow
 from mss.directory.models import Guardianship, Patient, PatientState
 from mss.directory.store import MIN_PASSWORD_LENGTH, find_patient_by_email, find_patient_by_ins
@@ -42,8 +40,6 @@ PASSWORD_RULES = ("Au moins 12 caractères, avec des lettres et au moins un chif
                   "Une phrase facile à retenir convient très bien, par exemple "
                   "« mon chat dort 3 fois par jour ».")
 AUTO_ACTIVATE = "patients.auto_activate"
-
-_hasher = PasswordHasher()
 
 
 class LifecycleRefused(HubError):
@@ -96,29 +92,6 @@ def new_activation_code() -> str:
 
 def normalise_activation_code(text: str) -> str:
     return "".join(ch for ch in text.upper() if ch.isalnum())
-
-
-async def hash_secret(secret: str) -> str:
-    """An argon2id hash, computed in a worker thread."""
-    return await asyncio.to_thread(_hasher.hash, secret)
-
-
-def _verify(hashed: str, secret: str) -> bool:
-    try:
-        return _hasher.verify(hashed, secret)
-    except (VerificationError, InvalidHashError):
-        return False
-
-
-async def verify_secret(hashed: str | None, secret: str) -> bool:
-    """Check ``secret`` against an argon2 hash off the event loop; False when there is no hash."""
-    if not hashed:
-        await asyncio.to_thread(_verify, _DUMMY_HASH, secret)  # same time whether or not a hash exists
-        return False
-    return await asyncio.to_thread(_verify, hashed, secret)
-
-
-_DUMMY_HASH = _hasher.hash("no account has this password")
 
 
 def password_problems(password: str, patient: Patient | None = None) -> list[str]:

@@ -28,6 +28,7 @@ from typing import Any
 from aiohttp import web
 
 from mss.config import Settings
+from mss.crypto import passwords
 from mss.db import Database
 from mss.errors import HubError
 from mss.jobs import JobRunner
@@ -79,6 +80,7 @@ class Hub:
         from mss.crypto.trust import TrustStore
 
         settings = self.settings
+        passwords.configure(settings.auth.cache_seconds)
         trust = TrustStore.from_settings(settings)
         self.services.update(settings=settings, trust=trust)
         self.runner = job_runner(self.db, self.services)  # idle here when the workers run elsewhere
@@ -374,6 +376,7 @@ async def run_smtp_process(settings: Settings, limiter: Any, link: Any) -> None:
     from mss.crypto.trust import TrustStore
     from mss.smtp_gateway import start_smtp_servers
 
+    passwords.configure(settings.auth.cache_seconds)
     db = Database(settings.effective_database_url)
     trust = TrustStore.from_settings(settings)
     fd = link.fileno()

@@ -8,16 +8,20 @@ looked up.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from dataclasses import dataclass
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.config import Settings
+from mss.crypto.passwords import (
+    PasswordCheck,
+    hash_secret,
+    hash_secret_now,
+    verify_secret,
+    verify_secret_now,
+)
 from mss.db import utcnow
 from mss.directory.identifiers import (
     normalise_address,
@@ -45,7 +49,6 @@ from mss.errors import InvalidInput
 from mss.mailbox.store import ensure_folders
 
 MIN_PASSWORD_LENGTH = 12
-_hasher = PasswordHasher()
 
 
 # -- look-ups ---------------------------------------------------------------------------
@@ -265,32 +268,32 @@ async def add_guardian(session: AsyncSession, *, guardian: Patient, minor: Patie
 
 # -- passwords ----------------------------------------------------------------------------
 
-def hash_password(password: str) -> str:
-    """An argon2id hash; about a tenth of a second of CPU, so call it off the event loop."""
+def _password_allowed(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput(f"the password has {len(password)} characters; "
                            f"use at least {MIN_PASSWORD_LENGTH}")
-    return _hasher.hash(password)
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash (``mss.crypto.passwords``) on the calling thread: CLI and imports."""
+    _password_allowed(password)
+    return hash_secret_now(password)
 
 
 async def hash_password_async(password: str) -> str:
-    """``hash_password`` in a worker thread."""
-    return await asyncio.to_thread(hash_password, password)
+    """``hash_password`` in a worker thread, within the hashing slots."""
+    _password_allowed(password)
+    return await hash_secret(password)
 
 
-def check_mailbox_password(mailbox: Mailbox, password: str) -> bool:
-    """True when the password matches the mailbox's argon2 hash (blocking: prefer the async one)."""
-    if not mailbox.password_hash:
-        return False
-    try:
-        return _hasher.verify(mailbox.password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
+def check_mailbox_password(mailbox: Mailbox, password: str) -> PasswordCheck:
+    """Does the password match the mailbox's hash (blocking: prefer the async one)."""
+    return verify_secret_now(mailbox.password_hash, password, account=mailbox.address)
 
 
-async def check_mailbox_password_async(mailbox: Mailbox, password: str) -> bool:
-    """``check_mailbox_password`` in a worker thread, so the event loop keeps serving."""
-    return await asyncio.to_thread(check_mailbox_password, mailbox, password)
+async def check_mailbox_password_async(mailbox: Mailbox, password: str) -> PasswordCheck:
+    """``check_mailbox_password`` off the event loop; a repeat within the cache's life skips argon2."""
+    return await verify_secret(mailbox.password_hash, password, account=mailbox.address)
 
 
 async def set_mailbox_password(session: AsyncSession, address: str, password: str) -> Mailbox:

@@ -18,13 +18,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from argon2 import PasswordHasher
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from mss.config import Settings
+from mss.crypto.passwords import hash_secret_now
 from mss.db import Database, utcnow
 from mss.directory.models import Guardianship, Mailbox, MailboxKind, Patient, PatientState
 from mss.http import build_app
@@ -32,8 +32,7 @@ from mss.notify import read_outbox
 from portal.clock import Clock
 
 PASSWORD = "mon chat dort 3 fois"
-_hasher = PasswordHasher()
-_PASSWORD_HASH = _hasher.hash(PASSWORD)
+_PASSWORD_HASH = hash_secret_now(PASSWORD)
 
 
 @pytest.fixture(scope="session")
