@@ -37,6 +37,7 @@ from mss.policy import (
     decide_password_login,
 )
 from mss.smtp_gateway.envelope import Transaction
+from mss.smtp_gateway.replies import reply_bytes
 from mss.smtp_gateway.tls import describe_tls, peer_certificate
 
 log = logging.getLogger("mss.smtp")
@@ -192,6 +193,25 @@ class HubSMTP(SMTP):
         self.limiter = limiter
         self._client_ip: str | None = None
         self._over_limit = False
+        self._data_reply_utf8 = False
+
+    async def push(self, status: str | bytes) -> None:
+        """Every reply goes out here, encodable whatever its sentence says (``replies.reply_bytes``).
+
+        aiosmtpd encodes a reply in strict ASCII without SMTPUTF8, so a refusal naming
+        ``title=Médecin`` raised and the client got 451 instead of the 5xx.
+        """
+        if isinstance(status, str):
+            utf8 = self.enable_SMTPUTF8 and (self._data_reply_utf8 or bool(
+                self.envelope is not None and self.envelope.smtp_utf8))
+            self._data_reply_utf8 = False
+            status = reply_bytes(status, utf8=utf8)[:-2]  # aiosmtpd adds the CRLF
+        await super().push(status)
+
+    def _set_post_data_state(self) -> None:
+        # The envelope is reset before the reply to DATA, which still belongs to its transaction.
+        self._data_reply_utf8 = bool(self.envelope is not None and self.envelope.smtp_utf8)
+        super()._set_post_data_state()
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         """aiosmtpd's answer, without its RFC 5322 parser for a plain ``<local@domain>`` path.
