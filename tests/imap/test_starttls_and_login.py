@@ -23,7 +23,7 @@ a1 NO [PRIVACYREQUIRED] log in only after STARTTLS: passwords never travel in cl
     await wire.check("a2 STARTTLS", "a2 OK Begin TLS negotiation now")
     await writer.start_tls(client_ssl, server_hostname="localhost")
     await wire.check("a3 CAPABILITY", """
-* CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE AUTH=PLAIN
+* CAPABILITY IMAP4rev1 SASL-IR LITERAL- ID ENABLE IDLE NAMESPACE AUTH=PLAIN
 a3 OK CAPABILITY completed
 """)
     await wire.check(f'a4 LOGIN jean.dupont@mss.localhost "{PASSWORD}"', """

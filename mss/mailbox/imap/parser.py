@@ -16,6 +16,10 @@ from mss.mailbox.imap.wire import Atom, BadCommand, Token, as_text
 _ATOM_END = frozenset(b' ()"\r\n')
 _LITERAL = re.compile(rb"\{(\d{1,12})(\+?)\}\r?\n")
 _TAG = re.compile(r"^[\x21-\x7e]+$")
+# "[" is an ordinary ATOM-CHAR (RFC 3501 §9); only after these FETCH item names does it open a
+# section that may hold spaces and parentheses: BODY[HEADER.FIELDS (A B)], BINARY.PEEK[1]
+_SECTION_ITEMS = frozenset({"BODY", "BODY.PEEK", "BINARY", "BINARY.PEEK", "BINARY.SIZE"})
+MAX_NESTING = 64  # parenthesised lists in a command, and SEARCH criteria (parentheses, NOT, OR)
 
 
 @dataclass
@@ -32,22 +36,24 @@ class _Tokenizer:
         self.data = data
         self.pos = 0
 
-    def tokens(self, closing: bool = False) -> list[Token]:
+    def tokens(self, depth: int = 0) -> list[Token]:
         out: list[Token] = []
         data = self.data
         while True:
             while self.pos < len(data) and data[self.pos] == 0x20:
                 self.pos += 1
             if self.pos >= len(data) or data[self.pos] in (0x0D, 0x0A):
-                if closing:
+                if depth:
                     raise BadCommand("unbalanced parenthesis")
                 return out
             byte = data[self.pos]
             if byte == 0x28:  # (
+                if depth >= MAX_NESTING:
+                    raise BadCommand(f"parenthesised lists nested too deeply (limit {MAX_NESTING})")
                 self.pos += 1
-                out.append(self.tokens(closing=True))
+                out.append(self.tokens(depth + 1))
             elif byte == 0x29:  # )
-                if not closing:
+                if not depth:
                     raise BadCommand("unexpected ')'")
                 self.pos += 1
                 return out
@@ -91,10 +97,12 @@ class _Tokenizer:
         data, i = self.data, self.pos
         while i < len(data):
             b = data[i]
-            if b == 0x5B:  # [ ... ] may hold spaces and parentheses (BODY[HEADER.FIELDS (A B)])
+            if b == 0x5B and data[self.pos:i].upper().decode("ascii", "replace") in _SECTION_ITEMS:
                 close = data.find(b"]", i)
-                if close < 0:
-                    raise BadCommand("missing ']'")
+                line_end = min((n for n in (data.find(b"\r", i), data.find(b"\n", i)) if n >= 0),
+                               default=len(data))
+                if not 0 <= close < line_end:
+                    raise BadCommand("missing ']' at the end of the section")
                 i = close + 1
                 continue
             if b in _ATOM_END or b < 0x20 or b == 0x7F:

@@ -12,7 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from mss.mailbox.imap.parser import SequenceSet, parse_date, parse_flag
+from mss.mailbox.imap.parser import MAX_NESTING, SequenceSet, parse_date, parse_flag
 from mss.mailbox.imap.wire import Atom, BadCommand, ImapError, Token, as_number, as_text
 from mss.mailbox.models import StoredMessage
 from mss.mailbox.structure import decoded_body
@@ -51,17 +51,24 @@ class _Parser:
                 raise BadCommand(f"SEARCH: {what} is not valid {self.charset}") from None
         return as_text(token, what)
 
-    def keys(self) -> list[Node]:
+    def keys(self, depth: int = 0) -> list[Node]:
         nodes = []
         while self.pos < len(self.tokens):
-            nodes.append(self.key())
+            nodes.append(self.key(depth))
         return nodes
 
-    def key(self) -> Node:
+    def next_is(self, name: str) -> bool:
+        token = self.tokens[self.pos] if self.pos < len(self.tokens) else None
+        return isinstance(token, Atom) and token.upper() == name
+
+    def key(self, depth: int) -> Node:
+        # Each parenthesis, NOT and OR operand is a level; the evaluator recurses as deep.
+        if depth > MAX_NESTING:
+            raise BadCommand(f"search criteria nested too deeply (limit {MAX_NESTING})")
         token = self.take("a search key")
         if isinstance(token, list):
             inner = _Parser(token, self.charset)
-            nodes = inner.keys()
+            nodes = inner.keys(depth + 1)
             if not nodes:
                 raise BadCommand("SEARCH: empty parenthesised key")
             return ("and", nodes)
@@ -97,9 +104,16 @@ class _Parser:
         if name == "UID":
             return ("uid", SequenceSet.parse(self.take("a UID set")))
         if name == "NOT":
-            return ("not", self.key())
+            return ("not", self.key(depth + 1))
         if name == "OR":
-            return ("or", self.key(), self.key())
+            # OR a OR b OR c d is one flat list of alternatives, however long the chain (clients
+            # write a list of addresses this way); only the first operands nest.
+            alternatives = [self.key(depth + 1)]
+            while self.next_is("OR"):
+                self.pos += 1
+                alternatives.append(self.key(depth + 1))
+            alternatives.append(self.key(depth + 1))
+            return ("or", alternatives)
         if name == "MODSEQ":
             token = self.take("a mod-sequence")
             if isinstance(token, bytes) and not isinstance(token, Atom):  # entry name and type
@@ -126,7 +140,7 @@ class SearchQuery:
             elif node[0] == "not":
                 stack.append(node[1])
             elif node[0] == "or":
-                stack.extend(node[1:])
+                stack.extend(node[1])
         return out
 
     @property
@@ -229,7 +243,7 @@ def matches(node: Node, c: Candidate, count: int, top_uid: int) -> bool:
     if kind == "not":
         return not matches(node[1], c, count, top_uid)
     if kind == "or":
-        return matches(node[1], c, count, top_uid) or matches(node[2], c, count, top_uid)
+        return any(matches(n, c, count, top_uid) for n in node[1])
     if kind == "flag":
         if node[1].startswith("\\"):  # system flags are stored in their canonical case
             return (node[1] in c.flags) == node[2]

@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 
 MAX_LINE = 64 * 1024  # one command line, literals excluded
 MAX_BAD_IN_A_ROW = 10
+# Before login nothing needs more than a user name and a password: a literal is at most 4096
+# bytes (RFC 7888 §5, LITERAL-), a whole command at most MAX_LINE bytes, literals included.
+PRE_AUTH_MAX_LITERAL = 4096
+PRE_AUTH_MAX_COMMAND = MAX_LINE
 # asyncio gives every TLS connection a 256 KiB incoming buffer (SSLProtocol.max_size); an IMAP
 # client idles for hours, so most of that is wasted. A TLS record is at most 16 KiB.
 TLS_READ_BUFFER = 32 * 1024
@@ -56,11 +60,23 @@ def shrink_tls_read_buffer(writer: asyncio.StreamWriter) -> None:
 class ProtocolViolation(Exception):
     """The client broke framing (line too long, oversized non-synchronising literal): close."""
 
+    def __init__(self, sentence: str, *, bye_only: bool = False) -> None:
+        super().__init__(sentence)
+        self.sentence = sentence
+        self.bye_only = bye_only
+
+    def response(self) -> bytes:
+        if self.bye_only:
+            return f"* BYE {self.sentence}\r\n".encode()
+        return f"* BAD {self.sentence}\r\n* BYE closing the connection\r\n".encode()
+
 
 class LiteralTooBig(Exception):
-    def __init__(self, tag: str) -> None:
-        super().__init__(tag)
-        self.tag = tag
+    """A synchronising literal over the limit: refused before its continuation, so never sent."""
+
+    def __init__(self, response: bytes) -> None:
+        super().__init__(response)
+        self.response = response
 
 
 class ImapService:
@@ -170,21 +186,34 @@ class Connection:
         return line
 
     async def read_command(self) -> bytes:
-        """One command with its literals, exactly as sent."""
+        """One command with its literals, exactly as sent, within the limits of the session's state."""
+        logged_in = self.session.state in (State.AUTHENTICATED, State.SELECTED)
+        max_literal = self.service.limits.imap_max_literal if logged_in else PRE_AUTH_MAX_LITERAL
+        max_command = MAX_LINE + max_literal if logged_in else PRE_AUTH_MAX_COMMAND
         data = bytearray()
         while True:
             line = await self._readline()
             data += line
-            if len(data) > MAX_LINE + self.service.limits.imap_max_literal:
+            if len(data) > max_command:
                 raise ProtocolViolation("command too long")
             match = _LITERAL_AT_END.search(line)
             if match is None:
                 return bytes(data)
             size, non_sync = int(match.group(1)), bool(match.group(2))
-            if size > self.service.limits.imap_max_literal:
+            if size > max_literal and not logged_in:
+                # RFC 7888 §4, §5: a non-synchronising literal's bytes are already on their way;
+                # BYE and close rather than read them. A synchronising one is refused unsent.
+                sentence = f"[TOOBIG] before login a literal is at most {PRE_AUTH_MAX_LITERAL} bytes"
+                if non_sync:
+                    raise ProtocolViolation(sentence, bye_only=True)
+                raise LiteralTooBig(f"{tag_of(bytes(data))} BAD {sentence}\r\n".encode())
+            if size > max_literal:
                 if non_sync:
                     raise ProtocolViolation(f"literal of {size} bytes is over the limit")
-                raise LiteralTooBig(tag_of(bytes(data)))
+                raise LiteralTooBig(f"{tag_of(bytes(data))} NO [TOOBIG] the message is larger than the limit "
+                                    f"of {max_literal} bytes\r\n".encode())
+            if len(data) + size > max_command:
+                raise ProtocolViolation("command too long")
             if not non_sync:
                 self.write(b"+ Ready for literal data\r\n")
                 await self.drain()
@@ -219,11 +248,14 @@ class Connection:
                 self.write(b"* BYE Autologout: no command for too long\r\n")
                 return
             except ProtocolViolation as exc:
-                self.write(f"* BAD {exc}\r\n* BYE closing the connection\r\n".encode())
+                self.write(exc.response())
                 return
             except LiteralTooBig as exc:
-                self.write(f"{exc.tag} NO [TOOBIG] the message is larger than the limit of "
-                           f"{limits.imap_max_literal} bytes\r\n".encode())
+                self.write(exc.response)
+                bad_in_a_row += 1
+                if bad_in_a_row >= MAX_BAD_IN_A_ROW:
+                    self.write(b"* BYE too many invalid commands\r\n")
+                    return
                 await self.drain()
                 continue
             response, bad = await self._execute(data)

@@ -52,7 +52,9 @@ from mss.mailbox.store import (
 from mss.mailbox.store import append as store_append
 
 SYSTEM_FLAGS = "\\Answered \\Flagged \\Deleted \\Seen \\Draft"
-PRE_AUTH_CAPS = "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE"
+# Before login literals are small (server.PRE_AUTH_MAX_LITERAL): LITERAL-, which RFC 7888 §5
+# forbids advertising together with LITERAL+; after login LITERAL+ and the big literal limit.
+PRE_AUTH_CAPS = "IMAP4rev1 SASL-IR LITERAL- ID ENABLE IDLE NAMESPACE"
 POST_AUTH_CAPS = ("IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS MOVE SPECIAL-USE UNSELECT "
                   "CHILDREN CONDSTORE QRESYNC MULTIAPPEND LIST-EXTENDED LIST-STATUS STATUS=SIZE")
 CATCH_UP_EVERY = 30.0  # seconds: catch up even without a wake-up (writers in another process)
