@@ -21,6 +21,7 @@ RUNS = {
                    "--idle-connections", "20"], "ratio"),
     "dmp_filing": (["--messages", "6"], "ratio"),
     "convocations": (["-n", "8", "--engine", "sqlite"], "ratio"),
+    "login_cost": (["--logins", "3", "--rounds", "1"], "beyond the noop"),
     "portal_load": (["--sessions", "2", "--seconds", "2", "--messages-per-patient", "2"], "ratio"),
 }
 
