@@ -188,8 +188,10 @@ def report(results: dict[str, dict[str, list[float]]]) -> None:
             if name in baseline_of:
                 extra = value - medians[baseline_of[name]]
                 verdict = "meets" if extra <= targets[name] else "misses"
+                base = medians[baseline_of[name]]
+                ratio = f"{value / base:.2f}" if base > 0 else "n/a (NOOP below the clock tick)"
                 line += (f"   login = {extra:6.2f} ms beyond the NOOP (target <= {targets[name]:g} ms: "
-                         f"{verdict}); ratio to the NOOP {value / medians[baseline_of[name]]:.2f}")
+                         f"{verdict}); ratio to the NOOP {ratio}")
             print(line)
 
 
