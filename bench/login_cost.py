@@ -47,6 +47,7 @@ from mss.crypto import pki
 from mss.db import Database
 from mss.directory.models import Mailbox, MailboxKind, Professional
 from mss.directory.store import hash_password
+from mss.mailbox.store import create_default_folders
 from mss.migrate import upgrade_async
 
 PASSWORD = "bench password 2026"
@@ -96,13 +97,18 @@ async def populate(settings: Settings, count: int) -> None:
     await upgrade_async(settings.effective_database_url)
     db = Database(settings.effective_database_url)
     hashed = hash_password(PASSWORD)  # one hash for every mailbox: the cache is keyed by address too
+    ids: list[int] = []
     async with db.write() as session:
         for n in range(count):
             person = Professional(id_nat=f"8{n + 10000000000:011d}", family_name=f"Bench{n}")
             session.add(person)
             await session.flush()
-            session.add(Mailbox(address=address(n), kind=MailboxKind.PER, professional_id=person.id,
-                                password_hash=hashed))
+            mailbox = Mailbox(address=address(n), kind=MailboxKind.PER, professional_id=person.id,
+                              password_hash=hashed)
+            session.add(mailbox)
+            await session.flush()
+            ids.append(mailbox.id)
+        await create_default_folders(session, ids)  # as the directory gives every mailbox its folders
     await db.dispose()
 
 
