@@ -3,13 +3,16 @@
 One notice per message delivered to a patient's inbox: "new_message", except
 for a convocation, whose agenda job says what happened instead ("appointment"
 when the agenda changed). A convocation that changed nothing in the agenda (a
-duplicate, a refused calendar) is still a new message in the inbox.
+duplicate, a refused calendar) is still a new message in the inbox. A
+failed login that locks a patient's account from one address is told to the
+patient ("login_locked").
 """
 
 from __future__ import annotations
 
 from mss.policy.agenda import AgendaAction
 from mss.policy.facts import MailboxFacts
+from mss.policy.login import LoginDecision
 
 
 def decide_delivery_notice(recipient: MailboxFacts, *, agenda_follows: bool) -> str | None:
@@ -28,3 +31,14 @@ def decide_convocation_notice(action: AgendaAction | None) -> str:
     if action in (AgendaAction.CREATE, AgendaAction.UPDATE, AgendaAction.CANCEL):
         return "appointment"
     return "new_message"
+
+
+def decide_login_lock_notice(after_failure: LoginDecision, *, patient_account: bool) -> str | None:
+    """The notice when a failed login locked a patient's account from one address, or None.
+
+    The patient learns that someone tried (no address, no medical content): they can
+    still log in from their own device, and change their password if it was not them.
+    """
+    if not patient_account or not after_failure.lock_began:
+        return None
+    return "login_locked"
