@@ -10,7 +10,7 @@ certificate (implicit TLS, port 2465 by default, or STARTTLS on 2587),
 shows a progress bar and ends with one line per refused row: its code and
 the hub's sentence.
 
-CSV columns (``;`` or ``,``, UTF-8, header line required)::
+CSV columns (UTF-8, with a header line, separated by ``;`` or by ``,``)::
 
     ins;nom;prenom;debut;fin;lieu;service;uid[;sequence][;annulation]
 
@@ -316,8 +316,12 @@ def summary(accepted: int, refusals: Iterable[Refusal]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("csv", type=Path, help="the appointments (see the columns above)")
+    parts = __doc__.split("\n\n")
+    columns = next(i for i, part in enumerate(parts) if part.startswith("CSV columns"))
+    parser = argparse.ArgumentParser(description=parts[0],
+                                     epilog="\n\n".join(parts[columns:columns + 5]).replace("::", ":").replace("``", ""),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("csv", type=Path, help="the appointments (the columns are described below)")
     parser.add_argument("--from", dest="sender", required=True, help="the APP mailbox address")
     parser.add_argument("--cert", type=Path, required=True, help="the APP mailbox's TLS client certificate")
     parser.add_argument("--key", type=Path, required=True, help="its private key")
@@ -330,7 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--domain", default="mss.localhost", help="the hub's domain (patients: patient.DOMAIN)")
     parser.add_argument("--name", default="", help="display name of the sender")
     parser.add_argument("--xdm", type=Path, help="an IHE XDM zip to attach to every convocation")
-    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--connections", type=int, default=4,
+                        help="SMTP connections at once (default 4; bulk senders use 16-32)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:

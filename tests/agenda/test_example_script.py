@@ -109,3 +109,16 @@ def test_the_message_the_script_writes_reads_back_and_verifies(dev_pki: DevPki, 
     assert calendar.get_payload(decode=True) == build_request(event, now).encode("utf-8")
     verified = smime.verify(raw, dev_pki.trust, from_address=APP)
     assert verified.status == "valid", verified.reason
+
+
+def test_help_names_the_csv_columns_and_an_example() -> None:
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[2] / "examples" / "hospital_convocations.py"
+    done = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True,
+                          check=True, timeout=60)
+    assert "ins;nom;prenom;debut;fin;lieu;service;uid[;sequence][;annulation]" in done.stdout
+    assert "the columns are described below" in done.stdout
+    assert "--ca var/pki/root-ca.pem" in done.stdout
+    assert "see the columns above" not in done.stdout
