@@ -61,13 +61,21 @@ async def describe_listeners(settings: Settings, db: Database) -> list[str]:
     """What a person needs to connect: ports and, with demo data, the logins."""
     from mss.directory.models import Mailbox
 
-    p, host = settings.ports, settings.hostname
+    p, on, host = settings.ports, settings.listeners, settings.hostname
+
+    def ports(*pairs: tuple[bool, int, str]) -> str:
+        shown = [f"{host}:{port} ({how})" for enabled, port, how in pairs if enabled]
+        return ", ".join(shown) if shown else "off (listeners in mss.toml)"
+
+    portal = f"https://{host}:{p.https}/" if on.https else "off (listeners in mss.toml)"
+    submission = ports((on.submission, p.submission, "STARTTLS"),
+                       (on.submission_tls, p.submission_tls, "TLS"))
     lines = [
         f"MSS hub on {settings.bind}, data in {settings.data_path.resolve()}",
-        f"  portal and APIs   https://{host}:{p.https}/",
-        f"  SMTP submission   {host}:{p.submission} (STARTTLS), {host}:{p.submission_tls} (TLS)",
-        f"  IMAP              {host}:{p.imap} (STARTTLS), {host}:{p.imaps} (TLS)",
-        f"  SMTP relay        {host}:{p.smtp_relay} (operators, client certificate)",
+        f"  portal and APIs   {portal}",
+        f"  SMTP submission   {submission}",
+        f"  IMAP              {ports((on.imap, p.imap, 'STARTTLS'), (on.imaps, p.imaps, 'TLS'))}",
+        f"  SMTP relay        {ports((on.smtp_relay, p.smtp_relay, 'operators, client certificate'))}",
     ]
     async with db.read() as session:
         count = (await session.execute(select(func.count()).select_from(Mailbox))).scalar_one()

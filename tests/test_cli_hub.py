@@ -137,3 +137,18 @@ def test_doctor_names_what_is_missing(tmp_path: Path) -> None:
     failed = [line for line in done.stdout.splitlines() if line.startswith("FAIL")]
     assert any("no schema yet, run 'mss db upgrade'" in line for line in failed)
     assert any("server certificate" in line and "mss pki init" in line for line in failed)
+
+
+async def test_the_banner_names_only_the_listeners_that_run(settings, db) -> None:  # type: ignore[no-untyped-def]
+    from mss.setup import describe_listeners
+
+    settings.ports.imap, settings.ports.imaps, settings.ports.submission = 2143, 2993, 2587
+    settings.listeners.imap = False
+    settings.listeners.smtp_relay = False
+    settings.listeners.https = False
+    lines = "\n".join(await describe_listeners(settings, db))
+    assert "IMAP              localhost:2993 (TLS)\n" in lines
+    assert "2143" not in lines
+    assert "SMTP relay        off (listeners in mss.toml)" in lines
+    assert "portal and APIs   off (listeners in mss.toml)" in lines
+    assert "SMTP submission   localhost:2587 (STARTTLS), localhost:0 (TLS)" in lines
