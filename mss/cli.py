@@ -12,12 +12,16 @@ from mss.config import Settings
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="Path of mss.toml (default: $MSS_CONFIG, then ./mss.toml).")
+@click.option("--data-dir", "data_dir", type=click.Path(file_okay=False), default=None,
+              help="The data folder (default: data_dir of mss.toml, read from the file's folder; "
+                   "without a file, ./var).")
 @click.version_option(__version__, prog_name="mss")
 @click.pass_context
-def main(ctx: click.Context, config_path: str | None) -> None:
+def main(ctx: click.Context, config_path: str | None, data_dir: str | None) -> None:
     """MSS hub: secure health messaging (SMTP, IMAP, patient portal, DMP)."""
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path
+    ctx.obj["data_dir"] = data_dir
 
 
 @main.group()

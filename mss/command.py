@@ -29,7 +29,8 @@ def current_settings() -> Settings:
     root = ctx.find_root()
     root.ensure_object(dict)
     if "settings" not in root.obj:
-        root.obj["settings"] = load_settings(root.obj.get("config_path"))
+        root.obj["settings"] = load_settings(root.obj.get("config_path"),
+                                             data_dir=root.obj.get("data_dir"))
     settings: Settings = root.obj["settings"]
     return settings
 

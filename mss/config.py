@@ -96,6 +96,18 @@ class Auth:
 
 
 @dataclass
+class LoginThrottleLimits:
+    """Failed logins, every protocol (``mss.policy.login``): locks per source, back-off per account."""
+
+    lock_after: int = 5  # failures of one account from one address: that pair is locked
+    source_lock_after: int = 30  # failures from one address, any account: the address is locked
+    lock_minutes: float = 15.0  # how long a lock lasts; a series is forgotten after as long without failure
+    free_failures: int = 1  # failures of an account before each attempt must wait
+    back_off_seconds: float = 2.0  # the first wait, doubled at each further failure (0: no wait)
+    max_back_off_seconds: float = 60.0  # the longest wait, all the owner waits when others lock their address
+
+
+@dataclass
 class Agenda:
     """Appointment reminders: one notification this many hours before each appointment."""
 
@@ -117,6 +129,7 @@ class Settings:
     portal: Portal = field(default_factory=Portal)
     notifications: Notifications = field(default_factory=Notifications)
     agenda: Agenda = field(default_factory=Agenda)
+    login_throttle: LoginThrottleLimits = field(default_factory=LoginThrottleLimits)
     auth: Auth = field(default_factory=Auth)
     source: str = "defaults"
 
@@ -220,10 +233,18 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
-def load_settings(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
-    """Read the settings: file (explicit, MSS_CONFIG or ./mss.toml), then MSS_* variables."""
+def load_settings(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None,
+                  *, data_dir: str | None = None) -> Settings:
+    """Read the settings: file (explicit, MSS_CONFIG or ./mss.toml), then MSS_* variables, then ``data_dir``.
+
+    The data folder comes out absolute: a relative ``data_dir`` in a file is
+    read from the file's own folder, so every command finds the same data
+    whatever the current folder; one given by MSS_DATA_DIR or ``--data-dir``
+    is read from the current folder, as a person typed it.
+    """
     env = os.environ if env is None else env
     settings = Settings()
+    base = Path.cwd()
     chosen = path or env.get("MSS_CONFIG")
     if chosen is None and Path("mss.toml").is_file():
         chosen = "mss.toml"
@@ -237,7 +258,12 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: Mapping[str, 
             raise ConfigError(f"configuration file {file} is not valid TOML: {exc}") from None
         _apply(settings, data, str(file))
         settings.source = str(file)
+        base = file.resolve().parent
+    settings.data_dir = str(base / settings.data_dir)
     _apply(settings, _env_overrides(env), "environment")
+    if data_dir is not None:
+        settings.data_dir = data_dir
+    settings.data_dir = str(Path(settings.data_dir).resolve())
     if settings.listeners.smtp_processes < 1:
         raise ConfigError(f"listeners.smtp_processes must be 1 or more, got {settings.listeners.smtp_processes}")
     return settings

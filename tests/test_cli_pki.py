@@ -126,7 +126,7 @@ def test_export_writes_a_pkcs12_a_mail_client_imports(tmp_path: Path) -> None:
     shown = subprocess.run(["openssl", "pkcs12", "-in", str(target), "-nodes", "-passin",
                             "pass:correct horse battery"], capture_output=True, text=True, check=False)
     assert shown.returncode == 0, shown.stderr
-    assert shown.stdout.count("BEGIN CERTIFICATE") == 2 and "PRIVATE KEY" in shown.stdout
+    assert shown.stdout.count("BEGIN CERTIFICATE") == 3 and "PRIVATE KEY" in shown.stdout  # leaf, intermediate, root
     assert "801234567897" in shown.stdout
 
     short = runner.invoke(main, ["pki", "export", "jean.dupont@mss.localhost", "--out", str(target),
@@ -135,3 +135,38 @@ def test_export_writes_a_pkcs12_a_mail_client_imports(tmp_path: Path) -> None:
     unknown = runner.invoke(main, ["pki", "export", "nobody@mss.localhost", "--password-stdin"],
                             input="long enough pass\n", env=env)
     assert unknown.exit_code == 2 and "run 'mss pki issue nobody@mss.localhost' first" in unknown.output
+
+
+def test_every_command_finds_the_data_folder_from_any_current_folder(tmp_path: Path) -> None:
+    """The data folder of mss.toml is read from the file's folder; --data-dir names one; errors say where."""
+    from click.testing import CliRunner
+
+    from mss.cli import main
+
+    home = tmp_path / "hub"
+    home.mkdir()
+    (home / "mss.toml").write_text('data_dir = "var"\n', encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {"MSS_CONFIG": str(home / "mss.toml")}
+    runner = CliRunner()
+    with pytest.MonkeyPatch.context() as cwd:
+        cwd.chdir(elsewhere)
+        assert runner.invoke(main, ["pki", "init", "--key-type", "ec"], env=env).exit_code == 0
+        assert runner.invoke(main, ["pki", "issue", "jean.dupont@mss.localhost", "--id-nat",
+                                    "801234567897"], env=env).exit_code == 0
+        done = runner.invoke(main, ["pki", "export", "jean.dupont@mss.localhost", "--out", "j.p12",
+                                    "--password-stdin"], input="correct horse battery\n", env=env)
+        assert done.exit_code == 0, done.output
+    assert (home / "var" / "pki" / "root-ca.pem").is_file()
+    assert not (elsewhere / "var").exists()
+
+    by_flag = runner.invoke(main, ["--data-dir", str(home / "var"), "pki", "export",
+                                   "jean.dupont@mss.localhost", "--out", str(tmp_path / "k.p12"),
+                                   "--password-stdin"], input="correct horse battery\n", env={})
+    assert by_flag.exit_code == 0, by_flag.output
+    missing = runner.invoke(main, ["--data-dir", str(tmp_path / "empty"), "pki", "export",
+                                   "jean.dupont@mss.localhost", "--password-stdin"],
+                            input="correct horse battery\n", env={})
+    assert missing.exit_code == 2
+    assert str((tmp_path / "empty" / "pki").resolve()) in missing.output

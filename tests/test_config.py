@@ -27,6 +27,8 @@ def test_example_file_states_every_default() -> None:
     from_file = load_settings(EXAMPLE, env={})
     defaults = Settings()
     from_file.source = defaults.source
+    assert from_file.data_dir == str(EXAMPLE.parent / defaults.data_dir)  # read from the file's folder
+    from_file.data_dir = defaults.data_dir
     assert from_file == defaults
 
 

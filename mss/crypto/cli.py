@@ -156,5 +156,6 @@ async def export_command(settings: Settings, address: str, out_path: str | None,
     target = Path(out_path) if out_path else Path(f"{address}.p12")
     with _as_sentence(f"export the certificate of {address}"):
         export_pkcs12(settings.pki_dir, address, password, target, kind="client" if client else "smime")
-    click.echo(f"wrote {target} (certificate, chain and private key of {address}; import it in the "
-               "mail client's certificate manager)")
+    click.echo(f"wrote {target} (certificate, chain up to the root and private key of {address}; "
+               "import it in the mail client's certificate manager and trust the root: "
+               "docs/mail-clients.md)")

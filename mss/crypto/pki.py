@@ -372,14 +372,23 @@ def list_certificates(pki_dir: Path) -> list[CertificateEntry]:
 
 def export_pkcs12(pki_dir: Path, address: str, password: str, target: Path, *,
                   kind: str = "smime") -> Path:
-    """Write the issued certificate of ``address`` with its chain and key as a PKCS#12 file (0600)."""
+    """Write the issued certificate of ``address``, its whole chain up to the root, and its key (0600).
+
+    The root is included so that a client that builds the chain from the
+    file alone (mutt's ``smime_keys``) finds it valid; Thunderbird and
+    Outlook still ask the user to trust the root (docs/mail-clients.md).
+    """
     from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
 
-    issued = _target(PkiLayout(Path(pki_dir)), kind, _check_address(address))
+    layout = PkiLayout(Path(pki_dir))
+    issued = _target(layout, kind, _check_address(address))
     if not issued.cert.is_file() or not issued.key.is_file():
-        raise InvalidInput(f"no {kind} certificate for {address} in {pki_dir}: "
-                           f"run 'mss pki issue {address}' first")
+        raise InvalidInput(f"no {kind} certificate for {address} in {Path(pki_dir).resolve()}: "
+                           f"run 'mss pki issue {address}' first (or point mss at the data folder "
+                           "that holds it with --data-dir or --config)")
     leaf, *chain = load_certs(issued.cert)
+    if layout.root_cert.is_file():
+        chain += [root for root in load_certs(layout.root_cert) if root not in chain]
     data = pkcs12.serialize_key_and_certificates(
         address.encode(), load_key(issued.key), leaf, chain or None,  # type: ignore[arg-type]
         BestAvailableEncryption(password.encode()))
