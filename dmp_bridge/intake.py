@@ -27,10 +27,11 @@ _PARSER = BytesParser(policy=email.policy.default)
 
 
 def _unwrapped(part: Message) -> EmailMessage | None:
-    """The entity inside an opaque signed-data part, or None (encrypted, unreadable)."""
-    smime_type = str(part.get_param("smime-type") or "signed-data").lower()
-    if smime_type != "signed-data":
-        return None
+    """The entity inside an opaque signed-data part, or None (encrypted, compressed, unreadable).
+
+    Its CMS contentType decides (``check_signed_data`` takes only signed-data), whatever
+    ``smime-type`` says, as at the gateway (``mss.crypto.smime.read_form``).
+    """
     from mss.crypto.cms import CmsFailure, check_signed_data
 
     payload = part.get_payload(decode=True)

@@ -23,7 +23,7 @@ from urllib.parse import quote
 import nh3
 
 from mss.crypto.cms import CmsFailure, check_signed_data
-from mss.crypto.smime import extract_signed
+from mss.crypto.smime import read_form
 from mss.mailbox.structure import describe
 
 _HEADERS = BytesHeaderParser(policy=email.policy.default)
@@ -174,8 +174,8 @@ def shown_entity(raw: bytes, structure: dict[str, Any]) -> tuple[bytes, dict[str
     if top.get("type") not in _OPAQUE_TYPES:
         return raw, structure
     try:
-        found = extract_signed(raw)
-        inner = check_signed_data(found[0], None).content if found is not None else b""
+        form = read_form(raw)  # what the gateway read: the CMS OID decides, not smime-type
+        inner = check_signed_data(form.der, None).content if form.kind == "opaque_signed" else b""
     except CmsFailure:
         return raw, structure
     if not inner:

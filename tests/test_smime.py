@@ -281,7 +281,7 @@ GARBAGE = [
 def test_garbage_is_malformed(raw: bytes, dev_pki: DevPki) -> None:
     result = smime.verify(raw, dev_pki.trust, from_address="a@b.c")
     assert result.status == "malformed", result.reason
-    assert result.smtp_status == "5.7.5" and result.auth_result == "permerror"
+    assert result.smtp_status == "5.7.7" and result.auth_result == "permerror"
 
 
 def test_truncated_real_signature_is_malformed(doctor: Identity, dev_pki: DevPki) -> None:
@@ -321,7 +321,7 @@ def test_encrypt_then_decrypt_with_openssl_and_ours(dev_pki: DevPki, tmp_path: P
                      patient.cert_path, "-inkey", patient.key_path)
     assert opened.returncode == 0, opened.stderr.decode()
     assert opened.stdout == INNER
-    assert smime.verify(sealed, dev_pki.trust).status == "none"
+    assert smime.verify(sealed, dev_pki.trust).status == "encrypted"
 
 
 def test_decrypt_what_openssl_encrypted(dev_pki: DevPki, tmp_path: Path) -> None:
@@ -386,3 +386,63 @@ def test_multipart_parts_cuts_exactly_where_rfc_2046_puts_the_delimiters() -> No
     ]
     for body in bodies:
         assert _multipart_parts(body, "b1") == by_regex(body, "b1"), body
+
+
+# --- what kind of S/MIME a message is: the CMS contentType decides -------------------------
+
+def _content_info(dotted: str, *, ber: bool = False) -> bytes:
+    """A ContentInfo of type ``dotted`` around an empty SEQUENCE (only its type is read)."""
+    from asn1crypto import core
+
+    oid = core.ObjectIdentifier(dotted).dump()
+    if ber:  # indefinite lengths, as some agents write opaque S/MIME
+        return b"\x30\x80" + oid + b"\xa0\x80\x30\x00\x00\x00\x00\x00"
+    body = oid + b"\xa0\x02\x30\x00"
+    return b"\x30" + bytes([len(body)]) + body
+
+
+@pytest.mark.parametrize(("dotted", "ber", "kind", "status"), [
+    ("1.2.840.113549.1.7.3", False, "enveloped", "encrypted"),
+    ("1.2.840.113549.1.7.3", True, "enveloped", "encrypted"),
+    ("1.2.840.113549.1.9.16.1.23", False, "auth_enveloped", "encrypted"),
+    ("1.2.840.113549.1.9.16.1.9", False, "compressed", "compressed"),
+    ("1.2.840.113549.1.7.1", False, None, "malformed"),  # plain data: no S/MIME kind at all
+], ids=["enveloped", "enveloped-ber", "auth-enveloped", "compressed", "data"])
+@pytest.mark.parametrize("content_type", [
+    b"application/pkcs7-mime; smime-type=signed-data", b"application/pkcs7-mime",
+    b"application/x-pkcs7-mime; smime-type=enveloped-data",
+], ids=["says-signed", "says-nothing", "x-says-enveloped"])
+def test_the_cms_content_type_decides_what_an_opaque_body_is(
+        dotted: str, ber: bool, kind: str | None, status: str, content_type: bytes, dev_pki: DevPki) -> None:
+    raw = (b"From: a@b.c\r\nContent-Type: " + content_type + b"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+           + smime.base64_lines(_content_info(dotted, ber=ber)))
+    if kind is not None:
+        assert smime.read_form(raw).kind == kind
+    result = smime.verify(raw, dev_pki.trust, from_address="a@b.c")
+    assert result.status == status, result.reason
+    assert result.auth_result == {"encrypted": "neutral", "compressed": "neutral"}.get(status, "permerror")
+
+
+def test_an_opaque_signature_without_smime_type_is_verified(doctor: Identity, dev_pki: DevPki) -> None:
+    raw = doctor.sign(MESSAGE, detached=False).replace(b" smime-type=signed-data;", b"")
+    assert b"smime-type" not in raw
+    assert smime.read_form(raw).kind == "opaque_signed"
+    assert smime.verify(raw, dev_pki.trust, from_address=DOCTOR).status == "valid"
+
+
+def test_smime_reports_the_codes_and_sentences_the_gateway_decides_with(doctor: Identity, dev_pki: DevPki,
+                                                                          untrusted_pki: DevPki) -> None:
+    """One table (mss.policy.signature): what verify reports is what the gateway answers."""
+    from mss.policy.signature import decide_signature
+
+    signed = doctor.sign(MESSAGE)
+    outcomes = [smime.verify(raw, dev_pki.trust, from_address="a@b.c") for raw in GARBAGE]
+    outcomes += [smime.verify(signed.replace(b"normal", b"grave "), dev_pki.trust, from_address=DOCTOR),
+                 smime.verify(untrusted_pki.issue_smime(DOCTOR).sign(MESSAGE), dev_pki.trust, from_address=DOCTOR),
+                 smime.verify(signed, dev_pki.trust, from_address="autre@mss.localhost")]
+    assert {r.status for r in outcomes} == {"malformed", "tampered", "unknown_ca", "address_mismatch"}
+    for result in outcomes:
+        decision = decide_signature(None, [], result.status, result.reason)
+        assert decision.enhanced_status == result.smtp_status, result.status
+        if result.status != "address_mismatch":  # its French sentence names both addresses
+            assert decision.sentence_fr.endswith(result.reason_fr)

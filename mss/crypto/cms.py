@@ -72,6 +72,30 @@ def check_signed_data(der: bytes, detached_content: bytes | None = None) -> Sign
                          ) from None
 
 
+def content_kind(der: bytes) -> str:
+    """The contentType of a CMS ContentInfo (RFC 5652 §3) by its asn1crypto name: ``signed_data``,
+    ``enveloped_data``, ``authenticated_enveloped_data`` (RFC 5083), ``compressed_data`` (RFC 3274)...
+
+    This OID, not the ``smime-type`` parameter a sender chose, says what an opaque S/MIME body
+    is (RFC 8551 §3.2.2). Read from the DER headers alone; by asn1crypto when not strict DER (BER).
+    CmsFailure("malformed") when it cannot be read.
+    """
+    try:  # DER headers only: the content itself is skipped, not read
+        (info,) = _elements(der, 0, len(der), 1)
+        inner = _elements(der, info.start, info.end, 2) if info.tag == 0x30 else []
+        if inner and inner[0].tag == 0x06:
+            name = _CONTENT_TYPE_NAMES.get(_oid(der, inner[0]))
+            if name is not None:
+                return name
+    except (ValueError, IndexError):
+        pass
+    try:
+        name = asn1_cms.ContentInfo.load(der, strict=True)["content_type"].native
+    except Exception:  # noqa: BLE001 - any parse error of hostile input is "malformed"
+        raise CmsFailure("malformed", "the S/MIME body is not a CMS structure") from None
+    return str(name)
+
+
 def _check(der: bytes, detached_content: bytes | None) -> SignedContent:
     info = asn1_cms.ContentInfo.load(der, strict=True)
     kind = info["content_type"].native
@@ -128,6 +152,8 @@ def _check(der: bytes, detached_content: bytes | None) -> SignedContent:
 # tables come from asn1crypto's, so both read the same names (tests/test_cms_strict_der.py).
 
 _SIGNED_DATA = asn1_core.ObjectIdentifier("1.2.840.113549.1.7.2").contents
+_CONTENT_TYPE_NAMES = {asn1_core.ObjectIdentifier(dotted).contents: name
+                       for dotted, name in asn1_cms.ContentType._map.items()}
 _DIGEST_NAMES = {asn1_core.ObjectIdentifier(dotted).contents: name
                  for dotted, name in asn1_algos.DigestAlgorithmId._map.items() if name in _HASHES}
 _ATTRIBUTE_NAMES = {asn1_core.ObjectIdentifier(dotted).contents: name

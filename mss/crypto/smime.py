@@ -6,22 +6,15 @@ takes the signed bytes straight from the raw message: for multipart/signed
 the exact bytes of the first part, put in canonical CRLF form (RFC 8551
 section 3.1.1); the message is never re-serialised by the email package.
 
-SMTP status codes chosen for each outcome (RFC 3463):
+What kind of S/MIME a message is (``read_form``) is read once, the same way for
+every reader (the gateway's content stage, ``verify``, the portal, DMP filing):
+multipart/signed with a pkcs7-signature protocol is a detached signature; an
+``application/pkcs7-mime`` (or ``x-pkcs7-mime``) body is what its CMS contentType
+OID says (signed-data, enveloped-data, authEnveloped-data, compressed-data),
+whatever its ``smime-type`` parameter says or omits (RFC 8551 §3.2.2).
 
-===============  ========  ==========================================================
-status           code      why
-===============  ========  ==========================================================
-valid            2.7.0     security status: nothing to report
-none             5.7.1     not authorised: a signature is required and there is none
-tampered         5.7.7     message integrity failure
-unknown_ca       5.7.5     cryptographic failure: the signer's certificate is not trusted
-expired          5.7.5     cryptographic failure: certificate outside its validity
-revoked          5.7.5     cryptographic failure: certificate revoked
-bad_eku          5.7.5     cryptographic failure: certificate not for e-mail protection
-address_mismatch 5.7.1     not authorised: the signer is not the sender (From)
-malformed        5.7.5     cryptographic failure: the signature cannot be read
-                 (5.7.6)   cryptographic algorithm not supported (digest or signature)
-===============  ========  ==========================================================
+The status codes and sentences of each outcome are ``mss.policy.signature``'s
+table (``signature_verdict``), the one the gateway decides with.
 """
 
 from __future__ import annotations
@@ -35,7 +28,7 @@ import functools
 import itertools
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from typing import Literal, NamedTuple
@@ -46,30 +39,22 @@ from cryptography.hazmat.primitives.ciphers import algorithms
 from cryptography.hazmat.primitives.serialization import pkcs7
 
 from mss.crypto.certificates import id_nat_from_subject, rfc822_names, subject_text
-from mss.crypto.cms import CmsFailure, check_signed_data
+from mss.crypto.cms import CmsFailure, check_signed_data, content_kind
 from mss.crypto.keys import PrivateKey
 from mss.crypto.trust import TrustStore
 from mss.email_policy import header_fields, plain_content_type
+from mss.policy.signature import signature_verdict
 
-Status = Literal["valid", "none", "tampered", "unknown_ca", "expired", "revoked",
-                 "address_mismatch", "malformed", "bad_eku"]
-
-SMTP_STATUS: dict[str, str] = {
-    "valid": "2.7.0", "none": "5.7.1", "tampered": "5.7.7", "unknown_ca": "5.7.5",
-    "expired": "5.7.5", "revoked": "5.7.5", "bad_eku": "5.7.5", "address_mismatch": "5.7.1",
-    "malformed": "5.7.5",
+Status = Literal["valid", "none", "encrypted", "compressed", "tampered", "unknown_ca", "expired",
+                 "revoked", "address_mismatch", "malformed", "unsupported", "bad_eku"]
+# What a message is, S/MIME-wise, at its top level.
+Kind = Literal["signed", "opaque_signed", "enveloped", "auth_enveloped", "compressed", "unsigned"]
+_KIND_OF_CONTENT: dict[str, Kind] = {
+    "signed_data": "opaque_signed", "enveloped_data": "enveloped",
+    "authenticated_enveloped_data": "auth_enveloped", "compressed_data": "compressed",
 }
-_REASON_FR: dict[str, str] = {
-    "valid": "la signature S/MIME est valide",
-    "none": "le message ne porte pas de signature S/MIME",
-    "tampered": "le message a été modifié après avoir été signé",
-    "unknown_ca": "le certificat du signataire n'a pas été émis par une autorité de confiance",
-    "expired": "le certificat du signataire est expiré ou pas encore valide",
-    "revoked": "le certificat du signataire a été révoqué",
-    "bad_eku": "le certificat du signataire n'est pas destiné à la signature de messages",
-    "address_mismatch": "le certificat du signataire n'est pas celui de l'expéditeur du message",
-    "malformed": "la signature S/MIME est illisible ou utilise un algorithme non accepté",
-}
+_AUTH_RESULT = {"valid": "pass", "none": "none", "encrypted": "neutral", "compressed": "neutral",
+                "malformed": "permerror", "unsupported": "permerror"}
 _SIGNATURE_TYPES = {"application/pkcs7-signature", "application/x-pkcs7-signature"}
 _HEADERS = BytesParser(policy=email.policy.compat32)  # header blocks only (headersonly=True)
 _OPAQUE_TYPES = {"application/pkcs7-mime", "application/x-pkcs7-mime"}
@@ -99,7 +84,7 @@ class SignatureResult:
     @property
     def auth_result(self) -> str:
         """The RFC 7601 result word for the ``smime`` method."""
-        return {"valid": "pass", "none": "none", "malformed": "permerror"}.get(self.status, "fail")
+        return auth_result_word(self.status)
 
     def authentication_results_clause(self) -> str:
         """``smime=<result> body.smime-identifier=<address>`` (RFC 7281) for Authentication-Results."""
@@ -111,12 +96,21 @@ class SignatureResult:
         return clause
 
 
+def auth_result_word(status: str) -> str:
+    """The RFC 8601 / RFC 7281 result word of the ``smime`` method for a verification status.
+
+    An encrypted or compressed message is ``neutral``: its signature, if any, is inside.
+    """
+    return _AUTH_RESULT.get(status, "fail")
+
+
 def _result(status: Status, reason: str, signer: x509.Certificate | None = None,
             content: bytes | None = None, reason_fr: str | None = None) -> SignatureResult:
     facts = _signer_facts(signer) if signer is not None else _SignerFacts((), None, None, None, None)
+    enhanced, _, french = signature_verdict(status)
     return SignatureResult(
-        status=status, reason=reason, reason_fr=reason_fr or _REASON_FR[status],
-        smtp_status=SMTP_STATUS[status], signer_address=facts.address,
+        status=status, reason=reason, reason_fr=reason_fr or french,
+        smtp_status=enhanced, signer_address=facts.address,
         signer_subject=facts.subject, signer_id_nat=facts.id_nat, signer_serial=facts.serial,
         signer_certificate=signer, content=content)
 
@@ -320,52 +314,106 @@ def _plain_signature_der(part: bytes) -> bytes | None:
     return der or None
 
 
-def extract_signed(raw: bytes) -> tuple[bytes, bytes | None] | None:
-    """(CMS DER, detached content or None) of a signed message; None when it is not S/MIME."""
+@dataclass(frozen=True)
+class SmimeForm:
+    """What a message is at its top level, S/MIME-wise, and the CMS bytes to check when it is signed."""
+
+    kind: Kind
+    der: bytes = field(default=b"", repr=False)  # the CMS ContentInfo (opaque body or signature part)
+    detached: bytes | None = field(default=None, repr=False)  # the signed entity of multipart/signed
+
+    @property
+    def signed(self) -> bool:
+        return self.kind in ("signed", "opaque_signed")
+
+    @property
+    def encrypted(self) -> bool:
+        return self.kind in ("enveloped", "auth_enveloped")
+
+
+UNSIGNED = SmimeForm("unsigned")
+
+
+def framing(content_type: str, params: Mapping[str, object]) -> Literal["multipart", "opaque"] | None:
+    """From the top-level Content-Type alone: multipart/signed S/MIME, an opaque CMS body, or neither."""
+    if content_type == "multipart/signed":
+        return "multipart" if str(params.get("protocol") or "").lower() in _SIGNATURE_TYPES else None
+    return "opaque" if content_type in _OPAQUE_TYPES else None
+
+
+def content_type_of(head: bytes) -> tuple[str, dict[str, object]]:
+    """The Content-Type of a header block and the parameters S/MIME reads (protocol, boundary, smime-type)."""
+    return _content_type(head)
+
+
+def read_form(raw: bytes, content_type: tuple[str, Mapping[str, object]] | None = None) -> SmimeForm:
+    """The one reading of what kind of S/MIME ``raw`` is; CmsFailure("malformed") when it cannot be read.
+
+    ``content_type`` is the top-level Content-Type when the caller already read it. An
+    opaque body's kind is its CMS contentType OID: ``smime-type`` is optional and a
+    sender's word (RFC 8551 §3.2.2), so a missing or contradicting one changes nothing.
+    """
     head, body = split_head(raw)
-    ctype, params = _content_type(head)  # a multipart body is cut here, not parsed
-    if ctype == "multipart/signed":
-        protocol = str(params["protocol"] or "").lower()
-        if protocol not in _SIGNATURE_TYPES:
-            return None
-        boundary = params["boundary"]
+    ctype, params = content_type if content_type is not None else _content_type(head)
+    shape = framing(ctype, params)
+    if shape is None:
+        return UNSIGNED
+    if shape == "multipart":  # a multipart body is cut here, not parsed
+        boundary = params.get("boundary")
         if not isinstance(boundary, str) or not boundary:
             raise CmsFailure("malformed", "the multipart/signed message has no boundary")
         parts = _multipart_parts(body, boundary)
         if len(parts) != 2:
             raise CmsFailure("malformed", f"multipart/signed needs 2 parts, found {len(parts)}")
-        return _signature_der(parts[1]), canonical(parts[0])
-    if ctype in _OPAQUE_TYPES:
-        smime_type = str(params["smime-type"] or "signed-data").lower()
-        if smime_type in ("enveloped-data", "authenveloped-data"):
-            raise CmsFailure("encrypted", "the message is encrypted; decrypt it before verifying")
-        try:
-            der = base64.b64decode(re.sub(rb"\s+", b"", body), validate=True)
-        except ValueError:
-            raise CmsFailure("malformed", "the application/pkcs7-mime body is not base64") from None
-        return der, None
+        return SmimeForm("signed", _signature_der(parts[1]), canonical(parts[0]))
+    try:
+        der = base64.b64decode(re.sub(rb"\s+", b"", body), validate=True)
+    except ValueError:
+        raise CmsFailure("malformed", f"the {ctype} body is not base64") from None
+    kind = _KIND_OF_CONTENT.get(content_kind(der))
+    if kind is None:
+        raise CmsFailure("malformed", f"the {ctype} body is a CMS {content_kind(der)}, "
+                         "neither signed, encrypted nor compressed")
+    return SmimeForm(kind, der)
+
+
+def extract_signed(raw: bytes) -> tuple[bytes, bytes | None] | None:
+    """(CMS DER, detached content or None) of a signed message; None when it is not signed S/MIME.
+
+    CmsFailure("encrypted") for an encrypted message, ("malformed") for an unreadable one.
+    """
+    form = read_form(raw)
+    if form.signed:
+        return form.der, form.detached
+    if form.encrypted:
+        raise CmsFailure("encrypted", "the message is encrypted; decrypt it before verifying")
     return None
 
 
 def verify(raw: bytes, trust: TrustStore, *, from_address: str | None = None,
-           at: dt.datetime | None = None) -> SignatureResult:
-    """Verify the S/MIME signature of a raw message against ``trust``; never raises on bad input."""
+           at: dt.datetime | None = None,
+           content_type: tuple[str, Mapping[str, object]] | None = None) -> SignatureResult:
+    """Verify the S/MIME signature of a raw message against ``trust``; never raises on bad input.
+
+    ``content_type``: the top-level Content-Type when the caller already read it (``read_form``).
+    """
     try:
-        found = extract_signed(raw)
-        if found is None:
+        form = read_form(raw, content_type)
+        if form.kind == "unsigned":
             return _result("none", "the message carries no S/MIME signature")
-        der, detached = found
-        signed = check_signed_data(der, detached)
+        if form.encrypted:
+            return _result("encrypted", "the message is encrypted (CMS "
+                           f"{'authEnveloped' if form.kind == 'auth_enveloped' else 'enveloped'}-data): "
+                           "its signature cannot be checked without decrypting it")
+        if form.kind == "compressed":
+            return _result("compressed", "the message is compressed (CMS compressed-data): its "
+                           "signature, if any, is inside and is not checked")
+        signed = check_signed_data(form.der, form.detached)
     except CmsFailure as failure:
-        if failure.status == "encrypted":
-            return _result("none", failure.sentence,
-                           reason_fr="le message est chiffré : il faut le déchiffrer avant de "
-                           "vérifier sa signature")
-        status: Status = "tampered" if failure.status == "tampered" else "malformed"
-        result = _result(status, failure.sentence)
-        if failure.status == "unsupported":
-            return SignatureResult(**{**result.__dict__, "smtp_status": "5.7.6"})
-        return result
+        if failure.status == "encrypted":  # a signature part holding enveloped-data
+            return _result("encrypted", failure.sentence)
+        status: Status = failure.status if failure.status in ("tampered", "unsupported") else "malformed"
+        return _result(status, failure.sentence)
     check = trust.verify(signed.signer, signed.certificates, usage="smime", at=at)
     if not check.ok:
         return _result(check.status, check.reason, signed.signer, signed.content)

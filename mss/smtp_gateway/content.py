@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import email.errors
 import email.utils
 import itertools
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
 
 from mss.email_policy import PARSER, header_fields, plain_content_type
+from mss.errors import HubError
 from mss.policy import MessageFacts
 
 _MSGID = re.compile(r"<[^<>\s]+>")
@@ -31,6 +34,10 @@ _PLAIN_MAILBOX = re.compile(
 _PLAIN_MSGID = re.compile(rf"<{_DOT_ATOM}@{_DOT_ATOM}>")
 _PLAIN_TEXT = re.compile(r"[\t\x20-\x7e]*")
 _HEADER_END = re.compile(rb"\r\n\r\n")
+
+
+class UnreadableMessage(HubError):
+    """The top-level header block cannot be read: DATA is answered 554 5.6.0."""
 
 
 @dataclass
@@ -90,7 +97,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
     plainly written block (``mss.email_policy.header_fields``) is read directly;
     otherwise the email package parses it (``policy.default`` with parsed header
     values cached). Stamping only prepends headers, so the message is never
-    read again.
+    read again. Raises UnreadableMessage when the email package cannot read the block.
     """
     from mss.crypto.smime import split_head
 
@@ -100,8 +107,14 @@ def parse_message(raw: bytes) -> ParsedMessage:
     read = _plain_facts(fields) if fields is not None and content_type is not None else None
     message = None
     if read is None:  # parsed here, where a parse failure means "unreadable"
-        message = _header_message(head)
-        read = _parsed_facts(message)
+        try:
+            message = _header_message(head)
+            read = _parsed_facts(message)
+        except (IndexError, AttributeError, ValueError, TypeError, LookupError, RecursionError,
+                email.errors.MessageError) as exc:
+            # the email package's header parser lets these through on hostile headers
+            # (an unfinished address, "From:Content-Type:..."): tests/fuzz/test_fuzz_smtp.py
+            raise UnreadableMessage(f"The message header cannot be read ({type(exc).__name__})") from None
     facts, message_id = read
     return ParsedMessage(raw, head, dataclasses.replace(facts, size=len(raw)), message_id, content_type,
                          message)
@@ -177,33 +190,33 @@ INLINE_VERIFY_SIZE = 256 * 1024  # bytes: a smaller message is verified on the l
 async def verify_signature(parsed: ParsedMessage, trust: Any) -> SignatureOutcome:
     """S/MIME verification (chain, EKU, address = From, CRL).
 
-    A message up to ``INLINE_VERIFY_SIZE`` is verified on the event loop: that takes
-    about 0.35 ms, less than handing it to a thread and waiting for the GIL to come
-    back. A larger one (its digest grows with its size) is verified in a thread.
+    What kind of S/MIME the message is comes from ``mss.crypto.smime.read_form``, the one
+    reading every path uses. A message up to ``INLINE_VERIFY_SIZE`` is verified on the
+    event loop: that takes about 0.35 ms, less than handing it to a thread and waiting
+    for the GIL to come back. A larger one (its digest grows with its size) is verified
+    in a thread.
     """
     from mss.crypto import smime
 
-    if not is_signed(parsed):
+    content_type = top_content_type(parsed)
+    if smime.framing(*content_type) is None:
         return SignatureOutcome("none")
     if len(parsed.raw) <= INLINE_VERIFY_SIZE:
-        result = smime.verify(parsed.raw, trust, from_address=parsed.from_address)
+        result = smime.verify(parsed.raw, trust, from_address=parsed.from_address, content_type=content_type)
     else:
-        result = await asyncio.to_thread(smime.verify, parsed.raw, trust, from_address=parsed.from_address)
+        result = await asyncio.to_thread(smime.verify, parsed.raw, trust, from_address=parsed.from_address,
+                                         content_type=content_type)
     return SignatureOutcome(str(result.status), result.reason or "", result.signer_address,
                             result.signer_subject, result.signer_id_nat)
 
 
-def is_signed(parsed: ParsedMessage) -> bool:
-    """multipart/signed, or application/pkcs7-mime with smime-type signed-data, at the top level."""
-    smime_type: object
+def top_content_type(parsed: ParsedMessage) -> tuple[str, Mapping[str, object]]:
+    """The top-level Content-Type and its parameters: as read when plainly written, else by S/MIME's reader."""
     if parsed.content_type is not None:
-        content_type, smime_type = parsed.content_type[0], parsed.content_type[1].get("smime-type", "")
-    else:  # a tuple for an RFC 2231 value: its text is searched, as before
-        content_type = parsed.message.get_content_type()
-        smime_type = parsed.message.get_param("smime-type", "")
-    return content_type == "multipart/signed" or (
-        content_type in ("application/pkcs7-mime", "application/x-pkcs7-mime")
-        and "signed-data" in _text(smime_type).lower())
+        return parsed.content_type
+    from mss.crypto import smime
+
+    return smime.content_type_of(parsed.head)
 
 
 def new_message_id(domain: str) -> str:
@@ -217,8 +230,9 @@ def authentication_results(hostname: str, *, signature: SignatureOutcome, from_a
     if auth_user:
         clauses.append(f"auth=pass smtp.auth={auth_user}")
     clauses.extend(dkim or [])
-    verdict = {"valid": "pass", "none": "none"}.get(signature.status, "fail")
-    smime = f"smime={verdict}"
+    from mss.crypto.smime import auth_result_word
+
+    smime = f"smime={auth_result_word(signature.status)}"
     if signature.status not in ("valid", "none"):
         smime += f" ({signature.status})"
     elif signature.signer_subject:

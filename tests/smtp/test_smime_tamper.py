@@ -10,15 +10,100 @@ the client as its 5xx, in ASCII.
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
+import re
 import smtplib
 import ssl
 
-from mss.crypto import pki
+import pytest
+
+from mss.crypto import pki, smime
 from mss.db import utcnow
 from mss.smtp_gateway.replies import reply_bytes
 from tests.fixtures_pki import Identity
-from tests.smtp.conftest import DOCTOR, PASSWORD, PATIENT, Hub, message
+from tests.smtp.conftest import DOCTOR, OTHER_DOCTOR, PASSWORD, PATIENT, Hub, message
+from tests.smtp.test_signatures import send
+
+OPAQUE_TYPE = b'Content-Type: application/pkcs7-mime; smime-type=signed-data; name="smime.p7m"'
+# How the top-level Content-Type of an opaque signed message may be written by a sender.
+OPAQUE_FORMS = {
+    "smime-type": OPAQUE_TYPE,
+    "no-smime-type": b'Content-Type: application/pkcs7-mime; name="smime.p7m"',
+    "x-pkcs7-mime": b'Content-Type: application/x-pkcs7-mime; name="smime.p7m"',
+    "smime-type-says-enveloped": b"Content-Type: application/pkcs7-mime; smime-type=enveloped-data",
+    "smime-type-says-certs-only": b"Content-Type: application/pkcs7-mime; smime-type=certs-only",
+}
+FORMS = ["multipart/signed", *OPAQUE_FORMS]
+
+
+def signed_as(identity: Identity, form: str, to: str, body: str = "Dose : 1 comprimé\r\n") -> bytes:
+    """A message from DOCTOR to ``to`` signed by ``identity`` in one of FORMS."""
+    raw = message(DOCTOR, to, body=body)
+    if form == "multipart/signed":
+        return identity.sign(raw)
+    opaque = identity.sign(raw, detached=False)
+    assert OPAQUE_TYPE in opaque
+    return opaque.replace(OPAQUE_TYPE, OPAQUE_FORMS[form])
+
+
+def tampered(raw: bytes) -> bytes:
+    """``raw`` with its dose changed from 1 to 9, inside the signed content wherever the form keeps it."""
+    if b"multipart/signed" in raw.split(b"\r\n\r\n", 1)[0]:
+        changed = raw.replace(b"Dose : 1", b"Dose : 9")
+    else:
+        head, body = raw.split(b"\r\n\r\n", 1)
+        der = base64.b64decode(re.sub(rb"\s+", b"", body))
+        assert der.count(b"Dose : 1") == 1
+        changed = head + b"\r\n\r\n" + smime.base64_lines(der.replace(b"Dose : 1", b"Dose : 9"))
+    assert changed != raw
+    return changed
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("to", [OTHER_DOCTOR, PATIENT], ids=["to-professional", "to-patient"])
+async def test_a_tampered_message_is_refused_whatever_its_form(hub: Hub, form: str, to: str) -> None:
+    identity = hub.pki.issue_smime(DOCTOR, id_nat="810000000001")
+    code, text = await send(hub, tampered(signed_as(identity, form, to)), to)
+    assert code == 554 and text.startswith("5.7.7 S/MIME signature refused: the message was modified"), text
+    assert await hub.stored(to) == []
+
+
+@pytest.mark.parametrize("form", FORMS)
+async def test_an_intact_signed_message_is_verified_whatever_its_form(hub: Hub, form: str) -> None:
+    identity = hub.pki.issue_smime(DOCTOR, id_nat="810000000001")
+    assert await send(hub, signed_as(identity, form, PATIENT)) == (250, "")
+    stored = (await hub.stored(PATIENT))[0]
+    assert stored.signature_status == "valid" and stored.signer_id_nat == "810000000001"
+    assert b"smime=pass" in stored.raw.split(b"\r\n\r\n", 1)[0]
+
+
+def encrypted(hub: Hub, to: str, *, signed_inside: bool, smime_type: bool = True) -> bytes:
+    recipient = hub.pki.issue_smime(to)
+    inner = message(DOCTOR, to)
+    if signed_inside:
+        inner = hub.pki.issue_smime(DOCTOR).sign(inner)
+    sealed = smime.encrypt(inner, [recipient.cert])
+    return sealed if smime_type else sealed.replace(b" smime-type=enveloped-data;", b"")
+
+
+@pytest.mark.parametrize(("signed_inside", "smime_type"), [(False, True), (True, True), (True, False)],
+                         ids=["encrypted", "signed-then-encrypted", "no-smime-type"])
+async def test_an_encrypted_message_is_recorded_as_encrypted_not_unsigned(
+        hub: Hub, signed_inside: bool, smime_type: bool) -> None:
+    raw = encrypted(hub, OTHER_DOCTOR, signed_inside=signed_inside, smime_type=smime_type)
+    assert await send(hub, raw, OTHER_DOCTOR) == (250, "")
+    stored = (await hub.stored(OTHER_DOCTOR))[0]
+    assert stored.signature_status == "encrypted"
+    assert b"smime=neutral (encrypted)" in stored.raw.split(b"\r\n\r\n", 1)[0]
+
+
+async def test_an_encrypted_message_to_a_patient_is_refused_with_its_own_sentence(hub: Hub) -> None:
+    code, text = await send(hub, encrypted(hub, PATIENT, signed_inside=True))
+    assert (code, text) == (554, ("5.7.1 A message to a patient cannot be encrypted: the hub can neither "
+                                 "check its S/MIME signature nor show it in the patient portal; send it "
+                                 "signed, not encrypted"))
+    assert await hub.stored(PATIENT) == []
 
 
 def smtplib_send(hub: Hub, raw: bytes, to: str = PATIENT) -> tuple[int, bytes]:
