@@ -6,7 +6,7 @@ import importlib
 import logging
 from typing import Any
 
-from aiohttp import web
+from aiohttp import web, web_response
 
 from mss.config import Settings
 from mss.db import Database
@@ -23,21 +23,36 @@ PARTS = (
 )
 
 
-@web.middleware
-async def security_headers(request: web.Request, handler: Any) -> web.StreamResponse:
-    response: web.StreamResponse = await handler(request)
-    response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    return response
+# RFC 6797 §6.1: a year, and every subdomain (the portal and the APIs share the hub's name).
+SECURITY_HEADERS = {
+    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+SERVER_NAME = "mss-hub"  # not aiohttp's name and version
+# A request aiohttp cannot parse gets its 400 from aiohttp itself, before any part of the
+# application runs; its Server header is this module default, read for every response.
+web_response.SERVER_SOFTWARE = SERVER_NAME
+
+
+async def secure_response(_request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """Every response the application sends: the security headers, a neutral Server header.
+
+    A signal, not a middleware: it also runs for the responses aiohttp makes itself (404,
+    405, an ``HTTPException``, the 500 of a handler that raised), just before the headers go.
+    """
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    response.headers["Server"] = SERVER_NAME
 
 
 def build_app(settings: Settings, db: Database, services: dict[str, Any] | None = None) -> web.Application:
     """The whole HTTPS application with every part that is installed."""
-    app = web.Application(middlewares=[security_headers], client_max_size=settings.limits.max_message_size)
+    app = web.Application(client_max_size=settings.limits.max_message_size)
     app[SETTINGS] = settings
     app[DB] = db
     app[SERVICES] = services if services is not None else {}
+    app.on_response_prepare.append(secure_response)
     for name in PARTS:
         importlib.import_module(name).setup(app)
 

@@ -65,11 +65,15 @@ async def _expire(request: web.Request, row: Any) -> None:
 
 
 def _same_origin(request: web.Request) -> bool:
-    """A foreign Origin is refused; none or "null" (privacy settings) leaves the token to decide."""
+    """A foreign Origin is refused; none or "null" (privacy settings) leaves the token to decide.
+
+    The origin is scheme, host and port (RFC 6454 §4): ``http://`` + our host is another origin.
+    """
     origin = request.headers.get("Origin")
     if not origin or origin == "null":
         return True
-    return urlsplit(origin).netloc == request.host
+    sent = urlsplit(origin)
+    return sent.scheme.lower() == request.scheme and sent.netloc.lower() == request.host.lower()
 
 
 async def _csrf_ok(request: web.Request, state: Visit) -> bool:

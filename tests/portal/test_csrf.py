@@ -44,3 +44,19 @@ async def test_signed_in_forged_post_changes_nothing(hub: Hub) -> None:
     assert response.status == 403
     response, _html = await hub.page("/")
     assert response.status == 200  # still signed in: the forged logout did nothing
+
+
+async def test_same_host_and_port_over_http_is_another_origin(hub: Hub) -> None:
+    await add_patient(hub.db, INS, "Petit", "Louise")
+    host = f"127.0.0.1:{hub.client.server.port}"
+    token = await hub.csrf()
+    response = await hub.client.post("/connexion", data={"csrf": token, "identifiant": INS,
+                                                         "mot_de_passe": PASSWORD},
+                                     headers={"Origin": f"http://{host}"}, allow_redirects=False)
+    assert response.status == 403
+    assert SENTENCE in (await response.text()).replace("&#39;", "'")
+    token = await hub.csrf()
+    response = await hub.client.post("/connexion", data={"csrf": token, "identifiant": INS,
+                                                         "mot_de_passe": PASSWORD},
+                                     headers={"Origin": f"https://{host}"}, allow_redirects=False)
+    assert response.status == 303  # our own origin: the login goes on
