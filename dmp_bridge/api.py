@@ -5,7 +5,15 @@
 - ``GET /fhir/DocumentReference/<id>`` (read)
 - ``GET /fhir/Binary/<id>`` and ``/fhir/Binary/<id>-pdf`` (ITI-68 retrieve: the bytes, or a
   Binary resource when ``Accept: application/fhir+json``)
-- ``POST /fhir`` (ITI-65 provide: a transaction Bundle of DocumentReference + Binary)
+- ``POST /fhir`` (ITI-65 provide: a transaction Bundle of DocumentReference + Binary; formats
+  and confidentiality codes as ``mss.policy.dmp_metadata`` accepts them; JSON nested at most
+  ``MAX_JSON_DEPTH`` deep)
+
+A document's bytes are always a download in a sandbox (``Content-Disposition:
+attachment``, ``nosniff``, CSP ``default-src 'none'; sandbox``): the API shares its
+origin with the portal. A document named by id, in a record closed to the
+caller, answers exactly like an absent one. Links are built on the configured
+public address (``portal_url``), never on the request's Host header.
 
 The caller is a professional (``dmp_bridge.api_auth``); every access goes
 through the consent engine and the audit log (``dmp_bridge.documents``).
@@ -17,7 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -42,23 +50,34 @@ from dmp_bridge.fhir_documents import (
     parse_provide_bundle,
     search_bundle,
 )
-from dmp_bridge.filing_entry import CDA_TYPES
 from dmp_bridge.models import DmpDocument
+from mss.bounded_json import JsonRefused, loads_bounded
 from mss.directory.models import Patient
 from mss.directory.store import find_patient_by_ins
 from mss.errors import DatabaseUnavailable
-from mss.policy.consent import NO_RECORD, NOT_FOUND
-from mss.web import DB
+from mss.notify import portal_url
+from mss.policy.consent import (
+    NO_RECORD,
+    NOT_FOUND,
+    answer_by_document_id,
+    decide_break_glass_reason,
+)
+from mss.policy.dmp_metadata import CDA_TYPES, media_type, served_format
+from mss.web import DB, SETTINGS, attachment_disposition
 
 SEARCH_PARAMETERS = frozenset({"patient.identifier", "status"})
 STATUSES = {"current": False, "superseded": True}
 _ISSUE = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 422: "processing"}
+T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Nothing the API answers is a page: no script, no style, no frame, no plugin, even if opened.
+SANDBOX = {"Content-Security-Policy": "default-src 'none'; sandbox",
+           "X-Content-Type-Options": "nosniff"}
 
 
 def fhir_response(body: dict[str, Any], status: int = 200) -> web.Response:
     return web.Response(status=status, text=json.dumps(body, ensure_ascii=False),
-                        content_type=FHIR_JSON, charset="utf-8")
+                        content_type=FHIR_JSON, charset="utf-8", headers=SANDBOX)
 
 
 def refusal(status: int, code: str, text: str) -> web.Response:
@@ -87,7 +106,12 @@ def _outcomes(handler: Handler) -> Handler:
 
 
 def _base(request: web.Request) -> str:
-    return str(request.url.origin())
+    """The hub's configured public address (the Host header is the client's to forge)."""
+    return portal_url(request.app[SETTINGS])
+
+
+def _self_url(request: web.Request) -> str:
+    return _base(request) + str(request.rel_url)
 
 
 async def _patient(session: AsyncSession, ins: str) -> Patient:
@@ -98,8 +122,7 @@ async def _patient(session: AsyncSession, ins: str) -> Patient:
 
 
 async def _in_transaction(request: web.Request,
-                          work: Callable[[AsyncSession, Caller], Awaitable[web.StreamResponse]]
-                          ) -> web.StreamResponse:
+                          work: Callable[[AsyncSession, Caller], Awaitable[T]]) -> T:
     """Authenticate and run ``work`` in one transaction; a refusal still commits its audit event."""
     async with request.app[DB].write() as session:
         caller = await authenticate(request, session)
@@ -134,7 +157,7 @@ async def find(request: web.Request) -> web.StreamResponse:
                   if ("superseded" if d.status == "replaced" else "current") in wanted]
         resources = [document_reference(d, patient, _base(request), d.replaces_id
                                         if _visible_parent(d, documents) else None) for d in chosen]
-        return fhir_response(search_bundle(resources, str(request.url)))
+        return fhir_response(search_bundle(resources, _self_url(request)))
 
     return await _in_transaction(request, work)
 
@@ -158,19 +181,45 @@ async def _owner(session: AsyncSession, document_id: int) -> Patient:
     return patient
 
 
+def _viewer_with_stated_reason(request: web.Request, caller: Caller) -> Viewer:
+    """The viewer, a stated break-glass reason judged before any record is looked at.
+
+    The consent engine judges it only for a record closed to the caller: by id, that
+    answer would tell an existing document from a missing one.
+    """
+    viewer = viewer_of(request, caller)
+    if viewer.break_glass_reason is not None:
+        stated = decide_break_glass_reason(viewer.break_glass_reason)
+        if not stated:
+            raise FhirInputError(stated.status, "invalid", f"{stated.sentence} / {stated.sentence_fr}")
+    return viewer
+
+
+async def _by_id(request: web.Request, document_id: int,
+                 rendition: str = "original") -> tuple[Patient, DmpDocument, bytes]:
+    """The document named only by its id: every refusal answers like an absent document."""
+
+    async def work(session: AsyncSession, caller: Caller) -> tuple[Patient, DmpDocument, bytes]:
+        viewer = _viewer_with_stated_reason(request, caller)
+        patient = await _owner(session, document_id)
+        document, data = await get_document(session, viewer, patient, document_id,
+                                            rendition=rendition)
+        return patient, document, data
+
+    try:
+        return await _in_transaction(request, work)
+    except DmpRefused as refused:
+        raise DmpRefused(answer_by_document_id(refused.decision)) from None
+
+
 async def read_reference(request: web.Request) -> web.StreamResponse:
     """The DocumentReference of one document."""
     document_id, rendition = _document_id(request.match_info["id"])
     if rendition != "original":
         raise FhirInputError(404, "not-found", f"no DocumentReference {request.match_info['id']}")
 
-    async def work(session: AsyncSession, caller: Caller) -> web.StreamResponse:
-        patient = await _owner(session, document_id)
-        document, _data = await get_document(session, viewer_of(request, caller), patient,
-                                             document_id)
-        return fhir_response(document_reference(document, patient, _base(request)))
-
-    return await _in_transaction(request, work)
+    patient, document, _data = await _by_id(request, document_id)
+    return fhir_response(document_reference(document, patient, _base(request)))
 
 
 async def retrieve(request: web.Request) -> web.StreamResponse:
@@ -178,25 +227,23 @@ async def retrieve(request: web.Request) -> web.StreamResponse:
     binary_id = request.match_info["id"]
     document_id, rendition = _document_id(binary_id)
 
-    async def work(session: AsyncSession, caller: Caller) -> web.StreamResponse:
-        patient = await _owner(session, document_id)
-        document, data = await get_document(session, viewer_of(request, caller), patient,
-                                            document_id, rendition=rendition)
-        content_type = "application/pdf" if rendition == "pdf" else document.mime_type
-        if FHIR_JSON in request.headers.get("Accept", ""):
-            return fhir_response(binary_resource(binary_id, content_type, data))
-        return web.Response(body=data, headers={"Content-Type": content_type,
-                                                "Cache-Control": "no-store"})
-
-    return await _in_transaction(request, work)
+    _patient_row, document, data = await _by_id(request, document_id, rendition)
+    content_type, extension = served_format(
+        "application/pdf" if rendition == "pdf" else document.mime_type)
+    if FHIR_JSON in request.headers.get("Accept", ""):
+        return fhir_response(binary_resource(binary_id, content_type, data))
+    title = document.title or document.type_label or "document"
+    return web.Response(body=data, headers={
+        "Content-Type": content_type, "Cache-Control": "no-store",
+        "Content-Disposition": attachment_disposition(title, extension), **SANDBOX})
 
 
 async def provide(request: web.Request) -> web.StreamResponse:
     """ITI-65: deposit documents (all or none); a replacement names relatesTo replaces."""
     try:
-        body = await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise FhirInputError(400, "invalid", "the body is not JSON") from None
+        body = loads_bounded(await request.read())
+    except JsonRefused as refused:
+        raise FhirInputError(400, "invalid", refused.sentence) from None
     provided = parse_provide_bundle(body)
     try:
         async with request.app[DB].write() as session:
@@ -237,7 +284,7 @@ async def _deposit(session: AsyncSession, viewer: Viewer,
 
 def _check_cda_ins(item: ProvidedDocument) -> None:
     """A CDA deposited for a patient must carry that patient's INS (904 otherwise)."""
-    if item.draft.mime_type.lower() not in CDA_TYPES:
+    if media_type(item.draft.mime_type) not in CDA_TYPES:
         return
     try:
         header = read_cda_header(item.draft.content)

@@ -23,12 +23,19 @@ from dmp_bridge.xdm_model import (
     MASQUE_PS,
 )
 from mss.directory.models import Patient
+from mss.policy.dmp_metadata import (
+    CONFIDENTIALITY_HL7,
+    decide_confidentiality,
+    decide_dmp_format,
+    dmp_flags,
+)
 
 FHIR_JSON = "application/fhir+json"
 INS_SYSTEMS = {f"urn:oid:{INS_NIR_OID}": INS_NIR_OID, f"urn:oid:{INS_NIR_TEST_OID}": INS_NIR_TEST_OID}
 LOINC_OID = "2.16.840.1.113883.6.1"
 LOINC_URL = "http://loinc.org"
 FLAG_SYSTEM = f"urn:oid:{CONFIDENTIALITY_FR}"
+HL7_CONFIDENTIALITY_URL = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 _OID = re.compile(r"^[0-2](\.(0|[1-9]\d*))+$")
 Resource = dict[str, Any]
 
@@ -212,12 +219,13 @@ def _provided(full_url: str, reference: Resource, binaries: dict[str, Resource])
     attachment = (content[0] or {}).get("attachment") if content else None
     if not isinstance(attachment, dict):
         raise _invalid("DocumentReference.content[0].attachment is missing")
+    content_type = _format(attachment)
     data = _attachment_data(attachment, binaries)
     flags = _provided_flags(reference)
     type_coding = ((reference.get("type") or {}).get("coding") or [{}])[0]
     category = ((reference.get("category") or [{}])[0].get("coding") or [{}])[0]
     draft = DocumentDraft(
-        content=data, mime_type=str(attachment.get("contentType") or "application/octet-stream"),
+        content=data, mime_type=content_type,
         title=str(reference.get("description") or attachment.get("title") or "document"),
         unique_id=str((reference.get("masterIdentifier") or {}).get("value") or ""),
         type_code=str(type_coding.get("code", "")),
@@ -244,17 +252,47 @@ def _attachment_data(attachment: Resource, binaries: dict[str, Resource]) -> byt
         raise _invalid("the document's data is not valid base64") from None
 
 
-def _provided_flags(reference: Resource) -> set[str]:
-    flags: set[str] = set()
+def _label_codes(reference: Resource) -> tuple[tuple[str, str], ...]:
+    """Every securityLabel coding as (scheme OID, code); a system that is not a FHIR URI is 422."""
+    codes: list[tuple[str, str]] = []
     for label in reference.get("securityLabel") or []:
-        for coding in (label or {}).get("coding") or []:
-            if coding.get("system") == FLAG_SYSTEM:
-                if coding.get("code") not in (MASQUE_PS, INVISIBLE_PATIENT,
-                                              INVISIBLE_REPRESENTANTS_LEGAUX):
-                    raise _invalid(f"unknown DMP visibility code {coding.get('code')!r} "
-                                   f"under {FLAG_SYSTEM}")
-                flags.add(str(coding["code"]))
-    return flags
+        codings = label.get("coding") if isinstance(label, dict) else None
+        if not isinstance(codings, list) or not codings:
+            raise _invalid("every securityLabel needs a coding (system and code)")
+        for coding in codings:
+            system = str(coding.get("system", "")) if isinstance(coding, dict) else ""
+            code = str(coding.get("code", "")) if isinstance(coding, dict) else ""
+            if system == HL7_CONFIDENTIALITY_URL:
+                scheme = CONFIDENTIALITY_HL7
+            elif system.startswith("urn:oid:") and _OID.match(system.removeprefix("urn:oid:")):
+                scheme = system.removeprefix("urn:oid:")
+            elif _OID.match(system):
+                raise _invalid(f"securityLabel system {system!r} is a bare OID: a FHIR system is a "
+                               f"URI, write urn:oid:{system}; the label was not read, nothing is filed")
+            else:
+                raise _invalid(f"securityLabel system {system!r} is not one this server reads "
+                               f"(urn:oid:{CONFIDENTIALITY_FR} for the DMP visibility flags, "
+                               f"{HL7_CONFIDENTIALITY_URL} for the level N); nothing is filed")
+            codes.append((scheme, code))
+    return tuple(codes)
+
+
+def _provided_flags(reference: Resource) -> frozenset[str]:
+    """The DMP visibility flags; any confidentiality code not read with certainty is 422."""
+    codes = _label_codes(reference)
+    decision = decide_confidentiality(codes)
+    if not decision:
+        raise _invalid(f"{decision.code}: {decision.sentence}")
+    return dmp_flags(codes)
+
+
+def _format(attachment: Resource) -> str:
+    """The attachment's contentType when the DMP holds that format (422 naming the accepted ones)."""
+    content_type = str(attachment.get("contentType") or "")
+    decision = decide_dmp_format(content_type)
+    if not decision:
+        raise _invalid(f"{decision.code}: {decision.sentence}")
+    return content_type
 
 
 def _replaces(reference: Resource) -> int | None:

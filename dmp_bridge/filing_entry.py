@@ -13,12 +13,10 @@ from dataclasses import dataclass, field
 from dmp_bridge.cda import cross_check, read_cda_header
 from dmp_bridge.cda_model import CdaHeader
 from dmp_bridge.documents import DocumentDraft
-from dmp_bridge.errors import XdmError
+from dmp_bridge.errors import XdmError, other
 from dmp_bridge.xdm import read_xdm
 from dmp_bridge.xdm_model import DocumentEntry
-
-CDA_TYPES = frozenset({"text/xml", "application/xml", "application/hl7-v3+xml",
-                       "application/hl7-cda+xml"})
+from mss.policy.dmp_metadata import CDA_TYPES, decide_dmp_format, media_type
 
 
 @dataclass
@@ -54,7 +52,12 @@ class PackageReading:
 
 def _read_entry(entry: DocumentEntry) -> EntryReading:
     reading = EntryReading(entry, None, list(entry.refusals))
-    if (entry.mime_type or "").lower() in CDA_TYPES:
+    accepted = decide_dmp_format(entry.mime_type)
+    if not accepted:
+        reading.refusals.append(other(accepted.sentence, accepted.sentence_fr))
+        return reading
+    kind = media_type(entry.mime_type)
+    if kind in CDA_TYPES:
         try:
             reading.header = read_cda_header(entry.data)
         except XdmError as error:
@@ -64,7 +67,7 @@ def _read_entry(entry: DocumentEntry) -> EntryReading:
         reading.refusals += cross_check(entry, reading.header)
         if reading.header.body_media_type == "application/pdf" and reading.header.embedded:
             reading.pdf = reading.header.embedded
-    elif (entry.mime_type or "").lower() == "application/pdf":
+    elif kind == "application/pdf":
         reading.pdf = entry.data
     return reading
 

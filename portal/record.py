@@ -9,10 +9,7 @@ write to it (the médecin traitant).
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from typing import Any
-from urllib.parse import quote
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +18,7 @@ from dmp_bridge.access import DmpRefused, Viewer
 from dmp_bridge.models import DmpConsent
 from mss.directory.models import Patient, PatientState
 from mss.policy.consent import ConsentDecision
+from mss.web import attachment_disposition
 from portal.context import source_of, visit
 from portal.pages import render
 
@@ -93,13 +91,8 @@ def is_no_record(error: DmpRefused) -> bool:
 
 def attachment(body: bytes, content_type: str, title: str, extension: str) -> web.Response:
     """A download (never shown inline), named after the document's title (RFC 6266)."""
-    ascii_name = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
-    ascii_name = re.sub(r"[^A-Za-z0-9._-]+", "-", ascii_name).strip("-.")[:80] or "document"
-    utf8_name = re.sub(r"[\x00-\x1f\x7f/\\\"]+", "-", title).strip()[:80] or "document"
-    disposition = (f'attachment; filename="{ascii_name}{extension}"; '
-                   f"filename*=UTF-8''{quote(utf8_name + extension, safe='')}")
     return web.Response(body=body, content_type=content_type,
-                        headers={"Content-Disposition": disposition})
+                        headers={"Content-Disposition": attachment_disposition(title, extension)})
 
 
 def notice(request: web.Request, notices: dict[str, str]) -> str:

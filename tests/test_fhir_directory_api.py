@@ -18,11 +18,12 @@ from fhir.resources.R4B.organization import Organization
 from fhir.resources.R4B.practitioner import Practitioner
 from fhir.resources.R4B.practitionerrole import PractitionerRole
 
+from mss.config import Settings
 from mss.db import Database
 from mss.directory import fhir_api
 from mss.directory.fhir_mailbox import read_mailboxes
 from mss.directory.import_fhir import import_fhir
-from mss.web import DB
+from mss.web import DB, SETTINGS
 from tests.fhir_directory_samples import (
     ANNUAIRE,
     API_MSS,
@@ -37,13 +38,14 @@ CLASSES = {"Practitioner": Practitioner, "PractitionerRole": PractitionerRole,
 
 
 @pytest.fixture
-async def client(db: Database, ans_data: Path, tmp_path: Path) -> AsyncIterator[TestClient]:
+async def client(db: Database, settings: Settings, ans_data: Path,
+                 tmp_path: Path) -> AsyncIterator[TestClient]:
     everything = bundle(sample(ans_data, ANNUAIRE), sample(ans_data, API_MSS),
                         *[entry["resource"] for entry in hospital_bundle()["entry"]])
     async with db.write() as session:
         await import_fhir(session, write_json(tmp_path / "directory.json", everything))
     app = web.Application()
-    app[DB] = db
+    app[DB], app[SETTINGS] = db, settings
     fhir_api.setup(app)
     async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as test_client:
         yield test_client

@@ -34,7 +34,8 @@ from mss.directory.identifiers import (
 )
 from mss.directory.models import Mailbox, MailboxKind, MailboxState, Organisation, Professional
 from mss.errors import DatabaseUnavailable, InvalidInput
-from mss.web import DB
+from mss.notify import portal_url
+from mss.web import DB, SETTINGS
 
 FHIR_JSON = "application/fhir+json"
 MAX_RESULTS = 100
@@ -199,9 +200,11 @@ def search_parameters(kind: str, request: web.Request) -> dict[str, str]:
 
 
 def bundle(request: web.Request, kind: str, resources: list[Resource], total: int) -> Resource:
-    base = f"{request.url.origin()}/fhir"
+    """A searchset whose links start at the configured public address, never at the Host header."""
+    public = portal_url(request.app[SETTINGS])
+    base = f"{public}/fhir"
     return {"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "searchset", "total": total,
-            "link": [{"relation": "self", "url": str(request.url)}],
+            "link": [{"relation": "self", "url": public + str(request.rel_url)}],
             "entry": [{"fullUrl": f"{base}/{kind}/{r['id']}", "resource": r,
                        "search": {"mode": "match"}} for r in resources]}
 

@@ -113,6 +113,16 @@ NO_RECORD = _no(404, "no_record", "This patient has no medical record (DMP) open
                 "Ce patient n'a pas de dossier médical (DMP) ouvert sur ce service")
 
 
+def answer_by_document_id(decision: ConsentDecision) -> ConsentDecision:
+    """The answer to a caller who named a document only by its id (the API's read and retrieve).
+
+    The record is found through the document, so "record closed to you" (403) or "no record"
+    would confirm that the id exists, and in whose record: every refusal answers like an
+    absent document. The refusal itself is still audited on the patient's history.
+    """
+    return decision if decision.allowed else NOT_FOUND
+
+
 def decide_break_glass_reason(reason: str | None) -> ConsentDecision:
     """A break-glass reason must be stated: printable text, 15 to 500 characters once trimmed."""
     text = (reason or "").strip()

@@ -154,8 +154,10 @@ class Api:
     async def call(self, method: str, path: str, *, role: str | None = None,
                    basic: str | None = None, reason: str | None = None,
                    headers: dict[str, str] | None = None, json: Any = None,
+                   data: bytes | None = None,
                    identity: Identity | None = None) -> tuple[int, bytes, dict[str, str]]:
-        """One request as ``role`` (client certificate), ``identity``, or Basic ``basic``."""
+        """One request as ``role`` (client certificate), ``identity``, or Basic ``basic``; a body
+        as ``json`` or raw ``data``."""
         if role is not None:
             identity = professional_identity(self.pki, "break_glass" if role.startswith(
                 "break_glass") else role)
@@ -166,7 +168,7 @@ class Api:
             sent["X-Break-Glass-Reason"] = reason
         connector = aiohttp.TCPConnector(ssl=self.context(identity))
         async with aiohttp.ClientSession(connector=connector) as client, client.request(
-                method, self.url + path, headers=sent, json=json) as response:
+                method, self.url + path, headers=sent, json=json, data=data) as response:
             return response.status, await response.read(), dict(response.headers)
 
 

@@ -100,7 +100,9 @@ async def test_role_matrix_through_the_api(api: Api, role: str) -> None:
         document_id = api.world.documents[name]
         status, body, _ = await api.call("GET", f"/fhir/Binary/{document_id}", role=role,
                                          reason=reason)
-        assert status == read_status(role, name), (role, name, body)
+        # Named only by its id, a document of a record closed to the caller reads as absent.
+        assert status == (read_status(role, name) if role not in LIST_REFUSED else 404), (
+            role, name, body)
         if status == 200:
             assert body.startswith(b"<?xml")
         else:
