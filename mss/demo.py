@@ -96,8 +96,8 @@ async def create_demo(settings: Settings, db: Any) -> list[str]:
                 title: str | None = None, client: bool = False) -> dict[str, str]:
         issued = pki.issue_smime(settings.pki_dir, address, id_nat=id_nat, common_name=name, title=title)
         paths = {"certificate": str(issued.cert.resolve()), "key": str(issued.key.resolve())}
-        if client:
-            tls = pki.issue_client(settings.pki_dir, address)
+        if client or id_nat:  # a professional's client certificate carries the idNat (document API)
+            tls = pki.issue_client(settings.pki_dir, address, id_nat=id_nat, common_name=name, title=title)
             paths.update(client_certificate=str(tls.cert.resolve()), client_key=str(tls.key.resolve()))
         return paths
 

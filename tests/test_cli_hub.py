@@ -99,6 +99,19 @@ def test_init_demo_accounts_doctor_and_serve(tmp_path: Path, database_url: str) 
         assert bundle["total"] == 1
         assert bundle["entry"][0]["resource"]["name"][0]["family"].upper() == "DUPONT"
 
+        # The README's document-API call, as written there: the doctor's client certificate carries the idNat.
+        pki_dir = tmp_path / "var" / "pki"
+        client = pki_dir / "issued" / "client" / "jean.dupont@mss.localhost"
+        curl = subprocess.run(
+            ["curl", "--silent", "--show-error", "--cacert", str(pki_dir / "root-ca.pem"),
+             "--cert", f"{client}.pem", "--key", f"{client}.key",
+             (f"https://localhost:{env['MSS_PORTS_HTTPS']}/fhir/DocumentReference?"
+              "patient.identifier=urn:oid:1.2.250.1.213.1.4.8|285037505612306")],
+            capture_output=True, text=True, timeout=30, check=False)
+        assert curl.returncode == 0, curl.stderr
+        found = json.loads(curl.stdout)
+        assert (found["resourceType"], found["type"]) == ("Bundle", "searchset"), curl.stdout
+
         autoconfig = f"https://localhost:{env['MSS_PORTS_HTTPS']}/.well-known/autoconfig/mail/config-v1.1.xml"
         with urllib.request.urlopen(autoconfig, context=context, timeout=10) as response:
             xml = response.read().decode()

@@ -69,10 +69,22 @@ def test_issue_client_certificate(hub: Path) -> None:
     assert "/issued/client/convocations@mss.localhost.pem" in issued.stdout
 
 
+def test_a_professional_client_certificate_carries_the_id_nat(hub: Path) -> None:
+    """What the document API reads: the idNat in the subject of a TLS client certificate."""
+    from mss.crypto.certificates import id_nat_from_subject
+
+    issued = mss(hub, "issue", "jean.dupont@mss.localhost", "--client", "--id-nat", "810001234565",
+                 "--name", "Jean Dupont", "--title", "Médecin", "--key-type", "ec")
+    assert issued.returncode == 0, issued.stderr
+    cert = load_cert(Path(issued.stdout.splitlines()[0].split()[-1]))
+    assert id_nat_from_subject(cert.subject) == "810001234565"
+    assert "/issued/client/" in issued.stdout
+
+
 @pytest.mark.parametrize("args, sentence", [
     (["issue", "jean@mss.localhost", "--id-nat", "12345"], "is not an idNat"),
     (["issue", "not-an-address"], "is not an e-mail address"),
-    (["issue", "app@mss.localhost", "--client", "--id-nat", "899700367917"], "--client"),
+    (["issue", "app@mss.localhost", "--client", "--title", "Médecin"], "give their --id-nat too"),
     (["revoke", "zz-not-a-serial"], "neither a certificate file nor a hex serial"),
     (["revoke", "ABCDEF0123"], "was not issued"),
 ])

@@ -62,7 +62,9 @@ async def init_command(settings: Settings, key_type: str, force: bool) -> None:
 @click.option("--id-nat", default=None, help="The holder's idNat (8 + RPPS, or 0 + ADELI).")
 @click.option("--name", "common_name", default=None, help='The holder\'s name, e.g. "Dr Jean Dupont".')
 @click.option("--title", default=None, help="The profession, e.g. Médecin.")
-@click.option("--client", is_flag=True, help="A TLS client certificate (APP mailbox) instead of S/MIME.")
+@click.option("--client", is_flag=True,
+              help="A TLS client certificate instead of S/MIME: an APP mailbox's, or with --id-nat a "
+                   "professional's (the document API).")
 @click.option("--key-type", type=KEY_TYPE, default=None, help="Default: the CA's key type.")
 @hub_command
 async def issue_command(settings: Settings, address: str, id_nat: str | None,
@@ -74,11 +76,12 @@ async def issue_command(settings: Settings, address: str, id_nat: str | None,
     if id_nat is not None and not _ID_NAT.fullmatch(id_nat):
         raise InvalidInput(f"{id_nat!r} is not an idNat: expected 8 followed by the 11-digit "
                            "RPPS, or 0 followed by the 9-character ADELI")
-    if client and (id_nat or title):
-        raise InvalidInput("--id-nat and --title apply to S/MIME certificates, not --client")
+    if client and title and not id_nat:
+        raise InvalidInput("--title describes a professional: give their --id-nat too")
     with _as_sentence(f"issue a certificate for {address}"):
         if client:
-            issued = issue_client(settings.pki_dir, address, key_type=key_type)  # type: ignore[arg-type]
+            issued = issue_client(settings.pki_dir, address, id_nat=id_nat, common_name=common_name,
+                                  title=title, key_type=key_type)  # type: ignore[arg-type]
         else:
             issued = issue_smime(settings.pki_dir, address, id_nat=id_nat,
                                  common_name=common_name, title=title,

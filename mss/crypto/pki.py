@@ -229,14 +229,20 @@ def issue_smime(pki_dir: Path, address: str, *, id_nat: str | None = None,
                   not_before=not_before, not_after=not_after)
 
 
-def issue_client(pki_dir: Path, address: str, *, key_type: KeyType | None = None,
+def issue_client(pki_dir: Path, address: str, *, id_nat: str | None = None,
+                 common_name: str | None = None, title: str | None = None,
+                 key_type: KeyType | None = None,
                  not_before: dt.datetime | None = None, not_after: dt.datetime | None = None,
                  days: int = 730, label: str | None = None) -> Issued:
-    """A TLS client-authentication certificate for an applicative (APP) mailbox."""
+    """A TLS client-authentication certificate: an applicative (APP) mailbox's, or with ``id_nat``
+    a professional's, whose subject carries the idNat as the health PKI's (IGC-Santé) cards do.
+    """
     layout = PkiLayout(Path(pki_dir))
     address = _check_address(address)
     target = _target(layout, "client", label or address)
-    return _issue(layout, "client", profiles.mailbox_subject(address, None, DEV_CA_LABEL),
+    subject = (profiles.professional_subject(id_nat, common_name, title) if id_nat
+               else profiles.mailbox_subject(address, common_name, DEV_CA_LABEL))
+    return _issue(layout, "client", subject,
                   [x509.RFC822Name(address)], profiles.CLIENT_EKU, target, key_type, days=days,
                   not_before=not_before, not_after=not_after)
 
