@@ -4,7 +4,8 @@ The access itself was allowed by the consent engine (a stated reason, no
 prior opposition). Here it becomes an ``emergency_access`` event on the
 patient's history (with the reason) and, at most once per professional
 and patient every 12 hours, a notification to the patient (e-mail/SMS
-job) and a message in the médecin traitant's mailbox (``dmp.notify_treating``
+job; for a minor, to the guardians instead: ``mss.policy.notice_recipients``)
+and a message in the médecin traitant's mailbox (``dmp.notify_treating``
 job), so a series of reads during one emergency is one alert.
 """
 
@@ -24,11 +25,19 @@ from dmp_bridge.access import Viewer, audit
 from mss.audit import AuditEvent
 from mss.config import Settings
 from mss.db import utcnow
-from mss.directory.models import Mailbox, MailboxKind, MailboxState, Patient, Professional
+from mss.directory.models import (
+    Guardianship,
+    Mailbox,
+    MailboxKind,
+    MailboxState,
+    Patient,
+    Professional,
+)
 from mss.jobs import JobContext, enqueue
 from mss.mailbox.models import StoredMessage
 from mss.mailbox.store import INBOX, append, store_message
 from mss.notify import notify_patient
+from mss.policy.notice_recipients import decide_record_notice_recipients
 
 NOTIFY_TREATING_JOB = "dmp.notify_treating"
 ALERT_WINDOW = dt.timedelta(hours=12)
@@ -44,7 +53,13 @@ async def record_emergency_access(session: AsyncSession, viewer: Viewer, patient
     await audit(session, "emergency_access", viewer, patient, reason=viewer.break_glass_reason)
     if earlier is not None:
         return
-    notify_patient(session, patient, "emergency_access", HISTORY_LINK)
+    guardians = (await session.scalars(select(Guardianship.guardian_id)
+                                       .where(Guardianship.minor_id == patient.id))).all()
+    for recipient in decide_record_notice_recipients(patient.id, guardians):
+        told = patient if recipient.patient_id == patient.id else await session.get(Patient, recipient.patient_id)
+        if told is not None:
+            notify_patient(session, told, "emergency_access_minor" if recipient.as_guardian
+                           else "emergency_access", HISTORY_LINK)
     if patient.treating_professional_id is not None:
         enqueue(session, NOTIFY_TREATING_JOB, {
             "patient_id": patient.id, "professional_id": patient.treating_professional_id,

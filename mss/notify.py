@@ -52,6 +52,10 @@ NOTICES: dict[str, Notice] = {
                            "Un nouveau document a été ajouté à votre dossier médical."),
     "emergency_access": Notice("Accès en urgence à votre dossier médical",
                                "Un professionnel de santé a consulté votre dossier médical en urgence."),
+    "emergency_access_minor": Notice("Accès en urgence au dossier médical d'un enfant",
+                                     "Un professionnel de santé a consulté en urgence le dossier médical d'un "
+                                     "enfant dont vous êtes le représentant légal. Le détail est dans son "
+                                     "historique des accès, depuis votre espace."),
     "account_activated": Notice("Votre messagerie santé est ouverte",
                                 "Votre compte de messagerie de santé est maintenant ouvert. Pour choisir "
                                 "votre mot de passe, utilisez le code d'activation reçu par courrier."),
@@ -63,6 +67,11 @@ NOTICES: dict[str, Notice] = {
                               "Un rappel que vous avez enregistré dans votre agenda de santé arrive à échéance."),
     "account_changed": Notice("Modification de votre compte",
                               "L'état de votre compte de messagerie de santé a changé."),
+    "login_locked": Notice("Connexion à votre espace santé bloquée",
+                           "Après plusieurs essais de connexion infructueux, la connexion à votre compte a "
+                           "été bloquée temporairement depuis l'appareil qui les a faits. Vous pouvez toujours "
+                           "vous connecter depuis le vôtre ; si ces essais ne viennent pas de vous, changez "
+                           "votre mot de passe."),
 }
 
 MESSAGES_LINK = "/messages"  # the portal's inbox, where a "new_message" notice leads

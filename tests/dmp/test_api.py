@@ -15,8 +15,10 @@ from dmp_bridge.emergency import NOTIFY_TREATING_JOB
 from mss.audit import AuditEvent
 from mss.config import Settings
 from mss.db import Database
+from mss.directory.models import Patient
 from mss.http import build_app
-from mss.jobs import Job
+from mss.jobs import Job, JobRunner
+from mss.notify import read_outbox, register_jobs
 from portal.history import read_history
 from tests.dmp.conftest import PASSWORD, Api
 from tests.dmp.matrix import REASON
@@ -136,7 +138,7 @@ async def test_break_glass_is_logged_and_notified_once(api: Api) -> None:
         jobs = (await session.scalars(select(Job).order_by(Job.id))).all()
         history = await read_history(session, api.world.patient.id)
     assert [e.detail["reason"] for e in events] == [REASON, REASON]
-    assert [j.kind for j in jobs].count("notify.patient") == 1  # the patient has e-mail only
+    assert [j.kind for j in jobs].count("notify.patient") == 0  # a minor: her guardian, who has no contact here
     assert [j.kind for j in jobs].count(NOTIFY_TREATING_JOB) == 1
     whats = [line.what for line in history]
     assert "Accès en urgence au dossier" in whats
@@ -168,3 +170,21 @@ def _request(app, path: str):  # type: ignore[no-untyped-def]
     from aiohttp.test_utils import make_mocked_request
 
     return make_mocked_request("GET", path, app=app)
+
+
+async def test_break_glass_on_a_minor_is_told_to_the_guardian_not_the_minor(api: Api) -> None:
+    world = api.world  # Ruth (born 2012, e-mail ruth@example.org) is a minor; Paul is her guardian
+    async with world.db.write() as session:
+        guardian = await session.get(Patient, world.guardian.id)
+        assert guardian is not None
+        guardian.email, guardian.phone = "paul.nessi@example.org", "+33698765432"
+    status, _body, _ = await api.call("GET", SEARCH, role="break_glass", reason=urllib.parse.quote(REASON))
+    assert status == 200
+    runner = JobRunner(world.db, services={"settings": world.settings})
+    register_jobs(runner)
+    await runner.drain()
+    sent = read_outbox(world.settings)
+    assert {(record["channel"], record["to"]) for record in sent} == {
+        ("email", "paul.nessi@example.org"), ("sms", "+33698765432")}
+    assert all("enfant dont vous êtes le représentant légal" in record["text"] for record in sent)
+    assert "ruth@example.org" not in {record["to"] for record in sent}
