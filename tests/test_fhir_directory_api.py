@@ -45,6 +45,7 @@ async def client(db: Database, settings: Settings, ans_data: Path,
     async with db.write() as session:
         await import_fhir(session, write_json(tmp_path / "directory.json", everything))
     app = web.Application()
+    settings.portal.public_url = "https://annuaire.hub.example"
     app[DB], app[SETTINGS] = db, settings
     fhir_api.setup(app)
     async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as test_client:
@@ -158,3 +159,13 @@ async def test_refusals_are_operation_outcomes(client: TestClient) -> None:
     response = await client.post("/fhir/Practitioner", json={})
     assert response.status == 405
     OperationOutcome.model_validate(await response.json())
+
+
+async def test_links_are_the_public_address_whatever_the_host_header(client: TestClient) -> None:
+    response = await client.get("/fhir/Practitioner?identifier=810102727017",
+                                headers={"Host": "evil.example"})
+    body = await response.json()
+    assert "evil.example" not in await response.text()
+    assert body["link"][0]["url"] == "https://annuaire.hub.example/fhir/Practitioner?identifier=810102727017"
+    assert [e["fullUrl"].rsplit("/", 1)[0] for e in body["entry"]] == [
+        "https://annuaire.hub.example/fhir/Practitioner"]
