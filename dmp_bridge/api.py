@@ -31,7 +31,14 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dmp_bridge.access import DmpRefused, Viewer, audit
-from dmp_bridge.api_auth import REALM, Caller, authenticate, viewer_of
+from dmp_bridge.api_auth import (
+    REALM,
+    Caller,
+    Unauthenticated,
+    authenticate,
+    count_failed_login,
+    viewer_of,
+)
 from dmp_bridge.cda import read_cda_header
 from dmp_bridge.documents import (
     deposit_document,
@@ -94,6 +101,8 @@ def _outcomes(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except FhirInputError as exc:
+            if isinstance(exc, Unauthenticated):
+                exc = await count_failed_login(request, exc)
             return refusal(exc.status, exc.code, exc.text)
         except DmpRefused as exc:
             decision = exc.decision

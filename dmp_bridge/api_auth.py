@@ -3,7 +3,10 @@
 A client certificate must chain to the trust anchors for TLS client
 authentication (dates, EKU, CRLs: ``verify_peer``) and name an idNat in its
 subject (IGC-Santé layout). HTTP Basic takes a PER mailbox's address and
-password; the mailbox's professional is the caller. Anything else is 401,
+password, under the login throttle every protocol shares (``mss.policy.login``:
+while an account is locked from an address, or must wait, even the right
+password is 401 with the sentence saying until when); the mailbox's
+professional is the caller. Anything else is 401,
 a valid identity that is not a known professional is 403.
 """
 
@@ -22,13 +25,23 @@ from dmp_bridge.fhir_documents import FhirInputError
 from mss.crypto.certificates import id_nat_from_subject
 from mss.crypto.tls import peer_certificate, verify_peer
 from mss.crypto.trust import TrustStore
+from mss.db import utcnow
 from mss.directory.models import Mailbox, MailboxKind, MailboxState, Organisation, Professional
 from mss.directory.store import (
     check_mailbox_password_async,
     find_mailbox,
     find_professional_by_id_nat,
 )
-from mss.web import SERVICES, SETTINGS
+from mss.login_throttle import (
+    Attempt,
+    LoginThrottle,
+    clear_failures,
+    mailbox_account,
+    read_failures,
+    rules_of,
+)
+from mss.policy.login import decide_login_attempt
+from mss.web import DB, SERVICES, SETTINGS
 
 BREAK_GLASS_HEADER = "X-Break-Glass-Reason"
 REALM = 'Basic realm="MSS DMP", charset="UTF-8"'
@@ -44,8 +57,22 @@ class Caller:
 
 
 class Unauthenticated(FhirInputError):
-    def __init__(self, text: str) -> None:
+    """401; ``failed`` is the wrong password to count once the request's transaction is over."""
+
+    def __init__(self, text: str, *, failed: Attempt | None = None) -> None:
         super().__init__(401, "login", text)
+        self.failed = failed
+
+
+async def count_failed_login(request: web.Request, refused: Unauthenticated) -> Unauthenticated:
+    """Count a wrong Basic password in its own transaction (the request's was rolled back).
+
+    The answer becomes the lock's sentence when this failure set it (``mss.policy.login``).
+    """
+    if refused.failed is None:
+        return refused
+    after = await LoginThrottle(request.app[DB], request.app[SETTINGS]).failed(refused.failed, utcnow())
+    return Unauthenticated(after.sentence) if after.locked else refused
 
 
 def _trust(request: web.Request) -> TrustStore:
@@ -86,9 +113,16 @@ async def _by_password(request: web.Request, session: AsyncSession) -> Caller | 
         login, sep, password = base64.b64decode(token.strip(), validate=True).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError):
         raise Unauthenticated("the Basic credentials are not valid base64 UTF-8") from None
+    attempt, now = Attempt(mailbox_account(login), request.remote or "unknown"), utcnow()
+    failures = await read_failures(session, attempt)
+    gate = decide_login_attempt(failures, rules_of(request.app[SETTINGS]), now)
+    if not gate:
+        raise Unauthenticated(gate.sentence)  # locked or waiting: the password is not even checked
     mailbox: Mailbox | None = await find_mailbox(session, login) if sep else None
     if mailbox is None or not await check_mailbox_password_async(mailbox, password):
-        raise Unauthenticated("wrong mailbox address or password")
+        raise Unauthenticated("wrong mailbox address or password", failed=attempt)
+    if failures.any:
+        await clear_failures(session, attempt, rules_of(request.app[SETTINGS]), now)
     if mailbox.kind is not MailboxKind.PER or mailbox.professional_id is None:
         raise FhirInputError(403, "forbidden", f"{mailbox.address} is not a professional's personal "
                              "(PER) mailbox: the DMP is open to health professionals")

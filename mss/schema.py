@@ -14,13 +14,14 @@ from mss.directory.models import (
            TrustedDomain,
 )
 from mss.jobs import Job
+from mss.login_throttle import LoginFailure
 from mss.mailbox.models import ExpungedEntry, Folder, FolderEntry, StoredMessage
 from mss.profile.models import ProfileItem
-from portal.models import LoginThrottle, PortalSession
+from portal.models import PortalSession
 
 metadata = Base.metadata
 
 __all__ = ["Appointment", "AuditEvent", "Conversation", "ConvocationReceipt", "DmpConsent", "DmpDocument",
            "DmpProfessionalConsent", "ExpungedEntry", "Folder", "FolderEntry", "Guardianship",
-           "HealthReminder", "Job", "LoginThrottle", "Mailbox", "Organisation", "Patient", "PortalSession",
+           "HealthReminder", "Job", "LoginFailure", "Mailbox", "Organisation", "Patient", "PortalSession",
            "Professional", "ProfileItem", "StoredMessage", "TrustedDomain", "metadata"]

@@ -1,10 +1,13 @@
-"""The portal's clock: real time plus an offset that tests move forward."""
+"""The portal's clock: real time plus an offset that tests move forward; the portal's time zone."""
 
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 from mss.db import utcnow
+
+PARIS = ZoneInfo("Europe/Paris")  # the portal shows every time in Paris time
 
 
 class Clock:

@@ -9,7 +9,7 @@ from sqlalchemy import ColumnElement, Select, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.audit import AuditEvent
-from portal.throttle import PARIS
+from portal.clock import PARIS
 
 # Each kind of event groups actions by prefix; "acces" takes what no other kind names.
 KINDS: dict[str, tuple[str, tuple[str, ...]]] = {

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from mss.directory.models import Patient
-from portal.throttle import PARIS
+from portal.clock import PARIS
 
 PAGE_WIDTH, PAGE_HEIGHT = 595, 842  # A4 in points
 MARGIN, LEADING = 56, 16

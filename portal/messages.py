@@ -37,7 +37,7 @@ from mss.mailbox.folders import folder_status
 from mss.mailbox.models import Folder, FolderEntry, StoredMessage
 from mss.mailbox.store import INBOX, find_folder, normalise_folder_name, parse_flags
 from mss.policy.message_attachments import PackagedDocument, PackageFacts, RecordFlags
-from portal.throttle import PARIS
+from portal.clock import PARIS
 
 SENT = "Sent"
 SEEN = "\\Seen"

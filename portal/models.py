@@ -1,4 +1,4 @@
-"""The portal's own tables: server-side sessions and login throttling.
+"""The portal's own table: server-side sessions (failed logins are ``mss.login_throttle``).
 
 The session cookie holds a random token; the table keeps only its SHA-256,
 so a copy of the database does not hand out live sessions.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mss.db import Base, UTCDateTime, utcnow
@@ -34,13 +34,3 @@ class PortalSession(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-
-class LoginThrottle(Base):
-    """Consecutive failures (password or code) for one account or one unknown identifier."""
-
-    __tablename__ = "portal_login_throttle"
-
-    key: Mapped[str] = mapped_column(String(80), primary_key=True)
-    failures: Mapped[int] = mapped_column(Integer, default=0)
-    last_failure_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

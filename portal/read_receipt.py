@@ -15,8 +15,8 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 
 from mss.mailbox.models import StoredMessage
+from portal.clock import PARIS
 from portal.compose import Author, one_line, references_of
-from portal.throttle import PARIS
 
 DISPOSITION = "manual-action/MDN-sent-automatically; displayed"
 

@@ -6,7 +6,8 @@ It fixes aiosmtpd 1.4.6's traps for this hub:
   would hide AUTH and answer 538; we tell it the session is encrypted;
 - a failed AUTH must return ``AuthResult(success=False, handled=False)``
   with a message, or no reply is ever sent and the client hangs;
-- credentials are checked with argon2 in a worker thread, not on the loop;
+- credentials are checked with argon2 in a worker thread, not on the loop, once the
+  login throttle allows it (``mss.policy.login``: 535 5.7.8 while locked, 454 4.7.0 while waiting);
 - an APP mailbox presenting its registered client certificate is logged in
   without a password.
 
@@ -34,7 +35,6 @@ from mss.policy import (
     MailboxFacts,
     PeerCertificateFacts,
     decide_certificate_login,
-    decide_password_login,
 )
 from mss.smtp_gateway.envelope import Transaction
 from mss.smtp_gateway.replies import reply_bytes
@@ -337,13 +337,13 @@ class HubSMTP(SMTP):
 
     async def _password_login(self, login: bytes, password: bytes) -> AuthResult:
         try:
-            mailbox, ok = await self.gateway.check_password(login.decode("utf-8", "replace"),
-                                                            password.decode("utf-8", "replace"))
+            mailbox, decision = await self.gateway.log_in(login.decode("utf-8", "replace"),
+                                                          password.decode("utf-8", "replace"),
+                                                          self._client_ip or "unknown")
         except (DatabaseUnavailable, TimeoutError) as exc:
             log.warning("AUTH: %s", exc)
             return AuthResult(success=False, handled=False, message=TEMPORARY_AUTH_FAILURE)
-        decision = decide_password_login(mailbox, ok)
-        if not decision.allowed:
+        if not decision.allowed or mailbox is None:
             return AuthResult(success=False, handled=False, message=decision.smtp_reply)
         self.hub_session().mailbox = mailbox
         return AuthResult(success=True, handled=False, auth_data=mailbox)

@@ -18,6 +18,7 @@ from mss.db import Database, utcnow
 from mss.directory.models import Patient
 from mss.directory.store import check_mailbox_password_async, find_mailbox
 from mss.errors import DatabaseUnavailable
+from mss.login_throttle import Attempt, LoginThrottle, mailbox_account, read_failures
 from mss.policy import (
     Decision,
     MailboxFacts,
@@ -25,6 +26,7 @@ from mss.policy import (
     RecipientFacts,
     decide_from_header,
     decide_line_endings,
+    decide_password_login,
     decide_recipient,
     decide_recipient_count,
     decide_relay_client,
@@ -32,6 +34,7 @@ from mss.policy import (
     decide_signature,
     decide_size,
 )
+from mss.policy.login import LoginFailures, decide_login_attempt
 from mss.smtp_gateway import replies
 from mss.smtp_gateway.content import (
     ParsedMessage,
@@ -78,6 +81,7 @@ class Gateway:
         self.services = services
         self.clock: StageClock = services.setdefault("stage_clock", StageClock())
 
+        self.throttle = LoginThrottle(db, settings)
     @property
     def trust(self) -> Any:
         trust = self.services.get("trust")
@@ -92,19 +96,37 @@ class Gateway:
         with self.db.inline():
             return await within(self.settings.limits.database_timeout, step)
 
-    async def check_password(self, login: str, password: str) -> tuple[MailboxFacts | None, bool]:
-        """The mailbox named by ``login`` and whether the password matches (argon2, off the loop)."""
-        async def lookup() -> tuple[Any, Any]:
+    async def log_in(self, login: str, password: str, source: str) -> tuple[MailboxFacts | None, Decision]:
+        """AUTH PLAIN/LOGIN: the login throttle, then the mailbox and its password (argon2 off the loop).
+
+        While the throttle refuses (``mss.policy.login``) the password is not checked, so even
+        the right one gets the lock's or the wait's reply. Each step is one short statement.
+        """
+        attempt, now, rules = Attempt(mailbox_account(login), source), utcnow(), self.throttle.rules
+
+        async def lookup() -> tuple[LoginFailures, Any, Any]:
             async with self.db.read() as session:
                 mailbox = await find_mailbox(session, login)
+                failures = await read_failures(session, attempt)
+                if not decide_login_attempt(failures, rules, now):
+                    return failures, None, None
                 patient = (await session.get(Patient, mailbox.patient_id)
                            if mailbox and mailbox.patient_id else None)
-                return mailbox, patient
+                return failures, mailbox, patient
 
-        mailbox, patient = await self._lookup(lookup())
-        if mailbox is None:
-            return None, False
-        return facts_of(mailbox, patient), await check_mailbox_password_async(mailbox, password)
+        failures, mailbox, patient = await self._lookup(lookup())
+        gate = decide_login_attempt(failures, rules, now)
+        if not gate:
+            return None, gate
+        ok = mailbox is not None and bool(await check_mailbox_password_async(mailbox, password))
+        facts = facts_of(mailbox, patient) if mailbox is not None else None
+        decision = decide_password_login(facts, ok)
+        if not ok:
+            after = await self._lookup(self.throttle.failed(attempt, now))
+            return None, after if after.locked else decision
+        if decision.allowed:
+            await self._lookup(self.throttle.succeeded(attempt, failures, now))
+        return (facts if decision.allowed else None), decision
 
     async def mailbox_for_certificate(self, sha256: str) -> MailboxFacts | None:
         async def lookup() -> MailboxFacts | None:

@@ -9,6 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.audit import record
 from mss.directory.models import Patient
+from mss.login_throttle import (
+    Attempt,
+    clear_failures,
+    identifier_account,
+    read_failures,
+    record_failed_login,
+    rules_of,
+)
 from mss.patients import (
     PASSWORD_RULES,
     Actor,
@@ -18,8 +26,8 @@ from mss.patients import (
     find_patient_by_identifier,
     oppose_with_code,
 )
-from portal import throttle
-from portal.context import db_of, now_of, source_of
+from mss.policy.login import decide_login_attempt
+from portal.context import db_of, now_of, settings_of, source_of
 from portal.pages import render
 
 
@@ -82,12 +90,12 @@ Transition = Callable[[AsyncSession, Patient], Awaitable[None]]
 
 async def _with_code(request: web.Request, ins: str, transition: Transition) -> tuple[str, int]:
     """Run a code-checked transition under the attempt throttle; returns (error sentence, status)."""
-    db, now = db_of(request), now_of(request)
-    key = throttle.identifier_key("activation", ins)
+    db, now, rules = db_of(request), now_of(request), rules_of(settings_of(request))
+    attempt = Attempt(identifier_account("activation", ins), source_of(request))
     async with db.read() as session:
-        refusal = await throttle.refusal(session, key, now)
-    if refusal:
-        return refusal, 429
+        gate = decide_login_attempt(await read_failures(session, attempt), rules, now)
+    if not gate:
+        return gate.sentence_fr, 429
     patient_id: int | None = None
     try:
         async with db.write() as session:
@@ -98,13 +106,13 @@ async def _with_code(request: web.Request, ins: str, transition: Transition) -> 
             await transition(session, patient)
     except WrongActivationCode as wrong:
         async with db.write() as session:
-            advice = await throttle.record_failure(session, key, now)
+            after = await record_failed_login(session, attempt, rules, now)
             if patient_id is not None:
                 record(session, "activation_failed", actor_kind="patient", actor=ins, patient_id=patient_id,
                        source=source_of(request))
-        return f"{wrong.sentence} {advice}", 401
+        return f"{wrong.sentence} {after.sentence_fr}", 401
     except LifecycleRefused as refused:
         return refused.sentence, 409
     async with db.write() as session:
-        await throttle.reset(session, key)
+        await clear_failures(session, attempt, rules, now)
     return "", 200

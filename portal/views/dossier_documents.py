@@ -23,6 +23,7 @@ from dmp_bridge.errors import XdmError
 from dmp_bridge.models import DmpDocument
 from mss.policy.consent import ConsentDecision
 from mss.policy.patient_dossier import ACCEPTED_TYPES
+from portal.clock import PARIS
 from portal.context import db_of
 from portal.pages import redirect, render, signed_in
 from portal.professionals import ProfessionalCard, cards_for
@@ -38,7 +39,6 @@ from portal.record import (
     space_patient,
     viewer_of,
 )
-from portal.throttle import PARIS
 
 OTHER_TYPE = "autre"
 NOTICES = {

@@ -7,9 +7,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.audit import record
 from mss.directory.models import Patient, PatientState
+from mss.login_throttle import (
+    Attempt,
+    clear_failures,
+    identifier_account,
+    patient_account,
+    read_failures,
+    record_failed_login,
+    rules_of,
+)
 from mss.patients import find_patient_by_identifier, verify_secret
+from mss.policy.login import decide_login_attempt
 from mss.web import SERVICES
-from portal import second_factor, sessions, throttle
+from portal import second_factor, sessions
 from portal.context import db_of, idle_limit, now_of, settings_of, source_of, visit
 from portal.pages import redirect, render, signed_in
 
@@ -50,17 +60,19 @@ async def login_password(request: web.Request) -> web.StreamResponse:
 
     if not identifier or not password:
         return await again("Saisissez votre identifiant et votre mot de passe.", 400)
+    rules = rules_of(settings_of(request))
     async with db.read() as session:
         patient = await find_patient_by_identifier(session, identifier)
-        key = (throttle.account_key(patient.id) if patient else throttle.identifier_key("id", identifier))
-        refusal = await throttle.refusal(session, key, now)
-    if refusal:
-        return await again(refusal, 429)
+        attempt = Attempt(patient_account(patient.id) if patient else identifier_account("id", identifier),
+                          source_of(request))
+        gate = decide_login_attempt(await read_failures(session, attempt), rules, now)
+    if not gate:
+        return await again(gate.sentence_fr, 429)  # locked or waiting: even the right password
     if not await verify_secret(patient.password_hash if patient else None, password):
         async with db.write() as session:
-            advice = await throttle.record_failure(session, key, now)
+            after = await record_failed_login(session, attempt, rules, now, patient=patient)
             _audit_failure(session, patient, request, "password")
-        return await again(f"{BAD_PASSWORD} {advice}", 401)
+        return await again(f"{BAD_PASSWORD} {after.sentence_fr}", 401)
     assert patient is not None
     if patient.state in (PatientState.CLOSED, PatientState.OPPOSED):
         what = "clôturé" if patient.state is PatientState.CLOSED else "refusé (opposition)"
@@ -108,21 +120,22 @@ async def code_submit(request: web.Request) -> web.StreamResponse:
         return redirect("/connexion")
     row, patient = found
     code = str((await request.post()).get("code", ""))
-    db, now, key = db_of(request), now_of(request), throttle.account_key(patient.id)
+    db, now, rules = db_of(request), now_of(request), rules_of(settings_of(request))
+    attempt = Attempt(patient_account(patient.id), source_of(request))
     async with db.read() as session:
-        refusal = await throttle.refusal(session, key, now)
-    if refusal:
-        return await _code_page(request, row, patient, error=refusal, status=429)
+        gate = decide_login_attempt(await read_failures(session, attempt), rules, now)
+    if not gate:
+        return await _code_page(request, row, patient, error=gate.sentence_fr, status=429)
     if second_factor.code_expired(row, now):
         return await _code_page(request, row, patient, status=400,
                                 error="Ce code a expiré : demandez-en un nouveau avec le bouton ci-dessous.")
     if not second_factor.code_matches(row, patient, code, now):
         async with db.write() as session:
-            advice = await throttle.record_failure(session, key, now)
+            after = await record_failed_login(session, attempt, rules, now, patient=patient)
             _audit_failure(session, patient, request, "code")
-        return await _code_page(request, row, patient, error=f"{BAD_CODE} {advice}", status=401)
+        return await _code_page(request, row, patient, error=f"{BAD_CODE} {after.sentence_fr}", status=401)
     async with db.write() as session:
-        await throttle.reset(session, key)
+        await clear_failures(session, attempt, rules, now)
         await sessions.purge_idle(session, now, idle_limit(request))
         token, new_row = await sessions.rotate(session, row, now, source_of(request),
                                                stage=sessions.SIGNED_IN, patient_id=patient.id,

@@ -1,24 +1,25 @@
-"""Who may log in over IMAP, with back-off after failures and per-user connection limits.
+"""IMAP LOGIN and AUTHENTICATE PLAIN: the hub's one login rule, in IMAP's words; per-user connection limits.
 
-Only professional-side mailboxes (PER, ORG, APP, CAB) read mail with a
-client; patients use the portal. The mailbox and its password are checked
-by the directory (``find_mailbox``, ``check_mailbox_password_async``), the
-one place the hub verifies passwords.
+Who may log in is ``mss.policy.session.decide_password_login`` (the rule SMTP
+AUTH uses: no patient mailbox, only active ones) and when a password may be
+checked at all is the login throttle shared by every protocol and process
+(``mss.policy.login``, ``mss.login_throttle``). The mailbox and its password
+are checked by the directory (``find_mailbox``,
+``check_mailbox_password_async``), the one place the hub verifies passwords.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 
-from mss.db import Database
-from mss.directory.models import MailboxKind, MailboxState
+from mss.db import Database, utcnow
 from mss.directory.store import check_mailbox_password_async, find_mailbox
+from mss.login_throttle import Attempt, LoginThrottle, mailbox_account
 from mss.mailbox.imap.wire import ImapError
+from mss.policy import MailboxFacts, decide_password_login
 
-IMAP_KINDS = {MailboxKind.PER, MailboxKind.ORG, MailboxKind.APP, MailboxKind.CAB}
+WRONG_CREDENTIALS = "wrong address or password"
 
 
 @dataclass
@@ -27,54 +28,29 @@ class LoggedIn:
     address: str
 
 
-class LoginThrottle:
-    """Failures per client address and per account; each failure doubles the wait (capped)."""
-
-    def __init__(self, base_delay: float = 0.5, max_delay: float = 15.0, forget_after: float = 900.0) -> None:
-        self.base_delay = base_delay
-        self.max_delay = max_delay
-        self.forget_after = forget_after
-        self._failures: dict[str, tuple[int, float]] = defaultdict(lambda: (0, 0.0))
-
-    def _count(self, key: str) -> int:
-        count, when = self._failures[key]
-        if count and time.monotonic() - when > self.forget_after:
-            del self._failures[key]
-            return 0
-        return count
-
-    def delay(self, ip: str, account: str) -> float:
-        failures = max(self._count(f"ip:{ip}"), self._count(f"user:{account}"))
-        return 0.0 if failures == 0 else min(self.max_delay, self.base_delay * 2 ** (failures - 1))
-
-    def failed(self, ip: str, account: str) -> None:
-        for key in (f"ip:{ip}", f"user:{account}"):
-            count = self._count(key)
-            self._failures[key] = (count + 1, time.monotonic())
-
-    def succeeded(self, ip: str, account: str) -> None:
-        self._failures.pop(f"ip:{ip}", None)
-        self._failures.pop(f"user:{account}", None)
-
-
 async def authenticate(db: Database, throttle: LoginThrottle, ip: str, address: str, password: str) -> LoggedIn:
-    """Check the credentials; raises ImapError with a code and a sentence the user can act on."""
-    address = address.strip().lower()
-    wait = throttle.delay(ip, address)
-    if wait:
-        await asyncio.sleep(wait)  # every attempt after a failure waits, right or wrong
+    """Check the credentials; raises ImapError with a code and a sentence the user can act on.
+
+    While the throttle refuses, the password is not checked: the right one is refused too,
+    with the lock's or the wait's sentence (RFC 5530 AUTHENTICATIONFAILED).
+    """
+    attempt, now = Attempt(mailbox_account(address), ip), utcnow()
+    gate, failures = await throttle.check(attempt, now)
+    if not gate:
+        raise ImapError(gate.sentence, "AUTHENTICATIONFAILED")
     async with db.read() as session:
-        mailbox = await find_mailbox(session, address)
-    if mailbox is None or not await check_mailbox_password_async(mailbox, password):
-        throttle.failed(ip, address)
-        raise ImapError("wrong address or password", "AUTHENTICATIONFAILED")
-    if mailbox.kind not in IMAP_KINDS:
-        raise ImapError("patient mailboxes are read in the patient portal, not with a mail client",
-                        "AUTHORIZATIONFAILED")
-    if mailbox.state != MailboxState.ACTIVE:
-        raise ImapError(f"this mailbox is {mailbox.state.value}; contact your administrator",
-                        "AUTHORIZATIONFAILED")
-    throttle.succeeded(ip, address)
+        mailbox = await find_mailbox(session, address.strip())
+    ok = mailbox is not None and bool(await check_mailbox_password_async(mailbox, password))
+    facts = (MailboxFacts(id=mailbox.id, address=mailbox.address.lower(), kind=mailbox.kind, state=mailbox.state)
+             if mailbox is not None else None)
+    decision = decide_password_login(facts, ok)
+    if not ok:
+        after = await throttle.failed(attempt, now)
+        raise ImapError(after.sentence if after.locked else WRONG_CREDENTIALS, "AUTHENTICATIONFAILED")
+    if not decision:
+        raise ImapError(decision.sentence, "AUTHORIZATIONFAILED")
+    assert mailbox is not None
+    await throttle.succeeded(attempt, failures, now)
     return LoggedIn(mailbox.id, mailbox.address)
 
 

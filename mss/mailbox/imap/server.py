@@ -20,7 +20,8 @@ from typing import Any
 from mss.config import Settings
 from mss.db import Database
 from mss.errors import DatabaseUnavailable
-from mss.mailbox.imap.auth import ConnectionCounter, LoginThrottle
+from mss.login_throttle import LoginThrottle
+from mss.mailbox.imap.auth import ConnectionCounter
 from mss.mailbox.imap.parser import TaggedBad, parse_command, tag_of
 from mss.mailbox.imap.session import IdleTimeout, Session, State, _AlreadyAnswered
 from mss.mailbox.imap.wire import BadCommand, ImapError
@@ -87,7 +88,7 @@ class ImapService:
         self.db = db
         self.ssl_context = ssl_context
         self.limits = settings.limits
-        self.throttle = LoginThrottle()
+        self.throttle = LoginThrottle(db, settings)
         self.per_user = ConnectionCounter(settings.limits.imap_connections_per_user)
         self.per_ip = ConnectionCounter(settings.limits.max_connections_per_ip)
         self.connections: set[Connection] = set()

@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from mss import __version__
 from mss.db import Database
+from mss.login_throttle import LoginThrottle
 from mss.mailbox import notify
 from mss.mailbox.folders import (
     DELIMITER,
@@ -34,7 +35,7 @@ from mss.mailbox.folders import (
     set_subscribed,
 )
 from mss.mailbox.imap import messages, utf7
-from mss.mailbox.imap.auth import ConnectionCounter, LoggedIn, LoginThrottle, authenticate
+from mss.mailbox.imap.auth import ConnectionCounter, LoggedIn, authenticate
 from mss.mailbox.imap.fetch import render_flags
 from mss.mailbox.imap.listing import STATUS_ITEMS, list_lines, parse_list
 from mss.mailbox.imap.parser import Command, format_uid_set, parse_date_time, parse_flag_list

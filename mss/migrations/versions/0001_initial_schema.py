@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 22:48:07.271768
+Create Date: 2026-12-03 13:55:23.504638
 """
 from alembic import op
 import sqlalchemy as sa
@@ -36,6 +36,15 @@ def upgrade() -> None:
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.create_index('ix_jobs_due', ['state', 'run_after'], unique=False)
 
+    op.create_table('login_failures',
+    sa.Column('key', sa.String(length=48), nullable=False),
+    sa.Column('failures', sa.Integer(), nullable=False),
+    sa.Column('last_failure_at', mss.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('key', name=op.f('pk_login_failures'))
+    )
+    with op.batch_alter_table('login_failures', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_login_failures_last_failure_at'), ['last_failure_at'], unique=False)
+
     op.create_table('organisations',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('finess', sa.String(length=16), nullable=True),
@@ -44,13 +53,6 @@ def upgrade() -> None:
     sa.Column('created_at', mss.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_organisations')),
     sa.UniqueConstraint('finess', name=op.f('uq_organisations_finess'))
-    )
-    op.create_table('portal_login_throttle',
-    sa.Column('key', sa.String(length=80), nullable=False),
-    sa.Column('failures', sa.Integer(), nullable=False),
-    sa.Column('last_failure_at', mss.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('locked_until', mss.db.UTCDateTime(timezone=True), nullable=True),
-    sa.PrimaryKeyConstraint('key', name=op.f('pk_portal_login_throttle'))
     )
     op.create_table('trusted_domains',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -89,6 +91,7 @@ def upgrade() -> None:
     sa.Column('phone', sa.String(length=32), nullable=True),
     sa.Column('password_hash', sa.String(length=255), nullable=True),
     sa.Column('totp_secret', sa.String(length=64), nullable=True),
+    sa.Column('totp_last_step', sa.Integer(), nullable=True),
     sa.Column('state', sa.Enum('created', 'opposition_window', 'active', 'deactivated', 'opposed', 'closed', name='patient_state', native_enum=False, length=24), nullable=False),
     sa.Column('state_changed_at', mss.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('opposition_deadline', mss.db.UTCDateTime(timezone=True), nullable=True),
@@ -480,8 +483,11 @@ def downgrade() -> None:
         batch_op.drop_index('ix_trusted_domains_domain')
 
     op.drop_table('trusted_domains')
-    op.drop_table('portal_login_throttle')
     op.drop_table('organisations')
+    with op.batch_alter_table('login_failures', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_login_failures_last_failure_at'))
+
+    op.drop_table('login_failures')
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.drop_index('ix_jobs_due')
 
