@@ -136,3 +136,11 @@ async def test_a_bracket_never_joins_an_atom_to_the_next_line(wire: Wire) -> Non
     wire.send(b"a1 LOGIN [ {3+}\r\nx]y")
     assert await wire.until_tagged("a1") == (
         "a1 NO [AUTHENTICATIONFAILED] wrong address or password\n")
+
+
+async def test_a_refusal_that_quotes_the_client_stays_one_line(db: Database, mailbox_id: int, wire: Wire) -> None:
+    await _selected_with_messages(db, mailbox_id, wire)
+    wire.send(b"c1 SEARCH CHARSET {4+}\r\na\r\nb ALL")
+    assert await wire.read_line() == (
+        "c1 NO [BADCHARSET (UTF-8 US-ASCII)] charset a\\x0d\\x0ab is not supported\r\n")
+    await wire.check("c2 NOOP", "c2 OK NOOP completed")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mss.mailbox.imap.wire import Atom, BadCommand, Token, as_text
 
@@ -99,9 +99,7 @@ class _Tokenizer:
             b = data[i]
             if b == 0x5B and data[self.pos:i].upper().decode("ascii", "replace") in _SECTION_ITEMS:
                 close = data.find(b"]", i)
-                line_end = min((n for n in (data.find(b"\r", i), data.find(b"\n", i)) if n >= 0),
-                               default=len(data))
-                if not 0 <= close < line_end:
+                if close < 0 or b"\r" in data[i:close] or b"\n" in data[i:close]:
                     raise BadCommand("missing ']' at the end of the section")
                 i = close + 1
                 continue
@@ -169,6 +167,7 @@ class SequenceSet:
     """``1:4,7,9:*`` as ranges; ``None`` stands for ``*``."""
 
     ranges: tuple[tuple[int | None, int | None], ...]
+    _intervals: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def parse(cls, token: Token) -> SequenceSet:
@@ -187,38 +186,47 @@ class SequenceSet:
             ranges.append((lo, hi))
         return cls(tuple(ranges))
 
+    def intervals(self, top: int) -> tuple[tuple[int, int], ...]:
+        """The ranges as sorted, disjoint ``(low, high)`` intervals, ``*`` read as ``top``.
+
+        A 64 KiB command holds 16,000 ranges (``1:*,1:*,...``): merged once, they cost no more
+        than one, per message or per SEARCH candidate.
+        """
+        cached = self._intervals.get(top)
+        if cached is not None:
+            return cached
+        spans = sorted((min(a, b), max(a, b)) for a, b in (
+            (top if lo is None else lo, top if hi is None else hi) for lo, hi in self.ranges))
+        merged: list[tuple[int, int]] = []
+        for lo, hi in spans:
+            if merged and lo <= merged[-1][1] + 1:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+            else:
+                merged.append((lo, hi))
+        self._intervals.clear()
+        self._intervals[top] = result = tuple(merged)
+        return result
+
     def indexes_by_seq(self, count: int) -> list[int]:
         """0-based positions of the messages these sequence numbers name (out of range ones dropped)."""
-        if count == 0:
-            return []
-        chosen: set[int] = set()
-        for lo, hi in self.ranges:
-            a = count if lo is None else lo
-            b = count if hi is None else hi
-            a, b = min(a, b), max(a, b)
-            chosen.update(range(a - 1, min(b, count)))
-        return sorted(chosen)
+        out: list[int] = []
+        for lo, hi in self.intervals(count):
+            out.extend(range(lo - 1, min(hi, count)))
+        return out if count else []
 
     def indexes_by_uid(self, uids: list[int]) -> list[int]:
         """0-based positions in the sorted ``uids`` of the messages these UIDs name."""
         if not uids:
             return []
-        top = uids[-1]
-        chosen: set[int] = set()
-        for lo, hi in self.ranges:
-            a = top if lo is None else lo
-            b = top if hi is None else hi
-            a, b = min(a, b), max(a, b)
-            chosen.update(range(bisect.bisect_left(uids, a), bisect.bisect_right(uids, b)))
-        return sorted(chosen)
+        out: list[int] = []
+        for lo, hi in self.intervals(uids[-1]):
+            out.extend(range(bisect.bisect_left(uids, lo), bisect.bisect_right(uids, hi)))
+        return out
 
     def contains_uid(self, uid: int, top: int) -> bool:
-        for lo, hi in self.ranges:
-            a = top if lo is None else lo
-            b = top if hi is None else hi
-            if min(a, b) <= uid <= max(a, b):
-                return True
-        return False
+        spans = self.intervals(top)
+        at = bisect.bisect_left(spans, (uid + 1, -1)) - 1  # the last interval starting at or below uid
+        return at >= 0 and spans[at][0] <= uid <= spans[at][1]
 
 
 def format_uid_set(uids: list[int]) -> str:

@@ -262,11 +262,7 @@ class Session:
     # --- authenticated ---
 
     def _folder_name(self, token: Token) -> str:
-        wire = as_text(token, "a mailbox name")
-        try:
-            return normalise_folder_name(utf7.decode(wire))
-        except utf7.InvalidMailboxName as exc:
-            raise BadCommand(str(exc)) from None
+        return folder_name(token)
 
     async def _folder(self, token: Token, *, missing_code: str = "NONEXISTENT") -> Folder:
         name = self._folder_name(token)
@@ -469,6 +465,15 @@ class Session:
                     raise IdleTimeout()
                 self.send(b"* OK Still here\r\n")
                 await self.channel.drain()
+
+
+def folder_name(token: Token) -> str:
+    """A mailbox name argument (atom, quoted or literal, modified UTF-7) as the store spells it."""
+    wire = as_text(token, "a mailbox name")
+    try:
+        return normalise_folder_name(utf7.decode(wire))
+    except utf7.InvalidMailboxName as exc:
+        raise BadCommand(str(exc)) from None
 
 
 class IdleTimeout(Exception):

@@ -9,6 +9,7 @@ string when that is safe and as a literal otherwise.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Union
 
 
@@ -33,7 +34,15 @@ class ImapError(Exception):
 
     def response(self, tag: str) -> bytes:
         code = f"[{self.code}] " if self.code else ""
-        return f"{tag} {self.status} {code}{self.sentence}\r\n".encode()
+        return f"{tag} {self.status} {code}{one_line(self.sentence)}\r\n".encode()
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def one_line(text: str) -> str:
+    """Text for a response line: control characters (CR, LF...) from the client's input spelled out."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 class BadCommand(ImapError):

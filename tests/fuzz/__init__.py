@@ -1,0 +1,1 @@
+"""Property and fuzz tests: every parser that reads outside input."""
