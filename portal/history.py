@@ -46,7 +46,8 @@ LABELS = {
 ACTOR_KINDS = {"patient": "vous-même", "guardian": "représentant légal", "professional": "professionnel",
                "system": "le service", "operator": "administrateur"}
 DETAILS = {"factor": {"sms": "code par SMS", "email": "code par e-mail", "totp": "application"},
-           "reason": {"password": "mot de passe erroné", "code": "code erroné"},
+           "reason": {"password": "mot de passe erroné", "code": "code erroné",
+                      "code_reused": "code déjà utilisé"},
            "change": {"authorised": "professionnel autorisé", "authorisation_withdrawn": "autorisation retirée",
                       "blocked": "professionnel bloqué", "unblocked": "professionnel débloqué",
                       "treating_doctor": "médecin traitant désigné",

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
+from yarl import URL
 
 from mss.directory.models import PatientState
 from mss.patients import Actor
+from mss.policy.redirect import local_path
 from portal import sessions
 from portal.context import JINJA, db_of, idle_limit, now_of, source_of, visit
 
@@ -22,6 +25,30 @@ Page = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def redirect(location: str) -> web.Response:
     """A 303 to a portal path (after a POST, the browser then GETs it)."""
     return web.Response(status=303, headers={"Location": location})
+
+
+@dataclass(frozen=True)
+class _RouteProbe:
+    """A GET of ``rel_url``, as far as ``UrlDispatcher.resolve`` looks at a request."""
+
+    rel_url: URL
+    method: str = "GET"
+
+
+async def portal_target(request: web.Request, target: str, default: str = "/") -> str:
+    """``target`` if it is a portal page this application routes, else ``default`` (no open redirect)."""
+    path = local_path(target)
+    if path is None:
+        return default
+    url = URL(path)
+    if url.absolute:
+        return default
+    # The router reads only the URL and the method (the request's body is read: it cannot be cloned).
+    match = await request.app.router.resolve(_RouteProbe(url))  # type: ignore[arg-type]
+    name = match.route.resource.name if match.http_exception is None and match.route.resource else None
+    if not name or not name.startswith("portal.") or name == "portal.static":
+        return default
+    return path
 
 
 async def ensure_session(request: web.Request) -> None:
@@ -44,7 +71,7 @@ async def render(request: web.Request, template: str, context: dict[str, Any],
         "person": state.person, "space": state.space, "minors": state.minors,
         "signed_in": signed_in, "idle_seconds": idle, "idle_minutes": idle // 60,
         "warn_seconds": max(idle - WARNING_SECONDS, idle // 2),
-        "path": request.path_qs, "states": PatientState,
+        "path": request.path_qs, "here": request.rel_url.raw_path_qs, "states": PatientState,
         **context,
     }
     return aiohttp_jinja2.render_template(template, request, values, status=status, app_key=JINJA)

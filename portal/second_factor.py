@@ -8,9 +8,14 @@ import hmac
 import secrets
 from typing import Any
 
+from sqlalchemy import or_, update
+
 from mss.config import Settings
+from mss.db import Database
 from mss.directory.models import Patient
 from mss.notify import send_email, sms_provider
+from mss.policy.decision import OK, Decision
+from mss.policy.one_time_code import SENT_CODE_ALREADY_USED, TOTP_ALREADY_USED, decide_totp_step
 from portal import totp
 from portal.models import PortalSession
 
@@ -48,6 +53,39 @@ def code_matches(row: PortalSession, patient: Patient, code: str, now: dt.dateti
     if row.code_hash is None or row.code_expires_at is None or row.code_expires_at <= now:
         return False
     return hmac.compare_digest(row.code_hash, _code_hash(row.csrf_token, code))
+
+
+async def spend_code(db: Database, row: PortalSession, patient: Patient, code: str, now: dt.datetime) -> Decision:
+    """Use up a code that ``code_matches``: refused when it was already used, even by a request in parallel.
+
+    An app's code: its time step must come after the last one accepted for the patient
+    (``totp_last_step``), recorded by a conditional UPDATE. A code sent by SMS or e-mail:
+    its hash is taken off the session by a conditional UPDATE, so only one request gets it.
+    """
+    code = "".join(code.split())
+    if row.factor == "totp":
+        secret = patient.totp_secret or ""
+        step = totp.matching_step(secret, code, now)
+        if step is None:
+            return TOTP_ALREADY_USED  # the caller checked it matched: the secret changed meanwhile
+        decision = decide_totp_step(step, patient.totp_last_step)
+        if not decision:
+            return decision
+        patients = Patient.__table__.c
+        claim = (update(Patient.__table__).where(
+            patients.id == patient.id, patients.totp_secret == secret,
+            or_(patients.totp_last_step.is_(None), patients.totp_last_step < step))
+            .values(totp_last_step=step))
+        refusal = TOTP_ALREADY_USED
+    else:
+        sessions = PortalSession.__table__.c
+        claim = (update(PortalSession.__table__).where(
+            sessions.token_hash == row.token_hash, sessions.code_hash == _code_hash(row.csrf_token, code))
+            .values(code_hash=None))
+        refusal = SENT_CODE_ALREADY_USED
+    async with db.write() as session:
+        claimed = (await session.execute(claim)).rowcount == 1  # type: ignore[attr-defined]
+    return OK if claimed else refusal
 
 
 def code_expired(row: PortalSession, now: dt.datetime) -> bool:

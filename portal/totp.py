@@ -41,13 +41,25 @@ def totp(secret: str, when: dt.datetime, digits: int = DIGITS) -> str:
     return hotp(_key(secret), time_step(when), digits)
 
 
-def verify(secret: str, code: str, when: dt.datetime, window: int = 1) -> bool:
-    """True when ``code`` matches the step of ``when`` or one step either side (clock drift)."""
+def matching_step(secret: str, code: str, when: dt.datetime, window: int = 1) -> int | None:
+    """The time step whose code ``code`` is: that of ``when`` or one either side (clock drift); else None."""
     code = "".join(code.split())
     if not code.isdigit() or len(code) != DIGITS:
-        return False
+        return None
     key, step = _key(secret), time_step(when)
-    return any(hmac.compare_digest(hotp(key, step + delta), code) for delta in range(-window, window + 1))
+    found = None
+    for candidate in range(step - window, step + window + 1):  # every step compared: constant time
+        if hmac.compare_digest(hotp(key, candidate), code):
+            found = candidate
+    return found
+
+
+def verify(secret: str, code: str, when: dt.datetime, window: int = 1) -> bool:
+    """True when ``code`` matches the step of ``when`` or one step either side (clock drift).
+
+    This says nothing about reuse: the login keeps the last step accepted (``second_factor``).
+    """
+    return matching_step(secret, code, when, window) is not None
 
 
 def provisioning_uri(secret: str, account: str) -> str:

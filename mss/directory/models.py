@@ -5,7 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import Boolean, Date, Enum, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    Date,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mss.db import Base, UTCDateTime, utcnow
@@ -88,6 +98,8 @@ class Patient(Base):
     phone: Mapped[str | None] = mapped_column(String(32))
     password_hash: Mapped[str | None] = mapped_column(String(255))
     totp_secret: Mapped[str | None] = mapped_column(String(64))
+    # RFC 6238 §5.2: the time step of the last code accepted; a code of that step or earlier is refused.
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
     state: Mapped[PatientState] = mapped_column(_enum(PatientState, "patient_state"),
                                                 default=PatientState.CREATED)
     state_changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

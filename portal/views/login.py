@@ -21,7 +21,7 @@ from mss.policy.login import decide_login_attempt
 from mss.web import SERVICES
 from portal import second_factor, sessions
 from portal.context import db_of, idle_limit, now_of, settings_of, source_of, visit
-from portal.pages import redirect, render, signed_in
+from portal.pages import portal_target, redirect, render, signed_in
 
 BAD_PASSWORD = "Identifiant ou mot de passe incorrect."
 BAD_CODE = "Ce code n'est pas le bon."
@@ -134,6 +134,11 @@ async def code_submit(request: web.Request) -> web.StreamResponse:
             after = await record_failed_login(session, attempt, rules, now, patient=patient)
             _audit_failure(session, patient, request, "code")
         return await _code_page(request, row, patient, error=f"{BAD_CODE} {after.sentence_fr}", status=401)
+    spent = await second_factor.spend_code(db, row, patient, code, now)  # once only (RFC 6238 §5.2)
+    if not spent:
+        async with db.write() as session:
+            _audit_failure(session, patient, request, "code_reused")
+        return await _code_page(request, row, patient, error=spent.sentence_fr, status=401)
     async with db.write() as session:
         await clear_failures(session, attempt, rules, now)
         await sessions.purge_idle(session, now, idle_limit(request))
@@ -192,7 +197,4 @@ async def session_expired(request: web.Request) -> web.StreamResponse:
 @signed_in
 async def keep_alive(request: web.Request) -> web.StreamResponse:
     """The warning's “Rester connecté” button: the request itself renews the session."""
-    target = str((await request.post()).get("suite", "/"))
-    if not target.startswith("/") or target.startswith("//"):
-        target = "/"
-    return redirect(target)
+    return redirect(await portal_target(request, str((await request.post()).get("suite", "/"))))

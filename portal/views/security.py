@@ -50,7 +50,8 @@ async def finish_enrolment(request: web.Request) -> web.StreamResponse:
     code = str((await request.post()).get("code", ""))
     if not secret:
         return redirect("/securite")
-    if not totp.verify(secret, code, now_of(request)):
+    step = totp.matching_step(secret, code, now_of(request))
+    if step is None:
         return await render(request, "securite.html", {
             "title": "Sécurité de la connexion", "enrolled": False, "pending": secret,
             "uri": totp.provisioning_uri(secret, state.person.ins), "grouped": totp.grouped(secret),
@@ -61,6 +62,7 @@ async def finish_enrolment(request: web.Request) -> web.StreamResponse:
         row = await sessions.current(session, state.row)
         assert person is not None
         person.totp_secret = secret
+        person.totp_last_step = step  # the code that proved the enrolment does not log in too
         if row is not None:
             row.pending_totp_secret = None
         audit(session, "totp_enrolled", _self(request), person)

@@ -13,6 +13,7 @@ from mss.config import Settings
 from mss.db import Database
 from mss.directory.models import Patient, PatientState
 from mss.notify import append_outbox
+from mss.policy.one_time_code import decide_totp_step
 from portal import totp
 from tests.portal.conftest import add_patient
 
@@ -87,3 +88,14 @@ def test_totp_accepts_one_step_of_drift_only() -> None:
     uri = totp.provisioning_uri(secret, "201751234565108")
     assert uri.startswith("otpauth://totp/Messagerie%20sant%C3%A9%3A201751234565108?secret=" + secret)
     assert "issuer=Messagerie%20sant%C3%A9" in uri and "digits=6" in uri and "period=30" in uri
+
+
+def test_a_totp_step_is_accepted_once_and_only_after_the_last_one() -> None:
+    secret = totp.new_secret()
+    now = dt.datetime(2026, 5, 1, 12, 0, 10, tzinfo=dt.UTC)
+    step = totp.matching_step(secret, totp.totp(secret, now), now + dt.timedelta(seconds=30))
+    assert step == totp.time_step(now)  # found one step back (drift), and named
+    assert decide_totp_step(step, None)
+    assert not decide_totp_step(step, step) and not decide_totp_step(step - 1, step)
+    assert "déjà servi" in decide_totp_step(step, step).sentence_fr
+    assert decide_totp_step(step + 1, step)

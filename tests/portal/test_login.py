@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from html import unescape
 
 from sqlalchemy import select
@@ -9,7 +10,7 @@ from sqlalchemy import select
 from mss.audit import AuditEvent
 from mss.directory.models import Patient, PatientState
 from portal import totp
-from tests.portal.conftest import PASSWORD, Hub, add_patient
+from tests.portal.conftest import PASSWORD, Hub, add_patient, second_visitor
 
 INS = "101751234560309"
 PHONE = "+33612345678"
@@ -139,6 +140,7 @@ async def test_totp_enrolment_then_login_with_the_app(hub: Hub) -> None:
     assert status == 303
     response, html = await hub.page("/connexion/code")
     assert "application d'authentification" in unescape(html)
+    hub.clock.advance(seconds=30)  # the enrolment's code is spent: the app shows the next one
     response = await hub.post("/connexion/code", {"code": totp.totp(secret, hub.clock.now())})
     assert response.status == 303 and response.headers["Location"] == "/"
     logins = [e for e in await _events(hub, patient.id) if e.action == "login"]
@@ -172,3 +174,59 @@ async def test_a_session_of_a_closed_account_ends(hub: Hub) -> None:
         row.state = PatientState.CLOSED
     response, _html = await hub.page("/")
     assert response.status == 303 and response.headers["Location"] == "/connexion"
+
+
+async def test_stay_signed_in_goes_back_only_to_a_portal_page(hub: Hub) -> None:
+    await add_patient(hub.db, INS, "Martin", "Claire")
+    await hub.login(INS)
+    for hostile in ("/\\evil.example/", "/\\\\evil.example/", "/\t/evil.example/", "/\n/evil.example",
+                    "//evil.example/", "/%5Cevil.example/", "/%5cevil.example", "/%2F/evil.example",
+                    "/%09/evil.example", "https://evil.example/", "javascript:alert(1)", "evil.example",
+                    " /messages", "/messages\r\nSet-Cookie: x=1", "/pas-une-page", "/static/portal.css", ""):
+        response = await hub.post("/session/prolonger", {"suite": hostile}, csrf_from="/")
+        assert response.status == 303, hostile
+        assert response.headers["Location"] == "/", f"{hostile!r} -> {response.headers['Location']!r}"
+    for page in ("/messages", "/historique?type=compte", "/compte"):
+        response = await hub.post("/session/prolonger", {"suite": page}, csrf_from="/")
+        assert response.headers["Location"] == page
+
+
+async def test_an_app_code_works_once(hub: Hub) -> None:
+    patient = await add_patient(hub.db, INS, "Martin", "Claire")
+    secret = totp.new_secret()
+    async with hub.db.write() as session:
+        row = await session.get(Patient, patient.id)
+        assert row is not None
+        row.totp_secret = secret
+    code = totp.totp(secret, hub.clock.now())
+    await _try_password(hub, PASSWORD)
+    response = await hub.post("/connexion/code", {"code": code}, csrf_from="/connexion/code")
+    assert response.status == 303 and response.headers["Location"] == "/"
+    await hub.post("/deconnexion", {}, csrf_from="/")
+    hub.clock.advance(seconds=20)  # still inside the code's window (one step of drift is allowed)
+    status, _html = await _try_password(hub, PASSWORD)
+    assert status == 303
+    response = await hub.post("/connexion/code", {"code": code}, csrf_from="/connexion/code")
+    html = unescape(await response.text())
+    assert response.status == 401 and "Ce code a déjà servi" in html
+    response, _html = await hub.page("/")
+    assert response.status == 303  # not signed in
+    hub.clock.advance(seconds=30)
+    response = await hub.post("/connexion/code", {"code": totp.totp(secret, hub.clock.now())},
+                              csrf_from="/connexion/code")
+    assert response.status == 303 and response.headers["Location"] == "/"
+    reasons = [e.detail.get("reason") for e in await _events(hub, patient.id) if e.action == "login_failed"]
+    assert reasons == ["code_reused"]
+
+
+async def test_a_sent_code_signs_in_one_browser_only(hub: Hub) -> None:
+    await add_patient(hub.db, INS, "Martin", "Claire")
+    await _try_password(hub, PASSWORD)
+    code, token = hub.last_code(PHONE), await hub.csrf("/connexion/code")
+    cookies = {c.key: c.value for c in hub.client.session.cookie_jar}
+    twin = await second_visitor(hub)  # the same half-signed-in cookie, replayed by someone else
+    twin.client.session.cookie_jar.update_cookies(cookies, hub.client.make_url("/"))
+    responses = await asyncio.gather(*(visitor.client.post("/connexion/code", data={"csrf": token, "code": code},
+                                                           allow_redirects=False) for visitor in (hub, twin)))
+    signed_in = [r for r in responses if r.status == 303 and r.headers["Location"] == "/"]
+    assert len(signed_in) == 1, [(r.status, r.headers.get("Location")) for r in responses]
