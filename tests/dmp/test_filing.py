@@ -133,6 +133,17 @@ async def test_error_paths_answer_an_error_mdn(dmp: FilingHub, code: int) -> Non
     await _assert_error_mdn(dmp, code, message_id)
 
 
+@pytest.mark.parametrize("mime_type", ["text/html", "image/svg+xml"])
+async def test_a_type_the_dmp_does_not_hold_is_error_906(dmp: FilingHub, mime_type: str) -> None:
+    page = b"<html><script>fetch('/fhir/Binary/script-ran')</script></html>"
+    message_id = await dmp.send(_spec(content=page, mime_type=mime_type))
+    assert await dmp.count() == 0
+    await _assert_error_mdn(dmp, 906, message_id)
+    text = (await dmp.mdns())[-1].get_body(("plain",))
+    assert text is not None and f"type '{mime_type}'" in text.get_content()
+    assert "application/pdf, image/jpeg" in text.get_content()
+
+
 async def test_error_900_replacing_an_old_version(dmp: FilingHub) -> None:
     await dmp.send(version(V1))
     await dmp.send(version(V2, replaces=V1, action="C"))
