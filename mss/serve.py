@@ -28,7 +28,7 @@ from typing import Any
 from aiohttp import web
 
 from mss.config import Settings
-from mss.crypto import passwords
+from mss.crypto import handshake_failures, passwords
 from mss.db import Database
 from mss.errors import HubError
 from mss.jobs import JobRunner
@@ -99,6 +99,7 @@ class Hub:
         except BaseException:
             await self.stop()
             raise
+        handshake_failures.install(asyncio.get_running_loop(), listener_names(self.bound, self.services))
         if smtp_processes > 1:
             self.smtp_processes = start_smtp_processes(settings, self.services, smtp_processes - 1)
             self.tasks += [asyncio.create_task(child.supervise(), name=child.name) for child in self.smtp_processes]
@@ -118,7 +119,11 @@ class Hub:
         if listeners.imap or listeners.imaps:
             from mss.mailbox.imap import start_imap_servers
 
-            self.servers += await start_imap_servers(settings, self.db, server_context(settings))
+            imap_servers = await start_imap_servers(settings, self.db, server_context(settings))
+            self.servers += imap_servers
+            names = [name for name in ("imap", "imaps") if getattr(listeners, name)]
+            self.bound.update({name: server.sockets[0].getsockname()[1]
+                               for name, server in zip(names, imap_servers, strict=True) if server.sockets})
         if listeners.https:
             from mss.http import build_app
 
@@ -155,6 +160,12 @@ class Hub:
         if self.job_process is not None:
             await asyncio.to_thread(self.job_process.stop)
         await self.db.dispose()
+
+
+def listener_names(bound: dict[str, int], services: dict[str, Any]) -> dict[int, str]:
+    """Each bound port and what it serves, for the log of failed TLS handshakes."""
+    ports = {**services.get("smtp_ports", {}), **bound}
+    return {port: PORT_NAMES.get(key, key) for key, port in ports.items()}
 
 
 def _smtp_listening(settings: Settings) -> bool:
@@ -398,6 +409,7 @@ async def run_smtp_process(settings: Settings, limiter: Any, link: Any) -> None:
 
     loop.add_reader(fd, readable)
     servers = await start_smtp_servers(settings, db, services, reuse_port=True)
+    handshake_failures.install(loop, listener_names({}, services))
     trust_task = asyncio.create_task(keep_trust_fresh(settings, trust, sign_dev_crl=False))  # the hub signs it
     try:
         await stop.wait()

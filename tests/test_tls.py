@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -164,3 +165,87 @@ def test_missing_server_certificate_is_one_sentence(tmp_path: Path) -> None:
 
 def _client_with(settings: Settings, identity: Identity) -> ssl.SSLContext:
     return tls.client_context(settings, cert=identity.cert_path, key=identity.key_path)
+
+
+GARBAGE = b"\x16\x03\x01\x00\x05not a TLS hello, just bytes\r\n" * 3
+
+
+Prelude = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def smtp_starttls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.readline()  # 220 greeting
+    writer.write(b"EHLO client.example\r\n")
+    while (await reader.readline())[3:4] == b"-":
+        pass
+    writer.write(b"STARTTLS\r\n")
+    assert (await reader.readline()).startswith(b"220")
+
+
+async def imap_starttls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.readline()  # * OK greeting
+    writer.write(b"a STARTTLS\r\n")
+    assert (await reader.readline()).startswith(b"a OK")
+
+
+async def _fail_handshake(port: int, prelude: Prelude | None = None) -> None:
+    """Connect (and ask for STARTTLS), then send bytes that are no TLS handshake."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        if prelude is not None:
+            await prelude(reader, writer)
+        writer.write(GARBAGE)
+        await writer.drain()
+        await asyncio.wait_for(reader.read(), 10)  # the hub closes the connection
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+
+
+async def test_failed_handshakes_are_a_few_warning_lines_without_traceback(
+        settings: Settings, dev_pki: DevPki, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """20 failed handshakes on every TLS listener of ``mss serve``: WARNING lines, rate-limited, no ERROR.
+
+    The loop runs in asyncio's debug mode (``python -X dev``, PYTHONASYNCIODEBUG), where asyncio
+    hands every failed implicit-TLS handshake to the loop's exception handler.
+    """
+    from mss.crypto import handshake_failures
+    from mss.db import Database
+    from mss.serve import Hub
+
+    monkeypatch.setattr(handshake_failures, "FAILURES", handshake_failures.HandshakeFailures())
+    asyncio.get_running_loop().set_debug(True)
+    settings = dev_pki.install(settings)
+    for name in ("submission", "submission_tls", "smtp_relay", "imap", "imaps", "https"):
+        setattr(settings.ports, name, 0)
+    settings.listeners.workers = False
+    hub = Hub(settings, Database(settings.effective_database_url))
+    await hub.start()
+    caplog.set_level(logging.DEBUG)
+    try:
+        smtp = hub.services["smtp_ports"]
+        attempts = [(smtp["submission_tls"], None), (hub.bound["imaps"], None), (hub.bound["https"], None),
+                    (smtp["submission"], smtp_starttls), (hub.bound["imap"], imap_starttls)]
+        for port, prelude in attempts:
+            for _ in range(20):
+                await _fail_handshake(port, prelude)
+        handshake_failures.FAILURES.flush()
+    finally:
+        await hub.stop()
+    problems = [r for r in caplog.records if r.levelno >= logging.ERROR or (r.exc_info and r.exc_info[1])]
+    assert not problems, [(r.name, r.levelname, r.getMessage()) for r in problems]
+    lines = [r.getMessage() for r in caplog.records if r.name == "mss.tls"]
+    assert all(r.levelno == logging.WARNING for r in caplog.records if r.name == "mss.tls")
+    per_minute = handshake_failures.PER_MINUTE
+    for listener, peer, failures in (("SMTP submission (STARTTLS)", "127.0.0.1:", 20),
+                                     ("IMAP (STARTTLS)", "127.0.0.1:", 20),
+                                     # asyncio closed the transport before telling: no port, no peer
+                                     ("an implicit-TLS port", "a peer asyncio does not name", 60)):
+        mine = [line for line in lines if f" on {listener}" in line]
+        each = [line for line in mine if line.startswith(f"TLS handshake failed on {listener} from {peer}")]
+        assert len(each) == per_minute, mine
+        assert mine[-1] == (f"TLS handshake failed {failures - per_minute} more times on {listener} "
+                            "within a minute (not logged one by one)"), mine
+    assert len(lines) == 3 * (per_minute + 1)

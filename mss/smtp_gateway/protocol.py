@@ -28,8 +28,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, Session
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, Session, TLSSetupException
 
+from mss.crypto import handshake_failures
 from mss.errors import DatabaseUnavailable
 from mss.policy import (
     MailboxFacts,
@@ -265,6 +266,13 @@ class HubSMTP(SMTP):
             self.transport.close()
             return
         await super()._handle_client()
+
+    async def handle_exception(self, error: Exception) -> str:
+        if isinstance(error, TLSSetupException):  # the client failed STARTTLS: one WARNING line, no traceback
+            handshake_failures.report(f"SMTP {self.listener.name.removeprefix('smtp_')} (STARTTLS)",
+                                      self.session.peer if self.session is not None else None, error.__cause__)
+            return "421 4.7.0 TLS handshake failed"  # not sent: aiosmtpd closes the connection
+        return await super().handle_exception(error)
 
     def _ssl_object(self) -> Any:
         return self.transport.get_extra_info("ssl_object") if self.transport is not None else None

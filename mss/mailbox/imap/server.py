@@ -18,6 +18,7 @@ import ssl
 from typing import Any
 
 from mss.config import Settings
+from mss.crypto import handshake_failures
 from mss.db import Database
 from mss.errors import DatabaseUnavailable
 from mss.login_throttle import LoginThrottle
@@ -150,7 +151,11 @@ class Connection:
         buffered = getattr(self.reader, "_buffer", None)
         if buffered:
             buffered.clear()
-        await self.writer.start_tls(self.service.ssl_context)
+        try:
+            await self.writer.start_tls(self.service.ssl_context)
+        except ssl.SSLError as exc:  # the client's doing: one WARNING line, no traceback
+            handshake_failures.report("IMAP (STARTTLS)", self.writer.get_extra_info("peername"), exc)
+            raise ConnectionAbortedError("the TLS handshake failed") from None
         shrink_tls_read_buffer(self.writer)
         self.tls = True
         self.starttls_possible = False
