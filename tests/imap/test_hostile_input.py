@@ -43,6 +43,24 @@ async def test_a_50_mb_synchronising_literal_before_login_gets_no_continuation(
     await wire.check("a2 NOOP", "a2 OK NOOP completed")
 
 
+async def test_refused_literals_before_login_count_as_bad_commands(imap: RunningImap, wire: Wire) -> None:
+    for i in range(imap_server.MAX_BAD_IN_A_ROW - 1):
+        wire.send(f"b{i} LOGIN {{50000000}}")
+        assert await wire.read_line() == f"b{i} BAD [TOOBIG] {TOOBIG}\r\n"
+    wire.send("last LOGIN {50000000}")
+    assert await wire.read_line() == f"last BAD [TOOBIG] {TOOBIG}\r\n"
+    assert await wire.read_line() == "* BYE too many invalid commands\r\n"
+
+
+async def test_appends_too_big_after_login_are_not_bad_commands(imap: RunningImap, wire: Wire) -> None:
+    imap.settings.limits.imap_max_literal = 1000
+    await wire.login()
+    for i in range(imap_server.MAX_BAD_IN_A_ROW + 1):
+        wire.send(f"p{i} APPEND INBOX {{5000}}")
+        assert await wire.read_line() == f"p{i} NO [TOOBIG] the message is larger than the limit of 1000 bytes\r\n"
+    await wire.check("p NOOP", "p OK NOOP completed")
+
+
 async def test_small_literals_before_login_still_log_in(wire: Wire) -> None:
     user, password = ADDRESS.encode(), PASSWORD.encode()
     wire.send(b"a1 LOGIN {%d+}\r\n%s {%d+}\r\n%s" % (len(user), user, len(password), password))

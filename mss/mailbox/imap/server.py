@@ -76,9 +76,10 @@ class ProtocolViolation(Exception):
 class LiteralTooBig(Exception):
     """A synchronising literal over the limit: refused before its continuation, so never sent."""
 
-    def __init__(self, response: bytes) -> None:
+    def __init__(self, response: bytes, *, bad: bool) -> None:
         super().__init__(response)
         self.response = response
+        self.bad = bad  # counts towards MAX_BAD_IN_A_ROW (before login); an APPEND too big does not
 
 
 class ImapService:
@@ -212,12 +213,12 @@ class Connection:
                 sentence = f"[TOOBIG] before login a literal is at most {PRE_AUTH_MAX_LITERAL} bytes"
                 if non_sync:
                     raise ProtocolViolation(sentence, bye_only=True)
-                raise LiteralTooBig(f"{tag_of(bytes(data))} BAD {sentence}\r\n".encode())
+                raise LiteralTooBig(f"{tag_of(bytes(data))} BAD {sentence}\r\n".encode(), bad=True)
             if size > max_literal:
                 if non_sync:
                     raise ProtocolViolation(f"literal of {size} bytes is over the limit")
                 raise LiteralTooBig(f"{tag_of(bytes(data))} NO [TOOBIG] the message is larger than the limit "
-                                    f"of {max_literal} bytes\r\n".encode())
+                                    f"of {max_literal} bytes\r\n".encode(), bad=False)
             if len(data) + size > max_command:
                 raise ProtocolViolation("command too long")
             if not non_sync:
@@ -258,7 +259,7 @@ class Connection:
                 return
             except LiteralTooBig as exc:
                 self.write(exc.response)
-                bad_in_a_row += 1
+                bad_in_a_row = bad_in_a_row + 1 if exc.bad else 0
                 if bad_in_a_row >= MAX_BAD_IN_A_ROW:
                     self.write(b"* BYE too many invalid commands\r\n")
                     return
