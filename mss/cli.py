@@ -97,6 +97,46 @@ async def doctor(settings: Settings) -> None:
         sys.exit(1)
 
 
+@main.command()
+@click.argument("out", type=click.Path(dir_okay=False))
+@click.option("--encrypt-to", "recipients", multiple=True, metavar="KEYID",
+              help="An OpenPGP key of the gpg keyring to encrypt to (repeatable).")
+@click.option("--recipient-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A file holding the OpenPGP public key to encrypt to.")
+@click.option("--gnupg-home", type=click.Path(file_okay=False), default=None,
+              help="The gpg home folder (default: $GNUPGHOME, then ~/.gnupg).")
+@hub_command
+async def backup(settings: Settings, out: str, recipients: tuple[str, ...], recipient_file: str | None,
+                 gnupg_home: str | None) -> None:
+    """Write an OpenPGP-encrypted snapshot of the database, configuration and PKI to OUT."""
+    from pathlib import Path
+
+    from mss.backup import describe, make_backup
+
+    report = await make_backup(settings, Path(out), recipients=list(recipients),
+                               recipient_file=Path(recipient_file) if recipient_file else None,
+                               gnupg_home=gnupg_home)
+    click.echo(f"wrote {describe(report)}")
+
+
+@main.command()
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False))
+@click.option("--gnupg-home", type=click.Path(file_okay=False), default=None,
+              help="The gpg home folder holding the secret key (default: $GNUPGHOME, then ~/.gnupg).")
+@click.option("--passphrase-stdin", is_flag=True, help="Read the secret key's passphrase from standard input.")
+@hub_command
+async def restore(settings: Settings, archive: str, gnupg_home: str | None, passphrase_stdin: bool) -> None:
+    """Restore ARCHIVE (made by 'mss backup') into this empty data folder and database."""
+    import sys
+    from pathlib import Path
+
+    from mss.backup import describe, restore_backup
+
+    passphrase = sys.stdin.readline().rstrip("\r\n") if passphrase_stdin else None
+    report = await restore_backup(settings, Path(archive), gnupg_home=gnupg_home, passphrase=passphrase)
+    click.echo(f"restored {describe(report)} into {settings.data_path}")
+
+
 def _register_subcommands() -> None:
     from mss.crypto.cli import pki
     from mss.demo import demo
