@@ -31,6 +31,7 @@ from mss.directory.store import (
     check_mailbox_password_async,
     find_mailbox,
     find_professional_by_id_nat,
+    rehash_mailbox_password,
 )
 from mss.login_throttle import (
     Attempt,
@@ -119,7 +120,8 @@ async def _by_password(request: web.Request, session: AsyncSession) -> Caller | 
     if not gate:
         raise Unauthenticated(gate.sentence)  # locked or waiting: the password is not even checked
     mailbox: Mailbox | None = await find_mailbox(session, login) if sep else None
-    if mailbox is None or not await check_mailbox_password_async(mailbox, password):
+    check = await check_mailbox_password_async(mailbox, password) if mailbox is not None else None
+    if mailbox is None or not check:
         raise Unauthenticated("wrong mailbox address or password", failed=attempt)
     if failures.any:
         await clear_failures(session, attempt, rules_of(request.app[SETTINGS]), now)
@@ -128,6 +130,8 @@ async def _by_password(request: web.Request, session: AsyncSession) -> Caller | 
                              "(PER) mailbox: the DMP is open to health professionals")
     if mailbox.state is not MailboxState.ACTIVE:
         raise FhirInputError(403, "forbidden", f"the mailbox {mailbox.address} is {mailbox.state.value}")
+    if check.needs_rehash:
+        await rehash_mailbox_password(session, mailbox, password)
     professional = await session.get(Professional, mailbox.professional_id)
     assert professional is not None
     return Caller(professional, await _organisation(session, professional), "password")

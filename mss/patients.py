@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.audit import record
@@ -88,6 +88,13 @@ def new_activation_code() -> str:
     """Twelve characters from an unambiguous alphabet, shown as ``ABCD-EFGH-JKLM``."""
     raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
     return "-".join(raw[i:i + 4] for i in range(0, CODE_LENGTH, 4))
+
+
+async def rehash_patient_password(session: AsyncSession, patient: Patient, password: str) -> None:
+    """After a login whose hash has older parameters: store one of today's, unless it changed meanwhile."""
+    await session.execute(update(Patient).where(Patient.id == patient.id,
+                                                Patient.password_hash == patient.password_hash)
+                          .values(password_hash=await hash_secret(password)))
 
 
 def normalise_activation_code(text: str) -> str:

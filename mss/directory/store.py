@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.config import Settings
@@ -294,6 +294,13 @@ def check_mailbox_password(mailbox: Mailbox, password: str) -> PasswordCheck:
 async def check_mailbox_password_async(mailbox: Mailbox, password: str) -> PasswordCheck:
     """``check_mailbox_password`` off the event loop; a repeat within the cache's life skips argon2."""
     return await verify_secret(mailbox.password_hash, password, account=mailbox.address)
+
+
+async def rehash_mailbox_password(session: AsyncSession, mailbox: Mailbox, password: str) -> None:
+    """After a login whose hash has older parameters: store one of today's, unless it changed meanwhile."""
+    await session.execute(update(Mailbox).where(Mailbox.id == mailbox.id,
+                                                Mailbox.password_hash == mailbox.password_hash)
+                          .values(password_hash=await hash_secret(password)))
 
 
 async def set_mailbox_password(session: AsyncSession, address: str, password: str) -> Mailbox:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from mss.config import Settings
 from mss.db import Database, utcnow
 from mss.directory.models import Patient
-from mss.directory.store import check_mailbox_password_async, find_mailbox
+from mss.directory.store import check_mailbox_password_async, find_mailbox, rehash_mailbox_password
 from mss.errors import DatabaseUnavailable
 from mss.login_throttle import Attempt, LoginThrottle, mailbox_account, read_failures
 from mss.policy import (
@@ -80,8 +80,8 @@ class Gateway:
         self.db = db
         self.services = services
         self.clock: StageClock = services.setdefault("stage_clock", StageClock())
-
         self.throttle = LoginThrottle(db, settings)
+
     @property
     def trust(self) -> Any:
         trust = self.services.get("trust")
@@ -106,10 +106,10 @@ class Gateway:
 
         async def lookup() -> tuple[LoginFailures, Any, Any]:
             async with self.db.read() as session:
-                mailbox = await find_mailbox(session, login)
                 failures = await read_failures(session, attempt)
                 if not decide_login_attempt(failures, rules, now):
                     return failures, None, None
+                mailbox = await find_mailbox(session, login)
                 patient = (await session.get(Patient, mailbox.patient_id)
                            if mailbox and mailbox.patient_id else None)
                 return failures, mailbox, patient
@@ -118,7 +118,8 @@ class Gateway:
         gate = decide_login_attempt(failures, rules, now)
         if not gate:
             return None, gate
-        ok = mailbox is not None and bool(await check_mailbox_password_async(mailbox, password))
+        check = await check_mailbox_password_async(mailbox, password) if mailbox is not None else None
+        ok = bool(check)
         facts = facts_of(mailbox, patient) if mailbox is not None else None
         decision = decide_password_login(facts, ok)
         if not ok:
@@ -126,7 +127,13 @@ class Gateway:
             return None, after if after.locked else decision
         if decision.allowed:
             await self._lookup(self.throttle.succeeded(attempt, failures, now))
+            if check is not None and check.needs_rehash:
+                await self._lookup(self._rehash(mailbox, password))
         return (facts if decision.allowed else None), decision
+
+    async def _rehash(self, mailbox: Any, password: str) -> None:
+        async with self.db.write() as session:
+            await rehash_mailbox_password(session, mailbox, password)
 
     async def mailbox_for_certificate(self, sha256: str) -> MailboxFacts | None:
         async def lookup() -> MailboxFacts | None:

@@ -16,7 +16,7 @@ from mss.login_throttle import (
     record_failed_login,
     rules_of,
 )
-from mss.patients import find_patient_by_identifier, verify_secret
+from mss.patients import find_patient_by_identifier, rehash_patient_password, verify_secret
 from mss.policy.login import decide_login_attempt
 from mss.web import SERVICES
 from portal import second_factor, sessions
@@ -68,7 +68,9 @@ async def login_password(request: web.Request) -> web.StreamResponse:
         gate = decide_login_attempt(await read_failures(session, attempt), rules, now)
     if not gate:
         return await again(gate.sentence_fr, 429)  # locked or waiting: even the right password
-    if not await verify_secret(patient.password_hash if patient else None, password):
+    checked = await verify_secret(patient.password_hash if patient else None, password,
+                                  account=patient_account(patient.id) if patient else "")
+    if not checked:
         async with db.write() as session:
             after = await record_failed_login(session, attempt, rules, now, patient=patient)
             _audit_failure(session, patient, request, "password")
@@ -81,6 +83,8 @@ async def login_password(request: web.Request) -> web.StreamResponse:
     if factor is None:
         return await again(NO_FACTOR, 403)
     async with db.write() as session:
+        if checked.needs_rehash:
+            await rehash_patient_password(session, patient, password)
         state = visit(request)
         token, row = await sessions.rotate(session, state.row, now, source_of(request),
                                            stage=sessions.SECOND_FACTOR, patient_id=patient.id, factor=factor)

@@ -14,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from mss.db import Database, utcnow
-from mss.directory.store import check_mailbox_password_async, find_mailbox
+from mss.directory.store import check_mailbox_password_async, find_mailbox, rehash_mailbox_password
 from mss.login_throttle import Attempt, LoginThrottle, mailbox_account
 from mss.mailbox.imap.wire import ImapError
 from mss.policy import MailboxFacts, decide_password_login
@@ -40,7 +40,8 @@ async def authenticate(db: Database, throttle: LoginThrottle, ip: str, address: 
         raise ImapError(gate.sentence, "AUTHENTICATIONFAILED")
     async with db.read() as session:
         mailbox = await find_mailbox(session, address.strip())
-    ok = mailbox is not None and bool(await check_mailbox_password_async(mailbox, password))
+    check = await check_mailbox_password_async(mailbox, password) if mailbox is not None else None
+    ok = bool(check)
     facts = (MailboxFacts(id=mailbox.id, address=mailbox.address.lower(), kind=mailbox.kind, state=mailbox.state)
              if mailbox is not None else None)
     decision = decide_password_login(facts, ok)
@@ -51,6 +52,9 @@ async def authenticate(db: Database, throttle: LoginThrottle, ip: str, address: 
         raise ImapError(decision.sentence, "AUTHORIZATIONFAILED")
     assert mailbox is not None
     await throttle.succeeded(attempt, failures, now)
+    if check is not None and check.needs_rehash:
+        async with db.write() as session:
+            await rehash_mailbox_password(session, mailbox, password)
     return LoggedIn(mailbox.id, mailbox.address)
 
 
