@@ -16,12 +16,15 @@ considered revoked.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import itertools
+import logging
+import os
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -44,6 +47,8 @@ if TYPE_CHECKING:
 
 Usage = Literal["smime", "tls_client", "tls_server"]
 ChainStatus = Literal["valid", "unknown_ca", "expired", "revoked", "bad_eku"]
+
+log = logging.getLogger("mss.trust")
 
 REPO_TRUST_DIR = Path(__file__).resolve().parents[2] / "certs" / "trust"
 _FILE_SUFFIXES = (".pem", ".crt", ".cer", ".crl")
@@ -108,6 +113,10 @@ class TrustStore:
                          tuple(map(Path, crls)))
         self._lock = threading.Lock()
         self._valid: dict[tuple[bytes, tuple[bytes, ...], str], _CachedValid] = {}
+        self._sources_digest = b""
+        self._crl_files = tuple(os.fspath(p) for p in self._sources[2])  # str: a stat of a Path costs more
+        self._crl_stamp: tuple[object, ...] | None = None
+        self.generation = 0  # counts the reloads that changed an anchor, an intermediate or a CRL
         self.anchors: list[x509.Certificate] = []
         self.intermediates: list[x509.Certificate] = []
         self.crls: list[x509.CertificateRevocationList] = []
@@ -131,22 +140,36 @@ class TrustStore:
                    [pki_dir / "crl.pem"])
 
     def reload(self) -> None:
-        """Read every source again (after a CRL update or a new anchor)."""
+        """Read every source again (after a CRL update or a new anchor).
+
+        When anything changed, the generation moves on and every remembered chain check
+        is forgotten, including one still running on the old CRLs (``verify``).
+        """
         anchor_paths, inter_paths, crl_paths = self._sources
+        crl_stamp = _stamp(self._crl_files)  # before reading: a change while reading is seen next time
         anchors: list[x509.Certificate] = []
         intermediates: list[x509.Certificate] = []
         crls: list[x509.CertificateRevocationList] = []
-        for path in _files(anchor_paths):
-            certs, found_crls = _read(path)
-            anchors += certs
-            crls += found_crls
-        for path in _files(inter_paths):
-            intermediates += _read(path)[0]
-        for path in _files(crl_paths):
-            crls += _read(path)[1]
+        digest = hashlib.sha256()
+        for role, paths in (("anchor", anchor_paths), ("intermediate", inter_paths), ("crl", crl_paths)):
+            for path in _files(paths):
+                data = path.read_bytes()
+                digest.update(f"{role}:{len(data)}:".encode() + data)
+                certs, found_crls = _read(path, data)
+                if role == "anchor":
+                    anchors += certs
+                elif role == "intermediate":
+                    intermediates += certs
+                    continue
+                crls += found_crls
         with self._lock:
+            self._crl_stamp = crl_stamp
+            if digest.digest() == self._sources_digest:
+                return  # the same files: what was checked stays true
+            self._sources_digest = digest.digest()
             self.anchors, self.intermediates, self.crls = anchors, intermediates, crls
             self._store = Store(anchors) if anchors else None
+            self.generation += 1
             self._valid = {}  # new anchors or CRLs: every chain is checked again
 
     def verify(self, leaf: x509.Certificate, untrusted: Iterable[x509.Certificate] = (), *,
@@ -157,24 +180,39 @@ class TrustStore:
         trust store is reloaded, and reused only at a time inside the validity of every
         certificate of its chain and before any revocation its CRLs announce for later.
         """
+        if _stamp(self._crl_files) != self._crl_stamp:
+            self._reload_for_new_crl()
         at = at or utcnow()
         untrusted = tuple(untrusted)
         key = (_fingerprint(leaf), tuple(_fingerprint(c) for c in untrusted), usage)
         with self._lock:
             cached = self._valid.get(key)
+            sources = _Sources(self.generation, self._store, tuple(self.intermediates), tuple(self.crls))
         if cached is not None and cached.valid_from <= at < cached.valid_until:
             return cached.check
-        check = self._verify(leaf, untrusted, usage=usage, at=at)
+        check = self._verify(leaf, untrusted, usage=usage, at=at, sources=sources)
         if check.ok and check.chain:
-            window = _CachedValid.of(check, self.crls)
+            window = _CachedValid.of(check, sources.crls)
             with self._lock:
-                if len(self._valid) >= VALID_CACHE_SIZE:
-                    self._valid.clear()
-                self._valid[key] = window
+                # A reload during the check (keep_trust_fresh runs it in a thread) may have
+                # brought the CRL revoking this leaf: a check made on the old ones is not kept.
+                if self.generation == sources.generation:
+                    if len(self._valid) >= VALID_CACHE_SIZE:
+                        self._valid.clear()
+                    self._valid[key] = window
         return check
 
+    def _reload_for_new_crl(self) -> None:
+        """A CRL file changed (``mss pki revoke``, ``mss pki crl``, a CRL fetched by a cron job): read again now."""
+        try:
+            self.reload()
+        except (ConfigError, OSError) as exc:  # a CRL being written by a tool that does not replace it
+            log.warning("the revocation list changed but cannot be read yet: %s", exc)
+            with self._lock:
+                self._crl_stamp = _stamp(self._crl_files)  # tried again by the next reload
+
     def _verify(self, leaf: x509.Certificate, untrusted: tuple[x509.Certificate, ...], *,
-                usage: Usage, at: dt.datetime) -> ChainCheck:
+                usage: Usage, at: dt.datetime, sources: _Sources | None = None) -> ChainCheck:
         who = describe(leaf)
         if leaf.not_valid_after_utc < at:
             return ChainCheck("expired", f"the certificate of {who} expired on "
@@ -185,8 +223,10 @@ class TrustStore:
         if not has_eku(leaf, USAGE_EKU[usage]):
             return ChainCheck("bad_eku", f"the certificate of {who} is not issued for "
                               f"{_USAGE_WORDS[usage]}")
-        with self._lock:
-            store, intermediates, crls = self._store, list(self.intermediates), list(self.crls)
+        if sources is None:
+            with self._lock:
+                sources = _Sources(self.generation, self._store, tuple(self.intermediates), tuple(self.crls))
+        store, intermediates, crls = sources.store, list(sources.intermediates), sources.crls
         if store is None:
             return ChainCheck("unknown_ca", "no trust anchor is configured")
         verifier = (PolicyBuilder().store(store).time(at)
@@ -235,6 +275,15 @@ def _fingerprint(cert: x509.Certificate) -> bytes:
     return fingerprint
 
 
+class _Sources(NamedTuple):
+    """One generation of the trust sources, read together so that a check uses one of them."""
+
+    generation: int
+    store: Store | None
+    intermediates: tuple[x509.Certificate, ...]
+    crls: tuple[x509.CertificateRevocationList, ...]
+
+
 @dataclass(frozen=True)
 class _CachedValid:
     """A valid chain check and the time window in which it stays true for the same CRLs."""
@@ -273,6 +322,19 @@ def revocation_of(cert: x509.Certificate, issuer: x509.Certificate,
     return None
 
 
+def _stamp(paths: Iterable[str]) -> tuple[object, ...]:
+    """What changes when a file is rewritten or replaced (inode, mtime in ns, size), per path: one stat each."""
+    stamps: list[object] = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            stamps.append(None)
+            continue
+        stamps.append((st.st_ino, st.st_mtime_ns, st.st_size))
+    return tuple(stamps)
+
+
 def _files(sources: Iterable[Path]) -> list[Path]:
     found: list[Path] = []
     for source in sources:
@@ -284,8 +346,7 @@ def _files(sources: Iterable[Path]) -> list[Path]:
     return found
 
 
-def _read(path: Path) -> tuple[list[x509.Certificate], list[x509.CertificateRevocationList]]:
-    data = path.read_bytes()
+def _read(path: Path, data: bytes) -> tuple[list[x509.Certificate], list[x509.CertificateRevocationList]]:
     try:
         if b"-----BEGIN" in data:
             return parse_certs(data), parse_crls(data)

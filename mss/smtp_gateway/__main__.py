@@ -29,7 +29,11 @@ async def run(config: str | None, workers: bool) -> None:
     services["jobs"] = runner
     register_jobs(runner)
     servers = await start_smtp_servers(settings, db, services)
-    tasks = [asyncio.create_task(runner.run_forever())] if workers else []
+    from mss.serve import keep_trust_fresh  # anchors and CRLs re-read every minute, as in the hub
+
+    tasks = [asyncio.create_task(keep_trust_fresh(settings, services["trust"]))]
+    if workers:
+        tasks.append(asyncio.create_task(runner.run_forever()))
     print("ready " + json.dumps(services["smtp_ports"]), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -37,6 +41,7 @@ async def run(config: str | None, workers: bool) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     runner.stop()
+    tasks[0].cancel()
     for server in servers:
         server.close()
     await asyncio.gather(*tasks, return_exceptions=True)

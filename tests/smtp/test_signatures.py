@@ -124,3 +124,22 @@ async def test_small_messages_are_verified_on_the_loop_large_ones_in_a_thread(hu
     outcomes = [await verify_signature(parse_message(raw), trust) for raw in (small, large)]
     assert [(o.status, o.signer_address) for o in outcomes] == [("valid", DOCTOR)] * 2
     assert threads[0] == threading.get_ident() and threads[1] != threading.get_ident()
+
+
+
+async def test_a_certificate_revoked_while_the_hub_runs_is_refused_on_the_next_message(hub: Hub) -> None:
+    """``mss pki revoke`` rewrites the CRL file; the running gateway applies it to the next message.
+
+    No restart and no wait for the minute's reload of the trust folders (keep_trust_fresh): the
+    CRL file is seen to change and read again, and what was remembered as valid is forgotten.
+    """
+    from mss.crypto import pki
+
+    identity = Identity.load(pki.issue_smime(hub.settings.pki_dir, DOCTOR, label="revoked-while-running"))
+    assert await send(hub, signed(identity, DOCTOR, PATIENT)) == (250, "")
+    assert await send(hub, signed(identity, DOCTOR, PATIENT)) == (250, "")  # remembered as valid
+    pki.revoke(hub.settings.pki_dir, identity.cert.serial_number, crl_path=hub.settings.crl_path)
+    code, text = await send(hub, signed(identity, DOCTOR, PATIENT))
+    assert code == 554 and text.startswith("5.7.5 S/MIME signature refused: the signing certificate "
+                                           "is revoked"), text
+    assert len(await hub.stored(PATIENT)) == 2
