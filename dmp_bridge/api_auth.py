@@ -120,7 +120,7 @@ async def _by_password(request: web.Request, session: AsyncSession) -> Caller | 
     if not gate:
         raise Unauthenticated(gate.sentence)  # locked or waiting: the password is not even checked
     mailbox: Mailbox | None = await find_mailbox(session, login) if sep else None
-    check = await check_mailbox_password_async(mailbox, password) if mailbox is not None else None
+    check = await check_mailbox_password_async(mailbox, password)  # unknown: the same argon2 work
     if mailbox is None or not check:
         raise Unauthenticated("wrong mailbox address or password", failed=attempt)
     if failures.any:

@@ -286,13 +286,21 @@ async def hash_password_async(password: str) -> str:
     return await hash_secret(password)
 
 
-def check_mailbox_password(mailbox: Mailbox, password: str) -> PasswordCheck:
+def check_mailbox_password(mailbox: Mailbox | None, password: str) -> PasswordCheck:
     """Does the password match the mailbox's hash (blocking: prefer the async one)."""
+    if mailbox is None:
+        return verify_secret_now(None, password)
     return verify_secret_now(mailbox.password_hash, password, account=mailbox.address)
 
 
-async def check_mailbox_password_async(mailbox: Mailbox, password: str) -> PasswordCheck:
-    """``check_mailbox_password`` off the event loop; a repeat within the cache's life skips argon2."""
+async def check_mailbox_password_async(mailbox: Mailbox | None, password: str) -> PasswordCheck:
+    """``check_mailbox_password`` off the event loop; a repeat within the cache's life skips argon2.
+
+    No mailbox (an unknown address) costs the same argon2 work and fails: the time
+    of an answer tells nothing of which addresses exist.
+    """
+    if mailbox is None:
+        return await verify_secret(None, password)
     return await verify_secret(mailbox.password_hash, password, account=mailbox.address)
 
 

@@ -118,7 +118,7 @@ class Gateway:
         gate = decide_login_attempt(failures, rules, now)
         if not gate:
             return None, gate
-        check = await check_mailbox_password_async(mailbox, password) if mailbox is not None else None
+        check = await check_mailbox_password_async(mailbox, password)
         ok = bool(check)
         facts = facts_of(mailbox, patient) if mailbox is not None else None
         decision = decide_password_login(facts, ok)
@@ -127,7 +127,7 @@ class Gateway:
             return None, after if after.locked else decision
         if decision.allowed:
             await self._lookup(self.throttle.succeeded(attempt, failures, now))
-            if check is not None and check.needs_rehash:
+            if check.needs_rehash:
                 await self._lookup(self._rehash(mailbox, password))
         return (facts if decision.allowed else None), decision
 

@@ -40,8 +40,8 @@ async def authenticate(db: Database, throttle: LoginThrottle, ip: str, address: 
         raise ImapError(gate.sentence, "AUTHENTICATIONFAILED")
     async with db.read() as session:
         mailbox = await find_mailbox(session, address.strip())
-    check = await check_mailbox_password_async(mailbox, password) if mailbox is not None else None
-    ok = bool(check)
+    check = await check_mailbox_password_async(mailbox, password)
+    ok = mailbox is not None and bool(check)
     facts = (MailboxFacts(id=mailbox.id, address=mailbox.address.lower(), kind=mailbox.kind, state=mailbox.state)
              if mailbox is not None else None)
     decision = decide_password_login(facts, ok)
@@ -52,7 +52,7 @@ async def authenticate(db: Database, throttle: LoginThrottle, ip: str, address: 
         raise ImapError(decision.sentence, "AUTHORIZATIONFAILED")
     assert mailbox is not None
     await throttle.succeeded(attempt, failures, now)
-    if check is not None and check.needs_rehash:
+    if check.needs_rehash:
         async with db.write() as session:
             await rehash_mailbox_password(session, mailbox, password)
     return LoggedIn(mailbox.id, mailbox.address)

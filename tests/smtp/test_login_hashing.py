@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import aiosmtplib
+import pytest
 from argon2 import PasswordHasher, extract_parameters
 from sqlalchemy import select, update
 
@@ -16,18 +18,17 @@ async def _stored(hub: Hub) -> str:
 
 
 async def test_an_old_hash_is_replaced_at_the_next_good_login_only(hub: Hub) -> None:
+    hub.settings.login_throttle.back_off_seconds = 0  # the wrong try below makes no wait
     old = PasswordHasher(time_cost=3, memory_cost=65536, parallelism=4).hash(PASSWORD)
     async with hub.db.write() as session:
         await session.execute(update(Mailbox).where(Mailbox.address == DOCTOR).values(password_hash=old))
 
     wrong = hub.client()
     await wrong.connect()
-    try:
+    await wrong.starttls()
+    with pytest.raises(aiosmtplib.SMTPAuthenticationError):
         await wrong.login(DOCTOR, "not the password at all")
-    except Exception:  # noqa: BLE001 - a refusal is what this step wants
-        pass
-    finally:
-        wrong.close()
+    wrong.close()
     assert await _stored(hub) == old  # a failed login changes nothing
 
     client = await hub.login_client(DOCTOR)
@@ -39,3 +40,29 @@ async def test_an_old_hash_is_replaced_at_the_next_good_login_only(hub: Hub) -> 
     again = await hub.login_client(DOCTOR)  # the new hash verifies the same password
     await again.quit()
     assert await _stored(hub) == new
+
+
+async def test_an_unknown_address_costs_the_same_argon2_work_as_a_wrong_password(
+        hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No user enumeration by timing: both failures run exactly one argon2 verification."""
+    verified: list[str] = []
+    real = passwords._verify_now
+
+    def counting(stored: str, secret: str) -> passwords.PasswordCheck:
+        verified.append(stored)
+        return real(stored, secret)
+
+    monkeypatch.setattr(passwords, "_verify_now", counting)
+    hub.settings.login_throttle.back_off_seconds = 0
+    costs = []
+    for login in (DOCTOR, "nobody.here@mss.localhost"):
+        verified.clear()
+        client = hub.client()
+        await client.connect()
+        await client.starttls()
+        with pytest.raises(aiosmtplib.SMTPAuthenticationError) as refused:
+            await client.login(login, "not the password at all")
+        client.close()
+        costs.append(len(verified))
+        assert refused.value.code == 535
+    assert costs[0] == costs[1] >= 1
