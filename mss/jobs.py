@@ -15,6 +15,9 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import os
+import secrets
+import socket
 import traceback
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -42,6 +45,8 @@ class Job(Base):
     max_attempts: Mapped[int] = mapped_column(Integer, default=8)
     run_after: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The runner that last leased it (``runner_identity``): a supervisor releases a dead runner's jobs.
+    locked_by: Mapped[str | None] = mapped_column(String(128))
     dedupe_key: Mapped[str | None] = mapped_column(String(255), unique=True)
     last_error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -112,14 +117,48 @@ def backoff(attempt: int, base: float = 5.0, cap: float = 3600.0) -> dt.timedelt
     return dt.timedelta(seconds=min(cap, base * 2 ** max(0, attempt - 1)))
 
 
+def runner_identity(pid: int | None = None, token: str | None = None) -> str:
+    """Who holds a lease: host name, process id and a token drawn at the runner's start.
+
+    The token makes the identity unique even when a pid is reused, on this host or on
+    another one that shares the database: only whoever started that runner knows it.
+    """
+    return f"{socket.gethostname()}:{pid if pid is not None else os.getpid()}:{token or secrets.token_hex(8)}"
+
+
+async def release_leases(db: Database, runner_id: str, reason: str) -> int:
+    """Give back at once the running jobs leased by ``runner_id``, a runner known to be gone.
+
+    Only for a runner that cannot finish them any more (its process has exited): the
+    jobs become due now, without waiting for their lease to expire. A job whose runner
+    died more than once while running it (it may be what kills it) waits its back-off.
+    Returns how many were released.
+    """
+    now = utcnow()
+    async with db.write() as session:
+        held = (await session.execute(select(_jobs.id, _jobs.attempts).where(
+            _jobs.locked_by == runner_id, _jobs.state == "running"))).all()
+        by_attempts: dict[int, list[int]] = {}
+        for row in held:
+            by_attempts.setdefault(row.attempts, []).append(row.id)
+        for attempts, ids in by_attempts.items():
+            await session.execute(
+                update(Job.__table__).where(_jobs.id.in_(ids), _jobs.locked_by == runner_id,
+                                            _jobs.state == "running")
+                .values(state="pending", locked_until=None, last_error=reason[:4000],
+                        run_after=now if attempts <= 1 else now + backoff(attempts - 1)))
+    return len(held)
+
+
 class JobRunner:
     """Takes due jobs and runs their handlers; one per hub process, several per database."""
 
     def __init__(self, db: Database, handlers: dict[str, Handler] | None = None, *,
                  services: dict[str, Any] | None = None, poll_interval: float = 0.5,
                  lease: dt.timedelta = dt.timedelta(minutes=5), batch: int = 20,
-                 lanes: int = 8, gather: float = 0.05) -> None:
+                 lanes: int = 8, gather: float = 0.05, runner_id: str | None = None) -> None:
         self.db = db
+        self.runner_id = runner_id or runner_identity()
         self.handlers: dict[str, Handler] = dict(handlers or {})
         self.services = services if services is not None else {}
         self.poll_interval = poll_interval
@@ -168,7 +207,8 @@ class JobRunner:
         async with self.db.write() as session:
             rows = (await session.execute(
                 update(Job.__table__).where(_jobs.id.in_(due.scalar_subquery()))
-                .values(state="running", attempts=_jobs.attempts + 1, locked_until=now + self.lease)
+                .values(state="running", attempts=_jobs.attempts + 1, locked_until=now + self.lease,
+                        locked_by=self.runner_id)
                 .returning(_jobs.id, _jobs.kind, _jobs.payload, _jobs.attempts, _jobs.max_attempts,
                            _jobs.run_after))).all()
         rows.sort(key=lambda row: (row.run_after, row.id))  # RETURNING keeps no order

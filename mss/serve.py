@@ -20,6 +20,7 @@ import errno
 import logging
 import multiprocessing
 import os
+import secrets
 import signal
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -31,7 +32,7 @@ from mss.config import Settings
 from mss.crypto import handshake_failures, passwords
 from mss.db import Database
 from mss.errors import HubError
-from mss.jobs import JobRunner
+from mss.jobs import JobRunner, release_leases, runner_identity
 
 log = logging.getLogger("mss.serve")
 
@@ -91,7 +92,7 @@ class Hub:
             self.services["connection_limiter"] = SharedConnectionLimiter(
                 settings.limits.max_connections_per_ip, smtp_processes)
         if settings.listeners.workers and settings.listeners.job_process:
-            self.job_process = JobProcess(settings)
+            self.job_process = JobProcess(settings, self.db)
             self.job_process.start()
             self.services["jobs"] = self.job_process  # what delivery wakes
         try:
@@ -173,12 +174,12 @@ def _smtp_listening(settings: Settings) -> bool:
     return listeners.submission or listeners.submission_tls or listeners.smtp_relay
 
 
-def job_runner(db: Database, services: dict[str, Any]) -> JobRunner:
+def job_runner(db: Database, services: dict[str, Any], runner_id: str | None = None) -> JobRunner:
     """A runner for every kind of follow-up job the hub runs; ``services["jobs"]`` is set to it."""
     from dmp_bridge import filing
     from mss import agenda, notify, patients, smtp_gateway
 
-    runner = services["jobs"] = JobRunner(db, services=services)
+    runner = services["jobs"] = JobRunner(db, services=services, runner_id=runner_id)
     for part in (smtp_gateway, notify, patients, filing, agenda):
         part.register_jobs(runner)
     return runner
@@ -203,6 +204,9 @@ class ChildProcess(abc.ABC):
     def _after_start(self) -> None:
         """Parent side, once the child runs."""
 
+    async def _after_exit(self) -> None:
+        """Parent side, once the child has exited on its own (before it is started again)."""
+
     def start(self) -> None:
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no loop or sockets inherited
         target, args = self._target(context)
@@ -224,6 +228,10 @@ class ChildProcess(abc.ABC):
             if self._stopping:
                 return
             log.error("the %s process exited with code %s; starting it again", self.name, self.process.exitcode)
+            try:
+                await self._after_exit()
+            except Exception:
+                log.exception("cleaning up after the %s process failed", self.name)
             await asyncio.sleep(self.restart_delay)
             if not self._stopping:
                 self.restarts += 1
@@ -249,18 +257,28 @@ class JobProcess(ChildProcess):
 
     The child reads the same settings and database. The hub writes one byte on a
     pipe when it commits new jobs, so the child does not wait for its next poll.
+
+    Each start draws a token, and the child's runner leases jobs as ``host:pid:token``
+    (``runner_identity``). When the child dies, the hub has seen it exit (its sentinel),
+    so it gives that runner's running jobs back at once (``release_leases``) and the
+    next child takes them, instead of waiting for their lease. Only that exact identity
+    is released: the runners of other hubs on the same PostgreSQL, even on a host of the
+    same name and with the same pid, have another token.
     """
 
     name = "mss-jobs"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, db: Database | None = None) -> None:
         super().__init__(settings)
+        self.db = db  # where the hub releases a dead child's leases (None: they expire)
+        self.runner_id: str | None = None  # the current child's runner
         self._wake: Connection | None = None  # the hub's end of the wake-up pipe
 
     def _target(self, context: Any) -> tuple[Any, tuple[Any, ...]]:
         reader, writer = context.Pipe(duplex=False)
         self._pipe = (reader, writer)
-        return _job_process_main, (self.settings, reader)
+        self._token = secrets.token_hex(8)
+        return _job_process_main, (self.settings, reader, self._token)
 
     def _after_start(self) -> None:
         reader, writer = self._pipe
@@ -269,6 +287,18 @@ class JobProcess(ChildProcess):
         self._closed()
         os.set_blocking(writer.fileno(), False)
         self._wake = writer
+        assert self.process is not None
+        self.runner_id = runner_identity(self.process.pid, self._token)
+
+    async def _after_exit(self) -> None:
+        if self.db is None or self.runner_id is None:
+            return
+        pid = self.process.pid if self.process is not None else None
+        released = await release_leases(self.db, self.runner_id,
+                                        f"the job process (pid {pid}) exited while running it")
+        if released:
+            log.warning("released %s jobs the %s process (pid %s) was running: the next one runs them now",
+                        released, self.name, pid)
 
     def wake(self) -> None:
         if self._wake is None:
@@ -424,18 +454,22 @@ async def run_smtp_process(settings: Settings, limiter: Any, link: Any) -> None:
         await db.dispose()
 
 
-def _job_process_main(settings: Settings, wake: Any) -> None:
+def _job_process_main(settings: Settings, wake: Any, token: str | None = None) -> None:
     _child_logging(settings)
-    asyncio.run(run_job_process(settings, wake.fileno()))
+    asyncio.run(run_job_process(settings, wake.fileno(), token))
 
 
-async def run_job_process(settings: Settings, wake_fd: int | None = None) -> None:
-    """The job process: every job kind, the trust anchors kept fresh, until SIGTERM or SIGINT."""
+async def run_job_process(settings: Settings, wake_fd: int | None = None, token: str | None = None) -> None:
+    """The job process: every job kind, the trust anchors kept fresh, until SIGTERM or SIGINT.
+
+    Its runner leases jobs as ``runner_identity(its pid, token)``, the identity the hub
+    releases if this process dies.
+    """
     from mss.crypto.trust import TrustStore
 
     db = Database(settings.effective_database_url)
     trust = TrustStore.from_settings(settings)
-    runner = job_runner(db, {"settings": settings, "trust": trust})
+    runner = job_runner(db, {"settings": settings, "trust": trust}, runner_identity(os.getpid(), token))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, runner.stop)

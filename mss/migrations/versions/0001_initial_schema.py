@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-03 13:55:23.504638
+Create Date: 2026-12-03 14:15:40.006006
 """
 from alembic import op
 import sqlalchemy as sa
@@ -26,6 +26,7 @@ def upgrade() -> None:
     sa.Column('max_attempts', sa.Integer(), nullable=False),
     sa.Column('run_after', mss.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('locked_until', mss.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('locked_by', sa.String(length=128), nullable=True),
     sa.Column('dedupe_key', sa.String(length=255), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=False),
     sa.Column('created_at', mss.db.UTCDateTime(timezone=True), nullable=False),
