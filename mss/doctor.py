@@ -124,6 +124,19 @@ def check_ports(settings: Settings) -> list[Check]:
             if getattr(settings.listeners, key)]
 
 
+def check_logins(settings: Settings) -> Check:
+    """The password hashing and the verified-credential cache in force (``mss.crypto.passwords``)."""
+    from mss.crypto import passwords
+
+    t = settings.login_throttle
+    cache = (f"verified logins remembered {settings.auth.cache_seconds:g} s per process"
+             if settings.auth.cache_seconds > 0 else "no verified-login cache ([auth] cache_seconds = 0)")
+    return Check(settings.auth.cache_seconds >= 0,
+                 f"logins: argon2id m={passwords.MEMORY_COST_KIB} KiB t={passwords.TIME_COST} "
+                 f"p={passwords.PARALLELISM}, {cache}; lock after {t.lock_after} failures from one "
+                 f"address for {t.lock_minutes:g} min")
+
+
 async def run_checks(settings: Settings) -> list[Check]:
     return [check_config(settings), await check_database(settings), *check_certificates(settings),
-            *check_ports(settings)]
+            check_logins(settings), *check_ports(settings)]

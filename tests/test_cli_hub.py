@@ -82,6 +82,7 @@ def test_init_demo_accounts_doctor_and_serve(tmp_path: Path, database_url: str) 
     doctor = mss(env, "doctor", cwd=tmp_path)
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
     assert all(line.startswith("OK") for line in doctor.stdout.splitlines()), doctor.stdout
+    assert "argon2id m=19456 KiB t=2 p=1, verified logins remembered 300 s per process" in doctor.stdout
 
     server = subprocess.Popen([*MSS, "serve"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
