@@ -8,6 +8,7 @@ creationTime, author, replacement). Each sentence names both values.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from dmp_bridge.cda_model import CdaHeader
 from dmp_bridge.errors import INS_MISMATCH, INS_MISSING, XdmError, other
@@ -55,14 +56,8 @@ def cross_check(entry: DocumentEntry, header: CdaHeader) -> list[XdmError]:
                 f"La fiche {entry.entry_uuid!r} a le typeCode {entry.type_code.code} "
                 f"({entry.type_code.scheme}) mais le code du CDA est {header.code.code} "
                 f"({header.code.scheme})."))
-    if (entry.creation_time is not None and header.effective_time is not None
-            and entry.creation_time != header.effective_time):
-        errors.append(other(
-            f"The {name} has creationTime {entry.creation_time.isoformat()} but the CDA "
-            f"effectiveTime is {header.effective_time.isoformat()} (not the same instant).",
-            f"La fiche {entry.entry_uuid!r} a le creationTime "
-            f"{entry.creation_time.isoformat()} mais l'effectiveTime du CDA est "
-            f"{header.effective_time.isoformat()} (instants différents)."))
+    if agreed_creation_time(entry, header) is None:
+        errors.append(_creation_time_mismatch(entry, header, name))
     errors.extend(_check_author(entry, header, name))
     if entry.action == "C" and header.replaces is None:
         errors.append(other(
@@ -71,6 +66,47 @@ def cross_check(entry: DocumentEntry, header: CdaHeader) -> list[XdmError]:
             f"La fiche {entry.entry_uuid!r} demande un remplacement (action C) mais son CDA n'a "
             "pas de relatedDocument typeCode=RPLC désignant le document remplacé."))
     return errors
+
+
+def agreed_creation_time(entry: DocumentEntry, header: CdaHeader | None) -> datetime | None:
+    """The creation instant METADATA.XML and the CDA agree on; None when they disagree.
+
+    XDS creationTime is UTC (ITI TF-3 §4.2.3.1.7, the DTM type; the DMP's
+    homologation requirement EX_2.1-1110 asks the sender to convert the CDA's
+    local time), and a time with an offset is read as it says. The ANS CDA-to-XDM transform
+    copies the CDA's effectiveTime digits without their offset, i.e. local
+    time: an offset-less creationTime whose digits are those of the CDA's
+    effectiveTime as written (its own offset, or Europe/Paris when it has
+    none, as ``read_cda_header`` reads it) is that copy, and the CDA's instant
+    is the one filed. Any other difference is a mismatch.
+    """
+    created, effective = entry.creation_time, header.effective_time if header else None
+    if created is None or effective is None:
+        return created or effective
+    if created == effective:
+        return created
+    if entry.creation_time_local is not None and (
+            entry.creation_time_local == effective.replace(tzinfo=None)):
+        return effective
+    return None
+
+
+def _creation_time_mismatch(entry: DocumentEntry, header: CdaHeader, name: str) -> XdmError:
+    assert entry.creation_time is not None and header.effective_time is not None
+    created, effective = entry.creation_time.isoformat(), header.effective_time.isoformat()
+    if entry.creation_time_local is None:
+        return other(
+            f"The {name} has creationTime {created} but the CDA effectiveTime is {effective} "
+            "(not the same instant).",
+            f"La fiche {entry.entry_uuid!r} a le creationTime {created} mais l'effectiveTime "
+            f"du CDA est {effective} (instants différents).")
+    local = entry.creation_time_local.isoformat()
+    return other(
+        f"The {name} has creationTime {local} without offset but the CDA effectiveTime is "
+        f"{effective}: neither read as UTC nor as the CDA's local time is it the same instant.",
+        f"La fiche {entry.entry_uuid!r} a le creationTime {local} sans décalage mais "
+        f"l'effectiveTime du CDA est {effective} : ni en UTC ni en heure locale du CDA ce "
+        "n'est le même instant.")
 
 
 def _check_ins(entry: DocumentEntry, header: CdaHeader, name: str) -> list[XdmError]:

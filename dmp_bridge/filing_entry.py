@@ -11,6 +11,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from dmp_bridge.cda import cross_check, read_cda_header
+from dmp_bridge.cda_crosscheck import agreed_creation_time
 from dmp_bridge.cda_model import CdaHeader
 from dmp_bridge.documents import DocumentDraft
 from dmp_bridge.errors import XdmError, other
@@ -102,7 +103,7 @@ def draft_of(reading: EntryReading, *, message_id: str, stored_message_id: int) 
     author = entry.author
     institution = author.institutions[0] if author is not None and author.institutions else None
     type_code, class_code = entry.type_code, entry.class_code
-    created: dt.datetime | None = entry.creation_time or (header.effective_time if header else None)
+    created: dt.datetime | None = agreed_creation_time(entry, header) or entry.creation_time
     return DocumentDraft(
         content=entry.data, mime_type=entry.mime_type or "application/octet-stream",
         title=reading.title, unique_id=entry.unique_id or "", entry_uuid=entry.entry_uuid,

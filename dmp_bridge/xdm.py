@@ -24,10 +24,19 @@ from xml.etree.ElementTree import Element
 
 from dmp_bridge.ebrim import RimObject, load_metadata, localized, read_objects, slots_of
 from dmp_bridge.errors import XdmError, other
-from dmp_bridge.hl7v2 import Coded, is_oid, parse_cne, parse_cx, parse_dtm, parse_xcn, parse_xon
+from dmp_bridge.hl7v2 import (
+    Coded,
+    dtm_has_offset,
+    is_oid,
+    parse_cne,
+    parse_cx,
+    parse_dtm,
+    parse_xcn,
+    parse_xon,
+)
 from dmp_bridge.safezip import DEFAULT_LIMITS, ZipLimits, read_zip
 from dmp_bridge.xdm_checks import confidentiality_refusals, judge_patient_id
-from dmp_bridge.xdm_layout import Subset, find_subsets, resolve_by_id, resolve_uri
+from dmp_bridge.xdm_layout import Subset, UriLookup, find_subsets, resolve_by_id, resolve_uri
 from dmp_bridge.xdm_model import (
     Author,
     DocumentEntry,
@@ -189,14 +198,12 @@ class _SubsetReader:
         uri = _first(obj.slots, "URI")
         label = f"document entry {obj.id!r}" + (f" ({obj.name})" if obj.name else "")
         if uri is not None:
-            path, note = resolve_uri(self.subset, uri)
-            if note:
-                self.warnings.append(f"{self.what}: {note}")
+            lookup = resolve_uri(self.subset, uri, self.files)
+            if lookup.note:
+                self.warnings.append(f"{self.what}: {lookup.note}")
+            path = lookup.path
             if path is None:
-                missing = self.subset.prefix + uri
-                raise other(
-                    f"The {label} refers to the file {missing!r}, which is not in the zip.",
-                    f"La fiche {obj.id!r} désigne le fichier {missing!r}, absent du zip.")
+                raise self._missing(obj, label, uri, lookup)
         else:
             path = resolve_by_id(self.subset, obj.id)
             if path is None:
@@ -211,6 +218,22 @@ class _SubsetReader:
         content = self.files[path]
         self._check_size_and_hash(obj, label, path, content)
         return path, uri, content
+
+    def _missing(self, obj: RimObject, label: str, uri: str, lookup: UriLookup) -> XdmError:
+        """The refusal for a URI that names no file of the subset, saying where it looked."""
+        if lookup.other_subset is not None:
+            return other(
+                f"The {label} refers to {uri!r}, which names {lookup.other_subset!r}, a file "
+                f"outside its subset folder {self.subset.folder!r}.",
+                f"La fiche {obj.id!r} désigne {uri!r}, c'est-à-dire {lookup.other_subset!r}, "
+                f"un fichier hors de son sous-ensemble {self.subset.folder!r}.")
+        looked = " and ".join(repr(t) for t in lookup.tried)
+        looked_fr = " et ".join(repr(t) for t in lookup.tried)
+        return other(
+            f"The {label} refers to the file {uri!r}, which is not in the zip (looked for "
+            f"{looked}).",
+            f"La fiche {obj.id!r} désigne le fichier {uri!r}, absent du zip (cherché "
+            f"{looked_fr}).")
 
     def _check_size_and_hash(self, obj: RimObject, label: str, path: str, content: bytes) -> None:
         size, digest = _first(obj.slots, "size"), _first(obj.slots, "hash")
@@ -305,6 +328,8 @@ class _SubsetReader:
         if absent:
             self.warnings.append(f"{self.what}: {label} has no {', '.join(absent)} (optional "
                                  "in XDM, required by the DMP).")
+        created = _first(obj.slots, "creationTime")
+        creation_time = parse_dtm(created)
         return DocumentEntry(
             entry_uuid=obj.id, unique_id=unique_id, patient_id=patient, ins=ins,
             source_patient_id=source_id,
@@ -315,7 +340,9 @@ class _SubsetReader:
             practice_setting_code=self._one(obj, DE_PRACTICE),
             event_codes=_codes(self._classified(obj, DE_EVENT)),
             authors=_authors(self._classified(obj, DE_AUTHOR)),
-            creation_time=parse_dtm(_first(obj.slots, "creationTime")),
+            creation_time=creation_time,
+            creation_time_local=(creation_time.replace(tzinfo=None)
+                                 if creation_time and not dtm_has_offset(created) else None),
             service_start_time=parse_dtm(_first(obj.slots, "serviceStartTime")),
             service_stop_time=parse_dtm(_first(obj.slots, "serviceStopTime")),
             mime_type=obj.attributes.get("mimeType"),

@@ -11,6 +11,7 @@ their name relative to it, as the ``URI`` slot does.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from dmp_bridge.errors import other
@@ -77,12 +78,36 @@ def _files_of(prefix: str, metadata_path: str, names: list[str]) -> dict[str, st
     return files
 
 
-def resolve_uri(subset: Subset, uri: str) -> tuple[str | None, str | None]:
-    """Return (zip entry name, warning) for a ``URI`` slot, or (None, None) if absent.
+@dataclass(frozen=True)
+class UriLookup:
+    """Where a ``URI`` slot led: the zip entry, or what was looked for."""
 
-    The URI is relative to the subset folder; it may not climb out of it.
-    An exact match wins; otherwise a unique case-insensitive match is used
-    and said in the warning (8.3 upper-case names rewritten by tools).
+    path: str | None
+    note: str | None = None  # a warning when the file was found in a tolerated way
+    tried: tuple[str, ...] = ()  # the zip names looked for, when not found
+    other_subset: str | None = None  # the zip entry it names, outside this subset
+
+
+def _in_subset(subset: Subset, relative: str) -> tuple[str | None, str | None]:
+    """A subset file by its relative name: exact, else a unique match ignoring case (warned)."""
+    if relative in subset.files:
+        return subset.files[relative], None
+    folded = [k for k in subset.files if k.lower() == relative.lower()]
+    if len(folded) == 1:
+        return subset.files[folded[0]], "only ignoring case"
+    return None, None
+
+
+def resolve_uri(subset: Subset, uri: str, names: Collection[str] = ()) -> UriLookup:
+    """Find the file a ``URI`` slot names, relative to the subset folder, then to ``IHE_XDM/``.
+
+    XDM (ITI TF-2b §3.32) makes the URI relative to the subset folder, where
+    METADATA.XML is; DRIMbox platforms write it relative to the folder above
+    (``SS000001/KOS_1_1.DCM``), which names the same file when it starts with
+    the subset's own folder. The subset reading wins; either may match only
+    ignoring case (8.3 upper-case names rewritten by tools), said in ``note``.
+    A URI may not climb out of the package's folders, nor name a file of
+    another subset (``names``: every entry of the zip).
     """
     relative = posixpath.normpath(uri.strip().replace("\\", "/"))
     if relative.startswith(("../", "/")) or relative == "..":
@@ -90,13 +115,24 @@ def resolve_uri(subset: Subset, uri: str) -> tuple[str | None, str | None]:
             f"The URI slot {uri!r} points outside the subset folder {subset.folder!r}; refused.",
             f"Le slot URI {uri!r} pointe hors du dossier du sous-ensemble {subset.folder!r} ; "
             "refusé.")
-    if relative in subset.files:
-        return subset.files[relative], None
-    folded = [k for k in subset.files if k.lower() == relative.lower()]
-    if len(folded) == 1:
-        return subset.files[folded[0]], (
-            f"URI {uri!r} matched the file {subset.files[folded[0]]!r} only ignoring case.")
-    return None, None
+    path, how = _in_subset(subset, relative)
+    if path is not None:
+        return UriLookup(path, f"URI {uri!r} matched the file {path!r} {how}." if how else None)
+    tried = [subset.prefix + relative]
+    parent = subset.folder.rpartition("/")[0]
+    if not parent:
+        return UriLookup(None, tried=tuple(tried))
+    candidate = posixpath.normpath(f"{parent}/{relative}")
+    tried.append(candidate)
+    if candidate.lower().startswith(subset.prefix.lower()):
+        rest = candidate[len(subset.prefix):].lstrip("/")
+        path, how = _in_subset(subset, rest)
+        if path is not None:
+            return UriLookup(path, (
+                f"URI {uri!r} is relative to {parent + '/'!r}, not to the subset folder "
+                f"{subset.folder!r}; read as {path!r}" + (f" {how}." if how else ".")))
+    elsewhere = [n for n in names if n.lower() == candidate.lower()]
+    return UriLookup(None, tried=tuple(tried), other_subset=elsewhere[0] if elsewhere else None)
 
 
 def resolve_by_id(subset: Subset, object_id: str) -> str | None:

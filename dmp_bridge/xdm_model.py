@@ -90,6 +90,10 @@ class DocumentEntry:
     subset: str
     refusals: tuple[XdmError, ...] = ()
     data: bytes = field(default=b"", repr=False)
+    # The creationTime digits as written, when they carry no UTC offset: ``creation_time``
+    # reads them as UTC (ITI rule), but the ANS CDA-to-XDM transform copies the CDA's
+    # local effectiveTime there (see cda_crosscheck.agreed_creation_time).
+    creation_time_local: datetime | None = None
 
     @property
     def author(self) -> Author | None:

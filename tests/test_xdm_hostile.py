@@ -260,7 +260,8 @@ def test_utf16_cda() -> None:
 def test_missing_document_file() -> None:
     assert refusal(make_xdm(XdmSpec(omit_files=("DOC0001.XML",)))).sentence == (
         f"The document entry {DOC!r} (Compte rendu de consultation) refers to the file "
-        "'IHE_XDM/SUBSET01/DOC0001.XML', which is not in the zip.")
+        "'DOC0001.XML', which is not in the zip (looked for 'IHE_XDM/SUBSET01/DOC0001.XML' "
+        "and 'IHE_XDM/DOC0001.XML').")
 
 
 def test_wrong_hash() -> None:

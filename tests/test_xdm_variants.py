@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from dmp_bridge.cda import cross_check, read_cda_header
+from dmp_bridge.cda_crosscheck import agreed_creation_time
 from dmp_bridge.errors import XdmError
 from dmp_bridge.xdm import read_xdm
 from tests.xdm_factory import (
@@ -321,8 +322,9 @@ def test_cross_check_mismatches_each_with_its_code() -> None:
         f"({INS_TEST_OID}).")
     assert "typeCode 11488-4 (2.16.840.1.113883.6.1) but the CDA code is 11490-0" in (
         errors[2].sentence)
-    assert "creationTime 2024-01-15T09:30:00+00:00 but the CDA effectiveTime is " \
-           "2024-01-15T11:30:00+01:00 (not the same instant)" in errors[3].sentence
+    assert "creationTime 2024-01-15T09:30:00 without offset but the CDA effectiveTime is " \
+           "2024-01-15T11:30:00+01:00: neither read as UTC nor as the CDA's local time is it " \
+           "the same instant." in errors[3].sentence
     assert "author idNat 810000000013 but the CDA authors are 810000000021" in errors[4].sentence
 
 
@@ -332,3 +334,112 @@ def test_uuid_document_id_case_does_not_matter() -> None:
     doc = DocSpec(content=cda, unique_id=f"{root.lower()}^0001")
     entry = read_xdm(make_xdm(XdmSpec(documents=[doc]))).documents[0]
     assert cross_check(entry, read_cda_header(cda)) == []
+
+
+# -- creationTime without offset (the ANS CDA-to-XDM transform copies the CDA's local time) ----
+
+@pytest.mark.parametrize(("effective_time", "creation_time", "instant"), [
+    # ITI: creationTime in UTC, the CDA in local time with its offset
+    ("20240115103000+0100", "20240115093000", datetime(2024, 1, 15, 9, 30, tzinfo=UTC)),
+    # the ANS transform: the CDA's digits copied, offset dropped (winter and summer)
+    ("20240115103000+0100", "20240115103000", datetime(2024, 1, 15, 9, 30, tzinfo=UTC)),
+    ("20240715103000+0200", "20240715103000", datetime(2024, 7, 15, 8, 30, tzinfo=UTC)),
+    # a CDA without offset is Paris time; the copy of its digits is the same instant
+    ("20240715103000", "20240715103000", datetime(2024, 7, 15, 8, 30, tzinfo=UTC)),
+    # an offset written in the metadata is read as written
+    ("20240115103000+0100", "20240115103000+0100", datetime(2024, 1, 15, 9, 30, tzinfo=UTC)),
+])
+def test_creation_time_as_iti_or_as_the_ans_transform_writes_it(
+        effective_time: str, creation_time: str, instant: datetime) -> None:
+    doc = DocSpec(content=make_cda(effective_time=effective_time), creation_time=creation_time)
+    entry = read_xdm(make_xdm(XdmSpec(documents=[doc]))).documents[0]
+    header = read_cda_header(entry.data)
+    assert cross_check(entry, header) == []
+    assert agreed_creation_time(entry, header) == instant
+
+
+@pytest.mark.parametrize(("effective_time", "creation_time"), [
+    ("20240115103000+0100", "20240115113000"),  # an hour later than either reading
+    ("20240115103000+0100", "20240115083000"),  # UTC - 1 h: the offset the wrong way round
+    ("20240115103000+0100", "20240116103000"),  # the next day, same clock
+    ("20240115103000+0100", "20240115103000+0000"),  # an explicit offset is not re-read
+])
+def test_creation_time_that_is_another_instant_is_still_refused(
+        effective_time: str, creation_time: str) -> None:
+    doc = DocSpec(content=make_cda(effective_time=effective_time), creation_time=creation_time)
+    entry = read_xdm(make_xdm(XdmSpec(documents=[doc]))).documents[0]
+    header = read_cda_header(entry.data)
+    errors = cross_check(entry, header)
+    assert [e.code for e in errors] == [906]
+    assert "creationTime" in errors[0].sentence and "effectiveTime" in errors[0].sentence
+    assert agreed_creation_time(entry, header) is None
+
+
+# -- URIs relative to IHE_XDM/ (DRIMbox) or to the subset folder ------------------------------
+
+@pytest.mark.parametrize("uri_base", ["subset", "ihe_xdm"])
+@pytest.mark.parametrize("wrap", [None, "KA202401"])
+def test_uris_relative_to_the_subset_or_to_ihe_xdm(uri_base: str, wrap: str | None) -> None:
+    spec = XdmSpec(subset="SS000001", wrap=wrap, uri_base=uri_base, signature=True)
+    package = read_xdm(make_xdm(spec))
+    top = f"{wrap}/" if wrap else ""
+    assert package.documents[0].path == f"{top}IHE_XDM/SS000001/DOC0001.XML"
+    assert package.signatures[0].path == f"{top}IHE_XDM/SS000001/SIGN_1.XML"
+    if uri_base == "subset":
+        assert package.warnings == ()
+    else:
+        assert package.documents[0].uri == "SS000001/DOC0001.XML"
+        assert package.warnings == tuple(
+            f"{top}IHE_XDM/SS000001/METADATA.XML: URI 'SS000001/{name}' is relative to "
+            f"'{top}IHE_XDM/', not to the subset folder '{top}IHE_XDM/SS000001'; read as "
+            f"'{top}IHE_XDM/SS000001/{name}'." for name in ("DOC0001.XML", "SIGN_1.XML"))
+
+
+def test_drimbox_kos_uri_relative_to_ihe_xdm() -> None:
+    """The DRIMbox layout: an imaging KOS as SS000001/KOS_1_1.DCM, a folder below the subset."""
+    kos = DocSpec(content=b"DICM" * 40, file_name="KOS_1_1.DCM", mime_type="application/dicom")
+    package = read_xdm(make_xdm(XdmSpec(subset="SS000001", uri_base="ihe_xdm",
+                                        documents=[DocSpec(), kos])))
+    assert [d.path for d in package.documents] == [
+        "IHE_XDM/SS000001/DOC0001.XML", "IHE_XDM/SS000001/KOS_1_1.DCM"]
+
+
+def test_uri_relative_to_the_subset_wins_over_ihe_xdm() -> None:
+    """SS000001/DOC0001.XML exists inside the subset folder too: the ITI reading is taken."""
+    entries = package_entries(XdmSpec(subset="SS000001", uri_base="ihe_xdm"))
+    entries["IHE_XDM/SS000001/SS000001/DOC0001.XML"] = entries["IHE_XDM/SS000001/DOC0001.XML"]
+    package = read_xdm(zip_bytes(entries))
+    assert package.documents[0].path == "IHE_XDM/SS000001/SS000001/DOC0001.XML"
+
+
+def test_uri_relative_to_ihe_xdm_matching_only_ignoring_case() -> None:
+    entries = {name.replace("DOC0001.XML", "doc0001.xml"): data for name, data in
+               package_entries(XdmSpec(subset="SS000001", uri_base="ihe_xdm")).items()}
+    package = read_xdm(zip_bytes(entries))
+    assert package.documents[0].path == "IHE_XDM/SS000001/doc0001.xml"
+    assert package.warnings[0].endswith("read as 'IHE_XDM/SS000001/doc0001.xml' only ignoring case.")
+
+
+def test_uri_found_nowhere_says_where_it_looked() -> None:
+    with pytest.raises(XdmError) as caught:
+        read_xdm(make_xdm(XdmSpec(subset="SS000001", uri_base="ihe_xdm",
+                                  omit_files=("DOC0001.XML",))))
+    assert caught.value.code == 906
+    assert caught.value.sentence == (
+        "The document entry 'urn:uuid:9a0b1c2d-0001-4000-8000-000000000001' (Compte rendu de "
+        "consultation) refers to the file 'SS000001/DOC0001.XML', which is not in the zip "
+        "(looked for 'IHE_XDM/SS000001/SS000001/DOC0001.XML' and "
+        "'IHE_XDM/SS000001/DOC0001.XML').")
+
+
+def test_uri_naming_a_file_of_another_subset_is_refused() -> None:
+    entries = package_entries(XdmSpec(subset="SS000001", uri_base="ihe_xdm"))
+    entries = {name.replace("SS000001/METADATA.XML", "SS000002/METADATA.XML")
+               .replace("SS000001/DOC", "SS000002/DOC") if "METADATA" in name else name: data
+               for name, data in entries.items()}
+    with pytest.raises(XdmError) as caught:
+        read_xdm(zip_bytes(entries))
+    assert caught.value.sentence == (
+        "The document entry 'urn:uuid:9a0b1c2d-0001-4000-8000-000000000001' (Compte rendu de "
+        "consultation) refers to 'SS000001/DOC0001.XML', which names "
+        "'IHE_XDM/SS000001/DOC0001.XML', a file outside its subset folder 'IHE_XDM/SS000002'.")

@@ -3,7 +3,8 @@
 ``make_cda(**options)`` writes a CI-SIS-style ClinicalDocument (INS, traits,
 author idNat, level 3 narrative or level 1 PDF); ``make_xdm(XdmSpec(...))``
 writes METADATA.XML plus the documents into a zip, with options for the
-subset folder name, a wrapping folder, flat paths, a BOM, no declaration,
+subset folder name, a wrapping folder, flat paths, URIs relative to the
+subset folder or to ``IHE_XDM/``, a BOM, no declaration,
 the undeclared ``ns3`` prefix, an IHE DSG signature entry, ``action`` C/D,
 RPLC associations and the DMP confidentiality flags.
 """
@@ -153,6 +154,9 @@ class XdmSpec:
     extra_files: dict[str, bytes] = field(default_factory=dict)
     omit_files: tuple[str, ...] = ()
     submission_patient_cx: str | None = f"{INS}^^^&{INS_TEST_OID}&ISO^NH"
+    # "subset": URIs relative to the subset folder (ITI); "ihe_xdm": relative to IHE_XDM/
+    # (``SS000001/KOS_1_1.DCM``, as DRIMbox platforms write them).
+    uri_base: str = "subset"
 
 
 def _slot(name: str, *values: str) -> str:
@@ -174,7 +178,7 @@ def _external(scheme: str, obj: str, ident: str, value: str | None, label: str) 
             f'<LocalizedString value="{label}"/></Name></ExternalIdentifier>')
 
 
-def _document_entry(doc: DocSpec, n: int) -> str:
+def _document_entry(doc: DocSpec, n: int, uri_prefix: str = "") -> str:
     e = doc.entry_id
     slots = [_slot("creationTime", doc.creation_time), _slot("languageCode", "fr-FR"),
              _slot("serviceStartTime", "20240115090000"), _slot("serviceStopTime", "20240115093000"),
@@ -183,7 +187,7 @@ def _document_entry(doc: DocSpec, n: int) -> str:
              _slot("hash", doc.hash or hashlib.sha1(doc.content).hexdigest()),
              _slot("size", str(doc.size if doc.size is not None else len(doc.content)))]
     if doc.uri_slot:
-        slots.append(_slot("URI", doc.file_name))
+        slots.append(_slot("URI", uri_prefix + doc.file_name))
     if doc.action:
         slots.append(_slot("action", doc.action))
     author = (f'<Classification classificationScheme="urn:uuid:93606bcf-9494-43ec-9b4e-a7748d1a838d"'
@@ -223,11 +227,11 @@ SIGNATURE_ID = "urn:uuid:9a0b1c2d-5150-4000-8000-00000000005e"
 SIGNATURE = b'<Signature xmlns="http://www.w3.org/2000/09/xmldsig#"><SignedInfo/></Signature>'
 
 
-def _signature_entry() -> str:
+def _signature_entry(uri_prefix: str = "") -> str:
     e = SIGNATURE_ID
     return (f'<ExtrinsicObject id="{e}" mimeType="text/xml" '
             'objectType="urn:uuid:7edca82f-054d-47f2-a032-9b2a5b5186c1">'
-            + _slot("creationTime", "20240115093100") + _slot("URI", "SIGN_1.XML")
+            + _slot("creationTime", "20240115093100") + _slot("URI", uri_prefix + "SIGN_1.XML")
             + _slot("hash", hashlib.sha1(SIGNATURE).hexdigest())
             + _slot("size", str(len(SIGNATURE)))
             + _classification("41a5887f-8865-4c09-adf7-e362475b143a", e, "sc",
@@ -246,9 +250,10 @@ def _signature_entry() -> str:
 def make_metadata(spec: XdmSpec) -> bytes:
     """METADATA.XML for the spec (ebRIM 3.0, lcm prefixed ns3 as the ANS samples do)."""
     ss = "urn:uuid:9a0b1c2d-5555-4000-8000-000000000055"
-    objects = [_document_entry(doc, n) for n, doc in enumerate(spec.documents)]
+    uri_prefix = f"{spec.subset}/" if spec.uri_base == "ihe_xdm" else ""
+    objects = [_document_entry(doc, n, uri_prefix) for n, doc in enumerate(spec.documents)]
     if spec.signature:
-        objects.append(_signature_entry())
+        objects.append(_signature_entry(uri_prefix))
     objects.append(
         f'<RegistryPackage id="{ss}">' + _slot("submissionTime", "20240115093200")
         + _slot("intendedRecipient", "|ruth.nessi^NESSI^Ruth^^^^^^&1.2.250.1.213.1.4.10&ISO"

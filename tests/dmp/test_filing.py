@@ -235,3 +235,29 @@ async def test_the_patient_history_shows_the_filing(dmp: FilingHub) -> None:
         history = await read_history(session, dmp.patient_id)
     assert "Document ajouté au dossier" in [line.what for line in history]
     assert DOCTOR_ID_NAT  # the sender is a professional of the directory
+
+
+async def test_creation_time_copied_from_the_cda_without_offset_is_filed_at_the_cda_instant(
+        dmp: FilingHub) -> None:
+    """The ANS CDA-to-XDM transform writes the CDA's 10:30 (Paris) as creationTime 10:30."""
+    await dmp.send(_spec(content=make_cda(effective_time="20240715103000+0200"),
+                         creation_time="20240715103000"))
+    [document] = await dmp.documents()
+    assert document.creation_time == dt.datetime(2024, 7, 15, 8, 30, tzinfo=dt.UTC)
+    [mdn] = await dmp.mdns()
+    assert notification_fields(mdn)["Disposition"] == (
+        "automatic-action/MDN-sent-automatically; processed")
+
+
+async def test_creation_time_an_hour_off_is_still_error_906(dmp: FilingHub) -> None:
+    message_id = await dmp.send(_spec(content=make_cda(effective_time="20240715103000+0200"),
+                                      creation_time="20240715113000"))
+    assert await dmp.count() == 0
+    await _assert_error_mdn(dmp, 906, message_id)
+
+
+async def test_uris_relative_to_ihe_xdm_are_filed(dmp: FilingHub) -> None:
+    """DRIMbox writes SS000001/DOC0001.XML, relative to IHE_XDM/ rather than to the subset."""
+    await dmp.send(make_xdm(XdmSpec(subset="SS000001", uri_base="ihe_xdm", signature=True)))
+    [document] = await dmp.documents()
+    assert document.unique_id == "1.2.250.1.999.1.1.20240101^42"
