@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.config import Settings
@@ -61,10 +61,15 @@ async def find_mailbox(session: AsyncSession, address: str) -> Mailbox | None:
         return None
     # Addresses are stored normalised, so the unique index answers; lower() catches rows
     # written by hand with capitals.
-    found = (await session.scalars(select(Mailbox).where(Mailbox.address == wanted))).first()
+    found = (await session.scalars(_MAILBOX_BY_ADDRESS, {"address": wanted})).first()
     if found is not None:
         return found
-    return (await session.scalars(select(Mailbox).where(func.lower(Mailbox.address) == wanted))).first()
+    return (await session.scalars(_MAILBOX_BY_LOWER_ADDRESS, {"address": wanted})).first()
+
+
+# Built once: every login and RCPT asks (building the statement cost more than running it).
+_MAILBOX_BY_ADDRESS = select(Mailbox).where(Mailbox.address == bindparam("address"))
+_MAILBOX_BY_LOWER_ADDRESS = select(Mailbox).where(func.lower(Mailbox.address) == bindparam("address"))
 
 
 async def find_patient_by_ins(session: AsyncSession, ins: str) -> Patient | None:

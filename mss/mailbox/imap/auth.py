@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 from mss.db import Database, utcnow
 from mss.directory.store import check_mailbox_password_async, find_mailbox, rehash_mailbox_password
-from mss.login_throttle import Attempt, LoginThrottle, mailbox_account
+from mss.login_throttle import Attempt, LoginThrottle, mailbox_account, read_failures
 from mss.mailbox.imap.wire import ImapError
 from mss.policy import MailboxFacts, decide_password_login
+from mss.policy.login import decide_login_attempt
 
 WRONG_CREDENTIALS = "wrong address or password"
 
@@ -34,12 +35,14 @@ async def authenticate(db: Database, throttle: LoginThrottle, ip: str, address: 
     While the throttle refuses, the password is not checked: the right one is refused too,
     with the lock's or the wait's sentence (RFC 5530 AUTHENTICATIONFAILED).
     """
-    attempt, now = Attempt(mailbox_account(address), ip), utcnow()
-    gate, failures = await throttle.check(attempt, now)
+    attempt, now, rules = Attempt(mailbox_account(address), ip), utcnow(), throttle.rules
+    with db.inline():  # two indexed reads: no thread hop each on SQLite
+        async with db.read() as session:
+            failures = await read_failures(session, attempt)
+            gate = decide_login_attempt(failures, rules, now)
+            mailbox = await find_mailbox(session, address.strip()) if gate else None
     if not gate:
         raise ImapError(gate.sentence, "AUTHENTICATIONFAILED")
-    async with db.read() as session:
-        mailbox = await find_mailbox(session, address.strip())
     check = await check_mailbox_password_async(mailbox, password)
     ok = mailbox is not None and bool(check)
     facts = (MailboxFacts(id=mailbox.id, address=mailbox.address.lower(), kind=mailbox.kind, state=mailbox.state)

@@ -248,9 +248,10 @@ class Session:
         user = await authenticate(self.db, self.throttle, self.channel.peer_ip, address, password)
         if not self.per_user.acquire(user.mailbox_id):
             raise ImapError("too many connections to this mailbox; close another mail client first", "LIMIT")
-        async with self.db.read() as session:
-            present = set((await session.scalars(select(Folder.name).where(
-                Folder.mailbox_id == user.mailbox_id))).all())
+        with self.db.inline():  # one indexed read, on the loop
+            async with self.db.read() as session:
+                present = set((await session.scalars(select(Folder.name).where(
+                    Folder.mailbox_id == user.mailbox_id))).all())
         if not set(DEFAULT_FOLDERS) <= present:
             async with self.db.write() as session:
                 await ensure_folders(session, user.mailbox_id)
