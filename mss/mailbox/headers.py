@@ -71,27 +71,34 @@ def decode_words(value: str) -> str:
 _SPECIALS = set('()<>@,;:\\".[]')
 
 
-def _tokenize(text: str) -> list[tuple[str, str]]:
-    """Words ("atom", "qs", "dlit") and specials; comments are dropped."""
+def _tokenize(text: str) -> tuple[list[tuple[str, str]], list[bool]]:
+    """Words ("atom", "qs", "dlit"), specials and comments, and whether blank space came before each."""
     tokens: list[tuple[str, str]] = []
+    spaced: list[bool] = []
+    blank = False
     i, n = 0, len(text)
     while i < n:
         c = text[i]
+        start = len(tokens)
         if c in " \t\r\n":
             i += 1
-        elif c == "(":
+            blank = True
+            continue
+        if c == "(":
             depth = 0
-            while i < n:
-                if text[i] == "\\":
-                    i += 1
-                elif text[i] == "(":
+            j = i
+            while j < n:
+                if text[j] == "\\":
+                    j += 1
+                elif text[j] == "(":
                     depth += 1
-                elif text[i] == ")":
+                elif text[j] == ")":
                     depth -= 1
                     if depth == 0:
                         break
-                i += 1
-            i += 1
+                j += 1
+            tokens.append(("comment", re.sub(r"\\(.)", r"\1", text[i + 1:j])))
+            i = j + 1
         elif c == '"':
             i += 1
             buf: list[str] = []
@@ -116,17 +123,25 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
                 j += 1
             tokens.append(("atom", text[i:j]))
             i = j
-    return tokens
+        spaced.extend([blank] * (len(tokens) - start))
+        blank = tokens[-1][0] == "comment"  # a comment separates words as blank space does
+    return tokens, spaced
 
 
-def _phrase(tokens: list[tuple[str, str]]) -> str | None:
-    words = [value for kind, value in tokens if kind != "special" or value == "."]
-    text = " ".join(words).replace(" . ", ".").strip()
+def _phrase(tokens: list[tuple[str, str]], spaced: list[bool]) -> str | None:
+    """A display name: its words, one space where the header had blank space or a comment."""
+    out: list[str] = []
+    for (kind, value), blank in zip(tokens, spaced, strict=True):
+        if kind == "comment" or (kind == "special" and value != "."):
+            continue
+        out.append((" " if blank and out else "") + value)
+    text = "".join(out).strip()
     return text or None
 
 
 def _addr_spec(tokens: list[tuple[str, str]]) -> tuple[str | None, str | None]:
     """(mailbox, host) of ``local@domain``; a missing domain gives an empty host."""
+    tokens = [t for t in tokens if t[0] != "comment"]
     at = max((i for i, t in enumerate(tokens) if t == ("special", "@")), default=-1)
     local_tokens = tokens[:at] if at >= 0 else tokens
     local = "".join(value for kind, value in local_tokens if kind != "special" or value == ".")
@@ -138,8 +153,11 @@ def _addr_spec(tokens: list[tuple[str, str]]) -> tuple[str | None, str | None]:
 
 class _AddressParser:
     def __init__(self, text: str) -> None:
-        self.tokens = _tokenize(text)
+        self.tokens, self.spaced = _tokenize(text)
         self.pos = 0
+
+    def phrase(self, start: int, end: int) -> str | None:
+        return _phrase(self.tokens[start:end], self.spaced[start:end])
 
     def peek(self) -> tuple[str, str] | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -163,7 +181,7 @@ class _AddressParser:
             if tok in (("special", ","), ("special", "<")) or (stop and tok == ("special", stop)):
                 break
             if tok == ("special", ":") and stop is None:
-                name = _phrase(self.tokens[start:self.pos])
+                name = self.phrase(start, self.pos)
                 self.pos += 1
                 members = self.parse_list(stop=";")
                 return [[None, None, name, None], *members, [None, None, None, None]]
@@ -183,14 +201,16 @@ class _AddressParser:
             route = None
             if ("special", ":") in inner:
                 colon = inner.index(("special", ":"))
-                route = "".join(v for _k, v in inner[:colon]) or None
+                route = "".join(v for k, v in inner[:colon] if k != "comment") or None
                 inner = inner[colon + 1:]
             mailbox, host = _addr_spec(inner)
-            return [[_phrase(collected), route, mailbox, host]]
-        if not collected:
+            return [[self.phrase(start, start + len(collected)), route, mailbox, host]]
+        if all(kind == "comment" for kind, _value in collected):
             return []
         mailbox, host = _addr_spec(collected)
-        return [[None, None, mailbox, host]]
+        # user@domain (Real Name): the old form's comment is the display name, as Dovecot gives it.
+        comments = [value.strip() for kind, value in collected if kind == "comment" and value.strip()]
+        return [[comments[-1] if comments else None, None, mailbox, host]]
 
 
 def parse_addresses(value: str | None) -> list[list[Any]] | None:

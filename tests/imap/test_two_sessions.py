@@ -44,10 +44,14 @@ b3 OK UID FETCH completed
 """)
     await one.check("a4 UID STORE 3 FLAGS (\\Seen $Urgent)", r"""
 * 3 EXISTS
+* FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Urgent)
+* OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Urgent \*)] Flags permitted
 * 2 FETCH (UID 3 FLAGS (\Recent \Seen $Urgent))
 a4 OK UID STORE completed
 """)
     await two.check("b4 CHECK", r"""
+* FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Urgent)
+* OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Urgent \*)] Flags permitted
 * 2 FETCH (UID 3 FLAGS (\Seen $Urgent))
 b4 OK CHECK completed
 """)

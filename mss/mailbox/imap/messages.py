@@ -216,10 +216,12 @@ async def cmd_store(session: Session, command: Command) -> str:
     async with session.db.write() as db_session:
         update = await store_flags(db_session, view.mailbox_id, view.folder_id, uids, mode, flags,
                                    unchanged_since)
-    out = []
+    for uid, (flags_now, modseq) in update.current.items():
+        view.set_flags(uid, flags_now, modseq)
+    # A keyword new to the folder is announced before the FETCH that shows it (RFC 3501 §7.2.6).
+    out = [view.announce_keywords(flags_now for flags_now, _modseq in update.current.values())]
     for uid in sorted(update.current):
         flags_now, modseq = update.current[uid]
-        view.set_flags(uid, flags_now, modseq)
         if uid in update.modified:
             continue
         if silent and not (unchanged_since is not None and uid in update.changed):

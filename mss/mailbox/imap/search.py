@@ -12,6 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from mss.mailbox.headers import parse_addresses
 from mss.mailbox.imap.parser import MAX_NESTING, SequenceSet, parse_date, parse_flag
 from mss.mailbox.imap.wire import Atom, BadCommand, ImapError, Token, as_number, as_text
 from mss.mailbox.models import StoredMessage
@@ -23,7 +24,7 @@ _FLAG_KEYS = {"ANSWERED": ("\\Answered", True), "DELETED": ("\\Deleted", True), 
               "FLAGGED": ("\\Flagged", True), "SEEN": ("\\Seen", True),
               "UNANSWERED": ("\\Answered", False), "UNDELETED": ("\\Deleted", False),
               "UNDRAFT": ("\\Draft", False), "UNFLAGGED": ("\\Flagged", False), "UNSEEN": ("\\Seen", False)}
-_HEADER_KEYS = {"BCC": "Bcc", "CC": "Cc", "FROM": "From", "SUBJECT": "Subject", "TO": "To"}
+_ADDRESS_KEYS = {"BCC": "Bcc", "CC": "Cc", "FROM": "From", "TO": "To"}
 _DATE_KEYS = {"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"}
 
 
@@ -90,8 +91,10 @@ class _Parser:
             return ("and", [("flag", "\\Recent", True), ("flag", "\\Seen", False)])
         if name == "OLD":
             return ("flag", "\\Recent", False)
-        if name in _HEADER_KEYS:
-            return ("header", _HEADER_KEYS[name], self.string(f"a {name} string"))
+        if name in _ADDRESS_KEYS:
+            return ("address", _ADDRESS_KEYS[name], self.string(f"a {name} string"))
+        if name == "SUBJECT":
+            return ("header", "Subject", self.string("a SUBJECT string"))
         if name == "HEADER":
             field_name = self.string("a header field name")
             return ("header", field_name, self.string("a header value"))
@@ -156,14 +159,17 @@ class SearchQuery:
             cols.append(StoredMessage.sent_date)
         if kinds & {"larger", "smaller"}:
             cols.append(StoredMessage.size)
-        if kinds & {"header", "text"}:
+        if kinds & {"header", "address", "text"}:
             cols.append(StoredMessage.headers_text)
         if kinds & {"body", "text"}:
             cols.extend([StoredMessage.raw, StoredMessage.bodystructure])
         return cols
 
     def header_prefilters(self) -> list[str]:
-        """Substrings every match must contain in its header lines (top-level AND header keys)."""
+        """Substrings every match must contain in its header lines (top-level AND header keys).
+
+        Address keys are left out: they may match an address only its normalised form spells.
+        """
         return [n[2] for n in self.nodes if n[0] == "header" and n[2]]
 
 
@@ -193,11 +199,35 @@ class Candidate:
     row: Any = None
 
 
-def _header_matches(headers_text: str, field_name: str, value: str) -> bool:
+def _field_values(headers_text: str, field_name: str) -> list[str]:
     prefix = field_name.lower() + ":"
+    return [line[len(prefix):] for line in headers_text.split("\n") if line[:len(prefix)].lower() == prefix]
+
+
+def _header_matches(headers_text: str, field_name: str, value: str) -> bool:
     needle = value.casefold()
-    for line in headers_text.split("\n"):
-        if line[:len(prefix)].lower() == prefix and needle in line[len(prefix):].casefold():
+    return any(needle in text.casefold() for text in _field_values(headers_text, field_name))
+
+
+def _address_forms(value: str) -> list[str]:
+    """The addresses of a field as ``Name <mailbox@host>``: comments and odd spacing gone."""
+    forms = []
+    for name, _route, mailbox, host in parse_addresses(value) or []:
+        address = f"{mailbox}@{host}" if mailbox and host else (mailbox or "")
+        forms.append(f"{name} <{address}>" if name else address)
+    return forms
+
+
+def _address_matches(headers_text: str, field_name: str, value: str) -> bool:
+    """FROM, TO, CC, BCC: the string anywhere in the field (RFC 3501 §6.4.4), names and addresses.
+
+    The field as written (encoded words decoded) is tried, then each address as
+    ``Name <mailbox@host>``, so that ``<user (comment)@ domain.org>`` matches
+    ``user@domain.org`` as it does on Dovecot.
+    """
+    needle = value.casefold()
+    for text in _field_values(headers_text, field_name):
+        if needle in text.casefold() or any(needle in form.casefold() for form in _address_forms(text)):
             return True
     return False
 
@@ -257,6 +287,8 @@ def matches(node: Node, c: Candidate, count: int, top_uid: int) -> bool:
     row = c.row
     if kind == "header":
         return _header_matches(row.headers_text, node[1], node[2])
+    if kind == "address":
+        return _address_matches(row.headers_text, node[1], node[2])
     if kind == "before":
         return _day(row.internal_date) < node[1]
     if kind == "on":

@@ -57,12 +57,19 @@ class Section:
 
 
 def _children(node: dict[str, Any], is_message: bool) -> list[tuple[dict[str, Any], bool]]:
+    """The numbered parts under a node (RFC 3501 §6.4.5), each flagged when it is a whole message.
+
+    A multipart's parts are its children. A non-multipart message has one part, its body,
+    which is the node itself seen as a body part: when that body is message/rfc822, part 1
+    is the whole encapsulated message and 1.1 is that message's first part. A
+    message/rfc822 body part numbers its children as the message it encapsulates does.
+    """
     if "parts" in node:
         return [(child, False) for child in node["parts"]]
+    if is_message:
+        return [(node, False)]
     if "msg" in node:
         return _children(node["msg"], True)
-    if is_message:
-        return [(node, True)]  # the body of a single-part message is its part 1
     return []
 
 
@@ -93,10 +100,10 @@ def section_bytes(raw: bytes, parts: dict[str, Any], section: Section) -> bytes:
     if text == "MIME":
         return raw[node["h"]:node["b"]]
     if section.numbers:
-        if "msg" in node:
-            node = node["msg"]
-        elif not (is_message and node is not parts):
+        # n.HEADER and n.TEXT name the header and body of the message that part n encapsulates.
+        if "msg" not in node:
             return b""
+        node = node["msg"]
     if text == "HEADER":
         return raw[node["h"]:node["b"]]
     if text == "TEXT":

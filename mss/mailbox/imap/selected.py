@@ -13,6 +13,7 @@ EXPUNGE is held back while a FETCH, STORE or SEARCH runs (RFC 3501 7.4.1).
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mss.mailbox.entries import changes_since, highest_modseq, load_entries
 from mss.mailbox.imap.fetch import render_flags
 from mss.mailbox.imap.parser import format_uid_set
-from mss.mailbox.store import parse_flags
+from mss.mailbox.store import SYSTEM_FLAGS, parse_flags
 
 _RECENT = frozenset({"\\Recent"})
 
@@ -41,6 +42,7 @@ class SelectedFolder:
     pending_expunge: set[int] = field(default_factory=set)
     recent: set[int] = field(default_factory=set)
     new_since_catch_up: list[int] = field(default_factory=list)
+    announced: set[str] = field(default_factory=set)  # the keywords of the last FLAGS response
 
     async def load(self, session: AsyncSession) -> None:
         self.known_modseq = await highest_modseq(session, self.folder_id)
@@ -76,6 +78,24 @@ class SelectedFolder:
         for flags in self.flags.values():
             seen.update(f for f in flags if not f.startswith("\\"))
         return seen
+
+    def flags_responses(self) -> bytes:
+        """``* FLAGS`` and ``* OK [PERMANENTFLAGS]`` naming every keyword of the folder (RFC 3501 §7.2.6)."""
+        self.announced |= self.keywords()
+        flags = " ".join([*SYSTEM_FLAGS, *sorted(self.announced)])
+        permanent = "* OK [PERMANENTFLAGS ()] Read-only" if self.readonly else (
+            f"* OK [PERMANENTFLAGS ({flags} \\*)] Flags permitted")
+        return f"* FLAGS ({flags})\r\n{permanent}\r\n".encode()
+
+    def announce_keywords(self, flag_sets: Iterable[frozenset[str]]) -> bytes:
+        """FLAGS and PERMANENTFLAGS again when a keyword not yet announced is about to be shown.
+
+        RFC 3501 §7.2.6: a client learns the flags of the folder from FLAGS, and some
+        (Dovecot's imaptest among them) refuse a FETCH naming a keyword it never listed.
+        """
+        if all(f.startswith("\\") or f in self.announced for flags in flag_sets for f in flags):
+            return b""
+        return self.flags_responses()
 
     def set_flags(self, uid: int, flags: frozenset[str], modseq: int) -> None:
         if uid in self.flags:
@@ -129,6 +149,7 @@ class SelectedFolder:
         if new_uids:
             self.uids.extend(sorted(new_uids))
             out.append(b"* %d EXISTS\r\n" % len(self.uids))
+        out.append(self.announce_keywords(self.flags[uid] for uid in [*changed, *new_uids] if uid in self.flags))
         for uid in sorted(set(changed)):
             if uid in self.flags:
                 modseq = b" MODSEQ (%d)" % self.modseqs[uid] if condstore else b""

@@ -52,7 +52,6 @@ from mss.mailbox.store import (
 )
 from mss.mailbox.store import append as store_append
 
-SYSTEM_FLAGS = "\\Answered \\Flagged \\Deleted \\Seen \\Draft"
 # Before login literals are small (server.PRE_AUTH_MAX_LITERAL): LITERAL-, which RFC 7888 §5
 # forbids advertising together with LITERAL+; after login LITERAL+ and the big literal limit.
 PRE_AUTH_CAPS = "IMAP4rev1 SASL-IR LITERAL- ID ENABLE IDLE NAMESPACE"
@@ -315,19 +314,14 @@ class Session:
                 first, end = await claim_recent(session, folder.id, view.uids[-1] + 1)
             view.mark_recent(first, end)
         self.last_catch_up = time.monotonic()
-        keywords = " ".join(sorted(view.keywords()))
-        flags = f"{SYSTEM_FLAGS} {keywords}".strip()
-        lines = [f"* FLAGS ({flags})",
-                 "* OK [PERMANENTFLAGS ()] Read-only" if readonly else
-                 f"* OK [PERMANENTFLAGS ({flags} \\*)] Flags permitted",
-                 f"* {view.count} EXISTS", f"* {len(view.recent)} RECENT"]
+        lines = [f"* {view.count} EXISTS", f"* {len(view.recent)} RECENT"]
         first_unseen = next((i + 1 for i, uid in enumerate(view.uids) if "\\Seen" not in view.flags[uid]), 0)
         if first_unseen:
             lines.append(f"* OK [UNSEEN {first_unseen}] First unseen")
         lines += [f"* OK [UIDVALIDITY {folder.uidvalidity}] UIDs valid",
                   f"* OK [UIDNEXT {status.uidnext}] Predicted next UID",
                   f"* OK [HIGHESTMODSEQ {view.known_modseq}] Highest"]
-        self.send(("\r\n".join(lines) + "\r\n").encode())
+        self.send(view.flags_responses() + ("\r\n".join(lines) + "\r\n").encode())
         self.selected = view
         self.state = State.SELECTED
         if qresync_args is not None:
