@@ -1,21 +1,40 @@
-"""Audit events: every access and change, readable by the patient it concerns."""
+"""Audit events: every access and change, readable by the patient it concerns.
+
+Every event is sealed into a chain as it is written (``mss.audit_chain``): the
+ORM path when the session flushes it, ``recording_in_bulk`` when its block ends.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+    insert,
+    inspect,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from mss.db import Base, UTCDateTime, add_row, inserting_in_bulk, utcnow
+from mss.audit_chain import CHAIN_LENGTH, HASHED_FIELDS, AuditChainHead, seal
+from mss.db import Base, UTCDateTime, add_row, utcnow
+
+__all__ = ["AuditChainHead", "AuditEvent", "record", "recording_in_bulk"]
 
 
 class AuditEvent(Base):
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_patient_at", "patient_id", "at"),)
+    __table_args__ = (Index("ix_audit_events_patient_at", "patient_id", "at"),
+                      UniqueConstraint("chain", "seq"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -27,6 +46,11 @@ class AuditEvent(Base):
     target: Mapped[str] = mapped_column(Text, default="")
     source: Mapped[str] = mapped_column(String(255), default="")
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The seal (mss.audit_chain): set when the event is written, never by the caller.
+    chain: Mapped[str] = mapped_column(String(CHAIN_LENGTH))
+    seq: Mapped[int]
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
 
 
 def record(session: AsyncSession, action: str, *, actor_kind: str, actor: str,
@@ -35,15 +59,57 @@ def record(session: AsyncSession, action: str, *, actor_kind: str, actor: str,
     """Add an audit event to the caller's transaction, so it commits with what it records.
 
     Inside ``recording_in_bulk`` the event is kept aside and written with the others
-    in one statement when the block ends.
+    in one statement when the block ends. Either way it is sealed into its chain when
+    written, so a change to the returned object after the flush breaks the seal.
     """
     values = {"action": action, "actor_kind": actor_kind, "actor": actor, "patient_id": patient_id,
               "target": target, "source": source, "on_behalf_of": on_behalf_of, "detail": detail,
               "at": utcnow()}
-    event: AuditEvent = add_row(session, AuditEvent, values)
-    return event
+    row: AuditEvent = add_row(session, AuditEvent, values)
+    return row
 
 
-def recording_in_bulk(session: AsyncSession) -> contextlib.AbstractAsyncContextManager[None]:
-    """Audit events recorded in the block are inserted together, in order, when it ends."""
-    return inserting_in_bulk(session, AuditEvent)
+@contextlib.asynccontextmanager
+async def recording_in_bulk(session: AsyncSession) -> AsyncIterator[None]:
+    """Audit events recorded in the block are sealed and inserted together, in order, when it ends.
+
+    Three statements whatever their number: the heads of their chains taken, one
+    multi-row insert, the heads moved on.
+    """
+    key = ("bulk", AuditEvent.__tablename__)
+    info = session.sync_session.info
+    info[key] = []
+    try:
+        yield
+        rows: list[dict[str, Any]] = info[key]
+        if rows:
+            await session.run_sync(lambda sync: seal(sync.connection(), rows))
+            await session.execute(insert(AuditEvent.__table__), rows)
+    finally:
+        info.pop(key, None)
+
+
+_DEFAULTS: dict[str, Any] = {"target": "", "source": ""}
+
+
+@event.listens_for(Session, "before_flush")
+def _seal_flushed_events(session: Session, _context: Any, _instances: Any) -> None:
+    """Seal the new events of this flush, in the order they were added, before they are inserted."""
+    pending = [obj for obj in session.new if isinstance(obj, AuditEvent) and obj.hash is None]
+    if not pending:
+        return
+    pending.sort(key=lambda obj: inspect(obj).insert_order)
+    events: list[dict[str, Any]] = []
+    for obj in pending:
+        if obj.at is None:
+            obj.at = utcnow()
+        if obj.detail is None:
+            obj.detail = {}
+        for name, default in _DEFAULTS.items():
+            if getattr(obj, name) is None:
+                setattr(obj, name, default)
+        events.append({name: getattr(obj, name) for name in (*HASHED_FIELDS, "patient_id")})
+    seal(session.connection(), events)
+    for obj, sealed in zip(pending, events, strict=True):
+        obj.chain, obj.seq, obj.prev_hash, obj.hash = (sealed["chain"], sealed["seq"], sealed["prev_hash"],
+                                                       sealed["hash"])

@@ -138,12 +138,14 @@ async def restore(settings: Settings, archive: str, gnupg_home: str | None, pass
 
 
 def _register_subcommands() -> None:
+    from mss.audit_verify import audit
     from mss.crypto.cli import pki
     from mss.demo import demo
     from mss.directory.cli import directory, mailbox
     from mss.notify import dev
     from portal.cli import patients
 
+    main.add_command(audit)
     main.add_command(directory)
     main.add_command(mailbox)
     main.add_command(pki)

@@ -2,7 +2,7 @@
 
 from dmp_bridge.models import DmpConsent, DmpDocument, DmpProfessionalConsent
 from mss.agenda.models import Appointment, ConvocationReceipt, HealthReminder
-from mss.audit import AuditEvent
+from mss.audit import AuditChainHead, AuditEvent
 from mss.conversations import Conversation
 from mss.db import Base
 from mss.directory.models import (
@@ -21,7 +21,7 @@ from portal.models import PortalSession
 
 metadata = Base.metadata
 
-__all__ = ["Appointment", "AuditEvent", "Conversation", "ConvocationReceipt", "DmpConsent", "DmpDocument",
-           "DmpProfessionalConsent", "ExpungedEntry", "Folder", "FolderEntry", "Guardianship",
+__all__ = ["Appointment", "AuditChainHead", "AuditEvent", "Conversation", "ConvocationReceipt", "DmpConsent",
+           "DmpDocument", "DmpProfessionalConsent", "ExpungedEntry", "Folder", "FolderEntry", "Guardianship",
            "HealthReminder", "Job", "LoginFailure", "Mailbox", "Organisation", "Patient", "PortalSession",
            "Professional", "ProfileItem", "StoredMessage", "TrustedDomain", "metadata"]

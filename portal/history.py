@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Select, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.audit import AuditEvent
+from mss.audit_chain import patient_chain
+from mss.audit_verify import verify_chain
 from portal.clock import PARIS
+
+log = logging.getLogger(__name__)
 
 # Each kind of event groups actions by prefix; "acces" takes what no other kind names.
 KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -125,3 +130,15 @@ def describe(event: AuditEvent) -> HistoryLine:
     return HistoryLine(when=local.strftime("%d/%m/%Y à %H h %M"), iso=event.at.isoformat(),
                        what=LABELS.get(event.action, event.action.replace("_", " ")), who=who,
                        where=event.source or "—", detail=", ".join(extras))
+
+
+async def history_intact(session: AsyncSession, patient_id: int) -> bool:
+    """Whether the patient's chain verifies (one statement); a break is logged for the operators.
+
+    The events withheld from the patient are in their chain too: they are checked, never shown,
+    and the page does not say which event failed.
+    """
+    check = await verify_chain(session, patient_chain(patient_id))
+    if check.broken is not None:
+        log.warning("audit chain broken: %s (run 'mss audit verify')", check.broken.describe())
+    return check.broken is None

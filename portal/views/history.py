@@ -7,7 +7,7 @@ import datetime as dt
 from aiohttp import web
 
 from portal.context import db_of, visit
-from portal.history import KINDS, read_history
+from portal.history import KINDS, history_intact, read_history
 from portal.pages import render, signed_in
 
 PAGE_SIZE = 50
@@ -31,8 +31,9 @@ async def history(request: web.Request) -> web.StreamResponse:
     async with db_of(request).read() as session:
         lines = await read_history(session, state.space.id, kind if kind in KINDS else None, since, until,
                                    PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)
+        intact = await history_intact(session, state.space.id)
     return await render(request, "historique.html", {
         "title": "Historique des accès", "lines": lines[:PAGE_SIZE], "more": len(lines) > PAGE_SIZE,
-        "page": page, "kinds": KINDS, "kind": kind if kind in KINDS else "",
+        "intact": intact, "page": page, "kinds": KINDS, "kind": kind if kind in KINDS else "",
         "since": since.isoformat() if since else "", "until": until.isoformat() if until else "",
         "bad_dates": (request.query.get("du") and since is None) or (request.query.get("au") and until is None)})

@@ -5,8 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from html import unescape
 
-from mss.audit import record
+from sqlalchemy import delete, select, update
+
+from mss.audit import AuditEvent, record
+from tests.fixtures_pki import DevPki
 from tests.portal.conftest import Hub, add_patient, second_visitor
+from tests.portal.messaging import DOCTOR, patient_address, setup_mail
 
 ALICE, BRUNO = "201751234561148", "101751234561297"
 
@@ -59,3 +63,39 @@ async def test_filter_by_kind_and_dates(hub: Hub) -> None:
     assert await shown("?type=acces&du=2026-03-21") == set()
     _response, html = await hub.page("/historique?du=pas-une-date")
     assert "pas été comprise" in html
+
+
+SEALED = "Cet historique n'a pas été modifié : chaque ligne est scellée à la précédente."
+ALTERED = "Attention : cet historique a été modifié après son écriture"
+
+
+async def test_the_page_says_whether_the_history_was_altered(hub: Hub, dev_pki: DevPki) -> None:
+    alice = await add_patient(hub.db, ALICE, "Roux", "Alice")
+    mail = await setup_mail(hub, dev_pki)
+    await mail.send(DOCTOR, patient_address(ALICE), "Résultats")  # delivery's group commit: sealed in bulk
+    async with hub.db.write() as session:
+        record(session, "document_read", actor_kind="professional", actor="8100000000001",
+               target="dmp-document:9", withheld_from_patient=alice.id, actor_name="Dr Anne Secret")
+    await hub.login(ALICE)
+    _response, html = await hub.page("/historique")
+    assert SEALED in unescape(html) and ALTERED not in unescape(html)
+    assert "Message reçu" in html and "Dr Anne Secret" not in html
+    async with hub.db.read() as session:
+        events = (await session.scalars(select(AuditEvent).where(AuditEvent.chain == f"patient:{alice.id}")
+                                        .order_by(AuditEvent.seq))).all()
+    assert [e.action for e in events][:2] == ["message.received", "document_read"]
+    async with hub.db.write() as session:  # the hidden event's author rewritten: checked though never shown
+        await session.execute(update(AuditEvent).where(AuditEvent.id == events[1].id).values(
+            actor="8100000000002"))
+    _response, html = await hub.page("/historique")
+    assert ALTERED in unescape(html) and SEALED not in unescape(html)
+    assert "Dr Anne Secret" not in html and "8100000000002" not in html
+    async with hub.db.write() as session:
+        await session.execute(update(AuditEvent).where(AuditEvent.id == events[1].id).values(
+            actor="8100000000001"))
+    _response, html = await hub.page("/historique")
+    assert SEALED in unescape(html)
+    async with hub.db.write() as session:  # the delivery's line deleted
+        await session.execute(delete(AuditEvent).where(AuditEvent.id == events[0].id))
+    _response, html = await hub.page("/historique")
+    assert ALTERED in unescape(html) and "Message reçu" not in html
