@@ -86,3 +86,22 @@ async def test_a_lock_from_one_address_leaves_the_owner_free_from_another(
     assert await _try(imap, client_ssl, [(USER, PASSWORD)], source="127.0.0.2") == ["OK"]
     [answer] = await _try(imap, client_ssl, [(USER, PASSWORD)])
     assert answer.startswith(LOCKED)
+
+
+async def test_an_unknown_address_gets_the_same_answer_as_a_wrong_password(
+        imap: RunningImap, client_ssl: ssl.SSLContext) -> None:
+    imap.settings.login_throttle.back_off_seconds = 0
+    [known] = await _try(imap, client_ssl, [(USER, "not it at all")])
+    [unknown] = await _try(imap, client_ssl, [("nobody.here@mss.localhost", "not it at all")],
+                           source="127.0.0.3")
+    assert known == unknown == "[AUTHENTICATIONFAILED] wrong address or password"
+
+
+async def test_a_lock_ends_and_the_right_password_logs_in_again(
+        imap: RunningImap, client_ssl: ssl.SSLContext) -> None:
+    imap.settings.login_throttle.back_off_seconds = 0
+    imap.settings.login_throttle.lock_minutes = 0.02  # 1.2 s: the lock's end, not its length, is tested
+    answers = await _try(imap, client_ssl, [(USER, f"guess {n}") for n in range(5)] + [(USER, PASSWORD)])
+    assert answers[-1].startswith("[AUTHENTICATIONFAILED] Too many failed logins")
+    await asyncio.sleep(1.5)
+    assert await _try(imap, client_ssl, [(USER, PASSWORD)]) == ["OK"]

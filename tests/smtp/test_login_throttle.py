@@ -84,3 +84,23 @@ async def test_an_address_trying_many_accounts_is_locked_for_all(hub: Hub) -> No
     assert replies[-1][1].startswith("5.7.8 Too many failed logins from your address")
     [(code, text)] = await _over_the_wire(hub, [("AUTH", _plain(DOCTOR, PASSWORD))])
     assert code == 535 and "from your address" in text
+
+
+async def test_an_unknown_address_gets_the_same_answer_as_a_wrong_password(hub: Hub) -> None:
+    hub.settings.login_throttle.back_off_seconds = 0
+    [(known_code, known)] = await _over_the_wire(hub, [("AUTH", _plain(DOCTOR, "not it at all"))])
+    [(unknown_code, unknown)] = await _over_the_wire(
+        hub, [("AUTH", _plain("nobody.here@mss.localhost", "not it at all"))], source="127.0.0.3")
+    assert (known_code, known) == (unknown_code, unknown) == (535, "5.7.8 Authentication credentials invalid")
+
+
+async def test_a_lock_ends_and_the_right_password_logs_in_again(hub: Hub) -> None:
+    hub.settings.login_throttle.back_off_seconds = 0
+    hub.settings.login_throttle.lock_minutes = 0.02  # 1.2 s: the lock's end, not its length, is tested
+    replies = await _over_the_wire(hub, [("AUTH", _plain(DOCTOR, f"guess {n}")) for n in range(5)])
+    assert replies[-1][1].startswith("5.7.8 Too many failed logins")
+    [(code, _)] = await _over_the_wire(hub, [("AUTH", _plain(DOCTOR, PASSWORD))])
+    assert code == 535
+    await asyncio.sleep(1.5)
+    [(code, text)] = await _over_the_wire(hub, [("AUTH", _plain(DOCTOR, PASSWORD))])
+    assert (code, text) == (235, "2.7.0 Authentication successful")
