@@ -28,7 +28,7 @@ from mss.db import Database
 from mss.group_commit import group_commit
 from mss.jobs import enqueue, enqueuing_in_bulk
 from mss.mailbox.store import INBOX, Append, append_many, insert_messages, message_values
-from mss.mailbox.structure import MessageFacts, describe
+from mss.mailbox.structure import MAX_DEPTH, MessageFacts, describe
 from mss.notify import MESSAGES_LINK, notify_patient
 from mss.policy import (
     ConversationAction,
@@ -36,6 +36,7 @@ from mss.policy import (
     MailboxFacts,
     decide_conversation,
     decide_mailbox_reachable,
+    decide_mime_depth,
     domain_of,
 )
 from mss.policy.notices import decide_delivery_notice
@@ -89,8 +90,16 @@ class DeliveryRequest:
 
 def prepare(settings: Settings, txn: Transaction, parsed: ParsedMessage,
             signature: SignatureOutcome) -> DeliveryRequest:
-    """The CPU work of a delivery, done by the session before it joins a group commit."""
-    return DeliveryRequest(settings, txn, parsed, signature, describe(parsed.raw), carries_xdm(parsed.raw))
+    """The CPU work of a delivery, done by the session before it joins a group commit.
+
+    Raises DeliveryRefused for MIME nested deeper than the store opens: the email package
+    (the XDM check here, DMP filing later) would recurse past Python's limit on it.
+    """
+    structure = describe(parsed.raw)
+    depth = decide_mime_depth(structure.too_deep, max_depth=MAX_DEPTH)
+    if not depth.allowed:
+        raise DeliveryRefused(depth)
+    return DeliveryRequest(settings, txn, parsed, signature, structure, carries_xdm(parsed.raw))
 
 
 async def deliver(db: Database, request: DeliveryRequest) -> DeliveryReceipt:

@@ -48,6 +48,7 @@ TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections from your address, try ag
 
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # The usual MAIL FROM / RCPT TO path: <dot-atom@host name>, nothing quoted, no comment, no route.
 SIMPLE_PATH = re.compile(rf"<({_ATEXT}+(?:\.{_ATEXT}+)*@{_LABEL}(?:\.{_LABEL})*)>")
 
@@ -221,13 +222,26 @@ class HubSMTP(SMTP):
         local part, comment, source route, address literal, null path) still goes to it.
         """
         match = SIMPLE_PATH.match(arg)
-        if match is None:
-            return super()._getaddr(arg)
-        rest = arg[match.end():].lstrip(" \t")
-        if rest.startswith("("):
-            return super()._getaddr(arg)
+        rest = arg[match.end():].lstrip(" \t") if match is not None else ""
+        if match is None or rest.startswith("("):
+            return self._rfc5322_path(arg)
         address = match.group(1)
         if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
+            return None, None
+        return address, rest
+
+    def _rfc5322_path(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd's reading, which lets the email package's own errors through on some paths.
+
+        ``<a@[``, ``<`` or a thousand nested comments raised IndexError, AttributeError or
+        RecursionError there (tests/fuzz/test_fuzz_smtp.py); a control character in the
+        address (NUL cannot even be stored in PostgreSQL) is a syntax error too.
+        """
+        try:
+            address, rest = super()._getaddr(arg)
+        except (IndexError, AttributeError, ValueError, RecursionError):
+            return None, None
+        if address is not None and _CONTROL.search(address):
             return None, None
         return address, rest
 

@@ -39,6 +39,7 @@ from mss.smtp_gateway import replies
 from mss.smtp_gateway.content import (
     ParsedMessage,
     SignatureOutcome,
+    UnreadableMessage,
     authentication_results,
     has_bare_line_ending,
     new_message_id,
@@ -204,6 +205,9 @@ class Gateway:
         try:
             with self.clock.stage("parse"):
                 parsed = parse_message(raw)
+        except UnreadableMessage as exc:
+            log.info("refused a message from %s: %s", txn.sender.mail_from, exc)
+            return Accepted(replies.UNREADABLE)
         except Exception:
             log.exception("cannot parse a message from %s", txn.sender.mail_from)
             return Accepted(replies.UNREADABLE)
