@@ -20,9 +20,11 @@ from dmp_bridge.xmlsafe import parse_xml, strip_bom_and_space
 
 RIM = "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"
 LCM = "urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0"
+# Comments and processing instructions that cannot contain their own end: with ".*?" a run of
+# "<?a?>" could be split in 2^n ways and a failed match took minutes (tests/fuzz/test_fuzz_xdm.py).
 _ROOT_PREFIX = re.compile(
-    rb"^(?:<\?xml[^>]*\?>\s*)?(?:(?:<!--.*?-->|<\?.*?\?>)\s*)*<([A-Za-z_][\w.-]*):SubmitObjectsRequest\b",
-    re.DOTALL)
+    rb"^(?:<\?xml[^>]*\?>\s*)?(?:(?:<!--(?:[^-]|-(?!->))*-->|<\?(?:[^?]|\?(?!>))*\?>)\s*)*"
+    rb"<([A-Za-z_][\w.-]*):SubmitObjectsRequest\b", re.DOTALL)
 
 
 @dataclass

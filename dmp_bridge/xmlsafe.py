@@ -1,7 +1,7 @@
 """Parse untrusted XML with defusedxml, turning every failure into a precise 906.
 
 DTDs, entity declarations (billion laughs) and external references (XXE) are
-refused. Input is checked to be UTF-8 first when it claims to be (or says
+refused, and so is nesting deeper than ``MAX_XML_DEPTH`` elements. Input is checked to be UTF-8 first when it claims to be (or says
 nothing), so a broken encoding is reported with its byte offset rather than
 as an obscure "invalid token".
 """
@@ -9,7 +9,8 @@ as an obscure "invalid token".
 from __future__ import annotations
 
 import re
-from xml.etree.ElementTree import Element, ParseError
+from typing import Any
+from xml.etree.ElementTree import Element, ParseError, TreeBuilder
 
 import defusedxml.ElementTree as DefusedET
 from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
@@ -17,7 +18,30 @@ from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidd
 from dmp_bridge.errors import XdmError, other
 
 BOM = b"\xef\xbb\xbf"
+MAX_XML_DEPTH = 256  # a CDA nests about 30 deep; the narrative renderer stops at 64 (cda_narrative)
 _DECLARED_ENCODING = re.compile(rb"^<\?xml[^>]*encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
+
+
+class _TooDeep(Exception):
+    pass
+
+
+class _BoundedTreeBuilder(TreeBuilder):
+    """ElementTree's builder that stops a document nesting deeper than ``MAX_XML_DEPTH``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._depth = 0
+
+    def start(self, tag: Any, attrs: Any) -> Element:
+        self._depth += 1
+        if self._depth > MAX_XML_DEPTH:
+            raise _TooDeep
+        return super().start(tag, attrs)
+
+    def end(self, tag: Any) -> Element:
+        self._depth -= 1
+        return super().end(tag)
 
 
 def strip_bom_and_space(data: bytes) -> bytes:
@@ -48,9 +72,19 @@ def parse_xml(data: bytes, what: str) -> Element:
                 f"{body[exc.start:exc.start + 1]!r}).",
                 f"{what} n'est pas de l'UTF-8 valide (octet {exc.start} du contenu : "
                 f"{body[exc.start:exc.start + 1]!r}).") from exc
+    parser = DefusedET.DefusedXMLParser(target=_BoundedTreeBuilder(), forbid_dtd=True,
+                                        forbid_entities=True, forbid_external=True)
     try:
-        return DefusedET.fromstring(body, forbid_dtd=True, forbid_entities=True,
-                                    forbid_external=True)
+        parser.feed(body)
+        return parser.close()
+    except _TooDeep:
+        raise other(f"{what} nests its elements more than {MAX_XML_DEPTH} levels deep; refused.",
+                    f"{what} imbrique ses éléments sur plus de {MAX_XML_DEPTH} niveaux ; refusé."
+                    ) from None
+    except LookupError:  # an encoding Python does not know, e.g. encoding="UTFe8"
+        raise other(f"{what} declares the encoding {encoding!r}, which is unknown; only UTF-8 is "
+                    "accepted.", f"{what} déclare l'encodage {encoding!r}, inconnu ; seul l'UTF-8 "
+                    "est accepté.") from None
     except DTDForbidden:
         raise _classify_dtd(body, what) from None
     except (EntitiesForbidden, ExternalReferenceForbidden) as exc:

@@ -54,5 +54,5 @@ def loads_bounded(data: bytes | str, max_depth: int = MAX_JSON_DEPTH) -> Any:
                           "objects; no FHIR resource needs as many")
     try:
         return json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError: JSONDecodeError, or an integer of 4301+ digits
         raise JsonRefused("the body is not JSON") from None

@@ -23,6 +23,7 @@ MAX_DEPTH = 4
 _NAME = re.compile(r"[A-Za-z0-9-]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _DATE_TIME = re.compile(r"(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(Z?)")
+_ZONE_NAME = re.compile(r"[A-Za-z0-9_+-]{1,30}(?:/[A-Za-z0-9_+-]{1,30}){0,2}")  # IANA: Area/Location
 _DURATION = re.compile(r"([+-]?)P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?")
 
 
@@ -246,6 +247,10 @@ def time_zone(tzid: str, line: int = 0) -> ZoneInfo:
     """The IANA zone named by a TZID (a VTIMEZONE's rules are not needed for those names)."""
     name = tzid.strip().lstrip("/")
     try:
+        if not _ZONE_NAME.fullmatch(name):
+            # ZoneInfo imports a package per "/" and "." of the name: a long one recursed
+            # past Python's limit (tests/fuzz/test_fuzz_ical.py)
+            raise ValueError(name)
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise CalendarError(f"unknown time zone TZID={tzid!r}; use an IANA name such as Europe/Paris",

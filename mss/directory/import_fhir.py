@@ -84,6 +84,8 @@ def load_json(data: bytes, path: str) -> Any:
                            where=f"{path}:{exc.lineno}") from None
     except RecursionError:
         raise InvalidInput("JSON nested too deeply", where=path) from None
+    except ValueError as exc:  # an integer of more than 4300 digits
+        raise InvalidInput(f"not valid JSON: {exc}", where=path) from None
 
 
 def _resources(document: Any, path: str, report: ImportReport) -> list[tuple[str, dict[str, Any], str]]:
@@ -278,11 +280,17 @@ def _read(file: _File, document: Any) -> None:
             refuse_or_skip(InvalidInput(exc.sentence, where=where), file.report, file.skip_invalid)
 
 
+def parse_fhir(data: bytes, path: str, report: ImportReport, *, skip_invalid: bool) -> _File:
+    """Read and check the whole file before anything is written; InvalidInput with its place."""
+    file = _File(path, report, skip_invalid)
+    _read(file, load_json(data, path))
+    return file
+
+
 async def import_fhir(session: AsyncSession, path: str, *, skip_invalid: bool = False) -> ImportReport:
     """Import a FHIR JSON file into the caller's transaction."""
     report = ImportReport(source=path)
-    file = _File(path, report, skip_invalid)
-    _read(file, load_json(read_input(path), path))
+    file = parse_fhir(read_input(path), path, report, skip_invalid=skip_invalid)
     await apply_entries(session, file.organisations, lambda d: apply_organisation(session, d),
                         report, skip_invalid=skip_invalid, description="organisations")
     await apply_entries(session, file.practitioners, lambda d: apply_practitioner(session, d),

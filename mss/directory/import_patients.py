@@ -60,6 +60,8 @@ def _header(reader: Iterator[list[str]], path: str) -> list[str]:
     except StopIteration:
         raise InvalidInput("the file is empty; expected a header line: "
                            + ",".join(REQUIRED + OPTIONAL), where=f"{path}:1") from None
+    except csv.Error as exc:
+        raise InvalidInput(f"the header line is not valid CSV: {exc}", where=f"{path}:1") from None
     unknown = [name for name in header if name not in REQUIRED + OPTIONAL]
     if unknown:
         raise InvalidInput(f"unknown column {unknown[0]!r}; the columns are "

@@ -22,6 +22,7 @@ from defusedxml.expatreader import DefusedExpatParser
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dmp_bridge.xmlsafe import MAX_XML_DEPTH
 from mss.db import utcnow
 from mss.directory.identifiers import normalise_dn, normalise_domain
 from mss.directory.imports import (
@@ -77,6 +78,9 @@ class _Handler(xml.sax.handler.ContentHandler):
 
     def startElementNS(self, name: tuple[str | None, str], qname: Any, attrs: Any) -> None:
         uri, local = name[0] or "", name[1]
+        if len(self.stack) >= MAX_XML_DEPTH:
+            raise InvalidInput(f"the elements nest more than {MAX_XML_DEPTH} levels deep; a whitelist "
+                               "nests five")
         if not self.stack and (uri, local) != (NAMESPACE, "ListeBlancheMSSante"):
             found = f"{{{uri}}}{local}" if uri else local
             raise InvalidInput(f"the root element is {found}, not ListeBlancheMSSante in the "
@@ -131,6 +135,9 @@ def parse_xml(data: bytes, path: str) -> _Handler:
                            where=f"{path}:{exc.getLineNumber()}") from None
     except InvalidInput as exc:
         raise InvalidInput(exc.sentence, where=f"{path}:{handler.line()}") from None
+    except LookupError:  # expat asked Python for an encoding it does not know ("UTQ-8")
+        raise InvalidInput("the XML declaration names an unknown encoding; save the file as UTF-8",
+                           where=f"{path}:1") from None
     return handler
 
 

@@ -62,8 +62,8 @@ def decode_words(value: str) -> str:
         return value
     try:
         return str(email.header.make_header(email.header.decode_header(value)))
-    except (ValueError, LookupError, UnicodeError, email.errors.HeaderParseError):
-        return value
+    except (ValueError, LookupError, UnicodeError, email.errors.MessageError):
+        return value  # MessageError: HeaderParseError, and CharsetError for a charset like "u\xd6f-8"
 
 
 # --- RFC 5322 address lists, as RFC 3501 ENVELOPE address structures ---

@@ -37,7 +37,7 @@ from mss.mailbox.headers import (
     split_headers,
 )
 
-MAX_DEPTH = 50  # deeper MIME nesting is treated as an opaque leaf (no recursion bomb)
+MAX_DEPTH = 50  # deeper MIME nesting is treated as an opaque leaf (no recursion bomb); the gateway refuses it
 
 
 @dataclass
@@ -73,6 +73,7 @@ class MessageFacts:
     body: list[Any]
     bodystructure: list[Any]
     parts: dict[str, Any]
+    too_deep: bool = False  # a multipart or message part sits MAX_DEPTH levels down and was not opened
 
     def structure_column(self) -> dict[str, Any]:
         """The JSON stored in ``messages.bodystructure``."""
@@ -170,6 +171,7 @@ class _Walker:
 
     def __init__(self, raw: bytes) -> None:
         self.raw = raw
+        self.too_deep = False
 
     def entity(self, start: int, end: int, default_type: str, depth: int) -> tuple[list[Any], list[Any], dict[str, Any]]:
         raw = self.raw
@@ -181,6 +183,8 @@ class _Walker:
         boundary = ctype.param("boundary")
         if ctype.maintype.lower() == "multipart" and depth < MAX_DEPTH and boundary:
             return self.multipart(ctype, fields, node, body_start, end, boundary, depth)
+        if ctype.maintype.lower() == "multipart" and boundary:
+            self.too_deep = True
         if ctype.maintype.lower() == "multipart":
             # A multipart without a boundary cannot be split: clients see plain text.
             ctype = ContentType("text", "plain", [("charset", "us-ascii")])
@@ -225,6 +229,8 @@ class _Walker:
             lines = _lines(self.raw, body_start, end)
             body += [envelope, inner_body, lines]
             structure += [envelope, inner_structure, lines]
+        elif kind in ("message/rfc822", "message/global"):
+            self.too_deep = True
         elif ctype.maintype.lower() == "text":
             lines = _lines(self.raw, body_start, end)
             body.append(lines)
@@ -286,7 +292,8 @@ def searchable_headers(fields: list[tuple[str, str]]) -> str:
 
 def describe(raw: bytes) -> MessageFacts:
     """Compute, once, every fact IMAP FETCH and SEARCH need from the raw bytes of a message."""
-    body, structure, parts = _Walker(raw).entity(0, len(raw), "text/plain", 0)
+    walker = _Walker(raw)
+    body, structure, parts = walker.entity(0, len(raw), "text/plain", 0)
     fields = split_headers(raw[:parts["b"]])
     subject = first(fields, "Subject") or ""
     return MessageFacts(
@@ -300,4 +307,5 @@ def describe(raw: bytes) -> MessageFacts:
         body=body,
         bodystructure=structure,
         parts=parts,
+        too_deep=walker.too_deep,
     )

@@ -22,7 +22,7 @@ from mss.policy.facts import (
     domain_of,
     normalize_address,
 )
-from mss.policy.limits import decide_line_endings, decide_size
+from mss.policy.limits import decide_line_endings, decide_mime_depth, decide_size
 from mss.policy.recipient import (
     decide_mailbox_reachable,
     decide_patient_account,
@@ -48,7 +48,7 @@ __all__ = [
     "OK", "ConversationAction", "ConversationFacts", "ConversationOutcome", "Decision", "MailboxFacts",
     "MessageFacts", "PeerCertificateFacts", "RecipientFacts", "allow", "decide_certificate_login",
     "decide_conversation", "decide_from_header", "decide_line_endings", "decide_mailbox_reachable",
-    "decide_password_login", "decide_patient_account", "decide_patient_message",
+    "decide_mime_depth", "decide_password_login", "decide_patient_account", "decide_patient_message",
     "decide_patient_recipient", "decide_professional_message", "decide_recipient",
     "decide_recipient_count", "decide_relay_client", "decide_relay_from_header", "decide_relay_sender",
     "decide_signature", "decide_size", "decide_submission_sender", "domain_of", "is_closing",

@@ -25,3 +25,12 @@ def decide_line_endings(has_bare_cr_or_lf: bool) -> Decision:
                       "with CRLF", "Message refusé : il contient un CR ou un LF isolé ; les lignes "
                       "doivent finir par CRLF")
     return OK
+
+
+def decide_mime_depth(too_deep: bool, *, max_depth: int) -> Decision:
+    """Refuse a message whose MIME parts nest deeper than the hub opens (a recursion bomb)."""
+    if too_deep:
+        return refuse(554, "5.6.0", f"Message refused: its MIME parts are nested more than {max_depth} "
+                      "levels deep", f"Message refusé : ses parties MIME sont imbriquées sur plus de "
+                      f"{max_depth} niveaux")
+    return OK
