@@ -53,7 +53,8 @@ async def initialise(settings: Settings, *, demo: bool) -> list[str]:
 
 
 def pki_hostnames(settings: Settings) -> list[str]:
-    names = [settings.hostname, settings.domain, f"imap.{settings.domain}", f"smtp.{settings.domain}", "localhost"]
+    names = [settings.hostname, settings.domain, f"imap.{settings.domain}", f"smtp.{settings.domain}",
+             f"autoconfig.{settings.domain}", "localhost"]  # Thunderbird asks autoconfig.<domain>
     return list(dict.fromkeys(names))
 
 

@@ -166,3 +166,15 @@ async def test_the_banner_names_only_the_listeners_that_run(settings, db) -> Non
     assert "SMTP relay        off (listeners in mss.toml)" in lines
     assert "portal and APIs   off (listeners in mss.toml)" in lines
     assert "SMTP submission   localhost:2587 (STARTTLS), localhost:0 (TLS)" in lines
+
+
+async def test_the_development_server_certificate_names_autoconfig(settings) -> None:  # type: ignore[no-untyped-def]
+    """Thunderbird asks https://autoconfig.<domain>/: the development certificate must name it."""
+    from cryptography import x509
+
+    from mss.setup import initialise
+
+    await initialise(settings, demo=False)
+    cert = x509.load_pem_x509_certificate(settings.server_cert_file.read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert f"autoconfig.{settings.domain}" in names.get_values_for_type(x509.DNSName)
