@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint schema bench clean
+.PHONY: run test lint schema bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest --durations=25
+
+# The long fuzz run (bench/fuzz.py): every parser target, FUZZ_SECONDS split between them.
+FUZZ_SECONDS ?= 3600
+fuzz: $(STAMP)
+	$(PY) bench/fuzz.py --all --seconds $(FUZZ_SECONDS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check mss portal dmp_bridge tests bench

@@ -23,6 +23,7 @@ RUNS = {
     "convocations": (["-n", "8", "--engine", "sqlite"], "ratio"),
     "login_cost": (["--logins", "3", "--rounds", "1"], "beyond the noop"),
     "portal_load": (["--sessions", "2", "--seconds", "2", "--messages-per-patient", "2"], "ratio"),
+    "fuzz": (["--all", "--seconds", "17", "--regressions", "found"], "inputs"),
 }
 
 

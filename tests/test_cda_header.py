@@ -185,8 +185,13 @@ def test_narrative_of_nested_sections() -> None:
 
 
 def test_absurdly_nested_narrative_is_refused_not_a_crash() -> None:
-    deep = "<content>" * 5000 + "x" + "</content>" * 5000
+    deep = "<content>" * 200 + "x" + "</content>" * 200  # under the XML limit, over the narrative's
     with pytest.raises(XdmError) as caught:
         narrative_html(make_cda(narrative=deep))
     assert (caught.value.code, caught.value.sentence) == (
         906, "The CDA narrative nests more than 64 levels; refused.")
+    deeper = "<content>" * 5000 + "x" + "</content>" * 5000
+    with pytest.raises(XdmError) as caught:
+        narrative_html(make_cda(narrative=deeper))
+    assert (caught.value.code, caught.value.sentence) == (
+        906, "The CDA document nests its elements more than 256 levels deep; refused.")
