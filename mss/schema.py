@@ -15,7 +15,7 @@ from mss.directory.models import (
 )
 from mss.jobs import Job
 from mss.login_throttle import LoginFailure
-from mss.mailbox.models import ExpungedEntry, Folder, FolderEntry, StoredMessage
+from mss.mailbox.models import ExpungedEntry, Folder, FolderEntry, LostSubscription, StoredMessage
 from mss.profile.models import ProfileItem
 from portal.models import PortalSession
 
@@ -23,5 +23,5 @@ metadata = Base.metadata
 
 __all__ = ["Appointment", "AuditChainHead", "AuditEvent", "Conversation", "ConvocationReceipt", "DmpConsent",
            "DmpDocument", "DmpProfessionalConsent", "ExpungedEntry", "Folder", "FolderEntry", "Guardianship",
-           "HealthReminder", "Job", "LoginFailure", "Mailbox", "Organisation", "Patient", "PortalSession",
-           "Professional", "ProfileItem", "StoredMessage", "TrustedDomain", "metadata"]
+           "HealthReminder", "Job", "LoginFailure", "LostSubscription", "Mailbox", "Organisation", "Patient",
+           "PortalSession", "Professional", "ProfileItem", "StoredMessage", "TrustedDomain", "metadata"]

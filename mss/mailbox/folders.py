@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mss.mailbox.models import ExpungedEntry, Folder, FolderEntry
+from mss.mailbox.models import ExpungedEntry, Folder, FolderEntry, LostSubscription
 from mss.mailbox.notify import mark_changed
 from mss.mailbox.orphans import delete_unreferenced_messages
 from mss.mailbox.store import INBOX, allocate, find_folder, next_uidvalidity, normalise_folder_name
@@ -43,6 +43,19 @@ async def list_folders(session: AsyncSession, mailbox_id: int) -> list[Folder]:
         select(Folder).where(Folder.mailbox_id == mailbox_id).order_by(Folder.name))).all())
 
 
+async def lost_subscriptions(session: AsyncSession, mailbox_id: int) -> list[str]:
+    """Subscribed names whose folder no longer exists (RFC 3501 §6.3.6), in name order."""
+    return list((await session.scalars(select(LostSubscription.name).where(
+        LostSubscription.mailbox_id == mailbox_id).order_by(LostSubscription.name))).all())
+
+
+async def _take_lost_subscription(session: AsyncSession, mailbox_id: int, name: str) -> bool:
+    """Forget a lost subscription to ``name``; True when there was one."""
+    result = await session.execute(delete(LostSubscription).where(
+        LostSubscription.mailbox_id == mailbox_id, LostSubscription.name == name))
+    return bool(result.rowcount)
+
+
 async def create_folder(session: AsyncSession, mailbox_id: int, name: str) -> Folder:
     """Create a folder and any missing parents (RFC 3501 section 6.3.3)."""
     name = check_name(name)
@@ -56,6 +69,7 @@ async def create_folder(session: AsyncSession, mailbox_id: int, name: str) -> Fo
             created = Folder(mailbox_id=mailbox_id, name=path, special_use=None,
                              uidvalidity=await next_uidvalidity(session, mailbox_id),
                              uidnext=1, highest_modseq=1, subscribed=True)
+            await _take_lost_subscription(session, mailbox_id, path)
             session.add(created)
             await session.flush()
     assert created is not None
@@ -79,6 +93,9 @@ async def delete_folder(session: AsyncSession, mailbox_id: int, name: str) -> No
     await session.execute(delete(FolderEntry).where(FolderEntry.folder_id == folder.id))
     await delete_unreferenced_messages(session, messages)
     await session.execute(delete(ExpungedEntry).where(ExpungedEntry.folder_id == folder.id))
+    if folder.subscribed:  # DELETE does not unsubscribe (RFC 3501 §6.3.6)
+        await _take_lost_subscription(session, mailbox_id, folder.name)  # one row per name, however made
+        session.add(LostSubscription(mailbox_id=mailbox_id, name=folder.name))
     await session.delete(folder)
     await session.flush()
     await mark_changed(session, mailbox_id)
@@ -116,15 +133,19 @@ async def rename_folder(session: AsyncSession, mailbox_id: int, old: str, new: s
         Folder.mailbox_id == mailbox_id, Folder.name.startswith(old + DELIMITER, autoescape=True)))).all()
     for folder in [source, *children]:
         folder.name = new + folder.name[len(old):]
+        if await _take_lost_subscription(session, mailbox_id, folder.name):
+            folder.subscribed = True
     await session.flush()
     await mark_changed(session, mailbox_id)
 
 
 async def set_subscribed(session: AsyncSession, mailbox_id: int, name: str, subscribed: bool) -> None:
+    """SUBSCRIBE an existing folder, UNSUBSCRIBE any subscribed name (a deleted folder's too)."""
     folder = await find_folder(session, mailbox_id, name)
     if folder is None:
         if subscribed:
             raise FolderError(f"the folder {name!r} does not exist", "NONEXISTENT")
+        await _take_lost_subscription(session, mailbox_id, normalise_folder_name(name))
         return
     folder.subscribed = subscribed
     await session.flush()

@@ -68,6 +68,21 @@ class Folder(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class LostSubscription(Base):
+    """A subscribed name whose folder was deleted: RFC 3501 §6.3.6 keeps it subscribed.
+
+    LSUB shows it as \\Noselect and LIST (SUBSCRIBED) as \\NonExistent until it is
+    unsubscribed or a folder of that name is created again (subscribed, as before).
+    """
+
+    __tablename__ = "lost_subscriptions"
+    __table_args__ = (UniqueConstraint("mailbox_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(1024))
+
+
 class FolderEntry(Base):
     """A message as it sits in one folder: its UID, flags and mod-sequence there."""
 

@@ -235,3 +235,108 @@ async def test_address_search_keys(db: Database, mailbox_id: int, wire: Wire) ->
 * SEARCH{" " + found if found else ""}
 q{i} OK SEARCH completed
 """)
+
+
+# --- §6.3.6, §6.3.9, RFC 5258: subscriptions outlive their folder; LSUB's \Noselect parents ---
+
+
+async def test_a_deleted_folder_stays_subscribed(wire: Wire) -> None:
+    await wire.login()
+    await wire.command("c1 CREATE Dossiers/Dupont")
+    await wire.command("c2 CREATE Dossiers/Martin")
+    await wire.command("c3 UNSUBSCRIBE Dossiers")
+    await wire.command("c4 DELETE Dossiers/Martin")
+    await wire.check('l1 LSUB "" Dossiers*', r"""
+* LSUB () "/" "Dossiers/Dupont"
+* LSUB (\Noselect) "/" "Dossiers/Martin"
+l1 OK LSUB completed
+""")
+    # %: the unsubscribed parent stands for its subscribed children, as \Noselect.
+    await wire.check('l2 LSUB "" %', r"""
+* LSUB () "/" "Archive"
+* LSUB (\Noselect) "/" "Dossiers"
+* LSUB () "/" "Drafts"
+* LSUB () "/" "INBOX"
+* LSUB () "/" "Sent"
+* LSUB () "/" "Trash"
+l2 OK LSUB completed
+""")
+    await wire.check('l3 LIST (SUBSCRIBED) "" "Dossiers/*"', r"""
+* LIST (\HasNoChildren \Subscribed) "/" "Dossiers/Dupont"
+* LIST (\NonExistent \Subscribed) "/" "Dossiers/Martin"
+l3 OK LIST completed
+""")
+    # Plain LIST shows folders that exist, RETURN (SUBSCRIBED) only marks them.
+    await wire.check('l4 LIST "" "Dossiers/*" RETURN (SUBSCRIBED)', r"""
+* LIST (\HasNoChildren \Subscribed) "/" "Dossiers/Dupont"
+l4 OK LIST completed
+""")
+    # No STATUS for a name that is no folder (RFC 5819 §2).
+    await wire.check('l5 LIST (SUBSCRIBED) "" "Dossiers/*" RETURN (STATUS (MESSAGES UIDVALIDITY))', r"""
+* LIST (\HasNoChildren \Subscribed) "/" "Dossiers/Dupont"
+* STATUS "Dossiers/Dupont" (MESSAGES 0 UIDVALIDITY {*})
+* LIST (\NonExistent \Subscribed) "/" "Dossiers/Martin"
+l5 OK LIST completed
+""")
+    # Created again, the folder is subscribed as it was; unsubscribed, the name is gone.
+    await wire.check("c5 CREATE Dossiers/Martin", "c5 OK CREATE completed")
+    await wire.check('l6 LSUB "" Dossiers/*', r"""
+* LSUB () "/" "Dossiers/Dupont"
+* LSUB () "/" "Dossiers/Martin"
+l6 OK LSUB completed
+""")
+    await wire.command("c6 DELETE Dossiers/Martin")
+    await wire.check("c7 UNSUBSCRIBE Dossiers/Martin", "c7 OK UNSUBSCRIBE completed")
+    await wire.check('l7 LIST (SUBSCRIBED) "" "Dossiers/*"', r"""
+* LIST (\HasNoChildren \Subscribed) "/" "Dossiers/Dupont"
+l7 OK LIST completed
+""")
+
+
+async def test_a_lost_subscription_under_a_parent_that_is_gone(wire: Wire) -> None:
+    await wire.login()
+    await wire.command("c1 CREATE Ancien/Notes")
+    await wire.command("c2 DELETE Ancien/Notes")
+    await wire.command("c3 DELETE Ancien")
+    await wire.check('l1 LSUB "" %', r"""
+* LSUB (\Noselect) "/" "Ancien"
+* LSUB () "/" "Archive"
+* LSUB () "/" "Drafts"
+* LSUB () "/" "INBOX"
+* LSUB () "/" "Sent"
+* LSUB () "/" "Trash"
+l1 OK LSUB completed
+""")
+    await wire.check('l2 LIST (SUBSCRIBED RECURSIVEMATCH) "" "An%"', r"""
+* LIST (\NonExistent \Subscribed) "/" "Ancien" ("CHILDINFO" ("SUBSCRIBED"))
+l2 OK LIST completed
+""")
+    await wire.check('l3 LIST (SUBSCRIBED) "" "Ancien*"', r"""
+* LIST (\NonExistent \Subscribed) "/" "Ancien"
+* LIST (\NonExistent \Subscribed) "/" "Ancien/Notes"
+l3 OK LIST completed
+""")
+
+
+# --- no untagged STATUS but for STATUS and LIST-STATUS (RFC 3501 §7.2.4) ---
+
+
+async def test_no_unasked_status(db: Database, mailbox_id: int, wire: Wire) -> None:
+    await deliver_n(db, mailbox_id, 1)
+    await wire.login()
+    await wire.check("c1 CREATE Projets", "c1 OK CREATE completed")
+    await wire.check("c2 RENAME Projets Projets2026", "c2 OK RENAME completed")
+    await wire.check("c3 SELECT Projets2026", r"""
+* FLAGS (\Answered \Flagged \Deleted \Seen \Draft)
+* OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft \*)] Flags permitted
+* 0 EXISTS
+* 0 RECENT
+* OK [UIDVALIDITY {*}] UIDs valid
+* OK [UIDNEXT 1] Predicted next UID
+* OK [HIGHESTMODSEQ 1] Highest
+c3 OK [READ-WRITE] SELECT completed
+""")
+    await wire.check("c5 SELECT INBOX", SELECT_STANDARD + "c5 OK [READ-WRITE] SELECT completed")
+    await wire.check("c6 COPY 1 Projets2026", "c6 OK [COPYUID {*}] COPY completed")
+    await wire.check("c7 DELETE Projets2026", "c7 OK DELETE completed")
+    await wire.check("c8 NOOP", "c8 OK NOOP completed")

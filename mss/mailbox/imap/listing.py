@@ -5,8 +5,8 @@ several patterns, return options) and :func:`list_lines` decides which
 folders are listed and with which attributes; the session sends the lines
 and, for ``RETURN (STATUS (...))``, a STATUS response after each folder.
 
-Subscriptions live on the folders themselves (a folder's deletion ends
-its subscription), so no subscribed name is ever ``\\NonExistent``. There
+Subscriptions live on the folders themselves; a deleted folder's stays as
+a lost subscription (RFC 3501 §6.3.6), listed ``\\NonExistent``. There
 are no remote mailboxes: REMOTE is accepted and changes nothing.
 """
 
@@ -111,44 +111,83 @@ def pattern_regex(pattern: str) -> re.Pattern[str]:
     return re.compile(f"^{convert(pattern)}$")
 
 
-def _satisfies(folder: Folder, criteria: list[str]) -> bool:
-    return all(folder.subscribed if c == "SUBSCRIBED" else bool(folder.special_use) for c in criteria)
+@dataclass
+class _Name:
+    """A name LIST or LSUB may show: a folder, a lost subscription, or a parent that does not exist."""
+
+    name: str
+    folder: Folder | None
+    subscribed: bool
 
 
-def list_lines(request: ListRequest, folders: Sequence[Folder]) -> list[tuple[Folder | None, bytes]]:
-    """The untagged LIST/LSUB lines, each with its folder (None for the delimiter answer)."""
+def _satisfies(entry: _Name, criteria: list[str]) -> bool:
+    return all(entry.subscribed if c == "SUBSCRIBED" else bool(entry.folder and entry.folder.special_use)
+               for c in criteria)
+
+
+def _names(folders: Sequence[Folder], lost: Sequence[str],
+           criteria: list[str], recursive: bool) -> list[_Name]:
+    entries = {f.name: _Name(f.name, f, f.subscribed) for f in folders}
+    if "SUBSCRIBED" in criteria:
+        for name in lost:
+            entries.setdefault(name, _Name(name, None, True))
+    if recursive:
+        for name in list(entries):
+            segments = name.split(DELIMITER)
+            for depth in range(1, len(segments)):
+                parent = DELIMITER.join(segments[:depth])
+                entries.setdefault(parent, _Name(parent, None, False))
+    return sorted(entries.values(), key=lambda e: e.name)
+
+
+def list_lines(request: ListRequest, folders: Sequence[Folder], lost: Sequence[str] = ()
+               ) -> list[tuple[Folder | None, bytes]]:
+    """The untagged LIST/LSUB lines, each with its folder (None for a name that is no folder).
+
+    ``lost`` are the subscribed names whose folder was deleted: LSUB shows them with
+    \\Noselect, LIST (SUBSCRIBED) with \\NonExistent (RFC 3501 §6.3.9, RFC 5258 §3). A
+    parent whose own name does not match the criteria is shown when a descendant does and
+    the pattern hides it: in LSUB with \\Noselect (the ``%`` rule of §6.3.9), with
+    RECURSIVEMATCH with CHILDINFO.
+    """
     name = "LSUB" if request.lsub else "LIST"
     if request.patterns == [""]:
         return [(None, f'* {name} (\\Noselect) "{DELIMITER}" ""\r\n'.encode())]
     regexes = [pattern_regex(request.reference + p) for p in request.patterns]
     names = [f.name for f in folders]
     criteria = ["SUBSCRIBED"] if request.lsub else request.criteria
-    recursive = "RECURSIVEMATCH" in request.selection
+    recursive = request.lsub or "RECURSIVEMATCH" in request.selection
+    entries = _names(folders, lost, criteria, recursive)
     out: list[tuple[Folder | None, bytes]] = []
-    for folder in folders:
-        if not any(r.match(folder.name) for r in regexes):
+    for entry in entries:
+        if not any(r.match(entry.name) for r in regexes):
             continue
-        prefix = folder.name + DELIMITER
-        descendants = [f for f in folders if f.name.startswith(prefix)]
-        selected = _satisfies(folder, criteria)
+        prefix = entry.name + DELIMITER
+        selected = _satisfies(entry, criteria)
         childinfo = False
         if recursive:
-            # CHILDINFO only for matching descendants the client will not see listed (RFC 5258 section 3).
-            childinfo = any(_satisfies(d, criteria) and not any(r.match(d.name) for r in regexes)
-                            for d in descendants)
+            # Only for matching descendants the client will not see listed (RFC 5258 section 3).
+            childinfo = any(d.name.startswith(prefix) and _satisfies(d, criteria)
+                            and not any(r.match(d.name) for r in regexes) for d in entries)
         if not selected and not childinfo:
             continue
         attributes: list[str] = []
-        if not request.lsub:
-            has_children = any(n.startswith(prefix) for n in names)
-            attributes.append("\\HasChildren" if has_children else "\\HasNoChildren")
-            if folder.special_use:
-                attributes.append(folder.special_use)
-            if "SUBSCRIBED" in request.returns and folder.subscribed:
+        if request.lsub:
+            if entry.folder is None or not selected:
+                attributes.append("\\Noselect")
+        else:
+            if entry.folder is None:
+                attributes.append("\\NonExistent")
+            else:
+                has_children = any(n.startswith(prefix) for n in names)
+                attributes.append("\\HasChildren" if has_children else "\\HasNoChildren")
+                if entry.folder.special_use:
+                    attributes.append(entry.folder.special_use)
+            if "SUBSCRIBED" in request.returns and entry.subscribed:
                 attributes.append("\\Subscribed")
         line = (f"* {name} ({' '.join(attributes)}) \"{DELIMITER}\" ".encode()
-                + render(utf7.encode(folder.name)))
-        if childinfo:
+                + render(utf7.encode(entry.name)))
+        if childinfo and not request.lsub:
             line += b' ("CHILDINFO" (' + " ".join(f'"{c}"' for c in criteria).encode() + b"))"
-        out.append((folder, line + b"\r\n"))
+        out.append((entry.folder, line + b"\r\n"))
     return out

@@ -31,6 +31,7 @@ from mss.mailbox.folders import (
     delete_folder,
     folder_status,
     list_folders,
+    lost_subscriptions,
     rename_folder,
     set_subscribed,
 )
@@ -401,9 +402,11 @@ class Session:
         assert self.user is not None
         async with self.db.read() as session:
             folders = await list_folders(session, self.user.mailbox_id)
-        for folder, line in list_lines(request, folders):
+            lost = await lost_subscriptions(session, self.user.mailbox_id)
+        for folder, line in list_lines(request, folders, lost):
             self.send(line)
-            if folder is not None and "STATUS" in request.returns:  # LIST-STATUS (RFC 5819)
+            # LIST-STATUS (RFC 5819 §2): never for a \NonExistent or \Noselect name.
+            if folder is not None and "STATUS" in request.returns:
                 self.send(await self._status_line(folder, request.status_items))
         return f"{command.name} completed"
 

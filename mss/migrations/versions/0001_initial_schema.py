@@ -314,6 +314,14 @@ def upgrade() -> None:
     with op.batch_alter_table('folders', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_folders_mailbox_id'), ['mailbox_id'], unique=False)
 
+    op.create_table('lost_subscriptions',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('mailbox_id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=1024), nullable=False),
+    sa.ForeignKeyConstraint(['mailbox_id'], ['mailboxes.id'], name=op.f('fk_lost_subscriptions_mailbox_id_mailboxes'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_lost_subscriptions')),
+    sa.UniqueConstraint('mailbox_id', 'name', name=op.f('uq_lost_subscriptions_mailbox_id'))
+    )
     op.create_table('expunged_entries',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('folder_id', sa.Integer(), nullable=False),
@@ -448,6 +456,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_expunged_entries_folder_modseq')
 
     op.drop_table('expunged_entries')
+    op.drop_table('lost_subscriptions')
     with op.batch_alter_table('folders', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_folders_mailbox_id'))
 
