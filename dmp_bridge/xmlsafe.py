@@ -81,10 +81,6 @@ def parse_xml(data: bytes, what: str) -> Element:
         raise other(f"{what} nests its elements more than {MAX_XML_DEPTH} levels deep; refused.",
                     f"{what} imbrique ses éléments sur plus de {MAX_XML_DEPTH} niveaux ; refusé."
                     ) from None
-    except LookupError:  # an encoding Python does not know, e.g. encoding="UTFe8"
-        raise other(f"{what} declares the encoding {encoding!r}, which is unknown; only UTF-8 is "
-                    "accepted.", f"{what} déclare l'encodage {encoding!r}, inconnu ; seul l'UTF-8 "
-                    "est accepté.") from None
     except DTDForbidden:
         raise _classify_dtd(body, what) from None
     except (EntitiesForbidden, ExternalReferenceForbidden) as exc:
@@ -96,6 +92,11 @@ def parse_xml(data: bytes, what: str) -> Element:
             f"{what} is not well-formed XML: {message} (line {line}, column {column + 1}).",
             f"{what} n'est pas un XML bien formé : {message} (ligne {line}, colonne "
             f"{column + 1}).") from None
+    except (LookupError, ValueError):  # encoding="UTFe8" (unknown), "shift_jis" (multi-byte); last:
+        # defusedxml's errors are ValueErrors too
+        raise other(f"{what} declares the encoding {encoding!r}, which cannot be read; only UTF-8 "
+                    "is accepted.", f"{what} déclare l'encodage {encoding!r}, illisible ; seul "
+                    "l'UTF-8 est accepté.") from None
 
 
 def _classify_dtd(body: bytes, what: str) -> XdmError:

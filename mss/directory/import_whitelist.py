@@ -135,7 +135,7 @@ def parse_xml(data: bytes, path: str) -> _Handler:
                            where=f"{path}:{exc.getLineNumber()}") from None
     except InvalidInput as exc:
         raise InvalidInput(exc.sentence, where=f"{path}:{handler.line()}") from None
-    except LookupError:  # expat asked Python for an encoding it does not know ("UTQ-8")
+    except (LookupError, ValueError):  # an encoding Python does not know ("UTQ-8"), or multi-byte
         raise InvalidInput("the XML declaration names an unknown encoding; save the file as UTF-8",
                            where=f"{path}:1") from None
     return handler
