@@ -72,7 +72,8 @@ async def count_failed_login(request: web.Request, refused: Unauthenticated) -> 
     """
     if refused.failed is None:
         return refused
-    after = await LoginThrottle(request.app[DB], request.app[SETTINGS]).failed(refused.failed, utcnow())
+    throttle = LoginThrottle(request.app[DB], request.app[SETTINGS], protocol="api")
+    after = await throttle.failed(refused.failed, utcnow())
     return Unauthenticated(after.sentence) if after.locked else refused
 
 

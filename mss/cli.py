@@ -65,12 +65,11 @@ async def init(settings: Settings, demo: bool) -> None:
 @hub_command
 async def serve(settings: Settings, first_run_demo: bool) -> None:
     """Run every listener and the job workers until Ctrl-C."""
-    import logging
-
+    from mss.log_format import configure_logging
     from mss.serve import serve_forever
     from mss.setup import describe_listeners, initialise, needs_initialisation
 
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)
     if first_run_demo and await needs_initialisation(settings):
         for line in await initialise(settings, demo=True):
             click.echo(line)

@@ -108,6 +108,13 @@ class LoginThrottleLimits:
 
 
 @dataclass
+class Metrics:
+    """Who may read ``/metrics`` (addresses or CIDR networks; an empty list: nobody)."""
+
+    allow: list[str] = field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
+
+
+@dataclass
 class Agenda:
     """Appointment reminders: one notification this many hours before each appointment."""
 
@@ -122,6 +129,7 @@ class Settings:
     database_url: str = ""
     bind: str = "127.0.0.1"
     log_level: str = "INFO"
+    log_format: str = "text"  # or "json": one object per line (mss.log_format)
     ports: Ports = field(default_factory=Ports)
     listeners: Listeners = field(default_factory=Listeners)
     limits: Limits = field(default_factory=Limits)
@@ -131,6 +139,7 @@ class Settings:
     agenda: Agenda = field(default_factory=Agenda)
     login_throttle: LoginThrottleLimits = field(default_factory=LoginThrottleLimits)
     auth: Auth = field(default_factory=Auth)
+    metrics: Metrics = field(default_factory=Metrics)
     source: str = "defaults"
 
     @property
@@ -172,7 +181,7 @@ _KIND_WORDS = {int: "a whole number", float: "a number", bool: "true or false", 
 
 def _coerce(value: Any, target: Any, where: str) -> Any:
     if isinstance(target, list):
-        return _coerce_list(value, where)
+        return _coerce_list(value, where, target[0] if target else "")
     kind = type(target)
     expected = _KIND_WORDS.get(kind, kind.__name__)
     if isinstance(value, str) and kind is not str:
@@ -194,12 +203,13 @@ def _coerce(value: Any, target: Any, where: str) -> Any:
     return value
 
 
-def _coerce_list(value: Any, where: str) -> list[int]:
-    """A list of whole numbers: a TOML array, or "48,2" in an environment variable."""
+def _coerce_list(value: Any, where: str, example: Any) -> list[Any]:
+    """A list like the default (whole numbers, strings): a TOML array, or "48,2" in an environment variable."""
     items = [v for v in value.replace(" ", "").split(",") if v] if isinstance(value, str) else value
     if not isinstance(items, list):
-        raise ConfigError(f"{where}: expected a list of whole numbers, got {value!r}")
-    return [_coerce(item, 0, where) for item in items]
+        kinds = "whole numbers" if isinstance(example, int) else "strings"
+        raise ConfigError(f"{where}: expected a list of {kinds}, got {value!r}")
+    return [_coerce(item, example, where) for item in items]
 
 
 def _apply(obj: Any, values: Mapping[str, Any], where: str) -> None:
@@ -264,6 +274,14 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: Mapping[str, 
     if data_dir is not None:
         settings.data_dir = data_dir
     settings.data_dir = str(Path(settings.data_dir).resolve())
+    if settings.log_format not in ("text", "json"):
+        raise ConfigError(f'log_format must be "text" or "json", got {settings.log_format!r}')
+    from mss.policy.operations import parse_networks
+
+    try:
+        parse_networks(settings.metrics.allow)
+    except ValueError as exc:
+        raise ConfigError(f"metrics.allow: {exc}") from None
     if settings.listeners.smtp_processes < 1:
         raise ConfigError(f"listeners.smtp_processes must be 1 or more, got {settings.listeners.smtp_processes}")
     return settings

@@ -53,6 +53,7 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 from mss.errors import DatabaseUnavailable
+from mss.metrics import watch_pool
 
 T = TypeVar("T")
 _unwinding: set[asyncio.Task[Any]] = set()
@@ -186,6 +187,8 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self.pool_capacity = 2 * kept
+        watch_pool(self.engine.sync_engine)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
 

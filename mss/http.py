@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import importlib
 import logging
+import time
 from typing import Any
 
 from aiohttp import web, web_response
 
+from mss import log_format
 from mss.config import Settings
 from mss.db import Database
 from mss.web import DB, SERVICES, SETTINGS
 
 log = logging.getLogger("mss.http")
+access_log = logging.getLogger("mss.http.access")
 
 # Each module exposes setup(app); the order is the order of route registration.
 PARTS = (
+    "mss.health",  # /healthz, /readyz, /metrics
     "dmp_bridge.api",  # before the directory, whose /fhir/{tail} catch-all would shadow it
     "mss.directory.fhir_api",
     "mss.mailbox.autoconfig",
@@ -35,8 +39,35 @@ SERVER_NAME = "mss-hub"  # not aiohttp's name and version
 web_response.SERVER_SOFTWARE = SERVER_NAME
 
 
-async def secure_response(_request: web.BaseRequest, response: web.StreamResponse) -> None:
-    """Every response the application sends: the security headers, a neutral Server header.
+REQUEST_ID = "X-Request-Id"
+REQUEST_ID_KEY = web.RequestKey("request_id", str)
+
+
+@web.middleware
+async def tag_request(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every log line of a request carries its id (``mss.log_format``), sent back as X-Request-Id.
+
+    One INFO line per request: method, path (never the query, which may hold a search), status.
+    """
+    rid = log_format.request_id_from(request.headers.get(REQUEST_ID))
+    request[REQUEST_ID_KEY] = rid
+    token = log_format.request_id.set(rid)
+    start, status = time.perf_counter(), 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        access_log.info("%s %s %s %.1f ms", request.method, request.rel_url.raw_path, status,
+                        1000 * (time.perf_counter() - start))
+        log_format.request_id.reset(token)
+
+
+async def secure_response(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """Every response the application sends: the security headers, a neutral Server header, its id.
 
     A signal, not a middleware: it also runs for the responses aiohttp makes itself (404,
     405, an ``HTTPException``, the 500 of a handler that raised), just before the headers go.
@@ -44,20 +75,18 @@ async def secure_response(_request: web.BaseRequest, response: web.StreamRespons
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     response.headers["Server"] = SERVER_NAME
+    rid = request.get(REQUEST_ID_KEY)
+    if rid is not None:
+        response.headers[REQUEST_ID] = rid
 
 
 def build_app(settings: Settings, db: Database, services: dict[str, Any] | None = None) -> web.Application:
     """The whole HTTPS application with every part that is installed."""
-    app = web.Application(client_max_size=settings.limits.max_message_size)
+    app = web.Application(client_max_size=settings.limits.max_message_size, middlewares=[tag_request])
     app[SETTINGS] = settings
     app[DB] = db
     app[SERVICES] = services if services is not None else {}
     app.on_response_prepare.append(secure_response)
     for name in PARTS:
         importlib.import_module(name).setup(app)
-
-    async def health(_request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
-
-    app.router.add_get("/healthz", health)
     return app

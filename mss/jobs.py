@@ -29,6 +29,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from mss.db import Base, Database, UTCDateTime, add_row, inserting_in_bulk, utcnow
 from mss.errors import DatabaseUnavailable
+from mss.metrics import hub_metrics
 
 log = logging.getLogger("mss.jobs")
 
@@ -245,6 +246,10 @@ class JobRunner:
             await asyncio.gather(*(run_queue(queue) for queue in queues.values()))
             if done:
                 await self._finish(done, {"state": "done", "finished_at": utcnow(), "locked_until": None})
+                ended = set(done)
+                for job in jobs:
+                    if job.id in ended:
+                        hub_metrics().jobs_finished.labels(job.kind, "done").inc()
         return len(jobs)
 
     async def _run(self, job: ClaimedJob) -> bool:
@@ -266,6 +271,7 @@ class JobRunner:
             else:
                 values.update(state="pending", run_after=utcnow() + backoff(job.attempts))
             await self._finish([job.id], values)
+            hub_metrics().jobs_finished.labels(job.kind, "failed" if permanent else "retry").inc()
             return False
         return True
 

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from mss.config import Settings
 from mss.db import Base, Database, UTCDateTime
+from mss.metrics import hub_metrics
 from mss.notify import Reachable, notify_patient
 from mss.policy.login import (
     NO_FAILURES,
@@ -147,13 +148,14 @@ async def _delete(session: AsyncSession, keys: list[str], rules: LoginRules, now
 
 
 async def record_failed_login(session: AsyncSession, attempt: Attempt, rules: LoginRules, now: dt.datetime,
-                              *, patient: Reachable | None = None) -> LoginDecision:
+                              *, patient: Reachable | None = None, protocol: str = "portal") -> LoginDecision:
     """Count a wrong password or code in the caller's transaction; the answer to give.
 
     When this failure locks a patient's account, the patient's notification is queued
-    in the same transaction.
+    in the same transaction. ``protocol`` (smtp, imap, api, portal) labels the metric.
     """
     after = decide_after_failure(await count_failure(session, attempt, rules, now), rules, now)
+    hub_metrics().login_failures.labels(protocol, "locked" if after.locked else "refused").inc()
     if after.locked:
         await _delete(session, [], rules, now)  # a lock was just set: purge what is forgotten
     notice = decide_login_lock_notice(after, patient_account=patient is not None)
@@ -165,9 +167,10 @@ async def record_failed_login(session: AsyncSession, attempt: Attempt, rules: Lo
 class LoginThrottle:
     """The throttle for the protocol layers: each step in its own short transaction."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, *, protocol: str) -> None:
         self.db = db
         self.settings = settings
+        self.protocol = protocol  # smtp, imap, api: the label of mss_login_failures_total
 
     @property
     def rules(self) -> LoginRules:
@@ -182,7 +185,8 @@ class LoginThrottle:
     async def failed(self, attempt: Attempt, now: dt.datetime, *,
                      patient: Reachable | None = None) -> LoginDecision:
         async with self.db.write() as session:
-            return await record_failed_login(session, attempt, self.rules, now, patient=patient)
+            return await record_failed_login(session, attempt, self.rules, now, patient=patient,
+                                             protocol=self.protocol)
 
     async def succeeded(self, attempt: Attempt, failures: LoginFailures, now: dt.datetime) -> None:
         """Clear the account's series, when ``check`` saw one (else nothing is written)."""

@@ -28,6 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
+from mss import metrics
 from mss.config import Settings
 from mss.crypto import handshake_failures, passwords
 from mss.db import Database
@@ -81,6 +82,8 @@ class Hub:
         from mss.crypto.trust import TrustStore
 
         settings = self.settings
+        metrics.use_multiprocess(metrics.metrics_directory(settings.data_path), clean=True)  # before the children
+        metrics.hub_metrics().db_pool_capacity.inc(self.db.pool_capacity)
         passwords.configure(settings.auth.cache_seconds)
         trust = TrustStore.from_settings(settings)
         self.services.update(settings=settings, trust=trust)
@@ -161,6 +164,7 @@ class Hub:
         if self.job_process is not None:
             await asyncio.to_thread(self.job_process.stop)
         await self.db.dispose()
+        metrics.use_in_process()
 
 
 def listener_names(bound: dict[str, int], services: dict[str, Any]) -> dict[int, str]:
@@ -225,6 +229,7 @@ class ChildProcess(abc.ABC):
                 await exited
             finally:
                 loop.remove_reader(sentinel)
+            metrics.forget_process(self.process.pid)  # its open sessions and connections are closed
             if self._stopping:
                 return
             log.error("the %s process exited with code %s; starting it again", self.name, self.process.exitcode)
@@ -246,6 +251,7 @@ class ChildProcess(abc.ABC):
             if self.process.is_alive():
                 self.process.kill()
                 self.process.join()
+            metrics.forget_process(self.process.pid)
         self._closed()
 
     def _closed(self) -> None:
@@ -391,7 +397,15 @@ def start_smtp_processes(settings: Settings, services: dict[str, Any], count: in
 
 
 def _child_logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from mss.log_format import configure_logging
+
+    configure_logging(settings)
+
+
+def _child_metrics(settings: Settings, db: Database) -> None:
+    """A child writes its metrics beside the hub's, which ``/metrics`` adds up."""
+    metrics.use_multiprocess(metrics.metrics_directory(settings.data_path))
+    metrics.hub_metrics().db_pool_capacity.inc(db.pool_capacity)
 
 
 def _smtp_process_main(settings: Settings, limiter: Any, link: Any) -> None:
@@ -419,6 +433,7 @@ async def run_smtp_process(settings: Settings, limiter: Any, link: Any) -> None:
 
     passwords.configure(settings.auth.cache_seconds)
     db = Database(settings.effective_database_url)
+    _child_metrics(settings, db)
     trust = TrustStore.from_settings(settings)
     fd = link.fileno()
     os.set_blocking(fd, False)
@@ -468,6 +483,7 @@ async def run_job_process(settings: Settings, wake_fd: int | None = None, token:
     from mss.crypto.trust import TrustStore
 
     db = Database(settings.effective_database_url)
+    _child_metrics(settings, db)
     trust = TrustStore.from_settings(settings)
     runner = job_runner(db, {"settings": settings, "trust": trust}, runner_identity(os.getpid(), token))
     loop = asyncio.get_running_loop()

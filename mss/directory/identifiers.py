@@ -63,6 +63,7 @@ FINESS_SYSTEMS = ("https://finess.esante.gouv.fr", "http://finess.sante.gouv.fr"
                   "urn:oid:1.2.250.1.71.4.2.2.1")
 
 _INS = re.compile(r"[0-9]{5}(?:[0-9]{2}|2A|2B)[0-9]{8}")
+INS_PATTERN = _INS  # also what the logs redact (mss.log_format)
 _FINESS = re.compile(r"(?:[0-9]{2}|2A|2B)[0-9A-Z]{7}")
 _ADELI = re.compile(r"(?:[0-9]{2}|2A|2B)[0-9]{7}")
 _LOCAL_PART = re.compile(r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*")

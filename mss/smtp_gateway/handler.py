@@ -7,7 +7,9 @@ Each hook gathers what the session established, asks the ``Gateway``
 from __future__ import annotations
 
 import logging
+import time
 
+from mss.metrics import hub_metrics
 from mss.policy import decide_relay_sender, decide_submission_sender
 from mss.smtp_gateway import replies
 from mss.smtp_gateway.envelope import Sender, Transaction
@@ -44,6 +46,7 @@ class GatewayHandler:
             decision = decide_submission_sender(session.mailbox, address)
             sender = Sender(address, session.mailbox, channel="submission")
         if not decision.allowed:
+            hub_metrics().smtp_refused.labels(server.listener.name, "mail", decision.enhanced_status).inc()
             return decision.smtp_reply
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
@@ -55,6 +58,7 @@ class GatewayHandler:
         assert envelope.txn is not None
         decision, recipient = await self.gateway.check_recipient(envelope.txn, address)
         if not decision.allowed or recipient is None:
+            hub_metrics().smtp_refused.labels(server.listener.name, "rcpt", decision.enhanced_status).inc()
             return decision.smtp_reply
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
@@ -64,9 +68,15 @@ class GatewayHandler:
     async def handle_DATA(self, server: HubSMTP, session: HubSession, envelope: HubEnvelope) -> str:
         assert envelope.txn is not None and isinstance(envelope.original_content, bytes)
         peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
+        start = time.perf_counter()
         outcome = await self.gateway.accept(envelope.txn, envelope.original_content,
                                             helo=session.host_name or "", peer=f"[{peer}]", tls=session.tls)
-        if not outcome.decision.allowed:
+        metrics, listener = hub_metrics(), server.listener.name
+        if outcome.decision.allowed:
+            metrics.smtp_accepted.labels(listener).inc()
+            metrics.smtp_delivery_seconds.labels(listener).observe(time.perf_counter() - start)
+        else:
+            metrics.smtp_refused.labels(listener, "data", outcome.decision.enhanced_status).inc()
             log.info("refused %s -> %s: %s", envelope.mail_from, envelope.rcpt_tos,
                      outcome.decision.smtp_reply)
         return outcome.decision.smtp_reply

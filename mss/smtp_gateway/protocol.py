@@ -30,6 +30,7 @@ from typing import Any
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, Session, TLSSetupException
 
+from mss import log_format
 from mss.crypto import handshake_failures
 from mss.errors import DatabaseUnavailable
 from mss.policy import (
@@ -274,6 +275,7 @@ class HubSMTP(SMTP):
         super().connection_lost(error)
 
     async def _handle_client(self) -> None:
+        log_format.session_id.set(log_format.new_id())  # this connection's task: every line it logs
         if self._over_limit:
             await self.push(TOO_MANY_CONNECTIONS)
             assert self.transport is not None

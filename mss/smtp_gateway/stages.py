@@ -81,7 +81,7 @@ class Gateway:
         self.db = db
         self.services = services
         self.clock: StageClock = services.setdefault("stage_clock", StageClock())
-        self.throttle = LoginThrottle(db, settings)
+        self.throttle = LoginThrottle(db, settings, protocol="smtp")
 
     @property
     def trust(self) -> Any:

@@ -48,7 +48,7 @@ async def test_failures_on_other_protocols_count_here(api: Api) -> None:
     from mss.login_throttle import Attempt, LoginThrottle, mailbox_account
 
     api.world.settings.login_throttle.back_off_seconds = 0
-    throttle = LoginThrottle(api.world.db, api.world.settings)
+    throttle = LoginThrottle(api.world.db, api.world.settings, protocol="api")
     for _ in range(5):
         await throttle.failed(Attempt(mailbox_account(LOGIN.upper()), "127.0.0.1"), utcnow())
     status, text, _ = await _search(api, PASSWORD)

@@ -17,6 +17,7 @@ import re
 import ssl
 from typing import Any
 
+from mss import log_format
 from mss.config import Settings
 from mss.crypto import handshake_failures
 from mss.db import Database
@@ -27,6 +28,7 @@ from mss.mailbox.imap.parser import TaggedBad, parse_command, tag_of
 from mss.mailbox.imap.session import IdleTimeout, Session, State, _AlreadyAnswered
 from mss.mailbox.imap.wire import BadCommand, ImapError
 from mss.mailbox.notify import PostgresListener
+from mss.metrics import hub_metrics
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +92,7 @@ class ImapService:
         self.db = db
         self.ssl_context = ssl_context
         self.limits = settings.limits
-        self.throttle = LoginThrottle(db, settings)
+        self.throttle = LoginThrottle(db, settings, protocol="imap")
         self.per_user = ConnectionCounter(settings.limits.imap_connections_per_user)
         self.per_ip = ConnectionCounter(settings.limits.max_connections_per_ip)
         self.connections: set[Connection] = set()
@@ -103,11 +105,15 @@ class ImapService:
             await self.listener.start()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, tls: bool) -> None:
+        log_format.session_id.set(log_format.new_id())  # this connection's task: every line it logs
         connection = Connection(self, reader, writer, tls=tls)
         self.connections.add(connection)
+        sessions = hub_metrics().imap_sessions.labels("imaps" if tls else "imap")
+        sessions.inc()
         try:
             await connection.serve()
         finally:
+            sessions.dec()
             self.connections.discard(connection)
 
     async def close(self) -> None:
