@@ -88,3 +88,19 @@ def test_agenda_reminder_hours_from_file_and_environment(tmp_path: Path) -> None
     file.write_text("[agenda]\nreminder_hours = 48\n")
     with pytest.raises(ConfigError, match="expected a list of whole numbers, got 48"):
         load_settings(file, env={})
+
+
+def test_metrics_allow_and_log_format(tmp_path: Path) -> None:
+    assert Settings().metrics.allow == ["127.0.0.1/32", "::1/128"] and Settings().log_format == "text"
+    file = tmp_path / "mss.toml"
+    file.write_text('log_format = "json"\n[metrics]\nallow = ["10.0.0.0/8", "192.0.2.7"]\n')
+    settings = load_settings(file, env={})
+    assert settings.log_format == "json" and settings.metrics.allow == ["10.0.0.0/8", "192.0.2.7"]
+    assert load_settings(file, env={"MSS_METRICS_ALLOW": "127.0.0.1, ::1"}).metrics.allow == ["127.0.0.1", "::1"]
+    assert load_settings(file, env={"MSS_METRICS_ALLOW": ""}).metrics.allow == []  # nobody
+    file.write_text('[metrics]\nallow = ["10.0.0.0/33"]\n')
+    with pytest.raises(ConfigError, match="metrics.allow: '10.0.0.0/33' is not an IP address or network"):
+        load_settings(file, env={})
+    file.write_text('log_format = "xml"\n')
+    with pytest.raises(ConfigError, match='log_format must be "text" or "json", got \'xml\''):
+        load_settings(file, env={})
