@@ -115,6 +115,16 @@ class Metrics:
 
 
 @dataclass
+class Retention:
+    """Mailboxes left unused (``mss.policy.retention``): a warning, then their messages purged; not the DMP."""
+
+    warn_after_days: int = 335  # days without a login before the one warning (about 11 months)
+    purge_after_days: int = 365  # days without a login before the purge (at least 30 days after the warning)
+    closed_account_days: int = 90  # days after a patient account is closed for good before its messages go
+    batch: int = 500  # folder entries removed per transaction while purging
+
+
+@dataclass
 class Agenda:
     """Appointment reminders: one notification this many hours before each appointment."""
 
@@ -137,6 +147,7 @@ class Settings:
     portal: Portal = field(default_factory=Portal)
     notifications: Notifications = field(default_factory=Notifications)
     agenda: Agenda = field(default_factory=Agenda)
+    retention: Retention = field(default_factory=Retention)
     login_throttle: LoginThrottleLimits = field(default_factory=LoginThrottleLimits)
     auth: Auth = field(default_factory=Auth)
     metrics: Metrics = field(default_factory=Metrics)
@@ -282,6 +293,13 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: Mapping[str, 
         parse_networks(settings.metrics.allow)
     except ValueError as exc:
         raise ConfigError(f"metrics.allow: {exc}") from None
+    from mss.policy.retention import RetentionRules, rules_problem
+
+    retention = settings.retention
+    problem = rules_problem(RetentionRules(retention.warn_after_days, retention.purge_after_days,
+                                           retention.closed_account_days))
+    if problem or retention.batch < 1:
+        raise ConfigError(problem or f"retention.batch must be 1 or more, got {retention.batch}")
     if settings.listeners.smtp_processes < 1:
         raise ConfigError(f"listeners.smtp_processes must be 1 or more, got {settings.listeners.smtp_processes}")
     return settings

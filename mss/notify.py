@@ -72,6 +72,10 @@ NOTICES: dict[str, Notice] = {
                            "été bloquée temporairement depuis l'appareil qui les a faits. Vous pouvez toujours "
                            "vous connecter depuis le vôtre ; si ces essais ne viennent pas de vous, changez "
                            "votre mot de passe."),
+    "retention_warning": Notice("Votre messagerie santé n'est plus utilisée",
+                                "Vous ne vous êtes pas connecté à votre messagerie de santé depuis près d'un an. "
+                                "Sans connexion de votre part d'ici un mois, ses messages seront supprimés ; "
+                                "votre dossier médical n'est pas concerné."),
 }
 
 MESSAGES_LINK = "/messages"  # the portal's inbox, where a "new_message" notice leads

@@ -107,6 +107,8 @@ class Hub:
         if smtp_processes > 1:
             self.smtp_processes = start_smtp_processes(settings, self.services, smtp_processes - 1)
             self.tasks += [asyncio.create_task(child.supervise(), name=child.name) for child in self.smtp_processes]
+        if settings.listeners.workers:
+            await _schedule_retention(self.db)
         if self.job_process is not None:
             self.tasks.append(asyncio.create_task(self.job_process.supervise(), name="job process"))
         elif settings.listeners.workers:
@@ -167,6 +169,17 @@ class Hub:
         metrics.use_in_process()
 
 
+async def _schedule_retention(db: Database) -> None:
+    """The daily retention pass (``mss.retention``): queued at start unless one is already queued."""
+    from mss import retention
+    from mss.errors import DatabaseUnavailable
+
+    try:
+        await retention.schedule_daily(db)
+    except DatabaseUnavailable as exc:  # the pass is queued at the next start; the hub serves meanwhile
+        log.warning("could not queue the daily retention pass: %s", exc)
+
+
 def listener_names(bound: dict[str, int], services: dict[str, Any]) -> dict[int, str]:
     """Each bound port and what it serves, for the log of failed TLS handshakes."""
     ports = {**services.get("smtp_ports", {}), **bound}
@@ -181,10 +194,10 @@ def _smtp_listening(settings: Settings) -> bool:
 def job_runner(db: Database, services: dict[str, Any], runner_id: str | None = None) -> JobRunner:
     """A runner for every kind of follow-up job the hub runs; ``services["jobs"]`` is set to it."""
     from dmp_bridge import filing
-    from mss import agenda, notify, patients, smtp_gateway
+    from mss import agenda, notify, patients, retention, smtp_gateway
 
     runner = services["jobs"] = JobRunner(db, services=services, runner_id=runner_id)
-    for part in (smtp_gateway, notify, patients, filing, agenda):
+    for part in (smtp_gateway, notify, patients, filing, agenda, retention):
         part.register_jobs(runner)
     return runner
 

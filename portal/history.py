@@ -42,6 +42,8 @@ LABELS = {
     "message_refused": "Envoi refusé", "message_attachment_read": "Pièce jointe téléchargée",
     "mdn_sent": "Accusé de lecture envoyé", "mdn_refused": "Accusé de lecture non envoyé",
     "conversation.closed": "Conversation clôturée par le professionnel",
+    "mailbox.retention_warned": "Avertissement : messagerie inutilisée depuis près d'un an",
+    "mailbox.purged": "Messages supprimés (règles de conservation)",
     "document_list": "Liste des documents du dossier consultée", "document_masked": "Document masqué aux professionnels",
     "document_unmasked": "Document de nouveau visible par les professionnels",
     "document_revealed": "Document rendu visible au patient", "document_replaced": "Nouvelle version d'un document",
@@ -52,7 +54,8 @@ ACTOR_KINDS = {"patient": "vous-même", "guardian": "représentant légal", "pro
                "system": "le service", "operator": "administrateur"}
 DETAILS = {"factor": {"sms": "code par SMS", "email": "code par e-mail", "totp": "application"},
            "reason": {"password": "mot de passe erroné", "code": "code erroné",
-                      "code_reused": "code déjà utilisé"},
+                      "code_reused": "code déjà utilisé", "inactive": "messagerie inutilisée",
+                      "closed_account": "compte clôturé"},
            "change": {"authorised": "professionnel autorisé", "authorisation_withdrawn": "autorisation retirée",
                       "blocked": "professionnel bloqué", "unblocked": "professionnel débloqué",
                       "treating_doctor": "médecin traitant désigné",

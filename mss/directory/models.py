@@ -145,6 +145,11 @@ class Mailbox(Base):
     client_cert_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
     client_cert_subject: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Retention (mss.policy.retention): the last day of a login, written at most once a day;
+    # the day the mailbox was warned before a purge, and the day of its last purge.
+    last_active_on: Mapped[dt.date | None] = mapped_column(Date)
+    retention_warned_on: Mapped[dt.date | None] = mapped_column(Date)
+    retention_purged_on: Mapped[dt.date | None] = mapped_column(Date)
 
     professional: Mapped[Professional | None] = relationship(lazy="raise")
     organisation: Mapped[Organisation | None] = relationship(lazy="raise")

@@ -7,7 +7,8 @@ hub still needs it:
 - a foreign key to ``messages.id`` (every one in the schema, found in the
   metadata: DMP documents, agenda convocations... and tables added later);
 - a conversation (a patient's reply is matched to the Message-IDs of the
-  conversation's messages, so those are kept);
+  conversation's messages, so those are kept), except for a retention purge
+  (``mss.retention``): a message no folder holds any more is cited by no one;
 - a job that is not finished (relay, DSN, filing, convocation payloads
   carry ``message_id``).
 """
@@ -37,7 +38,8 @@ def _referencing_columns() -> list[Column]:
     return columns
 
 
-async def delete_unreferenced_messages(session: AsyncSession, message_ids: Iterable[int]) -> int:
+async def delete_unreferenced_messages(session: AsyncSession, message_ids: Iterable[int], *,
+                                       keep_conversations: bool = True) -> int:
     """Delete those of ``message_ids`` nothing refers to any more; returns how many went.
 
     Runs in a savepoint: if another transaction has just referred to one of them
@@ -48,7 +50,8 @@ async def delete_unreferenced_messages(session: AsyncSession, message_ids: Itera
     if not wanted:
         return 0
     conditions = [~exists().where(column == _MESSAGES.c.id) for column in _referencing_columns()]
-    conditions.append(_MESSAGES.c.conversation_id.is_(None))
+    if keep_conversations:
+        conditions.append(_MESSAGES.c.conversation_id.is_(None))
     pending = select(Job.payload["message_id"].as_integer()).where(
         Job.state != "done", Job.payload["message_id"].as_integer().in_(wanted))
     held = set((await session.execute(pending)).scalars().all())

@@ -5,7 +5,8 @@ for a convocation, whose agenda job says what happened instead ("appointment"
 when the agenda changed). A convocation that changed nothing in the agenda (a
 duplicate, a refused calendar) is still a new message in the inbox. A
 failed login that locks a patient's account from one address is told to the
-patient ("login_locked").
+patient ("login_locked"). A patient whose mailbox is about to be purged for
+inactivity is told once ("retention_warning", see ``mss.policy.retention``).
 """
 
 from __future__ import annotations
@@ -42,3 +43,8 @@ def decide_login_lock_notice(after_failure: LoginDecision, *, patient_account: b
     if not patient_account or not after_failure.lock_began:
         return None
     return "login_locked"
+
+
+def decide_retention_notice(*, patient_account: bool) -> str | None:
+    """The notice for a mailbox warned before its purge: patients are told; professionals read it in their INBOX."""
+    return "retention_warning" if patient_account else None

@@ -35,6 +35,7 @@ from mss.policy import (
     decide_size,
 )
 from mss.policy.login import LoginFailures, decide_login_attempt
+from mss.retention import note_activity
 from mss.smtp_gateway import replies
 from mss.smtp_gateway.content import (
     ParsedMessage,
@@ -130,6 +131,7 @@ class Gateway:
             await self._lookup(self.throttle.succeeded(attempt, failures, now))
             if check.needs_rehash:
                 await self._lookup(self._rehash(mailbox, password))
+            await self._lookup(note_activity(self.db, mailbox.id, mailbox.last_active_on, now.date()))
         return (facts if decision.allowed else None), decision
 
     async def _rehash(self, mailbox: Any, password: str) -> None:
@@ -141,7 +143,10 @@ class Gateway:
             async with self.db.read() as session:
                 return await mailbox_by_certificate(session, sha256)
 
-        return await self._lookup(lookup())
+        facts = await self._lookup(lookup())
+        if facts is not None:  # an information system's login: retention counts it (once a day)
+            await self._lookup(note_activity(self.db, facts.id))
+        return facts
 
     async def check_relay_client(self, certificate: PeerCertificateFacts | None
                                  ) -> tuple[Decision, frozenset[str]]:

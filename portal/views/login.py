@@ -18,6 +18,7 @@ from mss.login_throttle import (
 )
 from mss.patients import find_patient_by_identifier, rehash_patient_password, verify_secret
 from mss.policy.login import decide_login_attempt
+from mss.retention import record_activity
 from mss.web import SERVICES
 from portal import second_factor, sessions
 from portal.context import db_of, idle_limit, now_of, settings_of, source_of, visit
@@ -151,6 +152,7 @@ async def code_submit(request: web.Request) -> web.StreamResponse:
                                                space_patient_id=patient.id, factor=row.factor)
         record(session, "login", actor_kind="patient", actor=patient.ins, patient_id=patient.id,
                source=source_of(request), actor_name=patient.display_name, factor=row.factor)
+        await record_activity(session, now.date(), patient_id=patient.id)  # retention: once a day
     state = visit(request)
     state.new_token, state.row = token, new_row
     return redirect("/")

@@ -19,6 +19,7 @@ from mss.login_throttle import Attempt, LoginThrottle, mailbox_account, read_fai
 from mss.mailbox.imap.wire import ImapError
 from mss.policy import MailboxFacts, decide_password_login
 from mss.policy.login import decide_login_attempt
+from mss.retention import note_activity
 
 WRONG_CREDENTIALS = "wrong address or password"
 
@@ -58,6 +59,7 @@ async def authenticate(db: Database, throttle: LoginThrottle, ip: str, address: 
     if check.needs_rehash:
         async with db.write() as session:
             await rehash_mailbox_password(session, mailbox, password)
+    await note_activity(db, mailbox.id, mailbox.last_active_on, now.date())  # retention: once a day
     return LoggedIn(mailbox.id, mailbox.address)
 
 
