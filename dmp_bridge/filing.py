@@ -1,7 +1,9 @@
-"""The ``dmp.file`` job: file the documents of a delivered message's XDM packages, answer with an MDN.
+"""The ``dmp.file`` job: file the documents of a delivered message's XDM packages, answer the sender.
 
+The answer is an MDN when the sender asked for one, otherwise on an error
+the ANS IG's standard e-mail (``dmp_bridge.mdn``; ``decide_filing_answer``).
 One transaction per job: every document filed (or replaced, or deleted),
-the audit events, the patient's notification and the MDN commit together.
+the audit events, the patient's notification and the answer commit together.
 The job is idempotent: a marker event (``dmp_filing``, target
 ``dmp-filing:<message>:<mailbox>``) is written with the work, and a rerun
 that finds it does nothing. The message itself was delivered to the
@@ -25,8 +27,8 @@ from dmp_bridge.consent_store import consent_facts
 from dmp_bridge.documents import find_by_unique_id, insert_document, mark_deleted, target_facts
 from dmp_bridge.emergency import NOTIFY_TREATING_JOB, notify_treating
 from dmp_bridge.filing_entry import EntryReading, PackageReading, draft_of, read_packages
-from dmp_bridge.intake import FILE_JOB, pdf_attachments, xdm_attachments
-from dmp_bridge.mdn import DocumentOutcome, build_mdn
+from dmp_bridge.intake import FILE_JOB, pdf_attachments, returned_files, xdm_attachments
+from dmp_bridge.mdn import DocumentOutcome, ReturnedFile, build_error_email, build_mdn
 from mss.audit import AuditEvent, record
 from mss.config import Settings
 from mss.directory.models import Mailbox, Patient
@@ -35,7 +37,7 @@ from mss.mailbox.models import StoredMessage
 from mss.mailbox.store import INBOX, append, store_message
 from mss.notify import notify_patient
 from mss.policy.consent import ConsentFacts, ViewerKind
-from mss.policy.dmp_filing import FilingFacts, MdnFacts, decide_filing, decide_mdn
+from mss.policy.dmp_filing import FilingFacts, MdnFacts, decide_filing, decide_filing_answer
 from mss.policy.facts import domain_of
 from mss.smtp_gateway.delivery import RELAY_ATTEMPTS, RELAY_JOB
 from mss.smtp_gateway.lookup import local_domains, mailbox_facts
@@ -155,23 +157,38 @@ class _Filer:
 async def _send_mdn(session: AsyncSession, settings: Settings, mailbox: Mailbox,
                     message: EmailMessage, raw: bytes, payload: dict[str, Any],
                     outcomes: list[DocumentOutcome], code: int | None) -> None:
-    """The MDN back to the sender when asked (RFC 8098 rules), through the store or the relay."""
+    """The MDN back to the sender when asked (RFC 8098 rules), else on an error the IG's
+    standard e-mail; through the store or the relay."""
     asked = tuple(a for _, a in email.utils.getaddresses(
         [str(v) for v in message.get_all("Disposition-Notification-To", [])]) if a)
-    to = decide_mdn(MdnFacts(asked, payload.get("mail_from") or "",
-                             str(message.get("Auto-Submitted") or ""), message.get_content_type()))
-    if to is None:
+    answer = decide_filing_answer(MdnFacts(asked, payload.get("mail_from") or "",
+                                           str(message.get("Auto-Submitted") or ""),
+                                           message.get_content_type()), code)
+    if answer is None:
         return
-    mdn_id = f"<dmp-mdn-{payload['message_id']}-{payload['mailbox_id']}@{settings.hostname}>"
-    mdn = build_mdn(reporting_host=settings.hostname, final_recipient=mailbox.address, to=to,
-                    original_raw=raw, outcomes=outcomes, code=code, message_id=mdn_id)
-    stored = await store_message(session, mdn)
+    to = answer.to
+    if answer.kind == "mdn":
+        answer_id = f"<dmp-mdn-{payload['message_id']}-{payload['mailbox_id']}@{settings.hostname}>"
+        original_recipient = payload.get("original_recipient") or f"rfc822;{mailbox.address}"
+        raw_answer = build_mdn(reporting_host=settings.hostname, final_recipient=mailbox.address,
+                               to=to, original_raw=raw, outcomes=outcomes, code=code,
+                               message_id=answer_id, original_recipient=original_recipient)
+    else:
+        assert code is not None
+        answer_id = f"<dmp-error-{payload['message_id']}-{payload['mailbox_id']}@{settings.hostname}>"
+        files = [ReturnedFile(*f) for f in returned_files(message)]
+        raw_answer = build_error_email(reporting_host=settings.hostname,
+                                       final_recipient=mailbox.address, to=to, original_raw=raw,
+                                       outcomes=outcomes, code=code, message_id=answer_id,
+                                       files=files)
+    stored = await store_message(session, raw_answer)
     if domain_of(to) in local_domains(settings):
         box = await mailbox_facts(session, to)
         if box is not None:
             await append(session, box.id, INBOX, stored)
-            record(session, "message.mdn", actor_kind="system", actor=settings.hostname,
-                   target=box.address, source="dmp", message_id=mdn_id, error=code)
+            record(session, f"message.{answer.kind}", actor_kind="system",
+                   actor=settings.hostname, target=box.address, source="dmp",
+                   message_id=answer_id, error=code)
         return
     enqueue(session, RELAY_JOB, {"message_id": stored.id, "mail_from": "", "recipients": [to],
                                  "domain": domain_of(to), "max_attempts": RELAY_ATTEMPTS},

@@ -85,6 +85,18 @@ def pdf_attachments(message: Message) -> list[bytes]:
     return found
 
 
+def returned_files(message: Message) -> list[tuple[str, str, bytes]]:
+    """(file name, content type, bytes) of the package and PDF attachments, to give them back."""
+    found = []
+    for part in leaf_parts(message):
+        if _is_xdm(part) or part.get_content_type() == "application/pdf":
+            data = part.get_payload(decode=True)
+            if isinstance(data, bytes):
+                name = part.get_filename() or ("IHE_XDM.zip" if _is_xdm(part) else "document.pdf")
+                found.append((name, part.get_content_type(), data))
+    return found
+
+
 _HINTS = (b"ihe_xdm", b"pkcs7-mime", b"filename*", b"=?")
 
 
@@ -100,8 +112,13 @@ def carries_xdm(raw: bytes, message: Message | None = None) -> bool:
 
 
 def enqueue_filing(session: AsyncSession, *, stored_message_id: int, mailbox_id: int,
-                   mail_from: str) -> Job:
-    """Queue the filing of a delivered message's package for one patient mailbox (once)."""
+                   mail_from: str, original_recipient: str | None = None) -> Job:
+    """Queue the filing of a delivered message's package for one patient mailbox (once).
+
+    ``original_recipient`` (``rfc822;<address>``, from ORCPT or the RCPT TO as given)
+    becomes the MDN's Original-Recipient.
+    """
     return enqueue(session, FILE_JOB, {"message_id": stored_message_id, "mailbox_id": mailbox_id,
-                                       "mail_from": mail_from},
+                                       "mail_from": mail_from,
+                                       "original_recipient": original_recipient},
                    dedupe_key=f"{FILE_JOB}:{stored_message_id}:{mailbox_id}", max_attempts=5)

@@ -1,22 +1,32 @@
-"""MDNs (RFC 8098) for XDM filing, in the MSSanté subject format.
+"""MDNs (RFC 8098) for XDM filing and the IG's "standard e-mail", as the ANS IG writes them.
 
 Success: ``Disposition: automatic-action/MDN-sent-automatically; processed``
-and the original subject. Failure: ``processed/error`` plus an ``Error:``
-field carrying the integration code the way MSSanté writes it
-(``902^Identifiant patient inconnu^applicationErrorCondition|E^Error^errorSeverity``),
-and the subject ``[KO Intégration système !][902] <original subject>``.
+and the original subject. Failure, as the IG (struct-msg-mdn) writes it:
+``processed/Error: 902^Identifiant patient inconnu^applicationErrorCondition|
+E^Error^errorSeverity`` in the Disposition field, and the subject
+``[KO Intégration système !][902] <original subject>``. RFC 8098's grammar
+wants a single token after ``processed/``; the IG's receivers read the code
+there, so the IG's form wins (docs/standards.md, RFC 8098 row). The label
+and table are the IG's code table's (error-codes: ``Identifiant patient
+inconnu``, applicationErrorCondition), where its example writes
+``Identifiant de patient inconnu^messageErrorCondition`` (HL7 table 0357,
+which has no 902). Fields of the machine-readable part are US-ASCII, so a
+label is written there without accents; the human part keeps them.
 
-The IG example writes the code inside the Disposition field
-(``processed/Error: 902^...``), which RFC 8098 does not allow (a
-disposition-modifier is a single token); we keep the Disposition valid and
-put the code in the Error field, which RFC 8098 §3.2.7 defines for it.
-Fields of the machine-readable part are US-ASCII (RFC 8098), so the French
-label is written there without accents; the human part keeps them. The
-third part is the original message (message/rfc822), as the IG requires.
+Parts: the text, the notification and the original (message/rfc822, which
+the IG requires), per RFC 6522 §3's "two or three". The original's body is
+carried byte for byte (it may be signed); a header field in raw UTF-8 is
+RFC 2047-encoded, so relaying the MDN needs no SMTPUTF8.
+
+When the sender asked for no MDN, the IG (struct-email-standard) answers an
+error with a "standard e-mail" instead: ``build_error_email``, subject
+``[Erreur d’intégration !][902] <original subject>``, the text, the original
+as ``message_original.eml``, then the package and its PDFs as attachments.
 """
 
 from __future__ import annotations
 
+import email.errors
 import email.header
 import email.policy
 import email.utils
@@ -27,10 +37,12 @@ from dataclasses import dataclass
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 
-from dmp_bridge.errors import LABELS_FR
+from dmp_bridge.errors import LABELS_EN, LABELS_FR
 from mss.db import utcnow
 
 KO_PREFIX = "[KO Intégration système !]"
+ERROR_EMAIL_PREFIX = "[Erreur d’intégration !]"
+DISPOSITION = "automatic-action/MDN-sent-automatically; processed"
 
 
 @dataclass(frozen=True)
@@ -44,15 +56,31 @@ class DocumentOutcome:
     sentence: str = ""
 
 
+@dataclass(frozen=True)
+class ReturnedFile:
+    """An attachment of the original given back with the standard e-mail (IHE_XDM.zip, PDFs)."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
 def ascii_text(text: str) -> str:
     """French text without accents (for RFC 8098 fields, which are US-ASCII)."""
     folded = unicodedata.normalize("NFKD", text.replace("’", "'"))
     return "".join(c for c in folded if not unicodedata.combining(c)).encode("ascii", "replace").decode()
 
 
-def error_field(code: int) -> str:
-    """``<code>^<label>^applicationErrorCondition|E^Error^errorSeverity`` (ASCII)."""
-    return f"{code}^{ascii_text(LABELS_FR[code])}^applicationErrorCondition|E^Error^errorSeverity"
+def integration_error(code: int, label: str) -> str:
+    """``902^<label>^applicationErrorCondition| E^Error^errorSeverity``, spaced as the IG writes it."""
+    return f"{code}^{label}^applicationErrorCondition| E^Error^errorSeverity"
+
+
+def disposition(code: int | None) -> str:
+    """The Disposition field: ``processed``, or ``processed/Error: <code>^...`` (the IG's form)."""
+    if code is None:
+        return DISPOSITION
+    return f"{DISPOSITION}/Error: {integration_error(code, ascii_text(LABELS_FR[code]))}"
 
 
 def mdn_subject(original_subject: str, code: int | None) -> str:
@@ -66,9 +94,8 @@ def _human_text(outcomes: Sequence[DocumentOutcome], code: int | None) -> str:
         lines += [f"  - {o.title}" for o in outcomes if o.filed]
         lines += ["", "The document(s) were filed into the patient's medical record."]
         return "\n".join(lines) + "\n"
-    lines = ["Le document n'a pas pu être intégré.",
-             (f"Le système a retourné l'erreur {code}^{LABELS_FR[code]}^applicationErrorCondition|"
-             f"E^Error^errorSeverity"), ""]
+    lines = ["Le document n’a pas pu être intégré.",
+             f"Le système a retourné l'erreur {integration_error(code, LABELS_FR[code])}", ""]
     for outcome in outcomes:
         state = "intégré" if outcome.filed else f"erreur {outcome.code} : {outcome.sentence_fr}"
         lines.append(f"  - {outcome.title or 'document'} : {state}")
@@ -81,21 +108,19 @@ def _human_text(outcomes: Sequence[DocumentOutcome], code: int | None) -> str:
 _UNFOLDED = email.policy.SMTP.clone(max_line_length=998)
 
 
-def _notification(final_recipient: str, reporting_host: str, original: Message,
-                  code: int | None) -> bytes:
+def _notification(final_recipient: str, original_recipient: str | None, reporting_host: str,
+                  original: Message, code: int | None) -> bytes:
+    """The message/disposition-notification part, its fields in the IG example's order."""
     fields = Message()
     fields["Reporting-UA"] = f"{reporting_host}; MSS hub DMP bridge"
-    original_recipient = str(original.get("Original-Recipient") or "").strip()
+    original_recipient = original_recipient or str(original.get("Original-Recipient") or "").strip()
     if original_recipient:
-        fields["Original-Recipient"] = original_recipient
+        fields["Original-Recipient"] = ascii_text(original_recipient)
     fields["Final-Recipient"] = f"rfc822; {final_recipient}"
     original_id = str(original.get("Message-ID") or "").strip()
     if original_id:
         fields["Original-Message-ID"] = original_id
-    disposition = "automatic-action/MDN-sent-automatically; processed"
-    fields["Disposition"] = disposition + ("/error" if code is not None else "")
-    if code is not None:
-        fields["Error"] = error_field(code)
+    fields["Disposition"] = disposition(code)
     return (b"Content-Type: message/disposition-notification\r\n\r\n"
             + fields.as_bytes(policy=_UNFOLDED).lstrip(b"\r\n"))
 
@@ -107,38 +132,134 @@ def _text_part(text: str) -> bytes:
     return part.as_bytes(policy=email.policy.SMTP)
 
 
-def build_mdn(*, reporting_host: str, final_recipient: str, to: str, original_raw: bytes,
-              outcomes: Sequence[DocumentOutcome], code: int | None, message_id: str) -> bytes:
-    """The MDN's bytes: multipart/report with the text, the notification and the original.
+def ascii_headers(raw: bytes) -> bytes:
+    """The message with each header field in raw UTF-8 RFC 2047-encoded; the body byte for byte.
 
-    The original is carried byte for byte (never re-serialised: it may be signed).
+    Only the top-level header block changes: S/MIME signs the body part, never these fields.
     """
-    original = BytesParser(policy=email.policy.compat32).parsebytes(original_raw, headersonly=True)
-    original_id = str(original.get("Message-ID") or "").strip()
-    boundary = f"=_mdn_{uuid.uuid4().hex}"
+    cut = raw.find(b"\r\n\r\n")
+    if cut < 0 or raw[:cut].isascii():
+        return raw
+    fields: list[bytes] = []
+    for line in raw[:cut].split(b"\r\n"):
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1] += b"\r\n" + line
+        else:
+            fields.append(line)
+    return b"\r\n".join(map(_ascii_field, fields)) + raw[cut:]
+
+
+def _ascii_field(field: bytes) -> bytes:
+    if field.isascii():
+        return field
+    name, _, value = field.partition(b":")
+    header = name.decode("ascii", "replace").strip() or "X-Unreadable"
+    text = " ".join(value.decode("utf-8", "replace").split())
+    try:
+        folded = email.policy.SMTP.header_factory(header, text).fold(policy=email.policy.SMTP)
+    except (email.errors.MessageError, ValueError, IndexError, TypeError, AttributeError):
+        # the email package's folder on a value it cannot parse
+        folded = f"{header}: " + email.header.Header(text, "utf-8").encode(linesep="\r\n")
+    return folded.encode("ascii", "replace").rstrip(b"\r\n")
+
+
+def _reply_head(*, sender: str, to: str, subject: str, message_id: str, original: Message,
+                order: Sequence[str]) -> bytes:
+    """The header block of an answer to ``original`` (RFC 2047-encoded, Auto-Submitted)."""
+    values = {"Date": email.utils.format_datetime(utcnow()), "From": sender, "To": to,
+              "Message-ID": message_id, "Subject": subject}
     head = EmailMessage(policy=email.policy.SMTP)
-    head["From"] = final_recipient
-    head["To"] = to
-    head["Subject"] = mdn_subject(_decoded(original.get("Subject")), code)
-    head["Date"] = email.utils.format_datetime(utcnow())
-    head["Message-ID"] = message_id
+    for name in order:
+        head[name] = values[name]
     head["Auto-Submitted"] = "auto-replied"
+    original_id = str(original.get("Message-ID") or "").strip()
     if original_id:
         head["In-Reply-To"] = original_id
         head["References"] = original_id
-    header_block = head.as_bytes(policy=email.policy.SMTP).split(b"\r\n\r\n", 1)[0] + b"\r\n"
-    header_block += (b"MIME-Version: 1.0\r\nContent-Type: multipart/report; "
-                     b"report-type=disposition-notification;\r\n\tboundary=\""
-                     + boundary.encode() + b"\"\r\n\r\n")
-    rfc822 = original_raw if original_raw.endswith(b"\r\n") else original_raw + b"\r\n"
-    parts = [_text_part(_human_text(outcomes, code)),
-             _notification(final_recipient, reporting_host, original, code),
-             b"Content-Type: message/rfc822\r\n\r\n" + rfc822]
+    return head.as_bytes(policy=email.policy.SMTP).split(b"\r\n\r\n", 1)[0] + b"\r\n"
+
+
+def _multipart(header_block: bytes, content_type: bytes, parts: Sequence[bytes]) -> bytes:
+    boundary = f"=_mdn_{uuid.uuid4().hex}"
+    head = (header_block + b"MIME-Version: 1.0\r\nContent-Type: " + content_type
+            + b";\r\n\tboundary=\"" + boundary.encode() + b"\"\r\n\r\n")
     delimiter = f"--{boundary}\r\n".encode()
     body = b"".join(delimiter + part.rstrip(b"\r\n") + b"\r\n" for part in parts)
-    return header_block + body + f"--{boundary}--\r\n".encode()
+    return head + body + f"--{boundary}--\r\n".encode()
 
 
+def _original_part(original_raw: bytes, disposition_header: bytes = b"") -> bytes:
+    rfc822 = ascii_headers(original_raw)
+    rfc822 = rfc822 if rfc822.endswith(b"\r\n") else rfc822 + b"\r\n"
+    return b"Content-Type: message/rfc822\r\n" + disposition_header + b"\r\n" + rfc822
+
+
+def build_mdn(*, reporting_host: str, final_recipient: str, to: str, original_raw: bytes,
+              outcomes: Sequence[DocumentOutcome], code: int | None, message_id: str,
+              original_recipient: str | None = None) -> bytes:
+    """The MDN's bytes: multipart/report with the text, the notification and the original.
+
+    ``original_recipient`` is ``rfc822;<address>`` (the envelope's ORCPT, or the RCPT TO).
+    """
+    original = BytesParser(policy=email.policy.compat32).parsebytes(original_raw, headersonly=True)
+    header_block = _reply_head(
+        sender=final_recipient, to=to, subject=mdn_subject(_decoded(original.get("Subject")), code),
+        message_id=message_id, original=original,
+        order=("Date", "From", "Message-ID", "Subject", "To"))
+    parts = [_text_part(_human_text(outcomes, code)),
+             _notification(final_recipient, original_recipient, reporting_host, original, code),
+             _original_part(original_raw)]
+    return _multipart(header_block,
+                      b"multipart/report; report-type=disposition-notification", parts)
+
+
+def _error_email_text(outcomes: Sequence[DocumentOutcome], code: int, reporting_host: str) -> str:
+    """The IG example's text, with each refused document's reason added."""
+    lines = ["Bonjour,", "",
+             "Le document envoyé n’a pas pu être intégré correctement dans le système.",
+             "Voici les détails de l’erreur rencontrée :", "",
+             f"- Erreur détectée : {LABELS_FR[code]}",
+             f"- Code d’erreur : {code}"]
+    lines += [f"- {o.title or 'document'} : {o.sentence_fr}" for o in outcomes
+              if not o.filed and o.sentence_fr]
+    lines += ["", "", "Vous trouverez en pièce jointe :",
+              "1. Le message original contenant le document soumis.",
+              "2. Les fichiers liés (archive ZIP et PDF associés au message original).", "",
+              ("Veuillez vérifier les informations fournies et soumettre à nouveau les documents "
+               "après correction."),
+              "Si le problème persiste, contactez notre service technique.", "",
+              "Cordialement,", f"L’équipe technique de {reporting_host}", "", "--",
+              f"The document could not be filed (error {code}: {LABELS_EN[code]})."]
+    lines += [f"- {o.title or 'document'}: {o.sentence}" for o in outcomes
+              if not o.filed and o.sentence]
+    return "\n".join(lines) + "\n"
+
+
+def _attachment(file: ReturnedFile) -> bytes:
+    part = EmailMessage(policy=email.policy.SMTP)
+    maintype, _, subtype = file.content_type.partition("/")
+    part.set_content(file.data, maintype=maintype, subtype=subtype or "octet-stream",
+                     disposition="attachment", filename=file.filename, cte="base64")
+    part.set_param("name", file.filename)
+    del part["MIME-Version"]
+    return part.as_bytes(policy=email.policy.SMTP)
+
+
+def build_error_email(*, reporting_host: str, final_recipient: str, to: str, original_raw: bytes,
+                      outcomes: Sequence[DocumentOutcome], code: int, message_id: str,
+                      files: Sequence[ReturnedFile] = ()) -> bytes:
+    """The IG's standard e-mail for a filing error nobody asked an MDN for (multipart/mixed)."""
+    original = BytesParser(policy=email.policy.compat32).parsebytes(original_raw, headersonly=True)
+    subject = " ".join(_decoded(original.get("Subject")).split())
+    header_block = _reply_head(
+        sender=final_recipient, to=to, subject=f"{ERROR_EMAIL_PREFIX}[{code}] {subject}",
+        message_id=message_id, original=original,
+        order=("Date", "From", "To", "Message-ID", "Subject"))
+    parts = [_text_part(_error_email_text(outcomes, code, reporting_host)),
+             _original_part(original_raw, b'Content-Disposition: attachment; '
+                                          b'filename="message_original.eml"\r\n'),
+             *map(_attachment, files)]
+    return _multipart(header_block, b"multipart/mixed", parts)
 def _decoded(value: object) -> str:
     """A header value as text (RFC 2047 words decoded)."""
     if value is None:

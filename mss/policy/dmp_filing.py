@@ -133,3 +133,30 @@ def decide_mdn(facts: MdnFacts) -> str | None:
         if normalize_address(address) == wanted:
             return wanted
     return None
+
+
+@dataclass(frozen=True)
+class FilingAnswer:
+    """How the sender hears of the filing: an MDN, or the IG's standard e-mail on an error."""
+
+    kind: str  # "mdn" or "error_email"
+    to: str
+
+
+def decide_filing_answer(facts: MdnFacts, error: int | None) -> FilingAnswer | None:
+    """An MDN when one was asked for (``decide_mdn``); otherwise, on an error, a standard e-mail.
+
+    The ANS IG (struct-email-standard): with no Disposition-Notification-To, an
+    error is still told, by an ordinary message to the sender (the envelope's
+    Return-Path). Never to a null sender, a report or an automatic message (RFC 3834).
+    """
+    to = decide_mdn(facts)
+    if to is not None:
+        return FilingAnswer("mdn", to)
+    if error is None or not facts.return_path:
+        return None
+    if facts.content_type.lower() == "multipart/report":
+        return None
+    if facts.auto_submitted and facts.auto_submitted.strip().lower() != "no":
+        return None
+    return FilingAnswer("error_email", normalize_address(facts.return_path))

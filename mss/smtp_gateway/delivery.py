@@ -244,7 +244,8 @@ class _Batch:
                        signature=signature.status)
                 if mailbox.is_patient and request.xdm:  # DMP filing (dmp_bridge)
                     enqueue_filing(session, stored_message_id=message_id, mailbox_id=mailbox.id,
-                                   mail_from=sender.mail_from)
+                                   mail_from=sender.mail_from,
+                                   original_recipient=request.txn.original_recipients.get(mailbox.id))
                     receipt.jobs += 1
                 agenda = follow_up_delivery(session, parsed.raw, mailbox.id, mailbox.is_patient,
                                             message_id)  # convocations: the agenda (mss.agenda)

@@ -29,6 +29,9 @@ class Transaction:
 
     sender: Sender
     recipients: list[RecipientFacts] = field(default_factory=list)
+    # Each local mailbox's original recipient: the RCPT's ORCPT (RFC 3461 §4.2), else the
+    # RCPT TO address as given; the MDN's Original-Recipient (RFC 8098 §3.2.3).
+    original_recipients: dict[int, str] = field(default_factory=dict)
 
     @property
     def local_mailboxes(self) -> list[MailboxFacts]:

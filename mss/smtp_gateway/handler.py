@@ -32,6 +32,7 @@ class GatewayHandler:
         extended = [r for r in responses if r.strip() != "250-AUTH"]
         extended.insert(-1, "250-PIPELINING")
         extended.insert(-1, "250-ENHANCEDSTATUSCODES")
+        extended.insert(-1, "250-DSN")  # RFC 3461: for ORCPT (mss/smtp_gateway/dsn_params.py)
         return extended
 
     async def handle_MAIL(self, server: HubSMTP, session: HubSession, envelope: HubEnvelope,
@@ -63,6 +64,9 @@ class GatewayHandler:
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         envelope.txn.recipients.append(recipient)
+        if recipient.mailbox is not None:
+            envelope.txn.original_recipients[recipient.mailbox.id] = (
+                envelope.dsn.original_recipient or f"rfc822;{address}")
         return "250 2.1.5 Recipient OK"
 
     async def handle_DATA(self, server: HubSMTP, session: HubSession, envelope: HubEnvelope) -> str:

@@ -25,10 +25,11 @@ import re
 import zlib
 from base64 import b64decode
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, Session, TLSSetupException
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, Session, TLSSetupException, syntax
 
 from mss import log_format
 from mss.crypto import handshake_failures
@@ -37,6 +38,13 @@ from mss.policy import (
     MailboxFacts,
     PeerCertificateFacts,
     decide_certificate_login,
+)
+from mss.smtp_gateway.dsn_params import (
+    MAIL_PARAMETERS,
+    RCPT_PARAMETERS,
+    DsnParameters,
+    MalformedParameter,
+    take_dsn_parameters,
 )
 from mss.smtp_gateway.envelope import Transaction
 from mss.smtp_gateway.replies import reply_bytes
@@ -170,6 +178,7 @@ class HubEnvelope(Envelope):
     def __init__(self) -> None:
         super().__init__()
         self.txn: Transaction | None = None
+        self.dsn = DsnParameters()  # the RFC 3461 parameters of the MAIL or RCPT being read
 
 
 class HubSMTP(SMTP):
@@ -245,6 +254,26 @@ class HubSMTP(SMTP):
         if address is not None and _CONTROL.search(address):
             return None, None
         return address, rest
+
+    @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        await self._with_dsn_parameters(arg, MAIL_PARAMETERS, super().smtp_MAIL)
+
+    @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        await self._with_dsn_parameters(arg, RCPT_PARAMETERS, super().smtp_RCPT)
+
+    async def _with_dsn_parameters(self, arg: str | None, names: frozenset[str],
+                                   command: Callable[[str | None], Awaitable[None]]) -> None:
+        """RFC 3461 parameters off the line (case kept) onto the envelope, the rest to aiosmtpd."""
+        if arg is not None and isinstance(self.envelope, HubEnvelope) and (
+                self.session is not None and self.session.extended_smtp):
+            try:
+                self.envelope.dsn, arg = take_dsn_parameters(arg, names)
+            except MalformedParameter as error:
+                await self.push(f"501 5.5.4 {error}")
+                return
+        await command(arg)
 
     def _create_session(self) -> HubSession:
         return HubSession(self.loop)

@@ -47,14 +47,20 @@ class FilingHub:
             return int((await session.execute(select(func.count(DmpDocument.id)))).scalar_one())
 
     async def send(self, package: bytes, *, mdn: bool = True, subject: str = SUBJECT,
-                   name: str = "IHE_XDM.zip", content_type: str = "application/zip") -> str:
-        """Sign and submit one message to the patient; run every job it caused. Its Message-ID."""
+                   name: str = "IHE_XDM.zip", content_type: str = "application/zip",
+                   rcpt_options: list[str] | None = None, raw_header: bytes = b"") -> str:
+        """Sign and submit one message to the patient; run every job it caused. Its Message-ID.
+
+        ``raw_header`` is a header line (with its CRLF) put as is above the others.
+        """
         identity = self.hub.pki.issue_smime(DOCTOR, id_nat=DOCTOR_ID_NAT)
         raw, message_id = xdm_message(package, mdn=mdn, subject=subject, name=name,
                                       content_type=content_type)
+        raw = raw_header + raw
         client = await self.hub.login_client(DOCTOR)
         try:
-            await client.sendmail(DOCTOR, [PATIENT_ADDRESS], identity.sign(raw))
+            await client.sendmail(DOCTOR, [PATIENT_ADDRESS], identity.sign(raw),
+                                  rcpt_options=rcpt_options or [])
         finally:
             await client.quit()
         await self.hub.runner.drain()
@@ -67,6 +73,18 @@ class FilingHub:
         for stored in await self.hub.stored(DOCTOR):
             message = parser.parsebytes(bytes(stored.raw))
             if message.get_content_type() == "multipart/report":
+                assert isinstance(message, EmailMessage)
+                found.append(message)
+        return found
+
+
+    async def error_emails(self) -> list[EmailMessage]:
+        """The IG's standard e-mails (filing errors with no MDN asked) in the doctor's INBOX."""
+        parser = BytesParser(policy=email.policy.default)
+        found = []
+        for stored in await self.hub.stored(DOCTOR):
+            message = parser.parsebytes(bytes(stored.raw))
+            if str(message["Subject"] or "").startswith("[Erreur d’intégration !]"):
                 assert isinstance(message, EmailMessage)
                 found.append(message)
         return found

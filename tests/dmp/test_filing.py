@@ -10,11 +10,13 @@ import datetime as dt
 import json
 
 import pytest
+from aiosmtplib import SMTPResponseException
 from sqlalchemy import select, update
 
 from dmp_bridge.access import Viewer
 from dmp_bridge.consent_store import set_block, set_dmp_opposition
 from dmp_bridge.intake import FILE_JOB
+from dmp_bridge.xdm import read_xdm
 from mss.jobs import Job
 from tests.dmp.conftest import start_api
 from tests.dmp.filing_helpers import (
@@ -68,6 +70,7 @@ async def test_signed_message_files_the_document_answers_processed_and_shows_in_
     fields = notification_fields(mdn)
     assert fields["Disposition"] == "automatic-action/MDN-sent-automatically; processed"
     assert fields["Original-Message-ID"] == message_id and fields["Error"] is None
+    assert fields["Original-Recipient"] == f"rfc822;{PATIENT_ADDRESS}"
     assert mdn["Subject"] == SUBJECT and mdn["In-Reply-To"] == message_id
     assert len(await dmp.hub.stored(PATIENT_ADDRESS)) == 1  # the message itself, delivered
     async with dmp.hub.db.read() as session:
@@ -173,9 +176,12 @@ async def _assert_error_mdn(dmp: FilingHub, code: int, message_id: str) -> None:
     mdn = (await dmp.mdns())[-1]
     fields = notification_fields(mdn)
     assert fields["Original-Message-ID"] == message_id
-    assert fields["Disposition"] == "automatic-action/MDN-sent-automatically; processed/error"
-    assert str(fields["Error"]).startswith(f"{code}^")
-    assert str(fields["Error"]).endswith("^applicationErrorCondition|E^Error^errorSeverity")
+    disposition = str(fields["Disposition"])
+    assert disposition.startswith(
+        f"automatic-action/MDN-sent-automatically; processed/Error: {code}^")  # the IG's form
+    assert disposition.endswith("^applicationErrorCondition| E^Error^errorSeverity")
+    assert fields["Error"] is None
+    assert fields["Original-Recipient"] == f"rfc822;{PATIENT_ADDRESS}"  # no ORCPT: the RCPT TO
     assert mdn["Subject"] == f"[KO Intégration système !][{code}] {SUBJECT}"
     text = mdn.get_body(("plain",))
     assert text is not None and f"erreur {code}" in text.get_content()
@@ -261,3 +267,51 @@ async def test_uris_relative_to_ihe_xdm_are_filed(dmp: FilingHub) -> None:
     await dmp.send(make_xdm(XdmSpec(subset="SS000001", uri_base="ihe_xdm", signature=True)))
     [document] = await dmp.documents()
     assert document.unique_id == "1.2.250.1.999.1.1.20240101^42"
+
+
+async def test_orcpt_of_the_envelope_is_the_mdns_original_recipient(dmp: FilingHub) -> None:
+    """RFC 3461 ORCPT (xtext, case kept) -> RFC 8098 Original-Recipient of the MDN."""
+    await dmp.send(make_xdm(), rcpt_options=["ORCPT=rfc822;Ruth.Nessi+2Bdmp@Example.org"])
+    [mdn] = await dmp.mdns()
+    assert notification_fields(mdn)["Original-Recipient"] == "rfc822;Ruth.Nessi+dmp@Example.org"
+
+
+async def test_malformed_dsn_parameters_are_refused_with_501(dmp: FilingHub) -> None:
+    client = await dmp.hub.login_client(DOCTOR)
+    try:
+        assert client.supports_extension("DSN")
+        await client.mail(DOCTOR, options=["RET=HDRS", "ENVID=QQ+2B1"])
+        for bad in ("NOTIFY=SOMETIMES", "ORCPT=nosemicolon", "ORCPT=rfc822;a=b"):
+            with pytest.raises(SMTPResponseException) as caught:
+                await client.rcpt(PATIENT_ADDRESS, options=[bad])
+            assert caught.value.code == 501
+        accepted = await client.rcpt(PATIENT_ADDRESS, options=["NOTIFY=FAILURE,DELAY"])
+        assert accepted[0] == 250
+    finally:
+        await client.quit()
+
+
+async def test_an_error_without_mdn_asked_answers_the_igs_standard_email(dmp: FilingHub) -> None:
+    await _oppose_record(dmp)
+    message_id = await dmp.send(_spec(), mdn=False)
+    assert await dmp.mdns() == []
+    [answer] = await dmp.error_emails()
+    assert answer["Subject"] == f"[Erreur d’intégration !][902] {SUBJECT}"
+    assert answer["In-Reply-To"] == message_id and answer["Auto-Submitted"] == "auto-replied"
+    parts = list(answer.iter_parts())
+    assert [p.get_content_type() for p in parts] == [
+        "text/plain", "message/rfc822", "application/zip", "application/pdf"]
+    text = parts[0].get_content().replace("\r\n", "\n")
+    assert "- Erreur détectée : Identifiant patient inconnu\n- Code d’erreur : 902\n" in text
+    assert parts[1].get_filename() == "message_original.eml"
+    assert parts[1].get_payload()[0]["Message-ID"] == message_id
+    assert parts[2].get_filename() == "IHE_XDM.zip"
+    assert read_xdm(parts[2].get_content()).documents[0].unique_id == (
+        "1.2.250.1.999.1.1.20240101^42")  # the package given back, decoded from base64
+    assert parts[3].get_filename() == "CR.pdf"
+
+
+async def test_no_answer_at_all_for_a_success_nobody_asked_about(dmp: FilingHub) -> None:
+    await dmp.send(make_xdm(), mdn=False)
+    assert await dmp.count() == 1
+    assert await dmp.mdns() == [] and await dmp.error_emails() == []

@@ -20,7 +20,15 @@ from mss.directory.models import Mailbox
 from mss.jobs import JobContext
 from mss.mailbox.models import StoredMessage
 from mss.policy.consent import ConsentFacts
-from mss.policy.dmp_filing import FilingFacts, MdnFacts, TargetFacts, decide_filing, decide_mdn
+from mss.policy.dmp_filing import (
+    FilingAnswer,
+    FilingFacts,
+    MdnFacts,
+    TargetFacts,
+    decide_filing,
+    decide_filing_answer,
+    decide_mdn,
+)
 from portal.history import read_history
 from tests.dmp.conftest import World
 from tests.dmp.matrix import ID_NATS, REASON
@@ -137,3 +145,19 @@ def test_mdn_decisions() -> None:
     assert decide_mdn(MdnFacts((doctor,), "")) is None
     assert decide_mdn(MdnFacts((doctor,), doctor, auto_submitted="auto-replied")) is None
     assert decide_mdn(MdnFacts((doctor,), doctor, content_type="multipart/report")) is None
+
+
+def test_filing_answer_decisions() -> None:
+    """An MDN when asked; else, on an error only, the IG's standard e-mail to the Return-Path."""
+    doctor = "jean.dupont@mss.localhost"
+    assert decide_filing_answer(MdnFacts((doctor,), doctor), None) == FilingAnswer("mdn", doctor)
+    assert decide_filing_answer(MdnFacts((doctor,), doctor), 902) == FilingAnswer("mdn", doctor)
+    assert decide_filing_answer(MdnFacts((), doctor), None) is None
+    assert decide_filing_answer(MdnFacts((), "Jean.Dupont@MSS.localhost"), 902) == FilingAnswer(
+        "error_email", doctor)
+    # asked for elsewhere than the Return-Path: no automatic MDN (RFC 8098 §2.1), the e-mail
+    assert decide_filing_answer(MdnFacts(("other@mss.localhost",), doctor), 906) == FilingAnswer(
+        "error_email", doctor)
+    assert decide_filing_answer(MdnFacts((), ""), 902) is None  # a bounce is never answered
+    assert decide_filing_answer(MdnFacts((), doctor, auto_submitted="auto-generated"), 902) is None
+    assert decide_filing_answer(MdnFacts((), doctor, content_type="multipart/report"), 902) is None

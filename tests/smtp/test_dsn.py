@@ -39,3 +39,17 @@ async def test_patient_closed_between_rcpt_and_data_gets_a_dsn(hub: Hub) -> None
     assert blocks[1]["Final-Recipient"] == f"rfc822; {PATIENT}" and blocks[1]["Status"] == "5.2.1"
     headers = next(p for p in dsn.walk() if p.get_content_type() == "text/rfc822-headers")
     assert "Subject: Résultats" in headers.get_payload(decode=True).decode()
+
+
+async def test_dsn_parameters_on_the_wire(hub: Hub) -> None:
+    """RFC 3461: DSN advertised; RET, ENVID, NOTIFY, ORCPT taken in any case, others still 555."""
+    client = await WireClient.open(hub)
+    assert (await client.command(f"MAIL FROM:<{DOCTOR}> ret=hdrs ENVID=QQ+2B1".encode()))[0] == 250
+    assert (await client.command(
+        f"RCPT TO:<{PATIENT}> notify=failure,delay ORCPT=rfc822;{PATIENT}".encode()))[0] == 250
+    for bad, code in ((b"ORCPT=rfc822", 501), (b"NOTIFY=NEVER,FAILURE", 501),
+                      (b"ORCPT=rfc822;a+ZZ@b", 501), (b"NOTIFY=NEVER NOTIFY=NEVER", 501),
+                      (b"HOLDFOR=60", 555)):
+        reply = await client.command(f"RCPT TO:<{OTHER_DOCTOR}> ".encode() + bad)
+        assert reply[0] == code, (bad, reply)
+    await client.close()
