@@ -208,8 +208,10 @@ class _AddressParser:
         if all(kind == "comment" for kind, _value in collected):
             return []
         mailbox, host = _addr_spec(collected)
-        # user@domain (Real Name): the old form's comment is the display name, as Dovecot gives it.
-        comments = [value.strip() for kind, value in collected if kind == "comment" and value.strip()]
+        # user@domain (Real Name): the old form's comment is the display name, as Dovecot gives it
+        # (the last comment after the address starts; one before it is not the address's).
+        start_at = next(i for i, (kind, _value) in enumerate(collected) if kind != "comment")
+        comments = [value.strip() for kind, value in collected[start_at:] if kind == "comment" and value.strip()]
         return [[comments[-1] if comments else None, None, mailbox, host]]
 
 

@@ -180,9 +180,10 @@ ENVELOPES = [
     (b"From: user@domain (Real Name)\r\nSender: \r\nReply-To: \r\n\r\nbody\r\n",
      ('NIL NIL (("Real Name" NIL "user" "domain")) (("Real Name" NIL "user" "domain"))'
      ' (("Real Name" NIL "user" "domain")) NIL NIL NIL NIL NIL')),
-    (b"From: <@route:user@domain>\r\n\r\nbody\r\n",
+    # A comment before the address is no name.
+    (b"From: <@route:user@domain>\r\nTo: (note) plain@domain\r\n\r\nbody\r\n",
      ('NIL NIL ((NIL "@route" "user" "domain")) ((NIL "@route" "user" "domain")) ((NIL "@route" "user" "domain"))'
-     ' NIL NIL NIL NIL NIL')),
+     ' ((NIL NIL "plain" "domain")) NIL NIL NIL NIL')),
     # Encoded words go out as written (the client decodes them); quoted local parts unquoted.
     ((b"From: =?utf-8?q?Ren=C3=A9_Martin?= <rene@mss.localhost>\r\nSender: Mr. Smith <smith@mss.localhost>\r\n"
      b"To: \"john..doe\"@mss.localhost, \"Dupont, Jean\" <jean@mss.localhost>\r\n\r\nbody\r\n"),
