@@ -111,5 +111,5 @@ def _seal_flushed_events(session: Session, _context: Any, _instances: Any) -> No
         events.append({name: getattr(obj, name) for name in (*HASHED_FIELDS, "patient_id")})
     seal(session.connection(), events)
     for obj, sealed in zip(pending, events, strict=True):
-        obj.chain, obj.seq, obj.prev_hash, obj.hash = (sealed["chain"], sealed["seq"], sealed["prev_hash"],
-                                                       sealed["hash"])
+        for name in ("detail", "chain", "seq", "prev_hash", "hash"):
+            setattr(obj, name, sealed[name])

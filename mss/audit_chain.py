@@ -70,28 +70,24 @@ def patient_chain(patient_id: int) -> str:
 
 
 def _instant(at: dt.datetime) -> str:
-    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return at.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+def stored_json(value: Any) -> Any:
+    """``value`` as the JSON column gives it back: tuples become lists, keys strings."""
+    return json.loads(json.dumps(value if value is not None else {}))
 
 
 def event_hash(event: Mapping[str, Any]) -> str:
     """SHA-256 (hex) of the event's chain, seq, prev hash and fields, canonically encoded.
 
-    ``detail`` is read back as the JSON column stores it (tuples become lists, keys
-    strings), so the hash computed before the insert is the one a reader recomputes.
+    ``detail`` must be as the JSON column stores it (``stored_json``: ``seal`` writes it so),
+    so the hash computed before the insert is the one a reader recomputes.
     """
-    fields: list[Any] = [SEAL_VERSION, event["chain"], event["seq"], event["prev_hash"]]
-    for name in HASHED_FIELDS:
-        value = event[name]
-        if name == "at":
-            value = _instant(value)
-        elif name == "detail":
-            value = json.loads(json.dumps(value if value is not None else {}))
-        fields.append(value)
-    return hashlib.sha256(_json(fields).encode("utf-8")).hexdigest()
+    fields = [SEAL_VERSION, event["chain"], event["seq"], event["prev_hash"], _instant(event["at"]),
+              *(event[name] for name in HASHED_FIELDS[1:])]
+    text = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _upsert(connection: Connection) -> Any:
@@ -107,7 +103,8 @@ def seal(connection: Connection, events: Sequence[MutableMapping[str, Any]]) -> 
     if not events:
         return
     for event in events:
-        event["chain"] = chain_of(event.get("patient_id"), event["actor"], event.get("detail"))
+        event["detail"] = stored_json(event.get("detail"))
+        event["chain"] = chain_of(event.get("patient_id"), event["actor"], event["detail"])
     table = AuditChainHead.__table__
     insert = _upsert(connection)
     chains = sorted({event["chain"] for event in events})  # one order for everyone: no deadlock

@@ -6,7 +6,7 @@ import datetime as dt
 
 from aiohttp import web
 
-from portal.context import db_of, visit
+from portal.context import db_of, now_of, visit
 from portal.history import KINDS, history_intact, read_history
 from portal.pages import render, signed_in
 
@@ -31,7 +31,7 @@ async def history(request: web.Request) -> web.StreamResponse:
     async with db_of(request).read() as session:
         lines = await read_history(session, state.space.id, kind if kind in KINDS else None, since, until,
                                    PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)
-        intact = await history_intact(session, state.space.id)
+        intact = await history_intact(session, state.space.id, now_of(request))
     return await render(request, "historique.html", {
         "title": "Historique des accès", "lines": lines[:PAGE_SIZE], "more": len(lines) > PAGE_SIZE,
         "intact": intact, "page": page, "kinds": KINDS, "kind": kind if kind in KINDS else "",

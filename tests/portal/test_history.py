@@ -5,9 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from html import unescape
 
+import pytest
 from sqlalchemy import delete, select, update
 
+import portal.history
 from mss.audit import AuditEvent, record
+from mss.audit_verify import RecentlyVerified
 from tests.fixtures_pki import DevPki
 from tests.portal.conftest import Hub, add_patient, second_visitor
 from tests.portal.messaging import DOCTOR, patient_address, setup_mail
@@ -99,3 +102,39 @@ async def test_the_page_says_whether_the_history_was_altered(hub: Hub, dev_pki: 
         await session.execute(delete(AuditEvent).where(AuditEvent.id == events[0].id))
     _response, html = await hub.page("/historique")
     assert ALTERED in unescape(html) and "Message reçu" not in html
+
+
+async def test_a_long_history_is_walked_whole_every_ten_minutes(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past full_walk_events, the page checks new events at once and the whole chain again 10 minutes later."""
+    monkeypatch.setattr(portal.history, "VERIFIED", RecentlyVerified(full_walk_events=3))
+    alice = await add_patient(hub.db, ALICE, "Roux", "Alice")
+
+    async def read_by_doctor(n: int) -> None:
+        async with hub.db.write() as session:
+            record(session, "document_read", actor_kind="professional", actor="8100000000001", patient_id=alice.id,
+                   actor_name="Dr Anne Martin", n=n)
+
+    for n in range(4):
+        await read_by_doctor(n)
+    await hub.login(ALICE)
+    _response, html = await hub.page("/historique")  # walked whole, remembered
+    assert SEALED in unescape(html)
+    await read_by_doctor(4)
+    async with hub.db.write() as session:  # a new event edited before the page is seen: its check fails
+        await session.execute(update(AuditEvent).where(AuditEvent.chain == f"patient:{alice.id}",
+                                                       AuditEvent.seq == 6).values(source="192.0.2.1"))
+    _response, html = await hub.page("/historique")
+    assert ALTERED in unescape(html)
+    async with hub.db.write() as session:
+        await session.execute(update(AuditEvent).where(AuditEvent.chain == f"patient:{alice.id}",
+                                                       AuditEvent.seq == 6).values(source=""))
+    _response, html = await hub.page("/historique")
+    assert SEALED in unescape(html)
+    async with hub.db.write() as session:  # an old event edited: seen at the next whole walk
+        await session.execute(update(AuditEvent).where(AuditEvent.chain == f"patient:{alice.id}",
+                                                       AuditEvent.seq == 1).values(source="192.0.2.1"))
+    _response, html = await hub.page("/historique")
+    assert SEALED in unescape(html)  # only the new events were read: the page stays cheap
+    hub.clock.advance(minutes=10)
+    _response, html = await hub.page("/historique")
+    assert ALTERED in unescape(html)
