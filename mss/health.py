@@ -25,6 +25,7 @@ from mss.policy.operations import decide_metrics_access, parse_networks
 from mss.web import DB, SETTINGS
 
 PROBE_SECONDS = 5.0  # a probe waits no longer than a monitoring system does
+ALLOWED = web.AppKey("metrics_allowed", tuple)  # [metrics] allow, parsed once
 
 
 @functools.cache
@@ -86,9 +87,6 @@ async def scrape(request: web.Request) -> web.Response:
         snapshot = metrics.DatabaseSnapshot()
     body = await asyncio.to_thread(metrics.exposition, snapshot)  # reads every process's files
     return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})
-
-
-ALLOWED = web.AppKey("metrics_allowed", tuple)
 
 
 def setup(app: web.Application) -> None:
