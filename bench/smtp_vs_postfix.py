@@ -328,11 +328,15 @@ async def run_client(load: Load) -> LoadResult:
     process.start()
     theirs.close()
     try:
-        return await asyncio.to_thread(ours.recv)
-    except EOFError:
-        raise SystemExit(f"the load client died (exit code {process.exitcode})") from None
-    finally:
-        await asyncio.to_thread(process.join)
+        result = await asyncio.to_thread(ours.recv)
+    except BaseException as exc:  # it died, or this run is interrupted: no client left behind
+        process.terminate()
+        process.join()
+        if isinstance(exc, EOFError):
+            raise SystemExit(f"the load client died (exit code {process.exitcode})") from None
+        raise
+    await asyncio.to_thread(process.join)
+    return result
 
 
 # -- the anchor: a private Postfix with a private Dovecot auth service ------------------
@@ -812,6 +816,7 @@ def main() -> None:
         args.connect_messages = max(args.messages // 5, args.sessions)
     base = Path(tempfile.mkdtemp(prefix="mss-bench-postfix-"))
     base.chmod(0o755)  # Postfix's daemons run as postfix and reach their queue under it
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # as Ctrl-C: the servers are stopped on the way out
     try:
         asyncio.run(bench(args, base))
     finally:

@@ -17,6 +17,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 RUNS = {
     "smtp_throughput": (["--messages", "12", "--sessions", "2", "--engines", "sqlite"], "ratio"),
+    "smtp_vs_postfix": (["--messages", "6", "--sessions", "2", "--rounds", "1"], "ratio"),
     "imap_load": (["--clients", "2", "--seconds", "2", "--messages", "20", "--big-folder", "200",
                    "--idle-connections", "20"], "ratio"),
     "imap_vs_dovecot": (["--clients", "2", "--users", "3", "--seconds", "2", "--messages", "20",
