@@ -11,6 +11,8 @@ import gnupg
 import pytest
 from sqlalchemy import func, inspect, select
 
+from mss.audit import record
+from mss.audit_verify import verify_all
 from mss.backup import BackupRefused, make_backup, restore_backup
 from mss.config import Settings
 from mss.db import Base, Database
@@ -71,6 +73,8 @@ async def test_backup_then_restore_gives_every_table_back(settings: Settings, tm
     source = Database(settings.effective_database_url)
     async with source.write() as session:
         enqueue(session, "backup.test", {"nested": {"list": [1, "é"]}})
+        for n in range(3):  # sealed audit events: their chain must verify in the copy
+            record(session, "directory.imported", actor_kind="operator", actor="ops", when=f"n°{n}", values=(1.5, "é"))
     archive = tmp_path / "hub.backup.gpg"
     report = await make_backup(settings, archive, recipients=[fingerprint], gnupg_home=home)
     assert report.rows > 20 and archive.stat().st_mode & 0o777 == 0o600
@@ -83,6 +87,8 @@ async def test_backup_then_restore_gives_every_table_back(settings: Settings, tm
     try:
         before, after = await _rows(source), await _rows(copy_db)
         assert after == before
+        chains = await verify_all(copy_db)
+        assert chains.intact and chains.events == 3, chains.breaks
         assert sum(map(len, after.values())) == report.rows
         assert (Path(target.pki_dir) / "root-ca.pem").read_bytes() == (settings.pki_dir / "root-ca.pem").read_bytes()
         async with copy_db.write() as session:  # ids go on after the restored ones (PostgreSQL sequences)
