@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import delete, select, text, update
 
+import mss.audit_verify
 from dmp_bridge.access import release_withheld_events
 from dmp_bridge.models import DmpDocument
 from mss.audit import AuditChainHead, AuditEvent, record, recording_in_bulk
@@ -58,8 +59,8 @@ async def write_history(db: Database) -> tuple[int, int]:
     return alice.id, bruno.id
 
 
-async def test_events_written_by_record_and_in_bulk_verify(db: Database, database_url: str,
-                                                           tmp_path: Path) -> None:
+async def test_events_written_by_record_and_in_bulk_verify(db: Database, database_url: str, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     alice, bruno = await write_history(db)
     chain = await events_of(db, f"patient:{alice}")
     assert [e.seq for e in chain] == [1, 2, 3, 4, 5, 6]
@@ -67,6 +68,9 @@ async def test_events_written_by_record_and_in_bulk_verify(db: Database, databas
     assert all(later.prev_hash == earlier.hash for earlier, later in itertools.pairwise(chain))
     assert [e.seq for e in await events_of(db, f"patient:{bruno}")] == [1, 2]
     assert [e.seq for e in await events_of(db, f"actor:{DOCTOR}")] == [1]
+    report = await verify_all(db)
+    assert report.intact and (report.chains, report.events) == (3, 9)
+    monkeypatch.setattr(mss.audit_verify, "PAGE", 2)  # read two events a statement: chains span pages
     report = await verify_all(db)
     assert report.intact and (report.chains, report.events) == (3, 9)
     result = await verify_command(database_url, tmp_path)

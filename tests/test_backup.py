@@ -74,7 +74,8 @@ async def test_backup_then_restore_gives_every_table_back(settings: Settings, tm
     async with source.write() as session:
         enqueue(session, "backup.test", {"nested": {"list": [1, "é"]}})
         for n in range(3):  # sealed audit events: their chain must verify in the copy
-            record(session, "directory.imported", actor_kind="operator", actor="ops", when=f"n°{n}", values=(1.5, "é"))
+            record(session, "directory.imported", actor_kind="operator", actor="ops", when=f"n°{n}",
+                   values=(1.5, "é"))
     archive = tmp_path / "hub.backup.gpg"
     report = await make_backup(settings, archive, recipients=[fingerprint], gnupg_home=home)
     assert report.rows > 20 and archive.stat().st_mode & 0o777 == 0o600
