@@ -597,6 +597,17 @@ class BenchHub:
                 select(func.count()).select_from(FolderEntry).join(Folder, Folder.id == FolderEntry.folder_id)
                 .join(Mailbox, Mailbox.id == Folder.mailbox_id).where(Mailbox.address == PATIENT)) or 0)
 
+    async def jobs_waiting(self) -> int:
+        """Follow-up jobs (the patient's notifications) queued and not yet done: work after the measured run."""
+        from sqlalchemy import func, select
+
+        from mss.db import utcnow
+        from mss.jobs import Job
+
+        async with self.hub.db.read() as session:
+            return int(await session.scalar(select(func.count()).select_from(Job).where(
+                Job.state.in_(("pending", "running")), Job.run_after <= utcnow())) or 0)
+
     def watched(self, others: tuple[int, ...] = ()) -> Watched:
         """This process and its children, less ``others`` (the anchor, when it is a child)."""
         me = os.getpid()
@@ -703,7 +714,9 @@ class Runs:
 async def one_run(name: str, load: Load, hub: BenchHub | None) -> LoadResult:
     before = await hub.stored() if hub is not None else 0
     result = await run_client(load)
+    waiting = 0
     if hub is not None:
+        waiting = await hub.jobs_waiting()
         stored = await hub.stored() - before
         if stored != result.accepted:
             raise SystemExit(f"the hub answered 250 to {result.accepted} messages but stored {stored}")
@@ -712,7 +725,8 @@ async def one_run(name: str, load: Load, hub: BenchHub | None) -> LoadResult:
     print(f"  {name:<8} {MODES[load.mode]:<30} {result.accepted:6d} msgs in {result.seconds:6.1f} s "
           f"{result.accepted / result.seconds:8.1f} msg/s  server CPU {result.server_cpu:6.1f} s  "
           f"peak PSS {result.peak_pss / 2**20:6.0f} MiB  load {result.loadavg[0]:.2f}"
-          + (f"  ({result.busy_retries} connections refused 421, tried again)" if result.busy_retries else ""),
+          + (f"  ({result.busy_retries} connections refused 421, tried again)" if result.busy_retries else "")
+          + (f"  ({waiting} follow-up jobs still queued)" if waiting else ""),
           flush=True)
     return result
 
