@@ -158,6 +158,8 @@ def parse_dtm(value: str | None, default_tz: tzinfo = UTC) -> datetime | None:
     if offset:
         sign = 1 if offset[0] == "+" else -1
         delta = timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5]))
+        if delta >= timedelta(hours=24):
+            return None  # +2500 or +1299: no place has such an offset (found by the fuzzer)
         tz = timezone(sign * delta)
     try:
         return datetime(int(year), int(month or 1), int(day or 1), int(hour or 0),

@@ -17,6 +17,7 @@ from email.parser import BytesParser
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mss.email_policy import part_filename
 from mss.jobs import Job, enqueue
 
 FILE_JOB = "dmp.file"
@@ -59,7 +60,7 @@ def leaf_parts(message: Message, depth: int = 0) -> Iterator[Message]:
 
 
 def _is_xdm(part: Message) -> bool:
-    name = (part.get_filename() or "").strip().lower()
+    name = part_filename(part).strip().lower()
     return name == XDM_FILE_NAME and part.get_content_type() in ZIP_TYPES
 
 
@@ -92,7 +93,7 @@ def returned_files(message: Message) -> list[tuple[str, str, bytes]]:
         if _is_xdm(part) or part.get_content_type() == "application/pdf":
             data = part.get_payload(decode=True)
             if isinstance(data, bytes):
-                name = part.get_filename() or ("IHE_XDM.zip" if _is_xdm(part) else "document.pdf")
+                name = part_filename(part) or ("IHE_XDM.zip" if _is_xdm(part) else "document.pdf")
                 found.append((name, part.get_content_type(), data))
     return found
 

@@ -12,6 +12,7 @@ and emptied when full.
 from __future__ import annotations
 
 import re
+from email.message import Message
 from email.parser import BytesParser
 from email.policy import EmailPolicy
 from typing import Any
@@ -38,6 +39,19 @@ class CachedHeaderPolicy(EmailPolicy):
 
 CACHED_DEFAULT = CachedHeaderPolicy()
 PARSER = BytesParser(policy=CACHED_DEFAULT)
+
+
+def part_filename(part: Message) -> str:
+    """A part's file name, or "" when it has none or the email package cannot decode it.
+
+    An RFC 2231 ``filename*`` whose charset is not a codec name (a NUL in it, found
+    by the fuzzer) makes ``get_filename`` raise ValueError or LookupError: such a
+    name names nothing.
+    """
+    try:
+        return part.get_filename() or ""
+    except (ValueError, LookupError):
+        return ""
 
 
 # --- plain header blocks, read without the email package ----------------------------------

@@ -24,6 +24,7 @@ import nh3
 
 from mss.crypto.cms import CmsFailure, check_signed_data
 from mss.crypto.smime import read_form
+from mss.email_policy import part_filename
 from mss.mailbox.structure import describe
 
 _HEADERS = BytesHeaderParser(policy=email.policy.default)
@@ -141,7 +142,7 @@ class _Reader:
         if kind in _SIGNATURE_TYPES:
             return
         headers = _part_headers(self.raw, node)
-        filename = headers.get_filename()
+        filename = part_filename(headers)
         inline = headers.get_content_disposition() != "attachment" and not filename
         if inline and kind == "text/plain":
             text = decode_text(decode_part(self.raw, node), node.get("charset"))
