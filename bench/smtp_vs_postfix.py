@@ -174,14 +174,8 @@ def pss_bytes(pids: list[int]) -> int:
     return total
 
 
-async def pg_backends(database: str | None) -> list[int]:
-    if database is None:
-        return []
-    conn = await asyncpg.connect(PG_ADMIN)
-    try:
-        rows = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", database)
-    finally:
-        await conn.close()
+async def pg_backends(conn: asyncpg.Connection, database: str) -> list[int]:
+    rows = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", database)
     return [row["pid"] for row in rows]
 
 
@@ -192,6 +186,8 @@ class Meter:
         self.watched = watched
         self.peak = 0
         self._done = threading.Event()
+        self._pg_before: dict[int, float] = {}
+        self._pg_last: dict[int, float] = {}
 
     def _by_root(self) -> dict[str, float]:
         w = self.watched
@@ -201,9 +197,19 @@ class Meter:
     async def start(self) -> None:
         w = self.watched
         self._before = self._by_root()
-        self._pg_before = cpu_seconds(await pg_backends(w.pg_database))
+        if w.pg_database is not None:
+            self._pg = await asyncpg.connect(PG_ADMIN)
+            self._pg_before = cpu_seconds(await pg_backends(self._pg, w.pg_database))
+            self._pg_follower = asyncio.create_task(self._follow_backends(w.pg_database))
         self._sampler = threading.Thread(target=self._sample, daemon=True)
         self._sampler.start()
+
+    async def _follow_backends(self, database: str) -> None:
+        """Each backend's last CPU reading, taken often: the hub's pool closes the connections it
+        opened past its size when they are given back, and their backends' CPU leaves with them."""
+        while True:
+            self._pg_last.update(cpu_seconds(await pg_backends(self._pg, database)))
+            await asyncio.sleep(0.1)
 
     def _sample(self) -> None:
         while not self._done.wait(0.5):
@@ -213,14 +219,19 @@ class Meter:
         """The server's CPU seconds by part (each root's tree, PostgreSQL's backends)."""
         w = self.watched
         after = self._by_root()
-        pg_after = cpu_seconds(await pg_backends(w.pg_database))
+        if w.pg_database is not None:
+            self._pg_follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pg_follower
+            self._pg_last.update(cpu_seconds(await pg_backends(self._pg, w.pg_database)))
+            await self._pg.close()
         self._done.set()
         self._sampler.join()
         self.peak = max(self.peak, pss_bytes(process_tree(w)))
         # A process that ended during the run is in its parent's children-CPU fields by now.
         spent = {name: cpu - self._before.get(name, 0.0) for name, cpu in after.items()}
         if w.pg_database is not None:  # a backend new since the start started from 0
-            spent["PostgreSQL"] = sum(cpu - self._pg_before.get(pid, 0.0) for pid, cpu in pg_after.items())
+            spent["PostgreSQL"] = sum(cpu - self._pg_before.get(pid, 0.0) for pid, cpu in self._pg_last.items())
         return spent
 
 
