@@ -357,9 +357,9 @@ default_client_limit = 10000
     def start(self) -> None:
         """The master in the foreground, a child of this process; its pid is the root of the instance."""
         errors = (self.root / "stderr.log").open("wb")
+        # In this process group: whatever stops the benchmark's group stops Dovecot too.
         self.process = process = subprocess.Popen([DOVECOT, "-F", "-c", str(self.conf)],
-                                                  stdin=subprocess.DEVNULL, stdout=errors, stderr=errors,
-                                                  start_new_session=True)
+                                                  stdin=subprocess.DEVNULL, stdout=errors, stderr=errors)
         self.pid = process.pid
         try:
             wait_for_port(self.port, "dovecot")
