@@ -13,10 +13,13 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+from sqlalchemy import bindparam, select
+
 from mss.db import Database, utcnow
 from mss.directory.store import check_mailbox_password_async, find_mailbox, rehash_mailbox_password
 from mss.login_throttle import Attempt, LoginThrottle, mailbox_account, read_failures
 from mss.mailbox.imap.wire import ImapError
+from mss.mailbox.models import Folder
 from mss.policy import MailboxFacts, decide_password_login
 from mss.policy.login import decide_login_attempt
 from mss.retention import note_activity
@@ -28,6 +31,10 @@ WRONG_CREDENTIALS = "wrong address or password"
 class LoggedIn:
     mailbox_id: int
     address: str
+    folders: frozenset[str] = frozenset()  # the mailbox's folder names, read with it
+
+
+_FOLDER_NAMES = select(Folder.name).where(Folder.mailbox_id == bindparam("mailbox_id"))
 
 
 async def authenticate(db: Database, throttle: LoginThrottle, ip: str, address: str, password: str) -> LoggedIn:
@@ -37,11 +44,14 @@ async def authenticate(db: Database, throttle: LoginThrottle, ip: str, address: 
     with the lock's or the wait's sentence (RFC 5530 AUTHENTICATIONFAILED).
     """
     attempt, now, rules = Attempt(mailbox_account(address), ip), utcnow(), throttle.rules
-    with db.inline():  # two indexed reads: no thread hop each on SQLite
+    folders: frozenset[str] = frozenset()
+    with db.inline():  # three indexed reads in one session: no thread hop each on SQLite
         async with db.read() as session:
             failures = await read_failures(session, attempt)
             gate = decide_login_attempt(failures, rules, now)
             mailbox = await find_mailbox(session, address.strip()) if gate else None
+            if mailbox is not None:
+                folders = frozenset((await session.scalars(_FOLDER_NAMES, {"mailbox_id": mailbox.id})).all())
     if not gate:
         raise ImapError(gate.sentence, "AUTHENTICATIONFAILED")
     check = await check_mailbox_password_async(mailbox, password)
@@ -60,7 +70,7 @@ async def authenticate(db: Database, throttle: LoginThrottle, ip: str, address: 
         async with db.write() as session:
             await rehash_mailbox_password(session, mailbox, password)
     await note_activity(db, mailbox.id, mailbox.last_active_on, now.date())  # retention: once a day
-    return LoggedIn(mailbox.id, mailbox.address)
+    return LoggedIn(mailbox.id, mailbox.address, folders)
 
 
 class ConnectionCounter:

@@ -17,8 +17,6 @@ import re
 import time
 from typing import Any, Protocol
 
-from sqlalchemy import select
-
 from mss import __version__
 from mss.db import Database
 from mss.login_throttle import LoginThrottle
@@ -248,11 +246,7 @@ class Session:
         user = await authenticate(self.db, self.throttle, self.channel.peer_ip, address, password)
         if not self.per_user.acquire(user.mailbox_id):
             raise ImapError("too many connections to this mailbox; close another mail client first", "LIMIT")
-        with self.db.inline():  # one indexed read, on the loop
-            async with self.db.read() as session:
-                present = set((await session.scalars(select(Folder.name).where(
-                    Folder.mailbox_id == user.mailbox_id))).all())
-        if not set(DEFAULT_FOLDERS) <= present:
+        if not set(DEFAULT_FOLDERS) <= user.folders:  # read with the mailbox at login
             async with self.db.write() as session:
                 await ensure_folders(session, user.mailbox_id)
         self.user = user
