@@ -65,6 +65,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from hub_process import start_hub
 from imap_load import Client, client_context, free_port, make_pki, sample_message, timed
 
 PASSWORD = "bench password 2026"
@@ -217,23 +218,6 @@ async def prepare_hub(settings: Any, users: int, password_hash: str, messages: l
 
 # --- the servers ---
 
-def _serve_hub(settings: Any, ready: Any) -> None:
-    import logging
-
-    from mss.db import Database
-    from mss.serve import Hub
-
-    logging.basicConfig(level=logging.WARNING)
-
-    async def run() -> None:
-        hub = Hub(settings, Database(settings.effective_database_url))
-        await hub.start()
-        ready.send(os.getpid())
-        await asyncio.Event().wait()
-
-    asyncio.run(run())
-
-
 def hub_settings(work: Path) -> Any:
     from mss.config import Settings
 
@@ -246,18 +230,6 @@ def hub_settings(work: Path) -> Any:
     settings.limits.max_connections_per_ip = 10_000
     settings.limits.imap_connections_per_user = 10_000
     return settings
-
-
-def start_hub(settings: Any) -> multiprocessing.process.BaseProcess:
-    context = multiprocessing.get_context("spawn")
-    ready, child_end = context.Pipe()
-    process = context.Process(target=_serve_hub, args=(settings, child_end), daemon=True)
-    process.start()
-    if not ready.poll(120):
-        process.kill()
-        raise SystemExit("the hub did not start within 120 s")
-    ready.recv()
-    return process
 
 
 @dataclass
@@ -645,9 +617,9 @@ def main() -> None:
         print(f"prepared {args.users} users x {args.messages} messages and a {args.big_folder:,}-message folder "
               f"on both in {time.monotonic() - started:.0f} s (Dovecot {version.strip()}, mail owned by "
               f"{dovecot.mail_user}; hub on SQLite)", flush=True)
-        hub = start_hub(settings)
+        hub, hub_pid = start_hub(settings)
         dovecot.start()
-        asyncio.run(measure(args, settings.ports.imaps, hub.pid or 0, dovecot, context))
+        asyncio.run(measure(args, settings.ports.imaps, hub_pid, dovecot, context))
     finally:
         dovecot.stop()
         if hub is not None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
 import os
 import shutil
 import socket
@@ -35,12 +34,13 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from hub_process import start_hub
 
 from mss.config import Settings
 from mss.crypto import pki
@@ -110,22 +110,6 @@ async def populate(settings: Settings, count: int) -> None:
             ids.append(mailbox.id)
         await create_default_folders(session, ids)  # as the directory gives every mailbox its folders
     await db.dispose()
-
-
-def _serve(settings: Settings, ready: Any) -> None:
-    import logging
-
-    from mss.serve import Hub
-
-    logging.basicConfig(level=logging.WARNING)
-
-    async def run() -> None:
-        hub = Hub(settings, Database(settings.effective_database_url))
-        await hub.start()
-        ready.send(os.getpid())
-        await asyncio.Event().wait()
-
-    asyncio.run(run())
 
 
 def _read_until(conn: ssl.SSLSocket, marker: bytes) -> None:
@@ -237,14 +221,9 @@ def main() -> None:
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="mss-login-bench-"))
     settings, pg_name = asyncio.run(prepare(args.engine, base, 2 * args.logins * args.rounds))
-    context = multiprocessing.get_context("spawn")
-    ready, child_end = context.Pipe()
-    server = context.Process(target=_serve, args=(settings, child_end), daemon=True)
-    server.start()
+    server = None
     try:
-        if not ready.poll(120):
-            raise SystemExit("the hub did not start within 120 s")
-        pid = ready.recv()
+        server, pid = start_hub(settings)
         started = time.perf_counter()
         results = measure(settings, pid, args.logins, args.rounds)
         print(f"login cost, {args.engine}, {args.logins} connections per series, {args.rounds} rounds "
@@ -252,8 +231,9 @@ def main() -> None:
               f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; server RSS {server_rss_mb(pid):.0f} MB")
         report(results)
     finally:
-        server.terminate()
-        server.join(30)
+        if server is not None:
+            server.terminate()
+            server.join(30)
         asyncio.run(drop(pg_name))
         shutil.rmtree(base, ignore_errors=True)
 

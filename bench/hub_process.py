@@ -1,0 +1,37 @@
+"""``mss serve``'s Hub in a process of its own, for benchmarks that read its CPU from outside."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+from typing import Any
+
+
+def _serve(settings: Any, ready: Any) -> None:
+    import logging
+
+    from mss.db import Database
+    from mss.serve import Hub
+
+    logging.basicConfig(level=logging.WARNING)
+
+    async def run() -> None:
+        hub = Hub(settings, Database(settings.effective_database_url))
+        await hub.start()
+        ready.send(os.getpid())
+        await asyncio.Event().wait()
+
+    asyncio.run(run())
+
+
+def start_hub(settings: Any, timeout: float = 120.0) -> tuple[multiprocessing.process.BaseProcess, int]:
+    """A spawned process running the hub on ``settings``, once it listens; and its pid."""
+    context = multiprocessing.get_context("spawn")
+    ready, child_end = context.Pipe()
+    process = context.Process(target=_serve, args=(settings, child_end), daemon=True)
+    process.start()
+    if not ready.poll(timeout):
+        process.kill()
+        raise SystemExit(f"the hub did not start within {timeout:g} s")
+    return process, int(ready.recv())
