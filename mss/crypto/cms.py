@@ -333,6 +333,10 @@ def _load_certificate(der: bytes) -> _LoadedCertificate:
     parsing them, their issuer name and their public key again each time cost more than the
     signature check itself."""
     cert = x509.load_der_x509_certificate(der)
+    # cryptography reads the names lazily: a subject it cannot parse (found by the fuzzer) must
+    # make this signature "malformed" here, not raise later in whoever names the signer.
+    cert.subject.rfc4514_string()
+    cert.issuer.rfc4514_string()
     try:
         ski: bytes | None = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
     except x509.ExtensionNotFound:

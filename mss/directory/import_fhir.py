@@ -198,7 +198,7 @@ def _organisation(file: _File, where: str, resource: dict[str, Any]) -> Organisa
         raise InvalidInput(f"the Organization with FINESS {finess} has no name")
     codes = [c.get("code") for t in resource.get("type", []) or [] if isinstance(t, dict)
              for c in t.get("coding", []) or [] if isinstance(c, dict)]
-    kind = next((SECTORS[c] for c in codes if c in SECTORS), None)
+    kind = next((SECTORS[c] for c in codes if isinstance(c, str) and c in SECTORS), None)  # a code may be anything
     data = OrganisationData(finess, str(resource["name"]).strip(), kind,
                             tuple(read_mailboxes(resource)))
     _claim(file, data.mailboxes, "org:" + finess, where)
