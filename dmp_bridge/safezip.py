@@ -56,7 +56,8 @@ def read_zip(data: bytes, limits: ZipLimits = DEFAULT_LIMITS) -> dict[str, bytes
             f"{limits.max_archive_bytes}.")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError,
+            NotImplementedError) as exc:  # "zip file version 6.7" of a made-up header (fuzzer)
         raise other(f"The attachment is not a readable zip archive ({exc}).",
                     f"La pièce jointe n'est pas une archive zip lisible ({exc}).") from exc
     with archive:
