@@ -53,11 +53,11 @@ PASSWORD = "bench password 2026"
 PG_ADMIN = os.environ.get("MSS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
-def make_messages(pki_dir: Path, count: int) -> list[bytes]:
-    """``count`` distinct signed messages of about 20 KB (signing is not timed)."""
+def make_messages(pki_dir: Path, count: int, lines: int = 320) -> list[bytes]:
+    """``count`` distinct signed messages of ``lines`` text lines (320: about 20 KB; signing is not timed)."""
     issued = pki.issue_smime(pki_dir, SENDER)
     certs, key = load_certs(issued.cert), load_key(issued.key)
-    filler = ("Compte rendu de consultation, ligne de texte pour le volume. " * 1 + "\r\n") * 320
+    filler = "Compte rendu de consultation, ligne de texte pour le volume. \r\n" * lines
     out = []
     for n in range(count):
         raw = (f"From: {SENDER}\r\nTo: {PATIENT}\r\nSubject: Compte rendu {n}\r\n"
