@@ -75,35 +75,63 @@ def ins_of(number: int) -> str:
     return base + f"{97 - int(base) % 97:02d}"
 
 
-def build_plain(row: AppointmentRow, sender: ConvocationSender, *, xdm: bytes | None = None) -> tuple[bytes, str]:
+def build_plain(
+    row: AppointmentRow, sender: ConvocationSender, *, xdm: bytes | None = None
+) -> tuple[bytes, str]:
     """The baseline: a signed text message of the same size class, without a calendar, built the same way."""
     recipient = patient_address(row.ins, sender.domain)
-    body = text_part("plain", f"Bonjour {row.given_names} {row.family_name},\n\nVotre dossier est à jour.\n" * 8)
-    return sign_message(sender, recipient, f"Information : {row.service}", body, dt.datetime.now(dt.UTC)), recipient
+    body = text_part(
+        "plain", f"Bonjour {row.given_names} {row.family_name},\n\nVotre dossier est à jour.\n" * 8
+    )
+    return sign_message(
+        sender, recipient, f"Information : {row.service}", body, dt.datetime.now(dt.UTC)
+    ), recipient
 
 
 def rows(count: int, patients: int, tag: str) -> list[AppointmentRow]:
-    start = (dt.datetime.now(dt.UTC) + dt.timedelta(days=10)).replace(minute=0, second=0, microsecond=0)
-    return [AppointmentRow(ins=ins_of(i % patients), family_name="Bench", given_names=f"P{i % patients}",
-                           start=start + dt.timedelta(minutes=15 * i), end=start + dt.timedelta(minutes=15 * i + 30),
-                           location="CHU, bâtiment B", service="Cardiologie", uid=f"{tag}-{i}@chu.bench",
-                           line=i + 2) for i in range(count)]
+    start = (dt.datetime.now(dt.UTC) + dt.timedelta(days=10)).replace(
+        minute=0, second=0, microsecond=0
+    )
+    return [
+        AppointmentRow(
+            ins=ins_of(i % patients),
+            family_name="Bench",
+            given_names=f"P{i % patients}",
+            start=start + dt.timedelta(minutes=15 * i),
+            end=start + dt.timedelta(minutes=15 * i + 30),
+            location="CHU, bâtiment B",
+            service="Cardiologie",
+            uid=f"{tag}-{i}@chu.bench",
+            line=i + 2,
+        )
+        for i in range(count)
+    ]
 
 
-def hospital_side(sender: ConvocationSender, count: int, patients: int, tag: str, plain: bool,
-                  connections: int) -> tuple[int, float, float]:
+def hospital_side(
+    sender: ConvocationSender, count: int, patients: int, tag: str, plain: bool, connections: int
+) -> tuple[int, float, float]:
     """In the hospital's process: send every row; (refusals, seconds, CPU seconds of this process)."""
     batch = rows(count, patients, tag)
     began, cpu = time.perf_counter(), _cpu_seconds()
-    refusals = asyncio.run(submit_all(batch, sender, connections=connections, progress=False,
-                                      build=build_plain if plain else build_convocation))
+    refusals = asyncio.run(
+        submit_all(
+            batch,
+            sender,
+            connections=connections,
+            progress=False,
+            build=build_plain if plain else build_convocation,
+        )
+    )
     return len(refusals), time.perf_counter() - began, _cpu_seconds() - cpu
 
 
 def _cpu_seconds(children: list[ChildProcess] | None = None) -> float:
     """User and system CPU time of this process (the hub), every thread included, and of its child processes."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime + sum(_child_cpu_seconds(child) for child in children or [])
+    return (
+        usage.ru_utime + usage.ru_stime + sum(_child_cpu_seconds(child) for child in children or [])
+    )
 
 
 def _child_cpu_seconds(child: ChildProcess | None) -> float:
@@ -119,14 +147,38 @@ async def populate(db: Database, settings: Settings, client_sha256: str, patient
         hospital = Organisation(name="CHU Bench")
         session.add(hospital)
         await session.flush()
-        session.add(Mailbox(address=APP, kind=MailboxKind.APP, organisation_id=hospital.id,
-                            client_cert_sha256=client_sha256))
-        people = [Patient(ins=ins_of(i), family_name="Bench", given_names=f"P{i}", state=PatientState.ACTIVE,
-                          phone=f"+336{i:08d}", activated_at=now, opposition_deadline=now) for i in range(patients)]
+        session.add(
+            Mailbox(
+                address=APP,
+                kind=MailboxKind.APP,
+                organisation_id=hospital.id,
+                client_cert_sha256=client_sha256,
+            )
+        )
+        people = [
+            Patient(
+                ins=ins_of(i),
+                family_name="Bench",
+                given_names=f"P{i}",
+                state=PatientState.ACTIVE,
+                phone=f"+336{i:08d}",
+                activated_at=now,
+                opposition_deadline=now,
+            )
+            for i in range(patients)
+        ]
         session.add_all(people)
         await session.flush()
-        session.add_all([Mailbox(address=f"{p.ins}@patient.{settings.domain}".lower(), kind=MailboxKind.PAT,
-                                 patient_id=p.id) for p in people])
+        session.add_all(
+            [
+                Mailbox(
+                    address=f"{p.ins}@patient.{settings.domain}".lower(),
+                    kind=MailboxKind.PAT,
+                    patient_id=p.id,
+                )
+                for p in people
+            ]
+        )
 
 
 async def last_job_id(db: Database) -> int:
@@ -137,8 +189,14 @@ async def last_job_id(db: Database) -> int:
 async def notices_sent(db: Database, after_job_id: int) -> int:
     """Patient notifications sent (jobs done) among the jobs queued after ``after_job_id``."""
     async with db.read() as session:
-        return int(await session.scalar(select(func.count()).select_from(Job).where(
-            Job.id > after_job_id, Job.kind == "notify.patient", Job.state == "done")) or 0)
+        return int(
+            await session.scalar(
+                select(func.count())
+                .select_from(Job)
+                .where(Job.id > after_job_id, Job.kind == "notify.patient", Job.state == "done")
+            )
+            or 0
+        )
 
 
 async def count_done(db: Database, wanted: int, after_job_id: int) -> tuple[int, int]:
@@ -154,7 +212,9 @@ async def run(args: argparse.Namespace, work: Path) -> None:
     settings = Settings()
     settings.data_dir = str(work / "var")
     settings.limits.max_connections_per_ip = 200
-    settings.log_level = "WARNING"  # the child processes: no line per SMTP command (this one logs nothing)
+    settings.log_level = (
+        "WARNING"  # the child processes: no line per SMTP command (this one logs nothing)
+    )
     for name in ("smtp_relay", "submission", "submission_tls"):
         setattr(settings.ports, name, 0)
     pg_name = None
@@ -163,19 +223,28 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         conn = await asyncpg.connect(PG_ADMIN)
         await conn.execute(f'CREATE DATABASE "{pg_name}"')
         await conn.close()
-        settings.database_url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") \
-            + "/" + pg_name
+        settings.database_url = (
+            PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+            + "/"
+            + pg_name
+        )
     settings.data_path.mkdir(parents=True)
     await upgrade_async(settings.effective_database_url)
-    await asyncio.to_thread(pki.init_pki, settings.pki_dir, ["localhost"], operator_domain=settings.domain)
+    await asyncio.to_thread(
+        pki.init_pki, settings.pki_dir, ["localhost"], operator_domain=settings.domain
+    )
     client = pki.issue_client(settings.pki_dir, APP)
     signer = pki.issue_smime(settings.pki_dir, APP)
-    sha = hashlib.sha256(x509.load_pem_x509_certificates(client.cert.read_bytes())[0]
-                         .public_bytes(Encoding.DER)).hexdigest()
+    sha = hashlib.sha256(
+        x509.load_pem_x509_certificates(client.cert.read_bytes())[0].public_bytes(Encoding.DER)
+    ).hexdigest()
     db = Database(settings.effective_database_url)
     patients = min(args.n, 1000)
     await populate(db, settings, sha, patients)
-    services: dict[str, Any] = {"settings": settings, "trust": TrustStore.from_settings(settings, repo_trust_dir=None)}
+    services: dict[str, Any] = {
+        "settings": settings,
+        "trust": TrustStore.from_settings(settings, repo_trust_dir=None),
+    }
     runner = JobRunner(db, services=services, batch=100)
     services["jobs"] = runner
     for part in (smtp_gateway, notify, agenda):
@@ -185,23 +254,37 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         job_process.start()
         services["jobs"] = job_process
     if args.smtp_processes > 1:
-        services["connection_limiter"] = SharedConnectionLimiter(settings.limits.max_connections_per_ip,
-                                                                 args.smtp_processes)
-    servers = await smtp_gateway.start_smtp_servers(settings, db, services, reuse_port=args.smtp_processes > 1)
+        services["connection_limiter"] = SharedConnectionLimiter(
+            settings.limits.max_connections_per_ip, args.smtp_processes
+        )
+    servers = await smtp_gateway.start_smtp_servers(
+        settings, db, services, reuse_port=args.smtp_processes > 1
+    )
     smtp_children = start_smtp_processes(settings, services, args.smtp_processes - 1)
     children = [c for c in (job_process, *smtp_children) if c is not None]
     worker = asyncio.create_task(job_process.supervise() if job_process else runner.run_forever())
-    sender = ConvocationSender(address=APP, host="localhost", port=services["smtp_ports"]["submission_tls"],
-                               client_cert=client.cert, client_key=client.key, smime_cert=signer.cert,
-                               smime_key=signer.key, domain=settings.domain, ca_file=pki.PkiLayout(settings.pki_dir).root_cert,
-                               display_name="CHU Bench")
+    sender = ConvocationSender(
+        address=APP,
+        host="localhost",
+        port=services["smtp_ports"]["submission_tls"],
+        client_cert=client.cert,
+        client_key=client.key,
+        smime_cert=signer.cert,
+        smime_key=signer.key,
+        domain=settings.domain,
+        ca_file=pki.PkiLayout(settings.pki_dir).root_cert,
+        display_name="CHU Bench",
+    )
     loop = asyncio.get_running_loop()
-    pool = concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    pool = concurrent.futures.ProcessPoolExecutor(
+        max_workers=1, mp_context=multiprocessing.get_context("spawn")
+    )
     cpu_start, child_start = _cpu_seconds(children), _child_cpu_seconds(job_process)
     try:
         first_job = await last_job_id(db)
         refused, plain_seconds, plain_client_cpu = await loop.run_in_executor(
-            pool, hospital_side, sender, args.n, patients, "plain", True, args.connections)
+            pool, hospital_side, sender, args.n, patients, "plain", True, args.connections
+        )
         assert refused == 0, f"{refused} plain messages refused"
         acknowledged = time.perf_counter()
         while await notices_sent(db, first_job) < args.n:  # each patient is told of the new message
@@ -210,11 +293,15 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         plain_stages = services["stage_clock"].report()
         services["stage_clock"].reset()
         plain_cpu, cpu_start = _cpu_seconds(children) - cpu_start, _cpu_seconds(children)
-        plain_child, child_start = _child_cpu_seconds(job_process) - child_start, _child_cpu_seconds(job_process)
+        plain_child, child_start = (
+            _child_cpu_seconds(job_process) - child_start,
+            _child_cpu_seconds(job_process),
+        )
         first_job = await last_job_id(db)
         began = time.perf_counter()
         refused, sent_seconds, conv_client_cpu = await loop.run_in_executor(
-            pool, hospital_side, sender, args.n, patients, "conv", False, args.connections)
+            pool, hospital_side, sender, args.n, patients, "conv", False, args.connections
+        )
         assert refused == 0, f"{refused} convocations refused"
         done = await count_done(db, args.n, first_job)
         while done[0] < args.n or done[1] < args.n:
@@ -240,21 +327,33 @@ async def run(args: argparse.Namespace, work: Path) -> None:
             await conn.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
             await conn.close()
     plain_rate, conv_rate = args.n / plain_seconds, args.n / conv_seconds
-    print(f"engine {args.engine}, {args.n} messages each, {args.connections} SMTP sessions, "
-          f"{args.smtp_processes} SMTP process(es), job workers "
-          + ("in a process of their own" if args.job_process else "in the hub's process"))
-    print(f"plain signed messages (baseline), until each is stored and its patient notified: "
-          f"{plain_seconds:7.1f} s  {plain_rate:8.1f} msg/s")
-    print(f"convocations, until {done[0]} agenda entries and {done[1]} notifications exist: "
-          f"{conv_seconds:7.1f} s  {conv_rate:8.1f} msg/s (submission alone {sent_seconds:.1f} s)")
+    print(
+        f"engine {args.engine}, {args.n} messages each, {args.connections} SMTP sessions, "
+        f"{args.smtp_processes} SMTP process(es), job workers "
+        + ("in a process of their own" if args.job_process else "in the hub's process")
+    )
+    print(
+        f"plain signed messages (baseline), until each is stored and its patient notified: "
+        f"{plain_seconds:7.1f} s  {plain_rate:8.1f} msg/s"
+    )
+    print(
+        f"convocations, until {done[0]} agenda entries and {done[1]} notifications exist: "
+        f"{conv_seconds:7.1f} s  {conv_rate:8.1f} msg/s (submission alone {sent_seconds:.1f} s)"
+    )
     print(f"ratio convocations / plain: {conv_rate / plain_rate:.2f}")
-    print(f"hub CPU per message (all its threads and processes): plain {1000 * plain_cpu / args.n:.1f} ms, "
-          f"convocation {1000 * conv_cpu / args.n:.1f} ms")
+    print(
+        f"hub CPU per message (all its threads and processes): plain {1000 * plain_cpu / args.n:.1f} ms, "
+        f"convocation {1000 * conv_cpu / args.n:.1f} ms"
+    )
     if job_process is not None:
-        print(f"  of which the job process: plain {1000 * plain_child / args.n:.1f} ms, "
-              f"convocation {1000 * conv_child / args.n:.1f} ms")
-    print(f"hospital side CPU per message (building, signing, sending): plain {1000 * plain_client_cpu / args.n:.1f} ms, "
-          f"convocation {1000 * conv_client_cpu / args.n:.1f} ms")
+        print(
+            f"  of which the job process: plain {1000 * plain_child / args.n:.1f} ms, "
+            f"convocation {1000 * conv_child / args.n:.1f} ms"
+        )
+    print(
+        f"hospital side CPU per message (building, signing, sending): plain {1000 * plain_client_cpu / args.n:.1f} ms, "
+        f"convocation {1000 * conv_client_cpu / args.n:.1f} ms"
+    )
     if args.stages:
         print("where the gateway's time went, plain messages:", plain_stages, sep="\n")
         print("convocations:", services["stage_clock"].report(), sep="\n")
@@ -265,11 +364,20 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=10000, help="messages of each kind (default 10000)")
     parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--connections", type=int, default=4, help="parallel SMTP sessions")
-    parser.add_argument("--job-process", action="store_true",
-                        help="run the job workers in a second process ([listeners] job_process = true)")
-    parser.add_argument("--smtp-processes", type=int, default=1,
-                        help="processes serving the SMTP port ([listeners] smtp_processes)")
-    parser.add_argument("--stages", action="store_true", help="print the time spent in each gateway stage")
+    parser.add_argument(
+        "--job-process",
+        action="store_true",
+        help="run the job workers in a second process ([listeners] job_process = true)",
+    )
+    parser.add_argument(
+        "--smtp-processes",
+        type=int,
+        default=1,
+        help="processes serving the SMTP port ([listeners] smtp_processes)",
+    )
+    parser.add_argument(
+        "--stages", action="store_true", help="print the time spent in each gateway stage"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mss-bench-convocations-"))
     try:

@@ -63,8 +63,14 @@ def make_packages(count: int, documents: int) -> list[bytes]:
         docs = []
         for d in range(documents):
             ext = f"{n}-{d}"
-            docs.append(DocSpec(content=make_cda(doc_ext=ext), unique_id=f"1.2.250.1.999.1.1.20240101^{ext}",
-                                entry_id=f"urn:uuid:{uuid.uuid4()}", file_name=f"DOC{d:04d}.XML"))
+            docs.append(
+                DocSpec(
+                    content=make_cda(doc_ext=ext),
+                    unique_id=f"1.2.250.1.999.1.1.20240101^{ext}",
+                    entry_id=f"urn:uuid:{uuid.uuid4()}",
+                    file_name=f"DOC{d:04d}.XML",
+                )
+            )
         packages.append(make_xdm(XdmSpec(documents=docs)))
     return packages
 
@@ -97,15 +103,19 @@ def message(package: bytes, n: int) -> bytes:
 async def setup(db: Database) -> tuple[MailboxFacts, MailboxFacts]:
     async with db.write() as session:
         doctor = Professional(id_nat="810000000001", family_name="Dupont", given_names="Jean")
-        patient = Patient(ins=INS, family_name="NESSI", given_names="Ruth", state=PatientState.ACTIVE)
+        patient = Patient(
+            ins=INS, family_name="NESSI", given_names="Ruth", state=PatientState.ACTIVE
+        )
         session.add_all([doctor, patient])
         await session.flush()
         sender = Mailbox(address=SENDER, kind=MailboxKind.PER, professional_id=doctor.id)
         box = Mailbox(address=PATIENT, kind=MailboxKind.PAT, patient_id=patient.id)
         session.add_all([sender, box])
         await session.flush()
-        return (MailboxFacts(sender.id, SENDER, MailboxKind.PER),
-                MailboxFacts(box.id, PATIENT, MailboxKind.PAT, patient_state=PatientState.ACTIVE))
+        return (
+            MailboxFacts(sender.id, SENDER, MailboxKind.PER),
+            MailboxFacts(box.id, PATIENT, MailboxKind.PAT, patient_state=PatientState.ACTIVE),
+        )
 
 
 async def through_the_hub(url: str, packages: list[bytes]) -> tuple[int, float]:
@@ -120,8 +130,9 @@ async def through_the_hub(url: str, packages: list[bytes]) -> tuple[int, float]:
     valid = SignatureOutcome("valid", signer_address=SENDER, signer_id_nat="810000000001")
     started = time.perf_counter()
     for raw in raws:
-        txn = Transaction(Sender(SENDER, sender, channel="submission"),
-                          [RecipientFacts(PATIENT, True, patient)])
+        txn = Transaction(
+            Sender(SENDER, sender, channel="submission"), [RecipientFacts(PATIENT, True, patient)]
+        )
         await deliver(db, prepare(settings, txn, parse_message(raw), valid))
     await runner.drain(timeout=600)
     elapsed = time.perf_counter() - started
@@ -146,10 +157,14 @@ def main() -> None:
     if filed != expected or parsed != expected:
         raise SystemExit(f"expected {expected} documents, parsed {parsed}, filed {filed}")
     parse_rate, hub_rate = parsed / parse_seconds, filed / hub_seconds
-    print(f"parsing alone (read_xdm + read_cda_header): {parse_rate:8.1f} documents/s "
-          f"({parsed} in {parse_seconds:.2f} s)")
-    print(f"delivery + filing job (with MDN):           {hub_rate:8.1f} documents/s "
-          f"({filed} in {hub_seconds:.2f} s)")
+    print(
+        f"parsing alone (read_xdm + read_cda_header): {parse_rate:8.1f} documents/s "
+        f"({parsed} in {parse_seconds:.2f} s)"
+    )
+    print(
+        f"delivery + filing job (with MDN):           {hub_rate:8.1f} documents/s "
+        f"({filed} in {hub_seconds:.2f} s)"
+    )
     print(f"ratio filed / parsed: {hub_rate / parse_rate:.3f}")
 
 

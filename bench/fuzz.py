@@ -61,10 +61,25 @@ def run_target(name: str, seconds: int, regressions: Path, timeout: int) -> tupl
             if left < 1:
                 break
             done = subprocess.run(
-                [sys.executable, __file__, "--child", name, "--", f"-max_total_time={left}",
-                 f"-timeout={timeout}", f"-max_len={MAX_LEN}", f"-artifact_prefix={out}/",
-                 "-print_final_stats=1", "-rss_limit_mb=4096", corpus],
-                cwd=ROOT, capture_output=True, text=True, check=False)
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    name,
+                    "--",
+                    f"-max_total_time={left}",
+                    f"-timeout={timeout}",
+                    f"-max_len={MAX_LEN}",
+                    f"-artifact_prefix={out}/",
+                    "-print_final_stats=1",
+                    "-rss_limit_mb=4096",
+                    corpus,
+                ],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             executed += sum(int(n) for n in _EXECUTED.findall(done.stderr))
             if done.returncode == 0:
                 break
@@ -75,13 +90,27 @@ def run_target(name: str, seconds: int, regressions: Path, timeout: int) -> tupl
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--target", action="append", choices=sorted(TARGETS), help="a target (repeatable)")
-    parser.add_argument("--all", action="store_true", help="every target, the time split between them")
-    parser.add_argument("--seconds", type=int, default=60, help="time for one target, or for all with --all")
-    parser.add_argument("--timeout", type=int, default=10, help="seconds one input may take (a hang past it)")
-    parser.add_argument("--regressions", type=Path, default=REGRESSIONS,
-                        help="where crashing inputs are kept (default tests/fuzz/regressions)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--target", action="append", choices=sorted(TARGETS), help="a target (repeatable)"
+    )
+    parser.add_argument(
+        "--all", action="store_true", help="every target, the time split between them"
+    )
+    parser.add_argument(
+        "--seconds", type=int, default=60, help="time for one target, or for all with --all"
+    )
+    parser.add_argument(
+        "--timeout", type=int, default=10, help="seconds one input may take (a hang past it)"
+    )
+    parser.add_argument(
+        "--regressions",
+        type=Path,
+        default=REGRESSIONS,
+        help="where crashing inputs are kept (default tests/fuzz/regressions)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args(argv)
     if args.child:
@@ -95,9 +124,14 @@ def main(argv: list[str] | None = None) -> int:
         executed, found = run_target(name, share, regressions, args.timeout)
         total_inputs += executed
         total_crashes += len(found)
-        print(f"{name:16} {executed:10d} inputs in {share} s, {len(found)} crashing input(s)"
-              + "".join(f"\n{'':16} kept {path.relative_to(regressions.parent)}" for path in found), flush=True)
-    print(f"total: {total_inputs} inputs, {total_crashes} crashing input(s) kept under {regressions}")
+        print(
+            f"{name:16} {executed:10d} inputs in {share} s, {len(found)} crashing input(s)"
+            + "".join(f"\n{'':16} kept {path.relative_to(regressions.parent)}" for path in found),
+            flush=True,
+        )
+    print(
+        f"total: {total_inputs} inputs, {total_crashes} crashing input(s) kept under {regressions}"
+    )
     return 0
 
 

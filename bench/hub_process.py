@@ -25,7 +25,9 @@ def _serve(settings: Any, ready: Any) -> None:
     asyncio.run(run())
 
 
-def start_hub(settings: Any, timeout: float = 120.0) -> tuple[multiprocessing.process.BaseProcess, int]:
+def start_hub(
+    settings: Any, timeout: float = 120.0
+) -> tuple[multiprocessing.process.BaseProcess, int]:
     """A spawned process running the hub on ``settings``, once it listens; and its pid."""
     context = multiprocessing.get_context("spawn")
     ready, child_end = context.Pipe()

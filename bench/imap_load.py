@@ -35,18 +35,29 @@ sys.path.insert(0, str(ROOT))
 
 USER = "jean.dupont@mss.localhost"
 PASSWORD = "bench password"
-MIX = [("select", 10), ("fetch_flags", 20), ("fetch_headers", 20), ("fetch_body", 15), ("store", 15),
-       ("search", 10), ("append", 5), ("idle", 5)]
+MIX = [
+    ("select", 10),
+    ("fetch_flags", 20),
+    ("fetch_headers", 20),
+    ("fetch_body", 15),
+    ("store", 15),
+    ("search", 10),
+    ("append", 5),
+    ("idle", 5),
+]
 
 
 def sample_message(n: int) -> bytes:
     body = ("Compte rendu de consultation, ligne de texte pour le benchmark.\r\n" * 30).encode()
-    return (f"From: Alice Martin <alice.martin@mss.localhost>\r\nTo: {USER}\r\n"
-            f"Subject: Message {n}\r\nMessage-ID: <bench-{n}@mss.localhost>\r\n"
-            f"Date: Mon, 2 Mar 2026 10:00:00 +0100\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n").encode() + body
+    return (
+        f"From: Alice Martin <alice.martin@mss.localhost>\r\nTo: {USER}\r\n"
+        f"Subject: Message {n}\r\nMessage-ID: <bench-{n}@mss.localhost>\r\n"
+        f"Date: Mon, 2 Mar 2026 10:00:00 +0100\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+    ).encode() + body
 
 
 # --- a small IMAP client, the same for both servers ---
+
 
 class Client:
     """Just enough IMAP to drive the load: tagged commands, literals, STARTTLS, IDLE."""
@@ -68,7 +79,7 @@ class Client:
     async def _response_line(self) -> bytes:
         line = await self.reader.readuntil(b"\n")
         while line.endswith(b"}\r\n") and b"{" in line:
-            size = int(line[line.rindex(b"{") + 1:-3].rstrip(b"+"))
+            size = int(line[line.rindex(b"{") + 1 : -3].rstrip(b"+"))
             line += await self.reader.readexactly(size)
             line += await self.reader.readuntil(b"\n")
         return line
@@ -128,24 +139,31 @@ async def run_mix(client: Client, rng: random.Random, deadline: float, count: in
         elif op == "fetch_body":
             await client.command(b"UID FETCH %d (BODY.PEEK[] FLAGS)" % uid)
         elif op == "store":
-            await client.command(b"UID STORE %d %sFLAGS (\\Flagged)" % (uid, rng.choice([b"+", b"-"])))
+            await client.command(
+                b"UID STORE %d %sFLAGS (\\Flagged)" % (uid, rng.choice([b"+", b"-"]))
+            )
         elif op == "search":
             await client.command(b'UID SEARCH SUBJECT "Message %d"' % uid)
         elif op == "append":
-            await client.command(b"APPEND INBOX (\\Seen)", sample_message(rng.randint(10**6, 10**7)))
+            await client.command(
+                b"APPEND INBOX (\\Seen)", sample_message(rng.randint(10**6, 10**7))
+            )
         elif op == "idle":
             await client.idle_round()
         ops += 1
     return ops
 
 
-async def load(port: int, context: ssl.SSLContext, clients: int, seconds: float, count: int, seed: int) -> float:
+async def load(
+    port: int, context: ssl.SSLContext, clients: int, seconds: float, count: int, seed: int
+) -> float:
     """Operations per second of K clients for T seconds."""
     connections = [await Client.connect(port, context) for _ in range(clients)]
     deadline = time.monotonic() + seconds
     started = time.monotonic()
-    done = await asyncio.gather(*(run_mix(c, random.Random(seed + i), deadline, count)
-                                  for i, c in enumerate(connections)))
+    done = await asyncio.gather(
+        *(run_mix(c, random.Random(seed + i), deadline, count) for i, c in enumerate(connections))
+    )
     elapsed = time.monotonic() - started
     for c in connections:
         await c.close()
@@ -160,6 +178,7 @@ async def fill(port: int, context: ssl.SSLContext, count: int) -> None:
 
 
 # --- servers ---
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -208,8 +227,11 @@ async def prepare_hub_database(url: str, big_folder: int) -> None:
     await upgrade_async(url)
     db = Database(url)
     async with db.write() as session:
-        mailbox = Mailbox(address=USER, kind=MailboxKind.PER,
-                          password_hash=argon2.PasswordHasher(time_cost=1, memory_cost=8192).hash(PASSWORD))
+        mailbox = Mailbox(
+            address=USER,
+            kind=MailboxKind.PER,
+            password_hash=argon2.PasswordHasher(time_cost=1, memory_cost=8192).hash(PASSWORD),
+        )
         session.add(mailbox)
         await session.flush()
         await ensure_folders(session, mailbox.id)
@@ -225,20 +247,47 @@ async def prepare_hub_database(url: str, big_folder: int) -> None:
                 raw = sample_message(n)
                 envelope = list(template.envelope)
                 envelope[1] = f"Message {n}"
-                rows.append({"raw": raw, "size": len(raw), "internal_date": utcnow(), "sent_date": dt.date(2026, 3, 2),
-                             "message_id_header": f"<bench-{n}@mss.localhost>", "subject": f"Message {n}",
-                             "from_address": template.from_address,
-                             "headers_text": template.headers_text.replace("Message 0", f"Message {n}").replace(
-                                 "bench-0@", f"bench-{n}@"),
-                             "envelope": envelope, "bodystructure": template.structure_column(),
-                             "signature_status": "none"})
-            ids = (await session.execute(insert(StoredMessage).returning(StoredMessage.id), rows)).scalars().all()
-            await session.execute(insert(FolderEntry), [
-                {"folder_id": big_id, "uid": start + i, "message_id": mid, "flags": "\\Seen" if i % 3 else "",
-                 "modseq": 2} for i, mid in enumerate(sorted(ids))])
+                rows.append(
+                    {
+                        "raw": raw,
+                        "size": len(raw),
+                        "internal_date": utcnow(),
+                        "sent_date": dt.date(2026, 3, 2),
+                        "message_id_header": f"<bench-{n}@mss.localhost>",
+                        "subject": f"Message {n}",
+                        "from_address": template.from_address,
+                        "headers_text": template.headers_text.replace(
+                            "Message 0", f"Message {n}"
+                        ).replace("bench-0@", f"bench-{n}@"),
+                        "envelope": envelope,
+                        "bodystructure": template.structure_column(),
+                        "signature_status": "none",
+                    }
+                )
+            ids = (
+                (await session.execute(insert(StoredMessage).returning(StoredMessage.id), rows))
+                .scalars()
+                .all()
+            )
+            await session.execute(
+                insert(FolderEntry),
+                [
+                    {
+                        "folder_id": big_id,
+                        "uid": start + i,
+                        "message_id": mid,
+                        "flags": "\\Seen" if i % 3 else "",
+                        "modseq": 2,
+                    }
+                    for i, mid in enumerate(sorted(ids))
+                ],
+            )
     async with db.write() as session:
-        await session.execute(update(Folder).where(Folder.id == big_id).values(
-            uidnext=big_folder + 1, highest_modseq=2))
+        await session.execute(
+            update(Folder)
+            .where(Folder.id == big_id)
+            .values(uidnext=big_folder + 1, highest_modseq=2)
+        )
     del mailbox_id
     await db.dispose()
 
@@ -257,14 +306,20 @@ async def serve_hub(url: str, data_dir: str) -> None:
     settings.listeners.imaps = False
     settings.limits.max_connections_per_ip = 100_000
     settings.limits.imap_connections_per_user = 100_000
-    servers = await start_imap_servers(settings, Database(url, pool_size=5), server_context(settings))
+    servers = await start_imap_servers(
+        settings, Database(url, pool_size=5), server_context(settings)
+    )
     print(servers[0].sockets[0].getsockname()[1], flush=True)
     await asyncio.Event().wait()
 
 
 def start_hub(url: str, data_dir: Path) -> tuple[subprocess.Popen[str], int]:
-    process = subprocess.Popen([sys.executable, __file__, "--serve", url, str(data_dir)],
-                               stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--serve", url, str(data_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     assert process.stdout is not None
     return process, int(process.stdout.readline())
 
@@ -272,9 +327,27 @@ def start_hub(url: str, data_dir: Path) -> tuple[subprocess.Popen[str], int]:
 def start_pymap(cert: Path, key: Path) -> tuple[subprocess.Popen[str], int]:
     port = free_port()
     pymap = Path(sys.executable).parent / "pymap"
-    process = subprocess.Popen([str(pymap), "--host", "127.0.0.1", "--port", str(port), "--cert", str(cert),
-                                "--key", str(key), "dict", "--demo-user", USER, "--demo-password", PASSWORD],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    process = subprocess.Popen(
+        [
+            str(pymap),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--cert",
+            str(cert),
+            "--key",
+            str(key),
+            "dict",
+            "--demo-user",
+            USER,
+            "--demo-password",
+            PASSWORD,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     for _ in range(200):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
@@ -297,16 +370,20 @@ async def big_folder_figures(port: int, context: ssl.SSLContext, size: int) -> N
     search, _ = await timed(client, b'UID SEARCH HEADER Subject "Message %d"' % (size // 2 + 7))
     search_flags, _ = await timed(client, b"UID SEARCH UNSEEN")
     await client.close()
-    print(f"  {size:,}-message folder: SELECT {select * 1000:.0f} ms, UID FETCH 1:* (FLAGS) "
-          f"{flags * 1000:.0f} ms ({lines - 1:,} lines), header SEARCH {search * 1000:.0f} ms, "
-          f"SEARCH UNSEEN {search_flags * 1000:.0f} ms")
+    print(
+        f"  {size:,}-message folder: SELECT {select * 1000:.0f} ms, UID FETCH 1:* (FLAGS) "
+        f"{flags * 1000:.0f} ms ({lines - 1:,} lines), header SEARCH {search * 1000:.0f} ms, "
+        f"SEARCH UNSEEN {search_flags * 1000:.0f} ms"
+    )
 
 
 async def idle_memory(pid: int, port: int, context: ssl.SSLContext, connections: int) -> float:
     before = rss_kib(pid)
     clients = []
     for i in range(0, connections, 50):
-        clients += await asyncio.gather(*(Client.connect(port, context) for _ in range(min(50, connections - i))))
+        clients += await asyncio.gather(
+            *(Client.connect(port, context) for _ in range(min(50, connections - i)))
+        )
     for c in clients:
         await c.command(b"SELECT INBOX")
         c.writer.write(b"i IDLE\r\n")
@@ -319,16 +396,22 @@ async def idle_memory(pid: int, port: int, context: ssl.SSLContext, connections:
     return (after - before) / connections
 
 
-async def report_idle_memory(hub: subprocess.Popen[str], port: int, context: ssl.SSLContext,
-                             connections: int) -> None:
+async def report_idle_memory(
+    hub: subprocess.Popen[str], port: int, context: ssl.SSLContext, connections: int
+) -> None:
     per = await idle_memory(hub.pid, port, context, connections)
-    print(f"  {connections:,} idle connections (TLS, logged in, IDLE): {per:.1f} KiB each, "
-          f"{per * connections / 1024:.1f} MiB in all; server RSS {rss_kib(hub.pid) / 1024:.0f} MiB", flush=True)
+    print(
+        f"  {connections:,} idle connections (TLS, logged in, IDLE): {per:.1f} KiB each, "
+        f"{per * connections / 1024:.1f} MiB in all; server RSS {rss_kib(hub.pid) / 1024:.0f} MiB",
+        flush=True,
+    )
 
 
 async def main(args: argparse.Namespace) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 3 * args.idle_connections + 200)), hard))
+    resource.setrlimit(
+        resource.RLIMIT_NOFILE, (min(hard, max(soft, 3 * args.idle_connections + 200)), hard)
+    )
     work = Path(tempfile.mkdtemp(prefix="mss-imap-bench-"))
     data_dir = make_pki(work)
     cert, key = data_dir / "pki" / "server.pem", data_dir / "pki" / "server.key"
@@ -353,10 +436,17 @@ async def main(args: argparse.Namespace) -> None:
         results = {}
         for name, port in (("pymap (dict)", pymap_port), ("mss hub", hub_port)):
             await fill(port, context, args.messages)
-            results[name] = await load(port, context, args.clients, args.seconds, args.messages, args.seed)
-            print(f"{name:>14}: {results[name]:8.1f} operations/s  ({args.clients} clients, {args.seconds:.0f} s, "
-                  f"seed {args.seed}, {'SQLite' if url.startswith('sqlite') else 'PostgreSQL'})", flush=True)
-        print(f"{'ratio':>14}: {results['mss hub'] / results['pymap (dict)']:8.2f} x pymap (target >= 2)")
+            results[name] = await load(
+                port, context, args.clients, args.seconds, args.messages, args.seed
+            )
+            print(
+                f"{name:>14}: {results[name]:8.1f} operations/s  ({args.clients} clients, {args.seconds:.0f} s, "
+                f"seed {args.seed}, {'SQLite' if url.startswith('sqlite') else 'PostgreSQL'})",
+                flush=True,
+            )
+        print(
+            f"{'ratio':>14}: {results['mss hub'] / results['pymap (dict)']:8.2f} x pymap (target >= 2)"
+        )
         print("hub only:")
         await big_folder_figures(hub_port, context, args.big_folder)
         if args.idle_connections:
@@ -368,16 +458,23 @@ async def main(args: argparse.Namespace) -> None:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (K)")
     parser.add_argument("--seconds", type=float, default=15.0, help="duration of each load run (T)")
-    parser.add_argument("--messages", type=int, default=200, help="messages in INBOX before the load")
+    parser.add_argument(
+        "--messages", type=int, default=200, help="messages in INBOX before the load"
+    )
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--big-folder", type=int, default=100_000, help="size of the big folder")
     parser.add_argument("--idle-connections", type=int, default=2000)
     parser.add_argument("--database-url", default="", help="default: a fresh SQLite file")
-    parser.add_argument("--memory-only", action="store_true",
-                        help="only the memory of idle connections (no pymap, no load, no big folder)")
+    parser.add_argument(
+        "--memory-only",
+        action="store_true",
+        help="only the memory of idle connections (no pymap, no load, no big folder)",
+    )
     return parser.parse_args()
 
 

@@ -72,8 +72,12 @@ PASSWORD = "bench password 2026"
 TICKS = os.sysconf("SC_CLK_TCK")
 BIG = "Archive"  # the big folder: a standard folder, so the store's bulk filing reaches it
 BIG_RUNS = 5
-DOVECOT = shutil.which("dovecot", path=os.environ.get("PATH", "") + ":/usr/sbin") or "/usr/sbin/dovecot"
-DOVEADM = shutil.which("doveadm", path=os.environ.get("PATH", "") + ":/usr/bin") or "/usr/bin/doveadm"
+DOVECOT = (
+    shutil.which("dovecot", path=os.environ.get("PATH", "") + ":/usr/sbin") or "/usr/sbin/dovecot"
+)
+DOVEADM = (
+    shutil.which("doveadm", path=os.environ.get("PATH", "") + ":/usr/bin") or "/usr/bin/doveadm"
+)
 KEYWORDS = [b"$Label1", b"$Label2", b"$Label3", b"$Label4", b"$Label5", b"\\Seen", b"\\Flagged"]
 
 
@@ -82,9 +86,11 @@ def user(n: int) -> str:
 
 
 def big_message() -> bytes:
-    return (b"From: Alice Martin <alice.martin@mss.localhost>\r\nTo: bench000@mss.localhost\r\n"
-            b"Subject: Archive\r\nMessage-ID: <archive@mss.localhost>\r\n"
-            b"Date: Mon, 2 Mar 2026 10:00:00 +0100\r\n\r\nArchived.\r\n")
+    return (
+        b"From: Alice Martin <alice.martin@mss.localhost>\r\nTo: bench000@mss.localhost\r\n"
+        b"Subject: Archive\r\nMessage-ID: <archive@mss.localhost>\r\n"
+        b"Date: Mon, 2 Mar 2026 10:00:00 +0100\r\n\r\nArchived.\r\n"
+    )
 
 
 def big_seen(index: int) -> bool:
@@ -92,6 +98,7 @@ def big_seen(index: int) -> bool:
 
 
 # --- processes: CPU and memory of a server and everything it started ---
+
 
 def _stat(pid: int) -> tuple[int, int]:
     """(parent pid, CPU ticks of the process and of its reaped children)."""
@@ -149,6 +156,7 @@ def tree_pss_mb(root: int) -> float:
 
 # --- the messages both servers hold ---
 
+
 def inbox_messages(count: int) -> list[bytes]:
     return [sample_message(n) for n in range(1, count + 1)]
 
@@ -170,8 +178,9 @@ def fill_maildir(folder: Path, messages: list[bytes] | None, big: int = 0) -> No
         (cur / maildir_name(n + 1, len(raw), big_seen(n))).write_bytes(raw)
 
 
-async def prepare_hub(settings: Any, users: int, password_hash: str, messages: list[bytes], big: int
-                      ) -> None:
+async def prepare_hub(
+    settings: Any, users: int, password_hash: str, messages: list[bytes], big: int
+) -> None:
     """Schema, the users (one argon2id hash for all), their INBOX and the big folder, by bulk filing."""
     from mss.db import Database
     from mss.directory.models import Mailbox, MailboxKind, Professional
@@ -194,8 +203,12 @@ async def prepare_hub(settings: Any, users: int, password_hash: str, messages: l
             person = Professional(id_nat=f"8{n + 10000000000:011d}", family_name=f"Bench{n}")
             session.add(person)
             await session.flush()
-            mailbox = Mailbox(address=user(n), kind=MailboxKind.PER, professional_id=person.id,
-                              password_hash=password_hash)
+            mailbox = Mailbox(
+                address=user(n),
+                kind=MailboxKind.PER,
+                professional_id=person.id,
+                password_hash=password_hash,
+            )
             session.add(mailbox)
             await session.flush()
             ids.append(mailbox.id)
@@ -203,20 +216,30 @@ async def prepare_hub(settings: Any, users: int, password_hash: str, messages: l
     facts = [describe(raw) for raw in messages]
     for mailbox_id in ids:
         async with db.write() as session:
-            stored = await insert_messages(session, [message_values(raw, f) for raw, f in zip(messages, facts)])
+            stored = await insert_messages(
+                session, [message_values(raw, f) for raw, f in zip(messages, facts)]
+            )
             await append_many(session, [Append(mailbox_id, INBOX, m) for m in stored])
     raw = big_message()
     fact = describe(raw)
     for start in range(0, big, 5000):
         async with db.write() as session:
             stop = min(big, start + 5000)
-            stored = await insert_messages(session, [message_values(raw, fact) for _ in range(start, stop)])
-            await append_many(session, [Append(ids[0], BIG, m, ("\\Seen",) if big_seen(start + i) else ())
-                                        for i, m in enumerate(stored)])
+            stored = await insert_messages(
+                session, [message_values(raw, fact) for _ in range(start, stop)]
+            )
+            await append_many(
+                session,
+                [
+                    Append(ids[0], BIG, m, ("\\Seen",) if big_seen(start + i) else ())
+                    for i, m in enumerate(stored)
+                ],
+            )
     await db.dispose()
 
 
 # --- the servers ---
+
 
 def hub_settings(work: Path) -> Any:
     from mss.config import Settings
@@ -246,7 +269,9 @@ class Dovecot:
     def conf(self) -> Path:
         return self.root / "dovecot.conf"
 
-    def write(self, pki: Path, users: int, password_hash: str, messages: list[bytes], big: int) -> None:
+    def write(
+        self, pki: Path, users: int, password_hash: str, messages: list[bytes], big: int
+    ) -> None:
         import grp
         import pwd
 
@@ -259,7 +284,9 @@ class Dovecot:
         gid = grp.getgrnam("mail").gr_gid if as_root else account.pw_gid
         self.mail_user = account.pw_name
         mail = self.root / "mail"
-        (self.root / "users").write_text("".join(f"{user(n)}:{password_hash}\n" for n in range(users)))
+        (self.root / "users").write_text(
+            "".join(f"{user(n)}:{password_hash}\n" for n in range(users))
+        )
         for n in range(users):
             home = mail / user(n) / "Maildir"
             fill_maildir(home, messages)
@@ -284,7 +311,7 @@ first_valid_gid = {gid}
 ssl = required
 ssl_cert = <{pki}/server.pem
 ssl_key = <{pki}/server.key
-{f'ssl_dh = <{dh}' if dh.exists() else ''}
+{f"ssl_dh = <{dh}" if dh.exists() else ""}
 ssl_min_protocol = TLSv1.2
 disable_plaintext_auth = yes
 auth_mechanisms = plain
@@ -334,21 +361,29 @@ default_client_limit = 10000
         """The master in the foreground, a child of this process; its pid is the root of the instance."""
         errors = (self.root / "stderr.log").open("wb")
         # In this process group: whatever stops the benchmark's group stops Dovecot too.
-        self.process = process = subprocess.Popen([DOVECOT, "-F", "-c", str(self.conf)],
-                                                  stdin=subprocess.DEVNULL, stdout=errors, stderr=errors)
+        self.process = process = subprocess.Popen(
+            [DOVECOT, "-F", "-c", str(self.conf)],
+            stdin=subprocess.DEVNULL,
+            stdout=errors,
+            stderr=errors,
+        )
         self.pid = process.pid
         try:
             wait_for_port(self.port, "dovecot")
         except SystemExit:
             log = self.root / "dovecot.log"
-            raise SystemExit(f"dovecot did not start: {(self.root / 'stderr.log').read_text()[-500:]}"
-                             f"{log.read_text()[-1500:] if log.exists() else ''}") from None
+            raise SystemExit(
+                f"dovecot did not start: {(self.root / 'stderr.log').read_text()[-500:]}"
+                f"{log.read_text()[-1500:] if log.exists() else ''}"
+            ) from None
 
     def stop(self) -> None:
         if self.process is None:
             return
         tree = process_tree(self.pid)
-        subprocess.run([DOVEADM, "-c", str(self.conf), "stop"], capture_output=True, check=False, timeout=30)
+        subprocess.run(
+            [DOVEADM, "-c", str(self.conf), "stop"], capture_output=True, check=False, timeout=30
+        )
         try:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
@@ -376,6 +411,7 @@ def wait_for_port(port: int, name: str) -> None:
 
 # --- the load: the issue's stress mix, reconnecting clients ---
 
+
 @dataclass
 class Tally:
     commands: int = 0
@@ -396,8 +432,9 @@ class MixClient(Client):
 
     @classmethod
     async def open(cls, port: int, context: ssl.SSLContext) -> MixClient:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context,
-                                                       server_hostname="localhost", limit=1 << 24)
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=context, server_hostname="localhost", limit=1 << 24
+        )
         client = cls(reader, writer)
         await reader.readline()
         return client
@@ -424,8 +461,14 @@ class MixClient(Client):
         return lines
 
 
-async def one_session(port: int, context: ssl.SSLContext, rng: random.Random, users: int, tally: Tally,
-                      deadline: float) -> None:
+async def one_session(
+    port: int,
+    context: ssl.SSLContext,
+    rng: random.Random,
+    users: int,
+    tally: Tally,
+    deadline: float,
+) -> None:
     """One connection of the mix: LOGIN ... LOGOUT; each step only while time remains."""
     client = await MixClient.open(port, context)
     try:
@@ -434,18 +477,27 @@ async def one_session(port: int, context: ssl.SSLContext, rng: random.Random, us
         def some() -> int:
             return rng.randint(1, max(client.exists, 1))
 
-        def step(text: Callable[[], bytes], literal: bytes | None = None, *, needs_mail: bool = False,
-                 chance: float = 1.0) -> None:
+        def step(
+            text: Callable[[], bytes],
+            literal: bytes | None = None,
+            *,
+            needs_mail: bool = False,
+            chance: float = 1.0,
+        ) -> None:
             async def go() -> None:
                 if rng.random() < chance and (client.exists or not needs_mail):
                     await client.run(tally, text(), literal)
+
             steps.append(go)
 
         step(lambda: f'LOGIN "{user(rng.randrange(users))}" "{PASSWORD}"'.encode())
         step(lambda: b"SELECT INBOX")
         step(lambda: b"FETCH 1:* (FLAGS)", needs_mail=True)
         step(lambda: b"FETCH %d (BODY.PEEK[] FLAGS)" % some(), needs_mail=True)
-        step(lambda: b"STORE %d +FLAGS (%s)" % (some(), b" ".join(rng.sample(KEYWORDS, 2))), needs_mail=True)
+        step(
+            lambda: b"STORE %d +FLAGS (%s)" % (some(), b" ".join(rng.sample(KEYWORDS, 2))),
+            needs_mail=True,
+        )
         step(lambda: b"SEARCH UNSEEN", chance=0.5)
         step(lambda: b'SEARCH FROM "alice"', chance=0.5)
         step(lambda: b"STORE %d +FLAGS.SILENT (\\Deleted)" % some(), needs_mail=True)
@@ -460,8 +512,9 @@ async def one_session(port: int, context: ssl.SSLContext, rng: random.Random, us
         await client.close()
 
 
-async def client_loop(port: int, context: ssl.SSLContext, seed: int, users: int, tally: Tally,
-                      deadline: float) -> None:
+async def client_loop(
+    port: int, context: ssl.SSLContext, seed: int, users: int, tally: Tally, deadline: float
+) -> None:
     rng = random.Random(seed)
     while time.monotonic() < deadline:
         try:
@@ -482,8 +535,9 @@ class Round:
     tally: Tally
 
 
-async def load_round(port: int, root_pid: int, context: ssl.SSLContext, args: argparse.Namespace,
-                     seed: int) -> Round:
+async def load_round(
+    port: int, root_pid: int, context: ssl.SSLContext, args: argparse.Namespace, seed: int
+) -> Round:
     tally = Tally()
     peak = [tree_pss_mb(root_pid)]
     cpu_before, client_before, started = tree_cpu(root_pid), time.process_time(), time.monotonic()
@@ -495,14 +549,24 @@ async def load_round(port: int, root_pid: int, context: ssl.SSLContext, args: ar
             peak.append(await asyncio.to_thread(tree_pss_mb, root_pid))
 
     sampler = asyncio.create_task(sample())
-    await asyncio.gather(*(client_loop(port, context, seed + i, args.users, tally, deadline)
-                           for i in range(args.clients)))
+    await asyncio.gather(
+        *(
+            client_loop(port, context, seed + i, args.users, tally, deadline)
+            for i in range(args.clients)
+        )
+    )
     sampler.cancel()
     elapsed = time.monotonic() - started
     cpu = cpu_spent(cpu_before, tree_cpu(root_pid))
     per = {name: 1000 * seconds / max(tally.commands, 1) for name, seconds in cpu.items()}
-    return Round(tally.commands / elapsed, sum(per.values()), per, max(peak),
-                 (time.process_time() - client_before) / elapsed, tally)
+    return Round(
+        tally.commands / elapsed,
+        sum(per.values()),
+        per,
+        max(peak),
+        (time.process_time() - client_before) / elapsed,
+        tally,
+    )
 
 
 async def warm_logins(port: int, context: ssl.SSLContext, users: int) -> None:
@@ -516,9 +580,14 @@ async def warm_logins(port: int, context: ssl.SSLContext, users: int) -> None:
 
 
 async def big_folder_timings(port: int, context: ssl.SSLContext) -> dict[str, list[float]]:
-    commands = {"SELECT": f"SELECT {BIG}".encode(), "UID SEARCH UNSEEN": b"UID SEARCH UNSEEN",
-                "UID FETCH 1:* (FLAGS)": b"UID FETCH 1:* (FLAGS)"}
-    for _ in range(2):  # warm: a session that opened and closed the folder (Dovecot writes its index then)
+    commands = {
+        "SELECT": f"SELECT {BIG}".encode(),
+        "UID SEARCH UNSEEN": b"UID SEARCH UNSEEN",
+        "UID FETCH 1:* (FLAGS)": b"UID FETCH 1:* (FLAGS)",
+    }
+    for _ in range(
+        2
+    ):  # warm: a session that opened and closed the folder (Dovecot writes its index then)
         client = await MixClient.open(port, context)
         await client.command(f'LOGIN "{user(0)}" "{PASSWORD}"'.encode())
         for text in commands.values():
@@ -540,56 +609,91 @@ def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-async def measure(args: argparse.Namespace, hub_port: int, hub_pid: int, dovecot: Dovecot,
-                  context: ssl.SSLContext) -> None:
+async def measure(
+    args: argparse.Namespace, hub_port: int, hub_pid: int, dovecot: Dovecot, context: ssl.SSLContext
+) -> None:
     servers = {"mss hub": (hub_port, hub_pid), "Dovecot": (dovecot.port, dovecot.pid)}
     for port, _ in servers.values():
         await warm_logins(port, context, args.users)
-    print(f"load: {args.clients} clients, {args.users} users, {args.messages} messages each, "
-          f"Dovecot's password hash {args.dovecot_hash}, "
-          f"{args.seconds:g} s per run, {args.rounds} rounds interleaved (hub, Dovecot, ...); "
-          f"load average {load_average()}", flush=True)
+    print(
+        f"load: {args.clients} clients, {args.users} users, {args.messages} messages each, "
+        f"Dovecot's password hash {args.dovecot_hash}, "
+        f"{args.seconds:g} s per run, {args.rounds} rounds interleaved (hub, Dovecot, ...); "
+        f"load average {load_average()}",
+        flush=True,
+    )
     rounds: dict[str, list[Round]] = {name: [] for name in servers}
     for r in range(args.rounds):
         for name, (port, pid) in servers.items():
             got = await load_round(port, pid, context, args, args.seed + 1000 * r)
             rounds[name].append(got)
-            print(f"  round {r + 1} {name:<8} {got.rate:8.1f} commands/s  {got.cpu_ms:6.2f} ms server CPU/command"
-                  f"  PSS {got.pss_mb:6.1f} MB  errors {got.tally.errors} (NO {got.tally.no}, BAD {got.tally.bad},"
-                  f" lost {got.tally.lost})  client CPU {100 * got.client_cpu:.0f}%", flush=True)
+            print(
+                f"  round {r + 1} {name:<8} {got.rate:8.1f} commands/s  {got.cpu_ms:6.2f} ms server CPU/command"
+                f"  PSS {got.pss_mb:6.1f} MB  errors {got.tally.errors} (NO {got.tally.no}, BAD {got.tally.bad},"
+                f" lost {got.tally.lost})  client CPU {100 * got.client_cpu:.0f}%",
+                flush=True,
+            )
             for line in got.tally.samples[:3]:
                 print(f"      e.g. {line}")
-    medians = {name: (statistics.median(g.rate for g in got), statistics.median(g.cpu_ms for g in got),
-                      statistics.median(g.pss_mb for g in got), sum(g.tally.errors for g in got))
-               for name, got in rounds.items()}
+    medians = {
+        name: (
+            statistics.median(g.rate for g in got),
+            statistics.median(g.cpu_ms for g in got),
+            statistics.median(g.pss_mb for g in got),
+            sum(g.tally.errors for g in got),
+        )
+        for name, got in rounds.items()
+    }
     print(f"medians ({args.rounds} rounds); load average {load_average()}")
     for name, (rate, cpu_ms, pss, errors) in medians.items():
-        print(f"  {name:<8} {rate:8.1f} commands/s  {cpu_ms:6.2f} ms server CPU/command  PSS {pss:6.1f} MB"
-              f"  errors {errors}")
-        processes = {process: statistics.median(g.cpu_by_process.get(process, 0.0) for g in rounds[name])
-                     for process in rounds[name][0].cpu_by_process}
-        print("           CPU/command by process: " + ", ".join(
-            f"{process} {ms:.2f} ms" for process, ms in sorted(processes.items(), key=lambda i: -i[1]) if ms >= 0.01))
-    (hub_rate, hub_cpu, hub_pss, _), (dc_rate, dc_cpu, dc_pss, _) = medians["mss hub"], medians["Dovecot"]
-    print(f"  ratio hub/Dovecot: commands/s {hub_rate / dc_rate:.3f} (target >= 0.5), server CPU per command "
-          f"{hub_cpu / dc_cpu if dc_cpu else float('nan'):.2f}, PSS {hub_pss / dc_pss:.2f} (target <= 2)",
-          flush=True)
+        print(
+            f"  {name:<8} {rate:8.1f} commands/s  {cpu_ms:6.2f} ms server CPU/command  PSS {pss:6.1f} MB"
+            f"  errors {errors}"
+        )
+        processes = {
+            process: statistics.median(g.cpu_by_process.get(process, 0.0) for g in rounds[name])
+            for process in rounds[name][0].cpu_by_process
+        }
+        print(
+            "           CPU/command by process: "
+            + ", ".join(
+                f"{process} {ms:.2f} ms"
+                for process, ms in sorted(processes.items(), key=lambda i: -i[1])
+                if ms >= 0.01
+            )
+        )
+    (hub_rate, hub_cpu, hub_pss, _), (dc_rate, dc_cpu, dc_pss, _) = (
+        medians["mss hub"],
+        medians["Dovecot"],
+    )
+    print(
+        f"  ratio hub/Dovecot: commands/s {hub_rate / dc_rate:.3f} (target >= 0.5), server CPU per command "
+        f"{hub_cpu / dc_cpu if dc_cpu else float('nan'):.2f}, PSS {hub_pss / dc_pss:.2f} (target <= 2)",
+        flush=True,
+    )
     if args.big_folder:
-        timings = {name: await big_folder_timings(port, context) for name, (port, _) in servers.items()}
-        print(f"{args.big_folder:,}-message folder, warm, over TLS (median of {BIG_RUNS} runs, client wall time):")
+        timings = {
+            name: await big_folder_timings(port, context) for name, (port, _) in servers.items()
+        }
+        print(
+            f"{args.big_folder:,}-message folder, warm, over TLS (median of {BIG_RUNS} runs, client wall time):"
+        )
         for command in timings["mss hub"]:
             hub_ms = statistics.median(timings["mss hub"][command])
             dc_ms = statistics.median(timings["Dovecot"][command])
-            print(f"  {command:<22} hub {hub_ms:8.1f} ms   Dovecot {dc_ms:8.1f} ms   ratio hub/Dovecot "
-                  f"{hub_ms / dc_ms if dc_ms else float('nan'):.1f}")
+            print(
+                f"  {command:<22} hub {hub_ms:8.1f} ms   Dovecot {dc_ms:8.1f} ms   ratio hub/Dovecot "
+                f"{hub_ms / dc_ms if dc_ms else float('nan'):.1f}"
+            )
 
 
 def dovecot_hash(scheme: str, argon2id: str) -> str:
     """The passwd-file hash: the hub's own argon2id one, or a cheap salted SHA-512 from ``doveadm pw``."""
     if scheme == "argon2id":
         return "{ARGON2ID}" + argon2id
-    done = subprocess.run([DOVEADM, "pw", "-s", "SSHA512", "-p", PASSWORD], capture_output=True, text=True,
-                          check=True)
+    done = subprocess.run(
+        [DOVEADM, "pw", "-s", "SSHA512", "-p", PASSWORD], capture_output=True, text=True, check=True
+    )
     return done.stdout.strip()
 
 
@@ -598,7 +702,9 @@ def main() -> None:
 
     args = parse_args()
     if not Path(DOVECOT).exists() or not Path("/usr/lib/dovecot/imap").exists():
-        raise SystemExit("needs Debian's dovecot-core and dovecot-imapd (apt-get install dovecot-imapd)")
+        raise SystemExit(
+            "needs Debian's dovecot-core and dovecot-imapd (apt-get install dovecot-imapd)"
+        )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the cleanup below runs on kill too
     work = Path(tempfile.mkdtemp(prefix="mss-dovecot-bench-"))
     hub: multiprocessing.process.BaseProcess | None = None
@@ -609,14 +715,26 @@ def main() -> None:
         messages = inbox_messages(args.messages)
         settings = hub_settings(work)
         started = time.monotonic()
-        password_hash = hash_password(PASSWORD)  # one argon2id hash, the hub's parameters, for both servers
+        password_hash = hash_password(
+            PASSWORD
+        )  # one argon2id hash, the hub's parameters, for both servers
         asyncio.run(prepare_hub(settings, args.users, password_hash, messages, args.big_folder))
-        dovecot.write(work / "pki", args.users, dovecot_hash(args.dovecot_hash, password_hash), messages,
-                      args.big_folder)
-        version = subprocess.run([DOVECOT, "--version"], capture_output=True, text=True, check=False).stdout
-        print(f"prepared {args.users} users x {args.messages} messages and a {args.big_folder:,}-message folder "
-              f"on both in {time.monotonic() - started:.0f} s (Dovecot {version.strip()}, mail owned by "
-              f"{dovecot.mail_user}; hub on SQLite)", flush=True)
+        dovecot.write(
+            work / "pki",
+            args.users,
+            dovecot_hash(args.dovecot_hash, password_hash),
+            messages,
+            args.big_folder,
+        )
+        version = subprocess.run(
+            [DOVECOT, "--version"], capture_output=True, text=True, check=False
+        ).stdout
+        print(
+            f"prepared {args.users} users x {args.messages} messages and a {args.big_folder:,}-message folder "
+            f"on both in {time.monotonic() - started:.0f} s (Dovecot {version.strip()}, mail owned by "
+            f"{dovecot.mail_user}; hub on SQLite)",
+            flush=True,
+        )
         hub, hub_pid = start_hub(settings)
         dovecot.start()
         asyncio.run(measure(args, settings.ports.imaps, hub_pid, dovecot, context))
@@ -631,17 +749,27 @@ def main() -> None:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--clients", type=int, default=20, help="concurrent clients")
-    parser.add_argument("--users", type=int, default=50, help="users the clients log in as, at random")
+    parser.add_argument(
+        "--users", type=int, default=50, help="users the clients log in as, at random"
+    )
     parser.add_argument("--seconds", type=float, default=30.0, help="duration of each load run")
     parser.add_argument("--messages", type=int, default=200, help="messages in each user's INBOX")
-    parser.add_argument("--big-folder", type=int, default=100_000, help="size of the big folder (0: none)")
+    parser.add_argument(
+        "--big-folder", type=int, default=100_000, help="size of the big folder (0: none)"
+    )
     parser.add_argument("--rounds", type=int, default=2, help="load runs per server, interleaved")
     parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--dovecot-hash", choices=["argon2id", "ssha512"], default="argon2id",
-                        help="Dovecot's password hash: the hub's argon2id one (default), or a cheap SSHA512; "
-                             "Dovecot runs the hash at every login, its auth cache does not spare it")
+    parser.add_argument(
+        "--dovecot-hash",
+        choices=["argon2id", "ssha512"],
+        default="argon2id",
+        help="Dovecot's password hash: the hub's argon2id one (default), or a cheap SSHA512; "
+        "Dovecot runs the hash at every login, its auth cache does not spare it",
+    )
     return parser.parse_args()
 
 

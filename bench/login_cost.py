@@ -55,12 +55,23 @@ PG_ADMIN = os.environ.get("MSS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:
 TICKS = os.sysconf("SC_CLK_TCK")
 PROTOCOLS = {
     # greeting marker, login exchange, NOOP exchange, goodbye
-    "smtp": (b"220 ", lambda user: [(b"EHLO bench\r\n", b"250 "),
-                                    (b"AUTH PLAIN " + _plain(user) + b"\r\n", b"235 ")],
-             [(b"EHLO bench\r\n", b"250 "), (b"NOOP\r\n", b"250 ")], (b"QUIT\r\n", b"221 ")),
-    "imap": (b"* OK", lambda user: [(b"a LOGIN " + user.encode() + b' "' + PASSWORD.encode() + b'"\r\n',
-                                     b"a OK")],
-             [(b"a NOOP\r\n", b"a OK")], (b"z LOGOUT\r\n", b"z OK")),
+    "smtp": (
+        b"220 ",
+        lambda user: [
+            (b"EHLO bench\r\n", b"250 "),
+            (b"AUTH PLAIN " + _plain(user) + b"\r\n", b"235 "),
+        ],
+        [(b"EHLO bench\r\n", b"250 "), (b"NOOP\r\n", b"250 ")],
+        (b"QUIT\r\n", b"221 "),
+    ),
+    "imap": (
+        b"* OK",
+        lambda user: [
+            (b"a LOGIN " + user.encode() + b' "' + PASSWORD.encode() + b'"\r\n', b"a OK")
+        ],
+        [(b"a NOOP\r\n", b"a OK")],
+        (b"z LOGOUT\r\n", b"z OK"),
+    ),
 }
 
 
@@ -96,19 +107,27 @@ def server_rss_mb(pid: int) -> float:
 async def populate(settings: Settings, count: int) -> None:
     await upgrade_async(settings.effective_database_url)
     db = Database(settings.effective_database_url)
-    hashed = hash_password(PASSWORD)  # one hash for every mailbox: the cache is keyed by address too
+    hashed = hash_password(
+        PASSWORD
+    )  # one hash for every mailbox: the cache is keyed by address too
     ids: list[int] = []
     async with db.write() as session:
         for n in range(count):
             person = Professional(id_nat=f"8{n + 10000000000:011d}", family_name=f"Bench{n}")
             session.add(person)
             await session.flush()
-            mailbox = Mailbox(address=address(n), kind=MailboxKind.PER, professional_id=person.id,
-                              password_hash=hashed)
+            mailbox = Mailbox(
+                address=address(n),
+                kind=MailboxKind.PER,
+                professional_id=person.id,
+                password_hash=hashed,
+            )
             session.add(mailbox)
             await session.flush()
             ids.append(mailbox.id)
-        await create_default_folders(session, ids)  # as the directory gives every mailbox its folders
+        await create_default_folders(
+            session, ids
+        )  # as the directory gives every mailbox its folders
     await db.dispose()
 
 
@@ -121,13 +140,18 @@ def _read_until(conn: ssl.SSLSocket, marker: bytes) -> None:
         seen += chunk
 
 
-def one_connection(port: int, context: ssl.SSLContext, session: ssl.SSLSession | None,
-                   protocol: str, user: str | None) -> ssl.SSLSession | None:
+def one_connection(
+    port: int,
+    context: ssl.SSLContext,
+    session: ssl.SSLSession | None,
+    protocol: str,
+    user: str | None,
+) -> ssl.SSLSession | None:
     greeting, login, noop, goodbye = PROTOCOLS[protocol]
     raw = socket.create_connection(("127.0.0.1", port), timeout=30)
     with context.wrap_socket(raw, server_hostname="localhost", session=session) as conn:
         _read_until(conn, greeting)
-        for line, marker in (login(user) if user is not None else noop):
+        for line, marker in login(user) if user is not None else noop:
             conn.sendall(line)
             _read_until(conn, marker)
         conn.sendall(goodbye[0])
@@ -135,8 +159,14 @@ def one_connection(port: int, context: ssl.SSLContext, session: ssl.SSLSession |
         return conn.session
 
 
-def series(pid: int, port: int, context: ssl.SSLContext, protocol: str, users: list[str | None],
-           resumed: bool) -> float:
+def series(
+    pid: int,
+    port: int,
+    context: ssl.SSLContext,
+    protocol: str,
+    users: list[str | None],
+    resumed: bool,
+) -> float:
     """Server CPU milliseconds per connection over one series."""
     session = one_connection(port, context, None, protocol, None) if resumed else None
     before = server_cpu(pid)
@@ -145,7 +175,9 @@ def series(pid: int, port: int, context: ssl.SSLContext, protocol: str, users: l
     return 1000 * (server_cpu(pid) - before) / len(users)
 
 
-def measure(settings: Settings, pid: int, count: int, rounds: int) -> dict[str, dict[str, list[float]]]:
+def measure(
+    settings: Settings, pid: int, count: int, rounds: int
+) -> dict[str, dict[str, list[float]]]:
     context = ssl.create_default_context(cafile=str(settings.pki_dir / "root-ca.pem"))
     ports = {"smtp": settings.ports.submission_tls, "imap": settings.ports.imaps}
     results: dict[str, dict[str, list[float]]] = {}
@@ -155,20 +187,39 @@ def measure(settings: Settings, pid: int, count: int, rounds: int) -> dict[str, 
         noops: list[str | None] = [None] * count
         for r in range(rounds):
             # Each round and protocol has its own mailboxes for the first logins (a cold cache).
-            users: list[str | None] = [address(first + n) for n in range(r * count, (r + 1) * count)]
-            got.setdefault("noop, full handshake", []).append(series(pid, port, context, protocol, noops, False))
-            got.setdefault("(a) first login", []).append(series(pid, port, context, protocol, users, False))
-            got.setdefault("noop, full handshake", []).append(series(pid, port, context, protocol, noops, False))
-            got.setdefault("(b) repeat login", []).append(series(pid, port, context, protocol, users, False))
-            got.setdefault("noop, resumed", []).append(series(pid, port, context, protocol, noops, True))
-            got.setdefault("(c) repeat, resumed TLS", []).append(series(pid, port, context, protocol, users, True))
-            got.setdefault("noop, resumed", []).append(series(pid, port, context, protocol, noops, True))
+            users: list[str | None] = [
+                address(first + n) for n in range(r * count, (r + 1) * count)
+            ]
+            got.setdefault("noop, full handshake", []).append(
+                series(pid, port, context, protocol, noops, False)
+            )
+            got.setdefault("(a) first login", []).append(
+                series(pid, port, context, protocol, users, False)
+            )
+            got.setdefault("noop, full handshake", []).append(
+                series(pid, port, context, protocol, noops, False)
+            )
+            got.setdefault("(b) repeat login", []).append(
+                series(pid, port, context, protocol, users, False)
+            )
+            got.setdefault("noop, resumed", []).append(
+                series(pid, port, context, protocol, noops, True)
+            )
+            got.setdefault("(c) repeat, resumed TLS", []).append(
+                series(pid, port, context, protocol, users, True)
+            )
+            got.setdefault("noop, resumed", []).append(
+                series(pid, port, context, protocol, noops, True)
+            )
     return results
 
 
 def report(results: dict[str, dict[str, list[float]]]) -> None:
-    baseline_of = {"(a) first login": "noop, full handshake", "(b) repeat login": "noop, full handshake",
-                   "(c) repeat, resumed TLS": "noop, resumed"}
+    baseline_of = {
+        "(a) first login": "noop, full handshake",
+        "(b) repeat login": "noop, full handshake",
+        "(c) repeat, resumed TLS": "noop, resumed",
+    }
     targets = {"(a) first login": 50.0, "(b) repeat login": 2.0, "(c) repeat, resumed TLS": 2.0}
     for protocol, got in results.items():
         print(f"  {protocol.upper()}")
@@ -180,8 +231,10 @@ def report(results: dict[str, dict[str, list[float]]]) -> None:
                 verdict = "meets" if extra <= targets[name] else "misses"
                 base = medians[baseline_of[name]]
                 ratio = f"{value / base:.2f}" if base > 0 else "n/a (NOOP below the clock tick)"
-                line += (f"   login = {extra:6.2f} ms beyond the NOOP (target <= {targets[name]:g} ms: "
-                         f"{verdict}); ratio to the NOOP {ratio}")
+                line += (
+                    f"   login = {extra:6.2f} ms beyond the NOOP (target <= {targets[name]:g} ms: "
+                    f"{verdict}); ratio to the NOOP {ratio}"
+                )
             print(line)
 
 
@@ -194,8 +247,11 @@ async def prepare(engine: str, base: Path, total: int) -> tuple[Settings, str | 
         admin = await asyncpg.connect(PG_ADMIN)
         await admin.execute(f'CREATE DATABASE "{pg_name}"')
         await admin.close()
-        settings.database_url = (PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-                                 + "/" + pg_name)
+        settings.database_url = (
+            PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+            + "/"
+            + pg_name
+        )
     pki.init_pki(settings.pki_dir, ["localhost", "mss.localhost"], operator_domain="mss.localhost")
     for name in ("submission", "smtp_relay", "imap", "https"):
         setattr(settings.listeners, name, False)
@@ -214,7 +270,9 @@ async def drop(pg_name: str | None) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--logins", type=int, default=200, help="connections per series")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
@@ -226,9 +284,11 @@ def main() -> None:
         server, pid = start_hub(settings)
         started = time.perf_counter()
         results = measure(settings, pid, args.logins, args.rounds)
-        print(f"login cost, {args.engine}, {args.logins} connections per series, {args.rounds} rounds "
-              f"(medians), {time.perf_counter() - started:.0f} s; load average "
-              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; server RSS {server_rss_mb(pid):.0f} MB")
+        print(
+            f"login cost, {args.engine}, {args.logins} connections per series, {args.rounds} rounds "
+            f"(medians), {time.perf_counter() - started:.0f} s; load average "
+            f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; server RSS {server_rss_mb(pid):.0f} MB"
+        )
         report(results)
     finally:
         if server is not None:

@@ -73,8 +73,10 @@ DOCTOR_ID_NAT = "810003456786"
 PASSWORD = "mon chat dort 3 fois"
 PG_ADMIN = os.environ.get("MSS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
-TRIVIAL_PAGE = ("<!doctype html><html lang=\"fr\"><head><meta charset=\"utf-8\"><title>Messages</title></head>"
-                "<body><h1>Messages</h1><p>Bonjour.</p></body></html>")
+TRIVIAL_PAGE = (
+    '<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>Messages</title></head>'
+    "<body><h1>Messages</h1><p>Bonjour.</p></body></html>"
+)
 
 
 def hub_settings(data_dir: Path, database_url: str) -> Settings:
@@ -87,10 +89,13 @@ def hub_settings(data_dir: Path, database_url: str) -> Settings:
 
 def tls_server_context(settings: Settings) -> ssl.SSLContext:
     """What ``mss serve`` puts on the HTTPS port (optional client certificates, for the DMP API)."""
-    return server_context(settings, client_cert="optional", trust=TrustStore.from_settings(settings))
+    return server_context(
+        settings, client_cert="optional", trust=TrustStore.from_settings(settings)
+    )
 
 
 # --- the hub's data -----------------------------------------------------------------------
+
 
 @dataclass
 class PatientLoad:
@@ -123,10 +128,14 @@ def signed_message(signer: Signer, to: str, n: int) -> bytes:
     message["Subject"] = f"Compte rendu de consultation n° {n}"
     message["Date"] = email.utils.formatdate(localtime=True)
     message["Message-ID"] = f"<{uuid.uuid4().hex}@bench.mss.localhost>"
-    message.set_content("Bonjour,\n\n" + "Voici le compte rendu de votre consultation. Les examens sont "
-                        "normaux ; nous nous reverrons dans six mois.\n" * 12 + "\nDr Jean Dupont\n")
+    message.set_content(
+        "Bonjour,\n\n" + "Voici le compte rendu de votre consultation. Les examens sont "
+        "normaux ; nous nous reverrons dans six mois.\n" * 12 + "\nDr Jean Dupont\n"
+    )
     if n % 2:
-        message.add_attachment(PDF, maintype="application", subtype="pdf", filename=f"compte-rendu-{n}.pdf")
+        message.add_attachment(
+            PDF, maintype="application", subtype="pdf", filename=f"compte-rendu-{n}.pdf"
+        )
     return smime.sign(message.as_bytes(), signer.cert, signer.key, chain=signer.chain)
 
 
@@ -141,18 +150,37 @@ async def populate(settings: Settings, patients: int, per_patient: int) -> list[
     users = []
     try:
         async with db.write() as session:
-            hospital = await create_organisation(session, name="CHU de Nantes", kind=OrganisationKind.HOSPITAL)
-            doctor = await create_professional(session, id_nat=DOCTOR_ID_NAT, family_name="Dupont",
-                                               given_names="Jean", profession_code="10", organisation=hospital)
-            await create_mailbox(session, address=DOCTOR, kind=MailboxKind.PER, owner=MailboxOwner(doctor))
+            hospital = await create_organisation(
+                session, name="CHU de Nantes", kind=OrganisationKind.HOSPITAL
+            )
+            doctor = await create_professional(
+                session,
+                id_nat=DOCTOR_ID_NAT,
+                family_name="Dupont",
+                given_names="Jean",
+                profession_code="10",
+                organisation=hospital,
+            )
+            await create_mailbox(
+                session, address=DOCTOR, kind=MailboxKind.PER, owner=MailboxOwner(doctor)
+            )
             for n in range(patients):
                 phone = f"+336{n:08d}"
-                patient = await create_patient(session, settings, ins=patient_ins(n), family_name=f"Patient{n}",
-                                               given_names="Camille", phone=phone)
+                patient = await create_patient(
+                    session,
+                    settings,
+                    ins=patient_ins(n),
+                    family_name=f"Patient{n}",
+                    given_names="Camille",
+                    phone=phone,
+                )
                 patient.state, patient.activated_at = PatientState.ACTIVE, utcnow()
                 patient.password_hash = password_hash
                 users.append(PatientLoad(patient.ins, phone))
-        services = {"settings": settings, "trust": TrustStore.from_settings(settings, repo_trust_dir=None)}
+        services = {
+            "settings": settings,
+            "trust": TrustStore.from_settings(settings, repo_trust_dir=None),
+        }
         gateway = Gateway(settings, db, services)
         async with db.read() as session:
             sender = await mailbox_facts(session, DOCTOR)
@@ -160,23 +188,36 @@ async def populate(settings: Settings, patients: int, per_patient: int) -> list[
         for user in users:
             address = f"{user.identifier}@{settings.patient_domain}"
             for n in range(per_patient):
-                outcome = await gateway.submit(sender, [address], signed_message(signer, address, n),
-                                               channel="submission")
+                outcome = await gateway.submit(
+                    sender, [address], signed_message(signer, address, n), channel="submission"
+                )
                 if not outcome.decision.allowed:
-                    raise RuntimeError(f"the gateway refused a message to {address}: {outcome.decision.sentence}")
+                    raise RuntimeError(
+                        f"the gateway refused a message to {address}: {outcome.decision.sentence}"
+                    )
             async with db.read() as session:
-                user.entries = list((await session.scalars(
-                    select(FolderEntry.id).join(Folder, Folder.id == FolderEntry.folder_id)
-                    .join(Mailbox, Mailbox.id == Folder.mailbox_id)
-                    .where(Mailbox.address == address, Folder.name == "INBOX").order_by(FolderEntry.uid))).all())
+                user.entries = list(
+                    (
+                        await session.scalars(
+                            select(FolderEntry.id)
+                            .join(Folder, Folder.id == FolderEntry.folder_id)
+                            .join(Mailbox, Mailbox.id == Folder.mailbox_id)
+                            .where(Mailbox.address == address, Folder.name == "INBOX")
+                            .order_by(FolderEntry.uid)
+                        )
+                    ).all()
+                )
             if len(user.entries) != per_patient:
-                raise RuntimeError(f"{address} has {len(user.entries)} messages in INBOX, not {per_patient}")
+                raise RuntimeError(
+                    f"{address} has {len(user.entries)} messages in INBOX, not {per_patient}"
+                )
     finally:
         await db.dispose()
     return users
 
 
 # --- the two servers, each in its own process ---------------------------------------------
+
 
 async def serve_portal(data_dir: str, database_url: str) -> None:
     """--serve-portal: the hub's HTTPS application alone in this process; prints its port."""
@@ -188,6 +229,7 @@ async def serve_portal(data_dir: str, database_url: str) -> None:
 
 async def serve_trivial(data_dir: str) -> None:
     """--serve-trivial: one handler answering every GET with a small HTML page; prints its port."""
+
     async def page(_request: web.Request) -> web.Response:
         return web.Response(text=TRIVIAL_PAGE, content_type="text/html")
 
@@ -207,7 +249,9 @@ async def serve(app: web.Application, context: ssl.SSLContext) -> None:
 
 def start_server(*args: str) -> tuple[subprocess.Popen[str], int]:
     """This script in ``--serve-...`` mode in a child process; its port once it listens."""
-    process = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    process = subprocess.Popen(
+        [sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
     assert process.stdout is not None
     line = process.stdout.readline()
     if not line.strip().isdigit():
@@ -227,6 +271,7 @@ def stop_server(process: subprocess.Popen[str]) -> None:
 
 # --- the load, the same client code for both servers --------------------------------------
 
+
 @dataclass
 class Tally:
     """Latencies (seconds) of successful requests by page, and what failed."""
@@ -243,8 +288,11 @@ class Visitor:
 
     def __init__(self, base: str, context: ssl.SSLContext, user: PatientLoad) -> None:
         self.base, self.user = base, user
-        self.http = aiohttp.ClientSession(base, connector=aiohttp.TCPConnector(ssl=context, limit=1),
-                                          cookie_jar=aiohttp.CookieJar(unsafe=True))  # cookies for 127.0.0.1
+        self.http = aiohttp.ClientSession(
+            base,
+            connector=aiohttp.TCPConnector(ssl=context, limit=1),
+            cookie_jar=aiohttp.CookieJar(unsafe=True),
+        )  # cookies for 127.0.0.1
 
     async def close(self) -> None:
         await self.http.close()
@@ -261,15 +309,23 @@ class Visitor:
         async with self.http.post(path, data=form, allow_redirects=False) as response:
             body = await response.text()
             if response.status != 303 or response.headers.get("Location") != expect:
-                raise RuntimeError(f"POST {path} for {self.user.identifier}: HTTP {response.status}, "
-                                   f"expected a redirect to {expect}: {body[:300]}")
+                raise RuntimeError(
+                    f"POST {path} for {self.user.identifier}: HTTP {response.status}, "
+                    f"expected a redirect to {expect}: {body[:300]}"
+                )
 
     async def login(self, settings: Settings) -> None:
         """Identifier and password, then the one-time code the portal wrote to the SMS outbox."""
-        await self.post("/connexion", {"identifiant": self.user.identifier, "mot_de_passe": PASSWORD},
-                        "/connexion/code")
-        texts = [r["text"] for r in await asyncio.to_thread(read_outbox, settings)
-                 if r.get("channel") == "sms" and r.get("to") == self.user.phone]
+        await self.post(
+            "/connexion",
+            {"identifiant": self.user.identifier, "mot_de_passe": PASSWORD},
+            "/connexion/code",
+        )
+        texts = [
+            r["text"]
+            for r in await asyncio.to_thread(read_outbox, settings)
+            if r.get("channel") == "sms" and r.get("to") == self.user.phone
+        ]
         code = re.search(r"\b(\d{6})\b", texts[-1]) if texts else None
         if code is None:
             raise RuntimeError(f"no login code in the outbox for {self.user.phone}")
@@ -277,13 +333,17 @@ class Visitor:
 
     async def check_signed_in(self) -> None:
         """The inbox and one message really are the patient's (not a login page or an error)."""
-        for path, wanted in (("/messages", "Dr Jean Dupont"),
-                             (f"/messages/{self.user.entries[0]}", "signature vérifiée")):
+        for path, wanted in (
+            ("/messages", "Dr Jean Dupont"),
+            (f"/messages/{self.user.entries[0]}", "signature vérifiée"),
+        ):
             async with self.http.get(path, allow_redirects=False) as response:
                 text = await response.text()
             if response.status != 200 or wanted not in text:
-                raise RuntimeError(f"GET {path} for {self.user.identifier}: HTTP {response.status}, "
-                                   f"{wanted!r} not on the page")
+                raise RuntimeError(
+                    f"GET {path} for {self.user.identifier}: HTTP {response.status}, "
+                    f"{wanted!r} not on the page"
+                )
 
     async def get(self, page: str, path: str, tally: Tally) -> None:
         started = time.perf_counter()
@@ -304,7 +364,9 @@ class Visitor:
         turn = 0
         while time.monotonic() < deadline:
             await self.get("inbox", "/messages", tally)
-            await self.get("message", f"/messages/{self.user.entries[turn % len(self.user.entries)]}", tally)
+            await self.get(
+                "message", f"/messages/{self.user.entries[turn % len(self.user.entries)]}", tally
+            )
             turn += 1
 
 
@@ -328,12 +390,22 @@ async def measure(visitors: list[Visitor], seconds: float) -> tuple[Figures, Tal
     await asyncio.gather(*(v.browse(started + seconds, tally) for v in visitors))
     elapsed = time.monotonic() - started
     latencies = tally.all()
-    return Figures(len(latencies) / elapsed, percentile(latencies, 0.50), percentile(latencies, 0.99),
-                   len(latencies), tally.failures), tally
+    return Figures(
+        len(latencies) / elapsed,
+        percentile(latencies, 0.50),
+        percentile(latencies, 0.99),
+        len(latencies),
+        tally.failures,
+    ), tally
 
 
-async def run_load(port: int, context: ssl.SSLContext, users: list[PatientLoad], seconds: float,
-                   settings: Settings | None) -> tuple[Figures, Tally]:
+async def run_load(
+    port: int,
+    context: ssl.SSLContext,
+    users: list[PatientLoad],
+    seconds: float,
+    settings: Settings | None,
+) -> tuple[Figures, Tally]:
     """Open one session per user (logged in when ``settings`` is given), then browse for ``seconds``."""
     visitors = [Visitor(f"https://127.0.0.1:{port}", context, user) for user in users]
     try:
@@ -347,13 +419,17 @@ async def run_load(port: int, context: ssl.SSLContext, users: list[PatientLoad],
 
 # --- the run --------------------------------------------------------------------------------
 
+
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:7.1f} ms"
 
 
 def report(name: str, figures: Figures) -> None:
-    print(f"  {name:<24} {figures.rate:8.1f} requests/s   p50 {ms(figures.p50)}   p99 {ms(figures.p99)}"
-          f"   ({figures.requests} requests, {len(figures.failures)} failed)", flush=True)
+    print(
+        f"  {name:<24} {figures.rate:8.1f} requests/s   p50 {ms(figures.p50)}   p99 {ms(figures.p99)}"
+        f"   ({figures.requests} requests, {len(figures.failures)} failed)",
+        flush=True,
+    )
 
 
 async def create_pg_database() -> tuple[str, str]:
@@ -363,7 +439,9 @@ async def create_pg_database() -> tuple[str, str]:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1) + "/" + name
+    url = (
+        PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1) + "/" + name
+    )
     return name, url
 
 
@@ -388,11 +466,16 @@ async def bench(args: argparse.Namespace, work: Path) -> int:
         settings = hub_settings(data_dir, url)
         started = time.monotonic()
         users = await populate(settings, args.sessions, args.messages_per_patient)
-        print(f"{args.sessions} patients with {args.messages_per_patient} signed messages each, delivered by the "
-              f"gateway on {args.engine} in {time.monotonic() - started:.1f} s", flush=True)
+        print(
+            f"{args.sessions} patients with {args.messages_per_patient} signed messages each, delivered by the "
+            f"gateway on {args.engine} in {time.monotonic() - started:.1f} s",
+            flush=True,
+        )
         context = client_context(settings, trust=TrustStore.from_pki(settings.pki_dir))
-        print(f"{args.sessions} concurrent sessions for {args.seconds:.0f} s each: inbox, then a message, in turn",
-              flush=True)
+        print(
+            f"{args.sessions} concurrent sessions for {args.seconds:.0f} s each: inbox, then a message, in turn",
+            flush=True,
+        )
 
         trivial, trivial_port = start_server("--serve-trivial", str(data_dir))
         processes.append(trivial)
@@ -407,10 +490,14 @@ async def bench(args: argparse.Namespace, work: Path) -> int:
         report(f"portal ({args.engine})", hub)
         for page in ("inbox", "message"):
             values = tally.latencies[page]
-            print(f"    {'/messages' if page == 'inbox' else '/messages/{entry}':<22} {len(values):6d} requests"
-                  f"   p50 {ms(percentile(values, 0.5))}   p99 {ms(percentile(values, 0.99))}")
-        print(f"  ratio portal / trivial: requests/s {hub.rate / baseline.rate:.3f}, "
-              f"p50 latency {hub.p50 / baseline.p50:.1f}x, p99 latency {hub.p99 / baseline.p99:.1f}x")
+            print(
+                f"    {'/messages' if page == 'inbox' else '/messages/{entry}':<22} {len(values):6d} requests"
+                f"   p50 {ms(percentile(values, 0.5))}   p99 {ms(percentile(values, 0.99))}"
+            )
+        print(
+            f"  ratio portal / trivial: requests/s {hub.rate / baseline.rate:.3f}, "
+            f"p50 latency {hub.p50 / baseline.p50:.1f}x, p99 latency {hub.p99 / baseline.p99:.1f}x"
+        )
         failures = baseline.failures + hub.failures
         for line in failures[:10]:
             print(f"  failed: {line}")
@@ -424,8 +511,12 @@ async def bench(args: argparse.Namespace, work: Path) -> int:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sessions", type=int, default=20, help="concurrent logged-in sessions (N)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--sessions", type=int, default=20, help="concurrent logged-in sessions (N)"
+    )
     parser.add_argument("--seconds", type=float, default=15.0, help="duration of each load run (T)")
     parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--messages-per-patient", type=int, default=5)

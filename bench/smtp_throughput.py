@@ -60,9 +60,11 @@ def make_messages(pki_dir: Path, count: int, lines: int = 320) -> list[bytes]:
     filler = "Compte rendu de consultation, ligne de texte pour le volume. \r\n" * lines
     out = []
     for n in range(count):
-        raw = (f"From: {SENDER}\r\nTo: {PATIENT}\r\nSubject: Compte rendu {n}\r\n"
-               f"Message-ID: <{uuid.uuid4().hex}@bench>\r\nMIME-Version: 1.0\r\n"
-               f"Content-Type: text/plain; charset=utf-8\r\n\r\n{filler}").encode()
+        raw = (
+            f"From: {SENDER}\r\nTo: {PATIENT}\r\nSubject: Compte rendu {n}\r\n"
+            f"Message-ID: <{uuid.uuid4().hex}@bench>\r\nMIME-Version: 1.0\r\n"
+            f"Content-Type: text/plain; charset=utf-8\r\n\r\n{filler}"
+        ).encode()
         out.append(smime.sign(raw, certs[0], key, chain=certs[1:]))
     return out
 
@@ -108,22 +110,41 @@ async def populate(db: Database) -> None:
     hashed = hash_password(PASSWORD)
     async with db.write() as session:
         doctor = Professional(id_nat="810000000001", family_name="Dupont")
-        patient = Patient(ins="180017512345678", family_name="Patient", state=PatientState.ACTIVE,
-                          activated_at=utcnow())
+        patient = Patient(
+            ins="180017512345678",
+            family_name="Patient",
+            state=PatientState.ACTIVE,
+            activated_at=utcnow(),
+        )
         session.add_all([doctor, patient])
         await session.flush()
-        session.add_all([Mailbox(address=SENDER, kind=MailboxKind.PER, professional_id=doctor.id,
-                                 password_hash=hashed),
-                         Mailbox(address=PATIENT, kind=MailboxKind.PAT, patient_id=patient.id)])
+        session.add_all(
+            [
+                Mailbox(
+                    address=SENDER,
+                    kind=MailboxKind.PER,
+                    professional_id=doctor.id,
+                    password_hash=hashed,
+                ),
+                Mailbox(address=PATIENT, kind=MailboxKind.PAT, patient_id=patient.id),
+            ]
+        )
 
 
-async def run_gateway(messages: list[bytes], sessions: int, settings: Settings,
-                      profile: cProfile.Profile | None, breakdown: list[str]) -> float:
+async def run_gateway(
+    messages: list[bytes],
+    sessions: int,
+    settings: Settings,
+    profile: cProfile.Profile | None,
+    breakdown: list[str],
+) -> float:
     await upgrade_async(settings.effective_database_url)
     db = Database(settings.effective_database_url)
     await populate(db)
-    services: dict[str, Any] = {"settings": settings,
-                                "trust": TrustStore.from_settings(settings, repo_trust_dir=None)}
+    services: dict[str, Any] = {
+        "settings": settings,
+        "trust": TrustStore.from_settings(settings, repo_trust_dir=None),
+    }
     servers = await start_smtp_servers(settings, db, services)
     port = services["smtp_ports"]["submission_tls"]
     context = ssl.create_default_context(cafile=str(settings.pki_dir / "root-ca.pem"))
@@ -155,9 +176,11 @@ def stage_breakdown(services: dict[str, Any], db: Database) -> str:
     for name, writer in _writers.get(db, {}).items():
         stats = writer.stats
         mean = stats.requests / stats.batches if stats.batches else 0.0
-        lines.append(f"    {name}: {stats.batches} transactions for {stats.requests} deliveries "
-                     f"(mean batch {mean:.1f}, {1000 * stats.seconds / max(stats.batches, 1):.1f} ms each, "
-                     f"{stats.retried_alone} retried alone)")
+        lines.append(
+            f"    {name}: {stats.batches} transactions for {stats.requests} deliveries "
+            f"(mean batch {mean:.1f}, {1000 * stats.seconds / max(stats.batches, 1):.1f} ms each, "
+            f"{stats.retried_alone} retried alone)"
+        )
     return "\n".join(lines)
 
 
@@ -172,7 +195,9 @@ def gateway_settings(base: Path, pki_dir: Path, database_url: str, engine: str) 
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--messages", type=int, default=400)
     parser.add_argument("--sessions", type=int, default=8)
     parser.add_argument("--engines", default="sqlite,postgresql")
@@ -192,18 +217,30 @@ async def main() -> None:
         breakdown: list[str] = []
         if engine == "sqlite":
             url = f"sqlite+aiosqlite:///{base / 'bench.sqlite3'}"
-            rate = args.messages / await run_gateway(messages, args.sessions,
-                                                     gateway_settings(base, pki_dir, url, engine), profile,
-                                                     breakdown)
+            rate = args.messages / await run_gateway(
+                messages,
+                args.sessions,
+                gateway_settings(base, pki_dir, url, engine),
+                profile,
+                breakdown,
+            )
         else:
             name = f"mss_bench_{uuid.uuid4().hex[:8]}"
             admin = await asyncpg.connect(PG_ADMIN)
             await admin.execute(f'CREATE DATABASE "{name}"')
-            url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + "/" + name
+            url = (
+                PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+                + "/"
+                + name
+            )
             try:
                 rate = args.messages / await run_gateway(
-                    messages, args.sessions, gateway_settings(base, pki_dir, url, engine), profile,
-                                                     breakdown)
+                    messages,
+                    args.sessions,
+                    gateway_settings(base, pki_dir, url, engine),
+                    profile,
+                    breakdown,
+                )
             finally:
                 await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                 await admin.close()
@@ -218,8 +255,10 @@ async def main() -> None:
     sink = (sink + again) / 2
     print(f"  bare aiosmtpd sink, again    {again:8.1f} msg/s   baseline (mean) {sink:.1f} msg/s")
     for engine, rate, breakdown in rates:
-        print(f"  {engine:<12} {rate:8.1f} msg/s   ratio gateway/sink {rate / sink:.2f}"
-              f"{'' if rate / sink >= 0.5 else '  (below the 0.5 target)'}")
+        print(
+            f"  {engine:<12} {rate:8.1f} msg/s   ratio gateway/sink {rate / sink:.2f}"
+            f"{'' if rate / sink >= 0.5 else '  (below the 0.5 target)'}"
+        )
         print("\n".join(breakdown))
 
 

@@ -87,6 +87,7 @@ MODES = {"reused": "reused connections", "connect": "a new connection per messag
 
 # -- the messages ------------------------------------------------------------------------
 
+
 def make_messages(pki_dir: Path, count: int, path: Path) -> int:
     """``count`` distinct signed messages of about 23.5 KB (smtp_throughput's, 330 lines), pickled to ``path``."""
     from smtp_throughput import make_messages as signed_messages
@@ -97,6 +98,7 @@ def make_messages(pki_dir: Path, count: int, path: Path) -> int:
 
 
 # -- measuring a server from outside: /proc --------------------------------------------
+
 
 @dataclass(frozen=True)
 class Watched:
@@ -182,8 +184,14 @@ class Meter:
 
     def _by_root(self) -> dict[str, float]:
         w = self.watched
-        return {name: sum(cpu_seconds(process_tree(dataclasses.replace(w, roots=(root,))), w.own_cpu_only).values())
-                for root, name in zip(w.roots, w.names, strict=True)}
+        return {
+            name: sum(
+                cpu_seconds(
+                    process_tree(dataclasses.replace(w, roots=(root,))), w.own_cpu_only
+                ).values()
+            )
+            for root, name in zip(w.roots, w.names, strict=True)
+        }
 
     async def start(self) -> None:
         w = self.watched
@@ -222,11 +230,14 @@ class Meter:
         # A process that ended during the run is in its parent's children-CPU fields by now.
         spent = {name: cpu - self._before.get(name, 0.0) for name, cpu in after.items()}
         if w.pg_database is not None:  # a backend new since the start started from 0
-            spent["PostgreSQL"] = sum(cpu - self._pg_before.get(pid, 0.0) for pid, cpu in self._pg_last.items())
+            spent["PostgreSQL"] = sum(
+                cpu - self._pg_before.get(pid, 0.0) for pid, cpu in self._pg_last.items()
+            )
         return spent
 
 
 # -- the load client (in its own process) ------------------------------------------------
+
 
 @dataclass
 class Load:
@@ -270,8 +281,14 @@ async def drive(load: Load) -> LoadResult:
 
     async def session() -> aiosmtplib.SMTP:
         while True:
-            smtp = aiosmtplib.SMTP(hostname="localhost", port=load.port, use_tls=load.implicit_tls,
-                                   start_tls=not load.implicit_tls, tls_context=context, timeout=120)
+            smtp = aiosmtplib.SMTP(
+                hostname="localhost",
+                port=load.port,
+                use_tls=load.implicit_tls,
+                start_tls=not load.implicit_tls,
+                tls_context=context,
+                timeout=120,
+            )
             try:
                 await smtp.connect()
                 await smtp.login(SENDER, PASSWORD)
@@ -284,7 +301,9 @@ async def drive(load: Load) -> LoadResult:
                 continue
             if not result.tls:
                 ssl_object = smtp.transport.get_extra_info("ssl_object") if smtp.transport else None
-                result.tls = f"{ssl_object.version()} {ssl_object.cipher()[0]}" if ssl_object else "none"
+                result.tls = (
+                    f"{ssl_object.version()} {ssl_object.cipher()[0]}" if ssl_object else "none"
+                )
             return smtp
 
     async def send(smtp: aiosmtplib.SMTP, raw: bytes) -> None:
@@ -317,7 +336,7 @@ async def drive(load: Load) -> LoadResult:
     meter = Meter(dataclasses.replace(watched, excluded=(*watched.excluded, os.getpid())))
     await meter.start()
     began, cpu = time.perf_counter(), time.process_time()
-    await asyncio.gather(*(one(messages[i::load.sessions]) for i in range(load.sessions)))
+    await asyncio.gather(*(one(messages[i :: load.sessions]) for i in range(load.sessions)))
     result.seconds = time.perf_counter() - began
     result.client_cpu = time.process_time() - cpu
     result.cpu_parts = await meter.stop()
@@ -348,6 +367,7 @@ async def run_client(load: Load) -> LoadResult:
 
 # -- the anchor: a private Postfix with a private Dovecot auth service ------------------
 
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -356,7 +376,9 @@ def free_port() -> int:
 
 def postfix_available() -> str | None:
     """Why Postfix and Dovecot cannot run here, or None when they can."""
-    missing = [name for name in ("postfix", "postconf", "dovecot", "doveadm") if shutil.which(name) is None]
+    missing = [
+        name for name in ("postfix", "postconf", "dovecot", "doveadm") if shutil.which(name) is None
+    ]
     if missing:
         return f"{', '.join(missing)} not found (apt-get install postfix dovecot-core)"
     if os.geteuid() != 0:
@@ -397,8 +419,16 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 class PrivatePostfix:
     """Postfix and Dovecot in ``base``: started by ``start``, stopped (and killed if need be) by ``stop``."""
 
-    def __init__(self, base: Path, cert: Path, key: Path, password_hash: str, *, implicit_tls: bool,
-                 scheme: str = "same") -> None:
+    def __init__(
+        self,
+        base: Path,
+        cert: Path,
+        key: Path,
+        password_hash: str,
+        *,
+        implicit_tls: bool,
+        scheme: str = "same",
+    ) -> None:
         self.base = base
         self.config = base / "postfix"
         self.queue = base / "postfix-queue"
@@ -408,14 +438,20 @@ class PrivatePostfix:
         self.cert, self.key, self.password_hash = cert, key, password_hash
         self.implicit_tls = implicit_tls
         self.scheme = scheme
-        self.version = subprocess.run(["postconf", "-dh", "mail_version"], capture_output=True, text=True,
-                                      check=False).stdout.strip()
+        self.version = subprocess.run(
+            ["postconf", "-dh", "mail_version"], capture_output=True, text=True, check=False
+        ).stdout.strip()
 
     def _write_config(self) -> None:
         from mss.crypto.tls import _TLS12_CIPHERS
 
-        for folder in (self.config, self.queue, self.base / "postfix-data", self.dovecot_run,
-                       self.base / "dovecot" / "state"):
+        for folder in (
+            self.config,
+            self.queue,
+            self.base / "postfix-data",
+            self.dovecot_run,
+            self.base / "dovecot" / "state",
+        ):
             folder.mkdir(parents=True, exist_ok=True)
         shutil.chown(self.base / "postfix-data", "postfix", "postfix")
         tls_files = self.base / "postfix-tls"
@@ -425,22 +461,39 @@ class PrivatePostfix:
         chain.chmod(0o600)
         main = {
             "compatibility_level": "3.6",
-            "queue_directory": self.queue, "data_directory": self.base / "postfix-data",
-            "command_directory": "/usr/sbin", "daemon_directory": POSTFIX_DAEMONS,
-            "shlib_directory": "/usr/lib/postfix", "meta_directory": "/etc/postfix",
-            "mail_owner": "postfix", "setgid_group": "postdrop",
-            "myhostname": "postfix.bench.localhost", "mydestination": "", "mynetworks": "127.0.0.1/32",
-            "inet_interfaces": "127.0.0.1", "inet_protocols": "ipv4",
-            "alias_maps": "", "alias_database": "", "local_recipient_maps": "", "biff": "no",
-            "maillog_file": self.base / "postfix.log", "maillog_file_prefixes": self.base,
+            "queue_directory": self.queue,
+            "data_directory": self.base / "postfix-data",
+            "command_directory": "/usr/sbin",
+            "daemon_directory": POSTFIX_DAEMONS,
+            "shlib_directory": "/usr/lib/postfix",
+            "meta_directory": "/etc/postfix",
+            "mail_owner": "postfix",
+            "setgid_group": "postdrop",
+            "myhostname": "postfix.bench.localhost",
+            "mydestination": "",
+            "mynetworks": "127.0.0.1/32",
+            "inet_interfaces": "127.0.0.1",
+            "inet_protocols": "ipv4",
+            "alias_maps": "",
+            "alias_database": "",
+            "local_recipient_maps": "",
+            "biff": "no",
+            "maillog_file": self.base / "postfix.log",
+            "maillog_file_prefixes": self.base,
             # The hub's TLS: its certificate, TLS 1.2 at least, its TLS 1.2 suites (TLS 1.3: OpenSSL's).
             "smtpd_tls_chain_files": chain,
-            "smtpd_tls_security_level": "encrypt", "smtpd_tls_auth_only": "yes",
-            "smtpd_tls_protocols": ">=TLSv1.2", "smtpd_tls_mandatory_protocols": ">=TLSv1.2",
-            "smtpd_tls_ciphers": "high", "smtpd_tls_mandatory_ciphers": "high",
-            "tls_high_cipherlist": _TLS12_CIPHERS, "tls_preempt_cipherlist": "yes",
+            "smtpd_tls_security_level": "encrypt",
+            "smtpd_tls_auth_only": "yes",
+            "smtpd_tls_protocols": ">=TLSv1.2",
+            "smtpd_tls_mandatory_protocols": ">=TLSv1.2",
+            "smtpd_tls_ciphers": "high",
+            "smtpd_tls_mandatory_ciphers": "high",
+            "tls_high_cipherlist": _TLS12_CIPHERS,
+            "tls_preempt_cipherlist": "yes",
             # SASL through the private Dovecot; the sender must be the login, the recipient known.
-            "smtpd_sasl_auth_enable": "yes", "smtpd_sasl_type": "dovecot", "smtpd_sasl_path": "private/auth",
+            "smtpd_sasl_auth_enable": "yes",
+            "smtpd_sasl_type": "dovecot",
+            "smtpd_sasl_path": "private/auth",
             "smtpd_sasl_security_options": "noanonymous",
             "smtpd_sender_login_maps": f"inline:{{ {SENDER}={SENDER} }}",
             "smtpd_sender_restrictions": "reject_sender_login_mismatch",
@@ -448,18 +501,22 @@ class PrivatePostfix:
             "virtual_mailbox_domains": PATIENT.split("@")[1],
             "virtual_mailbox_maps": f"inline:{{ {PATIENT}=ok }}",
             # Nothing leaves: every transport is discard.
-            "default_transport": "discard", "local_transport": "discard", "relay_transport": "discard",
+            "default_transport": "discard",
+            "local_transport": "discard",
+            "relay_transport": "discard",
             "virtual_transport": "discard",
         }
         (self.config / "main.cf").write_text("".join(f"{k} = {v}\n" for k, v in main.items()))
         wrapper = " -o smtpd_tls_wrappermode=yes" if self.implicit_tls else ""
-        (self.config / "master.cf").write_text(MASTER_CF.format(listen=f"127.0.0.1:{self.port}", wrapper=wrapper))
+        (self.config / "master.cf").write_text(
+            MASTER_CF.format(listen=f"127.0.0.1:{self.port}", wrapper=wrapper)
+        )
         passwd = self.base / "dovecot" / "passwd"
         passwd.write_text(f"{SENDER}:{self.dovecot_hash()}\n")
         self.dovecot_conf.write_text(f"""\
 base_dir = {self.dovecot_run}
-state_dir = {self.base / 'dovecot' / 'state'}
-log_path = {self.base / 'dovecot.log'}
+state_dir = {self.base / "dovecot" / "state"}
+log_path = {self.base / "dovecot.log"}
 protocols =
 listen = 127.0.0.1
 ssl = no
@@ -477,7 +534,7 @@ userdb {{
   args = uid=postfix gid=postfix home=/nonexistent
 }}
 service auth {{
-  unix_listener {self.queue / 'private' / 'auth'} {{
+  unix_listener {self.queue / "private" / "auth"} {{
     mode = 0660
     user = postfix
     group = postfix
@@ -489,24 +546,37 @@ service auth {{
         """The hub's own argon2id hash (same parameters, same cost), or one ``doveadm pw`` makes in ``scheme``."""
         if self.scheme == "same":
             return "{ARGON2ID}" + self.password_hash
-        done = subprocess.run(["doveadm", "pw", "-s", self.scheme, "-p", PASSWORD], capture_output=True, text=True,
-                              check=True, stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            ["doveadm", "pw", "-s", self.scheme, "-p", PASSWORD],
+            capture_output=True,
+            text=True,
+            check=True,
+            stdin=subprocess.DEVNULL,
+        )
         return done.stdout.strip()
 
     def _run(self, *command: str) -> None:
         """Run a command; its output to a file (a daemon keeps a pipe open, and the caller would wait on it)."""
         with tempfile.TemporaryFile("w+") as output:
-            done = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=output, stderr=output, check=False)
+            done = subprocess.run(
+                command, stdin=subprocess.DEVNULL, stdout=output, stderr=output, check=False
+            )
             if done.returncode:
                 output.seek(0)
                 raise RuntimeError(f"{' '.join(command)} failed: {output.read()}")
 
     def start(self) -> None:
         self._write_config()
-        self._run("postfix", "-c", str(self.config), "start")  # creates the queue's folders, then Dovecot's socket
+        self._run(
+            "postfix", "-c", str(self.config), "start"
+        )  # creates the queue's folders, then Dovecot's socket
         self._run("dovecot", "-c", str(self.dovecot_conf))
         deadline = time.monotonic() + 30
-        while len(self.roots()) < 2 or not (self.queue / "private" / "auth").exists() or not self._listening():
+        while (
+            len(self.roots()) < 2
+            or not (self.queue / "private" / "auth").exists()
+            or not self._listening()
+        ):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"Postfix or Dovecot did not come up; see {self.base}/*.log")
             time.sleep(0.1)
@@ -523,7 +593,10 @@ service auth {{
     names = ("Postfix", "Dovecot")
 
     def roots(self) -> tuple[int, ...]:
-        pids = (self._pid(self.queue / "pid" / "master.pid"), self._pid(self.dovecot_run / "master.pid"))
+        pids = (
+            self._pid(self.queue / "pid" / "master.pid"),
+            self._pid(self.dovecot_run / "master.pid"),
+        )
         return tuple(pid for pid in pids if pid)
 
     def stop(self) -> None:
@@ -543,6 +616,7 @@ service auth {{
 
 
 # -- the hub --------------------------------------------------------------------------------
+
 
 class BenchHub:
     """The hub's SMTP listeners (``mss.serve.Hub``) on a fresh database, one sender and one patient."""
@@ -575,10 +649,15 @@ class BenchHub:
             admin = await asyncpg.connect(PG_ADMIN)
             await admin.execute(f'CREATE DATABASE "{self.pg_name}"')
             await admin.close()
-            self.settings.database_url = (PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-                                          + "/" + self.pg_name)
+            self.settings.database_url = (
+                PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+                + "/"
+                + self.pg_name
+            )
         else:
-            self.settings.database_url = f"sqlite+aiosqlite:///{self.settings.data_path / 'hub.sqlite3'}"
+            self.settings.database_url = (
+                f"sqlite+aiosqlite:///{self.settings.data_path / 'hub.sqlite3'}"
+            )
         await upgrade_async(self.settings.effective_database_url)
         self.hub = Hub(self.settings, Database(self.settings.effective_database_url))
         await self.populate()
@@ -594,13 +673,25 @@ class BenchHub:
         self.password_hash = hash_password(PASSWORD)
         async with self.hub.db.write() as session:
             doctor = Professional(id_nat="810000000001", family_name="Dupont")
-            patient = Patient(ins="180017512345678", family_name="Patient", state=PatientState.ACTIVE,
-                              activated_at=utcnow())
+            patient = Patient(
+                ins="180017512345678",
+                family_name="Patient",
+                state=PatientState.ACTIVE,
+                activated_at=utcnow(),
+            )
             session.add_all([doctor, patient])
             await session.flush()
-            session.add_all([Mailbox(address=SENDER, kind=MailboxKind.PER, professional_id=doctor.id,
-                                     password_hash=self.password_hash),
-                             Mailbox(address=PATIENT, kind=MailboxKind.PAT, patient_id=patient.id)])
+            session.add_all(
+                [
+                    Mailbox(
+                        address=SENDER,
+                        kind=MailboxKind.PER,
+                        professional_id=doctor.id,
+                        password_hash=self.password_hash,
+                    ),
+                    Mailbox(address=PATIENT, kind=MailboxKind.PAT, patient_id=patient.id),
+                ]
+            )
 
     async def stored(self) -> int:
         """Messages in the patient's folders."""
@@ -610,9 +701,16 @@ class BenchHub:
         from mss.mailbox.models import Folder, FolderEntry
 
         async with self.hub.db.read() as session:
-            return int(await session.scalar(
-                select(func.count()).select_from(FolderEntry).join(Folder, Folder.id == FolderEntry.folder_id)
-                .join(Mailbox, Mailbox.id == Folder.mailbox_id).where(Mailbox.address == PATIENT)) or 0)
+            return int(
+                await session.scalar(
+                    select(func.count())
+                    .select_from(FolderEntry)
+                    .join(Folder, Folder.id == FolderEntry.folder_id)
+                    .join(Mailbox, Mailbox.id == Folder.mailbox_id)
+                    .where(Mailbox.address == PATIENT)
+                )
+                or 0
+            )
 
     async def jobs_waiting(self) -> int:
         """Follow-up jobs (the patient's notifications) queued and not yet done: work after the measured run."""
@@ -622,13 +720,21 @@ class BenchHub:
         from mss.jobs import Job
 
         async with self.hub.db.read() as session:
-            return int(await session.scalar(select(func.count()).select_from(Job).where(
-                Job.state.in_(("pending", "running")), Job.run_after <= utcnow())) or 0)
+            return int(
+                await session.scalar(
+                    select(func.count())
+                    .select_from(Job)
+                    .where(Job.state.in_(("pending", "running")), Job.run_after <= utcnow())
+                )
+                or 0
+            )
 
     def watched(self, others: tuple[int, ...] = ()) -> Watched:
         """This process and its children, less ``others`` (the anchor, when it is a child)."""
         me = os.getpid()
-        return Watched((me,), ("hub",), own_cpu_only=(me,), excluded=others, pg_database=self.pg_name)
+        return Watched(
+            (me,), ("hub",), own_cpu_only=(me,), excluded=others, pg_database=self.pg_name
+        )
 
     async def stop(self) -> None:
         with contextlib.suppress(AttributeError):
@@ -641,14 +747,19 @@ class BenchHub:
 
 # -- the baseline when Postfix is absent: a bare aiosmtpd sink with STARTTLS/implicit TLS and AUTH --------
 
+
 class Sink:
     """A bare aiosmtpd server in a child process, with the hub's TLS and an AUTH that accepts the password."""
 
     def __init__(self, cert: Path, key: Path, implicit_tls: bool) -> None:
         self.port = free_port()
         context = multiprocessing.get_context("spawn")
-        self.process = context.Process(target=_sink_main, args=(self.port, str(cert), str(key), implicit_tls),
-                                       name="smtp-sink", daemon=True)
+        self.process = context.Process(
+            target=_sink_main,
+            args=(self.port, str(cert), str(key), implicit_tls),
+            name="smtp-sink",
+            daemon=True,
+        )
 
     def start(self) -> None:
         self.process.start()
@@ -683,7 +794,9 @@ def _sink_main(port: int, cert: str, key: str, implicit_tls: bool) -> None:
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
             return "250 OK"
 
-    def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+    def authenticate(
+        server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
         return AuthResult(success=getattr(auth_data, "password", b"") == PASSWORD.encode())
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -693,15 +806,24 @@ def _sink_main(port: int, cert: str, key: str, implicit_tls: bool) -> None:
     async def serve() -> None:
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
-            lambda: SMTP(Handler(), hostname="sink", authenticator=authenticate, auth_require_tls=True,
-                         tls_context=None if implicit_tls else context),
-            "127.0.0.1", port, ssl=context if implicit_tls else None)
+            lambda: SMTP(
+                Handler(),
+                hostname="sink",
+                authenticator=authenticate,
+                auth_require_tls=True,
+                tls_context=None if implicit_tls else context,
+            ),
+            "127.0.0.1",
+            port,
+            ssl=context if implicit_tls else None,
+        )
         await server.serve_forever()
 
     asyncio.run(serve())
 
 
 # -- the run -----------------------------------------------------------------------------
+
 
 @dataclass
 class Runs:
@@ -711,11 +833,15 @@ class Runs:
         self.results.setdefault((server, mode), []).append(result)
 
     def median(self, server: str, mode: str, what: str) -> float:
-        return statistics.median(getattr(r, what) if what != "rate" else r.accepted / r.seconds
-                                 for r in self.results[(server, mode)])
+        return statistics.median(
+            getattr(r, what) if what != "rate" else r.accepted / r.seconds
+            for r in self.results[(server, mode)]
+        )
 
     def cpu_per_1000(self, server: str, mode: str) -> float:
-        return statistics.median(1000 * r.server_cpu / max(r.accepted, 1) for r in self.results[(server, mode)])
+        return statistics.median(
+            1000 * r.server_cpu / max(r.accepted, 1) for r in self.results[(server, mode)]
+        )
 
     def parts_per_1000(self, server: str, mode: str) -> str:
         """The CPU per 1000 messages of each part of the server, when it has more than one."""
@@ -723,9 +849,14 @@ class Runs:
         names = list(results[0].cpu_parts)
         if len(names) < 2:
             return ""
-        return " (" + ", ".join(
-            f"{name} {statistics.median(1000 * r.cpu_parts[name] / max(r.accepted, 1) for r in results):.2f}"
-            for name in names) + ")"
+        return (
+            " ("
+            + ", ".join(
+                f"{name} {statistics.median(1000 * r.cpu_parts[name] / max(r.accepted, 1) for r in results):.2f}"
+                for name in names
+            )
+            + ")"
+        )
 
 
 async def one_run(name: str, load: Load, hub: BenchHub | None) -> LoadResult:
@@ -736,15 +867,25 @@ async def one_run(name: str, load: Load, hub: BenchHub | None) -> LoadResult:
         waiting = await hub.jobs_waiting()
         stored = await hub.stored() - before
         if stored != result.accepted:
-            raise SystemExit(f"the hub answered 250 to {result.accepted} messages but stored {stored}")
+            raise SystemExit(
+                f"the hub answered 250 to {result.accepted} messages but stored {stored}"
+            )
     if result.failures:
-        raise SystemExit(f"{name}: {len(result.failures)} messages not accepted, first: {result.failures[0]}")
-    print(f"  {name:<8} {MODES[load.mode]:<30} {result.accepted:6d} msgs in {result.seconds:6.1f} s "
-          f"{result.accepted / result.seconds:8.1f} msg/s  server CPU {result.server_cpu:6.1f} s  "
-          f"peak PSS {result.peak_pss / 2**20:6.0f} MiB  load {result.loadavg[0]:.2f}"
-          + (f"  ({result.busy_retries} connections refused 421, tried again)" if result.busy_retries else "")
-          + (f"  ({waiting} follow-up jobs still queued)" if waiting else ""),
-          flush=True)
+        raise SystemExit(
+            f"{name}: {len(result.failures)} messages not accepted, first: {result.failures[0]}"
+        )
+    print(
+        f"  {name:<8} {MODES[load.mode]:<30} {result.accepted:6d} msgs in {result.seconds:6.1f} s "
+        f"{result.accepted / result.seconds:8.1f} msg/s  server CPU {result.server_cpu:6.1f} s  "
+        f"peak PSS {result.peak_pss / 2**20:6.0f} MiB  load {result.loadavg[0]:.2f}"
+        + (
+            f"  ({result.busy_retries} connections refused 421, tried again)"
+            if result.busy_retries
+            else ""
+        )
+        + (f"  ({waiting} follow-up jobs still queued)" if waiting else ""),
+        flush=True,
+    )
     return result
 
 
@@ -752,12 +893,15 @@ async def bench(args: argparse.Namespace, base: Path) -> None:
     from mss.crypto import pki
 
     pki_dir = base / "pki"
-    layout = await asyncio.to_thread(pki.init_pki, pki_dir, ["localhost", "mss.localhost"],
-                                     operator_domain="mss.localhost")
+    layout = await asyncio.to_thread(
+        pki.init_pki, pki_dir, ["localhost", "mss.localhost"], operator_domain="mss.localhost"
+    )
     messages_file = base / "messages.pickle"
     spawn = multiprocessing.get_context("spawn")
     with spawn.Pool(1) as pool:  # signing stays out of the hub's process and memory
-        size = pool.apply(make_messages, (pki_dir, max(args.messages, args.connect_messages), messages_file))
+        size = pool.apply(
+            make_messages, (pki_dir, max(args.messages, args.connect_messages), messages_file)
+        )
     hub = BenchHub(base, pki_dir, args)
     why_not = postfix_available()
     anchor: PrivatePostfix | Sink
@@ -765,8 +909,14 @@ async def bench(args: argparse.Namespace, base: Path) -> None:
         await hub.start()
         cert, key = hub.settings.server_cert_file, hub.settings.server_key_file
         if why_not is None:
-            anchor = PrivatePostfix(base, cert, key, hub.password_hash, implicit_tls=args.implicit_tls,
-                                    scheme=args.dovecot_scheme)
+            anchor = PrivatePostfix(
+                base,
+                cert,
+                key,
+                hub.password_hash,
+                implicit_tls=args.implicit_tls,
+                scheme=args.dovecot_scheme,
+            )
             anchor_name = "postfix"
         else:
             anchor = Sink(cert, key, args.implicit_tls)
@@ -780,80 +930,145 @@ async def bench(args: argparse.Namespace, base: Path) -> None:
         await hub.stop()
 
 
-async def run_rounds(args: argparse.Namespace, hub: BenchHub, anchor: PrivatePostfix | Sink, anchor_name: str,
-                     why_not: str | None, layout: Any, messages_file: Path, size: int) -> None:
+async def run_rounds(
+    args: argparse.Namespace,
+    hub: BenchHub,
+    anchor: PrivatePostfix | Sink,
+    anchor_name: str,
+    why_not: str | None,
+    layout: Any,
+    messages_file: Path,
+    size: int,
+) -> None:
     tls = "implicit TLS" if args.implicit_tls else "STARTTLS"
-    hub_desc = (f"hub on {args.engine}, {args.smtp_processes} SMTP process(es), job workers "
-                + ("in a process of their own" if args.job_process else "in the hub's process"))
+    hub_desc = f"hub on {args.engine}, {args.smtp_processes} SMTP process(es), job workers " + (
+        "in a process of their own" if args.job_process else "in the hub's process"
+    )
     if why_not is None:
         assert isinstance(anchor, PrivatePostfix)
         scheme = "the hub's argon2id hash" if anchor.scheme == "same" else anchor.scheme
-        print(f"Postfix {anchor.version} (private instance, SASL via Dovecot with {scheme}, discard transport) "
-              f"against the {hub_desc}")
+        print(
+            f"Postfix {anchor.version} (private instance, SASL via Dovecot with {scheme}, discard transport) "
+            f"against the {hub_desc}"
+        )
     else:
-        print(f"Postfix cannot run here ({why_not}): the anchor is a bare aiosmtpd sink with the same TLS and AUTH")
+        print(
+            f"Postfix cannot run here ({why_not}): the anchor is a bare aiosmtpd sink with the same TLS and AUTH"
+        )
         print(f"bare aiosmtpd sink against the {hub_desc}")
-    print(f"{size}-byte S/MIME-signed messages over {args.sessions} sessions, {tls} + AUTH PLAIN, "
-          f"{args.rounds} round(s) of {anchor_name}, hub; {os.cpu_count()} CPUs")
+    print(
+        f"{size}-byte S/MIME-signed messages over {args.sessions} sessions, {tls} + AUTH PLAIN, "
+        f"{args.rounds} round(s) of {anchor_name}, hub; {os.cpu_count()} CPUs"
+    )
 
     def load(port: int, mode: str, watched: Watched) -> Load:
-        return Load(port=port, mode=mode, implicit_tls=args.implicit_tls, ca_file=str(layout.root_cert),
-                    messages_file=str(messages_file),
-                    count=args.messages if mode == "reused" else args.connect_messages,
-                    sessions=args.sessions, watched=watched)
+        return Load(
+            port=port,
+            mode=mode,
+            implicit_tls=args.implicit_tls,
+            ca_file=str(layout.root_cert),
+            messages_file=str(messages_file),
+            count=args.messages if mode == "reused" else args.connect_messages,
+            sessions=args.sessions,
+            watched=watched,
+        )
 
     anchor_watched = Watched(anchor.roots(), anchor.names)
     hub_watched = hub.watched(anchor.roots())
     for mode in MODES:  # warm both up: first logins, caches, Dovecot's auth cache
-        warm = dataclasses.replace(load(anchor.port, mode, anchor_watched), count=min(args.sessions, 4))
+        warm = dataclasses.replace(
+            load(anchor.port, mode, anchor_watched), count=min(args.sessions, 4)
+        )
         await run_client(warm)
-        await run_client(dataclasses.replace(load(hub.port, mode, hub_watched), count=min(args.sessions, 4)))
+        await run_client(
+            dataclasses.replace(load(hub.port, mode, hub_watched), count=min(args.sessions, 4))
+        )
     runs = Runs()
     for number in range(1, args.rounds + 1):
         print(f"round {number}")
         for mode in MODES:
-            runs.add(anchor_name, mode, await one_run(anchor_name, load(anchor.port, mode, anchor_watched), None))
+            runs.add(
+                anchor_name,
+                mode,
+                await one_run(anchor_name, load(anchor.port, mode, anchor_watched), None),
+            )
             runs.add("hub", mode, await one_run("hub", load(hub.port, mode, hub_watched), hub))
-    print(f"medians over {args.rounds} round(s); server CPU = every process of the server"
-          + (", PostgreSQL's backends of the hub's database included" if args.engine == "postgresql" else ""))
+    print(
+        f"medians over {args.rounds} round(s); server CPU = every process of the server"
+        + (
+            ", PostgreSQL's backends of the hub's database included"
+            if args.engine == "postgresql"
+            else ""
+        )
+    )
     for mode, title in MODES.items():
-        anchor_rate, hub_rate = runs.median(anchor_name, mode, "rate"), runs.median("hub", mode, "rate")
+        anchor_rate, hub_rate = (
+            runs.median(anchor_name, mode, "rate"),
+            runs.median("hub", mode, "rate"),
+        )
         print(f"{title}:")
         for server in (anchor_name, "hub"):
             rate = runs.median(server, mode, "rate")
-            print(f"  {server:<8} {rate:8.1f} msg/s  server CPU {runs.cpu_per_1000(server, mode):6.2f} s "
-                  f"per 1000 msgs{runs.parts_per_1000(server, mode)}  peak PSS {runs.median(server, mode, 'peak_pss') / 2**20:6.0f} MiB  "
-                  f"client CPU {1000 * runs.median(server, mode, 'client_cpu') / max(runs.median(server, mode, 'accepted'), 1):.2f} s/1000")
+            print(
+                f"  {server:<8} {rate:8.1f} msg/s  server CPU {runs.cpu_per_1000(server, mode):6.2f} s "
+                f"per 1000 msgs{runs.parts_per_1000(server, mode)}  peak PSS {runs.median(server, mode, 'peak_pss') / 2**20:6.0f} MiB  "
+                f"client CPU {1000 * runs.median(server, mode, 'client_cpu') / max(runs.median(server, mode, 'accepted'), 1):.2f} s/1000"
+            )
         anchor_cpu = runs.cpu_per_1000(anchor_name, mode)
-        cpu_ratio = f"{runs.cpu_per_1000('hub', mode) / anchor_cpu:.2f}" if anchor_cpu else "n/a (too short to measure)"
-        print(f"  ratio hub/{anchor_name} {hub_rate / anchor_rate:.3f}   CPU ratio hub/{anchor_name} {cpu_ratio}")
+        cpu_ratio = (
+            f"{runs.cpu_per_1000('hub', mode) / anchor_cpu:.2f}"
+            if anchor_cpu
+            else "n/a (too short to measure)"
+        )
+        print(
+            f"  ratio hub/{anchor_name} {hub_rate / anchor_rate:.3f}   CPU ratio hub/{anchor_name} {cpu_ratio}"
+        )
     first = next(iter(runs.results.values()))[0]
-    print(f"TLS negotiated: {first.tls}; load average at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
-          " (the machine may be shared)")
+    print(
+        f"TLS negotiated: {first.tls}; load average at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+        " (the machine may be shared)"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--messages", type=int, default=2000, help="messages per run, reused connections")
-    parser.add_argument("--connect-messages", type=int, default=None,
-                        help="messages per run, a new connection each (default: --messages / 5)")
+    parser.add_argument(
+        "--messages", type=int, default=2000, help="messages per run, reused connections"
+    )
+    parser.add_argument(
+        "--connect-messages",
+        type=int,
+        default=None,
+        help="messages per run, a new connection each (default: --messages / 5)",
+    )
     parser.add_argument("--sessions", type=int, default=20, help="parallel SMTP sessions")
-    parser.add_argument("--rounds", type=int, default=2, help="rounds of Postfix then hub, for each mode")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="rounds of Postfix then hub, for each mode"
+    )
     parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--smtp-processes", type=int, default=1, help="the hub's SMTP processes")
-    parser.add_argument("--job-process", action="store_true", help="the hub's job workers in their own process")
+    parser.add_argument(
+        "--job-process", action="store_true", help="the hub's job workers in their own process"
+    )
     parser.add_argument("--tls", choices=("starttls", "implicit"), default="starttls")
-    parser.add_argument("--dovecot-scheme", default="same",
-                        help="Dovecot's password scheme: 'same' (the hub's argon2id hash, the default) or one of "
-                             "'doveadm pw -l' (SHA512-CRYPT, ...)")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary folder (configurations, logs)")
+    parser.add_argument(
+        "--dovecot-scheme",
+        default="same",
+        help="Dovecot's password scheme: 'same' (the hub's argon2id hash, the default) or one of "
+        "'doveadm pw -l' (SHA512-CRYPT, ...)",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary folder (configurations, logs)"
+    )
     args = parser.parse_args()
     args.implicit_tls = args.tls == "implicit"
     if args.connect_messages is None:
         args.connect_messages = max(args.messages // 5, args.sessions)
     base = Path(tempfile.mkdtemp(prefix="mss-bench-postfix-"))
     base.chmod(0o755)  # Postfix's daemons run as postfix and reach their queue under it
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # as Ctrl-C: the servers are stopped on the way out
+    signal.signal(
+        signal.SIGTERM, signal.default_int_handler
+    )  # as Ctrl-C: the servers are stopped on the way out
     try:
         asyncio.run(bench(args, base))
     finally:

@@ -45,22 +45,43 @@ class Viewer:
 
     @classmethod
     def for_patient(cls, patient: Patient, source: str = "portal") -> Viewer:
-        return cls(ViewerKind.PATIENT, patient.ins, patient.display_name, patient_id=patient.id,
-                   source=source)
+        return cls(
+            ViewerKind.PATIENT,
+            patient.ins,
+            patient.display_name,
+            patient_id=patient.id,
+            source=source,
+        )
 
     @classmethod
     def for_guardian(cls, guardian: Patient, source: str = "portal") -> Viewer:
-        return cls(ViewerKind.GUARDIAN, guardian.ins, guardian.display_name, patient_id=guardian.id,
-                   source=source)
+        return cls(
+            ViewerKind.GUARDIAN,
+            guardian.ins,
+            guardian.display_name,
+            patient_id=guardian.id,
+            source=source,
+        )
 
     @classmethod
-    def for_professional(cls, professional: Professional, organisation: Organisation | None = None,
-                         *, break_glass_reason: str | None = None, source: str = "api") -> Viewer:
-        return cls(ViewerKind.PROFESSIONAL, professional.id_nat, professional.display_name,
-                   id_nat=professional.id_nat,
-                   institution=organisation.finess if organisation is not None else None,
-                   institution_name=organisation.name if organisation is not None else "",
-                   break_glass_reason=break_glass_reason, source=source)
+    def for_professional(
+        cls,
+        professional: Professional,
+        organisation: Organisation | None = None,
+        *,
+        break_glass_reason: str | None = None,
+        source: str = "api",
+    ) -> Viewer:
+        return cls(
+            ViewerKind.PROFESSIONAL,
+            professional.id_nat,
+            professional.display_name,
+            id_nat=professional.id_nat,
+            institution=organisation.finess if organisation is not None else None,
+            institution_name=organisation.name if organisation is not None else "",
+            break_glass_reason=break_glass_reason,
+            source=source,
+        )
 
     @property
     def actor_kind(self) -> str:
@@ -72,23 +93,37 @@ class Viewer:
         if self.kind is ViewerKind.PATIENT:
             acts = self.patient_id == patient.id
         elif self.kind is ViewerKind.GUARDIAN:
-            acts = (await session.scalars(select(Guardianship.id).where(
-                Guardianship.guardian_id == self.patient_id,
-                Guardianship.minor_id == patient.id))).first() is not None
+            acts = (
+                await session.scalars(
+                    select(Guardianship.id).where(
+                        Guardianship.guardian_id == self.patient_id,
+                        Guardianship.minor_id == patient.id,
+                    )
+                )
+            ).first() is not None
         return ViewerFacts(self.kind, self.id_nat, self.institution, self.break_glass_reason, acts)
 
 
 async def has_guardians(session: AsyncSession, patient_id: int) -> bool:
-    return (await session.scalars(select(Guardianship.id).where(
-        Guardianship.minor_id == patient_id).limit(1))).first() is not None
+    return (
+        await session.scalars(
+            select(Guardianship.id).where(Guardianship.minor_id == patient_id).limit(1)
+        )
+    ).first() is not None
 
 
 def document_target(document: DmpDocument) -> str:
     return f"dmp-document:{document.id}"
 
 
-async def audit(session: AsyncSession, action: str, viewer: Viewer, patient: Patient,
-                document: DmpDocument | None = None, **detail: Any) -> AuditEvent:
+async def audit(
+    session: AsyncSession,
+    action: str,
+    viewer: Viewer,
+    patient: Patient,
+    document: DmpDocument | None = None,
+    **detail: Any,
+) -> AuditEvent:
     """Record one access or change; withheld from the patient's history when the document is hidden."""
     patient_id: int | None = patient.id
     target = ""
@@ -96,20 +131,36 @@ async def audit(session: AsyncSession, action: str, viewer: Viewer, patient: Pat
         target = document_target(document)
         detail.setdefault("document_id", document.id)
         hidden = document.invisible_to_patient or (
-            document.invisible_to_legal_representatives and await has_guardians(session, patient.id))
+            document.invisible_to_legal_representatives and await has_guardians(session, patient.id)
+        )
         if hidden:
             patient_id = None
             detail["withheld_from_patient"] = patient.id
-    return record(session, action, actor_kind=viewer.actor_kind, actor=viewer.actor,
-                  patient_id=patient_id, target=target, source=viewer.source,
-                  actor_name=viewer.name, **detail)
+    return record(
+        session,
+        action,
+        actor_kind=viewer.actor_kind,
+        actor=viewer.actor,
+        patient_id=patient_id,
+        target=target,
+        source=viewer.source,
+        actor_name=viewer.name,
+        **detail,
+    )
 
 
-async def release_withheld_events(session: AsyncSession, patient: Patient,
-                                  document: DmpDocument) -> None:
+async def release_withheld_events(
+    session: AsyncSession, patient: Patient, document: DmpDocument
+) -> None:
     """Attach a revealed document's withheld events to the patient's history."""
     if document.invisible_to_legal_representatives and await has_guardians(session, patient.id):
         return
-    await session.execute(update(AuditEvent).where(
-        AuditEvent.patient_id.is_(None), AuditEvent.target == document_target(document),
-        AuditEvent.action.startswith("document_")).values(patient_id=patient.id))
+    await session.execute(
+        update(AuditEvent)
+        .where(
+            AuditEvent.patient_id.is_(None),
+            AuditEvent.target == document_target(document),
+            AuditEvent.action.startswith("document_"),
+        )
+        .values(patient_id=patient.id)
+    )

@@ -78,13 +78,20 @@ _ISSUE = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 422:
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Nothing the API answers is a page: no script, no style, no frame, no plugin, even if opened.
-SANDBOX = {"Content-Security-Policy": "default-src 'none'; sandbox",
-           "X-Content-Type-Options": "nosniff"}
+SANDBOX = {
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+    "X-Content-Type-Options": "nosniff",
+}
 
 
 def fhir_response(body: dict[str, Any], status: int = 200) -> web.Response:
-    return web.Response(status=status, text=json.dumps(body, ensure_ascii=False),
-                        content_type=FHIR_JSON, charset="utf-8", headers=SANDBOX)
+    return web.Response(
+        status=status,
+        text=json.dumps(body, ensure_ascii=False),
+        content_type=FHIR_JSON,
+        charset="utf-8",
+        headers=SANDBOX,
+    )
 
 
 def refusal(status: int, code: str, text: str) -> web.Response:
@@ -106,8 +113,11 @@ def _outcomes(handler: Handler) -> Handler:
             return refusal(exc.status, exc.code, exc.text)
         except DmpRefused as exc:
             decision = exc.decision
-            return refusal(decision.status, _ISSUE.get(decision.status, "processing"),
-                           f"{decision.sentence} / {decision.sentence_fr}")
+            return refusal(
+                decision.status,
+                _ISSUE.get(decision.status, "processing"),
+                f"{decision.sentence} / {decision.sentence_fr}",
+            )
         except DatabaseUnavailable as exc:
             return refusal(503, "transient", exc.sentence)
 
@@ -130,8 +140,9 @@ async def _patient(session: AsyncSession, ins: str) -> Patient:
     return patient
 
 
-async def _in_transaction(request: web.Request,
-                          work: Callable[[AsyncSession, Caller], Awaitable[T]]) -> T:
+async def _in_transaction(
+    request: web.Request, work: Callable[[AsyncSession, Caller], Awaitable[T]]
+) -> T:
     """Authenticate and run ``work`` in one transaction; a refusal still commits its audit event."""
     async with request.app[DB].write() as session:
         caller = await authenticate(request, session)
@@ -146,9 +157,13 @@ async def find(request: web.Request) -> web.StreamResponse:
     """ITI-67: the documents of one patient this professional may see."""
     unknown = set(request.query) - SEARCH_PARAMETERS
     if unknown:
-        raise FhirInputError(400, "not-supported", f"unknown search parameter(s) "
-                             f"{', '.join(sorted(unknown))}; this server knows "
-                             f"{', '.join(sorted(SEARCH_PARAMETERS))}")
+        raise FhirInputError(
+            400,
+            "not-supported",
+            f"unknown search parameter(s) "
+            f"{', '.join(sorted(unknown))}; this server knows "
+            f"{', '.join(sorted(SEARCH_PARAMETERS))}",
+        )
     identifier = request.query.get("patient.identifier")
     if not identifier:
         raise FhirInputError(400, "required", "patient.identifier is required (ITI-67)")
@@ -160,12 +175,20 @@ async def find(request: web.Request) -> web.StreamResponse:
     async def work(session: AsyncSession, caller: Caller) -> web.StreamResponse:
         patient = await _patient(session, ins)
         viewer = viewer_of(request, caller)
-        documents = await list_documents_for(session, viewer, patient,
-                                             include_replaced="superseded" in wanted)
-        chosen = [d for d in documents
-                  if ("superseded" if d.status == "replaced" else "current") in wanted]
-        resources = [document_reference(d, patient, _base(request), d.replaces_id
-                                        if _visible_parent(d, documents) else None) for d in chosen]
+        documents = await list_documents_for(
+            session, viewer, patient, include_replaced="superseded" in wanted
+        )
+        chosen = [
+            d
+            for d in documents
+            if ("superseded" if d.status == "replaced" else "current") in wanted
+        ]
+        resources = [
+            document_reference(
+                d, patient, _base(request), d.replaces_id if _visible_parent(d, documents) else None
+            )
+            for d in chosen
+        ]
         return fhir_response(search_bundle(resources, _self_url(request)))
 
     return await _in_transaction(request, work)
@@ -200,19 +223,23 @@ def _viewer_with_stated_reason(request: web.Request, caller: Caller) -> Viewer:
     if viewer.break_glass_reason is not None:
         stated = decide_break_glass_reason(viewer.break_glass_reason)
         if not stated:
-            raise FhirInputError(stated.status, "invalid", f"{stated.sentence} / {stated.sentence_fr}")
+            raise FhirInputError(
+                stated.status, "invalid", f"{stated.sentence} / {stated.sentence_fr}"
+            )
     return viewer
 
 
-async def _by_id(request: web.Request, document_id: int,
-                 rendition: str = "original") -> tuple[Patient, DmpDocument, bytes]:
+async def _by_id(
+    request: web.Request, document_id: int, rendition: str = "original"
+) -> tuple[Patient, DmpDocument, bytes]:
     """The document named only by its id: every refusal answers like an absent document."""
 
     async def work(session: AsyncSession, caller: Caller) -> tuple[Patient, DmpDocument, bytes]:
         viewer = _viewer_with_stated_reason(request, caller)
         patient = await _owner(session, document_id)
-        document, data = await get_document(session, viewer, patient, document_id,
-                                            rendition=rendition)
+        document, data = await get_document(
+            session, viewer, patient, document_id, rendition=rendition
+        )
         return patient, document, data
 
     try:
@@ -238,13 +265,20 @@ async def retrieve(request: web.Request) -> web.StreamResponse:
 
     _patient_row, document, data = await _by_id(request, document_id, rendition)
     content_type, extension = served_format(
-        "application/pdf" if rendition == "pdf" else document.mime_type)
+        "application/pdf" if rendition == "pdf" else document.mime_type
+    )
     if FHIR_JSON in request.headers.get("Accept", ""):
         return fhir_response(binary_resource(binary_id, content_type, data))
     title = document.title or document.type_label or "document"
-    return web.Response(body=data, headers={
-        "Content-Type": content_type, "Cache-Control": "no-store",
-        "Content-Disposition": attachment_disposition(title, extension), **SANDBOX})
+    return web.Response(
+        body=data,
+        headers={
+            "Content-Type": content_type,
+            "Cache-Control": "no-store",
+            "Content-Disposition": attachment_disposition(title, extension),
+            **SANDBOX,
+        },
+    )
 
 
 async def provide(request: web.Request) -> web.StreamResponse:
@@ -265,8 +299,14 @@ async def provide(request: web.Request) -> web.StreamResponse:
     except _RolledBack as rolled_back:
         await _audit_refusal(request, provided.documents, rolled_back.viewer, rolled_back.refused)
         raise rolled_back.refused from None
-    return fhir_response({"resourceType": "Bundle", "type": "transaction-response",
-                          "entry": [e for pair in entries for e in pair]}, 200)
+    return fhir_response(
+        {
+            "resourceType": "Bundle",
+            "type": "transaction-response",
+            "entry": [e for pair in entries for e in pair],
+        },
+        200,
+    )
 
 
 class _RolledBack(Exception):
@@ -277,8 +317,9 @@ class _RolledBack(Exception):
         self.refused, self.viewer = refused, viewer
 
 
-async def _deposit(session: AsyncSession, viewer: Viewer,
-                   item: ProvidedDocument) -> list[dict[str, Any]]:
+async def _deposit(
+    session: AsyncSession, viewer: Viewer, item: ProvidedDocument
+) -> list[dict[str, Any]]:
     patient = await _patient(session, item.patient_ins)
     _check_cda_ins(item)
     draft = item.draft
@@ -287,8 +328,10 @@ async def _deposit(session: AsyncSession, viewer: Viewer,
     draft.author_institution_id = viewer.institution
     document = await deposit_document(session, viewer, patient, draft, item.replaces_id)
     created = {"status": "201 Created", "location": f"DocumentReference/{document.id}"}
-    return [{"response": created},
-            {"response": {"status": "201 Created", "location": f"Binary/{document.id}"}}]
+    return [
+        {"response": created},
+        {"response": {"status": "201 Created", "location": f"Binary/{document.id}"}},
+    ]
 
 
 def _check_cda_ins(item: ProvidedDocument) -> None:
@@ -301,19 +344,29 @@ def _check_cda_ins(item: ProvidedDocument) -> None:
         raise FhirInputError(422, "invalid", f"{error.code}: {error.sentence}") from None
     ins = header.patient.ins
     if ins is not None and ins.matricule.strip().upper() != item.patient_ins.upper():
-        raise FhirInputError(422, "invalid", f"904: the CDA is for INS {ins.matricule}, not for "
-                             f"the subject {item.patient_ins}")
+        raise FhirInputError(
+            422,
+            "invalid",
+            f"904: the CDA is for INS {ins.matricule}, not for the subject {item.patient_ins}",
+        )
 
 
-async def _audit_refusal(request: web.Request, items: list[ProvidedDocument], viewer: Viewer,
-                         refused: DmpRefused) -> None:
+async def _audit_refusal(
+    request: web.Request, items: list[ProvidedDocument], viewer: Viewer, refused: DmpRefused
+) -> None:
     """The deposit was rolled back: record the refusal on its own."""
     async with request.app[DB].write() as session:
         for ins in {item.patient_ins for item in items}:
             patient = await find_patient_by_ins(session, ins)
             if patient is not None:
-                await audit(session, "document_access_refused", viewer, patient, attempted="deposit",
-                            refusal=refused.decision.reason)
+                await audit(
+                    session,
+                    "document_access_refused",
+                    viewer,
+                    patient,
+                    attempted="deposit",
+                    refusal=refused.decision.reason,
+                )
 
 
 def setup(app: web.Application) -> None:

@@ -97,12 +97,17 @@ async def _by_certificate(request: web.Request, session: AsyncSession) -> Caller
     assert cert is not None
     id_nat = id_nat_from_subject(cert.subject)
     if id_nat is None:
-        raise FhirInputError(403, "forbidden", "the client certificate names no professional "
-                             "(no idNat in its subject): the DMP is open to health professionals")
+        raise FhirInputError(
+            403,
+            "forbidden",
+            "the client certificate names no professional "
+            "(no idNat in its subject): the DMP is open to health professionals",
+        )
     professional = await find_professional_by_id_nat(session, id_nat)
     if professional is None:
-        raise FhirInputError(403, "forbidden", f"idNat {id_nat} is not a professional of this hub's "
-                             "directory")
+        raise FhirInputError(
+            403, "forbidden", f"idNat {id_nat} is not a professional of this hub's directory"
+        )
     return Caller(professional, await _organisation(session, professional), "certificate")
 
 
@@ -112,7 +117,9 @@ async def _by_password(request: web.Request, session: AsyncSession) -> Caller | 
     if scheme.lower() != "basic":
         return None
     try:
-        login, sep, password = base64.b64decode(token.strip(), validate=True).decode().partition(":")
+        login, sep, password = (
+            base64.b64decode(token.strip(), validate=True).decode().partition(":")
+        )
     except (binascii.Error, UnicodeDecodeError):
         raise Unauthenticated("the Basic credentials are not valid base64 UTF-8") from None
     attempt, now = Attempt(mailbox_account(login), request.remote or "unknown"), utcnow()
@@ -127,10 +134,16 @@ async def _by_password(request: web.Request, session: AsyncSession) -> Caller | 
     if failures.any:
         await clear_failures(session, attempt, rules_of(request.app[SETTINGS]), now)
     if mailbox.kind is not MailboxKind.PER or mailbox.professional_id is None:
-        raise FhirInputError(403, "forbidden", f"{mailbox.address} is not a professional's personal "
-                             "(PER) mailbox: the DMP is open to health professionals")
+        raise FhirInputError(
+            403,
+            "forbidden",
+            f"{mailbox.address} is not a professional's personal "
+            "(PER) mailbox: the DMP is open to health professionals",
+        )
     if mailbox.state is not MailboxState.ACTIVE:
-        raise FhirInputError(403, "forbidden", f"the mailbox {mailbox.address} is {mailbox.state.value}")
+        raise FhirInputError(
+            403, "forbidden", f"the mailbox {mailbox.address} is {mailbox.state.value}"
+        )
     if check.needs_rehash:
         await rehash_mailbox_password(session, mailbox, password)
     professional = await session.get(Professional, mailbox.professional_id)
@@ -148,8 +161,10 @@ async def authenticate(request: web.Request, session: AsyncSession) -> Caller:
     """The calling professional (certificate first, then Basic), or raise 401/403."""
     caller = await _by_certificate(request, session) or await _by_password(request, session)
     if caller is None:
-        raise Unauthenticated("authenticate with a client certificate of the health PKI or with "
-                              "your MSSanté mailbox address and password (HTTP Basic)")
+        raise Unauthenticated(
+            "authenticate with a client certificate of the health PKI or with "
+            "your MSSanté mailbox address and password (HTTP Basic)"
+        )
     return caller
 
 
@@ -159,7 +174,9 @@ def viewer_of(request: web.Request, caller: Caller) -> Viewer:
     try:
         decoded = urllib.parse.unquote(reason, errors="strict") if reason is not None else None
     except UnicodeDecodeError:
-        raise FhirInputError(422, "invalid", f"{BREAK_GLASS_HEADER} must be percent-encoded "
-                             "UTF-8") from None
-    return Viewer.for_professional(caller.professional, caller.organisation,
-                                   break_glass_reason=decoded, source="api")
+        raise FhirInputError(
+            422, "invalid", f"{BREAK_GLASS_HEADER} must be percent-encoded UTF-8"
+        ) from None
+    return Viewer.for_professional(
+        caller.professional, caller.organisation, break_glass_reason=decoded, source="api"
+    )

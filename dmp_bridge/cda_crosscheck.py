@@ -25,8 +25,11 @@ def _same_unique_id(xds: str, cda: str) -> bool:
         return True
     xds_root, _, xds_ext = xds.partition("^")
     cda_root, _, cda_ext = cda.partition("^")
-    return bool(_UUID.match(cda_root)) and xds_root.lower() == cda_root.lower() and (
-        xds_ext == cda_ext)
+    return (
+        bool(_UUID.match(cda_root))
+        and xds_root.lower() == cda_root.lower()
+        and (xds_ext == cda_ext)
+    )
 
 
 def _scheme(value: str | None) -> str | None:
@@ -40,31 +43,42 @@ def cross_check(entry: DocumentEntry, header: CdaHeader) -> list[XdmError]:
     name = f"document entry {entry.entry_uuid!r}"
     cda_unique = header.document_id.xds_unique_id or ""
     if entry.unique_id is not None and not _same_unique_id(entry.unique_id, cda_unique):
-        errors.append(other(
-            f"The {name} has uniqueId {entry.unique_id!r} but its CDA ClinicalDocument/id is "
-            f"{cda_unique!r}.",
-            f"La fiche {entry.entry_uuid!r} a l'uniqueId {entry.unique_id!r} mais le "
-            f"ClinicalDocument/id du CDA est {cda_unique!r}."))
+        errors.append(
+            other(
+                f"The {name} has uniqueId {entry.unique_id!r} but its CDA ClinicalDocument/id is "
+                f"{cda_unique!r}.",
+                f"La fiche {entry.entry_uuid!r} a l'uniqueId {entry.unique_id!r} mais le "
+                f"ClinicalDocument/id du CDA est {cda_unique!r}.",
+            )
+        )
     errors.extend(_check_ins(entry, header, name))
     if entry.type_code is not None and header.code is not None:
         candidates = (header.code, *header.translations)
-        if not any(c.code == entry.type_code.code
-                   and _scheme(c.scheme) == _scheme(entry.type_code.scheme) for c in candidates):
-            errors.append(other(
-                f"The {name} has typeCode {entry.type_code.code} ({entry.type_code.scheme}) but "
-                f"the CDA code is {header.code.code} ({header.code.scheme}).",
-                f"La fiche {entry.entry_uuid!r} a le typeCode {entry.type_code.code} "
-                f"({entry.type_code.scheme}) mais le code du CDA est {header.code.code} "
-                f"({header.code.scheme})."))
+        if not any(
+            c.code == entry.type_code.code and _scheme(c.scheme) == _scheme(entry.type_code.scheme)
+            for c in candidates
+        ):
+            errors.append(
+                other(
+                    f"The {name} has typeCode {entry.type_code.code} ({entry.type_code.scheme}) but "
+                    f"the CDA code is {header.code.code} ({header.code.scheme}).",
+                    f"La fiche {entry.entry_uuid!r} a le typeCode {entry.type_code.code} "
+                    f"({entry.type_code.scheme}) mais le code du CDA est {header.code.code} "
+                    f"({header.code.scheme}).",
+                )
+            )
     if agreed_creation_time(entry, header) is None:
         errors.append(_creation_time_mismatch(entry, header, name))
     errors.extend(_check_author(entry, header, name))
     if entry.action == "C" and header.replaces is None:
-        errors.append(other(
-            f"The {name} asks for a replacement (action C) but its CDA has no "
-            "relatedDocument typeCode=RPLC naming the document replaced.",
-            f"La fiche {entry.entry_uuid!r} demande un remplacement (action C) mais son CDA n'a "
-            "pas de relatedDocument typeCode=RPLC désignant le document remplacé."))
+        errors.append(
+            other(
+                f"The {name} asks for a replacement (action C) but its CDA has no "
+                "relatedDocument typeCode=RPLC naming the document replaced.",
+                f"La fiche {entry.entry_uuid!r} demande un remplacement (action C) mais son CDA n'a "
+                "pas de relatedDocument typeCode=RPLC désignant le document remplacé.",
+            )
+        )
     return errors
 
 
@@ -86,7 +100,8 @@ def agreed_creation_time(entry: DocumentEntry, header: CdaHeader | None) -> date
     if created == effective:
         return created
     if entry.creation_time_local is not None and (
-            entry.creation_time_local == effective.replace(tzinfo=None)):
+        entry.creation_time_local == effective.replace(tzinfo=None)
+    ):
         return effective
     return None
 
@@ -99,14 +114,16 @@ def _creation_time_mismatch(entry: DocumentEntry, header: CdaHeader, name: str) 
             f"The {name} has creationTime {created} but the CDA effectiveTime is {effective} "
             "(not the same instant).",
             f"La fiche {entry.entry_uuid!r} a le creationTime {created} mais l'effectiveTime "
-            f"du CDA est {effective} (instants différents).")
+            f"du CDA est {effective} (instants différents).",
+        )
     local = entry.creation_time_local.isoformat()
     return other(
         f"The {name} has creationTime {local} without offset but the CDA effectiveTime is "
         f"{effective}: neither read as UTC nor as the CDA's local time is it the same instant.",
         f"La fiche {entry.entry_uuid!r} a le creationTime {local} sans décalage mais "
         f"l'effectiveTime du CDA est {effective} : ni en UTC ni en heure locale du CDA ce "
-        "n'est le même instant.")
+        "n'est le même instant.",
+    )
 
 
 def _check_ins(entry: DocumentEntry, header: CdaHeader, name: str) -> list[XdmError]:
@@ -115,17 +132,24 @@ def _check_ins(entry: DocumentEntry, header: CdaHeader, name: str) -> list[XdmEr
     if xds_ins is None or cda_ins is None:
         side = "METADATA.XML" if xds_ins is None else "the CDA header"
         side_fr = "METADATA.XML" if xds_ins is None else "l'en-tête CDA"
-        return [XdmError(
-            INS_MISSING, f"The INS of the {name} cannot be compared: {side} carries none.",
-            f"L'INS de la fiche {entry.entry_uuid!r} ne peut être comparé : {side_fr} n'en "
-            "porte pas.")]
+        return [
+            XdmError(
+                INS_MISSING,
+                f"The INS of the {name} cannot be compared: {side} carries none.",
+                f"L'INS de la fiche {entry.entry_uuid!r} ne peut être comparé : {side_fr} n'en "
+                "porte pas.",
+            )
+        ]
     if (xds_ins.matricule.upper(), xds_ins.oid) != (cda_ins.matricule.upper(), cda_ins.oid):
-        return [XdmError(
-            INS_MISMATCH,
-            f"The {name} is for INS {xds_ins.matricule} ({xds_ins.oid}) but its CDA for INS "
-            f"{cda_ins.matricule} ({cda_ins.oid}).",
-            f"La fiche {entry.entry_uuid!r} concerne l'INS {xds_ins.matricule} ({xds_ins.oid}) "
-            f"mais son CDA l'INS {cda_ins.matricule} ({cda_ins.oid}).")]
+        return [
+            XdmError(
+                INS_MISMATCH,
+                f"The {name} is for INS {xds_ins.matricule} ({xds_ins.oid}) but its CDA for INS "
+                f"{cda_ins.matricule} ({cda_ins.oid}).",
+                f"La fiche {entry.entry_uuid!r} concerne l'INS {xds_ins.matricule} ({xds_ins.oid}) "
+                f"mais son CDA l'INS {cda_ins.matricule} ({cda_ins.oid}).",
+            )
+        ]
     return []
 
 
@@ -135,8 +159,11 @@ def _check_author(entry: DocumentEntry, header: CdaHeader, name: str) -> list[Xd
     cda_ids = {a.id_nat for a in header.authors if a.id_nat}
     if not xds_ids or not cda_ids or xds_ids & cda_ids:
         return []
-    return [other(
-        f"The {name} has author idNat {', '.join(sorted(xds_ids))} but the CDA authors are "
-        f"{', '.join(sorted(cda_ids))}.",
-        f"La fiche {entry.entry_uuid!r} a l'auteur idNat {', '.join(sorted(xds_ids))} mais les "
-        f"auteurs du CDA sont {', '.join(sorted(cda_ids))}.")]
+    return [
+        other(
+            f"The {name} has author idNat {', '.join(sorted(xds_ids))} but the CDA authors are "
+            f"{', '.join(sorted(cda_ids))}.",
+            f"La fiche {entry.entry_uuid!r} a l'auteur idNat {', '.join(sorted(xds_ids))} mais les "
+            f"auteurs du CDA sont {', '.join(sorted(cda_ids))}.",
+        )
+    ]

@@ -44,8 +44,9 @@ class CdaName:
     parts: tuple[NamePart, ...]
 
     def _find(self, kind: str, qualifier: str | None) -> str | None:
-        return next((p.value for p in self.parts
-                     if p.kind == kind and p.qualifier == qualifier), None)
+        return next(
+            (p.value for p in self.parts if p.kind == kind and p.qualifier == qualifier), None
+        )
 
     @property
     def birth_family(self) -> str | None:
@@ -112,7 +113,7 @@ class CdaPatient:
         """The patient's MSSanté address from a ``mailto:<INS>@patient.…`` telecom."""
         for telecom in self.telecoms:
             if telecom.lower().startswith("mailto:") and "@patient." in telecom.lower():
-                return telecom[len("mailto:"):]
+                return telecom[len("mailto:") :]
         return None
 
 

@@ -18,10 +18,24 @@ from dmp_bridge.errors import XdmError, other
 
 # CDA narrative element -> HTML element (None: keep the children, drop the element)
 _MAP: dict[str, str | None] = {
-    "paragraph": "p", "item": "li", "table": "table", "thead": "thead", "tbody": "tbody",
-    "tfoot": "tfoot", "tr": "tr", "th": "th", "td": "td", "caption": "caption",
-    "sub": "sub", "sup": "sup", "content": "span", "footnote": "small",
-    "footnoteRef": None, "colgroup": None, "col": None, "renderMultiMedia": None,
+    "paragraph": "p",
+    "item": "li",
+    "table": "table",
+    "thead": "thead",
+    "tbody": "tbody",
+    "tfoot": "tfoot",
+    "tr": "tr",
+    "th": "th",
+    "td": "td",
+    "caption": "caption",
+    "sub": "sub",
+    "sup": "sup",
+    "content": "span",
+    "footnote": "small",
+    "footnoteRef": None,
+    "colgroup": None,
+    "col": None,
+    "renderMultiMedia": None,
 }
 _STYLE = {"bold": "strong", "italics": "em", "underline": "u", "emphasis": "em"}
 _SAFE_SCHEMES = ("http://", "https://", "mailto:")
@@ -37,9 +51,10 @@ def _span(value: str | None) -> str:
 
 
 def _too_deep() -> XdmError:
-    return other(f"The CDA narrative nests more than {MAX_DEPTH} levels; refused.",
-                 f"La partie narrative du CDA a plus de {MAX_DEPTH} niveaux d'imbrication ; "
-                 "refusée.")
+    return other(
+        f"The CDA narrative nests more than {MAX_DEPTH} levels; refused.",
+        f"La partie narrative du CDA a plus de {MAX_DEPTH} niveaux d'imbrication ; refusée.",
+    )
 
 
 def _render(element: Element, out: list[str], in_table: bool = False, depth: int = 0) -> None:
@@ -58,8 +73,11 @@ def _render(element: Element, out: list[str], in_table: bool = False, depth: int
     elif name == "caption" and not in_table:
         tag = "strong"
     elif name == "content":
-        styles = [_STYLE[s.lower()] for s in (element.get("styleCode") or "").split()
-                  if s.lower() in _STYLE]
+        styles = [
+            _STYLE[s.lower()]
+            for s in (element.get("styleCode") or "").split()
+            if s.lower() in _STYLE
+        ]
         tag = styles[0] if styles else "span"
     else:
         tag = _MAP.get(name)
@@ -89,8 +107,9 @@ def _section(section: Element, depth: int, out: list[str]) -> None:
     title = section.find(f"{{{HL7}}}title")
     out.append("<section>")
     if title is not None and "".join(title.itertext()).strip():
-        out.append(f"<{heading}>{html.escape(' '.join(''.join(title.itertext()).split()))}"
-                   f"</{heading}>")
+        out.append(
+            f"<{heading}>{html.escape(' '.join(''.join(title.itertext()).split()))}</{heading}>"
+        )
     text = section.find(f"{{{HL7}}}text")
     if text is not None:
         out.append("<div>")
@@ -110,8 +129,11 @@ def narrative_from_document(document: Element) -> str:
             _section(section, 1, out)
         return "".join(out)
     text = document.find(f"{{{HL7}}}component/{{{HL7}}}nonXMLBody/{{{HL7}}}text")
-    if (text is not None and (text.get("representation") or "TXT").upper() == "TXT"
-            and (text.get("mediaType") or "text/plain") == "text/plain"):
+    if (
+        text is not None
+        and (text.get("representation") or "TXT").upper() == "TXT"
+        and (text.get("mediaType") or "text/plain") == "text/plain"
+    ):
         return f"<pre>{html.escape(''.join(text.itertext()))}</pre>"
     return ""
 

@@ -25,8 +25,13 @@ def find_clinical_document(data: bytes, what: str = "The CDA document") -> Eleme
     document = next(root.iter(q("ClinicalDocument")), None)
     if document is None:
         unqualified = next((e for e in root.iter() if e.tag.endswith("ClinicalDocument")), None)
-        hint = (f" (found {unqualified.tag!r}, outside the namespace {HL7})"
-                if unqualified is not None else f" (root element {root.tag!r})")
-        raise other(f"{what} has no ClinicalDocument element in {HL7}{hint}.",
-                    f"{what} n'a pas d'élément ClinicalDocument dans {HL7}{hint}.")
+        hint = (
+            f" (found {unqualified.tag!r}, outside the namespace {HL7})"
+            if unqualified is not None
+            else f" (root element {root.tag!r})"
+        )
+        raise other(
+            f"{what} has no ClinicalDocument element in {HL7}{hint}.",
+            f"{what} n'a pas d'élément ClinicalDocument dans {HL7}{hint}.",
+        )
     return document

@@ -28,8 +28,13 @@ async def _record_row(session: AsyncSession, patient: Patient) -> DmpConsent | N
 async def consent_facts(session: AsyncSession, patient: Patient) -> ConsentFacts:
     """What the consent engine needs about ``patient``'s record."""
     row = await _record_row(session, patient)
-    choices = (await session.execute(select(DmpProfessionalConsent.id_nat, DmpProfessionalConsent.state)
-                                     .where(DmpProfessionalConsent.patient_id == patient.id))).all()
+    choices = (
+        await session.execute(
+            select(DmpProfessionalConsent.id_nat, DmpProfessionalConsent.state).where(
+                DmpProfessionalConsent.patient_id == patient.id
+            )
+        )
+    ).all()
     treating = None
     if patient.treating_professional_id is not None:
         doctor = await session.get(Professional, patient.treating_professional_id)
@@ -40,7 +45,8 @@ async def consent_facts(session: AsyncSession, patient: Patient) -> ConsentFacts
         authorised=frozenset(i for i, s in choices if s == AUTHORISED),
         blocked=frozenset(i for i, s in choices if s == BLOCKED),
         treating_id_nat=treating,
-        break_glass_opposed=row is not None and row.break_glass_opposed)
+        break_glass_opposed=row is not None and row.break_glass_opposed,
+    )
 
 
 async def _check(session: AsyncSession, viewer: Viewer, patient: Patient) -> None:
@@ -58,10 +64,17 @@ async def _record(session: AsyncSession, patient: Patient) -> DmpConsent:
     return row
 
 
-async def _set_state(session: AsyncSession, patient: Patient, id_nat: str, state: str | None) -> None:
-    row = (await session.scalars(select(DmpProfessionalConsent).where(
-        DmpProfessionalConsent.patient_id == patient.id,
-        DmpProfessionalConsent.id_nat == id_nat))).first()
+async def _set_state(
+    session: AsyncSession, patient: Patient, id_nat: str, state: str | None
+) -> None:
+    row = (
+        await session.scalars(
+            select(DmpProfessionalConsent).where(
+                DmpProfessionalConsent.patient_id == patient.id,
+                DmpProfessionalConsent.id_nat == id_nat,
+            )
+        )
+    ).first()
     if state is None:
         if row is not None:
             await session.delete(row)
@@ -72,8 +85,9 @@ async def _set_state(session: AsyncSession, patient: Patient, id_nat: str, state
     await session.flush()
 
 
-async def set_authorisation(session: AsyncSession, viewer: Viewer, patient: Patient, id_nat: str,
-                            authorised: bool = True) -> None:
+async def set_authorisation(
+    session: AsyncSession, viewer: Viewer, patient: Patient, id_nat: str, authorised: bool = True
+) -> None:
     """Authorise a professional to read the record, or withdraw the authorisation."""
     await _check(session, viewer, patient)
     id_nat = normalise_id_nat(id_nat, check_key=False)
@@ -82,12 +96,19 @@ async def set_authorisation(session: AsyncSession, viewer: Viewer, patient: Pati
         await _set_state(session, patient, id_nat, AUTHORISED)
     elif id_nat in current.authorised:
         await _set_state(session, patient, id_nat, None)
-    await audit(session, "consent_changed", viewer, patient,
-                change="authorised" if authorised else "authorisation_withdrawn", id_nat=id_nat)
+    await audit(
+        session,
+        "consent_changed",
+        viewer,
+        patient,
+        change="authorised" if authorised else "authorisation_withdrawn",
+        id_nat=id_nat,
+    )
 
 
-async def set_block(session: AsyncSession, viewer: Viewer, patient: Patient, id_nat: str,
-                    blocked: bool = True) -> None:
+async def set_block(
+    session: AsyncSession, viewer: Viewer, patient: Patient, id_nat: str, blocked: bool = True
+) -> None:
     """Block a professional (no reading, no deposit; they stop being médecin traitant), or unblock."""
     await _check(session, viewer, patient)
     id_nat = normalise_id_nat(id_nat, check_key=False)
@@ -99,38 +120,65 @@ async def set_block(session: AsyncSession, viewer: Viewer, patient: Patient, id_
                 patient.treating_professional_id = None
     elif id_nat in (await consent_facts(session, patient)).blocked:
         await _set_state(session, patient, id_nat, None)
-    await audit(session, "consent_changed", viewer, patient,
-                change="blocked" if blocked else "unblocked", id_nat=id_nat)
+    await audit(
+        session,
+        "consent_changed",
+        viewer,
+        patient,
+        change="blocked" if blocked else "unblocked",
+        id_nat=id_nat,
+    )
 
 
-async def set_treating_doctor(session: AsyncSession, viewer: Viewer, patient: Patient,
-                              professional: Professional | None) -> None:
+async def set_treating_doctor(
+    session: AsyncSession, viewer: Viewer, patient: Patient, professional: Professional | None
+) -> None:
     """Name the médecin traitant (unblocking them), or remove the designation with None."""
     await _check(session, viewer, patient)
     patient.treating_professional_id = professional.id if professional is not None else None
-    if professional is not None and professional.id_nat in (
-            await consent_facts(session, patient)).blocked:
+    if (
+        professional is not None
+        and professional.id_nat in (await consent_facts(session, patient)).blocked
+    ):
         await _set_state(session, patient, professional.id_nat, None)
     await session.flush()
-    await audit(session, "consent_changed", viewer, patient, change="treating_doctor",
-                id_nat=professional.id_nat if professional is not None else None)
+    await audit(
+        session,
+        "consent_changed",
+        viewer,
+        patient,
+        change="treating_doctor",
+        id_nat=professional.id_nat if professional is not None else None,
+    )
 
 
-async def set_break_glass_opposition(session: AsyncSession, viewer: Viewer, patient: Patient,
-                                     opposed: bool) -> None:
+async def set_break_glass_opposition(
+    session: AsyncSession, viewer: Viewer, patient: Patient, opposed: bool
+) -> None:
     """Oppose (or stop opposing) emergency access to the record in advance."""
     await _check(session, viewer, patient)
     (await _record(session, patient)).break_glass_opposed = opposed
     await session.flush()
-    await audit(session, "consent_changed", viewer, patient,
-                change="break_glass_opposed" if opposed else "break_glass_allowed")
+    await audit(
+        session,
+        "consent_changed",
+        viewer,
+        patient,
+        change="break_glass_opposed" if opposed else "break_glass_allowed",
+    )
 
 
-async def set_dmp_opposition(session: AsyncSession, viewer: Viewer, patient: Patient,
-                             opposed: bool) -> None:
+async def set_dmp_opposition(
+    session: AsyncSession, viewer: Viewer, patient: Patient, opposed: bool
+) -> None:
     """Oppose the record itself: nothing is filed and nobody reads it while the opposition lasts."""
     await _check(session, viewer, patient)
     (await _record(session, patient)).dmp_opposed = opposed
     await session.flush()
-    await audit(session, "consent_changed", viewer, patient,
-                change="dmp_opposed" if opposed else "dmp_allowed")
+    await audit(
+        session,
+        "consent_changed",
+        viewer,
+        patient,
+        change="dmp_opposed" if opposed else "dmp_allowed",
+    )

@@ -68,7 +68,9 @@ def document_facts(document: DmpDocument) -> DocumentFacts:
         invisible_to_patient=document.invisible_to_patient,
         invisible_to_legal_representatives=document.invisible_to_legal_representatives,
         author_id_nat=document.author_id_nat,
-        author_institution=document.author_institution_id, status=document.status)
+        author_institution=document.author_institution_id,
+        status=document.status,
+    )
 
 
 def target_facts(document: DmpDocument | None) -> TargetFacts | None:
@@ -77,56 +79,99 @@ def target_facts(document: DmpDocument | None) -> TargetFacts | None:
     return TargetFacts(document.status, document.author_id_nat, document.author_institution_id)
 
 
-async def decide(session: AsyncSession, viewer: Viewer, patient: Patient, action: DmpAction,
-                 document: DmpDocument | None = None) -> ConsentDecision:
+async def decide(
+    session: AsyncSession,
+    viewer: Viewer,
+    patient: Patient,
+    action: DmpAction,
+    document: DmpDocument | None = None,
+) -> ConsentDecision:
     """The consent decision for this viewer; a refusal is audited and raised."""
     facts = await viewer.facts(session, patient)
     consent = await consent_facts(session, patient)
-    decision = decide_dmp_action(facts, consent, action,
-                                 document_facts(document) if document is not None else None)
+    decision = decide_dmp_action(
+        facts, consent, action, document_facts(document) if document is not None else None
+    )
     if not decision.allowed:
         # A refused document action is logged without naming the document (it may be hidden).
-        await audit(session, "document_access_refused", viewer, patient, attempted=action.value,
-                    refusal=decision.reason)
+        await audit(
+            session,
+            "document_access_refused",
+            viewer,
+            patient,
+            attempted=action.value,
+            refusal=decision.reason,
+        )
         raise DmpRefused(decision)
     if decision.break_glass:
         await record_emergency_access(session, viewer, patient)
     return decision
 
 
-async def find_document(session: AsyncSession, patient: Patient, document_id: int) -> DmpDocument | None:
+async def find_document(
+    session: AsyncSession, patient: Patient, document_id: int
+) -> DmpDocument | None:
     document = await session.get(DmpDocument, document_id)
     return document if document is not None and document.patient_id == patient.id else None
 
 
-async def find_by_unique_id(session: AsyncSession, patient: Patient, unique_id: str) -> DmpDocument | None:
+async def find_by_unique_id(
+    session: AsyncSession, patient: Patient, unique_id: str
+) -> DmpDocument | None:
     """The document with this uniqueId in the patient's record (UUID roots compare case-insensitively)."""
-    found = (await session.scalars(select(DmpDocument).where(
-        DmpDocument.patient_id == patient.id, DmpDocument.unique_id == unique_id))).first()
+    found = (
+        await session.scalars(
+            select(DmpDocument).where(
+                DmpDocument.patient_id == patient.id, DmpDocument.unique_id == unique_id
+            )
+        )
+    ).first()
     if found is None and unique_id != unique_id.lower():
-        found = (await session.scalars(select(DmpDocument).where(
-            DmpDocument.patient_id == patient.id, DmpDocument.unique_id == unique_id.lower()))).first()
+        found = (
+            await session.scalars(
+                select(DmpDocument).where(
+                    DmpDocument.patient_id == patient.id, DmpDocument.unique_id == unique_id.lower()
+                )
+            )
+        ).first()
     return found
 
 
-async def list_documents_for(session: AsyncSession, viewer: Viewer, patient: Patient, *,
-                             include_replaced: bool = False) -> list[DmpDocument]:
+async def list_documents_for(
+    session: AsyncSession, viewer: Viewer, patient: Patient, *, include_replaced: bool = False
+) -> list[DmpDocument]:
     """The documents ``viewer`` may see, newest first (replaced versions only when asked)."""
     await decide(session, viewer, patient, DmpAction.LIST)
     statuses = (CURRENT, REPLACED) if include_replaced else (CURRENT,)
-    rows = (await session.scalars(select(DmpDocument).where(
-        DmpDocument.patient_id == patient.id, DmpDocument.status.in_(statuses))
-        .order_by(DmpDocument.creation_time.desc(), DmpDocument.id.desc()))).all()
+    rows = (
+        await session.scalars(
+            select(DmpDocument)
+            .where(DmpDocument.patient_id == patient.id, DmpDocument.status.in_(statuses))
+            .order_by(DmpDocument.creation_time.desc(), DmpDocument.id.desc())
+        )
+    ).all()
     facts = await viewer.facts(session, patient)
     consent = await consent_facts(session, patient)
     visible = [d for d in rows if can_see(facts, consent, document_facts(d))]
-    await audit(session, "document_list", viewer, patient, count=len(visible),
-                reason=viewer.break_glass_reason or None)
+    await audit(
+        session,
+        "document_list",
+        viewer,
+        patient,
+        count=len(visible),
+        reason=viewer.break_glass_reason or None,
+    )
     return visible
 
 
-async def get_document(session: AsyncSession, viewer: Viewer, patient: Patient, document_id: int,
-                       *, rendition: str = "original") -> tuple[DmpDocument, bytes]:
+async def get_document(
+    session: AsyncSession,
+    viewer: Viewer,
+    patient: Patient,
+    document_id: int,
+    *,
+    rendition: str = "original",
+) -> tuple[DmpDocument, bytes]:
     """One document and its bytes (``rendition`` "original" or "pdf"); 404 when hidden or absent."""
     document = await find_document(session, patient, document_id)
     if document is None:
@@ -137,13 +182,21 @@ async def get_document(session: AsyncSession, viewer: Viewer, patient: Patient, 
     data = (await session.execute(select(column).where(DmpDocument.id == document.id))).scalar_one()
     if data is None:
         raise DmpRefused(NOT_FOUND)
-    await audit(session, "document_read", viewer, patient, document, rendition=rendition,
-                title=document.title)
+    await audit(
+        session,
+        "document_read",
+        viewer,
+        patient,
+        document,
+        rendition=rendition,
+        title=document.title,
+    )
     return document, bytes(data)
 
 
-async def _change(session: AsyncSession, viewer: Viewer, patient: Patient, document_id: int,
-                  action: DmpAction) -> DmpDocument:
+async def _change(
+    session: AsyncSession, viewer: Viewer, patient: Patient, document_id: int, action: DmpAction
+) -> DmpDocument:
     document = await find_document(session, patient, document_id)
     if document is None:
         await decide(session, viewer, patient, DmpAction.LIST)
@@ -152,25 +205,29 @@ async def _change(session: AsyncSession, viewer: Viewer, patient: Patient, docum
     return document
 
 
-async def mask_document(session: AsyncSession, viewer: Viewer, patient: Patient,
-                        document_id: int, masked: bool = True) -> DmpDocument:
+async def mask_document(
+    session: AsyncSession, viewer: Viewer, patient: Patient, document_id: int, masked: bool = True
+) -> DmpDocument:
     """MASQUE_PS on (or off): hide the document from professionals but the médecin traitant."""
     action = DmpAction.MASK if masked else DmpAction.UNMASK
     document = await _change(session, viewer, patient, document_id, action)
     document.masked_from_professionals = masked
     await session.flush()
-    await audit(session, "document_masked" if masked else "document_unmasked", viewer, patient,
-                document)
+    await audit(
+        session, "document_masked" if masked else "document_unmasked", viewer, patient, document
+    )
     return document
 
 
-async def unmask_document(session: AsyncSession, viewer: Viewer, patient: Patient,
-                          document_id: int) -> DmpDocument:
+async def unmask_document(
+    session: AsyncSession, viewer: Viewer, patient: Patient, document_id: int
+) -> DmpDocument:
     return await mask_document(session, viewer, patient, document_id, masked=False)
 
 
-async def reveal_to_patient(session: AsyncSession, viewer: Viewer, patient: Patient,
-                            document_id: int) -> DmpDocument:
+async def reveal_to_patient(
+    session: AsyncSession, viewer: Viewer, patient: Patient, document_id: int
+) -> DmpDocument:
     """A professional makes an INVISIBLE_PATIENT document visible to the patient."""
     document = await _change(session, viewer, patient, document_id, DmpAction.REVEAL)
     document.invisible_to_patient = False
@@ -180,8 +237,9 @@ async def reveal_to_patient(session: AsyncSession, viewer: Viewer, patient: Pati
     return document
 
 
-async def delete_document(session: AsyncSession, viewer: Viewer, patient: Patient,
-                          document_id: int) -> DmpDocument:
+async def delete_document(
+    session: AsyncSession, viewer: Viewer, patient: Patient, document_id: int
+) -> DmpDocument:
     """Mark a document deleted (its author, its institution, or the patient for their own)."""
     document = await _change(session, viewer, patient, document_id, DmpAction.DELETE)
     await mark_deleted(session, document)
@@ -189,33 +247,61 @@ async def delete_document(session: AsyncSession, viewer: Viewer, patient: Patien
     return document
 
 
-def _new_row(patient: Patient, draft: DocumentDraft, version: int, replaces: int | None) -> DmpDocument:
+def _new_row(
+    patient: Patient, draft: DocumentDraft, version: int, replaces: int | None
+) -> DmpDocument:
     return DmpDocument(
-        patient_id=patient.id, unique_id=draft.unique_id or f"urn:uuid:{uuid.uuid4()}",
-        entry_uuid=draft.entry_uuid, version=version, replaces_id=replaces, status=CURRENT,
-        type_code=draft.type_code, type_system=draft.type_system, type_label=draft.type_label,
-        class_code=draft.class_code, class_system=draft.class_system, class_label=draft.class_label,
-        title=draft.title, author_id_nat=draft.author_id_nat, author_name=draft.author_name,
-        author_institution=draft.author_institution, author_institution_id=draft.author_institution_id,
+        patient_id=patient.id,
+        unique_id=draft.unique_id or f"urn:uuid:{uuid.uuid4()}",
+        entry_uuid=draft.entry_uuid,
+        version=version,
+        replaces_id=replaces,
+        status=CURRENT,
+        type_code=draft.type_code,
+        type_system=draft.type_system,
+        type_label=draft.type_label,
+        class_code=draft.class_code,
+        class_system=draft.class_system,
+        class_label=draft.class_label,
+        title=draft.title,
+        author_id_nat=draft.author_id_nat,
+        author_name=draft.author_name,
+        author_institution=draft.author_institution,
+        author_institution_id=draft.author_institution_id,
         creation_time=draft.creation_time or utcnow(),
         masked_from_professionals=draft.masked_from_professionals,
         invisible_to_patient=draft.invisible_to_patient,
         invisible_to_legal_representatives=draft.invisible_to_legal_representatives,
-        mime_type=draft.mime_type, size=len(draft.content),
+        mime_type=draft.mime_type,
+        size=len(draft.content),
         sha1=hashlib.sha1(draft.content).hexdigest(),
-        sha256=hashlib.sha256(draft.content).hexdigest(), content=draft.content, pdf=draft.pdf,
+        sha256=hashlib.sha256(draft.content).hexdigest(),
+        content=draft.content,
+        pdf=draft.pdf,
         has_pdf=draft.pdf is not None,
-        source=draft.source, source_message_id=draft.source_message_id,
-        stored_message_id=draft.stored_message_id, filed_at=utcnow(), status_changed_at=utcnow())
+        source=draft.source,
+        source_message_id=draft.source_message_id,
+        stored_message_id=draft.stored_message_id,
+        filed_at=utcnow(),
+        status_changed_at=utcnow(),
+    )
 
 
-async def insert_document(session: AsyncSession, patient: Patient, draft: DocumentDraft,
-                          replaces: DmpDocument | None = None) -> DmpDocument:
+async def insert_document(
+    session: AsyncSession,
+    patient: Patient,
+    draft: DocumentDraft,
+    replaces: DmpDocument | None = None,
+) -> DmpDocument:
     """Write a new document (or a new version of ``replaces``, which becomes replaced). No checks."""
     if replaces is not None:
         replaces.status, replaces.status_changed_at = REPLACED, utcnow()
-    row = _new_row(patient, draft, replaces.version + 1 if replaces is not None else 1,
-                   replaces.id if replaces is not None else None)
+    row = _new_row(
+        patient,
+        draft,
+        replaces.version + 1 if replaces is not None else 1,
+        replaces.id if replaces is not None else None,
+    )
     session.add(row)
     await session.flush()
     return row
@@ -226,36 +312,75 @@ async def mark_deleted(session: AsyncSession, document: DmpDocument) -> None:
     await session.flush()
 
 
-async def deposit_document(session: AsyncSession, viewer: Viewer, patient: Patient,
-                           draft: DocumentDraft, replaces_id: int | None = None) -> DmpDocument:
+async def deposit_document(
+    session: AsyncSession,
+    viewer: Viewer,
+    patient: Patient,
+    draft: DocumentDraft,
+    replaces_id: int | None = None,
+) -> DmpDocument:
     """A professional (or the patient) adds a document, or a new version of one they may replace."""
     previous = None
     if replaces_id is not None:
         previous = await _change(session, viewer, patient, replaces_id, DmpAction.REPLACE)
         if previous.status != CURRENT:
-            raise DmpRefused(ConsentDecision(
-                False, 422, "not_latest", "Only the latest version of a document can be replaced",
-                "Seule la dernière version d'un document peut être remplacée"))
+            raise DmpRefused(
+                ConsentDecision(
+                    False,
+                    422,
+                    "not_latest",
+                    "Only the latest version of a document can be replaced",
+                    "Seule la dernière version d'un document peut être remplacée",
+                )
+            )
     else:
         await decide(session, viewer, patient, DmpAction.DEPOSIT)
     if draft.unique_id and await find_by_unique_id(session, patient, draft.unique_id) is not None:
-        raise DmpRefused(ConsentDecision(
-            False, 422, "duplicate", f"A document with uniqueId {draft.unique_id} is already in the "
-            "record", f"Un document d'uniqueId {draft.unique_id} est déjà dans le dossier"))
+        raise DmpRefused(
+            ConsentDecision(
+                False,
+                422,
+                "duplicate",
+                f"A document with uniqueId {draft.unique_id} is already in the record",
+                f"Un document d'uniqueId {draft.unique_id} est déjà dans le dossier",
+            )
+        )
     document = await insert_document(session, patient, draft, previous)
-    await audit(session, "document_replaced" if previous is not None else "document_filed", viewer,
-                patient, document, title=document.title)
+    await audit(
+        session,
+        "document_replaced" if previous is not None else "document_filed",
+        viewer,
+        patient,
+        document,
+        title=document.title,
+    )
     return document
 
 
-async def add_patient_document(session: AsyncSession, viewer: Viewer, patient: Patient, *,
-                               content: bytes, mime_type: str, title: str,
-                               type_code: str = "", type_label: str = "",
-                               source_message_id: str = "",
-                               stored_message_id: int | None = None) -> DmpDocument:
+async def add_patient_document(
+    session: AsyncSession,
+    viewer: Viewer,
+    patient: Patient,
+    *,
+    content: bytes,
+    mime_type: str,
+    title: str,
+    type_code: str = "",
+    type_label: str = "",
+    source_message_id: str = "",
+    stored_message_id: int | None = None,
+) -> DmpDocument:
     """The patient (or a guardian) adds a document of their own, or an attachment of a message."""
-    draft = DocumentDraft(content=content, mime_type=mime_type, title=title, type_code=type_code,
-                          type_label=type_label, author_name=viewer.name, source="portal",
-                          source_message_id=source_message_id, stored_message_id=stored_message_id,
-                          pdf=content if mime_type == "application/pdf" else None)
+    draft = DocumentDraft(
+        content=content,
+        mime_type=mime_type,
+        title=title,
+        type_code=type_code,
+        type_label=type_label,
+        author_name=viewer.name,
+        source="portal",
+        source_message_id=source_message_id,
+        stored_message_id=stored_message_id,
+        pdf=content if mime_type == "application/pdf" else None,
+    )
     return await deposit_document(session, viewer, patient, draft)

@@ -24,7 +24,9 @@ LCM = "urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0"
 # "<?a?>" could be split in 2^n ways and a failed match took minutes (tests/fuzz/test_fuzz_xdm.py).
 _ROOT_PREFIX = re.compile(
     rb"^(?:<\?xml[^>]*\?>\s*)?(?:(?:<!--(?:[^-]|-(?!->))*-->|<\?(?:[^?]|\?(?!>))*\?>)\s*)*"
-    rb"<([A-Za-z_][\w.-]*):SubmitObjectsRequest\b", re.DOTALL)
+    rb"<([A-Za-z_][\w.-]*):SubmitObjectsRequest\b",
+    re.DOTALL,
+)
 
 
 @dataclass
@@ -54,14 +56,28 @@ def load_metadata(data: bytes, what: str) -> tuple[Element, list[str]]:
         if match:
             prefix = match.group(1)
             at = match.end()
-            body = (body[:at] + b' xmlns:' + prefix + b'="' + LCM.encode() + b'" xmlns="'
-                    + RIM.encode() + b'"' + body[at:])
+            body = (
+                body[:at]
+                + b" xmlns:"
+                + prefix
+                + b'="'
+                + LCM.encode()
+                + b'" xmlns="'
+                + RIM.encode()
+                + b'"'
+                + body[at:]
+            )
             warnings.append(
                 f"{what}: no namespace declared; repaired by binding the prefix "
-                f"{prefix.decode()!r} to lcm 3.0 and the default namespace to rim 3.0.")
+                f"{prefix.decode()!r} to lcm 3.0 and the default namespace to rim 3.0."
+            )
         else:
-            body = re.sub(rb"<SubmitObjectsRequest\b",
-                          b'<SubmitObjectsRequest xmlns="' + LCM.encode() + b'"', body, count=1)
+            body = re.sub(
+                rb"<SubmitObjectsRequest\b",
+                b'<SubmitObjectsRequest xmlns="' + LCM.encode() + b'"',
+                body,
+                count=1,
+            )
             warnings.append(f"{what}: no namespace declared; read as lcm/rim 3.0.")
     root = parse_xml(body, what)
     if root.tag != f"{{{LCM}}}SubmitObjectsRequest":
@@ -69,10 +85,13 @@ def load_metadata(data: bytes, what: str) -> tuple[Element, list[str]]:
             f"{what}: the root element is {root.tag!r}, expected SubmitObjectsRequest in the "
             f"ebRIM 3.0 namespace {LCM}.",
             f"{what} : l'élément racine est {root.tag!r}, SubmitObjectsRequest de l'espace de "
-            f"noms ebRIM 3.0 {LCM} était attendu.")
+            f"noms ebRIM 3.0 {LCM} était attendu.",
+        )
     if root.find(_rim("RegistryObjectList")) is None:
-        raise other(f"{what}: no RegistryObjectList in the rim 3.0 namespace.",
-                    f"{what} : pas de RegistryObjectList dans l'espace de noms rim 3.0.")
+        raise other(
+            f"{what}: no RegistryObjectList in the rim 3.0 namespace.",
+            f"{what} : pas de RegistryObjectList dans l'espace de noms rim 3.0.",
+        )
     return root, warnings
 
 
@@ -112,10 +131,15 @@ def read_objects(root: Element) -> tuple[list[RimObject], list[Element]]:
             continue
         if kind not in ("ExtrinsicObject", "RegistryPackage", "Association"):
             continue
-        obj = RimObject(kind=kind, id=element.get("id", ""), attributes=dict(element.attrib),
-                        slots=slots_of(element), name=localized(element, "Name"),
-                        description=localized(element, "Description"),
-                        classifications=element.findall(_rim("Classification")))
+        obj = RimObject(
+            kind=kind,
+            id=element.get("id", ""),
+            attributes=dict(element.attrib),
+            slots=slots_of(element),
+            name=localized(element, "Name"),
+            description=localized(element, "Description"),
+            classifications=element.findall(_rim("Classification")),
+        )
         for ident in element.findall(_rim("ExternalIdentifier")):
             obj.external_ids[ident.get("identificationScheme", "")] = ident.get("value")
         objects.append(obj)

@@ -67,7 +67,10 @@ class XdmError(Exception):
         if not isinstance(other, XdmError):
             return NotImplemented
         return (self.code, self.sentence, self.sentence_fr) == (
-            other.code, other.sentence, other.sentence_fr)
+            other.code,
+            other.sentence,
+            other.sentence_fr,
+        )
 
     def __hash__(self) -> int:
         return hash((self.code, self.sentence))

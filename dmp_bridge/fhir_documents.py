@@ -31,7 +31,10 @@ from mss.policy.dmp_metadata import (
 )
 
 FHIR_JSON = "application/fhir+json"
-INS_SYSTEMS = {f"urn:oid:{INS_NIR_OID}": INS_NIR_OID, f"urn:oid:{INS_NIR_TEST_OID}": INS_NIR_TEST_OID}
+INS_SYSTEMS = {
+    f"urn:oid:{INS_NIR_OID}": INS_NIR_OID,
+    f"urn:oid:{INS_NIR_TEST_OID}": INS_NIR_TEST_OID,
+}
 LOINC_OID = "2.16.840.1.113883.6.1"
 LOINC_URL = "http://loinc.org"
 FLAG_SYSTEM = f"urn:oid:{CONFIDENTIALITY_FR}"
@@ -49,8 +52,10 @@ class FhirInputError(Exception):
 
 
 def operation_outcome(code: str, text: str, severity: str = "error") -> Resource:
-    return {"resourceType": "OperationOutcome",
-            "issue": [{"severity": severity, "code": code, "diagnostics": text}]}
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": severity, "code": code, "diagnostics": text}],
+    }
 
 
 def system_url(system: str) -> str:
@@ -84,40 +89,57 @@ def patient_identifier(patient: Patient, system: str = INS_NIR_OID) -> Resource:
 
 
 def _flags(document: DmpDocument) -> list[Resource]:
-    flags = [(document.masked_from_professionals, MASQUE_PS),
-             (document.invisible_to_patient, INVISIBLE_PATIENT),
-             (document.invisible_to_legal_representatives, INVISIBLE_REPRESENTANTS_LEGAUX)]
+    flags = [
+        (document.masked_from_professionals, MASQUE_PS),
+        (document.invisible_to_patient, INVISIBLE_PATIENT),
+        (document.invisible_to_legal_representatives, INVISIBLE_REPRESENTANTS_LEGAUX),
+    ]
     return [{"coding": [{"system": FLAG_SYSTEM, "code": code}]} for on, code in flags if on]
 
 
-def document_reference(document: DmpDocument, patient: Patient, base: str,
-                       replaces: int | None = None) -> Resource:
+def document_reference(
+    document: DmpDocument, patient: Patient, base: str, replaces: int | None = None
+) -> Resource:
     """One document as an MHD DocumentReference (content URLs point at Binary)."""
     attachment: Resource = {
-        "contentType": document.mime_type, "url": f"{base}/fhir/Binary/{document.id}",
-        "size": document.size, "title": document.title or "document",
-        "hash": base64.b64encode(bytes.fromhex(document.sha1)).decode() if document.sha1 else None}
+        "contentType": document.mime_type,
+        "url": f"{base}/fhir/Binary/{document.id}",
+        "size": document.size,
+        "title": document.title or "document",
+        "hash": base64.b64encode(bytes.fromhex(document.sha1)).decode() if document.sha1 else None,
+    }
     if document.creation_time is not None:
         attachment["creation"] = _instant(document.creation_time)
     content = [{"attachment": {k: v for k, v in attachment.items() if v is not None}}]
     if document.has_pdf:
-        content.append({"attachment": {"contentType": "application/pdf",
-                                       "url": f"{base}/fhir/Binary/{document.id}-pdf",
-                                       "title": f"{document.title or 'document'} (PDF)"}})
+        content.append(
+            {
+                "attachment": {
+                    "contentType": "application/pdf",
+                    "url": f"{base}/fhir/Binary/{document.id}-pdf",
+                    "title": f"{document.title or 'document'} (PDF)",
+                }
+            }
+        )
     resource: Resource = {
-        "resourceType": "DocumentReference", "id": str(document.id),
+        "resourceType": "DocumentReference",
+        "id": str(document.id),
         "masterIdentifier": {"value": document.unique_id},
         "status": "superseded" if document.status == REPLACED else "current",
         "subject": {"identifier": patient_identifier(patient), "display": patient.display_name},
-        "date": _instant(document.filed_at), "content": content}
+        "date": _instant(document.filed_at),
+        "content": content,
+    }
     if document.entry_uuid.startswith("urn:uuid:"):
         resource["identifier"] = [{"system": "urn:ietf:rfc:3986", "value": document.entry_uuid}]
     if document.type_code:
-        resource["type"] = {"coding": [_coding(document.type_code, document.type_system,
-                                               document.type_label)]}
+        resource["type"] = {
+            "coding": [_coding(document.type_code, document.type_system, document.type_label)]
+        }
     if document.class_code:
-        resource["category"] = [{"coding": [_coding(document.class_code, document.class_system,
-                                                    document.class_label)]}]
+        resource["category"] = [
+            {"coding": [_coding(document.class_code, document.class_system, document.class_label)]}
+        ]
     if document.title:
         resource["description"] = document.title
     author = _author(document)
@@ -126,16 +148,19 @@ def document_reference(document: DmpDocument, patient: Patient, base: str,
     if flags := _flags(document):
         resource["securityLabel"] = flags
     if replaces is not None:
-        resource["relatesTo"] = [{"code": "replaces",
-                                  "target": {"reference": f"DocumentReference/{replaces}"}}]
+        resource["relatesTo"] = [
+            {"code": "replaces", "target": {"reference": f"DocumentReference/{replaces}"}}
+        ]
     return resource
 
 
 def _author(document: DmpDocument) -> Resource:
     author: Resource = {}
     if document.author_id_nat:
-        author["identifier"] = {"system": "urn:oid:1.2.250.1.71.4.2.1",
-                                "value": document.author_id_nat}
+        author["identifier"] = {
+            "system": "urn:oid:1.2.250.1.71.4.2.1",
+            "value": document.author_id_nat,
+        }
     display = ", ".join(p for p in (document.author_name, document.author_institution) if p)
     if display:
         author["display"] = display
@@ -143,23 +168,41 @@ def _author(document: DmpDocument) -> Resource:
 
 
 def search_bundle(entries: list[Resource], self_url: str) -> Resource:
-    return {"resourceType": "Bundle", "type": "searchset", "total": len(entries),
-            "link": [{"relation": "self", "url": self_url}],
-            "entry": [{"fullUrl": f"{self_url.split('/fhir/')[0]}/fhir/DocumentReference/{e['id']}",
-                       "resource": e, "search": {"mode": "match"}} for e in entries]}
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(entries),
+        "link": [{"relation": "self", "url": self_url}],
+        "entry": [
+            {
+                "fullUrl": f"{self_url.split('/fhir/')[0]}/fhir/DocumentReference/{e['id']}",
+                "resource": e,
+                "search": {"mode": "match"},
+            }
+            for e in entries
+        ],
+    }
 
 
 def binary_resource(binary_id: str, content_type: str, data: bytes) -> Resource:
-    return {"resourceType": "Binary", "id": binary_id, "contentType": content_type,
-            "data": base64.b64encode(data).decode("ascii")}
+    return {
+        "resourceType": "Binary",
+        "id": binary_id,
+        "contentType": content_type,
+        "data": base64.b64encode(data).decode("ascii"),
+    }
 
 
 def parse_patient_identifier(value: str) -> tuple[str, str]:
     """``urn:oid:<INS OID>|<INS>`` -> (OID, INS); the production and the test INS-NIR OIDs."""
     system, sep, ins = value.partition("|")
     if not sep or system not in INS_SYSTEMS or not ins.strip():
-        raise FhirInputError(400, "invalid", "patient.identifier must be "
-                             f"urn:oid:{INS_NIR_OID}|<INS> (or the test OID {INS_NIR_TEST_OID})")
+        raise FhirInputError(
+            400,
+            "invalid",
+            "patient.identifier must be "
+            f"urn:oid:{INS_NIR_OID}|<INS> (or the test OID {INS_NIR_TEST_OID})",
+        )
     return INS_SYSTEMS[system], ins.strip()
 
 
@@ -210,11 +253,15 @@ def parse_provide_bundle(body: Any) -> ProvideRequest:
     return ProvideRequest([_provided(full_url, ref, binaries) for full_url, ref in references])
 
 
-def _provided(full_url: str, reference: Resource, binaries: dict[str, Resource]) -> ProvidedDocument:
+def _provided(
+    full_url: str, reference: Resource, binaries: dict[str, Resource]
+) -> ProvidedDocument:
     identifier = (reference.get("subject") or {}).get("identifier") or {}
     system = str(identifier.get("system", ""))
     if system not in INS_SYSTEMS or not identifier.get("value"):
-        raise _invalid(f"DocumentReference.subject.identifier must be an INS (urn:oid:{INS_NIR_OID})")
+        raise _invalid(
+            f"DocumentReference.subject.identifier must be an INS (urn:oid:{INS_NIR_OID})"
+        )
     content = reference.get("content") or []
     attachment = (content[0] or {}).get("attachment") if content else None
     if not isinstance(attachment, dict):
@@ -225,18 +272,24 @@ def _provided(full_url: str, reference: Resource, binaries: dict[str, Resource])
     type_coding = ((reference.get("type") or {}).get("coding") or [{}])[0]
     category = ((reference.get("category") or [{}])[0].get("coding") or [{}])[0]
     draft = DocumentDraft(
-        content=data, mime_type=content_type,
+        content=data,
+        mime_type=content_type,
         title=str(reference.get("description") or attachment.get("title") or "document"),
         unique_id=str((reference.get("masterIdentifier") or {}).get("value") or ""),
         type_code=str(type_coding.get("code", "")),
         type_system=system_oid(str(type_coding.get("system", ""))),
-        type_label=str(type_coding.get("display", "")), class_code=str(category.get("code", "")),
+        type_label=str(type_coding.get("display", "")),
+        class_code=str(category.get("code", "")),
         class_system=system_oid(str(category.get("system", ""))),
         class_label=str(category.get("display", "")),
-        masked_from_professionals=MASQUE_PS in flags, invisible_to_patient=INVISIBLE_PATIENT in flags,
-        invisible_to_legal_representatives=INVISIBLE_REPRESENTANTS_LEGAUX in flags, source="api")
-    return ProvidedDocument(INS_SYSTEMS[system], str(identifier["value"]).strip(), draft,
-                            _replaces(reference), full_url)
+        masked_from_professionals=MASQUE_PS in flags,
+        invisible_to_patient=INVISIBLE_PATIENT in flags,
+        invisible_to_legal_representatives=INVISIBLE_REPRESENTANTS_LEGAUX in flags,
+        source="api",
+    )
+    return ProvidedDocument(
+        INS_SYSTEMS[system], str(identifier["value"]).strip(), draft, _replaces(reference), full_url
+    )
 
 
 def _attachment_data(attachment: Resource, binaries: dict[str, Resource]) -> bytes:
@@ -244,7 +297,9 @@ def _attachment_data(attachment: Resource, binaries: dict[str, Resource]) -> byt
     if encoded is None:
         binary = binaries.get(str(attachment.get("url", "")))
         if binary is None:
-            raise _invalid("the attachment's url names no Binary of the Bundle (and it has no data)")
+            raise _invalid(
+                "the attachment's url names no Binary of the Bundle (and it has no data)"
+            )
         encoded = binary.get("data")
     try:
         return base64.b64decode(str(encoded or ""), validate=True)
@@ -267,12 +322,16 @@ def _label_codes(reference: Resource) -> tuple[tuple[str, str], ...]:
             elif system.startswith("urn:oid:") and _OID.match(system.removeprefix("urn:oid:")):
                 scheme = system.removeprefix("urn:oid:")
             elif _OID.match(system):
-                raise _invalid(f"securityLabel system {system!r} is a bare OID: a FHIR system is a "
-                               f"URI, write urn:oid:{system}; the label was not read, nothing is filed")
+                raise _invalid(
+                    f"securityLabel system {system!r} is a bare OID: a FHIR system is a "
+                    f"URI, write urn:oid:{system}; the label was not read, nothing is filed"
+                )
             else:
-                raise _invalid(f"securityLabel system {system!r} is not one this server reads "
-                               f"(urn:oid:{CONFIDENTIALITY_FR} for the DMP visibility flags, "
-                               f"{HL7_CONFIDENTIALITY_URL} for the level N); nothing is filed")
+                raise _invalid(
+                    f"securityLabel system {system!r} is not one this server reads "
+                    f"(urn:oid:{CONFIDENTIALITY_FR} for the DMP visibility flags, "
+                    f"{HL7_CONFIDENTIALITY_URL} for the level N); nothing is filed"
+                )
             codes.append((scheme, code))
     return tuple(codes)
 
@@ -298,7 +357,9 @@ def _format(attachment: Resource) -> str:
 def _replaces(reference: Resource) -> int | None:
     for relation in reference.get("relatesTo") or []:
         if relation.get("code") != "replaces":
-            raise _invalid(f"relatesTo code {relation.get('code')!r} is not supported; use replaces")
+            raise _invalid(
+                f"relatesTo code {relation.get('code')!r} is not supported; use replaces"
+            )
         target = str((relation.get("target") or {}).get("reference", ""))
         kind, _, ident = target.rpartition("/")
         if not kind.endswith("DocumentReference") or not ident.isdigit():

@@ -60,22 +60,40 @@ async def run_filing_job(ctx: JobContext, payload: dict[str, Any]) -> None:
         raw, signer = bytes(stored.raw), stored.signer_id_nat
     message = _PARSER.parsebytes(raw)
     assert isinstance(message, EmailMessage)
-    readings = await asyncio.to_thread(read_packages, xdm_attachments(message),
-                                       pdf_attachments(message))
+    readings = await asyncio.to_thread(
+        read_packages, xdm_attachments(message), pdf_attachments(message)
+    )
     async with ctx.db.write() as session:
         done = marker(payload["message_id"], payload["mailbox_id"])
-        if (await session.scalars(select(AuditEvent.id).where(
-                AuditEvent.action == "dmp_filing", AuditEvent.target == done))).first() is not None:
+        if (
+            await session.scalars(
+                select(AuditEvent.id).where(
+                    AuditEvent.action == "dmp_filing", AuditEvent.target == done
+                )
+            )
+        ).first() is not None:
             return
         mailbox = await session.get(Mailbox, payload["mailbox_id"])
-        patient = await session.get(Patient, mailbox.patient_id) if mailbox and mailbox.patient_id else None
+        patient = (
+            await session.get(Patient, mailbox.patient_id)
+            if mailbox and mailbox.patient_id
+            else None
+        )
         if mailbox is None or patient is None:
             raise PermanentFailure(f"mailbox {payload['mailbox_id']} is not a patient's any more")
         filer = _Filer(session, patient, message, payload["message_id"], signer)
         outcomes = await filer.file_all(readings)
         code = next((o.code for o in outcomes if not o.filed), None)
-        record(session, "dmp_filing", actor_kind="system", actor=settings.hostname, target=done,
-               source="mss", filed=sum(o.filed for o in outcomes), error=code)
+        record(
+            session,
+            "dmp_filing",
+            actor_kind="system",
+            actor=settings.hostname,
+            target=done,
+            source="mss",
+            filed=sum(o.filed for o in outcomes),
+            error=code,
+        )
         if filer.visible_to_patient:
             notify_patient(session, patient, "new_document", RECORD_LINK)
         await _send_mdn(session, settings, mailbox, message, raw, payload, outcomes, code)
@@ -84,8 +102,14 @@ async def run_filing_job(ctx: JobContext, payload: dict[str, Any]) -> None:
 class _Filer:
     """Files the entries of one message for one patient, inside the job's transaction."""
 
-    def __init__(self, session: AsyncSession, patient: Patient, message: EmailMessage,
-                 stored_message_id: int, signer_id_nat: str | None) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        patient: Patient,
+        message: EmailMessage,
+        stored_message_id: int,
+        signer_id_nat: str | None,
+    ) -> None:
         self.session, self.patient, self.message = session, patient, message
         self.stored_message_id = stored_message_id
         self.signer_id_nat = signer_id_nat
@@ -97,14 +121,24 @@ class _Filer:
         outcomes: list[DocumentOutcome] = []
         for reading in readings:
             if reading.error is not None:
-                outcomes.append(DocumentOutcome("IHE_XDM.zip", False, reading.error.code,
-                                                reading.error.sentence_fr, reading.error.sentence))
+                outcomes.append(
+                    DocumentOutcome(
+                        "IHE_XDM.zip",
+                        False,
+                        reading.error.code,
+                        reading.error.sentence_fr,
+                        reading.error.sentence,
+                    )
+                )
                 continue
             for entry in reading.entries:
                 outcomes.append(await self.file_one(entry, consent))
         if not outcomes:
-            outcomes.append(DocumentOutcome("IHE_XDM.zip", False, 906, "Aucun paquet XDM lisible",
-                                            "No readable XDM package"))
+            outcomes.append(
+                DocumentOutcome(
+                    "IHE_XDM.zip", False, 906, "Aucun paquet XDM lisible", "No readable XDM package"
+                )
+            )
         for outcome in outcomes:
             if not outcome.filed:
                 await self._audit_refusal(outcome)
@@ -121,78 +155,163 @@ class _Filer:
             target = await find_by_unique_id(self.session, self.patient, target_uid)
         author = entry.author
         institution = author.institutions[0].id if author and author.institutions else None
-        decision = decide_filing(FilingFacts(
-            record_open=consent.record_open, recipient_ins=self.patient.ins,
-            entry_ins=entry.ins.matricule if entry.ins else None,
-            author_id_nat=author.id_nat if author else None, author_institution=institution,
-            sender_id_nat=self.signer_id_nat, consent=consent, action=entry.action,
-            target_unique_id=target_uid, target=target_facts(target),
-            refusals=tuple((e.code, e.sentence, e.sentence_fr) for e in reading.refusals)))
+        decision = decide_filing(
+            FilingFacts(
+                record_open=consent.record_open,
+                recipient_ins=self.patient.ins,
+                entry_ins=entry.ins.matricule if entry.ins else None,
+                author_id_nat=author.id_nat if author else None,
+                author_institution=institution,
+                sender_id_nat=self.signer_id_nat,
+                consent=consent,
+                action=entry.action,
+                target_unique_id=target_uid,
+                target=target_facts(target),
+                refusals=tuple((e.code, e.sentence, e.sentence_fr) for e in reading.refusals),
+            )
+        )
         if not decision.allowed:
             assert decision.code is not None
-            return DocumentOutcome(reading.title, False, decision.code, decision.sentence_fr,
-                                   decision.sentence)
-        draft = draft_of(reading, message_id=self.message_id, stored_message_id=self.stored_message_id)
-        viewer = Viewer(ViewerKind.PROFESSIONAL, draft.author_id_nat or self.message_id,
-                        draft.author_name, id_nat=draft.author_id_nat, source="mss")
+            return DocumentOutcome(
+                reading.title, False, decision.code, decision.sentence_fr, decision.sentence
+            )
+        draft = draft_of(
+            reading, message_id=self.message_id, stored_message_id=self.stored_message_id
+        )
+        viewer = Viewer(
+            ViewerKind.PROFESSIONAL,
+            draft.author_id_nat or self.message_id,
+            draft.author_name,
+            id_nat=draft.author_id_nat,
+            source="mss",
+        )
         if entry.action == "D":
             assert target is not None
             await mark_deleted(self.session, target)
-            await audit(self.session, "document_deleted", viewer, self.patient, target,
-                        message_id=self.message_id)
+            await audit(
+                self.session,
+                "document_deleted",
+                viewer,
+                self.patient,
+                target,
+                message_id=self.message_id,
+            )
             return DocumentOutcome(reading.title, True)
         document = await insert_document(self.session, self.patient, draft, target)
-        await audit(self.session, "document_replaced" if target else "document_filed", viewer,
-                    self.patient, document, title=document.title, message_id=self.message_id)
+        await audit(
+            self.session,
+            "document_replaced" if target else "document_filed",
+            viewer,
+            self.patient,
+            document,
+            title=document.title,
+            message_id=self.message_id,
+        )
         self.visible_to_patient |= not document.invisible_to_patient
         return DocumentOutcome(reading.title, True)
 
     async def _audit_refusal(self, outcome: DocumentOutcome) -> None:
-        viewer = Viewer(ViewerKind.PROFESSIONAL, self.signer_id_nat or self.message_id or "?", "",
-                        source="mss")
-        await audit(self.session, "document_filing_refused", viewer, self.patient,
-                    code=outcome.code, message_id=self.message_id)
+        viewer = Viewer(
+            ViewerKind.PROFESSIONAL, self.signer_id_nat or self.message_id or "?", "", source="mss"
+        )
+        await audit(
+            self.session,
+            "document_filing_refused",
+            viewer,
+            self.patient,
+            code=outcome.code,
+            message_id=self.message_id,
+        )
 
 
-async def _send_mdn(session: AsyncSession, settings: Settings, mailbox: Mailbox,
-                    message: EmailMessage, raw: bytes, payload: dict[str, Any],
-                    outcomes: list[DocumentOutcome], code: int | None) -> None:
+async def _send_mdn(
+    session: AsyncSession,
+    settings: Settings,
+    mailbox: Mailbox,
+    message: EmailMessage,
+    raw: bytes,
+    payload: dict[str, Any],
+    outcomes: list[DocumentOutcome],
+    code: int | None,
+) -> None:
     """The MDN back to the sender when asked (RFC 8098 rules), else on an error the IG's
     standard e-mail; through the store or the relay."""
-    asked = tuple(a for _, a in email.utils.getaddresses(
-        [str(v) for v in message.get_all("Disposition-Notification-To", [])]) if a)
-    answer = decide_filing_answer(MdnFacts(asked, payload.get("mail_from") or "",
-                                           str(message.get("Auto-Submitted") or ""),
-                                           message.get_content_type()), code)
+    asked = tuple(
+        a
+        for _, a in email.utils.getaddresses(
+            [str(v) for v in message.get_all("Disposition-Notification-To", [])]
+        )
+        if a
+    )
+    answer = decide_filing_answer(
+        MdnFacts(
+            asked,
+            payload.get("mail_from") or "",
+            str(message.get("Auto-Submitted") or ""),
+            message.get_content_type(),
+        ),
+        code,
+    )
     if answer is None:
         return
     to = answer.to
     if answer.kind == "mdn":
         answer_id = f"<dmp-mdn-{payload['message_id']}-{payload['mailbox_id']}@{settings.hostname}>"
         original_recipient = payload.get("original_recipient") or f"rfc822;{mailbox.address}"
-        raw_answer = build_mdn(reporting_host=settings.hostname, final_recipient=mailbox.address,
-                               to=to, original_raw=raw, outcomes=outcomes, code=code,
-                               message_id=answer_id, original_recipient=original_recipient)
+        raw_answer = build_mdn(
+            reporting_host=settings.hostname,
+            final_recipient=mailbox.address,
+            to=to,
+            original_raw=raw,
+            outcomes=outcomes,
+            code=code,
+            message_id=answer_id,
+            original_recipient=original_recipient,
+        )
     else:
         assert code is not None
-        answer_id = f"<dmp-error-{payload['message_id']}-{payload['mailbox_id']}@{settings.hostname}>"
+        answer_id = (
+            f"<dmp-error-{payload['message_id']}-{payload['mailbox_id']}@{settings.hostname}>"
+        )
         files = [ReturnedFile(*f) for f in returned_files(message)]
-        raw_answer = build_error_email(reporting_host=settings.hostname,
-                                       final_recipient=mailbox.address, to=to, original_raw=raw,
-                                       outcomes=outcomes, code=code, message_id=answer_id,
-                                       files=files)
+        raw_answer = build_error_email(
+            reporting_host=settings.hostname,
+            final_recipient=mailbox.address,
+            to=to,
+            original_raw=raw,
+            outcomes=outcomes,
+            code=code,
+            message_id=answer_id,
+            files=files,
+        )
     stored = await store_message(session, raw_answer)
     if domain_of(to) in local_domains(settings):
         box = await mailbox_facts(session, to)
         if box is not None:
             await append(session, box.id, INBOX, stored)
-            record(session, f"message.{answer.kind}", actor_kind="system",
-                   actor=settings.hostname, target=box.address, source="dmp",
-                   message_id=answer_id, error=code)
+            record(
+                session,
+                f"message.{answer.kind}",
+                actor_kind="system",
+                actor=settings.hostname,
+                target=box.address,
+                source="dmp",
+                message_id=answer_id,
+                error=code,
+            )
         return
-    enqueue(session, RELAY_JOB, {"message_id": stored.id, "mail_from": "", "recipients": [to],
-                                 "domain": domain_of(to), "max_attempts": RELAY_ATTEMPTS},
-            max_attempts=RELAY_ATTEMPTS)
+    enqueue(
+        session,
+        RELAY_JOB,
+        {
+            "message_id": stored.id,
+            "mail_from": "",
+            "recipients": [to],
+            "domain": domain_of(to),
+            "max_attempts": RELAY_ATTEMPTS,
+        },
+        max_attempts=RELAY_ATTEMPTS,
+    )
 
 
 def register_jobs(runner: JobRunner) -> None:

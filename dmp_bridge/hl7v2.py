@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
 _OID = re.compile(r"^[0-2](\.(0|[1-9]\d*))+$")
-_DTM = re.compile(
-    r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,4}))?([+-]\d{4})?$")
+_DTM = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,4}))?([+-]\d{4})?$")
 
 
 @dataclass(frozen=True)
@@ -95,19 +94,32 @@ def parse_cx(value: str | None) -> Cx:
     ident = parts[0] or None
     if len(parts) < 4:
         misplaced = next((i for i, p in enumerate(parts[1:], 2) if "&" in p), None)
-        where = (f"the assigning authority {parts[misplaced - 1]!r} sits in component "
-                 f"{misplaced} instead of 4" if misplaced else
-                 f"it has {len(parts)} component(s) and no assigning authority")
-        return Cx(raw=raw, id=ident, authority_oid=None,
-                  problem=f"{where} (expected ID^^^&OID&ISO)")
+        where = (
+            f"the assigning authority {parts[misplaced - 1]!r} sits in component "
+            f"{misplaced} instead of 4"
+            if misplaced
+            else f"it has {len(parts)} component(s) and no assigning authority"
+        )
+        return Cx(
+            raw=raw, id=ident, authority_oid=None, problem=f"{where} (expected ID^^^&OID&ISO)"
+        )
     if parts[1] or parts[2]:
-        return Cx(raw=raw, id=ident, authority_oid=None,
-                  problem="components 2 and 3 must be empty (expected ID^^^&OID&ISO)")
+        return Cx(
+            raw=raw,
+            id=ident,
+            authority_oid=None,
+            problem="components 2 and 3 must be empty (expected ID^^^&OID&ISO)",
+        )
     oid, problem = _authority(parts[3])
     id_type = _component(parts, 4)
     if ident is None or ident.lower() == "null":
-        return Cx(raw=raw, id=None, authority_oid=oid, id_type=id_type,
-                  problem="its identifier is missing (literal 'null' or empty)")
+        return Cx(
+            raw=raw,
+            id=None,
+            authority_oid=oid,
+            id_type=id_type,
+            problem="its identifier is missing (literal 'null' or empty)",
+        )
     return Cx(raw=raw, id=ident, authority_oid=oid, id_type=id_type, problem=problem)
 
 
@@ -118,8 +130,14 @@ def parse_xcn(value: str) -> Xcn:
         return Xcn(raw=raw, id=None, family=None, given=None, authority_oid=None, id_type=None)
     parts = raw.split("^")
     oid, _ = _authority(_component(parts, 8))
-    return Xcn(raw=raw, id=_component(parts, 0), family=_component(parts, 1),
-               given=_component(parts, 2), authority_oid=oid, id_type=_component(parts, 12))
+    return Xcn(
+        raw=raw,
+        id=_component(parts, 0),
+        family=_component(parts, 1),
+        given=_component(parts, 2),
+        authority_oid=oid,
+        id_type=_component(parts, 12),
+    )
 
 
 def parse_xon(value: str) -> Xon:
@@ -127,8 +145,13 @@ def parse_xon(value: str) -> Xon:
     raw = value.strip()
     parts = raw.split("^")
     oid, _ = _authority(_component(parts, 5))
-    return Xon(raw=raw, name=_component(parts, 0), id=_component(parts, 9),
-               authority_oid=oid, id_type=_component(parts, 6))
+    return Xon(
+        raw=raw,
+        name=_component(parts, 0),
+        id=_component(parts, 9),
+        authority_oid=oid,
+        id_type=_component(parts, 6),
+    )
 
 
 def parse_cne(value: str) -> Coded:
@@ -162,9 +185,16 @@ def parse_dtm(value: str | None, default_tz: tzinfo = UTC) -> datetime | None:
             return None  # +2500 or +1299: no place has such an offset (found by the fuzzer)
         tz = timezone(sign * delta)
     try:
-        return datetime(int(year), int(month or 1), int(day or 1), int(hour or 0),
-                        int(minute or 0), int(second or 0),
-                        int((fraction or "0").ljust(6, "0")), tzinfo=tz)
+        return datetime(
+            int(year),
+            int(month or 1),
+            int(day or 1),
+            int(hour or 0),
+            int(minute or 0),
+            int(second or 0),
+            int((fraction or "0").ljust(6, "0")),
+            tzinfo=tz,
+        )
     except ValueError:
         return None
 

@@ -50,5 +50,6 @@ def check_ins(matricule: str, oid: str) -> InsCheck:
     value = matricule.strip().upper()
     if not _MATRICULE.match(value):
         return InsCheck(matricule=matricule, oid=oid, complete=False, key_ok=None)
-    return InsCheck(matricule=matricule, oid=oid, complete=True,
-                    key_ok=nir_key(value[:13]) == int(value[13:]))
+    return InsCheck(
+        matricule=matricule, oid=oid, complete=True, key_ok=nir_key(value[:13]) == int(value[13:])
+    )

@@ -22,7 +22,9 @@ from mss.jobs import Job, enqueue
 
 FILE_JOB = "dmp.file"
 XDM_FILE_NAME = "ihe_xdm.zip"
-ZIP_TYPES = frozenset({"application/zip", "application/octet-stream", "application/x-zip-compressed"})
+ZIP_TYPES = frozenset(
+    {"application/zip", "application/octet-stream", "application/x-zip-compressed"}
+)
 _OPAQUE = frozenset({"application/pkcs7-mime", "application/x-pkcs7-mime"})
 _PARSER = BytesParser(policy=email.policy.default)
 
@@ -109,17 +111,34 @@ def carries_xdm(raw: bytes, message: Message | None = None) -> bool:
     lowered = raw.lower()
     if not any(hint in lowered for hint in _HINTS):
         return False
-    return any(_is_xdm(part) for part in leaf_parts(message if message is not None else _PARSER.parsebytes(raw)))
+    return any(
+        _is_xdm(part)
+        for part in leaf_parts(message if message is not None else _PARSER.parsebytes(raw))
+    )
 
 
-def enqueue_filing(session: AsyncSession, *, stored_message_id: int, mailbox_id: int,
-                   mail_from: str, original_recipient: str | None = None) -> Job:
+def enqueue_filing(
+    session: AsyncSession,
+    *,
+    stored_message_id: int,
+    mailbox_id: int,
+    mail_from: str,
+    original_recipient: str | None = None,
+) -> Job:
     """Queue the filing of a delivered message's package for one patient mailbox (once).
 
     ``original_recipient`` (``rfc822;<address>``, from ORCPT or the RCPT TO as given)
     becomes the MDN's Original-Recipient.
     """
-    return enqueue(session, FILE_JOB, {"message_id": stored_message_id, "mailbox_id": mailbox_id,
-                                       "mail_from": mail_from,
-                                       "original_recipient": original_recipient},
-                   dedupe_key=f"{FILE_JOB}:{stored_message_id}:{mailbox_id}", max_attempts=5)
+    return enqueue(
+        session,
+        FILE_JOB,
+        {
+            "message_id": stored_message_id,
+            "mailbox_id": mailbox_id,
+            "mail_from": mail_from,
+            "original_recipient": original_recipient,
+        },
+        dedupe_key=f"{FILE_JOB}:{stored_message_id}:{mailbox_id}",
+        max_attempts=5,
+    )

@@ -68,7 +68,11 @@ class ReturnedFile:
 def ascii_text(text: str) -> str:
     """French text without accents (for RFC 8098 fields, which are US-ASCII)."""
     folded = unicodedata.normalize("NFKD", text.replace("’", "'"))
-    return "".join(c for c in folded if not unicodedata.combining(c)).encode("ascii", "replace").decode()
+    return (
+        "".join(c for c in folded if not unicodedata.combining(c))
+        .encode("ascii", "replace")
+        .decode()
+    )
 
 
 def integration_error(code: int, label: str) -> str:
@@ -94,22 +98,33 @@ def _human_text(outcomes: Sequence[DocumentOutcome], code: int | None) -> str:
         lines += [f"  - {o.title}" for o in outcomes if o.filed]
         lines += ["", "The document(s) were filed into the patient's medical record."]
         return "\n".join(lines) + "\n"
-    lines = ["Le document n’a pas pu être intégré.",
-             f"Le système a retourné l'erreur {integration_error(code, LABELS_FR[code])}", ""]
+    lines = [
+        "Le document n’a pas pu être intégré.",
+        f"Le système a retourné l'erreur {integration_error(code, LABELS_FR[code])}",
+        "",
+    ]
     for outcome in outcomes:
         state = "intégré" if outcome.filed else f"erreur {outcome.code} : {outcome.sentence_fr}"
         lines.append(f"  - {outcome.title or 'document'} : {state}")
     lines += ["", f"The document could not be filed (error {code})."]
-    lines += [f"  - {o.title or 'document'}: error {o.code}: {o.sentence}"
-              for o in outcomes if not o.filed]
+    lines += [
+        f"  - {o.title or 'document'}: error {o.code}: {o.sentence}"
+        for o in outcomes
+        if not o.filed
+    ]
     return "\n".join(lines) + "\n"
 
 
 _UNFOLDED = email.policy.SMTP.clone(max_line_length=998)
 
 
-def _notification(final_recipient: str, original_recipient: str | None, reporting_host: str,
-                  original: Message, code: int | None) -> bytes:
+def _notification(
+    final_recipient: str,
+    original_recipient: str | None,
+    reporting_host: str,
+    original: Message,
+    code: int | None,
+) -> bytes:
     """The message/disposition-notification part, its fields in the IG example's order."""
     fields = Message()
     fields["Reporting-UA"] = f"{reporting_host}; MSS hub DMP bridge"
@@ -121,8 +136,9 @@ def _notification(final_recipient: str, original_recipient: str | None, reportin
     if original_id:
         fields["Original-Message-ID"] = original_id
     fields["Disposition"] = disposition(code)
-    return (b"Content-Type: message/disposition-notification\r\n\r\n"
-            + fields.as_bytes(policy=_UNFOLDED).lstrip(b"\r\n"))
+    return b"Content-Type: message/disposition-notification\r\n\r\n" + fields.as_bytes(
+        policy=_UNFOLDED
+    ).lstrip(b"\r\n")
 
 
 def _text_part(text: str) -> bytes:
@@ -163,11 +179,17 @@ def _ascii_field(field: bytes) -> bytes:
     return folded.encode("ascii", "replace").rstrip(b"\r\n")
 
 
-def _reply_head(*, sender: str, to: str, subject: str, message_id: str, original: Message,
-                order: Sequence[str]) -> bytes:
+def _reply_head(
+    *, sender: str, to: str, subject: str, message_id: str, original: Message, order: Sequence[str]
+) -> bytes:
     """The header block of an answer to ``original`` (RFC 2047-encoded, Auto-Submitted)."""
-    values = {"Date": email.utils.format_datetime(utcnow()), "From": sender, "To": to,
-              "Message-ID": message_id, "Subject": subject}
+    values = {
+        "Date": email.utils.format_datetime(utcnow()),
+        "From": sender,
+        "To": to,
+        "Message-ID": message_id,
+        "Subject": subject,
+    }
     head = EmailMessage(policy=email.policy.SMTP)
     for name in order:
         head[name] = values[name]
@@ -181,8 +203,14 @@ def _reply_head(*, sender: str, to: str, subject: str, message_id: str, original
 
 def _multipart(header_block: bytes, content_type: bytes, parts: Sequence[bytes]) -> bytes:
     boundary = f"=_mdn_{uuid.uuid4().hex}"
-    head = (header_block + b"MIME-Version: 1.0\r\nContent-Type: " + content_type
-            + b";\r\n\tboundary=\"" + boundary.encode() + b"\"\r\n\r\n")
+    head = (
+        header_block
+        + b"MIME-Version: 1.0\r\nContent-Type: "
+        + content_type
+        + b';\r\n\tboundary="'
+        + boundary.encode()
+        + b'"\r\n\r\n'
+    )
     delimiter = f"--{boundary}\r\n".encode()
     body = b"".join(delimiter + part.rstrip(b"\r\n") + b"\r\n" for part in parts)
     return head + body + f"--{boundary}--\r\n".encode()
@@ -194,72 +222,129 @@ def _original_part(original_raw: bytes, disposition_header: bytes = b"") -> byte
     return b"Content-Type: message/rfc822\r\n" + disposition_header + b"\r\n" + rfc822
 
 
-def build_mdn(*, reporting_host: str, final_recipient: str, to: str, original_raw: bytes,
-              outcomes: Sequence[DocumentOutcome], code: int | None, message_id: str,
-              original_recipient: str | None = None) -> bytes:
+def build_mdn(
+    *,
+    reporting_host: str,
+    final_recipient: str,
+    to: str,
+    original_raw: bytes,
+    outcomes: Sequence[DocumentOutcome],
+    code: int | None,
+    message_id: str,
+    original_recipient: str | None = None,
+) -> bytes:
     """The MDN's bytes: multipart/report with the text, the notification and the original.
 
     ``original_recipient`` is ``rfc822;<address>`` (the envelope's ORCPT, or the RCPT TO).
     """
     original = BytesParser(policy=email.policy.compat32).parsebytes(original_raw, headersonly=True)
     header_block = _reply_head(
-        sender=final_recipient, to=to, subject=mdn_subject(_decoded(original.get("Subject")), code),
-        message_id=message_id, original=original,
-        order=("Date", "From", "Message-ID", "Subject", "To"))
-    parts = [_text_part(_human_text(outcomes, code)),
-             _notification(final_recipient, original_recipient, reporting_host, original, code),
-             _original_part(original_raw)]
-    return _multipart(header_block,
-                      b"multipart/report; report-type=disposition-notification", parts)
+        sender=final_recipient,
+        to=to,
+        subject=mdn_subject(_decoded(original.get("Subject")), code),
+        message_id=message_id,
+        original=original,
+        order=("Date", "From", "Message-ID", "Subject", "To"),
+    )
+    parts = [
+        _text_part(_human_text(outcomes, code)),
+        _notification(final_recipient, original_recipient, reporting_host, original, code),
+        _original_part(original_raw),
+    ]
+    return _multipart(
+        header_block, b"multipart/report; report-type=disposition-notification", parts
+    )
 
 
 def _error_email_text(outcomes: Sequence[DocumentOutcome], code: int, reporting_host: str) -> str:
     """The IG example's text, with each refused document's reason added."""
-    lines = ["Bonjour,", "",
-             "Le document envoyé n’a pas pu être intégré correctement dans le système.",
-             "Voici les détails de l’erreur rencontrée :", "",
-             f"- Erreur détectée : {LABELS_FR[code]}",
-             f"- Code d’erreur : {code}"]
-    lines += [f"- {o.title or 'document'} : {o.sentence_fr}" for o in outcomes
-              if not o.filed and o.sentence_fr]
-    lines += ["", "", "Vous trouverez en pièce jointe :",
-              "1. Le message original contenant le document soumis.",
-              "2. Les fichiers liés (archive ZIP et PDF associés au message original).", "",
-              ("Veuillez vérifier les informations fournies et soumettre à nouveau les documents "
-               "après correction."),
-              "Si le problème persiste, contactez notre service technique.", "",
-              "Cordialement,", f"L’équipe technique de {reporting_host}", "", "--",
-              f"The document could not be filed (error {code}: {LABELS_EN[code]})."]
-    lines += [f"- {o.title or 'document'}: {o.sentence}" for o in outcomes
-              if not o.filed and o.sentence]
+    lines = [
+        "Bonjour,",
+        "",
+        "Le document envoyé n’a pas pu être intégré correctement dans le système.",
+        "Voici les détails de l’erreur rencontrée :",
+        "",
+        f"- Erreur détectée : {LABELS_FR[code]}",
+        f"- Code d’erreur : {code}",
+    ]
+    lines += [
+        f"- {o.title or 'document'} : {o.sentence_fr}"
+        for o in outcomes
+        if not o.filed and o.sentence_fr
+    ]
+    lines += [
+        "",
+        "",
+        "Vous trouverez en pièce jointe :",
+        "1. Le message original contenant le document soumis.",
+        "2. Les fichiers liés (archive ZIP et PDF associés au message original).",
+        "",
+        (
+            "Veuillez vérifier les informations fournies et soumettre à nouveau les documents "
+            "après correction."
+        ),
+        "Si le problème persiste, contactez notre service technique.",
+        "",
+        "Cordialement,",
+        f"L’équipe technique de {reporting_host}",
+        "",
+        "--",
+        f"The document could not be filed (error {code}: {LABELS_EN[code]}).",
+    ]
+    lines += [
+        f"- {o.title or 'document'}: {o.sentence}" for o in outcomes if not o.filed and o.sentence
+    ]
     return "\n".join(lines) + "\n"
 
 
 def _attachment(file: ReturnedFile) -> bytes:
     part = EmailMessage(policy=email.policy.SMTP)
     maintype, _, subtype = file.content_type.partition("/")
-    part.set_content(file.data, maintype=maintype, subtype=subtype or "octet-stream",
-                     disposition="attachment", filename=file.filename, cte="base64")
+    part.set_content(
+        file.data,
+        maintype=maintype,
+        subtype=subtype or "octet-stream",
+        disposition="attachment",
+        filename=file.filename,
+        cte="base64",
+    )
     part.set_param("name", file.filename)
     del part["MIME-Version"]
     return part.as_bytes(policy=email.policy.SMTP)
 
 
-def build_error_email(*, reporting_host: str, final_recipient: str, to: str, original_raw: bytes,
-                      outcomes: Sequence[DocumentOutcome], code: int, message_id: str,
-                      files: Sequence[ReturnedFile] = ()) -> bytes:
+def build_error_email(
+    *,
+    reporting_host: str,
+    final_recipient: str,
+    to: str,
+    original_raw: bytes,
+    outcomes: Sequence[DocumentOutcome],
+    code: int,
+    message_id: str,
+    files: Sequence[ReturnedFile] = (),
+) -> bytes:
     """The IG's standard e-mail for a filing error nobody asked an MDN for (multipart/mixed)."""
     original = BytesParser(policy=email.policy.compat32).parsebytes(original_raw, headersonly=True)
     subject = " ".join(_decoded(original.get("Subject")).split())
     header_block = _reply_head(
-        sender=final_recipient, to=to, subject=f"{ERROR_EMAIL_PREFIX}[{code}] {subject}",
-        message_id=message_id, original=original,
-        order=("Date", "From", "To", "Message-ID", "Subject"))
-    parts = [_text_part(_error_email_text(outcomes, code, reporting_host)),
-             _original_part(original_raw, b'Content-Disposition: attachment; '
-                                          b'filename="message_original.eml"\r\n'),
-             *map(_attachment, files)]
+        sender=final_recipient,
+        to=to,
+        subject=f"{ERROR_EMAIL_PREFIX}[{code}] {subject}",
+        message_id=message_id,
+        original=original,
+        order=("Date", "From", "To", "Message-ID", "Subject"),
+    )
+    parts = [
+        _text_part(_error_email_text(outcomes, code, reporting_host)),
+        _original_part(
+            original_raw, b'Content-Disposition: attachment; filename="message_original.eml"\r\n'
+        ),
+        *map(_attachment, files),
+    ]
     return _multipart(header_block, b"multipart/mixed", parts)
+
+
 def _decoded(value: object) -> str:
     """A header value as text (RFC 2047 words decoded)."""
     if value is None:

@@ -69,7 +69,8 @@ class DmpDocument(Base):
     source: Mapped[str] = mapped_column(String(16), default="mss")  # mss, api, portal
     source_message_id: Mapped[str] = mapped_column(String(998), default="")
     stored_message_id: Mapped[int | None] = mapped_column(
-        ForeignKey("messages.id", ondelete="SET NULL"))
+        ForeignKey("messages.id", ondelete="SET NULL")
+    )
     filed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     status_changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -79,8 +80,9 @@ class DmpConsent(Base):
 
     __tablename__ = "dmp_consents"
 
-    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"),
-                                            primary_key=True)
+    patient_id: Mapped[int] = mapped_column(
+        ForeignKey("patients.id", ondelete="CASCADE"), primary_key=True
+    )
     break_glass_opposed: Mapped[bool] = mapped_column(Boolean, default=False)
     dmp_opposed: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -93,7 +95,9 @@ class DmpProfessionalConsent(Base):
     __table_args__ = (UniqueConstraint("patient_id", "id_nat"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    patient_id: Mapped[int] = mapped_column(
+        ForeignKey("patients.id", ondelete="CASCADE"), index=True
+    )
     id_nat: Mapped[str] = mapped_column(String(32))
     state: Mapped[str] = mapped_column(String(16))  # authorised, blocked
     changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -53,13 +53,21 @@ def read_zip(data: bytes, limits: ZipLimits = DEFAULT_LIMITS) -> dict[str, bytes
         raise other(
             f"The zip archive is {len(data)} bytes, above the limit of {limits.max_archive_bytes}.",
             f"L'archive zip fait {len(data)} octets, au-delà de la limite de "
-            f"{limits.max_archive_bytes}.")
+            f"{limits.max_archive_bytes}.",
+        )
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError,
-            NotImplementedError) as exc:  # "zip file version 6.7" of a made-up header (fuzzer)
-        raise other(f"The attachment is not a readable zip archive ({exc}).",
-                    f"La pièce jointe n'est pas une archive zip lisible ({exc}).") from exc
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        ValueError,
+        OSError,
+        NotImplementedError,
+    ) as exc:  # "zip file version 6.7" of a made-up header (fuzzer)
+        raise other(
+            f"The attachment is not a readable zip archive ({exc}).",
+            f"La pièce jointe n'est pas une archive zip lisible ({exc}).",
+        ) from exc
     with archive:
         infos = archive.infolist()
         if len(infos) > limits.max_entries:
@@ -67,7 +75,8 @@ def read_zip(data: bytes, limits: ZipLimits = DEFAULT_LIMITS) -> dict[str, bytes
                 f"The zip archive has {len(infos)} entries, above the limit of "
                 f"{limits.max_entries}.",
                 f"L'archive zip contient {len(infos)} entrées, au-delà de la limite de "
-                f"{limits.max_entries}.")
+                f"{limits.max_entries}.",
+            )
         seen: set[str] = set()
         for info in infos:
             _check_entry(info, seen, limits)
@@ -83,7 +92,8 @@ def read_zip(data: bytes, limits: ZipLimits = DEFAULT_LIMITS) -> dict[str, bytes
                     f"The zip entry {info.filename!r} is itself a zip archive; nested archives "
                     "are not opened.",
                     f"L'entrée {info.filename!r} est elle-même une archive zip ; les archives "
-                    "imbriquées ne sont pas ouvertes.")
+                    "imbriquées ne sont pas ouvertes.",
+                )
             files[info.filename] = content
         return files
 
@@ -93,22 +103,29 @@ def _check_entry(info: zipfile.ZipInfo, seen: set[str], limits: ZipLimits) -> No
     name = info.filename
     _check_name(name)
     if name in seen:
-        raise other(f"The zip archive holds two entries named {name!r}.",
-                    f"L'archive zip contient deux entrées nommées {name!r}.")
+        raise other(
+            f"The zip archive holds two entries named {name!r}.",
+            f"L'archive zip contient deux entrées nommées {name!r}.",
+        )
     seen.add(name)
     mode = info.external_attr >> 16
     if stat.S_ISLNK(mode):
-        raise other(f"The zip entry {name!r} is a symbolic link; links are refused.",
-                    f"L'entrée {name!r} est un lien symbolique ; les liens sont refusés.")
+        raise other(
+            f"The zip entry {name!r} is a symbolic link; links are refused.",
+            f"L'entrée {name!r} est un lien symbolique ; les liens sont refusés.",
+        )
     if info.flag_bits & 0x1:
-        raise other(f"The zip entry {name!r} is encrypted; encrypted entries are refused.",
-                    f"L'entrée {name!r} est chiffrée ; les entrées chiffrées sont refusées.")
+        raise other(
+            f"The zip entry {name!r} is encrypted; encrypted entries are refused.",
+            f"L'entrée {name!r} est chiffrée ; les entrées chiffrées sont refusées.",
+        )
     if info.compress_type not in _ALLOWED_METHODS:
         raise other(
             f"The zip entry {name!r} uses compression method {info.compress_type}; only "
             "stored and deflate are accepted.",
             f"L'entrée {name!r} utilise la méthode de compression {info.compress_type} ; "
-            "seules stored et deflate sont acceptées.")
+            "seules stored et deflate sont acceptées.",
+        )
     if info.file_size > limits.max_entry_bytes:
         raise _entry_too_big(name, limits)
 
@@ -126,20 +143,30 @@ def _check_name(name: str) -> None:
     elif _DRIVE.match(name):
         problem_en, problem_fr = "starts with a drive letter", "commence par une lettre de lecteur"
     elif _CONTROL.search(name):
-        problem_en, problem_fr = ("contains a control character",
-                                  "contient un caractère de contrôle")
+        problem_en, problem_fr = (
+            "contains a control character",
+            "contient un caractère de contrôle",
+        )
     elif ".." in parts:
-        problem_en, problem_fr = "climbs out of its folder with '..'", "remonte d'un dossier avec '..'"
+        problem_en, problem_fr = (
+            "climbs out of its folder with '..'",
+            "remonte d'un dossier avec '..'",
+        )
     elif "" in parts or "." in parts:
-        problem_en, problem_fr = ("has an empty or '.' path component",
-                                  "a un composant de chemin vide ou '.'")
+        problem_en, problem_fr = (
+            "has an empty or '.' path component",
+            "a un composant de chemin vide ou '.'",
+        )
     if problem_en:
-        raise other(f"The zip entry name {name!r} {problem_en}; refused.",
-                    f"Le nom d'entrée zip {name!r} {problem_fr} ; refusé.")
+        raise other(
+            f"The zip entry name {name!r} {problem_en}; refused.",
+            f"Le nom d'entrée zip {name!r} {problem_fr} ; refusé.",
+        )
 
 
-def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: ZipLimits,
-                total_left: int) -> bytes:
+def _read_entry(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: ZipLimits, total_left: int
+) -> bytes:
     """Stream-decompress one entry, stopping as soon as a limit is crossed."""
     cap = min(limits.max_entry_bytes, total_left)
     ratio_base = max(info.compress_size, 1)
@@ -156,26 +183,37 @@ def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: ZipLimi
                             f"{info.filename!r}); refused as a zip bomb.",
                             f"L'archive zip se décompresse en plus de {limits.max_total_bytes} "
                             f"octets au total (atteint à {info.filename!r}) ; refusée comme "
-                            "bombe zip.")
+                            "bombe zip.",
+                        )
                     raise _entry_too_big(info.filename, limits)
-                if (len(out) > limits.ratio_grace_bytes
-                        and len(out) > limits.max_ratio * ratio_base):
+                if len(out) > limits.ratio_grace_bytes and len(out) > limits.max_ratio * ratio_base:
                     raise other(
                         f"The zip entry {info.filename!r} expands more than {limits.max_ratio} "
                         f"times its compressed size of {info.compress_size} bytes; refused "
                         "as a zip bomb.",
                         f"L'entrée {info.filename!r} se décompresse plus de {limits.max_ratio} "
                         f"fois sa taille compressée de {info.compress_size} octets ; refusée "
-                        "comme bombe zip.")
+                        "comme bombe zip.",
+                    )
     except XdmError:
         raise
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError,
-            NotImplementedError, RuntimeError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        EOFError,
+        OSError,
+        ValueError,
+        NotImplementedError,
+        RuntimeError,
+    ) as exc:
         reason = "its CRC-32 does not match" if "CRC" in str(exc) else f"it is corrupt ({exc})"
-        reason_fr = ("son CRC-32 ne correspond pas" if "CRC" in str(exc)
-                     else f"elle est corrompue ({exc})")
-        raise other(f"The zip entry {info.filename!r} cannot be read: {reason}.",
-                    f"L'entrée {info.filename!r} est illisible : {reason_fr}.") from exc
+        reason_fr = (
+            "son CRC-32 ne correspond pas" if "CRC" in str(exc) else f"elle est corrompue ({exc})"
+        )
+        raise other(
+            f"The zip entry {info.filename!r} cannot be read: {reason}.",
+            f"L'entrée {info.filename!r} est illisible : {reason_fr}.",
+        ) from exc
     return bytes(out)
 
 
@@ -183,4 +221,5 @@ def _entry_too_big(name: str, limits: ZipLimits) -> XdmError:
     return other(
         f"The zip entry {name!r} decompresses to more than {limits.max_entry_bytes} bytes; "
         "refused.",
-        f"L'entrée {name!r} se décompresse en plus de {limits.max_entry_bytes} octets ; refusée.")
+        f"L'entrée {name!r} se décompresse en plus de {limits.max_entry_bytes} octets ; refusée.",
+    )

@@ -83,10 +83,16 @@ def read_xdm(data: bytes, limits: ZipLimits = DEFAULT_LIMITS) -> XdmPackage:
         documents.extend(reader.documents)
         signatures.extend(reader.signatures)
     if not documents:
-        raise other("The XDM package holds no clinical document entry.",
-                    "Le paquet XDM ne contient aucune fiche de document clinique.")
-    return XdmPackage(submission_sets=tuple(sets), documents=tuple(documents),
-                      signatures=tuple(signatures), warnings=tuple(warnings))
+        raise other(
+            "The XDM package holds no clinical document entry.",
+            "Le paquet XDM ne contient aucune fiche de document clinique.",
+        )
+    return XdmPackage(
+        submission_sets=tuple(sets),
+        documents=tuple(documents),
+        signatures=tuple(signatures),
+        warnings=tuple(warnings),
+    )
 
 
 def _coded(classification: Element) -> Coded | None:
@@ -94,8 +100,11 @@ def _coded(classification: Element) -> Coded | None:
     if not classification.get("nodeRepresentation"):
         return None
     scheme = slots_of(classification).get("codingScheme", [None])[0]
-    return Coded(code=classification.get("nodeRepresentation", ""), scheme=scheme or None,
-                 display=localized(classification, "Name"))
+    return Coded(
+        code=classification.get("nodeRepresentation", ""),
+        scheme=scheme or None,
+        display=localized(classification, "Name"),
+    )
 
 
 def _codes(classifications: list[Element]) -> tuple[Coded, ...]:
@@ -110,7 +119,8 @@ def _author(classification: Element) -> Author:
         institutions=tuple(parse_xon(v) for v in slots.get("authorInstitution", []) if v),
         roles=tuple(parse_cne(v) for v in slots.get("authorRole", []) if v),
         specialties=tuple(parse_cne(v) for v in slots.get("authorSpecialty", []) if v),
-        telecoms=tuple(v for v in slots.get("authorTelecommunication", []) if v))
+        telecoms=tuple(v for v in slots.get("authorTelecommunication", []) if v),
+    )
 
 
 def _authors(classifications: list[Element]) -> tuple[Author, ...]:
@@ -145,31 +155,44 @@ class _SubsetReader:
                 continue
             object_type = obj.attributes.get("objectType")
             if object_type not in (DOCUMENT_ENTRY, None):
-                warnings.append(f"{self.what}: ExtrinsicObject {obj.id!r} has objectType "
-                                f"{object_type!r}, not a stable DocumentEntry; ignored.")
+                warnings.append(
+                    f"{self.what}: ExtrinsicObject {obj.id!r} has objectType "
+                    f"{object_type!r}, not a stable DocumentEntry; ignored."
+                )
                 continue
             if object_type is None:
-                warnings.append(f"{self.what}: ExtrinsicObject {obj.id!r} has no objectType; "
-                                "read as a stable DocumentEntry.")
+                warnings.append(
+                    f"{self.what}: ExtrinsicObject {obj.id!r} has no objectType; "
+                    "read as a stable DocumentEntry."
+                )
             if self._is_signature(obj):
                 self.signatures.append(self._signature(obj))
             else:
                 self.documents.append(self._document(obj))
         for name in subset.files.values():
             if name not in self.referenced:
-                warnings.append(f"{name}: file of subset {subset.folder!r} not referenced by "
-                                "METADATA.XML; ignored.")
+                warnings.append(
+                    f"{name}: file of subset {subset.folder!r} not referenced by "
+                    "METADATA.XML; ignored."
+                )
 
     # -- submission set -------------------------------------------------------------------
 
     def _submission_set(self, objects: list[RimObject]) -> SubmissionSet:
-        packages = [o for o in objects if o.kind == "RegistryPackage" and (
-            any(c.get("classificationNode") == SUBMISSION_SET_NODE for c in o.classifications)
-            or SS_UNIQUE_ID in o.external_ids)]
+        packages = [
+            o
+            for o in objects
+            if o.kind == "RegistryPackage"
+            and (
+                any(c.get("classificationNode") == SUBMISSION_SET_NODE for c in o.classifications)
+                or SS_UNIQUE_ID in o.external_ids
+            )
+        ]
         if len(packages) != 1:
             raise other(
                 f"{self.what} holds {len(packages)} SubmissionSet(s); exactly one is required.",
-                f"{self.what} contient {len(packages)} SubmissionSet ; il en faut exactement un.")
+                f"{self.what} contient {len(packages)} SubmissionSet ; il en faut exactement un.",
+            )
         package = packages[0]
         unique_id = package.external_ids.get(SS_UNIQUE_ID)
         source_id = package.external_ids.get(SS_SOURCE_ID)
@@ -178,18 +201,27 @@ class _SubsetReader:
                 self.warnings.append(f"{self.what}: SubmissionSet {label} {value!r} is not an OID.")
         patient = parse_cx(package.external_ids.get(SS_PATIENT_ID))
         if patient.problem:
-            self.warnings.append(f"{self.what}: XDSSubmissionSet.patientId {patient.raw!r} is "
-                                 f"unusable: {patient.problem}.")
-        content = _codes([c for c in package.classifications
-                          if c.get("classificationScheme") == SS_CONTENT_TYPE])
+            self.warnings.append(
+                f"{self.what}: XDSSubmissionSet.patientId {patient.raw!r} is "
+                f"unusable: {patient.problem}."
+            )
+        content = _codes(
+            [c for c in package.classifications if c.get("classificationScheme") == SS_CONTENT_TYPE]
+        )
         return SubmissionSet(
-            entry_uuid=package.id, unique_id=unique_id, source_id=source_id, patient_id=patient,
-            authors=_authors([c for c in package.classifications
-                              if c.get("classificationScheme") == SS_AUTHOR]),
+            entry_uuid=package.id,
+            unique_id=unique_id,
+            source_id=source_id,
+            patient_id=patient,
+            authors=_authors(
+                [c for c in package.classifications if c.get("classificationScheme") == SS_AUTHOR]
+            ),
             submission_time=parse_dtm(_first(package.slots, "submissionTime")),
             intended_recipients=tuple(v for v in package.slots.get("intendedRecipient", []) if v),
-            title=package.name, content_type_code=content[0] if content else None,
-            subset=self.subset.folder)
+            title=package.name,
+            content_type_code=content[0] if content else None,
+            subset=self.subset.folder,
+        )
 
     # -- files ----------------------------------------------------------------------------
 
@@ -211,9 +243,11 @@ class _SubsetReader:
                     f"The {label} has no URI slot and no file of subset "
                     f"{self.subset.folder!r} is named after its id.",
                     f"La fiche {obj.id!r} n'a pas de slot URI et aucun fichier du sous-ensemble "
-                    f"{self.subset.folder!r} ne porte son identifiant.")
-            self.warnings.append(f"{self.what}: {label} has no URI slot; file {path!r} found by "
-                                 "its id.")
+                    f"{self.subset.folder!r} ne porte son identifiant.",
+                )
+            self.warnings.append(
+                f"{self.what}: {label} has no URI slot; file {path!r} found by its id."
+            )
         self.referenced.add(path)
         content = self.files[path]
         self._check_size_and_hash(obj, label, path, content)
@@ -226,14 +260,15 @@ class _SubsetReader:
                 f"The {label} refers to {uri!r}, which names {lookup.other_subset!r}, a file "
                 f"outside its subset folder {self.subset.folder!r}.",
                 f"La fiche {obj.id!r} désigne {uri!r}, c'est-à-dire {lookup.other_subset!r}, "
-                f"un fichier hors de son sous-ensemble {self.subset.folder!r}.")
+                f"un fichier hors de son sous-ensemble {self.subset.folder!r}.",
+            )
         looked = " and ".join(repr(t) for t in lookup.tried)
         looked_fr = " et ".join(repr(t) for t in lookup.tried)
         return other(
             f"The {label} refers to the file {uri!r}, which is not in the zip (looked for "
             f"{looked}).",
-            f"La fiche {obj.id!r} désigne le fichier {uri!r}, absent du zip (cherché "
-            f"{looked_fr}).")
+            f"La fiche {obj.id!r} désigne le fichier {uri!r}, absent du zip (cherché {looked_fr}).",
+        )
 
     def _check_size_and_hash(self, obj: RimObject, label: str, path: str, content: bytes) -> None:
         size, digest = _first(obj.slots, "size"), _first(obj.slots, "hash")
@@ -241,25 +276,30 @@ class _SubsetReader:
         if size is None:
             self.warnings.append(f"{self.what}: {label} has no size slot.")
         elif not size.isdigit():
-            raise other(f"The {label} has a size slot {size!r} that is not a number.",
-                        f"La fiche {obj.id!r} a un slot size {size!r} qui n'est pas un nombre.")
+            raise other(
+                f"The {label} has a size slot {size!r} that is not a number.",
+                f"La fiche {obj.id!r} a un slot size {size!r} qui n'est pas un nombre.",
+            )
         elif int(size) != len(content):
             raise other(
                 f"The {label} declares a size of {size} bytes but {path!r} has {len(content)}.",
                 f"La fiche {obj.id!r} déclare une taille de {size} octets mais {path!r} en "
-                f"fait {len(content)}.")
+                f"fait {len(content)}.",
+            )
         if digest is None:
             self.warnings.append(f"{self.what}: {label} has no hash slot.")
         elif not _SHA1.match(digest):
-            raise other(f"The {label} has a hash slot {digest!r} that is not a SHA-1 in hex.",
-                        f"La fiche {obj.id!r} a un slot hash {digest!r} qui n'est pas un SHA-1 "
-                        "hexadécimal.")
+            raise other(
+                f"The {label} has a hash slot {digest!r} that is not a SHA-1 in hex.",
+                f"La fiche {obj.id!r} a un slot hash {digest!r} qui n'est pas un SHA-1 "
+                "hexadécimal.",
+            )
         elif digest.lower() != actual:
             raise other(
-                f"The {label} declares the SHA-1 {digest.lower()} but {path!r} hashes to "
-                f"{actual}.",
+                f"The {label} declares the SHA-1 {digest.lower()} but {path!r} hashes to {actual}.",
                 f"La fiche {obj.id!r} déclare le SHA-1 {digest.lower()} mais {path!r} a pour "
-                f"empreinte {actual}.")
+                f"empreinte {actual}.",
+            )
 
     # -- entries --------------------------------------------------------------------------
 
@@ -273,21 +313,32 @@ class _SubsetReader:
     def _is_signature(self, obj: RimObject) -> bool:
         classes = [c.get("nodeRepresentation", "") for c in self._classified(obj, DE_CLASS)]
         formats = [c.get("nodeRepresentation", "") for c in self._classified(obj, DE_FORMAT)]
-        return (any(c.removeprefix("urn:oid:") == DSG_CLASS for c in classes)
-                or DSG_FORMAT in formats)
+        return (
+            any(c.removeprefix("urn:oid:") == DSG_CLASS for c in classes) or DSG_FORMAT in formats
+        )
 
     def _targets(self, source: str, types: tuple[str, ...]) -> list[str]:
-        return [a.attributes.get("targetObject", "") for a in self.associations
-                if a.attributes.get("sourceObject") == source
-                and a.attributes.get("associationType") in types]
+        return [
+            a.attributes.get("targetObject", "")
+            for a in self.associations
+            if a.attributes.get("sourceObject") == source
+            and a.attributes.get("associationType") in types
+        ]
 
     def _signature(self, obj: RimObject) -> SignatureEntry:
         path, uri, content = self._file(obj)
         return SignatureEntry(
-            entry_uuid=obj.id, unique_id=obj.external_ids.get(DE_UNIQUE_ID),
-            mime_type=obj.attributes.get("mimeType"), size=len(content),
-            hash=hashlib.sha1(content).hexdigest(), uri=uri, path=path,
-            signs=tuple(self._targets(obj.id, SIGNS)), subset=self.subset.folder, data=content)
+            entry_uuid=obj.id,
+            unique_id=obj.external_ids.get(DE_UNIQUE_ID),
+            mime_type=obj.attributes.get("mimeType"),
+            size=len(content),
+            hash=hashlib.sha1(content).hexdigest(),
+            uri=uri,
+            path=path,
+            signs=tuple(self._targets(obj.id, SIGNS)),
+            subset=self.subset.folder,
+            data=content,
+        )
 
     def _document(self, obj: RimObject) -> DocumentEntry:
         path, uri, content = self._file(obj)
@@ -295,61 +346,99 @@ class _SubsetReader:
         refusals: list[XdmError] = []
         unique_id = obj.external_ids.get(DE_UNIQUE_ID)
         if not unique_id:
-            refusals.append(other(f"The {label} has no XDSDocumentEntry.uniqueId.",
-                                  f"La fiche {obj.id!r} n'a pas de XDSDocumentEntry.uniqueId."))
+            refusals.append(
+                other(
+                    f"The {label} has no XDSDocumentEntry.uniqueId.",
+                    f"La fiche {obj.id!r} n'a pas de XDSDocumentEntry.uniqueId.",
+                )
+            )
         elif not is_oid(unique_id.split("^", 1)[0]):
-            self.warnings.append(f"{self.what}: {label} uniqueId {unique_id!r} is not an OID "
-                                 "(nor OID^extension).")
+            self.warnings.append(
+                f"{self.what}: {label} uniqueId {unique_id!r} is not an OID (nor OID^extension)."
+            )
         patient = parse_cx(obj.external_ids.get(DE_PATIENT_ID))
         source_id = _first(obj.slots, "sourcePatientId")
         ins, patient_refusals = judge_patient_id(label, obj.id, patient, source_id)
         refusals.extend(patient_refusals)
         if ins is not None and ins.key_ok is False:
-            self.warnings.append(f"{self.what}: {label} INS {patient.id} has a wrong NIR key "
-                                 "(flagged, not refused).")
+            self.warnings.append(
+                f"{self.what}: {label} INS {patient.id} has a wrong NIR key (flagged, not refused)."
+            )
         set_patient = self.submission_set.patient_id
-        if not patient.problem and not set_patient.problem and (
-                (patient.id, patient.authority_oid) != (set_patient.id, set_patient.authority_oid)):
-            refusals.append(other(
-                f"The {label} is for patient {patient.raw!r} but its SubmissionSet for "
-                f"{set_patient.raw!r}.",
-                f"La fiche {obj.id!r} concerne le patient {patient.raw!r} mais son "
-                f"SubmissionSet le patient {set_patient.raw!r}."))
+        if (
+            not patient.problem
+            and not set_patient.problem
+            and ((patient.id, patient.authority_oid) != (set_patient.id, set_patient.authority_oid))
+        ):
+            refusals.append(
+                other(
+                    f"The {label} is for patient {patient.raw!r} but its SubmissionSet for "
+                    f"{set_patient.raw!r}.",
+                    f"La fiche {obj.id!r} concerne le patient {patient.raw!r} mais son "
+                    f"SubmissionSet le patient {set_patient.raw!r}.",
+                )
+            )
         confidentiality = _codes(self._classified(obj, DE_CONFIDENTIALITY))
         refusals.extend(confidentiality_refusals(label, obj.id, confidentiality))
         action = self._action(obj, label, refusals)
         if obj.id not in self._targets(self.submission_set.entry_uuid, HAS_MEMBER):
             self.warnings.append(f"{self.what}: {label} is not a HasMember of the SubmissionSet.")
         replaces = self._targets(obj.id, REPLACES)
-        absent = [label for label, scheme in (
-            ("classCode", DE_CLASS), ("typeCode", DE_TYPE), ("formatCode", DE_FORMAT),
-            ("confidentialityCode", DE_CONFIDENTIALITY)) if self._one(obj, scheme) is None]
+        absent = [
+            label
+            for label, scheme in (
+                ("classCode", DE_CLASS),
+                ("typeCode", DE_TYPE),
+                ("formatCode", DE_FORMAT),
+                ("confidentialityCode", DE_CONFIDENTIALITY),
+            )
+            if self._one(obj, scheme) is None
+        ]
         absent += [] if _first(obj.slots, "creationTime") else ["creationTime"]
         if absent:
-            self.warnings.append(f"{self.what}: {label} has no {', '.join(absent)} (optional "
-                                 "in XDM, required by the DMP).")
+            self.warnings.append(
+                f"{self.what}: {label} has no {', '.join(absent)} (optional "
+                "in XDM, required by the DMP)."
+            )
         created = _first(obj.slots, "creationTime")
         creation_time = parse_dtm(created)
         return DocumentEntry(
-            entry_uuid=obj.id, unique_id=unique_id, patient_id=patient, ins=ins,
+            entry_uuid=obj.id,
+            unique_id=unique_id,
+            patient_id=patient,
+            ins=ins,
             source_patient_id=source_id,
             source_patient_info=tuple(obj.slots.get("sourcePatientInfo", [])),
-            class_code=self._one(obj, DE_CLASS), type_code=self._one(obj, DE_TYPE),
-            format_code=self._one(obj, DE_FORMAT), confidentiality_codes=confidentiality,
+            class_code=self._one(obj, DE_CLASS),
+            type_code=self._one(obj, DE_TYPE),
+            format_code=self._one(obj, DE_FORMAT),
+            confidentiality_codes=confidentiality,
             healthcare_facility_type_code=self._one(obj, DE_FACILITY),
             practice_setting_code=self._one(obj, DE_PRACTICE),
             event_codes=_codes(self._classified(obj, DE_EVENT)),
             authors=_authors(self._classified(obj, DE_AUTHOR)),
             creation_time=creation_time,
-            creation_time_local=(creation_time.replace(tzinfo=None)
-                                 if creation_time and not dtm_has_offset(created) else None),
+            creation_time_local=(
+                creation_time.replace(tzinfo=None)
+                if creation_time and not dtm_has_offset(created)
+                else None
+            ),
             service_start_time=parse_dtm(_first(obj.slots, "serviceStartTime")),
             service_stop_time=parse_dtm(_first(obj.slots, "serviceStopTime")),
             mime_type=obj.attributes.get("mimeType"),
-            size=len(content), hash=hashlib.sha1(content).hexdigest(), title=obj.name,
-            comments=obj.description, language_code=_first(obj.slots, "languageCode"),
-            uri=uri, path=path, action=action, replaces=replaces[0] if replaces else None,
-            subset=self.subset.folder, refusals=tuple(refusals), data=content)
+            size=len(content),
+            hash=hashlib.sha1(content).hexdigest(),
+            title=obj.name,
+            comments=obj.description,
+            language_code=_first(obj.slots, "languageCode"),
+            uri=uri,
+            path=path,
+            action=action,
+            replaces=replaces[0] if replaces else None,
+            subset=self.subset.folder,
+            refusals=tuple(refusals),
+            data=content,
+        )
 
     def _action(self, obj: RimObject, label: str, refusals: list[XdmError]) -> str | None:
         names = [n for n in obj.slots if n.lower() == "action" or n.lower().endswith(":action")]
@@ -357,10 +446,13 @@ class _SubsetReader:
             return None
         value = _first(obj.slots, names[0])
         if value not in ("C", "D"):
-            refusals.append(other(
-                f"The {label} has an action slot {value!r}; only C (replace) and D (delete) "
-                "are defined.",
-                f"La fiche {obj.id!r} a un slot action {value!r} ; seuls C (remplacement) et D "
-                "(suppression) sont définis."))
+            refusals.append(
+                other(
+                    f"The {label} has an action slot {value!r}; only C (replace) and D (delete) "
+                    "are defined.",
+                    f"La fiche {obj.id!r} a un slot action {value!r} ; seuls C (remplacement) et D "
+                    "(suppression) sont définis.",
+                )
+            )
             return None
         return value

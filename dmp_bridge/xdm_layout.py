@@ -42,7 +42,8 @@ def find_subsets(names: list[str]) -> tuple[list[Subset], list[str]]:
         raise other(
             "The XDM package has no METADATA.XML (looked for it in any folder, in any case).",
             "Le paquet XDM ne contient pas de METADATA.XML (cherché dans tous les dossiers, "
-            "sans tenir compte de la casse).")
+            "sans tenir compte de la casse).",
+        )
     by_prefix: dict[str, list[str]] = {}
     for name in candidates:
         by_prefix.setdefault(name[: -len(METADATA_NAME)].lower(), []).append(name)
@@ -53,18 +54,23 @@ def find_subsets(names: list[str]) -> tuple[list[Subset], list[str]]:
                 f"The XDM package has several METADATA.XML files differing only by case "
                 f"({', '.join(sorted(group))}); cannot tell which one to read.",
                 f"Le paquet XDM contient plusieurs METADATA.XML qui ne diffèrent que par la "
-                f"casse ({', '.join(sorted(group))}) ; impossible de choisir.")
+                f"casse ({', '.join(sorted(group))}) ; impossible de choisir.",
+            )
         path = group[0]
         prefix = path[: -len(METADATA_NAME)]
         flat = prefix != "" and not prefix.endswith("/")
         if flat:
             warnings.append(
                 f"{path}: flat zip paths, no separator after the subset folder "
-                f"{prefix!r}; files are resolved as {prefix!r} + URI.")
+                f"{prefix!r}; files are resolved as {prefix!r} + URI."
+            )
         if "ihe_xdm" not in path.lower().split("/")[:-1]:
             warnings.append(f"{path}: METADATA.XML is not under an IHE_XDM folder.")
-        subsets.append(Subset(prefix=prefix, metadata_path=path, flat=flat,
-                              files=_files_of(prefix, path, names)))
+        subsets.append(
+            Subset(
+                prefix=prefix, metadata_path=path, flat=flat, files=_files_of(prefix, path, names)
+            )
+        )
     subsets.sort(key=lambda s: s.metadata_path)
     return subsets, warnings
 
@@ -74,7 +80,7 @@ def _files_of(prefix: str, metadata_path: str, names: list[str]) -> dict[str, st
     for name in names:
         if name == metadata_path or not name.startswith(prefix) or name.endswith("/"):
             continue
-        files[name[len(prefix):]] = name
+        files[name[len(prefix) :]] = name
     return files
 
 
@@ -114,7 +120,8 @@ def resolve_uri(subset: Subset, uri: str, names: Collection[str] = ()) -> UriLoo
         raise other(
             f"The URI slot {uri!r} points outside the subset folder {subset.folder!r}; refused.",
             f"Le slot URI {uri!r} pointe hors du dossier du sous-ensemble {subset.folder!r} ; "
-            "refusé.")
+            "refusé.",
+        )
     path, how = _in_subset(subset, relative)
     if path is not None:
         return UriLookup(path, f"URI {uri!r} matched the file {path!r} {how}." if how else None)
@@ -125,18 +132,21 @@ def resolve_uri(subset: Subset, uri: str, names: Collection[str] = ()) -> UriLoo
     candidate = posixpath.normpath(f"{parent}/{relative}")
     tried.append(candidate)
     if candidate.lower().startswith(subset.prefix.lower()):
-        rest = candidate[len(subset.prefix):].lstrip("/")
+        rest = candidate[len(subset.prefix) :].lstrip("/")
         path, how = _in_subset(subset, rest)
         if path is not None:
-            return UriLookup(path, (
-                f"URI {uri!r} is relative to {parent + '/'!r}, not to the subset folder "
-                f"{subset.folder!r}; read as {path!r}" + (f" {how}." if how else ".")))
+            return UriLookup(
+                path,
+                (
+                    f"URI {uri!r} is relative to {parent + '/'!r}, not to the subset folder "
+                    f"{subset.folder!r}; read as {path!r}" + (f" {how}." if how else ".")
+                ),
+            )
     elsewhere = [n for n in names if n.lower() == candidate.lower()]
     return UriLookup(None, tried=tuple(tried), other_subset=elsewhere[0] if elsewhere else None)
 
 
 def resolve_by_id(subset: Subset, object_id: str) -> str | None:
     """The unique file of the subset whose name without extension is exactly ``object_id``."""
-    matches = [k for k in subset.files
-               if "/" not in k and posixpath.splitext(k)[0] == object_id]
+    matches = [k for k in subset.files if "/" not in k and posixpath.splitext(k)[0] == object_id]
     return subset.files[matches[0]] if len(matches) == 1 else None

@@ -60,8 +60,10 @@ def parse_xml(data: bytes, what: str) -> Element:
     """Parse ``data`` (named ``what`` in sentences, e.g. 'METADATA.XML'); raise XdmError 906."""
     body = strip_bom_and_space(data)
     if body.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise other(f"{what} is encoded in UTF-16; only UTF-8 is accepted.",
-                    f"{what} est encodé en UTF-16 ; seul l'UTF-8 est accepté.")
+        raise other(
+            f"{what} is encoded in UTF-16; only UTF-8 is accepted.",
+            f"{what} est encodé en UTF-16 ; seul l'UTF-8 est accepté.",
+        )
     encoding = declared_encoding(body)
     if encoding in (None, "utf-8", "utf8"):
         try:
@@ -69,18 +71,21 @@ def parse_xml(data: bytes, what: str) -> Element:
         except UnicodeDecodeError as exc:
             raise other(
                 f"{what} is not valid UTF-8 (byte {exc.start} of the content: "
-                f"{body[exc.start:exc.start + 1]!r}).",
+                f"{body[exc.start : exc.start + 1]!r}).",
                 f"{what} n'est pas de l'UTF-8 valide (octet {exc.start} du contenu : "
-                f"{body[exc.start:exc.start + 1]!r}).") from exc
-    parser = DefusedET.DefusedXMLParser(target=_BoundedTreeBuilder(), forbid_dtd=True,
-                                        forbid_entities=True, forbid_external=True)
+                f"{body[exc.start : exc.start + 1]!r}).",
+            ) from exc
+    parser = DefusedET.DefusedXMLParser(
+        target=_BoundedTreeBuilder(), forbid_dtd=True, forbid_entities=True, forbid_external=True
+    )
     try:
         parser.feed(body)
         return parser.close()
     except _TooDeep:
-        raise other(f"{what} nests its elements more than {MAX_XML_DEPTH} levels deep; refused.",
-                    f"{what} imbrique ses éléments sur plus de {MAX_XML_DEPTH} niveaux ; refusé."
-                    ) from None
+        raise other(
+            f"{what} nests its elements more than {MAX_XML_DEPTH} levels deep; refused.",
+            f"{what} imbrique ses éléments sur plus de {MAX_XML_DEPTH} niveaux ; refusé.",
+        ) from None
     except DTDForbidden:
         raise _classify_dtd(body, what) from None
     except (EntitiesForbidden, ExternalReferenceForbidden) as exc:
@@ -90,13 +95,15 @@ def parse_xml(data: bytes, what: str) -> Element:
         message = str(exc).split(":")[0]
         raise other(
             f"{what} is not well-formed XML: {message} (line {line}, column {column + 1}).",
-            f"{what} n'est pas un XML bien formé : {message} (ligne {line}, colonne "
-            f"{column + 1}).") from None
+            f"{what} n'est pas un XML bien formé : {message} (ligne {line}, colonne {column + 1}).",
+        ) from None
     except (LookupError, ValueError):  # encoding="UTFe8" (unknown), "shift_jis" (multi-byte); last:
         # defusedxml's errors are ValueErrors too
-        raise other(f"{what} declares the encoding {encoding!r}, which cannot be read; only UTF-8 "
-                    "is accepted.", f"{what} déclare l'encodage {encoding!r}, illisible ; seul "
-                    "l'UTF-8 est accepté.") from None
+        raise other(
+            f"{what} declares the encoding {encoding!r}, which cannot be read; only UTF-8 "
+            "is accepted.",
+            f"{what} déclare l'encodage {encoding!r}, illisible ; seul l'UTF-8 est accepté.",
+        ) from None
 
 
 def _classify_dtd(body: bytes, what: str) -> XdmError:
@@ -107,9 +114,11 @@ def _classify_dtd(body: bytes, what: str) -> XdmError:
         return _entity_error(exc, what)
     except (ParseError, DTDForbidden):
         pass
-    return other(f"{what} contains a document type declaration (<!DOCTYPE>); DTDs are refused.",
-                 f"{what} contient une déclaration de type de document (<!DOCTYPE>) ; les DTD "
-                 "sont refusées.")
+    return other(
+        f"{what} contains a document type declaration (<!DOCTYPE>); DTDs are refused.",
+        f"{what} contient une déclaration de type de document (<!DOCTYPE>) ; les DTD "
+        "sont refusées.",
+    )
 
 
 def _entity_error(exc: Exception, what: str) -> XdmError:
@@ -120,9 +129,11 @@ def _entity_error(exc: Exception, what: str) -> XdmError:
             f"{what} declares the external entity {name!r} pointing at {sysid!r}; external "
             "entities are refused.",
             f"{what} déclare l'entité externe {name!r} pointant vers {sysid!r} ; les entités "
-            "externes sont refusées.")
+            "externes sont refusées.",
+        )
     return other(
         f"{what} declares the entity {name!r}; entity declarations are refused (entity "
         "expansion attack).",
         f"{what} déclare l'entité {name!r} ; les déclarations d'entités sont refusées "
-        "(attaque par expansion d'entités).")
+        "(attaque par expansion d'entités).",
+    )

@@ -33,13 +33,17 @@ __all__ = ["AuditChainHead", "AuditEvent", "record", "recording_in_bulk"]
 
 class AuditEvent(Base):
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_patient_at", "patient_id", "at"),
-                      UniqueConstraint("chain", "seq"))
+    __table_args__ = (
+        Index("ix_audit_events_patient_at", "patient_id", "at"),
+        UniqueConstraint("chain", "seq"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     action: Mapped[str] = mapped_column(String(64))
-    actor_kind: Mapped[str] = mapped_column(String(32))  # professional, patient, guardian, system, operator
+    actor_kind: Mapped[str] = mapped_column(
+        String(32)
+    )  # professional, patient, guardian, system, operator
     actor: Mapped[str] = mapped_column(String(320))
     on_behalf_of: Mapped[str | None] = mapped_column(String(320))
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"))
@@ -53,18 +57,35 @@ class AuditEvent(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
-def record(session: AsyncSession, action: str, *, actor_kind: str, actor: str,
-           patient_id: int | None = None, target: str = "", source: str = "",
-           on_behalf_of: str | None = None, **detail: Any) -> AuditEvent:
+def record(
+    session: AsyncSession,
+    action: str,
+    *,
+    actor_kind: str,
+    actor: str,
+    patient_id: int | None = None,
+    target: str = "",
+    source: str = "",
+    on_behalf_of: str | None = None,
+    **detail: Any,
+) -> AuditEvent:
     """Add an audit event to the caller's transaction, so it commits with what it records.
 
     Inside ``recording_in_bulk`` the event is kept aside and written with the others
     in one statement when the block ends. Either way it is sealed into its chain when
     written, so a change to the returned object after the flush breaks the seal.
     """
-    values = {"action": action, "actor_kind": actor_kind, "actor": actor, "patient_id": patient_id,
-              "target": target, "source": source, "on_behalf_of": on_behalf_of, "detail": detail,
-              "at": utcnow()}
+    values = {
+        "action": action,
+        "actor_kind": actor_kind,
+        "actor": actor,
+        "patient_id": patient_id,
+        "target": target,
+        "source": source,
+        "on_behalf_of": on_behalf_of,
+        "detail": detail,
+        "at": utcnow(),
+    }
     row: AuditEvent = add_row(session, AuditEvent, values)
     return row
 

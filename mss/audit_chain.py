@@ -42,7 +42,16 @@ from mss.db import Base
 SEAL_VERSION = 1
 GENESIS = "0" * 64  # the prev_hash of a chain's first event
 CHAIN_LENGTH = 340  # "actor:" and an address of up to 320 characters
-HASHED_FIELDS = ("at", "action", "actor_kind", "actor", "on_behalf_of", "target", "source", "detail")
+HASHED_FIELDS = (
+    "at",
+    "action",
+    "actor_kind",
+    "actor",
+    "on_behalf_of",
+    "target",
+    "source",
+    "detail",
+)
 
 
 class AuditChainHead(Base):
@@ -84,8 +93,14 @@ def event_hash(event: Mapping[str, Any]) -> str:
     ``detail`` must be as the JSON column stores it (``stored_json``: ``seal`` writes it so),
     so the hash computed before the insert is the one a reader recomputes.
     """
-    fields = [SEAL_VERSION, event["chain"], event["seq"], event["prev_hash"], _instant(event["at"]),
-              *(event[name] for name in HASHED_FIELDS[1:])]
+    fields = [
+        SEAL_VERSION,
+        event["chain"],
+        event["seq"],
+        event["prev_hash"],
+        _instant(event["at"]),
+        *(event[name] for name in HASHED_FIELDS[1:]),
+    ]
     text = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -109,14 +124,24 @@ def seal(connection: Connection, events: Sequence[MutableMapping[str, Any]]) -> 
     insert = _upsert(connection)
     chains = sorted({event["chain"] for event in events})  # one order for everyone: no deadlock
     take = insert(table).values([{"chain": c, "seq": 0, "hash": GENESIS} for c in chains])
-    take = take.on_conflict_do_update(index_elements=[table.c.chain], set_={"chain": take.excluded.chain})
-    heads = {row.chain: (row.seq, row.hash)
-             for row in connection.execute(take.returning(table.c.chain, table.c.seq, table.c.hash))}
+    take = take.on_conflict_do_update(
+        index_elements=[table.c.chain], set_={"chain": take.excluded.chain}
+    )
+    heads = {
+        row.chain: (row.seq, row.hash)
+        for row in connection.execute(take.returning(table.c.chain, table.c.seq, table.c.hash))
+    }
     for event in events:
         seq, previous = heads[event["chain"]]
         event["seq"], event["prev_hash"] = seq + 1, previous
         event["hash"] = event_hash(event)
         heads[event["chain"]] = (event["seq"], event["hash"])
-    move = insert(table).values([{"chain": c, "seq": heads[c][0], "hash": heads[c][1]} for c in chains])
-    connection.execute(move.on_conflict_do_update(
-        index_elements=[table.c.chain], set_={"seq": move.excluded.seq, "hash": move.excluded.hash}))
+    move = insert(table).values(
+        [{"chain": c, "seq": heads[c][0], "hash": heads[c][1]} for c in chains]
+    )
+    connection.execute(
+        move.on_conflict_do_update(
+            index_elements=[table.c.chain],
+            set_={"seq": move.excluded.seq, "hash": move.excluded.hash},
+        )
+    )

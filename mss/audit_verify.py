@@ -37,8 +37,10 @@ MOVED_SEARCH = 2000  # positions tried, around its own, for an event whose hash 
 
 _events = AuditEvent.__table__
 _heads = AuditChainHead.__table__
-_COLUMNS = [_events.c[name] for name in ("id", "chain", "seq", "prev_hash", "hash", "patient_id",
-                                         *HASHED_FIELDS)]
+_COLUMNS = [
+    _events.c[name]
+    for name in ("id", "chain", "seq", "prev_hash", "hash", "patient_id", *HASHED_FIELDS)
+]
 
 
 @dataclass(frozen=True)
@@ -53,8 +55,11 @@ class ChainBreak:
     sentence: str
 
     def describe(self) -> str:
-        where = f"event {self.event_id} (n°{self.seq}, {self.at:%Y-%m-%d %H:%M:%S} UTC)" \
-            if self.event_id is not None and self.at is not None else "end of the chain"
+        where = (
+            f"event {self.event_id} (n°{self.seq}, {self.at:%Y-%m-%d %H:%M:%S} UTC)"
+            if self.event_id is not None and self.at is not None
+            else "end of the chain"
+        )
         return f"{self.chain}: {self.kind}: {where}: {self.sentence}"
 
 
@@ -96,15 +101,23 @@ def _sealed_at(row: Any, head_seq: int | None) -> int | None:
 class ChainChecker:
     """Reads one chain's events in seq order, one at a time; remembers the first that fails."""
 
-    def __init__(self, chain: str, head_seq: int | None, after: tuple[int, str] = (0, GENESIS)) -> None:
+    def __init__(
+        self, chain: str, head_seq: int | None, after: tuple[int, str] = (0, GENESIS)
+    ) -> None:
         """``after``: the seq and hash of the event already verified that the first one fed follows."""
         self.chain, self.head_seq = chain, head_seq
         self.check = ChainCheck()
         self.expected, self.previous, self.last = after[0] + 1, after[1], None
 
     def _broke(self, kind: str, row: Any, sentence: str) -> None:
-        self.check.broken = ChainBreak(self.chain, kind, getattr(row, "id", None), getattr(row, "seq", None),
-                                       getattr(row, "at", None), sentence)
+        self.check.broken = ChainBreak(
+            self.chain,
+            kind,
+            getattr(row, "id", None),
+            getattr(row, "seq", None),
+            getattr(row, "at", None),
+            sentence,
+        )
 
     def feed(self, row: Any) -> None:
         self.check.events += 1
@@ -114,21 +127,38 @@ class ChainChecker:
         if event_hash(row._mapping) != row.hash:
             moved = _sealed_at(row, self.head_seq)
             if moved is not None:
-                self._broke("reordered", row, f"it was sealed as event n°{moved} of its chain and now "
-                                              f"sits at n°{row.seq}.")
+                self._broke(
+                    "reordered",
+                    row,
+                    f"it was sealed as event n°{moved} of its chain and now sits at n°{row.seq}.",
+                )
             else:
-                self._broke("edited", row, "its content no longer matches its seal: a field was changed "
-                                           "after it was written.")
+                self._broke(
+                    "edited",
+                    row,
+                    "its content no longer matches its seal: a field was changed "
+                    "after it was written.",
+                )
         elif chain_of(row.patient_id, row.actor, row.detail) != self.chain:
-            self._broke("edited", row, f"it now names patient {row.patient_id}, not the one whose chain "
-                                       "sealed it.")
+            self._broke(
+                "edited",
+                row,
+                f"it now names patient {row.patient_id}, not the one whose chain sealed it.",
+            )
         elif row.seq != self.expected:
-            missing = f"n°{self.expected}" if row.seq == self.expected + 1 else \
-                f"n°{self.expected} to n°{row.seq - 1}"
+            missing = (
+                f"n°{self.expected}"
+                if row.seq == self.expected + 1
+                else f"n°{self.expected} to n°{row.seq - 1}"
+            )
             self._broke("deleted", row, f"the event(s) {missing} before it were deleted.")
         elif row.prev_hash != self.previous:
-            self._broke("reordered", row, f"it was sealed after another event than n°{self.expected - 1}, "
-                                          "the one now before it.")
+            self._broke(
+                "reordered",
+                row,
+                f"it was sealed after another event than n°{self.expected - 1}, "
+                "the one now before it.",
+            )
         else:
             self.expected, self.previous = row.seq + 1, row.hash
 
@@ -138,18 +168,25 @@ class ChainChecker:
             return self.check
         done = self.expected - 1
         if head_seq is None:
-            self._broke("deleted", self.last, f"the chain's head is missing: events after n°{done} may "
-                                              "have been deleted unseen.")
+            self._broke(
+                "deleted",
+                self.last,
+                f"the chain's head is missing: events after n°{done} may have been deleted unseen.",
+            )
         elif done < head_seq:
             missing = f"n°{head_seq}" if done + 1 == head_seq else f"n°{done + 1} to n°{head_seq}"
             where = "after this one" if self.last is not None else "every event of the chain"
-            self._broke("deleted", self.last, f"the chain's last event(s) {missing} ({where}) were deleted.")
+            self._broke(
+                "deleted", self.last, f"the chain's last event(s) {missing} ({where}) were deleted."
+            )
         elif self.previous != head_hash:
             self._broke("edited", self.last, "it is not the last event the chain's head recorded.")
         return self.check
 
 
-def check_chain(chain: str, head_seq: int | None, head_hash: str | None, rows: Iterable[Any]) -> ChainCheck:
+def check_chain(
+    chain: str, head_seq: int | None, head_hash: str | None, rows: Iterable[Any]
+) -> ChainCheck:
     """Check one chain's events (in seq order, none past ``head_seq``) against their seals and its head."""
     checker = ChainChecker(chain, head_seq)
     for row in rows:
@@ -159,10 +196,13 @@ def check_chain(chain: str, head_seq: int | None, head_hash: str | None, rows: I
 
 def _chain_query(chain: str) -> Select[Any]:
     """One statement: the chain's head and its events up to it, in order (no event: one row of Nones)."""
-    return (select(_heads.c.seq.label("head_seq"), _heads.c.hash.label("head_hash"), *_COLUMNS)
-            .select_from(_heads)
-            .outerjoin(_events, and_(_events.c.chain == _heads.c.chain, _events.c.seq <= _heads.c.seq))
-            .where(_heads.c.chain == chain).order_by(_events.c.seq))
+    return (
+        select(_heads.c.seq.label("head_seq"), _heads.c.hash.label("head_hash"), *_COLUMNS)
+        .select_from(_heads)
+        .outerjoin(_events, and_(_events.c.chain == _heads.c.chain, _events.c.seq <= _heads.c.seq))
+        .where(_heads.c.chain == chain)
+        .order_by(_events.c.seq)
+    )
 
 
 async def verify_chain(session: AsyncSession, chain: str) -> ChainCheck:
@@ -172,15 +212,23 @@ async def verify_chain(session: AsyncSession, chain: str) -> ChainCheck:
     """
     rows = (await session.execute(_chain_query(chain))).all()
     if rows:
-        return check_chain(chain, rows[0].head_seq, rows[0].head_hash, [r for r in rows if r.id is not None])
-    headless = (await session.execute(select(*_COLUMNS).where(_events.c.chain == chain)
-                                      .order_by(_events.c.seq))).all()
+        return check_chain(
+            chain, rows[0].head_seq, rows[0].head_hash, [r for r in rows if r.id is not None]
+        )
+    headless = (
+        await session.execute(
+            select(*_COLUMNS).where(_events.c.chain == chain).order_by(_events.c.seq)
+        )
+    ).all()
     return check_chain(chain, None, None, headless) if headless else ChainCheck()
 
 
 def _events_query(chain: str, after_seq: int, head_seq: int) -> Select[Any]:
-    return (select(*_COLUMNS).where(_events.c.chain == chain, _events.c.seq > after_seq,
-                                    _events.c.seq <= head_seq).order_by(_events.c.seq))
+    return (
+        select(*_COLUMNS)
+        .where(_events.c.chain == chain, _events.c.seq > after_seq, _events.c.seq <= head_seq)
+        .order_by(_events.c.seq)
+    )
 
 
 @dataclass
@@ -201,13 +249,22 @@ class RecentlyVerified:
     intact.
     """
 
-    def __init__(self, *, full_walk_events: int = 1000, rewalk: dt.timedelta = dt.timedelta(minutes=10),
-                 remembered: int = 10000) -> None:
+    def __init__(
+        self,
+        *,
+        full_walk_events: int = 1000,
+        rewalk: dt.timedelta = dt.timedelta(minutes=10),
+        remembered: int = 10000,
+    ) -> None:
         self.full_walk_events, self.rewalk, self.remembered = full_walk_events, rewalk, remembered
         self._known: dict[str, _Verified] = {}
 
     async def check(self, session: AsyncSession, chain: str, now: dt.datetime) -> ChainCheck:
-        head = (await session.execute(select(_heads.c.seq, _heads.c.hash).where(_heads.c.chain == chain))).first()
+        head = (
+            await session.execute(
+                select(_heads.c.seq, _heads.c.hash).where(_heads.c.chain == chain)
+            )
+        ).first()
         if head is None:
             self._known.pop(chain, None)
             return await verify_chain(session, chain)  # never written, or its head deleted
@@ -223,8 +280,12 @@ class RecentlyVerified:
                 known.seq, known.hash = head.seq, head.hash
                 return check
             # A break among the new events, or an old one: tell it from a whole walk.
-        check = check_chain(chain, head.seq, head.hash,
-                            (await session.execute(_events_query(chain, 0, head.seq))).all())
+        check = check_chain(
+            chain,
+            head.seq,
+            head.hash,
+            (await session.execute(_events_query(chain, 0, head.seq))).all(),
+        )
         self._known.pop(chain, None)
         if check.broken is None and check.events > self.full_walk_events:
             if len(self._known) >= self.remembered:
@@ -252,8 +313,9 @@ async def _every_event(db: Database) -> AsyncIterator[Any]:
 async def verify_all(db: Database) -> VerifyReport:
     """Walk every chain in seq order; the first break of each broken chain."""
     async with db.read() as session:
-        heads: dict[str, tuple[int, str]] = {row.chain: (row.seq, row.hash)
-                                             for row in await session.execute(select(_heads))}
+        heads: dict[str, tuple[int, str]] = {
+            row.chain: (row.seq, row.hash) for row in await session.execute(select(_heads))
+        }
     report = VerifyReport()
     checkers: dict[str, ChainChecker] = {}
     unknown: list[ChainChecker] = []  # chains with events but no head when the walk began
@@ -269,8 +331,13 @@ async def verify_all(db: Database) -> VerifyReport:
     begun: set[str] = set()
     if unknown:
         async with db.read() as session:
-            begun = set((await session.scalars(select(_heads.c.chain).where(
-                _heads.c.chain.in_([c.chain for c in unknown])))).all())
+            begun = set(
+                (
+                    await session.scalars(
+                        select(_heads.c.chain).where(_heads.c.chain.in_([c.chain for c in unknown]))
+                    )
+                ).all()
+            )
     for chain in sorted(set(heads) | set(checkers)):
         if chain in begun:
             continue  # its first event was written during the walk

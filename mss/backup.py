@@ -99,7 +99,9 @@ def _typed(table: Table, row: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in row.items():
         if name not in table.c:
-            raise BackupRefused(f"the archive has a column {table.name}.{name} this version does not know")
+            raise BackupRefused(
+                f"the archive has a column {table.name}.{name} this version does not know"
+            )
         kind = table.c[name].type
         impl = getattr(kind, "impl", kind)
         if value is None:
@@ -132,8 +134,14 @@ async def _dump_tables(db: Database, folder: Path, *, snapshot: bool) -> tuple[s
             with (folder / f"{table.name}.jsonl").open("w", encoding="utf-8") as out:
                 result = await conn.stream(select(table).order_by(*table.primary_key.columns))
                 async for row in result.mappings():
-                    out.write(json.dumps({k: _plain(v) for k, v in row.items()}, ensure_ascii=False,
-                                         separators=(",", ":")) + "\n")
+                    out.write(
+                        json.dumps(
+                            {k: _plain(v) for k, v in row.items()},
+                            ensure_ascii=False,
+                            separators=(",", ":"),
+                        )
+                        + "\n"
+                    )
                     count += 1
             counts[table.name] = count
         await conn.rollback()
@@ -163,8 +171,9 @@ def _files(root: Path) -> Iterator[Path]:
     return (p for p in sorted(root.rglob("*")) if p.is_file())
 
 
-def _seal(gpg: Any, staging: Path, archive: Path, out: Path, keys: list[str],
-          recipient_file: Path | None) -> None:
+def _seal(
+    gpg: Any, staging: Path, archive: Path, out: Path, keys: list[str], recipient_file: Path | None
+) -> None:
     """Tar the staged files (manifest first) and encrypt the tar to ``keys`` into ``out``."""
     with tarfile.open(archive, "w") as tar:
         tar.add(staging / "manifest.json", "manifest.json")
@@ -183,11 +192,19 @@ def _seal(gpg: Any, staging: Path, archive: Path, out: Path, keys: list[str],
         raise BackupRefused(f"gpg could not encrypt to {', '.join(keys)}: {result.status}")
 
 
-async def make_backup(settings: Settings, out: Path, *, recipients: list[str] | None = None,
-                      recipient_file: Path | None = None, gnupg_home: str | Path | None = None) -> BackupReport:
+async def make_backup(
+    settings: Settings,
+    out: Path,
+    *,
+    recipients: list[str] | None = None,
+    recipient_file: Path | None = None,
+    gnupg_home: str | Path | None = None,
+) -> BackupReport:
     """Write an encrypted snapshot of the hub to ``out``."""
     if not recipients and recipient_file is None:
-        raise InvalidInput("say whom the backup is encrypted to: --encrypt-to KEYID or --recipient-file FILE")
+        raise InvalidInput(
+            "say whom the backup is encrypted to: --encrypt-to KEYID or --recipient-file FILE"
+        )
     if out.exists():
         raise BackupRefused(f"{out} already exists: choose a new file name")
     with tempfile.TemporaryDirectory(prefix="mss-backup-") as tmp:
@@ -198,7 +215,9 @@ async def make_backup(settings: Settings, out: Path, *, recipients: list[str] | 
         try:
             if db.sqlite_path is not None:
                 if not db.sqlite_path.is_file():
-                    raise BackupRefused(f"there is no database at {db.sqlite_path}: nothing to back up")
+                    raise BackupRefused(
+                        f"there is no database at {db.sqlite_path}: nothing to back up"
+                    )
                 copy = work / "snapshot.sqlite3"
                 _sqlite_snapshot(db.sqlite_path, copy)
                 snap = Database(f"sqlite+aiosqlite:///{copy}")
@@ -215,12 +234,23 @@ async def make_backup(settings: Settings, out: Path, *, recipients: list[str] | 
             shutil.copy2(settings.source, staging / "config" / "mss.toml")
         if settings.pki_dir.is_dir():
             shutil.copytree(settings.pki_dir, staging / "pki")
-        manifest = {"format": FORMAT, "revision": revision,
-                    "created_at": dt.datetime.now(dt.UTC).isoformat(), "rows": counts,
-                    "files": {str(p.relative_to(staging)): _sha256(p) for p in _files(staging)}}
+        manifest = {
+            "format": FORMAT,
+            "revision": revision,
+            "created_at": dt.datetime.now(dt.UTC).isoformat(),
+            "rows": counts,
+            "files": {str(p.relative_to(staging)): _sha256(p) for p in _files(staging)},
+        }
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-        await asyncio.to_thread(_seal, _gpg(gnupg_home), staging, work / "archive.tar", out,
-                                list(recipients or []), recipient_file)
+        await asyncio.to_thread(
+            _seal,
+            _gpg(gnupg_home),
+            staging,
+            work / "archive.tar",
+            out,
+            list(recipients or []),
+            recipient_file,
+        )
     out.chmod(0o600)
     return BackupReport(out, len(counts), sum(counts.values()), revision)
 
@@ -240,14 +270,18 @@ async def _is_empty(db: Database) -> bool:
     return not names
 
 
-def _unseal(gpg: Any, archive_path: Path, work: Path, passphrase: str | None) -> tuple[Path, dict[str, Any]]:
+def _unseal(
+    gpg: Any, archive_path: Path, work: Path, passphrase: str | None
+) -> tuple[Path, dict[str, Any]]:
     """Decrypt and authenticate the archive, unpack it, check every file against the manifest."""
     plain = work / "archive.tar"
     with archive_path.open("rb") as sealed:
         result = gpg.decrypt_file(sealed, output=str(plain), passphrase=passphrase)
     if not result.ok:
-        raise BackupRefused(f"{archive_path} cannot be decrypted and authenticated "
-                            f"(damaged, changed, or not for our key): gpg says {result.status or 'no'}")
+        raise BackupRefused(
+            f"{archive_path} cannot be decrypted and authenticated "
+            f"(damaged, changed, or not for our key): gpg says {result.status or 'no'}"
+        )
     staging = work / "archive"
     try:
         with tarfile.open(plain) as tar:
@@ -255,7 +289,9 @@ def _unseal(gpg: Any, archive_path: Path, work: Path, passphrase: str | None) ->
     except tarfile.TarError as exc:
         raise BackupRefused(f"{archive_path} does not hold an mss backup: {exc}") from None
     try:
-        manifest: dict[str, Any] = json.loads((staging / "manifest.json").read_text(encoding="utf-8"))
+        manifest: dict[str, Any] = json.loads(
+            (staging / "manifest.json").read_text(encoding="utf-8")
+        )
     except (OSError, ValueError):
         raise BackupRefused(f"{archive_path} has no readable manifest: not an mss backup") from None
     if manifest.get("format") != FORMAT:
@@ -269,14 +305,21 @@ def _unseal(gpg: Any, archive_path: Path, work: Path, passphrase: str | None) ->
     return staging, manifest
 
 
-async def restore_backup(settings: Settings, archive_path: Path, *, gnupg_home: str | Path | None = None,
-                         passphrase: str | None = None) -> BackupReport:
+async def restore_backup(
+    settings: Settings,
+    archive_path: Path,
+    *,
+    gnupg_home: str | Path | None = None,
+    passphrase: str | None = None,
+) -> BackupReport:
     """Bring an archive of ``make_backup`` back into an empty data folder and database."""
     from mss.migrate import upgrade_async
 
     gpg = _gpg(gnupg_home)
     with tempfile.TemporaryDirectory(prefix="mss-restore-") as tmp:
-        staging, manifest = await asyncio.to_thread(_unseal, gpg, Path(archive_path), Path(tmp), passphrase)
+        staging, manifest = await asyncio.to_thread(
+            _unseal, gpg, Path(archive_path), Path(tmp), passphrase
+        )
         if settings.pki_dir.exists() and any(settings.pki_dir.iterdir()):
             raise BackupRefused(f"{settings.pki_dir} is not empty: restore into a new data folder")
         db = Database(settings.effective_database_url)
@@ -284,7 +327,9 @@ async def restore_backup(settings: Settings, archive_path: Path, *, gnupg_home: 
             if db.sqlite_path is not None:
                 db.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
             if not await _is_empty(db):
-                raise BackupRefused("the target database already holds tables: restore into an empty one")
+                raise BackupRefused(
+                    "the target database already holds tables: restore into an empty one"
+                )
             await upgrade_async(settings.effective_database_url, manifest["revision"])
             tables = {table.name: table for table in _tables()}
             total = 0
@@ -322,11 +367,14 @@ async def _reset_sequences(session: Any, tables: Any) -> None:
     for table in tables:
         for column in table.primary_key.columns:
             if isinstance(column.type, Integer):
-                await session.execute(text(
-                    f"SELECT setval(pg_get_serial_sequence('{table.name}', '{column.name}'), "
-                    f"COALESCE((SELECT MAX({column.name}) FROM {table.name}), 0) + 1, false) "
-                    f"WHERE pg_get_serial_sequence('{table.name}', '{column.name}') IS NOT NULL"))
+                await session.execute(
+                    text(
+                        f"SELECT setval(pg_get_serial_sequence('{table.name}', '{column.name}'), "
+                        f"COALESCE((SELECT MAX({column.name}) FROM {table.name}), 0) + 1, false) "
+                        f"WHERE pg_get_serial_sequence('{table.name}', '{column.name}') IS NOT NULL"
+                    )
+                )
 
 
 def describe(report: BackupReport) -> str:
-    return (f"{report.path}: {report.tables} tables, {report.rows} rows, schema {report.revision}")
+    return f"{report.path}: {report.tables} tables, {report.rows} rows, schema {report.revision}"

@@ -50,9 +50,14 @@ def loads_bounded(data: bytes | str, max_depth: int = MAX_JSON_DEPTH) -> Any:
     except UnicodeDecodeError:
         raise JsonRefused("the body is not UTF-8 JSON") from None
     if json_depth(text, max_depth) > max_depth:
-        raise JsonRefused(f"the JSON body nests deeper than {max_depth} levels of arrays and "
-                          "objects; no FHIR resource needs as many")
+        raise JsonRefused(
+            f"the JSON body nests deeper than {max_depth} levels of arrays and "
+            "objects; no FHIR resource needs as many"
+        )
     try:
         return json.loads(text)
-    except (ValueError, RecursionError):  # ValueError: JSONDecodeError, or an integer of 4301+ digits
+    except (
+        ValueError,
+        RecursionError,
+    ):  # ValueError: JSONDecodeError, or an integer of 4301+ digits
         raise JsonRefused("the body is not JSON") from None

@@ -29,8 +29,9 @@ def current_settings() -> Settings:
     root = ctx.find_root()
     root.ensure_object(dict)
     if "settings" not in root.obj:
-        root.obj["settings"] = load_settings(root.obj.get("config_path"),
-                                             data_dir=root.obj.get("data_dir"))
+        root.obj["settings"] = load_settings(
+            root.obj.get("config_path"), data_dir=root.obj.get("data_dir")
+        )
     settings: Settings = root.obj["settings"]
     return settings
 
@@ -62,26 +63,34 @@ async def open_database(settings: Settings, *, check: bool = True) -> Database:
     db = Database(settings.effective_database_url)
     if check and db.sqlite_path is not None and not db.sqlite_path.is_file():
         await db.dispose()
-        raise DatabaseUnavailable(f"the database file {db.sqlite_path} does not exist: "
-                                  "run 'mss init' (or 'mss db upgrade')")
+        raise DatabaseUnavailable(
+            f"the database file {db.sqlite_path} does not exist: "
+            "run 'mss init' (or 'mss db upgrade')"
+        )
     if check:
         from sqlalchemy import text
+
         try:
             async with db.read() as session:
                 await session.execute(text("SELECT 1 FROM alembic_version"))
         except Exception as exc:  # noqa: BLE001 - every cause becomes one sentence
             await db.dispose()
             if "alembic_version" in str(exc):
-                raise DatabaseUnavailable(f"the database at {safe_url(db.url)} has no schema yet: "
-                                          "run 'mss db upgrade' (or 'mss init')") from None
+                raise DatabaseUnavailable(
+                    f"the database at {safe_url(db.url)} has no schema yet: "
+                    "run 'mss db upgrade' (or 'mss init')"
+                ) from None
             reason = exc.sentence if isinstance(exc, HubError) else str(exc).splitlines()[0]
-            raise DatabaseUnavailable(f"cannot use the database at {safe_url(db.url)}: {reason}") from None
+            raise DatabaseUnavailable(
+                f"cannot use the database at {safe_url(db.url)}: {reason}"
+            ) from None
     return db
 
 
 def safe_url(url: str) -> str:
     """A database URL without its password, for messages."""
     from sqlalchemy.engine import make_url
+
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - a URL we cannot parse is shown as a placeholder

@@ -43,7 +43,9 @@ class Listeners:
     https: bool = True
     workers: bool = True
     job_process: bool = False  # the workers in a second process: a second core for follow-up work
-    smtp_processes: int = 1  # processes serving the SMTP ports (SO_REUSEPORT): more cores for the gateway
+    smtp_processes: int = (
+        1  # processes serving the SMTP ports (SO_REUSEPORT): more cores for the gateway
+    )
 
 
 @dataclass
@@ -101,10 +103,14 @@ class LoginThrottleLimits:
 
     lock_after: int = 5  # failures of one account from one address: that pair is locked
     source_lock_after: int = 30  # failures from one address, any account: the address is locked
-    lock_minutes: float = 15.0  # how long a lock lasts; a series is forgotten after as long without failure
+    lock_minutes: float = (
+        15.0  # how long a lock lasts; a series is forgotten after as long without failure
+    )
     free_failures: int = 1  # failures of an account before each attempt must wait
     back_off_seconds: float = 2.0  # the first wait, doubled at each further failure (0: no wait)
-    max_back_off_seconds: float = 60.0  # the longest wait, all the owner waits when others lock their address
+    max_back_off_seconds: float = (
+        60.0  # the longest wait, all the owner waits when others lock their address
+    )
 
 
 @dataclass
@@ -119,8 +125,12 @@ class Retention:
     """Mailboxes left unused (``mss.policy.retention``): a warning, then their messages purged; not the DMP."""
 
     warn_after_days: int = 335  # days without a login before the one warning (about 11 months)
-    purge_after_days: int = 365  # days without a login before the purge (at least 30 days after the warning)
-    closed_account_days: int = 90  # days after a patient account is closed for good before its messages go
+    purge_after_days: int = (
+        365  # days without a login before the purge (at least 30 days after the warning)
+    )
+    closed_account_days: int = (
+        90  # days after a patient account is closed for good before its messages go
+    )
     batch: int = 500  # folder entries removed per transaction while purging
 
 
@@ -184,7 +194,9 @@ class Settings:
         return Path(self.tls.crl_file) if self.tls.crl_file else self.pki_dir / "crl.pem"
 
 
-_SECTIONS = {f.name for f in dataclasses.fields(Settings) if dataclasses.is_dataclass(f.default_factory)}  # type: ignore[arg-type]
+_SECTIONS = {
+    f.name for f in dataclasses.fields(Settings) if dataclasses.is_dataclass(f.default_factory)
+}  # type: ignore[arg-type]
 
 
 _KIND_WORDS = {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}
@@ -254,8 +266,12 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
-def load_settings(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None,
-                  *, data_dir: str | None = None) -> Settings:
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    data_dir: str | None = None,
+) -> Settings:
     """Read the settings: file (explicit, MSS_CONFIG or ./mss.toml), then MSS_* variables, then ``data_dir``.
 
     The data folder comes out absolute: a relative ``data_dir`` in a file is
@@ -296,10 +312,15 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: Mapping[str, 
     from mss.policy.retention import RetentionRules, rules_problem
 
     retention = settings.retention
-    problem = rules_problem(RetentionRules(retention.warn_after_days, retention.purge_after_days,
-                                           retention.closed_account_days))
+    problem = rules_problem(
+        RetentionRules(
+            retention.warn_after_days, retention.purge_after_days, retention.closed_account_days
+        )
+    )
     if problem or retention.batch < 1:
         raise ConfigError(problem or f"retention.batch must be 1 or more, got {retention.batch}")
     if settings.listeners.smtp_processes < 1:
-        raise ConfigError(f"listeners.smtp_processes must be 1 or more, got {settings.listeners.smtp_processes}")
+        raise ConfigError(
+            f"listeners.smtp_processes must be 1 or more, got {settings.listeners.smtp_processes}"
+        )
     return settings

@@ -24,24 +24,36 @@ class ConversationState(str, enum.Enum):
 
 class Conversation(Base):
     __tablename__ = "conversations"
-    __table_args__ = (Index("ix_conversations_pair", "patient_mailbox_id", "professional_mailbox_id"),)
+    __table_args__ = (
+        Index("ix_conversations_pair", "patient_mailbox_id", "professional_mailbox_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id"))
     professional_mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id"))
     state: Mapped[ConversationState] = mapped_column(
-        Enum(ConversationState, name="conversation_state", native_enum=False, length=16,
-             values_callable=lambda e: [m.value for m in e]),
-        default=ConversationState.OPEN)
+        Enum(
+            ConversationState,
+            name="conversation_state",
+            native_enum=False,
+            length=16,
+            values_callable=lambda e: [m.value for m in e],
+        ),
+        default=ConversationState.OPEN,
+    )
     opened_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 # -- store functions (the caller's session, so they join its transaction) -------------------
 
-async def conversation_facts(session: AsyncSession, patient_mailbox_id: int,
-                             professional_mailbox_id: int | None = None,
-                             referenced_message_ids: Iterable[str] = ()) -> list[ConversationFacts]:
+
+async def conversation_facts(
+    session: AsyncSession,
+    patient_mailbox_id: int,
+    professional_mailbox_id: int | None = None,
+    referenced_message_ids: Iterable[str] = (),
+) -> list[ConversationFacts]:
     """The conversations of a patient with one professional-side mailbox, and those a reply cites.
 
     Each comes with those of its messages' Message-IDs that ``referenced_message_ids``
@@ -56,35 +68,58 @@ async def conversation_facts(session: AsyncSession, patient_mailbox_id: int,
         conditions.append(Conversation.professional_mailbox_id == professional_mailbox_id)
     if wanted:
         cited = select(StoredMessage.conversation_id).where(
-            StoredMessage.message_id_header.in_(wanted), StoredMessage.conversation_id.is_not(None))
+            StoredMessage.message_id_header.in_(wanted), StoredMessage.conversation_id.is_not(None)
+        )
         conditions.append(Conversation.id.in_(cited))
     if not conditions:
         return []
-    rows = list((await session.scalars(
-        select(Conversation).where(Conversation.patient_mailbox_id == patient_mailbox_id,
-                                   or_(*conditions)).order_by(Conversation.id))).all())
+    rows = list(
+        (
+            await session.scalars(
+                select(Conversation)
+                .where(Conversation.patient_mailbox_id == patient_mailbox_id, or_(*conditions))
+                .order_by(Conversation.id)
+            )
+        ).all()
+    )
     if not rows:
         return []
     # Only the cited Message-IDs matter (the policy intersects them with the references), so a
     # long conversation does not cost a long read on every message.
     ids: dict[int, set[str]] = {row.id: set() for row in rows}
     if wanted:
-        for conversation_id, message_id in (await session.execute(
-                select(StoredMessage.conversation_id, StoredMessage.message_id_header)
-                .where(StoredMessage.conversation_id.in_(list(ids)),
-                       StoredMessage.message_id_header.in_(wanted)))).all():
+        for conversation_id, message_id in (
+            await session.execute(
+                select(StoredMessage.conversation_id, StoredMessage.message_id_header).where(
+                    StoredMessage.conversation_id.in_(list(ids)),
+                    StoredMessage.message_id_header.in_(wanted),
+                )
+            )
+        ).all():
             if conversation_id is not None:
                 ids[conversation_id].add(message_id)
-    return [ConversationFacts(row.id, row.patient_mailbox_id, row.professional_mailbox_id, row.state,
-                              frozenset(ids[row.id])) for row in rows]
+    return [
+        ConversationFacts(
+            row.id,
+            row.patient_mailbox_id,
+            row.professional_mailbox_id,
+            row.state,
+            frozenset(ids[row.id]),
+        )
+        for row in rows
+    ]
 
 
-async def open_conversation(session: AsyncSession, patient_mailbox_id: int,
-                            professional_mailbox_id: int) -> Conversation:
+async def open_conversation(
+    session: AsyncSession, patient_mailbox_id: int, professional_mailbox_id: int
+) -> Conversation:
     """Start a conversation (the professional side writes first, or the pharmacy exception)."""
-    conversation = Conversation(patient_mailbox_id=patient_mailbox_id,
-                                professional_mailbox_id=professional_mailbox_id,
-                                state=ConversationState.OPEN, opened_at=utcnow())
+    conversation = Conversation(
+        patient_mailbox_id=patient_mailbox_id,
+        professional_mailbox_id=professional_mailbox_id,
+        state=ConversationState.OPEN,
+        opened_at=utcnow(),
+    )
     session.add(conversation)
     await session.flush()
     return conversation
@@ -92,5 +127,8 @@ async def open_conversation(session: AsyncSession, patient_mailbox_id: int,
 
 async def close_conversation(session: AsyncSession, conversation_id: int) -> None:
     """Close a conversation: the patient can no longer reply in it."""
-    await session.execute(update(Conversation).where(Conversation.id == conversation_id)
-                          .values(state=ConversationState.CLOSED, closed_at=utcnow()))
+    await session.execute(
+        update(Conversation)
+        .where(Conversation.id == conversation_id)
+        .values(state=ConversationState.CLOSED, closed_at=utcnow())
+    )

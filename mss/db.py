@@ -85,7 +85,9 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         value = value.astimezone(dt.UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
@@ -98,7 +100,9 @@ def utcnow() -> dt.datetime:
 
 
 BUSY_TIMEOUT_MS = 10000
-INLINE_BUSY_POLL = 0.5  # seconds an inline statement polls for a lock before waiting in the driver's thread
+INLINE_BUSY_POLL = (
+    0.5  # seconds an inline statement polls for a lock before waiting in the driver's thread
+)
 _inline: contextvars.ContextVar[bool] = contextvars.ContextVar("mss_sqlite_inline", default=False)
 
 
@@ -254,7 +258,9 @@ async def translate_db_errors() -> AsyncIterator[None]:
         raise DatabaseUnavailable(f"the database is unavailable: {_first_line(exc)}") from exc
     except DBAPIError as exc:
         if exc.connection_invalidated:
-            raise DatabaseUnavailable(f"the database connection was lost: {_first_line(exc)}") from exc
+            raise DatabaseUnavailable(
+                f"the database connection was lost: {_first_line(exc)}"
+            ) from exc
         raise
     except (TimeoutError, OSError, ConnectionError) as exc:
         raise DatabaseUnavailable(f"the database is unavailable: {exc}") from exc
@@ -291,7 +297,9 @@ def _forget(task: asyncio.Task[Any]) -> None:
         task.exception()  # retrieved, so asyncio does not log it as never retrieved
 
 
-def pairs_in(first: ColumnElement[Any], second: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+def pairs_in(
+    first: ColumnElement[Any], second: ColumnElement[Any], name: str
+) -> ColumnElement[bool]:
     """``(first, second) IN :name``, written so that both engines use the two-column index.
 
     SQLite (3.40) answers a row-value ``IN`` list of two pairs or more by scanning the
@@ -300,18 +308,25 @@ def pairs_in(first: ColumnElement[Any], second: ColumnElement[Any], name: str) -
     expanding parameters (``pairs_values`` gives them): build the statement once, at
     import, and it is compiled once whatever the number of pairs.
     """
-    return and_(first.in_(bindparam(f"{name}_first", expanding=True)),
-                second.in_(bindparam(f"{name}_second", expanding=True)),
-                tuple_(first, second).in_(bindparam(name, expanding=True)))
+    return and_(
+        first.in_(bindparam(f"{name}_first", expanding=True)),
+        second.in_(bindparam(f"{name}_second", expanding=True)),
+        tuple_(first, second).in_(bindparam(name, expanding=True)),
+    )
 
 
 def pairs_values(name: str, pairs: list[tuple[Any, Any]]) -> dict[str, Any]:
     """The parameters of ``pairs_in(..., name)`` for these pairs."""
-    return {f"{name}_first": sorted({a for a, _ in pairs}), f"{name}_second": sorted({b for _, b in pairs}),
-            name: pairs}
+    return {
+        f"{name}_first": sorted({a for a, _ in pairs}),
+        f"{name}_second": sorted({b for _, b in pairs}),
+        name: pairs,
+    }
 
 
-async def insert_ids(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
+async def insert_ids(
+    session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]
+) -> list[int]:
     """Insert ``rows`` into ``table`` (integer key ``id``) with one multi-row statement; the new ids, in order.
 
     PostgreSQL answers ``RETURNING`` in the rows' order when asked (``sort_by_parameter_order``).
@@ -322,9 +337,16 @@ async def insert_ids(session: AsyncSession, table: Table, rows: Sequence[dict[st
     if not rows:
         return []
     if session.get_bind().dialect.name == "sqlite":
-        return sorted((await session.scalars(insert(table).returning(table.c.id), list(rows))).all())
-    return list((await session.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True),
-                                       list(rows))).all())
+        return sorted(
+            (await session.scalars(insert(table).returning(table.c.id), list(rows))).all()
+        )
+    return list(
+        (
+            await session.scalars(
+                insert(table).returning(table.c.id, sort_by_parameter_order=True), list(rows)
+            )
+        ).all()
+    )
 
 
 def add_row(session: AsyncSession, model: type[Base], values: dict[str, Any]) -> Any:

@@ -23,7 +23,9 @@ def demo_accounts_file(settings: Settings) -> Path:
 
 
 def load_demo_accounts(settings: Settings) -> list[dict[str, Any]]:
-    accounts: list[dict[str, Any]] = json.loads(demo_accounts_file(settings).read_text(encoding="utf-8"))
+    accounts: list[dict[str, Any]] = json.loads(
+        demo_accounts_file(settings).read_text(encoding="utf-8")
+    )
     return accounts
 
 
@@ -54,7 +56,9 @@ async def accounts(settings: Settings, as_json: bool) -> None:
         click.echo(json.dumps(found, ensure_ascii=False, indent=2))
         return
     for account in found:
-        click.echo(f"{account['role']:<28} {account.get('login') or account['address']:<42} {account['password']}")
+        click.echo(
+            f"{account['role']:<28} {account.get('login') or account['address']:<42} {account['password']}"
+        )
 
 
 # -- the demo data --------------------------------------------------------------------------
@@ -92,82 +96,202 @@ async def create_demo(settings: Settings, db: Any) -> list[str]:
 
     accounts: list[dict[str, Any]] = []
 
-    def certify(address: str, *, id_nat: str | None = None, name: str | None = None,
-                title: str | None = None, client: bool = False) -> dict[str, str]:
-        issued = pki.issue_smime(settings.pki_dir, address, id_nat=id_nat, common_name=name, title=title)
+    def certify(
+        address: str,
+        *,
+        id_nat: str | None = None,
+        name: str | None = None,
+        title: str | None = None,
+        client: bool = False,
+    ) -> dict[str, str]:
+        issued = pki.issue_smime(
+            settings.pki_dir, address, id_nat=id_nat, common_name=name, title=title
+        )
         paths = {"certificate": str(issued.cert.resolve()), "key": str(issued.key.resolve())}
         if client or id_nat:  # a professional's client certificate carries the idNat (document API)
-            tls = pki.issue_client(settings.pki_dir, address, id_nat=id_nat, common_name=name, title=title)
-            paths.update(client_certificate=str(tls.cert.resolve()), client_key=str(tls.key.resolve()))
+            tls = pki.issue_client(
+                settings.pki_dir, address, id_nat=id_nat, common_name=name, title=title
+            )
+            paths.update(
+                client_certificate=str(tls.cert.resolve()), client_key=str(tls.key.resolve())
+            )
         return paths
 
     async with db.write() as session:
         hospital = await store.create_organisation(
-            session, name="Centre hospitalier de démonstration", finess=HOSPITAL_FINESS,
-            kind=OrganisationKind.HOSPITAL)
+            session,
+            name="Centre hospitalier de démonstration",
+            finess=HOSPITAL_FINESS,
+            kind=OrganisationKind.HOSPITAL,
+        )
         pharmacy = await store.create_organisation(
-            session, name="Pharmacie du Centre", finess=PHARMACY_FINESS, kind=OrganisationKind.PHARMACY)
+            session,
+            name="Pharmacie du Centre",
+            finess=PHARMACY_FINESS,
+            kind=OrganisationKind.PHARMACY,
+        )
         people = [
-            ("doctor (médecin traitant)", "810001234565", "Dupont", "Jean", "10", "SM54", None, "Médecin"),
-            ("doctor (cardiologist)", "810002345675", "Martin", "Claire", "10", "SM04", hospital, "Médecin"),
+            (
+                "doctor (médecin traitant)",
+                "810001234565",
+                "Dupont",
+                "Jean",
+                "10",
+                "SM54",
+                None,
+                "Médecin",
+            ),
+            (
+                "doctor (cardiologist)",
+                "810002345675",
+                "Martin",
+                "Claire",
+                "10",
+                "SM04",
+                hospital,
+                "Médecin",
+            ),
             ("pharmacist", "810003456786", "Bernard", "Paul", "21", "", pharmacy, "Pharmacien"),
         ]
         professionals = {}
         for role, id_nat, family, given, profession, specialty, organisation, title in people:
             professional = await store.create_professional(
-                session, id_nat=id_nat, family_name=family, given_names=given, profession_code=profession,
-                specialty_code=specialty, organisation=organisation)
+                session,
+                id_nat=id_nat,
+                family_name=family,
+                given_names=given,
+                profession_code=profession,
+                specialty_code=specialty,
+                organisation=organisation,
+            )
             professionals[family] = professional
             address = f"{given}.{family}@{domain}".lower()
             password = _password()
             name = f"{given} {family}"
-            await store.create_mailbox(session, address=address, kind=MailboxKind.PER, password=password,
-                                       owner=store.MailboxOwner(professional, organisation),
-                                       display_name=("Dr " if profession == "10" else "") + name)
-            accounts.append({"role": role, "name": name, "address": address, "login": address,
-                             "password": password, "id_nat": id_nat,
-                             **certify(address, id_nat=id_nat, name=name, title=title)})
+            await store.create_mailbox(
+                session,
+                address=address,
+                kind=MailboxKind.PER,
+                password=password,
+                owner=store.MailboxOwner(professional, organisation),
+                display_name=("Dr " if profession == "10" else "") + name,
+            )
+            accounts.append(
+                {
+                    "role": role,
+                    "name": name,
+                    "address": address,
+                    "login": address,
+                    "password": password,
+                    "id_nat": id_nat,
+                    **certify(address, id_nat=id_nat, name=name, title=title),
+                }
+            )
         services = [
-            ("cardiology service (ORG)", f"cardiologie@{domain}", MailboxKind.ORG, hospital,
-             "Service de cardiologie", False),
-            ("hospital convocations (APP)", f"convocations@{domain}", MailboxKind.APP, hospital,
-             "Convocations du centre hospitalier", False),
-            ("pharmacy (ORG)", f"pharmacie@{domain}", MailboxKind.ORG, pharmacy, "Pharmacie du Centre", True),
+            (
+                "cardiology service (ORG)",
+                f"cardiologie@{domain}",
+                MailboxKind.ORG,
+                hospital,
+                "Service de cardiologie",
+                False,
+            ),
+            (
+                "hospital convocations (APP)",
+                f"convocations@{domain}",
+                MailboxKind.APP,
+                hospital,
+                "Convocations du centre hospitalier",
+                False,
+            ),
+            (
+                "pharmacy (ORG)",
+                f"pharmacie@{domain}",
+                MailboxKind.ORG,
+                pharmacy,
+                "Pharmacie du Centre",
+                True,
+            ),
         ]
         for role, address, kind, organisation, display, is_pharmacy in services:
             password = _password()
             mailbox = await store.create_mailbox(
-                session, address=address, kind=kind, owner=store.MailboxOwner(organisation=organisation),
-                display_name=display, pharmacy=is_pharmacy, password=password)
+                session,
+                address=address,
+                kind=kind,
+                owner=store.MailboxOwner(organisation=organisation),
+                display_name=display,
+                pharmacy=is_pharmacy,
+                password=password,
+            )
             paths = certify(address, name=display, client=kind is MailboxKind.APP)
             if "client_certificate" in paths:
                 from cryptography import x509
                 from cryptography.hazmat.primitives import hashes
 
-                cert = x509.load_pem_x509_certificate(Path(paths["client_certificate"]).read_bytes())
+                cert = x509.load_pem_x509_certificate(
+                    Path(paths["client_certificate"]).read_bytes()
+                )
                 mailbox.client_cert_sha256 = cert.fingerprint(hashes.SHA256()).hex()
                 mailbox.client_cert_subject = cert.subject.rfc4514_string()
-            accounts.append({"role": role, "name": display, "address": address, "login": address,
-                             "password": password, "finess": organisation.finess, **paths})
+            accounts.append(
+                {
+                    "role": role,
+                    "name": display,
+                    "address": address,
+                    "login": address,
+                    "password": password,
+                    "finess": organisation.finess,
+                    **paths,
+                }
+            )
 
         now = utcnow()
         patients = [
             ("patient", "285037505612306", "Durand", "Marie", dt.date(1985, 3, 14), "+33612345678"),
-            ("patient (guardian)", "179066912304583", "Petit", "Louis", dt.date(1979, 6, 2), "+33623456789"),
+            (
+                "patient (guardian)",
+                "179066912304583",
+                "Petit",
+                "Louis",
+                dt.date(1979, 6, 2),
+                "+33623456789",
+            ),
             ("patient (minor)", "215086912304696", "Petit", "Emma", dt.date(2015, 8, 21), None),
         ]
         created = {}
         for role, ins, family, given, birth, phone in patients:
             patient = await store.create_patient(
-                session, settings, ins=ins, family_name=family, given_names=given, birth_date=birth,
-                email=f"{given}.{family}@example.org".lower(), phone=phone, now=now)
+                session,
+                settings,
+                ins=ins,
+                family_name=family,
+                given_names=given,
+                birth_date=birth,
+                email=f"{given}.{family}@example.org".lower(),
+                phone=phone,
+                now=now,
+            )
             password = _password()
             patient.password_hash = await store.hash_password_async(password)
-            patient.state, patient.activated_at, patient.state_changed_at = PatientState.ACTIVE, now, now
+            patient.state, patient.activated_at, patient.state_changed_at = (
+                PatientState.ACTIVE,
+                now,
+                now,
+            )
             created[given] = patient
-            accounts.append({"role": role, "name": f"{given} {family}", "ins": ins, "login": ins,
-                             "address": store.patient_mailbox_address(settings, ins), "password": password,
-                             "birth_date": birth.isoformat(), "phone": phone})
+            accounts.append(
+                {
+                    "role": role,
+                    "name": f"{given} {family}",
+                    "ins": ins,
+                    "login": ins,
+                    "address": store.patient_mailbox_address(settings, ins),
+                    "password": password,
+                    "birth_date": birth.isoformat(),
+                    "phone": phone,
+                }
+            )
         created["Marie"].treating_professional_id = professionals["Dupont"].id
         await store.add_guardian(session, guardian=created["Louis"], minor=created["Emma"])
         accounts[-1]["guardian_ins"] = created["Louis"].ins

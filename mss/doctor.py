@@ -42,8 +42,11 @@ async def check_database(settings: Settings) -> Check:
     db = Database(url)
     try:
         async with db.read() as session:
-            current = (await asyncio.wait_for(
-                session.execute(text("SELECT version_num FROM alembic_version")), 10)).scalar_one_or_none()
+            current = (
+                await asyncio.wait_for(
+                    session.execute(text("SELECT version_num FROM alembic_version")), 10
+                )
+            ).scalar_one_or_none()
     except Exception as exc:  # noqa: BLE001 - reported as a sentence
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         first = reason[0] if reason else type(exc).__name__
@@ -53,7 +56,10 @@ async def check_database(settings: Settings) -> Check:
     finally:
         await db.dispose()
     if current != head:
-        return Check(False, f"database {safe_url(url)}: schema at {current}, code expects {head}: run 'mss db upgrade'")
+        return Check(
+            False,
+            f"database {safe_url(url)}: schema at {current}, code expects {head}: run 'mss db upgrade'",
+        )
     return Check(True, f"database {safe_url(url)}: reachable, schema at {head}")
 
 
@@ -77,9 +83,14 @@ def check_certificates(settings: Settings) -> list[Check]:
     pki = settings.pki_dir
     checks = [check_certificate("server certificate", settings.server_cert_file)]
     key = settings.server_key_file
-    checks.append(Check(key.is_file(), f"server key: {key}" + ("" if key.is_file() else " is missing")))
-    for label, name in (("root CA", "root-ca.pem"), ("intermediate CA", "intermediate-ca.pem"),
-                        ("operator certificate", "operator.pem")):
+    checks.append(
+        Check(key.is_file(), f"server key: {key}" + ("" if key.is_file() else " is missing"))
+    )
+    for label, name in (
+        ("root CA", "root-ca.pem"),
+        ("intermediate CA", "intermediate-ca.pem"),
+        ("operator certificate", "operator.pem"),
+    ):
         checks.append(check_certificate(label, pki / name))
     crl = settings.crl_path
     if not crl.is_file():
@@ -92,10 +103,22 @@ def check_certificates(settings: Settings) -> list[Check]:
         else:
             next_update = loaded.next_update_utc
             if next_update is not None and next_update <= utcnow():
-                checks.append(Check(False, f"revocation list: {crl} is stale since {next_update:%Y-%m-%d}: run 'mss pki crl'"))
+                checks.append(
+                    Check(
+                        False,
+                        f"revocation list: {crl} is stale since {next_update:%Y-%m-%d}: run 'mss pki crl'",
+                    )
+                )
             else:
-                checks.append(Check(True, f"revocation list: {len(loaded)} revoked, next update "
-                                          f"{next_update:%Y-%m-%d %H:%M}" if next_update else "revocation list: present"))
+                checks.append(
+                    Check(
+                        True,
+                        f"revocation list: {len(loaded)} revoked, next update "
+                        f"{next_update:%Y-%m-%d %H:%M}"
+                        if next_update
+                        else "revocation list: present",
+                    )
+                )
     return checks
 
 
@@ -112,7 +135,9 @@ def check_port(settings: Settings, key: str, label: str) -> Check:
             probe.bind((host, port))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                return Check(False, f"port {port} ({label}): taken by another program that does not answer")
+                return Check(
+                    False, f"port {port} ({label}): taken by another program that does not answer"
+                )
             return Check(False, f"port {port} ({label}): cannot be used ({exc.strerror})")
     return Check(True, f"port {port} ({label}): free")
 
@@ -120,8 +145,11 @@ def check_port(settings: Settings, key: str, label: str) -> Check:
 def check_ports(settings: Settings) -> list[Check]:
     from mss.serve import PORT_NAMES
 
-    return [check_port(settings, key, label) for key, label in PORT_NAMES.items()
-            if getattr(settings.listeners, key)]
+    return [
+        check_port(settings, key, label)
+        for key, label in PORT_NAMES.items()
+        if getattr(settings.listeners, key)
+    ]
 
 
 def check_logins(settings: Settings) -> Check:
@@ -129,14 +157,24 @@ def check_logins(settings: Settings) -> Check:
     from mss.crypto import passwords
 
     t = settings.login_throttle
-    cache = (f"verified logins remembered {settings.auth.cache_seconds:g} s per process"
-             if settings.auth.cache_seconds > 0 else "no verified-login cache ([auth] cache_seconds = 0)")
-    return Check(settings.auth.cache_seconds >= 0,
-                 f"logins: argon2id m={passwords.MEMORY_COST_KIB} KiB t={passwords.TIME_COST} "
-                 f"p={passwords.PARALLELISM}, {cache}; lock after {t.lock_after} failures from one "
-                 f"address for {t.lock_minutes:g} min")
+    cache = (
+        f"verified logins remembered {settings.auth.cache_seconds:g} s per process"
+        if settings.auth.cache_seconds > 0
+        else "no verified-login cache ([auth] cache_seconds = 0)"
+    )
+    return Check(
+        settings.auth.cache_seconds >= 0,
+        f"logins: argon2id m={passwords.MEMORY_COST_KIB} KiB t={passwords.TIME_COST} "
+        f"p={passwords.PARALLELISM}, {cache}; lock after {t.lock_after} failures from one "
+        f"address for {t.lock_minutes:g} min",
+    )
 
 
 async def run_checks(settings: Settings) -> list[Check]:
-    return [check_config(settings), await check_database(settings), *check_certificates(settings),
-            check_logins(settings), *check_ports(settings)]
+    return [
+        check_config(settings),
+        await check_database(settings),
+        *check_certificates(settings),
+        check_logins(settings),
+        *check_ports(settings),
+    ]

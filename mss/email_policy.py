@@ -93,7 +93,7 @@ def header_fields(head: bytes) -> list[tuple[str, str]] | None:
             return None
         if name:
             fields.append((name.decode("ascii"), value.decode("ascii", "surrogateescape")))
-        name, value = line[:found.end() - 1], line[found.end():].lstrip(b" \t")
+        name, value = line[: found.end() - 1], line[found.end() :].lstrip(b" \t")
     if name:
         fields.append((name.decode("ascii"), value.decode("ascii", "surrogateescape")))
     return fields

@@ -70,8 +70,14 @@ class BatchStats:
 class GroupCommit(Generic[R, T]):
     """One writer for one kind of request on one database; see the module docstring."""
 
-    def __init__(self, db: Database, write: BatchWriter[R, T], *, max_batch: int = 64,
-                 integrity_attempts: int = 3) -> None:
+    def __init__(
+        self,
+        db: Database,
+        write: BatchWriter[R, T],
+        *,
+        max_batch: int = 64,
+        integrity_attempts: int = 3,
+    ) -> None:
         self.db = db
         self.write = write
         self.max_batch = max_batch
@@ -97,7 +103,7 @@ class GroupCommit(Generic[R, T]):
 
     async def _write_all(self) -> None:
         while self._waiting:
-            batch, self._waiting = self._waiting[:self.max_batch], self._waiting[self.max_batch:]
+            batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
             try:
                 await self._commit(batch)
             except BaseException as exc:  # never leave a caller waiting forever
@@ -154,9 +160,13 @@ class GroupCommit(Generic[R, T]):
 
         started = time.perf_counter()
         try:
-            with self.db.inline():  # small indexed statements: on SQLite, no thread hop per statement
+            with (
+                self.db.inline()
+            ):  # small indexed statements: on SQLite, no thread hop per statement
                 if self.db.is_sqlite:
-                    return await attempt()  # bounded by SQLite's busy timeout; see the module docstring
+                    return (
+                        await attempt()
+                    )  # bounded by SQLite's busy timeout; see the module docstring
                 return await within(HARD_LIMIT * max(w.timeout for w in live), attempt())
         finally:
             self.stats.batches += 1
@@ -170,10 +180,14 @@ def _fail(waiting: _Waiting[Any, Any], exc: BaseException) -> None:
         waiting.future.set_exception(exc)
 
 
-_writers: weakref.WeakKeyDictionary[Database, dict[str, GroupCommit[Any, Any]]] = weakref.WeakKeyDictionary()
+_writers: weakref.WeakKeyDictionary[Database, dict[str, GroupCommit[Any, Any]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def group_commit(db: Database, name: str, write: BatchWriter[R, T], **options: Any) -> GroupCommit[R, T]:
+def group_commit(
+    db: Database, name: str, write: BatchWriter[R, T], **options: Any
+) -> GroupCommit[R, T]:
     """The process's one ``GroupCommit`` called ``name`` on ``db`` (made on first use)."""
     per_db = _writers.setdefault(db, {})
     found = per_db.get(name)

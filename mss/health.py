@@ -56,13 +56,26 @@ async def readiness(db: Database) -> tuple[bool, dict[str, Any]]:
     try:
         revision = await within(PROBE_SECONDS, schema_revision(db))
     except (DatabaseUnavailable, OSError) as exc:
-        return False, {"status": "unavailable", "database": "unavailable", "detail": str(exc),
-                       "expected_revision": head}
+        return False, {
+            "status": "unavailable",
+            "database": "unavailable",
+            "detail": str(exc),
+            "expected_revision": head,
+        }
     if revision != head:
-        detail = ("the database has no schema: run 'mss db upgrade'" if revision is None else
-                  f"the schema is at revision {revision}, the code expects {head}: run 'mss db upgrade'")
-        return False, {"status": "unavailable", "database": "ok", "migrations": "behind",
-                       "revision": revision, "expected_revision": head, "detail": detail}
+        detail = (
+            "the database has no schema: run 'mss db upgrade'"
+            if revision is None
+            else f"the schema is at revision {revision}, the code expects {head}: run 'mss db upgrade'"
+        )
+        return False, {
+            "status": "unavailable",
+            "database": "ok",
+            "migrations": "behind",
+            "revision": revision,
+            "expected_revision": head,
+            "detail": detail,
+        }
     return True, {"status": "ok", "database": "ok", "migrations": "current", "revision": revision}
 
 
@@ -79,10 +92,14 @@ async def scrape(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     access = decide_metrics_access(request.remote, request.app[ALLOWED])
     if not access:
-        return web.json_response({"status": access.status, "detail": access.sentence}, status=access.status)
+        return web.json_response(
+            {"status": access.status, "detail": access.sentence}, status=access.status
+        )
     idle = dt.timedelta(minutes=settings.portal.session_idle_minutes)
     try:
-        snapshot = await within(PROBE_SECONDS, metrics.read_database(request.app[DB], utcnow(), idle))
+        snapshot = await within(
+            PROBE_SECONDS, metrics.read_database(request.app[DB], utcnow(), idle)
+        )
     except (DatabaseUnavailable, OSError):
         snapshot = metrics.DatabaseSnapshot()
     body = await asyncio.to_thread(metrics.exposition, snapshot)  # reads every process's files

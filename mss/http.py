@@ -61,8 +61,13 @@ async def tag_request(request: web.Request, handler: Any) -> web.StreamResponse:
         status = exc.status
         raise
     finally:
-        access_log.info("%s %s %s %.1f ms", request.method, request.rel_url.raw_path, status,
-                        1000 * (time.perf_counter() - start))
+        access_log.info(
+            "%s %s %s %.1f ms",
+            request.method,
+            request.rel_url.raw_path,
+            status,
+            1000 * (time.perf_counter() - start),
+        )
         log_format.request_id.reset(token)
 
 
@@ -80,9 +85,13 @@ async def secure_response(request: web.BaseRequest, response: web.StreamResponse
         response.headers[REQUEST_ID] = rid
 
 
-def build_app(settings: Settings, db: Database, services: dict[str, Any] | None = None) -> web.Application:
+def build_app(
+    settings: Settings, db: Database, services: dict[str, Any] | None = None
+) -> web.Application:
     """The whole HTTPS application with every part that is installed."""
-    app = web.Application(client_max_size=settings.limits.max_message_size, middlewares=[tag_request])
+    app = web.Application(
+        client_max_size=settings.limits.max_message_size, middlewares=[tag_request]
+    )
     app[SETTINGS] = settings
     app[DB] = db
     app[SERVICES] = services if services is not None else {}

@@ -41,7 +41,9 @@ class Job(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending, running, done, failed
+    state: Mapped[str] = mapped_column(
+        String(16), default="pending"
+    )  # pending, running, done, failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=8)
     run_after: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -83,13 +85,27 @@ class PartlyDone(Exception):
         self.done = frozenset(done)
 
 
-def enqueue(session: AsyncSession, kind: str, payload: dict[str, Any], *,
-            run_after: dt.datetime | None = None, dedupe_key: str | None = None,
-            max_attempts: int = 8) -> Job:
+def enqueue(
+    session: AsyncSession,
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    run_after: dt.datetime | None = None,
+    dedupe_key: str | None = None,
+    max_attempts: int = 8,
+) -> Job:
     """Add a job to the caller's transaction (inside ``enqueuing_in_bulk``: at the block's end)."""
     now = utcnow()
-    values = {"kind": kind, "payload": payload, "run_after": run_after or now, "dedupe_key": dedupe_key,
-              "max_attempts": max_attempts, "state": "pending", "attempts": 0, "created_at": now}
+    values = {
+        "kind": kind,
+        "payload": payload,
+        "run_after": run_after or now,
+        "dedupe_key": dedupe_key,
+        "max_attempts": max_attempts,
+        "state": "pending",
+        "attempts": 0,
+        "created_at": now,
+    }
     job: Job = add_row(session, Job, values)
     return job
 
@@ -137,27 +153,46 @@ async def release_leases(db: Database, runner_id: str, reason: str) -> int:
     """
     now = utcnow()
     async with db.write() as session:
-        held = (await session.execute(select(_jobs.id, _jobs.attempts).where(
-            _jobs.locked_by == runner_id, _jobs.state == "running"))).all()
+        held = (
+            await session.execute(
+                select(_jobs.id, _jobs.attempts).where(
+                    _jobs.locked_by == runner_id, _jobs.state == "running"
+                )
+            )
+        ).all()
         by_attempts: dict[int, list[int]] = {}
         for row in held:
             by_attempts.setdefault(row.attempts, []).append(row.id)
         for attempts, ids in by_attempts.items():
             await session.execute(
-                update(Job.__table__).where(_jobs.id.in_(ids), _jobs.locked_by == runner_id,
-                                            _jobs.state == "running")
-                .values(state="pending", locked_until=None, last_error=reason[:4000],
-                        run_after=now if attempts <= 1 else now + backoff(attempts - 1)))
+                update(Job.__table__)
+                .where(_jobs.id.in_(ids), _jobs.locked_by == runner_id, _jobs.state == "running")
+                .values(
+                    state="pending",
+                    locked_until=None,
+                    last_error=reason[:4000],
+                    run_after=now if attempts <= 1 else now + backoff(attempts - 1),
+                )
+            )
     return len(held)
 
 
 class JobRunner:
     """Takes due jobs and runs their handlers; one per hub process, several per database."""
 
-    def __init__(self, db: Database, handlers: dict[str, Handler] | None = None, *,
-                 services: dict[str, Any] | None = None, poll_interval: float = 0.5,
-                 lease: dt.timedelta = dt.timedelta(minutes=5), batch: int = 20,
-                 lanes: int = 8, gather: float = 0.05, runner_id: str | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        handlers: dict[str, Handler] | None = None,
+        *,
+        services: dict[str, Any] | None = None,
+        poll_interval: float = 0.5,
+        lease: dt.timedelta = dt.timedelta(minutes=5),
+        batch: int = 20,
+        lanes: int = 8,
+        gather: float = 0.05,
+        runner_id: str | None = None,
+    ) -> None:
         self.db = db
         self.runner_id = runner_id or runner_identity()
         self.handlers: dict[str, Handler] = dict(handlers or {})
@@ -172,8 +207,14 @@ class JobRunner:
         self._wake = asyncio.Event()
         self._stopping = False
 
-    def register(self, kind: str, handler: Handler, *, ordered: bool = True,
-                 batch: BatchHandler | None = None) -> None:
+    def register(
+        self,
+        kind: str,
+        handler: Handler,
+        *,
+        ordered: bool = True,
+        batch: BatchHandler | None = None,
+    ) -> None:
         """Run ``handler`` for jobs of ``kind``; ``ordered=False`` lets several run at once.
 
         ``batch`` gets the payloads of all the jobs of ``kind`` claimed together, in queue
@@ -198,22 +239,45 @@ class JobRunner:
     async def _claim(self) -> list[ClaimedJob]:
         """Lease up to ``batch`` due jobs with one statement; oldest first."""
         now = utcnow()
-        due = (select(_jobs.id)
-               .where(_jobs.state.in_(("pending", "running")), _jobs.run_after <= now,
-                      _jobs.kind.in_(list(self.handlers)),
-                      or_(_jobs.locked_until.is_(None), _jobs.locked_until < now))
-               .order_by(_jobs.run_after, _jobs.id).limit(self.batch))
+        due = (
+            select(_jobs.id)
+            .where(
+                _jobs.state.in_(("pending", "running")),
+                _jobs.run_after <= now,
+                _jobs.kind.in_(list(self.handlers)),
+                or_(_jobs.locked_until.is_(None), _jobs.locked_until < now),
+            )
+            .order_by(_jobs.run_after, _jobs.id)
+            .limit(self.batch)
+        )
         if not self.db.is_sqlite:
             due = due.with_for_update(skip_locked=True)
         async with self.db.write() as session:
-            rows = (await session.execute(
-                update(Job.__table__).where(_jobs.id.in_(due.scalar_subquery()))
-                .values(state="running", attempts=_jobs.attempts + 1, locked_until=now + self.lease,
-                        locked_by=self.runner_id)
-                .returning(_jobs.id, _jobs.kind, _jobs.payload, _jobs.attempts, _jobs.max_attempts,
-                           _jobs.run_after))).all()
+            rows = (
+                await session.execute(
+                    update(Job.__table__)
+                    .where(_jobs.id.in_(due.scalar_subquery()))
+                    .values(
+                        state="running",
+                        attempts=_jobs.attempts + 1,
+                        locked_until=now + self.lease,
+                        locked_by=self.runner_id,
+                    )
+                    .returning(
+                        _jobs.id,
+                        _jobs.kind,
+                        _jobs.payload,
+                        _jobs.attempts,
+                        _jobs.max_attempts,
+                        _jobs.run_after,
+                    )
+                )
+            ).all()
         rows.sort(key=lambda row: (row.run_after, row.id))  # RETURNING keeps no order
-        return [ClaimedJob(row.id, row.kind, row.payload, row.attempts, row.max_attempts) for row in rows]
+        return [
+            ClaimedJob(row.id, row.kind, row.payload, row.attempts, row.max_attempts)
+            for row in rows
+        ]
 
     async def run_once(self) -> int:
         """Run every due job once; returns how many ran.
@@ -245,7 +309,9 @@ class JobRunner:
                 queues.setdefault((job.kind, lane), []).append(job)
             await asyncio.gather(*(run_queue(queue) for queue in queues.values()))
             if done:
-                await self._finish(done, {"state": "done", "finished_at": utcnow(), "locked_until": None})
+                await self._finish(
+                    done, {"state": "done", "finished_at": utcnow(), "locked_until": None}
+                )
                 ended = set(done)
                 for job in jobs:
                     if job.id in ended:
@@ -262,8 +328,13 @@ class JobRunner:
             permanent = isinstance(exc, PermanentFailure) or job.attempts >= job.max_attempts
             detail = f"{type(exc).__name__}: {exc}"
             if not isinstance(exc, (PermanentFailure, DatabaseUnavailable)):
-                log.warning("job %s (%s) attempt %s failed\n%s", job.id, job.kind, job.attempts,
-                            traceback.format_exc())
+                log.warning(
+                    "job %s (%s) attempt %s failed\n%s",
+                    job.id,
+                    job.kind,
+                    job.attempts,
+                    traceback.format_exc(),
+                )
             values: dict[str, Any] = {"last_error": detail[:4000], "locked_until": None}
             if permanent:
                 values.update(state="failed", finished_at=utcnow())
@@ -278,13 +349,21 @@ class JobRunner:
     async def _run_batch(self, batch: BatchHandler, queue: list[ClaimedJob]) -> frozenset[int]:
         """Run a queue's jobs together; the positions of those completed (the others will run alone)."""
         first = queue[0]
-        ctx = JobContext(db=self.db, job_id=first.id, attempt=first.attempts, services=self.services)
+        ctx = JobContext(
+            db=self.db, job_id=first.id, attempt=first.attempts, services=self.services
+        )
         try:
             await batch(ctx, [dict(job.payload) for job in queue])
         except Exception as exc:  # noqa: BLE001 - the jobs not done run alone next, and fail there
             completed = exc.done if isinstance(exc, PartlyDone) else frozenset()
-            log.debug("batch of %s %s jobs: %s not done (%s: %s); running them one by one",
-                      len(queue), first.kind, len(queue) - len(completed), type(exc).__name__, exc)
+            log.debug(
+                "batch of %s %s jobs: %s not done (%s: %s); running them one by one",
+                len(queue),
+                first.kind,
+                len(queue) - len(completed),
+                type(exc).__name__,
+                exc,
+            )
             return completed
         return frozenset(range(len(queue)))
 
@@ -299,10 +378,14 @@ class JobRunner:
     async def _finish(self, job_ids: list[int], values: dict[str, Any]) -> None:
         try:
             async with self.db.write() as session:
-                await session.execute(update(Job.__table__).where(_jobs.id.in_(job_ids)).values(**values))
+                await session.execute(
+                    update(Job.__table__).where(_jobs.id.in_(job_ids)).values(**values)
+                )
         except DatabaseUnavailable:
-            log.warning("could not record the end of jobs %s; their lease will expire and they will rerun",
-                        ", ".join(map(str, job_ids)))
+            log.warning(
+                "could not record the end of jobs %s; their lease will expire and they will rerun",
+                ", ".join(map(str, job_ids)),
+            )
 
     async def run_forever(self) -> None:
         """Run due jobs until ``stop()``: a full batch at once again, a partial one after ``gather`` seconds.

@@ -56,9 +56,14 @@ class LoginFailure(Base):
 def rules_of(settings: Settings) -> LoginRules:
     """The throttle's thresholds from ``[login_throttle]``."""
     s = settings.login_throttle
-    return LoginRules(lock_after=s.lock_after, source_lock_after=s.source_lock_after,
-                      lock_minutes=s.lock_minutes, free_failures=s.free_failures,
-                      back_off_seconds=s.back_off_seconds, max_back_off_seconds=s.max_back_off_seconds)
+    return LoginRules(
+        lock_after=s.lock_after,
+        source_lock_after=s.source_lock_after,
+        lock_minutes=s.lock_minutes,
+        free_failures=s.free_failures,
+        back_off_seconds=s.back_off_seconds,
+        max_back_off_seconds=s.max_back_off_seconds,
+    )
 
 
 def mailbox_account(address: str) -> str:
@@ -102,13 +107,18 @@ class Attempt:
 
 _table = LoginFailure.__table__
 _c = _table.c
-_READ = select(_c.key, _c.failures, _c.last_failure_at).where(_c.key.in_(bindparam("keys", expanding=True)))
+_READ = select(_c.key, _c.failures, _c.last_failure_at).where(
+    _c.key.in_(bindparam("keys", expanding=True))
+)
 
 
 def _failures(attempt: Attempt, rows: list[tuple[str, int, dt.datetime]]) -> LoginFailures:
     found = {key: FailureSeries(failures, last_at) for key, failures, last_at in rows}
-    return LoginFailures(found.get(attempt.account_key, NO_FAILURES), found.get(attempt.pair_key, NO_FAILURES),
-                         found.get(attempt.source_key, NO_FAILURES))
+    return LoginFailures(
+        found.get(attempt.account_key, NO_FAILURES),
+        found.get(attempt.pair_key, NO_FAILURES),
+        found.get(attempt.source_key, NO_FAILURES),
+    )
 
 
 async def read_failures(session: AsyncSession, attempt: Attempt) -> LoginFailures:
@@ -118,37 +128,60 @@ async def read_failures(session: AsyncSession, attempt: Attempt) -> LoginFailure
     return _failures(attempt, list(rows))
 
 
-async def count_failure(session: AsyncSession, attempt: Attempt, rules: LoginRules,
-                        now: dt.datetime) -> LoginFailures:
+async def count_failure(
+    session: AsyncSession, attempt: Attempt, rules: LoginRules, now: dt.datetime
+) -> LoginFailures:
     """Count one failure on the three counters (one statement); the counts that include it."""
     dialect = session.get_bind().dialect.name
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(_table).values([
-        {"key": key, "failures": 1, "last_failure_at": now}
-        for key in (attempt.account_key, attempt.pair_key, attempt.source_key)])
+    statement = insert(_table).values(
+        [
+            {"key": key, "failures": 1, "last_failure_at": now}
+            for key in (attempt.account_key, attempt.pair_key, attempt.source_key)
+        ]
+    )
     forgotten = bindparam("forget_before", rules.forget_before(now), type_=UTCDateTime())
     statement = statement.on_conflict_do_update(
         index_elements=[_c.key],
-        set_={"failures": case((_c.last_failure_at <= forgotten, 1), else_=_c.failures + 1),
-              "last_failure_at": statement.excluded.last_failure_at},
+        set_={
+            "failures": case((_c.last_failure_at <= forgotten, 1), else_=_c.failures + 1),
+            "last_failure_at": statement.excluded.last_failure_at,
+        },
     ).returning(_c.key, _c.failures, _c.last_failure_at)
     rows = (await session.execute(statement)).all()
     return _failures(attempt, list(rows))
 
 
-async def clear_failures(session: AsyncSession, attempt: Attempt, rules: LoginRules, now: dt.datetime) -> None:
+async def clear_failures(
+    session: AsyncSession, attempt: Attempt, rules: LoginRules, now: dt.datetime
+) -> None:
     """A success: the account's and the pair's series end (the source's goes on); forgotten rows go too."""
     await _delete(session, [attempt.account_key, attempt.pair_key], rules, now)
 
 
-async def _delete(session: AsyncSession, keys: list[str], rules: LoginRules, now: dt.datetime) -> None:
-    await session.execute(delete(_table).where(or_(
-        _c.key.in_(keys), _c.last_failure_at <= bindparam("forget_before", rules.forget_before(now),
-                                                          type_=UTCDateTime()))))
+async def _delete(
+    session: AsyncSession, keys: list[str], rules: LoginRules, now: dt.datetime
+) -> None:
+    await session.execute(
+        delete(_table).where(
+            or_(
+                _c.key.in_(keys),
+                _c.last_failure_at
+                <= bindparam("forget_before", rules.forget_before(now), type_=UTCDateTime()),
+            )
+        )
+    )
 
 
-async def record_failed_login(session: AsyncSession, attempt: Attempt, rules: LoginRules, now: dt.datetime,
-                              *, patient: Reachable | None = None, protocol: str = "portal") -> LoginDecision:
+async def record_failed_login(
+    session: AsyncSession,
+    attempt: Attempt,
+    rules: LoginRules,
+    now: dt.datetime,
+    *,
+    patient: Reachable | None = None,
+    protocol: str = "portal",
+) -> LoginDecision:
     """Count a wrong password or code in the caller's transaction; the answer to give.
 
     When this failure locks a patient's account, the patient's notification is queued
@@ -176,17 +209,21 @@ class LoginThrottle:
     def rules(self) -> LoginRules:
         return rules_of(self.settings)  # read at each login: a changed setting applies at once
 
-    async def check(self, attempt: Attempt, now: dt.datetime) -> tuple[LoginDecision, LoginFailures]:
+    async def check(
+        self, attempt: Attempt, now: dt.datetime
+    ) -> tuple[LoginDecision, LoginFailures]:
         """May the password be checked now; and the counts, for ``succeeded``."""
         async with self.db.read() as session:
             failures = await read_failures(session, attempt)
         return decide_login_attempt(failures, self.rules, now), failures
 
-    async def failed(self, attempt: Attempt, now: dt.datetime, *,
-                     patient: Reachable | None = None) -> LoginDecision:
+    async def failed(
+        self, attempt: Attempt, now: dt.datetime, *, patient: Reachable | None = None
+    ) -> LoginDecision:
         async with self.db.write() as session:
-            return await record_failed_login(session, attempt, self.rules, now, patient=patient,
-                                             protocol=self.protocol)
+            return await record_failed_login(
+                session, attempt, self.rules, now, patient=patient, protocol=self.protocol
+            )
 
     async def succeeded(self, attempt: Attempt, failures: LoginFailures, now: dt.datetime) -> None:
         """Clear the account's series, when ``check`` saw one (else nothing is written)."""

@@ -41,28 +41,55 @@ class HubMetrics:
         self.registry = registry
         kw: dict[str, Any] = {"registry": registry}
         self.smtp_accepted = Counter(
-            "mss_smtp_messages_accepted", "Messages accepted over SMTP (250 after the commit)",
-            ["listener"], **kw)
+            "mss_smtp_messages_accepted",
+            "Messages accepted over SMTP (250 after the commit)",
+            ["listener"],
+            **kw,
+        )
         self.smtp_refused = Counter(
-            "mss_smtp_refusals", "SMTP refusals, by stage (mail, rcpt, data) and enhanced status code",
-            ["listener", "stage", "status"], **kw)
+            "mss_smtp_refusals",
+            "SMTP refusals, by stage (mail, rcpt, data) and enhanced status code",
+            ["listener", "stage", "status"],
+            **kw,
+        )
         self.smtp_delivery_seconds = Histogram(
-            "mss_smtp_delivery_seconds", "From the end of DATA to the 250 of an accepted message",
-            ["listener"], buckets=LATENCY_BUCKETS, **kw)
+            "mss_smtp_delivery_seconds",
+            "From the end of DATA to the 250 of an accepted message",
+            ["listener"],
+            buckets=LATENCY_BUCKETS,
+            **kw,
+        )
         self.imap_sessions = Gauge(
-            "mss_imap_sessions", "Open IMAP connections", ["listener"], multiprocess_mode="livesum", **kw)
+            "mss_imap_sessions",
+            "Open IMAP connections",
+            ["listener"],
+            multiprocess_mode="livesum",
+            **kw,
+        )
         self.login_failures = Counter(
-            "mss_login_failures", "Failed logins (wrong password or code), and those that set a lock",
-            ["protocol", "outcome"], **kw)
+            "mss_login_failures",
+            "Failed logins (wrong password or code), and those that set a lock",
+            ["protocol", "outcome"],
+            **kw,
+        )
         self.db_connections_in_use = Gauge(
-            "mss_db_pool_connections_in_use", "Database connections checked out of the pools",
-            multiprocess_mode="livesum", **kw)
+            "mss_db_pool_connections_in_use",
+            "Database connections checked out of the pools",
+            multiprocess_mode="livesum",
+            **kw,
+        )
         self.db_pool_capacity = Gauge(
-            "mss_db_pool_capacity", "Connections the pools may open (pool size plus overflow)",
-            multiprocess_mode="livesum", **kw)
+            "mss_db_pool_capacity",
+            "Connections the pools may open (pool size plus overflow)",
+            multiprocess_mode="livesum",
+            **kw,
+        )
         self.jobs_finished = Counter(
-            "mss_jobs_finished", "Jobs that ended, by kind and outcome (done, failed, retry)",
-            ["kind", "outcome"], **kw)
+            "mss_jobs_finished",
+            "Jobs that ended, by kind and outcome (done, failed, retry)",
+            ["kind", "outcome"],
+            **kw,
+        )
 
 
 _state: dict[str, Any] = {"metrics": HubMetrics(CollectorRegistry()), "directory": None}
@@ -143,7 +170,9 @@ class DatabaseSnapshot:
 
     up: bool = False
     jobs: dict[tuple[str, str], int] = field(default_factory=dict)
-    oldest_due: dict[str, float] = field(default_factory=dict)  # seconds since the earliest due pending job
+    oldest_due: dict[str, float] = field(
+        default_factory=dict
+    )  # seconds since the earliest due pending job
     portal_sessions: dict[str, int] = field(default_factory=dict)
 
 
@@ -155,18 +184,28 @@ class DatabaseCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         s = self.snapshot
-        yield GaugeMetricFamily("mss_database_up", "1 when the database answered this scrape", value=int(s.up))
-        jobs = GaugeMetricFamily("mss_jobs", "Jobs not yet done, by kind and state", labels=["kind", "state"])
+        yield GaugeMetricFamily(
+            "mss_database_up", "1 when the database answered this scrape", value=int(s.up)
+        )
+        jobs = GaugeMetricFamily(
+            "mss_jobs", "Jobs not yet done, by kind and state", labels=["kind", "state"]
+        )
         for (kind, state), count in sorted(s.jobs.items()):
             jobs.add_metric([kind, state], count)
         yield jobs
-        age = GaugeMetricFamily("mss_jobs_oldest_due_seconds",
-                                "How long the oldest due pending job of each kind has waited", labels=["kind"])
+        age = GaugeMetricFamily(
+            "mss_jobs_oldest_due_seconds",
+            "How long the oldest due pending job of each kind has waited",
+            labels=["kind"],
+        )
         for kind, seconds in sorted(s.oldest_due.items()):
             age.add_metric([kind], seconds)
         yield age
-        portal = GaugeMetricFamily("mss_portal_sessions", "Portal sessions not idle past the limit, by stage",
-                                   labels=["stage"])
+        portal = GaugeMetricFamily(
+            "mss_portal_sessions",
+            "Portal sessions not idle past the limit, by stage",
+            labels=["stage"],
+        )
         for stage, count in sorted(s.portal_sessions.items()):
             portal.add_metric([stage], count)
         yield portal
@@ -181,12 +220,20 @@ async def read_database(db: Any, now: dt.datetime, portal_idle: dt.timedelta) ->
 
     snapshot = DatabaseSnapshot()
     async with db.read() as session:
-        rows = (await session.execute(
-            select(Job.kind, Job.state, func.count(), func.min(Job.run_after))
-            .where(Job.state.in_(JOB_STATES)).group_by(Job.kind, Job.state))).all()
-        stages = (await session.execute(
-            select(PortalSession.stage, func.count()).where(PortalSession.last_seen_at >= now - portal_idle)
-            .group_by(PortalSession.stage))).all()
+        rows = (
+            await session.execute(
+                select(Job.kind, Job.state, func.count(), func.min(Job.run_after))
+                .where(Job.state.in_(JOB_STATES))
+                .group_by(Job.kind, Job.state)
+            )
+        ).all()
+        stages = (
+            await session.execute(
+                select(PortalSession.stage, func.count())
+                .where(PortalSession.last_seen_at >= now - portal_idle)
+                .group_by(PortalSession.stage)
+            )
+        ).all()
     for kind, state, count, earliest in rows:
         snapshot.jobs[(kind, state)] = count
         if state == "pending" and earliest is not None:

@@ -46,42 +46,65 @@ class Notice:
 
 
 NOTICES: dict[str, Notice] = {
-    "new_message": Notice("Nouveau message dans votre espace santé",
-                          "Vous avez reçu un nouveau message dans votre messagerie de santé."),
-    "new_document": Notice("Nouveau document dans votre espace santé",
-                           "Un nouveau document a été ajouté à votre dossier médical."),
-    "emergency_access": Notice("Accès en urgence à votre dossier médical",
-                               "Un professionnel de santé a consulté votre dossier médical en urgence."),
-    "emergency_access_minor": Notice("Accès en urgence au dossier médical d'un enfant",
-                                     "Un professionnel de santé a consulté en urgence le dossier médical d'un "
-                                     "enfant dont vous êtes le représentant légal. Le détail est dans son "
-                                     "historique des accès, depuis votre espace."),
-    "account_activated": Notice("Votre messagerie santé est ouverte",
-                                "Votre compte de messagerie de santé est maintenant ouvert. Pour choisir "
-                                "votre mot de passe, utilisez le code d'activation reçu par courrier."),
-    "appointment": Notice("Votre agenda santé a changé",
-                          "Un rendez-vous a été ajouté, modifié ou annulé dans votre agenda de santé."),
-    "appointment_reminder": Notice("Rappel de rendez-vous",
-                                   "Vous avez un rendez-vous prochainement : consultez votre agenda de santé."),
-    "health_reminder": Notice("Rappel de votre agenda santé",
-                              "Un rappel que vous avez enregistré dans votre agenda de santé arrive à échéance."),
-    "account_changed": Notice("Modification de votre compte",
-                              "L'état de votre compte de messagerie de santé a changé."),
-    "login_locked": Notice("Connexion à votre espace santé bloquée",
-                           "Après plusieurs essais de connexion infructueux, la connexion à votre compte a "
-                           "été bloquée temporairement depuis l'appareil qui les a faits. Vous pouvez toujours "
-                           "vous connecter depuis le vôtre ; si ces essais ne viennent pas de vous, changez "
-                           "votre mot de passe."),
-    "retention_warning": Notice("Votre messagerie santé n'est plus utilisée",
-                                "Vous ne vous êtes pas connecté à votre messagerie de santé depuis près d'un an. "
-                                "Sans connexion de votre part d'ici un mois, ses messages seront supprimés ; "
-                                "votre dossier médical n'est pas concerné."),
+    "new_message": Notice(
+        "Nouveau message dans votre espace santé",
+        "Vous avez reçu un nouveau message dans votre messagerie de santé.",
+    ),
+    "new_document": Notice(
+        "Nouveau document dans votre espace santé",
+        "Un nouveau document a été ajouté à votre dossier médical.",
+    ),
+    "emergency_access": Notice(
+        "Accès en urgence à votre dossier médical",
+        "Un professionnel de santé a consulté votre dossier médical en urgence.",
+    ),
+    "emergency_access_minor": Notice(
+        "Accès en urgence au dossier médical d'un enfant",
+        "Un professionnel de santé a consulté en urgence le dossier médical d'un "
+        "enfant dont vous êtes le représentant légal. Le détail est dans son "
+        "historique des accès, depuis votre espace.",
+    ),
+    "account_activated": Notice(
+        "Votre messagerie santé est ouverte",
+        "Votre compte de messagerie de santé est maintenant ouvert. Pour choisir "
+        "votre mot de passe, utilisez le code d'activation reçu par courrier.",
+    ),
+    "appointment": Notice(
+        "Votre agenda santé a changé",
+        "Un rendez-vous a été ajouté, modifié ou annulé dans votre agenda de santé.",
+    ),
+    "appointment_reminder": Notice(
+        "Rappel de rendez-vous",
+        "Vous avez un rendez-vous prochainement : consultez votre agenda de santé.",
+    ),
+    "health_reminder": Notice(
+        "Rappel de votre agenda santé",
+        "Un rappel que vous avez enregistré dans votre agenda de santé arrive à échéance.",
+    ),
+    "account_changed": Notice(
+        "Modification de votre compte", "L'état de votre compte de messagerie de santé a changé."
+    ),
+    "login_locked": Notice(
+        "Connexion à votre espace santé bloquée",
+        "Après plusieurs essais de connexion infructueux, la connexion à votre compte a "
+        "été bloquée temporairement depuis l'appareil qui les a faits. Vous pouvez toujours "
+        "vous connecter depuis le vôtre ; si ces essais ne viennent pas de vous, changez "
+        "votre mot de passe.",
+    ),
+    "retention_warning": Notice(
+        "Votre messagerie santé n'est plus utilisée",
+        "Vous ne vous êtes pas connecté à votre messagerie de santé depuis près d'un an. "
+        "Sans connexion de votre part d'ici un mois, ses messages seront supprimés ; "
+        "votre dossier médical n'est pas concerné.",
+    ),
 }
 
 MESSAGES_LINK = "/messages"  # the portal's inbox, where a "new_message" notice leads
 
-NO_CONTENT_NOTE = ("Pour votre confidentialité, ce message ne contient aucune information médicale : "
-                   "connectez-vous à votre espace pour la consulter.")
+NO_CONTENT_NOTE = (
+    "Pour votre confidentialité, ce message ne contient aucune information médicale : "
+    "connectez-vous à votre espace pour la consulter."
+)
 
 
 def portal_url(settings: Settings) -> str:
@@ -94,7 +117,10 @@ def portal_url(settings: Settings) -> str:
 def notification_text(settings: Settings, kind: str, link: str) -> tuple[str, str]:
     """Subject and body for ``kind``: the fixed sentence and the portal link, nothing else."""
     notice = NOTICES[kind]
-    return notice.subject, f"{notice.sentence}\n\n{portal_link(settings, link)}\n\n{NO_CONTENT_NOTE}\n"
+    return (
+        notice.subject,
+        f"{notice.sentence}\n\n{portal_link(settings, link)}\n\n{NO_CONTENT_NOTE}\n",
+    )
 
 
 def portal_link(settings: Settings, link: str) -> str:
@@ -109,6 +135,7 @@ def portal_link(settings: Settings, link: str) -> str:
 
 # -- the development outbox --------------------------------------------------------------
 
+
 def outbox_file(settings: Settings) -> Path:
     return settings.data_path / "outbox" / "outbox.jsonl"
 
@@ -120,7 +147,9 @@ def append_outbox(settings: Settings, *records: dict[str, Any]) -> None:
     path = outbox_file(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     at = utcnow().isoformat()
-    lines = "".join(json.dumps({"at": at, **record}, ensure_ascii=False) + "\n" for record in records)
+    lines = "".join(
+        json.dumps({"at": at, **record}, ensure_ascii=False) + "\n" for record in records
+    )
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         os.write(fd, lines.encode())
@@ -133,10 +162,13 @@ def read_outbox(settings: Settings) -> list[dict[str, Any]]:
     path = outbox_file(settings)
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
 
 
 # -- SMS ---------------------------------------------------------------------------------
+
 
 class SmsProvider(Protocol):
     """Sends one text message to a phone number."""
@@ -165,11 +197,14 @@ def sms_provider(settings: Settings, services: dict[str, Any] | None = None) -> 
         return provider
     if settings.notifications.sms_provider == "outbox":
         return OutboxSmsProvider(settings)
-    raise ConfigError(f"notifications.sms_provider {settings.notifications.sms_provider!r} is unknown; "
-                      "the hub knows 'outbox'")
+    raise ConfigError(
+        f"notifications.sms_provider {settings.notifications.sms_provider!r} is unknown; "
+        "the hub knows 'outbox'"
+    )
 
 
 # -- e-mail ------------------------------------------------------------------------------
+
 
 def _sender(settings: Settings) -> str:
     return settings.notifications.sender or f"ne-pas-repondre@{settings.domain}"
@@ -206,8 +241,11 @@ async def send_emails(settings: Settings, mails: Sequence[Mail]) -> dict[int, Ex
     failed: dict[int, Exception] = {}
     unsent = dict(enumerate(mails))
     try:
-        async with aiosmtplib.SMTP(hostname=settings.notifications.smarthost,
-                                   port=settings.notifications.smarthost_port, timeout=30) as client:
+        async with aiosmtplib.SMTP(
+            hostname=settings.notifications.smarthost,
+            port=settings.notifications.smarthost_port,
+            timeout=30,
+        ) as client:
             for index, (to, subject, body) in list(unsent.items()):
                 try:
                     await client.send_message(_email_message(settings, to, subject, body))
@@ -241,13 +279,16 @@ def _smtp_failure(exc: Exception, to: str) -> Exception:
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         failure = PermanentFailure(f"the smarthost refused {to}: {exc}")
     elif isinstance(exc, aiosmtplib.SMTPResponseException) and 500 <= exc.code < 600:
-        failure = PermanentFailure(f"the smarthost refused the notification: {exc.code} {exc.message}")
+        failure = PermanentFailure(
+            f"the smarthost refused the notification: {exc.code} {exc.message}"
+        )
     if failure is not exc:
         failure.__cause__ = exc
     return failure
 
 
 # -- the notification job ----------------------------------------------------------------
+
 
 class Reachable(Protocol):
     """Whom a notice is for: a ``Patient``, or a ``PatientContact`` read with fewer columns."""
@@ -279,15 +320,21 @@ def notify_patient(session: AsyncSession, patient: Reachable, kind: str, link: s
     jobs = []
     for channel, address in (("email", patient.email), ("sms", patient.phone)):
         if address:
-            jobs.append(enqueue(session, "notify.patient",
-                                {"patient_id": patient.id, "kind": kind, "link": link, "channel": channel},
-                                dedupe_key=f"notify:{key}:{channel}"))
+            jobs.append(
+                enqueue(
+                    session,
+                    "notify.patient",
+                    {"patient_id": patient.id, "kind": kind, "link": link, "channel": channel},
+                    dedupe_key=f"notify:{key}:{channel}",
+                )
+            )
     return jobs
 
 
 _patients = Patient.__table__.c
-_CONTACTS = (select(_patients.id, _patients.state, _patients.email, _patients.phone)
-             .where(_patients.id.in_(bindparam("patient_ids", expanding=True))))
+_CONTACTS = select(_patients.id, _patients.state, _patients.email, _patients.phone).where(
+    _patients.id.in_(bindparam("patient_ids", expanding=True))
+)
 
 
 async def deliver_notification(ctx: JobContext, payload: dict[str, Any]) -> None:
@@ -312,15 +359,19 @@ async def deliver_notifications(ctx: JobContext, payloads: list[dict[str, Any]])
     failed = await _deliver(ctx, payloads)
     if failed:
         reasons = "; ".join(f"{type(error).__name__}: {error}" for error in failed.values())
-        raise PartlyDone(set(range(len(payloads))) - failed.keys(),
-                         f"{len(failed)} of {len(payloads)} notifications failed: {reasons}")
+        raise PartlyDone(
+            set(range(len(payloads))) - failed.keys(),
+            f"{len(failed)} of {len(payloads)} notifications failed: {reasons}",
+        )
 
 
 async def _deliver(ctx: JobContext, payloads: list[dict[str, Any]]) -> dict[int, Exception]:
     """Send the notifications; those that failed, by position (an exception raised: none was sent)."""
     settings: Settings = ctx.services["settings"]
     async with ctx.db.read() as session:
-        rows = await session.execute(_CONTACTS, {"patient_ids": sorted({p["patient_id"] for p in payloads})})
+        rows = await session.execute(
+            _CONTACTS, {"patient_ids": sorted({p["patient_id"] for p in payloads})}
+        )
         contacts = {row.id: row for row in rows}
     outbox: list[dict[str, Any]] = []
     mails: dict[int, Mail] = {}
@@ -357,10 +408,13 @@ async def _deliver(ctx: JobContext, payloads: list[dict[str, Any]]) -> dict[int,
 
 def register_jobs(runner: JobRunner) -> None:
     """Register the notification job kind with a runner."""
-    runner.register("notify.patient", deliver_notification, ordered=False, batch=deliver_notifications)
+    runner.register(
+        "notify.patient", deliver_notification, ordered=False, batch=deliver_notifications
+    )
 
 
 # -- mss dev outbox ----------------------------------------------------------------------
+
 
 @click.group()
 def dev() -> None:

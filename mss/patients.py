@@ -36,9 +36,11 @@ from mss.notify import notify_patient
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed from paper
 CODE_LENGTH = 12
-PASSWORD_RULES = ("Au moins 12 caractères, avec des lettres et au moins un chiffre ou un symbole. "
-                  "Une phrase facile à retenir convient très bien, par exemple "
-                  "« mon chat dort 3 fois par jour ».")
+PASSWORD_RULES = (
+    "Au moins 12 caractères, avec des lettres et au moins un chiffre ou un symbole. "
+    "Une phrase facile à retenir convient très bien, par exemple "
+    "« mon chat dort 3 fois par jour »."
+)
 AUTO_ACTIVATE = "patients.auto_activate"
 
 
@@ -52,8 +54,10 @@ class WrongActivationCode(LifecycleRefused):
     """The code does not match (or no code is pending): counts as a failed attempt."""
 
     def __init__(self) -> None:
-        super().__init__("Ce numéro INS et ce code d'activation ne correspondent pas. "
-                         "Vérifiez les deux sur le courrier que vous avez reçu.")
+        super().__init__(
+            "Ce numéro INS et ce code d'activation ne correspondent pas. "
+            "Vérifiez les deux sur le courrier que vous avez reçu."
+        )
 
 
 @dataclass(frozen=True)
@@ -75,26 +79,39 @@ class Actor:
 SYSTEM = Actor("system", "mss", "Le service de messagerie")
 
 
-def audit(session: AsyncSession, action: str, actor: Actor, patient: Patient, **detail: Any) -> None:
+def audit(
+    session: AsyncSession, action: str, actor: Actor, patient: Patient, **detail: Any
+) -> None:
     """Record ``action`` in ``patient``'s history; a guardian's act names the minor in on_behalf_of."""
-    record(session, action, actor_kind=actor.kind, actor=actor.ident, patient_id=patient.id,
-           source=actor.source, on_behalf_of=patient.ins if actor.kind == "guardian" else None,
-           actor_name=actor.name, **detail)
+    record(
+        session,
+        action,
+        actor_kind=actor.kind,
+        actor=actor.ident,
+        patient_id=patient.id,
+        source=actor.source,
+        on_behalf_of=patient.ins if actor.kind == "guardian" else None,
+        actor_name=actor.name,
+        **detail,
+    )
 
 
 # -- secrets -----------------------------------------------------------------------------
 
+
 def new_activation_code() -> str:
     """Twelve characters from an unambiguous alphabet, shown as ``ABCD-EFGH-JKLM``."""
     raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
-    return "-".join(raw[i:i + 4] for i in range(0, CODE_LENGTH, 4))
+    return "-".join(raw[i : i + 4] for i in range(0, CODE_LENGTH, 4))
 
 
 async def rehash_patient_password(session: AsyncSession, patient: Patient, password: str) -> None:
     """After a login whose hash has older parameters: store one of today's, unless it changed meanwhile."""
-    await session.execute(update(Patient).where(Patient.id == patient.id,
-                                                Patient.password_hash == patient.password_hash)
-                          .values(password_hash=await hash_secret(password)))
+    await session.execute(
+        update(Patient)
+        .where(Patient.id == patient.id, Patient.password_hash == patient.password_hash)
+        .values(password_hash=await hash_secret(password))
+    )
 
 
 def normalise_activation_code(text: str) -> str:
@@ -105,18 +122,23 @@ def password_problems(password: str, patient: Patient | None = None) -> list[str
     """What is wrong with a new password, in French; empty when it meets the policy."""
     problems = []
     if len(password) < MIN_PASSWORD_LENGTH:
-        problems.append(f"Le mot de passe compte {len(password)} caractères : il en faut au moins "
-                        f"{MIN_PASSWORD_LENGTH}.")
+        problems.append(
+            f"Le mot de passe compte {len(password)} caractères : il en faut au moins "
+            f"{MIN_PASSWORD_LENGTH}."
+        )
     if not any(ch.isalpha() for ch in password):
         problems.append("Le mot de passe doit contenir des lettres.")
     if not any(not ch.isalpha() for ch in password):
-        problems.append("Le mot de passe doit contenir au moins un chiffre, une espace ou un symbole.")
+        problems.append(
+            "Le mot de passe doit contenir au moins un chiffre, une espace ou un symbole."
+        )
     if patient is not None and patient.ins and patient.ins.lower() in password.lower():
         problems.append("Le mot de passe ne doit pas contenir votre numéro INS.")
     return problems
 
 
 # -- look-ups ----------------------------------------------------------------------------
+
 
 async def find_patient_by_identifier(session: AsyncSession, identifier: str) -> Patient | None:
     """The patient whose INS matricule or personal e-mail this is (through the directory store)."""
@@ -128,57 +150,84 @@ async def find_patient_by_identifier(session: AsyncSession, identifier: str) -> 
 
 async def minors_of(session: AsyncSession, guardian: Patient) -> list[Patient]:
     """The minors this patient holds as a legal guardian, by name."""
-    query = (select(Patient).join(Guardianship, Guardianship.minor_id == Patient.id)
-             .where(Guardianship.guardian_id == guardian.id)
-             .order_by(Patient.given_names, Patient.family_name))
+    query = (
+        select(Patient)
+        .join(Guardianship, Guardianship.minor_id == Patient.id)
+        .where(Guardianship.guardian_id == guardian.id)
+        .order_by(Patient.given_names, Patient.family_name)
+    )
     return list((await session.scalars(query)).all())
 
 
 async def holds_minor(session: AsyncSession, guardian_id: int, minor_id: int) -> bool:
-    query = select(Guardianship.id).where(Guardianship.guardian_id == guardian_id,
-                                          Guardianship.minor_id == minor_id)
+    query = select(Guardianship.id).where(
+        Guardianship.guardian_id == guardian_id, Guardianship.minor_id == minor_id
+    )
     return (await session.scalars(query)).first() is not None
 
 
 # -- activation letters ------------------------------------------------------------------
 
+
 def needs_activation_code(patient: Patient) -> bool:
     """A new account that has neither a code nor a password yet."""
-    return (patient.state in (PatientState.CREATED, PatientState.OPPOSITION_WINDOW)
-            and patient.activation_code_hash is None and patient.password_hash is None)
+    return (
+        patient.state in (PatientState.CREATED, PatientState.OPPOSITION_WINDOW)
+        and patient.activation_code_hash is None
+        and patient.password_hash is None
+    )
 
 
-async def issue_activation_code(session: AsyncSession, settings: Settings, patient: Patient,
-                                now: dt.datetime | None = None) -> str:
+async def issue_activation_code(
+    session: AsyncSession, settings: Settings, patient: Patient, now: dt.datetime | None = None
+) -> str:
     """Give the patient a fresh code (returned in clear once) and open the opposition window."""
     code = new_activation_code()
     _give_code(session, settings, patient, await hash_secret(normalise_activation_code(code)), now)
     return code
 
 
-def _give_code(session: AsyncSession, settings: Settings, patient: Patient, code_hash: str,
-               now: dt.datetime | None) -> None:
+def _give_code(
+    session: AsyncSession,
+    settings: Settings,
+    patient: Patient,
+    code_hash: str,
+    now: dt.datetime | None,
+) -> None:
     now = now or utcnow()
     if not needs_activation_code(patient):
-        raise LifecycleRefused(f"le patient {patient.ins} a déjà un code d'activation ou un compte ouvert")
+        raise LifecycleRefused(
+            f"le patient {patient.ins} a déjà un code d'activation ou un compte ouvert"
+        )
     patient.activation_code_hash = code_hash
     if patient.state is PatientState.CREATED:
         patient.state, patient.state_changed_at = PatientState.OPPOSITION_WINDOW, now
     if patient.opposition_deadline is None:
-        patient.opposition_deadline = now + dt.timedelta(days=settings.portal.opposition_window_days)
+        patient.opposition_deadline = now + dt.timedelta(
+            days=settings.portal.opposition_window_days
+        )
     schedule_auto_activation(session, patient)
-    audit(session, "activation_code_issued", SYSTEM, patient,
-          deadline=patient.opposition_deadline.isoformat())
+    audit(
+        session,
+        "activation_code_issued",
+        SYSTEM,
+        patient,
+        deadline=patient.opposition_deadline.isoformat(),
+    )
 
 
 LetterWriter = Callable[[Patient, str], Awaitable[Any]]
 
-_NEEDS_CODE = (Patient.state.in_((PatientState.CREATED, PatientState.OPPOSITION_WINDOW)),
-               Patient.activation_code_hash.is_(None), Patient.password_hash.is_(None))
+_NEEDS_CODE = (
+    Patient.state.in_((PatientState.CREATED, PatientState.OPPOSITION_WINDOW)),
+    Patient.activation_code_hash.is_(None),
+    Patient.password_hash.is_(None),
+)
 
 
-async def issue_letters(db: Database, settings: Settings, write_letter: LetterWriter,
-                        now: dt.datetime | None = None) -> list[Patient]:
+async def issue_letters(
+    db: Database, settings: Settings, write_letter: LetterWriter, now: dt.datetime | None = None
+) -> list[Patient]:
     """Issue a code to every new patient without one and write their letter.
 
     The argon2 hashes are computed before the write transaction (it would
@@ -192,7 +241,9 @@ async def issue_letters(db: Database, settings: Settings, write_letter: LetterWr
     issued: list[Patient] = []
     async with db.write() as session:
         for patient_id, code, code_hash in zip(ids, codes, hashes):
-            patient = (await session.scalars(select(Patient).where(Patient.id == patient_id, *_NEEDS_CODE))).first()
+            patient = (
+                await session.scalars(select(Patient).where(Patient.id == patient_id, *_NEEDS_CODE))
+            ).first()
             if patient is None:  # activated or given a code meanwhile
                 continue
             _give_code(session, settings, patient, code_hash, now)
@@ -204,48 +255,73 @@ async def issue_letters(db: Database, settings: Settings, write_letter: LetterWr
 def schedule_auto_activation(session: AsyncSession, patient: Patient) -> None:
     """A job at the end of the opposition window (once per patient)."""
     if patient.opposition_deadline is not None:
-        enqueue(session, AUTO_ACTIVATE, {"patient_id": patient.id}, run_after=patient.opposition_deadline,
-                dedupe_key=f"{AUTO_ACTIVATE}:{patient.id}")
+        enqueue(
+            session,
+            AUTO_ACTIVATE,
+            {"patient_id": patient.id},
+            run_after=patient.opposition_deadline,
+            dedupe_key=f"{AUTO_ACTIVATE}:{patient.id}",
+        )
 
 
 # -- transitions -------------------------------------------------------------------------
+
 
 def _date(when: dt.datetime | None) -> str:
     return f"{when:%d/%m/%Y}" if when else "(date inconnue)"
 
 
-async def activate_with_code(session: AsyncSession, patient: Patient, code: str, password: str,
-                             actor: Actor, now: dt.datetime | None = None) -> None:
+async def activate_with_code(
+    session: AsyncSession,
+    patient: Patient,
+    code: str,
+    password: str,
+    actor: Actor,
+    now: dt.datetime | None = None,
+) -> None:
     """Open the account (or, after an automatic activation, set its first password) with the letter's code."""
     now = now or utcnow()
     if not await verify_secret(patient.activation_code_hash, normalise_activation_code(code)):
         raise WrongActivationCode()
     if patient.state is PatientState.OPPOSED:
-        raise LifecycleRefused("Vous vous êtes opposé à la création de ce compte : il ne peut pas être activé.")
+        raise LifecycleRefused(
+            "Vous vous êtes opposé à la création de ce compte : il ne peut pas être activé."
+        )
     if patient.state is PatientState.CLOSED:
         raise LifecycleRefused("Ce compte a été clôturé : il ne peut plus être activé.")
     if patient.state is PatientState.DEACTIVATED or patient.password_hash:
-        raise LifecycleRefused("Ce compte est déjà activé : connectez-vous avec votre mot de passe.")
+        raise LifecycleRefused(
+            "Ce compte est déjà activé : connectez-vous avec votre mot de passe."
+        )
     problems = password_problems(password, patient)
     if problems:
         raise LifecycleRefused(" ".join(problems))
     patient.password_hash = await hash_secret(password)
     patient.activation_code_hash = None
     if patient.state is not PatientState.ACTIVE:
-        patient.state, patient.state_changed_at, patient.activated_at = PatientState.ACTIVE, now, now
+        patient.state, patient.state_changed_at, patient.activated_at = (
+            PatientState.ACTIVE,
+            now,
+            now,
+        )
     audit(session, "account_activated", actor, patient)
 
 
-async def oppose_with_code(session: AsyncSession, patient: Patient, code: str, actor: Actor,
-                           now: dt.datetime | None = None) -> None:
+async def oppose_with_code(
+    session: AsyncSession, patient: Patient, code: str, actor: Actor, now: dt.datetime | None = None
+) -> None:
     """Refuse the account during the opposition window; the code is spent."""
     now = now or utcnow()
     if not await verify_secret(patient.activation_code_hash, normalise_activation_code(code)):
         raise WrongActivationCode()
     deadline = patient.opposition_deadline
-    if patient.state is not PatientState.OPPOSITION_WINDOW or (deadline is not None and now >= deadline):
-        raise LifecycleRefused(f"Le délai d'opposition a pris fin le {_date(deadline)} : votre compte est "
-                               "ouvert. Vous pouvez le clôturer depuis votre espace, rubrique « Mon compte ».")
+    if patient.state is not PatientState.OPPOSITION_WINDOW or (
+        deadline is not None and now >= deadline
+    ):
+        raise LifecycleRefused(
+            f"Le délai d'opposition a pris fin le {_date(deadline)} : votre compte est "
+            "ouvert. Vous pouvez le clôturer depuis votre espace, rubrique « Mon compte »."
+        )
     patient.state, patient.state_changed_at = PatientState.OPPOSED, now
     patient.activation_code_hash = None
     audit(session, "account_opposed", actor, patient)
@@ -263,7 +339,9 @@ def auto_activate(session: AsyncSession, patient: Patient, now: dt.datetime | No
     return True
 
 
-def deactivate(session: AsyncSession, patient: Patient, actor: Actor, now: dt.datetime | None = None) -> None:
+def deactivate(
+    session: AsyncSession, patient: Patient, actor: Actor, now: dt.datetime | None = None
+) -> None:
     """Pause an active account: it receives no message until reactivated."""
     if patient.state is not PatientState.ACTIVE:
         raise LifecycleRefused("Seul un compte actif peut être désactivé.")
@@ -271,7 +349,9 @@ def deactivate(session: AsyncSession, patient: Patient, actor: Actor, now: dt.da
     audit(session, "account_deactivated", actor, patient)
 
 
-def reactivate(session: AsyncSession, patient: Patient, actor: Actor, now: dt.datetime | None = None) -> None:
+def reactivate(
+    session: AsyncSession, patient: Patient, actor: Actor, now: dt.datetime | None = None
+) -> None:
     """Reopen a deactivated account."""
     if patient.state is not PatientState.DEACTIVATED:
         raise LifecycleRefused("Seul un compte désactivé peut être réactivé.")
@@ -279,7 +359,9 @@ def reactivate(session: AsyncSession, patient: Patient, actor: Actor, now: dt.da
     audit(session, "account_reactivated", actor, patient)
 
 
-def close_account(session: AsyncSession, patient: Patient, actor: Actor, now: dt.datetime | None = None) -> None:
+def close_account(
+    session: AsyncSession, patient: Patient, actor: Actor, now: dt.datetime | None = None
+) -> None:
     """Close an active or deactivated account for good."""
     if patient.state not in (PatientState.ACTIVE, PatientState.DEACTIVATED):
         raise LifecycleRefused("Seul un compte ouvert (actif ou désactivé) peut être clôturé.")
@@ -290,13 +372,16 @@ def close_account(session: AsyncSession, patient: Patient, actor: Actor, now: dt
 
 # -- the job -----------------------------------------------------------------------------
 
-async def auto_activate_due(db: Database, now: dt.datetime | None = None,
-                            patient_id: int | None = None) -> int:
+
+async def auto_activate_due(
+    db: Database, now: dt.datetime | None = None, patient_id: int | None = None
+) -> int:
     """Activate every account (or the one given) whose window has ended; returns how many."""
     now = now or utcnow()
     async with db.write() as session:
-        query = select(Patient).where(Patient.state == PatientState.OPPOSITION_WINDOW,
-                                      Patient.opposition_deadline <= now)
+        query = select(Patient).where(
+            Patient.state == PatientState.OPPOSITION_WINDOW, Patient.opposition_deadline <= now
+        )
         if patient_id is not None:
             query = query.where(Patient.id == patient_id)
         if not db.is_sqlite:

@@ -74,11 +74,17 @@ def _clock(ctx: JobContext) -> Clock:
 
 # -- activity ----------------------------------------------------------------------------
 
-_noted: dict[tuple[str, int], dt.date] = {}  # (database, mailbox id) -> the day this process recorded it
+_noted: dict[
+    tuple[str, int], dt.date
+] = {}  # (database, mailbox id) -> the day this process recorded it
 
 
-async def note_activity(db: Database, mailbox_id: int, last_active_on: dt.date | None = None,
-                        today: dt.date | None = None) -> None:
+async def note_activity(
+    db: Database,
+    mailbox_id: int,
+    last_active_on: dt.date | None = None,
+    today: dt.date | None = None,
+) -> None:
     """A login of ``mailbox_id``: record the day, at most once a day (never a write per command).
 
     ``last_active_on`` is the value already read with the mailbox, when the caller has it;
@@ -100,21 +106,39 @@ async def note_activity(db: Database, mailbox_id: int, last_active_on: dt.date |
     _noted[key] = today
 
 
-async def record_activity(session: AsyncSession, today: dt.date, *, mailbox_id: int | None = None,
-                          patient_id: int | None = None) -> None:
+async def record_activity(
+    session: AsyncSession,
+    today: dt.date,
+    *,
+    mailbox_id: int | None = None,
+    patient_id: int | None = None,
+) -> None:
     """In the caller's transaction: the mailbox (or the patient's mailbox) was used today."""
     where = Mailbox.id == mailbox_id if mailbox_id is not None else Mailbox.patient_id == patient_id
-    await session.execute(update(Mailbox).where(where, or_(Mailbox.last_active_on.is_(None),
-                                                           Mailbox.last_active_on < today))
-                          .values(last_active_on=today).execution_options(synchronize_session=False))
+    await session.execute(
+        update(Mailbox)
+        .where(where, or_(Mailbox.last_active_on.is_(None), Mailbox.last_active_on < today))
+        .values(last_active_on=today)
+        .execution_options(synchronize_session=False)
+    )
 
 
 # -- facts ---------------------------------------------------------------------------------
 
-_FACTS = (select(Mailbox.id, Mailbox.address, Mailbox.patient_id, Mailbox.created_at, Mailbox.last_active_on,
-                 Mailbox.retention_warned_on, Mailbox.retention_purged_on, Patient.state, Patient.closed_at,
-                 Patient.state_changed_at, Patient.email, Patient.phone)
-          .outerjoin(Patient, Patient.id == Mailbox.patient_id))
+_FACTS = select(
+    Mailbox.id,
+    Mailbox.address,
+    Mailbox.patient_id,
+    Mailbox.created_at,
+    Mailbox.last_active_on,
+    Mailbox.retention_warned_on,
+    Mailbox.retention_purged_on,
+    Patient.state,
+    Patient.closed_at,
+    Patient.state_changed_at,
+    Patient.email,
+    Patient.phone,
+).outerjoin(Patient, Patient.id == Mailbox.patient_id)
 
 
 def _facts(row: Any) -> RetentionFacts:
@@ -123,13 +147,19 @@ def _facts(row: Any) -> RetentionFacts:
         closed_on = (row.closed_at or row.state_changed_at).date()
     elif row.state is PatientState.OPPOSED:  # the patient refused the account: it is closed as well
         closed_on = row.state_changed_at.date()
-    return RetentionFacts(mailbox_id=row.id, is_patient=row.patient_id is not None,
-                          created_on=row.created_at.date(), last_active_on=row.last_active_on,
-                          warned_on=row.retention_warned_on, purged_on=row.retention_purged_on,
-                          account_closed_on=closed_on)
+    return RetentionFacts(
+        mailbox_id=row.id,
+        is_patient=row.patient_id is not None,
+        created_on=row.created_at.date(),
+        last_active_on=row.last_active_on,
+        warned_on=row.retention_warned_on,
+        purged_on=row.retention_purged_on,
+        account_closed_on=closed_on,
+    )
 
 
 # -- the daily pass ------------------------------------------------------------------------
+
 
 async def run_daily(db: Database, settings: Settings, now: dt.datetime) -> dict[str, int]:
     """Warn and queue purges as the policy says for ``now``; how many of each."""
@@ -138,7 +168,11 @@ async def run_daily(db: Database, settings: Settings, now: dt.datetime) -> dict[
     after = 0
     while True:
         async with db.read() as session:
-            rows = (await session.execute(_FACTS.where(Mailbox.id > after).order_by(Mailbox.id).limit(CHUNK))).all()
+            rows = (
+                await session.execute(
+                    _FACTS.where(Mailbox.id > after).order_by(Mailbox.id).limit(CHUNK)
+                )
+            ).all()
         if not rows:
             return counts
         after = rows[-1].id
@@ -151,18 +185,28 @@ async def run_daily(db: Database, settings: Settings, now: dt.datetime) -> dict[
                 if decision.step is RetentionStep.WARN:
                     counts["warned"] += await _warn(session, settings, row, decision, today)
                 else:
-                    enqueue(session, PURGE_JOB, {"mailbox_id": row.id, "reason": decision.reason},
-                            dedupe_key=f"{PURGE_JOB}:{row.id}:{today.isoformat()}")
+                    enqueue(
+                        session,
+                        PURGE_JOB,
+                        {"mailbox_id": row.id, "reason": decision.reason},
+                        dedupe_key=f"{PURGE_JOB}:{row.id}:{today.isoformat()}",
+                    )
                     counts["purges"] += 1
 
 
-async def _warn(session: AsyncSession, settings: Settings, row: Any, decision: RetentionDecision,
-                today: dt.date) -> int:
+async def _warn(
+    session: AsyncSession, settings: Settings, row: Any, decision: RetentionDecision, today: dt.date
+) -> int:
     """Stamp the warning (once: a conditional UPDATE) and send it; 0 if another pass did it first."""
     stamped = await session.execute(
-        update(Mailbox).where(Mailbox.id == row.id, or_(Mailbox.retention_warned_on.is_(None),
-                                                        Mailbox.retention_warned_on < today))
-        .values(retention_warned_on=today).execution_options(synchronize_session=False))
+        update(Mailbox)
+        .where(
+            Mailbox.id == row.id,
+            or_(Mailbox.retention_warned_on.is_(None), Mailbox.retention_warned_on < today),
+        )
+        .values(retention_warned_on=today)
+        .execution_options(synchronize_session=False)
+    )
     if not stamped.rowcount:  # type: ignore[attr-defined]
         return 0
     purge_on = decision.purge_on or today
@@ -171,9 +215,17 @@ async def _warn(session: AsyncSession, settings: Settings, row: Any, decision: R
         notify_patient(session, PatientContact(row.patient_id, row.email, row.phone), kind, "/")
     else:
         await deliver(session, row.id, warning_message(settings, row.address, purge_on, today))
-    record(session, "mailbox.retention_warned", actor_kind="system", actor=settings.hostname,
-           patient_id=row.patient_id, target=row.address, source="retention",
-           purge_on=purge_on.isoformat(), channel=decision.channel.value if decision.channel else "")
+    record(
+        session,
+        "mailbox.retention_warned",
+        actor_kind="system",
+        actor=settings.hostname,
+        patient_id=row.patient_id,
+        target=row.address,
+        source="retention",
+        purge_on=purge_on.isoformat(),
+        channel=decision.channel.value if decision.channel else "",
+    )
     return 1
 
 
@@ -184,19 +236,25 @@ def warning_message(settings: Settings, address: str, purge_on: dt.date, today: 
     message["To"] = address
     message["Subject"] = "Votre messagerie de santé n'est plus utilisée"
     message["Date"] = format_datetime(dt.datetime.combine(today, dt.time(), dt.UTC))
-    message["Message-ID"] = f"<retention-{today.isoformat()}-{address.replace('@', '.')}@{settings.hostname}>"
+    message["Message-ID"] = (
+        f"<retention-{today.isoformat()}-{address.replace('@', '.')}@{settings.hostname}>"
+    )
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(
         f"Cette boîte aux lettres n'a été utilisée par aucune connexion depuis près d'un an.\n\n"
         f"Sans connexion (messagerie, IMAP ou envoi) d'ici le {purge_on:%d/%m/%Y}, ses messages seront "
         f"supprimés, comme le prévoient les règles de conservation de l'opérateur. Une seule connexion "
-        f"suffit à les conserver.\n\nLes documents versés au DMP ne sont pas concernés.\n")
+        f"suffit à les conserver.\n\nLes documents versés au DMP ne sont pas concernés.\n"
+    )
     return bytes(message)
 
 
 # -- the purge -----------------------------------------------------------------------------
 
-async def purge_mailbox(db: Database, settings: Settings, mailbox_id: int, now: dt.datetime) -> dict[str, int] | None:
+
+async def purge_mailbox(
+    db: Database, settings: Settings, mailbox_id: int, now: dt.datetime
+) -> dict[str, int] | None:
     """Purge one mailbox if the policy still says so today; what went, or None when it was kept."""
     today = now.date()
     async with db.read() as session:
@@ -209,10 +267,15 @@ async def purge_mailbox(db: Database, settings: Settings, mailbox_id: int, now: 
     removed = messages = 0
     while True:
         async with db.write() as session:
-            batch = (await session.execute(
-                select(FolderEntry.folder_id, FolderEntry.uid, FolderEntry.message_id)
-                .join(Folder, Folder.id == FolderEntry.folder_id).where(Folder.mailbox_id == mailbox_id)
-                .order_by(FolderEntry.id).limit(settings.retention.batch))).all()
+            batch = (
+                await session.execute(
+                    select(FolderEntry.folder_id, FolderEntry.uid, FolderEntry.message_id)
+                    .join(Folder, Folder.id == FolderEntry.folder_id)
+                    .where(Folder.mailbox_id == mailbox_id)
+                    .order_by(FolderEntry.id)
+                    .limit(settings.retention.batch)
+                )
+            ).all()
             if not batch:
                 break
             by_folder: dict[int, list[int]] = {}
@@ -220,41 +283,81 @@ async def purge_mailbox(db: Database, settings: Settings, mailbox_id: int, now: 
                 by_folder.setdefault(folder_id, []).append(uid)
             before = await _count_messages(session, [m for _, _, m in batch])
             for folder_id, uids in by_folder.items():
-                removed += len(await remove_entries(session, mailbox_id, folder_id, uids, only_deleted=False))
-            await delete_unreferenced_messages(session, [m for _, _, m in batch], keep_conversations=False)
+                removed += len(
+                    await remove_entries(session, mailbox_id, folder_id, uids, only_deleted=False)
+                )
+            await delete_unreferenced_messages(
+                session, [m for _, _, m in batch], keep_conversations=False
+            )
             messages += before - await _count_messages(session, [m for _, _, m in batch])
     async with db.write() as session:
-        await session.execute(update(Mailbox).where(Mailbox.id == mailbox_id)
-                              .values(retention_purged_on=today).execution_options(synchronize_session=False))
-        record(session, "mailbox.purged", actor_kind="system", actor=settings.hostname,
-               patient_id=row.patient_id, target=row.address, source="retention", reason=decision.reason,
-               entries=removed, messages=messages)
-    log.info("retention: purged mailbox %s (%s): %s entries, %s stored messages", row.address, decision.reason,
-             removed, messages)
+        await session.execute(
+            update(Mailbox)
+            .where(Mailbox.id == mailbox_id)
+            .values(retention_purged_on=today)
+            .execution_options(synchronize_session=False)
+        )
+        record(
+            session,
+            "mailbox.purged",
+            actor_kind="system",
+            actor=settings.hostname,
+            patient_id=row.patient_id,
+            target=row.address,
+            source="retention",
+            reason=decision.reason,
+            entries=removed,
+            messages=messages,
+        )
+    log.info(
+        "retention: purged mailbox %s (%s): %s entries, %s stored messages",
+        row.address,
+        decision.reason,
+        removed,
+        messages,
+    )
     return {"entries": removed, "messages": messages}
 
 
 async def _count_messages(session: AsyncSession, ids: list[int]) -> int:
-    found = await session.execute(select(StoredMessage.id).where(StoredMessage.id.in_(sorted(set(ids)))))
+    found = await session.execute(
+        select(StoredMessage.id).where(StoredMessage.id.in_(sorted(set(ids))))
+    )
     return len(found.all())
 
 
 # -- jobs ----------------------------------------------------------------------------------
 
-async def schedule_daily(db: Database, when: dt.datetime | None = None, *, running: int | None = None) -> bool:
+
+async def schedule_daily(
+    db: Database, when: dt.datetime | None = None, *, running: int | None = None
+) -> bool:
     """Queue the daily pass for ``when`` (default now) unless one is already queued; False if it was.
 
     ``running`` is the pass calling this for the next day (it does not count as queued).
     """
     when = when or utcnow()
     async with db.read() as session:
-        queued = (await session.scalars(select(Job.id).where(Job.kind == DAILY_JOB, Job.id != (running or 0),
-                                                             Job.state.in_(("pending", "running"))))).first()
+        queued = (
+            await session.scalars(
+                select(Job.id).where(
+                    Job.kind == DAILY_JOB,
+                    Job.id != (running or 0),
+                    Job.state.in_(("pending", "running")),
+                )
+            )
+        ).first()
     if queued is not None:
         return False
     try:
         async with db.write() as session:
-            enqueue(session, DAILY_JOB, {}, run_after=when, dedupe_key=f"{DAILY_JOB}:{when.date().isoformat()}")
+            enqueue(
+                session,
+                DAILY_JOB,
+                {},
+                run_after=when,
+                dedupe_key=f"{DAILY_JOB}:{when.date().isoformat()}",
+            )
     except IntegrityError:  # another hub on the same database queued that day's pass
         return False
     return True
@@ -265,7 +368,9 @@ async def _daily_job(ctx: JobContext, payload: dict[str, Any]) -> None:
     now = _clock(ctx)()
     counts = await run_daily(ctx.db, settings, now)
     if any(counts.values()):
-        log.info("retention: %s mailboxes warned, %s purges queued", counts["warned"], counts["purges"])
+        log.info(
+            "retention: %s mailboxes warned, %s purges queued", counts["warned"], counts["purges"]
+        )
     if not payload.get("once"):
         await schedule_daily(ctx.db, now + dt.timedelta(days=1), running=ctx.job_id)
 

@@ -6,12 +6,12 @@ from mss.audit import AuditChainHead, AuditEvent
 from mss.conversations import Conversation
 from mss.db import Base
 from mss.directory.models import (
-           Guardianship,
-           Mailbox,
-           Organisation,
-           Patient,
-           Professional,
-           TrustedDomain,
+    Guardianship,
+    Mailbox,
+    Organisation,
+    Patient,
+    Professional,
+    TrustedDomain,
 )
 from mss.jobs import Job
 from mss.login_throttle import LoginFailure
@@ -21,7 +21,30 @@ from portal.models import PortalSession
 
 metadata = Base.metadata
 
-__all__ = ["Appointment", "AuditChainHead", "AuditEvent", "Conversation", "ConvocationReceipt", "DmpConsent",
-           "DmpDocument", "DmpProfessionalConsent", "ExpungedEntry", "Folder", "FolderEntry", "Guardianship",
-           "HealthReminder", "Job", "LoginFailure", "LostSubscription", "Mailbox", "Organisation", "Patient",
-           "PortalSession", "Professional", "ProfileItem", "StoredMessage", "TrustedDomain", "metadata"]
+__all__ = [
+    "Appointment",
+    "AuditChainHead",
+    "AuditEvent",
+    "Conversation",
+    "ConvocationReceipt",
+    "DmpConsent",
+    "DmpDocument",
+    "DmpProfessionalConsent",
+    "ExpungedEntry",
+    "Folder",
+    "FolderEntry",
+    "Guardianship",
+    "HealthReminder",
+    "Job",
+    "LoginFailure",
+    "LostSubscription",
+    "Mailbox",
+    "Organisation",
+    "Patient",
+    "PortalSession",
+    "Professional",
+    "ProfileItem",
+    "StoredMessage",
+    "TrustedDomain",
+    "metadata",
+]

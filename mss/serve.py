@@ -55,10 +55,14 @@ def port_error(settings: Settings, port_key: str, exc: OSError) -> HubError:
     port = getattr(settings.ports, port_key)
     what = PORT_NAMES.get(port_key, port_key)
     if exc.errno == errno.EADDRINUSE:
-        return PortInUse(f"port {port} for {what} is already in use on {settings.bind}: "
-                         f"stop the other program or set ports.{port_key} in mss.toml")
+        return PortInUse(
+            f"port {port} for {what} is already in use on {settings.bind}: "
+            f"stop the other program or set ports.{port_key} in mss.toml"
+        )
     if exc.errno == errno.EACCES:
-        return PortInUse(f"port {port} for {what} needs privileges on {settings.bind}: choose a port above 1024")
+        return PortInUse(
+            f"port {port} for {what} needs privileges on {settings.bind}: choose a port above 1024"
+        )
     return PortInUse(f"cannot listen on {settings.bind}:{port} for {what}: {exc.strerror or exc}")
 
 
@@ -82,7 +86,9 @@ class Hub:
         from mss.crypto.trust import TrustStore
 
         settings = self.settings
-        metrics.use_multiprocess(metrics.metrics_directory(settings.data_path), clean=True)  # before the children
+        metrics.use_multiprocess(
+            metrics.metrics_directory(settings.data_path), clean=True
+        )  # before the children
         metrics.hub_metrics().db_pool_capacity.inc(self.db.pool_capacity)
         passwords.configure(settings.auth.cache_seconds)
         trust = TrustStore.from_settings(settings)
@@ -93,7 +99,8 @@ class Hub:
             from mss.smtp_gateway.protocol import SharedConnectionLimiter
 
             self.services["connection_limiter"] = SharedConnectionLimiter(
-                settings.limits.max_connections_per_ip, smtp_processes)
+                settings.limits.max_connections_per_ip, smtp_processes
+            )
         if settings.listeners.workers and settings.listeners.job_process:
             self.job_process = JobProcess(settings, self.db)
             self.job_process.start()
@@ -103,10 +110,15 @@ class Hub:
         except BaseException:
             await self.stop()
             raise
-        handshake_failures.install(asyncio.get_running_loop(), listener_names(self.bound, self.services))
+        handshake_failures.install(
+            asyncio.get_running_loop(), listener_names(self.bound, self.services)
+        )
         if smtp_processes > 1:
             self.smtp_processes = start_smtp_processes(settings, self.services, smtp_processes - 1)
-            self.tasks += [asyncio.create_task(child.supervise(), name=child.name) for child in self.smtp_processes]
+            self.tasks += [
+                asyncio.create_task(child.supervise(), name=child.name)
+                for child in self.smtp_processes
+            ]
         if settings.listeners.workers:
             await _schedule_retention(self.db)
         if self.job_process is not None:
@@ -120,26 +132,37 @@ class Hub:
         if _smtp_listening(settings):
             from mss.smtp_gateway import start_smtp_servers
 
-            self.servers += await start_smtp_servers(settings, self.db, self.services,
-                                                     reuse_port=listeners.smtp_processes > 1)
+            self.servers += await start_smtp_servers(
+                settings, self.db, self.services, reuse_port=listeners.smtp_processes > 1
+            )
         if listeners.imap or listeners.imaps:
             from mss.mailbox.imap import start_imap_servers
 
             imap_servers = await start_imap_servers(settings, self.db, server_context(settings))
             self.servers += imap_servers
             names = [name for name in ("imap", "imaps") if getattr(listeners, name)]
-            self.bound.update({name: server.sockets[0].getsockname()[1]
-                               for name, server in zip(names, imap_servers, strict=True) if server.sockets})
+            self.bound.update(
+                {
+                    name: server.sockets[0].getsockname()[1]
+                    for name, server in zip(names, imap_servers, strict=True)
+                    if server.sockets
+                }
+            )
         if listeners.https:
             from mss.http import build_app
 
             app = build_app(settings, self.db, self.services)
             self.http_runner = web.AppRunner(app, access_log=None)
             await self.http_runner.setup()
-            site = web.TCPSite(self.http_runner, settings.bind, settings.ports.https,
-                               ssl_context=server_context(  # optional client certificates: the DMP API
-                                   settings, client_cert="optional", trust=self.services.get("trust")),
-                               reuse_address=True)
+            site = web.TCPSite(
+                self.http_runner,
+                settings.bind,
+                settings.ports.https,
+                ssl_context=server_context(  # optional client certificates: the DMP API
+                    settings, client_cert="optional", trust=self.services.get("trust")
+                ),
+                reuse_address=True,
+            )
             try:
                 await site.start()
             except OSError as exc:
@@ -176,7 +199,9 @@ async def _schedule_retention(db: Database) -> None:
 
     try:
         await retention.schedule_daily(db)
-    except DatabaseUnavailable as exc:  # the pass is queued at the next start; the hub serves meanwhile
+    except (
+        DatabaseUnavailable
+    ) as exc:  # the pass is queued at the next start; the hub serves meanwhile
         log.warning("could not queue the daily retention pass: %s", exc)
 
 
@@ -225,7 +250,9 @@ class ChildProcess(abc.ABC):
         """Parent side, once the child has exited on its own (before it is started again)."""
 
     def start(self) -> None:
-        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no loop or sockets inherited
+        context = multiprocessing.get_context(
+            "spawn"
+        )  # a fresh interpreter: no loop or sockets inherited
         target, args = self._target(context)
         self.process = context.Process(target=target, args=args, name=self.name, daemon=True)
         self.process.start()
@@ -245,7 +272,11 @@ class ChildProcess(abc.ABC):
             metrics.forget_process(self.process.pid)  # its open sessions and connections are closed
             if self._stopping:
                 return
-            log.error("the %s process exited with code %s; starting it again", self.name, self.process.exitcode)
+            log.error(
+                "the %s process exited with code %s; starting it again",
+                self.name,
+                self.process.exitcode,
+            )
             try:
                 await self._after_exit()
             except Exception:
@@ -313,18 +344,26 @@ class JobProcess(ChildProcess):
         if self.db is None or self.runner_id is None:
             return
         pid = self.process.pid if self.process is not None else None
-        released = await release_leases(self.db, self.runner_id,
-                                        f"the job process (pid {pid}) exited while running it")
+        released = await release_leases(
+            self.db, self.runner_id, f"the job process (pid {pid}) exited while running it"
+        )
         if released:
-            log.warning("released %s jobs the %s process (pid %s) was running: the next one runs them now",
-                        released, self.name, pid)
+            log.warning(
+                "released %s jobs the %s process (pid %s) was running: the next one runs them now",
+                released,
+                self.name,
+                pid,
+            )
 
     def wake(self) -> None:
         if self._wake is None:
             return
         try:
             os.write(self._wake.fileno(), b"\0")
-        except (BlockingIOError, BrokenPipeError):  # a wake-up is already pending, or the child is gone
+        except (
+            BlockingIOError,
+            BrokenPipeError,
+        ):  # a wake-up is already pending, or the child is gone
             pass
 
     def _closed(self) -> None:
@@ -344,7 +383,9 @@ class SmtpProcess(ChildProcess):
     that socket and stops.
     """
 
-    def __init__(self, settings: Settings, index: int, limiter: Any, services: dict[str, Any]) -> None:
+    def __init__(
+        self, settings: Settings, index: int, limiter: Any, services: dict[str, Any]
+    ) -> None:
         super().__init__(settings)
         self.index = index
         self.name = f"mss-smtp-{index}"
@@ -389,21 +430,30 @@ class SmtpProcess(ChildProcess):
             self._link = None
 
     def stop(self, timeout: float = 30.0) -> None:
-        link, self._link = self._link, None  # off the loop's thread: ``_closed`` already ran, or cannot
+        link, self._link = (
+            self._link,
+            None,
+        )  # off the loop's thread: ``_closed`` already ran, or cannot
         super().stop(timeout)
         if link is not None:
             link.close()
 
 
-def start_smtp_processes(settings: Settings, services: dict[str, Any], count: int) -> list[SmtpProcess]:
+def start_smtp_processes(
+    settings: Settings, services: dict[str, Any], count: int
+) -> list[SmtpProcess]:
     """``count`` SMTP processes beside this one, on the ports it bound (``services["smtp_ports"]``)."""
     if count < 1:
         return []
     child_settings = copy.deepcopy(settings)
     for name, port in services.get("smtp_ports", {}).items():
-        setattr(child_settings.ports, name, port)  # port 0 was a free port: the children take the same
+        setattr(
+            child_settings.ports, name, port
+        )  # port 0 was a free port: the children take the same
     limiter = services["connection_limiter"]
-    children = [SmtpProcess(child_settings, index, limiter, services) for index in range(1, count + 1)]
+    children = [
+        SmtpProcess(child_settings, index, limiter, services) for index in range(1, count + 1)
+    ]
     for child in children:
         child.start()
     return children
@@ -435,7 +485,11 @@ class _LinkWaker:
     def wake(self) -> None:
         try:
             os.write(self.fd, b"\0")
-        except (BlockingIOError, BrokenPipeError, ConnectionResetError):  # already pending, or the hub is gone
+        except (
+            BlockingIOError,
+            BrokenPipeError,
+            ConnectionResetError,
+        ):  # already pending, or the hub is gone
             pass
 
 
@@ -450,8 +504,12 @@ async def run_smtp_process(settings: Settings, limiter: Any, link: Any) -> None:
     trust = TrustStore.from_settings(settings)
     fd = link.fileno()
     os.set_blocking(fd, False)
-    services: dict[str, Any] = {"settings": settings, "trust": trust, "jobs": _LinkWaker(fd),
-                                "connection_limiter": limiter}
+    services: dict[str, Any] = {
+        "settings": settings,
+        "trust": trust,
+        "jobs": _LinkWaker(fd),
+        "connection_limiter": limiter,
+    }
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -468,7 +526,9 @@ async def run_smtp_process(settings: Settings, limiter: Any, link: Any) -> None:
     loop.add_reader(fd, readable)
     servers = await start_smtp_servers(settings, db, services, reuse_port=True)
     handshake_failures.install(loop, listener_names({}, services))
-    trust_task = asyncio.create_task(keep_trust_fresh(settings, trust, sign_dev_crl=False))  # the hub signs it
+    trust_task = asyncio.create_task(
+        keep_trust_fresh(settings, trust, sign_dev_crl=False)
+    )  # the hub signs it
     try:
         await stop.wait()
     finally:
@@ -487,7 +547,9 @@ def _job_process_main(settings: Settings, wake: Any, token: str | None = None) -
     asyncio.run(run_job_process(settings, wake.fileno(), token))
 
 
-async def run_job_process(settings: Settings, wake_fd: int | None = None, token: str | None = None) -> None:
+async def run_job_process(
+    settings: Settings, wake_fd: int | None = None, token: str | None = None
+) -> None:
     """The job process: every job kind, the trust anchors kept fresh, until SIGTERM or SIGINT.
 
     Its runner leases jobs as ``runner_identity(its pid, token)``, the identity the hub
@@ -498,7 +560,9 @@ async def run_job_process(settings: Settings, wake_fd: int | None = None, token:
     db = Database(settings.effective_database_url)
     _child_metrics(settings, db)
     trust = TrustStore.from_settings(settings)
-    runner = job_runner(db, {"settings": settings, "trust": trust}, runner_identity(os.getpid(), token))
+    runner = job_runner(
+        db, {"settings": settings, "trust": trust}, runner_identity(os.getpid(), token)
+    )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, runner.stop)
@@ -516,7 +580,9 @@ async def run_job_process(settings: Settings, wake_fd: int | None = None, token:
             runner.wake()
 
         loop.add_reader(wake_fd, woken)
-    trust_task = asyncio.create_task(keep_trust_fresh(settings, trust, sign_dev_crl=False))  # the hub signs it
+    trust_task = asyncio.create_task(
+        keep_trust_fresh(settings, trust, sign_dev_crl=False)
+    )  # the hub signs it
     try:
         await runner.run_forever()
     finally:
@@ -525,8 +591,9 @@ async def run_job_process(settings: Settings, wake_fd: int | None = None, token:
         await db.dispose()
 
 
-async def keep_trust_fresh(settings: Settings, trust: Any, interval: float = 60.0, *,
-                           sign_dev_crl: bool = True) -> None:
+async def keep_trust_fresh(
+    settings: Settings, trust: Any, interval: float = 60.0, *, sign_dev_crl: bool = True
+) -> None:
     """Re-read anchors and CRLs (a revocation takes effect within a minute) and keep the dev CRL signed."""
     import datetime as dt
 
@@ -538,11 +605,19 @@ async def keep_trust_fresh(settings: Settings, trust: Any, interval: float = 60.
     while True:
         await asyncio.sleep(interval)
         try:
-            dev_pki = sign_dev_crl and not settings.tls.crl_file and (settings.pki_dir / "intermediate-ca.key").is_file()
+            dev_pki = (
+                sign_dev_crl
+                and not settings.tls.crl_file
+                and (settings.pki_dir / "intermediate-ca.key").is_file()
+            )
             if dev_pki and settings.crl_path.is_file():
                 crl = x509.load_pem_x509_crl(settings.crl_path.read_bytes())
-                if crl.next_update_utc is None or crl.next_update_utc - utcnow() < dt.timedelta(days=2):
-                    await asyncio.to_thread(pki.write_crls, settings.pki_dir, crl_path=settings.crl_path)
+                if crl.next_update_utc is None or crl.next_update_utc - utcnow() < dt.timedelta(
+                    days=2
+                ):
+                    await asyncio.to_thread(
+                        pki.write_crls, settings.pki_dir, crl_path=settings.crl_path
+                    )
             await asyncio.to_thread(trust.reload)
         except Exception:
             log.exception("could not refresh the trust anchors and revocation lists")

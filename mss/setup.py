@@ -37,10 +37,16 @@ async def initialise(settings: Settings, *, demo: bool) -> list[str]:
     await upgrade_async(url)
     lines.append(f"database ready: {safe_url(url)}")
     existed = settings.server_cert_file.is_file()
-    pki.init_pki(settings.pki_dir, pki_hostnames(settings), operator_domain=settings.domain,
-                 crl_path=settings.crl_path)
-    lines.append(("development PKI already in " if existed else "development PKI created in ")
-                 + str(settings.pki_dir))
+    pki.init_pki(
+        settings.pki_dir,
+        pki_hostnames(settings),
+        operator_domain=settings.domain,
+        crl_path=settings.crl_path,
+    )
+    lines.append(
+        ("development PKI already in " if existed else "development PKI created in ")
+        + str(settings.pki_dir)
+    )
     if demo:
         from mss.demo import create_demo
 
@@ -53,8 +59,14 @@ async def initialise(settings: Settings, *, demo: bool) -> list[str]:
 
 
 def pki_hostnames(settings: Settings) -> list[str]:
-    names = [settings.hostname, settings.domain, f"imap.{settings.domain}", f"smtp.{settings.domain}",
-             f"autoconfig.{settings.domain}", "localhost"]  # Thunderbird asks autoconfig.<domain>
+    names = [
+        settings.hostname,
+        settings.domain,
+        f"imap.{settings.domain}",
+        f"smtp.{settings.domain}",
+        f"autoconfig.{settings.domain}",
+        "localhost",
+    ]  # Thunderbird asks autoconfig.<domain>
     return list(dict.fromkeys(names))
 
 
@@ -69,8 +81,9 @@ async def describe_listeners(settings: Settings, db: Database) -> list[str]:
         return ", ".join(shown) if shown else "off (listeners in mss.toml)"
 
     portal = f"https://{host}:{p.https}/" if on.https else "off (listeners in mss.toml)"
-    submission = ports((on.submission, p.submission, "STARTTLS"),
-                       (on.submission_tls, p.submission_tls, "TLS"))
+    submission = ports(
+        (on.submission, p.submission, "STARTTLS"), (on.submission_tls, p.submission_tls, "TLS")
+    )
     lines = [
         f"MSS hub on {settings.bind}, data in {settings.data_path.resolve()}",
         f"  portal and APIs   {portal}",

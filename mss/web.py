@@ -26,8 +26,11 @@ SERVICES = web.AppKey("services", dict)
 def problem(status: int, title: str, detail: str, **extra: Any) -> web.Response:
     """An RFC 9457 problem+json response."""
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    return web.Response(status=status, text=json.dumps(body, ensure_ascii=False),
-                        content_type="application/problem+json")
+    return web.Response(
+        status=status,
+        text=json.dumps(body, ensure_ascii=False),
+        content_type="application/problem+json",
+    )
 
 
 def attachment_disposition(title: str, extension: str) -> str:
@@ -35,5 +38,7 @@ def attachment_disposition(title: str, extension: str) -> str:
     ascii_name = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
     ascii_name = re.sub(r"[^A-Za-z0-9._-]+", "-", ascii_name).strip("-.")[:80] or "document"
     utf8_name = re.sub(r"[\x00-\x1f\x7f/\\\"]+", "-", title).strip()[:80] or "document"
-    return (f'attachment; filename="{ascii_name}{extension}"; '
-            f"filename*=UTF-8''{quote(utf8_name + extension, safe='')}")
+    return (
+        f'attachment; filename="{ascii_name}{extension}"; '
+        f"filename*=UTF-8''{quote(utf8_name + extension, safe='')}"
+    )

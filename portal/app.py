@@ -28,15 +28,19 @@ from portal.views import (
 STATIC = Path(__file__).parent / "static"
 
 STATE_LABELS = {
-    "created": "En préparation", "opposition_window": "En attente d'activation", "active": "Actif",
-    "deactivated": "Désactivé", "opposed": "Refusé (opposition)", "closed": "Clôturé",
+    "created": "En préparation",
+    "opposition_window": "En attente d'activation",
+    "active": "Actif",
+    "deactivated": "Désactivé",
+    "opposed": "Refusé (opposition)",
+    "closed": "Clôturé",
 }
 STATE_TEXTS = {
     "created": "Le compte est en préparation : un courrier avec un code d'activation va être envoyé.",
     "opposition_window": "Le compte n'est pas encore ouvert : activez-le avec le code reçu par courrier.",
     "active": "Le compte reçoit les messages des professionnels de santé.",
     "deactivated": "Le compte est en pause : les professionnels ne peuvent pas y écrire. "
-                   "Vous pouvez le réactiver à tout moment.",
+    "Vous pouvez le réactiver à tout moment.",
     "opposed": "Vous vous êtes opposé à la création de ce compte.",
     "closed": "Le compte est clôturé : il ne reçoit plus de messages.",
 }
@@ -72,8 +76,13 @@ def setup(app: web.Application) -> None:
     app[CLOCK] = app[SERVICES].get("portal_clock") or Clock()
     # Templates are compiled once per process and kept (no file check on each render): a changed
     # template needs a restart. No bytecode cache on disk: it would only speed up the first render.
-    env = aiohttp_jinja2.setup(app, app_key=JINJA, loader=jinja2.PackageLoader("portal", "templates"),
-                               autoescape=jinja2.select_autoescape(default=True), auto_reload=False)
+    env = aiohttp_jinja2.setup(
+        app,
+        app_key=JINJA,
+        loader=jinja2.PackageLoader("portal", "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+        auto_reload=False,
+    )
     env.globals.update(state_labels=STATE_LABELS, state_texts=STATE_TEXTS)
     app.middlewares.append(portal_middleware)
     for path, name, handlers in ROUTES:

@@ -17,8 +17,13 @@ def patients() -> None:
 
 
 @patients.command("letters")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Folder for the letters (default: <data_dir>/letters).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder for the letters (default: <data_dir>/letters).",
+)
 @hub_command
 async def letters(settings: Settings, out_dir: str | None) -> None:
     """Give each new patient an activation code and write their letter (PDF)."""

@@ -74,14 +74,24 @@ def references_of(original: StoredMessage) -> tuple[str, ...]:
     """The References of a reply: the original's own (bounded) then its Message-ID."""
     fields = split_headers(original.headers_text.encode())
     cited = _MSGID.findall(first(fields, "References") or "") or _MSGID.findall(
-        first(fields, "In-Reply-To") or "")
+        first(fields, "In-Reply-To") or ""
+    )
     own = _MSGID.findall(original.message_id_header)
-    return (*cited[-(MAX_REFERENCES - 1):], *own[:1])
+    return (*cited[-(MAX_REFERENCES - 1) :], *own[:1])
 
 
-def build_message(author: Author, to: str, subject: str, text: str, message_id: str, *,
-                  now: dt.datetime, in_reply_to: str = "", references: Sequence[str] = (),
-                  uploads: Sequence[Upload] = ()) -> bytes:
+def build_message(
+    author: Author,
+    to: str,
+    subject: str,
+    text: str,
+    message_id: str,
+    *,
+    now: dt.datetime,
+    in_reply_to: str = "",
+    references: Sequence[str] = (),
+    uploads: Sequence[Upload] = (),
+) -> bytes:
     """A text/plain message (multipart/mixed with the uploads), CRLF line endings, UTF-8."""
     message = EmailMessage(policy=email.policy.SMTP)
     message["From"] = Address(display_name=one_line(author.display_name), addr_spec=author.address)
@@ -95,5 +105,7 @@ def build_message(author: Author, to: str, subject: str, text: str, message_id: 
     message.set_content(text[:MAX_TEXT] + ("" if text.endswith("\n") else "\n"))
     for upload in uploads:
         maintype, _, subtype = upload.declared_type.partition("/")
-        message.add_attachment(upload.data, maintype=maintype, subtype=subtype, filename=upload.filename)
+        message.add_attachment(
+            upload.data, maintype=maintype, subtype=subtype, filename=upload.filename
+        )
     return message.as_bytes()

@@ -46,31 +46,57 @@ def is_pdf(attachment: Attachment) -> bool:
     return attachment.content_type in PDF_TYPES or attachment.filename.lower().endswith(".pdf")
 
 
-async def received_pdfs(db: Database, viewer: ViewerKind, *, patient_id: int,
-                        mailbox_id: int) -> list[ReceivedPdf]:
+async def received_pdfs(
+    db: Database, viewer: ViewerKind, *, patient_id: int, mailbox_id: int
+) -> list[ReceivedPdf]:
     """The PDF attachments of the newest received messages the viewer may see, newest first."""
     found: list[ReceivedPdf] = []
     async with db.read() as session:
         directory = Directory(session)
-        lines = [line for line in await folder_lines(session, mailbox_id, INBOX)
-                 if line.top_type.startswith("multipart/") or "pkcs7" in line.top_type][:MAX_MESSAGES]
+        lines = [
+            line
+            for line in await folder_lines(session, mailbox_id, INBOX)
+            if line.top_type.startswith("multipart/") or "pkcs7" in line.top_type
+        ][:MAX_MESSAGES]
         located = await find_entries(session, mailbox_id, [line.entry_id for line in lines])
         await directory.describe(addresses={line.from_address for line in lines})
-        senders = {line.from_address: (await directory.by_address(line.from_address)).name for line in lines}
+        senders = {
+            line.from_address: (await directory.by_address(line.from_address)).name
+            for line in lines
+        }
     lines = [line for line in lines if line.entry_id in located]
     # Unwrapping opaque S/MIME checks a CMS structure: CPU work, done off the event loop.
-    shown = await asyncio.to_thread(lambda: [_attachments_of(located[line.entry_id].message) for line in lines])
+    shown = await asyncio.to_thread(
+        lambda: [_attachments_of(located[line.entry_id].message) for line in lines]
+    )
     for line, (raw, structure, attachments) in zip(lines, shown, strict=True):
         message = located[line.entry_id].message
-        withheld = await withheld_attachments(db, viewer, patient_id=patient_id, mailbox_id=mailbox_id,
-                                              message=message, raw=raw, structure=structure,
-                                              attachments=attachments)
+        withheld = await withheld_attachments(
+            db,
+            viewer,
+            patient_id=patient_id,
+            mailbox_id=mailbox_id,
+            message=message,
+            raw=raw,
+            structure=structure,
+            attachments=attachments,
+        )
         for attachment in attachments:
             if is_pdf(attachment) and attachment.part not in withheld.parts:
-                found.append(ReceivedPdf(line.entry_id, attachment.part, attachment.filename,
-                                         attachment.size_text, line.subject, senders[line.from_address],
-                                         local_time(line.when), message.id, message.message_id_header,
-                                         line.when))
+                found.append(
+                    ReceivedPdf(
+                        line.entry_id,
+                        attachment.part,
+                        attachment.filename,
+                        attachment.size_text,
+                        line.subject,
+                        senders[line.from_address],
+                        local_time(line.when),
+                        message.id,
+                        message.message_id_header,
+                        line.when,
+                    )
+                )
     return found
 
 
@@ -80,8 +106,9 @@ def _attachments_of(message: StoredMessage) -> tuple[bytes, dict[str, Any], list
     return raw, structure, read_content(raw, structure).attachments
 
 
-async def load_received_pdf(db: Database, viewer: ViewerKind, *, patient_id: int, mailbox_id: int,
-                            entry_id: int, part: str) -> tuple[ReceivedPdf, bytes] | None:
+async def load_received_pdf(
+    db: Database, viewer: ViewerKind, *, patient_id: int, mailbox_id: int, entry_id: int, part: str
+) -> tuple[ReceivedPdf, bytes] | None:
     """One PDF attachment of a received message of the mailbox, with its decoded bytes; None if absent,
     not a PDF, or withheld from the viewer."""
     async with db.read() as session:
@@ -95,12 +122,28 @@ async def load_received_pdf(db: Database, viewer: ViewerKind, *, patient_id: int
     node = find_part(structure, part) if listed is not None else None
     if listed is None or node is None or not is_pdf(listed):
         return None
-    withheld = await withheld_attachments(db, viewer, patient_id=patient_id, mailbox_id=mailbox_id,
-                                          message=message, raw=raw, structure=structure,
-                                          attachments=attachments)
+    withheld = await withheld_attachments(
+        db,
+        viewer,
+        patient_id=patient_id,
+        mailbox_id=mailbox_id,
+        message=message,
+        raw=raw,
+        structure=structure,
+        attachments=attachments,
+    )
     if part in withheld.parts:
         return None
-    described = ReceivedPdf(entry_id, part, listed.filename, listed.size_text, message.subject, sender,
-                            local_time(message.internal_date), message.id, message.message_id_header,
-                            message.internal_date)
+    described = ReceivedPdf(
+        entry_id,
+        part,
+        listed.filename,
+        listed.size_text,
+        message.subject,
+        sender,
+        local_time(message.internal_date),
+        message.id,
+        message.message_id_header,
+        message.internal_date,
+    )
     return described, decode_part(raw, node)

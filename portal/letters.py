@@ -27,7 +27,10 @@ def letter_lines(patient: Patient, code: str, url: str) -> list[tuple[int, str]]
         (11, "Madame, Monsieur,"),
         (11, ""),
         (11, "Un compte de messagerie sécurisée de santé a été créé pour vous. Vos médecins,"),
-        (11, "pharmaciens et établissements de santé pourront vous y écrire en toute confidentialité."),
+        (
+            11,
+            "pharmaciens et établissements de santé pourront vous y écrire en toute confidentialité.",
+        ),
         (11, ""),
         (13, f"Votre numéro INS : {patient.ins}"),
         (13, f"Votre code d'activation : {code}"),
@@ -75,7 +78,10 @@ def render_pdf(lines: list[tuple[int, str]]) -> bytes:
     xref = len(out)
     out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
     out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
     return bytes(out)
 
 

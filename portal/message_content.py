@@ -31,16 +31,62 @@ _HEADERS = BytesHeaderParser(policy=email.policy.default)
 _SIGNATURE_TYPES = frozenset({"application/pkcs7-signature", "application/x-pkcs7-signature"})
 _OPAQUE_TYPES = frozenset({"application/pkcs7-mime", "application/x-pkcs7-mime"})
 _TOKEN_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}")
-_REMOTE = re.compile(r"<\s*(img|image|link|iframe|frame|object|embed|video|audio|source|svg)\b|url\s*\(|"
-                     r"\bbackground\s*=", re.IGNORECASE)
+_REMOTE = re.compile(
+    r"<\s*(img|image|link|iframe|frame|object|embed|video|audio|source|svg)\b|url\s*\(|"
+    r"\bbackground\s*=",
+    re.IGNORECASE,
+)
 
 # Sanitised HTML keeps structure and links, nothing that loads, runs or styles.
-HTML_TAGS = {"a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del", "div", "dl",
-             "dt", "em", "h3", "h4", "h5", "h6", "hr", "i", "ins", "li", "ol", "p", "pre", "q", "s",
-             "small", "span", "strong", "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead",
-             "tr", "u", "ul"}
-HTML_ATTRIBUTES = {"a": {"href", "title"}, "abbr": {"title"}, "td": {"colspan", "rowspan"},
-                   "th": {"colspan", "rowspan", "scope"}}
+HTML_TAGS = {
+    "a",
+    "abbr",
+    "b",
+    "blockquote",
+    "br",
+    "caption",
+    "cite",
+    "code",
+    "dd",
+    "del",
+    "div",
+    "dl",
+    "dt",
+    "em",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "i",
+    "ins",
+    "li",
+    "ol",
+    "p",
+    "pre",
+    "q",
+    "s",
+    "small",
+    "span",
+    "strong",
+    "sub",
+    "sup",
+    "table",
+    "tbody",
+    "td",
+    "tfoot",
+    "th",
+    "thead",
+    "tr",
+    "u",
+    "ul",
+}
+HTML_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "abbr": {"title"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan", "scope"},
+}
 LINK_SCHEMES = {"http", "https", "mailto", "tel"}
 
 
@@ -72,13 +118,19 @@ class MessageContent:
 
 def sanitise_html(html: str) -> str:
     """HTML without scripts, styles, images, frames, forms or event handlers (nh3, an allow-list)."""
-    return nh3.clean(html, tags=HTML_TAGS, attributes=HTML_ATTRIBUTES, url_schemes=LINK_SCHEMES,
-                     link_rel="noopener noreferrer nofollow", strip_comments=True)
+    return nh3.clean(
+        html,
+        tags=HTML_TAGS,
+        attributes=HTML_ATTRIBUTES,
+        url_schemes=LINK_SCHEMES,
+        link_rel="noopener noreferrer nofollow",
+        strip_comments=True,
+    )
 
 
 def decode_part(raw: bytes, node: dict[str, Any]) -> bytes:
     """The decoded bytes of one leaf part (base64, quoted-printable, or as is)."""
-    data = raw[node["b"]:node["e"]]
+    data = raw[node["b"] : node["e"]]
     encoding = node.get("enc", "7bit")
     if encoding == "base64":
         cleaned = re.sub(rb"[^A-Za-z0-9+/]", b"", data)
@@ -107,7 +159,7 @@ def decode_text(data: bytes, charset: str | None) -> str:
 
 
 def _part_headers(raw: bytes, node: dict[str, Any]) -> Any:
-    return _HEADERS.parsebytes(raw[node["h"]:node["b"]])
+    return _HEADERS.parsebytes(raw[node["h"] : node["b"]])
 
 
 def _leaf_size(raw: bytes, node: dict[str, Any]) -> int:
@@ -153,8 +205,11 @@ class _Reader:
             self.content.remote_blocked = bool(_REMOTE.search(html))
             self.content.html = sanitise_html(html)
             return
-        self.content.attachments.append(Attachment(path, safe_filename(filename, kind), served_type(kind),
-                                                   _leaf_size(self.raw, node)))
+        self.content.attachments.append(
+            Attachment(
+                path, safe_filename(filename, kind), served_type(kind), _leaf_size(self.raw, node)
+            )
+        )
 
 
 def _preferred(children: list[dict[str, Any]]) -> int:
@@ -219,7 +274,9 @@ def served_type(kind: str) -> str:
 def safe_filename(name: str | None, kind: str = "application/octet-stream") -> str:
     """A file name without path, control characters or leading dots; a default one when empty."""
     text = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
-    text = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C").strip().lstrip(".").strip()
+    text = (
+        "".join(ch for ch in text if unicodedata.category(ch)[0] != "C").strip().lstrip(".").strip()
+    )
     if not text:
         text = "piece-jointe" + (mimetypes.guess_extension(served_type(kind)) or ".bin")
     return text[:150]

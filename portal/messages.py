@@ -43,8 +43,12 @@ SENT = "Sent"
 SEEN = "\\Seen"
 MDN_SENT = "$MDNSent"  # RFC 3503: a receipt was sent, or declined, for this message
 TITLED = frozenset({"10", "21", "40"})  # médecin, pharmacien, chirurgien-dentiste: "Dr"
-KIND_LABELS = {MailboxKind.ORG: "Service", MailboxKind.APP: "Envoi automatique",
-               MailboxKind.CAB: "Cabinet", MailboxKind.PER: "Professionnel de santé"}
+KIND_LABELS = {
+    MailboxKind.ORG: "Service",
+    MailboxKind.APP: "Envoi automatique",
+    MailboxKind.CAB: "Cabinet",
+    MailboxKind.PER: "Professionnel de santé",
+}
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,9 @@ class Directory:
         self.session = session
         self._by_id: dict[int, Counterpart] = {}
         self._by_address: dict[str, Counterpart] = {}
-        self._professionals: dict[str, Professional] = {}  # by idNat, those met describing mailboxes
+        self._professionals: dict[
+            str, Professional
+        ] = {}  # by idNat, those met describing mailboxes
         # The rows read stay referenced: the session's identity map is weak, and a later
         # session.get(Mailbox, id) (the gateway's look-ups) then reads nothing more.
         self._mailboxes: list[Mailbox] = []
@@ -172,8 +178,14 @@ class Directory:
         found = await self._load(or_(*conditions))
         missing = [address for address in wanted if address not in found]
         if missing:  # rows written by hand with capitals
-            found.update({mailbox_address.lower(): counterpart for mailbox_address, counterpart
-                          in (await self._load(func.lower(Mailbox.address).in_(missing))).items()})
+            found.update(
+                {
+                    mailbox_address.lower(): counterpart
+                    for mailbox_address, counterpart in (
+                        await self._load(func.lower(Mailbox.address).in_(missing))
+                    ).items()
+                }
+            )
         for address, asked in wanted.items():
             for original in asked:
                 self._by_address[original.lower()] = found.get(address) or _unknown_sender(original)
@@ -182,14 +194,21 @@ class Directory:
 
     async def _load(self, condition: ColumnElement[bool]) -> dict[str, Counterpart]:
         """Describe the mailboxes matching ``condition`` (cached by id); by their stored address."""
-        query = (select(Mailbox, Professional, Organisation)
-                 .outerjoin(Professional, Professional.id == Mailbox.professional_id)
-                 .outerjoin(Organisation, Organisation.id == func.coalesce(Mailbox.organisation_id,
-                                                                           Professional.organisation_id))
-                 .where(condition))
+        query = (
+            select(Mailbox, Professional, Organisation)
+            .outerjoin(Professional, Professional.id == Mailbox.professional_id)
+            .outerjoin(
+                Organisation,
+                Organisation.id
+                == func.coalesce(Mailbox.organisation_id, Professional.organisation_id),
+            )
+            .where(condition)
+        )
         described = {}
         for mailbox, professional, organisation in (await self.session.execute(query)).all():
-            counterpart = self._by_id[mailbox.id] = describe_mailbox(mailbox, professional, organisation)
+            counterpart = self._by_id[mailbox.id] = describe_mailbox(
+                mailbox, professional, organisation
+            )
             described[mailbox.address] = counterpart
             self._mailboxes.append(mailbox)
             if professional is not None:
@@ -202,7 +221,9 @@ class Directory:
             known = self._professionals.get(normalise_id_nat(id_nat, check_key=False))
         except InvalidInput:
             return None
-        return known if known is not None else await find_professional_by_id_nat(self.session, id_nat)
+        return (
+            known if known is not None else await find_professional_by_id_nat(self.session, id_nat)
+        )
 
 
 def _normalised(address: str) -> str | None:
@@ -216,13 +237,19 @@ def _unknown_sender(address: str) -> Counterpart:
     return Counterpart(address, address or "Expéditeur inconnu", known=False)
 
 
-def describe_mailbox(mailbox: Mailbox, professional: Professional | None,
-                     organisation: Organisation | None) -> Counterpart:
+def describe_mailbox(
+    mailbox: Mailbox, professional: Professional | None, organisation: Organisation | None
+) -> Counterpart:
     """A mailbox as the pages name it: the professional (titled), else the mailbox's or organisation's name."""
     org_name = organisation.name if organisation is not None else ""
     if professional is not None and mailbox.kind is MailboxKind.PER:
-        return Counterpart(mailbox.address, titled_name(professional),
-                           profession_of(professional.profession_code), org_name, professional.id_nat)
+        return Counterpart(
+            mailbox.address,
+            titled_name(professional),
+            profession_of(professional.profession_code),
+            org_name,
+            professional.id_nat,
+        )
     name = mailbox.display_name or org_name or mailbox.address
     kind = "Pharmacie" if mailbox.pharmacy else KIND_LABELS.get(mailbox.kind, "")
     return Counterpart(mailbox.address, name, kind, org_name if org_name != name else "")
@@ -253,8 +280,11 @@ def _addresses(envelope: list[Any], index: int) -> tuple[str, ...]:
         found = envelope[index] or []
     except (IndexError, TypeError):
         return ()
-    return tuple(f"{a[2]}@{a[3]}".lower() for a in found if isinstance(a, list) and len(a) == 4
-                 and a[2] and a[3])
+    return tuple(
+        f"{a[2]}@{a[3]}".lower()
+        for a in found
+        if isinstance(a, list) and len(a) == 4 and a[2] and a[3]
+    )
 
 
 async def folder_lines(session: AsyncSession, mailbox_id: int, name: str) -> list[MessageLine]:
@@ -262,25 +292,63 @@ async def folder_lines(session: AsyncSession, mailbox_id: int, name: str) -> lis
     return await mailbox_lines(session, mailbox_id, (name,))
 
 
-async def mailbox_lines(session: AsyncSession, mailbox_id: int, names: Sequence[str]) -> list[MessageLine]:
+async def mailbox_lines(
+    session: AsyncSession, mailbox_id: int, names: Sequence[str]
+) -> list[MessageLine]:
     """Every message of the named folders of the mailbox, folder by folder in that order, newest first.
 
     One statement for all the folders, entries and messages.
     """
     folders = [normalise_folder_name(name) for name in names]
-    query = (select(Folder.name, FolderEntry.uid, FolderEntry.id, FolderEntry.flags, StoredMessage.id,
-                    StoredMessage.subject, StoredMessage.internal_date, StoredMessage.from_address,
-                    StoredMessage.envelope, StoredMessage.conversation_id, StoredMessage.bodystructure)
-             .join(FolderEntry, FolderEntry.folder_id == Folder.id)
-             .join(StoredMessage, StoredMessage.id == FolderEntry.message_id)
-             .where(Folder.mailbox_id == mailbox_id, Folder.name.in_(folders)))
+    query = (
+        select(
+            Folder.name,
+            FolderEntry.uid,
+            FolderEntry.id,
+            FolderEntry.flags,
+            StoredMessage.id,
+            StoredMessage.subject,
+            StoredMessage.internal_date,
+            StoredMessage.from_address,
+            StoredMessage.envelope,
+            StoredMessage.conversation_id,
+            StoredMessage.bodystructure,
+        )
+        .join(FolderEntry, FolderEntry.folder_id == Folder.id)
+        .join(StoredMessage, StoredMessage.id == FolderEntry.message_id)
+        .where(Folder.mailbox_id == mailbox_id, Folder.name.in_(folders))
+    )
     lines = []
     for row in await session.execute(query):
-        folder, uid, entry_id, flags, stored_id, subject, when, sender, envelope, conversation_id, structure = row
+        (
+            folder,
+            uid,
+            entry_id,
+            flags,
+            stored_id,
+            subject,
+            when,
+            sender,
+            envelope,
+            conversation_id,
+            structure,
+        ) = row
         top = ((structure or {}).get("parts") or {}).get("type", "text/plain")
-        lines.append(MessageLine(entry_id, folder, uid, stored_id, subject or "", when,
-                                 (sender or "").lower(), _addresses(envelope, 5), conversation_id,
-                                 parse_flags(flags), top))
+        lines.append(
+            MessageLine(
+                entry_id,
+                folder,
+                uid,
+                stored_id,
+                subject or "",
+                when,
+                (sender or "").lower(),
+                _addresses(envelope, 5),
+                conversation_id,
+                parse_flags(flags),
+                top,
+            )
+        )
     lines.sort(key=lambda line: (line.when, line.uid), reverse=True)
     lines.sort(key=lambda line: folders.index(line.folder))
     return lines
@@ -294,20 +362,44 @@ async def conversations(session: AsyncSession, mailbox_id: int) -> list[Conversa
     """
     lines = await mailbox_lines(session, mailbox_id, (INBOX, SENT))
     wanted = {line.conversation_id for line in lines if line.conversation_id is not None}
-    rows = {row.id: row for row in (await session.scalars(
-        select(Conversation).where(Conversation.id.in_(wanted), Conversation.patient_mailbox_id == mailbox_id)
-    )).all()} if wanted else {}
+    rows = (
+        {
+            row.id: row
+            for row in (
+                await session.scalars(
+                    select(Conversation).where(
+                        Conversation.id.in_(wanted), Conversation.patient_mailbox_id == mailbox_id
+                    )
+                )
+            ).all()
+        }
+        if wanted
+        else {}
+    )
     directory = Directory(session)
-    await directory.describe(ids=[row.professional_mailbox_id for row in rows.values()],
-                             addresses=[line.from_address for line in lines
-                                        if line.conversation_id is None and line.folder == INBOX])
+    await directory.describe(
+        ids=[row.professional_mailbox_id for row in rows.values()],
+        addresses=[
+            line.from_address
+            for line in lines
+            if line.conversation_id is None and line.folder == INBOX
+        ],
+    )
     summaries: dict[int, ConversationSummary] = {}
     loose: list[ConversationSummary] = []
     for line in lines:
         if line.conversation_id is None:
             if line.folder == INBOX:
-                loose.append(ConversationSummary(None, await directory.by_address(line.from_address), line,
-                                                 unread=0 if line.seen else 1, count=1, lines=[line]))
+                loose.append(
+                    ConversationSummary(
+                        None,
+                        await directory.by_address(line.from_address),
+                        line,
+                        unread=0 if line.seen else 1,
+                        count=1,
+                        lines=[line],
+                    )
+                )
             continue
         summary = summaries.get(line.conversation_id)
         if summary is None:
@@ -315,8 +407,11 @@ async def conversations(session: AsyncSession, mailbox_id: int) -> list[Conversa
             if conversation is None:  # gone, or another mailbox's
                 continue
             summary = summaries[line.conversation_id] = ConversationSummary(
-                conversation.id, await directory.by_id(conversation.professional_mailbox_id), line,
-                closed=conversation.state is ConversationState.CLOSED)
+                conversation.id,
+                await directory.by_id(conversation.professional_mailbox_id),
+                line,
+                closed=conversation.state is ConversationState.CLOSED,
+            )
         _add(summary, line)
     found = [*summaries.values(), *loose]
     found.sort(key=lambda s: (s.latest.when, s.latest.uid), reverse=True)
@@ -332,19 +427,27 @@ def _add(summary: ConversationSummary, line: MessageLine) -> None:
         summary.latest = line
 
 
-async def conversation(session: AsyncSession, mailbox_id: int, conversation_id: int
-                       ) -> ConversationSummary | None:
+async def conversation(
+    session: AsyncSession, mailbox_id: int, conversation_id: int
+) -> ConversationSummary | None:
     """One conversation of the mailbox with its messages, oldest first; None if not the mailbox's."""
     row = await session.get(Conversation, conversation_id)
     if row is None or row.patient_mailbox_id != mailbox_id:
         return None
-    lines = [line for line in await mailbox_lines(session, mailbox_id, (INBOX, SENT))
-             if line.conversation_id == conversation_id]
+    lines = [
+        line
+        for line in await mailbox_lines(session, mailbox_id, (INBOX, SENT))
+        if line.conversation_id == conversation_id
+    ]
     if not lines:
         return None
     lines.sort(key=lambda line: (line.when, line.uid))
-    summary = ConversationSummary(row.id, await Directory(session).by_id(row.professional_mailbox_id),
-                                  lines[-1], closed=row.state is ConversationState.CLOSED)
+    summary = ConversationSummary(
+        row.id,
+        await Directory(session).by_id(row.professional_mailbox_id),
+        lines[-1],
+        closed=row.state is ConversationState.CLOSED,
+    )
     for line in lines:
         _add(summary, line)
     summary.lines = lines
@@ -356,36 +459,46 @@ async def find_entry(session: AsyncSession, mailbox_id: int, entry_id: int) -> L
     return (await find_entries(session, mailbox_id, [entry_id])).get(entry_id)
 
 
-async def find_entries(session: AsyncSession, mailbox_id: int, entry_ids: Sequence[int]) -> dict[int, Located]:
+async def find_entries(
+    session: AsyncSession, mailbox_id: int, entry_ids: Sequence[int]
+) -> dict[int, Located]:
     """``find_entry`` for several entries at once, by entry id (one statement); absent ones are left out."""
     rows = await session.execute(
-        select(FolderEntry, Folder, StoredMessage).join(Folder, Folder.id == FolderEntry.folder_id)
+        select(FolderEntry, Folder, StoredMessage)
+        .join(Folder, Folder.id == FolderEntry.folder_id)
         .join(StoredMessage, StoredMessage.id == FolderEntry.message_id)
-        .where(FolderEntry.id.in_(entry_ids), Folder.mailbox_id == mailbox_id))
+        .where(FolderEntry.id.in_(entry_ids), Folder.mailbox_id == mailbox_id)
+    )
     return {entry.id: Located(entry, folder, message) for entry, folder, message in rows}
 
 
-async def locate(session: AsyncSession, patient_id: int, entry_id: int) -> tuple[Mailbox, Located] | None:
+async def locate(
+    session: AsyncSession, patient_id: int, entry_id: int
+) -> tuple[Mailbox, Located] | None:
     """A folder entry of the patient's own mailbox, with that mailbox, in one statement.
 
     The message's conversation comes with it (``Located.conversation``), so a later
     ``session.get(Conversation, ...)`` on the same session reads nothing more.
     """
-    row = (await session.execute(
-        select(Mailbox, FolderEntry, Folder, StoredMessage, Conversation)
-        .join(Folder, Folder.mailbox_id == Mailbox.id)
-        .join(FolderEntry, FolderEntry.folder_id == Folder.id)
-        .join(StoredMessage, StoredMessage.id == FolderEntry.message_id)
-        .outerjoin(Conversation, Conversation.id == StoredMessage.conversation_id)
-        .where(Mailbox.patient_id == patient_id, FolderEntry.id == entry_id))).first()
+    row = (
+        await session.execute(
+            select(Mailbox, FolderEntry, Folder, StoredMessage, Conversation)
+            .join(Folder, Folder.mailbox_id == Mailbox.id)
+            .join(FolderEntry, FolderEntry.folder_id == Folder.id)
+            .join(StoredMessage, StoredMessage.id == FolderEntry.message_id)
+            .outerjoin(Conversation, Conversation.id == StoredMessage.conversation_id)
+            .where(Mailbox.patient_id == patient_id, FolderEntry.id == entry_id)
+        )
+    ).first()
     if row is None:
         return None
     mailbox, entry, folder, message, conversation = row
     return mailbox, Located(entry, folder, message, conversation)
 
 
-async def entry_of_message(session: AsyncSession, mailbox_id: int, folder_name: str,
-                           stored_id: int) -> int | None:
+async def entry_of_message(
+    session: AsyncSession, mailbox_id: int, folder_name: str, stored_id: int
+) -> int | None:
     """The entry id of a stored message in one folder of the mailbox (after sending: its Sent copy)."""
     for line in await folder_lines(session, mailbox_id, folder_name):
         if line.stored_id == stored_id:
@@ -393,15 +506,21 @@ async def entry_of_message(session: AsyncSession, mailbox_id: int, folder_name: 
     return None
 
 
-async def add_flags(session: AsyncSession, mailbox_id: int, located: Located,
-                    flags: Iterable[str]) -> frozenset[str]:
+async def add_flags(
+    session: AsyncSession, mailbox_id: int, located: Located, flags: Iterable[str]
+) -> frozenset[str]:
     """Add flags to the entry (as IMAP STORE +FLAGS does); its flags afterwards."""
-    update: FlagUpdate = await store_flags(session, mailbox_id, located.folder.id, [located.entry.uid],
-                                           "add", flags)
-    return update.current[located.entry.uid][0] if located.entry.uid in update.current else frozenset()
+    update: FlagUpdate = await store_flags(
+        session, mailbox_id, located.folder.id, [located.entry.uid], "add", flags
+    )
+    return (
+        update.current[located.entry.uid][0] if located.entry.uid in update.current else frozenset()
+    )
 
 
-async def remove_flags(session: AsyncSession, mailbox_id: int, located: Located, flags: Iterable[str]) -> None:
+async def remove_flags(
+    session: AsyncSession, mailbox_id: int, located: Located, flags: Iterable[str]
+) -> None:
     await store_flags(session, mailbox_id, located.folder.id, [located.entry.uid], "remove", flags)
 
 
@@ -411,8 +530,14 @@ async def unread_count(session: AsyncSession, mailbox_id: int) -> int:
     return (await folder_status(session, folder)).unseen if folder is not None else 0
 
 
-async def package_facts(db: Database, *, patient_id: int, mailbox_id: int, message_id: int,
-                        packages: Callable[[], list[bytes]]) -> PackageFacts:
+async def package_facts(
+    db: Database,
+    *,
+    patient_id: int,
+    mailbox_id: int,
+    message_id: int,
+    packages: Callable[[], list[bytes]],
+) -> PackageFacts:
     """The documents of a message's XDM packages, each with its flags in the patient's record now.
 
     When the ``dmp.file`` job filed every document of the message (its marker says so and the record
@@ -428,32 +553,69 @@ async def package_facts(db: Database, *, patient_id: int, mailbox_id: int, messa
     documents, unreadable = await asyncio.to_thread(lambda: _read_packages(packages()))
     async with db.read() as session:
         wanted = {u for d in documents if d.unique_id for u in (d.unique_id, d.unique_id.lower())}
-        rows = (await session.execute(select(
-            DmpDocument.unique_id, DmpDocument.invisible_to_patient,
-            DmpDocument.invisible_to_legal_representatives).where(
-            DmpDocument.patient_id == patient_id, DmpDocument.unique_id.in_(wanted)))).all() if wanted else []
+        rows = (
+            (
+                await session.execute(
+                    select(
+                        DmpDocument.unique_id,
+                        DmpDocument.invisible_to_patient,
+                        DmpDocument.invisible_to_legal_representatives,
+                    ).where(DmpDocument.patient_id == patient_id, DmpDocument.unique_id.in_(wanted))
+                )
+            ).all()
+            if wanted
+            else []
+        )
     flags = {uid: RecordFlags(patient, guardians) for uid, patient, guardians in rows}
-    return PackageFacts(tuple(
-        PackagedDocument(d.confidentiality, flags.get(d.unique_id) or flags.get(d.unique_id.lower()),
-                         d.title, d.unique_id, d.file_name) for d in documents), unreadable)
+    return PackageFacts(
+        tuple(
+            PackagedDocument(
+                d.confidentiality,
+                flags.get(d.unique_id) or flags.get(d.unique_id.lower()),
+                d.title,
+                d.unique_id,
+                d.file_name,
+            )
+            for d in documents
+        ),
+        unreadable,
+    )
 
 
-async def _filed_documents(session: AsyncSession, patient_id: int, mailbox_id: int,
-                           message_id: int) -> tuple[PackagedDocument, ...] | None:
+async def _filed_documents(
+    session: AsyncSession, patient_id: int, mailbox_id: int, message_id: int
+) -> tuple[PackagedDocument, ...] | None:
     """Every document of the message as the record holds it, or None when the record cannot tell."""
-    done = (await session.scalars(select(AuditEvent.detail).where(
-        AuditEvent.action == "dmp_filing", AuditEvent.target == marker(message_id, mailbox_id)))).first()
+    done = (
+        await session.scalars(
+            select(AuditEvent.detail).where(
+                AuditEvent.action == "dmp_filing",
+                AuditEvent.target == marker(message_id, mailbox_id),
+            )
+        )
+    ).first()
     if not isinstance(done, dict) or done.get("error") is not None:
         return None
-    rows = (await session.execute(select(
-        DmpDocument.title, DmpDocument.unique_id, DmpDocument.invisible_to_patient,
-        DmpDocument.invisible_to_legal_representatives).where(
-        DmpDocument.patient_id == patient_id, DmpDocument.stored_message_id == message_id,
-        DmpDocument.source == "mss"))).all()
+    rows = (
+        await session.execute(
+            select(
+                DmpDocument.title,
+                DmpDocument.unique_id,
+                DmpDocument.invisible_to_patient,
+                DmpDocument.invisible_to_legal_representatives,
+            ).where(
+                DmpDocument.patient_id == patient_id,
+                DmpDocument.stored_message_id == message_id,
+                DmpDocument.source == "mss",
+            )
+        )
+    ).all()
     if not rows or len(rows) != done.get("filed"):
         return None
-    return tuple(PackagedDocument(record=RecordFlags(patient, guardians), title=title, unique_id=uid)
-                 for title, uid, patient, guardians in rows)
+    return tuple(
+        PackagedDocument(record=RecordFlags(patient, guardians), title=title, unique_id=uid)
+        for title, uid, patient, guardians in rows
+    )
 
 
 def _read_packages(packages: list[bytes]) -> tuple[tuple[PackagedDocument, ...], bool]:
@@ -466,8 +628,14 @@ def _read_packages(packages: list[bytes]) -> tuple[tuple[PackagedDocument, ...],
         except XdmError:
             unreadable = True
             continue
-        documents += [PackagedDocument(tuple((c.code, c.scheme or "") for c in entry.confidentiality_codes),
-                                       None, entry.title or "", entry.unique_id or "",
-                                       posixpath.basename(entry.uri or entry.path))
-                      for entry in package.documents]
+        documents += [
+            PackagedDocument(
+                tuple((c.code, c.scheme or "") for c in entry.confidentiality_codes),
+                None,
+                entry.title or "",
+                entry.unique_id or "",
+                posixpath.basename(entry.uri or entry.path),
+            )
+            for entry in package.documents
+        ]
     return tuple(documents), unreadable

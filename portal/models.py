@@ -22,9 +22,15 @@ class PortalSession(Base):
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     csrf_token: Mapped[str] = mapped_column(String(64))
-    stage: Mapped[str] = mapped_column(String(16), default="anonymous")  # anonymous, second_factor, signed_in
-    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
-    space_patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
+    stage: Mapped[str] = mapped_column(
+        String(16), default="anonymous"
+    )  # anonymous, second_factor, signed_in
+    patient_id: Mapped[int | None] = mapped_column(
+        ForeignKey("patients.id", ondelete="CASCADE"), index=True
+    )
+    space_patient_id: Mapped[int | None] = mapped_column(
+        ForeignKey("patients.id", ondelete="CASCADE")
+    )
     factor: Mapped[str] = mapped_column(String(8), default="")  # sms, email, totp
     code_hash: Mapped[str | None] = mapped_column(String(64))
     code_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -33,4 +39,3 @@ class PortalSession(Base):
     source: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-

@@ -45,7 +45,9 @@ async def portal_target(request: web.Request, target: str, default: str = "/") -
         return default
     # The router reads only the URL and the method (the request's body is read: it cannot be cloned).
     match = await request.app.router.resolve(_RouteProbe(url))  # type: ignore[arg-type]
-    name = match.route.resource.name if match.http_exception is None and match.route.resource else None
+    name = (
+        match.route.resource.name if match.http_exception is None and match.route.resource else None
+    )
     if not name or not name.startswith("portal.") or name == "portal.static":
         return default
     return path
@@ -55,12 +57,14 @@ async def ensure_session(request: web.Request) -> None:
     """Give an anonymous visitor a session, so their forms carry a CSRF token."""
     state = visit(request)
     if state.row is None:
-        state.new_token, state.row = await sessions.start_anonymous(db_of(request), now_of(request),
-                                                                    source_of(request))
+        state.new_token, state.row = await sessions.start_anonymous(
+            db_of(request), now_of(request), source_of(request)
+        )
 
 
-async def render(request: web.Request, template: str, context: dict[str, Any],
-                 status: int = 200) -> web.Response:
+async def render(
+    request: web.Request, template: str, context: dict[str, Any], status: int = 200
+) -> web.Response:
     """A page with what every template needs: CSRF token, who acts, in which space, idle timings."""
     await ensure_session(request)
     state = visit(request)
@@ -68,10 +72,16 @@ async def render(request: web.Request, template: str, context: dict[str, Any],
     signed_in = state.person is not None
     values = {
         "csrf": state.row.csrf_token if state.row else "",
-        "person": state.person, "space": state.space, "minors": state.minors,
-        "signed_in": signed_in, "idle_seconds": idle, "idle_minutes": idle // 60,
+        "person": state.person,
+        "space": state.space,
+        "minors": state.minors,
+        "signed_in": signed_in,
+        "idle_seconds": idle,
+        "idle_minutes": idle // 60,
         "warn_seconds": max(idle - WARNING_SECONDS, idle // 2),
-        "path": request.path_qs, "here": request.rel_url.raw_path_qs, "states": PatientState,
+        "path": request.path_qs,
+        "here": request.rel_url.raw_path_qs,
+        "states": PatientState,
         **context,
     }
     return aiohttp_jinja2.render_template(template, request, values, status=status, app_key=JINJA)

@@ -36,13 +36,22 @@ class ProfessionalCard:
     @property
     def rpps(self) -> str:
         """The RPPS number (the idNat without its leading 8), or the idNat itself."""
-        return self.id_nat[1:] if self.id_nat.startswith("8") and len(self.id_nat) == 12 else self.id_nat
+        return (
+            self.id_nat[1:]
+            if self.id_nat.startswith("8") and len(self.id_nat) == 12
+            else self.id_nat
+        )
 
 
 def card(professional: Professional, institution: str = "") -> ProfessionalCard:
-    return ProfessionalCard(professional.id, professional.id_nat, professional.display_name,
-                            professional.profession_code,
-                            PROFESSIONS.get(professional.profession_code, ""), institution)
+    return ProfessionalCard(
+        professional.id,
+        professional.id_nat,
+        professional.display_name,
+        professional.profession_code,
+        PROFESSIONS.get(professional.profession_code, ""),
+        institution,
+    )
 
 
 def unknown_card(id_nat: str) -> ProfessionalCard:
@@ -51,15 +60,18 @@ def unknown_card(id_nat: str) -> ProfessionalCard:
 
 def _query() -> Select[Professional, str]:
     return select(Professional, Organisation.name).outerjoin(
-        Organisation, Organisation.id == Professional.organisation_id)
+        Organisation, Organisation.id == Professional.organisation_id
+    )
 
 
 def _starts_word(column: Any, text: str) -> ColumnElement[bool]:
     tests = []
     for folded, wanted in ((func.lower(column), text.lower()), (func.upper(column), text.upper())):
-        tests += [folded.startswith(wanted, autoescape=True),
-                  folded.contains(" " + wanted, autoescape=True),
-                  folded.contains("-" + wanted, autoescape=True)]
+        tests += [
+            folded.startswith(wanted, autoescape=True),
+            folded.contains(" " + wanted, autoescape=True),
+            folded.contains("-" + wanted, autoescape=True),
+        ]
     return or_(*tests)
 
 
@@ -83,10 +95,22 @@ async def search_professionals(session: AsyncSession, text: str) -> list[Profess
         query = _query().where(Professional.id_nat == id_nat)
     else:
         words = text.split(" ")
-        query = _query().where(*[or_(_starts_word(Professional.family_name, w),
-                                     _starts_word(Professional.given_names, w)) for w in words])
-    rows = (await session.execute(query.order_by(Professional.family_name, Professional.given_names,
-                                                 Professional.id).limit(MAX_RESULTS))).all()
+        query = _query().where(
+            *[
+                or_(
+                    _starts_word(Professional.family_name, w),
+                    _starts_word(Professional.given_names, w),
+                )
+                for w in words
+            ]
+        )
+    rows = (
+        await session.execute(
+            query.order_by(
+                Professional.family_name, Professional.given_names, Professional.id
+            ).limit(MAX_RESULTS)
+        )
+    ).all()
     return [card(professional, institution or "") for professional, institution in rows]
 
 

@@ -23,10 +23,12 @@ DISPOSITION = "manual-action/MDN-sent-automatically; displayed"
 
 def _text_part(subject: str, reader: str, when: dt.datetime) -> bytes:
     local = when.astimezone(PARIS)
-    text = (f"Le message « {subject} » a été affiché dans l'espace santé de {reader} "
-            f"le {local:%d/%m/%Y à %H h %M}.\n\n"
-            "Cet accusé indique seulement que le message a été ouvert : il ne garantit pas "
-            "qu'il a été lu ou compris.\n")
+    text = (
+        f"Le message « {subject} » a été affiché dans l'espace santé de {reader} "
+        f"le {local:%d/%m/%Y à %H h %M}.\n\n"
+        "Cet accusé indique seulement que le message a été ouvert : il ne garantit pas "
+        "qu'il a été lu ou compris.\n"
+    )
     part = EmailMessage(policy=email.policy.SMTP)
     part.set_content(text, cte="quoted-printable")
     del part["MIME-Version"]
@@ -34,17 +36,27 @@ def _text_part(subject: str, reader: str, when: dt.datetime) -> bytes:
 
 
 def _notification(reporting_host: str, final_recipient: str, original: StoredMessage) -> bytes:
-    fields = [f"Reporting-UA: {reporting_host}; Messagerie sante, portail patient",
-              f"Final-Recipient: rfc822; {final_recipient}"]
+    fields = [
+        f"Reporting-UA: {reporting_host}; Messagerie sante, portail patient",
+        f"Final-Recipient: rfc822; {final_recipient}",
+    ]
     if original.message_id_header:
         fields.append(f"Original-Message-ID: {original.message_id_header}")
     fields.append(f"Disposition: {DISPOSITION}")
-    return ("Content-Type: message/disposition-notification\r\n\r\n"
-            + "\r\n".join(fields) + "\r\n").encode("utf-8")
+    return (
+        "Content-Type: message/disposition-notification\r\n\r\n" + "\r\n".join(fields) + "\r\n"
+    ).encode("utf-8")
 
 
-def build_displayed_mdn(author: Author, to: str, original: StoredMessage, message_id: str, *,
-                        reporting_host: str, now: dt.datetime) -> bytes:
+def build_displayed_mdn(
+    author: Author,
+    to: str,
+    original: StoredMessage,
+    message_id: str,
+    *,
+    reporting_host: str,
+    now: dt.datetime,
+) -> bytes:
     """The MDN's bytes: multipart/report (text, message/disposition-notification), CRLF."""
     subject = one_line(original.subject) or "(sans objet)"
     head = EmailMessage(policy=email.policy.SMTP)
@@ -60,10 +72,14 @@ def build_displayed_mdn(author: Author, to: str, original: StoredMessage, messag
         head["References"] = " ".join(references)
     boundary = f"=_mdn_{uuid.uuid4().hex}"
     header_block = head.as_bytes().split(b"\r\n\r\n", 1)[0] + b"\r\n"
-    header_block += (b"MIME-Version: 1.0\r\nContent-Type: multipart/report; "
-                     b"report-type=disposition-notification;\r\n\tboundary=\""
-                     + boundary.encode() + b"\"\r\n\r\n")
-    parts = [_text_part(subject, author.name, now), _notification(reporting_host, author.address, original)]
+    header_block += (
+        b"MIME-Version: 1.0\r\nContent-Type: multipart/report; "
+        b'report-type=disposition-notification;\r\n\tboundary="' + boundary.encode() + b'"\r\n\r\n'
+    )
+    parts = [
+        _text_part(subject, author.name, now),
+        _notification(reporting_host, author.address, original),
+    ]
     delimiter = f"--{boundary}\r\n".encode()
     body = b"".join(delimiter + part.rstrip(b"\r\n") + b"\r\n" for part in parts)
     return header_block + body + f"--{boundary}--\r\n".encode()

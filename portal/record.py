@@ -24,11 +24,14 @@ from portal.pages import render
 
 # One sentence for a document that does not exist and one the viewer may not see.
 NOT_FOUND_TITLE = "Document introuvable"
-NOT_FOUND_SENTENCE = ("Ce document n'existe pas dans ce dossier, ou il n'est pas accessible depuis "
-                      "votre espace.")
+NOT_FOUND_SENTENCE = (
+    "Ce document n'existe pas dans ce dossier, ou il n'est pas accessible depuis votre espace."
+)
 
-CLOSED_SENTENCE = ("Ce dossier médical est fermé (opposition au dossier, ou compte qui n'est pas actif) : "
-                   "ses documents ne peuvent pas être consultés ni modifiés.")
+CLOSED_SENTENCE = (
+    "Ce dossier médical est fermé (opposition au dossier, ou compte qui n'est pas actif) : "
+    "ses documents ne peuvent pas être consultés ni modifiés."
+)
 
 
 def viewer_of(request: web.Request) -> Viewer:
@@ -56,8 +59,12 @@ def document_id(request: web.Request) -> int | None:
 
 async def not_found(request: web.Request) -> web.Response:
     """The same page for a missing document and a hidden one."""
-    return await render(request, "dossier_introuvable.html", {
-        "title": NOT_FOUND_TITLE, "sentence": NOT_FOUND_SENTENCE}, status=404)
+    return await render(
+        request,
+        "dossier_introuvable.html",
+        {"title": NOT_FOUND_TITLE, "sentence": NOT_FOUND_SENTENCE},
+        status=404,
+    )
 
 
 async def refused(request: web.Request, decision: ConsentDecision) -> web.Response:
@@ -65,23 +72,34 @@ async def refused(request: web.Request, decision: ConsentDecision) -> web.Respon
     if decision.status == 404 and decision.reason == "not_found":
         return await not_found(request)
     if decision.reason == "no_record":
-        return await render(request, "dossier_introuvable.html", {
-            "title": "Dossier fermé", "sentence": CLOSED_SENTENCE}, status=404)
-    return await render(request, "refus.html", {"title": "Action impossible",
-                                                "sentence": decision.sentence_fr + "."},
-                        status=decision.status)
+        return await render(
+            request,
+            "dossier_introuvable.html",
+            {"title": "Dossier fermé", "sentence": CLOSED_SENTENCE},
+            status=404,
+        )
+    return await render(
+        request,
+        "refus.html",
+        {"title": "Action impossible", "sentence": decision.sentence_fr + "."},
+        status=decision.status,
+    )
 
 
 async def closed_reason(session: AsyncSession, patient: Patient) -> str:
     """Why the record is closed, in French ("" when it is open)."""
     row = await session.get(DmpConsent, patient.id)
     if row is not None and row.dmp_opposed:
-        return ("Vous vous êtes opposé à ce dossier médical : aucun document n'y est ajouté et "
-                "personne ne peut le consulter. Vous pouvez lever cette opposition dans « Qui peut "
-                "voir mon dossier ».")
+        return (
+            "Vous vous êtes opposé à ce dossier médical : aucun document n'y est ajouté et "
+            "personne ne peut le consulter. Vous pouvez lever cette opposition dans « Qui peut "
+            "voir mon dossier »."
+        )
     if patient.state is not PatientState.ACTIVE:
-        return ("Le dossier médical n'est pas accessible tant que le compte n'est pas actif : "
-                "réactivez le compte pour le consulter.")
+        return (
+            "Le dossier médical n'est pas accessible tant que le compte n'est pas actif : "
+            "réactivez le compte pour le consulter."
+        )
     return ""
 
 
@@ -91,8 +109,11 @@ def is_no_record(error: DmpRefused) -> bool:
 
 def attachment(body: bytes, content_type: str, title: str, extension: str) -> web.Response:
     """A download (never shown inline), named after the document's title (RFC 6266)."""
-    return web.Response(body=body, content_type=content_type,
-                        headers={"Content-Disposition": attachment_disposition(title, extension)})
+    return web.Response(
+        body=body,
+        content_type=content_type,
+        headers={"Content-Disposition": attachment_disposition(title, extension)},
+    )
 
 
 def notice(request: web.Request, notices: dict[str, str]) -> str:

@@ -40,7 +40,7 @@ def _code_hash(row_salt: str, code: str) -> str:
 
 def issue_code(row: PortalSession, now: dt.datetime) -> str:
     """Put a fresh 6-digit code (hashed) on the half-open session; returns it to be sent."""
-    code = f"{secrets.randbelow(10 ** 6):06d}"
+    code = f"{secrets.randbelow(10**6):06d}"
     row.code_hash = _code_hash(row.csrf_token, code)
     row.code_expires_at, row.code_sent_at = now + CODE_LIFETIME, now
     return code
@@ -55,7 +55,9 @@ def code_matches(row: PortalSession, patient: Patient, code: str, now: dt.dateti
     return hmac.compare_digest(row.code_hash, _code_hash(row.csrf_token, code))
 
 
-async def spend_code(db: Database, row: PortalSession, patient: Patient, code: str, now: dt.datetime) -> Decision:
+async def spend_code(
+    db: Database, row: PortalSession, patient: Patient, code: str, now: dt.datetime
+) -> Decision:
     """Use up a code that ``code_matches``: refused when it was already used, even by a request in parallel.
 
     An app's code: its time step must come after the last one accepted for the patient
@@ -72,16 +74,26 @@ async def spend_code(db: Database, row: PortalSession, patient: Patient, code: s
         if not decision:
             return decision
         patients = Patient.__table__.c
-        claim = (update(Patient.__table__).where(
-            patients.id == patient.id, patients.totp_secret == secret,
-            or_(patients.totp_last_step.is_(None), patients.totp_last_step < step))
-            .values(totp_last_step=step))
+        claim = (
+            update(Patient.__table__)
+            .where(
+                patients.id == patient.id,
+                patients.totp_secret == secret,
+                or_(patients.totp_last_step.is_(None), patients.totp_last_step < step),
+            )
+            .values(totp_last_step=step)
+        )
         refusal = TOTP_ALREADY_USED
     else:
         sessions = PortalSession.__table__.c
-        claim = (update(PortalSession.__table__).where(
-            sessions.token_hash == row.token_hash, sessions.code_hash == _code_hash(row.csrf_token, code))
-            .values(code_hash=None))
+        claim = (
+            update(PortalSession.__table__)
+            .where(
+                sessions.token_hash == row.token_hash,
+                sessions.code_hash == _code_hash(row.csrf_token, code),
+            )
+            .values(code_hash=None)
+        )
         refusal = SENT_CODE_ALREADY_USED
     async with db.write() as session:
         claimed = (await session.execute(claim)).rowcount == 1  # type: ignore[attr-defined]
@@ -110,10 +122,13 @@ def where_sent(row: PortalSession, patient: Patient) -> str:
     return ""
 
 
-async def send_code(settings: Settings, services: dict[str, Any], row: PortalSession, patient: Patient,
-                    code: str) -> None:
-    text = (f"Votre code de connexion à la messagerie santé : {code}. Il expire dans 5 minutes. "
-            "Ne le communiquez à personne, même pas à un conseiller.")
+async def send_code(
+    settings: Settings, services: dict[str, Any], row: PortalSession, patient: Patient, code: str
+) -> None:
+    text = (
+        f"Votre code de connexion à la messagerie santé : {code}. Il expire dans 5 minutes. "
+        "Ne le communiquez à personne, même pas à un conseiller."
+    )
     if row.factor == "sms" and patient.phone:
         await sms_provider(settings, services).send(patient.phone, text)
     elif row.factor == "email" and patient.email:

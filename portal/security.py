@@ -18,12 +18,16 @@ from portal import sessions
 from portal.context import VISIT, Visit, db_of, idle_limit, now_of, visit
 from portal.pages import redirect, render
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; font-src 'self'; "
-       "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
-       "object-src 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; font-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
+    "object-src 'none'"
+)
 CSRF_FIELD = "csrf"
-CSRF_REFUSAL = ("Ce formulaire n'a pas été reconnu : son jeton de sécurité manque ou a expiré. "
-                "Par précaution, rien n'a été fait. Rechargez la page et recommencez.")
+CSRF_REFUSAL = (
+    "Ce formulaire n'a pas été reconnu : son jeton de sécurité manque ou a expiré. "
+    "Par précaution, rien n'a été fait. Rechargez la page et recommencez."
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -60,8 +64,15 @@ async def _expire(request: web.Request, row: Any) -> None:
         await session.delete(found)
         if row.stage == sessions.SIGNED_IN and row.patient_id is not None:
             minutes = int(idle_limit(request).total_seconds() // 60)
-            record(session, "session_expired", actor_kind="system", actor="mss", patient_id=row.patient_id,
-                   source=request.remote or "", idle_minutes=minutes)
+            record(
+                session,
+                "session_expired",
+                actor_kind="system",
+                actor="mss",
+                patient_id=row.patient_id,
+                source=request.remote or "",
+                idle_minutes=minutes,
+            )
 
 
 def _same_origin(request: web.Request) -> bool:
@@ -100,10 +111,18 @@ def _protect(response: web.StreamResponse, static: bool) -> None:
 
 def _cookies(response: web.StreamResponse, state: Visit) -> None:
     if state.new_token is not None:
-        response.set_cookie(sessions.COOKIE, state.new_token, secure=True, httponly=True,
-                            samesite="Strict", path="/")
+        response.set_cookie(
+            sessions.COOKIE,
+            state.new_token,
+            secure=True,
+            httponly=True,
+            samesite="Strict",
+            path="/",
+        )
     elif state.clear_cookie:
-        response.del_cookie(sessions.COOKIE, secure=True, httponly=True, samesite="Strict", path="/")
+        response.del_cookie(
+            sessions.COOKIE, secure=True, httponly=True, samesite="Strict", path="/"
+        )
 
 
 @web.middleware
@@ -121,8 +140,12 @@ async def portal_middleware(request: web.Request, handler: Handler) -> web.Strea
         if state.expired:
             response: web.StreamResponse = redirect("/connexion?motif=inactivite")
         elif not await _csrf_ok(request, state):
-            response = await render(request, "refus.html", {"title": "Requête refusée",
-                                                             "sentence": CSRF_REFUSAL}, status=403)
+            response = await render(
+                request,
+                "refus.html",
+                {"title": "Requête refusée", "sentence": CSRF_REFUSAL},
+                status=403,
+            )
         else:
             response = await handler(request)
     else:
@@ -133,4 +156,3 @@ async def portal_middleware(request: web.Request, handler: Handler) -> web.Strea
     _cookies(response, state)
     _protect(response, static=False)
     return response
-

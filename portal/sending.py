@@ -31,9 +31,13 @@ from portal.compose import reply_subject
 from portal.context import db_of, settings_of
 from portal.messages import Located
 
-UNKNOWN_CORRESPONDENT = refuse(550, "5.1.1", "The sender of this message has no mailbox on this hub",
-                               "L'expéditeur de ce message n'a pas de boîte sur cette messagerie : "
-                               "il n'est pas possible de lui répondre d'ici.")
+UNKNOWN_CORRESPONDENT = refuse(
+    550,
+    "5.1.1",
+    "The sender of this message has no mailbox on this hub",
+    "L'expéditeur de ce message n'a pas de boîte sur cette messagerie : "
+    "il n'est pas possible de lui répondre d'ici.",
+)
 
 
 def gateway_of(request: web.Request) -> Gateway:
@@ -68,23 +72,36 @@ async def reply_target(session: AsyncSession, located: Located) -> MailboxFacts 
         conversation = await session.get(Conversation, conversation_id)
         if conversation is not None:
             return await mailbox_facts_by_id(session, conversation.professional_mailbox_id)
-    return await mailbox_facts(session, located.message.from_address) if located.message.from_address else None
+    return (
+        await mailbox_facts(session, located.message.from_address)
+        if located.message.from_address
+        else None
+    )
 
 
-def reply_facts(sender: MailboxFacts, located: Located, references: tuple[str, ...]) -> MessageFacts:
+def reply_facts(
+    sender: MailboxFacts, located: Located, references: tuple[str, ...]
+) -> MessageFacts:
     """The facts of the reply the portal would send to this message."""
     own = located.message.message_id_header
-    return MessageFacts(from_addresses=(sender.address,), subject=reply_subject(located.message.subject),
-                        in_reply_to=(own,) if own else (), references=references)
+    return MessageFacts(
+        from_addresses=(sender.address,),
+        subject=reply_subject(located.message.subject),
+        in_reply_to=(own,) if own else (),
+        references=references,
+    )
 
 
-async def reply_decision(session: AsyncSession, sender: MailboxFacts, target: MailboxFacts | None,
-                         facts: MessageFacts) -> Decision:
+async def reply_decision(
+    session: AsyncSession, sender: MailboxFacts, target: MailboxFacts | None, facts: MessageFacts
+) -> Decision:
     """Would the gateway accept this reply? The same RCPT and conversation decisions, asked first."""
     if target is None:
         return UNKNOWN_CORRESPONDENT
     conversations = await conversation_facts(session, sender.id, target.id, facts.referenced_ids)
-    recipient = decide_recipient(sender, RecipientFacts(target.address, True, target), conversations)
+    recipient = decide_recipient(
+        sender, RecipientFacts(target.address, True, target), conversations
+    )
     if not recipient.allowed:
         return recipient
     return decide_conversation(sender, target, facts, conversations).decision

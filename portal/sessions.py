@@ -35,9 +35,15 @@ def hash_token(token: str) -> str:
 
 def _new_row(now: dt.datetime, source: str, **values: Any) -> tuple[str, PortalSession]:
     token = secrets.token_urlsafe(32)
-    row = PortalSession(token_hash=hash_token(token), csrf_token=secrets.token_urlsafe(32),
-                        stage=ANONYMOUS, factor="", source=source[:255], created_at=now,
-                        last_seen_at=now)
+    row = PortalSession(
+        token_hash=hash_token(token),
+        csrf_token=secrets.token_urlsafe(32),
+        stage=ANONYMOUS,
+        factor="",
+        source=source[:255],
+        created_at=now,
+        last_seen_at=now,
+    )
     for name, value in values.items():
         setattr(row, name, value)
     return token, row
@@ -55,12 +61,14 @@ class Loaded:
 async def load(db: Database, token: str) -> Loaded | None:
     """The session of this cookie token and who it names, in one statement (one row per minor held)."""
     minor = aliased(Patient)
-    query = (select(PortalSession, Patient, minor)
-             .outerjoin(Patient, Patient.id == PortalSession.patient_id)
-             .outerjoin(Guardianship, Guardianship.guardian_id == Patient.id)
-             .outerjoin(minor, minor.id == Guardianship.minor_id)
-             .where(PortalSession.token_hash == hash_token(token))
-             .order_by(minor.given_names, minor.family_name))  # as mss.patients.minors_of
+    query = (
+        select(PortalSession, Patient, minor)
+        .outerjoin(Patient, Patient.id == PortalSession.patient_id)
+        .outerjoin(Guardianship, Guardianship.guardian_id == Patient.id)
+        .outerjoin(minor, minor.id == Guardianship.minor_id)
+        .where(PortalSession.token_hash == hash_token(token))
+        .order_by(minor.given_names, minor.family_name)
+    )  # as mss.patients.minors_of
     async with db.read() as session:
         rows = (await session.execute(query)).all()
     if not rows:
@@ -77,11 +85,14 @@ async def start_anonymous(db: Database, now: dt.datetime, source: str) -> tuple[
     return token, row
 
 
-async def rotate(session: AsyncSession, old: PortalSession | None, now: dt.datetime, source: str,
-                 **values: Any) -> tuple[str, PortalSession]:
+async def rotate(
+    session: AsyncSession, old: PortalSession | None, now: dt.datetime, source: str, **values: Any
+) -> tuple[str, PortalSession]:
     """Replace ``old`` by a new row (new token, new CSRF token) carrying ``values``."""
     if old is not None:
-        await session.execute(delete(PortalSession).where(PortalSession.token_hash == old.token_hash))
+        await session.execute(
+            delete(PortalSession).where(PortalSession.token_hash == old.token_hash)
+        )
     token, row = _new_row(now, source, **values)
     session.add(row)
     return token, row
@@ -97,14 +108,19 @@ async def touch(db: Database, row: PortalSession, now: dt.datetime, idle: dt.tim
     if now - row.last_seen_at < min(TOUCH_INTERVAL, idle / 10):
         return
     async with db.write() as session:
-        await session.execute(update(PortalSession).where(PortalSession.token_hash == row.token_hash)
-                              .values(last_seen_at=now))
+        await session.execute(
+            update(PortalSession)
+            .where(PortalSession.token_hash == row.token_hash)
+            .values(last_seen_at=now)
+        )
     row.last_seen_at = now
 
 
 async def end(db: Database, row: PortalSession) -> None:
     async with db.write() as session:
-        await session.execute(delete(PortalSession).where(PortalSession.token_hash == row.token_hash))
+        await session.execute(
+            delete(PortalSession).where(PortalSession.token_hash == row.token_hash)
+        )
 
 
 async def purge_idle(session: AsyncSession, now: dt.datetime, idle: dt.timedelta) -> None:

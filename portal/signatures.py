@@ -37,11 +37,15 @@ def _common_name(subject: str | None) -> str:
     return ""
 
 
-async def signature_line(directory: Directory, message: StoredMessage, sender: Counterpart) -> SignatureLine:
+async def signature_line(
+    directory: Directory, message: StoredMessage, sender: Counterpart
+) -> SignatureLine:
     """``Signé par Dr X, RPPS ..., signature vérifiée.``, or why the signature is not verified."""
     status = message.signature_status or "none"
     if status != "valid":
-        return SignatureLine(False, NOT_VERIFIED.get(status, f"La signature n'a pas pu être vérifiée ({status})."))
+        return SignatureLine(
+            False, NOT_VERIFIED.get(status, f"La signature n'a pas pu être vérifiée ({status}).")
+        )
     who, number = "", ""
     if message.signer_id_nat:
         professional = await directory.professional(message.signer_id_nat)

@@ -28,8 +28,8 @@ def hotp(key: bytes, counter: int, digits: int = DIGITS, digest: str = "sha1") -
     """RFC 4226: HMAC of the 8-byte counter, dynamic truncation, ``digits`` decimal digits."""
     mac = hmac.new(key, counter.to_bytes(8, "big"), getattr(hashlib, digest)).digest()
     offset = mac[-1] & 0x0F
-    value = int.from_bytes(mac[offset:offset + 4], "big") & 0x7FFFFFFF
-    return str(value % 10 ** digits).zfill(digits)
+    value = int.from_bytes(mac[offset : offset + 4], "big") & 0x7FFFFFFF
+    return str(value % 10**digits).zfill(digits)
 
 
 def time_step(when: dt.datetime) -> int:
@@ -65,11 +65,19 @@ def verify(secret: str, code: str, when: dt.datetime, window: int = 1) -> bool:
 def provisioning_uri(secret: str, account: str) -> str:
     """The ``otpauth://`` URI an authenticator app reads (Key Uri Format)."""
     label = quote(f"{ISSUER}:{account}")
-    query = urlencode({"secret": secret, "issuer": ISSUER, "algorithm": "SHA1", "digits": DIGITS,
-                       "period": STEP_SECONDS}, quote_via=quote)
+    query = urlencode(
+        {
+            "secret": secret,
+            "issuer": ISSUER,
+            "algorithm": "SHA1",
+            "digits": DIGITS,
+            "period": STEP_SECONDS,
+        },
+        quote_via=quote,
+    )
     return f"otpauth://totp/{label}?{query}"
 
 
 def grouped(secret: str) -> str:
     """The secret in groups of four, for typing it by hand."""
-    return " ".join(secret[i:i + 4] for i in range(0, len(secret), 4))
+    return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))

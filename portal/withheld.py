@@ -23,9 +23,17 @@ from portal.message_content import Attachment, decode_part, find_part
 from portal.messages import package_facts
 
 
-async def withheld_attachments(db: Database, viewer: ViewerKind, *, patient_id: int, mailbox_id: int,
-                               message: StoredMessage, raw: bytes, structure: dict[str, Any],
-                               attachments: list[Attachment]) -> WithheldAttachments:
+async def withheld_attachments(
+    db: Database,
+    viewer: ViewerKind,
+    *,
+    patient_id: int,
+    mailbox_id: int,
+    message: StoredMessage,
+    raw: bytes,
+    structure: dict[str, Any],
+    attachments: list[Attachment],
+) -> WithheldAttachments:
     """The attachments of ``message`` that carry a document hidden from ``viewer``."""
     listed = [AttachmentFacts(a.part, a.filename, a.content_type) for a in attachments]
     if not carries_package(listed):
@@ -35,6 +43,7 @@ async def withheld_attachments(db: Database, viewer: ViewerKind, *, patient_id: 
         nodes = [find_part(structure, a.part) for a in listed if is_package(a)]
         return [decode_part(raw, node) for node in nodes if node is not None]
 
-    facts = await package_facts(db, patient_id=patient_id, mailbox_id=mailbox_id, message_id=message.id,
-                                packages=packages)
+    facts = await package_facts(
+        db, patient_id=patient_id, mailbox_id=mailbox_id, message_id=message.id, packages=packages
+    )
     return decide_withheld_attachments(viewer, listed, facts)

@@ -25,7 +25,11 @@ from mss.migrate import upgrade
 pytest_plugins = ["tests.fixtures_pki"]
 
 PG_ADMIN = os.environ.get("MSS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
-ENGINES = [e.strip() for e in os.environ.get("MSS_TEST_ENGINES", "sqlite,postgresql").split(",") if e.strip()]
+ENGINES = [
+    e.strip()
+    for e in os.environ.get("MSS_TEST_ENGINES", "sqlite,postgresql").split(",")
+    if e.strip()
+]
 if os.environ.get("CI") and set(ENGINES) != {"sqlite", "postgresql"}:
     raise RuntimeError("CI must run the suite on both engines; unset MSS_TEST_ENGINES")
 
@@ -41,7 +45,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     skipped = reporter.stats.get("skipped", []) if reporter is not None else []
     if skipped:
         for report in skipped:
-            print(f"\nskipped in CI (install what it needs in .ci/run): {report.nodeid} {report.longrepr}")
+            print(
+                f"\nskipped in CI (install what it needs in .ci/run): {report.nodeid} {report.longrepr}"
+            )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
@@ -82,8 +88,10 @@ class _Templates:
             try:
                 asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
             except OSError as exc:
-                raise RuntimeError(f"PostgreSQL is not reachable at {PG_ADMIN}: {exc}. "
-                                   "Start it or set MSS_TEST_ENGINES=sqlite for a local run.") from exc
+                raise RuntimeError(
+                    f"PostgreSQL is not reachable at {PG_ADMIN}: {exc}. "
+                    "Start it or set MSS_TEST_ENGINES=sqlite for a local run."
+                ) from exc
             upgrade(_pg_url(name).replace("postgresql://", "postgresql+asyncpg://"))
             self.pg = name
         self.counter += 1
@@ -95,12 +103,14 @@ class _Templates:
         async def drop() -> None:
             conn = await asyncpg.connect(PG_ADMIN)
             try:
-                rows = await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1",
-                                        f"mss_test_{RUN_ID}_%")
+                rows = await conn.fetch(
+                    "SELECT datname FROM pg_database WHERE datname LIKE $1", f"mss_test_{RUN_ID}_%"
+                )
                 for row in rows:
                     await conn.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
             finally:
                 await conn.close()
+
         if self.pg is not None:
             asyncio.run(drop())
 

@@ -20,53 +20,99 @@ def sample(ans_data: Path, name: str) -> dict[str, Any]:
 
 
 def bundle(*resources: dict[str, Any]) -> dict[str, Any]:
-    return {"resourceType": "Bundle", "type": "collection", "entry": [
-        {"fullUrl": f"https://annuaire.example/fhir/{r['resourceType']}/{r['id']}", "resource": r}
-        for r in resources]}
+    return {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {
+                "fullUrl": f"https://annuaire.example/fhir/{r['resourceType']}/{r['id']}",
+                "resource": r,
+            }
+            for r in resources
+        ],
+    }
 
 
 def mailbox(address: str, kind: str, *, red_list: bool = False) -> dict[str, Any]:
     """A ContactPoint as the Annuaire Santé writes an MSSanté mailbox."""
-    return {"extension": [
-        {"url": EMAIL_TYPE_URL, "valueCoding": {"system": EMAIL_TYPE_SYSTEM, "code": "MSSANTE"}},
-        {"url": METADATA_URL, "extension": [
-            {"url": "type", "valueCodeableConcept": {"coding": [
-                {"system": MAILBOX_TYPE_SYSTEM, "code": kind}]}},
-            {"url": "listeRouge", "valueBoolean": red_list}]}],
-        "system": "email", "value": address}
+    return {
+        "extension": [
+            {
+                "url": EMAIL_TYPE_URL,
+                "valueCoding": {"system": EMAIL_TYPE_SYSTEM, "code": "MSSANTE"},
+            },
+            {
+                "url": METADATA_URL,
+                "extension": [
+                    {
+                        "url": "type",
+                        "valueCodeableConcept": {
+                            "coding": [{"system": MAILBOX_TYPE_SYSTEM, "code": kind}]
+                        },
+                    },
+                    {"url": "listeRouge", "valueBoolean": red_list},
+                ],
+            },
+        ],
+        "system": "email",
+        "value": address,
+    }
 
 
 def hospital_bundle() -> dict[str, Any]:
     """A hospital (ORG, APP and a red-listed ORG mailbox), a pharmacy, two doctors and a role."""
     hospital = {
-        "resourceType": "Organization", "id": "org-hf", "name": "Hôpital Fictif",
+        "resourceType": "Organization",
+        "id": "org-hf",
+        "name": "Hôpital Fictif",
         "identifier": [{"system": "https://finess.esante.gouv.fr", "value": "750712184"}],
-        "type": [{"coding": [{"system": "https://mos.esante.gouv.fr/NOS/TRE_R02-SecteurActivite/"
-                              "FHIR/TRE-R02-SecteurActivite", "code": "SA01"}]}],
-        "telecom": [mailbox("cardiologie@hopital-fictif.mssante.fr", "ORG"),
-                    mailbox("convocations@hopital-fictif.mssante.fr", "APP"),
-                    mailbox("direction@hopital-fictif.mssante.fr", "ORG", red_list=True),
-                    {"system": "phone", "value": "0102030405"}]}
+        "type": [
+            {
+                "coding": [
+                    {
+                        "system": "https://mos.esante.gouv.fr/NOS/TRE_R02-SecteurActivite/"
+                        "FHIR/TRE-R02-SecteurActivite",
+                        "code": "SA01",
+                    }
+                ]
+            }
+        ],
+        "telecom": [
+            mailbox("cardiologie@hopital-fictif.mssante.fr", "ORG"),
+            mailbox("convocations@hopital-fictif.mssante.fr", "APP"),
+            mailbox("direction@hopital-fictif.mssante.fr", "ORG", red_list=True),
+            {"system": "phone", "value": "0102030405"},
+        ],
+    }
     pharmacy = {
-        "resourceType": "Organization", "id": "org-ph", "name": "Pharmacie du Port",
+        "resourceType": "Organization",
+        "id": "org-ph",
+        "name": "Pharmacie du Port",
         "identifier": [{"system": "urn:oid:1.2.250.1.71.4.2.2", "value": "1130786049"}],
         "type": [{"coding": [{"code": "SA33"}]}],
-        "telecom": [mailbox("pharmacie@pharmacie-du-port.mssante.fr", "ORG")]}
+        "telecom": [mailbox("pharmacie@pharmacie-du-port.mssante.fr", "ORG")],
+    }
     martin = {
-        "resourceType": "Practitioner", "id": "pr-martin",
+        "resourceType": "Practitioner",
+        "id": "pr-martin",
         "identifier": [{"system": "urn:oid:1.2.250.1.71.4.2.1", "value": "801234567897"}],
         "name": [{"family": "MARTIN", "given": ["Claire"]}],
-        "telecom": [mailbox("claire.martin@hopital-fictif.mssante.fr", "PER")]}
+        "telecom": [mailbox("claire.martin@hopital-fictif.mssante.fr", "PER")],
+    }
     durand = {
-        "resourceType": "Practitioner", "id": "pr-durand",
+        "resourceType": "Practitioner",
+        "id": "pr-durand",
         "identifier": [{"system": "urn:oid:1.2.250.1.71.4.2.1", "value": "899700367909"}],
         "name": [{"family": "DURAND", "given": ["Paul"]}],
-        "telecom": [mailbox("paul.durand@hopital-fictif.mssante.fr", "PER", red_list=True)]}
+        "telecom": [mailbox("paul.durand@hopital-fictif.mssante.fr", "PER", red_list=True)],
+    }
     role = {
-        "resourceType": "PractitionerRole", "id": "role-martin",
+        "resourceType": "PractitionerRole",
+        "id": "role-martin",
         "practitioner": {"reference": "Practitioner/pr-martin"},
         "organization": {"reference": "Organization/org-hf"},
-        "code": [{"coding": [{"system": TRE_G15_SYSTEM, "code": "10"}]}]}
+        "code": [{"coding": [{"system": TRE_G15_SYSTEM, "code": "10"}]}],
+    }
     return bundle(role, martin, durand, hospital, pharmacy)
 
 

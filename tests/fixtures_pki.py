@@ -92,33 +92,66 @@ class DevPki:
             self._cache[key] = Identity.load(make())
         return self._cache[key]
 
-    def issue_smime(self, address: str, id_nat: str | None = None, *,
-                    common_name: str | None = None, key_type: KeyType | None = None,
-                    not_before: dt.datetime | None = None, not_after: dt.datetime | None = None,
-                    eku: Sequence[x509.ObjectIdentifier] | None = None,
-                    label: str | None = None) -> Identity:
+    def issue_smime(
+        self,
+        address: str,
+        id_nat: str | None = None,
+        *,
+        common_name: str | None = None,
+        key_type: KeyType | None = None,
+        not_before: dt.datetime | None = None,
+        not_after: dt.datetime | None = None,
+        eku: Sequence[x509.ObjectIdentifier] | None = None,
+        label: str | None = None,
+    ) -> Identity:
         """An S/MIME identity (cached by arguments); ``label`` makes a distinct one."""
         eku_key = tuple(eku) if eku is not None else None
-        key = ("smime", address, id_nat, common_name, key_type, not_before, not_after, eku_key,
-               label)
+        key = (
+            "smime",
+            address,
+            id_nat,
+            common_name,
+            key_type,
+            not_before,
+            not_after,
+            eku_key,
+            label,
+        )
         stem = label or f"{address}-{key_type or self.key_type}-{len(self._cache)}"
-        return self._cached(key, lambda: pki.issue_smime(
-            self.dir, address, id_nat=id_nat, common_name=common_name, key_type=key_type,
-            not_before=not_before, not_after=not_after, eku=eku, label=stem))
+        return self._cached(
+            key,
+            lambda: pki.issue_smime(
+                self.dir,
+                address,
+                id_nat=id_nat,
+                common_name=common_name,
+                key_type=key_type,
+                not_before=not_before,
+                not_after=not_after,
+                eku=eku,
+                label=stem,
+            ),
+        )
 
-    def issue_client(self, address: str, *, key_type: KeyType | None = None,
-                     label: str | None = None) -> Identity:
+    def issue_client(
+        self, address: str, *, key_type: KeyType | None = None, label: str | None = None
+    ) -> Identity:
         """A TLS client certificate for an APP mailbox (cached)."""
         stem = label or f"{address}-{key_type or self.key_type}"
-        return self._cached(("client", address, key_type, label), lambda: pki.issue_client(
-            self.dir, address, key_type=key_type, label=stem))
+        return self._cached(
+            ("client", address, key_type, label),
+            lambda: pki.issue_client(self.dir, address, key_type=key_type, label=stem),
+        )
 
-    def issue_operator(self, domain: str, *, key_type: KeyType | None = None,
-                       label: str | None = None) -> Identity:
+    def issue_operator(
+        self, domain: str, *, key_type: KeyType | None = None, label: str | None = None
+    ) -> Identity:
         """An operator (relay mutual TLS) certificate for ``domain`` (cached)."""
         stem = label or f"{domain}-{key_type or self.key_type}"
-        return self._cached(("operator", domain, key_type, label), lambda: pki.issue_operator(
-            self.dir, domain, key_type=key_type, label=stem))
+        return self._cached(
+            ("operator", domain, key_type, label),
+            lambda: pki.issue_operator(self.dir, domain, key_type=key_type, label=stem),
+        )
 
     def revoke(self, identity: Identity) -> None:
         """Revoke a certificate, rewrite the CRLs and reload the TrustStore."""
@@ -150,6 +183,10 @@ def dev_pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevPki]:
 def untrusted_pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevPki]:
     """A separate CA the hub does not trust (same layout, its own root)."""
     directory = tmp_path_factory.mktemp("untrusted-pki") / "pki"
-    pki.init_pki(directory, ["localhost", "rogue.example"], operator_domain="rogue.example",
-                 label="Untrusted test")
+    pki.init_pki(
+        directory,
+        ["localhost", "rogue.example"],
+        operator_domain="rogue.example",
+        label="Untrusted test",
+    )
     yield DevPki(directory)

@@ -28,9 +28,17 @@ def gpg_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     home = tmp_path_factory.mktemp("gnupg")
     home.chmod(0o700)
     gpg = gnupg.GPG(gnupghome=str(home))
-    key = gpg.gen_key(gpg.gen_key_input(key_type="EDDSA", key_curve="ed25519", subkey_type="ECDH",
-                                        subkey_curve="cv25519", name_email="backups@hopital.example",
-                                        name_real="Hub backups", no_protection=True))
+    key = gpg.gen_key(
+        gpg.gen_key_input(
+            key_type="EDDSA",
+            key_curve="ed25519",
+            subkey_type="ECDH",
+            subkey_curve="cv25519",
+            name_email="backups@hopital.example",
+            name_real="Hub backups",
+            no_protection=True,
+        )
+    )
     assert key.fingerprint, key.stderr
     return home, str(key.fingerprint)
 
@@ -66,16 +74,23 @@ def empty_url(database_url: str, db_templates: _Templates, tmp_path: Path) -> st
     return _pg_url(name).replace("postgresql://", "postgresql+asyncpg://")
 
 
-async def test_backup_then_restore_gives_every_table_back(settings: Settings, tmp_path: Path,
-                                                         gpg_home: tuple[Path, str], empty_url: str) -> None:
+async def test_backup_then_restore_gives_every_table_back(
+    settings: Settings, tmp_path: Path, gpg_home: tuple[Path, str], empty_url: str
+) -> None:
     home, fingerprint = gpg_home
     await initialise(settings, demo=True)
     source = Database(settings.effective_database_url)
     async with source.write() as session:
         enqueue(session, "backup.test", {"nested": {"list": [1, "é"]}})
         for n in range(3):  # sealed audit events: their chain must verify in the copy
-            record(session, "directory.imported", actor_kind="operator", actor="ops", when=f"n°{n}",
-                   values=(1.5, "é"))
+            record(
+                session,
+                "directory.imported",
+                actor_kind="operator",
+                actor="ops",
+                when=f"n°{n}",
+                values=(1.5, "é"),
+            )
     archive = tmp_path / "hub.backup.gpg"
     report = await make_backup(settings, archive, recipients=[fingerprint], gnupg_home=home)
     assert report.rows > 20 and archive.stat().st_mode & 0o777 == 0o600
@@ -91,19 +106,26 @@ async def test_backup_then_restore_gives_every_table_back(settings: Settings, tm
         chains = await verify_all(copy_db)
         assert chains.intact and chains.events == 3, chains.breaks
         assert sum(map(len, after.values())) == report.rows
-        assert (Path(target.pki_dir) / "root-ca.pem").read_bytes() == (settings.pki_dir / "root-ca.pem").read_bytes()
-        async with copy_db.write() as session:  # ids go on after the restored ones (PostgreSQL sequences)
+        assert (Path(target.pki_dir) / "root-ca.pem").read_bytes() == (
+            settings.pki_dir / "root-ca.pem"
+        ).read_bytes()
+        async with (
+            copy_db.write() as session
+        ):  # ids go on after the restored ones (PostgreSQL sequences)
             session.add(Professional(id_nat="810009999999", family_name="Nouveau"))
         async with copy_db.read() as session:
-            assert await session.scalar(select(func.count()).select_from(Professional)) == \
-                len(before["professionals"]) + 1
+            assert (
+                await session.scalar(select(func.count()).select_from(Professional))
+                == len(before["professionals"]) + 1
+            )
     finally:
         await copy_db.dispose()
         await source.dispose()
 
 
 async def test_a_tampered_or_foreign_archive_is_refused_and_nothing_written(
-        settings: Settings, tmp_path: Path, gpg_home: tuple[Path, str], empty_url: str) -> None:
+    settings: Settings, tmp_path: Path, gpg_home: tuple[Path, str], empty_url: str
+) -> None:
     home, fingerprint = gpg_home
     await initialise(settings, demo=False)
     archive = tmp_path / "hub.backup.gpg"
@@ -148,15 +170,33 @@ def test_the_commands_as_an_operator_types_them(tmp_path: Path, gpg_home: tuple[
     assert runner.invoke(main, ["init"], env=old).exit_code == 0
     keyring = tmp_path / "operator-keyring"  # encrypting needs only the public key, imported here
     keyring.mkdir(mode=0o700)
-    done = runner.invoke(main, ["backup", str(tmp_path / "b.gpg"), "--recipient-file", str(public),
-                                "--gnupg-home", str(keyring)], env=old)
+    done = runner.invoke(
+        main,
+        [
+            "backup",
+            str(tmp_path / "b.gpg"),
+            "--recipient-file",
+            str(public),
+            "--gnupg-home",
+            str(keyring),
+        ],
+        env=old,
+    )
     assert done.exit_code == 0, done.output
     assert "tables" in done.output and "rows" in done.output
     refused = runner.invoke(main, ["backup", str(tmp_path / "c.gpg")], env=old)
-    assert refused.exit_code == 2 and "--encrypt-to KEYID or --recipient-file FILE" in refused.output
+    assert (
+        refused.exit_code == 2 and "--encrypt-to KEYID or --recipient-file FILE" in refused.output
+    )
     new = {"MSS_DATA_DIR": str(tmp_path / "new")}
-    back = runner.invoke(main, ["restore", str(tmp_path / "b.gpg"), "--gnupg-home", str(home)], env=new)
+    back = runner.invoke(
+        main, ["restore", str(tmp_path / "b.gpg"), "--gnupg-home", str(home)], env=new
+    )
     assert back.exit_code == 0, back.output
-    assert (tmp_path / "new" / "mss.sqlite3").is_file() and (tmp_path / "new" / "pki" / "root-ca.pem").is_file()
-    again = runner.invoke(main, ["restore", str(tmp_path / "b.gpg"), "--gnupg-home", str(home)], env=new)
+    assert (tmp_path / "new" / "mss.sqlite3").is_file() and (
+        tmp_path / "new" / "pki" / "root-ca.pem"
+    ).is_file()
+    again = runner.invoke(
+        main, ["restore", str(tmp_path / "b.gpg"), "--gnupg-home", str(home)], env=new
+    )
     assert again.exit_code == 2 and "not empty" in again.output

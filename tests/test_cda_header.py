@@ -23,8 +23,10 @@ def test_plain_french_header() -> None:
     assert header.language_code == "fr-FR"
     assert header.patient.ins is not None
     assert (header.patient.ins.matricule, header.patient.ins.oid) == (INS, INS_TEST_OID)
-    assert [(i.root, i.extension) for i in header.patient.ids][1] == ("1.2.250.1.999.2.3",
-                                                                      "IPP-0042")
+    assert [(i.root, i.extension) for i in header.patient.ids][1] == (
+        "1.2.250.1.999.2.3",
+        "IPP-0042",
+    )
     assert header.patient.birth_time == date(1977, 7, 14) and header.patient.gender == "F"
     assert header.patient.mssante_address == f"{INS}@patient.mssante.fr"
     (author,) = header.authors
@@ -39,14 +41,18 @@ def test_plain_french_header() -> None:
     assert header.refusals == () and header.warnings == ()
 
 
-@pytest.mark.parametrize("options", [
-    {"bom": True},
-    {"declaration": False},
-    {"declaration": False, "stylesheet_pi": False},
-    {"crlf": True},
-    {"xsl_root": True},
-    {"bom": True, "declaration": False, "crlf": True, "xsl_root": True},
-], ids=["bom", "no-declaration", "no-prolog", "crlf", "xsl-root", "all"])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"bom": True},
+        {"declaration": False},
+        {"declaration": False, "stylesheet_pi": False},
+        {"crlf": True},
+        {"xsl_root": True},
+        {"bom": True, "declaration": False, "crlf": True, "xsl_root": True},
+    ],
+    ids=["bom", "no-declaration", "no-prolog", "crlf", "xsl-root", "all"],
+)
 def test_tolerated_encodings_and_roots_give_the_same_header(options: dict[str, bool]) -> None:
     assert read_cda_header(make_cda(**options)) == read_cda_header(make_cda())
 
@@ -68,8 +74,9 @@ def test_level1_body_that_is_not_base64() -> None:
 
 def test_level1_pdf_media_type_with_other_content() -> None:
     header = read_cda_header(make_cda(level1_pdf=b"<html>not a pdf</html>"))
-    assert [(r.code, r.sentence) for r in header.refusals] == [(906, (
-        "The level-1 CDA body says application/pdf but its content is not a PDF."))]
+    assert [(r.code, r.sentence) for r in header.refusals] == [
+        (906, ("The level-1 CDA body says application/pdf but its content is not a PDF."))
+    ]
 
 
 def test_replacement_is_read_from_related_document_not_version() -> None:
@@ -81,8 +88,13 @@ def test_replacement_is_read_from_related_document_not_version() -> None:
 
 
 def test_precise_loinc_in_translation() -> None:
-    header = read_cda_header(make_cda(code="18748-4", display="Compte rendu d'imagerie",
-                                      translation=("24727-0", "2.16.840.1.113883.6.1")))
+    header = read_cda_header(
+        make_cda(
+            code="18748-4",
+            display="Compte rendu d'imagerie",
+            translation=("24727-0", "2.16.840.1.113883.6.1"),
+        )
+    )
     assert header.code is not None and header.code.code == "18748-4"
     assert [t.code for t in header.translations] == ["24727-0"]
 
@@ -93,12 +105,14 @@ def test_effective_time_without_seconds_or_offset() -> None:
     local = read_cda_header(make_cda(effective_time="20240715103000"))
     assert local.effective_time is not None
     assert local.effective_time.utcoffset() == timedelta(hours=2)  # Paris, summer
-    assert local.warnings[0] == ("effectiveTime '20240715103000' has no UTC offset; read as "
-                                 "Europe/Paris.")
+    assert local.warnings[0] == (
+        "effectiveTime '20240715103000' has no UTC offset; read as Europe/Paris."
+    )
 
 
-@pytest.mark.parametrize("oid", ["1.2.250.1.213.1.4.8", "1.2.250.1.213.1.4.10",
-                                 "1.2.250.1.213.1.4.13"])
+@pytest.mark.parametrize(
+    "oid", ["1.2.250.1.213.1.4.8", "1.2.250.1.213.1.4.10", "1.2.250.1.213.1.4.13"]
+)
 def test_every_ins_oid(oid: str) -> None:
     header = read_cda_header(make_cda(ins_oid=oid))
     assert header.patient.ins is not None and header.patient.ins.oid == oid
@@ -107,22 +121,40 @@ def test_every_ins_oid(oid: str) -> None:
 
 def test_no_ins_is_903() -> None:
     header = read_cda_header(make_cda(ins=None))
-    assert [(r.code, r.sentence) for r in header.refusals] == [(903, (
-        "The CDA document carries no INS among its patient ids (1.2.250.1.999.2.3/IPP-0042); an "
-        "INS is an id under 1.2.250.1.213.1.4.8, 1.2.250.1.213.1.4.10, 1.2.250.1.213.1.4.13."))]
+    assert [(r.code, r.sentence) for r in header.refusals] == [
+        (
+            903,
+            (
+                "The CDA document carries no INS among its patient ids (1.2.250.1.999.2.3/IPP-0042); an "
+                "INS is an id under 1.2.250.1.213.1.4.8, 1.2.250.1.213.1.4.10, 1.2.250.1.213.1.4.13."
+            ),
+        )
+    ]
 
 
 def test_incomplete_matricule_is_905() -> None:
     header = read_cda_header(make_cda(ins="2770763220829"))
-    assert [(r.code, r.sentence) for r in header.refusals] == [(905, (
-        "The CDA INS matricule '2770763220829' is not the 15 characters of a NIR with its key."))]
+    assert [(r.code, r.sentence) for r in header.refusals] == [
+        (
+            905,
+            (
+                "The CDA INS matricule '2770763220829' is not the 15 characters of a NIR with its key."
+            ),
+        )
+    ]
 
 
 def test_ins_without_traits_is_905() -> None:
     header = read_cda_header(make_cda(traits=False))
-    assert [(r.code, r.sentence) for r in header.refusals] == [(905, (
-        f"The CDA INS {INS} comes without the identity traits: first names, birth date, sex "
-        "missing."))]
+    assert [(r.code, r.sentence) for r in header.refusals] == [
+        (
+            905,
+            (
+                f"The CDA INS {INS} comes without the identity traits: first names, birth date, sex "
+                "missing."
+            ),
+        )
+    ]
 
 
 def test_document_without_clinical_document() -> None:
@@ -130,7 +162,8 @@ def test_document_without_clinical_document() -> None:
         read_cda_header(b'<?xml version="1.0"?><html xmlns="http://www.w3.org/1999/xhtml"/>')
     assert caught.value.sentence == (
         "The CDA document has no ClinicalDocument element in urn:hl7-org:v3 (root element "
-        "'{http://www.w3.org/1999/xhtml}html').")
+        "'{http://www.w3.org/1999/xhtml}html')."
+    )
 
 
 def test_clinical_document_outside_the_hl7_namespace() -> None:
@@ -138,7 +171,8 @@ def test_clinical_document_outside_the_hl7_namespace() -> None:
         read_cda_header(b"<ClinicalDocument><id root='1.2.3'/></ClinicalDocument>")
     assert caught.value.sentence == (
         "The CDA document has no ClinicalDocument element in urn:hl7-org:v3 (found "
-        "'ClinicalDocument', outside the namespace urn:hl7-org:v3).")
+        "'ClinicalDocument', outside the namespace urn:hl7-org:v3)."
+    )
 
 
 def test_document_without_id() -> None:
@@ -149,39 +183,45 @@ def test_document_without_id() -> None:
 
 def test_narrative_structure() -> None:
     html = narrative_html(make_cda())
-    assert html == ("<section><h2>Motif</h2><div><p>Patiente vue en consultation.</p><ul>"
-                    "<li>Tension 12/8</li><li><strong>Pas de fièvre</strong></li></ul></div>"
-                    "</section>")
+    assert html == (
+        "<section><h2>Motif</h2><div><p>Patiente vue en consultation.</p><ul>"
+        "<li>Tension 12/8</li><li><strong>Pas de fièvre</strong></li></ul></div>"
+        "</section>"
+    )
 
 
 def test_narrative_escapes_and_drops_unsafe_things() -> None:
     narrative = (
-        "<paragraph onclick=\"alert(1)\" style=\"x\">&lt;script&gt;alert(1)&lt;/script&gt;"
+        '<paragraph onclick="alert(1)" style="x">&lt;script&gt;alert(1)&lt;/script&gt;'
         "<br/>A &amp; B</paragraph>"
-        "<linkHtml href=\"javascript:alert(1)\">bad</linkHtml>"
-        "<linkHtml href=\"https://example.org/?a=1&amp;b=&quot;2\">good</linkHtml>"
-        "<table border=\"1\"><caption>Résultats</caption><tbody><tr>"
-        "<td colspan=\"2\" rowspan=\"x\" ID=\"r1\">1</td></tr></tbody></table>"
-        "<list listType=\"ordered\"><item>un</item></list>"
+        '<linkHtml href="javascript:alert(1)">bad</linkHtml>'
+        '<linkHtml href="https://example.org/?a=1&amp;b=&quot;2">good</linkHtml>'
+        '<table border="1"><caption>Résultats</caption><tbody><tr>'
+        '<td colspan="2" rowspan="x" ID="r1">1</td></tr></tbody></table>'
+        '<list listType="ordered"><item>un</item></list>'
         "<unknownElement>kept text</unknownElement><footnote>note</footnote>"
-        "<renderMultiMedia referencedObject=\"img1\"/>")
+        '<renderMultiMedia referencedObject="img1"/>'
+    )
     html = narrative_html(make_cda(narrative=narrative))
     assert html == (
         "<section><h2>Motif</h2><div>"
         "<p>&lt;script&gt;alert(1)&lt;/script&gt;<br>A &amp; B</p>"
         "<span>bad</span>"
         '<a href="https://example.org/?a=1&amp;b=&quot;2">good</a>'
-        "<table><caption>Résultats</caption><tbody><tr><td colspan=\"2\">1</td></tr></tbody>"
-        "</table><ol><li>un</li></ol>kept text<small>note</small></div></section>")
+        '<table><caption>Résultats</caption><tbody><tr><td colspan="2">1</td></tr></tbody>'
+        "</table><ol><li>un</li></ol>kept text<small>note</small></div></section>"
+    )
 
 
 def test_narrative_of_nested_sections() -> None:
     nested = make_cda().replace(
         b"</text></section>",
         b"</text><component><section><title>Sous-partie</title><text>detail</text></section>"
-        b"</component></section>")
+        b"</component></section>",
+    )
     assert narrative_html(nested).endswith(
-        "<section><h3>Sous-partie</h3><div>detail</div></section></section>")
+        "<section><h3>Sous-partie</h3><div>detail</div></section></section>"
+    )
 
 
 def test_absurdly_nested_narrative_is_refused_not_a_crash() -> None:
@@ -189,9 +229,13 @@ def test_absurdly_nested_narrative_is_refused_not_a_crash() -> None:
     with pytest.raises(XdmError) as caught:
         narrative_html(make_cda(narrative=deep))
     assert (caught.value.code, caught.value.sentence) == (
-        906, "The CDA narrative nests more than 64 levels; refused.")
+        906,
+        "The CDA narrative nests more than 64 levels; refused.",
+    )
     deeper = "<content>" * 5000 + "x" + "</content>" * 5000
     with pytest.raises(XdmError) as caught:
         narrative_html(make_cda(narrative=deeper))
     assert (caught.value.code, caught.value.sentence) == (
-        906, "The CDA document nests its elements more than 256 levels deep; refused.")
+        906,
+        "The CDA document nests its elements more than 256 levels deep; refused.",
+    )

@@ -37,8 +37,18 @@ def hub_env(tmp_path: Path, database_url: str) -> dict[str, str]:
     return env
 
 
-def mss(env: dict[str, str], *args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*MSS, *args], check=False, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+def mss(
+    env: dict[str, str], *args: str, cwd: Path, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*MSS, *args],
+        check=False,
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def wait_listening(server: subprocess.Popen[str], port: int, timeout: float = 90) -> None:
@@ -46,7 +56,9 @@ def wait_listening(server: subprocess.Popen[str], port: int, timeout: float = 90
     while time.monotonic() < deadline:
         if server.poll() is not None:
             output = server.stdout.read() if server.stdout else ""
-            raise AssertionError(f"mss serve exited with {server.returncode} before listening:\n{output}")
+            raise AssertionError(
+                f"mss serve exited with {server.returncode} before listening:\n{output}"
+            )
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", port)) == 0:
                 return
@@ -65,9 +77,19 @@ def test_init_demo_accounts_doctor_and_serve(tmp_path: Path, database_url: str) 
 
     accounts = json.loads(mss(env, "demo", "accounts", "--json", cwd=tmp_path).stdout)
     roles = sorted(a["role"] for a in accounts)
-    assert roles == sorted(["doctor (médecin traitant)", "doctor (cardiologist)", "pharmacist",
-                            "cardiology service (ORG)", "hospital convocations (APP)", "pharmacy (ORG)",
-                            "patient", "patient (guardian)", "patient (minor)"])
+    assert roles == sorted(
+        [
+            "doctor (médecin traitant)",
+            "doctor (cardiologist)",
+            "pharmacist",
+            "cardiology service (ORG)",
+            "hospital convocations (APP)",
+            "pharmacy (ORG)",
+            "patient",
+            "patient (guardian)",
+            "patient (minor)",
+        ]
+    )
     for account in accounts:
         assert account["password"] and account["address"]
         if account["role"].startswith("patient"):
@@ -77,15 +99,28 @@ def test_init_demo_accounts_doctor_and_serve(tmp_path: Path, database_url: str) 
             assert oct(Path(account["key"]).stat().st_mode & 0o777) == "0o600"
     app = next(a for a in accounts if "APP" in a["role"])
     assert Path(app["client_certificate"]).is_file()
-    assert all(a["id_nat"].startswith("8") for a in accounts if a["role"].startswith(("doctor", "pharm")) and "id_nat" in a)
+    assert all(
+        a["id_nat"].startswith("8")
+        for a in accounts
+        if a["role"].startswith(("doctor", "pharm")) and "id_nat" in a
+    )
 
     doctor = mss(env, "doctor", cwd=tmp_path)
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
     assert all(line.startswith("OK") for line in doctor.stdout.splitlines()), doctor.stdout
-    assert "argon2id m=19456 KiB t=2 p=1, verified logins remembered 300 s per process" in doctor.stdout
+    assert (
+        "argon2id m=19456 KiB t=2 p=1, verified logins remembered 300 s per process"
+        in doctor.stdout
+    )
 
-    server = subprocess.Popen([*MSS, "serve"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        [*MSS, "serve"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         for key in PORT_KEYS:
             wait_listening(server, int(env[f"MSS_PORTS_{key.upper()}"]))
@@ -104,11 +139,26 @@ def test_init_demo_accounts_doctor_and_serve(tmp_path: Path, database_url: str) 
         pki_dir = tmp_path / "var" / "pki"
         client = pki_dir / "issued" / "client" / "jean.dupont@mss.localhost"
         curl = subprocess.run(
-            ["curl", "--silent", "--show-error", "--cacert", str(pki_dir / "root-ca.pem"),
-             "--cert", f"{client}.pem", "--key", f"{client}.key",
-             (f"https://localhost:{env['MSS_PORTS_HTTPS']}/fhir/DocumentReference?"
-              "patient.identifier=urn:oid:1.2.250.1.213.1.4.8|285037505612306")],
-            capture_output=True, text=True, timeout=30, check=False)
+            [
+                "curl",
+                "--silent",
+                "--show-error",
+                "--cacert",
+                str(pki_dir / "root-ca.pem"),
+                "--cert",
+                f"{client}.pem",
+                "--key",
+                f"{client}.key",
+                (
+                    f"https://localhost:{env['MSS_PORTS_HTTPS']}/fhir/DocumentReference?"
+                    "patient.identifier=urn:oid:1.2.250.1.213.1.4.8|285037505612306"
+                ),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
         assert curl.returncode == 0, curl.stderr
         found = json.loads(curl.stdout)
         assert (found["resourceType"], found["type"]) == ("Bundle", "searchset"), curl.stdout
@@ -130,10 +180,13 @@ def test_init_demo_accounts_doctor_and_serve(tmp_path: Path, database_url: str) 
     assert "jean.dupont@mss.localhost" in output and "Traceback" not in output
 
 
-@pytest.mark.parametrize("url, expected", [
-    ("postgresql+asyncpg://postgres@127.0.0.1:9/none", "cannot use the database"),
-    ("sqlite+aiosqlite:////nonexistent-dir/sub/x.sqlite3", "does not exist: run 'mss init'"),
-])
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("postgresql+asyncpg://postgres@127.0.0.1:9/none", "cannot use the database"),
+        ("sqlite+aiosqlite:////nonexistent-dir/sub/x.sqlite3", "does not exist: run 'mss init'"),
+    ],
+)
 def test_unreachable_database_is_one_line(tmp_path: Path, url: str, expected: str) -> None:
     env = hub_env(tmp_path, url)
     done = mss(env, "demo", "accounts", cwd=tmp_path)

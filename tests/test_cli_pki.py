@@ -19,8 +19,15 @@ MSS = Path(sys.executable).parent / "mss"
 def mss(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MSS_")}
     env["MSS_DATA_DIR"] = str(tmp_path / "var")
-    return subprocess.run([str(MSS), "pki", *args], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
+    return subprocess.run(
+        [str(MSS), "pki", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
@@ -54,8 +61,17 @@ def test_init_is_kept_then_forced(tmp_path: Path) -> None:
 
 
 def test_issue_smime_with_id_nat(hub: Path) -> None:
-    issued = mss(hub, "issue", "jean.dupont@mss.localhost", "--id-nat", "899700367917",
-                 "--name", "Dr Jean Dupont", "--title", "Médecin")
+    issued = mss(
+        hub,
+        "issue",
+        "jean.dupont@mss.localhost",
+        "--id-nat",
+        "899700367917",
+        "--name",
+        "Dr Jean Dupont",
+        "--title",
+        "Médecin",
+    )
     assert issued.returncode == 0, issued.stderr
     cert_line, key_line = issued.stdout.splitlines()
     cert_path = Path(cert_line.split()[-1])
@@ -73,21 +89,39 @@ def test_a_professional_client_certificate_carries_the_id_nat(hub: Path) -> None
     """What the document API reads: the idNat in the subject of a TLS client certificate."""
     from mss.crypto.certificates import id_nat_from_subject
 
-    issued = mss(hub, "issue", "jean.dupont@mss.localhost", "--client", "--id-nat", "810001234565",
-                 "--name", "Jean Dupont", "--title", "Médecin", "--key-type", "ec")
+    issued = mss(
+        hub,
+        "issue",
+        "jean.dupont@mss.localhost",
+        "--client",
+        "--id-nat",
+        "810001234565",
+        "--name",
+        "Jean Dupont",
+        "--title",
+        "Médecin",
+        "--key-type",
+        "ec",
+    )
     assert issued.returncode == 0, issued.stderr
     cert = load_cert(Path(issued.stdout.splitlines()[0].split()[-1]))
     assert id_nat_from_subject(cert.subject) == "810001234565"
     assert "/issued/client/" in issued.stdout
 
 
-@pytest.mark.parametrize("args, sentence", [
-    (["issue", "jean@mss.localhost", "--id-nat", "12345"], "is not an idNat"),
-    (["issue", "not-an-address"], "is not an e-mail address"),
-    (["issue", "app@mss.localhost", "--client", "--title", "Médecin"], "give their --id-nat too"),
-    (["revoke", "zz-not-a-serial"], "neither a certificate file nor a hex serial"),
-    (["revoke", "ABCDEF0123"], "was not issued"),
-])
+@pytest.mark.parametrize(
+    "args, sentence",
+    [
+        (["issue", "jean@mss.localhost", "--id-nat", "12345"], "is not an idNat"),
+        (["issue", "not-an-address"], "is not an e-mail address"),
+        (
+            ["issue", "app@mss.localhost", "--client", "--title", "Médecin"],
+            "give their --id-nat too",
+        ),
+        (["revoke", "zz-not-a-serial"], "neither a certificate file nor a hex serial"),
+        (["revoke", "ABCDEF0123"], "was not issued"),
+    ],
+)
 def test_refusals_are_one_sentence(hub: Path, args: list[str], sentence: str) -> None:
     assert sentence in one_line_error(mss(hub, *args))
 
@@ -128,25 +162,58 @@ def test_export_writes_a_pkcs12_a_mail_client_imports(tmp_path: Path) -> None:
     env = {"MSS_DATA_DIR": str(tmp_path / "var")}
     runner = CliRunner()
     assert runner.invoke(main, ["pki", "init", "--key-type", "ec"], env=env).exit_code == 0
-    assert runner.invoke(main, ["pki", "issue", "jean.dupont@mss.localhost", "--id-nat", "801234567897"],
-                         env=env).exit_code == 0
+    assert (
+        runner.invoke(
+            main, ["pki", "issue", "jean.dupont@mss.localhost", "--id-nat", "801234567897"], env=env
+        ).exit_code
+        == 0
+    )
     target = tmp_path / "jean.p12"
-    done = runner.invoke(main, ["pki", "export", "jean.dupont@mss.localhost", "--out", str(target),
-                                "--password-stdin"], input="correct horse battery\n", env=env)
+    done = runner.invoke(
+        main,
+        ["pki", "export", "jean.dupont@mss.localhost", "--out", str(target), "--password-stdin"],
+        input="correct horse battery\n",
+        env=env,
+    )
     assert done.exit_code == 0, done.output
     assert oct(target.stat().st_mode & 0o777) == "0o600"
-    shown = subprocess.run(["openssl", "pkcs12", "-in", str(target), "-nodes", "-passin",
-                            "pass:correct horse battery"], capture_output=True, text=True, check=False)
+    shown = subprocess.run(
+        [
+            "openssl",
+            "pkcs12",
+            "-in",
+            str(target),
+            "-nodes",
+            "-passin",
+            "pass:correct horse battery",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert shown.returncode == 0, shown.stderr
-    assert shown.stdout.count("BEGIN CERTIFICATE") == 3 and "PRIVATE KEY" in shown.stdout  # leaf, intermediate, root
+    assert (
+        shown.stdout.count("BEGIN CERTIFICATE") == 3 and "PRIVATE KEY" in shown.stdout
+    )  # leaf, intermediate, root
     assert "801234567897" in shown.stdout
 
-    short = runner.invoke(main, ["pki", "export", "jean.dupont@mss.localhost", "--out", str(target),
-                                 "--password-stdin"], input="short\n", env=env)
+    short = runner.invoke(
+        main,
+        ["pki", "export", "jean.dupont@mss.localhost", "--out", str(target), "--password-stdin"],
+        input="short\n",
+        env=env,
+    )
     assert short.exit_code == 2 and "at least 8 characters" in short.output
-    unknown = runner.invoke(main, ["pki", "export", "nobody@mss.localhost", "--password-stdin"],
-                            input="long enough pass\n", env=env)
-    assert unknown.exit_code == 2 and "run 'mss pki issue nobody@mss.localhost' first" in unknown.output
+    unknown = runner.invoke(
+        main,
+        ["pki", "export", "nobody@mss.localhost", "--password-stdin"],
+        input="long enough pass\n",
+        env=env,
+    )
+    assert (
+        unknown.exit_code == 2
+        and "run 'mss pki issue nobody@mss.localhost' first" in unknown.output
+    )
 
 
 def test_every_command_finds_the_data_folder_from_any_current_folder(tmp_path: Path) -> None:
@@ -165,20 +232,52 @@ def test_every_command_finds_the_data_folder_from_any_current_folder(tmp_path: P
     with pytest.MonkeyPatch.context() as cwd:
         cwd.chdir(elsewhere)
         assert runner.invoke(main, ["pki", "init", "--key-type", "ec"], env=env).exit_code == 0
-        assert runner.invoke(main, ["pki", "issue", "jean.dupont@mss.localhost", "--id-nat",
-                                    "801234567897"], env=env).exit_code == 0
-        done = runner.invoke(main, ["pki", "export", "jean.dupont@mss.localhost", "--out", "j.p12",
-                                    "--password-stdin"], input="correct horse battery\n", env=env)
+        assert (
+            runner.invoke(
+                main,
+                ["pki", "issue", "jean.dupont@mss.localhost", "--id-nat", "801234567897"],
+                env=env,
+            ).exit_code
+            == 0
+        )
+        done = runner.invoke(
+            main,
+            ["pki", "export", "jean.dupont@mss.localhost", "--out", "j.p12", "--password-stdin"],
+            input="correct horse battery\n",
+            env=env,
+        )
         assert done.exit_code == 0, done.output
     assert (home / "var" / "pki" / "root-ca.pem").is_file()
     assert not (elsewhere / "var").exists()
 
-    by_flag = runner.invoke(main, ["--data-dir", str(home / "var"), "pki", "export",
-                                   "jean.dupont@mss.localhost", "--out", str(tmp_path / "k.p12"),
-                                   "--password-stdin"], input="correct horse battery\n", env={})
+    by_flag = runner.invoke(
+        main,
+        [
+            "--data-dir",
+            str(home / "var"),
+            "pki",
+            "export",
+            "jean.dupont@mss.localhost",
+            "--out",
+            str(tmp_path / "k.p12"),
+            "--password-stdin",
+        ],
+        input="correct horse battery\n",
+        env={},
+    )
     assert by_flag.exit_code == 0, by_flag.output
-    missing = runner.invoke(main, ["--data-dir", str(tmp_path / "empty"), "pki", "export",
-                                   "jean.dupont@mss.localhost", "--password-stdin"],
-                            input="correct horse battery\n", env={})
+    missing = runner.invoke(
+        main,
+        [
+            "--data-dir",
+            str(tmp_path / "empty"),
+            "pki",
+            "export",
+            "jean.dupont@mss.localhost",
+            "--password-stdin",
+        ],
+        input="correct horse battery\n",
+        env={},
+    )
     assert missing.exit_code == 2
     assert str((tmp_path / "empty" / "pki").resolve()) in missing.output

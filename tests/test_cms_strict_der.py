@@ -29,7 +29,9 @@ Outcome = SignedContent | tuple[str, str]
 
 def outcome(der: bytes, detached: bytes | None, *, quick: bool = True) -> Outcome:
     """The content ``check_signed_data`` finds, or its status and sentence; with ``_check`` alone unless quick."""
-    with mock.patch.object(cms, "_check_strict_der", cms._check_strict_der if quick else lambda der, c: None):
+    with mock.patch.object(
+        cms, "_check_strict_der", cms._check_strict_der if quick else lambda der, c: None
+    ):
         try:
             return cms.check_signed_data(der, detached)
         except CmsFailure as failure:
@@ -77,11 +79,14 @@ def test_changed_bytes_are_judged_as_before(rsa_doctor: Identity, detached: bool
     fields = cms._elements(der, cms._elements(der, signed.start, signed.end)[0].start, signed.end)
     certificates = fields[3]
     step = 1 if detached else 4
-    around = [*range(0, certificates.start + 40, step), *range(certificates.end - 40, len(der), step),
-              *range(certificates.start + 40, certificates.end - 40, 9 * step)]
+    around = [
+        *range(0, certificates.start + 40, step),
+        *range(certificates.end - 40, len(der), step),
+        *range(certificates.start + 40, certificates.end - 40, 9 * step),
+    ]
     for at in around:
         for flip in (0x01, 0x80):
-            changed = der[:at] + bytes([der[at] ^ flip]) + der[at + 1:]
+            changed = der[:at] + bytes([der[at] ^ flip]) + der[at + 1 :]
             assert_judged_as_before(changed, content)
     for length in range(0, len(der), 7):
         assert_judged_as_before(der[:length], content)
@@ -94,7 +99,9 @@ def resigned(identity: Identity, der: bytes, attributes: list[asn1_cms.CMSAttrib
     info = asn1_cms.ContentInfo.load(der)
     signer_info = info["content"]["signer_infos"][0]
     contents = b"".join(a.dump() for a in attributes)  # not CMSAttributes(...): it would sort them
-    signer_info["signed_attrs"] = asn1_cms.CMSAttributes.load(b"\x31" + _length(len(contents)) + contents)
+    signer_info["signed_attrs"] = asn1_cms.CMSAttributes.load(
+        b"\x31" + _length(len(contents)) + contents
+    )
     signed = b"\x31" + signer_info["signed_attrs"].dump()[1:]
     signer_info["signature"] = identity.key.sign(signed, padding.PKCS1v15(), hashes.SHA256())  # type: ignore[call-arg, arg-type]
     return info.dump()
@@ -126,23 +133,50 @@ def test_crafted_signed_attributes_are_judged_as_before(rsa_doctor: Identity) ->
     md_oid_padded = bytes.fromhex("2a80864886f70d010904")  # the same arcs, one with a zero group
     data = "data"
     cases = {
-        "as-signed": ([attribute("content_type", data), attribute("message_digest", digest)], "valid"),
+        "as-signed": (
+            [attribute("content_type", data), attribute("message_digest", digest)],
+            "valid",
+        ),
         "no-content-type": ([attribute("message_digest", digest)], "valid"),
-        "right-digest-last": ([attribute("message_digest", wrong), attribute("message_digest", digest)], "valid"),
-        "wrong-digest-last": ([attribute("message_digest", digest), attribute("message_digest", wrong)],
-                              "tampered"),
-        "two-digest-values": ([raw_attribute(md_oid, b"\x04\x20" + digest + b"\x04\x20" + wrong)], "valid"),
-        "two-digest-values-wrong-first": ([raw_attribute(md_oid, b"\x04\x20" + wrong + b"\x04\x20" + digest)],
-                                          "tampered"),
-        "other-content-type": ([attribute("content_type", "signed_data"), attribute("message_digest", digest)],
-                               "malformed"),
-        "two-content-types": ([attribute("content_type", data, "signed_data"),
-                               attribute("message_digest", digest)], "valid"),
+        "right-digest-last": (
+            [attribute("message_digest", wrong), attribute("message_digest", digest)],
+            "valid",
+        ),
+        "wrong-digest-last": (
+            [attribute("message_digest", digest), attribute("message_digest", wrong)],
+            "tampered",
+        ),
+        "two-digest-values": (
+            [raw_attribute(md_oid, b"\x04\x20" + digest + b"\x04\x20" + wrong)],
+            "valid",
+        ),
+        "two-digest-values-wrong-first": (
+            [raw_attribute(md_oid, b"\x04\x20" + wrong + b"\x04\x20" + digest)],
+            "tampered",
+        ),
+        "other-content-type": (
+            [attribute("content_type", "signed_data"), attribute("message_digest", digest)],
+            "malformed",
+        ),
+        "two-content-types": (
+            [attribute("content_type", data, "signed_data"), attribute("message_digest", digest)],
+            "valid",
+        ),
         "no-digest": ([attribute("content_type", data)], "malformed"),
-        "unknown-padded-oid": ([attribute("message_digest", digest),
-                                raw_attribute(bytes.fromhex("2a80030405"), b"\x05\x00")], "valid"),
-        "padded-digest-oid-last": ([attribute("message_digest", digest),
-                                    raw_attribute(md_oid_padded, b"\x04\x20" + wrong)], "tampered"),
+        "unknown-padded-oid": (
+            [
+                attribute("message_digest", digest),
+                raw_attribute(bytes.fromhex("2a80030405"), b"\x05\x00"),
+            ],
+            "valid",
+        ),
+        "padded-digest-oid-last": (
+            [
+                attribute("message_digest", digest),
+                raw_attribute(md_oid_padded, b"\x04\x20" + wrong),
+            ],
+            "tampered",
+        ),
         "minimal-digest-oid-raw": ([raw_attribute(md_oid, b"\x04\x20" + digest)], "valid"),
     }
     read_quickly = {"as-signed", "no-content-type", "right-digest-last", "minimal-digest-oid-raw"}

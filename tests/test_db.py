@@ -21,7 +21,9 @@ from mss.schema import metadata
 
 async def test_migrations_match_models(db: Database) -> None:
     async with db.engine.connect() as conn:
-        diff = await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), metadata))
+        diff = await conn.run_sync(
+            lambda c: compare_metadata(MigrationContext.configure(c), metadata)
+        )
     assert diff == [], f"models and migrations differ: {diff}"
 
 
@@ -119,13 +121,29 @@ async def test_pairs_in_finds_pairs_through_the_index(db: Database) -> None:
     from mss.mailbox.models import Folder
 
     async with db.write() as session:
-        session.add_all([Mailbox(address=f"m{i}@mss.localhost", kind=MailboxKind.PER) for i in range(3)])
+        session.add_all(
+            [Mailbox(address=f"m{i}@mss.localhost", kind=MailboxKind.PER) for i in range(3)]
+        )
         await session.flush()
         ids = list(await session.scalars(select(Mailbox.id).order_by(Mailbox.id)))
-        await session.execute(insert(Folder.__table__), [
-            {"mailbox_id": m, "name": name, "uidvalidity": 1, "uidnext": 1, "highest_modseq": 1,
-             "created_at": utcnow()} for m in ids for name in ("INBOX", "Sent")])
-    query = select(Folder.mailbox_id, Folder.name).where(pairs_in(Folder.mailbox_id, Folder.name, "wanted"))
+        await session.execute(
+            insert(Folder.__table__),
+            [
+                {
+                    "mailbox_id": m,
+                    "name": name,
+                    "uidvalidity": 1,
+                    "uidnext": 1,
+                    "highest_modseq": 1,
+                    "created_at": utcnow(),
+                }
+                for m in ids
+                for name in ("INBOX", "Sent")
+            ],
+        )
+    query = select(Folder.mailbox_id, Folder.name).where(
+        pairs_in(Folder.mailbox_id, Folder.name, "wanted")
+    )
     sent: list[tuple[str, Any]] = []
 
     def remember(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
@@ -135,13 +153,16 @@ async def test_pairs_in_finds_pairs_through_the_index(db: Database) -> None:
     async with db.read() as session:
         for wanted in ([(ids[0], "INBOX"), (ids[2], "Sent")], [(ids[1], "Sent")], []):
             found = await session.execute(query, pairs_values("wanted", wanted))
-            assert sorted(tuple(row) for row in found) == wanted  # not (ids[0], "Sent") nor (ids[2], "INBOX")
+            assert (
+                sorted(tuple(row) for row in found) == wanted
+            )  # not (ids[0], "Sent") nor (ids[2], "INBOX")
         event.remove(db.engine.sync_engine, "before_cursor_execute", remember)
         if db.is_sqlite:  # the plan of the statement sent for two pairs
             statement, parameters = sent[0]
             assert statement.startswith("SELECT folders.mailbox_id"), statement
             explained = await (await session.connection()).exec_driver_sql(
-                f"EXPLAIN QUERY PLAN {statement}", parameters)
+                f"EXPLAIN QUERY PLAN {statement}", parameters
+            )
             plan = [row[3] for row in explained]
             assert not any(step.startswith("SCAN folders") for step in plan), plan
 
@@ -194,7 +215,9 @@ async def test_insert_ids_is_one_statement_and_keeps_the_rows_order(db: Database
 
     table = Organisation.__table__
     async with db.write() as session:  # rows already there, and a gap, so ids are not 1..n
-        first = await insert_ids(session, table, [{"name": "avant", "created_at": dt.datetime.now(dt.UTC)}] * 3)
+        first = await insert_ids(
+            session, table, [{"name": "avant", "created_at": dt.datetime.now(dt.UTC)}] * 3
+        )
         await session.execute(table.delete().where(table.c.id == first[1]))
     names = [f"org {n}" for n in (5, 1, 4, 2, 3, 9, 7)]
     sent: list[str] = []
@@ -205,13 +228,20 @@ async def test_insert_ids_is_one_statement_and_keeps_the_rows_order(db: Database
     event.listen(db.engine.sync_engine, "before_cursor_execute", remember)
     try:
         async with db.write() as session:
-            ids = await insert_ids(session, table, [{"name": name, "created_at": dt.datetime.now(dt.UTC)}
-                                                    for name in names])
+            ids = await insert_ids(
+                session,
+                table,
+                [{"name": name, "created_at": dt.datetime.now(dt.UTC)} for name in names],
+            )
             assert await insert_ids(session, table, []) == []
     finally:
         event.remove(db.engine.sync_engine, "before_cursor_execute", remember)
     inserts = [s for s in sent if s.lstrip().upper().startswith("INSERT")]
     assert len(inserts) == 1 and inserts[0].count("?") + inserts[0].count("$") >= 2 * len(names)
     async with db.read() as session:
-        stored = dict((await session.execute(select(table.c.id, table.c.name).where(table.c.id.in_(ids)))).all())
+        stored = dict(
+            (
+                await session.execute(select(table.c.id, table.c.name).where(table.c.id.in_(ids)))
+            ).all()
+        )
     assert [stored[i] for i in ids] == names and min(ids) > max(first)

@@ -10,11 +10,13 @@ import pytest
 from mss.crypto import dkim
 from mss.errors import ConfigError
 
-MESSAGE = (b"From: Dr Jean Dupont <jean.dupont@mss.localhost>\r\n"
-           b"To: cardiologie@other-operator.example.fr\r\nSubject: Avis cardiologique\r\n"
-           b"Date: Mon, 02 Mar 2026 10:00:00 +0100\r\nMessage-ID: <42@mss.localhost>\r\n"
-           b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
-           b"Bonjour,\r\nmerci de voir ce patient.\r\n")
+MESSAGE = (
+    b"From: Dr Jean Dupont <jean.dupont@mss.localhost>\r\n"
+    b"To: cardiologie@other-operator.example.fr\r\nSubject: Avis cardiologique\r\n"
+    b"Date: Mon, 02 Mar 2026 10:00:00 +0100\r\nMessage-ID: <42@mss.localhost>\r\n"
+    b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+    b"Bonjour,\r\nmerci de voir ce patient.\r\n"
+)
 
 
 @pytest.fixture(scope="module", params=["ed25519", "rsa"])
@@ -36,8 +38,10 @@ def test_sign_then_verify(key: dkim.DkimSigningKey, table: dkim.DkimKeyTable) ->
     assert expected in signed.split(b"\r\n\r\n")[0]
     result = dkim.verify(signed, table)
     assert result.status == "pass", result.reason
-    assert result.authentication_results_clause() == \
-        "dkim=pass header.d=mss.localhost header.s=mss2026"
+    assert (
+        result.authentication_results_clause()
+        == "dkim=pass header.d=mss.localhost header.s=mss2026"
+    )
 
 
 def test_modified_body_fails(key: dkim.DkimSigningKey, table: dkim.DkimKeyTable) -> None:
@@ -49,7 +53,9 @@ def test_modified_body_fails(key: dkim.DkimSigningKey, table: dkim.DkimKeyTable)
 
 def test_modified_subject_fails(key: dkim.DkimSigningKey, table: dkim.DkimKeyTable) -> None:
     signed = dkim.sign(MESSAGE, key)
-    assert dkim.verify(signed.replace(b"Avis cardiologique", b"Avis urgent"), table).status == "fail"
+    assert (
+        dkim.verify(signed.replace(b"Avis cardiologique", b"Avis urgent"), table).status == "fail"
+    )
 
 
 def test_key_of_another_operator_fails(key: dkim.DkimSigningKey) -> None:
@@ -73,15 +79,17 @@ async def test_async_helpers(key: dkim.DkimSigningKey, table: dkim.DkimKeyTable)
     assert (await dkim.verify_async(signed, table)).status == "pass"
 
 
-def test_keys_saved_0600_and_published_in_the_table(key: dkim.DkimSigningKey,
-                                                   tmp_path: Path) -> None:
+def test_keys_saved_0600_and_published_in_the_table(
+    key: dkim.DkimSigningKey, tmp_path: Path
+) -> None:
     path = dkim.save_signing_key(tmp_path, key)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     loaded = dkim.load_signing_key(tmp_path, "mss.localhost", "mss2026")
     assert loaded == key
     partner = dkim.generate_signing_key("other-operator.example.fr", "s1", "ed25519")
     (tmp_path / "dkim" / "keys.txt").write_text(
-        f"# trust space keys\n{partner.record_name}  {partner.public_record}\n")
+        f"# trust space keys\n{partner.record_name}  {partner.public_record}\n"
+    )
     table = dkim.DkimKeyTable.from_pki(tmp_path)
     assert dkim.verify(dkim.sign(MESSAGE, loaded), table).status == "pass"
     assert dkim.verify(dkim.sign(MESSAGE, partner), table).status == "pass"

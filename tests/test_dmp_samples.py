@@ -37,17 +37,25 @@ def test_samplexdm_wrapping_folder_no_uri_and_malformed_cx(ans_data: Path) -> No
     (doc,) = package.documents
     assert doc.path == "samplexdm/IHE_XDM/SUBSET01/Document01.xml"
     assert doc.uri is None
-    assert any("has no URI slot; file 'samplexdm/IHE_XDM/SUBSET01/Document01.xml' found by its id"
-               in w for w in package.warnings)
+    assert any(
+        "has no URI slot; file 'samplexdm/IHE_XDM/SUBSET01/Document01.xml' found by its id" in w
+        for w in package.warnings
+    )
     assert doc.hash == "2f016bdeba83855ec76bd1102d9da6a79590f1a9" and doc.size == 68226
     assert doc.type_code is not None and doc.type_code.code == "34133-9"
     assert doc.creation_time == datetime(2005, 12, 24, tzinfo=UTC)
     # The DocumentEntry CX misses one '^'; the SubmissionSet one is correct.
-    assert [(r.code, r.sentence) for r in doc.refusals] == [(906, (
-        "The document entry 'Document01' has a malformed XDSDocumentEntry.patientId "
-        "'111111111^^&2.16.840.1.113883.4.1&ISO': the assigning authority "
-        "'&2.16.840.1.113883.4.1&ISO' sits in component 3 instead of 4 "
-        "(expected ID^^^&OID&ISO)."))]
+    assert [(r.code, r.sentence) for r in doc.refusals] == [
+        (
+            906,
+            (
+                "The document entry 'Document01' has a malformed XDSDocumentEntry.patientId "
+                "'111111111^^&2.16.840.1.113883.4.1&ISO': the assigning authority "
+                "'&2.16.840.1.113883.4.1&ISO' sits in component 3 instead of 4 "
+                "(expected ID^^^&OID&ISO)."
+            ),
+        )
+    ]
     (submission,) = package.submission_sets
     assert submission.patient_id.id == "111111111"
     assert submission.patient_id.authority_oid == "2.16.840.1.113883.4.1"
@@ -61,10 +69,16 @@ def test_flat_paths_package_is_reported_not_guessed(ans_data: Path) -> None:
     (doc,) = package.documents
     assert doc.path == "IHE_XDM/SUBSET01871efced-488f-4699-b38d-015791e7ef04.txt"
     assert doc.data == b"Text" and doc.mime_type == "text/plain"
-    assert [(r.code, r.sentence) for r in package.refusals] == [(903, (
-        "The document entry '871efced-488f-4699-b38d-015791e7ef04' has no patient identifier "
-        "(XDSDocumentEntry.patientId: it is empty; sourcePatientId is 'null^^^&null&ISO'), "
-        "hence no INS."))]
+    assert [(r.code, r.sentence) for r in package.refusals] == [
+        (
+            903,
+            (
+                "The document entry '871efced-488f-4699-b38d-015791e7ef04' has no patient identifier "
+                "(XDSDocumentEntry.patientId: it is empty; sourcePatientId is 'null^^^&null&ISO'), "
+                "hence no INS."
+            ),
+        )
+    ]
     warnings = "\n".join(package.warnings)
     assert "flat zip paths, no separator after the subset folder 'IHE_XDM/SUBSET01'" in warnings
     assert "SubmissionSet sourceId 'TODO' is not an OID" in warnings
@@ -80,9 +94,12 @@ def test_dui_header_facts_and_wrong_ins_key(ans_data: Path) -> None:
     assert header.set_id is not None and header.set_id.root == "1.2.250.2345.3245.13.58130"
     assert header.version_number == 1
     assert header.code is not None and (header.code.code, header.code.scheme) == (
-        "EXPORT_DUI", "1.2.250.1.213.1.1.4.12")
-    assert header.effective_time == datetime(2023, 4, 14, 11, 15,
-                                             tzinfo=timezone(timedelta(hours=2)))
+        "EXPORT_DUI",
+        "1.2.250.1.213.1.1.4.12",
+    )
+    assert header.effective_time == datetime(
+        2023, 4, 14, 11, 15, tzinfo=timezone(timedelta(hours=2))
+    )
     assert header.patient.ins is not None
     assert header.patient.ins.matricule == "147720425367411"
     assert header.patient.ins.oid == "1.2.250.1.213.1.4.8"
@@ -91,7 +108,11 @@ def test_dui_header_facts_and_wrong_ins_key(ans_data: Path) -> None:
     assert header.refusals == ()
     name = header.patient.names[0]
     assert (name.birth_family, name.birth_given, name.used_family, name.used_given) == (
-        "DUPONT", "Jean Stéphane Patrick", "DUPONT", "Jean")
+        "DUPONT",
+        "Jean Stéphane Patrick",
+        "DUPONT",
+        "Jean",
+    )
     assert header.patient.birth_time == date(1947, 4, 3) and header.patient.gender == "M"
     (author,) = header.authors
     assert author.id is not None and author.id.extension == "3480787529/1453"
@@ -108,11 +129,14 @@ def test_exppat2_header_facts(ans_data: Path) -> None:
     header = read_cda_header((ans_data / "cda" / "tddui_exppat2_2024-06_draft.xml").read_bytes())
     assert header.document_id.xds_unique_id == "E20C5584-4278-11EE-BE56-0242AC120002^0001"
     assert header.code is not None and header.code.code == "EXPPAT_2"
-    assert header.effective_time == datetime(2023, 8, 24, 11, 17,
-                                             tzinfo=timezone(timedelta(hours=1)))
+    assert header.effective_time == datetime(
+        2023, 8, 24, 11, 17, tzinfo=timezone(timedelta(hours=1))
+    )
     assert header.patient.ins is not None and header.patient.ins.key_ok is True
     assert [(i.root, i.extension) for i in header.patient.ids] == [
-        ("1.2.250.1.213.1.4.8", "277076322082910"), ("1.2.3.4.567.8.9.11", "1234567890123")]
+        ("1.2.250.1.213.1.4.8", "277076322082910"),
+        ("1.2.3.4.567.8.9.11", "1234567890123"),
+    ]
     name = header.patient.names[0]
     assert (name.birth_family, name.used_family) == ("NESSI", "DECOURCY")
     assert header.authors[0].id_nat == "801234567897"
@@ -131,9 +155,15 @@ def test_ccd_inside_samplexdm(ans_data: Path) -> None:
     assert_golden("cda/samplexdm_Document01.json", header)
     assert header.code is not None and header.code.code == "34133-9"
     assert header.document_id.root == "db734647-fc99-424c-a864-7e3cda82e703"
-    assert [(e.code, e.sentence) for e in header.refusals] == [(903, (
-        "The CDA document carries no INS among its patient ids (GSIHealth/1111111111); an INS "
-        "is an id under 1.2.250.1.213.1.4.8, 1.2.250.1.213.1.4.10, 1.2.250.1.213.1.4.13."))]
+    assert [(e.code, e.sentence) for e in header.refusals] == [
+        (
+            903,
+            (
+                "The CDA document carries no INS among its patient ids (GSIHealth/1111111111); an INS "
+                "is an id under 1.2.250.1.213.1.4.8, 1.2.250.1.213.1.4.10, 1.2.250.1.213.1.4.13."
+            ),
+        )
+    ]
     html = narrative_html(doc.data)
     assert html.startswith("<section><h2>Summary Purpose</h2>")
     # The US sample disagrees with its own metadata: reported, code by code.

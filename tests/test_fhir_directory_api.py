@@ -33,15 +33,22 @@ from tests.fhir_directory_samples import (
     write_json,
 )
 
-CLASSES = {"Practitioner": Practitioner, "PractitionerRole": PractitionerRole,
-           "Organization": Organization}
+CLASSES = {
+    "Practitioner": Practitioner,
+    "PractitionerRole": PractitionerRole,
+    "Organization": Organization,
+}
 
 
 @pytest.fixture
-async def client(db: Database, settings: Settings, ans_data: Path,
-                 tmp_path: Path) -> AsyncIterator[TestClient]:
-    everything = bundle(sample(ans_data, ANNUAIRE), sample(ans_data, API_MSS),
-                        *[entry["resource"] for entry in hospital_bundle()["entry"]])
+async def client(
+    db: Database, settings: Settings, ans_data: Path, tmp_path: Path
+) -> AsyncIterator[TestClient]:
+    everything = bundle(
+        sample(ans_data, ANNUAIRE),
+        sample(ans_data, API_MSS),
+        *[entry["resource"] for entry in hospital_bundle()["entry"]],
+    )
     async with db.write() as session:
         await import_fhir(session, write_json(tmp_path / "directory.json", everything))
     app = web.Application()
@@ -79,10 +86,15 @@ def _addresses(resource: dict[str, Any]) -> list[str]:
     return [telecom["value"] for telecom in resource.get("telecom", [])]
 
 
-async def test_practitioner_by_identifier_with_mailbox_not_ordinary_email(client: TestClient) -> None:
-    for query in ("identifier=urn:oid:1.2.250.1.71.4.2.1|810102727017",
-                  "identifier=810102727017", "identifier=https://rpps.esante.gouv.fr|10102727017",
-                  "identifier=10102727017"):
+async def test_practitioner_by_identifier_with_mailbox_not_ordinary_email(
+    client: TestClient,
+) -> None:
+    for query in (
+        "identifier=urn:oid:1.2.250.1.71.4.2.1|810102727017",
+        "identifier=810102727017",
+        "identifier=https://rpps.esante.gouv.fr|10102727017",
+        "identifier=10102727017",
+    ):
         [found] = await _bundle(client, f"/fhir/Practitioner?{query}")
         assert found["name"][0]["family"] == "CHATELIER"
     assert _addresses(found) == ["davidchatelier@pro.mssante.fr"]  # not davidchatelier@orange.fr
@@ -90,7 +102,10 @@ async def test_practitioner_by_identifier_with_mailbox_not_ordinary_email(client
     # The published telecom carries the same extensions the import reads.
     [box] = read_mailboxes(found)
     assert (box.address, box.kind.value if box.kind else None, box.red_list) == (
-        "davidchatelier@pro.mssante.fr", "PER", False)
+        "davidchatelier@pro.mssante.fr",
+        "PER",
+        False,
+    )
     assert await _bundle(client, "/fhir/Practitioner?identifier=http://other|810102727017") == []
 
 
@@ -98,13 +113,16 @@ async def test_practitioner_by_name(client: TestClient) -> None:
     found = await _bundle(client, "/fhir/Practitioner?name=dup")
     assert [p["name"][0]["family"] for p in found] == ["DUPONT"]
     assert _addresses(found[0]) == ["jean-marie.dupont@infirmier.mssante.fr"]
-    assert [p["name"][0]["family"] for p in await _bundle(client, "/fhir/Practitioner?name=marie")] \
-        == ["DUPONT"]  # Jean-Marie
+    assert [
+        p["name"][0]["family"] for p in await _bundle(client, "/fhir/Practitioner?name=marie")
+    ] == ["DUPONT"]  # Jean-Marie
     assert await _bundle(client, "/fhir/Practitioner?name=%25") == []
 
 
 async def test_practitioner_role_by_mailbox(client: TestClient) -> None:
-    [role] = await _bundle(client, "/fhir/PractitionerRole?mailbox-mss=Claire.Martin@hopital-fictif.mssante.fr")
+    [role] = await _bundle(
+        client, "/fhir/PractitionerRole?mailbox-mss=Claire.Martin@hopital-fictif.mssante.fr"
+    )
     assert role["practitioner"]["display"] == "Claire MARTIN"
     assert role["organization"]["display"] == "Hôpital Fictif"
     assert role["code"][0]["coding"][0]["code"] == "10"
@@ -123,16 +141,21 @@ async def test_red_listed_mailboxes_are_never_published(client: TestClient) -> N
     [durand] = await _bundle(client, "/fhir/Practitioner?identifier=899700367909")
     assert "telecom" not in durand
     [hospital] = await _bundle(client, "/fhir/Organization?identifier=750712184")
-    assert _addresses(hospital) == ["cardiologie@hopital-fictif.mssante.fr",
-                                    "convocations@hopital-fictif.mssante.fr"]
+    assert _addresses(hospital) == [
+        "cardiologie@hopital-fictif.mssante.fr",
+        "convocations@hopital-fictif.mssante.fr",
+    ]
     response = await client.get(f"/fhir/Organization/{hospital['id']}")
     text = await response.text()
     assert response.status == 200 and all(address not in text for address in hidden)
 
 
 async def test_organization_by_identifier_and_read(client: TestClient) -> None:
-    for query in ("https://finess.esante.gouv.fr|130786049", "130786049",
-                  "urn:oid:1.2.250.1.71.4.2.2|1130786049"):
+    for query in (
+        "https://finess.esante.gouv.fr|130786049",
+        "130786049",
+        "urn:oid:1.2.250.1.71.4.2.2|1130786049",
+    ):
         [pharmacy] = await _bundle(client, f"/fhir/Organization?identifier={query}")
         assert pharmacy["name"] == "Pharmacie du Port"
     [box] = read_mailboxes(pharmacy)
@@ -140,20 +163,27 @@ async def test_organization_by_identifier_and_read(client: TestClient) -> None:
     response = await client.get(f"/fhir/Organization/{pharmacy['id']}")
     assert response.status == 200 and response.content_type == "application/fhir+json"
     assert Organization.model_validate(await response.json()).name == "Pharmacie du Port"
-    [found] = await _bundle(client, "/fhir/Organization?mailbox-mss=pharmacie@pharmacie-du-port.mssante.fr")
+    [found] = await _bundle(
+        client, "/fhir/Organization?mailbox-mss=pharmacie@pharmacie-du-port.mssante.fr"
+    )
     assert found["id"] == pharmacy["id"]
 
 
 async def test_refusals_are_operation_outcomes(client: TestClient) -> None:
-    assert "search parameter 'family' is not supported for Practitioner; use name, identifier" \
+    assert (
+        "search parameter 'family' is not supported for Practitioner; use name, identifier"
         in await _refused(client, "/fhir/Practitioner?family=DUPONT", 400)
+    )
     assert "'name' is not supported for PractitionerRole" in await _refused(
-        client, "/fhir/PractitionerRole?name=x", 400)
+        client, "/fhir/PractitionerRole?name=x", 400
+    )
     assert "give at least one search parameter" in await _refused(client, "/fhir/Organization", 400)
     assert "give search parameter 'name' once" in await _refused(
-        client, "/fhir/Practitioner?name=a&name=b", 400)
+        client, "/fhir/Practitioner?name=a&name=b", 400
+    )
     assert "Practitioner/999999 does not exist" in await _refused(
-        client, "/fhir/Practitioner/999999", 404)
+        client, "/fhir/Practitioner/999999", 404
+    )
     assert "does not exist" in await _refused(client, "/fhir/Practitioner/abc", 404)
     assert "/fhir/Patient is not served here" in await _refused(client, "/fhir/Patient?name=x", 404)
     response = await client.post("/fhir/Practitioner", json={})
@@ -162,10 +192,15 @@ async def test_refusals_are_operation_outcomes(client: TestClient) -> None:
 
 
 async def test_links_are_the_public_address_whatever_the_host_header(client: TestClient) -> None:
-    response = await client.get("/fhir/Practitioner?identifier=810102727017",
-                                headers={"Host": "evil.example"})
+    response = await client.get(
+        "/fhir/Practitioner?identifier=810102727017", headers={"Host": "evil.example"}
+    )
     body = await response.json()
     assert "evil.example" not in await response.text()
-    assert body["link"][0]["url"] == "https://annuaire.hub.example/fhir/Practitioner?identifier=810102727017"
+    assert (
+        body["link"][0]["url"]
+        == "https://annuaire.hub.example/fhir/Practitioner?identifier=810102727017"
+    )
     assert [e["fullUrl"].rsplit("/", 1)[0] for e in body["entry"]] == [
-        "https://annuaire.hub.example/fhir/Practitioner"]
+        "https://annuaire.hub.example/fhir/Practitioner"
+    ]

@@ -51,13 +51,16 @@ def test_corsica_2a_and_2b_read_as_19_and_18() -> None:
         normalise_ins(wrong)
 
 
-@pytest.mark.parametrize("value, sentence", [
-    ("27707632208291", "has 14 characters"),
-    ("2770763220829100", "has 16 characters"),
-    ("27707632208X910", "digits only, except 2A or 2B"),
-    ("277072C22082910", "digits only, except 2A or 2B"),
-    ("977076322082910", r"first digit \(sex\) is 1 to 8"),
-])
+@pytest.mark.parametrize(
+    "value, sentence",
+    [
+        ("27707632208291", "has 14 characters"),
+        ("2770763220829100", "has 16 characters"),
+        ("27707632208X910", "digits only, except 2A or 2B"),
+        ("277072C22082910", "digits only, except 2A or 2B"),
+        ("977076322082910", r"first digit \(sex\) is 1 to 8"),
+    ],
+)
 def test_malformed_ins_is_refused_with_its_reason(value: str, sentence: str) -> None:
     with pytest.raises(InvalidInput, match=sentence) as caught:
         normalise_ins(value)
@@ -129,7 +132,10 @@ def test_tre_g15_professions() -> None:
 
 
 def test_addresses_and_domains() -> None:
-    assert normalise_address(" mailto:Jean.Dupont@Hopital.MSSante.fr ") == "jean.dupont@hopital.mssante.fr"
+    assert (
+        normalise_address(" mailto:Jean.Dupont@Hopital.MSSante.fr ")
+        == "jean.dupont@hopital.mssante.fr"
+    )
     assert normalise_domain("Hopital.Example.") == "hopital.example"
     for bad in ("jean", "@x.fr", "jean..dupont@x.fr", "jean@localhost", "jean@-x.fr", "jé@x.fr"):
         with pytest.raises(InvalidInput, match="not a mail address"):
@@ -147,7 +153,11 @@ def test_phone_numbers() -> None:
 def test_operator_dn_forms_compare_equal() -> None:
     whitelist = "CN=smtp-1.op.example,OU=000000000000001,O=OPERATEUR,ST=Gironde (33),C=FR"
     assert normalise_dn(whitelist) == whitelist
-    assert normalise_dn("C=FR, ST=Gironde (33), O=OPERATEUR, OU=000000000000001, cn=smtp-1.op.example") \
+    assert (
+        normalise_dn("C=FR, ST=Gironde (33), O=OPERATEUR, OU=000000000000001, cn=smtp-1.op.example")
         == whitelist
-    assert normalise_dn("/C=FR/ST=Gironde (33)/O=OPERATEUR/OU=000000000000001/CN=smtp-1.op.example") \
+    )
+    assert (
+        normalise_dn("/C=FR/ST=Gironde (33)/O=OPERATEUR/OU=000000000000001/CN=smtp-1.op.example")
         == whitelist
+    )

@@ -31,8 +31,12 @@ async def _import(db: Database, path: str, **kwargs: bool):  # type: ignore[no-u
 
 async def _counts(db: Database) -> tuple[int, int, int]:
     async with db.read() as session:
-        return tuple([(await session.execute(select(func.count()).select_from(model))).scalar_one()
-                      for model in (Organisation, Professional, Mailbox)])  # type: ignore[return-value]
+        return tuple(
+            [
+                (await session.execute(select(func.count()).select_from(model))).scalar_one()
+                for model in (Organisation, Professional, Mailbox)
+            ]
+        )  # type: ignore[return-value]
 
 
 async def test_annuaire_sample_alone(db: Database, ans_data: Path) -> None:
@@ -62,10 +66,12 @@ async def test_api_mss_sample_alone(db: Database, ans_data: Path) -> None:
     assert professional is not None and professional.id_nat == "810003456789"
 
 
-async def test_both_samples_in_a_bundle_then_again(db: Database, ans_data: Path,
-                                                   tmp_path: Path) -> None:
-    path = write_json(tmp_path / "bundle.json",
-                      bundle(sample(ans_data, ANNUAIRE), sample(ans_data, API_MSS)))
+async def test_both_samples_in_a_bundle_then_again(
+    db: Database, ans_data: Path, tmp_path: Path
+) -> None:
+    path = write_json(
+        tmp_path / "bundle.json", bundle(sample(ans_data, ANNUAIRE), sample(ans_data, API_MSS))
+    )
     first = await _import(db, path)
     assert (first.added, first.updated, first.unchanged) == (2, 0, 0)
     again = await _import(db, path)
@@ -81,10 +87,12 @@ async def test_hospital_bundle_links_roles_and_kinds(db: Database, tmp_path: Pat
     assert await _counts(db) == (2, 2, 6)
     async with db.read() as session:
         martin = await find_professional_by_id_nat(session, "801234567897")
-        hospital = (await session.scalars(select(Organisation).where(
-            Organisation.finess == "750712184"))).one()
-        pharmacy = (await session.scalars(select(Organisation).where(
-            Organisation.finess == "130786049"))).one()
+        hospital = (
+            await session.scalars(select(Organisation).where(Organisation.finess == "750712184"))
+        ).one()
+        pharmacy = (
+            await session.scalars(select(Organisation).where(Organisation.finess == "130786049"))
+        ).one()
         app = await find_mailbox(session, "convocations@hopital-fictif.mssante.fr")
         pharmacy_box = await find_mailbox(session, "pharmacie@pharmacie-du-port.mssante.fr")
         hidden = await find_mailbox(session, "direction@hopital-fictif.mssante.fr")
@@ -122,13 +130,20 @@ async def test_malformed_json_is_refused_with_its_line(db: Database, tmp_path: P
     assert await _counts(db) == (0, 0, 0)
 
 
-@pytest.mark.parametrize("document, sentence", [
-    ([1, 2], "not a FHIR resource"),
-    ({"resourceType": "Patient", "id": "p"}, "resourceType 'Patient' is not imported"),
-    ({"resourceType": "Bundle", "entry": [{"fullUrl": "x"}]}, "entry 1: this Bundle entry has no resource"),
-])
-async def test_not_a_directory_file(db: Database, tmp_path: Path, document: object,
-                                    sentence: str) -> None:
+@pytest.mark.parametrize(
+    "document, sentence",
+    [
+        ([1, 2], "not a FHIR resource"),
+        ({"resourceType": "Patient", "id": "p"}, "resourceType 'Patient' is not imported"),
+        (
+            {"resourceType": "Bundle", "entry": [{"fullUrl": "x"}]},
+            "entry 1: this Bundle entry has no resource",
+        ),
+    ],
+)
+async def test_not_a_directory_file(
+    db: Database, tmp_path: Path, document: object, sentence: str
+) -> None:
     with pytest.raises(InvalidInput, match=sentence):
         await _import(db, write_json(tmp_path / "x.json", document))
 
@@ -141,16 +156,20 @@ def _broken_hospital() -> dict:  # type: ignore[type-arg]
 
 
 async def test_one_bad_entry_refuses_the_whole_file(db: Database, tmp_path: Path) -> None:
-    with pytest.raises(InvalidInput, match=r"entry 3 \(Practitioner/pr-durand\): idNat '8997003679'"):
+    with pytest.raises(
+        InvalidInput, match=r"entry 3 \(Practitioner/pr-durand\): idNat '8997003679'"
+    ):
         await _import(db, write_json(tmp_path / "bad.json", _broken_hospital()))
     assert await _counts(db) == (0, 0, 0)
 
 
 async def test_skip_invalid_imports_the_rest(db: Database, tmp_path: Path) -> None:
-    report = await _import(db, write_json(tmp_path / "bad.json", _broken_hospital()),
-                           skip_invalid=True)
+    report = await _import(
+        db, write_json(tmp_path / "bad.json", _broken_hospital()), skip_invalid=True
+    )
     assert [where.rsplit(": ", 1)[-1] for where, _ in report.skipped] == [
-        "entry 3 (Practitioner/pr-durand)"]
+        "entry 3 (Practitioner/pr-durand)"
+    ]
     assert "idNat '8997003679'" in report.skipped[0][1]
     assert await _counts(db) == (2, 1, 5)
 
@@ -159,14 +178,17 @@ async def test_mailbox_given_to_two_owners_is_refused(db: Database, tmp_path: Pa
     document = hospital_bundle()
     durand = next(e["resource"] for e in document["entry"] if e["resource"]["id"] == "pr-durand")
     durand["telecom"] = [mailbox("claire.martin@hopital-fictif.mssante.fr", "PER")]
-    with pytest.raises(InvalidInput, match="mailbox claire.martin@hopital-fictif.mssante.fr is "
-                                           "already given to another owner"):
+    with pytest.raises(
+        InvalidInput,
+        match="mailbox claire.martin@hopital-fictif.mssante.fr is already given to another owner",
+    ):
         await _import(db, write_json(tmp_path / "dup.json", document))
     assert await _counts(db) == (0, 0, 0)
 
 
-async def test_mailbox_owned_by_someone_else_in_the_directory(db: Database, ans_data: Path,
-                                                              tmp_path: Path) -> None:
+async def test_mailbox_owned_by_someone_else_in_the_directory(
+    db: Database, ans_data: Path, tmp_path: Path
+) -> None:
     await _import(db, str(ans_data / API_MSS))
     other = sample(ans_data, API_MSS)
     other["identifier"][0]["value"] = "801234567897"
@@ -175,25 +197,34 @@ async def test_mailbox_owned_by_someone_else_in_the_directory(db: Database, ans_
     assert await _counts(db) == (0, 1, 1)
 
 
-async def test_duplicate_practitioner_and_unknown_reference(db: Database, ans_data: Path,
-                                                            tmp_path: Path) -> None:
+async def test_duplicate_practitioner_and_unknown_reference(
+    db: Database, ans_data: Path, tmp_path: Path
+) -> None:
     twice = bundle(sample(ans_data, API_MSS), sample(ans_data, API_MSS))
     with pytest.raises(InvalidInput, match="Practitioner 810003456789 is already given by"):
         await _import(db, write_json(tmp_path / "twice.json", twice))
-    role = {"resourceType": "PractitionerRole", "id": "r",
-            "practitioner": {"reference": "Practitioner/334081"}}
+    role = {
+        "resourceType": "PractitionerRole",
+        "id": "r",
+        "practitioner": {"reference": "Practitioner/334081"},
+    }
     with pytest.raises(InvalidInput, match="Practitioner/334081 is not a resource of this file"):
         await _import(db, write_json(tmp_path / "role.json", role))
     assert await _counts(db) == (0, 0, 0)
 
 
-async def test_role_by_identifier_links_an_imported_practitioner(db: Database, ans_data: Path,
-                                                                 tmp_path: Path) -> None:
+async def test_role_by_identifier_links_an_imported_practitioner(
+    db: Database, ans_data: Path, tmp_path: Path
+) -> None:
     await _import(db, str(ans_data / API_MSS))
-    role = {"resourceType": "PractitionerRole", "id": "r",
-            "practitioner": {"identifier": {"system": "urn:oid:1.2.250.1.71.4.2.1",
-                                            "value": "810003456789"}},
-            "code": [{"coding": [{"system": "urn:oid:1.2.250.1.71.1.2.7", "code": "60"}]}]}
+    role = {
+        "resourceType": "PractitionerRole",
+        "id": "r",
+        "practitioner": {
+            "identifier": {"system": "urn:oid:1.2.250.1.71.4.2.1", "value": "810003456789"}
+        },
+        "code": [{"coding": [{"system": "urn:oid:1.2.250.1.71.1.2.7", "code": "60"}]}],
+    }
     report = await _import(db, write_json(tmp_path / "role.json", role))
     assert report.updated == 1
     async with db.read() as session:
@@ -204,10 +235,15 @@ async def test_role_by_identifier_links_an_imported_practitioner(db: Database, a
 async def test_legacy_mailbox_extension(db: Database, ans_data: Path, tmp_path: Path) -> None:
     practitioner = sample(ans_data, API_MSS)
     del practitioner["telecom"]
-    practitioner["extension"] = [{
-        "url": "https://interop.esante.gouv.fr/ig/fhir/annuaire/StructureDefinition/as-ext-mailbox-mss",
-        "extension": [{"url": "value", "valueString": "jm.dupont@infirmier.mssante.fr"},
-                      {"url": "publication", "valueBoolean": True}]}]
+    practitioner["extension"] = [
+        {
+            "url": "https://interop.esante.gouv.fr/ig/fhir/annuaire/StructureDefinition/as-ext-mailbox-mss",
+            "extension": [
+                {"url": "value", "valueString": "jm.dupont@infirmier.mssante.fr"},
+                {"url": "publication", "valueBoolean": True},
+            ],
+        }
+    ]
     await _import(db, write_json(tmp_path / "legacy.json", practitioner))
     async with db.read() as session:
         box = await find_mailbox(session, "jm.dupont@infirmier.mssante.fr")

@@ -43,8 +43,12 @@ async def _import(db: Database, settings: Settings, path: str, **kwargs: bool): 
 
 async def _counts(db: Database) -> tuple[int, int, int]:
     async with db.read() as session:
-        return tuple([(await session.execute(select(func.count()).select_from(model))).scalar_one()
-                      for model in (Patient, Mailbox, Guardianship)])  # type: ignore[return-value]
+        return tuple(
+            [
+                (await session.execute(select(func.count()).select_from(model))).scalar_one()
+                for model in (Patient, Mailbox, Guardianship)
+            ]
+        )  # type: ignore[return-value]
 
 
 GOOD = (
@@ -54,8 +58,9 @@ GOOD = (
 )
 
 
-async def test_roster_with_guardian_and_corsican_ins(db: Database, settings: Settings,
-                                                     tmp_path: Path) -> None:
+async def test_roster_with_guardian_and_corsican_ins(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
     report = await _import(db, settings, roster(tmp_path, *GOOD))
     assert (report.added, report.updated, report.skipped) == (3, 0, [])
     assert await _counts(db) == (3, 3, 1)
@@ -76,20 +81,26 @@ async def test_roster_with_guardian_and_corsican_ins(db: Database, settings: Set
         events = (await session.scalars(select(AuditEvent).order_by(AuditEvent.id))).all()
     # The patient can read in the portal who created their account, and the guardianship.
     assert [(e.action, e.patient_id) for e in events] == [
-        ("patient.created", mother.id), ("patient.created", events[1].patient_id),
-        ("patient.created", child.id), ("guardian.added", child.id), ("directory.imported", None)]
+        ("patient.created", mother.id),
+        ("patient.created", events[1].patient_id),
+        ("patient.created", child.id),
+        ("guardian.added", child.id),
+        ("directory.imported", None),
+    ]
     assert events[-1].detail["added"] == 3 and events[0].actor_kind == "operator"
 
 
-async def test_reimport_changes_nothing_then_updates(db: Database, settings: Settings,
-                                                     tmp_path: Path) -> None:
+async def test_reimport_changes_nothing_then_updates(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
     path = roster(tmp_path, *GOOD)
     await _import(db, settings, path)
     again = await _import(db, settings, path)
     assert (again.added, again.updated, again.unchanged) == (0, 0, 3)
     assert "nothing changed" in again.summary()
-    moved = roster(tmp_path, f"{MOTHER},NESSI,Marie Anne,1977-07-15,marie@example.org,,",
-                   name="moved.csv")
+    moved = roster(
+        tmp_path, f"{MOTHER},NESSI,Marie Anne,1977-07-15,marie@example.org,,", name="moved.csv"
+    )
     report = await _import(db, settings, moved)
     assert (report.added, report.updated) == (0, 1)
     async with db.read() as session:
@@ -98,44 +109,87 @@ async def test_reimport_changes_nothing_then_updates(db: Database, settings: Set
     assert await _counts(db) == (3, 3, 1)
 
 
-async def test_guardian_already_in_the_directory(db: Database, settings: Settings,
-                                                 tmp_path: Path) -> None:
+async def test_guardian_already_in_the_directory(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
     await _import(db, settings, roster(tmp_path, GOOD[1], name="a.csv"))
     report = await _import(db, settings, roster(tmp_path, GOOD[0], name="b.csv"))
     assert report.added == 1
     assert await _counts(db) == (2, 2, 1)
 
 
-async def test_semicolons_and_fewer_optional_columns(db: Database, settings: Settings,
-                                                     tmp_path: Path) -> None:
-    path = roster(tmp_path, f"{MOTHER};NESSI;Marie;1977-07-15",
-                  header="INS;Family_Name;given_names;birth_date\n")
+async def test_semicolons_and_fewer_optional_columns(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    path = roster(
+        tmp_path,
+        f"{MOTHER};NESSI;Marie;1977-07-15",
+        header="INS;Family_Name;given_names;birth_date\n",
+    )
     assert (await _import(db, settings, path)).added == 1
 
 
-@pytest.mark.parametrize("header, lines, sentence", [
-    ("ins,family_name,given_names,birth_date,nir\n", [], r"roster.csv:1: unknown column 'nir'"),
-    ("ins,family_name,given_names\n", [], r"roster.csv:1: missing column\(s\) birth_date"),
-    (HEADER, [f"{MOTHER[:-2]}12,NESSI,Marie,1977-07-15,,,"],
-     r"roster.csv:2: INS '277076322082912' has key 12 but its NIR gives key 10"),
-    (HEADER, [GOOD[2], f"{MOTHER},NESSI,Marie,15/07/1977,,,"],
-     r"roster.csv:3: birth_date '15/07/1977' is not a date written YYYY-MM-DD"),
-    (HEADER, [GOOD[1], GOOD[2], GOOD[1]], rf"roster.csv:4: INS {MOTHER} already appears on line 2"),
-    (HEADER, [f"{CHILD},NESSI,Léa,2015-07-01,,,{CORSICAN[:-2]}00"],
-     r"roster.csv:2: INS .* has key 00"),
-    (HEADER, [f"{CHILD},NESSI,Léa,2015-07-01,,,{MOTHER}"],
-     rf"roster.csv:2: guardian INS {MOTHER} is neither a valid line of this file nor a patient"),
-    (HEADER, [f"{MOTHER},NESSI,Marie,1977-07-15,,,{CORSICAN}", GOOD[2]],
-     r"roster.csv:2: patient .* is 48 years old; guardians are recorded for minors only"),
-    (HEADER, [f"{MOTHER},NESSI,Marie,1977-07-15,pas-une-adresse,,"],
-     r"roster.csv:2: 'pas-une-adresse' is not a mail address"),
-    (HEADER, [f"{MOTHER},NESSI,Marie,1977-07-15,,"], r"roster.csv:2: 6 fields but the header has 7"),
-    (HEADER, [f"{MOTHER},,Marie,1977-07-15,,,"], r"roster.csv:2: the family_name column is empty"),
-    (HEADER, [f"{MOTHER},NESSI,Marie,2030-01-01,,,"], r"roster.csv:2: birth_date 2030-01-01 is in the future"),
-    ("", [], r"roster.csv:1: the file is empty"),
-])
-async def test_refusals_write_nothing(db: Database, settings: Settings, tmp_path: Path,
-                                      header: str, lines: list[str], sentence: str) -> None:
+@pytest.mark.parametrize(
+    "header, lines, sentence",
+    [
+        ("ins,family_name,given_names,birth_date,nir\n", [], r"roster.csv:1: unknown column 'nir'"),
+        ("ins,family_name,given_names\n", [], r"roster.csv:1: missing column\(s\) birth_date"),
+        (
+            HEADER,
+            [f"{MOTHER[:-2]}12,NESSI,Marie,1977-07-15,,,"],
+            r"roster.csv:2: INS '277076322082912' has key 12 but its NIR gives key 10",
+        ),
+        (
+            HEADER,
+            [GOOD[2], f"{MOTHER},NESSI,Marie,15/07/1977,,,"],
+            r"roster.csv:3: birth_date '15/07/1977' is not a date written YYYY-MM-DD",
+        ),
+        (
+            HEADER,
+            [GOOD[1], GOOD[2], GOOD[1]],
+            rf"roster.csv:4: INS {MOTHER} already appears on line 2",
+        ),
+        (
+            HEADER,
+            [f"{CHILD},NESSI,Léa,2015-07-01,,,{CORSICAN[:-2]}00"],
+            r"roster.csv:2: INS .* has key 00",
+        ),
+        (
+            HEADER,
+            [f"{CHILD},NESSI,Léa,2015-07-01,,,{MOTHER}"],
+            rf"roster.csv:2: guardian INS {MOTHER} is neither a valid line of this file nor a patient",
+        ),
+        (
+            HEADER,
+            [f"{MOTHER},NESSI,Marie,1977-07-15,,,{CORSICAN}", GOOD[2]],
+            r"roster.csv:2: patient .* is 48 years old; guardians are recorded for minors only",
+        ),
+        (
+            HEADER,
+            [f"{MOTHER},NESSI,Marie,1977-07-15,pas-une-adresse,,"],
+            r"roster.csv:2: 'pas-une-adresse' is not a mail address",
+        ),
+        (
+            HEADER,
+            [f"{MOTHER},NESSI,Marie,1977-07-15,,"],
+            r"roster.csv:2: 6 fields but the header has 7",
+        ),
+        (
+            HEADER,
+            [f"{MOTHER},,Marie,1977-07-15,,,"],
+            r"roster.csv:2: the family_name column is empty",
+        ),
+        (
+            HEADER,
+            [f"{MOTHER},NESSI,Marie,2030-01-01,,,"],
+            r"roster.csv:2: birth_date 2030-01-01 is in the future",
+        ),
+        ("", [], r"roster.csv:1: the file is empty"),
+    ],
+)
+async def test_refusals_write_nothing(
+    db: Database, settings: Settings, tmp_path: Path, header: str, lines: list[str], sentence: str
+) -> None:
     with pytest.raises(InvalidInput, match=sentence):
         await _import(db, settings, roster(tmp_path, *lines, header=header))
     assert await _counts(db) == (0, 0, 0)
@@ -150,10 +204,16 @@ async def test_not_utf8_and_missing_file(db: Database, settings: Settings, tmp_p
         await _import(db, settings, str(tmp_path / "nowhere.csv"))
 
 
-async def test_skip_invalid_reports_each_line(db: Database, settings: Settings,
-                                              tmp_path: Path) -> None:
-    path = roster(tmp_path, GOOD[1], f"{MOTHER[:-2]}12,X,Y,1977-07-15,,,", GOOD[1],
-                  f"{CHILD},NESSI,Léa,2015-07-01,,,{CORSICAN}")
+async def test_skip_invalid_reports_each_line(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    path = roster(
+        tmp_path,
+        GOOD[1],
+        f"{MOTHER[:-2]}12,X,Y,1977-07-15,,,",
+        GOOD[1],
+        f"{CHILD},NESSI,Léa,2015-07-01,,,{CORSICAN}",
+    )
     report = await _import(db, settings, path, skip_invalid=True)
     assert [where.rsplit(":", 1)[-1] for where, _ in report.skipped] == ["3", "4", "5"]
     assert "already appears on line 2" in report.skipped[1][1]

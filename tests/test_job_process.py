@@ -58,13 +58,18 @@ async def test_the_child_runs_the_jobs_and_stops_with_the_hub(settings: Settings
     await hub.start()
     try:
         child = hub.job_process
-        assert isinstance(child, JobProcess) and child.process is not None and child.process.is_alive()
+        assert (
+            isinstance(child, JobProcess) and child.process is not None and child.process.is_alive()
+        )
         assert child.process.pid != os.getpid()
         assert hub.services["jobs"] is child  # delivery wakes the child, not an idle runner here
         job_id = await _queue_job(hub.db, 424242)
         child.wake()
         job = await _ended(hub.db, job_id)
-        assert job.state == "failed" and "message 424242 or patient mailbox 1 is gone" in job.last_error
+        assert (
+            job.state == "failed"
+            and "message 424242 or patient mailbox 1 is gone" in job.last_error
+        )
     finally:
         await hub.stop()
     assert child.process is not None and not child.process.is_alive()
@@ -82,7 +87,11 @@ async def test_a_killed_child_is_started_again(settings: Settings) -> None:
         assert first_pid is not None
         os.kill(first_pid, signal.SIGKILL)
         async with asyncio.timeout(60):
-            while child.restarts == 0 or child.process.pid == first_pid or not child.process.is_alive():
+            while (
+                child.restarts == 0
+                or child.process.pid == first_pid
+                or not child.process.is_alive()
+            ):
                 await asyncio.sleep(0.05)
         job = await _ended(hub.db, await _queue_job(hub.db, 515151))
         assert job.state == "failed" and "message 515151" in job.last_error
@@ -122,15 +131,20 @@ class StallingSmarthost:
         return "250 OK"
 
 
-async def test_a_child_killed_while_running_jobs_leaves_them_to_the_next_at_once(settings: Settings) -> None:
+async def test_a_child_killed_while_running_jobs_leaves_them_to_the_next_at_once(
+    settings: Settings,
+) -> None:
     settings = _workers_only(settings)
     smarthost = StallingSmarthost()
     server = await asyncio.get_running_loop().create_server(
-        lambda: SMTP(smarthost, hostname="smarthost.test"), "127.0.0.1", 0)
+        lambda: SMTP(smarthost, hostname="smarthost.test"), "127.0.0.1", 0
+    )
     settings.notifications.smarthost = "127.0.0.1"
     settings.notifications.smarthost_port = server.sockets[0].getsockname()[1]
     hub = Hub(settings, Database(settings.effective_database_url))
-    patient = await add_patient(hub.db, "201751234564118", "Noël", "Hugo", email="hugo@example.org", phone=None)
+    patient = await add_patient(
+        hub.db, "201751234564118", "Noël", "Hugo", email="hugo@example.org", phone=None
+    )
     await hub.start()
     try:
         child = hub.job_process
@@ -146,7 +160,9 @@ async def test_a_child_killed_while_running_jobs_leaves_them_to_the_next_at_once
         async with hub.db.read() as session:
             held = await session.scalar(select(Job).where(Job.id == job_id))
         assert held is not None and held.state == "running" and held.locked_by == child.runner_id
-        assert held.locked_until is not None and held.locked_until - utcnow() > dt.timedelta(minutes=4)
+        assert held.locked_until is not None and held.locked_until - utcnow() > dt.timedelta(
+            minutes=4
+        )
         smarthost.stalling = False
         os.kill(child.process.pid, signal.SIGKILL)
         job = await _ended(hub.db, job_id, timeout=30)  # the lease had 5 minutes to go

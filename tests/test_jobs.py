@@ -88,7 +88,9 @@ async def test_permanent_failure_and_exhausted_attempts_call_the_hook(db: Databa
     async with db.write() as session:
         enqueue(session, "permanent", {})
         enqueue(session, "always", {}, max_attempts=2)
-    runner = JobRunner(db, {"permanent": permanent, "always": always}, services={"on_job_failed": on_failed})
+    runner = JobRunner(
+        db, {"permanent": permanent, "always": always}, services={"on_job_failed": on_failed}
+    )
     await runner.run_once()
     await _make_due(db)
     await runner.run_once()
@@ -119,7 +121,10 @@ async def test_two_runners_never_run_the_same_job(db: Database) -> None:
     async with db.write() as session:
         for n in range(60):
             enqueue(session, "rec", {"n": n})
-    first, second = (JobRunner(db, {"rec": record}, batch=7), JobRunner(db, {"rec": record}, batch=7))
+    first, second = (
+        JobRunner(db, {"rec": record}, batch=7),
+        JobRunner(db, {"rec": record}, batch=7),
+    )
 
     async def drain(runner: JobRunner) -> None:
         while await runner.run_once():
@@ -200,7 +205,11 @@ async def test_a_batch_runs_in_one_transaction_or_each_job_alone(db: Database) -
         for n in (4, 13, 5):
             enqueue(session, "org", {"n": n})
     assert await runner.run_once() == 3
-    assert batches[1] == [4, 13, 5] and alone == [4, 13, 5]  # the batch rolled back, then one by one
+    assert batches[1] == [4, 13, 5] and alone == [
+        4,
+        13,
+        5,
+    ]  # the batch rolled back, then one by one
     assert await names() == ["org 1", "org 2", "org 3", "org 4", "org 5"]  # each written once
     states = {job.payload["n"]: (job.state, job.last_error) for job in await _jobs(db)}
     assert states[13] == ("failed", "PermanentFailure: job 13 cannot be done")
@@ -212,7 +221,9 @@ async def test_a_batch_runs_in_one_transaction_or_each_job_alone(db: Database) -
     assert alone[-1] == 6 and len(batches) == 2  # a single job runs alone
 
 
-async def test_an_unordered_kind_with_a_batch_handler_gets_its_jobs_in_one_call(db: Database) -> None:
+async def test_an_unordered_kind_with_a_batch_handler_gets_its_jobs_in_one_call(
+    db: Database,
+) -> None:
     """No lanes: the claimed jobs go to the batch handler together. When it raises, each job runs
     alone with its own failure accounting; when it raises PartlyDone, only the jobs it did not do."""
     batches: list[list[int]] = []
@@ -229,7 +240,9 @@ async def test_an_unordered_kind_with_a_batch_handler_gets_its_jobs_in_one_call(
         if 13 in numbers:
             raise ConnectionError("provider down")
         if 7 in numbers:
-            raise PartlyDone({position for position, n in enumerate(numbers) if n != 7}, "7 did not go")
+            raise PartlyDone(
+                {position for position, n in enumerate(numbers) if n != 7}, "7 did not go"
+            )
 
     async def enqueue_all(*numbers: int) -> None:
         async with db.write() as session:
@@ -237,7 +250,9 @@ async def test_an_unordered_kind_with_a_batch_handler_gets_its_jobs_in_one_call(
                 enqueue(session, "notify", {"n": n})
 
     async def states() -> dict[int, tuple[str, int, str]]:
-        return {job.payload["n"]: (job.state, job.attempts, job.last_error) for job in await _jobs(db)}
+        return {
+            job.payload["n"]: (job.state, job.attempts, job.last_error) for job in await _jobs(db)
+        }
 
     runner = JobRunner(db, batch=50, lanes=4)
     runner.register("notify", one, ordered=False, batch=many)

@@ -46,7 +46,9 @@ async def serve(hub: Hub, *, processes: int = 1, allow: list[str] | None = None)
     for name in ("submission", "submission_tls", "smtp_relay", "imap", "https"):
         setattr(settings.ports, name, 0)
     settings.listeners.smtp_processes = processes
-    settings.limits.max_connections_per_ip = 100  # connect_into_child may open 40 to reach the child
+    settings.limits.max_connections_per_ip = (
+        100  # connect_into_child may open 40 to reach the child
+    )
     if allow is not None:
         settings.metrics.allow = allow
     served = ServeHub(settings, Database(settings.effective_database_url))
@@ -59,14 +61,29 @@ def smtp_client(hub: Hub, served: ServeHub) -> Hub:
     return dataclasses.replace(hub, ports=served.services["smtp_ports"])
 
 
-async def get(hub: Hub, served: ServeHub, path: str, *, source: str = "127.0.0.1",
-              headers: dict[str, str] | None = None) -> tuple[int, Mapping[str, str], str]:
+async def get(
+    hub: Hub,
+    served: ServeHub,
+    path: str,
+    *,
+    source: str = "127.0.0.1",
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Mapping[str, str], str]:
     """One HTTPS request from ``source`` (a loopback address) to the hub: status, headers, body."""
     connector = aiohttp.TCPConnector(ssl=hub.client_tls(), local_addr=(source, 0))
-    async with aiohttp.ClientSession(connector=connector) as client, client.get(
-            f"https://127.0.0.1:{served.bound['https']}{path}", server_hostname="localhost",
-            headers=headers or {}) as response:
-        return response.status, response.headers.copy(), await response.text()  # names case-insensitive
+    async with (
+        aiohttp.ClientSession(connector=connector) as client,
+        client.get(
+            f"https://127.0.0.1:{served.bound['https']}{path}",
+            server_hostname="localhost",
+            headers=headers or {},
+        ) as response,
+    ):
+        return (
+            response.status,
+            response.headers.copy(),
+            await response.text(),
+        )  # names case-insensitive
 
 
 def sample(exposition: str, name: str, **labels: str) -> float | None:
@@ -104,7 +121,9 @@ async def test_deliveries_refusals_sessions_and_login_failures_are_counted(hub: 
         smtp = await client.login_client(DOCTOR)
         await smtp.sendmail(DOCTOR, [PATIENT], signed(identity, DOCTOR, PATIENT))
         with pytest.raises(aiosmtplib.SMTPRecipientsRefused):
-            await smtp.sendmail(DOCTOR, ["nobody@mss.localhost"], message(DOCTOR, "nobody@mss.localhost"))
+            await smtp.sendmail(
+                DOCTOR, ["nobody@mss.localhost"], message(DOCTOR, "nobody@mss.localhost")
+            )
         with pytest.raises(aiosmtplib.SMTPDataError):  # to a patient, unsigned: refused at DATA
             await smtp.sendmail(DOCTOR, [PATIENT], message(DOCTOR, PATIENT))
         await smtp.quit()
@@ -113,7 +132,9 @@ async def test_deliveries_refusals_sessions_and_login_failures_are_counted(hub: 
         await wrong.starttls()
         await wrong.ehlo()
         with pytest.raises(aiosmtplib.SMTPAuthenticationError):
-            await wrong.auth_plain(DOCTOR, PASSWORD + "?")  # one attempt (login() tries each mechanism)
+            await wrong.auth_plain(
+                DOCTOR, PASSWORD + "?"
+            )  # one attempt (login() tries each mechanism)
         await wrong.quit()
         _reader, imap = await asyncio.open_connection("127.0.0.1", served.bound["imap"])
         assert (await _reader.readline()).startswith(b"* OK")
@@ -129,9 +150,15 @@ async def test_deliveries_refusals_sessions_and_login_failures_are_counted(hub: 
     assert sample(body, "mss_smtp_messages_accepted_total", listener="submission") == 1
     assert sample(body, "mss_smtp_delivery_seconds_count", listener="submission") == 1
     assert sample(body, "mss_smtp_delivery_seconds_bucket", listener="submission", le="+Inf") == 1
-    assert sample(body, "mss_smtp_refusals_total", listener="submission", stage="rcpt", status="5.1.1") == 1
-    data_refusals = [line for line in body.splitlines()
-                     if line.startswith('mss_smtp_refusals_total{listener="submission",stage="data"')]
+    assert (
+        sample(body, "mss_smtp_refusals_total", listener="submission", stage="rcpt", status="5.1.1")
+        == 1
+    )
+    data_refusals = [
+        line
+        for line in body.splitlines()
+        if line.startswith('mss_smtp_refusals_total{listener="submission",stage="data"')
+    ]
     assert len(data_refusals) == 1 and data_refusals[0].endswith(" 1.0"), data_refusals
     assert sample(body, "mss_login_failures_total", protocol="smtp", outcome="refused") == 1
     assert sample(body, "mss_imap_sessions", listener="imap") == 1
@@ -161,7 +188,9 @@ async def test_a_message_the_child_process_takes_is_in_the_hubs_metrics(hub: Hub
     assert sample(after, "mss_smtp_messages_accepted_total", listener="submission") == 1
     assert sample(after, "mss_smtp_delivery_seconds_count", listener="submission") == 1
     capacity = sample(after, "mss_db_pool_capacity")
-    assert capacity is not None and capacity == 2 * served.db.pool_capacity  # the hub's pool and the child's
+    assert (
+        capacity is not None and capacity == 2 * served.db.pool_capacity
+    )  # the hub's pool and the child's
 
 
 async def test_healthz_and_readyz(hub: Hub) -> None:
@@ -180,19 +209,33 @@ async def test_healthz_and_readyz(hub: Hub) -> None:
         await served.stop()
     assert health[0] == 200 and json.loads(health[2]) == {"status": "ok"}
     assert ready[0] == 200
-    assert json.loads(ready[2]) == {"status": "ok", "database": "ok", "migrations": "current",
-                                    "revision": code_head()}
+    assert json.loads(ready[2]) == {
+        "status": "ok",
+        "database": "ok",
+        "migrations": "current",
+        "revision": code_head(),
+    }
     assert behind[0] == 503
     body = json.loads(behind[2])
-    assert body["migrations"] == "behind" and body["revision"] == "0000" and body["expected_revision"] == code_head()
+    assert (
+        body["migrations"] == "behind"
+        and body["revision"] == "0000"
+        and body["expected_revision"] == code_head()
+    )
     assert "mss db upgrade" in body["detail"]
     assert empty[0] == 503
     body = json.loads(empty[2])
-    assert body["migrations"] == "behind" and body["revision"] is None and "no schema" in body["detail"]
+    assert (
+        body["migrations"] == "behind"
+        and body["revision"] is None
+        and "no schema" in body["detail"]
+    )
     assert alive[0] == 200
 
 
-async def test_readyz_is_503_when_the_database_does_not_answer(settings: Settings, dev_pki: Any) -> None:
+async def test_readyz_is_503_when_the_database_does_not_answer(
+    settings: Settings, dev_pki: Any
+) -> None:
     from aiohttp import web
 
     from mss.http import build_app
@@ -205,9 +248,15 @@ async def test_readyz_is_503_when_the_database_does_not_answer(settings: Setting
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
-        async with aiohttp.ClientSession() as client, client.get(f"http://127.0.0.1:{port}/readyz") as response:
+        async with (
+            aiohttp.ClientSession() as client,
+            client.get(f"http://127.0.0.1:{port}/readyz") as response,
+        ):
             status, body = response.status, await response.json()
-        async with aiohttp.ClientSession() as client, client.get(f"http://127.0.0.1:{port}/healthz") as response:
+        async with (
+            aiohttp.ClientSession() as client,
+            client.get(f"http://127.0.0.1:{port}/healthz") as response,
+        ):
             alive = response.status
     finally:
         await runner.cleanup()
@@ -269,8 +318,12 @@ async def test_json_log_lines_carry_the_request_id(hub: Hub, json_log: io.String
     finally:
         await served.stop()
     entries = log_lines(json_log)
-    assert entries and all({"time", "level", "logger", "message"} <= entry.keys() for entry in entries)
-    by_request = {entry.get("request_id"): entry for entry in entries if entry["logger"] == "mss.http.access"}
+    assert entries and all(
+        {"time", "level", "logger", "message"} <= entry.keys() for entry in entries
+    )
+    by_request = {
+        entry.get("request_id"): entry for entry in entries if entry["logger"] == "mss.http.access"
+    }
     assert re.fullmatch(r"[0-9a-f]{16}", ours["X-Request-Id"])
     assert by_request[ours["X-Request-Id"]]["message"].startswith("GET /healthz 200 ")
     assert theirs["X-Request-Id"] == "proxy-7f3a9c01"
@@ -278,7 +331,9 @@ async def test_json_log_lines_carry_the_request_id(hub: Hub, json_log: io.String
     assert re.fullmatch(r"[0-9a-f]{16}", refused["X-Request-Id"])  # not a token: a new id
 
 
-async def test_a_delivery_to_a_patient_logs_no_ins_and_no_subject(hub: Hub, json_log: io.StringIO) -> None:
+async def test_a_delivery_to_a_patient_logs_no_ins_and_no_subject(
+    hub: Hub, json_log: io.StringIO
+) -> None:
     """At INFO, in JSON: the session's lines carry its id, never the patient's INS nor the subject."""
     subject = "Biopsie hépatique : résultats"
     identity = hub.pki.issue_smime(DOCTOR, id_nat="810000000001")

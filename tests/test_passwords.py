@@ -23,7 +23,11 @@ def fresh_cache(monkeypatch: pytest.MonkeyPatch) -> CredentialCache:
 async def test_new_hashes_use_owasp_argon2id_parameters() -> None:
     params = extract_parameters(await hash_secret(SECRET))
     assert (params.type.name, params.time_cost, params.memory_cost, params.parallelism) == (
-        "ID", 2, 19 * 1024, 1)
+        "ID",
+        2,
+        19 * 1024,
+        1,
+    )
 
 
 async def test_an_old_hash_still_verifies_and_asks_for_a_new_one() -> None:
@@ -44,7 +48,9 @@ async def test_a_repeat_login_is_answered_from_the_cache(fresh_cache: Credential
     assert (other_account.ok, other_account.cached) == (True, False)
 
 
-async def test_failures_are_never_cached_and_a_new_hash_misses(fresh_cache: CredentialCache) -> None:
+async def test_failures_are_never_cached_and_a_new_hash_misses(
+    fresh_cache: CredentialCache,
+) -> None:
     stored = await hash_secret(SECRET)
     for _ in range(2):
         wrong = await verify_secret(stored, "not the password", account="jean.dupont@mss.localhost")
@@ -71,7 +77,9 @@ async def test_an_unknown_account_fails_after_the_same_work() -> None:
     assert (check.ok, check.cached) == (False, False)
 
 
-async def test_a_burst_of_checks_runs_at_most_hash_slots_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_burst_of_checks_runs_at_most_hash_slots_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     running, peak = 0, 0
     real = passwords._verify_now
 

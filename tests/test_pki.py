@@ -26,11 +26,29 @@ OPENSSL = "/usr/bin/openssl"
 NOW = dt.datetime.now(dt.UTC)
 
 
-def openssl_verify(layout: pki.PkiLayout, cert: Path, purpose: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([OPENSSL, "verify", "-CAfile", str(layout.root_cert), "-untrusted",
-                           str(layout.intermediate_cert), "-crl_check_all", "-CRLfile",
-                           str(layout.crl), "-purpose", purpose, str(cert)],
-                          capture_output=True, text=True, timeout=60, check=False)
+def openssl_verify(
+    layout: pki.PkiLayout, cert: Path, purpose: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            OPENSSL,
+            "verify",
+            "-CAfile",
+            str(layout.root_cert),
+            "-untrusted",
+            str(layout.intermediate_cert),
+            "-crl_check_all",
+            "-CRLfile",
+            str(layout.crl),
+            "-purpose",
+            purpose,
+            str(cert),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def eku(cert: x509.Certificate) -> set[x509.ObjectIdentifier]:
@@ -38,18 +56,31 @@ def eku(cert: x509.Certificate) -> set[x509.ObjectIdentifier]:
 
 
 @pytest.fixture(scope="module", params=["rsa", "ec"])
-def fresh_pki(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-              ) -> pki.PkiLayout:
+def fresh_pki(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> pki.PkiLayout:
     directory = tmp_path_factory.mktemp(f"pki-{request.param}") / "pki"
-    return pki.init_pki(directory, ["hub.example.fr", "mss.example.fr"],
-                        operator_domain="mss.example.fr", key_type=request.param)
+    return pki.init_pki(
+        directory,
+        ["hub.example.fr", "mss.example.fr"],
+        operator_domain="mss.example.fr",
+        key_type=request.param,
+    )
 
 
 def test_init_makes_the_whole_layout(fresh_pki: pki.PkiLayout) -> None:
     layout = fresh_pki
-    for path in (layout.root_cert, layout.intermediate_cert, layout.chain, layout.server.cert,
-                 layout.operator.cert, layout.crl, layout.root_crl, layout.intermediate_crl,
-                 layout.index):
+    for path in (
+        layout.root_cert,
+        layout.intermediate_cert,
+        layout.chain,
+        layout.server.cert,
+        layout.operator.cert,
+        layout.crl,
+        layout.root_crl,
+        layout.intermediate_crl,
+        layout.index,
+    ):
         assert path.is_file(), path
     for key in (layout.root_key, layout.intermediate_key, layout.server.key, layout.operator.key):
         assert stat.S_IMODE(key.stat().st_mode) == 0o600, key
@@ -73,10 +104,15 @@ def test_server_certificate(fresh_pki: pki.PkiLayout) -> None:
     certs = load_certs(fresh_pki.server.cert)
     assert len(certs) == 2  # leaf then intermediate, ready for a TLS server
     san = certs[0].extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert set(san.get_values_for_type(x509.DNSName)) == {"localhost", "hub.example.fr",
-                                                          "mss.example.fr"}
-    assert set(san.get_values_for_type(x509.IPAddress)) == {ipaddress.ip_address("127.0.0.1"),
-                                                            ipaddress.ip_address("::1")}
+    assert set(san.get_values_for_type(x509.DNSName)) == {
+        "localhost",
+        "hub.example.fr",
+        "mss.example.fr",
+    }
+    assert set(san.get_values_for_type(x509.IPAddress)) == {
+        ipaddress.ip_address("127.0.0.1"),
+        ipaddress.ip_address("::1"),
+    }
     assert eku(certs[0]) == {ExtendedKeyUsageOID.SERVER_AUTH}
     checked = openssl_verify(fresh_pki, fresh_pki.server.cert, "sslserver")
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -85,7 +121,9 @@ def test_server_certificate(fresh_pki: pki.PkiLayout) -> None:
 def test_operator_certificate(fresh_pki: pki.PkiLayout) -> None:
     cert = load_cert(fresh_pki.operator.cert)
     text = cert.subject.rfc4514_string()
-    assert text.startswith("CN=mss.example.fr,OU=") and text.endswith(",O=MSS hub dev operator,C=FR")
+    assert text.startswith("CN=mss.example.fr,OU=") and text.endswith(
+        ",O=MSS hub dev operator,C=FR"
+    )
     siret = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)[0].value
     assert siret == siret_like("mss.example.fr") and len(str(siret)) == 14
     assert eku(cert) == {ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH}
@@ -106,8 +144,9 @@ def test_init_is_idempotent_unless_forced(tmp_path: Path) -> None:
 
 
 def test_smime_certificate_carries_the_id_nat(dev_pki: DevPki, tmp_path: Path) -> None:
-    doctor = dev_pki.issue_smime("jean.dupont@mss.localhost", "899700367917",
-                                 common_name="Dr Jean Dupont", key_type="rsa")
+    doctor = dev_pki.issue_smime(
+        "jean.dupont@mss.localhost", "899700367917", common_name="Dr Jean Dupont", key_type="rsa"
+    )
     cert = doctor.cert
     assert eku(cert) == {ExtendedKeyUsageOID.EMAIL_PROTECTION}
     usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
@@ -124,8 +163,12 @@ def test_smime_certificate_carries_the_id_nat(dev_pki: DevPki, tmp_path: Path) -
 
 def test_id_nat_forms() -> None:
     assert id_nat_from_subject(professional_subject("0012345678", None, None)) == "0012345678"
-    legacy = x509.Name([x509.NameAttribute(NameOID.SERIAL_NUMBER, "810001234567"),
-                        x509.NameAttribute(NameOID.COMMON_NAME, "DUPONT JEAN")])
+    legacy = x509.Name(
+        [
+            x509.NameAttribute(NameOID.SERIAL_NUMBER, "810001234567"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "DUPONT JEAN"),
+        ]
+    )
     assert id_nat_from_subject(legacy) == "810001234567"
     plain = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cardiologie@mss.localhost")])
     assert id_nat_from_subject(plain) is None
@@ -135,8 +178,9 @@ def test_ec_smime_key_usage(dev_pki: DevPki) -> None:
     cert = dev_pki.issue_smime("ec.user@mss.localhost", key_type="ec").cert
     usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
     assert usage.digital_signature and not usage.key_encipherment
-    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == \
-        "ec.user@mss.localhost"
+    assert (
+        cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "ec.user@mss.localhost"
+    )
 
 
 def test_client_and_second_operator(dev_pki: DevPki) -> None:
@@ -145,8 +189,10 @@ def test_client_and_second_operator(dev_pki: DevPki) -> None:
     assert dev_pki.trust.verify(app.cert, app.chain, usage="tls_client").status == "valid"
     assert dev_pki.trust.verify(app.cert, app.chain, usage="smime").status == "bad_eku"
     other = dev_pki.issue_operator("other-operator.example.fr")
-    assert other.cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == \
-        "other-operator.example.fr"
+    assert (
+        other.cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+        == "other-operator.example.fr"
+    )
     for usage_name in ("tls_client", "tls_server"):
         assert dev_pki.trust.verify(other.cert, other.chain, usage=usage_name).ok  # type: ignore[arg-type]
 
@@ -170,8 +216,10 @@ def test_revoke_by_file_and_by_serial(tmp_path: Path) -> None:
     inter = load_cert(layout.intermediate_cert)
     assert inter_crl.issuer == inter.subject
     assert inter_crl.is_signature_valid(inter.public_key())  # type: ignore[arg-type]
-    assert {r.serial_number for r in inter_crl} == {by_file.cert.serial_number,
-                                                   by_serial.cert.serial_number}
+    assert {r.serial_number for r in inter_crl} == {
+        by_file.cert.serial_number,
+        by_serial.cert.serial_number,
+    }
     assert root_crl.issuer == load_cert(layout.root_cert).subject and len(root_crl) == 0
     assert inter_crl.next_update_utc is not None and inter_crl.next_update_utc > NOW
     checked = openssl_verify(layout, by_file.cert_path, "sslclient")
@@ -225,6 +273,7 @@ def test_list_certificates(tmp_path: Path) -> None:
 
 # --- TrustStore sources --------------------------------------------------------------------
 
+
 def test_trust_store_from_settings(tmp_path: Path, dev_pki: DevPki, untrusted_pki: DevPki) -> None:
     settings = Settings()
     settings.data_dir = str(tmp_path / "var")
@@ -259,15 +308,21 @@ def test_repository_trust_folder_loads(dev_pki: DevPki) -> None:
 
 
 def test_unreadable_anchor_is_a_config_error(tmp_path: Path) -> None:
-    (tmp_path / "broken.pem").write_text("-----BEGIN CERTIFICATE-----\nnot base64\n"
-                                         "-----END CERTIFICATE-----\n")
+    (tmp_path / "broken.pem").write_text(
+        "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"
+    )
     with pytest.raises(ConfigError, match="broken.pem"):
         TrustStore([tmp_path])
 
 
 def test_expired_intermediate(tmp_path: Path) -> None:
-    old = pki.make_ca(tmp_path / "old", "Old", key_type="ec",
-                      not_before=NOW - dt.timedelta(days=900), not_after=NOW + dt.timedelta(days=1))
+    old = pki.make_ca(
+        tmp_path / "old",
+        "Old",
+        key_type="ec",
+        not_before=NOW - dt.timedelta(days=900),
+        not_after=NOW + dt.timedelta(days=1),
+    )
     leaf = Identity.load(pki.issue_smime(old.root, "e@mss.localhost"))
     store = TrustStore.from_pki(old.root)
     assert store.verify(leaf.cert, leaf.chain).status == "valid"
@@ -278,6 +333,11 @@ def test_expired_intermediate(tmp_path: Path) -> None:
 
 def test_private_keys_are_ignored_by_git() -> None:
     repo = Path(__file__).resolve().parents[1]
-    ignored = subprocess.run(["git", "check-ignore", "var/pki/root-ca.key", "certs/trust/x.key"],
-                             cwd=repo, capture_output=True, text=True, check=False)
+    ignored = subprocess.run(
+        ["git", "check-ignore", "var/pki/root-ca.key", "certs/trust/x.key"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert ignored.stdout.split() == ["var/pki/root-ca.key", "certs/trust/x.key"]

@@ -32,9 +32,14 @@ from tests.test_smime import INNER, MESSAGE, openssl
 COMPAT32 = BytesParser(policy=email.policy.compat32)
 GOLDEN = Path(__file__).parent / "golden" / "imap" / "messages"
 PARAMS = ("protocol", "boundary", "smime-type", "micalg", "charset", "name")
-BASE = {"From": "Jean Dupont <jean.dupont@mss.localhost>", "To": "180012B123456@patient.mss.localhost",
-        "Subject": "Convocation : Cardiologie", "Message-ID": "<1@mss.localhost>", "MIME-Version": "1.0",
-        "Content-Type": 'text/plain; charset="utf-8"'}
+BASE = {
+    "From": "Jean Dupont <jean.dupont@mss.localhost>",
+    "To": "180012B123456@patient.mss.localhost",
+    "Subject": "Convocation : Cardiologie",
+    "Message-ID": "<1@mss.localhost>",
+    "MIME-Version": "1.0",
+    "Content-Type": 'text/plain; charset="utf-8"',
+}
 
 # (field, value, plain): plain says whether the direct reader must answer for it.
 FIELDS = [
@@ -105,17 +110,39 @@ FIELDS = [
     ("X-MSS-MES", "MES-1", True),
     ("X-MSS-MES", "", True),
     ("X-MSS-MES", "=?utf-8?q?x?=", False),
-    ("Content-Type", ('multipart/signed; protocol="application/pkcs7-signature"; micalg=sha-256; '
-                      'boundary="----=_mss_signed_7622"'), True),
-    ("Content-Type", 'Multipart/Signed; Protocol="application/pkcs7-signature"; BOUNDARY=abc', True),
-    ("Content-Type", 'multipart/signed;\r\n\tboundary="b";\r\n protocol="application/pkcs7-signature"', True),
+    (
+        "Content-Type",
+        (
+            'multipart/signed; protocol="application/pkcs7-signature"; micalg=sha-256; '
+            'boundary="----=_mss_signed_7622"'
+        ),
+        True,
+    ),
+    (
+        "Content-Type",
+        'Multipart/Signed; Protocol="application/pkcs7-signature"; BOUNDARY=abc',
+        True,
+    ),
+    (
+        "Content-Type",
+        'multipart/signed;\r\n\tboundary="b";\r\n protocol="application/pkcs7-signature"',
+        True,
+    ),
     ("Content-Type", "application/pkcs7-mime; smime-type=signed-data; name=smime.p7m", True),
     ("Content-Type", 'application/pkcs7-mime; smime-type="enveloped-data"', True),
     ("Content-Type", "application/x-pkcs7-mime; smime-type=signed-data", True),
-    ("Content-Type", 'multipart/signed; boundary="a;b"; protocol="application/pkcs7-signature"', True),
+    (
+        "Content-Type",
+        'multipart/signed; boundary="a;b"; protocol="application/pkcs7-signature"',
+        True,
+    ),
     ("Content-Type", 'multipart/signed; boundary="<abc>"', True),
     ("Content-Type", 'multipart/signed; boundary=""', True),
-    ("Content-Type", 'multipart/signed ; boundary = abc ; protocol = "application/pkcs7-signature" ', True),
+    (
+        "Content-Type",
+        'multipart/signed ; boundary = abc ; protocol = "application/pkcs7-signature" ',
+        True,
+    ),
     ("Content-Type", "multipart/signed; boundary=abc; boundary=def", True),
     ("Content-Type", 'application/pkcs7-mime; smime-type=" signed-data "', True),
     ("Content-Type", "  text/plain  ", True),
@@ -133,8 +160,12 @@ FIELDS = [
     ("Content-Type", 'text/plain; name="R\u00e9sultat"', False),
     ("Content-Type", "text/plain; name==x", False),
     ("Content-Type", "text/plain; name=a@b", False),
-    ("Content-Type", "text/plain; a.b=e; a!#$&+-^_`{|}~=f; name=a.e!f#g$h&i+j-k^l_m`n{o|p}q~r", True),
-    ("Content-Type", "text/plain; name=\"a'b%c*d\"", True),
+    (
+        "Content-Type",
+        "text/plain; a.b=e; a!#$&+-^_`{|}~=f; name=a.e!f#g$h&i+j-k^l_m`n{o|p}q~r",
+        True,
+    ),
+    ("Content-Type", 'text/plain; name="a\'b%c*d"', True),
     ("Content-Type", "text/plain; a'b=c", False),
     ("Content-Type", "text/plain; a%b=c", False),
     ("Content-Type", "text/plain; name=a'b", False),
@@ -157,7 +188,10 @@ BLOCKS = [
     (b"From: a@b.c\r\nSubject: only headers, no empty line", False),
     (b"\r\nbody only\r\n\r\nmore", False),
     (b"From: a@b.c\r\nX-Raw: caf\xc3\xa9\r\nSubject: s\r\n\r\n", True),
-    (b"FROM: a@b.c\r\nsubject: lower\r\nmessage-id: <x@y>\r\ncontent-type: text/plain\r\n\r\n", True),
+    (
+        b"FROM: a@b.c\r\nsubject: lower\r\nmessage-id: <x@y>\r\ncontent-type: text/plain\r\n\r\n",
+        True,
+    ),
     (b"From: a@b.c\r\nX-Empty:\r\nX-Blank: \r\n \r\nSubject: s\r\n\r\n", True),
     (b"From: a@b.c\r\nFrom: Other <o@p.q>\r\n\r\n", True),
     (b"Subject: first\r\nSubject: =?utf-8?q?second?=\r\nFrom: a@b.c\r\n\r\n", True),
@@ -170,7 +204,7 @@ BLOCKS = [
     (b"From: a@b.c\r\n\r\n", True),
     (b"Subject: trailing  \r\nFrom: a@b.c\r\n\r\n", True),
     (b"Subject:no space\r\nFrom:a@b.c\r\nMessage-ID:<a@b>\r\n\r\n", True),
-    (b"From: a@b.c\r\nFrom: \"Quoted\" <q@b.c>\r\n\r\n", False),
+    (b'From: a@b.c\r\nFrom: "Quoted" <q@b.c>\r\n\r\n', False),
 ]
 
 
@@ -197,7 +231,10 @@ def read_both_ways(raw: bytes) -> bool:
             for name in {*PARAMS, *plain_type[1]}:
                 assert message.get_param(name) == plain_type[1].get(name), name
     ctype = compat.get_content_type()
-    assert smime._content_type(head) == (ctype, {name: compat.get_param(name) for name in smime._SMIME_PARAMS})
+    assert smime._content_type(head) == (
+        ctype,
+        {name: compat.get_param(name) for name in smime._SMIME_PARAMS},
+    )
 
     slow_facts, slow_id = content._parsed_facts(default)
     parsed = parse_message(raw)
@@ -209,8 +246,9 @@ def read_both_ways(raw: bytes) -> bool:
     return plain_facts is not None and plain_type is not None
 
 
-@pytest.mark.parametrize(("field", "value", "plain"), FIELDS,
-                         ids=[f"{f}-{i}" for i, (f, _, _) in enumerate(FIELDS)])
+@pytest.mark.parametrize(
+    ("field", "value", "plain"), FIELDS, ids=[f"{f}-{i}" for i, (f, _, _) in enumerate(FIELDS)]
+)
 def test_a_field_reads_the_same_both_ways(field: str, value: str, plain: bool) -> None:
     raw = block_of(field, value) + b"Bonjour\r\n"
     assert read_both_ways(raw) is plain
@@ -225,12 +263,18 @@ def test_every_printable_character_reads_the_same_both_ways() -> None:
     answered = 0
     for char in map(chr, [0x09, *range(0x20, 0x7F)]):
         for field, value in [
-                ("Content-Type", f"text/plain; na{char}me=x"), ("Content-Type", f"text/plain; name=a{char}b"),
-                ("Content-Type", f'text/plain; name="a{char}b"'), ("Content-Type", f"text/pl{char}ain"),
-                ("Content-Type", f"multipart/signed; boundary={char}; protocol=x{char}"),
-                ("From", f"Na{char}me <lo{char}cal@x.fr>"), ("From", f"lo{char}cal@x{char}y.fr"),
-                ("From", f"{char}a@x.fr"), ("Message-ID", f"<a{char}b@x{char}y.fr>"),
-                ("Subject", f"a{char}b"), ("References", f"<a{char}b@c> <d@e>")]:
+            ("Content-Type", f"text/plain; na{char}me=x"),
+            ("Content-Type", f"text/plain; name=a{char}b"),
+            ("Content-Type", f'text/plain; name="a{char}b"'),
+            ("Content-Type", f"text/pl{char}ain"),
+            ("Content-Type", f"multipart/signed; boundary={char}; protocol=x{char}"),
+            ("From", f"Na{char}me <lo{char}cal@x.fr>"),
+            ("From", f"lo{char}cal@x{char}y.fr"),
+            ("From", f"{char}a@x.fr"),
+            ("Message-ID", f"<a{char}b@x{char}y.fr>"),
+            ("Subject", f"a{char}b"),
+            ("References", f"<a{char}b@c> <d@e>"),
+        ]:
             answered += read_both_ways(block_of(field, value) + b"Bonjour\r\n")
     assert answered > 400
 
@@ -258,6 +302,7 @@ def test_sample_messages_read_the_same_both_ways(ans_data: Path) -> None:
 
 # --- signed and encrypted messages: the Content-Type, the signature part, verify -----------
 
+
 def signed_corpus(dev_pki: DevPki, tmp_path: Path) -> list[tuple[bytes, str]]:
     """(message, From address): ours in RSA and EC, detached and opaque, convocations, OpenSSL's, encrypted."""
     corpus: list[tuple[bytes, str]] = []
@@ -265,25 +310,70 @@ def signed_corpus(dev_pki: DevPki, tmp_path: Path) -> list[tuple[bytes, str]]:
     for key_type in ("rsa", "ec"):
         identity = dev_pki.issue_smime(doctor, "899700367917", key_type=key_type)
         corpus += [(identity.sign(MESSAGE, detached=d), doctor) for d in (True, False)]
-        corpus.append((identity.sign(MESSAGE.replace(b"Subject: =?utf-8?q?R=C3=A9sultat?=", b"Subject: CR")),
-                       doctor))
+        corpus.append(
+            (
+                identity.sign(
+                    MESSAGE.replace(b"Subject: =?utf-8?q?R=C3=A9sultat?=", b"Subject: CR")
+                ),
+                doctor,
+            )
+        )
     app = "convocations@mss.localhost"
     signer = dev_pki.issue_smime(app, common_name="CHU Convocations")
-    body = (b'Content-Type: multipart/alternative; boundary="=_b"\r\n\r\n--=_b\r\n'
-            b'Content-Type: text/plain; charset="utf-8"\r\n\r\nBonjour\r\n--=_b--\r\n')
+    body = (
+        b'Content-Type: multipart/alternative; boundary="=_b"\r\n\r\n--=_b\r\n'
+        b'Content-Type: text/plain; charset="utf-8"\r\n\r\nBonjour\r\n--=_b--\r\n'
+    )
     for name in ("CHU de Test - Convocations", "H\u00f4pital Nord"):
-        sender = ConvocationSender(address=app, host="localhost", port=0, client_cert=signer.cert_path,
-                                   client_key=signer.key_path, smime_cert=signer.cert_path,
-                                   smime_key=signer.key_path, display_name=name)
-        corpus.append((sign_message(sender, "180012B123456@patient.mss.localhost", "Convocation : Cardiologie",
-                                    body, dt.datetime.now(dt.UTC)), app))
+        sender = ConvocationSender(
+            address=app,
+            host="localhost",
+            port=0,
+            client_cert=signer.cert_path,
+            client_key=signer.key_path,
+            smime_cert=signer.cert_path,
+            smime_key=signer.key_path,
+            display_name=name,
+        )
+        corpus.append(
+            (
+                sign_message(
+                    sender,
+                    "180012B123456@patient.mss.localhost",
+                    "Convocation : Cardiologie",
+                    body,
+                    dt.datetime.now(dt.UTC),
+                ),
+                app,
+            )
+        )
     identity = dev_pki.issue_smime(doctor, "899700367917", key_type="rsa")
     (tmp_path / "inner.txt").write_bytes(INNER)
-    for extra in ([], ["-nodetach"], ["-crlfeol"], ["-nodetach", "-crlfeol"], ["-keyid", "-crlfeol"],
-                  ["-md", "sha512", "-crlfeol"], ["-noattr", "-crlfeol"],
-                  ["-keyopt", "rsa_padding_mode:pss", "-crlfeol"]):
-        signed = openssl("cms", "-sign", "-in", tmp_path / "inner.txt", "-signer", identity.cert_path,
-                         "-inkey", identity.key_path, "-from", doctor, "-subject", "Compte rendu", *extra)
+    for extra in (
+        [],
+        ["-nodetach"],
+        ["-crlfeol"],
+        ["-nodetach", "-crlfeol"],
+        ["-keyid", "-crlfeol"],
+        ["-md", "sha512", "-crlfeol"],
+        ["-noattr", "-crlfeol"],
+        ["-keyopt", "rsa_padding_mode:pss", "-crlfeol"],
+    ):
+        signed = openssl(
+            "cms",
+            "-sign",
+            "-in",
+            tmp_path / "inner.txt",
+            "-signer",
+            identity.cert_path,
+            "-inkey",
+            identity.key_path,
+            "-from",
+            doctor,
+            "-subject",
+            "Compte rendu",
+            *extra,
+        )
         assert signed.returncode == 0, signed.stderr.decode()
         corpus.append((signed.stdout, doctor))
     patient = dev_pki.issue_smime("180012B123456@patient.mss.localhost", key_type="rsa")
@@ -291,8 +381,9 @@ def signed_corpus(dev_pki: DevPki, tmp_path: Path) -> list[tuple[bytes, str]]:
     return corpus
 
 
-def test_signed_messages_read_and_verify_the_same_both_ways(dev_pki: DevPki, tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_signed_messages_read_and_verify_the_same_both_ways(
+    dev_pki: DevPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     corpus = signed_corpus(dev_pki, tmp_path)
     direct = [read_both_ways(raw) for raw, _ in corpus]
     assert sum(direct) >= 8
@@ -311,26 +402,40 @@ def test_signed_messages_read_and_verify_the_same_both_ways(dev_pki: DevPki, tmp
             assert quick == slow.get_payload(decode=True)
     assert parts >= 6
 
-    quick_results = [smime.verify(raw, dev_pki.trust, from_address=sender) for raw, sender in corpus]
-    assert [r.status for r in quick_results].count("valid") == len(corpus) - 1  # all but the encrypted one
+    quick_results = [
+        smime.verify(raw, dev_pki.trust, from_address=sender) for raw, sender in corpus
+    ]
+    assert [r.status for r in quick_results].count("valid") == len(
+        corpus
+    ) - 1  # all but the encrypted one
     monkeypatch.setattr(smime, "header_fields", lambda head: None)
     monkeypatch.setattr(cms, "_check_strict_der", lambda der, detached: None)
     slow_results = [smime.verify(raw, dev_pki.trust, from_address=sender) for raw, sender in corpus]
     assert quick_results == slow_results
 
 
-def test_garbage_and_refusals_verify_the_same_both_ways(dev_pki: DevPki, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_garbage_and_refusals_verify_the_same_both_ways(
+    dev_pki: DevPki, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from tests.test_smime import GARBAGE
 
     identity = dev_pki.issue_smime("jean.dupont@mss.localhost", "899700367917", key_type="rsa")
     signed = identity.sign(MESSAGE)
-    cases = [*GARBAGE, signed.replace(b"normal", b"anormal"), signed.replace(b"protocol=", b"x-protocol="),
-             signed.replace(b"application/pkcs7-signature;", b"application/pkcs7-mime;"),
-             signed.replace(b"Content-Transfer-Encoding: base64", b"Content-Transfer-Encoding: 8bit"),
-             signed.replace(b'name="smime.p7s"\r\nContent-Transfer-Encoding: base64\r\n',
-                            b'name="smime.p7s"\r\nContent-Transfer-Encoding: base64\r\n\r\n')]
+    cases = [
+        *GARBAGE,
+        signed.replace(b"normal", b"anormal"),
+        signed.replace(b"protocol=", b"x-protocol="),
+        signed.replace(b"application/pkcs7-signature;", b"application/pkcs7-mime;"),
+        signed.replace(b"Content-Transfer-Encoding: base64", b"Content-Transfer-Encoding: 8bit"),
+        signed.replace(
+            b'name="smime.p7s"\r\nContent-Transfer-Encoding: base64\r\n',
+            b'name="smime.p7s"\r\nContent-Transfer-Encoding: base64\r\n\r\n',
+        ),
+    ]
     senders = ("jean.dupont@mss.localhost", "Someone <marie.curie@mss.localhost>", None)
     quick = [smime.verify(raw, dev_pki.trust, from_address=s) for raw in cases for s in senders]
     monkeypatch.setattr(smime, "header_fields", lambda head: None)
     monkeypatch.setattr(cms, "_check_strict_der", lambda der, detached: None)
-    assert quick == [smime.verify(raw, dev_pki.trust, from_address=s) for raw in cases for s in senders]
+    assert quick == [
+        smime.verify(raw, dev_pki.trust, from_address=s) for raw in cases for s in senders
+    ]

@@ -48,8 +48,10 @@ class Calendar:
 
 
 def _message(subject: str, to: str) -> bytes:
-    return (f"From: {DOCTOR}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{abs(hash(subject))}@mss.localhost>\r\n"
-            f"Date: Thu, 03 Dec 2026 10:00:00 +0000\r\n\r\n{MEDICAL}\r\n").encode()
+    return (
+        f"From: {DOCTOR}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{abs(hash(subject))}@mss.localhost>\r\n"
+        f"Date: Thu, 03 Dec 2026 10:00:00 +0000\r\n\r\n{MEDICAL}\r\n"
+    ).encode()
 
 
 async def _mailbox(db: Database, address: str, kind: MailboxKind = MailboxKind.PER) -> int:
@@ -62,9 +64,13 @@ async def _mailbox(db: Database, address: str, kind: MailboxKind = MailboxKind.P
 
 
 async def _patient_mailbox(db: Database) -> tuple[Patient, int]:
-    patient = await add_patient(db, "201751234564118", "Noël", "Hugo", email=PATIENT_EMAIL, phone=None)
+    patient = await add_patient(
+        db, "201751234564118", "Noël", "Hugo", email=PATIENT_EMAIL, phone=None
+    )
     async with db.read() as session:
-        mailbox_id = await session.scalar(select(Mailbox.id).where(Mailbox.patient_id == patient.id))
+        mailbox_id = await session.scalar(
+            select(Mailbox.id).where(Mailbox.patient_id == patient.id)
+        )
     assert mailbox_id is not None
     return patient, mailbox_id
 
@@ -81,8 +87,13 @@ async def _deliver(db: Database, subject: str, *mailbox_ids: int) -> int:
 async def _subjects(db: Database, mailbox_id: int) -> list[str]:
     """What the mailbox shows, every folder (what IMAP and the portal list)."""
     async with db.read() as session:
-        rows = await session.execute(select(StoredMessage.subject).join(FolderEntry).join(Folder)
-                                     .where(Folder.mailbox_id == mailbox_id).order_by(FolderEntry.id))
+        rows = await session.execute(
+            select(StoredMessage.subject)
+            .join(FolderEntry)
+            .join(Folder)
+            .where(Folder.mailbox_id == mailbox_id)
+            .order_by(FolderEntry.id)
+        )
         return [row[0] for row in rows]
 
 
@@ -93,8 +104,13 @@ async def _stored(db: Database, message_id: int) -> bool:
 
 async def _events(db: Database, action: str) -> list[AuditEvent]:
     async with db.read() as session:
-        return list((await session.scalars(select(AuditEvent).where(AuditEvent.action == action)
-                                           .order_by(AuditEvent.id))).all())
+        return list(
+            (
+                await session.scalars(
+                    select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)
+                )
+            ).all()
+        )
 
 
 @pytest.fixture
@@ -119,12 +135,15 @@ def run_day(db: Database, settings: Settings, calendar: Calendar) -> Callable[[i
 
 
 async def test_a_patient_is_warned_once_at_eleven_months_then_purged_at_twelve(
-        db: Database, settings: Settings, calendar: Calendar, run_day: Callable) -> None:
+    db: Database, settings: Settings, calendar: Calendar, run_day: Callable
+) -> None:
     patient, mailbox = await _patient_mailbox(db)
     doctor = await _mailbox(db, DOCTOR)
     shared = await _deliver(db, "Résultats", mailbox, doctor)
     alone = await _deliver(db, "Convocation", mailbox)
-    await note_activity(db, doctor, today=(calendar.start + dt.timedelta(days=300)).date())  # the doctor logs in
+    await note_activity(
+        db, doctor, today=(calendar.start + dt.timedelta(days=300)).date()
+    )  # the doctor logs in
     await run_day(334)
     assert read_outbox(settings) == [] and await _events(db, "mailbox.retention_warned") == []
     await run_day(335)
@@ -139,17 +158,24 @@ async def test_a_patient_is_warned_once_at_eleven_months_then_purged_at_twelve(
     await run_day(365)
     assert await _subjects(db, mailbox) == []
     assert not await _stored(db, alone)
-    assert await _subjects(db, doctor) == ["Résultats"] and await _stored(db, shared)  # the doctor's copy stays
+    assert await _subjects(db, doctor) == ["Résultats"] and await _stored(
+        db, shared
+    )  # the doctor's copy stays
     (purged,) = await _events(db, "mailbox.purged")
     assert purged.patient_id == patient.id and purged.source == "retention"
-    assert (purged.detail["entries"], purged.detail["messages"], purged.detail["reason"]) == (2, 1, "inactive")
+    assert (purged.detail["entries"], purged.detail["messages"], purged.detail["reason"]) == (
+        2,
+        1,
+        "inactive",
+    )
     assert MEDICAL not in str(purged.detail) and "Convocation" not in str(purged.detail)
     await run_day(366)
     assert len(await _events(db, "mailbox.purged")) == 1  # nothing more to purge, no second event
 
 
-async def test_a_professional_finds_the_warning_in_the_inbox(db: Database, settings: Settings,
-                                                              run_day: Callable) -> None:
+async def test_a_professional_finds_the_warning_in_the_inbox(
+    db: Database, settings: Settings, run_day: Callable
+) -> None:
     doctor = await _mailbox(db, DOCTOR)
     await run_day(335)
     assert await _subjects(db, doctor) == ["Votre messagerie de santé n'est plus utilisée"]
@@ -163,12 +189,15 @@ async def test_a_professional_finds_the_warning_in_the_inbox(db: Database, setti
     assert len(await _subjects(db, doctor)) == 1  # warned once
 
 
-async def test_a_login_after_the_warning_starts_the_count_again(db: Database, settings: Settings,
-                                                                calendar: Calendar, run_day: Callable) -> None:
+async def test_a_login_after_the_warning_starts_the_count_again(
+    db: Database, settings: Settings, calendar: Calendar, run_day: Callable
+) -> None:
     doctor = await _mailbox(db, DOCTOR)
     kept = await _deliver(db, "Avis", doctor)
     await run_day(335)
-    await note_activity(db, doctor, today=(calendar.start + dt.timedelta(days=340)).date())  # what a login does
+    await note_activity(
+        db, doctor, today=(calendar.start + dt.timedelta(days=340)).date()
+    )  # what a login does
     await run_day(365)
     await run_day(400)
     assert await _stored(db, kept) and "Avis" in await _subjects(db, doctor)
@@ -179,12 +208,21 @@ async def test_a_login_after_the_warning_starts_the_count_again(db: Database, se
     assert await _subjects(db, doctor) == [] and not await _stored(db, kept)
 
 
-async def test_the_purge_leaves_the_dmp_untouched(db: Database, settings: Settings, run_day: Callable) -> None:
+async def test_the_purge_leaves_the_dmp_untouched(
+    db: Database, settings: Settings, run_day: Callable
+) -> None:
     patient, mailbox = await _patient_mailbox(db)
     filed_from = await _deliver(db, "Compte rendu", mailbox)
     async with db.write() as session:
-        session.add(DmpDocument(patient_id=patient.id, unique_id="1.2.3.4", title="Compte rendu", content=b"%PDF",
-                                stored_message_id=filed_from))
+        session.add(
+            DmpDocument(
+                patient_id=patient.id,
+                unique_id="1.2.3.4",
+                title="Compte rendu",
+                content=b"%PDF",
+                stored_message_id=filed_from,
+            )
+        )
     await run_day(335)
     await run_day(365)
     assert await _subjects(db, mailbox) == []
@@ -194,8 +232,9 @@ async def test_the_purge_leaves_the_dmp_untouched(db: Database, settings: Settin
     assert await _stored(db, filed_from)  # the document's source message is the DMP's to keep
 
 
-async def test_a_closed_account_is_purged_after_its_retention(db: Database, settings: Settings,
-                                                              calendar: Calendar, run_day: Callable) -> None:
+async def test_a_closed_account_is_purged_after_its_retention(
+    db: Database, settings: Settings, calendar: Calendar, run_day: Callable
+) -> None:
     settings.retention.closed_account_days = 30
     patient, mailbox = await _patient_mailbox(db)
     message = await _deliver(db, "Ordonnance", mailbox)
@@ -217,7 +256,10 @@ async def test_activity_is_written_once_a_day(db: Database) -> None:
     today = utcnow().date()
     await note_activity(db, doctor, today=today)
     async with db.read() as session:
-        assert await session.scalar(select(Mailbox.last_active_on).where(Mailbox.id == doctor)) == today
+        assert (
+            await session.scalar(select(Mailbox.last_active_on).where(Mailbox.id == doctor))
+            == today
+        )
     seen: list[str] = []
 
     def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
@@ -225,7 +267,9 @@ async def test_activity_is_written_once_a_day(db: Database) -> None:
 
     event.listen(db.engine.sync_engine, "before_cursor_execute", count)
     try:
-        for _ in range(5):  # five more logins the same day: the row read at login says today already
+        for _ in range(
+            5
+        ):  # five more logins the same day: the row read at login says today already
             await note_activity(db, doctor, today, today)
             await note_activity(db, doctor, None, today)
     finally:
@@ -237,7 +281,10 @@ async def test_the_daily_pass_is_queued_once(db: Database) -> None:
     assert await schedule_daily(db) is True
     assert await schedule_daily(db) is False
     async with db.read() as session:
-        assert await session.scalar(select(func.count()).select_from(Job).where(Job.kind == DAILY_JOB)) == 1
+        assert (
+            await session.scalar(select(func.count()).select_from(Job).where(Job.kind == DAILY_JOB))
+            == 1
+        )
 
 
 def test_the_policy_gives_the_full_notice_after_a_late_warning() -> None:

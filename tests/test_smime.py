@@ -24,42 +24,51 @@ from tests.fixtures_pki import DevPki, Identity
 OPENSSL = "/usr/bin/openssl"
 DOCTOR = "jean.dupont@mss.localhost"
 ID_NAT = "899700367917"
-INNER = (b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
-         b"Bonjour,\r\nvotre r\xc3\xa9sultat est normal.\r\n.\r\nDr Dupont\r\n")
-MESSAGE = (b"From: Dr Jean Dupont <jean.dupont@mss.localhost>\r\n"
-           b"To: 180012B123456@patient.mss.localhost\r\nSubject: =?utf-8?q?R=C3=A9sultat?=\r\n"
-           b"Message-ID: <1@mss.localhost>\r\n" + INNER)
+INNER = (
+    b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+    b"Bonjour,\r\nvotre r\xc3\xa9sultat est normal.\r\n.\r\nDr Dupont\r\n"
+)
+MESSAGE = (
+    b"From: Dr Jean Dupont <jean.dupont@mss.localhost>\r\n"
+    b"To: 180012B123456@patient.mss.localhost\r\nSubject: =?utf-8?q?R=C3=A9sultat?=\r\n"
+    b"Message-ID: <1@mss.localhost>\r\n" + INNER
+)
 NOW = dt.datetime.now(dt.UTC)
 
 
 def openssl(*args: str | Path, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([OPENSSL, *map(str, args)], input=stdin, capture_output=True,
-                          timeout=60, check=False)
+    return subprocess.run(
+        [OPENSSL, *map(str, args)], input=stdin, capture_output=True, timeout=60, check=False
+    )
 
 
-def openssl_verifies(raw: bytes, tmp_path: Path, dev_pki: DevPki, *, tool: str = "cms",
-                     crl: bool = False) -> subprocess.CompletedProcess[bytes]:
+def openssl_verifies(
+    raw: bytes, tmp_path: Path, dev_pki: DevPki, *, tool: str = "cms", crl: bool = False
+) -> subprocess.CompletedProcess[bytes]:
     path = tmp_path / "in.eml"
     path.write_bytes(raw)
     anchors = tmp_path / "anchors.pem"  # openssl cms reads CRLs from its CAfile
-    anchors.write_bytes(dev_pki.root_cert.read_bytes()
-                        + (dev_pki.crl_path.read_bytes() if crl else b""))
+    anchors.write_bytes(
+        dev_pki.root_cert.read_bytes() + (dev_pki.crl_path.read_bytes() if crl else b"")
+    )
     extra = ["-crl_check"] if crl else []
-    return openssl(tool, "-verify", "-in", path, "-CAfile", anchors, "-purpose", "smimesign",
-                   *extra)
+    return openssl(
+        tool, "-verify", "-in", path, "-CAfile", anchors, "-purpose", "smimesign", *extra
+    )
 
 
 @pytest.fixture(scope="module", params=["rsa", "ec"])
 def doctor(request: pytest.FixtureRequest, dev_pki: DevPki) -> Identity:
-    return dev_pki.issue_smime(DOCTOR, ID_NAT, common_name="Dr Jean Dupont",
-                               key_type=request.param)
+    return dev_pki.issue_smime(DOCTOR, ID_NAT, common_name="Dr Jean Dupont", key_type=request.param)
 
 
 # --- our signatures, checked by OpenSSL and by us -----------------------------------------
 
+
 @pytest.mark.parametrize("detached", [True, False], ids=["detached", "opaque"])
-def test_our_signature_verifies_with_openssl_and_ours(doctor: Identity, dev_pki: DevPki,
-                                                      tmp_path: Path, detached: bool) -> None:
+def test_our_signature_verifies_with_openssl_and_ours(
+    doctor: Identity, dev_pki: DevPki, tmp_path: Path, detached: bool
+) -> None:
     raw = doctor.sign(MESSAGE, detached=detached)
     head = raw.split(b"\r\n\r\n", 1)[0]
     assert b"From: Dr Jean Dupont <jean.dupont@mss.localhost>" in head
@@ -91,18 +100,36 @@ def test_line_endings_changed_in_transit_still_verify(doctor: Identity, dev_pki:
 
 # --- OpenSSL's signatures, checked by us ---------------------------------------------------
 
+
 @pytest.mark.parametrize("mode", ["detached", "opaque", "smime-tool"])
-def test_openssl_signature_verifies_with_ours(doctor: Identity, dev_pki: DevPki, tmp_path: Path,
-                                              mode: str) -> None:
+def test_openssl_signature_verifies_with_ours(
+    doctor: Identity, dev_pki: DevPki, tmp_path: Path, mode: str
+) -> None:
     inner = tmp_path / "inner.txt"
     inner.write_bytes(INNER)
     chain = tmp_path / "chain.pem"
     chain.write_bytes(doctor.chain[0].public_bytes(Encoding.PEM))
     tool = "smime" if mode == "smime-tool" else "cms"
-    args: list[str | Path] = [tool, "-sign", "-in", inner, "-signer", doctor.cert_path,
-                              "-inkey", doctor.key_path, "-certfile", chain, "-md", "sha256",
-                              "-from", DOCTOR, "-to", "patient@patient.mss.localhost",
-                              "-subject", "Compte rendu"]
+    args: list[str | Path] = [
+        tool,
+        "-sign",
+        "-in",
+        inner,
+        "-signer",
+        doctor.cert_path,
+        "-inkey",
+        doctor.key_path,
+        "-certfile",
+        chain,
+        "-md",
+        "sha256",
+        "-from",
+        DOCTOR,
+        "-to",
+        "patient@patient.mss.localhost",
+        "-subject",
+        "Compte rendu",
+    ]
     if mode == "opaque":
         args.append("-nodetach")
     signed = openssl(*args)
@@ -117,8 +144,20 @@ def test_openssl_rsa_pss_signature(dev_pki: DevPki, tmp_path: Path) -> None:
     signer = dev_pki.issue_smime(DOCTOR, ID_NAT, key_type="rsa")
     inner = tmp_path / "inner.txt"
     inner.write_bytes(INNER)
-    signed = openssl("cms", "-sign", "-in", inner, "-signer", signer.cert_path, "-inkey",
-                     signer.key_path, "-keyopt", "rsa_padding_mode:pss", "-from", DOCTOR)
+    signed = openssl(
+        "cms",
+        "-sign",
+        "-in",
+        inner,
+        "-signer",
+        signer.cert_path,
+        "-inkey",
+        signer.key_path,
+        "-keyopt",
+        "rsa_padding_mode:pss",
+        "-from",
+        DOCTOR,
+    )
     assert signed.returncode == 0, signed.stderr.decode()
     der = _signature_der(signed.stdout)
     assert b"\x2a\x86\x48\x86\xf7\x0d\x01\x01\x0a" in der  # id-RSASSA-PSS is really used
@@ -127,16 +166,20 @@ def test_openssl_rsa_pss_signature(dev_pki: DevPki, tmp_path: Path) -> None:
 
 # --- what must be refused ------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("detached", [True, False], ids=["detached", "opaque"])
-def test_one_changed_byte_is_tampered(doctor: Identity, dev_pki: DevPki, tmp_path: Path,
-                                      detached: bool) -> None:
+def test_one_changed_byte_is_tampered(
+    doctor: Identity, dev_pki: DevPki, tmp_path: Path, detached: bool
+) -> None:
     raw = doctor.sign(MESSAGE, detached=detached)
     if detached:
-        tampered = raw.replace(b"votre r\xc3\xa9sultat est normal", b"votre r\xc3\xa9sultat est anormal")
+        tampered = raw.replace(
+            b"votre r\xc3\xa9sultat est normal", b"votre r\xc3\xa9sultat est anormal"
+        )
     else:
         der = _opaque_der(raw)
         at = der.index(b"normal")
-        changed = der[:at] + b"N" + der[at + 1:]
+        changed = der[:at] + b"N" + der[at + 1 :]
         tampered = raw.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n" + base64.encodebytes(changed)
     assert tampered != raw
     result = smime.verify(tampered, dev_pki.trust, from_address=DOCTOR)
@@ -173,8 +216,13 @@ def test_look_alike_ca_with_the_same_names_is_unknown(dev_pki: DevPki, tmp_path:
 
 
 def test_expired_certificate(dev_pki: DevPki, tmp_path: Path) -> None:
-    expired = dev_pki.issue_smime(DOCTOR, ID_NAT, not_before=NOW - dt.timedelta(days=800),
-                                  not_after=NOW - dt.timedelta(days=1), label="expired")
+    expired = dev_pki.issue_smime(
+        DOCTOR,
+        ID_NAT,
+        not_before=NOW - dt.timedelta(days=800),
+        not_after=NOW - dt.timedelta(days=1),
+        label="expired",
+    )
     raw = expired.sign(MESSAGE)
     result = smime.verify(raw, dev_pki.trust, from_address=DOCTOR)
     assert result.status == "expired", result.reason
@@ -213,25 +261,33 @@ def test_address_mismatch(doctor: Identity, dev_pki: DevPki) -> None:
 
 
 def test_a_senders_certificate_is_read_once_and_every_signature_is_still_checked(
-        doctor: Identity, dev_pki: DevPki) -> None:
+    doctor: Identity, dev_pki: DevPki
+) -> None:
     """Certificates are cached by their exact DER; the signature, digest and trust are checked each time."""
     from mss.crypto import cms
 
     cms._load_certificate.cache_clear()
     first = smime.verify(doctor.sign(MESSAGE), dev_pki.trust, from_address=DOCTOR)
     loaded = cms._load_certificate.cache_info().misses
-    second = smime.verify(doctor.sign(MESSAGE.replace(b"normal", b"stable")), dev_pki.trust, from_address=DOCTOR)
+    second = smime.verify(
+        doctor.sign(MESSAGE.replace(b"normal", b"stable")), dev_pki.trust, from_address=DOCTOR
+    )
     assert first.status == second.status == "valid"
     assert cms._load_certificate.cache_info().misses == loaded  # nothing parsed again
     assert cms._load_certificate.cache_info().hits >= loaded
     tampered = doctor.sign(MESSAGE).replace(b"normal", b"grave")
     assert smime.verify(tampered, dev_pki.trust, from_address=DOCTOR).status == "tampered"
-    assert smime.verify(doctor.sign(MESSAGE), dev_pki.trust, from_address="marie.curie@mss.localhost"
-                        ).status == "address_mismatch"
+    assert (
+        smime.verify(
+            doctor.sign(MESSAGE), dev_pki.trust, from_address="marie.curie@mss.localhost"
+        ).status
+        == "address_mismatch"
+    )
 
 
 def test_trust_fingerprints_are_remembered_per_certificate_object(
-        doctor: Identity, dev_pki: DevPki, monkeypatch: pytest.MonkeyPatch) -> None:
+    doctor: Identity, dev_pki: DevPki, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The valid-chain cache is keyed by SHA-256 fingerprints, each computed once per certificate object."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
@@ -252,8 +308,9 @@ def test_trust_fingerprints_are_remembered_per_certificate_object(
 
 
 def test_certificate_without_email_protection(dev_pki: DevPki, tmp_path: Path) -> None:
-    wrong = dev_pki.issue_smime(DOCTOR, ID_NAT, eku=[ExtendedKeyUsageOID.CLIENT_AUTH],
-                                label="client-eku")
+    wrong = dev_pki.issue_smime(
+        DOCTOR, ID_NAT, eku=[ExtendedKeyUsageOID.CLIENT_AUTH], label="client-eku"
+    )
     raw = wrong.sign(MESSAGE)
     result = smime.verify(raw, dev_pki.trust, from_address=DOCTOR)
     assert result.status == "bad_eku", result.reason
@@ -261,23 +318,34 @@ def test_certificate_without_email_protection(dev_pki: DevPki, tmp_path: Path) -
 
 
 GARBAGE = [
-    (b"From: a@b.c\r\nContent-Type: application/pkcs7-mime; smime-type=signed-data\r\n"
-    b"Content-Transfer-Encoding: base64\r\n\r\nbm90IGEgQ01TIHN0cnVjdHVyZQ==\r\n"),
-    (b"From: a@b.c\r\nContent-Type: application/pkcs7-mime; smime-type=signed-data\r\n\r\n"
-    b"%%% not base64 %%%\r\n"),
-    (b"From: a@b.c\r\nContent-Type: multipart/signed; protocol=\"application/pkcs7-signature\";"
-    b" boundary=XX\r\n\r\n--XX\r\nContent-Type: text/plain\r\n\r\nhi\r\n--XX\r\n"
-    b"Content-Type: application/pkcs7-signature\r\nContent-Transfer-Encoding: base64\r\n\r\n"
-    b"MIIBAgMEBQ==\r\n--XX--\r\n"),
-    (b"From: a@b.c\r\nContent-Type: multipart/signed; protocol=\"application/pkcs7-signature\";"
-    b" boundary=XX\r\n\r\n--XX\r\nContent-Type: text/plain\r\n\r\nonly one part\r\n--XX--\r\n"),
-    (b"From: a@b.c\r\nContent-Type: multipart/signed; protocol=\"application/pkcs7-signature\""
-    b"\r\n\r\nno boundary\r\n"),
+    (
+        b"From: a@b.c\r\nContent-Type: application/pkcs7-mime; smime-type=signed-data\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\nbm90IGEgQ01TIHN0cnVjdHVyZQ==\r\n"
+    ),
+    (
+        b"From: a@b.c\r\nContent-Type: application/pkcs7-mime; smime-type=signed-data\r\n\r\n"
+        b"%%% not base64 %%%\r\n"
+    ),
+    (
+        b'From: a@b.c\r\nContent-Type: multipart/signed; protocol="application/pkcs7-signature";'
+        b" boundary=XX\r\n\r\n--XX\r\nContent-Type: text/plain\r\n\r\nhi\r\n--XX\r\n"
+        b"Content-Type: application/pkcs7-signature\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        b"MIIBAgMEBQ==\r\n--XX--\r\n"
+    ),
+    (
+        b'From: a@b.c\r\nContent-Type: multipart/signed; protocol="application/pkcs7-signature";'
+        b" boundary=XX\r\n\r\n--XX\r\nContent-Type: text/plain\r\n\r\nonly one part\r\n--XX--\r\n"
+    ),
+    (
+        b'From: a@b.c\r\nContent-Type: multipart/signed; protocol="application/pkcs7-signature"'
+        b"\r\n\r\nno boundary\r\n"
+    ),
 ]
 
 
-@pytest.mark.parametrize("raw", GARBAGE, ids=["not-cms", "not-base64", "truncated-der",
-                                                "one-part", "no-boundary"])
+@pytest.mark.parametrize(
+    "raw", GARBAGE, ids=["not-cms", "not-base64", "truncated-der", "one-part", "no-boundary"]
+)
 def test_garbage_is_malformed(raw: bytes, dev_pki: DevPki) -> None:
     result = smime.verify(raw, dev_pki.trust, from_address="a@b.c")
     assert result.status == "malformed", result.reason
@@ -286,16 +354,24 @@ def test_garbage_is_malformed(raw: bytes, dev_pki: DevPki) -> None:
 
 def test_truncated_real_signature_is_malformed(doctor: Identity, dev_pki: DevPki) -> None:
     der = _opaque_der(doctor.sign(MESSAGE, detached=False))
-    cut = (b"Content-Type: application/pkcs7-mime; smime-type=signed-data\r\n\r\n"
-           + base64.encodebytes(der[: len(der) // 2]))
+    cut = (
+        b"Content-Type: application/pkcs7-mime; smime-type=signed-data\r\n\r\n"
+        + base64.encodebytes(der[: len(der) // 2])
+    )
     assert smime.verify(cut, dev_pki.trust).status == "malformed"
 
 
-@pytest.mark.parametrize("raw", [
-    MESSAGE,
-    (b"From: a@b.c\r\nContent-Type: multipart/signed; protocol=\"application/pgp-signature\";"
-    b" boundary=XX\r\n\r\n--XX\r\n\r\nhi\r\n--XX\r\n\r\nsig\r\n--XX--\r\n"),
-], ids=["plain", "openpgp"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        MESSAGE,
+        (
+            b'From: a@b.c\r\nContent-Type: multipart/signed; protocol="application/pgp-signature";'
+            b" boundary=XX\r\n\r\n--XX\r\n\r\nhi\r\n--XX\r\n\r\nsig\r\n--XX--\r\n"
+        ),
+    ],
+    ids=["plain", "openpgp"],
+)
 def test_unsigned_is_none(raw: bytes, dev_pki: DevPki) -> None:
     result = smime.verify(raw, dev_pki.trust, from_address="a@b.c")
     assert result.status == "none"
@@ -309,6 +385,7 @@ def test_empty_trust_store_trusts_nobody(doctor: Identity) -> None:
 
 # --- encryption ----------------------------------------------------------------------------
 
+
 def test_encrypt_then_decrypt_with_openssl_and_ours(dev_pki: DevPki, tmp_path: Path) -> None:
     patient = dev_pki.issue_smime("180012B123456@patient.mss.localhost", key_type="rsa")
     sealed = smime.encrypt(MESSAGE, [patient.cert])
@@ -317,8 +394,16 @@ def test_encrypt_then_decrypt_with_openssl_and_ours(dev_pki: DevPki, tmp_path: P
     assert b"votre r" not in sealed
     assert smime.decrypt(sealed, patient.cert, patient.key) == INNER
     (tmp_path / "sealed.eml").write_bytes(sealed)
-    opened = openssl("cms", "-decrypt", "-in", tmp_path / "sealed.eml", "-recip",
-                     patient.cert_path, "-inkey", patient.key_path)
+    opened = openssl(
+        "cms",
+        "-decrypt",
+        "-in",
+        tmp_path / "sealed.eml",
+        "-recip",
+        patient.cert_path,
+        "-inkey",
+        patient.key_path,
+    )
     assert opened.returncode == 0, opened.stderr.decode()
     assert opened.stdout == INNER
     assert smime.verify(sealed, dev_pki.trust).status == "encrypted"
@@ -327,8 +412,16 @@ def test_encrypt_then_decrypt_with_openssl_and_ours(dev_pki: DevPki, tmp_path: P
 def test_decrypt_what_openssl_encrypted(dev_pki: DevPki, tmp_path: Path) -> None:
     patient = dev_pki.issue_smime("180012B123456@patient.mss.localhost", key_type="rsa")
     (tmp_path / "inner.txt").write_bytes(INNER)
-    sealed = openssl("cms", "-encrypt", "-aes256", "-in", tmp_path / "inner.txt", "-from",
-                     DOCTOR, patient.cert_path)
+    sealed = openssl(
+        "cms",
+        "-encrypt",
+        "-aes256",
+        "-in",
+        tmp_path / "inner.txt",
+        "-from",
+        DOCTOR,
+        patient.cert_path,
+    )
     assert sealed.returncode == 0, sealed.stderr.decode()
     assert smime.decrypt(sealed.stdout, patient.cert, patient.key) == INNER
 
@@ -348,6 +441,7 @@ def test_encrypting_to_an_ec_certificate_is_refused(dev_pki: DevPki) -> None:
 
 # --- helpers -------------------------------------------------------------------------------
 
+
 def _opaque_der(raw: bytes) -> bytes:
     return base64.b64decode(re.sub(rb"\s+", b"", raw.split(b"\r\n\r\n", 1)[1]))
 
@@ -366,12 +460,14 @@ def test_multipart_parts_cuts_exactly_where_rfc_2046_puts_the_delimiters() -> No
     from mss.crypto.smime import _multipart_parts
 
     def by_regex(body: bytes, boundary: str) -> list[bytes]:
-        delimiter = re.compile(rb"(?:^|\r?\n)--" + re.escape(boundary.encode()) + rb"(--)?[ \t]*(?:\r?\n|$)")
+        delimiter = re.compile(
+            rb"(?:^|\r?\n)--" + re.escape(boundary.encode()) + rb"(--)?[ \t]*(?:\r?\n|$)"
+        )
         parts = []
         for start, end in itertools.pairwise(delimiter.finditer(body)):
             if start.group(1):
                 break
-            parts.append(body[start.end():end.start()])
+            parts.append(body[start.end() : end.start()])
         return parts
 
     bodies = [
@@ -390,6 +486,7 @@ def test_multipart_parts_cuts_exactly_where_rfc_2046_puts_the_delimiters() -> No
 
 # --- what kind of S/MIME a message is: the CMS contentType decides -------------------------
 
+
 def _content_info(dotted: str, *, ber: bool = False) -> bytes:
     """A ContentInfo of type ``dotted`` around an empty SEQUENCE (only its type is read)."""
     from asn1crypto import core
@@ -401,46 +498,74 @@ def _content_info(dotted: str, *, ber: bool = False) -> bytes:
     return b"\x30" + bytes([len(body)]) + body
 
 
-@pytest.mark.parametrize(("dotted", "ber", "kind", "status"), [
-    ("1.2.840.113549.1.7.3", False, "enveloped", "encrypted"),
-    ("1.2.840.113549.1.7.3", True, "enveloped", "encrypted"),
-    ("1.2.840.113549.1.9.16.1.23", False, "auth_enveloped", "encrypted"),
-    ("1.2.840.113549.1.9.16.1.9", False, "compressed", "compressed"),
-    ("1.2.840.113549.1.7.1", False, None, "malformed"),  # plain data: no S/MIME kind at all
-], ids=["enveloped", "enveloped-ber", "auth-enveloped", "compressed", "data"])
-@pytest.mark.parametrize("content_type", [
-    b"application/pkcs7-mime; smime-type=signed-data", b"application/pkcs7-mime",
-    b"application/x-pkcs7-mime; smime-type=enveloped-data",
-], ids=["says-signed", "says-nothing", "x-says-enveloped"])
+@pytest.mark.parametrize(
+    ("dotted", "ber", "kind", "status"),
+    [
+        ("1.2.840.113549.1.7.3", False, "enveloped", "encrypted"),
+        ("1.2.840.113549.1.7.3", True, "enveloped", "encrypted"),
+        ("1.2.840.113549.1.9.16.1.23", False, "auth_enveloped", "encrypted"),
+        ("1.2.840.113549.1.9.16.1.9", False, "compressed", "compressed"),
+        ("1.2.840.113549.1.7.1", False, None, "malformed"),  # plain data: no S/MIME kind at all
+    ],
+    ids=["enveloped", "enveloped-ber", "auth-enveloped", "compressed", "data"],
+)
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        b"application/pkcs7-mime; smime-type=signed-data",
+        b"application/pkcs7-mime",
+        b"application/x-pkcs7-mime; smime-type=enveloped-data",
+    ],
+    ids=["says-signed", "says-nothing", "x-says-enveloped"],
+)
 def test_the_cms_content_type_decides_what_an_opaque_body_is(
-        dotted: str, ber: bool, kind: str | None, status: str, content_type: bytes, dev_pki: DevPki) -> None:
-    raw = (b"From: a@b.c\r\nContent-Type: " + content_type + b"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
-           + smime.base64_lines(_content_info(dotted, ber=ber)))
+    dotted: str, ber: bool, kind: str | None, status: str, content_type: bytes, dev_pki: DevPki
+) -> None:
+    raw = (
+        b"From: a@b.c\r\nContent-Type: "
+        + content_type
+        + b"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        + smime.base64_lines(_content_info(dotted, ber=ber))
+    )
     if kind is not None:
         assert smime.read_form(raw).kind == kind
     result = smime.verify(raw, dev_pki.trust, from_address="a@b.c")
     assert result.status == status, result.reason
-    assert result.auth_result == {"encrypted": "neutral", "compressed": "neutral"}.get(status, "permerror")
+    assert result.auth_result == {"encrypted": "neutral", "compressed": "neutral"}.get(
+        status, "permerror"
+    )
 
 
-def test_an_opaque_signature_without_smime_type_is_verified(doctor: Identity, dev_pki: DevPki) -> None:
+def test_an_opaque_signature_without_smime_type_is_verified(
+    doctor: Identity, dev_pki: DevPki
+) -> None:
     raw = doctor.sign(MESSAGE, detached=False).replace(b" smime-type=signed-data;", b"")
     assert b"smime-type" not in raw
     assert smime.read_form(raw).kind == "opaque_signed"
     assert smime.verify(raw, dev_pki.trust, from_address=DOCTOR).status == "valid"
 
 
-def test_smime_reports_the_codes_and_sentences_the_gateway_decides_with(doctor: Identity, dev_pki: DevPki,
-                                                                          untrusted_pki: DevPki) -> None:
+def test_smime_reports_the_codes_and_sentences_the_gateway_decides_with(
+    doctor: Identity, dev_pki: DevPki, untrusted_pki: DevPki
+) -> None:
     """One table (mss.policy.signature): what verify reports is what the gateway answers."""
     from mss.policy.signature import decide_signature
 
     signed = doctor.sign(MESSAGE)
     outcomes = [smime.verify(raw, dev_pki.trust, from_address="a@b.c") for raw in GARBAGE]
-    outcomes += [smime.verify(signed.replace(b"normal", b"grave "), dev_pki.trust, from_address=DOCTOR),
-                 smime.verify(untrusted_pki.issue_smime(DOCTOR).sign(MESSAGE), dev_pki.trust, from_address=DOCTOR),
-                 smime.verify(signed, dev_pki.trust, from_address="autre@mss.localhost")]
-    assert {r.status for r in outcomes} == {"malformed", "tampered", "unknown_ca", "address_mismatch"}
+    outcomes += [
+        smime.verify(signed.replace(b"normal", b"grave "), dev_pki.trust, from_address=DOCTOR),
+        smime.verify(
+            untrusted_pki.issue_smime(DOCTOR).sign(MESSAGE), dev_pki.trust, from_address=DOCTOR
+        ),
+        smime.verify(signed, dev_pki.trust, from_address="autre@mss.localhost"),
+    ]
+    assert {r.status for r in outcomes} == {
+        "malformed",
+        "tampered",
+        "unknown_ca",
+        "address_mismatch",
+    }
     for result in outcomes:
         decision = decide_signature(None, [], result.status, result.reason)
         assert decision.enhanced_status == result.smtp_status, result.status

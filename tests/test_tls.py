@@ -67,8 +67,9 @@ async def serve(hub_settings: Settings, dev_pki: DevPki) -> AsyncIterator[Server
 
 
 async def talk(port: int, context: ssl.SSLContext, hostname: str = "localhost") -> bytes:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context,
-                                                   server_hostname=hostname)
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", port, ssl=context, server_hostname=hostname
+    )
     try:
         return await asyncio.wait_for(reader.read(), 10)
     finally:
@@ -78,8 +79,9 @@ async def talk(port: int, context: ssl.SSLContext, hostname: str = "localhost") 
 async def test_hub_certificate_and_tls_floor(serve: ServerStarter, hub_settings: Settings) -> None:
     server = await serve("none")
     context = tls.client_context(hub_settings)
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port, ssl=context,
-                                                   server_hostname="mss.localhost")
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", server.port, ssl=context, server_hostname="mss.localhost"
+    )
     ssl_object = writer.get_extra_info("ssl_object")
     assert ssl_object.version() in ("TLSv1.2", "TLSv1.3")
     hub_cert = tls.peer_certificate(writer)
@@ -101,8 +103,9 @@ async def test_hostname_is_checked(serve: ServerStarter, hub_settings: Settings)
         await talk(server.port, tls.client_context(hub_settings), "evil.example")
 
 
-async def test_required_client_certificate(serve: ServerStarter, hub_settings: Settings, dev_pki: DevPki,
-                                           untrusted_pki: DevPki) -> None:
+async def test_required_client_certificate(
+    serve: ServerStarter, hub_settings: Settings, dev_pki: DevPki, untrusted_pki: DevPki
+) -> None:
     server = await serve("required")
     operator = dev_pki.issue_operator("other-operator.example.fr")
     with_cert = tls.client_context(hub_settings, cert=operator.cert_path, key=operator.key_path)
@@ -110,15 +113,19 @@ async def test_required_client_certificate(serve: ServerStarter, hub_settings: S
     assert answer == b"CN=other-operator.example.fr,OU=" + answer.split(b",OU=")[1]
     assert answer.endswith(b"|valid\n")
 
-    for context in (tls.client_context(hub_settings),
-                    _client_with(hub_settings, untrusted_pki.issue_operator("rogue.example"))):
+    for context in (
+        tls.client_context(hub_settings),
+        _client_with(hub_settings, untrusted_pki.issue_operator("rogue.example")),
+    ):
         with pytest.raises((ssl.SSLError, ConnectionResetError, asyncio.IncompleteReadError)):
             if await talk(server.port, context) == b"":
                 raise ConnectionResetError("closed without an answer")
     assert len(server.seen) == 1  # only the trusted operator reached the application
 
 
-async def test_optional_client_certificate(serve: ServerStarter, hub_settings: Settings, dev_pki: DevPki) -> None:
+async def test_optional_client_certificate(
+    serve: ServerStarter, hub_settings: Settings, dev_pki: DevPki
+) -> None:
     server = await serve("optional")
     assert await talk(server.port, tls.client_context(hub_settings)) == b"no certificate|-\n"
     app = dev_pki.issue_client("convocations@mss.localhost")
@@ -126,8 +133,9 @@ async def test_optional_client_certificate(serve: ServerStarter, hub_settings: S
     assert answer.startswith(b"CN=convocations@mss.localhost") and answer.endswith(b"|valid\n")
 
 
-async def test_revoked_client_is_caught_after_the_handshake(serve: ServerStarter, hub_settings: Settings,
-                                                            dev_pki: DevPki) -> None:
+async def test_revoked_client_is_caught_after_the_handshake(
+    serve: ServerStarter, hub_settings: Settings, dev_pki: DevPki
+) -> None:
     revoked = dev_pki.issue_operator("revoked-operator.example.fr", label="revoked-operator")
     dev_pki.revoke(revoked)
     dev_pki.install(hub_settings)  # the hub's copy gets the new CRL
@@ -140,17 +148,32 @@ async def test_revoked_client_is_caught_after_the_handshake(serve: ServerStarter
 
 async def s_client(port: int, *args: str) -> bytes:
     proc = await asyncio.create_subprocess_exec(
-        "/usr/bin/openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername",
-        "localhost", *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT)
+        "/usr/bin/openssl",
+        "s_client",
+        "-connect",
+        f"127.0.0.1:{port}",
+        "-servername",
+        "localhost",
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     out, _ = await asyncio.wait_for(proc.communicate(b""), 30)
     return out + f"\nexit={proc.returncode}".encode()
 
 
 async def test_openssl_s_client_sees_a_valid_chain(serve: ServerStarter, dev_pki: DevPki) -> None:
     server = await serve("none")
-    out = await s_client(server.port, "-verify_hostname", "localhost", "-CAfile",
-                         str(dev_pki.root_cert), "-verify_return_error", "-tls1_2")
+    out = await s_client(
+        server.port,
+        "-verify_hostname",
+        "localhost",
+        "-CAfile",
+        str(dev_pki.root_cert),
+        "-verify_return_error",
+        "-tls1_2",
+    )
     assert out.endswith(b"exit=0"), out.decode(errors="replace")
     assert b"Verify return code: 0 (ok)" in out
     assert b"Protocol  : TLSv1.2" in out or b"Protocol: TLSv1.2" in out
@@ -204,8 +227,11 @@ async def _fail_handshake(port: int, prelude: Prelude | None = None) -> None:
 
 
 async def test_failed_handshakes_are_a_few_warning_lines_without_traceback(
-        settings: Settings, dev_pki: DevPki, caplog: pytest.LogCaptureFixture,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    settings: Settings,
+    dev_pki: DevPki,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """20 failed handshakes on every TLS listener of ``mss serve``: WARNING lines, rate-limited, no ERROR.
 
     The loop runs in asyncio's debug mode (``python -X dev``, PYTHONASYNCIODEBUG), where asyncio
@@ -226,26 +252,41 @@ async def test_failed_handshakes_are_a_few_warning_lines_without_traceback(
     caplog.set_level(logging.DEBUG)
     try:
         smtp = hub.services["smtp_ports"]
-        attempts = [(smtp["submission_tls"], None), (hub.bound["imaps"], None), (hub.bound["https"], None),
-                    (smtp["submission"], smtp_starttls), (hub.bound["imap"], imap_starttls)]
+        attempts = [
+            (smtp["submission_tls"], None),
+            (hub.bound["imaps"], None),
+            (hub.bound["https"], None),
+            (smtp["submission"], smtp_starttls),
+            (hub.bound["imap"], imap_starttls),
+        ]
         for port, prelude in attempts:
             for _ in range(20):
                 await _fail_handshake(port, prelude)
         handshake_failures.FAILURES.flush()
     finally:
         await hub.stop()
-    problems = [r for r in caplog.records if r.levelno >= logging.ERROR or (r.exc_info and r.exc_info[1])]
+    problems = [
+        r for r in caplog.records if r.levelno >= logging.ERROR or (r.exc_info and r.exc_info[1])
+    ]
     assert not problems, [(r.name, r.levelname, r.getMessage()) for r in problems]
     lines = [r.getMessage() for r in caplog.records if r.name == "mss.tls"]
     assert all(r.levelno == logging.WARNING for r in caplog.records if r.name == "mss.tls")
     per_minute = handshake_failures.PER_MINUTE
-    for listener, peer, failures in (("SMTP submission (STARTTLS)", "127.0.0.1:", 20),
-                                     ("IMAP (STARTTLS)", "127.0.0.1:", 20),
-                                     # asyncio closed the transport before telling: no port, no peer
-                                     ("an implicit-TLS port", "a peer asyncio does not name", 60)):
+    for listener, peer, failures in (
+        ("SMTP submission (STARTTLS)", "127.0.0.1:", 20),
+        ("IMAP (STARTTLS)", "127.0.0.1:", 20),
+        # asyncio closed the transport before telling: no port, no peer
+        ("an implicit-TLS port", "a peer asyncio does not name", 60),
+    ):
         mine = [line for line in lines if f" on {listener}" in line]
-        each = [line for line in mine if line.startswith(f"TLS handshake failed on {listener} from {peer}")]
+        each = [
+            line
+            for line in mine
+            if line.startswith(f"TLS handshake failed on {listener} from {peer}")
+        ]
         assert len(each) == per_minute, mine
-        assert mine[-1] == (f"TLS handshake failed {failures - per_minute} more times on {listener} "
-                            "within a minute (not logged one by one)"), mine
+        assert mine[-1] == (
+            f"TLS handshake failed {failures - per_minute} more times on {listener} "
+            "within a minute (not logged one by one)"
+        ), mine
     assert len(lines) == 3 * (per_minute + 1)

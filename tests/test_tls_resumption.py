@@ -23,8 +23,10 @@ from mss.serve import Hub
 from tests.fixtures_pki import DevPki
 
 IMPLICIT = ("submission_tls", "imaps", "https")
-STARTTLS = {"submission": (b"EHLO client.example\r\n", b"STARTTLS\r\n", b"220"),
-            "imap": (b"", b"a1 STARTTLS\r\n", b"a1 OK")}
+STARTTLS = {
+    "submission": (b"EHLO client.example\r\n", b"STARTTLS\r\n", b"220"),
+    "imap": (b"", b"a1 STARTTLS\r\n", b"a1 OK"),
+}
 
 
 def _free_port() -> int:
@@ -60,12 +62,16 @@ def _read_until(sock: socket.socket | ssl.SSLSocket, marker: bytes) -> bytes:
     return seen
 
 
-POKE = {"https": b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-        "submission": b"NOOP\r\n", "imap": b"a2 NOOP\r\n"}  # the others greet first
+POKE = {
+    "https": b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    "submission": b"NOOP\r\n",
+    "imap": b"a2 NOOP\r\n",
+}  # the others greet first
 
 
-def _connect(listener: str, port: int, context: ssl.SSLContext,
-             session: ssl.SSLSession | None) -> tuple[ssl.SSLSession | None, bool]:
+def _connect(
+    listener: str, port: int, context: ssl.SSLContext, session: ssl.SSLSession | None
+) -> tuple[ssl.SSLSession | None, bool]:
     """One TLS connection (after STARTTLS where the listener wants it): its session, and was it resumed."""
     raw = socket.create_connection(("127.0.0.1", port), timeout=10)
     starttls = STARTTLS.get(listener)
@@ -85,7 +91,9 @@ def _connect(listener: str, port: int, context: ssl.SSLContext,
 
 
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2])
-async def test_every_tls_listener_resumes_a_session(served: Settings, version: ssl.TLSVersion) -> None:
+async def test_every_tls_listener_resumes_a_session(
+    served: Settings, version: ssl.TLSVersion
+) -> None:
     context = tls.client_context(served)
     context.maximum_version = version
     for listener in (*IMPLICIT, *STARTTLS):

@@ -23,7 +23,9 @@ MAX_DEPTH = 4
 _NAME = re.compile(r"[A-Za-z0-9-]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _DATE_TIME = re.compile(r"(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(Z?)")
-_ZONE_NAME = re.compile(r"[A-Za-z0-9_+-]{1,30}(?:/[A-Za-z0-9_+-]{1,30}){0,2}")  # IANA: Area/Location
+_ZONE_NAME = re.compile(
+    r"[A-Za-z0-9_+-]{1,30}(?:/[A-Za-z0-9_+-]{1,30}){0,2}"
+)  # IANA: Area/Location
 _DURATION = re.compile(r"([+-]?)P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?")
 
 
@@ -71,11 +73,15 @@ class Component:
         """The property that may appear at most once (and must, when ``required``)."""
         found = self.all(name)
         if len(found) > 1:
-            raise CalendarError(f"{self.name} has {name} {len(found)} times; it may appear once",
-                                f"{self.name} contient {len(found)} fois {name} ; une seule est permise",
-                                found[1].line)
+            raise CalendarError(
+                f"{self.name} has {name} {len(found)} times; it may appear once",
+                f"{self.name} contient {len(found)} fois {name} ; une seule est permise",
+                found[1].line,
+            )
         if required and not found:
-            raise CalendarError(f"{self.name} has no {name}", f"{self.name} n'a pas de {name}", self.line)
+            raise CalendarError(
+                f"{self.name} has no {name}", f"{self.name} n'a pas de {name}", self.line
+            )
         return found[0] if found else None
 
     def children(self, name: str) -> list[Component]:
@@ -83,6 +89,7 @@ class Component:
 
 
 # -- reading -------------------------------------------------------------------------------
+
 
 def unfold(text: str) -> Iterator[tuple[int, str]]:
     """Content lines with their first physical line number (CRLF or LF; a leading space continues)."""
@@ -92,8 +99,11 @@ def unfold(text: str) -> Iterator[tuple[int, str]]:
         line = line.removesuffix("\r")
         if line[:1] in (" ", "\t"):
             if current is None:
-                raise CalendarError("a continuation line comes before any property",
-                                    "une ligne de continuation précède toute propriété", number)
+                raise CalendarError(
+                    "a continuation line comes before any property",
+                    "une ligne de continuation précède toute propriété",
+                    number,
+                )
             current += line[1:]
             continue
         if current is not None:
@@ -107,23 +117,31 @@ def parse_line(line: str, number: int = 0) -> Property:
     """Split one unfolded content line (RFC 5545 section 3.1) into a Property."""
     match = _NAME.match(line)
     if match is None:
-        raise CalendarError(f"cannot read the property name in {line[:40]!r}",
-                            f"nom de propriété illisible dans {line[:40]!r}", number)
+        raise CalendarError(
+            f"cannot read the property name in {line[:40]!r}",
+            f"nom de propriété illisible dans {line[:40]!r}",
+            number,
+        )
     name, pos = match.group().upper(), match.end()
     params: dict[str, list[str]] = {}
     while pos < len(line) and line[pos] == ";":
         found = _NAME.match(line, pos + 1)
         if found is None or found.end() >= len(line) or line[found.end()] != "=":
-            raise CalendarError(f"malformed parameter in {name}", f"paramètre mal formé dans {name}", number)
+            raise CalendarError(
+                f"malformed parameter in {name}", f"paramètre mal formé dans {name}", number
+            )
         key, pos = found.group().upper(), found.end() + 1
         values: list[str] = []
         while True:
             if pos < len(line) and line[pos] == '"':
                 end = line.find('"', pos + 1)
                 if end < 0:
-                    raise CalendarError(f"unterminated quoted parameter {key} in {name}",
-                                        f"paramètre {key} entre guillemets non terminé dans {name}", number)
-                values.append(line[pos + 1:end])
+                    raise CalendarError(
+                        f"unterminated quoted parameter {key} in {name}",
+                        f"paramètre {key} entre guillemets non terminé dans {name}",
+                        number,
+                    )
+                values.append(line[pos + 1 : end])
                 pos = end + 1
             else:
                 end = pos
@@ -137,12 +155,18 @@ def parse_line(line: str, number: int = 0) -> Property:
             break
         params[key] = values
     if pos >= len(line) or line[pos] != ":":
-        raise CalendarError(f"{name} has no ':' before its value", f"{name} n'a pas de « : » avant sa valeur",
-                            number)
-    value = line[pos + 1:]
+        raise CalendarError(
+            f"{name} has no ':' before its value",
+            f"{name} n'a pas de « : » avant sa valeur",
+            number,
+        )
+    value = line[pos + 1 :]
     if _CONTROL.search(value):
-        raise CalendarError(f"{name} contains a control character", f"{name} contient un caractère de contrôle",
-                            number)
+        raise CalendarError(
+            f"{name} contains a control character",
+            f"{name} contient un caractère de contrôle",
+            number,
+        )
     return Property(name, value, params, number)
 
 
@@ -150,52 +174,75 @@ def parse_calendar(data: bytes | str) -> Component:
     """The VCALENDAR object of an iCalendar stream (exactly one), strictly checked."""
     if isinstance(data, bytes):
         if len(data) > MAX_CALENDAR_BYTES:
-            raise CalendarError(f"the calendar is larger than {MAX_CALENDAR_BYTES} bytes",
-                                f"le calendrier dépasse {MAX_CALENDAR_BYTES} octets")
+            raise CalendarError(
+                f"the calendar is larger than {MAX_CALENDAR_BYTES} bytes",
+                f"le calendrier dépasse {MAX_CALENDAR_BYTES} octets",
+            )
         try:
             data = data.decode("utf-8")
         except UnicodeDecodeError:
-            raise CalendarError("the calendar is not UTF-8 text", "le calendrier n'est pas du texte UTF-8") from None
+            raise CalendarError(
+                "the calendar is not UTF-8 text", "le calendrier n'est pas du texte UTF-8"
+            ) from None
     data = data.removeprefix("\ufeff")
     stack: list[Component] = []
     root: Component | None = None
     for count, (number, line) in enumerate(unfold(data), start=1):
         if count > MAX_LINES:
-            raise CalendarError(f"the calendar has more than {MAX_LINES} lines",
-                                f"le calendrier a plus de {MAX_LINES} lignes")
+            raise CalendarError(
+                f"the calendar has more than {MAX_LINES} lines",
+                f"le calendrier a plus de {MAX_LINES} lignes",
+            )
         prop = parse_line(line, number)
         if prop.name == "BEGIN":
             if root is not None:
-                raise CalendarError("content after END:VCALENDAR", "contenu après END:VCALENDAR", number)
+                raise CalendarError(
+                    "content after END:VCALENDAR", "contenu après END:VCALENDAR", number
+                )
             component = Component(prop.value.upper(), line=number)
             if not stack and component.name != "VCALENDAR":
-                raise CalendarError("the calendar does not start with BEGIN:VCALENDAR",
-                                    "le calendrier ne commence pas par BEGIN:VCALENDAR", number)
+                raise CalendarError(
+                    "the calendar does not start with BEGIN:VCALENDAR",
+                    "le calendrier ne commence pas par BEGIN:VCALENDAR",
+                    number,
+                )
             if len(stack) >= MAX_DEPTH:
-                raise CalendarError("components are nested too deeply", "composants trop imbriqués", number)
+                raise CalendarError(
+                    "components are nested too deeply", "composants trop imbriqués", number
+                )
             if stack:
                 stack[-1].components.append(component)
             stack.append(component)
         elif prop.name == "END":
             if not stack or stack[-1].name != prop.value.upper():
                 expected = stack[-1].name if stack else "nothing"
-                raise CalendarError(f"END:{prop.value} where END:{expected} was expected",
-                                    f"END:{prop.value} au lieu de END:{expected}", number)
+                raise CalendarError(
+                    f"END:{prop.value} where END:{expected} was expected",
+                    f"END:{prop.value} au lieu de END:{expected}",
+                    number,
+                )
             done = stack.pop()
             if not stack:
                 root = done
         elif not stack or root is not None:
-            raise CalendarError(f"{prop.name} is outside BEGIN:VCALENDAR ... END:VCALENDAR",
-                                f"{prop.name} est en dehors de BEGIN:VCALENDAR ... END:VCALENDAR", number)
+            raise CalendarError(
+                f"{prop.name} is outside BEGIN:VCALENDAR ... END:VCALENDAR",
+                f"{prop.name} est en dehors de BEGIN:VCALENDAR ... END:VCALENDAR",
+                number,
+            )
         else:
             stack[-1].properties.append(prop)
     if stack or root is None:
-        raise CalendarError("the calendar ends before END:VCALENDAR",
-                            "le calendrier se termine avant END:VCALENDAR")
+        raise CalendarError(
+            "the calendar ends before END:VCALENDAR", "le calendrier se termine avant END:VCALENDAR"
+        )
     version = root.single("VERSION", required=True)
     if version is not None and version.value.strip() != "2.0":
-        raise CalendarError(f"VERSION is {version.value!r}, not 2.0", f"VERSION vaut {version.value!r}, pas 2.0",
-                            version.line)
+        raise CalendarError(
+            f"VERSION is {version.value!r}, not 2.0",
+            f"VERSION vaut {version.value!r}, pas 2.0",
+            version.line,
+        )
     root.single("PRODID", required=True)
     return root
 
@@ -219,27 +266,43 @@ def parse_date_time(prop: Property) -> tuple[dt.datetime, str]:
     an appointment needs an unambiguous moment.
     """
     if prop.param("VALUE", "DATE-TIME").upper() != "DATE-TIME":
-        raise CalendarError(f"{prop.name} is a date without a time; an appointment needs a time",
-                            f"{prop.name} est une date sans heure ; un rendez-vous a besoin d'une heure",
-                            prop.line)
+        raise CalendarError(
+            f"{prop.name} is a date without a time; an appointment needs a time",
+            f"{prop.name} est une date sans heure ; un rendez-vous a besoin d'une heure",
+            prop.line,
+        )
     match = _DATE_TIME.fullmatch(prop.value.strip())
     if match is None:
-        raise CalendarError(f"{prop.name} {prop.value!r} is not a date-time (YYYYMMDDTHHMMSS)",
-                            f"{prop.name} {prop.value!r} n'est pas une date-heure (AAAAMMJJTHHMMSS)", prop.line)
+        raise CalendarError(
+            f"{prop.name} {prop.value!r} is not a date-time (YYYYMMDDTHHMMSS)",
+            f"{prop.name} {prop.value!r} n'est pas une date-heure (AAAAMMJJTHHMMSS)",
+            prop.line,
+        )
     year, month, day, hour, minute, second, zulu = match.groups()
     tzid = prop.param("TZID")
     if zulu and tzid:
-        raise CalendarError(f"{prop.name} has both TZID and a UTC 'Z'", f"{prop.name} a à la fois TZID et « Z »",
-                            prop.line)
+        raise CalendarError(
+            f"{prop.name} has both TZID and a UTC 'Z'",
+            f"{prop.name} a à la fois TZID et « Z »",
+            prop.line,
+        )
     if not zulu and not tzid:
-        raise CalendarError(f"{prop.name} has neither TZID nor 'Z': the time is ambiguous",
-                            f"{prop.name} n'a ni TZID ni « Z » : l'heure est ambiguë", prop.line)
+        raise CalendarError(
+            f"{prop.name} has neither TZID nor 'Z': the time is ambiguous",
+            f"{prop.name} n'a ni TZID ni « Z » : l'heure est ambiguë",
+            prop.line,
+        )
     zone = dt.UTC if zulu else time_zone(tzid, prop.line)
     try:
-        local = dt.datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=zone)
+        local = dt.datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=zone
+        )
     except ValueError:
-        raise CalendarError(f"{prop.name} {prop.value!r} is not a real date",
-                            f"{prop.name} {prop.value!r} n'est pas une date réelle", prop.line) from None
+        raise CalendarError(
+            f"{prop.name} {prop.value!r} is not a real date",
+            f"{prop.name} {prop.value!r} n'est pas une date réelle",
+            prop.line,
+        ) from None
     return local.astimezone(dt.UTC), "UTC" if zulu else tzid
 
 
@@ -253,28 +316,45 @@ def time_zone(tzid: str, line: int = 0) -> ZoneInfo:
             raise ValueError(name)
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise CalendarError(f"unknown time zone TZID={tzid!r}; use an IANA name such as Europe/Paris",
-                            f"fuseau horaire inconnu TZID={tzid!r} ; utilisez un nom IANA comme Europe/Paris",
-                            line) from None
+        raise CalendarError(
+            f"unknown time zone TZID={tzid!r}; use an IANA name such as Europe/Paris",
+            f"fuseau horaire inconnu TZID={tzid!r} ; utilisez un nom IANA comme Europe/Paris",
+            line,
+        ) from None
 
 
 def parse_duration(prop: Property) -> dt.timedelta:
     match = _DURATION.fullmatch(prop.value.strip())
     if match is None or prop.value.strip() in ("P", "PT", "-P", "+P"):
-        raise CalendarError(f"DURATION {prop.value!r} is not a duration", f"DURATION {prop.value!r} n'est pas "
-                            "une durée", prop.line)
+        raise CalendarError(
+            f"DURATION {prop.value!r} is not a duration",
+            f"DURATION {prop.value!r} n'est pas une durée",
+            prop.line,
+        )
     sign, weeks, days, hours, minutes, seconds = match.groups()
-    delta = dt.timedelta(weeks=int(weeks or 0), days=int(days or 0), hours=int(hours or 0),
-                         minutes=int(minutes or 0), seconds=int(seconds or 0))
+    delta = dt.timedelta(
+        weeks=int(weeks or 0),
+        days=int(days or 0),
+        hours=int(hours or 0),
+        minutes=int(minutes or 0),
+        seconds=int(seconds or 0),
+    )
     return -delta if sign == "-" else delta
 
 
 # -- writing -------------------------------------------------------------------------------
 
+
 def escape_text(value: str) -> str:
     """A TEXT value escaped for a content line (section 3.3.11)."""
-    return (value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
-            .replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n"))
+    return (
+        value.replace("\\", "\\\\")
+        .replace(";", "\\;")
+        .replace(",", "\\,")
+        .replace("\r\n", "\n")
+        .replace("\r", "\n")
+        .replace("\n", "\\n")
+    )
 
 
 def quote_param(value: str) -> str:
@@ -299,7 +379,9 @@ def fold(line: str) -> str:
 
 def content_line(name: str, value: str, **params: str) -> str:
     """One folded content line; parameter names use '_' for '-' (``PARTSTAT``, ``TZID``...)."""
-    head = name + "".join(f";{k.replace('_', '-').upper()}={quote_param(v)}" for k, v in params.items())
+    head = name + "".join(
+        f";{k.replace('_', '-').upper()}={quote_param(v)}" for k, v in params.items()
+    )
     return fold(f"{head}:{value}")
 
 
@@ -315,10 +397,21 @@ def format_utc(moment: dt.datetime) -> str:
 
 
 PARIS_VTIMEZONE = (
-    "BEGIN:VTIMEZONE", "TZID:Europe/Paris",
-    "BEGIN:DAYLIGHT", "TZOFFSETFROM:+0100", "TZOFFSETTO:+0200", "TZNAME:CEST",
-    "DTSTART:19700329T020000", "RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU", "END:DAYLIGHT",
-    "BEGIN:STANDARD", "TZOFFSETFROM:+0200", "TZOFFSETTO:+0100", "TZNAME:CET",
-    "DTSTART:19701025T030000", "RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU", "END:STANDARD",
+    "BEGIN:VTIMEZONE",
+    "TZID:Europe/Paris",
+    "BEGIN:DAYLIGHT",
+    "TZOFFSETFROM:+0100",
+    "TZOFFSETTO:+0200",
+    "TZNAME:CEST",
+    "DTSTART:19700329T020000",
+    "RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU",
+    "END:DAYLIGHT",
+    "BEGIN:STANDARD",
+    "TZOFFSETFROM:+0200",
+    "TZOFFSETTO:+0100",
+    "TZNAME:CET",
+    "DTSTART:19701025T030000",
+    "RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU",
+    "END:STANDARD",
     "END:VTIMEZONE",
 )

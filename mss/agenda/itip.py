@@ -65,19 +65,26 @@ def read_invitation(data: bytes | str) -> Invitation:
     assert method_prop is not None
     method = method_prop.value.strip().upper()
     if method not in METHODS:
-        raise CalendarError(f"METHOD:{method} is not a convocation (REQUEST or CANCEL expected)",
-                            f"METHOD:{method} n'est pas une convocation (REQUEST ou CANCEL attendu)",
-                            method_prop.line)
+        raise CalendarError(
+            f"METHOD:{method} is not a convocation (REQUEST or CANCEL expected)",
+            f"METHOD:{method} n'est pas une convocation (REQUEST ou CANCEL attendu)",
+            method_prop.line,
+        )
     events = calendar.children("VEVENT")
     if len(events) != 1:
-        raise CalendarError(f"a convocation holds exactly one VEVENT, this one has {len(events)}",
-                            f"une convocation contient exactement un VEVENT, celle-ci en a {len(events)}")
+        raise CalendarError(
+            f"a convocation holds exactly one VEVENT, this one has {len(events)}",
+            f"une convocation contient exactement un VEVENT, celle-ci en a {len(events)}",
+        )
     event = events[0]
     for name in ("RRULE", "RDATE", "RECURRENCE-ID"):
         if event.first(name) is not None:
-            raise CalendarError(f"{name}: recurring appointments are not accepted; send one convocation each",
-                                f"{name} : les rendez-vous récurrents ne sont pas acceptés ; envoyez une "
-                                "convocation par rendez-vous", event.first(name).line)  # type: ignore[union-attr]
+            raise CalendarError(
+                f"{name}: recurring appointments are not accepted; send one convocation each",
+                f"{name} : les rendez-vous récurrents ne sont pas acceptés ; envoyez une "
+                "convocation par rendez-vous",
+                event.first(name).line,
+            )  # type: ignore[union-attr]
     return _invitation(method, event)
 
 
@@ -86,19 +93,28 @@ def _invitation(method: str, event: Component) -> Invitation:
     assert uid_prop is not None
     uid = uid_prop.value.strip()
     if not uid or len(uid) > MAX_UID:
-        raise CalendarError(f"UID must have 1 to {MAX_UID} characters", f"UID doit avoir 1 à {MAX_UID} caractères",
-                            uid_prop.line)
+        raise CalendarError(
+            f"UID must have 1 to {MAX_UID} characters",
+            f"UID doit avoir 1 à {MAX_UID} caractères",
+            uid_prop.line,
+        )
     sequence = _sequence(event)
     organizer_prop = event.single("ORGANIZER", required=True)
     assert organizer_prop is not None
     organizer = mail_address(organizer_prop.value)
     if not organizer:
-        raise CalendarError("ORGANIZER is not a mailto: address", "ORGANIZER n'est pas une adresse mailto:",
-                            organizer_prop.line)
+        raise CalendarError(
+            "ORGANIZER is not a mailto: address",
+            "ORGANIZER n'est pas une adresse mailto:",
+            organizer_prop.line,
+        )
     attendees = tuple(a for a in (mail_address(p.value) for p in event.all("ATTENDEE")) if a)
     if method == "REQUEST" and not attendees:
-        raise CalendarError("the VEVENT has no ATTENDEE with a mailto: address",
-                            "le VEVENT n'a pas d'ATTENDEE avec une adresse mailto:", event.line)
+        raise CalendarError(
+            "the VEVENT has no ATTENDEE with a mailto: address",
+            "le VEVENT n'a pas d'ATTENDEE avec une adresse mailto:",
+            event.line,
+        )
     start = end = None
     tzid = "Europe/Paris"
     start_prop = event.single("DTSTART", required=method == "REQUEST")
@@ -106,10 +122,19 @@ def _invitation(method: str, event: Component) -> Invitation:
         start, tzid = parse_date_time(start_prop)
         end = _end(event, start)
     return Invitation(
-        method=method, uid=uid, sequence=sequence, start=start, end=end, tzid=tzid,
-        summary=_text(event, "SUMMARY"), location=_text(event, "LOCATION"),
-        description=_text(event, "DESCRIPTION"), organizer=organizer,
-        organizer_name=organizer_prop.param("CN"), attendees=attendees)
+        method=method,
+        uid=uid,
+        sequence=sequence,
+        start=start,
+        end=end,
+        tzid=tzid,
+        summary=_text(event, "SUMMARY"),
+        location=_text(event, "LOCATION"),
+        description=_text(event, "DESCRIPTION"),
+        organizer=organizer,
+        organizer_name=organizer_prop.param("CN"),
+        attendees=attendees,
+    )
 
 
 def _sequence(event: Component) -> int:
@@ -118,27 +143,39 @@ def _sequence(event: Component) -> int:
         return 0
     text = prop.value.strip()
     if not text.isdigit() or len(text) > 9:
-        raise CalendarError(f"SEQUENCE {prop.value!r} is not a whole number",
-                            f"SEQUENCE {prop.value!r} n'est pas un nombre entier", prop.line)
+        raise CalendarError(
+            f"SEQUENCE {prop.value!r} is not a whole number",
+            f"SEQUENCE {prop.value!r} n'est pas un nombre entier",
+            prop.line,
+        )
     return int(text)
 
 
 def _end(event: Component, start: dt.datetime) -> dt.datetime:
     end_prop, duration_prop = event.single("DTEND"), event.single("DURATION")
     if end_prop is not None and duration_prop is not None:
-        raise CalendarError("the VEVENT has both DTEND and DURATION", "le VEVENT a à la fois DTEND et DURATION",
-                            duration_prop.line)
+        raise CalendarError(
+            "the VEVENT has both DTEND and DURATION",
+            "le VEVENT a à la fois DTEND et DURATION",
+            duration_prop.line,
+        )
     if end_prop is not None:
         end, _ = parse_date_time(end_prop)
         line = end_prop.line
     elif duration_prop is not None:
         end, line = start + parse_duration(duration_prop), duration_prop.line
     else:
-        raise CalendarError("the VEVENT has neither DTEND nor DURATION", "le VEVENT n'a ni DTEND ni DURATION",
-                            event.line)
+        raise CalendarError(
+            "the VEVENT has neither DTEND nor DURATION",
+            "le VEVENT n'a ni DTEND ni DURATION",
+            event.line,
+        )
     if end <= start:
-        raise CalendarError("the appointment ends before it starts (DTEND <= DTSTART)",
-                            "le rendez-vous se termine avant de commencer (DTEND <= DTSTART)", line)
+        raise CalendarError(
+            "the appointment ends before it starts (DTEND <= DTSTART)",
+            "le rendez-vous se termine avant de commencer (DTEND <= DTSTART)",
+            line,
+        )
     return end
 
 
@@ -148,6 +185,7 @@ def _text(event: Component, name: str) -> str:
 
 
 # -- writing -------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class EventData:
@@ -178,8 +216,10 @@ def _calendar(method: str | None, body: Sequence[str], tzid: str) -> str:
 
 def _times(event: EventData) -> list[str]:
     params = {} if event.tzid == "UTC" else {"tzid": event.tzid}
-    return [content_line("DTSTART", format_local(event.start, event.tzid), **params),
-            content_line("DTEND", format_local(event.end, event.tzid), **params)]
+    return [
+        content_line("DTSTART", format_local(event.start, event.tzid), **params),
+        content_line("DTEND", format_local(event.end, event.tzid), **params),
+    ]
 
 
 def _people(event: EventData, partstat: str = "NEEDS-ACTION", rsvp: bool = True) -> list[str]:
@@ -196,11 +236,22 @@ def _people(event: EventData, partstat: str = "NEEDS-ACTION", rsvp: bool = True)
     return lines
 
 
-def _event(event: EventData, stamp: dt.datetime, *, status: str, partstat: str = "NEEDS-ACTION",
-           rsvp: bool = True) -> list[str]:
-    lines = ["BEGIN:VEVENT", content_line("UID", event.uid), f"SEQUENCE:{event.sequence}",
-             f"DTSTAMP:{format_utc(stamp)}", *_times(event),
-             content_line("SUMMARY", escape_text(event.summary))]
+def _event(
+    event: EventData,
+    stamp: dt.datetime,
+    *,
+    status: str,
+    partstat: str = "NEEDS-ACTION",
+    rsvp: bool = True,
+) -> list[str]:
+    lines = [
+        "BEGIN:VEVENT",
+        content_line("UID", event.uid),
+        f"SEQUENCE:{event.sequence}",
+        f"DTSTAMP:{format_utc(stamp)}",
+        *_times(event),
+        content_line("SUMMARY", escape_text(event.summary)),
+    ]
     if event.location:
         lines.append(content_line("LOCATION", escape_text(event.location)))
     if event.description:
@@ -224,13 +275,22 @@ def build_reply(event: EventData, partstat: str, stamp: dt.datetime) -> str:
     """A METHOD:REPLY from the attendee: ACCEPTED or DECLINED."""
     if partstat not in PARTSTATS:
         raise ValueError(f"PARTSTAT must be one of {PARTSTATS}, not {partstat!r}")
-    body = ["BEGIN:VEVENT", content_line("UID", event.uid), f"SEQUENCE:{event.sequence}",
-            f"DTSTAMP:{format_utc(stamp)}", *_times(event), *_people(event, partstat, rsvp=False),
-            "END:VEVENT"]
+    body = [
+        "BEGIN:VEVENT",
+        content_line("UID", event.uid),
+        f"SEQUENCE:{event.sequence}",
+        f"DTSTAMP:{format_utc(stamp)}",
+        *_times(event),
+        *_people(event, partstat, rsvp=False),
+        "END:VEVENT",
+    ]
     return _calendar("REPLY", body, event.tzid)
 
 
 def build_publish(event: EventData, stamp: dt.datetime, *, cancelled: bool = False) -> str:
     """A plain .ics file of one appointment, for the patient's own calendar application."""
-    return _calendar("PUBLISH", _event(event, stamp, status="CANCELLED" if cancelled else "CONFIRMED",
-                                       rsvp=False), event.tzid)
+    return _calendar(
+        "PUBLISH",
+        _event(event, stamp, status="CANCELLED" if cancelled else "CONFIRMED", rsvp=False),
+        event.tzid,
+    )

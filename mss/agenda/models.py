@@ -24,8 +24,10 @@ class Appointment(Base):
     """One appointment of a patient: from a convocation (organizer + UID) or entered by the patient."""
 
     __tablename__ = "agenda_appointments"
-    __table_args__ = (UniqueConstraint("patient_id", "uid"),
-                      Index("ix_agenda_appointments_patient_start", "patient_id", "starts_at"))
+    __table_args__ = (
+        UniqueConstraint("patient_id", "uid"),
+        Index("ix_agenda_appointments_patient_start", "patient_id", "starts_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
@@ -43,7 +45,9 @@ class Appointment(Base):
     organizer: Mapped[str] = mapped_column(String(320), default="")
     organizer_name: Mapped[str] = mapped_column(String(255), default="")
     attendee: Mapped[str] = mapped_column(String(320), default="")
-    message_id_header: Mapped[str] = mapped_column(String(998), default="")  # the latest convocation's
+    message_id_header: Mapped[str] = mapped_column(
+        String(998), default=""
+    )  # the latest convocation's
     reminders_sent: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -59,10 +63,13 @@ class ConvocationReceipt(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
     mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
-    outcome: Mapped[str] = mapped_column(String(16))  # created, updated, cancelled, unchanged, refused
+    outcome: Mapped[str] = mapped_column(
+        String(16)
+    )  # created, updated, cancelled, unchanged, refused
     reason: Mapped[str] = mapped_column(Text, default="")
-    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("agenda_appointments.id",
-                                                                  ondelete="SET NULL"))
+    appointment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("agenda_appointments.id", ondelete="SET NULL")
+    )
     processed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -30,19 +30,33 @@ PARIS = ZoneInfo("Europe/Paris")
 HEALTH_REMINDER_HOUR = dt.time(9, 0)
 
 
-def reminder_times(starts_at: dt.datetime, hours: Sequence[int], now: dt.datetime) -> list[tuple[int, dt.datetime]]:
+def reminder_times(
+    starts_at: dt.datetime, hours: Sequence[int], now: dt.datetime
+) -> list[tuple[int, dt.datetime]]:
     """(hours before, when) for each configured delay that is still in the future."""
     times = {h: starts_at - dt.timedelta(hours=h) for h in hours if h > 0}
     return sorted(((h, at) for h, at in times.items() if at > now), key=lambda pair: pair[1])
 
 
-def schedule_reminders(session: AsyncSession, settings: Settings, appointment_id: int, sequence: int,
-                       starts_at: dt.datetime, *, now: dt.datetime | None = None) -> int:
+def schedule_reminders(
+    session: AsyncSession,
+    settings: Settings,
+    appointment_id: int,
+    sequence: int,
+    starts_at: dt.datetime,
+    *,
+    now: dt.datetime | None = None,
+) -> int:
     """Queue the reminder jobs of one version (SEQUENCE) of an appointment; how many were queued."""
     times = reminder_times(starts_at, settings.agenda.reminder_hours, now or utcnow())
     for hours, at in times:
-        enqueue(session, REMINDER_JOB, {"appointment_id": appointment_id, "sequence": sequence, "hours": hours},
-                run_after=at, dedupe_key=f"{REMINDER_JOB}:{appointment_id}:{sequence}:{hours}")
+        enqueue(
+            session,
+            REMINDER_JOB,
+            {"appointment_id": appointment_id, "sequence": sequence, "hours": hours},
+            run_after=at,
+            dedupe_key=f"{REMINDER_JOB}:{appointment_id}:{sequence}:{hours}",
+        )
     return len(times)
 
 
@@ -50,8 +64,12 @@ async def send_reminder(ctx: JobContext, payload: dict[str, Any]) -> None:
     """Job handler: notify the patient of an appointment still on, once per version and delay."""
     async with ctx.db.write() as session:
         appointment = await session.get(Appointment, payload["appointment_id"])
-        if (appointment is None or appointment.status != "confirmed" or appointment.response == "declined"
-                or appointment.sequence != payload["sequence"]):
+        if (
+            appointment is None
+            or appointment.status != "confirmed"
+            or appointment.response == "declined"
+            or appointment.sequence != payload["sequence"]
+        ):
             return
         key = f"{payload['sequence']}:{payload['hours']}"
         if key in (appointment.reminders_sent or []):
@@ -70,9 +88,13 @@ def health_reminder_time(due_on: dt.date) -> dt.datetime:
 
 def schedule_health_reminder(session: AsyncSession, reminder: HealthReminder) -> None:
     """Queue the job that reminds the patient on the due date (at once if the date is today or past)."""
-    enqueue(session, HEALTH_REMINDER_JOB, {"reminder_id": reminder.id},
-            run_after=max(health_reminder_time(reminder.due_on), utcnow()),
-            dedupe_key=f"{HEALTH_REMINDER_JOB}:{reminder.id}")
+    enqueue(
+        session,
+        HEALTH_REMINDER_JOB,
+        {"reminder_id": reminder.id},
+        run_after=max(health_reminder_time(reminder.due_on), utcnow()),
+        dedupe_key=f"{HEALTH_REMINDER_JOB}:{reminder.id}",
+    )
 
 
 async def send_health_reminder(ctx: JobContext, payload: dict[str, Any]) -> None:

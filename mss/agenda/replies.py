@@ -32,9 +32,13 @@ from mss.policy.decision import Decision, refuse
 
 ANSWERS = {"accepter": "ACCEPTED", "refuser": "DECLINED"}
 SUBJECT_WORDS = {"ACCEPTED": "Accepté", "DECLINED": "Refusé"}
-SENTENCES = {"ACCEPTED": "Je serai présent(e) à ce rendez-vous.",
-             "DECLINED": "Je ne pourrai pas venir à ce rendez-vous."}
-NOT_FOUND = refuse(550, "5.1.0", "No such appointment", "Ce rendez-vous n'existe pas dans votre agenda")
+SENTENCES = {
+    "ACCEPTED": "Je serai présent(e) à ce rendez-vous.",
+    "DECLINED": "Je ne pourrai pas venir à ce rendez-vous.",
+}
+NOT_FOUND = refuse(
+    550, "5.1.0", "No such appointment", "Ce rendez-vous n'existe pas dans votre agenda"
+)
 
 
 @dataclass(frozen=True)
@@ -45,8 +49,15 @@ class ReplySent:
     message_id: str = ""
 
 
-def reply_message(appointment: Appointment, sender: str, sender_name: str, partstat: str, *,
-                  domain: str, now: dt.datetime) -> tuple[bytes, str]:
+def reply_message(
+    appointment: Appointment,
+    sender: str,
+    sender_name: str,
+    partstat: str,
+    *,
+    domain: str,
+    now: dt.datetime,
+) -> tuple[bytes, str]:
     """The iMIP reply's exact bytes (CRLF) and its Message-ID."""
     event = event_data(appointment)
     event = type(event)(**{**event.__dict__, "attendee": sender, "attendee_name": sender_name})
@@ -61,30 +72,57 @@ def reply_message(appointment: Appointment, sender: str, sender_name: str, parts
         message["In-Reply-To"] = appointment.message_id_header
         message["References"] = appointment.message_id_header
     message.set_content(SENTENCES[partstat] + "\n")
-    message.add_alternative(build_reply(event, partstat, now), subtype="calendar", params={"method": "REPLY"})
+    message.add_alternative(
+        build_reply(event, partstat, now), subtype="calendar", params={"method": "REPLY"}
+    )
     return message.as_bytes(policy=email.policy.SMTP), message_id
 
 
-async def answer_convocation(db: Database, settings: Settings, services: dict[str, Any], *,
-                             patient: Patient, appointment_id: int, partstat: str, actor: str,
-                             actor_kind: str, now: dt.datetime) -> ReplySent:
+async def answer_convocation(
+    db: Database,
+    settings: Settings,
+    services: dict[str, Any],
+    *,
+    patient: Patient,
+    appointment_id: int,
+    partstat: str,
+    actor: str,
+    actor_kind: str,
+    now: dt.datetime,
+) -> ReplySent:
     """Send the patient's ACCEPTED or DECLINED to the organizer and record it on the appointment."""
     from mss.smtp_gateway.lookup import mailbox_facts
     from mss.smtp_gateway.stages import Gateway
 
     async with db.read() as session:
         appointment = await session.get(Appointment, appointment_id)
-        mailbox = (await session.scalars(select(Mailbox).where(Mailbox.patient_id == patient.id))).first()
+        mailbox = (
+            await session.scalars(select(Mailbox).where(Mailbox.patient_id == patient.id))
+        ).first()
         if appointment is None or appointment.patient_id != patient.id or mailbox is None:
             return ReplySent(NOT_FOUND)
         sender = await mailbox_facts(session, mailbox.address)
-    decision = decide_appointment_reply(AppointmentFacts(
-        appointment.origin, appointment.organizer, appointment.sequence, appointment.status == "cancelled",
-        appointment.starts_at, appointment.ends_at), now)
+    decision = decide_appointment_reply(
+        AppointmentFacts(
+            appointment.origin,
+            appointment.organizer,
+            appointment.sequence,
+            appointment.status == "cancelled",
+            appointment.starts_at,
+            appointment.ends_at,
+        ),
+        now,
+    )
     if not decision or sender is None:
         return ReplySent(decision)
-    raw, message_id = reply_message(appointment, mailbox.address, patient.display_name, partstat,
-                                    domain=settings.patient_domain, now=now)
+    raw, message_id = reply_message(
+        appointment,
+        mailbox.address,
+        patient.display_name,
+        partstat,
+        domain=settings.patient_domain,
+        now=now,
+    )
     gateway = services.get("gateway") or Gateway(settings, db, services)
     accepted = await gateway.submit(sender, [appointment.organizer], raw, channel="portal")
     if not accepted.decision:
@@ -93,7 +131,16 @@ async def answer_convocation(db: Database, settings: Settings, services: dict[st
         row = await session.get(Appointment, appointment_id)
         if row is not None:
             row.response, row.answered_at = partstat.lower(), now
-        record(session, "agenda.appointment_answered", actor_kind=actor_kind, actor=actor,
-               patient_id=patient.id, target=appointment.organizer, source="portal", uid=appointment.uid,
-               answer=partstat, message_id=message_id)
+        record(
+            session,
+            "agenda.appointment_answered",
+            actor_kind=actor_kind,
+            actor=actor,
+            patient_id=patient.id,
+            target=appointment.organizer,
+            source="portal",
+            uid=appointment.uid,
+            answer=partstat,
+            message_id=message_id,
+        )
     return ReplySent(accepted.decision, message_id)

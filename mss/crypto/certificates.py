@@ -36,8 +36,11 @@ def name(*pairs: tuple[x509.ObjectIdentifier, str]) -> x509.Name:
 
 
 def ca_subject(label: str, role: str) -> x509.Name:
-    return name((NameOID.COUNTRY_NAME, "FR"), (NameOID.ORGANIZATION_NAME, label),
-                (NameOID.COMMON_NAME, f"{label} {role}"))
+    return name(
+        (NameOID.COUNTRY_NAME, "FR"),
+        (NameOID.ORGANIZATION_NAME, label),
+        (NameOID.COMMON_NAME, f"{label} {role}"),
+    )
 
 
 def professional_subject(id_nat: str, common_name: str | None, title: str | None) -> x509.Name:
@@ -45,8 +48,10 @@ def professional_subject(id_nat: str, common_name: str | None, title: str | None
     words = (common_name or "").replace("Dr ", "").replace("Pr ", "").split()
     surname = words[-1] if words else id_nat
     given = " ".join(words[:-1]) if len(words) > 1 else None
-    holder = [x509.NameAttribute(NameOID.SURNAME, surname.upper()),
-              x509.NameAttribute(NameOID.COMMON_NAME, id_nat)]
+    holder = [
+        x509.NameAttribute(NameOID.SURNAME, surname.upper()),
+        x509.NameAttribute(NameOID.COMMON_NAME, id_nat),
+    ]
     if given:
         holder.append(x509.NameAttribute(NameOID.GIVEN_NAME, given.upper()))
     rdns = [x509.RelativeDistinguishedName([x509.NameAttribute(NameOID.COUNTRY_NAME, "FR")])]
@@ -57,15 +62,21 @@ def professional_subject(id_nat: str, common_name: str | None, title: str | None
 
 
 def mailbox_subject(address: str, common_name: str | None, organisation: str) -> x509.Name:
-    return name((NameOID.COUNTRY_NAME, "FR"), (NameOID.ORGANIZATION_NAME, organisation),
-                (NameOID.COMMON_NAME, common_name or address))
+    return name(
+        (NameOID.COUNTRY_NAME, "FR"),
+        (NameOID.ORGANIZATION_NAME, organisation),
+        (NameOID.COMMON_NAME, common_name or address),
+    )
 
 
 def operator_subject(domain: str, siret: str | None = None) -> x509.Name:
     """``CN=<domain>,OU=<SIRET>,O=MSS hub dev operator,C=FR`` (RFC 4514 order)."""
-    return name((NameOID.COUNTRY_NAME, "FR"), (NameOID.ORGANIZATION_NAME, "MSS hub dev operator"),
-                (NameOID.ORGANIZATIONAL_UNIT_NAME, siret or siret_like(domain)),
-                (NameOID.COMMON_NAME, domain))
+    return name(
+        (NameOID.COUNTRY_NAME, "FR"),
+        (NameOID.ORGANIZATION_NAME, "MSS hub dev operator"),
+        (NameOID.ORGANIZATIONAL_UNIT_NAME, siret or siret_like(domain)),
+        (NameOID.COMMON_NAME, domain),
+    )
 
 
 def siret_like(seed: str) -> str:
@@ -82,8 +93,13 @@ def siret_like(seed: str) -> str:
     raise AssertionError("unreachable: one Luhn check digit always exists")
 
 
-_SHORT_NAMES = {NameOID.GIVEN_NAME: "GN", NameOID.SURNAME: "SN", NameOID.TITLE: "title",
-                NameOID.SERIAL_NUMBER: "serialNumber", NameOID.EMAIL_ADDRESS: "emailAddress"}
+_SHORT_NAMES = {
+    NameOID.GIVEN_NAME: "GN",
+    NameOID.SURNAME: "SN",
+    NameOID.TITLE: "title",
+    NameOID.SERIAL_NUMBER: "serialNumber",
+    NameOID.EMAIL_ADDRESS: "emailAddress",
+}
 
 
 def subject_text(subject: x509.Name) -> str:
@@ -103,9 +119,17 @@ def id_nat_from_subject(subject: x509.Name) -> str | None:
 
 def _key_usage(*, ca: bool, key: PrivateKey | None) -> x509.KeyUsage:
     rsa_leaf = key is not None and key_type_of(key) == "rsa" and not ca
-    return x509.KeyUsage(digital_signature=not ca, content_commitment=False,
-                         key_encipherment=rsa_leaf, data_encipherment=False, key_agreement=False,
-                         key_cert_sign=ca, crl_sign=ca, encipher_only=False, decipher_only=False)
+    return x509.KeyUsage(
+        digital_signature=not ca,
+        content_commitment=False,
+        key_encipherment=rsa_leaf,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
+    )
 
 
 def build_certificate(
@@ -127,22 +151,31 @@ def build_certificate(
     issuer_name = issuer[0].subject if issuer else subject
     signing_key = issuer[1] if issuer else key
     public = key.public_key()
-    builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer_name)
-               .public_key(public).serial_number(x509.random_serial_number())
-               .not_valid_before(start).not_valid_after(end)
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length if ca else None),
-                              critical=True)
-               .add_extension(_key_usage(ca=ca, key=key), critical=True)
-               .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False))
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_name)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(
+            x509.BasicConstraints(ca=ca, path_length=path_length if ca else None), critical=True
+        )
+        .add_extension(_key_usage(ca=ca, key=key), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+    )
     aki_source = issuer[0].public_key() if issuer else public
     builder = builder.add_extension(
-        x509.AuthorityKeyIdentifier.from_issuer_public_key(aki_source), critical=False)  # type: ignore[arg-type]
+        x509.AuthorityKeyIdentifier.from_issuer_public_key(aki_source), critical=False
+    )  # type: ignore[arg-type]
     if eku:
         builder = builder.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
     names = list(san)
     if names:
-        builder = builder.add_extension(x509.SubjectAlternativeName(names),
-                                        critical=len(subject) == 0)
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName(names), critical=len(subject) == 0
+        )
     return builder.sign(signing_key, hashes.SHA256())
 
 
@@ -153,8 +186,10 @@ def server_names(hostnames: Sequence[str]) -> list[x509.GeneralName]:
         if host and host not in dns:
             dns.append(host)
     names: list[x509.GeneralName] = [x509.DNSName(h) for h in dns]
-    names += [x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-              x509.IPAddress(ipaddress.ip_address("::1"))]
+    names += [
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        x509.IPAddress(ipaddress.ip_address("::1")),
+    ]
     return names
 
 

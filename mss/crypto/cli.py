@@ -43,9 +43,14 @@ async def init_command(settings: Settings, key_type: str, force: bool) -> None:
 
     existed = PkiLayout(settings.pki_dir).exists()
     with _as_sentence(f"make the PKI in {settings.pki_dir}"):
-        layout = init_pki(settings.pki_dir, [settings.hostname, settings.domain],
-                          operator_domain=settings.domain, key_type=key_type,  # type: ignore[arg-type]
-                          force=force, crl_path=settings.crl_path)
+        layout = init_pki(
+            settings.pki_dir,
+            [settings.hostname, settings.domain],
+            operator_domain=settings.domain,
+            key_type=key_type,  # type: ignore[arg-type]
+            force=force,
+            crl_path=settings.crl_path,
+        )
         operator = load_cert(layout.operator.cert).subject.rfc4514_string()
     if existed and not force:
         click.echo(f"kept the existing PKI in {layout.root} (use --force to replace it)")
@@ -60,32 +65,56 @@ async def init_command(settings: Settings, key_type: str, force: bool) -> None:
 @pki.command("issue")
 @click.argument("address")
 @click.option("--id-nat", default=None, help="The holder's idNat (8 + RPPS, or 0 + ADELI).")
-@click.option("--name", "common_name", default=None, help='The holder\'s name, e.g. "Dr Jean Dupont".')
+@click.option(
+    "--name", "common_name", default=None, help='The holder\'s name, e.g. "Dr Jean Dupont".'
+)
 @click.option("--title", default=None, help="The profession, e.g. Médecin.")
-@click.option("--client", is_flag=True,
-              help="A TLS client certificate instead of S/MIME: an APP mailbox's, or with --id-nat a "
-                   "professional's (the document API).")
+@click.option(
+    "--client",
+    is_flag=True,
+    help="A TLS client certificate instead of S/MIME: an APP mailbox's, or with --id-nat a "
+    "professional's (the document API).",
+)
 @click.option("--key-type", type=KEY_TYPE, default=None, help="Default: the CA's key type.")
 @hub_command
-async def issue_command(settings: Settings, address: str, id_nat: str | None,
-                        common_name: str | None, title: str | None, client: bool,
-                        key_type: str | None) -> None:
+async def issue_command(
+    settings: Settings,
+    address: str,
+    id_nat: str | None,
+    common_name: str | None,
+    title: str | None,
+    client: bool,
+    key_type: str | None,
+) -> None:
     """Issue an S/MIME certificate for ADDRESS (or a client certificate with --client)."""
     from mss.crypto.pki import issue_client, issue_smime
 
     if id_nat is not None and not _ID_NAT.fullmatch(id_nat):
-        raise InvalidInput(f"{id_nat!r} is not an idNat: expected 8 followed by the 11-digit "
-                           "RPPS, or 0 followed by the 9-character ADELI")
+        raise InvalidInput(
+            f"{id_nat!r} is not an idNat: expected 8 followed by the 11-digit "
+            "RPPS, or 0 followed by the 9-character ADELI"
+        )
     if client and title and not id_nat:
         raise InvalidInput("--title describes a professional: give their --id-nat too")
     with _as_sentence(f"issue a certificate for {address}"):
         if client:
-            issued = issue_client(settings.pki_dir, address, id_nat=id_nat, common_name=common_name,
-                                  title=title, key_type=key_type)  # type: ignore[arg-type]
+            issued = issue_client(
+                settings.pki_dir,
+                address,
+                id_nat=id_nat,
+                common_name=common_name,
+                title=title,
+                key_type=key_type,
+            )  # type: ignore[arg-type]
         else:
-            issued = issue_smime(settings.pki_dir, address, id_nat=id_nat,
-                                 common_name=common_name, title=title,
-                                 key_type=key_type)  # type: ignore[arg-type]
+            issued = issue_smime(
+                settings.pki_dir,
+                address,
+                id_nat=id_nat,
+                common_name=common_name,
+                title=title,
+                key_type=key_type,
+            )  # type: ignore[arg-type]
     click.echo(f"certificate {issued.cert}")
     click.echo(f"key         {issued.key}")
 
@@ -132,19 +161,29 @@ async def show_command(settings: Settings) -> None:
             state = "EXPIRED"
         else:
             state = f"{(entry.not_after - now).days} days left"
-        click.echo(f"{entry.kind:<12} {entry.serial:<40} {entry.not_after:%Y-%m-%d}  "
-                   f"{state:<18} {entry.subject}  {entry.path}")
+        click.echo(
+            f"{entry.kind:<12} {entry.serial:<40} {entry.not_after:%Y-%m-%d}  "
+            f"{state:<18} {entry.subject}  {entry.path}"
+        )
 
 
 @pki.command("export")
 @click.argument("address")
-@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
-              help="Where to write the PKCS#12 file (default: ./<address>.p12).")
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Where to write the PKCS#12 file (default: ./<address>.p12).",
+)
 @click.option("--client", is_flag=True, help="Export the TLS client certificate instead of S/MIME.")
-@click.option("--password-stdin", is_flag=True, help="Read the file's password from standard input.")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the file's password from standard input."
+)
 @hub_command
-async def export_command(settings: Settings, address: str, out_path: str | None, client: bool,
-                         password_stdin: bool) -> None:
+async def export_command(
+    settings: Settings, address: str, out_path: str | None, client: bool, password_stdin: bool
+) -> None:
     """Write ADDRESS's certificate, chain and key as a PKCS#12 file for a mail client (Thunderbird...)."""
     from pathlib import Path
 
@@ -153,12 +192,20 @@ async def export_command(settings: Settings, address: str, out_path: str | None,
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
-        password = click.prompt("Password of the PKCS#12 file", hide_input=True, confirmation_prompt=True)
+        password = click.prompt(
+            "Password of the PKCS#12 file", hide_input=True, confirmation_prompt=True
+        )
     if len(password) < 8:
-        raise InvalidInput("the PKCS#12 password needs at least 8 characters: it protects a private key")
+        raise InvalidInput(
+            "the PKCS#12 password needs at least 8 characters: it protects a private key"
+        )
     target = Path(out_path) if out_path else Path(f"{address}.p12")
     with _as_sentence(f"export the certificate of {address}"):
-        export_pkcs12(settings.pki_dir, address, password, target, kind="client" if client else "smime")
-    click.echo(f"wrote {target} (certificate, chain up to the root and private key of {address}; "
-               "import it in the mail client's certificate manager and trust the root: "
-               "docs/mail-clients.md)")
+        export_pkcs12(
+            settings.pki_dir, address, password, target, kind="client" if client else "smime"
+        )
+    click.echo(
+        f"wrote {target} (certificate, chain up to the root and private key of {address}; "
+        "import it in the mail client's certificate manager and trust the root: "
+        "docs/mail-clients.md)"
+    )

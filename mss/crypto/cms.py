@@ -28,8 +28,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
-    "sha224": hashes.SHA224, "sha256": hashes.SHA256, "sha384": hashes.SHA384,
-    "sha512": hashes.SHA512, "sha3_256": hashes.SHA3_256, "sha3_384": hashes.SHA3_384,
+    "sha224": hashes.SHA224,
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+    "sha3_256": hashes.SHA3_256,
+    "sha3_384": hashes.SHA3_384,
     "sha3_512": hashes.SHA3_512,
 }
 
@@ -68,8 +72,9 @@ def check_signed_data(der: bytes, detached_content: bytes | None = None) -> Sign
     except CmsFailure:
         raise
     except Exception as exc:  # noqa: BLE001 - any parse error of hostile input is "malformed"
-        raise CmsFailure("malformed", f"the CMS signature cannot be read ({type(exc).__name__})"
-                         ) from None
+        raise CmsFailure(
+            "malformed", f"the CMS signature cannot be read ({type(exc).__name__})"
+        ) from None
 
 
 def content_kind(der: bytes) -> str:
@@ -109,10 +114,16 @@ def _check(der: bytes, detached_content: bytes | None) -> SignedContent:
         embedded = encap["content"]
         if embedded.native is None:
             raise CmsFailure("malformed", "the signature carries no content and none was given")
-        content = bytes(embedded.native) if isinstance(embedded.native, bytes) else embedded.contents
+        content = (
+            bytes(embedded.native) if isinstance(embedded.native, bytes) else embedded.contents
+        )
     else:
         content = detached_content
-    loaded = tuple(_load_certificate(c.chosen.dump()) for c in signed["certificates"] if c.name == "certificate")
+    loaded = tuple(
+        _load_certificate(c.chosen.dump())
+        for c in signed["certificates"]
+        if c.name == "certificate"
+    )
     if len(signed["signer_infos"]) == 0:
         raise CmsFailure("malformed", "the CMS signature has no signer")
     signer_info = signed["signer_infos"][0]
@@ -126,18 +137,25 @@ def _check(der: bytes, detached_content: bytes | None) -> SignedContent:
         values = {a["type"].native: a["values"] for a in attrs}
         if "message_digest" not in values:
             raise CmsFailure("malformed", "the signed attributes lack the message digest")
-        if "content_type" in values and \
-                values["content_type"][0].native != encap["content_type"].native:
+        if (
+            "content_type" in values
+            and values["content_type"][0].native != encap["content_type"].native
+        ):
             raise CmsFailure("malformed", "the signed content-type attribute does not match")
         declared = values["message_digest"][0].native
         if not hmac.compare_digest(declared, _digest(algorithm, content)):
-            raise CmsFailure("tampered", "the message was changed after it was signed "
-                             "(its digest no longer matches the signature)")
+            raise CmsFailure(
+                "tampered",
+                "the message was changed after it was signed "
+                "(its digest no longer matches the signature)",
+            )
         to_verify = b"\x31" + attrs.dump()[1:]
     else:
         to_verify = content
     _verify_signature(signer, signer_info, algorithm, to_verify)
-    return SignedContent(signer.certificate, tuple(c.certificate for c in loaded), content, digest_name)
+    return SignedContent(
+        signer.certificate, tuple(c.certificate for c in loaded), content, digest_name
+    )
 
 
 # --- the quick reading of a signature in strict DER ----------------------------------------
@@ -152,12 +170,19 @@ def _check(der: bytes, detached_content: bytes | None) -> SignedContent:
 # tables come from asn1crypto's, so both read the same names (tests/test_cms_strict_der.py).
 
 _SIGNED_DATA = asn1_core.ObjectIdentifier("1.2.840.113549.1.7.2").contents
-_CONTENT_TYPE_NAMES = {asn1_core.ObjectIdentifier(dotted).contents: name
-                       for dotted, name in asn1_cms.ContentType._map.items()}
-_DIGEST_NAMES = {asn1_core.ObjectIdentifier(dotted).contents: name
-                 for dotted, name in asn1_algos.DigestAlgorithmId._map.items() if name in _HASHES}
-_ATTRIBUTE_NAMES = {asn1_core.ObjectIdentifier(dotted).contents: name
-                    for dotted, name in asn1_cms.CMSAttributeType._map.items()}
+_CONTENT_TYPE_NAMES = {
+    asn1_core.ObjectIdentifier(dotted).contents: name
+    for dotted, name in asn1_cms.ContentType._map.items()
+}
+_DIGEST_NAMES = {
+    asn1_core.ObjectIdentifier(dotted).contents: name
+    for dotted, name in asn1_algos.DigestAlgorithmId._map.items()
+    if name in _HASHES
+}
+_ATTRIBUTE_NAMES = {
+    asn1_core.ObjectIdentifier(dotted).contents: name
+    for dotted, name in asn1_cms.CMSAttributeType._map.items()
+}
 
 
 def _signature_kinds() -> dict[bytes, str]:
@@ -175,8 +200,11 @@ _NON_MINIMAL_ARC = re.compile(rb"(?:\A|[\x00-\x7f])\x80")  # an arc starting wit
 _SIGNED_DATA_SHAPES = {(0x02, 0x31, 0x30, 0xA0, 0x31), (0x02, 0x31, 0x30, 0xA0, 0xA1, 0x31)}
 # version, sid (issuerAndSerialNumber or [0] subjectKeyIdentifier), digestAlgorithm,
 # [0] signedAttrs, signatureAlgorithm, signature, [1] unsignedAttrs (optional)
-_SIGNER_INFO_SHAPES = {(0x02, sid, 0x30, 0xA0, 0x30, 0x04, *unsigned)
-                       for sid in (0x30, 0x80) for unsigned in ((), (0xA1,))}
+_SIGNER_INFO_SHAPES = {
+    (0x02, sid, 0x30, 0xA0, 0x30, 0x04, *unsigned)
+    for sid in (0x30, 0x80)
+    for unsigned in ((), (0xA1,))
+}
 
 
 class _Element(NamedTuple):
@@ -202,7 +230,7 @@ def _elements(der: bytes, start: int, end: int, most: int | None = None) -> list
             size = length & 0x7F
             if not 1 <= size <= 4 or der[contents] == 0:
                 raise ValueError("indefinite or non-minimal length")
-            length = int.from_bytes(der[contents:contents + size], "big")
+            length = int.from_bytes(der[contents : contents + size], "big")
             contents += size
             if length < 0x80:
                 raise ValueError("non-minimal length")
@@ -223,8 +251,13 @@ def _inside(der: bytes, element: _Element, *shape: int) -> list[_Element]:
 
 def _oid(der: bytes, element: _Element) -> bytes:
     """An OBJECT IDENTIFIER in its only (minimal) encoding, so that equal bytes mean equal names."""
-    contents = der[element.start:element.end]
-    if element.tag != 0x06 or not contents or contents[-1] & 0x80 or _NON_MINIMAL_ARC.search(contents):
+    contents = der[element.start : element.end]
+    if (
+        element.tag != 0x06
+        or not contents
+        or contents[-1] & 0x80
+        or _NON_MINIMAL_ARC.search(contents)
+    ):
         raise ValueError("not a minimal object identifier")
     return contents
 
@@ -232,13 +265,13 @@ def _oid(der: bytes, element: _Element) -> bytes:
 def _algorithm(der: bytes, element: _Element, names: dict[bytes, str]) -> str | None:
     """The name of an AlgorithmIdentifier without parameters or with NULL ones; None if not in ``names``."""
     inner = _elements(der, element.start, element.end, 2)
-    if len(inner) == 2 and der[inner[1].at:inner[1].end] == b"\x05\x00":
+    if len(inner) == 2 and der[inner[1].at : inner[1].end] == b"\x05\x00":
         inner.pop()
     return names.get(_oid(der, inner[0])) if len(inner) == 1 else None
 
 
 def _value(der: bytes, element: _Element) -> bytes:
-    return der[element.start:element.end]
+    return der[element.start : element.end]
 
 
 def _check_strict_der(der: bytes, detached_content: bytes | None) -> SignedContent | None:
@@ -266,7 +299,7 @@ def _check_strict_der(der: bytes, detached_content: bytes | None) -> SignedConte
     certs = _elements(der, certificates.start, certificates.end)
     if any(c.tag != 0x30 for c in certs):
         return None
-    loaded = tuple(_load_certificate(der[c.at:c.end]) for c in certs)
+    loaded = tuple(_load_certificate(der[c.at : c.end]) for c in certs)
     signer_info = _elements(der, signer_infos.start, signer_infos.end)[0]
     parts = _elements(der, signer_info.start, signer_info.end, 7)
     if signer_info.tag != 0x30 or tuple(p.tag for p in parts) not in _SIGNER_INFO_SHAPES:
@@ -287,14 +320,16 @@ def _check_strict_der(der: bytes, detached_content: bytes | None) -> SignedConte
     if "message_digest" not in values:
         return None
     if "content_type" in values:
-        (declared_type,) = _elements(der, values["content_type"].start, values["content_type"].end, 1)
+        (declared_type,) = _elements(
+            der, values["content_type"].start, values["content_type"].end, 1
+        )
         if _oid(der, declared_type) != content_type:
             return None
     (declared,) = _inside(der, values["message_digest"], 0x04)
     algorithm = _HASHES[digest_name]()
     if not hmac.compare_digest(_value(der, declared), _digest(algorithm, content)):
         return None
-    to_verify = b"\x31" + der[attrs.at + 1:attrs.end]
+    to_verify = b"\x31" + der[attrs.at + 1 : attrs.end]
     key = signer.public_key
     if kind_name == "rsassa_pkcs1v15" and isinstance(key, rsa.RSAPublicKey):
         key.verify(_value(der, signature), to_verify, padding.PKCS1v15(), algorithm)
@@ -302,16 +337,23 @@ def _check_strict_der(der: bytes, detached_content: bytes | None) -> SignedConte
         key.verify(_value(der, signature), to_verify, ec.ECDSA(algorithm))
     else:
         return None
-    return SignedContent(signer.certificate, tuple(c.certificate for c in loaded), content, digest_name)
+    return SignedContent(
+        signer.certificate, tuple(c.certificate for c in loaded), content, digest_name
+    )
 
 
-def _strict_signer(der: bytes, sid: _Element, certs: tuple[_LoadedCertificate, ...]) -> _LoadedCertificate | None:
+def _strict_signer(
+    der: bytes, sid: _Element, certs: tuple[_LoadedCertificate, ...]
+) -> _LoadedCertificate | None:
     """``_find_signer`` on the DER of the signer identifier."""
     if sid.tag == 0x30:
         issuer, serial = _inside(der, sid, 0x30, 0x02)
-        issuer_der = der[issuer.at:issuer.end]
+        issuer_der = der[issuer.at : issuer.end]
         serial_number = int.from_bytes(_value(der, serial), "big", signed=True)
-        return next((c for c in certs if c.serial_number == serial_number and c.issuer_der == issuer_der), None)
+        return next(
+            (c for c in certs if c.serial_number == serial_number and c.issuer_der == issuer_der),
+            None,
+        )
     ski = _value(der, sid)
     return next((c for c in certs if c.subject_key_identifier == ski), None)
 
@@ -338,12 +380,17 @@ def _load_certificate(der: bytes) -> _LoadedCertificate:
     cert.subject.rfc4514_string()
     cert.issuer.rfc4514_string()
     try:
-        ski: bytes | None = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+        ski: bytes | None = cert.extensions.get_extension_for_class(
+            x509.SubjectKeyIdentifier
+        ).value.digest
     except x509.ExtensionNotFound:
         ski = None
     try:
         key: Any = cert.public_key()
-    except (ValueError, UnsupportedAlgorithm):  # then it cannot be the signer: "unsupported" if it is named
+    except (
+        ValueError,
+        UnsupportedAlgorithm,
+    ):  # then it cannot be the signer: "unsupported" if it is named
         key = None
     return _LoadedCertificate(cert, cert.issuer.public_bytes(), cert.serial_number, ski, key)
 
@@ -354,22 +401,32 @@ def _digest(algorithm: hashes.HashAlgorithm, data: bytes) -> bytes:
     return h.finalize()
 
 
-def _find_signer(sid: asn1_cms.SignerIdentifier,
-                 certs: tuple[_LoadedCertificate, ...]) -> _LoadedCertificate:
+def _find_signer(
+    sid: asn1_cms.SignerIdentifier, certs: tuple[_LoadedCertificate, ...]
+) -> _LoadedCertificate:
     for cert in certs:
         if sid.name == "issuer_and_serial_number":
             wanted = sid.chosen
-            if cert.serial_number == wanted["serial_number"].native and \
-                    cert.issuer_der == wanted["issuer"].dump():
+            if (
+                cert.serial_number == wanted["serial_number"].native
+                and cert.issuer_der == wanted["issuer"].dump()
+            ):
                 return cert
-        elif sid.name == "subject_key_identifier" and cert.subject_key_identifier is not None \
-                and cert.subject_key_identifier == sid.chosen.native:
+        elif (
+            sid.name == "subject_key_identifier"
+            and cert.subject_key_identifier is not None
+            and cert.subject_key_identifier == sid.chosen.native
+        ):
             return cert
     raise CmsFailure("malformed", "the signer's certificate is not included in the signature")
 
 
-def _verify_signature(cert: _LoadedCertificate, signer_info: asn1_cms.SignerInfo,
-                      algorithm: hashes.HashAlgorithm, data: bytes) -> None:
+def _verify_signature(
+    cert: _LoadedCertificate,
+    signer_info: asn1_cms.SignerInfo,
+    algorithm: hashes.HashAlgorithm,
+    data: bytes,
+) -> None:
     sig_algo = signer_info["signature_algorithm"]
     kind = sig_algo.signature_algo
     signature = signer_info["signature"].native
@@ -383,14 +440,22 @@ def _verify_signature(cert: _LoadedCertificate, signer_info: asn1_cms.SignerInfo
             mgf_hash = _HASHES.get(params["mask_gen_algorithm"]["parameters"]["algorithm"].native)
             if pss_hash is None or mgf_hash is None:
                 raise CmsFailure("unsupported", "the RSA-PSS parameters use an unaccepted hash")
-            key.verify(signature, data,
-                       padding.PSS(mgf=padding.MGF1(mgf_hash()),
-                                   salt_length=params["salt_length"].native), pss_hash())
+            key.verify(
+                signature,
+                data,
+                padding.PSS(mgf=padding.MGF1(mgf_hash()), salt_length=params["salt_length"].native),
+                pss_hash(),
+            )
         elif kind == "ecdsa" and isinstance(key, ec.EllipticCurvePublicKey):
             key.verify(signature, data, ec.ECDSA(algorithm))
         else:
-            raise CmsFailure("unsupported", f"the signature algorithm {kind} does not fit the "
-                             "signer's key or is not accepted")
+            raise CmsFailure(
+                "unsupported",
+                f"the signature algorithm {kind} does not fit the signer's key or is not accepted",
+            )
     except InvalidSignature:
-        raise CmsFailure("tampered", "the signature does not match the signed content: the "
-                         "message was altered or signed with another key") from None
+        raise CmsFailure(
+            "tampered",
+            "the signature does not match the signed content: the "
+            "message was altered or signed with another key",
+        ) from None

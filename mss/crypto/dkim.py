@@ -53,25 +53,39 @@ class DkimSigningKey:
         return f"{self.selector}._domainkey.{self.domain}".lower()
 
 
-def generate_signing_key(domain: str, selector: str, algorithm: Algorithm = "ed25519"
-                         ) -> DkimSigningKey:
+def generate_signing_key(
+    domain: str, selector: str, algorithm: Algorithm = "ed25519"
+) -> DkimSigningKey:
     """A fresh DKIM key pair (ed25519, or RSA 2048)."""
     if algorithm == "ed25519":
         key = ed25519.Ed25519PrivateKey.generate()
-        seed = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-                                 serialization.NoEncryption())
-        public = key.public_key().public_bytes(serialization.Encoding.Raw,
-                                               serialization.PublicFormat.Raw)
-        return DkimSigningKey(domain, selector, "ed25519", base64.b64encode(seed),
-                              f"v=DKIM1; k=ed25519; p={base64.b64encode(public).decode()}")
+        seed = key.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        public = key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        return DkimSigningKey(
+            domain,
+            selector,
+            "ed25519",
+            base64.b64encode(seed),
+            f"v=DKIM1; k=ed25519; p={base64.b64encode(public).decode()}",
+        )
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = rsa_key.private_bytes(serialization.Encoding.PEM,
-                                serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption())
-    spki = rsa_key.public_key().public_bytes(serialization.Encoding.DER,
-                                             serialization.PublicFormat.SubjectPublicKeyInfo)
-    return DkimSigningKey(domain, selector, "rsa", pem,
-                          f"v=DKIM1; k=rsa; p={base64.b64encode(spki).decode()}")
+    pem = rsa_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    spki = rsa_key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return DkimSigningKey(
+        domain, selector, "rsa", pem, f"v=DKIM1; k=rsa; p={base64.b64encode(spki).decode()}"
+    )
 
 
 def key_path(pki_dir: Path, domain: str, selector: str) -> Path:
@@ -95,8 +109,13 @@ def load_signing_key(pki_dir: Path, domain: str, selector: str) -> DkimSigningKe
     algorithm, record = header.decode().removeprefix("# ").split(" ", 1)
     if algorithm not in _SIGNATURE_ALGORITHM:
         raise ConfigError(f"{path}: unknown DKIM key algorithm {algorithm!r}")
-    return DkimSigningKey(domain, selector, algorithm,  # type: ignore[arg-type]
-                          private.strip() + (b"\n" if algorithm == "rsa" else b""), record)
+    return DkimSigningKey(
+        domain,
+        selector,
+        algorithm,  # type: ignore[arg-type]
+        private.strip() + (b"\n" if algorithm == "rsa" else b""),
+        record,
+    )
 
 
 class DkimKeyTable:
@@ -125,8 +144,10 @@ class DkimKeyTable:
                 continue
             parts = line.split(None, 1)
             if len(parts) != 2 or "._domainkey." not in parts[0]:
-                raise ConfigError(f"{path}, line {number}: expected "
-                                  "'<selector>._domainkey.<domain> v=DKIM1; k=...; p=...'")
+                raise ConfigError(
+                    f"{path}, line {number}: expected "
+                    "'<selector>._domainkey.<domain> v=DKIM1; k=...; p=...'"
+                )
             table.add(parts[0], parts[1])
         return table
 
@@ -166,12 +187,17 @@ class DkimResult:
         return clause
 
 
-def sign(message: bytes, key: DkimSigningKey, *,
-         headers: list[bytes] | None = None) -> bytes:
+def sign(message: bytes, key: DkimSigningKey, *, headers: list[bytes] | None = None) -> bytes:
     """The message with a DKIM-Signature header prepended (relaxed/simple canonicalization)."""
-    signature = dkimpy.sign(message, key.selector.encode(), key.domain.encode(), key.private,
-                            signature_algorithm=_SIGNATURE_ALGORITHM[key.algorithm],
-                            include_headers=headers, canonicalize=(b"relaxed", b"simple"))
+    signature = dkimpy.sign(
+        message,
+        key.selector.encode(),
+        key.domain.encode(),
+        key.private,
+        signature_algorithm=_SIGNATURE_ALGORITHM[key.algorithm],
+        include_headers=headers,
+        canonicalize=(b"relaxed", b"simple"),
+    )
     return bytes(signature) + message
 
 
@@ -189,8 +215,12 @@ def verify(message: bytes, table: DkimKeyTable) -> DkimResult:
     if domain is None and selector is None and _tag(message, "b") is None:
         return DkimResult("none", "the message carries no DKIM signature")
     if table.lookup(f"{selector}._domainkey.{domain}") is None:
-        return DkimResult("permerror", f"no DKIM key is known for {selector}._domainkey.{domain}",
-                          domain, selector)
+        return DkimResult(
+            "permerror",
+            f"no DKIM key is known for {selector}._domainkey.{domain}",
+            domain,
+            selector,
+        )
     checker = dkimpy.DKIM(message, minkey=1024)
     try:
         passed = checker.verify(dnsfunc=table.lookup)
@@ -198,15 +228,22 @@ def verify(message: bytes, table: DkimKeyTable) -> DkimResult:
         if "body hash mismatch" in str(exc):
             passed = False
         else:
-            return DkimResult("permerror", f"the DKIM signature cannot be checked: {exc}",
-                              domain, selector)
+            return DkimResult(
+                "permerror", f"the DKIM signature cannot be checked: {exc}", domain, selector
+            )
     except Exception as exc:  # noqa: BLE001 - a key of the wrong type makes nacl raise
-        return DkimResult("permerror", f"the DKIM signature cannot be checked: {exc}",
-                          domain, selector)
+        return DkimResult(
+            "permerror", f"the DKIM signature cannot be checked: {exc}", domain, selector
+        )
     if passed:
         return DkimResult("pass", f"valid DKIM signature of {domain}", domain, selector)
-    return DkimResult("fail", "the DKIM signature does not match the message (changed in "
-                      "transit or signed with another key)", domain, selector)
+    return DkimResult(
+        "fail",
+        "the DKIM signature does not match the message (changed in "
+        "transit or signed with another key)",
+        domain,
+        selector,
+    )
 
 
 async def sign_async(message: bytes, key: DkimSigningKey) -> bytes:

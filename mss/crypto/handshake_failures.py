@@ -55,7 +55,9 @@ class _Window:
 class HandshakeFailures:
     """The rate-limited log of failed handshakes, one window of ``WINDOW_SECONDS`` per listener."""
 
-    def __init__(self, per_minute: int = PER_MINUTE, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, per_minute: int = PER_MINUTE, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.per_minute = per_minute
         self.clock = clock
         self._windows: dict[str, _Window] = {}
@@ -70,7 +72,12 @@ class HandshakeFailures:
             window = self._windows[listener] = _Window(now)
         if window.logged < self.per_minute:
             window.logged += 1
-            log.warning("TLS handshake failed on %s from %s: %s", listener, _peer_text(peer), describe(error))
+            log.warning(
+                "TLS handshake failed on %s from %s: %s",
+                listener,
+                _peer_text(peer),
+                describe(error),
+            )
             return
         if window.unlogged == 0:
             self._summary_later(listener, window)
@@ -83,8 +90,11 @@ class HandshakeFailures:
 
     def _summarise(self, listener: str, window: _Window) -> None:
         if window.unlogged:
-            log.warning("TLS handshake failed %d more times on %s within a minute (not logged one by one)",
-                        window.unlogged, listener)
+            log.warning(
+                "TLS handshake failed %d more times on %s within a minute (not logged one by one)",
+                window.unlogged,
+                listener,
+            )
             window.unlogged = 0
 
     def _summary_later(self, listener: str, window: _Window) -> None:
@@ -115,7 +125,9 @@ def _is_handshake_failure(context: Mapping[str, Any]) -> bool:
 def _address(context: Mapping[str, Any], name: str) -> Any:
     for key in ("transport", "protocol"):
         holder = context.get(key)
-        get_extra_info = getattr(holder, "get_extra_info", None) or getattr(holder, "_get_extra_info", None)
+        get_extra_info = getattr(holder, "get_extra_info", None) or getattr(
+            holder, "_get_extra_info", None
+        )
         if get_extra_info is not None:
             try:
                 found = get_extra_info(name)
@@ -147,7 +159,9 @@ def install(loop: asyncio.AbstractEventLoop, listeners: Mapping[int, str] | None
         if _is_handshake_failure(context):
             local = _address(context, "sockname")
             port = local[1] if isinstance(local, tuple) and len(local) >= 2 else None
-            listener = names.get(port, f"port {port}") if port is not None else "an implicit-TLS port"
+            listener = (
+                names.get(port, f"port {port}") if port is not None else "an implicit-TLS port"
+            )
             report(listener, _address(context, "peername"), context.get("exception"))
             return
         if previous is not None:

@@ -41,8 +41,7 @@ MEMORY_COST_KIB = 19 * 1024
 PARALLELISM = 1
 HASH_SLOTS = 2  # concurrent argon2 computations per process: one per core here
 
-_hasher = PasswordHasher(time_cost=TIME_COST, memory_cost=MEMORY_COST_KIB,
-                         parallelism=PARALLELISM)
+_hasher = PasswordHasher(time_cost=TIME_COST, memory_cost=MEMORY_COST_KIB, parallelism=PARALLELISM)
 _slots: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
 
 
@@ -146,21 +145,27 @@ def verify_secret_now(stored_hash: str | None, secret: str, *, account: str = ""
         _verify_now(_DUMMY_HASH, secret)  # the same cost whether or not the account exists
         return PasswordCheck(False)
     if account and cache.hit(account, stored_hash, secret):
-        return PasswordCheck(True, cached=True, needs_rehash=_hasher.check_needs_rehash(stored_hash))
+        return PasswordCheck(
+            True, cached=True, needs_rehash=_hasher.check_needs_rehash(stored_hash)
+        )
     check = _verify_now(stored_hash, secret)
     if check.ok and account:
         cache.remember(account, stored_hash, secret)
     return check
 
 
-async def verify_secret(stored_hash: str | None, secret: str, *, account: str = "") -> PasswordCheck:
+async def verify_secret(
+    stored_hash: str | None, secret: str, *, account: str = ""
+) -> PasswordCheck:
     """Check ``secret`` against an argon2 hash; a missing hash costs the same and fails.
 
     With ``account`` (a stable name: a mailbox address, a patient id) a success
     is remembered for ``cache.seconds`` and a repeat is answered without argon2.
     """
     if stored_hash and account and cache.hit(account, stored_hash, secret):
-        return PasswordCheck(True, cached=True, needs_rehash=_hasher.check_needs_rehash(stored_hash))
+        return PasswordCheck(
+            True, cached=True, needs_rehash=_hasher.check_needs_rehash(stored_hash)
+        )
     async with _slot():
         check = await asyncio.to_thread(_verify_now, stored_hash or _DUMMY_HASH, secret)
     if not stored_hash:

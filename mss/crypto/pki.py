@@ -124,11 +124,18 @@ def _write_index(layout: PkiLayout, index: dict[str, Any]) -> None:
 
 def _record(layout: PkiLayout, cert: x509.Certificate, kind: str, issuer: str, path: Path) -> None:
     index = _read_index(layout)
-    index["certificates"].append({
-        "serial": format(cert.serial_number, "X"), "kind": kind, "issuer": issuer,
-        "subject": profiles.subject_text(cert.subject), "path": str(path.relative_to(layout.root)),
-        "not_after": cert.not_valid_after_utc.isoformat(), "revoked_at": None, "reason": None,
-    })
+    index["certificates"].append(
+        {
+            "serial": format(cert.serial_number, "X"),
+            "kind": kind,
+            "issuer": issuer,
+            "subject": profiles.subject_text(cert.subject),
+            "path": str(path.relative_to(layout.root)),
+            "not_after": cert.not_valid_after_utc.isoformat(),
+            "revoked_at": None,
+            "reason": None,
+        }
+    )
     _write_index(layout, index)
 
 
@@ -138,9 +145,15 @@ def _intermediate(layout: PkiLayout) -> tuple[x509.Certificate, PrivateKey]:
     return load_cert(layout.intermediate_cert), load_key(layout.intermediate_key)
 
 
-def make_ca(directory: Path, label: str, *, key_type: KeyType = "rsa", force: bool = False,
-            not_before: dt.datetime | None = None,
-            not_after: dt.datetime | None = None) -> PkiLayout:
+def make_ca(
+    directory: Path,
+    label: str,
+    *,
+    key_type: KeyType = "rsa",
+    force: bool = False,
+    not_before: dt.datetime | None = None,
+    not_after: dt.datetime | None = None,
+) -> PkiLayout:
     """A root and an intermediate CA in ``directory`` (kept as is unless ``force``)."""
     layout = PkiLayout(Path(directory))
     if layout.exists() and not force:
@@ -151,12 +164,27 @@ def make_ca(directory: Path, label: str, *, key_type: KeyType = "rsa", force: bo
     layout.root.mkdir(parents=True, exist_ok=True)
     layout.root.chmod(0o700)
     root_key = generate_key(key_type)
-    root = build_certificate(profiles.ca_subject(label, "Root CA"), root_key, None, ca=True,
-                             path_length=1, days=3650, not_before=not_before, not_after=not_after)
+    root = build_certificate(
+        profiles.ca_subject(label, "Root CA"),
+        root_key,
+        None,
+        ca=True,
+        path_length=1,
+        days=3650,
+        not_before=not_before,
+        not_after=not_after,
+    )
     inter_key = generate_key(key_type)
-    inter = build_certificate(profiles.ca_subject(label, "Intermediate CA"), inter_key,
-                              (root, root_key), ca=True, path_length=0, days=1825,
-                              not_before=not_before, not_after=not_after)
+    inter = build_certificate(
+        profiles.ca_subject(label, "Intermediate CA"),
+        inter_key,
+        (root, root_key),
+        ca=True,
+        path_length=0,
+        days=1825,
+        not_before=not_before,
+        not_after=not_after,
+    )
     write_private(layout.root_key, key_pem(root_key))
     write_private(layout.intermediate_key, key_pem(inter_key))
     write_public(layout.root_cert, cert_pem(root))
@@ -169,23 +197,47 @@ def make_ca(directory: Path, label: str, *, key_type: KeyType = "rsa", force: bo
     return layout
 
 
-def init_pki(pki_dir: Path, hostnames: Sequence[str], *, operator_domain: str | None = None,
-             key_type: KeyType = "rsa", force: bool = False, crl_path: Path | None = None,
-             label: str = DEV_CA_LABEL, dkim_selector: str = "dev") -> PkiLayout:
+def init_pki(
+    pki_dir: Path,
+    hostnames: Sequence[str],
+    *,
+    operator_domain: str | None = None,
+    key_type: KeyType = "rsa",
+    force: bool = False,
+    crl_path: Path | None = None,
+    label: str = DEV_CA_LABEL,
+    dkim_selector: str = "dev",
+) -> PkiLayout:
     """The development PKI: CAs, the hub's TLS and operator certificates, CRLs, a DKIM key.
 
     An existing PKI is kept (missing pieces are added) unless ``force``.
     """
     layout = make_ca(Path(pki_dir), label, key_type=key_type, force=force)
     if force or not layout.server.cert.is_file():
-        _issue(layout, "server", profiles.mailbox_subject(hostnames[0] if hostnames else "localhost",
-                                                          None, DEV_CA_LABEL),
-               profiles.server_names(hostnames), profiles.SERVER_EKU, layout.server, key_type,
-               days=397)
+        _issue(
+            layout,
+            "server",
+            profiles.mailbox_subject(
+                hostnames[0] if hostnames else "localhost", None, DEV_CA_LABEL
+            ),
+            profiles.server_names(hostnames),
+            profiles.SERVER_EKU,
+            layout.server,
+            key_type,
+            days=397,
+        )
     domain = operator_domain or (hostnames[-1] if hostnames else "localhost")
     if force or not layout.operator.cert.is_file():
-        _issue(layout, "operator", profiles.operator_subject(domain), [x509.DNSName(domain)],
-               profiles.OPERATOR_EKU, layout.operator, key_type, days=397)
+        _issue(
+            layout,
+            "operator",
+            profiles.operator_subject(domain),
+            [x509.DNSName(domain)],
+            profiles.OPERATOR_EKU,
+            layout.operator,
+            key_type,
+            days=397,
+        )
     _ensure_dkim_key(layout, domain, dkim_selector)
     write_crls(layout.root, crl_path=crl_path)
     return layout
@@ -199,76 +251,166 @@ def _ensure_dkim_key(layout: PkiLayout, domain: str, selector: str) -> None:
         dkim.save_signing_key(layout.root, dkim.generate_signing_key(domain, selector))
 
 
-def _issue(layout: PkiLayout, kind: str, subject: x509.Name, san: Sequence[x509.GeneralName],
-           eku: Sequence[x509.ObjectIdentifier], target: Issued, key_type: KeyType | None, *,
-           days: int = 730, not_before: dt.datetime | None = None,
-           not_after: dt.datetime | None = None) -> Issued:
+def _issue(
+    layout: PkiLayout,
+    kind: str,
+    subject: x509.Name,
+    san: Sequence[x509.GeneralName],
+    eku: Sequence[x509.ObjectIdentifier],
+    target: Issued,
+    key_type: KeyType | None,
+    *,
+    days: int = 730,
+    not_before: dt.datetime | None = None,
+    not_after: dt.datetime | None = None,
+) -> Issued:
     inter, inter_key = _intermediate(layout)
     key = generate_key(key_type or key_type_of(inter_key))
-    cert = build_certificate(subject, key, (inter, inter_key), eku=eku, san=san, days=days,
-                             not_before=not_before, not_after=not_after)
+    cert = build_certificate(
+        subject,
+        key,
+        (inter, inter_key),
+        eku=eku,
+        san=san,
+        days=days,
+        not_before=not_before,
+        not_after=not_after,
+    )
     write_private(target.key, key_pem(key))
     write_public(target.cert, cert_pem(cert, inter))
     _record(layout, cert, kind, "intermediate", target.cert)
     return target
 
 
-def issue_smime(pki_dir: Path, address: str, *, id_nat: str | None = None,
-                common_name: str | None = None, title: str | None = None,
-                key_type: KeyType | None = None, not_before: dt.datetime | None = None,
-                not_after: dt.datetime | None = None, eku: Sequence[x509.ObjectIdentifier] | None = None,
-                days: int = 730, label: str | None = None) -> Issued:
+def issue_smime(
+    pki_dir: Path,
+    address: str,
+    *,
+    id_nat: str | None = None,
+    common_name: str | None = None,
+    title: str | None = None,
+    key_type: KeyType | None = None,
+    not_before: dt.datetime | None = None,
+    not_after: dt.datetime | None = None,
+    eku: Sequence[x509.ObjectIdentifier] | None = None,
+    days: int = 730,
+    label: str | None = None,
+) -> Issued:
     """An S/MIME signing certificate for ``address`` (emailProtection, SAN rfc822Name, idNat)."""
     layout = PkiLayout(Path(pki_dir))
     address = _check_address(address)
-    subject = (profiles.professional_subject(id_nat, common_name, title) if id_nat
-               else profiles.mailbox_subject(address, common_name, DEV_CA_LABEL))
+    subject = (
+        profiles.professional_subject(id_nat, common_name, title)
+        if id_nat
+        else profiles.mailbox_subject(address, common_name, DEV_CA_LABEL)
+    )
     target = _target(layout, "smime", label or address)
-    return _issue(layout, "smime", subject, [x509.RFC822Name(address)],
-                  profiles.SMIME_EKU if eku is None else eku, target, key_type, days=days,
-                  not_before=not_before, not_after=not_after)
+    return _issue(
+        layout,
+        "smime",
+        subject,
+        [x509.RFC822Name(address)],
+        profiles.SMIME_EKU if eku is None else eku,
+        target,
+        key_type,
+        days=days,
+        not_before=not_before,
+        not_after=not_after,
+    )
 
 
-def issue_client(pki_dir: Path, address: str, *, id_nat: str | None = None,
-                 common_name: str | None = None, title: str | None = None,
-                 key_type: KeyType | None = None,
-                 not_before: dt.datetime | None = None, not_after: dt.datetime | None = None,
-                 days: int = 730, label: str | None = None) -> Issued:
+def issue_client(
+    pki_dir: Path,
+    address: str,
+    *,
+    id_nat: str | None = None,
+    common_name: str | None = None,
+    title: str | None = None,
+    key_type: KeyType | None = None,
+    not_before: dt.datetime | None = None,
+    not_after: dt.datetime | None = None,
+    days: int = 730,
+    label: str | None = None,
+) -> Issued:
     """A TLS client-authentication certificate: an applicative (APP) mailbox's, or with ``id_nat``
     a professional's, whose subject carries the idNat as the health PKI's (IGC-Santé) cards do.
     """
     layout = PkiLayout(Path(pki_dir))
     address = _check_address(address)
     target = _target(layout, "client", label or address)
-    subject = (profiles.professional_subject(id_nat, common_name, title) if id_nat
-               else profiles.mailbox_subject(address, common_name, DEV_CA_LABEL))
-    return _issue(layout, "client", subject,
-                  [x509.RFC822Name(address)], profiles.CLIENT_EKU, target, key_type, days=days,
-                  not_before=not_before, not_after=not_after)
+    subject = (
+        profiles.professional_subject(id_nat, common_name, title)
+        if id_nat
+        else profiles.mailbox_subject(address, common_name, DEV_CA_LABEL)
+    )
+    return _issue(
+        layout,
+        "client",
+        subject,
+        [x509.RFC822Name(address)],
+        profiles.CLIENT_EKU,
+        target,
+        key_type,
+        days=days,
+        not_before=not_before,
+        not_after=not_after,
+    )
 
 
-def issue_operator(pki_dir: Path, domain: str, *, siret: str | None = None,
-                   key_type: KeyType | None = None, not_before: dt.datetime | None = None,
-                   not_after: dt.datetime | None = None, days: int = 397,
-                   label: str | None = None) -> Issued:
+def issue_operator(
+    pki_dir: Path,
+    domain: str,
+    *,
+    siret: str | None = None,
+    key_type: KeyType | None = None,
+    not_before: dt.datetime | None = None,
+    not_after: dt.datetime | None = None,
+    days: int = 397,
+    label: str | None = None,
+) -> Issued:
     """An operator certificate for relay mutual TLS (clientAuth + serverAuth, SAN DNS domain)."""
     layout = PkiLayout(Path(pki_dir))
     target = _target(layout, "operator", label or domain)
-    return _issue(layout, "operator", profiles.operator_subject(domain, siret),
-                  [x509.DNSName(domain)], profiles.OPERATOR_EKU, target, key_type, days=days,
-                  not_before=not_before, not_after=not_after)
+    return _issue(
+        layout,
+        "operator",
+        profiles.operator_subject(domain, siret),
+        [x509.DNSName(domain)],
+        profiles.OPERATOR_EKU,
+        target,
+        key_type,
+        days=days,
+        not_before=not_before,
+        not_after=not_after,
+    )
 
 
-def issue_server(pki_dir: Path, hostnames: Sequence[str], *, key_type: KeyType | None = None,
-                 not_before: dt.datetime | None = None, not_after: dt.datetime | None = None,
-                 days: int = 397, label: str | None = None) -> Issued:
+def issue_server(
+    pki_dir: Path,
+    hostnames: Sequence[str],
+    *,
+    key_type: KeyType | None = None,
+    not_before: dt.datetime | None = None,
+    not_after: dt.datetime | None = None,
+    days: int = 397,
+    label: str | None = None,
+) -> Issued:
     """A TLS server certificate for ``hostnames`` (plus localhost, 127.0.0.1 and ::1)."""
     layout = PkiLayout(Path(pki_dir))
     host = hostnames[0] if hostnames else "localhost"
     target = _target(layout, "server", label or host)
-    return _issue(layout, "server", profiles.mailbox_subject(host, None, DEV_CA_LABEL),
-                  profiles.server_names(hostnames), profiles.SERVER_EKU, target, key_type,
-                  days=days, not_before=not_before, not_after=not_after)
+    return _issue(
+        layout,
+        "server",
+        profiles.mailbox_subject(host, None, DEV_CA_LABEL),
+        profiles.server_names(hostnames),
+        profiles.SERVER_EKU,
+        target,
+        key_type,
+        days=days,
+        not_before=not_before,
+        not_after=not_after,
+    )
 
 
 def _target(layout: PkiLayout, kind: str, label: str) -> Issued:
@@ -299,9 +441,14 @@ def _serial_of(layout: PkiLayout, cert_or_serial: str | Path | int) -> int:
     return int(text, 16)
 
 
-def revoke(pki_dir: Path, cert_or_serial: str | Path | int, *,
-           reason: x509.ReasonFlags = x509.ReasonFlags.unspecified, at: dt.datetime | None = None,
-           crl_path: Path | None = None) -> int:
+def revoke(
+    pki_dir: Path,
+    cert_or_serial: str | Path | int,
+    *,
+    reason: x509.ReasonFlags = x509.ReasonFlags.unspecified,
+    at: dt.datetime | None = None,
+    crl_path: Path | None = None,
+) -> int:
     """Revoke a certificate of this PKI (by file or hex serial) and rewrite the CRLs."""
     layout = PkiLayout(Path(pki_dir))
     _intermediate(layout)  # refuses early when there is no PKI
@@ -320,8 +467,13 @@ def revoke(pki_dir: Path, cert_or_serial: str | Path | int, *,
     return serial
 
 
-def write_crls(pki_dir: Path, *, crl_path: Path | None = None, at: dt.datetime | None = None,
-               validity: dt.timedelta = CRL_VALIDITY) -> Path:
+def write_crls(
+    pki_dir: Path,
+    *,
+    crl_path: Path | None = None,
+    at: dt.datetime | None = None,
+    validity: dt.timedelta = CRL_VALIDITY,
+) -> Path:
     """Re-sign both CRLs (root's and intermediate's) with a fresh nextUpdate; returns crl_path."""
     layout = PkiLayout(Path(pki_dir))
     now = at or utcnow()
@@ -330,22 +482,37 @@ def write_crls(pki_dir: Path, *, crl_path: Path | None = None, at: dt.datetime |
     _write_index(layout, index)
     pems = []
     for issuer, cert_path, key_path, out in (
-            ("intermediate", layout.intermediate_cert, layout.intermediate_key, layout.intermediate_crl),
-            ("root", layout.root_cert, layout.root_key, layout.root_crl)):
+        (
+            "intermediate",
+            layout.intermediate_cert,
+            layout.intermediate_key,
+            layout.intermediate_crl,
+        ),
+        ("root", layout.root_cert, layout.root_key, layout.root_crl),
+    ):
         ca, ca_key = load_cert(cert_path), load_key(key_path)
-        builder = (x509.CertificateRevocationListBuilder().issuer_name(ca.subject)
-                   .last_update(now).next_update(now + validity)
-                   .add_extension(x509.CRLNumber(index["crl_number"]), critical=False)
-                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                       ca.public_key()), critical=False))  # type: ignore[arg-type]
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(ca.subject)
+            .last_update(now)
+            .next_update(now + validity)
+            .add_extension(x509.CRLNumber(index["crl_number"]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.public_key()), critical=False
+            )
+        )  # type: ignore[arg-type]
         for entry in index["certificates"]:
             if entry["issuer"] != issuer or entry["revoked_at"] is None or entry["kind"] == "root":
                 continue
-            revoked = (x509.RevokedCertificateBuilder().serial_number(int(entry["serial"], 16))
-                       .revocation_date(dt.datetime.fromisoformat(entry["revoked_at"])))
+            revoked = (
+                x509.RevokedCertificateBuilder()
+                .serial_number(int(entry["serial"], 16))
+                .revocation_date(dt.datetime.fromisoformat(entry["revoked_at"]))
+            )
             if entry["reason"] and entry["reason"] != "unspecified":
                 revoked = revoked.add_extension(
-                    x509.CRLReason(x509.ReasonFlags(entry["reason"])), critical=False)
+                    x509.CRLReason(x509.ReasonFlags(entry["reason"])), critical=False
+                )
             builder = builder.add_revoked_certificate(revoked.build())
         pem = builder.sign(ca_key, hashes.SHA256()).public_bytes(Encoding.PEM)
         write_public(out, pem)
@@ -370,14 +537,22 @@ def list_certificates(pki_dir: Path) -> list[CertificateEntry]:
     layout = PkiLayout(Path(pki_dir))
     if not layout.index.is_file():
         raise InvalidInput(f"no PKI in {layout.root}: run 'mss pki init' first")
-    return [CertificateEntry(e["serial"], e["kind"], e["subject"], layout.root / e["path"],
-                             dt.datetime.fromisoformat(e["not_after"]),
-                             dt.datetime.fromisoformat(e["revoked_at"]) if e["revoked_at"] else None)
-            for e in _read_index(layout)["certificates"]]
+    return [
+        CertificateEntry(
+            e["serial"],
+            e["kind"],
+            e["subject"],
+            layout.root / e["path"],
+            dt.datetime.fromisoformat(e["not_after"]),
+            dt.datetime.fromisoformat(e["revoked_at"]) if e["revoked_at"] else None,
+        )
+        for e in _read_index(layout)["certificates"]
+    ]
 
 
-def export_pkcs12(pki_dir: Path, address: str, password: str, target: Path, *,
-                  kind: str = "smime") -> Path:
+def export_pkcs12(
+    pki_dir: Path, address: str, password: str, target: Path, *, kind: str = "smime"
+) -> Path:
     """Write the issued certificate of ``address``, its whole chain up to the root, and its key (0600).
 
     The root is included so that a client that builds the chain from the
@@ -389,14 +564,20 @@ def export_pkcs12(pki_dir: Path, address: str, password: str, target: Path, *,
     layout = PkiLayout(Path(pki_dir))
     issued = _target(layout, kind, _check_address(address))
     if not issued.cert.is_file() or not issued.key.is_file():
-        raise InvalidInput(f"no {kind} certificate for {address} in {Path(pki_dir).resolve()}: "
-                           f"run 'mss pki issue {address}' first (or point mss at the data folder "
-                           "that holds it with --data-dir or --config)")
+        raise InvalidInput(
+            f"no {kind} certificate for {address} in {Path(pki_dir).resolve()}: "
+            f"run 'mss pki issue {address}' first (or point mss at the data folder "
+            "that holds it with --data-dir or --config)"
+        )
     leaf, *chain = load_certs(issued.cert)
     if layout.root_cert.is_file():
         chain += [root for root in load_certs(layout.root_cert) if root not in chain]
     data = pkcs12.serialize_key_and_certificates(
-        address.encode(), load_key(issued.key), leaf, chain or None,  # type: ignore[arg-type]
-        BestAvailableEncryption(password.encode()))
+        address.encode(),
+        load_key(issued.key),
+        leaf,
+        chain or None,  # type: ignore[arg-type]
+        BestAvailableEncryption(password.encode()),
+    )
     write_private(target, data)
     return target

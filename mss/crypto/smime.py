@@ -45,16 +45,36 @@ from mss.crypto.trust import TrustStore
 from mss.email_policy import header_fields, plain_content_type
 from mss.policy.signature import signature_verdict
 
-Status = Literal["valid", "none", "encrypted", "compressed", "tampered", "unknown_ca", "expired",
-                 "revoked", "address_mismatch", "malformed", "unsupported", "bad_eku"]
+Status = Literal[
+    "valid",
+    "none",
+    "encrypted",
+    "compressed",
+    "tampered",
+    "unknown_ca",
+    "expired",
+    "revoked",
+    "address_mismatch",
+    "malformed",
+    "unsupported",
+    "bad_eku",
+]
 # What a message is, S/MIME-wise, at its top level.
 Kind = Literal["signed", "opaque_signed", "enveloped", "auth_enveloped", "compressed", "unsigned"]
 _KIND_OF_CONTENT: dict[str, Kind] = {
-    "signed_data": "opaque_signed", "enveloped_data": "enveloped",
-    "authenticated_enveloped_data": "auth_enveloped", "compressed_data": "compressed",
+    "signed_data": "opaque_signed",
+    "enveloped_data": "enveloped",
+    "authenticated_enveloped_data": "auth_enveloped",
+    "compressed_data": "compressed",
 }
-_AUTH_RESULT = {"valid": "pass", "none": "none", "encrypted": "neutral", "compressed": "neutral",
-                "malformed": "permerror", "unsupported": "permerror"}
+_AUTH_RESULT = {
+    "valid": "pass",
+    "none": "none",
+    "encrypted": "neutral",
+    "compressed": "neutral",
+    "malformed": "permerror",
+    "unsupported": "permerror",
+}
 _SIGNATURE_TYPES = {"application/pkcs7-signature", "application/x-pkcs7-signature"}
 _HEADERS = BytesParser(policy=email.policy.compat32)  # header blocks only (headersonly=True)
 _OPAQUE_TYPES = {"application/pkcs7-mime", "application/x-pkcs7-mime"}
@@ -104,15 +124,29 @@ def auth_result_word(status: str) -> str:
     return _AUTH_RESULT.get(status, "fail")
 
 
-def _result(status: Status, reason: str, signer: x509.Certificate | None = None,
-            content: bytes | None = None, reason_fr: str | None = None) -> SignatureResult:
-    facts = _signer_facts(signer) if signer is not None else _SignerFacts((), None, None, None, None)
+def _result(
+    status: Status,
+    reason: str,
+    signer: x509.Certificate | None = None,
+    content: bytes | None = None,
+    reason_fr: str | None = None,
+) -> SignatureResult:
+    facts = (
+        _signer_facts(signer) if signer is not None else _SignerFacts((), None, None, None, None)
+    )
     enhanced, _, french = signature_verdict(status)
     return SignatureResult(
-        status=status, reason=reason, reason_fr=reason_fr or french,
-        smtp_status=enhanced, signer_address=facts.address,
-        signer_subject=facts.subject, signer_id_nat=facts.id_nat, signer_serial=facts.serial,
-        signer_certificate=signer, content=content)
+        status=status,
+        reason=reason,
+        reason_fr=reason_fr or french,
+        smtp_status=enhanced,
+        signer_address=facts.address,
+        signer_subject=facts.subject,
+        signer_id_nat=facts.id_nat,
+        signer_serial=facts.serial,
+        signer_certificate=signer,
+        content=content,
+    )
 
 
 class _SignerFacts(NamedTuple):
@@ -127,9 +161,13 @@ class _SignerFacts(NamedTuple):
 def _signer_facts(cert: x509.Certificate) -> _SignerFacts:
     """What a result reports of its signer, read once per certificate: a sender signs many messages."""
     addresses = rfc822_names(cert)
-    return _SignerFacts(tuple(a.lower() for a in addresses), addresses[0] if addresses else None,
-                        subject_text(cert.subject), id_nat_from_subject(cert.subject),
-                        format(cert.serial_number, "X"))
+    return _SignerFacts(
+        tuple(a.lower() for a in addresses),
+        addresses[0] if addresses else None,
+        subject_text(cert.subject),
+        id_nat_from_subject(cert.subject),
+        format(cert.serial_number, "X"),
+    )
 
 
 @functools.lru_cache(maxsize=1024)
@@ -138,6 +176,7 @@ def _sender_address(from_address: str) -> str:
 
 
 # --- MIME framing -------------------------------------------------------------------------
+
 
 def canonical(data: bytes) -> bytes:
     """Every line ending as CRLF (RFC 8551 section 3.1.1)."""
@@ -151,7 +190,7 @@ def split_head(raw: bytes) -> tuple[bytes, bytes]:
     match = re.search(rb"\r?\n\r?\n", raw)
     if match is None:
         return raw, b""
-    return raw[:match.end()], raw[match.end():]
+    return raw[: match.end()], raw[match.end() :]
 
 
 def _header_fields(head: bytes) -> list[bytes]:
@@ -191,17 +230,26 @@ def _assemble(outer: Sequence[bytes], content_headers: Sequence[bytes], body: by
 def base64_lines(der: bytes) -> bytes:
     """Base64 in lines of 76 characters, each ending in CRLF (RFC 2045 section 6.8)."""
     text = base64.b64encode(der)
-    return b"\r\n".join(text[i:i + 76] for i in range(0, len(text), 76)) + b"\r\n"
+    return b"\r\n".join(text[i : i + 76] for i in range(0, len(text), 76)) + b"\r\n"
 
 
 # --- signing ------------------------------------------------------------------------------
 
-def sign(mime_bytes: bytes, cert: x509.Certificate, key: PrivateKey, *, detached: bool = True,
-         chain: Sequence[x509.Certificate] = (), digest: str = "sha256") -> bytes:
+
+def sign(
+    mime_bytes: bytes,
+    cert: x509.Certificate,
+    key: PrivateKey,
+    *,
+    detached: bool = True,
+    chain: Sequence[x509.Certificate] = (),
+    digest: str = "sha256",
+) -> bytes:
     """A complete signed message: multipart/signed (detached) or application/pkcs7-mime (opaque)."""
     outer, inner = split_entity(mime_bytes)
-    algorithm = {"sha256": hashes.SHA256(), "sha384": hashes.SHA384(),
-                 "sha512": hashes.SHA512()}[digest]
+    algorithm = {"sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}[
+        digest
+    ]
     builder = pkcs7.PKCS7SignatureBuilder().set_data(inner).add_signer(cert, key, algorithm)  # type: ignore[arg-type]
     for extra in chain:
         if extra != cert:
@@ -211,24 +259,45 @@ def sign(mime_bytes: bytes, cert: x509.Certificate, key: PrivateKey, *, detached
         options.append(pkcs7.PKCS7Options.DetachedSignature)
     der = builder.sign(serialization.Encoding.DER, options)
     if not detached:
-        return _assemble(outer, [
-            b'Content-Type: application/pkcs7-mime; smime-type=signed-data; name="smime.p7m"',
-            b"Content-Transfer-Encoding: base64",
-            b'Content-Disposition: attachment; filename="smime.p7m"'], base64_lines(der))
+        return _assemble(
+            outer,
+            [
+                b'Content-Type: application/pkcs7-mime; smime-type=signed-data; name="smime.p7m"',
+                b"Content-Transfer-Encoding: base64",
+                b'Content-Disposition: attachment; filename="smime.p7m"',
+            ],
+            base64_lines(der),
+        )
     boundary = f"----=_mss_signed_{secrets.token_hex(12)}".encode()
-    body = (b"This is an S/MIME signed message\r\n\r\n--" + boundary + b"\r\n" + inner
-            + b"\r\n--" + boundary + b"\r\n"
-            + b'Content-Type: application/pkcs7-signature; name="smime.p7s"\r\n'
-            + b"Content-Transfer-Encoding: base64\r\n"
-            + b'Content-Disposition: attachment; filename="smime.p7s"\r\n\r\n'
-            + base64_lines(der) + b"\r\n--" + boundary + b"--\r\n")
+    body = (
+        b"This is an S/MIME signed message\r\n\r\n--"
+        + boundary
+        + b"\r\n"
+        + inner
+        + b"\r\n--"
+        + boundary
+        + b"\r\n"
+        + b'Content-Type: application/pkcs7-signature; name="smime.p7s"\r\n'
+        + b"Content-Transfer-Encoding: base64\r\n"
+        + b'Content-Disposition: attachment; filename="smime.p7s"\r\n\r\n'
+        + base64_lines(der)
+        + b"\r\n--"
+        + boundary
+        + b"--\r\n"
+    )
     micalg = _MICALG[digest].encode()
-    return _assemble(outer, [b'Content-Type: multipart/signed; protocol="application/pkcs7-'
-                             b'signature"; micalg=' + micalg + b'; boundary="' + boundary + b'"'],
-                     body)
+    return _assemble(
+        outer,
+        [
+            b'Content-Type: multipart/signed; protocol="application/pkcs7-'
+            b'signature"; micalg=' + micalg + b'; boundary="' + boundary + b'"'
+        ],
+        body,
+    )
 
 
 # --- verification -------------------------------------------------------------------------
+
 
 def _multipart_parts(body: bytes, boundary: str) -> list[bytes]:
     """The parts between delimiter lines, exactly as they are in ``body`` (RFC 2046 5.1.1).
@@ -246,7 +315,7 @@ def _multipart_parts(body: bytes, boundary: str) -> list[bytes]:
         if end is None:
             at = body.find(dashes, at + 1)
             continue
-        start = at - 2 if body[max(0, at - 2):at] == b"\r\n" else max(0, at - 1)
+        start = at - 2 if body[max(0, at - 2) : at] == b"\r\n" else max(0, at - 1)
         marks.append((start, end, body.startswith(b"--", at + len(dashes))))
         at = body.find(dashes, end)
     parts = []
@@ -319,8 +388,12 @@ class SmimeForm:
     """What a message is at its top level, S/MIME-wise, and the CMS bytes to check when it is signed."""
 
     kind: Kind
-    der: bytes = field(default=b"", repr=False)  # the CMS ContentInfo (opaque body or signature part)
-    detached: bytes | None = field(default=None, repr=False)  # the signed entity of multipart/signed
+    der: bytes = field(
+        default=b"", repr=False
+    )  # the CMS ContentInfo (opaque body or signature part)
+    detached: bytes | None = field(
+        default=None, repr=False
+    )  # the signed entity of multipart/signed
 
     @property
     def signed(self) -> bool:
@@ -334,10 +407,14 @@ class SmimeForm:
 UNSIGNED = SmimeForm("unsigned")
 
 
-def framing(content_type: str, params: Mapping[str, object]) -> Literal["multipart", "opaque"] | None:
+def framing(
+    content_type: str, params: Mapping[str, object]
+) -> Literal["multipart", "opaque"] | None:
     """From the top-level Content-Type alone: multipart/signed S/MIME, an opaque CMS body, or neither."""
     if content_type == "multipart/signed":
-        return "multipart" if str(params.get("protocol") or "").lower() in _SIGNATURE_TYPES else None
+        return (
+            "multipart" if str(params.get("protocol") or "").lower() in _SIGNATURE_TYPES else None
+        )
     return "opaque" if content_type in _OPAQUE_TYPES else None
 
 
@@ -346,7 +423,9 @@ def content_type_of(head: bytes) -> tuple[str, dict[str, object]]:
     return _content_type(head)
 
 
-def read_form(raw: bytes, content_type: tuple[str, Mapping[str, object]] | None = None) -> SmimeForm:
+def read_form(
+    raw: bytes, content_type: tuple[str, Mapping[str, object]] | None = None
+) -> SmimeForm:
     """The one reading of what kind of S/MIME ``raw`` is; CmsFailure("malformed") when it cannot be read.
 
     ``content_type`` is the top-level Content-Type when the caller already read it. An
@@ -372,8 +451,11 @@ def read_form(raw: bytes, content_type: tuple[str, Mapping[str, object]] | None 
         raise CmsFailure("malformed", f"the {ctype} body is not base64") from None
     kind = _KIND_OF_CONTENT.get(content_kind(der))
     if kind is None:
-        raise CmsFailure("malformed", f"the {ctype} body is a CMS {content_kind(der)}, "
-                         "neither signed, encrypted nor compressed")
+        raise CmsFailure(
+            "malformed",
+            f"the {ctype} body is a CMS {content_kind(der)}, "
+            "neither signed, encrypted nor compressed",
+        )
     return SmimeForm(kind, der)
 
 
@@ -390,9 +472,14 @@ def extract_signed(raw: bytes) -> tuple[bytes, bytes | None] | None:
     return None
 
 
-def verify(raw: bytes, trust: TrustStore, *, from_address: str | None = None,
-           at: dt.datetime | None = None,
-           content_type: tuple[str, Mapping[str, object]] | None = None) -> SignatureResult:
+def verify(
+    raw: bytes,
+    trust: TrustStore,
+    *,
+    from_address: str | None = None,
+    at: dt.datetime | None = None,
+    content_type: tuple[str, Mapping[str, object]] | None = None,
+) -> SignatureResult:
     """Verify the S/MIME signature of a raw message against ``trust``; never raises on bad input.
 
     ``content_type``: the top-level Content-Type when the caller already read it (``read_form``).
@@ -402,17 +489,25 @@ def verify(raw: bytes, trust: TrustStore, *, from_address: str | None = None,
         if form.kind == "unsigned":
             return _result("none", "the message carries no S/MIME signature")
         if form.encrypted:
-            return _result("encrypted", "the message is encrypted (CMS "
-                           f"{'authEnveloped' if form.kind == 'auth_enveloped' else 'enveloped'}-data): "
-                           "its signature cannot be checked without decrypting it")
+            return _result(
+                "encrypted",
+                "the message is encrypted (CMS "
+                f"{'authEnveloped' if form.kind == 'auth_enveloped' else 'enveloped'}-data): "
+                "its signature cannot be checked without decrypting it",
+            )
         if form.kind == "compressed":
-            return _result("compressed", "the message is compressed (CMS compressed-data): its "
-                           "signature, if any, is inside and is not checked")
+            return _result(
+                "compressed",
+                "the message is compressed (CMS compressed-data): its "
+                "signature, if any, is inside and is not checked",
+            )
         signed = check_signed_data(form.der, form.detached)
     except CmsFailure as failure:
         if failure.status == "encrypted":  # a signature part holding enveloped-data
             return _result("encrypted", failure.sentence)
-        status: Status = failure.status if failure.status in ("tampered", "unsupported") else "malformed"
+        status: Status = (
+            failure.status if failure.status in ("tampered", "unsupported") else "malformed"
+        )
         return _result(status, failure.sentence)
     check = trust.verify(signed.signer, signed.certificates, usage="smime", at=at)
     if not check.ok:
@@ -423,14 +518,21 @@ def verify(raw: bytes, trust: TrustStore, *, from_address: str | None = None,
         issued_to = signer.issued_to
         if sender not in issued_to:
             shown = ", ".join(issued_to) or "no address"
-            return _result("address_mismatch", f"the message is signed by {shown}, not by the "
-                           f"sender {sender or from_address}", signed.signer, signed.content,
-                           reason_fr=f"le message est signé par {shown} et non par l'expéditeur "
-                           f"{sender or from_address}")
-    return _result("valid", f"valid S/MIME signature of {signer.subject}", signed.signer, signed.content)
+            return _result(
+                "address_mismatch",
+                f"the message is signed by {shown}, not by the sender {sender or from_address}",
+                signed.signer,
+                signed.content,
+                reason_fr=f"le message est signé par {shown} et non par l'expéditeur "
+                f"{sender or from_address}",
+            )
+    return _result(
+        "valid", f"valid S/MIME signature of {signer.subject}", signed.signer, signed.content
+    )
 
 
 # --- encryption ---------------------------------------------------------------------------
+
 
 def encrypt(mime_bytes: bytes, recipient_certs: Sequence[x509.Certificate]) -> bytes:
     """An application/pkcs7-mime enveloped-data message (AES-256-CBC) for RSA recipients."""
@@ -440,10 +542,15 @@ def encrypt(mime_bytes: bytes, recipient_certs: Sequence[x509.Certificate]) -> b
         builder = builder.add_recipient(cert)
     builder = builder.set_content_encryption_algorithm(algorithms.AES256)
     der = builder.encrypt(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary])
-    return _assemble(outer, [
-        b'Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name="smime.p7m"',
-        b"Content-Transfer-Encoding: base64",
-        b'Content-Disposition: attachment; filename="smime.p7m"'], base64_lines(der))
+    return _assemble(
+        outer,
+        [
+            b'Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name="smime.p7m"',
+            b"Content-Transfer-Encoding: base64",
+            b'Content-Disposition: attachment; filename="smime.p7m"',
+        ],
+        base64_lines(der),
+    )
 
 
 def decrypt(raw: bytes, cert: x509.Certificate, key: PrivateKey) -> bytes:

@@ -24,8 +24,11 @@ from mss.crypto.trust import ChainCheck, TrustStore, Usage
 from mss.errors import ConfigError
 
 ClientCertMode = Literal["none", "optional", "required"]
-_VERIFY_MODES = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL,
-                 "required": ssl.CERT_REQUIRED}
+_VERIFY_MODES = {
+    "none": ssl.CERT_NONE,
+    "optional": ssl.CERT_OPTIONAL,
+    "required": ssl.CERT_REQUIRED,
+}
 # TLS 1.2 suites with forward secrecy and AEAD only; TLS 1.3 suites are OpenSSL's defaults.
 _TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20"
 
@@ -33,8 +36,10 @@ _TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20"
 def _anchors_pem(trust: TrustStore) -> str:
     certs = [*trust.anchors, *trust.intermediates]
     if not certs:
-        raise ConfigError("no trust anchor is configured: run 'mss pki init' or put a CA "
-                          "certificate in certs/trust/ or tls.trust_dir")
+        raise ConfigError(
+            "no trust anchor is configured: run 'mss pki init' or put a CA "
+            "certificate in certs/trust/ or tls.trust_dir"
+        )
     return cert_pem(*certs).decode()
 
 
@@ -42,8 +47,10 @@ def _load_chain(ctx: ssl.SSLContext, cert: Path, key: Path | None, what: str) ->
     try:
         ctx.load_cert_chain(str(cert), str(key) if key is not None else None)
     except FileNotFoundError:
-        raise ConfigError(f"{what} {cert} or its key {key} is missing: run 'mss pki init' "
-                          "or set tls.cert_file and tls.key_file") from None
+        raise ConfigError(
+            f"{what} {cert} or its key {key} is missing: run 'mss pki init' "
+            "or set tls.cert_file and tls.key_file"
+        ) from None
     except (ssl.SSLError, OSError) as exc:
         raise ConfigError(f"{what} {cert} with key {key} cannot be used: {exc}") from None
 
@@ -54,14 +61,16 @@ def _harden(ctx: ssl.SSLContext) -> None:
     ctx.options |= ssl.OP_NO_COMPRESSION
 
 
-def server_context(settings: Settings, *, client_cert: ClientCertMode = "none",
-                   trust: TrustStore | None = None) -> ssl.SSLContext:
+def server_context(
+    settings: Settings, *, client_cert: ClientCertMode = "none", trust: TrustStore | None = None
+) -> ssl.SSLContext:
     """A server context with the hub's certificate; client certificates checked when asked."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     _harden(ctx)
     ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
-    _load_chain(ctx, settings.server_cert_file, settings.server_key_file,
-                "the hub's TLS certificate")
+    _load_chain(
+        ctx, settings.server_cert_file, settings.server_key_file, "the hub's TLS certificate"
+    )
     if client_cert != "none":
         store = trust if trust is not None else TrustStore.from_settings(settings)
         ctx.load_verify_locations(cadata=_anchors_pem(store))
@@ -69,9 +78,14 @@ def server_context(settings: Settings, *, client_cert: ClientCertMode = "none",
     return ctx
 
 
-def client_context(settings: Settings, *, cert: Path | None = None, key: Path | None = None,
-                   trust: TrustStore | None = None, check_hostname: bool = True
-                   ) -> ssl.SSLContext:
+def client_context(
+    settings: Settings,
+    *,
+    cert: Path | None = None,
+    key: Path | None = None,
+    trust: TrustStore | None = None,
+    check_hostname: bool = True,
+) -> ssl.SSLContext:
     """A client context trusting the hub's anchors, optionally presenting ``cert``/``key``."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     _harden(ctx)
@@ -80,8 +94,9 @@ def client_context(settings: Settings, *, cert: Path | None = None, key: Path | 
     ctx.check_hostname = check_hostname
     ctx.verify_mode = ssl.CERT_REQUIRED
     if cert is not None:
-        _load_chain(ctx, Path(cert), Path(key) if key is not None else None,
-                    "the client certificate")
+        _load_chain(
+            ctx, Path(cert), Path(key) if key is not None else None, "the client certificate"
+        )
     return ctx
 
 
@@ -104,8 +119,9 @@ def peer_certificate(conn: Any) -> x509.Certificate | None:
     return x509.load_der_x509_certificate(der) if der else None
 
 
-def verify_peer(conn: Any, trust: TrustStore, *, usage: Usage = "tls_client",
-                at: dt.datetime | None = None) -> ChainCheck | None:
+def verify_peer(
+    conn: Any, trust: TrustStore, *, usage: Usage = "tls_client", at: dt.datetime | None = None
+) -> ChainCheck | None:
     """Full check of the peer's certificate (chain, EKU, dates, CRLs); None if it sent none."""
     cert = peer_certificate(conn)
     if cert is None:
@@ -114,6 +130,9 @@ def verify_peer(conn: Any, trust: TrustStore, *, usage: Usage = "tls_client",
     presented: list[x509.Certificate] = []
     unverified = getattr(ssl_obj, "get_unverified_chain", None)  # Python 3.13+
     if unverified is not None:
-        presented = [x509.load_der_x509_certificate(der) for der in (unverified() or [])
-                     if isinstance(der, bytes)]
+        presented = [
+            x509.load_der_x509_certificate(der)
+            for der in (unverified() or [])
+            if isinstance(der, bytes)
+        ]
     return trust.verify(cert, presented, usage=usage, at=at)

@@ -91,13 +91,15 @@ def _ee_policy(usage: Usage) -> ExtensionPolicy:
             raise ValueError(f"extended key usage lacks {wanted.dotted_string}")
 
     return ExtensionPolicy.webpki_defaults_ee().require_present(
-        x509.ExtendedKeyUsage, Criticality.AGNOSTIC, require_usage)
+        x509.ExtendedKeyUsage, Criticality.AGNOSTIC, require_usage
+    )
 
 
 def _ca_policy() -> ExtensionPolicy:
     # CAs of health PKIs may list EKUs of their own; the leaf's EKU is what we check.
     return ExtensionPolicy.webpki_defaults_ca().may_be_present(
-        x509.ExtendedKeyUsage, Criticality.AGNOSTIC, None)
+        x509.ExtendedKeyUsage, Criticality.AGNOSTIC, None
+    )
 
 
 def describe(cert: x509.Certificate) -> str:
@@ -107,14 +109,23 @@ def describe(cert: x509.Certificate) -> str:
 class TrustStore:
     """Trust anchors, known intermediates and CRLs, read from files and reloadable."""
 
-    def __init__(self, anchors: Sequence[Path] = (), intermediates: Sequence[Path] = (),
-                 crls: Sequence[Path] = ()) -> None:
-        self._sources = (tuple(map(Path, anchors)), tuple(map(Path, intermediates)),
-                         tuple(map(Path, crls)))
+    def __init__(
+        self,
+        anchors: Sequence[Path] = (),
+        intermediates: Sequence[Path] = (),
+        crls: Sequence[Path] = (),
+    ) -> None:
+        self._sources = (
+            tuple(map(Path, anchors)),
+            tuple(map(Path, intermediates)),
+            tuple(map(Path, crls)),
+        )
         self._lock = threading.Lock()
         self._valid: dict[tuple[bytes, tuple[bytes, ...], str], _CachedValid] = {}
         self._sources_digest = b""
-        self._crl_files = tuple(os.fspath(p) for p in self._sources[2])  # str: a stat of a Path costs more
+        self._crl_files = tuple(
+            os.fspath(p) for p in self._sources[2]
+        )  # str: a stat of a Path costs more
         self._crl_stamp: tuple[object, ...] | None = None
         self.generation = 0  # counts the reloads that changed an anchor, an intermediate or a CRL
         self.anchors: list[x509.Certificate] = []
@@ -123,8 +134,9 @@ class TrustStore:
         self.reload()
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, repo_trust_dir: Path | None = REPO_TRUST_DIR
-                      ) -> TrustStore:
+    def from_settings(
+        cls, settings: Settings, *, repo_trust_dir: Path | None = REPO_TRUST_DIR
+    ) -> TrustStore:
         """certs/trust/, settings.tls.trust_dir, the dev root; dev intermediate; settings.crl_path."""
         anchors = [p for p in (repo_trust_dir,) if p is not None]
         if settings.tls.trust_dir:
@@ -136,8 +148,11 @@ class TrustStore:
     def from_pki(cls, pki_dir: Path, *extra_anchors: Path) -> TrustStore:
         """Trust one PKI directory (its root, intermediate and CRLs), plus other anchor files."""
         pki_dir = Path(pki_dir)
-        return cls([pki_dir / "root-ca.pem", *extra_anchors], [pki_dir / "intermediate-ca.pem"],
-                   [pki_dir / "crl.pem"])
+        return cls(
+            [pki_dir / "root-ca.pem", *extra_anchors],
+            [pki_dir / "intermediate-ca.pem"],
+            [pki_dir / "crl.pem"],
+        )
 
     def reload(self) -> None:
         """Read every source again (after a CRL update or a new anchor).
@@ -146,12 +161,18 @@ class TrustStore:
         is forgotten, including one still running on the old CRLs (``verify``).
         """
         anchor_paths, inter_paths, crl_paths = self._sources
-        crl_stamp = _stamp(self._crl_files)  # before reading: a change while reading is seen next time
+        crl_stamp = _stamp(
+            self._crl_files
+        )  # before reading: a change while reading is seen next time
         anchors: list[x509.Certificate] = []
         intermediates: list[x509.Certificate] = []
         crls: list[x509.CertificateRevocationList] = []
         digest = hashlib.sha256()
-        for role, paths in (("anchor", anchor_paths), ("intermediate", inter_paths), ("crl", crl_paths)):
+        for role, paths in (
+            ("anchor", anchor_paths),
+            ("intermediate", inter_paths),
+            ("crl", crl_paths),
+        ):
             for path in _files(paths):
                 data = path.read_bytes()
                 digest.update(f"{role}:{len(data)}:".encode() + data)
@@ -172,8 +193,14 @@ class TrustStore:
             self.generation += 1
             self._valid = {}  # new anchors or CRLs: every chain is checked again
 
-    def verify(self, leaf: x509.Certificate, untrusted: Iterable[x509.Certificate] = (), *,
-               usage: Usage = "smime", at: dt.datetime | None = None) -> ChainCheck:
+    def verify(
+        self,
+        leaf: x509.Certificate,
+        untrusted: Iterable[x509.Certificate] = (),
+        *,
+        usage: Usage = "smime",
+        at: dt.datetime | None = None,
+    ) -> ChainCheck:
         """Validate ``leaf`` for ``usage`` at ``at``: dates, EKU, chain to an anchor, CRLs.
 
         A valid outcome is remembered per (leaf, offered certificates, usage) until the
@@ -187,7 +214,9 @@ class TrustStore:
         key = (_fingerprint(leaf), tuple(_fingerprint(c) for c in untrusted), usage)
         with self._lock:
             cached = self._valid.get(key)
-            sources = _Sources(self.generation, self._store, tuple(self.intermediates), tuple(self.crls))
+            sources = _Sources(
+                self.generation, self._store, tuple(self.intermediates), tuple(self.crls)
+            )
         if cached is not None and cached.valid_from <= at < cached.valid_until:
             return cached.check
         check = self._verify(leaf, untrusted, usage=usage, at=at, sources=sources)
@@ -206,56 +235,88 @@ class TrustStore:
         """A CRL file changed (``mss pki revoke``, ``mss pki crl``, a CRL fetched by a cron job): read again now."""
         try:
             self.reload()
-        except (ConfigError, OSError) as exc:  # a CRL being written by a tool that does not replace it
+        except (
+            ConfigError,
+            OSError,
+        ) as exc:  # a CRL being written by a tool that does not replace it
             log.warning("the revocation list changed but cannot be read yet: %s", exc)
             with self._lock:
                 self._crl_stamp = _stamp(self._crl_files)  # tried again by the next reload
 
-    def _verify(self, leaf: x509.Certificate, untrusted: tuple[x509.Certificate, ...], *,
-                usage: Usage, at: dt.datetime, sources: _Sources | None = None) -> ChainCheck:
+    def _verify(
+        self,
+        leaf: x509.Certificate,
+        untrusted: tuple[x509.Certificate, ...],
+        *,
+        usage: Usage,
+        at: dt.datetime,
+        sources: _Sources | None = None,
+    ) -> ChainCheck:
         who = describe(leaf)
         if leaf.not_valid_after_utc < at:
-            return ChainCheck("expired", f"the certificate of {who} expired on "
-                              f"{leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC")
+            return ChainCheck(
+                "expired",
+                f"the certificate of {who} expired on "
+                f"{leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC",
+            )
         if leaf.not_valid_before_utc > at:
-            return ChainCheck("expired", f"the certificate of {who} is not valid before "
-                              f"{leaf.not_valid_before_utc:%Y-%m-%d %H:%M} UTC")
+            return ChainCheck(
+                "expired",
+                f"the certificate of {who} is not valid before "
+                f"{leaf.not_valid_before_utc:%Y-%m-%d %H:%M} UTC",
+            )
         if not has_eku(leaf, USAGE_EKU[usage]):
-            return ChainCheck("bad_eku", f"the certificate of {who} is not issued for "
-                              f"{_USAGE_WORDS[usage]}")
+            return ChainCheck(
+                "bad_eku", f"the certificate of {who} is not issued for {_USAGE_WORDS[usage]}"
+            )
         if sources is None:
             with self._lock:
-                sources = _Sources(self.generation, self._store, tuple(self.intermediates), tuple(self.crls))
+                sources = _Sources(
+                    self.generation, self._store, tuple(self.intermediates), tuple(self.crls)
+                )
         store, intermediates, crls = sources.store, list(sources.intermediates), sources.crls
         if store is None:
             return ChainCheck("unknown_ca", "no trust anchor is configured")
-        verifier = (PolicyBuilder().store(store).time(at)
-                    .extension_policies(ca_policy=_ca_policy(), ee_policy=_ee_policy(usage))
-                    .build_client_verifier())
+        verifier = (
+            PolicyBuilder()
+            .store(store)
+            .time(at)
+            .extension_policies(ca_policy=_ca_policy(), ee_policy=_ee_policy(usage))
+            .build_client_verifier()
+        )
         candidates = [c for c in untrusted if c != leaf] + intermediates
         try:
             chain = tuple(verifier.verify(leaf, candidates).chain)
         except VerificationError as exc:
-            expired = [c for c in candidates if c.not_valid_after_utc < at
-                       and c.subject == leaf.issuer]
+            expired = [
+                c for c in candidates if c.not_valid_after_utc < at and c.subject == leaf.issuer
+            ]
             if expired:
-                return ChainCheck("expired", f"the certificate authority {describe(expired[0])} "
-                                  f"that issued {who} expired")
+                return ChainCheck(
+                    "expired",
+                    f"the certificate authority {describe(expired[0])} that issued {who} expired",
+                )
             detail = "" if "candidates exhausted" in str(exc) else f" ({exc})"
-            return ChainCheck("unknown_ca", f"the certificate of {who} was not issued by a "
-                              f"trusted certificate authority{detail}")
+            return ChainCheck(
+                "unknown_ca",
+                f"the certificate of {who} was not issued by a "
+                f"trusted certificate authority{detail}",
+            )
         for child, issuer in itertools.pairwise(chain):
             entry = revocation_of(child, issuer, crls, at)
             if entry is not None:
-                return ChainCheck("revoked", f"the certificate of {describe(child)} was revoked on "
-                                  f"{entry.revocation_date_utc:%Y-%m-%d %H:%M} UTC", chain)
+                return ChainCheck(
+                    "revoked",
+                    f"the certificate of {describe(child)} was revoked on "
+                    f"{entry.revocation_date_utc:%Y-%m-%d %H:%M} UTC",
+                    chain,
+                )
         return ChainCheck("valid", f"the certificate of {who} is valid and trusted", chain)
 
     def stale_crls(self, at: dt.datetime | None = None) -> list[x509.CertificateRevocationList]:
         """CRLs whose nextUpdate has passed (for ``mss doctor``)."""
         at = at or utcnow()
-        return [c for c in self.crls
-                if c.next_update_utc is not None and c.next_update_utc < at]
+        return [c for c in self.crls if c.next_update_utc is not None and c.next_update_utc < at]
 
 
 def _fingerprint(cert: x509.Certificate) -> bytes:
@@ -303,9 +364,12 @@ class _CachedValid:
         return cls(check, max(c.not_valid_before_utc for c in check.chain), until)
 
 
-def revocation_of(cert: x509.Certificate, issuer: x509.Certificate,
-                  crls: Iterable[x509.CertificateRevocationList],
-                  at: dt.datetime) -> x509.RevokedCertificate | None:
+def revocation_of(
+    cert: x509.Certificate,
+    issuer: x509.Certificate,
+    crls: Iterable[x509.CertificateRevocationList],
+    at: dt.datetime,
+) -> x509.RevokedCertificate | None:
     """The CRL entry revoking ``cert`` at ``at``, from a CRL that ``issuer`` really signed."""
     for crl in crls:
         if crl.issuer != issuer.subject:
@@ -339,14 +403,17 @@ def _files(sources: Iterable[Path]) -> list[Path]:
     found: list[Path] = []
     for source in sources:
         if source.is_dir():
-            found += sorted(p for p in source.iterdir()
-                            if p.is_file() and p.suffix.lower() in _FILE_SUFFIXES)
+            found += sorted(
+                p for p in source.iterdir() if p.is_file() and p.suffix.lower() in _FILE_SUFFIXES
+            )
         elif source.is_file():
             found.append(source)
     return found
 
 
-def _read(path: Path, data: bytes) -> tuple[list[x509.Certificate], list[x509.CertificateRevocationList]]:
+def _read(
+    path: Path, data: bytes
+) -> tuple[list[x509.Certificate], list[x509.CertificateRevocationList]]:
     try:
         if b"-----BEGIN" in data:
             return parse_certs(data), parse_crls(data)

@@ -26,8 +26,9 @@ def mailbox() -> None:
     """Mailbox administration."""
 
 
-async def _run_import(settings: Settings,
-                      body: Callable[[AsyncSession], Awaitable[ImportReport]]) -> None:
+async def _run_import(
+    settings: Settings, body: Callable[[AsyncSession], Awaitable[ImportReport]]
+) -> None:
     """Run one import in one transaction and print what it did."""
     db = await open_database(settings)
     try:
@@ -54,8 +55,9 @@ async def import_fhir_command(settings: Settings, file: str, skip_invalid: bool)
     """
     from mss.directory.import_fhir import import_fhir
 
-    await _run_import(settings, lambda session: import_fhir(session, file,
-                                                            skip_invalid=skip_invalid))
+    await _run_import(
+        settings, lambda session: import_fhir(session, file, skip_invalid=skip_invalid)
+    )
 
 
 @directory.command("import-whitelist")
@@ -66,8 +68,9 @@ async def import_whitelist_command(settings: Settings, file: str, skip_invalid: 
     """Replace the trust list with an MSSanté whitelist (listeblanchemssante.xml)."""
     from mss.directory.import_whitelist import import_whitelist
 
-    await _run_import(settings, lambda session: import_whitelist(session, file,
-                                                                 skip_invalid=skip_invalid))
+    await _run_import(
+        settings, lambda session: import_whitelist(session, file, skip_invalid=skip_invalid)
+    )
 
 
 @directory.command("import-patients")
@@ -82,8 +85,10 @@ async def import_patients_command(settings: Settings, file: str, skip_invalid: b
     """
     from mss.directory.import_patients import import_patients
 
-    await _run_import(settings, lambda session: import_patients(session, settings, file,
-                                                                skip_invalid=skip_invalid))
+    await _run_import(
+        settings,
+        lambda session: import_patients(session, settings, file, skip_invalid=skip_invalid),
+    )
 
 
 def _read_password(password_stdin: bool) -> str:
@@ -92,15 +97,19 @@ def _read_password(password_stdin: bool) -> str:
         if not password:
             raise InvalidInput("no password on standard input")
         return password
-    password: str = click.prompt("New password", hide_input=True, confirmation_prompt=True,
-                                 err=True)
+    password: str = click.prompt(
+        "New password", hide_input=True, confirmation_prompt=True, err=True
+    )
     return password
 
 
 @mailbox.command("passwd")
 @click.argument("address")
-@click.option("--password-stdin", is_flag=True,
-              help="Read the password from the first line of standard input.")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from the first line of standard input.",
+)
 @hub_command
 async def passwd(settings: Settings, address: str, password_stdin: bool) -> None:
     """Set the password of a mailbox (asked twice, hidden)."""
@@ -116,8 +125,14 @@ async def passwd(settings: Settings, address: str, password_stdin: bool) -> None
         password = _read_password(password_stdin)
         async with db.write() as session:
             mailbox_row = await set_mailbox_password(session, address, password)
-            record(session, "mailbox.password_set", actor_kind="operator", actor=operator(),
-                   target=mailbox_row.address, source="mss mailbox passwd")
+            record(
+                session,
+                "mailbox.password_set",
+                actor_kind="operator",
+                actor=operator(),
+                target=mailbox_row.address,
+                source="mss mailbox passwd",
+            )
     finally:
         await db.dispose()
     click.echo(f"password of {mailbox_row.address} changed")

@@ -56,19 +56,31 @@ class SearchError(Exception):
 
 
 def fhir_response(body: Resource, status: int = 200) -> web.Response:
-    return web.Response(status=status, text=json.dumps(body, ensure_ascii=False),
-                        content_type=FHIR_JSON, charset="utf-8")
+    return web.Response(
+        status=status,
+        text=json.dumps(body, ensure_ascii=False),
+        content_type=FHIR_JSON,
+        charset="utf-8",
+    )
 
 
 def operation_outcome(status: int, code: str, text: str) -> web.Response:
-    return fhir_response({"resourceType": "OperationOutcome", "issue": [
-        {"severity": "error", "code": code, "diagnostics": text}]}, status)
+    return fhir_response(
+        {
+            "resourceType": "OperationOutcome",
+            "issue": [{"severity": "error", "code": code, "diagnostics": text}],
+        },
+        status,
+    )
 
 
 def published() -> ColumnElement[bool]:
     """Mailboxes the directory may show: active, not red-listed, not a patient's."""
-    return and_(Mailbox.red_list.is_(False), Mailbox.state == MailboxState.ACTIVE,
-                Mailbox.kind != MailboxKind.PAT)
+    return and_(
+        Mailbox.red_list.is_(False),
+        Mailbox.state == MailboxState.ACTIVE,
+        Mailbox.kind != MailboxKind.PAT,
+    )
 
 
 async def _mailboxes(session: AsyncSession, condition: ColumnElement[bool]) -> list[Mailbox]:
@@ -117,22 +129,29 @@ def _mailbox_address(value: str) -> str:
 
 def _starts_word(column: Any, text: str) -> ColumnElement[bool]:
     lowered = func.lower(column)
-    return or_(lowered.startswith(text, autoescape=True),
-               lowered.contains(" " + text, autoescape=True),
-               lowered.contains("-" + text, autoescape=True))
+    return or_(
+        lowered.startswith(text, autoescape=True),
+        lowered.contains(" " + text, autoescape=True),
+        lowered.contains("-" + text, autoescape=True),
+    )
 
 
 def _practitioner_query(params: dict[str, str]) -> Select[tuple[Professional]]:
     query = select(Professional)
     if "name" in params:
         text = params["name"].lower()
-        query = query.where(or_(_starts_word(Professional.family_name, text),
-                                _starts_word(Professional.given_names, text)))
+        query = query.where(
+            or_(
+                _starts_word(Professional.family_name, text),
+                _starts_word(Professional.given_names, text),
+            )
+        )
     if "identifier" in params:
         query = query.where(Professional.id_nat == _id_nat_of(params["identifier"]))
     if "mailbox-mss" in params:
         owners = select(Mailbox.professional_id).where(
-            published(), func.lower(Mailbox.address) == _mailbox_address(params["mailbox-mss"]))
+            published(), func.lower(Mailbox.address) == _mailbox_address(params["mailbox-mss"])
+        )
         query = query.where(Professional.id.in_(owners))
     return query.order_by(Professional.family_name, Professional.given_names, Professional.id)
 
@@ -140,37 +159,49 @@ def _practitioner_query(params: dict[str, str]) -> Select[tuple[Professional]]:
 def _organisation_query(params: dict[str, str]) -> Select[tuple[Organisation]]:
     query = select(Organisation)
     if "name" in params:
-        query = query.where(func.lower(Organisation.name).contains(params["name"].lower(),
-                                                                   autoescape=True))
+        query = query.where(
+            func.lower(Organisation.name).contains(params["name"].lower(), autoescape=True)
+        )
     if "identifier" in params:
         query = query.where(Organisation.finess == _finess_of(params["identifier"]))
     if "mailbox-mss" in params:
         owners = select(Mailbox.organisation_id).where(
-            published(), Mailbox.professional_id.is_(None),
-            func.lower(Mailbox.address) == _mailbox_address(params["mailbox-mss"]))
+            published(),
+            Mailbox.professional_id.is_(None),
+            func.lower(Mailbox.address) == _mailbox_address(params["mailbox-mss"]),
+        )
         query = query.where(Organisation.id.in_(owners))
     return query.order_by(Organisation.name, Organisation.id)
 
 
 async def _practitioners(session: AsyncSession, rows: list[Professional]) -> list[Resource]:
-    return [practitioner_resource(row, await _mailboxes(session, Mailbox.professional_id == row.id))
-            for row in rows]
+    return [
+        practitioner_resource(row, await _mailboxes(session, Mailbox.professional_id == row.id))
+        for row in rows
+    ]
 
 
 async def _roles(session: AsyncSession, rows: list[Professional]) -> list[Resource]:
     resources = []
     for row in rows:
-        organisation = (await session.get(Organisation, row.organisation_id)
-                        if row.organisation_id else None)
+        organisation = (
+            await session.get(Organisation, row.organisation_id) if row.organisation_id else None
+        )
         mailboxes = await _mailboxes(session, Mailbox.professional_id == row.id)
         resources.append(role_resource(row, organisation, mailboxes))
     return resources
 
 
 async def _organisations(session: AsyncSession, rows: list[Organisation]) -> list[Resource]:
-    return [organisation_resource(row, await _mailboxes(
-        session, and_(Mailbox.organisation_id == row.id, Mailbox.professional_id.is_(None))))
-        for row in rows]
+    return [
+        organisation_resource(
+            row,
+            await _mailboxes(
+                session, and_(Mailbox.organisation_id == row.id, Mailbox.professional_id.is_(None))
+            ),
+        )
+        for row in rows
+    ]
 
 
 Builder = Callable[[AsyncSession, list[Any]], Awaitable[list[Resource]]]
@@ -187,15 +218,21 @@ def search_parameters(kind: str, request: web.Request) -> dict[str, str]:
     params: dict[str, str] = {}
     for name in request.query:
         if name not in allowed:
-            raise SearchError(400, "not-supported", f"search parameter {name!r} is not supported "
-                              f"for {kind}; use {', '.join(allowed)}")
+            raise SearchError(
+                400,
+                "not-supported",
+                f"search parameter {name!r} is not supported for {kind}; use {', '.join(allowed)}",
+            )
         values = request.query.getall(name)
         if len(values) > 1 or not values[0].strip():
             raise SearchError(400, "invalid", f"give search parameter {name!r} once, with a value")
         params[name] = values[0].strip()
     if not params:
-        raise SearchError(400, "too-costly", f"give at least one search parameter for {kind}: "
-                          + ", ".join(allowed))
+        raise SearchError(
+            400,
+            "too-costly",
+            f"give at least one search parameter for {kind}: " + ", ".join(allowed),
+        )
     return params
 
 
@@ -203,10 +240,17 @@ def bundle(request: web.Request, kind: str, resources: list[Resource], total: in
     """A searchset whose links start at the configured public address, never at the Host header."""
     public = portal_url(request.app[SETTINGS])
     base = f"{public}/fhir"
-    return {"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "searchset", "total": total,
-            "link": [{"relation": "self", "url": public + str(request.rel_url)}],
-            "entry": [{"fullUrl": f"{base}/{kind}/{r['id']}", "resource": r,
-                       "search": {"mode": "match"}} for r in resources]}
+    return {
+        "resourceType": "Bundle",
+        "id": str(uuid.uuid4()),
+        "type": "searchset",
+        "total": total,
+        "link": [{"relation": "self", "url": public + str(request.rel_url)}],
+        "entry": [
+            {"fullUrl": f"{base}/{kind}/{r['id']}", "resource": r, "search": {"mode": "match"}}
+            for r in resources
+        ],
+    }
 
 
 async def search(request: web.Request) -> web.Response:
@@ -215,7 +259,9 @@ async def search(request: web.Request) -> web.Response:
     params = search_parameters(kind, request)
     query = query_of(params)
     async with request.app[DB].read() as session:
-        total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+        total = (
+            await session.execute(select(func.count()).select_from(query.subquery()))
+        ).scalar_one()
         rows = list((await session.scalars(query.limit(MAX_RESULTS))).all())
         resources = await build(session, rows)
     return fhir_response(bundle(request, kind, resources, total))
@@ -234,8 +280,9 @@ async def read(request: web.Request) -> web.Response:
     return fhir_response(resources[0])
 
 
-def _outcomes(handler: Callable[[web.Request], Awaitable[web.Response]]
-              ) -> Callable[[web.Request], Awaitable[web.Response]]:
+def _outcomes(
+    handler: Callable[[web.Request], Awaitable[web.Response]],
+) -> Callable[[web.Request], Awaitable[web.Response]]:
     """Turn refusals and an unreachable database into OperationOutcomes."""
 
     async def wrapper(request: web.Request) -> web.Response:
@@ -252,8 +299,12 @@ def _outcomes(handler: Callable[[web.Request], Awaitable[web.Response]]
 async def unsupported(request: web.Request) -> web.Response:
     if request.method not in ("GET", "HEAD"):
         return operation_outcome(405, "not-supported", "this directory is read-only: use GET")
-    return operation_outcome(404, "not-supported", f"{request.path} is not served here; the "
-                             "directory has Practitioner, PractitionerRole and Organization")
+    return operation_outcome(
+        404,
+        "not-supported",
+        f"{request.path} is not served here; the "
+        "directory has Practitioner, PractitionerRole and Organization",
+    )
 
 
 def setup(app: web.Application) -> None:

@@ -19,10 +19,14 @@ from mss.directory.models import Mailbox, MailboxKind
 from mss.errors import InvalidInput
 
 EMAIL_TYPE_URL = "https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-contact-point-email-type"
-METADATA_URL = ("https://interop.esante.gouv.fr/ig/fhir/annuaire/StructureDefinition/"
-                "as-ext-mailbox-mss-metadata")
+METADATA_URL = (
+    "https://interop.esante.gouv.fr/ig/fhir/annuaire/StructureDefinition/"
+    "as-ext-mailbox-mss-metadata"
+)
 LEGACY_URL_SUFFIX = "/StructureDefinition/as-ext-mailbox-mss"
-EMAIL_TYPE_SYSTEM = "https://mos.esante.gouv.fr/NOS/TRE_R256-TypeMessagerie/FHIR/TRE-R256-TypeMessagerie"
+EMAIL_TYPE_SYSTEM = (
+    "https://mos.esante.gouv.fr/NOS/TRE_R256-TypeMessagerie/FHIR/TRE-R256-TypeMessagerie"
+)
 MAILBOX_TYPE_SYSTEM = "https://mos.esante.gouv.fr/NOS/TRE_R257-TypeBAL/FHIR/TRE-R257-TypeBAL"
 DIRECTORY_KINDS = {MailboxKind.PER, MailboxKind.ORG, MailboxKind.APP, MailboxKind.CAB}
 
@@ -64,8 +68,10 @@ def _kind(value: Any, address: str) -> MailboxKind:
             continue
         if kind in DIRECTORY_KINDS:
             return kind
-    raise InvalidInput(f"mailbox {address}: type {_codes(value) or value!r} is not one of "
-                       "PER, ORG, APP, CAB (TRE_R257)")
+    raise InvalidInput(
+        f"mailbox {address}: type {_codes(value) or value!r} is not one of "
+        "PER, ORG, APP, CAB (TRE_R257)"
+    )
 
 
 def _subfields(extension: dict[str, Any]) -> dict[str, Any]:
@@ -78,7 +84,9 @@ def read_contact_point(contact: Any) -> MailboxInfo | None:
     if not isinstance(contact, dict) or contact.get("system") != "email":
         return None
     extensions = [e for e in contact.get("extension", []) if isinstance(e, dict)]
-    email_type = next((e for e in extensions if _url_is(e, "fr-core-contact-point-email-type")), None)
+    email_type = next(
+        (e for e in extensions if _url_is(e, "fr-core-contact-point-email-type")), None
+    )
     metadata = next((e for e in extensions if _url_is(e, "as-ext-mailbox-mss-metadata")), None)
     is_mssante = email_type is not None and "MSSANTE" in _codes(_value(email_type))
     if not is_mssante and metadata is None:
@@ -86,22 +94,29 @@ def read_contact_point(contact: Any) -> MailboxInfo | None:
     address = normalise_address(str(contact.get("value", "")))
     fields = _subfields(metadata) if metadata else {}
     return MailboxInfo(
-        address=address, kind=_kind(fields["type"], address) if fields.get("type") else None,
+        address=address,
+        kind=_kind(fields["type"], address) if fields.get("type") else None,
         red_list=fields.get("listeRouge") is True,
-        description=str(fields.get("description") or fields.get("service") or ""))
+        description=str(fields.get("description") or fields.get("service") or ""),
+    )
 
 
 def read_legacy_extension(extension: Any) -> MailboxInfo | None:
     """A mailbox from the older resource-level ``as-ext-mailbox-mss`` extension."""
-    if not isinstance(extension, dict) or not str(extension.get("url", "")).endswith(LEGACY_URL_SUFFIX):
+    if not isinstance(extension, dict) or not str(extension.get("url", "")).endswith(
+        LEGACY_URL_SUFFIX
+    ):
         return None
     fields = _subfields(extension)
     if not fields.get("value"):
         raise InvalidInput("an as-ext-mailbox-mss extension has no value (the address)")
     address = normalise_address(str(fields["value"]))
     return MailboxInfo(
-        address=address, kind=_kind(fields["type"], address) if fields.get("type") else None,
-        red_list=fields.get("publication") is True, description=str(fields.get("description") or ""))
+        address=address,
+        kind=_kind(fields["type"], address) if fields.get("type") else None,
+        red_list=fields.get("publication") is True,
+        description=str(fields.get("description") or ""),
+    )
 
 
 def read_mailboxes(resource: dict[str, Any]) -> list[MailboxInfo]:
@@ -114,16 +129,22 @@ def read_mailboxes(resource: dict[str, Any]) -> list[MailboxInfo]:
 def contact_point(mailbox: Mailbox) -> dict[str, Any]:
     """A published mailbox as the Annuaire Santé writes it (never call this for a red-listed one)."""
     metadata: list[dict[str, Any]] = [
-        {"url": "type", "valueCodeableConcept": {"coding": [
-            {"system": MAILBOX_TYPE_SYSTEM, "code": mailbox.kind.value}]}},
+        {
+            "url": "type",
+            "valueCodeableConcept": {
+                "coding": [{"system": MAILBOX_TYPE_SYSTEM, "code": mailbox.kind.value}]
+            },
+        },
         {"url": "listeRouge", "valueBoolean": False},
     ]
     if mailbox.display_name and mailbox.kind is not MailboxKind.PER:
         metadata.insert(1, {"url": "description", "valueString": mailbox.display_name})
     return {
         "extension": [
-            {"url": EMAIL_TYPE_URL,
-             "valueCoding": {"system": EMAIL_TYPE_SYSTEM, "code": "MSSANTE"}},
+            {
+                "url": EMAIL_TYPE_URL,
+                "valueCoding": {"system": EMAIL_TYPE_SYSTEM, "code": "MSSANTE"},
+            },
             {"url": METADATA_URL, "extension": metadata},
         ],
         "system": "email",

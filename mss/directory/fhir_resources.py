@@ -24,13 +24,18 @@ Resource = dict[str, Any]
 
 
 def _identifier(type_code: str, system: str, value: str) -> Resource:
-    return {"use": "official", "type": {"coding": [{"system": IDENTIFIER_TYPES, "code": type_code}]},
-            "system": system, "value": value}
+    return {
+        "use": "official",
+        "type": {"coding": [{"system": IDENTIFIER_TYPES, "code": type_code}]},
+        "system": system,
+        "value": value,
+    }
 
 
 def _profession(code: str) -> Resource:
-    return {"coding": [{"system": TRE_G15_SYSTEM, "code": code,
-                        "display": PROFESSIONS.get(code, code)}]}
+    return {
+        "coding": [{"system": TRE_G15_SYSTEM, "code": code, "display": PROFESSIONS.get(code, code)}]
+    }
 
 
 def _with_telecom(resource: Resource, mailboxes: list[Mailbox]) -> Resource:
@@ -47,24 +52,37 @@ def practitioner_resource(professional: Professional, mailboxes: list[Mailbox]) 
     name: Resource = {"use": "usual", "family": professional.family_name}
     if professional.given_names:
         name["given"] = professional.given_names.split()
-    resource: Resource = {"resourceType": "Practitioner", "id": str(professional.id),
-                          "identifier": identifiers, "active": True, "name": [name]}
+    resource: Resource = {
+        "resourceType": "Practitioner",
+        "id": str(professional.id),
+        "identifier": identifiers,
+        "active": True,
+        "name": [name],
+    }
     _with_telecom(resource, mailboxes)
     if professional.profession_code:
         resource["qualification"] = [{"code": _profession(professional.profession_code)}]
     return resource
 
 
-def role_resource(professional: Professional, organisation: Organisation | None,
-                  mailboxes: list[Mailbox]) -> Resource:
+def role_resource(
+    professional: Professional, organisation: Organisation | None, mailboxes: list[Mailbox]
+) -> Resource:
     """The professional's practice: who, where, which profession, which mailboxes."""
     resource: Resource = {
-        "resourceType": "PractitionerRole", "id": str(professional.id), "active": True,
-        "practitioner": {"reference": f"Practitioner/{professional.id}",
-                         "display": professional.display_name}}
+        "resourceType": "PractitionerRole",
+        "id": str(professional.id),
+        "active": True,
+        "practitioner": {
+            "reference": f"Practitioner/{professional.id}",
+            "display": professional.display_name,
+        },
+    }
     if organisation is not None:
-        resource["organization"] = {"reference": f"Organization/{organisation.id}",
-                                    "display": organisation.name}
+        resource["organization"] = {
+            "reference": f"Organization/{organisation.id}",
+            "display": organisation.name,
+        }
     if professional.profession_code:
         resource["code"] = [_profession(professional.profession_code)]
     return _with_telecom(resource, mailboxes)
@@ -74,10 +92,16 @@ def organisation_resource(organisation: Organisation, mailboxes: list[Mailbox]) 
     """An Organization with its FINESS (and IDNST), name and published ORG/APP/CAB mailboxes."""
     identifiers = []
     if organisation.finess:
-        identifiers = [_identifier("FINEG", FINESS_SYSTEMS[0], organisation.finess),
-                       _identifier("IDNST", IDNST_SYSTEM, "1" + organisation.finess)]
-    resource: Resource = {"resourceType": "Organization", "id": str(organisation.id),
-                          "active": True, "name": organisation.name}
+        identifiers = [
+            _identifier("FINEG", FINESS_SYSTEMS[0], organisation.finess),
+            _identifier("IDNST", IDNST_SYSTEM, "1" + organisation.finess),
+        ]
+    resource: Resource = {
+        "resourceType": "Organization",
+        "id": str(organisation.id),
+        "active": True,
+        "name": organisation.name,
+    }
     if identifiers:
         resource["identifier"] = identifiers
     return _with_telecom(resource, mailboxes)

@@ -52,15 +52,20 @@ PROFESSIONS: dict[str, str] = {
     "96": "Psychomotricien",
     "98": "Manipulateur ERM",
 }
-TRE_G15_SYSTEM = "https://mos.esante.gouv.fr/NOS/TRE_G15-ProfessionSante/FHIR/TRE-G15-ProfessionSante"
+TRE_G15_SYSTEM = (
+    "https://mos.esante.gouv.fr/NOS/TRE_G15-ProfessionSante/FHIR/TRE-G15-ProfessionSante"
+)
 
 # Identifier systems: the first of each set is the one the hub writes.
 IDNPS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.1"  # idNat of a professional
 IDNST_SYSTEM = "urn:oid:1.2.250.1.71.4.2.2"  # idNat of a structure: 1 + FINESS, 3 + SIRET...
 RPPS_SYSTEMS = ("https://rpps.esante.gouv.fr", "http://rpps.esante.gouv.fr")
 ADELI_SYSTEMS = ("https://adeli.esante.gouv.fr", "http://adeli.sante.gouv.fr")
-FINESS_SYSTEMS = ("https://finess.esante.gouv.fr", "http://finess.sante.gouv.fr",
-                  "urn:oid:1.2.250.1.71.4.2.2.1")
+FINESS_SYSTEMS = (
+    "https://finess.esante.gouv.fr",
+    "http://finess.sante.gouv.fr",
+    "urn:oid:1.2.250.1.71.4.2.2.1",
+)
 
 _INS = re.compile(r"[0-9]{5}(?:[0-9]{2}|2A|2B)[0-9]{8}")
 INS_PATTERN = _INS  # also what the logs redact (mss.log_format)
@@ -88,17 +93,23 @@ def normalise_ins(value: str) -> str:
     """An INS matricule: 13-character NIR (or NIA) followed by its 2-digit key."""
     ins = _compact(value)
     if len(ins) != 15:
-        raise InvalidInput(f"INS {value!r} has {len(ins)} characters; an INS has 15 "
-                           "(13 for the NIR and 2 for its key)")
+        raise InvalidInput(
+            f"INS {value!r} has {len(ins)} characters; an INS has 15 "
+            "(13 for the NIR and 2 for its key)"
+        )
     if not _INS.fullmatch(ins):
-        raise InvalidInput(f"INS {value!r} must be digits only, except 2A or 2B "
-                           "as the department of birth (characters 6 and 7)")
+        raise InvalidInput(
+            f"INS {value!r} must be digits only, except 2A or 2B "
+            "as the department of birth (characters 6 and 7)"
+        )
     if ins[0] not in "12345678":
         raise InvalidInput(f"INS {value!r} starts with {ins[0]}; the first digit (sex) is 1 to 8")
     expected = ins_key(ins[:13])
     if int(ins[13:]) != expected:
-        raise WrongCheckKey(f"INS {value!r} has key {ins[13:]} but its NIR gives key "
-                            f"{expected:02d} (97 - NIR mod 97): a digit is probably mistyped")
+        raise WrongCheckKey(
+            f"INS {value!r} has key {ins[13:]} but its NIR gives key "
+            f"{expected:02d} (97 - NIR mod 97): a digit is probably mistyped"
+        )
     return ins
 
 
@@ -119,8 +130,9 @@ def normalise_rpps(value: str) -> str:
     if not (len(rpps) == 11 and rpps.isdigit()):
         raise InvalidInput(f"RPPS number {value!r} must be exactly 11 digits")
     if not luhn_valid(rpps):
-        raise WrongCheckKey(f"RPPS number {value!r} fails its Luhn check (last digit): "
-                            "a digit is probably mistyped")
+        raise WrongCheckKey(
+            f"RPPS number {value!r} fails its Luhn check (last digit): a digit is probably mistyped"
+        )
     return rpps
 
 
@@ -131,8 +143,10 @@ def normalise_adeli(value: str) -> str:
     """
     adeli = _compact(value)
     if not _ADELI.fullmatch(adeli):
-        raise InvalidInput(f"ADELI number {value!r} must be 9 characters: a department "
-                           "(2 digits, 2A or 2B) then 7 digits")
+        raise InvalidInput(
+            f"ADELI number {value!r} must be 9 characters: a department "
+            "(2 digits, 2A or 2B) then 7 digits"
+        )
     return adeli
 
 
@@ -144,11 +158,15 @@ def normalise_finess(value: str, *, check_key: bool = True) -> str:
     """
     finess = _compact(value)
     if not _FINESS.fullmatch(finess):
-        raise InvalidInput(f"FINESS number {value!r} must be 9 characters: a department "
-                           "(2 digits, 2A or 2B) then 7 digits or capital letters")
+        raise InvalidInput(
+            f"FINESS number {value!r} must be 9 characters: a department "
+            "(2 digits, 2A or 2B) then 7 digits or capital letters"
+        )
     if check_key and finess.isdigit() and not luhn_valid(finess):
-        raise WrongCheckKey(f"FINESS number {value!r} fails its Luhn check (last digit): "
-                            "a digit is probably mistyped")
+        raise WrongCheckKey(
+            f"FINESS number {value!r} fails its Luhn check (last digit): "
+            "a digit is probably mistyped"
+        )
     return finess
 
 
@@ -168,8 +186,10 @@ def normalise_id_nat(value: str, *, check_key: bool = True) -> str:
             return "8" + normalise_rpps(compact[1:])
         except WrongCheckKey:
             if check_key:
-                raise WrongCheckKey(f"idNat {value!r}: RPPS {compact[1:]} fails its Luhn "
-                                    "check (last digit): a digit is probably mistyped") from None
+                raise WrongCheckKey(
+                    f"idNat {value!r}: RPPS {compact[1:]} fails its Luhn "
+                    "check (last digit): a digit is probably mistyped"
+                ) from None
             return compact
         except InvalidInput:
             pass
@@ -178,17 +198,26 @@ def normalise_id_nat(value: str, *, check_key: bool = True) -> str:
             return "0" + normalise_adeli(compact[1:])
         except InvalidInput as exc:
             raise InvalidInput(f"idNat {value!r} starts with 0 (ADELI) but the {exc}") from None
-    raise InvalidInput(f"idNat {value!r} is neither 8 followed by an 11-digit RPPS number, "
-                       "nor 0 followed by a 9-character ADELI number, nor an 11-digit RPPS")
+    raise InvalidInput(
+        f"idNat {value!r} is neither 8 followed by an 11-digit RPPS number, "
+        "nor 0 followed by a 9-character ADELI number, nor an 11-digit RPPS"
+    )
 
 
 def _structure_id_nat(value: str, raw: str, check_key: bool) -> str:
     """3 + FINESS + '/' + the structure's own id for its staff (no RPPS or ADELI)."""
     head, _, local = raw.partition("/")
-    if not (head.startswith("3") and len(head) == 10 and local and len(raw) <= 16
-            and re.fullmatch(r"[0-9A-Za-z]+", local)):
-        raise InvalidInput(f"idNat {value!r}: an idNat with '/' is 3, a 9-character FINESS, "
-                           "'/' and the structure's own id, 16 characters at most")
+    if not (
+        head.startswith("3")
+        and len(head) == 10
+        and local
+        and len(raw) <= 16
+        and re.fullmatch(r"[0-9A-Za-z]+", local)
+    ):
+        raise InvalidInput(
+            f"idNat {value!r}: an idNat with '/' is 3, a 9-character FINESS, "
+            "'/' and the structure's own id, 16 characters at most"
+        )
     return "3" + normalise_finess(head[1:], check_key=check_key) + "/" + local
 
 
@@ -201,8 +230,10 @@ def normalise_profession_code(code: str) -> str:
     """A TRE_G15 profession code (two digits)."""
     text = str(code).strip()
     if text not in PROFESSIONS:
-        raise InvalidInput(f"profession code {code!r} is not in TRE_G15 (10 médecin, "
-                           "21 pharmacien, 60 infirmier, 70 masseur-kinésithérapeute...)")
+        raise InvalidInput(
+            f"profession code {code!r} is not in TRE_G15 (10 médecin, "
+            "21 pharmacien, 60 infirmier, 70 masseur-kinésithérapeute...)"
+        )
     return text
 
 
@@ -211,8 +242,10 @@ def normalise_domain(value: str) -> str:
     domain = str(value).strip().rstrip(".").lower()
     labels = domain.split(".")
     if len(domain) > 253 or len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels):
-        raise InvalidInput(f"{value!r} is not a mail domain (labels of letters, digits and dashes "
-                           "separated by dots, such as hopital.mssante.fr)")
+        raise InvalidInput(
+            f"{value!r} is not a mail domain (labels of letters, digits and dashes "
+            "separated by dots, such as hopital.mssante.fr)"
+        )
     return domain
 
 
@@ -226,8 +259,10 @@ def normalise_address(value: str) -> str:
     if not at or not local:
         raise InvalidInput(f"{value!r} is not a mail address (expected name@domain)")
     if len(local) > 64 or not _LOCAL_PART.fullmatch(local):
-        raise InvalidInput(f"{value!r} is not a mail address: the part before @ may hold letters, "
-                           "digits, dots (not doubled, not at the ends) and -_+ at most 64 long")
+        raise InvalidInput(
+            f"{value!r} is not a mail address: the part before @ may hold letters, "
+            "digits, dots (not doubled, not at the ends) and -_+ at most 64 long"
+        )
     try:
         domain = normalise_domain(domain)
     except InvalidInput:
@@ -245,8 +280,10 @@ def normalise_phone(value: str) -> str:
     if re.fullmatch(r"0[1-9][0-9]{8}", text):
         text = "+33" + text[1:]
     if not re.fullmatch(r"\+[1-9][0-9]{6,14}", text):
-        raise InvalidInput(f"phone number {value!r} is neither a French number (10 digits "
-                           "starting with 0) nor an international one (+ and up to 15 digits)")
+        raise InvalidInput(
+            f"phone number {value!r} is neither a French number (10 digits "
+            "starting with 0) nor an international one (+ and up to 15 digits)"
+        )
     return text
 
 

@@ -54,11 +54,17 @@ from mss.errors import InvalidInput
 
 TYPES = ("Organization", "Practitioner", "PractitionerRole")
 # TRE_R02-SecteurActivite codes that tell the kind of an organisation.
-SECTORS = {"SA01": OrganisationKind.HOSPITAL, "SA02": OrganisationKind.HOSPITAL,
-           "SA03": OrganisationKind.HOSPITAL, "SA04": OrganisationKind.HOSPITAL,
-           "SA07": OrganisationKind.PRACTICE, "SA08": OrganisationKind.PRACTICE,
-           "SA09": OrganisationKind.PRACTICE, "SA25": OrganisationKind.LABORATORY,
-           "SA33": OrganisationKind.PHARMACY}
+SECTORS = {
+    "SA01": OrganisationKind.HOSPITAL,
+    "SA02": OrganisationKind.HOSPITAL,
+    "SA03": OrganisationKind.HOSPITAL,
+    "SA04": OrganisationKind.HOSPITAL,
+    "SA07": OrganisationKind.PRACTICE,
+    "SA08": OrganisationKind.PRACTICE,
+    "SA09": OrganisationKind.PRACTICE,
+    "SA25": OrganisationKind.LABORATORY,
+    "SA33": OrganisationKind.PHARMACY,
+}
 
 
 @dataclass
@@ -80,25 +86,32 @@ def load_json(data: bytes, path: str) -> Any:
     try:
         return json.loads(decode_text(data, path))
     except json.JSONDecodeError as exc:
-        raise InvalidInput(f"not valid JSON: {exc.msg} (column {exc.colno})",
-                           where=f"{path}:{exc.lineno}") from None
+        raise InvalidInput(
+            f"not valid JSON: {exc.msg} (column {exc.colno})", where=f"{path}:{exc.lineno}"
+        ) from None
     except RecursionError:
         raise InvalidInput("JSON nested too deeply", where=path) from None
     except ValueError as exc:  # an integer of more than 4300 digits
         raise InvalidInput(f"not valid JSON: {exc}", where=path) from None
 
 
-def _resources(document: Any, path: str, report: ImportReport) -> list[tuple[str, dict[str, Any], str]]:
+def _resources(
+    document: Any, path: str, report: ImportReport
+) -> list[tuple[str, dict[str, Any], str]]:
     """(where, resource, fullUrl) for each supported resource of the file."""
     if not isinstance(document, dict) or "resourceType" not in document:
-        raise InvalidInput("not a FHIR resource: expected a JSON object with resourceType",
-                           where=path)
+        raise InvalidInput(
+            "not a FHIR resource: expected a JSON object with resourceType", where=path
+        )
     kind = document["resourceType"]
     if kind in TYPES:
         return [(f"{path}: {kind}/{document.get('id', '?')}", document, "")]
     if kind != "Bundle":
-        raise InvalidInput(f"resourceType {kind!r} is not imported; expected Practitioner, "
-                           "PractitionerRole, Organization or a Bundle of them", where=path)
+        raise InvalidInput(
+            f"resourceType {kind!r} is not imported; expected Practitioner, "
+            "PractitionerRole, Organization or a Bundle of them",
+            where=path,
+        )
     entries = document.get("entry", [])
     if not isinstance(entries, list):
         raise InvalidInput("Bundle.entry is not a list", where=path)
@@ -111,8 +124,10 @@ def _resources(document: Any, path: str, report: ImportReport) -> list[tuple[str
         if resource["resourceType"] in TYPES:
             found.append((where, resource, str(item.get("fullUrl", ""))))
         else:
-            report.warn(f"{where}: ignored, only Practitioner, PractitionerRole "
-                                   "and Organization are imported")
+            report.warn(
+                f"{where}: ignored, only Practitioner, PractitionerRole "
+                "and Organization are imported"
+            )
     return found
 
 
@@ -154,7 +169,11 @@ def _finess(identifiers: list[Any], where: str, report: ImportReport) -> str | N
         system, value, codes = ident.get("system"), str(ident["value"]), _identifier_codes(ident)
         if system in FINESS_SYSTEMS or codes & {"FINEG", "FINEJ"}:
             found.add(_trusted(normalise_finess, value, where, report))
-        elif (system == IDNST_SYSTEM or "IDNST" in codes) and value.startswith("1") and len(value) == 10:
+        elif (
+            (system == IDNST_SYSTEM or "IDNST" in codes)
+            and value.startswith("1")
+            and len(value) == 10
+        ):
             found.add(_trusted(normalise_finess, value[1:], where, report))
     if len(found) > 1:
         raise InvalidInput(f"identifiers disagree on the FINESS number: {', '.join(sorted(found))}")
@@ -164,8 +183,10 @@ def _finess(identifiers: list[Any], where: str, report: ImportReport) -> str | N
 def _profession(concepts: list[Any]) -> str:
     for concept in concepts:
         for coding in (concept or {}).get("coding", []) if isinstance(concept, dict) else []:
-            if isinstance(coding, dict) and coding.get("system") in (TRE_G15_SYSTEM,
-                                                                     "urn:oid:1.2.250.1.71.1.2.7"):
+            if isinstance(coding, dict) and coding.get("system") in (
+                TRE_G15_SYSTEM,
+                "urn:oid:1.2.250.1.71.1.2.7",
+            ):
                 return normalise_profession_code(str(coding.get("code", "")))
     return ""
 
@@ -185,22 +206,33 @@ def _claim(file: _File, mailboxes: tuple[MailboxInfo, ...], owner: str, where: s
     for mailbox in mailboxes:
         previous = file.owners.setdefault(mailbox.address, (owner, where))
         if previous[0] != owner:
-            raise InvalidInput(f"mailbox {mailbox.address} is already given to another owner "
-                               f"by {previous[1]}")
+            raise InvalidInput(
+                f"mailbox {mailbox.address} is already given to another owner by {previous[1]}"
+            )
 
 
 def _organisation(file: _File, where: str, resource: dict[str, Any]) -> OrganisationData:
     finess = _finess(resource.get("identifier", []) or [], where, file.report)
     if finess is None:
-        raise InvalidInput("the Organization has no FINESS identifier (system "
-                           "https://finess.esante.gouv.fr, or IDNST 1 + FINESS)")
+        raise InvalidInput(
+            "the Organization has no FINESS identifier (system "
+            "https://finess.esante.gouv.fr, or IDNST 1 + FINESS)"
+        )
     if not str(resource.get("name", "")).strip():
         raise InvalidInput(f"the Organization with FINESS {finess} has no name")
-    codes = [c.get("code") for t in resource.get("type", []) or [] if isinstance(t, dict)
-             for c in t.get("coding", []) or [] if isinstance(c, dict)]
-    kind = next((SECTORS[c] for c in codes if isinstance(c, str) and c in SECTORS), None)  # a code may be anything
-    data = OrganisationData(finess, str(resource["name"]).strip(), kind,
-                            tuple(read_mailboxes(resource)))
+    codes = [
+        c.get("code")
+        for t in resource.get("type", []) or []
+        if isinstance(t, dict)
+        for c in t.get("coding", []) or []
+        if isinstance(c, dict)
+    ]
+    kind = next(
+        (SECTORS[c] for c in codes if isinstance(c, str) and c in SECTORS), None
+    )  # a code may be anything
+    data = OrganisationData(
+        finess, str(resource["name"]).strip(), kind, tuple(read_mailboxes(resource))
+    )
     _claim(file, data.mailboxes, "org:" + finess, where)
     return data
 
@@ -210,10 +242,12 @@ def _practitioner(file: _File, where: str, resource: dict[str, Any]) -> Practiti
     if id_nat is None:
         raise InvalidInput(f"the Practitioner has no IDNPS ({IDNPS_SYSTEM}) or RPPS identifier")
     family, given = _name(resource)
-    qualifications = [q.get("code") for q in resource.get("qualification", []) or []
-                      if isinstance(q, dict)]
-    data = PractitionerData(id_nat, family, given, _profession(qualifications),
-                            tuple(read_mailboxes(resource)))
+    qualifications = [
+        q.get("code") for q in resource.get("qualification", []) or [] if isinstance(q, dict)
+    ]
+    data = PractitionerData(
+        id_nat, family, given, _profession(qualifications), tuple(read_mailboxes(resource))
+    )
     _claim(file, data.mailboxes, "pro:" + id_nat, where)
     return data
 
@@ -229,8 +263,10 @@ def _resolve(file: _File, reference: Any, kind: str, where: str) -> str | None:
         if key == "":
             raise InvalidInput(f"{kind} reference {target} points at an entry that was refused")
         if key is None:
-            raise InvalidInput(f"{kind} reference {target} is not a resource of this file; "
-                               "give it by identifier to link to one already imported")
+            raise InvalidInput(
+                f"{kind} reference {target} is not a resource of this file; "
+                "give it by identifier to link to one already imported"
+            )
         return key
     identifier = reference.get("identifier")
     if isinstance(identifier, dict):
@@ -245,8 +281,9 @@ def _role(file: _File, where: str, resource: dict[str, Any]) -> RoleData:
     if id_nat is None:
         raise InvalidInput("the PractitionerRole has no practitioner")
     finess = _resolve(file, resource.get("organization"), "Organization", where)
-    data = RoleData(id_nat, finess, _profession(resource.get("code", []) or []),
-                    tuple(read_mailboxes(resource)))
+    data = RoleData(
+        id_nat, finess, _profession(resource.get("code", []) or []), tuple(read_mailboxes(resource))
+    )
     _claim(file, data.mailboxes, "pro:" + id_nat, where)
     return data
 
@@ -287,15 +324,35 @@ def parse_fhir(data: bytes, path: str, report: ImportReport, *, skip_invalid: bo
     return file
 
 
-async def import_fhir(session: AsyncSession, path: str, *, skip_invalid: bool = False) -> ImportReport:
+async def import_fhir(
+    session: AsyncSession, path: str, *, skip_invalid: bool = False
+) -> ImportReport:
     """Import a FHIR JSON file into the caller's transaction."""
     report = ImportReport(source=path)
     file = parse_fhir(read_input(path), path, report, skip_invalid=skip_invalid)
-    await apply_entries(session, file.organisations, lambda d: apply_organisation(session, d),
-                        report, skip_invalid=skip_invalid, description="organisations")
-    await apply_entries(session, file.practitioners, lambda d: apply_practitioner(session, d),
-                        report, skip_invalid=skip_invalid, description="practitioners")
-    await apply_entries(session, file.roles, lambda d: apply_role(session, d),
-                        report, skip_invalid=skip_invalid, description="roles")
+    await apply_entries(
+        session,
+        file.organisations,
+        lambda d: apply_organisation(session, d),
+        report,
+        skip_invalid=skip_invalid,
+        description="organisations",
+    )
+    await apply_entries(
+        session,
+        file.practitioners,
+        lambda d: apply_practitioner(session, d),
+        report,
+        skip_invalid=skip_invalid,
+        description="practitioners",
+    )
+    await apply_entries(
+        session,
+        file.roles,
+        lambda d: apply_role(session, d),
+        report,
+        skip_invalid=skip_invalid,
+        description="roles",
+    )
     record_import(session, "fhir", report)
     return report

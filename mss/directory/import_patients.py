@@ -58,14 +58,18 @@ def _header(reader: Iterator[list[str]], path: str) -> list[str]:
     try:
         header = [name.strip().lower() for name in next(reader)]
     except StopIteration:
-        raise InvalidInput("the file is empty; expected a header line: "
-                           + ",".join(REQUIRED + OPTIONAL), where=f"{path}:1") from None
+        raise InvalidInput(
+            "the file is empty; expected a header line: " + ",".join(REQUIRED + OPTIONAL),
+            where=f"{path}:1",
+        ) from None
     except csv.Error as exc:
         raise InvalidInput(f"the header line is not valid CSV: {exc}", where=f"{path}:1") from None
     unknown = [name for name in header if name not in REQUIRED + OPTIONAL]
     if unknown:
-        raise InvalidInput(f"unknown column {unknown[0]!r}; the columns are "
-                           + ", ".join(REQUIRED + OPTIONAL), where=f"{path}:1")
+        raise InvalidInput(
+            f"unknown column {unknown[0]!r}; the columns are " + ", ".join(REQUIRED + OPTIONAL),
+            where=f"{path}:1",
+        )
     missing = [name for name in REQUIRED if name not in header]
     if missing:
         raise InvalidInput(f"missing column(s) {', '.join(missing)}", where=f"{path}:1")
@@ -106,18 +110,25 @@ def _row(values: dict[str, str], today: dt.date) -> PatientRow:
         if guardian == ins:
             raise InvalidInput(f"patient {ins} is given as their own guardian")
         if _age(born, today) >= ADULT_AGE:
-            raise InvalidInput(f"patient {ins} is {_age(born, today)} years old; guardians are "
-                               "recorded for minors only")
+            raise InvalidInput(
+                f"patient {ins} is {_age(born, today)} years old; guardians are "
+                "recorded for minors only"
+            )
     return PatientRow(
-        ins=ins, family_name=values["family_name"], given_names=values["given_names"],
-        birth_date=born, guardian_ins=guardian,
+        ins=ins,
+        family_name=values["family_name"],
+        given_names=values["given_names"],
+        birth_date=born,
+        guardian_ins=guardian,
         email=normalise_address(values["email"]) if values.get("email") else None,
         phone=normalise_phone(values["phone"]) if values.get("phone") else None,
-        columns=frozenset(values))
+        columns=frozenset(values),
+    )
 
 
-def parse_patients(text: str, path: str, report: ImportReport, *, skip_invalid: bool,
-                   today: dt.date) -> list[Entry[PatientRow]]:
+def parse_patients(
+    text: str, path: str, report: ImportReport, *, skip_invalid: bool, today: dt.date
+) -> list[Entry[PatientRow]]:
     """Check every line of the roster; duplicates of an INS are refused."""
     first_line = text.split("\n", 1)[0]
     delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
@@ -158,27 +169,39 @@ def _guardians_first(entries: list[Entry[PatientRow]], path: str) -> list[Entry[
             current = by_ins[current.guardian_ins].value
             steps += 1
             if steps > len(by_ins):
-                raise InvalidInput(f"guardianship cycle through INS {entry.value.ins}",
-                                   where=entry.where)
+                raise InvalidInput(
+                    f"guardianship cycle through INS {entry.value.ins}", where=entry.where
+                )
         return steps
 
     return sorted(entries, key=depth)
 
 
-async def _apply(session: AsyncSession, settings: Settings, row: PatientRow,
-                 now: dt.datetime) -> str:
+async def _apply(
+    session: AsyncSession, settings: Settings, row: PatientRow, now: dt.datetime
+) -> str:
     patient = await find_patient_by_ins(session, row.ins)
     added = patient is None
     changed: list[str] = []
     if patient is None:
         patient = await create_patient(
-            session, settings, ins=row.ins, family_name=row.family_name,
-            given_names=row.given_names, birth_date=row.birth_date, email=row.email,
-            phone=row.phone, now=now)
+            session,
+            settings,
+            ins=row.ins,
+            family_name=row.family_name,
+            given_names=row.given_names,
+            birth_date=row.birth_date,
+            email=row.email,
+            phone=row.phone,
+            now=now,
+        )
         _audit(session, "patient.created", patient.id)
     else:
-        changed += [name for name in UPDATABLE
-                   if name in row.columns and getattr(patient, name) != getattr(row, name)]
+        changed += [
+            name
+            for name in UPDATABLE
+            if name in row.columns and getattr(patient, name) != getattr(row, name)
+        ]
         for name in changed:
             setattr(patient, name, getattr(row, name))
         if changed:
@@ -186,8 +209,10 @@ async def _apply(session: AsyncSession, settings: Settings, row: PatientRow,
     if row.guardian_ins is not None:
         guardian = await find_patient_by_ins(session, row.guardian_ins)
         if guardian is None:
-            raise InvalidInput(f"guardian INS {row.guardian_ins} is neither a valid line of this "
-                               "file nor a patient of the directory")
+            raise InvalidInput(
+                f"guardian INS {row.guardian_ins} is neither a valid line of this "
+                "file nor a patient of the directory"
+            )
         if await add_guardian(session, guardian=guardian, minor=patient):
             _audit(session, "guardian.added", patient.id, guardian=guardian.ins)
             changed.append("guardian")
@@ -196,18 +221,37 @@ async def _apply(session: AsyncSession, settings: Settings, row: PatientRow,
 
 
 def _audit(session: AsyncSession, action: str, patient_id: int, **detail: object) -> None:
-    record(session, action, actor_kind="operator", actor=operator(), patient_id=patient_id,
-           source="mss directory import-patients", **detail)
+    record(
+        session,
+        action,
+        actor_kind="operator",
+        actor=operator(),
+        patient_id=patient_id,
+        source="mss directory import-patients",
+        **detail,
+    )
 
 
-async def import_patients(session: AsyncSession, settings: Settings, path: str, *,
-                          skip_invalid: bool = False, now: dt.datetime | None = None) -> ImportReport:
+async def import_patients(
+    session: AsyncSession,
+    settings: Settings,
+    path: str,
+    *,
+    skip_invalid: bool = False,
+    now: dt.datetime | None = None,
+) -> ImportReport:
     """Import a roster CSV into the caller's transaction."""
     now = now or utcnow()
     report = ImportReport(source=path)
     text = decode_text(read_input(path), path)
     entries = parse_patients(text, path, report, skip_invalid=skip_invalid, today=now.date())
-    await apply_entries(session, entries, lambda row: _apply(session, settings, row, now), report,
-                        skip_invalid=skip_invalid, description="patients")
+    await apply_entries(
+        session,
+        entries,
+        lambda row: _apply(session, settings, row, now),
+        report,
+        skip_invalid=skip_invalid,
+        description="patients",
+    )
     record_import(session, "patients", report)
     return report

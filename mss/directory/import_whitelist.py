@@ -38,8 +38,14 @@ from mss.errors import InvalidInput
 
 NAMESPACE = "https://listeblanche.mssante.fr/schema"
 XMLDSIG = "http://www.w3.org/2000/09/xmldsig#"
-FIELDS = ("Nom", "Description", "DNCertificatOperateur", "ResponsableContact", "SupportContact",
-          "DateMAJ")
+FIELDS = (
+    "Nom",
+    "Description",
+    "DNCertificatOperateur",
+    "ResponsableContact",
+    "SupportContact",
+    "DateMAJ",
+)
 
 
 @dataclass(frozen=True)
@@ -79,12 +85,15 @@ class _Handler(xml.sax.handler.ContentHandler):
     def startElementNS(self, name: tuple[str | None, str], qname: Any, attrs: Any) -> None:
         uri, local = name[0] or "", name[1]
         if len(self.stack) >= MAX_XML_DEPTH:
-            raise InvalidInput(f"the elements nest more than {MAX_XML_DEPTH} levels deep; a whitelist "
-                               "nests five")
+            raise InvalidInput(
+                f"the elements nest more than {MAX_XML_DEPTH} levels deep; a whitelist nests five"
+            )
         if not self.stack and (uri, local) != (NAMESPACE, "ListeBlancheMSSante"):
             found = f"{{{uri}}}{local}" if uri else local
-            raise InvalidInput(f"the root element is {found}, not ListeBlancheMSSante in the "
-                               f"namespace {NAMESPACE}: this is not an MSSanté whitelist")
+            raise InvalidInput(
+                f"the root element is {found}, not ListeBlancheMSSante in the "
+                f"namespace {NAMESPACE}: this is not an MSSanté whitelist"
+            )
         self.stack.append((uri, local))
         if uri == XMLDSIG and local == "Signature":
             self.signed = True
@@ -110,14 +119,20 @@ class _Handler(xml.sax.handler.ContentHandler):
 def _hostile(exc: DefusedXmlException) -> str:
     if isinstance(exc, EntitiesForbidden):
         if exc.sysid or exc.pubid:
-            return (f"the file declares the external entity {exc.name!r} "
-                    f"({exc.sysid or exc.pubid}); external entities are refused, the hub never "
-                    "reads files or URLs named inside a document (XXE)")
-        return (f"the file declares the entity {exc.name!r}; entity declarations are refused "
-                "because nested entities can expand to gigabytes (billion laughs)")
+            return (
+                f"the file declares the external entity {exc.name!r} "
+                f"({exc.sysid or exc.pubid}); external entities are refused, the hub never "
+                "reads files or URLs named inside a document (XXE)"
+            )
+        return (
+            f"the file declares the entity {exc.name!r}; entity declarations are refused "
+            "because nested entities can expand to gigabytes (billion laughs)"
+        )
     if isinstance(exc, DTDForbidden):
-        return (f"the file refers to the external DTD {exc.sysid or exc.pubid!r}; "
-                "external DTDs are refused, the hub fetches nothing a document names")
+        return (
+            f"the file refers to the external DTD {exc.sysid or exc.pubid!r}; "
+            "external DTDs are refused, the hub fetches nothing a document names"
+        )
     return "the file refers to an external resource; external references are refused"
 
 
@@ -131,13 +146,16 @@ def parse_xml(data: bytes, path: str) -> _Handler:
     except DefusedXmlException as exc:
         raise InvalidInput(_hostile(exc), where=f"{path}:{handler.line()}") from None
     except xml.sax.SAXParseException as exc:
-        raise InvalidInput(f"not well-formed XML: {exc.getMessage()}",
-                           where=f"{path}:{exc.getLineNumber()}") from None
+        raise InvalidInput(
+            f"not well-formed XML: {exc.getMessage()}", where=f"{path}:{exc.getLineNumber()}"
+        ) from None
     except InvalidInput as exc:
         raise InvalidInput(exc.sentence, where=f"{path}:{handler.line()}") from None
     except (LookupError, ValueError):  # an encoding Python does not know ("UTQ-8"), or multi-byte
-        raise InvalidInput("the XML declaration names an unknown encoding; save the file as UTF-8",
-                           where=f"{path}:1") from None
+        raise InvalidInput(
+            "the XML declaration names an unknown encoding; save the file as UTF-8",
+            where=f"{path}:1",
+        ) from None
     return handler
 
 
@@ -146,16 +164,22 @@ def _entry(fields: dict[str, str]) -> DomainEntry:
         raise InvalidInput("this Domaine has no Nom")
     if not fields.get("DNCertificatOperateur"):
         raise InvalidInput(f"Domaine {fields['Nom']} has no DNCertificatOperateur")
-    contacts = [f"{label}: {fields[key]}" for key, label in
-                (("ResponsableContact", "responsable"), ("SupportContact", "support"))
-                if fields.get(key)]
-    return DomainEntry(domain=normalise_domain(fields["Nom"]),
-                       operator_dn=normalise_dn(fields["DNCertificatOperateur"]),
-                       description=fields.get("Description", ""), contact="; ".join(contacts))
+    contacts = [
+        f"{label}: {fields[key]}"
+        for key, label in (("ResponsableContact", "responsable"), ("SupportContact", "support"))
+        if fields.get(key)
+    ]
+    return DomainEntry(
+        domain=normalise_domain(fields["Nom"]),
+        operator_dn=normalise_dn(fields["DNCertificatOperateur"]),
+        description=fields.get("Description", ""),
+        contact="; ".join(contacts),
+    )
 
 
-def parse_whitelist(data: bytes, path: str, report: ImportReport, *,
-                    skip_invalid: bool) -> tuple[list[Entry[DomainEntry]], set[str]]:
+def parse_whitelist(
+    data: bytes, path: str, report: ImportReport, *, skip_invalid: bool
+) -> tuple[list[Entry[DomainEntry]], set[str]]:
     """The checked entries, and the names of skipped domains (left as they are)."""
     handler = parse_xml(data, path)
     if handler.signed:
@@ -173,33 +197,47 @@ def parse_whitelist(data: bytes, path: str, report: ImportReport, *,
                 skipped_names.add(re.sub(r"\s", "", fields.get("Nom", "")).lower().rstrip("."))
                 raise
             if (entry.domain, entry.operator_dn) in seen:
-                raise InvalidInput(f"Domaine {entry.domain} with this DNCertificatOperateur is "
-                                   f"already listed on line {seen[entry.domain, entry.operator_dn]}")
+                raise InvalidInput(
+                    f"Domaine {entry.domain} with this DNCertificatOperateur is "
+                    f"already listed on line {seen[entry.domain, entry.operator_dn]}"
+                )
             seen[entry.domain, entry.operator_dn] = line
             entries.append(Entry(f"{path}:{line}", entry))
         except InvalidInput as exc:
             refuse_or_skip(InvalidInput(exc.sentence, where=f"{path}:{line}"), report, skip_invalid)
     if not entries:
-        raise InvalidInput("no valid Domaine entry; refusing to disable the whole trust list",
-                           where=path)
+        raise InvalidInput(
+            "no valid Domaine entry; refusing to disable the whole trust list", where=path
+        )
     return entries, skipped_names
 
 
-async def import_whitelist(session: AsyncSession, path: str, *,
-                           skip_invalid: bool = False) -> ImportReport:
+async def import_whitelist(
+    session: AsyncSession, path: str, *, skip_invalid: bool = False
+) -> ImportReport:
     """Replace the trust list with the file's, in the caller's transaction."""
     report = ImportReport(source=path)
-    entries, skipped_names = parse_whitelist(read_input(path), path, report,
-                                             skip_invalid=skip_invalid)
-    rows = {(row.domain, row.operator_dn): row
-            for row in (await session.scalars(select(TrustedDomain))).all()}
+    entries, skipped_names = parse_whitelist(
+        read_input(path), path, report, skip_invalid=skip_invalid
+    )
+    rows = {
+        (row.domain, row.operator_dn): row
+        for row in (await session.scalars(select(TrustedDomain))).all()
+    }
 
     async def apply(entry: DomainEntry) -> str:
         row = rows.pop((entry.domain, entry.operator_dn), None)
         if row is None:
-            session.add(TrustedDomain(domain=entry.domain, operator_dn=entry.operator_dn,
-                                      description=entry.description, contact=entry.contact,
-                                      enabled=True, updated_at=utcnow()))
+            session.add(
+                TrustedDomain(
+                    domain=entry.domain,
+                    operator_dn=entry.operator_dn,
+                    description=entry.description,
+                    contact=entry.contact,
+                    enabled=True,
+                    updated_at=utcnow(),
+                )
+            )
             return "added"
         wanted = {"description": entry.description, "contact": entry.contact, "enabled": True}
         if all(getattr(row, key) == value for key, value in wanted.items()):
@@ -208,8 +246,9 @@ async def import_whitelist(session: AsyncSession, path: str, *,
             setattr(row, key, value)
         return "updated"
 
-    await apply_entries(session, entries, apply, report, skip_invalid=skip_invalid,
-                        description="domains")
+    await apply_entries(
+        session, entries, apply, report, skip_invalid=skip_invalid, description="domains"
+    )
     for row in rows.values():
         if row.enabled and row.domain not in skipped_names:
             row.enabled = False

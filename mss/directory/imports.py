@@ -62,8 +62,10 @@ class ImportReport:
     def summary(self) -> str:
         """One line for the user."""
         if self.changed:
-            text = (f"{self.source}: {self.added} added, {self.updated} updated, "
-                    f"{self.unchanged} unchanged")
+            text = (
+                f"{self.source}: {self.added} added, {self.updated} updated, "
+                f"{self.unchanged} unchanged"
+            )
             text += f", {self.disabled} disabled" if self.disabled else ""
         else:
             entries = "entry is" if self.unchanged == 1 else "entries are"
@@ -83,10 +85,19 @@ def operator() -> str:
 
 def record_import(session: AsyncSession, kind: str, report: ImportReport) -> None:
     """One audit event per import, with what it changed."""
-    record(session, "directory.imported", actor_kind="operator", actor=operator(),
-           target=report.source, source=f"mss directory import-{kind}", added=report.added,
-           updated=report.updated, unchanged=report.unchanged, disabled=report.disabled,
-           skipped=len(report.skipped))
+    record(
+        session,
+        "directory.imported",
+        actor_kind="operator",
+        actor=operator(),
+        target=report.source,
+        source=f"mss directory import-{kind}",
+        added=report.added,
+        updated=report.updated,
+        unchanged=report.unchanged,
+        disabled=report.disabled,
+        skipped=len(report.skipped),
+    )
 
 
 def read_input(path: str) -> bytes:
@@ -110,8 +121,10 @@ def decode_text(data: bytes, path: str) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise InvalidInput(f"byte 0x{data[exc.start]:02x} is not UTF-8; save the file as UTF-8",
-                           where=f"{path}:{line}") from None
+        raise InvalidInput(
+            f"byte 0x{data[exc.start]:02x} is not UTF-8; save the file as UTF-8",
+            where=f"{path}:{line}",
+        ) from None
 
 
 def progress(items: list[T], description: str) -> Iterable[T]:
@@ -119,9 +132,15 @@ def progress(items: list[T], description: str) -> Iterable[T]:
     return tqdm(items, desc=description, unit="entry", file=sys.stderr, disable=None, leave=False)
 
 
-async def apply_entries(session: AsyncSession, entries: list[Entry[T]],
-                        apply: Callable[[T], Awaitable[str]], report: ImportReport, *,
-                        skip_invalid: bool, description: str) -> None:
+async def apply_entries(
+    session: AsyncSession,
+    entries: list[Entry[T]],
+    apply: Callable[[T], Awaitable[str]],
+    report: ImportReport,
+    *,
+    skip_invalid: bool,
+    description: str,
+) -> None:
     """Apply each entry; ``apply`` returns ``added``, ``updated`` or ``unchanged``."""
     for entry in progress(entries, description):
         try:
@@ -142,5 +161,5 @@ def refuse_or_skip(error: InvalidInput, report: ImportReport, skip_invalid: bool
     """A parse error of one entry: raised, or recorded as skipped with ``--skip-invalid``."""
     if not skip_invalid:
         raise error
-    sentence = error.sentence[len(error.where) + 2:] if error.where else error.sentence
+    sentence = error.sentence[len(error.where) + 2 :] if error.where else error.sentence
     report.skipped.append((error.where or report.source, sentence))

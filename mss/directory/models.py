@@ -53,7 +53,13 @@ class OrganisationKind(str, enum.Enum):
 
 
 def _enum(kind: type[enum.Enum], name: str) -> Enum:
-    return Enum(kind, name=name, native_enum=False, length=24, values_callable=lambda e: [m.value for m in e])
+    return Enum(
+        kind,
+        name=name,
+        native_enum=False,
+        length=24,
+        values_callable=lambda e: [m.value for m in e],
+    )
 
 
 class Organisation(Base):
@@ -62,8 +68,9 @@ class Organisation(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     finess: Mapped[str | None] = mapped_column(String(16), unique=True)
     name: Mapped[str] = mapped_column(String(255))
-    kind: Mapped[OrganisationKind] = mapped_column(_enum(OrganisationKind, "organisation_kind"),
-                                                   default=OrganisationKind.OTHER)
+    kind: Mapped[OrganisationKind] = mapped_column(
+        _enum(OrganisationKind, "organisation_kind"), default=OrganisationKind.OTHER
+    )
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -100,8 +107,9 @@ class Patient(Base):
     totp_secret: Mapped[str | None] = mapped_column(String(64))
     # RFC 6238 §5.2: the time step of the last code accepted; a code of that step or earlier is refused.
     totp_last_step: Mapped[int | None] = mapped_column(Integer)
-    state: Mapped[PatientState] = mapped_column(_enum(PatientState, "patient_state"),
-                                                default=PatientState.CREATED)
+    state: Mapped[PatientState] = mapped_column(
+        _enum(PatientState, "patient_state"), default=PatientState.CREATED
+    )
     state_changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     opposition_deadline: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     activated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -122,7 +130,9 @@ class Guardianship(Base):
     __table_args__ = (UniqueConstraint("guardian_id", "minor_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    guardian_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    guardian_id: Mapped[int] = mapped_column(
+        ForeignKey("patients.id", ondelete="CASCADE"), index=True
+    )
     minor_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -134,8 +144,9 @@ class Mailbox(Base):
     address: Mapped[str] = mapped_column(String(320), unique=True)
     kind: Mapped[MailboxKind] = mapped_column(_enum(MailboxKind, "mailbox_kind"))
     display_name: Mapped[str] = mapped_column(String(255), default="")
-    state: Mapped[MailboxState] = mapped_column(_enum(MailboxState, "mailbox_state"),
-                                                default=MailboxState.ACTIVE)
+    state: Mapped[MailboxState] = mapped_column(
+        _enum(MailboxState, "mailbox_state"), default=MailboxState.ACTIVE
+    )
     professional_id: Mapped[int | None] = mapped_column(ForeignKey("professionals.id"), index=True)
     organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), index=True)
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), unique=True)

@@ -53,6 +53,7 @@ MIN_PASSWORD_LENGTH = 12
 
 # -- look-ups ---------------------------------------------------------------------------
 
+
 async def find_mailbox(session: AsyncSession, address: str) -> Mailbox | None:
     """The mailbox with this address, whatever its case; None when unknown or malformed."""
     try:
@@ -69,7 +70,9 @@ async def find_mailbox(session: AsyncSession, address: str) -> Mailbox | None:
 
 # Built once: every login and RCPT asks (building the statement cost more than running it).
 _MAILBOX_BY_ADDRESS = select(Mailbox).where(Mailbox.address == bindparam("address"))
-_MAILBOX_BY_LOWER_ADDRESS = select(Mailbox).where(func.lower(Mailbox.address) == bindparam("address"))
+_MAILBOX_BY_LOWER_ADDRESS = select(Mailbox).where(
+    func.lower(Mailbox.address) == bindparam("address")
+)
 
 
 async def find_patient_by_ins(session: AsyncSession, ins: str) -> Patient | None:
@@ -87,8 +90,11 @@ async def find_patient_by_email(session: AsyncSession, email: str) -> Patient | 
         wanted = normalise_address(email)
     except InvalidInput:
         return None
-    patient = (await session.scalars(
-        select(Patient).where(func.lower(Patient.email) == wanted).order_by(Patient.id))).first()
+    patient = (
+        await session.scalars(
+            select(Patient).where(func.lower(Patient.email) == wanted).order_by(Patient.id)
+        )
+    ).first()
     if patient is not None:
         return patient
     mailbox = await find_mailbox(session, wanted)
@@ -103,7 +109,9 @@ async def find_professional_by_id_nat(session: AsyncSession, id_nat: str) -> Pro
         wanted = normalise_id_nat(id_nat, check_key=False)
     except InvalidInput:
         return None
-    return (await session.scalars(select(Professional).where(Professional.id_nat == wanted))).first()
+    return (
+        await session.scalars(select(Professional).where(Professional.id_nat == wanted))
+    ).first()
 
 
 async def find_organisation_by_finess(session: AsyncSession, finess: str) -> Organisation | None:
@@ -112,7 +120,9 @@ async def find_organisation_by_finess(session: AsyncSession, finess: str) -> Org
         wanted = normalise_finess(finess, check_key=False)
     except InvalidInput:
         return None
-    return (await session.scalars(select(Organisation).where(Organisation.finess == wanted))).first()
+    return (
+        await session.scalars(select(Organisation).where(Organisation.finess == wanted))
+    ).first()
 
 
 async def find_patient_mailbox(session: AsyncSession, patient_id: int) -> Mailbox | None:
@@ -122,9 +132,15 @@ async def find_patient_mailbox(session: AsyncSession, patient_id: int) -> Mailbo
 
 async def pharmacy_mailboxes(session: AsyncSession) -> list[Mailbox]:
     """The active organisational mailboxes of pharmacies, by name (the patient may write to them)."""
-    query = (select(Mailbox).where(Mailbox.kind == MailboxKind.ORG, Mailbox.pharmacy.is_(True),
-                                   Mailbox.state == MailboxState.ACTIVE)
-             .order_by(Mailbox.display_name, Mailbox.address))
+    query = (
+        select(Mailbox)
+        .where(
+            Mailbox.kind == MailboxKind.ORG,
+            Mailbox.pharmacy.is_(True),
+            Mailbox.state == MailboxState.ACTIVE,
+        )
+        .order_by(Mailbox.display_name, Mailbox.address)
+    )
     return list((await session.scalars(query)).all())
 
 
@@ -134,9 +150,11 @@ async def trusted_domain(session: AsyncSession, domain: str) -> TrustedDomain | 
         wanted = normalise_domain(domain)
     except InvalidInput:
         return None
-    query = (select(TrustedDomain)
-             .where(TrustedDomain.domain == wanted, TrustedDomain.enabled.is_(True))
-             .order_by(TrustedDomain.id))
+    query = (
+        select(TrustedDomain)
+        .where(TrustedDomain.domain == wanted, TrustedDomain.enabled.is_(True))
+        .order_by(TrustedDomain.id)
+    )
     return (await session.scalars(query)).first()
 
 
@@ -145,8 +163,9 @@ async def is_trusted_operator_dn(session: AsyncSession, dn: str, domain: str | N
 
     With ``domain``, the DN must be listed for that domain.
     """
-    query = select(TrustedDomain.id).where(TrustedDomain.operator_dn == normalise_dn(dn),
-                                           TrustedDomain.enabled.is_(True))
+    query = select(TrustedDomain.id).where(
+        TrustedDomain.operator_dn == normalise_dn(dn), TrustedDomain.enabled.is_(True)
+    )
     if domain is not None:
         try:
             query = query.where(TrustedDomain.domain == normalise_domain(domain))
@@ -162,32 +181,50 @@ def patient_mailbox_address(settings: Settings, ins: str) -> str:
 
 # -- creation -----------------------------------------------------------------------------
 
-async def create_organisation(session: AsyncSession, *, name: str, finess: str | None = None,
-                              kind: OrganisationKind = OrganisationKind.OTHER,
-                              check_key: bool = True) -> Organisation:
+
+async def create_organisation(
+    session: AsyncSession,
+    *,
+    name: str,
+    finess: str | None = None,
+    kind: OrganisationKind = OrganisationKind.OTHER,
+    check_key: bool = True,
+) -> Organisation:
     """Add an organisation (FINESS checked when given, its Luhn key unless told not to)."""
     if not name.strip():
         raise InvalidInput("an organisation needs a name")
-    organisation = Organisation(name=name.strip(), kind=kind,
-                                finess=normalise_finess(finess, check_key=check_key) if finess else None)
+    organisation = Organisation(
+        name=name.strip(),
+        kind=kind,
+        finess=normalise_finess(finess, check_key=check_key) if finess else None,
+    )
     session.add(organisation)
     await session.flush()
     return organisation
 
 
-async def create_professional(session: AsyncSession, *, id_nat: str, family_name: str,
-                              given_names: str = "", profession_code: str = "",
-                              specialty_code: str = "", organisation: Organisation | None = None,
-                              check_key: bool = True) -> Professional:
+async def create_professional(
+    session: AsyncSession,
+    *,
+    id_nat: str,
+    family_name: str,
+    given_names: str = "",
+    profession_code: str = "",
+    specialty_code: str = "",
+    organisation: Organisation | None = None,
+    check_key: bool = True,
+) -> Professional:
     """Add a professional identified by idNat (RPPS Luhn key checked unless told not to)."""
     if not family_name.strip():
         raise InvalidInput("a professional needs a family name")
     professional = Professional(
-        id_nat=normalise_id_nat(id_nat, check_key=check_key), family_name=family_name.strip(),
+        id_nat=normalise_id_nat(id_nat, check_key=check_key),
+        family_name=family_name.strip(),
         given_names=given_names.strip(),
         profession_code=normalise_profession_code(profession_code) if profession_code else "",
         specialty_code=specialty_code.strip(),
-        organisation_id=organisation.id if organisation is not None else None)
+        organisation_id=organisation.id if organisation is not None else None,
+    )
     session.add(professional)
     await session.flush()
     return professional
@@ -201,9 +238,17 @@ class MailboxOwner:
     organisation: Organisation | None = None
 
 
-async def create_mailbox(session: AsyncSession, *, address: str, kind: MailboxKind,
-                         owner: MailboxOwner, display_name: str = "", red_list: bool = False,
-                         pharmacy: bool = False, password: str | None = None) -> Mailbox:
+async def create_mailbox(
+    session: AsyncSession,
+    *,
+    address: str,
+    kind: MailboxKind,
+    owner: MailboxOwner,
+    display_name: str = "",
+    red_list: bool = False,
+    pharmacy: bool = False,
+    password: str | None = None,
+) -> Mailbox:
     """Add a PER/ORG/APP/CAB mailbox; the address must be free."""
     if kind is MailboxKind.PAT:
         raise InvalidInput("patient mailboxes are created with their patient (create_patient)")
@@ -212,10 +257,14 @@ async def create_mailbox(session: AsyncSession, *, address: str, kind: MailboxKi
     if kind is not MailboxKind.PER and owner.organisation is None and owner.professional is None:
         raise InvalidInput(f"a {kind.value} mailbox belongs to an organisation; {address} has none")
     mailbox = Mailbox(
-        address=await _free_address(session, address), kind=kind, display_name=display_name.strip(),
+        address=await _free_address(session, address),
+        kind=kind,
+        display_name=display_name.strip(),
         professional_id=owner.professional.id if owner.professional else None,
         organisation_id=owner.organisation.id if owner.organisation else None,
-        red_list=red_list, pharmacy=pharmacy)
+        red_list=red_list,
+        pharmacy=pharmacy,
+    )
     if password is not None:
         mailbox.password_hash = await hash_password_async(password)
     session.add(mailbox)
@@ -232,10 +281,18 @@ async def _free_address(session: AsyncSession, address: str) -> str:
     return normalised
 
 
-async def create_patient(session: AsyncSession, settings: Settings, *, ins: str, family_name: str,
-                         given_names: str = "", birth_date: dt.date | None = None,
-                         email: str | None = None, phone: str | None = None,
-                         now: dt.datetime | None = None) -> Patient:
+async def create_patient(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    ins: str,
+    family_name: str,
+    given_names: str = "",
+    birth_date: dt.date | None = None,
+    email: str | None = None,
+    phone: str | None = None,
+    now: dt.datetime | None = None,
+) -> Patient:
     """Add a patient in the opposition window, with the PAT mailbox ``<INS>@patient.<domain>``."""
     if not family_name.strip():
         raise InvalidInput("a patient needs a family name")
@@ -244,14 +301,24 @@ async def create_patient(session: AsyncSession, settings: Settings, *, ins: str,
         raise InvalidInput(f"a patient with INS {normalised_ins} already exists")
     now = now or utcnow()
     patient = Patient(
-        ins=normalised_ins, family_name=family_name.strip(), given_names=given_names.strip(),
-        birth_date=birth_date, email=normalise_address(email) if email else None,
-        phone=normalise_phone(phone) if phone else None, state=PatientState.OPPOSITION_WINDOW, state_changed_at=now,
-        opposition_deadline=now + dt.timedelta(days=settings.portal.opposition_window_days))
+        ins=normalised_ins,
+        family_name=family_name.strip(),
+        given_names=given_names.strip(),
+        birth_date=birth_date,
+        email=normalise_address(email) if email else None,
+        phone=normalise_phone(phone) if phone else None,
+        state=PatientState.OPPOSITION_WINDOW,
+        state_changed_at=now,
+        opposition_deadline=now + dt.timedelta(days=settings.portal.opposition_window_days),
+    )
     session.add(patient)
     await session.flush()
-    mailbox = Mailbox(address=await _free_address(session, patient_mailbox_address(settings, ins)),
-                      kind=MailboxKind.PAT, display_name=patient.display_name, patient_id=patient.id)
+    mailbox = Mailbox(
+        address=await _free_address(session, patient_mailbox_address(settings, ins)),
+        kind=MailboxKind.PAT,
+        display_name=patient.display_name,
+        patient_id=patient.id,
+    )
     session.add(mailbox)
     await session.flush()
     await ensure_folders(session, mailbox.id)
@@ -262,8 +329,11 @@ async def add_guardian(session: AsyncSession, *, guardian: Patient, minor: Patie
     """Record that ``guardian`` acts for ``minor``; False when it was already recorded."""
     if guardian.id == minor.id:
         raise InvalidInput(f"patient {minor.ins} cannot be their own guardian")
-    existing = await session.scalars(select(Guardianship.id).where(
-        Guardianship.guardian_id == guardian.id, Guardianship.minor_id == minor.id))
+    existing = await session.scalars(
+        select(Guardianship.id).where(
+            Guardianship.guardian_id == guardian.id, Guardianship.minor_id == minor.id
+        )
+    )
     if existing.first() is not None:
         return False
     session.add(Guardianship(guardian_id=guardian.id, minor_id=minor.id))
@@ -273,10 +343,12 @@ async def add_guardian(session: AsyncSession, *, guardian: Patient, minor: Patie
 
 # -- passwords ----------------------------------------------------------------------------
 
+
 def _password_allowed(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput(f"the password has {len(password)} characters; "
-                           f"use at least {MIN_PASSWORD_LENGTH}")
+        raise InvalidInput(
+            f"the password has {len(password)} characters; use at least {MIN_PASSWORD_LENGTH}"
+        )
 
 
 def hash_password(password: str) -> str:
@@ -311,9 +383,11 @@ async def check_mailbox_password_async(mailbox: Mailbox | None, password: str) -
 
 async def rehash_mailbox_password(session: AsyncSession, mailbox: Mailbox, password: str) -> None:
     """After a login whose hash has older parameters: store one of today's, unless it changed meanwhile."""
-    await session.execute(update(Mailbox).where(Mailbox.id == mailbox.id,
-                                                Mailbox.password_hash == mailbox.password_hash)
-                          .values(password_hash=await hash_secret(password)))
+    await session.execute(
+        update(Mailbox)
+        .where(Mailbox.id == mailbox.id, Mailbox.password_hash == mailbox.password_hash)
+        .values(password_hash=await hash_secret(password))
+    )
 
 
 async def set_mailbox_password(session: AsyncSession, address: str, password: str) -> Mailbox:
@@ -322,8 +396,10 @@ async def set_mailbox_password(session: AsyncSession, address: str, password: st
     if mailbox is None:
         raise InvalidInput(f"no mailbox {address} in the directory")
     if mailbox.kind is MailboxKind.PAT:
-        raise InvalidInput(f"{mailbox.address} is a patient mailbox: patients sign in to the "
-                           "portal, their mailbox has no password of its own")
+        raise InvalidInput(
+            f"{mailbox.address} is a patient mailbox: patients sign in to the "
+            "portal, their mailbox has no password of its own"
+        )
     mailbox.password_hash = await hash_password_async(password)
     await session.flush()
     return mailbox

@@ -36,21 +36,31 @@ class Change:
 
 async def load_entries(session: AsyncSession, folder_id: int) -> list[tuple[int, str, int]]:
     """(uid, flags, modseq) of every entry, by ascending UID."""
-    rows = await session.execute(select(FolderEntry.uid, FolderEntry.flags, FolderEntry.modseq).where(
-        FolderEntry.folder_id == folder_id).order_by(FolderEntry.uid))
+    rows = await session.execute(
+        select(FolderEntry.uid, FolderEntry.flags, FolderEntry.modseq)
+        .where(FolderEntry.folder_id == folder_id)
+        .order_by(FolderEntry.uid)
+    )
     return [tuple(row) for row in rows]  # type: ignore[misc]
 
 
 async def highest_modseq(session: AsyncSession, folder_id: int) -> int:
-    return (await session.execute(select(Folder.highest_modseq).where(Folder.id == folder_id))).scalar_one()
+    return (
+        await session.execute(select(Folder.highest_modseq).where(Folder.id == folder_id))
+    ).scalar_one()
 
 
 async def changes_since(session: AsyncSession, folder_id: int, modseq: int) -> list[Change]:
     """Entries changed and UIDs expunged after ``modseq``, read in one statement (one snapshot)."""
-    present = select(FolderEntry.uid, FolderEntry.flags, FolderEntry.modseq, literal(0).label("gone")).where(
-        FolderEntry.folder_id == folder_id, FolderEntry.modseq > modseq)
-    gone = select(ExpungedEntry.uid, literal("").label("flags"), ExpungedEntry.modseq, literal(1).label("gone")
-                  ).where(ExpungedEntry.folder_id == folder_id, ExpungedEntry.modseq > modseq)
+    present = select(
+        FolderEntry.uid, FolderEntry.flags, FolderEntry.modseq, literal(0).label("gone")
+    ).where(FolderEntry.folder_id == folder_id, FolderEntry.modseq > modseq)
+    gone = select(
+        ExpungedEntry.uid,
+        literal("").label("flags"),
+        ExpungedEntry.modseq,
+        literal(1).label("gone"),
+    ).where(ExpungedEntry.folder_id == folder_id, ExpungedEntry.modseq > modseq)
     rows = await session.execute(union_all(present, gone))
     return [Change(row[0], parse_flags(row[1]), row[2], bool(row[3])) for row in rows]
 
@@ -58,18 +68,25 @@ async def changes_since(session: AsyncSession, folder_id: int, modseq: int) -> l
 def _chunks(uids: Sequence[int]) -> Iterable[list[int]]:
     ordered = sorted(uids)
     for start in range(0, len(ordered), CHUNK):
-        yield ordered[start:start + CHUNK]
+        yield ordered[start : start + CHUNK]
 
 
-async def rows_for_uids(session: AsyncSession, folder_id: int, uids: Sequence[int],
-                        columns: Sequence[Any], where: Sequence[Any] = ()) -> AsyncIterator[Any]:
+async def rows_for_uids(
+    session: AsyncSession,
+    folder_id: int,
+    uids: Sequence[int],
+    columns: Sequence[Any],
+    where: Sequence[Any] = (),
+) -> AsyncIterator[Any]:
     """Rows of ``columns`` (entry and message columns) for the given UIDs, in chunks, by UID.
 
     Each chunk is one range query on the (folder_id, uid) index, filtered to the asked UIDs.
     With extra ``where`` filters (SEARCH pre-filters) over many UIDs, one query lets the
     database scan the folder once.
     """
-    base = select(FolderEntry.uid, *columns).join(StoredMessage, StoredMessage.id == FolderEntry.message_id)
+    base = select(FolderEntry.uid, *columns).join(
+        StoredMessage, StoredMessage.id == FolderEntry.message_id
+    )
     if where and len(uids) > CHUNK:
         wanted = set(uids)
         stmt = base.where(FolderEntry.folder_id == folder_id, *where).order_by(FolderEntry.uid)
@@ -79,8 +96,12 @@ async def rows_for_uids(session: AsyncSession, folder_id: int, uids: Sequence[in
         return
     for chunk in _chunks(uids):
         wanted = set(chunk)
-        stmt = base.where(FolderEntry.folder_id == folder_id, FolderEntry.uid >= chunk[0],
-                          FolderEntry.uid <= chunk[-1], *where).order_by(FolderEntry.uid)
+        stmt = base.where(
+            FolderEntry.folder_id == folder_id,
+            FolderEntry.uid >= chunk[0],
+            FolderEntry.uid <= chunk[-1],
+            *where,
+        ).order_by(FolderEntry.uid)
         for row in await session.execute(stmt):
             if row[0] in wanted:
                 yield row
@@ -95,8 +116,15 @@ class FlagUpdate:
     modified: list[int]
 
 
-async def store_flags(session: AsyncSession, mailbox_id: int, folder_id: int, uids: Sequence[int],
-                      mode: str, flags: Iterable[str], unchanged_since: int | None = None) -> FlagUpdate:
+async def store_flags(
+    session: AsyncSession,
+    mailbox_id: int,
+    folder_id: int,
+    uids: Sequence[int],
+    mode: str,
+    flags: Iterable[str],
+    unchanged_since: int | None = None,
+) -> FlagUpdate:
     """Set (``mode="set"``), add (``"add"``) or remove (``"remove"``) flags on entries.
 
     Works on the flags as committed (not a session's cached view), so concurrent
@@ -111,9 +139,13 @@ async def store_flags(session: AsyncSession, mailbox_id: int, folder_id: int, ui
     updates: list[dict[str, Any]] = []
     for chunk in _chunks(uids):
         members = set(chunk)
-        rows = await session.execute(select(FolderEntry.id, FolderEntry.uid, FolderEntry.flags, FolderEntry.modseq)
-                                     .where(FolderEntry.folder_id == folder_id, FolderEntry.uid >= chunk[0],
-                                            FolderEntry.uid <= chunk[-1]))
+        rows = await session.execute(
+            select(FolderEntry.id, FolderEntry.uid, FolderEntry.flags, FolderEntry.modseq).where(
+                FolderEntry.folder_id == folder_id,
+                FolderEntry.uid >= chunk[0],
+                FolderEntry.uid <= chunk[-1],
+            )
+        )
         for entry_id, uid, stored, entry_modseq in rows:
             if uid not in members:
                 continue
@@ -138,35 +170,62 @@ async def store_flags(session: AsyncSession, mailbox_id: int, folder_id: int, ui
     if updates:
         _, allocated = await allocate(session, folder_id, 0)
         assert allocated == modseq
-        await session.execute(_ENTRIES.update().where(_ENTRIES.c.id == bindparam("eid")).values(
-            flags=bindparam("nflags"), modseq=bindparam("nmodseq")), updates)
+        await session.execute(
+            _ENTRIES.update()
+            .where(_ENTRIES.c.id == bindparam("eid"))
+            .values(flags=bindparam("nflags"), modseq=bindparam("nmodseq")),
+            updates,
+        )
         await mark_changed(session, mailbox_id)
     result.modified.sort()
     return result
 
 
-async def copy_entries(session: AsyncSession, mailbox_id: int, source_id: int, uids: Sequence[int],
-                       target: Folder) -> list[tuple[int, int]]:
+async def copy_entries(
+    session: AsyncSession, mailbox_id: int, source_id: int, uids: Sequence[int], target: Folder
+) -> list[tuple[int, int]]:
     """Copy entries (same stored message, same flags) to ``target``: [(source UID, new UID)]."""
     rows: list[tuple[int, int, str]] = []
     for chunk in _chunks(uids):
         members = set(chunk)
-        found = await session.execute(select(FolderEntry.uid, FolderEntry.message_id, FolderEntry.flags).where(
-            FolderEntry.folder_id == source_id, FolderEntry.uid >= chunk[0], FolderEntry.uid <= chunk[-1])
-            .order_by(FolderEntry.uid))
+        found = await session.execute(
+            select(FolderEntry.uid, FolderEntry.message_id, FolderEntry.flags)
+            .where(
+                FolderEntry.folder_id == source_id,
+                FolderEntry.uid >= chunk[0],
+                FolderEntry.uid <= chunk[-1],
+            )
+            .order_by(FolderEntry.uid)
+        )
         rows.extend((uid, message_id, flags) for uid, message_id, flags in found if uid in members)
     if not rows:
         return []
     first_uid, modseq = await allocate(session, target.id, len(rows))
-    await session.execute(insert(FolderEntry), [
-        {"folder_id": target.id, "uid": first_uid + i, "message_id": message_id, "flags": flags,
-         "modseq": modseq} for i, (_uid, message_id, flags) in enumerate(rows)])
+    await session.execute(
+        insert(FolderEntry),
+        [
+            {
+                "folder_id": target.id,
+                "uid": first_uid + i,
+                "message_id": message_id,
+                "flags": flags,
+                "modseq": modseq,
+            }
+            for i, (_uid, message_id, flags) in enumerate(rows)
+        ],
+    )
     await mark_changed(session, mailbox_id)
     return [(uid, first_uid + i) for i, (uid, _m, _f) in enumerate(rows)]
 
 
-async def remove_entries(session: AsyncSession, mailbox_id: int, folder_id: int, uids: Sequence[int],
-                         *, only_deleted: bool) -> list[int]:
+async def remove_entries(
+    session: AsyncSession,
+    mailbox_id: int,
+    folder_id: int,
+    uids: Sequence[int],
+    *,
+    only_deleted: bool,
+) -> list[int]:
     """Remove entries (EXPUNGE: only those flagged \\Deleted; MOVE: all), recording their UIDs.
 
     Stored messages left without any entry (or other reference) are deleted too.
@@ -175,9 +234,15 @@ async def remove_entries(session: AsyncSession, mailbox_id: int, folder_id: int,
     messages: list[int] = []
     for chunk in _chunks(uids):
         members = set(chunk)
-        rows = await session.execute(select(FolderEntry.id, FolderEntry.uid, FolderEntry.flags,
-                                            FolderEntry.message_id).where(
-            FolderEntry.folder_id == folder_id, FolderEntry.uid >= chunk[0], FolderEntry.uid <= chunk[-1]))
+        rows = await session.execute(
+            select(
+                FolderEntry.id, FolderEntry.uid, FolderEntry.flags, FolderEntry.message_id
+            ).where(
+                FolderEntry.folder_id == folder_id,
+                FolderEntry.uid >= chunk[0],
+                FolderEntry.uid <= chunk[-1],
+            )
+        )
         ids = []
         for entry_id, uid, flags, message_id in rows:
             if uid in members and (not only_deleted or "\\Deleted" in parse_flags(flags)):
@@ -188,8 +253,10 @@ async def remove_entries(session: AsyncSession, mailbox_id: int, folder_id: int,
             await session.execute(delete(FolderEntry).where(FolderEntry.id.in_(ids)))
     if removed:
         _, modseq = await allocate(session, folder_id, 0)
-        await session.execute(insert(ExpungedEntry), [
-            {"folder_id": folder_id, "uid": uid, "modseq": modseq} for uid in removed])
+        await session.execute(
+            insert(ExpungedEntry),
+            [{"folder_id": folder_id, "uid": uid, "modseq": modseq} for uid in removed],
+        )
         await delete_unreferenced_messages(session, messages)
         await mark_changed(session, mailbox_id)
     return sorted(removed)
@@ -197,7 +264,12 @@ async def remove_entries(session: AsyncSession, mailbox_id: int, folder_id: int,
 
 async def deleted_uids(session: AsyncSession, folder_id: int) -> list[int]:
     """UIDs currently flagged \\Deleted (what EXPUNGE would remove)."""
-    rows = await session.execute(select(FolderEntry.uid).where(
-        FolderEntry.folder_id == folder_id,
-        FolderEntry.flags.contains("\\Deleted", autoescape=True)).order_by(FolderEntry.uid))
+    rows = await session.execute(
+        select(FolderEntry.uid)
+        .where(
+            FolderEntry.folder_id == folder_id,
+            FolderEntry.flags.contains("\\Deleted", autoescape=True),
+        )
+        .order_by(FolderEntry.uid)
+    )
     return [row[0] for row in rows]

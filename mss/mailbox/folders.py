@@ -39,20 +39,35 @@ def check_name(name: str) -> str:
 
 
 async def list_folders(session: AsyncSession, mailbox_id: int) -> list[Folder]:
-    return list((await session.scalars(
-        select(Folder).where(Folder.mailbox_id == mailbox_id).order_by(Folder.name))).all())
+    return list(
+        (
+            await session.scalars(
+                select(Folder).where(Folder.mailbox_id == mailbox_id).order_by(Folder.name)
+            )
+        ).all()
+    )
 
 
 async def lost_subscriptions(session: AsyncSession, mailbox_id: int) -> list[str]:
     """Subscribed names whose folder no longer exists (RFC 3501 §6.3.6), in name order."""
-    return list((await session.scalars(select(LostSubscription.name).where(
-        LostSubscription.mailbox_id == mailbox_id).order_by(LostSubscription.name))).all())
+    return list(
+        (
+            await session.scalars(
+                select(LostSubscription.name)
+                .where(LostSubscription.mailbox_id == mailbox_id)
+                .order_by(LostSubscription.name)
+            )
+        ).all()
+    )
 
 
 async def _take_lost_subscription(session: AsyncSession, mailbox_id: int, name: str) -> bool:
     """Forget a lost subscription to ``name``; True when there was one."""
-    result = await session.execute(delete(LostSubscription).where(
-        LostSubscription.mailbox_id == mailbox_id, LostSubscription.name == name))
+    result = await session.execute(
+        delete(LostSubscription).where(
+            LostSubscription.mailbox_id == mailbox_id, LostSubscription.name == name
+        )
+    )
     return bool(result.rowcount)
 
 
@@ -66,9 +81,15 @@ async def create_folder(session: AsyncSession, mailbox_id: int, name: str) -> Fo
     for depth in range(1, len(segments) + 1):
         path = DELIMITER.join(segments[:depth])
         if await find_folder(session, mailbox_id, path) is None:
-            created = Folder(mailbox_id=mailbox_id, name=path, special_use=None,
-                             uidvalidity=await next_uidvalidity(session, mailbox_id),
-                             uidnext=1, highest_modseq=1, subscribed=True)
+            created = Folder(
+                mailbox_id=mailbox_id,
+                name=path,
+                special_use=None,
+                uidvalidity=await next_uidvalidity(session, mailbox_id),
+                uidnext=1,
+                highest_modseq=1,
+                subscribed=True,
+            )
             await _take_lost_subscription(session, mailbox_id, path)
             session.add(created)
             await session.flush()
@@ -85,16 +106,30 @@ async def delete_folder(session: AsyncSession, mailbox_id: int, name: str) -> No
     folder = await find_folder(session, mailbox_id, name)
     if folder is None:
         raise FolderError(f"the folder {name!r} does not exist", "NONEXISTENT")
-    child = (await session.execute(select(Folder.id).where(
-        Folder.mailbox_id == mailbox_id, Folder.name.startswith(name + DELIMITER, autoescape=True)).limit(1))).first()
+    child = (
+        await session.execute(
+            select(Folder.id)
+            .where(
+                Folder.mailbox_id == mailbox_id,
+                Folder.name.startswith(name + DELIMITER, autoescape=True),
+            )
+            .limit(1)
+        )
+    ).first()
     if child is not None:
         raise FolderError(f"the folder {name!r} has subfolders: delete them first", "INUSE")
-    messages = (await session.scalars(select(FolderEntry.message_id).where(FolderEntry.folder_id == folder.id))).all()
+    messages = (
+        await session.scalars(
+            select(FolderEntry.message_id).where(FolderEntry.folder_id == folder.id)
+        )
+    ).all()
     await session.execute(delete(FolderEntry).where(FolderEntry.folder_id == folder.id))
     await delete_unreferenced_messages(session, messages)
     await session.execute(delete(ExpungedEntry).where(ExpungedEntry.folder_id == folder.id))
     if folder.subscribed:  # DELETE does not unsubscribe (RFC 3501 §6.3.6)
-        await _take_lost_subscription(session, mailbox_id, folder.name)  # one row per name, however made
+        await _take_lost_subscription(
+            session, mailbox_id, folder.name
+        )  # one row per name, however made
         session.add(LostSubscription(mailbox_id=mailbox_id, name=folder.name))
     await session.delete(folder)
     await session.flush()
@@ -114,32 +149,53 @@ async def rename_folder(session: AsyncSession, mailbox_id: int, old: str, new: s
         raise FolderError("a folder cannot be moved into itself", "CANNOT")
     if old == INBOX:
         target = await create_folder(session, mailbox_id, new)
-        entries = (await session.execute(select(FolderEntry.id, FolderEntry.uid).where(
-            FolderEntry.folder_id == source.id).order_by(FolderEntry.uid))).all()
+        entries = (
+            await session.execute(
+                select(FolderEntry.id, FolderEntry.uid)
+                .where(FolderEntry.folder_id == source.id)
+                .order_by(FolderEntry.uid)
+            )
+        ).all()
         if entries:
             first_uid, modseq = await allocate(session, target.id, len(entries))
             for offset, row in enumerate(entries):
-                await session.execute(update(FolderEntry).where(FolderEntry.id == row.id).values(
-                    folder_id=target.id, uid=first_uid + offset, modseq=modseq))
+                await session.execute(
+                    update(FolderEntry)
+                    .where(FolderEntry.id == row.id)
+                    .values(folder_id=target.id, uid=first_uid + offset, modseq=modseq)
+                )
             _, gone_modseq = await allocate(session, source.id, 0)
-            await session.execute(insert(ExpungedEntry), [
-                {"folder_id": source.id, "uid": row.uid, "modseq": gone_modseq} for row in entries])
+            await session.execute(
+                insert(ExpungedEntry),
+                [
+                    {"folder_id": source.id, "uid": row.uid, "modseq": gone_modseq}
+                    for row in entries
+                ],
+            )
         await mark_changed(session, mailbox_id)
         return
     parent = new.rsplit(DELIMITER, 1)[0] if DELIMITER in new else None
     if parent and await find_folder(session, mailbox_id, parent) is None:
         await create_folder(session, mailbox_id, parent)
-    children = (await session.scalars(select(Folder).where(
-        Folder.mailbox_id == mailbox_id, Folder.name.startswith(old + DELIMITER, autoescape=True)))).all()
+    children = (
+        await session.scalars(
+            select(Folder).where(
+                Folder.mailbox_id == mailbox_id,
+                Folder.name.startswith(old + DELIMITER, autoescape=True),
+            )
+        )
+    ).all()
     for folder in [source, *children]:
-        folder.name = new + folder.name[len(old):]
+        folder.name = new + folder.name[len(old) :]
         if await _take_lost_subscription(session, mailbox_id, folder.name):
             folder.subscribed = True
     await session.flush()
     await mark_changed(session, mailbox_id)
 
 
-async def set_subscribed(session: AsyncSession, mailbox_id: int, name: str, subscribed: bool) -> None:
+async def set_subscribed(
+    session: AsyncSession, mailbox_id: int, name: str, subscribed: bool
+) -> None:
     """SUBSCRIBE an existing folder, UNSUBSCRIBE any subscribed name (a deleted folder's too)."""
     folder = await find_folder(session, mailbox_id, name)
     if folder is None:
@@ -165,25 +221,53 @@ class FolderStatus:
     first_recent_uid: int = 1
 
 
-async def folder_status(session: AsyncSession, folder: Folder, *, with_size: bool = False) -> FolderStatus:
+async def folder_status(
+    session: AsyncSession, folder: Folder, *, with_size: bool = False
+) -> FolderStatus:
     seen = FolderEntry.flags.contains("\\Seen", autoescape=True)
-    row = (await session.execute(select(
-        func.count(FolderEntry.id), func.count(FolderEntry.id).filter(~seen),
-    ).where(FolderEntry.folder_id == folder.id))).one()
-    current = (await session.execute(select(Folder.uidnext, Folder.highest_modseq, Folder.first_recent_uid).where(
-        Folder.id == folder.id))).one()
-    recent = (await session.execute(select(func.count(FolderEntry.id)).where(
-        FolderEntry.folder_id == folder.id, FolderEntry.uid >= current.first_recent_uid))).scalar_one()
+    row = (
+        await session.execute(
+            select(
+                func.count(FolderEntry.id),
+                func.count(FolderEntry.id).filter(~seen),
+            ).where(FolderEntry.folder_id == folder.id)
+        )
+    ).one()
+    current = (
+        await session.execute(
+            select(Folder.uidnext, Folder.highest_modseq, Folder.first_recent_uid).where(
+                Folder.id == folder.id
+            )
+        )
+    ).one()
+    recent = (
+        await session.execute(
+            select(func.count(FolderEntry.id)).where(
+                FolderEntry.folder_id == folder.id, FolderEntry.uid >= current.first_recent_uid
+            )
+        )
+    ).scalar_one()
     size = 0
     if with_size:
         from mss.mailbox.models import StoredMessage
 
-        size = (await session.execute(select(func.coalesce(func.sum(StoredMessage.size), 0)).join(
-            FolderEntry, FolderEntry.message_id == StoredMessage.id).where(
-            FolderEntry.folder_id == folder.id))).scalar_one()
-    return FolderStatus(messages=row[0], unseen=row[1], uidnext=current.uidnext,
-                        uidvalidity=folder.uidvalidity, highest_modseq=current.highest_modseq,
-                        size=int(size), recent=recent, first_recent_uid=current.first_recent_uid)
+        size = (
+            await session.execute(
+                select(func.coalesce(func.sum(StoredMessage.size), 0))
+                .join(FolderEntry, FolderEntry.message_id == StoredMessage.id)
+                .where(FolderEntry.folder_id == folder.id)
+            )
+        ).scalar_one()
+    return FolderStatus(
+        messages=row[0],
+        unseen=row[1],
+        uidnext=current.uidnext,
+        uidvalidity=folder.uidvalidity,
+        highest_modseq=current.highest_modseq,
+        size=int(size),
+        recent=recent,
+        first_recent_uid=current.first_recent_uid,
+    )
 
 
 async def claim_recent(session: AsyncSession, folder_id: int, below: int) -> tuple[int, int]:
@@ -193,10 +277,17 @@ async def claim_recent(session: AsyncSession, folder_id: int, below: int) -> tup
     seen yet stay recent for whoever sees them first. The folder row is locked, so two
     sessions never get the same message as recent.
     """
-    first = (await session.execute(select(Folder.first_recent_uid).where(
-        Folder.id == folder_id).with_for_update())).scalar_one()
+    first = (
+        await session.execute(
+            select(Folder.first_recent_uid).where(Folder.id == folder_id).with_for_update()
+        )
+    ).scalar_one()
     if below <= first:
         return first, first
-    await session.execute(update(Folder).where(Folder.id == folder_id).values(first_recent_uid=below)
-                          .execution_options(synchronize_session=False))
+    await session.execute(
+        update(Folder)
+        .where(Folder.id == folder_id)
+        .values(first_recent_uid=below)
+        .execution_options(synchronize_session=False)
+    )
     return first, below

@@ -63,7 +63,9 @@ def decode_words(value: str) -> str:
     try:
         return str(email.header.make_header(email.header.decode_header(value)))
     except (ValueError, LookupError, UnicodeError, email.errors.MessageError):
-        return value  # MessageError: HeaderParseError, and CharsetError for a charset like "u\xd6f-8"
+        return (
+            value  # MessageError: HeaderParseError, and CharsetError for a charset like "u\xd6f-8"
+        )
 
 
 # --- RFC 5322 address lists, as RFC 3501 ENVELOPE address structures ---
@@ -97,7 +99,7 @@ def _tokenize(text: str) -> tuple[list[tuple[str, str]], list[bool]]:
                     if depth == 0:
                         break
                 j += 1
-            tokens.append(("comment", re.sub(r"\\(.)", r"\1", text[i + 1:j])))
+            tokens.append(("comment", re.sub(r"\\(.)", r"\1", text[i + 1 : j])))
             i = j + 1
         elif c == '"':
             i += 1
@@ -112,7 +114,7 @@ def _tokenize(text: str) -> tuple[list[tuple[str, str]], list[bool]]:
         elif c == "[":
             j = text.find("]", i)
             j = n - 1 if j < 0 else j
-            tokens.append(("dlit", text[i:j + 1]))
+            tokens.append(("dlit", text[i : j + 1]))
             i = j + 1
         elif c in _SPECIALS:
             tokens.append(("special", c))
@@ -147,7 +149,7 @@ def _addr_spec(tokens: list[tuple[str, str]]) -> tuple[str | None, str | None]:
     local = "".join(value for kind, value in local_tokens if kind != "special" or value == ".")
     if at < 0:
         return (local or None), ("" if local else None)
-    host = "".join(value for _kind, value in tokens[at + 1:])
+    host = "".join(value for _kind, value in tokens[at + 1 :])
     return (local or None), host
 
 
@@ -186,23 +188,26 @@ class _AddressParser:
                 members = self.parse_list(stop=";")
                 return [[None, None, name, None], *members, [None, None, None, None]]
             self.pos += 1
-        collected = self.tokens[start:self.pos]
+        collected = self.tokens[start : self.pos]
         if self.peek() == ("special", "<"):
             self.pos += 1
             inner_start = self.pos
             while self.pos < len(self.tokens) and self.tokens[self.pos] != ("special", ">"):
                 self.pos += 1
-            inner = self.tokens[inner_start:self.pos]
+            inner = self.tokens[inner_start : self.pos]
             self.pos += 1
             # Anything after '>' up to the next comma is junk (or a comment already dropped).
-            while self.pos < len(self.tokens) and self.tokens[self.pos] != ("special", ",") and not (
-                    stop and self.tokens[self.pos] == ("special", stop)):
+            while (
+                self.pos < len(self.tokens)
+                and self.tokens[self.pos] != ("special", ",")
+                and not (stop and self.tokens[self.pos] == ("special", stop))
+            ):
                 self.pos += 1
             route = None
             if ("special", ":") in inner:
                 colon = inner.index(("special", ":"))
                 route = "".join(v for k, v in inner[:colon] if k != "comment") or None
-                inner = inner[colon + 1:]
+                inner = inner[colon + 1 :]
             mailbox, host = _addr_spec(inner)
             return [[self.phrase(start, start + len(collected)), route, mailbox, host]]
         if all(kind == "comment" for kind, _value in collected):
@@ -211,7 +216,11 @@ class _AddressParser:
         # user@domain (Real Name): the old form's comment is the display name, as Dovecot gives it
         # (the last comment after the address starts; one before it is not the address's).
         start_at = next(i for i, (kind, _value) in enumerate(collected) if kind != "comment")
-        comments = [value.strip() for kind, value in collected[start_at:] if kind == "comment" and value.strip()]
+        comments = [
+            value.strip()
+            for kind, value in collected[start_at:]
+            if kind == "comment" and value.strip()
+        ]
         return [[comments[-1] if comments else None, None, mailbox, host]]
 
 

@@ -34,7 +34,9 @@ class StoredMessage(Base):
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     size: Mapped[int] = mapped_column(Integer)
     internal_date: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    sent_date: Mapped[dt.date | None] = mapped_column(Date)  # the Date: header's day, for SEARCH SENT*
+    sent_date: Mapped[dt.date | None] = mapped_column(
+        Date
+    )  # the Date: header's day, for SEARCH SENT*
     message_id_header: Mapped[str] = mapped_column(String(998), default="", index=True)
     subject: Mapped[str] = mapped_column(Text, default="")
     from_address: Mapped[str] = mapped_column(String(320), default="")
@@ -55,7 +57,9 @@ class Folder(Base):
     __table_args__ = (UniqueConstraint("mailbox_id", "name"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"), index=True)
+    mailbox_id: Mapped[int] = mapped_column(
+        ForeignKey("mailboxes.id", ondelete="CASCADE"), index=True
+    )
     name: Mapped[str] = mapped_column(String(1024))
     special_use: Mapped[str | None] = mapped_column(String(16))
     uidvalidity: Mapped[int] = mapped_column(BigInteger)

@@ -71,8 +71,10 @@ async def mark_changed(session: AsyncSession, mailbox_id: int) -> None:
         return
     changed.add(mailbox_id)
     if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_notify(:channel, :payload)"),
-                              {"channel": CHANNEL, "payload": f"{PROCESS_TOKEN} {mailbox_id}"})
+        await session.execute(
+            text("SELECT pg_notify(:channel, :payload)"),
+            {"channel": CHANNEL, "payload": f"{PROCESS_TOKEN} {mailbox_id}"},
+        )
 
 
 async def mark_changed_many(session: AsyncSession, mailbox_ids: Iterable[int]) -> None:
@@ -83,9 +85,13 @@ async def mark_changed_many(session: AsyncSession, mailbox_ids: Iterable[int]) -
         return
     changed.update(new)
     if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_notify(:channel, payload) FROM unnest(CAST(:payloads AS text[]))"
-                                   " AS payload"),
-                              {"channel": CHANNEL, "payloads": [f"{PROCESS_TOKEN} {m}" for m in new]})
+        await session.execute(
+            text(
+                "SELECT pg_notify(:channel, payload) FROM unnest(CAST(:payloads AS text[]))"
+                " AS payload"
+            ),
+            {"channel": CHANNEL, "payloads": [f"{PROCESS_TOKEN} {m}" for m in new]},
+        )
 
 
 @event.listens_for(Session, "after_commit")

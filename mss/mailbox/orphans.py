@@ -38,8 +38,9 @@ def _referencing_columns() -> list[Column]:
     return columns
 
 
-async def delete_unreferenced_messages(session: AsyncSession, message_ids: Iterable[int], *,
-                                       keep_conversations: bool = True) -> int:
+async def delete_unreferenced_messages(
+    session: AsyncSession, message_ids: Iterable[int], *, keep_conversations: bool = True
+) -> int:
     """Delete those of ``message_ids`` nothing refers to any more; returns how many went.
 
     Runs in a savepoint: if another transaction has just referred to one of them
@@ -53,7 +54,8 @@ async def delete_unreferenced_messages(session: AsyncSession, message_ids: Itera
     if keep_conversations:
         conditions.append(_MESSAGES.c.conversation_id.is_(None))
     pending = select(Job.payload["message_id"].as_integer()).where(
-        Job.state != "done", Job.payload["message_id"].as_integer().in_(wanted))
+        Job.state != "done", Job.payload["message_id"].as_integer().in_(wanted)
+    )
     held = set((await session.execute(pending)).scalars().all())
     candidates = [i for i in wanted if i not in held]
     if not candidates:

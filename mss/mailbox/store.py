@@ -76,8 +76,11 @@ def _uidvalidity_after(highest: int | None) -> int:
 
 async def next_uidvalidity(session: AsyncSession, mailbox_id: int) -> int:
     """A UIDVALIDITY never used before by a folder of this mailbox."""
-    highest = (await session.execute(
-        select(func.max(Folder.uidvalidity)).where(Folder.mailbox_id == mailbox_id))).scalar_one()
+    highest = (
+        await session.execute(
+            select(func.max(Folder.uidvalidity)).where(Folder.mailbox_id == mailbox_id)
+        )
+    ).scalar_one()
     return _uidvalidity_after(highest)
 
 
@@ -93,8 +96,13 @@ async def ensure_folders(session: AsyncSession, mailbox_id: int) -> dict[str, Fo
 
 async def create_default_folders(session: AsyncSession, mailbox_ids: Sequence[int]) -> None:
     """Create the standard folders each of these mailboxes lacks, in one INSERT for all."""
-    existing = (await session.execute(select(Folder.mailbox_id, Folder.name, Folder.uidvalidity)
-                                      .where(Folder.mailbox_id.in_(mailbox_ids)))).all()
+    existing = (
+        await session.execute(
+            select(Folder.mailbox_id, Folder.name, Folder.uidvalidity).where(
+                Folder.mailbox_id.in_(mailbox_ids)
+            )
+        )
+    ).all()
     names: dict[int, set[str]] = defaultdict(set)
     highest: dict[int, int] = {}
     for mailbox_id, name, uidvalidity in existing:
@@ -104,9 +112,18 @@ async def create_default_folders(session: AsyncSession, mailbox_ids: Sequence[in
     for mailbox_id in mailbox_ids:
         first_validity = _uidvalidity_after(highest.get(mailbox_id))
         missing = [name for name in DEFAULT_FOLDERS if name not in names[mailbox_id]]
-        rows += [{"mailbox_id": mailbox_id, "name": name, "special_use": DEFAULT_FOLDERS[name],
-                  "uidvalidity": first_validity + offset, "uidnext": 1, "highest_modseq": 1,
-                  "subscribed": True} for offset, name in enumerate(missing)]
+        rows += [
+            {
+                "mailbox_id": mailbox_id,
+                "name": name,
+                "special_use": DEFAULT_FOLDERS[name],
+                "uidvalidity": first_validity + offset,
+                "uidnext": 1,
+                "highest_modseq": 1,
+                "subscribed": True,
+            }
+            for offset, name in enumerate(missing)
+        ]
     if rows:
         await session.execute(insert(Folder.__table__), rows)
 
@@ -114,8 +131,11 @@ async def create_default_folders(session: AsyncSession, mailbox_ids: Sequence[in
 async def find_folder(session: AsyncSession, mailbox_id: int, name: str) -> Folder | None:
     """The folder called ``name`` (INBOX case-insensitively), or None."""
     name = normalise_folder_name(name)
-    return (await session.scalars(
-        select(Folder).where(Folder.mailbox_id == mailbox_id, Folder.name == name))).one_or_none()
+    return (
+        await session.scalars(
+            select(Folder).where(Folder.mailbox_id == mailbox_id, Folder.name == name)
+        )
+    ).one_or_none()
 
 
 def _signature_columns(signature: dict | None) -> dict[str, str | None]:
@@ -129,27 +149,50 @@ def _signature_columns(signature: dict | None) -> dict[str, str | None]:
     }
 
 
-def message_values(raw: bytes, facts: MessageFacts | None = None, *, internal_date: dt.datetime | None = None,
-                   signature: dict | None = None, conversation_id: int | None = None) -> dict[str, Any]:
+def message_values(
+    raw: bytes,
+    facts: MessageFacts | None = None,
+    *,
+    internal_date: dt.datetime | None = None,
+    signature: dict | None = None,
+    conversation_id: int | None = None,
+) -> dict[str, Any]:
     """The column values of one stored message; ``facts`` is ``describe(raw)`` if already computed."""
     facts = facts or describe(raw)
     return dict(
-        raw=raw, size=facts.size, internal_date=internal_date or utcnow(), sent_date=facts.sent_date,
-        message_id_header=facts.message_id, subject=facts.subject, from_address=facts.from_address,
-        headers_text=facts.headers_text, envelope=facts.envelope,
-        bodystructure=facts.structure_column(), conversation_id=conversation_id,
-        **_signature_columns(signature))
+        raw=raw,
+        size=facts.size,
+        internal_date=internal_date or utcnow(),
+        sent_date=facts.sent_date,
+        message_id_header=facts.message_id,
+        subject=facts.subject,
+        from_address=facts.from_address,
+        headers_text=facts.headers_text,
+        envelope=facts.envelope,
+        bodystructure=facts.structure_column(),
+        conversation_id=conversation_id,
+        **_signature_columns(signature),
+    )
 
 
-async def store_message(session: AsyncSession, raw: bytes, *, internal_date: dt.datetime | None = None,
-                        signature: dict | None = None, conversation_id: int | None = None) -> StoredMessage:
+async def store_message(
+    session: AsyncSession,
+    raw: bytes,
+    *,
+    internal_date: dt.datetime | None = None,
+    signature: dict | None = None,
+    conversation_id: int | None = None,
+) -> StoredMessage:
     """Store the exact raw bytes once, with the IMAP facts computed now (never again at FETCH).
 
     ``signature`` may carry ``status``, ``signer_address``, ``signer_subject`` and
     ``signer_id_nat`` from the gateway's S/MIME verification.
     """
-    message = StoredMessage(**message_values(raw, internal_date=internal_date, signature=signature,
-                                             conversation_id=conversation_id))
+    message = StoredMessage(
+        **message_values(
+            raw, internal_date=internal_date, signature=signature, conversation_id=conversation_id
+        )
+    )
     session.add(message)
     await session.flush()
     return message
@@ -165,16 +208,25 @@ async def allocate(session: AsyncSession, folder_id: int, uids: int = 1) -> tupl
 
     One atomic ``UPDATE ... RETURNING``, so concurrent writers never share a UID.
     """
-    row = (await session.execute(
-        update(Folder).where(Folder.id == folder_id)
-        .values(uidnext=Folder.uidnext + uids, highest_modseq=Folder.highest_modseq + 1)
-        .returning(Folder.uidnext, Folder.highest_modseq)
-        .execution_options(synchronize_session=False))).one()
+    row = (
+        await session.execute(
+            update(Folder)
+            .where(Folder.id == folder_id)
+            .values(uidnext=Folder.uidnext + uids, highest_modseq=Folder.highest_modseq + 1)
+            .returning(Folder.uidnext, Folder.highest_modseq)
+            .execution_options(synchronize_session=False)
+        )
+    ).one()
     return row.uidnext - uids, row.highest_modseq
 
 
-async def append(session: AsyncSession, mailbox_id: int, folder_name: str, message: StoredMessage,
-                 flags: Iterable[str] = ()) -> FolderEntry:
+async def append(
+    session: AsyncSession,
+    mailbox_id: int,
+    folder_name: str,
+    message: StoredMessage,
+    flags: Iterable[str] = (),
+) -> FolderEntry:
     """Put a stored message into a folder with the next UID; waiters wake after the commit.
 
     The standard folders are created on first use; another missing folder raises FolderNotFound.
@@ -185,20 +237,36 @@ async def append(session: AsyncSession, mailbox_id: int, folder_name: str, messa
             raise FolderNotFound(folder_name)
         folder = (await ensure_folders(session, mailbox_id))[normalise_folder_name(folder_name)]
     uid, modseq = await allocate(session, folder.id)
-    entry = FolderEntry(folder_id=folder.id, uid=uid, message_id=message.id,
-                        flags=format_flags(flags), modseq=modseq)
+    entry = FolderEntry(
+        folder_id=folder.id,
+        uid=uid,
+        message_id=message.id,
+        flags=format_flags(flags),
+        modseq=modseq,
+    )
     session.add(entry)
     await session.flush()
     await mark_changed(session, mailbox_id)
     return entry
 
 
-async def deliver(session: AsyncSession, mailbox_id: int, raw: bytes, *,
-                  internal_date: dt.datetime | None = None, signature: dict | None = None,
-                  conversation_id: int | None = None) -> FolderEntry:
+async def deliver(
+    session: AsyncSession,
+    mailbox_id: int,
+    raw: bytes,
+    *,
+    internal_date: dt.datetime | None = None,
+    signature: dict | None = None,
+    conversation_id: int | None = None,
+) -> FolderEntry:
     """Store a message and file it in the INBOX of one mailbox (the common delivery case)."""
-    message = await store_message(session, raw, internal_date=internal_date, signature=signature,
-                                  conversation_id=conversation_id)
+    message = await store_message(
+        session,
+        raw,
+        internal_date=internal_date,
+        signature=signature,
+        conversation_id=conversation_id,
+    )
     return await append(session, mailbox_id, INBOX, message)
 
 
@@ -247,8 +315,15 @@ async def append_many(session: AsyncSession, appends: Sequence[Append]) -> list[
         folder_id, _, modseq = reserved[key]
         uid, next_uid[key] = next_uid[key], next_uid[key] + 1
         filed.append(Filed(folder_id, uid, modseq))
-        rows.append({"folder_id": folder_id, "uid": uid, "message_id": append.message_id,
-                     "flags": format_flags(append.flags), "modseq": modseq})
+        rows.append(
+            {
+                "folder_id": folder_id,
+                "uid": uid,
+                "message_id": append.message_id,
+                "flags": format_flags(append.flags),
+                "modseq": modseq,
+            }
+        )
     await session.execute(insert(FolderEntry.__table__), rows)
     await mark_changed_many(session, (a.mailbox_id for a in appends))
     return filed
@@ -256,20 +331,30 @@ async def append_many(session: AsyncSession, appends: Sequence[Append]) -> list[
 
 _folders = Folder.__table__.c
 _RESERVE = (  # a Core statement built once: no ORM bookkeeping for a counter update, on every delivery
-    update(Folder.__table__).where(pairs_in(_folders.mailbox_id, _folders.name, "folders"))
-    .values(uidnext=_folders.uidnext + bindparam("count", type_=Integer), highest_modseq=_folders.highest_modseq + 1)
-    .returning(_folders.id, _folders.mailbox_id, _folders.name, _folders.uidnext, _folders.highest_modseq))
+    update(Folder.__table__)
+    .where(pairs_in(_folders.mailbox_id, _folders.name, "folders"))
+    .values(
+        uidnext=_folders.uidnext + bindparam("count", type_=Integer),
+        highest_modseq=_folders.highest_modseq + 1,
+    )
+    .returning(
+        _folders.id, _folders.mailbox_id, _folders.name, _folders.uidnext, _folders.highest_modseq
+    )
+)
 
 
-async def _reserve(session: AsyncSession, counts: dict[tuple[int, str], int]
-                   ) -> dict[tuple[int, str], tuple[int, int, int]]:
+async def _reserve(
+    session: AsyncSession, counts: dict[tuple[int, str], int]
+) -> dict[tuple[int, str], tuple[int, int, int]]:
     """(folder id, first UID, modseq) for each (mailbox, folder) found; absent folders are left out."""
     by_count: dict[int, list[tuple[int, str]]] = defaultdict(list)
     for key, n in counts.items():
         by_count[n].append(key)
     reserved: dict[tuple[int, str], tuple[int, int, int]] = {}
     for n, keys in sorted(by_count.items()):
-        rows = await session.execute(_RESERVE, {"count": n, **pairs_values("folders", sorted(keys))})
+        rows = await session.execute(
+            _RESERVE, {"count": n, **pairs_values("folders", sorted(keys))}
+        )
         for row in rows:
             reserved[(row.mailbox_id, row.name)] = (row.id, row.uidnext - n, row.highest_modseq)
     return reserved

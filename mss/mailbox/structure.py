@@ -73,7 +73,9 @@ class MessageFacts:
     body: list[Any]
     bodystructure: list[Any]
     parts: dict[str, Any]
-    too_deep: bool = False  # a multipart or message part sits MAX_DEPTH levels down and was not opened
+    too_deep: bool = (
+        False  # a multipart or message part sits MAX_DEPTH levels down and was not opened
+    )
 
     def structure_column(self) -> dict[str, Any]:
         """The JSON stored in ``messages.bodystructure``."""
@@ -124,7 +126,7 @@ def _language(value: str | None) -> Any:
 
 def _lines(raw: bytes, start: int, end: int) -> int:
     count = raw.count(b"\n", start, end)
-    if end > start and raw[end - 1:end] != b"\n":
+    if end > start and raw[end - 1 : end] != b"\n":
         count += 1
     return count
 
@@ -138,7 +140,7 @@ def _split_multipart(raw: bytes, start: int, end: int, boundary: bytes) -> list[
         found = raw.find(delimiter, pos, end)
         if found < 0:
             break
-        at_line_start = found == start or raw[found - 1:found] == b"\n"
+        at_line_start = found == start or raw[found - 1 : found] == b"\n"
         after = found + len(delimiter)
         if at_line_start:
             closing = raw.startswith(b"--", after)
@@ -158,9 +160,9 @@ def _split_multipart(raw: bytes, start: int, end: int, boundary: bytes) -> list[
             break
         part_end = positions[index + 1][0]
         # The line break before a delimiter belongs to the delimiter.
-        if part_end > after and raw[part_end - 1:part_end] == b"\n":
+        if part_end > after and raw[part_end - 1 : part_end] == b"\n":
             part_end -= 1
-            if part_end > after and raw[part_end - 1:part_end] == b"\r":
+            if part_end > after and raw[part_end - 1 : part_end] == b"\r":
                 part_end -= 1
         parts.append((after, max(after, part_end)))
     return parts
@@ -173,13 +175,19 @@ class _Walker:
         self.raw = raw
         self.too_deep = False
 
-    def entity(self, start: int, end: int, default_type: str, depth: int) -> tuple[list[Any], list[Any], dict[str, Any]]:
+    def entity(
+        self, start: int, end: int, default_type: str, depth: int
+    ) -> tuple[list[Any], list[Any], dict[str, Any]]:
         raw = self.raw
         body_start = header_end(raw, start, end)
         fields = split_headers(raw[start:body_start])
         ctype = parse_content_type(first(fields, "Content-Type"), default_type)
-        node: dict[str, Any] = {"h": start, "b": body_start, "e": end,
-                                "type": f"{ctype.maintype}/{ctype.subtype}".lower()}
+        node: dict[str, Any] = {
+            "h": start,
+            "b": body_start,
+            "e": end,
+            "type": f"{ctype.maintype}/{ctype.subtype}".lower(),
+        }
         boundary = ctype.param("boundary")
         if ctype.maintype.lower() == "multipart" and depth < MAX_DEPTH and boundary:
             return self.multipart(ctype, fields, node, body_start, end, boundary, depth)
@@ -191,9 +199,16 @@ class _Walker:
             node["type"] = "text/plain"
         return self.leaf(ctype, fields, node, body_start, end, depth)
 
-    def multipart(self, ctype: ContentType, fields: list[tuple[str, str]], node: dict[str, Any],
-                  body_start: int, end: int, boundary: str, depth: int
-                  ) -> tuple[list[Any], list[Any], dict[str, Any]]:
+    def multipart(
+        self,
+        ctype: ContentType,
+        fields: list[tuple[str, str]],
+        node: dict[str, Any],
+        body_start: int,
+        end: int,
+        boundary: str,
+        depth: int,
+    ) -> tuple[list[Any], list[Any], dict[str, Any]]:
         child_default = "message/rfc822" if ctype.subtype.lower() == "digest" else "text/plain"
         spans = _split_multipart(self.raw, body_start, end, boundary.encode("utf-8", "replace"))
         if not spans:
@@ -207,25 +222,46 @@ class _Walker:
             structures.append(structure)
             children.append(child)
         node["parts"] = children
-        extension = [ctype.subtype, ctype.imap_params(), _disposition(first(fields, "Content-Disposition")),
-                     _language(first(fields, "Content-Language")), first(fields, "Content-Location")]
+        extension = [
+            ctype.subtype,
+            ctype.imap_params(),
+            _disposition(first(fields, "Content-Disposition")),
+            _language(first(fields, "Content-Language")),
+            first(fields, "Content-Location"),
+        ]
         return [*bodies, ctype.subtype], [*structures, *extension], node
 
-    def leaf(self, ctype: ContentType, fields: list[tuple[str, str]], node: dict[str, Any],
-             body_start: int, end: int, depth: int) -> tuple[list[Any], list[Any], dict[str, Any]]:
+    def leaf(
+        self,
+        ctype: ContentType,
+        fields: list[tuple[str, str]],
+        node: dict[str, Any],
+        body_start: int,
+        end: int,
+        depth: int,
+    ) -> tuple[list[Any], list[Any], dict[str, Any]]:
         encoding = (first(fields, "Content-Transfer-Encoding") or "7BIT").strip() or "7BIT"
         node["enc"] = encoding.lower()
         charset = ctype.param("charset")
         if charset:
             node["charset"] = charset.lower()
-        basic = [ctype.maintype, ctype.subtype, ctype.imap_params(), first(fields, "Content-ID"),
-                 first(fields, "Content-Description"), encoding, end - body_start]
+        basic = [
+            ctype.maintype,
+            ctype.subtype,
+            ctype.imap_params(),
+            first(fields, "Content-ID"),
+            first(fields, "Content-Description"),
+            encoding,
+            end - body_start,
+        ]
         body, structure = list(basic), list(basic)
         kind = node["type"]
         if kind in ("message/rfc822", "message/global") and depth < MAX_DEPTH:
-            inner_body, inner_structure, inner_node = self.entity(body_start, end, "text/plain", depth + 1)
+            inner_body, inner_structure, inner_node = self.entity(
+                body_start, end, "text/plain", depth + 1
+            )
             node["msg"] = inner_node
-            envelope = build_envelope(split_headers(self.raw[body_start:inner_node["b"]]))
+            envelope = build_envelope(split_headers(self.raw[body_start : inner_node["b"]]))
             lines = _lines(self.raw, body_start, end)
             body += [envelope, inner_body, lines]
             structure += [envelope, inner_structure, lines]
@@ -235,8 +271,12 @@ class _Walker:
             lines = _lines(self.raw, body_start, end)
             body.append(lines)
             structure.append(lines)
-        structure += [first(fields, "Content-MD5"), _disposition(first(fields, "Content-Disposition")),
-                      _language(first(fields, "Content-Language")), first(fields, "Content-Location")]
+        structure += [
+            first(fields, "Content-MD5"),
+            _disposition(first(fields, "Content-Disposition")),
+            _language(first(fields, "Content-Language")),
+            first(fields, "Content-Location"),
+        ]
         return body, structure, node
 
 
@@ -253,7 +293,7 @@ def leaves(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 def decoded_body(raw: bytes, node: dict[str, Any]) -> bytes:
     """The body of a leaf part with its transfer encoding undone; ValueError when it cannot be."""
-    data = raw[node["b"]:node["e"]]
+    data = raw[node["b"] : node["e"]]
     encoding = node.get("enc", "7bit")
     try:
         if encoding == "base64":
@@ -270,10 +310,18 @@ def build_envelope(fields: list[tuple[str, str]]) -> list[Any]:
     from_ = parse_addresses(first(fields, "From"))
     sender = parse_addresses(first(fields, "Sender")) or from_
     reply_to = parse_addresses(first(fields, "Reply-To")) or from_
-    return [first(fields, "Date") or None, first(fields, "Subject"), from_, sender, reply_to,
-            parse_addresses(first(fields, "To")), parse_addresses(first(fields, "Cc")),
-            parse_addresses(first(fields, "Bcc")), first(fields, "In-Reply-To") or None,
-            first(fields, "Message-ID") or None]
+    return [
+        first(fields, "Date") or None,
+        first(fields, "Subject"),
+        from_,
+        sender,
+        reply_to,
+        parse_addresses(first(fields, "To")),
+        parse_addresses(first(fields, "Cc")),
+        parse_addresses(first(fields, "Bcc")),
+        first(fields, "In-Reply-To") or None,
+        first(fields, "Message-ID") or None,
+    ]
 
 
 def _sent_date(value: str | None) -> dt.date | None:
@@ -294,7 +342,7 @@ def describe(raw: bytes) -> MessageFacts:
     """Compute, once, every fact IMAP FETCH and SEARCH need from the raw bytes of a message."""
     walker = _Walker(raw)
     body, structure, parts = walker.entity(0, len(raw), "text/plain", 0)
-    fields = split_headers(raw[:parts["b"]])
+    fields = split_headers(raw[: parts["b"]])
     subject = first(fields, "Subject") or ""
     return MessageFacts(
         size=len(raw),

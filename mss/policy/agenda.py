@@ -63,29 +63,55 @@ def decide_convocation(facts: ConvocationFacts) -> Decision:
     """A signed message from a professional-side mailbox that organises it, to an invited patient."""
     sender = normalize_address(facts.sender)
     if facts.sender_kind not in PROFESSIONAL_KINDS:
-        return refuse(550, "5.7.1", "Only a professional, service or application mailbox of this hub may "
-                      "send a convocation", "Seule une boîte professionnelle, de service ou applicative "
-                      "de ce hub peut envoyer une convocation")
+        return refuse(
+            550,
+            "5.7.1",
+            "Only a professional, service or application mailbox of this hub may "
+            "send a convocation",
+            "Seule une boîte professionnelle, de service ou applicative "
+            "de ce hub peut envoyer une convocation",
+        )
     if facts.signature_status != "valid" or normalize_address(facts.signer_address or "") != sender:
-        return refuse(550, "5.7.1", "A convocation must carry a valid S/MIME signature of its sender",
-                      "Une convocation doit porter une signature S/MIME valide de son expéditeur")
+        return refuse(
+            550,
+            "5.7.1",
+            "A convocation must carry a valid S/MIME signature of its sender",
+            "Une convocation doit porter une signature S/MIME valide de son expéditeur",
+        )
     if normalize_address(facts.organizer) != sender:
-        return refuse(550, "5.7.1", f"ORGANIZER {facts.organizer} is not the sender <{sender}>",
-                      f"ORGANIZER {facts.organizer} n'est pas l'expéditeur <{sender}>")
+        return refuse(
+            550,
+            "5.7.1",
+            f"ORGANIZER {facts.organizer} is not the sender <{sender}>",
+            f"ORGANIZER {facts.organizer} n'est pas l'expéditeur <{sender}>",
+        )
     patient = normalize_address(facts.patient_address)
     if patient not in {normalize_address(a) for a in facts.attendees}:
-        return refuse(550, "5.6.0", f"The patient <{patient}> is not an ATTENDEE of the convocation",
-                      f"Le patient <{patient}> n'est pas un ATTENDEE de la convocation")
+        return refuse(
+            550,
+            "5.6.0",
+            f"The patient <{patient}> is not an ATTENDEE of the convocation",
+            f"Le patient <{patient}> n'est pas un ATTENDEE de la convocation",
+        )
     return OK
 
 
-def decide_agenda_change(existing: AppointmentFacts | None, method: str, sequence: int,
-                         organizer: str) -> AgendaOutcome:
+def decide_agenda_change(
+    existing: AppointmentFacts | None, method: str, sequence: int, organizer: str
+) -> AgendaOutcome:
     """REQUEST creates or (with a higher SEQUENCE) updates; CANCEL cancels; repeats change nothing."""
-    if existing is not None and (existing.origin != "convocation"
-                                 or normalize_address(existing.organizer) != normalize_address(organizer)):
-        return AgendaOutcome(refuse(550, "5.7.1", "This UID already names an appointment of another organizer",
-                                    "Cet UID désigne déjà un rendez-vous d'un autre organisateur"))
+    if existing is not None and (
+        existing.origin != "convocation"
+        or normalize_address(existing.organizer) != normalize_address(organizer)
+    ):
+        return AgendaOutcome(
+            refuse(
+                550,
+                "5.7.1",
+                "This UID already names an appointment of another organizer",
+                "Cet UID désigne déjà un rendez-vous d'un autre organisateur",
+            )
+        )
     if method == "CANCEL":
         if existing is None:
             return AgendaOutcome(OK, note="cancel of an unknown appointment: nothing to do")
@@ -102,11 +128,19 @@ def decide_agenda_change(existing: AppointmentFacts | None, method: str, sequenc
 def decide_appointment_reply(appointment: AppointmentFacts, now: dt.datetime) -> Decision:
     """The patient answers a convocation that is still on and not over."""
     if appointment.origin != "convocation":
-        return refuse(550, "5.7.1", "Only a convocation can be accepted or declined",
-                      "Seule une convocation peut être acceptée ou refusée")
+        return refuse(
+            550,
+            "5.7.1",
+            "Only a convocation can be accepted or declined",
+            "Seule une convocation peut être acceptée ou refusée",
+        )
     if appointment.cancelled:
-        return refuse(550, "5.7.1", "This appointment was cancelled by the organizer",
-                      "Ce rendez-vous a été annulé par l'organisateur")
+        return refuse(
+            550,
+            "5.7.1",
+            "This appointment was cancelled by the organizer",
+            "Ce rendez-vous a été annulé par l'organisateur",
+        )
     if appointment.ends_at is not None and appointment.ends_at <= now:
         return refuse(550, "5.7.1", "This appointment is over", "Ce rendez-vous est passé")
     return OK

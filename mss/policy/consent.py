@@ -41,8 +41,16 @@ class ViewerKind(str, enum.Enum):
     PROFESSIONAL = "professional"
 
 
-DOCUMENT_ACTIONS = frozenset({DmpAction.READ, DmpAction.MASK, DmpAction.UNMASK, DmpAction.REVEAL,
-                              DmpAction.REPLACE, DmpAction.DELETE})
+DOCUMENT_ACTIONS = frozenset(
+    {
+        DmpAction.READ,
+        DmpAction.MASK,
+        DmpAction.UNMASK,
+        DmpAction.REVEAL,
+        DmpAction.REPLACE,
+        DmpAction.DELETE,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -107,10 +115,18 @@ def _no(status: int, reason: str, sentence: str, sentence_fr: str) -> ConsentDec
     return ConsentDecision(False, status, reason, sentence, sentence_fr)
 
 
-NOT_FOUND = _no(404, "not_found", "No such document in this patient's record",
-                "Aucun document de ce type dans le dossier de ce patient")
-NO_RECORD = _no(404, "no_record", "This patient has no medical record (DMP) open on this hub",
-                "Ce patient n'a pas de dossier médical (DMP) ouvert sur ce service")
+NOT_FOUND = _no(
+    404,
+    "not_found",
+    "No such document in this patient's record",
+    "Aucun document de ce type dans le dossier de ce patient",
+)
+NO_RECORD = _no(
+    404,
+    "no_record",
+    "This patient has no medical record (DMP) open on this hub",
+    "Ce patient n'a pas de dossier médical (DMP) ouvert sur ce service",
+)
 
 
 def answer_by_document_id(decision: ConsentDecision) -> ConsentDecision:
@@ -127,31 +143,54 @@ def decide_break_glass_reason(reason: str | None) -> ConsentDecision:
     """A break-glass reason must be stated: printable text, 15 to 500 characters once trimmed."""
     text = (reason or "").strip()
     if not text:
-        return _no(422, "reason_missing", "Emergency access needs a stated reason",
-                   "L'accès en urgence exige un motif")
+        return _no(
+            422,
+            "reason_missing",
+            "Emergency access needs a stated reason",
+            "L'accès en urgence exige un motif",
+        )
     if any(unicodedata.category(c) in ("Cc", "Cf") for c in text):
-        return _no(422, "reason_invalid", "The emergency access reason contains control characters",
-                   "Le motif d'accès en urgence contient des caractères de contrôle")
+        return _no(
+            422,
+            "reason_invalid",
+            "The emergency access reason contains control characters",
+            "Le motif d'accès en urgence contient des caractères de contrôle",
+        )
     if len(text) < BREAK_GLASS_MIN_LENGTH:
-        return _no(422, "reason_too_short", f"The emergency access reason is too short: state it in "
-                   f"at least {BREAK_GLASS_MIN_LENGTH} characters",
-                   f"Le motif d'accès en urgence est trop court : au moins {BREAK_GLASS_MIN_LENGTH} "
-                   "caractères")
+        return _no(
+            422,
+            "reason_too_short",
+            f"The emergency access reason is too short: state it in "
+            f"at least {BREAK_GLASS_MIN_LENGTH} characters",
+            f"Le motif d'accès en urgence est trop court : au moins {BREAK_GLASS_MIN_LENGTH} "
+            "caractères",
+        )
     if len(text) > BREAK_GLASS_MAX_LENGTH:
-        return _no(422, "reason_too_long", f"The emergency access reason is longer than "
-                   f"{BREAK_GLASS_MAX_LENGTH} characters", f"Le motif d'accès en urgence dépasse "
-                   f"{BREAK_GLASS_MAX_LENGTH} caractères")
+        return _no(
+            422,
+            "reason_too_long",
+            f"The emergency access reason is longer than {BREAK_GLASS_MAX_LENGTH} characters",
+            f"Le motif d'accès en urgence dépasse {BREAK_GLASS_MAX_LENGTH} caractères",
+        )
     return _ok()
 
 
 def is_treating(viewer: ViewerFacts, consent: ConsentFacts) -> bool:
     """The médecin traitant (never while the patient blocks them)."""
-    return (viewer.is_professional and viewer.id_nat is not None
-            and viewer.id_nat == consent.treating_id_nat and viewer.id_nat not in consent.blocked)
+    return (
+        viewer.is_professional
+        and viewer.id_nat is not None
+        and viewer.id_nat == consent.treating_id_nat
+        and viewer.id_nat not in consent.blocked
+    )
 
 
-def decide_dmp_action(viewer: ViewerFacts, consent: ConsentFacts, action: DmpAction,
-                      document: DocumentFacts | None = None) -> ConsentDecision:
+def decide_dmp_action(
+    viewer: ViewerFacts,
+    consent: ConsentFacts,
+    action: DmpAction,
+    document: DocumentFacts | None = None,
+) -> ConsentDecision:
     """May ``viewer`` do ``action`` on the record (or on ``document`` for document actions)?"""
     if action in DOCUMENT_ACTIONS and document is None:
         raise ValueError(f"{action.value} concerns one document: pass its facts")
@@ -175,43 +214,71 @@ def _hidden_from_patient_side(viewer: ViewerFacts, document: DocumentFacts) -> b
     return viewer.kind is ViewerKind.GUARDIAN and document.invisible_to_legal_representatives
 
 
-def _patient_side(viewer: ViewerFacts, action: DmpAction,
-                  document: DocumentFacts | None) -> ConsentDecision:
+def _patient_side(
+    viewer: ViewerFacts, action: DmpAction, document: DocumentFacts | None
+) -> ConsentDecision:
     """The patient, or a guardian acting for them: everything on what they can see."""
     if not viewer.acts_for_patient:
-        return _no(403, "not_their_record", "This record belongs to another patient, for whom this "
-                   "person is not a legal representative", "Ce dossier est celui d'un autre patient, "
-                   "dont cette personne n'est pas le représentant légal")
+        return _no(
+            403,
+            "not_their_record",
+            "This record belongs to another patient, for whom this "
+            "person is not a legal representative",
+            "Ce dossier est celui d'un autre patient, "
+            "dont cette personne n'est pas le représentant légal",
+        )
     if document is not None and _hidden_from_patient_side(viewer, document):
         return NOT_FOUND
     if action is DmpAction.REVEAL:
-        return _no(403, "forbidden", "Only a professional can make a document visible to the patient",
-                   "Seul un professionnel peut rendre un document visible au patient")
-    if action in (DmpAction.REPLACE, DmpAction.DELETE) and document is not None \
-            and document.author_id_nat is not None:
-        return _no(403, "not_author", "Only its author can replace or delete a professional's "
-                   "document; the patient can hide it from professionals instead",
-                   "Seul son auteur peut remplacer ou supprimer le document d'un professionnel ; "
-                   "le patient peut le masquer aux professionnels")
+        return _no(
+            403,
+            "forbidden",
+            "Only a professional can make a document visible to the patient",
+            "Seul un professionnel peut rendre un document visible au patient",
+        )
+    if (
+        action in (DmpAction.REPLACE, DmpAction.DELETE)
+        and document is not None
+        and document.author_id_nat is not None
+    ):
+        return _no(
+            403,
+            "not_author",
+            "Only its author can replace or delete a professional's "
+            "document; the patient can hide it from professionals instead",
+            "Seul son auteur peut remplacer ou supprimer le document d'un professionnel ; "
+            "le patient peut le masquer aux professionnels",
+        )
     return _ok()
 
 
-def _professional(viewer: ViewerFacts, consent: ConsentFacts, action: DmpAction,
-                  document: DocumentFacts | None) -> ConsentDecision:
+def _professional(
+    viewer: ViewerFacts, consent: ConsentFacts, action: DmpAction, document: DocumentFacts | None
+) -> ConsentDecision:
     id_nat = viewer.id_nat
     if not id_nat:
-        return _no(403, "not_a_professional", "Only an identified health professional (idNat) can "
-                   "use a patient's record", "Seul un professionnel de santé identifié (idNat) "
-                   "peut accéder au dossier d'un patient")
+        return _no(
+            403,
+            "not_a_professional",
+            "Only an identified health professional (idNat) can use a patient's record",
+            "Seul un professionnel de santé identifié (idNat) peut accéder au dossier d'un patient",
+        )
     if id_nat in consent.blocked:
-        return _no(403, "blocked", "The patient has blocked this professional's access to their record",
-                   "Le patient a bloqué l'accès de ce professionnel à son dossier")
+        return _no(
+            403,
+            "blocked",
+            "The patient has blocked this professional's access to their record",
+            "Le patient a bloqué l'accès de ce professionnel à son dossier",
+        )
     if action is DmpAction.DEPOSIT:
         return _ok()  # an unauthorised professional may still deposit
     if action in (DmpAction.MASK, DmpAction.UNMASK):
-        return _no(403, "patient_only", "Only the patient decides to hide a document from "
-                   "professionals or to show it again", "Seul le patient décide de masquer un "
-                   "document aux professionnels ou de le démasquer")
+        return _no(
+            403,
+            "patient_only",
+            "Only the patient decides to hide a document from professionals or to show it again",
+            "Seul le patient décide de masquer un document aux professionnels ou de le démasquer",
+        )
     author = document is not None and document.author_id_nat == id_nat
     if action in (DmpAction.REPLACE, DmpAction.DELETE):
         return _author_change(viewer, document, author)
@@ -227,30 +294,45 @@ def _professional(viewer: ViewerFacts, consent: ConsentFacts, action: DmpAction,
     return granted
 
 
-def _author_change(viewer: ViewerFacts, document: DocumentFacts | None,
-                   author: bool) -> ConsentDecision:
+def _author_change(
+    viewer: ViewerFacts, document: DocumentFacts | None, author: bool
+) -> ConsentDecision:
     """Replace or delete: the author, or a professional of the author's institution."""
     assert document is not None
-    same_institution = (viewer.institution is not None
-                        and viewer.institution == document.author_institution)
+    same_institution = (
+        viewer.institution is not None and viewer.institution == document.author_institution
+    )
     if author or same_institution:
         return _ok()
     if document.masked_from_professionals:
         return NOT_FOUND
-    return _no(403, "not_author", "Only the author of a document, or a professional of the same "
-               "institution, can replace or delete it", "Seul l'auteur d'un document, ou un "
-               "professionnel de la même structure, peut le remplacer ou le supprimer")
+    return _no(
+        403,
+        "not_author",
+        "Only the author of a document, or a professional of the same "
+        "institution, can replace or delete it",
+        "Seul l'auteur d'un document, ou un "
+        "professionnel de la même structure, peut le remplacer ou le supprimer",
+    )
 
 
 def _break_glass(viewer: ViewerFacts, consent: ConsentFacts) -> ConsentDecision:
     if viewer.break_glass_reason is None:
-        return _no(403, "not_authorised", "The patient has not authorised this professional to "
-                   "read their record; in an emergency, state a reason (X-Break-Glass-Reason)",
-                   "Le patient n'a pas autorisé ce professionnel à consulter son dossier ; en "
-                   "urgence, indiquez un motif (accès bris de glace)")
+        return _no(
+            403,
+            "not_authorised",
+            "The patient has not authorised this professional to "
+            "read their record; in an emergency, state a reason (X-Break-Glass-Reason)",
+            "Le patient n'a pas autorisé ce professionnel à consulter son dossier ; en "
+            "urgence, indiquez un motif (accès bris de glace)",
+        )
     if consent.break_glass_opposed:
-        return _no(403, "break_glass_opposed", "The patient opposed emergency access to their record "
-                   "in advance", "Le patient s'est opposé par avance à l'accès en urgence à son dossier")
+        return _no(
+            403,
+            "break_glass_opposed",
+            "The patient opposed emergency access to their record in advance",
+            "Le patient s'est opposé par avance à l'accès en urgence à son dossier",
+        )
     reason = decide_break_glass_reason(viewer.break_glass_reason)
     if not reason.allowed:
         return reason
@@ -262,7 +344,11 @@ def decide_consent_change(viewer: ViewerFacts) -> ConsentDecision:
     if not viewer.is_professional and not viewer.acts_for_patient:
         return _patient_side(viewer, DmpAction.LIST, None)
     if viewer.is_professional:
-        return _no(403, "patient_only", "Only the patient or their legal representative manages "
-                   "consent to their record", "Seul le patient ou son représentant légal gère les "
-                   "autorisations d'accès à son dossier")
+        return _no(
+            403,
+            "patient_only",
+            "Only the patient or their legal representative manages consent to their record",
+            "Seul le patient ou son représentant légal gère les "
+            "autorisations d'accès à son dossier",
+        )
     return _ok()

@@ -43,8 +43,12 @@ def is_closing(message: MessageFacts) -> bool:
     return bool(_FIN.search(message.subject)) or message.mss_mes.strip().upper() == "FIN"
 
 
-def decide_conversation(sender: MailboxFacts, recipient: MailboxFacts, message: MessageFacts,
-                        conversations: Sequence[ConversationFacts]) -> ConversationOutcome:
+def decide_conversation(
+    sender: MailboxFacts,
+    recipient: MailboxFacts,
+    message: MessageFacts,
+    conversations: Sequence[ConversationFacts],
+) -> ConversationOutcome:
     """Apply the professional-initiates rule to one sender and one local recipient.
 
     ``conversations`` are those between the patient and the professional-side
@@ -58,11 +62,20 @@ def decide_conversation(sender: MailboxFacts, recipient: MailboxFacts, message: 
     return ConversationOutcome(OK)
 
 
-def decide_professional_message(sender: MailboxFacts, patient: MailboxFacts, message: MessageFacts,
-                                conversations: Sequence[ConversationFacts]) -> ConversationOutcome:
+def decide_professional_message(
+    sender: MailboxFacts,
+    patient: MailboxFacts,
+    message: MessageFacts,
+    conversations: Sequence[ConversationFacts],
+) -> ConversationOutcome:
     """A professional writing to a patient continues their open conversation or opens one."""
-    open_ones = [c for c in conversations if c.is_open and c.patient_mailbox_id == patient.id
-                 and c.professional_mailbox_id == sender.id]
+    open_ones = [
+        c
+        for c in conversations
+        if c.is_open
+        and c.patient_mailbox_id == patient.id
+        and c.professional_mailbox_id == sender.id
+    ]
     closing = is_closing(message)
     if open_ones:
         current = _best_match(open_ones, message)
@@ -73,42 +86,73 @@ def decide_professional_message(sender: MailboxFacts, patient: MailboxFacts, mes
     return ConversationOutcome(OK, ConversationAction.OPEN)
 
 
-def decide_patient_message(sender: MailboxFacts, recipient: MailboxFacts, message: MessageFacts,
-                           conversations: Sequence[ConversationFacts]) -> ConversationOutcome:
+def decide_patient_message(
+    sender: MailboxFacts,
+    recipient: MailboxFacts,
+    message: MessageFacts,
+    conversations: Sequence[ConversationFacts],
+) -> ConversationOutcome:
     """A patient's message: a reply inside an open conversation, or the pharmacy exception."""
     if recipient.is_patient:
-        return ConversationOutcome(refuse(550, "5.7.1", "A patient cannot write to another patient",
-                                          "Un patient ne peut pas écrire à un autre patient"))
+        return ConversationOutcome(
+            refuse(
+                550,
+                "5.7.1",
+                "A patient cannot write to another patient",
+                "Un patient ne peut pas écrire à un autre patient",
+            )
+        )
     referenced = message.referenced_ids
     mine = [c for c in conversations if c.patient_mailbox_id == sender.id]
     replied_to = [c for c in mine if c.message_ids & referenced]
     with_recipient = [c for c in replied_to if c.professional_mailbox_id == recipient.id]
     open_with_recipient = [c for c in with_recipient if c.is_open]
     if open_with_recipient:
-        return ConversationOutcome(OK, ConversationAction.CONTINUE, _best_match(open_with_recipient,
-                                                                                message).id)
+        return ConversationOutcome(
+            OK, ConversationAction.CONTINUE, _best_match(open_with_recipient, message).id
+        )
     if recipient.kind is MailboxKind.ORG and recipient.pharmacy:
         ongoing = [c for c in mine if c.is_open and c.professional_mailbox_id == recipient.id]
         if ongoing:
             return ConversationOutcome(OK, ConversationAction.CONTINUE, ongoing[0].id)
         return ConversationOutcome(OK, ConversationAction.OPEN)
     if with_recipient:
-        return ConversationOutcome(refuse(
-            550, "5.7.1", f"The conversation with <{recipient.address}> was closed by the professional; "
-            "the patient can no longer reply", f"La conversation avec <{recipient.address}> a été "
-            "clôturée par le professionnel ; le patient ne peut plus y répondre"))
+        return ConversationOutcome(
+            refuse(
+                550,
+                "5.7.1",
+                f"The conversation with <{recipient.address}> was closed by the professional; "
+                "the patient can no longer reply",
+                f"La conversation avec <{recipient.address}> a été "
+                "clôturée par le professionnel ; le patient ne peut plus y répondre",
+            )
+        )
     if replied_to:
-        return ConversationOutcome(refuse(
-            550, "5.7.1", f"This reply belongs to a conversation with another professional, not "
-            f"<{recipient.address}>", f"Cette réponse appartient à une conversation avec un autre "
-            f"professionnel que <{recipient.address}>"))
-    return ConversationOutcome(refuse(
-        550, "5.7.1", f"A patient may only reply to a message of an open conversation; "
-        f"<{recipient.address}> did not start one", f"Un patient ne peut que répondre à un message "
-        f"d'une conversation ouverte ; <{recipient.address}> n'en a pas ouvert"))
+        return ConversationOutcome(
+            refuse(
+                550,
+                "5.7.1",
+                f"This reply belongs to a conversation with another professional, not "
+                f"<{recipient.address}>",
+                f"Cette réponse appartient à une conversation avec un autre "
+                f"professionnel que <{recipient.address}>",
+            )
+        )
+    return ConversationOutcome(
+        refuse(
+            550,
+            "5.7.1",
+            f"A patient may only reply to a message of an open conversation; "
+            f"<{recipient.address}> did not start one",
+            f"Un patient ne peut que répondre à un message "
+            f"d'une conversation ouverte ; <{recipient.address}> n'en a pas ouvert",
+        )
+    )
 
 
-def _best_match(candidates: Sequence[ConversationFacts], message: MessageFacts) -> ConversationFacts:
+def _best_match(
+    candidates: Sequence[ConversationFacts], message: MessageFacts
+) -> ConversationFacts:
     """The conversation the message refers to, else the most recent one."""
     for conversation in candidates:
         if conversation.message_ids & message.referenced_ids:

@@ -28,8 +28,13 @@ class Decision:
         return self.allowed
 
 
-def allow(sentence: str = "OK", sentence_fr: str = "Accepté", *, smtp_code: int = 250,
-          enhanced_status: str = "2.0.0") -> Decision:
+def allow(
+    sentence: str = "OK",
+    sentence_fr: str = "Accepté",
+    *,
+    smtp_code: int = 250,
+    enhanced_status: str = "2.0.0",
+) -> Decision:
     """An allowing decision."""
     return Decision(True, smtp_code, enhanced_status, sentence, sentence_fr)
 

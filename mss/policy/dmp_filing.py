@@ -63,24 +63,33 @@ def _refuse(code: int, sentence: str, sentence_fr: str) -> FilingDecision:
 def decide_filing(facts: FilingFacts) -> FilingDecision:
     """Whether one document entry may be filed (or replace/delete the one it names)."""
     if not facts.record_open:
-        return _refuse(902, "The recipient has no medical record open on this hub (account not "
-                       "active or record opposed)", "Le destinataire n'a pas de dossier médical "
-                       "ouvert sur ce service (compte inactif ou opposition au dossier)")
+        return _refuse(
+            902,
+            "The recipient has no medical record open on this hub (account not "
+            "active or record opposed)",
+            "Le destinataire n'a pas de dossier médical "
+            "ouvert sur ce service (compte inactif ou opposition au dossier)",
+        )
     if facts.refusals:
         code, sentence, sentence_fr = facts.refusals[0]
         return _refuse(code, sentence, sentence_fr)
     if facts.entry_ins is None:
         return _refuse(903, "The document carries no INS", "Le document ne porte pas d'INS")
     if facts.entry_ins.strip().upper() != facts.recipient_ins.strip().upper():
-        return _refuse(904, f"The document is for INS {facts.entry_ins}, not for the recipient of the "
-                       "message", f"Le document concerne l'INS {facts.entry_ins}, pas le destinataire "
-                       "du message")
+        return _refuse(
+            904,
+            f"The document is for INS {facts.entry_ins}, not for the recipient of the message",
+            f"Le document concerne l'INS {facts.entry_ins}, pas le destinataire du message",
+        )
     author = facts.author_id_nat
     if author is not None and author in facts.consent.blocked:
         return _refuse(901, "The patient has blocked this author", "Le patient a bloqué cet auteur")
     if facts.sender_id_nat is not None and facts.sender_id_nat in facts.consent.blocked:
-        return _refuse(901, "The patient has blocked the sender of this document",
-                       "Le patient a bloqué l'expéditeur de ce document")
+        return _refuse(
+            901,
+            "The patient has blocked the sender of this document",
+            "Le patient a bloqué l'expéditeur de ce document",
+        )
     if facts.action in ("C", "D"):
         return _decide_change(facts)
     return FILE
@@ -91,18 +100,30 @@ def _decide_change(facts: FilingFacts) -> FilingDecision:
     target = facts.target
     named = facts.target_unique_id or "?"
     if target is None or target.status == "deleted":
-        return _refuse(900, f"No current document {named} in the patient's record to {verb}",
-                       f"Aucun document courant {named} à {verb_fr} dans le dossier du patient")
+        return _refuse(
+            900,
+            f"No current document {named} in the patient's record to {verb}",
+            f"Aucun document courant {named} à {verb_fr} dans le dossier du patient",
+        )
     if target.status != "current":
-        return _refuse(900, f"Document {named} is not the latest version: it was already replaced",
-                       f"Le document {named} n'est pas la dernière version : il a déjà été remplacé")
+        return _refuse(
+            900,
+            f"Document {named} is not the latest version: it was already replaced",
+            f"Le document {named} n'est pas la dernière version : il a déjà été remplacé",
+        )
     same_author = facts.author_id_nat is not None and facts.author_id_nat == target.author_id_nat
-    same_institution = (facts.author_institution is not None
-                        and facts.author_institution == target.author_institution)
+    same_institution = (
+        facts.author_institution is not None
+        and facts.author_institution == target.author_institution
+    )
     if not (same_author or same_institution):
-        return _refuse(901, f"Only the author of document {named}, or a professional of the same "
-                       f"institution, can {verb} it", f"Seul l'auteur du document {named}, ou un "
-                       f"professionnel de la même structure, peut le {verb_fr}")
+        return _refuse(
+            901,
+            f"Only the author of document {named}, or a professional of the same "
+            f"institution, can {verb} it",
+            f"Seul l'auteur du document {named}, ou un "
+            f"professionnel de la même structure, peut le {verb_fr}",
+        )
     return FILE
 
 

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 from mss.policy.dmp_filing import FILE, FilingDecision
 
-CDA_TYPES = frozenset({"text/xml", "application/xml", "application/hl7-v3+xml",
-                       "application/hl7-cda+xml"})
+CDA_TYPES = frozenset(
+    {"text/xml", "application/xml", "application/hl7-v3+xml", "application/hl7-cda+xml"}
+)
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,9 @@ ACCEPTED_LIST = ", ".join(DMP_FORMATS)
 CONFIDENTIALITY_FR = "1.2.250.1.213.1.1.4.13"  # TRE_A07: the DMP's visibility flags
 CONFIDENTIALITY_HL7 = "2.16.840.1.113883.5.25"
 DMP_FLAGS = frozenset({"MASQUE_PS", "INVISIBLE_PATIENT", "INVISIBLE_REPRESENTANTS_LEGAUX"})
-HL7_LEVELS_HELD = frozenset({"N"})  # the DMP's only HL7 level; R, V... would promise what it does not do
+HL7_LEVELS_HELD = frozenset(
+    {"N"}
+)  # the DMP's only HL7 level; R, V... would promise what it does not do
 
 
 def media_type(value: str | None) -> str:
@@ -60,17 +63,22 @@ def decide_dmp_format(mime_type: str | None) -> FilingDecision:
     if media_type(mime_type) in DMP_FORMATS:
         return FILE
     return FilingDecision(
-        False, 906, f"The DMP does not hold documents of type {mime_type or '(none)'!r}; "
+        False,
+        906,
+        f"The DMP does not hold documents of type {mime_type or '(none)'!r}; "
         f"accepted types: {ACCEPTED_LIST}",
         f"Le DMP n'accepte pas les documents de type {mime_type or '(aucun)'!r} ; types "
-        f"acceptés : {ACCEPTED_LIST}")
+        f"acceptés : {ACCEPTED_LIST}",
+    )
 
 
 def served_format(mime_type: str | None) -> tuple[str, str]:
     """(Content-Type, extension) to serve a stored document as: its type when accepted, else bytes."""
     bare = media_type(mime_type)
     accepted = DMP_FORMATS.get(bare)
-    return (bare, accepted.extension) if accepted is not None else ("application/octet-stream", ".bin")
+    return (
+        (bare, accepted.extension) if accepted is not None else ("application/octet-stream", ".bin")
+    )
 
 
 def decide_confidentiality(codes: tuple[tuple[str, str], ...]) -> FilingDecision:
@@ -83,18 +91,28 @@ def decide_confidentiality(codes: tuple[tuple[str, str], ...]) -> FilingDecision
         if scheme == CONFIDENTIALITY_FR:
             why = f"{code!r} is not a DMP visibility flag (use {', '.join(sorted(DMP_FLAGS))})"
         elif scheme == CONFIDENTIALITY_HL7:
-            why = (f"the DMP holds only the HL7 level N, not {code!r}; hide a document with "
-                   f"MASQUE_PS, INVISIBLE_PATIENT or INVISIBLE_REPRESENTANTS_LEGAUX ({CONFIDENTIALITY_FR})")
+            why = (
+                f"the DMP holds only the HL7 level N, not {code!r}; hide a document with "
+                f"MASQUE_PS, INVISIBLE_PATIENT or INVISIBLE_REPRESENTANTS_LEGAUX ({CONFIDENTIALITY_FR})"
+            )
         else:
-            why = (f"the scheme {scheme!r} is unknown; visibility flags use {CONFIDENTIALITY_FR}, "
-                   f"the confidentiality level {CONFIDENTIALITY_HL7}")
-        return FilingDecision(False, 906, f"Unreadable confidentiality code {code!r}: {why}",
-                              f"Code de confidentialité illisible {code!r} : seuls MASQUE_PS, "
-                              "INVISIBLE_PATIENT et INVISIBLE_REPRESENTANTS_LEGAUX "
-                              f"({CONFIDENTIALITY_FR}) et N ({CONFIDENTIALITY_HL7}) sont lus")
+            why = (
+                f"the scheme {scheme!r} is unknown; visibility flags use {CONFIDENTIALITY_FR}, "
+                f"the confidentiality level {CONFIDENTIALITY_HL7}"
+            )
+        return FilingDecision(
+            False,
+            906,
+            f"Unreadable confidentiality code {code!r}: {why}",
+            f"Code de confidentialité illisible {code!r} : seuls MASQUE_PS, "
+            "INVISIBLE_PATIENT et INVISIBLE_REPRESENTANTS_LEGAUX "
+            f"({CONFIDENTIALITY_FR}) et N ({CONFIDENTIALITY_HL7}) sont lus",
+        )
     return FILE
 
 
 def dmp_flags(codes: tuple[tuple[str, str], ...]) -> frozenset[str]:
     """The DMP visibility flags among codes ``decide_confidentiality`` accepted."""
-    return frozenset(code for scheme, code in codes if scheme == CONFIDENTIALITY_FR and code in DMP_FLAGS)
+    return frozenset(
+        code for scheme, code in codes if scheme == CONFIDENTIALITY_FR and code in DMP_FLAGS
+    )

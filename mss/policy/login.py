@@ -43,7 +43,7 @@ PARIS = ZoneInfo("Europe/Paris")
 ALLOWED = "allowed"
 BACK_OFF = "back_off"
 ACCOUNT_LOCKED = "account_locked"  # this account, from this source address
-SOURCE_LOCKED = "source_locked"    # every account, from this source address
+SOURCE_LOCKED = "source_locked"  # every account, from this source address
 WRONG_CREDENTIALS = "wrong_credentials"
 
 
@@ -100,8 +100,11 @@ class LoginFailures:
     source: FailureSeries = NO_FAILURES
 
     def current(self, rules: LoginRules, now: dt.datetime) -> LoginFailures:
-        return LoginFailures(self.account.current(rules, now), self.pair.current(rules, now),
-                             self.source.current(rules, now))
+        return LoginFailures(
+            self.account.current(rules, now),
+            self.pair.current(rules, now),
+            self.source.current(rules, now),
+        )
 
     @property
     def any(self) -> bool:
@@ -140,21 +143,33 @@ def _minutes(rules: LoginRules) -> str:
     return f"{rules.lock_minutes:g}"
 
 
-def _locked(reason: str, until: dt.datetime, rules: LoginRules, *, began: bool = False) -> LoginDecision:
+def _locked(
+    reason: str, until: dt.datetime, rules: LoginRules, *, began: bool = False
+) -> LoginDecision:
     minutes = _minutes(rules)
     if reason == ACCOUNT_LOCKED:
-        english = (f"Too many failed logins: this account is locked from your address for {minutes} "
-                   f"minutes, until {_utc(until)}; try again then")
-        french = (f"Trop d'essais infructueux : par sécurité, la connexion à ce compte depuis votre adresse "
-                  f"est bloquée pendant {minutes} minutes, jusqu'à {paris_time(until)} (heure de Paris). "
-                  "Vous pourrez réessayer ensuite.")
+        english = (
+            f"Too many failed logins: this account is locked from your address for {minutes} "
+            f"minutes, until {_utc(until)}; try again then"
+        )
+        french = (
+            f"Trop d'essais infructueux : par sécurité, la connexion à ce compte depuis votre adresse "
+            f"est bloquée pendant {minutes} minutes, jusqu'à {paris_time(until)} (heure de Paris). "
+            "Vous pourrez réessayer ensuite."
+        )
     else:
-        english = (f"Too many failed logins from your address: logins from it are locked for {minutes} "
-                   f"minutes, until {_utc(until)}; try again then")
-        french = (f"Trop d'essais infructueux depuis votre adresse : par sécurité, les connexions depuis "
-                  f"cette adresse sont bloquées pendant {minutes} minutes, jusqu'à {paris_time(until)} "
-                  "(heure de Paris). Vous pourrez réessayer ensuite.")
-    return LoginDecision(False, 535, "5.7.8", english, french, reason=reason, retry_at=until, lock_began=began)
+        english = (
+            f"Too many failed logins from your address: logins from it are locked for {minutes} "
+            f"minutes, until {_utc(until)}; try again then"
+        )
+        french = (
+            f"Trop d'essais infructueux depuis votre adresse : par sécurité, les connexions depuis "
+            f"cette adresse sont bloquées pendant {minutes} minutes, jusqu'à {paris_time(until)} "
+            "(heure de Paris). Vous pourrez réessayer ensuite."
+        )
+    return LoginDecision(
+        False, 535, "5.7.8", english, french, reason=reason, retry_at=until, lock_began=began
+    )
 
 
 def _wait_fr(seconds: int) -> str:
@@ -163,16 +178,26 @@ def _wait_fr(seconds: int) -> str:
 
 def _back_off(until: dt.datetime, now: dt.datetime) -> LoginDecision:
     seconds = max(1, int((until - now).total_seconds() + 0.999))
-    return LoginDecision(False, 454, "4.7.0",
-                         f"Too many failed logins for this account: wait {seconds} seconds before trying again",
-                         _wait_fr(seconds), reason=BACK_OFF, retry_at=until)
+    return LoginDecision(
+        False,
+        454,
+        "4.7.0",
+        f"Too many failed logins for this account: wait {seconds} seconds before trying again",
+        _wait_fr(seconds),
+        reason=BACK_OFF,
+        retry_at=until,
+    )
 
 
-def decide_login_attempt(failures: LoginFailures, rules: LoginRules, now: dt.datetime) -> LoginDecision:
+def decide_login_attempt(
+    failures: LoginFailures, rules: LoginRules, now: dt.datetime
+) -> LoginDecision:
     """May a password be checked now? Allowed, locked until T (strict), or wait N seconds."""
     recent = failures.current(rules, now)
-    for reason, series, threshold in ((ACCOUNT_LOCKED, recent.pair, rules.lock_after),
-                                      (SOURCE_LOCKED, recent.source, rules.source_lock_after)):
+    for reason, series, threshold in (
+        (ACCOUNT_LOCKED, recent.pair, rules.lock_after),
+        (SOURCE_LOCKED, recent.source, rules.source_lock_after),
+    ):
         if threshold > 0 and series.failures >= threshold and series.last_at is not None:
             return _locked(reason, series.last_at + rules.lock_duration, rules)
     if recent.account.last_at is not None:
@@ -182,26 +207,41 @@ def decide_login_attempt(failures: LoginFailures, rules: LoginRules, now: dt.dat
     return LoginDecision(True, 235, "2.7.0", "Authentication successful", "Connexion autorisée")
 
 
-def decide_after_failure(after: LoginFailures, rules: LoginRules, now: dt.datetime) -> LoginDecision:
+def decide_after_failure(
+    after: LoginFailures, rules: LoginRules, now: dt.datetime
+) -> LoginDecision:
     """The answer to a wrong password, given the counts that include it: the lock it set, or advice.
 
     Each failure is counted by one atomic statement, so exactly one reaches the pair's
     threshold: ``lock_began`` is true once per lock, whatever the number of processes.
     """
     if 0 < rules.lock_after <= after.pair.failures:
-        return _locked(ACCOUNT_LOCKED, now + rules.lock_duration, rules,
-                       began=after.pair.failures == rules.lock_after)
+        return _locked(
+            ACCOUNT_LOCKED,
+            now + rules.lock_duration,
+            rules,
+            began=after.pair.failures == rules.lock_after,
+        )
     if 0 < rules.source_lock_after <= after.source.failures:
         return _locked(SOURCE_LOCKED, now + rules.lock_duration, rules)
     left = max(rules.lock_after - after.pair.failures, 0)
     minutes = _minutes(rules)
     english = "Authentication credentials invalid"
-    french = (f"Il vous reste {left} essai{'s' if left > 1 else ''} avant un blocage temporaire "
-              f"de {minutes} minutes.")
+    french = (
+        f"Il vous reste {left} essai{'s' if left > 1 else ''} avant un blocage temporaire "
+        f"de {minutes} minutes."
+    )
     wait = rules.back_off(after.account.failures)
     if wait:
         seconds = max(1, int(wait.total_seconds() + 0.999))
         english += f"; wait {seconds} seconds before trying again"
         french += " " + _wait_fr(seconds)
-    return LoginDecision(False, 535, "5.7.8", english, french, reason=WRONG_CREDENTIALS,
-                         retry_at=now + wait if wait else None)
+    return LoginDecision(
+        False,
+        535,
+        "5.7.8",
+        english,
+        french,
+        reason=WRONG_CREDENTIALS,
+        retry_at=now + wait if wait else None,
+    )

@@ -37,15 +37,27 @@ from mss.policy.consent import (
 CONFIDENTIALITY_FR = "1.2.250.1.213.1.1.4.13"  # TRE_A07: the DMP's visibility flags
 INVISIBLE_PATIENT = "INVISIBLE_PATIENT"
 INVISIBLE_REPRESENTANTS_LEGAUX = "INVISIBLE_REPRESENTANTS_LEGAUX"
-_FLAG_NEAR_MISSES = frozenset({"MASQUE_PS", INVISIBLE_PATIENT, INVISIBLE_REPRESENTANTS_LEGAUX,
-                               "INVISIBLE_REP_LEGAUX"})
+_FLAG_NEAR_MISSES = frozenset(
+    {"MASQUE_PS", INVISIBLE_PATIENT, INVISIBLE_REPRESENTANTS_LEGAUX, "INVISIBLE_REP_LEGAUX"}
+)
 XDM_FILE_NAME = "ihe_xdm.zip"
-_RENDERING_TYPES = frozenset({"application/pdf", "application/x-pdf", "application/zip",
-                              "application/x-zip-compressed", "text/xml", "application/xml",
-                              "application/hl7-v3+xml", "application/hl7-cda+xml"})
+_RENDERING_TYPES = frozenset(
+    {
+        "application/pdf",
+        "application/x-pdf",
+        "application/zip",
+        "application/x-zip-compressed",
+        "text/xml",
+        "application/xml",
+        "application/hl7-v3+xml",
+        "application/hl7-cda+xml",
+    }
+)
 _RENDERING_EXTENSIONS = (".pdf", ".zip", ".xml")
 
-WITHHELD_SENTENCE_FR = "Certains documents de ce message ne sont pas encore disponibles dans votre espace."
+WITHHELD_SENTENCE_FR = (
+    "Certains documents de ce message ne sont pas encore disponibles dans votre espace."
+)
 WITHHELD_SENTENCE = "Some documents of this message are not available in your space yet."
 
 
@@ -111,14 +123,20 @@ def carries_package(attachments: Iterable[AttachmentFacts]) -> bool:
 
 def _flags(document: PackagedDocument) -> DocumentFacts:
     if document.record is not None:
-        return DocumentFacts(invisible_to_patient=document.record.invisible_to_patient,
-                             invisible_to_legal_representatives=document.record.invisible_to_legal_representatives)
+        return DocumentFacts(
+            invisible_to_patient=document.record.invisible_to_patient,
+            invisible_to_legal_representatives=document.record.invisible_to_legal_representatives,
+        )
     codes = {code for code, scheme in document.confidentiality if scheme == CONFIDENTIALITY_FR}
-    near_miss = any(code in _FLAG_NEAR_MISSES and (scheme != CONFIDENTIALITY_FR
-                                                    or code == "INVISIBLE_REP_LEGAUX")
-                    for code, scheme in document.confidentiality)
-    return DocumentFacts(invisible_to_patient=INVISIBLE_PATIENT in codes or near_miss,
-                         invisible_to_legal_representatives=INVISIBLE_REPRESENTANTS_LEGAUX in codes or near_miss)
+    near_miss = any(
+        code in _FLAG_NEAR_MISSES
+        and (scheme != CONFIDENTIALITY_FR or code == "INVISIBLE_REP_LEGAUX")
+        for code, scheme in document.confidentiality
+    )
+    return DocumentFacts(
+        invisible_to_patient=INVISIBLE_PATIENT in codes or near_miss,
+        invisible_to_legal_representatives=INVISIBLE_REPRESENTANTS_LEGAUX in codes or near_miss,
+    )
 
 
 def hidden_from(viewer: ViewerKind, document: PackagedDocument) -> bool:
@@ -139,14 +157,17 @@ def _stem(filename: str) -> str:
 
 def _may_render(attachment: AttachmentFacts, names: set[str]) -> bool:
     lowered = attachment.filename.strip().lower()
-    if attachment.content_type.lower() in _RENDERING_TYPES or lowered.endswith(_RENDERING_EXTENSIONS):
+    if attachment.content_type.lower() in _RENDERING_TYPES or lowered.endswith(
+        _RENDERING_EXTENSIONS
+    ):
         return True
     key = _key(_stem(attachment.filename))
     return bool(key) and key in names
 
 
-def decide_withheld_attachments(viewer: ViewerKind, attachments: Iterable[AttachmentFacts],
-                                package: PackageFacts | None) -> WithheldAttachments:
+def decide_withheld_attachments(
+    viewer: ViewerKind, attachments: Iterable[AttachmentFacts], package: PackageFacts | None
+) -> WithheldAttachments:
     """The attachments ``viewer`` (the patient, or a guardian acting for a minor) must not get."""
     if viewer is ViewerKind.PROFESSIONAL:
         raise ValueError("the portal's message page is for patients and their guardians")

@@ -21,9 +21,13 @@ class NoticeRecipient:
     as_guardian: bool = False
 
 
-def decide_record_notice_recipients(patient_id: int, guardian_ids: Iterable[int]) -> tuple[NoticeRecipient, ...]:
+def decide_record_notice_recipients(
+    patient_id: int, guardian_ids: Iterable[int]
+) -> tuple[NoticeRecipient, ...]:
     """The guardians of a minor (by id, once each), else the patient themself."""
-    guardians = tuple(dict.fromkeys(guardian for guardian in guardian_ids if guardian != patient_id))
+    guardians = tuple(
+        dict.fromkeys(guardian for guardian in guardian_ids if guardian != patient_id)
+    )
     if guardians:
         return tuple(NoticeRecipient(guardian, as_guardian=True) for guardian in guardians)
     return (NoticeRecipient(patient_id),)

@@ -5,12 +5,18 @@ from __future__ import annotations
 from mss.policy.decision import OK, Decision, refuse
 
 TOTP_ALREADY_USED = refuse(
-    535, "5.7.8", "This one-time code was already used",
+    535,
+    "5.7.8",
+    "This one-time code was already used",
     "Ce code a déjà servi. Attendez que votre application affiche le suivant (toutes les "
-    "30 secondes), puis saisissez-le.")
+    "30 secondes), puis saisissez-le.",
+)
 SENT_CODE_ALREADY_USED = refuse(
-    535, "5.7.8", "This one-time code was already used",
-    "Ce code a déjà servi : demandez-en un nouveau avec le bouton ci-dessous.")
+    535,
+    "5.7.8",
+    "This one-time code was already used",
+    "Ce code a déjà servi : demandez-en un nouveau avec le bouton ci-dessous.",
+)
 
 
 def decide_totp_step(step: int, last_accepted_step: int | None) -> Decision:

@@ -24,19 +24,24 @@ class OperatorAccess:
         return self.allowed
 
 
-def parse_networks(allow: Sequence[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+def parse_networks(
+    allow: Sequence[str],
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     """``[metrics] allow``: addresses or CIDR networks; raises ValueError naming a wrong one."""
     networks = []
     for text in allow:
         try:
             networks.append(ipaddress.ip_network(text.strip(), strict=False))
         except ValueError:
-            raise ValueError(f"{text!r} is not an IP address or network (for example 127.0.0.1/32)") from None
+            raise ValueError(
+                f"{text!r} is not an IP address or network (for example 127.0.0.1/32)"
+            ) from None
     return tuple(networks)
 
 
-def decide_metrics_access(peer: str | None, allowed: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
-                          ) -> OperatorAccess:
+def decide_metrics_access(
+    peer: str | None, allowed: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
+) -> OperatorAccess:
     """Allowed when the client's address is in one of the ``allowed`` networks (none: nobody)."""
     try:
         address = ipaddress.ip_address(peer or "")
@@ -46,5 +51,8 @@ def decide_metrics_access(peer: str | None, allowed: Sequence[ipaddress.IPv4Netw
         address = address.ipv4_mapped  # ::ffff:127.0.0.1 on a dual-stack socket
     if address is not None and any(address in network for network in allowed):
         return OperatorAccess(True)
-    return OperatorAccess(False, 403, "The metrics are for the hub's operators: this address is not in "
-                                      "[metrics] allow")
+    return OperatorAccess(
+        False,
+        403,
+        "The metrics are for the hub's operators: this address is not in [metrics] allow",
+    )

@@ -92,19 +92,27 @@ def decide_title(title: str) -> DossierDecision | None:
     """A refusal when the title is missing, too long or holds control characters."""
     text = title.strip()
     if not text:
-        return _no(400, "title_missing", "Donnez un titre au document, par exemple « Ordonnance du "
-                   "Dr Martin ».")
+        return _no(
+            400,
+            "title_missing",
+            "Donnez un titre au document, par exemple « Ordonnance du Dr Martin ».",
+        )
     if len(text) > MAX_TITLE_LENGTH:
-        return _no(400, "title_too_long", f"Le titre est trop long : {MAX_TITLE_LENGTH} caractères "
-                   "au plus.")
+        return _no(
+            400,
+            "title_too_long",
+            f"Le titre est trop long : {MAX_TITLE_LENGTH} caractères au plus.",
+        )
     if any(unicodedata.category(c) in ("Cc", "Cf") for c in text):
-        return _no(400, "title_invalid", "Le titre contient des caractères invisibles : "
-                   "retapez-le.")
+        return _no(
+            400, "title_invalid", "Le titre contient des caractères invisibles : retapez-le."
+        )
     return None
 
 
-def decide_file(filename: str, declared_type: str, size: int, head: bytes,
-                max_size: int = MAX_PATIENT_DOCUMENT) -> DossierDecision:
+def decide_file(
+    filename: str, declared_type: str, size: int, head: bytes, max_size: int = MAX_PATIENT_DOCUMENT
+) -> DossierDecision:
     """A non-empty PDF, JPEG or PNG within ``max_size`` whose bytes match its name and declared type."""
     if size <= 0 and not filename:
         return _no(400, "file_missing", "Choisissez le fichier à ajouter.")
@@ -112,26 +120,44 @@ def decide_file(filename: str, declared_type: str, size: int, head: bytes,
         return _no(400, "file_empty", "Le fichier choisi est vide : rien n'a été ajouté.")
     if size > max_size:
         limit = max_size // (1024 * 1024)
-        return _no(413, "file_too_large", f"Le fichier dépasse la taille maximale de {limit} Mo : "
-                   "choisissez un fichier plus léger (par exemple un PDF plutôt qu'une photo).")
+        return _no(
+            413,
+            "file_too_large",
+            f"Le fichier dépasse la taille maximale de {limit} Mo : "
+            "choisissez un fichier plus léger (par exemple un PDF plutôt qu'une photo).",
+        )
     named = _type_of_name(filename)
     declared = declared_type.split(";", 1)[0].strip().lower()
     if named is None or (declared not in _GENERIC_TYPES and declared not in ACCEPTED_TYPES):
-        return _no(415, "type_not_accepted", "Ce type de fichier n'est pas accepté : seuls les "
-                   "documents PDF et les images JPEG ou PNG peuvent être ajoutés à votre dossier.")
+        return _no(
+            415,
+            "type_not_accepted",
+            "Ce type de fichier n'est pas accepté : seuls les "
+            "documents PDF et les images JPEG ou PNG peuvent être ajoutés à votre dossier.",
+        )
     detected = detect_type(head)
     claimed = named or (declared if declared in ACCEPTED_TYPES else "")
-    if detected is None or (claimed and claimed != detected) or (
-            declared in ACCEPTED_TYPES and declared != detected):
-        what = (f"ce n'est pas {ACCEPTED_TYPES[claimed][0]}" if claimed
-                else "ce n'est ni un PDF ni une image JPEG ou PNG")
-        return _no(415, "content_mismatch", f"Le contenu du fichier ne correspond pas à son type : "
-                   f"{what}. Rien n'a été ajouté.")
+    if (
+        detected is None
+        or (claimed and claimed != detected)
+        or (declared in ACCEPTED_TYPES and declared != detected)
+    ):
+        what = (
+            f"ce n'est pas {ACCEPTED_TYPES[claimed][0]}"
+            if claimed
+            else "ce n'est ni un PDF ni une image JPEG ou PNG"
+        )
+        return _no(
+            415,
+            "content_mismatch",
+            f"Le contenu du fichier ne correspond pas à son type : {what}. Rien n'a été ajouté.",
+        )
     return DossierDecision(True, 200, "ok", "Accepté", mime_type=detected)
 
 
-def decide_patient_upload(facts: UploadFacts,
-                          max_size: int = MAX_PATIENT_DOCUMENT) -> DossierDecision:
+def decide_patient_upload(
+    facts: UploadFacts, max_size: int = MAX_PATIENT_DOCUMENT
+) -> DossierDecision:
     """May this file be added to the record as the patient's own document, with this title and type?"""
     refused = decide_title(facts.title)
     if refused is not None:
@@ -142,26 +168,37 @@ def decide_patient_upload(facts: UploadFacts,
     if not decision:
         return decision
     code, label = PATIENT_DOCUMENT_TYPES[facts.type_key]
-    return DossierDecision(True, 200, "ok", "Accepté", mime_type=decision.mime_type,
-                          type_code=code, type_label=label)
+    return DossierDecision(
+        True, 200, "ok", "Accepté", mime_type=decision.mime_type, type_code=code, type_label=label
+    )
 
 
-def decide_treating_doctor(name: str, profession_code: str, profession_label: str) -> DossierDecision:
+def decide_treating_doctor(
+    name: str, profession_code: str, profession_label: str
+) -> DossierDecision:
     """Only a médecin can be named médecin traitant (an unknown profession is given the benefit)."""
     if profession_code and profession_code != MEDICAL_DOCTOR:
-        return _no(422, "not_a_doctor", f"Seul un médecin peut être votre médecin traitant : "
-                   f"{name} est {profession_label.lower()}. Vous pouvez l'autoriser à consulter "
-                   "votre dossier à la place.")
+        return _no(
+            422,
+            "not_a_doctor",
+            f"Seul un médecin peut être votre médecin traitant : "
+            f"{name} est {profession_label.lower()}. Vous pouvez l'autoriser à consulter "
+            "votre dossier à la place.",
+        )
     return DossierDecision(True, 200, "ok", "Accepté")
 
 
-def decide_message_attachment(facts: UploadFacts, already_filed: bool,
-                              max_size: int = MAX_PATIENT_DOCUMENT) -> DossierDecision:
+def decide_message_attachment(
+    facts: UploadFacts, already_filed: bool, max_size: int = MAX_PATIENT_DOCUMENT
+) -> DossierDecision:
     """A received message's attachment goes to the record only as a real PDF, and only once."""
     if already_filed:
         return _no(409, "already_filed", "Cette pièce jointe est déjà dans votre dossier.")
     decision = decide_patient_upload(facts, max_size)
     if decision and decision.mime_type != "application/pdf":
-        return _no(415, "not_a_pdf", "Seule une pièce jointe PDF peut être ajoutée au dossier depuis "
-                   "un message.")
+        return _no(
+            415,
+            "not_a_pdf",
+            "Seule une pièce jointe PDF peut être ajoutée au dossier depuis un message.",
+        )
     return decision

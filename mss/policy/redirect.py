@@ -24,6 +24,8 @@ def local_path(target: str) -> str | None:
     if not _one_leading_slash(target) or not all(0x21 <= ord(char) < 0x7F for char in target):
         return None
     decoded = unquote(target)
-    if not _one_leading_slash(decoded) or any(ord(char) < 0x20 or ord(char) == 0x7F for char in decoded):
+    if not _one_leading_slash(decoded) or any(
+        ord(char) < 0x20 or ord(char) == 0x7F for char in decoded
+    ):
         return None
     return target

@@ -32,7 +32,9 @@ class RetentionStep(str, enum.Enum):
 
 class WarningChannel(str, enum.Enum):
     PATIENT_NOTICE = "patient_notice"  # the patient's e-mail/SMS (mss.notify), no medical content
-    INBOX = "inbox"  # a notice delivered into the mailbox's INBOX (professionals have no other contact)
+    INBOX = (
+        "inbox"  # a notice delivered into the mailbox's INBOX (professionals have no other contact)
+    )
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,10 @@ def rules_problem(rules: RetentionRules) -> str | None:
     if rules.warn_after_days < 1:
         return f"retention.warn_after_days must be 1 or more, got {rules.warn_after_days}"
     if rules.purge_after_days <= rules.warn_after_days:
-        return (f"retention.purge_after_days ({rules.purge_after_days}) must be more than "
-                f"retention.warn_after_days ({rules.warn_after_days}): the warning comes before the purge")
+        return (
+            f"retention.purge_after_days ({rules.purge_after_days}) must be more than "
+            f"retention.warn_after_days ({rules.warn_after_days}): the warning comes before the purge"
+        )
     if rules.closed_account_days < 0:
         return f"retention.closed_account_days must be 0 or more, got {rules.closed_account_days}"
     return None
@@ -91,7 +95,9 @@ class RetentionDecision:
         return self.step is not RetentionStep.KEEP
 
 
-def decide_retention(facts: RetentionFacts, rules: RetentionRules, today: dt.date) -> RetentionDecision:
+def decide_retention(
+    facts: RetentionFacts, rules: RetentionRules, today: dt.date
+) -> RetentionDecision:
     """Warn, purge or keep this mailbox today."""
     if facts.account_closed_on is not None:
         if facts.purged_on is not None and facts.purged_on >= facts.account_closed_on:
@@ -101,7 +107,9 @@ def decide_retention(facts: RetentionFacts, rules: RetentionRules, today: dt.dat
         return RetentionDecision(RetentionStep.KEEP, "closed account within its retention")
     since = facts.idle_since
     idle = (today - since).days
-    warned = facts.warned_on is not None and facts.warned_on > since  # activity since cancels a warning
+    warned = (
+        facts.warned_on is not None and facts.warned_on > since
+    )  # activity since cancels a warning
     if warned:
         assert facts.warned_on is not None
         notice_over = today >= facts.warned_on + dt.timedelta(days=rules.notice_days)
@@ -110,8 +118,10 @@ def decide_retention(facts: RetentionFacts, rules: RetentionRules, today: dt.dat
         return RetentionDecision(RetentionStep.KEEP, "warned, notice running")
     if idle >= rules.warn_after_days:
         channel = WarningChannel.PATIENT_NOTICE if facts.is_patient else WarningChannel.INBOX
-        purge_on = max(since + dt.timedelta(days=rules.purge_after_days),
-                       today + dt.timedelta(days=rules.notice_days))
+        purge_on = max(
+            since + dt.timedelta(days=rules.purge_after_days),
+            today + dt.timedelta(days=rules.notice_days),
+        )
         return RetentionDecision(RetentionStep.WARN, "inactive", channel, purge_on)
     return RetentionDecision(RetentionStep.KEEP, "active")
 

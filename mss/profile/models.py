@@ -19,8 +19,12 @@ class ProfileItem(Base):
     category: Mapped[str] = mapped_column(String(24))  # see mss.profile.store.CATEGORIES
     label: Mapped[str] = mapped_column(String(255))
     detail: Mapped[str] = mapped_column(Text, default="")
-    when: Mapped[str] = mapped_column(String(32), default="")  # as the patient wrote it: "2019", "enfance"
-    author_kind: Mapped[str] = mapped_column(String(16), default="patient")  # patient, guardian, professional
+    when: Mapped[str] = mapped_column(
+        String(32), default=""
+    )  # as the patient wrote it: "2019", "enfance"
+    author_kind: Mapped[str] = mapped_column(
+        String(16), default="patient"
+    )  # patient, guardian, professional
     author: Mapped[str] = mapped_column(String(320), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

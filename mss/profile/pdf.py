@@ -19,11 +19,16 @@ from mss.errors import HubError
 from mss.profile.models import ProfileItem
 from mss.profile.store import CATEGORIES
 
-FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"),
-             Path("/usr/local/share/fonts"))
+FONT_DIRS = (
+    Path("/usr/share/fonts/truetype/dejavu"),
+    Path("/usr/share/fonts/dejavu"),
+    Path("/usr/local/share/fonts"),
+)
 PARIS = ZoneInfo("Europe/Paris")
-NOTICE = ("Informations déclarées par le patient dans son espace santé, non vérifiées par un "
-          "professionnel de santé.")
+NOTICE = (
+    "Informations déclarées par le patient dans son espace santé, non vérifiées par un "
+    "professionnel de santé."
+)
 
 
 class FontMissing(HubError):
@@ -39,15 +44,23 @@ def font_files() -> tuple[Path, Path]:
         regular, bold = folder / "DejaVuSans.ttf", folder / "DejaVuSans-Bold.ttf"
         if regular.is_file():
             return regular, bold if bold.is_file() else regular
-    raise FontMissing("no font to embed in the PDF: install Debian's fonts-dejavu-core or set MSS_PDF_FONT")
+    raise FontMissing(
+        "no font to embed in the PDF: install Debian's fonts-dejavu-core or set MSS_PDF_FONT"
+    )
 
 
 def _french_date(moment: dt.datetime) -> str:
     return moment.astimezone(PARIS).strftime("%d/%m/%Y à %H:%M")
 
 
-def profile_pdf(*, name: str, birth_date: dt.date | None, ins: str,
-                items: Mapping[str, Sequence[ProfileItem]], now: dt.datetime) -> bytes:
+def profile_pdf(
+    *,
+    name: str,
+    birth_date: dt.date | None,
+    ins: str,
+    items: Mapping[str, Sequence[ProfileItem]],
+    now: dt.datetime,
+) -> bytes:
     """The summary: who, when, then one section per category with every item."""
     regular, bold = font_files()
     pdf = FPDF(format="A4", enforce_compliance="PDFA_2B")

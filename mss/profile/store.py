@@ -29,16 +29,29 @@ MAX_DETAIL = 2000
 
 async def profile_of(session: AsyncSession, patient_id: int) -> dict[str, list[ProfileItem]]:
     """Every item of the profile by category, in the order of ``CATEGORIES``, oldest first."""
-    rows = (await session.scalars(select(ProfileItem).where(ProfileItem.patient_id == patient_id)
-                                  .order_by(ProfileItem.id))).all()
+    rows = (
+        await session.scalars(
+            select(ProfileItem).where(ProfileItem.patient_id == patient_id).order_by(ProfileItem.id)
+        )
+    ).all()
     grouped: dict[str, list[ProfileItem]] = {name: [] for name in CATEGORIES}
     for row in rows:
         grouped.setdefault(row.category, []).append(row)
     return grouped
 
 
-async def add_item(session: AsyncSession, patient_id: int, *, category: str, label: str, detail: str = "",
-                   when: str = "", author_kind: str, author: str, now: dt.datetime) -> ProfileItem:
+async def add_item(
+    session: AsyncSession,
+    patient_id: int,
+    *,
+    category: str,
+    label: str,
+    detail: str = "",
+    when: str = "",
+    author_kind: str,
+    author: str,
+    now: dt.datetime,
+) -> ProfileItem:
     """One more item; the label is required, everything is plain text."""
     if category not in CATEGORIES:
         raise InvalidInput("rubrique inconnue")
@@ -47,23 +60,46 @@ async def add_item(session: AsyncSession, patient_id: int, *, category: str, lab
         raise InvalidInput(f"{CATEGORIES[category][1]} : ce champ est obligatoire")
     if len(label) > MAX_LABEL or len(detail) > MAX_DETAIL or len(when) > 32:
         raise InvalidInput("le texte est trop long")
-    item = ProfileItem(patient_id=patient_id, category=category, label=label, detail=detail.strip(),
-                       when=" ".join(when.split()), author_kind=author_kind, author=author, created_at=now,
-                       updated_at=now)
+    item = ProfileItem(
+        patient_id=patient_id,
+        category=category,
+        label=label,
+        detail=detail.strip(),
+        when=" ".join(when.split()),
+        author_kind=author_kind,
+        author=author,
+        created_at=now,
+        updated_at=now,
+    )
     session.add(item)
     await session.flush()
-    record(session, "profile.item_added", actor_kind=author_kind, actor=author, patient_id=patient_id,
-           target=category, item_id=item.id)
+    record(
+        session,
+        "profile.item_added",
+        actor_kind=author_kind,
+        actor=author,
+        patient_id=patient_id,
+        target=category,
+        item_id=item.id,
+    )
     return item
 
 
-async def remove_item(session: AsyncSession, patient_id: int, item_id: int, *, author_kind: str,
-                      author: str) -> bool:
+async def remove_item(
+    session: AsyncSession, patient_id: int, item_id: int, *, author_kind: str, author: str
+) -> bool:
     """Delete one item of this patient (False when it is not theirs)."""
     item = await session.get(ProfileItem, item_id)
     if item is None or item.patient_id != patient_id:
         return False
     await session.delete(item)
-    record(session, "profile.item_removed", actor_kind=author_kind, actor=author, patient_id=patient_id,
-           target=item.category, item_id=item_id)
+    record(
+        session,
+        "profile.item_removed",
+        actor_kind=author_kind,
+        actor=author,
+        patient_id=patient_id,
+        target=item.category,
+        item_id=item_id,
+    )
     return True

@@ -50,7 +50,9 @@ async def run(config: str | None, workers: bool) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m mss.smtp_gateway", description=__doc__)
-    parser.add_argument("--config", default=None, help="mss.toml (default: $MSS_CONFIG, ./mss.toml)")
+    parser.add_argument(
+        "--config", default=None, help="mss.toml (default: $MSS_CONFIG, ./mss.toml)"
+    )
     parser.add_argument("--no-workers", action="store_true", help="do not run the job workers")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)

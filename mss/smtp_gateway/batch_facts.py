@@ -28,13 +28,24 @@ from mss.smtp_gateway.lookup import FACTS, facts_of_row, facts_row
 
 _conversations = Conversation.__table__.c
 _CONVERSATIONS_OF = (
-    select(_conversations.id, _conversations.patient_mailbox_id, _conversations.professional_mailbox_id,
-           _conversations.state)
-    .where(pairs_in(_conversations.patient_mailbox_id, _conversations.professional_mailbox_id, "pairs"))
-    .order_by(_conversations.id))
+    select(
+        _conversations.id,
+        _conversations.patient_mailbox_id,
+        _conversations.professional_mailbox_id,
+        _conversations.state,
+    )
+    .where(
+        pairs_in(_conversations.patient_mailbox_id, _conversations.professional_mailbox_id, "pairs")
+    )
+    .order_by(_conversations.id)
+)
 _mailboxes = Mailbox.__table__.c
-_FACTS_OF = FACTS.where(or_(_mailboxes.address.in_(bindparam("addresses", expanding=True)),
-                            _mailboxes.id.in_(bindparam("ids", expanding=True))))
+_FACTS_OF = FACTS.where(
+    or_(
+        _mailboxes.address.in_(bindparam("addresses", expanding=True)),
+        _mailboxes.id.in_(bindparam("ids", expanding=True)),
+    )
+)
 
 
 class DirectorySnapshot:
@@ -44,7 +55,9 @@ class DirectorySnapshot:
         self._by_address: dict[str, MailboxFacts] = {}
         self._patient_of: dict[int, PatientContact | None] = {}
 
-    async def load(self, session: AsyncSession, addresses: Iterable[str], mailbox_ids: Iterable[int]) -> None:
+    async def load(
+        self, session: AsyncSession, addresses: Iterable[str], mailbox_ids: Iterable[int]
+    ) -> None:
         """Read every named mailbox (with its patient) in one statement."""
         addresses, mailbox_ids = sorted(set(addresses)), sorted(set(mailbox_ids))
         if not addresses and not mailbox_ids:
@@ -63,8 +76,11 @@ class DirectorySnapshot:
 
     def _remember(self, row: Row[Any]) -> MailboxFacts:
         facts = self._by_address[row.address] = facts_of_row(row)
-        self._patient_of[row.id] = (PatientContact(row.patient_id, row.email, row.phone)
-                                    if row.patient_id is not None else None)
+        self._patient_of[row.id] = (
+            PatientContact(row.patient_id, row.email, row.phone)
+            if row.patient_id is not None
+            else None
+        )
         return facts
 
     def loaded(self, address: str) -> MailboxFacts | None:
@@ -95,24 +111,45 @@ class ConversationSnapshot:
             self._pairs[pair] = []
         rows = await session.execute(_CONVERSATIONS_OF, pairs_values("pairs", wanted))
         for row in rows:
-            self._pairs[(row.patient_mailbox_id, row.professional_mailbox_id)].append(ConversationFacts(
-                row.id, row.patient_mailbox_id, row.professional_mailbox_id, row.state, frozenset()))
+            self._pairs[(row.patient_mailbox_id, row.professional_mailbox_id)].append(
+                ConversationFacts(
+                    row.id,
+                    row.patient_mailbox_id,
+                    row.professional_mailbox_id,
+                    row.state,
+                    frozenset(),
+                )
+            )
 
-    def of(self, patient_mailbox_id: int, professional_mailbox_id: int) -> list[ConversationFacts] | None:
+    def of(
+        self, patient_mailbox_id: int, professional_mailbox_id: int
+    ) -> list[ConversationFacts] | None:
         """The pair's conversations (oldest first), or None if the pair was not loaded."""
         found = self._pairs.get((patient_mailbox_id, professional_mailbox_id))
         return list(found) if found is not None else None
 
-    def opened(self, conversation_id: int, patient_mailbox_id: int, professional_mailbox_id: int) -> None:
+    def opened(
+        self, conversation_id: int, patient_mailbox_id: int, professional_mailbox_id: int
+    ) -> None:
         pair = (patient_mailbox_id, professional_mailbox_id)
         if pair in self._pairs:
-            self._pairs[pair].append(ConversationFacts(conversation_id, patient_mailbox_id,
-                                                       professional_mailbox_id, ConversationState.OPEN))
+            self._pairs[pair].append(
+                ConversationFacts(
+                    conversation_id,
+                    patient_mailbox_id,
+                    professional_mailbox_id,
+                    ConversationState.OPEN,
+                )
+            )
 
     def closed(self, conversation_id: int) -> None:
         for facts in self._pairs.values():
             for index, conversation in enumerate(facts):
                 if conversation.id == conversation_id:
-                    facts[index] = ConversationFacts(conversation.id, conversation.patient_mailbox_id,
-                                                     conversation.professional_mailbox_id,
-                                                     ConversationState.CLOSED, conversation.message_ids)
+                    facts[index] = ConversationFacts(
+                        conversation.id,
+                        conversation.patient_mailbox_id,
+                        conversation.professional_mailbox_id,
+                        ConversationState.CLOSED,
+                        conversation.message_ids,
+                    )

@@ -25,28 +25,52 @@ async def run_dsn_job(ctx: JobContext, payload: dict[str, Any]) -> None:
         return  # never bounce a bounce
     dsn_id = f"<dsn-{ctx.job_id}@{settings.hostname}>"
     async with ctx.db.write() as session:
-        already = (await session.scalars(select(StoredMessage.id).where(
-            StoredMessage.message_id_header == dsn_id))).first()
+        already = (
+            await session.scalars(
+                select(StoredMessage.id).where(StoredMessage.message_id_header == dsn_id)
+            )
+        ).first()
         if already is not None:
             return
         original = await session.get(StoredMessage, payload["message_id"])
         if original is None:
             raise PermanentFailure(f"stored message {payload['message_id']} is gone")
-        raw = build_dsn(hostname=settings.hostname, postmaster=f"postmaster@{settings.domain}",
-                        to=mail_from, original_headers=original_header_block(bytes(original.raw)),
-                        original_message_id=original.message_id_header,
-                        failures=[FailedRecipient(**f) for f in payload["failures"]], message_id=dsn_id)
+        raw = build_dsn(
+            hostname=settings.hostname,
+            postmaster=f"postmaster@{settings.domain}",
+            to=mail_from,
+            original_headers=original_header_block(bytes(original.raw)),
+            original_message_id=original.message_id_header,
+            failures=[FailedRecipient(**f) for f in payload["failures"]],
+            message_id=dsn_id,
+        )
         stored = await store_message(session, raw)
         if domain_of(mail_from) in local_domains(settings):
             mailbox = await mailbox_facts(session, mail_from)
             if mailbox is None:
                 return
             await append(session, mailbox.id, INBOX, stored)
-            record(session, "message.dsn", actor_kind="system", actor=settings.hostname,
-                   target=mailbox.address, source="smtp", message_id=dsn_id,
-                   original=original.message_id_header,
-                   recipients=[f["recipient"] for f in payload["failures"]])
+            record(
+                session,
+                "message.dsn",
+                actor_kind="system",
+                actor=settings.hostname,
+                target=mailbox.address,
+                source="smtp",
+                message_id=dsn_id,
+                original=original.message_id_header,
+                recipients=[f["recipient"] for f in payload["failures"]],
+            )
             return
-        enqueue(session, RELAY_JOB, {"message_id": stored.id, "mail_from": "", "recipients": [mail_from],
-                                     "domain": domain_of(mail_from), "max_attempts": RELAY_ATTEMPTS},
-                max_attempts=RELAY_ATTEMPTS)
+        enqueue(
+            session,
+            RELAY_JOB,
+            {
+                "message_id": stored.id,
+                "mail_from": "",
+                "recipients": [mail_from],
+                "domain": domain_of(mail_from),
+                "max_attempts": RELAY_ATTEMPTS,
+            },
+            max_attempts=RELAY_ATTEMPTS,
+        )

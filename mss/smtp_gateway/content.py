@@ -26,11 +26,14 @@ from mss.errors import HubError
 from mss.policy import MessageFacts
 
 _MSGID = re.compile(r"<[^<>\s]+>")
-_FACT_FIELDS = frozenset({"from", "subject", "in-reply-to", "references", "x-mss-mes", "message-id"})
+_FACT_FIELDS = frozenset(
+    {"from", "subject", "in-reply-to", "references", "x-mss-mes", "message-id"}
+)
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"  # RFC 5322 atext
 _DOT_ATOM = rf"{_ATOM}(?:\.{_ATOM})*"
 _PLAIN_MAILBOX = re.compile(
-    rf"[ \t]*(?:{_ATOM}(?:[ \t]+{_ATOM})*[ \t]*<({_DOT_ATOM}@{_DOT_ATOM})>|({_DOT_ATOM}@{_DOT_ATOM}))[ \t]*")
+    rf"[ \t]*(?:{_ATOM}(?:[ \t]+{_ATOM})*[ \t]*<({_DOT_ATOM}@{_DOT_ATOM})>|({_DOT_ATOM}@{_DOT_ATOM}))[ \t]*"
+)
 _PLAIN_MSGID = re.compile(rf"<{_DOT_ATOM}@{_DOT_ATOM}>")
 _PLAIN_TEXT = re.compile(r"[\t\x20-\x7e]*")
 _HEADER_END = re.compile(rb"\r\n\r\n")
@@ -74,8 +77,12 @@ class SignatureOutcome:
     signer_id_nat: str | None = None
 
     def as_store_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "signer_address": self.signer_address,
-                "signer_subject": self.signer_subject, "signer_id_nat": self.signer_id_nat}
+        return {
+            "status": self.status,
+            "signer_address": self.signer_address,
+            "signer_subject": self.signer_subject,
+            "signer_id_nat": self.signer_id_nat,
+        }
 
 
 def has_bare_line_ending(raw: bytes) -> bool:
@@ -110,14 +117,24 @@ def parse_message(raw: bytes) -> ParsedMessage:
         try:
             message = _header_message(head)
             read = _parsed_facts(message)
-        except (IndexError, AttributeError, ValueError, TypeError, LookupError, RecursionError,
-                email.errors.MessageError) as exc:
+        except (
+            IndexError,
+            AttributeError,
+            ValueError,
+            TypeError,
+            LookupError,
+            RecursionError,
+            email.errors.MessageError,
+        ) as exc:
             # the email package's header parser lets these through on hostile headers
             # (an unfinished address, "From:Content-Type:..."): tests/fuzz/test_fuzz_smtp.py
-            raise UnreadableMessage(f"The message header cannot be read ({type(exc).__name__})") from None
+            raise UnreadableMessage(
+                f"The message header cannot be read ({type(exc).__name__})"
+            ) from None
     facts, message_id = read
-    return ParsedMessage(raw, head, dataclasses.replace(facts, size=len(raw)), message_id, content_type,
-                         message)
+    return ParsedMessage(
+        raw, head, dataclasses.replace(facts, size=len(raw)), message_id, content_type, message
+    )
 
 
 def _header_message(head: bytes) -> EmailMessage:
@@ -128,7 +145,9 @@ def _header_message(head: bytes) -> EmailMessage:
 
 def _parsed_facts(message: EmailMessage) -> tuple[MessageFacts, str]:
     """The facts and the Message-ID as the email package reads them."""
-    from_addresses = tuple(addr for _, addr in email.utils.getaddresses(_all(message, "From")) if addr)
+    from_addresses = tuple(
+        addr for _, addr in email.utils.getaddresses(_all(message, "From")) if addr
+    )
     facts = MessageFacts(
         from_addresses=from_addresses,
         subject=_text(message.get("Subject")),
@@ -155,7 +174,9 @@ def _plain_facts(fields: list[tuple[str, str]]) -> tuple[MessageFacts, str] | No
             found.append(value.replace("\r\n", ""))  # unfolded, as policy.default reads it
     for name in ("subject", "x-mss-mes", "message-id"):
         del values[name][1:]  # get() reads the first field: later ones need not be plain
-    if not all(_PLAIN_TEXT.fullmatch(v) and "=?" not in v for found in values.values() for v in found):
+    if not all(
+        _PLAIN_TEXT.fullmatch(v) and "=?" not in v for found in values.values() for v in found
+    ):
         return None
     from_addresses = []
     for mailbox in itertools.chain.from_iterable(v.split(",") for v in values["from"]):
@@ -202,12 +223,24 @@ async def verify_signature(parsed: ParsedMessage, trust: Any) -> SignatureOutcom
     if smime.framing(*content_type) is None:
         return SignatureOutcome("none")
     if len(parsed.raw) <= INLINE_VERIFY_SIZE:
-        result = smime.verify(parsed.raw, trust, from_address=parsed.from_address, content_type=content_type)
+        result = smime.verify(
+            parsed.raw, trust, from_address=parsed.from_address, content_type=content_type
+        )
     else:
-        result = await asyncio.to_thread(smime.verify, parsed.raw, trust, from_address=parsed.from_address,
-                                         content_type=content_type)
-    return SignatureOutcome(str(result.status), result.reason or "", result.signer_address,
-                            result.signer_subject, result.signer_id_nat)
+        result = await asyncio.to_thread(
+            smime.verify,
+            parsed.raw,
+            trust,
+            from_address=parsed.from_address,
+            content_type=content_type,
+        )
+    return SignatureOutcome(
+        str(result.status),
+        result.reason or "",
+        result.signer_address,
+        result.signer_subject,
+        result.signer_id_nat,
+    )
 
 
 def top_content_type(parsed: ParsedMessage) -> tuple[str, Mapping[str, object]]:
@@ -223,8 +256,14 @@ def new_message_id(domain: str) -> str:
     return f"<{uuid.uuid4().hex}@{domain}>"
 
 
-def authentication_results(hostname: str, *, signature: SignatureOutcome, from_address: str,
-                           auth_user: str | None = None, dkim: list[str] | None = None) -> str:
+def authentication_results(
+    hostname: str,
+    *,
+    signature: SignatureOutcome,
+    from_address: str,
+    auth_user: str | None = None,
+    dkim: list[str] | None = None,
+) -> str:
     """The value of our Authentication-Results header (RFC 8601), one method per clause."""
     clauses = []
     if auth_user:
@@ -250,7 +289,9 @@ def _comment(text: str) -> str:
 def restamped(parsed: ParsedMessage, raw: bytes, message_id: str | None = None) -> ParsedMessage:
     """The same parsed message with its stamped raw bytes (only prepended headers changed)."""
     facts = dataclasses.replace(parsed.facts, size=len(raw))
-    return dataclasses.replace(parsed, raw=raw, facts=facts, message_id=message_id or parsed.message_id)
+    return dataclasses.replace(
+        parsed, raw=raw, facts=facts, message_id=message_id or parsed.message_id
+    )
 
 
 def stamp(raw: bytes, hostname: str, new_headers: list[tuple[str, str]]) -> bytes:

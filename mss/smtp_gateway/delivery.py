@@ -88,8 +88,9 @@ class DeliveryRequest:
     xdm: bool
 
 
-def prepare(settings: Settings, txn: Transaction, parsed: ParsedMessage,
-            signature: SignatureOutcome) -> DeliveryRequest:
+def prepare(
+    settings: Settings, txn: Transaction, parsed: ParsedMessage, signature: SignatureOutcome
+) -> DeliveryRequest:
     """The CPU work of a delivery, done by the session before it joins a group commit.
 
     Raises DeliveryRefused for MIME nested deeper than the store opens: the email package
@@ -138,8 +139,10 @@ class _Batch:
         """Read the directory facts of every recipient and sender of the batch, then the conversations
         of every patient/professional pair a new message (one citing none) may open or continue."""
         await self.directory.load(
-            self.session, [r.address for q in requests for r in q.txn.recipients if r.local],
-            [q.txn.sender.mailbox.id for q in requests if q.txn.sender.mailbox is not None])
+            self.session,
+            [r.address for q in requests for r in q.txn.recipients if r.local],
+            [q.txn.sender.mailbox.id for q in requests if q.txn.sender.mailbox is not None],
+        )
         pairs = []
         for request in requests:
             sender = request.txn.sender.mailbox
@@ -148,7 +151,9 @@ class _Batch:
             for recipient in request.txn.recipients:
                 facts = self.directory.loaded(recipient.address) if recipient.local else None
                 if facts is not None and (sender.is_patient or facts.is_patient):
-                    pairs.append((sender.id, facts.id) if sender.is_patient else (facts.id, sender.id))
+                    pairs.append(
+                        (sender.id, facts.id) if sender.is_patient else (facts.id, sender.id)
+                    )
         await self.conversations.load(self.session, pairs)
 
     async def plan(self, request: DeliveryRequest) -> DeliveryReceipt:
@@ -187,8 +192,9 @@ class _Batch:
             await self.conversations.load(self.session, [(patient.id, professional.id)])
             conversations = self.conversations.of(patient.id, professional.id)
         if conversations is None:
-            conversations = await conversation_facts(self.session, patient.id, professional.id,
-                                                     facts.referenced_ids)
+            conversations = await conversation_facts(
+                self.session, patient.id, professional.id, facts.referenced_ids
+            )
         outcome = decide_conversation(sender, recipient, facts, conversations)
         if not outcome.decision.allowed:
             raise DeliveryRefused(outcome.decision)
@@ -210,15 +216,25 @@ class _Batch:
             request = plan.request
             store_signature = request.signature.as_store_dict()
             for conversation_id in plan.groups:
-                rows.append(message_values(request.parsed.raw, request.structure, signature=store_signature,
-                                           conversation_id=conversation_id))
+                rows.append(
+                    message_values(
+                        request.parsed.raw,
+                        request.structure,
+                        signature=store_signature,
+                        conversation_id=conversation_id,
+                    )
+                )
             if plan.extra_copy:
-                rows.append(message_values(request.parsed.raw, request.structure, signature=store_signature))
+                rows.append(
+                    message_values(request.parsed.raw, request.structure, signature=store_signature)
+                )
         ids = iter(await insert_messages(self.session, rows))
         appends: list[Append] = []
         async with recording_in_bulk(self.session), enqueuing_in_bulk(self.session):
             for plan in plans:
-                plan.receipt.message_ids = [next(ids) for _ in range(len(plan.groups) + plan.extra_copy)]
+                plan.receipt.message_ids = [
+                    next(ids) for _ in range(len(plan.groups) + plan.extra_copy)
+                ]
                 appends += self._finish(plan)
         await append_many(self.session, appends)
 
@@ -229,26 +245,46 @@ class _Batch:
         appends: list[Append] = []
         for conversation_id, patient, recipient in plan.closed:
             assert sender.mailbox is not None
-            record(session, "conversation.closed", actor_kind=sender.actor_kind, actor=sender.mailbox.address,
-                   patient_id=self.directory.patient_id(patient), target=recipient.address,
-                   conversation_id=conversation_id)
-        for message_id, (conversation_id, mailboxes) in zip(receipt.message_ids, plan.groups.items(),
-                                                            strict=False):
+            record(
+                session,
+                "conversation.closed",
+                actor_kind=sender.actor_kind,
+                actor=sender.mailbox.address,
+                patient_id=self.directory.patient_id(patient),
+                target=recipient.address,
+                conversation_id=conversation_id,
+            )
+        for message_id, (conversation_id, mailboxes) in zip(
+            receipt.message_ids, plan.groups.items(), strict=False
+        ):
             for mailbox in mailboxes:
                 appends.append(Append(mailbox.id, INBOX, message_id))
                 receipt.delivered_to.append(mailbox.address)
-                record(session, "message.received", actor_kind=sender.actor_kind,
-                       actor=sender.mail_from or "<>", patient_id=self.directory.patient_id(mailbox),
-                       target=mailbox.address, source=sender.channel, message_id=parsed.message_id,
-                       stored_message_id=message_id, conversation_id=conversation_id,
-                       signature=signature.status)
+                record(
+                    session,
+                    "message.received",
+                    actor_kind=sender.actor_kind,
+                    actor=sender.mail_from or "<>",
+                    patient_id=self.directory.patient_id(mailbox),
+                    target=mailbox.address,
+                    source=sender.channel,
+                    message_id=parsed.message_id,
+                    stored_message_id=message_id,
+                    conversation_id=conversation_id,
+                    signature=signature.status,
+                )
                 if mailbox.is_patient and request.xdm:  # DMP filing (dmp_bridge)
-                    enqueue_filing(session, stored_message_id=message_id, mailbox_id=mailbox.id,
-                                   mail_from=sender.mail_from,
-                                   original_recipient=request.txn.original_recipients.get(mailbox.id))
+                    enqueue_filing(
+                        session,
+                        stored_message_id=message_id,
+                        mailbox_id=mailbox.id,
+                        mail_from=sender.mail_from,
+                        original_recipient=request.txn.original_recipients.get(mailbox.id),
+                    )
                     receipt.jobs += 1
-                agenda = follow_up_delivery(session, parsed.raw, mailbox.id, mailbox.is_patient,
-                                            message_id)  # convocations: the agenda (mss.agenda)
+                agenda = follow_up_delivery(
+                    session, parsed.raw, mailbox.id, mailbox.is_patient, message_id
+                )  # convocations: the agenda (mss.agenda)
                 receipt.jobs += agenda
                 notice = decide_delivery_notice(mailbox, agenda_follows=bool(agenda))
                 patient = self.directory.patient(mailbox)
@@ -259,10 +295,18 @@ class _Batch:
         if needs_copy and sender.mailbox is not None and stored is not None:
             appends.append(Append(sender.mailbox.id, "Sent", stored, ("\\Seen",)))
         if sender.mailbox is not None and stored is not None:
-            record(session, "message.sent", actor_kind=sender.actor_kind, actor=sender.mail_from,
-                   patient_id=self.directory.patient_id(sender.mailbox), source=sender.channel,
-                   target=", ".join(r.address for r in request.txn.recipients), message_id=parsed.message_id,
-                   stored_message_id=stored, signature=signature.status)
+            record(
+                session,
+                "message.sent",
+                actor_kind=sender.actor_kind,
+                actor=sender.mail_from,
+                patient_id=self.directory.patient_id(sender.mailbox),
+                source=sender.channel,
+                target=", ".join(r.address for r in request.txn.recipients),
+                message_id=parsed.message_id,
+                stored_message_id=stored,
+                signature=signature.status,
+            )
         self._follow_up_jobs(plan, stored)
         return appends
 
@@ -275,19 +319,33 @@ class _Batch:
                 by_domain[domain_of(recipient.address)].append(recipient.address)
         for domain, addresses in sorted(by_domain.items()):
             assert stored is not None
-            enqueue(self.session, RELAY_JOB, {"message_id": stored, "mail_from": sender.mail_from,
-                                              "recipients": addresses, "domain": domain,
-                                              "max_attempts": RELAY_ATTEMPTS}, max_attempts=RELAY_ATTEMPTS)
+            enqueue(
+                self.session,
+                RELAY_JOB,
+                {
+                    "message_id": stored,
+                    "mail_from": sender.mail_from,
+                    "recipients": addresses,
+                    "domain": domain,
+                    "max_attempts": RELAY_ATTEMPTS,
+                },
+                max_attempts=RELAY_ATTEMPTS,
+            )
             receipt.relayed_to += addresses
             receipt.jobs += 1
         if plan.failures and stored is not None:
-            enqueue(self.session, DSN_JOB, {"message_id": stored, "mail_from": sender.mail_from,
-                                            "failures": plan.failures})
+            enqueue(
+                self.session,
+                DSN_JOB,
+                {"message_id": stored, "mail_from": sender.mail_from, "failures": plan.failures},
+            )
             receipt.bounced = [str(f["recipient"]) for f in plan.failures]
             receipt.jobs += 1
 
 
-async def write_deliveries(session: AsyncSession, requests: Sequence[DeliveryRequest]) -> list[DeliveryReceipt]:
+async def write_deliveries(
+    session: AsyncSession, requests: Sequence[DeliveryRequest]
+) -> list[DeliveryReceipt]:
     """Every delivery of a batch, in order, inside the caller's one transaction.
 
     The result is what running them one after the other would give: each request's
@@ -303,7 +361,17 @@ async def write_deliveries(session: AsyncSession, requests: Sequence[DeliveryReq
 
 def _failure(address: str, decision: Decision | None) -> dict[str, object]:
     if decision is None:
-        return {"recipient": address, "code": 550, "status": "5.1.1",
-                "sentence": f"No such mailbox: <{address}>", "sentence_fr": f"Boîte inconnue : <{address}>"}
-    return {"recipient": address, "code": decision.smtp_code, "status": decision.enhanced_status,
-            "sentence": decision.sentence, "sentence_fr": decision.sentence_fr}
+        return {
+            "recipient": address,
+            "code": 550,
+            "status": "5.1.1",
+            "sentence": f"No such mailbox: <{address}>",
+            "sentence_fr": f"Boîte inconnue : <{address}>",
+        }
+    return {
+        "recipient": address,
+        "code": decision.smtp_code,
+        "status": decision.enhanced_status,
+        "sentence": decision.sentence,
+        "sentence_fr": decision.sentence_fr,
+    }

@@ -29,8 +29,16 @@ class FailedRecipient:
     sentence_fr: str
 
 
-def build_dsn(*, hostname: str, postmaster: str, to: str, original_headers: bytes,
-              original_message_id: str, failures: Sequence[FailedRecipient], message_id: str) -> bytes:
+def build_dsn(
+    *,
+    hostname: str,
+    postmaster: str,
+    to: str,
+    original_headers: bytes,
+    original_message_id: str,
+    failures: Sequence[FailedRecipient],
+    message_id: str,
+) -> bytes:
     """The DSN's exact bytes (CRLF line endings), ready for the store or the relay."""
     report = MIMEMultipart("report", policy=email.policy.SMTP, report_type="delivery-status")
     report["From"] = f"Hub MSS <{postmaster}>"
@@ -44,10 +52,13 @@ def build_dsn(*, hostname: str, postmaster: str, to: str, original_headers: byte
         report["References"] = original_message_id
     lines_fr = [f"  - {f.recipient} : {f.sentence_fr} ({f.status})" for f in failures]
     lines_en = [f"  - {f.recipient}: {f.sentence} ({f.status})" for f in failures]
-    human = ("Votre message n'a pas pu être distribué aux destinataires suivants :\n"
-             + "\n".join(lines_fr)
-             + "\n\nYour message could not be delivered to the following recipients:\n"
-             + "\n".join(lines_en) + "\n")
+    human = (
+        "Votre message n'a pas pu être distribué aux destinataires suivants :\n"
+        + "\n".join(lines_fr)
+        + "\n\nYour message could not be delivered to the following recipients:\n"
+        + "\n".join(lines_en)
+        + "\n"
+    )
     report.attach(MIMEText(human, "plain", "utf-8", policy=email.policy.SMTP))
     status = MIMEBase("message", "delivery-status")
     per_message = Message()
@@ -74,7 +85,7 @@ def build_dsn(*, hostname: str, postmaster: str, to: str, original_headers: byte
 def original_header_block(raw: bytes, limit: int = 64 * 1024) -> bytes:
     """The header section of the original message (what text/rfc822-headers carries)."""
     end = raw.find(b"\r\n\r\n")
-    return (raw[:end + 2] if end >= 0 else raw)[:limit]
+    return (raw[: end + 2] if end >= 0 else raw)[:limit]
 
 
 def as_email(raw: bytes) -> EmailMessage:  # for tests and the portal's rendering

@@ -53,8 +53,12 @@ def _read(name: str, value: str, found: dict[str, str]) -> None:
         found[name] = ",".join(words)
     elif name == "ORCPT":
         addr_type, semicolon, address = value.partition(";")
-        if (not semicolon or not _ADDR_TYPE.match(addr_type) or not address
-                or len(value) > _MAX_ORCPT):
+        if (
+            not semicolon
+            or not _ADDR_TYPE.match(addr_type)
+            or not address
+            or len(value) > _MAX_ORCPT
+        ):
             raise MalformedParameter("ORCPT is addr-type;xtext, at most 500 characters")
         found[name] = f"{addr_type.lower()};{decode_xtext(address)}"
     elif name == "RET":
@@ -79,7 +83,7 @@ def take_dsn_parameters(arg: str, names: frozenset[str]) -> tuple[DsnParameters,
     head = arg[: close + 1]
     kept: list[str] = []
     found: dict[str, str] = {}
-    for word in arg[close + 1:].split():
+    for word in arg[close + 1 :].split():
         keyword, equals, value = word.partition("=")
         if keyword.upper() in names:
             if not equals or not value:
@@ -88,6 +92,10 @@ def take_dsn_parameters(arg: str, names: frozenset[str]) -> tuple[DsnParameters,
         else:
             kept.append(word)
     notify = tuple(found["NOTIFY"].split(",")) if "NOTIFY" in found else ()
-    params = DsnParameters(notify=notify, original_recipient=found.get("ORCPT"),
-                           ret=found.get("RET"), envid=found.get("ENVID"))
+    params = DsnParameters(
+        notify=notify,
+        original_recipient=found.get("ORCPT"),
+        ret=found.get("RET"),
+        envid=found.get("ENVID"),
+    )
     return params, " ".join([head, *kept])

@@ -28,27 +28,45 @@ def local_domains(settings: Settings) -> frozenset[str]:
 
 def facts_of(mailbox: Mailbox, patient: Patient | None) -> MailboxFacts:
     return MailboxFacts(
-        id=mailbox.id, address=mailbox.address.lower(), kind=mailbox.kind, state=mailbox.state,
+        id=mailbox.id,
+        address=mailbox.address.lower(),
+        kind=mailbox.kind,
+        state=mailbox.state,
         pharmacy=bool(mailbox.pharmacy),
         patient_state=patient.state if patient is not None else None,
-        opposition_deadline=patient.opposition_deadline if patient is not None else None)
+        opposition_deadline=patient.opposition_deadline if patient is not None else None,
+    )
 
 
 _mailboxes, _patients = Mailbox.__table__.c, Patient.__table__.c
 # The facts of mailboxes and their patients as plain rows (Core: read on every RCPT and delivery).
-FACTS = select(_mailboxes.id, _mailboxes.address, _mailboxes.kind, _mailboxes.state, _mailboxes.pharmacy,
-               _patients.id.label("patient_id"), _patients.state.label("patient_state"),
-               _patients.opposition_deadline, _patients.email, _patients.phone) \
-    .select_from(Mailbox.__table__.outerjoin(Patient.__table__, _patients.id == _mailboxes.patient_id))
+FACTS = select(
+    _mailboxes.id,
+    _mailboxes.address,
+    _mailboxes.kind,
+    _mailboxes.state,
+    _mailboxes.pharmacy,
+    _patients.id.label("patient_id"),
+    _patients.state.label("patient_state"),
+    _patients.opposition_deadline,
+    _patients.email,
+    _patients.phone,
+).select_from(Mailbox.__table__.outerjoin(Patient.__table__, _patients.id == _mailboxes.patient_id))
 _FACTS_AT = FACTS.where(_mailboxes.address == bindparam("address"))
 _FACTS_OF_ID = FACTS.where(_mailboxes.id == bindparam("id"))
 
 
 def facts_of_row(row: Row[Any]) -> MailboxFacts:
     """``facts_of`` for a row of ``FACTS``."""
-    return MailboxFacts(id=row.id, address=row.address.lower(), kind=row.kind, state=row.state,
-                        pharmacy=bool(row.pharmacy), patient_state=row.patient_state,
-                        opposition_deadline=row.opposition_deadline)
+    return MailboxFacts(
+        id=row.id,
+        address=row.address.lower(),
+        kind=row.kind,
+        state=row.state,
+        pharmacy=bool(row.pharmacy),
+        patient_state=row.patient_state,
+        opposition_deadline=row.opposition_deadline,
+    )
 
 
 async def facts_row(session: AsyncSession, address: str) -> Row[Any] | None:
@@ -84,7 +102,9 @@ async def mailbox_facts_by_id(session: AsyncSession, mailbox_id: int) -> Mailbox
     return facts_of(mailbox, patient)
 
 
-async def recipient_facts(session: AsyncSession, settings: Settings, address: str) -> RecipientFacts:
+async def recipient_facts(
+    session: AsyncSession, settings: Settings, address: str
+) -> RecipientFacts:
     """What the directory knows about one RCPT: a local mailbox, or whether its domain is trusted."""
     address = normalize_address(address)
     domain = domain_of(address)
@@ -95,13 +115,15 @@ async def recipient_facts(session: AsyncSession, settings: Settings, address: st
 
 async def mailbox_by_certificate(session: AsyncSession, sha256: str) -> MailboxFacts | None:
     """The mailbox whose registered client certificate has this SHA-256 fingerprint."""
-    mailbox = (await session.scalars(
-        select(Mailbox).where(Mailbox.client_cert_sha256 == sha256.lower()))).first()
+    mailbox = (
+        await session.scalars(select(Mailbox).where(Mailbox.client_cert_sha256 == sha256.lower()))
+    ).first()
     return facts_of(mailbox, None) if mailbox is not None else None
 
 
-async def operator_trust(session: AsyncSession, certificate: PeerCertificateFacts
-                         ) -> tuple[bool, frozenset[str]]:
+async def operator_trust(
+    session: AsyncSession, certificate: PeerCertificateFacts
+) -> tuple[bool, frozenset[str]]:
     """Is the operator's DN on the trust list, and which trusted domains does it speak for?"""
     dn_trusted = await is_trusted_operator_dn(session, certificate.subject_dn)
     domains: set[str] = set()
@@ -110,9 +132,15 @@ async def operator_trust(session: AsyncSession, certificate: PeerCertificateFact
             dn = normalise_dn(certificate.subject_dn)
         except InvalidInput:
             dn = certificate.subject_dn
-        domains |= set((await session.scalars(
-            select(TrustedDomain.domain).where(TrustedDomain.operator_dn == dn,
-                                               TrustedDomain.enabled.is_(True)))).all())
+        domains |= set(
+            (
+                await session.scalars(
+                    select(TrustedDomain.domain).where(
+                        TrustedDomain.operator_dn == dn, TrustedDomain.enabled.is_(True)
+                    )
+                )
+            ).all()
+        )
     for domain in certificate.domains:
         if await trusted_domain(session, domain) is not None:
             domains.add(domain)

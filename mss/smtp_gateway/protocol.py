@@ -107,8 +107,9 @@ class SharedConnectionLimiter:
 
     buckets = 65536
 
-    def __init__(self, limit: int, processes: int, *, state: tuple[Any, Any] | None = None,
-                 index: int = 0) -> None:
+    def __init__(
+        self, limit: int, processes: int, *, state: tuple[Any, Any] | None = None, index: int = 0
+    ) -> None:
         import multiprocessing
 
         self.limit = limit
@@ -121,7 +122,9 @@ class SharedConnectionLimiter:
 
     def for_process(self, index: int) -> SharedConnectionLimiter:
         """The same shared counts, as seen by process ``index`` (picklable: passed to a spawned child)."""
-        return SharedConnectionLimiter(self.limit, self.processes, state=(self.counts, self.lock), index=index)
+        return SharedConnectionLimiter(
+            self.limit, self.processes, state=(self.counts, self.lock), index=index
+        )
 
     def _cell(self, ip: str) -> int:
         return zlib.crc32(ip.encode()) % self.buckets
@@ -130,12 +133,15 @@ class SharedConnectionLimiter:
         """How many connections process ``index`` holds."""
         with self.lock:
             start = index * self.buckets
-            return sum(self.counts[start:start + self.buckets])
+            return sum(self.counts[start : start + self.buckets])
 
     def acquire(self, ip: str) -> bool:
         cell = self._cell(ip)
         with self.lock:
-            if sum(self.counts[p * self.buckets + cell] for p in range(self.processes)) >= self.limit:
+            if (
+                sum(self.counts[p * self.buckets + cell] for p in range(self.processes))
+                >= self.limit
+            ):
                 return False
             self.counts[self.index * self.buckets + cell] += 1
         return True
@@ -150,7 +156,7 @@ class SharedConnectionLimiter:
         """Forget the connections of process ``index`` (it exited: they are closed)."""
         with self.lock:
             start = index * self.buckets
-            self.counts[start:start + self.buckets] = [0] * self.buckets
+            self.counts[start : start + self.buckets] = [0] * self.buckets
 
 
 class HubSession(Session):
@@ -184,20 +190,32 @@ class HubEnvelope(Envelope):
 class HubSMTP(SMTP):
     """One SMTP connection to the hub."""
 
-    def __init__(self, handler: Any, *, listener: Listener, gateway: Any, limiter: ConnectionLimiter,
-                 tls_context: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        handler: Any,
+        *,
+        listener: Listener,
+        gateway: Any,
+        limiter: ConnectionLimiter,
+        tls_context: Any,
+        **kwargs: Any,
+    ) -> None:
         settings = gateway.settings
         # StreamReader's limit: the longest line (RFC 5321: 998 characters) plus CRLF.
         self.line_length_limit = settings.limits.max_line_length + 2
         super().__init__(
-            handler, hostname=settings.hostname, ident="MSS hub",
+            handler,
+            hostname=settings.hostname,
+            ident="MSS hub",
             data_size_limit=settings.limits.max_message_size,
             tls_context=None if listener.implicit_tls else tls_context,
             require_starttls=not listener.implicit_tls,
             timeout=settings.limits.smtp_idle_timeout,
-            auth_required=not listener.is_relay, auth_require_tls=True,
+            auth_required=not listener.is_relay,
+            auth_require_tls=True,
             auth_exclude_mechanism=["PLAIN", "LOGIN"] if listener.is_relay else [],
-            **kwargs)
+            **kwargs,
+        )
         # Implicit TLS: every byte is already encrypted, so AUTH must not wait for STARTTLS.
         self._auth_require_tls = not listener.implicit_tls
         self.listener = listener
@@ -214,8 +232,9 @@ class HubSMTP(SMTP):
         ``title=Médecin`` raised and the client got 451 instead of the 5xx.
         """
         if isinstance(status, str):
-            utf8 = self.enable_SMTPUTF8 and (self._data_reply_utf8 or bool(
-                self.envelope is not None and self.envelope.smtp_utf8))
+            utf8 = self.enable_SMTPUTF8 and (
+                self._data_reply_utf8 or bool(self.envelope is not None and self.envelope.smtp_utf8)
+            )
             self._data_reply_utf8 = False
             status = reply_bytes(status, utf8=utf8)[:-2]  # aiosmtpd adds the CRLF
         await super().push(status)
@@ -232,7 +251,7 @@ class HubSMTP(SMTP):
         local part, comment, source route, address literal, null path) still goes to it.
         """
         match = SIMPLE_PATH.match(arg)
-        rest = arg[match.end():].lstrip(" \t") if match is not None else ""
+        rest = arg[match.end() :].lstrip(" \t") if match is not None else ""
         if match is None or rest.startswith("("):
             return self._rfc5322_path(arg)
         address = match.group(1)
@@ -263,11 +282,18 @@ class HubSMTP(SMTP):
     async def smtp_RCPT(self, arg: str | None) -> None:
         await self._with_dsn_parameters(arg, RCPT_PARAMETERS, super().smtp_RCPT)
 
-    async def _with_dsn_parameters(self, arg: str | None, names: frozenset[str],
-                                   command: Callable[[str | None], Awaitable[None]]) -> None:
+    async def _with_dsn_parameters(
+        self,
+        arg: str | None,
+        names: frozenset[str],
+        command: Callable[[str | None], Awaitable[None]],
+    ) -> None:
         """RFC 3461 parameters off the line (case kept) onto the envelope, the rest to aiosmtpd."""
-        if arg is not None and isinstance(self.envelope, HubEnvelope) and (
-                self.session is not None and self.session.extended_smtp):
+        if (
+            arg is not None
+            and isinstance(self.envelope, HubEnvelope)
+            and (self.session is not None and self.session.extended_smtp)
+        ):
             try:
                 self.envelope.dsn, arg = take_dsn_parameters(arg, names)
             except MalformedParameter as error:
@@ -313,9 +339,14 @@ class HubSMTP(SMTP):
         await super()._handle_client()
 
     async def handle_exception(self, error: Exception) -> str:
-        if isinstance(error, TLSSetupException):  # the client failed STARTTLS: one WARNING line, no traceback
-            handshake_failures.report(f"SMTP {self.listener.name.removeprefix('smtp_')} (STARTTLS)",
-                                      self.session.peer if self.session is not None else None, error.__cause__)
+        if isinstance(
+            error, TLSSetupException
+        ):  # the client failed STARTTLS: one WARNING line, no traceback
+            handshake_failures.report(
+                f"SMTP {self.listener.name.removeprefix('smtp_')} (STARTTLS)",
+                self.session.peer if self.session is not None else None,
+                error.__cause__,
+            )
             return "421 4.7.0 TLS handshake failed"  # not sent: aiosmtpd closes the connection
         return await super().handle_exception(error)
 
@@ -334,8 +365,12 @@ class HubSMTP(SMTP):
     async def check_auth_needed(self, caller_method: str) -> bool:
         """Before MAIL: an APP mailbox's registered client certificate logs it in."""
         session = self.hub_session()
-        if (self._auth_required and not session.authenticated and not session.certificate_checked
-                and self.encrypted()):
+        if (
+            self._auth_required
+            and not session.authenticated
+            and not session.certificate_checked
+            and self.encrypted()
+        ):
             session.certificate_checked = True
             await self._certificate_login()
         return await super().check_auth_needed(caller_method)
@@ -365,11 +400,15 @@ class HubSMTP(SMTP):
             try:
                 blob = b64decode(args[1].encode(), validate=True)
             except binascii.Error:
-                return AuthResult(success=False, handled=False, message="501 5.5.2 Can't decode base64")
+                return AuthResult(
+                    success=False, handled=False, message="501 5.5.2 Can't decode base64"
+                )
         assert isinstance(blob, bytes)
         parts = blob.split(b"\0")
         if len(parts) != 3:
-            return AuthResult(success=False, handled=False, message="501 5.5.2 Malformed PLAIN response")
+            return AuthResult(
+                success=False, handled=False, message="501 5.5.2 Malformed PLAIN response"
+            )
         return await self._password_login(parts[1], parts[2])
 
     async def auth_LOGIN(self, _: SMTP, args: list[str]) -> AuthResult:
@@ -381,7 +420,9 @@ class HubSMTP(SMTP):
             try:
                 login = b64decode(args[1].encode(), validate=True)
             except binascii.Error:
-                return AuthResult(success=False, handled=False, message="501 5.5.2 Can't decode base64")
+                return AuthResult(
+                    success=False, handled=False, message="501 5.5.2 Can't decode base64"
+                )
         password = await self.challenge_auth("Password:")
         if password is MISSING:
             return AuthResult(success=False, handled=True)
@@ -390,9 +431,11 @@ class HubSMTP(SMTP):
 
     async def _password_login(self, login: bytes, password: bytes) -> AuthResult:
         try:
-            mailbox, decision = await self.gateway.log_in(login.decode("utf-8", "replace"),
-                                                          password.decode("utf-8", "replace"),
-                                                          self._client_ip or "unknown")
+            mailbox, decision = await self.gateway.log_in(
+                login.decode("utf-8", "replace"),
+                password.decode("utf-8", "replace"),
+                self._client_ip or "unknown",
+            )
         except (DatabaseUnavailable, TimeoutError) as exc:
             log.warning("AUTH: %s", exc)
             return AuthResult(success=False, handled=False, message=TEMPORARY_AUTH_FAILURE)

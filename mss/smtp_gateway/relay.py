@@ -47,9 +47,18 @@ def route_for(domain: str, services: dict[str, Any]) -> tuple[str, int]:
     return domain, 25
 
 
-def send_over_tls(host: str, port: int, context: ssl.SSLContext, local_hostname: str, mail_from: str,
-                  recipients: list[str], raw: bytes, *, peer_name: str,
-                  timeout: float = 60.0) -> RelayResult:
+def send_over_tls(
+    host: str,
+    port: int,
+    context: ssl.SSLContext,
+    local_hostname: str,
+    mail_from: str,
+    recipients: list[str],
+    raw: bytes,
+    *,
+    peer_name: str,
+    timeout: float = 60.0,
+) -> RelayResult:
     """One SMTP transaction (blocking: run in a thread). 4xx and network errors raise.
 
     The peer's certificate must name ``peer_name``: the operator's domain, as its
@@ -69,15 +78,22 @@ def send_over_tls(host: str, port: int, context: ssl.SSLContext, local_hostname:
             refused = exc.recipients
         except smtplib.SMTPResponseException as exc:
             if exc.smtp_code >= 500:
-                text = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) \
+                text = (
+                    exc.smtp_error.decode("utf-8", "replace")
+                    if isinstance(exc.smtp_error, bytes)
                     else str(exc.smtp_error)
+                )
                 return RelayResult({r: (exc.smtp_code, text) for r in recipients})
             raise
     temporary = {r: v for r, v in refused.items() if v[0] < 500}
     if temporary:
         raise smtplib.SMTPException(f"{host} deferred {', '.join(temporary)}")
-    return RelayResult({r: (code, text.decode("utf-8", "replace") if isinstance(text, bytes) else text)
-                        for r, (code, text) in refused.items()})
+    return RelayResult(
+        {
+            r: (code, text.decode("utf-8", "replace") if isinstance(text, bytes) else text)
+            for r, (code, text) in refused.items()
+        }
+    )
 
 
 async def dkim_sign(raw: bytes, settings: Settings) -> bytes:
@@ -88,7 +104,7 @@ async def dkim_sign(raw: bytes, settings: Settings) -> bytes:
     keys = sorted(folder.glob(f"{settings.domain}.*.key")) if folder.is_dir() else []
     if not keys:
         return raw
-    selector = keys[0].name.removesuffix(".key")[len(settings.domain) + 1:]
+    selector = keys[0].name.removesuffix(".key")[len(settings.domain) + 1 :]
     key = dkim.load_signing_key(settings.pki_dir, settings.domain, selector)
     return await dkim.sign_async(raw, key)
 
@@ -112,32 +128,60 @@ async def run_relay_job(ctx: JobContext, payload: dict[str, Any]) -> None:
         trust = TrustStore.from_settings(settings)
     try:
         context = client_context(settings, trust)
-        result = await asyncio.to_thread(send_over_tls, host, port, context, settings.hostname,
-                                         payload["mail_from"], recipients, raw, peer_name=domain)
+        result = await asyncio.to_thread(
+            send_over_tls,
+            host,
+            port,
+            context,
+            settings.hostname,
+            payload["mail_from"],
+            recipients,
+            raw,
+            peer_name=domain,
+        )
     except (OSError, smtplib.SMTPException, ssl.SSLError) as exc:
         if ctx.attempt >= int(payload.get("max_attempts", RELAY_ATTEMPTS)):
-            await _bounce(ctx, payload, {r: (451, f"4.4.1 {host}:{port} could not be reached: {exc}")
-                                         for r in recipients}, final=True)
+            await _bounce(
+                ctx,
+                payload,
+                {r: (451, f"4.4.1 {host}:{port} could not be reached: {exc}") for r in recipients},
+                final=True,
+            )
         raise
     if result.refused:
         await _bounce(ctx, payload, result.refused, final=False)
     log.info("relayed message %s to %s via %s:%s", payload["message_id"], recipients, host, port)
 
 
-async def _bounce(ctx: JobContext, payload: dict[str, Any], refused: dict[str, tuple[int, str]], *,
-                  final: bool) -> None:
+async def _bounce(
+    ctx: JobContext, payload: dict[str, Any], refused: dict[str, tuple[int, str]], *, final: bool
+) -> None:
     failures = []
     for recipient, (code, text) in refused.items():
         first = (text.split() or [""])[0]
-        status = first if first[:1] in ("4", "5") and first.count(".") == 2 else f"{code // 100}.0.0"
+        status = (
+            first if first[:1] in ("4", "5") and first.count(".") == 2 else f"{code // 100}.0.0"
+        )
         if final:
             status = "5.4.1"
-        failures.append({
-            "recipient": recipient, "code": 550 if final else code, "status": status,
-            "sentence": f"The operator of {payload['domain']} refused or could not be reached: {text}",
-            "sentence_fr": f"L'opérateur de {payload['domain']} a refusé le message ou est "
-                           f"injoignable : {text}"})
+        failures.append(
+            {
+                "recipient": recipient,
+                "code": 550 if final else code,
+                "status": status,
+                "sentence": f"The operator of {payload['domain']} refused or could not be reached: {text}",
+                "sentence_fr": f"L'opérateur de {payload['domain']} a refusé le message ou est "
+                f"injoignable : {text}",
+            }
+        )
     async with ctx.db.write() as session:
-        enqueue(session, DSN_JOB, {"message_id": payload["message_id"], "mail_from": payload["mail_from"],
-                                   "failures": failures},
-                dedupe_key=f"dsn-relay-{ctx.job_id}-{ctx.attempt}")
+        enqueue(
+            session,
+            DSN_JOB,
+            {
+                "message_id": payload["message_id"],
+                "mail_from": payload["mail_from"],
+                "failures": failures,
+            },
+            dedupe_key=f"dsn-relay-{ctx.job_id}-{ctx.attempt}",
+        )

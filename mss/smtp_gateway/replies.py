@@ -6,12 +6,18 @@ import unicodedata
 
 from mss.policy import Decision, allow, refuse
 
-DATABASE_UNAVAILABLE = refuse(451, "4.3.0", "Temporary failure: the message store is unavailable, "
-                              "please try again later", "Échec temporaire : le stockage des messages "
-                              "est indisponible, veuillez réessayer plus tard")
-INTERNAL_ERROR = refuse(451, "4.3.0", "Temporary failure while processing the message, please try "
-                        "again later", "Échec temporaire pendant le traitement du message, veuillez "
-                        "réessayer plus tard")
+DATABASE_UNAVAILABLE = refuse(
+    451,
+    "4.3.0",
+    "Temporary failure: the message store is unavailable, please try again later",
+    "Échec temporaire : le stockage des messages est indisponible, veuillez réessayer plus tard",
+)
+INTERNAL_ERROR = refuse(
+    451,
+    "4.3.0",
+    "Temporary failure while processing the message, please try again later",
+    "Échec temporaire pendant le traitement du message, veuillez réessayer plus tard",
+)
 UNREADABLE = refuse(554, "5.6.0", "The message cannot be parsed", "Le message est illisible")
 
 
@@ -20,11 +26,32 @@ def accepted(queue_id: str) -> Decision:
 
 
 # Letters NFKD does not split into a base letter and accents, and punctuation French text uses.
-_ASCII_FOR = str.maketrans({
-    "œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE", "ß": "ss", "ø": "o", "Ø": "O", "đ": "d", "Đ": "D",
-    "ł": "l", "Ł": "L", "’": "'", "‘": "'", "«": '"', "»": '"', "“": '"', "”": '"', "–": "-",
-    "—": "-", "…": "...", "\u00a0": " ", "\u202f": " ",
-})
+_ASCII_FOR = str.maketrans(
+    {
+        "œ": "oe",
+        "Œ": "OE",
+        "æ": "ae",
+        "Æ": "AE",
+        "ß": "ss",
+        "ø": "o",
+        "Ø": "O",
+        "đ": "d",
+        "Đ": "D",
+        "ł": "l",
+        "Ł": "L",
+        "’": "'",
+        "‘": "'",
+        "«": '"',
+        "»": '"',
+        "“": '"',
+        "”": '"',
+        "–": "-",
+        "—": "-",
+        "…": "...",
+        "\u00a0": " ",
+        "\u202f": " ",
+    }
+)
 
 
 def reply_bytes(reply: str, *, utf8: bool = False) -> bytes:

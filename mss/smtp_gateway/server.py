@@ -12,12 +12,16 @@ from mss.smtp_gateway.protocol import ConnectionLimiter, HubSMTP, Listener
 from mss.smtp_gateway.stages import Gateway
 from mss.smtp_gateway.tls import server_context
 
-LISTENERS = (Listener("submission"), Listener("submission_tls", implicit_tls=True),
-             Listener("smtp_relay"))
+LISTENERS = (
+    Listener("submission"),
+    Listener("submission_tls", implicit_tls=True),
+    Listener("smtp_relay"),
+)
 
 
-async def start_smtp_servers(settings: Settings, db: Database, services: dict[str, Any], *,
-                             reuse_port: bool = False) -> list[asyncio.Server]:
+async def start_smtp_servers(
+    settings: Settings, db: Database, services: dict[str, Any], *, reuse_port: bool = False
+) -> list[asyncio.Server]:
     """Listen on every SMTP port switched on in ``[listeners]`` (port 0 picks a free one).
 
     The bound ports are recorded in ``services["smtp_ports"]`` by listener name. With
@@ -26,7 +30,9 @@ async def start_smtp_servers(settings: Settings, db: Database, services: dict[st
     """
     gateway = Gateway(settings, db, services)
     handler = GatewayHandler(gateway)
-    limiter = services.get("connection_limiter") or ConnectionLimiter(settings.limits.max_connections_per_ip)
+    limiter = services.get("connection_limiter") or ConnectionLimiter(
+        settings.limits.max_connections_per_ip
+    )
     submission_tls = server_context(settings, gateway.trust, client_cert=True)
     relay_tls = server_context(settings, gateway.trust, client_cert=True)
     loop = asyncio.get_running_loop()
@@ -39,14 +45,25 @@ async def start_smtp_servers(settings: Settings, db: Database, services: dict[st
             context = relay_tls if listener.is_relay else submission_tls
 
             def factory(listener: Listener = listener, context: Any = context) -> HubSMTP:
-                return HubSMTP(handler, listener=listener, gateway=gateway, limiter=limiter,
-                               tls_context=context, loop=loop)
+                return HubSMTP(
+                    handler,
+                    listener=listener,
+                    gateway=gateway,
+                    limiter=limiter,
+                    tls_context=context,
+                    loop=loop,
+                )
 
             try:
                 server = await loop.create_server(
-                    factory, host=settings.bind, port=getattr(settings.ports, listener.name),
-                    ssl=context if listener.implicit_tls else None, reuse_address=True, reuse_port=reuse_port or None,
-                    ssl_handshake_timeout=30.0 if listener.implicit_tls else None)
+                    factory,
+                    host=settings.bind,
+                    port=getattr(settings.ports, listener.name),
+                    ssl=context if listener.implicit_tls else None,
+                    reuse_address=True,
+                    reuse_port=reuse_port or None,
+                    ssl_handshake_timeout=30.0 if listener.implicit_tls else None,
+                )
             except OSError as exc:
                 raise _port_error(settings, listener.name, exc) from None
             servers.append(server)

@@ -98,7 +98,9 @@ class Gateway:
         with self.db.inline():
             return await within(self.settings.limits.database_timeout, step)
 
-    async def log_in(self, login: str, password: str, source: str) -> tuple[MailboxFacts | None, Decision]:
+    async def log_in(
+        self, login: str, password: str, source: str
+    ) -> tuple[MailboxFacts | None, Decision]:
         """AUTH PLAIN/LOGIN: the login throttle, then the mailbox and its password (argon2 off the loop).
 
         While the throttle refuses (``mss.policy.login``) the password is not checked, so even
@@ -112,8 +114,11 @@ class Gateway:
                 if not decide_login_attempt(failures, rules, now):
                     return failures, None, None
                 mailbox = await find_mailbox(session, login)
-                patient = (await session.get(Patient, mailbox.patient_id)
-                           if mailbox and mailbox.patient_id else None)
+                patient = (
+                    await session.get(Patient, mailbox.patient_id)
+                    if mailbox and mailbox.patient_id
+                    else None
+                )
                 return failures, mailbox, patient
 
         failures, mailbox, patient = await self._lookup(lookup())
@@ -131,7 +136,9 @@ class Gateway:
             await self._lookup(self.throttle.succeeded(attempt, failures, now))
             if check.needs_rehash:
                 await self._lookup(self._rehash(mailbox, password))
-            await self._lookup(note_activity(self.db, mailbox.id, mailbox.last_active_on, now.date()))
+            await self._lookup(
+                note_activity(self.db, mailbox.id, mailbox.last_active_on, now.date())
+            )
         return (facts if decision.allowed else None), decision
 
     async def _rehash(self, mailbox: Any, password: str) -> None:
@@ -148,12 +155,14 @@ class Gateway:
             await self._lookup(note_activity(self.db, facts.id))
         return facts
 
-    async def check_relay_client(self, certificate: PeerCertificateFacts | None
-                                 ) -> tuple[Decision, frozenset[str]]:
+    async def check_relay_client(
+        self, certificate: PeerCertificateFacts | None
+    ) -> tuple[Decision, frozenset[str]]:
         """The relay port: an operator certificate on the trust list, and the domains it speaks for."""
         if certificate is None:
             return decide_relay_client(None, dn_trusted=False, domain_trusted=False), frozenset()
         try:
+
             async def lookup() -> tuple[bool, frozenset[str]]:
                 async with self.db.read() as session:
                     return await operator_trust(session, certificate)
@@ -161,14 +170,19 @@ class Gateway:
             dn_trusted, domains = await self._lookup(lookup())
         except (DatabaseUnavailable, TimeoutError):
             return replies.DATABASE_UNAVAILABLE, frozenset()
-        return decide_relay_client(certificate, dn_trusted=dn_trusted, domain_trusted=bool(domains)), domains
+        return decide_relay_client(
+            certificate, dn_trusted=dn_trusted, domain_trusted=bool(domains)
+        ), domains
 
-    async def check_recipient(self, txn: Transaction, address: str) -> tuple[Decision, RecipientFacts | None]:
+    async def check_recipient(
+        self, txn: Transaction, address: str
+    ) -> tuple[Decision, RecipientFacts | None]:
         """RCPT: the count limit, then what the directory and the policy say about this address."""
         count = decide_recipient_count(len(txn.recipients), self.settings.limits.max_recipients)
         if not count.allowed:
             return count, None
         try:
+
             async def lookup() -> tuple[RecipientFacts, list[Any]]:
                 async with self.db.read() as session:
                     found = await recipient_facts(session, self.settings, address)
@@ -181,8 +195,9 @@ class Gateway:
             return replies.DATABASE_UNAVAILABLE, None
         return decide_recipient(txn.sender.mailbox, recipient, conversations), recipient
 
-    async def _patient_conversations(self, session: Any, txn: Transaction,
-                                     recipient: RecipientFacts) -> list[Any]:
+    async def _patient_conversations(
+        self, session: Any, txn: Transaction, recipient: RecipientFacts
+    ) -> list[Any]:
         sender = txn.sender.mailbox
         if sender is None or not sender.is_patient or recipient.mailbox is None:
             return []
@@ -190,8 +205,9 @@ class Gateway:
 
         return await conversation_facts(session, sender.id, recipient.mailbox.id)
 
-    async def submit(self, sender: MailboxFacts, recipients: list[str], raw: bytes, *,
-                     channel: str = "portal") -> Accepted:
+    async def submit(
+        self, sender: MailboxFacts, recipients: list[str], raw: bytes, *, channel: str = "portal"
+    ) -> Accepted:
         """The whole path for a message written outside SMTP (the patient portal): same decisions."""
         txn = Transaction(Sender(sender.address, sender, channel=channel))
         for address in recipients:
@@ -201,8 +217,9 @@ class Gateway:
             txn.recipients.append(recipient)
         return await self.accept(txn, raw, helo=channel, peer=channel)
 
-    async def accept(self, txn: Transaction, raw: bytes, *, helo: str = "", peer: str = "",
-                     tls: str = "") -> Accepted:
+    async def accept(
+        self, txn: Transaction, raw: bytes, *, helo: str = "", peer: str = "", tls: str = ""
+    ) -> Accepted:
         """DATA: content checks, signature, stamping, one durable delivery. 250 only after commit."""
         endings = decide_line_endings(has_bare_line_ending(raw))
         if not endings.allowed:
@@ -225,9 +242,12 @@ class Gateway:
             return Accepted(header)
         locals_ = txn.local_mailboxes
         limits = self.settings.limits
-        size = decide_size(len(raw), max_size=limits.max_message_size,
-                           to_patient=any(m.is_patient for m in locals_),
-                           max_size_to_patient=limits.max_message_size_to_patient)
+        size = decide_size(
+            len(raw),
+            max_size=limits.max_message_size,
+            to_patient=any(m.is_patient for m in locals_),
+            max_size_to_patient=limits.max_message_size_to_patient,
+        )
         if not size.allowed:
             return Accepted(size)
         with self.clock.stage("verify"):
@@ -264,19 +284,40 @@ class Gateway:
         result = await dkim.verify_async(parsed.raw, table)
         return [result.authentication_results_clause()]
 
-    def _stamped(self, parsed: ParsedMessage, txn: Transaction, signature: SignatureOutcome,
-                 dkim: list[str], *, helo: str, peer: str, tls: str) -> ParsedMessage:
+    def _stamped(
+        self,
+        parsed: ParsedMessage,
+        txn: Transaction,
+        signature: SignatureOutcome,
+        dkim: list[str],
+        *,
+        helo: str,
+        peer: str,
+        tls: str,
+    ) -> ParsedMessage:
         """Our Received and Authentication-Results headers (and a Message-ID if the client gave none)."""
         hostname = self.settings.hostname
         sender = txn.sender
         auth_user = sender.mailbox.address if sender.mailbox is not None else None
         headers = [
-            ("Authentication-Results", authentication_results(
-                hostname, signature=signature, from_address=parsed.from_address, auth_user=auth_user,
-                dkim=dkim)),
-            ("Received", (f"from {helo or 'unknown'} ({peer})\r\n\tby {hostname} with "
-                         f"{'ESMTPSA' if auth_user else 'ESMTPS'}{f' ({tls})' if tls else ''};\r\n\t"
-                         f"{email.utils.format_datetime(utcnow())}")),
+            (
+                "Authentication-Results",
+                authentication_results(
+                    hostname,
+                    signature=signature,
+                    from_address=parsed.from_address,
+                    auth_user=auth_user,
+                    dkim=dkim,
+                ),
+            ),
+            (
+                "Received",
+                (
+                    f"from {helo or 'unknown'} ({peer})\r\n\tby {hostname} with "
+                    f"{'ESMTPSA' if auth_user else 'ESMTPS'}{f' ({tls})' if tls else ''};\r\n\t"
+                    f"{email.utils.format_datetime(utcnow())}"
+                ),
+            ),
         ]
         message_id = None
         if not parsed.message_id and sender.mailbox is not None:

@@ -52,5 +52,7 @@ class StageClock:
         """One line per stage: calls, mean milliseconds, total seconds."""
         lines = [f"    {'stage':<22}{'calls':>8}{'mean ms':>10}{'total s':>10}"]
         for name, total in sorted(self.totals.items()):
-            lines.append(f"    {name:<22}{total.count:>8}{total.mean_ms:>10.2f}{total.seconds:>10.2f}")
+            lines.append(
+                f"    {name:<22}{total.count:>8}{total.mean_ms:>10.2f}{total.seconds:>10.2f}"
+            )
         return "\n".join(lines)

@@ -23,18 +23,24 @@ def server_context(settings: Settings, trust: Any, *, client_cert: bool) -> ssl.
     The certificate is optional at the TLS layer so that a client without one
     gets an SMTP reply with a sentence rather than a bare handshake alert.
     """
-    return crypto_tls.server_context(settings, client_cert="optional" if client_cert else "none",
-                                     trust=trust)
+    return crypto_tls.server_context(
+        settings, client_cert="optional" if client_cert else "none", trust=trust
+    )
 
 
 def client_context(settings: Settings, trust: Any) -> ssl.SSLContext:
     """Our outbound relay's context: verify the peer against the anchors, show our operator cert."""
-    return crypto_tls.client_context(settings, cert=settings.pki_dir / "operator.pem",
-                                     key=settings.pki_dir / "operator.key", trust=trust)
+    return crypto_tls.client_context(
+        settings,
+        cert=settings.pki_dir / "operator.pem",
+        key=settings.pki_dir / "operator.key",
+        trust=trust,
+    )
 
 
-def peer_certificate(ssl_object: ssl.SSLObject | ssl.SSLSocket | None,
-                     trust: Any) -> PeerCertificateFacts | None:
+def peer_certificate(
+    ssl_object: ssl.SSLObject | ssl.SSLSocket | None, trust: Any
+) -> PeerCertificateFacts | None:
     """The client's certificate as facts (DN, SHA-256, DNS names, full chain/CRL check), or None."""
     if ssl_object is None:
         return None
@@ -49,8 +55,13 @@ def peer_certificate(ssl_object: ssl.SSLObject | ssl.SSLSocket | None,
         domains = ()
     check = crypto_tls.verify_peer(ssl_object, trust, usage="tls_client")
     status, reason = (check.status, check.reason) if check is not None else ("unknown_ca", "")
-    return PeerCertificateFacts(cert.subject.rfc4514_string(), hashlib.sha256(der).hexdigest(), domains,
-                                chain_status=status, chain_reason=reason)
+    return PeerCertificateFacts(
+        cert.subject.rfc4514_string(),
+        hashlib.sha256(der).hexdigest(),
+        domains,
+        chain_status=status,
+        chain_reason=reason,
+    )
 
 
 def describe_tls(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> str:

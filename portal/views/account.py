@@ -19,8 +19,11 @@ ACTIONS = {
 
 @signed_in
 async def account(request: web.Request) -> web.StreamResponse:
-    notice = {"desactiver": "Le compte est désactivé.", "reactiver": "Le compte est de nouveau actif.",
-              "cloturer": "Le compte est clôturé."}.get(request.query.get("fait", ""), "")
+    notice = {
+        "desactiver": "Le compte est désactivé.",
+        "reactiver": "Le compte est de nouveau actif.",
+        "cloturer": "Le compte est clôturé.",
+    }.get(request.query.get("fait", ""), "")
     return await render(request, "compte.html", {"title": "Mon compte", "notice": notice})
 
 
@@ -43,19 +46,39 @@ async def change(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     if name == "cloturer":
         if form.get("comprends") != "oui":
-            return await render(request, "confirmer.html", {"title": title, "action": name, "error":
-                                "Cochez la case pour confirmer que vous avez compris."}, status=400)
+            return await render(
+                request,
+                "confirmer.html",
+                {
+                    "title": title,
+                    "action": name,
+                    "error": "Cochez la case pour confirmer que vous avez compris.",
+                },
+                status=400,
+            )
         if not await verify_secret(state.person.password_hash, str(form.get("mot_de_passe", ""))):
-            return await render(request, "confirmer.html", {"title": title, "action": name, "error":
-                                "Mot de passe incorrect : le compte n'a pas été clôturé."}, status=401)
+            return await render(
+                request,
+                "confirmer.html",
+                {
+                    "title": title,
+                    "action": name,
+                    "error": "Mot de passe incorrect : le compte n'a pas été clôturé.",
+                },
+                status=401,
+            )
     try:
         async with db_of(request).write() as session:
             patient = await session.get(Patient, state.space.id, with_for_update=True)
             assert patient is not None
             transition(session, patient, actor(request), now_of(request))
     except LifecycleRefused as refused:
-        return await render(request, "confirmer.html", {"title": title, "action": name,
-                                                        "error": refused.sentence}, status=409)
+        return await render(
+            request,
+            "confirmer.html",
+            {"title": title, "action": name, "error": refused.sentence},
+            status=409,
+        )
     if name == "cloturer" and state.space.id == state.person.id:
         assert state.row is not None
         await sessions.end(db_of(request), state.row)

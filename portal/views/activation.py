@@ -32,13 +32,17 @@ from portal.pages import render
 
 
 async def activation_form(request: web.Request) -> web.StreamResponse:
-    return await render(request, "activation.html", {"title": "Activer mon compte", "rules": PASSWORD_RULES,
-                                                     "ins": ""})
+    return await render(
+        request,
+        "activation.html",
+        {"title": "Activer mon compte", "rules": PASSWORD_RULES, "ins": ""},
+    )
 
 
 async def opposition_form(request: web.Request) -> web.StreamResponse:
-    return await render(request, "opposition.html", {"title": "M'opposer à la création de mon compte",
-                                                     "ins": ""})
+    return await render(
+        request, "opposition.html", {"title": "M'opposer à la création de mon compte", "ins": ""}
+    )
 
 
 async def activate(request: web.Request) -> web.StreamResponse:
@@ -47,21 +51,36 @@ async def activate(request: web.Request) -> web.StreamResponse:
     password, again = str(form.get("mot_de_passe", "")), str(form.get("confirmation", ""))
     context = {"title": "Activer mon compte", "rules": PASSWORD_RULES, "ins": ins}
     if password != again:
-        return await render(request, "activation.html", {**context, "error":
-                            "Les deux mots de passe saisis sont différents."}, status=400)
+        return await render(
+            request,
+            "activation.html",
+            {**context, "error": "Les deux mots de passe saisis sont différents."},
+            status=400,
+        )
 
     async def transition(session: AsyncSession, patient: Patient) -> None:
-        await activate_with_code(session, patient, code, password,
-                                 Actor("patient", patient.ins, patient.display_name, source_of(request)),
-                                 now_of(request))
+        await activate_with_code(
+            session,
+            patient,
+            code,
+            password,
+            Actor("patient", patient.ins, patient.display_name, source_of(request)),
+            now_of(request),
+        )
 
     error, status = await _with_code(request, ins, transition)
     if error:
         return await render(request, "activation.html", {**context, "error": error}, status=status)
-    return await render(request, "fait.html", {"title": "Compte activé", "sentence":
-                        "Votre compte est activé. Vous pouvez maintenant vous connecter avec votre "
-                        "numéro INS ou votre e-mail et le mot de passe que vous venez de choisir.",
-                        "login_link": True})
+    return await render(
+        request,
+        "fait.html",
+        {
+            "title": "Compte activé",
+            "sentence": "Votre compte est activé. Vous pouvez maintenant vous connecter avec votre "
+            "numéro INS ou votre e-mail et le mot de passe que vous venez de choisir.",
+            "login_link": True,
+        },
+    )
 
 
 async def oppose(request: web.Request) -> web.StreamResponse:
@@ -69,20 +88,34 @@ async def oppose(request: web.Request) -> web.StreamResponse:
     ins, code = str(form.get("ins", "")).strip(), str(form.get("code", ""))
     context = {"title": "M'opposer à la création de mon compte", "ins": ins}
     if form.get("confirme") != "oui":
-        return await render(request, "opposition.html", {**context, "error":
-                            "Cochez la case pour confirmer votre opposition."}, status=400)
+        return await render(
+            request,
+            "opposition.html",
+            {**context, "error": "Cochez la case pour confirmer votre opposition."},
+            status=400,
+        )
 
     async def transition(session: AsyncSession, patient: Patient) -> None:
-        await oppose_with_code(session, patient, code,
-                               Actor("patient", patient.ins, patient.display_name, source_of(request)),
-                               now_of(request))
+        await oppose_with_code(
+            session,
+            patient,
+            code,
+            Actor("patient", patient.ins, patient.display_name, source_of(request)),
+            now_of(request),
+        )
 
     error, status = await _with_code(request, ins, transition)
     if error:
         return await render(request, "opposition.html", {**context, "error": error}, status=status)
-    return await render(request, "fait.html", {"title": "Opposition enregistrée", "sentence":
-                        "Votre opposition est enregistrée : votre compte de messagerie santé ne sera pas "
-                        "ouvert et les professionnels ne pourront pas vous y écrire."})
+    return await render(
+        request,
+        "fait.html",
+        {
+            "title": "Opposition enregistrée",
+            "sentence": "Votre opposition est enregistrée : votre compte de messagerie santé ne sera pas "
+            "ouvert et les professionnels ne pourront pas vous y écrire.",
+        },
+    )
 
 
 Transition = Callable[[AsyncSession, Patient], Awaitable[None]]
@@ -99,7 +132,9 @@ async def _with_code(request: web.Request, ins: str, transition: Transition) -> 
     patient_id: int | None = None
     try:
         async with db.write() as session:
-            patient = await find_patient_by_identifier(session, ins) if ins and "@" not in ins else None
+            patient = (
+                await find_patient_by_identifier(session, ins) if ins and "@" not in ins else None
+            )
             if patient is None:
                 raise WrongActivationCode()
             patient_id = patient.id
@@ -108,8 +143,14 @@ async def _with_code(request: web.Request, ins: str, transition: Transition) -> 
         async with db.write() as session:
             after = await record_failed_login(session, attempt, rules, now)
             if patient_id is not None:
-                record(session, "activation_failed", actor_kind="patient", actor=ins, patient_id=patient_id,
-                       source=source_of(request))
+                record(
+                    session,
+                    "activation_failed",
+                    actor_kind="patient",
+                    actor=ins,
+                    patient_id=patient_id,
+                    source=source_of(request),
+                )
         return f"{wrong.sentence} {after.sentence_fr}", 401
     except LifecycleRefused as refused:
         return refused.sentence, 409

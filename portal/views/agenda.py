@@ -28,8 +28,11 @@ NOTICES = {
     "rappel-fait": "Le rappel est marqué comme fait.",
     "rappel-supprime": "Le rappel est supprimé.",
 }
-RESPONSE_LABELS = {"needs-action": "En attente de votre réponse", "accepted": "Vous avez accepté",
-                   "declined": "Vous avez décliné"}
+RESPONSE_LABELS = {
+    "needs-action": "En attente de votre réponse",
+    "accepted": "Vous avez accepté",
+    "declined": "Vous avez décliné",
+}
 
 
 def paris_text(moment: dt.datetime, pattern: str = "%d/%m/%Y à %H:%M") -> str:
@@ -58,7 +61,9 @@ def _moment(day: str, time: str) -> dt.datetime:
     found = _TIME.fullmatch(time.strip())
     if found is None:
         raise InvalidInput("l'heure n'a pas été comprise (par exemple 14:30)")
-    local = dt.datetime.combine(date, dt.time(int(found.group(1)), int(found.group(2))), tzinfo=PARIS)
+    local = dt.datetime.combine(
+        date, dt.time(int(found.group(1)), int(found.group(2))), tzinfo=PARIS
+    )
     return local.astimezone(dt.UTC)
 
 
@@ -67,10 +72,22 @@ async def _page(request: web.Request, status: int = 200, **extra: Any) -> web.Re
     async with db_of(request).read() as session:
         view = await store.agenda_of(session, _space_id(request), now)
     notice = NOTICES.get(request.query.get("fait", ""), "")
-    return await render(request, "agenda.html", {
-        "title": "Mon agenda", "view": view, "notice": notice, "paris": paris_text,
-        "responses": RESPONSE_LABELS, "kinds": store.REMINDER_KINDS, "today": now.astimezone(PARIS).date(),
-        "form": {}, **extra}, status=status)
+    return await render(
+        request,
+        "agenda.html",
+        {
+            "title": "Mon agenda",
+            "view": view,
+            "notice": notice,
+            "paris": paris_text,
+            "responses": RESPONSE_LABELS,
+            "kinds": store.REMINDER_KINDS,
+            "today": now.astimezone(PARIS).date(),
+            "form": {},
+            **extra,
+        },
+        status=status,
+    )
 
 
 @signed_in
@@ -84,16 +101,27 @@ async def add_appointment(request: web.Request) -> web.StreamResponse:
     values = {k: str(form.get(k, "")) for k in ("date", "debut", "fin", "objet", "lieu", "avec")}
     try:
         starts_at = _moment(values["date"], values["debut"])
-        ends_at = (_moment(values["date"], values["fin"]) if values["fin"].strip()
-                   else starts_at + dt.timedelta(hours=1))
+        ends_at = (
+            _moment(values["date"], values["fin"])
+            if values["fin"].strip()
+            else starts_at + dt.timedelta(hours=1)
+        )
         async with db_of(request).write() as session:
-            await store.add_own_appointment(session, settings_of(request), _space_id(request),
-                                            starts_at=starts_at, ends_at=ends_at, summary=values["objet"],
-                                            location=values["lieu"], with_whom=values["avec"],
-                                            now=now_of(request))
+            await store.add_own_appointment(
+                session,
+                settings_of(request),
+                _space_id(request),
+                starts_at=starts_at,
+                ends_at=ends_at,
+                summary=values["objet"],
+                location=values["lieu"],
+                with_whom=values["avec"],
+                now=now_of(request),
+            )
     except InvalidInput as error:
-        return await _page(request, 400, error=f"Le rendez-vous n'a pas été ajouté : {error}.",
-                           form=values)
+        return await _page(
+            request, 400, error=f"Le rendez-vous n'a pas été ajouté : {error}.", form=values
+        )
     return redirect("/agenda?fait=ajoute")
 
 
@@ -108,10 +136,18 @@ async def _appointment(request: web.Request) -> Appointment:
 @signed_in
 async def appointment_page(request: web.Request) -> web.StreamResponse:
     appointment = await _appointment(request)
-    return await render(request, "agenda_rdv.html", {
-        "title": appointment.summary or "Rendez-vous", "a": appointment, "paris": paris_text,
-        "responses": RESPONSE_LABELS, "over": appointment.ends_at <= now_of(request),
-        "error": request.query.get("erreur", "")[:300]})
+    return await render(
+        request,
+        "agenda_rdv.html",
+        {
+            "title": appointment.summary or "Rendez-vous",
+            "a": appointment,
+            "paris": paris_text,
+            "responses": RESPONSE_LABELS,
+            "over": appointment.ends_at <= now_of(request),
+            "error": request.query.get("erreur", "")[:300],
+        },
+    )
 
 
 @signed_in
@@ -123,24 +159,43 @@ async def answer(request: web.Request) -> web.StreamResponse:
     state = visit(request)
     assert state.space is not None and state.person is not None
     who = actor(request)
-    sent = await answer_convocation(db_of(request), settings_of(request), request.app[SERVICES],
-                                    patient=state.space, appointment_id=appointment.id,
-                                    partstat=ANSWERS[choice], actor=who.ident, actor_kind=who.kind,
-                                    now=now_of(request))
+    sent = await answer_convocation(
+        db_of(request),
+        settings_of(request),
+        request.app[SERVICES],
+        patient=state.space,
+        appointment_id=appointment.id,
+        partstat=ANSWERS[choice],
+        actor=who.ident,
+        actor_kind=who.kind,
+        now=now_of(request),
+    )
     if not sent.decision:
-        return await render(request, "agenda_rdv.html", {
-            "title": appointment.summary or "Rendez-vous", "a": appointment, "paris": paris_text,
-            "responses": RESPONSE_LABELS, "over": appointment.ends_at <= now_of(request),
-            "error": f"Votre réponse n'a pas pu être envoyée : {sent.decision.sentence_fr}."}, status=409)
+        return await render(
+            request,
+            "agenda_rdv.html",
+            {
+                "title": appointment.summary or "Rendez-vous",
+                "a": appointment,
+                "paris": paris_text,
+                "responses": RESPONSE_LABELS,
+                "over": appointment.ends_at <= now_of(request),
+                "error": f"Votre réponse n'a pas pu être envoyée : {sent.decision.sentence_fr}.",
+            },
+            status=409,
+        )
     return redirect(f"/agenda?fait={'accepte' if ANSWERS[choice] == 'ACCEPTED' else 'refuse'}")
 
 
 @signed_in
 async def download_ics(request: web.Request) -> web.StreamResponse:
     appointment = await _appointment(request)
-    return web.Response(body=store.appointment_ics(appointment, now_of(request)).encode(),
-                        content_type="text/calendar", charset="utf-8",
-                        headers={"Content-Disposition": 'attachment; filename="rendez-vous.ics"'})
+    return web.Response(
+        body=store.appointment_ics(appointment, now_of(request)).encode(),
+        content_type="text/calendar",
+        charset="utf-8",
+        headers={"Content-Disposition": 'attachment; filename="rendez-vous.ics"'},
+    )
 
 
 @signed_in
@@ -162,10 +217,18 @@ async def add_reminder(request: web.Request) -> web.StreamResponse:
         except ValueError:
             raise InvalidInput("la date d'échéance n'a pas été comprise") from None
         async with db_of(request).write() as session:
-            await store.add_health_reminder(session, _space_id(request), kind=values["type"],
-                                            label=values["nom"], due_on=due_on, note=values["note"])
+            await store.add_health_reminder(
+                session,
+                _space_id(request),
+                kind=values["type"],
+                label=values["nom"],
+                due_on=due_on,
+                note=values["note"],
+            )
     except InvalidInput as error:
-        return await _page(request, 400, error=f"Le rappel n'a pas été enregistré : {error}.", reminder=values)
+        return await _page(
+            request, 400, error=f"Le rappel n'a pas été enregistré : {error}.", reminder=values
+        )
     return redirect("/agenda?fait=rappel")
 
 

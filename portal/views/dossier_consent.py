@@ -1,4 +1,4 @@
-""""Qui peut voir mon dossier": authorisations, blocks, the médecin traitant, break-glass and DMP oppositions.
+""" "Qui peut voir mon dossier": authorisations, blocks, the médecin traitant, break-glass and DMP oppositions.
 
 Each change goes through ``dmp_bridge.consent_store`` (which asks
 ``mss.policy.consent`` and leaves a ``consent_changed`` event on the
@@ -41,19 +41,26 @@ NOTICES = {
     "bloque": "{name} est bloqué : il ne peut ni consulter le dossier ni y déposer de document.",
     "debloque": "{name} n'est plus bloqué.",
     "traitant": "{name} est désigné médecin traitant : il voit tous les documents, y compris ceux "
-                "masqués aux professionnels.",
+    "masqués aux professionnels.",
     "traitant-retire": "Il n'y a plus de médecin traitant désigné.",
     "urgence-opposee": "Votre opposition à l'accès en urgence est enregistrée : aucun professionnel "
-                       "non autorisé ne pourra consulter le dossier, même en urgence.",
+    "non autorisé ne pourra consulter le dossier, même en urgence.",
     "urgence-permise": "Vous ne vous opposez plus à l'accès en urgence.",
     "dmp-oppose": "Votre opposition au dossier médical est enregistrée : plus personne ne peut le "
-                  "consulter ni y ajouter de document.",
+    "consulter ni y ajouter de document.",
     "dmp-rouvert": "Le dossier médical est de nouveau ouvert.",
 }
-ACTIONS = {"autoriser": "autorise", "retirer": "retire", "bloquer": "bloque", "debloquer": "debloque",
-           "traitant": "traitant"}
-UNKNOWN = ("Ce professionnel n'a pas été trouvé dans l'annuaire : cherchez-le de nouveau par son nom "
-           "ou son numéro RPPS.")
+ACTIONS = {
+    "autoriser": "autorise",
+    "retirer": "retire",
+    "bloquer": "bloque",
+    "debloquer": "debloque",
+    "traitant": "traitant",
+}
+UNKNOWN = (
+    "Ce professionnel n'a pas été trouvé dans l'annuaire : cherchez-le de nouveau par son nom "
+    "ou son numéro RPPS."
+)
 
 
 @dataclass
@@ -74,8 +81,13 @@ async def load_view(session: AsyncSession, patient: Patient, query: str) -> Cons
     if patient.treating_professional_id is not None:
         doctor = await session.get(Professional, patient.treating_professional_id)
         view.treating = await find_card(session, doctor.id_nat) if doctor is not None else None
-    rows = (await session.execute(select(DmpProfessionalConsent.id_nat, DmpProfessionalConsent.state)
-                                  .where(DmpProfessionalConsent.patient_id == patient.id))).all()
+    rows = (
+        await session.execute(
+            select(DmpProfessionalConsent.id_nat, DmpProfessionalConsent.state).where(
+                DmpProfessionalConsent.patient_id == patient.id
+            )
+        )
+    ).all()
     view.states = {id_nat: state for id_nat, state in rows}
     cards = await cards_for(session, view.states)
     by_name = sorted(cards.values(), key=lambda c: c.name.lower())
@@ -93,12 +105,27 @@ async def _page(request: web.Request, status: int = 200, **extra: Any) -> web.Re
     async with db_of(request).read() as session:
         patient = await space_patient(session, request)
         view = await load_view(session, patient, query)
-        named = await find_card(session, request.query.get("pro", "")) if request.query.get("pro") else None
+        named = (
+            await find_card(session, request.query.get("pro", ""))
+            if request.query.get("pro")
+            else None
+        )
     sentence = NOTICES.get(request.query.get("fait", ""), "")
-    return await render(request, "consentement.html", common(
-        request, tab="acces", title="Qui peut voir mon dossier", v=view, q=query, searched="q" in request.query,
-        notice=sentence.format(name=named.name if named else "Ce professionnel"), **extra),
-        status=status)
+    return await render(
+        request,
+        "consentement.html",
+        common(
+            request,
+            tab="acces",
+            title="Qui peut voir mon dossier",
+            v=view,
+            q=query,
+            searched="q" in request.query,
+            notice=sentence.format(name=named.name if named else "Ce professionnel"),
+            **extra,
+        ),
+        status=status,
+    )
 
 
 @signed_in
@@ -107,19 +134,29 @@ async def consent_page(request: web.Request) -> web.StreamResponse:
 
 
 def _back(done: str, id_nat: str = "", query: str = "") -> web.Response:
-    params = {"fait": done, **({"pro": id_nat} if id_nat else {}), **({"q": query} if query else {})}
+    params = {
+        "fait": done,
+        **({"pro": id_nat} if id_nat else {}),
+        **({"q": query} if query else {}),
+    }
     return redirect(f"{PAGE}?{urlencode(params)}")
 
 
-async def _apply(session: AsyncSession, request: web.Request, action: str,
-                 id_nat: str) -> ConsentDecision | str | None:
+async def _apply(
+    session: AsyncSession, request: web.Request, action: str, id_nat: str
+) -> ConsentDecision | str | None:
     """Do ``action`` for ``id_nat``: None when done, or a refusal (a decision, or a sentence)."""
     patient = await space_patient(session, request)
     viewer = viewer_of(request)
     chosen = await find_card(session, id_nat)
-    current = (await session.execute(select(DmpProfessionalConsent.state).where(
-        DmpProfessionalConsent.patient_id == patient.id,
-        DmpProfessionalConsent.id_nat == id_nat))).scalar_one_or_none()
+    current = (
+        await session.execute(
+            select(DmpProfessionalConsent.state).where(
+                DmpProfessionalConsent.patient_id == patient.id,
+                DmpProfessionalConsent.id_nat == id_nat,
+            )
+        )
+    ).scalar_one_or_none()
     if action in ("retirer", "debloquer"):
         if current != (AUTHORISED if action == "retirer" else BLOCKED):
             return UNKNOWN
@@ -127,7 +164,9 @@ async def _apply(session: AsyncSession, request: web.Request, action: str,
         return UNKNOWN
     try:
         if action in ("autoriser", "retirer"):
-            await set_authorisation(session, viewer, patient, id_nat, authorised=action == "autoriser")
+            await set_authorisation(
+                session, viewer, patient, id_nat, authorised=action == "autoriser"
+            )
         elif action in ("bloquer", "debloquer"):
             await set_block(session, viewer, patient, id_nat, blocked=action == "bloquer")
         else:
@@ -185,9 +224,17 @@ async def _opposition(request: web.Request, which: str) -> web.StreamResponse:
     if choice not in ("oui", "non"):
         return await _page(request, 400, error="Choisissez de vous opposer ou non.")
     if which == "dmp" and choice == "oui" and form.get("confirme") != "oui":
-        return await render(request, "consentement_opposition.html", common(
-            request, tab="acces", title="S'opposer au dossier médical",
-            error="Cochez la case pour confirmer votre opposition."), status=400)
+        return await render(
+            request,
+            "consentement_opposition.html",
+            common(
+                request,
+                tab="acces",
+                title="S'opposer au dossier médical",
+                error="Cochez la case pour confirmer votre opposition.",
+            ),
+            status=400,
+        )
     async with db_of(request).write() as session:
         patient = await space_patient(session, request)
         change = set_break_glass_opposition if which == "urgence" else set_dmp_opposition
@@ -212,8 +259,11 @@ async def break_glass(request: web.Request) -> web.StreamResponse:
 
 @signed_in
 async def dmp_opposition_form(request: web.Request) -> web.StreamResponse:
-    return await render(request, "consentement_opposition.html", common(
-        request, tab="acces", title="S'opposer au dossier médical"))
+    return await render(
+        request,
+        "consentement_opposition.html",
+        common(request, tab="acces", title="S'opposer au dossier médical"),
+    )
 
 
 @signed_in
@@ -227,5 +277,9 @@ ROUTES: list[tuple[str, str, dict[str, Any]]] = [
     (f"{PAGE}/professionnel", "dossier_consent_professional", {"POST": change_professional}),
     (f"{PAGE}/traitant/retirer", "dossier_consent_no_treating", {"POST": remove_treating}),
     (f"{PAGE}/urgence", "dossier_consent_break_glass", {"POST": break_glass}),
-    (f"{PAGE}/opposition", "dossier_consent_dmp", {"GET": dmp_opposition_form, "POST": dmp_opposition}),
+    (
+        f"{PAGE}/opposition",
+        "dossier_consent_dmp",
+        {"GET": dmp_opposition_form, "POST": dmp_opposition},
+    ),
 ]

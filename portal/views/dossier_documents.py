@@ -1,4 +1,4 @@
-""""Mon dossier": the documents of the current space's record, one document, its PDF, masking.
+""" "Mon dossier": the documents of the current space's record, one document, its PDF, masking.
 
 Every read goes through the DMP store, which applies consent (a document
 hidden from the patient, or from guardians, is absent from the list and
@@ -43,13 +43,41 @@ from portal.record import (
 OTHER_TYPE = "autre"
 NOTICES = {
     "masque": "Le document est masqué aux professionnels : seuls votre médecin traitant et son "
-              "auteur peuvent encore le consulter.",
+    "auteur peuvent encore le consulter.",
     "demasque": "Le document est de nouveau visible par les professionnels que vous avez autorisés.",
     "ajoute": "Le document est ajouté à votre dossier.",
 }
-NARRATIVE_TAGS = {"section", "div", "h2", "h3", "h4", "h5", "h6", "p", "ul", "ol", "li", "table",
-                  "thead", "tbody", "tfoot", "tr", "th", "td", "caption", "sub", "sup", "span",
-                  "strong", "em", "u", "small", "br", "pre", "a"}
+NARRATIVE_TAGS = {
+    "section",
+    "div",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "p",
+    "ul",
+    "ol",
+    "li",
+    "table",
+    "thead",
+    "tbody",
+    "tfoot",
+    "tr",
+    "th",
+    "td",
+    "caption",
+    "sub",
+    "sup",
+    "span",
+    "strong",
+    "em",
+    "u",
+    "small",
+    "br",
+    "pre",
+    "a",
+}
 NARRATIVE_ATTRIBUTES = {"a": {"href"}, "td": {"colspan", "rowspan"}, "th": {"colspan", "rowspan"}}
 _HEADING = re.compile(r"<(/?)h([2-6])>")
 XML_TYPES = ("text/xml", "application/xml", "application/hl7-v3+xml", "application/hl7-cda+xml")
@@ -82,14 +110,20 @@ def describe(document: DmpDocument, cards: dict[str, ProfessionalCard]) -> Docum
     found = cards.get(document.author_id_nat or "")
     label = document.type_label or document.class_label or "Autre document"
     return DocumentLine(
-        id=document.id, title=document.title or label, type_key=document.type_code or OTHER_TYPE,
-        type_label=label, day=_when(document).astimezone(PARIS).strftime("%d/%m/%Y"),
+        id=document.id,
+        title=document.title or label,
+        type_key=document.type_code or OTHER_TYPE,
+        type_label=label,
+        day=_when(document).astimezone(PARIS).strftime("%d/%m/%Y"),
         iso=_when(document).isoformat(),
         author=document.author_name or (found.name if found else ""),
         profession=found.profession if found and found.id is not None else "",
         institution=document.author_institution or (found.institution if found else ""),
-        by_patient=document.author_id_nat is None, masked=document.masked_from_professionals,
-        has_pdf=document.has_pdf, mime_type=document.mime_type)
+        by_patient=document.author_id_nat is None,
+        masked=document.masked_from_professionals,
+        has_pdf=document.has_pdf,
+        mime_type=document.mime_type,
+    )
 
 
 def _types(lines: list[DocumentLine]) -> dict[str, str]:
@@ -133,10 +167,23 @@ async def documents(request: web.Request) -> web.StreamResponse:
         return await refused(request, decision)
     types = _types(lines)
     shown = [line for line in lines if line.type_key == chosen] if chosen in types else lines
-    return await render(request, "dossier.html", common(
-        request, tab="documents", title="Mon dossier", closed=closed, total=len(lines), types=types,
-        chosen=chosen if chosen in types else "", by_type=by_type, groups=_groups(shown, by_type),
-        count=len(shown), notice=notice(request, NOTICES)))
+    return await render(
+        request,
+        "dossier.html",
+        common(
+            request,
+            tab="documents",
+            title="Mon dossier",
+            closed=closed,
+            total=len(lines),
+            types=types,
+            chosen=chosen if chosen in types else "",
+            by_type=by_type,
+            groups=_groups(shown, by_type),
+            count=len(shown),
+            notice=notice(request, NOTICES),
+        ),
+    )
 
 
 def clean_narrative(data: bytes) -> str:
@@ -144,8 +191,13 @@ def clean_narrative(data: bytes) -> str:
 
     Its section titles move one level down (h2 becomes h3), under the page's "Contenu" heading.
     """
-    html = nh3.clean(narrative_html(data), tags=NARRATIVE_TAGS, attributes=NARRATIVE_ATTRIBUTES,
-                     url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer nofollow")
+    html = nh3.clean(
+        narrative_html(data),
+        tags=NARRATIVE_TAGS,
+        attributes=NARRATIVE_ATTRIBUTES,
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer nofollow",
+    )
     return _HEADING.sub(lambda m: f"<{m[1]}h{min(int(m[2]) + 1, 6)}>", html)
 
 
@@ -174,16 +226,28 @@ async def document_page(request: web.Request) -> web.StreamResponse:
             decision: ConsentDecision | None = error.decision
         else:
             decision = None
-            cards = await cards_for(session, [document.author_id_nat] if document.author_id_nat else [])
+            cards = await cards_for(
+                session, [document.author_id_nat] if document.author_id_nat else []
+            )
     if decision is not None:
         return await refused(request, decision)
     html, unreadable = await _narrative(document, data)
     line = describe(document, cards)
-    return await render(request, "dossier_document.html", common(
-        request, tab="documents", title=line.title, d=line, narrative=html, unreadable=unreadable,
-        filed=document.filed_at.astimezone(PARIS).strftime("%d/%m/%Y"),
-        downloadable=document.mime_type in ACCEPTED_TYPES and not document.has_pdf,
-        notice=notice(request, NOTICES)))
+    return await render(
+        request,
+        "dossier_document.html",
+        common(
+            request,
+            tab="documents",
+            title=line.title,
+            d=line,
+            narrative=html,
+            unreadable=unreadable,
+            filed=document.filed_at.astimezone(PARIS).strftime("%d/%m/%Y"),
+            downloadable=document.mime_type in ACCEPTED_TYPES and not document.has_pdf,
+            notice=notice(request, NOTICES),
+        ),
+    )
 
 
 async def _download(request: web.Request, rendition: str) -> web.StreamResponse:
@@ -194,7 +258,9 @@ async def _download(request: web.Request, rendition: str) -> web.StreamResponse:
     async with db_of(request).write() as session:
         patient = await space_patient(session, request)
         try:
-            document, data = await get_document(session, viewer, patient, wanted, rendition=rendition)
+            document, data = await get_document(
+                session, viewer, patient, wanted, rendition=rendition
+            )
         except DmpRefused as error:
             decision: ConsentDecision | None = error.decision
         else:
@@ -203,7 +269,9 @@ async def _download(request: web.Request, rendition: str) -> web.StreamResponse:
         return await refused(request, decision)
     if rendition == "pdf":
         return attachment(data, "application/pdf", document.title or document.type_label, ".pdf")
-    mime_type = document.mime_type if document.mime_type in ACCEPTED_TYPES else "application/octet-stream"
+    mime_type = (
+        document.mime_type if document.mime_type in ACCEPTED_TYPES else "application/octet-stream"
+    )
     extension = ACCEPTED_TYPES[mime_type][2][0] if mime_type in ACCEPTED_TYPES else ".bin"
     return attachment(data, mime_type, document.title or document.type_label, extension)
 
@@ -238,7 +306,9 @@ async def change_masking(request: web.Request) -> web.StreamResponse:
             decision = None
     if decision is not None:
         return await refused(request, decision)
-    return redirect(f"/dossier/documents/{wanted}?fait={'masque' if choice == 'oui' else 'demasque'}")
+    return redirect(
+        f"/dossier/documents/{wanted}?fait={'masque' if choice == 'oui' else 'demasque'}"
+    )
 
 
 ROUTES: list[tuple[str, str, dict[str, Any]]] = [

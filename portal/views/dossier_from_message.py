@@ -1,4 +1,4 @@
-""""Ajouter à mon dossier": a PDF attachment of a message the space received, filed as the patient's own.
+""" "Ajouter à mon dossier": a PDF attachment of a message the space received, filed as the patient's own.
 
 The attachment is found in the space's INBOX only and decoded from the
 stored message; ``mss.policy.patient_dossier`` decides (a real PDF, within
@@ -29,8 +29,10 @@ from portal.dossier_attachments import ReceivedPdf, load_received_pdf
 from portal.pages import redirect, render, signed_in
 from portal.record import common, refused, space_patient, viewer_of
 
-NOT_FOUND = ("Cette pièce jointe n'existe pas dans les messages reçus de cet espace, ou ce n'est pas "
-             "un document PDF.")
+NOT_FOUND = (
+    "Cette pièce jointe n'existe pas dans les messages reçus de cet espace, ou ce n'est pas "
+    "un document PDF."
+)
 
 
 async def _attachment(request: web.Request) -> tuple[ReceivedPdf, bytes] | None:
@@ -43,20 +45,42 @@ async def _attachment(request: web.Request) -> tuple[ReceivedPdf, bytes] | None:
         mailbox = await find_patient_mailbox(session, state.space.id)
     if mailbox is None:
         return None
-    return await load_received_pdf(db_of(request), viewer_of(request).kind, patient_id=state.space.id,
-                                   mailbox_id=mailbox.id, entry_id=int(entry), part=part)
+    return await load_received_pdf(
+        db_of(request),
+        viewer_of(request).kind,
+        patient_id=state.space.id,
+        mailbox_id=mailbox.id,
+        entry_id=int(entry),
+        part=part,
+    )
 
 
-async def _form(request: web.Request, pdf: ReceivedPdf, status: int = 200, **extra: Any) -> web.Response:
+async def _form(
+    request: web.Request, pdf: ReceivedPdf, status: int = 200, **extra: Any
+) -> web.Response:
     title = pdf.filename[:-4] if pdf.filename.lower().endswith(".pdf") else pdf.filename
-    return await render(request, "dossier_depuis_message.html", common(
-        request, tab="ajouter", title="Ajouter une pièce jointe au dossier", pdf=pdf,
-        types=PATIENT_DOCUMENT_TYPES, **{"form": {"titre": title, "type": ""}, **extra}), status=status)
+    return await render(
+        request,
+        "dossier_depuis_message.html",
+        common(
+            request,
+            tab="ajouter",
+            title="Ajouter une pièce jointe au dossier",
+            pdf=pdf,
+            types=PATIENT_DOCUMENT_TYPES,
+            **{"form": {"titre": title, "type": ""}, **extra},
+        ),
+        status=status,
+    )
 
 
 async def _missing(request: web.Request) -> web.Response:
-    return await render(request, "dossier_introuvable.html", {
-        "title": "Pièce jointe introuvable", "sentence": NOT_FOUND}, status=404)
+    return await render(
+        request,
+        "dossier_introuvable.html",
+        {"title": "Pièce jointe introuvable", "sentence": NOT_FOUND},
+        status=404,
+    )
 
 
 @signed_in
@@ -80,30 +104,56 @@ async def add_from_message(request: web.Request) -> web.StreamResponse:
     refusal: ConsentDecision | None = None
     async with db_of(request).write() as session:
         patient = await space_patient(session, request)
-        already = (await session.scalars(select(DmpDocument.id).where(
-            DmpDocument.patient_id == patient.id, DmpDocument.stored_message_id == pdf.stored_message_id,
-            DmpDocument.sha256 == digest, DmpDocument.status == CURRENT))).first()
-        decision = decide_message_attachment(UploadFacts(
-            filename=pdf.filename, declared_type="application/pdf", size=len(content), head=content[:16],
-            title=values["titre"], type_key=values["type"]), already_filed=already is not None)
+        already = (
+            await session.scalars(
+                select(DmpDocument.id).where(
+                    DmpDocument.patient_id == patient.id,
+                    DmpDocument.stored_message_id == pdf.stored_message_id,
+                    DmpDocument.sha256 == digest,
+                    DmpDocument.status == CURRENT,
+                )
+            )
+        ).first()
+        decision = decide_message_attachment(
+            UploadFacts(
+                filename=pdf.filename,
+                declared_type="application/pdf",
+                size=len(content),
+                head=content[:16],
+                title=values["titre"],
+                type_key=values["type"],
+            ),
+            already_filed=already is not None,
+        )
         if decision:
             try:
                 document = await add_patient_document(
-                    session, viewer_of(request), patient, content=content, mime_type=decision.mime_type,
-                    title=values["titre"].strip(), type_code=decision.type_code,
-                    type_label=decision.type_label, source_message_id=pdf.message_id,
-                    stored_message_id=pdf.stored_message_id)
+                    session,
+                    viewer_of(request),
+                    patient,
+                    content=content,
+                    mime_type=decision.mime_type,
+                    title=values["titre"].strip(),
+                    type_code=decision.type_code,
+                    type_label=decision.type_label,
+                    source_message_id=pdf.message_id,
+                    stored_message_id=pdf.stored_message_id,
+                )
             except DmpRefused as error:
                 refusal = error.decision
     if refusal is not None:
         return await refused(request, refusal)
     if not decision:
-        return await _form(request, pdf, decision.status, error=decision.sentence_fr, form=values,
-                           existing=already)
+        return await _form(
+            request, pdf, decision.status, error=decision.sentence_fr, form=values, existing=already
+        )
     return redirect(f"/dossier/documents/{document.id}?fait=ajoute")
 
 
 ROUTES: list[tuple[str, str, dict[str, Any]]] = [
-    ("/dossier/depuis-message/{entry}/{part}", "dossier_from_message",
-     {"GET": confirm_form, "POST": add_from_message}),
+    (
+        "/dossier/depuis-message/{entry}/{part}",
+        "dossier_from_message",
+        {"GET": confirm_form, "POST": add_from_message},
+    ),
 ]

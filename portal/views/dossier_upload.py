@@ -1,4 +1,4 @@
-""""Mon dossier": the patient (or a guardian) adds a document of their own, a PDF or an image.
+""" "Mon dossier": the patient (or a guardian) adds a document of their own, a PDF or an image.
 
 The file's first bytes, name, declared type and size are the facts;
 ``mss.policy.patient_dossier`` decides, and refusals are shown in French
@@ -36,11 +36,30 @@ async def _form(request: web.Request, status: int = 200, **extra: Any) -> web.Re
     assert state.space is not None
     async with db_of(request).read() as session:
         mailbox = await find_patient_mailbox(session, state.space.id)
-    pdfs = (await received_pdfs(db_of(request), viewer_of(request).kind, patient_id=state.space.id,
-                                mailbox_id=mailbox.id) if mailbox is not None else [])
-    return await render(request, "dossier_ajouter.html", common(
-        request, tab="ajouter", title="Ajouter un document", types=PATIENT_DOCUMENT_TYPES, pdfs=pdfs,
-        max_mb=MAX_PATIENT_DOCUMENT // (1024 * 1024), **{"form": {}, **extra}), status=status)
+    pdfs = (
+        await received_pdfs(
+            db_of(request),
+            viewer_of(request).kind,
+            patient_id=state.space.id,
+            mailbox_id=mailbox.id,
+        )
+        if mailbox is not None
+        else []
+    )
+    return await render(
+        request,
+        "dossier_ajouter.html",
+        common(
+            request,
+            tab="ajouter",
+            title="Ajouter un document",
+            types=PATIENT_DOCUMENT_TYPES,
+            pdfs=pdfs,
+            max_mb=MAX_PATIENT_DOCUMENT // (1024 * 1024),
+            **{"form": {}, **extra},
+        ),
+        status=status,
+    )
 
 
 @signed_in
@@ -66,9 +85,16 @@ async def upload(request: web.Request) -> web.StreamResponse:
         file, filename, declared = field.file, field.filename or "", field.content_type or ""
         size = _size(file)
         head = file.read(HEAD_BYTES)
-    decision: DossierDecision = decide_patient_upload(UploadFacts(
-        filename=filename, declared_type=declared, size=size, head=head, title=values["titre"],
-        type_key=values["type"]))
+    decision: DossierDecision = decide_patient_upload(
+        UploadFacts(
+            filename=filename,
+            declared_type=declared,
+            size=size,
+            head=head,
+            title=values["titre"],
+            type_key=values["type"],
+        )
+    )
     if not decision or file is None:
         return await _form(request, decision.status, error=decision.sentence_fr, form=values)
     file.seek(0)
@@ -77,9 +103,15 @@ async def upload(request: web.Request) -> web.StreamResponse:
         patient = await space_patient(session, request)
         try:
             document = await add_patient_document(
-                session, viewer_of(request), patient, content=content, mime_type=decision.mime_type,
-                title=values["titre"].strip(), type_code=decision.type_code,
-                type_label=decision.type_label)
+                session,
+                viewer_of(request),
+                patient,
+                content=content,
+                mime_type=decision.mime_type,
+                title=values["titre"].strip(),
+                type_code=decision.type_code,
+                type_label=decision.type_label,
+            )
         except DmpRefused as error:
             refusal: ConsentDecision | None = error.decision
         else:

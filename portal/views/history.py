@@ -27,13 +27,36 @@ async def history(request: web.Request) -> web.StreamResponse:
     assert state.space is not None
     kind = request.query.get("type", "")
     since, until = _day(request.query.get("du", "")), _day(request.query.get("au", ""))
-    page = max(1, int(request.query.get("page", "1"))) if request.query.get("page", "1").isdigit() else 1
+    page = (
+        max(1, int(request.query.get("page", "1")))
+        if request.query.get("page", "1").isdigit()
+        else 1
+    )
     async with db_of(request).read() as session:
-        lines = await read_history(session, state.space.id, kind if kind in KINDS else None, since, until,
-                                   PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)
+        lines = await read_history(
+            session,
+            state.space.id,
+            kind if kind in KINDS else None,
+            since,
+            until,
+            PAGE_SIZE + 1,
+            (page - 1) * PAGE_SIZE,
+        )
         intact = await history_intact(session, state.space.id, now_of(request))
-    return await render(request, "historique.html", {
-        "title": "Historique des accès", "lines": lines[:PAGE_SIZE], "more": len(lines) > PAGE_SIZE,
-        "intact": intact, "page": page, "kinds": KINDS, "kind": kind if kind in KINDS else "",
-        "since": since.isoformat() if since else "", "until": until.isoformat() if until else "",
-        "bad_dates": (request.query.get("du") and since is None) or (request.query.get("au") and until is None)})
+    return await render(
+        request,
+        "historique.html",
+        {
+            "title": "Historique des accès",
+            "lines": lines[:PAGE_SIZE],
+            "more": len(lines) > PAGE_SIZE,
+            "intact": intact,
+            "page": page,
+            "kinds": KINDS,
+            "kind": kind if kind in KINDS else "",
+            "since": since.isoformat() if since else "",
+            "until": until.isoformat() if until else "",
+            "bad_dates": (request.query.get("du") and since is None)
+            or (request.query.get("au") and until is None),
+        },
+    )

@@ -12,8 +12,10 @@ from portal.context import db_of, source_of, visit
 from portal.messages import unread_count
 from portal.pages import redirect, render, signed_in
 
-NOT_HELD = ("Vous n'avez pas accès à cet espace : vous n'êtes pas enregistré comme représentant légal "
-            "de cette personne.")
+NOT_HELD = (
+    "Vous n'avez pas accès à cet espace : vous n'êtes pas enregistré comme représentant légal "
+    "de cette personne."
+)
 
 
 @signed_in
@@ -34,13 +36,20 @@ async def switch_space(request: web.Request) -> web.StreamResponse:
     person = state.person
     wanted = str((await request.post()).get("patient", ""))
     if not wanted.isdigit():
-        return await render(request, "refus.html", {"title": "Espace inconnu", "sentence": NOT_HELD}, status=403)
+        return await render(
+            request, "refus.html", {"title": "Espace inconnu", "sentence": NOT_HELD}, status=403
+        )
     target_id = int(wanted)
     async with db_of(request).write() as session:
         allowed = target_id == person.id or await holds_minor(session, person.id, target_id)
         if not allowed:
-            audit(session, "space_refused", Actor.person(person, person, source_of(request)), person,
-                  requested=target_id)
+            audit(
+                session,
+                "space_refused",
+                Actor.person(person, person, source_of(request)),
+                person,
+                requested=target_id,
+            )
         else:
             row = await sessions.current(session, state.row)
             if row is None:
@@ -49,7 +58,11 @@ async def switch_space(request: web.Request) -> web.StreamResponse:
             if target_id != person.id:
                 minor = await session.get(Patient, target_id)
                 assert minor is not None
-                audit(session, "space_opened", Actor.person(person, minor, source_of(request)), minor)
+                audit(
+                    session, "space_opened", Actor.person(person, minor, source_of(request)), minor
+                )
     if not allowed:
-        return await render(request, "refus.html", {"title": "Accès refusé", "sentence": NOT_HELD}, status=403)
+        return await render(
+            request, "refus.html", {"title": "Accès refusé", "sentence": NOT_HELD}, status=403
+        )
     return redirect("/")

@@ -64,9 +64,15 @@ EMPTY_REPLY = "Écrivez votre réponse avant de l'envoyer."
 
 async def not_found(request: web.Request, what: str = "Ce message") -> web.Response:
     """The same answer for a missing id and for another person's: nothing is revealed."""
-    return await render(request, "refus.html", {
-        "title": "Introuvable", "sentence": f"{what} n'existe pas dans cet espace, ou vous n'y avez pas "
-        "accès."}, status=404)
+    return await render(
+        request,
+        "refus.html",
+        {
+            "title": "Introuvable",
+            "sentence": f"{what} n'existe pas dans cet espace, ou vous n'y avez pas accès.",
+        },
+        status=404,
+    )
 
 
 def author_of(request: web.Request, mailbox: Mailbox) -> Author:
@@ -77,7 +83,9 @@ def author_of(request: web.Request, mailbox: Mailbox) -> Author:
     return Author(mailbox.address, state.space.display_name, guardian)
 
 
-async def _located(session: AsyncSession, request: web.Request) -> tuple[Mailbox | None, Located | None]:
+async def _located(
+    session: AsyncSession, request: web.Request
+) -> tuple[Mailbox | None, Located | None]:
     """The entry of the URL in the space's own mailbox, with that mailbox; (None, None) otherwise."""
     state = visit(request)
     assert state.space is not None
@@ -93,8 +101,12 @@ def _mdn_facts(located: Located) -> MdnFacts:
     asked = [value for name, value in fields if name.lower() == "disposition-notification-to"]
     addresses = tuple(address for _name, address in email.utils.getaddresses(asked) if address)
     sender = message.signer_address if message.signature_status == "valid" else None
-    return MdnFacts(addresses, sender or message.from_address, first(fields, "Auto-Submitted") or "",
-                    (message.bodystructure.get("parts") or {}).get("type", ""))
+    return MdnFacts(
+        addresses,
+        sender or message.from_address,
+        first(fields, "Auto-Submitted") or "",
+        (message.bodystructure.get("parts") or {}).get("type", ""),
+    )
 
 
 @signed_in
@@ -106,15 +118,22 @@ async def read(request: web.Request) -> web.StreamResponse:
     """
     async with db_of(request).read() as session:
         mailbox, located = await _located(session, request)
-        facts = (await _page_facts(session, request, mailbox, located)
-                 if mailbox is not None and located is not None else None)
+        facts = (
+            await _page_facts(session, request, mailbox, located)
+            if mailbox is not None and located is not None
+            else None
+        )
     if mailbox is None or located is None or facts is None:
         return await not_found(request)
     receipt_to = await _record_reading(request, mailbox, located)
     if receipt_to is not None:
         await _send_receipt(request, mailbox, located, receipt_to)
-    return await _render(request, located, facts, notice="Votre réponse a été envoyée."
-                         if request.query.get("fait") == "envoye" else "")
+    return await _render(
+        request,
+        located,
+        facts,
+        notice="Votre réponse a été envoyée." if request.query.get("fait") == "envoye" else "",
+    )
 
 
 async def _record_reading(request: web.Request, mailbox: Mailbox, located: Located) -> str | None:
@@ -130,14 +149,28 @@ async def _record_reading(request: web.Request, mailbox: Mailbox, located: Locat
     flags = parse_flags(located.entry.flags)
     receipt_to: str | None = None
     async with db_of(request).write() as session:
-        if SEEN not in flags or decide_read_receipt(mdn, received=located.received,
-                                                    already_answered=MDN_SENT in flags) is not None:
+        if (
+            SEEN not in flags
+            or decide_read_receipt(
+                mdn, received=located.received, already_answered=MDN_SENT in flags
+            )
+            is not None
+        ):
             flags = await add_flags(session, mailbox.id, located, [SEEN])
-            receipt_to = decide_read_receipt(mdn, received=located.received, already_answered=MDN_SENT in flags)
+            receipt_to = decide_read_receipt(
+                mdn, received=located.received, already_answered=MDN_SENT in flags
+            )
             if receipt_to is not None:
                 await add_flags(session, mailbox.id, located, [MDN_SENT])  # claimed: sent once
-        audit(session, "message_read", actor(request), state.space, target=located.message.from_address,
-              message_id=located.message.message_id_header, stored_message_id=located.message.id)
+        audit(
+            session,
+            "message_read",
+            actor(request),
+            state.space,
+            target=located.message.from_address,
+            message_id=located.message.message_id_header,
+            stored_message_id=located.message.id,
+        )
     return receipt_to
 
 
@@ -146,18 +179,37 @@ async def _send_receipt(request: web.Request, mailbox: Mailbox, located: Located
     state = visit(request)
     assert state.space is not None
     message_id = message_id_for(request)
-    raw = build_displayed_mdn(author_of(request, mailbox), to, located.message, message_id,
-                              reporting_host=settings_of(request).hostname, now=now_of(request))
+    raw = build_displayed_mdn(
+        author_of(request, mailbox),
+        to,
+        located.message,
+        message_id,
+        reporting_host=settings_of(request).hostname,
+        now=now_of(request),
+    )
     outcome = await submit(request, space_sender_facts(mailbox, state.space), to, raw)
     async with db_of(request).write() as session:
         if outcome.decision.allowed:
-            audit(session, "mdn_sent", actor(request), state.space, target=to, message_id=message_id,
-                  original_message_id=located.message.message_id_header)
+            audit(
+                session,
+                "mdn_sent",
+                actor(request),
+                state.space,
+                target=to,
+                message_id=message_id,
+                original_message_id=located.message.message_id_header,
+            )
         elif outcome.decision.smtp_code < 500:
             await remove_flags(session, mailbox.id, located, [MDN_SENT])
         else:
-            audit(session, "mdn_refused", actor(request), state.space, target=to,
-                  reason=outcome.decision.sentence_fr)
+            audit(
+                session,
+                "mdn_refused",
+                actor(request),
+                state.space,
+                target=to,
+                reason=outcome.decision.sentence_fr,
+            )
 
 
 @dataclass
@@ -172,8 +224,9 @@ class PageFacts:
     decision: Decision | None  # would a reply be accepted (received messages only)
 
 
-async def _page_facts(session: AsyncSession, request: web.Request, mailbox: Mailbox,
-                      located: Located) -> PageFacts:
+async def _page_facts(
+    session: AsyncSession, request: web.Request, mailbox: Mailbox, located: Located
+) -> PageFacts:
     """Sender, recipients, signature, conversation and reply decision: the directory read once."""
     state = visit(request)
     assert state.space is not None
@@ -183,62 +236,125 @@ async def _page_facts(session: AsyncSession, request: web.Request, mailbox: Mail
     if conversation is None and message.conversation_id is not None:
         conversation = await session.get(Conversation, message.conversation_id)
     directory = Directory(session)
-    await directory.describe(addresses=[message.from_address, *recipients],
-                             ids=[conversation.professional_mailbox_id] if conversation is not None else [])
+    await directory.describe(
+        addresses=[message.from_address, *recipients],
+        ids=[conversation.professional_mailbox_id] if conversation is not None else [],
+    )
     sender = await directory.by_address(message.from_address)
     signature = await signature_line(directory, message, sender) if located.received else None
     decision = None
     if located.received:
         me = space_sender_facts(mailbox, state.space)
-        decision = await reply_decision(session, me, await reply_target(session, located),
-                                        reply_facts(me, located, references_of(message)))
-    return PageFacts(sender, [await directory.by_address(a) for a in recipients], signature,
-                     conversation is not None and conversation.state is ConversationState.CLOSED,
-                     (await directory.by_id(conversation.professional_mailbox_id)
-                      if conversation is not None else sender), decision)
+        decision = await reply_decision(
+            session,
+            me,
+            await reply_target(session, located),
+            reply_facts(me, located, references_of(message)),
+        )
+    return PageFacts(
+        sender,
+        [await directory.by_address(a) for a in recipients],
+        signature,
+        conversation is not None and conversation.state is ConversationState.CLOSED,
+        (
+            await directory.by_id(conversation.professional_mailbox_id)
+            if conversation is not None
+            else sender
+        ),
+        decision,
+    )
 
 
-async def _show(request: web.Request, mailbox: Mailbox, located: Located, *, notice: str = "",
-                error: str = "", draft: str = "", status: int = 200) -> web.Response:
+async def _show(
+    request: web.Request,
+    mailbox: Mailbox,
+    located: Located,
+    *,
+    notice: str = "",
+    error: str = "",
+    draft: str = "",
+    status: int = 200,
+) -> web.Response:
     async with db_of(request).read() as session:
         facts = await _page_facts(session, request, mailbox, located)
-    return await _render(request, located, facts, notice=notice, error=error, draft=draft, status=status)
+    return await _render(
+        request, located, facts, notice=notice, error=error, draft=draft, status=status
+    )
 
 
-async def _render(request: web.Request, located: Located, facts: PageFacts, *, notice: str = "",
-                  error: str = "", draft: str = "", status: int = 200) -> web.Response:
+async def _render(
+    request: web.Request,
+    located: Located,
+    facts: PageFacts,
+    *,
+    notice: str = "",
+    error: str = "",
+    draft: str = "",
+    status: int = 200,
+) -> web.Response:
     message = located.message
     raw, structure = shown_entity(message.raw, message.bodystructure)
     content = read_content(raw, structure)
-    withheld = await _withheld(request, located.folder.mailbox_id, message, raw, structure, content.attachments)
+    withheld = await _withheld(
+        request, located.folder.mailbox_id, message, raw, structure, content.attachments
+    )
     content.attachments = [a for a in content.attachments if a.part not in withheld.parts]
     decision = facts.decision
     context: dict[str, Any] = {
-        "title": message.subject or "Message sans objet", "located": located, "message": message,
-        "sender": facts.sender, "recipients": facts.recipients, "signature": facts.signature,
-        "content": content, "when": local_time(message.internal_date), "closed": facts.closed,
+        "title": message.subject or "Message sans objet",
+        "located": located,
+        "message": message,
+        "sender": facts.sender,
+        "recipients": facts.recipients,
+        "signature": facts.signature,
+        "content": content,
+        "when": local_time(message.internal_date),
+        "closed": facts.closed,
         "professional": facts.professional,
         "can_reply": decision is not None and decision.allowed and not facts.closed,
-        "no_reply_reason": decision.sentence_fr if decision is not None and not decision.allowed else "",
-        "notice": notice, "error": error, "draft": draft, "reply_subject": reply_subject(message.subject),
-        "withheld": withheld.sentence_fr}
+        "no_reply_reason": decision.sentence_fr
+        if decision is not None and not decision.allowed
+        else "",
+        "notice": notice,
+        "error": error,
+        "draft": draft,
+        "reply_subject": reply_subject(message.subject),
+        "withheld": withheld.sentence_fr,
+    }
     return await render(request, "messages_lecture.html", context, status=status)
 
 
-async def _withheld(request: web.Request, mailbox_id: int, message: StoredMessage, raw: bytes,
-                    structure: dict[str, Any], attachments: list[Attachment]) -> WithheldAttachments:
+async def _withheld(
+    request: web.Request,
+    mailbox_id: int,
+    message: StoredMessage,
+    raw: bytes,
+    structure: dict[str, Any],
+    attachments: list[Attachment],
+) -> WithheldAttachments:
     """The attachments carrying a document hidden from the viewer (the patient or a guardian)."""
     state = visit(request)
     assert state.space is not None
-    return await withheld_attachments(db_of(request), viewer_of(request).kind, patient_id=state.space.id,
-                                      mailbox_id=mailbox_id, message=message, raw=raw, structure=structure,
-                                      attachments=attachments)
+    return await withheld_attachments(
+        db_of(request),
+        viewer_of(request).kind,
+        patient_id=state.space.id,
+        mailbox_id=mailbox_id,
+        message=message,
+        raw=raw,
+        structure=structure,
+        attachments=attachments,
+    )
 
 
 def _to_addresses(message: Any) -> list[str]:
     envelope = message.envelope or []
     found = envelope[5] if len(envelope) > 5 and envelope[5] else []
-    return [f"{a[2]}@{a[3]}".lower() for a in found if isinstance(a, list) and len(a) == 4 and a[2] and a[3]]
+    return [
+        f"{a[2]}@{a[3]}".lower()
+        for a in found
+        if isinstance(a, list) and len(a) == 4 and a[2] and a[3]
+    ]
 
 
 @signed_in
@@ -256,17 +372,32 @@ async def attachment(request: web.Request) -> web.StreamResponse:
     attachments = read_content(raw, structure).attachments
     listed = next((a for a in attachments if a.part == part), None)
     node = find_part(structure, part) if listed is not None else None
-    if listed is not None and part in (await _withheld(request, mailbox.id, message, raw, structure,
-                                                        attachments)).parts:
+    if (
+        listed is not None
+        and part
+        in (await _withheld(request, mailbox.id, message, raw, structure, attachments)).parts
+    ):
         listed = None  # answered exactly like a part that does not exist
     if listed is None or node is None:
         return await not_found(request, "Cette pièce jointe")
     async with db_of(request).write() as session:
-        audit(session, "message_attachment_read", actor(request), state.space, target=message.from_address,
-              filename=listed.filename, stored_message_id=message.id)
-    return web.Response(body=decode_part(raw, node), headers={
-        "Content-Type": listed.content_type, "Content-Disposition": content_disposition(listed.filename),
-        "X-Content-Type-Options": "nosniff"})
+        audit(
+            session,
+            "message_attachment_read",
+            actor(request),
+            state.space,
+            target=message.from_address,
+            filename=listed.filename,
+            stored_message_id=message.id,
+        )
+    return web.Response(
+        body=decode_part(raw, node),
+        headers={
+            "Content-Type": listed.content_type,
+            "Content-Disposition": content_disposition(listed.filename),
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 @signed_in
@@ -286,17 +417,37 @@ async def reply(request: web.Request) -> web.StreamResponse:
     original = located.message
     to = target.address if target is not None else original.from_address
     message_id = message_id_for(request)
-    raw = build_message(author_of(request, mailbox), to, reply_subject(original.subject), text, message_id,
-                        now=now_of(request), in_reply_to=original.message_id_header,
-                        references=references_of(original))
+    raw = build_message(
+        author_of(request, mailbox),
+        to,
+        reply_subject(original.subject),
+        text,
+        message_id,
+        now=now_of(request),
+        in_reply_to=original.message_id_header,
+        references=references_of(original),
+    )
     outcome = await submit(request, me, to, raw)
     async with db_of(request).write() as session:
         if outcome.decision.allowed:
-            audit(session, "message_sent", actor(request), state.space, target=to, message_id=message_id,
-                  in_reply_to=original.message_id_header)
+            audit(
+                session,
+                "message_sent",
+                actor(request),
+                state.space,
+                target=to,
+                message_id=message_id,
+                in_reply_to=original.message_id_header,
+            )
         else:
-            audit(session, "message_refused", actor(request), state.space, target=to,
-                  reason=outcome.decision.sentence_fr)
+            audit(
+                session,
+                "message_refused",
+                actor(request),
+                state.space,
+                target=to,
+                reason=outcome.decision.sentence_fr,
+            )
     if not outcome.decision.allowed:
         return await refused(request, outcome, "Réponse refusée")
     if original.conversation_id is not None:
@@ -307,5 +458,9 @@ async def reply(request: web.Request) -> web.StreamResponse:
 async def refused(request: web.Request, outcome: Accepted, title: str) -> web.Response:
     """The gateway's refusal, in the policy's own French sentence (503 when trying later may work)."""
     status = 503 if outcome.decision.smtp_code < 500 else 403
-    return await render(request, "refus.html", {"title": title, "sentence": outcome.decision.sentence_fr},
-                        status=status)
+    return await render(
+        request,
+        "refus.html",
+        {"title": title, "sentence": outcome.decision.sentence_fr},
+        status=status,
+    )

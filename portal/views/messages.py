@@ -27,9 +27,16 @@ async def inbox(request: web.Request) -> web.StreamResponse:
     async with db_of(request).read() as session:
         mailbox = await find_patient_mailbox(session, state.space.id)
         items = await conversations(session, mailbox.id) if mailbox is not None else []
-    return await render(request, "messages.html", {
-        "title": "Messages reçus", "items": items, "has_mailbox": mailbox is not None,
-        "unread": sum(item.unread for item in items)})
+    return await render(
+        request,
+        "messages.html",
+        {
+            "title": "Messages reçus",
+            "items": items,
+            "has_mailbox": mailbox is not None,
+            "unread": sum(item.unread for item in items),
+        },
+    )
 
 
 @signed_in
@@ -43,8 +50,13 @@ async def sent(request: web.Request) -> web.StreamResponse:
         directory = Directory(session)
         recipients = [line.to_addresses[0] if line.to_addresses else "" for line in lines]
         await directory.describe(addresses=recipients)  # one statement for the whole list
-        rows = [(line, await directory.by_address(to)) for line, to in zip(lines, recipients, strict=True)]
-    return await render(request, "messages_envoyes.html", {"title": "Messages envoyés", "rows": rows})
+        rows = [
+            (line, await directory.by_address(to))
+            for line, to in zip(lines, recipients, strict=True)
+        ]
+    return await render(
+        request, "messages_envoyes.html", {"title": "Messages envoyés", "rows": rows}
+    )
 
 
 @signed_in
@@ -58,20 +70,40 @@ async def conversation_page(request: web.Request) -> web.StreamResponse:
         found = await conversation(session, mailbox.id, wanted) if mailbox is not None else None
     if found is None:
         return await not_found(request, "Cette conversation")
-    latest_received = next((line for line in reversed(found.lines)
-                            if line.folder != SENT and not line.is_receipt), None)
-    return await render(request, "messages_conversation.html", {
-        "title": f"Conversation avec {found.counterpart.name}", "item": found,
-        "latest_received": latest_received, "notice": NOTICES.get(request.query.get("fait", ""), "")})
+    latest_received = next(
+        (line for line in reversed(found.lines) if line.folder != SENT and not line.is_receipt),
+        None,
+    )
+    return await render(
+        request,
+        "messages_conversation.html",
+        {
+            "title": f"Conversation avec {found.counterpart.name}",
+            "item": found,
+            "latest_received": latest_received,
+            "notice": NOTICES.get(request.query.get("fait", ""), ""),
+        },
+    )
 
 
 ROUTES: list[tuple[str, str, dict[str, Handler]]] = [
     ("/messages", "messages", {"GET": inbox}),
     ("/messages/envoyes", "messages_sent", {"GET": sent}),
-    ("/messages/nouveau", "message_new", {"GET": compose.new_message_form, "POST": compose.send_new_message}),
-    ("/messages/conversation/{conversation:[0-9]{1,9}}", "conversation", {"GET": conversation_page}),
+    (
+        "/messages/nouveau",
+        "message_new",
+        {"GET": compose.new_message_form, "POST": compose.send_new_message},
+    ),
+    (
+        "/messages/conversation/{conversation:[0-9]{1,9}}",
+        "conversation",
+        {"GET": conversation_page},
+    ),
     ("/messages/{entry:[0-9]{1,9}}", "message", {"GET": message.read}),
     ("/messages/{entry:[0-9]{1,9}}/repondre", "message_reply", {"POST": message.reply}),
-    ("/messages/{entry:[0-9]{1,9}}/pieces/{part:[0-9.]{1,40}}", "message_attachment",
-     {"GET": message.attachment}),
+    (
+        "/messages/{entry:[0-9]{1,9}}/pieces/{part:[0-9.]{1,40}}",
+        "message_attachment",
+        {"GET": message.attachment},
+    ),
 ]

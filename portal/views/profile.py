@@ -13,7 +13,10 @@ from mss.profile.pdf import FontMissing, profile_pdf
 from portal.context import db_of, now_of, visit
 from portal.pages import actor, redirect, render, signed_in
 
-NOTICES = {"ajoute": "L'information est ajoutée à votre profil.", "supprime": "L'information est supprimée."}
+NOTICES = {
+    "ajoute": "L'information est ajoutée à votre profil.",
+    "supprime": "L'information est supprimée.",
+}
 
 
 async def _page(request: web.Request, status: int = 200, **extra: Any) -> web.Response:
@@ -21,9 +24,19 @@ async def _page(request: web.Request, status: int = 200, **extra: Any) -> web.Re
     assert state.space is not None
     async with db_of(request).read() as session:
         items = await store.profile_of(session, state.space.id)
-    return await render(request, "profil.html", {
-        "title": "Profil médical", "items": items, "categories": store.CATEGORIES,
-        "notice": NOTICES.get(request.query.get("fait", ""), ""), "form": {}, **extra}, status=status)
+    return await render(
+        request,
+        "profil.html",
+        {
+            "title": "Profil médical",
+            "items": items,
+            "categories": store.CATEGORIES,
+            "notice": NOTICES.get(request.query.get("fait", ""), ""),
+            "form": {},
+            **extra,
+        },
+        status=status,
+    )
 
 
 @signed_in
@@ -39,11 +52,21 @@ async def add_item(request: web.Request) -> web.StreamResponse:
     assert state.space is not None
     try:
         async with db_of(request).write() as session:
-            await store.add_item(session, state.space.id, category=values["rubrique"], label=values["libelle"],
-                                 detail=values["precisions"], when=values["quand"], author_kind=who.kind,
-                                 author=who.ident, now=now_of(request))
+            await store.add_item(
+                session,
+                state.space.id,
+                category=values["rubrique"],
+                label=values["libelle"],
+                detail=values["precisions"],
+                when=values["quand"],
+                author_kind=who.kind,
+                author=who.ident,
+                now=now_of(request),
+            )
     except InvalidInput as error:
-        return await _page(request, 400, error=f"L'information n'a pas été ajoutée : {error}.", form=values)
+        return await _page(
+            request, 400, error=f"L'information n'a pas été ajoutée : {error}.", form=values
+        )
     return redirect(f"/profil?fait=ajoute#{values['rubrique']}")
 
 
@@ -55,8 +78,9 @@ async def remove_item(request: web.Request) -> web.StreamResponse:
     if not text.isdigit():
         raise web.HTTPNotFound()
     async with db_of(request).write() as session:
-        removed = await store.remove_item(session, state.space.id, int(text), author_kind=who.kind,
-                                          author=who.ident)
+        removed = await store.remove_item(
+            session, state.space.id, int(text), author_kind=who.kind, author=who.ident
+        )
     if not removed:
         raise web.HTTPNotFound()
     return redirect("/profil?fait=supprime")
@@ -70,12 +94,23 @@ async def summary_pdf(request: web.Request) -> web.StreamResponse:
     async with db_of(request).read() as session:
         items = await store.profile_of(session, space.id)
     try:
-        data = await asyncio.to_thread(profile_pdf, name=space.display_name, birth_date=space.birth_date,
-                                       ins=space.ins, items=items, now=now_of(request))
+        data = await asyncio.to_thread(
+            profile_pdf,
+            name=space.display_name,
+            birth_date=space.birth_date,
+            ins=space.ins,
+            items=items,
+            now=now_of(request),
+        )
     except FontMissing as missing:
-        return await _page(request, 503, error=f"Le résumé ne peut pas être créé : {missing.sentence}")
-    return web.Response(body=data, content_type="application/pdf",
-                        headers={"Content-Disposition": 'attachment; filename="profil-medical.pdf"'})
+        return await _page(
+            request, 503, error=f"Le résumé ne peut pas être créé : {missing.sentence}"
+        )
+    return web.Response(
+        body=data,
+        content_type="application/pdf",
+        headers={"Content-Disposition": 'attachment; filename="profil-medical.pdf"'},
+    )
 
 
 ROUTES: list[tuple[str, str, dict[str, Any]]] = [

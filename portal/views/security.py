@@ -22,13 +22,22 @@ async def security(request: web.Request) -> web.StreamResponse:
     state = visit(request)
     assert state.person is not None and state.row is not None
     pending = state.row.pending_totp_secret
-    notice = {"totp": "Votre application d'authentification est enregistrée.",
-              "retire": "Votre application est retirée : vos codes arriveront de nouveau par SMS."
-              }.get(request.query.get("fait", ""), "")
-    return await render(request, "securite.html", {
-        "title": "Sécurité de la connexion", "enrolled": bool(state.person.totp_secret), "notice": notice,
-        "pending": pending, "uri": totp.provisioning_uri(pending, state.person.ins) if pending else "",
-        "grouped": totp.grouped(pending) if pending else ""})
+    notice = {
+        "totp": "Votre application d'authentification est enregistrée.",
+        "retire": "Votre application est retirée : vos codes arriveront de nouveau par SMS.",
+    }.get(request.query.get("fait", ""), "")
+    return await render(
+        request,
+        "securite.html",
+        {
+            "title": "Sécurité de la connexion",
+            "enrolled": bool(state.person.totp_secret),
+            "notice": notice,
+            "pending": pending,
+            "uri": totp.provisioning_uri(pending, state.person.ins) if pending else "",
+            "grouped": totp.grouped(pending) if pending else "",
+        },
+    )
 
 
 @signed_in
@@ -52,11 +61,20 @@ async def finish_enrolment(request: web.Request) -> web.StreamResponse:
         return redirect("/securite")
     step = totp.matching_step(secret, code, now_of(request))
     if step is None:
-        return await render(request, "securite.html", {
-            "title": "Sécurité de la connexion", "enrolled": False, "pending": secret,
-            "uri": totp.provisioning_uri(secret, state.person.ins), "grouped": totp.grouped(secret),
-            "error": "Ce code ne correspond pas. Vérifiez l'heure de votre téléphone et saisissez le code "
-                     "affiché en ce moment."}, status=400)
+        return await render(
+            request,
+            "securite.html",
+            {
+                "title": "Sécurité de la connexion",
+                "enrolled": False,
+                "pending": secret,
+                "uri": totp.provisioning_uri(secret, state.person.ins),
+                "grouped": totp.grouped(secret),
+                "error": "Ce code ne correspond pas. Vérifiez l'heure de votre téléphone et saisissez le code "
+                "affiché en ce moment.",
+            },
+            status=400,
+        )
     async with db_of(request).write() as session:
         person = await session.get(Patient, state.person.id)
         row = await sessions.current(session, state.row)
@@ -73,10 +91,19 @@ async def finish_enrolment(request: web.Request) -> web.StreamResponse:
 async def remove(request: web.Request) -> web.StreamResponse:
     state = visit(request)
     assert state.person is not None
-    if not await verify_secret(state.person.password_hash, str((await request.post()).get("mot_de_passe", ""))):
-        return await render(request, "securite.html", {
-            "title": "Sécurité de la connexion", "enrolled": True,
-            "error": "Mot de passe incorrect : l'application n'a pas été retirée."}, status=401)
+    if not await verify_secret(
+        state.person.password_hash, str((await request.post()).get("mot_de_passe", ""))
+    ):
+        return await render(
+            request,
+            "securite.html",
+            {
+                "title": "Sécurité de la connexion",
+                "enrolled": True,
+                "error": "Mot de passe incorrect : l'application n'a pas été retirée.",
+            },
+            status=401,
+        )
     async with db_of(request).write() as session:
         person = await session.get(Patient, state.person.id)
         assert person is not None

@@ -86,18 +86,33 @@ class AgendaHub:
 
     def row(self, **changes: Any) -> AppointmentRow:
         """A CSV row of the hospital: next week at 9:30 in Paris, 45 minutes, cardiology."""
-        start = (utcnow() + dt.timedelta(days=7)).replace(hour=8, minute=30, second=0, microsecond=0)
-        values: dict[str, Any] = {"ins": INS, "family_name": "Durand", "given_names": "Marie", "start": start,
-                                      "end": start + dt.timedelta(minutes=45), "location": "CHU, bâtiment B",
-                                      "service": "Cardiologie", "uid": "rdv-1@chu.example", "sequence": 0,
-                                      "cancel": False}
+        start = (utcnow() + dt.timedelta(days=7)).replace(
+            hour=8, minute=30, second=0, microsecond=0
+        )
+        values: dict[str, Any] = {
+            "ins": INS,
+            "family_name": "Durand",
+            "given_names": "Marie",
+            "start": start,
+            "end": start + dt.timedelta(minutes=45),
+            "location": "CHU, bâtiment B",
+            "service": "Cardiologie",
+            "uid": "rdv-1@chu.example",
+            "sequence": 0,
+            "cancel": False,
+        }
         values.update(changes)
         return AppointmentRow(**values)
 
     async def send(self, raw: bytes, recipients: list[str] | None = None) -> dict[str, Any]:
         """Submit one message as the APP mailbox (client certificate, implicit TLS); refused RCPTs."""
-        client = aiosmtplib.SMTP(hostname="localhost", port=self.ports["submission_tls"], use_tls=True,
-                                 tls_context=self.sender.tls_context(), timeout=10)
+        client = aiosmtplib.SMTP(
+            hostname="localhost",
+            port=self.ports["submission_tls"],
+            use_tls=True,
+            tls_context=self.sender.tls_context(),
+            timeout=10,
+        )
         await client.connect()
         try:
             errors, _ = await client.sendmail(APP, recipients or [PATIENT], raw)
@@ -117,25 +132,41 @@ class AgendaHub:
     async def appointments(self, ins: str = INS) -> list[Appointment]:
         async with self.db.read() as session:
             patient = (await session.scalars(select(Patient).where(Patient.ins == ins))).one()
-            rows = await session.scalars(select(Appointment).where(Appointment.patient_id == patient.id)
-                                         .order_by(Appointment.id))
+            rows = await session.scalars(
+                select(Appointment)
+                .where(Appointment.patient_id == patient.id)
+                .order_by(Appointment.id)
+            )
             return list(rows.all())
 
     async def receipts(self) -> list[ConvocationReceipt]:
         async with self.db.read() as session:
-            return list((await session.scalars(select(ConvocationReceipt).order_by(ConvocationReceipt.id))).all())
+            return list(
+                (
+                    await session.scalars(
+                        select(ConvocationReceipt).order_by(ConvocationReceipt.id)
+                    )
+                ).all()
+            )
 
     async def jobs(self, kind: str) -> list[Job]:
         async with self.db.read() as session:
-            return list((await session.scalars(select(Job).where(Job.kind == kind).order_by(Job.id))).all())
+            return list(
+                (await session.scalars(select(Job).where(Job.kind == kind).order_by(Job.id))).all()
+            )
 
     async def stored(self, address: str, folder: str = "INBOX") -> list[StoredMessage]:
         async with self.db.read() as session:
-            mailbox = (await session.scalars(select(Mailbox).where(Mailbox.address == address))).one()
+            mailbox = (
+                await session.scalars(select(Mailbox).where(Mailbox.address == address))
+            ).one()
             rows = await session.scalars(
-                select(StoredMessage).join(FolderEntry, FolderEntry.message_id == StoredMessage.id)
+                select(StoredMessage)
+                .join(FolderEntry, FolderEntry.message_id == StoredMessage.id)
                 .join(Folder, Folder.id == FolderEntry.folder_id)
-                .where(Folder.mailbox_id == mailbox.id, Folder.name == folder).order_by(FolderEntry.uid))
+                .where(Folder.mailbox_id == mailbox.id, Folder.name == folder)
+                .order_by(FolderEntry.uid)
+            )
             return list(rows.all())
 
 
@@ -149,33 +180,73 @@ async def populate(db: Database, hub: AgendaHub, client: Identity) -> None:
         doctor = Professional(id_nat="810000000001", family_name="Dupont", given_names="Jean")
         session.add(doctor)
         await session.flush()
-        session.add_all([
-            Mailbox(address=APP, kind=MailboxKind.APP, organisation_id=hospital.id, display_name="CHU Convocations",
-                    client_cert_sha256=fingerprint(client), password_hash=hashed),
-            Mailbox(address=DOCTOR, kind=MailboxKind.PER, professional_id=doctor.id, password_hash=hashed),
-        ])
-        for ins, given, email, phone in ((INS, "Marie", PATIENT_EMAIL, PATIENT_PHONE),
-                                         (OTHER_INS, "Paul", None, "+33698765432")):
-            patient = Patient(ins=ins, family_name="Durand", given_names=given, state=PatientState.ACTIVE,
-                              email=email, phone=phone, password_hash=hashed, activated_at=now,
-                              opposition_deadline=now - dt.timedelta(days=1))
+        session.add_all(
+            [
+                Mailbox(
+                    address=APP,
+                    kind=MailboxKind.APP,
+                    organisation_id=hospital.id,
+                    display_name="CHU Convocations",
+                    client_cert_sha256=fingerprint(client),
+                    password_hash=hashed,
+                ),
+                Mailbox(
+                    address=DOCTOR,
+                    kind=MailboxKind.PER,
+                    professional_id=doctor.id,
+                    password_hash=hashed,
+                ),
+            ]
+        )
+        for ins, given, email, phone in (
+            (INS, "Marie", PATIENT_EMAIL, PATIENT_PHONE),
+            (OTHER_INS, "Paul", None, "+33698765432"),
+        ):
+            patient = Patient(
+                ins=ins,
+                family_name="Durand",
+                given_names=given,
+                state=PatientState.ACTIVE,
+                email=email,
+                phone=phone,
+                password_hash=hashed,
+                activated_at=now,
+                opposition_deadline=now - dt.timedelta(days=1),
+            )
             session.add(patient)
             await session.flush()
             hub.ids[ins] = patient.id
-            session.add(Mailbox(address=f"{ins}@patient.mss.localhost", kind=MailboxKind.PAT,
-                                display_name=patient.display_name, patient_id=patient.id))
+            session.add(
+                Mailbox(
+                    address=f"{ins}@patient.mss.localhost",
+                    kind=MailboxKind.PAT,
+                    display_name=patient.display_name,
+                    patient_id=patient.id,
+                )
+            )
         await session.flush()
         for box in (await session.scalars(select(Mailbox))).all():
             hub.ids[box.address] = box.id
 
 
-def make_sender(settings: Settings, pki: DevPki, port: int, *, implicit_tls: bool = True) -> ConvocationSender:
+def make_sender(
+    settings: Settings, pki: DevPki, port: int, *, implicit_tls: bool = True
+) -> ConvocationSender:
     signer = pki.issue_smime(APP, common_name="CHU Convocations")
     client = pki.issue_client(APP)
-    return ConvocationSender(address=APP, display_name="CHU de Test - Convocations", host="localhost",
-                             port=port, implicit_tls=implicit_tls, ca_file=pki.root_cert,
-                             client_cert=client.cert_path, client_key=client.key_path,
-                             smime_cert=signer.cert_path, smime_key=signer.key_path, domain=settings.domain)
+    return ConvocationSender(
+        address=APP,
+        display_name="CHU de Test - Convocations",
+        host="localhost",
+        port=port,
+        implicit_tls=implicit_tls,
+        ca_file=pki.root_cert,
+        client_cert=client.cert_path,
+        client_key=client.key_path,
+        smime_cert=signer.cert_path,
+        smime_key=signer.key_path,
+        domain=settings.domain,
+    )
 
 
 @pytest.fixture
@@ -190,8 +261,15 @@ async def agenda_hub(settings: Settings, db: Database, dev_pki: DevPki) -> Async
     register_jobs(runner)
     servers = await start_smtp_servers(settings, db, services)
     ports = services["smtp_ports"]
-    hub = AgendaHub(settings, db, dev_pki, services, ports, runner,
-                    make_sender(settings, dev_pki, ports["submission_tls"]))
+    hub = AgendaHub(
+        settings,
+        db,
+        dev_pki,
+        services,
+        ports,
+        runner,
+        make_sender(settings, dev_pki, ports["submission_tls"]),
+    )
     await populate(db, hub, dev_pki.issue_client(APP))
     try:
         yield hub
@@ -204,6 +282,7 @@ async def agenda_hub(settings: Settings, db: Database, dev_pki: DevPki) -> Async
 
 # -- the portal and IMAP next to the gateway ---------------------------------------------------
 
+
 def server_tls(pki: DevPki) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(pki.layout.server.cert, pki.layout.server.key)
@@ -214,11 +293,14 @@ def server_tls(pki: DevPki) -> ssl.SSLContext:
 async def portal(agenda_hub: AgendaHub) -> AsyncIterator[PortalHub]:
     """The hub's HTTPS app (portal) on loopback, sharing the gateway's services and job runner."""
     clock = Clock()
-    app = build_app(agenda_hub.settings, agenda_hub.db, {**agenda_hub.services, "portal_clock": clock})
+    app = build_app(
+        agenda_hub.settings, agenda_hub.db, {**agenda_hub.services, "portal_clock": clock}
+    )
     server = TestServer(app, host="127.0.0.1")
     await server.start_server(ssl=server_tls(agenda_hub.pki))
-    client = TestClient(server, cookie_jar=aiohttp.CookieJar(unsafe=True),
-                        connector=aiohttp.TCPConnector(ssl=False))
+    client = TestClient(
+        server, cookie_jar=aiohttp.CookieJar(unsafe=True), connector=aiohttp.TCPConnector(ssl=False)
+    )
     await client.start_server()
     try:
         yield PortalHub(client, clock, agenda_hub.settings, agenda_hub.db)
@@ -229,7 +311,9 @@ async def portal(agenda_hub: AgendaHub) -> AsyncIterator[PortalHub]:
 @pytest.fixture
 async def imap_port(agenda_hub: AgendaHub) -> AsyncIterator[int]:
     """The IMAP listener with implicit TLS (the hub's certificate), for the hospital's mail client."""
-    servers = await start_imap_servers(agenda_hub.settings, agenda_hub.db, server_tls(agenda_hub.pki))
+    servers = await start_imap_servers(
+        agenda_hub.settings, agenda_hub.db, server_tls(agenda_hub.pki)
+    )
     try:
         yield servers[-1].sockets[0].getsockname()[1]
     finally:

@@ -21,8 +21,9 @@ async def phone(portal: PortalHub) -> AsyncIterator[Page]:
         yield opened
 
 
-async def test_agenda_answer_download_and_own_entries(phone: Page, agenda_hub: AgendaHub,
-                                                      portal: PortalHub) -> None:
+async def test_agenda_answer_download_and_own_entries(
+    phone: Page, agenda_hub: AgendaHub, portal: PortalHub
+) -> None:
     await agenda_hub.convoke(agenda_hub.row())
     await sign_in(phone, portal, INS, PASSWORD, PATIENT_PHONE)
     await phone.get_by_role("link", name="Agenda", exact=True).click()
@@ -67,7 +68,9 @@ async def test_agenda_answer_download_and_own_entries(phone: Page, agenda_hub: A
     await shot(phone, "agenda-complet")
 
 
-async def test_profile_entries_and_pdf(phone: Page, agenda_hub: AgendaHub, portal: PortalHub) -> None:
+async def test_profile_entries_and_pdf(
+    phone: Page, agenda_hub: AgendaHub, portal: PortalHub
+) -> None:
     await sign_in(phone, portal, INS, PASSWORD, PATIENT_PHONE)
     await phone.get_by_role("link", name="Profil médical").click()
     await expect(phone.get_by_role("heading", level=1)).to_have_text("Mon profil médical")
@@ -82,7 +85,9 @@ async def test_profile_entries_and_pdf(phone: Page, agenda_hub: AgendaHub, porta
     await treatments.get_by_text("Ajouter : médicament ou traitement").click()
     await treatments.get_by_label("Médicament ou traitement").fill("Metformine 500 mg")
     await treatments.get_by_role("button", name="Ajouter").click()
-    await expect(phone.get_by_role("region", name="Traitements en cours")).to_contain_text("Metformine 500 mg")
+    await expect(phone.get_by_role("region", name="Traitements en cours")).to_contain_text(
+        "Metformine 500 mg"
+    )
     await fits_the_phone(phone)
     await shot(phone, "profil")
     async with phone.expect_download() as info:

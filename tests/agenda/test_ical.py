@@ -22,10 +22,17 @@ START = dt.datetime(2026, 3, 10, 8, 30, tzinfo=dt.UTC)  # 9:30 in Paris (CET)
 
 def event(**changes: object) -> EventData:
     values: dict[str, object] = {
-        "uid": "rdv-42@chu.example", "sequence": 0, "start": START, "end": START + dt.timedelta(minutes=45),
-        "summary": "Consultation de cardiologie; bâtiment B, 2e étage", "location": "CHU, Hall 3\nPorte 12",
-        "organizer": "convocations@mss.localhost", "organizer_name": "CHU Convocations",
-        "attendee": "180017512345678@patient.mss.localhost", "attendee_name": "Marie Durand"}
+        "uid": "rdv-42@chu.example",
+        "sequence": 0,
+        "start": START,
+        "end": START + dt.timedelta(minutes=45),
+        "summary": "Consultation de cardiologie; bâtiment B, 2e étage",
+        "location": "CHU, Hall 3\nPorte 12",
+        "organizer": "convocations@mss.localhost",
+        "organizer_name": "CHU Convocations",
+        "attendee": "180017512345678@patient.mss.localhost",
+        "attendee_name": "Marie Durand",
+    }
     values.update(changes)
     return EventData(**values)  # type: ignore[arg-type]
 
@@ -62,14 +69,17 @@ def test_folding_and_escaping() -> None:
     folded = fold("SUMMARY:" + long)
     assert all(len(line.encode()) <= 75 for line in folded.split("\r\n"))
     assert unescape_text(escape_text("a;b,c\\d\ne")) == "a;b,c\\d\ne"
-    calendar = parse_calendar("BEGIN:VCALENDAR\r\nPRODID:x\r\nVERSION:2.0\r\nX-LONG:ab\r\n c\r\n\td\r\n"
-                              "END:VCALENDAR\r\n")
+    calendar = parse_calendar(
+        "BEGIN:VCALENDAR\r\nPRODID:x\r\nVERSION:2.0\r\nX-LONG:ab\r\n c\r\n\td\r\nEND:VCALENDAR\r\n"
+    )
     assert calendar.first("X-LONG").value == "abcd"  # type: ignore[union-attr]
 
 
 def test_quoted_parameters_and_lf_only() -> None:
-    calendar = parse_calendar('BEGIN:VCALENDAR\nPRODID:x\nVERSION:2.0\nATTENDEE;CN="Durand, Marie";'
-                              'DELEGATED-FROM="mailto:a@x","mailto:b@x":mailto:m@x\nEND:VCALENDAR\n')
+    calendar = parse_calendar(
+        'BEGIN:VCALENDAR\nPRODID:x\nVERSION:2.0\nATTENDEE;CN="Durand, Marie";'
+        'DELEGATED-FROM="mailto:a@x","mailto:b@x":mailto:m@x\nEND:VCALENDAR\n'
+    )
     attendee = calendar.first("ATTENDEE")
     assert attendee is not None and attendee.param("CN") == "Durand, Marie"
     assert attendee.params["DELEGATED-FROM"] == ["mailto:a@x", "mailto:b@x"]
@@ -96,7 +106,9 @@ BROKEN = [
 
 
 @pytest.mark.parametrize("name, data, reason", BROKEN, ids=[b[0] for b in BROKEN])
-def test_broken_calendars_are_refused_with_the_reason(name: str, data: str | bytes, reason: str) -> None:
+def test_broken_calendars_are_refused_with_the_reason(
+    name: str, data: str | bytes, reason: str
+) -> None:
     with pytest.raises(CalendarError) as caught:
         parse_calendar(data)
     assert reason in caught.value.reason
@@ -114,13 +126,32 @@ INVALID = [
     ("no uid", "UID:rdv-42@chu.example\r\n", "", "VEVENT has no UID"),
     ("floating", "DTSTART;TZID=Europe/Paris:", "DTSTART:", "neither TZID nor 'Z'"),
     ("unknown tz", "DTSTART;TZID=Europe/Paris", "DTSTART;TZID=Mars/Olympus", "unknown time zone"),
-    ("all day", "DTSTART;TZID=Europe/Paris:20260310T093000", "DTSTART;VALUE=DATE:20260310", "date without a time"),
+    (
+        "all day",
+        "DTSTART;TZID=Europe/Paris:20260310T093000",
+        "DTSTART;VALUE=DATE:20260310",
+        "date without a time",
+    ),
     ("bad date", "20260310T093000", "20260231T093000", "not a real date"),
-    ("end first", "DTEND;TZID=Europe/Paris:20260310T101500", "DTEND;TZID=Europe/Paris:20260310T090000",
-     "ends before it starts"),
+    (
+        "end first",
+        "DTEND;TZID=Europe/Paris:20260310T101500",
+        "DTEND;TZID=Europe/Paris:20260310T090000",
+        "ends before it starts",
+    ),
     ("sequence", "SEQUENCE:0", "SEQUENCE:un", "SEQUENCE 'un' is not a whole number"),
-    ("organizer", "ORGANIZER;CN=CHU Convocations:mailto:", "ORGANIZER:http://", "ORGANIZER is not a mailto"),
-    ("recurring", "STATUS:CONFIRMED", "STATUS:CONFIRMED\r\nRRULE:FREQ=WEEKLY", "recurring appointments"),
+    (
+        "organizer",
+        "ORGANIZER;CN=CHU Convocations:mailto:",
+        "ORGANIZER:http://",
+        "ORGANIZER is not a mailto",
+    ),
+    (
+        "recurring",
+        "STATUS:CONFIRMED",
+        "STATUS:CONFIRMED\r\nRRULE:FREQ=WEEKLY",
+        "recurring appointments",
+    ),
     ("two uids", "SEQUENCE:0", "SEQUENCE:0\r\nUID:other", "VEVENT has UID 2 times"),
 ]
 

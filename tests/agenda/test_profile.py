@@ -23,10 +23,15 @@ ITEMS = [
 async def test_profile_items_and_the_pdf_summary(agenda_hub: AgendaHub, portal: PortalHub) -> None:
     await portal.login(INS, PASSWORD)
     for category, label, detail, when in ITEMS:
-        response = await portal.post("/profil/ajouter", {"rubrique": category, "libelle": label,
-                                                         "precisions": detail, "quand": when}, csrf_from="/profil")
+        response = await portal.post(
+            "/profil/ajouter",
+            {"rubrique": category, "libelle": label, "precisions": detail, "quand": when},
+            csrf_from="/profil",
+        )
         assert response.status == 303, await response.text()
-    response = await portal.post("/profil/ajouter", {"rubrique": "allergy", "libelle": "  "}, csrf_from="/profil")
+    response = await portal.post(
+        "/profil/ajouter", {"rubrique": "allergy", "libelle": "  "}, csrf_from="/profil"
+    )
     assert response.status == 400
     assert "Allergie ou intolérance : ce champ est obligatoire" in unescape(await response.text())
     _response, html = await portal.page("/profil")
@@ -39,8 +44,13 @@ async def test_profile_items_and_the_pdf_summary(agenda_hub: AgendaHub, portal: 
     text = "\n".join(page.extract_text() for page in reader.pages)
     assert "Résumé de mon profil médical" in text
     assert f"Marie Durand · INS {INS}" in text
-    for title in ("Allergies", "Antécédents médicaux et chirurgicaux", "Antécédents familiaux", "Vaccinations",
-                  "Traitements en cours"):
+    for title in (
+        "Allergies",
+        "Antécédents médicaux et chirurgicaux",
+        "Antécédents familiaux",
+        "Vaccinations",
+        "Traitements en cours",
+    ):
         assert title in text
     assert "• Pénicilline (2019)" in text and "Urticaire et œdème" in text
     assert "• Lévothyroxine 75 µg" in text and "1 comprimé le matin" in text
@@ -48,18 +58,31 @@ async def test_profile_items_and_the_pdf_summary(agenda_hub: AgendaHub, portal: 
     metadata = reader.xmp_metadata
     assert metadata is not None
     xmp = metadata.stream.get_data().decode()
-    assert "<pdfaid:part>2</pdfaid:part>" in xmp and "<pdfaid:conformance>B</pdfaid:conformance>" in xmp
+    assert (
+        "<pdfaid:part>2</pdfaid:part>" in xmp
+        and "<pdfaid:conformance>B</pdfaid:conformance>" in xmp
+    )
     assert "/OutputIntents" in str(reader.trailer["/Root"].keys())
 
     async with agenda_hub.db.read() as session:
-        actions = (await session.scalars(select(AuditEvent.action).where(
-            AuditEvent.patient_id == agenda_hub.ids[INS], AuditEvent.action.like("profile.%")))).all()
+        actions = (
+            await session.scalars(
+                select(AuditEvent.action).where(
+                    AuditEvent.patient_id == agenda_hub.ids[INS],
+                    AuditEvent.action.like("profile.%"),
+                )
+            )
+        ).all()
     assert list(actions) == ["profile.item_added"] * len(ITEMS)
 
 
-async def test_removing_an_item_and_another_patients_item(agenda_hub: AgendaHub, portal: PortalHub) -> None:
+async def test_removing_an_item_and_another_patients_item(
+    agenda_hub: AgendaHub, portal: PortalHub
+) -> None:
     await portal.login(INS, PASSWORD)
-    await portal.post("/profil/ajouter", {"rubrique": "allergy", "libelle": "Arachide"}, csrf_from="/profil")
+    await portal.post(
+        "/profil/ajouter", {"rubrique": "allergy", "libelle": "Arachide"}, csrf_from="/profil"
+    )
     from mss.profile.models import ProfileItem
 
     async with agenda_hub.db.read() as session:

@@ -38,7 +38,8 @@ async def _answer(portal: PortalHub, agenda_hub: AgendaHub, choice: str) -> int:
 
 
 async def test_accept_sends_an_itip_reply_the_hospital_reads_over_imap(
-        agenda_hub: AgendaHub, portal: PortalHub, imap_port: int) -> None:
+    agenda_hub: AgendaHub, portal: PortalHub, imap_port: int
+) -> None:
     await agenda_hub.convoke(agenda_hub.row(sequence=2))
     [convocation] = await agenda_hub.stored(PATIENT)
     await _answer(portal, agenda_hub, "accepter")
@@ -63,8 +64,9 @@ async def test_accept_sends_an_itip_reply_the_hospital_reads_over_imap(
     assert len(await agenda_hub.stored(PATIENT, "Sent")) == 1  # the patient keeps a copy
 
 
-async def test_decline_sends_declined_and_stops_reminders(agenda_hub: AgendaHub, portal: PortalHub,
-                                                          imap_port: int) -> None:
+async def test_decline_sends_declined_and_stops_reminders(
+    agenda_hub: AgendaHub, portal: PortalHub, imap_port: int
+) -> None:
     await agenda_hub.convoke(agenda_hub.row())
     await _answer(portal, agenda_hub, "refuser")
     [appointment] = await agenda_hub.appointments()
@@ -76,7 +78,9 @@ async def test_decline_sends_declined_and_stops_reminders(agenda_hub: AgendaHub,
     from mss.jobs import JobContext
 
     for job in await agenda_hub.jobs("agenda.reminder"):
-        await send_reminder(JobContext(agenda_hub.db, job.id, 1, agenda_hub.services), dict(job.payload))
+        await send_reminder(
+            JobContext(agenda_hub.db, job.id, 1, agenda_hub.services), dict(job.payload)
+        )
     async with agenda_hub.db.read() as session:
         from mss.agenda.models import Appointment
 
@@ -85,7 +89,8 @@ async def test_decline_sends_declined_and_stops_reminders(agenda_hub: AgendaHub,
 
 
 async def test_reply_to_a_cancelled_appointment_is_refused_with_a_sentence(
-        agenda_hub: AgendaHub, portal: PortalHub) -> None:
+    agenda_hub: AgendaHub, portal: PortalHub
+) -> None:
     await agenda_hub.convoke(agenda_hub.row())
     await agenda_hub.convoke(agenda_hub.row(sequence=1, cancel=True))
     await portal.login(INS, PASSWORD)
@@ -100,7 +105,9 @@ async def test_reply_to_a_cancelled_appointment_is_refused_with_a_sentence(
     assert await agenda_hub.stored(APP) == []
 
 
-async def test_the_ics_download_and_another_patients_entry(agenda_hub: AgendaHub, portal: PortalHub) -> None:
+async def test_the_ics_download_and_another_patients_entry(
+    agenda_hub: AgendaHub, portal: PortalHub
+) -> None:
     await agenda_hub.convoke(agenda_hub.row())
     await portal.login(INS, PASSWORD)
     [appointment] = await agenda_hub.appointments()
@@ -110,5 +117,7 @@ async def test_the_ics_download_and_another_patients_entry(agenda_hub: AgendaHub
     calendar = parse_calendar(await response.read())
     assert calendar.first("METHOD").value == "PUBLISH"  # type: ignore[union-attr]
     assert calendar.children("VEVENT")[0].first("UID").value == "rdv-1@chu.example"  # type: ignore[union-attr]
-    response = await portal.client.get(f"/agenda/rendez-vous/{appointment.id + 1000}", allow_redirects=False)
+    response = await portal.client.get(
+        f"/agenda/rendez-vous/{appointment.id + 1000}", allow_redirects=False
+    )
     assert response.status == 404

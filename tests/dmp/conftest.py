@@ -70,8 +70,9 @@ class World:
             return Viewer.for_patient(self.patient)
         if role == "guardian":
             return Viewer.for_guardian(self.guardian)
-        return Viewer.for_professional(self.professionals[role], break_glass_reason=reason,
-                                       source="test")
+        return Viewer.for_professional(
+            self.professionals[role], break_glass_reason=reason, source="test"
+        )
 
     async def fresh_patient(self) -> Patient:
         async with self.db.read() as session:
@@ -90,22 +91,42 @@ async def make_world(db: Database, settings: Settings) -> World:
         for role, id_nat in ID_NATS.items():
             if role == "break_glass_opposed":
                 continue
-            professional = Professional(id_nat=id_nat, family_name=role.upper(), given_names="Dr",
-                                        organisation_id=organisation.id if role == "author" else None)
+            professional = Professional(
+                id_nat=id_nat,
+                family_name=role.upper(),
+                given_names="Dr",
+                organisation_id=organisation.id if role == "author" else None,
+            )
             session.add(professional)
             await session.flush()
             professionals[role] = professional
-            session.add(Mailbox(address=f"{role}@mss.localhost", kind=MailboxKind.PER,
-                                professional_id=professional.id, password_hash=password_hash()))
+            session.add(
+                Mailbox(
+                    address=f"{role}@mss.localhost",
+                    kind=MailboxKind.PER,
+                    professional_id=professional.id,
+                    password_hash=password_hash(),
+                )
+            )
         professionals["break_glass_opposed"] = professionals["break_glass"]
-        patient = Patient(ins=INS, family_name="NESSI", given_names="Ruth", state=PatientState.ACTIVE,
-                          email="ruth@example.org", birth_date=dt.date(2012, 7, 14))
-        guardian = Patient(ins=GUARDIAN_INS, family_name="NESSI", given_names="Paul",
-                           state=PatientState.ACTIVE)
+        patient = Patient(
+            ins=INS,
+            family_name="NESSI",
+            given_names="Ruth",
+            state=PatientState.ACTIVE,
+            email="ruth@example.org",
+            birth_date=dt.date(2012, 7, 14),
+        )
+        guardian = Patient(
+            ins=GUARDIAN_INS, family_name="NESSI", given_names="Paul", state=PatientState.ACTIVE
+        )
         session.add_all([patient, guardian])
         await session.flush()
-        session.add(Mailbox(address=f"{INS}@patient.mss.localhost", kind=MailboxKind.PAT,
-                            patient_id=patient.id))
+        session.add(
+            Mailbox(
+                address=f"{INS}@patient.mss.localhost", kind=MailboxKind.PAT, patient_id=patient.id
+            )
+        )
         session.add(Guardianship(guardian_id=guardian.id, minor_id=patient.id))
         await session.flush()
         me = Viewer.for_patient(patient)
@@ -114,14 +135,26 @@ async def make_world(db: Database, settings: Settings) -> World:
         await set_treating_doctor(session, me, patient, professionals["treating"])
         world = World(db, settings, patient, guardian, professionals)
         for n, name in enumerate(DOCUMENTS):
-            document = await insert_document(session, patient, DocumentDraft(
-                content=make_cda(doc_ext=str(100 + n)), mime_type="text/xml",
-                title=f"Compte rendu {name}", unique_id=f"1.2.250.1.999.1.1.20240101^{100 + n}",
-                type_code="11488-4", type_system="2.16.840.1.113883.6.1",
-                type_label="Compte rendu de consultation", author_id_nat=ID_NATS["author"],
-                author_name="Dr AUTHOR", author_institution="Cabinet Martin",
-                author_institution_id="750000001", creation_time=utcnow() - dt.timedelta(days=n),
-                pdf=b"%PDF-1.4 " + name.encode(), **FLAGS[name]))  # type: ignore[arg-type]
+            document = await insert_document(
+                session,
+                patient,
+                DocumentDraft(
+                    content=make_cda(doc_ext=str(100 + n)),
+                    mime_type="text/xml",
+                    title=f"Compte rendu {name}",
+                    unique_id=f"1.2.250.1.999.1.1.20240101^{100 + n}",
+                    type_code="11488-4",
+                    type_system="2.16.840.1.113883.6.1",
+                    type_label="Compte rendu de consultation",
+                    author_id_nat=ID_NATS["author"],
+                    author_name="Dr AUTHOR",
+                    author_institution="Cabinet Martin",
+                    author_institution_id="750000001",
+                    creation_time=utcnow() - dt.timedelta(days=n),
+                    pdf=b"%PDF-1.4 " + name.encode(),
+                    **FLAGS[name],
+                ),
+            )  # type: ignore[arg-type]
             world.documents[name] = document.id
     return world
 
@@ -133,8 +166,12 @@ async def world(db: Database, settings: Settings) -> World:
 
 def professional_identity(pki: DevPki, role: str) -> Identity:
     """A TLS client certificate naming the role's idNat (IGC-Santé subject layout)."""
-    return pki.issue_smime(f"{role}@mss.localhost", id_nat=ID_NATS[role],
-                           eku=[ExtendedKeyUsageOID.CLIENT_AUTH], label=f"dmp-client-{role}")
+    return pki.issue_smime(
+        f"{role}@mss.localhost",
+        id_nat=ID_NATS[role],
+        eku=[ExtendedKeyUsageOID.CLIENT_AUTH],
+        label=f"dmp-client-{role}",
+    )
 
 
 @dataclass
@@ -151,30 +188,42 @@ class Api:
             context.load_cert_chain(identity.cert_path, identity.key_path)
         return context
 
-    async def call(self, method: str, path: str, *, role: str | None = None,
-                   basic: str | None = None, reason: str | None = None,
-                   headers: dict[str, str] | None = None, json: Any = None,
-                   data: bytes | None = None,
-                   identity: Identity | None = None) -> tuple[int, bytes, dict[str, str]]:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        role: str | None = None,
+        basic: str | None = None,
+        reason: str | None = None,
+        headers: dict[str, str] | None = None,
+        json: Any = None,
+        data: bytes | None = None,
+        identity: Identity | None = None,
+    ) -> tuple[int, bytes, dict[str, str]]:
         """One request as ``role`` (client certificate), ``identity``, or Basic ``basic``; a body
         as ``json`` or raw ``data``."""
         if role is not None:
-            identity = professional_identity(self.pki, "break_glass" if role.startswith(
-                "break_glass") else role)
+            identity = professional_identity(
+                self.pki, "break_glass" if role.startswith("break_glass") else role
+            )
         sent = dict(headers or {})
         if basic is not None:
             sent["Authorization"] = "Basic " + base64.b64encode(basic.encode()).decode()
         if reason is not None:
             sent["X-Break-Glass-Reason"] = reason
         connector = aiohttp.TCPConnector(ssl=self.context(identity))
-        async with aiohttp.ClientSession(connector=connector) as client, client.request(
-                method, self.url + path, headers=sent, json=json, data=data) as response:
+        async with (
+            aiohttp.ClientSession(connector=connector) as client,
+            client.request(method, self.url + path, headers=sent, json=json, data=data) as response,
+        ):
             return response.status, await response.read(), dict(response.headers)
 
 
 @contextlib.asynccontextmanager
-async def start_api(db: Database, settings: Settings, pki: DevPki,
-                    world: World | None = None) -> AsyncIterator[Api]:
+async def start_api(
+    db: Database, settings: Settings, pki: DevPki, world: World | None = None
+) -> AsyncIterator[Api]:
     """The MHD routes on https://localhost:<free port>, client certificates optional."""
     pki.install(settings)
     trust = TrustStore.from_settings(settings, repo_trust_dir=None)
@@ -183,8 +232,12 @@ async def start_api(db: Database, settings: Settings, pki: DevPki,
     dmp_api.setup(app)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0,
-                       ssl_context=server_context(settings, client_cert="optional", trust=trust))
+    site = web.TCPSite(
+        runner,
+        "127.0.0.1",
+        0,
+        ssl_context=server_context(settings, client_cert="optional", trust=trust),
+    )
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:

@@ -46,21 +46,31 @@ class FilingHub:
         async with self.hub.db.read() as session:
             return int((await session.execute(select(func.count(DmpDocument.id)))).scalar_one())
 
-    async def send(self, package: bytes, *, mdn: bool = True, subject: str = SUBJECT,
-                   name: str = "IHE_XDM.zip", content_type: str = "application/zip",
-                   rcpt_options: list[str] | None = None, raw_header: bytes = b"") -> str:
+    async def send(
+        self,
+        package: bytes,
+        *,
+        mdn: bool = True,
+        subject: str = SUBJECT,
+        name: str = "IHE_XDM.zip",
+        content_type: str = "application/zip",
+        rcpt_options: list[str] | None = None,
+        raw_header: bytes = b"",
+    ) -> str:
         """Sign and submit one message to the patient; run every job it caused. Its Message-ID.
 
         ``raw_header`` is a header line (with its CRLF) put as is above the others.
         """
         identity = self.hub.pki.issue_smime(DOCTOR, id_nat=DOCTOR_ID_NAT)
-        raw, message_id = xdm_message(package, mdn=mdn, subject=subject, name=name,
-                                      content_type=content_type)
+        raw, message_id = xdm_message(
+            package, mdn=mdn, subject=subject, name=name, content_type=content_type
+        )
         raw = raw_header + raw
         client = await self.hub.login_client(DOCTOR)
         try:
-            await client.sendmail(DOCTOR, [PATIENT_ADDRESS], identity.sign(raw),
-                                  rcpt_options=rcpt_options or [])
+            await client.sendmail(
+                DOCTOR, [PATIENT_ADDRESS], identity.sign(raw), rcpt_options=rcpt_options or []
+            )
         finally:
             await client.quit()
         await self.hub.runner.drain()
@@ -77,7 +87,6 @@ class FilingHub:
                 found.append(message)
         return found
 
-
     async def error_emails(self) -> list[EmailMessage]:
         """The IG's standard e-mails (filing errors with no MDN asked) in the doctor's INBOX."""
         parser = BytesParser(policy=email.policy.default)
@@ -90,8 +99,9 @@ class FilingHub:
         return found
 
 
-def xdm_message(package: bytes, *, mdn: bool, subject: str, name: str,
-                content_type: str) -> tuple[bytes, str]:
+def xdm_message(
+    package: bytes, *, mdn: bool, subject: str, name: str, content_type: str
+) -> tuple[bytes, str]:
     """A multipart/mixed message: a text, the package and its PDF rendering."""
     message = EmailMessage(policy=email.policy.SMTP)
     message_id = f"<{uuid.uuid4().hex}@test>"
@@ -113,13 +123,19 @@ async def add_patient(hub: Hub) -> int:
     """The patient of the XDM factory (active), with the sending doctor as médecin traitant."""
     filing.register_jobs(hub.runner)
     async with hub.db.write() as session:
-        patient = Patient(ins=INS, family_name="NESSI", given_names="Ruth", state=PatientState.ACTIVE,
-                          email="ruth@example.org")
+        patient = Patient(
+            ins=INS,
+            family_name="NESSI",
+            given_names="Ruth",
+            state=PatientState.ACTIVE,
+            email="ruth@example.org",
+        )
         session.add(patient)
         await session.flush()
         session.add(Mailbox(address=PATIENT_ADDRESS, kind=MailboxKind.PAT, patient_id=patient.id))
-        doctor = (await session.scalars(select(Professional).where(
-            Professional.id_nat == DOCTOR_ID_NAT))).one()
+        doctor = (
+            await session.scalars(select(Professional).where(Professional.id_nat == DOCTOR_ID_NAT))
+        ).one()
         await set_treating_doctor(session, Viewer.for_patient(patient), patient, doctor)
         return patient.id
 
@@ -130,7 +146,10 @@ def notification_fields(mdn: EmailMessage) -> Message:
     assert mdn.get_param("report-type") == "disposition-notification"
     parts = list(mdn.iter_parts())
     assert [p.get_content_type() for p in parts] == [
-        "text/plain", "message/disposition-notification", "message/rfc822"]
+        "text/plain",
+        "message/disposition-notification",
+        "message/rfc822",
+    ]
     assert mdn["Auto-Submitted"] == "auto-replied"
     assert str(mdn["From"]) == PATIENT_ADDRESS  # RFC 8098 §2: the recipient it reports for
     payload = parts[1].get_payload()

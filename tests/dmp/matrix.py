@@ -14,12 +14,26 @@ FLAGS = {
     "invisible_patient": {"invisible_to_patient": True},
     "invisible_guardians": {"invisible_to_legal_representatives": True},
 }
-ROLES = ("patient", "guardian", "authorised", "unauthorised", "blocked", "treating", "break_glass",
-         "break_glass_opposed")
+ROLES = (
+    "patient",
+    "guardian",
+    "authorised",
+    "unauthorised",
+    "blocked",
+    "treating",
+    "break_glass",
+    "break_glass_opposed",
+)
 PROFESSIONAL_ROLES = ROLES[2:]
-ID_NATS = {"authorised": "810000000011", "unauthorised": "810000000012", "blocked": "810000000013",
-           "treating": "810000000014", "break_glass": "810000000015",
-           "break_glass_opposed": "810000000015", "author": "810000000016"}
+ID_NATS = {
+    "authorised": "810000000011",
+    "unauthorised": "810000000012",
+    "blocked": "810000000013",
+    "treating": "810000000014",
+    "break_glass": "810000000015",
+    "break_glass_opposed": "810000000015",
+    "author": "810000000016",
+}
 REASON = "Patient inconscient aux urgences, recherche d'allergies"
 
 # Which documents a role finds in a list and can read (None: listing itself is refused).

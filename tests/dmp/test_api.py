@@ -31,7 +31,9 @@ async def test_without_credentials_401_with_a_challenge(api: Api) -> None:
     status, body, headers = await api.call("GET", SEARCH)
     assert status == 401 and headers["WWW-Authenticate"].startswith("Basic")
     assert "client certificate" in outcome(body)
-    status, body, _ = await api.call("GET", SEARCH, basic=f"authorised@mss.localhost:wrong{PASSWORD}")
+    status, body, _ = await api.call(
+        "GET", SEARCH, basic=f"authorised@mss.localhost:wrong{PASSWORD}"
+    )
     assert (status, outcome(body)) == (401, "wrong mailbox address or password")
 
 
@@ -44,16 +46,21 @@ async def test_mailbox_password_identifies_the_professional(api: Api) -> None:
 
 
 async def test_untrusted_or_anonymous_certificates(api: Api, untrusted_pki: DevPki) -> None:
-    rogue = untrusted_pki.issue_smime("authorised@mss.localhost", id_nat="810000000011",
-                                      eku=[ExtendedKeyUsageOID.CLIENT_AUTH], label="rogue-dmp")
+    rogue = untrusted_pki.issue_smime(
+        "authorised@mss.localhost",
+        id_nat="810000000011",
+        eku=[ExtendedKeyUsageOID.CLIENT_AUTH],
+        label="rogue-dmp",
+    )
     try:
         status = (await api.call("GET", SEARCH, identity=rogue))[0]
     except aiohttp.ClientError:
         status = 0  # the TLS handshake itself refused the unknown CA
     assert status in (0, 401)
     # A certificate without idNat (an applicative mailbox) names no professional.
-    app_cert = api.pki.issue_smime("convocations@mss.localhost",
-                                   eku=[ExtendedKeyUsageOID.CLIENT_AUTH], label="dmp-app-client")
+    app_cert = api.pki.issue_smime(
+        "convocations@mss.localhost", eku=[ExtendedKeyUsageOID.CLIENT_AUTH], label="dmp-app-client"
+    )
     status, body, _ = await api.call("GET", SEARCH, identity=app_cert)
     assert status == 403 and "no idNat" in outcome(body)
 
@@ -62,11 +69,14 @@ async def test_search_parameters(api: Api) -> None:
     status, body, _ = await api.call("GET", SEARCH + "&_sort=date", role="authorised")
     assert status == 400 and "_sort" in outcome(body)
     status, body, _ = await api.call(
-        "GET", f"/fhir/DocumentReference?patient.identifier=urn:oid:1.2.3|{INS}", role="authorised")
+        "GET", f"/fhir/DocumentReference?patient.identifier=urn:oid:1.2.3|{INS}", role="authorised"
+    )
     assert status == 400
     test_oid = f"/fhir/DocumentReference?patient.identifier=urn:oid:1.2.250.1.213.1.4.10|{INS}"
     assert (await api.call("GET", test_oid, role="authorised"))[0] == 200
-    unknown = "/fhir/DocumentReference?patient.identifier=urn:oid:1.2.250.1.213.1.4.8|199999999999999"
+    unknown = (
+        "/fhir/DocumentReference?patient.identifier=urn:oid:1.2.250.1.213.1.4.8|199999999999999"
+    )
     status, body, _ = await api.call("GET", unknown, role="authorised")
     assert status == 404 and "no medical record" in outcome(body)
 
@@ -79,11 +89,14 @@ async def test_read_reference_binary_json_and_pdf(api: Api) -> None:
     assert reference["subject"]["identifier"]["value"] == INS
     assert reference["author"][0]["identifier"]["value"] == "810000000016"
     assert [c["attachment"]["url"].rsplit("/", 1)[1] for c in reference["content"]] == [
-        str(plain), f"{plain}-pdf"]
+        str(plain),
+        f"{plain}-pdf",
+    ]
     status, body, headers = await api.call("GET", f"/fhir/Binary/{plain}-pdf", role="treating")
     assert (status, headers["Content-Type"], body) == (200, "application/pdf", b"%PDF-1.4 plain")
-    status, body, _ = await api.call("GET", f"/fhir/Binary/{plain}", role="treating",
-                                     headers={"Accept": "application/fhir+json"})
+    status, body, _ = await api.call(
+        "GET", f"/fhir/Binary/{plain}", role="treating", headers={"Accept": "application/fhir+json"}
+    )
     Binary.model_validate(json.loads(body))
     assert json.loads(body)["contentType"] == "text/xml"
     masked = api.world.documents["masked"]
@@ -92,22 +105,36 @@ async def test_read_reference_binary_json_and_pdf(api: Api) -> None:
 
 async def test_author_replaces_then_versions_are_listed(api: Api) -> None:
     plain = api.world.documents["plain"]
-    status, body, _ = await api.call("POST", "/fhir", role="author", json=provide_bundle(
-        title="Compte rendu v2", replaces=plain, unique="2000"))
+    status, body, _ = await api.call(
+        "POST",
+        "/fhir",
+        role="author",
+        json=provide_bundle(title="Compte rendu v2", replaces=plain, unique="2000"),
+    )
     assert status == 200, body
     new_id = int(json.loads(body)["entry"][0]["response"]["location"].split("/")[1])
     status, body, _ = await api.call("GET", SEARCH + "&status=current,superseded", role="treating")
     entries = {e["resource"]["id"]: e["resource"] for e in json.loads(body)["entry"]}
     assert entries[str(plain)]["status"] == "superseded"
-    assert entries[str(new_id)]["relatesTo"][0]["target"]["reference"] == f"DocumentReference/{plain}"
-    status, body, _ = await api.call("POST", "/fhir", role="author", json=provide_bundle(
-        title="v3", replaces=plain, unique="3000"))
+    assert (
+        entries[str(new_id)]["relatesTo"][0]["target"]["reference"] == f"DocumentReference/{plain}"
+    )
+    status, body, _ = await api.call(
+        "POST",
+        "/fhir",
+        role="author",
+        json=provide_bundle(title="v3", replaces=plain, unique="3000"),
+    )
     assert status == 422 and "latest version" in outcome(body)
 
 
 async def test_deposit_flags_and_cda_checks(api: Api) -> None:
-    status, body, _ = await api.call("POST", "/fhir", role="authorised", json=provide_bundle(
-        title="Secret", flags=("MASQUE_PS",), unique="4000"))
+    status, body, _ = await api.call(
+        "POST",
+        "/fhir",
+        role="authorised",
+        json=provide_bundle(title="Secret", flags=("MASQUE_PS",), unique="4000"),
+    )
     assert status == 200
     assert b"Secret" in (await api.call("GET", SEARCH, role="authorised"))[1]  # its author
     assert b"Secret" in (await api.call("GET", SEARCH, role="treating"))[1]
@@ -115,13 +142,16 @@ async def test_deposit_flags_and_cda_checks(api: Api) -> None:
     from tests.xdm_factory import make_cda
 
     wrong = make_cda(ins="147720425367411", doc_ext="5000")
-    status, body, _ = await api.call("POST", "/fhir", role="authorised", json=provide_bundle(
-        content=wrong, unique="5000"))
+    status, body, _ = await api.call(
+        "POST", "/fhir", role="authorised", json=provide_bundle(content=wrong, unique="5000")
+    )
     assert status == 422 and outcome(body).startswith("904")
     bad = provide_bundle(unique="6000", flags=("INVISIBLE_REP_LEGAUX",))
     status, body, _ = await api.call("POST", "/fhir", role="authorised", json=bad)
     assert status == 422 and "INVISIBLE_REP_LEGAUX" in outcome(body)
-    status, body, _ = await api.call("POST", "/fhir", role="authorised", json={"resourceType": "Patient"})
+    status, body, _ = await api.call(
+        "POST", "/fhir", role="authorised", json={"resourceType": "Patient"}
+    )
     assert status == 422
 
 
@@ -133,12 +163,15 @@ async def test_break_glass_is_logged_and_notified_once(api: Api) -> None:
         assert (await api.call("GET", SEARCH, role="break_glass", reason=encoded))[0] == 200
     db = api.world.db
     async with db.read() as session:
-        events = (await session.scalars(select(AuditEvent).where(
-            AuditEvent.action == "emergency_access"))).all()
+        events = (
+            await session.scalars(select(AuditEvent).where(AuditEvent.action == "emergency_access"))
+        ).all()
         jobs = (await session.scalars(select(Job).order_by(Job.id))).all()
         history = await read_history(session, api.world.patient.id)
     assert [e.detail["reason"] for e in events] == [REASON, REASON]
-    assert [j.kind for j in jobs].count("notify.patient") == 0  # a minor: her guardian, who has no contact here
+    assert [j.kind for j in jobs].count(
+        "notify.patient"
+    ) == 0  # a minor: her guardian, who has no contact here
     assert [j.kind for j in jobs].count(NOTIFY_TREATING_JOB) == 1
     whats = [line.what for line in history]
     assert "Accès en urgence au dossier" in whats
@@ -158,7 +191,9 @@ async def test_every_access_is_on_the_patients_history(api: Api) -> None:
     assert whats[2][0] == "Liste des documents du dossier consultée"
 
 
-async def test_the_hub_routes_the_dmp_before_the_directory(db: Database, settings: Settings) -> None:
+async def test_the_hub_routes_the_dmp_before_the_directory(
+    db: Database, settings: Settings
+) -> None:
     app = build_app(settings, db, {})
     for path in ("/fhir/DocumentReference", "/fhir/Binary/1"):
         request_match = await app.router.resolve(_request(app, path))
@@ -178,13 +213,17 @@ async def test_break_glass_on_a_minor_is_told_to_the_guardian_not_the_minor(api:
         guardian = await session.get(Patient, world.guardian.id)
         assert guardian is not None
         guardian.email, guardian.phone = "paul.nessi@example.org", "+33698765432"
-    status, _body, _ = await api.call("GET", SEARCH, role="break_glass", reason=urllib.parse.quote(REASON))
+    status, _body, _ = await api.call(
+        "GET", SEARCH, role="break_glass", reason=urllib.parse.quote(REASON)
+    )
     assert status == 200
     runner = JobRunner(world.db, services={"settings": world.settings})
     register_jobs(runner)
     await runner.drain()
     sent = read_outbox(world.settings)
     assert {(record["channel"], record["to"]) for record in sent} == {
-        ("email", "paul.nessi@example.org"), ("sms", "+33698765432")}
+        ("email", "paul.nessi@example.org"),
+        ("sms", "+33698765432"),
+    }
     assert all("enfant dont vous êtes le représentant légal" in record["text"] for record in sent)
     assert "ruth@example.org" not in {record["to"] for record in sent}

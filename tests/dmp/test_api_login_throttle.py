@@ -13,13 +13,21 @@ LOGIN = "authorised@mss.localhost"
 LOCKED = "Too many failed logins: this account is locked from your address for 15 minutes"
 
 
-async def _search(api: Api, password: str, source: str = "127.0.0.1") -> tuple[int, str, dict[str, str]]:
+async def _search(
+    api: Api, password: str, source: str = "127.0.0.1"
+) -> tuple[int, str, dict[str, str]]:
     token = base64.b64encode(f"{LOGIN}:{password}".encode()).decode()
     connector = aiohttp.TCPConnector(ssl=api.context(), local_addr=(source, 0))
-    async with aiohttp.ClientSession(connector=connector) as client, client.get(
-            api.url + SEARCH, headers={"Authorization": f"Basic {token}"}) as response:
+    async with (
+        aiohttp.ClientSession(connector=connector) as client,
+        client.get(api.url + SEARCH, headers={"Authorization": f"Basic {token}"}) as response,
+    ):
         body = await response.read()
-        return response.status, outcome(body) if response.status != 200 else "", dict(response.headers)
+        return (
+            response.status,
+            outcome(body) if response.status != 200 else "",
+            dict(response.headers),
+        )
 
 
 async def test_twenty_wrong_passwords_then_the_right_one_is_401_with_the_lock(api: Api) -> None:
@@ -29,7 +37,11 @@ async def test_twenty_wrong_passwords_then_the_right_one_is_401_with_the_lock(ap
     assert answers[0][1] == "wrong mailbox address or password"
     assert all(text.startswith(LOCKED) for _, text, _ in answers[4:])
     status, text, headers = await _search(api, PASSWORD)
-    assert status == 401 and text.startswith(LOCKED) and headers["WWW-Authenticate"].startswith("Basic")
+    assert (
+        status == 401
+        and text.startswith(LOCKED)
+        and headers["WWW-Authenticate"].startswith("Basic")
+    )
 
 
 async def test_a_lock_from_one_address_leaves_the_professional_free_from_another(api: Api) -> None:

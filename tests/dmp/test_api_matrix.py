@@ -39,30 +39,61 @@ def outcome(body: bytes) -> str:
     return str(data["issue"][0]["diagnostics"])
 
 
-def provide_bundle(*, title: str = "Note", replaces: int | None = None,
-                   flags: tuple[str, ...] = (), content: bytes | None = None,
-                   content_type: str = "text/xml", unique: str = "") -> dict[str, Any]:
+def provide_bundle(
+    *,
+    title: str = "Note",
+    replaces: int | None = None,
+    flags: tuple[str, ...] = (),
+    content: bytes | None = None,
+    content_type: str = "text/xml",
+    unique: str = "",
+) -> dict[str, Any]:
     data = content if content is not None else make_cda(doc_ext=unique or "900")
     reference: dict[str, Any] = {
-        "resourceType": "DocumentReference", "status": "current",
+        "resourceType": "DocumentReference",
+        "status": "current",
         "masterIdentifier": {"value": unique or f"1.2.250.1.999.1.1.20240101^{title}"},
         "subject": {"identifier": {"system": f"urn:oid:{INS_TEST_OID}", "value": INS}},
-        "type": {"coding": [{"system": "http://loinc.org", "code": "11488-4",
-                             "display": "Compte rendu de consultation"}]},
+        "type": {
+            "coding": [
+                {
+                    "system": "http://loinc.org",
+                    "code": "11488-4",
+                    "display": "Compte rendu de consultation",
+                }
+            ]
+        },
         "description": title,
-        "content": [{"attachment": {"contentType": content_type, "url": "urn:uuid:binary-1"}}]}
+        "content": [{"attachment": {"contentType": content_type, "url": "urn:uuid:binary-1"}}],
+    }
     if flags:
-        reference["securityLabel"] = [{"coding": [{"system": "urn:oid:1.2.250.1.213.1.1.4.13",
-                                                   "code": f}]} for f in flags]
+        reference["securityLabel"] = [
+            {"coding": [{"system": "urn:oid:1.2.250.1.213.1.1.4.13", "code": f}]} for f in flags
+        ]
     if replaces is not None:
-        reference["relatesTo"] = [{"code": "replaces",
-                                   "target": {"reference": f"DocumentReference/{replaces}"}}]
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"fullUrl": "urn:uuid:docref-1", "resource": reference,
-         "request": {"method": "POST", "url": "DocumentReference"}},
-        {"fullUrl": "urn:uuid:binary-1", "resource": {
-            "resourceType": "Binary", "contentType": content_type,
-            "data": base64.b64encode(data).decode()}, "request": {"method": "POST", "url": "Binary"}}]}
+        reference["relatesTo"] = [
+            {"code": "replaces", "target": {"reference": f"DocumentReference/{replaces}"}}
+        ]
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": "urn:uuid:docref-1",
+                "resource": reference,
+                "request": {"method": "POST", "url": "DocumentReference"},
+            },
+            {
+                "fullUrl": "urn:uuid:binary-1",
+                "resource": {
+                    "resourceType": "Binary",
+                    "contentType": content_type,
+                    "data": base64.b64encode(data).decode(),
+                },
+                "request": {"method": "POST", "url": "Binary"},
+            },
+        ],
+    }
     Bundle.model_validate(bundle)
     return bundle
 
@@ -98,28 +129,43 @@ async def test_role_matrix_through_the_api(api: Api, role: str) -> None:
 
     for name in DOCUMENTS:
         document_id = api.world.documents[name]
-        status, body, _ = await api.call("GET", f"/fhir/Binary/{document_id}", role=role,
-                                         reason=reason)
+        status, body, _ = await api.call(
+            "GET", f"/fhir/Binary/{document_id}", role=role, reason=reason
+        )
         # Named only by its id, a document of a record closed to the caller reads as absent.
         assert status == (read_status(role, name) if role not in LIST_REFUSED else 404), (
-            role, name, body)
+            role,
+            name,
+            body,
+        )
         if status == 200:
             assert body.startswith(b"<?xml")
         else:
             assert b"ClinicalDocument" not in body and name.encode() not in body
             text = outcome(body)
             if status == 404:  # the very answer of a document that does not exist
-                absent_status, absent, _ = await api.call("GET", "/fhir/Binary/999999", role=role,
-                                                          reason=reason)
+                absent_status, absent, _ = await api.call(
+                    "GET", "/fhir/Binary/999999", role=role, reason=reason
+                )
                 assert (absent_status, outcome(absent)) == (404, text)
 
-    status, body, _ = await api.call("POST", "/fhir", role=role, reason=reason,
-                                     json=provide_bundle(title=f"Note {role}", unique=f"7{len(role)}"))
+    status, body, _ = await api.call(
+        "POST",
+        "/fhir",
+        role=role,
+        reason=reason,
+        json=provide_bundle(title=f"Note {role}", unique=f"7{len(role)}"),
+    )
     assert status == DEPOSIT[role], body
     if status == 200:
         Bundle.model_validate(json.loads(body))
 
-    status, body, _ = await api.call("POST", "/fhir", role=role, reason=reason, json=provide_bundle(
-        title="v2", replaces=api.world.documents["plain"], unique="8000"))
+    status, body, _ = await api.call(
+        "POST",
+        "/fhir",
+        role=role,
+        reason=reason,
+        json=provide_bundle(title="v2", replaces=api.world.documents["plain"], unique="8000"),
+    )
     assert status == REPLACE[role], body
     outcome(body)

@@ -34,9 +34,12 @@ AUTHOR = ID_NATS["author"]
 
 
 def consent_for(role: str) -> ConsentFacts:
-    return ConsentFacts(authorised=frozenset({ID_NATS["authorised"]}),
-                        blocked=frozenset({ID_NATS["blocked"]}), treating_id_nat=ID_NATS["treating"],
-                        break_glass_opposed=role == "break_glass_opposed")
+    return ConsentFacts(
+        authorised=frozenset({ID_NATS["authorised"]}),
+        blocked=frozenset({ID_NATS["blocked"]}),
+        treating_id_nat=ID_NATS["treating"],
+        break_glass_opposed=role == "break_glass_opposed",
+    )
 
 
 def viewer_for(role: str) -> ViewerFacts:
@@ -65,22 +68,31 @@ def test_list(role: str) -> None:
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("name", DOCUMENTS)
 def test_read(role: str, name: str) -> None:
-    decision = decide_dmp_action(viewer_for(role), consent_for(role), DmpAction.READ, document(name))
+    decision = decide_dmp_action(
+        viewer_for(role), consent_for(role), DmpAction.READ, document(name)
+    )
     assert decision.status == read_status(role, name), decision
     if decision.status == 404:  # hidden answers exactly like absent
-        assert (decision.sentence, decision.reason) == ("No such document in this patient's record",
-                                                        "not_found")
+        assert (decision.sentence, decision.reason) == (
+            "No such document in this patient's record",
+            "not_found",
+        )
 
 
 @pytest.mark.parametrize("role", ROLES)
 def test_deposit_mask_replace(role: str) -> None:
     viewer, consent = viewer_for(role), consent_for(role)
     assert decide_dmp_action(viewer, consent, DmpAction.DEPOSIT).status == DEPOSIT[role]
-    assert decide_dmp_action(viewer, consent, DmpAction.MASK, document("plain")).status == MASK[role]
+    assert (
+        decide_dmp_action(viewer, consent, DmpAction.MASK, document("plain")).status == MASK[role]
+    )
     assert decide_dmp_action(viewer, consent, DmpAction.UNMASK, document("masked")).status == (
-        MASK[role] if role == "patient" or role == "guardian" else 403)
-    assert decide_dmp_action(viewer, consent, DmpAction.REPLACE, document("plain")).status == \
-        REPLACE[role]
+        MASK[role] if role == "patient" or role == "guardian" else 403
+    )
+    assert (
+        decide_dmp_action(viewer, consent, DmpAction.REPLACE, document("plain")).status
+        == REPLACE[role]
+    )
 
 
 def test_author_replaces_and_deletes_even_unauthorised_but_cannot_read() -> None:
@@ -99,8 +111,15 @@ def test_authorised_author_sees_own_masked_document() -> None:
     author = ViewerFacts(ViewerKind.PROFESSIONAL, AUTHOR)
     assert decide_dmp_action(author, consent, DmpAction.READ, document("masked")).allowed
     other = ViewerFacts(ViewerKind.PROFESSIONAL, "810000000099")
-    assert decide_dmp_action(other, ConsentFacts(authorised=frozenset({"810000000099"})),
-                             DmpAction.READ, document("masked")).status == 404
+    assert (
+        decide_dmp_action(
+            other,
+            ConsentFacts(authorised=frozenset({"810000000099"})),
+            DmpAction.READ,
+            document("masked"),
+        ).status
+        == 404
+    )
 
 
 def test_blocked_treating_doctor_loses_everything() -> None:
@@ -116,9 +135,19 @@ def test_blocked_professional_cannot_break_glass() -> None:
     assert decide_dmp_action(viewer, consent_for("blocked"), DmpAction.LIST).reason == "blocked"
 
 
-@pytest.mark.parametrize(("reason", "status"), [
-    (None, 403), ("", 422), ("   ", 422), ("urgence", 422), ("x" * (BREAK_GLASS_MIN_LENGTH - 1), 422),
-    ("motif\x00caché aux urgences", 422), ("x" * 501, 422), (REASON, 200)])
+@pytest.mark.parametrize(
+    ("reason", "status"),
+    [
+        (None, 403),
+        ("", 422),
+        ("   ", 422),
+        ("urgence", 422),
+        ("x" * (BREAK_GLASS_MIN_LENGTH - 1), 422),
+        ("motif\x00caché aux urgences", 422),
+        ("x" * 501, 422),
+        (REASON, 200),
+    ],
+)
 def test_break_glass_needs_a_sensible_reason(reason: str | None, status: int) -> None:
     viewer = ViewerFacts(ViewerKind.PROFESSIONAL, ID_NATS["break_glass"], break_glass_reason=reason)
     decision = decide_dmp_action(viewer, consent_for("break_glass"), DmpAction.LIST)
@@ -139,8 +168,10 @@ def test_closed_record_and_deleted_documents() -> None:
         assert decide_dmp_action(viewer_for(role), closed, DmpAction.LIST).reason == "no_record"
     deleted = DocumentFacts(status="deleted")
     for role in ("patient", "treating"):
-        assert decide_dmp_action(viewer_for(role), consent_for(role), DmpAction.READ,
-                                 deleted).status == 404
+        assert (
+            decide_dmp_action(viewer_for(role), consent_for(role), DmpAction.READ, deleted).status
+            == 404
+        )
 
 
 def test_other_patients_and_strangers() -> None:
@@ -153,15 +184,26 @@ def test_other_patients_and_strangers() -> None:
 
 def test_reveal_is_a_professional_act() -> None:
     hidden = document("invisible_patient")
-    assert decide_dmp_action(viewer_for("treating"), consent_for("treating"), DmpAction.REVEAL,
-                             hidden).allowed
-    assert decide_dmp_action(viewer_for("patient"), consent_for("patient"), DmpAction.REVEAL,
-                             hidden).status == 404  # the patient cannot even know it is there
-    assert decide_dmp_action(viewer_for("patient"), consent_for("patient"), DmpAction.REVEAL,
-                             document("plain")).status == 403
+    assert decide_dmp_action(
+        viewer_for("treating"), consent_for("treating"), DmpAction.REVEAL, hidden
+    ).allowed
+    assert (
+        decide_dmp_action(
+            viewer_for("patient"), consent_for("patient"), DmpAction.REVEAL, hidden
+        ).status
+        == 404
+    )  # the patient cannot even know it is there
+    assert (
+        decide_dmp_action(
+            viewer_for("patient"), consent_for("patient"), DmpAction.REVEAL, document("plain")
+        ).status
+        == 403
+    )
 
 
 def test_sentences_in_both_languages() -> None:
     for role in ROLES:
         decision = decide_dmp_action(viewer_for(role), consent_for(role), DmpAction.LIST)
-        assert decision.sentence and decision.sentence_fr and decision.sentence != decision.sentence_fr
+        assert (
+            decision.sentence and decision.sentence_fr and decision.sentence != decision.sentence_fr
+        )

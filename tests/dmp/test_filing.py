@@ -51,19 +51,26 @@ async def dmp(hub: Hub) -> FilingHub:  # noqa: F811
     return FilingHub(hub, await add_patient(hub))
 
 
-def version(unique: str, *, replaces: str | None = None, action: str | None = None,
-            **cda: object) -> bytes:
-    content = make_cda(doc_root=unique, doc_ext=None, rplc_parent=replaces,
-                       version=2 if replaces else 1, **cda)  # type: ignore[arg-type]
+def version(
+    unique: str, *, replaces: str | None = None, action: str | None = None, **cda: object
+) -> bytes:
+    content = make_cda(
+        doc_root=unique, doc_ext=None, rplc_parent=replaces, version=2 if replaces else 1, **cda
+    )  # type: ignore[arg-type]
     return make_xdm(XdmSpec(documents=[DocSpec(content=content, unique_id=unique, action=action)]))
 
 
 async def test_signed_message_files_the_document_answers_processed_and_shows_in_the_api(
-        dmp: FilingHub) -> None:
+    dmp: FilingHub,
+) -> None:
     message_id = await dmp.send(make_xdm(XdmSpec(signature=True)))
     [document] = await dmp.documents()
     assert (document.unique_id, document.type_code, document.author_id_nat, document.status) == (
-        "1.2.250.1.999.1.1.20240101^42", "11488-4", IDNAT, "current")
+        "1.2.250.1.999.1.1.20240101^42",
+        "11488-4",
+        IDNAT,
+        "current",
+    )
     assert document.has_pdf and document.source_message_id == message_id
     assert document.title == "Compte rendu de consultation"
     [mdn] = await dmp.mdns()
@@ -82,8 +89,9 @@ async def test_signed_message_files_the_document_answers_processed_and_shows_in_
         assert status == 200
         [entry] = json.loads(body)["entry"]
         assert entry["resource"]["masterIdentifier"]["value"] == document.unique_id
-        status, body, _ = await api.call("GET", f"/fhir/Binary/{document.id}",
-                                         basic=f"{DOCTOR}:{PASSWORD}")
+        status, body, _ = await api.call(
+            "GET", f"/fhir/Binary/{document.id}", basic=f"{DOCTOR}:{PASSWORD}"
+        )
         assert status == 200 and b"ClinicalDocument" in body
 
 
@@ -91,7 +99,12 @@ async def test_replacement_then_deletion(dmp: FilingHub) -> None:
     await dmp.send(version(V1))
     await dmp.send(version(V2, replaces=V1, action="C"))
     old, new = await dmp.documents()
-    assert (old.status, new.status, new.version, new.replaces_id) == ("replaced", "current", 2, old.id)
+    assert (old.status, new.status, new.version, new.replaces_id) == (
+        "replaced",
+        "current",
+        2,
+        old.id,
+    )
     await dmp.send(version(V2, replaces=V1, action="D"))
     assert [d.status for d in await dmp.documents()] == ["replaced", "deleted"]
     assert [notification_fields(m)["Error"] for m in await dmp.mdns()] == [None, None, None]
@@ -118,9 +131,15 @@ ERRORS = {
     901: (_block_author, _spec()),
     902: (_oppose_record, _spec()),
     903: (None, _spec(patient_cx="", content=make_cda(ins=None))),
-    904: (None, make_xdm(XdmSpec(documents=[DocSpec(patient_cx=OTHER_CX,
-                                                    content=make_cda(ins=INS_WRONG_KEY))],
-                                 submission_patient_cx=OTHER_CX))),
+    904: (
+        None,
+        make_xdm(
+            XdmSpec(
+                documents=[DocSpec(patient_cx=OTHER_CX, content=make_cda(ins=INS_WRONG_KEY))],
+                submission_patient_cx=OTHER_CX,
+            )
+        ),
+    ),
     905: (None, _spec(content=make_cda(traits=False))),
     906: (None, b"PK\x03\x04 this is no zip"),
 }
@@ -161,12 +180,21 @@ async def test_error_901_replacing_another_authors_document(dmp: FilingHub) -> N
     await dmp.send(version(V1))
     stranger = "810000000098"
     content = make_cda(doc_root=V2, doc_ext=None, rplc_parent=V1, version=2, author_idnat=stranger)
-    spec = XdmSpec(documents=[DocSpec(
-        content=content, unique_id=V2, action="C",
-        author_person=f"{stranger}^AUTRE^Paul^^^Dr^^^&1.2.250.1.71.4.2.1&ISO^D^^^IDNPS")])
+    spec = XdmSpec(
+        documents=[
+            DocSpec(
+                content=content,
+                unique_id=V2,
+                action="C",
+                author_person=f"{stranger}^AUTRE^Paul^^^Dr^^^&1.2.250.1.71.4.2.1&ISO^D^^^IDNPS",
+            )
+        ]
+    )
     # A professional of the author's institution may replace (the IG's rule): another one here.
-    entries = {name: data.replace(b"31750803447", b"31750800000")
-               for name, data in package_entries(spec).items()}
+    entries = {
+        name: data.replace(b"31750803447", b"31750800000")
+        for name, data in package_entries(spec).items()
+    }
     package = zip_bytes(entries)
     message_id = await dmp.send(package)
     await _assert_error_mdn(dmp, 901, message_id)
@@ -178,7 +206,8 @@ async def _assert_error_mdn(dmp: FilingHub, code: int, message_id: str) -> None:
     assert fields["Original-Message-ID"] == message_id
     disposition = str(fields["Disposition"])
     assert disposition.startswith(
-        f"automatic-action/MDN-sent-automatically; processed/Error: {code}^")  # the IG's form
+        f"automatic-action/MDN-sent-automatically; processed/Error: {code}^"
+    )  # the IG's form
     assert disposition.endswith("^applicationErrorCondition| E^Error^errorSeverity")
     assert fields["Error"] is None
     assert fields["Original-Recipient"] == f"rfc822;{PATIENT_ADDRESS}"  # no ORCPT: the RCPT TO
@@ -193,20 +222,29 @@ async def _assert_error_mdn(dmp: FilingHub, code: int, message_id: str) -> None:
 
 
 async def test_no_mdn_unless_asked_and_no_notification_for_invisible_documents(
-        dmp: FilingHub) -> None:
-    hidden = _spec(confidentiality=(("N", "2.16.840.1.113883.5.25"), ("INVISIBLE_PATIENT", TRE_A07)))
+    dmp: FilingHub,
+) -> None:
+    hidden = _spec(
+        confidentiality=(("N", "2.16.840.1.113883.5.25"), ("INVISIBLE_PATIENT", TRE_A07))
+    )
     await dmp.send(hidden, mdn=False)
     [document] = await dmp.documents()
     assert document.invisible_to_patient
     assert await dmp.mdns() == []
     async with dmp.hub.db.read() as session:
-        notices = [job.payload["kind"] for job in await session.scalars(
-            select(Job).where(Job.kind == "notify.patient"))]
-    assert "new_document" not in notices  # the message itself is in the inbox: "new_message" at most
+        notices = [
+            job.payload["kind"]
+            for job in await session.scalars(select(Job).where(Job.kind == "notify.patient"))
+        ]
+    assert (
+        "new_document" not in notices
+    )  # the message itself is in the inbox: "new_message" at most
 
 
-@pytest.mark.parametrize(("name", "content_type"), [("ihe_xdm.ZIP", "application/octet-stream"),
-                                                     ("IHE_XDM.ZIP", "application/zip")])
+@pytest.mark.parametrize(
+    ("name", "content_type"),
+    [("ihe_xdm.ZIP", "application/octet-stream"), ("IHE_XDM.ZIP", "application/zip")],
+)
 async def test_attachment_name_any_case(dmp: FilingHub, name: str, content_type: str) -> None:
     await dmp.send(make_xdm(), name=name, content_type=content_type)
     assert await dmp.count() == 1
@@ -223,8 +261,13 @@ async def test_other_attachments_are_not_filed(dmp: FilingHub) -> None:
 async def test_running_the_job_twice_files_nothing_twice(dmp: FilingHub) -> None:
     await dmp.send(make_xdm())
     async with dmp.hub.db.write() as session:
-        await session.execute(update(Job).where(Job.kind == FILE_JOB).values(
-            state="pending", attempts=0, run_after=dt.datetime.now(dt.UTC), locked_until=None))
+        await session.execute(
+            update(Job)
+            .where(Job.kind == FILE_JOB)
+            .values(
+                state="pending", attempts=0, run_after=dt.datetime.now(dt.UTC), locked_until=None
+            )
+        )
     await dmp.hub.runner.drain()
     assert await dmp.count() == 1
     assert len(await dmp.mdns()) == 1
@@ -244,20 +287,28 @@ async def test_the_patient_history_shows_the_filing(dmp: FilingHub) -> None:
 
 
 async def test_creation_time_copied_from_the_cda_without_offset_is_filed_at_the_cda_instant(
-        dmp: FilingHub) -> None:
+    dmp: FilingHub,
+) -> None:
     """The ANS CDA-to-XDM transform writes the CDA's 10:30 (Paris) as creationTime 10:30."""
-    await dmp.send(_spec(content=make_cda(effective_time="20240715103000+0200"),
-                         creation_time="20240715103000"))
+    await dmp.send(
+        _spec(
+            content=make_cda(effective_time="20240715103000+0200"), creation_time="20240715103000"
+        )
+    )
     [document] = await dmp.documents()
     assert document.creation_time == dt.datetime(2024, 7, 15, 8, 30, tzinfo=dt.UTC)
     [mdn] = await dmp.mdns()
     assert notification_fields(mdn)["Disposition"] == (
-        "automatic-action/MDN-sent-automatically; processed")
+        "automatic-action/MDN-sent-automatically; processed"
+    )
 
 
 async def test_creation_time_an_hour_off_is_still_error_906(dmp: FilingHub) -> None:
-    message_id = await dmp.send(_spec(content=make_cda(effective_time="20240715103000+0200"),
-                                      creation_time="20240715113000"))
+    message_id = await dmp.send(
+        _spec(
+            content=make_cda(effective_time="20240715103000+0200"), creation_time="20240715113000"
+        )
+    )
     assert await dmp.count() == 0
     await _assert_error_mdn(dmp, 906, message_id)
 
@@ -300,14 +351,19 @@ async def test_an_error_without_mdn_asked_answers_the_igs_standard_email(dmp: Fi
     assert answer["In-Reply-To"] == message_id and answer["Auto-Submitted"] == "auto-replied"
     parts = list(answer.iter_parts())
     assert [p.get_content_type() for p in parts] == [
-        "text/plain", "message/rfc822", "application/zip", "application/pdf"]
+        "text/plain",
+        "message/rfc822",
+        "application/zip",
+        "application/pdf",
+    ]
     text = parts[0].get_content().replace("\r\n", "\n")
     assert "- Erreur détectée : Identifiant patient inconnu\n- Code d’erreur : 902\n" in text
     assert parts[1].get_filename() == "message_original.eml"
     assert parts[1].get_payload()[0]["Message-ID"] == message_id
     assert parts[2].get_filename() == "IHE_XDM.zip"
     assert read_xdm(parts[2].get_content()).documents[0].unique_id == (
-        "1.2.250.1.999.1.1.20240101^42")  # the package given back, decoded from base64
+        "1.2.250.1.999.1.1.20240101^42"
+    )  # the package given back, decoded from base64
     assert parts[3].get_filename() == "CR.pdf"
 
 

@@ -45,15 +45,15 @@ OUR_ERROR = "902^Identifiant patient inconnu^applicationErrorCondition| E^Error^
 
 MDN_BY_DESIGN = {
     "Message-ID": "the example's <199509200019.12345> has no domain, which RFC 5322 §3.6.4 "
-                  "requires (the IG's current page writes one); ours has",
+    "requires (the IG's current page writes one); ours has",
     "text, second line": "label and table of the IG's code table, not of its example",
     "Disposition": "label and table of the IG's code table, not of its example",
     "parts 4-5: IHE_XDM.zip, PDF": "RFC 6522 §3: a report has two or three parts; the package "
-                                   "and its PDF are in part 3, the original, byte for byte",
+    "and its PDF are in part 3, the original, byte for byte",
 }
 EMAIL_BY_DESIGN = {
     "text Content-Transfer-Encoding": "the example says 7bit over accented UTF-8 text, which "
-                                      "7bit cannot carry (RFC 2045 §2.7); ours is quoted-printable",
+    "7bit cannot carry (RFC 2045 §2.7); ours is quoted-printable",
     "text, error label": "the IG's code table's label, not its example's",
 }
 
@@ -65,17 +65,23 @@ async def dmp(hub: Hub) -> FilingHub:  # noqa: F811
 
 def _ours(text: str, original_id: str) -> str:
     """An IG example's value with the IG's scenario values replaced by this test's."""
-    for theirs, ours in (("serviceY_auto@chb.mssante.fr", PATIENT_ADDRESS),
-                         ("serviceY@chb.mssante.fr", DOCTOR),
-                         ("<199509192301.23456 >", original_id), (IG_PDF, OUR_PDF)):
+    for theirs, ours in (
+        ("serviceY_auto@chb.mssante.fr", PATIENT_ADDRESS),
+        ("serviceY@chb.mssante.fr", DOCTOR),
+        ("<199509192301.23456 >", original_id),
+        (IG_PDF, OUR_PDF),
+    ):
         text = text.replace(theirs, ours)
     return text
 
 
 def _line(lines: list[str], name: str, nth: int = 0) -> str:
     """The value of the nth ``Name:`` line of the example (its parts are not well-formed MIME)."""
-    found = [line.split(":", 1)[1].strip() for line in lines
-             if line.lower().startswith(name.lower() + ":")]
+    found = [
+        line.split(":", 1)[1].strip()
+        for line in lines
+        if line.lower().startswith(name.lower() + ":")
+    ]
     return found[nth]
 
 
@@ -88,8 +94,11 @@ def _msg_id_with_domain(value: object) -> bool:
 
 
 def _type(part: Message) -> str:
-    params = [f"{k}={v.lower() if k == 'charset' else v}" for k, v in part.get_params()[1:]
-              if k in ("report-type", "charset", "name")]
+    params = [
+        f"{k}={v.lower() if k == 'charset' else v}"
+        for k, v in part.get_params()[1:]
+        if k in ("report-type", "charset", "name")
+    ]
     return "; ".join([part.get_content_type(), *params])
 
 
@@ -102,20 +111,22 @@ def _compare(fields: dict[str, tuple[object, object]], by_design: dict[str, str]
 
 async def _send_902(dmp: FilingHub, *, mdn: bool) -> str:
     await _oppose_record(dmp)  # no record open for this patient: 902 (IG: "patient inconnu")
-    return await dmp.send(_spec(), mdn=mdn, subject=IG_SUBJECT,
-                          rcpt_options=[f"ORCPT=rfc822;{PATIENT_ADDRESS}"])
+    return await dmp.send(
+        _spec(), mdn=mdn, subject=IG_SUBJECT, rcpt_options=[f"ORCPT=rfc822;{PATIENT_ADDRESS}"]
+    )
 
 
 async def test_902_mdn_field_by_field_against_the_ig_example(dmp: FilingHub) -> None:
     original_id = await _send_902(dmp, mdn=True)
     [mdn] = await dmp.mdns()
     lines = MDN_EXAMPLE.read_text("utf-8").splitlines()
-    ig = BytesParser(policy=email.policy.default).parsebytes(MDN_EXAMPLE.read_bytes(),
-                                                             headersonly=True)
+    ig = BytesParser(policy=email.policy.default).parsebytes(
+        MDN_EXAMPLE.read_bytes(), headersonly=True
+    )
     text_part, report, original = mdn.iter_parts()
     text = text_part.get_content().splitlines()
     notification = report.get_payload()[0]
-    ig_text = lines[lines.index("--RAA14128.773615765") + 1:][:2]
+    ig_text = lines[lines.index("--RAA14128.773615765") + 1 :][:2]
     returned = [p.get_filename() for p in original.get_payload()[0].walk() if p.get_filename()]
 
     def d(name: str) -> str:
@@ -126,7 +137,10 @@ async def test_902_mdn_field_by_field_against_the_ig_example(dmp: FilingHub) -> 
         "To": (_ours(str(ig["To"]), original_id), str(mdn["To"])),
         "Subject": (str(ig["Subject"]), str(mdn["Subject"])),
         "Date": (_is_date(ig["Date"]), _is_date(mdn["Date"])),
-        "Message-ID": (_msg_id_with_domain(ig["Message-Id"]), _msg_id_with_domain(mdn["Message-ID"])),
+        "Message-ID": (
+            _msg_id_with_domain(ig["Message-Id"]),
+            _msg_id_with_domain(mdn["Message-ID"]),
+        ),
         "MIME-Version": (str(ig["MIME-Version"]), str(mdn["MIME-Version"])),
         "Content-Type": (_type(ig), _type(mdn)),
         # The example's first part has no header: RFC 2046 §5.1 makes it text/plain.
@@ -140,7 +154,9 @@ async def test_902_mdn_field_by_field_against_the_ig_example(dmp: FilingHub) -> 
         "Disposition": (d("Disposition"), notification["Disposition"]),
         "original Content-Type": (_line(lines, "Content-Type", 2), original.get_content_type()),
         "parts 4-5: IHE_XDM.zip, PDF": (
-            ["IHE_XDM.zip", "20220531_CR d'imagerie médicale_CORSE_FIGATELLIX.pdf"], []),
+            ["IHE_XDM.zip", "20220531_CR d'imagerie médicale_CORSE_FIGATELLIX.pdf"],
+            [],
+        ),
     }
     _compare(fields, MDN_BY_DESIGN)
     # Each difference by design, exactly:
@@ -173,8 +189,10 @@ async def test_902_standard_email_field_by_field_against_the_ig_example(dmp: Fil
         "Date": (_is_date(ig["Date"]), _is_date(answer["Date"])),
         "From": (_ours(str(ig["From"]), original_id), str(answer["From"])),
         "To": (_ours(str(ig["To"]), original_id), str(answer["To"])),
-        "Message-ID": (_msg_id_with_domain(ig["Message-ID"]),
-                       _msg_id_with_domain(answer["Message-ID"])),
+        "Message-ID": (
+            _msg_id_with_domain(ig["Message-ID"]),
+            _msg_id_with_domain(answer["Message-ID"]),
+        ),
         "Subject": (str(ig["Subject"]), str(answer["Subject"])),
         "MIME-Version": (str(ig["MIME-Version"]), str(answer["MIME-Version"])),
         "Content-Type": (_type(ig), _type(answer)),
@@ -186,11 +204,14 @@ async def test_902_standard_email_field_by_field_against_the_ig_example(dmp: Fil
         "original Content-Disposition": (attached(ig_parts[1]), attached(parts[1])),
         "zip Content-Type": (_type(ig_parts[2]), _type(parts[2])),
         "zip Content-Transfer-Encoding, Content-Disposition": (
-            (cte(ig_parts[2]), attached(ig_parts[2])), (cte(parts[2]), attached(parts[2]))),
+            (cte(ig_parts[2]), attached(ig_parts[2])),
+            (cte(parts[2]), attached(parts[2])),
+        ),
         "PDF Content-Type": (_ours(_type(ig_parts[3]), original_id), _type(parts[3])),
         "PDF Content-Transfer-Encoding, Content-Disposition": (
             (cte(ig_parts[3]), (attached(ig_parts[3])[0], OUR_PDF)),
-            (cte(parts[3]), attached(parts[3]))),
+            (cte(parts[3]), attached(parts[3])),
+        ),
     }
     _compare(fields, EMAIL_BY_DESIGN)
     assert fields["text, error label"][1] == "- Erreur détectée : Identifiant patient inconnu"
@@ -203,20 +224,22 @@ async def test_902_standard_email_field_by_field_against_the_ig_example(dmp: Fil
 
 
 async def test_the_original_inside_the_mdn_has_no_raw_utf8_header_and_is_still_signed(
-        dmp: FilingHub) -> None:
+    dmp: FilingHub,
+) -> None:
     """A header sent in raw UTF-8 is RFC 2047-encoded in the copy; the signed body is untouched."""
     await _oppose_record(dmp)
     comment = "Compte rendu d’échographie, Dr Lefèvre"
     original_id = await dmp.send(_spec(), raw_header=f"Comments: {comment}\r\n".encode())
-    [stored] = [m for m in await dmp.hub.stored(DOCTOR)
-                if b"multipart/report" in bytes(m.raw)[:2000]]
+    [stored] = [
+        m for m in await dmp.hub.stored(DOCTOR) if b"multipart/report" in bytes(m.raw)[:2000]
+    ]
     raw = bytes(stored.raw)
     assert raw.isascii()  # no SMTPUTF8 needed to relay it
     mdn = BytesParser(policy=email.policy.default).parsebytes(raw)
     assert isinstance(mdn, EmailMessage)
     original = list(mdn.iter_parts())[2].get_payload()[0]
     assert str(original["Comments"]) == comment and original["Message-ID"] == original_id
-    embedded = raw[raw.index(b"Content-Type: message/rfc822\r\n\r\n") + 32:]
-    embedded = embedded[:embedded.rindex(b"\r\n--=_mdn_")] + b"\r\n"
+    embedded = raw[raw.index(b"Content-Type: message/rfc822\r\n\r\n") + 32 :]
+    embedded = embedded[: embedded.rindex(b"\r\n--=_mdn_")] + b"\r\n"
     trust = TrustStore.from_settings(dmp.hub.settings, repo_trust_dir=None)
     assert verify(embedded, trust).status == "valid"

@@ -43,8 +43,9 @@ async def test_consent_changes_are_the_patients_and_audited(world: World) -> Non
         await set_block(session, world.viewer("guardian"), patient, ID_NATS["treating"])
         facts = await consent_facts(session, patient)
         assert facts.treating_id_nat is None and ID_NATS["treating"] in facts.blocked
-        await set_treating_doctor(session, world.viewer("patient"), patient,
-                                  world.professionals["treating"])
+        await set_treating_doctor(
+            session, world.viewer("patient"), patient, world.professionals["treating"]
+        )
         facts = await consent_facts(session, patient)
         assert facts.treating_id_nat == ID_NATS["treating"]
         assert ID_NATS["treating"] not in facts.blocked
@@ -65,8 +66,11 @@ async def test_reveal_releases_the_withheld_history(world: World) -> None:
 
         await get_document(session, world.viewer("authorised"), patient, hidden)
     async with world.db.read() as session:
-        before = (await session.scalars(select(AuditEvent).where(
-            AuditEvent.target == f"dmp-document:{hidden}"))).all()
+        before = (
+            await session.scalars(
+                select(AuditEvent).where(AuditEvent.target == f"dmp-document:{hidden}")
+            )
+        ).all()
     assert before and all(e.patient_id is None for e in before)
     async with world.db.write() as session:
         patient = await session.merge(await world.fresh_patient())
@@ -74,17 +78,25 @@ async def test_reveal_releases_the_withheld_history(world: World) -> None:
         seen = {d.id for d in await list_documents_for(session, world.viewer("patient"), patient)}
     assert hidden in seen
     async with world.db.read() as session:
-        after = (await session.scalars(select(AuditEvent).where(
-            AuditEvent.target == f"dmp-document:{hidden}"))).all()
+        after = (
+            await session.scalars(
+                select(AuditEvent).where(AuditEvent.target == f"dmp-document:{hidden}")
+            )
+        ).all()
     assert all(e.patient_id == world.patient.id for e in after)
 
 
 async def test_patient_adds_a_document_professionals_authorised_see_it(world: World) -> None:
     async with world.db.write() as session:
         patient = await session.merge(await world.fresh_patient())
-        document = await add_patient_document(session, world.viewer("patient"), patient,
-                                              content=b"%PDF-1.4 vaccins", mime_type="application/pdf",
-                                              title="Carnet de vaccination")
+        document = await add_patient_document(
+            session,
+            world.viewer("patient"),
+            patient,
+            content=b"%PDF-1.4 vaccins",
+            mime_type="application/pdf",
+            title="Carnet de vaccination",
+        )
         assert document.author_id_nat is None and document.has_pdf
         found = await list_documents_for(session, world.viewer("authorised"), patient)
     assert document.id in {d.id for d in found}
@@ -92,25 +104,43 @@ async def test_patient_adds_a_document_professionals_authorised_see_it(world: Wo
 
 async def test_treating_doctor_notice_lands_in_their_mailbox(world: World) -> None:
     ctx = JobContext(db=world.db, job_id=42, attempt=1, services={"settings": world.settings})
-    payload = {"patient_id": world.patient.id, "professional_id": world.professionals["treating"].id,
-               "actor": ID_NATS["break_glass"], "actor_name": "Dr BREAK_GLASS", "reason": REASON,
-               "at": "2026-01-02T03:04:05+00:00"}
+    payload = {
+        "patient_id": world.patient.id,
+        "professional_id": world.professionals["treating"].id,
+        "actor": ID_NATS["break_glass"],
+        "actor_name": "Dr BREAK_GLASS",
+        "reason": REASON,
+        "at": "2026-01-02T03:04:05+00:00",
+    }
     await notify_treating(ctx, payload)
     await notify_treating(ctx, payload)  # idempotent
     async with world.db.read() as session:
-        notices = (await session.scalars(select(StoredMessage).where(
-            StoredMessage.message_id_header.like("<dmp-emergency-%")))).all()
+        notices = (
+            await session.scalars(
+                select(StoredMessage).where(
+                    StoredMessage.message_id_header.like("<dmp-emergency-%")
+                )
+            )
+        ).all()
     assert len(notices) == 1
     assert notices[0].subject == "Accès en urgence au dossier de Ruth NESSI"
     async with world.db.read() as session:
-        box = (await session.scalars(select(Mailbox).where(
-            Mailbox.address == "treating@mss.localhost"))).one()
+        box = (
+            await session.scalars(
+                select(Mailbox).where(Mailbox.address == "treating@mss.localhost")
+            )
+        ).one()
     assert box.professional_id == world.professionals["treating"].id
 
 
-FACTS = FilingFacts(record_open=True, recipient_ins="277076322082910",
-                    entry_ins="277076322082910", author_id_nat="810000000016",
-                    author_institution="750000001", consent=ConsentFacts())
+FACTS = FilingFacts(
+    record_open=True,
+    recipient_ins="277076322082910",
+    entry_ins="277076322082910",
+    author_id_nat="810000000016",
+    author_institution="750000001",
+    consent=ConsentFacts(),
+)
 
 
 def test_filing_decisions() -> None:
@@ -123,13 +153,19 @@ def test_filing_decisions() -> None:
     assert decide_filing(replace(FACTS, refusals=((905, "x", "y"),))).code == 905
     blocked = ConsentFacts(blocked=frozenset({"810000000016"}))
     assert decide_filing(replace(FACTS, consent=blocked)).code == 901
-    assert decide_filing(replace(FACTS, sender_id_nat="810000000016", author_id_nat=None,
-                                 consent=blocked)).code == 901
+    assert (
+        decide_filing(
+            replace(FACTS, sender_id_nat="810000000016", author_id_nat=None, consent=blocked)
+        ).code
+        == 901
+    )
     current = TargetFacts("current", "810000000016", None)
     assert decide_filing(replace(FACTS, action="C", target=current)).allowed
     assert decide_filing(replace(FACTS, action="D", target=None)).code == 900
-    assert decide_filing(replace(FACTS, action="C", target=TargetFacts("replaced", None, None))
-                         ).code == 900
+    assert (
+        decide_filing(replace(FACTS, action="C", target=TargetFacts("replaced", None, None))).code
+        == 900
+    )
     other = TargetFacts("current", "810000000099", "999")
     assert decide_filing(replace(FACTS, action="C", target=other)).code == 901
     colleague = TargetFacts("current", "810000000099", "750000001")
@@ -154,10 +190,12 @@ def test_filing_answer_decisions() -> None:
     assert decide_filing_answer(MdnFacts((doctor,), doctor), 902) == FilingAnswer("mdn", doctor)
     assert decide_filing_answer(MdnFacts((), doctor), None) is None
     assert decide_filing_answer(MdnFacts((), "Jean.Dupont@MSS.localhost"), 902) == FilingAnswer(
-        "error_email", doctor)
+        "error_email", doctor
+    )
     # asked for elsewhere than the Return-Path: no automatic MDN (RFC 8098 §2.1), the e-mail
     assert decide_filing_answer(MdnFacts(("other@mss.localhost",), doctor), 906) == FilingAnswer(
-        "error_email", doctor)
+        "error_email", doctor
+    )
     assert decide_filing_answer(MdnFacts((), ""), 902) is None  # a bounce is never answered
     assert decide_filing_answer(MdnFacts((), doctor, auto_submitted="auto-generated"), 902) is None
     assert decide_filing_answer(MdnFacts((), doctor, content_type="multipart/report"), 902) is None

@@ -67,9 +67,17 @@ async def test_role_matrix_through_the_store(world: World, role: str) -> None:
         assert bool(read) == (read_status(role, name) == 200)
 
     async def do_deposit(session, viewer, patient):  # type: ignore[no-untyped-def]
-        await deposit_document(session, viewer, patient, DocumentDraft(
-            content=b"%PDF-1.4 note", mime_type="application/pdf", title=f"Note de {role}",
-            author_id_nat=viewer.id_nat))
+        await deposit_document(
+            session,
+            viewer,
+            patient,
+            DocumentDraft(
+                content=b"%PDF-1.4 note",
+                mime_type="application/pdf",
+                title=f"Note de {role}",
+                author_id_nat=viewer.id_nat,
+            ),
+        )
 
     assert await _status(world, role, do_deposit) == DEPOSIT[role]
 
@@ -80,8 +88,13 @@ async def test_role_matrix_through_the_store(world: World, role: str) -> None:
     assert await _status(world, role, do_mask) == MASK[role]
 
     async def do_replace(session, viewer, patient):  # type: ignore[no-untyped-def]
-        await deposit_document(session, viewer, patient, DocumentDraft(
-            content=b"v2", mime_type="text/plain", title="v2"), replaces_id=world.documents["plain"])
+        await deposit_document(
+            session,
+            viewer,
+            patient,
+            DocumentDraft(content=b"v2", mime_type="text/plain", title="v2"),
+            replaces_id=world.documents["plain"],
+        )
 
     assert await _status(world, role, do_replace) == REPLACE[role]
 
@@ -92,8 +105,12 @@ async def test_refusals_are_audited_without_naming_the_document(world: World) ->
 
     assert await _status(world, "authorised", do_read) == 404
     async with world.db.read() as session:
-        events = (await session.scalars(select(AuditEvent).where(
-            AuditEvent.action == "document_access_refused"))).all()
+        events = (
+            await session.scalars(
+                select(AuditEvent).where(AuditEvent.action == "document_access_refused")
+            )
+        ).all()
     assert [(e.patient_id, e.target, e.detail["refusal"]) for e in events] == [
-        (world.patient.id, "", "not_found")]
+        (world.patient.id, "", "not_found")
+    ]
     assert "masked" not in str(events[0].detail)

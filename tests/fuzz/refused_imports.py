@@ -23,7 +23,7 @@ def refused_inputs(name: str, count: int, *, seed: int = 0) -> list[bytes]:
                 data[at:at] = rng.choice(pieces)
             elif edit == 2:
                 start = rng.randint(0, len(data))
-                data[at:at] = data[start:start + rng.randint(1, 200)]
+                data[at:at] = data[start : start + rng.randint(1, 200)]
             elif target.nesting:
                 level = rng.choice(target.nesting)
                 data[at:at] = level.open * 300 + level.close * 300

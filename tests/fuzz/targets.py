@@ -88,6 +88,7 @@ def check(name: str, data: bytes, *, seconds: float = TIME_BOUND) -> None:
 
 # --- SMTP -----------------------------------------------------------------------------------
 
+
 def _smtp_stub():  # type: ignore[no-untyped-def]
     from mss.smtp_gateway.protocol import HubSMTP
 
@@ -172,6 +173,7 @@ def _messages() -> list[bytes]:
 
 # --- MIME, S/MIME, CMS ---------------------------------------------------------------------
 
+
 @functools.cache
 def _signer():  # type: ignore[no-untyped-def]
     from cryptography import x509
@@ -182,15 +184,23 @@ def _signer():  # type: ignore[no-untyped-def]
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fuzz@mss.localhost")])
     start = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(start).not_valid_after(start + dt.timedelta(days=3650))
-            .add_extension(x509.SubjectAlternativeName([x509.RFC822Name("fuzz@mss.localhost")]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=3650))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.RFC822Name("fuzz@mss.localhost")]), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
     return cert, key
 
 
-_INNER = (b"Content-Type: text/plain; charset=utf-8\r\n\r\nOrdonnance jointe.\r\n")
+_INNER = b"Content-Type: text/plain; charset=utf-8\r\n\r\nOrdonnance jointe.\r\n"
 
 
 @functools.cache
@@ -199,8 +209,10 @@ def _signed_messages() -> tuple[bytes, ...]:
 
     cert, key = _signer()
     head = b"From: fuzz@mss.localhost\r\nTo: a@mss.localhost\r\nSubject: s\r\nMIME-Version: 1.0\r\n"
-    return (sign(head + _INNER, cert, key, detached=True),
-            sign(head + _INNER, cert, key, detached=False))
+    return (
+        sign(head + _INNER, cert, key, detached=True),
+        sign(head + _INNER, cert, key, detached=False),
+    )
 
 
 @functools.cache
@@ -214,8 +226,9 @@ def smime(data: bytes) -> object:
     """The S/MIME verify entry the content stage calls: never raises on bad input."""
     from mss.crypto.smime import verify
 
-    result = verify(data, _trust(), from_address="fuzz@mss.localhost",
-                    at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    result = verify(
+        data, _trust(), from_address="fuzz@mss.localhost", at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    )
     if not result.reason:
         raise PropertyBroken(f"verify answered {result.status} without a reason")
     return result
@@ -242,17 +255,36 @@ def structure(data: bytes) -> object:
     return describe(data)
 
 
-MIME_NESTING = (Nesting(b'Content-Type: multipart/mixed; boundary="n"\r\n\r\n--n\r\n'),
-                Nesting(b"Content-Type: message/rfc822\r\n\r\n"),
-                Nesting(b'Content-Type: application/pkcs7-mime; smime-type=signed-data\r\n\r\n'))
-MIME_TOKENS = (b"\r\n\r\n", b"--", b"\r\n--b\r\n", b"\r\n\t", b"Content-Type: multipart/mixed; boundary=",
-               b"Content-Type: message/rfc822\r\n", b"Content-Transfer-Encoding: base64\r\n",
-               b"=?utf-8?q?=C3=A9?=", b"=?utf-8?b?w6k=?=", b"; filename*=utf-8''%C3%A9",
-               b"From: ", b"boundary=\"\"", b"(comment", b"\"quoted", b"<", b">", b":", b";",
-               b"name=\"IHE_XDM.zip\"")
+MIME_NESTING = (
+    Nesting(b'Content-Type: multipart/mixed; boundary="n"\r\n\r\n--n\r\n'),
+    Nesting(b"Content-Type: message/rfc822\r\n\r\n"),
+    Nesting(b"Content-Type: application/pkcs7-mime; smime-type=signed-data\r\n\r\n"),
+)
+MIME_TOKENS = (
+    b"\r\n\r\n",
+    b"--",
+    b"\r\n--b\r\n",
+    b"\r\n\t",
+    b"Content-Type: multipart/mixed; boundary=",
+    b"Content-Type: message/rfc822\r\n",
+    b"Content-Transfer-Encoding: base64\r\n",
+    b"=?utf-8?q?=C3=A9?=",
+    b"=?utf-8?b?w6k=?=",
+    b"; filename*=utf-8''%C3%A9",
+    b"From: ",
+    b'boundary=""',
+    b"(comment",
+    b'"quoted',
+    b"<",
+    b">",
+    b":",
+    b";",
+    b'name="IHE_XDM.zip"',
+)
 
 
 # --- XDM, CDA ----------------------------------------------------------------------------
+
 
 def xdm(data: bytes) -> object:
     from dmp_bridge.xdm import read_xdm
@@ -271,10 +303,23 @@ def xdm_metadata(data: bytes) -> object:
 def _xdm_seeds() -> list[bytes]:
     from tests.xdm_factory import DocSpec, XdmSpec, make_xdm
 
-    return [make_xdm(), make_xdm(XdmSpec(flat=True)), make_xdm(XdmSpec(documents=[DocSpec(), DocSpec(
-        file_name="DOC0002.XML", entry_id="urn:uuid:9a0b1c2d-0002-4000-8000-000000000002",
-        unique_id="1.2.250.1.999.1.1.20240101^43")])),
-        *(path.read_bytes() for path in sorted((ANS_DATA / "xdm").glob("*.zip")))]
+    return [
+        make_xdm(),
+        make_xdm(XdmSpec(flat=True)),
+        make_xdm(
+            XdmSpec(
+                documents=[
+                    DocSpec(),
+                    DocSpec(
+                        file_name="DOC0002.XML",
+                        entry_id="urn:uuid:9a0b1c2d-0002-4000-8000-000000000002",
+                        unique_id="1.2.250.1.999.1.1.20240101^43",
+                    ),
+                ]
+            )
+        ),
+        *(path.read_bytes() for path in sorted((ANS_DATA / "xdm").glob("*.zip"))),
+    ]
 
 
 def _metadata_seeds() -> list[bytes]:
@@ -292,18 +337,39 @@ def cda(data: bytes) -> object:
 def _cda_seeds() -> list[bytes]:
     from tests.xdm_factory import make_cda
 
-    return [make_cda(), make_cda(xsl_root=True, bom=True), make_cda(rplc_parent="1.2.3.4", version=2),
-            *(path.read_bytes() for path in sorted((ANS_DATA / "cda").glob("*.xml")))]
+    return [
+        make_cda(),
+        make_cda(xsl_root=True, bom=True),
+        make_cda(rplc_parent="1.2.3.4", version=2),
+        *(path.read_bytes() for path in sorted((ANS_DATA / "cda").glob("*.xml"))),
+    ]
 
 
 XML_NESTING = (Nesting(b"<a>", b"</a>"), Nesting(b'<x:b xmlns:x="urn:x">', b"</x:b>"))
-XML_TOKENS = (b"<", b">", b"</", b"/>", b"&amp;", b"&#0;", b"&#x110000;", b"&undefined;", b"<![CDATA[",
-              b"]]>", b"<!--", b"-->", b"<!DOCTYPE a [<!ENTITY e \"x\">]>",
-              b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>",
-              b"xmlns=\"\"", b"xmlns:p=\"urn:p\"", b"=\"", b"'")
+XML_TOKENS = (
+    b"<",
+    b">",
+    b"</",
+    b"/>",
+    b"&amp;",
+    b"&#0;",
+    b"&#x110000;",
+    b"&undefined;",
+    b"<![CDATA[",
+    b"]]>",
+    b"<!--",
+    b"-->",
+    b'<!DOCTYPE a [<!ENTITY e "x">]>',
+    b'<?xml version="1.0" encoding="ISO-8859-1"?>',
+    b'xmlns=""',
+    b'xmlns:p="urn:p"',
+    b'="',
+    b"'",
+)
 
 
 # --- iCalendar / iTIP ---------------------------------------------------------------------
+
 
 def ical(data: bytes) -> object:
     from mss.agenda.ical import parse_calendar
@@ -321,22 +387,47 @@ def _ical_seeds() -> list[bytes]:
     from mss.agenda.itip import EventData, build_cancel, build_request
 
     start = dt.datetime(2026, 3, 10, 8, 30, tzinfo=dt.UTC)
-    event = EventData(uid="rdv-42@chu.example", sequence=0, start=start, end=start + dt.timedelta(minutes=45),
-                      summary="Consultation; bâtiment B", location="CHU, Hall 3\nPorte 12",
-                      organizer="convocations@mss.localhost", organizer_name="CHU Convocations",
-                      attendee="180017512345678@patient.mss.localhost", attendee_name="Marie Durand")
+    event = EventData(
+        uid="rdv-42@chu.example",
+        sequence=0,
+        start=start,
+        end=start + dt.timedelta(minutes=45),
+        summary="Consultation; bâtiment B",
+        location="CHU, Hall 3\nPorte 12",
+        organizer="convocations@mss.localhost",
+        organizer_name="CHU Convocations",
+        attendee="180017512345678@patient.mss.localhost",
+        attendee_name="Marie Durand",
+    )
     stamp = dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.UTC)
     return [build_request(event, stamp).encode(), build_cancel(event, stamp).encode()]
 
 
 ICAL_NESTING = (Nesting(b"BEGIN:VEVENT\r\n", b"END:VEVENT\r\n"),)
-ICAL_TOKENS = (b"\r\n ", b"\r\n\t", b":", b";", b"=", b"\"", b",", b"\\n", b"TZID=Europe/Paris",
-               b"TZID=Nowhere/City", b"DTSTART:99991231T235959Z\r\n", b"DURATION:P99999999W\r\n",
-               b"SEQUENCE:99999999999999999999\r\n", b"RRULE:FREQ=DAILY\r\n", b"END:VCALENDAR\r\n",
-               b"BEGIN:VALARM\r\n", b"METHOD:PUBLISH\r\n", b"20260230T250000")
+ICAL_TOKENS = (
+    b"\r\n ",
+    b"\r\n\t",
+    b":",
+    b";",
+    b"=",
+    b'"',
+    b",",
+    b"\\n",
+    b"TZID=Europe/Paris",
+    b"TZID=Nowhere/City",
+    b"DTSTART:99991231T235959Z\r\n",
+    b"DURATION:P99999999W\r\n",
+    b"SEQUENCE:99999999999999999999\r\n",
+    b"RRULE:FREQ=DAILY\r\n",
+    b"END:VCALENDAR\r\n",
+    b"BEGIN:VALARM\r\n",
+    b"METHOD:PUBLISH\r\n",
+    b"20260230T250000",
+)
 
 
 # --- FHIR JSON -----------------------------------------------------------------------------
+
 
 def _json_body(data: bytes) -> object:
     """The body as the API reads it: with its nesting bounded (``mss.bounded_json``)."""
@@ -356,19 +447,33 @@ def _provide_seeds() -> list[bytes]:
     from tests.xdm_factory import INS, INS_TEST_OID, make_cda
 
     reference = {
-        "resourceType": "DocumentReference", "status": "current",
+        "resourceType": "DocumentReference",
+        "status": "current",
         "masterIdentifier": {"value": "1.2.250.1.999.1.1.20240101^Note"},
         "subject": {"identifier": {"system": f"urn:oid:{INS_TEST_OID}", "value": INS}},
         "type": {"coding": [{"system": "http://loinc.org", "code": "11488-4", "display": "CR"}]},
         "description": "Note",
-        "securityLabel": [{"coding": [{"system": "urn:oid:1.2.250.1.213.1.1.4.13", "code": "MASQUE_PS"}]}],
+        "securityLabel": [
+            {"coding": [{"system": "urn:oid:1.2.250.1.213.1.1.4.13", "code": "MASQUE_PS"}]}
+        ],
         "relatesTo": [{"code": "replaces", "target": {"reference": "DocumentReference/7"}}],
-        "content": [{"attachment": {"contentType": "text/xml", "url": "urn:uuid:binary-1"}}]}
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"fullUrl": "urn:uuid:docref-1", "resource": reference},
-        {"fullUrl": "urn:uuid:binary-1", "resource": {
-            "resourceType": "Binary", "contentType": "text/xml",
-            "data": base64.b64encode(make_cda()).decode()}}]}
+        "content": [{"attachment": {"contentType": "text/xml", "url": "urn:uuid:binary-1"}}],
+    }
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"fullUrl": "urn:uuid:docref-1", "resource": reference},
+            {
+                "fullUrl": "urn:uuid:binary-1",
+                "resource": {
+                    "resourceType": "Binary",
+                    "contentType": "text/xml",
+                    "data": base64.b64encode(make_cda()).decode(),
+                },
+            },
+        ],
+    }
     return [json.dumps(bundle).encode()]
 
 
@@ -383,17 +488,39 @@ def fhir_directory(data: bytes) -> object:
 def _directory_seeds() -> list[bytes]:
     from tests.fhir_directory_samples import hospital_bundle
 
-    return [json.dumps(hospital_bundle()).encode(),
-            *(path.read_bytes() for path in sorted((ANS_DATA / "fhir").glob("*.json")))]
+    return [
+        json.dumps(hospital_bundle()).encode(),
+        *(path.read_bytes() for path in sorted((ANS_DATA / "fhir").glob("*.json"))),
+    ]
 
 
 JSON_NESTING = (Nesting(b"[", b"]"), Nesting(b'{"a":', b"}"))
-JSON_TOKENS = (b"{", b"}", b"[", b"]", b",", b":", b"null", b"true", b"1e999", b"-0", b"\"\\ud800\"",
-               b"\"resourceType\"", b"\"entry\"", b"\"identifier\"", b"\"coding\"", b"\"reference\"",
-               b"\"data\"", b"9" * 5000, b"\"\"", b"NaN")
+JSON_TOKENS = (
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b",",
+    b":",
+    b"null",
+    b"true",
+    b"1e999",
+    b"-0",
+    b'"\\ud800"',
+    b'"resourceType"',
+    b'"entry"',
+    b'"identifier"',
+    b'"coding"',
+    b'"reference"',
+    b'"data"',
+    b"9" * 5000,
+    b'""',
+    b"NaN",
+)
 
 
 # --- directory imports -----------------------------------------------------------------
+
 
 def whitelist(data: bytes) -> object:
     from mss.directory.import_whitelist import parse_whitelist
@@ -406,9 +533,17 @@ def _whitelist_seeds() -> list[bytes]:
     return [(ANS_DATA / "whitelist" / "SYNTHETIC_listeblanchemssante_structure.xml").read_bytes()]
 
 
-WHITELIST_TOKENS = (*XML_TOKENS, b"<Domaine>", b"</Domaine>", b"<Nom>", b"</Nom>", b"<Nom>.</Nom>",
-                    b"<DNCertificatOperateur>CN=x</DNCertificatOperateur>", b"CN=a,,O=b",
-                    b"<Signature xmlns=\"http://www.w3.org/2000/09/xmldsig#\">")
+WHITELIST_TOKENS = (
+    *XML_TOKENS,
+    b"<Domaine>",
+    b"</Domaine>",
+    b"<Nom>",
+    b"</Nom>",
+    b"<Nom>.</Nom>",
+    b"<DNCertificatOperateur>CN=x</DNCertificatOperateur>",
+    b"CN=a,,O=b",
+    b'<Signature xmlns="http://www.w3.org/2000/09/xmldsig#">',
+)
 
 
 def patients_csv(data: bytes) -> object:
@@ -416,8 +551,13 @@ def patients_csv(data: bytes) -> object:
     from mss.directory.imports import ImportReport, decode_text
 
     text = decode_text(data, "fuzz.csv")
-    return parse_patients(text, "fuzz.csv", ImportReport(source="fuzz.csv"), skip_invalid=True,
-                          today=dt.date(2026, 3, 2))
+    return parse_patients(
+        text,
+        "fuzz.csv",
+        ImportReport(source="fuzz.csv"),
+        skip_invalid=True,
+        today=dt.date(2026, 3, 2),
+    )
 
 
 PATIENTS_HEADER = b"ins,family_name,given_names,birth_date,email,phone,guardian_ins\r\n"
@@ -426,18 +566,39 @@ PATIENTS_HEADER = b"ins,family_name,given_names,birth_date,email,phone,guardian_
 def _patients_seeds() -> list[bytes]:
     from mss.directory.identifiers import ins_key
 
-    child, corsican = (f"{first}{ins_key(first):02d}".encode() for first in ("2150775123456", "185052A123456"))
-    return [PATIENTS_HEADER
-            + b"277076322082910,NESSI,Marie Anne,1977-07-15,Marie.Nessi@Example.org,06 12 34 56 78,\r\n"
-            + child + b",NESSI,L\xc3\xa9a,2015-07-01,,,277076322082910\r\n",
-            PATIENTS_HEADER.replace(b",", b";") + corsican + b";CASANOVA;Ange;1985-05-20;;;\r\n"]
+    child, corsican = (
+        f"{first}{ins_key(first):02d}".encode() for first in ("2150775123456", "185052A123456")
+    )
+    return [
+        PATIENTS_HEADER
+        + b"277076322082910,NESSI,Marie Anne,1977-07-15,Marie.Nessi@Example.org,06 12 34 56 78,\r\n"
+        + child
+        + b",NESSI,L\xc3\xa9a,2015-07-01,,,277076322082910\r\n",
+        PATIENTS_HEADER.replace(b",", b";") + corsican + b";CASANOVA;Ange;1985-05-20;;;\r\n",
+    ]
 
 
-CSV_TOKENS = (b",", b";", b"\"", b"\"\"", b"\r\n", b"\n", b"2A", b"2B", b"0000-00-00", b"31/02/2020",
-              b"+33", b"@", b"\xef\xbb\xbf", b"ins", b"guardian_ins")
+CSV_TOKENS = (
+    b",",
+    b";",
+    b'"',
+    b'""',
+    b"\r\n",
+    b"\n",
+    b"2A",
+    b"2B",
+    b"0000-00-00",
+    b"31/02/2020",
+    b"+33",
+    b"@",
+    b"\xef\xbb\xbf",
+    b"ins",
+    b"guardian_ins",
+)
 
 
 # --- IMAP (the parser is another engineer's; the long run calls its entry point) ----------------
+
 
 def imap(data: bytes) -> object:
     from mss.mailbox.imap.parser import parse_command
@@ -446,9 +607,12 @@ def imap(data: bytes) -> object:
 
 
 def _imap_seeds() -> list[bytes]:
-    return [b"a1 LOGIN jean {4}\r\npass\r\n", b"a2 UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (FROM)])\r\n",
-            b'a3 SEARCH CHARSET UTF-8 OR (FROM "x" SUBJECT {3+}\r\n\xc3\xa9a) NOT SEEN SINCE 1-Jan-2026\r\n',
-            b'a4 APPEND INBOX (\\Seen) "07-Mar-2026 11:00:00 +0100" {5}\r\nhello\r\n']
+    return [
+        b"a1 LOGIN jean {4}\r\npass\r\n",
+        b"a2 UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (FROM)])\r\n",
+        b'a3 SEARCH CHARSET UTF-8 OR (FROM "x" SUBJECT {3+}\r\n\xc3\xa9a) NOT SEEN SINCE 1-Jan-2026\r\n',
+        b'a4 APPEND INBOX (\\Seen) "07-Mar-2026 11:00:00 +0100" {5}\r\nhello\r\n',
+    ]
 
 
 IMAP_NESTING = (Nesting(b"(", b")"), Nesting(b"NOT ("))
@@ -463,43 +627,112 @@ def _refusals() -> dict[str, tuple[type[BaseException], ...]]:
     from mss.errors import HubError
     from mss.mailbox.imap.wire import ImapError
 
-    return {"xdm": (XdmError,), "cal": (CalendarError,), "cms": (CmsFailure,), "hub": (HubError,),
-            "fhir": (FhirInputError, JsonRefused, HubError), "imap": (ImapError,),
-            "smtp": (SmtpSyntax,), "none": ()}
+    return {
+        "xdm": (XdmError,),
+        "cal": (CalendarError,),
+        "cms": (CmsFailure,),
+        "hub": (HubError,),
+        "fhir": (FhirInputError, JsonRefused, HubError),
+        "imap": (ImapError,),
+        "smtp": (SmtpSyntax,),
+        "none": (),
+    }
 
 
 def _targets() -> dict[str, Target]:
     refused = _refusals()
     signed = lambda: [*_messages(), *_signed_messages()]
     heads = lambda: [m.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n" for m in _messages()]
-    commands = lambda: [b"MAIL FROM:<jean.dupont@mss.localhost> SIZE=1000 BODY=8BITMIME",
-                        b"RCPT TO:<\"quoted local\"@mss.localhost> NOTIFY=SUCCESS",
-                        b"MAIL FROM:<@relay.example:a@b.example>", b"RCPT TO:<postmaster>",
-                        b"MAIL FROM:<>", b"AUTH PLAIN " + base64.b64encode(b"\0jean\0secret"),
-                        b"RCPT TO:<a@[127.0.0.1]> (comment)"]
+    commands = lambda: [
+        b"MAIL FROM:<jean.dupont@mss.localhost> SIZE=1000 BODY=8BITMIME",
+        b'RCPT TO:<"quoted local"@mss.localhost> NOTIFY=SUCCESS',
+        b"MAIL FROM:<@relay.example:a@b.example>",
+        b"RCPT TO:<postmaster>",
+        b"MAIL FROM:<>",
+        b"AUTH PLAIN " + base64.b64encode(b"\0jean\0secret"),
+        b"RCPT TO:<a@[127.0.0.1]> (comment)",
+    ]
     found = [
-        Target("smtp_command", smtp_command, refused["smtp"], commands,
-               (b"<", b">", b"@", b"\"", b"\\", b"(", b")", b":", b",", b"=", b" ", b"[", b"]")),
+        Target(
+            "smtp_command",
+            smtp_command,
+            refused["smtp"],
+            commands,
+            (b"<", b">", b"@", b'"', b"\\", b"(", b")", b":", b",", b"=", b" ", b"[", b"]"),
+        ),
         Target("smtp_data", smtp_data, refused["hub"], _messages, MIME_TOKENS, MIME_NESTING),
         Target("header_block", header_block, refused["none"], heads, MIME_TOKENS),
         Target("mime_structure", structure, refused["none"], _messages, MIME_TOKENS, MIME_NESTING),
         Target("smime", smime, refused["none"], signed, MIME_TOKENS, MIME_NESTING),
-        Target("cms", cms, refused["cms"], _cms_seeds, (b"\x30\x80", b"\x00\x00", b"\x06\x09", b"\xa0\x80",
-                                                       b"\x30\x84\xff\xff\xff\xff", b"\x02\x01\x00")),
-        Target("xdm", xdm, refused["xdm"], _xdm_seeds, (b"PK\x03\x04", b"PK\x01\x02", b"PK\x05\x06",
-                                                       b"../", b"IHE_XDM/", b"METADATA.XML")),
-        Target("xdm_metadata", xdm_metadata, refused["xdm"], _metadata_seeds, XML_TOKENS, XML_NESTING),
+        Target(
+            "cms",
+            cms,
+            refused["cms"],
+            _cms_seeds,
+            (
+                b"\x30\x80",
+                b"\x00\x00",
+                b"\x06\x09",
+                b"\xa0\x80",
+                b"\x30\x84\xff\xff\xff\xff",
+                b"\x02\x01\x00",
+            ),
+        ),
+        Target(
+            "xdm",
+            xdm,
+            refused["xdm"],
+            _xdm_seeds,
+            (b"PK\x03\x04", b"PK\x01\x02", b"PK\x05\x06", b"../", b"IHE_XDM/", b"METADATA.XML"),
+        ),
+        Target(
+            "xdm_metadata", xdm_metadata, refused["xdm"], _metadata_seeds, XML_TOKENS, XML_NESTING
+        ),
         Target("cda", cda, refused["xdm"], _cda_seeds, XML_TOKENS, XML_NESTING),
         Target("ical", ical, refused["cal"], _ical_seeds, ICAL_TOKENS, ICAL_NESTING),
         Target("itip", itip, refused["cal"], _ical_seeds, ICAL_TOKENS, ICAL_NESTING),
-        Target("fhir_documents", fhir_documents, refused["fhir"], _provide_seeds, JSON_TOKENS, JSON_NESTING),
-        Target("fhir_directory", fhir_directory, refused["hub"], _directory_seeds, JSON_TOKENS,
-               JSON_NESTING),
-        Target("whitelist", whitelist, refused["hub"], _whitelist_seeds, WHITELIST_TOKENS, XML_NESTING),
+        Target(
+            "fhir_documents",
+            fhir_documents,
+            refused["fhir"],
+            _provide_seeds,
+            JSON_TOKENS,
+            JSON_NESTING,
+        ),
+        Target(
+            "fhir_directory",
+            fhir_directory,
+            refused["hub"],
+            _directory_seeds,
+            JSON_TOKENS,
+            JSON_NESTING,
+        ),
+        Target(
+            "whitelist", whitelist, refused["hub"], _whitelist_seeds, WHITELIST_TOKENS, XML_NESTING
+        ),
         Target("patients_csv", patients_csv, refused["hub"], _patients_seeds, CSV_TOKENS),
-        Target("imap", imap, refused["imap"], _imap_seeds,
-               (b"{", b"}", b"{5}\r\n", b"{99999999999}\r\n", b"\"", b"\\", b"[", b"]", b"<", b">", b"*",
-                b":", b","), IMAP_NESTING),
+        Target(
+            "imap",
+            imap,
+            refused["imap"],
+            _imap_seeds,
+            (
+                b"{",
+                b"}",
+                b"{5}\r\n",
+                b"{99999999999}\r\n",
+                b'"',
+                b"\\",
+                b"[",
+                b"]",
+                b"<",
+                b">",
+                b"*",
+                b":",
+                b",",
+            ),
+            IMAP_NESTING,
+        ),
     ]
     return {t.name: t for t in found}
 
@@ -520,7 +753,11 @@ def _seed_cache(name: str) -> list[bytes]:
 def regressions(name: str) -> list[bytes]:
     """Every input that once broke target ``name`` (kept in tests/fuzz/regressions/<name>/)."""
     folder = REGRESSIONS / name
-    return [path.read_bytes() for path in sorted(folder.iterdir()) if path.is_file()] if folder.is_dir() else []
+    return (
+        [path.read_bytes() for path in sorted(folder.iterdir()) if path.is_file()]
+        if folder.is_dir()
+        else []
+    )
 
 
 def names(only: Sequence[str] = ()) -> list[str]:

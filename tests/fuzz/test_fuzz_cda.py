@@ -14,7 +14,11 @@ from tests.fuzz.targets import check, inputs
 @fuzz_settings(80)
 @given(inputs("cda"))
 @example(b'<?xml version="1.0" encoding="UVF-8"?><ClinicalDocument/>')  # LookupError
-@example(b'<ClinicalDocument xmlns="urn:hl7-org:v3">' + b"<a>" * 5000 + b"</a>" * 5000
-         + b"</ClinicalDocument>")  # deeper than MAX_XML_DEPTH
+@example(
+    b'<ClinicalDocument xmlns="urn:hl7-org:v3">'
+    + b"<a>" * 5000
+    + b"</a>" * 5000
+    + b"</ClinicalDocument>"
+)  # deeper than MAX_XML_DEPTH
 def test_cda_header_is_read_or_refused(data: bytes) -> None:
     check("cda", data)

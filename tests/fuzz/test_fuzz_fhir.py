@@ -39,8 +39,10 @@ def test_directory_file_is_read_or_refused(data: bytes) -> None:
 
 async def _counts(db: Database) -> list[int]:
     async with db.read() as session:
-        return [(await session.execute(select(func.count()).select_from(model))).scalar_one()
-                for model in (Organisation, Professional, Mailbox, AuditEvent)]
+        return [
+            (await session.execute(select(func.count()).select_from(model))).scalar_one()
+            for model in (Organisation, Professional, Mailbox, AuditEvent)
+        ]
 
 
 async def test_refused_directory_file_writes_nothing(db: Database, tmp_path: Path) -> None:

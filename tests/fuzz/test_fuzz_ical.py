@@ -10,7 +10,9 @@ from hypothesis import example, given
 from tests.fuzz.near_valid import fuzz_settings
 from tests.fuzz.targets import check, inputs, seeds
 
-LONG_TZID = seeds("itip")[0].replace(b"DTSTART;TZID=Europe/Paris", b"DTSTART;TZID=Eur" + b"TZID=Europe/Paris" * 400)
+LONG_TZID = seeds("itip")[0].replace(
+    b"DTSTART;TZID=Europe/Paris", b"DTSTART;TZID=Eur" + b"TZID=Europe/Paris" * 400
+)
 
 
 @fuzz_settings(100)

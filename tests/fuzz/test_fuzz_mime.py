@@ -14,8 +14,12 @@ from tests.fuzz.targets import check, inputs
 
 @fuzz_settings(60)
 @given(inputs("mime_structure", max_edits=3))
-@example(b"From: =?u\xd6f-8?q?Fran=C3=A7oise?= <f@b.example>\r\n\r\n")  # CharsetError in decode_words
-@example(b'Content-Type: multipart/mixed; boundary="n"\r\n\r\n--n\r\n' * 3000)  # deeper than MAX_DEPTH
+@example(
+    b"From: =?u\xd6f-8?q?Fran=C3=A7oise?= <f@b.example>\r\n\r\n"
+)  # CharsetError in decode_words
+@example(
+    b'Content-Type: multipart/mixed; boundary="n"\r\n\r\n--n\r\n' * 3000
+)  # deeper than MAX_DEPTH
 def test_structure_of_any_message(data: bytes) -> None:
     check("mime_structure", data)
 

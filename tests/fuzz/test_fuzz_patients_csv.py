@@ -34,11 +34,15 @@ def test_roster_is_read_or_refused(data: bytes) -> None:
 
 async def _counts(db: Database) -> list[int]:
     async with db.read() as session:
-        return [(await session.execute(select(func.count()).select_from(model))).scalar_one()
-                for model in (Patient, Mailbox, Guardianship, AuditEvent)]
+        return [
+            (await session.execute(select(func.count()).select_from(model))).scalar_one()
+            for model in (Patient, Mailbox, Guardianship, AuditEvent)
+        ]
 
 
-async def test_refused_roster_writes_nothing(db: Database, settings: Settings, tmp_path: Path) -> None:
+async def test_refused_roster_writes_nothing(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
     path = tmp_path / "roster.csv"
     before = await _counts(db)
     hostile = refused_inputs("patients_csv", 6)

@@ -10,7 +10,11 @@ from hypothesis import example, given
 from tests.fuzz.near_valid import fuzz_settings
 from tests.fuzz.targets import check, inputs
 
-DEEP_MESSAGE = b"From: a@b.example\r\nSubject: x\r\n" + b"Content-Type: message/rfc822\r\n\r\n" * 2000 + b"ihe_xdm"
+DEEP_MESSAGE = (
+    b"From: a@b.example\r\nSubject: x\r\n"
+    + b"Content-Type: message/rfc822\r\n\r\n" * 2000
+    + b"ihe_xdm"
+)
 
 
 @fuzz_settings(150)
@@ -29,7 +33,9 @@ def test_smtp_command_lines_are_read_or_refused(data: bytes) -> None:
 @example(DEEP_MESSAGE)  # RecursionError in the email package (the XDM check at delivery)
 @example(b"From:Content-Type: multipart/mixed; boundary= a@b.example\r\n\r\n")  # AttributeError
 @example(b"From: alice.martin@\r\n\r\n")  # IndexError in the address parser
-@example(b"From: a@b.example\r\nSubject: =?u\xd6f-8?q?x?=\r\n\r\n")  # CharsetError in ENVELOPE words
+@example(
+    b"From: a@b.example\r\nSubject: =?u\xd6f-8?q?x?=\r\n\r\n"
+)  # CharsetError in ENVELOPE words
 def test_message_content_is_read_or_refused(data: bytes) -> None:
     check("smtp_data", data)
 

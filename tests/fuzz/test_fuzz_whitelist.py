@@ -25,8 +25,12 @@ ROOT = b'<ListeBlancheMSSante xmlns="https://listeblanche.mssante.fr/schema">'
 
 @fuzz_settings(80)
 @given(inputs("whitelist"))
-@example(b'<?xml version="1.0" encoding="UTQ-8"?>' + ROOT + b"</ListeBlancheMSSante>")  # LookupError
-@example(ROOT + b"<a>" * 5000 + b"</a>" * 5000 + b"</ListeBlancheMSSante>")  # deeper than MAX_XML_DEPTH
+@example(
+    b'<?xml version="1.0" encoding="UTQ-8"?>' + ROOT + b"</ListeBlancheMSSante>"
+)  # LookupError
+@example(
+    ROOT + b"<a>" * 5000 + b"</a>" * 5000 + b"</ListeBlancheMSSante>"
+)  # deeper than MAX_XML_DEPTH
 def test_whitelist_is_read_or_refused(data: bytes) -> None:
     check("whitelist", data)
 

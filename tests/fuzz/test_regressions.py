@@ -10,7 +10,9 @@ import pytest
 
 from tests.fuzz.targets import REGRESSIONS, check
 
-CASES = sorted(path for path in REGRESSIONS.glob("*/*") if path.is_file() and not path.name.startswith("."))
+CASES = sorted(
+    path for path in REGRESSIONS.glob("*/*") if path.is_file() and not path.name.startswith(".")
+)
 
 
 @pytest.mark.parametrize("path", CASES, ids=[f"{p.parent.name}/{p.name}" for p in CASES])

@@ -24,13 +24,19 @@ _HASHER = argon2.PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
 _HASH = _HASHER.hash(PASSWORD)
 
 
-async def make_mailbox(db: Database, address: str, kind: MailboxKind = MailboxKind.PER,
-                       password: str | None = PASSWORD) -> int:
+async def make_mailbox(
+    db: Database, address: str, kind: MailboxKind = MailboxKind.PER, password: str | None = PASSWORD
+) -> int:
     """A mailbox with its standard folders; returns its id."""
     async with db.write() as session:
-        mailbox = Mailbox(address=address, kind=kind, display_name=address.split("@")[0],
-                          password_hash=_HASH if password == PASSWORD else
-                          (_HASHER.hash(password) if password else None))
+        mailbox = Mailbox(
+            address=address,
+            kind=kind,
+            display_name=address.split("@")[0],
+            password_hash=_HASH
+            if password == PASSWORD
+            else (_HASHER.hash(password) if password else None),
+        )
         session.add(mailbox)
         await session.flush()
         await ensure_folders(session, mailbox.id)
@@ -68,15 +74,16 @@ def client_ssl(tls_settings: Settings, dev_pki: DevPki) -> ssl.SSLContext:
 @dataclass
 class RunningImap:
     host: str
-    port: int        # STARTTLS
-    tls_port: int    # implicit TLS
+    port: int  # STARTTLS
+    tls_port: int  # implicit TLS
     settings: Settings
     servers: list[asyncio.Server]
 
 
 @pytest.fixture
-async def imap(settings: Settings, db: Database, server_ssl: ssl.SSLContext, mailbox_id: int
-               ) -> AsyncIterator[RunningImap]:
+async def imap(
+    settings: Settings, db: Database, server_ssl: ssl.SSLContext, mailbox_id: int
+) -> AsyncIterator[RunningImap]:
     """Both IMAP listeners on 127.0.0.1, on free ports, for the test's database."""
     settings.limits.max_connections_per_ip = 200
     servers = await start_imap_servers(settings, db, server_ssl)
@@ -93,10 +100,15 @@ class Wire:
         self.writer = writer
 
     @classmethod
-    async def connect(cls, imap: RunningImap, client_ssl: ssl.SSLContext, *, tls: bool = True) -> Wire:
+    async def connect(
+        cls, imap: RunningImap, client_ssl: ssl.SSLContext, *, tls: bool = True
+    ) -> Wire:
         reader, writer = await asyncio.open_connection(
-            imap.host, imap.tls_port if tls else imap.port, ssl=client_ssl if tls else None,
-            server_hostname="localhost" if tls else None)
+            imap.host,
+            imap.tls_port if tls else imap.port,
+            ssl=client_ssl if tls else None,
+            server_hostname="localhost" if tls else None,
+        )
         wire = cls(reader, writer)
         await wire.read_line()
         return wire
@@ -137,7 +149,9 @@ class Wire:
         assert re.match(pattern, got, re.DOTALL), f"\nsent: {line}\nexpected:\n{want}\ngot:\n{got}"
         return got
 
-    async def login(self, address: str = "jean.dupont@mss.localhost", password: str = PASSWORD) -> None:
+    async def login(
+        self, address: str = "jean.dupont@mss.localhost", password: str = PASSWORD
+    ) -> None:
         got = await self.command(f'L1 LOGIN "{address}" "{password}"')
         assert got.rstrip().endswith("L1 OK Logged in"), got
 

@@ -21,8 +21,18 @@ async def test_autoconfig_lists_imap_and_submission() -> None:
             response = await client.get(path, params={"emailaddress": "jean.dupont@example.fr"})
             assert response.status == 200 and response.content_type == "application/xml"
             root = ET.fromstring(await response.text())
-            servers = [(s.tag, s.get("type"), s.findtext("hostname"), s.findtext("port"), s.findtext("socketType"),
-                        s.findtext("username")) for s in root.find("emailProvider") if s.tag.endswith("Server")]
+            servers = [
+                (
+                    s.tag,
+                    s.get("type"),
+                    s.findtext("hostname"),
+                    s.findtext("port"),
+                    s.findtext("socketType"),
+                    s.findtext("username"),
+                )
+                for s in root.find("emailProvider")
+                if s.tag.endswith("Server")
+            ]
             assert servers == [
                 ("incomingServer", "imap", "mss.example.fr", "2993", "SSL", "%EMAILADDRESS%"),
                 ("incomingServer", "imap", "mss.example.fr", "2143", "STARTTLS", "%EMAILADDRESS%"),

@@ -17,7 +17,9 @@ TOOBIG = f"before login a literal is at most {imap_server.PRE_AUTH_MAX_LITERAL} 
 # --- memory before login: literals (RFC 7888 §4, §5 LITERAL-) ---
 
 
-async def test_capabilities_say_literal_minus_before_login_and_literal_plus_after(wire: Wire) -> None:
+async def test_capabilities_say_literal_minus_before_login_and_literal_plus_after(
+    wire: Wire,
+) -> None:
     got = await wire.check("c1 CAPABILITY", "* CAPABILITY {*}\nc1 OK CAPABILITY completed")
     assert " LITERAL- " in got and "LITERAL+" not in got
     await wire.login()
@@ -26,7 +28,8 @@ async def test_capabilities_say_literal_minus_before_login_and_literal_plus_afte
 
 
 async def test_a_50_mb_non_synchronising_literal_before_login_is_refused_unread(
-        imap: RunningImap, client_ssl: ssl.SSLContext) -> None:
+    imap: RunningImap, client_ssl: ssl.SSLContext
+) -> None:
     wire = await Wire.connect(imap, client_ssl)
     wire.send("a1 LOGIN {50000000+}")  # the header only: the 50 MB never need to be sent
     assert await wire.read_line() == f"* BYE [TOOBIG] {TOOBIG}\r\n"
@@ -35,7 +38,8 @@ async def test_a_50_mb_non_synchronising_literal_before_login_is_refused_unread(
 
 
 async def test_a_50_mb_synchronising_literal_before_login_gets_no_continuation(
-        imap: RunningImap, wire: Wire) -> None:
+    imap: RunningImap, wire: Wire
+) -> None:
     wire.send("a1 LOGIN {50000000}")
     assert await wire.read_line() == f"a1 BAD [TOOBIG] {TOOBIG}\r\n"
     service = imap.servers[0].mss_imap_service  # type: ignore[attr-defined]
@@ -43,7 +47,9 @@ async def test_a_50_mb_synchronising_literal_before_login_gets_no_continuation(
     await wire.check("a2 NOOP", "a2 OK NOOP completed")
 
 
-async def test_refused_literals_before_login_count_as_bad_commands(imap: RunningImap, wire: Wire) -> None:
+async def test_refused_literals_before_login_count_as_bad_commands(
+    imap: RunningImap, wire: Wire
+) -> None:
     for i in range(imap_server.MAX_BAD_IN_A_ROW - 1):
         wire.send(f"b{i} LOGIN {{50000000}}")
         assert await wire.read_line() == f"b{i} BAD [TOOBIG] {TOOBIG}\r\n"
@@ -52,12 +58,17 @@ async def test_refused_literals_before_login_count_as_bad_commands(imap: Running
     assert await wire.read_line() == "* BYE too many invalid commands\r\n"
 
 
-async def test_appends_too_big_after_login_are_not_bad_commands(imap: RunningImap, wire: Wire) -> None:
+async def test_appends_too_big_after_login_are_not_bad_commands(
+    imap: RunningImap, wire: Wire
+) -> None:
     imap.settings.limits.imap_max_literal = 1000
     await wire.login()
     for i in range(imap_server.MAX_BAD_IN_A_ROW + 1):
         wire.send(f"p{i} APPEND INBOX {{5000}}")
-        assert await wire.read_line() == f"p{i} NO [TOOBIG] the message is larger than the limit of 1000 bytes\r\n"
+        assert (
+            await wire.read_line()
+            == f"p{i} NO [TOOBIG] the message is larger than the limit of 1000 bytes\r\n"
+        )
     await wire.check("p NOOP", "p OK NOOP completed")
 
 
@@ -103,27 +114,39 @@ async def _selected_with_messages(db: Database, mailbox_id: int, wire: Wire) -> 
 
 
 async def test_deeply_nested_search_criteria_are_refused_with_a_sentence(
-        db: Database, mailbox_id: int, wire: Wire) -> None:
+    db: Database, mailbox_id: int, wire: Wire
+) -> None:
     await _selected_with_messages(db, mailbox_id, wire)
     limit = MAX_NESTING
-    await wire.check("n1 SEARCH " + "(" * 500 + "ALL" + ")" * 500,
-                     f"n1 BAD parenthesised lists nested too deeply (limit {limit})")
-    await wire.check("n2 SEARCH " + "NOT " * 2000 + "ALL",
-                     f"n2 BAD search criteria nested too deeply (limit {limit})")
-    await wire.check("n3 SEARCH " + "OR " * 2000 + "ALL " * 2001,
-                     f"n3 BAD search criteria nested too deeply (limit {limit})")
+    await wire.check(
+        "n1 SEARCH " + "(" * 500 + "ALL" + ")" * 500,
+        f"n1 BAD parenthesised lists nested too deeply (limit {limit})",
+    )
+    await wire.check(
+        "n2 SEARCH " + "NOT " * 2000 + "ALL",
+        f"n2 BAD search criteria nested too deeply (limit {limit})",
+    )
+    await wire.check(
+        "n3 SEARCH " + "OR " * 2000 + "ALL " * 2001,
+        f"n3 BAD search criteria nested too deeply (limit {limit})",
+    )
     nested = "(" * (limit - 1) + "SEEN" + ")" * (limit - 1)
     await wire.check(f"n4 SEARCH {nested}", "* SEARCH\nn4 OK SEARCH completed")
 
 
 async def test_a_long_chain_of_or_is_evaluated(db: Database, mailbox_id: int, wire: Wire) -> None:
     await _selected_with_messages(db, mailbox_id, wire)
-    await wire.check("o1 SEARCH " + "OR ALL " * 2000 + "ALL", "* SEARCH 1 2 3\no1 OK SEARCH completed")
-    await wire.check("o2 SEARCH " + "OR SEEN " * 2000 + "SUBJECT m1", "* SEARCH 2\no2 OK SEARCH completed")
+    await wire.check(
+        "o1 SEARCH " + "OR ALL " * 2000 + "ALL", "* SEARCH 1 2 3\no1 OK SEARCH completed"
+    )
+    await wire.check(
+        "o2 SEARCH " + "OR SEEN " * 2000 + "SUBJECT m1", "* SEARCH 2\no2 OK SEARCH completed"
+    )
 
 
 async def test_deeply_nested_lists_in_fetch_store_append_are_bad(
-        db: Database, mailbox_id: int, wire: Wire) -> None:
+    db: Database, mailbox_id: int, wire: Wire
+) -> None:
     await _selected_with_messages(db, mailbox_id, wire)
     deep = "(" * 500 + ")" * 500
     sentence = f"parenthesised lists nested too deeply (limit {MAX_NESTING})"
@@ -138,14 +161,21 @@ async def test_deeply_nested_lists_in_fetch_store_append_are_bad(
 
 async def test_select_of_odd_names_answers_no_not_bad(wire: Wire) -> None:
     await wire.login()
-    await wire.check('b1 SELECT "[(){ %*\\"\\\\]"',
-                     "b1 NO [NONEXISTENT] there is no folder called '[(){ %*\"\\\\]'")
+    await wire.check(
+        'b1 SELECT "[(){ %*\\"\\\\]"',
+        "b1 NO [NONEXISTENT] there is no folder called '[(){ %*\"\\\\]'",
+    )
     name = b"[(){ %*]"
     wire.send(b"b2 SELECT {%d+}\r\n%s" % (len(name), name))
-    assert await wire.until_tagged("b2") == "b2 NO [NONEXISTENT] there is no folder called '[(){ %*]'\n"
+    assert (
+        await wire.until_tagged("b2")
+        == "b2 NO [NONEXISTENT] there is no folder called '[(){ %*]'\n"
+    )
     await wire.check("b3 SELECT foo[bar", "b3 NO [NONEXISTENT] there is no folder called 'foo[bar'")
     await wire.check("b4 SELECT [", "b4 NO [NONEXISTENT] there is no folder called '['")
-    await wire.check('b5 STATUS a[ (MESSAGES)', "b5 NO [NONEXISTENT] there is no folder called 'a['")
+    await wire.check(
+        "b5 STATUS a[ (MESSAGES)", "b5 NO [NONEXISTENT] there is no folder called 'a['"
+    )
     await wire.check('b6 CREATE "[Archives"', "b6 OK CREATE completed")
     await wire.check("b7 SELECT [Archives", "{*}b7 OK [READ-WRITE] SELECT completed")
 
@@ -153,12 +183,16 @@ async def test_select_of_odd_names_answers_no_not_bad(wire: Wire) -> None:
 async def test_a_bracket_never_joins_an_atom_to_the_next_line(wire: Wire) -> None:
     wire.send(b"a1 LOGIN [ {3+}\r\nx]y")
     assert await wire.until_tagged("a1") == (
-        "a1 NO [AUTHENTICATIONFAILED] wrong address or password\n")
+        "a1 NO [AUTHENTICATIONFAILED] wrong address or password\n"
+    )
 
 
-async def test_a_refusal_that_quotes_the_client_stays_one_line(db: Database, mailbox_id: int, wire: Wire) -> None:
+async def test_a_refusal_that_quotes_the_client_stays_one_line(
+    db: Database, mailbox_id: int, wire: Wire
+) -> None:
     await _selected_with_messages(db, mailbox_id, wire)
     wire.send(b"c1 SEARCH CHARSET {4+}\r\na\r\nb ALL")
     assert await wire.read_line() == (
-        "c1 NO [BADCHARSET (UTF-8 US-ASCII)] charset a\\x0d\\x0ab is not supported\r\n")
+        "c1 NO [BADCHARSET (UTF-8 US-ASCII)] charset a\\x0d\\x0ab is not supported\r\n"
+    )
     await wire.check("c2 NOOP", "c2 OK NOOP completed")

@@ -17,8 +17,13 @@ async def test_bad_commands_get_reasons(wire: Wire) -> None:
     await wire.check("a4 SELECT INBOX", "{*}a4 OK [READ-WRITE] SELECT completed")
     await wire.check("a5 FETCH 1:x FLAGS", "a5 BAD invalid sequence set 1:x")
     await wire.check("a6 FETCH 1 (FLAGS BOGUS)", "a6 BAD unknown FETCH data item BOGUS")
-    await wire.check("a7 SEARCH CHARSET KOI8-R TEXT x", "a7 NO [BADCHARSET (UTF-8 US-ASCII)] charset koi8-r is not supported")
-    await wire.check("a8 STORE 1 +FLAGS (\\Recent)", "a8 BAD \\Recent is not a flag that can be set")
+    await wire.check(
+        "a7 SEARCH CHARSET KOI8-R TEXT x",
+        "a7 NO [BADCHARSET (UTF-8 US-ASCII)] charset koi8-r is not supported",
+    )
+    await wire.check(
+        "a8 STORE 1 +FLAGS (\\Recent)", "a8 BAD \\Recent is not a flag that can be set"
+    )
 
 
 async def test_a_flood_of_bad_commands_closes_the_connection(wire: Wire) -> None:
@@ -35,38 +40,52 @@ async def test_line_too_long_closes(wire: Wire) -> None:
     assert (await wire.read_line()).startswith("* BAD command line too long")
 
 
-async def test_literal_over_the_limit_is_refused_before_it_is_sent(imap: RunningImap, wire: Wire) -> None:
+async def test_literal_over_the_limit_is_refused_before_it_is_sent(
+    imap: RunningImap, wire: Wire
+) -> None:
     imap.settings.limits.imap_max_literal = 1000
     await wire.login()
     wire.send("a1 APPEND INBOX {5000}")
-    assert await wire.read_line() == "a1 NO [TOOBIG] the message is larger than the limit of 1000 bytes\r\n"
+    assert (
+        await wire.read_line()
+        == "a1 NO [TOOBIG] the message is larger than the limit of 1000 bytes\r\n"
+    )
     await wire.check("a2 NOOP", "a2 OK NOOP completed")
     wire.send("a3 APPEND INBOX {5000+}")
     assert (await wire.read_line()).startswith("* BAD literal of 5000 bytes is over the limit")
 
 
-async def test_connections_per_address_are_limited(imap: RunningImap, client_ssl: ssl.SSLContext) -> None:
+async def test_connections_per_address_are_limited(
+    imap: RunningImap, client_ssl: ssl.SSLContext
+) -> None:
     imap.settings.limits.max_connections_per_ip = 2
     service = imap.servers[0].mss_imap_service  # type: ignore[attr-defined]
     service.per_ip.limit = 2
     first = await Wire.connect(imap, client_ssl)
     second = await Wire.connect(imap, client_ssl)
-    reader, writer = await asyncio.open_connection(imap.host, imap.tls_port, ssl=client_ssl,
-                                                   server_hostname="localhost")
+    reader, writer = await asyncio.open_connection(
+        imap.host, imap.tls_port, ssl=client_ssl, server_hostname="localhost"
+    )
     third = Wire(reader, writer)
-    assert await third.read_line() == "* BYE [UNAVAILABLE] too many connections from your address\r\n"
+    assert (
+        await third.read_line() == "* BYE [UNAVAILABLE] too many connections from your address\r\n"
+    )
     for client in (first, second, third):
         await client.close()
 
 
-async def test_connections_per_user_are_limited(imap: RunningImap, client_ssl: ssl.SSLContext) -> None:
+async def test_connections_per_user_are_limited(
+    imap: RunningImap, client_ssl: ssl.SSLContext
+) -> None:
     service = imap.servers[0].mss_imap_service  # type: ignore[attr-defined]
     service.per_user.limit = 1
     first = await Wire.connect(imap, client_ssl)
     await first.login()
     second = await Wire.connect(imap, client_ssl)
-    await second.check('a1 LOGIN jean.dupont@mss.localhost "correct horse battery"',
-                       "a1 NO [LIMIT] too many connections to this mailbox; close another mail client first")
+    await second.check(
+        'a1 LOGIN jean.dupont@mss.localhost "correct horse battery"',
+        "a1 NO [LIMIT] too many connections to this mailbox; close another mail client first",
+    )
     await first.close()
     await second.close()
 
@@ -77,7 +96,9 @@ async def test_autologout(imap: RunningImap, wire: Wire) -> None:
     assert await wire.read_line() == "* BYE Autologout: no command for too long\r\n"
 
 
-async def test_idle_times_out_with_keepalives(imap: RunningImap, client_ssl: ssl.SSLContext) -> None:
+async def test_idle_times_out_with_keepalives(
+    imap: RunningImap, client_ssl: ssl.SSLContext
+) -> None:
     service = imap.servers[0].mss_imap_service  # type: ignore[attr-defined]
     service.keepalive = 0.2
     imap.settings.limits.imap_idle_timeout = 0.5
@@ -92,7 +113,8 @@ async def test_idle_times_out_with_keepalives(imap: RunningImap, client_ssl: ssl
 
 
 async def test_tls_connections_get_a_small_read_buffer_and_still_take_big_literals(
-        imap: RunningImap, client_ssl: ssl.SSLContext) -> None:
+    imap: RunningImap, client_ssl: ssl.SSLContext
+) -> None:
     from mss.mailbox.imap.server import TLS_READ_BUFFER
 
     implicit = await Wire.connect(imap, client_ssl)

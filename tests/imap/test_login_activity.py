@@ -14,8 +14,9 @@ async def _last_active(db: Database, mailbox_id: int) -> object:
         return await session.scalar(select(Mailbox.last_active_on).where(Mailbox.id == mailbox_id))
 
 
-async def test_a_login_records_the_day_of_activity(db: Database, imap: RunningImap, wire: Wire,
-                                                   mailbox_id: int) -> None:
+async def test_a_login_records_the_day_of_activity(
+    db: Database, imap: RunningImap, wire: Wire, mailbox_id: int
+) -> None:
     assert await _last_active(db, mailbox_id) is None
     await wire.login()
     assert await _last_active(db, mailbox_id) == utcnow().date()

@@ -28,12 +28,19 @@ class _ImapFrom(imaplib.IMAP4_SSL):
         super().__init__(imap.host, imap.tls_port, ssl_context=context, timeout=10)
 
     def _create_socket(self, timeout: Any) -> socket.socket:
-        sock = socket.create_connection((self.host, self.port), timeout, source_address=(self.source, 0))
+        sock = socket.create_connection(
+            (self.host, self.port), timeout, source_address=(self.source, 0)
+        )
         return self.ssl_context.wrap_socket(sock, server_hostname="localhost")
 
 
-def _answers(imap: RunningImap, context: ssl.SSLContext, source: str, tries: list[tuple[str, str]],
-             mechanism: str = "LOGIN") -> list[str]:
+def _answers(
+    imap: RunningImap,
+    context: ssl.SSLContext,
+    source: str,
+    tries: list[tuple[str, str]],
+    mechanism: str = "LOGIN",
+) -> list[str]:
     """Each (user, password) tried on one connection: "OK" or the refusal's text."""
     client = _ImapFrom(imap, context, source)
     out = []
@@ -41,7 +48,9 @@ def _answers(imap: RunningImap, context: ssl.SSLContext, source: str, tries: lis
         for user, password in tries:
             try:
                 if mechanism == "PLAIN":
-                    client.authenticate("PLAIN", lambda _, u=user, p=password: f"\0{u}\0{p}".encode())
+                    client.authenticate(
+                        "PLAIN", lambda _, u=user, p=password: f"\0{u}\0{p}".encode()
+                    )
                 else:
                     client.login(user, password)
                 out.append("OK")
@@ -54,13 +63,20 @@ def _answers(imap: RunningImap, context: ssl.SSLContext, source: str, tries: lis
     return out
 
 
-async def _try(imap: RunningImap, context: ssl.SSLContext, tries: list[tuple[str, str]], *,
-               source: str = "127.0.0.1", mechanism: str = "LOGIN") -> list[str]:
+async def _try(
+    imap: RunningImap,
+    context: ssl.SSLContext,
+    tries: list[tuple[str, str]],
+    *,
+    source: str = "127.0.0.1",
+    mechanism: str = "LOGIN",
+) -> list[str]:
     return await asyncio.to_thread(_answers, imap, context, source, tries, mechanism)
 
 
 async def test_twenty_wrong_logins_then_the_right_password_is_refused_with_the_lock(
-        imap: RunningImap, client_ssl: ssl.SSLContext) -> None:
+    imap: RunningImap, client_ssl: ssl.SSLContext
+) -> None:
     imap.settings.login_throttle.back_off_seconds = 0
     answers = await _try(imap, client_ssl, [(USER, f"guess {n}") for n in range(20)])
     assert answers[0] == "[AUTHENTICATIONFAILED] wrong address or password"
@@ -71,16 +87,21 @@ async def test_twenty_wrong_logins_then_the_right_password_is_refused_with_the_l
     assert answer.startswith(LOCKED)
 
 
-async def test_authenticate_plain_failures_count_too(imap: RunningImap, client_ssl: ssl.SSLContext) -> None:
+async def test_authenticate_plain_failures_count_too(
+    imap: RunningImap, client_ssl: ssl.SSLContext
+) -> None:
     imap.settings.login_throttle.back_off_seconds = 0
-    answers = await _try(imap, client_ssl, [(USER, f"guess {n}") for n in range(5)], mechanism="PLAIN")
+    answers = await _try(
+        imap, client_ssl, [(USER, f"guess {n}") for n in range(5)], mechanism="PLAIN"
+    )
     assert answers[-1].startswith(LOCKED)
     [answer] = await _try(imap, client_ssl, [(USER, PASSWORD)])
     assert answer.startswith(LOCKED)
 
 
 async def test_a_lock_from_one_address_leaves_the_owner_free_from_another(
-        imap: RunningImap, client_ssl: ssl.SSLContext) -> None:
+    imap: RunningImap, client_ssl: ssl.SSLContext
+) -> None:
     imap.settings.login_throttle.back_off_seconds = 0
     await _try(imap, client_ssl, [(USER, f"guess {n}") for n in range(20)])
     assert await _try(imap, client_ssl, [(USER, PASSWORD)], source="127.0.0.2") == ["OK"]
@@ -89,19 +110,26 @@ async def test_a_lock_from_one_address_leaves_the_owner_free_from_another(
 
 
 async def test_an_unknown_address_gets_the_same_answer_as_a_wrong_password(
-        imap: RunningImap, client_ssl: ssl.SSLContext) -> None:
+    imap: RunningImap, client_ssl: ssl.SSLContext
+) -> None:
     imap.settings.login_throttle.back_off_seconds = 0
     [known] = await _try(imap, client_ssl, [(USER, "not it at all")])
-    [unknown] = await _try(imap, client_ssl, [("nobody.here@mss.localhost", "not it at all")],
-                           source="127.0.0.3")
+    [unknown] = await _try(
+        imap, client_ssl, [("nobody.here@mss.localhost", "not it at all")], source="127.0.0.3"
+    )
     assert known == unknown == "[AUTHENTICATIONFAILED] wrong address or password"
 
 
 async def test_a_lock_ends_and_the_right_password_logs_in_again(
-        imap: RunningImap, client_ssl: ssl.SSLContext) -> None:
+    imap: RunningImap, client_ssl: ssl.SSLContext
+) -> None:
     imap.settings.login_throttle.back_off_seconds = 0
-    imap.settings.login_throttle.lock_minutes = 0.02  # 1.2 s: the lock's end, not its length, is tested
-    answers = await _try(imap, client_ssl, [(USER, f"guess {n}") for n in range(5)] + [(USER, PASSWORD)])
+    imap.settings.login_throttle.lock_minutes = (
+        0.02  # 1.2 s: the lock's end, not its length, is tested
+    )
+    answers = await _try(
+        imap, client_ssl, [(USER, f"guess {n}") for n in range(5)] + [(USER, PASSWORD)]
+    )
     assert answers[-1].startswith("[AUTHENTICATIONFAILED] Too many failed logins")
     await asyncio.sleep(1.5)
     assert await _try(imap, client_ssl, [(USER, PASSWORD)]) == ["OK"]

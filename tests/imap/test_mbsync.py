@@ -26,9 +26,11 @@ MAILDIR_FLAGS = {"D": "\\Draft", "F": "\\Flagged", "R": "\\Answered", "S": "\\Se
 
 
 def message(n: int) -> bytes:
-    return (f"From: patient{n % 7}@mss.localhost\r\nTo: jean.dupont@mss.localhost\r\n"
-            f"Subject: Suivi {n}\r\nMessage-ID: <m{n}@mss.localhost>\r\n"
-            f"Date: Mon, 2 Mar 2026 10:00:00 +0100\r\n\r\nMessage {n}\r\n").encode()
+    return (
+        f"From: patient{n % 7}@mss.localhost\r\nTo: jean.dupont@mss.localhost\r\n"
+        f"Subject: Suivi {n}\r\nMessage-ID: <m{n}@mss.localhost>\r\n"
+        f"Date: Mon, 2 Mar 2026 10:00:00 +0100\r\n\r\nMessage {n}\r\n"
+    ).encode()
 
 
 @pytest.fixture
@@ -71,8 +73,14 @@ SyncState *
 
 
 async def run_mbsync(binary: str, config: Path) -> None:
-    process = await asyncio.create_subprocess_exec(binary, "-c", str(config), "-a", stdout=asyncio.subprocess.PIPE,
-                                                   stderr=asyncio.subprocess.PIPE)
+    process = await asyncio.create_subprocess_exec(
+        binary,
+        "-c",
+        str(config),
+        "-a",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(process.communicate(), 120)
     assert process.returncode == 0, (out.decode(), err.decode())
 
@@ -83,19 +91,28 @@ def local_state(folder: Path) -> dict[str, tuple[set[str], bytes, Path]]:
     for sub in ("cur", "new"):
         for path in (folder / sub).iterdir():
             raw = path.read_bytes()
-            msg = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(raw, headersonly=True)
+            msg = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(
+                raw, headersonly=True
+            )
             letters = path.name.split(":2,", 1)[1] if ":2," in path.name else ""
-            out[msg["Message-ID"]] = ({MAILDIR_FLAGS[c] for c in letters if c in MAILDIR_FLAGS}, raw, path)
+            out[msg["Message-ID"]] = (
+                {MAILDIR_FLAGS[c] for c in letters if c in MAILDIR_FLAGS},
+                raw,
+                path,
+            )
     return out
 
 
-async def server_state(db: Database, mailbox_id: int, folder: str) -> dict[str, tuple[set[str], bytes]]:
+async def server_state(
+    db: Database, mailbox_id: int, folder: str
+) -> dict[str, tuple[set[str], bytes]]:
     async with db.read() as session:
         rows = await session.execute(
             select(StoredMessage.message_id_header, FolderEntry.flags, StoredMessage.raw)
             .join(FolderEntry, FolderEntry.message_id == StoredMessage.id)
             .join(Folder, Folder.id == FolderEntry.folder_id)
-            .where(Folder.mailbox_id == mailbox_id, Folder.name == folder))
+            .where(Folder.mailbox_id == mailbox_id, Folder.name == folder)
+        )
         return {mid: (set(flags.split()) - {"\\Recent"}, raw) for mid, flags, raw in rows}
 
 
@@ -103,13 +120,19 @@ def _strip_tuid(raw: bytes) -> bytes:
     return re.sub(rb"^X-TUID: [^\r\n]*\r?\n", b"", raw, flags=re.MULTILINE)
 
 
-async def test_mbsync_both_ways(db: Database, mailbox_id: int, imap: RunningImap, mbsync: str,
-                                tmp_path: Path, dev_pki: DevPki) -> None:
+async def test_mbsync_both_ways(
+    db: Database, mailbox_id: int, imap: RunningImap, mbsync: str, tmp_path: Path, dev_pki: DevPki
+) -> None:
     async with db.write() as session:
         await create_folder(session, mailbox_id, "Patients")
         for n in range(COUNT):
-            await append(session, mailbox_id, "Patients", await store_message(session, message(n)),
-                         flags=["\\Seen"] if n % 10 == 0 else [])
+            await append(
+                session,
+                mailbox_id,
+                "Patients",
+                await store_message(session, message(n)),
+                flags=["\\Seen"] if n % 10 == 0 else [],
+            )
     config = write_config(tmp_path, imap, dev_pki.root_cert)
     await run_mbsync(mbsync, config)
 
@@ -140,9 +163,14 @@ async def test_mbsync_both_ways(db: Database, mailbox_id: int, imap: RunningImap
         (patients / "new" / f"17000000{n}.local.mss").write_bytes(message(n))
     # Server changes: answered flags and new deliveries.
     async with db.write() as session:
-        folder = (await session.scalars(select(Folder).where(Folder.mailbox_id == mailbox_id,
-                                                             Folder.name == "Patients"))).one()
-        await store_flags(session, mailbox_id, folder.id, list(range(901, 911)), "add", ["\\Answered"])
+        folder = (
+            await session.scalars(
+                select(Folder).where(Folder.mailbox_id == mailbox_id, Folder.name == "Patients")
+            )
+        ).one()
+        await store_flags(
+            session, mailbox_id, folder.id, list(range(901, 911)), "add", ["\\Answered"]
+        )
         for n in range(COUNT + 10, COUNT + 15):
             await append(session, mailbox_id, "Patients", await store_message(session, message(n)))
         await deliver(session, mailbox_id, message(5000))  # INBOX is outside the channel's patterns
@@ -151,9 +179,11 @@ async def test_mbsync_both_ways(db: Database, mailbox_id: int, imap: RunningImap
 
     remote = await server_state(db, mailbox_id, "Patients")
     local_after = local_state(patients)
-    expected_ids = ({f"<m{n}@mss.localhost>" for n in range(COUNT + 15)}
-                    - {f"<m{n}@mss.localhost>" for n in range(300, 330)}
-                    - {f"<m{n}@mss.localhost>" for n in range(400, 420)})
+    expected_ids = (
+        {f"<m{n}@mss.localhost>" for n in range(COUNT + 15)}
+        - {f"<m{n}@mss.localhost>" for n in range(300, 330)}
+        - {f"<m{n}@mss.localhost>" for n in range(400, 420)}
+    )
     assert set(remote) == expected_ids
     assert set(local_after) == expected_ids
     for message_id in sorted(expected_ids):
@@ -168,10 +198,13 @@ async def test_mbsync_both_ways(db: Database, mailbox_id: int, imap: RunningImap
         assert remote[message_id][0] == want, (message_id, remote[message_id][0])
         assert local_after[message_id][0] == want, (message_id, local_after[message_id][0])
         assert _strip_tuid(remote[message_id][1]) == message(n), message_id
-        assert _strip_tuid(local_after[message_id][1]).replace(b"\r\n", b"\n") == message(n).replace(
-            b"\r\n", b"\n"), message_id
+        assert _strip_tuid(local_after[message_id][1]).replace(b"\r\n", b"\n") == message(
+            n
+        ).replace(b"\r\n", b"\n"), message_id
     archived = await server_state(db, mailbox_id, "Archive")
     assert {k: _strip_tuid(v[1]) for k, v in archived.items()} == {
-        f"<m{n}@mss.localhost>": message(n) for n in range(400, 420)}
+        f"<m{n}@mss.localhost>": message(n) for n in range(400, 420)
+    }
     assert not os.path.exists(tmp_path / "mail" / "INBOX" / "cur") or not any(
-        (tmp_path / "mail" / "INBOX" / "cur").iterdir())
+        (tmp_path / "mail" / "INBOX" / "cur").iterdir()
+    )

@@ -32,7 +32,9 @@ async def test_last_expunge_deletes_the_message(db: Database, mailbox_id: int, w
     await wire.check("a3 EXPUNGE", "* 1 EXPUNGE\na3 OK EXPUNGE completed")
     assert message_id in await _stored_ids(db)  # Archive still holds it
     await wire.command("s2 SELECT Archive")
-    await wire.check("a4 UID MOVE 1 Trash", "* OK [COPYUID {*} 1 1] Moved\n* 1 EXPUNGE\na4 OK UID MOVE completed")
+    await wire.check(
+        "a4 UID MOVE 1 Trash", "* OK [COPYUID {*} 1 1] Moved\n* 1 EXPUNGE\na4 OK UID MOVE completed"
+    )
     await wire.check("a5 SELECT Trash", "{*}a5 OK [READ-WRITE] SELECT completed")
     assert message_id in await _stored_ids(db)  # moved, not gone
     await wire.check("a6 STORE 1 +FLAGS.SILENT (\\Deleted)", "a6 OK STORE completed")
@@ -40,7 +42,9 @@ async def test_last_expunge_deletes_the_message(db: Database, mailbox_id: int, w
     assert await _stored_ids(db) == {kept.message_id}
 
 
-async def test_deleting_a_folder_deletes_its_messages(db: Database, mailbox_id: int, wire: Wire) -> None:
+async def test_deleting_a_folder_deletes_its_messages(
+    db: Database, mailbox_id: int, wire: Wire
+) -> None:
     await wire.login()
     await wire.command("c CREATE Patients")
     await wire.command("a APPEND Patients {12+}\r\nSubject: x\r\n\r\n")
@@ -63,12 +67,20 @@ async def test_referenced_messages_are_kept(db: Database, mailbox_id: int, wire:
         patient = Patient(ins="198017512345678", family_name="MARTIN", given_names="Paul")
         session.add(patient)
         await session.flush()
-        session.add(DmpDocument(patient_id=patient.id, unique_id="1.2.3", stored_message_id=filed.message_id,
-                                content=b"<ClinicalDocument/>"))
+        session.add(
+            DmpDocument(
+                patient_id=patient.id,
+                unique_id="1.2.3",
+                stored_message_id=filed.message_id,
+                content=b"<ClinicalDocument/>",
+            )
+        )
         gone = await deliver(session, mailbox_id, MESSAGE)
     before = await _stored_ids(db)
     await wire.login()
     await wire.command("s SELECT INBOX")
     await wire.check("a1 STORE 1:* +FLAGS.SILENT (\\Deleted)", "a1 OK STORE completed")
-    await wire.check("a2 EXPUNGE", "* 1 EXPUNGE\n* 1 EXPUNGE\n* 1 EXPUNGE\n* 1 EXPUNGE\na2 OK EXPUNGE completed")
+    await wire.check(
+        "a2 EXPUNGE", "* 1 EXPUNGE\n* 1 EXPUNGE\n* 1 EXPUNGE\n* 1 EXPUNGE\na2 OK EXPUNGE completed"
+    )
     assert await _stored_ids(db) == before - {gone.message_id}

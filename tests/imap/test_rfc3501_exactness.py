@@ -30,48 +30,68 @@ async def _deliver(db: Database, mailbox_id: int, *messages: bytes) -> None:
 # --- §7.2.6: a keyword is in FLAGS and PERMANENTFLAGS before a FETCH shows it ---
 
 
-async def test_store_announces_a_new_keyword_before_the_fetch(db: Database, mailbox_id: int, wire: Wire) -> None:
+async def test_store_announces_a_new_keyword_before_the_fetch(
+    db: Database, mailbox_id: int, wire: Wire
+) -> None:
     await deliver_n(db, mailbox_id, 2)
     await wire.login()
     await wire.check("a1 SELECT INBOX", SELECT_STANDARD)
-    await wire.check("a2 STORE 2 +FLAGS ($Label1 $Label3)", r"""
+    await wire.check(
+        "a2 STORE 2 +FLAGS ($Label1 $Label3)",
+        r"""
 * FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Label1 $Label3)
 * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Label1 $Label3 \*)] Flags permitted
 * 2 FETCH (FLAGS (\Recent $Label1 $Label3))
 a2 OK STORE completed
-""")
+""",
+    )
     # Known keywords are not announced again; a new one is, with the whole set.
-    await wire.check("a3 STORE 1 +FLAGS ($Label1)", r"""
+    await wire.check(
+        "a3 STORE 1 +FLAGS ($Label1)",
+        r"""
 * 1 FETCH (FLAGS (\Recent $Label1))
 a3 OK STORE completed
-""")
-    await wire.check("a4 STORE 1 +FLAGS.SILENT ($Label4)", r"""
+""",
+    )
+    await wire.check(
+        "a4 STORE 1 +FLAGS.SILENT ($Label4)",
+        r"""
 * FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Label1 $Label3 $Label4)
 * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Label1 $Label3 $Label4 \*)] Flags permitted
 a4 OK STORE completed
-""")
-    await wire.check("a5 FETCH 1 (FLAGS)", r"""
+""",
+    )
+    await wire.check(
+        "a5 FETCH 1 (FLAGS)",
+        r"""
 * 1 FETCH (FLAGS (\Recent $Label1 $Label4))
 a5 OK FETCH completed
-""")
+""",
+    )
 
 
-async def test_select_and_examine_list_every_keyword(db: Database, mailbox_id: int, wire: Wire) -> None:
+async def test_select_and_examine_list_every_keyword(
+    db: Database, mailbox_id: int, wire: Wire
+) -> None:
     await deliver_n(db, mailbox_id, 2)
     await wire.login()
     await wire.command("a1 SELECT INBOX")
     await wire.command("a2 STORE 1 +FLAGS.SILENT (Urgent)")
     await wire.command("a3 STORE 2 +FLAGS.SILENT ($Forwarded)")
-    await wire.check("a4 EXAMINE INBOX", r"""
+    await wire.check(
+        "a4 EXAMINE INBOX",
+        r"""
 * FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Forwarded Urgent)
 * OK [PERMANENTFLAGS ()] Read-only
 {*}
 a4 OK [READ-ONLY] EXAMINE completed
-""")
+""",
+    )
 
 
 async def test_keywords_from_another_session_or_append_are_announced(
-        db: Database, mailbox_id: int, wire: Wire, imap: RunningImap, client_ssl: ssl.SSLContext) -> None:
+    db: Database, mailbox_id: int, wire: Wire, imap: RunningImap, client_ssl: ssl.SSLContext
+) -> None:
     await deliver_n(db, mailbox_id, 2)
     await wire.login()
     await wire.check("a1 SELECT INBOX", SELECT_STANDARD)
@@ -82,12 +102,15 @@ async def test_keywords_from_another_session_or_append_are_announced(
         await other.command("b2 STORE 1 +FLAGS.SILENT ($Label2)")
     finally:
         await other.close()
-    await wire.check("a2 NOOP", r"""
+    await wire.check(
+        "a2 NOOP",
+        r"""
 * FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Label2)
 * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Label2 \*)] Flags permitted
 * 1 FETCH (UID 1 FLAGS (\Recent $Label2))
 a2 OK NOOP completed
-""")
+""",
+    )
     message = "Subject: note\r\n\r\nhello\r\n"
     # The new message and its keyword show at the end of APPEND or at the next command.
     got = await wire.command(f"a3 APPEND INBOX ($Label5) {{{len(message)}+}}\r\n{message}\r\n")
@@ -97,35 +120,47 @@ a2 OK NOOP completed
         "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label2 $Label5)\n"
         "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label2 $Label5 \\*)] Flags permitted\n"
     ), got
-    await wire.check("a5 FETCH 3 (FLAGS)", r"""
+    await wire.check(
+        "a5 FETCH 3 (FLAGS)",
+        r"""
 * 3 FETCH (FLAGS (\Recent $Label5))
 a5 OK FETCH completed
-""")
+""",
+    )
 
 
 # --- §6.4.5: BODY[section] of message/rfc822 parts ---
 
 DEEPEST = b"From: sub@mss.localhost\r\nSubject: submsg\r\n\r\nHello world\r\n"
-MIDDLE = (b"From: user2@mss.localhost\r\nSubject: middle\r\nMIME-Version: 1.0\r\n"
-          b"Content-Type: message/rfc822\r\n\r\n" + DEEPEST)
-FORWARD = (b"From: user@mss.localhost\r\nSubject: forward\r\nMIME-Version: 1.0\r\n"
-           b"Content-Type: multipart/mixed; boundary=B\r\n\r\n"
-           b"--B\r\nContent-Type: message/rfc822\r\nContent-Description: forwarded\r\n\r\n" + MIDDLE
-           + b"\r\n--B\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nsee above\r\n--B--\r\n")
-TOP_LEVEL = (b"From: user@mss.localhost\r\nSubject: wrapped\r\nMIME-Version: 1.0\r\n"
-             b"Content-Type: message/rfc822\r\n\r\n" + DEEPEST)
+MIDDLE = (
+    b"From: user2@mss.localhost\r\nSubject: middle\r\nMIME-Version: 1.0\r\n"
+    b"Content-Type: message/rfc822\r\n\r\n" + DEEPEST
+)
+FORWARD = (
+    b"From: user@mss.localhost\r\nSubject: forward\r\nMIME-Version: 1.0\r\n"
+    b"Content-Type: multipart/mixed; boundary=B\r\n\r\n"
+    b"--B\r\nContent-Type: message/rfc822\r\nContent-Description: forwarded\r\n\r\n"
+    + MIDDLE
+    + b"\r\n--B\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nsee above\r\n--B--\r\n"
+)
+TOP_LEVEL = (
+    b"From: user@mss.localhost\r\nSubject: wrapped\r\nMIME-Version: 1.0\r\n"
+    b"Content-Type: message/rfc822\r\n\r\n" + DEEPEST
+)
 
 
 def _literal(data: bytes) -> str:
     return f"{{{len(data)}}}\n" + data.decode().replace("\r\n", "\n")
 
 
-async def test_body_sections_of_an_attached_message(db: Database, mailbox_id: int, wire: Wire) -> None:
+async def test_body_sections_of_an_attached_message(
+    db: Database, mailbox_id: int, wire: Wire
+) -> None:
     await _deliver(db, mailbox_id, FORWARD)
     await wire.login()
     await wire.command("s SELECT INBOX")
-    middle_header = MIDDLE[:MIDDLE.index(b"\r\n\r\n") + 4]
-    deepest_header = DEEPEST[:DEEPEST.index(b"\r\n\r\n") + 4]
+    middle_header = MIDDLE[: MIDDLE.index(b"\r\n\r\n") + 4]
+    deepest_header = DEEPEST[: DEEPEST.index(b"\r\n\r\n") + 4]
     expected = {
         "1": MIDDLE,  # the whole embedded message, header and body
         "1.MIME": b"Content-Type: message/rfc822\r\nContent-Description: forwarded\r\n\r\n",
@@ -139,57 +174,87 @@ async def test_body_sections_of_an_attached_message(db: Database, mailbox_id: in
         "2": b"see above",
     }
     for i, (section, data) in enumerate(expected.items()):
-        await wire.check(f"f{i} FETCH 1 (BODY.PEEK[{section}])", f"""
+        await wire.check(
+            f"f{i} FETCH 1 (BODY.PEEK[{section}])",
+            f"""
 * 1 FETCH (BODY[{section}] {_literal(data)})
 f{i} OK FETCH completed
-""")
+""",
+        )
 
 
 async def test_body_sections_of_a_message_that_is_an_rfc822_body(
-        db: Database, mailbox_id: int, wire: Wire) -> None:
+    db: Database, mailbox_id: int, wire: Wire
+) -> None:
     await _deliver(db, mailbox_id, TOP_LEVEL)
     await wire.login()
     await wire.command("s SELECT INBOX")
     expected = {
         "TEXT": DEEPEST,
         "1": DEEPEST,
-        "1.HEADER": DEEPEST[:DEEPEST.index(b"\r\n\r\n") + 4],
+        "1.HEADER": DEEPEST[: DEEPEST.index(b"\r\n\r\n") + 4],
         "1.TEXT": b"Hello world\r\n",
         "1.1": b"Hello world\r\n",
     }
     for i, (section, data) in enumerate(expected.items()):
-        await wire.check(f"f{i} FETCH 1 (BODY.PEEK[{section}])", f"""
+        await wire.check(
+            f"f{i} FETCH 1 (BODY.PEEK[{section}])",
+            f"""
 * 1 FETCH (BODY[{section}] {_literal(data)})
 f{i} OK FETCH completed
-""")
-    await wire.check("b1 FETCH 1 (BODYSTRUCTURE)", r"""
+""",
+        )
+    await wire.check(
+        "b1 FETCH 1 (BODYSTRUCTURE)",
+        r"""
 * 1 FETCH (BODYSTRUCTURE ("message" "rfc822" NIL NIL NIL "7BIT" 57 (NIL "submsg" ((NIL NIL "sub" "mss.localhost")) ((NIL NIL "sub" "mss.localhost")) ((NIL NIL "sub" "mss.localhost")) NIL NIL NIL NIL NIL) ("text" "plain" ("charset" "us-ascii") NIL NIL "7BIT" 13 1 NIL NIL NIL NIL) 4 NIL NIL NIL NIL))
 b1 OK FETCH completed
-""")
+""",
+    )
 
 
 # --- §7.4.2: ENVELOPE addresses (the cases of Dovecot's imaptest fetch-envelope) ---
 
 ENVELOPES = [
-    ((b"Date: Sat, 01 Feb 2007 01:02:03 +0200\r\nFrom: user@domain (Real Name)\r\n"
-     b"To: group: g1@d1.org, g2@d2.org;, group2: g3@d3.org;\r\nCc: group:;, group2: (foo) ;\r\n\r\nbody\r\n"),
-     ('"Sat, 01 Feb 2007 01:02:03 +0200" NIL (("Real Name" NIL "user" "domain")) (("Real Name" NIL "user" "domain"))'
-     ' (("Real Name" NIL "user" "domain")) ((NIL NIL "group" NIL) (NIL NIL "g1" "d1.org") (NIL NIL "g2" "d2.org")'
-     ' (NIL NIL NIL NIL) (NIL NIL "group2" NIL) (NIL NIL "g3" "d3.org") (NIL NIL NIL NIL))'
-     ' ((NIL NIL "group" NIL) (NIL NIL NIL NIL) (NIL NIL "group2" NIL) (NIL NIL NIL NIL)) NIL NIL NIL')),
-    (b"From: user@domain (Real Name)\r\nSender: \r\nReply-To: \r\n\r\nbody\r\n",
-     ('NIL NIL (("Real Name" NIL "user" "domain")) (("Real Name" NIL "user" "domain"))'
-     ' (("Real Name" NIL "user" "domain")) NIL NIL NIL NIL NIL')),
+    (
+        (
+            b"Date: Sat, 01 Feb 2007 01:02:03 +0200\r\nFrom: user@domain (Real Name)\r\n"
+            b"To: group: g1@d1.org, g2@d2.org;, group2: g3@d3.org;\r\nCc: group:;, group2: (foo) ;\r\n\r\nbody\r\n"
+        ),
+        (
+            '"Sat, 01 Feb 2007 01:02:03 +0200" NIL (("Real Name" NIL "user" "domain")) (("Real Name" NIL "user" "domain"))'
+            ' (("Real Name" NIL "user" "domain")) ((NIL NIL "group" NIL) (NIL NIL "g1" "d1.org") (NIL NIL "g2" "d2.org")'
+            ' (NIL NIL NIL NIL) (NIL NIL "group2" NIL) (NIL NIL "g3" "d3.org") (NIL NIL NIL NIL))'
+            ' ((NIL NIL "group" NIL) (NIL NIL NIL NIL) (NIL NIL "group2" NIL) (NIL NIL NIL NIL)) NIL NIL NIL'
+        ),
+    ),
+    (
+        b"From: user@domain (Real Name)\r\nSender: \r\nReply-To: \r\n\r\nbody\r\n",
+        (
+            'NIL NIL (("Real Name" NIL "user" "domain")) (("Real Name" NIL "user" "domain"))'
+            ' (("Real Name" NIL "user" "domain")) NIL NIL NIL NIL NIL'
+        ),
+    ),
     # A comment before the address is no name.
-    (b"From: <@route:user@domain>\r\nTo: (note) plain@domain\r\n\r\nbody\r\n",
-     ('NIL NIL ((NIL "@route" "user" "domain")) ((NIL "@route" "user" "domain")) ((NIL "@route" "user" "domain"))'
-     ' ((NIL NIL "plain" "domain")) NIL NIL NIL NIL')),
+    (
+        b"From: <@route:user@domain>\r\nTo: (note) plain@domain\r\n\r\nbody\r\n",
+        (
+            'NIL NIL ((NIL "@route" "user" "domain")) ((NIL "@route" "user" "domain")) ((NIL "@route" "user" "domain"))'
+            ' ((NIL NIL "plain" "domain")) NIL NIL NIL NIL'
+        ),
+    ),
     # Encoded words go out as written (the client decodes them); quoted local parts unquoted.
-    ((b"From: =?utf-8?q?Ren=C3=A9_Martin?= <rene@mss.localhost>\r\nSender: Mr. Smith <smith@mss.localhost>\r\n"
-     b"To: \"john..doe\"@mss.localhost, \"Dupont, Jean\" <jean@mss.localhost>\r\n\r\nbody\r\n"),
-     ('NIL NIL (("=?utf-8?q?Ren=C3=A9_Martin?=" NIL "rene" "mss.localhost")) (("Mr. Smith" NIL "smith" "mss.localhost"))'
-     ' (("=?utf-8?q?Ren=C3=A9_Martin?=" NIL "rene" "mss.localhost")) ((NIL NIL "john..doe" "mss.localhost")'
-     ' ("Dupont, Jean" NIL "jean" "mss.localhost")) NIL NIL NIL NIL')),
+    (
+        (
+            b"From: =?utf-8?q?Ren=C3=A9_Martin?= <rene@mss.localhost>\r\nSender: Mr. Smith <smith@mss.localhost>\r\n"
+            b'To: "john..doe"@mss.localhost, "Dupont, Jean" <jean@mss.localhost>\r\n\r\nbody\r\n'
+        ),
+        (
+            'NIL NIL (("=?utf-8?q?Ren=C3=A9_Martin?=" NIL "rene" "mss.localhost")) (("Mr. Smith" NIL "smith" "mss.localhost"))'
+            ' (("=?utf-8?q?Ren=C3=A9_Martin?=" NIL "rene" "mss.localhost")) ((NIL NIL "john..doe" "mss.localhost")'
+            ' ("Dupont, Jean" NIL "jean" "mss.localhost")) NIL NIL NIL NIL'
+        ),
+    ),
 ]
 
 
@@ -198,22 +263,31 @@ async def test_envelope_addresses(db: Database, mailbox_id: int, wire: Wire) -> 
     await wire.login()
     await wire.command("s SELECT INBOX")
     for seq, (_raw, envelope) in enumerate(ENVELOPES, start=1):
-        await wire.check(f"e{seq} FETCH {seq} (ENVELOPE)", f"""
+        await wire.check(
+            f"e{seq} FETCH {seq} (ENVELOPE)",
+            f"""
 * {seq} FETCH (ENVELOPE ({envelope}))
 e{seq} OK FETCH completed
-""")
+""",
+        )
 
 
 # --- §6.4.4: FROM, TO, CC, BCC contain the string: names, addresses, parts of either ---
 
 ADDRESSED = [
     b"From: user-from@domain.org\r\nTo: user-to@domain.org\r\nCc: user-cc@domain.org\r\nBcc: user-bcc@domain.org\r\n",
-    (b"From: RealFrom <user-from@domain.org>\r\nTo: RealTo <user-to@domain.org>\r\nCc: RealCc <user-cc@domain.org>\r\n"
-    b"Bcc: RealBcc <user-bcc@domain.org>\r\n"),
-    (b"From: <user-from (comment)@ (comment) domain.org>\r\nTo: <user-to@domain.org>\r\nCc: <user-cc@domain.org>\r\n"
-    b"Bcc: <user-bcc@domain.org>\r\n"),
-    (b"From: user-from@domain.org (RealFrom)\r\nTo: user-to@domain.org (RealTo)\r\nCc: user-cc@domain.org (RealCc)\r\n"
-    b"Bcc: user-bcc@domain.org (RealBcc)\r\n"),
+    (
+        b"From: RealFrom <user-from@domain.org>\r\nTo: RealTo <user-to@domain.org>\r\nCc: RealCc <user-cc@domain.org>\r\n"
+        b"Bcc: RealBcc <user-bcc@domain.org>\r\n"
+    ),
+    (
+        b"From: <user-from (comment)@ (comment) domain.org>\r\nTo: <user-to@domain.org>\r\nCc: <user-cc@domain.org>\r\n"
+        b"Bcc: <user-bcc@domain.org>\r\n"
+    ),
+    (
+        b"From: user-from@domain.org (RealFrom)\r\nTo: user-to@domain.org (RealTo)\r\nCc: user-cc@domain.org (RealCc)\r\n"
+        b"Bcc: user-bcc@domain.org (RealBcc)\r\n"
+    ),
     b"From: user-from1@domain.org, user-from2@domain.org\r\nCc: user-cc@domain.org\r\n",
     b"To: groupname: groupuser1@domain.org, groupuser2@domain.org;,\r\n  groupname2: groupuser3@domain.org;\r\n",
     b"From: =?utf-8?q?Ren=C3=A9_Martin?= <rene@mss.localhost>\r\n",
@@ -224,18 +298,33 @@ async def test_address_search_keys(db: Database, mailbox_id: int, wire: Wire) ->
     await _deliver(db, mailbox_id, *(head + b"\r\nbody\r\n" for head in ADDRESSED))
     await wire.login()
     await wire.command("s SELECT INBOX")
-    for i, (criteria, found) in enumerate([
-            ("FROM user-from@domain.org", "1 2 3 4"), ("TO user-to@domain.org", "1 2 3 4"),
-            ("CC user-cc@domain.org", "1 2 3 4 5"), ("BCC user-bcc@domain.org", "1 2 3 4"),
-            ("FROM realfrom", "2 4"), ("BCC realbcc", "2 4"), ("FROM ser-fro", "1 2 3 4 5"),
-            ("FROM ealfro", "2 4"), ("FROM user-from2", "5"), ("TO groupname2", "6"),
-            ("TO groupuser3", "6"), ("TO groupuser4", ""), ('HEADER FROM ""', "1 2 3 4 5 7"),
-            ('FROM "rené"', "7"), ("FROM \"Martin <rene@\"", "7"),
-            ("OR FROM realfrom TO groupuser1", "2 4 6")]):
-        await wire.check(f"q{i} SEARCH {criteria}", f"""
+    for i, (criteria, found) in enumerate(
+        [
+            ("FROM user-from@domain.org", "1 2 3 4"),
+            ("TO user-to@domain.org", "1 2 3 4"),
+            ("CC user-cc@domain.org", "1 2 3 4 5"),
+            ("BCC user-bcc@domain.org", "1 2 3 4"),
+            ("FROM realfrom", "2 4"),
+            ("BCC realbcc", "2 4"),
+            ("FROM ser-fro", "1 2 3 4 5"),
+            ("FROM ealfro", "2 4"),
+            ("FROM user-from2", "5"),
+            ("TO groupname2", "6"),
+            ("TO groupuser3", "6"),
+            ("TO groupuser4", ""),
+            ('HEADER FROM ""', "1 2 3 4 5 7"),
+            ('FROM "rené"', "7"),
+            ('FROM "Martin <rene@"', "7"),
+            ("OR FROM realfrom TO groupuser1", "2 4 6"),
+        ]
+    ):
+        await wire.check(
+            f"q{i} SEARCH {criteria}",
+            f"""
 * SEARCH{" " + found if found else ""}
 q{i} OK SEARCH completed
-""")
+""",
+        )
 
 
 # --- §6.3.6, §6.3.9, RFC 5258: subscriptions outlive their folder; LSUB's \Noselect parents ---
@@ -247,13 +336,18 @@ async def test_a_deleted_folder_stays_subscribed(wire: Wire) -> None:
     await wire.command("c2 CREATE Dossiers/Martin")
     await wire.command("c3 UNSUBSCRIBE Dossiers")
     await wire.command("c4 DELETE Dossiers/Martin")
-    await wire.check('l1 LSUB "" Dossiers*', r"""
+    await wire.check(
+        'l1 LSUB "" Dossiers*',
+        r"""
 * LSUB () "/" "Dossiers/Dupont"
 * LSUB (\Noselect) "/" "Dossiers/Martin"
 l1 OK LSUB completed
-""")
+""",
+    )
     # %: the unsubscribed parent stands for its subscribed children, as \Noselect.
-    await wire.check('l2 LSUB "" %', r"""
+    await wire.check(
+        'l2 LSUB "" %',
+        r"""
 * LSUB () "/" "Archive"
 * LSUB (\Noselect) "/" "Dossiers"
 * LSUB () "/" "Drafts"
@@ -261,37 +355,53 @@ l1 OK LSUB completed
 * LSUB () "/" "Sent"
 * LSUB () "/" "Trash"
 l2 OK LSUB completed
-""")
-    await wire.check('l3 LIST (SUBSCRIBED) "" "Dossiers/*"', r"""
+""",
+    )
+    await wire.check(
+        'l3 LIST (SUBSCRIBED) "" "Dossiers/*"',
+        r"""
 * LIST (\HasNoChildren \Subscribed) "/" "Dossiers/Dupont"
 * LIST (\NonExistent \Subscribed) "/" "Dossiers/Martin"
 l3 OK LIST completed
-""")
+""",
+    )
     # Plain LIST shows folders that exist, RETURN (SUBSCRIBED) only marks them.
-    await wire.check('l4 LIST "" "Dossiers/*" RETURN (SUBSCRIBED)', r"""
+    await wire.check(
+        'l4 LIST "" "Dossiers/*" RETURN (SUBSCRIBED)',
+        r"""
 * LIST (\HasNoChildren \Subscribed) "/" "Dossiers/Dupont"
 l4 OK LIST completed
-""")
+""",
+    )
     # No STATUS for a name that is no folder (RFC 5819 §2).
-    await wire.check('l5 LIST (SUBSCRIBED) "" "Dossiers/*" RETURN (STATUS (MESSAGES UIDVALIDITY))', r"""
+    await wire.check(
+        'l5 LIST (SUBSCRIBED) "" "Dossiers/*" RETURN (STATUS (MESSAGES UIDVALIDITY))',
+        r"""
 * LIST (\HasNoChildren \Subscribed) "/" "Dossiers/Dupont"
 * STATUS "Dossiers/Dupont" (MESSAGES 0 UIDVALIDITY {*})
 * LIST (\NonExistent \Subscribed) "/" "Dossiers/Martin"
 l5 OK LIST completed
-""")
+""",
+    )
     # Created again, the folder is subscribed as it was; unsubscribed, the name is gone.
     await wire.check("c5 CREATE Dossiers/Martin", "c5 OK CREATE completed")
-    await wire.check('l6 LSUB "" Dossiers/*', r"""
+    await wire.check(
+        'l6 LSUB "" Dossiers/*',
+        r"""
 * LSUB () "/" "Dossiers/Dupont"
 * LSUB () "/" "Dossiers/Martin"
 l6 OK LSUB completed
-""")
+""",
+    )
     await wire.command("c6 DELETE Dossiers/Martin")
     await wire.check("c7 UNSUBSCRIBE Dossiers/Martin", "c7 OK UNSUBSCRIBE completed")
-    await wire.check('l7 LIST (SUBSCRIBED) "" "Dossiers/*"', r"""
+    await wire.check(
+        'l7 LIST (SUBSCRIBED) "" "Dossiers/*"',
+        r"""
 * LIST (\HasNoChildren \Subscribed) "/" "Dossiers/Dupont"
 l7 OK LIST completed
-""")
+""",
+    )
 
 
 async def test_a_lost_subscription_under_a_parent_that_is_gone(wire: Wire) -> None:
@@ -299,7 +409,9 @@ async def test_a_lost_subscription_under_a_parent_that_is_gone(wire: Wire) -> No
     await wire.command("c1 CREATE Ancien/Notes")
     await wire.command("c2 DELETE Ancien/Notes")
     await wire.command("c3 DELETE Ancien")
-    await wire.check('l1 LSUB "" %', r"""
+    await wire.check(
+        'l1 LSUB "" %',
+        r"""
 * LSUB (\Noselect) "/" "Ancien"
 * LSUB () "/" "Archive"
 * LSUB () "/" "Drafts"
@@ -307,16 +419,23 @@ async def test_a_lost_subscription_under_a_parent_that_is_gone(wire: Wire) -> No
 * LSUB () "/" "Sent"
 * LSUB () "/" "Trash"
 l1 OK LSUB completed
-""")
-    await wire.check('l2 LIST (SUBSCRIBED RECURSIVEMATCH) "" "An%"', r"""
+""",
+    )
+    await wire.check(
+        'l2 LIST (SUBSCRIBED RECURSIVEMATCH) "" "An%"',
+        r"""
 * LIST (\NonExistent \Subscribed) "/" "Ancien" ("CHILDINFO" ("SUBSCRIBED"))
 l2 OK LIST completed
-""")
-    await wire.check('l3 LIST (SUBSCRIBED) "" "Ancien*"', r"""
+""",
+    )
+    await wire.check(
+        'l3 LIST (SUBSCRIBED) "" "Ancien*"',
+        r"""
 * LIST (\NonExistent \Subscribed) "/" "Ancien"
 * LIST (\NonExistent \Subscribed) "/" "Ancien/Notes"
 l3 OK LIST completed
-""")
+""",
+    )
 
 
 # --- no untagged STATUS but for STATUS and LIST-STATUS (RFC 3501 §7.2.4) ---
@@ -327,7 +446,9 @@ async def test_no_unasked_status(db: Database, mailbox_id: int, wire: Wire) -> N
     await wire.login()
     await wire.check("c1 CREATE Projets", "c1 OK CREATE completed")
     await wire.check("c2 RENAME Projets Projets2026", "c2 OK RENAME completed")
-    await wire.check("c3 SELECT Projets2026", r"""
+    await wire.check(
+        "c3 SELECT Projets2026",
+        r"""
 * FLAGS (\Answered \Flagged \Deleted \Seen \Draft)
 * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft \*)] Flags permitted
 * 0 EXISTS
@@ -336,7 +457,8 @@ async def test_no_unasked_status(db: Database, mailbox_id: int, wire: Wire) -> N
 * OK [UIDNEXT 1] Predicted next UID
 * OK [HIGHESTMODSEQ 1] Highest
 c3 OK [READ-WRITE] SELECT completed
-""")
+""",
+    )
     await wire.check("c5 SELECT INBOX", SELECT_STANDARD + "c5 OK [READ-WRITE] SELECT completed")
     await wire.check("c6 COPY 1 Projets2026", "c6 OK [COPYUID {*}] COPY completed")
     await wire.check("c7 DELETE Projets2026", "c7 OK DELETE completed")

@@ -11,24 +11,32 @@ from mss.mailbox import notify
 from mss.mailbox.models import Folder, FolderEntry, StoredMessage
 from mss.mailbox.store import append, deliver, ensure_folders, store_message
 
-RAW = (b"From: Jean Dupont <jean.dupont@mss.localhost>\r\nTo: b@mss.localhost\r\n"
-       b"Subject: =?utf-8?q?R=C3=A9sultats?=\r\nMessage-ID: <r1@mss>\r\n\r\nBody\r\n")
+RAW = (
+    b"From: Jean Dupont <jean.dupont@mss.localhost>\r\nTo: b@mss.localhost\r\n"
+    b"Subject: =?utf-8?q?R=C3=A9sultats?=\r\nMessage-ID: <r1@mss>\r\n\r\nBody\r\n"
+)
 
 
-async def test_standard_folders_are_created_once_with_stable_uidvalidity(db: Database, mailbox_id: int) -> None:
+async def test_standard_folders_are_created_once_with_stable_uidvalidity(
+    db: Database, mailbox_id: int
+) -> None:
     async with db.read() as session:
         first = await ensure_folders(session, mailbox_id)
     async with db.write() as session:
         again = await ensure_folders(session, mailbox_id)
     assert sorted(first) == ["Archive", "Drafts", "INBOX", "Sent", "Trash"]
-    assert {n: f.uidvalidity for n, f in first.items()} == {n: f.uidvalidity for n, f in again.items()}
+    assert {n: f.uidvalidity for n, f in first.items()} == {
+        n: f.uidvalidity for n, f in again.items()
+    }
     assert again["Sent"].special_use == "\\Sent" and again["INBOX"].special_use is None
 
 
 async def test_raw_bytes_are_kept_exactly_and_facts_computed(db: Database, mailbox_id: int) -> None:
     raw = RAW.replace(b"Body", b"Caf\xe9 \x00 \r\n\r\n trailing  ")
     async with db.write() as session:
-        message = await store_message(session, raw, signature={"status": "valid", "signer_address": "a@b"})
+        message = await store_message(
+            session, raw, signature={"status": "valid", "signer_address": "a@b"}
+        )
         entry = await append(session, mailbox_id, "inbox", message, flags=["\\seen", "$Label1"])
     async with db.read() as session:
         stored = (await session.scalars(select(StoredMessage))).one()
@@ -40,7 +48,9 @@ async def test_raw_bytes_are_kept_exactly_and_facts_computed(db: Database, mailb
     assert (row.uid, row.flags) == (1, "\\Seen $Label1") and entry.uid == 1
 
 
-async def test_concurrent_appends_get_distinct_ascending_uids(db: Database, mailbox_id: int) -> None:
+async def test_concurrent_appends_get_distinct_ascending_uids(
+    db: Database, mailbox_id: int
+) -> None:
     async def one(i: int) -> int:
         async with db.write() as session:
             entry = await deliver(session, mailbox_id, RAW + str(i).encode())
@@ -50,7 +60,9 @@ async def test_concurrent_appends_get_distinct_ascending_uids(db: Database, mail
     assert sorted(uids) == list(range(1, 21))
     async with db.read() as session:
         inbox = (await session.scalars(select(Folder).where(Folder.name == "INBOX"))).one()
-        modseqs = (await session.scalars(select(FolderEntry.modseq).order_by(FolderEntry.uid))).all()
+        modseqs = (
+            await session.scalars(select(FolderEntry.modseq).order_by(FolderEntry.uid))
+        ).all()
     assert inbox.uidnext == 21 and inbox.highest_modseq == 21
     assert modseqs == sorted(modseqs) and len(set(modseqs)) == 20
 

@@ -27,8 +27,14 @@ ROOT = Path(__file__).resolve().parents[2]
 async def other_process(database_url: str, tls_settings: Settings) -> AsyncIterator[int]:
     """The implicit-TLS port of a second hub process serving the same database, with the same PKI."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.imap.serve_imap", database_url, str(tls_settings.data_dir),
-        cwd=ROOT, stdout=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "tests.imap.serve_imap",
+        database_url,
+        str(tls_settings.data_dir),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
     assert process.stdout is not None
     line = await asyncio.wait_for(process.stdout.readline(), 30)
     yield int(line)
@@ -37,7 +43,9 @@ async def other_process(database_url: str, tls_settings: Settings) -> AsyncItera
 
 
 async def _connect(port: int, client_ssl: ssl.SSLContext) -> Wire:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client_ssl, server_hostname="localhost")
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", port, ssl=client_ssl, server_hostname="localhost"
+    )
     wire = Wire(reader, writer)
     await wire.read_line()
     await wire.login()
@@ -45,16 +53,23 @@ async def _connect(port: int, client_ssl: ssl.SSLContext) -> Wire:
     return wire
 
 
-async def test_delivery_and_changes_cross_processes(db: Database, mailbox_id: int, imap: RunningImap,
-                                                    other_process: int, client_ssl: ssl.SSLContext) -> None:
+async def test_delivery_and_changes_cross_processes(
+    db: Database, mailbox_id: int, imap: RunningImap, other_process: int, client_ssl: ssl.SSLContext
+) -> None:
     remote = await _connect(other_process, client_ssl)
     here = await _connect(imap.tls_port, client_ssl)
     if db.is_sqlite:
         async with db.write() as session:
             await deliver(session, mailbox_id, MESSAGE)
-        await remote.check("r1 NOOP", "* 1 EXISTS\n* 1 RECENT\nr1 OK NOOP completed")  # first to see it
-        await here.check("h1 STORE 1 +FLAGS.SILENT (\\Flagged)", "* 1 EXISTS\nh1 OK STORE completed")
-        await remote.check("r2 NOOP", "* 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent))\nr2 OK NOOP completed")
+        await remote.check(
+            "r1 NOOP", "* 1 EXISTS\n* 1 RECENT\nr1 OK NOOP completed"
+        )  # first to see it
+        await here.check(
+            "h1 STORE 1 +FLAGS.SILENT (\\Flagged)", "* 1 EXISTS\nh1 OK STORE completed"
+        )
+        await remote.check(
+            "r2 NOOP", "* 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent))\nr2 OK NOOP completed"
+        )
     else:
         remote.send("r1 IDLE")
         assert await remote.read_line() == "+ idling\r\n"
@@ -62,8 +77,12 @@ async def test_delivery_and_changes_cross_processes(db: Database, mailbox_id: in
             await deliver(session, mailbox_id, MESSAGE)
         assert await remote.read_line(timeout=5) == "* 1 EXISTS\r\n"  # ...wakes the other one
         assert await remote.read_line(timeout=5) == "* 1 RECENT\r\n"  # which sees it first
-        await here.check("h1 STORE 1 +FLAGS.SILENT (\\Flagged)", "* 1 EXISTS\nh1 OK STORE completed")
-        assert await remote.read_line(timeout=5) == "* 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent))\r\n"
+        await here.check(
+            "h1 STORE 1 +FLAGS.SILENT (\\Flagged)", "* 1 EXISTS\nh1 OK STORE completed"
+        )
+        assert (
+            await remote.read_line(timeout=5) == "* 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent))\r\n"
+        )
         remote.send("DONE")
         assert await remote.read_line() == "r1 OK IDLE terminated\r\n"
         here.send("h2 IDLE")

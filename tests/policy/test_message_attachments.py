@@ -28,8 +28,9 @@ def _package(*documents: PackagedDocument, unreadable: bool = False) -> PackageF
     return PackageFacts(documents, unreadable)
 
 
-def _parts(viewer: ViewerKind, package: PackageFacts | None,
-           attachments: tuple[AttachmentFacts, ...] = ALL) -> set[str]:
+def _parts(
+    viewer: ViewerKind, package: PackageFacts | None, attachments: tuple[AttachmentFacts, ...] = ALL
+) -> set[str]:
     return set(decide_withheld_attachments(viewer, attachments, package).parts)
 
 
@@ -42,7 +43,9 @@ def test_a_document_hidden_from_the_patient_withholds_the_package_and_every_pdf(
 
 @pytest.mark.parametrize("viewer", [PATIENT, GUARDIAN])
 def test_visible_documents_withhold_nothing(viewer: ViewerKind) -> None:
-    package = _package(PackagedDocument((("N", "2.16.840.1.113883.5.25"), ("MASQUE_PS", CONFIDENTIALITY_FR))))
+    package = _package(
+        PackagedDocument((("N", "2.16.840.1.113883.5.25"), ("MASQUE_PS", CONFIDENTIALITY_FR)))
+    )
     decision = decide_withheld_attachments(viewer, ALL, package)
     assert not decision and decision.sentence_fr == ""
 
@@ -72,11 +75,14 @@ def test_one_hidden_document_among_visible_ones_is_enough() -> None:
     assert _parts(PATIENT, _package(PackagedDocument(), PackagedDocument(HIDDEN))) == {"2", "3"}
 
 
-@pytest.mark.parametrize("codes", [
-    (("INVISIBLE_PATIENT", "2.16.840.1.113883.5.25"),),  # a French flag under another scheme
-    (("INVISIBLE_REP_LEGAUX", CONFIDENTIALITY_FR),),  # the HL7v2 spelling
-    (("MASQUE_PS", "1.2.3"),),
-])
+@pytest.mark.parametrize(
+    "codes",
+    [
+        (("INVISIBLE_PATIENT", "2.16.840.1.113883.5.25"),),  # a French flag under another scheme
+        (("INVISIBLE_REP_LEGAUX", CONFIDENTIALITY_FR),),  # the HL7v2 spelling
+        (("MASQUE_PS", "1.2.3"),),
+    ],
+)
 def test_a_mis_coded_flag_is_not_guessed(codes: tuple[tuple[str, str], ...]) -> None:
     assert _parts(PATIENT, _package(PackagedDocument(codes))) == {"2", "3"}
     assert _parts(GUARDIAN, _package(PackagedDocument(codes))) == {"2", "3"}
@@ -88,15 +94,22 @@ def test_an_unreadable_package_may_hold_anything() -> None:
 
 
 def test_renderings_and_copies_are_withheld_by_type_extension_or_name() -> None:
-    attachments = (ZIP, AttachmentFacts("3", "scan", "application/x-pdf"),
-                   AttachmentFacts("4", "copie.PDF", "application/octet-stream"),
-                   AttachmentFacts("5", "autre.zip", "application/octet-stream"),
-                   AttachmentFacts("6", "DOC0001.XML", "application/octet-stream"),
-                   AttachmentFacts("7", "Sérologie VIH.html", "text/html"),
-                   AttachmentFacts("8", "1.2.250.1.999.1.1.20240101^42.txt", "text/plain"),
-                   AttachmentFacts("9", "ordonnance.jpg", "image/jpeg"))
-    hidden = PackagedDocument(HIDDEN, title="Sérologie VIH", unique_id="1.2.250.1.999.1.1.20240101^42",
-                              file_name="DOC0001.XML")
+    attachments = (
+        ZIP,
+        AttachmentFacts("3", "scan", "application/x-pdf"),
+        AttachmentFacts("4", "copie.PDF", "application/octet-stream"),
+        AttachmentFacts("5", "autre.zip", "application/octet-stream"),
+        AttachmentFacts("6", "DOC0001.XML", "application/octet-stream"),
+        AttachmentFacts("7", "Sérologie VIH.html", "text/html"),
+        AttachmentFacts("8", "1.2.250.1.999.1.1.20240101^42.txt", "text/plain"),
+        AttachmentFacts("9", "ordonnance.jpg", "image/jpeg"),
+    )
+    hidden = PackagedDocument(
+        HIDDEN,
+        title="Sérologie VIH",
+        unique_id="1.2.250.1.999.1.1.20240101^42",
+        file_name="DOC0001.XML",
+    )
     assert _parts(PATIENT, _package(hidden), attachments) == {"2", "3", "4", "5", "6", "7", "8"}
 
 

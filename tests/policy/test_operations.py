@@ -14,7 +14,9 @@ def test_loopback_may_read_the_metrics(peer: str) -> None:
     assert decide_metrics_access(peer, LOOPBACK)
 
 
-@pytest.mark.parametrize("peer", ["127.0.0.2", "10.0.0.1", "2001:db8::1", "", None, "not an address"])
+@pytest.mark.parametrize(
+    "peer", ["127.0.0.2", "10.0.0.1", "2001:db8::1", "", None, "not an address"]
+)
 def test_any_other_client_is_refused_with_403(peer: str | None) -> None:
     access = decide_metrics_access(peer, LOOPBACK)
     assert not access and access.status == 403 and "[metrics] allow" in access.sentence

@@ -18,15 +18,22 @@ DOCTOR = MailboxFacts(1, "jean.dupont@mss.localhost", MailboxKind.PER)
 OTHER_DOCTOR = MailboxFacts(2, "anne.martin@mss.localhost", MailboxKind.PER)
 PHARMACY = MailboxFacts(3, "pharmacie@mss.localhost", MailboxKind.ORG, pharmacy=True)
 SERVICE = MailboxFacts(4, "cardiologie@mss.localhost", MailboxKind.ORG)
-PATIENT = MailboxFacts(10, "123456789012345@patient.mss.localhost", MailboxKind.PAT,
-                       patient_state=PatientState.ACTIVE)
-OTHER_PATIENT = MailboxFacts(11, "223456789012345@patient.mss.localhost", MailboxKind.PAT,
-                             patient_state=PatientState.ACTIVE)
+PATIENT = MailboxFacts(
+    10, "123456789012345@patient.mss.localhost", MailboxKind.PAT, patient_state=PatientState.ACTIVE
+)
+OTHER_PATIENT = MailboxFacts(
+    11, "223456789012345@patient.mss.localhost", MailboxKind.PAT, patient_state=PatientState.ACTIVE
+)
 
-OPEN = ConversationFacts(100, PATIENT.id, DOCTOR.id, ConversationState.OPEN, frozenset({"<m1@hub>"}))
-CLOSED = ConversationFacts(101, PATIENT.id, DOCTOR.id, ConversationState.CLOSED, frozenset({"<m0@hub>"}))
-WITH_OTHER = ConversationFacts(102, PATIENT.id, OTHER_DOCTOR.id, ConversationState.OPEN,
-                               frozenset({"<m2@hub>"}))
+OPEN = ConversationFacts(
+    100, PATIENT.id, DOCTOR.id, ConversationState.OPEN, frozenset({"<m1@hub>"})
+)
+CLOSED = ConversationFacts(
+    101, PATIENT.id, DOCTOR.id, ConversationState.CLOSED, frozenset({"<m0@hub>"})
+)
+WITH_OTHER = ConversationFacts(
+    102, PATIENT.id, OTHER_DOCTOR.id, ConversationState.OPEN, frozenset({"<m2@hub>"})
+)
 
 
 def reply(to: str, subject: str = "Re: résultats") -> MessageFacts:
@@ -51,7 +58,9 @@ def test_patient_new_message_is_refused_at_rcpt() -> None:
 
 
 def test_patient_message_without_references_is_refused_at_data() -> None:
-    outcome = decide_conversation(PATIENT, DOCTOR, MessageFacts((PATIENT.address,), "Bonjour"), [OPEN])
+    outcome = decide_conversation(
+        PATIENT, DOCTOR, MessageFacts((PATIENT.address,), "Bonjour"), [OPEN]
+    )
     assert not outcome.decision.allowed
     assert "may only reply" in outcome.decision.sentence
 
@@ -63,7 +72,9 @@ def test_patient_reply_to_another_professional_is_refused() -> None:
 
 
 def test_patient_reply_after_fin_is_refused() -> None:
-    assert "closed by the professional" in decide_recipient(PATIENT, local(DOCTOR), [CLOSED]).sentence
+    assert (
+        "closed by the professional" in decide_recipient(PATIENT, local(DOCTOR), [CLOSED]).sentence
+    )
     outcome = decide_conversation(PATIENT, DOCTOR, reply("<m0@hub>"), [CLOSED])
     assert not outcome.decision.allowed
     assert outcome.decision.smtp_reply.startswith("550 5.7.1 The conversation with")
@@ -71,7 +82,9 @@ def test_patient_reply_after_fin_is_refused() -> None:
 
 def test_pharmacy_exception_opens_a_conversation() -> None:
     assert decide_recipient(PATIENT, local(PHARMACY), []).allowed
-    outcome = decide_conversation(PATIENT, PHARMACY, MessageFacts((PATIENT.address,), "Ordonnance"), [])
+    outcome = decide_conversation(
+        PATIENT, PHARMACY, MessageFacts((PATIENT.address,), "Ordonnance"), []
+    )
     assert outcome.decision.allowed and outcome.action is ConversationAction.OPEN
 
 

@@ -13,20 +13,47 @@ DOCTOR = MailboxFacts(1, "jean.dupont@mss.localhost", MailboxKind.PER)
 
 
 def patient(state: PatientState) -> RecipientFacts:
-    box = MailboxFacts(10, "1@patient.mss.localhost", MailboxKind.PAT, patient_state=state,
-                       opposition_deadline=dt.datetime(2026, 5, 1, tzinfo=dt.UTC))
+    box = MailboxFacts(
+        10,
+        "1@patient.mss.localhost",
+        MailboxKind.PAT,
+        patient_state=state,
+        opposition_deadline=dt.datetime(2026, 5, 1, tzinfo=dt.UTC),
+    )
     return RecipientFacts(box.address, True, box)
 
 
-@pytest.mark.parametrize(("state", "reply", "fr"), [
-    (PatientState.OPPOSITION_WINDOW, ("550 5.2.1 The patient account <1@patient.mss.localhost> is not "
-     "open yet: the patient may still oppose its creation until 2026-05-01"), "jusqu'au 01/05/2026"),
-    (PatientState.OPPOSED, ("550 5.7.1 The patient <1@patient.mss.localhost> opposed the creation of "
-     "their account"), "s'est opposé"),
-    (PatientState.DEACTIVATED, ("550 5.2.1 The patient account <1@patient.mss.localhost> is "
-     "deactivated"), "désactivé"),
-    (PatientState.CLOSED, "550 5.2.1 The patient account <1@patient.mss.localhost> is closed", "clôturé"),
-])
+@pytest.mark.parametrize(
+    ("state", "reply", "fr"),
+    [
+        (
+            PatientState.OPPOSITION_WINDOW,
+            (
+                "550 5.2.1 The patient account <1@patient.mss.localhost> is not "
+                "open yet: the patient may still oppose its creation until 2026-05-01"
+            ),
+            "jusqu'au 01/05/2026",
+        ),
+        (
+            PatientState.OPPOSED,
+            (
+                "550 5.7.1 The patient <1@patient.mss.localhost> opposed the creation of "
+                "their account"
+            ),
+            "s'est opposé",
+        ),
+        (
+            PatientState.DEACTIVATED,
+            ("550 5.2.1 The patient account <1@patient.mss.localhost> is deactivated"),
+            "désactivé",
+        ),
+        (
+            PatientState.CLOSED,
+            "550 5.2.1 The patient account <1@patient.mss.localhost> is closed",
+            "clôturé",
+        ),
+    ],
+)
 def test_patient_account_states(state: PatientState, reply: str, fr: str) -> None:
     decision = decide_recipient(DOCTOR, patient(state))
     assert decision.smtp_reply == reply
@@ -47,9 +74,13 @@ def test_unknown_closed_suspended_mailboxes() -> None:
 
 
 def test_remote_domains() -> None:
-    outside = decide_recipient(DOCTOR, RecipientFacts("a@gmail.com", False, None, domain_trusted=False))
+    outside = decide_recipient(
+        DOCTOR, RecipientFacts("a@gmail.com", False, None, domain_trusted=False)
+    )
     assert outside.smtp_reply.startswith("550 5.7.1 <a@gmail.com> is outside the trust space")
-    assert decide_recipient(DOCTOR, RecipientFacts("a@op.fr", False, None, domain_trusted=True)).allowed
+    assert decide_recipient(
+        DOCTOR, RecipientFacts("a@op.fr", False, None, domain_trusted=True)
+    ).allowed
     relay = decide_recipient(None, RecipientFacts("a@op.fr", False, None, domain_trusted=True))
     assert relay.smtp_reply == "550 5.7.1 Relaying denied: op.fr is not a domain of this hub"
 

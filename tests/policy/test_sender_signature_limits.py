@@ -22,17 +22,23 @@ from mss.policy import (
 
 DOCTOR = MailboxFacts(1, "jean.dupont@mss.localhost", MailboxKind.PER)
 APP = MailboxFacts(2, "convocations@mss.localhost", MailboxKind.APP)
-PATIENT = MailboxFacts(10, "1@patient.mss.localhost", MailboxKind.PAT, patient_state=PatientState.ACTIVE)
+PATIENT = MailboxFacts(
+    10, "1@patient.mss.localhost", MailboxKind.PAT, patient_state=PatientState.ACTIVE
+)
 
 
 def test_sender_must_own_mail_from_and_from_header() -> None:
     assert decide_submission_sender(DOCTOR, "Jean.Dupont@mss.localhost").allowed
     assert decide_submission_sender(None, "x@y").smtp_reply.startswith("530 5.7.0")
     stolen = decide_submission_sender(DOCTOR, "anne@mss.localhost")
-    assert stolen.smtp_reply.startswith("553 5.7.1 Sender address <anne@mss.localhost> is not owned")
+    assert stolen.smtp_reply.startswith(
+        "553 5.7.1 Sender address <anne@mss.localhost> is not owned"
+    )
     assert decide_from_header(DOCTOR, ["jean.dupont@mss.localhost"]).allowed
     assert not decide_from_header(DOCTOR, ["anne@mss.localhost"]).allowed
-    assert not decide_from_header(DOCTOR, ["jean.dupont@mss.localhost", "anne@mss.localhost"]).allowed
+    assert not decide_from_header(
+        DOCTOR, ["jean.dupont@mss.localhost", "anne@mss.localhost"]
+    ).allowed
     closed = MailboxFacts(1, DOCTOR.address, MailboxKind.PER, state=MailboxState.CLOSED)
     assert not decide_submission_sender(closed, DOCTOR.address).allowed
 
@@ -43,15 +49,20 @@ def test_relay_sender_belongs_to_the_operator() -> None:
     assert not decide_relay_sender(["op.fr"], "a@evil.fr", ["mss.localhost"]).allowed
 
 
-@pytest.mark.parametrize(("status", "enhanced", "words"), [
-    ("tampered", "5.7.7", "modified after it was signed"),
-    ("unknown_ca", "5.7.5", "trusted authority"),
-    ("expired", "5.7.5", "expired"),
-    ("revoked", "5.7.5", "revoked"),
-    ("address_mismatch", "5.7.1", "another address"),
-    ("bad_eku", "5.7.5", "emailProtection"),
-])
-def test_broken_signatures_are_refused_whoever_receives(status: str, enhanced: str, words: str) -> None:
+@pytest.mark.parametrize(
+    ("status", "enhanced", "words"),
+    [
+        ("tampered", "5.7.7", "modified after it was signed"),
+        ("unknown_ca", "5.7.5", "trusted authority"),
+        ("expired", "5.7.5", "expired"),
+        ("revoked", "5.7.5", "revoked"),
+        ("address_mismatch", "5.7.1", "another address"),
+        ("bad_eku", "5.7.5", "emailProtection"),
+    ],
+)
+def test_broken_signatures_are_refused_whoever_receives(
+    status: str, enhanced: str, words: str
+) -> None:
     decision = decide_signature(DOCTOR, [DOCTOR], status)
     assert (decision.smtp_code, decision.enhanced_status) == (554, enhanced)
     assert words in decision.sentence

@@ -42,17 +42,31 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
     cert_file, key_file = folder / "server.pem", folder / "server.key"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return cert_file, key_file
 
 
@@ -81,7 +95,9 @@ class Hub:
         assert found, f"no CSRF token on {path}"
         return found.group(1)
 
-    async def post(self, path: str, data: dict[str, str], csrf_from: str | None = None) -> aiohttp.ClientResponse:
+    async def post(
+        self, path: str, data: dict[str, str], csrf_from: str | None = None
+    ) -> aiohttp.ClientResponse:
         token = await self.csrf(csrf_from or path)
         return await self.client.post(path, data={"csrf": token, **data}, allow_redirects=False)
 
@@ -92,8 +108,12 @@ class Hub:
         assert found
         return found.group(1)
 
-    async def login(self, identifier: str, password: str = PASSWORD, phone: str | None = None) -> None:
-        response = await self.post("/connexion", {"identifiant": identifier, "mot_de_passe": password})
+    async def login(
+        self, identifier: str, password: str = PASSWORD, phone: str | None = None
+    ) -> None:
+        response = await self.post(
+            "/connexion", {"identifiant": identifier, "mot_de_passe": password}
+        )
         assert response.status == 303, await response.text()
         assert response.headers["Location"] == "/connexion/code"
         async with self.db.read() as session:
@@ -113,8 +133,9 @@ async def hub(settings: Settings, db: Database, tls_files: tuple[Path, Path]) ->
     app = build_app(settings, db, {"settings": settings, "portal_clock": clock})
     server = TestServer(app, host="127.0.0.1")
     await server.start_server(ssl=server_ssl(tls_files))
-    client = TestClient(server, cookie_jar=aiohttp.CookieJar(unsafe=True),
-                        connector=aiohttp.TCPConnector(ssl=False))
+    client = TestClient(
+        server, cookie_jar=aiohttp.CookieJar(unsafe=True), connector=aiohttp.TCPConnector(ssl=False)
+    )
     await client.start_server()
     try:
         yield Hub(client, clock, settings, db)
@@ -122,19 +143,41 @@ async def hub(settings: Settings, db: Database, tls_files: tuple[Path, Path]) ->
         await client.close()
 
 
-async def add_patient(db: Database, ins: str, family: str, given: str, *, phone: str | None = "+33612345678",
-                      email: str | None = None, state: PatientState = PatientState.ACTIVE,
-                      password: bool = True, domain: str = "mss.localhost") -> Patient:
+async def add_patient(
+    db: Database,
+    ins: str,
+    family: str,
+    given: str,
+    *,
+    phone: str | None = "+33612345678",
+    email: str | None = None,
+    state: PatientState = PatientState.ACTIVE,
+    password: bool = True,
+    domain: str = "mss.localhost",
+) -> Patient:
     """A patient row with its PAT mailbox (the directory's store is not used: it is another team's)."""
     async with db.write() as session:
-        patient = Patient(ins=ins, family_name=family, given_names=given, phone=phone, email=email, state=state,
-                          password_hash=_PASSWORD_HASH if password else None,
-                          opposition_deadline=utcnow() + dt.timedelta(days=42),
-                          activated_at=utcnow() if state is PatientState.ACTIVE else None)
+        patient = Patient(
+            ins=ins,
+            family_name=family,
+            given_names=given,
+            phone=phone,
+            email=email,
+            state=state,
+            password_hash=_PASSWORD_HASH if password else None,
+            opposition_deadline=utcnow() + dt.timedelta(days=42),
+            activated_at=utcnow() if state is PatientState.ACTIVE else None,
+        )
         session.add(patient)
         await session.flush()
-        session.add(Mailbox(address=f"{ins.lower()}@patient.{domain}", kind=MailboxKind.PAT,
-                            display_name=patient.display_name, patient_id=patient.id))
+        session.add(
+            Mailbox(
+                address=f"{ins.lower()}@patient.{domain}",
+                kind=MailboxKind.PAT,
+                display_name=patient.display_name,
+                patient_id=patient.id,
+            )
+        )
     return patient
 
 
@@ -145,7 +188,10 @@ async def add_guardianship(db: Database, guardian: Patient, minor: Patient) -> N
 
 async def second_visitor(hub: Hub) -> Hub:
     """Another browser on the same portal (its own cookies); closed with the test's loop."""
-    client = TestClient(hub.client.server, cookie_jar=aiohttp.CookieJar(unsafe=True),
-                        connector=aiohttp.TCPConnector(ssl=False))
+    client = TestClient(
+        hub.client.server,
+        cookie_jar=aiohttp.CookieJar(unsafe=True),
+        connector=aiohttp.TCPConnector(ssl=False),
+    )
     await client.start_server()
     return Hub(client, hub.clock, hub.settings, hub.db)

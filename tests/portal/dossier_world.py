@@ -29,15 +29,19 @@ TITLES = {
     "biology": "Bilan sanguin",
 }
 FLAGS: dict[str, dict[str, bool]] = {
-    "plain": {}, "masked": {"masked_from_professionals": True},
+    "plain": {},
+    "masked": {"masked_from_professionals": True},
     "invisible_patient": {"invisible_to_patient": True},
-    "invisible_guardians": {"invisible_to_legal_representatives": True}, "biology": {},
+    "invisible_guardians": {"invisible_to_legal_representatives": True},
+    "biology": {},
 }
 REASON = "Patiente inconsciente aux urgences, recherche d'allergies"
-NARRATIVE = ("<paragraph>Patiente vue en consultation.</paragraph><list><item>Tension 12/8</item>"
-             "<item><content styleCode=\"Bold\">Pas de fièvre</content></item></list>"
-             "<paragraph><linkHtml href=\"javascript:alert(1)\">lien piégé</linkHtml> "
-             "<linkHtml href=\"https://www.has-sante.fr/\">recommandations</linkHtml></paragraph>")
+NARRATIVE = (
+    "<paragraph>Patiente vue en consultation.</paragraph><list><item>Tension 12/8</item>"
+    '<item><content styleCode="Bold">Pas de fièvre</content></item></list>'
+    '<paragraph><linkHtml href="javascript:alert(1)">lien piégé</linkHtml> '
+    '<linkHtml href="https://www.has-sante.fr/">recommandations</linkHtml></paragraph>'
+)
 
 
 @dataclass
@@ -55,12 +59,23 @@ async def add_professionals(db: Database) -> dict[str, Professional]:
         session.add_all([cabinet, hospital])
         await session.flush()
         rows = {
-            DOCTOR: Professional(id_nat=DOCTOR, family_name="DUPONT", given_names="Jean",
-                                 profession_code="10", organisation_id=cabinet.id),
-            NURSE: Professional(id_nat=NURSE, family_name="BERNARD", given_names="Élodie",
-                                profession_code="60"),
-            AUTHOR: Professional(id_nat=AUTHOR, family_name="LEFEBVRE", given_names="Marc",
-                                 profession_code="10", organisation_id=hospital.id),
+            DOCTOR: Professional(
+                id_nat=DOCTOR,
+                family_name="DUPONT",
+                given_names="Jean",
+                profession_code="10",
+                organisation_id=cabinet.id,
+            ),
+            NURSE: Professional(
+                id_nat=NURSE, family_name="BERNARD", given_names="Élodie", profession_code="60"
+            ),
+            AUTHOR: Professional(
+                id_nat=AUTHOR,
+                family_name="LEFEBVRE",
+                given_names="Marc",
+                profession_code="10",
+                organisation_id=hospital.id,
+            ),
         }
         session.add_all(rows.values())
     return rows
@@ -72,25 +87,41 @@ async def file_documents(db: Database, patient: Patient, prefix: str = "") -> di
     async with db.write() as session:
         for n, (name, title) in enumerate(TITLES.items()):
             biology = name == "biology"
-            document = await insert_document(session, patient, DocumentDraft(
-                content=make_cda(doc_ext=f"{patient.id}{n}", narrative=NARRATIVE),
-                mime_type="text/xml", title=prefix + title,
-                unique_id=f"1.2.250.1.999.1.1.{patient.id}^{n}",
-                type_code="11502-2" if biology else "11488-4", type_system="2.16.840.1.113883.6.1",
-                type_label="Compte rendu d'examens biologiques" if biology else
-                "Compte rendu de consultation",
-                author_id_nat=AUTHOR, author_name="Dr Marc LEFEBVRE",
-                author_institution="Hôpital Saint-Louis", author_institution_id="750100125",
-                creation_time=utcnow() - dt.timedelta(days=n + 1), pdf=PDF, **FLAGS[name]))
+            document = await insert_document(
+                session,
+                patient,
+                DocumentDraft(
+                    content=make_cda(doc_ext=f"{patient.id}{n}", narrative=NARRATIVE),
+                    mime_type="text/xml",
+                    title=prefix + title,
+                    unique_id=f"1.2.250.1.999.1.1.{patient.id}^{n}",
+                    type_code="11502-2" if biology else "11488-4",
+                    type_system="2.16.840.1.113883.6.1",
+                    type_label="Compte rendu d'examens biologiques"
+                    if biology
+                    else "Compte rendu de consultation",
+                    author_id_nat=AUTHOR,
+                    author_name="Dr Marc LEFEBVRE",
+                    author_institution="Hôpital Saint-Louis",
+                    author_institution_id="750100125",
+                    creation_time=utcnow() - dt.timedelta(days=n + 1),
+                    pdf=PDF,
+                    **FLAGS[name],
+                ),
+            )
             ids[name] = document.id
     return ids
 
 
-async def professional_finds(db: Database, patient_id: int, id_nat: str, reason: str | None = None) -> set[str]:
+async def professional_finds(
+    db: Database, patient_id: int, id_nat: str, reason: str | None = None
+) -> set[str]:
     """The titles a professional finds in the record; a refusal raises DmpRefused, its audit event kept."""
     async with db.write() as session:
         patient = await session.get(Patient, patient_id)
-        professional = (await session.scalars(select(Professional).where(Professional.id_nat == id_nat))).one()
+        professional = (
+            await session.scalars(select(Professional).where(Professional.id_nat == id_nat))
+        ).one()
         assert patient is not None
         viewer = Viewer.for_professional(professional, break_glass_reason=reason, source="test")
         try:

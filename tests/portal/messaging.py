@@ -40,9 +40,11 @@ PHARMACY = "pharmacie.centrale@mss.localhost"
 DOCTOR_RPPS, OTHER_RPPS, PHARMACIST_RPPS = "10003456786", "10098765430", "10012345673"
 SMTP_PASSWORD = "correct horse battery staple"
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
-PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f"
-       b"\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa7\x35\x81\x84\x00"
-       b"\x00\x00\x00IEND\xaeB`\x82")
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f"
+    b"\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa7\x35\x81\x84\x00"
+    b"\x00\x00\x00IEND\xaeB`\x82"
+)
 
 
 def patient_address(ins: str) -> str:
@@ -70,12 +72,23 @@ class Mail:
         id_nat = {DOCTOR: DOCTOR_RPPS, OTHER_DOCTOR: OTHER_RPPS}.get(address)
         return self.pki.issue_smime(address, id_nat=f"8{id_nat}" if id_nat else None)
 
-    async def send(self, sender: str, to: str, subject: str = "Vos résultats", text: str = "Bonjour,\n",
-                   *, html: str | None = None, attachments: Sequence[Attach] = (),
-                   headers: dict[str, str] | None = None, sign: bool = True, opaque: bool = False) -> str:
+    async def send(
+        self,
+        sender: str,
+        to: str,
+        subject: str = "Vos résultats",
+        text: str = "Bonjour,\n",
+        *,
+        html: str | None = None,
+        attachments: Sequence[Attach] = (),
+        headers: dict[str, str] | None = None,
+        sign: bool = True,
+        opaque: bool = False,
+    ) -> str:
         """A professional's signed message through the gateway; returns its Message-ID."""
-        raw, message_id = build(sender, to, subject, text, html=html, attachments=attachments,
-                                headers=headers)
+        raw, message_id = build(
+            sender, to, subject, text, html=html, attachments=attachments, headers=headers
+        )
         if sign:
             raw = self.identity(sender).sign(raw, detached=not opaque)
         async with self.hub.db.read() as session:
@@ -90,12 +103,18 @@ class Mail:
         """The messages of one folder of one mailbox, by UID (read through the store tables)."""
         return [message for _entry, message in await self.entries(address, folder)]
 
-    async def entries(self, address: str, folder: str = "INBOX") -> list[tuple[FolderEntry, StoredMessage]]:
+    async def entries(
+        self, address: str, folder: str = "INBOX"
+    ) -> list[tuple[FolderEntry, StoredMessage]]:
         async with self.hub.db.read() as session:
             rows = await session.execute(
-                select(FolderEntry, StoredMessage).join(StoredMessage, StoredMessage.id == FolderEntry.message_id)
-                .join(Folder, Folder.id == FolderEntry.folder_id).join(Mailbox, Mailbox.id == Folder.mailbox_id)
-                .where(Mailbox.address == address, Folder.name == folder).order_by(FolderEntry.uid))
+                select(FolderEntry, StoredMessage)
+                .join(StoredMessage, StoredMessage.id == FolderEntry.message_id)
+                .join(Folder, Folder.id == FolderEntry.folder_id)
+                .join(Mailbox, Mailbox.id == Folder.mailbox_id)
+                .where(Mailbox.address == address, Folder.name == folder)
+                .order_by(FolderEntry.uid)
+            )
             return [(entry, message) for entry, message in rows.all()]
 
     async def entry_id(self, address: str, message_id: str, folder: str = "INBOX") -> int:
@@ -105,8 +124,16 @@ class Mail:
         raise AssertionError(f"{message_id} is not in {address}/{folder}")
 
 
-def build(sender: str, to: str, subject: str, text: str, *, html: str | None = None,
-          attachments: Sequence[Attach] = (), headers: dict[str, str] | None = None) -> tuple[bytes, str]:
+def build(
+    sender: str,
+    to: str,
+    subject: str,
+    text: str,
+    *,
+    html: str | None = None,
+    attachments: Sequence[Attach] = (),
+    headers: dict[str, str] | None = None,
+) -> tuple[bytes, str]:
     """A MIME message with CRLF line endings (plain, alternative or mixed) and its Message-ID."""
     message = EmailMessage(policy=email.policy.SMTP)
     message_id = f"<{uuid.uuid4().hex}@test.mss.localhost>"
@@ -126,7 +153,9 @@ def build(sender: str, to: str, subject: str, text: str, *, html: str | None = N
         message.set_content(text)
     for item in attachments:
         maintype, _, subtype = item.content_type.partition("/")
-        message.add_attachment(item.data, maintype=maintype, subtype=subtype, filename=item.filename)
+        message.add_attachment(
+            item.data, maintype=maintype, subtype=subtype, filename=item.filename
+        )
     return message.as_bytes(), message_id
 
 
@@ -138,16 +167,44 @@ async def setup_mail(hub: Hub, pki: DevPki) -> Mail:
     services = app[SERVICES]
     services["trust"] = TrustStore.from_settings(hub.settings, repo_trust_dir=None)
     async with hub.db.write() as session:
-        hospital = await create_organisation(session, name="CHU de Nantes", kind=OrganisationKind.HOSPITAL)
-        officine = await create_organisation(session, name="Pharmacie Centrale", kind=OrganisationKind.PHARMACY)
-        doctor = await create_professional(session, id_nat=f"8{DOCTOR_RPPS}", family_name="Dupont",
-                                           given_names="Jean", profession_code="10", organisation=hospital)
-        other = await create_professional(session, id_nat=f"8{OTHER_RPPS}", family_name="Martin",
-                                          given_names="Anne", profession_code="60", organisation=hospital)
-        await create_mailbox(session, address=DOCTOR, kind=MailboxKind.PER, owner=MailboxOwner(doctor),
-                             password=SMTP_PASSWORD)
-        await create_mailbox(session, address=OTHER_DOCTOR, kind=MailboxKind.PER, owner=MailboxOwner(other))
-        await create_mailbox(session, address=PHARMACY, kind=MailboxKind.ORG,
-                             owner=MailboxOwner(organisation=officine), display_name="Pharmacie Centrale",
-                             pharmacy=True)
+        hospital = await create_organisation(
+            session, name="CHU de Nantes", kind=OrganisationKind.HOSPITAL
+        )
+        officine = await create_organisation(
+            session, name="Pharmacie Centrale", kind=OrganisationKind.PHARMACY
+        )
+        doctor = await create_professional(
+            session,
+            id_nat=f"8{DOCTOR_RPPS}",
+            family_name="Dupont",
+            given_names="Jean",
+            profession_code="10",
+            organisation=hospital,
+        )
+        other = await create_professional(
+            session,
+            id_nat=f"8{OTHER_RPPS}",
+            family_name="Martin",
+            given_names="Anne",
+            profession_code="60",
+            organisation=hospital,
+        )
+        await create_mailbox(
+            session,
+            address=DOCTOR,
+            kind=MailboxKind.PER,
+            owner=MailboxOwner(doctor),
+            password=SMTP_PASSWORD,
+        )
+        await create_mailbox(
+            session, address=OTHER_DOCTOR, kind=MailboxKind.PER, owner=MailboxOwner(other)
+        )
+        await create_mailbox(
+            session,
+            address=PHARMACY,
+            kind=MailboxKind.ORG,
+            owner=MailboxOwner(organisation=officine),
+            display_name="Pharmacie Centrale",
+            pharmacy=True,
+        )
     return Mail(hub, pki, Gateway(hub.settings, hub.db, services), services)

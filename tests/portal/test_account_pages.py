@@ -15,7 +15,9 @@ NEW_PASSWORD = "le jardin fleurit en 2026"
 
 
 async def _patient_with_code(hub: Hub) -> tuple[Patient, str]:
-    patient = await add_patient(hub.db, INS, "Blanc", "Emma", state=PatientState.CREATED, password=False)
+    patient = await add_patient(
+        hub.db, INS, "Blanc", "Emma", state=PatientState.CREATED, password=False
+    )
     codes: dict[str, str] = {}
 
     async def keep(p: Patient, code: str) -> None:
@@ -34,14 +36,19 @@ async def _state(hub: Hub, patient_id: int) -> PatientState:
 
 async def test_activate_then_sign_in(hub: Hub) -> None:
     patient, code = await _patient_with_code(hub)
-    response = await hub.post("/activation", {"ins": INS, "code": code, "mot_de_passe": NEW_PASSWORD,
-                                              "confirmation": "autre chose 123"})
+    response = await hub.post(
+        "/activation",
+        {"ins": INS, "code": code, "mot_de_passe": NEW_PASSWORD, "confirmation": "autre chose 123"},
+    )
     assert response.status == 400 and "différents" in unescape(await response.text())
-    response = await hub.post("/activation", {"ins": INS, "code": code, "mot_de_passe": "court",
-                                              "confirmation": "court"})
+    response = await hub.post(
+        "/activation", {"ins": INS, "code": code, "mot_de_passe": "court", "confirmation": "court"}
+    )
     assert response.status == 409 and "il en faut au moins 12" in unescape(await response.text())
-    response = await hub.post("/activation", {"ins": INS, "code": code, "mot_de_passe": NEW_PASSWORD,
-                                              "confirmation": NEW_PASSWORD})
+    response = await hub.post(
+        "/activation",
+        {"ins": INS, "code": code, "mot_de_passe": NEW_PASSWORD, "confirmation": NEW_PASSWORD},
+    )
     assert response.status == 200 and "Votre compte est activé" in unescape(await response.text())
     assert await _state(hub, patient.id) is PatientState.ACTIVE
     await hub.login(INS, NEW_PASSWORD)
@@ -49,19 +56,42 @@ async def test_activate_then_sign_in(hub: Hub) -> None:
 
 async def test_wrong_codes_are_throttled_and_do_not_reveal_the_account(hub: Hub) -> None:
     _patient, code = await _patient_with_code(hub)
-    unknown = await hub.post("/activation", {"ins": "199999999999995", "code": code,
-                                             "mot_de_passe": NEW_PASSWORD, "confirmation": NEW_PASSWORD})
-    known = await hub.post("/activation", {"ins": INS, "code": "ZZZZ-ZZZZ-ZZZZ",
-                                           "mot_de_passe": NEW_PASSWORD, "confirmation": NEW_PASSWORD})
+    unknown = await hub.post(
+        "/activation",
+        {
+            "ins": "199999999999995",
+            "code": code,
+            "mot_de_passe": NEW_PASSWORD,
+            "confirmation": NEW_PASSWORD,
+        },
+    )
+    known = await hub.post(
+        "/activation",
+        {
+            "ins": INS,
+            "code": "ZZZZ-ZZZZ-ZZZZ",
+            "mot_de_passe": NEW_PASSWORD,
+            "confirmation": NEW_PASSWORD,
+        },
+    )
     assert unknown.status == known.status == 401
     assert "ne correspondent pas" in unescape(await known.text())
     for _ in range(4):
         hub.clock.advance(seconds=30)
-        response = await hub.post("/activation", {"ins": INS, "code": "ZZZZ-ZZZZ-ZZZZ",
-                                                  "mot_de_passe": NEW_PASSWORD, "confirmation": NEW_PASSWORD})
+        response = await hub.post(
+            "/activation",
+            {
+                "ins": INS,
+                "code": "ZZZZ-ZZZZ-ZZZZ",
+                "mot_de_passe": NEW_PASSWORD,
+                "confirmation": NEW_PASSWORD,
+            },
+        )
     assert "bloquée pendant 15 minutes" in unescape(await response.text())
-    response = await hub.post("/activation", {"ins": INS, "code": code, "mot_de_passe": NEW_PASSWORD,
-                                              "confirmation": NEW_PASSWORD})
+    response = await hub.post(
+        "/activation",
+        {"ins": INS, "code": code, "mot_de_passe": NEW_PASSWORD, "confirmation": NEW_PASSWORD},
+    )
     assert response.status == 429
 
 
@@ -95,13 +125,21 @@ async def test_deactivate_reactivate_close_own_account(hub: Hub) -> None:
     assert "Le compte est désactivé" in html and "/compte/reactiver" in html
     response = await hub.post("/compte/reactiver", {}, csrf_from="/compte/reactiver")
     assert await _state(hub, patient.id) is PatientState.ACTIVE
-    response = await hub.post("/compte/cloturer", {"mot_de_passe": PASSWORD}, csrf_from="/compte/cloturer")
+    response = await hub.post(
+        "/compte/cloturer", {"mot_de_passe": PASSWORD}, csrf_from="/compte/cloturer"
+    )
     assert response.status == 400  # the box is not ticked
-    response = await hub.post("/compte/cloturer", {"comprends": "oui", "mot_de_passe": "faux"},
-                              csrf_from="/compte/cloturer")
+    response = await hub.post(
+        "/compte/cloturer",
+        {"comprends": "oui", "mot_de_passe": "faux"},
+        csrf_from="/compte/cloturer",
+    )
     assert response.status == 401 and await _state(hub, patient.id) is PatientState.ACTIVE
-    response = await hub.post("/compte/cloturer", {"comprends": "oui", "mot_de_passe": PASSWORD},
-                              csrf_from="/compte/cloturer")
+    response = await hub.post(
+        "/compte/cloturer",
+        {"comprends": "oui", "mot_de_passe": PASSWORD},
+        csrf_from="/compte/cloturer",
+    )
     assert response.status == 200 and "Votre compte est clôturé" in unescape(await response.text())
     assert await _state(hub, patient.id) is PatientState.CLOSED
     response, _html = await hub.page("/")

@@ -22,8 +22,16 @@ from tests.portal.conftest import PASSWORD, Hub, add_guardianship, add_patient
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 PHONE = {"width": 390, "height": 844}
 INS, PHONE_NUMBER = "201751234566195", "+33612345678"
@@ -33,14 +41,24 @@ INS, PHONE_NUMBER = "201751234566195", "+33612345678"
 async def phone_page(base_url: str) -> AsyncIterator[Page]:
     """A page of Debian's Chromium in a phone-sized window; any CSP violation fails the test."""
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        context = await browser.new_context(viewport=ViewportSize(width=PHONE["width"], height=PHONE["height"]),
-                                            ignore_https_errors=True, locale="fr-FR",
-                                            base_url=base_url.rstrip("/"), is_mobile=True, has_touch=True,
-                                            accept_downloads=True)
+        browser = await playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
+        )
+        context = await browser.new_context(
+            viewport=ViewportSize(width=PHONE["width"], height=PHONE["height"]),
+            ignore_https_errors=True,
+            locale="fr-FR",
+            base_url=base_url.rstrip("/"),
+            is_mobile=True,
+            has_touch=True,
+            accept_downloads=True,
+        )
         page = await context.new_page()
         violations: list[str] = []
-        page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+        page.on(
+            "console",
+            lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
+        )
         try:
             yield page
         finally:
@@ -72,8 +90,9 @@ def last_code(hub: Hub, to: str) -> str:
     return found.group(1)
 
 
-async def sign_in(page: Page, hub: Hub, identifier: str = INS, password: str = PASSWORD,
-                  phone: str = PHONE_NUMBER) -> None:
+async def sign_in(
+    page: Page, hub: Hub, identifier: str = INS, password: str = PASSWORD, phone: str = PHONE_NUMBER
+) -> None:
     await page.goto("/connexion")
     await page.get_by_label("Identifiant").fill(identifier)
     await page.get_by_label("Mot de passe").fill(password)
@@ -156,7 +175,9 @@ async def test_guardian_switches_to_the_minor(page: Page, hub: Hub) -> None:
     await page.get_by_label("Espace affiché").select_option(label="Léo Leroy")
     await page.get_by_role("button", name="Changer d'espace").click()
     await expect(page.get_by_role("heading", name="Espace de Léo Leroy")).to_be_visible()
-    await expect(page.get_by_role("status").filter(has_text="Vous agissez pour")).to_contain_text("Léo Leroy")
+    await expect(page.get_by_role("status").filter(has_text="Vous agissez pour")).to_contain_text(
+        "Léo Leroy"
+    )
     await fits_the_phone(page)
     await shot(page, "07-espace-mineur")
     await page.get_by_role("link", name="Historique des accès").click()
@@ -178,7 +199,9 @@ async def _codes(hub: Hub) -> dict[str, str]:
 
 async def test_activation_and_opposition_with_the_code(page: Page, hub: Hub) -> None:
     await add_patient(hub.db, INS, "Blanc", "Emma", state=PatientState.CREATED, password=False)
-    await add_patient(hub.db, "101751234566346", "Blanc", "Hugo", state=PatientState.CREATED, password=False)
+    await add_patient(
+        hub.db, "101751234566346", "Blanc", "Hugo", state=PatientState.CREATED, password=False
+    )
     codes = await _codes(hub)
     new_password = "le jardin fleurit en 2026"
     await page.goto("/activation")
@@ -197,7 +220,9 @@ async def test_activation_and_opposition_with_the_code(page: Page, hub: Hub) -> 
     await expect(page.get_by_role("status")).to_contain_text("Votre compte est activé")
     await sign_in(page, hub, password=new_password)
     await page.get_by_role("link", name="Historique des accès").click()
-    await expect(page.locator(".event").filter(has_text="Compte activé")).to_contain_text("Emma Blanc (vous-même)")
+    await expect(page.locator(".event").filter(has_text="Compte activé")).to_contain_text(
+        "Emma Blanc (vous-même)"
+    )
     await page.get_by_role("button", name="Se déconnecter").click()
     await page.goto("/opposition")
     await page.get_by_label("Numéro INS").fill("101751234566346")
@@ -232,7 +257,9 @@ async def test_forged_post_is_refused_and_history_shows_each_act(page: Page, hub
     await expect(page.get_by_role("status")).to_contain_text("Le compte est désactivé")
     await page.get_by_role("link", name="Historique des accès").click()
     for label in ("Connexion", "Échec de connexion", "Compte désactivé"):
-        await expect(page.locator(".event .what", has_text=re.compile(f"^{label}"))).not_to_have_count(0)
+        await expect(
+            page.locator(".event .what", has_text=re.compile(f"^{label}"))
+        ).not_to_have_count(0)
     await page.get_by_label("Type").select_option(label="Connexions")
     await page.get_by_role("button", name="Filtrer").click()
     await expect(page.locator(".event")).to_have_count(2)

@@ -20,8 +20,11 @@ from tests.portal.conftest import add_patient
 
 def _config(settings: Settings, tmp_path: Path) -> str:
     path = tmp_path / "mss.toml"
-    path.write_text(f'data_dir = "{settings.data_dir}"\ndatabase_url = "{settings.database_url}"\n'
-                    '[portal]\npublic_url = "https://sante.example.fr"\n', encoding="utf-8")
+    path.write_text(
+        f'data_dir = "{settings.data_dir}"\ndatabase_url = "{settings.database_url}"\n'
+        '[portal]\npublic_url = "https://sante.example.fr"\n',
+        encoding="utf-8",
+    )
     return str(path)
 
 
@@ -32,19 +35,28 @@ def _run_db(url: str, coro_factory) -> object:  # type: ignore[no-untyped-def]
             return await coro_factory(db)
         finally:
             await db.dispose()
+
     return asyncio.run(run())
 
 
 def test_patients_letters_command(settings: Settings, tmp_path: Path) -> None:
-    _run_db(settings.database_url, lambda db: add_patient(db, "201751234565108", "Faure", "Chloé",
-                                                          state=PatientState.CREATED, password=False))
+    _run_db(
+        settings.database_url,
+        lambda db: add_patient(
+            db, "201751234565108", "Faure", "Chloé", state=PatientState.CREATED, password=False
+        ),
+    )
     config, out = _config(settings, tmp_path), tmp_path / "lettres"
-    result = CliRunner().invoke(main, ["--config", config, "patients", "letters", "--out", str(out)])
+    result = CliRunner().invoke(
+        main, ["--config", config, "patients", "letters", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert "201751234565108  Chloé Faure" in result.output
     pdf = (out / "activation-201751234565108.pdf").read_bytes()
     assert b"https://sante.example.fr/activation" in pdf and b"Votre code d'activation" in pdf
-    result = CliRunner().invoke(main, ["--config", config, "patients", "letters", "--out", str(out)])
+    result = CliRunner().invoke(
+        main, ["--config", config, "patients", "letters", "--out", str(out)]
+    )
     assert result.exit_code == 0 and "no new patient needs an activation letter" in result.output
 
     async def state(db: Database) -> PatientState:
@@ -62,19 +74,29 @@ def test_dev_outbox_command(settings: Settings, tmp_path: Path) -> None:
     config = _config(settings, tmp_path)
     result = CliRunner().invoke(main, ["--config", config, "dev", "outbox"])
     assert result.exit_code == 0 and "is empty" in result.output
-    append_outbox(settings, {"channel": "sms", "to": "+33611223344", "text": "Votre code : 123456."})
-    append_outbox(settings, {"channel": "email", "to": "a@example.org", "subject": "Sujet", "text": "Bonjour"})
+    append_outbox(
+        settings, {"channel": "sms", "to": "+33611223344", "text": "Votre code : 123456."}
+    )
+    append_outbox(
+        settings, {"channel": "email", "to": "a@example.org", "subject": "Sujet", "text": "Bonjour"}
+    )
     result = CliRunner().invoke(main, ["--config", config, "dev", "outbox"])
     assert "SMS   to +33611223344" in result.output and "Votre code : 123456." in result.output
     assert "EMAIL to a@example.org  «Sujet»" in result.output
-    result = CliRunner().invoke(main, ["--config", config, "dev", "outbox", "--json", "--to", "+33611223344"])
+    result = CliRunner().invoke(
+        main, ["--config", config, "dev", "outbox", "--json", "--to", "+33611223344"]
+    )
     assert result.output.count("\n") == 1 and '"text": "Votre code : 123456."' in result.output
 
 
 def test_rfc6238_vectors() -> None:
     secret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"  # base32 of "12345678901234567890"
-    for seconds, expected in ((59, "94287082"), (1111111109, "07081804"), (1234567890, "89005924"),
-                              (2000000000, "69279037")):
+    for seconds, expected in (
+        (59, "94287082"),
+        (1111111109, "07081804"),
+        (1234567890, "89005924"),
+        (2000000000, "69279037"),
+    ):
         assert totp.totp(secret, dt.datetime.fromtimestamp(seconds, dt.UTC), digits=8) == expected
 
 
@@ -86,7 +108,9 @@ def test_totp_accepts_one_step_of_drift_only() -> None:
     assert not totp.verify(secret, code, now + dt.timedelta(seconds=90))
     assert not totp.verify(secret, "12345", now) and not totp.verify(secret, "abcdef", now)
     uri = totp.provisioning_uri(secret, "201751234565108")
-    assert uri.startswith("otpauth://totp/Messagerie%20sant%C3%A9%3A201751234565108?secret=" + secret)
+    assert uri.startswith(
+        "otpauth://totp/Messagerie%20sant%C3%A9%3A201751234565108?secret=" + secret
+    )
     assert "issuer=Messagerie%20sant%C3%A9" in uri and "digits=6" in uri and "period=30" in uri
 
 

@@ -46,7 +46,9 @@ async def _facts(db: Database, patient_id: int) -> ConsentFacts:
 
 
 async def _act(hub: Hub, action: str, id_nat: str) -> aiohttp.ClientResponse:
-    return await hub.post(f"{PAGE}/professionnel", {"action": action, "id_nat": id_nat}, csrf_from=PAGE)
+    return await hub.post(
+        f"{PAGE}/professionnel", {"action": action, "id_nat": id_nat}, csrf_from=PAGE
+    )
 
 
 async def test_find_a_professional_by_name_or_rpps(hub: Hub) -> None:
@@ -83,8 +85,10 @@ async def test_authorise_block_and_name_the_treating_doctor(hub: Hub) -> None:
     assert "Élodie BERNARD est bloqué" in _text(html)
     response = await _act(hub, "traitant", NURSE)
     assert response.status == 422
-    assert "Seul un médecin peut être votre médecin traitant : Élodie BERNARD est infirmier" in _text(
-        await response.text())
+    assert (
+        "Seul un médecin peut être votre médecin traitant : Élodie BERNARD est infirmier"
+        in _text(await response.text())
+    )
     response = await _act(hub, "traitant", DOCTOR)
     _response, html = await hub.page(response.headers["Location"])
     assert "Jean DUPONT est désigné médecin traitant" in _text(html)
@@ -100,14 +104,21 @@ async def test_authorise_block_and_name_the_treating_doctor(hub: Hub) -> None:
     response = await hub.post(f"{PAGE}/traitant/retirer", {}, csrf_from=PAGE)
     assert response.headers["Location"] == f"{PAGE}?fait=traitant-retire"
     assert await _facts(hub.db, claire.id) == ConsentFacts()
-    assert (await _act(hub, "retirer", AUTHOR)).status == 422  # not in the list: nothing to withdraw
+    assert (
+        await _act(hub, "retirer", AUTHOR)
+    ).status == 422  # not in the list: nothing to withdraw
     assert (await _act(hub, "autoriser", "810000009999")).status == 422  # not in the directory
     assert (await _act(hub, "supprimer", DOCTOR)).status == 422
     _response, html = await hub.page("/historique?type=consentements")
     text = _text(html)
-    for change in ("professionnel autorisé, RPPS 10000000014", "professionnel bloqué, RPPS 10000000021",
-                   "médecin traitant désigné, RPPS 10000000014", "autorisation retirée, RPPS 10000000014",
-                   "professionnel débloqué, RPPS 10000000021", "médecin traitant retiré"):
+    for change in (
+        "professionnel autorisé, RPPS 10000000014",
+        "professionnel bloqué, RPPS 10000000021",
+        "médecin traitant désigné, RPPS 10000000014",
+        "autorisation retirée, RPPS 10000000014",
+        "professionnel débloqué, RPPS 10000000021",
+        "médecin traitant retiré",
+    ):
         assert f"Consentement modifié ({change})" in text, change
     assert "Claire Martin (vous-même)" in text
 
@@ -129,7 +140,10 @@ async def test_opposing_break_glass_refuses_emergency_access(hub: Hub) -> None:
     assert TITLES["plain"] in await professional_finds(hub.db, claire.id, NURSE, REASON)
     _response, html = await hub.page("/historique")
     text = _text(html)
-    assert f"Accès en urgence au dossier ({REASON})" in text and "Élodie BERNARD (professionnel)" in text
+    assert (
+        f"Accès en urgence au dossier ({REASON})" in text
+        and "Élodie BERNARD (professionnel)" in text
+    )
     assert "Consentement modifié (opposition à l'accès en urgence)" in text
     assert "Consentement modifié (fin de l'opposition à l'accès en urgence)" in text
 
@@ -147,7 +161,9 @@ async def test_opposing_the_record_needs_a_confirmation_and_closes_it(hub: Hub) 
     assert response.headers["Location"] == f"{PAGE}?fait=dmp-oppose"
     assert not (await _facts(hub.db, claire.id)).record_open
     _response, html = await hub.page("/dossier")
-    assert "Vous vous êtes opposé à ce dossier médical" in _text(html) and TITLES["plain"] not in html
+    assert (
+        "Vous vous êtes opposé à ce dossier médical" in _text(html) and TITLES["plain"] not in html
+    )
     response, html = await hub.page(f"/dossier/documents/{ids['plain']}")
     assert response.status == 404 and CLOSED_SENTENCE in unescape(html)
     with pytest.raises(DmpRefused):
@@ -171,7 +187,9 @@ async def test_a_guardian_manages_the_minors_consent(hub: Hub) -> None:
     assert (await _facts(hub.db, child.id)).treating_id_nat == DOCTOR
     assert (await _facts(hub.db, parent.id)).treating_id_nat is None
     async with hub.db.read() as session:
-        event = (await session.scalars(select(AuditEvent).where(AuditEvent.action == "consent_changed"))).one()
+        event = (
+            await session.scalars(select(AuditEvent).where(AuditEvent.action == "consent_changed"))
+        ).one()
     assert (event.patient_id, event.actor_kind, event.actor) == (child.id, "guardian", PARENT)
 
 
@@ -202,5 +220,7 @@ async def test_every_dossier_form_needs_the_csrf_token(hub: Hub) -> None:
     assert response.status == 403
     assert await _facts(hub.db, claire.id) == ConsentFacts()
     async with hub.db.read() as session:
-        assert (await session.execute(select(func.count()).select_from(DmpDocument))).scalar_one() == len(ids)
+        assert (
+            await session.execute(select(func.count()).select_from(DmpDocument))
+        ).scalar_one() == len(ids)
         assert not (await session.get(DmpDocument, ids["plain"])).masked_from_professionals  # type: ignore[union-attr]

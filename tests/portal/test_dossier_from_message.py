@@ -1,4 +1,4 @@
-""""Ajouter à mon dossier" for a PDF attachment of a received message: listed on the add page, filed once
+""" "Ajouter à mon dossier" for a PDF attachment of a received message: listed on the add page, filed once
 with the message it came from; nobody files another patient's attachment by changing an id."""
 
 from __future__ import annotations
@@ -27,9 +27,16 @@ def _text(html: str) -> str:
 
 
 async def _send(mail: Mail, ins: str) -> str:
-    return await mail.send(DOCTOR, patient_address(ins), "Votre compte rendu", "Bonjour,\n",
-                           attachments=[Attach("compte-rendu.pdf", "application/pdf", PDF),
-                                        Attach("radio.png", "image/png", PNG)])
+    return await mail.send(
+        DOCTOR,
+        patient_address(ins),
+        "Votre compte rendu",
+        "Bonjour,\n",
+        attachments=[
+            Attach("compte-rendu.pdf", "application/pdf", PDF),
+            Attach("radio.png", "image/png", PNG),
+        ],
+    )
 
 
 async def _documents(hub: Hub) -> list[DmpDocument]:
@@ -57,12 +64,18 @@ async def test_a_received_pdf_is_added_to_the_record_once(hub: Hub, mail: Mail) 
     assert "Le document est ajouté à votre dossier." in _text(html)
     [document] = await _documents(hub)
     assert (document.title, document.type_code, document.mime_type, document.source_message_id) == (
-        "Compte rendu du Dr Dupont", "11488-4", "application/pdf", message_id)
+        "Compte rendu du Dr Dupont",
+        "11488-4",
+        "application/pdf",
+        message_id,
+    )
     assert document.stored_message_id is not None and document.author_id_nat is None
     response = await hub.client.get(f"/dossier/documents/{document.id}/pdf")
     assert await response.read() == PDF
     response = await hub.post(path, {"titre": "Encore", "type": "autre"})
-    assert response.status == 409 and "Cette pièce jointe est déjà dans votre dossier." in _text(await response.text())
+    assert response.status == 409 and "Cette pièce jointe est déjà dans votre dossier." in _text(
+        await response.text()
+    )
     assert len(await _documents(hub)) == 1
     png_part = path.rsplit(".", 1)[0] + ".3"
     response, _html = await hub.page(png_part)
@@ -83,11 +96,16 @@ async def test_nobody_adds_another_patients_attachment(hub: Hub, mail: Mail) -> 
         path = f"/dossier/depuis-message/{entry}/{part}"
         response, html = await hub.page(path)
         assert response.status == 404 and "compte-rendu" not in html
-        response = await hub.post(path, {"titre": "Volé", "type": "autre"}, csrf_from="/dossier/ajouter")
+        response = await hub.post(
+            path, {"titre": "Volé", "type": "autre"}, csrf_from="/dossier/ajouter"
+        )
         assert response.status == 404
     response, _html = await hub.page("/dossier/depuis-message/abc/1.2")
     assert response.status == 404
-    response = await hub.client.post(f"/dossier/depuis-message/{entry}/1.2", data={"titre": "x", "type": "autre"},
-                                     allow_redirects=False)
+    response = await hub.client.post(
+        f"/dossier/depuis-message/{entry}/1.2",
+        data={"titre": "x", "type": "autre"},
+        allow_redirects=False,
+    )
     assert response.status == 403  # no CSRF token
     assert await _documents(hub) == []

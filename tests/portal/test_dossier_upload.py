@@ -18,9 +18,14 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
 
 
-async def _upload(hub: Hub, content: bytes | None, filename: str = "ordonnance.pdf",
-                  content_type: str = "application/pdf", title: str = "Ordonnance du Dr Martin",
-                  kind: str = "ordonnance") -> aiohttp.ClientResponse:
+async def _upload(
+    hub: Hub,
+    content: bytes | None,
+    filename: str = "ordonnance.pdf",
+    content_type: str = "application/pdf",
+    title: str = "Ordonnance du Dr Martin",
+    kind: str = "ordonnance",
+) -> aiohttp.ClientResponse:
     form = aiohttp.FormData()
     form.add_field("csrf", await hub.csrf("/dossier/ajouter"))
     if content is not None:
@@ -51,27 +56,39 @@ async def test_a_pdf_is_added_and_downloads_as_sent(hub: Hub) -> None:
     document_path = location.split("?")[0]
     response = await hub.client.get(f"{document_path}/pdf")
     assert response.content_type == "application/pdf" and await response.read() == PDF
-    assert response.headers["Content-Disposition"].startswith('attachment; filename="Ordonnance-du-Dr-Martin.pdf"')
+    assert response.headers["Content-Disposition"].startswith(
+        'attachment; filename="Ordonnance-du-Dr-Martin.pdf"'
+    )
     async with hub.db.read() as session:
         row = (await session.scalars(select(DmpDocument))).one()
     assert (row.author_id_nat, row.type_code, row.type_label, row.mime_type, row.source) == (
-        None, "57833-6", "Ordonnance", "application/pdf", "portal")
+        None,
+        "57833-6",
+        "Ordonnance",
+        "application/pdf",
+        "portal",
+    )
     _response, html = await hub.page("/historique")
     assert "Document ajouté au dossier (Ordonnance du Dr Martin)" in " ".join(
-        unescape(re.sub(r"<[^>]+>", " ", html)).split())
+        unescape(re.sub(r"<[^>]+>", " ", html)).split()
+    )
 
 
 async def test_an_image_is_added_and_downloads_with_its_type(hub: Hub) -> None:
     await add_patient(hub.db, CLAIRE, "Martin", "Claire")
     await hub.login(CLAIRE)
-    response = await _upload(hub, PNG, "carnet.png", "image/png", "Carnet de vaccination", "vaccination")
+    response = await _upload(
+        hub, PNG, "carnet.png", "image/png", "Carnet de vaccination", "vaccination"
+    )
     assert response.status == 303
     document_path = response.headers["Location"].split("?")[0]
     _response, html = await hub.page(document_path)
     assert "Télécharger le fichier" in html and "Télécharger le PDF" not in html
     response = await hub.client.get(f"{document_path}/fichier")
     assert response.content_type == "image/png" and await response.read() == PNG
-    assert response.headers["Content-Disposition"].startswith('attachment; filename="Carnet-de-vaccination.png"')
+    assert response.headers["Content-Disposition"].startswith(
+        'attachment; filename="Carnet-de-vaccination.png"'
+    )
     _response, html = await hub.page("/dossier?type=11369-6")
     assert "Carnet de vaccination" in unescape(html)
 
@@ -80,17 +97,40 @@ async def test_refusals_say_why_in_french_and_file_nothing(hub: Hub) -> None:
     await add_patient(hub.db, CLAIRE, "Martin", "Claire")
     await hub.login(CLAIRE)
     cases = [
-        ({"content": b"MZ\x90\x00", "filename": "virus.exe", "content_type": "application/x-msdownload"}, 415,
-         "Ce type de fichier n'est pas accepté : seuls les documents PDF et les images JPEG ou PNG"),
+        (
+            {
+                "content": b"MZ\x90\x00",
+                "filename": "virus.exe",
+                "content_type": "application/x-msdownload",
+            },
+            415,
+            "Ce type de fichier n'est pas accepté : seuls les documents PDF et les images JPEG ou PNG",
+        ),
         ({"content": b"<html>ordonnance</html>"}, 415, "ce n'est pas un vrai PDF"),
         ({"content": JPEG, "filename": "photo.pdf"}, 415, "ce n'est pas un vrai PDF"),
-        ({"content": PDF, "filename": "scan.png", "content_type": "image/png"}, 415, "ce n'est pas une vraie image PNG"),
-        ({"content": PDF, "content_type": "text/html"}, 415, "Ce type de fichier n'est pas accepté"),
+        (
+            {"content": PDF, "filename": "scan.png", "content_type": "image/png"},
+            415,
+            "ce n'est pas une vraie image PNG",
+        ),
+        (
+            {"content": PDF, "content_type": "text/html"},
+            415,
+            "Ce type de fichier n'est pas accepté",
+        ),
         ({"content": b"", "filename": "vide.pdf"}, 400, "Le fichier choisi est vide"),
-        ({"content": b"%PDF-" + b"0" * MAX_PATIENT_DOCUMENT}, 413, "dépasse la taille maximale de 10 Mo"),
+        (
+            {"content": b"%PDF-" + b"0" * MAX_PATIENT_DOCUMENT},
+            413,
+            "dépasse la taille maximale de 10 Mo",
+        ),
         ({"content": None}, 400, "Choisissez le fichier à ajouter."),
         ({"content": PDF, "title": "  "}, 400, "Donnez un titre au document"),
-        ({"content": PDF, "title": "x" * 201}, 400, "Le titre est trop long : 200 caractères au plus."),
+        (
+            {"content": PDF, "title": "x" * 201},
+            400,
+            "Le titre est trop long : 200 caractères au plus.",
+        ),
         ({"content": PDF, "kind": "radio"}, 400, "Choisissez le type du document dans la liste."),
     ]
     for options, status, sentence in cases:
@@ -115,7 +155,11 @@ async def test_a_guardian_adds_a_document_to_the_minors_record(hub: Hub) -> None
     assert response.status == 303
     async with hub.db.read() as session:
         row = (await session.scalars(select(DmpDocument))).one()
-    assert (row.patient_id, row.author_name, row.mime_type) == (child.id, "Sophie Leroy", "image/jpeg")
+    assert (row.patient_id, row.author_name, row.mime_type) == (
+        child.id,
+        "Sophie Leroy",
+        "image/jpeg",
+    )
 
 
 def test_the_file_decision_trusts_the_bytes_not_the_name() -> None:

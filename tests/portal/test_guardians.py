@@ -10,7 +10,12 @@ from mss.audit import AuditEvent
 from mss.directory.models import Patient, PatientState
 from tests.portal.conftest import Hub, add_guardianship, add_patient
 
-PARENT, CHILD, OTHER_CHILD, STRANGER = "201751234560554", "101751234560606", "101751234560705", "101751234560804"
+PARENT, CHILD, OTHER_CHILD, STRANGER = (
+    "201751234560554",
+    "101751234560606",
+    "101751234560705",
+    "101751234560804",
+)
 
 
 async def _family(hub: Hub) -> tuple[Patient, Patient, Patient, Patient]:
@@ -46,14 +51,19 @@ async def test_switch_to_held_minor_and_act_there(hub: Hub) -> None:
     async with hub.db.read() as session:
         assert (await session.get(Patient, child.id)).state is PatientState.DEACTIVATED  # type: ignore[union-attr]
         assert (await session.get(Patient, parent.id)).state is PatientState.ACTIVE  # type: ignore[union-attr]
-        events = (await session.scalars(select(AuditEvent).where(AuditEvent.patient_id == child.id)
-                                        .order_by(AuditEvent.id))).all()
+        events = (
+            await session.scalars(
+                select(AuditEvent).where(AuditEvent.patient_id == child.id).order_by(AuditEvent.id)
+            )
+        ).all()
     assert [(e.action, e.actor_kind, e.actor, e.on_behalf_of) for e in events] == [
         ("space_opened", "guardian", PARENT, CHILD),
         ("account_deactivated", "guardian", PARENT, CHILD),
     ]
     _response, html = await hub.page("/historique")
-    assert "Compte désactivé" in unescape(html) and "Sophie Leroy (représentant légal)" in unescape(html)
+    assert "Compte désactivé" in unescape(html) and "Sophie Leroy (représentant légal)" in unescape(
+        html
+    )
 
 
 async def test_no_switch_to_a_minor_not_held(hub: Hub) -> None:
@@ -64,10 +74,15 @@ async def test_no_switch_to_a_minor_not_held(hub: Hub) -> None:
     response = await hub.post("/espace", {"patient": "abc"}, csrf_from="/")
     assert response.status == 403
     _response, html = await hub.page("/historique")
-    assert "Accès refusé à un autre espace" in unescape(html)  # the attempt is in the parent's own history
+    assert "Accès refusé à un autre espace" in unescape(
+        html
+    )  # the attempt is in the parent's own history
     async with hub.db.read() as session:
-        leaked = (await session.scalars(select(AuditEvent).where(AuditEvent.patient_id.in_(
-            (other.id, stranger.id))))).all()
+        leaked = (
+            await session.scalars(
+                select(AuditEvent).where(AuditEvent.patient_id.in_((other.id, stranger.id)))
+            )
+        ).all()
     assert [e.action for e in leaked if e.actor == PARENT] == []
 
 

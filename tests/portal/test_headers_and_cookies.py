@@ -43,7 +43,9 @@ async def test_pages_carry_csp_no_store_and_no_framing(hub: Hub) -> None:
         assert response.status == 200, html
         assert response.headers["Cache-Control"] == "no-store"
         assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
-        assert "<script>" not in html and " style=" not in html  # nothing inline for the CSP to block
+        assert (
+            "<script>" not in html and " style=" not in html
+        )  # nothing inline for the CSP to block
 
 
 async def test_static_files_are_served_with_the_csp(hub: Hub) -> None:
@@ -68,7 +70,9 @@ async def test_the_session_id_is_rotated_at_each_login_step(hub: Hub) -> None:
     await add_patient(hub.db, INS, "Durand", "Alice")
     response, _html = await hub.page("/connexion")
     before = SimpleCookie(_cookie_header(response))[COOKIE].value
-    response = await hub.post("/connexion", {"identifiant": INS, "mot_de_passe": "mon chat dort 3 fois"})
+    response = await hub.post(
+        "/connexion", {"identifiant": INS, "mot_de_passe": "mon chat dort 3 fois"}
+    )
     middle = SimpleCookie(_cookie_header(response))[COOKIE].value
     code = hub.last_code("+33612345678")
     response = await hub.post("/connexion/code", {"code": code})
@@ -83,15 +87,20 @@ async def test_the_session_id_is_rotated_at_each_login_step(hub: Hub) -> None:
 def _assert_hardened(response: object, what: str) -> None:
     headers = response.headers  # type: ignore[attr-defined]
     hsts = headers.get("Strict-Transport-Security", "")
-    directives = {part.strip().split("=")[0].lower(): part.strip() for part in hsts.split(";") if part.strip()}
+    directives = {
+        part.strip().split("=")[0].lower(): part.strip() for part in hsts.split(";") if part.strip()
+    }
     assert "includesubdomains" in directives, f"{what}: HSTS {hsts!r} lacks includeSubDomains"
     assert int(directives["max-age"].split("=")[1]) >= 31536000, f"{what}: HSTS {hsts!r}"
     assert headers.get("X-Content-Type-Options") == "nosniff", what
-    assert headers.get("Server", "mss-hub") == "mss-hub", f"{what}: Server {headers.get('Server')!r}"
+    assert headers.get("Server", "mss-hub") == "mss-hub", (
+        f"{what}: Server {headers.get('Server')!r}"
+    )
 
 
 async def test_error_responses_carry_hsts_nosniff_and_no_server_version(
-        settings: Settings, db: Database, tls_files: tuple[Path, Path]) -> None:
+    settings: Settings, db: Database, tls_files: tuple[Path, Path]
+) -> None:
     app = build_app(settings, db, {"settings": settings})
 
     async def crashes(_request: web.Request) -> web.Response:
@@ -107,10 +116,15 @@ async def test_error_responses_carry_hsts_nosniff_and_no_server_version(
     client = TestClient(server, connector=aiohttp.TCPConnector(ssl=False))
     await client.start_server()
     try:
-        for method, path, status in (("GET", "/healthz", 200), ("GET", "/connexion", 200),
-                                     ("GET", "/nulle-part", 404), ("DELETE", "/connexion", 405),
-                                     ("GET", "/essai/refus", 400), ("GET", "/essai/panne", 500),
-                                     ("GET", "/static/absent.css", 404)):
+        for method, path, status in (
+            ("GET", "/healthz", 200),
+            ("GET", "/connexion", 200),
+            ("GET", "/nulle-part", 404),
+            ("DELETE", "/connexion", 405),
+            ("GET", "/essai/refus", 400),
+            ("GET", "/essai/panne", 500),
+            ("GET", "/static/absent.css", 404),
+        ):
             response = await client.request(method, path, allow_redirects=False)
             assert response.status == status, (method, path)
             _assert_hardened(response, f"{method} {path}")

@@ -36,7 +36,9 @@ async def _new_patient(db: Database) -> Patient:
     return await add_patient(db, INS, "Garcia", "Lucie", state=PatientState.CREATED, password=False)
 
 
-async def _letters(db: Database, settings: Settings, out: Path, now: dt.datetime | None = None) -> dict[str, str]:
+async def _letters(
+    db: Database, settings: Settings, out: Path, now: dt.datetime | None = None
+) -> dict[str, str]:
     codes: dict[str, str] = {}
 
     async def write(patient: Patient, code: str) -> None:
@@ -56,11 +58,20 @@ async def _reload(db: Database, patient_id: int) -> Patient:
 
 async def _actions(db: Database, patient_id: int) -> list[str]:
     async with db.read() as session:
-        return list((await session.scalars(select(AuditEvent.action).where(AuditEvent.patient_id == patient_id)
-                                           .order_by(AuditEvent.id))).all())
+        return list(
+            (
+                await session.scalars(
+                    select(AuditEvent.action)
+                    .where(AuditEvent.patient_id == patient_id)
+                    .order_by(AuditEvent.id)
+                )
+            ).all()
+        )
 
 
-async def test_letters_issue_one_code_per_new_patient(db: Database, settings: Settings, tmp_path: Path) -> None:
+async def test_letters_issue_one_code_per_new_patient(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
     patient = await _new_patient(db)
     codes = await _letters(db, settings, tmp_path)
     code = codes[INS]
@@ -91,9 +102,15 @@ async def test_activation_with_code(db: Database, settings: Settings, tmp_path: 
             await activate_with_code(session, row, code, "court1", actor)
         with pytest.raises(LifecycleRefused, match="chiffre, une espace ou un symbole"):
             await activate_with_code(session, row, code.lower(), "uniquementdeslettres", actor)
-        await activate_with_code(session, row, code.replace("-", " ").lower(), "une phrase de 2 mots", actor)
+        await activate_with_code(
+            session, row, code.replace("-", " ").lower(), "une phrase de 2 mots", actor
+        )
     fresh = await _reload(db, patient.id)
-    assert fresh.state is PatientState.ACTIVE and fresh.password_hash and fresh.activation_code_hash is None
+    assert (
+        fresh.state is PatientState.ACTIVE
+        and fresh.password_hash
+        and fresh.activation_code_hash is None
+    )
     async with db.write() as session:
         row = await session.get(Patient, patient.id)
         with pytest.raises(WrongActivationCode):  # single use
@@ -101,7 +118,9 @@ async def test_activation_with_code(db: Database, settings: Settings, tmp_path: 
     assert await _actions(db, patient.id) == ["activation_code_issued", "account_activated"]
 
 
-async def test_opposition_before_and_after_the_deadline(db: Database, settings: Settings, tmp_path: Path) -> None:
+async def test_opposition_before_and_after_the_deadline(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
     patient = await _new_patient(db)
     code = (await _letters(db, settings, tmp_path))[INS]
     actor = Actor("patient", INS, "Lucie Garcia")
@@ -110,7 +129,9 @@ async def test_opposition_before_and_after_the_deadline(db: Database, settings: 
     async with db.write() as session:
         row = await session.get(Patient, patient.id)
         with pytest.raises(LifecycleRefused, match="Le délai d'opposition a pris fin le"):
-            await oppose_with_code(session, row, code, actor, now=deadline + dt.timedelta(seconds=1))
+            await oppose_with_code(
+                session, row, code, actor, now=deadline + dt.timedelta(seconds=1)
+            )
     async with db.write() as session:
         row = await session.get(Patient, patient.id)
         await oppose_with_code(session, row, code, actor, now=deadline - dt.timedelta(days=1))
@@ -123,14 +144,27 @@ async def test_opposition_before_and_after_the_deadline(db: Database, settings: 
 
 
 async def test_auto_activation_job(db: Database, settings: Settings, tmp_path: Path) -> None:
-    patient = await add_patient(db, INS, "Garcia", "Lucie", state=PatientState.CREATED, password=False,
-                                email="lucie@example.org")
+    patient = await add_patient(
+        db,
+        INS,
+        "Garcia",
+        "Lucie",
+        state=PatientState.CREATED,
+        password=False,
+        email="lucie@example.org",
+    )
     async with db.write() as session:
         row = await session.get(Patient, patient.id)
         row.opposition_deadline = None  # the letter opens the window, as for a CREATED patient
     code = (await _letters(db, settings, tmp_path, now=utcnow() - dt.timedelta(days=43)))[INS]
-    other = await add_patient(db, "101751234562287", "Garcia", "Marc", state=PatientState.OPPOSITION_WINDOW,
-                              password=False)  # window still open: untouched
+    other = await add_patient(
+        db,
+        "101751234562287",
+        "Garcia",
+        "Marc",
+        state=PatientState.OPPOSITION_WINDOW,
+        password=False,
+    )  # window still open: untouched
     runner = JobRunner(db, services={"settings": settings})
     register_jobs(runner)
     assert await runner.run_once() == 1
@@ -141,14 +175,18 @@ async def test_auto_activation_job(db: Database, settings: Settings, tmp_path: P
     async with db.read() as session:
         jobs = (await session.scalars(select(Job).order_by(Job.id))).all()
     assert [(j.kind, j.state, j.payload.get("channel")) for j in jobs] == [
-        ("patients.auto_activate", "done", None), ("notify.patient", "pending", "email"),
-        ("notify.patient", "pending", "sms")]
+        ("patients.auto_activate", "done", None),
+        ("notify.patient", "pending", "email"),
+        ("notify.patient", "pending", "sms"),
+    ]
     # the code still sets the first password, but opposing is over
     async with db.write() as session:
         row = await session.get(Patient, patient.id)
         with pytest.raises(LifecycleRefused, match="délai d'opposition a pris fin"):
             await oppose_with_code(session, row, code, Actor("patient", INS, "Lucie Garcia"))
-        await activate_with_code(session, row, code, "une phrase de 2 mots", Actor("patient", INS, "Lucie"))
+        await activate_with_code(
+            session, row, code, "une phrase de 2 mots", Actor("patient", INS, "Lucie")
+        )
     assert (await _reload(db, patient.id)).password_hash
 
 
@@ -169,4 +207,8 @@ async def test_pause_resume_close_and_their_refusals(db: Database) -> None:
             reactivate(session, row, SYSTEM)
     fresh = await _reload(db, patient.id)
     assert fresh.state is PatientState.CLOSED and fresh.closed_at is not None
-    assert await _actions(db, patient.id) == ["account_deactivated", "account_reactivated", "account_closed"]
+    assert await _actions(db, patient.id) == [
+        "account_deactivated",
+        "account_reactivated",
+        "account_closed",
+    ]

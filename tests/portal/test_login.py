@@ -23,7 +23,9 @@ async def _try_password(hub: Hub, password: str, identifier: str = INS) -> tuple
 
 async def _events(hub: Hub, patient_id: int) -> list[AuditEvent]:
     async with hub.db.read() as session:
-        query = select(AuditEvent).where(AuditEvent.patient_id == patient_id).order_by(AuditEvent.id)
+        query = (
+            select(AuditEvent).where(AuditEvent.patient_id == patient_id).order_by(AuditEvent.id)
+        )
         return list((await session.scalars(query)).all())
 
 
@@ -80,7 +82,11 @@ async def test_wrong_password_backoff_then_lock(hub: Hub) -> None:
 
 async def test_unknown_identifier_answers_like_a_known_one(hub: Hub) -> None:
     status, html = await _try_password(hub, "whatever", identifier="199999999999995")
-    assert status == 401 and "Identifiant ou mot de passe incorrect" in html and "Il vous reste 4" in html
+    assert (
+        status == 401
+        and "Identifiant ou mot de passe incorrect" in html
+        and "Il vous reste 4" in html
+    )
     status, html = await _try_password(hub, "whatever", identifier="199999999999995")
     assert "attendez 2 secondes" in html
 
@@ -98,7 +104,9 @@ async def test_wrong_codes_lock_the_account(hub: Hub) -> None:
     assert "bloquée pendant 15 minutes" in html
     response = await hub.post("/connexion/code", {"code": good}, csrf_from="/connexion/code")
     assert response.status == 429  # locked: even the right code waits
-    reasons = [e.detail.get("reason") for e in await _events(hub, patient.id) if e.action == "login_failed"]
+    reasons = [
+        e.detail.get("reason") for e in await _events(hub, patient.id) if e.action == "login_failed"
+    ]
     assert reasons == ["code"] * 5
 
 
@@ -113,7 +121,9 @@ async def test_expired_code_and_resend(hub: Hub) -> None:
     assert response.status == 400 and "a expiré" in unescape(await response.text())
     response = await hub.post("/connexion/code/renvoyer", {}, csrf_from="/connexion/code")
     assert response.status == 200 and "nouveau code" in await response.text()
-    response = await hub.post("/connexion/code", {"code": hub.last_code(PHONE)}, csrf_from="/connexion/code")
+    response = await hub.post(
+        "/connexion/code", {"code": hub.last_code(PHONE)}, csrf_from="/connexion/code"
+    )
     assert response.status == 303
 
 
@@ -127,13 +137,23 @@ async def test_totp_enrolment_then_login_with_the_app(hub: Hub) -> None:
     async with hub.db.read() as session:
         from portal.models import PortalSession
 
-        secret = (await session.scalars(select(PortalSession.pending_totp_secret)
-                                        .where(PortalSession.patient_id == patient.id))).one()
+        secret = (
+            await session.scalars(
+                select(PortalSession.pending_totp_secret).where(
+                    PortalSession.patient_id == patient.id
+                )
+            )
+        ).one()
     assert secret is not None and secret.replace(" ", "") in html.replace(" ", "")
-    response = await hub.post("/securite/totp", {"code": "000000" if totp.totp(secret, hub.clock.now()) != "000000"
-                                                 else "111111"}, csrf_from="/securite")
+    response = await hub.post(
+        "/securite/totp",
+        {"code": "000000" if totp.totp(secret, hub.clock.now()) != "000000" else "111111"},
+        csrf_from="/securite",
+    )
     assert response.status == 400
-    response = await hub.post("/securite/totp", {"code": totp.totp(secret, hub.clock.now())}, csrf_from="/securite")
+    response = await hub.post(
+        "/securite/totp", {"code": totp.totp(secret, hub.clock.now())}, csrf_from="/securite"
+    )
     assert response.status == 303
     await hub.post("/deconnexion", {}, csrf_from="/")
     status, _html = await _try_password(hub, PASSWORD)
@@ -179,13 +199,30 @@ async def test_a_session_of_a_closed_account_ends(hub: Hub) -> None:
 async def test_stay_signed_in_goes_back_only_to_a_portal_page(hub: Hub) -> None:
     await add_patient(hub.db, INS, "Martin", "Claire")
     await hub.login(INS)
-    for hostile in ("/\\evil.example/", "/\\\\evil.example/", "/\t/evil.example/", "/\n/evil.example",
-                    "//evil.example/", "/%5Cevil.example/", "/%5cevil.example", "/%2F/evil.example",
-                    "/%09/evil.example", "https://evil.example/", "javascript:alert(1)", "evil.example",
-                    " /messages", "/messages\r\nSet-Cookie: x=1", "/pas-une-page", "/static/portal.css", ""):
+    for hostile in (
+        "/\\evil.example/",
+        "/\\\\evil.example/",
+        "/\t/evil.example/",
+        "/\n/evil.example",
+        "//evil.example/",
+        "/%5Cevil.example/",
+        "/%5cevil.example",
+        "/%2F/evil.example",
+        "/%09/evil.example",
+        "https://evil.example/",
+        "javascript:alert(1)",
+        "evil.example",
+        " /messages",
+        "/messages\r\nSet-Cookie: x=1",
+        "/pas-une-page",
+        "/static/portal.css",
+        "",
+    ):
         response = await hub.post("/session/prolonger", {"suite": hostile}, csrf_from="/")
         assert response.status == 303, hostile
-        assert response.headers["Location"] == "/", f"{hostile!r} -> {response.headers['Location']!r}"
+        assert response.headers["Location"] == "/", (
+            f"{hostile!r} -> {response.headers['Location']!r}"
+        )
     for page in ("/messages", "/historique?type=compte", "/compte"):
         response = await hub.post("/session/prolonger", {"suite": page}, csrf_from="/")
         assert response.headers["Location"] == page
@@ -212,10 +249,13 @@ async def test_an_app_code_works_once(hub: Hub) -> None:
     response, _html = await hub.page("/")
     assert response.status == 303  # not signed in
     hub.clock.advance(seconds=30)
-    response = await hub.post("/connexion/code", {"code": totp.totp(secret, hub.clock.now())},
-                              csrf_from="/connexion/code")
+    response = await hub.post(
+        "/connexion/code", {"code": totp.totp(secret, hub.clock.now())}, csrf_from="/connexion/code"
+    )
     assert response.status == 303 and response.headers["Location"] == "/"
-    reasons = [e.detail.get("reason") for e in await _events(hub, patient.id) if e.action == "login_failed"]
+    reasons = [
+        e.detail.get("reason") for e in await _events(hub, patient.id) if e.action == "login_failed"
+    ]
     assert reasons == ["code_reused"]
 
 
@@ -226,7 +266,13 @@ async def test_a_sent_code_signs_in_one_browser_only(hub: Hub) -> None:
     cookies = {c.key: c.value for c in hub.client.session.cookie_jar}
     twin = await second_visitor(hub)  # the same half-signed-in cookie, replayed by someone else
     twin.client.session.cookie_jar.update_cookies(cookies, hub.client.make_url("/"))
-    responses = await asyncio.gather(*(visitor.client.post("/connexion/code", data={"csrf": token, "code": code},
-                                                           allow_redirects=False) for visitor in (hub, twin)))
+    responses = await asyncio.gather(
+        *(
+            visitor.client.post(
+                "/connexion/code", data={"csrf": token, "code": code}, allow_redirects=False
+            )
+            for visitor in (hub, twin)
+        )
+    )
     signed_in = [r for r in responses if r.status == 303 and r.headers["Location"] == "/"]
     assert len(signed_in) == 1, [(r.status, r.headers.get("Location")) for r in responses]

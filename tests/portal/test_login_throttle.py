@@ -31,8 +31,11 @@ async def _try_password(hub: Hub, password: str) -> tuple[int, str]:
 
 async def _from_another_address(hub: Hub) -> Hub:
     """A second browser, its connections made from 127.0.0.2."""
-    client = TestClient(hub.client.server, cookie_jar=aiohttp.CookieJar(unsafe=True),
-                        connector=aiohttp.TCPConnector(ssl=False, local_addr=("127.0.0.2", 0)))
+    client = TestClient(
+        hub.client.server,
+        cookie_jar=aiohttp.CookieJar(unsafe=True),
+        connector=aiohttp.TCPConnector(ssl=False, local_addr=("127.0.0.2", 0)),
+    )
     await client.start_server()
     return Hub(client, hub.clock, hub.settings, hub.db)
 
@@ -82,17 +85,24 @@ async def test_the_patient_is_notified_when_a_lock_begins(hub: Hub) -> None:
         await _try_password(hub, f"essai {n}")
     await _send_notifications(hub)
     notices = [r for r in read_outbox(hub.settings) if r["to"] in (EMAIL, PHONE)]
-    assert sorted(r["channel"] for r in notices) == ["email", "sms"]  # one lock, one notice per channel
+    assert sorted(r["channel"] for r in notices) == [
+        "email",
+        "sms",
+    ]  # one lock, one notice per channel
     [mail] = [r for r in notices if r["channel"] == "email"]
     assert mail["subject"] == "Connexion à votre espace santé bloquée"
-    assert "bloquée temporairement depuis l'appareil" in mail["text"] and "/connexion" in mail["text"]
+    assert (
+        "bloquée temporairement depuis l'appareil" in mail["text"] and "/connexion" in mail["text"]
+    )
     assert "aucune information médicale" in mail["text"] and INS not in mail["text"]
 
 
 async def test_a_wrong_identifier_locks_nobody_and_notifies_nobody(hub: Hub) -> None:
     hub.settings.login_throttle.back_off_seconds = 0
     for n in range(6):
-        response = await hub.post("/connexion", {"identifiant": "199999999999995", "mot_de_passe": f"x{n}"})
+        response = await hub.post(
+            "/connexion", {"identifiant": "199999999999995", "mot_de_passe": f"x{n}"}
+        )
     assert response.status == 429 and LOCKED in unescape(await response.text())
     await _send_notifications(hub)
     assert read_outbox(hub.settings) == []

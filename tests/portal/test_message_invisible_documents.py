@@ -67,23 +67,45 @@ def _package(*flags: str) -> bytes:
 
 
 async def _send(mail: Mail, package: bytes, to: str = patient_address(INS)) -> str:
-    return await mail.send(DOCTOR, to, "Votre document", TEXT + "\n", attachments=[
-        Attach("IHE_XDM.zip", "application/zip", package), Attach("CR.pdf", "application/pdf", PDF)])
+    return await mail.send(
+        DOCTOR,
+        to,
+        "Votre document",
+        TEXT + "\n",
+        attachments=[
+            Attach("IHE_XDM.zip", "application/zip", package),
+            Attach("CR.pdf", "application/pdf", PDF),
+        ],
+    )
 
 
 async def _parts(hub: Hub, entry: int) -> dict[str, str]:
     """The attachments the page lists: file name -> download path."""
     response, html = await hub.page(f"/messages/{entry}")
     assert response.status == 200
-    return {name: path for path, name in re.findall(r'href="(/messages/\d+/pieces/[\d.]+)" download>'
-                                                    r"Télécharger « ([^»]+) »", unescape(html))}
+    return {
+        name: path
+        for path, name in re.findall(
+            r'href="(/messages/\d+/pieces/[\d.]+)" download>'
+            r"Télécharger « ([^»]+) »",
+            unescape(html),
+        )
+    }
 
 
 async def _assert_withheld(hub: Hub, entry: int) -> None:
     response, html = await hub.page(f"/messages/{entry}")
     text = _text(html)
     assert response.status == 200 and TEXT in text and WITHHELD in text
-    for leak in (TITLE, "IHE_XDM", "CR.pdf", "Télécharger", "INVISIBLE", "11488-4", "application/pdf"):
+    for leak in (
+        TITLE,
+        "IHE_XDM",
+        "CR.pdf",
+        "Télécharger",
+        "INVISIBLE",
+        "11488-4",
+        "application/pdf",
+    ):
         assert leak not in text, leak
     _missing, missing_html = await hub.page(f"/messages/{entry}/pieces/9")
     for part in ("2", "3"):  # 1.1 text, 1.2 package, 1.3 PDF: the signed entity is part 1
@@ -107,8 +129,11 @@ async def _patient(hub: Hub, patient_id: int) -> Patient:
 async def _doctor_as_treating(hub: Hub, patient_id: int) -> Professional:
     async with hub.db.write() as session:
         patient = await session.get(Patient, patient_id)
-        doctor = (await session.scalars(select(Professional).where(
-            Professional.id_nat == f"8{DOCTOR_RPPS}"))).one()
+        doctor = (
+            await session.scalars(
+                select(Professional).where(Professional.id_nat == f"8{DOCTOR_RPPS}")
+            )
+        ).one()
         assert patient is not None
         await set_treating_doctor(session, Viewer.for_patient(patient), patient, doctor)
         return doctor
@@ -122,14 +147,22 @@ async def _only_document(hub: Hub) -> DmpDocument:
 
 async def _events_seen_by(hub: Hub, *patient_ids: int) -> str:
     async with hub.db.read() as session:
-        events = (await session.scalars(select(AuditEvent).where(or_(
-            AuditEvent.patient_id.in_(patient_ids),
-            AuditEvent.actor.in_([(await _patient(hub, i)).ins for i in patient_ids]))))).all()
+        events = (
+            await session.scalars(
+                select(AuditEvent).where(
+                    or_(
+                        AuditEvent.patient_id.in_(patient_ids),
+                        AuditEvent.actor.in_([(await _patient(hub, i)).ins for i in patient_ids]),
+                    )
+                )
+            )
+        ).all()
     return " ".join(f"{e.action} {e.target} {e.detail}" for e in events)
 
 
 async def test_a_document_invisible_to_the_patient_is_withheld_until_revealed(
-        hub: Hub, mail: Mail, runner: JobRunner) -> None:
+    hub: Hub, mail: Mail, runner: JobRunner
+) -> None:
     patient = await add_patient(hub.db, INS, "NESSI", "Ruth")
     doctor = await _doctor_as_treating(hub, patient.id)
     message_id = await _send(mail, _package("INVISIBLE_PATIENT"))
@@ -148,7 +181,10 @@ async def test_a_document_invisible_to_the_patient_is_withheld_until_revealed(
         assert row is not None
         await reveal_to_patient(session, Viewer.for_professional(doctor), row, document.id)
     parts = await _parts(hub, entry)
-    assert parts == {"IHE_XDM.zip": f"/messages/{entry}/pieces/1.2", "CR.pdf": f"/messages/{entry}/pieces/1.3"}
+    assert parts == {
+        "IHE_XDM.zip": f"/messages/{entry}/pieces/1.2",
+        "CR.pdf": f"/messages/{entry}/pieces/1.3",
+    }
     _response, html = await hub.page(f"/messages/{entry}")
     assert WITHHELD not in _text(html)
     response = await hub.client.get(parts["CR.pdf"])
@@ -162,16 +198,28 @@ async def test_a_document_invisible_to_the_patient_is_withheld_until_revealed(
 
 
 async def test_the_filed_record_answers_without_reading_the_package(
-        hub: Hub, mail: Mail, runner: JobRunner) -> None:
+    hub: Hub, mail: Mail, runner: JobRunner
+) -> None:
     patient = await add_patient(hub.db, INS, "NESSI", "Ruth")
     message_id = await _send(mail, _package("INVISIBLE_PATIENT"))
     await runner.drain()
-    [stored] = [m for m in await mail.stored(patient_address(INS)) if m.message_id_header == message_id]
+    [stored] = [
+        m for m in await mail.stored(patient_address(INS)) if m.message_id_header == message_id
+    ]
 
-    facts = await package_facts(hub.db, patient_id=patient.id, mailbox_id=await _mailbox_id(hub, patient.id),
-                                message_id=stored.id, packages=_unread)
+    facts = await package_facts(
+        hub.db,
+        patient_id=patient.id,
+        mailbox_id=await _mailbox_id(hub, patient.id),
+        message_id=stored.id,
+        packages=_unread,
+    )
     [document] = facts.documents
-    assert document.record is not None and document.record.invisible_to_patient and not facts.unreadable
+    assert (
+        document.record is not None
+        and document.record.invisible_to_patient
+        and not facts.unreadable
+    )
 
 
 def _unread() -> list[bytes]:
@@ -185,7 +233,9 @@ async def _mailbox_id(hub: Hub, patient_id: int) -> int:
         return mailbox.id
 
 
-async def test_a_package_the_record_refused_is_still_withheld(hub: Hub, mail: Mail, runner: JobRunner) -> None:
+async def test_a_package_the_record_refused_is_still_withheld(
+    hub: Hub, mail: Mail, runner: JobRunner
+) -> None:
     patient = await add_patient(hub.db, INS, "NESSI", "Ruth")
     async with hub.db.write() as session:
         row = await session.get(Patient, patient.id)
@@ -200,7 +250,8 @@ async def test_a_package_the_record_refused_is_still_withheld(hub: Hub, mail: Ma
 
 
 async def test_a_document_invisible_to_guardians_is_withheld_from_the_guardian(
-        hub: Hub, mail: Mail, runner: JobRunner) -> None:
+    hub: Hub, mail: Mail, runner: JobRunner
+) -> None:
     guardian = await add_patient(hub.db, GUARDIAN_INS, "NESSI", "Claire")
     minor = await add_patient(hub.db, INS, "NESSI", "Ruth", phone=None, password=False)
     await add_guardianship(hub.db, guardian, minor)
@@ -215,28 +266,51 @@ async def test_a_document_invisible_to_guardians_is_withheld_from_the_guardian(
     await _assert_withheld(hub, entry)
     assert TITLE not in await _events_seen_by(hub, guardian.id, minor.id)
     # The minor does not sign in; the policy, on the same facts, shows them everything.
-    [(folder_entry, stored)] = [(e, m) for e, m in await mail.entries(patient_address(INS))
-                                if m.message_id_header == message_id]
-    facts = await package_facts(hub.db, patient_id=minor.id, mailbox_id=await _mailbox_id(hub, minor.id),
-                                message_id=stored.id, packages=_unread)
-    listed = [AttachmentFacts("1.2", "IHE_XDM.zip", "application/zip"),
-              AttachmentFacts("1.3", "CR.pdf", "application/pdf")]
+    [(folder_entry, stored)] = [
+        (e, m)
+        for e, m in await mail.entries(patient_address(INS))
+        if m.message_id_header == message_id
+    ]
+    facts = await package_facts(
+        hub.db,
+        patient_id=minor.id,
+        mailbox_id=await _mailbox_id(hub, minor.id),
+        message_id=stored.id,
+        packages=_unread,
+    )
+    listed = [
+        AttachmentFacts("1.2", "IHE_XDM.zip", "application/zip"),
+        AttachmentFacts("1.3", "CR.pdf", "application/pdf"),
+    ]
     assert not decide_withheld_attachments(ViewerKind.PATIENT, listed, facts)
-    assert set(decide_withheld_attachments(ViewerKind.GUARDIAN, listed, facts).parts) == {"1.2", "1.3"}
+    assert set(decide_withheld_attachments(ViewerKind.GUARDIAN, listed, facts).parts) == {
+        "1.2",
+        "1.3",
+    }
     assert folder_entry.id == entry
 
 
-async def test_a_normal_package_and_its_pdf_are_unchanged(hub: Hub, mail: Mail, runner: JobRunner) -> None:
+async def test_a_normal_package_and_its_pdf_are_unchanged(
+    hub: Hub, mail: Mail, runner: JobRunner
+) -> None:
     await add_patient(hub.db, INS, "NESSI", "Ruth")
     package = _package()
     message_id = await _send(mail, package)
-    plain_id = await mail.send(DOCTOR, patient_address(INS), "Ordonnance", "Bonjour,\n",
-                               attachments=[Attach("ordonnance.pdf", "application/pdf", PDF)])
+    plain_id = await mail.send(
+        DOCTOR,
+        patient_address(INS),
+        "Ordonnance",
+        "Bonjour,\n",
+        attachments=[Attach("ordonnance.pdf", "application/pdf", PDF)],
+    )
     await runner.drain()
     await hub.login(INS)
     entry = await mail.entry_id(patient_address(INS), message_id)
     parts = await _parts(hub, entry)
-    assert parts == {"IHE_XDM.zip": f"/messages/{entry}/pieces/1.2", "CR.pdf": f"/messages/{entry}/pieces/1.3"}
+    assert parts == {
+        "IHE_XDM.zip": f"/messages/{entry}/pieces/1.2",
+        "CR.pdf": f"/messages/{entry}/pieces/1.3",
+    }
     _response, html = await hub.page(f"/messages/{entry}")
     assert WITHHELD not in _text(html) and TEXT in _text(html)
     response = await hub.client.get(parts["IHE_XDM.zip"])

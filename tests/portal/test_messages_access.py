@@ -26,8 +26,13 @@ async def mail(hub: Hub, dev_pki: DevPki) -> Mail:
 
 async def _message_with_attachment(mail: Mail, ins: str, subject: str) -> tuple[int, int]:
     """A signed message with a PDF to ``ins``: (entry id, conversation id)."""
-    message_id = await mail.send(DOCTOR, patient_address(ins), subject, "Texte confidentiel.\n",
-                                 attachments=[Attach("compte-rendu.pdf", "application/pdf", PDF)])
+    message_id = await mail.send(
+        DOCTOR,
+        patient_address(ins),
+        subject,
+        "Texte confidentiel.\n",
+        attachments=[Attach("compte-rendu.pdf", "application/pdf", PDF)],
+    )
     for entry, message in await mail.entries(patient_address(ins)):
         if message.message_id_header == message_id:
             assert message.conversation_id is not None
@@ -38,13 +43,19 @@ async def _message_with_attachment(mail: Mail, ins: str, subject: str) -> tuple[
 async def _urls(hub: Hub, entry: int, conversation: int, *, hidden: bool = True) -> dict[str, int]:
     """The status of every messaging URL naming an entry or a conversation (and a reply to it)."""
     statuses = {}
-    for path in (f"/messages/{entry}", f"/messages/{entry}/pieces/1.2", f"/messages/{entry}/pieces/2",
-                 f"/messages/conversation/{conversation}"):
+    for path in (
+        f"/messages/{entry}",
+        f"/messages/{entry}/pieces/1.2",
+        f"/messages/{entry}/pieces/2",
+        f"/messages/conversation/{conversation}",
+    ):
         response, html = await hub.page(path)
         if hidden:
             assert "Texte confidentiel" not in html and "compte-rendu" not in html
         statuses[path] = response.status
-    response = await hub.post(f"/messages/{entry}/repondre", {"texte": "Intrus"}, csrf_from="/messages")
+    response = await hub.post(
+        f"/messages/{entry}/repondre", {"texte": "Intrus"}, csrf_from="/messages"
+    )
     statuses["reply"] = response.status
     return statuses
 
@@ -63,15 +74,21 @@ async def test_no_patient_reaches_another_patients_messages(hub: Hub, mail: Mail
     assert response.status == 404
     _response, html = await hub.page("/messages")
     assert "Pour Bruno" not in html and "Pour Alice" in html
-    (bruno_entry, _message), = await mail.entries(patient_address(BRUNO))
+    ((bruno_entry, _message),) = await mail.entries(patient_address(BRUNO))
     assert "\\Seen" not in bruno_entry.flags
     assert await mail.stored(DOCTOR) == []  # the forged reply went nowhere
     async with hub.db.read() as session:
-        about_bruno = (await session.scalars(select(AuditEvent).where(AuditEvent.actor == ALICE,
-                                                                      AuditEvent.action != "login"))).all()
+        about_bruno = (
+            await session.scalars(
+                select(AuditEvent).where(AuditEvent.actor == ALICE, AuditEvent.action != "login")
+            )
+        ).all()
     assert about_bruno == []
     statuses = await _urls(hub, own_entry, own_conversation, hidden=False)
-    assert statuses[f"/messages/{own_entry}"] == 200 and statuses[f"/messages/{own_entry}/pieces/1.2"] == 200
+    assert (
+        statuses[f"/messages/{own_entry}"] == 200
+        and statuses[f"/messages/{own_entry}/pieces/1.2"] == 200
+    )
     assert statuses[f"/messages/conversation/{own_conversation}"] == 200
 
 
@@ -80,7 +97,10 @@ async def _family(hub: Hub, mail: Mail) -> dict[str, tuple[int, int]]:
     child = await add_patient(hub.db, CHILD, "Leroy", "Léo", phone=None, password=False)
     await add_patient(hub.db, OTHER_CHILD, "Moreau", "Inès", phone=None, password=False)
     await add_guardianship(hub.db, parent, child)
-    return {ins: await _message_with_attachment(mail, ins, f"Pour {ins}") for ins in (PARENT, CHILD, OTHER_CHILD)}
+    return {
+        ins: await _message_with_attachment(mail, ins, f"Pour {ins}")
+        for ins in (PARENT, CHILD, OTHER_CHILD)
+    }
 
 
 async def _switch(hub: Hub, patient_ins: str) -> None:
@@ -107,19 +127,28 @@ async def test_guardian_reaches_only_held_minors_messages(hub: Hub, mail: Mail) 
     # The parent's own message and the other (not held) minor's are out of reach from here.
     for ins in (PARENT, OTHER_CHILD):
         assert set((await _urls(hub, *messages[ins])).values()) == {404}
-    response = await hub.post(f"/messages/{child_entry}/repondre", {"texte": "Merci, docteur."},
-                              csrf_from=f"/messages/{child_entry}")
+    response = await hub.post(
+        f"/messages/{child_entry}/repondre",
+        {"texte": "Merci, docteur."},
+        csrf_from=f"/messages/{child_entry}",
+    )
     assert response.status == 303
-    reply, = await mail.stored(DOCTOR)
+    (reply,) = await mail.stored(DOCTOR)
     assert reply.from_address == patient_address(CHILD)
     assert "Léo Leroy (par Sophie Leroy, représentant légal)" in reply.headers_text
     async with hub.db.read() as session:
-        acts = (await session.scalars(select(AuditEvent).where(AuditEvent.actor == PARENT,
-                                                               AuditEvent.action.startswith("message"))
-                                      .order_by(AuditEvent.id))).all()
+        acts = (
+            await session.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.actor == PARENT, AuditEvent.action.startswith("message"))
+                .order_by(AuditEvent.id)
+            )
+        ).all()
     assert [(e.action, e.actor_kind, e.on_behalf_of) for e in acts] == [
-        ("message_read", "guardian", CHILD), ("message_read", "guardian", CHILD),
-        ("message_sent", "guardian", CHILD)]
+        ("message_read", "guardian", CHILD),
+        ("message_read", "guardian", CHILD),
+        ("message_sent", "guardian", CHILD),
+    ]
     async with hub.db.write() as session:
         await session.execute(delete(Guardianship))
     assert set((await _urls(hub, child_entry, child_conversation)).values()) == {404}
@@ -134,7 +163,10 @@ async def test_each_visitor_sees_their_own_list(hub: Hub, mail: Mail) -> None:
     try:
         await hub.login(ALICE)
         await other.login(BRUNO)
-        for visitor, mine, theirs in ((hub, "Pour Alice", "Pour Bruno"), (other, "Pour Bruno", "Pour Alice")):
+        for visitor, mine, theirs in (
+            (hub, "Pour Alice", "Pour Bruno"),
+            (other, "Pour Bruno", "Pour Alice"),
+        ):
             for path in ("/messages", "/messages/envoyes", "/"):
                 _response, html = await visitor.page(path)
                 assert theirs not in html

@@ -54,7 +54,9 @@ async def smtp_send(mail: Mail, raw: bytes, to: str) -> None:
     """The doctor's mail client: submission port, STARTTLS, AUTH, a signed message."""
     port = mail.services["smtp_ports"]["submission"]
     context = ssl.create_default_context(cafile=str(mail.pki.root_cert))
-    client = aiosmtplib.SMTP(hostname="localhost", port=port, start_tls=False, tls_context=context, timeout=20)
+    client = aiosmtplib.SMTP(
+        hostname="localhost", port=port, start_tls=False, tls_context=context, timeout=20
+    )
     await client.connect()
     await client.starttls()
     await client.login(DOCTOR, SMTP_PASSWORD)
@@ -66,9 +68,13 @@ async def smtp_send(mail: Mail, raw: bytes, to: str) -> None:
 async def test_signed_mail_over_smtp_read_reply_then_fin(page: Page, hub: Hub, mail: Mail) -> None:
     servers = await start_smtp_servers(hub.settings, hub.db, mail.services)
     try:
-        raw, _original = build(DOCTOR, PATIENT, "Résultats d'analyse",
-                               "Bonjour Madame Martin,\nvos résultats sont normaux.\nDr Dupont\n",
-                               attachments=[Attach("résultats.pdf", "application/pdf", PDF)])
+        raw, _original = build(
+            DOCTOR,
+            PATIENT,
+            "Résultats d'analyse",
+            "Bonjour Madame Martin,\nvos résultats sont normaux.\nDr Dupont\n",
+            attachments=[Attach("résultats.pdf", "application/pdf", PDF)],
+        )
         await smtp_send(mail, raw, PATIENT)
         await sign_in(page, hub)
         await expect(page.get_by_text("1 message non lu")).to_be_visible()
@@ -82,8 +88,9 @@ async def test_signed_mail_over_smtp_read_reply_then_fin(page: Page, hub: Hub, m
         await page.get_by_role("link", name="Résultats d'analyse").click()
         signature = page.get_by_role("note", name="Signature du message")
         await expect(signature).to_contain_text("Signature vérifiée")
-        await expect(signature).to_contain_text(f"Signé par Dr Jean Dupont, RPPS {DOCTOR_RPPS} ({DOCTOR}), "
-                                                "signature vérifiée.")
+        await expect(signature).to_contain_text(
+            f"Signé par Dr Jean Dupont, RPPS {DOCTOR_RPPS} ({DOCTOR}), signature vérifiée."
+        )
         await expect(page.get_by_text("vos résultats sont normaux.")).to_be_visible()
         await fits_the_phone(page)
         await shot(page, "14-message-signe")
@@ -95,14 +102,21 @@ async def test_signed_mail_over_smtp_read_reply_then_fin(page: Page, hub: Hub, m
         await page.get_by_role("button", name="Envoyer la réponse").click()
         await expect(page.get_by_text("Votre message a été envoyé.")).to_be_visible()
         await expect(page.get_by_text("Envoyé par vous")).to_be_visible()
-        reply, = await mail.stored(DOCTOR)  # in the doctor's INBOX, as IMAP would serve it
+        (reply,) = await mail.stored(DOCTOR)  # in the doctor's INBOX, as IMAP would serve it
         assert reply.subject == "Re: Résultats d'analyse" and reply.from_address == PATIENT
         assert b"Merci docteur, \xc3\xa0 mardi." in reply.raw
-        fin, _fin_id = build(DOCTOR, PATIENT, "[FIN] Résultats d'analyse", "Bonne journée.\n",
-                             headers={"In-Reply-To": reply.message_id_header})
+        fin, _fin_id = build(
+            DOCTOR,
+            PATIENT,
+            "[FIN] Résultats d'analyse",
+            "Bonne journée.\n",
+            headers={"In-Reply-To": reply.message_id_header},
+        )
         await smtp_send(mail, fin, PATIENT)
         await page.reload()
-        await expect(page.get_by_text("Dr Jean Dupont a clôturé cette conversation")).to_be_visible()
+        await expect(
+            page.get_by_text("Dr Jean Dupont a clôturé cette conversation")
+        ).to_be_visible()
         await page.get_by_role("link", name="[FIN] Résultats d'analyse").click()
         await expect(page.get_by_text("vous ne pouvez plus y répondre")).to_be_visible()
         await expect(page.get_by_label("Votre réponse")).to_have_count(0)
@@ -120,17 +134,27 @@ async def test_signed_mail_over_smtp_read_reply_then_fin(page: Page, hub: Hub, m
         }""")
         await expect(page.get_by_role("heading", name="Réponse refusée")).to_be_visible()
         await expect(page.get_by_role("alert")).to_contain_text(
-            f"La conversation avec <{DOCTOR}> a été clôturée par le professionnel")
+            f"La conversation avec <{DOCTOR}> a été clôturée par le professionnel"
+        )
         await shot(page, "16-reponse-refusee")
         assert len(await mail.stored(DOCTOR)) == 1
         await page.get_by_role("link", name="Historique des accès").click()
         await page.get_by_label("Type").select_option(label="Messages lus et envoyés")
         await page.get_by_role("button", name="Filtrer").click()
-        for label in ("Message lu", "Pièce jointe téléchargée", "Message envoyé", "Envoi refusé",
-                      "Conversation clôturée par le professionnel", "Message reçu"):
-            await expect(page.locator(".event .what", has_text=re.compile(f"^{label}"))).not_to_have_count(0)
+        for label in (
+            "Message lu",
+            "Pièce jointe téléchargée",
+            "Message envoyé",
+            "Envoi refusé",
+            "Conversation clôturée par le professionnel",
+            "Message reçu",
+        ):
+            await expect(
+                page.locator(".event .what", has_text=re.compile(f"^{label}"))
+            ).not_to_have_count(0)
         await expect(page.locator(".event").filter(has_text="Envoi refusé").first).to_contain_text(
-            "Claire Martin (vous-même)")
+            "Claire Martin (vous-même)"
+        )
         await fits_the_phone(page)
         await shot(page, "17-historique-messages")
     finally:
@@ -143,23 +167,29 @@ async def test_signed_mail_over_smtp_read_reply_then_fin(page: Page, hub: Hub, m
 async def test_prescription_to_a_pharmacy(page: Page, hub: Hub, mail: Mail) -> None:
     await sign_in(page, hub)
     await page.get_by_role("link", name="Envoyer une ordonnance à une pharmacie").click()
-    await expect(page.get_by_role("heading", name="Envoyer une ordonnance à une pharmacie")).to_be_visible()
+    await expect(
+        page.get_by_role("heading", name="Envoyer une ordonnance à une pharmacie")
+    ).to_be_visible()
     await page.get_by_label("Pharmacie Centrale").check()
     await page.get_by_label("Photo ou PDF de l'ordonnance").set_input_files(
-        files=[FilePayload(name="ordonnance.pdf", mimeType="application/pdf", buffer=PDF)])
+        files=[FilePayload(name="ordonnance.pdf", mimeType="application/pdf", buffer=PDF)]
+    )
     await page.get_by_label("Message pour la pharmacie (facultatif)").fill("Je passe demain matin.")
     await fits_the_phone(page)
     await shot(page, "18-ordonnance")
     await page.get_by_role("button", name="Envoyer à la pharmacie").click()
-    await expect(page.get_by_role("heading", name="Conversation avec Pharmacie Centrale")).to_be_visible()
+    await expect(
+        page.get_by_role("heading", name="Conversation avec Pharmacie Centrale")
+    ).to_be_visible()
     await expect(page.get_by_text("Votre message a été envoyé.")).to_be_visible()
     await fits_the_phone(page)
     await shot(page, "19-ordonnance-envoyee")
-    received, = await mail.stored(PHARMACY)
+    (received,) = await mail.stored(PHARMACY)
     assert received.subject == "Ordonnance" and b'filename="ordonnance.pdf"' in received.raw
     await page.get_by_role("link", name="Historique des accès").click()
     await expect(page.locator(".event").filter(has_text="Message envoyé").first).to_contain_text(
-        "Claire Martin (vous-même)")
+        "Claire Martin (vous-même)"
+    )
 
 
 def hostile_html(tracker: str) -> str:
@@ -194,8 +224,9 @@ async def test_hostile_html_mail_is_inert(page: Page, hub: Hub, mail: Mail) -> N
     await site.start()
     port = runner.addresses[0][1]
     try:
-        message_id = await mail.send(DOCTOR, PATIENT, "Votre bilan", "",
-                                     html=hostile_html(f"http://127.0.0.1:{port}"))
+        message_id = await mail.send(
+            DOCTOR, PATIENT, "Votre bilan", "", html=hostile_html(f"http://127.0.0.1:{port}")
+        )
         entry = await mail.entry_id(PATIENT, message_id)
         await sign_in(page, hub)
         portal = str(hub.client.make_url("/")).rstrip("/")
@@ -205,13 +236,21 @@ async def test_hostile_html_mail_is_inert(page: Page, hub: Hub, mail: Mail) -> N
         await page.wait_for_load_state("networkidle")
         await expect(page.get_by_text("Bonjour Claire, voici votre")).to_be_visible()
         await expect(page.get_by_text("Glycémie")).to_be_visible()
-        await expect(page.get_by_text("contenus externes de ce message ont été bloqués")).to_be_visible()
+        await expect(
+            page.get_by_text("contenus externes de ce message ont été bloqués")
+        ).to_be_visible()
         link = page.get_by_role("link", name="en savoir plus")
         await expect(link).to_have_attribute("rel", "noopener noreferrer nofollow")
         await expect(page.locator(".message-html a", has_text="Cliquez ici")).not_to_have_attribute(
-            "href", re.compile("."))
+            "href", re.compile(".")
+        )
         assert await page.evaluate("typeof window.__pwned") == "undefined"
-        assert await page.locator(".message-html img, .message-html iframe, .message-html form").count() == 0
+        assert (
+            await page.locator(
+                ".message-html img, .message-html iframe, .message-html form"
+            ).count()
+            == 0
+        )
         await fits_the_phone(page)
         await shot(page, "20-html-neutralise")
         outside = [url for url in requests if not url.startswith(portal)]

@@ -28,18 +28,25 @@ async def mail(hub: Hub, dev_pki: DevPki) -> Mail:
 
 async def actions(hub: Hub) -> list[str]:
     async with hub.db.read() as session:
-        return list((await session.scalars(select(AuditEvent.action).where(AuditEvent.actor == INS)
-                                           .order_by(AuditEvent.id))).all())
+        return list(
+            (
+                await session.scalars(
+                    select(AuditEvent.action).where(AuditEvent.actor == INS).order_by(AuditEvent.id)
+                )
+            ).all()
+        )
 
 
 async def test_displayed_mdn_is_sent_once(hub: Hub, mail: Mail) -> None:
-    original = await mail.send(DOCTOR, PATIENT, "Résultats", headers={"Disposition-Notification-To": DOCTOR})
+    original = await mail.send(
+        DOCTOR, PATIENT, "Résultats", headers={"Disposition-Notification-To": DOCTOR}
+    )
     await hub.login(INS)
     entry = await mail.entry_id(PATIENT, original)
     for _ in range(3):
         response, _html = await hub.page(f"/messages/{entry}")
         assert response.status == 200
-    mdn, = await mail.stored(DOCTOR)
+    (mdn,) = await mail.stored(DOCTOR)
     parsed = email.message_from_bytes(mdn.raw, policy=email.policy.default)
     assert parsed.get_content_type() == "multipart/report"
     assert parsed.get_param("report-type") == "disposition-notification"
@@ -51,8 +58,11 @@ async def test_displayed_mdn_is_sent_once(hub: Hub, mail: Mail) -> None:
     assert notification.get_content_type() == "message/disposition-notification"
     fields = notification.as_bytes().decode()
     assert "Disposition: manual-action/MDN-sent-automatically; displayed" in fields
-    assert f"Original-Message-ID: {original}" in fields and f"Final-Recipient: rfc822; {PATIENT}" in fields
-    (entry_row, _message), = await mail.entries(PATIENT)
+    assert (
+        f"Original-Message-ID: {original}" in fields
+        and f"Final-Recipient: rfc822; {PATIENT}" in fields
+    )
+    ((entry_row, _message),) = await mail.entries(PATIENT)
     assert set(entry_row.flags.split()) == {"\\Seen", "$MDNSent"}
     assert (await actions(hub)).count("mdn_sent") == 1
     _response, html = await hub.page("/messages/envoyes")
@@ -61,8 +71,9 @@ async def test_displayed_mdn_is_sent_once(hub: Hub, mail: Mail) -> None:
 
 async def test_no_mdn_without_request_or_to_another_address(hub: Hub, mail: Mail) -> None:
     plain = await mail.send(DOCTOR, PATIENT, "Sans accusé")
-    elsewhere = await mail.send(DOCTOR, PATIENT, "Accusé ailleurs",
-                                headers={"Disposition-Notification-To": OTHER_DOCTOR})
+    elsewhere = await mail.send(
+        DOCTOR, PATIENT, "Accusé ailleurs", headers={"Disposition-Notification-To": OTHER_DOCTOR}
+    )
     await hub.login(INS)
     for message_id in (plain, elsewhere):
         await hub.page(f"/messages/{await mail.entry_id(PATIENT, message_id)}")
@@ -72,8 +83,12 @@ async def test_no_mdn_without_request_or_to_another_address(hub: Hub, mail: Mail
 
 async def test_mdn_refused_by_the_conversation_rule_is_not_retried(hub: Hub, mail: Mail) -> None:
     first = await mail.send(DOCTOR, PATIENT, "Résultats")
-    fin = await mail.send(DOCTOR, PATIENT, "[FIN] Résultats", headers={"Disposition-Notification-To": DOCTOR,
-                                                                       "In-Reply-To": first})
+    fin = await mail.send(
+        DOCTOR,
+        PATIENT,
+        "[FIN] Résultats",
+        headers={"Disposition-Notification-To": DOCTOR, "In-Reply-To": first},
+    )
     await hub.login(INS)
     entry = await mail.entry_id(PATIENT, fin)
     await hub.page(f"/messages/{entry}")

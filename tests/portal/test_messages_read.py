@@ -54,7 +54,9 @@ async def test_list_names_professionals_counts_unread_newest_first(hub: Hub, mai
     # Newest first: Anne Martin's conversation, then Dr Jean Dupont's (two messages, two unread).
     assert page.index("Anne Martin") < page.index("Dr Jean Dupont")
     assert "Infirmier · CHU de Nantes" in page and "Médecin · CHU de Nantes" in page
-    assert re.search(r"Dr Jean Dupont Médecin · CHU de Nantes Compte rendu .* 2 messages 2 non lus", page)
+    assert re.search(
+        r"Dr Jean Dupont Médecin · CHU de Nantes Compte rendu .* 2 messages 2 non lus", page
+    )
     entry = await mail.entry_id(PATIENT, first)
     await hub.page(f"/messages/{entry}")
     _response, html = await hub.page("/messages")
@@ -64,14 +66,19 @@ async def test_list_names_professionals_counts_unread_newest_first(hub: Hub, mai
 
 
 async def test_signed_message_shows_its_signer_text_and_attachment(hub: Hub, mail: Mail) -> None:
-    message_id = await mail.send(DOCTOR, PATIENT, "Ordonnance", "Voici votre ordonnance.\nBonne journée.\n",
-                                 attachments=[Attach("ordonnance été.pdf", "application/pdf", PDF)])
+    message_id = await mail.send(
+        DOCTOR,
+        PATIENT,
+        "Ordonnance",
+        "Voici votre ordonnance.\nBonne journée.\n",
+        attachments=[Attach("ordonnance été.pdf", "application/pdf", PDF)],
+    )
     await hub.login(INS)
     entry = await mail.entry_id(PATIENT, message_id)
     response, html = await hub.page(f"/messages/{entry}")
     assert response.status == 200 and response.headers["Cache-Control"] == "no-store"
     page = text_of(html)
-    assert (f"Signé par Dr Jean Dupont, RPPS {DOCTOR_RPPS} ({DOCTOR}), signature vérifiée." in page)
+    assert f"Signé par Dr Jean Dupont, RPPS {DOCTOR_RPPS} ({DOCTOR}), signature vérifiée." in page
     assert "Signature vérifiée" in page and "Médecin · CHU de Nantes" in page
     assert "Voici votre ordonnance.\nBonne journée." in unescape(html)
     link = re.search(r'href="(/messages/\d+/pieces/[0-9.]+)"', html)
@@ -80,14 +87,18 @@ async def test_signed_message_shows_its_signer_text_and_attachment(hub: Hub, mai
     assert download.status == 200 and await download.read() == PDF
     assert download.headers["Content-Type"] == "application/pdf"
     assert download.headers["Content-Disposition"] == (
-        "attachment; filename=\"ordonnance ete.pdf\"; filename*=UTF-8''ordonnance%20%C3%A9t%C3%A9.pdf")
+        "attachment; filename=\"ordonnance ete.pdf\"; filename*=UTF-8''ordonnance%20%C3%A9t%C3%A9.pdf"
+    )
     assert download.headers["X-Content-Type-Options"] == "nosniff"
     assert download.headers["Cache-Control"] == "no-store"
-    (entry_row, _message), = await mail.entries(PATIENT)
+    ((entry_row, _message),) = await mail.entries(PATIENT)
     assert "\\Seen" in entry_row.flags
     async with hub.db.read() as session:
-        actions = (await session.scalars(select(AuditEvent.action).where(
-            AuditEvent.actor == INS).order_by(AuditEvent.id))).all()
+        actions = (
+            await session.scalars(
+                select(AuditEvent.action).where(AuditEvent.actor == INS).order_by(AuditEvent.id)
+            )
+        ).all()
     assert actions == ["login", "message_read", "message_attachment_read"]
     _response, html = await hub.page("/historique?type=messages")
     assert "Message lu" in html and "Pièce jointe téléchargée" in html and "Message reçu" in html
@@ -107,8 +118,12 @@ async def test_unknown_parts_and_the_signature_are_not_served(hub: Hub, mail: Ma
 async def test_an_unsigned_message_says_so(hub: Hub, mail: Mail) -> None:
     async with hub.db.write() as session:
         mailbox = await _mailbox_id(session, PATIENT)
-        entry = await deliver(session, mailbox, b"From: <inconnu@mss.localhost>\r\nSubject: Ancien\r\n"
-                              b"Message-ID: <old@x>\r\n\r\nTexte ancien.\r\n")
+        entry = await deliver(
+            session,
+            mailbox,
+            b"From: <inconnu@mss.localhost>\r\nSubject: Ancien\r\n"
+            b"Message-ID: <old@x>\r\n\r\nTexte ancien.\r\n",
+        )
     await hub.login(INS)
     _response, html = await hub.page(f"/messages/{entry.id}")
     page = text_of(html)
@@ -141,8 +156,24 @@ async def test_html_mail_is_sanitised(hub: Hub, mail: Mail) -> None:
     await hub.login(INS)
     _response, html = await hub.page(f"/messages/{await mail.entry_id(PATIENT, message_id)}")
     body = html.split('aria-label="Contenu du message"', 1)[1].split("</section>", 1)[0]
-    for forbidden in ("<script", "onload", "onerror", "<img", "<iframe", "<form", "<input", "<link", "<meta",
-                      "<style", "style=", "javascript:", "127.0.0.1:9", "background", "<svg", "<object"):
+    for forbidden in (
+        "<script",
+        "onload",
+        "onerror",
+        "<img",
+        "<iframe",
+        "<form",
+        "<input",
+        "<link",
+        "<meta",
+        "<style",
+        "style=",
+        "javascript:",
+        "127.0.0.1:9",
+        "background",
+        "<svg",
+        "<object",
+    ):
         assert forbidden not in body, forbidden
     assert "<b>Alice</b>" in body and "<td>Tension</td>" in body
     assert '<a href="https://exemple.fr/info" rel="noopener noreferrer nofollow">' in body
@@ -150,17 +181,28 @@ async def test_html_mail_is_sanitised(hub: Hub, mail: Mail) -> None:
 
 
 async def test_plain_text_is_preferred_to_html(hub: Hub, mail: Mail) -> None:
-    message_id = await mail.send(DOCTOR, PATIENT, "Deux versions", "La version texte.\n",
-                                 html="<p>La version <b>HTML</b>.</p>")
+    message_id = await mail.send(
+        DOCTOR,
+        PATIENT,
+        "Deux versions",
+        "La version texte.\n",
+        html="<p>La version <b>HTML</b>.</p>",
+    )
     await hub.login(INS)
     _response, html = await hub.page(f"/messages/{await mail.entry_id(PATIENT, message_id)}")
     assert "La version texte." in html and "version <b>HTML</b>" not in html
 
 
 async def test_opaque_signed_message_is_unwrapped(hub: Hub, mail: Mail) -> None:
-    message_id = await mail.send(DOCTOR, PATIENT, "Signature opaque", "Texte signé en opaque.\n",
-                                 attachments=[Attach("bilan.pdf", "application/pdf", PDF)], opaque=True)
-    (_entry, stored), = await mail.entries(PATIENT)
+    message_id = await mail.send(
+        DOCTOR,
+        PATIENT,
+        "Signature opaque",
+        "Texte signé en opaque.\n",
+        attachments=[Attach("bilan.pdf", "application/pdf", PDF)],
+        opaque=True,
+    )
+    ((_entry, stored),) = await mail.entries(PATIENT)
     assert stored.signature_status == "valid" and b"application/pkcs7-mime" in stored.raw
     await hub.login(INS)
     entry = await mail.entry_id(PATIENT, message_id)

@@ -40,8 +40,9 @@ class Smarthost:
         self.refuse = refuse
         self.connections = 0
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
-                          options: list[str]) -> str:
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
         if address in self.refuse:
             return "550 5.1.1 no such user here"
         envelope.rcpt_tos.append(address)
@@ -102,8 +103,9 @@ async def _jobs(db: Database) -> list[Job]:
         return list((await session.scalars(select(Job).order_by(Job.id))).all())
 
 
-async def test_outbox_gets_email_and_sms_without_medical_content(db: Database, settings: Settings,
-                                                                 patient: Patient) -> None:
+async def test_outbox_gets_email_and_sms_without_medical_content(
+    db: Database, settings: Settings, patient: Patient
+) -> None:
     settings.portal.public_url = "https://sante.example.fr"
     jobs = await _notify(db, patient)
     assert [j.payload["channel"] for j in jobs] == ["email", "sms"]
@@ -112,14 +114,19 @@ async def test_outbox_gets_email_and_sms_without_medical_content(db: Database, s
     assert (mail["channel"], mail["to"]) == ("email", "hugo@example.org")
     assert mail["subject"] == NOTICES["new_message"].subject
     assert NOTICES["new_message"].sentence in mail["text"]
-    assert "https://sante.example.fr/messages" in mail["text"] and "aucune information médicale" in mail["text"]
+    assert (
+        "https://sante.example.fr/messages" in mail["text"]
+        and "aucune information médicale" in mail["text"]
+    )
     assert (sms["channel"], sms["to"]) == ("sms", "+33699887766")
     assert sms["text"] == f"{NOTICES['new_message'].sentence} https://sante.example.fr/messages"
     assert all(MEDICAL not in str(record) and "Noël" not in str(record) for record in (mail, sms))
     assert [j.state for j in await _jobs(db)] == ["done", "done"]
 
 
-async def test_smarthost_receives_the_mail(db: Database, settings: Settings, patient: Patient) -> None:
+async def test_smarthost_receives_the_mail(
+    db: Database, settings: Settings, patient: Patient
+) -> None:
     handler = Smarthost()
     server, port = await _serve(handler)
     settings.notifications.smarthost, settings.notifications.smarthost_port = "127.0.0.1", port
@@ -138,10 +145,14 @@ async def test_smarthost_receives_the_mail(db: Database, settings: Settings, pat
     assert message["Subject"] == NOTICES["new_document"].subject
     body = message.get_content()
     assert NOTICES["new_document"].sentence in body and "https://sante.example.fr/messages" in body
-    assert [r["channel"] for r in read_outbox(settings)] == ["sms"]  # only the SMS went to the outbox
+    assert [r["channel"] for r in read_outbox(settings)] == [
+        "sms"
+    ]  # only the SMS went to the outbox
 
 
-async def test_unreachable_smarthost_is_retried_later(db: Database, settings: Settings, patient: Patient) -> None:
+async def test_unreachable_smarthost_is_retried_later(
+    db: Database, settings: Settings, patient: Patient
+) -> None:
     server, port = await _serve(Smarthost())
     server.close()
     await server.wait_closed()  # nothing listens on this port any more
@@ -154,7 +165,9 @@ async def test_unreachable_smarthost_is_retried_later(db: Database, settings: Se
     assert sms_job.state == "done"
 
 
-async def test_refused_recipient_fails_at_once(db: Database, settings: Settings, patient: Patient) -> None:
+async def test_refused_recipient_fails_at_once(
+    db: Database, settings: Settings, patient: Patient
+) -> None:
     handler = Smarthost(refuse={"hugo@example.org"})
     server, port = await _serve(handler)
     settings.notifications.smarthost, settings.notifications.smarthost_port = "127.0.0.1", port
@@ -168,7 +181,9 @@ async def test_refused_recipient_fails_at_once(db: Database, settings: Settings,
     assert mail_job.state == "failed" and "refused" in mail_job.last_error
 
 
-async def test_closed_account_is_not_notified(db: Database, settings: Settings, patient: Patient) -> None:
+async def test_closed_account_is_not_notified(
+    db: Database, settings: Settings, patient: Patient
+) -> None:
     await _notify(db, patient)
     async with db.write() as session:
         row = await session.get(Patient, patient.id)
@@ -190,19 +205,36 @@ async def test_bad_kind_or_link_is_refused(db: Database, patient: Patient) -> No
 
 
 def _sent(settings: Settings) -> list[dict[str, Any]]:
-    return [{key: value for key, value in record.items() if key != "at"} for record in read_outbox(settings)]
+    return [
+        {key: value for key, value in record.items() if key != "at"}
+        for record in read_outbox(settings)
+    ]
 
 
-async def test_a_batch_writes_the_outbox_lines_in_order_with_one_write(db: Database, settings: Settings,
-                                                                       patient: Patient) -> None:
+async def test_a_batch_writes_the_outbox_lines_in_order_with_one_write(
+    db: Database, settings: Settings, patient: Patient
+) -> None:
     settings.portal.public_url = "https://sante.example.fr"
     lina = await add_patient(db, _ins(2), "Petit", "Lina", phone="+33611000002")
     marc = await add_patient(db, _ins(3), "Blanc", "Marc", phone=None, email="marc@example.org")
-    zoe = await add_patient(db, _ins(4), "Roux", "Zoé", phone="+33611000004", email="zoe@example.org",
-                            state=PatientState.OPPOSED)
+    zoe = await add_patient(
+        db,
+        _ins(4),
+        "Roux",
+        "Zoé",
+        phone="+33611000004",
+        email="zoe@example.org",
+        state=PatientState.OPPOSED,
+    )
     gone = await add_patient(db, _ins(5), "Noir", "Paul", phone="+33611000005")
-    for who, kind in ((patient, "new_message"), (zoe, "new_message"), (lina, "new_document"),
-                      (gone, "new_message"), (marc, "appointment"), (patient, "appointment")):
+    for who, kind in (
+        (patient, "new_message"),
+        (zoe, "new_message"),
+        (lina, "new_document"),
+        (gone, "new_message"),
+        (marc, "appointment"),
+        (patient, "appointment"),
+    ):
         await _notify(db, who, kind)
     async with db.write() as session:
         await session.execute(delete(Mailbox).where(Mailbox.patient_id == gone.id))
@@ -215,12 +247,20 @@ async def test_a_batch_writes_the_outbox_lines_in_order_with_one_write(db: Datab
         return {"channel": "email", "to": to, "subject": subject, "text": text}
 
     def sms(to: str, kind: str) -> dict[str, Any]:
-        return {"channel": "sms", "to": to, "text": f"{NOTICES[kind].sentence} https://sante.example.fr/messages"}
+        return {
+            "channel": "sms",
+            "to": to,
+            "text": f"{NOTICES[kind].sentence} https://sante.example.fr/messages",
+        }
 
     assert _sent(settings) == [
-        mail("hugo@example.org", "new_message"), sms("+33699887766", "new_message"),
-        sms("+33611000002", "new_document"), mail("marc@example.org", "appointment"),
-        mail("hugo@example.org", "appointment"), sms("+33699887766", "appointment")]
+        mail("hugo@example.org", "new_message"),
+        sms("+33699887766", "new_message"),
+        sms("+33611000002", "new_document"),
+        mail("marc@example.org", "appointment"),
+        mail("hugo@example.org", "appointment"),
+        sms("+33699887766", "appointment"),
+    ]
     lines = outbox_file(settings).read_bytes().decode().splitlines()
     assert all(line == json.dumps(json.loads(line), ensure_ascii=False) for line in lines)
     assert all(line.startswith('{"at": ') for line in lines)
@@ -228,14 +268,21 @@ async def test_a_batch_writes_the_outbox_lines_in_order_with_one_write(db: Datab
     assert [(job.state, job.attempts) for job in await _jobs(db)] == [("done", 1)] * 9
 
 
-async def test_a_batch_reads_the_contacts_with_one_statement(db: Database, settings: Settings,
-                                                             patient: Patient) -> None:
+async def test_a_batch_reads_the_contacts_with_one_statement(
+    db: Database, settings: Settings, patient: Patient
+) -> None:
     numbers = iter(range(10, 100))
 
     async def run(count: int) -> list[str]:
         for number in (next(numbers) for _ in range(count)):
-            who = await add_patient(db, _ins(number), "Martin", "Léa", phone=f"+336110001{number:02d}",
-                                    email=f"lea{number}@example.org")
+            who = await add_patient(
+                db,
+                _ins(number),
+                "Martin",
+                "Léa",
+                phone=f"+336110001{number:02d}",
+                email=f"lea{number}@example.org",
+            )
             await _notify(db, who)
         with statements(db) as seen:
             assert await _runner(db, settings).run_once() == 2 * count
@@ -248,8 +295,9 @@ async def test_a_batch_reads_the_contacts_with_one_statement(db: Database, setti
     assert {job.state for job in await _jobs(db)} == {"done"}
 
 
-async def test_a_refused_recipient_fails_alone_and_the_others_are_sent_once(db: Database, settings: Settings,
-                                                                             patient: Patient) -> None:
+async def test_a_refused_recipient_fails_alone_and_the_others_are_sent_once(
+    db: Database, settings: Settings, patient: Patient
+) -> None:
     handler = Smarthost(refuse={"marc@example.org"})
     server, port = await _serve(handler)
     settings.notifications.smarthost, settings.notifications.smarthost_port = "127.0.0.1", port
@@ -262,12 +310,21 @@ async def test_a_refused_recipient_fails_alone_and_the_others_are_sent_once(db: 
     finally:
         server.close()
         await server.wait_closed()
-    assert [envelope.rcpt_tos for envelope in handler.received] == [["hugo@example.org"], ["ana@example.org"]]
+    assert [envelope.rcpt_tos for envelope in handler.received] == [
+        ["hugo@example.org"],
+        ["ana@example.org"],
+    ]
     assert handler.connections == 2  # the batch's, then marc's job alone
     assert [r["to"] for r in read_outbox(settings)] == ["+33699887766"]
-    states = {job.payload["patient_id"]: (job.payload["channel"], job.state, job.attempts, job.last_error)
-              for job in await _jobs(db) if job.payload["channel"] == "email"}
-    assert states[marc.id][:3] == ("email", "failed", 1) and "refused marc@example.org" in states[marc.id][3]
+    states = {
+        job.payload["patient_id"]: (job.payload["channel"], job.state, job.attempts, job.last_error)
+        for job in await _jobs(db)
+        if job.payload["channel"] == "email"
+    }
+    assert (
+        states[marc.id][:3] == ("email", "failed", 1)
+        and "refused marc@example.org" in states[marc.id][3]
+    )
     assert states[patient.id][1:3] == states[ana.id][1:3] == ("done", 1)
 
 
@@ -284,7 +341,9 @@ class FlakySms:
         self.sent.append((phone, text))
 
 
-async def test_a_failed_sms_is_retried_alone(db: Database, settings: Settings, patient: Patient) -> None:
+async def test_a_failed_sms_is_retried_alone(
+    db: Database, settings: Settings, patient: Patient
+) -> None:
     provider = FlakySms(down={"+33611000002"})
     lina = await add_patient(db, _ins(2), "Petit", "Lina", phone="+33611000002")
     marc = await add_patient(db, _ins(3), "Blanc", "Marc", phone="+33611000003")
@@ -295,6 +354,13 @@ async def test_a_failed_sms_is_retried_alone(db: Database, settings: Settings, p
     assert await runner.run_once() == 4
     assert [phone for phone, _ in provider.sent] == ["+33699887766", "+33611000003"]
     assert [r["to"] for r in read_outbox(settings)] == ["hugo@example.org"]
-    states = [(job.payload["patient_id"], job.state, job.attempts, job.last_error) for job in await _jobs(db)]
-    assert states == [(patient.id, "done", 1, ""), (patient.id, "done", 1, ""),
-                      (lina.id, "pending", 1, "ConnectionError: SMS gateway timed out"), (marc.id, "done", 1, "")]
+    states = [
+        (job.payload["patient_id"], job.state, job.attempts, job.last_error)
+        for job in await _jobs(db)
+    ]
+    assert states == [
+        (patient.id, "done", 1, ""),
+        (patient.id, "done", 1, ""),
+        (lina.id, "pending", 1, "ConnectionError: SMS gateway timed out"),
+        (marc.id, "done", 1, ""),
+    ]

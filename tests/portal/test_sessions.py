@@ -23,8 +23,11 @@ async def test_idle_session_ends_and_says_why(hub: Hub) -> None:
     response, html = await hub.page("/connexion?motif=inactivite")
     assert "période sans activité" in html
     async with hub.db.read() as session:
-        actions = (await session.scalars(select(AuditEvent.action)
-                                         .where(AuditEvent.patient_id == patient.id))).all()
+        actions = (
+            await session.scalars(
+                select(AuditEvent.action).where(AuditEvent.patient_id == patient.id)
+            )
+        ).all()
     assert list(actions) == ["login", "session_expired"]
 
 
@@ -33,7 +36,9 @@ async def test_idle_post_goes_to_login_not_to_an_error(hub: Hub) -> None:
     await hub.login(INS)
     token = await hub.csrf("/compte/desactiver")
     hub.clock.advance(minutes=16)
-    response = await hub.client.post("/compte/desactiver", data={"csrf": token}, allow_redirects=False)
+    response = await hub.client.post(
+        "/compte/desactiver", data={"csrf": token}, allow_redirects=False
+    )
     assert response.status == 303 and response.headers["Location"] == "/connexion?motif=inactivite"
 
 

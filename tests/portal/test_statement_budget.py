@@ -36,7 +36,9 @@ MESSAGE_BUDGET = 8  # session, entry (with mailbox, folder, message, conversatio
 # PostgreSQL the change notification for IMAP IDLE).
 FIRST_READ_EXTRA = 6
 SESSION_TOUCH = re.compile(r"^\s*UPDATE portal_sessions\b", re.IGNORECASE)
-TRANSACTION = re.compile(r"^\s*BEGIN\b", re.IGNORECASE)  # SQLite's BEGIN IMMEDIATE; COMMIT is not seen either
+TRANSACTION = re.compile(
+    r"^\s*BEGIN\b", re.IGNORECASE
+)  # SQLite's BEGIN IMMEDIATE; COMMIT is not seen either
 
 
 @contextmanager
@@ -81,8 +83,12 @@ async def _deliver_from_unknown_sender(mail: Mail) -> None:
     async with mail.hub.db.write() as session:
         mailbox = await find_mailbox(session, PATIENT)
         assert mailbox is not None
-        await deliver(session, mailbox.id, b"From: <inconnu@ailleurs.example>\r\nSubject: Ancien\r\n"
-                      b"Message-ID: <old@x>\r\n\r\nTexte ancien.\r\n")
+        await deliver(
+            session,
+            mailbox.id,
+            b"From: <inconnu@ailleurs.example>\r\nSubject: Ancien\r\n"
+            b"Message-ID: <old@x>\r\n\r\nTexte ancien.\r\n",
+        )
 
 
 async def test_inbox_runs_a_fixed_number_of_statements(hub: Hub, mail: Mail) -> None:
@@ -120,10 +126,16 @@ async def test_message_page_runs_a_fixed_number_of_statements(hub: Hub, mail: Ma
     writes = [s.lstrip().upper() for s in ran if not s.lstrip().upper().startswith("SELECT")]
     assert len(writes) == 3, writes
     assert [w.split("(")[0].strip() for w in writes] == ["INSERT INTO AUDIT_CHAIN_HEADS"] * 2 + [
-        "INSERT INTO AUDIT_EVENTS"], writes
+        "INSERT INTO AUDIT_EVENTS"
+    ], writes
     async with hub.db.read() as session:
-        reads = (await session.scalars(select(AuditEvent.id).where(
-            AuditEvent.action == "message_read", AuditEvent.actor == INS))).all()
+        reads = (
+            await session.scalars(
+                select(AuditEvent.id).where(
+                    AuditEvent.action == "message_read", AuditEvent.actor == INS
+                )
+            )
+        ).all()
     assert len(reads) == 2
     (flags,) = [e.flags for e, m in await mail.entries(PATIENT) if m.message_id_header == first]
     assert "\\Seen" in flags

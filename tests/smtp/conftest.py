@@ -88,14 +88,27 @@ class Hub:
             context.load_cert_chain(identity.cert_path, identity.key_path)
         return context
 
-    def client(self, listener: str = "submission", *, identity: Identity | None = None,
-               timeout: float = 10.0) -> aiosmtplib.SMTP:
+    def client(
+        self,
+        listener: str = "submission",
+        *,
+        identity: Identity | None = None,
+        timeout: float = 10.0,
+    ) -> aiosmtplib.SMTP:
         """An aiosmtplib client for a listener (STARTTLS on 2587/2525, implicit TLS on 2465)."""
         implicit = listener == "submission_tls"
-        return aiosmtplib.SMTP(hostname="localhost", port=self.ports[listener], use_tls=implicit,
-                               start_tls=False, tls_context=self.client_tls(identity), timeout=timeout)
+        return aiosmtplib.SMTP(
+            hostname="localhost",
+            port=self.ports[listener],
+            use_tls=implicit,
+            start_tls=False,
+            tls_context=self.client_tls(identity),
+            timeout=timeout,
+        )
 
-    async def login_client(self, login: str = DOCTOR, listener: str = "submission") -> aiosmtplib.SMTP:
+    async def login_client(
+        self, login: str = DOCTOR, listener: str = "submission"
+    ) -> aiosmtplib.SMTP:
         client = self.client(listener)
         await client.connect()
         if listener != "submission_tls":
@@ -106,22 +119,38 @@ class Hub:
     async def stored(self, address: str, folder: str = "INBOX") -> list[StoredMessage]:
         """The messages in one folder of one mailbox, in UID order (read through the store tables)."""
         async with self.db.read() as session:
-            mailbox = (await session.scalars(select(Mailbox).where(Mailbox.address == address))).one()
+            mailbox = (
+                await session.scalars(select(Mailbox).where(Mailbox.address == address))
+            ).one()
             rows = await session.scalars(
-                select(StoredMessage).join(FolderEntry, FolderEntry.message_id == StoredMessage.id)
+                select(StoredMessage)
+                .join(FolderEntry, FolderEntry.message_id == StoredMessage.id)
                 .join(Folder, Folder.id == FolderEntry.folder_id)
-                .where(Folder.mailbox_id == mailbox.id, Folder.name == folder).order_by(FolderEntry.uid))
+                .where(Folder.mailbox_id == mailbox.id, Folder.name == folder)
+                .order_by(FolderEntry.uid)
+            )
             return list(rows.all())
 
 
-def message(sender: str, to: str | list[str], subject: str = "Résultats", body: str = "Bonjour,\r\n",
-            **headers: str) -> bytes:
+def message(
+    sender: str,
+    to: str | list[str],
+    subject: str = "Résultats",
+    body: str = "Bonjour,\r\n",
+    **headers: str,
+) -> bytes:
     """A plain RFC 5322 message with CRLF line endings."""
     recipients = [to] if isinstance(to, str) else to
-    lines = [f"From: {sender}", f"To: {', '.join(recipients)}", f"Subject: {subject}",
-             f"Date: {email.utils.format_datetime(utcnow())}",
-             f"Message-ID: <{uuid.uuid4().hex}@test>", "MIME-Version: 1.0",
-             "Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: 8bit"]
+    lines = [
+        f"From: {sender}",
+        f"To: {', '.join(recipients)}",
+        f"Subject: {subject}",
+        f"Date: {email.utils.format_datetime(utcnow())}",
+        f"Message-ID: <{uuid.uuid4().hex}@test>",
+        "MIME-Version: 1.0",
+        "Content-Type: text/plain; charset=utf-8",
+        "Content-Transfer-Encoding: 8bit",
+    ]
     lines += [f"{name.replace('_', '-')}: {value}" for name, value in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
 
@@ -144,35 +173,85 @@ async def populate(db: Database, hub: Hub) -> None:
         pharmacy = Organisation(name="Pharmacie centrale", kind=OrganisationKind.PHARMACY)
         session.add_all([hospital, pharmacy])
         await session.flush()
-        doctors = [Professional(id_nat="810000000001", family_name="Dupont", given_names="Jean"),
-                   Professional(id_nat="810000000002", family_name="Martin", given_names="Anne")]
+        doctors = [
+            Professional(id_nat="810000000001", family_name="Dupont", given_names="Jean"),
+            Professional(id_nat="810000000002", family_name="Martin", given_names="Anne"),
+        ]
         session.add_all(doctors)
         await session.flush()
         boxes = [
-            Mailbox(address=DOCTOR, kind=MailboxKind.PER, professional_id=doctors[0].id, password_hash=hashed),
-            Mailbox(address=OTHER_DOCTOR, kind=MailboxKind.PER, professional_id=doctors[1].id,
-                    password_hash=hashed),
-            Mailbox(address=PHARMACY, kind=MailboxKind.ORG, organisation_id=pharmacy.id, pharmacy=True,
-                    password_hash=hashed),
-            Mailbox(address=SERVICE, kind=MailboxKind.ORG, organisation_id=hospital.id, password_hash=hashed),
-            Mailbox(address=APP, kind=MailboxKind.APP, organisation_id=hospital.id,
-                    client_cert_sha256=_sha256(app_client)),
-            Mailbox(address=CLOSED_BOX, kind=MailboxKind.PER, state=MailboxState.CLOSED,
-                    professional_id=doctors[0].id, password_hash=hashed),
-            Mailbox(address=SUSPENDED_BOX, kind=MailboxKind.PER, state=MailboxState.SUSPENDED,
-                    professional_id=doctors[0].id, password_hash=hashed),
+            Mailbox(
+                address=DOCTOR,
+                kind=MailboxKind.PER,
+                professional_id=doctors[0].id,
+                password_hash=hashed,
+            ),
+            Mailbox(
+                address=OTHER_DOCTOR,
+                kind=MailboxKind.PER,
+                professional_id=doctors[1].id,
+                password_hash=hashed,
+            ),
+            Mailbox(
+                address=PHARMACY,
+                kind=MailboxKind.ORG,
+                organisation_id=pharmacy.id,
+                pharmacy=True,
+                password_hash=hashed,
+            ),
+            Mailbox(
+                address=SERVICE,
+                kind=MailboxKind.ORG,
+                organisation_id=hospital.id,
+                password_hash=hashed,
+            ),
+            Mailbox(
+                address=APP,
+                kind=MailboxKind.APP,
+                organisation_id=hospital.id,
+                client_cert_sha256=_sha256(app_client),
+            ),
+            Mailbox(
+                address=CLOSED_BOX,
+                kind=MailboxKind.PER,
+                state=MailboxState.CLOSED,
+                professional_id=doctors[0].id,
+                password_hash=hashed,
+            ),
+            Mailbox(
+                address=SUSPENDED_BOX,
+                kind=MailboxKind.PER,
+                state=MailboxState.SUSPENDED,
+                professional_id=doctors[0].id,
+                password_hash=hashed,
+            ),
         ]
         session.add_all(boxes)
         patients = {"active": ("180017512345678", PatientState.ACTIVE), **PATIENT_STATES}
         for ins, state in patients.values():
-            patient = Patient(ins=ins, family_name="Patient", state=state, password_hash=hashed,
-                              opposition_deadline=now + dt.timedelta(days=42))
+            patient = Patient(
+                ins=ins,
+                family_name="Patient",
+                state=state,
+                password_hash=hashed,
+                opposition_deadline=now + dt.timedelta(days=42),
+            )
             session.add(patient)
             await session.flush()
-            session.add(Mailbox(address=f"{ins}@patient.mss.localhost", kind=MailboxKind.PAT,
-                                patient_id=patient.id, password_hash=hashed))
-        session.add(TrustedDomain(domain=PARTNER_DOMAIN,
-                                  operator_dn=normalise_dn(partner.cert.subject.rfc4514_string())))
+            session.add(
+                Mailbox(
+                    address=f"{ins}@patient.mss.localhost",
+                    kind=MailboxKind.PAT,
+                    patient_id=patient.id,
+                    password_hash=hashed,
+                )
+            )
+        session.add(
+            TrustedDomain(
+                domain=PARTNER_DOMAIN,
+                operator_dn=normalise_dn(partner.cert.subject.rfc4514_string()),
+            )
+        )
         await session.flush()
         for box in (await session.scalars(select(Mailbox))).all():
             hub.ids[box.address] = box.id
@@ -214,12 +293,22 @@ class WireClient:
         self.reader, self.writer = reader, writer
 
     @classmethod
-    async def open(cls, hub: Hub, listener: str = "submission_tls", *, login: str | None = DOCTOR,
-                   identity: Identity | None = None) -> WireClient:
+    async def open(
+        cls,
+        hub: Hub,
+        listener: str = "submission_tls",
+        *,
+        login: str | None = DOCTOR,
+        identity: Identity | None = None,
+    ) -> WireClient:
         import asyncio
 
         reader, writer = await asyncio.open_connection(
-            "127.0.0.1", hub.ports[listener], ssl=hub.client_tls(identity), server_hostname="localhost")
+            "127.0.0.1",
+            hub.ports[listener],
+            ssl=hub.client_tls(identity),
+            server_hostname="localhost",
+        )
         client = cls(reader, writer)
         assert (await client.reply())[0] == 220
         await client.command(b"EHLO client.test")

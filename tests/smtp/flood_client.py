@@ -15,16 +15,26 @@ import uuid
 ACKED_LOCK = threading.Lock()
 
 
-def session(port: int, context: ssl.SSLContext, login: str, password: str, to: str, until: float,
-            log: object, worker: int) -> None:
+def session(
+    port: int,
+    context: ssl.SSLContext,
+    login: str,
+    password: str,
+    to: str,
+    until: float,
+    log: object,
+    worker: int,
+) -> None:
     while time.monotonic() < until:
         try:
             with smtplib.SMTP_SSL("localhost", port, context=context, timeout=5) as client:
                 client.login(login, password)
                 while time.monotonic() < until:
                     message_id = f"<{uuid.uuid4().hex}.{worker}@flood>"
-                    raw = (f"From: {login}\r\nTo: {to}\r\nSubject: flood\r\nMessage-ID: {message_id}\r\n"
-                           f"\r\nbody {message_id}\r\n").encode()
+                    raw = (
+                        f"From: {login}\r\nTo: {to}\r\nSubject: flood\r\nMessage-ID: {message_id}\r\n"
+                        f"\r\nbody {message_id}\r\n"
+                    ).encode()
                     client.sendmail(login, [to], raw)  # raises unless 250
                     with ACKED_LOCK:
                         log.write(message_id + "\n")  # type: ignore[attr-defined]
@@ -38,8 +48,12 @@ def main() -> None:
     context = ssl.create_default_context(cafile=cafile)
     until = time.monotonic() + float(seconds)
     with open(logfile, "a", encoding="ascii") as log:
-        threads = [threading.Thread(target=session, args=(int(port), context, login, password, to,
-                                                          until, log, n)) for n in range(int(sessions))]
+        threads = [
+            threading.Thread(
+                target=session, args=(int(port), context, login, password, to, until, log, n)
+            )
+            for n in range(int(sessions))
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:

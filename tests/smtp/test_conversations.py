@@ -60,8 +60,10 @@ async def test_patient_reply_inside_open_conversation_is_accepted(hub: Hub) -> N
 
 async def test_patient_cannot_start_a_conversation(hub: Hub) -> None:
     code, sentence = await patient_writes(hub, DOCTOR, message(PATIENT, DOCTOR, subject="Bonjour"))
-    assert (code, sentence) == (550, (f"A patient cannot start a conversation with <{DOCTOR}>: "
-                                     "only the professional can"))
+    assert (code, sentence) == (
+        550,
+        (f"A patient cannot start a conversation with <{DOCTOR}>: only the professional can"),
+    )
     assert await hub.stored(DOCTOR) == []
 
 
@@ -86,8 +88,13 @@ async def test_patient_reply_after_fin_is_refused(hub: Hub) -> None:
     opened = await last_message_id(hub)
     await professional_writes(hub, DOCTOR, "[FIN] Résultats")
     code, sentence = await patient_writes(hub, DOCTOR, reply_to(opened, DOCTOR))
-    assert (code, sentence) == (550, (f"The conversation with <{DOCTOR}> was closed by the professional; "
-                                     "the patient can no longer reply"))
+    assert (code, sentence) == (
+        550,
+        (
+            f"The conversation with <{DOCTOR}> was closed by the professional; "
+            "the patient can no longer reply"
+        ),
+    )
     async with hub.db.read() as session:
         states = (await session.scalars(select(Conversation.state))).all()
     assert states == [ConversationState.CLOSED]
@@ -117,14 +124,22 @@ async def test_patient_is_notified_of_a_new_message_and_a_professional_is_not(hu
     from mss.notify import MESSAGES_LINK
 
     async with hub.db.write() as session:
-        patient = (await session.scalars(select(Patient).where(Patient.ins == PATIENT.split("@")[0]))).one()
+        patient = (
+            await session.scalars(select(Patient).where(Patient.ins == PATIENT.split("@")[0]))
+        ).one()
         patient.email, patient.phone = "patient@example.org", "+33600000001"
     await professional_writes(hub, DOCTOR, "Résultats")
     await professional_writes(hub, DOCTOR, "Résultats 2")
     code, _ = await patient_writes(hub, DOCTOR, reply_to(await last_message_id(hub), DOCTOR))
     assert code == 250
     async with hub.db.read() as session:
-        jobs = list(await session.scalars(select(Job).where(Job.kind == "notify.patient").order_by(Job.id)))
+        jobs = list(
+            await session.scalars(select(Job).where(Job.kind == "notify.patient").order_by(Job.id))
+        )
     assert [(j.payload["kind"], j.payload["channel"]) for j in jobs] == [
-        ("new_message", "email"), ("new_message", "sms")] * 2
-    assert {(j.payload["patient_id"], j.payload["link"]) for j in jobs} == {(patient.id, MESSAGES_LINK)}
+        ("new_message", "email"),
+        ("new_message", "sms"),
+    ] * 2
+    assert {(j.payload["patient_id"], j.payload["link"]) for j in jobs} == {
+        (patient.id, MESSAGES_LINK)
+    }

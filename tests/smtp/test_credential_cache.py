@@ -67,4 +67,3 @@ async def test_a_changed_password_fails_at_once_in_both_processes(hub: Hub) -> N
         for client in clients:
             client.close()
         await served.stop()
-

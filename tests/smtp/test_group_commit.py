@@ -40,10 +40,16 @@ async def _request(hub: Hub, sender: str, recipient: str, subject: str) -> Deliv
     async with hub.db.read() as session:
         sender_facts = await mailbox_facts(session, sender)
         recipient_facts = await mailbox_facts(session, recipient)
-    txn = Transaction(Sender(sender, sender_facts, channel="submission"),
-                      [RecipientFacts(recipient, True, recipient_facts)])
-    return prepare(hub.settings, txn, parse_message(message(sender, recipient, subject=subject)),
-                   SignatureOutcome("none"))
+    txn = Transaction(
+        Sender(sender, sender_facts, channel="submission"),
+        [RecipientFacts(recipient, True, recipient_facts)],
+    )
+    return prepare(
+        hub.settings,
+        txn,
+        parse_message(message(sender, recipient, subject=subject)),
+        SignatureOutcome("none"),
+    )
 
 
 async def _subjects(db: Database, address: str) -> list[str]:
@@ -51,10 +57,14 @@ async def _subjects(db: Database, address: str) -> list[str]:
     other = Database(db.url)
     try:
         async with other.read() as session:
-            rows = await session.execute(text(
-                "SELECT m.subject FROM messages m JOIN folder_entries e ON e.message_id = m.id "
-                "JOIN folders f ON f.id = e.folder_id JOIN mailboxes b ON b.id = f.mailbox_id "
-                "WHERE b.address = :address AND f.name = 'INBOX' ORDER BY e.uid"), {"address": address})
+            rows = await session.execute(
+                text(
+                    "SELECT m.subject FROM messages m JOIN folder_entries e ON e.message_id = m.id "
+                    "JOIN folders f ON f.id = e.folder_id JOIN mailboxes b ON b.id = f.mailbox_id "
+                    "WHERE b.address = :address AND f.name = 'INBOX' ORDER BY e.uid"
+                ),
+                {"address": address},
+            )
             return [row[0] for row in rows]
     finally:
         await other.dispose()
@@ -70,10 +80,18 @@ async def test_deliveries_handed_over_together_share_one_transaction(hub: Hub) -
     assert len({r.queue_id for r in receipts}) == 6
     assert await _subjects(hub.db, OTHER_DOCTOR) == [f"lot {n}" for n in range(6)]
     async with hub.db.read() as session:
-        sent = (await session.scalars(select(Folder).where(Folder.mailbox_id == hub.ids[DOCTOR],
-                                                           Folder.name == "Sent"))).one()
-        inbox = (await session.scalars(select(Folder).where(Folder.mailbox_id == hub.ids[OTHER_DOCTOR],
-                                                            Folder.name == "INBOX"))).one()
+        sent = (
+            await session.scalars(
+                select(Folder).where(Folder.mailbox_id == hub.ids[DOCTOR], Folder.name == "Sent")
+            )
+        ).one()
+        inbox = (
+            await session.scalars(
+                select(Folder).where(
+                    Folder.mailbox_id == hub.ids[OTHER_DOCTOR], Folder.name == "INBOX"
+                )
+            )
+        ).one()
     assert (sent.uidnext, inbox.uidnext) == (7, 7)  # UIDs 1..6 in both folders, none shared
 
 
@@ -96,6 +114,7 @@ async def test_a_refused_delivery_inside_a_batch_does_not_fail_the_others(hub: H
 
 async def test_a_failing_write_inside_a_batch_is_isolated(db: Database) -> None:
     """A unique-key violation fails only its own request; the others commit, each answered."""
+
     async def write(session: AsyncSession, keys: Sequence[str]) -> list[str]:
         for key in keys:
             enqueue(session, "test.batch", {"key": key}, dedupe_key=key)
@@ -104,8 +123,9 @@ async def test_a_failing_write_inside_a_batch_is_isolated(db: Database) -> None:
 
     writer: GroupCommit[str, str] = GroupCommit(db, write)
     assert await writer.submit("taken", 10) == "taken"
-    outcomes = await asyncio.gather(*(writer.submit(k, 10) for k in ["a", "taken", "b", "c"]),
-                                    return_exceptions=True)
+    outcomes = await asyncio.gather(
+        *(writer.submit(k, 10) for k in ["a", "taken", "b", "c"]), return_exceptions=True
+    )
     assert outcomes[0] == "a" and outcomes[2:] == ["b", "c"]
     assert isinstance(outcomes[1], IntegrityError)
     async with db.read() as session:
@@ -119,8 +139,11 @@ async def test_the_250_comes_only_after_the_commit(hub: Hub) -> None:
     await client.sendmail(DOCTOR, [OTHER_DOCTOR], message(DOCTOR, OTHER_DOCTOR, subject="avant"))
     release = await _hold_write_lock(hub)
     try:
-        sending = asyncio.create_task(client.sendmail(
-            DOCTOR, [OTHER_DOCTOR], message(DOCTOR, OTHER_DOCTOR, subject="pendant")))
+        sending = asyncio.create_task(
+            client.sendmail(
+                DOCTOR, [OTHER_DOCTOR], message(DOCTOR, OTHER_DOCTOR, subject="pendant")
+            )
+        )
         done, _ = await asyncio.wait({sending}, timeout=1.0)
         assert not done, "the client got its answer while the transaction could not commit"
         assert await _subjects(hub.db, OTHER_DOCTOR) == ["avant"]
@@ -146,8 +169,11 @@ async def _hold_write_lock(hub: Hub) -> Callable[[], Awaitable[None]]:
     other = Database(hub.db.url)
     session = other.sessions()
     await session.begin()
-    await session.execute(select(Folder.id).where(Folder.mailbox_id == hub.ids[OTHER_DOCTOR],
-                                                  Folder.name == "INBOX").with_for_update())
+    await session.execute(
+        select(Folder.id)
+        .where(Folder.mailbox_id == hub.ids[OTHER_DOCTOR], Folder.name == "INBOX")
+        .with_for_update()
+    )
 
     async def release_postgres() -> None:
         await session.rollback()

@@ -18,9 +18,13 @@ async def test_mime_nested_too_deep_is_refused_with_a_sentence(hub: Hub) -> None
     assert (await client.command(f"MAIL FROM:<{DOCTOR}>".encode()))[0] == 250
     assert (await client.command(f"RCPT TO:<{OTHER_DOCTOR}>".encode()))[0] == 250
     assert (await client.command(b"DATA"))[0] == 354
-    head = message(DOCTOR, OTHER_DOCTOR, body="").replace(b"Content-Type: text/plain; charset=utf-8\r\n", b"")
-    nested = (b"Content-Type: message/rfc822\r\n\r\n" * 2000
-              + b"Content-Type: application/zip; name=ihe_xdm.zip\r\n\r\nPK\r\n")
+    head = message(DOCTOR, OTHER_DOCTOR, body="").replace(
+        b"Content-Type: text/plain; charset=utf-8\r\n", b""
+    )
+    nested = (
+        b"Content-Type: message/rfc822\r\n\r\n" * 2000
+        + b"Content-Type: application/zip; name=ihe_xdm.zip\r\n\r\nPK\r\n"
+    )
     client.send(head.removesuffix(b"\r\n") + nested + b".\r\n")
     refusal = f"5.6.0 Message refused: its MIME parts are nested more than {MAX_DEPTH} levels deep"
     assert await client.reply() == (554, refusal)

@@ -38,8 +38,9 @@ async def test_patient_size_limit(hub: Hub) -> None:
         await client.sendmail(DOCTOR, [PATIENT], raw)
     assert refused.value.code == 552
     assert refused.value.message.startswith("5.3.4 Message too big to a patient")
-    errors, _ = await client.sendmail(DOCTOR, [OTHER_DOCTOR], message(DOCTOR, OTHER_DOCTOR,
-                                                                      body=("y" * 70 + "\r\n") * 1000))
+    errors, _ = await client.sendmail(
+        DOCTOR, [OTHER_DOCTOR], message(DOCTOR, OTHER_DOCTOR, body=("y" * 70 + "\r\n") * 1000)
+    )
     assert errors == {}
     await client.quit()
 

@@ -11,7 +11,9 @@ from tests.smtp.conftest import APP, DOCTOR, OTHER_DOCTOR, Hub, message
 
 async def _last_active(hub: Hub, address: str) -> object:
     async with hub.db.read() as session:
-        return await session.scalar(select(Mailbox.last_active_on).where(Mailbox.address == address))
+        return await session.scalar(
+            select(Mailbox.last_active_on).where(Mailbox.address == address)
+        )
 
 
 async def test_auth_records_the_day_of_activity(hub: Hub) -> None:

@@ -14,14 +14,18 @@ from tests.smtp.conftest import DOCTOR, PASSWORD, Hub
 
 async def _stored(hub: Hub) -> str:
     async with hub.db.read() as session:
-        return str(await session.scalar(select(Mailbox.password_hash).where(Mailbox.address == DOCTOR)))
+        return str(
+            await session.scalar(select(Mailbox.password_hash).where(Mailbox.address == DOCTOR))
+        )
 
 
 async def test_an_old_hash_is_replaced_at_the_next_good_login_only(hub: Hub) -> None:
     hub.settings.login_throttle.back_off_seconds = 0  # the wrong try below makes no wait
     old = PasswordHasher(time_cost=3, memory_cost=65536, parallelism=4).hash(PASSWORD)
     async with hub.db.write() as session:
-        await session.execute(update(Mailbox).where(Mailbox.address == DOCTOR).values(password_hash=old))
+        await session.execute(
+            update(Mailbox).where(Mailbox.address == DOCTOR).values(password_hash=old)
+        )
 
     wrong = hub.client()
     await wrong.connect()
@@ -36,14 +40,18 @@ async def test_an_old_hash_is_replaced_at_the_next_good_login_only(hub: Hub) -> 
     new = await _stored(hub)
     params = extract_parameters(new)
     assert new != old and (params.time_cost, params.memory_cost, params.parallelism) == (
-        passwords.TIME_COST, passwords.MEMORY_COST_KIB, passwords.PARALLELISM)
+        passwords.TIME_COST,
+        passwords.MEMORY_COST_KIB,
+        passwords.PARALLELISM,
+    )
     again = await hub.login_client(DOCTOR)  # the new hash verifies the same password
     await again.quit()
     assert await _stored(hub) == new
 
 
 async def test_an_unknown_address_costs_the_same_argon2_work_as_a_wrong_password(
-        hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """No user enumeration by timing: both failures run exactly one argon2 verification."""
     verified: list[str] = []
     real = passwords._verify_now

@@ -24,8 +24,13 @@ def _plain(login: str, password: str) -> str:
 
 def _session(hub: Hub, source: str, commands: list[tuple[str, str]]) -> list[tuple[int, str]]:
     """One implicit-TLS session from ``source``: EHLO, then each command; every reply."""
-    with smtplib.SMTP_SSL("localhost", hub.ports["submission_tls"], context=hub.client_tls(),
-                          source_address=(source, 0), timeout=10) as client:
+    with smtplib.SMTP_SSL(
+        "localhost",
+        hub.ports["submission_tls"],
+        context=hub.client_tls(),
+        source_address=(source, 0),
+        timeout=10,
+    ) as client:
         client.ehlo("client.test")
         replies = []
         for verb, args in commands:
@@ -34,12 +39,15 @@ def _session(hub: Hub, source: str, commands: list[tuple[str, str]]) -> list[tup
         return replies
 
 
-async def _over_the_wire(hub: Hub, commands: list[tuple[str, str]], source: str = "127.0.0.1"
-                         ) -> list[tuple[int, str]]:
+async def _over_the_wire(
+    hub: Hub, commands: list[tuple[str, str]], source: str = "127.0.0.1"
+) -> list[tuple[int, str]]:
     return await asyncio.to_thread(_session, hub, source, commands)
 
 
-async def test_twenty_wrong_auth_plain_then_the_right_one_is_refused_with_the_lock(hub: Hub) -> None:
+async def test_twenty_wrong_auth_plain_then_the_right_one_is_refused_with_the_lock(
+    hub: Hub,
+) -> None:
     hub.settings.login_throttle.back_off_seconds = 0
     wrong = [("AUTH", _plain(DOCTOR, f"guess {n}")) for n in range(20)]
     replies = await _over_the_wire(hub, wrong)
@@ -62,17 +70,23 @@ async def test_auth_login_is_throttled_with_the_same_lock(hub: Hub) -> None:
 async def test_a_lock_from_one_address_does_not_lock_the_owner_out_from_another(hub: Hub) -> None:
     hub.settings.login_throttle.back_off_seconds = 0
     await _over_the_wire(hub, [("AUTH", _plain(DOCTOR, f"guess {n}")) for n in range(20)])
-    [(code, _)] = await _over_the_wire(hub, [("AUTH", _plain(DOCTOR, PASSWORD))], source="127.0.0.2")
+    [(code, _)] = await _over_the_wire(
+        hub, [("AUTH", _plain(DOCTOR, PASSWORD))], source="127.0.0.2"
+    )
     assert code == 235
     [(code, text)] = await _over_the_wire(hub, [("AUTH", _plain(DOCTOR, PASSWORD))])
-    assert code == 535 and text.startswith(LOCKED)  # the owner's success does not lift the attacker's lock
+    assert code == 535 and text.startswith(
+        LOCKED
+    )  # the owner's success does not lift the attacker's lock
 
 
 async def test_after_failures_the_owner_waits_the_back_off_at_most(hub: Hub) -> None:
     hub.settings.login_throttle.back_off_seconds = 600  # the wait, long enough for any test run
     hub.settings.login_throttle.max_back_off_seconds = 600
     await _over_the_wire(hub, [("AUTH", _plain(DOCTOR, f"guess {n}")) for n in range(2)])
-    [(code, text)] = await _over_the_wire(hub, [("AUTH", _plain(DOCTOR, PASSWORD))], source="127.0.0.2")
+    [(code, text)] = await _over_the_wire(
+        hub, [("AUTH", _plain(DOCTOR, PASSWORD))], source="127.0.0.2"
+    )
     assert code == 454 and text.startswith("4.7.0 Too many failed logins for this account: wait ")
 
 
@@ -90,13 +104,20 @@ async def test_an_unknown_address_gets_the_same_answer_as_a_wrong_password(hub: 
     hub.settings.login_throttle.back_off_seconds = 0
     [(known_code, known)] = await _over_the_wire(hub, [("AUTH", _plain(DOCTOR, "not it at all"))])
     [(unknown_code, unknown)] = await _over_the_wire(
-        hub, [("AUTH", _plain("nobody.here@mss.localhost", "not it at all"))], source="127.0.0.3")
-    assert (known_code, known) == (unknown_code, unknown) == (535, "5.7.8 Authentication credentials invalid")
+        hub, [("AUTH", _plain("nobody.here@mss.localhost", "not it at all"))], source="127.0.0.3"
+    )
+    assert (
+        (known_code, known)
+        == (unknown_code, unknown)
+        == (535, "5.7.8 Authentication credentials invalid")
+    )
 
 
 async def test_a_lock_ends_and_the_right_password_logs_in_again(hub: Hub) -> None:
     hub.settings.login_throttle.back_off_seconds = 0
-    hub.settings.login_throttle.lock_minutes = 0.02  # 1.2 s: the lock's end, not its length, is tested
+    hub.settings.login_throttle.lock_minutes = (
+        0.02  # 1.2 s: the lock's end, not its length, is tested
+    )
     replies = await _over_the_wire(hub, [("AUTH", _plain(DOCTOR, f"guess {n}")) for n in range(5)])
     assert replies[-1][1].startswith("5.7.8 Too many failed logins")
     [(code, _)] = await _over_the_wire(hub, [("AUTH", _plain(DOCTOR, PASSWORD))])

@@ -78,8 +78,9 @@ class TcpProxy:
 
 
 @pytest.fixture
-async def outage_hub(settings: Settings, db: Database, dev_pki: DevPki
-                     ) -> AsyncIterator[tuple[Hub, Any]]:
+async def outage_hub(
+    settings: Settings, db: Database, dev_pki: DevPki
+) -> AsyncIterator[tuple[Hub, Any]]:
     """A gateway whose database can be cut: through a proxy (PostgreSQL) or a foreign lock (SQLite)."""
     settings.limits.database_timeout = 2.0
     dev_pki.install(settings)
@@ -89,8 +90,10 @@ async def outage_hub(settings: Settings, db: Database, dev_pki: DevPki
         url = make_url(db.url)
         proxy = TcpProxy(url.port or 5432)
         hub_db = Database(url.set(port=await proxy.start()).render_as_string(hide_password=False))
-    services: dict[str, Any] = {"settings": settings,
-                                "trust": TrustStore.from_settings(settings, repo_trust_dir=None)}
+    services: dict[str, Any] = {
+        "settings": settings,
+        "trust": TrustStore.from_settings(settings, repo_trust_dir=None),
+    }
     async with hub_db.read() as session:  # the first connection (through the proxy) is not the test
         await session.execute(text("SELECT 1"))
     runner = JobRunner(hub_db, services=services)
@@ -114,7 +117,9 @@ async def try_send(hub: Hub, subject: str) -> int:
     except aiosmtplib.SMTPResponseException as exc:
         return exc.code
     try:
-        await client.sendmail(DOCTOR, [OTHER_DOCTOR], message(DOCTOR, OTHER_DOCTOR, subject=subject))
+        await client.sendmail(
+            DOCTOR, [OTHER_DOCTOR], message(DOCTOR, OTHER_DOCTOR, subject=subject)
+        )
         return 250
     except aiosmtplib.SMTPRecipientsRefused as exc:
         return exc.recipients[0].code
@@ -124,7 +129,9 @@ async def try_send(hub: Hub, subject: str) -> int:
         client.close()
 
 
-async def test_outage_gives_only_4xx_and_recovers(outage_hub: tuple[Hub, Any], db: Database) -> None:
+async def test_outage_gives_only_4xx_and_recovers(
+    outage_hub: tuple[Hub, Any], db: Database
+) -> None:
     hub, proxy = outage_hub
     assert await try_send(hub, "before") == 250
     lock: sqlite3.Connection | None = None

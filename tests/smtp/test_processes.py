@@ -59,7 +59,9 @@ async def counted(limiter: SharedConnectionLimiter, index: int, wanted: int) -> 
             await asyncio.sleep(0.02)
 
 
-async def connect_into_child(client_for: ServeHub, hub: Hub) -> tuple[aiosmtplib.SMTP, list[aiosmtplib.SMTP]]:
+async def connect_into_child(
+    client_for: ServeHub, hub: Hub
+) -> tuple[aiosmtplib.SMTP, list[aiosmtplib.SMTP]]:
     """A logged-in client whose connection the child process took, and the others opened on the way."""
     limiter = limiter_of(client_for)
     others: list[aiosmtplib.SMTP] = []
@@ -81,8 +83,13 @@ async def jobs_done(db: Database, kind: str, count: int) -> None:
     async with asyncio.timeout(20):
         while True:
             async with db.read() as session:
-                done = len((await session.scalars(select(Job.id).where(Job.kind == kind, Job.state == "done")))
-                           .all())
+                done = len(
+                    (
+                        await session.scalars(
+                            select(Job.id).where(Job.kind == kind, Job.state == "done")
+                        )
+                    ).all()
+                )
             if done >= count:
                 return
             await asyncio.sleep(0.05)
@@ -106,7 +113,9 @@ async def test_both_processes_take_connections_and_deliver(hub: Hub) -> None:
         await counted(limiter, 1, 0)
         clients = [await ours.login_client(DOCTOR) for _ in range(16)]
         await counted(limiter, 1, 16 - limiter.open_in(0))
-        assert limiter.open_in(0) > 0 and limiter.open_in(1) > 0  # the kernel spread them (1 in 32,768 not)
+        assert (
+            limiter.open_in(0) > 0 and limiter.open_in(1) > 0
+        )  # the kernel spread them (1 in 32,768 not)
         for client in clients:
             await client.sendmail(DOCTOR, [PATIENT], signed(identity, DOCTOR, PATIENT))
             await client.quit()
@@ -125,7 +134,9 @@ async def test_both_processes_take_connections_and_deliver(hub: Hub) -> None:
         await jobs_done(served.db, "notify.patient", 17)
     finally:
         await served.stop()
-    assert child.process is not None and child.process.exitcode == 0  # SIGTERM: it closed its listeners
+    assert (
+        child.process is not None and child.process.exitcode == 0
+    )  # SIGTERM: it closed its listeners
 
 
 async def test_the_connection_limit_holds_across_processes(hub: Hub) -> None:

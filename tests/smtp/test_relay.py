@@ -27,7 +27,9 @@ async def relay_client(hub: Hub, identity: Any) -> aiosmtplib.SMTP:
 
 async def test_trusted_operator_delivers_to_a_professional(hub: Hub) -> None:
     client = await relay_client(hub, hub.pki.issue_operator(PARTNER_DOMAIN))
-    errors, _ = await client.sendmail(PARTNER, [DOCTOR], message(PARTNER, DOCTOR, subject="Confrère"))
+    errors, _ = await client.sendmail(
+        PARTNER, [DOCTOR], message(PARTNER, DOCTOR, subject="Confrère")
+    )
     await client.quit()
     assert errors == {}
     stored = (await hub.stored(DOCTOR))[0]
@@ -38,8 +40,13 @@ async def test_trusted_operator_delivers_to_a_professional(hub: Hub) -> None:
 async def test_relay_without_client_certificate_is_refused(hub: Hub) -> None:
     client = await relay_client(hub, None)
     code, text = await client.execute_command(b"MAIL", f"FROM:<{PARTNER}>".encode())
-    assert (code, text) == (530, ("5.7.0 The relay port requires TLS with a client certificate of an "
-                                 "operator of the trust space"))
+    assert (code, text) == (
+        530,
+        (
+            "5.7.0 The relay port requires TLS with a client certificate of an "
+            "operator of the trust space"
+        ),
+    )
     assert "auth" not in client.esmtp_extensions
     await client.quit()
 
@@ -53,7 +60,9 @@ async def test_relay_before_starttls_is_refused(hub: Hub) -> None:
     await client.quit()
 
 
-async def test_relay_with_an_untrusted_ca_fails_the_handshake(hub: Hub, untrusted_pki: DevPki) -> None:
+async def test_relay_with_an_untrusted_ca_fails_the_handshake(
+    hub: Hub, untrusted_pki: DevPki
+) -> None:
     client = hub.client("smtp_relay", identity=untrusted_pki.operator)
     await client.connect()
     with pytest.raises((aiosmtplib.SMTPException, ssl.SSLError, ConnectionError)):
@@ -92,15 +101,18 @@ class PartnerSink:
     def __init__(self) -> None:
         self.received: list[tuple[str, list[str], bytes]] = []
 
-    async def handle_RCPT(self, server: SMTP, session: Any, envelope: Any, address: str,
-                          options: list[str]) -> str:
+    async def handle_RCPT(
+        self, server: SMTP, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
         if address.startswith("unknown@"):
             return "550 5.1.1 No such user here"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Any, envelope: Any) -> str:
-        self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        self.received.append(
+            (envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
+        )
         return "250 OK"
 
 
@@ -114,8 +126,12 @@ async def start_partner(hub: Hub) -> tuple[PartnerSink, asyncio.Server]:
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: SMTP(sink, tls_context=context, require_starttls=True, hostname=PARTNER_DOMAIN),
-        "127.0.0.1", 0)
-    hub.services["relay_routes"] = {PARTNER_DOMAIN: ("localhost", server.sockets[0].getsockname()[1])}
+        "127.0.0.1",
+        0,
+    )
+    hub.services["relay_routes"] = {
+        PARTNER_DOMAIN: ("localhost", server.sockets[0].getsockname()[1])
+    }
     return sink, server
 
 
@@ -144,6 +160,11 @@ async def test_remote_domain_outside_the_trust_space_is_refused(hub: Hub) -> Non
     with pytest.raises(aiosmtplib.SMTPRecipientsRefused) as refused:
         await client.sendmail(DOCTOR, ["someone@gmail.com"], message(DOCTOR, "someone@gmail.com"))
     code, text = refused.value.recipients[0].code, refused.value.recipients[0].message
-    assert (code, text) == (550, ("5.7.1 <someone@gmail.com> is outside the trust space: gmail.com is not "
-                                 "on the MSSante trust list"))
+    assert (code, text) == (
+        550,
+        (
+            "5.7.1 <someone@gmail.com> is outside the trust space: gmail.com is not "
+            "on the MSSante trust list"
+        ),
+    )
     await client.quit()

@@ -62,10 +62,14 @@ def tampered(raw: bytes) -> bytes:
 
 @pytest.mark.parametrize("form", FORMS)
 @pytest.mark.parametrize("to", [OTHER_DOCTOR, PATIENT], ids=["to-professional", "to-patient"])
-async def test_a_tampered_message_is_refused_whatever_its_form(hub: Hub, form: str, to: str) -> None:
+async def test_a_tampered_message_is_refused_whatever_its_form(
+    hub: Hub, form: str, to: str
+) -> None:
     identity = hub.pki.issue_smime(DOCTOR, id_nat="810000000001")
     code, text = await send(hub, tampered(signed_as(identity, form, to)), to)
-    assert code == 554 and text.startswith("5.7.7 S/MIME signature refused: the message was modified"), text
+    assert code == 554 and text.startswith(
+        "5.7.7 S/MIME signature refused: the message was modified"
+    ), text
     assert await hub.stored(to) == []
 
 
@@ -87,10 +91,14 @@ def encrypted(hub: Hub, to: str, *, signed_inside: bool, smime_type: bool = True
     return sealed if smime_type else sealed.replace(b" smime-type=enveloped-data;", b"")
 
 
-@pytest.mark.parametrize(("signed_inside", "smime_type"), [(False, True), (True, True), (True, False)],
-                         ids=["encrypted", "signed-then-encrypted", "no-smime-type"])
+@pytest.mark.parametrize(
+    ("signed_inside", "smime_type"),
+    [(False, True), (True, True), (True, False)],
+    ids=["encrypted", "signed-then-encrypted", "no-smime-type"],
+)
 async def test_an_encrypted_message_is_recorded_as_encrypted_not_unsigned(
-        hub: Hub, signed_inside: bool, smime_type: bool) -> None:
+    hub: Hub, signed_inside: bool, smime_type: bool
+) -> None:
     raw = encrypted(hub, OTHER_DOCTOR, signed_inside=signed_inside, smime_type=smime_type)
     assert await send(hub, raw, OTHER_DOCTOR) == (250, "")
     stored = (await hub.stored(OTHER_DOCTOR))[0]
@@ -100,9 +108,14 @@ async def test_an_encrypted_message_is_recorded_as_encrypted_not_unsigned(
 
 async def test_an_encrypted_message_to_a_patient_is_refused_with_its_own_sentence(hub: Hub) -> None:
     code, text = await send(hub, encrypted(hub, PATIENT, signed_inside=True))
-    assert (code, text) == (554, ("5.7.1 A message to a patient cannot be encrypted: the hub can neither "
-                                 "check its S/MIME signature nor show it in the patient portal; send it "
-                                 "signed, not encrypted"))
+    assert (code, text) == (
+        554,
+        (
+            "5.7.1 A message to a patient cannot be encrypted: the hub can neither "
+            "check its S/MIME signature nor show it in the patient portal; send it "
+            "signed, not encrypted"
+        ),
+    )
     assert await hub.stored(PATIENT) == []
 
 
@@ -121,9 +134,18 @@ def smtplib_send(hub: Hub, raw: bytes, to: str = PATIENT) -> tuple[int, bytes]:
 
 async def test_a_refusal_naming_a_non_ascii_subject_keeps_its_5xx(hub: Hub) -> None:
     past = utcnow() - dt.timedelta(days=400)
-    identity = Identity.load(pki.issue_smime(
-        hub.settings.pki_dir, DOCTOR, id_nat="810000000001", common_name="Jean Dupont", title="Médecin",
-        not_before=past, not_after=past + dt.timedelta(days=30), label="expired-medecin"))
+    identity = Identity.load(
+        pki.issue_smime(
+            hub.settings.pki_dir,
+            DOCTOR,
+            id_nat="810000000001",
+            common_name="Jean Dupont",
+            title="Médecin",
+            not_before=past,
+            not_after=past + dt.timedelta(days=30),
+            label="expired-medecin",
+        )
+    )
     code, text = await asyncio.to_thread(smtplib_send, hub, identity.sign(message(DOCTOR, PATIENT)))
     assert code == 554
     assert text.startswith(b"5.7.5 S/MIME signature refused: the signing certificate is expired")
@@ -132,7 +154,10 @@ async def test_a_refusal_naming_a_non_ascii_subject_keeps_its_5xx(hub: Hub) -> N
 
 def test_replies_are_ascii_without_smtputf8_and_utf8_with_it() -> None:
     refusal = "554 5.7.5 Signature refusée : title=Médecin, « Œdème » – naïve\u00a0ça ⚕"
-    assert reply_bytes(refusal) == b"554 5.7.5 Signature refusee : title=Medecin, \" OEdeme \" - naive ca ?\r\n"
+    assert (
+        reply_bytes(refusal)
+        == b'554 5.7.5 Signature refusee : title=Medecin, " OEdeme " - naive ca ?\r\n'
+    )
     assert reply_bytes(refusal, utf8=True) == refusal.encode() + b"\r\n"
     # a sentence cannot add a reply line of its own; the lines of a multi-line reply stay
     assert reply_bytes("550 5.1.1 no\r\n250 OK\n.\r") == b"550 5.1.1 no\r\n250 OK . \r\n"

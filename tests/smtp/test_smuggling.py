@@ -6,8 +6,10 @@ import pytest
 
 from tests.smtp.conftest import DOCTOR, OTHER_DOCTOR, SERVICE, Hub, WireClient, message
 
-SMUGGLED = (f"MAIL FROM:<{DOCTOR}>\r\nRCPT TO:<{SERVICE}>\r\nDATA\r\n"
-            f"From: {DOCTOR}\r\nTo: {SERVICE}\r\nSubject: smuggled\r\n\r\nhidden\r\n").encode()
+SMUGGLED = (
+    f"MAIL FROM:<{DOCTOR}>\r\nRCPT TO:<{SERVICE}>\r\nDATA\r\n"
+    f"From: {DOCTOR}\r\nTo: {SERVICE}\r\nSubject: smuggled\r\n\r\nhidden\r\n"
+).encode()
 
 
 @pytest.mark.parametrize("fake_end", [b"\n.\n", b"\r.\r", b"\r\n.\n", b"\n.\r\n", b"\r.\r\n"])
@@ -20,8 +22,10 @@ async def test_fake_end_of_data_never_ends_data(hub: Hub, fake_end: bytes) -> No
     client.send(head + b"first part" + fake_end + SMUGGLED + b".\r\n")
     code, text = await client.reply()
     # One reply for one DATA: the bare line ending is refused, and nothing was smuggled.
-    assert (code, text) == (550, ("5.6.0 Message refused: it contains a bare CR or LF; lines must end "
-                                 "with CRLF"))
+    assert (code, text) == (
+        550,
+        ("5.6.0 Message refused: it contains a bare CR or LF; lines must end with CRLF"),
+    )
     assert (await client.command(b"NOOP"))[0] == 250
     await client.close()
     assert await hub.stored(OTHER_DOCTOR) == []

@@ -20,8 +20,10 @@ async def test_starttls_auth_and_delivery_readable_in_the_store(hub: Hub) -> Non
     assert len(inbox) == 1
     stored = inbox[0]
     assert stored.subject == "Avis cardiologique"
-    assert stored.raw.endswith(raw[raw.index(b"\r\n\r\n"):])  # the body kept byte for byte
-    assert b"Authentication-Results: localhost; auth=pass smtp.auth=" + DOCTOR.encode() in stored.raw
+    assert stored.raw.endswith(raw[raw.index(b"\r\n\r\n") :])  # the body kept byte for byte
+    assert (
+        b"Authentication-Results: localhost; auth=pass smtp.auth=" + DOCTOR.encode() in stored.raw
+    )
     sent = await hub.stored(DOCTOR, "Sent")
     assert [m.id for m in sent] == [stored.id]
 
@@ -50,7 +52,9 @@ async def test_auth_and_mail_refused_before_starttls(hub: Hub) -> None:
 
 
 async def test_wrong_password_answers_535_without_hanging(hub: Hub) -> None:
-    hub.settings.login_throttle.back_off_seconds = 0  # aiosmtplib tries each mechanism: no wait between
+    hub.settings.login_throttle.back_off_seconds = (
+        0  # aiosmtplib tries each mechanism: no wait between
+    )
     for listener in ("submission", "submission_tls"):
         client = hub.client(listener, timeout=5)
         await client.connect()
@@ -82,7 +86,10 @@ async def test_from_header_must_be_the_sender(hub: Hub) -> None:
     client = await hub.login_client()
     with pytest.raises(aiosmtplib.SMTPDataError) as refused:
         await client.sendmail(DOCTOR, [OTHER_DOCTOR], message(OTHER_DOCTOR, OTHER_DOCTOR))
-    assert refused.value.code == 550 and "From header <anne.martin@mss.localhost>" in refused.value.message
+    assert (
+        refused.value.code == 550
+        and "From header <anne.martin@mss.localhost>" in refused.value.message
+    )
     await client.quit()
     assert await hub.stored(OTHER_DOCTOR) == []
 
@@ -101,8 +108,12 @@ async def test_pipelining_a_whole_transaction(hub: Hub) -> None:
     client = await WireClient.open(hub)
     raw = message(DOCTOR, OTHER_DOCTOR, subject="pipelined")
     # MAIL, a bad RCPT, a good RCPT and DATA in one write, then the four replies in order.
-    client.send((f"MAIL FROM:<{DOCTOR}>\r\nRCPT TO:<nobody@mss.localhost>\r\n"
-                 f"RCPT TO:<{OTHER_DOCTOR}>\r\nDATA\r\n").encode())
+    client.send(
+        (
+            f"MAIL FROM:<{DOCTOR}>\r\nRCPT TO:<nobody@mss.localhost>\r\n"
+            f"RCPT TO:<{OTHER_DOCTOR}>\r\nDATA\r\n"
+        ).encode()
+    )
     replies = [await client.reply() for _ in range(4)]
     assert [code for code, _ in replies] == [250, 550, 250, 354]
     assert replies[1][1] == "5.1.1 No such mailbox: <nobody@mss.localhost>"

@@ -37,7 +37,9 @@ class LoggedIn:
 _FOLDER_NAMES = select(Folder.name).where(Folder.mailbox_id == bindparam("mailbox_id"))
 
 
-async def authenticate(db: Database, throttle: LoginThrottle, ip: str, address: str, password: str) -> LoggedIn:
+async def authenticate(
+    db: Database, throttle: LoginThrottle, ip: str, address: str, password: str
+) -> LoggedIn:
     """Check the credentials; raises ImapError with a code and a sentence the user can act on.
 
     While the throttle refuses, the password is not checked: the right one is refused too,
@@ -51,17 +53,26 @@ async def authenticate(db: Database, throttle: LoginThrottle, ip: str, address: 
             gate = decide_login_attempt(failures, rules, now)
             mailbox = await find_mailbox(session, address.strip()) if gate else None
             if mailbox is not None:
-                folders = frozenset((await session.scalars(_FOLDER_NAMES, {"mailbox_id": mailbox.id})).all())
+                folders = frozenset(
+                    (await session.scalars(_FOLDER_NAMES, {"mailbox_id": mailbox.id})).all()
+                )
     if not gate:
         raise ImapError(gate.sentence, "AUTHENTICATIONFAILED")
     check = await check_mailbox_password_async(mailbox, password)
     ok = mailbox is not None and bool(check)
-    facts = (MailboxFacts(id=mailbox.id, address=mailbox.address.lower(), kind=mailbox.kind, state=mailbox.state)
-             if mailbox is not None else None)
+    facts = (
+        MailboxFacts(
+            id=mailbox.id, address=mailbox.address.lower(), kind=mailbox.kind, state=mailbox.state
+        )
+        if mailbox is not None
+        else None
+    )
     decision = decide_password_login(facts, ok)
     if not ok:
         after = await throttle.failed(attempt, now)
-        raise ImapError(after.sentence if after.locked else WRONG_CREDENTIALS, "AUTHENTICATIONFAILED")
+        raise ImapError(
+            after.sentence if after.locked else WRONG_CREDENTIALS, "AUTHENTICATIONFAILED"
+        )
     if not decision:
         raise ImapError(decision.sentence, "AUTHORIZATIONFAILED")
     assert mailbox is not None

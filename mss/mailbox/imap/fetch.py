@@ -22,9 +22,22 @@ _MACROS = {
     "FAST": ["FLAGS", "INTERNALDATE", "RFC822.SIZE"],
     "FULL": ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"],
 }
-_SIMPLE = {"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODYSTRUCTURE", "BODY", "UID", "MODSEQ",
-           "RFC822", "RFC822.HEADER", "RFC822.TEXT"}
-_BODY_ITEM = re.compile(r"^(BODY|BODY\.PEEK|BINARY\.PEEK|BINARY)\[(.*)\](?:<(\d+)\.(\d+)>)?$", re.IGNORECASE | re.DOTALL)
+_SIMPLE = {
+    "FLAGS",
+    "INTERNALDATE",
+    "RFC822.SIZE",
+    "ENVELOPE",
+    "BODYSTRUCTURE",
+    "BODY",
+    "UID",
+    "MODSEQ",
+    "RFC822",
+    "RFC822.HEADER",
+    "RFC822.TEXT",
+}
+_BODY_ITEM = re.compile(
+    r"^(BODY|BODY\.PEEK|BINARY\.PEEK|BINARY)\[(.*)\](?:<(\d+)\.(\d+)>)?$", re.IGNORECASE | re.DOTALL
+)
 
 
 @dataclass(frozen=True)
@@ -52,8 +65,10 @@ class FetchRequest:
 
     @property
     def sets_seen(self) -> bool:
-        return any((isinstance(i, BodyItem) and not i.peek) or i in ("RFC822", "RFC822.TEXT")
-                   for i in self.items)
+        return any(
+            (isinstance(i, BodyItem) and not i.peek) or i in ("RFC822", "RFC822.TEXT")
+            for i in self.items
+        )
 
     @property
     def needs_message(self) -> bool:
@@ -76,7 +91,10 @@ class FetchRequest:
 
     @property
     def needs_raw(self) -> bool:
-        return any(isinstance(i, BodyItem) or i in ("RFC822", "RFC822.HEADER", "RFC822.TEXT") for i in self.items)
+        return any(
+            isinstance(i, BodyItem) or i in ("RFC822", "RFC822.HEADER", "RFC822.TEXT")
+            for i in self.items
+        )
 
 
 def _parse_item(token: Token) -> str | BodyItem:
@@ -93,8 +111,12 @@ def _parse_item(token: Token) -> str | BodyItem:
         raise BadCommand("BINARY is not supported; use BODY[...]")
     if count is not None and int(count) == 0:
         raise BadCommand("a partial fetch needs a count above 0")
-    return BodyItem(Section.parse(spec), kind.upper() == "BODY.PEEK",
-                    int(start) if start is not None else None, int(count) if count is not None else None)
+    return BodyItem(
+        Section.parse(spec),
+        kind.upper() == "BODY.PEEK",
+        int(start) if start is not None else None,
+        int(count) if count is not None else None,
+    )
 
 
 def parse_fetch(args: list[Token], *, uid: bool) -> FetchRequest:
@@ -139,8 +161,16 @@ def render_flags(flags: frozenset[str] | set[str]) -> bytes:
     return b"(" + " ".join(sorted(flags, key=lambda f: (not f.startswith("\\"), f))).encode() + b")"
 
 
-def render_fetch(seq: int, uid: int, flags: frozenset[str], modseq: int, request: FetchRequest,
-                 row: Any | None, *, add_flags: bool = False) -> bytes:
+def render_fetch(
+    seq: int,
+    uid: int,
+    flags: frozenset[str],
+    modseq: int,
+    request: FetchRequest,
+    row: Any | None,
+    *,
+    add_flags: bool = False,
+) -> bytes:
     """One ``* n FETCH (...)`` response line (with literals) for one message."""
     out: list[bytes] = []
     items = list(request.items)
@@ -150,7 +180,7 @@ def render_fetch(seq: int, uid: int, flags: frozenset[str], modseq: int, request
         if isinstance(item, BodyItem):
             data = section_bytes(row.raw, row.bodystructure["parts"], item.section)
             if item.start is not None:
-                data = data[item.start:item.start + (item.count or 0)]
+                data = data[item.start : item.start + (item.count or 0)]
             out.append(item.response_name.encode() + b" " + render(Literal(data)))
         elif item == "FLAGS":
             out.append(b"FLAGS " + render_flags(flags))
@@ -172,8 +202,8 @@ def render_fetch(seq: int, uid: int, flags: frozenset[str], modseq: int, request
             out.append(b"RFC822 " + render(Literal(row.raw)))
         elif item == "RFC822.HEADER":
             parts = row.bodystructure["parts"]
-            out.append(b"RFC822.HEADER " + render(Literal(row.raw[parts["h"]:parts["b"]])))
+            out.append(b"RFC822.HEADER " + render(Literal(row.raw[parts["h"] : parts["b"]])))
         elif item == "RFC822.TEXT":
             parts = row.bodystructure["parts"]
-            out.append(b"RFC822.TEXT " + render(Literal(row.raw[parts["b"]:parts["e"]])))
+            out.append(b"RFC822.TEXT " + render(Literal(row.raw[parts["b"] : parts["e"]])))
     return b"* %d FETCH (" % seq + b" ".join(out) + b")\r\n"

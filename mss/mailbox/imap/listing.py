@@ -43,7 +43,9 @@ class ListRequest:
         return sorted(self.selection & {"SUBSCRIBED", "SPECIAL-USE"})
 
 
-def parse_list(name: str, args: Sequence[Token], decode_reference: Callable[[Token], str]) -> ListRequest:
+def parse_list(
+    name: str, args: Sequence[Token], decode_reference: Callable[[Token], str]
+) -> ListRequest:
     """``LIST [(selection)] reference pattern-or-(patterns) [RETURN (options)]``; raises BadCommand."""
     rest = list(args)
     request = ListRequest(lsub=name == "LSUB", reference="", patterns=[])
@@ -55,8 +57,15 @@ def parse_list(name: str, args: Sequence[Token], decode_reference: Callable[[Tok
         if unknown:
             raise BadCommand(f"unknown LIST selection option {min(unknown)}")
         if "RECURSIVEMATCH" in request.selection and not request.criteria:
-            raise BadCommand("RECURSIVEMATCH needs another selection option (SUBSCRIBED or SPECIAL-USE)")
-    if len(rest) == 4 and isinstance(rest[2], Atom) and rest[2].upper() == "RETURN" and not request.lsub:
+            raise BadCommand(
+                "RECURSIVEMATCH needs another selection option (SUBSCRIBED or SPECIAL-USE)"
+            )
+    if (
+        len(rest) == 4
+        and isinstance(rest[2], Atom)
+        and rest[2].upper() == "RETURN"
+        and not request.lsub
+    ):
         if not isinstance(rest[3], list):
             raise BadCommand("RETURN options go in a parenthesised list")
         _parse_returns(request, rest[3])
@@ -103,8 +112,11 @@ def _parse_returns(request: ListRequest, tokens: list[Token]) -> None:
 
 def pattern_regex(pattern: str) -> re.Pattern[str]:
     """``*`` matches anything, ``%`` anything but the delimiter; INBOX in any case."""
+
     def convert(text: str) -> str:
-        return "".join(".*" if c == "*" else f"[^{DELIMITER}]*" if c == "%" else re.escape(c) for c in text)
+        return "".join(
+            ".*" if c == "*" else f"[^{DELIMITER}]*" if c == "%" else re.escape(c) for c in text
+        )
 
     if pattern[:5].upper() == "INBOX":
         return re.compile(f"^(?i:INBOX){convert(pattern[5:])}$")
@@ -121,12 +133,15 @@ class _Name:
 
 
 def _satisfies(entry: _Name, criteria: list[str]) -> bool:
-    return all(entry.subscribed if c == "SUBSCRIBED" else bool(entry.folder and entry.folder.special_use)
-               for c in criteria)
+    return all(
+        entry.subscribed if c == "SUBSCRIBED" else bool(entry.folder and entry.folder.special_use)
+        for c in criteria
+    )
 
 
-def _names(folders: Sequence[Folder], lost: Sequence[str],
-           criteria: list[str], recursive: bool) -> list[_Name]:
+def _names(
+    folders: Sequence[Folder], lost: Sequence[str], criteria: list[str], recursive: bool
+) -> list[_Name]:
     entries = {f.name: _Name(f.name, f, f.subscribed) for f in folders}
     if "SUBSCRIBED" in criteria:
         for name in lost:
@@ -140,8 +155,9 @@ def _names(folders: Sequence[Folder], lost: Sequence[str],
     return sorted(entries.values(), key=lambda e: e.name)
 
 
-def list_lines(request: ListRequest, folders: Sequence[Folder], lost: Sequence[str] = ()
-               ) -> list[tuple[Folder | None, bytes]]:
+def list_lines(
+    request: ListRequest, folders: Sequence[Folder], lost: Sequence[str] = ()
+) -> list[tuple[Folder | None, bytes]]:
     """The untagged LIST/LSUB lines, each with its folder (None for a name that is no folder).
 
     ``lost`` are the subscribed names whose folder was deleted: LSUB shows them with
@@ -167,8 +183,12 @@ def list_lines(request: ListRequest, folders: Sequence[Folder], lost: Sequence[s
         childinfo = False
         if recursive:
             # Only for matching descendants the client will not see listed (RFC 5258 section 3).
-            childinfo = any(d.name.startswith(prefix) and _satisfies(d, criteria)
-                            and not any(r.match(d.name) for r in regexes) for d in entries)
+            childinfo = any(
+                d.name.startswith(prefix)
+                and _satisfies(d, criteria)
+                and not any(r.match(d.name) for r in regexes)
+                for d in entries
+            )
         if not selected and not childinfo:
             continue
         attributes: list[str] = []
@@ -185,8 +205,9 @@ def list_lines(request: ListRequest, folders: Sequence[Folder], lost: Sequence[s
                     attributes.append(entry.folder.special_use)
             if "SUBSCRIBED" in request.returns and entry.subscribed:
                 attributes.append("\\Subscribed")
-        line = (f"* {name} ({' '.join(attributes)}) \"{DELIMITER}\" ".encode()
-                + render(utf7.encode(entry.name)))
+        line = f'* {name} ({" ".join(attributes)}) "{DELIMITER}" '.encode() + render(
+            utf7.encode(entry.name)
+        )
         if childinfo and not request.lsub:
             line += b' ("CHILDINFO" (' + " ".join(f'"{c}"' for c in criteria).encode() + b"))"
         out.append((entry.folder, line + b"\r\n"))

@@ -52,8 +52,11 @@ def _target_uids(session: Session, command: Command) -> list[int]:
         raise BadCommand(f"{command.name} needs a sequence set")
     view = _view(session)
     numbers = SequenceSet.parse(command.args[0])
-    indexes = numbers.indexes_by_uid(view.uids) if command.name.startswith("UID") else numbers.indexes_by_seq(
-        view.count)
+    indexes = (
+        numbers.indexes_by_uid(view.uids)
+        if command.name.startswith("UID")
+        else numbers.indexes_by_seq(view.count)
+    )
     return [view.uids[i] for i in indexes]
 
 
@@ -74,7 +77,9 @@ async def cmd_close(session: Session, command: Command) -> str:
     if not view.readonly:
         async with session.db.write() as db_session:
             uids = await deleted_uids(db_session, view.folder_id)
-            await remove_entries(db_session, view.mailbox_id, view.folder_id, uids, only_deleted=True)
+            await remove_entries(
+                db_session, view.mailbox_id, view.folder_id, uids, only_deleted=True
+            )
     return await cmd_unselect(session, command)
 
 
@@ -88,7 +93,9 @@ async def cmd_expunge(session: Session, command: Command) -> str:
             chosen = SequenceSet.parse(command.args[0])
             top = view.uids[-1] if view.uids else 0
             uids = [uid for uid in uids if chosen.contains_uid(uid, top)]
-        removed = await remove_entries(db_session, view.mailbox_id, view.folder_id, uids, only_deleted=True)
+        removed = await remove_entries(
+            db_session, view.mailbox_id, view.folder_id, uids, only_deleted=True
+        )
     session.send(b"".join(view.remove(removed, vanished=session.qresync)))
     return f"{command.name} completed"
 
@@ -108,7 +115,9 @@ async def cmd_fetch(session: Session, command: Command) -> str:
         unseen = [uid for uid in uids if "\\Seen" not in view.flags[uid]]
         if unseen:
             async with session.db.write() as db_session:
-                update = await store_flags(db_session, view.mailbox_id, view.folder_id, unseen, "add", ["\\Seen"])
+                update = await store_flags(
+                    db_session, view.mailbox_id, view.folder_id, unseen, "add", ["\\Seen"]
+                )
             for uid, (flags, modseq) in update.changed.items():
                 view.set_flags(uid, flags, modseq)
             seen_now = set(update.changed)
@@ -129,27 +138,47 @@ async def cmd_fetch(session: Session, command: Command) -> str:
         await _fetch_flags_fast(session, view, uids, "UID" in request.items)
     elif not request.needs_message:
         for uid in uids:
-            await emit(render_fetch(view.seq_of(uid), uid, view.flags_of(uid), view.modseqs[uid], request, None,
-                                    add_flags=uid in seen_now))
+            await emit(
+                render_fetch(
+                    view.seq_of(uid),
+                    uid,
+                    view.flags_of(uid),
+                    view.modseqs[uid],
+                    request,
+                    None,
+                    add_flags=uid in seen_now,
+                )
+            )
     else:
         async with session.db.read() as db_session:
             async for row in rows_for_uids(db_session, view.folder_id, uids, request.columns()):
                 uid = row[0]
                 if uid not in view.flags:
                     continue
-                await emit(render_fetch(view.seq_of(uid), uid, view.flags_of(uid), view.modseqs[uid], request, row,
-                                        add_flags=uid in seen_now))
+                await emit(
+                    render_fetch(
+                        view.seq_of(uid),
+                        uid,
+                        view.flags_of(uid),
+                        view.modseqs[uid],
+                        request,
+                        row,
+                        add_flags=uid in seen_now,
+                    )
+                )
     session.send(b"".join(buffer))
     return f"{command.name} completed"
 
 
-async def _fetch_flags_fast(session: Session, view: SelectedFolder, uids: list[int], with_uid: bool) -> None:
+async def _fetch_flags_fast(
+    session: Session, view: SelectedFolder, uids: list[int], with_uid: bool
+) -> None:
     """``FETCH 1:* (FLAGS)`` on a big folder: straight from the view, flag lists rendered once each."""
     rendered: dict[frozenset[str], bytes] = {}
     seq_of = {uid: i + 1 for i, uid in enumerate(view.uids)} if len(uids) > 64 else None
     for start in range(0, len(uids), 5000):
         lines = []
-        for uid in uids[start:start + 5000]:
+        for uid in uids[start : start + 5000]:
             flags = view.flags_of(uid)
             text = rendered.get(flags)
             if text is None:
@@ -163,7 +192,9 @@ async def _fetch_flags_fast(session: Session, view: SelectedFolder, uids: list[i
         await session.channel.drain()
 
 
-async def _send_vanished(session: Session, view: SelectedFolder, command: Command, since: int) -> None:
+async def _send_vanished(
+    session: Session, view: SelectedFolder, command: Command, since: int
+) -> None:
     chosen = SequenceSet.parse(command.args[0])
     async with session.db.read() as db_session:
         changes = await changes_since(db_session, view.folder_id, since)
@@ -173,7 +204,9 @@ async def _send_vanished(session: Session, view: SelectedFolder, command: Comman
         session.send(f"* VANISHED (EARLIER) {format_uid_set(gone)}\r\n".encode())
 
 
-async def qresync_select(session: Session, uidvalidity: int, modseq: int, known: str | None) -> None:
+async def qresync_select(
+    session: Session, uidvalidity: int, modseq: int, known: str | None
+) -> None:
     """QRESYNC on SELECT: what vanished and what changed since the client's mod-sequence."""
     view = _view(session)
     if uidvalidity != view.uidvalidity:
@@ -182,13 +215,26 @@ async def qresync_select(session: Session, uidvalidity: int, modseq: int, known:
         changes = await changes_since(db_session, view.folder_id, modseq)
     known_set = SequenceSet.parse(Atom(known)) if known else None
     top = max((c.uid for c in changes), default=0)
-    gone = [c.uid for c in changes if c.gone and (known_set is None or known_set.contains_uid(c.uid, top))]
+    gone = [
+        c.uid
+        for c in changes
+        if c.gone and (known_set is None or known_set.contains_uid(c.uid, top))
+    ]
     out = []
     if gone:
         out.append(f"* VANISHED (EARLIER) {format_uid_set(gone)}\r\n".encode())
-    for change in sorted((c for c in changes if not c.gone and c.uid in view.flags), key=lambda c: c.uid):
-        out.append(b"* %d FETCH (UID %d FLAGS %s MODSEQ (%d))\r\n" % (
-            view.seq_of(change.uid), change.uid, render_flags(view.flags_of(change.uid)), view.modseqs[change.uid]))
+    for change in sorted(
+        (c for c in changes if not c.gone and c.uid in view.flags), key=lambda c: c.uid
+    ):
+        out.append(
+            b"* %d FETCH (UID %d FLAGS %s MODSEQ (%d))\r\n"
+            % (
+                view.seq_of(change.uid),
+                change.uid,
+                render_flags(view.flags_of(change.uid)),
+                view.modseqs[change.uid],
+            )
+        )
     session.send(b"".join(out))
 
 
@@ -214,8 +260,9 @@ async def cmd_store(session: Session, command: Command) -> str:
     flag_tokens = args[1] if len(args) == 2 and isinstance(args[1], list) else args[1:]
     flags = [parse_flag(t) for t in flag_tokens]
     async with session.db.write() as db_session:
-        update = await store_flags(db_session, view.mailbox_id, view.folder_id, uids, mode, flags,
-                                   unchanged_since)
+        update = await store_flags(
+            db_session, view.mailbox_id, view.folder_id, uids, mode, flags, unchanged_since
+        )
     for uid, (flags_now, modseq) in update.current.items():
         view.set_flags(uid, flags_now, modseq)
     # A keyword new to the folder is announced before the FETCH that shows it (RFC 3501 §7.2.6).
@@ -252,14 +299,21 @@ async def cmd_search(session: Session, command: Command) -> str:
             if all(matches(node, candidate, count, uid_top) for node in query.nodes):
                 found.append(candidate)
     else:
-        where = [StoredMessage.headers_text.icontains(text, autoescape=True)
-                 for text in query.header_prefilters() if text.isascii()]
+        where = [
+            StoredMessage.headers_text.icontains(text, autoescape=True)
+            for text in query.header_prefilters()
+            if text.isascii()
+        ]
         async with session.db.read() as db_session:
-            async for row in rows_for_uids(db_session, view.folder_id, view.uids, columns, where=where):
+            async for row in rows_for_uids(
+                db_session, view.folder_id, view.uids, columns, where=where
+            ):
                 uid = row[0]
                 if uid not in view.flags:
                     continue
-                candidate = Candidate(view.seq_of(uid), uid, view.flags_of(uid), view.modseqs[uid], row)
+                candidate = Candidate(
+                    view.seq_of(uid), uid, view.flags_of(uid), view.modseqs[uid], row
+                )
                 if all(matches(node, candidate, count, uid_top) for node in query.nodes):
                     found.append(candidate)
     numbers = [c.uid if command.name.startswith("UID") else c.seq for c in found]
@@ -280,12 +334,19 @@ async def _copy(session: Session, command: Command, *, move: bool) -> str:
     async with session.db.write() as db_session:
         pairs = await copy_entries(db_session, view.mailbox_id, view.folder_id, uids, target)
         if move and pairs:
-            await remove_entries(db_session, view.mailbox_id, view.folder_id, [s for s, _ in pairs],
-                                 only_deleted=False)
+            await remove_entries(
+                db_session,
+                view.mailbox_id,
+                view.folder_id,
+                [s for s, _ in pairs],
+                only_deleted=False,
+            )
     if not pairs:
         return f"{command.name} completed (nothing to {'move' if move else 'copy'})"
-    code = (f"COPYUID {target.uidvalidity} {format_uid_list([s for s, _ in pairs])} "
-            f"{format_uid_list([d for _, d in pairs])}")
+    code = (
+        f"COPYUID {target.uidvalidity} {format_uid_list([s for s, _ in pairs])} "
+        f"{format_uid_list([d for _, d in pairs])}"
+    )
     if not move:
         return f"[{code}] {command.name} completed"
     session.send(f"* OK [{code}] Moved\r\n".encode())

@@ -91,13 +91,16 @@ class _Tokenizer:
         if start + size > len(self.data):
             raise BadCommand("truncated literal")
         self.pos = start + size
-        return self.data[start:start + size]
+        return self.data[start : start + size]
 
     def atom(self) -> Atom:
         data, i = self.data, self.pos
         while i < len(data):
             b = data[i]
-            if b == 0x5B and data[self.pos:i].upper().decode("ascii", "replace") in _SECTION_ITEMS:
+            if (
+                b == 0x5B
+                and data[self.pos : i].upper().decode("ascii", "replace") in _SECTION_ITEMS
+            ):
                 close = data.find(b"]", i)
                 if close < 0 or b"\r" in data[i:close] or b"\n" in data[i:close]:
                     raise BadCommand("missing ']' at the end of the section")
@@ -108,7 +111,7 @@ class _Tokenizer:
             i += 1
         if i == self.pos:
             raise BadCommand(f"unexpected character {chr(data[i])!r}")
-        text = data[self.pos:i]
+        text = data[self.pos : i]
         self.pos = i
         try:
             return Atom(text.decode("ascii"))
@@ -120,7 +123,12 @@ def parse_command(data: bytes) -> Command:
     """Split a command into tag, name and arguments; raises BadCommand (with the tag when known)."""
     tokenizer = _Tokenizer(data)
     tokens = tokenizer.tokens()
-    if not tokens or not isinstance(tokens[0], Atom) or not _TAG.match(tokens[0]) or "+" in tokens[0]:
+    if (
+        not tokens
+        or not isinstance(tokens[0], Atom)
+        or not _TAG.match(tokens[0])
+        or "+" in tokens[0]
+    ):
         raise BadCommand("a command starts with a tag")
     tag = str(tokens[0])
     if len(tokens) < 2 or not isinstance(tokens[1], Atom):
@@ -167,7 +175,9 @@ class SequenceSet:
     """``1:4,7,9:*`` as ranges; ``None`` stands for ``*``."""
 
     ranges: tuple[tuple[int | None, int | None], ...]
-    _intervals: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict, compare=False, repr=False)
+    _intervals: dict[int, tuple[tuple[int, int], ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def parse(cls, token: Token) -> SequenceSet:
@@ -195,8 +205,12 @@ class SequenceSet:
         cached = self._intervals.get(top)
         if cached is not None:
             return cached
-        spans = sorted((min(a, b), max(a, b)) for a, b in (
-            (top if lo is None else lo, top if hi is None else hi) for lo, hi in self.ranges))
+        spans = sorted(
+            (min(a, b), max(a, b))
+            for a, b in (
+                (top if lo is None else lo, top if hi is None else hi) for lo, hi in self.ranges
+            )
+        )
         merged: list[tuple[int, int]] = []
         for lo, hi in spans:
             if merged and lo <= merged[-1][1] + 1:
@@ -225,7 +239,9 @@ class SequenceSet:
 
     def contains_uid(self, uid: int, top: int) -> bool:
         spans = self.intervals(top)
-        at = bisect.bisect_left(spans, (uid + 1, -1)) - 1  # the last interval starting at or below uid
+        at = (
+            bisect.bisect_left(spans, (uid + 1, -1)) - 1
+        )  # the last interval starting at or below uid
         return at >= 0 and spans[at][0] <= uid <= spans[at][1]
 
 
@@ -263,7 +279,9 @@ def format_uid_list(uids: list[int]) -> str:
 
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 _DATE = re.compile(r"^(\d{1,2})-([A-Za-z]{3})-(\d{4})$")
-_DATE_TIME = re.compile(r"^ ?(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)$")
+_DATE_TIME = re.compile(
+    r"^ ?(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)$"
+)
 
 
 def _month(name: str) -> int:
@@ -292,8 +310,9 @@ def parse_date_time(token: Token) -> dt.datetime:
     day, mon, year, hh, mm, ss, sign, zh, zm = match.groups()
     offset = dt.timedelta(hours=int(zh), minutes=int(zm)) * (-1 if sign == "-" else 1)
     try:
-        return dt.datetime(int(year), _month(mon), int(day), int(hh), int(mm), int(ss),
-                           tzinfo=dt.timezone(offset))
+        return dt.datetime(
+            int(year), _month(mon), int(day), int(hh), int(mm), int(ss), tzinfo=dt.timezone(offset)
+        )
     except ValueError:
         raise BadCommand("no such date-time") from None
 
@@ -305,8 +324,13 @@ def format_date_time(value: dt.datetime) -> str:
 
 
 _KEYWORD = re.compile(r"^[\x21-\x7e]+$")
-SYSTEM = {"\\seen": "\\Seen", "\\answered": "\\Answered", "\\flagged": "\\Flagged",
-          "\\deleted": "\\Deleted", "\\draft": "\\Draft"}
+SYSTEM = {
+    "\\seen": "\\Seen",
+    "\\answered": "\\Answered",
+    "\\flagged": "\\Flagged",
+    "\\deleted": "\\Deleted",
+    "\\draft": "\\Draft",
+}
 
 
 def parse_flag(token: Token, *, allow_recent: bool = False) -> str:

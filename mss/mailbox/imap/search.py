@@ -20,10 +20,18 @@ from mss.mailbox.structure import decoded_body
 
 Node = tuple[Any, ...]
 
-_FLAG_KEYS = {"ANSWERED": ("\\Answered", True), "DELETED": ("\\Deleted", True), "DRAFT": ("\\Draft", True),
-              "FLAGGED": ("\\Flagged", True), "SEEN": ("\\Seen", True),
-              "UNANSWERED": ("\\Answered", False), "UNDELETED": ("\\Deleted", False),
-              "UNDRAFT": ("\\Draft", False), "UNFLAGGED": ("\\Flagged", False), "UNSEEN": ("\\Seen", False)}
+_FLAG_KEYS = {
+    "ANSWERED": ("\\Answered", True),
+    "DELETED": ("\\Deleted", True),
+    "DRAFT": ("\\Draft", True),
+    "FLAGGED": ("\\Flagged", True),
+    "SEEN": ("\\Seen", True),
+    "UNANSWERED": ("\\Answered", False),
+    "UNDELETED": ("\\Deleted", False),
+    "UNDRAFT": ("\\Draft", False),
+    "UNFLAGGED": ("\\Flagged", False),
+    "UNSEEN": ("\\Seen", False),
+}
 _ADDRESS_KEYS = {"BCC": "Bcc", "CC": "Cc", "FROM": "From", "TO": "To"}
 _DATE_KEYS = {"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"}
 
@@ -201,7 +209,11 @@ class Candidate:
 
 def _field_values(headers_text: str, field_name: str) -> list[str]:
     prefix = field_name.lower() + ":"
-    return [line[len(prefix):] for line in headers_text.split("\n") if line[:len(prefix)].lower() == prefix]
+    return [
+        line[len(prefix) :]
+        for line in headers_text.split("\n")
+        if line[: len(prefix)].lower() == prefix
+    ]
 
 
 def _header_matches(headers_text: str, field_name: str, value: str) -> bool:
@@ -227,7 +239,9 @@ def _address_matches(headers_text: str, field_name: str, value: str) -> bool:
     """
     needle = value.casefold()
     for text in _field_values(headers_text, field_name):
-        if needle in text.casefold() or any(needle in form.casefold() for form in _address_forms(text)):
+        if needle in text.casefold() or any(
+            needle in form.casefold() for form in _address_forms(text)
+        ):
             return True
     return False
 
@@ -236,7 +250,7 @@ def _decode_part(raw: bytes, node: dict[str, Any]) -> str:
     try:
         data = decoded_body(raw, node)
     except ValueError:
-        data = raw[node["b"]:node["e"]]
+        data = raw[node["b"] : node["e"]]
     # The declared charset first; undeclared or wrong ones are common (8-bit text sent as "us-ascii").
     for charset in (node.get("charset") or "utf-8", "utf-8"):
         try:
@@ -252,7 +266,7 @@ def body_text(raw: bytes, node: dict[str, Any]) -> str:
         return "\n".join(body_text(raw, child) for child in node["parts"])
     if "msg" in node:
         inner = node["msg"]
-        return raw[inner["h"]:inner["b"]].decode("utf-8", "replace") + body_text(raw, inner)
+        return raw[inner["h"] : inner["b"]].decode("utf-8", "replace") + body_text(raw, inner)
     if node.get("type", "").startswith("text/"):
         return _decode_part(raw, node)
     return ""
@@ -299,7 +313,11 @@ def matches(node: Node, c: Candidate, count: int, top_uid: int) -> bool:
         sent = row.sent_date
         if sent is None:
             return False
-        return {"sentbefore": sent < node[1], "senton": sent == node[1], "sentsince": sent >= node[1]}[kind]
+        return {
+            "sentbefore": sent < node[1],
+            "senton": sent == node[1],
+            "sentsince": sent >= node[1],
+        }[kind]
     if kind == "larger":
         return row.size > node[1]
     if kind == "smaller":
@@ -308,6 +326,8 @@ def matches(node: Node, c: Candidate, count: int, top_uid: int) -> bool:
         return node[1].casefold() in body_text(row.raw, row.bodystructure["parts"]).casefold()
     if kind == "text":
         needle = node[1].casefold()
-        return needle in row.headers_text.casefold() or needle in body_text(
-            row.raw, row.bodystructure["parts"]).casefold()
+        return (
+            needle in row.headers_text.casefold()
+            or needle in body_text(row.raw, row.bodystructure["parts"]).casefold()
+        )
     raise AssertionError(kind)

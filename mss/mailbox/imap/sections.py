@@ -13,8 +13,11 @@ from typing import Any
 
 from mss.mailbox.imap.wire import BadCommand
 
-_SECTION = re.compile(r"^((?:[1-9]\d{0,8})(?:\.[1-9]\d{0,8})*)?(?:\.?(HEADER\.FIELDS\.NOT|HEADER\.FIELDS|HEADER|TEXT|MIME))?"
-                      r"(?:\s*\((.*)\))?$", re.IGNORECASE | re.DOTALL)
+_SECTION = re.compile(
+    r"^((?:[1-9]\d{0,8})(?:\.[1-9]\d{0,8})*)?(?:\.?(HEADER\.FIELDS\.NOT|HEADER\.FIELDS|HEADER|TEXT|MIME))?"
+    r"(?:\s*\((.*)\))?$",
+    re.IGNORECASE | re.DOTALL,
+)
 _FIELD_LINE = re.compile(rb"[^\r\n]*(?:\r?\n[ \t][^\r\n]*)*(?:\r?\n|$)")
 
 
@@ -35,7 +38,7 @@ class Section:
         numbers_text, text, fields_text = match.groups()
         numbers = tuple(int(n) for n in numbers_text.split(".")) if numbers_text else ()
         text = (text or "").upper()
-        if numbers_text and spec.strip()[len(numbers_text):][:1] not in ("", "."):
+        if numbers_text and spec.strip()[len(numbers_text) :][:1] not in ("", "."):
             raise BadCommand(f"invalid section [{spec}]")
         fields: tuple[str, ...] = ()
         if text.startswith("HEADER.FIELDS"):
@@ -96,16 +99,16 @@ def section_bytes(raw: bytes, parts: dict[str, Any], section: Section) -> bytes:
         node, is_message = children[number - 1]
     text = section.text
     if text == "":
-        return raw if not section.numbers else raw[node["b"]:node["e"]]
+        return raw if not section.numbers else raw[node["b"] : node["e"]]
     if text == "MIME":
-        return raw[node["h"]:node["b"]]
+        return raw[node["h"] : node["b"]]
     if section.numbers:
         # n.HEADER and n.TEXT name the header and body of the message that part n encapsulates.
         if "msg" not in node:
             return b""
         node = node["msg"]
     if text == "HEADER":
-        return raw[node["h"]:node["b"]]
+        return raw[node["h"] : node["b"]]
     if text == "TEXT":
-        return raw[node["b"]:node["e"]]
-    return _filter_fields(raw[node["h"]:node["b"]], section.fields, keep=text == "HEADER.FIELDS")
+        return raw[node["b"] : node["e"]]
+    return _filter_fields(raw[node["h"] : node["b"]], section.fields, keep=text == "HEADER.FIELDS")

@@ -49,8 +49,10 @@ class SelectedFolder:
         rows = await load_entries(session, self.folder_id)
         shared: dict[str, frozenset[str]] = {}  # most messages share a few flag sets
         self.uids = [uid for uid, _f, _m in rows]
-        self.flags = {uid: shared.get(flags) or shared.setdefault(flags, parse_flags(flags))
-                      for uid, flags, _m in rows}
+        self.flags = {
+            uid: shared.get(flags) or shared.setdefault(flags, parse_flags(flags))
+            for uid, flags, _m in rows
+        }
         self.modseqs = {uid: modseq for uid, _f, modseq in rows}
 
     @property
@@ -83,8 +85,11 @@ class SelectedFolder:
         """``* FLAGS`` and ``* OK [PERMANENTFLAGS]`` naming every keyword of the folder (RFC 3501 §7.2.6)."""
         self.announced |= self.keywords()
         flags = " ".join([*SYSTEM_FLAGS, *sorted(self.announced)])
-        permanent = "* OK [PERMANENTFLAGS ()] Read-only" if self.readonly else (
-            f"* OK [PERMANENTFLAGS ({flags} \\*)] Flags permitted")
+        permanent = (
+            "* OK [PERMANENTFLAGS ()] Read-only"
+            if self.readonly
+            else (f"* OK [PERMANENTFLAGS ({flags} \\*)] Flags permitted")
+        )
         return f"* FLAGS ({flags})\r\n{permanent}\r\n".encode()
 
     def announce_keywords(self, flag_sets: Iterable[frozenset[str]]) -> bytes:
@@ -121,8 +126,9 @@ class SelectedFolder:
                 out.append(b"* %d EXPUNGE\r\n" % (index + 1))
         return out
 
-    async def catch_up(self, session: AsyncSession, *, allow_expunge: bool, condstore: bool,
-                       qresync: bool) -> list[bytes]:
+    async def catch_up(
+        self, session: AsyncSession, *, allow_expunge: bool, condstore: bool, qresync: bool
+    ) -> list[bytes]:
         """Untagged responses for every change made by others since the last catch-up."""
         changes = await changes_since(session, self.folder_id, self.known_modseq)
         out: list[bytes] = []
@@ -135,7 +141,9 @@ class SelectedFolder:
                 if change.uid in self.flags:
                     self.pending_expunge.add(change.uid)
             elif change.uid in self.flags:
-                if self.flags[change.uid] != change.flags or (condstore and self.modseqs[change.uid] != change.modseq):
+                if self.flags[change.uid] != change.flags or (
+                    condstore and self.modseqs[change.uid] != change.modseq
+                ):
                     changed.append(change.uid)
                 self.flags[change.uid] = change.flags
                 self.modseqs[change.uid] = change.modseq
@@ -149,10 +157,16 @@ class SelectedFolder:
         if new_uids:
             self.uids.extend(sorted(new_uids))
             out.append(b"* %d EXISTS\r\n" % len(self.uids))
-        out.append(self.announce_keywords(self.flags[uid] for uid in [*changed, *new_uids] if uid in self.flags))
+        out.append(
+            self.announce_keywords(
+                self.flags[uid] for uid in [*changed, *new_uids] if uid in self.flags
+            )
+        )
         for uid in sorted(set(changed)):
             if uid in self.flags:
                 modseq = b" MODSEQ (%d)" % self.modseqs[uid] if condstore else b""
-                out.append(b"* %d FETCH (UID %d FLAGS %s%s)\r\n" % (
-                    self.seq_of(uid), uid, render_flags(self.flags_of(uid)), modseq))
+                out.append(
+                    b"* %d FETCH (UID %d FLAGS %s%s)\r\n"
+                    % (self.seq_of(uid), uid, render_flags(self.flags_of(uid)), modseq)
+                )
         return out

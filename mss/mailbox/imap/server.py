@@ -104,7 +104,9 @@ class ImapService:
             self.listener = PostgresListener(self.db.url)
             await self.listener.start()
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, tls: bool) -> None:
+    async def handle(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, tls: bool
+    ) -> None:
         log_format.session_id.set(log_format.new_id())  # this connection's task: every line it logs
         connection = Connection(self, reader, writer, tls=tls)
         self.connections.add(connection)
@@ -126,8 +128,14 @@ class ImapService:
 class Connection:
     """One client: framing, limits and the I/O a session needs (the Channel protocol)."""
 
-    def __init__(self, service: ImapService, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 *, tls: bool) -> None:
+    def __init__(
+        self,
+        service: ImapService,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        tls: bool,
+    ) -> None:
         self.service = service
         self.reader = reader
         self.writer = writer
@@ -138,8 +146,14 @@ class Connection:
         peer = writer.get_extra_info("peername")
         self.peer_ip = peer[0] if peer else "unknown"
         self._idle_read: asyncio.Future[bytes] | None = None
-        self.session = Session(service.db, self, service.throttle, service.per_user,
-                               idle_timeout=service.limits.imap_idle_timeout, keepalive=service.keepalive)
+        self.session = Session(
+            service.db,
+            self,
+            service.throttle,
+            service.per_user,
+            idle_timeout=service.limits.imap_idle_timeout,
+            keepalive=service.keepalive,
+        )
 
     # --- Channel ---
 
@@ -161,7 +175,9 @@ class Connection:
         try:
             await self.writer.start_tls(self.service.ssl_context)
         except ssl.SSLError as exc:  # the client's doing: one WARNING line, no traceback
-            handshake_failures.report("IMAP (STARTTLS)", self.writer.get_extra_info("peername"), exc)
+            handshake_failures.report(
+                "IMAP (STARTTLS)", self.writer.get_extra_info("peername"), exc
+            )
             raise ConnectionAbortedError("the TLS handshake failed") from None
         shrink_tls_read_buffer(self.writer)
         self.tls = True
@@ -173,8 +189,9 @@ class Connection:
             self._idle_read = asyncio.ensure_future(self._readline())
         waker = asyncio.ensure_future(wake.wait())
         try:
-            done, _ = await asyncio.wait({self._idle_read, waker}, timeout=keepalive,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {self._idle_read, waker}, timeout=keepalive, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             waker.cancel()
         if self._idle_read in done:
@@ -216,15 +233,20 @@ class Connection:
             if size > max_literal and not logged_in:
                 # RFC 7888 §4, §5: a non-synchronising literal's bytes are already on their way;
                 # BYE and close rather than read them. A synchronising one is refused unsent.
-                sentence = f"[TOOBIG] before login a literal is at most {PRE_AUTH_MAX_LITERAL} bytes"
+                sentence = (
+                    f"[TOOBIG] before login a literal is at most {PRE_AUTH_MAX_LITERAL} bytes"
+                )
                 if non_sync:
                     raise ProtocolViolation(sentence, bye_only=True)
                 raise LiteralTooBig(f"{tag_of(bytes(data))} BAD {sentence}\r\n".encode(), bad=True)
             if size > max_literal:
                 if non_sync:
                     raise ProtocolViolation(f"literal of {size} bytes is over the limit")
-                raise LiteralTooBig(f"{tag_of(bytes(data))} NO [TOOBIG] the message is larger than the limit "
-                                    f"of {max_literal} bytes\r\n".encode(), bad=False)
+                raise LiteralTooBig(
+                    f"{tag_of(bytes(data))} NO [TOOBIG] the message is larger than the limit "
+                    f"of {max_literal} bytes\r\n".encode(),
+                    bad=False,
+                )
             if len(data) + size > max_command:
                 raise ProtocolViolation("command too long")
             if not non_sync:
@@ -300,12 +322,18 @@ class Connection:
             return exc.response(command.tag), False
         except DatabaseUnavailable as exc:
             log.warning("IMAP %s failed: %s", command.name, exc)
-            return f"{command.tag} NO [UNAVAILABLE] the mail store is unavailable, try again later\r\n".encode(), False
+            return (
+                f"{command.tag} NO [UNAVAILABLE] the mail store is unavailable, try again later\r\n".encode(),
+                False,
+            )
         except (ConnectionError, asyncio.IncompleteReadError, ProtocolViolation):
             raise
         except Exception:
             log.exception("IMAP %s failed", command.name)
-            return f"{command.tag} NO [SERVERBUG] internal error, the administrator has the details\r\n".encode(), False
+            return (
+                f"{command.tag} NO [SERVERBUG] internal error, the administrator has the details\r\n".encode(),
+                False,
+            )
 
     async def _close(self) -> None:
         if self._idle_read is not None:
@@ -315,7 +343,9 @@ class Connection:
             await asyncio.wait_for(self.writer.wait_closed(), 2)
 
 
-async def start_imap_servers(settings: Settings, db: Database, ssl_context: ssl.SSLContext) -> list[asyncio.Server]:
+async def start_imap_servers(
+    settings: Settings, db: Database, ssl_context: ssl.SSLContext
+) -> list[asyncio.Server]:
     """Listen on the STARTTLS port (``ports.imap``) and the implicit-TLS port (``ports.imaps``).
 
     Port 0 picks a free port (see ``server.sockets[0].getsockname()``). Stop with
@@ -325,12 +355,25 @@ async def start_imap_servers(settings: Settings, db: Database, ssl_context: ssl.
     await service.start_listener()
     servers: list[asyncio.Server] = []
     if settings.listeners.imap:
-        servers.append(await asyncio.start_server(
-            lambda r, w: service.handle(r, w, tls=False), settings.bind, settings.ports.imap, limit=MAX_LINE))
+        servers.append(
+            await asyncio.start_server(
+                lambda r, w: service.handle(r, w, tls=False),
+                settings.bind,
+                settings.ports.imap,
+                limit=MAX_LINE,
+            )
+        )
     if settings.listeners.imaps:
-        servers.append(await asyncio.start_server(
-            lambda r, w: service.handle(r, w, tls=True), settings.bind, settings.ports.imaps, ssl=ssl_context,
-            limit=MAX_LINE, ssl_handshake_timeout=30))
+        servers.append(
+            await asyncio.start_server(
+                lambda r, w: service.handle(r, w, tls=True),
+                settings.bind,
+                settings.ports.imaps,
+                ssl=ssl_context,
+                limit=MAX_LINE,
+                ssl_handshake_timeout=30,
+            )
+        )
     for server in servers:
         server.mss_imap_service = service  # type: ignore[attr-defined]
     return servers

@@ -54,8 +54,10 @@ from mss.mailbox.store import append as store_append
 # Before login literals are small (server.PRE_AUTH_MAX_LITERAL): LITERAL-, which RFC 7888 §5
 # forbids advertising together with LITERAL+; after login LITERAL+ and the big literal limit.
 PRE_AUTH_CAPS = "IMAP4rev1 SASL-IR LITERAL- ID ENABLE IDLE NAMESPACE"
-POST_AUTH_CAPS = ("IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS MOVE SPECIAL-USE UNSELECT "
-                  "CHILDREN CONDSTORE QRESYNC MULTIAPPEND LIST-EXTENDED LIST-STATUS STATUS=SIZE")
+POST_AUTH_CAPS = (
+    "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS MOVE SPECIAL-USE UNSELECT "
+    "CHILDREN CONDSTORE QRESYNC MULTIAPPEND LIST-EXTENDED LIST-STATUS STATUS=SIZE"
+)
 CATCH_UP_EVERY = 30.0  # seconds: catch up even without a wake-up (writers in another process)
 
 
@@ -88,8 +90,16 @@ class Limits(Protocol):
 class Session:
     """The state of one connection and its command handlers."""
 
-    def __init__(self, db: Database, channel: Channel, throttle: LoginThrottle, per_user: ConnectionCounter,
-                 *, idle_timeout: float, keepalive: float = 120.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        channel: Channel,
+        throttle: LoginThrottle,
+        per_user: ConnectionCounter,
+        *,
+        idle_timeout: float,
+        keepalive: float = 120.0,
+    ) -> None:
         self.db = db
         self.db_key = notify.database_key(db.engine.url)
         self.channel = channel
@@ -145,13 +155,19 @@ class Session:
                 if self._should_catch_up() or command.name in ("NOOP", "CHECK"):
                     await self.catch_up(allow_expunge=not blocks_expunge)
                 elif not blocks_expunge and self.selected.pending_expunge:
-                    self.send(b"".join(self.selected.remove(sorted(self.selected.pending_expunge),
-                                                            vanished=self.qresync)))
+                    self.send(
+                        b"".join(
+                            self.selected.remove(
+                                sorted(self.selected.pending_expunge), vanished=self.qresync
+                            )
+                        )
+                    )
         return f"{command.tag} OK {result}\r\n".encode()
 
     def _should_catch_up(self) -> bool:
         return bool(self.wake is not None and self.wake.is_set()) or (
-            time.monotonic() - self.last_catch_up > CATCH_UP_EVERY)
+            time.monotonic() - self.last_catch_up > CATCH_UP_EVERY
+        )
 
     async def catch_up(self, *, allow_expunge: bool) -> None:
         assert self.selected is not None
@@ -160,11 +176,14 @@ class Session:
         self.last_catch_up = time.monotonic()
         view = self.selected
         async with self.db.read() as session:
-            out = await view.catch_up(session, allow_expunge=allow_expunge, condstore=self.condstore,
-                                      qresync=self.qresync)
+            out = await view.catch_up(
+                session, allow_expunge=allow_expunge, condstore=self.condstore, qresync=self.qresync
+            )
         if view.new_since_catch_up and not view.readonly:
             async with self.db.write() as session:
-                first, end = await claim_recent(session, view.folder_id, view.new_since_catch_up[-1] + 1)
+                first, end = await claim_recent(
+                    session, view.folder_id, view.new_since_catch_up[-1] + 1
+                )
             before = len(view.recent)
             view.mark_recent(first, end)
             if len(view.recent) != before:
@@ -187,7 +206,9 @@ class Session:
         return "LOGOUT completed"
 
     async def cmd_id(self, command: Command) -> str:
-        self.send(b'* ID ("name" "MSS hub" "version" ' + render(__version__) + b' "vendor" "MSS")\r\n')
+        self.send(
+            b'* ID ("name" "MSS hub" "version" ' + render(__version__) + b' "vendor" "MSS")\r\n'
+        )
         return "ID completed"
 
     # --- not authenticated ---
@@ -204,14 +225,18 @@ class Session:
 
     def _require_tls(self) -> None:
         if not self.channel.tls:
-            raise ImapError("log in only after STARTTLS: passwords never travel in clear text",
-                            "PRIVACYREQUIRED")
+            raise ImapError(
+                "log in only after STARTTLS: passwords never travel in clear text",
+                "PRIVACYREQUIRED",
+            )
 
     async def cmd_login(self, command: Command) -> str:
         if len(command.args) != 2:
             raise BadCommand("LOGIN needs a user name and a password")
         self._require_tls()
-        await self._log_in(as_text(command.args[0], "a user name"), as_text(command.args[1], "a password"))
+        await self._log_in(
+            as_text(command.args[0], "a user name"), as_text(command.args[1], "a password")
+        )
         return "Logged in"
 
     async def cmd_authenticate(self, command: Command) -> str:
@@ -245,7 +270,9 @@ class Session:
     async def _log_in(self, address: str, password: str) -> None:
         user = await authenticate(self.db, self.throttle, self.channel.peer_ip, address, password)
         if not self.per_user.acquire(user.mailbox_id):
-            raise ImapError("too many connections to this mailbox; close another mail client first", "LIMIT")
+            raise ImapError(
+                "too many connections to this mailbox; close another mail client first", "LIMIT"
+            )
         if not set(DEFAULT_FOLDERS) <= user.folders:  # read with the mailbox at login
             async with self.db.write() as session:
                 await ensure_folders(session, user.mailbox_id)
@@ -296,7 +323,9 @@ class Session:
                 self.send(b"* OK [CLOSED] Previous mailbox closed\r\n")
         folder = await self._folder(command.args[0])
         assert self.user is not None
-        view = SelectedFolder(folder.id, self.user.mailbox_id, folder.name, folder.uidvalidity, readonly)
+        view = SelectedFolder(
+            folder.id, self.user.mailbox_id, folder.name, folder.uidvalidity, readonly
+        )
         if self.wake is not None:
             self.wake.clear()
         async with self.db.read() as session:
@@ -310,12 +339,16 @@ class Session:
             view.mark_recent(first, end)
         self.last_catch_up = time.monotonic()
         lines = [f"* {view.count} EXISTS", f"* {len(view.recent)} RECENT"]
-        first_unseen = next((i + 1 for i, uid in enumerate(view.uids) if "\\Seen" not in view.flags[uid]), 0)
+        first_unseen = next(
+            (i + 1 for i, uid in enumerate(view.uids) if "\\Seen" not in view.flags[uid]), 0
+        )
         if first_unseen:
             lines.append(f"* OK [UNSEEN {first_unseen}] First unseen")
-        lines += [f"* OK [UIDVALIDITY {folder.uidvalidity}] UIDs valid",
-                  f"* OK [UIDNEXT {status.uidnext}] Predicted next UID",
-                  f"* OK [HIGHESTMODSEQ {view.known_modseq}] Highest"]
+        lines += [
+            f"* OK [UIDVALIDITY {folder.uidvalidity}] UIDs valid",
+            f"* OK [UIDNEXT {status.uidnext}] Predicted next UID",
+            f"* OK [HIGHESTMODSEQ {view.known_modseq}] Highest",
+        ]
         self.send(view.flags_responses() + ("\r\n".join(lines) + "\r\n").encode())
         self.selected = view
         self.state = State.SELECTED
@@ -343,7 +376,11 @@ class Session:
                 if len(inner) < 2:
                     raise BadCommand("QRESYNC needs a UIDVALIDITY and a mod-sequence")
                 known = str(inner[2]) if len(inner) > 2 and isinstance(inner[2], Atom) else None
-                result = (as_number(inner[0], "UIDVALIDITY"), as_number(inner[1], "mod-sequence"), known)
+                result = (
+                    as_number(inner[0], "UIDVALIDITY"),
+                    as_number(inner[1], "mod-sequence"),
+                    known,
+                )
                 i += 2
             else:
                 raise BadCommand(f"unknown SELECT parameter {name}")
@@ -387,8 +424,14 @@ class Session:
             raise BadCommand(f"{command.name} needs one mailbox name")
         assert self.user is not None
         async with self.db.write() as session:
-            await _folder_op(set_subscribed(session, self.user.mailbox_id, self._folder_name(command.args[0]),
-                                            command.name == "SUBSCRIBE"))
+            await _folder_op(
+                set_subscribed(
+                    session,
+                    self.user.mailbox_id,
+                    self._folder_name(command.args[0]),
+                    command.name == "SUBSCRIBE",
+                )
+            )
         return f"{command.name} completed"
 
     async def cmd_list(self, command: Command) -> str:
@@ -417,9 +460,15 @@ class Session:
     async def _status_line(self, folder: Folder, items: list[str]) -> bytes:
         async with self.db.read() as session:
             status = await folder_status(session, folder, with_size="SIZE" in items)
-        values = {"MESSAGES": status.messages, "RECENT": status.recent, "UIDNEXT": status.uidnext,
-                  "UIDVALIDITY": status.uidvalidity, "UNSEEN": status.unseen,
-                  "HIGHESTMODSEQ": status.highest_modseq, "SIZE": status.size}
+        values = {
+            "MESSAGES": status.messages,
+            "RECENT": status.recent,
+            "UIDNEXT": status.uidnext,
+            "UIDVALIDITY": status.uidvalidity,
+            "UNSEEN": status.unseen,
+            "HIGHESTMODSEQ": status.highest_modseq,
+            "SIZE": status.size,
+        }
         body = " ".join(f"{i} {values[i]}" for i in items)
         return b"* STATUS " + render(utf7.encode(folder.name)) + f" ({body})\r\n".encode()
 
@@ -433,7 +482,9 @@ class Session:
             uids = []
             for flags, when, raw in batches:
                 stored = await store_message(session, raw, internal_date=when)
-                entry = await store_append(session, self.user.mailbox_id, folder.name, stored, flags)
+                entry = await store_append(
+                    session, self.user.mailbox_id, folder.name, stored, flags
+                )
                 uids.append(entry.uid)
         return f"[APPENDUID {folder.uidvalidity} {format_uid_set(uids)}] APPEND completed"
 

@@ -17,7 +17,9 @@ def encode(name: str) -> str:
     def flush() -> None:
         if pending:
             data = "".join(pending).encode("utf-16-be")
-            out.append("&" + base64.b64encode(data).decode("ascii").rstrip("=").replace("/", ",") + "-")
+            out.append(
+                "&" + base64.b64encode(data).decode("ascii").rstrip("=").replace("/", ",") + "-"
+            )
             pending.clear()
 
     for char in name:
@@ -45,13 +47,15 @@ def decode(wire: str) -> str:
         end = wire.find("-", i)
         if end < 0:
             raise InvalidMailboxName(f"{wire!r}: unterminated '&' sequence")
-        chunk = wire[i + 1:end]
+        chunk = wire[i + 1 : end]
         if not chunk:
             out.append("&")
         else:
             data = chunk.replace(",", "/")
             try:
-                decoded = base64.b64decode(data + "=" * (-len(data) % 4), validate=True).decode("utf-16-be")
+                decoded = base64.b64decode(data + "=" * (-len(data) % 4), validate=True).decode(
+                    "utf-16-be"
+                )
             except (ValueError, UnicodeDecodeError):
                 raise InvalidMailboxName(f"{wire!r}: bad modified UTF-7 sequence") from None
             out.append(decoded)

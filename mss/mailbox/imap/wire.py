@@ -87,8 +87,14 @@ def render(value: Any) -> bytes:
 
 def render_list(items: list[Any]) -> bytes:
     """A parenthesised list whose items are already-rendered bytes or values."""
-    return b"(" + b" ".join(item if isinstance(item, bytes) and not isinstance(item, Literal)
-                            else render(item) for item in items) + b")"
+    return (
+        b"("
+        + b" ".join(
+            item if isinstance(item, bytes) and not isinstance(item, Literal) else render(item)
+            for item in items
+        )
+        + b")"
+    )
 
 
 def as_text(token: Any, what: str) -> str:
