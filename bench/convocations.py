@@ -78,7 +78,8 @@ def ins_of(number: int) -> str:
 def build_plain(
     row: AppointmentRow, sender: ConvocationSender, *, xdm: bytes | None = None
 ) -> tuple[bytes, str]:
-    """The baseline: a signed text message of the same size class, without a calendar, built the same way."""
+    """The baseline: a signed text message of the same size class, without a calendar, built the
+    same way."""
     recipient = patient_address(row.ins, sender.domain)
     body = text_part(
         "plain", f"Bonjour {row.given_names} {row.family_name},\n\nVotre dossier est à jour.\n" * 8
@@ -111,7 +112,8 @@ def rows(count: int, patients: int, tag: str) -> list[AppointmentRow]:
 def hospital_side(
     sender: ConvocationSender, count: int, patients: int, tag: str, plain: bool, connections: int
 ) -> tuple[int, float, float]:
-    """In the hospital's process: send every row; (refusals, seconds, CPU seconds of this process)."""
+    """In the hospital's process: send every row; (refusals, seconds, CPU seconds of this
+    process)."""
     batch = rows(count, patients, tag)
     began, cpu = time.perf_counter(), _cpu_seconds()
     refusals = asyncio.run(
@@ -127,7 +129,8 @@ def hospital_side(
 
 
 def _cpu_seconds(children: list[ChildProcess] | None = None) -> float:
-    """User and system CPU time of this process (the hub), every thread included, and of its child processes."""
+    """User and system CPU time of this process (the hub), every thread included, and of its child
+    processes."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return (
         usage.ru_utime + usage.ru_stime + sum(_child_cpu_seconds(child) for child in children or [])
@@ -200,7 +203,8 @@ async def notices_sent(db: Database, after_job_id: int) -> int:
 
 
 async def count_done(db: Database, wanted: int, after_job_id: int) -> tuple[int, int]:
-    """(agenda entries, notifications sent); the notifications, a longer count, once the entries are all there."""
+    """(agenda entries, notifications sent); the notifications, a longer count, once the entries
+    are all there."""
     async with db.read() as session:
         entries = int(await session.scalar(select(func.count()).select_from(Appointment)) or 0)
     if entries < wanted:
@@ -342,7 +346,8 @@ async def run(args: argparse.Namespace, work: Path) -> None:
     )
     print(f"ratio convocations / plain: {conv_rate / plain_rate:.2f}")
     print(
-        f"hub CPU per message (all its threads and processes): plain {1000 * plain_cpu / args.n:.1f} ms, "
+        f"hub CPU per message (all its threads and processes): plain "
+        f"{1000 * plain_cpu / args.n:.1f} ms, "
         f"convocation {1000 * conv_cpu / args.n:.1f} ms"
     )
     if job_process is not None:
@@ -351,7 +356,8 @@ async def run(args: argparse.Namespace, work: Path) -> None:
             f"convocation {1000 * conv_child / args.n:.1f} ms"
         )
     print(
-        f"hospital side CPU per message (building, signing, sending): plain {1000 * plain_client_cpu / args.n:.1f} ms, "
+        f"hospital side CPU per message (building, signing, sending): plain "
+        f"{1000 * plain_client_cpu / args.n:.1f} ms, "
         f"convocation {1000 * conv_client_cpu / args.n:.1f} ms"
     )
     if args.stages:

@@ -187,7 +187,8 @@ def free_port() -> int:
 
 
 def make_pki(directory: Path) -> Path:
-    """A development PKI in ``directory/pki`` (what ``mss pki init`` makes); returns the data directory."""
+    """A development PKI in ``directory/pki`` (what ``mss pki init`` makes); returns the data
+    directory."""
     from mss.crypto.pki import init_pki
 
     init_pki(directory / "pki", ["localhost"], operator_domain="mss.localhost")
@@ -440,12 +441,14 @@ async def main(args: argparse.Namespace) -> None:
                 port, context, args.clients, args.seconds, args.messages, args.seed
             )
             print(
-                f"{name:>14}: {results[name]:8.1f} operations/s  ({args.clients} clients, {args.seconds:.0f} s, "
+                f"{name:>14}: {results[name]:8.1f} operations/s  ({args.clients} clients, "
+                f"{args.seconds:.0f} s, "
                 f"seed {args.seed}, {'SQLite' if url.startswith('sqlite') else 'PostgreSQL'})",
                 flush=True,
             )
         print(
-            f"{'ratio':>14}: {results['mss hub'] / results['pymap (dict)']:8.2f} x pymap (target >= 2)"
+            f"{'ratio':>14}: {results['mss hub'] / results['pymap (dict)']:8.2f} x pymap "
+            f"(target >= 2)"
         )
         print("hub only:")
         await big_folder_figures(hub_port, context, args.big_folder)

@@ -1,7 +1,10 @@
-"""IMAP against the real anchor: the hub and a private Dovecot (Debian's dovecot-imapd) under the same load.
+"""IMAP against the real anchor: the hub and a private Dovecot (Debian's dovecot-imapd) under the
+same load.
 
-    .venv/bin/python bench/imap_vs_dovecot.py            # the issue's run: 20 clients, 50 users, 30 s
-    .venv/bin/python bench/imap_vs_dovecot.py --clients 20 --seconds 30 --rounds 2 --big-folder 100000
+    .venv/bin/python bench/imap_vs_dovecot.py            # the issue's run: 20 clients, 50 users,
+30 s
+    .venv/bin/python bench/imap_vs_dovecot.py --clients 20 --seconds 30 --rounds 2 --big-folder
+100000
 
 Both servers run in this sitting, on loopback, over implicit TLS with the same
 certificate (the hub's development PKI, ``mss.crypto.pki.init_pki``), with the
@@ -124,14 +127,16 @@ def process_tree(root: int) -> list[int]:
 
 
 def tree_cpu(root: int) -> dict[str, float]:
-    """CPU seconds of a server by process name: every process of its tree, with the children it reaped."""
+    """CPU seconds of a server by process name: every process of its tree, with the children it
+    reaped."""
     by_name: dict[str, float] = {}
     for pid in process_tree(root):
         try:
             ticks = _stat(pid)[1]
             name = Path(f"/proc/{pid}/cmdline").read_text().split("\0")[0].rsplit("/", 1)[-1]
         except (OSError, IndexError, ValueError):
-            continue  # gone between the listing and the read: its time is in its parent's reaped ticks
+            # gone between the listing and the read: its time is in its parent's reaped ticks
+            continue
         name = f"{name} (with its exited children)" if pid == root else name
         by_name[name] = by_name.get(name, 0.0) + ticks / TICKS
     return by_name
@@ -166,7 +171,8 @@ def maildir_name(n: int, size: int, seen: bool) -> str:
 
 
 def fill_maildir(folder: Path, messages: list[bytes] | None, big: int = 0) -> None:
-    """A maildir folder holding ``messages`` (unseen), or ``big`` copies of the big-folder message."""
+    """A maildir folder holding ``messages`` (unseen), or ``big`` copies of the big-folder
+    message."""
     for sub in ("cur", "new", "tmp"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     cur = folder / "cur"
@@ -181,7 +187,8 @@ def fill_maildir(folder: Path, messages: list[bytes] | None, big: int = 0) -> No
 async def prepare_hub(
     settings: Any, users: int, password_hash: str, messages: list[bytes], big: int
 ) -> None:
-    """Schema, the users (one argon2id hash for all), their INBOX and the big folder, by bulk filing."""
+    """Schema, the users (one argon2id hash for all), their INBOX and the big folder, by bulk
+    filing."""
     from mss.db import Database
     from mss.directory.models import Mailbox, MailboxKind, Professional
     from mss.mailbox.store import (
@@ -217,7 +224,7 @@ async def prepare_hub(
     for mailbox_id in ids:
         async with db.write() as session:
             stored = await insert_messages(
-                session, [message_values(raw, f) for raw, f in zip(messages, facts)]
+                session, [message_values(raw, f) for raw, f in zip(messages, facts, strict=True)]
             )
             await append_many(session, [Append(mailbox_id, INBOX, m) for m in stored])
     raw = big_message()
@@ -358,7 +365,8 @@ default_client_limit = 10000
         self.root.chmod(0o755)
 
     def start(self) -> None:
-        """The master in the foreground, a child of this process; its pid is the root of the instance."""
+        """The master in the foreground, a child of this process; its pid is the root of the
+        instance."""
         errors = (self.root / "stderr.log").open("wb")
         # In this process group: whatever stops the benchmark's group stops Dovecot too.
         self.process = process = subprocess.Popen(
@@ -426,7 +434,8 @@ class Tally:
 
 
 class MixClient(Client):
-    """``imap_load.Client`` over implicit TLS, tracking EXISTS and counting replies instead of raising."""
+    """``imap_load.Client`` over implicit TLS, tracking EXISTS and counting replies instead of
+    raising."""
 
     exists = 0
 
@@ -628,8 +637,10 @@ async def measure(
             got = await load_round(port, pid, context, args, args.seed + 1000 * r)
             rounds[name].append(got)
             print(
-                f"  round {r + 1} {name:<8} {got.rate:8.1f} commands/s  {got.cpu_ms:6.2f} ms server CPU/command"
-                f"  PSS {got.pss_mb:6.1f} MB  errors {got.tally.errors} (NO {got.tally.no}, BAD {got.tally.bad},"
+                f"  round {r + 1} {name:<8} {got.rate:8.1f} commands/s  {got.cpu_ms:6.2f} ms "
+                f"server CPU/command"
+                f"  PSS {got.pss_mb:6.1f} MB  errors {got.tally.errors} (NO {got.tally.no}, "
+                f"BAD {got.tally.bad},"
                 f" lost {got.tally.lost})  client CPU {100 * got.client_cpu:.0f}%",
                 flush=True,
             )
@@ -647,7 +658,8 @@ async def measure(
     print(f"medians ({args.rounds} rounds); load average {load_average()}")
     for name, (rate, cpu_ms, pss, errors) in medians.items():
         print(
-            f"  {name:<8} {rate:8.1f} commands/s  {cpu_ms:6.2f} ms server CPU/command  PSS {pss:6.1f} MB"
+            f"  {name:<8} {rate:8.1f} commands/s  {cpu_ms:6.2f} ms server CPU/command  PSS "
+            f"{pss:6.1f} MB"
             f"  errors {errors}"
         )
         processes = {
@@ -667,8 +679,10 @@ async def measure(
         medians["Dovecot"],
     )
     print(
-        f"  ratio hub/Dovecot: commands/s {hub_rate / dc_rate:.3f} (target >= 0.5), server CPU per command "
-        f"{hub_cpu / dc_cpu if dc_cpu else float('nan'):.2f}, PSS {hub_pss / dc_pss:.2f} (target <= 2)",
+        f"  ratio hub/Dovecot: commands/s {hub_rate / dc_rate:.3f} (target >= 0.5), server "
+        f"CPU per command "
+        f"{hub_cpu / dc_cpu if dc_cpu else float('nan'):.2f}, PSS {hub_pss / dc_pss:.2f} "
+        f"(target <= 2)",
         flush=True,
     )
     if args.big_folder:
@@ -676,19 +690,22 @@ async def measure(
             name: await big_folder_timings(port, context) for name, (port, _) in servers.items()
         }
         print(
-            f"{args.big_folder:,}-message folder, warm, over TLS (median of {BIG_RUNS} runs, client wall time):"
+            f"{args.big_folder:,}-message folder, warm, over TLS (median of {BIG_RUNS} runs, "
+            f"client wall time):"
         )
         for command in timings["mss hub"]:
             hub_ms = statistics.median(timings["mss hub"][command])
             dc_ms = statistics.median(timings["Dovecot"][command])
             print(
-                f"  {command:<22} hub {hub_ms:8.1f} ms   Dovecot {dc_ms:8.1f} ms   ratio hub/Dovecot "
+                f"  {command:<22} hub {hub_ms:8.1f} ms   Dovecot {dc_ms:8.1f} ms   ratio "
+                f"hub/Dovecot "
                 f"{hub_ms / dc_ms if dc_ms else float('nan'):.1f}"
             )
 
 
 def dovecot_hash(scheme: str, argon2id: str) -> str:
-    """The passwd-file hash: the hub's own argon2id one, or a cheap salted SHA-512 from ``doveadm pw``."""
+    """The passwd-file hash: the hub's own argon2id one, or a cheap salted SHA-512 from ``doveadm
+    pw``."""
     if scheme == "argon2id":
         return "{ARGON2ID}" + argon2id
     done = subprocess.run(
@@ -730,8 +747,10 @@ def main() -> None:
             [DOVECOT, "--version"], capture_output=True, text=True, check=False
         ).stdout
         print(
-            f"prepared {args.users} users x {args.messages} messages and a {args.big_folder:,}-message folder "
-            f"on both in {time.monotonic() - started:.0f} s (Dovecot {version.strip()}, mail owned by "
+            f"prepared {args.users} users x {args.messages} messages and a "
+            f"{args.big_folder:,}-message folder "
+            f"on both in {time.monotonic() - started:.0f} s (Dovecot {version.strip()}, mail "
+            f"owned by "
             f"{dovecot.mail_user}; hub on SQLite)",
             flush=True,
         )

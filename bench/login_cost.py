@@ -1,4 +1,5 @@
-"""Login cost: the hub's server CPU per login on SMTP and IMAP, against a NOOP on the same connection.
+"""Login cost: the hub's server CPU per login on SMTP and IMAP, against a NOOP on the same
+connection.
 
     .venv/bin/python bench/login_cost.py [--logins 200] [--engine sqlite|postgresql] [--rounds 2]
 
@@ -285,9 +286,11 @@ def main() -> None:
         started = time.perf_counter()
         results = measure(settings, pid, args.logins, args.rounds)
         print(
-            f"login cost, {args.engine}, {args.logins} connections per series, {args.rounds} rounds "
+            f"login cost, {args.engine}, {args.logins} connections per series, {args.rounds} "
+            f"rounds "
             f"(medians), {time.perf_counter() - started:.0f} s; load average "
-            f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; server RSS {server_rss_mb(pid):.0f} MB"
+            f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; server RSS "
+            f"{server_rss_mb(pid):.0f} MB"
         )
         report(results)
     finally:

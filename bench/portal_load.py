@@ -1,7 +1,10 @@
-"""Patient portal load: N logged-in sessions reading their messages, against a trivial aiohttp page in the same run.
+"""Patient portal load: N logged-in sessions reading their messages, against a trivial aiohttp
+page in the same run.
 
-    .venv/bin/python bench/portal_load.py                        # SQLite, 20 sessions, 15 s: under 2 minutes
-    .venv/bin/python bench/portal_load.py --engine postgresql    # a fresh database on 127.0.0.1:5432, dropped after
+    .venv/bin/python bench/portal_load.py                        # SQLite, 20 sessions, 15 s:
+under 2 minutes
+    .venv/bin/python bench/portal_load.py --engine postgresql    # a fresh database on
+127.0.0.1:5432, dropped after
     .venv/bin/python bench/portal_load.py --sessions 50 --seconds 30 --messages-per-patient 10
 
 A temporary hub data folder gets a development PKI (``mss.crypto.pki``), a
@@ -406,7 +409,8 @@ async def run_load(
     seconds: float,
     settings: Settings | None,
 ) -> tuple[Figures, Tally]:
-    """Open one session per user (logged in when ``settings`` is given), then browse for ``seconds``."""
+    """Open one session per user (logged in when ``settings`` is given), then browse for
+    ``seconds``."""
     visitors = [Visitor(f"https://127.0.0.1:{port}", context, user) for user in users]
     try:
         if settings is not None:
@@ -426,7 +430,8 @@ def ms(seconds: float) -> str:
 
 def report(name: str, figures: Figures) -> None:
     print(
-        f"  {name:<24} {figures.rate:8.1f} requests/s   p50 {ms(figures.p50)}   p99 {ms(figures.p99)}"
+        f"  {name:<24} {figures.rate:8.1f} requests/s   p50 {ms(figures.p50)}   p99 "
+        f"{ms(figures.p99)}"
         f"   ({figures.requests} requests, {len(figures.failures)} failed)",
         flush=True,
     )
@@ -467,13 +472,15 @@ async def bench(args: argparse.Namespace, work: Path) -> int:
         started = time.monotonic()
         users = await populate(settings, args.sessions, args.messages_per_patient)
         print(
-            f"{args.sessions} patients with {args.messages_per_patient} signed messages each, delivered by the "
+            f"{args.sessions} patients with {args.messages_per_patient} signed messages "
+            f"each, delivered by the "
             f"gateway on {args.engine} in {time.monotonic() - started:.1f} s",
             flush=True,
         )
         context = client_context(settings, trust=TrustStore.from_pki(settings.pki_dir))
         print(
-            f"{args.sessions} concurrent sessions for {args.seconds:.0f} s each: inbox, then a message, in turn",
+            f"{args.sessions} concurrent sessions for {args.seconds:.0f} s each: inbox, then "
+            f"a message, in turn",
             flush=True,
         )
 
@@ -491,7 +498,8 @@ async def bench(args: argparse.Namespace, work: Path) -> int:
         for page in ("inbox", "message"):
             values = tally.latencies[page]
             print(
-                f"    {'/messages' if page == 'inbox' else '/messages/{entry}':<22} {len(values):6d} requests"
+                f"    {'/messages' if page == 'inbox' else '/messages/{entry}':<22} "
+                f"{len(values):6d} requests"
                 f"   p50 {ms(percentile(values, 0.5))}   p99 {ms(percentile(values, 0.99))}"
             )
         print(

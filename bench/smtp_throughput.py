@@ -54,7 +54,8 @@ PG_ADMIN = os.environ.get("MSS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:
 
 
 def make_messages(pki_dir: Path, count: int, lines: int = 320) -> list[bytes]:
-    """``count`` distinct signed messages of ``lines`` text lines (320: about 20 KB; signing is not timed)."""
+    """``count`` distinct signed messages of ``lines`` text lines (320: about 20 KB; signing is
+    not timed)."""
     issued = pki.issue_smime(pki_dir, SENDER)
     certs, key = load_certs(issued.cert), load_key(issued.key)
     filler = "Compte rendu de consultation, ligne de texte pour le volume. \r\n" * lines
@@ -250,7 +251,8 @@ async def main() -> None:
             text = io.StringIO()
             pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(20)
             print(text.getvalue())
-    # The machine may be shared: the sink runs again after the gateways and the mean is the baseline.
+    # The machine may be shared: the sink runs again after the gateways and the mean is the
+    # baseline.
     again = args.messages / await run_sink(messages, args.sessions)
     sink = (sink + again) / 2
     print(f"  bare aiosmtpd sink, again    {again:8.1f} msg/s   baseline (mean) {sink:.1f} msg/s")

@@ -17,7 +17,8 @@ Dovecot auth service (``dovecot -c CONF``, a passwd-file holding the same
 argon2id hash as the hub's mailbox, auth cache on; ``--dovecot-scheme``
 for another), the sender bound to its login and the recipient checked
 against a table, the queue file fsynced before 250 (Postfix always does)
-and the discard transport, so nothing leaves. The hub is the real one (``mss.serve.Hub``: SMTP listeners only,
+and the discard transport, so nothing leaves. The hub is the real one (``mss.serve.Hub``: SMTP
+listeners only,
 job workers in its process or with ``--job-process`` in their own,
 ``--smtp-processes N`` as ``[listeners] smtp_processes``), on SQLite or on
 PostgreSQL (127.0.0.1:5432, $MSS_TEST_POSTGRES).
@@ -89,7 +90,8 @@ MODES = {"reused": "reused connections", "connect": "a new connection per messag
 
 
 def make_messages(pki_dir: Path, count: int, path: Path) -> int:
-    """``count`` distinct signed messages of about 23.5 KB (smtp_throughput's, 330 lines), pickled to ``path``."""
+    """``count`` distinct signed messages of about 23.5 KB (smtp_throughput's, 330 lines), pickled
+    to ``path``."""
     from smtp_throughput import make_messages as signed_messages
 
     out = signed_messages(pki_dir, count, lines=330)
@@ -102,7 +104,8 @@ def make_messages(pki_dir: Path, count: int, path: Path) -> int:
 
 @dataclass(frozen=True)
 class Watched:
-    """The processes of one server: the trees under ``roots``, less ``excluded``, and PostgreSQL backends.
+    """The processes of one server: the trees under ``roots``, less ``excluded``, and PostgreSQL
+    backends.
 
     A root's own children-CPU fields are counted unless it is in ``own_cpu_only`` (the
     bench process, which also reaps the load clients).
@@ -124,7 +127,8 @@ def _stat(pid: int) -> tuple[int, list[str]] | None:
 
 
 def process_tree(watched: Watched) -> list[int]:
-    """Every live process under the roots (the roots included), the excluded ones and their trees left out."""
+    """Every live process under the roots (the roots included), the excluded ones and their trees
+    left out."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -173,7 +177,8 @@ async def pg_backends(conn: asyncpg.Connection, database: str) -> list[int]:
 
 
 class Meter:
-    """CPU of a server's processes between ``start`` and ``stop``; the peak of their PSS, sampled meanwhile."""
+    """CPU of a server's processes between ``start`` and ``stop``; the peak of their PSS, sampled
+    meanwhile."""
 
     def __init__(self, watched: Watched) -> None:
         self.watched = watched
@@ -273,7 +278,8 @@ def client_process(load: Load, pipe: Any) -> None:
 
 
 async def drive(load: Load) -> LoadResult:
-    """Send ``load.count`` messages over ``load.sessions`` sessions, measuring the server meanwhile."""
+    """Send ``load.count`` messages over ``load.sessions`` sessions, measuring the server
+    meanwhile."""
     messages = pickle.loads(Path(load.messages_file).read_bytes())
     messages = [messages[n % len(messages)] for n in range(load.count)]
     context = ssl.create_default_context(cafile=load.ca_file)
@@ -417,7 +423,8 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 
 
 class PrivatePostfix:
-    """Postfix and Dovecot in ``base``: started by ``start``, stopped (and killed if need be) by ``stop``."""
+    """Postfix and Dovecot in ``base``: started by ``start``, stopped (and killed if need be) by
+    ``stop``."""
 
     def __init__(
         self,
@@ -480,7 +487,8 @@ class PrivatePostfix:
             "biff": "no",
             "maillog_file": self.base / "postfix.log",
             "maillog_file_prefixes": self.base,
-            # The hub's TLS: its certificate, TLS 1.2 at least, its TLS 1.2 suites (TLS 1.3: OpenSSL's).
+            # The hub's TLS: its certificate, TLS 1.2 at least, its TLS 1.2 suites (TLS 1.3:
+            # OpenSSL's).
             "smtpd_tls_chain_files": chain,
             "smtpd_tls_security_level": "encrypt",
             "smtpd_tls_auth_only": "yes",
@@ -543,7 +551,8 @@ service auth {{
 """)
 
     def dovecot_hash(self) -> str:
-        """The hub's own argon2id hash (same parameters, same cost), or one ``doveadm pw`` makes in ``scheme``."""
+        """The hub's own argon2id hash (same parameters, same cost), or one ``doveadm pw`` makes
+        in ``scheme``."""
         if self.scheme == "same":
             return "{ARGON2ID}" + self.password_hash
         done = subprocess.run(
@@ -556,7 +565,8 @@ service auth {{
         return done.stdout.strip()
 
     def _run(self, *command: str) -> None:
-        """Run a command; its output to a file (a daemon keeps a pipe open, and the caller would wait on it)."""
+        """Run a command; its output to a file (a daemon keeps a pipe open, and the caller would
+        wait on it)."""
         with tempfile.TemporaryFile("w+") as output:
             done = subprocess.run(
                 command, stdin=subprocess.DEVNULL, stdout=output, stderr=output, check=False
@@ -619,7 +629,8 @@ service auth {{
 
 
 class BenchHub:
-    """The hub's SMTP listeners (``mss.serve.Hub``) on a fresh database, one sender and one patient."""
+    """The hub's SMTP listeners (``mss.serve.Hub``) on a fresh database, one sender and one
+    patient."""
 
     def __init__(self, base: Path, pki_dir: Path, args: argparse.Namespace) -> None:
         from mss.config import Settings
@@ -713,7 +724,8 @@ class BenchHub:
             )
 
     async def jobs_waiting(self) -> int:
-        """Follow-up jobs (the patient's notifications) queued and not yet done: work after the measured run."""
+        """Follow-up jobs (the patient's notifications) queued and not yet done: work after the
+        measured run."""
         from sqlalchemy import func, select
 
         from mss.db import utcnow
@@ -745,11 +757,13 @@ class BenchHub:
             await admin.close()
 
 
-# -- the baseline when Postfix is absent: a bare aiosmtpd sink with STARTTLS/implicit TLS and AUTH --------
+# -- the baseline when Postfix is absent: a bare aiosmtpd sink with STARTTLS/implicit TLS and AUTH
+# --------
 
 
 class Sink:
-    """A bare aiosmtpd server in a child process, with the hub's TLS and an AUTH that accepts the password."""
+    """A bare aiosmtpd server in a child process, with the hub's TLS and an AUTH that accepts the
+    password."""
 
     def __init__(self, cert: Path, key: Path, implicit_tls: bool) -> None:
         self.port = free_port()
@@ -852,7 +866,7 @@ class Runs:
         return (
             " ("
             + ", ".join(
-                f"{name} {statistics.median(1000 * r.cpu_parts[name] / max(r.accepted, 1) for r in results):.2f}"
+                f"{name} {statistics.median(1000 * r.cpu_parts[name] / max(r.accepted, 1) for r in results):.2f}"  # noqa: E501
                 for name in names
             )
             + ")"
@@ -948,12 +962,14 @@ async def run_rounds(
         assert isinstance(anchor, PrivatePostfix)
         scheme = "the hub's argon2id hash" if anchor.scheme == "same" else anchor.scheme
         print(
-            f"Postfix {anchor.version} (private instance, SASL via Dovecot with {scheme}, discard transport) "
+            f"Postfix {anchor.version} (private instance, SASL via Dovecot with {scheme}, "
+            f"discard transport) "
             f"against the {hub_desc}"
         )
     else:
         print(
-            f"Postfix cannot run here ({why_not}): the anchor is a bare aiosmtpd sink with the same TLS and AUTH"
+            f"Postfix cannot run here ({why_not}): the anchor is a bare aiosmtpd sink with "
+            f"the same TLS and AUTH"
         )
         print(f"bare aiosmtpd sink against the {hub_desc}")
     print(
@@ -1010,9 +1026,13 @@ async def run_rounds(
         for server in (anchor_name, "hub"):
             rate = runs.median(server, mode, "rate")
             print(
-                f"  {server:<8} {rate:8.1f} msg/s  server CPU {runs.cpu_per_1000(server, mode):6.2f} s "
-                f"per 1000 msgs{runs.parts_per_1000(server, mode)}  peak PSS {runs.median(server, mode, 'peak_pss') / 2**20:6.0f} MiB  "
-                f"client CPU {1000 * runs.median(server, mode, 'client_cpu') / max(runs.median(server, mode, 'accepted'), 1):.2f} s/1000"
+                f"  {server:<8} {rate:8.1f} msg/s  server CPU "
+                f"{runs.cpu_per_1000(server, mode):6.2f} s "
+                f"per 1000 msgs{runs.parts_per_1000(server, mode)}  peak PSS "
+                f"{runs.median(server, mode, 'peak_pss') / 2**20:6.0f} MiB  "
+                f"client CPU "
+                f"{1000 * runs.median(server, mode, 'client_cpu') / max(runs.median(server, mode, 'accepted'), 1):.2f} "  # noqa: E501
+                f"s/1000"
             )
         anchor_cpu = runs.cpu_per_1000(anchor_name, mode)
         cpu_ratio = (
@@ -1021,11 +1041,13 @@ async def run_rounds(
             else "n/a (too short to measure)"
         )
         print(
-            f"  ratio hub/{anchor_name} {hub_rate / anchor_rate:.3f}   CPU ratio hub/{anchor_name} {cpu_ratio}"
+            f"  ratio hub/{anchor_name} {hub_rate / anchor_rate:.3f}   CPU ratio "
+            f"hub/{anchor_name} {cpu_ratio}"
         )
     first = next(iter(runs.results.values()))[0]
     print(
-        f"TLS negotiated: {first.tls}; load average at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+        f"TLS negotiated: {first.tls}; load average at the end "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
         " (the machine may be shared)"
     )
 

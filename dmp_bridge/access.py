@@ -124,7 +124,8 @@ async def audit(
     document: DmpDocument | None = None,
     **detail: Any,
 ) -> AuditEvent:
-    """Record one access or change; withheld from the patient's history when the document is hidden."""
+    """Record one access or change; withheld from the patient's history when the document is
+    hidden."""
     patient_id: int | None = patient.id
     target = ""
     if document is not None:

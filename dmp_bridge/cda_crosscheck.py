@@ -60,7 +60,8 @@ def cross_check(entry: DocumentEntry, header: CdaHeader) -> list[XdmError]:
         ):
             errors.append(
                 other(
-                    f"The {name} has typeCode {entry.type_code.code} ({entry.type_code.scheme}) but "
+                    f"The {name} has typeCode {entry.type_code.code} "
+                    f"({entry.type_code.scheme}) but "
                     f"the CDA code is {header.code.code} ({header.code.scheme}).",
                     f"La fiche {entry.entry_uuid!r} a le typeCode {entry.type_code.code} "
                     f"({entry.type_code.scheme}) mais le code du CDA est {header.code.code} "
@@ -75,7 +76,8 @@ def cross_check(entry: DocumentEntry, header: CdaHeader) -> list[XdmError]:
             other(
                 f"The {name} asks for a replacement (action C) but its CDA has no "
                 "relatedDocument typeCode=RPLC naming the document replaced.",
-                f"La fiche {entry.entry_uuid!r} demande un remplacement (action C) mais son CDA n'a "
+                f"La fiche {entry.entry_uuid!r} demande un remplacement (action C) mais son "
+                f"CDA n'a "
                 "pas de relatedDocument typeCode=RPLC désignant le document remplacé.",
             )
         )

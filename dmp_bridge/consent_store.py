@@ -109,7 +109,8 @@ async def set_authorisation(
 async def set_block(
     session: AsyncSession, viewer: Viewer, patient: Patient, id_nat: str, blocked: bool = True
 ) -> None:
-    """Block a professional (no reading, no deposit; they stop being médecin traitant), or unblock."""
+    """Block a professional (no reading, no deposit; they stop being médecin traitant), or
+    unblock."""
     await _check(session, viewer, patient)
     id_nat = normalise_id_nat(id_nat, check_key=False)
     if blocked:

@@ -118,7 +118,8 @@ async def find_document(
 async def find_by_unique_id(
     session: AsyncSession, patient: Patient, unique_id: str
 ) -> DmpDocument | None:
-    """The document with this uniqueId in the patient's record (UUID roots compare case-insensitively)."""
+    """The document with this uniqueId in the patient's record (UUID roots compare
+    case-insensitively)."""
     found = (
         await session.scalars(
             select(DmpDocument).where(
@@ -293,7 +294,8 @@ async def insert_document(
     draft: DocumentDraft,
     replaces: DmpDocument | None = None,
 ) -> DmpDocument:
-    """Write a new document (or a new version of ``replaces``, which becomes replaced). No checks."""
+    """Write a new document (or a new version of ``replaces``, which becomes replaced). No
+    checks."""
     if replaces is not None:
         replaces.status, replaces.status_changed_at = REPLACED, utcnow()
     row = _new_row(

@@ -1,4 +1,5 @@
-"""Break-glass ("bris de glace"): log the emergency access, tell the patient and the médecin traitant.
+"""Break-glass ("bris de glace"): log the emergency access, tell the patient and the médecin
+traitant.
 
 The access itself was allowed by the consent engine (a stated reason, no
 prior opposition). Here it becomes an ``emergency_access`` event on the

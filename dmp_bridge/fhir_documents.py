@@ -1,4 +1,5 @@
-"""FHIR R4 views of the record for the MHD API: DocumentReference, Binary, Bundles, and ITI-65 input.
+"""FHIR R4 views of the record for the MHD API: DocumentReference, Binary, Bundles, and ITI-65
+input.
 
 Pure functions over rows and JSON: the HTTP layer (``dmp_bridge.api``)
 authenticates, applies consent and calls these to speak FHIR.
@@ -227,7 +228,8 @@ def _invalid(text: str) -> FhirInputError:
 
 
 def parse_provide_bundle(body: Any) -> ProvideRequest:
-    """Read an ITI-65 transaction Bundle: DocumentReference + Binary pairs (List entries ignored)."""
+    """Read an ITI-65 transaction Bundle: DocumentReference + Binary pairs (List entries
+    ignored)."""
     if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
         raise _invalid("the body must be a FHIR Bundle")
     if body.get("type") != "transaction":
@@ -346,7 +348,8 @@ def _provided_flags(reference: Resource) -> frozenset[str]:
 
 
 def _format(attachment: Resource) -> str:
-    """The attachment's contentType when the DMP holds that format (422 naming the accepted ones)."""
+    """The attachment's contentType when the DMP holds that format (422 naming the accepted
+    ones)."""
     content_type = str(attachment.get("contentType") or "")
     decision = decide_dmp_format(content_type)
     if not decision:

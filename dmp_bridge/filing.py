@@ -1,4 +1,5 @@
-"""The ``dmp.file`` job: file the documents of a delivered message's XDM packages, answer the sender.
+"""The ``dmp.file`` job: file the documents of a delivered message's XDM packages, answer the
+sender.
 
 The answer is an MDN when the sender asked for one, otherwise on an error
 the ANS IG's standard e-mail (``dmp_bridge.mdn``; ``decide_filing_answer``).

@@ -76,7 +76,8 @@ def ascii_text(text: str) -> str:
 
 
 def integration_error(code: int, label: str) -> str:
-    """``902^<label>^applicationErrorCondition| E^Error^errorSeverity``, spaced as the IG writes it."""
+    """``902^<label>^applicationErrorCondition| E^Error^errorSeverity``, spaced as the IG writes
+    it."""
     return f"{code}^{label}^applicationErrorCondition| E^Error^errorSeverity"
 
 

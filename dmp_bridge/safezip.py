@@ -48,7 +48,8 @@ DEFAULT_LIMITS = ZipLimits()
 
 
 def read_zip(data: bytes, limits: ZipLimits = DEFAULT_LIMITS) -> dict[str, bytes]:
-    """Return ``{entry name: bytes}`` for every file entry (directories skipped), in archive order."""
+    """Return ``{entry name: bytes}`` for every file entry (directories skipped), in archive
+    order."""
     if len(data) > limits.max_archive_bytes:
         raise other(
             f"The zip archive is {len(data)} bytes, above the limit of {limits.max_archive_bytes}.",

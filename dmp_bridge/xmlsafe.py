@@ -1,7 +1,8 @@
 """Parse untrusted XML with defusedxml, turning every failure into a precise 906.
 
 DTDs, entity declarations (billion laughs) and external references (XXE) are
-refused, and so is nesting deeper than ``MAX_XML_DEPTH`` elements. Input is checked to be UTF-8 first when it claims to be (or says
+refused, and so is nesting deeper than ``MAX_XML_DEPTH`` elements. Input is checked to be UTF-8
+first when it claims to be (or says
 nothing), so a broken encoding is reported with its byte offset rather than
 as an obscure "invalid token".
 """

@@ -87,7 +87,8 @@ class VerifyReport:
 
 
 def _sealed_at(row: Any, head_seq: int | None) -> int | None:
-    """The other position at which this event's own seal verifies, if any: it was moved from there."""
+    """The other position at which this event's own seal verifies, if any: it was moved from
+    there."""
     values = dict(row._mapping)
     top = head_seq if head_seq is not None else row.seq + MOVED_SEARCH
     for distance in range(1, MOVED_SEARCH + 1):
@@ -104,7 +105,8 @@ class ChainChecker:
     def __init__(
         self, chain: str, head_seq: int | None, after: tuple[int, str] = (0, GENESIS)
     ) -> None:
-        """``after``: the seq and hash of the event already verified that the first one fed follows."""
+        """``after``: the seq and hash of the event already verified that the first one fed
+        follows."""
         self.chain, self.head_seq = chain, head_seq
         self.check = ChainCheck()
         self.expected, self.previous, self.last = after[0] + 1, after[1], None
@@ -187,7 +189,8 @@ class ChainChecker:
 def check_chain(
     chain: str, head_seq: int | None, head_hash: str | None, rows: Iterable[Any]
 ) -> ChainCheck:
-    """Check one chain's events (in seq order, none past ``head_seq``) against their seals and its head."""
+    """Check one chain's events (in seq order, none past ``head_seq``) against their seals and its
+    head."""
     checker = ChainChecker(chain, head_seq)
     for row in rows:
         checker.feed(row)
@@ -195,7 +198,8 @@ def check_chain(
 
 
 def _chain_query(chain: str) -> Select[Any]:
-    """One statement: the chain's head and its events up to it, in order (no event: one row of Nones)."""
+    """One statement: the chain's head and its events up to it, in order (no event: one row of
+    Nones)."""
     return (
         select(_heads.c.seq.label("head_seq"), _heads.c.hash.label("head_hash"), *_COLUMNS)
         .select_from(_heads)
@@ -295,7 +299,8 @@ class RecentlyVerified:
 
 
 async def _every_event(db: Database) -> AsyncIterator[Any]:
-    """Every event in (chain, seq) order, a page per statement (no transaction held for the walk)."""
+    """Every event in (chain, seq) order, a page per statement (no transaction held for the
+    walk)."""
     after: tuple[str, int] | None = None
     while True:
         query = select(*_COLUMNS).order_by(_events.c.chain, _events.c.seq).limit(PAGE)
@@ -358,7 +363,8 @@ def audit() -> None:
 @audit.command("verify")
 @hub_command
 async def audit_verify(settings: Settings) -> None:
-    """Walk every audit chain and report, for each broken one, its first edited, deleted or moved event.
+    """Walk every audit chain and report, for each broken one, its first edited, deleted or moved
+    event.
 
     Exit code 0 when every chain is intact, 1 when one is not.
     """

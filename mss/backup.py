@@ -1,4 +1,5 @@
-"""Encrypted backups: a consistent snapshot of the database, the configuration and the PKI, for OpenPGP.
+"""Encrypted backups: a consistent snapshot of the database, the configuration and the PKI, for
+OpenPGP.
 
 ``mss backup`` writes one file: an OpenPGP message (``gpg`` through
 python-gnupg, encrypted to the operator's key, integrity-protected) holding

@@ -28,7 +28,8 @@ class JsonRefused(ValueError):
 
 
 def json_depth(text: str, stop_above: int = MAX_JSON_DEPTH) -> int:
-    """The deepest nesting of ``[`` and ``{`` outside strings (counting stops past ``stop_above``)."""
+    """The deepest nesting of ``[`` and ``{`` outside strings (counting stops past
+    ``stop_above``)."""
     depth = deepest = 0
     for token in _TOKENS.finditer(text):
         bracket = token.group()

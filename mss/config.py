@@ -99,7 +99,8 @@ class Auth:
 
 @dataclass
 class LoginThrottleLimits:
-    """Failed logins, every protocol (``mss.policy.login``): locks per source, back-off per account."""
+    """Failed logins, every protocol (``mss.policy.login``): locks per source, back-off per
+    account."""
 
     lock_after: int = 5  # failures of one account from one address: that pair is locked
     source_lock_after: int = 30  # failures from one address, any account: the address is locked
@@ -122,7 +123,8 @@ class Metrics:
 
 @dataclass
 class Retention:
-    """Mailboxes left unused (``mss.policy.retention``): a warning, then their messages purged; not the DMP."""
+    """Mailboxes left unused (``mss.policy.retention``): a warning, then their messages purged;
+    not the DMP."""
 
     warn_after_days: int = 335  # days without a login before the one warning (about 11 months)
     purge_after_days: int = (
@@ -227,7 +229,8 @@ def _coerce(value: Any, target: Any, where: str) -> Any:
 
 
 def _coerce_list(value: Any, where: str, example: Any) -> list[Any]:
-    """A list like the default (whole numbers, strings): a TOML array, or "48,2" in an environment variable."""
+    """A list like the default (whole numbers, strings): a TOML array, or "48,2" in an environment
+    variable."""
     items = [v for v in value.replace(" ", "").split(",") if v] if isinstance(value, str) else value
     if not isinstance(items, list):
         kinds = "whole numbers" if isinstance(example, int) else "strings"
@@ -272,7 +275,8 @@ def load_settings(
     *,
     data_dir: str | None = None,
 ) -> Settings:
-    """Read the settings: file (explicit, MSS_CONFIG or ./mss.toml), then MSS_* variables, then ``data_dir``.
+    """Read the settings: file (explicit, MSS_CONFIG or ./mss.toml), then MSS_* variables, then
+    ``data_dir``.
 
     The data folder comes out absolute: a relative ``data_dir`` in a file is
     read from the file's own folder, so every command finds the same data

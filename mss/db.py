@@ -327,12 +327,14 @@ def pairs_values(name: str, pairs: list[tuple[Any, Any]]) -> dict[str, Any]:
 async def insert_ids(
     session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]
 ) -> list[int]:
-    """Insert ``rows`` into ``table`` (integer key ``id``) with one multi-row statement; the new ids, in order.
+    """Insert ``rows`` into ``table`` (integer key ``id``) with one multi-row statement; the new
+    ids, in order.
 
     PostgreSQL answers ``RETURNING`` in the rows' order when asked (``sort_by_parameter_order``).
     SQLAlchemy cannot ask SQLite for that and then sends one INSERT per row; but SQLite gives
     each row of a multi-row INSERT, in the order of its VALUES, the next rowid (one more than the
-    largest, under the database's single write lock), so there the ids sorted are in the rows' order.
+    largest, under the database's single write lock), so there the ids sorted are in the rows'
+    order.
     """
     if not rows:
         return []
@@ -350,7 +352,8 @@ async def insert_ids(
 
 
 def add_row(session: AsyncSession, model: type[Base], values: dict[str, Any]) -> Any:
-    """Add a row of ``model`` to the transaction; inside ``inserting_in_bulk`` it waits for the block's end."""
+    """Add a row of ``model`` to the transaction; inside ``inserting_in_bulk`` it waits for the
+    block's end."""
     kept: list[dict[str, Any]] | None = session.sync_session.info.get(("bulk", model.__tablename__))
     row = model(**values)
     if kept is not None:
@@ -362,7 +365,8 @@ def add_row(session: AsyncSession, model: type[Base], values: dict[str, Any]) ->
 
 @contextlib.asynccontextmanager
 async def inserting_in_bulk(session: AsyncSession, model: type[Base]) -> AsyncIterator[None]:
-    """Rows of ``model`` added with ``add_row`` in the block are inserted together, in order, at its end."""
+    """Rows of ``model`` added with ``add_row`` in the block are inserted together, in order, at
+    its end."""
     from sqlalchemy import insert
 
     key = ("bulk", model.__tablename__)

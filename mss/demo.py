@@ -57,7 +57,8 @@ async def accounts(settings: Settings, as_json: bool) -> None:
         return
     for account in found:
         click.echo(
-            f"{account['role']:<28} {account.get('login') or account['address']:<42} {account['password']}"
+            f"{account['role']:<28} {account.get('login') or account['address']:<42} "
+            f"{account['password']}"
         )
 
 

@@ -58,7 +58,8 @@ async def check_database(settings: Settings) -> Check:
     if current != head:
         return Check(
             False,
-            f"database {safe_url(url)}: schema at {current}, code expects {head}: run 'mss db upgrade'",
+            f"database {safe_url(url)}: schema at {current}, code expects {head}: run 'mss "
+            f"db upgrade'",
         )
     return Check(True, f"database {safe_url(url)}: reachable, schema at {head}")
 
@@ -106,7 +107,8 @@ def check_certificates(settings: Settings) -> list[Check]:
                 checks.append(
                     Check(
                         False,
-                        f"revocation list: {crl} is stale since {next_update:%Y-%m-%d}: run 'mss pki crl'",
+                        f"revocation list: {crl} is stale since {next_update:%Y-%m-%d}: run "
+                        f"'mss pki crl'",
                     )
                 )
             else:
@@ -153,7 +155,8 @@ def check_ports(settings: Settings) -> list[Check]:
 
 
 def check_logins(settings: Settings) -> Check:
-    """The password hashing and the verified-credential cache in force (``mss.crypto.passwords``)."""
+    """The password hashing and the verified-credential cache in force
+    (``mss.crypto.passwords``)."""
     from mss.crypto import passwords
 
     t = settings.login_throttle

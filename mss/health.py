@@ -66,7 +66,8 @@ async def readiness(db: Database) -> tuple[bool, dict[str, Any]]:
         detail = (
             "the database has no schema: run 'mss db upgrade'"
             if revision is None
-            else f"the schema is at revision {revision}, the code expects {head}: run 'mss db upgrade'"
+            else f"the schema is at revision {revision}, the code expects {head}: run 'mss "
+            f"db upgrade'"
         )
         return False, {
             "status": "unavailable",

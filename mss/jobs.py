@@ -48,7 +48,8 @@ class Job(Base):
     max_attempts: Mapped[int] = mapped_column(Integer, default=8)
     run_after: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    # The runner that last leased it (``runner_identity``): a supervisor releases a dead runner's jobs.
+    # The runner that last leased it (``runner_identity``): a supervisor releases a dead runner's
+    # jobs.
     locked_by: Mapped[str | None] = mapped_column(String(128))
     dedupe_key: Mapped[str | None] = mapped_column(String(255), unique=True)
     last_error: Mapped[str] = mapped_column(Text, default="")
@@ -75,7 +76,8 @@ class PermanentFailure(Exception):
 
 
 class PartlyDone(Exception):
-    """Raised by a batch handler that completed only some of its payloads: the others run again, alone.
+    """Raised by a batch handler that completed only some of its payloads: the others run again,
+    alone.
 
     ``done`` holds the positions, in the batch's list of payloads, of those that were completed.
     """
@@ -111,7 +113,8 @@ def enqueue(
 
 
 def enqueuing_in_bulk(session: AsyncSession) -> contextlib.AbstractAsyncContextManager[None]:
-    """Jobs enqueued in the block are inserted together, in order, with one statement when it ends."""
+    """Jobs enqueued in the block are inserted together, in order, with one statement when it
+    ends."""
     return inserting_in_bulk(session, Job)
 
 
@@ -140,7 +143,8 @@ def runner_identity(pid: int | None = None, token: str | None = None) -> str:
     The token makes the identity unique even when a pid is reused, on this host or on
     another one that shares the database: only whoever started that runner knows it.
     """
-    return f"{socket.gethostname()}:{pid if pid is not None else os.getpid()}:{token or secrets.token_hex(8)}"
+    process = pid if pid is not None else os.getpid()
+    return f"{socket.gethostname()}:{process}:{token or secrets.token_hex(8)}"
 
 
 async def release_leases(db: Database, runner_id: str, reason: str) -> int:
@@ -347,7 +351,8 @@ class JobRunner:
         return True
 
     async def _run_batch(self, batch: BatchHandler, queue: list[ClaimedJob]) -> frozenset[int]:
-        """Run a queue's jobs together; the positions of those completed (the others will run alone)."""
+        """Run a queue's jobs together; the positions of those completed (the others will run
+        alone)."""
         first = queue[0]
         ctx = JobContext(
             db=self.db, job_id=first.id, attempt=first.attempts, services=self.services
@@ -388,7 +393,8 @@ class JobRunner:
             )
 
     async def run_forever(self) -> None:
-        """Run due jobs until ``stop()``: a full batch at once again, a partial one after ``gather`` seconds.
+        """Run due jobs until ``stop()``: a full batch at once again, a partial one after
+        ``gather`` seconds.
 
         Under load the pause lets jobs gather into larger batches: one claim and one
         bookkeeping statement for many jobs instead of for one or two.

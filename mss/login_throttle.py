@@ -44,7 +44,8 @@ LOCK_NOTICE_LINK = "/connexion"
 
 
 class LoginFailure(Base):
-    """One counter: an account (``a:``), a source address (``s:``) or an account from one source (``p:``)."""
+    """One counter: an account (``a:``), a source address (``s:``) or an account from one source
+    (``p:``)."""
 
     __tablename__ = "login_failures"
 
@@ -155,7 +156,8 @@ async def count_failure(
 async def clear_failures(
     session: AsyncSession, attempt: Attempt, rules: LoginRules, now: dt.datetime
 ) -> None:
-    """A success: the account's and the pair's series end (the source's goes on); forgotten rows go too."""
+    """A success: the account's and the pair's series end (the source's goes on); forgotten rows
+    go too."""
     await _delete(session, [attempt.account_key, attempt.pair_key], rules, now)
 
 

@@ -128,7 +128,8 @@ def metrics_directory(data_path: Path) -> Path:
 
 
 def use_multiprocess(directory: Path, *, clean: bool = False) -> None:
-    """Write this process's metrics under ``directory``, which ``/metrics`` reads (``clean``: the hub, at start).
+    """Write this process's metrics under ``directory``, which ``/metrics`` reads (``clean``: the
+    hub, at start).
 
     prometheus-client picks its value class when it is imported, from the environment;
     here it is picked again, so the hub can switch after an import (``values.ValueClass``

@@ -19,7 +19,8 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the schema of the database at ``url`` to ``revision`` (a new SQLite file's folder is made)."""
+    """Bring the schema of the database at ``url`` to ``revision`` (a new SQLite file's folder is
+    made)."""
     from mss.db import Database
 
     path = Database(url).sqlite_path

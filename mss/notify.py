@@ -141,7 +141,8 @@ def outbox_file(settings: Settings) -> Path:
 
 
 def append_outbox(settings: Settings, *records: dict[str, Any]) -> None:
-    """Append one JSON line per record, with one write (O_APPEND, so concurrent writers do not interleave)."""
+    """Append one JSON line per record, with one write (O_APPEND, so concurrent writers do not
+    interleave)."""
     if not records:
         return
     path = outbox_file(settings)
@@ -272,7 +273,8 @@ def _email_message(settings: Settings, to: str, subject: str, body: str) -> Emai
 
 
 def _smtp_failure(exc: Exception, to: str) -> Exception:
-    """The error of a mail the smarthost did not take: its refusals are permanent, the rest is retried."""
+    """The error of a mail the smarthost did not take: its refusals are permanent, the rest is
+    retried."""
     import aiosmtplib
 
     failure = exc
@@ -366,7 +368,8 @@ async def deliver_notifications(ctx: JobContext, payloads: list[dict[str, Any]])
 
 
 async def _deliver(ctx: JobContext, payloads: list[dict[str, Any]]) -> dict[int, Exception]:
-    """Send the notifications; those that failed, by position (an exception raised: none was sent)."""
+    """Send the notifications; those that failed, by position (an exception raised: none was
+    sent)."""
     settings: Settings = ctx.services["settings"]
     async with ctx.db.read() as session:
         rows = await session.execute(

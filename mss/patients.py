@@ -82,7 +82,8 @@ SYSTEM = Actor("system", "mss", "Le service de messagerie")
 def audit(
     session: AsyncSession, action: str, actor: Actor, patient: Patient, **detail: Any
 ) -> None:
-    """Record ``action`` in ``patient``'s history; a guardian's act names the minor in on_behalf_of."""
+    """Record ``action`` in ``patient``'s history; a guardian's act names the minor in
+    on_behalf_of."""
     record(
         session,
         action,
@@ -106,7 +107,8 @@ def new_activation_code() -> str:
 
 
 async def rehash_patient_password(session: AsyncSession, patient: Patient, password: str) -> None:
-    """After a login whose hash has older parameters: store one of today's, unless it changed meanwhile."""
+    """After a login whose hash has older parameters: store one of today's, unless it changed
+    meanwhile."""
     await session.execute(
         update(Patient)
         .where(Patient.id == patient.id, Patient.password_hash == patient.password_hash)
@@ -240,7 +242,7 @@ async def issue_letters(
     hashes = [await hash_secret(normalise_activation_code(code)) for code in codes]
     issued: list[Patient] = []
     async with db.write() as session:
-        for patient_id, code, code_hash in zip(ids, codes, hashes):
+        for patient_id, code, code_hash in zip(ids, codes, hashes, strict=True):
             patient = (
                 await session.scalars(select(Patient).where(Patient.id == patient_id, *_NEEDS_CODE))
             ).first()
@@ -279,7 +281,8 @@ async def activate_with_code(
     actor: Actor,
     now: dt.datetime | None = None,
 ) -> None:
-    """Open the account (or, after an automatic activation, set its first password) with the letter's code."""
+    """Open the account (or, after an automatic activation, set its first password) with the
+    letter's code."""
     now = now or utcnow()
     if not await verify_secret(patient.activation_code_hash, normalise_activation_code(code)):
         raise WrongActivationCode()
@@ -394,5 +397,6 @@ async def _auto_activate_job(ctx: JobContext, payload: dict[str, Any]) -> None:
 
 
 def register_jobs(runner: JobRunner) -> None:
-    """Register ``patients.auto_activate`` (payload ``{"patient_id": id}``, or ``{}`` for all due)."""
+    """Register ``patients.auto_activate`` (payload ``{"patient_id": id}``, or ``{}`` for all
+    due)."""
     runner.register(AUTO_ACTIVATE, _auto_activate_job)

@@ -1,4 +1,5 @@
-"""Retention of unused mailboxes, as jobs: a daily pass warns, then purges (``mss.policy.retention``).
+"""Retention of unused mailboxes, as jobs: a daily pass warns, then purges
+(``mss.policy.retention``).
 
 ``retention.daily`` reads every mailbox's facts (a few columns, in chunks), warns
 those the policy says to warn, queues one ``retention.purge`` job per mailbox to
@@ -197,7 +198,8 @@ async def run_daily(db: Database, settings: Settings, now: dt.datetime) -> dict[
 async def _warn(
     session: AsyncSession, settings: Settings, row: Any, decision: RetentionDecision, today: dt.date
 ) -> int:
-    """Stamp the warning (once: a conditional UPDATE) and send it; 0 if another pass did it first."""
+    """Stamp the warning (once: a conditional UPDATE) and send it; 0 if another pass did it
+    first."""
     stamped = await session.execute(
         update(Mailbox)
         .where(
@@ -230,7 +232,8 @@ async def _warn(
 
 
 def warning_message(settings: Settings, address: str, purge_on: dt.date, today: dt.date) -> bytes:
-    """The notice a professional finds in their INBOX: the date of the purge and how to keep the mail."""
+    """The notice a professional finds in their INBOX: the date of the purge and how to keep the
+    mail."""
     message = EmailMessage()
     message["From"] = settings.notifications.sender or f"ne-pas-repondre@{settings.domain}"
     message["To"] = address
@@ -242,8 +245,10 @@ def warning_message(settings: Settings, address: str, purge_on: dt.date, today: 
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(
         f"Cette boîte aux lettres n'a été utilisée par aucune connexion depuis près d'un an.\n\n"
-        f"Sans connexion (messagerie, IMAP ou envoi) d'ici le {purge_on:%d/%m/%Y}, ses messages seront "
-        f"supprimés, comme le prévoient les règles de conservation de l'opérateur. Une seule connexion "
+        f"Sans connexion (messagerie, IMAP ou envoi) d'ici le {purge_on:%d/%m/%Y}, ses "
+        f"messages seront "
+        f"supprimés, comme le prévoient les règles de conservation de l'opérateur. Une seule "
+        f"connexion "
         f"suffit à les conserver.\n\nLes documents versés au DMP ne sont pas concernés.\n"
     )
     return bytes(message)
@@ -332,7 +337,8 @@ async def _count_messages(session: AsyncSession, ids: list[int]) -> int:
 async def schedule_daily(
     db: Database, when: dt.datetime | None = None, *, running: int | None = None
 ) -> bool:
-    """Queue the daily pass for ``when`` (default now) unless one is already queued; False if it was.
+    """Queue the daily pass for ``when`` (default now) unless one is already queued; False if it
+    was.
 
     ``running`` is the pass calling this for the next day (it does not count as queued).
     """
@@ -380,6 +386,7 @@ async def _purge_job(ctx: JobContext, payload: dict[str, Any]) -> None:
 
 
 def register_jobs(runner: JobRunner) -> None:
-    """Register ``retention.daily`` (payload ``{}``; ``{"once": true}`` does not queue the next day) and ``retention.purge``."""
+    """Register ``retention.daily`` (payload ``{}``; ``{"once": true}`` does not queue the next
+    day) and ``retention.purge``."""
     runner.register(DAILY_JOB, _daily_job)
     runner.register(PURGE_JOB, _purge_job, ordered=False)

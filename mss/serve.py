@@ -193,7 +193,8 @@ class Hub:
 
 
 async def _schedule_retention(db: Database) -> None:
-    """The daily retention pass (``mss.retention``): queued at start unless one is already queued."""
+    """The daily retention pass (``mss.retention``): queued at start unless one is already
+    queued."""
     from mss import retention
     from mss.errors import DatabaseUnavailable
 
@@ -228,7 +229,8 @@ def job_runner(db: Database, services: dict[str, Any], runner_id: str | None = N
 
 
 class ChildProcess(abc.ABC):
-    """A part of the hub in a spawned child process: started, restarted if it dies, stopped with SIGTERM."""
+    """A part of the hub in a spawned child process: started, restarted if it dies, stopped with
+    SIGTERM."""
 
     restart_delay = 1.0
     name = "mss-child"
@@ -243,10 +245,10 @@ class ChildProcess(abc.ABC):
     def _target(self, context: Any) -> tuple[Any, tuple[Any, ...]]:
         """The child's function and arguments for one start (parent side)."""
 
-    def _after_start(self) -> None:
+    def _after_start(self) -> None:  # noqa: B027 (a hook: most children need nothing here)
         """Parent side, once the child runs."""
 
-    async def _after_exit(self) -> None:
+    async def _after_exit(self) -> None:  # noqa: B027 (a hook)
         """Parent side, once the child has exited on its own (before it is started again)."""
 
     def start(self) -> None:
@@ -287,7 +289,8 @@ class ChildProcess(abc.ABC):
                 self.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Ask the child to finish what it is doing and exit (SIGTERM); kill it after ``timeout``."""
+        """Ask the child to finish what it is doing and exit (SIGTERM); kill it after
+        ``timeout``."""
         self._stopping = True
         if self.process is not None and self.process.is_alive():
             self.process.terminate()
@@ -298,7 +301,7 @@ class ChildProcess(abc.ABC):
             metrics.forget_process(self.process.pid)
         self._closed()
 
-    def _closed(self) -> None:
+    def _closed(self) -> None:  # noqa: B027 (a hook)
         """Parent side, once the child is stopped for good."""
 
 
@@ -423,7 +426,8 @@ class SmtpProcess(ChildProcess):
             runner.wake()
 
     def _closed(self) -> None:
-        """Stop relaying and close the hub's end (in the hub's loop: ``Hub.stop`` calls it before ``stop``)."""
+        """Stop relaying and close the hub's end (in the hub's loop: ``Hub.stop`` calls it before
+        ``stop``)."""
         if self._link is not None:
             asyncio.get_running_loop().remove_reader(self._link.fileno())
             self._link.close()
@@ -442,7 +446,8 @@ class SmtpProcess(ChildProcess):
 def start_smtp_processes(
     settings: Settings, services: dict[str, Any], count: int
 ) -> list[SmtpProcess]:
-    """``count`` SMTP processes beside this one, on the ports it bound (``services["smtp_ports"]``)."""
+    """``count`` SMTP processes beside this one, on the ports it bound
+    (``services["smtp_ports"]``)."""
     if count < 1:
         return []
     child_settings = copy.deepcopy(settings)
@@ -494,7 +499,8 @@ class _LinkWaker:
 
 
 async def run_smtp_process(settings: Settings, limiter: Any, link: Any) -> None:
-    """An SMTP child: the SMTP listeners on the shared ports until SIGTERM, SIGINT or the hub's end."""
+    """An SMTP child: the SMTP listeners on the shared ports until SIGTERM, SIGINT or the hub's
+    end."""
     from mss.crypto.trust import TrustStore
     from mss.smtp_gateway import start_smtp_servers
 
@@ -594,7 +600,8 @@ async def run_job_process(
 async def keep_trust_fresh(
     settings: Settings, trust: Any, interval: float = 60.0, *, sign_dev_crl: bool = True
 ) -> None:
-    """Re-read anchors and CRLs (a revocation takes effect within a minute) and keep the dev CRL signed."""
+    """Re-read anchors and CRLs (a revocation takes effect within a minute) and keep the dev CRL
+    signed."""
     import datetime as dt
 
     from cryptography import x509

@@ -89,7 +89,8 @@ async def describe_listeners(settings: Settings, db: Database) -> list[str]:
         f"  portal and APIs   {portal}",
         f"  SMTP submission   {submission}",
         f"  IMAP              {ports((on.imap, p.imap, 'STARTTLS'), (on.imaps, p.imaps, 'TLS'))}",
-        f"  SMTP relay        {ports((on.smtp_relay, p.smtp_relay, 'operators, client certificate'))}",
+        f"  SMTP relay        "
+        f"{ports((on.smtp_relay, p.smtp_relay, 'operators, client certificate'))}",
     ]
     async with db.read() as session:
         count = (await session.execute(select(func.count()).select_from(Mailbox))).scalar_one()

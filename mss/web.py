@@ -34,7 +34,8 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> web.Response:
 
 
 def attachment_disposition(title: str, extension: str) -> str:
-    """``attachment`` named after a title: an ASCII ``filename`` and the UTF-8 ``filename*`` (RFC 6266)."""
+    """``attachment`` named after a title: an ASCII ``filename`` and the UTF-8 ``filename*`` (RFC
+    6266)."""
     ascii_name = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
     ascii_name = re.sub(r"[^A-Za-z0-9._-]+", "-", ascii_name).strip("-.")[:80] or "document"
     utf8_name = re.sub(r"[\x00-\x1f\x7f/\\\"]+", "-", title).strip()[:80] or "document"

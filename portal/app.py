@@ -1,4 +1,5 @@
-"""``setup(app)``: the patient portal's routes, templates, static files and middleware under ``/``."""
+"""``setup(app)``: the patient portal's routes, templates, static files and middleware under
+``/``."""
 
 from __future__ import annotations
 
@@ -36,8 +37,10 @@ STATE_LABELS = {
     "closed": "Clôturé",
 }
 STATE_TEXTS = {
-    "created": "Le compte est en préparation : un courrier avec un code d'activation va être envoyé.",
-    "opposition_window": "Le compte n'est pas encore ouvert : activez-le avec le code reçu par courrier.",
+    "created": "Le compte est en préparation : un courrier avec un code d'activation va être "
+    "envoyé.",
+    "opposition_window": "Le compte n'est pas encore ouvert : activez-le avec le code reçu "
+    "par courrier.",
     "active": "Le compte reçoit les messages des professionnels de santé.",
     "deactivated": "Le compte est en pause : les professionnels ne peuvent pas y écrire. "
     "Vous pouvez le réactiver à tout moment.",
@@ -72,7 +75,8 @@ ROUTES: list[tuple[str, str, dict[str, Handler]]] = [
 
 
 def setup(app: web.Application) -> None:
-    """Add the portal to the hub's HTTPS application; ``services["portal_clock"]`` replaces the clock."""
+    """Add the portal to the hub's HTTPS application; ``services["portal_clock"]`` replaces the
+    clock."""
     app[CLOCK] = app[SERVICES].get("portal_clock") or Clock()
     # Templates are compiled once per process and kept (no file check on each render): a changed
     # template needs a restart. No bytecode cache on disk: it would only speed up the first render.

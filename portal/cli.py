@@ -44,7 +44,7 @@ async def letters(settings: Settings, out_dir: str | None) -> None:
         await db.dispose()
     if not issued:
         click.echo("no new patient needs an activation letter")
-    for patient, path in zip(issued, written):
+    for patient, path in zip(issued, written, strict=True):
         click.echo(f"{patient.ins}  {patient.display_name}  {path}")
 
 

@@ -1,4 +1,5 @@
-"""PDF attachments of the messages the space received, read through the mailbox store, for "Mon dossier".
+"""PDF attachments of the messages the space received, read through the mailbox store, for "Mon
+dossier".
 
 Only the INBOX of the space's own mailbox is searched (``find_entry`` scopes
 an entry to it), so an id in a URL never reaches another mailbox. The
@@ -109,7 +110,8 @@ def _attachments_of(message: StoredMessage) -> tuple[bytes, dict[str, Any], list
 async def load_received_pdf(
     db: Database, viewer: ViewerKind, *, patient_id: int, mailbox_id: int, entry_id: int, part: str
 ) -> tuple[ReceivedPdf, bytes] | None:
-    """One PDF attachment of a received message of the mailbox, with its decoded bytes; None if absent,
+    """One PDF attachment of a received message of the mailbox, with its decoded bytes; None if
+    absent,
     not a PDF, or withheld from the viewer."""
     async with db.read() as session:
         located = await find_entry(session, mailbox_id, entry_id)

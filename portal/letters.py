@@ -29,7 +29,8 @@ def letter_lines(patient: Patient, code: str, url: str) -> list[tuple[int, str]]
         (11, "Un compte de messagerie sécurisée de santé a été créé pour vous. Vos médecins,"),
         (
             11,
-            "pharmaciens et établissements de santé pourront vous y écrire en toute confidentialité.",
+            "pharmaciens et établissements de santé pourront vous y écrire en toute "
+            "confidentialité.",
         ),
         (11, ""),
         (13, f"Votre numéro INS : {patient.ins}"),
@@ -65,7 +66,8 @@ def render_pdf(lines: list[tuple[int, str]]) -> bytes:
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %d %d] /Resources << /Font << /F1 4 0 R >> >> "
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %d %d] /Resources << /Font << /F1 4 0 "
+        b"R >> >> "
         b"/Contents 5 0 R >>" % (PAGE_WIDTH, PAGE_HEIGHT),
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
         b"<< /Length %d >>\nstream\n" % len(stream) + bytes(stream) + b"endstream",

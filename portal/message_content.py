@@ -117,7 +117,8 @@ class MessageContent:
 
 
 def sanitise_html(html: str) -> str:
-    """HTML without scripts, styles, images, frames, forms or event handlers (nh3, an allow-list)."""
+    """HTML without scripts, styles, images, frames, forms or event handlers (nh3, an
+    allow-list)."""
     return nh3.clean(
         html,
         tags=HTML_TAGS,
@@ -283,7 +284,8 @@ def safe_filename(name: str | None, kind: str = "application/octet-stream") -> s
 
 
 def content_disposition(filename: str) -> str:
-    """``attachment`` with an ASCII ``filename`` and the exact UTF-8 ``filename*`` (RFC 6266, 8187)."""
+    """``attachment`` with an ASCII ``filename`` and the exact UTF-8 ``filename*`` (RFC 6266,
+    8187)."""
     folded = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
     fallback = re.sub(r"[^A-Za-z0-9._ ()+-]", "_", folded).strip() or "piece-jointe"
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"

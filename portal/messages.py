@@ -240,7 +240,8 @@ def _unknown_sender(address: str) -> Counterpart:
 def describe_mailbox(
     mailbox: Mailbox, professional: Professional | None, organisation: Organisation | None
 ) -> Counterpart:
-    """A mailbox as the pages name it: the professional (titled), else the mailbox's or organisation's name."""
+    """A mailbox as the pages name it: the professional (titled), else the mailbox's or
+    organisation's name."""
     org_name = organisation.name if organisation is not None else ""
     if professional is not None and mailbox.kind is MailboxKind.PER:
         return Counterpart(
@@ -295,7 +296,8 @@ async def folder_lines(session: AsyncSession, mailbox_id: int, name: str) -> lis
 async def mailbox_lines(
     session: AsyncSession, mailbox_id: int, names: Sequence[str]
 ) -> list[MessageLine]:
-    """Every message of the named folders of the mailbox, folder by folder in that order, newest first.
+    """Every message of the named folders of the mailbox, folder by folder in that order, newest
+    first.
 
     One statement for all the folders, entries and messages.
     """
@@ -430,7 +432,8 @@ def _add(summary: ConversationSummary, line: MessageLine) -> None:
 async def conversation(
     session: AsyncSession, mailbox_id: int, conversation_id: int
 ) -> ConversationSummary | None:
-    """One conversation of the mailbox with its messages, oldest first; None if not the mailbox's."""
+    """One conversation of the mailbox with its messages, oldest first; None if not the
+    mailbox's."""
     row = await session.get(Conversation, conversation_id)
     if row is None or row.patient_mailbox_id != mailbox_id:
         return None
@@ -455,14 +458,16 @@ async def conversation(
 
 
 async def find_entry(session: AsyncSession, mailbox_id: int, entry_id: int) -> Located | None:
-    """A folder entry with its message, only if it sits in a folder of ``mailbox_id`` (one statement)."""
+    """A folder entry with its message, only if it sits in a folder of ``mailbox_id`` (one
+    statement)."""
     return (await find_entries(session, mailbox_id, [entry_id])).get(entry_id)
 
 
 async def find_entries(
     session: AsyncSession, mailbox_id: int, entry_ids: Sequence[int]
 ) -> dict[int, Located]:
-    """``find_entry`` for several entries at once, by entry id (one statement); absent ones are left out."""
+    """``find_entry`` for several entries at once, by entry id (one statement); absent ones are
+    left out."""
     rows = await session.execute(
         select(FolderEntry, Folder, StoredMessage)
         .join(Folder, Folder.id == FolderEntry.folder_id)
@@ -499,7 +504,8 @@ async def locate(
 async def entry_of_message(
     session: AsyncSession, mailbox_id: int, folder_name: str, stored_id: int
 ) -> int | None:
-    """The entry id of a stored message in one folder of the mailbox (after sending: its Sent copy)."""
+    """The entry id of a stored message in one folder of the mailbox (after sending: its Sent
+    copy)."""
     for line in await folder_lines(session, mailbox_id, folder_name):
         if line.stored_id == stored_id:
             return line.entry_id

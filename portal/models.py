@@ -15,7 +15,8 @@ from mss.db import Base, UTCDateTime, utcnow
 
 
 class PortalSession(Base):
-    """One browser's session: anonymous (for the login form's CSRF token), half or fully signed in."""
+    """One browser's session: anonymous (for the login form's CSRF token), half or fully signed
+    in."""
 
     __tablename__ = "portal_sessions"
     __table_args__ = (Index("ix_portal_sessions_last_seen_at", "last_seen_at"),)

@@ -36,14 +36,16 @@ class _RouteProbe:
 
 
 async def portal_target(request: web.Request, target: str, default: str = "/") -> str:
-    """``target`` if it is a portal page this application routes, else ``default`` (no open redirect)."""
+    """``target`` if it is a portal page this application routes, else ``default`` (no open
+    redirect)."""
     path = local_path(target)
     if path is None:
         return default
     url = URL(path)
     if url.absolute:
         return default
-    # The router reads only the URL and the method (the request's body is read: it cannot be cloned).
+    # The router reads only the URL and the method (the request's body is read: it cannot be
+    # cloned).
     match = await request.app.router.resolve(_RouteProbe(url))  # type: ignore[arg-type]
     name = (
         match.route.resource.name if match.http_exception is None and match.route.resource else None

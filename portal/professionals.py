@@ -1,4 +1,5 @@
-"""Professionals of the directory as the "Mon dossier" pages show them: found by name or RPPS, described.
+"""Professionals of the directory as the "Mon dossier" pages show them: found by name or RPPS,
+described.
 
 Name search compares case-insensitively at the start of a word; SQLite's
 ``lower``/``upper`` only fold ASCII, so both are tried (an accented capital

@@ -58,7 +58,8 @@ def code_matches(row: PortalSession, patient: Patient, code: str, now: dt.dateti
 async def spend_code(
     db: Database, row: PortalSession, patient: Patient, code: str, now: dt.datetime
 ) -> Decision:
-    """Use up a code that ``code_matches``: refused when it was already used, even by a request in parallel.
+    """Use up a code that ``code_matches``: refused when it was already used, even by a request in
+    parallel.
 
     An app's code: its time step must come after the last one accepted for the patient
     (``totp_last_step``), recorded by a conditional UPDATE. A code sent by SMS or e-mail:

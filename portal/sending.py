@@ -95,7 +95,8 @@ def reply_facts(
 async def reply_decision(
     session: AsyncSession, sender: MailboxFacts, target: MailboxFacts | None, facts: MessageFacts
 ) -> Decision:
-    """Would the gateway accept this reply? The same RCPT and conversation decisions, asked first."""
+    """Would the gateway accept this reply? The same RCPT and conversation decisions, asked
+    first."""
     if target is None:
         return UNKNOWN_CORRESPONDENT
     conversations = await conversation_facts(session, sender.id, target.id, facts.referenced_ids)

@@ -59,7 +59,8 @@ class Loaded:
 
 
 async def load(db: Database, token: str) -> Loaded | None:
-    """The session of this cookie token and who it names, in one statement (one row per minor held)."""
+    """The session of this cookie token and who it names, in one statement (one row per minor
+    held)."""
     minor = aliased(Patient)
     query = (
         select(PortalSession, Patient, minor)

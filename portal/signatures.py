@@ -11,12 +11,15 @@ from portal.messages import Counterpart, Directory, titled_name
 # to a patient; a message stored before a rule changed may still carry one).
 NOT_VERIFIED = {
     "none": "Ce message n'est pas signé : l'identité de son expéditeur n'a pas pu être vérifiée.",
-    "tampered": "La signature ne correspond plus au message : il a été modifié après avoir été signé.",
-    "unknown_ca": "La signature vient d'un certificat qui n'a pas été émis par une autorité de confiance.",
+    "tampered": "La signature ne correspond plus au message : il a été modifié après avoir "
+    "été signé.",
+    "unknown_ca": "La signature vient d'un certificat qui n'a pas été émis par une autorité "
+    "de confiance.",
     "expired": "La signature vient d'un certificat expiré ou pas encore valide.",
     "revoked": "La signature vient d'un certificat révoqué.",
     "bad_eku": "La signature vient d'un certificat qui n'est pas destiné à signer des messages.",
-    "address_mismatch": "La signature vient du certificat d'une autre adresse que celle de l'expéditeur.",
+    "address_mismatch": "La signature vient du certificat d'une autre adresse que celle de "
+    "l'expéditeur.",
     "malformed": "La signature de ce message est illisible.",
 }
 

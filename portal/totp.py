@@ -42,7 +42,8 @@ def totp(secret: str, when: dt.datetime, digits: int = DIGITS) -> str:
 
 
 def matching_step(secret: str, code: str, when: dt.datetime, window: int = 1) -> int | None:
-    """The time step whose code ``code`` is: that of ``when`` or one either side (clock drift); else None."""
+    """The time step whose code ``code`` is: that of ``when`` or one either side (clock drift);
+    else None."""
     code = "".join(code.split())
     if not code.isdigit() or len(code) != DIGITS:
         return None

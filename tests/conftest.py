@@ -46,7 +46,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if skipped:
         for report in skipped:
             print(
-                f"\nskipped in CI (install what it needs in .ci/run): {report.nodeid} {report.longrepr}"
+                f"\nskipped in CI (install what it needs in .ci/run): {report.nodeid} "
+                f"{report.longrepr}"
             )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

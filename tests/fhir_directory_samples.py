@@ -1,4 +1,5 @@
-"""FHIR directory files for the import and API tests: the real ANS samples and a synthetic hospital."""
+"""FHIR directory files for the import and API tests: the real ANS samples and a synthetic
+hospital."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The tamper-evident access history: events sealed into chains, and `mss audit verify` finding the first
+"""The tamper-evident access history: events sealed into chains, and `mss audit verify` finding
+the first
 edited, deleted or reordered event, on both engines.
 """
 
@@ -51,7 +52,8 @@ async def events_of(db: Database, chain: str) -> list[AuditEvent]:
 
 
 async def write_history(db: Database) -> tuple[int, int]:
-    """Events by the ORM path and in bulk, about two patients and one professional; the patients' ids."""
+    """Events by the ORM path and in bulk, about two patients and one professional; the patients'
+    ids."""
     alice = await add_patient(db, ALICE, "Roux", "Alice")
     bruno = await add_patient(db, BRUNO, "Fabre", "Bruno", phone="+33600000002")
     for n in range(3):
@@ -258,7 +260,8 @@ async def test_swapped_contents_and_times_are_reported(
 async def test_a_resealed_row_out_of_place_is_reordered(
     db: Database, database_url: str, tmp_path: Path
 ) -> None:
-    """Rows 2 and 3 swapped with all their columns but the numbers: each self-consistent, out of place."""
+    """Rows 2 and 3 swapped with all their columns but the numbers: each self-consistent, out of
+    place."""
     alice, _bruno = await write_history(db)
     chain = await events_of(db, f"patient:{alice}")
     second, third = chain[1], chain[2]
@@ -320,7 +323,8 @@ async def test_a_withheld_event_revealed_to_its_patient_still_verifies(db: Datab
 async def test_concurrent_appends_to_one_chain_take_distinct_numbers(
     db: Database, database_url: str
 ) -> None:
-    """Writers in two engines (two processes, as SMTP and the job process are) append to one chain at once."""
+    """Writers in two engines (two processes, as SMTP and the job process are) append to one chain
+    at once."""
     alice = await add_patient(db, ALICE, "Roux", "Alice")
     other = Database(database_url)
     try:
@@ -365,7 +369,8 @@ async def test_concurrent_appends_to_one_chain_take_distinct_numbers(
 @pytest.mark.skipif("postgresql" not in ENGINES, reason="PostgreSQL is not among MSS_TEST_ENGINES")
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_a_second_writer_waits_for_the_chain_head_on_postgresql(db: Database) -> None:
-    """The first writer holds its chain's head until it commits; the second then takes the next number."""
+    """The first writer holds its chain's head until it commits; the second then takes the next
+    number."""
     alice = await add_patient(db, ALICE, "Roux", "Alice")
     first_flushed = asyncio.Event()
     release_first = asyncio.Event()

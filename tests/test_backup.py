@@ -1,4 +1,5 @@
-"""Encrypted backup and restore: every table comes back, on both engines; a tampered archive is refused."""
+"""Encrypted backup and restore: every table comes back, on both engines; a tampered archive is
+refused."""
 
 from __future__ import annotations
 
@@ -157,7 +158,8 @@ async def test_a_tampered_or_foreign_archive_is_refused_and_nothing_written(
 
 
 def test_the_commands_as_an_operator_types_them(tmp_path: Path, gpg_home: tuple[Path, str]) -> None:
-    """mss init, mss backup --recipient-file (a public key file), mss restore in a new data folder."""
+    """mss init, mss backup --recipient-file (a public key file), mss restore in a new data
+    folder."""
     from click.testing import CliRunner
 
     from mss.cli import main

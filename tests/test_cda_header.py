@@ -125,8 +125,10 @@ def test_no_ins_is_903() -> None:
         (
             903,
             (
-                "The CDA document carries no INS among its patient ids (1.2.250.1.999.2.3/IPP-0042); an "
-                "INS is an id under 1.2.250.1.213.1.4.8, 1.2.250.1.213.1.4.10, 1.2.250.1.213.1.4.13."
+                "The CDA document carries no INS among its patient ids "
+                "(1.2.250.1.999.2.3/IPP-0042); an "
+                "INS is an id under 1.2.250.1.213.1.4.8, 1.2.250.1.213.1.4.10, "
+                "1.2.250.1.213.1.4.13."
             ),
         )
     ]
@@ -138,7 +140,8 @@ def test_incomplete_matricule_is_905() -> None:
         (
             905,
             (
-                "The CDA INS matricule '2770763220829' is not the 15 characters of a NIR with its key."
+                "The CDA INS matricule '2770763220829' is not the 15 characters of a NIR "
+                "with its key."
             ),
         )
     ]
@@ -150,7 +153,8 @@ def test_ins_without_traits_is_905() -> None:
         (
             905,
             (
-                f"The CDA INS {INS} comes without the identity traits: first names, birth date, sex "
+                f"The CDA INS {INS} comes without the identity traits: first names, birth "
+                f"date, sex "
                 "missing."
             ),
         )

@@ -1,4 +1,5 @@
-"""The hub as a person runs it: mss init --demo, demo accounts, doctor, serve, and their refusals."""
+"""The hub as a person runs it: mss init --demo, demo accounts, doctor, serve, and their
+refusals."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def free_ports(count: int) -> list[int]:
 def hub_env(tmp_path: Path, database_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MSS_")}
     env.update(MSS_DATA_DIR=str(tmp_path / "var"), MSS_DATABASE_URL=database_url)
-    for key, port in zip(PORT_KEYS, free_ports(len(PORT_KEYS))):
+    for key, port in zip(PORT_KEYS, free_ports(len(PORT_KEYS)), strict=True):
         env[f"MSS_PORTS_{key.upper()}"] = str(port)
     return env
 
@@ -135,7 +136,8 @@ def test_init_demo_accounts_doctor_and_serve(tmp_path: Path, database_url: str) 
         assert bundle["total"] == 1
         assert bundle["entry"][0]["resource"]["name"][0]["family"].upper() == "DUPONT"
 
-        # The README's document-API call, as written there: the doctor's client certificate carries the idNat.
+        # The README's document-API call, as written there: the doctor's client certificate
+        # carries the idNat.
         pki_dir = tmp_path / "var" / "pki"
         client = pki_dir / "issued" / "client" / "jean.dupont@mss.localhost"
         curl = subprocess.run(

@@ -217,7 +217,8 @@ def test_export_writes_a_pkcs12_a_mail_client_imports(tmp_path: Path) -> None:
 
 
 def test_every_command_finds_the_data_folder_from_any_current_folder(tmp_path: Path) -> None:
-    """The data folder of mss.toml is read from the file's folder; --data-dir names one; errors say where."""
+    """The data folder of mss.toml is read from the file's folder; --data-dir names one; errors
+    say where."""
     from click.testing import CliRunner
 
     from mss.cli import main

@@ -28,7 +28,8 @@ Outcome = SignedContent | tuple[str, str]
 
 
 def outcome(der: bytes, detached: bytes | None, *, quick: bool = True) -> Outcome:
-    """The content ``check_signed_data`` finds, or its status and sentence; with ``_check`` alone unless quick."""
+    """The content ``check_signed_data`` finds, or its status and sentence; with ``_check`` alone
+    unless quick."""
     with mock.patch.object(
         cms, "_check_strict_der", cms._check_strict_der if quick else lambda der, c: None
     ):
@@ -95,7 +96,8 @@ def test_changed_bytes_are_judged_as_before(rsa_doctor: Identity, detached: bool
 
 
 def resigned(identity: Identity, der: bytes, attributes: list[asn1_cms.CMSAttribute]) -> bytes:
-    """The same signature with other signed attributes in this order, signed again by ``identity``."""
+    """The same signature with other signed attributes in this order, signed again by
+    ``identity``."""
     info = asn1_cms.ContentInfo.load(der)
     signer_info = info["content"]["signer_infos"][0]
     contents = b"".join(a.dump() for a in attributes)  # not CMSAttributes(...): it would sort them

@@ -51,7 +51,8 @@ async def test_write_rolls_back_on_error(db: Database) -> None:
 
 
 async def test_inline_statements_run_on_the_loop_thread(tmp_path: Path) -> None:
-    """Inside Database.inline() a SQLite statement runs on the caller's thread, outside it in the driver's."""
+    """Inside Database.inline() a SQLite statement runs on the caller's thread, outside it in the
+    driver's."""
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'inline.sqlite3'}")
 
     def thread_function(dbapi_connection: Any, _record: Any) -> None:
@@ -113,7 +114,8 @@ async def test_inline_write_waits_for_another_process_off_the_loop(tmp_path: Pat
 
 
 async def test_pairs_in_finds_pairs_through_the_index(db: Database) -> None:
-    """pairs_in selects exactly the pairs asked for; on SQLite, through the two-column index, not a scan."""
+    """pairs_in selects exactly the pairs asked for; on SQLite, through the two-column index, not
+    a scan."""
     from sqlalchemy import insert
 
     from mss.db import pairs_in, pairs_values, utcnow
@@ -168,7 +170,8 @@ async def test_pairs_in_finds_pairs_through_the_index(db: Database) -> None:
 
 
 async def test_sqlite_write_holds_the_write_lock_from_its_first_read(tmp_path: Path) -> None:
-    """BEGIN IMMEDIATE: what a write transaction reads cannot change under it, even from another process."""
+    """BEGIN IMMEDIATE: what a write transaction reads cannot change under it, even from another
+    process."""
     path = tmp_path / "immediate.sqlite3"
     db = Database(f"sqlite+aiosqlite:///{path}")
     async with db.write() as session:

@@ -73,7 +73,8 @@ def test_flat_paths_package_is_reported_not_guessed(ans_data: Path) -> None:
         (
             903,
             (
-                "The document entry '871efced-488f-4699-b38d-015791e7ef04' has no patient identifier "
+                "The document entry '871efced-488f-4699-b38d-015791e7ef04' has no patient "
+                "identifier "
                 "(XDSDocumentEntry.patientId: it is empty; sourcePatientId is 'null^^^&null&ISO'), "
                 "hence no INS."
             ),
@@ -159,7 +160,8 @@ def test_ccd_inside_samplexdm(ans_data: Path) -> None:
         (
             903,
             (
-                "The CDA document carries no INS among its patient ids (GSIHealth/1111111111); an INS "
+                "The CDA document carries no INS among its patient ids "
+                "(GSIHealth/1111111111); an INS "
                 "is an id under 1.2.250.1.213.1.4.8, 1.2.250.1.213.1.4.10, 1.2.250.1.213.1.4.13."
             ),
         )

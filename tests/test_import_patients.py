@@ -157,7 +157,8 @@ async def test_semicolons_and_fewer_optional_columns(
         (
             HEADER,
             [f"{CHILD},NESSI,Léa,2015-07-01,,,{MOTHER}"],
-            rf"roster.csv:2: guardian INS {MOTHER} is neither a valid line of this file nor a patient",
+            rf"roster.csv:2: guardian INS {MOTHER} is neither a valid line of this file nor "
+            rf"a patient",
         ),
         (
             HEADER,

@@ -36,7 +36,8 @@ def _workers_only(settings: Settings) -> Settings:
 
 
 async def _queue_job(db: Database, message_id: int) -> int:
-    """A convocation job for a message that does not exist: its handler fails it at once, with a reason."""
+    """A convocation job for a message that does not exist: its handler fails it at once, with a
+    reason."""
     async with db.write() as session:
         job = enqueue(session, CONVOCATION_JOB, {"message_id": message_id, "mailbox_id": 1})
         await session.flush()

@@ -1,4 +1,5 @@
-"""The jobs outbox: a job exists only if its transaction committed, retries back off, failures end."""
+"""The jobs outbox: a job exists only if its transaction committed, retries back off, failures
+end."""
 
 from __future__ import annotations
 
@@ -225,7 +226,8 @@ async def test_an_unordered_kind_with_a_batch_handler_gets_its_jobs_in_one_call(
     db: Database,
 ) -> None:
     """No lanes: the claimed jobs go to the batch handler together. When it raises, each job runs
-    alone with its own failure accounting; when it raises PartlyDone, only the jobs it did not do."""
+    alone with its own failure accounting; when it raises PartlyDone, only the jobs it did not
+    do."""
     batches: list[list[int]] = []
     alone: list[int] = []
 

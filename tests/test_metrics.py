@@ -40,7 +40,8 @@ INS = PATIENT.split("@")[0]
 
 
 async def serve(hub: Hub, *, processes: int = 1, allow: list[str] | None = None) -> ServeHub:
-    """``mss serve`` on the test's database and PKI: SMTP, IMAP (STARTTLS port) and HTTPS on free ports."""
+    """``mss serve`` on the test's database and PKI: SMTP, IMAP (STARTTLS port) and HTTPS on free
+    ports."""
     settings = copy.deepcopy(hub.settings)
     settings.listeners.imaps = False
     for name in ("submission", "submission_tls", "smtp_relay", "imap", "https"):
@@ -101,7 +102,8 @@ def sample(exposition: str, name: str, **labels: str) -> float | None:
 
 
 async def connect_into_child(served: ServeHub, hub: Hub) -> aiosmtplib.SMTP:
-    """A logged-in client whose connection the child took (once it listens: it starts after the hub)."""
+    """A logged-in client whose connection the child took (once it listens: it starts after the
+    hub)."""
     limiter, client = limiter_of(served), smtp_client(hub, served)
     async with asyncio.timeout(60):
         while True:
@@ -334,7 +336,8 @@ async def test_json_log_lines_carry_the_request_id(hub: Hub, json_log: io.String
 async def test_a_delivery_to_a_patient_logs_no_ins_and_no_subject(
     hub: Hub, json_log: io.StringIO
 ) -> None:
-    """At INFO, in JSON: the session's lines carry its id, never the patient's INS nor the subject."""
+    """At INFO, in JSON: the session's lines carry its id, never the patient's INS nor the
+    subject."""
     subject = "Biopsie hépatique : résultats"
     identity = hub.pki.issue_smime(DOCTOR, id_nat="810000000001")
     smtp = await hub.login_client(DOCTOR)
@@ -356,4 +359,5 @@ async def _no_leftover_hub() -> AsyncIterator[None]:
     yield
     from mss import metrics
 
-    metrics.use_in_process()  # a failed start must not leave this process writing to a test's folder
+    # a failed start must not leave this process writing to a test's folder
+    metrics.use_in_process()

@@ -1,4 +1,5 @@
-"""Password hashes: OWASP's argon2id parameters, a rehash when they differ, the verified-credential cache."""
+"""Password hashes: OWASP's argon2id parameters, a rehash when they differ, the
+verified-credential cache."""
 
 from __future__ import annotations
 

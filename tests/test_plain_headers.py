@@ -214,7 +214,8 @@ def block_of(field: str, value: str) -> bytes:
 
 
 def read_both_ways(raw: bytes) -> bool:
-    """Assert that the direct readers and the email package agree on ``raw``; True if the direct ones answered."""
+    """Assert that the direct readers and the email package agree on ``raw``; True if the direct
+    ones answered."""
     head = smime.split_head(raw)[0]
     compat = COMPAT32.parsebytes(head, headersonly=True)
     default = content._header_message(head)
@@ -304,7 +305,8 @@ def test_sample_messages_read_the_same_both_ways(ans_data: Path) -> None:
 
 
 def signed_corpus(dev_pki: DevPki, tmp_path: Path) -> list[tuple[bytes, str]]:
-    """(message, From address): ours in RSA and EC, detached and opaque, convocations, OpenSSL's, encrypted."""
+    """(message, From address): ours in RSA and EC, detached and opaque, convocations, OpenSSL's,
+    encrypted."""
     corpus: list[tuple[bytes, str]] = []
     doctor = "jean.dupont@mss.localhost"
     for key_type in ("rsa", "ec"):

@@ -49,7 +49,8 @@ class Calendar:
 
 def _message(subject: str, to: str) -> bytes:
     return (
-        f"From: {DOCTOR}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{abs(hash(subject))}@mss.localhost>\r\n"
+        f"From: {DOCTOR}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: "
+        f"<{abs(hash(subject))}@mss.localhost>\r\n"
         f"Date: Thu, 03 Dec 2026 10:00:00 +0000\r\n\r\n{MEDICAL}\r\n"
     ).encode()
 
@@ -120,7 +121,8 @@ def calendar() -> Calendar:
 
 @pytest.fixture
 def run_day(db: Database, settings: Settings, calendar: Calendar) -> Callable[[int], object]:
-    """Move the clock to ``day`` (days from now) and run that day's retention pass and what it queues."""
+    """Move the clock to ``day`` (days from now) and run that day's retention pass and what it
+    queues."""
     runner = JobRunner(db, services={"settings": settings, "clock": calendar.now})
     register_jobs(runner)
     register_notify(runner)

@@ -263,7 +263,8 @@ def test_address_mismatch(doctor: Identity, dev_pki: DevPki) -> None:
 def test_a_senders_certificate_is_read_once_and_every_signature_is_still_checked(
     doctor: Identity, dev_pki: DevPki
 ) -> None:
-    """Certificates are cached by their exact DER; the signature, digest and trust are checked each time."""
+    """Certificates are cached by their exact DER; the signature, digest and trust are checked
+    each time."""
     from mss.crypto import cms
 
     cms._load_certificate.cache_clear()
@@ -288,7 +289,8 @@ def test_a_senders_certificate_is_read_once_and_every_signature_is_still_checked
 def test_trust_fingerprints_are_remembered_per_certificate_object(
     doctor: Identity, dev_pki: DevPki, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The valid-chain cache is keyed by SHA-256 fingerprints, each computed once per certificate object."""
+    """The valid-chain cache is keyed by SHA-256 fingerprints, each computed once per certificate
+    object."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
 
@@ -453,7 +455,8 @@ def _signature_der(raw: bytes) -> bytes:
 
 
 def test_multipart_parts_cuts_exactly_where_rfc_2046_puts_the_delimiters() -> None:
-    """The parts of multipart/signed are found by plain search; compared with RFC 2046's rule as a regex."""
+    """The parts of multipart/signed are found by plain search; compared with RFC 2046's rule as a
+    regex."""
     import itertools
     import re
 

@@ -34,7 +34,8 @@ def test_no_tracked_file_points_outside_the_repository() -> None:
 
 
 def test_a_bare_clone_runs_the_sample_tests(tmp_path: Path) -> None:
-    """Clone what is committed into an empty folder and run the tests that read the sample documents."""
+    """Clone what is committed into an empty folder and run the tests that read the sample
+    documents."""
     clone = tmp_path / "alone" / "mss-hub"
     subprocess.run(
         ["git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(clone)],

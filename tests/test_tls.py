@@ -1,4 +1,5 @@
-"""TLS contexts on a real loopback server: the hub's certificate, TLS 1.2 floor, client certificates."""
+"""TLS contexts on a real loopback server: the hub's certificate, TLS 1.2 floor, client
+certificates."""
 
 from __future__ import annotations
 
@@ -232,7 +233,8 @@ async def test_failed_handshakes_are_a_few_warning_lines_without_traceback(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """20 failed handshakes on every TLS listener of ``mss serve``: WARNING lines, rate-limited, no ERROR.
+    """20 failed handshakes on every TLS listener of ``mss serve``: WARNING lines, rate-limited,
+    no ERROR.
 
     The loop runs in asyncio's debug mode (``python -X dev``, PYTHONASYNCIODEBUG), where asyncio
     hands every failed implicit-TLS handshake to the loop's exception handler.

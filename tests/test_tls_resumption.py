@@ -1,4 +1,5 @@
-"""TLS session resumption on every TLS listener of ``mss serve``: a reconnecting client skips the full handshake.
+"""TLS session resumption on every TLS listener of ``mss serve``: a reconnecting client skips the
+full handshake.
 
 Each listener keeps one server context for all its connections, so OpenSSL's
 session tickets (TLS 1.3, and TLS 1.2 where the client offers them) and its
@@ -72,7 +73,8 @@ POKE = {
 def _connect(
     listener: str, port: int, context: ssl.SSLContext, session: ssl.SSLSession | None
 ) -> tuple[ssl.SSLSession | None, bool]:
-    """One TLS connection (after STARTTLS where the listener wants it): its session, and was it resumed."""
+    """One TLS connection (after STARTTLS where the listener wants it): its session, and was it
+    resumed."""
     raw = socket.create_connection(("127.0.0.1", port), timeout=10)
     starttls = STARTTLS.get(listener)
     if starttls is not None:

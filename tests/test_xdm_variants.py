@@ -217,7 +217,8 @@ def test_replacement_without_cda_parent_is_reported() -> None:
             906,
             (
                 "The document entry 'urn:uuid:9a0b1c2d-0001-4000-8000-000000000001' asks for a "
-                "replacement (action C) but its CDA has no relatedDocument typeCode=RPLC naming the "
+                "replacement (action C) but its CDA has no relatedDocument typeCode=RPLC "
+                "naming the "
                 "document replaced."
             ),
         )
@@ -235,7 +236,8 @@ def test_unknown_action_is_refused() -> None:
         (
             906,
             (
-                "The document entry 'urn:uuid:9a0b1c2d-0001-4000-8000-000000000001' has an action slot "
+                "The document entry 'urn:uuid:9a0b1c2d-0001-4000-8000-000000000001' has an "
+                "action slot "
                 "'X'; only C (replace) and D (delete) are defined."
             ),
         )
@@ -327,8 +329,10 @@ def test_wrong_nir_key_is_flagged_not_refused() -> None:
             "IPP-0042^^^&1.2.250.1.999.2.3&ISO^PI",
             903,
             (
-                "has XDSDocumentEntry.patientId 'IPP-0042^^^&1.2.250.1.999.2.3&ISO^PI', which is not an INS:"
-                " its authority 1.2.250.1.999.2.3 is none of 1.2.250.1.213.1.4.8, 1.2.250.1.213.1.4.10, "
+                "has XDSDocumentEntry.patientId 'IPP-0042^^^&1.2.250.1.999.2.3&ISO^PI', "
+                "which is not an INS:"
+                " its authority 1.2.250.1.999.2.3 is none of 1.2.250.1.213.1.4.8, "
+                "1.2.250.1.213.1.4.10, "
                 "1.2.250.1.213.1.4.13."
             ),
         ),
@@ -336,7 +340,8 @@ def test_wrong_nir_key_is_flagged_not_refused() -> None:
             f"2770763220829^^^&{INS_TEST_OID}&ISO^NH",
             905,
             (
-                "has the INS matricule '2770763220829', which is not the 15 characters of a NIR with its "
+                "has the INS matricule '2770763220829', which is not the 15 characters of a "
+                "NIR with its "
                 "key."
             ),
         ),
@@ -344,7 +349,8 @@ def test_wrong_nir_key_is_flagged_not_refused() -> None:
             f"{INS}^^^&{INS_TEST_OID}&ISX",
             906,
             (
-                f"has a malformed XDSDocumentEntry.patientId '{INS}^^^&{INS_TEST_OID}&ISX': its assigning "
+                f"has a malformed XDSDocumentEntry.patientId '{INS}^^^&{INS_TEST_OID}&ISX': "
+                f"its assigning "
                 "authority type is 'ISX', not ISO."
             ),
         ),
@@ -352,7 +358,8 @@ def test_wrong_nir_key_is_flagged_not_refused() -> None:
             f"{INS}^^^{INS_TEST_OID}",
             906,
             (
-                f"has a malformed XDSDocumentEntry.patientId '{INS}^^^{INS_TEST_OID}': its assigning "
+                f"has a malformed XDSDocumentEntry.patientId '{INS}^^^{INS_TEST_OID}': its "
+                f"assigning "
                 f"authority '{INS_TEST_OID}' is not of the form &OID&ISO."
             ),
         ),

@@ -131,7 +131,8 @@ async def read_convocations(ctx: JobContext, payloads: list[dict[str, Any]]) -> 
 
 @dataclass(frozen=True)
 class _Delivered:
-    """What the job reads of one delivered convocation: the message, the patient's mailbox, the patient."""
+    """What the job reads of one delivered convocation: the message, the patient's mailbox, the
+    patient."""
 
     message_id: int
     raw: bytes
@@ -152,30 +153,27 @@ _messages, _mailboxes, _patients = (
     Patient.__table__.c,
 )
 _receipts, _appointments = ConvocationReceipt.__table__.c, Appointment.__table__.c
-_DELIVERED = (  # one statement for a whole batch: the job runs once per convocation, on the delivery's hot path
-    select(
-        _messages.id,
-        _messages.raw,
-        _messages.bodystructure,
-        _messages.from_address,
-        _messages.signature_status,
-        _messages.signer_address,
-        _messages.message_id_header,
-        _mailboxes.id.label("mailbox_id"),
-        _mailboxes.address,
-        _patients.id.label("patient_id"),
-        _patients.email,
-        _patients.phone,
-        _receipts.outcome,
-    ).select_from(
-        StoredMessage.__table__.join(
-            Mailbox.__table__, pairs_in(_messages.id, _mailboxes.id, "pairs")
-        )
-        .join(Patient.__table__, _patients.id == _mailboxes.patient_id)
-        .outerjoin(
-            ConvocationReceipt.__table__,
-            (_receipts.message_id == _messages.id) & (_receipts.mailbox_id == _mailboxes.id),
-        )
+# one statement for a whole batch: the job runs once per convocation, on the delivery's hot path
+_DELIVERED = select(
+    _messages.id,
+    _messages.raw,
+    _messages.bodystructure,
+    _messages.from_address,
+    _messages.signature_status,
+    _messages.signer_address,
+    _messages.message_id_header,
+    _mailboxes.id.label("mailbox_id"),
+    _mailboxes.address,
+    _patients.id.label("patient_id"),
+    _patients.email,
+    _patients.phone,
+    _receipts.outcome,
+).select_from(
+    StoredMessage.__table__.join(Mailbox.__table__, pairs_in(_messages.id, _mailboxes.id, "pairs"))
+    .join(Patient.__table__, _patients.id == _mailboxes.patient_id)
+    .outerjoin(
+        ConvocationReceipt.__table__,
+        (_receipts.message_id == _messages.id) & (_receipts.mailbox_id == _mailboxes.id),
     )
 )
 _EXISTING = select(Appointment).where(pairs_in(_appointments.patient_id, _appointments.uid, "keys"))
@@ -211,7 +209,8 @@ async def apply_convocation(
     mailbox_id: int,
     now: dt.datetime | None = None,
 ) -> str:
-    """Create, update or cancel the appointment a stored convocation describes; the outcome's name."""
+    """Create, update or cancel the appointment a stored convocation describes; the outcome's
+    name."""
     (outcome,) = await apply_convocations(session, settings, [(message_id, mailbox_id)], now)
     return outcome
 
@@ -234,7 +233,8 @@ async def apply_convocations(
     pairs: list[tuple[int, int]],
     now: dt.datetime | None = None,
 ) -> list[str]:
-    """``apply_convocation`` for each (message id, mailbox id), in order, with a handful of statements.
+    """``apply_convocation`` for each (message id, mailbox id), in order, with a handful of
+    statements.
 
     The result is what applying them one after the other gives: each sees the appointments
     the earlier ones created, moved or cancelled. The delivered messages, the senders and
@@ -302,7 +302,8 @@ async def _sender_facts(session: AsyncSession, address: str) -> MailboxFacts | N
 
 
 def _invitation(stored: _Delivered) -> Invitation | CalendarError | None:
-    """The convocation's invitation, the reason it cannot be read, or None without a calendar part."""
+    """The convocation's invitation, the reason it cannot be read, or None without a calendar
+    part."""
     if not calendar_parts(stored.parts):
         return None
     try:
@@ -379,7 +380,8 @@ def _apply(
 
 
 async def _insert_created(session: AsyncSession, created: list[Appointment | None]) -> None:
-    """Insert the batch's new appointments (built, not added to the session) with one statement; set their ids.
+    """Insert the batch's new appointments (built, not added to the session) with one statement;
+    set their ids.
 
     An appointment created and then moved or cancelled in the same batch is inserted as it ended.
     """
@@ -453,7 +455,8 @@ def _notify(session: AsyncSession, patient: PatientContact, action: AgendaAction
 
 
 def _refused(session: AsyncSession, stored: _Delivered, decision: Decision) -> _Change:
-    """Report the refusal to the sender through the gateway's DSN job, tell the patient of the message."""
+    """Report the refusal to the sender through the gateway's DSN job, tell the patient of the
+    message."""
     failure = {
         "recipient": stored.mailbox_address,
         "code": decision.smtp_code,

@@ -92,7 +92,8 @@ class Component:
 
 
 def unfold(text: str) -> Iterator[tuple[int, str]]:
-    """Content lines with their first physical line number (CRLF or LF; a leading space continues)."""
+    """Content lines with their first physical line number (CRLF or LF; a leading space
+    continues)."""
     current: str | None = None
     start = 0
     for number, line in enumerate(text.split("\n"), start=1):

@@ -1,4 +1,5 @@
-"""iTIP (RFC 5546) for convocations: read a REQUEST or CANCEL, write REQUEST, CANCEL, REPLY, PUBLISH.
+"""iTIP (RFC 5546) for convocations: read a REQUEST or CANCEL, write REQUEST, CANCEL, REPLY,
+PUBLISH.
 
 A convocation is one VEVENT (no recurrence) with UID, SEQUENCE, DTSTART and
 DTEND (or DURATION) in a named time zone, LOCATION, ORGANIZER and the

@@ -21,7 +21,8 @@ from mss.db import Base, UTCDateTime, utcnow
 
 
 class Appointment(Base):
-    """One appointment of a patient: from a convocation (organizer + UID) or entered by the patient."""
+    """One appointment of a patient: from a convocation (organizer + UID) or entered by the
+    patient."""
 
     __tablename__ = "agenda_appointments"
     __table_args__ = (

@@ -1,4 +1,5 @@
-"""Reminders as jobs: before each appointment (``[agenda] reminder_hours``) and on a health reminder's date.
+"""Reminders as jobs: before each appointment (``[agenda] reminder_hours``) and on a health
+reminder's date.
 
 A reminder job carries the appointment's SEQUENCE: when the appointment
 moves (a higher SEQUENCE), new jobs are scheduled and the old ones find a
@@ -87,7 +88,8 @@ def health_reminder_time(due_on: dt.date) -> dt.datetime:
 
 
 def schedule_health_reminder(session: AsyncSession, reminder: HealthReminder) -> None:
-    """Queue the job that reminds the patient on the due date (at once if the date is today or past)."""
+    """Queue the job that reminds the patient on the due date (at once if the date is today or
+    past)."""
     enqueue(
         session,
         HEALTH_REMINDER_JOB,

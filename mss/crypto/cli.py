@@ -37,7 +37,8 @@ def _as_sentence(what: str) -> Iterator[None]:
 @click.option("--force", is_flag=True, help="Replace an existing PKI (every issued certificate).")
 @hub_command
 async def init_command(settings: Settings, key_type: str, force: bool) -> None:
-    """Make the root and intermediate CAs, the hub's TLS certificate and the operator certificate."""
+    """Make the root and intermediate CAs, the hub's TLS certificate and the operator
+    certificate."""
     from mss.crypto.keys import load_cert
     from mss.crypto.pki import PkiLayout, init_pki
 
@@ -184,7 +185,8 @@ async def show_command(settings: Settings) -> None:
 async def export_command(
     settings: Settings, address: str, out_path: str | None, client: bool, password_stdin: bool
 ) -> None:
-    """Write ADDRESS's certificate, chain and key as a PKCS#12 file for a mail client (Thunderbird...)."""
+    """Write ADDRESS's certificate, chain and key as a PKCS#12 file for a mail client
+    (Thunderbird...)."""
     from pathlib import Path
 
     from mss.crypto.pki import export_pkcs12

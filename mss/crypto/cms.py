@@ -60,7 +60,8 @@ class SignedContent:
 
 
 def check_signed_data(der: bytes, detached_content: bytes | None = None) -> SignedContent:
-    """Parse ``der`` and check its first signer over ``detached_content`` or the embedded content."""
+    """Parse ``der`` and check its first signer over ``detached_content`` or the embedded
+    content."""
     try:
         checked = _check_strict_der(der, detached_content)
     except Exception:  # noqa: BLE001 - whatever the quick reading cannot take, the full one judges
@@ -79,7 +80,8 @@ def check_signed_data(der: bytes, detached_content: bytes | None = None) -> Sign
 
 def content_kind(der: bytes) -> str:
     """The contentType of a CMS ContentInfo (RFC 5652 §3) by its asn1crypto name: ``signed_data``,
-    ``enveloped_data``, ``authenticated_enveloped_data`` (RFC 5083), ``compressed_data`` (RFC 3274)...
+    ``enveloped_data``, ``authenticated_enveloped_data`` (RFC 5083), ``compressed_data`` (RFC
+    3274)...
 
     This OID, not the ``smime-type`` parameter a sender chose, says what an opaque S/MIME body
     is (RFC 8551 §3.2.2). Read from the DER headers alone; by asn1crypto when not strict DER (BER).
@@ -217,7 +219,8 @@ class _Element(NamedTuple):
 
 
 def _elements(der: bytes, start: int, end: int, most: int | None = None) -> list[_Element]:
-    """The elements that exactly fill ``der[start:end]``; ValueError unless in strict DER or past ``most``."""
+    """The elements that exactly fill ``der[start:end]``; ValueError unless in strict DER or past
+    ``most``."""
     found: list[_Element] = []
     at = start
     while at < end:
@@ -263,7 +266,8 @@ def _oid(der: bytes, element: _Element) -> bytes:
 
 
 def _algorithm(der: bytes, element: _Element, names: dict[bytes, str]) -> str | None:
-    """The name of an AlgorithmIdentifier without parameters or with NULL ones; None if not in ``names``."""
+    """The name of an AlgorithmIdentifier without parameters or with NULL ones; None if not in
+    ``names``."""
     inner = _elements(der, element.start, element.end, 2)
     if len(inner) == 2 and der[inner[1].at : inner[1].end] == b"\x05\x00":
         inner.pop()
@@ -275,7 +279,8 @@ def _value(der: bytes, element: _Element) -> bytes:
 
 
 def _check_strict_der(der: bytes, detached_content: bytes | None) -> SignedContent | None:
-    """``_check`` for a signature in strict DER that verifies; None (or an exception) for ``_check`` to judge."""
+    """``_check`` for a signature in strict DER that verifies; None (or an exception) for
+    ``_check`` to judge."""
     (info,) = _elements(der, 0, len(der), 1)
     if info.tag != 0x30:
         return None

@@ -7,7 +7,8 @@ published at ``<selector>._domainkey.<domain>``, fed to dkimpy through its
 ``dnsfunc`` hook. The table is read from ``<pki_dir>/dkim/keys.txt``, one
 record per line (``#`` starts a comment)::
 
-    mss2026._domainkey.mss.localhost  v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=
+    mss2026._domainkey.mss.localhost  v=DKIM1; k=ed25519;
+p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=
 
 The hub's own signing keys (``<pki_dir>/dkim/<domain>.<selector>.key``,
 0600, made by ``generate_signing_key``) add their records to it. dkimpy signs

@@ -1,4 +1,5 @@
-"""Failed TLS handshakes: one WARNING line each (listener, peer, reason), a few per minute per listener.
+"""Failed TLS handshakes: one WARNING line each (listener, peer, reason), a few per minute per
+listener.
 
 Anyone can fail a handshake (garbage bytes on a TLS port, a scanner, a client
 that distrusts our CA), so a failure is not an error of the hub: no ERROR
@@ -139,7 +140,8 @@ def _address(context: Mapping[str, Any], name: str) -> Any:
 
 
 class _AsyncioHandshakeTraceback(logging.Filter):
-    """asyncio's own DEBUG record of a failed handshake, with its traceback: the WARNING line says it."""
+    """asyncio's own DEBUG record of a failed handshake, with its traceback: the WARNING line says
+    it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None

@@ -69,7 +69,8 @@ class PasswordCheck:
 
 
 class CredentialCache:
-    """Recently verified (account, stored hash, password) triples, as keyed hashes with an expiry."""
+    """Recently verified (account, stored hash, password) triples, as keyed hashes with an
+    expiry."""
 
     def __init__(self, seconds: float = 300.0, size: int = 10_000) -> None:
         self.seconds = seconds

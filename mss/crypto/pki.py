@@ -553,7 +553,8 @@ def list_certificates(pki_dir: Path) -> list[CertificateEntry]:
 def export_pkcs12(
     pki_dir: Path, address: str, password: str, target: Path, *, kind: str = "smime"
 ) -> Path:
-    """Write the issued certificate of ``address``, its whole chain up to the root, and its key (0600).
+    """Write the issued certificate of ``address``, its whole chain up to the root, and its key
+    (0600).
 
     The root is included so that a client that builds the chain from the
     file alone (mutt's ``smime_keys``) finds it valid; Thunderbird and

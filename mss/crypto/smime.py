@@ -107,7 +107,8 @@ class SignatureResult:
         return auth_result_word(self.status)
 
     def authentication_results_clause(self) -> str:
-        """``smime=<result> body.smime-identifier=<address>`` (RFC 7281) for Authentication-Results."""
+        """``smime=<result> body.smime-identifier=<address>`` (RFC 7281) for
+        Authentication-Results."""
         clause = f"smime={self.auth_result}"
         if self.signer_address:
             clause += f" body.smime-identifier={self.signer_address}"
@@ -159,7 +160,8 @@ class _SignerFacts(NamedTuple):
 
 @functools.lru_cache(maxsize=1024)
 def _signer_facts(cert: x509.Certificate) -> _SignerFacts:
-    """What a result reports of its signer, read once per certificate: a sender signs many messages."""
+    """What a result reports of its signer, read once per certificate: a sender signs many
+    messages."""
     addresses = rfc822_names(cert)
     return _SignerFacts(
         tuple(a.lower() for a in addresses),
@@ -327,7 +329,8 @@ def _multipart_parts(body: bytes, boundary: str) -> list[bytes]:
 
 
 def _delimiter_end(body: bytes, at: int, length: int) -> int | None:
-    """Where the delimiter line starting at ``at`` ends (after its line break), or None if it is not one."""
+    """Where the delimiter line starting at ``at`` ends (after its line break), or None if it is
+    not one."""
     rest = at + length
     if body.startswith(b"--", rest):
         rest += 2
@@ -367,7 +370,8 @@ def _signature_der(part: bytes) -> bytes:
 
 
 def _plain_signature_der(part: bytes) -> bytes | None:
-    """The signature of a plainly written part in strict base64; None for the email package to decide."""
+    """The signature of a plainly written part in strict base64; None for the email package to
+    decide."""
     head, body = split_head(part)
     fields = header_fields(head)
     plain = plain_content_type(fields) if fields is not None else None
@@ -385,7 +389,8 @@ def _plain_signature_der(part: bytes) -> bytes | None:
 
 @dataclass(frozen=True)
 class SmimeForm:
-    """What a message is at its top level, S/MIME-wise, and the CMS bytes to check when it is signed."""
+    """What a message is at its top level, S/MIME-wise, and the CMS bytes to check when it is
+    signed."""
 
     kind: Kind
     der: bytes = field(
@@ -410,7 +415,8 @@ UNSIGNED = SmimeForm("unsigned")
 def framing(
     content_type: str, params: Mapping[str, object]
 ) -> Literal["multipart", "opaque"] | None:
-    """From the top-level Content-Type alone: multipart/signed S/MIME, an opaque CMS body, or neither."""
+    """From the top-level Content-Type alone: multipart/signed S/MIME, an opaque CMS body, or
+    neither."""
     if content_type == "multipart/signed":
         return (
             "multipart" if str(params.get("protocol") or "").lower() in _SIGNATURE_TYPES else None
@@ -419,14 +425,16 @@ def framing(
 
 
 def content_type_of(head: bytes) -> tuple[str, dict[str, object]]:
-    """The Content-Type of a header block and the parameters S/MIME reads (protocol, boundary, smime-type)."""
+    """The Content-Type of a header block and the parameters S/MIME reads (protocol, boundary,
+    smime-type)."""
     return _content_type(head)
 
 
 def read_form(
     raw: bytes, content_type: tuple[str, Mapping[str, object]] | None = None
 ) -> SmimeForm:
-    """The one reading of what kind of S/MIME ``raw`` is; CmsFailure("malformed") when it cannot be read.
+    """The one reading of what kind of S/MIME ``raw`` is; CmsFailure("malformed") when it cannot
+    be read.
 
     ``content_type`` is the top-level Content-Type when the caller already read it. An
     opaque body's kind is its CMS contentType OID: ``smime-type`` is optional and a

@@ -137,7 +137,8 @@ class TrustStore:
     def from_settings(
         cls, settings: Settings, *, repo_trust_dir: Path | None = REPO_TRUST_DIR
     ) -> TrustStore:
-        """certs/trust/, settings.tls.trust_dir, the dev root; dev intermediate; settings.crl_path."""
+        """certs/trust/, settings.tls.trust_dir, the dev root; dev intermediate;
+        settings.crl_path."""
         anchors = [p for p in (repo_trust_dir,) if p is not None]
         if settings.tls.trust_dir:
             anchors.append(Path(settings.tls.trust_dir))
@@ -232,7 +233,8 @@ class TrustStore:
         return check
 
     def _reload_for_new_crl(self) -> None:
-        """A CRL file changed (``mss pki revoke``, ``mss pki crl``, a CRL fetched by a cron job): read again now."""
+        """A CRL file changed (``mss pki revoke``, ``mss pki crl``, a CRL fetched by a cron job):
+        read again now."""
         try:
             self.reload()
         except (
@@ -387,7 +389,8 @@ def revocation_of(
 
 
 def _stamp(paths: Iterable[str]) -> tuple[object, ...]:
-    """What changes when a file is rewritten or replaced (inode, mtime in ns, size), per path: one stat each."""
+    """What changes when a file is rewritten or replaced (inode, mtime in ns, size), per path: one
+    stat each."""
     stamps: list[object] = []
     for path in paths:
         try:

@@ -127,7 +127,8 @@ def read_mailboxes(resource: dict[str, Any]) -> list[MailboxInfo]:
 
 
 def contact_point(mailbox: Mailbox) -> dict[str, Any]:
-    """A published mailbox as the Annuaire Santé writes it (never call this for a red-listed one)."""
+    """A published mailbox as the Annuaire Santé writes it (never call this for a red-listed
+    one)."""
     metadata: list[dict[str, Any]] = [
         {
             "url": "type",

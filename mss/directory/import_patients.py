@@ -149,7 +149,9 @@ def parse_patients(
         try:
             if len(fields) != len(header):
                 raise InvalidInput(f"{len(fields)} fields but the header has {len(header)}")
-            row = _row({name: value.strip() for name, value in zip(header, fields)}, today)
+            row = _row(
+                {name: value.strip() for name, value in zip(header, fields, strict=True)}, today
+            )
             if row.ins in seen:
                 raise InvalidInput(f"INS {row.ins} already appears on line {seen[row.ins]}")
             seen[row.ins] = line

@@ -105,7 +105,8 @@ class Patient(Base):
     phone: Mapped[str | None] = mapped_column(String(32))
     password_hash: Mapped[str | None] = mapped_column(String(255))
     totp_secret: Mapped[str | None] = mapped_column(String(64))
-    # RFC 6238 §5.2: the time step of the last code accepted; a code of that step or earlier is refused.
+    # RFC 6238 §5.2: the time step of the last code accepted; a code of that step or earlier is
+    # refused.
     totp_last_step: Mapped[int | None] = mapped_column(Integer)
     state: Mapped[PatientState] = mapped_column(
         _enum(PatientState, "patient_state"), default=PatientState.CREATED

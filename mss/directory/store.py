@@ -85,7 +85,8 @@ async def find_patient_by_ins(session: AsyncSession, ins: str) -> Patient | None
 
 
 async def find_patient_by_email(session: AsyncSession, email: str) -> Patient | None:
-    """The patient whose personal e-mail (for notifications) is this one, or whose PAT mailbox it is."""
+    """The patient whose personal e-mail (for notifications) is this one, or whose PAT mailbox it
+    is."""
     try:
         wanted = normalise_address(email)
     except InvalidInput:
@@ -131,7 +132,8 @@ async def find_patient_mailbox(session: AsyncSession, patient_id: int) -> Mailbo
 
 
 async def pharmacy_mailboxes(session: AsyncSession) -> list[Mailbox]:
-    """The active organisational mailboxes of pharmacies, by name (the patient may write to them)."""
+    """The active organisational mailboxes of pharmacies, by name (the patient may write to
+    them)."""
     query = (
         select(Mailbox)
         .where(
@@ -382,7 +384,8 @@ async def check_mailbox_password_async(mailbox: Mailbox | None, password: str) -
 
 
 async def rehash_mailbox_password(session: AsyncSession, mailbox: Mailbox, password: str) -> None:
-    """After a login whose hash has older parameters: store one of today's, unless it changed meanwhile."""
+    """After a login whose hash has older parameters: store one of today's, unless it changed
+    meanwhile."""
     await session.execute(
         update(Mailbox)
         .where(Mailbox.id == mailbox.id, Mailbox.password_hash == mailbox.password_hash)

@@ -109,7 +109,8 @@ async def rows_for_uids(
 
 @dataclass
 class FlagUpdate:
-    """What a STORE did: new flags and modseq of changed UIDs, and UIDs refused by UNCHANGEDSINCE."""
+    """What a STORE did: new flags and modseq of changed UIDs, and UIDs refused by
+    UNCHANGEDSINCE."""
 
     changed: dict[int, tuple[frozenset[str], int]]
     current: dict[int, tuple[frozenset[str], int]]
@@ -132,7 +133,8 @@ async def store_flags(
     """
     wanted = frozenset(flags)
     lowered = {f.lower() for f in wanted}
-    # Hold the folder row while reading flags (PostgreSQL); a new mod-sequence only if something changes.
+    # Hold the folder row while reading flags (PostgreSQL); a new mod-sequence only if something
+    # changes.
     await session.execute(select(Folder.id).where(Folder.id == folder_id).with_for_update())
     modseq = await highest_modseq(session, folder_id) + 1
     result = FlagUpdate({}, {}, [])

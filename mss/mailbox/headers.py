@@ -18,7 +18,8 @@ _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 
 
 def header_end(raw: bytes, start: int = 0, end: int | None = None) -> int:
-    """The offset where the body of the entity at ``raw[start:end]`` begins (after the blank line)."""
+    """The offset where the body of the entity at ``raw[start:end]`` begins (after the blank
+    line)."""
     end = len(raw) if end is None else end
     if raw.startswith(b"\r\n", start) and start + 2 <= end:
         return start + 2
@@ -37,7 +38,8 @@ def text_of(value: bytes) -> str:
 
 
 def split_headers(block: bytes) -> list[tuple[str, str]]:
-    """The fields of a header block as (name, unfolded raw value) in order; junk lines are skipped."""
+    """The fields of a header block as (name, unfolded raw value) in order; junk lines are
+    skipped."""
     fields: list[tuple[str, str]] = []
     for line in _FOLD.sub(b"", block).splitlines():
         name, sep, value = line.partition(b":")
@@ -74,7 +76,8 @@ _SPECIALS = set('()<>@,;:\\".[]')
 
 
 def _tokenize(text: str) -> tuple[list[tuple[str, str]], list[bool]]:
-    """Words ("atom", "qs", "dlit"), specials and comments, and whether blank space came before each."""
+    """Words ("atom", "qs", "dlit"), specials and comments, and whether blank space came before
+    each."""
     tokens: list[tuple[str, str]] = []
     spaced: list[bool] = []
     blank = False

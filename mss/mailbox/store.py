@@ -56,7 +56,8 @@ def normalise_folder_name(name: str) -> str:
 
 
 def format_flags(flags: Iterable[str]) -> str:
-    """The stored form of a flag set: space-separated, system flags capitalised, in a stable order."""
+    """The stored form of a flag set: space-separated, system flags capitalised, in a stable
+    order."""
     canonical = {f.lower(): f for f in SYSTEM_FLAGS}
     seen: dict[str, str] = {}
     for flag in flags:
@@ -85,7 +86,8 @@ async def next_uidvalidity(session: AsyncSession, mailbox_id: int) -> int:
 
 
 async def ensure_folders(session: AsyncSession, mailbox_id: int) -> dict[str, Folder]:
-    """The standard folders of a mailbox (INBOX, Sent, Drafts, Trash, Archive), created if missing."""
+    """The standard folders of a mailbox (INBOX, Sent, Drafts, Trash, Archive), created if
+    missing."""
     query = select(Folder).where(Folder.mailbox_id == mailbox_id)
     folders = {f.name: f for f in (await session.scalars(query)).all()}
     if any(name not in folders for name in DEFAULT_FOLDERS):
@@ -157,7 +159,8 @@ def message_values(
     signature: dict | None = None,
     conversation_id: int | None = None,
 ) -> dict[str, Any]:
-    """The column values of one stored message; ``facts`` is ``describe(raw)`` if already computed."""
+    """The column values of one stored message; ``facts`` is ``describe(raw)`` if already
+    computed."""
     facts = facts or describe(raw)
     return dict(
         raw=raw,
@@ -330,7 +333,8 @@ async def append_many(session: AsyncSession, appends: Sequence[Append]) -> list[
 
 
 _folders = Folder.__table__.c
-_RESERVE = (  # a Core statement built once: no ORM bookkeeping for a counter update, on every delivery
+# a Core statement built once: no ORM bookkeeping for a counter update, on every delivery
+_RESERVE = (
     update(Folder.__table__)
     .where(pairs_in(_folders.mailbox_id, _folders.name, "folders"))
     .values(
@@ -346,7 +350,8 @@ _RESERVE = (  # a Core statement built once: no ORM bookkeeping for a counter up
 async def _reserve(
     session: AsyncSession, counts: dict[tuple[int, str], int]
 ) -> dict[tuple[int, str], tuple[int, int, int]]:
-    """(folder id, first UID, modseq) for each (mailbox, folder) found; absent folders are left out."""
+    """(folder id, first UID, modseq) for each (mailbox, folder) found; absent folders are left
+    out."""
     by_count: dict[int, list[tuple[int, str]]] = defaultdict(list)
     for key, n in counts.items():
         by_count[n].append(key)

@@ -37,7 +37,8 @@ from mss.mailbox.headers import (
     split_headers,
 )
 
-MAX_DEPTH = 50  # deeper MIME nesting is treated as an opaque leaf (no recursion bomb); the gateway refuses it
+# deeper MIME nesting is treated as an opaque leaf (no recursion bomb); the gateway refuses it
+MAX_DEPTH = 50
 
 
 @dataclass
@@ -306,7 +307,8 @@ def decoded_body(raw: bytes, node: dict[str, Any]) -> bytes:
 
 
 def build_envelope(fields: list[tuple[str, str]]) -> list[Any]:
-    """The RFC 3501 ENVELOPE: date, subject, from, sender, reply-to, to, cc, bcc, in-reply-to, message-id."""
+    """The RFC 3501 ENVELOPE: date, subject, from, sender, reply-to, to, cc, bcc, in-reply-to,
+    message-id."""
     from_ = parse_addresses(first(fields, "From"))
     sender = parse_addresses(first(fields, "Sender")) or from_
     reply_to = parse_addresses(first(fields, "Reply-To")) or from_

@@ -1,4 +1,5 @@
-"""Convocations and the patient's agenda: who may put an appointment in it, and what a new version does.
+"""Convocations and the patient's agenda: who may put an appointment in it, and what a new version
+does.
 
 The agenda job and the portal load the facts (the stored convocation,
 the existing appointment) and ask these functions; the refusals become
@@ -60,7 +61,8 @@ class AgendaOutcome:
 
 
 def decide_convocation(facts: ConvocationFacts) -> Decision:
-    """A signed message from a professional-side mailbox that organises it, to an invited patient."""
+    """A signed message from a professional-side mailbox that organises it, to an invited
+    patient."""
     sender = normalize_address(facts.sender)
     if facts.sender_kind not in PROFESSIONAL_KINDS:
         return refuse(
@@ -99,7 +101,8 @@ def decide_convocation(facts: ConvocationFacts) -> Decision:
 def decide_agenda_change(
     existing: AppointmentFacts | None, method: str, sequence: int, organizer: str
 ) -> AgendaOutcome:
-    """REQUEST creates or (with a higher SEQUENCE) updates; CANCEL cancels; repeats change nothing."""
+    """REQUEST creates or (with a higher SEQUENCE) updates; CANCEL cancels; repeats change
+    nothing."""
     if existing is not None and (
         existing.origin != "convocation"
         or normalize_address(existing.organizer) != normalize_address(organizer)

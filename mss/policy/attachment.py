@@ -21,7 +21,8 @@ _GENERIC_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream
 def decide_patient_attachment(
     detected_type: str | None, declared_type: str, size: int, max_size: int = MAX_PATIENT_ATTACHMENT
 ) -> Decision:
-    """A non-empty photo (JPEG, PNG) or PDF within ``max_size``, whose bytes match its declared type."""
+    """A non-empty photo (JPEG, PNG) or PDF within ``max_size``, whose bytes match its declared
+    type."""
     if size <= 0:
         return refuse(554, "5.6.0", "The attached file is empty", "Le fichier joint est vide.")
     if size > max_size:

@@ -340,7 +340,8 @@ def _break_glass(viewer: ViewerFacts, consent: ConsentFacts) -> ConsentDecision:
 
 
 def decide_consent_change(viewer: ViewerFacts) -> ConsentDecision:
-    """Authorisations, blocks, the médecin traitant and oppositions are the patient's (or guardian's)."""
+    """Authorisations, blocks, the médecin traitant and oppositions are the patient's (or
+    guardian's)."""
     if not viewer.is_professional and not viewer.acts_for_patient:
         return _patient_side(viewer, DmpAction.LIST, None)
     if viewer.is_professional:

@@ -73,7 +73,8 @@ def decide_dmp_format(mime_type: str | None) -> FilingDecision:
 
 
 def served_format(mime_type: str | None) -> tuple[str, str]:
-    """(Content-Type, extension) to serve a stored document as: its type when accepted, else bytes."""
+    """(Content-Type, extension) to serve a stored document as: its type when accepted, else
+    bytes."""
     bare = media_type(mime_type)
     accepted = DMP_FORMATS.get(bare)
     return (
@@ -93,7 +94,8 @@ def decide_confidentiality(codes: tuple[tuple[str, str], ...]) -> FilingDecision
         elif scheme == CONFIDENTIALITY_HL7:
             why = (
                 f"the DMP holds only the HL7 level N, not {code!r}; hide a document with "
-                f"MASQUE_PS, INVISIBLE_PATIENT or INVISIBLE_REPRESENTANTS_LEGAUX ({CONFIDENTIALITY_FR})"
+                f"MASQUE_PS, INVISIBLE_PATIENT or INVISIBLE_REPRESENTANTS_LEGAUX "
+                f"({CONFIDENTIALITY_FR})"
             )
         else:
             why = (

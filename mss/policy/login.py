@@ -67,7 +67,8 @@ class LoginRules:
         return now - self.lock_duration
 
     def back_off(self, failures: int) -> dt.timedelta:
-        """The wait after ``failures`` failures of an account: 0, then 2, 4, 8 s... at most the cap."""
+        """The wait after ``failures`` failures of an account: 0, then 2, 4, 8 s... at most the
+        cap."""
         if failures <= self.free_failures or self.back_off_seconds <= 0:
             return dt.timedelta(0)
         seconds = self.back_off_seconds * 2 ** min(failures - self.free_failures - 1, 30)
@@ -153,7 +154,8 @@ def _locked(
             f"minutes, until {_utc(until)}; try again then"
         )
         french = (
-            f"Trop d'essais infructueux : par sécurité, la connexion à ce compte depuis votre adresse "
+            f"Trop d'essais infructueux : par sécurité, la connexion à ce compte depuis "
+            f"votre adresse "
             f"est bloquée pendant {minutes} minutes, jusqu'à {paris_time(until)} (heure de Paris). "
             "Vous pourrez réessayer ensuite."
         )

@@ -1,4 +1,5 @@
-"""Which attachments of a message the portal withholds because they carry a document hidden in the DMP.
+"""Which attachments of a message the portal withholds because they carry a document hidden in the
+DMP.
 
 A professional may mail a patient an XDM package (``IHE_XDM.zip``) whose
 documents are flagged INVISIBLE_PATIENT (hidden from the patient until a
@@ -99,7 +100,8 @@ class AttachmentFacts:
 
 @dataclass(frozen=True)
 class WithheldAttachments:
-    """The parts not listed nor served (404 like a missing part), and the page's neutral sentence."""
+    """The parts not listed nor served (404 like a missing part), and the page's neutral
+    sentence."""
 
     parts: frozenset[str] = frozenset()
     sentence: str = ""

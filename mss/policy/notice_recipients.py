@@ -1,4 +1,5 @@
-"""Who is told when something happens to a patient's record: the patient, or for a minor the guardians.
+"""Who is told when something happens to a patient's record: the patient, or for a minor the
+guardians.
 
 Guardians act for minors (DESIGN, "Consent and the DMP"): a notice about a
 minor's record, such as an emergency access, goes to each legal guardian the

@@ -28,7 +28,8 @@ def decide_delivery_notice(recipient: MailboxFacts, *, agenda_follows: bool) -> 
 
 
 def decide_convocation_notice(action: AgendaAction | None) -> str:
-    """The notice for a delivered convocation once the agenda job ran (None: its calendar was refused)."""
+    """The notice for a delivered convocation once the agenda job ran (None: its calendar was
+    refused)."""
     if action in (AgendaAction.CREATE, AgendaAction.UPDATE, AgendaAction.CANCEL):
         return "appointment"
     return "new_message"
@@ -46,5 +47,6 @@ def decide_login_lock_notice(after_failure: LoginDecision, *, patient_account: b
 
 
 def decide_retention_notice(*, patient_account: bool) -> str | None:
-    """The notice for a mailbox warned before its purge: patients are told; professionals read it in their INBOX."""
+    """The notice for a mailbox warned before its purge: patients are told; professionals read it
+    in their INBOX."""
     return "retention_warning" if patient_account else None

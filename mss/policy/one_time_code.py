@@ -20,7 +20,8 @@ SENT_CODE_ALREADY_USED = refuse(
 
 
 def decide_totp_step(step: int, last_accepted_step: int | None) -> Decision:
-    """A code of time step ``step`` is accepted only after every step already accepted (no replay)."""
+    """A code of time step ``step`` is accepted only after every step already accepted (no
+    replay)."""
     if last_accepted_step is not None and step <= last_accepted_step:
         return TOTP_ALREADY_USED
     return OK

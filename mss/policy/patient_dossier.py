@@ -113,7 +113,8 @@ def decide_title(title: str) -> DossierDecision | None:
 def decide_file(
     filename: str, declared_type: str, size: int, head: bytes, max_size: int = MAX_PATIENT_DOCUMENT
 ) -> DossierDecision:
-    """A non-empty PDF, JPEG or PNG within ``max_size`` whose bytes match its name and declared type."""
+    """A non-empty PDF, JPEG or PNG within ``max_size`` whose bytes match its name and declared
+    type."""
     if size <= 0 and not filename:
         return _no(400, "file_missing", "Choisissez le fichier à ajouter.")
     if size <= 0:
@@ -158,7 +159,8 @@ def decide_file(
 def decide_patient_upload(
     facts: UploadFacts, max_size: int = MAX_PATIENT_DOCUMENT
 ) -> DossierDecision:
-    """May this file be added to the record as the patient's own document, with this title and type?"""
+    """May this file be added to the record as the patient's own document, with this title and
+    type?"""
     refused = decide_title(facts.title)
     if refused is not None:
         return refused

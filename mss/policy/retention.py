@@ -56,7 +56,8 @@ def rules_problem(rules: RetentionRules) -> str | None:
     if rules.purge_after_days <= rules.warn_after_days:
         return (
             f"retention.purge_after_days ({rules.purge_after_days}) must be more than "
-            f"retention.warn_after_days ({rules.warn_after_days}): the warning comes before the purge"
+            f"retention.warn_after_days ({rules.warn_after_days}): the warning comes before "
+            f"the purge"
         )
     if rules.closed_account_days < 0:
         return f"retention.closed_account_days must be 0 or more, got {rules.closed_account_days}"

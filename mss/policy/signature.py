@@ -89,7 +89,8 @@ NOT_CHECKABLE = frozenset({"encrypted", "compressed"})
 
 
 def signature_verdict(status: str) -> tuple[str, str, str]:
-    """(enhanced status, English, French) of a verification status; an unknown one is an integrity failure."""
+    """(enhanced status, English, French) of a verification status; an unknown one is an integrity
+    failure."""
     return SIGNATURE_VERDICTS.get(
         status,
         ("5.7.7", f"the signature is invalid ({status})", f"la signature est invalide ({status})"),
@@ -126,7 +127,8 @@ def decide_signature(
                 554,
                 signature_verdict(status)[0],
                 f"A message to a patient cannot be {english}: the hub can neither check its "
-                f"S/MIME signature nor show it in the patient portal; send it signed, not {english}",
+                f"S/MIME signature nor show it in the patient portal; "
+                f"send it signed, not {english}",
                 f"Un message à un patient ne peut pas être {french} : le service ne peut ni "
                 "vérifier sa signature S/MIME ni l'afficher dans l'espace patient ; envoyez-le "
                 f"signé, non {french}",

@@ -1,4 +1,5 @@
-"""The medical profile the patient keeps: one row per allergy, history item, vaccination, treatment."""
+"""The medical profile the patient keeps: one row per allergy, history item, vaccination,
+treatment."""
 
 from __future__ import annotations
 

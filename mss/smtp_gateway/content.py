@@ -32,7 +32,8 @@ _FACT_FIELDS = frozenset(
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"  # RFC 5322 atext
 _DOT_ATOM = rf"{_ATOM}(?:\.{_ATOM})*"
 _PLAIN_MAILBOX = re.compile(
-    rf"[ \t]*(?:{_ATOM}(?:[ \t]+{_ATOM})*[ \t]*<({_DOT_ATOM}@{_DOT_ATOM})>|({_DOT_ATOM}@{_DOT_ATOM}))[ \t]*"
+    rf"[ \t]*(?:{_ATOM}(?:[ \t]+{_ATOM})*[ "
+    rf"\t]*<({_DOT_ATOM}@{_DOT_ATOM})>|({_DOT_ATOM}@{_DOT_ATOM}))[ \t]*"
 )
 _PLAIN_MSGID = re.compile(rf"<{_DOT_ATOM}@{_DOT_ATOM}>")
 _PLAIN_TEXT = re.compile(r"[\t\x20-\x7e]*")
@@ -45,7 +46,8 @@ class UnreadableMessage(HubError):
 
 @dataclass
 class ParsedMessage:
-    """One message, read once: the raw bytes, its top-level header block and the facts every stage reads."""
+    """One message, read once: the raw bytes, its top-level header block and the facts every stage
+    reads."""
 
     raw: bytes
     head: bytes  # the top-level header block as received, before stamping
@@ -60,7 +62,8 @@ class ParsedMessage:
 
     @property
     def message(self) -> EmailMessage:
-        """The header block parsed by the email package (policy.default; no body, no parts), on first use."""
+        """The header block parsed by the email package (policy.default; no body, no parts), on
+        first use."""
         if self._message is None:
             self._message = _header_message(self.head)
         return self._message
@@ -160,7 +163,8 @@ def _parsed_facts(message: EmailMessage) -> tuple[MessageFacts, str]:
 
 
 def _plain_facts(fields: list[tuple[str, str]]) -> tuple[MessageFacts, str] | None:
-    """The facts and the Message-ID read directly when their fields are plainly written; None otherwise.
+    """The facts and the Message-ID read directly when their fields are plainly written; None
+    otherwise.
 
     Plain means printable ASCII without encoded-words; for From, a list of ``addr-spec``
     or ``words <addr-spec>`` made of atoms and dot-atoms (no quotes, comments, groups or
@@ -244,7 +248,8 @@ async def verify_signature(parsed: ParsedMessage, trust: Any) -> SignatureOutcom
 
 
 def top_content_type(parsed: ParsedMessage) -> tuple[str, Mapping[str, object]]:
-    """The top-level Content-Type and its parameters: as read when plainly written, else by S/MIME's reader."""
+    """The top-level Content-Type and its parameters: as read when plainly written, else by
+    S/MIME's reader."""
     if parsed.content_type is not None:
         return parsed.content_type
     from mss.crypto import smime

@@ -104,7 +104,8 @@ def prepare(
 
 
 async def deliver(db: Database, request: DeliveryRequest) -> DeliveryReceipt:
-    """Commit the message for every recipient, or nothing (raises DeliveryRefused, DatabaseUnavailable).
+    """Commit the message for every recipient, or nothing (raises DeliveryRefused,
+    DatabaseUnavailable).
 
     Deliveries ready at the same moment share one transaction (``mss.group_commit``);
     the receipt is returned only after that transaction committed.
@@ -136,7 +137,8 @@ class _Batch:
         self.pending_message_ids: set[str] = set()
 
     async def load(self, requests: Sequence[DeliveryRequest]) -> None:
-        """Read the directory facts of every recipient and sender of the batch, then the conversations
+        """Read the directory facts of every recipient and sender of the batch, then the
+        conversations
         of every patient/professional pair a new message (one citing none) may open or continue."""
         await self.directory.load(
             self.session,
@@ -181,7 +183,8 @@ class _Batch:
         return receipt
 
     async def _conversation_for(self, plan: _Plan, recipient: MailboxFacts) -> int | None:
-        """Apply the professional-initiates rule inside the transaction; the conversation to file under."""
+        """Apply the professional-initiates rule inside the transaction; the conversation to file
+        under."""
         txn, facts = plan.request.txn, plan.request.parsed.facts
         sender = txn.sender.mailbox
         if sender is None or not (sender.is_patient or recipient.is_patient):

@@ -94,7 +94,8 @@ async def mailbox_facts(session: AsyncSession, address: str) -> MailboxFacts | N
 
 
 async def mailbox_facts_by_id(session: AsyncSession, mailbox_id: int) -> MailboxFacts | None:
-    """By id, through the session's identity map: the portal has usually loaded the mailbox already."""
+    """By id, through the session's identity map: the portal has usually loaded the mailbox
+    already."""
     mailbox = await session.get(Mailbox, mailbox_id)
     if mailbox is None:
         return None
@@ -105,7 +106,8 @@ async def mailbox_facts_by_id(session: AsyncSession, mailbox_id: int) -> Mailbox
 async def recipient_facts(
     session: AsyncSession, settings: Settings, address: str
 ) -> RecipientFacts:
-    """What the directory knows about one RCPT: a local mailbox, or whether its domain is trusted."""
+    """What the directory knows about one RCPT: a local mailbox, or whether its domain is
+    trusted."""
     address = normalize_address(address)
     domain = domain_of(address)
     if domain in local_domains(settings):

@@ -121,7 +121,8 @@ class SharedConnectionLimiter:
         self.counts, self.lock = state
 
     def for_process(self, index: int) -> SharedConnectionLimiter:
-        """The same shared counts, as seen by process ``index`` (picklable: passed to a spawned child)."""
+        """The same shared counts, as seen by process ``index`` (picklable: passed to a spawned
+        child)."""
         return SharedConnectionLimiter(
             self.limit, self.processes, state=(self.counts, self.lock), index=index
         )
@@ -226,7 +227,8 @@ class HubSMTP(SMTP):
         self._data_reply_utf8 = False
 
     async def push(self, status: str | bytes) -> None:
-        """Every reply goes out here, encodable whatever its sentence says (``replies.reply_bytes``).
+        """Every reply goes out here, encodable whatever its sentence says
+        (``replies.reply_bytes``).
 
         aiosmtpd encodes a reply in strict ASCII without SMTPUTF8, so a refusal naming
         ``title=Médecin`` raised and the client got 451 instead of the 5xx.
@@ -389,7 +391,8 @@ class HubSMTP(SMTP):
             session.auth_data = mailbox
             log.info("%s logged in with its client certificate", mailbox.address)
 
-    # -- AUTH: credentials are read here, checked off the loop, and every failure is answered --------
+    # -- AUTH: credentials are read here, checked off the loop, and every failure is answered
+    # --------
 
     async def auth_PLAIN(self, _: SMTP, args: list[str]) -> AuthResult:
         if len(args) == 1:

@@ -169,7 +169,8 @@ async def _bounce(
                 "recipient": recipient,
                 "code": 550 if final else code,
                 "status": status,
-                "sentence": f"The operator of {payload['domain']} refused or could not be reached: {text}",
+                "sentence": f"The operator of {payload['domain']} refused or could not be "
+                f"reached: {text}",
                 "sentence_fr": f"L'opérateur de {payload['domain']} a refusé le message ou est "
                 f"injoignable : {text}",
             }

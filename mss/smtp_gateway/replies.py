@@ -1,4 +1,5 @@
-"""Replies that are not policy decisions (outcomes of the machinery itself), and how every reply is written."""
+"""Replies that are not policy decisions (outcomes of the machinery itself), and how every reply
+is written."""
 
 from __future__ import annotations
 

@@ -94,14 +94,16 @@ class Gateway:
         return trust
 
     async def _lookup(self, step: Coroutine[Any, Any, T]) -> T:
-        """A directory lookup: a few indexed statements, inline on SQLite, within the database timeout."""
+        """A directory lookup: a few indexed statements, inline on SQLite, within the database
+        timeout."""
         with self.db.inline():
             return await within(self.settings.limits.database_timeout, step)
 
     async def log_in(
         self, login: str, password: str, source: str
     ) -> tuple[MailboxFacts | None, Decision]:
-        """AUTH PLAIN/LOGIN: the login throttle, then the mailbox and its password (argon2 off the loop).
+        """AUTH PLAIN/LOGIN: the login throttle, then the mailbox and its password (argon2 off the
+        loop).
 
         While the throttle refuses (``mss.policy.login``) the password is not checked, so even
         the right one gets the lock's or the wait's reply. Each step is one short statement.
@@ -158,7 +160,8 @@ class Gateway:
     async def check_relay_client(
         self, certificate: PeerCertificateFacts | None
     ) -> tuple[Decision, frozenset[str]]:
-        """The relay port: an operator certificate on the trust list, and the domains it speaks for."""
+        """The relay port: an operator certificate on the trust list, and the domains it speaks
+        for."""
         if certificate is None:
             return decide_relay_client(None, dn_trusted=False, domain_trusted=False), frozenset()
         try:
@@ -208,7 +211,8 @@ class Gateway:
     async def submit(
         self, sender: MailboxFacts, recipients: list[str], raw: bytes, *, channel: str = "portal"
     ) -> Accepted:
-        """The whole path for a message written outside SMTP (the patient portal): same decisions."""
+        """The whole path for a message written outside SMTP (the patient portal): same
+        decisions."""
         txn = Transaction(Sender(sender.address, sender, channel=channel))
         for address in recipients:
             decision, recipient = await self.check_recipient(txn, address)
@@ -220,7 +224,8 @@ class Gateway:
     async def accept(
         self, txn: Transaction, raw: bytes, *, helo: str = "", peer: str = "", tls: str = ""
     ) -> Accepted:
-        """DATA: content checks, signature, stamping, one durable delivery. 250 only after commit."""
+        """DATA: content checks, signature, stamping, one durable delivery. 250 only after
+        commit."""
         endings = decide_line_endings(has_bare_line_ending(raw))
         if not endings.allowed:
             return Accepted(endings)
@@ -295,7 +300,8 @@ class Gateway:
         peer: str,
         tls: str,
     ) -> ParsedMessage:
-        """Our Received and Authentication-Results headers (and a Message-ID if the client gave none)."""
+        """Our Received and Authentication-Results headers (and a Message-ID if the client gave
+        none)."""
         hostname = self.settings.hostname
         sender = txn.sender
         auth_user = sender.mailbox.address if sender.mailbox is not None else None

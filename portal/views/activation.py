@@ -112,7 +112,8 @@ async def oppose(request: web.Request) -> web.StreamResponse:
         "fait.html",
         {
             "title": "Opposition enregistrée",
-            "sentence": "Votre opposition est enregistrée : votre compte de messagerie santé ne sera pas "
+            "sentence": "Votre opposition est enregistrée : votre compte de messagerie santé "
+            "ne sera pas "
             "ouvert et les professionnels ne pourront pas vous y écrire.",
         },
     )
@@ -122,7 +123,8 @@ Transition = Callable[[AsyncSession, Patient], Awaitable[None]]
 
 
 async def _with_code(request: web.Request, ins: str, transition: Transition) -> tuple[str, int]:
-    """Run a code-checked transition under the attempt throttle; returns (error sentence, status)."""
+    """Run a code-checked transition under the attempt throttle; returns (error sentence,
+    status)."""
     db, now, rules = db_of(request), now_of(request), rules_of(settings_of(request))
     attempt = Attempt(identifier_account("activation", ins), source_of(request))
     async with db.read() as session:

@@ -1,4 +1,5 @@
-"""The agenda pages: appointments (convocations and the patient's own), answers, .ics, health reminders."""
+"""The agenda pages: appointments (convocations and the patient's own), answers, .ics, health
+reminders."""
 
 from __future__ import annotations
 

@@ -82,7 +82,8 @@ def _uploads(form: Any) -> list[web.FileField]:
 
 @signed_in
 async def send_new_message(request: web.Request) -> web.StreamResponse:
-    """Check each file with the attachment policy, then send through the gateway (pharmacy exception)."""
+    """Check each file with the attachment policy, then send through the gateway (pharmacy
+    exception)."""
     state = visit(request)
     assert state.space is not None
     form = await request.post()

@@ -1,4 +1,5 @@
-""" "Mon dossier", the patient's medical record (DMP) in the portal: documents, own documents, consent.
+""" "Mon dossier", the patient's medical record (DMP) in the portal: documents, own documents,
+consent.
 
 ``/dossier`` is the documents list (the filing job's "new_document"
 notification links there); the pages live in ``dossier_documents``,

@@ -1,4 +1,5 @@
-""" "Qui peut voir mon dossier": authorisations, blocks, the médecin traitant, break-glass and DMP oppositions.
+""" "Qui peut voir mon dossier": authorisations, blocks, the médecin traitant, break-glass and DMP
+oppositions.
 
 Each change goes through ``dmp_bridge.consent_store`` (which asks
 ``mss.policy.consent`` and leaves a ``consent_changed`` event on the
@@ -43,7 +44,8 @@ NOTICES = {
     "traitant": "{name} est désigné médecin traitant : il voit tous les documents, y compris ceux "
     "masqués aux professionnels.",
     "traitant-retire": "Il n'y a plus de médecin traitant désigné.",
-    "urgence-opposee": "Votre opposition à l'accès en urgence est enregistrée : aucun professionnel "
+    "urgence-opposee": "Votre opposition à l'accès en urgence est enregistrée : aucun "
+    "professionnel "
     "non autorisé ne pourra consulter le dossier, même en urgence.",
     "urgence-permise": "Vous ne vous opposez plus à l'accès en urgence.",
     "dmp-oppose": "Votre opposition au dossier médical est enregistrée : plus personne ne peut le "

@@ -44,7 +44,8 @@ OTHER_TYPE = "autre"
 NOTICES = {
     "masque": "Le document est masqué aux professionnels : seuls votre médecin traitant et son "
     "auteur peuvent encore le consulter.",
-    "demasque": "Le document est de nouveau visible par les professionnels que vous avez autorisés.",
+    "demasque": "Le document est de nouveau visible par les professionnels "
+    "que vous avez autorisés.",
     "ajoute": "Le document est ajouté à votre dossier.",
 }
 NARRATIVE_TAGS = {

@@ -1,4 +1,5 @@
-""" "Ajouter à mon dossier": a PDF attachment of a message the space received, filed as the patient's own.
+""" "Ajouter à mon dossier": a PDF attachment of a message the space received, filed as the
+patient's own.
 
 The attachment is found in the space's INBOX only and decoded from the
 stored message; ``mss.policy.patient_dossier`` decides (a real PDF, within

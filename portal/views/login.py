@@ -31,7 +31,8 @@ NO_FACTOR = (
     "Adressez-vous à l'établissement qui a créé votre compte."
 )
 MOTIFS = {
-    "inactivite": "Pour protéger vos données, vous avez été déconnecté après une période sans activité.",
+    "inactivite": "Pour protéger vos données, vous avez été déconnecté après une période "
+    "sans activité.",
     "deconnexion": "Vous êtes déconnecté. À bientôt.",
     "verrou": "",
 }
@@ -247,7 +248,8 @@ async def code_resend(request: web.Request) -> web.StreamResponse:
             row,
             patient,
             status=429,
-            error="Un code vient d'être envoyé : attendez 30 secondes avant d'en demander un autre.",
+            error="Un code vient d'être envoyé : attendez 30 secondes "
+            "avant d'en demander un autre.",
         )
     async with db_of(request).write() as session:
         fresh = await sessions.current(session, row)

@@ -86,7 +86,8 @@ def author_of(request: web.Request, mailbox: Mailbox) -> Author:
 async def _located(
     session: AsyncSession, request: web.Request
 ) -> tuple[Mailbox | None, Located | None]:
-    """The entry of the URL in the space's own mailbox, with that mailbox; (None, None) otherwise."""
+    """The entry of the URL in the space's own mailbox, with that mailbox; (None, None)
+    otherwise."""
     state = visit(request)
     assert state.space is not None
     found = await locate(session, state.space.id, int(request.match_info["entry"]))
@@ -94,7 +95,8 @@ async def _located(
 
 
 def _mdn_facts(located: Located) -> MdnFacts:
-    """RFC 8098 facts; the sender's address is the From the gateway bound to the login or signature."""
+    """RFC 8098 facts; the sender's address is the From the gateway bound to the login or
+    signature."""
     message = located.message
     head_end = (message.bodystructure.get("parts") or {}).get("b", len(message.raw))
     fields = split_headers(message.raw[:head_end])
@@ -175,7 +177,8 @@ async def _record_reading(request: web.Request, mailbox: Mailbox, located: Locat
 
 
 async def _send_receipt(request: web.Request, mailbox: Mailbox, located: Located, to: str) -> None:
-    """The "displayed" MDN through the gateway; a temporary failure frees it for the next reading."""
+    """The "displayed" MDN through the gateway; a temporary failure frees it for the next
+    reading."""
     state = visit(request)
     assert state.space is not None
     message_id = message_id_for(request)
@@ -456,7 +459,8 @@ async def reply(request: web.Request) -> web.StreamResponse:
 
 
 async def refused(request: web.Request, outcome: Accepted, title: str) -> web.Response:
-    """The gateway's refusal, in the policy's own French sentence (503 when trying later may work)."""
+    """The gateway's refusal, in the policy's own French sentence (503 when trying later may
+    work)."""
     status = 503 if outcome.decision.smtp_code < 500 else 403
     return await render(
         request,

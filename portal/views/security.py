@@ -70,7 +70,8 @@ async def finish_enrolment(request: web.Request) -> web.StreamResponse:
                 "pending": secret,
                 "uri": totp.provisioning_uri(secret, state.person.ins),
                 "grouped": totp.grouped(secret),
-                "error": "Ce code ne correspond pas. Vérifiez l'heure de votre téléphone et saisissez le code "
+                "error": "Ce code ne correspond pas. Vérifiez l'heure de votre téléphone et "
+                "saisissez le code "
                 "affiché en ce moment.",
             },
             status=400,

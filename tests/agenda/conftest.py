@@ -1,4 +1,5 @@
-"""A running hub for the agenda tests: SMTP gateway on loopback, job runner, a hospital and patients.
+"""A running hub for the agenda tests: SMTP gateway on loopback, job runner, a hospital and
+patients.
 
 ``agenda_hub`` starts the real submission listeners (ports 0) on the
 test's database (SQLite and PostgreSQL), registers every job kind the
@@ -105,7 +106,8 @@ class AgendaHub:
         return AppointmentRow(**values)
 
     async def send(self, raw: bytes, recipients: list[str] | None = None) -> dict[str, Any]:
-        """Submit one message as the APP mailbox (client certificate, implicit TLS); refused RCPTs."""
+        """Submit one message as the APP mailbox (client certificate, implicit TLS); refused
+        RCPTs."""
         client = aiosmtplib.SMTP(
             hostname="localhost",
             port=self.ports["submission_tls"],
@@ -310,7 +312,8 @@ async def portal(agenda_hub: AgendaHub) -> AsyncIterator[PortalHub]:
 
 @pytest.fixture
 async def imap_port(agenda_hub: AgendaHub) -> AsyncIterator[int]:
-    """The IMAP listener with implicit TLS (the hub's certificate), for the hospital's mail client."""
+    """The IMAP listener with implicit TLS (the hub's certificate), for the hospital's mail
+    client."""
     servers = await start_imap_servers(
         agenda_hub.settings, agenda_hub.db, server_tls(agenda_hub.pki)
     )

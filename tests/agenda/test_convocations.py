@@ -1,4 +1,5 @@
-"""Convocations end to end: signed mail over SMTP to the patient, the job, the agenda, the reports."""
+"""Convocations end to end: signed mail over SMTP to the patient, the job, the agenda, the
+reports."""
 
 from __future__ import annotations
 
@@ -105,7 +106,8 @@ async def test_cancel_cancels_and_a_repeated_cancel_does_nothing(agenda_hub: Age
 
 
 def report_texts(raw: bytes) -> tuple[str, str]:
-    """The human-readable part and the delivery-status part of a DSN, as a mail client shows them."""
+    """The human-readable part and the delivery-status part of a DSN, as a mail client shows
+    them."""
     report = as_email(raw)
     assert report.get_content_type() == "multipart/report"
     human = next(p for p in report.walk() if p.get_content_type() == "text/plain").get_content()
@@ -158,7 +160,8 @@ async def test_broken_calendar_delivers_creates_nothing_and_reports_the_reason(
     human, status = report_texts(bytes(dsn.raw))
     assert "Status: 5.6.0" in status and "Action: failed" in status
     assert (
-        "Message remis, mais son calendrier n'a pas été pris en compte et aucun rendez-vous n'a été créé : "
+        "Message remis, mais son calendrier n'a pas été pris en compte et aucun rendez-vous "
+        "n'a été créé : "
         "le rendez-vous se termine avant de commencer (DTEND <= DTSTART) (ligne" in human
     )
     assert "ends before it starts (DTEND <= DTSTART)" in human

@@ -1,4 +1,5 @@
-"""examples/hospital_convocations.py against a running hub: CSV in, convocations and refusals out."""
+"""examples/hospital_convocations.py against a running hub: CSV in, convocations and refusals
+out."""
 
 from __future__ import annotations
 
@@ -110,7 +111,8 @@ async def test_missing_columns_are_named(
 def test_the_message_the_script_writes_reads_back_and_verifies(
     dev_pki: DevPki, tmp_path: Path
 ) -> None:
-    """The directly written MIME: structure, encoded headers, exact calendar, long lines in base64, signature."""
+    """The directly written MIME: structure, encoded headers, exact calendar, long lines in
+    base64, signature."""
     settings = Settings()
     sender = make_sender(settings, dev_pki, 1)
     sender.display_name = "Hôpital Saint-Éloi - Convocations"

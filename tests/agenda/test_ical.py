@@ -1,4 +1,5 @@
-"""The iCalendar reader and writer: unfolding, escaping, time zones, iTIP checks with precise reasons."""
+"""The iCalendar reader and writer: unfolding, escaping, time zones, iTIP checks with precise
+reasons."""
 
 from __future__ import annotations
 

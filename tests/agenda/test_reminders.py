@@ -1,4 +1,5 @@
-"""Reminders: one notification per configured delay before the appointment, never with medical content."""
+"""Reminders: one notification per configured delay before the appointment, never with medical
+content."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Accept and decline in the portal: an iTIP REPLY through the gateway, read by the hospital over IMAP."""
+"""Accept and decline in the portal: an iTIP REPLY through the gateway, read by the hospital over
+IMAP."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Send S/MIME-signed messages carrying XDM packages through the real gateway, read the MDNs back."""
+"""Send S/MIME-signed messages carrying XDM packages through the real gateway, read the MDNs
+back."""
 
 from __future__ import annotations
 

@@ -55,7 +55,8 @@ REPLACE = dict.fromkeys(ROLES, 403)
 
 
 def read_status(role: str, document: str) -> int:
-    """200 when the role may read it; 404 when hidden (as if absent); 403 when the record is closed to it."""
+    """200 when the role may read it; 404 when hidden (as if absent); 403 when the record is
+    closed to it."""
     visible = VISIBLE[role]
     if visible is None:
         return LIST_REFUSED[role]

@@ -1,4 +1,5 @@
-"""The document API under attack: stored scripts, mis-coded labels, deep JSON, id probing, forged Host.
+"""The document API under attack: stored scripts, mis-coded labels, deep JSON, id probing, forged
+Host.
 
 Everything runs over real TLS on loopback; the stored-script test opens the
 document in Debian's Chromium with the doctor's credentials.

@@ -1,4 +1,5 @@
-"""Filing end to end: a signed message with an XDM package submitted over SMTP, the job, the MDN, the API.
+"""Filing end to end: a signed message with an XDM package submitted over SMTP, the job, the MDN,
+the API.
 
 Also replacement (action C), deletion (action D), every error 900-906 with
 its error MDN, idempotency, and the message delivered to the patient either way.

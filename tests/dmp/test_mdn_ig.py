@@ -1,6 +1,7 @@
 """The hub's answers to a 902 against the ANS IG's two examples, field by field.
 
-IG examples (tests/data/ans/mss/, copied from ansforge/IG-hl7v2-volet-trans-lps-doc-cda-courriel-mss):
+IG examples (tests/data/ans/mss/, copied from
+ansforge/IG-hl7v2-volet-trans-lps-doc-cda-courriel-mss):
 ``mdn_ko-integration_902_ig-example.eml`` (struct-msg-mdn, the MDN asked for by
 Disposition-Notification-To) and ``standard-email_ko-integration_902_ig-example.eml``
 (struct-email-standard, the e-mail sent when no MDN was asked for).

@@ -1,4 +1,5 @@
-"""Store functions the portal calls: consent changes, reveal and withheld history, patient documents,
+"""Store functions the portal calls: consent changes, reveal and withheld history, patient
+documents,
 the médecin traitant's break-glass notice; and the filing/MDN decisions alone."""
 
 from __future__ import annotations

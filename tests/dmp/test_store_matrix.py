@@ -1,4 +1,5 @@
-"""The role x action table through the document store (what the portal and the API call), both engines."""
+"""The role x action table through the document store (what the portal and the API call), both
+engines."""
 
 from __future__ import annotations
 

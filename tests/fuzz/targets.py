@@ -610,7 +610,8 @@ def _imap_seeds() -> list[bytes]:
     return [
         b"a1 LOGIN jean {4}\r\npass\r\n",
         b"a2 UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (FROM)])\r\n",
-        b'a3 SEARCH CHARSET UTF-8 OR (FROM "x" SUBJECT {3+}\r\n\xc3\xa9a) NOT SEEN SINCE 1-Jan-2026\r\n',
+        b'a3 SEARCH CHARSET UTF-8 OR (FROM "x" SUBJECT {3+}\r\n\xc3\xa9a) NOT SEEN SINCE '
+        b"1-Jan-2026\r\n",
         b'a4 APPEND INBOX (\\Seen) "07-Mar-2026 11:00:00 +0100" {5}\r\nhello\r\n',
     ]
 
@@ -641,17 +642,24 @@ def _refusals() -> dict[str, tuple[type[BaseException], ...]]:
 
 def _targets() -> dict[str, Target]:
     refused = _refusals()
-    signed = lambda: [*_messages(), *_signed_messages()]
-    heads = lambda: [m.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n" for m in _messages()]
-    commands = lambda: [
-        b"MAIL FROM:<jean.dupont@mss.localhost> SIZE=1000 BODY=8BITMIME",
-        b'RCPT TO:<"quoted local"@mss.localhost> NOTIFY=SUCCESS',
-        b"MAIL FROM:<@relay.example:a@b.example>",
-        b"RCPT TO:<postmaster>",
-        b"MAIL FROM:<>",
-        b"AUTH PLAIN " + base64.b64encode(b"\0jean\0secret"),
-        b"RCPT TO:<a@[127.0.0.1]> (comment)",
-    ]
+
+    def signed() -> list[bytes]:
+        return [*_messages(), *_signed_messages()]
+
+    def heads() -> list[bytes]:
+        return [m.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n" for m in _messages()]
+
+    def commands() -> list[bytes]:
+        return [
+            b"MAIL FROM:<jean.dupont@mss.localhost> SIZE=1000 BODY=8BITMIME",
+            b'RCPT TO:<"quoted local"@mss.localhost> NOTIFY=SUCCESS',
+            b"MAIL FROM:<@relay.example:a@b.example>",
+            b"RCPT TO:<postmaster>",
+            b"MAIL FROM:<>",
+            b"AUTH PLAIN " + base64.b64encode(b"\0jean\0secret"),
+            b"RCPT TO:<a@[127.0.0.1]> (comment)",
+        ]
+
     found = [
         Target(
             "smtp_command",

@@ -423,7 +423,8 @@ def _arg(args: list[Token], index: int) -> Token:
 
 
 def parse_typed(data: bytes) -> Command:
-    """What the server does with a command before touching the store: the tokens, then the arguments."""
+    """What the server does with a command before touching the store: the tokens, then the
+    arguments."""
     command = parse_command(data)
     name, args = command.name, command.args
     verb = name.removeprefix("UID ")

@@ -142,7 +142,8 @@ class Wire:
         return await self.until_tagged(line.split(" ", 1)[0])
 
     async def check(self, line: str, expected: str) -> str:
-        """Send a command and compare the transcript; ``{*}`` in the expectation matches any text."""
+        """Send a command and compare the transcript; ``{*}`` in the expectation matches any
+        text."""
         got = await self.command(line)
         want = expected.strip("\n") + "\n"
         pattern = "^" + ".*?".join(re.escape(piece) for piece in want.split("{*}")) + "$"

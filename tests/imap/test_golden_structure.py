@@ -54,7 +54,8 @@ def test_sections_are_sliced_from_the_raw_bytes() -> None:
         == b"Bonjour, voici le compte rendu. R=C3=A9sultat normal."
     )
     assert _slice("nested_multipart.eml", "1.2.MIME") == (
-        b"Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+        b"Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: "
+        b"quoted-printable\r\n\r\n"
     )
     assert _slice("nested_multipart.eml", "2").startswith(b"JVBERi0xLjQK")
     assert _slice("nested_multipart.eml", "HEADER.FIELDS (Subject cc)") == (
@@ -90,7 +91,6 @@ async def test_fetch_over_the_wire_matches_golden(
     got = await wire.command("p1 UID FETCH 1 (BODY.PEEK[]<0.20> RFC822.SIZE FLAGS)")
     assert (
         got
-        == f"* 1 FETCH (UID 1 BODY[]<0> {{20}}\r\n{raw[:20].decode()} RFC822.SIZE {len(raw)} FLAGS (\\Recent))\np1 OK UID FETCH completed\n".replace(
-            "\r\n", "\n"
-        )
+        == f"* 1 FETCH (UID 1 BODY[]<0> {{20}}\r\n{raw[:20].decode()} RFC822.SIZE {len(raw)} "
+        f"FLAGS (\\Recent))\np1 OK UID FETCH completed\n".replace("\r\n", "\n")
     )

@@ -1,4 +1,5 @@
-"""Transcripts: LIST-EXTENDED (RFC 5258), RETURN (SPECIAL-USE) (RFC 6154), LIST-STATUS (RFC 5819)."""
+"""Transcripts: LIST-EXTENDED (RFC 5258), RETURN (SPECIAL-USE) (RFC 6154), LIST-STATUS (RFC
+5819)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ async def test_selection_and_return_options(wire: Wire) -> None:
 a1 OK LIST completed
 """,
     )
-    # RECURSIVEMATCH: an unsubscribed parent is listed because a child the pattern hides is subscribed.
+    # RECURSIVEMATCH: an unsubscribed parent is listed because a child the pattern hides is
+    # subscribed.
     await wire.check(
         'a2 LIST (SUBSCRIBED RECURSIVEMATCH) "" %',
         r"""

@@ -17,7 +17,10 @@ from typing import Any
 from tests.imap.conftest import PASSWORD, RunningImap
 
 USER = "jean.dupont@mss.localhost"
-LOCKED = "[AUTHENTICATIONFAILED] Too many failed logins: this account is locked from your address for 15 minutes"
+LOCKED = (
+    "[AUTHENTICATIONFAILED] Too many failed logins: this account is locked from your "
+    "address for 15 minutes"
+)
 
 
 class _ImapFrom(imaplib.IMAP4_SSL):

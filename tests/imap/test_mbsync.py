@@ -1,4 +1,5 @@
-"""mbsync (isync) keeps a 1,000-message folder in sync both ways: flags, moves, deletions, new mail."""
+"""mbsync (isync) keeps a 1,000-message folder in sync both ways: flags, moves, deletions, new
+mail."""
 
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ def mbsync() -> str:
 
 
 def write_config(tmp: Path, imap: RunningImap, cert: Path) -> Path:
-    """An mbsyncrc trusting ``cert`` (the PKI's root); mbsync checks the host against DNS names only."""
+    """An mbsyncrc trusting ``cert`` (the PKI's root); mbsync checks the host against DNS names
+    only."""
     config = tmp / "mbsyncrc"
     (tmp / "mail").mkdir(exist_ok=True)
     config.write_text(f"""IMAPAccount hub

@@ -1,4 +1,5 @@
-"""\\Recent (RFC 3501 2.3.2): the first session to see a new message gets it, once; EXAMINE takes nothing."""
+"""\\Recent (RFC 3501 2.3.2): the first session to see a new message gets it, once; EXAMINE takes
+nothing."""
 
 from __future__ import annotations
 

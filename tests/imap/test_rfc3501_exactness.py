@@ -118,7 +118,8 @@ a2 OK NOOP completed
     assert "a3 OK [APPENDUID" in got
     assert got.index("* 3 EXISTS") < got.index(
         "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label2 $Label5)\n"
-        "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label2 $Label5 \\*)] Flags permitted\n"
+        "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label2 $Label5 "
+        "\\*)] Flags permitted\n"
     ), got
     await wire.check(
         "a5 FETCH 3 (FLAGS)",
@@ -219,13 +220,17 @@ ENVELOPES = [
     (
         (
             b"Date: Sat, 01 Feb 2007 01:02:03 +0200\r\nFrom: user@domain (Real Name)\r\n"
-            b"To: group: g1@d1.org, g2@d2.org;, group2: g3@d3.org;\r\nCc: group:;, group2: (foo) ;\r\n\r\nbody\r\n"
+            b"To: group: g1@d1.org, g2@d2.org;, group2: g3@d3.org;\r\nCc: group:;, group2: "
+            b"(foo) ;\r\n\r\nbody\r\n"
         ),
         (
-            '"Sat, 01 Feb 2007 01:02:03 +0200" NIL (("Real Name" NIL "user" "domain")) (("Real Name" NIL "user" "domain"))'
-            ' (("Real Name" NIL "user" "domain")) ((NIL NIL "group" NIL) (NIL NIL "g1" "d1.org") (NIL NIL "g2" "d2.org")'
+            '"Sat, 01 Feb 2007 01:02:03 +0200" NIL (("Real Name" NIL "user" "domain")) '
+            '(("Real Name" NIL "user" "domain"))'
+            ' (("Real Name" NIL "user" "domain")) ((NIL NIL "group" NIL) (NIL NIL "g1" '
+            '"d1.org") (NIL NIL "g2" "d2.org")'
             ' (NIL NIL NIL NIL) (NIL NIL "group2" NIL) (NIL NIL "g3" "d3.org") (NIL NIL NIL NIL))'
-            ' ((NIL NIL "group" NIL) (NIL NIL NIL NIL) (NIL NIL "group2" NIL) (NIL NIL NIL NIL)) NIL NIL NIL'
+            ' ((NIL NIL "group" NIL) (NIL NIL NIL NIL) (NIL NIL "group2" NIL) (NIL NIL NIL '
+            "NIL)) NIL NIL NIL"
         ),
     ),
     (
@@ -239,19 +244,23 @@ ENVELOPES = [
     (
         b"From: <@route:user@domain>\r\nTo: (note) plain@domain\r\n\r\nbody\r\n",
         (
-            'NIL NIL ((NIL "@route" "user" "domain")) ((NIL "@route" "user" "domain")) ((NIL "@route" "user" "domain"))'
+            'NIL NIL ((NIL "@route" "user" "domain")) ((NIL "@route" "user" "domain")) ((NIL '
+            '"@route" "user" "domain"))'
             ' ((NIL NIL "plain" "domain")) NIL NIL NIL NIL'
         ),
     ),
     # Encoded words go out as written (the client decodes them); quoted local parts unquoted.
     (
         (
-            b"From: =?utf-8?q?Ren=C3=A9_Martin?= <rene@mss.localhost>\r\nSender: Mr. Smith <smith@mss.localhost>\r\n"
+            b"From: =?utf-8?q?Ren=C3=A9_Martin?= <rene@mss.localhost>\r\nSender: Mr. Smith "
+            b"<smith@mss.localhost>\r\n"
             b'To: "john..doe"@mss.localhost, "Dupont, Jean" <jean@mss.localhost>\r\n\r\nbody\r\n'
         ),
         (
-            'NIL NIL (("=?utf-8?q?Ren=C3=A9_Martin?=" NIL "rene" "mss.localhost")) (("Mr. Smith" NIL "smith" "mss.localhost"))'
-            ' (("=?utf-8?q?Ren=C3=A9_Martin?=" NIL "rene" "mss.localhost")) ((NIL NIL "john..doe" "mss.localhost")'
+            'NIL NIL (("=?utf-8?q?Ren=C3=A9_Martin?=" NIL "rene" "mss.localhost")) (("Mr. '
+            'Smith" NIL "smith" "mss.localhost"))'
+            ' (("=?utf-8?q?Ren=C3=A9_Martin?=" NIL "rene" "mss.localhost")) ((NIL NIL '
+            '"john..doe" "mss.localhost")'
             ' ("Dupont, Jean" NIL "jean" "mss.localhost")) NIL NIL NIL NIL'
         ),
     ),
@@ -275,21 +284,26 @@ e{seq} OK FETCH completed
 # --- §6.4.4: FROM, TO, CC, BCC contain the string: names, addresses, parts of either ---
 
 ADDRESSED = [
-    b"From: user-from@domain.org\r\nTo: user-to@domain.org\r\nCc: user-cc@domain.org\r\nBcc: user-bcc@domain.org\r\n",
+    b"From: user-from@domain.org\r\nTo: user-to@domain.org\r\nCc: user-cc@domain.org\r\nBcc: "
+    b"user-bcc@domain.org\r\n",
     (
-        b"From: RealFrom <user-from@domain.org>\r\nTo: RealTo <user-to@domain.org>\r\nCc: RealCc <user-cc@domain.org>\r\n"
+        b"From: RealFrom <user-from@domain.org>\r\nTo: RealTo <user-to@domain.org>\r\nCc: "
+        b"RealCc <user-cc@domain.org>\r\n"
         b"Bcc: RealBcc <user-bcc@domain.org>\r\n"
     ),
     (
-        b"From: <user-from (comment)@ (comment) domain.org>\r\nTo: <user-to@domain.org>\r\nCc: <user-cc@domain.org>\r\n"
+        b"From: <user-from (comment)@ (comment) domain.org>\r\nTo: "
+        b"<user-to@domain.org>\r\nCc: <user-cc@domain.org>\r\n"
         b"Bcc: <user-bcc@domain.org>\r\n"
     ),
     (
-        b"From: user-from@domain.org (RealFrom)\r\nTo: user-to@domain.org (RealTo)\r\nCc: user-cc@domain.org (RealCc)\r\n"
+        b"From: user-from@domain.org (RealFrom)\r\nTo: user-to@domain.org (RealTo)\r\nCc: "
+        b"user-cc@domain.org (RealCc)\r\n"
         b"Bcc: user-bcc@domain.org (RealBcc)\r\n"
     ),
     b"From: user-from1@domain.org, user-from2@domain.org\r\nCc: user-cc@domain.org\r\n",
-    b"To: groupname: groupuser1@domain.org, groupuser2@domain.org;,\r\n  groupname2: groupuser3@domain.org;\r\n",
+    b"To: groupname: groupuser1@domain.org, groupuser2@domain.org;,\r\n  groupname2: "
+    b"groupuser3@domain.org;\r\n",
     b"From: =?utf-8?q?Ren=C3=A9_Martin?= <rene@mss.localhost>\r\n",
 ]
 

@@ -1,4 +1,5 @@
-"""SEARCH transcripts: flags, headers (decoded), dates, sizes, body text, OR/NOT, sequence and UID sets."""
+"""SEARCH transcripts: flags, headers (decoded), dates, sizes, body text, OR/NOT, sequence and UID
+sets."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ MESSAGES = [
     (
         (
             b"From: Alice Martin <alice@mss.localhost>\r\nTo: jean.dupont@mss.localhost\r\n"
-            b"Subject: =?utf-8?q?R=C3=A9sultats_sanguins?=\r\nDate: Mon, 2 Mar 2026 10:00:00 +0100\r\n"
-            b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+            b"Subject: =?utf-8?q?R=C3=A9sultats_sanguins?=\r\nDate: Mon, 2 Mar 2026 10:00:00 "
+            b"+0100\r\n"
+            b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: "
+            b"quoted-printable\r\n\r\n"
             b"H=C3=A9moglobine normale.\r\n"
         ),
         dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC),
@@ -26,7 +29,8 @@ MESSAGES = [
     ),
     (
         (
-            b"From: Bob <bob@mss.localhost>\r\nTo: jean.dupont@mss.localhost\r\nSubject: Rendez-vous\r\n"
+            b"From: Bob <bob@mss.localhost>\r\nTo: jean.dupont@mss.localhost\r\nSubject: "
+            b"Rendez-vous\r\n"
             b"Date: Wed, 4 Mar 2026 10:00:00 +0100\r\n\r\nDemain 9h.\r\n"
         ),
         dt.datetime(2026, 3, 4, 9, tzinfo=dt.UTC),

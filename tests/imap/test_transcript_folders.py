@@ -1,4 +1,5 @@
-"""Transcripts: LIST/LSUB with wildcards and special-use, CREATE/RENAME/DELETE, STATUS, APPEND, COPY, MOVE."""
+"""Transcripts: LIST/LSUB with wildcards and special-use, CREATE/RENAME/DELETE, STATUS, APPEND,
+COPY, MOVE."""
 
 from __future__ import annotations
 
@@ -103,7 +104,8 @@ a2 OK STATUS completed
 """,
     )
     wire.send(
-        f"a3 APPEND Archive {{{len(SMALL)}+}}\r\n{SMALL} (\\Flagged) {{{len(SMALL)}+}}\r\n{SMALL}\r\n"
+        f"a3 APPEND Archive {{{len(SMALL)}+}}\r\n{SMALL} (\\Flagged) "
+        f"{{{len(SMALL)}+}}\r\n{SMALL}\r\n"
     )
     assert (await wire.until_tagged("a3")).endswith(" 1:2] APPEND completed\n")
     await wire.check(

@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 async def other_process(database_url: str, tls_settings: Settings) -> AsyncIterator[int]:
-    """The implicit-TLS port of a second hub process serving the same database, with the same PKI."""
+    """The implicit-TLS port of a second hub process serving the same database, with the same
+    PKI."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

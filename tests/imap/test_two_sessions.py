@@ -1,4 +1,5 @@
-"""Two sessions on one mailbox see each other's changes: EXISTS, EXPUNGE renumbering, FETCH FLAGS, IDLE."""
+"""Two sessions on one mailbox see each other's changes: EXISTS, EXPUNGE renumbering, FETCH FLAGS,
+IDLE."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ b2 OK NOOP completed
     )
     async with db.write() as session:
         await deliver(session, mailbox_id, MESSAGE)
-    # The first session to see the new message gets it as \Recent (RFC 3501 2.3.2), the other does not.
+    # The first session to see the new message gets it as \Recent (RFC 3501 2.3.2), the other does
+    # not.
     await two.check(
         "b3 UID FETCH 1:* (FLAGS)",
         r"""

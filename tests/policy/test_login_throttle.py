@@ -1,4 +1,5 @@
-"""The one login throttle as a pure decision: lock per (account, source) and per source, back-off per account."""
+"""The one login throttle as a pure decision: lock per (account, source) and per source, back-off
+per account."""
 
 from __future__ import annotations
 

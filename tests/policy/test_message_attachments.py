@@ -1,4 +1,5 @@
-"""Which attachments of a message the portal withholds from the patient or a guardian (pure policy)."""
+"""Which attachments of a message the portal withholds from the patient or a guardian (pure
+policy)."""
 
 from __future__ import annotations
 

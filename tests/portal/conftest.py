@@ -155,7 +155,8 @@ async def add_patient(
     password: bool = True,
     domain: str = "mss.localhost",
 ) -> Patient:
-    """A patient row with its PAT mailbox (the directory's store is not used: it is another team's)."""
+    """A patient row with its PAT mailbox (the directory's store is not used: it is another
+    team's)."""
     async with db.write() as session:
         patient = Patient(
             ins=ins,

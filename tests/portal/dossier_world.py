@@ -116,7 +116,8 @@ async def file_documents(db: Database, patient: Patient, prefix: str = "") -> di
 async def professional_finds(
     db: Database, patient_id: int, id_nat: str, reason: str | None = None
 ) -> set[str]:
-    """The titles a professional finds in the record; a refusal raises DmpRefused, its audit event kept."""
+    """The titles a professional finds in the record; a refusal raises DmpRefused, its audit event
+    kept."""
     async with db.write() as session:
         patient = await session.get(Patient, patient_id)
         professional = (

@@ -1,4 +1,5 @@
-"""What the portal's messaging tests share: a directory, signed mail through the gateway, store reads.
+"""What the portal's messaging tests share: a directory, signed mail through the gateway, store
+reads.
 
 Professionals' messages take the gateway's own path (``Gateway.submit`` with
 the submission channel, or real SMTP in the browser tests), signed with

@@ -132,7 +132,7 @@ async def test_failed_codes_then_lock(page: Page, hub: Hub) -> None:
     await page.get_by_role("button", name="Continuer").click()
     good = last_code(hub, PHONE_NUMBER)
     wrong = "000000" if good != "000000" else "111111"
-    for attempt in range(5):
+    for _attempt in range(5):
         hub.clock.advance(seconds=20)  # past each back-off
         await page.get_by_label("Code à 6 chiffres").fill(wrong)
         await page.get_by_role("button", name="Se connecter").click()

@@ -1,5 +1,6 @@
 """The consent page: find professionals, authorise, block, name the médecin traitant, oppose
-break-glass and the record; each change is the patient's (or guardian's), confirmed and in the history."""
+break-glass and the record; each change is the patient's (or guardian's), confirmed and in the
+history."""
 
 from __future__ import annotations
 

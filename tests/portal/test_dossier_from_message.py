@@ -1,4 +1,5 @@
-""" "Ajouter à mon dossier" for a PDF attachment of a received message: listed on the add page, filed once
+""" "Ajouter à mon dossier" for a PDF attachment of a received message: listed on the add page,
+filed once
 with the message it came from; nobody files another patient's attachment by changing an id."""
 
 from __future__ import annotations

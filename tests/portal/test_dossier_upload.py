@@ -1,4 +1,5 @@
-"""The patient adds a document of their own: a PDF or an image, titled and typed; refusals in French."""
+"""The patient adds a document of their own: a PDF or an image, titled and typed; refusals in
+French."""
 
 from __future__ import annotations
 
@@ -104,7 +105,8 @@ async def test_refusals_say_why_in_french_and_file_nothing(hub: Hub) -> None:
                 "content_type": "application/x-msdownload",
             },
             415,
-            "Ce type de fichier n'est pas accepté : seuls les documents PDF et les images JPEG ou PNG",
+            "Ce type de fichier n'est pas accepté : seuls les documents PDF et les images "
+            "JPEG ou PNG",
         ),
         ({"content": b"<html>ordonnance</html>"}, 415, "ce n'est pas un vrai PDF"),
         ({"content": JPEG, "filename": "photo.pdf"}, 415, "ce n'est pas un vrai PDF"),

@@ -1,4 +1,5 @@
-"""Every portal page: strict CSP, no caching, no framing; the session cookie's attributes and rotation."""
+"""Every portal page: strict CSP, no caching, no framing; the session cookie's attributes and
+rotation."""
 
 from __future__ import annotations
 

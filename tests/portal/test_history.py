@@ -160,7 +160,8 @@ async def test_the_page_says_whether_the_history_was_altered(hub: Hub, dev_pki: 
 async def test_a_long_history_is_walked_whole_every_ten_minutes(
     hub: Hub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Past full_walk_events, the page checks new events at once and the whole chain again 10 minutes later."""
+    """Past full_walk_events, the page checks new events at once and the whole chain again 10
+    minutes later."""
     monkeypatch.setattr(portal.history, "VERIFIED", RecentlyVerified(full_walk_events=3))
     alice = await add_patient(hub.db, ALICE, "Roux", "Alice")
 

@@ -1,4 +1,5 @@
-"""Account lifecycle: letters and codes, activation, opposition, automatic activation, pause, closing."""
+"""Account lifecycle: letters and codes, activation, opposition, automatic activation, pause,
+closing."""
 
 from __future__ import annotations
 

@@ -96,7 +96,7 @@ async def test_wrong_codes_lock_the_account(hub: Hub) -> None:
     await _try_password(hub, PASSWORD)
     good = hub.last_code(PHONE)
     bad = "000000" if good != "000000" else "111111"
-    for attempt in range(5):
+    for _attempt in range(5):
         hub.clock.advance(seconds=20)
         response = await hub.post("/connexion/code", {"code": bad}, csrf_from="/connexion/code")
         html = unescape(await response.text())

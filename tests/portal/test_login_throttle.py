@@ -66,7 +66,8 @@ async def test_a_lock_from_one_address_only_delays_the_patient_from_another(hub:
     patient = await _from_another_address(hub)
     try:
         status, html = await _try_password(patient, PASSWORD)
-        # The account's back-off after 5 failures (16 s), never more than max_back_off_seconds (60 s).
+        # The account's back-off after 5 failures (16 s), never more than max_back_off_seconds (60
+        # s).
         assert status == 429 and "attendez 16 secondes" in html and "bloquée" not in html
         hub.clock.advance(seconds=16)
         await patient.login(INS)

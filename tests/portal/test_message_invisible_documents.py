@@ -1,4 +1,5 @@
-"""A message carrying a DMP document hidden from its reader: its package and PDF are neither listed nor
+"""A message carrying a DMP document hidden from its reader: its package and PDF are neither
+listed nor
 served until a professional reveals the document; the professional's text stays readable.
 
 Messages take the gateway's path (signed with the dev PKI, ``Gateway.submit``), the ``dmp.file`` job

@@ -3,7 +3,8 @@
 A doctor's signed mail arrives over real SMTP (submission, STARTTLS, AUTH) on loopback, the patient
 reads it, sees who signed it, downloads its attachment, replies (the reply lands in the doctor's
 INBOX), then cannot reply after [FIN]; a prescription goes to a pharmacy; a hostile HTML mail is
-shown inert (no script runs, no request leaves the portal). Screenshots: test-artifacts/screenshots/.
+shown inert (no script runs, no request leaves the portal). Screenshots:
+test-artifacts/screenshots/.
 """
 
 from __future__ import annotations

@@ -129,8 +129,8 @@ async def test_a_doctor_cannot_be_written_to_first(hub: Hub, mail: Mail) -> None
     status, _location, html = await send(hub, DOCTOR, [("ordonnance.pdf", "application/pdf", PDF)])
     assert status == 403
     assert (
-        f"Un patient ne peut pas ouvrir de conversation avec <{DOCTOR}> : seul le professionnel le peut"
-        in html
+        f"Un patient ne peut pas ouvrir de conversation avec <{DOCTOR}> : seul le "
+        f"professionnel le peut" in html
     )
     status, _location, html = await send(hub, PATIENT, [("ordonnance.pdf", "application/pdf", PDF)])
     assert status == 403 and "Un patient ne peut pas écrire à un autre patient" in html

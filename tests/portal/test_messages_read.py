@@ -87,7 +87,8 @@ async def test_signed_message_shows_its_signer_text_and_attachment(hub: Hub, mai
     assert download.status == 200 and await download.read() == PDF
     assert download.headers["Content-Type"] == "application/pdf"
     assert download.headers["Content-Disposition"] == (
-        "attachment; filename=\"ordonnance ete.pdf\"; filename*=UTF-8''ordonnance%20%C3%A9t%C3%A9.pdf"
+        'attachment; filename="ordonnance ete.pdf"; '
+        "filename*=UTF-8''ordonnance%20%C3%A9t%C3%A9.pdf"
     )
     assert download.headers["X-Content-Type-Options"] == "nosniff"
     assert download.headers["Cache-Control"] == "no-store"

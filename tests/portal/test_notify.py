@@ -1,4 +1,5 @@
-"""Patient notifications: jobs per channel, fixed French text and a link, smarthost or outbox, retries."""
+"""Patient notifications: jobs per channel, fixed French text and a link, smarthost or outbox,
+retries."""
 
 from __future__ import annotations
 

@@ -58,7 +58,8 @@ def statements(hub: Hub) -> Iterator[list[str]]:
 
 
 def page_statements(seen: list[str]) -> list[str]:
-    """The page's own queries: the session's last-seen write (at most every 30 s) is tested apart."""
+    """The page's own queries: the session's last-seen write (at most every 30 s) is tested
+    apart."""
     return [s for s in seen if not SESSION_TOUCH.match(s) and not TRANSACTION.match(s)]
 
 
@@ -122,7 +123,8 @@ async def test_message_page_runs_a_fixed_number_of_statements(hub: Hub, mail: Ma
     assert response.status == 200 and "signature vérifiée" in html
     ran = page_statements(seen)
     assert len(ran) <= MESSAGE_BUDGET, "\n".join(ran)
-    # Already \Seen: the reading is audited (and sealed to the patient's chain), nothing else is written.
+    # Already \Seen: the reading is audited (and sealed to the patient's chain), nothing else is
+    # written.
     writes = [s.lstrip().upper() for s in ran if not s.lstrip().upper().startswith("SELECT")]
     assert len(writes) == 3, writes
     assert [w.split("(")[0].strip() for w in writes] == ["INSERT INTO AUDIT_CHAIN_HEADS"] * 2 + [

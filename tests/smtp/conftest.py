@@ -117,7 +117,8 @@ class Hub:
         return client
 
     async def stored(self, address: str, folder: str = "INBOX") -> list[StoredMessage]:
-        """The messages in one folder of one mailbox, in UID order (read through the store tables)."""
+        """The messages in one folder of one mailbox, in UID order (read through the store
+        tables)."""
         async with self.db.read() as session:
             mailbox = (
                 await session.scalars(select(Mailbox).where(Mailbox.address == address))

@@ -1,4 +1,5 @@
-"""The crash test's client, a separate process: floods the gateway, logs every Message-ID that got 250.
+"""The crash test's client, a separate process: floods the gateway, logs every Message-ID that got
+250.
 
 ``python tests/smtp/flood_client.py PORT CAFILE LOGIN PASSWORD TO SECONDS SESSIONS LOGFILE``
 """
@@ -32,7 +33,8 @@ def session(
                 while time.monotonic() < until:
                     message_id = f"<{uuid.uuid4().hex}.{worker}@flood>"
                     raw = (
-                        f"From: {login}\r\nTo: {to}\r\nSubject: flood\r\nMessage-ID: {message_id}\r\n"
+                        f"From: {login}\r\nTo: {to}\r\nSubject: flood\r\nMessage-ID: "
+                        f"{message_id}\r\n"
                         f"\r\nbody {message_id}\r\n"
                     ).encode()
                     client.sendmail(login, [to], raw)  # raises unless 250

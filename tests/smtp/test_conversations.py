@@ -1,4 +1,5 @@
-"""The professional-initiates matrix, end to end: professionals over SMTP, patients via the portal path.
+"""The professional-initiates matrix, end to end: professionals over SMTP, patients via the portal
+path.
 
 Patients have no SMTP login (portal only), so their messages go through
 ``Gateway.submit``, the same stages and policy the SMTP handler uses.
@@ -118,7 +119,8 @@ async def test_pharmacy_exception(hub: Hub) -> None:
 
 
 async def test_patient_is_notified_of_a_new_message_and_a_professional_is_not(hub: Hub) -> None:
-    """One notice per channel the patient has, without content; nothing for the patient's own reply."""
+    """One notice per channel the patient has, without content; nothing for the patient's own
+    reply."""
     from mss.directory.models import Patient
     from mss.jobs import Job
     from mss.notify import MESSAGES_LINK

@@ -1,4 +1,5 @@
-"""The verified-credential cache across processes: a changed password fails at once in every process.
+"""The verified-credential cache across processes: a changed password fails at once in every
+process.
 
 Each SMTP process remembers the logins it verified (``mss.crypto.passwords``);
 the stored hash is part of what it remembers, and every login reads the

@@ -1,4 +1,5 @@
-"""A failure after acceptance becomes a DSN (RFC 3464) in the sender's INBOX, in French and English."""
+"""A failure after acceptance becomes a DSN (RFC 3464) in the sender's INBOX, in French and
+English."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Limits: message size (and the one for patients), recipients, line length, idle timeout, connections."""
+"""Limits: message size (and the one for patients), recipients, line length, idle timeout,
+connections."""
 
 from __future__ import annotations
 

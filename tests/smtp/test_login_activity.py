@@ -1,4 +1,5 @@
-"""Sending is activity for retention: SMTP AUTH and an information system's certificate record the day."""
+"""Sending is activity for retention: SMTP AUTH and an information system's certificate record the
+day."""
 
 from __future__ import annotations
 

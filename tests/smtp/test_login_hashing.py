@@ -1,4 +1,5 @@
-"""A password hashed with older argon2 parameters is hashed again, with OWASP's, at its next good login."""
+"""A password hashed with older argon2 parameters is hashed again, with OWASP's, at its next good
+login."""
 
 from __future__ import annotations
 

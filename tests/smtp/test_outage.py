@@ -81,7 +81,8 @@ class TcpProxy:
 async def outage_hub(
     settings: Settings, db: Database, dev_pki: DevPki
 ) -> AsyncIterator[tuple[Hub, Any]]:
-    """A gateway whose database can be cut: through a proxy (PostgreSQL) or a foreign lock (SQLite)."""
+    """A gateway whose database can be cut: through a proxy (PostgreSQL) or a foreign lock
+    (SQLite)."""
     settings.limits.database_timeout = 2.0
     dev_pki.install(settings)
     proxy: TcpProxy | None = None

@@ -1,4 +1,5 @@
-"""MAIL FROM / RCPT TO paths: the gateway's fast reading of ``<local@domain>`` answers as aiosmtpd does."""
+"""MAIL FROM / RCPT TO paths: the gateway's fast reading of ``<local@domain>`` answers as aiosmtpd
+does."""
 
 from __future__ import annotations
 

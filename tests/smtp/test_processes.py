@@ -31,7 +31,8 @@ from tests.smtp.conftest import DOCTOR, PATIENT, Hub, signed
 
 
 async def serve(hub: Hub, processes: int = 2, *, per_ip: int = 20) -> ServeHub:
-    """``mss serve`` on the test's database and PKI: the SMTP listeners (free ports) and the job workers."""
+    """``mss serve`` on the test's database and PKI: the SMTP listeners (free ports) and the job
+    workers."""
     settings = copy.deepcopy(hub.settings)
     for name in ("imap", "imaps", "https"):
         setattr(settings.listeners, name, False)
@@ -53,7 +54,8 @@ def limiter_of(served: ServeHub) -> SharedConnectionLimiter:
 
 
 async def counted(limiter: SharedConnectionLimiter, index: int, wanted: int) -> None:
-    """Wait until process ``index`` holds ``wanted`` connections (the child counts on its own loop)."""
+    """Wait until process ``index`` holds ``wanted`` connections (the child counts on its own
+    loop)."""
     async with asyncio.timeout(10):
         while limiter.open_in(index) != wanted:
             await asyncio.sleep(0.02)
@@ -62,7 +64,8 @@ async def counted(limiter: SharedConnectionLimiter, index: int, wanted: int) -> 
 async def connect_into_child(
     client_for: ServeHub, hub: Hub
 ) -> tuple[aiosmtplib.SMTP, list[aiosmtplib.SMTP]]:
-    """A logged-in client whose connection the child process took, and the others opened on the way."""
+    """A logged-in client whose connection the child process took, and the others opened on the
+    way."""
     limiter = limiter_of(client_for)
     others: list[aiosmtplib.SMTP] = []
     ours = dataclasses.replace(hub, ports=client_for.services["smtp_ports"])

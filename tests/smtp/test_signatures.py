@@ -1,4 +1,5 @@
-"""S/MIME at the gateway: a professional writing to a patient must sign; a broken signature is refused."""
+"""S/MIME at the gateway: a professional writing to a patient must sign; a broken signature is
+refused."""
 
 from __future__ import annotations
 
@@ -119,7 +120,8 @@ async def test_opaque_signed_message_accepted(hub: Hub, detached: bool) -> None:
 
 
 async def test_small_messages_are_verified_on_the_loop_large_ones_in_a_thread(hub: Hub) -> None:
-    """The same verdict either way; only a message over INLINE_VERIFY_SIZE leaves the loop's thread."""
+    """The same verdict either way; only a message over INLINE_VERIFY_SIZE leaves the loop's
+    thread."""
     import threading
 
     from mss.crypto.trust import TrustStore

@@ -48,7 +48,8 @@ def signed_as(identity: Identity, form: str, to: str, body: str = "Dose : 1 comp
 
 
 def tampered(raw: bytes) -> bytes:
-    """``raw`` with its dose changed from 1 to 9, inside the signed content wherever the form keeps it."""
+    """``raw`` with its dose changed from 1 to 9, inside the signed content wherever the form
+    keeps it."""
     if b"multipart/signed" in raw.split(b"\r\n\r\n", 1)[0]:
         changed = raw.replace(b"Dose : 1", b"Dose : 9")
     else:
@@ -120,7 +121,8 @@ async def test_an_encrypted_message_to_a_patient_is_refused_with_its_own_sentenc
 
 
 def smtplib_send(hub: Hub, raw: bytes, to: str = PATIENT) -> tuple[int, bytes]:
-    """Submit ``raw`` with the standard library's client (STARTTLS, AUTH): the code and text it got."""
+    """Submit ``raw`` with the standard library's client (STARTTLS, AUTH): the code and text it
+    got."""
     context = ssl.create_default_context(cafile=str(hub.pki.root_cert))
     with smtplib.SMTP("localhost", hub.ports["submission"], timeout=10) as client:
         client.starttls(context=context)

@@ -1,4 +1,5 @@
-"""SMTP smuggling: only <CRLF>.<CRLF> ends DATA; bare LF or CR is refused, never a second message."""
+"""SMTP smuggling: only <CRLF>.<CRLF> ends DATA; bare LF or CR is refused, never a second
+message."""
 
 from __future__ import annotations
 

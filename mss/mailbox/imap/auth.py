@@ -1,4 +1,5 @@
-"""IMAP LOGIN and AUTHENTICATE PLAIN: the hub's one login rule, in IMAP's words; per-user connection limits.
+"""IMAP LOGIN and AUTHENTICATE PLAIN: the hub's one login rule, in IMAP's words; per-user
+connection limits.
 
 Who may log in is ``mss.policy.session.decide_password_login`` (the rule SMTP
 AUTH uses: no patient mailbox, only active ones) and when a password may be

@@ -1,4 +1,5 @@
-"""LIST and LSUB: RFC 3501 patterns, LIST-EXTENDED (RFC 5258), SPECIAL-USE (RFC 6154), LIST-STATUS (RFC 5819).
+"""LIST and LSUB: RFC 3501 patterns, LIST-EXTENDED (RFC 5258), SPECIAL-USE (RFC 6154), LIST-STATUS
+(RFC 5819).
 
 :func:`parse_list` reads the extended syntax (selection options, one or
 several patterns, return options) and :func:`list_lines` decides which
@@ -46,7 +47,8 @@ class ListRequest:
 def parse_list(
     name: str, args: Sequence[Token], decode_reference: Callable[[Token], str]
 ) -> ListRequest:
-    """``LIST [(selection)] reference pattern-or-(patterns) [RETURN (options)]``; raises BadCommand."""
+    """``LIST [(selection)] reference pattern-or-(patterns) [RETURN (options)]``; raises
+    BadCommand."""
     rest = list(args)
     request = ListRequest(lsub=name == "LSUB", reference="", patterns=[])
     if rest and isinstance(rest[0], list):
@@ -125,7 +127,8 @@ def pattern_regex(pattern: str) -> re.Pattern[str]:
 
 @dataclass
 class _Name:
-    """A name LIST or LSUB may show: a folder, a lost subscription, or a parent that does not exist."""
+    """A name LIST or LSUB may show: a folder, a lost subscription, or a parent that does not
+    exist."""
 
     name: str
     folder: Folder | None

@@ -1,4 +1,5 @@
-"""Commands on the messages of the selected folder: FETCH, STORE, SEARCH, COPY, MOVE, EXPUNGE, CLOSE.
+"""Commands on the messages of the selected folder: FETCH, STORE, SEARCH, COPY, MOVE, EXPUNGE,
+CLOSE.
 
 Each handler takes the :class:`~mss.mailbox.imap.session.Session` and the
 command, sends its untagged responses and returns the text of the tagged OK.
@@ -173,7 +174,8 @@ async def cmd_fetch(session: Session, command: Command) -> str:
 async def _fetch_flags_fast(
     session: Session, view: SelectedFolder, uids: list[int], with_uid: bool
 ) -> None:
-    """``FETCH 1:* (FLAGS)`` on a big folder: straight from the view, flag lists rendered once each."""
+    """``FETCH 1:* (FLAGS)`` on a big folder: straight from the view, flag lists rendered once
+    each."""
     rendered: dict[frozenset[str], bytes] = {}
     seq_of = {uid: i + 1 for i, uid in enumerate(view.uids)} if len(uids) > 64 else None
     for start in range(0, len(uids), 5000):

@@ -24,7 +24,8 @@ MAX_NESTING = 64  # parenthesised lists in a command, and SEARCH criteria (paren
 
 @dataclass
 class Command:
-    """A tagged command: its tag, upper-cased name (``UID FETCH`` for UID commands) and arguments."""
+    """A tagged command: its tag, upper-cased name (``UID FETCH`` for UID commands) and
+    arguments."""
 
     tag: str
     name: str
@@ -222,7 +223,8 @@ class SequenceSet:
         return result
 
     def indexes_by_seq(self, count: int) -> list[int]:
-        """0-based positions of the messages these sequence numbers name (out of range ones dropped)."""
+        """0-based positions of the messages these sequence numbers name (out of range ones
+        dropped)."""
         out: list[int] = []
         for lo, hi in self.intervals(count):
             out.extend(range(lo - 1, min(hi, count)))

@@ -251,7 +251,8 @@ def _decode_part(raw: bytes, node: dict[str, Any]) -> str:
         data = decoded_body(raw, node)
     except ValueError:
         data = raw[node["b"] : node["e"]]
-    # The declared charset first; undeclared or wrong ones are common (8-bit text sent as "us-ascii").
+    # The declared charset first; undeclared or wrong ones are common (8-bit text sent as
+    # "us-ascii").
     for charset in (node.get("charset") or "utf-8", "utf-8"):
         try:
             return data.decode(charset)

@@ -23,7 +23,8 @@ _FIELD_LINE = re.compile(rb"[^\r\n]*(?:\r?\n[ \t][^\r\n]*)*(?:\r?\n|$)")
 
 @dataclass(frozen=True)
 class Section:
-    """A parsed section: part numbers, the text part (``""``, HEADER, TEXT, MIME...) and header fields."""
+    """A parsed section: part numbers, the text part (``""``, HEADER, TEXT, MIME...) and header
+    fields."""
 
     numbers: tuple[int, ...]
     text: str

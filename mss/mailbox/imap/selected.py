@@ -82,7 +82,8 @@ class SelectedFolder:
         return seen
 
     def flags_responses(self) -> bytes:
-        """``* FLAGS`` and ``* OK [PERMANENTFLAGS]`` naming every keyword of the folder (RFC 3501 §7.2.6)."""
+        """``* FLAGS`` and ``* OK [PERMANENTFLAGS]`` naming every keyword of the folder (RFC 3501
+        §7.2.6)."""
         self.announced |= self.keywords()
         flags = " ".join([*SYSTEM_FLAGS, *sorted(self.announced)])
         permanent = (
@@ -108,7 +109,8 @@ class SelectedFolder:
             self.modseqs[uid] = modseq
 
     def remove(self, uids: list[int], *, vanished: bool) -> list[bytes]:
-        """Drop UIDs from the view: ``* n EXPUNGE`` each (renumbering as it goes), or one VANISHED."""
+        """Drop UIDs from the view: ``* n EXPUNGE`` each (renumbering as it goes), or one
+        VANISHED."""
         present = [uid for uid in sorted(uids) if uid in self.flags]
         if not present:
             return []

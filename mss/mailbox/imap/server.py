@@ -45,7 +45,8 @@ _LITERAL_AT_END = re.compile(rb"\{(\d{1,12})(\+?)\}\r?\n$")
 
 
 def shrink_tls_read_buffer(writer: asyncio.StreamWriter) -> None:
-    """Give this connection's TLS layer a :data:`TLS_READ_BUFFER` incoming buffer instead of 256 KiB.
+    """Give this connection's TLS layer a :data:`TLS_READ_BUFFER` incoming buffer instead of 256
+    KiB.
 
     Only this IMAP connection's protocol object changes (an instance attribute, not the class),
     between two reads: asyncio asks for the buffer afresh before every ``recv_into``.
@@ -216,7 +217,8 @@ class Connection:
         return line
 
     async def read_command(self) -> bytes:
-        """One command with its literals, exactly as sent, within the limits of the session's state."""
+        """One command with its literals, exactly as sent, within the limits of the session's
+        state."""
         logged_in = self.session.state in (State.AUTHENTICATED, State.SELECTED)
         max_literal = self.service.limits.imap_max_literal if logged_in else PRE_AUTH_MAX_LITERAL
         max_command = MAX_LINE + max_literal if logged_in else PRE_AUTH_MAX_COMMAND
@@ -323,7 +325,8 @@ class Connection:
         except DatabaseUnavailable as exc:
             log.warning("IMAP %s failed: %s", command.name, exc)
             return (
-                f"{command.tag} NO [UNAVAILABLE] the mail store is unavailable, try again later\r\n".encode(),
+                f"{command.tag} NO [UNAVAILABLE] the mail store is unavailable, "
+                "try again later\r\n".encode(),
                 False,
             )
         except (ConnectionError, asyncio.IncompleteReadError, ProtocolViolation):
@@ -331,7 +334,8 @@ class Connection:
         except Exception:
             log.exception("IMAP %s failed", command.name)
             return (
-                f"{command.tag} NO [SERVERBUG] internal error, the administrator has the details\r\n".encode(),
+                f"{command.tag} NO [SERVERBUG] internal error, the administrator has the "
+                f"details\r\n".encode(),
                 False,
             )
 

@@ -41,7 +41,8 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def one_line(text: str) -> str:
-    """Text for a response line: control characters (CR, LF...) from the client's input spelled out."""
+    """Text for a response line: control characters (CR, LF...) from the client's input spelled
+    out."""
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
