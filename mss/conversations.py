@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import enum
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -12,14 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mss.db import Base, UTCDateTime, utcnow
+from mss.policy.vocabulary import ConversationState
 
 if TYPE_CHECKING:
     from mss.policy.facts import ConversationFacts
-
-
-class ConversationState(str, enum.Enum):
-    OPEN = "open"
-    CLOSED = "closed"
 
 
 class Conversation(Base):

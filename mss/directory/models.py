@@ -19,37 +19,20 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mss.db import Base, UTCDateTime, utcnow
+from mss.policy.vocabulary import MailboxKind, MailboxState, OrganisationKind, PatientState
 
-
-class MailboxKind(str, enum.Enum):
-    PER = "PER"  # a professional's personal mailbox
-    ORG = "ORG"  # a service of an organisation
-    APP = "APP"  # an information system (hospital convocations...)
-    CAB = "CAB"  # a practice shared by its professionals
-    PAT = "PAT"  # a patient's mailbox, reached through the portal only
-
-
-class MailboxState(str, enum.Enum):
-    ACTIVE = "active"
-    SUSPENDED = "suspended"
-    CLOSED = "closed"
-
-
-class PatientState(str, enum.Enum):
-    CREATED = "created"
-    OPPOSITION_WINDOW = "opposition_window"
-    ACTIVE = "active"
-    DEACTIVATED = "deactivated"
-    OPPOSED = "opposed"
-    CLOSED = "closed"
-
-
-class OrganisationKind(str, enum.Enum):
-    HOSPITAL = "hospital"
-    PHARMACY = "pharmacy"
-    PRACTICE = "practice"
-    LABORATORY = "laboratory"
-    OTHER = "other"
+__all__ = [
+    "Guardianship",
+    "Mailbox",
+    "MailboxKind",
+    "MailboxState",
+    "Organisation",
+    "OrganisationKind",
+    "PatientState",
+    "Patient",
+    "Professional",
+    "TrustedDomain",
+]
 
 
 def _enum(kind: type[enum.Enum], name: str) -> Enum:

@@ -14,9 +14,9 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mss.directory.models import MailboxKind
 from mss.policy.decision import OK, Decision, refuse
-from mss.policy.facts import PROFESSIONAL_KINDS, normalize_address
+from mss.policy.facts import normalize_address
+from mss.policy.vocabulary import PROFESSIONAL_KINDS, MailboxKind
 
 
 class AgendaAction(str, enum.Enum):

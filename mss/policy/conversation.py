@@ -15,9 +15,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mss.directory.models import MailboxKind
 from mss.policy.decision import OK, Decision, refuse
 from mss.policy.facts import ConversationFacts, MailboxFacts, MessageFacts
+from mss.policy.vocabulary import MailboxKind
 
 _FIN = re.compile(r"\[\s*FIN\s*\]", re.IGNORECASE)
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from mss.conversations import ConversationState
-from mss.directory.models import MailboxKind, MailboxState, PatientState
-
-PROFESSIONAL_KINDS = frozenset({MailboxKind.PER, MailboxKind.ORG, MailboxKind.APP, MailboxKind.CAB})
+from mss.policy.vocabulary import (
+    PROFESSIONAL_KINDS,
+    ConversationState,
+    MailboxKind,
+    MailboxState,
+    PatientState,
+)
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from mss.directory.models import MailboxKind, MailboxState, PatientState
 from mss.policy.decision import OK, Decision, refuse
 from mss.policy.facts import ConversationFacts, MailboxFacts, RecipientFacts, domain_of
+from mss.policy.vocabulary import MailboxKind, MailboxState, PatientState
 
 
 def decide_recipient(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from mss.directory.models import MailboxState
 from mss.policy.decision import OK, Decision, refuse
 from mss.policy.facts import MailboxFacts, domain_of, normalize_address
+from mss.policy.vocabulary import MailboxState
 
 
 def decide_submission_sender(authenticated: MailboxFacts | None, mail_from: str) -> Decision:

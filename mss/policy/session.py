@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mss.directory.models import MailboxKind, MailboxState
 from mss.policy.decision import OK, Decision, refuse
 from mss.policy.facts import MailboxFacts
+from mss.policy.vocabulary import MailboxKind, MailboxState
 
 
 @dataclass(frozen=True)
