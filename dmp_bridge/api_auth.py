@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import urllib.parse
 from dataclasses import dataclass
 
@@ -46,6 +47,8 @@ from mss.web import DB, SERVICES, SETTINGS
 
 BREAK_GLASS_HEADER = "X-Break-Glass-Reason"
 REALM = 'Basic realm="MSS DMP", charset="UTF-8"'
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -91,10 +94,17 @@ async def _by_certificate(request: web.Request, session: AsyncSession) -> Caller
     if transport is None or peer_certificate(transport) is None:
         return None
     check = verify_peer(transport, _trust(request), usage="tls_client")
-    if check is None or not check.ok:
-        raise Unauthenticated(f"client certificate refused: {check.reason if check else 'none'}")
     cert = peer_certificate(transport)
     assert cert is not None
+    if check is None or not check.ok:
+        reason = check.reason if check else "none"
+        log.warning(
+            "document API: client certificate of %s refused from %s: %s",
+            cert.subject.rfc4514_string(),
+            request.remote,
+            reason,
+        )
+        raise Unauthenticated(f"client certificate refused: {reason}")
     id_nat = id_nat_from_subject(cert.subject)
     if id_nat is None:
         raise FhirInputError(

@@ -159,7 +159,7 @@ class Hub:
                 settings.bind,
                 settings.ports.https,
                 ssl_context=server_context(  # optional client certificates: the DMP API
-                    settings, client_cert="optional", trust=self.services.get("trust")
+                    settings, client_cert="application", trust=self.services.get("trust")
                 ),
                 reuse_address=True,
             )

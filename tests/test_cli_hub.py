@@ -165,6 +165,36 @@ def test_init_demo_accounts_doctor_and_serve(tmp_path: Path, database_url: str) 
         found = json.loads(curl.stdout)
         assert (found["resourceType"], found["type"]) == ("Bundle", "searchset"), curl.stdout
 
+        # A client certificate from a CA the hub does not trust gets an answer with the reason
+        # (and a log line, checked below), not an empty reply.
+        rogue = tmp_path / "rogue"
+        subprocess.run(
+            [
+                *("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt"),
+                *("ec_paramgen_curve:P-256", "-nodes", "-days", "1"),
+                *("-keyout", f"{rogue}.key", "-out", f"{rogue}.pem", "-subj", "/CN=rogue"),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        refused = subprocess.run(
+            [
+                *("curl", "--silent", "--show-error", "--cacert", str(pki_dir / "root-ca.pem")),
+                *("--cert", f"{rogue}.pem", "--key", f"{rogue}.key", "--write-out", "%{http_code}"),
+                (
+                    f"https://localhost:{env['MSS_PORTS_HTTPS']}/fhir/DocumentReference?"
+                    "patient.identifier=urn:oid:1.2.250.1.213.1.4.8|285037505612306"
+                ),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert refused.returncode == 0, refused.stderr
+        assert refused.stdout.endswith("401"), refused.stdout
+        assert "client certificate refused: " in refused.stdout, refused.stdout
+
         autoconfig = f"https://localhost:{env['MSS_PORTS_HTTPS']}/.well-known/autoconfig/mail/config-v1.1.xml"
         with urllib.request.urlopen(autoconfig, context=context, timeout=10) as response:
             xml = response.read().decode()
@@ -180,6 +210,7 @@ def test_init_demo_accounts_doctor_and_serve(tmp_path: Path, database_url: str) 
         output, _ = server.communicate(timeout=30)
     assert server.returncode == 0, output
     assert "jean.dupont@mss.localhost" in output and "Traceback" not in output
+    assert "document API: client certificate of CN=rogue refused from 127.0.0.1: " in output
 
 
 @pytest.mark.parametrize(

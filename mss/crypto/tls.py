@@ -20,14 +20,18 @@ from cryptography import x509
 
 from mss.config import Settings
 from mss.crypto.keys import cert_pem
+from mss.crypto.openssl_verify import let_application_verify
 from mss.crypto.trust import ChainCheck, TrustStore, Usage
 from mss.errors import ConfigError
 
-ClientCertMode = Literal["none", "optional", "required"]
+# "application": a certificate is asked for and any chain accepted at the handshake, so that the
+# application answers with the reason (mss.crypto.openssl_verify); it must call verify_peer.
+ClientCertMode = Literal["none", "optional", "required", "application"]
 _VERIFY_MODES = {
     "none": ssl.CERT_NONE,
     "optional": ssl.CERT_OPTIONAL,
     "required": ssl.CERT_REQUIRED,
+    "application": ssl.CERT_OPTIONAL,
 }
 # TLS 1.2 suites with forward secrecy and AEAD only; TLS 1.3 suites are OpenSSL's defaults.
 _TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20"
@@ -75,6 +79,8 @@ def server_context(
         store = trust if trust is not None else TrustStore.from_settings(settings)
         ctx.load_verify_locations(cadata=_anchors_pem(store))
     ctx.verify_mode = _VERIFY_MODES[client_cert]
+    if client_cert == "application":
+        let_application_verify(ctx)
     return ctx
 
 

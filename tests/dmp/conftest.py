@@ -236,7 +236,7 @@ async def start_api(
         runner,
         "127.0.0.1",
         0,
-        ssl_context=server_context(settings, client_cert="optional", trust=trust),
+        ssl_context=server_context(settings, client_cert="application", trust=trust),
     )
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
