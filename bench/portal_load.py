@@ -54,6 +54,7 @@ from mss.crypto.keys import PrivateKey, load_certs, load_key
 from mss.crypto.tls import client_context, server_context
 from mss.crypto.trust import TrustStore
 from mss.db import Database, utcnow
+from mss.directory.facts import mailbox_facts
 from mss.directory.identifiers import ins_key
 from mss.directory.models import Mailbox, MailboxKind, OrganisationKind, PatientState
 from mss.directory.store import (
@@ -69,7 +70,6 @@ from mss.mailbox.models import Folder, FolderEntry
 from mss.migrate import upgrade_async
 from mss.notify import read_outbox
 from mss.smtp_gateway import Gateway
-from mss.smtp_gateway.lookup import mailbox_facts
 
 DOCTOR = "jean.dupont@mss.localhost"
 DOCTOR_ID_NAT = "810003456786"

@@ -18,13 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dmp_bridge.models import DmpDocument
 from mss.audit import AuditEvent, record
 from mss.directory.models import Guardianship, Organisation, Patient, Professional
-from mss.policy.consent import ConsentDecision, ViewerFacts, ViewerKind
+from mss.policy.consent import ViewerFacts, ViewerKind
+from mss.policy.decision import Decision
 
 
 class DmpRefused(Exception):
     """A consent decision refused the request; carries the status and both sentences."""
 
-    def __init__(self, decision: ConsentDecision) -> None:
+    def __init__(self, decision: Decision) -> None:
         super().__init__(decision.sentence)
         self.decision = decision
 

@@ -24,12 +24,14 @@ from mss.db import utcnow
 from mss.directory.models import Patient
 from mss.policy.consent import (
     NOT_FOUND,
-    ConsentDecision,
     DmpAction,
     DocumentFacts,
     can_see,
     decide_dmp_action,
+    decide_new_version,
+    decide_unique_id,
 )
+from mss.policy.decision import Decision
 from mss.policy.dmp_filing import TargetFacts
 
 
@@ -85,7 +87,7 @@ async def decide(
     patient: Patient,
     action: DmpAction,
     document: DmpDocument | None = None,
-) -> ConsentDecision:
+) -> Decision:
     """The consent decision for this viewer; a refusal is audited and raised."""
     facts = await viewer.facts(session, patient)
     consent = await consent_facts(session, patient)
@@ -325,28 +327,16 @@ async def deposit_document(
     previous = None
     if replaces_id is not None:
         previous = await _change(session, viewer, patient, replaces_id, DmpAction.REPLACE)
-        if previous.status != CURRENT:
-            raise DmpRefused(
-                ConsentDecision(
-                    False,
-                    422,
-                    "not_latest",
-                    "Only the latest version of a document can be replaced",
-                    "Seule la dernière version d'un document peut être remplacée",
-                )
-            )
+        latest = decide_new_version(previous.status)
+        if not latest:
+            raise DmpRefused(latest)
     else:
         await decide(session, viewer, patient, DmpAction.DEPOSIT)
-    if draft.unique_id and await find_by_unique_id(session, patient, draft.unique_id) is not None:
-        raise DmpRefused(
-            ConsentDecision(
-                False,
-                422,
-                "duplicate",
-                f"A document with uniqueId {draft.unique_id} is already in the record",
-                f"Un document d'uniqueId {draft.unique_id} est déjà dans le dossier",
-            )
-        )
+    if draft.unique_id:
+        held = await find_by_unique_id(session, patient, draft.unique_id) is not None
+        new_id = decide_unique_id(draft.unique_id, held)
+        if not new_id:
+            raise DmpRefused(new_id)
     document = await insert_document(session, patient, draft, previous)
     await audit(
         session,

@@ -32,6 +32,7 @@ from dmp_bridge.intake import FILE_JOB, pdf_attachments, returned_files, xdm_att
 from dmp_bridge.mdn import DocumentOutcome, ReturnedFile, build_error_email, build_mdn
 from mss.audit import AuditEvent, record
 from mss.config import Settings
+from mss.directory.facts import local_domains, mailbox_facts
 from mss.directory.models import Mailbox, Patient
 from mss.jobs import JobContext, JobRunner, PermanentFailure, enqueue
 from mss.mailbox.models import StoredMessage
@@ -41,7 +42,6 @@ from mss.policy.consent import ConsentFacts, ViewerKind
 from mss.policy.dmp_filing import FilingFacts, MdnFacts, decide_filing, decide_filing_answer
 from mss.policy.facts import domain_of
 from mss.smtp_gateway.delivery import RELAY_ATTEMPTS, RELAY_JOB
-from mss.smtp_gateway.lookup import local_domains, mailbox_facts
 
 RECORD_LINK = "/dossier"
 _PARSER = BytesParser(policy=email.policy.default)

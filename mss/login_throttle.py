@@ -29,10 +29,10 @@ from mss.config import Settings
 from mss.db import Base, Database, UTCDateTime
 from mss.metrics import hub_metrics
 from mss.notify import Reachable, notify_patient
+from mss.policy.decision import Decision
 from mss.policy.login import (
     NO_FAILURES,
     FailureSeries,
-    LoginDecision,
     LoginFailures,
     LoginRules,
     decide_after_failure,
@@ -183,7 +183,7 @@ async def record_failed_login(
     *,
     patient: Reachable | None = None,
     protocol: str = "portal",
-) -> LoginDecision:
+) -> Decision:
     """Count a wrong password or code in the caller's transaction; the answer to give.
 
     When this failure locks a patient's account, the patient's notification is queued
@@ -211,9 +211,7 @@ class LoginThrottle:
     def rules(self) -> LoginRules:
         return rules_of(self.settings)  # read at each login: a changed setting applies at once
 
-    async def check(
-        self, attempt: Attempt, now: dt.datetime
-    ) -> tuple[LoginDecision, LoginFailures]:
+    async def check(self, attempt: Attempt, now: dt.datetime) -> tuple[Decision, LoginFailures]:
         """May the password be checked now; and the counts, for ``succeeded``."""
         async with self.db.read() as session:
             failures = await read_failures(session, attempt)
@@ -221,7 +219,7 @@ class LoginThrottle:
 
     async def failed(
         self, attempt: Attempt, now: dt.datetime, *, patient: Reachable | None = None
-    ) -> LoginDecision:
+    ) -> Decision:
         async with self.db.write() as session:
             return await record_failed_login(
                 session, attempt, self.rules, now, patient=patient, protocol=self.protocol

@@ -293,7 +293,7 @@ def _smtp_failure(exc: Exception, to: str) -> Exception:
 
 
 class Reachable(Protocol):
-    """Whom a notice is for: a ``Patient``, or a ``PatientContact`` read with fewer columns."""
+    """Whom a notice is for: a ``Patient``, or a ``mss.directory.facts.PatientContact``."""
 
     @property
     def id(self) -> int: ...
@@ -301,15 +301,6 @@ class Reachable(Protocol):
     def email(self) -> str | None: ...
     @property
     def phone(self) -> str | None: ...
-
-
-@dataclass(frozen=True)
-class PatientContact:
-    """A patient's id and the channels the notice goes to (the job reads the current ones)."""
-
-    id: int
-    email: str | None
-    phone: str | None
 
 
 def notify_patient(session: AsyncSession, patient: Reachable, kind: str, link: str) -> list[Job]:

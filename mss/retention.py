@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mss.audit import record
 from mss.config import Settings
 from mss.db import Database, utcnow
+from mss.directory.facts import PatientContact
 from mss.directory.models import Mailbox, Patient, PatientState
 from mss.errors import DatabaseUnavailable
 from mss.jobs import Job, JobContext, JobRunner, enqueue
@@ -42,7 +43,7 @@ from mss.mailbox.entries import remove_entries
 from mss.mailbox.models import Folder, FolderEntry, StoredMessage
 from mss.mailbox.orphans import delete_unreferenced_messages
 from mss.mailbox.store import deliver
-from mss.notify import PatientContact, notify_patient
+from mss.notify import notify_patient
 from mss.policy.notices import decide_retention_notice
 from mss.policy.retention import (
     RetentionDecision,

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dmp_bridge.access import DmpRefused, Viewer
 from dmp_bridge.models import DmpConsent
 from mss.directory.models import Patient, PatientState
-from mss.policy.consent import ConsentDecision
+from mss.policy.decision import Decision
 from mss.web import attachment_disposition
 from portal.context import source_of, visit
 from portal.pages import render
@@ -67,7 +67,7 @@ async def not_found(request: web.Request) -> web.Response:
     )
 
 
-async def refused(request: web.Request, decision: ConsentDecision) -> web.Response:
+async def refused(request: web.Request, decision: Decision) -> web.Response:
     """A consent refusal as a page; a 404 always reads as a missing document."""
     if decision.status == 404 and decision.reason == "not_found":
         return await not_found(request)

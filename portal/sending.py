@@ -12,6 +12,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.conversations import Conversation, conversation_facts
+from mss.directory.facts import facts_of, mailbox_facts, mailbox_facts_by_id
 from mss.directory.models import Mailbox, Patient
 from mss.policy import (
     Decision,
@@ -24,7 +25,6 @@ from mss.policy import (
 )
 from mss.smtp_gateway import Gateway
 from mss.smtp_gateway.content import new_message_id
-from mss.smtp_gateway.lookup import facts_of, mailbox_facts, mailbox_facts_by_id
 from mss.smtp_gateway.stages import Accepted
 from mss.web import SERVICES
 from portal.compose import reply_subject

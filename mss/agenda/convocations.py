@@ -28,11 +28,12 @@ from mss.agenda.reminders import schedule_reminders
 from mss.audit import record, recording_in_bulk
 from mss.config import Settings
 from mss.db import insert_ids, pairs_in, pairs_values, utcnow
+from mss.directory.facts import PatientContact, mailbox_facts
 from mss.directory.models import Mailbox, Patient
 from mss.jobs import JobContext, PermanentFailure, enqueue, enqueuing_in_bulk
 from mss.mailbox.models import StoredMessage
 from mss.mailbox.structure import decoded_body, leaves
-from mss.notify import MESSAGES_LINK, PatientContact, notify_patient
+from mss.notify import MESSAGES_LINK, notify_patient
 from mss.policy import MailboxFacts
 from mss.policy.agenda import (
     AgendaAction,
@@ -296,8 +297,6 @@ async def apply_convocations(
 
 
 async def _sender_facts(session: AsyncSession, address: str) -> MailboxFacts | None:
-    from mss.smtp_gateway.lookup import mailbox_facts  # the gateway imports this module
-
     return await mailbox_facts(session, address)
 
 

@@ -26,6 +26,7 @@ from mss.agenda.store import event_data
 from mss.audit import record
 from mss.config import Settings
 from mss.db import Database
+from mss.directory.facts import mailbox_facts
 from mss.directory.models import Mailbox, Patient
 from mss.policy.agenda import AppointmentFacts, decide_appointment_reply
 from mss.policy.decision import Decision, refuse
@@ -91,8 +92,7 @@ async def answer_convocation(
     now: dt.datetime,
 ) -> ReplySent:
     """Send the patient's ACCEPTED or DECLINED to the organizer and record it on the appointment."""
-    from mss.smtp_gateway.lookup import mailbox_facts
-    from mss.smtp_gateway.stages import Gateway
+    from mss.smtp_gateway import Gateway  # the gateway's public API, loaded when a reply is sent
 
     async with db.read() as session:
         appointment = await session.get(Appointment, appointment_id)

@@ -1,7 +1,12 @@
-"""Directory rows turned into the plain facts ``mss.policy`` decides on."""
+"""Directory rows turned into the plain facts ``mss.policy`` decides on.
+
+Read on every RCPT and delivery (the gateway), and by the portal, the agenda and the DMP
+bridge, so they live with the directory rather than in one of their users.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Row, bindparam, select
@@ -19,6 +24,15 @@ from mss.policy import (
     domain_of,
     normalize_address,
 )
+
+
+@dataclass(frozen=True)
+class PatientContact:
+    """A patient's id and the channels a notice goes to (the job reads the current ones)."""
+
+    id: int
+    email: str | None
+    phone: str | None
 
 
 def local_domains(settings: Settings) -> frozenset[str]:

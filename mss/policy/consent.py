@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import enum
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from mss.policy.decision import Decision, allow, refuse_http
 
 BREAK_GLASS_MIN_LENGTH = 15
 BREAK_GLASS_MAX_LENGTH = 500
@@ -91,28 +93,12 @@ class DocumentFacts:
     status: str = "current"  # current, replaced, deleted
 
 
-@dataclass(frozen=True)
-class ConsentDecision:
-    """Allowed or not, with the HTTP status and the sentence in English and in French."""
-
-    allowed: bool
-    status: int
-    reason: str  # a short machine code: ok, forbidden, blocked, not_authorised, not_found...
-    sentence: str
-    sentence_fr: str
-    break_glass: bool = False  # allowed only through break-glass: log it and notify
-    extras: tuple[str, ...] = field(default=())
-
-    def __bool__(self) -> bool:
-        return self.allowed
+def _ok(break_glass: bool = False) -> Decision:
+    return allow("Allowed", "Autorisé", break_glass=break_glass)
 
 
-def _ok(break_glass: bool = False) -> ConsentDecision:
-    return ConsentDecision(True, 200, "ok", "Allowed", "Autorisé", break_glass)
-
-
-def _no(status: int, reason: str, sentence: str, sentence_fr: str) -> ConsentDecision:
-    return ConsentDecision(False, status, reason, sentence, sentence_fr)
+def _no(status: int, reason: str, sentence: str, sentence_fr: str) -> Decision:
+    return refuse_http(status, reason, sentence, sentence_fr)
 
 
 NOT_FOUND = _no(
@@ -129,7 +115,7 @@ NO_RECORD = _no(
 )
 
 
-def answer_by_document_id(decision: ConsentDecision) -> ConsentDecision:
+def answer_by_document_id(decision: Decision) -> Decision:
     """The answer to a caller who named a document only by its id (the API's read and retrieve).
 
     The record is found through the document, so "record closed to you" (403) or "no record"
@@ -139,7 +125,7 @@ def answer_by_document_id(decision: ConsentDecision) -> ConsentDecision:
     return decision if decision.allowed else NOT_FOUND
 
 
-def decide_break_glass_reason(reason: str | None) -> ConsentDecision:
+def decide_break_glass_reason(reason: str | None) -> Decision:
     """A break-glass reason must be stated: printable text, 15 to 500 characters once trimmed."""
     text = (reason or "").strip()
     if not text:
@@ -190,7 +176,7 @@ def decide_dmp_action(
     consent: ConsentFacts,
     action: DmpAction,
     document: DocumentFacts | None = None,
-) -> ConsentDecision:
+) -> Decision:
     """May ``viewer`` do ``action`` on the record (or on ``document`` for document actions)?"""
     if action in DOCUMENT_ACTIONS and document is None:
         raise ValueError(f"{action.value} concerns one document: pass its facts")
@@ -216,7 +202,7 @@ def _hidden_from_patient_side(viewer: ViewerFacts, document: DocumentFacts) -> b
 
 def _patient_side(
     viewer: ViewerFacts, action: DmpAction, document: DocumentFacts | None
-) -> ConsentDecision:
+) -> Decision:
     """The patient, or a guardian acting for them: everything on what they can see."""
     if not viewer.acts_for_patient:
         return _no(
@@ -254,7 +240,7 @@ def _patient_side(
 
 def _professional(
     viewer: ViewerFacts, consent: ConsentFacts, action: DmpAction, document: DocumentFacts | None
-) -> ConsentDecision:
+) -> Decision:
     id_nat = viewer.id_nat
     if not id_nat:
         return _no(
@@ -294,9 +280,7 @@ def _professional(
     return granted
 
 
-def _author_change(
-    viewer: ViewerFacts, document: DocumentFacts | None, author: bool
-) -> ConsentDecision:
+def _author_change(viewer: ViewerFacts, document: DocumentFacts | None, author: bool) -> Decision:
     """Replace or delete: the author, or a professional of the author's institution."""
     assert document is not None
     same_institution = (
@@ -316,7 +300,7 @@ def _author_change(
     )
 
 
-def _break_glass(viewer: ViewerFacts, consent: ConsentFacts) -> ConsentDecision:
+def _break_glass(viewer: ViewerFacts, consent: ConsentFacts) -> Decision:
     if viewer.break_glass_reason is None:
         return _no(
             403,
@@ -339,7 +323,7 @@ def _break_glass(viewer: ViewerFacts, consent: ConsentFacts) -> ConsentDecision:
     return _ok(break_glass=True)
 
 
-def decide_consent_change(viewer: ViewerFacts) -> ConsentDecision:
+def decide_consent_change(viewer: ViewerFacts) -> Decision:
     """Authorisations, blocks, the médecin traitant and oppositions are the patient's (or
     guardian's)."""
     if not viewer.is_professional and not viewer.acts_for_patient:
@@ -351,5 +335,29 @@ def decide_consent_change(viewer: ViewerFacts) -> ConsentDecision:
             "Only the patient or their legal representative manages consent to their record",
             "Seul le patient ou son représentant légal gère les "
             "autorisations d'accès à son dossier",
+        )
+    return _ok()
+
+
+def decide_new_version(previous_status: str) -> Decision:
+    """A new version replaces only the latest one (``current``) of a document."""
+    if previous_status != "current":
+        return _no(
+            422,
+            "not_latest",
+            "Only the latest version of a document can be replaced",
+            "Seule la dernière version d'un document peut être remplacée",
+        )
+    return _ok()
+
+
+def decide_unique_id(unique_id: str, already_held: bool) -> Decision:
+    """A document's uniqueId names one document of the record."""
+    if already_held:
+        return _no(
+            422,
+            "duplicate",
+            f"A document with uniqueId {unique_id} is already in the record",
+            f"Un document d'uniqueId {unique_id} est déjà dans le dossier",
         )
     return _ok()

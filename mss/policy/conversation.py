@@ -22,6 +22,26 @@ from mss.policy.vocabulary import MailboxKind
 _FIN = re.compile(r"\[\s*FIN\s*\]", re.IGNORECASE)
 
 
+PATIENT_TO_PATIENT = refuse(
+    550,
+    "5.7.1",
+    "A patient cannot write to another patient",
+    "Un patient ne peut pas écrire à un autre patient",
+)
+
+
+def conversation_closed(professional_address: str) -> Decision:
+    """A patient replying in a conversation its professional closed."""
+    return refuse(
+        550,
+        "5.7.1",
+        f"The conversation with <{professional_address}> was closed by the professional; "
+        "the patient can no longer reply",
+        f"La conversation avec <{professional_address}> a été clôturée par le professionnel ; "
+        "le patient ne peut plus y répondre",
+    )
+
+
 class ConversationAction(str, enum.Enum):
     NONE = "none"
     OPEN = "open"
@@ -94,14 +114,7 @@ def decide_patient_message(
 ) -> ConversationOutcome:
     """A patient's message: a reply inside an open conversation, or the pharmacy exception."""
     if recipient.is_patient:
-        return ConversationOutcome(
-            refuse(
-                550,
-                "5.7.1",
-                "A patient cannot write to another patient",
-                "Un patient ne peut pas écrire à un autre patient",
-            )
-        )
+        return ConversationOutcome(PATIENT_TO_PATIENT)
     referenced = message.referenced_ids
     mine = [c for c in conversations if c.patient_mailbox_id == sender.id]
     replied_to = [c for c in mine if c.message_ids & referenced]
@@ -117,16 +130,7 @@ def decide_patient_message(
             return ConversationOutcome(OK, ConversationAction.CONTINUE, ongoing[0].id)
         return ConversationOutcome(OK, ConversationAction.OPEN)
     if with_recipient:
-        return ConversationOutcome(
-            refuse(
-                550,
-                "5.7.1",
-                f"The conversation with <{recipient.address}> was closed by the professional; "
-                "the patient can no longer reply",
-                f"La conversation avec <{recipient.address}> a été "
-                "clôturée par le professionnel ; le patient ne peut plus y répondre",
-            )
-        )
+        return ConversationOutcome(conversation_closed(recipient.address))
     if replied_to:
         return ConversationOutcome(
             refuse(

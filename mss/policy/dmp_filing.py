@@ -11,23 +11,34 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mss.policy.consent import ConsentFacts
+from mss.policy.decision import Decision, allow, refuse
 from mss.policy.facts import normalize_address
 
+# Integration error -> (SMTP code, enhanced status, HTTP status): how other ways out read it.
+_CODES: dict[int, tuple[int, str, int]] = {
+    900: (550, "5.6.0", 409),  # wrong version on replace/delete
+    901: (550, "5.7.1", 403),  # author not allowed
+    902: (550, "5.1.1", 404),  # unknown patient (no record open)
+    903: (554, "5.6.0", 422),  # INS missing
+    904: (554, "5.6.0", 422),  # INS mismatch
+    905: (554, "5.6.0", 422),  # incomplete INS
+    906: (554, "5.6.0", 422),  # other
+}
+FILE = allow("Filed", "Intégré")
 
-@dataclass(frozen=True)
-class FilingDecision:
-    """File the document, or refuse it with an integration code and a sentence in both languages."""
 
-    allowed: bool
-    code: int | None
-    sentence: str
-    sentence_fr: str
-
-    def __bool__(self) -> bool:
-        return self.allowed
-
-
-FILE = FilingDecision(True, None, "Filed", "Intégré")
+def refuse_filing(code: int, sentence: str, sentence_fr: str) -> Decision:
+    """A document refused with its MSSanté integration error code (900-906)."""
+    smtp_code, enhanced_status, status = _CODES.get(code, _CODES[906])
+    return refuse(
+        smtp_code,
+        enhanced_status,
+        sentence,
+        sentence_fr,
+        reason=f"integration_{code}",
+        status=status,
+        code=code,
+    )
 
 
 @dataclass(frozen=True)
@@ -56,14 +67,10 @@ class FilingFacts:
     refusals: tuple[tuple[int, str, str], ...] = ()  # (code, sentence, sentence_fr) from parsing
 
 
-def _refuse(code: int, sentence: str, sentence_fr: str) -> FilingDecision:
-    return FilingDecision(False, code, sentence, sentence_fr)
-
-
-def decide_filing(facts: FilingFacts) -> FilingDecision:
+def decide_filing(facts: FilingFacts) -> Decision:
     """Whether one document entry may be filed (or replace/delete the one it names)."""
     if not facts.record_open:
-        return _refuse(
+        return refuse_filing(
             902,
             "The recipient has no medical record open on this hub (account not "
             "active or record opposed)",
@@ -72,20 +79,22 @@ def decide_filing(facts: FilingFacts) -> FilingDecision:
         )
     if facts.refusals:
         code, sentence, sentence_fr = facts.refusals[0]
-        return _refuse(code, sentence, sentence_fr)
+        return refuse_filing(code, sentence, sentence_fr)
     if facts.entry_ins is None:
-        return _refuse(903, "The document carries no INS", "Le document ne porte pas d'INS")
+        return refuse_filing(903, "The document carries no INS", "Le document ne porte pas d'INS")
     if facts.entry_ins.strip().upper() != facts.recipient_ins.strip().upper():
-        return _refuse(
+        return refuse_filing(
             904,
             f"The document is for INS {facts.entry_ins}, not for the recipient of the message",
             f"Le document concerne l'INS {facts.entry_ins}, pas le destinataire du message",
         )
     author = facts.author_id_nat
     if author is not None and author in facts.consent.blocked:
-        return _refuse(901, "The patient has blocked this author", "Le patient a bloqué cet auteur")
+        return refuse_filing(
+            901, "The patient has blocked this author", "Le patient a bloqué cet auteur"
+        )
     if facts.sender_id_nat is not None and facts.sender_id_nat in facts.consent.blocked:
-        return _refuse(
+        return refuse_filing(
             901,
             "The patient has blocked the sender of this document",
             "Le patient a bloqué l'expéditeur de ce document",
@@ -95,18 +104,18 @@ def decide_filing(facts: FilingFacts) -> FilingDecision:
     return FILE
 
 
-def _decide_change(facts: FilingFacts) -> FilingDecision:
+def _decide_change(facts: FilingFacts) -> Decision:
     verb, verb_fr = ("replace", "remplacer") if facts.action == "C" else ("delete", "supprimer")
     target = facts.target
     named = facts.target_unique_id or "?"
     if target is None or target.status == "deleted":
-        return _refuse(
+        return refuse_filing(
             900,
             f"No current document {named} in the patient's record to {verb}",
             f"Aucun document courant {named} à {verb_fr} dans le dossier du patient",
         )
     if target.status != "current":
-        return _refuse(
+        return refuse_filing(
             900,
             f"Document {named} is not the latest version: it was already replaced",
             f"Le document {named} n'est pas la dernière version : il a déjà été remplacé",
@@ -117,7 +126,7 @@ def _decide_change(facts: FilingFacts) -> FilingDecision:
         and facts.author_institution == target.author_institution
     )
     if not (same_author or same_institution):
-        return _refuse(
+        return refuse_filing(
             901,
             f"Only the author of document {named}, or a professional of the same "
             f"institution, can {verb} it",

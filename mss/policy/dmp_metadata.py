@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mss.policy.dmp_filing import FILE, FilingDecision
+from mss.policy.decision import Decision
+from mss.policy.dmp_filing import FILE, refuse_filing
 
 CDA_TYPES = frozenset(
     {"text/xml", "application/xml", "application/hl7-v3+xml", "application/hl7-cda+xml"}
@@ -58,12 +59,11 @@ def media_type(value: str | None) -> str:
     return (value or "").split(";", 1)[0].strip().lower()
 
 
-def decide_dmp_format(mime_type: str | None) -> FilingDecision:
+def decide_dmp_format(mime_type: str | None) -> Decision:
     """Whether the DMP holds documents of this type (906 otherwise, naming the accepted types)."""
     if media_type(mime_type) in DMP_FORMATS:
         return FILE
-    return FilingDecision(
-        False,
+    return refuse_filing(
         906,
         f"The DMP does not hold documents of type {mime_type or '(none)'!r}; "
         f"accepted types: {ACCEPTED_LIST}",
@@ -82,7 +82,7 @@ def served_format(mime_type: str | None) -> tuple[str, str]:
     )
 
 
-def decide_confidentiality(codes: tuple[tuple[str, str], ...]) -> FilingDecision:
+def decide_confidentiality(codes: tuple[tuple[str, str], ...]) -> Decision:
     """Every (scheme OID, code) must be a DMP flag under TRE_A07 or HL7 N; anything else is 906."""
     for scheme, code in codes:
         if scheme == CONFIDENTIALITY_FR and code in DMP_FLAGS:
@@ -102,8 +102,7 @@ def decide_confidentiality(codes: tuple[tuple[str, str], ...]) -> FilingDecision
                 f"the scheme {scheme!r} is unknown; visibility flags use {CONFIDENTIALITY_FR}, "
                 f"the confidentiality level {CONFIDENTIALITY_HL7}"
             )
-        return FilingDecision(
-            False,
+        return refuse_filing(
             906,
             f"Unreadable confidentiality code {code!r}: {why}",
             f"Code de confidentialité illisible {code!r} : seuls MASQUE_PS, "

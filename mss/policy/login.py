@@ -36,14 +36,12 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from mss.policy.decision import Decision
+from mss.policy.decision import ACCOUNT_LOCKED, SOURCE_LOCKED, Decision, allow, refuse
 
 PARIS = ZoneInfo("Europe/Paris")
 
-ALLOWED = "allowed"
+ALLOWED = "ok"  # the reason of every allowing decision
 BACK_OFF = "back_off"
-ACCOUNT_LOCKED = "account_locked"  # this account, from this source address
-SOURCE_LOCKED = "source_locked"  # every account, from this source address
 WRONG_CREDENTIALS = "wrong_credentials"
 
 
@@ -112,25 +110,6 @@ class LoginFailures:
         return bool(self.account.failures or self.pair.failures or self.source.failures)
 
 
-@dataclass(frozen=True)
-class LoginDecision(Decision):
-    """A throttle decision: its reason, and when trying again can help."""
-
-    reason: str = ALLOWED
-    retry_at: dt.datetime | None = None
-    lock_began: bool = False  # this failure set the account's lock: the owner is told
-
-    @property
-    def locked(self) -> bool:
-        return self.reason in (ACCOUNT_LOCKED, SOURCE_LOCKED)
-
-    def wait_seconds(self, now: dt.datetime) -> int:
-        """Whole seconds until ``retry_at`` (at least 1 while refused)."""
-        if self.retry_at is None:
-            return 0
-        return max(1, int((self.retry_at - now).total_seconds() + 0.999))
-
-
 def _utc(when: dt.datetime) -> str:
     return when.astimezone(dt.UTC).strftime("%H:%M UTC")
 
@@ -144,9 +123,7 @@ def _minutes(rules: LoginRules) -> str:
     return f"{rules.lock_minutes:g}"
 
 
-def _locked(
-    reason: str, until: dt.datetime, rules: LoginRules, *, began: bool = False
-) -> LoginDecision:
+def _locked(reason: str, until: dt.datetime, rules: LoginRules, *, began: bool = False) -> Decision:
     minutes = _minutes(rules)
     if reason == ACCOUNT_LOCKED:
         english = (
@@ -169,19 +146,16 @@ def _locked(
             f"cette adresse sont bloquées pendant {minutes} minutes, jusqu'à {paris_time(until)} "
             "(heure de Paris). Vous pourrez réessayer ensuite."
         )
-    return LoginDecision(
-        False, 535, "5.7.8", english, french, reason=reason, retry_at=until, lock_began=began
-    )
+    return refuse(535, "5.7.8", english, french, reason=reason, retry_at=until, lock_began=began)
 
 
 def _wait_fr(seconds: int) -> str:
     return f"Par sécurité, attendez {seconds} secondes avant de réessayer."
 
 
-def _back_off(until: dt.datetime, now: dt.datetime) -> LoginDecision:
+def _back_off(until: dt.datetime, now: dt.datetime) -> Decision:
     seconds = max(1, int((until - now).total_seconds() + 0.999))
-    return LoginDecision(
-        False,
+    return refuse(
         454,
         "4.7.0",
         f"Too many failed logins for this account: wait {seconds} seconds before trying again",
@@ -191,9 +165,7 @@ def _back_off(until: dt.datetime, now: dt.datetime) -> LoginDecision:
     )
 
 
-def decide_login_attempt(
-    failures: LoginFailures, rules: LoginRules, now: dt.datetime
-) -> LoginDecision:
+def decide_login_attempt(failures: LoginFailures, rules: LoginRules, now: dt.datetime) -> Decision:
     """May a password be checked now? Allowed, locked until T (strict), or wait N seconds."""
     recent = failures.current(rules, now)
     for reason, series, threshold in (
@@ -206,12 +178,12 @@ def decide_login_attempt(
         ready = recent.account.last_at + rules.back_off(recent.account.failures)
         if ready > now:
             return _back_off(ready, now)
-    return LoginDecision(True, 235, "2.7.0", "Authentication successful", "Connexion autorisée")
+    return allow(
+        "Authentication successful", "Connexion autorisée", smtp_code=235, enhanced_status="2.7.0"
+    )
 
 
-def decide_after_failure(
-    after: LoginFailures, rules: LoginRules, now: dt.datetime
-) -> LoginDecision:
+def decide_after_failure(after: LoginFailures, rules: LoginRules, now: dt.datetime) -> Decision:
     """The answer to a wrong password, given the counts that include it: the lock it set, or advice.
 
     Each failure is counted by one atomic statement, so exactly one reaches the pair's
@@ -238,8 +210,7 @@ def decide_after_failure(
         seconds = max(1, int(wait.total_seconds() + 0.999))
         english += f"; wait {seconds} seconds before trying again"
         french += " " + _wait_fr(seconds)
-    return LoginDecision(
-        False,
+    return refuse(
         535,
         "5.7.8",
         english,

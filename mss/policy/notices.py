@@ -12,8 +12,8 @@ inactivity is told once ("retention_warning", see ``mss.policy.retention``).
 from __future__ import annotations
 
 from mss.policy.agenda import AgendaAction
+from mss.policy.decision import Decision
 from mss.policy.facts import MailboxFacts
-from mss.policy.login import LoginDecision
 
 
 def decide_delivery_notice(recipient: MailboxFacts, *, agenda_follows: bool) -> str | None:
@@ -35,7 +35,7 @@ def decide_convocation_notice(action: AgendaAction | None) -> str:
     return "new_message"
 
 
-def decide_login_lock_notice(after_failure: LoginDecision, *, patient_account: bool) -> str | None:
+def decide_login_lock_notice(after_failure: Decision, *, patient_account: bool) -> str | None:
     """The notice when a failed login locked a patient's account from one address, or None.
 
     The patient learns that someone tried (no address, no medical content): they can

@@ -9,19 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class OperatorAccess:
-    """May this client read ``/metrics``; the HTTP status and sentence when not."""
-
-    allowed: bool
-    status: int = 200
-    sentence: str = ""
-
-    def __bool__(self) -> bool:
-        return self.allowed
+from mss.policy.decision import OK, Decision, refuse_http
 
 
 def parse_networks(
@@ -41,7 +30,7 @@ def parse_networks(
 
 def decide_metrics_access(
     peer: str | None, allowed: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
-) -> OperatorAccess:
+) -> Decision:
     """Allowed when the client's address is in one of the ``allowed`` networks (none: nobody)."""
     try:
         address = ipaddress.ip_address(peer or "")
@@ -50,9 +39,11 @@ def decide_metrics_access(
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped  # ::ffff:127.0.0.1 on a dual-stack socket
     if address is not None and any(address in network for network in allowed):
-        return OperatorAccess(True)
-    return OperatorAccess(
-        False,
+        return OK
+    return refuse_http(
         403,
+        "not_an_operator",
         "The metrics are for the hub's operators: this address is not in [metrics] allow",
+        "Les métriques sont réservées aux exploitants du service : cette adresse n'est pas dans "
+        "[metrics] allow",
     )

@@ -12,6 +12,8 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 
+from mss.policy.decision import OK, Decision, allow, refuse_http
+
 MAX_PATIENT_DOCUMENT = 10 * 1024 * 1024
 MAX_TITLE_LENGTH = 200
 
@@ -32,6 +34,7 @@ ACCEPTED_TYPES: dict[str, tuple[str, bytes, tuple[str, ...]]] = {
     "image/jpeg": ("une vraie image JPEG", b"\xff\xd8\xff", (".jpg", ".jpeg")),
     "image/png": ("une vraie image PNG", b"\x89PNG\r\n\x1a\n", (".png",)),
 }
+ACCEPTED_NAMES_EN = {"application/pdf": "PDF", "image/jpeg": "JPEG image", "image/png": "PNG image"}
 _GENERIC_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
 MEDICAL_DOCTOR = "10"  # TRE_G15: Médecin
 
@@ -48,24 +51,8 @@ class UploadFacts:
     type_key: str
 
 
-@dataclass(frozen=True)
-class DossierDecision:
-    """Allowed (for a file: with the type the record stores) or refused with a French sentence."""
-
-    allowed: bool
-    status: int
-    reason: str
-    sentence_fr: str
-    mime_type: str = ""
-    type_code: str = ""
-    type_label: str = ""
-
-    def __bool__(self) -> bool:
-        return self.allowed
-
-
-def _no(status: int, reason: str, sentence_fr: str) -> DossierDecision:
-    return DossierDecision(False, status, reason, sentence_fr)
+def _no(status: int, reason: str, sentence: str, sentence_fr: str) -> Decision:
+    return refuse_http(status, reason, sentence, sentence_fr)
 
 
 def detect_type(head: bytes) -> str | None:
@@ -88,42 +75,55 @@ def _type_of_name(filename: str) -> str | None:
     return None
 
 
-def decide_title(title: str) -> DossierDecision | None:
-    """A refusal when the title is missing, too long or holds control characters."""
+def decide_title(title: str) -> Decision:
+    """A document needs a title: present, not too long, without control characters."""
     text = title.strip()
     if not text:
         return _no(
             400,
             "title_missing",
+            "Give the document a title",
             "Donnez un titre au document, par exemple « Ordonnance du Dr Martin ».",
         )
     if len(text) > MAX_TITLE_LENGTH:
         return _no(
             400,
             "title_too_long",
+            f"The title is too long: {MAX_TITLE_LENGTH} characters at most",
             f"Le titre est trop long : {MAX_TITLE_LENGTH} caractères au plus.",
         )
     if any(unicodedata.category(c) in ("Cc", "Cf") for c in text):
         return _no(
-            400, "title_invalid", "Le titre contient des caractères invisibles : retapez-le."
+            400,
+            "title_invalid",
+            "The title contains invisible characters: type it again",
+            "Le titre contient des caractères invisibles : retapez-le.",
         )
-    return None
+    return OK
 
 
 def decide_file(
     filename: str, declared_type: str, size: int, head: bytes, max_size: int = MAX_PATIENT_DOCUMENT
-) -> DossierDecision:
+) -> Decision:
     """A non-empty PDF, JPEG or PNG within ``max_size`` whose bytes match its name and declared
     type."""
     if size <= 0 and not filename:
-        return _no(400, "file_missing", "Choisissez le fichier à ajouter.")
+        return _no(
+            400, "file_missing", "Choose the file to add", "Choisissez le fichier à ajouter."
+        )
     if size <= 0:
-        return _no(400, "file_empty", "Le fichier choisi est vide : rien n'a été ajouté.")
+        return _no(
+            400,
+            "file_empty",
+            "The chosen file is empty: nothing was added",
+            "Le fichier choisi est vide : rien n'a été ajouté.",
+        )
     if size > max_size:
         limit = max_size // (1024 * 1024)
         return _no(
             413,
             "file_too_large",
+            f"The file is larger than the limit of {limit} MB",
             f"Le fichier dépasse la taille maximale de {limit} Mo : "
             "choisissez un fichier plus léger (par exemple un PDF plutôt qu'une photo).",
         )
@@ -133,6 +133,8 @@ def decide_file(
         return _no(
             415,
             "type_not_accepted",
+            "This type of file is not accepted: only PDF documents and JPEG or PNG images "
+            "can be added to the record",
             "Ce type de fichier n'est pas accepté : seuls les "
             "documents PDF et les images JPEG ou PNG peuvent être ajoutés à votre dossier.",
         )
@@ -143,6 +145,11 @@ def decide_file(
         or (claimed and claimed != detected)
         or (declared in ACCEPTED_TYPES and declared != detected)
     ):
+        what_en = (
+            f"it is not a real {ACCEPTED_NAMES_EN[claimed]}"
+            if claimed
+            else "it is neither a PDF nor a JPEG or PNG image"
+        )
         what = (
             f"ce n'est pas {ACCEPTED_TYPES[claimed][0]}"
             if claimed
@@ -151,56 +158,64 @@ def decide_file(
         return _no(
             415,
             "content_mismatch",
+            f"The content of the file does not match its type: {what_en}; nothing was added",
             f"Le contenu du fichier ne correspond pas à son type : {what}. Rien n'a été ajouté.",
         )
-    return DossierDecision(True, 200, "ok", "Accepté", mime_type=detected)
+    return allow(mime_type=detected)
 
 
-def decide_patient_upload(
-    facts: UploadFacts, max_size: int = MAX_PATIENT_DOCUMENT
-) -> DossierDecision:
+def decide_patient_upload(facts: UploadFacts, max_size: int = MAX_PATIENT_DOCUMENT) -> Decision:
     """May this file be added to the record as the patient's own document, with this title and
     type?"""
-    refused = decide_title(facts.title)
-    if refused is not None:
-        return refused
+    titled = decide_title(facts.title)
+    if not titled:
+        return titled
     if facts.type_key not in PATIENT_DOCUMENT_TYPES:
-        return _no(400, "type_missing", "Choisissez le type du document dans la liste.")
+        return _no(
+            400,
+            "type_missing",
+            "Choose the type of the document in the list",
+            "Choisissez le type du document dans la liste.",
+        )
     decision = decide_file(facts.filename, facts.declared_type, facts.size, facts.head, max_size)
     if not decision:
         return decision
     code, label = PATIENT_DOCUMENT_TYPES[facts.type_key]
-    return DossierDecision(
-        True, 200, "ok", "Accepté", mime_type=decision.mime_type, type_code=code, type_label=label
-    )
+    return allow(mime_type=decision.mime_type, type_code=code, type_label=label)
 
 
-def decide_treating_doctor(
-    name: str, profession_code: str, profession_label: str
-) -> DossierDecision:
+def decide_treating_doctor(name: str, profession_code: str, profession_label: str) -> Decision:
     """Only a médecin can be named médecin traitant (an unknown profession is given the benefit)."""
     if profession_code and profession_code != MEDICAL_DOCTOR:
         return _no(
             422,
             "not_a_doctor",
+            f"Only a doctor can be the patient's treating doctor: {name} is not one; "
+            "authorise them to read the record instead",
             f"Seul un médecin peut être votre médecin traitant : "
             f"{name} est {profession_label.lower()}. Vous pouvez l'autoriser à consulter "
             "votre dossier à la place.",
         )
-    return DossierDecision(True, 200, "ok", "Accepté")
+    return OK
 
 
 def decide_message_attachment(
     facts: UploadFacts, already_filed: bool, max_size: int = MAX_PATIENT_DOCUMENT
-) -> DossierDecision:
+) -> Decision:
     """A received message's attachment goes to the record only as a real PDF, and only once."""
     if already_filed:
-        return _no(409, "already_filed", "Cette pièce jointe est déjà dans votre dossier.")
+        return _no(
+            409,
+            "already_filed",
+            "This attachment is already in the record",
+            "Cette pièce jointe est déjà dans votre dossier.",
+        )
     decision = decide_patient_upload(facts, max_size)
     if decision and decision.mime_type != "application/pdf":
         return _no(
             415,
             "not_a_pdf",
+            "Only a PDF attachment can be added to the record from a message",
             "Seule une pièce jointe PDF peut être ajoutée au dossier depuis un message.",
         )
     return decision

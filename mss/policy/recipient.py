@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
+from mss.policy.conversation import PATIENT_TO_PATIENT, conversation_closed
 from mss.policy.decision import OK, Decision, refuse
 from mss.policy.facts import ConversationFacts, MailboxFacts, RecipientFacts, domain_of
 from mss.policy.vocabulary import MailboxKind, MailboxState, PatientState
@@ -108,12 +109,7 @@ def decide_patient_recipient(
 ) -> Decision:
     """A patient writes only inside an open conversation, or to a pharmacy (the one exception)."""
     if recipient.is_patient:
-        return refuse(
-            550,
-            "5.7.1",
-            "A patient cannot write to another patient",
-            "Un patient ne peut pas écrire à un autre patient",
-        )
+        return PATIENT_TO_PATIENT
     if recipient.kind is MailboxKind.ORG and recipient.pharmacy:
         return OK
     mine = [
@@ -124,14 +120,7 @@ def decide_patient_recipient(
     if any(c.is_open for c in mine):
         return OK
     if mine:
-        return refuse(
-            550,
-            "5.7.1",
-            f"The conversation with <{recipient.address}> was closed by the "
-            "professional; the patient can no longer reply",
-            f"La conversation avec <{recipient.address}> a été clôturée par le professionnel ; "
-            "le patient ne peut plus y répondre",
-        )
+        return conversation_closed(recipient.address)
     return refuse(
         550,
         "5.7.1",

@@ -8,13 +8,13 @@ from sqlalchemy import select
 
 from mss.audit import record
 from mss.config import Settings
+from mss.directory.facts import local_domains, mailbox_facts
 from mss.jobs import JobContext, PermanentFailure, enqueue
 from mss.mailbox.models import StoredMessage
 from mss.mailbox.store import INBOX, append, store_message
 from mss.policy import domain_of
 from mss.smtp_gateway.delivery import RELAY_ATTEMPTS, RELAY_JOB
 from mss.smtp_gateway.dsn import FailedRecipient, build_dsn, original_header_block
-from mss.smtp_gateway.lookup import local_domains, mailbox_facts
 
 
 async def run_dsn_job(ctx: JobContext, payload: dict[str, Any]) -> None:

@@ -25,6 +25,7 @@ from mss.audit import record, recording_in_bulk
 from mss.config import Settings
 from mss.conversations import close_conversation, conversation_facts, open_conversation
 from mss.db import Database
+from mss.directory.batch_facts import DirectorySnapshot
 from mss.group_commit import group_commit
 from mss.jobs import enqueue, enqueuing_in_bulk
 from mss.mailbox.store import INBOX, Append, append_many, insert_messages, message_values
@@ -40,7 +41,7 @@ from mss.policy import (
     domain_of,
 )
 from mss.policy.notices import decide_delivery_notice
-from mss.smtp_gateway.batch_facts import ConversationSnapshot, DirectorySnapshot
+from mss.smtp_gateway.batch_facts import ConversationSnapshot
 from mss.smtp_gateway.content import ParsedMessage, SignatureOutcome
 from mss.smtp_gateway.envelope import Transaction
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 import time
 
+from mss.directory.facts import local_domains
 from mss.metrics import hub_metrics
 from mss.policy import decide_relay_sender, decide_submission_sender
 from mss.smtp_gateway import replies
 from mss.smtp_gateway.envelope import Sender, Transaction
-from mss.smtp_gateway.lookup import local_domains
 from mss.smtp_gateway.protocol import HubEnvelope, HubSession, HubSMTP
 from mss.smtp_gateway.stages import Gateway
 

@@ -15,6 +15,12 @@ from typing import Any, TypeVar
 
 from mss.config import Settings
 from mss.db import Database, utcnow
+from mss.directory.facts import (
+    facts_of,
+    mailbox_by_certificate,
+    operator_trust,
+    recipient_facts,
+)
 from mss.directory.models import Patient
 from mss.directory.store import check_mailbox_password_async, find_mailbox, rehash_mailbox_password
 from mss.errors import DatabaseUnavailable
@@ -52,12 +58,6 @@ from mss.smtp_gateway.content import (
 from mss.smtp_gateway.deadline import within
 from mss.smtp_gateway.delivery import DeliveryReceipt, DeliveryRefused, deliver, prepare
 from mss.smtp_gateway.envelope import Sender, Transaction
-from mss.smtp_gateway.lookup import (
-    facts_of,
-    mailbox_by_certificate,
-    operator_trust,
-    recipient_facts,
-)
 from mss.smtp_gateway.timing import StageClock
 
 log = logging.getLogger("mss.smtp")

@@ -7,13 +7,13 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mss.directory.facts import mailbox_facts
 from mss.directory.models import Mailbox
 from mss.directory.store import find_patient_mailbox, pharmacy_mailboxes
 from mss.mailbox.models import StoredMessage
 from mss.patients import audit
 from mss.policy import RecipientFacts, decide_recipient
 from mss.policy.attachment import PRESCRIPTION_TYPES, decide_patient_attachment
-from mss.smtp_gateway.lookup import mailbox_facts
 from portal.compose import Upload, build_message, one_line, sniff_type
 from portal.context import db_of, now_of, visit
 from portal.message_content import safe_filename

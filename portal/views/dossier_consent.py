@@ -28,7 +28,7 @@ from dmp_bridge.consent_store import (
 )
 from dmp_bridge.models import DmpConsent, DmpProfessionalConsent
 from mss.directory.models import Patient, Professional
-from mss.policy.consent import ConsentDecision
+from mss.policy.decision import Decision
 from mss.policy.patient_dossier import decide_treating_doctor
 from portal.context import db_of
 from portal.pages import redirect, render, signed_in
@@ -146,7 +146,7 @@ def _back(done: str, id_nat: str = "", query: str = "") -> web.Response:
 
 async def _apply(
     session: AsyncSession, request: web.Request, action: str, id_nat: str
-) -> ConsentDecision | str | None:
+) -> Decision | str | None:
     """Do ``action`` for ``id_nat``: None when done, or a refusal (a decision, or a sentence)."""
     patient = await space_patient(session, request)
     viewer = viewer_of(request)
@@ -183,8 +183,8 @@ async def _apply(
     return None
 
 
-async def _show_refusal(request: web.Request, refusal: ConsentDecision | str) -> web.Response:
-    if isinstance(refusal, ConsentDecision):
+async def _show_refusal(request: web.Request, refusal: Decision | str) -> web.Response:
+    if isinstance(refusal, Decision):
         return await refused(request, refusal)
     return await _page(request, 422, error=refusal)
 
@@ -212,7 +212,7 @@ async def remove_treating(request: web.Request) -> web.StreamResponse:
         try:
             await set_treating_doctor(session, viewer_of(request), patient, None)
         except DmpRefused as error:
-            refusal: ConsentDecision | None = error.decision
+            refusal: Decision | None = error.decision
         else:
             refusal = None
     if refusal is not None:
@@ -243,7 +243,7 @@ async def _opposition(request: web.Request, which: str) -> web.StreamResponse:
         try:
             await change(session, viewer_of(request), patient, choice == "oui")
         except DmpRefused as error:
-            refusal: ConsentDecision | None = error.decision
+            refusal: Decision | None = error.decision
         else:
             refusal = None
     if refusal is not None:

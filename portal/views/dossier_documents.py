@@ -21,7 +21,7 @@ from dmp_bridge.cda import narrative_html
 from dmp_bridge.documents import get_document, list_documents_for, mask_document
 from dmp_bridge.errors import XdmError
 from dmp_bridge.models import DmpDocument
-from mss.policy.consent import ConsentDecision
+from mss.policy.decision import Decision
 from mss.policy.patient_dossier import ACCEPTED_TYPES
 from portal.clock import PARIS
 from portal.context import db_of
@@ -224,7 +224,7 @@ async def document_page(request: web.Request) -> web.StreamResponse:
         try:
             document, data = await get_document(session, viewer, patient, wanted)
         except DmpRefused as error:
-            decision: ConsentDecision | None = error.decision
+            decision: Decision | None = error.decision
         else:
             decision = None
             cards = await cards_for(
@@ -263,7 +263,7 @@ async def _download(request: web.Request, rendition: str) -> web.StreamResponse:
                 session, viewer, patient, wanted, rendition=rendition
             )
         except DmpRefused as error:
-            decision: ConsentDecision | None = error.decision
+            decision: Decision | None = error.decision
         else:
             decision = None
     if decision is not None:
@@ -302,7 +302,7 @@ async def change_masking(request: web.Request) -> web.StreamResponse:
         try:
             await mask_document(session, viewer, patient, wanted, masked=choice == "oui")
         except DmpRefused as error:
-            decision: ConsentDecision | None = error.decision
+            decision: Decision | None = error.decision
         else:
             decision = None
     if decision is not None:

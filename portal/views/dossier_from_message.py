@@ -19,7 +19,7 @@ from dmp_bridge.access import DmpRefused
 from dmp_bridge.documents import add_patient_document
 from dmp_bridge.models import CURRENT, DmpDocument
 from mss.directory.store import find_patient_mailbox
-from mss.policy.consent import ConsentDecision
+from mss.policy.decision import Decision
 from mss.policy.patient_dossier import (
     PATIENT_DOCUMENT_TYPES,
     UploadFacts,
@@ -102,7 +102,7 @@ async def add_from_message(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     values = {"titre": str(form.get("titre", "")), "type": str(form.get("type", ""))}
     digest = hashlib.sha256(content).hexdigest()
-    refusal: ConsentDecision | None = None
+    refusal: Decision | None = None
     async with db_of(request).write() as session:
         patient = await space_patient(session, request)
         already = (

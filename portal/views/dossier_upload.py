@@ -15,11 +15,10 @@ from aiohttp import web
 from dmp_bridge.access import DmpRefused
 from dmp_bridge.documents import add_patient_document
 from mss.directory.store import find_patient_mailbox
-from mss.policy.consent import ConsentDecision
+from mss.policy.decision import Decision
 from mss.policy.patient_dossier import (
     MAX_PATIENT_DOCUMENT,
     PATIENT_DOCUMENT_TYPES,
-    DossierDecision,
     UploadFacts,
     decide_patient_upload,
 )
@@ -85,7 +84,7 @@ async def upload(request: web.Request) -> web.StreamResponse:
         file, filename, declared = field.file, field.filename or "", field.content_type or ""
         size = _size(file)
         head = file.read(HEAD_BYTES)
-    decision: DossierDecision = decide_patient_upload(
+    decision: Decision = decide_patient_upload(
         UploadFacts(
             filename=filename,
             declared_type=declared,
@@ -113,7 +112,7 @@ async def upload(request: web.Request) -> web.StreamResponse:
                 type_label=decision.type_label,
             )
         except DmpRefused as error:
-            refusal: ConsentDecision | None = error.decision
+            refusal: Decision | None = error.decision
         else:
             refusal, added = None, document.id
     if refusal is not None:

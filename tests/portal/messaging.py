@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from mss.crypto.trust import TrustStore
 from mss.db import utcnow
+from mss.directory.facts import mailbox_facts
 from mss.directory.models import Mailbox, MailboxKind, OrganisationKind
 from mss.directory.store import (
     MailboxOwner,
@@ -30,7 +31,6 @@ from mss.directory.store import (
 )
 from mss.mailbox.models import Folder, FolderEntry, StoredMessage
 from mss.smtp_gateway import Gateway
-from mss.smtp_gateway.lookup import mailbox_facts
 from mss.web import SERVICES
 from tests.fixtures_pki import DevPki
 from tests.portal.conftest import Hub

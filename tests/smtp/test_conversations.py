@@ -10,8 +10,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from mss.conversations import Conversation, ConversationState
+from mss.directory.facts import mailbox_facts
 from mss.smtp_gateway import Gateway
-from mss.smtp_gateway.lookup import mailbox_facts
 from tests.smtp.conftest import (
     DOCTOR,
     OTHER_DOCTOR,

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.db import Database
+from mss.directory.facts import mailbox_facts
 from mss.group_commit import GroupCommit, group_commit
 from mss.jobs import Job, enqueue
 from mss.mailbox.models import Folder
@@ -32,7 +33,6 @@ from mss.smtp_gateway.delivery import (
     write_deliveries,
 )
 from mss.smtp_gateway.envelope import Sender, Transaction
-from mss.smtp_gateway.lookup import mailbox_facts
 from tests.smtp.conftest import DOCTOR, OTHER_DOCTOR, PATIENT, Hub, message
 
 
