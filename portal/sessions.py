@@ -27,6 +27,8 @@ ANONYMOUS, SECOND_FACTOR, SIGNED_IN = "anonymous", "second_factor", "signed_in"
 # Activity is written at most this often (and at most every tenth of the idle limit), so a
 # session may end up to that much early; reading a page is then no write at all.
 TOUCH_INTERVAL = dt.timedelta(seconds=30)
+# Built once: an alias made per call rebuilds its column proxies and misses the statement cache.
+_MINOR = aliased(Patient, name="minor")
 
 
 def hash_token(token: str) -> str:
@@ -61,7 +63,7 @@ class Loaded:
 async def load(db: Database, token: str) -> Loaded | None:
     """The session of this cookie token and who it names, in one statement (one row per minor
     held)."""
-    minor = aliased(Patient)
+    minor = _MINOR
     query = (
         select(PortalSession, Patient, minor)
         .outerjoin(Patient, Patient.id == PortalSession.patient_id)
