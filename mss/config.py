@@ -78,6 +78,8 @@ class Portal:
     session_idle_minutes: int = 15
     opposition_window_days: int = 42
     public_url: str = ""
+    # Who patients contact about the service (the help page): an address, a phone, a sentence.
+    support_contact: str = ""
 
 
 @dataclass
@@ -88,6 +90,10 @@ class Notifications:
     smarthost_port: int = 25
     sender: str = ""
     sms_provider: str = "outbox"
+    # Notices to one person on one channel within this many seconds go out as one (0: each alone).
+    group_seconds: float = 120.0
+    # A minor is told on their own e-mail or phone (besides the guardians) from this age.
+    minor_own_contact_age: int = 16
 
 
 @dataclass

@@ -7,10 +7,12 @@
                                    └──code, before the deadline──▶ OPPOSED         ▼
                                                         ACTIVE / DEACTIVATED ──▶ CLOSED
 
-Each transition is one function that either changes the patient and adds an
-audit event to the caller's transaction, or raises ``LifecycleRefused``
-with a French sentence saying why not. Activation codes are stored only as
-argon2 hashes and are single-use.
+The rules (which state allows which transition, what a new password needs)
+are pure decisions in ``mss.policy.lifecycle``. Each transition here asks
+them, then either changes the patient and adds an audit event to the
+caller's transaction, or raises ``LifecycleRefused`` carrying the refusal
+(French sentence for the portal, English for the CLI and logs). Activation
+codes are stored only as argon2 hashes and are single-use.
 """
 
 from __future__ import annotations
@@ -29,10 +31,23 @@ from mss.config import Settings
 from mss.crypto.passwords import hash_secret, verify_secret
 from mss.db import Database, utcnow
 from mss.directory.models import Guardianship, Patient, PatientState
-from mss.directory.store import MIN_PASSWORD_LENGTH, find_patient_by_email, find_patient_by_ins
+from mss.directory.store import find_patient_by_email, find_patient_by_ins
 from mss.errors import HubError
 from mss.jobs import JobContext, JobRunner, enqueue
 from mss.notify import notify_patient
+from mss.policy.decision import Decision
+from mss.policy.lifecycle import (
+    WRONG_ACTIVATION_CODE,
+    decide_activation,
+    decide_auto_activation,
+    decide_closing,
+    decide_code_issue,
+    decide_deactivation,
+    decide_new_password,
+    decide_opposition,
+    decide_reactivation,
+)
+from mss.policy.lifecycle import needs_activation_code as _needs_code
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed from paper
 CODE_LENGTH = 12
@@ -45,19 +60,29 @@ AUTO_ACTIVATE = "patients.auto_activate"
 
 
 class LifecycleRefused(HubError):
-    """A transition that the account's state (or the given code) does not allow."""
+    """A transition that the account's state (or the given code) does not allow.
+
+    ``decision`` is the policy's refusal; the sentence (``str()``) is its French one.
+    """
 
     exit_code = 2
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__(decision.sentence_fr)
+        self.decision = decision
+
+
+def _apply(decision: Decision) -> None:
+    """Raise the refusal, or return when the policy allows the transition."""
+    if not decision:
+        raise LifecycleRefused(decision)
 
 
 class WrongActivationCode(LifecycleRefused):
     """The code does not match (or no code is pending): counts as a failed attempt."""
 
     def __init__(self) -> None:
-        super().__init__(
-            "Ce numéro INS et ce code d'activation ne correspondent pas. "
-            "Vérifiez les deux sur le courrier que vous avez reçu."
-        )
+        super().__init__(WRONG_ACTIVATION_CODE)
 
 
 @dataclass(frozen=True)
@@ -120,25 +145,6 @@ def normalise_activation_code(text: str) -> str:
     return "".join(ch for ch in text.upper() if ch.isalnum())
 
 
-def password_problems(password: str, patient: Patient | None = None) -> list[str]:
-    """What is wrong with a new password, in French; empty when it meets the policy."""
-    problems = []
-    if len(password) < MIN_PASSWORD_LENGTH:
-        problems.append(
-            f"Le mot de passe compte {len(password)} caractères : il en faut au moins "
-            f"{MIN_PASSWORD_LENGTH}."
-        )
-    if not any(ch.isalpha() for ch in password):
-        problems.append("Le mot de passe doit contenir des lettres.")
-    if not any(not ch.isalpha() for ch in password):
-        problems.append(
-            "Le mot de passe doit contenir au moins un chiffre, une espace ou un symbole."
-        )
-    if patient is not None and patient.ins and patient.ins.lower() in password.lower():
-        problems.append("Le mot de passe ne doit pas contenir votre numéro INS.")
-    return problems
-
-
 # -- look-ups ----------------------------------------------------------------------------
 
 
@@ -173,10 +179,8 @@ async def holds_minor(session: AsyncSession, guardian_id: int, minor_id: int) ->
 
 def needs_activation_code(patient: Patient) -> bool:
     """A new account that has neither a code nor a password yet."""
-    return (
-        patient.state in (PatientState.CREATED, PatientState.OPPOSITION_WINDOW)
-        and patient.activation_code_hash is None
-        and patient.password_hash is None
+    return _needs_code(
+        patient.state, patient.activation_code_hash is not None, patient.password_hash is not None
     )
 
 
@@ -197,10 +201,14 @@ def _give_code(
     now: dt.datetime | None,
 ) -> None:
     now = now or utcnow()
-    if not needs_activation_code(patient):
-        raise LifecycleRefused(
-            f"le patient {patient.ins} a déjà un code d'activation ou un compte ouvert"
+    _apply(
+        decide_code_issue(
+            patient.state,
+            patient.activation_code_hash is not None,
+            patient.password_hash is not None,
+            patient.ins,
         )
+    )
     patient.activation_code_hash = code_hash
     if patient.state is PatientState.CREATED:
         patient.state, patient.state_changed_at = PatientState.OPPOSITION_WINDOW, now
@@ -269,10 +277,6 @@ def schedule_auto_activation(session: AsyncSession, patient: Patient) -> None:
 # -- transitions -------------------------------------------------------------------------
 
 
-def _date(when: dt.datetime | None) -> str:
-    return f"{when:%d/%m/%Y}" if when else "(date inconnue)"
-
-
 async def activate_with_code(
     session: AsyncSession,
     patient: Patient,
@@ -286,19 +290,8 @@ async def activate_with_code(
     now = now or utcnow()
     if not await verify_secret(patient.activation_code_hash, normalise_activation_code(code)):
         raise WrongActivationCode()
-    if patient.state is PatientState.OPPOSED:
-        raise LifecycleRefused(
-            "Vous vous êtes opposé à la création de ce compte : il ne peut pas être activé."
-        )
-    if patient.state is PatientState.CLOSED:
-        raise LifecycleRefused("Ce compte a été clôturé : il ne peut plus être activé.")
-    if patient.state is PatientState.DEACTIVATED or patient.password_hash:
-        raise LifecycleRefused(
-            "Ce compte est déjà activé : connectez-vous avec votre mot de passe."
-        )
-    problems = password_problems(password, patient)
-    if problems:
-        raise LifecycleRefused(" ".join(problems))
+    _apply(decide_activation(patient.state, bool(patient.password_hash)))
+    _apply(decide_new_password(password, patient.ins or ""))
     patient.password_hash = await hash_secret(password)
     patient.activation_code_hash = None
     if patient.state is not PatientState.ACTIVE:
@@ -317,14 +310,7 @@ async def oppose_with_code(
     now = now or utcnow()
     if not await verify_secret(patient.activation_code_hash, normalise_activation_code(code)):
         raise WrongActivationCode()
-    deadline = patient.opposition_deadline
-    if patient.state is not PatientState.OPPOSITION_WINDOW or (
-        deadline is not None and now >= deadline
-    ):
-        raise LifecycleRefused(
-            f"Le délai d'opposition a pris fin le {_date(deadline)} : votre compte est "
-            "ouvert. Vous pouvez le clôturer depuis votre espace, rubrique « Mon compte »."
-        )
+    _apply(decide_opposition(patient.state, patient.opposition_deadline, now))
     patient.state, patient.state_changed_at = PatientState.OPPOSED, now
     patient.activation_code_hash = None
     audit(session, "account_opposed", actor, patient)
@@ -334,7 +320,7 @@ def auto_activate(session: AsyncSession, patient: Patient, now: dt.datetime | No
     """Activate an account whose opposition window has ended; False when it is not due."""
     now = now or utcnow()
     deadline = patient.opposition_deadline
-    if patient.state is not PatientState.OPPOSITION_WINDOW or deadline is None or deadline > now:
+    if not decide_auto_activation(patient.state, deadline, now) or deadline is None:
         return False
     patient.state, patient.state_changed_at, patient.activated_at = PatientState.ACTIVE, now, now
     audit(session, "account_auto_activated", SYSTEM, patient, deadline=deadline.isoformat())
@@ -346,8 +332,7 @@ def deactivate(
     session: AsyncSession, patient: Patient, actor: Actor, now: dt.datetime | None = None
 ) -> None:
     """Pause an active account: it receives no message until reactivated."""
-    if patient.state is not PatientState.ACTIVE:
-        raise LifecycleRefused("Seul un compte actif peut être désactivé.")
+    _apply(decide_deactivation(patient.state))
     patient.state, patient.state_changed_at = PatientState.DEACTIVATED, now or utcnow()
     audit(session, "account_deactivated", actor, patient)
 
@@ -356,8 +341,7 @@ def reactivate(
     session: AsyncSession, patient: Patient, actor: Actor, now: dt.datetime | None = None
 ) -> None:
     """Reopen a deactivated account."""
-    if patient.state is not PatientState.DEACTIVATED:
-        raise LifecycleRefused("Seul un compte désactivé peut être réactivé.")
+    _apply(decide_reactivation(patient.state))
     patient.state, patient.state_changed_at = PatientState.ACTIVE, now or utcnow()
     audit(session, "account_reactivated", actor, patient)
 
@@ -366,8 +350,7 @@ def close_account(
     session: AsyncSession, patient: Patient, actor: Actor, now: dt.datetime | None = None
 ) -> None:
     """Close an active or deactivated account for good."""
-    if patient.state not in (PatientState.ACTIVE, PatientState.DEACTIVATED):
-        raise LifecycleRefused("Seul un compte ouvert (actif ou désactivé) peut être clôturé.")
+    _apply(decide_closing(patient.state))
     now = now or utcnow()
     patient.state, patient.state_changed_at, patient.closed_at = PatientState.CLOSED, now, now
     audit(session, "account_closed", actor, patient)

@@ -12,12 +12,14 @@ from aiohttp import web
 from mss.web import SERVICES
 from portal.clock import Clock
 from portal.context import CLOCK, JINJA
+from portal.french import FILTERS
 from portal.security import Handler, portal_middleware
 from portal.views import (
     account,
     activation,
     agenda,
     dossier,
+    guide,
     history,
     home,
     login,
@@ -63,6 +65,7 @@ ROUTES: list[tuple[str, str, dict[str, Handler]]] = [
     ("/compte", "account", {"GET": account.account}),
     ("/compte/{action}", "account_change", {"GET": account.confirm, "POST": account.change}),
     ("/historique", "history", {"GET": history.history}),
+    ("/aide", "help", {"GET": guide.help_page}),
     ("/securite", "security", {"GET": security.security}),
     ("/securite/totp/commencer", "totp_start", {"POST": security.start_enrolment}),
     ("/securite/totp", "totp_finish", {"POST": security.finish_enrolment}),
@@ -88,6 +91,7 @@ def setup(app: web.Application) -> None:
         auto_reload=False,
     )
     env.globals.update(state_labels=STATE_LABELS, state_texts=STATE_TEXTS)
+    env.filters.update(FILTERS)
     app.middlewares.append(portal_middleware)
     for path, name, handlers in ROUTES:
         resource = app.router.add_resource(path, name=f"portal.{name}")

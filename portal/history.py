@@ -13,6 +13,7 @@ from mss.audit import AuditEvent
 from mss.audit_chain import patient_chain
 from mss.audit_verify import RecentlyVerified
 from portal.clock import PARIS
+from portal.french import moment
 
 log = logging.getLogger(__name__)
 VERIFIED = RecentlyVerified()  # per process: a long chain is walked whole at most every 10 minutes
@@ -183,9 +184,8 @@ def describe(event: AuditEvent) -> HistoryLine:
         for text in (_detail(key, detail[key], detail) for key in DETAILS if detail.get(key))
         if text
     ]
-    local = event.at.astimezone(PARIS)
     return HistoryLine(
-        when=local.strftime("%d/%m/%Y à %H h %M"),
+        when=moment(event.at),
         iso=event.at.isoformat(),
         what=LABELS.get(event.action, event.action.replace("_", " ")),
         who=who,

@@ -113,9 +113,37 @@ def signed_in(page: Page) -> Page:
             await sessions.end(db_of(request), row)
             state.row, state.clear_cookie = None, True
             return redirect("/connexion")
-        # Another space only if it is a minor the person holds now; else their own.
-        space = next((minor for minor in state.held if minor.id == row.space_patient_id), person)
-        state.person, state.space, state.minors = person, space, state.held
+        _enter_space(request)
         return await page(request)
 
     return guarded
+
+
+def _enter_space(request: web.Request) -> None:
+    """Set the person, the space shown (a minor they hold now, else their own) and the minors."""
+    state = visit(request)
+    assert state.row is not None and state.account is not None
+    person = state.account
+    space = next((minor for minor in state.held if minor.id == state.row.space_patient_id), person)
+    state.person, state.space, state.minors = person, space, state.held
+
+
+def open_to_all(page: Page) -> Page:
+    """A page anyone may read; a signed-in patient sees it with their menu (nothing else
+    changes)."""
+
+    @functools.wraps(page)
+    async def shown(request: web.Request) -> web.StreamResponse:
+        state = visit(request)
+        row, person = state.row, state.account
+        if (
+            row is not None
+            and row.stage == sessions.SIGNED_IN
+            and person is not None
+            and person.id == row.patient_id
+            and person.state not in SIGNED_OUT_STATES
+        ):
+            _enter_space(request)
+        return await page(request)
+
+    return shown

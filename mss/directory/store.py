@@ -47,9 +47,7 @@ from mss.directory.models import (
 )
 from mss.errors import InvalidInput
 from mss.mailbox.store import ensure_folders
-
-MIN_PASSWORD_LENGTH = 12
-
+from mss.policy.lifecycle import MIN_PASSWORD_LENGTH
 
 # -- look-ups ---------------------------------------------------------------------------
 

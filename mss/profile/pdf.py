@@ -50,7 +50,7 @@ def font_files() -> tuple[Path, Path]:
 
 
 def _french_date(moment: dt.datetime) -> str:
-    return moment.astimezone(PARIS).strftime("%d/%m/%Y à %H:%M")
+    return moment.astimezone(PARIS).strftime("%d/%m/%Y à %H h %M")
 
 
 def profile_pdf(

@@ -36,10 +36,6 @@ RESPONSE_LABELS = {
 }
 
 
-def paris_text(moment: dt.datetime, pattern: str = "%d/%m/%Y à %H:%M") -> str:
-    return moment.astimezone(PARIS).strftime(pattern)
-
-
 def _space_id(request: web.Request) -> int:
     state = visit(request)
     assert state.space is not None
@@ -80,7 +76,6 @@ async def _page(request: web.Request, status: int = 200, **extra: Any) -> web.Re
             "title": "Mon agenda",
             "view": view,
             "notice": notice,
-            "paris": paris_text,
             "responses": RESPONSE_LABELS,
             "kinds": store.REMINDER_KINDS,
             "today": now.astimezone(PARIS).date(),
@@ -143,7 +138,6 @@ async def appointment_page(request: web.Request) -> web.StreamResponse:
         {
             "title": appointment.summary or "Rendez-vous",
             "a": appointment,
-            "paris": paris_text,
             "responses": RESPONSE_LABELS,
             "over": appointment.ends_at <= now_of(request),
             "error": request.query.get("erreur", "")[:300],
@@ -178,7 +172,6 @@ async def answer(request: web.Request) -> web.StreamResponse:
             {
                 "title": appointment.summary or "Rendez-vous",
                 "a": appointment,
-                "paris": paris_text,
                 "responses": RESPONSE_LABELS,
                 "over": appointment.ends_at <= now_of(request),
                 "error": f"Votre réponse n'a pas pu être envoyée : {sent.decision.sentence_fr}.",

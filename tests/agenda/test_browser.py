@@ -10,7 +10,7 @@ from playwright.async_api import Page, expect
 from pypdf import PdfReader
 
 from tests.agenda.conftest import APP, INS, PASSWORD, PATIENT_PHONE, AgendaHub, PortalHub
-from tests.portal.test_browser import fits_the_phone, phone_page, shot, sign_in
+from tests.portal.test_browser import fits_the_phone, go_to, phone_page, shot, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -55,7 +55,7 @@ async def test_agenda_answer_download_and_own_entries(
     await form.get_by_label("Lieu (facultatif)").fill("Cabinet du Dr Roux")
     await form.get_by_role("button", name="Ajouter le rendez-vous").click()
     await expect(phone.get_by_role("status")).to_contain_text("Le rendez-vous est ajouté")
-    await expect(upcoming).to_contain_text("le 06/05/2030 à 14:30 · Cabinet du Dr Roux")
+    await expect(upcoming).to_contain_text("le 06/05/2030 à 14 h 30 · Cabinet du Dr Roux")
 
     reminders = phone.get_by_role("region", name="Rappels de vaccination et de dépistage")
     await reminders.get_by_label("Type").select_option("screening")
@@ -72,7 +72,7 @@ async def test_profile_entries_and_pdf(
     phone: Page, agenda_hub: AgendaHub, portal: PortalHub
 ) -> None:
     await sign_in(phone, portal, INS, PASSWORD, PATIENT_PHONE)
-    await phone.get_by_role("link", name="Profil médical").click()
+    await go_to(phone, "Profil médical")
     await expect(phone.get_by_role("heading", level=1)).to_have_text("Mon profil médical")
     allergies = phone.get_by_role("region", name="Allergies")
     await allergies.get_by_text("Ajouter : allergie ou intolérance").click()

@@ -83,6 +83,20 @@ async def fits_the_phone(page: Page) -> None:
     assert width <= PHONE["width"], f"{page.url} scrolls sideways ({width}px wide)"
 
 
+async def open_menu(page: Page) -> None:
+    """Open the navigation's "Menu" (the pages beyond the bar, and the space switcher)."""
+    menu = page.locator("#menu-plus")
+    if await menu.get_attribute("open") is None:
+        await page.locator("#menu-plus > summary").click()
+    await expect(page.locator("#menu-plus-liste")).to_be_visible()
+
+
+async def go_to(page: Page, name: str) -> None:
+    """Follow a link of the navigation by its name, through the menu when it is there."""
+    await open_menu(page)
+    await page.locator("#menu-plus-liste").get_by_role("link", name=name, exact=True).click()
+
+
 def last_code(hub: Hub, to: str) -> str:
     texts = [r["text"] for r in read_outbox(hub.settings) if r["to"] == to]
     found = re.search(r"\b(\d{6})\b", texts[-1])
@@ -172,6 +186,7 @@ async def test_guardian_switches_to_the_minor(page: Page, hub: Hub) -> None:
     child = await add_patient(hub.db, "101751234566247", "Leroy", "Léo", phone=None, password=False)
     await add_guardianship(hub.db, parent, child)
     await sign_in(page, hub)
+    await open_menu(page)
     await page.get_by_label("Espace affiché").select_option(label="Léo Leroy")
     await page.get_by_role("button", name="Changer d'espace").click()
     await expect(page.get_by_role("heading", name="Espace de Léo Leroy")).to_be_visible()
@@ -180,7 +195,7 @@ async def test_guardian_switches_to_the_minor(page: Page, hub: Hub) -> None:
     )
     await fits_the_phone(page)
     await shot(page, "07-espace-mineur")
-    await page.get_by_role("link", name="Historique des accès").click()
+    await go_to(page, "Historique des accès")
     event = page.locator(".event").filter(has_text="Ouverture de l'espace")
     await expect(event).to_contain_text("Sophie Leroy (représentant légal)")
     await expect(event).to_contain_text("127.0.0.1")
@@ -219,7 +234,7 @@ async def test_activation_and_opposition_with_the_code(page: Page, hub: Hub) -> 
     await page.get_by_role("button", name="Activer mon compte").click()
     await expect(page.get_by_role("status")).to_contain_text("Votre compte est activé")
     await sign_in(page, hub, password=new_password)
-    await page.get_by_role("link", name="Historique des accès").click()
+    await go_to(page, "Historique des accès")
     await expect(page.locator(".event").filter(has_text="Compte activé")).to_contain_text(
         "Emma Blanc (vous-même)"
     )
@@ -255,7 +270,7 @@ async def test_forged_post_is_refused_and_history_shows_each_act(page: Page, hub
     await page.get_by_role("link", name="Désactiver le compte").click()
     await page.get_by_role("button", name="Confirmer : désactiver le compte").click()
     await expect(page.get_by_role("status")).to_contain_text("Le compte est désactivé")
-    await page.get_by_role("link", name="Historique des accès").click()
+    await go_to(page, "Historique des accès")
     for label in ("Connexion", "Échec de connexion", "Compte désactivé"):
         await expect(
             page.locator(".event .what", has_text=re.compile(f"^{label}"))

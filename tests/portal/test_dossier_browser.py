@@ -19,7 +19,7 @@ from tests.portal.dossier_world import (
     file_documents,
     professional_finds,
 )
-from tests.portal.test_browser import INS, fits_the_phone, page, shot, sign_in
+from tests.portal.test_browser import INS, fits_the_phone, go_to, page, shot, sign_in
 from tests.xdm_factory import PDF
 
 pytestmark = pytest.mark.browser
@@ -147,7 +147,7 @@ async def test_consent_choices_and_the_access_history(page: Page, hub: Hub) -> N
     await shot(page, "dossier-05-acces")
     with pytest.raises(DmpRefused):  # blocked, and break-glass was opposed anyway
         await professional_finds(hub.db, claire_id, NURSE, REASON)
-    await page.get_by_role("link", name="Historique des accès", exact=True).click()
+    await go_to(page, "Historique des accès")
     await page.get_by_label("Type").select_option(label="Consentements")
     await page.get_by_role("button", name="Filtrer").click()
     for change in (

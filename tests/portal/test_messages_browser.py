@@ -33,7 +33,7 @@ from tests.portal.messaging import (
     patient_address,
     setup_mail,
 )
-from tests.portal.test_browser import INS, fits_the_phone, phone_page, shot, sign_in
+from tests.portal.test_browser import INS, fits_the_phone, go_to, phone_page, shot, sign_in
 
 pytestmark = pytest.mark.browser
 PATIENT = patient_address(INS)
@@ -85,8 +85,8 @@ async def test_signed_mail_over_smtp_read_reply_then_fin(page: Page, hub: Hub, m
         await expect(conversation).to_contain_text("1 non lu")
         await fits_the_phone(page)
         await shot(page, "13-messages")
-        await conversation.click()
-        await page.get_by_role("link", name="Résultats d'analyse").click()
+        await conversation.click()  # one tap: the conversation opens at its latest message
+        await expect(page.get_by_role("heading", level=1)).to_have_text("Résultats d'analyse")
         signature = page.get_by_role("note", name="Signature du message")
         await expect(signature).to_contain_text("Signature vérifiée")
         await expect(signature).to_contain_text(
@@ -139,7 +139,7 @@ async def test_signed_mail_over_smtp_read_reply_then_fin(page: Page, hub: Hub, m
         )
         await shot(page, "16-reponse-refusee")
         assert len(await mail.stored(DOCTOR)) == 1
-        await page.get_by_role("link", name="Historique des accès").click()
+        await go_to(page, "Historique des accès")
         await page.get_by_label("Type").select_option(label="Messages lus et envoyés")
         await page.get_by_role("button", name="Filtrer").click()
         for label in (
@@ -187,7 +187,7 @@ async def test_prescription_to_a_pharmacy(page: Page, hub: Hub, mail: Mail) -> N
     await shot(page, "19-ordonnance-envoyee")
     (received,) = await mail.stored(PHARMACY)
     assert received.subject == "Ordonnance" and b'filename="ordonnance.pdf"' in received.raw
-    await page.get_by_role("link", name="Historique des accès").click()
+    await go_to(page, "Historique des accès")
     await expect(page.locator(".event").filter(has_text="Message envoyé").first).to_contain_text(
         "Claire Martin (vous-même)"
     )
