@@ -2,13 +2,18 @@
 
 Every event is sealed into a chain as it is written (``mss.audit_chain``): the
 ORM path when the session flushes it, ``recording_in_bulk`` when its block ends.
+
+An event that records nothing but an access (a page read) need not take a write
+transaction of its own: ``record_committed`` hands it to the process's audit
+writer, which seals and inserts the events ready at the same moment in one
+transaction (``mss.group_commit``) and returns once that transaction committed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -26,9 +31,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from mss.audit_chain import CHAIN_LENGTH, HASHED_FIELDS, AuditChainHead, seal
-from mss.db import Base, UTCDateTime, add_row, utcnow
+from mss.db import Base, Database, UTCDateTime, add_row, utcnow
+from mss.group_commit import group_commit
 
-__all__ = ["AuditChainHead", "AuditEvent", "record", "recording_in_bulk"]
+__all__ = ["AuditChainHead", "AuditEvent", "record", "record_committed", "recording_in_bulk"]
+# How long a reader waits for its audit line to commit before the page fails (DatabaseUnavailable).
+COMMIT_TIMEOUT = 10.0
 
 
 class AuditEvent(Base):
@@ -108,6 +116,45 @@ async def recording_in_bulk(session: AsyncSession) -> AsyncIterator[None]:
             await session.execute(insert(AuditEvent.__table__), rows)
     finally:
         info.pop(key, None)
+
+
+async def record_committed(
+    db: Database,
+    action: str,
+    *,
+    actor_kind: str,
+    actor: str,
+    patient_id: int | None = None,
+    target: str = "",
+    source: str = "",
+    on_behalf_of: str | None = None,
+    **detail: Any,
+) -> None:
+    """``record`` in a transaction shared with the other events ready now; returns once committed.
+
+    The caller answers only after this returns, so an access it reports is in the history even
+    if the hub is killed the next moment.
+    """
+    fields: dict[str, Any] = {
+        "actor_kind": actor_kind,
+        "actor": actor,
+        "patient_id": patient_id,
+        "target": target,
+        "source": source,
+        "on_behalf_of": on_behalf_of,
+    }
+    writer = group_commit(db, "audit.events", _write_events)
+    await writer.submit((action, fields, detail), COMMIT_TIMEOUT)
+
+
+async def _write_events(
+    session: AsyncSession, events: Sequence[tuple[str, dict[str, Any], dict[str, Any]]]
+) -> list[None]:
+    """One batch of the audit writer: sealed and inserted together (three statements)."""
+    async with recording_in_bulk(session):
+        for action, fields, detail in events:
+            record(session, action, **fields, **detail)
+    return [None] * len(events)
 
 
 _DEFAULTS: dict[str, Any] = {"target": "", "source": ""}

@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mss.audit import record
+from mss.audit import record, record_committed
 from mss.config import Settings
 from mss.crypto.passwords import hash_secret, verify_secret
 from mss.db import Database, utcnow
@@ -111,6 +111,23 @@ def audit(
     on_behalf_of."""
     record(
         session,
+        action,
+        actor_kind=actor.kind,
+        actor=actor.ident,
+        patient_id=patient.id,
+        source=actor.source,
+        on_behalf_of=patient.ins if actor.kind == "guardian" else None,
+        actor_name=actor.name,
+        **detail,
+    )
+
+
+async def audit_committed(
+    db: Database, action: str, actor: Actor, patient: Patient, **detail: Any
+) -> None:
+    """``audit`` through the audit writer (``mss.audit.record_committed``): once committed."""
+    await record_committed(
+        db,
         action,
         actor_kind=actor.kind,
         actor=actor.ident,

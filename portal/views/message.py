@@ -18,7 +18,7 @@ from mss.directory.models import Mailbox
 from mss.mailbox.headers import first, split_headers
 from mss.mailbox.models import StoredMessage
 from mss.mailbox.store import parse_flags
-from mss.patients import audit
+from mss.patients import audit, audit_committed
 from mss.policy import Decision
 from mss.policy.dmp_filing import MdnFacts
 from mss.policy.message_attachments import WithheldAttachments
@@ -149,30 +149,29 @@ async def _record_reading(request: web.Request, mailbox: Mailbox, located: Locat
     assert state.space is not None
     mdn = _mdn_facts(located)
     flags = parse_flags(located.entry.flags)
-    receipt_to: str | None = None
-    async with db_of(request).write() as session:
-        if (
-            SEEN not in flags
-            or decide_read_receipt(
-                mdn, received=located.received, already_answered=MDN_SENT in flags
-            )
-            is not None
-        ):
-            flags = await add_flags(session, mailbox.id, located, [SEEN])
-            receipt_to = decide_read_receipt(
-                mdn, received=located.received, already_answered=MDN_SENT in flags
-            )
-            if receipt_to is not None:
-                await add_flags(session, mailbox.id, located, [MDN_SENT])  # claimed: sent once
-        audit(
-            session,
-            "message_read",
-            actor(request),
-            state.space,
-            target=located.message.from_address,
-            message_id=located.message.message_id_header,
-            stored_message_id=located.message.id,
+    reading = {
+        "target": located.message.from_address,
+        "message_id": located.message.message_id_header,
+        "stored_message_id": located.message.id,
+    }
+    if (
+        SEEN in flags
+        and decide_read_receipt(mdn, received=located.received, already_answered=MDN_SENT in flags)
+        is None
+    ):
+        # Nothing but the audit line: it shares a transaction with the other readings of now.
+        await audit_committed(
+            db_of(request), "message_read", actor(request), state.space, **reading
         )
+        return None
+    async with db_of(request).write() as session:
+        flags = await add_flags(session, mailbox.id, located, [SEEN])
+        receipt_to = decide_read_receipt(
+            mdn, received=located.received, already_answered=MDN_SENT in flags
+        )
+        if receipt_to is not None:
+            await add_flags(session, mailbox.id, located, [MDN_SENT])  # claimed: sent once
+        audit(session, "message_read", actor(request), state.space, **reading)
     return receipt_to
 
 
@@ -383,16 +382,15 @@ async def attachment(request: web.Request) -> web.StreamResponse:
         listed = None  # answered exactly like a part that does not exist
     if listed is None or node is None:
         return await not_found(request, "Cette pièce jointe")
-    async with db_of(request).write() as session:
-        audit(
-            session,
-            "message_attachment_read",
-            actor(request),
-            state.space,
-            target=message.from_address,
-            filename=listed.filename,
-            stored_message_id=message.id,
-        )
+    await audit_committed(
+        db_of(request),
+        "message_attachment_read",
+        actor(request),
+        state.space,
+        target=message.from_address,
+        filename=listed.filename,
+        stored_message_id=message.id,
+    )
     return web.Response(
         body=decode_part(raw, node),
         headers={
