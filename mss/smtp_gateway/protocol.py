@@ -11,9 +11,9 @@ It fixes aiosmtpd 1.4.6's traps for this hub:
 - an APP mailbox presenting its registered client certificate is logged in
   without a password.
 
-SMTP smuggling: aiosmtpd reads DATA lines up to CRLF only, so a bare
-``<LF>.<LF>`` or ``<CR>.<CR>`` never ends DATA (tests/smtp/test_smuggling.py);
-the content stage then refuses any bare CR or LF.
+SMTP smuggling: DATA ends at ``<CRLF>.<CRLF>`` only (``data_phase``, read in chunks), so a
+bare ``<LF>.<LF>`` or ``<CR>.<CR>`` never ends DATA (tests/smtp/test_smuggling.py); the
+content stage then refuses any bare CR or LF.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from mss.policy import (
     PeerCertificateFacts,
     decide_certificate_login,
 )
+from mss.smtp_gateway.data_phase import ChunkedDataSMTP
 from mss.smtp_gateway.dsn_params import (
     MAIL_PARAMETERS,
     RCPT_PARAMETERS,
@@ -188,7 +189,7 @@ class HubEnvelope(Envelope):
         self.dsn = DsnParameters()  # the RFC 3461 parameters of the MAIL or RCPT being read
 
 
-class HubSMTP(SMTP):
+class HubSMTP(ChunkedDataSMTP):
     """One SMTP connection to the hub."""
 
     def __init__(
