@@ -29,6 +29,13 @@ CSRF_REFUSAL = (
     "Par précaution, rien n'a été fait. Rechargez la page et recommencez."
 )
 
+# Pages that read a few rows by index (the messages): on SQLite their statements run on the
+# loop's thread (``Database.inline``), not a thread hop each. Not the history: it may read a
+# long chain.
+INLINE_PAGES = frozenset(
+    {"portal.messages", "portal.messages_sent", "portal.conversation", "portal.message"}
+)
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -134,7 +141,8 @@ async def portal_middleware(request: web.Request, handler: Handler) -> web.Strea
         static_response = await handler(request)
         _protect(static_response, static=True)
         return static_response
-    state = await _load_visit(request)
+    with db_of(request).inline():  # one statement by the token's hash
+        state = await _load_visit(request)
     request[VISIT] = state
     if request.method not in ("GET", "HEAD"):
         if state.expired:
@@ -147,6 +155,9 @@ async def portal_middleware(request: web.Request, handler: Handler) -> web.Strea
                 status=403,
             )
         else:
+            response = await handler(request)
+    elif request.match_info.route.resource.name in INLINE_PAGES:  # type: ignore[union-attr]
+        with db_of(request).inline():
             response = await handler(request)
     else:
         response = await handler(request)
