@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Select, not_, or_, select
@@ -14,6 +16,8 @@ from mss.audit_chain import patient_chain
 from mss.audit_verify import RecentlyVerified
 from portal.clock import PARIS
 from portal.french import moment
+from portal.messages import Directory
+from portal.professionals import cards_for
 
 log = logging.getLogger(__name__)
 VERIFIED = RecentlyVerified()  # per process: a long chain is walked whole at most every 10 minutes
@@ -27,16 +31,31 @@ KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "acces": ("Accès à vos données", ()),
 }
 
-LABELS = {
+# Every action the hub records, in the words of the patient's history (a test reads every audit
+# call of the code and finds its action here, so no new action can show up raw).
+SENTENCES = {
+    # connexions
     "login": "Connexion",
     "login_failed": "Échec de connexion",
     "logout": "Déconnexion",
     "session_expired": "Déconnexion après inactivité",
     "space_opened": "Ouverture de l'espace",
     "space_refused": "Accès refusé à un autre espace",
+    # messages
     "message_read": "Message lu",
     "message_sent": "Message envoyé",
     "message_delivered": "Message reçu",
+    "message.received": "Message reçu",
+    "message.sent": "Message transmis par la messagerie",
+    "message_refused": "Envoi refusé",
+    "message_attachment_read": "Pièce jointe téléchargée",
+    "message.dsn": "Avis de non-remise d'un message reçu",
+    "message.mdn": "Accusé de traitement envoyé à l'expéditeur d'un document",
+    "message.error_email": "Avis d'erreur envoyé à l'expéditeur d'un document",
+    "mdn_sent": "Accusé de lecture envoyé",
+    "mdn_refused": "Accusé de lecture non envoyé",
+    "conversation.closed": "Conversation clôturée par le professionnel",
+    # compte
     "account_activated": "Compte activé",
     "account_auto_activated": "Compte activé automatiquement",
     "account_opposed": "Opposition à la création du compte",
@@ -47,35 +66,54 @@ LABELS = {
     "activation_failed": "Code d'activation erroné",
     "totp_enrolled": "Application d'authentification enregistrée",
     "totp_removed": "Application d'authentification retirée",
-    "document_read": "Document consulté",
-    "document_filed": "Document ajouté au dossier",
-    "emergency_access": "Accès en urgence au dossier",
-    "consent_changed": "Consentement modifié",
-    "message.received": "Message reçu",
-    "message.sent": "Message transmis par la messagerie",
-    "message_refused": "Envoi refusé",
-    "message_attachment_read": "Pièce jointe téléchargée",
-    "mdn_sent": "Accusé de lecture envoyé",
-    "mdn_refused": "Accusé de lecture non envoyé",
-    "conversation.closed": "Conversation clôturée par le professionnel",
+    "patient.created": "Compte de messagerie santé créé",
+    "patient.updated": "Identité ou coordonnées mises à jour",
+    "guardian.added": "Représentant légal enregistré",
+    "mailbox.password_set": "Mot de passe de messagerie défini par l'équipe du service",
     "mailbox.retention_warned": "Avertissement : messagerie inutilisée depuis près d'un an",
     "mailbox.purged": "Messages supprimés (règles de conservation)",
+    "directory.imported": "Annuaire des professionnels mis à jour",
+    # dossier médical
+    "document_read": "Document consulté",
     "document_list": "Liste des documents du dossier consultée",
+    "document_filed": "Document ajouté au dossier",
+    "document_replaced": "Nouvelle version d'un document",
     "document_masked": "Document masqué aux professionnels",
     "document_unmasked": "Document de nouveau visible par les professionnels",
     "document_revealed": "Document rendu visible au patient",
-    "document_replaced": "Nouvelle version d'un document",
     "document_deleted": "Document supprimé du dossier",
     "document_access_refused": "Accès à un document refusé",
+    "document_filing_refused": "Document reçu par message, non ajouté au dossier",
+    "dmp_filing": "Documents d'un message classés dans le dossier",
+    "emergency_access": "Accès en urgence au dossier",
+    "consent_changed": "Consentement modifié",
+    # agenda et profil
+    "agenda.appointment_created": "Rendez-vous ajouté à l'agenda",
+    "agenda.appointment_updated": "Rendez-vous modifié",
+    "agenda.appointment_cancelled": "Rendez-vous annulé",
+    "agenda.appointment_answered": "Réponse à une convocation",
+    "agenda.convocation_refused": "Convocation reçue mais illisible : l'agenda n'a pas changé",
+    "profile.item_added": "Information ajoutée au profil médical",
+    "profile.item_removed": "Information retirée du profil médical",
+}
+UNKNOWN_ACTION = "Autre opération sur votre espace"
+
+# Where an event came from, when it is not a device's address.
+SOURCES = {
+    "portal": "depuis l'espace patient",
+    "submission": "depuis la messagerie sécurisée du professionnel",
+    "smtp": "par la messagerie sécurisée",
+    "relay": "par la messagerie d'un autre établissement",
+    "api": "depuis le logiciel du professionnel",
 }
 
 ACTOR_KINDS = {
     "patient": "vous-même",
     "guardian": "représentant légal",
-    "professional": "professionnel",
-    "system": "le service",
-    "operator": "administrateur",
+    "professional": "professionnel de santé",
 }
+SERVICE = "le service de messagerie santé"
+OPERATOR = "l'équipe qui exploite le service"
 DETAILS = {
     "factor": {"sms": "code par SMS", "email": "code par e-mail", "totp": "application"},
     "reason": {
@@ -159,11 +197,54 @@ async def read_history(
     limit: int = 50,
     offset: int = 0,
 ) -> list[HistoryLine]:
-    """The events of one patient, newest first, filtered by kind and by day (Paris time)."""
+    """The events of one patient, newest first, filtered by kind and by day (Paris time); who
+    acted is named from the directory (two statements at most for the whole page)."""
     events = (
         await session.scalars(history_query(patient_id, kind, since, until, limit, offset))
     ).all()
-    return [describe(event) for event in events]
+    names = await _actor_names(session, events)
+    return [describe(event, names) for event in events]
+
+
+def _is_address(actor: str) -> bool:
+    return "@" in actor
+
+
+async def _actor_names(
+    session: AsyncSession, events: Sequence[AuditEvent]
+) -> dict[str, tuple[str, str]]:
+    """The name and role of each actor the directory knows (a mailbox's address or a
+    professional's idNat): ``("Dr Jean Dupont", "médecin, CHU de Nantes")``."""
+    addresses = {e.actor for e in events if _is_address(e.actor)}
+    id_nats = {
+        e.actor
+        for e in events
+        if e.actor_kind == "professional" and not _is_address(e.actor) and e.actor.isdigit()
+    }
+    names: dict[str, tuple[str, str]] = {}
+    if addresses:
+        directory = Directory(session)
+        await directory.describe(addresses=addresses)
+        for address in addresses:
+            counterpart = await directory.by_address(address)
+            if counterpart.known:
+                names[address] = (
+                    counterpart.name,
+                    _role(counterpart.profession, counterpart.organisation),
+                )
+    if id_nats:
+        for id_nat, found in (await cards_for(session, id_nats)).items():
+            if found.id is not None:
+                names[id_nat] = (found.name, _role(found.profession, found.institution))
+    return names
+
+
+def _role(profession: str, organisation: str) -> str:
+    return ", ".join(part for part in (_lower_first(profession), organisation) if part)
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:] if text and not text[1:2].isupper() else text
 
 
 def _detail(key: str, value: object, detail: dict[str, object]) -> str:
@@ -174,11 +255,37 @@ def _detail(key: str, value: object, detail: dict[str, object]) -> str:
     return DETAILS[key].get(str(value), str(value))
 
 
-def describe(event: AuditEvent) -> HistoryLine:
+def who_acted(event: AuditEvent, names: dict[str, tuple[str, str]]) -> str:
+    """The actor in a patient's words: never an address, an INS or a host name."""
     detail = event.detail or {}
-    name = str(detail.get("actor_name") or event.actor)
-    role = ACTOR_KINDS.get(event.actor_kind, event.actor_kind)
-    who = name if event.actor_kind == "system" else f"{name} ({role})"
+    given = str(detail.get("actor_name") or "")
+    if event.actor_kind == "system":
+        return given if given and given != event.actor else SERVICE
+    if event.actor_kind == "operator":
+        return OPERATOR
+    role = ACTOR_KINDS.get(event.actor_kind, "")
+    known_name, known_role = names.get(event.actor, ("", ""))
+    if event.actor_kind in ("patient", "guardian"):
+        return f"{given or known_name or 'une personne'} ({role})"
+    if known_name:
+        return f"{known_name} ({known_role})" if known_role else known_name
+    if given:
+        return f"{given} ({role or ACTOR_KINDS['professional']})"
+    return "un professionnel de santé"
+
+
+def where_from(source: str) -> str:
+    """``depuis l'adresse 10.1.2.3`` for a device, a channel in words, or nothing (the hub's own
+    work)."""
+    try:
+        ipaddress.ip_address(source)
+    except ValueError:
+        return SOURCES.get(source, "")
+    return f"depuis l'adresse {source}"
+
+
+def describe(event: AuditEvent, names: dict[str, tuple[str, str]] | None = None) -> HistoryLine:
+    detail = event.detail or {}
     extras = [
         text
         for text in (_detail(key, detail[key], detail) for key in DETAILS if detail.get(key))
@@ -187,9 +294,9 @@ def describe(event: AuditEvent) -> HistoryLine:
     return HistoryLine(
         when=moment(event.at),
         iso=event.at.isoformat(),
-        what=LABELS.get(event.action, event.action.replace("_", " ")),
-        who=who,
-        where=event.source or "—",
+        what=SENTENCES.get(event.action, UNKNOWN_ACTION),
+        who=who_acted(event, names or {}),
+        where=where_from(event.source),
         detail=", ".join(extras),
     )
 

@@ -168,5 +168,5 @@ async def test_consent_choices_and_the_access_history(page: Page, hub: Hub) -> N
         1
     )
     await expect(page.locator(".event", has_text="Accès à un document refusé")).to_contain_text(
-        "Élodie BERNARD (professionnel)"
+        "Élodie BERNARD (infirmier)"
     )

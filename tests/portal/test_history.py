@@ -45,7 +45,7 @@ async def test_each_patient_sees_only_their_history(hub: Hub) -> None:
             assert "Dr Anne Secret" not in html and "Bruno" not in html
             assert "Alice Roux (vous-même)" in unescape(html)
         _response, html = await other.page("/historique")
-        assert "Dr Anne Secret (professionnel)" in html and "10.1.2.3" in html
+        assert "Dr Anne Secret (professionnel de santé)" in unescape(html) and "10.1.2.3" in html
         assert alice.id != bruno.id
     finally:
         await other.client.close()
