@@ -28,6 +28,7 @@ from mss.jobs import Job
 from mss.serve import Hub as ServeHub
 from mss.smtp_gateway.protocol import TOO_MANY_CONNECTIONS, SharedConnectionLimiter
 from tests.smtp.conftest import DOCTOR, PATIENT, Hub, signed
+from tests.smtp.test_connection_limit import churn
 
 
 async def serve(hub: Hub, processes: int = 2, *, per_ip: int = 20) -> ServeHub:
@@ -167,6 +168,21 @@ async def test_the_connection_limit_holds_across_processes(hub: Hub) -> None:
     finally:
         for writer in writers:
             writer.close()
+        await served.stop()
+
+
+async def test_sequential_connections_at_the_limit_over_two_processes(hub: Hub) -> None:
+    """At the limit, connect-send-QUIT over and over never gets 421, whichever process takes
+    the connection (each one frees the place at QUIT, in the shared counts)."""
+    served = await serve(hub, per_ip=10)
+    try:
+        ours = dataclasses.replace(hub, ports=served.services["smtp_ports"])
+        limiter = limiter_of(served)
+        assert await churn(ours, 10, 12) == []
+        async with asyncio.timeout(10):  # every connection closed: no place left taken
+            while limiter.open_in(0) + limiter.open_in(1) != 0:
+                await asyncio.sleep(0.02)
+    finally:
         await served.stop()
 
 
