@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import email.policy
 import mimetypes
 import quopri
 import re
 import unicodedata
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
 from typing import Any
@@ -249,6 +251,48 @@ def read_content(raw: bytes, structure: dict[str, Any]) -> MessageContent:
     if reader.content.html is not None and reader.content.texts:
         reader.content.html = None  # plain text is preferred when both were sent apart
     return reader.content
+
+
+@dataclass(frozen=True)
+class ShownMessage:
+    """What the message page shows of a stored message: ``shown_entity`` and ``read_content``.
+
+    Shared by every view of the message in this process: callers never change it.
+    """
+
+    raw: bytes
+    structure: dict[str, Any]
+    content: MessageContent
+
+
+SHOWN_CACHE_BYTES = 32 * 1024 * 1024  # the shown entities kept, at most (least recently used go)
+_shown: OrderedDict[tuple[int, dt.datetime, int], ShownMessage] = OrderedDict()
+_shown_bytes = 0
+
+
+def shown_message(
+    message_id: int, internal_date: dt.datetime, raw: bytes, structure: dict[str, Any]
+) -> ShownMessage:
+    """The shown entity and its content, computed on the message's first view and kept.
+
+    A stored message never changes; its id with its date and size is the key, so a row id
+    reused after an expunge is not mistaken for the message it replaces.
+    """
+    global _shown_bytes
+    key = (message_id, internal_date, len(raw))
+    found = _shown.get(key)
+    if found is not None:
+        _shown.move_to_end(key)
+        return found
+    shown_raw, shown_structure = shown_entity(raw, structure)
+    found = ShownMessage(shown_raw, shown_structure, read_content(shown_raw, shown_structure))
+    if len(shown_raw) <= SHOWN_CACHE_BYTES // 8:
+        _shown[key] = found
+        _shown_bytes += len(shown_raw)
+        while _shown_bytes > SHOWN_CACHE_BYTES:
+            _key, gone = _shown.popitem(last=False)
+            _shown_bytes -= len(gone.raw)
+    return found
 
 
 def find_part(structure: dict[str, Any], part: str) -> dict[str, Any] | None:

@@ -6,6 +6,7 @@ Attachments that carry a document hidden in the DMP from whoever is viewing
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 from dataclasses import dataclass
 from typing import Any
@@ -31,8 +32,7 @@ from portal.message_content import (
     content_disposition,
     decode_part,
     find_part,
-    read_content,
-    shown_entity,
+    shown_message,
 )
 from portal.messages import (
     MDN_SENT,
@@ -295,12 +295,19 @@ async def _render(
     status: int = 200,
 ) -> web.Response:
     message = located.message
-    raw, structure = shown_entity(message.raw, message.bodystructure)
-    content = read_content(raw, structure)
+    shown = shown_message(message.id, message.internal_date, message.raw, message.bodystructure)
     withheld = await _withheld(
-        request, located.folder.mailbox_id, message, raw, structure, content.attachments
+        request,
+        located.folder.mailbox_id,
+        message,
+        shown.raw,
+        shown.structure,
+        shown.content.attachments,
     )
-    content.attachments = [a for a in content.attachments if a.part not in withheld.parts]
+    content = dataclasses.replace(
+        shown.content,
+        attachments=[a for a in shown.content.attachments if a.part not in withheld.parts],
+    )
     decision = facts.decision
     context: dict[str, Any] = {
         "title": message.subject or "Message sans objet",
@@ -370,8 +377,8 @@ async def attachment(request: web.Request) -> web.StreamResponse:
         return await not_found(request)
     part = request.match_info["part"]
     message = located.message
-    raw, structure = shown_entity(message.raw, message.bodystructure)
-    attachments = read_content(raw, structure).attachments
+    shown = shown_message(message.id, message.internal_date, message.raw, message.bodystructure)
+    raw, structure, attachments = shown.raw, shown.structure, shown.content.attachments
     listed = next((a for a in attachments if a.part == part), None)
     node = find_part(structure, part) if listed is not None else None
     if (
