@@ -219,6 +219,7 @@ async def prepare_hub_database(url: str, big_folder: int) -> None:
 
     from mss.db import Database, utcnow
     from mss.directory.models import Mailbox, MailboxKind
+    from mss.mailbox import counters
     from mss.mailbox.folders import create_folder
     from mss.mailbox.models import Folder, FolderEntry, StoredMessage
     from mss.mailbox.store import ensure_folders
@@ -278,6 +279,7 @@ async def prepare_hub_database(url: str, big_folder: int) -> None:
                         "uid": start + i,
                         "message_id": mid,
                         "flags": "\\Seen" if i % 3 else "",
+                        "seen": bool(i % 3),
                         "modseq": 2,
                     }
                     for i, mid in enumerate(sorted(ids))
@@ -289,6 +291,7 @@ async def prepare_hub_database(url: str, big_folder: int) -> None:
             .where(Folder.id == big_id)
             .values(uidnext=big_folder + 1, highest_modseq=2)
         )
+        await counters.rebuild(session, big_id)  # entries written directly: count them once
     del mailbox_id
     await db.dispose()
 

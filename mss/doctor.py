@@ -173,10 +173,35 @@ def check_logins(settings: Settings) -> Check:
     )
 
 
+async def check_folder_counters(settings: Settings) -> Check:
+    """Every folder's stored counters (EXISTS, UNSEEN, RECENT, first unseen, keywords) against a
+    recount of its entries (``mss.mailbox.counters``)."""
+    from sqlalchemy import func, select
+
+    from mss.mailbox import counters
+    from mss.mailbox.models import Folder
+
+    db = Database(settings.effective_database_url)
+    try:
+        async with db.read() as session:
+            folders = (await session.execute(select(func.count(Folder.id)))).scalar_one()
+            problems = await counters.verify(session)
+    finally:
+        await db.dispose()
+    if problems:
+        shown = "; ".join(problems[:5]) + (
+            f"; and {len(problems) - 5} more" if problems[5:] else ""
+        )
+        return Check(False, f"folder counters: {shown}")
+    return Check(True, f"folder counters: {folders} folders agree with their entries")
+
+
 async def run_checks(settings: Settings) -> list[Check]:
+    database = await check_database(settings)
     return [
         check_config(settings),
-        await check_database(settings),
+        database,
+        *([await check_folder_counters(settings)] if database.ok else []),
         *check_certificates(settings),
         check_logins(settings),
         *check_ports(settings),

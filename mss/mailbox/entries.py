@@ -15,6 +15,8 @@ from typing import Any
 from sqlalchemy import bindparam, delete, insert, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mss.mailbox import counters
+from mss.mailbox.counters import FLAG_COLUMNS, SEEN, flag_columns, flag_condition, keywords_of
 from mss.mailbox.models import ExpungedEntry, Folder, FolderEntry, StoredMessage
 from mss.mailbox.notify import mark_changed
 from mss.mailbox.orphans import delete_unreferenced_messages
@@ -22,6 +24,25 @@ from mss.mailbox.store import allocate, format_flags, parse_flags
 
 CHUNK = 1000
 _ENTRIES = FolderEntry.__table__
+_STORE_FLAGS = (
+    _ENTRIES.update()
+    .where(_ENTRIES.c.id == bindparam("eid"))
+    .values(
+        flags=bindparam("nflags"),
+        modseq=bindparam("nmodseq"),
+        **{column: bindparam(f"n{column}") for column in FLAG_COLUMNS.values()},
+    )
+)
+# the (flag, present) pairs a partial index answers (models.FolderEntry)
+INDEXED_FLAGS = frozenset(
+    {
+        ("\\Seen", False),
+        ("\\Answered", True),
+        ("\\Flagged", True),
+        ("\\Deleted", True),
+        ("\\Draft", True),
+    }
+)
 
 
 @dataclass
@@ -36,7 +57,8 @@ class Change:
 
 async def load_entries(session: AsyncSession, folder_id: int) -> list[tuple[int, str, int]]:
     """(uid, flags, modseq) of every entry, by ascending UID."""
-    rows = await session.execute(
+    connection = await session.connection()  # Core: no ORM row processing over a big folder
+    rows = await connection.execute(
         select(FolderEntry.uid, FolderEntry.flags, FolderEntry.modseq)
         .where(FolderEntry.folder_id == folder_id)
         .order_by(FolderEntry.uid)
@@ -139,6 +161,9 @@ async def store_flags(
     modseq = await highest_modseq(session, folder_id) + 1
     result = FlagUpdate({}, {}, [])
     updates: list[dict[str, Any]] = []
+    old_flags: dict[int, frozenset[str]] = {}
+    unseen_delta = 0
+    new_keywords: set[str] = set()
     for chunk in _chunks(uids):
         members = set(chunk)
         rows = await session.execute(
@@ -151,7 +176,7 @@ async def store_flags(
         for entry_id, uid, stored, entry_modseq in rows:
             if uid not in members:
                 continue
-            old = parse_flags(stored)
+            old = old_flags[uid] = parse_flags(stored)
             if unchanged_since is not None and entry_modseq > unchanged_since:
                 result.modified.append(uid)
                 result.current[uid] = (old, entry_modseq)
@@ -166,17 +191,30 @@ async def store_flags(
             if new_text == format_flags(old):
                 result.current[uid] = (old, entry_modseq)
                 continue
-            updates.append({"eid": entry_id, "nflags": new_text, "nmodseq": modseq})
+            updates.append(
+                {
+                    "eid": entry_id,
+                    "nflags": new_text,
+                    "nmodseq": modseq,
+                    **{f"n{k}": v for k, v in flag_columns(new_text.split()).items()},
+                }
+            )
+            unseen_delta += (SEEN in old) - (SEEN in new)
+            new_keywords |= keywords_of(new)
             result.changed[uid] = (parse_flags(new_text), modseq)
             result.current[uid] = result.changed[uid]
     if updates:
         _, allocated = await allocate(session, folder_id, 0)
         assert allocated == modseq
-        await session.execute(
-            _ENTRIES.update()
-            .where(_ENTRIES.c.id == bindparam("eid"))
-            .values(flags=bindparam("nflags"), modseq=bindparam("nmodseq")),
-            updates,
+        await session.execute(_STORE_FLAGS, updates)
+        await counters.adjust(
+            session,
+            folder_id,
+            unseen=unseen_delta,
+            unseen_may_move=any(
+                (SEEN in result.changed[u][0]) != (SEEN in old_flags[u]) for u in result.changed
+            ),
+            keywords=new_keywords,
         )
         await mark_changed(session, mailbox_id)
     result.modified.sort()
@@ -212,9 +250,23 @@ async def copy_entries(
                 "message_id": message_id,
                 "flags": flags,
                 "modseq": modseq,
+                **flag_columns(flags.split()),
             }
             for i, (_uid, message_id, flags) in enumerate(rows)
         ],
+    )
+    unseen = sum(1 for _u, _m, flags in rows if SEEN not in flags.split())
+    used: set[str] = set()
+    for _u, _m, flags in rows:
+        used |= keywords_of(flags.split())
+    await counters.adjust(
+        session,
+        target.id,
+        exists=len(rows),
+        unseen=unseen,
+        recent=len(rows),
+        unseen_may_move=unseen > 0,
+        keywords=used,
     )
     await mark_changed(session, mailbox_id)
     return [(uid, first_uid + i) for i, (uid, _m, _f) in enumerate(rows)]
@@ -233,6 +285,7 @@ async def remove_entries(
     Stored messages left without any entry (or other reference) are deleted too.
     """
     removed: list[int] = []
+    gone: list[tuple[int, str]] = []
     messages: list[int] = []
     for chunk in _chunks(uids):
         members = set(chunk)
@@ -250,6 +303,7 @@ async def remove_entries(
             if uid in members and (not only_deleted or "\\Deleted" in parse_flags(flags)):
                 ids.append(entry_id)
                 removed.append(uid)
+                gone.append((uid, flags))
                 messages.append(message_id)
         if ids:
             await session.execute(delete(FolderEntry).where(FolderEntry.id.in_(ids)))
@@ -259,6 +313,7 @@ async def remove_entries(
             insert(ExpungedEntry),
             [{"folder_id": folder_id, "uid": uid, "modseq": modseq} for uid in removed],
         )
+        await counters.after_removal(session, folder_id, gone)
         await delete_unreferenced_messages(session, messages)
         await mark_changed(session, mailbox_id)
     return sorted(removed)
@@ -266,12 +321,22 @@ async def remove_entries(
 
 async def deleted_uids(session: AsyncSession, folder_id: int) -> list[int]:
     """UIDs currently flagged \\Deleted (what EXPUNGE would remove)."""
-    rows = await session.execute(
+    return await uids_with_flag(session, folder_id, "\\Deleted", True)
+
+
+async def uids_with_flag(
+    session: AsyncSession, folder_id: int, flag: str, present: bool
+) -> list[int]:
+    """UIDs with (``present``) or without a system flag, through its partial index, by UID.
+
+    Only the indexed side is asked: \\Seen absent, the other flags present
+    (:data:`INDEXED_FLAGS`).
+    """
+    assert (flag, present) in INDEXED_FLAGS
+    stmt = (
         select(FolderEntry.uid)
-        .where(
-            FolderEntry.folder_id == folder_id,
-            FolderEntry.flags.contains("\\Deleted", autoescape=True),
-        )
+        .where(FolderEntry.folder_id == folder_id, flag_condition(flag, present))
         .order_by(FolderEntry.uid)
     )
-    return [row[0] for row in rows]
+    connection = await session.connection()  # Core: no ORM row processing over many UIDs
+    return list((await connection.execute(stmt)).scalars())

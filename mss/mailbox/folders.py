@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mss.mailbox.models import ExpungedEntry, Folder, FolderEntry, LostSubscription
+from mss.mailbox import counters
+from mss.mailbox.models import (
+    ExpungedEntry,
+    Folder,
+    FolderEntry,
+    LostSubscription,
+    StoredMessage,
+)
 from mss.mailbox.notify import mark_changed
 from mss.mailbox.orphans import delete_unreferenced_messages
 from mss.mailbox.store import INBOX, allocate, find_folder, next_uidvalidity, normalise_folder_name
@@ -172,6 +179,8 @@ async def rename_folder(session: AsyncSession, mailbox_id: int, old: str, new: s
                     for row in entries
                 ],
             )
+            await counters.rebuild(session, source.id)
+            await counters.rebuild(session, target.id)
         await mark_changed(session, mailbox_id)
         return
     parent = new.rsplit(DELIMITER, 1)[0] if DELIMITER in new else None
@@ -224,33 +233,21 @@ class FolderStatus:
 async def folder_status(
     session: AsyncSession, folder: Folder, *, with_size: bool = False
 ) -> FolderStatus:
-    seen = FolderEntry.flags.contains("\\Seen", autoescape=True)
-    row = (
-        await session.execute(
-            select(
-                func.count(FolderEntry.id),
-                func.count(FolderEntry.id).filter(~seen),
-            ).where(FolderEntry.folder_id == folder.id)
-        )
-    ).one()
+    """The folder's counters, from its row (kept at write time: mss.mailbox.counters)."""
     current = (
         await session.execute(
-            select(Folder.uidnext, Folder.highest_modseq, Folder.first_recent_uid).where(
-                Folder.id == folder.id
-            )
+            select(
+                Folder.exists_count,
+                Folder.unseen_count,
+                Folder.recent_count,
+                Folder.uidnext,
+                Folder.highest_modseq,
+                Folder.first_recent_uid,
+            ).where(Folder.id == folder.id)
         )
     ).one()
-    recent = (
-        await session.execute(
-            select(func.count(FolderEntry.id)).where(
-                FolderEntry.folder_id == folder.id, FolderEntry.uid >= current.first_recent_uid
-            )
-        )
-    ).scalar_one()
     size = 0
-    if with_size:
-        from mss.mailbox.models import StoredMessage
-
+    if with_size:  # STATUS SIZE (RFC 8438) sums the sizes: the one count left to the entries
         size = (
             await session.execute(
                 select(func.coalesce(func.sum(StoredMessage.size), 0))
@@ -259,13 +256,13 @@ async def folder_status(
             )
         ).scalar_one()
     return FolderStatus(
-        messages=row[0],
-        unseen=row[1],
+        messages=current.exists_count,
+        unseen=current.unseen_count,
         uidnext=current.uidnext,
         uidvalidity=folder.uidvalidity,
         highest_modseq=current.highest_modseq,
         size=int(size),
-        recent=recent,
+        recent=current.recent_count,
         first_recent_uid=current.first_recent_uid,
     )
 
@@ -284,10 +281,15 @@ async def claim_recent(session: AsyncSession, folder_id: int, below: int) -> tup
     ).scalar_one()
     if below <= first:
         return first, first
+    still_recent = (
+        select(func.count(FolderEntry.id))
+        .where(FolderEntry.folder_id == folder_id, FolderEntry.uid >= below)
+        .scalar_subquery()
+    )
     await session.execute(
         update(Folder)
         .where(Folder.id == folder_id)
-        .values(first_recent_uid=below)
+        .values(first_recent_uid=below, recent_count=still_recent)
         .execution_options(synchronize_session=False)
     )
     return first, below

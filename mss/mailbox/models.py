@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -69,6 +70,14 @@ class Folder(Base):
     # \Recent (RFC 3501 2.3.2): UIDs from here up are new to every session; the first
     # read-write session to see them moves this past them and shows them as \Recent.
     first_recent_uid: Mapped[int] = mapped_column(BigInteger, default=1, server_default="1")
+    # Counters kept by every writer in the changing transaction (mss/mailbox/counters.py), so
+    # SELECT and STATUS read this row instead of counting entries.
+    exists_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    unseen_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    recent_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    first_unseen_uid: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # every keyword ever set in the folder, space-separated: the FLAGS response (RFC 3501 §7.2.6)
+    keywords: Mapped[str] = mapped_column(Text, default="", server_default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -87,13 +96,29 @@ class LostSubscription(Base):
     name: Mapped[str] = mapped_column(String(1024))
 
 
+def _flag_index(name: str, condition: str) -> Index:
+    """A partial index on (folder, UID) of the entries where ``condition`` holds: SEARCH on a
+    system flag reads the matching UIDs only (most folders are mostly seen, rarely deleted)."""
+    where = text(condition)
+    return Index(name, "folder_id", "uid", sqlite_where=where, postgresql_where=where)
+
+
 class FolderEntry(Base):
-    """A message as it sits in one folder: its UID, flags and mod-sequence there."""
+    """A message as it sits in one folder: its UID, flags and mod-sequence there.
+
+    ``flags`` is the whole set; the system flags are repeated as booleans, written with it,
+    for the partial indexes SEARCH uses.
+    """
 
     __tablename__ = "folder_entries"
     __table_args__ = (
         UniqueConstraint("folder_id", "uid"),
         Index("ix_folder_entries_folder_modseq", "folder_id", "modseq"),
+        _flag_index("ix_folder_entries_unseen", "NOT seen"),
+        _flag_index("ix_folder_entries_flagged", "flagged"),
+        _flag_index("ix_folder_entries_deleted", "deleted"),
+        _flag_index("ix_folder_entries_answered", "answered"),
+        _flag_index("ix_folder_entries_draft", "draft"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -102,6 +127,11 @@ class FolderEntry(Base):
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
     flags: Mapped[str] = mapped_column(Text, default="")
     modseq: Mapped[int] = mapped_column(BigInteger)
+    seen: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    answered: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    draft: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
 class ExpungedEntry(Base):

@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, func, insert, select, update
+from sqlalchemy import Integer, and_, bindparam, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import mss.schema  # noqa: F401 - every table, so foreign keys (conversations...) resolve
 from mss.db import insert_ids, pairs_in, pairs_values, utcnow
+from mss.mailbox import counters
+from mss.mailbox.counters import flag_columns
 from mss.mailbox.models import Folder, FolderEntry, StoredMessage
 from mss.mailbox.notify import mark_changed, mark_changed_many
 from mss.mailbox.structure import MessageFacts, describe
@@ -240,15 +242,27 @@ async def append(
             raise FolderNotFound(folder_name)
         folder = (await ensure_folders(session, mailbox_id))[normalise_folder_name(folder_name)]
     uid, modseq = await allocate(session, folder.id)
+    stored = format_flags(flags)
     entry = FolderEntry(
         folder_id=folder.id,
         uid=uid,
         message_id=message.id,
-        flags=format_flags(flags),
+        flags=stored,
         modseq=modseq,
+        **flag_columns(stored.split()),
     )
     session.add(entry)
     await session.flush()
+    unseen = "\\Seen" not in stored.split()
+    await counters.adjust(
+        session,
+        folder.id,
+        exists=1,
+        unseen=int(unseen),
+        recent=1,  # a new UID is at or above first_recent_uid
+        unseen_may_move=unseen,
+        keywords=counters.keywords_of(stored.split()),
+    )
     await mark_changed(session, mailbox_id)
     return entry
 
@@ -301,10 +315,20 @@ async def append_many(session: AsyncSession, appends: Sequence[Append]) -> list[
     """
     if not appends:
         return []
-    counts = Counter((a.mailbox_id, normalise_folder_name(a.folder)) for a in appends)
-    for _, name in counts:
-        if name not in DEFAULT_FOLDERS:
-            raise FolderNotFound(name)
+    stored_flags = [format_flags(a.flags) for a in appends]
+    counts: dict[tuple[int, str], _Batch] = {}
+    keywords: dict[tuple[int, str], set[str]] = defaultdict(set)
+    for append, flags in zip(appends, stored_flags, strict=True):
+        key = (append.mailbox_id, normalise_folder_name(append.folder))
+        if key[1] not in DEFAULT_FOLDERS:
+            raise FolderNotFound(key[1])
+        batch = counts.setdefault(key, _Batch())
+        if "\\Seen" not in flags.split():
+            if not batch.unseen:
+                batch.first_unseen = batch.count
+            batch.unseen += 1
+        batch.count += 1
+        keywords[key] |= counters.keywords_of(flags.split())
     reserved = await _reserve(session, counts)
     missing = {key: n for key, n in counts.items() if key not in reserved}
     if missing:
@@ -313,7 +337,7 @@ async def append_many(session: AsyncSession, appends: Sequence[Append]) -> list[
     next_uid = {key: first for key, (_, first, _) in reserved.items()}
     filed: list[Filed] = []
     rows: list[dict[str, Any]] = []
-    for append in appends:
+    for append, flags in zip(appends, stored_flags, strict=True):
         key = (append.mailbox_id, normalise_folder_name(append.folder))
         folder_id, _, modseq = reserved[key]
         uid, next_uid[key] = next_uid[key], next_uid[key] + 1
@@ -323,23 +347,49 @@ async def append_many(session: AsyncSession, appends: Sequence[Append]) -> list[
                 "folder_id": folder_id,
                 "uid": uid,
                 "message_id": append.message_id,
-                "flags": format_flags(append.flags),
+                "flags": flags,
                 "modseq": modseq,
+                **flag_columns(flags.split()),
             }
         )
     await session.execute(insert(FolderEntry.__table__), rows)
+    for key, used in keywords.items():
+        if used:
+            await counters.adjust(session, reserved[key][0], keywords=used)
     await mark_changed_many(session, (a.mailbox_id for a in appends))
     return filed
 
 
+@dataclass
+class _Batch:
+    """What ``append_many`` files into one folder: entries, unseen ones, index of the first."""
+
+    count: int = 0
+    unseen: int = 0
+    first_unseen: int = 0
+
+
 _folders = Folder.__table__.c
-# a Core statement built once: no ORM bookkeeping for a counter update, on every delivery
+_count = bindparam("count", type_=Integer)
+_unseen = bindparam("unseen", type_=Integer)
+# a Core statement built once: no ORM bookkeeping for a counter update, on every delivery.
+# The counters move with the UIDs (every right-hand side reads the row before the update).
 _RESERVE = (
     update(Folder.__table__)
     .where(pairs_in(_folders.mailbox_id, _folders.name, "folders"))
     .values(
-        uidnext=_folders.uidnext + bindparam("count", type_=Integer),
+        uidnext=_folders.uidnext + _count,
         highest_modseq=_folders.highest_modseq + 1,
+        exists_count=_folders.exists_count + _count,
+        recent_count=_folders.recent_count + _count,
+        unseen_count=_folders.unseen_count + _unseen,
+        first_unseen_uid=case(
+            (
+                and_(_folders.first_unseen_uid == 0, _unseen > 0),
+                _folders.uidnext + bindparam("first_unseen", type_=Integer),
+            ),
+            else_=_folders.first_unseen_uid,
+        ),
     )
     .returning(
         _folders.id, _folders.mailbox_id, _folders.name, _folders.uidnext, _folders.highest_modseq
@@ -348,18 +398,24 @@ _RESERVE = (
 
 
 async def _reserve(
-    session: AsyncSession, counts: dict[tuple[int, str], int]
+    session: AsyncSession, counts: dict[tuple[int, str], _Batch]
 ) -> dict[tuple[int, str], tuple[int, int, int]]:
     """(folder id, first UID, modseq) for each (mailbox, folder) found; absent folders are left
-    out."""
-    by_count: dict[int, list[tuple[int, str]]] = defaultdict(list)
-    for key, n in counts.items():
-        by_count[n].append(key)
+    out. One statement for the folders whose batches look alike (one each, unseen: delivery)."""
+    alike: dict[tuple[int, int, int], list[tuple[int, str]]] = defaultdict(list)
+    for key, batch in counts.items():
+        alike[(batch.count, batch.unseen, batch.first_unseen)].append(key)
     reserved: dict[tuple[int, str], tuple[int, int, int]] = {}
-    for n, keys in sorted(by_count.items()):
+    for (count, unseen, first_unseen), keys in sorted(alike.items()):
         rows = await session.execute(
-            _RESERVE, {"count": n, **pairs_values("folders", sorted(keys))}
+            _RESERVE,
+            {
+                "count": count,
+                "unseen": unseen,
+                "first_unseen": first_unseen,
+                **pairs_values("folders", sorted(keys)),
+            },
         )
         for row in rows:
-            reserved[(row.mailbox_id, row.name)] = (row.id, row.uidnext - n, row.highest_modseq)
+            reserved[(row.mailbox_id, row.name)] = (row.id, row.uidnext - count, row.highest_modseq)
     return reserved

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mss.mailbox.counters import FLAG_COLUMNS
 from mss.mailbox.entries import (
+    INDEXED_FLAGS,
     changes_since,
     copy_entries,
     deleted_uids,
     remove_entries,
     rows_for_uids,
     store_flags,
+    uids_with_flag,
 )
 from mss.mailbox.imap.fetch import parse_fetch, render_fetch, render_flags
 from mss.mailbox.imap.parser import (
@@ -25,7 +28,7 @@ from mss.mailbox.imap.parser import (
     format_uid_set,
     parse_flag,
 )
-from mss.mailbox.imap.search import Candidate, matches, parse_search
+from mss.mailbox.imap.search import Candidate, SearchQuery, matches, parse_search
 from mss.mailbox.imap.selected import SelectedFolder
 from mss.mailbox.imap.wire import Atom, BadCommand, ImapError, as_number
 from mss.mailbox.models import StoredMessage
@@ -177,15 +180,15 @@ async def _fetch_flags_fast(
     """``FETCH 1:* (FLAGS)`` on a big folder: straight from the view, flag lists rendered once
     each."""
     rendered: dict[frozenset[str], bytes] = {}
-    seq_of = {uid: i + 1 for i, uid in enumerate(view.uids)} if len(uids) > 64 else None
+    seqs = view.seqs_of(uids)
+    flags_of = view.flags_of
     for start in range(0, len(uids), 5000):
         lines = []
-        for uid in uids[start : start + 5000]:
-            flags = view.flags_of(uid)
+        for uid, seq in zip(uids[start : start + 5000], seqs[start : start + 5000], strict=True):
+            flags = flags_of(uid)
             text = rendered.get(flags)
             if text is None:
                 text = rendered[flags] = render_flags(flags)
-            seq = seq_of[uid] if seq_of is not None else view.seq_of(uid)
             if with_uid:
                 lines.append(b"* %d FETCH (UID %d FLAGS %s)\r\n" % (seq, uid, text))
             else:
@@ -288,6 +291,26 @@ async def cmd_store(session: Session, command: Command) -> str:
     return f"{command.name} completed"
 
 
+async def _indexed(session: Session, view: SelectedFolder, query: SearchQuery) -> list[int] | None:
+    """The UIDs a top-level system-flag key of the query allows, through its partial index
+    (UNSEEN, DELETED, FLAGGED...; SEEN as the complement of UNSEEN); None when no key can."""
+    keys = [n for n in query.nodes if n[0] == "flag" and n[1] in FLAG_COLUMNS]
+    if not keys:
+        return None
+    # a key on the indexed side first: it reads only its own UIDs
+    keys.sort(key=lambda n: (n[1], n[2]) not in INDEXED_FLAGS)
+    _, flag, present = keys[0]
+    indexed_side = (flag, present) in INDEXED_FLAGS
+    async with session.db.read() as db_session:
+        listed = await uids_with_flag(
+            db_session, view.folder_id, flag, present if indexed_side else not present
+        )
+    if indexed_side:
+        return [uid for uid in listed if uid in view.flags]
+    excluded = set(listed)
+    return [uid for uid in view.uids if uid not in excluded]
+
+
 async def cmd_search(session: Session, command: Command) -> str:
     view = _view(session)
     query = parse_search(command.args)
@@ -295,9 +318,16 @@ async def cmd_search(session: Session, command: Command) -> str:
     count = view.count
     columns = query.columns()
     found: list[Candidate] = []
+    narrowed = await _indexed(session, view, query)
+    uids = view.uids if narrowed is None else narrowed
+    if narrowed is not None and len(query.nodes) == 1:
+        # the index answered the whole query: no message to evaluate
+        numbers = narrowed if command.name.startswith("UID") else view.seqs_of(narrowed)
+        session.send(b"* SEARCH" + b"".join(b" %d" % n for n in numbers) + b"\r\n")
+        return f"{command.name} completed"
     if not columns:
-        for index, uid in enumerate(view.uids):
-            candidate = Candidate(index + 1, uid, view.flags_of(uid), view.modseqs[uid])
+        for uid in uids:
+            candidate = Candidate(view.seq_of(uid), uid, view.flags_of(uid), view.modseqs[uid])
             if all(matches(node, candidate, count, uid_top) for node in query.nodes):
                 found.append(candidate)
     else:
@@ -307,9 +337,7 @@ async def cmd_search(session: Session, command: Command) -> str:
             if text.isascii()
         ]
         async with session.db.read() as db_session:
-            async for row in rows_for_uids(
-                db_session, view.folder_id, view.uids, columns, where=where
-            ):
+            async for row in rows_for_uids(db_session, view.folder_id, uids, columns, where=where):
                 uid = row[0]
                 if uid not in view.flags:
                     continue

@@ -13,20 +13,62 @@ EXPUNGE is held back while a FETCH, STORE or SEARCH runs (RFC 3501 7.4.1).
 from __future__ import annotations
 
 import bisect
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mss.mailbox.entries import changes_since, highest_modseq, load_entries
+from mss.mailbox.entries import Change, changes_since, highest_modseq, load_entries
 from mss.mailbox.imap.fetch import render_flags
 from mss.mailbox.imap.parser import format_uid_set
 from mss.mailbox.store import SYSTEM_FLAGS, parse_flags
 
 _RECENT = frozenset({"\\Recent"})
+REFRESH_CHANGES = 1000  # past this many changes (or a tenth of the folder), load afresh
+CACHED_MIN = 1000  # folders smaller than this load from the entries every time
+CACHED_ENTRIES = 1_000_000  # at most this many entries kept, over every cached folder
 
 
-@dataclass
+class ViewCache:
+    """This process's last view of each big folder, so the next SELECT copies it and reads
+    only the changes since (through the mod-sequence index) instead of every entry.
+
+    A copy is kept, never a session's own view; the least recently used go first.
+    """
+
+    def __init__(self, max_entries: int = CACHED_ENTRIES) -> None:
+        self.max_entries = max_entries
+        self._views: OrderedDict[tuple[str, int, int], SelectedFolder] = OrderedDict()
+        self._entries = 0
+
+    def get(self, key: tuple[str, int, int]) -> SelectedFolder | None:
+        view = self._views.get(key)
+        if view is not None:
+            self._views.move_to_end(key)
+        return view
+
+    def put(self, key: tuple[str, int, int], view: SelectedFolder) -> None:
+        old = self._views.pop(key, None)
+        if old is not None:
+            self._entries -= len(old.uids)
+        if len(view.uids) < CACHED_MIN or len(view.uids) > self.max_entries:
+            return
+        kept = SelectedFolder(view.folder_id, view.mailbox_id, view.name, view.uidvalidity, True)
+        kept.uids, kept.flags, kept.modseqs = (
+            view.uids.copy(),
+            view.flags.copy(),
+            view.modseqs.copy(),
+        )
+        kept.known_modseq = view.known_modseq
+        self._views[key] = kept
+        self._entries += len(kept.uids)
+        while self._entries > self.max_entries:
+            _, evicted = self._views.popitem(last=False)
+            self._entries -= len(evicted.uids)
+
+
+@dataclass(eq=False)
 class SelectedFolder:
     """A session's view of its selected folder."""
 
@@ -44,8 +86,21 @@ class SelectedFolder:
     new_since_catch_up: list[int] = field(default_factory=list)
     announced: set[str] = field(default_factory=set)  # the keywords of the last FLAGS response
 
-    async def load(self, session: AsyncSession) -> None:
+    async def load(self, session: AsyncSession, db_key: str = "") -> None:
+        """Fill the view: from this process's last view of the folder and the changes since,
+        or, the first time, from every entry."""
         self.known_modseq = await highest_modseq(session, self.folder_id)
+        key = (db_key, self.folder_id, self.uidvalidity)
+        last = views.get(key)
+        if last is not None:
+            changes = await changes_since(session, self.folder_id, last.known_modseq)
+            if len(changes) <= max(REFRESH_CHANGES, len(last.uids) // 10):
+                self.uids, self.flags = last.uids.copy(), last.flags.copy()
+                self.modseqs = last.modseqs.copy()
+                self._apply(changes)
+                if changes:
+                    views.put(key, self)
+                return
         rows = await load_entries(session, self.folder_id)
         shared: dict[str, frozenset[str]] = {}  # most messages share a few flag sets
         self.uids = [uid for uid, _f, _m in rows]
@@ -54,6 +109,29 @@ class SelectedFolder:
             for uid, flags, _m in rows
         }
         self.modseqs = {uid: modseq for uid, _f, modseq in rows}
+        views.put(key, self)
+
+    def _apply(self, changes: list[Change]) -> None:
+        """Bring a copy of an earlier view to now, silently (the state a new SELECT shows)."""
+        last = self.uids[-1] if self.uids else 0
+        gone = {c.uid for c in changes if c.gone and c.uid in self.flags}
+        new: list[int] = []
+        for change in changes:
+            self.known_modseq = max(self.known_modseq, change.modseq)
+            if change.gone or change.uid in gone:
+                continue
+            if change.uid not in self.flags:
+                if change.uid <= last:
+                    continue  # added and expunged again since: not in the folder now
+                new.append(change.uid)
+            self.flags[change.uid] = change.flags
+            self.modseqs[change.uid] = change.modseq
+        if gone:
+            self.uids = [uid for uid in self.uids if uid not in gone]
+            for uid in gone:
+                del self.flags[uid]
+                del self.modseqs[uid]
+        self.uids.extend(sorted(new))
 
     @property
     def count(self) -> int:
@@ -63,6 +141,16 @@ class SelectedFolder:
         """1-based sequence number of a UID in the view (0 when absent)."""
         index = bisect.bisect_left(self.uids, uid)
         return index + 1 if index < len(self.uids) and self.uids[index] == uid else 0
+
+    def seqs_of(self, uids: list[int]) -> list[int]:
+        """The sequence numbers of UIDs of the view given in ascending order."""
+        if len(uids) == len(self.uids):  # all of them
+            return list(range(1, len(uids) + 1))
+        out, at, mine = [], 0, self.uids
+        for uid in uids:
+            at = bisect.bisect_left(mine, uid, at)
+            out.append(at + 1)
+        return out
 
     def flags_of(self, uid: int) -> frozenset[str]:
         """The flags as this session shows them: the stored ones, and \\Recent when it is ours."""
@@ -75,16 +163,9 @@ class SelectedFolder:
         stop = bisect.bisect_left(self.uids, end)
         self.recent.update(self.uids[start:stop])
 
-    def keywords(self) -> set[str]:
-        seen: set[str] = set()
-        for flags in self.flags.values():
-            seen.update(f for f in flags if not f.startswith("\\"))
-        return seen
-
     def flags_responses(self) -> bytes:
-        """``* FLAGS`` and ``* OK [PERMANENTFLAGS]`` naming every keyword of the folder (RFC 3501
-        §7.2.6)."""
-        self.announced |= self.keywords()
+        """``* FLAGS`` and ``* OK [PERMANENTFLAGS]`` naming every keyword announced (RFC 3501
+        §7.2.6): at SELECT, the folder's keywords (its row keeps them, mss.mailbox.counters)."""
         flags = " ".join([*SYSTEM_FLAGS, *sorted(self.announced)])
         permanent = (
             "* OK [PERMANENTFLAGS ()] Read-only"
@@ -99,8 +180,10 @@ class SelectedFolder:
         RFC 3501 §7.2.6: a client learns the flags of the folder from FLAGS, and some
         (Dovecot's imaptest among them) refuse a FETCH naming a keyword it never listed.
         """
-        if all(f.startswith("\\") or f in self.announced for flags in flag_sets for f in flags):
+        new = {f for flags in flag_sets for f in flags if not f.startswith("\\")}
+        if new <= self.announced:
             return b""
+        self.announced |= new
         return self.flags_responses()
 
     def set_flags(self, uid: int, flags: frozenset[str], modseq: int) -> None:
@@ -172,3 +255,6 @@ class SelectedFolder:
                     % (self.seq_of(uid), uid, render_flags(self.flags_of(uid)), modseq)
                 )
         return out
+
+
+views = ViewCache()

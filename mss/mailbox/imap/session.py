@@ -17,6 +17,8 @@ import re
 import time
 from typing import Any, Protocol
 
+from sqlalchemy import select
+
 from mss import __version__
 from mss.db import Database
 from mss.login_throttle import LoginThrottle
@@ -329,8 +331,19 @@ class Session:
         if self.wake is not None:
             self.wake.clear()
         async with self.db.read() as session:
-            await view.load(session)
-            status = await folder_status(session, folder)
+            # the folder's row holds its counters (kept at write time: mss.mailbox.counters)
+            status = (
+                await session.execute(
+                    select(
+                        Folder.uidnext,
+                        Folder.first_recent_uid,
+                        Folder.first_unseen_uid,
+                        Folder.keywords,
+                    ).where(Folder.id == folder.id)
+                )
+            ).one()
+            await view.load(session, self.db_key)
+        view.announced = set(status.keywords.split())
         if readonly:
             view.mark_recent(status.first_recent_uid, status.uidnext)
         elif view.uids and view.uids[-1] >= status.first_recent_uid:
@@ -339,9 +352,11 @@ class Session:
             view.mark_recent(first, end)
         self.last_catch_up = time.monotonic()
         lines = [f"* {view.count} EXISTS", f"* {len(view.recent)} RECENT"]
-        first_unseen = next(
-            (i + 1 for i, uid in enumerate(view.uids) if "\\Seen" not in view.flags[uid]), 0
-        )
+        first_unseen = view.seq_of(status.first_unseen_uid) if status.first_unseen_uid else 0
+        if status.first_unseen_uid and not first_unseen:  # the view is a moment ahead of the row
+            first_unseen = next(
+                (i + 1 for i, uid in enumerate(view.uids) if "\\Seen" not in view.flags[uid]), 0
+            )
         if first_unseen:
             lines.append(f"* OK [UNSEEN {first_unseen}] First unseen")
         lines += [
