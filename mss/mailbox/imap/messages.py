@@ -1,13 +1,11 @@
 """Commands on the messages of the selected folder: FETCH, STORE, SEARCH, COPY, MOVE, EXPUNGE,
 CLOSE.
 
-Each handler takes the :class:`~mss.mailbox.imap.session.Session` and the
-command, sends its untagged responses and returns the text of the tagged OK.
+Each handler takes the session (as a :class:`~mss.mailbox.imap.context.CommandContext`) and
+the command, sends its untagged responses and returns the text of the tagged OK.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 from mss.mailbox.counters import FLAG_COLUMNS
 from mss.mailbox.entries import (
@@ -20,6 +18,7 @@ from mss.mailbox.entries import (
     store_flags,
     uids_with_flag,
 )
+from mss.mailbox.imap.context import CommandContext, State
 from mss.mailbox.imap.fetch import parse_fetch, render_fetch, render_flags
 from mss.mailbox.imap.parser import (
     Command,
@@ -33,25 +32,22 @@ from mss.mailbox.imap.selected import SelectedFolder
 from mss.mailbox.imap.wire import Atom, BadCommand, ImapError, as_number
 from mss.mailbox.models import StoredMessage
 
-if TYPE_CHECKING:
-    from mss.mailbox.imap.session import Session
-
 FLUSH_BYTES = 256 * 1024
 
 
-def _view(session: Session) -> SelectedFolder:
+def _view(session: CommandContext) -> SelectedFolder:
     assert session.selected is not None
     return session.selected
 
 
-def _writable(session: Session) -> SelectedFolder:
+def _writable(session: CommandContext) -> SelectedFolder:
     view = _view(session)
     if view.readonly:
         raise ImapError("the folder is open read-only (EXAMINE)", "READ-ONLY")
     return view
 
 
-def _target_uids(session: Session, command: Command) -> list[int]:
+def _target_uids(session: CommandContext, command: Command) -> list[int]:
     if not command.args:
         raise BadCommand(f"{command.name} needs a sequence set")
     view = _view(session)
@@ -64,19 +60,17 @@ def _target_uids(session: Session, command: Command) -> list[int]:
     return [view.uids[i] for i in indexes]
 
 
-async def cmd_check(session: Session, command: Command) -> str:
+async def cmd_check(session: CommandContext, command: Command) -> str:
     return "CHECK completed"
 
 
-async def cmd_unselect(session: Session, command: Command) -> str:
-    from mss.mailbox.imap.session import State
-
+async def cmd_unselect(session: CommandContext, command: Command) -> str:
     session.selected = None
     session.state = State.AUTHENTICATED
     return f"{command.name} completed"
 
 
-async def cmd_close(session: Session, command: Command) -> str:
+async def cmd_close(session: CommandContext, command: Command) -> str:
     view = _view(session)
     if not view.readonly:
         async with session.db.write() as db_session:
@@ -87,7 +81,7 @@ async def cmd_close(session: Session, command: Command) -> str:
     return await cmd_unselect(session, command)
 
 
-async def cmd_expunge(session: Session, command: Command) -> str:
+async def cmd_expunge(session: CommandContext, command: Command) -> str:
     view = _writable(session)
     async with session.db.write() as db_session:
         uids = await deleted_uids(db_session, view.folder_id)
@@ -104,7 +98,7 @@ async def cmd_expunge(session: Session, command: Command) -> str:
     return f"{command.name} completed"
 
 
-async def cmd_fetch(session: Session, command: Command) -> str:
+async def cmd_fetch(session: CommandContext, command: Command) -> str:
     view = _view(session)
     uid_mode = command.name.startswith("UID")
     uids = _target_uids(session, command)
@@ -175,7 +169,7 @@ async def cmd_fetch(session: Session, command: Command) -> str:
 
 
 async def _fetch_flags_fast(
-    session: Session, view: SelectedFolder, uids: list[int], with_uid: bool
+    session: CommandContext, view: SelectedFolder, uids: list[int], with_uid: bool
 ) -> None:
     """``FETCH 1:* (FLAGS)`` on a big folder: straight from the view, flag lists rendered once
     each."""
@@ -198,7 +192,7 @@ async def _fetch_flags_fast(
 
 
 async def _send_vanished(
-    session: Session, view: SelectedFolder, command: Command, since: int
+    session: CommandContext, view: SelectedFolder, command: Command, since: int
 ) -> None:
     chosen = SequenceSet.parse(command.args[0])
     async with session.db.read() as db_session:
@@ -210,7 +204,7 @@ async def _send_vanished(
 
 
 async def qresync_select(
-    session: Session, uidvalidity: int, modseq: int, known: str | None
+    session: CommandContext, uidvalidity: int, modseq: int, known: str | None
 ) -> None:
     """QRESYNC on SELECT: what vanished and what changed since the client's mod-sequence."""
     view = _view(session)
@@ -243,7 +237,7 @@ async def qresync_select(
     session.send(b"".join(out))
 
 
-async def cmd_store(session: Session, command: Command) -> str:
+async def cmd_store(session: CommandContext, command: Command) -> str:
     view = _writable(session)
     uid_mode = command.name.startswith("UID")
     uids = _target_uids(session, command)
@@ -291,7 +285,9 @@ async def cmd_store(session: Session, command: Command) -> str:
     return f"{command.name} completed"
 
 
-async def _indexed(session: Session, view: SelectedFolder, query: SearchQuery) -> list[int] | None:
+async def _indexed(
+    session: CommandContext, view: SelectedFolder, query: SearchQuery
+) -> list[int] | None:
     """The UIDs a top-level system-flag key of the query allows, through its partial index
     (UNSEEN, DELETED, FLAGGED...; SEEN as the complement of UNSEEN); None when no key can."""
     keys = [n for n in query.nodes if n[0] == "flag" and n[1] in FLAG_COLUMNS]
@@ -311,7 +307,7 @@ async def _indexed(session: Session, view: SelectedFolder, query: SearchQuery) -
     return [uid for uid in view.uids if uid not in excluded]
 
 
-async def cmd_search(session: Session, command: Command) -> str:
+async def cmd_search(session: CommandContext, command: Command) -> str:
     view = _view(session)
     query = parse_search(command.args)
     uid_top = view.uids[-1] if view.uids else 0
@@ -355,12 +351,12 @@ async def cmd_search(session: Session, command: Command) -> str:
     return f"{command.name} completed"
 
 
-async def _copy(session: Session, command: Command, *, move: bool) -> str:
+async def _copy(session: CommandContext, command: Command, *, move: bool) -> str:
     view = _writable(session) if move else _view(session)
     if len(command.args) != 2:
         raise BadCommand(f"{command.name} needs a sequence set and a mailbox name")
     uids = _target_uids(session, command)
-    target = await session._folder(command.args[1], missing_code="TRYCREATE")
+    target = await session.named_folder(command.args[1], missing_code="TRYCREATE")
     async with session.db.write() as db_session:
         pairs = await copy_entries(db_session, view.mailbox_id, view.folder_id, uids, target)
         if move and pairs:
@@ -384,9 +380,9 @@ async def _copy(session: Session, command: Command, *, move: bool) -> str:
     return f"{command.name} completed"
 
 
-async def cmd_copy(session: Session, command: Command) -> str:
+async def cmd_copy(session: CommandContext, command: Command) -> str:
     return await _copy(session, command, move=False)
 
 
-async def cmd_move(session: Session, command: Command) -> str:
+async def cmd_move(session: CommandContext, command: Command) -> str:
     return await _copy(session, command, move=True)

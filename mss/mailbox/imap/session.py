@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import enum
 import re
 import time
 from typing import Any, Protocol
@@ -37,6 +36,7 @@ from mss.mailbox.folders import (
 )
 from mss.mailbox.imap import messages, utf7
 from mss.mailbox.imap.auth import ConnectionCounter, LoggedIn, authenticate
+from mss.mailbox.imap.context import Channel, State
 from mss.mailbox.imap.fetch import render_flags
 from mss.mailbox.imap.listing import STATUS_ITEMS, list_lines, parse_list
 from mss.mailbox.imap.parser import Command, format_uid_set, parse_date_time, parse_flag_list
@@ -61,27 +61,6 @@ POST_AUTH_CAPS = (
     "CHILDREN CONDSTORE QRESYNC MULTIAPPEND LIST-EXTENDED LIST-STATUS STATUS=SIZE"
 )
 CATCH_UP_EVERY = 30.0  # seconds: catch up even without a wake-up (writers in another process)
-
-
-class State(enum.Enum):
-    NOT_AUTHENTICATED = "not authenticated"
-    AUTHENTICATED = "authenticated"
-    SELECTED = "selected"
-    LOGOUT = "logout"
-
-
-class Channel(Protocol):
-    """What a session needs from its connection."""
-
-    tls: bool
-    starttls_possible: bool
-    peer_ip: str
-
-    def write(self, data: bytes) -> None: ...
-    async def drain(self) -> None: ...
-    async def read_continuation(self) -> bytes: ...
-    async def start_tls(self) -> None: ...
-    async def idle_wait(self, wake: asyncio.Event, keepalive: float) -> str: ...
 
 
 class Limits(Protocol):
@@ -288,7 +267,7 @@ class Session:
     def _folder_name(self, token: Token) -> str:
         return folder_name(token)
 
-    async def _folder(self, token: Token, *, missing_code: str = "NONEXISTENT") -> Folder:
+    async def named_folder(self, token: Token, *, missing_code: str = "NONEXISTENT") -> Folder:
         name = self._folder_name(token)
         assert self.user is not None
         async with self.db.read() as session:
@@ -323,7 +302,7 @@ class Session:
             self.state = State.AUTHENTICATED
             if self.qresync:
                 self.send(b"* OK [CLOSED] Previous mailbox closed\r\n")
-        folder = await self._folder(command.args[0])
+        folder = await self.named_folder(command.args[0])
         assert self.user is not None
         view = SelectedFolder(
             folder.id, self.user.mailbox_id, folder.name, folder.uidvalidity, readonly
@@ -468,7 +447,7 @@ class Session:
         items = [str(t).upper() for t in command.args[1]]
         if not items or any(i not in STATUS_ITEMS for i in items):
             raise BadCommand(f"STATUS items are {' '.join(sorted(STATUS_ITEMS))}")
-        folder = await self._folder(command.args[0])
+        folder = await self.named_folder(command.args[0])
         self.send(await self._status_line(folder, items))
         return "STATUS completed"
 
@@ -490,7 +469,7 @@ class Session:
     async def cmd_append(self, command: Command) -> str:
         if len(command.args) < 2:
             raise BadCommand("APPEND needs a mailbox name and a message")
-        folder = await self._folder(command.args[0], missing_code="TRYCREATE")
+        folder = await self.named_folder(command.args[0], missing_code="TRYCREATE")
         batches = _append_batches(command.args[1:])
         assert self.user is not None
         async with self.db.write() as session:
