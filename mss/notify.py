@@ -15,6 +15,7 @@ one write to the outbox, one smarthost connection for all of them.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import uuid
@@ -32,9 +33,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mss.command import hub_command
 from mss.config import Settings
 from mss.db import utcnow
-from mss.directory.models import Patient, PatientState
+from mss.directory.models import Guardianship, Patient, PatientState
 from mss.errors import ConfigError
 from mss.jobs import Job, JobContext, JobRunner, PartlyDone, PermanentFailure, enqueue
+from mss.policy.notice_recipients import (
+    GroupedNotice,
+    NoticeContact,
+    PendingNotice,
+    decide_channels,
+    decide_notice_recipients,
+    group_notices,
+)
 
 
 @dataclass(frozen=True)
@@ -100,6 +109,47 @@ NOTICES: dict[str, Notice] = {
 }
 
 MESSAGES_LINK = "/messages"  # the portal's inbox, where a "new_message" notice leads
+
+# What each kind tells, as a phrase a grouped notice lists ("3 nouveautés : ...").
+WHAT = {
+    "new_message": "un nouveau message",
+    "new_document": "un nouveau document dans le dossier médical",
+    "emergency_access": "un accès en urgence au dossier médical",
+    "emergency_access_minor": "un accès en urgence au dossier médical d'un enfant dont vous "
+    "êtes le représentant légal",
+    "account_activated": "l'ouverture du compte",
+    "appointment": "un rendez-vous ajouté, modifié ou annulé dans l'agenda",
+    "appointment_reminder": "un rappel de rendez-vous",
+    "health_reminder": "un rappel de l'agenda santé",
+    "account_changed": "un changement d'état du compte",
+    "login_locked": "une connexion bloquée après plusieurs essais",
+    "retention_warning": "une messagerie bientôt vidée faute de connexion",
+}
+FOR_A_CHILD = "l'espace santé d'un enfant dont vous êtes le représentant légal"
+
+
+def grouped_text(group: GroupedNotice) -> tuple[str, str]:
+    """Subject and sentence of one grouped notice: a single notice keeps its own wording; a
+    guardian is told it concerns a child's space; several list what arrived. No medical
+    content, no name."""
+    (first, count), *others = group.kinds
+    if not group.as_guardian and not others and count == 1:
+        return NOTICES[first].subject, NOTICES[first].sentence
+    items = ", ".join(
+        WHAT[kind] + (f" ({number} fois)" if number > 1 else "") for kind, number in group.kinds
+    )
+    total = sum(number for _kind, number in group.kinds)
+    if group.as_guardian:
+        return (
+            "Du nouveau dans l'espace santé d'un enfant",
+            f"Du nouveau dans {FOR_A_CHILD} : {items}. Ouvrez son espace depuis le vôtre "
+            "(« Menu », « Espace affiché »).",
+        )
+    return (
+        "Nouveautés dans votre espace santé",
+        f"{total} nouveautés dans votre espace santé : {items}.",
+    )
+
 
 NO_CONTENT_NOTE = (
     "Pour votre confidentialité, ce message ne contient aucune information médicale : "
@@ -303,31 +353,51 @@ class Reachable(Protocol):
     def phone(self) -> str | None: ...
 
 
+def carried_channels(channel: str, email: str | None, phone: str | None) -> tuple[str, ...]:
+    """The channels a payload of ``channel`` covers for a patient with these addresses now: its
+    own, and those the patient has no address for when it is the first payload of the notice
+    (a guardian may have the address the minor lacks)."""
+    have = [c for c, address in (("email", email), ("sms", phone)) if address]
+    first = have[0] if have else "email"
+    missing = tuple(c for c in ("email", "sms") if c not in have)
+    return (channel, *missing) if channel == first else (channel,)
+
+
 def notify_patient(session: AsyncSession, patient: Reachable, kind: str, link: str) -> list[Job]:
-    """Add one job per channel the patient has (e-mail, SMS) to the caller's transaction."""
+    """Add one job per channel the patient has (one, at least) to the caller's transaction."""
     if kind not in NOTICES:
         raise ValueError(f"unknown notification kind {kind!r}; known: {', '.join(sorted(NOTICES))}")
     if not link.startswith("/") or link.startswith("//"):
         raise ValueError(f"a notification link must be a portal path, not {link!r}")
     key = uuid.uuid4().hex
-    jobs = []
-    for channel, address in (("email", patient.email), ("sms", patient.phone)):
-        if address:
-            jobs.append(
-                enqueue(
-                    session,
-                    "notify.patient",
-                    {"patient_id": patient.id, "kind": kind, "link": link, "channel": channel},
-                    dedupe_key=f"notify:{key}:{channel}",
-                )
-            )
-    return jobs
+    # A channel the patient has no address for is carried by the first payload (see
+    # ``carried_channels``): a minor without any still has guardians to tell.
+    channels = [c for c, address in (("email", patient.email), ("sms", patient.phone)) if address]
+    return [
+        enqueue(
+            session,
+            "notify.patient",
+            {"patient_id": patient.id, "kind": kind, "link": link, "channel": channel},
+            dedupe_key=f"notify:{key}:{channel}",
+        )
+        for channel in channels or ["email"]
+    ]
 
 
 _patients = Patient.__table__.c
-_CONTACTS = select(_patients.id, _patients.state, _patients.email, _patients.phone).where(
-    _patients.id.in_(bindparam("patient_ids", expanding=True))
+_guardianships = Guardianship.__table__.c
+_CONTACTS = select(
+    _patients.id,
+    _patients.state,
+    _patients.email,
+    _patients.phone,
+    _patients.notify_channels,
+    _patients.birth_date,
+).where(_patients.id.in_(bindparam("patient_ids", expanding=True)))
+_GUARDIANS = select(_guardianships.minor_id, _guardianships.guardian_id).where(
+    _guardianships.minor_id.in_(bindparam("patient_ids", expanding=True))
 )
+GROUP_KEY = "notify-group"  # dedupe_key prefix of a notice held back to be grouped
 
 
 async def deliver_notification(ctx: JobContext, payload: dict[str, Any]) -> None:
@@ -358,46 +428,157 @@ async def deliver_notifications(ctx: JobContext, payloads: list[dict[str, Any]])
         )
 
 
+async def _hold_for_grouping(
+    ctx: JobContext, payloads: Sequence[dict[str, Any]], window: float
+) -> None:
+    """Put each notice into its patient's and channel's group that is still waiting (or start
+    one, sent ``window`` seconds from now): what falls within the window goes out as one."""
+    due = utcnow() + dt.timedelta(seconds=window)
+    wanted: dict[tuple[int, str], list[dict[str, str]]] = {}
+    for payload in payloads:
+        wanted.setdefault((payload["patient_id"], payload["channel"]), []).append(
+            {"kind": payload["kind"], "link": payload["link"]}
+        )
+    async with ctx.db.write() as session:
+        for (patient_id, channel), notices in wanted.items():
+            prefix = f"{GROUP_KEY}:{patient_id}:{channel}:"
+            waiting = (
+                await session.scalars(
+                    select(Job)
+                    .where(
+                        Job.kind == "notify.patient",
+                        Job.state == "pending",
+                        Job.dedupe_key.startswith(prefix),
+                    )
+                    .order_by(Job.id)
+                    .limit(1)
+                    .with_for_update()
+                )
+            ).first()
+            if waiting is not None:
+                waiting.payload = {
+                    **waiting.payload,
+                    "notices": [*waiting.payload["notices"], *notices],
+                }
+            else:
+                payload = {"patient_id": patient_id, "channel": channel, "notices": notices}
+                enqueue(
+                    session,
+                    "notify.patient",
+                    payload,
+                    run_after=due,
+                    dedupe_key=prefix + uuid.uuid4().hex,
+                )
+
+
+def _contact(row: Any) -> NoticeContact:
+    return NoticeContact(row.id, row.email, row.phone, row.notify_channels, row.birth_date)
+
+
 async def _deliver(ctx: JobContext, payloads: list[dict[str, Any]]) -> dict[int, Exception]:
     """Send the notifications; those that failed, by position (an exception raised: none was
-    sent)."""
+    sent).
+
+    With ``[notifications] group_seconds``, a new notice is first held in its patient's and
+    channel's group (done at once); the group's own job sends it with the others. Who is told
+    (a minor's guardians), on which channel (the patient's choice) and how notices group
+    together are ``mss.policy.notice_recipients`` decisions.
+    """
     settings: Settings = ctx.services["settings"]
+    window = settings.notifications.group_seconds
+    fresh = [p for p in payloads if "notices" not in p]
+    if window > 0 and fresh:
+        await _hold_for_grouping(ctx, fresh, window)
+        payloads = [p if "notices" in p else {} for p in payloads]  # held: nothing to send now
+    notices_of = {
+        index: payload.get("notices") or ([payload] if "kind" in payload else [])
+        for index, payload in enumerate(payloads)
+    }
+    patient_ids = sorted({p["patient_id"] for p in payloads if p})
+    if not patient_ids:
+        return {}
     async with ctx.db.read() as session:
-        rows = await session.execute(
-            _CONTACTS, {"patient_ids": sorted({p["patient_id"] for p in payloads})}
-        )
-        contacts = {row.id: row for row in rows}
+        guardians_of: dict[int, list[int]] = {}
+        for minor_id, guardian_id in await session.execute(
+            _GUARDIANS, {"patient_ids": patient_ids}
+        ):
+            guardians_of.setdefault(minor_id, []).append(guardian_id)
+        everyone = sorted({*patient_ids, *(g for gs in guardians_of.values() for g in gs)})
+        contacts = {
+            row.id: row for row in await session.execute(_CONTACTS, {"patient_ids": everyone})
+        }
+    today = utcnow().date()
+    # Without a window each payload is its own group; with one, a group's job carries them all.
+    pending: dict[int, list[PendingNotice]] = {}
+    for index, notices in notices_of.items():
+        patient = contacts.get(payloads[index].get("patient_id", -1))
+        if patient is None or patient.state in (PatientState.OPPOSED, PatientState.CLOSED):
+            continue  # nobody to tell any more: done, not failed
+        channels = carried_channels(payloads[index]["channel"], patient.email, patient.phone)
+        guardians = [
+            _contact(contacts[g]) for g in guardians_of.get(patient.id, ()) if g in contacts
+        ]
+        for notice in notices:
+            for recipient in decide_notice_recipients(
+                notice["kind"],
+                _contact(patient),
+                guardians,
+                today,
+                own_contact_age=settings.notifications.minor_own_contact_age,
+            ):
+                told = contacts[recipient.patient_id]
+                if told.state in (PatientState.OPPOSED, PatientState.CLOSED):
+                    continue
+                chosen = decide_channels(_contact(told))
+                for channel in (c for c in channels if c in chosen):
+                    pending.setdefault(index, []).append(
+                        PendingNotice(
+                            told.id, channel, notice["kind"], notice["link"], recipient.as_guardian
+                        )
+                    )
     outbox: list[dict[str, Any]] = []
     mails: dict[int, Mail] = {}
     texts: dict[int, tuple[SmsProvider, str, str]] = {}
-    for index, payload in enumerate(payloads):
-        patient = contacts.get(payload["patient_id"])
-        if patient is None or patient.state in (PatientState.OPPOSED, PatientState.CLOSED):
-            continue  # nobody to tell any more: done, not failed
-        subject, body = notification_text(settings, payload["kind"], payload["link"])
-        if payload["channel"] == "email" and patient.email:
+    groups: list[GroupedNotice] = []
+    carried: dict[int, list[int]] = {}  # payload -> the groups that carry its notices
+    for index, notices_pending in pending.items():
+        for group in group_notices(notices_pending):
+            carried.setdefault(index, []).append(len(groups))
+            groups.append(group)
+    for number, group in enumerate(groups):
+        told = contacts[group.recipient_id]
+        subject, sentence = grouped_text(group)
+        link = portal_link(settings, group.link)
+        if group.channel == "email":
+            body = f"{sentence}\n\n{link}\n\n{NO_CONTENT_NOTE}\n"
             if settings.notifications.smarthost:
-                mails[index] = (patient.email, subject, body)
+                mails[number] = (told.email, subject, body)
             else:
-                outbox.append(_email_record(patient.email, subject, body))
-        elif payload["channel"] == "sms" and patient.phone:
-            text = f"{NOTICES[payload['kind']].sentence} {portal_link(settings, payload['link'])}"
+                outbox.append(_email_record(told.email, subject, body))
+        else:
+            text = f"{sentence} {link}"
             provider = sms_provider(settings, ctx.services)
             if isinstance(provider, OutboxSmsProvider):
-                outbox.append(_sms_record(patient.phone, text))
+                outbox.append(_sms_record(told.phone, text))
             else:
-                texts[index] = (provider, patient.phone, text)
+                texts[number] = (provider, told.phone, text)
     append_outbox(settings, *outbox)
-    failed: dict[int, Exception] = {}
+    failed_groups: dict[int, Exception] = {}
     positions = list(mails)
     for number, error in (await send_emails(settings, list(mails.values()))).items():
-        failed[positions[number]] = error
-    for index, (provider, phone, text) in texts.items():
+        failed_groups[positions[number]] = error
+    for number, (provider, phone, text) in texts.items():
         try:
             await provider.send(phone, text)  # providers are per-message APIs
         except Exception as exc:  # noqa: BLE001 - this one failed, the others still go
-            failed[index] = exc
-    return failed
+            failed_groups[number] = exc
+    # A payload failed when none of the notices it brought went out (retrying it then sends
+    # nothing twice); one that reached somebody is done.
+    return {
+        index: failed_groups[numbers[0]]
+        for index, numbers in carried.items()
+        if all(number in failed_groups for number in numbers)
+    }
 
 
 def register_jobs(runner: JobRunner) -> None:

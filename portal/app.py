@@ -63,6 +63,7 @@ ROUTES: list[tuple[str, str, dict[str, Handler]]] = [
     ("/activation", "activation", {"GET": activation.activation_form, "POST": activation.activate}),
     ("/opposition", "opposition", {"GET": activation.opposition_form, "POST": activation.oppose}),
     ("/compte", "account", {"GET": account.account}),
+    ("/compte/avis", "account_channels", {"POST": account.choose_channels}),
     ("/compte/{action}", "account_change", {"GET": account.confirm, "POST": account.change}),
     ("/historique", "history", {"GET": history.history}),
     ("/aide", "help", {"GET": guide.help_page}),

@@ -66,6 +66,7 @@ SENTENCES = {
     "activation_failed": "Code d'activation erroné",
     "totp_enrolled": "Application d'authentification enregistrée",
     "totp_removed": "Application d'authentification retirée",
+    "account_notices_changed": "Choix de recevoir les avis par e-mail ou par SMS modifié",
     "patient.created": "Compte de messagerie santé créé",
     "patient.updated": "Identité ou coordonnées mises à jour",
     "guardian.added": "Représentant légal enregistré",
@@ -123,6 +124,7 @@ DETAILS = {
         "inactive": "messagerie inutilisée",
         "closed_account": "compte clôturé",
     },
+    "channels": {"both": "e-mail et SMS", "email": "e-mail seulement", "sms": "SMS seulement"},
     "change": {
         "authorised": "professionnel autorisé",
         "authorisation_withdrawn": "autorisation retirée",

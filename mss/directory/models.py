@@ -86,6 +86,9 @@ class Patient(Base):
     birth_date: Mapped[dt.date | None] = mapped_column(Date)
     email: Mapped[str | None] = mapped_column(String(320))
     phone: Mapped[str | None] = mapped_column(String(32))
+    # Where notices go (the patient's choice in "Compte"): "both", "email" or "sms"
+    # (mss.policy.notice_recipients.decide_channels).
+    notify_channels: Mapped[str] = mapped_column(String(8), default="both", server_default="both")
     password_hash: Mapped[str | None] = mapped_column(String(255))
     totp_secret: Mapped[str | None] = mapped_column(String(64))
     # RFC 6238 §5.2: the time step of the last code accepted; a code of that step or earlier is

@@ -5,9 +5,18 @@ from __future__ import annotations
 from aiohttp import web
 
 from mss.directory.models import Patient
-from mss.patients import LifecycleRefused, close_account, deactivate, reactivate, verify_secret
+from mss.patients import (
+    Actor,
+    LifecycleRefused,
+    audit,
+    close_account,
+    deactivate,
+    reactivate,
+    verify_secret,
+)
+from mss.policy.notice_recipients import CHANNEL_CHOICES
 from portal import sessions
-from portal.context import db_of, now_of, visit
+from portal.context import db_of, now_of, source_of, visit
 from portal.pages import actor, redirect, render, signed_in
 
 ACTIONS = {
@@ -17,14 +26,59 @@ ACTIONS = {
 }
 
 
+CHANNEL_LABELS = {
+    "both": "Par e-mail et par SMS",
+    "email": "Par e-mail seulement",
+    "sms": "Par SMS seulement",
+}
+
+
 @signed_in
 async def account(request: web.Request) -> web.StreamResponse:
     notice = {
         "desactiver": "Le compte est désactivé.",
         "reactiver": "Le compte est de nouveau actif.",
         "cloturer": "Le compte est clôturé.",
+        "avis": "Votre choix est enregistré : les prochains avis suivront ce choix.",
     }.get(request.query.get("fait", ""), "")
-    return await render(request, "compte.html", {"title": "Mon compte", "notice": notice})
+    return await render(request, "compte.html", _account_context(request, notice=notice))
+
+
+def _account_context(request: web.Request, **extra: object) -> dict[str, object]:
+    person = visit(request).person
+    assert person is not None
+    return {
+        "title": "Mon compte",
+        "channel_labels": CHANNEL_LABELS,
+        "channels": person.notify_channels if person.notify_channels in CHANNEL_CHOICES else "both",
+        **extra,
+    }
+
+
+@signed_in
+async def choose_channels(request: web.Request) -> web.StreamResponse:
+    """The signed-in person's own choice (they receive a child's notices too, as guardian)."""
+    state = visit(request)
+    assert state.person is not None
+    wanted = str((await request.post()).get("canaux", ""))
+    if wanted not in CHANNEL_CHOICES:
+        error = "Choisissez comment recevoir les avis : par e-mail, par SMS ou les deux."
+        return await render(
+            request, "compte.html", _account_context(request, error=error), status=400
+        )
+    async with db_of(request).write() as session:
+        patient = await session.get(Patient, state.person.id, with_for_update=True)
+        assert patient is not None
+        if patient.notify_channels != wanted:
+            patient.notify_channels = wanted
+            audit(
+                session,
+                "account_notices_changed",
+                Actor.person(state.person, state.person, source_of(request)),
+                patient,
+                channels=wanted,
+            )
+    return redirect("/compte?fait=avis")
 
 
 @signed_in
