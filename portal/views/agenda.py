@@ -9,6 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.agenda import store
 from mss.agenda.models import Appointment
@@ -16,6 +17,7 @@ from mss.agenda.replies import ANSWERS, answer_convocation
 from mss.errors import InvalidInput
 from mss.web import SERVICES
 from portal.context import db_of, now_of, settings_of, visit
+from portal.messages import Directory
 from portal.pages import actor, redirect, render, signed_in
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -129,15 +131,28 @@ async def _appointment(request: web.Request) -> Appointment:
     return found
 
 
+async def organiser_name(session: AsyncSession, appointment: Appointment) -> str:
+    """Who organises it, as the directory names the sender (the hospital's name rather than its
+    ``convocations@`` address), else the name the invitation gave, else its address."""
+    if appointment.organizer:
+        known = await Directory(session).by_address(appointment.organizer)
+        if known.known:
+            return known.organisation or known.name
+    return appointment.organizer_name or appointment.organizer
+
+
 @signed_in
 async def appointment_page(request: web.Request) -> web.StreamResponse:
     appointment = await _appointment(request)
+    async with db_of(request).read() as session:
+        organiser = await organiser_name(session, appointment)
     return await render(
         request,
         "agenda_rdv.html",
         {
             "title": appointment.summary or "Rendez-vous",
             "a": appointment,
+            "organiser": organiser,
             "responses": RESPONSE_LABELS,
             "over": appointment.ends_at <= now_of(request),
             "error": request.query.get("erreur", "")[:300],

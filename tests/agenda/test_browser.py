@@ -36,6 +36,9 @@ async def test_agenda_answer_download_and_own_entries(
 
     await upcoming.get_by_role("link", name="Rendez-vous Cardiologie").click()
     await expect(phone.get_by_text("CHU, bâtiment B")).to_be_visible()
+    # The organiser as the directory names the hospital, not its applicative address.
+    await expect(phone.locator("dt:text('Organisé par') + dd")).to_have_text("CHU de Test")
+    await expect(phone.get_by_role("main")).not_to_contain_text(APP)
     async with phone.expect_download() as info:
         await phone.get_by_role("link", name="Télécharger pour mon calendrier (.ics)").click()
     download = await info.value
