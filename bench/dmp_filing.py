@@ -45,9 +45,10 @@ from mss.directory.models import (
     Professional,
 )
 from mss.jobs import JobRunner
+from mss.message import parse_message
 from mss.migrate import upgrade_async
 from mss.policy import MailboxFacts, RecipientFacts
-from mss.smtp_gateway.content import SignatureOutcome, parse_message
+from mss.smtp_gateway.content import SignatureOutcome
 from mss.smtp_gateway.delivery import deliver, prepare
 from mss.smtp_gateway.envelope import Sender, Transaction
 from tests.xdm_factory import INS, PDF, DocSpec, XdmSpec, make_cda, make_xdm

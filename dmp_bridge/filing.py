@@ -14,10 +14,7 @@ patient whatever happens here.
 from __future__ import annotations
 
 import asyncio
-import email.policy
 import email.utils
-from email.message import EmailMessage
-from email.parser import BytesParser
 from typing import Any
 
 from sqlalchemy import select
@@ -37,6 +34,7 @@ from mss.directory.models import Mailbox, Patient
 from mss.jobs import JobContext, JobRunner, PermanentFailure, enqueue
 from mss.mailbox.models import StoredMessage
 from mss.mailbox.store import INBOX, append, store_message
+from mss.message import Message, UnreadableMessage, parse_message
 from mss.notify import notify_patient
 from mss.policy.consent import ConsentFacts, ViewerKind
 from mss.policy.dmp_filing import FilingFacts, MdnFacts, decide_filing, decide_filing_answer
@@ -44,7 +42,6 @@ from mss.policy.facts import domain_of
 from mss.smtp_gateway.delivery import RELAY_ATTEMPTS, RELAY_JOB
 
 RECORD_LINK = "/dossier"
-_PARSER = BytesParser(policy=email.policy.default)
 
 
 def marker(message_id: int, mailbox_id: int) -> str:
@@ -59,8 +56,10 @@ async def run_filing_job(ctx: JobContext, payload: dict[str, Any]) -> None:
         if stored is None:
             raise PermanentFailure(f"stored message {payload['message_id']} is gone")
         raw, signer = bytes(stored.raw), stored.signer_id_nat
-    message = _PARSER.parsebytes(raw)
-    assert isinstance(message, EmailMessage)
+    try:
+        message = parse_message(raw)  # the job's one reading of the stored message
+    except UnreadableMessage as exc:
+        raise PermanentFailure(f"stored message {payload['message_id']}: {exc}") from None
     readings = await asyncio.to_thread(
         read_packages, xdm_attachments(message), pdf_attachments(message)
     )
@@ -97,7 +96,7 @@ async def run_filing_job(ctx: JobContext, payload: dict[str, Any]) -> None:
         )
         if filer.visible_to_patient:
             notify_patient(session, patient, "new_document", RECORD_LINK)
-        await _send_mdn(session, settings, mailbox, message, raw, payload, outcomes, code)
+        await _send_mdn(session, settings, mailbox, message, payload, outcomes, code)
 
 
 class _Filer:
@@ -107,14 +106,14 @@ class _Filer:
         self,
         session: AsyncSession,
         patient: Patient,
-        message: EmailMessage,
+        message: Message,
         stored_message_id: int,
         signer_id_nat: str | None,
     ) -> None:
         self.session, self.patient, self.message = session, patient, message
         self.stored_message_id = stored_message_id
         self.signer_id_nat = signer_id_nat
-        self.message_id = str(message.get("Message-ID") or "").strip()
+        self.message_id = next(iter(message.header_values("Message-ID")), "").strip()
         self.visible_to_patient = False
 
     async def file_all(self, readings: list[PackageReading]) -> list[DocumentOutcome]:
@@ -229,8 +228,7 @@ async def _send_mdn(
     session: AsyncSession,
     settings: Settings,
     mailbox: Mailbox,
-    message: EmailMessage,
-    raw: bytes,
+    message: Message,
     payload: dict[str, Any],
     outcomes: list[DocumentOutcome],
     code: int | None,
@@ -239,17 +237,15 @@ async def _send_mdn(
     standard e-mail; through the store or the relay."""
     asked = tuple(
         a
-        for _, a in email.utils.getaddresses(
-            [str(v) for v in message.get_all("Disposition-Notification-To", [])]
-        )
+        for _, a in email.utils.getaddresses(message.header_values("Disposition-Notification-To"))
         if a
     )
     answer = decide_filing_answer(
         MdnFacts(
             asked,
             payload.get("mail_from") or "",
-            str(message.get("Auto-Submitted") or ""),
-            message.get_content_type(),
+            next(iter(message.header_values("Auto-Submitted")), ""),
+            message.content_type[0],
         ),
         code,
     )
@@ -263,7 +259,7 @@ async def _send_mdn(
             reporting_host=settings.hostname,
             final_recipient=mailbox.address,
             to=to,
-            original_raw=raw,
+            original_message=message,
             outcomes=outcomes,
             code=code,
             message_id=answer_id,
@@ -279,7 +275,7 @@ async def _send_mdn(
             reporting_host=settings.hostname,
             final_recipient=mailbox.address,
             to=to,
-            original_raw=raw,
+            original_message=message,
             outcomes=outcomes,
             code=code,
             message_id=answer_id,

@@ -35,8 +35,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage, Message
-from email.parser import BytesParser
 
+import mss.message
 from dmp_bridge.errors import LABELS_EN, LABELS_FR
 from mss.db import utcnow
 
@@ -228,7 +228,7 @@ def build_mdn(
     reporting_host: str,
     final_recipient: str,
     to: str,
-    original_raw: bytes,
+    original_message: mss.message.Message,
     outcomes: Sequence[DocumentOutcome],
     code: int | None,
     message_id: str,
@@ -238,7 +238,7 @@ def build_mdn(
 
     ``original_recipient`` is ``rfc822;<address>`` (the envelope's ORCPT, or the RCPT TO).
     """
-    original = BytesParser(policy=email.policy.compat32).parsebytes(original_raw, headersonly=True)
+    original = _headers_of(original_message)
     header_block = _reply_head(
         sender=final_recipient,
         to=to,
@@ -250,7 +250,7 @@ def build_mdn(
     parts = [
         _text_part(_human_text(outcomes, code)),
         _notification(final_recipient, original_recipient, reporting_host, original, code),
-        _original_part(original_raw),
+        _original_part(original_message.raw),
     ]
     return _multipart(
         header_block, b"multipart/report; report-type=disposition-notification", parts
@@ -319,14 +319,14 @@ def build_error_email(
     reporting_host: str,
     final_recipient: str,
     to: str,
-    original_raw: bytes,
+    original_message: mss.message.Message,
     outcomes: Sequence[DocumentOutcome],
     code: int,
     message_id: str,
     files: Sequence[ReturnedFile] = (),
 ) -> bytes:
     """The IG's standard e-mail for a filing error nobody asked an MDN for (multipart/mixed)."""
-    original = BytesParser(policy=email.policy.compat32).parsebytes(original_raw, headersonly=True)
+    original = _headers_of(original_message)
     subject = " ".join(_decoded(original.get("Subject")).split())
     header_block = _reply_head(
         sender=final_recipient,
@@ -339,11 +339,21 @@ def build_error_email(
     parts = [
         _text_part(_error_email_text(outcomes, code, reporting_host)),
         _original_part(
-            original_raw, b'Content-Disposition: attachment; filename="message_original.eml"\r\n'
+            original_message.raw,
+            b'Content-Disposition: attachment; filename="message_original.eml"\r\n',
         ),
         *map(_attachment, files),
     ]
     return _multipart(header_block, b"multipart/mixed", parts)
+
+
+def _headers_of(original: mss.message.Message) -> Message:
+    """The original's top-level header fields as ``compat32`` reads them, from the fields the
+    one reading of the message split (``mss.message``): the message is not parsed again."""
+    headers = Message()
+    for name, value in original.header_items():
+        headers.set_raw(name, value)
+    return headers
 
 
 def _decoded(value: object) -> str:

@@ -28,7 +28,7 @@ from mss.mailbox import counters
 from mss.mailbox.counters import flag_columns
 from mss.mailbox.models import Folder, FolderEntry, StoredMessage
 from mss.mailbox.notify import mark_changed, mark_changed_many
-from mss.mailbox.structure import MessageFacts, describe
+from mss.mailbox.structure import MessageStructure, describe
 
 INBOX = "INBOX"
 DEFAULT_FOLDERS: dict[str, str | None] = {
@@ -155,7 +155,7 @@ def _signature_columns(signature: dict | None) -> dict[str, str | None]:
 
 def message_values(
     raw: bytes,
-    facts: MessageFacts | None = None,
+    facts: MessageStructure | None = None,
     *,
     internal_date: dt.datetime | None = None,
     signature: dict | None = None,

@@ -1,7 +1,7 @@
 """What IMAP needs from a message, computed once at delivery.
 
 ``describe(raw)`` walks the MIME tree of the exact raw bytes and returns
-:class:`MessageFacts`: the ENVELOPE, BODY and BODYSTRUCTURE as JSON-able
+:class:`MessageStructure`: the ENVELOPE, BODY and BODYSTRUCTURE as JSON-able
 nested lists in RFC 3501 order (``None`` is NIL), and a tree of part
 offsets so that FETCH can slice ``BODY[1.2]``, ``BODY[1.MIME]`` or
 ``BODY[2.HEADER]`` out of the raw bytes without parsing the message again.
@@ -11,7 +11,8 @@ A part node of the offset tree is a dict::
     {"h": header start, "b": body start, "e": end,
      "parts": [child nodes] (multipart only),
      "msg": encapsulated message node (message/rfc822 only),
-     "type": "text/plain", "charset": "utf-8", "enc": "base64"}
+     "type": "text/plain", "charset": "utf-8", "enc": "base64",
+     "name": "CR.pdf" (a leaf with a file name only)}
 
 Offsets are into the raw message; the top node is the whole message.
 """
@@ -21,6 +22,8 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import email.errors
+import email.message
 import email.utils
 import quopri
 import re
@@ -61,8 +64,11 @@ class ContentType:
 
 
 @dataclass
-class MessageFacts:
-    """Everything the store and IMAP keep about a message besides its raw bytes."""
+class MessageStructure:
+    """Everything the store and IMAP keep about a message besides its raw bytes.
+
+    Part of the one reading of a message (``mss.message.Message.structure``).
+    """
 
     size: int
     headers_text: str
@@ -123,6 +129,42 @@ def _language(value: str | None) -> Any:
     if not tags:
         return None
     return tags[0] if len(tags) == 1 else tags
+
+
+_NOT_PLAIN_PARAM = re.compile(r"[*\\(]|=\?")  # RFC 2231, quoted-pairs, comments, encoded words
+
+
+def part_filename(ctype: ContentType, fields: list[tuple[str, str]]) -> str:
+    """A part's file name as ``EmailMessage.get_filename`` reads it, or "" (none, or undecodable).
+
+    Content-Disposition's ``filename``, else Content-Type's ``name``. Plainly written values
+    are read here; RFC 2231 (``filename*``), quoted-pairs, comments and encoded words are
+    left to the email package's header parser (the two fields only: no message is parsed).
+    """
+    disposition = first(fields, "Content-Disposition") or ""
+    content_type = first(fields, "Content-Type") or ""
+    if "name" not in disposition.lower() and "name" not in content_type.lower():
+        return ""
+    if _NOT_PLAIN_PARAM.search(disposition) or _NOT_PLAIN_PARAM.search(content_type):
+        return _email_package_filename(fields)
+    found = parse_content_type(f"x/x;{disposition.partition(';')[2]}").param("filename")
+    if found is None:
+        found = ctype.param("name")
+    return (found or "").strip()
+
+
+def _email_package_filename(fields: list[tuple[str, str]]) -> str:
+    from mss.email_policy import CACHED_DEFAULT
+    from mss.email_policy import part_filename as email_filename
+
+    part = email.message.EmailMessage(policy=CACHED_DEFAULT)
+    try:
+        for name, value in fields:
+            if name.lower() in ("content-type", "content-disposition"):
+                part.set_raw(*CACHED_DEFAULT.header_source_parse([f"{name}: {value}\r\n"]))
+        return email_filename(part).strip()
+    except (IndexError, AttributeError, TypeError, RecursionError, email.errors.MessageError):
+        return ""  # what the header parser lets through on hostile values names nothing
 
 
 def _lines(raw: bytes, start: int, end: int) -> int:
@@ -246,6 +288,9 @@ class _Walker:
         charset = ctype.param("charset")
         if charset:
             node["charset"] = charset.lower()
+        name = part_filename(ctype, fields)
+        if name:
+            node["name"] = name
         basic = [
             ctype.maintype,
             ctype.subtype,
@@ -340,13 +385,13 @@ def searchable_headers(fields: list[tuple[str, str]]) -> str:
     return "".join(f"{name}: {decode_words(value)}\n" for name, value in fields)
 
 
-def describe(raw: bytes) -> MessageFacts:
+def describe(raw: bytes) -> MessageStructure:
     """Compute, once, every fact IMAP FETCH and SEARCH need from the raw bytes of a message."""
     walker = _Walker(raw)
     body, structure, parts = walker.entity(0, len(raw), "text/plain", 0)
     fields = split_headers(raw[: parts["b"]])
     subject = first(fields, "Subject") or ""
-    return MessageFacts(
+    return MessageStructure(
         size=len(raw),
         headers_text=searchable_headers(fields),
         message_id=(first(fields, "Message-ID") or "").strip()[:998],

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dmp_bridge.intake import carries_xdm, enqueue_filing
+from dmp_bridge.intake import enqueue_filing
 from mss.agenda.convocations import follow_up_delivery
 from mss.audit import record, recording_in_bulk
 from mss.config import Settings
@@ -29,7 +29,8 @@ from mss.directory.batch_facts import DirectorySnapshot
 from mss.group_commit import group_commit
 from mss.jobs import enqueue, enqueuing_in_bulk
 from mss.mailbox.store import INBOX, Append, append_many, insert_messages, message_values
-from mss.mailbox.structure import MAX_DEPTH, MessageFacts, describe
+from mss.mailbox.structure import MAX_DEPTH, MessageStructure
+from mss.message import Message
 from mss.notify import MESSAGES_LINK, notify_patient
 from mss.policy import (
     ConversationAction,
@@ -42,7 +43,7 @@ from mss.policy import (
 )
 from mss.policy.notices import decide_delivery_notice
 from mss.smtp_gateway.batch_facts import ConversationSnapshot
-from mss.smtp_gateway.content import ParsedMessage, SignatureOutcome
+from mss.smtp_gateway.content import SignatureOutcome
 from mss.smtp_gateway.envelope import Transaction
 
 RELAY_JOB = "smtp.relay"
@@ -78,30 +79,31 @@ class DeliveryRequest:
     """One message ready to be committed: what the session stage established, verified and computed.
 
     ``structure`` (the IMAP facts of the stamped raw bytes) and ``xdm`` (does it carry
-    an IHE_XDM package) are computed by the session, off the shared writer.
+    an IHE_XDM package) are read from the message object by the session, off the shared
+    writer: the MIME tree of ``parsed`` is walked once, there.
     """
 
     settings: Settings
     txn: Transaction
-    parsed: ParsedMessage
+    parsed: Message
     signature: SignatureOutcome
-    structure: MessageFacts
+    structure: MessageStructure
     xdm: bool
 
 
 def prepare(
-    settings: Settings, txn: Transaction, parsed: ParsedMessage, signature: SignatureOutcome
+    settings: Settings, txn: Transaction, parsed: Message, signature: SignatureOutcome
 ) -> DeliveryRequest:
     """The CPU work of a delivery, done by the session before it joins a group commit.
 
-    Raises DeliveryRefused for MIME nested deeper than the store opens: the email package
-    (the XDM check here, DMP filing later) would recurse past Python's limit on it.
+    Raises DeliveryRefused for MIME nested deeper than the store opens (its tree stops
+    there, so an attachment below would be missed and the IMAP structure incomplete).
     """
-    structure = describe(parsed.raw)
+    structure = parsed.structure
     depth = decide_mime_depth(structure.too_deep, max_depth=MAX_DEPTH)
     if not depth.allowed:
         raise DeliveryRefused(depth)
-    return DeliveryRequest(settings, txn, parsed, signature, structure, carries_xdm(parsed.raw))
+    return DeliveryRequest(settings, txn, parsed, signature, structure, parsed.carries_xdm)
 
 
 async def deliver(db: Database, request: DeliveryRequest) -> DeliveryReceipt:

@@ -25,6 +25,7 @@ from mss.directory.models import Patient
 from mss.directory.store import check_mailbox_password_async, find_mailbox, rehash_mailbox_password
 from mss.errors import DatabaseUnavailable
 from mss.login_throttle import Attempt, LoginThrottle, mailbox_account, read_failures
+from mss.message import Message, UnreadableMessage, parse_message
 from mss.policy import (
     Decision,
     MailboxFacts,
@@ -44,14 +45,10 @@ from mss.policy.login import LoginFailures, decide_login_attempt
 from mss.retention import note_activity
 from mss.smtp_gateway import replies
 from mss.smtp_gateway.content import (
-    ParsedMessage,
     SignatureOutcome,
-    UnreadableMessage,
     authentication_results,
     has_bare_line_ending,
     new_message_id,
-    parse_message,
-    restamped,
     stamp,
     verify_signature,
 )
@@ -279,7 +276,7 @@ class Gateway:
                 runner.wake()
         return Accepted(replies.accepted(receipt.queue_id), receipt, signature)
 
-    async def _dkim_results(self, parsed: ParsedMessage) -> list[str]:
+    async def _dkim_results(self, parsed: Message) -> list[str]:
         """DKIM of a message another operator relayed, for Authentication-Results."""
         from mss.crypto import dkim
 
@@ -291,7 +288,7 @@ class Gateway:
 
     def _stamped(
         self,
-        parsed: ParsedMessage,
+        parsed: Message,
         txn: Transaction,
         signature: SignatureOutcome,
         dkim: list[str],
@@ -299,7 +296,7 @@ class Gateway:
         helo: str,
         peer: str,
         tls: str,
-    ) -> ParsedMessage:
+    ) -> Message:
         """Our Received and Authentication-Results headers (and a Message-ID if the client gave
         none)."""
         hostname = self.settings.hostname
@@ -329,4 +326,4 @@ class Gateway:
         if not parsed.message_id and sender.mailbox is not None:
             message_id = new_message_id(self.settings.domain)
             headers.append(("Message-ID", message_id))
-        return restamped(parsed, stamp(parsed.raw, hostname, headers), message_id)
+        return parsed.restamped(stamp(parsed.raw, hostname, headers), message_id)

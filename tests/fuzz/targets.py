@@ -145,18 +145,17 @@ def smtp_command(data: bytes) -> object:
 
 def smtp_data(data: bytes) -> object:
     """DATA as the content stage reads it: line endings, one parse, the structure, the XDM check."""
-    from dmp_bridge.intake import carries_xdm
-    from mss.mailbox.structure import MAX_DEPTH, describe
+    from mss.mailbox.structure import MAX_DEPTH
+    from mss.message import parse_message
     from mss.policy import decide_mime_depth
-    from mss.smtp_gateway.content import has_bare_line_ending, parse_message
+    from mss.smtp_gateway.content import has_bare_line_ending
 
     if has_bare_line_ending(data):
         return None  # refused by decide_line_endings before any parse
     parsed = parse_message(data)
-    facts = describe(parsed.raw)
-    if not decide_mime_depth(facts.too_deep, max_depth=MAX_DEPTH).allowed:
+    if not decide_mime_depth(parsed.structure.too_deep, max_depth=MAX_DEPTH).allowed:
         return None  # refused in delivery.prepare
-    return parsed, carries_xdm(data)
+    return parsed, parsed.carries_xdm, parsed.attachments
 
 
 def header_block(data: bytes) -> object:

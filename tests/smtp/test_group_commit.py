@@ -22,8 +22,9 @@ from mss.directory.facts import mailbox_facts
 from mss.group_commit import GroupCommit, group_commit
 from mss.jobs import Job, enqueue
 from mss.mailbox.models import Folder
+from mss.message import parse_message
 from mss.policy import RecipientFacts
-from mss.smtp_gateway.content import SignatureOutcome, parse_message
+from mss.smtp_gateway.content import SignatureOutcome
 from mss.smtp_gateway.delivery import (
     DeliveryReceipt,
     DeliveryRefused,

@@ -125,7 +125,8 @@ async def test_small_messages_are_verified_on_the_loop_large_ones_in_a_thread(hu
     import threading
 
     from mss.crypto.trust import TrustStore
-    from mss.smtp_gateway.content import INLINE_VERIFY_SIZE, parse_message, verify_signature
+    from mss.message import parse_message
+    from mss.smtp_gateway.content import INLINE_VERIFY_SIZE, verify_signature
 
     threads: list[int] = []
 
