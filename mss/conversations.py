@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Enum, ForeignKey, Index, or_, select, update
+from sqlalchemy import Enum, ForeignKey, Index, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -41,6 +41,32 @@ class Conversation(Base):
 
 
 # -- store functions (the caller's session, so they join its transaction) -------------------
+
+_OF_PATIENT = select(Conversation).where(
+    Conversation.patient_mailbox_id == bindparam("patient_mailbox_id"),
+    Conversation.id.in_(bindparam("ids", expanding=True)),
+)
+
+
+async def patient_conversations(
+    session: AsyncSession, patient_mailbox_id: int, ids: Iterable[int]
+) -> dict[int, Conversation]:
+    """The conversations of ``ids`` that belong to this patient mailbox, by id; one statement."""
+    wanted = list(ids)
+    if not wanted:
+        return {}
+    rows = await session.scalars(
+        _OF_PATIENT, {"patient_mailbox_id": patient_mailbox_id, "ids": wanted}
+    )
+    return {row.id: row for row in rows}
+
+
+async def find_patient_conversation(
+    session: AsyncSession, patient_mailbox_id: int, conversation_id: int
+) -> Conversation | None:
+    """One conversation of this patient mailbox (None when it is another mailbox's)."""
+    row = await session.get(Conversation, conversation_id)
+    return row if row is not None and row.patient_mailbox_id == patient_mailbox_id else None
 
 
 async def conversation_facts(

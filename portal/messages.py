@@ -18,20 +18,29 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dmp_bridge.errors import XdmError
-from dmp_bridge.filing import marker
-from dmp_bridge.models import DmpDocument
+from dmp_bridge.message_documents import (
+    documents_by_unique_id,
+    documents_from_message,
+    filing_outcome,
+)
 from dmp_bridge.xdm import read_xdm
-from mss.audit import AuditEvent
-from mss.conversations import Conversation, ConversationState
+from mss.conversations import (
+    Conversation,
+    ConversationState,
+    find_patient_conversation,
+    patient_conversations,
+)
 from mss.db import Database
+from mss.directory.descriptions import Described, describe_mailboxes
 from mss.directory.identifiers import normalise_address, normalise_id_nat, profession_label
 from mss.directory.models import Mailbox, MailboxKind, Organisation, Professional
 from mss.directory.store import find_professional_by_id_nat
 from mss.errors import InvalidInput
+from mss.mailbox import listing
 from mss.mailbox.entries import FlagUpdate, store_flags
 from mss.mailbox.folders import folder_status
 from mss.mailbox.models import Folder, FolderEntry, StoredMessage
@@ -172,17 +181,16 @@ class Directory:
                 wanted.setdefault(normalised, []).append(address)
         if not wanted_ids and not wanted:
             return
-        conditions = [Mailbox.id.in_(wanted_ids)] if wanted_ids else []
-        if wanted:
-            conditions.append(Mailbox.address.in_(wanted))
-        found = await self._load(or_(*conditions))
+        found = self._keep(
+            await describe_mailboxes(self.session, ids=list(wanted_ids), addresses=list(wanted))
+        )
         missing = [address for address in wanted if address not in found]
         if missing:  # rows written by hand with capitals
             found.update(
                 {
                     mailbox_address.lower(): counterpart
-                    for mailbox_address, counterpart in (
-                        await self._load(func.lower(Mailbox.address).in_(missing))
+                    for mailbox_address, counterpart in self._keep(
+                        await describe_mailboxes(self.session, addresses=missing, lower_case=True)
                     ).items()
                 }
             )
@@ -192,20 +200,10 @@ class Directory:
         for mailbox_id in wanted_ids - self._by_id.keys():
             self._by_id[mailbox_id] = Counterpart("", "Correspondant inconnu", known=False)
 
-    async def _load(self, condition: ColumnElement[bool]) -> dict[str, Counterpart]:
-        """Describe the mailboxes matching ``condition`` (cached by id); by their stored address."""
-        query = (
-            select(Mailbox, Professional, Organisation)
-            .outerjoin(Professional, Professional.id == Mailbox.professional_id)
-            .outerjoin(
-                Organisation,
-                Organisation.id
-                == func.coalesce(Mailbox.organisation_id, Professional.organisation_id),
-            )
-            .where(condition)
-        )
+    def _keep(self, rows: list[Described]) -> dict[str, Counterpart]:
+        """Describe the directory's rows (cached by id); by their stored address."""
         described = {}
-        for mailbox, professional, organisation in (await self.session.execute(query)).all():
+        for mailbox, professional, organisation in rows:
             counterpart = self._by_id[mailbox.id] = describe_mailbox(
                 mailbox, professional, organisation
             )
@@ -302,55 +300,22 @@ async def mailbox_lines(
     One statement for all the folders, entries and messages.
     """
     folders = [normalise_folder_name(name) for name in names]
-    query = (
-        select(
-            Folder.name,
-            FolderEntry.uid,
-            FolderEntry.id,
-            FolderEntry.flags,
-            StoredMessage.id,
-            StoredMessage.subject,
-            StoredMessage.internal_date,
-            StoredMessage.from_address,
-            StoredMessage.envelope,
-            StoredMessage.conversation_id,
-            StoredMessage.bodystructure,
+    lines = [
+        MessageLine(
+            listed.entry_id,
+            listed.folder,
+            listed.uid,
+            listed.message_id,
+            listed.subject,
+            listed.internal_date,
+            listed.from_address.lower(),
+            _addresses(listed.envelope, 5),
+            listed.conversation_id,
+            parse_flags(listed.flags),
+            listed.top_type,
         )
-        .join(FolderEntry, FolderEntry.folder_id == Folder.id)
-        .join(StoredMessage, StoredMessage.id == FolderEntry.message_id)
-        .where(Folder.mailbox_id == mailbox_id, Folder.name.in_(folders))
-    )
-    lines = []
-    for row in await session.execute(query):
-        (
-            folder,
-            uid,
-            entry_id,
-            flags,
-            stored_id,
-            subject,
-            when,
-            sender,
-            envelope,
-            conversation_id,
-            structure,
-        ) = row
-        top = ((structure or {}).get("parts") or {}).get("type", "text/plain")
-        lines.append(
-            MessageLine(
-                entry_id,
-                folder,
-                uid,
-                stored_id,
-                subject or "",
-                when,
-                (sender or "").lower(),
-                _addresses(envelope, 5),
-                conversation_id,
-                parse_flags(flags),
-                top,
-            )
-        )
+        for listed in await listing.list_entries(session, mailbox_id, folders)
+    ]
     lines.sort(key=lambda line: (line.when, line.uid), reverse=True)
     lines.sort(key=lambda line: folders.index(line.folder))
     return lines
@@ -363,20 +328,10 @@ async def conversations(session: AsyncSession, mailbox_id: int) -> list[Conversa
     the directory's description of every professional and sender named.
     """
     lines = await mailbox_lines(session, mailbox_id, (INBOX, SENT))
-    wanted = {line.conversation_id for line in lines if line.conversation_id is not None}
-    rows = (
-        {
-            row.id: row
-            for row in (
-                await session.scalars(
-                    select(Conversation).where(
-                        Conversation.id.in_(wanted), Conversation.patient_mailbox_id == mailbox_id
-                    )
-                )
-            ).all()
-        }
-        if wanted
-        else {}
+    rows = await patient_conversations(
+        session,
+        mailbox_id,
+        {line.conversation_id for line in lines if line.conversation_id is not None},
     )
     directory = Directory(session)
     await directory.describe(
@@ -434,8 +389,8 @@ async def conversation(
 ) -> ConversationSummary | None:
     """One conversation of the mailbox with its messages, oldest first; None if not the
     mailbox's."""
-    row = await session.get(Conversation, conversation_id)
-    if row is None or row.patient_mailbox_id != mailbox_id:
+    row = await find_patient_conversation(session, mailbox_id, conversation_id)
+    if row is None:
         return None
     lines = [
         line
@@ -468,13 +423,11 @@ async def find_entries(
 ) -> dict[int, Located]:
     """``find_entry`` for several entries at once, by entry id (one statement); absent ones are
     left out."""
-    rows = await session.execute(
-        select(FolderEntry, Folder, StoredMessage)
-        .join(Folder, Folder.id == FolderEntry.folder_id)
-        .join(StoredMessage, StoredMessage.id == FolderEntry.message_id)
-        .where(FolderEntry.id.in_(entry_ids), Folder.mailbox_id == mailbox_id)
-    )
-    return {entry.id: Located(entry, folder, message) for entry, folder, message in rows}
+    found = await listing.find_entries(session, mailbox_id, entry_ids)
+    return {
+        entry_id: Located(entry, folder, message)
+        for entry_id, (entry, folder, message) in found.items()
+    }
 
 
 async def locate(
@@ -559,20 +512,11 @@ async def package_facts(
     documents, unreadable = await asyncio.to_thread(lambda: _read_packages(packages()))
     async with db.read() as session:
         wanted = {u for d in documents if d.unique_id for u in (d.unique_id, d.unique_id.lower())}
-        rows = (
-            (
-                await session.execute(
-                    select(
-                        DmpDocument.unique_id,
-                        DmpDocument.invisible_to_patient,
-                        DmpDocument.invisible_to_legal_representatives,
-                    ).where(DmpDocument.patient_id == patient_id, DmpDocument.unique_id.in_(wanted))
-                )
-            ).all()
-            if wanted
-            else []
-        )
-    flags = {uid: RecordFlags(patient, guardians) for uid, patient, guardians in rows}
+        rows = await documents_by_unique_id(session, patient_id, wanted)
+    flags = {
+        row.unique_id: RecordFlags(row.invisible_to_patient, row.invisible_to_legal_representatives)
+        for row in rows
+    }
     return PackageFacts(
         tuple(
             PackagedDocument(
@@ -592,35 +536,19 @@ async def _filed_documents(
     session: AsyncSession, patient_id: int, mailbox_id: int, message_id: int
 ) -> tuple[PackagedDocument, ...] | None:
     """Every document of the message as the record holds it, or None when the record cannot tell."""
-    done = (
-        await session.scalars(
-            select(AuditEvent.detail).where(
-                AuditEvent.action == "dmp_filing",
-                AuditEvent.target == marker(message_id, mailbox_id),
-            )
-        )
-    ).first()
-    if not isinstance(done, dict) or done.get("error") is not None:
+    done = await filing_outcome(session, message_id, mailbox_id)
+    if done is None or not done.complete:
         return None
-    rows = (
-        await session.execute(
-            select(
-                DmpDocument.title,
-                DmpDocument.unique_id,
-                DmpDocument.invisible_to_patient,
-                DmpDocument.invisible_to_legal_representatives,
-            ).where(
-                DmpDocument.patient_id == patient_id,
-                DmpDocument.stored_message_id == message_id,
-                DmpDocument.source == "mss",
-            )
-        )
-    ).all()
-    if not rows or len(rows) != done.get("filed"):
+    rows = await documents_from_message(session, patient_id, message_id)
+    if not rows or len(rows) != done.filed:
         return None
     return tuple(
-        PackagedDocument(record=RecordFlags(patient, guardians), title=title, unique_id=uid)
-        for title, uid, patient, guardians in rows
+        PackagedDocument(
+            record=RecordFlags(row.invisible_to_patient, row.invisible_to_legal_representatives),
+            title=row.title,
+            unique_id=row.unique_id,
+        )
+        for row in rows
     )
 
 

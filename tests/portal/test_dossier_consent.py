@@ -142,8 +142,7 @@ async def test_opposing_break_glass_refuses_emergency_access(hub: Hub) -> None:
     _response, html = await hub.page("/historique")
     text = _text(html)
     assert (
-        f"Accès en urgence au dossier ({REASON})" in text
-        and "Élodie BERNARD (infirmier)" in text
+        f"Accès en urgence au dossier ({REASON})" in text and "Élodie BERNARD (infirmier)" in text
     )
     assert "Consentement modifié (opposition à l'accès en urgence)" in text
     assert "Consentement modifié (fin de l'opposition à l'accès en urgence)" in text

@@ -1,0 +1,113 @@
+"""What a reader of one mailbox lists and opens: its entries by folder, and entries by id.
+
+Statements built once at import (``bindparam``): a listing costs its execution only, not the
+building and cache-key walk of a new ``select`` each time. Every read is scoped by the mailbox,
+so an entry of another mailbox is simply not found.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mss.mailbox.models import Folder, FolderEntry, StoredMessage
+
+
+@dataclass(frozen=True)
+class ListedEntry:
+    """One entry of a folder with what a list shows of its message (no raw bytes)."""
+
+    folder: str
+    uid: int
+    entry_id: int
+    flags: str  # as stored: mss.mailbox.store.parse_flags reads them
+    message_id: int
+    subject: str
+    internal_date: dt.datetime
+    from_address: str
+    envelope: list[Any]
+    conversation_id: int | None
+    top_type: str  # the message's top MIME type (multipart/report: a read receipt)
+
+
+_LISTING = (
+    select(
+        Folder.name,
+        FolderEntry.uid,
+        FolderEntry.id,
+        FolderEntry.flags,
+        StoredMessage.id,
+        StoredMessage.subject,
+        StoredMessage.internal_date,
+        StoredMessage.from_address,
+        StoredMessage.envelope,
+        StoredMessage.conversation_id,
+        StoredMessage.bodystructure,
+    )
+    .join(FolderEntry, FolderEntry.folder_id == Folder.id)
+    .join(StoredMessage, StoredMessage.id == FolderEntry.message_id)
+    .where(
+        Folder.mailbox_id == bindparam("mailbox_id"),
+        Folder.name.in_(bindparam("names", expanding=True)),
+    )
+)
+_ENTRIES = (
+    select(FolderEntry, Folder, StoredMessage)
+    .join(Folder, Folder.id == FolderEntry.folder_id)
+    .join(StoredMessage, StoredMessage.id == FolderEntry.message_id)
+    .where(
+        FolderEntry.id.in_(bindparam("entry_ids", expanding=True)),
+        Folder.mailbox_id == bindparam("mailbox_id"),
+    )
+)
+
+
+async def list_entries(
+    session: AsyncSession, mailbox_id: int, folder_names: Sequence[str]
+) -> list[ListedEntry]:
+    """Every entry of the named folders of the mailbox (names as stored), in no order; one
+    statement."""
+    rows = await session.execute(_LISTING, {"mailbox_id": mailbox_id, "names": list(folder_names)})
+    return [
+        ListedEntry(
+            folder,
+            uid,
+            entry_id,
+            flags or "",
+            message_id,
+            subject or "",
+            when,
+            sender or "",
+            envelope or [],
+            conversation_id,
+            ((structure or {}).get("parts") or {}).get("type", "text/plain"),
+        )
+        for (
+            folder,
+            uid,
+            entry_id,
+            flags,
+            message_id,
+            subject,
+            when,
+            sender,
+            envelope,
+            conversation_id,
+            structure,
+        ) in rows
+    ]
+
+
+async def find_entries(
+    session: AsyncSession, mailbox_id: int, entry_ids: Sequence[int]
+) -> dict[int, tuple[FolderEntry, Folder, StoredMessage]]:
+    """Entries of the mailbox by id, each with its folder and message; absent ones left out."""
+    if not entry_ids:
+        return {}
+    rows = await session.execute(_ENTRIES, {"entry_ids": list(entry_ids), "mailbox_id": mailbox_id})
+    return {entry.id: (entry, folder, message) for entry, folder, message in rows}
