@@ -43,6 +43,9 @@ class Listeners:
     https: bool = True
     workers: bool = True
     job_process: bool = False  # the workers in a second process: a second core for follow-up work
+    # Processes serving the IMAP ports (SO_REUSEPORT), on PostgreSQL: IDLE wake-ups cross them
+    # through LISTEN/NOTIFY. SQLite has no such channel: there one process serves IMAP.
+    imap_processes: int = 1
     smtp_processes: int = (
         1  # processes serving the SMTP ports (SO_REUSEPORT): more cores for the gateway
     )

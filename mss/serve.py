@@ -80,6 +80,7 @@ class Hub:
     bound: dict[str, int] = field(default_factory=dict)
     job_process: JobProcess | None = None
     smtp_processes: list[SmtpProcess] = field(default_factory=list)
+    imap_processes: list[ImapProcess] = field(default_factory=list)
 
     async def start(self) -> None:
         from mss.crypto.tls import server_context
@@ -119,6 +120,8 @@ class Hub:
                 asyncio.create_task(child.supervise(), name=child.name)
                 for child in self.smtp_processes
             ]
+        self.imap_processes = start_imap_processes(settings, self.db, self.bound)
+        self.tasks += [asyncio.create_task(c.supervise(), name=c.name) for c in self.imap_processes]
         if settings.listeners.workers:
             await _schedule_retention(self.db)
         if self.job_process is not None:
@@ -138,7 +141,12 @@ class Hub:
         if listeners.imap or listeners.imaps:
             from mss.mailbox.imap import start_imap_servers
 
-            imap_servers = await start_imap_servers(settings, self.db, server_context(settings))
+            imap_servers = await start_imap_servers(
+                settings,
+                self.db,
+                server_context(settings),
+                reuse_port=imap_count(settings, self.db) > 1,
+            )
             self.servers += imap_servers
             names = [name for name in ("imap", "imaps") if getattr(listeners, name)]
             self.bound.update(
@@ -186,6 +194,7 @@ class Hub:
         for child in self.smtp_processes:
             child._closed()
         await asyncio.gather(*(asyncio.to_thread(child.stop) for child in self.smtp_processes))
+        await asyncio.gather(*(asyncio.to_thread(child.stop) for child in self.imap_processes))
         if self.job_process is not None:
             await asyncio.to_thread(self.job_process.stop)
         await self.db.dispose()
@@ -462,6 +471,94 @@ def start_smtp_processes(
     for child in children:
         child.start()
     return children
+
+
+def imap_count(settings: Settings, db: Database) -> int:
+    """Processes serving IMAP: ``[listeners] imap_processes`` on PostgreSQL, one on SQLite.
+
+    An IDLE session is woken by a change made in another process through PostgreSQL's
+    LISTEN/NOTIFY (``mss.mailbox.notify``); SQLite has no channel between processes, so a
+    second IMAP process would show another's changes only at its next catch-up (30 s).
+    """
+    listeners = settings.listeners
+    wanted = listeners.imap_processes if listeners.imap or listeners.imaps else 1
+    if wanted > 1 and db.dialect != "postgresql":
+        log.warning("listeners.imap_processes = %s needs PostgreSQL: one IMAP process", wanted)
+        return 1
+    return max(1, wanted)
+
+
+class ImapProcess(ChildProcess):
+    """One more IMAP process on the hub's IMAP ports (``[listeners] imap_processes``).
+
+    Every IMAP process listens on the same ports (SO_REUSEPORT) and LISTENs on PostgreSQL's
+    change channel, so IDLE in one sees what another (or an SMTP process) committed. The
+    child stops on SIGTERM, or when it reads the end of its pipe (the hub is gone).
+    """
+
+    def __init__(self, settings: Settings, index: int) -> None:
+        super().__init__(settings)
+        self.name = f"mss-imap-{index}"
+        self._link: Connection | None = None
+
+    def _target(self, context: Any) -> tuple[Any, tuple[Any, ...]]:
+        self._closed()
+        reader, self._link = context.Pipe(duplex=False)
+        self._reader = reader
+        return _imap_process_main, (self.settings, reader)
+
+    def _after_start(self) -> None:
+        self._reader.close()
+        del self._reader
+
+    def _closed(self) -> None:
+        if self._link is not None:
+            self._link.close()
+            self._link = None
+
+
+def start_imap_processes(
+    settings: Settings, db: Database, bound: dict[str, int]
+) -> list[ImapProcess]:
+    """The IMAP processes beside this one (``imap_count`` - 1), on the ports it bound."""
+    count = imap_count(settings, db) - 1
+    if count < 1:
+        return []
+    child_settings = copy.deepcopy(settings)
+    for name in ("imap", "imaps"):
+        if name in bound:  # port 0 was a free port: the children take the same
+            setattr(child_settings.ports, name, bound[name])
+    children = [ImapProcess(child_settings, index) for index in range(1, count + 1)]
+    for child in children:
+        child.start()
+    return children
+
+
+def _imap_process_main(settings: Settings, link: Any) -> None:
+    _child_logging(settings)
+    asyncio.run(run_imap_process(settings, link))
+
+
+async def run_imap_process(settings: Settings, link: Any) -> None:
+    """An IMAP child: the IMAP listeners on the shared ports until SIGTERM or the hub's end."""
+    from mss.crypto.tls import server_context
+    from mss.mailbox.imap import start_imap_servers, stop_imap_servers
+
+    passwords.configure(settings.auth.cache_seconds)
+    db = Database(settings.effective_database_url)
+    _child_metrics(settings, db)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_reader(link.fileno(), stop.set)  # readable only at its end: the hub is gone
+    servers = await start_imap_servers(settings, db, server_context(settings), reuse_port=True)
+    try:
+        await stop.wait()
+    finally:
+        loop.remove_reader(link.fileno())
+        await stop_imap_servers(servers)
+        await db.dispose()
 
 
 def _child_logging(settings: Settings) -> None:

@@ -267,18 +267,26 @@ async def folder_status(
     )
 
 
-async def claim_recent(session: AsyncSession, folder_id: int, below: int) -> tuple[int, int]:
+async def claim_recent(
+    session: AsyncSession, folder_id: int, below: int, *, wait: bool = True
+) -> tuple[int, int]:
     """Take the \\Recent messages of a folder for one session: the UIDs in [first, end) are its own.
 
     ``below`` is one more than the highest UID the session has seen; UIDs it has not
     seen yet stay recent for whoever sees them first. The folder row is locked, so two
-    sessions never get the same message as recent.
+    sessions never get the same message as recent. Without ``wait`` (the sessions an IDLE
+    wake-up catches up together) a session finds the row taken and claims nothing: the one
+    holding it, or a later catch-up, does.
     """
     first = (
         await session.execute(
-            select(Folder.first_recent_uid).where(Folder.id == folder_id).with_for_update()
+            select(Folder.first_recent_uid)
+            .where(Folder.id == folder_id)
+            .with_for_update(skip_locked=not wait)
         )
-    ).scalar_one()
+    ).scalar_one_or_none()
+    if first is None:  # without ``wait``: another writer holds the row, claim nothing now
+        return below, below
     if below <= first:
         return first, first
     still_recent = (

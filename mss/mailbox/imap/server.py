@@ -348,12 +348,14 @@ class Connection:
 
 
 async def start_imap_servers(
-    settings: Settings, db: Database, ssl_context: ssl.SSLContext
+    settings: Settings, db: Database, ssl_context: ssl.SSLContext, *, reuse_port: bool = False
 ) -> list[asyncio.Server]:
     """Listen on the STARTTLS port (``ports.imap``) and the implicit-TLS port (``ports.imaps``).
 
     Port 0 picks a free port (see ``server.sockets[0].getsockname()``). Stop with
     :func:`stop_imap_servers`, which also closes open connections and the change listener.
+    With ``reuse_port``, other processes may listen on the same ports (SO_REUSEPORT: the
+    kernel spreads the connections; ``[listeners] imap_processes``).
     """
     service = ImapService(settings, db, ssl_context)
     await service.start_listener()
@@ -365,6 +367,7 @@ async def start_imap_servers(
                 settings.bind,
                 settings.ports.imap,
                 limit=MAX_LINE,
+                reuse_port=reuse_port,
             )
         )
     if settings.listeners.imaps:
@@ -376,6 +379,7 @@ async def start_imap_servers(
                 ssl=ssl_context,
                 limit=MAX_LINE,
                 ssl_handshake_timeout=30,
+                reuse_port=reuse_port,
             )
         )
     for server in servers:

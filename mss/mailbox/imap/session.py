@@ -156,21 +156,32 @@ class Session:
             self.wake.clear()
         self.last_catch_up = time.monotonic()
         view = self.selected
+        claim = False
         async with self.db.read() as session:
             out = await view.catch_up(
                 session, allow_expunge=allow_expunge, condstore=self.condstore, qresync=self.qresync
             )
-        if view.new_since_catch_up and not view.readonly:
+            if view.new_since_catch_up and not view.readonly:
+                # A write (the folder row locked) only when the new UIDs are not claimed yet:
+                # of the sessions woken by one delivery, the first claims, the others read.
+                first_recent = (
+                    await session.execute(
+                        select(Folder.first_recent_uid).where(Folder.id == view.folder_id)
+                    )
+                ).scalar_one()
+                claim = first_recent <= view.new_since_catch_up[-1]
+        if out:  # EXISTS goes out now: an IDLE client need not wait for the claim below
+            self.send(b"".join(out))
+        if claim:
+            new_uids = view.new_since_catch_up
             async with self.db.write() as session:
                 first, end = await claim_recent(
-                    session, view.folder_id, view.new_since_catch_up[-1] + 1
+                    session, view.folder_id, new_uids[-1] + 1, wait=False
                 )
             before = len(view.recent)
             view.mark_recent(first, end)
             if len(view.recent) != before:
-                out.append(b"* %d RECENT\r\n" % len(view.recent))
-        if out:
-            self.send(b"".join(out))
+                self.send(b"* %d RECENT\r\n" % len(view.recent))
 
     # --- any state ---
 
