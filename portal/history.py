@@ -222,6 +222,8 @@ async def _actor_names(
         e.actor
         for e in events
         if e.actor_kind == "professional" and not _is_address(e.actor) and e.actor.isdigit()
+    } | {  # the professional a consent change names
+        str(e.detail["id_nat"]) for e in events if e.detail and e.detail.get("id_nat")
     }
     names: dict[str, tuple[str, str]] = {}
     if addresses:
@@ -249,9 +251,14 @@ def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:] if text and not text[1:2].isupper() else text
 
 
-def _detail(key: str, value: object, detail: dict[str, object]) -> str:
-    if key == "id_nat" and isinstance(value, str) and len(value) == 12 and value.startswith("8"):
-        return f"RPPS {value[1:]}"
+def _detail(
+    key: str, value: object, detail: dict[str, object], names: dict[str, tuple[str, str]]
+) -> str:
+    if key == "id_nat" and isinstance(value, str):
+        rpps = f"RPPS {value[1:]}" if len(value) == 12 and value.startswith("8") else value
+        name, role = names.get(value, ("", ""))
+        profession = role.split(", ")[0]  # without the organisation: the line stays short
+        return ", ".join(part for part in (name, profession if name else "", rpps) if part)
     if key == "change" and value == "treating_doctor" and not detail.get("id_nat"):
         return "médecin traitant retiré"
     return DETAILS[key].get(str(value), str(value))
@@ -290,7 +297,9 @@ def describe(event: AuditEvent, names: dict[str, tuple[str, str]] | None = None)
     detail = event.detail or {}
     extras = [
         text
-        for text in (_detail(key, detail[key], detail) for key in DETAILS if detail.get(key))
+        for text in (
+            _detail(key, detail[key], detail, names or {}) for key in DETAILS if detail.get(key)
+        )
         if text
     ]
     return HistoryLine(

@@ -151,9 +151,9 @@ async def test_consent_choices_and_the_access_history(page: Page, hub: Hub) -> N
     await page.get_by_label("Type").select_option(label="Consentements")
     await page.get_by_role("button", name="Filtrer").click()
     for change in (
-        "professionnel autorisé, RPPS 10000000014",
-        "médecin traitant désigné, RPPS 10000000014",
-        "professionnel bloqué, RPPS 10000000021",
+        "professionnel autorisé, Jean DUPONT, médecin, RPPS 10000000014",
+        "médecin traitant désigné, Jean DUPONT, médecin, RPPS 10000000014",
+        "professionnel bloqué, Élodie BERNARD, infirmier, RPPS 10000000021",
         "opposition à l'accès en urgence",
     ):
         await expect(

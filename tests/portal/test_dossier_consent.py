@@ -113,11 +113,11 @@ async def test_authorise_block_and_name_the_treating_doctor(hub: Hub) -> None:
     _response, html = await hub.page("/historique?type=consentements")
     text = _text(html)
     for change in (
-        "professionnel autorisé, RPPS 10000000014",
-        "professionnel bloqué, RPPS 10000000021",
-        "médecin traitant désigné, RPPS 10000000014",
-        "autorisation retirée, RPPS 10000000014",
-        "professionnel débloqué, RPPS 10000000021",
+        "professionnel autorisé, Jean DUPONT, médecin, RPPS 10000000014",
+        "professionnel bloqué, Élodie BERNARD, infirmier, RPPS 10000000021",
+        "médecin traitant désigné, Jean DUPONT, médecin, RPPS 10000000014",
+        "autorisation retirée, Jean DUPONT, médecin, RPPS 10000000014",
+        "professionnel débloqué, Élodie BERNARD, infirmier, RPPS 10000000021",
         "médecin traitant retiré",
     ):
         assert f"Consentement modifié ({change})" in text, change
