@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dmp_bridge.errors import XdmError
@@ -430,6 +430,16 @@ async def find_entries(
     }
 
 
+_LOCATE = (
+    select(Mailbox, FolderEntry, Folder, StoredMessage, Conversation)
+    .join(Folder, Folder.mailbox_id == Mailbox.id)
+    .join(FolderEntry, FolderEntry.folder_id == Folder.id)
+    .join(StoredMessage, StoredMessage.id == FolderEntry.message_id)
+    .outerjoin(Conversation, Conversation.id == StoredMessage.conversation_id)
+    .where(Mailbox.patient_id == bindparam("patient_id"), FolderEntry.id == bindparam("entry_id"))
+)  # built once: building it per call costs more than running it
+
+
 async def locate(
     session: AsyncSession, patient_id: int, entry_id: int
 ) -> tuple[Mailbox, Located] | None:
@@ -438,16 +448,7 @@ async def locate(
     The message's conversation comes with it (``Located.conversation``), so a later
     ``session.get(Conversation, ...)`` on the same session reads nothing more.
     """
-    row = (
-        await session.execute(
-            select(Mailbox, FolderEntry, Folder, StoredMessage, Conversation)
-            .join(Folder, Folder.mailbox_id == Mailbox.id)
-            .join(FolderEntry, FolderEntry.folder_id == Folder.id)
-            .join(StoredMessage, StoredMessage.id == FolderEntry.message_id)
-            .outerjoin(Conversation, Conversation.id == StoredMessage.conversation_id)
-            .where(Mailbox.patient_id == patient_id, FolderEntry.id == entry_id)
-        )
-    ).first()
+    row = (await session.execute(_LOCATE, {"patient_id": patient_id, "entry_id": entry_id})).first()
     if row is None:
         return None
     mailbox, entry, folder, message, conversation = row

@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -27,8 +27,17 @@ ANONYMOUS, SECOND_FACTOR, SIGNED_IN = "anonymous", "second_factor", "signed_in"
 # Activity is written at most this often (and at most every tenth of the idle limit), so a
 # session may end up to that much early; reading a page is then no write at all.
 TOUCH_INTERVAL = dt.timedelta(seconds=30)
-# Built once: an alias made per call rebuilds its column proxies and misses the statement cache.
+# Built once: an alias made per call rebuilds its column proxies and misses the statement cache,
+# and a select() built per call costs more than running it.
 _MINOR = aliased(Patient, name="minor")
+_LOAD = (
+    select(PortalSession, Patient, _MINOR)
+    .outerjoin(Patient, Patient.id == PortalSession.patient_id)
+    .outerjoin(Guardianship, Guardianship.guardian_id == Patient.id)
+    .outerjoin(_MINOR, _MINOR.id == Guardianship.minor_id)
+    .where(PortalSession.token_hash == bindparam("token_hash"))
+    .order_by(_MINOR.given_names, _MINOR.family_name)
+)  # as mss.patients.minors_of
 
 
 def hash_token(token: str) -> str:
@@ -63,17 +72,8 @@ class Loaded:
 async def load(db: Database, token: str) -> Loaded | None:
     """The session of this cookie token and who it names, in one statement (one row per minor
     held)."""
-    minor = _MINOR
-    query = (
-        select(PortalSession, Patient, minor)
-        .outerjoin(Patient, Patient.id == PortalSession.patient_id)
-        .outerjoin(Guardianship, Guardianship.guardian_id == Patient.id)
-        .outerjoin(minor, minor.id == Guardianship.minor_id)
-        .where(PortalSession.token_hash == hash_token(token))
-        .order_by(minor.given_names, minor.family_name)
-    )  # as mss.patients.minors_of
     async with db.read() as session:
-        rows = (await session.execute(query)).all()
+        rows = (await session.execute(_LOAD, {"token_hash": hash_token(token)})).all()
     if not rows:
         return None
     row, patient, _minor = rows[0]

@@ -124,9 +124,12 @@ async def find_organisation_by_finess(session: AsyncSession, finess: str) -> Org
     ).first()
 
 
+_PATIENT_MAILBOX = select(Mailbox).where(Mailbox.patient_id == bindparam("patient_id"))
+
+
 async def find_patient_mailbox(session: AsyncSession, patient_id: int) -> Mailbox | None:
-    """The PAT mailbox of a patient, or None."""
-    return (await session.scalars(select(Mailbox).where(Mailbox.patient_id == patient_id))).first()
+    """The PAT mailbox of a patient, or None (a statement built once: the portal's every page)."""
+    return (await session.scalars(_PATIENT_MAILBOX, {"patient_id": patient_id})).first()
 
 
 async def pharmacy_mailboxes(session: AsyncSession) -> list[Mailbox]:
