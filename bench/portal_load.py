@@ -6,6 +6,7 @@ under 2 minutes
     .venv/bin/python bench/portal_load.py --engine postgresql    # a fresh database on
 127.0.0.1:5432, dropped after
     .venv/bin/python bench/portal_load.py --sessions 50 --seconds 30 --messages-per-patient 10
+    .venv/bin/python bench/portal_load.py --processes 2    # each server in 2 processes
 
 A temporary hub data folder gets a development PKI (``mss.crypto.pki``), a
 migrated database, a doctor and N active patients, each with a few
@@ -16,8 +17,10 @@ in its own process; N sessions log in for real (password, then the code read
 from the development SMS outbox) and for T seconds each loads its inbox, then
 one of its messages, in turn. The baseline is a trivial aiohttp handler
 returning a small HTML page, in its own process over the same TLS, driven by
-the same client code at the same concurrency. The script prints requests/s
-and p50/p99 latency for both, and the ratios portal / trivial.
+the same client code at the same concurrency. With ``--processes P`` each
+server runs in P processes sharing its port (SO_REUSEPORT, as ``mss serve``
+does with several cores). The script prints requests/s and p50/p99 latency
+for both, and the ratios portal / trivial.
 """
 
 from __future__ import annotations
@@ -222,15 +225,15 @@ async def populate(settings: Settings, patients: int, per_patient: int) -> list[
 # --- the two servers, each in its own process ---------------------------------------------
 
 
-async def serve_portal(data_dir: str, database_url: str) -> None:
+async def serve_portal(data_dir: str, database_url: str, port: int) -> None:
     """--serve-portal: the hub's HTTPS application alone in this process; prints its port."""
     settings = hub_settings(Path(data_dir), database_url)
     db = Database(database_url)
     services = {"settings": settings, "trust": TrustStore.from_settings(settings)}
-    await serve(build_app(settings, db, services), tls_server_context(settings))
+    await serve(build_app(settings, db, services), tls_server_context(settings), port)
 
 
-async def serve_trivial(data_dir: str) -> None:
+async def serve_trivial(data_dir: str, port: int) -> None:
     """--serve-trivial: one handler answering every GET with a small HTML page; prints its port."""
 
     async def page(_request: web.Request) -> web.Response:
@@ -238,13 +241,14 @@ async def serve_trivial(data_dir: str) -> None:
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", page)
-    await serve(app, tls_server_context(hub_settings(Path(data_dir), "")))
+    await serve(app, tls_server_context(hub_settings(Path(data_dir), "")), port)
 
 
-async def serve(app: web.Application, context: ssl.SSLContext) -> None:
+async def serve(app: web.Application, context: ssl.SSLContext, port: int) -> None:
+    """Listen on ``port`` (0: a free one) beside the other processes of the same server."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=context, reuse_port=True)
     await site.start()
     print(runner.addresses[0][1], flush=True)  # port 0: the port the system chose
     await asyncio.Event().wait()
@@ -261,6 +265,20 @@ def start_server(*args: str) -> tuple[subprocess.Popen[str], int]:
         stop_server(process)
         raise RuntimeError(f"the server {args[0]} did not start (exit code {process.returncode})")
     return process, int(line)
+
+
+def start_servers(count: int, *args: str) -> tuple[list[subprocess.Popen[str]], int]:
+    """``count`` processes of one server on one port (the first picks it, SO_REUSEPORT)."""
+    first, port = start_server(*args, "0")
+    processes = [first]
+    try:
+        for _ in range(count - 1):
+            processes.append(start_server(*args, str(port))[0])
+    except BaseException:
+        for process in processes:
+            stop_server(process)
+        raise
+    return processes, port
 
 
 def stop_server(process: subprocess.Popen[str]) -> None:
@@ -380,6 +398,19 @@ class Figures:
     p99: float
     requests: int
     failures: list[str]
+    cpu: float = 0.0  # the server processes' CPU seconds (user + system) during the load
+
+
+def processes_cpu(pids: list[int]) -> float:
+    """CPU seconds (user + system) the processes have used so far (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -387,11 +418,13 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
 
 
-async def measure(visitors: list[Visitor], seconds: float) -> tuple[Figures, Tally]:
+async def measure(
+    visitors: list[Visitor], seconds: float, pids: list[int]
+) -> tuple[Figures, Tally]:
     tally = Tally()
-    started = time.monotonic()
+    started, cpu = time.monotonic(), processes_cpu(pids)
     await asyncio.gather(*(v.browse(started + seconds, tally) for v in visitors))
-    elapsed = time.monotonic() - started
+    elapsed, cpu = time.monotonic() - started, processes_cpu(pids) - cpu
     latencies = tally.all()
     return Figures(
         len(latencies) / elapsed,
@@ -399,6 +432,7 @@ async def measure(visitors: list[Visitor], seconds: float) -> tuple[Figures, Tal
         percentile(latencies, 0.99),
         len(latencies),
         tally.failures,
+        cpu,
     ), tally
 
 
@@ -408,6 +442,7 @@ async def run_load(
     users: list[PatientLoad],
     seconds: float,
     settings: Settings | None,
+    pids: list[int],
 ) -> tuple[Figures, Tally]:
     """Open one session per user (logged in when ``settings`` is given), then browse for
     ``seconds``."""
@@ -416,7 +451,7 @@ async def run_load(
         if settings is not None:
             await asyncio.gather(*(v.login(settings) for v in visitors))
             await asyncio.gather(*(v.check_signed_in() for v in visitors))
-        return await measure(visitors, seconds)
+        return await measure(visitors, seconds, pids)
     finally:
         await asyncio.gather(*(v.close() for v in visitors))
 
@@ -431,8 +466,8 @@ def ms(seconds: float) -> str:
 def report(name: str, figures: Figures) -> None:
     print(
         f"  {name:<24} {figures.rate:8.1f} requests/s   p50 {ms(figures.p50)}   p99 "
-        f"{ms(figures.p99)}"
-        f"   ({figures.requests} requests, {len(figures.failures)} failed)",
+        f"{ms(figures.p99)}   server CPU {1000 * figures.cpu / max(figures.requests, 1):.2f} "
+        f"ms/request   ({figures.requests} requests, {len(figures.failures)} failed)",
         flush=True,
     )
 
@@ -484,17 +519,23 @@ async def bench(args: argparse.Namespace, work: Path) -> int:
             flush=True,
         )
 
-        trivial, trivial_port = start_server("--serve-trivial", str(data_dir))
-        processes.append(trivial)
-        baseline, _ = await run_load(trivial_port, context, users, args.seconds, None)
-        stop_server(trivial)
-        report("trivial aiohttp page", baseline)
+        trivial, trivial_port = start_servers(args.processes, "--serve-trivial", str(data_dir))
+        processes += trivial
+        baseline, _ = await run_load(
+            trivial_port, context, users, args.seconds, None, [p.pid for p in trivial]
+        )
+        for process in trivial:
+            stop_server(process)
+        report(f"trivial aiohttp page x{args.processes}", baseline)
 
-        portal, portal_port = start_server("--serve-portal", str(data_dir), url)
-        processes.append(portal)
-        hub, tally = await run_load(portal_port, context, users, args.seconds, settings)
-        stop_server(portal)
-        report(f"portal ({args.engine})", hub)
+        portal, portal_port = start_servers(args.processes, "--serve-portal", str(data_dir), url)
+        processes += portal
+        hub, tally = await run_load(
+            portal_port, context, users, args.seconds, settings, [p.pid for p in portal]
+        )
+        for process in portal:
+            stop_server(process)
+        report(f"portal ({args.engine}) x{args.processes}", hub)
         for page in ("inbox", "message"):
             values = tally.latencies[page]
             print(
@@ -502,9 +543,13 @@ async def bench(args: argparse.Namespace, work: Path) -> int:
                 f"{len(values):6d} requests"
                 f"   p50 {ms(percentile(values, 0.5))}   p99 {ms(percentile(values, 0.99))}"
             )
+        cpu_ratio = (hub.cpu / max(hub.requests, 1)) / max(
+            baseline.cpu / max(baseline.requests, 1), 1e-9
+        )
         print(
             f"  ratio portal / trivial: requests/s {hub.rate / baseline.rate:.3f}, "
-            f"p50 latency {hub.p50 / baseline.p50:.1f}x, p99 latency {hub.p99 / baseline.p99:.1f}x"
+            f"p50 latency {hub.p50 / baseline.p50:.1f}x, "
+            f"p99 latency {hub.p99 / baseline.p99:.1f}x, server CPU per request {cpu_ratio:.1f}x"
         )
         failures = baseline.failures + hub.failures
         for line in failures[:10]:
@@ -528,9 +573,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=15.0, help="duration of each load run (T)")
     parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--messages-per-patient", type=int, default=5)
+    parser.add_argument(
+        "--processes", type=int, default=1, help="processes of each server on its port (P)"
+    )
     args = parser.parse_args()
-    if args.sessions < 1 or args.messages_per_patient < 1 or args.seconds <= 0:
-        parser.error("--sessions and --messages-per-patient must be at least 1, --seconds above 0")
+    if min(args.sessions, args.messages_per_patient, args.processes) < 1 or args.seconds <= 0:
+        parser.error(
+            "--sessions, --messages-per-patient and --processes must be at least 1, "
+            "--seconds above 0"
+        )
     return args
 
 
@@ -544,10 +595,10 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--serve-portal":
-        asyncio.run(serve_portal(sys.argv[2], sys.argv[3]))
-    elif len(sys.argv) == 3 and sys.argv[1] == "--serve-trivial":
-        asyncio.run(serve_trivial(sys.argv[2]))
+    if len(sys.argv) == 5 and sys.argv[1] == "--serve-portal":
+        asyncio.run(serve_portal(sys.argv[2], sys.argv[3], int(sys.argv[4])))
+    elif len(sys.argv) == 4 and sys.argv[1] == "--serve-trivial":
+        asyncio.run(serve_trivial(sys.argv[2], int(sys.argv[3])))
     else:
         import logging
 
