@@ -37,6 +37,7 @@ from mss.directory.models import Guardianship, Patient, PatientState
 from mss.errors import ConfigError
 from mss.jobs import Job, JobContext, JobRunner, PartlyDone, PermanentFailure, enqueue
 from mss.policy.notice_recipients import (
+    RECORD_KINDS,
     GroupedNotice,
     NoticeContact,
     PendingNotice,
@@ -371,7 +372,8 @@ def notify_patient(session: AsyncSession, patient: Reachable, kind: str, link: s
         raise ValueError(f"a notification link must be a portal path, not {link!r}")
     key = uuid.uuid4().hex
     # A channel the patient has no address for is carried by the first payload (see
-    # ``carried_channels``): a minor without any still has guardians to tell.
+    # ``carried_channels``): a minor without any still has guardians to tell of a record notice
+    # (no other kind goes to guardians: without an address, it has nobody to reach).
     channels = [c for c, address in (("email", patient.email), ("sms", patient.phone)) if address]
     return [
         enqueue(
@@ -380,7 +382,7 @@ def notify_patient(session: AsyncSession, patient: Reachable, kind: str, link: s
             {"patient_id": patient.id, "kind": kind, "link": link, "channel": channel},
             dedupe_key=f"notify:{key}:{channel}",
         )
-        for channel in channels or ["email"]
+        for channel in channels or (["email"] if kind in RECORD_KINDS else [])
     ]
 
 
