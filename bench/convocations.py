@@ -63,7 +63,7 @@ from mss.db import Database, utcnow
 from mss.directory.models import Mailbox, MailboxKind, Organisation, Patient, PatientState
 from mss.jobs import Job, JobRunner
 from mss.migrate import upgrade_async
-from mss.serve import ChildProcess, JobProcess, start_smtp_processes
+from mss.serve import ChildProcess, JobProcess, register_follow_ups, start_smtp_processes
 from mss.smtp_gateway.protocol import SharedConnectionLimiter
 
 APP = "convocations@mss.localhost"
@@ -261,6 +261,7 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         services["connection_limiter"] = SharedConnectionLimiter(
             settings.limits.max_connections_per_ip, args.smtp_processes
         )
+    register_follow_ups()  # as mss serve does where a hub starts
     servers = await smtp_gateway.start_smtp_servers(
         settings, db, services, reuse_port=args.smtp_processes > 1
     )

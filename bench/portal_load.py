@@ -72,6 +72,7 @@ from mss.http import build_app
 from mss.mailbox.models import Folder, FolderEntry
 from mss.migrate import upgrade_async
 from mss.notify import read_outbox
+from mss.serve import register_follow_ups
 from mss.smtp_gateway import Gateway
 
 DOCTOR = "jean.dupont@mss.localhost"
@@ -187,6 +188,7 @@ async def populate(settings: Settings, patients: int, per_patient: int) -> list[
             "settings": settings,
             "trust": TrustStore.from_settings(settings, repo_trust_dir=None),
         }
+        register_follow_ups()  # as mss serve does where a hub starts
         gateway = Gateway(settings, db, services)
         async with db.read() as session:
             sender = await mailbox_facts(session, DOCTOR)

@@ -45,6 +45,7 @@ from mss.db import Database, utcnow
 from mss.directory.models import Mailbox, MailboxKind, Patient, PatientState, Professional
 from mss.directory.store import hash_password
 from mss.migrate import upgrade_async
+from mss.serve import register_follow_ups
 from mss.smtp_gateway import start_smtp_servers
 
 SENDER = "jean.dupont@mss.localhost"
@@ -146,6 +147,7 @@ async def run_gateway(
         "settings": settings,
         "trust": TrustStore.from_settings(settings, repo_trust_dir=None),
     }
+    register_follow_ups()  # as mss serve does where a hub starts
     servers = await start_smtp_servers(settings, db, services)
     port = services["smtp_ports"]["submission_tls"]
     context = ssl.create_default_context(cafile=str(settings.pki_dir / "root-ca.pem"))

@@ -39,7 +39,7 @@ from mss.notify import notify_patient
 from mss.policy.consent import ConsentFacts, ViewerKind
 from mss.policy.dmp_filing import FilingFacts, MdnFacts, decide_filing, decide_filing_answer
 from mss.policy.facts import domain_of
-from mss.smtp_gateway.delivery import RELAY_ATTEMPTS, RELAY_JOB
+from mss.smtp_gateway import RELAY_ATTEMPTS, RELAY_JOB
 
 RECORD_LINK = "/dossier"
 

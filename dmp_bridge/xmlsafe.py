@@ -17,9 +17,9 @@ import defusedxml.ElementTree as DefusedET
 from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
 
 from dmp_bridge.errors import XdmError, other
+from mss.xml_depth import MAX_XML_DEPTH
 
 BOM = b"\xef\xbb\xbf"
-MAX_XML_DEPTH = 256  # a CDA nests about 30 deep; the narrative renderer stops at 64 (cda_narrative)
 _DECLARED_ENCODING = re.compile(rb"^<\?xml[^>]*encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
 
 

@@ -337,3 +337,10 @@ def load_settings(
             f"listeners.smtp_processes must be 1 or more, got {settings.listeners.smtp_processes}"
         )
     return settings
+
+
+def portal_url(settings: Settings) -> str:
+    """The public address of the portal, without a trailing slash."""
+    if settings.portal.public_url:
+        return settings.portal.public_url.rstrip("/")
+    return f"https://{settings.hostname}:{settings.ports.https}"

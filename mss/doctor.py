@@ -145,7 +145,7 @@ def check_port(settings: Settings, key: str, label: str) -> Check:
 
 
 def check_ports(settings: Settings) -> list[Check]:
-    from mss.serve import PORT_NAMES
+    from mss.ports import PORT_NAMES
 
     return [
         check_port(settings, key, label)

@@ -15,14 +15,16 @@ import functools
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from mss import metrics
 from mss.db import Database, utcnow, within
 from mss.errors import DatabaseUnavailable
+from mss.jobs import Job
 from mss.policy.operations import decide_metrics_access, parse_networks
 from mss.web import DB, SETTINGS
+from portal.models import PortalSession
 
 PROBE_SECONDS = 5.0  # a probe waits no longer than a monitoring system does
 ALLOWED = web.AppKey("metrics_allowed", tuple)  # [metrics] allow, parsed once
@@ -89,6 +91,36 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if ready else 503)
 
 
+async def read_database(
+    db: Any, now: dt.datetime, portal_idle: dt.timedelta
+) -> metrics.DatabaseSnapshot:
+    """The database's gauges for ``/metrics``, in two statements: jobs grouped by kind and
+    state (not done), live portal sessions by stage."""
+    snapshot = metrics.DatabaseSnapshot()
+    async with db.read() as session:
+        rows = (
+            await session.execute(
+                select(Job.kind, Job.state, func.count(), func.min(Job.run_after))
+                .where(Job.state.in_(metrics.JOB_STATES))
+                .group_by(Job.kind, Job.state)
+            )
+        ).all()
+        stages = (
+            await session.execute(
+                select(PortalSession.stage, func.count())
+                .where(PortalSession.last_seen_at >= now - portal_idle)
+                .group_by(PortalSession.stage)
+            )
+        ).all()
+    for kind, state, count, earliest in rows:
+        snapshot.jobs[(kind, state)] = count
+        if state == "pending" and earliest is not None:
+            snapshot.oldest_due[kind] = max(0.0, (now - earliest).total_seconds())
+    snapshot.portal_sessions = {stage: count for stage, count in stages}
+    snapshot.up = True
+    return snapshot
+
+
 async def scrape(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     access = decide_metrics_access(request.remote, request.app[ALLOWED])
@@ -98,9 +130,7 @@ async def scrape(request: web.Request) -> web.Response:
         )
     idle = dt.timedelta(minutes=settings.portal.session_idle_minutes)
     try:
-        snapshot = await within(
-            PROBE_SECONDS, metrics.read_database(request.app[DB], utcnow(), idle)
-        )
+        snapshot = await within(PROBE_SECONDS, read_database(request.app[DB], utcnow(), idle))
     except (DatabaseUnavailable, OSError):
         snapshot = metrics.DatabaseSnapshot()
     body = await asyncio.to_thread(metrics.exposition, snapshot)  # reads every process's files

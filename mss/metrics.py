@@ -9,12 +9,11 @@ command) the counters live in this process only.
 Labels are a bounded set: a listener name, a protocol, an enhanced status code, a
 stage, a job kind. Never an address, a patient or a subject. Counting is one
 increment on the path of a message; what the database holds (jobs, portal
-sessions) is read at scrape time, in two GROUP BY statements (``read_database``).
+sessions) is read at scrape time, in two GROUP BY statements (``mss.health.read_database``).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import shutil
 from collections.abc import Iterator
@@ -210,38 +209,6 @@ class DatabaseCollector(Collector):
         for stage, count in sorted(s.portal_sessions.items()):
             portal.add_metric([stage], count)
         yield portal
-
-
-async def read_database(db: Any, now: dt.datetime, portal_idle: dt.timedelta) -> DatabaseSnapshot:
-    """Two statements: jobs grouped by kind and state (not done), live portal sessions by stage."""
-    from sqlalchemy import func, select
-
-    from mss.jobs import Job
-    from portal.models import PortalSession
-
-    snapshot = DatabaseSnapshot()
-    async with db.read() as session:
-        rows = (
-            await session.execute(
-                select(Job.kind, Job.state, func.count(), func.min(Job.run_after))
-                .where(Job.state.in_(JOB_STATES))
-                .group_by(Job.kind, Job.state)
-            )
-        ).all()
-        stages = (
-            await session.execute(
-                select(PortalSession.stage, func.count())
-                .where(PortalSession.last_seen_at >= now - portal_idle)
-                .group_by(PortalSession.stage)
-            )
-        ).all()
-    for kind, state, count, earliest in rows:
-        snapshot.jobs[(kind, state)] = count
-        if state == "pending" and earliest is not None:
-            snapshot.oldest_due[kind] = max(0.0, (now - earliest).total_seconds())
-    snapshot.portal_sessions = {stage: count for stage, count in stages}
-    snapshot.up = True
-    return snapshot
 
 
 def exposition(snapshot: DatabaseSnapshot) -> bytes:

@@ -31,10 +31,11 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.command import hub_command
-from mss.config import Settings
+from mss.config import Settings, portal_url
 from mss.db import utcnow
 from mss.directory.models import Guardianship, Patient, PatientState
 from mss.errors import ConfigError
+from mss.followups import Delivery, FollowUp, FollowUps, patient_recipient
 from mss.jobs import Job, JobContext, JobRunner, PartlyDone, PermanentFailure, enqueue
 from mss.policy.notice_recipients import (
     RECORD_KINDS,
@@ -45,6 +46,7 @@ from mss.policy.notice_recipients import (
     decide_notice_recipients,
     group_notices,
 )
+from mss.policy.notices import decide_delivery_notice
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,7 @@ NOTICES: dict[str, Notice] = {
     ),
 }
 
+NOTIFY_JOB = "notify.patient"
 MESSAGES_LINK = "/messages"  # the portal's inbox, where a "new_message" notice leads
 
 # What each kind tells, as a phrase a grouped notice lists ("3 nouveautés : ...").
@@ -156,13 +159,6 @@ NO_CONTENT_NOTE = (
     "Pour votre confidentialité, ce message ne contient aucune information médicale : "
     "connectez-vous à votre espace pour la consulter."
 )
-
-
-def portal_url(settings: Settings) -> str:
-    """The public address of the portal, without a trailing slash."""
-    if settings.portal.public_url:
-        return settings.portal.public_url.rstrip("/")
-    return f"https://{settings.hostname}:{settings.ports.https}"
 
 
 def notification_text(settings: Settings, kind: str, link: str) -> tuple[str, str]:
@@ -354,6 +350,23 @@ class Reachable(Protocol):
     def phone(self) -> str | None: ...
 
 
+def notice_payloads(patient: Reachable, kind: str, link: str) -> list[dict[str, Any]]:
+    """The ``notify.patient`` job payloads of one notice: one per channel the patient has (one,
+    at least)."""
+    if kind not in NOTICES:
+        raise ValueError(f"unknown notification kind {kind!r}; known: {', '.join(sorted(NOTICES))}")
+    if not link.startswith("/") or link.startswith("//"):
+        raise ValueError(f"a notification link must be a portal path, not {link!r}")
+    # A channel the patient has no address for is carried by the first payload (see
+    # ``carried_channels``): a minor without any still has guardians to tell of a record notice
+    # (no other kind goes to guardians: without an address, it has nobody to reach).
+    channels = [c for c, address in (("email", patient.email), ("sms", patient.phone)) if address]
+    return [
+        {"patient_id": patient.id, "kind": kind, "link": link, "channel": channel}
+        for channel in channels or (["email"] if kind in RECORD_KINDS else [])
+    ]
+
+
 def carried_channels(channel: str, email: str | None, phone: str | None) -> tuple[str, ...]:
     """The channels a payload of ``channel`` covers for a patient with these addresses now: its
     own, and those the patient has no address for when it is the first payload of the notice
@@ -365,25 +378,30 @@ def carried_channels(channel: str, email: str | None, phone: str | None) -> tupl
 
 
 def notify_patient(session: AsyncSession, patient: Reachable, kind: str, link: str) -> list[Job]:
-    """Add one job per channel the patient has (one, at least) to the caller's transaction."""
-    if kind not in NOTICES:
-        raise ValueError(f"unknown notification kind {kind!r}; known: {', '.join(sorted(NOTICES))}")
-    if not link.startswith("/") or link.startswith("//"):
-        raise ValueError(f"a notification link must be a portal path, not {link!r}")
+    """Add the jobs of ``notice_payloads`` to the caller's transaction."""
     key = uuid.uuid4().hex
-    # A channel the patient has no address for is carried by the first payload (see
-    # ``carried_channels``): a minor without any still has guardians to tell of a record notice
-    # (no other kind goes to guardians: without an address, it has nobody to reach).
-    channels = [c for c, address in (("email", patient.email), ("sms", patient.phone)) if address]
     return [
-        enqueue(
-            session,
-            "notify.patient",
-            {"patient_id": patient.id, "kind": kind, "link": link, "channel": channel},
-            dedupe_key=f"notify:{key}:{channel}",
-        )
-        for channel in channels or (["email"] if kind in RECORD_KINDS else [])
+        enqueue(session, NOTIFY_JOB, payload, dedupe_key=f"notify:{key}:{payload['channel']}")
+        for payload in notice_payloads(patient, kind, link)
     ]
+
+
+def _delivery_notice(delivery: Delivery) -> list[dict[str, Any]]:
+    """The notice a message delivered to a patient's mailbox brings (``mss.policy.notices``)."""
+    notice = decide_delivery_notice(delivery.recipient, agenda_follows=delivery.patient_told)
+    if notice is None or delivery.patient is None:
+        return []
+    return notice_payloads(delivery.patient, notice, MESSAGES_LINK)
+
+
+def register_follow_ups(follow_ups: FollowUps) -> None:
+    """After a delivery to a patient's mailbox, the patient is told a message arrived (unless a
+    follow-up that tells them itself, such as the agenda's, follows)."""
+    follow_ups.register(
+        FollowUp(
+            NOTIFY_JOB, wants=lambda message: True, to=patient_recipient, payloads=_delivery_notice
+        )
+    )
 
 
 _patients = Patient.__table__.c
@@ -448,7 +466,7 @@ async def _hold_for_grouping(
                 await session.scalars(
                     select(Job)
                     .where(
-                        Job.kind == "notify.patient",
+                        Job.kind == NOTIFY_JOB,
                         Job.state == "pending",
                         Job.dedupe_key.startswith(prefix),
                     )
@@ -466,7 +484,7 @@ async def _hold_for_grouping(
                 payload = {"patient_id": patient_id, "channel": channel, "notices": notices}
                 enqueue(
                     session,
-                    "notify.patient",
+                    NOTIFY_JOB,
                     payload,
                     run_after=due,
                     dedupe_key=prefix + uuid.uuid4().hex,
@@ -585,9 +603,7 @@ async def _deliver(ctx: JobContext, payloads: list[dict[str, Any]]) -> dict[int,
 
 def register_jobs(runner: JobRunner) -> None:
     """Register the notification job kind with a runner."""
-    runner.register(
-        "notify.patient", deliver_notification, ordered=False, batch=deliver_notifications
-    )
+    runner.register(NOTIFY_JOB, deliver_notification, ordered=False, batch=deliver_notifications)
 
 
 # -- mss dev outbox ----------------------------------------------------------------------

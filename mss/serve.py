@@ -16,7 +16,6 @@ import abc
 import asyncio
 import contextlib
 import copy
-import errno
 import logging
 import multiprocessing
 import os
@@ -24,7 +23,7 @@ import secrets
 import signal
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -32,38 +31,13 @@ from mss import metrics
 from mss.config import Settings
 from mss.crypto import handshake_failures, passwords
 from mss.db import Database
-from mss.errors import HubError
 from mss.jobs import JobRunner, release_leases, runner_identity
+from mss.ports import PORT_NAMES, port_error
+
+if TYPE_CHECKING:
+    from mss.followups import FollowUps
 
 log = logging.getLogger("mss.serve")
-
-PORT_NAMES = {
-    "smtp_relay": "SMTP relay (operators, mutual TLS)",
-    "submission": "SMTP submission (STARTTLS)",
-    "submission_tls": "SMTP submission (implicit TLS)",
-    "imap": "IMAP (STARTTLS)",
-    "imaps": "IMAP (implicit TLS)",
-    "https": "HTTPS (portal and APIs)",
-}
-
-
-class PortInUse(HubError):
-    exit_code = 4
-
-
-def port_error(settings: Settings, port_key: str, exc: OSError) -> HubError:
-    port = getattr(settings.ports, port_key)
-    what = PORT_NAMES.get(port_key, port_key)
-    if exc.errno == errno.EADDRINUSE:
-        return PortInUse(
-            f"port {port} for {what} is already in use on {settings.bind}: "
-            f"stop the other program or set ports.{port_key} in mss.toml"
-        )
-    if exc.errno == errno.EACCES:
-        return PortInUse(
-            f"port {port} for {what} needs privileges on {settings.bind}: choose a port above 1024"
-        )
-    return PortInUse(f"cannot listen on {settings.bind}:{port} for {what}: {exc.strerror or exc}")
 
 
 @dataclass
@@ -94,10 +68,11 @@ class Hub:
         passwords.configure(settings.auth.cache_seconds)
         trust = TrustStore.from_settings(settings)
         self.services.update(settings=settings, trust=trust)
+        register_follow_ups()
         self.runner = job_runner(self.db, self.services)  # idle here when the workers run elsewhere
         smtp_processes = settings.listeners.smtp_processes if _smtp_listening(settings) else 1
         if smtp_processes > 1:
-            from mss.smtp_gateway.protocol import SharedConnectionLimiter
+            from mss.smtp_gateway import SharedConnectionLimiter
 
             self.services["connection_limiter"] = SharedConnectionLimiter(
                 settings.limits.max_connections_per_ip, smtp_processes
@@ -224,6 +199,21 @@ def listener_names(bound: dict[str, int], services: dict[str, Any]) -> dict[int,
 def _smtp_listening(settings: Settings) -> bool:
     listeners = settings.listeners
     return listeners.submission or listeners.submission_tls or listeners.smtp_relay
+
+
+def register_follow_ups(registry: FollowUps | None = None) -> FollowUps:
+    """Every part's follow-ups of a delivery (``mss.followups``), where a hub process starts.
+
+    Delivery enqueues only what is registered: every process that serves SMTP or the
+    portal calls this (the hub, its SMTP and job processes, ``python -m mss.smtp_gateway``).
+    """
+    from dmp_bridge import follow_up as dmp_follow_up
+    from mss import agenda, followups, notify
+
+    registry = registry if registry is not None else followups.registry
+    for part in (dmp_follow_up, agenda, notify):
+        part.register_follow_ups(registry)
+    return registry
 
 
 def job_runner(db: Database, services: dict[str, Any], runner_id: str | None = None) -> JobRunner:
@@ -602,6 +592,7 @@ async def run_smtp_process(settings: Settings, limiter: Any, link: Any) -> None:
     from mss.smtp_gateway import start_smtp_servers
 
     passwords.configure(settings.auth.cache_seconds)
+    register_follow_ups()
     db = Database(settings.effective_database_url)
     _child_metrics(settings, db)
     trust = TrustStore.from_settings(settings)
@@ -660,6 +651,7 @@ async def run_job_process(
     """
     from mss.crypto.trust import TrustStore
 
+    register_follow_ups()  # a job may deliver (the agenda's answers go through the gateway)
     db = Database(settings.effective_database_url)
     _child_metrics(settings, db)
     trust = TrustStore.from_settings(settings)

@@ -23,9 +23,7 @@ from mss.policy import (
     decide_recipient,
     refuse,
 )
-from mss.smtp_gateway import Gateway
-from mss.smtp_gateway.content import new_message_id
-from mss.smtp_gateway.stages import Accepted
+from mss.smtp_gateway import Accepted, Gateway, new_message_id
 from mss.web import SERVICES
 from portal.compose import reply_subject
 from portal.context import db_of, settings_of

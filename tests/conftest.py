@@ -116,6 +116,15 @@ class _Templates:
             asyncio.run(drop())
 
 
+@pytest.fixture(scope="session", autouse=True)
+def follow_ups_registered() -> None:
+    """Every part's follow-ups, as ``mss serve`` registers them where a hub starts: a test that
+    builds a gateway delivers as the hub does (``mss.followups``)."""
+    from mss.serve import register_follow_ups
+
+    register_follow_ups()
+
+
 @pytest.fixture(scope="session")
 def db_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Templates]:
     templates = _Templates(tmp_path_factory.mktemp("db"))

@@ -21,6 +21,7 @@ from dmp_bridge.models import DmpDocument
 from mss.audit import AuditEvent
 from mss.config import Settings
 from mss.db import Database, utcnow
+from mss.directory.activity import note_activity
 from mss.directory.models import Mailbox, MailboxKind, Patient, PatientState
 from mss.jobs import Job, JobRunner, enqueue
 from mss.mailbox.models import Folder, FolderEntry, StoredMessage
@@ -28,7 +29,7 @@ from mss.mailbox.store import INBOX, append, ensure_folders, store_message
 from mss.notify import NOTICES, read_outbox
 from mss.notify import register_jobs as register_notify
 from mss.policy.retention import RetentionFacts, RetentionRules, RetentionStep, decide_retention
-from mss.retention import DAILY_JOB, note_activity, register_jobs, schedule_daily
+from mss.retention import DAILY_JOB, register_jobs, schedule_daily
 from tests.portal.conftest import add_patient
 
 DOCTOR = "jean.dupont@mss.localhost"

@@ -4,7 +4,8 @@ Public API:
 
 - ``read_invitation`` / ``build_request`` / ``build_cancel`` / ``build_reply``
   (``mss.agenda.itip``) and the strict iCalendar reader (``mss.agenda.ical``);
-- ``follow_up_delivery`` (``mss.agenda.convocations``), called by delivery;
+- ``register_follow_ups``: after a delivery, the ``agenda.convocation`` job for a patient
+  mailbox receiving a ``text/calendar`` part (``mss.followups``);
 - ``answer_convocation`` (``mss.agenda.replies``), called by the portal;
 - the store functions the portal uses (``mss.agenda.store``);
 - ``register_jobs``: the job kinds ``agenda.convocation``, ``agenda.reminder``
@@ -13,7 +14,27 @@ Public API:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mss.jobs import JobRunner
+
+if TYPE_CHECKING:
+    from mss.followups import FollowUps
+
+
+def register_follow_ups(follow_ups: FollowUps) -> None:
+    """After a delivery: read the convocation a patient received (its job tells the patient)."""
+    from mss.agenda.convocations import CONVOCATION_JOB, may_carry_calendar
+    from mss.followups import FollowUp, patient_recipient
+
+    follow_ups.register(
+        FollowUp(
+            CONVOCATION_JOB,
+            wants=lambda message: may_carry_calendar(message.raw),
+            to=patient_recipient,
+            tells_patient=True,
+        )
+    )
 
 
 def register_jobs(runner: JobRunner) -> None:

@@ -1,8 +1,8 @@
 """From a delivered convocation to the patient's agenda.
 
-Delivery calls ``follow_up_delivery`` for each local mailbox, inside its
-transaction: a patient mailbox receiving a ``text/calendar`` part gets an
-``agenda.convocation`` job. The job reads the calendar, asks
+Delivery enqueues, inside its transaction, an ``agenda.convocation`` job for
+a patient mailbox receiving a ``text/calendar`` part (the follow-up the agenda
+registers, ``mss.agenda.register_follow_ups``). The job reads the calendar, asks
 ``mss.policy.agenda`` what it may do, and in one transaction creates,
 updates or cancels the appointment, schedules the reminders, notifies the
 patient once (no medical content; ``mss.policy.notices``: the agenda changed,
@@ -65,21 +65,6 @@ def calendar_parts(parts: dict[str, Any]) -> list[dict[str, Any]]:
 def may_carry_calendar(raw: bytes) -> bool:
     """A cheap look at the raw bytes (delivery parses headers only); the job reads the MIME tree."""
     return _CALENDAR_HEADER.search(raw) is not None
-
-
-def follow_up_delivery(
-    session: AsyncSession, raw: bytes, mailbox_id: int, is_patient: bool, stored_message_id: int
-) -> int:
-    """In the delivery transaction: queue the agenda job for a patient receiving a calendar part."""
-    if not is_patient or not may_carry_calendar(raw):
-        return 0
-    enqueue(
-        session,
-        CONVOCATION_JOB,
-        {"message_id": stored_message_id, "mailbox_id": mailbox_id},
-        dedupe_key=f"{CONVOCATION_JOB}:{stored_message_id}:{mailbox_id}",
-    )
-    return 1
 
 
 def calendar_of(raw: bytes, parts: dict[str, Any]) -> bytes:

@@ -18,6 +18,7 @@ from aiohttp import web
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mss.config import portal_url
 from mss.directory.fhir_resources import (
     organisation_resource,
     practitioner_resource,
@@ -34,7 +35,6 @@ from mss.directory.identifiers import (
 )
 from mss.directory.models import Mailbox, MailboxKind, MailboxState, Organisation, Professional
 from mss.errors import DatabaseUnavailable, InvalidInput
-from mss.notify import portal_url
 from mss.web import DB, SETTINGS
 
 FHIR_JSON = "application/fhir+json"

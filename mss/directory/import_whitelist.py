@@ -22,7 +22,6 @@ from defusedxml.expatreader import DefusedExpatParser
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dmp_bridge.xmlsafe import MAX_XML_DEPTH
 from mss.db import utcnow
 from mss.directory.identifiers import normalise_dn, normalise_domain
 from mss.directory.imports import (
@@ -35,6 +34,7 @@ from mss.directory.imports import (
 )
 from mss.directory.models import TrustedDomain
 from mss.errors import InvalidInput
+from mss.xml_depth import MAX_XML_DEPTH
 
 NAMESPACE = "https://listeblanche.mssante.fr/schema"
 XMLDSIG = "http://www.w3.org/2000/09/xmldsig#"

@@ -22,15 +22,17 @@ from mss.smtp_gateway import register_jobs, start_smtp_servers
 
 
 async def run(config: str | None, workers: bool) -> None:
+    from mss.serve import keep_trust_fresh, register_follow_ups
+
     settings = load_settings(config)
+    register_follow_ups()  # DMP filing, agenda, notifications: enqueued as in the hub
     db = Database(settings.effective_database_url)
     services: dict[str, Any] = {"settings": settings, "trust": TrustStore.from_settings(settings)}
     runner = JobRunner(db, services=services)
     services["jobs"] = runner
     register_jobs(runner)
     servers = await start_smtp_servers(settings, db, services)
-    from mss.serve import keep_trust_fresh  # anchors and CRLs re-read every minute, as in the hub
-
+    # anchors and CRLs re-read every minute, as in the hub
     tasks = [asyncio.create_task(keep_trust_fresh(settings, services["trust"]))]
     if workers:
         tasks.append(asyncio.create_task(runner.run_forever()))

@@ -2,8 +2,10 @@
 
 The transaction writes the message, one INBOX entry per local recipient,
 the Sent copy of a submission, the conversation state, the audit events
-and the follow-up jobs (relay to other operators, DSN for recipients that
-became unreachable since RCPT). A database failure or timeout is a 451.
+and the follow-up jobs: its own (relay to other operators, DSN for recipients
+that became unreachable since RCPT) and those other packages registered
+(``mss.followups``: DMP filing, agenda, notifications...), which delivery
+enqueues without knowing them. A database failure or timeout is a 451.
 
 Deliveries ready at the same moment share that transaction (group commit,
 ``mss.group_commit``): each is planned in turn (directory facts read once
@@ -19,19 +21,17 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dmp_bridge.intake import enqueue_filing
-from mss.agenda.convocations import follow_up_delivery
 from mss.audit import record, recording_in_bulk
 from mss.config import Settings
 from mss.conversations import close_conversation, conversation_facts, open_conversation
 from mss.db import Database
 from mss.directory.batch_facts import DirectorySnapshot
+from mss.followups import Delivery, FollowUp, registry
 from mss.group_commit import group_commit
 from mss.jobs import enqueue, enqueuing_in_bulk
 from mss.mailbox.store import INBOX, Append, append_many, insert_messages, message_values
 from mss.mailbox.structure import MAX_DEPTH, MessageStructure
 from mss.message import Message
-from mss.notify import MESSAGES_LINK, notify_patient
 from mss.policy import (
     ConversationAction,
     Decision,
@@ -41,7 +41,6 @@ from mss.policy import (
     decide_mime_depth,
     domain_of,
 )
-from mss.policy.notices import decide_delivery_notice
 from mss.smtp_gateway.batch_facts import ConversationSnapshot
 from mss.smtp_gateway.content import SignatureOutcome
 from mss.smtp_gateway.envelope import Transaction
@@ -78,8 +77,8 @@ class DeliveryReceipt:
 class DeliveryRequest:
     """One message ready to be committed: what the session stage established, verified and computed.
 
-    ``structure`` (the IMAP facts of the stamped raw bytes) and ``xdm`` (does it carry
-    an IHE_XDM package) are read from the message object by the session, off the shared
+    ``structure`` (the IMAP facts of the stamped raw bytes) and ``follow_ups`` (which
+    registered follow-ups want the message) are computed by the session, off the shared
     writer: the MIME tree of ``parsed`` is walked once, there.
     """
 
@@ -88,7 +87,7 @@ class DeliveryRequest:
     parsed: Message
     signature: SignatureOutcome
     structure: MessageStructure
-    xdm: bool
+    follow_ups: tuple[FollowUp, ...]  # those that want the message (``mss.followups``)
 
 
 def prepare(
@@ -103,7 +102,7 @@ def prepare(
     depth = decide_mime_depth(structure.too_deep, max_depth=MAX_DEPTH)
     if not depth.allowed:
         raise DeliveryRefused(depth)
-    return DeliveryRequest(settings, txn, parsed, signature, structure, parsed.carries_xdm)
+    return DeliveryRequest(settings, txn, parsed, signature, structure, registry.wanted(parsed))
 
 
 async def deliver(db: Database, request: DeliveryRequest) -> DeliveryReceipt:
@@ -279,23 +278,23 @@ class _Batch:
                     conversation_id=conversation_id,
                     signature=signature.status,
                 )
-                if mailbox.is_patient and request.xdm:  # DMP filing (dmp_bridge)
-                    enqueue_filing(
+                delivery = Delivery(
+                    parsed,
+                    message_id,
+                    mailbox,
+                    self.directory.patient(mailbox),
+                    sender.mail_from,
+                    request.txn.original_recipients.get(mailbox.id),
+                )
+                for job in registry.jobs_for(request.follow_ups, delivery):
+                    enqueue(
                         session,
-                        stored_message_id=message_id,
-                        mailbox_id=mailbox.id,
-                        mail_from=sender.mail_from,
-                        original_recipient=request.txn.original_recipients.get(mailbox.id),
+                        job.kind,
+                        job.payload,
+                        dedupe_key=job.dedupe_key,
+                        max_attempts=job.max_attempts,
                     )
                     receipt.jobs += 1
-                agenda = follow_up_delivery(
-                    session, parsed.raw, mailbox.id, mailbox.is_patient, message_id
-                )  # convocations: the agenda (mss.agenda)
-                receipt.jobs += agenda
-                notice = decide_delivery_notice(mailbox, agenda_follows=bool(agenda))
-                patient = self.directory.patient(mailbox)
-                if notice is not None and patient is not None:
-                    receipt.jobs += len(notify_patient(session, patient, notice, MESSAGES_LINK))
         stored = receipt.message_ids[0] if receipt.message_ids else None
         needs_copy = sender.mailbox is not None and sender.channel in ("submission", "portal")
         if needs_copy and sender.mailbox is not None and stored is not None:

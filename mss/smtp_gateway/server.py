@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 from mss.config import Settings
 from mss.db import Database
+from mss.ports import port_error
 from mss.smtp_gateway.handler import GatewayHandler
 from mss.smtp_gateway.protocol import ConnectionLimiter, HubSMTP, Listener
 from mss.smtp_gateway.stages import Gateway
@@ -20,13 +22,20 @@ LISTENERS = (
 
 
 async def start_smtp_servers(
-    settings: Settings, db: Database, services: dict[str, Any], *, reuse_port: bool = False
+    settings: Settings,
+    db: Database,
+    services: dict[str, Any],
+    *,
+    reuse_port: bool = False,
+    joining: bool = False,
 ) -> list[asyncio.Server]:
     """Listen on every SMTP port switched on in ``[listeners]`` (port 0 picks a free one).
 
     The bound ports are recorded in ``services["smtp_ports"]`` by listener name. With
     ``reuse_port`` other processes can listen on the same ports (SO_REUSEPORT, several
-    SMTP processes); they then share ``services["connection_limiter"]``.
+    SMTP processes); they then share ``services["connection_limiter"]``. The first of them
+    refuses a port some other program already listens on, as without SO_REUSEPORT (a
+    second ``mss serve`` would share it); ``joining``: the hub's first process holds them.
     """
     gateway = Gateway(settings, db, services)
     handler = GatewayHandler(gateway)
@@ -55,6 +64,8 @@ async def start_smtp_servers(
                 )
 
             try:
+                if reuse_port and not joining:
+                    _refuse_if_listened(settings.bind, getattr(settings.ports, listener.name))
                 server = await loop.create_server(
                     factory,
                     host=settings.bind,
@@ -65,7 +76,7 @@ async def start_smtp_servers(
                     ssl_handshake_timeout=30.0 if listener.implicit_tls else None,
                 )
             except OSError as exc:
-                raise _port_error(settings, listener.name, exc) from None
+                raise port_error(settings, listener.name, exc) from None
             servers.append(server)
             ports[listener.name] = server.sockets[0].getsockname()[1]
     except BaseException:
@@ -75,9 +86,16 @@ async def start_smtp_servers(
     return servers
 
 
-def _port_error(settings: Settings, name: str, exc: OSError) -> Exception:
-    try:
-        from mss.serve import port_error
-    except ImportError:
-        return exc
-    return port_error(settings, name, exc)
+def _refuse_if_listened(host: str, port: int) -> None:
+    """OSError (address in use) when another socket listens on ``host:port``: a plain bind
+    (SO_REUSEADDR, as asyncio's) cannot share a port that a listener holds."""
+    if not port:
+        return  # a free port is picked
+    for family, kind, proto, _, address in socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    ):
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            probe.bind(address)

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from mss.config import Settings
 from mss.db import Database, utcnow
+from mss.directory.activity import note_activity
 from mss.directory.facts import (
     facts_of,
     mailbox_by_certificate,
@@ -24,6 +25,7 @@ from mss.directory.facts import (
 from mss.directory.models import Patient
 from mss.directory.store import check_mailbox_password_async, find_mailbox, rehash_mailbox_password
 from mss.errors import DatabaseUnavailable
+from mss.followups import registry as follow_ups
 from mss.login_throttle import Attempt, LoginThrottle, mailbox_account, read_failures
 from mss.message import Message, UnreadableMessage, parse_message
 from mss.policy import (
@@ -42,7 +44,6 @@ from mss.policy import (
     decide_size,
 )
 from mss.policy.login import LoginFailures, decide_login_attempt
-from mss.retention import note_activity
 from mss.smtp_gateway import replies
 from mss.smtp_gateway.content import (
     SignatureOutcome,
@@ -80,6 +81,7 @@ class Gateway:
         self.services = services
         self.clock: StageClock = services.setdefault("stage_clock", StageClock())
         self.throttle = LoginThrottle(db, settings, protocol="smtp")
+        follow_ups.require()  # delivery enqueues only the registered follow-ups: none is lost
 
     @property
     def trust(self) -> Any:

@@ -6,6 +6,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.audit import record
+from mss.directory.activity import record_activity
 from mss.directory.models import Patient, PatientState
 from mss.login_throttle import (
     Attempt,
@@ -18,7 +19,6 @@ from mss.login_throttle import (
 )
 from mss.patients import find_patient_by_identifier, rehash_patient_password, verify_secret
 from mss.policy.login import decide_login_attempt
-from mss.retention import record_activity
 from mss.web import SERVICES
 from portal import second_factor, sessions
 from portal.context import db_of, idle_limit, now_of, settings_of, source_of, visit

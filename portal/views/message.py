@@ -24,7 +24,7 @@ from mss.policy import Decision
 from mss.policy.dmp_filing import MdnFacts
 from mss.policy.message_attachments import WithheldAttachments
 from mss.policy.read_receipt import decide_read_receipt
-from mss.smtp_gateway.stages import Accepted
+from mss.smtp_gateway import Accepted
 from portal.compose import Author, build_message, references_of, reply_subject
 from portal.context import db_of, now_of, settings_of, visit
 from portal.message_content import (

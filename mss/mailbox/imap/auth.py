@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, select
 
 from mss.db import Database, utcnow
+from mss.directory.activity import note_activity
 from mss.directory.store import check_mailbox_password_async, find_mailbox, rehash_mailbox_password
 from mss.login_throttle import Attempt, LoginThrottle, mailbox_account, read_failures
 from mss.mailbox.imap.wire import ImapError
 from mss.mailbox.models import Folder
 from mss.policy import MailboxFacts, decide_password_login
 from mss.policy.login import decide_login_attempt
-from mss.retention import note_activity
 
 WRONG_CREDENTIALS = "wrong address or password"
 
