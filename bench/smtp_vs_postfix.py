@@ -955,7 +955,12 @@ async def run_rounds(
     size: int,
 ) -> None:
     tls = "implicit TLS" if args.implicit_tls else "STARTTLS"
-    hub_desc = f"hub on {args.engine}, {args.smtp_processes} SMTP process(es), job workers " + (
+    from mss.config import Listeners
+
+    processes = f"{Listeners(smtp_processes=args.smtp_processes).smtp_process_count}" + (
+        " (auto)" if args.smtp_processes == "auto" else ""
+    )
+    hub_desc = f"hub on {args.engine}, {processes} SMTP process(es), job workers " + (
         "in a process of their own" if args.job_process else "in the hub's process"
     )
     if why_not is None:
@@ -1068,7 +1073,12 @@ def main() -> None:
         "--rounds", type=int, default=2, help="rounds of Postfix then hub, for each mode"
     )
     parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
-    parser.add_argument("--smtp-processes", type=int, default=1, help="the hub's SMTP processes")
+    parser.add_argument(
+        "--smtp-processes",
+        type=lambda value: value if value == "auto" else int(value),
+        default=1,
+        help='the hub\'s SMTP processes, or "auto" (one per core, as mss serve by default)',
+    )
     parser.add_argument(
         "--job-process", action="store_true", help="the hub's job workers in their own process"
     )

@@ -46,9 +46,29 @@ class Listeners:
     # Processes serving the IMAP ports (SO_REUSEPORT), on PostgreSQL: IDLE wake-ups cross them
     # through LISTEN/NOTIFY. SQLite has no such channel: there one process serves IMAP.
     imap_processes: int = 1
-    smtp_processes: int = (
-        1  # processes serving the SMTP ports (SO_REUSEPORT): more cores for the gateway
-    )
+    # Processes serving the SMTP ports (SO_REUSEPORT): more cores for the gateway. "auto": one
+    # per usable core, at most AUTO_SMTP_PROCESSES (``smtp_process_count``).
+    smtp_processes: int | str = "auto"
+
+    @property
+    def smtp_process_count(self) -> int:
+        """``smtp_processes`` as a number, "auto" resolved from the cores this process may use."""
+        if self.smtp_processes == "auto":
+            return max(1, min(usable_cpus(), AUTO_SMTP_PROCESSES))
+        return int(self.smtp_processes)
+
+
+# "auto" stops there: each SMTP process keeps its own database pool (20 PostgreSQL connections
+# at most, PostgreSQL's default limit is 100), and SQLite serialises every write in one file.
+AUTO_SMTP_PROCESSES = 4
+
+
+def usable_cpus() -> int:
+    """The cores this process may run on (its affinity: a container's limit), else all of them."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 @dataclass
@@ -247,13 +267,26 @@ def _coerce_list(value: Any, where: str, example: Any) -> list[Any]:
     return [_coerce(item, example, where) for item in items]
 
 
+def _count_or_auto(value: Any, where: str) -> int | str:
+    """A whole number or "auto" (``[listeners] smtp_processes``)."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ConfigError(f'{where}: expected a whole number or "auto", got {value!r}')
+
+
 def _apply(obj: Any, values: Mapping[str, Any], where: str) -> None:
     known = {f.name for f in dataclasses.fields(obj)}
     for key, value in values.items():
         if key not in known or key == "source":
             raise ConfigError(f"{where}: unknown setting {key!r}")
         current = getattr(obj, key)
-        if dataclasses.is_dataclass(current):
+        if isinstance(obj, Listeners) and key == "smtp_processes":
+            obj.smtp_processes = _count_or_auto(value, f"{where} {key}")
+        elif dataclasses.is_dataclass(current):
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{where}: [{key}] must be a table")
             _apply(current, value, f"{where} [{key}]")
@@ -332,7 +365,7 @@ def load_settings(
     )
     if problem or retention.batch < 1:
         raise ConfigError(problem or f"retention.batch must be 1 or more, got {retention.batch}")
-    if settings.listeners.smtp_processes < 1:
+    if settings.listeners.smtp_process_count < 1:
         raise ConfigError(
             f"listeners.smtp_processes must be 1 or more, got {settings.listeners.smtp_processes}"
         )

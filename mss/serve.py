@@ -6,7 +6,7 @@ unreachable database stops the start with one sentence. With
 (``JobProcess``), which the hub starts, wakes when it commits new jobs,
 restarts if it dies and stops with itself: a second core for the follow-up
 work while the first one serves SMTP, IMAP and HTTPS. With
-``[listeners] smtp_processes = N`` (N > 1), N - 1 more processes
+``[listeners] smtp_processes = N`` (N > 1, or "auto": one per core), N - 1 more processes
 (``SmtpProcess``) serve the same SMTP ports, supervised the same way.
 """
 
@@ -70,7 +70,7 @@ class Hub:
         self.services.update(settings=settings, trust=trust)
         register_follow_ups()
         self.runner = job_runner(self.db, self.services)  # idle here when the workers run elsewhere
-        smtp_processes = settings.listeners.smtp_processes if _smtp_listening(settings) else 1
+        smtp_processes = settings.listeners.smtp_process_count if _smtp_listening(settings) else 1
         if smtp_processes > 1:
             from mss.smtp_gateway import SharedConnectionLimiter
 
@@ -111,7 +111,7 @@ class Hub:
             from mss.smtp_gateway import start_smtp_servers
 
             self.servers += await start_smtp_servers(
-                settings, self.db, self.services, reuse_port=listeners.smtp_processes > 1
+                settings, self.db, self.services, reuse_port=listeners.smtp_process_count > 1
             )
         if listeners.imap or listeners.imaps:
             from mss.mailbox.imap import start_imap_servers
@@ -618,7 +618,7 @@ async def run_smtp_process(settings: Settings, limiter: Any, link: Any) -> None:
             pass
 
     loop.add_reader(fd, readable)
-    servers = await start_smtp_servers(settings, db, services, reuse_port=True)
+    servers = await start_smtp_servers(settings, db, services, reuse_port=True, joining=True)
     handshake_failures.install(loop, listener_names({}, services))
     trust_task = asyncio.create_task(
         keep_trust_fresh(settings, trust, sign_dev_crl=False)

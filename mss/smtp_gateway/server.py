@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 from mss.config import Settings
@@ -21,13 +22,20 @@ LISTENERS = (
 
 
 async def start_smtp_servers(
-    settings: Settings, db: Database, services: dict[str, Any], *, reuse_port: bool = False
+    settings: Settings,
+    db: Database,
+    services: dict[str, Any],
+    *,
+    reuse_port: bool = False,
+    joining: bool = False,
 ) -> list[asyncio.Server]:
     """Listen on every SMTP port switched on in ``[listeners]`` (port 0 picks a free one).
 
     The bound ports are recorded in ``services["smtp_ports"]`` by listener name. With
     ``reuse_port`` other processes can listen on the same ports (SO_REUSEPORT, several
-    SMTP processes); they then share ``services["connection_limiter"]``.
+    SMTP processes); they then share ``services["connection_limiter"]``. The first of them
+    refuses a port some other program already listens on, as without SO_REUSEPORT (a
+    second ``mss serve`` would share it); ``joining``: the hub's first process holds them.
     """
     gateway = Gateway(settings, db, services)
     handler = GatewayHandler(gateway)
@@ -56,6 +64,8 @@ async def start_smtp_servers(
                 )
 
             try:
+                if reuse_port and not joining:
+                    _refuse_if_listened(settings.bind, getattr(settings.ports, listener.name))
                 server = await loop.create_server(
                     factory,
                     host=settings.bind,
@@ -74,3 +84,18 @@ async def start_smtp_servers(
             server.close()
         raise
     return servers
+
+
+def _refuse_if_listened(host: str, port: int) -> None:
+    """OSError (address in use) when another socket listens on ``host:port``: a plain bind
+    (SO_REUSEADDR, as asyncio's) cannot share a port that a listener holds."""
+    if not port:
+        return  # a free port is picked
+    for family, kind, proto, _, address in socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    ):
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            probe.bind(address)

@@ -14,16 +14,18 @@ import copy
 import dataclasses
 import multiprocessing
 import os
+import pathlib
 import signal
+import socket
 
 import aiosmtplib
 import pytest
 from sqlalchemy import select, update
 
-from mss.config import load_settings
+from mss.config import AUTO_SMTP_PROCESSES, load_settings
 from mss.db import Database
 from mss.directory.models import Patient
-from mss.errors import ConfigError
+from mss.errors import ConfigError, HubError
 from mss.jobs import Job
 from mss.serve import Hub as ServeHub
 from mss.smtp_gateway.protocol import TOO_MANY_CONNECTIONS, SharedConnectionLimiter
@@ -31,7 +33,7 @@ from tests.smtp.conftest import DOCTOR, PATIENT, Hub, signed
 from tests.smtp.test_connection_limit import churn
 
 
-async def serve(hub: Hub, processes: int = 2, *, per_ip: int = 20) -> ServeHub:
+async def serve(hub: Hub, processes: int | str = 2, *, per_ip: int = 20) -> ServeHub:
     """``mss serve`` on the test's database and PKI: the SMTP listeners (free ports) and the job
     workers."""
     settings = copy.deepcopy(hub.settings)
@@ -236,6 +238,56 @@ def test_the_shared_limiter_counts_what_every_process_holds() -> None:
     assert here.acquire("192.0.2.7")
 
 
+async def test_a_port_another_program_listens_on_is_refused_not_shared(hub: Hub) -> None:
+    """Several SMTP processes listen with SO_REUSEPORT, which would let a second ``mss serve``
+    (or anything else of the same user that asked for it) share the port: it is refused."""
+    taken = socket.create_server(("127.0.0.1", 0), reuse_port=True)
+    port = taken.getsockname()[1]
+    settings = copy.deepcopy(hub.settings)
+    for name in ("imap", "imaps", "https", "submission_tls", "smtp_relay"):
+        setattr(settings.listeners, name, False)
+    settings.ports.submission = port
+    settings.listeners.smtp_processes = 2
+    served = ServeHub(settings, Database(settings.effective_database_url))
+    try:
+        with pytest.raises(HubError, match=f"port {port} for SMTP submission .*already in use"):
+            await served.start()
+        assert served.smtp_processes == []
+    finally:
+        taken.close()
+
+
 def test_smtp_processes_must_be_one_or_more(tmp_path: object) -> None:
     with pytest.raises(ConfigError, match="listeners.smtp_processes must be 1 or more, got 0"):
         load_settings(env={"MSS_LISTENERS_SMTP_PROCESSES": "0"})
+
+
+def test_smtp_processes_auto_is_one_per_core_up_to_four(tmp_path: pathlib.Path) -> None:
+    cores = len(os.sched_getaffinity(0))
+    config = tmp_path / "mss.toml"
+    config.write_text("")
+    assert load_settings(config, env={}).listeners.smtp_processes == "auto"  # the default
+    for written, count in (('"auto"', min(cores, AUTO_SMTP_PROCESSES)), ("3", 3), ('"2"', 2)):
+        config.write_text(f"[listeners]\nsmtp_processes = {written}\n")
+        assert load_settings(config, env={}).listeners.smtp_process_count == count
+    assert load_settings(
+        env={"MSS_LISTENERS_SMTP_PROCESSES": "AUTO"}
+    ).listeners.smtp_process_count == min(cores, AUTO_SMTP_PROCESSES)
+    for wrong in ('"many"', "true", "1.5"):
+        config.write_text(f"[listeners]\nsmtp_processes = {wrong}\n")
+        with pytest.raises(ConfigError, match='smtp_processes: expected a whole number or "auto"'):
+            load_settings(config, env={})
+
+
+async def test_mss_serve_with_auto_serves_smtp_from_one_process_per_core(hub: Hub) -> None:
+    served = await serve(hub, processes="auto")
+    try:
+        cores = min(len(os.sched_getaffinity(0)), AUTO_SMTP_PROCESSES)
+        assert len(served.smtp_processes) == cores - 1
+        if cores > 1:
+            await counted(limiter_of(served), 1, 0)  # the child is up and holds nothing
+            client, others = await connect_into_child(served, hub)
+            for opened in [client, *others]:
+                await opened.quit()
+    finally:
+        await served.stop()
