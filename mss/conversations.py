@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Enum, ForeignKey, Index, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -69,6 +69,41 @@ async def find_patient_conversation(
     return row if row is not None and row.patient_mailbox_id == patient_mailbox_id else None
 
 
+_FACTS_STATEMENTS: dict[tuple[bool, bool], tuple[Any, Any]] = {}
+
+
+def _facts_statements(by_professional: bool, cited: bool) -> tuple[Any, Any]:
+    """``conversation_facts``'s two statements for one shape of question, built on first use
+    (building them costs more than running them; the message store is imported only then)."""
+    found = _FACTS_STATEMENTS.get((by_professional, cited))
+    if found is not None:
+        return found
+    from mss.mailbox.models import StoredMessage
+
+    wanted: Any = bindparam("wanted", expanding=True)
+    conditions = []
+    if by_professional:
+        conditions.append(
+            Conversation.professional_mailbox_id == bindparam("professional_mailbox_id")
+        )
+    if cited:
+        cited_by = select(StoredMessage.conversation_id).where(
+            StoredMessage.message_id_header.in_(wanted), StoredMessage.conversation_id.is_not(None)
+        )
+        conditions.append(Conversation.id.in_(cited_by))
+    by_pair = (
+        select(Conversation)
+        .where(Conversation.patient_mailbox_id == bindparam("patient_mailbox_id"), or_(*conditions))
+        .order_by(Conversation.id)
+    )
+    cited_ids = select(StoredMessage.conversation_id, StoredMessage.message_id_header).where(
+        StoredMessage.conversation_id.in_(bindparam("ids", expanding=True)),
+        StoredMessage.message_id_header.in_(wanted),
+    )
+    found = _FACTS_STATEMENTS[(by_professional, cited)] = (by_pair, cited_ids)
+    return found
+
+
 async def conversation_facts(
     session: AsyncSession,
     patient_mailbox_id: int,
@@ -80,29 +115,18 @@ async def conversation_facts(
     Each comes with those of its messages' Message-IDs that ``referenced_message_ids``
     cites, which is what a patient's In-Reply-To/References must point at.
     """
-    from mss.mailbox.models import StoredMessage
     from mss.policy.facts import ConversationFacts
 
     wanted = [m for m in referenced_message_ids if m]
-    conditions = []
-    if professional_mailbox_id is not None:
-        conditions.append(Conversation.professional_mailbox_id == professional_mailbox_id)
-    if wanted:
-        cited = select(StoredMessage.conversation_id).where(
-            StoredMessage.message_id_header.in_(wanted), StoredMessage.conversation_id.is_not(None)
-        )
-        conditions.append(Conversation.id.in_(cited))
-    if not conditions:
+    if professional_mailbox_id is None and not wanted:
         return []
-    rows = list(
-        (
-            await session.scalars(
-                select(Conversation)
-                .where(Conversation.patient_mailbox_id == patient_mailbox_id, or_(*conditions))
-                .order_by(Conversation.id)
-            )
-        ).all()
-    )
+    by_pair, cited_ids = _facts_statements(professional_mailbox_id is not None, bool(wanted))
+    values: dict[str, Any] = {"patient_mailbox_id": patient_mailbox_id}
+    if professional_mailbox_id is not None:
+        values["professional_mailbox_id"] = professional_mailbox_id
+    if wanted:
+        values["wanted"] = wanted
+    rows = list((await session.scalars(by_pair, values)).all())
     if not rows:
         return []
     # Only the cited Message-IDs matter (the policy intersects them with the references), so a
@@ -110,12 +134,7 @@ async def conversation_facts(
     ids: dict[int, set[str]] = {row.id: set() for row in rows}
     if wanted:
         for conversation_id, message_id in (
-            await session.execute(
-                select(StoredMessage.conversation_id, StoredMessage.message_id_header).where(
-                    StoredMessage.conversation_id.in_(list(ids)),
-                    StoredMessage.message_id_header.in_(wanted),
-                )
-            )
+            await session.execute(cited_ids, {"ids": list(ids), "wanted": wanted})
         ).all():
             if conversation_id is not None:
                 ids[conversation_id].add(message_id)
