@@ -94,6 +94,9 @@ class Tls:
     key_file: str = ""
     trust_dir: str = ""
     crl_file: str = ""
+    # Each TLS listener's session-ticket keys are replaced this often (a new server context); a
+    # ticket older than that gets a full handshake.
+    ticket_key_hours: float = 12.0
 
 
 @dataclass
@@ -365,6 +368,10 @@ def load_settings(
     )
     if problem or retention.batch < 1:
         raise ConfigError(problem or f"retention.batch must be 1 or more, got {retention.batch}")
+    if not settings.tls.ticket_key_hours > 0:
+        raise ConfigError(
+            f"tls.ticket_key_hours must be above 0, got {settings.tls.ticket_key_hours}"
+        )
     if settings.listeners.smtp_process_count < 1:
         raise ConfigError(
             f"listeners.smtp_processes must be 1 or more, got {settings.listeners.smtp_processes}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 import time
@@ -11,6 +12,8 @@ from aiohttp import web, web_response
 
 from mss import log_format
 from mss.config import Settings
+from mss.crypto.implicit_tls import ImplicitTls
+from mss.crypto.tls import RotatingServerContext
 from mss.db import Database
 from mss.web import DB, SERVICES, SETTINGS
 
@@ -99,3 +102,62 @@ def build_app(
     for name in PARTS:
         importlib.import_module(name).setup(app)
     return app
+
+
+class ImplicitTlsSite(web.BaseSite):
+    """``web.TCPSite`` for HTTPS whose TLS context is taken per connection (``ImplicitTls``).
+
+    ``TCPSite(ssl_context=...)`` keeps one context, hence one set of session-ticket keys, for
+    the listener's life; here they rotate with ``contexts``. Requests see the same transport
+    as under ``TCPSite`` (``peercert``, ``ssl_object``, ``sslcontext``: client certificates of
+    the document API, ``request.secure``).
+    """
+
+    __slots__ = ("_host", "_port", "_bound_port", "_contexts", "_reuse_address", "_acceptor")
+
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        host: str,
+        port: int,
+        contexts: RotatingServerContext,
+        *,
+        reuse_address: bool | None = None,
+    ) -> None:
+        super().__init__(runner)
+        self._host = host
+        self._port = port
+        self._bound_port: int | None = None
+        self._contexts = contexts
+        self._reuse_address = reuse_address
+        self._acceptor: ImplicitTls | None = None
+
+    @property
+    def name(self) -> str:
+        return f"https://{self._host or '0.0.0.0'}:{self.port}"
+
+    @property
+    def port(self) -> int:
+        """The bound port (the one asked for before ``start``; 0 picks a free one)."""
+        return self._bound_port if self._bound_port is not None else self._port
+
+    async def start(self) -> None:
+        await super().start()
+        server = self._runner.server
+        assert server is not None
+        self._acceptor = ImplicitTls(server, self._contexts, listener="HTTPS (portal and APIs)")
+        listening = await asyncio.get_running_loop().create_server(
+            self._acceptor,
+            self._host,
+            self._port,
+            backlog=self._backlog,
+            reuse_address=self._reuse_address,
+        )
+        self._server = listening
+        if listening.sockets:
+            self._bound_port = int(listening.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        if self._acceptor is not None:
+            self._acceptor.close()
+        await super().stop()

@@ -57,7 +57,6 @@ class Hub:
     imap_processes: list[ImapProcess] = field(default_factory=list)
 
     async def start(self) -> None:
-        from mss.crypto.tls import server_context
         from mss.crypto.trust import TrustStore
 
         settings = self.settings
@@ -82,7 +81,7 @@ class Hub:
             self.job_process.start()
             self.services["jobs"] = self.job_process  # what delivery wakes
         try:
-            await self._start_listeners(server_context)
+            await self._start_listeners()
         except BaseException:
             await self.stop()
             raise
@@ -105,8 +104,12 @@ class Hub:
             self.tasks.append(asyncio.create_task(self.runner.run_forever(), name="jobs"))
         self.tasks.append(asyncio.create_task(keep_trust_fresh(settings, trust), name="trust"))
 
-    async def _start_listeners(self, server_context: Any) -> None:
+    async def _start_listeners(self) -> None:
+        from mss.crypto.tls import rotating_server_context
+
         settings, listeners = self.settings, self.settings.listeners
+        # each listener's RotatingServerContext (new ticket keys every [tls] ticket_key_hours)
+        contexts: dict[str, Any] = self.services.setdefault("tls_contexts", {})
         if _smtp_listening(settings):
             from mss.smtp_gateway import start_smtp_servers
 
@@ -116,14 +119,13 @@ class Hub:
         if listeners.imap or listeners.imaps:
             from mss.mailbox.imap import start_imap_servers
 
+            imap_tls = rotating_server_context(settings)
             imap_servers = await start_imap_servers(
-                settings,
-                self.db,
-                server_context(settings),
-                reuse_port=imap_count(settings, self.db) > 1,
+                settings, self.db, imap_tls, reuse_port=imap_count(settings, self.db) > 1
             )
             self.servers += imap_servers
             names = [name for name in ("imap", "imaps") if getattr(listeners, name)]
+            contexts.update(dict.fromkeys(names, imap_tls))
             self.bound.update(
                 {
                     name: server.sockets[0].getsockname()[1]
@@ -132,27 +134,26 @@ class Hub:
                 }
             )
         if listeners.https:
-            from mss.http import build_app
+            from mss.http import ImplicitTlsSite, build_app
 
             app = build_app(settings, self.db, self.services)
             self.http_runner = web.AppRunner(app, access_log=None)
             await self.http_runner.setup()
-            site = web.TCPSite(
+            contexts["https"] = rotating_server_context(  # optional client certs: the DMP API
+                settings, client_cert="application", trust=self.services.get("trust")
+            )
+            site = ImplicitTlsSite(
                 self.http_runner,
                 settings.bind,
                 settings.ports.https,
-                ssl_context=server_context(  # optional client certificates: the DMP API
-                    settings, client_cert="application", trust=self.services.get("trust")
-                ),
+                contexts["https"],
                 reuse_address=True,
             )
             try:
                 await site.start()
             except OSError as exc:
                 raise port_error(settings, "https", exc) from None
-            server = site._server  # the bound port is needed when the config asks for port 0
-            if server is not None and server.sockets:
-                self.bound["https"] = server.sockets[0].getsockname()[1]
+            self.bound["https"] = site.port  # the one bound when the config asks for port 0
 
     async def stop(self) -> None:
         if self.runner is not None:
@@ -531,7 +532,7 @@ def _imap_process_main(settings: Settings, link: Any) -> None:
 
 async def run_imap_process(settings: Settings, link: Any) -> None:
     """An IMAP child: the IMAP listeners on the shared ports until SIGTERM or the hub's end."""
-    from mss.crypto.tls import server_context
+    from mss.crypto.tls import rotating_server_context
     from mss.mailbox.imap import start_imap_servers, stop_imap_servers
 
     passwords.configure(settings.auth.cache_seconds)
@@ -542,7 +543,9 @@ async def run_imap_process(settings: Settings, link: Any) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     loop.add_reader(link.fileno(), stop.set)  # readable only at its end: the hub is gone
-    servers = await start_imap_servers(settings, db, server_context(settings), reuse_port=True)
+    servers = await start_imap_servers(
+        settings, db, rotating_server_context(settings), reuse_port=True
+    )
     try:
         await stop.wait()
     finally:

@@ -7,13 +7,15 @@ record, no traceback. Each listener logs at most ``PER_MINUTE`` lines a
 minute; past that the failures are counted and one summary line says how many
 were not logged. Where they come from:
 
-- implicit TLS (SMTP 2465, IMAP 993, HTTPS): asyncio drops the failure silently,
-  except in its debug mode (``python -X dev``, PYTHONASYNCIODEBUG), where it gives
-  it to the loop's exception handler as an ERROR with a traceback. ``install`` sets
-  that handler (the transport is closed by then: the port and the peer are named
-  when asyncio still knows them) and keeps asyncio's DEBUG traceback of the same
-  failure out of the log;
-- STARTTLS (SMTP, IMAP): the listener calls ``report`` where the handshake is awaited.
+- implicit TLS (SMTP 2465, IMAP 993, HTTPS): the listeners accept plain TCP and
+  await each handshake themselves (``mss.crypto.implicit_tls``, so that the context,
+  hence the ticket keys, can rotate), and call ``report`` with the listener and the
+  peer when it fails (asyncio's ``ssl=`` servers dropped it silently outside their
+  debug mode);
+- STARTTLS (SMTP, IMAP): the listener calls ``report`` where the handshake is awaited;
+- anything else asyncio hands to the loop's exception handler as a failed handshake
+  (a server still made with ``ssl=``, in asyncio's debug mode): ``install`` sets that
+  handler and keeps asyncio's DEBUG traceback of a failed handshake out of the log.
 """
 
 from __future__ import annotations

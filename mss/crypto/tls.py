@@ -7,12 +7,20 @@ handshake; revocation and the extended key usage are then checked by the
 caller with ``verify_peer`` (the TrustStore's CRLs, with a sentence for each
 refusal), because a foreign CA listed in certs/trust/ may publish no CRL we
 hold and OpenSSL's CRL flags would then refuse every one of its clients.
+
+A listener holds a ``RotatingServerContext``, not a context: OpenSSL makes a
+context's session-ticket keys when the context is made and never changes them,
+so the keys rotate by making a new context every ``[tls] ticket_key_hours``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import math
 import ssl
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,6 +31,8 @@ from mss.crypto.keys import cert_pem
 from mss.crypto.openssl_verify import let_application_verify
 from mss.crypto.trust import ChainCheck, TrustStore, Usage
 from mss.errors import ConfigError
+
+log = logging.getLogger("mss.tls")
 
 # "application": a certificate is asked for and any chain accepted at the handshake, so that the
 # application answers with the reason (mss.crypto.openssl_verify); it must call verify_peer.
@@ -82,6 +92,77 @@ def server_context(
     if client_cert == "application":
         let_application_verify(ctx)
     return ctx
+
+
+class RotatingServerContext:
+    """A listener's server context, made again every ``lifetime`` seconds: its ticket keys rotate.
+
+    Python's ``ssl`` has no call to set the session-ticket keys; OpenSSL makes random ones per
+    context and decrypts a ticket with the context its connection was made with (an SNI
+    callback that swaps the context does not change that). So each connection takes
+    ``current()`` (one clock read on the hot path) and, past the lifetime, a new context is
+    built. The previous one is not kept: a ticket it issued is not decrypted, and its client
+    gets a full handshake. Rebuilding also reads the certificate files again; if they cannot
+    be used, the current context stays (with one WARNING line) until the next lifetime.
+    """
+
+    def __init__(
+        self,
+        build: Callable[[], ssl.SSLContext],
+        lifetime: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not lifetime > 0:
+            raise ValueError(f"the lifetime of a TLS context must be above 0, got {lifetime}")
+        self._build = build
+        self.lifetime = lifetime
+        self._clock = clock
+        self._context = build()
+        self._expires = clock() + lifetime
+        self.rotations = 0
+
+    @classmethod
+    def fixed(cls, context: ssl.SSLContext) -> RotatingServerContext:
+        """One context for ever (callers that hold a plain ``ssl.SSLContext``)."""
+        return cls(lambda: context, math.inf)
+
+    def current(self) -> ssl.SSLContext:
+        """The context a new connection uses, made again first if its lifetime is over."""
+        if self._clock() >= self._expires:
+            self.rotate()
+        return self._context
+
+    def rotate(self) -> ssl.SSLContext:
+        """A new context now (new ticket keys): sessions of the previous one no longer resume."""
+        self._expires = self._clock() + self.lifetime
+        try:
+            self._context = self._build()
+        except ConfigError as exc:
+            log.warning("TLS session-ticket keys not rotated, the context is kept: %s", exc)
+        else:
+            self.rotations += 1
+        return self._context
+
+
+ServerContexts = ssl.SSLContext | RotatingServerContext
+
+
+def rotating(contexts: ServerContexts) -> RotatingServerContext:
+    """``contexts`` as a ``RotatingServerContext`` (a plain context is kept for ever)."""
+    if isinstance(contexts, RotatingServerContext):
+        return contexts
+    return RotatingServerContext.fixed(contexts)
+
+
+def rotating_server_context(
+    settings: Settings, *, client_cert: ClientCertMode = "none", trust: TrustStore | None = None
+) -> RotatingServerContext:
+    """``server_context`` made again every ``[tls] ticket_key_hours`` (new session-ticket keys)."""
+    return RotatingServerContext(
+        lambda: server_context(settings, client_cert=client_cert, trust=trust),
+        settings.tls.ticket_key_hours * 3600.0,
+    )
 
 
 def client_context(

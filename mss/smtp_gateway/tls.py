@@ -28,6 +28,16 @@ def server_context(settings: Settings, trust: Any, *, client_cert: bool) -> ssl.
     )
 
 
+def rotating_server_context(
+    settings: Settings, trust: Any, *, client_cert: bool
+) -> crypto_tls.RotatingServerContext:
+    """``server_context`` made again every ``[tls] ticket_key_hours`` (new session-ticket keys)."""
+    return crypto_tls.RotatingServerContext(
+        lambda: server_context(settings, trust, client_cert=client_cert),
+        settings.tls.ticket_key_hours * 3600.0,
+    )
+
+
 def client_context(settings: Settings, trust: Any) -> ssl.SSLContext:
     """Our outbound relay's context: verify the peer against the anchors, show our operator cert."""
     return crypto_tls.client_context(

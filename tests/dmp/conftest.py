@@ -28,7 +28,7 @@ from dmp_bridge.access import Viewer
 from dmp_bridge.consent_store import set_authorisation, set_block, set_treating_doctor
 from dmp_bridge.documents import DocumentDraft, insert_document
 from mss.config import Settings
-from mss.crypto.tls import server_context
+from mss.crypto.tls import rotating_server_context
 from mss.crypto.trust import TrustStore
 from mss.db import Database, utcnow
 from mss.directory.models import (
@@ -40,6 +40,7 @@ from mss.directory.models import (
     PatientState,
     Professional,
 )
+from mss.http import ImplicitTlsSite
 from mss.web import DB, SERVICES, SETTINGS
 from tests.dmp.matrix import DOCUMENTS, FLAGS, ID_NATS
 from tests.fixtures_pki import DevPki, Identity
@@ -232,14 +233,15 @@ async def start_api(
     dmp_api.setup(app)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(
+    # the site ``mss serve`` runs: TLS per connection with a rotating context
+    site = ImplicitTlsSite(
         runner,
         "127.0.0.1",
         0,
-        ssl_context=server_context(settings, client_cert="application", trust=trust),
+        rotating_server_context(settings, client_cert="application", trust=trust),
     )
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = site.port
     try:
         yield Api(f"https://localhost:{port}", pki, world)  # type: ignore[arg-type]
     finally:

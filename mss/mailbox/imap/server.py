@@ -20,6 +20,8 @@ from typing import Any
 from mss import log_format
 from mss.config import Settings
 from mss.crypto import handshake_failures
+from mss.crypto.implicit_tls import ImplicitTls
+from mss.crypto.tls import ServerContexts, rotating
 from mss.db import Database
 from mss.errors import DatabaseUnavailable
 from mss.login_throttle import LoginThrottle
@@ -88,10 +90,10 @@ class LiteralTooBig(Exception):
 class ImapService:
     """What every connection shares: database, TLS context, limits, counters, change listener."""
 
-    def __init__(self, settings: Settings, db: Database, ssl_context: ssl.SSLContext) -> None:
+    def __init__(self, settings: Settings, db: Database, contexts: ServerContexts) -> None:
         self.settings = settings
         self.db = db
-        self.ssl_context = ssl_context
+        self.tls_contexts = rotating(contexts)  # each connection takes the current one
         self.limits = settings.limits
         self.throttle = LoginThrottle(db, settings, protocol="imap")
         self.per_user = ConnectionCounter(settings.limits.imap_connections_per_user)
@@ -174,7 +176,7 @@ class Connection:
         if buffered:
             buffered.clear()
         try:
-            await self.writer.start_tls(self.service.ssl_context)
+            await self.writer.start_tls(self.service.tls_contexts.current())
         except ssl.SSLError as exc:  # the client's doing: one WARNING line, no traceback
             handshake_failures.report(
                 "IMAP (STARTTLS)", self.writer.get_extra_info("peername"), exc
@@ -348,7 +350,7 @@ class Connection:
 
 
 async def start_imap_servers(
-    settings: Settings, db: Database, ssl_context: ssl.SSLContext, *, reuse_port: bool = False
+    settings: Settings, db: Database, contexts: ServerContexts, *, reuse_port: bool = False
 ) -> list[asyncio.Server]:
     """Listen on the STARTTLS port (``ports.imap``) and the implicit-TLS port (``ports.imaps``).
 
@@ -356,8 +358,11 @@ async def start_imap_servers(
     :func:`stop_imap_servers`, which also closes open connections and the change listener.
     With ``reuse_port``, other processes may listen on the same ports (SO_REUSEPORT: the
     kernel spreads the connections; ``[listeners] imap_processes``).
+    ``contexts`` is a ``RotatingServerContext`` (``mss serve``: new ticket keys every
+    ``[tls] ticket_key_hours``) or one ``ssl.SSLContext`` kept for ever; both listeners take
+    the current context per connection (``service.tls_contexts``).
     """
-    service = ImapService(settings, db, ssl_context)
+    service = ImapService(settings, db, contexts)
     await service.start_listener()
     servers: list[asyncio.Server] = []
     if settings.listeners.imap:
@@ -371,14 +376,19 @@ async def start_imap_servers(
             )
         )
     if settings.listeners.imaps:
+        loop = asyncio.get_running_loop()
+
+        def imaps_protocol() -> asyncio.StreamReaderProtocol:  # what asyncio.start_server makes
+            reader = asyncio.StreamReader(limit=MAX_LINE, loop=loop)
+            return asyncio.StreamReaderProtocol(
+                reader, lambda r, w: service.handle(r, w, tls=True), loop=loop
+            )
+
         servers.append(
-            await asyncio.start_server(
-                lambda r, w: service.handle(r, w, tls=True),
+            await loop.create_server(
+                ImplicitTls(imaps_protocol, service.tls_contexts, listener="IMAP (implicit TLS)"),
                 settings.bind,
                 settings.ports.imaps,
-                ssl=ssl_context,
-                limit=MAX_LINE,
-                ssl_handshake_timeout=30,
                 reuse_port=reuse_port,
             )
         )
