@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -98,6 +99,8 @@ SENTENCES = {
     "profile.item_removed": "Information retirée du profil médical",
 }
 UNKNOWN_ACTION = "Autre opération sur votre espace"
+ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+ADDRESS_QUOTED = re.compile(r"<?([\w.+-]+@[\w-]+(?:\.[\w-]+)+)>?")
 
 # Where an event came from, when it is not a device's address.
 SOURCES = {
@@ -217,7 +220,13 @@ async def _actor_names(
 ) -> dict[str, tuple[str, str]]:
     """The name and role of each actor the directory knows (a mailbox's address or a
     professional's idNat): ``("Dr Jean Dupont", "médecin, CHU de Nantes")``."""
-    addresses = {e.actor for e in events if _is_address(e.actor)}
+    addresses = {e.actor for e in events if _is_address(e.actor)} | {
+        found  # the addresses a refusal's sentence quotes
+        for e in events
+        for value in (e.detail or {}).values()
+        if isinstance(value, str)
+        for found in ADDRESS.findall(value)
+    }
     id_nats = {
         e.actor
         for e in events
@@ -261,7 +270,16 @@ def _detail(
         return ", ".join(part for part in (name, profession if name else "", rpps) if part)
     if key == "change" and value == "treating_doctor" and not detail.get("id_nat"):
         return "médecin traitant retiré"
-    return DETAILS[key].get(str(value), str(value))
+    return _without_addresses(DETAILS[key].get(str(value), str(value)), names)
+
+
+def _without_addresses(text: str, names: dict[str, tuple[str, str]]) -> str:
+    """A sentence with each mail address it quotes (``<jean.dupont@...>``) replaced by the name
+    the directory gives it, or by « votre correspondant »."""
+    return ADDRESS_QUOTED.sub(
+        lambda m: names.get(m.group(1), ("votre correspondant", ""))[0] or "votre correspondant",
+        text,
+    )
 
 
 def who_acted(event: AuditEvent, names: dict[str, tuple[str, str]]) -> str:

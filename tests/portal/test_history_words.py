@@ -144,3 +144,11 @@ def test_an_unknown_action_is_not_shown_raw() -> None:
     line = describe(_event("some.new_action", "system", "mss", ""))
     assert "some" not in line.what and "_" not in line.what
     assert where_from("retention") == ""
+
+
+def test_an_address_quoted_by_a_refusal_becomes_a_name() -> None:
+    sentence = "La conversation avec <jean.dupont@mss.localhost> a été clôturée."
+    event = _event("message_refused", "patient", "2850", "10.0.0.1", reason=sentence)
+    known = {"jean.dupont@mss.localhost": ("Dr Jean Dupont", "médecin")}
+    assert describe(event, known).detail == "La conversation avec Dr Jean Dupont a été clôturée."
+    assert describe(event).detail == "La conversation avec votre correspondant a été clôturée."

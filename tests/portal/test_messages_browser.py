@@ -156,6 +156,11 @@ async def test_signed_mail_over_smtp_read_reply_then_fin(page: Page, hub: Hub, m
         await expect(page.locator(".event").filter(has_text="Envoi refusé").first).to_contain_text(
             "Claire Martin (vous-même)"
         )
+        # No internal address: the refusal's sentence names the doctor as the directory does.
+        await expect(page.locator(".event").filter(has_text="Envoi refusé").first).to_contain_text(
+            "La conversation avec Dr Jean Dupont a été clôturée"
+        )
+        await expect(page.locator(".history")).not_to_contain_text("@")
         await fits_the_phone(page)
         await shot(page, "17-historique-messages")
     finally:
