@@ -32,7 +32,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from mss.audit_chain import CHAIN_LENGTH, HASHED_FIELDS, AuditChainHead, seal
 from mss.db import Base, Database, UTCDateTime, add_row, utcnow
-from mss.group_commit import group_commit
+from mss.group_commit import GroupCommit, group_commit
 
 __all__ = ["AuditChainHead", "AuditEvent", "record", "record_committed", "recording_in_bulk"]
 # How long a reader waits for its audit line to commit before the page fails (DatabaseUnavailable).
@@ -143,8 +143,12 @@ async def record_committed(
         "source": source,
         "on_behalf_of": on_behalf_of,
     }
-    writer = group_commit(db, "audit.events", _write_events)
-    await writer.submit((action, fields, detail), COMMIT_TIMEOUT)
+    await audit_writer(db).submit((action, fields, detail), COMMIT_TIMEOUT)
+
+
+def audit_writer(db: Database) -> GroupCommit[Any, None]:
+    """The process's audit writer on ``db`` (its ``stats`` say how the events were batched)."""
+    return group_commit(db, "audit.events", _write_events)
 
 
 async def _write_events(

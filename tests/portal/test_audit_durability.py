@@ -7,6 +7,7 @@ The reading of a message already \\Seen goes through the audit writer (group com
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -16,7 +17,7 @@ from pathlib import Path
 import aiohttp
 from sqlalchemy import select
 
-from mss.audit import AuditEvent
+from mss.audit import AuditEvent, audit_writer
 from portal.sessions import COOKIE
 from tests.fixtures_pki import DevPki
 from tests.portal.conftest import Hub, add_patient
@@ -90,3 +91,22 @@ async def test_a_reading_survives_the_hub_killed_right_after_the_page(
     assert status == 200
     assert process.returncode == -signal.SIGKILL
     assert await _readings(hub, stored_id) == 2
+
+
+async def test_readings_at_the_same_moment_share_one_audit_transaction(
+    hub: Hub, dev_pki: DevPki
+) -> None:
+    await add_patient(hub.db, INS, "Roux", "Alice")
+    mail = await setup_mail(hub, dev_pki)
+    message_id = await mail.send(DOCTOR, PATIENT, "Résultats")
+    await hub.login(INS)
+    entry = await mail.entry_id(PATIENT, message_id)
+    (stored_id,) = [m.id for m in await mail.stored(PATIENT) if m.message_id_header == message_id]
+    await hub.page(f"/messages/{entry}")  # sets \Seen: later readings write the audit line only
+    writer = audit_writer(hub.db)
+    batches, requests = writer.stats.batches, writer.stats.requests
+    pages = await asyncio.gather(*(hub.page(f"/messages/{entry}") for _ in range(12)))
+    assert all(response.status == 200 for response, _html in pages)
+    assert writer.stats.requests - requests == 12
+    assert writer.stats.batches - batches < 12  # some readings shared a transaction
+    assert await _readings(hub, stored_id) == 13  # and none was lost
