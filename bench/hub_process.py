@@ -31,7 +31,9 @@ def start_hub(
     """A spawned process running the hub on ``settings``, once it listens; and its pid."""
     context = multiprocessing.get_context("spawn")
     ready, child_end = context.Pipe()
-    process = context.Process(target=_serve, args=(settings, child_end), daemon=True)
+    # not daemonic: the hub starts children of its own ([listeners] imap_processes...); the
+    # benchmark terminates it when done
+    process = context.Process(target=_serve, args=(settings, child_end), daemon=False)
     process.start()
     if not ready.poll(timeout):
         process.kill()

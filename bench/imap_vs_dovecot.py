@@ -714,6 +714,36 @@ def dovecot_hash(scheme: str, argon2id: str) -> str:
     return done.stdout.strip()
 
 
+def create_database(admin_url: str) -> str:
+    """A fresh PostgreSQL database for the hub (``--postgresql``): its SQLAlchemy URL."""
+    import asyncpg
+
+    name = f"mss_imap_bench_{os.getpid()}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(admin_url)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    return "postgresql+asyncpg://" + admin_url.split("://", 1)[1].rsplit("/", 1)[0] + "/" + name
+
+
+def drop_database(admin_url: str, url: str) -> None:
+    import asyncpg
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(admin_url)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
+
+
 def main() -> None:
     from mss.directory.store import hash_password
 
@@ -725,12 +755,18 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the cleanup below runs on kill too
     work = Path(tempfile.mkdtemp(prefix="mss-dovecot-bench-"))
     hub: multiprocessing.process.BaseProcess | None = None
+    settings: Any = None
     dovecot = Dovecot(work / "dovecot", free_port())
     try:
         make_pki(work)
         context = client_context(work)
         messages = inbox_messages(args.messages)
         settings = hub_settings(work)
+        settings.listeners.imap_processes = args.imap_processes
+        engine = "SQLite"
+        if args.postgresql:
+            settings.database_url = create_database(args.postgresql)
+            engine = f"PostgreSQL, {args.imap_processes} IMAP processes"
         started = time.monotonic()
         password_hash = hash_password(
             PASSWORD
@@ -751,7 +787,7 @@ def main() -> None:
             f"{args.big_folder:,}-message folder "
             f"on both in {time.monotonic() - started:.0f} s (Dovecot {version.strip()}, mail "
             f"owned by "
-            f"{dovecot.mail_user}; hub on SQLite)",
+            f"{dovecot.mail_user}; hub on {engine})",
             flush=True,
         )
         hub, hub_pid = start_hub(settings)
@@ -765,6 +801,8 @@ def main() -> None:
             if hub.is_alive():
                 hub.kill()
         shutil.rmtree(work, ignore_errors=True)
+        if args.postgresql and settings is not None:
+            drop_database(args.postgresql, settings.database_url)
 
 
 def parse_args() -> argparse.Namespace:
@@ -782,6 +820,18 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--rounds", type=int, default=2, help="load runs per server, interleaved")
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument(
+        "--postgresql",
+        metavar="ADMIN_URL",
+        help="run the hub on a fresh PostgreSQL database made through this admin URL "
+        "(postgresql://postgres@127.0.0.1:5432/postgres) instead of SQLite",
+    )
+    parser.add_argument(
+        "--imap-processes",
+        type=int,
+        default=1,
+        help="the hub's [listeners] imap_processes (more than one needs --postgresql)",
+    )
     parser.add_argument(
         "--dovecot-hash",
         choices=["argon2id", "ssha512"],
