@@ -75,10 +75,14 @@ async def adjust(
     recent: int = 0,
     unseen_may_move: bool = False,
     keywords: Iterable[str] = (),
-) -> None:
+    new_modseq: bool = False,
+) -> int | None:
     """Add these differences to a folder's counters; with ``unseen_may_move``, find the first
-    unseen UID again (after the entries were written in this transaction)."""
+    unseen UID again (after the entries were written in this transaction). With
+    ``new_modseq``, the same statement takes the next mod-sequence and returns it (STORE)."""
     values: dict[str, Any] = {}
+    if new_modseq:
+        values["highest_modseq"] = Folder.highest_modseq + 1
     if exists:
         values["exists_count"] = Folder.exists_count + exists
     if unseen:
@@ -95,13 +99,18 @@ async def adjust(
         known = set(stored.split())
         if not new_keywords <= known:
             values["keywords"] = " ".join(sorted(known | new_keywords))
-    if values:
-        await session.execute(
-            update(Folder)
-            .where(Folder.id == folder_id)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
+    if not values:
+        return None
+    statement = (
+        update(Folder)
+        .where(Folder.id == folder_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if new_modseq:
+        return (await session.execute(statement.returning(Folder.highest_modseq))).scalar_one()
+    await session.execute(statement)
+    return None
 
 
 async def after_removal(

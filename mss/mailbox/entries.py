@@ -204,10 +204,10 @@ async def store_flags(
             result.changed[uid] = (parse_flags(new_text), modseq)
             result.current[uid] = result.changed[uid]
     if updates:
-        _, allocated = await allocate(session, folder_id, 0)
-        assert allocated == modseq
         await session.execute(_STORE_FLAGS, updates)
-        await counters.adjust(
+        # one statement takes the mod-sequence (the row is held since the start) and moves the
+        # counters, after the entries: the first unseen UID is looked up in their new state
+        allocated = await counters.adjust(
             session,
             folder_id,
             unseen=unseen_delta,
@@ -215,7 +215,9 @@ async def store_flags(
                 (SEEN in result.changed[u][0]) != (SEEN in old_flags[u]) for u in result.changed
             ),
             keywords=new_keywords,
+            new_modseq=True,
         )
+        assert allocated == modseq
         await mark_changed(session, mailbox_id)
     result.modified.sort()
     return result
