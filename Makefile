@@ -24,10 +24,12 @@ FUZZ_SECONDS ?= 3600
 fuzz: $(STAMP)
 	$(PY) bench/fuzz.py --all --seconds $(FUZZ_SECONDS)
 
-# The style checks CI runs before the tests (.ci/run): ruff's rules (pyproject.toml) and its format.
+# The style checks CI runs before the tests (.ci/run): ruff's rules (pyproject.toml) and its format,
+# and mypy with 0 errors (strict on mss/policy: [tool.mypy] in pyproject.toml).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check mss portal dmp_bridge tests bench
 	$(VENV)/bin/ruff format --check mss portal dmp_bridge tests bench
+	$(VENV)/bin/mypy mss portal dmp_bridge
 
 # Regenerate the initial migration from the models (only until the first release).
 schema: $(STAMP)

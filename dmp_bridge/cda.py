@@ -303,6 +303,7 @@ def read_cda_header(data: bytes) -> CdaHeader:
     custodian = reader.organisation(
         doc.find(q("custodian/assignedCustodian/representedCustodianOrganization"))
     )
+    language = _cd(doc.find(q("languageCode")))
     return CdaHeader(
         document_id=document_id,
         set_id=_ii(doc.find(q("setId"))),
@@ -316,9 +317,7 @@ def read_cda_header(data: bytes) -> CdaHeader:
         title=_text(doc.find(q("title"))),
         effective_time=effective_time,
         confidentiality=_cd(doc.find(q("confidentialityCode"))),
-        language_code=_cd(doc.find(q("languageCode"))).code
-        if _cd(doc.find(q("languageCode")))
-        else None,
+        language_code=language.code if language is not None else None,
         template_ids=templates,
         patient=reader.patient(),
         authors=authors,

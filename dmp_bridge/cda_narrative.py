@@ -65,6 +65,7 @@ def _render(element: Element, out: list[str], in_table: bool = False, depth: int
     if name == "br":
         out.append("<br>")
         return
+    tag: str | None
     if name == "list":
         tag = "ol" if (element.get("listType") or "").lower() == "ordered" else "ul"
     elif name == "linkHtml":

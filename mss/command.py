@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import click
@@ -41,7 +41,7 @@ def fail(sentence: str, code: int = 2) -> None:
     sys.exit(code)
 
 
-def hub_command(func: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
+def hub_command(func: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Any]:
     """Run an async command body with settings, turning HubErrors into one line and an exit code."""
 
     @functools.wraps(func)

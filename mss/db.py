@@ -27,7 +27,7 @@ import datetime as dt
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import aiosqlite
 from sqlalchemy import (
@@ -69,6 +69,9 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+    # Every model is mapped to a Table (DeclarativeBase types it as any FromClause), so
+    # insert(Model.__table__), Model.__table__.update() and insert_ids type-check.
+    __table__: ClassVar[Table]
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):

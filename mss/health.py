@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
+from ipaddress import IPv4Network, IPv6Network
 from typing import Any
 
 from aiohttp import web
@@ -27,7 +28,8 @@ from mss.web import DB, SETTINGS
 from portal.models import PortalSession
 
 PROBE_SECONDS = 5.0  # a probe waits no longer than a monitoring system does
-ALLOWED = web.AppKey("metrics_allowed", tuple)  # [metrics] allow, parsed once
+# [metrics] allow, parsed once
+ALLOWED: web.AppKey[tuple[IPv4Network | IPv6Network, ...]] = web.AppKey("metrics_allowed")
 
 
 @functools.cache
@@ -123,7 +125,8 @@ async def read_database(
 
 async def scrape(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
-    access = decide_metrics_access(request.remote, request.app[ALLOWED])
+    allowed = request.app[ALLOWED]
+    access = decide_metrics_access(request.remote, allowed)
     if not access:
         return web.json_response(
             {"status": access.status, "detail": access.sentence}, status=access.status

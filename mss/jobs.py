@@ -277,7 +277,7 @@ class JobRunner:
                     )
                 )
             ).all()
-        rows.sort(key=lambda row: (row.run_after, row.id))  # RETURNING keeps no order
+        rows = sorted(rows, key=lambda row: (row.run_after, row.id))  # RETURNING keeps no order
         return [
             ClaimedJob(row.id, row.kind, row.payload, row.attempts, row.max_attempts)
             for row in rows

@@ -142,14 +142,14 @@ async def count_failure(
         ]
     )
     forgotten = bindparam("forget_before", rules.forget_before(now), type_=UTCDateTime())
-    statement = statement.on_conflict_do_update(
+    counted = statement.on_conflict_do_update(
         index_elements=[_c.key],
         set_={
             "failures": case((_c.last_failure_at <= forgotten, 1), else_=_c.failures + 1),
             "last_failure_at": statement.excluded.last_failure_at,
         },
     ).returning(_c.key, _c.failures, _c.last_failure_at)
-    rows = (await session.execute(statement)).all()
+    rows = (await session.execute(counted)).all()
     return _failures(attempt, list(rows))
 
 

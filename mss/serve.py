@@ -228,6 +228,12 @@ def job_runner(db: Database, services: dict[str, Any], runner_id: str | None = N
     return runner
 
 
+def _resolve(exited: asyncio.Future[None]) -> None:
+    """The child's sentinel became readable: it has exited."""
+    if not exited.done():
+        exited.set_result(None)
+
+
 class ChildProcess(abc.ABC):
     """A part of the hub in a spawned child process: started, restarted if it dies, stopped with
     SIGTERM."""
@@ -264,9 +270,9 @@ class ChildProcess(abc.ABC):
         """Start the child again (after ``restart_delay``) whenever it exits while the hub runs."""
         loop = asyncio.get_running_loop()
         while not self._stopping and self.process is not None:
-            exited = loop.create_future()
+            exited: asyncio.Future[None] = loop.create_future()
             sentinel = self.process.sentinel
-            loop.add_reader(sentinel, lambda f=exited: f.done() or f.set_result(None))
+            loop.add_reader(sentinel, _resolve, exited)
             try:
                 await exited
             finally:

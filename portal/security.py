@@ -136,8 +136,9 @@ def _cookies(response: web.StreamResponse, state: Visit) -> None:
 async def portal_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not is_portal_route(request):
         return await handler(request)
-    static = request.match_info.route.resource.name == "portal.static"  # type: ignore[union-attr]
-    if static:
+    resource = request.match_info.route.resource
+    page = resource.name if resource is not None else None
+    if page == "portal.static":
         static_response = await handler(request)
         _protect(static_response, static=True)
         return static_response
@@ -156,7 +157,7 @@ async def portal_middleware(request: web.Request, handler: Handler) -> web.Strea
             )
         else:
             response = await handler(request)
-    elif request.match_info.route.resource.name in INLINE_PAGES:  # type: ignore[union-attr]
+    elif page in INLINE_PAGES:
         with db_of(request).inline():
             response = await handler(request)
     else:

@@ -79,13 +79,14 @@ def read_invitation(data: bytes | str) -> Invitation:
         )
     event = events[0]
     for name in ("RRULE", "RDATE", "RECURRENCE-ID"):
-        if event.first(name) is not None:
+        recurring = event.first(name)
+        if recurring is not None:
             raise CalendarError(
                 f"{name}: recurring appointments are not accepted; send one convocation each",
                 f"{name} : les rendez-vous récurrents ne sont pas acceptés ; envoyez une "
                 "convocation par rendez-vous",
-                event.first(name).line,
-            )  # type: ignore[union-attr]
+                recurring.line,
+            )
     return _invitation(method, event)
 
 

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from mss.crypto.keys import PrivateKey, key_type_of
@@ -117,6 +118,17 @@ def id_nat_from_subject(subject: x509.Name) -> str | None:
     return None
 
 
+def issuer_public_key(cert: x509.Certificate) -> rsa.RSAPublicKey | ec.EllipticCurvePublicKey:
+    """A CA certificate's public key; the hub's CAs have RSA or EC keys (``KeyType``)."""
+    key = cert.public_key()
+    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+        raise ValueError(
+            f"the CA {subject_text(cert.subject)} has a {type(key).__name__}: "
+            "the hub's CAs have RSA or EC keys"
+        )
+    return key
+
+
 def _key_usage(*, ca: bool, key: PrivateKey | None) -> x509.KeyUsage:
     rsa_leaf = key is not None and key_type_of(key) == "rsa" and not ca
     return x509.KeyUsage(
@@ -165,10 +177,10 @@ def build_certificate(
         .add_extension(_key_usage(ca=ca, key=key), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
     )
-    aki_source = issuer[0].public_key() if issuer else public
+    aki_source = issuer_public_key(issuer[0]) if issuer else public
     builder = builder.add_extension(
         x509.AuthorityKeyIdentifier.from_issuer_public_key(aki_source), critical=False
-    )  # type: ignore[arg-type]
+    )
     if eku:
         builder = builder.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
     names = list(san)

@@ -12,9 +12,10 @@ import click
 
 from mss.command import hub_command
 from mss.config import Settings
+from mss.crypto.keys import KEY_TYPES, KeyType
 from mss.errors import InvalidInput
 
-KEY_TYPE = click.Choice(["rsa", "ec"])
+KEY_TYPE = click.Choice(KEY_TYPES)  # the values of KeyType
 _ID_NAT = re.compile(r"8\d{11}|0[0-9A-Z]{9}")
 
 
@@ -36,7 +37,7 @@ def _as_sentence(what: str) -> Iterator[None]:
 @click.option("--key-type", type=KEY_TYPE, default="rsa", show_default=True)
 @click.option("--force", is_flag=True, help="Replace an existing PKI (every issued certificate).")
 @hub_command
-async def init_command(settings: Settings, key_type: str, force: bool) -> None:
+async def init_command(settings: Settings, key_type: KeyType, force: bool) -> None:
     """Make the root and intermediate CAs, the hub's TLS certificate and the operator
     certificate."""
     from mss.crypto.keys import load_cert
@@ -48,7 +49,7 @@ async def init_command(settings: Settings, key_type: str, force: bool) -> None:
             settings.pki_dir,
             [settings.hostname, settings.domain],
             operator_domain=settings.domain,
-            key_type=key_type,  # type: ignore[arg-type]
+            key_type=key_type,
             force=force,
             crl_path=settings.crl_path,
         )
@@ -85,7 +86,7 @@ async def issue_command(
     common_name: str | None,
     title: str | None,
     client: bool,
-    key_type: str | None,
+    key_type: KeyType | None,
 ) -> None:
     """Issue an S/MIME certificate for ADDRESS (or a client certificate with --client)."""
     from mss.crypto.pki import issue_client, issue_smime
@@ -106,7 +107,7 @@ async def issue_command(
                 common_name=common_name,
                 title=title,
                 key_type=key_type,
-            )  # type: ignore[arg-type]
+            )
         else:
             issued = issue_smime(
                 settings.pki_dir,
@@ -115,7 +116,7 @@ async def issue_command(
                 common_name=common_name,
                 title=title,
                 key_type=key_type,
-            )  # type: ignore[arg-type]
+            )
     click.echo(f"certificate {issued.cert}")
     click.echo(f"key         {issued.key}")
 

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from mss.crypto import certificates as profiles
-from mss.crypto.certificates import build_certificate, utcnow
+from mss.crypto.certificates import build_certificate, issuer_public_key, utcnow
 from mss.crypto.keys import (
     KeyType,
     PrivateKey,
@@ -498,9 +498,10 @@ def write_crls(
             .next_update(now + validity)
             .add_extension(x509.CRLNumber(index["crl_number"]), critical=False)
             .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.public_key()), critical=False
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public_key(ca)),
+                critical=False,
             )
-        )  # type: ignore[arg-type]
+        )
         for entry in index["certificates"]:
             if entry["issuer"] != issuer or entry["revoked_at"] is None or entry["kind"] == "root":
                 continue

@@ -54,7 +54,7 @@ class DirectorySnapshot:
         row = await facts_row(session, address)
         return self._remember(row) if row is not None else None
 
-    def _remember(self, row: Row[Any]) -> MailboxFacts:
+    def _remember(self, row: Row[*tuple[Any, ...]]) -> MailboxFacts:
         facts = self._by_address[row.address] = facts_of_row(row)
         self._patient_of[row.id] = (
             PatientContact(row.patient_id, row.email, row.phone)

@@ -97,10 +97,8 @@ def _read_password(password_stdin: bool) -> str:
         if not password:
             raise InvalidInput("no password on standard input")
         return password
-    password: str = click.prompt(
-        "New password", hide_input=True, confirmation_prompt=True, err=True
-    )
-    return password
+    typed: str = click.prompt("New password", hide_input=True, confirmation_prompt=True, err=True)
+    return typed
 
 
 @mailbox.command("passwd")

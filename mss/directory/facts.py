@@ -70,7 +70,7 @@ _FACTS_AT = FACTS.where(_mailboxes.address == bindparam("address"))
 _FACTS_OF_ID = FACTS.where(_mailboxes.id == bindparam("id"))
 
 
-def facts_of_row(row: Row[Any]) -> MailboxFacts:
+def facts_of_row(row: Row[*tuple[Any, ...]]) -> MailboxFacts:
     """``facts_of`` for a row of ``FACTS``."""
     return MailboxFacts(
         id=row.id,
@@ -83,7 +83,7 @@ def facts_of_row(row: Row[Any]) -> MailboxFacts:
     )
 
 
-async def facts_row(session: AsyncSession, address: str) -> Row[Any] | None:
+async def facts_row(session: AsyncSession, address: str) -> Row[*tuple[Any, ...]] | None:
     """The ``FACTS`` row of the mailbox at ``address``, or None when unknown.
 
     One statement on the unique index; an address stored in another case is then

@@ -136,7 +136,7 @@ def _starts_word(column: Any, text: str) -> ColumnElement[bool]:
     )
 
 
-def _practitioner_query(params: dict[str, str]) -> Select[tuple[Professional]]:
+def _practitioner_query(params: dict[str, str]) -> Select[Professional]:
     query = select(Professional)
     if "name" in params:
         text = params["name"].lower()
@@ -156,7 +156,7 @@ def _practitioner_query(params: dict[str, str]) -> Select[tuple[Professional]]:
     return query.order_by(Professional.family_name, Professional.given_names, Professional.id)
 
 
-def _organisation_query(params: dict[str, str]) -> Select[tuple[Organisation]]:
+def _organisation_query(params: dict[str, str]) -> Select[Organisation]:
     query = select(Organisation)
     if "name" in params:
         query = query.where(
@@ -205,7 +205,9 @@ async def _organisations(session: AsyncSession, rows: list[Organisation]) -> lis
 
 
 Builder = Callable[[AsyncSession, list[Any]], Awaitable[list[Resource]]]
-TYPES: dict[str, tuple[Callable[[dict[str, str]], Select[Any]], Builder, type]] = {
+TYPES: dict[
+    str, tuple[Callable[[dict[str, str]], Select[Any]], Builder, type[Professional | Organisation]]
+] = {
     "Practitioner": (_practitioner_query, _practitioners, Professional),
     "PractitionerRole": (_practitioner_query, _roles, Professional),
     "Organization": (_organisation_query, _organisations, Organisation),

@@ -294,6 +294,7 @@ def _read(file: _File, document: Any) -> None:
     ordered = sorted(resources, key=lambda r: TYPES.index(r[1]["resourceType"]))
     for where, resource, full_url in ordered:
         kind = resource["resourceType"]
+        target: list[Any]  # the file's list of entries of this kind
         try:
             if kind == "Organization":
                 data: Any = _organisation(file, where, resource)

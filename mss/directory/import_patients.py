@@ -14,6 +14,7 @@ import csv
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -222,7 +223,7 @@ async def _apply(
     return "added" if added else "updated" if changed else "unchanged"
 
 
-def _audit(session: AsyncSession, action: str, patient_id: int, **detail: object) -> None:
+def _audit(session: AsyncSession, action: str, patient_id: int, **detail: Any) -> None:
     record(
         session,
         action,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import re
 import xml.sax
+import xml.sax.xmlreader
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,9 +79,14 @@ class _Handler(xml.sax.handler.ContentHandler):
         self.signed = False
         self._current: dict[str, str] | None = None
         self._text: list[str] = []
+        self.locator: xml.sax.xmlreader.Locator | None = None
+
+    def setDocumentLocator(self, locator: xml.sax.xmlreader.Locator) -> None:
+        self.locator = locator
 
     def line(self) -> int:
-        return self._locator.getLineNumber() if self._locator else 0
+        line = self.locator.getLineNumber() if self.locator is not None else None
+        return line or 0
 
     def startElementNS(self, name: tuple[str | None, str], qname: Any, attrs: Any) -> None:
         uri, local = name[0] or "", name[1]

@@ -7,8 +7,9 @@ layer converts to and from modified UTF-7 on the wire.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import CursorResult, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.mailbox import counters
@@ -75,7 +76,7 @@ async def _take_lost_subscription(session: AsyncSession, mailbox_id: int, name: 
             LostSubscription.mailbox_id == mailbox_id, LostSubscription.name == name
         )
     )
-    return bool(result.rowcount)
+    return bool(cast(CursorResult[Any], result).rowcount)  # a DELETE's result, typed Result
 
 
 async def create_folder(session: AsyncSession, mailbox_id: int, name: str) -> Folder:

@@ -99,7 +99,7 @@ def _wake_after_commit(session: Session) -> None:
     changed = session.info.pop(_INFO_KEY, None)
     if not changed:
         return
-    key = database_key(session.get_bind().url)
+    key = database_key(session.get_bind().engine.url)  # an Engine or a Connection
     for mailbox_id in changed:
         waiters.wake(key, mailbox_id)
 

@@ -248,7 +248,7 @@ class _Batch:
         session, request, receipt = self.session, plan.request, plan.receipt
         sender, parsed, signature = request.txn.sender, request.parsed, request.signature
         appends: list[Append] = []
-        for conversation_id, patient, recipient in plan.closed:
+        for closed_id, patient, recipient in plan.closed:
             assert sender.mailbox is not None
             record(
                 session,
@@ -257,7 +257,7 @@ class _Batch:
                 actor=sender.mailbox.address,
                 patient_id=self.directory.patient_id(patient),
                 target=recipient.address,
-                conversation_id=conversation_id,
+                conversation_id=closed_id,
             )
         for message_id, (conversation_id, mailboxes) in zip(
             receipt.message_ids, plan.groups.items(), strict=False

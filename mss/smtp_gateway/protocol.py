@@ -119,7 +119,8 @@ class SharedConnectionLimiter:
         if state is None:
             context = multiprocessing.get_context("spawn")
             state = (context.Array("i", processes * self.buckets, lock=False), context.Lock())
-        self.counts, self.lock = state
+        self.counts: Any = state[0]  # the shared ctypes int Array (lock=False)
+        self.lock: Any = state[1]  # the multiprocessing Lock that guards it
 
     def for_process(self, index: int) -> SharedConnectionLimiter:
         """The same shared counts, as seen by process ``index`` (picklable: passed to a spawned

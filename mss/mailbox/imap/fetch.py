@@ -177,33 +177,50 @@ def render_fetch(
     if add_flags and "FLAGS" not in items:
         items.append("FLAGS")
     for item in items:
-        if isinstance(item, BodyItem):
-            data = section_bytes(row.raw, row.bodystructure["parts"], item.section)
-            if item.start is not None:
-                data = data[item.start : item.start + (item.count or 0)]
-            out.append(item.response_name.encode() + b" " + render(Literal(data)))
-        elif item == "FLAGS":
+        if item == "FLAGS":
             out.append(b"FLAGS " + render_flags(flags))
         elif item == "UID":
             out.append(b"UID %d" % uid)
         elif item == "MODSEQ":
             out.append(b"MODSEQ (%d)" % modseq)
-        elif item == "INTERNALDATE":
-            out.append(b"INTERNALDATE " + render(format_date_time(row.internal_date)))
-        elif item == "RFC822.SIZE":
-            out.append(b"RFC822.SIZE %d" % row.size)
-        elif item == "ENVELOPE":
-            out.append(b"ENVELOPE " + render(row.envelope))
-        elif item == "BODYSTRUCTURE":
-            out.append(b"BODYSTRUCTURE " + render(row.bodystructure["bodystructure"]))
-        elif item == "BODY":
-            out.append(b"BODY " + render(row.bodystructure["body"]))
-        elif item == "RFC822":
-            out.append(b"RFC822 " + render(Literal(row.raw)))
-        elif item == "RFC822.HEADER":
-            parts = row.bodystructure["parts"]
-            out.append(b"RFC822.HEADER " + render(Literal(row.raw[parts["h"] : parts["b"]])))
-        elif item == "RFC822.TEXT":
-            parts = row.bodystructure["parts"]
-            out.append(b"RFC822.TEXT " + render(Literal(row.raw[parts["b"] : parts["e"]])))
+        else:
+            rendered = _message_item(item, row)
+            if rendered is not None:
+                out.append(rendered)
     return b"* %d FETCH (" % seq + b" ".join(out) + b")\r\n"
+
+
+_MESSAGE_ITEMS = frozenset(
+    {"INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODYSTRUCTURE", "BODY", "RFC822"}
+    | {"RFC822.HEADER", "RFC822.TEXT"}
+)
+
+
+def _message_item(item: str | BodyItem, row: Any | None) -> bytes | None:
+    """One FETCH item read from the stored message (raw bytes, structure, envelope, sizes);
+    None for an item this renderer does not know."""
+    if not isinstance(item, BodyItem) and item not in _MESSAGE_ITEMS:
+        return None
+    if row is None:  # the caller loads the message whenever an item needs it
+        raise ValueError(f"FETCH {item} needs the message, which was not loaded")
+    if isinstance(item, BodyItem):
+        data = section_bytes(row.raw, row.bodystructure["parts"], item.section)
+        if item.start is not None:
+            data = data[item.start : item.start + (item.count or 0)]
+        return item.response_name.encode() + b" " + render(Literal(data))
+    if item == "INTERNALDATE":
+        return b"INTERNALDATE " + render(format_date_time(row.internal_date))
+    if item == "RFC822.SIZE":
+        return b"RFC822.SIZE %d" % row.size
+    if item == "ENVELOPE":
+        return b"ENVELOPE " + render(row.envelope)
+    if item == "BODYSTRUCTURE":
+        return b"BODYSTRUCTURE " + render(row.bodystructure["bodystructure"])
+    if item == "BODY":
+        return b"BODY " + render(row.bodystructure["body"])
+    if item == "RFC822":
+        return b"RFC822 " + render(Literal(row.raw))
+    parts = row.bodystructure["parts"]
+    if item == "RFC822.HEADER":
+        return b"RFC822.HEADER " + render(Literal(row.raw[parts["h"] : parts["b"]]))
+    return b"RFC822.TEXT " + render(Literal(row.raw[parts["b"] : parts["e"]]))

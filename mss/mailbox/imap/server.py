@@ -191,9 +191,10 @@ class Connection:
         if self._idle_read is None:
             self._idle_read = asyncio.ensure_future(self._readline())
         waker = asyncio.ensure_future(wake.wait())
+        waiting: set[asyncio.Future[Any]] = {self._idle_read, waker}
         try:
             done, _ = await asyncio.wait(
-                {self._idle_read, waker}, timeout=keepalive, return_when=asyncio.FIRST_COMPLETED
+                waiting, timeout=keepalive, return_when=asyncio.FIRST_COMPLETED
             )
         finally:
             waker.cancel()

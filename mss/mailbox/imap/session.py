@@ -552,12 +552,13 @@ def _append_batches(args: list[Token]) -> list[tuple[list[str], Any, bytes]]:
         if isinstance(args[i], list):
             flags = parse_flag_list(args[i])
             i += 1
-        if i + 1 < len(args) and isinstance(args[i], bytes) and _DATE_LIKE.match(bytes(args[i])):
-            when = parse_date_time(args[i])
+        date = args[i] if i + 1 < len(args) else None
+        if isinstance(date, bytes) and _DATE_LIKE.match(bytes(date)):
+            when = parse_date_time(date)
             i += 1
-        if i >= len(args) or not isinstance(args[i], bytes) or isinstance(args[i], Atom):
+        raw = args[i] if i < len(args) else None
+        if not isinstance(raw, bytes) or isinstance(raw, Atom):
             raise BadCommand("APPEND: expected the message as a literal")
-        raw = args[i]
         if not raw:
             raise ImapError("an empty message cannot be appended", "CANNOT")
         out.append((flags, when, bytes(raw)))
