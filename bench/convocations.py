@@ -35,7 +35,6 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 from cryptography import x509
@@ -64,6 +63,7 @@ from mss.directory.models import Mailbox, MailboxKind, Organisation, Patient, Pa
 from mss.jobs import Job, JobRunner
 from mss.migrate import upgrade_async
 from mss.serve import ChildProcess, JobProcess, register_follow_ups, start_smtp_processes
+from mss.services import Services
 from mss.smtp_gateway.protocol import SharedConnectionLimiter
 
 APP = "convocations@mss.localhost"
@@ -245,22 +245,24 @@ async def run(args: argparse.Namespace, work: Path) -> None:
     db = Database(settings.effective_database_url)
     patients = min(args.n, 1000)
     await populate(db, settings, sha, patients)
-    services: dict[str, Any] = {
-        "settings": settings,
-        "trust": TrustStore.from_settings(settings, repo_trust_dir=None),
-    }
+    limiter = None
+    if args.smtp_processes > 1:
+        limiter = SharedConnectionLimiter(
+            settings.limits.max_connections_per_ip, args.smtp_processes
+        )
+    services = Services(
+        settings,
+        trust=TrustStore.from_settings(settings, repo_trust_dir=None),
+        connection_limiter=limiter,
+    )
     runner = JobRunner(db, services=services, batch=100)
-    services["jobs"] = runner
+    services.jobs.use(runner)
     for part in (smtp_gateway, notify, agenda):
         part.register_jobs(runner)
     job_process = JobProcess(settings) if args.job_process else None
     if job_process is not None:
         job_process.start()
-        services["jobs"] = job_process
-    if args.smtp_processes > 1:
-        services["connection_limiter"] = SharedConnectionLimiter(
-            settings.limits.max_connections_per_ip, args.smtp_processes
-        )
+        services.jobs.use(job_process)
     register_follow_ups()  # as mss serve does where a hub starts
     servers = await smtp_gateway.start_smtp_servers(
         settings, db, services, reuse_port=args.smtp_processes > 1
@@ -271,7 +273,7 @@ async def run(args: argparse.Namespace, work: Path) -> None:
     sender = ConvocationSender(
         address=APP,
         host="localhost",
-        port=services["smtp_ports"]["submission_tls"],
+        port=services.smtp_ports["submission_tls"],
         client_cert=client.cert,
         client_key=client.key,
         smime_cert=signer.cert,
@@ -295,8 +297,8 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         while await notices_sent(db, first_job) < args.n:  # each patient is told of the new message
             await asyncio.sleep(0.2)
         plain_seconds += time.perf_counter() - acknowledged
-        plain_stages = services["stage_clock"].report()
-        services["stage_clock"].reset()
+        plain_stages = services.stage_clock.report()
+        services.stage_clock.reset()
         plain_cpu, cpu_start = _cpu_seconds(children) - cpu_start, _cpu_seconds(children)
         plain_child, child_start = (
             _child_cpu_seconds(job_process) - child_start,
@@ -363,7 +365,7 @@ async def run(args: argparse.Namespace, work: Path) -> None:
     )
     if args.stages:
         print("where the gateway's time went, plain messages:", plain_stages, sep="\n")
-        print("convocations:", services["stage_clock"].report(), sep="\n")
+        print("convocations:", services.stage_clock.report(), sep="\n")
 
 
 def main() -> None:

@@ -73,6 +73,7 @@ from mss.mailbox.models import Folder, FolderEntry
 from mss.migrate import upgrade_async
 from mss.notify import read_outbox
 from mss.serve import register_follow_ups
+from mss.services import Services
 from mss.smtp_gateway import Gateway
 
 DOCTOR = "jean.dupont@mss.localhost"
@@ -184,10 +185,7 @@ async def populate(settings: Settings, patients: int, per_patient: int) -> list[
                 patient.state, patient.activated_at = PatientState.ACTIVE, utcnow()
                 patient.password_hash = password_hash
                 users.append(PatientLoad(patient.ins, phone))
-        services = {
-            "settings": settings,
-            "trust": TrustStore.from_settings(settings, repo_trust_dir=None),
-        }
+        services = Services(settings, trust=TrustStore.from_settings(settings, repo_trust_dir=None))
         register_follow_ups()  # as mss serve does where a hub starts
         gateway = Gateway(settings, db, services)
         async with db.read() as session:
@@ -231,7 +229,7 @@ async def serve_portal(data_dir: str, database_url: str, port: int) -> None:
     """--serve-portal: the hub's HTTPS application alone in this process; prints its port."""
     settings = hub_settings(Path(data_dir), database_url)
     db = Database(database_url)
-    services = {"settings": settings, "trust": TrustStore.from_settings(settings)}
+    services = Services(settings, trust=TrustStore.from_settings(settings))
     await serve(build_app(settings, db, services), tls_server_context(settings), port)
 
 

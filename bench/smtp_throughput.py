@@ -46,6 +46,7 @@ from mss.directory.models import Mailbox, MailboxKind, Patient, PatientState, Pr
 from mss.directory.store import hash_password
 from mss.migrate import upgrade_async
 from mss.serve import register_follow_ups
+from mss.services import Services
 from mss.smtp_gateway import start_smtp_servers
 
 SENDER = "jean.dupont@mss.localhost"
@@ -143,13 +144,10 @@ async def run_gateway(
     await upgrade_async(settings.effective_database_url)
     db = Database(settings.effective_database_url)
     await populate(db)
-    services: dict[str, Any] = {
-        "settings": settings,
-        "trust": TrustStore.from_settings(settings, repo_trust_dir=None),
-    }
+    services = Services(settings, trust=TrustStore.from_settings(settings, repo_trust_dir=None))
     register_follow_ups()  # as mss serve does where a hub starts
     servers = await start_smtp_servers(settings, db, services)
-    port = services["smtp_ports"]["submission_tls"]
+    port = services.smtp_ports["submission_tls"]
     context = ssl.create_default_context(cafile=str(settings.pki_dir / "root-ca.pem"))
 
     async def client() -> aiosmtplib.SMTP:
@@ -171,11 +169,11 @@ async def run_gateway(
         await db.dispose()
 
 
-def stage_breakdown(services: dict[str, Any], db: Database) -> str:
+def stage_breakdown(services: Services, db: Database) -> str:
     """Where a message's time goes inside the gateway (wall clock, overlapping across sessions)."""
     from mss.group_commit import _writers
 
-    lines = [services["stage_clock"].report()]
+    lines = [services.stage_clock.report()]
     for name, writer in _writers.get(db, {}).items():
         stats = writer.stats
         mean = stats.requests / stats.batches if stats.batches else 0.0

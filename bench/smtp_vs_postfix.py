@@ -673,7 +673,7 @@ class BenchHub:
         self.hub = Hub(self.settings, Database(self.settings.effective_database_url))
         await self.populate()
         await self.hub.start()
-        ports = self.hub.services["smtp_ports"]
+        ports = self.hub.services.smtp_ports
         self.port = ports["submission_tls" if self.args.implicit_tls else "submission"]
 
     async def populate(self) -> None:

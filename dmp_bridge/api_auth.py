@@ -81,12 +81,10 @@ async def count_failed_login(request: web.Request, refused: Unauthenticated) -> 
 
 
 def _trust(request: web.Request) -> TrustStore:
-    services = request.app.get(SERVICES) or {}
-    trust = services.get("trust")
-    if trust is None:
-        trust = TrustStore.from_settings(request.app[SETTINGS])
-        services["trust"] = trust
-    return trust
+    services = request.app.get(SERVICES)
+    if services is None:
+        return TrustStore.from_settings(request.app[SETTINGS])
+    return services.trust_store()
 
 
 async def _by_certificate(request: web.Request, session: AsyncSession) -> Caller | None:

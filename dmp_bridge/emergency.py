@@ -127,7 +127,7 @@ def treating_notice(
 
 async def notify_treating(ctx: JobContext, payload: dict[str, Any]) -> None:
     """Job: put the notice in the médecin traitant's personal mailbox (once, by Message-ID)."""
-    settings: Settings = ctx.services["settings"]
+    settings = ctx.services.settings
     message_id = f"<dmp-emergency-{ctx.job_id}@{settings.hostname}>"
     async with ctx.db.write() as session:
         if (

@@ -50,7 +50,7 @@ def marker(message_id: int, mailbox_id: int) -> str:
 
 async def run_filing_job(ctx: JobContext, payload: dict[str, Any]) -> None:
     """Job handler for ``dmp.file``: read off the loop, then decide and write in one transaction."""
-    settings: Settings = ctx.services["settings"]
+    settings = ctx.services.settings
     async with ctx.db.read() as session:
         stored = await session.get(StoredMessage, payload["message_id"])
         if stored is None:

@@ -15,6 +15,7 @@ from mss.config import Settings
 from mss.crypto.implicit_tls import ImplicitTls
 from mss.crypto.tls import RotatingServerContext
 from mss.db import Database
+from mss.services import Services
 from mss.web import DB, SERVICES, SETTINGS
 
 log = logging.getLogger("mss.http")
@@ -89,7 +90,7 @@ async def secure_response(request: web.BaseRequest, response: web.StreamResponse
 
 
 def build_app(
-    settings: Settings, db: Database, services: dict[str, Any] | None = None
+    settings: Settings, db: Database, services: Services | None = None
 ) -> web.Application:
     """The whole HTTPS application with every part that is installed."""
     app = web.Application(
@@ -97,7 +98,7 @@ def build_app(
     )
     app[SETTINGS] = settings
     app[DB] = db
-    app[SERVICES] = services if services is not None else {}
+    app[SERVICES] = services if services is not None else Services(settings)
     app.on_response_prepare.append(secure_response)
     for name in PARTS:
         importlib.import_module(name).setup(app)

@@ -27,9 +27,11 @@ from sqlalchemy import JSON, Index, Integer, String, Text, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from mss.config import Settings
 from mss.db import Base, Database, UTCDateTime, add_row, inserting_in_bulk, utcnow
 from mss.errors import DatabaseUnavailable
 from mss.metrics import hub_metrics
+from mss.services import Services
 
 log = logging.getLogger("mss.jobs")
 
@@ -129,7 +131,7 @@ class JobContext:
     db: Database
     job_id: int
     attempt: int
-    services: dict[str, Any]
+    services: Services
 
 
 def backoff(attempt: int, base: float = 5.0, cap: float = 3600.0) -> dt.timedelta:
@@ -189,7 +191,7 @@ class JobRunner:
         db: Database,
         handlers: dict[str, Handler] | None = None,
         *,
-        services: dict[str, Any] | None = None,
+        services: Services | None = None,
         poll_interval: float = 0.5,
         lease: dt.timedelta = dt.timedelta(minutes=5),
         batch: int = 20,
@@ -200,7 +202,8 @@ class JobRunner:
         self.db = db
         self.runner_id = runner_id or runner_identity()
         self.handlers: dict[str, Handler] = dict(handlers or {})
-        self.services = services if services is not None else {}
+        # None: a runner alone (its own tests), with the default settings
+        self.services = services if services is not None else Services(Settings())
         self.poll_interval = poll_interval
         self.lease = lease
         self.batch = batch
@@ -373,7 +376,7 @@ class JobRunner:
         return frozenset(range(len(queue)))
 
     async def _on_failed(self, job: ClaimedJob, detail: str) -> None:
-        hook = self.services.get("on_job_failed")
+        hook = self.services.on_job_failed
         if hook is not None:
             try:
                 await hook(self.db, job, detail)

@@ -47,6 +47,7 @@ from mss.policy.notice_recipients import (
     group_notices,
 )
 from mss.policy.notices import decide_delivery_notice
+from mss.services import Services
 
 
 @dataclass(frozen=True)
@@ -238,11 +239,10 @@ def _sms_record(phone: str, text: str) -> dict[str, Any]:
     return {"channel": "sms", "to": phone, "text": text}
 
 
-def sms_provider(settings: Settings, services: dict[str, Any] | None = None) -> SmsProvider:
-    """The configured provider; ``services["sms"]`` (set by the hub) wins when present."""
-    if services and services.get("sms") is not None:
-        provider: SmsProvider = services["sms"]
-        return provider
+def sms_provider(settings: Settings, services: Services | None = None) -> SmsProvider:
+    """The configured provider; ``services.sms`` (set by the hub or a test) wins when present."""
+    if services is not None and services.sms is not None:
+        return services.sms
     if settings.notifications.sms_provider == "outbox":
         return OutboxSmsProvider(settings)
     raise ConfigError(
@@ -504,7 +504,7 @@ async def _deliver(ctx: JobContext, payloads: list[dict[str, Any]]) -> dict[int,
     (a minor's guardians), on which channel (the patient's choice) and how notices group
     together are ``mss.policy.notice_recipients`` decisions.
     """
-    settings: Settings = ctx.services["settings"]
+    settings = ctx.services.settings
     window = settings.notifications.group_seconds
     fresh = [p for p in payloads if "notices" not in p]
     if window > 0 and fresh:

@@ -68,8 +68,7 @@ def rules_of(settings: Settings) -> RetentionRules:
 
 
 def _clock(ctx: JobContext) -> Clock:
-    clock: Clock = ctx.services.get("clock") or utcnow  # tests inject one
-    return clock
+    return ctx.services.clock or utcnow  # tests inject one
 
 
 # -- facts ---------------------------------------------------------------------------------
@@ -318,7 +317,7 @@ async def schedule_daily(
 
 
 async def _daily_job(ctx: JobContext, payload: dict[str, Any]) -> None:
-    settings: Settings = ctx.services["settings"]
+    settings = ctx.services.settings
     now = _clock(ctx)()
     counts = await run_daily(ctx.db, settings, now)
     if any(counts.values()):
@@ -330,7 +329,7 @@ async def _daily_job(ctx: JobContext, payload: dict[str, Any]) -> None:
 
 
 async def _purge_job(ctx: JobContext, payload: dict[str, Any]) -> None:
-    await purge_mailbox(ctx.db, ctx.services["settings"], int(payload["mailbox_id"]), _clock(ctx)())
+    await purge_mailbox(ctx.db, ctx.services.settings, int(payload["mailbox_id"]), _clock(ctx)())
 
 
 def register_jobs(runner: JobRunner) -> None:

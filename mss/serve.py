@@ -33,6 +33,7 @@ from mss.crypto import handshake_failures, passwords
 from mss.db import Database
 from mss.jobs import JobRunner, release_leases, runner_identity
 from mss.ports import PORT_NAMES, port_error
+from mss.services import Services
 
 if TYPE_CHECKING:
     from mss.followups import FollowUps
@@ -46,7 +47,7 @@ class Hub:
 
     settings: Settings
     db: Database
-    services: dict[str, Any] = field(default_factory=dict)
+    services: Services | None = None  # built by start()
     servers: list[asyncio.AbstractServer] = field(default_factory=list)
     http_runner: web.AppRunner | None = None
     runner: JobRunner | None = None
@@ -66,30 +67,29 @@ class Hub:
         metrics.hub_metrics().db_pool_capacity.inc(self.db.pool_capacity)
         passwords.configure(settings.auth.cache_seconds)
         trust = TrustStore.from_settings(settings)
-        self.services.update(settings=settings, trust=trust)
         register_follow_ups()
-        self.runner = job_runner(self.db, self.services)  # idle here when the workers run elsewhere
         smtp_processes = settings.listeners.smtp_process_count if _smtp_listening(settings) else 1
+        limiter = None
         if smtp_processes > 1:
             from mss.smtp_gateway import SharedConnectionLimiter
 
-            self.services["connection_limiter"] = SharedConnectionLimiter(
+            limiter = SharedConnectionLimiter(
                 settings.limits.max_connections_per_ip, smtp_processes
             )
+        services = self.services = Services(settings, trust=trust, connection_limiter=limiter)
+        self.runner = job_runner(self.db, services)  # idle here when the workers run elsewhere
         if settings.listeners.workers and settings.listeners.job_process:
             self.job_process = JobProcess(settings, self.db)
             self.job_process.start()
-            self.services["jobs"] = self.job_process  # what delivery wakes
+            services.jobs.use(self.job_process)  # what delivery wakes
         try:
             await self._start_listeners()
         except BaseException:
             await self.stop()
             raise
-        handshake_failures.install(
-            asyncio.get_running_loop(), listener_names(self.bound, self.services)
-        )
+        handshake_failures.install(asyncio.get_running_loop(), listener_names(self.bound, services))
         if smtp_processes > 1:
-            self.smtp_processes = start_smtp_processes(settings, self.services, smtp_processes - 1)
+            self.smtp_processes = start_smtp_processes(settings, services, smtp_processes - 1)
             self.tasks += [
                 asyncio.create_task(child.supervise(), name=child.name)
                 for child in self.smtp_processes
@@ -108,13 +108,15 @@ class Hub:
         from mss.crypto.tls import rotating_server_context
 
         settings, listeners = self.settings, self.settings.listeners
+        services = self.services
+        assert services is not None  # start() built them
         # each listener's RotatingServerContext (new ticket keys every [tls] ticket_key_hours)
-        contexts: dict[str, Any] = self.services.setdefault("tls_contexts", {})
+        contexts = services.tls_contexts
         if _smtp_listening(settings):
             from mss.smtp_gateway import start_smtp_servers
 
             self.servers += await start_smtp_servers(
-                settings, self.db, self.services, reuse_port=listeners.smtp_process_count > 1
+                settings, self.db, services, reuse_port=listeners.smtp_process_count > 1
             )
         if listeners.imap or listeners.imaps:
             from mss.mailbox.imap import start_imap_servers
@@ -136,11 +138,11 @@ class Hub:
         if listeners.https:
             from mss.http import ImplicitTlsSite, build_app
 
-            app = build_app(settings, self.db, self.services)
+            app = build_app(settings, self.db, services)
             self.http_runner = web.AppRunner(app, access_log=None)
             await self.http_runner.setup()
             contexts["https"] = rotating_server_context(  # optional client certs: the DMP API
-                settings, client_cert="application", trust=self.services.get("trust")
+                settings, client_cert="application", trust=services.trust
             )
             site = ImplicitTlsSite(
                 self.http_runner,
@@ -191,9 +193,9 @@ async def _schedule_retention(db: Database) -> None:
         log.warning("could not queue the daily retention pass: %s", exc)
 
 
-def listener_names(bound: dict[str, int], services: dict[str, Any]) -> dict[int, str]:
+def listener_names(bound: dict[str, int], services: Services) -> dict[int, str]:
     """Each bound port and what it serves, for the log of failed TLS handshakes."""
-    ports = {**services.get("smtp_ports", {}), **bound}
+    ports = {**services.smtp_ports, **bound}
     return {port: PORT_NAMES.get(key, key) for key, port in ports.items()}
 
 
@@ -217,12 +219,13 @@ def register_follow_ups(registry: FollowUps | None = None) -> FollowUps:
     return registry
 
 
-def job_runner(db: Database, services: dict[str, Any], runner_id: str | None = None) -> JobRunner:
-    """A runner for every kind of follow-up job the hub runs; ``services["jobs"]`` is set to it."""
+def job_runner(db: Database, services: Services, runner_id: str | None = None) -> JobRunner:
+    """A runner for every kind of follow-up job the hub runs; ``services.jobs`` wakes it."""
     from dmp_bridge import filing
     from mss import agenda, notify, patients, retention, smtp_gateway
 
-    runner = services["jobs"] = JobRunner(db, services=services, runner_id=runner_id)
+    runner = JobRunner(db, services=services, runner_id=runner_id)
+    services.jobs.use(runner)
     for part in (smtp_gateway, notify, patients, filing, agenda, retention):
         part.register_jobs(runner)
     return runner
@@ -388,13 +391,11 @@ class SmtpProcess(ChildProcess):
     connections) and runs the whole message path on the same database; the per-address
     connection limit is counted across them (``SharedConnectionLimiter``). The child
     writes a byte on its socket pair when it commits new jobs, and the hub wakes the job
-    workers (``services["jobs"]``); when the hub is gone, the child reads the end of
+    workers (``services.jobs``); when the hub is gone, the child reads the end of
     that socket and stops.
     """
 
-    def __init__(
-        self, settings: Settings, index: int, limiter: Any, services: dict[str, Any]
-    ) -> None:
+    def __init__(self, settings: Settings, index: int, limiter: Any, services: Services) -> None:
         super().__init__(settings)
         self.index = index
         self.name = f"mss-smtp-{index}"
@@ -427,9 +428,7 @@ class SmtpProcess(ChildProcess):
         if not data:  # the child exited; ``supervise`` starts another
             self._closed()
             return
-        runner = self.services.get("jobs")
-        if runner is not None:
-            runner.wake()
+        self.services.jobs.wake()
 
     def _closed(self) -> None:
         """Stop relaying and close the hub's end (in the hub's loop: ``Hub.stop`` calls it before
@@ -449,19 +448,17 @@ class SmtpProcess(ChildProcess):
             link.close()
 
 
-def start_smtp_processes(
-    settings: Settings, services: dict[str, Any], count: int
-) -> list[SmtpProcess]:
+def start_smtp_processes(settings: Settings, services: Services, count: int) -> list[SmtpProcess]:
     """``count`` SMTP processes beside this one, on the ports it bound
-    (``services["smtp_ports"]``)."""
+    (``services.smtp_ports``)."""
     if count < 1:
         return []
     child_settings = copy.deepcopy(settings)
-    for name, port in services.get("smtp_ports", {}).items():
+    for name, port in services.smtp_ports.items():
         setattr(
             child_settings.ports, name, port
         )  # port 0 was a free port: the children take the same
-    limiter = services["connection_limiter"]
+    limiter = services.connection_limiter
     children = [
         SmtpProcess(child_settings, index, limiter, services) for index in range(1, count + 1)
     ]
@@ -578,7 +575,7 @@ def _smtp_process_main(settings: Settings, limiter: Any, link: Any) -> None:
 
 
 class _LinkWaker:
-    """``services["jobs"]`` in an SMTP child: one byte to the hub, which wakes the job workers."""
+    """``services.jobs`` in an SMTP child: one byte to the hub, which wakes the job workers."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
@@ -607,12 +604,8 @@ async def run_smtp_process(settings: Settings, limiter: Any, link: Any) -> None:
     trust = TrustStore.from_settings(settings)
     fd = link.fileno()
     os.set_blocking(fd, False)
-    services: dict[str, Any] = {
-        "settings": settings,
-        "trust": trust,
-        "jobs": _LinkWaker(fd),
-        "connection_limiter": limiter,
-    }
+    services = Services(settings, trust=trust, connection_limiter=limiter)
+    services.jobs.use(_LinkWaker(fd))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -664,9 +657,7 @@ async def run_job_process(
     db = Database(settings.effective_database_url)
     _child_metrics(settings, db)
     trust = TrustStore.from_settings(settings)
-    runner = job_runner(
-        db, {"settings": settings, "trust": trust}, runner_identity(os.getpid(), token)
-    )
+    runner = job_runner(db, Services(settings, trust=trust), runner_identity(os.getpid(), token))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, runner.stop)

@@ -17,10 +17,11 @@ from aiohttp import web
 
 from mss.config import Settings
 from mss.db import Database
+from mss.services import Services
 
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)
-SERVICES = web.AppKey("services", dict)
+SERVICES = web.AppKey("services", Services)
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> web.Response:

@@ -79,9 +79,10 @@ ROUTES: list[tuple[str, str, dict[str, Handler]]] = [
 
 
 def setup(app: web.Application) -> None:
-    """Add the portal to the hub's HTTPS application; ``services["portal_clock"]`` replaces the
+    """Add the portal to the hub's HTTPS application; ``services.portal_clock`` replaces the
     clock."""
-    app[CLOCK] = app[SERVICES].get("portal_clock") or Clock()
+    clock = app[SERVICES].portal_clock
+    app[CLOCK] = clock if isinstance(clock, Clock) else Clock()
     # Templates are compiled once per process and kept (no file check on each render): a changed
     # template needs a restart. No bytecode cache on disk: it would only speed up the first render.
     env = aiohttp_jinja2.setup(

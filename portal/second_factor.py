@@ -6,7 +6,6 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
-from typing import Any
 
 from sqlalchemy import or_, update
 
@@ -16,6 +15,7 @@ from mss.directory.models import Patient
 from mss.notify import send_email, sms_provider
 from mss.policy.decision import OK, Decision
 from mss.policy.one_time_code import SENT_CODE_ALREADY_USED, TOTP_ALREADY_USED, decide_totp_step
+from mss.services import Services
 from portal import totp
 from portal.models import PortalSession
 
@@ -124,7 +124,7 @@ def where_sent(row: PortalSession, patient: Patient) -> str:
 
 
 async def send_code(
-    settings: Settings, services: dict[str, Any], row: PortalSession, patient: Patient, code: str
+    settings: Settings, services: Services, row: PortalSession, patient: Patient, code: str
 ) -> None:
     text = (
         f"Votre code de connexion à la messagerie santé : {code}. Il expire dans 5 minutes. "

@@ -41,9 +41,11 @@ UNKNOWN_CORRESPONDENT = refuse(
 def gateway_of(request: web.Request) -> Gateway:
     """The hub's gateway stages, shared by every request of the application."""
     services = request.app[SERVICES]
-    found = services.get("portal_gateway")
+    found = services.built.portal_gateway
     if not isinstance(found, Gateway):
-        found = services["portal_gateway"] = Gateway(settings_of(request), db_of(request), services)
+        found = services.built.portal_gateway = Gateway(
+            settings_of(request), db_of(request), services
+        )
     return found
 
 

@@ -63,7 +63,10 @@ async def test_the_child_runs_the_jobs_and_stops_with_the_hub(settings: Settings
             isinstance(child, JobProcess) and child.process is not None and child.process.is_alive()
         )
         assert child.process.pid != os.getpid()
-        assert hub.services["jobs"] is child  # delivery wakes the child, not an idle runner here
+        assert hub.services is not None
+        assert (
+            hub.services.jobs.target is child
+        )  # delivery wakes the child, not an idle runner here
         job_id = await _queue_job(hub.db, 424242)
         child.wake()
         job = await _ended(hub.db, job_id)
@@ -107,7 +110,8 @@ async def test_without_job_process_the_workers_stay_in_the_hub(settings: Setting
     hub = Hub(settings, Database(settings.effective_database_url))
     await hub.start()
     try:
-        assert hub.job_process is None and hub.services["jobs"] is hub.runner
+        assert hub.job_process is None and hub.services is not None
+        assert hub.services.jobs.target is hub.runner
         job = await _ended(hub.db, await _queue_job(hub.db, 616161))
         assert job.state == "failed" and "message 616161" in job.last_error
     finally:

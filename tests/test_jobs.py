@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from mss.config import Settings
 from mss.db import Database, utcnow
 from mss.jobs import Job, JobContext, JobRunner, PartlyDone, PermanentFailure, backoff, enqueue
+from mss.services import Services
 
 
 async def _jobs(db: Database) -> list[Job]:
@@ -90,7 +92,9 @@ async def test_permanent_failure_and_exhausted_attempts_call_the_hook(db: Databa
         enqueue(session, "permanent", {})
         enqueue(session, "always", {}, max_attempts=2)
     runner = JobRunner(
-        db, {"permanent": permanent, "always": always}, services={"on_job_failed": on_failed}
+        db,
+        {"permanent": permanent, "always": always},
+        services=Services(Settings(), on_job_failed=on_failed),
     )
     await runner.run_once()
     await _make_due(db)

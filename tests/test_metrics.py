@@ -59,7 +59,7 @@ async def serve(hub: Hub, *, processes: int = 1, allow: list[str] | None = None)
 
 def smtp_client(hub: Hub, served: ServeHub) -> Hub:
     """The SMTP helpers of the test hub, pointed at the ports ``served`` bound."""
-    return dataclasses.replace(hub, ports=served.services["smtp_ports"])
+    return dataclasses.replace(hub, ports=served.services.smtp_ports)
 
 
 async def get(

@@ -30,6 +30,7 @@ from mss.notify import NOTICES, read_outbox
 from mss.notify import register_jobs as register_notify
 from mss.policy.retention import RetentionFacts, RetentionRules, RetentionStep, decide_retention
 from mss.retention import DAILY_JOB, register_jobs, schedule_daily
+from mss.services import Services
 from tests.portal.conftest import add_patient
 
 DOCTOR = "jean.dupont@mss.localhost"
@@ -124,7 +125,7 @@ def calendar() -> Calendar:
 def run_day(db: Database, settings: Settings, calendar: Calendar) -> Callable[[int], object]:
     """Move the clock to ``day`` (days from now) and run that day's retention pass and what it
     queues."""
-    runner = JobRunner(db, services={"settings": settings, "clock": calendar.now})
+    runner = JobRunner(db, services=Services(settings, clock=calendar.now))
     register_jobs(runner)
     register_notify(runner)
 

@@ -256,7 +256,7 @@ async def test_failed_handshakes_are_a_few_warning_lines_without_traceback(
     await hub.start()
     caplog.set_level(logging.DEBUG)
     try:
-        smtp = hub.services["smtp_ports"]
+        smtp = hub.services.smtp_ports
         attempts = [
             (smtp["submission_tls"], None),
             (hub.bound["imaps"], None),

@@ -121,7 +121,7 @@ async def test_after_a_ticket_key_rotation_an_old_session_gets_a_full_handshake(
     """Rotation on each listener: the session made before it is not resumed, a new one is."""
     context = tls.client_context(served.settings)
     context.maximum_version = version
-    rotators: dict[str, tls.RotatingServerContext] = served.services["tls_contexts"]
+    rotators: dict[str, tls.RotatingServerContext] = served.services.tls_contexts
     assert set(rotators) >= {*IMPLICIT, *STARTTLS}
     for listener in (*IMPLICIT, *STARTTLS):
         port = getattr(served.settings.ports, listener)
@@ -139,7 +139,7 @@ async def test_after_a_ticket_key_rotation_an_old_session_gets_a_full_handshake(
 async def test_the_rotation_follows_the_configured_lifetime(served: Hub) -> None:
     """``[tls] ticket_key_hours`` is each listener's lifetime; past it the next connection gets
     a new context."""
-    rotators: dict[str, tls.RotatingServerContext] = served.services["tls_contexts"]
+    rotators: dict[str, tls.RotatingServerContext] = served.services.tls_contexts
     hours = served.settings.tls.ticket_key_hours
     assert hours == 12.0
     for listener, rotator in rotators.items():

@@ -105,14 +105,13 @@ async def read_convocation(ctx: JobContext, payload: dict[str, Any]) -> None:
 
 async def read_convocations(ctx: JobContext, payloads: list[dict[str, Any]]) -> None:
     """Batch job handler: the same for several convocations, in queue order, in one transaction."""
-    settings: Settings = ctx.services["settings"]
+    settings = ctx.services.settings
     async with ctx.db.write() as session:
         outcomes = await apply_convocations(
             session, settings, [(p["message_id"], p["mailbox_id"]) for p in payloads]
         )
-    runner = ctx.services.get("jobs")
-    if runner is not None and any(outcome != "done-before" for outcome in outcomes):
-        runner.wake()
+    if any(outcome != "done-before" for outcome in outcomes):
+        ctx.services.jobs.wake()
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ import email.utils
 import uuid
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import Any
 
 from sqlalchemy import select
 
@@ -30,6 +29,7 @@ from mss.directory.facts import mailbox_facts
 from mss.directory.models import Mailbox, Patient
 from mss.policy.agenda import AppointmentFacts, decide_appointment_reply
 from mss.policy.decision import Decision, refuse
+from mss.services import Services
 
 ANSWERS = {"accepter": "ACCEPTED", "refuser": "DECLINED"}
 SUBJECT_WORDS = {"ACCEPTED": "Accepté", "DECLINED": "Refusé"}
@@ -82,7 +82,7 @@ def reply_message(
 async def answer_convocation(
     db: Database,
     settings: Settings,
-    services: dict[str, Any],
+    services: Services,
     *,
     patient: Patient,
     appointment_id: int,
@@ -123,7 +123,7 @@ async def answer_convocation(
         domain=settings.patient_domain,
         now=now,
     )
-    gateway = services.get("gateway") or Gateway(settings, db, services)
+    gateway = Gateway(settings, db, services)
     accepted = await gateway.submit(sender, [appointment.organizer], raw, channel="portal")
     if not accepted.decision:
         return ReplySent(accepted.decision)

@@ -12,12 +12,12 @@ import json
 import logging
 import signal
 import sys
-from typing import Any
 
 from mss.config import load_settings
 from mss.crypto.trust import TrustStore
 from mss.db import Database
 from mss.jobs import JobRunner
+from mss.services import Services
 from mss.smtp_gateway import register_jobs, start_smtp_servers
 
 
@@ -27,16 +27,16 @@ async def run(config: str | None, workers: bool) -> None:
     settings = load_settings(config)
     register_follow_ups()  # DMP filing, agenda, notifications: enqueued as in the hub
     db = Database(settings.effective_database_url)
-    services: dict[str, Any] = {"settings": settings, "trust": TrustStore.from_settings(settings)}
+    services = Services(settings, trust=TrustStore.from_settings(settings))
     runner = JobRunner(db, services=services)
-    services["jobs"] = runner
+    services.jobs.use(runner)
     register_jobs(runner)
     servers = await start_smtp_servers(settings, db, services)
     # anchors and CRLs re-read every minute, as in the hub
-    tasks = [asyncio.create_task(keep_trust_fresh(settings, services["trust"]))]
+    tasks = [asyncio.create_task(keep_trust_fresh(settings, services.trust_store()))]
     if workers:
         tasks.append(asyncio.create_task(runner.run_forever()))
-    print("ready " + json.dumps(services["smtp_ports"]), flush=True)
+    print("ready " + json.dumps(services.smtp_ports), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

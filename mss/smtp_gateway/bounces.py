@@ -7,7 +7,6 @@ from typing import Any
 from sqlalchemy import select
 
 from mss.audit import record
-from mss.config import Settings
 from mss.directory.facts import local_domains, mailbox_facts
 from mss.jobs import JobContext, PermanentFailure, enqueue
 from mss.mailbox.models import StoredMessage
@@ -19,7 +18,7 @@ from mss.smtp_gateway.dsn import FailedRecipient, build_dsn, original_header_blo
 
 async def run_dsn_job(ctx: JobContext, payload: dict[str, Any]) -> None:
     """Deliver a DSN once (its Message-ID is derived from the job, so a rerun finds it stored)."""
-    settings: Settings = ctx.services["settings"]
+    settings = ctx.services.settings
     mail_from = payload.get("mail_from") or ""
     if not mail_from:
         return  # never bounce a bounce

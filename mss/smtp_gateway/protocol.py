@@ -39,6 +39,7 @@ from mss.policy import (
     PeerCertificateFacts,
     decide_certificate_login,
 )
+from mss.services import ConnectionCounter
 from mss.smtp_gateway.data_phase import ChunkedDataSMTP
 from mss.smtp_gateway.dsn_params import (
     MAIL_PARAMETERS,
@@ -199,7 +200,7 @@ class HubSMTP(ChunkedDataSMTP):
         *,
         listener: Listener,
         gateway: Any,
-        limiter: ConnectionLimiter,
+        limiter: ConnectionCounter,
         tls_context: Any,
         **kwargs: Any,
     ) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from mss.config import Settings
 from mss.jobs import JobContext, PermanentFailure, enqueue
 from mss.mailbox.models import StoredMessage
+from mss.services import Services
 from mss.smtp_gateway.delivery import DSN_JOB, RELAY_ATTEMPTS
 from mss.smtp_gateway.tls import client_context
 
@@ -31,9 +32,9 @@ class RelayResult:
     refused: dict[str, tuple[int, str]]
 
 
-def route_for(domain: str, services: dict[str, Any]) -> tuple[str, int]:
+def route_for(domain: str, services: Services) -> tuple[str, int]:
     """Where a domain's operator listens: a configured route, else its MX (or the domain) on 25."""
-    routes: dict[str, tuple[str, int]] = services.get("relay_routes", {})
+    routes = services.relay_routes
     if domain in routes:
         return routes[domain]
     try:
@@ -111,7 +112,7 @@ async def dkim_sign(raw: bytes, settings: Settings) -> bytes:
 
 async def run_relay_job(ctx: JobContext, payload: dict[str, Any]) -> None:
     """The ``smtp.relay`` handler."""
-    settings: Settings = ctx.services["settings"]
+    settings = ctx.services.settings
     domain = payload["domain"]
     recipients: list[str] = list(payload["recipients"])
     async with ctx.db.read() as session:
@@ -121,11 +122,7 @@ async def run_relay_job(ctx: JobContext, payload: dict[str, Any]) -> None:
         raw = bytes(message.raw)
     raw = await dkim_sign(raw, settings)
     host, port = await asyncio.to_thread(route_for, domain, ctx.services)
-    trust = ctx.services.get("trust")
-    if trust is None:
-        from mss.crypto.trust import TrustStore
-
-        trust = TrustStore.from_settings(settings)
+    trust = ctx.services.trust_store()
     try:
         context = client_context(settings, trust)
         result = await asyncio.to_thread(

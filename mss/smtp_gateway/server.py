@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import Any
 
 from mss.config import Settings
 from mss.crypto.implicit_tls import ImplicitTls
 from mss.crypto.tls import RotatingServerContext
 from mss.db import Database
 from mss.ports import port_error
+from mss.services import Services
 from mss.smtp_gateway.handler import GatewayHandler
 from mss.smtp_gateway.protocol import ConnectionLimiter, HubSMTP, Listener
 from mss.smtp_gateway.stages import Gateway
@@ -27,33 +27,33 @@ _IMPLICIT_NAMES = {"submission_tls": "SMTP submission (implicit TLS)"}  # for th
 async def start_smtp_servers(
     settings: Settings,
     db: Database,
-    services: dict[str, Any],
+    services: Services,
     *,
     reuse_port: bool = False,
     joining: bool = False,
 ) -> list[asyncio.Server]:
     """Listen on every SMTP port switched on in ``[listeners]`` (port 0 picks a free one).
 
-    The bound ports are recorded in ``services["smtp_ports"]`` by listener name. With
+    The bound ports are recorded in ``services.smtp_ports`` by listener name. With
     ``reuse_port`` other processes can listen on the same ports (SO_REUSEPORT, several
-    SMTP processes); they then share ``services["connection_limiter"]``. The first of them
+    SMTP processes); they then share ``services.connection_limiter``. The first of them
     refuses a port some other program already listens on, as without SO_REUSEPORT (a
     second ``mss serve`` would share it); ``joining``: the hub's first process holds them.
     Each listener's TLS contexts (``RotatingServerContext``, new ticket keys every
-    ``[tls] ticket_key_hours``) are in ``services["tls_contexts"]``; every connection,
+    ``[tls] ticket_key_hours``) are in ``services.tls_contexts``; every connection,
     STARTTLS or implicit TLS, takes the current one.
     """
     gateway = Gateway(settings, db, services)
     handler = GatewayHandler(gateway)
-    limiter = services.get("connection_limiter") or ConnectionLimiter(
+    limiter = services.connection_limiter or ConnectionLimiter(
         settings.limits.max_connections_per_ip
     )
     submission_tls = rotating_server_context(settings, gateway.trust, client_cert=True)
     relay_tls = rotating_server_context(settings, gateway.trust, client_cert=True)
     loop = asyncio.get_running_loop()
     servers: list[asyncio.Server] = []
-    ports: dict[str, int] = services.setdefault("smtp_ports", {})
-    contexts: dict[str, RotatingServerContext] = services.setdefault("tls_contexts", {})
+    ports = services.smtp_ports
+    contexts = services.tls_contexts
     try:
         for listener in LISTENERS:
             if not getattr(settings.listeners, listener.name):

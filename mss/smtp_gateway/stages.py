@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from mss.config import Settings
+from mss.crypto.trust import TrustStore
 from mss.db import Database, utcnow
 from mss.directory.activity import note_activity
 from mss.directory.facts import (
@@ -44,6 +45,7 @@ from mss.policy import (
     decide_size,
 )
 from mss.policy.login import LoginFailures, decide_login_attempt
+from mss.services import Services
 from mss.smtp_gateway import replies
 from mss.smtp_gateway.content import (
     SignatureOutcome,
@@ -56,7 +58,7 @@ from mss.smtp_gateway.content import (
 from mss.smtp_gateway.deadline import within
 from mss.smtp_gateway.delivery import DeliveryReceipt, DeliveryRefused, deliver, prepare
 from mss.smtp_gateway.envelope import Sender, Transaction
-from mss.smtp_gateway.timing import StageClock
+from mss.stage_clock import StageClock
 
 log = logging.getLogger("mss.smtp")
 T = TypeVar("T")
@@ -75,22 +77,17 @@ class Accepted:
 class Gateway:
     """Settings, database and services shared by every session of every listener."""
 
-    def __init__(self, settings: Settings, db: Database, services: dict[str, Any]) -> None:
+    def __init__(self, settings: Settings, db: Database, services: Services) -> None:
         self.settings = settings
         self.db = db
         self.services = services
-        self.clock: StageClock = services.setdefault("stage_clock", StageClock())
+        self.clock: StageClock = services.stage_clock
         self.throttle = LoginThrottle(db, settings, protocol="smtp")
         follow_ups.require()  # delivery enqueues only the registered follow-ups: none is lost
 
     @property
-    def trust(self) -> Any:
-        trust = self.services.get("trust")
-        if trust is None:
-            from mss.crypto.trust import TrustStore
-
-            trust = self.services["trust"] = TrustStore.from_settings(self.settings)
-        return trust
+    def trust(self) -> TrustStore:
+        return self.services.trust_store()
 
     async def _lookup(self, step: Coroutine[Any, Any, T]) -> T:
         """A directory lookup: a few indexed statements, inline on SQLite, within the database
@@ -273,18 +270,17 @@ class Gateway:
             log.warning("delivery from %s: %s", sender.mail_from, exc)
             return Accepted(replies.DATABASE_UNAVAILABLE, signature=signature)
         if receipt.jobs:
-            runner = self.services.get("jobs")
-            if runner is not None:
-                runner.wake()
+            self.services.jobs.wake()
         return Accepted(replies.accepted(receipt.queue_id), receipt, signature)
 
     async def _dkim_results(self, parsed: Message) -> list[str]:
         """DKIM of a message another operator relayed, for Authentication-Results."""
         from mss.crypto import dkim
 
-        table = self.services.get("dkim_keys")
-        if table is None:
-            table = self.services["dkim_keys"] = dkim.DkimKeyTable.from_pki(self.settings.pki_dir)
+        built = self.services.built
+        if built.dkim_keys is None:
+            built.dkim_keys = dkim.DkimKeyTable.from_pki(self.settings.pki_dir)
+        table = built.dkim_keys
         result = await dkim.verify_async(parsed.raw, table)
         return [result.authentication_results_clause()]
 

@@ -10,6 +10,7 @@ certificate for SMTP, password for IMAP) and two active patients.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import imaplib
@@ -45,6 +46,7 @@ from mss.http import build_app
 from mss.jobs import Job, JobRunner
 from mss.mailbox.imap import start_imap_servers, stop_imap_servers
 from mss.mailbox.models import Folder, FolderEntry, StoredMessage
+from mss.services import Services
 from mss.smtp_gateway import register_jobs, start_smtp_servers
 from portal.clock import Clock
 from tests.fixtures_pki import DevPki, Identity
@@ -79,7 +81,7 @@ class AgendaHub:
     settings: Settings
     db: Database
     pki: DevPki
-    services: dict[str, Any]
+    services: Services
     ports: dict[str, int]
     runner: JobRunner
     sender: ConvocationSender
@@ -255,14 +257,14 @@ def make_sender(
 async def agenda_hub(settings: Settings, db: Database, dev_pki: DevPki) -> AsyncIterator[AgendaHub]:
     dev_pki.install(settings)
     trust = TrustStore.from_settings(settings, repo_trust_dir=None)
-    services: dict[str, Any] = {"settings": settings, "trust": trust}
+    services = Services(settings, trust=trust)
     runner = JobRunner(db, services=services)
-    services["jobs"] = runner
+    services.jobs.use(runner)
     for part in (notify, agenda):
         part.register_jobs(runner)
     register_jobs(runner)
     servers = await start_smtp_servers(settings, db, services)
-    ports = services["smtp_ports"]
+    ports = services.smtp_ports
     hub = AgendaHub(
         settings,
         db,
@@ -296,7 +298,9 @@ async def portal(agenda_hub: AgendaHub) -> AsyncIterator[PortalHub]:
     """The hub's HTTPS app (portal) on loopback, sharing the gateway's services and job runner."""
     clock = Clock()
     app = build_app(
-        agenda_hub.settings, agenda_hub.db, {**agenda_hub.services, "portal_clock": clock}
+        agenda_hub.settings,
+        agenda_hub.db,
+        dataclasses.replace(agenda_hub.services, portal_clock=clock),
     )
     server = TestServer(app, host="127.0.0.1")
     await server.start_server(ssl=server_tls(agenda_hub.pki))

@@ -41,6 +41,7 @@ from mss.directory.models import (
     Professional,
 )
 from mss.http import ImplicitTlsSite
+from mss.services import Services
 from mss.web import DB, SERVICES, SETTINGS
 from tests.dmp.matrix import DOCUMENTS, FLAGS, ID_NATS
 from tests.fixtures_pki import DevPki, Identity
@@ -229,7 +230,11 @@ async def start_api(
     pki.install(settings)
     trust = TrustStore.from_settings(settings, repo_trust_dir=None)
     app = web.Application()
-    app[DB], app[SETTINGS], app[SERVICES] = db, settings, {"settings": settings, "trust": trust}
+    app[DB], app[SETTINGS], app[SERVICES] = (
+        db,
+        settings,
+        Services(settings, trust=trust),
+    )
     dmp_api.setup(app)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

@@ -20,6 +20,7 @@ from mss.directory.models import Patient
 from mss.http import build_app
 from mss.jobs import Job, JobRunner
 from mss.notify import read_outbox, register_jobs
+from mss.services import Services
 from portal.history import read_history
 from tests.dmp.conftest import PASSWORD, Api
 from tests.dmp.matrix import REASON
@@ -199,7 +200,7 @@ async def test_every_access_is_on_the_patients_history(api: Api) -> None:
 async def test_the_hub_routes_the_dmp_before_the_directory(
     db: Database, settings: Settings
 ) -> None:
-    app = build_app(settings, db, {})
+    app = build_app(settings, db, Services(settings))
     for path in ("/fhir/DocumentReference", "/fhir/Binary/1"):
         request_match = await app.router.resolve(_request(app, path))
         assert request_match.handler.__qualname__.startswith("_outcomes"), path
@@ -222,7 +223,7 @@ async def test_break_glass_on_a_minor_is_told_to_the_guardian_not_the_minor(api:
         "GET", SEARCH, role="break_glass", reason=urllib.parse.quote(REASON)
     )
     assert status == 200
-    runner = JobRunner(world.db, services={"settings": world.settings})
+    runner = JobRunner(world.db, services=Services(world.settings))
     register_jobs(runner)
     await runner.drain()
     sent = read_outbox(world.settings)

@@ -27,6 +27,7 @@ from mss.config import Settings
 from mss.db import Database
 from mss.http import PARTS
 from mss.policy.dmp_metadata import DMP_FORMATS
+from mss.services import Services
 from mss.web import DB, SERVICES, SETTINGS
 from tests.dmp.conftest import PASSWORD, Api, World
 from tests.dmp.matrix import ID_NATS, REASON
@@ -260,7 +261,7 @@ async def test_both_fhir_apis_answer_deep_json_with_an_outcome(
     db: Database, settings: Settings
 ) -> None:
     app = web.Application(client_max_size=settings.limits.max_message_size)
-    app[DB], app[SETTINGS], app[SERVICES] = db, settings, {}
+    app[DB], app[SETTINGS], app[SERVICES] = db, settings, Services(settings)
     for part in [p for p in PARTS if p in ("dmp_bridge.api", "mss.directory.fhir_api")]:
         importlib.import_module(part).setup(
             app

@@ -30,6 +30,7 @@ from mss.policy.dmp_filing import (
     decide_filing_answer,
     decide_mdn,
 )
+from mss.services import Services
 from portal.history import read_history
 from tests.dmp.conftest import World
 from tests.dmp.matrix import ID_NATS, REASON
@@ -104,7 +105,7 @@ async def test_patient_adds_a_document_professionals_authorised_see_it(world: Wo
 
 
 async def test_treating_doctor_notice_lands_in_their_mailbox(world: World) -> None:
-    ctx = JobContext(db=world.db, job_id=42, attempt=1, services={"settings": world.settings})
+    ctx = JobContext(db=world.db, job_id=42, attempt=1, services=Services(world.settings))
     payload = {
         "patient_id": world.patient.id,
         "professional_id": world.professionals["treating"].id,

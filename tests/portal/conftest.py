@@ -29,6 +29,7 @@ from mss.db import Database, utcnow
 from mss.directory.models import Guardianship, Mailbox, MailboxKind, Patient, PatientState
 from mss.http import build_app
 from mss.notify import read_outbox
+from mss.services import Services
 from portal.clock import Clock
 
 PASSWORD = "mon chat dort 3 fois"
@@ -130,7 +131,7 @@ class Hub:
 @pytest.fixture
 async def hub(settings: Settings, db: Database, tls_files: tuple[Path, Path]) -> AsyncIterator[Hub]:
     clock = Clock()
-    app = build_app(settings, db, {"settings": settings, "portal_clock": clock})
+    app = build_app(settings, db, Services(settings, portal_clock=clock))
     server = TestServer(app, host="127.0.0.1")
     await server.start_server(ssl=server_ssl(tls_files))
     client = TestClient(

@@ -30,6 +30,7 @@ from mss.directory.store import (
     create_professional,
 )
 from mss.mailbox.models import Folder, FolderEntry, StoredMessage
+from mss.services import Services
 from mss.smtp_gateway import Gateway
 from mss.web import SERVICES
 from tests.fixtures_pki import DevPki
@@ -66,7 +67,7 @@ class Mail:
     hub: Hub
     pki: DevPki
     gateway: Gateway
-    services: dict[str, Any]
+    services: Services
     sent: list[str] = field(default_factory=list)
 
     def identity(self, address: str) -> Any:
@@ -166,7 +167,7 @@ async def setup_mail(hub: Hub, pki: DevPki) -> Mail:
     app = hub.client.app
     assert app is not None
     services = app[SERVICES]
-    services["trust"] = TrustStore.from_settings(hub.settings, repo_trust_dir=None)
+    services.built.trust = TrustStore.from_settings(hub.settings, repo_trust_dir=None)
     async with hub.db.write() as session:
         hospital = await create_organisation(
             session, name="CHU de Nantes", kind=OrganisationKind.HOSPITAL

@@ -16,6 +16,7 @@ from aiohttp import web
 from mss.config import Settings
 from mss.db import Database
 from mss.http import build_app
+from mss.services import Services
 
 
 async def serve(data_dir: str, database_url: str, cert: str, key: str) -> None:
@@ -23,7 +24,7 @@ async def serve(data_dir: str, database_url: str, cert: str, key: str) -> None:
     settings.data_dir, settings.database_url = data_dir, database_url
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
-    app = build_app(settings, Database(database_url), {"settings": settings})
+    app = build_app(settings, Database(database_url), Services(settings))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)

@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from mss.config import Settings
 from mss.db import Database
 from mss.http import build_app
+from mss.services import Services
 from portal.sessions import COOKIE
 from tests.portal.conftest import Hub, add_patient, server_ssl
 
@@ -102,7 +103,7 @@ def _assert_hardened(response: object, what: str) -> None:
 async def test_error_responses_carry_hsts_nosniff_and_no_server_version(
     settings: Settings, db: Database, tls_files: tuple[Path, Path]
 ) -> None:
-    app = build_app(settings, db, {"settings": settings})
+    app = build_app(settings, db, Services(settings))
 
     async def crashes(_request: web.Request) -> web.Response:
         raise RuntimeError("a handler that fails")

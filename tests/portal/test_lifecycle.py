@@ -27,6 +27,7 @@ from mss.patients import (
     reactivate,
     register_jobs,
 )
+from mss.services import Services
 from portal.letters import write_letter
 from tests.portal.conftest import add_patient
 
@@ -166,7 +167,7 @@ async def test_auto_activation_job(db: Database, settings: Settings, tmp_path: P
         state=PatientState.OPPOSITION_WINDOW,
         password=False,
     )  # window still open: untouched
-    runner = JobRunner(db, services={"settings": settings})
+    runner = JobRunner(db, services=Services(settings))
     register_jobs(runner)
     assert await runner.run_once() == 1
     fresh = await _reload(db, patient.id)

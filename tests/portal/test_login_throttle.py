@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient
 
 from mss.jobs import JobRunner
 from mss.notify import read_outbox, register_jobs
+from mss.services import Services
 from tests.portal.conftest import PASSWORD, Hub, add_patient
 
 INS = "101751234560309"
@@ -41,7 +42,7 @@ async def _from_another_address(hub: Hub) -> Hub:
 
 
 async def _send_notifications(hub: Hub) -> None:
-    runner = JobRunner(hub.db, services={"settings": hub.settings})
+    runner = JobRunner(hub.db, services=Services(hub.settings))
     register_jobs(runner)
     await runner.drain()
 

@@ -25,6 +25,7 @@ from mss.directory.store import find_patient_mailbox
 from mss.jobs import JobRunner
 from mss.policy.consent import ViewerKind
 from mss.policy.message_attachments import AttachmentFacts, decide_withheld_attachments
+from mss.services import Services
 from portal.messages import package_facts
 from tests.fixtures_pki import DevPki
 from tests.portal.conftest import Hub, add_guardianship, add_patient
@@ -53,7 +54,7 @@ async def mail(hub: Hub, dev_pki: DevPki) -> Mail:
 
 @pytest.fixture
 def runner(hub: Hub) -> JobRunner:
-    jobs = JobRunner(hub.db, services={"settings": hub.settings})
+    jobs = JobRunner(hub.db, services=Services(hub.settings))
     filing.register_jobs(jobs)
     return jobs
 

@@ -53,7 +53,7 @@ async def page(hub: Hub) -> AsyncIterator[Page]:
 
 async def smtp_send(mail: Mail, raw: bytes, to: str) -> None:
     """The doctor's mail client: submission port, STARTTLS, AUTH, a signed message."""
-    port = mail.services["smtp_ports"]["submission"]
+    port = mail.services.smtp_ports["submission"]
     context = ssl.create_default_context(cafile=str(mail.pki.root_cert))
     client = aiosmtplib.SMTP(
         hostname="localhost", port=port, start_tls=False, tls_context=context, timeout=20

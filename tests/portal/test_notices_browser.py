@@ -13,6 +13,7 @@ from playwright.async_api import Page, expect
 from mss.jobs import JobRunner
 from mss.notify import notify_patient, read_outbox, register_jobs
 from mss.patients import find_patient_by_identifier
+from mss.services import Services
 from tests.portal.conftest import Hub, add_patient
 from tests.portal.test_browser import INS, PHONE_NUMBER, fits_the_phone, go_to, page, shot, sign_in
 
@@ -39,7 +40,7 @@ async def test_sms_only_then_three_convocations_make_one_sms(page: Page, hub: Hu
         assert yves is not None
         for _ in range(3):
             notify_patient(session, yves, "appointment", "/agenda")
-    runner = JobRunner(hub.db, services={"settings": hub.settings})
+    runner = JobRunner(hub.db, services=Services(hub.settings))
     register_jobs(runner)
     before = len(read_outbox(hub.settings))  # the login code
     await runner.run_once()

@@ -27,6 +27,7 @@ from mss.notify import (
     read_outbox,
     register_jobs,
 )
+from mss.services import Services
 from tests.portal.conftest import add_patient
 
 INS = "201751234564118"
@@ -94,7 +95,7 @@ async def _notify(db: Database, patient: Patient, kind: str = "new_message") -> 
 
 
 def _runner(db: Database, settings: Settings) -> JobRunner:
-    runner = JobRunner(db, services={"settings": settings})
+    runner = JobRunner(db, services=Services(settings))
     register_jobs(runner)
     return runner
 
@@ -350,7 +351,7 @@ async def test_a_failed_sms_is_retried_alone(
     marc = await add_patient(db, _ins(3), "Blanc", "Marc", phone="+33611000003")
     for who in (patient, lina, marc):
         await _notify(db, who)
-    runner = JobRunner(db, services={"settings": settings, "sms": provider})
+    runner = JobRunner(db, services=Services(settings, sms=provider))
     register_jobs(runner)
     assert await runner.run_once() == 4
     assert [phone for phone, _ in provider.sent] == ["+33699887766", "+33611000003"]

@@ -13,6 +13,7 @@ from mss.db import Database
 from mss.directory.models import Patient
 from mss.jobs import Job, JobRunner
 from mss.notify import notify_patient, read_outbox, register_jobs
+from mss.services import Services
 from tests.portal.conftest import add_guardianship, add_patient
 from tests.portal.test_notify import _ins
 
@@ -20,7 +21,7 @@ WINDOW = 1.0
 
 
 def _runner(db: Database, settings: Settings) -> JobRunner:
-    runner = JobRunner(db, services={"settings": settings})
+    runner = JobRunner(db, services=Services(settings))
     register_jobs(runner)
     return runner
 

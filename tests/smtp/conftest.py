@@ -37,6 +37,7 @@ from mss.directory.models import (
 )
 from mss.jobs import JobRunner
 from mss.mailbox.models import Folder, FolderEntry, StoredMessage
+from mss.services import Services
 from mss.smtp_gateway import register_jobs, start_smtp_servers
 from tests.fixtures_pki import DevPki, Identity
 
@@ -77,7 +78,7 @@ class Hub:
     settings: Settings
     db: Database
     pki: DevPki
-    services: dict[str, Any]
+    services: Services
     ports: dict[str, int]
     runner: JobRunner
     ids: dict[str, int] = field(default_factory=dict)
@@ -271,12 +272,12 @@ async def hub(settings: Settings, db: Database, dev_pki: DevPki) -> AsyncIterato
     """The SMTP gateway on loopback (submission, implicit TLS, relay) with its job handlers."""
     dev_pki.install(settings)
     trust = TrustStore.from_settings(settings, repo_trust_dir=None)
-    services: dict[str, Any] = {"settings": settings, "trust": trust}
+    services = Services(settings, trust=trust)
     runner = JobRunner(db, services=services)
-    services["jobs"] = runner
+    services.jobs.use(runner)
     register_jobs(runner)
     servers = await start_smtp_servers(settings, db, services)
-    the_hub = Hub(settings, db, dev_pki, services, services["smtp_ports"], runner)
+    the_hub = Hub(settings, db, dev_pki, services, services.smtp_ports, runner)
     await populate(db, the_hub)
     try:
         yield the_hub

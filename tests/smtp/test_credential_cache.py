@@ -36,7 +36,7 @@ async def test_a_changed_password_fails_at_once_in_both_processes(hub: Hub) -> N
     hub.settings.login_throttle.back_off_seconds = 0  # many wrong tries here, no waits
     hub.settings.login_throttle.lock_after = 1000
     served = await serve(hub, per_ip=400)
-    ours = dataclasses.replace(hub, ports=served.services["smtp_ports"])
+    ours = dataclasses.replace(hub, ports=served.services.smtp_ports)
     limiter = limiter_of(served)
     clients: list[aiosmtplib.SMTP] = []
     try:

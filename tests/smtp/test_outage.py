@@ -21,6 +21,7 @@ from mss.config import Settings
 from mss.crypto.trust import TrustStore
 from mss.db import Database
 from mss.jobs import JobRunner
+from mss.services import Services
 from mss.smtp_gateway import start_smtp_servers
 from tests.fixtures_pki import DevPki
 from tests.smtp.conftest import DOCTOR, OTHER_DOCTOR, Hub, message, populate
@@ -91,15 +92,12 @@ async def outage_hub(
         url = make_url(db.url)
         proxy = TcpProxy(url.port or 5432)
         hub_db = Database(url.set(port=await proxy.start()).render_as_string(hide_password=False))
-    services: dict[str, Any] = {
-        "settings": settings,
-        "trust": TrustStore.from_settings(settings, repo_trust_dir=None),
-    }
+    services = Services(settings, trust=TrustStore.from_settings(settings, repo_trust_dir=None))
     async with hub_db.read() as session:  # the first connection (through the proxy) is not the test
         await session.execute(text("SELECT 1"))
     runner = JobRunner(hub_db, services=services)
     servers = await start_smtp_servers(settings, hub_db, services)
-    hub = Hub(settings, db, dev_pki, services, services["smtp_ports"], runner)
+    hub = Hub(settings, db, dev_pki, services, services.smtp_ports, runner)
     await populate(db, hub)
     try:
         yield hub, proxy

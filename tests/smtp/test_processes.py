@@ -51,7 +51,7 @@ async def serve(hub: Hub, processes: int | str = 2, *, per_ip: int = 20) -> Serv
 
 
 def limiter_of(served: ServeHub) -> SharedConnectionLimiter:
-    limiter = served.services["connection_limiter"]
+    limiter = served.services.connection_limiter
     assert isinstance(limiter, SharedConnectionLimiter)
     return limiter
 
@@ -71,7 +71,7 @@ async def connect_into_child(
     way."""
     limiter = limiter_of(client_for)
     others: list[aiosmtplib.SMTP] = []
-    ours = dataclasses.replace(hub, ports=client_for.services["smtp_ports"])
+    ours = dataclasses.replace(hub, ports=client_for.services.smtp_ports)
     for _ in range(400):  # the child may still be starting (seconds on a loaded machine)
         before = limiter.open_in(1)
         client = await ours.login_client(DOCTOR)
@@ -109,7 +109,7 @@ async def test_both_processes_take_connections_and_deliver(hub: Hub) -> None:
         assert len(served.smtp_processes) == 1
         child = served.smtp_processes[0]
         assert child.process is not None and child.process.pid != os.getpid()
-        ours = dataclasses.replace(hub, ports=served.services["smtp_ports"])
+        ours = dataclasses.replace(hub, ports=served.services.smtp_ports)
         assert ours.ports["submission"] != hub.ports["submission"]
         identity = hub.pki.issue_smime(DOCTOR, id_nat="810000000001")
         limiter = limiter_of(served)
@@ -149,7 +149,7 @@ async def test_the_connection_limit_holds_across_processes(hub: Hub) -> None:
     served = await serve(hub, per_ip=6)
     writers = []
     try:
-        port = served.services["smtp_ports"]["submission"]
+        port = served.services.smtp_ports["submission"]
         limiter = limiter_of(served)
         for _ in range(6):
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -178,7 +178,7 @@ async def test_sequential_connections_at_the_limit_over_two_processes(hub: Hub) 
     the connection (each one frees the place at QUIT, in the shared counts)."""
     served = await serve(hub, per_ip=10)
     try:
-        ours = dataclasses.replace(hub, ports=served.services["smtp_ports"])
+        ours = dataclasses.replace(hub, ports=served.services.smtp_ports)
         limiter = limiter_of(served)
         assert await churn(ours, 10, 12) == []
         async with asyncio.timeout(10):  # every connection closed: no place left taken

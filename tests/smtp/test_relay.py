@@ -129,9 +129,7 @@ async def start_partner(hub: Hub) -> tuple[PartnerSink, asyncio.Server]:
         "127.0.0.1",
         0,
     )
-    hub.services["relay_routes"] = {
-        PARTNER_DOMAIN: ("localhost", server.sockets[0].getsockname()[1])
-    }
+    hub.services.relay_routes[PARTNER_DOMAIN] = ("localhost", server.sockets[0].getsockname()[1])
     return sink, server
 
 

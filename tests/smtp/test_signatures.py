@@ -84,7 +84,7 @@ async def test_revoked_certificate_refused(hub: Hub) -> None:
     identity: Identity = hub.pki.issue_smime(DOCTOR, label=f"revoked-{hub.settings.data_dir[-12:]}")
     hub.pki.revoke(identity)
     shutil.copyfile(hub.pki.crl_path, hub.settings.crl_path)
-    hub.services["trust"].reload()
+    hub.services.trust_store().reload()
     code, text = await send(hub, signed(identity, DOCTOR, PATIENT))
     assert code == 554 and text.startswith(
         "5.7.5 S/MIME signature refused: the signing certificate is revoked"

@@ -1,6 +1,6 @@
 """Wall-clock time spent in each stage of the message path, for the benchmark's breakdown.
 
-A ``StageClock`` lives in the gateway's services (``services["stage_clock"]``);
+A ``StageClock`` lives in the process's services (``mss.services.Services.stage_clock``);
 each stage adds its elapsed time under its name. Two ``perf_counter`` calls
 per stage: cheap enough to stay on in production.
 """
