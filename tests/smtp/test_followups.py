@@ -25,6 +25,7 @@ from mss.message import Message, parse_message
 from mss.policy import MailboxFacts
 from mss.serve import Hub as ServeHub
 from mss.serve import register_follow_ups
+from mss.services import Services
 from mss.smtp_gateway import Gateway
 from tests.smtp.conftest import DOCTOR, OTHER_DOCTOR, PATIENT, PHARMACY, SERVICE, Hub, message
 
@@ -128,4 +129,4 @@ def test_a_gateway_refuses_to_start_where_no_follow_up_is_registered(
 
     monkeypatch.setattr(stages, "follow_ups", FollowUps())
     with pytest.raises(FollowUpsNotRegistered, match="mss.serve.register_follow_ups"):
-        Gateway(settings, Database(settings.effective_database_url), {})
+        Gateway(settings, Database(settings.effective_database_url), Services(settings))
