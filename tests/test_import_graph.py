@@ -33,12 +33,6 @@ EXPECTED_PAIRS: dict[frozenset[str], str] = {
         "folders with mss.mailbox.store.ensure_folders; the shared login rule outside "
         "mss/mailbox removes the first way"
     ),
-    frozenset({"mss.mailbox", "mss.schema"}): (
-        "TODO(mailbox owner, issue 15): mailbox/store.py and mailbox/orphans.py import "
-        "mss.schema (every table, for foreign keys) while mss.schema imports the mailbox "
-        "models; the store needs only the tables it refers to, and the orphans' list of "
-        "tables referring to messages can be given by a caller above both"
-    ),
 }
 
 

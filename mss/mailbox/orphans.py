@@ -4,8 +4,9 @@ A message is stored once and shared by every folder entry holding it, so
 it may only go when its last entry goes, and only if nothing else in the
 hub still needs it:
 
-- a foreign key to ``messages.id`` (every one in the schema, found in the
-  metadata: DMP documents, agenda convocations... and tables added later);
+- a foreign key to ``messages.id`` (every one in the live database's schema, read
+  from the database once per process: DMP documents, agenda convocations... and
+  tables added later, whichever package defines them);
 - a conversation (a patient's reply is matched to the Message-IDs of the
   conversation's messages, so those are kept), except for a retention purge
   (``mss.retention``): a message no folder holds any more is cited by no one;
@@ -17,25 +18,46 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import Column, and_, delete, exists, select
+from sqlalchemy import (
+    ColumnClause,
+    Connection,
+    and_,
+    column,
+    delete,
+    exists,
+    inspect,
+    select,
+    table,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-import mss.schema  # noqa: F401 - every table, so every foreign key to messages is known
-from mss.db import Base
 from mss.jobs import Job
 from mss.mailbox.models import StoredMessage
 
 _MESSAGES = StoredMessage.__table__
 
+# The database's (table, column) pairs referring to ``messages.id``, by database URL: read
+# from the live schema (not the ORM metadata, which knows only the models imported so far),
+# once per process; the schema changes only through the migration, before the hub starts.
+_REFERENCING: dict[str, tuple[tuple[str, str], ...]] = {}
 
-def _referencing_columns() -> list[Column]:
-    columns = []
-    for table in Base.metadata.tables.values():
-        for fk in table.foreign_keys:
-            if fk.column.table is _MESSAGES and fk.column.name == "id":
-                columns.append(fk.parent)
-    return columns
+
+def _read_referencing(connection: Connection) -> tuple[tuple[str, str], ...]:
+    found: set[tuple[str, str]] = set()
+    for (_schema, name), keys in inspect(connection).get_multi_foreign_keys().items():
+        for key in keys:
+            if key["referred_table"] == _MESSAGES.name and key["referred_columns"] == ["id"]:
+                found.update((name, part) for part in key["constrained_columns"])
+    return tuple(sorted(found))
+
+
+async def _referencing_columns(session: AsyncSession) -> list[ColumnClause]:
+    connection = await session.connection()
+    key = connection.engine.url.render_as_string(hide_password=True)
+    if key not in _REFERENCING:
+        _REFERENCING[key] = await connection.run_sync(_read_referencing)
+    return [table(name, column(part)).c[part] for name, part in _REFERENCING[key]]
 
 
 async def delete_unreferenced_messages(
@@ -50,7 +72,10 @@ async def delete_unreferenced_messages(
     wanted = sorted(set(message_ids))
     if not wanted:
         return 0
-    conditions = [~exists().where(column == _MESSAGES.c.id) for column in _referencing_columns()]
+    conditions = [
+        ~exists().where(referring == _MESSAGES.c.id)
+        for referring in await _referencing_columns(session)
+    ]
     if keep_conversations:
         conditions.append(_MESSAGES.c.conversation_id.is_(None))
     pending = select(Job.payload["message_id"].as_integer()).where(

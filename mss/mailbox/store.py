@@ -22,7 +22,6 @@ from typing import Any
 from sqlalchemy import Integer, and_, bindparam, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-import mss.schema  # noqa: F401 - every table, so foreign keys (conversations...) resolve
 from mss.db import insert_ids, pairs_in, pairs_values, utcnow
 from mss.mailbox import counters
 from mss.mailbox.counters import flag_columns
