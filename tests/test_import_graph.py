@@ -26,14 +26,7 @@ GATEWAY = "mss.smtp_gateway"
 # Cycles and pairs known and owned by someone else, each with what removes it. A fixed one
 # fails ``test_the_expected_exceptions_are_still_needed``: delete it here then.
 EXPECTED_CYCLES: dict[frozenset[str], str] = {}
-EXPECTED_PAIRS: dict[frozenset[str], str] = {
-    frozenset({"mss.directory", "mss.mailbox"}): (
-        "TODO(mailbox owner, issue 15 item 4, one login rule): mailbox/imap/auth.py checks "
-        "passwords with mss.directory.store while directory/store.py creates a new mailbox's "
-        "folders with mss.mailbox.store.ensure_folders; the shared login rule outside "
-        "mss/mailbox removes the first way"
-    ),
-}
+EXPECTED_PAIRS: dict[frozenset[str], str] = {}
 
 
 def _module_name(path: Path) -> str:

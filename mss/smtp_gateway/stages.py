@@ -18,16 +18,14 @@ from mss.crypto.trust import TrustStore
 from mss.db import Database, utcnow
 from mss.directory.activity import note_activity
 from mss.directory.facts import (
-    facts_of,
     mailbox_by_certificate,
     operator_trust,
     recipient_facts,
 )
-from mss.directory.models import Patient
-from mss.directory.store import check_mailbox_password_async, find_mailbox, rehash_mailbox_password
 from mss.errors import DatabaseUnavailable
 from mss.followups import registry as follow_ups
-from mss.login_throttle import Attempt, LoginThrottle, mailbox_account, read_failures
+from mss.login_throttle import LoginThrottle
+from mss.logins import Login, log_in
 from mss.message import Message, UnreadableMessage, parse_message
 from mss.policy import (
     Decision,
@@ -36,7 +34,6 @@ from mss.policy import (
     RecipientFacts,
     decide_from_header,
     decide_line_endings,
-    decide_password_login,
     decide_recipient,
     decide_recipient_count,
     decide_relay_client,
@@ -44,7 +41,6 @@ from mss.policy import (
     decide_signature,
     decide_size,
 )
-from mss.policy.login import LoginFailures, decide_login_attempt
 from mss.services import Services
 from mss.smtp_gateway import replies
 from mss.smtp_gateway.content import (
@@ -104,44 +100,10 @@ class Gateway:
         While the throttle refuses (``mss.policy.login``) the password is not checked, so even
         the right one gets the lock's or the wait's reply. Each step is one short statement.
         """
-        attempt, now, rules = Attempt(mailbox_account(login), source), utcnow(), self.throttle.rules
-
-        async def lookup() -> tuple[LoginFailures, Any, Any]:
-            async with self.db.read() as session:
-                failures = await read_failures(session, attempt)
-                if not decide_login_attempt(failures, rules, now):
-                    return failures, None, None
-                mailbox = await find_mailbox(session, login)
-                patient = (
-                    await session.get(Patient, mailbox.patient_id)
-                    if mailbox and mailbox.patient_id
-                    else None
-                )
-                return failures, mailbox, patient
-
-        failures, mailbox, patient = await self._lookup(lookup())
-        gate = decide_login_attempt(failures, rules, now)
-        if not gate:
-            return None, gate
-        check = await check_mailbox_password_async(mailbox, password)
-        ok = bool(check)
-        facts = facts_of(mailbox, patient) if mailbox is not None else None
-        decision = decide_password_login(facts, ok)
-        if not ok:
-            after = await self._lookup(self.throttle.failed(attempt, now))
-            return None, after if after.locked else decision
-        if decision.allowed:
-            await self._lookup(self.throttle.succeeded(attempt, failures, now))
-            if check.needs_rehash:
-                await self._lookup(self._rehash(mailbox, password))
-            await self._lookup(
-                note_activity(self.db, mailbox.id, mailbox.last_active_on, now.date())
-            )
-        return (facts if decision.allowed else None), decision
-
-    async def _rehash(self, mailbox: Any, password: str) -> None:
-        async with self.db.write() as session:
-            await rehash_mailbox_password(session, mailbox, password)
+        result: Login[None] = await log_in(
+            self.db, self.throttle, login, password, source, with_patient=True, step=self._lookup
+        )
+        return (result.facts if result.allowed else None), result.decision
 
     async def mailbox_for_certificate(self, sha256: str) -> MailboxFacts | None:
         async def lookup() -> MailboxFacts | None:

@@ -1,12 +1,11 @@
 """IMAP LOGIN and AUTHENTICATE PLAIN: the hub's one login rule, in IMAP's words; per-user
 connection limits.
 
-Who may log in is ``mss.policy.session.decide_password_login`` (the rule SMTP
-AUTH uses: no patient mailbox, only active ones) and when a password may be
-checked at all is the login throttle shared by every protocol and process
-(``mss.policy.login``, ``mss.login_throttle``). The mailbox and its password
-are checked by the directory (``find_mailbox``,
-``check_mailbox_password_async``), the one place the hub verifies passwords.
+The login itself is ``mss.logins.log_in``, the one SMTP AUTH uses (the login
+throttle shared by every protocol and process, the directory's password check,
+``mss.policy.session.decide_password_login``: no patient mailbox, only active
+ones); this module says its result in IMAP's words and reads the folder names
+in the same session.
 """
 
 from __future__ import annotations
@@ -15,15 +14,13 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from mss.db import Database, utcnow
-from mss.directory.activity import note_activity
-from mss.directory.store import check_mailbox_password_async, find_mailbox, rehash_mailbox_password
-from mss.login_throttle import Attempt, LoginThrottle, mailbox_account, read_failures
+from mss.db import Database
+from mss.login_throttle import LoginThrottle
+from mss.logins import log_in
 from mss.mailbox.imap.wire import ImapError
 from mss.mailbox.models import Folder
-from mss.policy import MailboxFacts, decide_password_login
-from mss.policy.login import decide_login_attempt
 
 WRONG_CREDENTIALS = "wrong address or password"
 
@@ -38,6 +35,10 @@ class LoggedIn:
 _FOLDER_NAMES = select(Folder.name).where(Folder.mailbox_id == bindparam("mailbox_id"))
 
 
+async def _folder_names(session: AsyncSession, mailbox_id: int) -> frozenset[str]:
+    return frozenset((await session.scalars(_FOLDER_NAMES, {"mailbox_id": mailbox_id})).all())
+
+
 async def authenticate(
     db: Database, throttle: LoginThrottle, ip: str, address: str, password: str
 ) -> LoggedIn:
@@ -46,43 +47,16 @@ async def authenticate(
     While the throttle refuses, the password is not checked: the right one is refused too,
     with the lock's or the wait's sentence (RFC 5530 AUTHENTICATIONFAILED).
     """
-    attempt, now, rules = Attempt(mailbox_account(address), ip), utcnow(), throttle.rules
-    folders: frozenset[str] = frozenset()
-    with db.inline():  # three indexed reads in one session: no thread hop each on SQLite
-        async with db.read() as session:
-            failures = await read_failures(session, attempt)
-            gate = decide_login_attempt(failures, rules, now)
-            mailbox = await find_mailbox(session, address.strip()) if gate else None
-            if mailbox is not None:
-                folders = frozenset(
-                    (await session.scalars(_FOLDER_NAMES, {"mailbox_id": mailbox.id})).all()
-                )
-    if not gate:
-        raise ImapError(gate.sentence, "AUTHENTICATIONFAILED")
-    check = await check_mailbox_password_async(mailbox, password)
-    ok = mailbox is not None and bool(check)
-    facts = (
-        MailboxFacts(
-            id=mailbox.id, address=mailbox.address.lower(), kind=mailbox.kind, state=mailbox.state
-        )
-        if mailbox is not None
-        else None
-    )
-    decision = decide_password_login(facts, ok)
-    if not ok:
-        after = await throttle.failed(attempt, now)
-        raise ImapError(
-            after.sentence if after.locked else WRONG_CREDENTIALS, "AUTHENTICATIONFAILED"
-        )
-    if not decision:
-        raise ImapError(decision.sentence, "AUTHORIZATIONFAILED")
-    assert mailbox is not None
-    await throttle.succeeded(attempt, failures, now)
-    if check.needs_rehash:
-        async with db.write() as session:
-            await rehash_mailbox_password(session, mailbox, password)
-    await note_activity(db, mailbox.id, mailbox.last_active_on, now.date())  # retention: once a day
-    return LoggedIn(mailbox.id, mailbox.address, folders)
+    login = await log_in(db, throttle, address.strip(), password, ip, also=_folder_names)
+    if login.throttled:
+        raise ImapError(login.decision.sentence, "AUTHENTICATIONFAILED")
+    if not login.password_ok:
+        sentence = login.decision.sentence if login.locked else WRONG_CREDENTIALS
+        raise ImapError(sentence, "AUTHENTICATIONFAILED")
+    if not login.allowed:
+        raise ImapError(login.decision.sentence, "AUTHORIZATIONFAILED")
+    assert login.facts is not None and login.address is not None
+    return LoggedIn(login.facts.id, login.address, login.also or frozenset())
 
 
 class ConnectionCounter:
