@@ -535,6 +535,7 @@ def _imap_process_main(settings: Settings, link: Any) -> None:
 
 async def run_imap_process(settings: Settings, link: Any) -> None:
     """An IMAP child: the IMAP listeners on the shared ports until SIGTERM or the hub's end."""
+    import mss.schema  # noqa: F401 - every table, so the store's foreign keys resolve (APPEND)
     from mss.crypto.tls import rotating_server_context
     from mss.mailbox.imap import start_imap_servers, stop_imap_servers
 
