@@ -3,7 +3,8 @@
 A client certificate must chain to the trust anchors for TLS client
 authentication (dates, EKU, CRLs: ``verify_peer``) and name an idNat in its
 subject (IGC-Santé layout). HTTP Basic takes a PER mailbox's address and
-password, under the login throttle every protocol shares (``mss.policy.login``:
+password, by the login every protocol shares (``mss.logins``, in the request's
+transaction) and under its throttle (``mss.policy.login``:
 while an account is locked from an address, or must wait, even the right
 password is 401 with the sentence saying until when); the mailbox's
 professional is the caller. Anything else is 401,
@@ -27,22 +28,10 @@ from mss.crypto.certificates import id_nat_from_subject
 from mss.crypto.tls import peer_certificate, verify_peer
 from mss.crypto.trust import TrustStore
 from mss.db import utcnow
-from mss.directory.models import Mailbox, MailboxKind, MailboxState, Organisation, Professional
-from mss.directory.store import (
-    check_mailbox_password_async,
-    find_mailbox,
-    find_professional_by_id_nat,
-    rehash_mailbox_password,
-)
-from mss.login_throttle import (
-    Attempt,
-    LoginThrottle,
-    clear_failures,
-    mailbox_account,
-    read_failures,
-    rules_of,
-)
-from mss.policy.login import decide_login_attempt
+from mss.directory.models import MailboxKind, MailboxState, Organisation, Professional
+from mss.directory.store import find_professional_by_id_nat, rehash_mailbox_password
+from mss.login_throttle import Attempt, LoginThrottle
+from mss.logins import Login, log_in
 from mss.web import DB, SERVICES, SETTINGS
 
 BREAK_GLASS_HEADER = "X-Break-Glass-Reason"
@@ -130,17 +119,16 @@ async def _by_password(request: web.Request, session: AsyncSession) -> Caller | 
         )
     except (binascii.Error, UnicodeDecodeError):
         raise Unauthenticated("the Basic credentials are not valid base64 UTF-8") from None
-    attempt, now = Attempt(mailbox_account(login), request.remote or "unknown"), utcnow()
-    failures = await read_failures(session, attempt)
-    gate = decide_login_attempt(failures, rules_of(request.app[SETTINGS]), now)
-    if not gate:
-        raise Unauthenticated(gate.sentence)  # locked or waiting: the password is not even checked
-    mailbox: Mailbox | None = await find_mailbox(session, login) if sep else None
-    check = await check_mailbox_password_async(mailbox, password)  # unknown: the same argon2 work
-    if mailbox is None or not check:
-        raise Unauthenticated("wrong mailbox address or password", failed=attempt)
-    if failures.any:
-        await clear_failures(session, attempt, rules_of(request.app[SETTINGS]), now)
+    throttle = LoginThrottle(request.app[DB], request.app[SETTINGS], protocol="api")
+    source = request.remote or "unknown"
+    result: Login[None] = await log_in(
+        request.app[DB], throttle, login, password, source, session=session
+    )
+    if result.throttled:
+        raise Unauthenticated(result.decision.sentence)  # locked or waiting: no password check
+    mailbox = result.mailbox if sep else None
+    if mailbox is None or not result.password_ok:
+        raise Unauthenticated("wrong mailbox address or password", failed=result.attempt)
     if mailbox.kind is not MailboxKind.PER or mailbox.professional_id is None:
         raise FhirInputError(
             403,
@@ -152,7 +140,7 @@ async def _by_password(request: web.Request, session: AsyncSession) -> Caller | 
         raise FhirInputError(
             403, "forbidden", f"the mailbox {mailbox.address} is {mailbox.state.value}"
         )
-    if check.needs_rehash:
+    if result.needs_rehash:
         await rehash_mailbox_password(session, mailbox, password)
     professional = await session.get(Professional, mailbox.professional_id)
     assert professional is not None

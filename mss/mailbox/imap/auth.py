@@ -55,8 +55,8 @@ async def authenticate(
         raise ImapError(sentence, "AUTHENTICATIONFAILED")
     if not login.allowed:
         raise ImapError(login.decision.sentence, "AUTHORIZATIONFAILED")
-    assert login.facts is not None and login.address is not None
-    return LoggedIn(login.facts.id, login.address, login.also or frozenset())
+    assert login.mailbox is not None
+    return LoggedIn(login.mailbox.id, login.mailbox.address, login.also or frozenset())
 
 
 class ConnectionCounter:
