@@ -957,9 +957,10 @@ async def run_rounds(
     tls = "implicit TLS" if args.implicit_tls else "STARTTLS"
     from mss.config import Listeners
 
-    processes = f"{Listeners(smtp_processes=args.smtp_processes).smtp_process_count}" + (
-        " (auto)" if args.smtp_processes == "auto" else ""
-    )
+    count = Listeners(smtp_processes=args.smtp_processes).smtp_process_count
+    if args.smtp_processes == "auto" and args.engine == "sqlite":
+        count = 1  # Settings.smtp_process_count: "auto" is one process on SQLite
+    processes = f"{count}" + (" (auto)" if args.smtp_processes == "auto" else "")
     hub_desc = f"hub on {args.engine}, {processes} SMTP process(es), job workers " + (
         "in a process of their own" if args.job_process else "in the hub's process"
     )

@@ -49,6 +49,9 @@ class Listeners:
     # Processes serving the SMTP ports (SO_REUSEPORT): more cores for the gateway. "auto": one
     # per usable core, at most AUTO_SMTP_PROCESSES (``smtp_process_count``).
     smtp_processes: int | str = "auto"
+    # Processes serving the HTTPS port (portal and APIs, SO_REUSEPORT). "auto": as
+    # smtp_processes on PostgreSQL, one on SQLite (``mss.serve.https_count``); a number is kept.
+    https_processes: int | str = "auto"
 
     @property
     def smtp_process_count(self) -> int:
@@ -216,6 +219,19 @@ class Settings:
         return f"sqlite+aiosqlite:///{(self.data_path / 'mss.sqlite3').resolve()}"
 
     @property
+    def smtp_process_count(self) -> int:
+        """The SMTP processes ``mss serve`` runs: ``listeners.smtp_process_count``, except that
+        "auto" means one on SQLite. IMAP runs in one process there, and SQLite has no channel
+        to wake its IDLE sessions from another process's deliveries (they would wait for the
+        30 s catch-up); SQLite also serialises every write, so a second gateway process adds
+        little. A number asked for explicitly is honoured."""
+        if self.listeners.smtp_processes == "auto" and self.effective_database_url.startswith(
+            "sqlite"
+        ):
+            return 1
+        return self.listeners.smtp_process_count
+
+    @property
     def server_cert_file(self) -> Path:
         return Path(self.tls.cert_file) if self.tls.cert_file else self.pki_dir / "server.pem"
 
@@ -287,8 +303,8 @@ def _apply(obj: Any, values: Mapping[str, Any], where: str) -> None:
         if key not in known or key == "source":
             raise ConfigError(f"{where}: unknown setting {key!r}")
         current = getattr(obj, key)
-        if isinstance(obj, Listeners) and key == "smtp_processes":
-            obj.smtp_processes = _count_or_auto(value, f"{where} {key}")
+        if isinstance(obj, Listeners) and key in ("smtp_processes", "https_processes"):
+            setattr(obj, key, _count_or_auto(value, f"{where} {key}"))
         elif dataclasses.is_dataclass(current):
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{where}: [{key}] must be a table")
@@ -376,6 +392,9 @@ def load_settings(
         raise ConfigError(
             f"listeners.smtp_processes must be 1 or more, got {settings.listeners.smtp_processes}"
         )
+    https = settings.listeners.https_processes
+    if https != "auto" and int(https) < 1:
+        raise ConfigError(f"listeners.https_processes must be 1 or more, got {https}")
     return settings
 
 

@@ -273,6 +273,20 @@ def test_smtp_processes_auto_is_one_per_core_up_to_four(tmp_path: pathlib.Path) 
     assert load_settings(
         env={"MSS_LISTENERS_SMTP_PROCESSES": "AUTO"}
     ).listeners.smtp_process_count == min(cores, AUTO_SMTP_PROCESSES)
+    # What mss serve runs: "auto" is one process on SQLite (IMAP IDLE is woken by its own
+    # process's deliveries only there), the count above on PostgreSQL; a number is a number.
+    config.write_text('[listeners]\nsmtp_processes = "auto"\n')
+    sqlite = load_settings(config, env={"MSS_DATABASE_URL": "sqlite+aiosqlite:////tmp/x.db"})
+    assert sqlite.smtp_process_count == 1
+    postgresql = load_settings(
+        config, env={"MSS_DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1/x"}
+    )
+    assert postgresql.smtp_process_count == min(cores, AUTO_SMTP_PROCESSES)
+    config.write_text("[listeners]\nsmtp_processes = 2\n")
+    assert (
+        load_settings(config, env={"MSS_DATABASE_URL": "sqlite+aiosqlite:////x"}).smtp_process_count
+        == 2
+    )
     for wrong in ('"many"', "true", "1.5"):
         config.write_text(f"[listeners]\nsmtp_processes = {wrong}\n")
         with pytest.raises(ConfigError, match='smtp_processes: expected a whole number or "auto"'):
@@ -283,6 +297,8 @@ async def test_mss_serve_with_auto_serves_smtp_from_one_process_per_core(hub: Hu
     served = await serve(hub, processes="auto")
     try:
         cores = min(len(os.sched_getaffinity(0)), AUTO_SMTP_PROCESSES)
+        if hub.settings.effective_database_url.startswith("sqlite"):
+            cores = 1  # "auto" is one process on SQLite (Settings.smtp_process_count)
         assert len(served.smtp_processes) == cores - 1
         if cores > 1:
             await counted(limiter_of(served), 1, 0)  # the child is up and holds nothing
