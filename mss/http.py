@@ -111,10 +111,19 @@ class ImplicitTlsSite(web.BaseSite):
     ``TCPSite(ssl_context=...)`` keeps one context, hence one set of session-ticket keys, for
     the listener's life; here they rotate with ``contexts``. Requests see the same transport
     as under ``TCPSite`` (``peercert``, ``ssl_object``, ``sslcontext``: client certificates of
-    the document API, ``request.secure``).
+    the document API, ``request.secure``). With ``reuse_port`` other processes listen on the
+    same port (SO_REUSEPORT: ``[listeners] https_processes``).
     """
 
-    __slots__ = ("_host", "_port", "_bound_port", "_contexts", "_reuse_address", "_acceptor")
+    __slots__ = (
+        "_host",
+        "_port",
+        "_bound_port",
+        "_contexts",
+        "_reuse_address",
+        "_reuse_port",
+        "_acceptor",
+    )
 
     def __init__(
         self,
@@ -124,6 +133,7 @@ class ImplicitTlsSite(web.BaseSite):
         contexts: RotatingServerContext,
         *,
         reuse_address: bool | None = None,
+        reuse_port: bool | None = None,
     ) -> None:
         super().__init__(runner)
         self._host = host
@@ -131,6 +141,7 @@ class ImplicitTlsSite(web.BaseSite):
         self._bound_port: int | None = None
         self._contexts = contexts
         self._reuse_address = reuse_address
+        self._reuse_port = reuse_port
         self._acceptor: ImplicitTls | None = None
 
     @property
@@ -153,6 +164,7 @@ class ImplicitTlsSite(web.BaseSite):
             self._port,
             backlog=self._backlog,
             reuse_address=self._reuse_address,
+            reuse_port=self._reuse_port,
         )
         self._server = listening
         if listening.sockets:

@@ -7,7 +7,8 @@ unreachable database stops the start with one sentence. With
 restarts if it dies and stops with itself: a second core for the follow-up
 work while the first one serves SMTP, IMAP and HTTPS. With
 ``[listeners] smtp_processes = N`` (N > 1, or "auto": one per core), N - 1 more processes
-(``SmtpProcess``) serve the same SMTP ports, supervised the same way.
+(``SmtpProcess``) serve the same SMTP ports, supervised the same way; ``https_processes``
+likewise for the HTTPS port (``HttpsProcess``: portal and APIs, on PostgreSQL by default).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class Hub:
     job_process: JobProcess | None = None
     smtp_processes: list[SmtpProcess] = field(default_factory=list)
     imap_processes: list[ImapProcess] = field(default_factory=list)
+    https_processes: list[HttpsProcess] = field(default_factory=list)
 
     async def start(self) -> None:
         from mss.crypto.trust import TrustStore
@@ -96,6 +98,13 @@ class Hub:
             ]
         self.imap_processes = start_imap_processes(settings, self.db, self.bound)
         self.tasks += [asyncio.create_task(c.supervise(), name=c.name) for c in self.imap_processes]
+        if "https" in self.bound:
+            self.https_processes = start_https_processes(
+                settings, services, self.bound["https"], https_count(settings, self.db) - 1
+            )
+            self.tasks += [
+                asyncio.create_task(c.supervise(), name=c.name) for c in self.https_processes
+            ]
         if settings.listeners.workers:
             await _schedule_retention(self.db)
         if self.job_process is not None:
@@ -136,26 +145,9 @@ class Hub:
                 }
             )
         if listeners.https:
-            from mss.http import ImplicitTlsSite, build_app
-
-            app = build_app(settings, self.db, services)
-            self.http_runner = web.AppRunner(app, access_log=None)
-            await self.http_runner.setup()
-            contexts["https"] = rotating_server_context(  # optional client certs: the DMP API
-                settings, client_cert="application", trust=services.trust
-            )
-            site = ImplicitTlsSite(
-                self.http_runner,
-                settings.bind,
-                settings.ports.https,
-                contexts["https"],
-                reuse_address=True,
-            )
-            try:
-                await site.start()
-            except OSError as exc:
-                raise port_error(settings, "https", exc) from None
-            self.bound["https"] = site.port  # the one bound when the config asks for port 0
+            self.http_runner, self.bound["https"] = await start_https_site(
+                settings, self.db, services, reuse_port=https_count(settings, self.db) > 1
+            )  # the port bound when the config asks for port 0
 
     async def stop(self) -> None:
         if self.runner is not None:
@@ -169,9 +161,10 @@ class Hub:
             await server.wait_closed()
         if self.http_runner is not None:
             await self.http_runner.cleanup()
-        for child in self.smtp_processes:
+        for child in [*self.smtp_processes, *self.https_processes]:
             child._closed()
         await asyncio.gather(*(asyncio.to_thread(child.stop) for child in self.smtp_processes))
+        await asyncio.gather(*(asyncio.to_thread(child.stop) for child in self.https_processes))
         await asyncio.gather(*(asyncio.to_thread(child.stop) for child in self.imap_processes))
         if self.job_process is not None:
             await asyncio.to_thread(self.job_process.stop)
@@ -555,6 +548,156 @@ async def run_imap_process(settings: Settings, link: Any) -> None:
     finally:
         loop.remove_reader(link.fileno())
         await stop_imap_servers(servers)
+        await db.dispose()
+
+
+async def start_https_site(
+    settings: Settings,
+    db: Database,
+    services: Services,
+    *,
+    reuse_port: bool = False,
+    joining: bool = False,
+) -> tuple[web.AppRunner, int]:
+    """The HTTPS application on ``ports.https``: its runner and the port bound.
+
+    With ``reuse_port`` other processes listen on the same port (SO_REUSEPORT); the first one
+    refuses a port some other program already holds (a second ``mss serve`` would share it),
+    ``joining``: the hub's first process holds it.
+    """
+    from mss.crypto.tls import rotating_server_context
+    from mss.http import ImplicitTlsSite, build_app
+    from mss.smtp_gateway.server import _refuse_if_listened
+
+    runner = web.AppRunner(build_app(settings, db, services), access_log=None)
+    await runner.setup()
+    context = services.tls_contexts["https"] = rotating_server_context(
+        settings, client_cert="application", trust=services.trust
+    )  # optional client certs: the DMP API
+    site = ImplicitTlsSite(
+        runner,
+        settings.bind,
+        settings.ports.https,
+        context,
+        reuse_address=True,
+        reuse_port=reuse_port or None,
+    )
+    try:
+        if reuse_port and not joining:
+            _refuse_if_listened(settings.bind, settings.ports.https)
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise port_error(settings, "https", exc) from None
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner, site.port
+
+
+def https_count(settings: Settings, db: Database) -> int:
+    """Processes serving HTTPS: ``[listeners] https_processes``; "auto" is one per core (at
+    most ``AUTO_SMTP_PROCESSES``) on PostgreSQL and one on SQLite.
+
+    Everything a request relies on is in the database (sessions, their CSRF token and
+    one-time code, the login throttle), so any process may serve any request. On SQLite every
+    process's audit writer takes the one file's write lock in turn (busy timeout): correct,
+    but a second process adds little there, so "auto" keeps one; a number is honoured.
+    """
+    from mss.config import AUTO_SMTP_PROCESSES, usable_cpus
+
+    wanted = settings.listeners.https_processes
+    if not settings.listeners.https:
+        return 1
+    if wanted == "auto":
+        if db.dialect != "postgresql":
+            return 1
+        return max(1, min(usable_cpus(), AUTO_SMTP_PROCESSES))
+    return max(1, int(wanted))
+
+
+class HttpsProcess(SmtpProcess):
+    """One more process on the hub's HTTPS port (``[listeners] https_processes``).
+
+    It serves the whole HTTPS application (portal, document API, directory) on the same
+    database; like an SMTP child it writes a byte on its pipe when it commits new jobs (a
+    reply, a notification) and stops when it reads the pipe's end (the hub is gone).
+    """
+
+    def __init__(self, settings: Settings, index: int, services: Services) -> None:
+        ChildProcess.__init__(self, settings)
+        self.index = index
+        self.name = f"mss-https-{index}"
+        self.services = services
+        self._link: Connection | None = None
+
+    def _target(self, context: Any) -> tuple[Any, tuple[Any, ...]]:
+        self._closed()
+        ours, theirs = context.Pipe(duplex=True)
+        self._pair = (ours, theirs)
+        return _https_process_main, (self.settings, theirs)
+
+
+def start_https_processes(
+    settings: Settings, services: Services, port: int, count: int
+) -> list[HttpsProcess]:
+    """``count`` HTTPS processes beside this one, on the port it bound."""
+    if count < 1:
+        return []
+    child_settings = copy.deepcopy(settings)
+    child_settings.ports.https = port  # port 0 was a free port: the children take the same
+    children = [HttpsProcess(child_settings, i, services) for i in range(1, count + 1)]
+    for child in children:
+        child.start()
+    return children
+
+
+def _https_process_main(settings: Settings, link: Any) -> None:
+    _child_logging(settings)
+    asyncio.run(run_https_process(settings, link))
+
+
+async def run_https_process(settings: Settings, link: Any) -> None:
+    """An HTTPS child: the HTTPS application on the shared port until SIGTERM, SIGINT or the
+    hub's end."""
+    import mss.schema  # noqa: F401 - every table, as in the hub
+    from mss.crypto.trust import TrustStore
+
+    passwords.configure(settings.auth.cache_seconds)
+    register_follow_ups()  # a reply sent from the portal is delivered here
+    db = Database(settings.effective_database_url)
+    _child_metrics(settings, db)
+    trust = TrustStore.from_settings(settings)
+    fd = link.fileno()
+    os.set_blocking(fd, False)
+    services = Services(settings, trust=trust)
+    services.jobs.use(_LinkWaker(fd))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    def readable() -> None:
+        try:
+            if not os.read(fd, 4096):  # the hub is gone
+                loop.remove_reader(fd)
+                stop.set()
+        except BlockingIOError:
+            pass
+
+    loop.add_reader(fd, readable)
+    runner, port = await start_https_site(settings, db, services, reuse_port=True, joining=True)
+    handshake_failures.install(loop, listener_names({"https": port}, services))
+    trust_task = asyncio.create_task(
+        keep_trust_fresh(settings, trust, sign_dev_crl=False)
+    )  # the hub signs it
+    try:
+        await stop.wait()
+    finally:
+        trust_task.cancel()
+        await asyncio.gather(trust_task, return_exceptions=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(runner.cleanup(), 10)
         await db.dispose()
 
 

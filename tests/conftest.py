@@ -159,6 +159,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
     for name in ("smtp_relay", "submission", "submission_tls", "imap", "imaps", "https"):
         setattr(s.ports, name, 0)
     s.listeners.smtp_processes = 1  # not "auto": a test that wants more SMTP processes says so
+    s.listeners.https_processes = 1  # likewise for HTTPS
     # Each notice goes out when its job runs; the tests of grouping set a window themselves.
     s.notifications.group_seconds = 0
     return s

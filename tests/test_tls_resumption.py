@@ -46,6 +46,8 @@ async def served(tmp_path: Path, database_url: str, dev_pki: DevPki) -> AsyncIte
     settings.database_url = database_url
     dev_pki.install(settings)
     settings.listeners.workers = False
+    # one process per port: each process's contexts hold their own ticket keys (mss.crypto.tls)
+    settings.listeners.https_processes = 1
     for name in ("smtp_relay", *IMPLICIT, *STARTTLS):
         setattr(settings.ports, name, _free_port())
     hub = Hub(settings, Database(database_url))
