@@ -69,7 +69,11 @@ def _server_pid(server_port: int, pids: list[int]) -> int | None:
     [client_port] = [
         local for local, remote, state, _ in rows if remote == server_port and state == established
     ]
-    [inode] = [i for local, remote, _, i in rows if (local, remote) == (server_port, client_port)]
+    [inode] = [  # not an earlier connection's TIME_WAIT from the same client port
+        i
+        for local, remote, state, i in rows
+        if (local, remote) == (server_port, client_port) and state == established
+    ]
     for pid in pids:
         for fd in os.listdir(f"/proc/{pid}/fd"):
             try:
