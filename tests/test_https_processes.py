@@ -93,6 +93,7 @@ class Browser:
         self.pids = [os.getpid(), *(pid for pid in children if pid is not None)]
         self.jar = aiohttp.CookieJar(unsafe=True)
         self.served_by: Counter[int] = Counter()
+        self.sequence: list[int] = []  # who served each request, in order
 
     async def request(
         self, method: str, path: str, data: dict[str, str] | None = None
@@ -108,12 +109,15 @@ class Browser:
             pid = await asyncio.to_thread(_server_pid, self.port, self.pids)
             assert pid is not None, "no process of the hub holds the connection"
             self.served_by[pid] += 1
+            self.sequence.append(pid)
             return resp.status, dict(resp.headers), text
 
-    async def post(self, path: str, data: dict[str, str]) -> tuple[int, dict[str, str], str]:
-        _status, _headers, html = await self.request("GET", path)
+    async def post(
+        self, path: str, data: dict[str, str], csrf_from: str | None = None
+    ) -> tuple[int, dict[str, str], str]:
+        _status, _headers, html = await self.request("GET", csrf_from or path)
         found = re.search(r'name="csrf" value="([^"]+)"', html)
-        assert found, f"no CSRF token on {path}"
+        assert found, f"no CSRF token on {csrf_from or path}"
         return await self.request("POST", path, {"csrf": found.group(1), **data})
 
 
@@ -135,6 +139,35 @@ async def test_a_patient_is_served_by_both_processes(served: Hub) -> None:
             status, _, html = await browser.request("GET", "/")
             assert status == 200 and "Bonjour Claire" in html
     assert set(browser.served_by) == set(browser.pids)
+
+
+async def test_a_form_its_code_and_the_logout_cross_processes(served: Hub) -> None:
+    """The CSRF token of a form read from one process is accepted by the other, the one-time
+    code set by one is checked by the other, and a logout ends the session for both."""
+    await add_patient(served.db, INS, "Martin", "Claire")
+    csrf_crossed = code_crossed = False
+    async with asyncio.timeout(90):
+        while not (csrf_crossed and code_crossed):
+            browser = Browser(served)
+            status, headers, _ = await browser.post(
+                "/connexion", {"identifiant": INS, "mot_de_passe": PASSWORD}
+            )
+            assert (status, headers["Location"]) == (303, "/connexion/code")
+            form_pid, password_pid = browser.sequence[-2:]
+            texts = [r["text"] for r in read_outbox(served.settings) if r["to"] == PHONE]
+            code = re.search(r"\b(\d{6})\b", texts[-1])
+            assert code is not None
+            status, headers, _ = await browser.post("/connexion/code", {"code": code.group(1)})
+            assert (status, headers["Location"]) == (303, "/")
+            csrf_crossed |= form_pid != password_pid
+            code_crossed |= browser.sequence[-1] != password_pid
+    status, headers, _ = await browser.post("/deconnexion", {}, csrf_from="/")
+    assert status == 303
+    browser.served_by.clear()
+    async with asyncio.timeout(30):
+        while len(browser.served_by) < 2:
+            status, headers, _ = await browser.request("GET", "/")
+            assert status in (302, 303) and headers["Location"].startswith("/connexion")
 
 
 async def test_a_port_another_program_listens_on_is_refused_not_shared(
