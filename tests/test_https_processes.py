@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 import socket
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -168,6 +169,29 @@ async def test_a_form_its_code_and_the_logout_cross_processes(served: Hub) -> No
         while len(browser.served_by) < 2:
             status, headers, _ = await browser.request("GET", "/")
             assert status in (302, 303) and headers["Location"].startswith("/connexion")
+
+
+async def test_a_killed_child_is_started_again_and_the_hub_stops_it_cleanly(
+    settings: Settings, dev_pki: DevPki
+) -> None:
+    hub = Hub(_https_only(settings, dev_pki, 2), Database(settings.effective_database_url))
+    await hub.start()
+    try:
+        [child] = hub.https_processes
+        child.restart_delay = 0.1
+        assert child.process is not None and child.process.pid is not None
+        os.kill(child.process.pid, signal.SIGKILL)
+        async with asyncio.timeout(60):
+            while child.restarts < 1:
+                await asyncio.sleep(0.05)
+            browser = Browser(hub)  # the new child's pid
+            assert len(browser.pids) == 2
+            while len(browser.served_by) < 2:
+                status, _, _ = await browser.request("GET", "/connexion")
+                assert status == 200
+    finally:
+        await hub.stop()
+    assert child.process is not None and child.process.exitcode == 0
 
 
 async def test_a_port_another_program_listens_on_is_refused_not_shared(
