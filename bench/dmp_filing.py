@@ -48,6 +48,7 @@ from mss.jobs import JobRunner
 from mss.message import parse_message
 from mss.migrate import upgrade_async
 from mss.policy import MailboxFacts, RecipientFacts
+from mss.serve import register_follow_ups
 from mss.services import Services
 from mss.smtp_gateway.content import SignatureOutcome
 from mss.smtp_gateway.delivery import deliver, prepare
@@ -128,6 +129,7 @@ async def through_the_hub(url: str, packages: list[bytes]) -> tuple[int, float]:
     sender, patient = await setup(db)
     runner = JobRunner(db, services=Services(settings), batch=50)
     register_jobs(runner)
+    register_follow_ups()  # delivery enqueues the filing job only if the DMP registered it
     raws = [message(p, n) for n, p in enumerate(packages)]
     valid = SignatureOutcome("valid", signer_address=SENDER, signer_id_nat="810000000001")
     started = time.perf_counter()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import signal
 from typing import Any
 
 
@@ -18,9 +19,16 @@ def _serve(settings: Any, ready: Any) -> None:
 
     async def run() -> None:
         hub = Hub(settings, Database(settings.effective_database_url))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # as mss serve: its children stop with it
+            loop.add_signal_handler(sig, stop.set)
         await hub.start()
         ready.send(os.getpid())
-        await asyncio.Event().wait()
+        try:
+            await stop.wait()
+        finally:
+            await hub.stop()
 
     asyncio.run(run())
 

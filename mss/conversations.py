@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Enum, ForeignKey, Index, bindparam, or_, select, update
+from sqlalchemy import Enum, ForeignKey, Index, bindparam, column, or_, select, table, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -78,7 +78,9 @@ def _facts_statements(by_professional: bool, cited: bool) -> tuple[Any, Any]:
     found = _FACTS_STATEMENTS.get((by_professional, cited))
     if found is not None:
         return found
-    from mss.mailbox.models import StoredMessage
+    # The stored messages' two columns this question reads, named rather than imported: the
+    # message store's models import this module (messages.conversation_id refers to it).
+    stored = table("messages", column("conversation_id"), column("message_id_header"))
 
     wanted: Any = bindparam("wanted", expanding=True)
     conditions = []
@@ -87,8 +89,8 @@ def _facts_statements(by_professional: bool, cited: bool) -> tuple[Any, Any]:
             Conversation.professional_mailbox_id == bindparam("professional_mailbox_id")
         )
     if cited:
-        cited_by = select(StoredMessage.conversation_id).where(
-            StoredMessage.message_id_header.in_(wanted), StoredMessage.conversation_id.is_not(None)
+        cited_by = select(stored.c.conversation_id).where(
+            stored.c.message_id_header.in_(wanted), stored.c.conversation_id.is_not(None)
         )
         conditions.append(Conversation.id.in_(cited_by))
     by_pair = (
@@ -96,9 +98,9 @@ def _facts_statements(by_professional: bool, cited: bool) -> tuple[Any, Any]:
         .where(Conversation.patient_mailbox_id == bindparam("patient_mailbox_id"), or_(*conditions))
         .order_by(Conversation.id)
     )
-    cited_ids = select(StoredMessage.conversation_id, StoredMessage.message_id_header).where(
-        StoredMessage.conversation_id.in_(bindparam("ids", expanding=True)),
-        StoredMessage.message_id_header.in_(wanted),
+    cited_ids = select(stored.c.conversation_id, stored.c.message_id_header).where(
+        stored.c.conversation_id.in_(bindparam("ids", expanding=True)),
+        stored.c.message_id_header.in_(wanted),
     )
     found = _FACTS_STATEMENTS[(by_professional, cited)] = (by_pair, cited_ids)
     return found

@@ -122,7 +122,12 @@ class FollowUps:
             )
 
     def wanted(self, message: Message) -> tuple[FollowUp, ...]:
-        """The follow-ups that want ``message``, those that tell the patient first."""
+        """The follow-ups that want ``message``, those that tell the patient first.
+
+        Raises FollowUpsNotRegistered in a process where none was registered: a delivery
+        there would silently skip the DMP filing, the agenda and the notifications.
+        """
+        self.require()
         found = [f for f in self._by_kind.values() if f.wants(message)]
         return tuple(sorted(found, key=lambda f: not f.tells_patient))
 

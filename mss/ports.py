@@ -6,6 +6,7 @@ Shared by ``mss serve`` and the listeners it starts (SMTP, IMAP, HTTPS), and by 
 from __future__ import annotations
 
 import errno
+import socket
 
 from mss.config import Settings
 from mss.errors import HubError
@@ -37,3 +38,18 @@ def port_error(settings: Settings, port_key: str, exc: OSError) -> HubError:
             f"port {port} for {what} needs privileges on {settings.bind}: choose a port above 1024"
         )
     return PortInUse(f"cannot listen on {settings.bind}:{port} for {what}: {exc.strerror or exc}")
+
+
+def refuse_if_listened(host: str, port: int) -> None:
+    """OSError (address in use) when another socket listens on ``host:port``: a plain bind
+    (SO_REUSEADDR, as asyncio's) cannot share a port that a listener holds."""
+    if not port:
+        return  # a free port is picked
+    for family, kind, proto, _, address in socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    ):
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            probe.bind(address)

@@ -567,7 +567,7 @@ async def start_https_site(
     """
     from mss.crypto.tls import rotating_server_context
     from mss.http import ImplicitTlsSite, build_app
-    from mss.smtp_gateway.server import _refuse_if_listened
+    from mss.ports import refuse_if_listened
 
     runner = web.AppRunner(build_app(settings, db, services), access_log=None)
     await runner.setup()
@@ -584,7 +584,7 @@ async def start_https_site(
     )
     try:
         if reuse_port and not joining:
-            _refuse_if_listened(settings.bind, settings.ports.https)
+            refuse_if_listened(settings.bind, settings.ports.https)
         await site.start()
     except OSError as exc:
         await runner.cleanup()

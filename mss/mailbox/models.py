@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+import mss.conversations  # noqa: F401 - messages.conversation_id refers to its table
 from mss.db import Base, UTCDateTime, utcnow
 
 

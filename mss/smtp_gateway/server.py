@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 from mss.config import Settings
 from mss.crypto.implicit_tls import ImplicitTls
 from mss.crypto.tls import RotatingServerContext
 from mss.db import Database
-from mss.ports import port_error
+from mss.ports import port_error, refuse_if_listened
 from mss.services import Services
 from mss.smtp_gateway.handler import GatewayHandler
 from mss.smtp_gateway.protocol import ConnectionLimiter, HubSMTP, Listener
@@ -75,7 +74,7 @@ async def start_smtp_servers(
 
             try:
                 if reuse_port and not joining:
-                    _refuse_if_listened(settings.bind, getattr(settings.ports, listener.name))
+                    refuse_if_listened(settings.bind, getattr(settings.ports, listener.name))
                 server = await loop.create_server(
                     ImplicitTls(factory, context, listener=_IMPLICIT_NAMES[listener.name])
                     if listener.implicit_tls
@@ -94,18 +93,3 @@ async def start_smtp_servers(
             server.close()
         raise
     return servers
-
-
-def _refuse_if_listened(host: str, port: int) -> None:
-    """OSError (address in use) when another socket listens on ``host:port``: a plain bind
-    (SO_REUSEADDR, as asyncio's) cannot share a port that a listener holds."""
-    if not port:
-        return  # a free port is picked
-    for family, kind, proto, _, address in socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    ):
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            probe.bind(address)
