@@ -257,6 +257,7 @@ async def prepare(engine: str, base: Path, total: int) -> tuple[Settings, str | 
     for name in ("submission", "smtp_relay", "imap", "https"):
         setattr(settings.listeners, name, False)
     settings.listeners.workers = False
+    settings.listeners.smtp_processes = 1  # the CPU read is this one process's (/proc/<pid>)
     settings.ports.submission_tls, settings.ports.imaps = _free_port(), _free_port()
     settings.limits.max_connections_per_ip = 1000
     await populate(settings, total)
