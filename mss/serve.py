@@ -657,20 +657,22 @@ def _https_process_main(settings: Settings, link: Any) -> None:
     asyncio.run(run_https_process(settings, link))
 
 
-async def run_https_process(settings: Settings, link: Any) -> None:
-    """An HTTPS child: the HTTPS application on the shared port until SIGTERM, SIGINT or the
-    hub's end."""
-    import mss.schema  # noqa: F401 - every table, as in the hub
+def _delivering_child(
+    settings: Settings, link: Any, **services_fields: Any
+) -> tuple[Database, Services, asyncio.Event]:
+    """What a child that delivers (SMTP, HTTPS) sets up first, on its running loop: the
+    password cache, the follow-ups, its database pool and metrics, the trust store, its
+    services (whose job wake-ups go to the hub through ``link``), and the event set on
+    SIGTERM, SIGINT or the end of ``link`` (the hub is gone)."""
     from mss.crypto.trust import TrustStore
 
     passwords.configure(settings.auth.cache_seconds)
-    register_follow_ups()  # a reply sent from the portal is delivered here
+    register_follow_ups()
     db = Database(settings.effective_database_url)
     _child_metrics(settings, db)
-    trust = TrustStore.from_settings(settings)
     fd = link.fileno()
     os.set_blocking(fd, False)
-    services = Services(settings, trust=trust)
+    services = Services(settings, trust=TrustStore.from_settings(settings), **services_fields)
     services.jobs.use(_LinkWaker(fd))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -686,6 +688,17 @@ async def run_https_process(settings: Settings, link: Any) -> None:
             pass
 
     loop.add_reader(fd, readable)
+    return db, services, stop
+
+
+async def run_https_process(settings: Settings, link: Any) -> None:
+    """An HTTPS child: the HTTPS application on the shared port until SIGTERM, SIGINT or the
+    hub's end."""
+    import mss.schema  # noqa: F401 - every table, as in the hub
+
+    db, services, stop = _delivering_child(settings, link)  # a portal reply is delivered here
+    trust = services.trust
+    loop = asyncio.get_running_loop()
     runner, port = await start_https_site(settings, db, services, reuse_port=True, joining=True)
     handshake_failures.install(loop, listener_names({"https": port}, services))
     trust_task = asyncio.create_task(
@@ -738,32 +751,11 @@ class _LinkWaker:
 async def run_smtp_process(settings: Settings, limiter: Any, link: Any) -> None:
     """An SMTP child: the SMTP listeners on the shared ports until SIGTERM, SIGINT or the hub's
     end."""
-    from mss.crypto.trust import TrustStore
     from mss.smtp_gateway import start_smtp_servers
 
-    passwords.configure(settings.auth.cache_seconds)
-    register_follow_ups()
-    db = Database(settings.effective_database_url)
-    _child_metrics(settings, db)
-    trust = TrustStore.from_settings(settings)
-    fd = link.fileno()
-    os.set_blocking(fd, False)
-    services = Services(settings, trust=trust, connection_limiter=limiter)
-    services.jobs.use(_LinkWaker(fd))
-    stop = asyncio.Event()
+    db, services, stop = _delivering_child(settings, link, connection_limiter=limiter)
+    trust = services.trust
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-
-    def readable() -> None:
-        try:
-            if not os.read(fd, 4096):  # the hub is gone
-                loop.remove_reader(fd)
-                stop.set()
-        except BlockingIOError:
-            pass
-
-    loop.add_reader(fd, readable)
     servers = await start_smtp_servers(settings, db, services, reuse_port=True, joining=True)
     handshake_failures.install(loop, listener_names({}, services))
     trust_task = asyncio.create_task(
