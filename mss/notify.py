@@ -45,6 +45,7 @@ from mss.policy.notice_recipients import (
     decide_channels,
     decide_notice_recipients,
     group_notices,
+    merged_notices,
 )
 from mss.policy.notices import decide_delivery_notice
 from mss.services import Services
@@ -478,10 +479,14 @@ async def _hold_for_grouping(
             if waiting is not None:
                 waiting.payload = {
                     **waiting.payload,
-                    "notices": [*waiting.payload["notices"], *notices],
+                    "notices": merged_notices(waiting.payload["notices"], notices),
                 }
             else:
-                payload = {"patient_id": patient_id, "channel": channel, "notices": notices}
+                payload = {
+                    "patient_id": patient_id,
+                    "channel": channel,
+                    "notices": merged_notices((), notices),
+                }
                 enqueue(
                     session,
                     NOTIFY_JOB,
@@ -553,7 +558,12 @@ async def _deliver(ctx: JobContext, payloads: list[dict[str, Any]]) -> dict[int,
                 for channel in (c for c in channels if c in chosen):
                     pending.setdefault(index, []).append(
                         PendingNotice(
-                            told.id, channel, notice["kind"], notice["link"], recipient.as_guardian
+                            told.id,
+                            channel,
+                            notice["kind"],
+                            notice["link"],
+                            recipient.as_guardian,
+                            int(notice.get("count", 1)),
                         )
                     )
     outbox: list[dict[str, Any]] = []

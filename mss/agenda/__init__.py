@@ -24,13 +24,13 @@ if TYPE_CHECKING:
 
 def register_follow_ups(follow_ups: FollowUps) -> None:
     """After a delivery: read the convocation a patient received (its job tells the patient)."""
-    from mss.agenda.convocations import CONVOCATION_JOB, may_carry_calendar
+    from mss.agenda.convocations import CONVOCATION_JOB
     from mss.followups import FollowUp, patient_recipient
 
     follow_ups.register(
         FollowUp(
             CONVOCATION_JOB,
-            wants=lambda message: may_carry_calendar(message.raw),
+            wants=lambda message: message.carries_calendar,
             to=patient_recipient,
             tells_patient=True,
         )

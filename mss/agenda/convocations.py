@@ -14,7 +14,6 @@ delivered, creates nothing and sends the sender a DSN with the reason.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,9 +47,6 @@ from mss.policy.notices import decide_convocation_notice
 CONVOCATION_JOB = "agenda.convocation"
 DSN_JOB = "smtp.dsn"  # the gateway's report job (mss.smtp_gateway.delivery.DSN_JOB)
 AGENDA_LINK = "/agenda"
-_CALENDAR_HEADER = re.compile(
-    rb"^content-type:[ \t]*(?:\r?\n[ \t]+)?text/calendar", re.IGNORECASE | re.MULTILINE
-)
 
 
 def calendar_parts(parts: dict[str, Any]) -> list[dict[str, Any]]:
@@ -60,11 +56,6 @@ def calendar_parts(parts: dict[str, Any]) -> list[dict[str, Any]]:
     computed at delivery, so the message is not parsed again.
     """
     return [leaf for leaf in leaves(parts) if leaf.get("type") == "text/calendar"]
-
-
-def may_carry_calendar(raw: bytes) -> bool:
-    """A cheap look at the raw bytes (delivery parses headers only); the job reads the MIME tree."""
-    return _CALENDAR_HEADER.search(raw) is not None
 
 
 def calendar_of(raw: bytes, parts: dict[str, Any]) -> bytes:

@@ -11,8 +11,9 @@ with no guardian on record is told directly, so that somebody is.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ class PendingNotice:
     kind: str
     link: str
     as_guardian: bool = False
+    count: int = 1  # notices of this kind a waiting group merged (``merged_notices``)
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,7 @@ def group_notices(notices: Iterable[PendingNotice]) -> list[GroupedNotice]:
     for (recipient_id, channel, as_guardian), items in groups.items():
         counts: dict[str, int] = {}
         for item in items:
-            counts[item.kind] = counts.get(item.kind, 0) + 1
+            counts[item.kind] = counts.get(item.kind, 0) + item.count
         links = {item.link for item in items}
         grouped.append(
             GroupedNotice(
@@ -154,3 +156,27 @@ def group_notices(notices: Iterable[PendingNotice]) -> list[GroupedNotice]:
             )
         )
     return grouped
+
+
+def merged_notices(
+    held: Iterable[Mapping[str, Any]], arriving: Iterable[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """The notices a waiting group carries once ``arriving`` joins what it ``held``: one entry
+    per kind, in first-arrival order, with its count and its link (the portal's home, "/", when
+    that kind's links differ).
+
+    ``group_notices`` tells the same from these entries as from the notices one by one, and a
+    group's payload stays as small as the kinds it tells of: a patient sent 500 results within
+    the window does not make every later notice rewrite a list of 500.
+    """
+    by_kind: dict[str, dict[str, Any]] = {}
+    for notice in (*held, *arriving):
+        kind, link, count = notice["kind"], notice["link"], int(notice.get("count", 1))
+        entry = by_kind.get(kind)
+        if entry is None:
+            by_kind[kind] = {"kind": kind, "link": link, "count": count}
+            continue
+        entry["count"] += count
+        if entry["link"] != link:
+            entry["link"] = "/"
+    return list(by_kind.values())

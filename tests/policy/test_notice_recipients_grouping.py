@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from mss.policy.notice_recipients import (
     GroupedNotice,
     NoticeContact,
@@ -13,6 +16,7 @@ from mss.policy.notice_recipients import (
     decide_channels,
     decide_notice_recipients,
     group_notices,
+    merged_notices,
 )
 
 TODAY = dt.date(2026, 12, 3)
@@ -91,3 +95,40 @@ def test_grouping_is_per_recipient_channel_and_role_in_arrival_order() -> None:
         GroupedNotice(1, "sms", True, (("new_message", 1),), "/messages"),
     ]
     assert group_notices([]) == []
+
+
+_NOTICE = st.fixed_dictionaries(
+    {
+        "kind": st.sampled_from(["new_message", "appointment", "new_document"]),
+        "link": st.sampled_from(["/messages/1", "/messages/2", "/agenda", "/"]),
+    }
+)
+
+
+@given(st.lists(st.lists(_NOTICE, max_size=6), max_size=6))
+def test_a_merged_group_tells_what_the_notices_one_by_one_tell(
+    arrivals: list[list[dict[str, str]]],
+) -> None:
+    """However the notices arrive (several batches joining one waiting group), the merged
+    payload groups into the same e-mail as every notice taken alone, and stays one entry per
+    kind."""
+    one_by_one = [n for batch in arrivals for n in batch]
+    held: list[dict[str, object]] = []
+    for batch in arrivals:
+        held = merged_notices(held, batch)
+    assert len(held) == len({n["kind"] for n in one_by_one})
+
+    def pending(notices: list[dict[str, object]]) -> list[PendingNotice]:
+        return [
+            PendingNotice(7, "email", str(n["kind"]), str(n["link"]), count=int(n.get("count", 1)))
+            for n in notices
+        ]
+
+    assert group_notices(pending(held)) == group_notices(pending(list(one_by_one)))
+
+
+def test_five_hundred_notices_make_a_payload_of_one_entry() -> None:
+    held: list[dict[str, object]] = []
+    for number in range(500):
+        held = merged_notices(held, [{"kind": "new_message", "link": f"/messages/{number}"}])
+    assert held == [{"kind": "new_message", "link": "/", "count": 500}]

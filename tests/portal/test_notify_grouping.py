@@ -56,6 +56,14 @@ async def test_three_convocations_in_a_minute_make_one_sms_and_one_email(
     runner = _runner(db, settings)
     await runner.run_once()
     assert read_outbox(settings) == []  # held for the window
+    async with db.read() as session:
+        held = (await session.scalars(select(Job.payload).where(Job.state == "pending"))).all()
+    assert [payload["notices"] for payload in held] == [
+        [  # one entry per kind, however many arrived: the payload does not grow per notice
+            {"kind": "appointment", "link": "/agenda", "count": 3},
+            {"kind": "new_message", "link": "/messages", "count": 1},
+        ]
+    ] * 2  # one group per channel
     await asyncio.sleep(WINDOW + 0.2)
     await runner.run_once()
     sent = read_outbox(settings)
