@@ -87,6 +87,9 @@ class Limits:
     imap_max_literal: int = 50 * 1024 * 1024
     imap_connections_per_user: int = 20
     database_timeout: float = 10.0
+    # RCPT facts of existing addresses are remembered this long (mss.directory.facts); delivery
+    # reads them again, so a change made by another process is at worst a bounce. 0: never.
+    recipient_cache_seconds: float = 2.0
 
 
 @dataclass

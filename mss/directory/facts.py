@@ -6,13 +6,18 @@ bridge, so they live with the directory rather than in one of their users.
 
 from __future__ import annotations
 
+import time
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import Row, bindparam, event, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.config import Settings
+from mss.db import Database
 from mss.directory.identifiers import normalise_address, normalise_dn
 from mss.directory.models import Mailbox, Patient, TrustedDomain
 from mss.directory.store import find_mailbox, is_trusted_operator_dn, trusted_domain
@@ -127,6 +132,82 @@ async def recipient_facts(
     if domain in local_domains(settings):
         return RecipientFacts(address, True, await mailbox_facts(session, address))
     return RecipientFacts(address, False, None, await trusted_domain(session, domain) is not None)
+
+
+# The tables whose rows make RCPT facts: a write to one of them empties the cache below.
+_DIRECTORY_TABLES = frozenset({"mailboxes", "patients", "trusted_domains"})
+
+
+class RecipientFactsCache:
+    """The RCPT facts (``recipient_facts``) of addresses that exist, remembered ``seconds``.
+
+    RCPT is the early answer: delivery reads every recipient's facts again inside its own
+    transaction and bounces one it finds unreachable (``mss.smtp_gateway.delivery``), so a stale
+    entry can at worst turn a refusal at RCPT into a bounce, never deliver where the directory
+    says no. An unknown address (or an untrusted domain) is never remembered: a mailbox created
+    now is reachable at once. A write to the directory's tables through this process's database
+    empties the cache when it runs (``recipient_cache`` watches the engine); one from another
+    process (the CLI, another SMTP process) is seen within ``seconds``.
+    """
+
+    def __init__(self, seconds: float, size: int = 10_000) -> None:
+        self.seconds = seconds
+        self.size = size
+        self._entries: OrderedDict[str, tuple[float, RecipientFacts]] = OrderedDict()
+
+    def get(self, address: str) -> RecipientFacts | None:
+        found = self._entries.get(address)
+        if found is None:
+            return None
+        if found[0] < time.monotonic():
+            del self._entries[address]
+            return None
+        return found[1]
+
+    def remember(self, address: str, facts: RecipientFacts) -> None:
+        if self.seconds <= 0 or (facts.mailbox is None and not facts.domain_trusted):
+            return
+        self._entries[address] = (time.monotonic() + self.seconds, facts)
+        self._entries.move_to_end(address)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+_caches: weakref.WeakKeyDictionary[Database, RecipientFactsCache] = weakref.WeakKeyDictionary()
+
+
+def recipient_cache(db: Database, seconds: float) -> RecipientFactsCache:
+    """The process's RCPT facts cache for ``db`` (made, and the engine watched, on first use)."""
+    cache = _caches.get(db)
+    if cache is None:
+        cache = _caches[db] = RecipientFactsCache(seconds)
+        _watch(db.engine.sync_engine, weakref.ref(cache))
+    cache.seconds = seconds
+    return cache
+
+
+def _watch(engine: Engine, cache: weakref.ref[RecipientFactsCache]) -> None:
+    def written(
+        _conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: Any
+    ) -> None:
+        if not (context.isinsert or context.isupdate or context.isdelete):
+            if context.compiled is not None or statement.lstrip()[:6].upper() == "SELECT":
+                return  # a read; a textual statement that may write is taken as a write
+        compiled = context.compiled
+        table = getattr(getattr(compiled, "statement", None), "table", None)
+        if table is not None and getattr(table, "name", None) not in _DIRECTORY_TABLES:
+            return
+        found = cache()
+        if found is not None:
+            found.clear()
+
+    event.listen(engine, "after_cursor_execute", written)
 
 
 async def mailbox_by_certificate(session: AsyncSession, sha256: str) -> MailboxFacts | None:

@@ -20,6 +20,7 @@ from mss.directory.activity import note_activity
 from mss.directory.facts import (
     mailbox_by_certificate,
     operator_trust,
+    recipient_cache,
     recipient_facts,
 )
 from mss.errors import DatabaseUnavailable
@@ -40,6 +41,7 @@ from mss.policy import (
     decide_relay_from_header,
     decide_signature,
     decide_size,
+    normalize_address,
 )
 from mss.services import Services
 from mss.smtp_gateway import replies
@@ -79,6 +81,7 @@ class Gateway:
         self.services = services
         self.clock: StageClock = services.stage_clock
         self.throttle = LoginThrottle(db, settings, protocol="smtp")
+        self._recipients = recipient_cache(db, settings.limits.recipient_cache_seconds)
         follow_ups.require()  # delivery enqueues only the registered follow-ups: none is lost
 
     @property
@@ -142,6 +145,12 @@ class Gateway:
         count = decide_recipient_count(len(txn.recipients), self.settings.limits.max_recipients)
         if not count.allowed:
             return count, None
+        sender = txn.sender.mailbox
+        # A patient's RCPT also reads the conversations it may answer: never from the cache.
+        cache = None if sender is not None and sender.is_patient else self._recipients
+        cached = cache.get(normalize_address(address)) if cache is not None else None
+        if cached is not None:
+            return decide_recipient(sender, cached, []), cached
         try:
 
             async def lookup() -> tuple[RecipientFacts, list[Any]]:
@@ -154,7 +163,9 @@ class Gateway:
         except (DatabaseUnavailable, TimeoutError) as exc:
             log.warning("RCPT %s: %s", address, exc)
             return replies.DATABASE_UNAVAILABLE, None
-        return decide_recipient(txn.sender.mailbox, recipient, conversations), recipient
+        if cache is not None:
+            cache.remember(recipient.address, recipient)
+        return decide_recipient(sender, recipient, conversations), recipient
 
     async def _patient_conversations(
         self, session: Any, txn: Transaction, recipient: RecipientFacts
