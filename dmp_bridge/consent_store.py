@@ -7,6 +7,8 @@ patient's history.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,31 +23,66 @@ AUTHORISED = "authorised"
 BLOCKED = "blocked"
 
 
-async def _record_row(session: AsyncSession, patient: Patient) -> DmpConsent | None:
+@dataclass(frozen=True)
+class ConsentChoices:
+    """The patient's choices as stored: the professionals authorised or blocked, the médecin
+    traitant, the oppositions."""
+
+    states: dict[str, str]  # idNat -> AUTHORISED or BLOCKED
+    treating_id_nat: str | None
+    break_glass_opposed: bool
+    dmp_opposed: bool
+
+
+async def consent_record(session: AsyncSession, patient: Patient) -> DmpConsent | None:
+    """The patient's record-wide choices (None until the first change)."""
     return await session.get(DmpConsent, patient.id)
 
 
-async def consent_facts(session: AsyncSession, patient: Patient) -> ConsentFacts:
-    """What the consent engine needs about ``patient``'s record."""
-    row = await _record_row(session, patient)
-    choices = (
-        await session.execute(
-            select(DmpProfessionalConsent.id_nat, DmpProfessionalConsent.state).where(
-                DmpProfessionalConsent.patient_id == patient.id
-            )
+async def consent_choices(session: AsyncSession, patient: Patient) -> ConsentChoices:
+    """Every choice of the patient (three statements at most: the record-wide row, the
+    professionals' states, the médecin traitant's idNat)."""
+    row = await consent_record(session, patient)
+    states = await session.execute(
+        select(DmpProfessionalConsent.id_nat, DmpProfessionalConsent.state).where(
+            DmpProfessionalConsent.patient_id == patient.id
         )
-    ).all()
+    )
     treating = None
     if patient.treating_professional_id is not None:
         doctor = await session.get(Professional, patient.treating_professional_id)
         treating = doctor.id_nat if doctor is not None else None
-    opposed = row is not None and row.dmp_opposed
+    return ConsentChoices(
+        {id_nat: state for id_nat, state in states},
+        treating,
+        row is not None and row.break_glass_opposed,
+        row is not None and row.dmp_opposed,
+    )
+
+
+async def professional_consent_state(
+    session: AsyncSession, patient: Patient, id_nat: str
+) -> str | None:
+    """AUTHORISED or BLOCKED when the patient chose so for this idNat (as stored), else None."""
+    return (
+        await session.execute(
+            select(DmpProfessionalConsent.state).where(
+                DmpProfessionalConsent.patient_id == patient.id,
+                DmpProfessionalConsent.id_nat == id_nat,
+            )
+        )
+    ).scalar_one_or_none()
+
+
+async def consent_facts(session: AsyncSession, patient: Patient) -> ConsentFacts:
+    """What the consent engine needs about ``patient``'s record."""
+    choices = await consent_choices(session, patient)
     return ConsentFacts(
-        record_open=patient.state is PatientState.ACTIVE and not opposed,
-        authorised=frozenset(i for i, s in choices if s == AUTHORISED),
-        blocked=frozenset(i for i, s in choices if s == BLOCKED),
-        treating_id_nat=treating,
-        break_glass_opposed=row is not None and row.break_glass_opposed,
+        record_open=patient.state is PatientState.ACTIVE and not choices.dmp_opposed,
+        authorised=frozenset(i for i, s in choices.states.items() if s == AUTHORISED),
+        blocked=frozenset(i for i, s in choices.states.items() if s == BLOCKED),
+        treating_id_nat=choices.treating_id_nat,
+        break_glass_opposed=choices.break_glass_opposed,
     )
 
 
@@ -56,7 +93,7 @@ async def _check(session: AsyncSession, viewer: Viewer, patient: Patient) -> Non
 
 
 async def _record(session: AsyncSession, patient: Patient) -> DmpConsent:
-    row = await _record_row(session, patient)
+    row = await consent_record(session, patient)
     if row is None:
         row = DmpConsent(patient_id=patient.id, break_glass_opposed=False, dmp_opposed=False)
         session.add(row)

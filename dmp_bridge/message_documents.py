@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dmp_bridge.filing import marker
-from dmp_bridge.models import DmpDocument
+from dmp_bridge.models import CURRENT, DmpDocument
 from mss.audit import AuditEvent
 
 
@@ -59,6 +59,13 @@ _BY_UNIQUE_ID = select(*_COLUMNS).where(
     DmpDocument.unique_id.in_(bindparam("unique_ids", expanding=True)),
 )
 
+_ATTACHMENT_FILED = select(DmpDocument.id).where(
+    DmpDocument.patient_id == bindparam("patient_id"),
+    DmpDocument.stored_message_id == bindparam("message_id"),
+    DmpDocument.sha256 == bindparam("sha256"),
+    DmpDocument.status == CURRENT,
+)
+
 
 async def filing_outcome(
     session: AsyncSession, message_id: int, mailbox_id: int
@@ -93,3 +100,16 @@ async def documents_by_unique_id(
         return []
     rows = await session.execute(_BY_UNIQUE_ID, {"patient_id": patient_id, "unique_ids": wanted})
     return [RecordedDocument(*row) for row in rows]
+
+
+async def filed_attachment(
+    session: AsyncSession, patient_id: int, message_id: int, sha256: str
+) -> int | None:
+    """The id of the current document of the patient's record added from this stored message
+    with these bytes (the patient filed that attachment already), or None."""
+    return (
+        await session.scalars(
+            _ATTACHMENT_FILED,
+            {"patient_id": patient_id, "message_id": message_id, "sha256": sha256},
+        )
+    ).first()

@@ -26,6 +26,9 @@ from sqlalchemy import (
     event,
     insert,
     inspect,
+    not_,
+    or_,
+    select,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -34,7 +37,14 @@ from mss.audit_chain import CHAIN_LENGTH, HASHED_FIELDS, AuditChainHead, seal
 from mss.db import Base, Database, UTCDateTime, add_row, utcnow
 from mss.group_commit import GroupCommit, group_commit
 
-__all__ = ["AuditChainHead", "AuditEvent", "record", "record_committed", "recording_in_bulk"]
+__all__ = [
+    "AuditChainHead",
+    "AuditEvent",
+    "patient_events",
+    "record",
+    "record_committed",
+    "recording_in_bulk",
+]
 # How long a reader waits for its audit line to commit before the page fails (DatabaseUnavailable).
 COMMIT_TIMEOUT = 10.0
 
@@ -63,6 +73,33 @@ class AuditEvent(Base):
     seq: Mapped[int]
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+async def patient_events(
+    session: AsyncSession,
+    patient_id: int,
+    *,
+    starting: Sequence[str] = (),
+    not_starting: Sequence[str] = (),
+    since: dt.datetime | None = None,
+    before: dt.datetime | None = None,
+    limit: int,
+    offset: int = 0,
+) -> Sequence[AuditEvent]:
+    """The events of one patient, newest first (one statement): those whose action starts with
+    one of ``starting`` (any action when it is empty) and with none of ``not_starting``, at or
+    after ``since`` and before ``before``; ``limit`` of them from ``offset``."""
+    query = select(AuditEvent).where(AuditEvent.patient_id == patient_id)
+    if starting:
+        query = query.where(or_(*[AuditEvent.action.startswith(p) for p in starting]))
+    if not_starting:
+        query = query.where(not_(or_(*[AuditEvent.action.startswith(p) for p in not_starting])))
+    if since is not None:
+        query = query.where(AuditEvent.at >= since)
+    if before is not None:
+        query = query.where(AuditEvent.at < before)
+    query = query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit).offset(offset)
+    return (await session.scalars(query)).all()
 
 
 def record(

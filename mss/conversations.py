@@ -61,11 +61,17 @@ async def patient_conversations(
     return {row.id: row for row in rows}
 
 
+async def find_conversation(session: AsyncSession, conversation_id: int) -> Conversation | None:
+    """The conversation with this id (``session.get``: none read when the session holds it, as
+    after the portal's ``find_patient_entry``)."""
+    return await session.get(Conversation, conversation_id)
+
+
 async def find_patient_conversation(
     session: AsyncSession, patient_mailbox_id: int, conversation_id: int
 ) -> Conversation | None:
     """One conversation of this patient mailbox (None when it is another mailbox's)."""
-    row = await session.get(Conversation, conversation_id)
+    row = await find_conversation(session, conversation_id)
     return row if row is not None and row.patient_mailbox_id == patient_mailbox_id else None
 
 

@@ -23,8 +23,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, SQLColumnExpression, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from mss.audit import record, record_committed
 from mss.config import Settings
@@ -182,6 +183,29 @@ async def minors_of(session: AsyncSession, guardian: Patient) -> list[Patient]:
         .order_by(Patient.given_names, Patient.family_name)
     )
     return list((await session.scalars(query)).all())
+
+
+# Built once: an alias made per call rebuilds its column proxies and misses the statement cache.
+_MINOR = aliased(Patient, name="minor")
+
+
+def with_patient_and_minors(
+    entity: type[Any], patient_id: SQLColumnExpression[int | None]
+) -> Select[Any, Patient | None, Patient | None]:
+    """``select(entity, patient, minor)``: each row of another package's ``entity`` with the
+    patient its ``patient_id`` column names and each minor that patient holds, by name as
+    ``minors_of`` (one row per minor; patient and minor None where there is none).
+
+    The caller adds its own conditions on ``entity`` and builds the statement once, so reading a
+    row, its patient and the minors stays one statement (the portal's session on every page).
+    """
+    return (
+        select(entity, Patient, _MINOR)
+        .outerjoin(Patient, Patient.id == patient_id)
+        .outerjoin(Guardianship, Guardianship.guardian_id == Patient.id)
+        .outerjoin(_MINOR, _MINOR.id == Guardianship.minor_id)
+        .order_by(_MINOR.given_names, _MINOR.family_name)
+    )
 
 
 async def holds_minor(session: AsyncSession, guardian_id: int, minor_id: int) -> bool:

@@ -9,10 +9,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Select, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mss.audit import AuditEvent
+from mss.audit import AuditEvent, patient_events
 from mss.audit_chain import patient_chain
 from mss.audit_verify import RecentlyVerified
 from portal.clock import PARIS
@@ -162,31 +161,14 @@ def kind_of(action: str) -> str:
     return "acces"
 
 
-def _matches(prefixes: tuple[str, ...]) -> ColumnElement[bool]:
-    return or_(*[AuditEvent.action.startswith(p) for p in prefixes])
-
-
-def history_query(
-    patient_id: int,
-    kind: str | None,
-    since: dt.date | None,
-    until: dt.date | None,
-    limit: int,
-    offset: int,
-) -> Select[AuditEvent]:
-    query = select(AuditEvent).where(AuditEvent.patient_id == patient_id)
-    if kind in KINDS:
-        prefixes = KINDS[kind][1]
-        if prefixes:
-            query = query.where(_matches(prefixes))
-        else:
-            others = [p for k, (_l, ps) in KINDS.items() if k != kind for p in ps]
-            query = query.where(not_(_matches(tuple(others))))
-    if since is not None:
-        query = query.where(AuditEvent.at >= _paris_midnight(since))
-    if until is not None:
-        query = query.where(AuditEvent.at < _paris_midnight(until + dt.timedelta(days=1)))
-    return query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit).offset(offset)
+def _prefixes(kind: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The action prefixes a kind takes, and those it leaves out ("acces": every other kind's)."""
+    if kind not in KINDS:
+        return (), ()
+    prefixes = KINDS[kind][1]
+    if prefixes:
+        return prefixes, ()
+    return (), tuple(p for k, (_l, ps) in KINDS.items() if k != kind for p in ps)
 
 
 def _paris_midnight(day: dt.date) -> dt.datetime:
@@ -204,9 +186,17 @@ async def read_history(
 ) -> list[HistoryLine]:
     """The events of one patient, newest first, filtered by kind and by day (Paris time); who
     acted is named from the directory (two statements at most for the whole page)."""
-    events = (
-        await session.scalars(history_query(patient_id, kind, since, until, limit, offset))
-    ).all()
+    starting, not_starting = _prefixes(kind)
+    events = await patient_events(
+        session,
+        patient_id,
+        starting=starting,
+        not_starting=not_starting,
+        since=_paris_midnight(since) if since is not None else None,
+        before=_paris_midnight(until + dt.timedelta(days=1)) if until is not None else None,
+        limit=limit,
+        offset=offset,
+    )
     names = await _actor_names(session, events)
     return [describe(event, names) for event in events]
 

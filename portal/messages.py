@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dmp_bridge.errors import XdmError
@@ -38,7 +37,7 @@ from mss.db import Database
 from mss.directory.descriptions import Described, describe_mailboxes
 from mss.directory.identifiers import normalise_address, normalise_id_nat, profession_label
 from mss.directory.models import Mailbox, MailboxKind, Organisation, Professional
-from mss.directory.store import find_professional_by_id_nat
+from mss.directory.store import find_patient_entry, find_professional_by_id_nat
 from mss.errors import InvalidInput
 from mss.mailbox import listing
 from mss.mailbox.entries import FlagUpdate, store_flags
@@ -430,28 +429,18 @@ async def find_entries(
     }
 
 
-_LOCATE = (
-    select(Mailbox, FolderEntry, Folder, StoredMessage, Conversation)
-    .join(Folder, Folder.mailbox_id == Mailbox.id)
-    .join(FolderEntry, FolderEntry.folder_id == Folder.id)
-    .join(StoredMessage, StoredMessage.id == FolderEntry.message_id)
-    .outerjoin(Conversation, Conversation.id == StoredMessage.conversation_id)
-    .where(Mailbox.patient_id == bindparam("patient_id"), FolderEntry.id == bindparam("entry_id"))
-)  # built once: building it per call costs more than running it
-
-
 async def locate(
     session: AsyncSession, patient_id: int, entry_id: int
 ) -> tuple[Mailbox, Located] | None:
     """A folder entry of the patient's own mailbox, with that mailbox, in one statement.
 
     The message's conversation comes with it (``Located.conversation``), so a later
-    ``session.get(Conversation, ...)`` on the same session reads nothing more.
+    ``find_conversation`` on the same session reads nothing more.
     """
-    row = (await session.execute(_LOCATE, {"patient_id": patient_id, "entry_id": entry_id})).first()
-    if row is None:
+    found = await find_patient_entry(session, patient_id, entry_id)
+    if found is None:
         return None
-    mailbox, entry, folder, message, conversation = row
+    mailbox, entry, folder, message, conversation = found
     return mailbox, Located(entry, folder, message, conversation)
 
 

@@ -15,8 +15,9 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dmp_bridge.access import DmpRefused, Viewer
-from dmp_bridge.models import DmpConsent
+from dmp_bridge.consent_store import consent_record
 from mss.directory.models import Patient, PatientState
+from mss.directory.store import patient_by_id
 from mss.policy.decision import Decision
 from mss.web import attachment_disposition
 from portal.context import source_of, visit
@@ -47,7 +48,7 @@ async def space_patient(session: AsyncSession, request: web.Request) -> Patient:
     """The patient whose record is shown, attached to ``session``."""
     state = visit(request)
     assert state.space is not None
-    patient = await session.get(Patient, state.space.id)
+    patient = await patient_by_id(session, state.space.id)
     assert patient is not None
     return patient
 
@@ -88,7 +89,7 @@ async def refused(request: web.Request, decision: Decision) -> web.Response:
 
 async def closed_reason(session: AsyncSession, patient: Patient) -> str:
     """Why the record is closed, in French ("" when it is open)."""
-    row = await session.get(DmpConsent, patient.id)
+    row = await consent_record(session, patient)
     if row is not None and row.dmp_opposed:
         return (
             "Vous vous êtes opposé à ce dossier médical : aucun document n'y est ajouté et "

@@ -7,11 +7,12 @@ import hashlib
 import hmac
 import secrets
 
-from sqlalchemy import or_, update
+from sqlalchemy import update
 
 from mss.config import Settings
 from mss.db import Database
 from mss.directory.models import Patient
+from mss.directory.store import claim_totp_step
 from mss.notify import send_email, sms_provider
 from mss.policy.decision import OK, Decision
 from mss.policy.one_time_code import SENT_CODE_ALREADY_USED, TOTP_ALREADY_USED, decide_totp_step
@@ -74,31 +75,21 @@ async def spend_code(
         decision = decide_totp_step(step, patient.totp_last_step)
         if not decision:
             return decision
-        patients = Patient.__table__.c
-        claim = (
-            update(Patient.__table__)
-            .where(
-                patients.id == patient.id,
-                patients.totp_secret == secret,
-                or_(patients.totp_last_step.is_(None), patients.totp_last_step < step),
-            )
-            .values(totp_last_step=step)
+        async with db.write() as session:
+            claimed = await claim_totp_step(session, patient.id, secret, step)
+        return OK if claimed else TOTP_ALREADY_USED
+    sessions = PortalSession.__table__.c
+    claim = (
+        update(PortalSession.__table__)
+        .where(
+            sessions.token_hash == row.token_hash,
+            sessions.code_hash == _code_hash(row.csrf_token, code),
         )
-        refusal = TOTP_ALREADY_USED
-    else:
-        sessions = PortalSession.__table__.c
-        claim = (
-            update(PortalSession.__table__)
-            .where(
-                sessions.token_hash == row.token_hash,
-                sessions.code_hash == _code_hash(row.csrf_token, code),
-            )
-            .values(code_hash=None)
-        )
-        refusal = SENT_CODE_ALREADY_USED
+        .values(code_hash=None)
+    )
     async with db.write() as session:
         claimed = (await session.execute(claim)).rowcount == 1  # type: ignore[attr-defined]
-    return OK if claimed else refusal
+    return OK if claimed else SENT_CODE_ALREADY_USED
 
 
 def code_expired(row: PortalSession, now: dt.datetime) -> bool:

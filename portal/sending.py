@@ -11,7 +11,7 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mss.conversations import Conversation, conversation_facts
+from mss.conversations import conversation_facts, find_conversation
 from mss.directory.facts import facts_of, mailbox_facts, mailbox_facts_by_id
 from mss.directory.models import Mailbox, Patient
 from mss.policy import (
@@ -69,7 +69,7 @@ async def reply_target(session: AsyncSession, located: Located) -> MailboxFacts 
     """Who a reply goes to: the conversation's professional side, else the sender's mailbox."""
     conversation_id = located.message.conversation_id
     if conversation_id is not None:
-        conversation = await session.get(Conversation, conversation_id)
+        conversation = await find_conversation(session, conversation_id)
         if conversation is not None:
             return await mailbox_facts_by_id(session, conversation.professional_mailbox_id)
     return (

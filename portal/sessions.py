@@ -16,10 +16,10 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from mss.db import Database
-from mss.directory.models import Guardianship, Patient
+from mss.directory.models import Patient
+from mss.patients import with_patient_and_minors
 from portal.models import PortalSession
 
 COOKIE = "__Host-mss_portal"  # __Host-: Secure, Path=/, no Domain, enforced by browsers
@@ -27,17 +27,11 @@ ANONYMOUS, SECOND_FACTOR, SIGNED_IN = "anonymous", "second_factor", "signed_in"
 # Activity is written at most this often (and at most every tenth of the idle limit), so a
 # session may end up to that much early; reading a page is then no write at all.
 TOUCH_INTERVAL = dt.timedelta(seconds=30)
-# Built once: an alias made per call rebuilds its column proxies and misses the statement cache,
-# and a select() built per call costs more than running it.
-_MINOR = aliased(Patient, name="minor")
-_LOAD = (
-    select(PortalSession, Patient, _MINOR)
-    .outerjoin(Patient, Patient.id == PortalSession.patient_id)
-    .outerjoin(Guardianship, Guardianship.guardian_id == Patient.id)
-    .outerjoin(_MINOR, _MINOR.id == Guardianship.minor_id)
-    .where(PortalSession.token_hash == bindparam("token_hash"))
-    .order_by(_MINOR.given_names, _MINOR.family_name)
-)  # as mss.patients.minors_of
+# Built once (a select() built per call costs more than running it); the directory's side, the
+# patient and the minors held, is joined by mss.patients.
+_LOAD = with_patient_and_minors(PortalSession, PortalSession.patient_id).where(
+    PortalSession.token_hash == bindparam("token_hash")
+)
 
 
 def hash_token(token: str) -> str:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.config import Settings
+from mss.conversations import Conversation
 from mss.crypto.passwords import (
     PasswordCheck,
     hash_secret,
@@ -46,6 +47,8 @@ from mss.directory.models import (
     TrustedDomain,
 )
 from mss.errors import InvalidInput
+from mss.mailbox.listing import entry_with_its_mailbox
+from mss.mailbox.models import Folder, FolderEntry, StoredMessage
 from mss.mailbox.store import ensure_folders
 from mss.policy.lifecycle import MIN_PASSWORD_LENGTH
 
@@ -124,7 +127,40 @@ async def find_organisation_by_finess(session: AsyncSession, finess: str) -> Org
     ).first()
 
 
+async def patient_by_id(
+    session: AsyncSession, patient_id: int, *, for_update: bool = False
+) -> Patient | None:
+    """The patient with this id (``session.get``: a row the session already holds is not read
+    again, unless ``for_update`` asks for the row locked, SELECT ... FOR UPDATE)."""
+    return await session.get(Patient, patient_id, with_for_update=for_update)
+
+
+async def professional_by_id(session: AsyncSession, professional_id: int) -> Professional | None:
+    """The professional with this id (not read again when the session already holds the row)."""
+    return await session.get(Professional, professional_id)
+
+
 _PATIENT_MAILBOX = select(Mailbox).where(Mailbox.patient_id == bindparam("patient_id"))
+# The entry's folder, message and conversation come from the mailbox store's statement, the
+# mailbox row and its owner from here: one statement, built once (the portal's message pages).
+_PATIENT_ENTRY = entry_with_its_mailbox(Mailbox, Mailbox.id).where(
+    Mailbox.patient_id == bindparam("patient_id")
+)
+
+
+async def find_patient_entry(
+    session: AsyncSession, patient_id: int, entry_id: int
+) -> tuple[Mailbox, FolderEntry, Folder, StoredMessage, Conversation | None] | None:
+    """A folder entry of the patient's own PAT mailbox, with that mailbox, its folder, its message
+    and the message's conversation (None outside any), in one statement; None when the entry is
+    not in that mailbox."""
+    row = (
+        await session.execute(_PATIENT_ENTRY, {"patient_id": patient_id, "entry_id": entry_id})
+    ).first()
+    if row is None:
+        return None
+    mailbox, entry, folder, message, conversation = row
+    return mailbox, entry, folder, message, conversation
 
 
 async def find_patient_mailbox(session: AsyncSession, patient_id: int) -> Mailbox | None:
@@ -342,6 +378,23 @@ async def add_guardian(session: AsyncSession, *, guardian: Patient, minor: Patie
     session.add(Guardianship(guardian_id=guardian.id, minor_id=minor.id))
     await session.flush()
     return True
+
+
+async def claim_totp_step(session: AsyncSession, patient_id: int, secret: str, step: int) -> bool:
+    """Record ``step`` as the patient's last accepted TOTP step, only if it comes after the last
+    one and the secret is still ``secret``: False when a parallel request claimed it first (one
+    conditional UPDATE)."""
+    patients = Patient.__table__.c
+    claim = (
+        update(Patient.__table__)
+        .where(
+            patients.id == patient_id,
+            patients.totp_secret == secret,
+            or_(patients.totp_last_step.is_(None), patients.totp_last_step < step),
+        )
+        .values(totp_last_step=step)
+    )
+    return bool((await session.execute(claim)).rowcount == 1)  # type: ignore[attr-defined]
 
 
 # -- passwords ----------------------------------------------------------------------------

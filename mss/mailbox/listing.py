@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Select, SQLColumnExpression, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mss.conversations import Conversation
 from mss.mailbox.models import Folder, FolderEntry, StoredMessage
 
 
@@ -111,3 +112,22 @@ async def find_entries(
         return {}
     rows = await session.execute(_ENTRIES, {"entry_ids": list(entry_ids), "mailbox_id": mailbox_id})
     return {entry.id: (entry, folder, message) for entry, folder, message in rows}
+
+
+def entry_with_its_mailbox(
+    mailbox: type[Any], mailbox_id: SQLColumnExpression[int]
+) -> Select[Any, FolderEntry, Folder, StoredMessage, Conversation | None]:
+    """``select(mailbox, entry, folder, message, conversation)`` for the entry ``:entry_id``.
+
+    The mailbox row is the directory's (``mailbox`` and its id column are given, not imported:
+    the directory imports this package); the caller adds its own condition on that row and
+    builds the statement once. The conversation is outer-joined (None outside any).
+    """
+    return (
+        select(mailbox, FolderEntry, Folder, StoredMessage, Conversation)
+        .join(Folder, Folder.mailbox_id == mailbox_id)
+        .join(FolderEntry, FolderEntry.folder_id == Folder.id)
+        .join(StoredMessage, StoredMessage.id == FolderEntry.message_id)
+        .outerjoin(Conversation, Conversation.id == StoredMessage.conversation_id)
+        .where(FolderEntry.id == bindparam("entry_id"))
+    )

@@ -141,6 +141,12 @@ async def find_folder(session: AsyncSession, mailbox_id: int, name: str) -> Fold
     ).one_or_none()
 
 
+async def find_message(session: AsyncSession, message_id: int) -> StoredMessage | None:
+    """The stored message with this id (``session.get``: not read again when the session holds
+    it)."""
+    return await session.get(StoredMessage, message_id)
+
+
 def _signature_columns(signature: dict | None) -> dict[str, str | None]:
     if not signature:
         return {}

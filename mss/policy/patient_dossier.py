@@ -184,6 +184,24 @@ def decide_patient_upload(facts: UploadFacts, max_size: int = MAX_PATIENT_DOCUME
     return allow(mime_type=decision.mime_type, type_code=code, type_label=label)
 
 
+UNKNOWN_PROFESSIONAL = _no(
+    422,
+    "unknown_professional",
+    "This professional is not in the directory: search for them again by name or RPPS number",
+    "Ce professionnel n'a pas été trouvé dans l'annuaire : cherchez-le de nouveau par son nom "
+    "ou son numéro RPPS.",
+)
+
+
+def decide_consent_target(in_directory: bool, *, withdrawing: bool, recorded: bool) -> Decision:
+    """Authorising, blocking or naming a professional needs one the directory knows; withdrawing
+    an authorisation or a block needs that choice recorded (the directory may have dropped the
+    professional since: the choice can still be withdrawn)."""
+    if recorded if withdrawing else in_directory:
+        return OK
+    return UNKNOWN_PROFESSIONAL
+
+
 def decide_treating_doctor(name: str, profession_code: str, profession_label: str) -> Decision:
     """Only a médecin can be named médecin traitant (an unknown profession is given the benefit)."""
     if profession_code and profession_code != MEDICAL_DOCTOR:

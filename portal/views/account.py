@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from mss.directory.models import Patient
+from mss.directory.store import patient_by_id
 from mss.patients import (
     Actor,
     LifecycleRefused,
@@ -67,7 +67,7 @@ async def choose_channels(request: web.Request) -> web.StreamResponse:
             request, "compte.html", _account_context(request, error=error), status=400
         )
     async with db_of(request).write() as session:
-        patient = await session.get(Patient, state.person.id, with_for_update=True)
+        patient = await patient_by_id(session, state.person.id, for_update=True)
         assert patient is not None
         if patient.notify_channels != wanted:
             patient.notify_channels = wanted
@@ -123,7 +123,7 @@ async def change(request: web.Request) -> web.StreamResponse:
             )
     try:
         async with db_of(request).write() as session:
-            patient = await session.get(Patient, state.space.id, with_for_update=True)
+            patient = await patient_by_id(session, state.space.id, for_update=True)
             assert patient is not None
             transition(session, patient, actor(request), now_of(request))
     except LifecycleRefused as refused:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mss.directory.facts import mailbox_facts
 from mss.directory.models import Mailbox
 from mss.directory.store import find_patient_mailbox, pharmacy_mailboxes
-from mss.mailbox.models import StoredMessage
+from mss.mailbox.store import find_message
 from mss.patients import audit
 from mss.policy import RecipientFacts, decide_recipient
 from mss.policy.attachment import PRESCRIPTION_TYPES, decide_patient_attachment
@@ -162,7 +162,7 @@ async def send_new_message(request: web.Request) -> web.StreamResponse:
     if not outcome.decision.allowed or outcome.receipt is None:
         return await refused(request, outcome, "Message refusé")
     async with db_of(request).read() as session:
-        stored = await session.get(StoredMessage, outcome.receipt.message_ids[0])
+        stored = await find_message(session, outcome.receipt.message_ids[0])
     if stored is not None and stored.conversation_id is not None:
         return redirect(f"/messages/conversation/{stored.conversation_id}?fait=envoye")
     return redirect("/messages/envoyes")

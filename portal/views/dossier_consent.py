@@ -13,23 +13,28 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dmp_bridge.access import DmpRefused
 from dmp_bridge.consent_store import (
     AUTHORISED,
     BLOCKED,
+    consent_choices,
+    professional_consent_state,
     set_authorisation,
     set_block,
     set_break_glass_opposition,
     set_dmp_opposition,
     set_treating_doctor,
 )
-from dmp_bridge.models import DmpConsent, DmpProfessionalConsent
-from mss.directory.models import Patient, Professional
-from mss.policy.decision import Decision
-from mss.policy.patient_dossier import decide_treating_doctor
+from mss.directory.models import Patient
+from mss.directory.store import professional_by_id
+from mss.policy.decision import OK, Decision
+from mss.policy.patient_dossier import (
+    UNKNOWN_PROFESSIONAL,
+    decide_consent_target,
+    decide_treating_doctor,
+)
 from portal.context import db_of
 from portal.pages import redirect, render, signed_in
 from portal.professionals import ProfessionalCard, cards_for, find_card, search_professionals
@@ -59,10 +64,7 @@ ACTIONS = {
     "debloquer": "debloque",
     "traitant": "traitant",
 }
-UNKNOWN = (
-    "Ce professionnel n'a pas été trouvé dans l'annuaire : cherchez-le de nouveau par son nom "
-    "ou son numéro RPPS."
-)
+WITHDRAWN = {"retirer": AUTHORISED, "debloquer": BLOCKED}
 
 
 @dataclass
@@ -80,24 +82,16 @@ class ConsentView:
 
 async def load_view(session: AsyncSession, patient: Patient, query: str) -> ConsentView:
     view = ConsentView()
-    if patient.treating_professional_id is not None:
-        doctor = await session.get(Professional, patient.treating_professional_id)
-        view.treating = await find_card(session, doctor.id_nat) if doctor is not None else None
-    rows = (
-        await session.execute(
-            select(DmpProfessionalConsent.id_nat, DmpProfessionalConsent.state).where(
-                DmpProfessionalConsent.patient_id == patient.id
-            )
-        )
-    ).all()
-    view.states = {id_nat: state for id_nat, state in rows}
+    choices = await consent_choices(session, patient)
+    if choices.treating_id_nat is not None:
+        view.treating = await find_card(session, choices.treating_id_nat)
+    view.states = choices.states
     cards = await cards_for(session, view.states)
     by_name = sorted(cards.values(), key=lambda c: c.name.lower())
     view.authorised = [c for c in by_name if view.states[c.id_nat] == AUTHORISED]
     view.blocked = [c for c in by_name if view.states[c.id_nat] == BLOCKED]
-    record = await session.get(DmpConsent, patient.id)
-    view.break_glass_opposed = record is not None and record.break_glass_opposed
-    view.dmp_opposed = record is not None and record.dmp_opposed
+    view.break_glass_opposed = choices.break_glass_opposed
+    view.dmp_opposed = choices.dmp_opposed
     view.results = await search_professionals(session, query) if query else []
     return view
 
@@ -144,26 +138,22 @@ def _back(done: str, id_nat: str = "", query: str = "") -> web.Response:
     return redirect(f"{PAGE}?{urlencode(params)}")
 
 
-async def _apply(
-    session: AsyncSession, request: web.Request, action: str, id_nat: str
-) -> Decision | str | None:
-    """Do ``action`` for ``id_nat``: None when done, or a refusal (a decision, or a sentence)."""
+async def _apply(session: AsyncSession, request: web.Request, action: str, id_nat: str) -> Decision:
+    """Do ``action`` for ``id_nat``: OK when done, else the refusal (the professional chosen,
+    or the consent engine's)."""
     patient = await space_patient(session, request)
     viewer = viewer_of(request)
     chosen = await find_card(session, id_nat)
-    current = (
-        await session.execute(
-            select(DmpProfessionalConsent.state).where(
-                DmpProfessionalConsent.patient_id == patient.id,
-                DmpProfessionalConsent.id_nat == id_nat,
-            )
-        )
-    ).scalar_one_or_none()
-    if action in ("retirer", "debloquer"):
-        if current != (AUTHORISED if action == "retirer" else BLOCKED):
-            return UNKNOWN
-    elif chosen is None:
-        return UNKNOWN
+    withdrawn = WITHDRAWN.get(action)  # the choice a withdrawal takes back
+    recorded = (
+        withdrawn is not None
+        and await professional_consent_state(session, patient, id_nat) == withdrawn
+    )
+    target = decide_consent_target(
+        chosen is not None, withdrawing=withdrawn is not None, recorded=recorded
+    )
+    if not target:
+        return target
     try:
         if action in ("autoriser", "retirer"):
             await set_authorisation(
@@ -172,21 +162,24 @@ async def _apply(
         elif action in ("bloquer", "debloquer"):
             await set_block(session, viewer, patient, id_nat, blocked=action == "bloquer")
         else:
-            assert chosen is not None
+            assert chosen is not None and chosen.id is not None
             allowed = decide_treating_doctor(chosen.name, chosen.profession_code, chosen.profession)
             if not allowed:
-                return allowed.sentence_fr
-            professional = await session.get(Professional, chosen.id)
-            await set_treating_doctor(session, viewer, patient, professional)
+                return allowed
+            await set_treating_doctor(
+                session, viewer, patient, await professional_by_id(session, chosen.id)
+            )
     except DmpRefused as error:
         return error.decision
-    return None
+    return OK
 
 
-async def _show_refusal(request: web.Request, refusal: Decision | str) -> web.Response:
-    if isinstance(refusal, Decision):
-        return await refused(request, refusal)
-    return await _page(request, 422, error=refusal)
+async def _show_refusal(request: web.Request, refusal: Decision) -> web.Response:
+    """A refusal of what the form asked (422: unknown professional, not a doctor) comes back on
+    the page with its sentence; the consent engine's has a page of its own."""
+    if refusal.status == 422:
+        return await _page(request, 422, error=refusal.sentence_fr)
+    return await refused(request, refusal)
 
 
 @signed_in
@@ -196,11 +189,11 @@ async def change_professional(request: web.Request) -> web.StreamResponse:
     action, id_nat = str(form.get("action", "")), str(form.get("id_nat", "")).strip()
     query = str(form.get("q", ""))[:100]
     if action not in ACTIONS or not id_nat:
-        return await _show_refusal(request, UNKNOWN)
+        return await _show_refusal(request, UNKNOWN_PROFESSIONAL)
     async with db_of(request).write() as session:
-        refusal = await _apply(session, request, action, id_nat)
-    if refusal is not None:
-        return await _show_refusal(request, refusal)
+        decision = await _apply(session, request, action, id_nat)
+    if not decision:
+        return await _show_refusal(request, decision)
     return _back(ACTIONS[action], id_nat, query)
 
 

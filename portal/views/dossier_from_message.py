@@ -13,11 +13,10 @@ import hashlib
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
 
 from dmp_bridge.access import DmpRefused
 from dmp_bridge.documents import add_patient_document
-from dmp_bridge.models import CURRENT, DmpDocument
+from dmp_bridge.message_documents import filed_attachment
 from mss.directory.store import find_patient_mailbox
 from mss.policy.decision import Decision
 from mss.policy.patient_dossier import (
@@ -105,16 +104,7 @@ async def add_from_message(request: web.Request) -> web.StreamResponse:
     refusal: Decision | None = None
     async with db_of(request).write() as session:
         patient = await space_patient(session, request)
-        already = (
-            await session.scalars(
-                select(DmpDocument.id).where(
-                    DmpDocument.patient_id == patient.id,
-                    DmpDocument.stored_message_id == pdf.stored_message_id,
-                    DmpDocument.sha256 == digest,
-                    DmpDocument.status == CURRENT,
-                )
-            )
-        ).first()
+        already = await filed_attachment(session, patient.id, pdf.stored_message_id, digest)
         decision = decide_message_attachment(
             UploadFacts(
                 filename=pdf.filename,

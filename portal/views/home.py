@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from mss.directory.models import Patient
-from mss.directory.store import find_patient_mailbox
+from mss.directory.store import find_patient_mailbox, patient_by_id
 from mss.patients import Actor, audit, holds_minor
 from portal import sessions
 from portal.context import db_of, source_of, visit
@@ -56,7 +55,7 @@ async def switch_space(request: web.Request) -> web.StreamResponse:
                 return redirect("/connexion")
             row.space_patient_id = target_id
             if target_id != person.id:
-                minor = await session.get(Patient, target_id)
+                minor = await patient_by_id(session, target_id)
                 assert minor is not None
                 audit(
                     session, "space_opened", Actor.person(person, minor, source_of(request)), minor

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mss.audit import record
 from mss.directory.activity import record_activity
 from mss.directory.models import Patient, PatientState
+from mss.directory.store import patient_by_id
 from mss.login_throttle import (
     Attempt,
     clear_failures,
@@ -138,7 +139,7 @@ async def _half_signed_in(request: web.Request) -> tuple[sessions.PortalSession,
     if row is None or row.stage != sessions.SECOND_FACTOR or row.patient_id is None:
         return None
     async with db_of(request).read() as session:
-        patient = await session.get(Patient, row.patient_id)
+        patient = await patient_by_id(session, row.patient_id)
     return (row, patient) if patient is not None else None
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mss.conversations import Conversation, ConversationState
+from mss.conversations import ConversationState, find_conversation
 from mss.directory.models import Mailbox
 from mss.mailbox.headers import first, split_headers
 from mss.mailbox.models import StoredMessage
@@ -236,7 +236,7 @@ async def _page_facts(
     recipients = _to_addresses(message)
     conversation = located.conversation
     if conversation is None and message.conversation_id is not None:
-        conversation = await session.get(Conversation, message.conversation_id)
+        conversation = await find_conversation(session, message.conversation_id)
     directory = Directory(session)
     await directory.describe(
         addresses=[message.from_address, *recipients],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from mss.directory.models import Patient
+from mss.directory.store import patient_by_id
 from mss.patients import Actor, audit, verify_secret
 from portal import sessions, totp
 from portal.context import db_of, now_of, source_of, visit
@@ -77,7 +77,7 @@ async def finish_enrolment(request: web.Request) -> web.StreamResponse:
             status=400,
         )
     async with db_of(request).write() as session:
-        person = await session.get(Patient, state.person.id)
+        person = await patient_by_id(session, state.person.id)
         row = await sessions.current(session, state.row)
         assert person is not None
         person.totp_secret = secret
@@ -106,7 +106,7 @@ async def remove(request: web.Request) -> web.StreamResponse:
             status=401,
         )
     async with db_of(request).write() as session:
-        person = await session.get(Patient, state.person.id)
+        person = await patient_by_id(session, state.person.id)
         assert person is not None
         person.totp_secret = None
         audit(session, "totp_removed", _self(request), person)
