@@ -14,6 +14,7 @@ from mss.config import Settings
 from mss.db import Database, utcnow
 from mss.directory.models import Patient, PatientState
 from mss.jobs import Job, JobRunner
+from mss.notify import read_outbox
 from mss.patients import (
     SYSTEM,
     Actor,
@@ -173,7 +174,14 @@ async def test_auto_activation_job(db: Database, settings: Settings, tmp_path: P
     fresh = await _reload(db, patient.id)
     assert fresh.state is PatientState.ACTIVE and fresh.activated_at is not None
     assert (await _reload(db, other.id)).state is PatientState.OPPOSITION_WINDOW
-    assert await _actions(db, patient.id) == ["activation_code_issued", "account_auto_activated"]
+    assert await _actions(db, patient.id) == [
+        "activation_code_issued",
+        "activation_code_emailed",  # an e-mail is on file: the code goes there too
+        "account_auto_activated",
+    ]
+    mailed = [r for r in read_outbox(settings) if r["to"] == "lucie@example.org"]
+    assert len(mailed) == 1 and code in mailed[0]["text"] and INS in mailed[0]["text"]
+    assert "/opposition" in mailed[0]["text"]  # sent during the opposition window
     async with db.read() as session:
         jobs = (await session.scalars(select(Job).order_by(Job.id))).all()
     assert [(j.kind, j.state, j.payload.get("channel")) for j in jobs] == [
