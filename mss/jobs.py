@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import JSON, Index, Integer, String, Text, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -122,8 +123,6 @@ async def schedule_daily(
 
     ``running`` is the pass calling this for the next day (it does not count as queued).
     """
-    from sqlalchemy.exc import IntegrityError
-
     when = when or utcnow()
     async with db.read() as session:
         queued = (
@@ -142,7 +141,7 @@ async def schedule_daily(
             enqueue(
                 session, kind, {}, run_after=when, dedupe_key=f"{kind}:{when.date().isoformat()}"
             )
-    except IntegrityError:
+    except IntegrityError:  # another hub on the same database queued that day's pass
         return False
     return True
 

@@ -6,6 +6,11 @@
                                    │   └──deadline passed (job)──▶ ACTIVE          │
                                    └──code, before the deadline──▶ OPPOSED         ▼
                                                         ACTIVE / DEACTIVATED ──▶ CLOSED
+    OPPOSED ──opposition withdrawn (confirmed)──▶ ACTIVE
+    CLOSED ──reopened (confirmed), within the closed account's retention──▶ ACTIVE
+
+Without the letter, a proof of identity (INS + birth date + a code sent to the phone or
+e-mail on file) activates, withdraws an opposition or reopens, with a new password.
 
 The rules (which state allows which transition, what a new password needs)
 are pure decisions in ``mss.policy.lifecycle``. Each transition here asks
