@@ -23,6 +23,7 @@ codes are stored only as argon2 hashes and are single-use.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -68,6 +69,7 @@ PASSWORD_RULES = (
     "« mon chat dort 3 fois par jour »."
 )
 AUTO_ACTIVATE = "patients.auto_activate"
+log = logging.getLogger("mss.patients")
 
 
 class LifecycleRefused(HubError):
@@ -322,11 +324,16 @@ async def email_activation_code(
     session: AsyncSession, settings: Settings, patient: Patient, code: str
 ) -> bool:
     """Send the code to the personal e-mail on file as well as the letter (the notifications'
-    mail path, ``mss.notify.send_email``); False when none is on file."""
+    mail path, ``mss.notify.send_email``); False when none is on file or the mail could not go
+    (the letter is the code's first way: the run goes on without the e-mail)."""
     if not patient.email:
         return False
     subject, body = activation_code_email(settings, patient, code)
-    await send_email(settings, patient.email, subject, body)
+    try:
+        await send_email(settings, patient.email, subject, body)
+    except Exception as exc:  # noqa: BLE001 - the letter carries the code all the same
+        log.warning("activation code of patient %s not e-mailed: %s", patient.id, exc)
+        return False
     audit(session, "activation_code_emailed", SYSTEM, patient)
     return True
 

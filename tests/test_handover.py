@@ -119,6 +119,8 @@ async def test_guardians_are_told_once_then_the_space_is_handed_over(
     assert len(mail) == 1 and MINOR_INS in mail[0]["text"]
     found = re.search(r"code d'activation : ([A-Z0-9-]{14})", mail[0]["text"])
     assert found and found.group(1).encode() in letter
+    assert "Votre compte est déjà ouvert".encode("cp1252") in letter  # no opposition window
+    assert b"/opposition" not in letter
     async with db.write() as session:
         row = await session.get(Patient, minor.id)
         assert row is not None

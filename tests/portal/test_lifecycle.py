@@ -4,6 +4,7 @@ closing."""
 from __future__ import annotations
 
 import datetime as dt
+import socket
 from pathlib import Path
 
 import pytest
@@ -222,3 +223,26 @@ async def test_pause_resume_close_and_their_refusals(db: Database) -> None:
         "account_reactivated",
         "account_closed",
     ]
+
+
+async def test_a_code_e_mail_that_cannot_go_does_not_stop_the_letters(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    await add_patient(
+        db,
+        INS,
+        "Garcia",
+        "Lucie",
+        state=PatientState.CREATED,
+        password=False,
+        email="l@example.org",
+    )
+    with socket.socket() as unused:  # a port nobody listens on: the smarthost is down
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    settings.notifications.smarthost, settings.notifications.smarthost_port = "127.0.0.1", port
+    codes = await _letters(db, settings, tmp_path)
+    assert codes[INS].encode() in (tmp_path / f"activation-{INS}.pdf").read_bytes()
+    async with db.read() as session:
+        patient = (await session.scalars(select(Patient))).one()
+    assert await _actions(db, patient.id) == ["activation_code_issued"]  # no e-mail went
