@@ -212,3 +212,21 @@ async def test_the_daily_pass_is_queued_once_and_then_for_the_next_day(
     assert sorted(j.state for j in jobs) == ["done", "pending"]
     pending = next(j for j in jobs if j.state == "pending")
     assert pending.run_after.date() == calendar.day + dt.timedelta(days=1)
+
+
+async def test_the_notice_delay_is_a_setting_and_the_hub_runs_the_jobs(
+    db: Database, settings: Settings
+) -> None:
+    from mss.serve import job_runner
+
+    settings.portal.handover_notice_days = 7
+    minor, _mother, _father = await _family(db, dt.date(2010, 6, 15))
+    runner = job_runner(db, Services(settings, clock=Calendar(dt.date(2026, 6, 7)).now))
+    assert {handover.DAILY_JOB, handover.NOTICE_JOB} <= set(runner.handlers)
+    calendar = Calendar(dt.date(2026, 6, 7))
+    runner = _runner(db, settings, calendar)
+    await _day(db, runner, calendar, dt.date(2026, 6, 7))  # 8 days before: not yet
+    assert read_outbox(settings) == []
+    await _day(db, runner, calendar, dt.date(2026, 6, 8))  # 7 days before
+    assert len(read_outbox(settings)) == 2
+    assert "account_handover_notice" in await _actions(db, minor.id)
