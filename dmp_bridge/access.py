@@ -166,3 +166,21 @@ async def release_withheld_events(
         )
         .values(patient_id=patient.id)
     )
+
+
+async def release_to_new_holder(session: AsyncSession, patient: Patient) -> int:
+    """Once no guardian acts for ``patient`` any more (their space was handed over to them):
+    the history of the documents hidden from legal representatives joins the patient's own.
+    Returns how many documents it concerned (those hidden from the patient stay withheld)."""
+    documents = (
+        await session.scalars(
+            select(DmpDocument).where(
+                DmpDocument.patient_id == patient.id,
+                DmpDocument.invisible_to_legal_representatives.is_(True),
+                DmpDocument.invisible_to_patient.is_(False),
+            )
+        )
+    ).all()
+    for document in documents:
+        await release_withheld_events(session, patient, document)
+    return len(documents)

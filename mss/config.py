@@ -109,6 +109,10 @@ class Tls:
 class Portal:
     session_idle_minutes: int = 15
     opposition_window_days: int = 42
+    # A minor's space becomes their own at this age (their guardians' access ends); the
+    # guardians are told this many days before (``portal.handover``).
+    handover_age: int = 16
+    handover_notice_days: int = 30
     public_url: str = ""
     # Who patients contact about the service (the help page): an address, a phone, a sentence.
     support_contact: str = ""
@@ -387,6 +391,15 @@ def load_settings(
     )
     if problem or retention.batch < 1:
         raise ConfigError(problem or f"retention.batch must be 1 or more, got {retention.batch}")
+    if not 1 <= settings.portal.handover_age <= 18:
+        raise ConfigError(
+            f"portal.handover_age must be between 1 and 18, got {settings.portal.handover_age}"
+        )
+    if settings.portal.handover_notice_days < 0:
+        raise ConfigError(
+            "portal.handover_notice_days must be 0 or more, got "
+            f"{settings.portal.handover_notice_days}"
+        )
     if not settings.tls.ticket_key_hours > 0:
         raise ConfigError(
             f"tls.ticket_key_hours must be above 0, got {settings.tls.ticket_key_hours}"

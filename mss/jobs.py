@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import JSON, Index, Integer, String, Text, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -112,6 +113,37 @@ def enqueue(
     }
     job: Job = add_row(session, Job, values)
     return job
+
+
+async def schedule_daily(
+    db: Database, kind: str, when: dt.datetime | None = None, *, running: int | None = None
+) -> bool:
+    """Queue the daily pass ``kind`` for ``when`` (default now) unless one is already queued;
+    False if it was (or another hub on the same database queued that day's pass).
+
+    ``running`` is the pass calling this for the next day (it does not count as queued).
+    """
+    when = when or utcnow()
+    async with db.read() as session:
+        queued = (
+            await session.scalars(
+                select(Job.id).where(
+                    Job.kind == kind,
+                    Job.id != (running or 0),
+                    Job.state.in_(("pending", "running")),
+                )
+            )
+        ).first()
+    if queued is not None:
+        return False
+    try:
+        async with db.write() as session:
+            enqueue(
+                session, kind, {}, run_after=when, dedupe_key=f"{kind}:{when.date().isoformat()}"
+            )
+    except IntegrityError:  # another hub on the same database queued that day's pass
+        return False
+    return True
 
 
 def enqueuing_in_bulk(session: AsyncSession) -> contextlib.AbstractAsyncContextManager[None]:

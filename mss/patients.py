@@ -6,6 +6,11 @@
                                    │   └──deadline passed (job)──▶ ACTIVE          │
                                    └──code, before the deadline──▶ OPPOSED         ▼
                                                         ACTIVE / DEACTIVATED ──▶ CLOSED
+    OPPOSED ──opposition withdrawn (confirmed)──▶ ACTIVE
+    CLOSED ──reopened (confirmed), within the closed account's retention──▶ ACTIVE
+
+Without the letter, a proof of identity (INS + birth date + a code sent to the phone or
+e-mail on file) activates, withdraws an opposition or reopens, with a new password.
 
 The rules (which state allows which transition, what a new password needs)
 are pure decisions in ``mss.policy.lifecycle``. Each transition here asks
@@ -18,6 +23,7 @@ codes are stored only as argon2 hashes and are single-use.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -35,18 +41,24 @@ from mss.directory.models import Guardianship, Patient, PatientState
 from mss.directory.store import find_patient_by_email, find_patient_by_ins
 from mss.errors import HubError
 from mss.jobs import JobContext, JobRunner, enqueue
-from mss.notify import notify_patient
+from mss.notify import notify_patient, portal_link, send_email
 from mss.policy.decision import Decision
 from mss.policy.lifecycle import (
     WRONG_ACTIVATION_CODE,
+    ProofOutcome,
     decide_activation,
     decide_auto_activation,
     decide_closing,
     decide_code_issue,
+    decide_code_reissue,
     decide_deactivation,
     decide_new_password,
     decide_opposition,
+    decide_opposition_withdrawal,
     decide_reactivation,
+    decide_reopening,
+    french_date,
+    proof_outcome,
 )
 from mss.policy.lifecycle import needs_activation_code as _needs_code
 
@@ -58,6 +70,7 @@ PASSWORD_RULES = (
     "« mon chat dort 3 fois par jour »."
 )
 AUTO_ACTIVATE = "patients.auto_activate"
+log = logging.getLogger("mss.patients")
 
 
 class LifecycleRefused(HubError):
@@ -299,8 +312,54 @@ async def issue_letters(
                 continue
             _give_code(session, settings, patient, code_hash, now)
             await write_letter(patient, code)
+            await email_activation_code(session, settings, patient, code)
             issued.append(patient)
     return issued
+
+
+def activation_code_email(settings: Settings, patient: Patient, code: str) -> tuple[str, str]:
+    """Subject and body of the e-mail that carries the code, as the letter does (no medical
+    content)."""
+    deadline = patient.opposition_deadline
+    opposing = ""
+    if patient.state is PatientState.OPPOSITION_WINDOW and deadline is not None:
+        until = french_date(deadline.date())
+        opposing = (
+            f"Si vous ne souhaitez pas de ce compte, vous pouvez vous y opposer jusqu'au {until} "
+            f"avec le même code, sur {portal_link(settings, '/opposition')}. Sans opposition de "
+            f"votre part, votre compte sera ouvert le {until}.\n\n"
+        )
+    body = (
+        "Madame, Monsieur,\n\n"
+        "Un compte de messagerie sécurisée de santé est à votre nom. Vos médecins, pharmaciens "
+        "et établissements de santé pourront vous y écrire en toute confidentialité.\n\n"
+        f"Votre numéro INS : {patient.ins}\n"
+        f"Votre code d'activation : {code}\n\n"
+        f"Pour activer votre compte, rendez-vous sur {portal_link(settings, '/activation')} "
+        "puis saisissez votre numéro INS, ce code et le mot de passe de votre choix.\n\n"
+        f"{opposing}"
+        "Ce code est personnel : ne le communiquez à personne. Aucun professionnel ni aucun "
+        "conseiller ne vous le demandera jamais.\n"
+    )
+    return "Votre code d'activation de messagerie santé", body
+
+
+async def email_activation_code(
+    session: AsyncSession, settings: Settings, patient: Patient, code: str
+) -> bool:
+    """Send the code to the personal e-mail on file as well as the letter (the notifications'
+    mail path, ``mss.notify.send_email``); False when none is on file or the mail could not go
+    (the letter is the code's first way: the run goes on without the e-mail)."""
+    if not patient.email:
+        return False
+    subject, body = activation_code_email(settings, patient, code)
+    try:
+        await send_email(settings, patient.email, subject, body)
+    except Exception as exc:  # noqa: BLE001 - the letter carries the code all the same
+        log.warning("activation code of patient %s not e-mailed: %s", patient.id, exc)
+        return False
+    audit(session, "activation_code_emailed", SYSTEM, patient)
+    return True
 
 
 def schedule_auto_activation(session: AsyncSession, patient: Patient) -> None:
@@ -395,6 +454,96 @@ def close_account(
     now = now or utcnow()
     patient.state, patient.state_changed_at, patient.closed_at = PatientState.CLOSED, now, now
     audit(session, "account_closed", actor, patient)
+
+
+# -- changes of mind -----------------------------------------------------------------------
+
+
+def withdraw_opposition(
+    session: AsyncSession, patient: Patient, actor: Actor, now: dt.datetime | None = None
+) -> None:
+    """A person who opposed the account changed their mind: it is activated."""
+    _apply(decide_opposition_withdrawal(patient.state))
+    now = now or utcnow()
+    patient.state, patient.state_changed_at, patient.activated_at = PatientState.ACTIVE, now, now
+    audit(session, "account_opposition_withdrawn", actor, patient)
+
+
+def reopen_account(
+    session: AsyncSession,
+    settings: Settings,
+    patient: Patient,
+    actor: Actor,
+    now: dt.datetime | None = None,
+) -> None:
+    """Reopen a closed account before the end of its retention (its messages are still kept)."""
+    now = now or utcnow()
+    closed_at = patient.closed_at
+    _apply(decide_reopening(patient.state, closed_at, settings.retention.closed_account_days, now))
+    patient.state, patient.state_changed_at, patient.closed_at = PatientState.ACTIVE, now, None
+    audit(
+        session,
+        "account_reopened",
+        actor,
+        patient,
+        closed_at=closed_at.isoformat() if closed_at else "",
+    )
+
+
+async def reissue_activation_code(
+    session: AsyncSession, patient: Patient, reason: str, now: dt.datetime | None = None
+) -> str:
+    """A fresh code for an open account nobody can sign in to yet (returned in clear once)."""
+    _apply(decide_code_reissue(patient.state, patient.password_hash is not None))
+    code = new_activation_code()
+    patient.activation_code_hash = await hash_secret(normalise_activation_code(code))
+    audit(session, "activation_code_issued", SYSTEM, patient, reason=reason)
+    return code
+
+
+def identity_outcome(
+    settings: Settings, patient: Patient, now: dt.datetime
+) -> tuple[Decision, ProofOutcome | None]:
+    """What proving one's identity without the letter leads to for this account now."""
+    return proof_outcome(
+        patient.state,
+        patient.password_hash is not None,
+        patient.closed_at,
+        settings.retention.closed_account_days,
+        now,
+    )
+
+
+async def activate_with_identity(
+    session: AsyncSession,
+    settings: Settings,
+    patient: Patient,
+    password: str,
+    actor: Actor,
+    now: dt.datetime | None = None,
+) -> ProofOutcome:
+    """After a proof of identity without the letter (INS, birth date, a code sent to the phone
+    or e-mail on file): activate, activate after an opposition, or reopen, with a new password."""
+    now = now or utcnow()
+    decision, outcome = identity_outcome(settings, patient, now)
+    _apply(decision)
+    assert outcome is not None
+    _apply(decide_new_password(password, patient.ins or ""))
+    if outcome is ProofOutcome.WITHDRAW_OPPOSITION:
+        withdraw_opposition(session, patient, actor, now)
+    elif outcome is ProofOutcome.REOPEN:
+        reopen_account(session, settings, patient, actor, now)
+    patient.password_hash = await hash_secret(password)
+    patient.activation_code_hash = None
+    if patient.state is not PatientState.ACTIVE:
+        patient.state, patient.state_changed_at, patient.activated_at = (
+            PatientState.ACTIVE,
+            now,
+            now,
+        )
+    if outcome is ProofOutcome.ACTIVATE:
+        audit(session, "account_activated", actor, patient, proof="identity")
+    return outcome
 
 
 # -- the job -----------------------------------------------------------------------------

@@ -29,7 +29,6 @@ from email.utils import format_datetime
 from typing import Any
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.audit import record
@@ -37,7 +36,8 @@ from mss.config import Settings
 from mss.db import Database, utcnow
 from mss.directory.facts import PatientContact
 from mss.directory.models import Mailbox, Patient, PatientState
-from mss.jobs import Job, JobContext, JobRunner, enqueue
+from mss.jobs import JobContext, JobRunner, enqueue
+from mss.jobs import schedule_daily as schedule_daily_job
 from mss.mailbox.entries import remove_entries
 from mss.mailbox.models import Folder, FolderEntry, StoredMessage
 from mss.mailbox.orphans import delete_unreferenced_messages
@@ -285,35 +285,8 @@ async def schedule_daily(
     db: Database, when: dt.datetime | None = None, *, running: int | None = None
 ) -> bool:
     """Queue the daily pass for ``when`` (default now) unless one is already queued; False if it
-    was.
-
-    ``running`` is the pass calling this for the next day (it does not count as queued).
-    """
-    when = when or utcnow()
-    async with db.read() as session:
-        queued = (
-            await session.scalars(
-                select(Job.id).where(
-                    Job.kind == DAILY_JOB,
-                    Job.id != (running or 0),
-                    Job.state.in_(("pending", "running")),
-                )
-            )
-        ).first()
-    if queued is not None:
-        return False
-    try:
-        async with db.write() as session:
-            enqueue(
-                session,
-                DAILY_JOB,
-                {},
-                run_after=when,
-                dedupe_key=f"{DAILY_JOB}:{when.date().isoformat()}",
-            )
-    except IntegrityError:  # another hub on the same database queued that day's pass
-        return False
-    return True
+    was (``mss.jobs.schedule_daily``)."""
+    return await schedule_daily_job(db, DAILY_JOB, when, running=running)
 
 
 async def _daily_job(ctx: JobContext, payload: dict[str, Any]) -> None:

@@ -32,7 +32,7 @@ from mss import metrics
 from mss.config import Settings
 from mss.crypto import handshake_failures, passwords
 from mss.db import Database
-from mss.jobs import JobRunner, release_leases, runner_identity
+from mss.jobs import JobRunner, release_leases, runner_identity, schedule_daily
 from mss.ports import PORT_NAMES, port_error
 from mss.services import Services
 
@@ -177,9 +177,11 @@ async def _schedule_retention(db: Database) -> None:
     queued."""
     from mss import retention
     from mss.errors import DatabaseUnavailable
+    from portal import handover
 
     try:
         await retention.schedule_daily(db)
+        await schedule_daily(db, handover.DAILY_JOB)
     except (
         DatabaseUnavailable
     ) as exc:  # the pass is queued at the next start; the hub serves meanwhile
@@ -216,10 +218,11 @@ def job_runner(db: Database, services: Services, runner_id: str | None = None) -
     """A runner for every kind of follow-up job the hub runs; ``services.jobs`` wakes it."""
     from dmp_bridge import filing
     from mss import agenda, notify, patients, retention, smtp_gateway
+    from portal import handover
 
     runner = JobRunner(db, services=services, runner_id=runner_id)
     services.jobs.use(runner)
-    for part in (smtp_gateway, notify, patients, filing, agenda, retention):
+    for part in (smtp_gateway, notify, patients, filing, agenda, retention, handover):
         part.register_jobs(runner)
     return runner
 

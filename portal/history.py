@@ -64,6 +64,17 @@ SENTENCES = {
     "account_closed": "Compte clôturé",
     "activation_code_issued": "Courrier d'activation préparé",
     "activation_failed": "Code d'activation erroné",
+    "activation_code_emailed": "Code d'activation envoyé par e-mail",
+    "activation_identity_checked": "Identité vérifiée (INS et date de naissance) pour activer "
+    "le compte sans le courrier : code envoyé",
+    "activation_identity_failed": "Numéro INS ou date de naissance erroné lors d'une activation "
+    "sans le courrier",
+    "account_opposition_withdrawn": "Opposition retirée : compte activé",
+    "account_reopened": "Compte clôturé rouvert",
+    "account_handover_notice": "Représentants légaux prévenus de la remise prochaine de l'espace "
+    "à son titulaire",
+    "account_guardianship_ended": "Fin de l'accès d'un représentant légal à l'espace",
+    "account_handed_over": "Espace remis à son titulaire : il est désormais le seul à y accéder",
     "totp_enrolled": "Application d'authentification enregistrée",
     "totp_removed": "Application d'authentification retirée",
     "account_notices_changed": "Choix de recevoir les avis par e-mail ou par SMS modifié",

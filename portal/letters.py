@@ -6,11 +6,12 @@ import asyncio
 import os
 from pathlib import Path
 
-from mss.directory.models import Patient
+from mss.directory.models import Patient, PatientState
 from portal.clock import PARIS
 
 PAGE_WIDTH, PAGE_HEIGHT = 595, 842  # A4 in points
 MARGIN, LEADING = 56, 16
+OPPOSABLE = (PatientState.CREATED, PatientState.OPPOSITION_WINDOW)
 
 
 def letter_lines(patient: Patient, code: str, url: str) -> list[tuple[int, str]]:
@@ -18,6 +19,16 @@ def letter_lines(patient: Patient, code: str, url: str) -> list[tuple[int, str]]
     deadline = patient.opposition_deadline
     until = deadline.astimezone(PARIS).strftime("%d/%m/%Y") if deadline else "la date indiquée"
     born = f"Né(e) le {patient.birth_date:%d/%m/%Y}" if patient.birth_date else ""
+    opposing = [
+        (11, f"Si vous ne souhaitez pas de ce compte, vous pouvez vous y opposer jusqu'au {until}"),
+        (11, "avec le même code, sur :"),
+        (12, f"{url}/opposition"),
+        (11, f"Sans opposition de votre part, votre compte sera ouvert le {until}."),
+    ]
+    already_open = [  # a minor's space handed over, an opposition withdrawn: no window any more
+        (11, "Votre compte est déjà ouvert. Si vous n'en voulez pas, vous pourrez le clôturer"),
+        (11, "depuis votre espace, rubrique « Mon compte »."),
+    ]
     return [
         (18, "Votre messagerie santé"),
         (11, ""),
@@ -40,10 +51,7 @@ def letter_lines(patient: Patient, code: str, url: str) -> list[tuple[int, str]]
         (12, f"{url}/activation"),
         (11, "puis saisissez votre numéro INS, ce code et le mot de passe de votre choix."),
         (11, ""),
-        (11, f"Si vous ne souhaitez pas de ce compte, vous pouvez vous y opposer jusqu'au {until}"),
-        (11, "avec le même code, sur :"),
-        (12, f"{url}/opposition"),
-        (11, f"Sans opposition de votre part, votre compte sera ouvert le {until}."),
+        *(opposing if patient.state in OPPOSABLE else already_open),
         (11, ""),
         (11, "Ce code est personnel : ne le communiquez à personne. Aucun professionnel ni"),
         (11, "aucun conseiller ne vous le demandera jamais."),

@@ -35,6 +35,16 @@ def choose_factor(patient: Patient) -> str | None:
     return None
 
 
+def choose_sent_factor(patient: Patient) -> str | None:
+    """A code that is sent, never an app's: SMS to the phone on file, else e-mail; None without
+    either (an activation without the letter proves the person holds the contact on file)."""
+    if patient.phone:
+        return "sms"
+    if patient.email:
+        return "email"
+    return None
+
+
 def _code_hash(row_salt: str, code: str) -> str:
     return hashlib.sha256(f"{row_salt}:{code}".encode()).hexdigest()
 
@@ -114,14 +124,29 @@ def where_sent(row: PortalSession, patient: Patient) -> str:
     return ""
 
 
+PURPOSES = {
+    "connexion": ("Votre code de connexion", "Votre code de connexion à la messagerie santé"),
+    "activation": (
+        "Votre code pour activer votre compte",
+        "Votre code pour activer votre messagerie santé sans le courrier",
+    ),
+}
+
+
 async def send_code(
-    settings: Settings, services: Services, row: PortalSession, patient: Patient, code: str
+    settings: Settings,
+    services: Services,
+    row: PortalSession,
+    patient: Patient,
+    code: str,
+    purpose: str = "connexion",
 ) -> None:
+    subject, what = PURPOSES[purpose]
     text = (
-        f"Votre code de connexion à la messagerie santé : {code}. Il expire dans 5 minutes. "
+        f"{what} : {code}. Il expire dans 5 minutes. "
         "Ne le communiquez à personne, même pas à un conseiller."
     )
     if row.factor == "sms" and patient.phone:
         await sms_provider(settings, services).send(patient.phone, text)
     elif row.factor == "email" and patient.email:
-        await send_email(settings, patient.email, "Votre code de connexion", text)
+        await send_email(settings, patient.email, subject, text)

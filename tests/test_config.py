@@ -133,3 +133,17 @@ def test_metrics_allow_and_log_format(tmp_path: Path) -> None:
     file.write_text('log_format = "xml"\n')
     with pytest.raises(ConfigError, match='log_format must be "text" or "json", got \'xml\''):
         load_settings(file, env={})
+
+
+def test_handover_settings(tmp_path: Path) -> None:
+    file = tmp_path / "mss.toml"
+    file.write_text("[portal]\nhandover_age = 15\nhandover_notice_days = 10\n")
+    settings = load_settings(file, env={})
+    assert (settings.portal.handover_age, settings.portal.handover_notice_days) == (15, 10)
+    assert load_settings(env={}).portal.handover_age == 16
+    file.write_text("[portal]\nhandover_age = 0\n")
+    with pytest.raises(ConfigError, match="portal.handover_age must be between 1 and 18, got 0"):
+        load_settings(file, env={})
+    file.write_text("[portal]\nhandover_notice_days = -1\n")
+    with pytest.raises(ConfigError, match="portal.handover_notice_days must be 0 or more, got -1"):
+        load_settings(file, env={})

@@ -16,7 +16,7 @@ from mss.patients import (
 )
 from mss.policy.notice_recipients import CHANNEL_CHOICES
 from portal import sessions
-from portal.context import db_of, now_of, source_of, visit
+from portal.context import db_of, now_of, settings_of, source_of, visit
 from portal.pages import actor, redirect, render, signed_in
 
 ACTIONS = {
@@ -51,8 +51,14 @@ def _account_context(request: web.Request, **extra: object) -> dict[str, object]
         "title": "Mon compte",
         "channel_labels": CHANNEL_LABELS,
         "channels": person.notify_channels if person.notify_channels in CHANNEL_CHOICES else "both",
+        "reopen_days": _reopen_days(request),
         **extra,
     }
+
+
+def _reopen_days(request: web.Request) -> int:
+    """How long a closed account can be reopened (``mss.policy.lifecycle.decide_reopening``)."""
+    return settings_of(request).retention.closed_account_days
 
 
 @signed_in
@@ -86,7 +92,11 @@ async def confirm(request: web.Request) -> web.StreamResponse:
     name = request.match_info["action"]
     if name not in ACTIONS:
         raise web.HTTPNotFound()
-    return await render(request, "confirmer.html", {"title": ACTIONS[name][0], "action": name})
+    return await render(
+        request,
+        "confirmer.html",
+        {"title": ACTIONS[name][0], "action": name, "reopen_days": _reopen_days(request)},
+    )
 
 
 @signed_in
@@ -106,6 +116,7 @@ async def change(request: web.Request) -> web.StreamResponse:
                 {
                     "title": title,
                     "action": name,
+                    "reopen_days": _reopen_days(request),
                     "error": "Cochez la case pour confirmer que vous avez compris.",
                 },
                 status=400,
@@ -117,6 +128,7 @@ async def change(request: web.Request) -> web.StreamResponse:
                 {
                     "title": title,
                     "action": name,
+                    "reopen_days": _reopen_days(request),
                     "error": "Mot de passe incorrect : le compte n'a pas été clôturé.",
                 },
                 status=401,
@@ -130,12 +142,21 @@ async def change(request: web.Request) -> web.StreamResponse:
         return await render(
             request,
             "confirmer.html",
-            {"title": title, "action": name, "error": refused.sentence},
+            {
+                "title": title,
+                "action": name,
+                "reopen_days": _reopen_days(request),
+                "error": refused.sentence,
+            },
             status=409,
         )
     if name == "cloturer" and state.space.id == state.person.id:
         assert state.row is not None
         await sessions.end(db_of(request), state.row)
         state.row, state.person, state.space, state.minors = None, None, None, []
-        return await render(request, "cloture.html", {"title": "Compte clôturé"})
+        return await render(
+            request,
+            "cloture.html",
+            {"title": "Compte clôturé", "reopen_days": _reopen_days(request)},
+        )
     return redirect(f"/compte?fait={name}")

@@ -107,7 +107,10 @@ async def login_password(request: web.Request) -> web.StreamResponse:
     if patient.state in (PatientState.CLOSED, PatientState.OPPOSED):
         what = "clôturé" if patient.state is PatientState.CLOSED else "refusé (opposition)"
         return await again(
-            f"Ce compte a été {what} : il n'est plus possible de s'y connecter.", 403
+            f"Ce compte a été {what} : il n'est plus possible de s'y connecter. Si vous avez "
+            "changé d'avis, vous pouvez l'activer de nouveau depuis la page « Activer sans le "
+            "courrier » (lien « Activer mon compte »).",
+            403,
         )
     factor = second_factor.choose_factor(patient)
     if factor is None:

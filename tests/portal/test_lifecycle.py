@@ -4,6 +4,7 @@ closing."""
 from __future__ import annotations
 
 import datetime as dt
+import socket
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from mss.config import Settings
 from mss.db import Database, utcnow
 from mss.directory.models import Patient, PatientState
 from mss.jobs import Job, JobRunner
+from mss.notify import read_outbox
 from mss.patients import (
     SYSTEM,
     Actor,
@@ -173,7 +175,14 @@ async def test_auto_activation_job(db: Database, settings: Settings, tmp_path: P
     fresh = await _reload(db, patient.id)
     assert fresh.state is PatientState.ACTIVE and fresh.activated_at is not None
     assert (await _reload(db, other.id)).state is PatientState.OPPOSITION_WINDOW
-    assert await _actions(db, patient.id) == ["activation_code_issued", "account_auto_activated"]
+    assert await _actions(db, patient.id) == [
+        "activation_code_issued",
+        "activation_code_emailed",  # an e-mail is on file: the code goes there too
+        "account_auto_activated",
+    ]
+    mailed = [r for r in read_outbox(settings) if r["to"] == "lucie@example.org"]
+    assert len(mailed) == 1 and code in mailed[0]["text"] and INS in mailed[0]["text"]
+    assert "/opposition" in mailed[0]["text"]  # sent during the opposition window
     async with db.read() as session:
         jobs = (await session.scalars(select(Job).order_by(Job.id))).all()
     assert [(j.kind, j.state, j.payload.get("channel")) for j in jobs] == [
@@ -214,3 +223,26 @@ async def test_pause_resume_close_and_their_refusals(db: Database) -> None:
         "account_reactivated",
         "account_closed",
     ]
+
+
+async def test_a_code_e_mail_that_cannot_go_does_not_stop_the_letters(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    await add_patient(
+        db,
+        INS,
+        "Garcia",
+        "Lucie",
+        state=PatientState.CREATED,
+        password=False,
+        email="l@example.org",
+    )
+    with socket.socket() as unused:  # a port nobody listens on: the smarthost is down
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    settings.notifications.smarthost, settings.notifications.smarthost_port = "127.0.0.1", port
+    codes = await _letters(db, settings, tmp_path)
+    assert codes[INS].encode() in (tmp_path / f"activation-{INS}.pdf").read_bytes()
+    async with db.read() as session:
+        patient = (await session.scalars(select(Patient))).one()
+    assert await _actions(db, patient.id) == ["activation_code_issued"]  # no e-mail went
