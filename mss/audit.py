@@ -102,6 +102,18 @@ async def patient_events(
     return (await session.scalars(query)).all()
 
 
+async def has_event(session: AsyncSession, patient_id: int, action: str, target: str) -> bool:
+    """Is there an event of this action and target in the patient's history?"""
+    found = await session.scalars(
+        select(AuditEvent.id).where(
+            AuditEvent.patient_id == patient_id,
+            AuditEvent.action == action,
+            AuditEvent.target == target,
+        )
+    )
+    return found.first() is not None
+
+
 def record(
     session: AsyncSession,
     action: str,

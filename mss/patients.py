@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, SQLColumnExpression, select, update
+from sqlalchemy import Select, SQLColumnExpression, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -219,6 +219,40 @@ def with_patient_and_minors(
         .outerjoin(_MINOR, _MINOR.id == Guardianship.minor_id)
         .order_by(_MINOR.given_names, _MINOR.family_name)
     )
+
+
+async def held_minors(session: AsyncSession) -> list[tuple[Patient, list[Patient]]]:
+    """Every patient some guardian holds, with their guardians (two statements)."""
+    guardians: dict[int, list[int]] = {}
+    for minor_id, guardian_id in await session.execute(
+        select(Guardianship.minor_id, Guardianship.guardian_id).order_by(Guardianship.id)
+    ):
+        guardians.setdefault(minor_id, []).append(guardian_id)
+    if not guardians:
+        return []
+    ids = {*guardians, *(g for held in guardians.values() for g in held)}
+    people = {p.id: p for p in (await session.scalars(select(Patient).where(Patient.id.in_(ids))))}
+    return [
+        (people[minor], [people[g] for g in held if g in people])
+        for minor, held in sorted(guardians.items())
+        if minor in people
+    ]
+
+
+async def guardians_of(session: AsyncSession, minor_id: int) -> list[Patient]:
+    """The patients holding this minor as legal guardians."""
+    query = (
+        select(Patient)
+        .join(Guardianship, Guardianship.guardian_id == Patient.id)
+        .where(Guardianship.minor_id == minor_id)
+        .order_by(Guardianship.id)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def end_guardianships(session: AsyncSession, minor_id: int) -> None:
+    """Every guardian of this minor loses the right to act for them (the caller audits)."""
+    await session.execute(delete(Guardianship).where(Guardianship.minor_id == minor_id))
 
 
 async def holds_minor(session: AsyncSession, guardian_id: int, minor_id: int) -> bool:

@@ -25,20 +25,21 @@ import datetime as dt
 import logging
 from typing import Any
 
-from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from dmp_bridge.access import release_to_new_holder
-from mss.audit import AuditEvent
+from mss.audit import has_event
 from mss.config import Settings, portal_url
 from mss.db import Database, utcnow
-from mss.directory.models import Guardianship, Patient, PatientState
+from mss.directory.models import PatientState
+from mss.directory.store import patient_by_id
 from mss.jobs import JobContext, JobRunner, enqueue, schedule_daily
 from mss.notify import send_email, sms_provider
 from mss.patients import (
     SYSTEM,
     audit,
     email_activation_code,
+    end_guardianships,
+    guardians_of,
+    held_minors,
     issue_activation_code,
     needs_activation_code,
     reissue_activation_code,
@@ -71,42 +72,13 @@ def notice_text(day: dt.date, age: int) -> tuple[str, str]:
     )
 
 
-async def _minors(session: AsyncSession) -> list[tuple[Patient, list[Patient]]]:
-    """Every patient some guardian holds, with their guardians."""
-    guardians: dict[int, list[int]] = {}
-    for minor_id, guardian_id in await session.execute(
-        select(Guardianship.minor_id, Guardianship.guardian_id).order_by(Guardianship.id)
-    ):
-        guardians.setdefault(minor_id, []).append(guardian_id)
-    if not guardians:
-        return []
-    ids = {*guardians, *(g for held in guardians.values() for g in held)}
-    people = {p.id: p for p in (await session.scalars(select(Patient).where(Patient.id.in_(ids))))}
-    return [
-        (people[minor], [people[g] for g in held if g in people])
-        for minor, held in sorted(guardians.items())
-        if minor in people
-    ]
-
-
-async def _noticed(session: AsyncSession, minor: Patient, day: dt.date) -> bool:
-    found = await session.scalars(
-        select(AuditEvent.id).where(
-            AuditEvent.patient_id == minor.id,
-            AuditEvent.action == NOTICE_ACTION,
-            AuditEvent.target == f"handover:{day.isoformat()}",
-        )
-    )
-    return found.first() is not None
-
-
 async def run_daily(db: Database, settings: Settings, now: dt.datetime) -> dict[str, int]:
     """Tell the guardians of the minors whose hand-over comes, hand over those whose day came."""
     age, notice_days = settings.portal.handover_age, settings.portal.handover_notice_days
     today = now.date()
     counts = {"noticed": 0, "handed_over": 0}
     async with db.read() as session:
-        minors = await _minors(session)
+        minors = await held_minors(session)
     for minor, guardians in minors:
         if decide_handover(minor.birth_date, bool(guardians), today, age):
             counts["handed_over"] += await hand_over(db, settings, minor.id, now)
@@ -116,7 +88,7 @@ async def run_daily(db: Database, settings: Settings, now: dt.datetime) -> dict[
         assert minor.birth_date is not None
         day = handover_day(minor.birth_date, age)
         async with db.write() as session:
-            if await _noticed(session, minor, day):
+            if await has_event(session, minor.id, NOTICE_ACTION, f"handover:{day.isoformat()}"):
                 continue
             for guardian in guardians:
                 enqueue(
@@ -142,20 +114,14 @@ async def hand_over(db: Database, settings: Settings, minor_id: int, now: dt.dat
     """End the guardians' access to the minor's space and give the minor a code; 1 when done,
     0 when it was not due (or done meanwhile)."""
     async with db.write() as session:
-        minor = await session.get(Patient, minor_id, with_for_update=True)
+        minor = await patient_by_id(session, minor_id, for_update=True)
         if minor is None:
             return 0
-        held = (
-            await session.scalars(
-                select(Patient)
-                .join(Guardianship, Guardianship.guardian_id == Patient.id)
-                .where(Guardianship.minor_id == minor.id)
-            )
-        ).all()
+        held = await guardians_of(session, minor.id)
         age = settings.portal.handover_age
         if not decide_handover(minor.birth_date, bool(held), now.date(), age):
             return 0
-        await session.execute(delete(Guardianship).where(Guardianship.minor_id == minor.id))
+        await end_guardianships(session, minor.id)
         for guardian in held:
             for history in (minor, guardian):
                 audit(
@@ -196,7 +162,7 @@ async def send_notice(
 ) -> None:
     """Tell one guardian the date of the hand-over, on the channels they chose."""
     async with db.read() as session:
-        guardian = await session.get(Patient, int(payload["guardian_id"]))
+        guardian = await patient_by_id(session, int(payload["guardian_id"]))
     if guardian is None or guardian.state in (PatientState.OPPOSED, PatientState.CLOSED):
         return  # nobody to tell any more
     subject, sentence = notice_text(dt.date.fromisoformat(payload["day"]), int(payload["age"]))

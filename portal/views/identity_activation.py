@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.audit import record
 from mss.directory.models import Patient
+from mss.directory.store import patient_by_id
 from mss.login_throttle import (
     Attempt,
     clear_failures,
@@ -155,7 +156,7 @@ async def _proving(request: web.Request) -> tuple[sessions.PortalSession, Patien
     if row is None or row.stage != STAGE or row.patient_id is None:
         return None
     async with db_of(request).read() as session:
-        patient = await session.get(Patient, row.patient_id)
+        patient = await patient_by_id(session, row.patient_id)
     return (row, patient) if patient is not None else None
 
 
@@ -241,7 +242,7 @@ async def code_submit(request: web.Request) -> web.StreamResponse:
         return await _code_page(request, row, patient, spent.sentence_fr, 401)
     try:
         async with db.write() as session:
-            current = await session.get(Patient, patient.id, with_for_update=True)
+            current = await patient_by_id(session, patient.id, for_update=True)
             assert current is not None
             done = await activate_with_identity(
                 session,
