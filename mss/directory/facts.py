@@ -196,13 +196,17 @@ def _watch(engine: Engine, cache: weakref.ref[RecipientFactsCache]) -> None:
     def written(
         _conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: Any
     ) -> None:
-        if not (context.isinsert or context.isupdate or context.isdelete):
-            if context.compiled is not None or statement.lstrip()[:6].upper() == "SELECT":
-                return  # a read; a textual statement that may write is taken as a write
         compiled = context.compiled
-        table = getattr(getattr(compiled, "statement", None), "table", None)
-        if table is not None and getattr(table, "name", None) not in _DIRECTORY_TABLES:
+        if compiled is None:  # a textual statement: a write when it names a directory table
+            lowered = statement.lower()
+            if not any(name in lowered for name in _DIRECTORY_TABLES):
+                return
+        elif not (context.isinsert or context.isupdate or context.isdelete):
             return
+        else:
+            table = getattr(compiled.statement, "table", None)
+            if getattr(table, "name", None) not in _DIRECTORY_TABLES:
+                return
         found = cache()
         if found is not None:
             found.clear()
