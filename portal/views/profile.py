@@ -28,7 +28,8 @@ def authorship(item: ProfileItem, person: Patient, cards: dict[str, Professional
     when = f", le {day(item.created_at)}"
     if item.author_kind == "professional":
         card = cards.get(item.author)
-        name = (card.name if card is not None and card.id is not None else "") or item.author_name
+        known = card.name if card is not None and card.id is not None else ""
+        name = item.author_name or known  # as the professional signed it, else the directory
         role = card.profession.lower() if card is not None and card.profession else ""
         who = ", ".join(p for p in (name or "un professionnel de santé", role) if p)
         rpps = card.rpps if card is not None else item.author
