@@ -14,6 +14,7 @@ included) and one audit event, ``dispensation_history_read``.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -48,6 +49,17 @@ class Dispensation:
         return f"{self.document_id}-{self.rank}"
 
 
+def _read_all(contents: dict[int, bytes]) -> dict[int, list[DispensedItem]]:
+    """Each document's items (off the event loop); one that cannot be read is left out."""
+    read: dict[int, list[DispensedItem]] = {}
+    for document_id, content in contents.items():
+        try:
+            read[document_id] = read_dispensation(content)
+        except XdmError as error:  # filed before the check, or by a path that does not read it
+            log.warning("dispensation %s not shown: %s", document_id, error.sentence)
+    return read
+
+
 async def dispensation_history(
     session: AsyncSession, viewer: Viewer, patient: Patient
 ) -> list[Dispensation]:
@@ -65,20 +77,21 @@ async def dispensation_history(
     facts = await viewer.facts(session, patient)
     consent = await consent_facts(session, patient)
     visible = [d for d in documents if can_see(facts, consent, document_facts(d))]
+    contents: dict[int, bytes] = {}
+    if visible:
+        rows = await session.execute(
+            select(DmpDocument.id, DmpDocument.content).where(
+                DmpDocument.id.in_([d.id for d in visible])
+            )
+        )
+        contents = {ident: bytes(content) for ident, content in rows.all()}
+    read = await asyncio.to_thread(_read_all, contents)
     lines: list[Dispensation] = []
     for document in visible:
-        content = (
-            await session.execute(select(DmpDocument.content).where(DmpDocument.id == document.id))
-        ).scalar_one()
-        try:
-            items = read_dispensation(bytes(content))
-        except XdmError as error:  # filed before the check, or by a path that does not read it
-            log.warning("dispensation %s not shown: %s", document.id, error.sentence)
-            continue
         fallback = document.creation_time or document.filed_at
         lines += [
             Dispensation(document.id, n, item, item.dispensed_at or fallback)
-            for n, item in enumerate(items, start=1)
+            for n, item in enumerate(read.get(document.id, []), start=1)
         ]
     lines.sort(key=lambda line: (line.when, line.document_id, -line.rank), reverse=True)
     await audit(

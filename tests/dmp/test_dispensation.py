@@ -296,3 +296,28 @@ async def test_medication_dispense_follows_consent_and_break_glass(api: Api) -> 
         ).all()
     assert actions.count("dispensation_history_read") == 3  # treating, authorised, break-glass
     assert "emergency_access" in actions
+
+
+async def test_a_stored_dispensation_that_cannot_be_read_is_left_out(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Filed before the check (or by a path that does not read it): the rest still shows."""
+    world = api.world
+    async with world.db.write() as session:
+        patient = await session.merge(await world.fresh_patient())
+        for n, content in ((1, dispensation("81", LINES[:1])), (2, MALFORMED["no item"][0])):
+            await insert_document(
+                session,
+                patient,
+                DocumentDraft(
+                    content=content,
+                    mime_type="text/xml",
+                    unique_id=f"1.2.250.1.999^8{n}",
+                    type_code=DISPENSATION_TYPE,
+                ),
+            )
+    dispenses = f"/fhir/MedicationDispense?patient.identifier=urn:oid:{INS_TEST_OID}|{INS}"
+    with caplog.at_level("WARNING", logger="dmp_bridge.dispensations"):
+        status, body, _ = await api.call("GET", dispenses, role="treating")
+    assert (status, json.loads(body)["total"]) == (200, 1)
+    assert "not shown" in caplog.text and "lists no dispensed item" in caplog.text
