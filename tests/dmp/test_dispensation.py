@@ -29,7 +29,7 @@ from tests.dmp.conftest import Api
 from tests.dmp.filing_helpers import FilingHub, add_patient, notification_fields
 from tests.dmp.matrix import ID_NATS, REASON
 from tests.dmp.test_api_matrix import outcome, provide_bundle
-from tests.smtp.conftest import Hub, hub  # noqa: F401 - the gateway fixture
+from tests.smtp.conftest import PHARMACY, Hub, hub  # noqa: F401 - the gateway fixture
 from tests.xdm_factory import INS, INS_TEST_OID, PDF, DocSpec, XdmSpec, make_cda, make_xdm
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -179,16 +179,20 @@ def _package(content: bytes, extension: str = "42") -> bytes:
 async def test_by_mail_a_dispensation_is_filed_and_a_malformed_one_answers_error_906(
     dmp: FilingHub,
 ) -> None:
-    await dmp.send(_package(dispensation()))
+    """The pharmacy's organisational mailbox sends, as a pharmacy's software would."""
+    await dmp.send(_package(dispensation()), sender=PHARMACY)
     [document] = await dmp.documents()
     assert (document.type_code, document.status) == (DISPENSATION_TYPE, "current")
-    [processed] = await dmp.mdns()
+    assert document.author_id_nat == "810000000013"  # the pharmacist of METADATA.XML
+    [processed] = await dmp.mdns(PHARMACY)
     assert notification_fields(processed)["Disposition"].endswith("; processed")
 
     data, expected = MALFORMED["quantity"]
-    await dmp.send(_package(data.replace(b'extension="42"', b'extension="43"', 1), "43"))
+    await dmp.send(
+        _package(data.replace(b'extension="42"', b'extension="43"', 1), "43"), sender=PHARMACY
+    )
     assert await dmp.count() == 1  # refused as the filing rules refuse an unreadable CDA
-    error = (await dmp.mdns())[-1]
+    error = (await dmp.mdns(PHARMACY))[-1]
     assert str(notification_fields(error)["Disposition"]).startswith(
         "automatic-action/MDN-sent-automatically; processed/Error: 906^"
     )
