@@ -17,29 +17,38 @@ public address (``portal_url``), never on the request's Host header.
 
 The caller is a professional (``dmp_bridge.api_auth``); every access goes
 through the consent engine and the audit log (``dmp_bridge.documents``).
+- ``type=[system|]code`` narrows the search to one document type, e.g.
+  ``http://loinc.org|60593-1`` for the eDISP-MED dispensations
+
+The patient's allergies, treatments and dispensations are ``dmp_bridge.clinical_api``
+(AllergyIntolerance, MedicationStatement, MedicationDispense), registered here.
+
 Break-glass: header ``X-Break-Glass-Reason: <reason>`` (percent-encoded UTF-8).
 Refusals are OperationOutcome with 400, 401, 403, 404 or 422.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dmp_bridge import clinical_api
 from dmp_bridge.access import DmpRefused, Viewer, audit
-from dmp_bridge.api_auth import (
-    REALM,
-    Caller,
-    Unauthenticated,
-    authenticate,
-    count_failed_login,
-    viewer_of,
+from dmp_bridge.api_auth import Caller, authenticate, viewer_of
+from dmp_bridge.api_common import (
+    SANDBOX,
+    base_url,
+    fhir_response,
+    in_transaction,
+    outcomes,
+    patient_by_ins,
+    self_url,
+    viewer_with_stated_reason,
 )
 from dmp_bridge.cda import read_cda_header
+from dmp_bridge.dispensation import dispensation_refusal
 from dmp_bridge.documents import (
     deposit_document,
     get_document,
@@ -52,105 +61,21 @@ from dmp_bridge.fhir_documents import (
     ProvidedDocument,
     binary_resource,
     document_reference,
-    operation_outcome,
     parse_patient_identifier,
     parse_provide_bundle,
+    parse_type_token,
     search_bundle,
 )
 from dmp_bridge.models import DmpDocument
 from mss.bounded_json import JsonRefused, loads_bounded
 from mss.directory.models import Patient
 from mss.directory.store import find_patient_by_ins
-from mss.errors import DatabaseUnavailable
-from mss.notify import portal_url
-from mss.policy.consent import (
-    NO_RECORD,
-    NOT_FOUND,
-    answer_by_document_id,
-    decide_break_glass_reason,
-)
+from mss.policy.consent import NOT_FOUND, answer_by_document_id
 from mss.policy.dmp_metadata import CDA_TYPES, media_type, served_format
-from mss.web import DB, SETTINGS, attachment_disposition
+from mss.web import DB, attachment_disposition
 
-SEARCH_PARAMETERS = frozenset({"patient.identifier", "status"})
+SEARCH_PARAMETERS = frozenset({"patient.identifier", "status", "type"})
 STATUSES = {"current": False, "superseded": True}
-_ISSUE = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 422: "processing"}
-T = TypeVar("T")
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-# Nothing the API answers is a page: no script, no style, no frame, no plugin, even if opened.
-SANDBOX = {
-    "Content-Security-Policy": "default-src 'none'; sandbox",
-    "X-Content-Type-Options": "nosniff",
-}
-
-
-def fhir_response(body: dict[str, Any], status: int = 200) -> web.Response:
-    return web.Response(
-        status=status,
-        text=json.dumps(body, ensure_ascii=False),
-        content_type=FHIR_JSON,
-        charset="utf-8",
-        headers=SANDBOX,
-    )
-
-
-def refusal(status: int, code: str, text: str) -> web.Response:
-    response = fhir_response(operation_outcome(code, text), status)
-    if status == 401:
-        response.headers["WWW-Authenticate"] = REALM
-    return response
-
-
-def _outcomes(handler: Handler) -> Handler:
-    """Turn refusals into OperationOutcome responses."""
-
-    async def wrapper(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except FhirInputError as exc:
-            if isinstance(exc, Unauthenticated):
-                exc = await count_failed_login(request, exc)
-            return refusal(exc.status, exc.code, exc.text)
-        except DmpRefused as exc:
-            decision = exc.decision
-            return refusal(
-                decision.status,
-                _ISSUE.get(decision.status, "processing"),
-                f"{decision.sentence} / {decision.sentence_fr}",
-            )
-        except DatabaseUnavailable as exc:
-            return refusal(503, "transient", exc.sentence)
-
-    return wrapper
-
-
-def _base(request: web.Request) -> str:
-    """The hub's configured public address (the Host header is the client's to forge)."""
-    return portal_url(request.app[SETTINGS])
-
-
-def _self_url(request: web.Request) -> str:
-    return _base(request) + str(request.rel_url)
-
-
-async def _patient(session: AsyncSession, ins: str) -> Patient:
-    patient = await find_patient_by_ins(session, ins)
-    if patient is None:
-        raise DmpRefused(NO_RECORD)
-    return patient
-
-
-async def _in_transaction(
-    request: web.Request, work: Callable[[AsyncSession, Caller], Awaitable[T]]
-) -> T:
-    """Authenticate and run ``work`` in one transaction; a refusal still commits its audit event."""
-    async with request.app[DB].write() as session:
-        caller = await authenticate(request, session)
-        try:
-            return await work(session, caller)
-        except DmpRefused as refused:
-            failure = refused
-    raise failure
 
 
 async def find(request: web.Request) -> web.StreamResponse:
@@ -171,9 +96,14 @@ async def find(request: web.Request) -> web.StreamResponse:
     wanted = [s.strip() for s in request.query.get("status", "current").split(",") if s.strip()]
     if not wanted or any(s not in STATUSES for s in wanted):
         raise FhirInputError(400, "invalid", "status must be current and/or superseded")
+    types = (
+        [parse_type_token(t) for t in request.query["type"].split(",")]
+        if "type" in request.query
+        else None
+    )
 
     async def work(session: AsyncSession, caller: Caller) -> web.StreamResponse:
-        patient = await _patient(session, ins)
+        patient = await patient_by_ins(session, ins)
         viewer = viewer_of(request, caller)
         documents = await list_documents_for(
             session, viewer, patient, include_replaced="superseded" in wanted
@@ -182,16 +112,24 @@ async def find(request: web.Request) -> web.StreamResponse:
             d
             for d in documents
             if ("superseded" if d.status == "replaced" else "current") in wanted
+            and (types is None or any(_of_type(d, system, code) for system, code in types))
         ]
         resources = [
             document_reference(
-                d, patient, _base(request), d.replaces_id if _visible_parent(d, documents) else None
+                d,
+                patient,
+                base_url(request),
+                d.replaces_id if _visible_parent(d, documents) else None,
             )
             for d in chosen
         ]
-        return fhir_response(search_bundle(resources, _self_url(request)))
+        return fhir_response(search_bundle(resources, self_url(request)))
 
-    return await _in_transaction(request, work)
+    return await in_transaction(request, work)
+
+
+def _of_type(document: DmpDocument, system: str | None, code: str) -> bool:
+    return document.type_code == code and (system is None or document.type_system == system)
 
 
 def _visible_parent(document: DmpDocument, seen: list[DmpDocument]) -> bool:
@@ -213,29 +151,13 @@ async def _owner(session: AsyncSession, document_id: int) -> Patient:
     return patient
 
 
-def _viewer_with_stated_reason(request: web.Request, caller: Caller) -> Viewer:
-    """The viewer, a stated break-glass reason judged before any record is looked at.
-
-    The consent engine judges it only for a record closed to the caller: by id, that
-    answer would tell an existing document from a missing one.
-    """
-    viewer = viewer_of(request, caller)
-    if viewer.break_glass_reason is not None:
-        stated = decide_break_glass_reason(viewer.break_glass_reason)
-        if not stated:
-            raise FhirInputError(
-                stated.status, "invalid", f"{stated.sentence} / {stated.sentence_fr}"
-            )
-    return viewer
-
-
 async def _by_id(
     request: web.Request, document_id: int, rendition: str = "original"
 ) -> tuple[Patient, DmpDocument, bytes]:
     """The document named only by its id: every refusal answers like an absent document."""
 
     async def work(session: AsyncSession, caller: Caller) -> tuple[Patient, DmpDocument, bytes]:
-        viewer = _viewer_with_stated_reason(request, caller)
+        viewer = viewer_with_stated_reason(request, caller)
         patient = await _owner(session, document_id)
         document, data = await get_document(
             session, viewer, patient, document_id, rendition=rendition
@@ -243,7 +165,7 @@ async def _by_id(
         return patient, document, data
 
     try:
-        return await _in_transaction(request, work)
+        return await in_transaction(request, work)
     except DmpRefused as refused:
         raise DmpRefused(answer_by_document_id(refused.decision)) from None
 
@@ -255,7 +177,7 @@ async def read_reference(request: web.Request) -> web.StreamResponse:
         raise FhirInputError(404, "not-found", f"no DocumentReference {request.match_info['id']}")
 
     patient, document, _data = await _by_id(request, document_id)
-    return fhir_response(document_reference(document, patient, _base(request)))
+    return fhir_response(document_reference(document, patient, base_url(request)))
 
 
 async def retrieve(request: web.Request) -> web.StreamResponse:
@@ -320,8 +242,8 @@ class _RolledBack(Exception):
 async def _deposit(
     session: AsyncSession, viewer: Viewer, item: ProvidedDocument
 ) -> list[dict[str, Any]]:
-    patient = await _patient(session, item.patient_ins)
-    _check_cda_ins(item)
+    patient = await patient_by_ins(session, item.patient_ins)
+    _check_cda(item)
     draft = item.draft
     draft.author_id_nat, draft.author_name = viewer.id_nat, viewer.name
     draft.author_institution = viewer.institution_name
@@ -334,8 +256,9 @@ async def _deposit(
     ]
 
 
-def _check_cda_ins(item: ProvidedDocument) -> None:
-    """A CDA deposited for a patient must carry that patient's INS (904 otherwise)."""
+def _check_cda(item: ProvidedDocument) -> None:
+    """A CDA deposited for a patient must carry that patient's INS (904 otherwise); an eDISP-MED
+    dispensation must list readable items (906)."""
     if media_type(item.draft.mime_type) not in CDA_TYPES:
         return
     try:
@@ -349,6 +272,9 @@ def _check_cda_ins(item: ProvidedDocument) -> None:
             "invalid",
             f"904: the CDA is for INS {ins.matricule}, not for the subject {item.patient_ins}",
         )
+    unreadable = dispensation_refusal(header, item.draft.content)
+    if unreadable is not None:
+        raise FhirInputError(422, "invalid", f"{unreadable.code}: {unreadable.sentence}")
 
 
 async def _audit_refusal(
@@ -371,8 +297,9 @@ async def _audit_refusal(
 
 def setup(app: web.Application) -> None:
     """Add the MHD routes; call before the directory's catch-all ``/fhir/{tail}`` route."""
-    app.router.add_get("/fhir/DocumentReference", _outcomes(find))
-    app.router.add_get("/fhir/DocumentReference/{id}", _outcomes(read_reference))
-    app.router.add_get("/fhir/Binary/{id}", _outcomes(retrieve))
-    app.router.add_post("/fhir", _outcomes(provide))
-    app.router.add_post("/fhir/", _outcomes(provide))
+    app.router.add_get("/fhir/DocumentReference", outcomes(find))
+    app.router.add_get("/fhir/DocumentReference/{id}", outcomes(read_reference))
+    app.router.add_get("/fhir/Binary/{id}", outcomes(retrieve))
+    app.router.add_post("/fhir", outcomes(provide))
+    app.router.add_post("/fhir/", outcomes(provide))
+    clinical_api.setup(app)

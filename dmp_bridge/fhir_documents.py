@@ -176,7 +176,7 @@ def search_bundle(entries: list[Resource], self_url: str) -> Resource:
         "link": [{"relation": "self", "url": self_url}],
         "entry": [
             {
-                "fullUrl": f"{self_url.split('/fhir/')[0]}/fhir/DocumentReference/{e['id']}",
+                "fullUrl": f"{self_url.split('/fhir/')[0]}/fhir/{e['resourceType']}/{e['id']}",
                 "resource": e,
                 "search": {"mode": "match"},
             }
@@ -205,6 +205,20 @@ def parse_patient_identifier(value: str) -> tuple[str, str]:
             f"urn:oid:{INS_NIR_OID}|<INS> (or the test OID {INS_NIR_TEST_OID})",
         )
     return INS_SYSTEMS[system], ins.strip()
+
+
+def parse_type_token(value: str) -> tuple[str | None, str]:
+    """A ``type`` search token, ``[system|]code`` -> (system OID or None, code)."""
+    system, sep, code = value.strip().rpartition("|")
+    code = code.strip()
+    if not code or (sep and not system):
+        raise FhirInputError(
+            400,
+            "invalid",
+            f"type {value!r} must be a token [system|]code, for example "
+            f"{LOINC_URL}|60593-1 (the eDISP-MED dispensations)",
+        )
+    return (system_oid(system) if sep else None), code
 
 
 @dataclass

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from dmp_bridge.cda import cross_check, read_cda_header
 from dmp_bridge.cda_crosscheck import agreed_creation_time
 from dmp_bridge.cda_model import CdaHeader
+from dmp_bridge.dispensation import dispensation_refusal
 from dmp_bridge.documents import DocumentDraft
 from dmp_bridge.errors import XdmError, other
 from dmp_bridge.xdm import read_xdm
@@ -66,6 +67,8 @@ def _read_entry(entry: DocumentEntry) -> EntryReading:
             return reading
         reading.refusals += list(reading.header.refusals)
         reading.refusals += cross_check(entry, reading.header)
+        if (unreadable := dispensation_refusal(reading.header, entry.data)) is not None:
+            reading.refusals.append(unreadable)
         if reading.header.body_media_type == "application/pdf" and reading.header.embedded:
             reading.pdf = reading.header.embedded
     elif kind == "application/pdf":

@@ -81,6 +81,118 @@ def _password() -> str:
             return candidate
 
 
+async def _demo_record(
+    session: Any, patient: Any, professionals: dict[str, Any], pharmacy: Any, now: Any
+) -> None:
+    """Marie Durand's record: two dispensations from the demo pharmacy, sent by its software
+    (eDISP-MED through the document API's deposit), and an allergy her médecin traitant
+    recorded in her profile."""
+    import datetime as dt
+    from decimal import Decimal
+    from zoneinfo import ZoneInfo
+
+    from dmp_bridge.access import Viewer
+    from dmp_bridge.dispensation import DISPENSATION_LABEL, DISPENSATION_TYPE, LOINC_OID
+    from dmp_bridge.dispensation_cda import DispensationParty, DispenseLine, build_dispensation
+    from dmp_bridge.documents import DocumentDraft, deposit_document
+    from mss.profile.store import add_item
+
+    pharmacist = professionals["Bernard"]
+    party = DispensationParty(
+        ins=patient.ins,
+        family=patient.family_name.upper(),
+        given=patient.given_names,
+        birth_date=patient.birth_date,
+        gender="F",
+        pharmacist_id_nat=pharmacist.id_nat,
+        pharmacist_family=pharmacist.family_name.upper(),
+        pharmacist_given=pharmacist.given_names,
+        pharmacy=pharmacy.name,
+        pharmacy_finess=pharmacy.finess,
+    )
+    paris = ZoneInfo("Europe/Paris")
+    sent = [
+        (
+            40,
+            [
+                (
+                    "SPASFON LYOC 80 mg, lyophilisat oral",
+                    "3400934287006",
+                    1,
+                    "boîte",
+                    "1 lyophilisat à faire fondre sous la langue, 3 fois par jour",
+                ),
+                (
+                    "DOLIPRANE 1000 mg, comprimé",
+                    "3400935955838",
+                    2,
+                    "boîtes",
+                    "1 comprimé jusqu'à 3 fois par jour si douleur",
+                ),
+            ],
+        ),
+        (
+            9,
+            [
+                (
+                    "LÉVOTHYROX 75 microgrammes, comprimé sécable",
+                    "3400936595996",
+                    3,
+                    "boîtes",
+                    "1 comprimé le matin à jeun",
+                ),
+            ],
+        ),
+    ]
+    viewer = Viewer.for_professional(pharmacist, pharmacy, source="api")
+    for n, (days_ago, lines) in enumerate(sent, start=1):
+        moment = (now - dt.timedelta(days=days_ago)).astimezone(paris).replace(microsecond=0)
+        content = build_dispensation(
+            party,
+            [
+                DispenseLine(m, code, Decimal(q), unit, dose, moment)
+                for m, code, q, unit, dose in lines
+            ],
+            document_root=f"1.2.250.1.999.9.{PHARMACY_FINESS}",
+            document_extension=f"demo-{n}",
+            effective_time=moment,
+        )
+        await deposit_document(
+            session,
+            viewer,
+            patient,
+            DocumentDraft(
+                content=content,
+                mime_type="text/xml",
+                title=f"{DISPENSATION_LABEL} du {moment:%d/%m/%Y}",
+                unique_id=f"1.2.250.1.999.9.{PHARMACY_FINESS}^demo-{n}",
+                type_code=DISPENSATION_TYPE,
+                type_system=LOINC_OID,
+                type_label=DISPENSATION_LABEL,
+                author_id_nat=pharmacist.id_nat,
+                author_name=f"{pharmacist.given_names} {pharmacist.family_name}",
+                author_institution=pharmacy.name,
+                author_institution_id=pharmacy.finess,
+                creation_time=moment,
+                source="api",
+            ),
+        )
+    doctor = professionals["Dupont"]
+    await add_item(
+        session,
+        patient.id,
+        category="allergy",
+        label="Pénicillines",
+        detail="Urticaire géante en 2019 sous amoxicilline",
+        when="2019",
+        author_kind="professional",
+        author=doctor.id_nat,
+        author_name=f"Dr {doctor.given_names} {doctor.family_name}",
+        source="api",
+        now=now,
+    )
+
+
 async def create_demo(settings: Settings, db: Any) -> list[str]:
     """Create the demo hospital, pharmacy, professionals and patients once; returns what it did."""
     import datetime as dt
@@ -296,6 +408,8 @@ async def create_demo(settings: Settings, db: Any) -> list[str]:
         created["Marie"].treating_professional_id = professionals["Dupont"].id
         await store.add_guardian(session, guardian=created["Louis"], minor=created["Emma"])
         accounts[-1]["guardian_ins"] = created["Louis"].ins
+        await session.flush()
+        await _demo_record(session, created["Marie"], professionals, pharmacy, now)
 
     save_demo_accounts(settings, accounts)
     return [f"demo data created: {len(accounts)} accounts (mss demo accounts --json)"]

@@ -51,6 +51,29 @@ def day(when: dt.datetime | dt.date) -> str:
     return when.strftime("%d/%m/%Y")
 
 
+MONTHS = (
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
+)
+
+
+def month(when: dt.datetime | dt.date) -> str:
+    """``novembre 2026`` (a datetime in Paris time)."""
+    if isinstance(when, dt.datetime):
+        when = when.astimezone(PARIS)
+    return f"{MONTHS[when.month - 1]} {when.year}"
+
+
 def hour(when: dt.datetime) -> str:
     """``15 h 27``, ``09 h 05``: Paris time, as ``portal.messages.local_time`` writes it."""
     return when.astimezone(PARIS).strftime("%H h %M")

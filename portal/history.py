@@ -98,6 +98,7 @@ SENTENCES = {
     "document_filing_refused": "Document reçu par message, non ajouté au dossier",
     "dmp_filing": "Documents d'un message classés dans le dossier",
     "emergency_access": "Accès en urgence au dossier",
+    "dispensation_history_read": "Historique des médicaments délivrés en pharmacie consulté",
     "consent_changed": "Consentement modifié",
     # agenda et profil
     "agenda.appointment_created": "Rendez-vous ajouté à l'agenda",
@@ -107,6 +108,9 @@ SENTENCES = {
     "agenda.convocation_refused": "Convocation reçue mais illisible : l'agenda n'a pas changé",
     "profile.item_added": "Information ajoutée au profil médical",
     "profile.item_removed": "Information retirée du profil médical",
+    "profile_read": "Profil médical consulté par un professionnel",
+    "profile_item_read": "Information du profil médical consultée par un professionnel",
+    "profile_access_refused": "Accès au profil médical refusé",
 }
 UNKNOWN_ACTION = "Autre opération sur votre espace"
 ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
@@ -149,6 +153,7 @@ DETAILS = {
         "dmp_opposed": "opposition au dossier médical",
         "dmp_allowed": "dossier médical rouvert",
     },
+    "category": {"allergy": "allergies", "treatment": "traitements en cours"},
     "title": {},
     "rendition": {"pdf": "PDF", "original": ""},
     "id_nat": {},

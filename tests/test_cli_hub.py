@@ -164,6 +164,29 @@ def test_init_demo_accounts_doctor_and_serve(tmp_path: Path, database_url: str) 
         assert curl.returncode == 0, curl.stderr
         found = json.loads(curl.stdout)
         assert (found["resourceType"], found["type"]) == ("Bundle", "searchset"), curl.stdout
+        # The demo pharmacy's two eDISP-MED dispensations, and their three items as
+        # MedicationDispense; the allergy the médecin traitant recorded, with its author.
+        types = [e["resource"]["type"]["coding"][0]["code"] for e in found["entry"]]
+        assert types.count("60593-1") == 2, types
+        demo_ins = "urn:oid:1.2.250.1.213.1.4.8|285037505612306"
+        for kind, expected in (("MedicationDispense", 3), ("AllergyIntolerance", 1)):
+            answer = subprocess.run(
+                [
+                    *("curl", "--silent", "--show-error", "--cacert", str(pki_dir / "root-ca.pem")),
+                    *("--cert", f"{client}.pem", "--key", f"{client}.key"),
+                    f"https://localhost:{env['MSS_PORTS_HTTPS']}/fhir/{kind}?"
+                    f"patient.identifier={demo_ins}",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            bundle = json.loads(answer.stdout)
+            assert bundle["total"] == expected, answer.stdout
+        recorder = bundle["entry"][0]["resource"]["recorder"]
+        assert recorder["identifier"]["value"] == "810001234565", recorder
+        assert recorder["display"] == "Dr Jean Dupont"
 
         # A client certificate from a CA the hub does not trust gets an answer with the reason
         # (and a log line, checked below), not an empty reply.

@@ -26,6 +26,10 @@ class ProfileItem(Base):
     author_kind: Mapped[str] = mapped_column(
         String(16), default="patient"
     )  # patient, guardian, professional
-    author: Mapped[str] = mapped_column(String(320), default="")
+    author: Mapped[str] = mapped_column(String(320), default="")  # INS, or a professional's idNat
+    author_name: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    # a professional's coded concept (FHIR code.coding): system URI and code; "" when typed
+    code: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    code_system: Mapped[str] = mapped_column(String(255), default="", server_default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

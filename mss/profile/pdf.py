@@ -27,7 +27,7 @@ FONT_DIRS = (
 PARIS = ZoneInfo("Europe/Paris")
 NOTICE = (
     "Informations déclarées par le patient dans son espace santé, non vérifiées par un "
-    "professionnel de santé."
+    "professionnel de santé, sauf celles qu'un professionnel a inscrites (son nom est indiqué)."
 )
 
 
@@ -90,6 +90,8 @@ def profile_pdf(
             pdf.multi_cell(width, 6, "Rien de renseigné.", new_x="LMARGIN", new_y="NEXT")
         for item in rows:
             line = f"• {item.label}" + (f" ({item.when})" if item.when else "")
+            if item.author_kind == "professional":
+                line += f" · inscrit par {item.author_name or item.author}"
             pdf.multi_cell(width, 6, line, new_x="LMARGIN", new_y="NEXT")
             if item.detail:
                 pdf.set_x(pdf.l_margin + 5)

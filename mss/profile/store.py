@@ -51,8 +51,16 @@ async def add_item(
     author_kind: str,
     author: str,
     now: dt.datetime,
+    author_name: str = "",
+    code: str = "",
+    code_system: str = "",
+    source: str = "",
 ) -> ProfileItem:
-    """One more item; the label is required, everything is plain text."""
+    """One more item; the label is required, everything is plain text.
+
+    A professional's item names them (``author``: idNat, ``author_name``) and may carry the
+    code they chose (``code_system``: a FHIR system URI).
+    """
     if category not in CATEGORIES:
         raise InvalidInput("rubrique inconnue")
     label = " ".join(label.split())
@@ -60,6 +68,8 @@ async def add_item(
         raise InvalidInput(f"{CATEGORIES[category][1]} : ce champ est obligatoire")
     if len(label) > MAX_LABEL or len(detail) > MAX_DETAIL or len(when) > 32:
         raise InvalidInput("le texte est trop long")
+    if len(code) > 64 or len(code_system) > 255 or len(author_name) > 255:
+        raise InvalidInput("le code est trop long")
     item = ProfileItem(
         patient_id=patient_id,
         category=category,
@@ -68,6 +78,9 @@ async def add_item(
         when=" ".join(when.split()),
         author_kind=author_kind,
         author=author,
+        author_name=author_name,
+        code=code,
+        code_system=code_system,
         created_at=now,
         updated_at=now,
     )
@@ -80,9 +93,32 @@ async def add_item(
         actor=author,
         patient_id=patient_id,
         target=category,
+        source=source,
         item_id=item.id,
+        **({"actor_name": author_name} if author_name else {}),
     )
     return item
+
+
+async def profile_item(session: AsyncSession, patient_id: int, item_id: int) -> ProfileItem | None:
+    """One item of this patient's profile (None when it is another patient's or absent)."""
+    item = await session.get(ProfileItem, item_id)
+    return item if item is not None and item.patient_id == patient_id else None
+
+
+async def items_of_category(
+    session: AsyncSession, patient_id: int, category: str
+) -> list[ProfileItem]:
+    """The items of one category, oldest first."""
+    return list(
+        (
+            await session.scalars(
+                select(ProfileItem)
+                .where(ProfileItem.patient_id == patient_id, ProfileItem.category == category)
+                .order_by(ProfileItem.id)
+            )
+        ).all()
+    )
 
 
 async def remove_item(
@@ -103,3 +139,9 @@ async def remove_item(
         item_id=item_id,
     )
     return True
+
+
+async def owner_of_item(session: AsyncSession, item_id: int) -> int | None:
+    """The patient id an item belongs to (None when there is no such item)."""
+    item = await session.get(ProfileItem, item_id)
+    return item.patient_id if item is not None else None

@@ -7,11 +7,15 @@ from typing import Any
 
 from aiohttp import web
 
+from mss.directory.models import Patient
 from mss.errors import InvalidInput
 from mss.profile import store
+from mss.profile.models import ProfileItem
 from mss.profile.pdf import FontMissing, profile_pdf
 from portal.context import db_of, now_of, visit
+from portal.french import day
 from portal.pages import actor, redirect, render, signed_in
+from portal.professionals import ProfessionalCard, cards_for
 
 NOTICES = {
     "ajoute": "L'information est ajoutée à votre profil.",
@@ -19,17 +23,45 @@ NOTICES = {
 }
 
 
+def authorship(item: ProfileItem, person: Patient, cards: dict[str, ProfessionalCard]) -> str:
+    """Who wrote the item and when, in the patient's words."""
+    when = f", le {day(item.created_at)}"
+    if item.author_kind == "professional":
+        card = cards.get(item.author)
+        known = card.name if card is not None and card.id is not None else ""
+        name = item.author_name or known  # as the professional signed it, else the directory
+        role = card.profession.lower() if card is not None and card.profession else ""
+        who = ", ".join(p for p in (name or "un professionnel de santé", role) if p)
+        rpps = card.rpps if card is not None else item.author
+        return f"Inscrit par {who} (RPPS {rpps}){when}"
+    if item.author == person.ins:
+        return f"Ajouté par vous{when}"
+    if item.author_kind == "guardian":
+        return (
+            f"Ajouté par {item.author_name or 'un représentant légal'} (représentant légal){when}"
+        )
+    return f"Ajouté par {item.author_name or 'le patient'}{when}"
+
+
 async def _page(request: web.Request, status: int = 200, **extra: Any) -> web.Response:
     state = visit(request)
-    assert state.space is not None
+    assert state.space is not None and state.person is not None
     async with db_of(request).read() as session:
         items = await store.profile_of(session, state.space.id)
+        cards = await cards_for(
+            session,
+            [i.author for rows in items.values() for i in rows if i.author_kind == "professional"],
+        )
+    authors = {
+        item.id: authorship(item, state.person, cards) for rows in items.values() for item in rows
+    }
     return await render(
         request,
         "profil.html",
         {
             "title": "Profil médical",
             "items": items,
+            "authors": authors,
             "categories": store.CATEGORIES,
             "notice": NOTICES.get(request.query.get("fait", ""), ""),
             "form": {},
@@ -61,6 +93,8 @@ async def add_item(request: web.Request) -> web.StreamResponse:
                 when=values["quand"],
                 author_kind=who.kind,
                 author=who.ident,
+                author_name=who.name,
+                source=who.source,
                 now=now_of(request),
             )
     except InvalidInput as error:

@@ -57,31 +57,35 @@ class FilingHub:
         content_type: str = "application/zip",
         rcpt_options: list[str] | None = None,
         raw_header: bytes = b"",
+        sender: str = DOCTOR,
     ) -> str:
         """Sign and submit one message to the patient; run every job it caused. Its Message-ID.
 
-        ``raw_header`` is a header line (with its CRLF) put as is above the others.
+        ``raw_header`` is a header line (with its CRLF) put as is above the others; ``sender`` is
+        the doctor's personal mailbox unless another is named (an organisation's has no idNat).
         """
-        identity = self.hub.pki.issue_smime(DOCTOR, id_nat=DOCTOR_ID_NAT)
+        identity = self.hub.pki.issue_smime(
+            sender, id_nat=DOCTOR_ID_NAT if sender == DOCTOR else None
+        )
         raw, message_id = xdm_message(
-            package, mdn=mdn, subject=subject, name=name, content_type=content_type
+            package, mdn=mdn, subject=subject, name=name, content_type=content_type, sender=sender
         )
         raw = raw_header + raw
-        client = await self.hub.login_client(DOCTOR)
+        client = await self.hub.login_client(sender)
         try:
             await client.sendmail(
-                DOCTOR, [PATIENT_ADDRESS], identity.sign(raw), rcpt_options=rcpt_options or []
+                sender, [PATIENT_ADDRESS], identity.sign(raw), rcpt_options=rcpt_options or []
             )
         finally:
             await client.quit()
         await self.hub.runner.drain()
         return message_id
 
-    async def mdns(self) -> list[EmailMessage]:
-        """The MDNs in the doctor's INBOX, oldest first."""
+    async def mdns(self, mailbox: str = DOCTOR) -> list[EmailMessage]:
+        """The MDNs in the doctor's (or ``mailbox``'s) INBOX, oldest first."""
         parser = BytesParser(policy=email.policy.default)
         found = []
-        for stored in await self.hub.stored(DOCTOR):
+        for stored in await self.hub.stored(mailbox):
             message = parser.parsebytes(bytes(stored.raw))
             if message.get_content_type() == "multipart/report":
                 assert isinstance(message, EmailMessage)
@@ -101,18 +105,24 @@ class FilingHub:
 
 
 def xdm_message(
-    package: bytes, *, mdn: bool, subject: str, name: str, content_type: str
+    package: bytes,
+    *,
+    mdn: bool,
+    subject: str,
+    name: str,
+    content_type: str,
+    sender: str = DOCTOR,
 ) -> tuple[bytes, str]:
     """A multipart/mixed message: a text, the package and its PDF rendering."""
     message = EmailMessage(policy=email.policy.SMTP)
     message_id = f"<{uuid.uuid4().hex}@test>"
-    message["From"] = DOCTOR
+    message["From"] = sender
     message["To"] = PATIENT_ADDRESS
     message["Subject"] = subject
     message["Date"] = email.utils.format_datetime(utcnow())
     message["Message-ID"] = message_id
     if mdn:
-        message["Disposition-Notification-To"] = DOCTOR
+        message["Disposition-Notification-To"] = sender
     message.set_content("Bonjour, voici votre compte rendu.\n")
     maintype, subtype = content_type.split("/")
     message.add_attachment(package, maintype=maintype, subtype=subtype, filename=name)

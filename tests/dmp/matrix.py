@@ -61,3 +61,28 @@ def read_status(role: str, document: str) -> int:
     if visible is None:
         return LIST_REFUSED[role]
     return 200 if document in visible else 404
+
+
+# The medical profile (allergies, treatments) through AllergyIntolerance / MedicationStatement:
+# read as the record's list is read (break-glass included); recorded only by the médecin
+# traitant and authorised professionals (201), never through break-glass.
+PROFILE_READ = {
+    "patient": 200,
+    "guardian": 200,
+    "authorised": 200,
+    "unauthorised": 403,
+    "blocked": 403,
+    "treating": 200,
+    "break_glass": 200,
+    "break_glass_opposed": 403,
+}
+PROFILE_WRITE = {
+    "patient": 201,
+    "guardian": 201,
+    "authorised": 201,
+    "unauthorised": 403,
+    "blocked": 403,
+    "treating": 201,
+    "break_glass": 403,
+    "break_glass_opposed": 403,
+}

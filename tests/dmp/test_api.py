@@ -201,9 +201,15 @@ async def test_the_hub_routes_the_dmp_before_the_directory(
     db: Database, settings: Settings
 ) -> None:
     app = build_app(settings, db, Services(settings))
-    for path in ("/fhir/DocumentReference", "/fhir/Binary/1"):
+    for path in (
+        "/fhir/DocumentReference",
+        "/fhir/Binary/1",
+        "/fhir/AllergyIntolerance",
+        "/fhir/MedicationStatement/1",
+        "/fhir/MedicationDispense",
+    ):
         request_match = await app.router.resolve(_request(app, path))
-        assert request_match.handler.__qualname__.startswith("_outcomes"), path
+        assert request_match.handler.__qualname__.startswith("outcomes"), path
         assert "dmp_bridge" in request_match.handler.__module__
 
 

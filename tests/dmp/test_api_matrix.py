@@ -1,4 +1,5 @@
-"""The role x action table through the MHD API over TLS: list, read, deposit, replace; zero leaks.
+"""The role x action table through the MHD API over TLS: list (documents and dispensations), read,
+deposit, replace; zero leaks (the profile's rows: tests/dmp/test_clinical_api.py).
 
 Every answer validates with fhir.resources (R4B); a hidden document answers
 exactly like a document that does not exist.
@@ -126,6 +127,11 @@ async def test_role_matrix_through_the_api(api: Api, role: str) -> None:
         assert not any(f"Compte rendu {h}".encode() in body for h in hidden)
     else:
         assert b"Compte rendu" not in body and outcome(body)
+    # The dispensation history (MedicationDispense) is listed by the very same rule.
+    status, body, _ = await api.call(
+        "GET", SEARCH.replace("DocumentReference", "MedicationDispense"), role=role, reason=reason
+    )
+    assert status == LIST_REFUSED.get(role, 200), body
 
     for name in DOCUMENTS:
         document_id = api.world.documents[name]

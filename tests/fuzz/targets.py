@@ -344,6 +344,43 @@ def _cda_seeds() -> list[bytes]:
     ]
 
 
+def dispensation(data: bytes) -> object:
+    """The dispensed items of an eDISP-MED CDA (``dmp_bridge.dispensation``)."""
+    from dmp_bridge.dispensation import read_dispensation
+
+    return read_dispensation(data)
+
+
+def _dispensation_seeds() -> list[bytes]:
+    import datetime as dt
+
+    from dmp_bridge.dispensation_cda import DispensationParty, DispenseLine, build_dispensation
+    from tests.xdm_factory import INS
+
+    when = dt.datetime(2024, 1, 15, 10, 30, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    party = DispensationParty(
+        INS,
+        "NESSI",
+        "Ruth",
+        dt.date(1977, 7, 14),
+        "F",
+        "810000000013",
+        "BERNARD",
+        "Paul",
+        "Pharmacie du Centre",
+        "750001232",
+    )
+    lines = [
+        DispenseLine("DOLIPRANE 1000 mg", "3400935955838", 2, "boîtes", "1 comprimé", when),
+        DispenseLine("LÉVOTHYROX 75 µg", "3400936595996", 1, "boîte", "le matin", when),
+    ]
+    return [
+        build_dispensation(
+            party, lines, document_root="1.2.3", document_extension="1", effective_time=when
+        )
+    ]
+
+
 XML_NESTING = (Nesting(b"<a>", b"</a>"), Nesting(b'<x:b xmlns:x="urn:x">', b"</x:b>"))
 XML_TOKENS = (
     b"<",
@@ -474,6 +511,47 @@ def _provide_seeds() -> list[bytes]:
         ],
     }
     return [json.dumps(bundle).encode()]
+
+
+def fhir_profile(data: bytes) -> object:
+    """An AllergyIntolerance or MedicationStatement sent for creation, read before any database
+    work."""
+    from dmp_bridge.fhir_clinical import parse_profile_entry
+
+    body = _json_body(data)
+    kind = body.get("resourceType") if isinstance(body, dict) else None
+    return parse_profile_entry(
+        body, kind if kind == "MedicationStatement" else "AllergyIntolerance"
+    )
+
+
+def _profile_seeds() -> list[bytes]:
+    from tests.xdm_factory import INS
+
+    subject = {"identifier": {"system": "urn:oid:1.2.250.1.213.1.4.8", "value": INS}}
+    allergy = {
+        "resourceType": "AllergyIntolerance",
+        "clinicalStatus": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+                    "code": "active",
+                }
+            ]
+        },
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "91936005"}], "text": "P"},
+        "patient": subject,
+        "onsetString": "2019",
+        "note": [{"text": "Urticaire"}],
+    }
+    statement = {
+        "resourceType": "MedicationStatement",
+        "status": "active",
+        "medicationCodeableConcept": {"text": "Lévothyrox"},
+        "subject": subject,
+        "dosage": [{"text": "1 le matin"}],
+    }
+    return [json.dumps(allergy).encode(), json.dumps(statement).encode()]
 
 
 def fhir_directory(data: bytes) -> object:
@@ -696,6 +774,14 @@ def _targets() -> dict[str, Target]:
             "xdm_metadata", xdm_metadata, refused["xdm"], _metadata_seeds, XML_TOKENS, XML_NESTING
         ),
         Target("cda", cda, refused["xdm"], _cda_seeds, XML_TOKENS, XML_NESTING),
+        Target(
+            "dispensation",
+            dispensation,
+            refused["xdm"],
+            _dispensation_seeds,
+            XML_TOKENS,
+            XML_NESTING,
+        ),
         Target("ical", ical, refused["cal"], _ical_seeds, ICAL_TOKENS, ICAL_NESTING),
         Target("itip", itip, refused["cal"], _ical_seeds, ICAL_TOKENS, ICAL_NESTING),
         Target(
@@ -705,6 +791,9 @@ def _targets() -> dict[str, Target]:
             _provide_seeds,
             JSON_TOKENS,
             JSON_NESTING,
+        ),
+        Target(
+            "fhir_profile", fhir_profile, refused["fhir"], _profile_seeds, JSON_TOKENS, JSON_NESTING
         ),
         Target(
             "fhir_directory",

@@ -1,0 +1,122 @@
+"""What the document API's handlers share: FHIR answers, refusals as OperationOutcome, the
+caller's transaction, the patient by INS, the stated break-glass reason."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dmp_bridge.access import DmpRefused, Viewer
+from dmp_bridge.api_auth import (
+    REALM,
+    Caller,
+    Unauthenticated,
+    authenticate,
+    count_failed_login,
+    viewer_of,
+)
+from dmp_bridge.fhir_documents import FHIR_JSON, FhirInputError, operation_outcome
+from mss.directory.models import Patient
+from mss.directory.store import find_patient_by_ins
+from mss.errors import DatabaseUnavailable
+from mss.notify import portal_url
+from mss.policy.consent import NO_RECORD, decide_break_glass_reason
+from mss.web import DB, SETTINGS
+
+_ISSUE = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 422: "processing"}
+T = TypeVar("T")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Nothing the API answers is a page: no script, no style, no frame, no plugin, even if opened.
+SANDBOX = {
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def fhir_response(body: dict[str, Any], status: int = 200) -> web.Response:
+    return web.Response(
+        status=status,
+        text=json.dumps(body, ensure_ascii=False),
+        content_type=FHIR_JSON,
+        charset="utf-8",
+        headers=SANDBOX,
+    )
+
+
+def refusal(status: int, code: str, text: str) -> web.Response:
+    response = fhir_response(operation_outcome(code, text), status)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = REALM
+    return response
+
+
+def outcomes(handler: Handler) -> Handler:
+    """Turn refusals into OperationOutcome responses."""
+
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except FhirInputError as exc:
+            if isinstance(exc, Unauthenticated):
+                exc = await count_failed_login(request, exc)
+            return refusal(exc.status, exc.code, exc.text)
+        except DmpRefused as exc:
+            decision = exc.decision
+            return refusal(
+                decision.status,
+                _ISSUE.get(decision.status, "processing"),
+                f"{decision.sentence} / {decision.sentence_fr}",
+            )
+        except DatabaseUnavailable as exc:
+            return refusal(503, "transient", exc.sentence)
+
+    return wrapper
+
+
+def base_url(request: web.Request) -> str:
+    """The hub's configured public address (the Host header is the client's to forge)."""
+    return portal_url(request.app[SETTINGS])
+
+
+def self_url(request: web.Request) -> str:
+    return base_url(request) + str(request.rel_url)
+
+
+async def patient_by_ins(session: AsyncSession, ins: str) -> Patient:
+    patient = await find_patient_by_ins(session, ins)
+    if patient is None:
+        raise DmpRefused(NO_RECORD)
+    return patient
+
+
+async def in_transaction(
+    request: web.Request, work: Callable[[AsyncSession, Caller], Awaitable[T]]
+) -> T:
+    """Authenticate and run ``work`` in one transaction; a refusal still commits its audit event."""
+    async with request.app[DB].write() as session:
+        caller = await authenticate(request, session)
+        try:
+            return await work(session, caller)
+        except DmpRefused as refused:
+            failure = refused
+    raise failure
+
+
+def viewer_with_stated_reason(request: web.Request, caller: Caller) -> Viewer:
+    """The viewer, a stated break-glass reason judged before any record is looked at.
+
+    The consent engine judges it only for a record closed to the caller: by id, that
+    answer would tell an existing document from a missing one.
+    """
+    viewer = viewer_of(request, caller)
+    if viewer.break_glass_reason is not None:
+        stated = decide_break_glass_reason(viewer.break_glass_reason)
+        if not stated:
+            raise FhirInputError(
+                stated.status, "invalid", f"{stated.sentence} / {stated.sentence_fr}"
+            )
+    return viewer
