@@ -176,7 +176,7 @@ def search_bundle(entries: list[Resource], self_url: str) -> Resource:
         "link": [{"relation": "self", "url": self_url}],
         "entry": [
             {
-                "fullUrl": f"{self_url.split('/fhir/')[0]}/fhir/DocumentReference/{e['id']}",
+                "fullUrl": f"{self_url.split('/fhir/')[0]}/fhir/{e['resourceType']}/{e['id']}",
                 "resource": e,
                 "search": {"mode": "match"},
             }

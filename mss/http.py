@@ -25,6 +25,7 @@ access_log = logging.getLogger("mss.http.access")
 PARTS = (
     "mss.health",  # /healthz, /readyz, /metrics
     "dmp_bridge.api",  # before the directory, whose /fhir/{tail} catch-all would shadow it
+    "dmp_bridge.fhir_appointments",  # the shared agenda: the same API, before the directory too
     "mss.directory.fhir_api",
     "mss.mailbox.autoconfig",
     "portal.app",

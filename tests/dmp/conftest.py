@@ -24,6 +24,7 @@ from argon2 import PasswordHasher
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from dmp_bridge import api as dmp_api
+from dmp_bridge import fhir_appointments
 from dmp_bridge.access import Viewer
 from dmp_bridge.consent_store import set_authorisation, set_block, set_treating_doctor
 from dmp_bridge.documents import DocumentDraft, insert_document
@@ -236,6 +237,7 @@ async def start_api(
         Services(settings, trust=trust),
     )
     dmp_api.setup(app)
+    fhir_appointments.setup(app)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     # the site ``mss serve`` runs: TLS per connection with a rotating context
