@@ -16,7 +16,6 @@ agenda closed to the caller, answers exactly like an absent one.
 from __future__ import annotations
 
 from aiohttp import web
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dmp_bridge.access import DmpRefused, Viewer, audit
@@ -31,8 +30,8 @@ from mss.agenda.sharing import add_professional_appointment, share_facts, shared
 from mss.agenda.store import event_data
 from mss.bounded_json import JsonRefused, loads_bounded
 from mss.db import utcnow
-from mss.directory.models import Mailbox, MailboxKind, Patient
-from mss.directory.store import find_patient_by_ins
+from mss.directory.models import Patient
+from mss.directory.store import find_patient_by_ins, personal_mailbox
 from mss.policy.agenda import (
     AGENDA_NOT_FOUND,
     NO_AGENDA,
@@ -135,14 +134,8 @@ async def read(request: web.Request) -> web.StreamResponse:
 
 
 async def _author_address(session: AsyncSession, caller: Caller) -> str:
-    address = (
-        await session.scalars(
-            select(Mailbox.address).where(
-                Mailbox.professional_id == caller.professional.id, Mailbox.kind == MailboxKind.PER
-            )
-        )
-    ).first()
-    return address or ""
+    mailbox = await personal_mailbox(session, caller.professional.id)
+    return mailbox.address if mailbox is not None else ""
 
 
 async def create(request: web.Request) -> web.StreamResponse:

@@ -18,6 +18,7 @@ from portal.views import (
     account,
     activation,
     agenda,
+    agenda_sharing,
     dossier,
     guide,
     history,
@@ -25,6 +26,7 @@ from portal.views import (
     login,
     messages,
     profile,
+    profile_send,
     security,
 )
 
@@ -72,6 +74,8 @@ ROUTES: list[tuple[str, str, dict[str, Handler]]] = [
     ("/securite/totp", "totp_finish", {"POST": security.finish_enrolment}),
     ("/securite/totp/retirer", "totp_remove", {"POST": security.remove}),
     *agenda.ROUTES,
+    *agenda_sharing.ROUTES,
+    *profile_send.ROUTES,
     *profile.ROUTES,
     *messages.ROUTES,
     *dossier.ROUTES,

@@ -57,7 +57,7 @@ class Appointment(Base):
     answered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     # The professional who added it through the document API (origin ``professional``).
     author_id_nat: Mapped[str | None] = mapped_column(String(32))
-    author_name: Mapped[str] = mapped_column(String(255), default="")
+    author_name: Mapped[str | None] = mapped_column(String(255))
 
 
 class ConvocationReceipt(Base):

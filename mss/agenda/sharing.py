@@ -19,10 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mss.agenda.models import AgendaSharedProfessional, AgendaSharingChoice, Appointment
 from mss.agenda.reminders import schedule_reminders
 from mss.agenda.store import MAX_TEXT
-from mss.audit import record
 from mss.config import Settings
 from mss.directory.models import Patient, PatientState
 from mss.errors import InvalidInput
+from mss.patients import Actor, audit
 from mss.policy.agenda import AgendaShareFacts, AgendaSharing
 
 PROFESSIONAL = "professional"
@@ -58,8 +58,7 @@ async def set_sharing(
     sharing: AgendaSharing,
     chosen: Iterable[str],
     *,
-    actor_kind: str,
-    actor: str,
+    actor: Actor,
     now: dt.datetime,
 ) -> None:
     """Record the choice (the caller asked ``decide_agenda_sharing_change``), audited."""
@@ -79,16 +78,7 @@ async def set_sharing(
         for id_nat in wanted
     )
     await session.flush()
-    record(
-        session,
-        "agenda.sharing_changed",
-        actor_kind=actor_kind,
-        actor=actor,
-        patient_id=patient.id,
-        source="portal",
-        sharing=sharing.value,
-        id_nats=wanted,
-    )
+    audit(session, "agenda.sharing_changed", actor, patient, sharing=sharing.value, id_nats=wanted)
 
 
 async def shared_appointments(session: AsyncSession, patient_id: int) -> list[Appointment]:

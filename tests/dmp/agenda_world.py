@@ -10,6 +10,7 @@ from mss.agenda.models import Appointment
 from mss.agenda.sharing import set_sharing
 from mss.db import utcnow
 from mss.directory.models import Patient
+from mss.patients import Actor
 from mss.policy.agenda import AgendaSharing
 from tests.dmp.conftest import World
 from tests.xdm_factory import INS
@@ -65,8 +66,7 @@ async def share(
             patient,
             sharing,
             chosen,
-            actor_kind=by,
-            actor=patient.ins,
+            actor=Actor(by, patient.ins, patient.display_name, "portal"),
             now=utcnow(),
         )
 

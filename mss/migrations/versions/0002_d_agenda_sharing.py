@@ -53,9 +53,7 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("agenda_appointments", schema=None) as batch_op:
         batch_op.add_column(sa.Column("author_id_nat", sa.String(length=32), nullable=True))
-        batch_op.add_column(
-            sa.Column("author_name", sa.String(length=255), nullable=False, server_default="")
-        )
+        batch_op.add_column(sa.Column("author_name", sa.String(length=255), nullable=True))
 
 
 def downgrade() -> None:
