@@ -30,6 +30,7 @@ ACCEPTED_FIELDS = frozenset(
     {"resourceType", "status", "description", "start", "end", "comment", "participant"}
 )
 MAX_COMMENT = 2000
+MAX_INS = 32
 
 
 def _instant(value: dt.datetime) -> str:
@@ -106,13 +107,17 @@ def _moment(body: Resource, name: str) -> dt.datetime:
         raise _invalid(
             f"Appointment.{name} is required (an instant such as 2027-03-01T09:30:00+01:00)"
         )
+    shown = value[:60]
     try:
         moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise _invalid(f"Appointment.{name} {value!r} is not a FHIR instant") from None
+        raise _invalid(f"Appointment.{name} {shown!r} is not a FHIR instant") from None
     if moment.tzinfo is None or "T" not in value:
-        raise _invalid(f"Appointment.{name} {value!r} needs a time and its offset (Z or +01:00)")
-    return moment.astimezone(dt.UTC)
+        raise _invalid(f"Appointment.{name} {shown!r} needs a time and its offset (Z or +01:00)")
+    try:
+        return moment.astimezone(dt.UTC)
+    except OverflowError:
+        raise _invalid(f"Appointment.{name} {shown!r} is out of range") from None
 
 
 def _text(body: Resource, name: str, limit: int, *, required: bool = False) -> str:
@@ -129,6 +134,19 @@ def _text(body: Resource, name: str, limit: int, *, required: bool = False) -> s
     return text
 
 
+def _type_codes(types: Any) -> set[str]:
+    """The codes of a participant's ``type`` (a list of CodeableConcept)."""
+    if not isinstance(types, list):
+        raise _invalid("Appointment.participant.type must be a list of CodeableConcept")
+    codes: set[str] = set()
+    for concept in types:
+        codings = concept.get("coding", []) if isinstance(concept, dict) else None
+        if not isinstance(codings, list):
+            raise _invalid("Appointment.participant.type[].coding must be a list of Coding")
+        codes.update(str(c.get("code")) for c in codings if isinstance(c, dict))
+    return codes
+
+
 def _patient_ins(participants: Any) -> tuple[str, str]:
     """The patient (by INS) and the place (a LOC participant's display), from the participants."""
     if not isinstance(participants, list) or not participants:
@@ -139,22 +157,21 @@ def _patient_ins(participants: Any) -> tuple[str, str]:
         actor = participant.get("actor") if isinstance(participant, dict) else None
         if not isinstance(actor, dict):
             raise _invalid("each Appointment.participant needs an actor")
-        types = participant.get("type", [])
-        codes = {
-            c.get("code")
-            for t in types
-            if isinstance(types, list) and isinstance(t, dict)
-            for c in t.get("coding", [])
-            if isinstance(c, dict)
-        }
+        codes = _type_codes(participant.get("type", []))
         if "LOC" in codes:
-            location = str(actor.get("display", ""))
+            display = actor.get("display", "")
+            if not isinstance(display, str):
+                raise _invalid("the place (participant of type LOC) must be a display string")
+            location = display
             continue
         identifier = actor.get("identifier")
-        if isinstance(identifier, dict) and identifier.get("system") in INS_SYSTEMS:
+        system = identifier.get("system") if isinstance(identifier, dict) else None
+        if isinstance(identifier, dict) and isinstance(system, str) and system in INS_SYSTEMS:
             value = identifier.get("value")
             if not isinstance(value, str) or not value.strip():
                 raise _invalid("the patient participant's INS is empty")
+            if len(value.strip()) > MAX_INS:
+                raise _invalid(f"the patient participant's INS {value[:40]!r} is not an INS")
             found.append(value.strip().upper())
         else:
             raise _invalid(

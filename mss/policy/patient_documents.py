@@ -22,8 +22,6 @@ from mss.policy.vocabulary import MailboxKind
 
 PROFILE_SUMMARY = "profile-summary"
 ONE_OFF_KINDS = frozenset({PROFILE_SUMMARY})
-# The header the portal stamps on a one-off document it built; only the portal's path reads it.
-ONE_OFF_HEADER = "X-MSS-Document"
 
 
 @dataclass(frozen=True)

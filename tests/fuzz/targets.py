@@ -476,6 +476,19 @@ def _provide_seeds() -> list[bytes]:
     return [json.dumps(bundle).encode()]
 
 
+def fhir_appointment(data: bytes) -> object:
+    """A professional's new Appointment for a shared agenda, read before any database work."""
+    from dmp_bridge.fhir_appointment_resources import parse_new_appointment
+
+    return parse_new_appointment(_json_body(data))
+
+
+def _appointment_seeds() -> list[bytes]:
+    from tests.dmp.agenda_world import new_appointment
+
+    return [json.dumps(new_appointment()).encode()]
+
+
 def fhir_directory(data: bytes) -> object:
     """A directory import file (Practitioner, PractitionerRole, Organization or a Bundle)."""
     from mss.directory.import_fhir import parse_fhir
@@ -703,6 +716,14 @@ def _targets() -> dict[str, Target]:
             fhir_documents,
             refused["fhir"],
             _provide_seeds,
+            JSON_TOKENS,
+            JSON_NESTING,
+        ),
+        Target(
+            "fhir_appointment",
+            fhir_appointment,
+            refused["fhir"],
+            _appointment_seeds,
             JSON_TOKENS,
             JSON_NESTING,
         ),

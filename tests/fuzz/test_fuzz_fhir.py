@@ -1,4 +1,4 @@
-"""FHIR JSON bodies: the ITI-65 provide Bundle and the directory import file.
+"""FHIR JSON bodies: the ITI-65 provide Bundle, a new Appointment and the directory import file.
 
 Property: read, or refused with the API's or the importer's error and a sentence; a refused
 directory import writes nothing.
@@ -28,6 +28,13 @@ HUGE_INTEGER = b'{"resourceType": "Bundle", "entry": ' + b"9" * 5000 + b"}"
 @example(HUGE_INTEGER)  # ValueError: int() of more than 4300 digits, not a JSONDecodeError
 def test_provide_bundle_is_read_or_refused(data: bytes) -> None:
     check("fhir_documents", data)
+
+
+@fuzz_settings(100)
+@given(inputs("fhir_appointment"))
+@example(HUGE_INTEGER)
+def test_new_appointment_is_read_or_refused(data: bytes) -> None:
+    check("fhir_appointment", data)
 
 
 @fuzz_settings(100)
