@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mss.agenda.convocations import AGENDA_LINK
 from mss.agenda.models import AgendaSharedProfessional, AgendaSharingChoice, Appointment
 from mss.agenda.reminders import schedule_reminders
 from mss.agenda.store import MAX_TEXT
 from mss.config import Settings
 from mss.directory.models import Patient, PatientState
 from mss.errors import InvalidInput
+from mss.notify import notify_patient
 from mss.patients import Actor, audit
 from mss.policy.agenda import AgendaShareFacts, AgendaSharing
 
@@ -124,7 +126,8 @@ async def add_professional_appointment(
     author_address: str,
     now: dt.datetime,
 ) -> Appointment:
-    """An appointment a professional the agenda is shared with adds, marked with its author."""
+    """An appointment a professional the agenda is shared with adds, marked with its author; the
+    patient is told (with its reminders, as for a convocation)."""
     appointment = Appointment(
         patient_id=patient.id,
         uid=f"{uuid.uuid4()}@{settings.domain}",
@@ -150,4 +153,5 @@ async def add_professional_appointment(
     schedule_reminders(
         session, settings, appointment.id, appointment.sequence, appointment.starts_at, now=now
     )
+    notify_patient(session, patient, "appointment", AGENDA_LINK)  # a change in the agenda
     return appointment

@@ -16,6 +16,7 @@ from mss.agenda.models import Appointment
 from mss.agenda.store import agenda_of
 from mss.audit import AuditEvent
 from mss.db import utcnow
+from mss.jobs import Job
 from mss.policy.agenda import AgendaSharing
 from portal.history import read_history
 from tests.dmp.agenda_world import (
@@ -123,6 +124,10 @@ async def test_create_marks_the_author_and_shows_in_the_patients_agenda(api: Api
     async with api.world.db.read() as session:
         view = await agenda_of(session, api.world.patient.id, utcnow())
         history = await read_history(session, api.world.patient.id)
+        notices = (await session.scalars(select(Job).where(Job.kind == "notify.patient"))).all()
+    # The patient is told of the change in the agenda, with nothing of what it is.
+    assert {j.payload["kind"] for j in notices} == {"appointment"}
+    assert not any("Consultation" in str(j.payload) for j in notices)
     [entry] = view.upcoming
     assert (entry.origin, entry.author_id_nat, entry.author_name) == (
         "professional",
