@@ -109,6 +109,10 @@ async def test_a_guardian_chooses_for_the_minor(agenda_hub: AgendaHub, portal: P
     )
     response = await portal.post("/agenda/partage", {"partage": "authorised"})
     assert response.status == 303
+    _response, page = await portal.page("/agenda")
+    assert "Qui voit l&#39;agenda : les professionnels autorisés" in page
+    _response, page = await portal.page("/agenda/partage")
+    assert "<h1>Qui voit l&#39;agenda de Marie Durand</h1>" in page
     async with agenda_hub.db.read() as session:
         minor = await session.get(Patient, ids[INS])
         guardian_own = await session.get(Patient, ids[OTHER_INS])
