@@ -34,7 +34,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dmp_bridge import clinical_api
+from dmp_bridge import clinical_api, fhir_appointments
 from dmp_bridge.access import DmpRefused, Viewer, audit
 from dmp_bridge.api_auth import Caller, authenticate, viewer_of
 from dmp_bridge.api_common import (
@@ -303,3 +303,4 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/fhir", outcomes(provide))
     app.router.add_post("/fhir/", outcomes(provide))
     clinical_api.setup(app)
+    fhir_appointments.setup(app)

@@ -18,6 +18,7 @@ from portal.views import (
     account,
     activation,
     agenda,
+    agenda_sharing,
     dossier,
     guide,
     history,
@@ -26,6 +27,7 @@ from portal.views import (
     login,
     messages,
     profile,
+    profile_send,
     security,
 )
 
@@ -83,6 +85,8 @@ ROUTES: list[tuple[str, str, dict[str, Handler]]] = [
     ("/securite/totp", "totp_finish", {"POST": security.finish_enrolment}),
     ("/securite/totp/retirer", "totp_remove", {"POST": security.remove}),
     *agenda.ROUTES,
+    *agenda_sharing.ROUTES,
+    *profile_send.ROUTES,
     *profile.ROUTES,
     *messages.ROUTES,
     *dossier.ROUTES,

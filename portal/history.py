@@ -106,11 +106,18 @@ SENTENCES = {
     "agenda.appointment_cancelled": "Rendez-vous annulé",
     "agenda.appointment_answered": "Réponse à une convocation",
     "agenda.convocation_refused": "Convocation reçue mais illisible : l'agenda n'a pas changé",
+    "agenda.sharing_changed": "Choix des professionnels qui voient l'agenda modifié",
+    "agenda.shared_read": "Agenda consulté par un professionnel",
+    "agenda.appointment_added_by_professional": (
+        "Rendez-vous ajouté à l'agenda par un professionnel"
+    ),
+    "agenda.shared_access_refused": "Accès à l'agenda refusé à un professionnel",
     "profile.item_added": "Information ajoutée au profil médical",
     "profile.item_removed": "Information retirée du profil médical",
     "profile_read": "Profil médical consulté par un professionnel",
     "profile_item_read": "Information du profil médical consultée par un professionnel",
     "profile_access_refused": "Accès au profil médical refusé",
+    "profile.summary_sent": "Résumé du profil médical envoyé à un professionnel",
 }
 UNKNOWN_ACTION = "Autre opération sur votre espace"
 ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")

@@ -108,6 +108,11 @@ async def reply_decision(
     return decide_conversation(sender, target, facts, conversations).decision
 
 
-async def submit(request: web.Request, sender: MailboxFacts, to: str, raw: bytes) -> Accepted:
-    """Send through the gateway's portal path (never inside a database transaction)."""
-    return await gateway_of(request).submit(sender, [to], raw, channel="portal")
+async def submit(
+    request: web.Request, sender: MailboxFacts, to: str, raw: bytes, *, one_off: str = ""
+) -> Accepted:
+    """Send through the gateway's portal path (never inside a database transaction).
+
+    ``one_off``: the kind of one-off document the portal built (``mss.policy.patient_documents``).
+    """
+    return await gateway_of(request).submit(sender, [to], raw, channel="portal", one_off=one_off)

@@ -9,6 +9,7 @@ patient as ATTENDEE. ``read_invitation`` turns the calendar part into an
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -296,3 +297,18 @@ def build_publish(event: EventData, stamp: dt.datetime, *, cancelled: bool = Fal
         _event(event, stamp, status="CANCELLED" if cancelled else "CONFIRMED", rsvp=False),
         event.tzid,
     )
+
+
+def build_feed(events: Sequence[tuple[EventData, bool]], stamp: dt.datetime, name: str) -> str:
+    """A subscribable calendar (RFC 5545, METHOD:PUBLISH) of many events, each with whether
+    it is cancelled; times in Europe/Paris (with its VTIMEZONE) or UTC for any other zone."""
+    body: list[str] = []
+    for event, cancelled in events:
+        if event.tzid not in ("Europe/Paris", "UTC"):
+            event = dataclasses.replace(event, tzid="UTC")
+        status = "CANCELLED" if cancelled else "CONFIRMED"
+        body += _event(event, stamp, status=status, rsvp=False)
+    calendar = _calendar("PUBLISH", body, "Europe/Paris")
+    # A calendar property goes before the components (RFC 5545 §3.6): beside CALSCALE.
+    named = content_line("X-WR-CALNAME", escape_text(name))
+    return calendar.replace("CALSCALE:GREGORIAN\r\n", f"CALSCALE:GREGORIAN\r\n{named}\r\n", 1)

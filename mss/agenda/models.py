@@ -1,4 +1,5 @@
-"""Agenda tables: appointments, the convocations read for them, the patient's health reminders."""
+"""Agenda tables: appointments, the convocations read for them, the patient's health reminders,
+and which professionals the patient shares the agenda with."""
 
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ from mss.db import Base, UTCDateTime, utcnow
 
 
 class Appointment(Base):
-    """One appointment of a patient: from a convocation (organizer + UID) or entered by the
-    patient."""
+    """One appointment of a patient: from a convocation (organizer + UID), entered by the
+    patient, or added by a professional the agenda is shared with (``author_id_nat``)."""
 
     __tablename__ = "agenda_appointments"
     __table_args__ = (
@@ -33,7 +34,8 @@ class Appointment(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
     uid: Mapped[str] = mapped_column(String(255))
-    origin: Mapped[str] = mapped_column(String(16), default="convocation")  # convocation, patient
+    # convocation, patient, professional
+    origin: Mapped[str] = mapped_column(String(16), default="convocation")
     sequence: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(16), default="confirmed")  # confirmed, cancelled
     response: Mapped[str] = mapped_column(String(16), default="needs-action")  # accepted, declined
@@ -53,6 +55,9 @@ class Appointment(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     answered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The professional who added it through the document API (origin ``professional``).
+    author_id_nat: Mapped[str | None] = mapped_column(String(32))
+    author_name: Mapped[str | None] = mapped_column(String(255))
 
 
 class ConvocationReceipt(Base):
@@ -89,3 +94,29 @@ class HealthReminder(Base):
     done: Mapped[bool] = mapped_column(Boolean, default=False)
     notified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AgendaSharingChoice(Base):
+    """The patient's choice of who sees the agenda (no row: shared with nobody)."""
+
+    __tablename__ = "agenda_sharing"
+
+    patient_id: Mapped[int] = mapped_column(
+        ForeignKey("patients.id", ondelete="CASCADE"), primary_key=True
+    )
+    sharing: Mapped[str] = mapped_column(String(16), default="none")  # none, authorised, chosen
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AgendaSharedProfessional(Base):
+    """A professional the patient chose to share the agenda with (sharing ``chosen``)."""
+
+    __tablename__ = "agenda_shared_professionals"
+    __table_args__ = (UniqueConstraint("patient_id", "id_nat"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(
+        ForeignKey("patients.id", ondelete="CASCADE"), index=True
+    )
+    id_nat: Mapped[str] = mapped_column(String(32))
+    chosen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

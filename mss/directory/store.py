@@ -168,6 +168,16 @@ async def find_patient_mailbox(session: AsyncSession, patient_id: int) -> Mailbo
     return (await session.scalars(_PATIENT_MAILBOX, {"patient_id": patient_id})).first()
 
 
+async def personal_mailbox(session: AsyncSession, professional_id: int) -> Mailbox | None:
+    """A professional's active personal (PER) mailbox, or None."""
+    query = select(Mailbox).where(
+        Mailbox.professional_id == professional_id,
+        Mailbox.kind == MailboxKind.PER,
+        Mailbox.state == MailboxState.ACTIVE,
+    )
+    return (await session.scalars(query.order_by(Mailbox.id))).first()
+
+
 async def pharmacy_mailboxes(session: AsyncSession) -> list[Mailbox]:
     """The active organisational mailboxes of pharmacies, by name (the patient may write to
     them)."""

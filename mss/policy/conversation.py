@@ -5,7 +5,9 @@ mailbox; only the professional opens it, and ``[FIN]`` (subject) or
 ``X-MSS-MES: FIN`` from the professional closes it. A patient only
 replies inside an open conversation, to its professional, with
 In-Reply-To/References naming one of its messages. Exception: a patient
-may open a conversation with a pharmacy's organisational mailbox.
+may open a conversation with a pharmacy's organisational mailbox. A one-off
+document the portal builds for the patient (the profile summary,
+``mss.policy.patient_documents``) opens no conversation and is judged by its own rule.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 
 from mss.policy.decision import OK, Decision, refuse
 from mss.policy.facts import ConversationFacts, MailboxFacts, MessageFacts
+from mss.policy.patient_documents import PatientDocumentFacts, decide_patient_document
 from mss.policy.vocabulary import MailboxKind
 
 _FIN = re.compile(r"\[\s*FIN\s*\]", re.IGNORECASE)
@@ -68,15 +71,17 @@ def decide_conversation(
     recipient: MailboxFacts,
     message: MessageFacts,
     conversations: Sequence[ConversationFacts],
+    document: PatientDocumentFacts | None = None,
 ) -> ConversationOutcome:
     """Apply the professional-initiates rule to one sender and one local recipient.
 
     ``conversations`` are those between the patient and the professional-side
     mailbox of this pair plus any the message refers to (so a reply to another
-    professional's conversation is recognised).
+    professional's conversation is recognised). ``document``: the message is a one-off
+    document the portal built for a patient sender.
     """
     if sender.is_patient:
-        return decide_patient_message(sender, recipient, message, conversations)
+        return decide_patient_message(sender, recipient, message, conversations, document)
     if recipient.is_patient and sender.is_professional_side:
         return decide_professional_message(sender, recipient, message, conversations)
     return ConversationOutcome(OK)
@@ -111,10 +116,14 @@ def decide_patient_message(
     recipient: MailboxFacts,
     message: MessageFacts,
     conversations: Sequence[ConversationFacts],
+    document: PatientDocumentFacts | None = None,
 ) -> ConversationOutcome:
-    """A patient's message: a reply inside an open conversation, or the pharmacy exception."""
+    """A patient's message: a reply inside an open conversation, the pharmacy exception, or a
+    one-off document (which opens nothing)."""
     if recipient.is_patient:
         return ConversationOutcome(PATIENT_TO_PATIENT)
+    if document is not None:
+        return ConversationOutcome(decide_patient_document(recipient, document))
     referenced = message.referenced_ids
     mine = [c for c in conversations if c.patient_mailbox_id == sender.id]
     replied_to = [c for c in mine if c.message_ids & referenced]

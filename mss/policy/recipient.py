@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from mss.policy.conversation import PATIENT_TO_PATIENT, conversation_closed
 from mss.policy.decision import OK, Decision, refuse
 from mss.policy.facts import ConversationFacts, MailboxFacts, RecipientFacts, domain_of
+from mss.policy.patient_documents import decide_one_off_recipient
 from mss.policy.vocabulary import MailboxKind, MailboxState, PatientState
 
 
@@ -15,12 +16,14 @@ def decide_recipient(
     sender: MailboxFacts | None,
     recipient: RecipientFacts,
     conversations: Sequence[ConversationFacts] = (),
+    one_off: str = "",
 ) -> Decision:
     """May ``sender`` (None: a user of another operator, via the relay port) write to ``recipient``?
 
     ``conversations`` are the conversations between a patient sender and the
     recipient; they decide the professional-initiates rule at RCPT time (the
-    References are checked once the message is read).
+    References are checked once the message is read). ``one_off``: the kind of one-off
+    document the portal sends for a patient (``mss.policy.patient_documents``).
     """
     if not recipient.local:
         return _decide_remote(sender, recipient)
@@ -45,7 +48,7 @@ def decide_recipient(
             "reçoit que des professionnels de ce hub",
         )
     if sender is not None and sender.is_patient:
-        return decide_patient_recipient(sender, mailbox, conversations)
+        return decide_patient_recipient(sender, mailbox, conversations, one_off)
     return OK
 
 
@@ -105,11 +108,17 @@ def decide_patient_account(
 
 
 def decide_patient_recipient(
-    sender: MailboxFacts, recipient: MailboxFacts, conversations: Sequence[ConversationFacts]
+    sender: MailboxFacts,
+    recipient: MailboxFacts,
+    conversations: Sequence[ConversationFacts],
+    one_off: str = "",
 ) -> Decision:
-    """A patient writes only inside an open conversation, or to a pharmacy (the one exception)."""
+    """A patient writes only inside an open conversation, or to a pharmacy (the one exception);
+    a one-off document the portal builds (the profile summary) follows its own rule."""
     if recipient.is_patient:
         return PATIENT_TO_PATIENT
+    if one_off:
+        return decide_one_off_recipient(recipient, one_off)
     if recipient.kind is MailboxKind.ORG and recipient.pharmacy:
         return OK
     mine = [

@@ -200,7 +200,7 @@ class _Batch:
             conversations = await conversation_facts(
                 self.session, patient.id, professional.id, facts.referenced_ids
             )
-        outcome = decide_conversation(sender, recipient, facts, conversations)
+        outcome = decide_conversation(sender, recipient, facts, conversations, txn.document)
         if not outcome.decision.allowed:
             raise DeliveryRefused(outcome.decision)
         if outcome.action is ConversationAction.OPEN:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mss.mailbox.structure import leaves
+from mss.message import Message
 from mss.policy import MailboxFacts, PeerCertificateFacts, RecipientFacts
+from mss.policy.patient_documents import PatientDocumentFacts
 
 
 @dataclass
@@ -15,6 +18,9 @@ class Sender:
     mailbox: MailboxFacts | None = None
     operator: PeerCertificateFacts | None = None
     channel: str = "submission"  # submission, relay, portal
+    # A one-off document the portal built for a patient (``mss.policy.patient_documents``):
+    # set only by ``Gateway.submit``, never from SMTP.
+    one_off: str = ""
 
     @property
     def actor_kind(self) -> str:
@@ -32,7 +38,22 @@ class Transaction:
     # Each local mailbox's original recipient: the RCPT's ORCPT (RFC 3461 §4.2), else the
     # RCPT TO address as given; the MDN's Original-Recipient (RFC 8098 §3.2.3).
     original_recipients: dict[int, str] = field(default_factory=dict)
+    # The one-off document as DATA read it (the sender named one): what delivery decides on.
+    document: PatientDocumentFacts | None = None
 
     @property
     def local_mailboxes(self) -> list[MailboxFacts]:
         return [r.mailbox for r in self.recipients if r.local and r.mailbox is not None]
+
+
+def one_off_document(parsed: Message, sender: Sender) -> PatientDocumentFacts:
+    """What a one-off document message carries: its PDFs and any other part beyond one text."""
+    parts = [leaf.get("type", "") for leaf in leaves(parsed.structure.parts)]
+    pdfs = parts.count("application/pdf")
+    texts = parts.count("text/plain")
+    return PatientDocumentFacts(
+        kind=sender.one_off,
+        built_by_portal=sender.channel == "portal",
+        pdf_attachments=pdfs,
+        other_attachments=len(parts) - pdfs - min(texts, 1),
+    )

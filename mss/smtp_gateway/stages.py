@@ -55,7 +55,7 @@ from mss.smtp_gateway.content import (
 )
 from mss.smtp_gateway.deadline import within
 from mss.smtp_gateway.delivery import DeliveryReceipt, DeliveryRefused, deliver, prepare
-from mss.smtp_gateway.envelope import Sender, Transaction
+from mss.smtp_gateway.envelope import Sender, Transaction, one_off_document
 from mss.stage_clock import StageClock
 
 log = logging.getLogger("mss.smtp")
@@ -150,7 +150,7 @@ class Gateway:
         cache = None if sender is not None and sender.is_patient else self._recipients
         cached = cache.get(normalize_address(address)) if cache is not None else None
         if cached is not None:
-            return decide_recipient(sender, cached, []), cached
+            return decide_recipient(sender, cached, [], one_off=txn.sender.one_off), cached
         try:
 
             async def lookup() -> tuple[RecipientFacts, list[Any]]:
@@ -165,7 +165,8 @@ class Gateway:
             return replies.DATABASE_UNAVAILABLE, None
         if cache is not None:
             cache.remember(recipient.address, recipient)
-        return decide_recipient(sender, recipient, conversations), recipient
+        decision = decide_recipient(sender, recipient, conversations, one_off=txn.sender.one_off)
+        return decision, recipient
 
     async def _patient_conversations(
         self, session: Any, txn: Transaction, recipient: RecipientFacts
@@ -178,11 +179,18 @@ class Gateway:
         return await conversation_facts(session, sender.id, recipient.mailbox.id)
 
     async def submit(
-        self, sender: MailboxFacts, recipients: list[str], raw: bytes, *, channel: str = "portal"
+        self,
+        sender: MailboxFacts,
+        recipients: list[str],
+        raw: bytes,
+        *,
+        channel: str = "portal",
+        one_off: str = "",
     ) -> Accepted:
         """The whole path for a message written outside SMTP (the patient portal): same
-        decisions."""
-        txn = Transaction(Sender(sender.address, sender, channel=channel))
+        decisions. ``one_off``: the kind of one-off document the portal built (the profile
+        summary), judged by ``mss.policy.patient_documents`` instead of opening a conversation."""
+        txn = Transaction(Sender(sender.address, sender, channel=channel, one_off=one_off))
         for address in recipients:
             decision, recipient = await self.check_recipient(txn, address)
             if not decision.allowed or recipient is None:
@@ -214,6 +222,8 @@ class Gateway:
             header = decide_relay_from_header(sender.mail_from, parsed.facts.from_addresses)
         if not header.allowed:
             return Accepted(header)
+        if sender.one_off:
+            txn.document = one_off_document(parsed, sender)
         locals_ = txn.local_mailboxes
         limits = self.settings.limits
         size = decide_size(

@@ -14,7 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mss.agenda import store
 from mss.agenda.models import Appointment
 from mss.agenda.replies import ANSWERS, answer_convocation
+from mss.agenda.sharing import share_facts
+from mss.directory.store import patient_by_id
 from mss.errors import InvalidInput
+from mss.policy.agenda import AgendaSharing
 from mss.web import SERVICES
 from portal.context import db_of, now_of, settings_of, visit
 from portal.messages import Directory
@@ -30,6 +33,11 @@ NOTICES = {
     "rappel": "Le rappel est enregistré : vous serez prévenu le jour venu.",
     "rappel-fait": "Le rappel est marqué comme fait.",
     "rappel-supprime": "Le rappel est supprimé.",
+}
+SHARING_LABELS = {
+    AgendaSharing.NONE: "personne",
+    AgendaSharing.AUTHORISED: "les professionnels autorisés",
+    AgendaSharing.CHOSEN: "les professionnels choisis",
 }
 RESPONSE_LABELS = {
     "needs-action": "En attente de votre réponse",
@@ -70,6 +78,9 @@ async def _page(request: web.Request, status: int = 200, **extra: Any) -> web.Re
     now = now_of(request)
     async with db_of(request).read() as session:
         view = await store.agenda_of(session, _space_id(request), now)
+        space = await patient_by_id(session, _space_id(request))
+        assert space is not None
+        sharing = (await share_facts(session, space)).sharing
     notice = NOTICES.get(request.query.get("fait", ""), "")
     return await render(
         request,
@@ -77,6 +88,7 @@ async def _page(request: web.Request, status: int = 200, **extra: Any) -> web.Re
         {
             "title": "Mon agenda",
             "view": view,
+            "sharing_label": SHARING_LABELS[sharing],
             "notice": notice,
             "responses": RESPONSE_LABELS,
             "kinds": store.REMINDER_KINDS,

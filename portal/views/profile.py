@@ -18,6 +18,7 @@ from portal.pages import actor, redirect, render, signed_in
 from portal.professionals import ProfessionalCard, cards_for
 
 NOTICES = {
+    "envoye": "Le résumé de votre profil a été envoyé à {name}.",
     "ajoute": "L'information est ajoutée à votre profil.",
     "supprime": "L'information est supprimée.",
 }
@@ -63,7 +64,9 @@ async def _page(request: web.Request, status: int = 200, **extra: Any) -> web.Re
             "items": items,
             "authors": authors,
             "categories": store.CATEGORIES,
-            "notice": NOTICES.get(request.query.get("fait", ""), ""),
+            "notice": NOTICES.get(request.query.get("fait", ""), "").format(
+                name=request.query.get("a", "")[:200] or "ce professionnel"
+            ),
             "form": {},
             **extra,
         },
@@ -120,22 +123,26 @@ async def remove_item(request: web.Request) -> web.StreamResponse:
     return redirect("/profil?fait=supprime")
 
 
-@signed_in
-async def summary_pdf(request: web.Request) -> web.StreamResponse:
-    state = visit(request)
-    space = state.space
+async def summary_of(request: web.Request) -> bytes:
+    """The space's profile summary as PDF/A (``mss.profile.pdf``); raises ``FontMissing``."""
+    space = visit(request).space
     assert space is not None
     async with db_of(request).read() as session:
         items = await store.profile_of(session, space.id)
+    return await asyncio.to_thread(
+        profile_pdf,
+        name=space.display_name,
+        birth_date=space.birth_date,
+        ins=space.ins,
+        items=items,
+        now=now_of(request),
+    )
+
+
+@signed_in
+async def summary_pdf(request: web.Request) -> web.StreamResponse:
     try:
-        data = await asyncio.to_thread(
-            profile_pdf,
-            name=space.display_name,
-            birth_date=space.birth_date,
-            ins=space.ins,
-            items=items,
-            now=now_of(request),
-        )
+        data = await summary_of(request)
     except FontMissing as missing:
         return await _page(
             request, 503, error=f"Le résumé ne peut pas être créé : {missing.sentence}"

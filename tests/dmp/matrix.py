@@ -86,3 +86,9 @@ PROFILE_WRITE = {
     "break_glass": 403,
     "break_glass_opposed": 403,
 }
+
+# The shared agenda, shared with every authorised professional: who reads it (FHIR search and
+# .ics feed; by id a refusal reads as absent, 404) and who adds to it (201). Break-glass opens
+# no agenda: the rule is the record's authorisation, and the patient's sharing choice.
+AGENDA_READ = {role: 200 if role in ("authorised", "treating") else 403 for role in ROLES[2:]}
+AGENDA_ADD = {role: 201 if status == 200 else status for role, status in AGENDA_READ.items()}

@@ -1,5 +1,6 @@
 """The role x action table through the MHD API over TLS: list (documents and dispensations), read,
-deposit, replace; zero leaks (the profile's rows: tests/dmp/test_clinical_api.py).
+deposit, replace, and the shared agenda (read as FHIR and .ics, add); zero leaks (the profile's
+rows: tests/dmp/test_clinical_api.py).
 
 Every answer validates with fhir.resources (R4B); a hidden document answers
 exactly like a document that does not exist.
@@ -15,11 +16,25 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.documentreference import DocumentReference
 from fhir.resources.R4B.operationoutcome import OperationOutcome
+from sqlalchemy import select
 
 from dmp_bridge.access import Viewer
 from dmp_bridge.consent_store import set_break_glass_opposition
+from mss.agenda.models import Appointment
+from mss.policy.agenda import AgendaSharing
+from tests.dmp.agenda_world import (
+    AGENDA_SEARCH,
+    CONVOCATION,
+    FEED,
+    OWN,
+    fill_agenda,
+    new_appointment,
+    share,
+)
 from tests.dmp.conftest import Api
 from tests.dmp.matrix import (
+    AGENDA_ADD,
+    AGENDA_READ,
     DEPOSIT,
     DOCUMENTS,
     LIST_REFUSED,
@@ -175,3 +190,28 @@ async def test_role_matrix_through_the_api(api: Api, role: str) -> None:
     )
     assert status == REPLACE[role], body
     outcome(body)
+
+
+@pytest.mark.parametrize("role", PROFESSIONAL_ROLES)
+async def test_agenda_matrix_through_the_api(api: Api, role: str) -> None:
+    await _oppose(api, role)
+    ids = await fill_agenda(api.world)
+    await share(api.world, AgendaSharing.AUTHORISED)
+    reason = REASON if role.startswith("break_glass") else None
+    expected = AGENDA_READ[role]
+    for path in (AGENDA_SEARCH, FEED, f"/fhir/Appointment/{ids['convocation']}"):
+        status, body, _ = await api.call("GET", path, role=role, reason=reason)
+        by_id = "/fhir/Appointment/" in path
+        assert status == (404 if by_id and expected != 200 else expected), (role, path, body)
+        if status != 200:
+            assert CONVOCATION.encode() not in body and OWN.encode() not in body
+            assert b"irm-42" not in body and outcome(body)
+    status, body, _ = await api.call(
+        "POST", "/fhir/Appointment", role=role, reason=reason, json=new_appointment()
+    )
+    assert status == AGENDA_ADD[role], body
+    async with api.world.db.read() as session:
+        added = (
+            await session.scalars(select(Appointment).where(Appointment.origin == "professional"))
+        ).all()
+    assert len(added) == (1 if status == 201 else 0)

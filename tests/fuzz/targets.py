@@ -554,6 +554,19 @@ def _profile_seeds() -> list[bytes]:
     return [json.dumps(allergy).encode(), json.dumps(statement).encode()]
 
 
+def fhir_appointment(data: bytes) -> object:
+    """A professional's new Appointment for a shared agenda, read before any database work."""
+    from dmp_bridge.fhir_appointment_resources import parse_new_appointment
+
+    return parse_new_appointment(_json_body(data))
+
+
+def _appointment_seeds() -> list[bytes]:
+    from tests.dmp.agenda_world import new_appointment
+
+    return [json.dumps(new_appointment()).encode()]
+
+
 def fhir_directory(data: bytes) -> object:
     """A directory import file (Practitioner, PractitionerRole, Organization or a Bundle)."""
     from mss.directory.import_fhir import parse_fhir
@@ -794,6 +807,14 @@ def _targets() -> dict[str, Target]:
         ),
         Target(
             "fhir_profile", fhir_profile, refused["fhir"], _profile_seeds, JSON_TOKENS, JSON_NESTING
+        ),
+        Target(
+            "fhir_appointment",
+            fhir_appointment,
+            refused["fhir"],
+            _appointment_seeds,
+            JSON_TOKENS,
+            JSON_NESTING,
         ),
         Target(
             "fhir_directory",

@@ -1,5 +1,5 @@
 """FHIR JSON bodies: the ITI-65 provide Bundle, an AllergyIntolerance or MedicationStatement to
-record, and the directory import file.
+record, a new Appointment and the directory import file.
 
 Property: read, or refused with the API's or the importer's error and a sentence; a refused
 directory import writes nothing.
@@ -37,6 +37,12 @@ def test_provide_bundle_is_read_or_refused(data: bytes) -> None:
 @example(b'{"resourceType": "AllergyIntolerance", "note": [{"text": 7}]}')
 def test_profile_resource_is_read_or_refused(data: bytes) -> None:
     check("fhir_profile", data)
+
+
+@given(inputs("fhir_appointment"))
+@example(HUGE_INTEGER)
+def test_new_appointment_is_read_or_refused(data: bytes) -> None:
+    check("fhir_appointment", data)
 
 
 @fuzz_settings(100)
