@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dmp_bridge import pro_login
 from dmp_bridge.access import DmpRefused, Viewer, audit
 from dmp_bridge.api_auth import (
     REALM,
@@ -94,10 +95,10 @@ def fhir_response(body: dict[str, Any], status: int = 200) -> web.Response:
     )
 
 
-def refusal(status: int, code: str, text: str) -> web.Response:
+def refusal(status: int, code: str, text: str, challenge: str = REALM) -> web.Response:
     response = fhir_response(operation_outcome(code, text), status)
     if status == 401:
-        response.headers["WWW-Authenticate"] = REALM
+        response.headers["WWW-Authenticate"] = challenge
     return response
 
 
@@ -110,6 +111,7 @@ def _outcomes(handler: Handler) -> Handler:
         except FhirInputError as exc:
             if isinstance(exc, Unauthenticated):
                 exc = await count_failed_login(request, exc)
+                return refusal(exc.status, exc.code, exc.text, exc.challenge)
             return refusal(exc.status, exc.code, exc.text)
         except DmpRefused as exc:
             decision = exc.decision
@@ -376,3 +378,4 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/fhir/Binary/{id}", _outcomes(retrieve))
     app.router.add_post("/fhir", _outcomes(provide))
     app.router.add_post("/fhir/", _outcomes(provide))
+    pro_login.setup(app)
