@@ -63,8 +63,8 @@ def _page(title: str, body: str, *, status: int = 200) -> web.Response:
 </head>
 <body>
   <header class="site-header"><div class="bar"><p class="brand">
-    <a href="/pro">Messagerie santé · Espace professionnel</a></p></div></header>
-  <main id="contenu" class="page">
+    <a href="/pro">Messagerie santé</a></p></div></header>
+  <main id="contenu">
     <h1>{html.escape(title)}</h1>
 {body}
   </main>
@@ -86,7 +86,7 @@ def _page(title: str, body: str, *, status: int = 200) -> web.Response:
 
 def _refusal_page(decision: Decision) -> web.Response:
     body = (
-        f'    <p class="error" role="alert">{html.escape(decision.sentence_fr)}</p>\n'
+        f'    <p class="message error" role="alert">{html.escape(decision.sentence_fr)}</p>\n'
         '    <p><a class="button" href="/pro/connexion">Recommencer la connexion</a></p>'
     )
     status = decision.status if decision.status >= 400 else 403
@@ -111,14 +111,14 @@ async def home(request: web.Request) -> web.StreamResponse:
             )
         if row is not None and professional is not None:
             until = paris_time(row.expires_at)
-            body = f"""    <p class="notice" role="status">Vous êtes connecté(e) :
+            body = f"""    <p class="message notice" role="status">Vous êtes connecté(e) :
       <strong>{html.escape(professional.display_name)}</strong>,
       RPPS {html.escape(_rpps(professional.id_nat))}.</p>
     <p>Connexion par Pro Santé Connect (niveau {html.escape(row.acr or "non précisé")}),
       valable jusqu'à {until} (heure de Paris).</p>
-    <p>Votre logiciel peut lire les documents du DMP de vos patients avec cette connexion
+    <p>Avec cette connexion, ce navigateur ouvre les documents du DMP de vos patients
       (API documentaire, <code>/fhir/DocumentReference</code>), selon leurs choix de
-      consentement.</p>
+      consentement. Votre logiciel, lui, présente son jeton Pro Santé Connect.</p>
     <form method="post" action="/pro/deconnexion">
       <input type="hidden" name="csrf" value="{html.escape(row.csrf_token)}">
       <button type="submit">Se déconnecter</button>
@@ -275,7 +275,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
         ):
             return _page(
                 "Requête refusée",
-                '    <p class="error" role="alert">Ce formulaire n\'a pas été reconnu : '
+                '    <p class="message error" role="alert">Ce formulaire n\'a pas été reconnu : '
                 "rien n'a été fait. Rechargez la page et recommencez.</p>",
                 status=403,
             )

@@ -2,8 +2,9 @@
 
 - Discovery (OpenID Connect Discovery 1.0 §4): ``<issuer>/.well-known/openid-configuration``,
   whose ``issuer`` must be the configured one exactly (§4.3), kept ``jwks_cache_seconds``.
-- Keys: the provider's JWKS, kept as long; a token signed with a ``kid`` not in it fetches
-  the set again at once (key rotation), at most once every ``KEY_REFRESH_SECONDS``.
+- Keys: the provider's JWKS, kept as long; a token whose ``kid`` is not in it, or whose
+  signature the keys kept do not verify, fetches the set again at once (key rotation, also
+  for a provider without kids), at most once every ``KEY_REFRESH_SECONDS``.
 - The authorization code flow (OpenID Connect Core 1.0 §3.1) with ``state``, ``nonce``,
   PKCE S256 (RFC 7636) and ``acr_values``; the code is exchanged with client_secret_basic.
 - ID tokens (Core §3.1.3.7) and JWT access tokens: the JWS signature (RFC 7515; RS256 or
@@ -352,20 +353,13 @@ class RelyingParty:
             raise _refused(TOKEN_MALFORMED, str(exc) or type(exc).__name__) from None
         if header.get("alg") not in ALGORITHMS:
             raise _refused(TOKEN_MALFORMED, f"algorithm {header.get('alg')!r} is not accepted")
-        keys = await self.keys()
         kid = header.get("kid")
         try:
-            keys.get_by_kid(kid)
-        except InvalidKeyIdError:
-            keys = await self.keys(refresh=True)
-        try:
-            decoded = jwt.decode(token, keys, algorithms=list(ALGORITHMS))
-        except InvalidKeyIdError:
-            raise _refused(TOKEN_UNKNOWN_KEY, f"kid {kid!r}") from None
-        except BadSignatureError:
-            raise _refused(TOKEN_BAD_SIGNATURE) from None
-        except (DecodeError, JoseError, ValueError) as exc:
-            raise _refused(TOKEN_MALFORMED, str(exc) or type(exc).__name__) from None
+            decoded = self._decode(token, await self.keys(), kid, final=False)
+        except (InvalidKeyIdError, BadSignatureError):
+            # The keys kept may predate a rotation (a new kid, or a provider without kids):
+            # fetch them again, at most once every KEY_REFRESH_SECONDS, and try once more.
+            decoded = self._decode(token, await self.keys(refresh=True), kid, final=True)
         claims = decoded.claims
         registry = jwt.JWTClaimsRegistry(
             now=lambda: int(self.clock()),
@@ -387,6 +381,21 @@ class RelyingParty:
         except MissingClaimError as exc:
             raise _refused(TOKEN_MALFORMED, f"missing claim {exc.claim}") from None
         return claims
+
+    def _decode(self, token: str, keys: KeySet, kid: object, *, final: bool) -> jwt.Token:
+        """The JWS checked with ``keys``; a key or signature failure is the refusal if ``final``."""
+        try:
+            return jwt.decode(token, keys, algorithms=list(ALGORITHMS))
+        except InvalidKeyIdError:
+            if not final:
+                raise
+            raise _refused(TOKEN_UNKNOWN_KEY, f"kid {kid!r}") from None
+        except BadSignatureError:
+            if not final:
+                raise
+            raise _refused(TOKEN_BAD_SIGNATURE) from None
+        except (DecodeError, JoseError, ValueError) as exc:
+            raise _refused(TOKEN_MALFORMED, str(exc) or type(exc).__name__) from None
 
     def _check_audience(self, claims: Mapping[str, Any], *, id_token: bool) -> None:
         """Core §3.1.3.7 (2-5): our client among the audiences; with several, ``azp`` is us.

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
-from base64 import urlsafe_b64encode
+from base64 import urlsafe_b64decode, urlsafe_b64encode
 from collections.abc import AsyncIterator, Iterator
 from urllib.parse import parse_qs, urlsplit
 
@@ -241,8 +241,6 @@ async def test_claims_changed_under_a_real_signature_are_refused(
 
 
 def _unb64(part: str) -> bytes:
-    from base64 import urlsafe_b64decode
-
     return urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
 
