@@ -218,7 +218,8 @@ def _provider_error(request: web.Request) -> Decision:
     error = request.query.get("error", "")
     described = request.query.get("error_description", "")
     detail = f"{error}: {described}" if described else error
-    return token_refused(PROVIDER_ERROR, detail[:200])
+    printable = "".join(c if c.isprintable() else " " for c in detail[:200])
+    return token_refused(PROVIDER_ERROR, printable)
 
 
 async def _refused(

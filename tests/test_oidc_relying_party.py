@@ -136,3 +136,17 @@ async def test_a_kid_the_provider_never_published_is_refused() -> None:
     with pytest.raises(OidcRefused) as refused:
         await rp.verify_bearer(token)
     assert refused.value.decision.reason == TOKEN_UNKNOWN_KEY
+
+
+async def test_doctor_says_whether_the_provider_answers() -> None:
+    from mss.config import Settings
+    from mss.doctor import check_oidc
+
+    settings = Settings()
+    assert (await check_oidc(settings)).ok  # off
+    with running_provider() as provider:
+        settings.oidc = Oidc(issuer=provider.url, client_id=CLIENT_ID)
+        check = await check_oidc(settings)
+    assert check.ok and "discovery and 1 signing key(s)" in check.line
+    check = await check_oidc(settings)  # stopped
+    assert not check.ok and "cannot be reached" in check.line
