@@ -11,7 +11,7 @@
   ES256 only, never ``none`` or an HMAC) checked with joserfc, then ``iss``, ``aud`` (and
   ``azp`` when there are several audiences), ``exp``, ``nbf``/``iat`` with
   ``leeway_seconds``, and the login's ``nonce``. An opaque access token is asked of the
-  provider: token introspection (RFC 7662) when it has an endpoint, else userinfo.
+  provider's userinfo endpoint (Core §5.3): its answer, or its refusal, is the check.
 
 Each failure raises ``OidcRefused`` with the refusal of ``mss.policy.professional_login``
 naming what failed (wrong issuer, expired, bad signature...). Who the token names, and
@@ -92,7 +92,6 @@ class ProviderMetadata:
     token_endpoint: str
     jwks_uri: str
     userinfo_endpoint: str = ""
-    introspection_endpoint: str = ""
 
 
 @dataclass(frozen=True)
@@ -111,7 +110,7 @@ class VerifiedToken:
 
     claims: dict[str, Any]
     identity: OidcIdentity
-    kind: str  # id_token, access_token (JWT), introspection, userinfo
+    kind: str  # id_token, access_token (JWT), userinfo
 
 
 @dataclass
@@ -215,7 +214,6 @@ class RelyingParty:
             text("token_endpoint"),
             text("jwks_uri"),
             text("userinfo_endpoint"),
-            text("introspection_endpoint"),
         )
 
     def _fresh(self, at: float) -> bool:
@@ -307,7 +305,7 @@ class RelyingParty:
 
     async def verify_bearer(self, token: str) -> VerifiedToken:
         """A bearer token sent to the document API: a JWT (ID token or access token) is
-        verified here; an opaque one is asked of the provider."""
+        verified here; an opaque one is asked of the provider's userinfo endpoint."""
         token = token.strip()
         if token.count(".") == 2:
             claims = await self._verify_jwt(token)
@@ -317,8 +315,6 @@ class RelyingParty:
         if not token or len(token) > 4096 or not token.isascii() or not token.isprintable():
             raise _refused(TOKEN_MALFORMED, "not a token")
         metadata = await self.metadata()
-        if metadata.introspection_endpoint:
-            return await self._introspect(metadata, token)
         if not metadata.userinfo_endpoint:
             raise _refused(TOKEN_MALFORMED, "an opaque token, and the provider has no userinfo")
         status, answer = await self._get_json(
@@ -331,20 +327,6 @@ class RelyingParty:
         if status >= 400 or not isinstance(answer, dict) or not isinstance(answer.get("sub"), str):
             raise _refused(PROVIDER_UNAVAILABLE, f"userinfo answered HTTP {status}")
         return VerifiedToken(answer, self.identity(answer), "userinfo")
-
-    async def _introspect(self, metadata: ProviderMetadata, token: str) -> VerifiedToken:
-        _, answer = await self._get_json(
-            metadata.introspection_endpoint, data={"token": token}, headers=self._client_auth()
-        )
-        if not isinstance(answer, dict) or answer.get("active") is not True:
-            raise _refused(TOKEN_INACTIVE)
-        issuer = answer.get("iss", self.issuer)
-        if issuer != self.issuer:
-            raise _refused(TOKEN_WRONG_ISSUER, str(issuer))
-        exp = answer.get("exp")
-        if isinstance(exp, int | float) and exp <= self.clock() - self.settings.leeway_seconds:
-            raise _refused(TOKEN_EXPIRED, _utc(exp))
-        return VerifiedToken(answer, self.identity(answer), "introspection")
 
     async def _verify_jwt(self, token: str) -> dict[str, Any]:
         try:

@@ -21,7 +21,9 @@ from mss.policy.professional_login import (
     PROVIDER_UNAVAILABLE,
     TOKEN_MALFORMED,
     TOKEN_NONCE,
+    TOKEN_NOT_YET_VALID,
     TOKEN_UNKNOWN_KEY,
+    TOKEN_WRONG_AUDIENCE,
     TOKEN_WRONG_ISSUER,
 )
 from tests.dmp.oidc_world import CLIENT_ID, claims_of, free_port, running_provider
@@ -150,3 +152,50 @@ async def test_doctor_says_whether_the_provider_answers() -> None:
     assert check.ok and "discovery and 1 signing key(s)" in check.line
     check = await check_oidc(settings)  # stopped
     assert not check.ok and "cannot be reached" in check.line
+
+
+def _es256(claims: dict[str, object]) -> tuple[RelyingParty, str]:
+    key = ECKey.generate_key("P-256", parameters={"kid": "ec1"})
+    return _with_keys(KeySet([key])), jwt.encode({"alg": "ES256", "kid": "ec1"}, claims, key)
+
+
+async def test_a_jwt_access_token_for_the_resource_with_us_as_azp_is_accepted() -> None:
+    """Keycloak (Pro Santé Connect) access tokens: aud names the resource, azp the client."""
+    rp, token = _es256(_claims() | {"aud": "account", "azp": CLIENT_ID})
+    verified = await rp.verify_bearer(token)
+    assert verified.kind == "access_token" and verified.identity.id_nat == ID_NAT
+    with pytest.raises(OidcRefused) as refused:  # never as an ID token
+        await rp.verify_id_token(token, nonce=None)
+    assert refused.value.decision.reason == TOKEN_WRONG_AUDIENCE
+
+
+@pytest.mark.parametrize(
+    "audience",
+    [
+        {"aud": "account", "azp": "another-service"},
+        {"aud": [CLIENT_ID, "another-service"], "azp": "another-service"},
+        {"aud": []},
+    ],
+)
+async def test_a_token_for_someone_else_is_refused(audience: dict[str, object]) -> None:
+    rp, token = _es256(_claims() | audience)
+    with pytest.raises(OidcRefused) as refused:
+        await rp.verify_bearer(token)
+    assert refused.value.decision.reason == TOKEN_WRONG_AUDIENCE
+
+
+async def test_a_token_not_valid_yet_is_refused() -> None:
+    rp, token = _es256(_claims() | {"nbf": int(time.time()) + 600})
+    with pytest.raises(OidcRefused) as refused:
+        await rp.verify_bearer(token)
+    decision = refused.value.decision
+    assert decision.reason == TOKEN_NOT_YET_VALID and "not valid before" in decision.sentence
+
+
+async def test_a_token_without_exp_is_refused() -> None:
+    claims = _claims()
+    del claims["exp"]
+    rp, token = _es256(claims)
+    with pytest.raises(OidcRefused) as refused:
+        await rp.verify_bearer(token)
+    assert refused.value.decision.sentence.endswith("missing claim exp")

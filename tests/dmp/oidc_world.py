@@ -12,8 +12,9 @@ at, so ``http://127.0.0.1:<port>`` issues tokens of another issuer with the same
 Chosen over ``pyop`` (a provider library with no server: we would have written the HTTP
 side) and ``django-oidc-provider`` (a Django project and database to set up). What it does
 not do: it ignores ``code_challenge`` (its Authlib grant has no PKCE extension), so the
-tests check our PKCE pair themselves; it has no introspection endpoint, so opaque access
-tokens are checked through its userinfo endpoint.
+tests check our PKCE pair themselves; its access tokens are opaque, so the hub checks them
+at its userinfo endpoint (JWT access tokens, as Pro Santé Connect's, are checked with keys
+made in ``tests/test_oidc_relying_party.py``).
 """
 
 from __future__ import annotations
