@@ -38,6 +38,7 @@ from dmp_bridge.api_auth import (
     Unauthenticated,
     authenticate,
     count_failed_login,
+    verify_bearer_first,
     viewer_of,
 )
 from dmp_bridge.cda import read_cda_header
@@ -146,6 +147,7 @@ async def _in_transaction(
     request: web.Request, work: Callable[[AsyncSession, Caller], Awaitable[T]]
 ) -> T:
     """Authenticate and run ``work`` in one transaction; a refusal still commits its audit event."""
+    await verify_bearer_first(request)
     async with request.app[DB].write() as session:
         caller = await authenticate(request, session)
         try:
@@ -290,6 +292,7 @@ async def provide(request: web.Request) -> web.StreamResponse:
     except JsonRefused as refused:
         raise FhirInputError(400, "invalid", refused.sentence) from None
     provided = parse_provide_bundle(body)
+    await verify_bearer_first(request)
     try:
         async with request.app[DB].write() as session:
             caller = await authenticate(request, session)

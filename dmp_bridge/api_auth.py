@@ -39,7 +39,7 @@ from mss.directory.models import MailboxKind, MailboxState, Organisation, Profes
 from mss.directory.store import find_professional_by_id_nat, rehash_mailbox_password
 from mss.login_throttle import Attempt, LoginThrottle
 from mss.logins import Login, log_in
-from mss.oidc import OidcRefused
+from mss.oidc import OidcRefused, VerifiedToken
 from mss.policy import Decision
 from mss.policy.professional_login import NOT_CONFIGURED, OidcIdentity
 from mss.web import DB, SERVICES, SETTINGS
@@ -47,6 +47,7 @@ from mss.web import DB, SERVICES, SETTINGS
 BREAK_GLASS_HEADER = "X-Break-Glass-Reason"
 REALM = 'Basic realm="MSS DMP", charset="UTF-8"'
 BEARER_REALM = 'Bearer realm="MSS DMP", error="invalid_token"'  # RFC 6750 §3
+BEARER = web.RequestKey("oidc_bearer", VerifiedToken)  # the request's verified Bearer token
 
 log = logging.getLogger(__name__)
 
@@ -173,20 +174,37 @@ async def _by_password(request: web.Request, session: AsyncSession) -> Caller | 
     return Caller(professional, await _organisation(session, professional), "password")
 
 
-async def _by_bearer(request: web.Request, session: AsyncSession) -> Caller | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer":
-        return None
+async def verify_bearer_first(request: web.Request) -> None:
+    """Check a Bearer token before the request's transaction opens: the provider may be asked
+    (keys, userinfo), and no database transaction waits on the network meanwhile."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or BEARER in request:
+        return
     try:
-        party = relying_party(request.app)
-        verified = await party.verify_bearer(token)
-        professional = await professional_of(
-            session, verified.identity, tuple(party.settings.acr_values)
-        )
+        request[BEARER] = await relying_party(request.app).verify_bearer(token)
     except OidcRefused as refused:
         log.warning(
             "document API: bearer token refused from %s: %s",
+            request.remote,
+            refused.decision.reason,
+        )
+        raise oidc_refusal(refused.decision) from None
+
+
+async def _by_bearer(request: web.Request, session: AsyncSession) -> Caller | None:
+    scheme = request.headers.get("Authorization", "").partition(" ")[0]
+    if scheme.lower() != "bearer":
+        return None
+    await verify_bearer_first(request)  # done already by the API's handlers
+    try:
+        party = relying_party(request.app)
+        professional = await professional_of(
+            session, request[BEARER].identity, tuple(party.settings.acr_values)
+        )
+    except OidcRefused as refused:
+        log.warning(
+            "document API: bearer token of %s refused from %s: %s",
+            request[BEARER].identity.id_nat,
             request.remote,
             refused.decision.reason,
         )

@@ -24,6 +24,7 @@ import aiohttp
 import pytest
 from sqlalchemy import select, update
 
+from dmp_bridge.models import DmpDocument
 from dmp_bridge.pro_sessions import COOKIE, ProfessionalSession
 from mss.audit import AuditEvent
 from mss.directory.models import Mailbox, MailboxState
@@ -191,6 +192,27 @@ async def test_bearer_id_token_and_opaque_access_token_read_the_record(
     assert status == 200 and _titles(body) == VISIBLE["authorised"]
     status, body, _ = await _bearer(hub, tokens["access_token"])  # userinfo answers for it
     assert status == 200 and _titles(body) == VISIBLE["authorised"]
+
+
+async def test_a_bearer_token_deposits_in_the_professionals_name(
+    hub: Api, provider: Provider, world: World
+) -> None:
+    await provider.user("dr-authorised", **claims_of(AUTHORISED))
+    token = (await provider.tokens("dr-authorised"))["id_token"]
+    status, body, _ = await hub.call(
+        "POST",
+        "/fhir",
+        json=provide_bundle(title="Lettre de liaison", unique="901"),
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert status == 200, body
+    async with world.db.read() as session:
+        authors = (
+            await session.scalars(
+                select(DmpDocument.author_id_nat).where(DmpDocument.title == "Lettre de liaison")
+            )
+        ).all()
+    assert authors == [AUTHORISED]
 
 
 async def _refused_bearer(api: Api, token: str) -> tuple[int, str, dict[str, str]]:
