@@ -13,6 +13,7 @@ authentication level, a revoked access token.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import html
 import json
@@ -27,6 +28,7 @@ from sqlalchemy import select, update
 from dmp_bridge.models import DmpDocument
 from dmp_bridge.pro_sessions import COOKIE, ProfessionalSession
 from mss.audit import AuditEvent
+from mss.db import utcnow
 from mss.directory.models import Mailbox, MailboxState
 from tests.dmp.conftest import Api, World
 from tests.dmp.matrix import DOCUMENTS, ID_NATS, VISIBLE
@@ -403,3 +405,42 @@ async def test_without_oidc_a_bearer_is_401_with_the_basic_challenge(api: Api) -
     status, body, headers = await _bearer(api, "a.b.c")
     assert status == 401 and "not configured" in outcome(body)
     assert headers["WWW-Authenticate"].startswith("Basic")
+
+
+async def _age_sessions(world: World) -> None:
+    async with world.db.write() as session:
+        await session.execute(
+            update(ProfessionalSession).values(expires_at=utcnow() - dt.timedelta(seconds=1))
+        )
+
+
+async def test_a_login_older_than_ten_minutes_is_refused(
+    hub: Api, browser: Browser, provider: Provider, world: World
+) -> None:
+    await provider.user("dr-authorised", **claims_of(AUTHORISED))
+    back = await provider.consent(await browser.start(), "dr-authorised")
+    await _age_sessions(world)
+    status, page, _ = await browser.get(back)
+    assert status == 400 and "plus de 10 minutes" in page
+
+
+async def test_an_expired_session_reads_nothing(
+    hub: Api, browser: Browser, provider: Provider, world: World
+) -> None:
+    await provider.user("dr-authorised", **claims_of(AUTHORISED))
+    await _log_in(browser, provider, "dr-authorised")
+    await _age_sessions(world)
+    assert (await browser.get(SEARCH))[0] == 401
+    status, page, _ = await browser.get("/pro")
+    assert status == 200 and "Se connecter avec Pro Santé Connect" in page
+
+
+async def test_without_oidc_the_pro_page_says_it_is_not_open(api: Api) -> None:
+    browser = Browser(api)
+    try:
+        status, page, _ = await browser.get("/pro")
+        assert status == 404 and "n'est pas ouverte sur ce service" in page
+        status, page, _ = await browser.get("/pro/connexion")
+        assert status == 404
+    finally:
+        await browser.close()
