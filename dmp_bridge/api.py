@@ -34,9 +34,9 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dmp_bridge import clinical_api, fhir_appointments
+from dmp_bridge import clinical_api, fhir_appointments, pro_login
 from dmp_bridge.access import DmpRefused, Viewer, audit
-from dmp_bridge.api_auth import Caller, authenticate, viewer_of
+from dmp_bridge.api_auth import Caller, authenticate, verify_bearer_first, viewer_of
 from dmp_bridge.api_common import (
     SANDBOX,
     base_url,
@@ -210,6 +210,7 @@ async def provide(request: web.Request) -> web.StreamResponse:
     except JsonRefused as refused:
         raise FhirInputError(400, "invalid", refused.sentence) from None
     provided = parse_provide_bundle(body)
+    await verify_bearer_first(request)
     try:
         async with request.app[DB].write() as session:
             caller = await authenticate(request, session)
@@ -304,3 +305,4 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/fhir/", outcomes(provide))
     clinical_api.setup(app)
     fhir_appointments.setup(app)
+    pro_login.setup(app)

@@ -1,4 +1,5 @@
-"""Who calls the document API: a professional, by TLS client certificate or by mailbox credentials.
+"""Who calls the document API: a professional, by TLS client certificate, by mailbox credentials,
+or by an OpenID Connect login (Pro Santé Connect style).
 
 A client certificate must chain to the trust anchors for TLS client
 authentication (dates, EKU, CRLs: ``verify_peer``) and name an idNat in its
@@ -7,8 +8,12 @@ password, by the login every protocol shares (``mss.logins``, in the request's
 transaction) and under its throttle (``mss.policy.login``:
 while an account is locked from an address, or must wait, even the right
 password is 401 with the sentence saying until when); the mailbox's
-professional is the caller. Anything else is 401,
-a valid identity that is not a known professional is 403.
+professional is the caller. ``Authorization: Bearer <token>`` takes an ID token or access
+token of the configured provider (``[oidc]``, ``mss.oidc``: signature, issuer, audience,
+expiry; an opaque token is asked of the provider), and a GET may come with the
+browser session of a ``/pro`` login (``dmp_bridge.pro_login``): the idNat of the token
+is the caller, if ``decide_oidc_professional`` lets it act as that professional.
+Anything else is 401, a valid identity that is not a known professional is 403.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ from dataclasses import dataclass
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dmp_bridge import pro_sessions
 from dmp_bridge.access import Viewer
 from dmp_bridge.fhir_documents import FhirInputError
+from dmp_bridge.oidc_auth import professional_of, relying_party
 from mss.crypto.certificates import id_nat_from_subject
 from mss.crypto.tls import peer_certificate, verify_peer
 from mss.crypto.trust import TrustStore
@@ -32,10 +39,15 @@ from mss.directory.models import MailboxKind, MailboxState, Organisation, Profes
 from mss.directory.store import find_professional_by_id_nat, rehash_mailbox_password
 from mss.login_throttle import Attempt, LoginThrottle
 from mss.logins import Login, log_in
+from mss.oidc import OidcRefused, VerifiedToken
+from mss.policy import Decision
+from mss.policy.professional_login import NOT_CONFIGURED, OidcIdentity
 from mss.web import DB, SERVICES, SETTINGS
 
 BREAK_GLASS_HEADER = "X-Break-Glass-Reason"
 REALM = 'Basic realm="MSS DMP", charset="UTF-8"'
+BEARER_REALM = 'Bearer realm="MSS DMP", error="invalid_token"'  # RFC 6750 §3
+BEARER = web.RequestKey("oidc_bearer", VerifiedToken)  # the request's verified Bearer token
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +58,30 @@ class Caller:
 
     professional: Professional
     organisation: Organisation | None
-    method: str  # certificate, password
+    method: str  # certificate, password, oidc (a bearer token), oidc_session (a /pro login)
 
 
 class Unauthenticated(FhirInputError):
-    """401; ``failed`` is the wrong password to count once the request's transaction is over."""
+    """401; ``failed`` is the wrong password to count once the request's transaction is over.
 
-    def __init__(self, text: str, *, failed: Attempt | None = None) -> None:
+    ``challenge`` is the WWW-Authenticate header the answer carries.
+    """
+
+    def __init__(self, text: str, *, failed: Attempt | None = None, challenge: str = REALM) -> None:
         super().__init__(401, "login", text)
         self.failed = failed
+        self.challenge = challenge
+
+
+def oidc_refusal(decision: Decision) -> FhirInputError:
+    """An OpenID Connect refusal as the API's answer: 401 with a Bearer challenge, or 403/503."""
+    text = f"{decision.sentence} / {decision.sentence_fr}"
+    if decision.reason == NOT_CONFIGURED:
+        return Unauthenticated(text)
+    if decision.status == 401:
+        return Unauthenticated(text, challenge=BEARER_REALM)
+    code = {403: "forbidden", 503: "transient", 404: "not-supported"}.get(decision.status, "login")
+    return FhirInputError(decision.status, code, text)
 
 
 async def count_failed_login(request: web.Request, refused: Unauthenticated) -> Unauthenticated:
@@ -147,6 +174,65 @@ async def _by_password(request: web.Request, session: AsyncSession) -> Caller | 
     return Caller(professional, await _organisation(session, professional), "password")
 
 
+async def verify_bearer_first(request: web.Request) -> None:
+    """Check a Bearer token before the request's transaction opens: the provider may be asked
+    (keys, userinfo), and no database transaction waits on the network meanwhile."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or BEARER in request:
+        return
+    try:
+        request[BEARER] = await relying_party(request.app).verify_bearer(token)
+    except OidcRefused as refused:
+        log.warning(
+            "document API: bearer token refused from %s: %s",
+            request.remote,
+            refused.decision.reason,
+        )
+        raise oidc_refusal(refused.decision) from None
+
+
+async def _by_bearer(request: web.Request, session: AsyncSession) -> Caller | None:
+    scheme = request.headers.get("Authorization", "").partition(" ")[0]
+    if scheme.lower() != "bearer":
+        return None
+    await verify_bearer_first(request)  # done already by the API's handlers
+    try:
+        party = relying_party(request.app)
+        professional = await professional_of(
+            session, request[BEARER].identity, tuple(party.settings.acr_values)
+        )
+    except OidcRefused as refused:
+        log.warning(
+            "document API: bearer token of %s refused from %s: %s",
+            request[BEARER].identity.id_nat,
+            request.remote,
+            refused.decision.reason,
+        )
+        raise oidc_refusal(refused.decision) from None
+    return Caller(professional, await _organisation(session, professional), "oidc")
+
+
+async def _by_pro_session(request: web.Request, session: AsyncSession) -> Caller | None:
+    """A GET from a browser signed in at /pro (never a POST: the cookie is SameSite=Lax)."""
+    token = request.cookies.get(pro_sessions.COOKIE)
+    if not token or request.method not in ("GET", "HEAD"):
+        return None
+    row = await pro_sessions.signed_in(session, token, utcnow())
+    if row is None or row.professional_id is None:
+        return None
+    professional = await session.get(Professional, row.professional_id)
+    if professional is None:
+        return None
+    try:
+        party = relying_party(request.app)
+        identity = OidcIdentity(party.issuer, "", professional.id_nat, row.acr or None)
+        # judged again at each use: a mailbox closed since the login ends the session's use
+        await professional_of(session, identity, tuple(party.settings.acr_values))
+    except OidcRefused as refused:
+        raise oidc_refusal(refused.decision) from None
+    return Caller(professional, await _organisation(session, professional), "oidc_session")
+
+
 async def _organisation(session: AsyncSession, professional: Professional) -> Organisation | None:
     if professional.organisation_id is None:
         return None
@@ -154,12 +240,18 @@ async def _organisation(session: AsyncSession, professional: Professional) -> Or
 
 
 async def authenticate(request: web.Request, session: AsyncSession) -> Caller:
-    """The calling professional (certificate first, then Basic), or raise 401/403."""
-    caller = await _by_certificate(request, session) or await _by_password(request, session)
+    """The calling professional (certificate, Basic, Bearer, then a /pro session), or 401/403."""
+    caller = (
+        await _by_certificate(request, session)
+        or await _by_password(request, session)
+        or await _by_bearer(request, session)
+        or await _by_pro_session(request, session)
+    )
     if caller is None:
         raise Unauthenticated(
-            "authenticate with a client certificate of the health PKI or with "
-            "your MSSanté mailbox address and password (HTTP Basic)"
+            "authenticate with a client certificate of the health PKI, with "
+            "your MSSanté mailbox address and password (HTTP Basic), or with a token "
+            "of the professionals' OpenID Connect login (Bearer)"
         )
     return caller
 

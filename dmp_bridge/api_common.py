@@ -17,6 +17,7 @@ from dmp_bridge.api_auth import (
     Unauthenticated,
     authenticate,
     count_failed_login,
+    verify_bearer_first,
     viewer_of,
 )
 from dmp_bridge.fhir_documents import FHIR_JSON, FhirInputError, operation_outcome
@@ -47,10 +48,10 @@ def fhir_response(body: dict[str, Any], status: int = 200) -> web.Response:
     )
 
 
-def refusal(status: int, code: str, text: str) -> web.Response:
+def refusal(status: int, code: str, text: str, challenge: str = REALM) -> web.Response:
     response = fhir_response(operation_outcome(code, text), status)
     if status == 401:
-        response.headers["WWW-Authenticate"] = REALM
+        response.headers["WWW-Authenticate"] = challenge
     return response
 
 
@@ -63,6 +64,7 @@ def outcomes(handler: Handler) -> Handler:
         except FhirInputError as exc:
             if isinstance(exc, Unauthenticated):
                 exc = await count_failed_login(request, exc)
+                return refusal(exc.status, exc.code, exc.text, exc.challenge)
             return refusal(exc.status, exc.code, exc.text)
         except DmpRefused as exc:
             decision = exc.decision
@@ -96,7 +98,11 @@ async def patient_by_ins(session: AsyncSession, ins: str) -> Patient:
 async def in_transaction(
     request: web.Request, work: Callable[[AsyncSession, Caller], Awaitable[T]]
 ) -> T:
-    """Authenticate and run ``work`` in one transaction; a refusal still commits its audit event."""
+    """Authenticate and run ``work`` in one transaction; a refusal still commits its audit event.
+
+    A Bearer token is verified with the provider first, before the transaction opens, so no
+    write lock waits on it."""
+    await verify_bearer_first(request)
     async with request.app[DB].write() as session:
         caller = await authenticate(request, session)
         try:

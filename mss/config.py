@@ -186,6 +186,35 @@ class Agenda:
 
 
 @dataclass
+class Oidc:
+    """Professional login by OpenID Connect (Pro Santé Connect style); off while ``issuer`` is
+    empty (``mss.oidc``, ``dmp_bridge.pro_login``)."""
+
+    issuer: str = ""  # e.g. https://auth.esw.esante.gouv.fr/auth/realms/esante-wallet
+    client_id: str = ""
+    client_secret: str = ""
+    redirect_uri: str = ""  # empty: <portal public URL>/pro/retour
+    scope: str = "openid scope_all"
+    # The claims naming the professional's idNat, the first one present wins (PSC: SubjectNameID
+    # in the userinfo and access token, preferred_username in the ID token).
+    id_nat_claims: list[str] = field(
+        default_factory=lambda: ["SubjectNameID", "preferred_username"]
+    )
+    # The authentication levels accepted (the token's acr); asked for as acr_values. Empty: any.
+    acr_values: list[str] = field(default_factory=lambda: ["eidas1"])
+    jwks_cache_seconds: float = (
+        3600.0  # discovery and keys kept this long (an unknown kid: at once)
+    )
+    session_minutes: int = 60  # a browser login's professional session lasts this long
+    leeway_seconds: int = 30  # clock skew allowed on exp, nbf, iat
+    timeout_seconds: float = 10.0  # each request to the provider
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.issuer)
+
+
+@dataclass
 class Settings:
     hostname: str = "localhost"
     domain: str = "mss.localhost"
@@ -205,6 +234,7 @@ class Settings:
     login_throttle: LoginThrottleLimits = field(default_factory=LoginThrottleLimits)
     auth: Auth = field(default_factory=Auth)
     metrics: Metrics = field(default_factory=Metrics)
+    oidc: Oidc = field(default_factory=Oidc)
     source: str = "defaults"
 
     @property
@@ -411,7 +441,43 @@ def load_settings(
     https = settings.listeners.https_processes
     if https != "auto" and int(https) < 1:
         raise ConfigError(f"listeners.https_processes must be 1 or more, got {https}")
+    oidc_problem = oidc_settings_problem(settings.oidc)
+    if oidc_problem:
+        raise ConfigError(oidc_problem)
     return settings
+
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+
+def oidc_settings_problem(oidc: Oidc) -> str:
+    """What is wrong with ``[oidc]``, or "" (it is off, or complete)."""
+    if not oidc.enabled:
+        return ""
+    from urllib.parse import urlsplit
+
+    issuer = urlsplit(oidc.issuer)
+    loopback = (issuer.hostname or "") in LOOPBACK_HOSTS
+    if issuer.scheme != "https" and not (issuer.scheme == "http" and loopback):
+        return (
+            f"oidc.issuer must be an https:// URL (http:// only on loopback), got {oidc.issuer!r}"
+        )
+    if issuer.query or issuer.fragment:
+        return f"oidc.issuer must have no query or fragment, got {oidc.issuer!r}"
+    if not oidc.client_id:
+        return "oidc.client_id is required when oidc.issuer is set"
+    if "openid" not in oidc.scope.split():
+        return f"oidc.scope must include openid, got {oidc.scope!r}"
+    if not [claim for claim in oidc.id_nat_claims if claim]:
+        return "oidc.id_nat_claims must name at least one claim"
+    if oidc.session_minutes < 1:
+        return f"oidc.session_minutes must be 1 or more, got {oidc.session_minutes}"
+    if oidc.leeway_seconds < 0 or not oidc.timeout_seconds > 0 or oidc.jwks_cache_seconds < 0:
+        return (
+            "oidc.leeway_seconds and oidc.jwks_cache_seconds must be 0 or more, "
+            "oidc.timeout_seconds above 0"
+        )
+    return ""
 
 
 def portal_url(settings: Settings) -> str:

@@ -196,6 +196,27 @@ async def check_folder_counters(settings: Settings) -> Check:
     return Check(True, f"folder counters: {folders} folders agree with their entries")
 
 
+async def check_oidc(settings: Settings) -> Check:
+    """The professionals' OpenID Connect provider answers: discovery and its keys
+    (``mss.oidc``)."""
+    from mss.config import portal_url
+    from mss.oidc import OidcRefused, RelyingParty
+
+    if not settings.oidc.enabled:
+        return Check(True, "professional OpenID Connect login: off ([oidc] issuer is empty)")
+    party = RelyingParty(settings.oidc, portal_url(settings))
+    try:
+        await party.metadata()
+        keys = await party.keys()
+    except OidcRefused as refused:
+        return Check(False, f"OpenID Connect provider {party.issuer}: {refused.decision.sentence}")
+    return Check(
+        True,
+        f"OpenID Connect provider {party.issuer}: discovery and {len(keys.keys)} signing "
+        f"key(s); back to {party.redirect_uri}",
+    )
+
+
 async def run_checks(settings: Settings) -> list[Check]:
     database = await check_database(settings)
     return [
@@ -204,5 +225,6 @@ async def run_checks(settings: Settings) -> list[Check]:
         *([await check_folder_counters(settings)] if database.ok else []),
         *check_certificates(settings),
         check_logins(settings),
+        await check_oidc(settings),
         *check_ports(settings),
     ]

@@ -1,6 +1,7 @@
 """Every table of the hub, imported once so the metadata is complete."""
 
 from dmp_bridge.models import DmpConsent, DmpDocument, DmpProfessionalConsent
+from dmp_bridge.pro_sessions import ProfessionalSession
 from mss.agenda.models import Appointment, ConvocationReceipt, HealthReminder
 from mss.audit import AuditChainHead, AuditEvent
 from mss.conversations import Conversation
@@ -42,6 +43,7 @@ __all__ = [
     "Organisation",
     "Patient",
     "PortalSession",
+    "ProfessionalSession",
     "Professional",
     "ProfileItem",
     "StoredMessage",

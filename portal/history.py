@@ -41,6 +41,9 @@ SENTENCES = {
     "session_expired": "Déconnexion après inactivité",
     "space_opened": "Ouverture de l'espace",
     "space_refused": "Accès refusé à un autre espace",
+    "professional_login": "Connexion d'un professionnel par Pro Santé Connect",
+    "professional_login_refused": "Connexion d'un professionnel par Pro Santé Connect refusée",
+    "professional_logout": "Déconnexion d'un professionnel",
     # messages
     "message_read": "Message lu",
     "message_sent": "Message envoyé",

@@ -140,6 +140,16 @@ async def professional_by_id(session: AsyncSession, professional_id: int) -> Pro
     return await session.get(Professional, professional_id)
 
 
+async def personal_mailboxes(session: AsyncSession, professional_id: int) -> list[Mailbox]:
+    """The professional's personal (PER) mailboxes, active ones first, then by address."""
+    rows = await session.scalars(
+        select(Mailbox)
+        .where(Mailbox.professional_id == professional_id, Mailbox.kind == MailboxKind.PER)
+        .order_by(Mailbox.address)
+    )
+    return sorted(rows, key=lambda m: m.state is not MailboxState.ACTIVE)
+
+
 _PATIENT_MAILBOX = select(Mailbox).where(Mailbox.patient_id == bindparam("patient_id"))
 # The entry's folder, message and conversation come from the mailbox store's statement, the
 # mailbox row and its owner from here: one statement, built once (the portal's message pages).

@@ -43,6 +43,7 @@ from mss.directory.models import (
 from mss.http import ImplicitTlsSite
 from mss.services import Services
 from mss.web import DB, SERVICES, SETTINGS
+from portal.app import STATIC as PORTAL_STATIC
 from tests.dmp.matrix import DOCUMENTS, FLAGS, ID_NATS
 from tests.fixtures_pki import DevPki, Identity
 from tests.xdm_factory import INS, make_cda
@@ -224,9 +225,10 @@ class Api:
 
 @contextlib.asynccontextmanager
 async def start_api(
-    db: Database, settings: Settings, pki: DevPki, world: World | None = None
+    db: Database, settings: Settings, pki: DevPki, world: World | None = None, *, port: int = 0
 ) -> AsyncIterator[Api]:
-    """The MHD routes on https://localhost:<free port>, client certificates optional."""
+    """The MHD routes (and the /pro login) on https://localhost:<port, else a free one>, client
+    certificates optional; the portal's style sheet under /static/."""
     pki.install(settings)
     trust = TrustStore.from_settings(settings, repo_trust_dir=None)
     app = web.Application()
@@ -236,13 +238,14 @@ async def start_api(
         Services(settings, trust=trust),
     )
     dmp_api.setup(app)
+    app.router.add_static("/static/", PORTAL_STATIC)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     # the site ``mss serve`` runs: TLS per connection with a rotating context
     site = ImplicitTlsSite(
         runner,
         "127.0.0.1",
-        0,
+        port,
         rotating_server_context(settings, client_cert="application", trust=trust),
     )
     await site.start()
