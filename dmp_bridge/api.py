@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dmp_bridge import service_api
 from dmp_bridge.access import DmpRefused, Viewer, audit
 from dmp_bridge.api_auth import (
     REALM,
@@ -58,6 +59,7 @@ from dmp_bridge.fhir_documents import (
     search_bundle,
 )
 from dmp_bridge.models import DmpDocument
+from dmp_bridge.service_api import by_caller
 from mss.bounded_json import JsonRefused, loads_bounded
 from mss.directory.models import Patient
 from mss.directory.store import find_patient_by_ins
@@ -371,8 +373,13 @@ async def _audit_refusal(
 
 def setup(app: web.Application) -> None:
     """Add the MHD routes; call before the directory's catch-all ``/fhir/{tail}`` route."""
-    app.router.add_get("/fhir/DocumentReference", _outcomes(find))
-    app.router.add_get("/fhir/DocumentReference/{id}", _outcomes(read_reference))
-    app.router.add_get("/fhir/Binary/{id}", _outcomes(retrieve))
+    # A bearer token is a connected service (``dmp_bridge.service_api``), under its scopes.
+    app.router.add_get("/fhir/DocumentReference", by_caller(_outcomes(find), service_api.find))
+    app.router.add_get(
+        "/fhir/DocumentReference/{id}",
+        by_caller(_outcomes(read_reference), service_api.read_reference),
+    )
+    app.router.add_get("/fhir/Binary/{id}", by_caller(_outcomes(retrieve), service_api.retrieve))
+    service_api.setup(app)
     app.router.add_post("/fhir", _outcomes(provide))
     app.router.add_post("/fhir/", _outcomes(provide))

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dmp_bridge.access import Viewer
 from dmp_bridge.fhir_documents import FhirInputError
+from mss.catalogue.tokens import Bearer, authenticate_bearer
 from mss.crypto.certificates import id_nat_from_subject
 from mss.crypto.tls import peer_certificate, verify_peer
 from mss.crypto.trust import TrustStore
@@ -36,6 +37,7 @@ from mss.web import DB, SERVICES, SETTINGS
 
 BREAK_GLASS_HEADER = "X-Break-Glass-Reason"
 REALM = 'Basic realm="MSS DMP", charset="UTF-8"'
+BEARER_REALM = 'Bearer realm="MSS DMP"'
 
 log = logging.getLogger(__name__)
 
@@ -176,3 +178,29 @@ def viewer_of(request: web.Request, caller: Caller) -> Viewer:
     return Viewer.for_professional(
         caller.professional, caller.organisation, break_glass_reason=decoded, source="api"
     )
+
+
+class BearerRefused(FhirInputError):
+    """401 for a service whose token does not stand (RFC 6750 §3.1 invalid_token)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(401, "login", text)
+
+    @property
+    def challenge(self) -> str:
+        return f'{BEARER_REALM}, error="invalid_token", error_description="{self.text}"'
+
+
+def presents_bearer(request: web.Request) -> bool:
+    """Whether the caller is a service (``Authorization: Bearer ...``)."""
+    scheme, _, _token = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer"
+
+
+async def authenticate_service(request: web.Request, session: AsyncSession) -> Bearer:
+    """The connected service behind the bearer token, or raise 401."""
+    _scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    decision, bearer = await authenticate_bearer(session, token.strip(), utcnow())
+    if bearer is None:
+        raise BearerRefused(decision.sentence)
+    return bearer

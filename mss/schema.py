@@ -3,6 +3,13 @@
 from dmp_bridge.models import DmpConsent, DmpDocument, DmpProfessionalConsent
 from mss.agenda.models import Appointment, ConvocationReceipt, HealthReminder
 from mss.audit import AuditChainHead, AuditEvent
+from mss.catalogue.models import (
+    CatalogueService,
+    Measurement,
+    ServiceCode,
+    ServiceConnection,
+    ServiceToken,
+)
 from mss.conversations import Conversation
 from mss.db import Base
 from mss.directory.models import (
@@ -25,6 +32,11 @@ __all__ = [
     "Appointment",
     "AuditChainHead",
     "AuditEvent",
+    "CatalogueService",
+    "Measurement",
+    "ServiceCode",
+    "ServiceConnection",
+    "ServiceToken",
     "Conversation",
     "ConvocationReceipt",
     "DmpConsent",

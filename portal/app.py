@@ -27,6 +27,7 @@ from portal.views import (
     messages,
     profile,
     security,
+    services,
 )
 
 STATIC = Path(__file__).parent / "static"
@@ -86,6 +87,7 @@ ROUTES: list[tuple[str, str, dict[str, Handler]]] = [
     *profile.ROUTES,
     *messages.ROUTES,
     *dossier.ROUTES,
+    *services.ROUTES,
 ]
 
 

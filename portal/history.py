@@ -26,6 +26,7 @@ VERIFIED = RecentlyVerified()  # per process: a long chain is walked whole at mo
 KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "connexions": ("Connexions", ("login", "logout", "session_")),
     "messages": ("Messages lus et envoyés", ("message_", "message.", "mdn_", "conversation.")),
+    "services": ("Services connectés", ("service_",)),
     "consentements": ("Consentements", ("consent", "authoris", "authoriz", "block", "unblock")),
     "compte": ("Compte", ("account_", "activation_", "totp_", "password_")),
     "acces": ("Accès à vos données", ()),
@@ -107,6 +108,15 @@ SENTENCES = {
     "agenda.convocation_refused": "Convocation reçue mais illisible : l'agenda n'a pas changé",
     "profile.item_added": "Information ajoutée au profil médical",
     "profile.item_removed": "Information retirée du profil médical",
+    # services connectés (catalogue)
+    "service_connected": "Service connecté à l'espace",
+    "service_revoked": "Service déconnecté de l'espace",
+    "service_document_list": "Liste des documents consultée par un service connecté",
+    "service_document_read": "Document lu par un service connecté",
+    "service_access_refused": "Accès refusé à un service connecté",
+    "service_measurement_written": "Mesure enregistrée par un service connecté",
+    "catalogue.service_added": "Service ajouté au catalogue",
+    "catalogue.service_status": "Statut d'un service du catalogue changé",
 }
 UNKNOWN_ACTION = "Autre opération sur votre espace"
 ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
@@ -119,12 +129,14 @@ SOURCES = {
     "smtp": "par la messagerie sécurisée",
     "relay": "par la messagerie d'un autre établissement",
     "api": "depuis le logiciel du professionnel",
+    "service": "par un service connecté",
 }
 
 ACTOR_KINDS = {
     "patient": "vous-même",
     "guardian": "représentant légal",
     "professional": "professionnel de santé",
+    "service": "service connecté",
 }
 SERVICE = "le service de messagerie santé"
 OPERATOR = "l'équipe qui exploite le service"
@@ -149,6 +161,7 @@ DETAILS = {
         "dmp_opposed": "opposition au dossier médical",
         "dmp_allowed": "dossier médical rouvert",
     },
+    "service": {},
     "title": {},
     "rendition": {"pdf": "PDF", "original": ""},
     "id_nat": {},

@@ -7,6 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
+from mss.catalogue.observations import MEASURES
+from mss.catalogue.store import measurements_of
 from mss.errors import InvalidInput
 from mss.profile import store
 from mss.profile.pdf import FontMissing, profile_pdf
@@ -24,6 +26,7 @@ async def _page(request: web.Request, status: int = 200, **extra: Any) -> web.Re
     assert state.space is not None
     async with db_of(request).read() as session:
         items = await store.profile_of(session, state.space.id)
+        measurements = await measurements_of(session, state.space.id)
     return await render(
         request,
         "profil.html",
@@ -31,6 +34,8 @@ async def _page(request: web.Request, status: int = 200, **extra: Any) -> web.Re
             "title": "Profil médical",
             "items": items,
             "categories": store.CATEGORIES,
+            "measurements": measurements,
+            "measures": MEASURES,
             "notice": NOTICES.get(request.query.get("fait", ""), ""),
             "form": {},
             **extra,
