@@ -61,3 +61,22 @@ def read_status(role: str, document: str) -> int:
     if visible is None:
         return LIST_REFUSED[role]
     return 200 if document in visible else 404
+
+
+# Connected services of the catalogue (``mss.policy.services``): who connected them, the
+# scopes granted. The record's documents are all of type 11488-4 (consultation).
+SERVICES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "service_of_patient": ("patient", ("documents:11488-4",)),
+    "service_of_guardian": ("guardian", ("documents:11488-4", "measurements:write")),
+    "service_other_type": ("patient", ("documents:11502-2",)),
+    "service_measurements_only": ("guardian", ("measurements:write",)),
+}
+# What each finds in a list (None: listing refused, 403 insufficient_scope): never more than
+# the person who connected it, never a document masked from professionals.
+SERVICE_VISIBLE: dict[str, set[str] | None] = {
+    "service_of_patient": {"plain", "invisible_guardians"},
+    "service_of_guardian": {"plain"},
+    "service_other_type": set(),
+    "service_measurements_only": None,
+}
+SERVICE_WRITES = {name: "measurements:write" in scopes for name, (_, scopes) in SERVICES.items()}
