@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp_jinja2
 from aiohttp import web
 from multidict import MultiDict
 
@@ -12,7 +13,7 @@ from mss.catalogue import store
 from mss.catalogue.oauth import AuthorizationRefused, answer_authorization, check_authorization
 from mss.config import portal_url
 from mss.policy.services import ServiceStatus, scope_label
-from portal.context import db_of, settings_of, source_of, visit
+from portal.context import JINJA, db_of, settings_of, source_of, visit
 from portal.pages import redirect, render, signed_in
 
 AUTHORIZE_PATH = "/oauth/autoriser"
@@ -109,6 +110,21 @@ async def _back_to_service(
     )
 
 
+async def authorize_entry(request: web.Request) -> web.StreamResponse:
+    """The service's link to the consent page comes from another site: the session cookie
+    (SameSite=Strict, RFC 6265bis) is not sent with it. One click on a link of the portal's
+    own page, a same-site navigation, brings it back."""
+    if request.headers.get("Sec-Fetch-Site") == "cross-site":
+        # Rendered without a session: a new anonymous one would replace the signed-in cookie.
+        return aiohttp_jinja2.render_template(
+            "services_continuer.html",
+            request,
+            {"title": "Connexion d'un service", "signed_in": False, "here": request.path_qs},
+            app_key=JINJA,
+        )
+    return await authorize_form(request)
+
+
 @signed_in
 async def authorize_form(request: web.Request) -> web.StreamResponse:
     """The consent page: who asks, for whose space, and each scope to tick."""
@@ -172,5 +188,5 @@ async def authorize_answer(request: web.Request) -> web.StreamResponse:
 ROUTES: list[tuple[str, str, dict[str, Any]]] = [
     ("/services", "services", {"GET": catalogue}),
     ("/services/connexions/{id}/deconnecter", "service_revoke", {"POST": revoke}),
-    (AUTHORIZE_PATH, "oauth_authorize", {"GET": authorize_form, "POST": authorize_answer}),
+    (AUTHORIZE_PATH, "oauth_authorize", {"GET": authorize_entry, "POST": authorize_answer}),
 ]
