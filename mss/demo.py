@@ -320,15 +320,10 @@ async def create_demo(settings: Settings, db: Any) -> list[str]:
         await store.add_guardian(session, guardian=created["Louis"], minor=created["Emma"])
         accounts[-1]["guardian_ins"] = created["Louis"].ins
         await add_demo_service(session)
-        accounts.append(
-            {
-                "role": "connected service (catalogue)",
-                "name": WEIGHT_LOG_NAME,
-                "client_id": WEIGHT_LOG_CLIENT_ID,
-                "home_url": f"http://127.0.0.1:{WEIGHT_LOG_PORT}/",
-                "run": "python examples/weight_log.py --hub <portal URL>",
-            }
-        )
 
     save_demo_accounts(settings, accounts)
-    return [f"demo data created: {len(accounts)} accounts (mss demo accounts --json)"]
+    return [
+        f"demo data created: {len(accounts)} accounts (mss demo accounts --json)",
+        f"demo service of the catalogue: {WEIGHT_LOG_NAME} (client {WEIGHT_LOG_CLIENT_ID}), "
+        f"run it with: python examples/weight_log.py --hub <portal URL> --insecure",
+    ]
