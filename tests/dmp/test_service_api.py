@@ -203,3 +203,27 @@ async def test_observation_body_and_subject_refusals(api: Api) -> None:
         api.world.patient.id,
     )
     assert stored.effective_at == dt.datetime(2026, 3, 1, 7, 30, tzinfo=dt.UTC)
+
+
+async def test_withdrawn_service_and_ended_guardianship_close_every_door(api: Api) -> None:
+    from sqlalchemy import delete
+
+    from mss.catalogue.store import set_status
+    from mss.directory.models import Guardianship
+
+    of_guardian = await _bearer(api, "service_of_guardian")
+    of_patient = await _bearer(api, "service_of_patient")
+    plain = api.world.documents["plain"]
+    async with api.world.db.write() as session:
+        await session.execute(delete(Guardianship))  # the guardian no longer acts for Ruth
+    status, body, _ = await api.call("GET", f"/fhir/Binary/{plain}", headers=of_guardian)
+    assert status == 404 and b"ClinicalDocument" not in body
+    status, body, _ = await api.call("GET", SEARCH, headers=of_guardian)
+    assert status == 403 and "not a legal representative" in outcome(body)
+    status, _b, _ = await api.call("POST", "/fhir/Observation", headers=of_guardian, json=weight())
+    assert status == 403
+    assert (await api.call("GET", SEARCH, headers=of_patient))[0] == 200
+    async with api.world.db.write() as session:
+        await set_status(session, "service-of-patient", "withdrawn")
+    status, body, answered = await api.call("GET", SEARCH, headers=of_patient)
+    assert status == 401 and 'error="invalid_token"' in answered["WWW-Authenticate"]

@@ -290,3 +290,26 @@ async def test_token_endpoint_errors(hub: Hub) -> None:
         assert response.status == 400
         assert (await response.json())["error"] == "invalid_request"
         assert response.headers["Cache-Control"] == "no-store"
+
+
+async def test_access_tokens_are_short_lived_and_refreshed(hub: Hub) -> None:
+    from sqlalchemy import update
+
+    from mss.db import utcnow
+
+    await _claire(hub)
+    await register(hub.db)
+    await register(hub.db, client_id="examen", status="under_review")
+    _r, page = await hub.page("/services")
+    assert page.count("<h3>") == 1  # a service under review is not in the catalogue
+    log = client_of(hub)
+    tokens = await connect(hub, log)
+    async with hub.db.write() as session:  # ten minutes later, as far as the token goes
+        await session.execute(
+            update(ServiceToken)
+            .where(ServiceToken.access_hash == token_hash(tokens["access_token"]))
+            .values(access_expires_at=utcnow())
+        )
+    assert (await log.post_weight(70))[0] == 401
+    assert (await log.refresh())[0] == 200
+    assert (await log.post_weight(70))[0] == 201
