@@ -87,11 +87,13 @@ class WeightLog:
         )
         return f"{self.hub}/oauth/autoriser?{query}"
 
-    async def _post_form(self, data: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    async def _post_form(
+        self, data: dict[str, str], path: str = "/oauth/token"
+    ) -> tuple[int, dict[str, Any]]:
         connector = aiohttp.TCPConnector(ssl=self.ssl_context)
         async with (
             aiohttp.ClientSession(connector=connector) as client,
-            client.post(f"{self.hub}/oauth/token", data=data) as response,
+            client.post(f"{self.hub}{path}", data=data) as response,
         ):
             return response.status, await response.json()
 
@@ -125,6 +127,17 @@ class WeightLog:
         if status == 200:
             self.tokens = body
         return status, body
+
+    async def revoke(self, which: str = "refresh_token") -> tuple[int, dict[str, Any]]:
+        """RFC 7009: give a token back (the refresh token ends the connection)."""
+        return await self._post_form(
+            {
+                "token": self.tokens.get(which, ""),
+                "token_type_hint": which,
+                "client_id": self.client_id,
+            },
+            path="/oauth/revoke",
+        )
 
     async def post_weight(self, kilograms: float) -> tuple[int, dict[str, Any]]:
         observation = weight_observation(

@@ -36,13 +36,14 @@ from authlib.oauth2.rfc6749 import (
 )
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
 from authlib.oauth2.rfc6749.util import scope_to_list
+from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 from multidict import MultiDict, MultiDictProxy
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.catalogue.models import CatalogueService, ServiceCode, ServiceConnection, ServiceToken
-from mss.catalogue.store import connect, service_by_client_id, token_hash
+from mss.catalogue.store import connect, end_connection, service_by_client_id, token_hash
 from mss.db import utcnow
 from mss.directory.models import Patient
 from mss.policy.services import ServiceStatus, decide_chosen_scopes
@@ -135,6 +136,8 @@ class Work:
     spent_code: StoredCode | None = None
     rotated: StoredToken | None = None
     replayed: ServiceCode | None = None  # a code presented again: its tokens are revoked
+    presented: StoredToken | None = None  # the token a revocation request names
+    revoked: StoredToken | None = None
 
 
 class _Payload(OAuth2Payload):  # type: ignore[misc]
@@ -236,6 +239,22 @@ class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
         self.server.work.rotated = credential
 
 
+class Revocation(RevocationEndpoint):  # type: ignore[misc]
+    """RFC 7009 for public clients: the client names itself by client_id."""
+
+    CLIENT_AUTH_METHODS = ["none"]
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> StoredToken | None:
+        found: StoredToken | None = self.server.work.presented
+        if found is None:
+            return None
+        hashed = token_hash(token_string)
+        return found if hashed in (found.row.access_hash, found.row.refresh_hash) else None
+
+    def revoke_token(self, token: StoredToken, request: OAuth2Request) -> None:
+        self.server.work.revoked = token
+
+
 def _generate_token(
     grant_type: str,
     client: Client,
@@ -263,6 +282,7 @@ class HubAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         self.work = work
         self.register_grant(CodeGrant, [S256Challenge(required=True)])
         self.register_grant(RefreshGrant)
+        self.register_endpoint(Revocation)
         self.register_token_generator("default", _generate_token)
 
     def query_client(self, client_id: str) -> Client | None:
@@ -493,3 +513,42 @@ async def token_response(db: Any, params: Params, base_url: str) -> Answer:
     except _Lost:
         return InvalidGrantError("The code or refresh token was already used.")()  # type: ignore[no-any-return]
     return status, body, headers
+
+
+async def revocation_response(db: Any, params: Params, base_url: str) -> Answer:
+    """RFC 7009 §2: 200 whether the token was known or not; a refresh token ends the
+    connection it belongs to (§2.1: every access token of that grant with it), an access
+    token only itself."""
+    async with db.write() as session:
+        work = Work(utcnow())
+        work.client = await _referenced(session, params.get("client_id"))
+        token = params.get("token")
+        if token:
+            hashed = token_hash(token)
+            found = (
+                await session.execute(
+                    select(ServiceToken, ServiceConnection)
+                    .join(ServiceConnection, ServiceConnection.id == ServiceToken.connection_id)
+                    .where(
+                        (ServiceToken.access_hash == hashed) | (ServiceToken.refresh_hash == hashed)
+                    )
+                )
+            ).first()
+            if found is not None:
+                work.presented = StoredToken(found[0], found[1], work.now)
+        server = HubAuthorizationServer(work)
+        answer: Answer = server.create_endpoint_response(
+            "revocation", HubRequest("POST", base_url, params)
+        )
+        revoked = work.revoked
+        if answer[0] == 200 and revoked is not None and work.client is not None:
+            if revoked.row.refresh_hash == token_hash(str(token)):
+                await end_connection(session, revoked.connection, work.client.service)
+            else:
+                # The access token alone: it expires now, its refresh token stays good.
+                await session.execute(
+                    update(ServiceToken)
+                    .where(ServiceToken.id == revoked.row.id)
+                    .values(access_expires_at=work.now)
+                )
+    return answer

@@ -227,6 +227,26 @@ async def _end(session: AsyncSession, connection_id: int, now: dt.datetime) -> N
     )
 
 
+async def end_connection(
+    session: AsyncSession, connection: ServiceConnection, service: CatalogueService
+) -> None:
+    """The service itself gives its connection up (RFC 7009, its refresh token revoked)."""
+    if connection.revoked_at is not None:
+        return
+    await _end(session, connection.id, utcnow())
+    record(
+        session,
+        "service_revoked",
+        actor_kind="service",
+        actor=service.client_id,
+        patient_id=connection.patient_id,
+        target=f"service:{service.client_id}",
+        source=SERVICE_SOURCE,
+        actor_name=service.name,
+        service=service.name,
+    )
+
+
 async def connections_of(session: AsyncSession, patient_id: int) -> list[Connected]:
     """The services connected to a space (not revoked), newest first, in one statement."""
     rows = (

@@ -313,3 +313,30 @@ async def test_access_tokens_are_short_lived_and_refreshed(hub: Hub) -> None:
     assert (await log.post_weight(70))[0] == 401
     assert (await log.refresh())[0] == 200
     assert (await log.post_weight(70))[0] == 201
+
+
+async def test_the_service_gives_its_tokens_back_rfc_7009(hub: Hub) -> None:
+    await _claire(hub)
+    await register(hub.db)
+    await register(hub.db, client_id="autre")
+    log = client_of(hub)
+    await connect(hub, log)
+    other = client_of(hub, client_id="autre")
+    other.tokens = dict(log.tokens)
+    assert (await other.revoke())[1]["error"] == "invalid_grant"  # not its token
+    assert (await log._post_form({"client_id": "carnet"}, path="/oauth/revoke"))[1][
+        "error"
+    ] == "invalid_request"
+    assert (await log.revoke("access_token")) == (200, {})
+    assert (await log.post_weight(70))[0] == 401
+    assert (await log.refresh())[0] == 200  # the connection stands: only that token is gone
+    assert (await log.post_weight(70))[0] == 201
+    assert (await log.revoke("refresh_token")) == (200, {})
+    assert (await log.post_weight(70))[0] == 401
+    assert (await log.refresh())[0] == 400
+    assert (await log.revoke("refresh_token")) == (200, {})  # unknown now: still 200 (§2.2)
+    _r, page = await hub.page("/services")
+    assert "Déconnecter Carnet de poids" not in page
+    _r, history = await hub.page("/historique")
+    assert "Service déconnecté de l&#39;espace" in history
+    assert "Carnet de poids (service connecté)" in history
