@@ -340,3 +340,25 @@ async def test_the_service_gives_its_tokens_back_rfc_7009(hub: Hub) -> None:
     _r, history = await hub.page("/historique")
     assert "Service déconnecté de l&#39;espace" in history
     assert "Carnet de poids (service connecté)" in history
+
+
+async def test_two_requests_with_one_code_get_one_token(hub: Hub) -> None:
+    import asyncio
+
+    await _claire(hub)
+    await register(hub.db)
+    log = client_of(hub)
+    url = log.authorization_url()
+    _status, page = await answer(hub, url, log.scope.split())
+    back = query_of(back_link(page))
+    verifier = log.pending[back["state"]]
+    sent = {
+        "grant_type": "authorization_code",
+        "code": back["code"],
+        "redirect_uri": REDIRECT,
+        "client_id": "carnet",
+        "code_verifier": verifier,
+    }
+    answers = await asyncio.gather(*(log._post_form(dict(sent)) for _ in range(4)))
+    assert sorted(status for status, _body in answers) == [200, 400, 400, 400]
+    assert {body.get("error") for status, body in answers if status == 400} == {"invalid_grant"}
