@@ -67,7 +67,6 @@ async def decide_for_service(
             bearer.patient,
             attempted=action.value,
             refusal=decision.reason,
-            service=bearer.service.name,
         )
         raise DmpRefused(decision)
     return decision
@@ -96,7 +95,6 @@ async def list_documents_for_service(
         service_viewer(bearer),
         patient,
         count=len(visible),
-        service=bearer.service.name,
     )
     return visible
 
@@ -122,6 +120,5 @@ async def get_document_for_service(
         document,
         rendition=rendition,
         title=document.title,
-        service=bearer.service.name,
     )
     return document, bytes(data)

@@ -129,7 +129,7 @@ SOURCES = {
     "smtp": "par la messagerie sécurisée",
     "relay": "par la messagerie d'un autre établissement",
     "api": "depuis le logiciel du professionnel",
-    "service": "par un service connecté",
+    "service": "avec l'autorisation que vous lui avez donnée",
 }
 
 ACTOR_KINDS = {

@@ -243,7 +243,6 @@ async def end_connection(
         target=f"service:{service.client_id}",
         source=SERVICE_SOURCE,
         actor_name=service.name,
-        service=service.name,
     )
 
 
@@ -329,7 +328,6 @@ async def add_measurement(
         target=f"measurement:{measurement.id}",
         source=SERVICE_SOURCE,
         actor_name=service.name,
-        service=service.name,
     )
     return measurement
 
