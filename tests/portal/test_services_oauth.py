@@ -358,3 +358,31 @@ async def test_two_requests_with_one_code_get_one_token(hub: Hub) -> None:
     answers = await asyncio.gather(*(log._post_form(dict(sent)) for _ in range(4)))
     assert sorted(status for status, _body in answers) == [200, 400, 400, 400]
     assert {body.get("error") for status, body in answers if status == 400} == {"invalid_grant"}
+
+
+async def test_from_the_services_site_one_same_site_click_and_no_new_session(hub: Hub) -> None:
+    await _claire(hub)
+    await register(hub.db)
+    log = client_of(hub)
+    path = local(log.authorization_url())
+    response = await hub.client.get(
+        path, headers={"Sec-Fetch-Site": "cross-site"}, allow_redirects=False
+    )
+    page = await response.text()
+    assert response.status == 200 and "Set-Cookie" not in response.headers
+    assert "Continuer vers mon espace santé" in page and 'href="/oauth/autoriser?' in page
+    # The same-site click: the signed-in session is still the one of the cookie.
+    _r, consent = await hub.page(path)
+    assert "Connecter Carnet de poids" in consent
+
+
+async def test_connecting_again_replaces_the_connection(hub: Hub) -> None:
+    await _claire(hub)
+    await register(hub.db)
+    first, second = client_of(hub), client_of(hub)
+    await connect(hub, first)
+    await connect(hub, second, ["measurements:write"])
+    assert (await first.post_weight(70))[0] == 401
+    assert (await second.post_weight(70))[0] == 201
+    _r, page = await hub.page("/services")
+    assert page.count("Déconnecter Carnet de poids") == 1
