@@ -44,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.catalogue.models import CatalogueService, ServiceCode, ServiceConnection, ServiceToken
 from mss.catalogue.store import connect, end_connection, service_by_client_id, token_hash
-from mss.db import utcnow
+from mss.db import Database, utcnow
 from mss.directory.models import Patient
 from mss.policy.services import ServiceStatus, decide_chosen_scopes
 
@@ -331,6 +331,15 @@ class AuthorizationRefused:
     error: str
     description: str
     redirect: str | None = None
+    asked: AuthorizationAsked | None = None  # the patient's choice was refused: ask again
+
+
+@dataclass(frozen=True)
+class AuthorizationAnswered:
+    """The patient answered: where the browser goes back to the service (code or refusal)."""
+
+    location: str
+    asked: AuthorizationAsked
 
 
 def _refused(error: OAuth2Error) -> AuthorizationRefused:
@@ -366,7 +375,7 @@ async def answer_authorization(
     person: Patient,
     chosen: list[str] | None,
     source: str,
-) -> AuthorizationRefused | str:
+) -> AuthorizationRefused | AuthorizationAnswered:
     """The patient's answer (``chosen`` scopes, or None for a refusal): where to send the browser
     back (the code or ``access_denied``), or a refusal to show."""
     asked = await check_authorization(session, params, base_url)
@@ -380,7 +389,7 @@ async def answer_authorization(
     if chosen is not None:
         decided = decide_chosen_scopes(frozenset(asked.scopes), frozenset(chosen))
         if not decided:
-            return AuthorizationRefused("invalid_scope", decided.sentence_fr)
+            return AuthorizationRefused("invalid_scope", decided.sentence_fr, asked=asked)
         connection = await connect(
             session,
             asked.service,
@@ -407,7 +416,7 @@ async def answer_authorization(
                 expires_at=work.now + dt.timedelta(seconds=CODE_SECONDS),
             )
         )
-    return location
+    return AuthorizationAnswered(location, asked)
 
 
 class _Lost(Exception):
@@ -495,7 +504,7 @@ async def _space_ins(session: AsyncSession, work: Work) -> str:
     return patient.ins
 
 
-async def token_response(db: Any, params: Params, base_url: str) -> Answer:
+async def token_response(db: Database, params: Params, base_url: str) -> Answer:
     """RFC 6749 §4.1.3 and §6: the token endpoint's answer (status, JSON body, headers)."""
     try:
         async with db.write() as session:
@@ -515,7 +524,7 @@ async def token_response(db: Any, params: Params, base_url: str) -> Answer:
     return status, body, headers
 
 
-async def revocation_response(db: Any, params: Params, base_url: str) -> Answer:
+async def revocation_response(db: Database, params: Params, base_url: str) -> Answer:
     """RFC 7009 §2: 200 whether the token was known or not; a refresh token ends the
     connection it belongs to (§2.1: every access token of that grant with it), an access
     token only itself."""

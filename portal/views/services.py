@@ -175,14 +175,15 @@ async def authorize_answer(request: web.Request) -> web.StreamResponse:
             chosen=chosen,
             source=source_of(request),
         )
-        asked = await check_authorization(session, params, _base(request))
     if isinstance(answer, AuthorizationRefused):
-        if answer.error == "invalid_scope" and not isinstance(asked, AuthorizationRefused):
+        if answer.asked is not None:  # the permissions chosen: the consent page again
+            asked = answer.asked
             context = _consent(params, asked.service, asked.scopes, error=answer.description)
             return await render(request, "services_autoriser.html", context, status=400)
         return await _refused_page(request, answer)
-    name = "" if isinstance(asked, AuthorizationRefused) else asked.service.name
-    return await _back_to_service(request, answer, name, granted=granted)
+    return await _back_to_service(
+        request, answer.location, answer.asked.service.name, granted=granted
+    )
 
 
 ROUTES: list[tuple[str, str, dict[str, Any]]] = [

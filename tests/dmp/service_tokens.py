@@ -9,7 +9,7 @@ from typing import Any
 from multidict import MultiDict
 
 from examples.weight_log import s256
-from mss.catalogue.oauth import answer_authorization, token_response
+from mss.catalogue.oauth import AuthorizationAnswered, answer_authorization, token_response
 from mss.catalogue.store import add_service
 from mss.db import Database
 from mss.directory.models import Patient
@@ -46,7 +46,7 @@ async def issue_tokens(
         code_challenge_method="S256",
     )
     async with db.write() as session:
-        location = await answer_authorization(
+        answered = await answer_authorization(
             session,
             params,
             BASE + "/oauth/autoriser",
@@ -55,8 +55,8 @@ async def issue_tokens(
             chosen=list(scopes),
             source="test",
         )
-    assert isinstance(location, str), location
-    code = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))["code"]
+    assert isinstance(answered, AuthorizationAnswered), answered
+    code = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(answered.location).query))["code"]
     status, body, _headers = await token_response(
         db,
         MultiDict(
