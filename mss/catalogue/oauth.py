@@ -161,7 +161,9 @@ class HubRequest(OAuth2Request):  # type: ignore[misc]
     endpoint, form for the token endpoint)."""
 
     def __init__(self, method: str, uri: str, params: Params) -> None:
-        super().__init__(method, uri, headers={})
+        # Authlib refuses a non-https URI; the hub's listener speaks TLS only (mss.http), even
+        # when the configured public address names the proxy before it as http.
+        super().__init__(method, "https://" + uri.split("://", 1)[-1], headers={})
         self._params = params
         self.payload = _Payload(params)
 

@@ -125,6 +125,11 @@ async def test_revoked_in_one_click_then_401_and_history(hub: Hub) -> None:
     assert missing.status == 404
     async with hub.db.read() as session:
         lines = await read_history(session, patient.id)
+        kind = await read_history(session, patient.id, kind="services")
+    assert [line.what for line in kind] == [
+        "Service déconnecté de l'espace",
+        "Service connecté à l'espace",
+    ]  # the history's "Services connectés" filter
     said = [(line.what, line.who, line.detail) for line in lines]
     assert (
         "Service déconnecté de l'espace",
