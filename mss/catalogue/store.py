@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
-import urllib.parse
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -26,12 +25,11 @@ from mss.catalogue.models import (
 from mss.db import utcnow
 from mss.directory.models import Patient
 from mss.errors import InvalidInput
-from mss.policy.services import ServiceStatus, decide_registered_scopes
+from mss.policy.services import ServiceStatus, decide_registered_scopes, decide_service_url
 
 MAX_NAME = 120
 MAX_EDITOR = 200
 MAX_DESCRIPTION = 2000
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 SERVICE_SOURCE = "service"  # the audit source of what a connected service does
 
 
@@ -41,16 +39,9 @@ def token_hash(token: str) -> str:
 
 
 def _check_url(url: str, what: str) -> str:
-    """An absolute https URL without fragment (http only on loopback, RFC 8252 §7.3)."""
-    parts = urllib.parse.urlsplit(url)
-    secure = parts.scheme == "https" or (
-        parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
-    )
-    if not secure or not parts.netloc or parts.fragment or any(c.isspace() for c in url):
-        raise InvalidInput(
-            f"{what} {url!r} must be an absolute https:// URL without fragment "
-            "(http:// only on 127.0.0.1 or localhost)"
-        )
+    decided = decide_service_url(url, what)
+    if not decided:
+        raise InvalidInput(decided.sentence)
     return url
 
 

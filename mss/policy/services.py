@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import re
+import urllib.parse
 from dataclasses import dataclass
 
 from mss.policy.consent import (
@@ -99,6 +100,38 @@ def decide_registered_scopes(scopes: list[str]) -> Decision:
                 f"Unknown scope {scope!r}: use documents:<LOINC type code> or {WRITE_MEASUREMENTS}",
                 f"Autorisation inconnue {scope!r}",
             )
+    return allow()
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def decide_service_url(url: str, what: str) -> Decision:
+    """A redirect URI or home URL: absolute https without fragment; http only on the loopback
+    (RFC 8252 §7.3), for a service on the patient's own machine and for development."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        parts, host = None, None
+    secure = parts is not None and (
+        parts.scheme == "https" or (parts.scheme == "http" and host in LOOPBACK)
+    )
+    if not secure or parts is None or not parts.netloc or parts.fragment:
+        return _no(
+            422,
+            "url_refused",
+            f"{what} {url!r} must be an absolute https:// URL without fragment "
+            "(http:// only on 127.0.0.1 or localhost)",
+            f"{what} {url!r} doit être une adresse https:// complète, sans fragment",
+        )
+    if any(c.isspace() or ord(c) < 32 for c in url):
+        return _no(
+            422,
+            "url_refused",
+            f"{what} {url!r} contains spaces or control characters",
+            f"{what} {url!r} contient des espaces ou des caractères de contrôle",
+        )
     return allow()
 
 

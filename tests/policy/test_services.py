@@ -29,6 +29,7 @@ from mss.policy.services import (
     decide_chosen_scopes,
     decide_registered_scopes,
     decide_service_action,
+    decide_service_url,
     decide_token,
     scope_label,
     service_can_see,
@@ -179,3 +180,24 @@ def test_scope_labels_are_french() -> None:
     )
     assert scope_label("documents:1-1") == "Lire vos documents : type 1-1"
     assert scope_label("measurements:write").startswith("Enregistrer des mesures")
+
+
+def test_service_urls() -> None:
+    for good in (
+        "https://carnet.example/retour",
+        "http://127.0.0.1:8765/retour",
+        "http://[::1]/cb",
+    ):
+        assert decide_service_url(good, "redirect URI").allowed, good
+    for bad in (
+        "http://carnet.example/retour",
+        "https://carnet.example/retour#x",
+        "/retour",
+        "javascript:alert(1)",
+        "https:///retour",
+        "https://carnet.example/re tour",
+        "https://carnet.example/\x00",
+        "http://[::1/cb",
+    ):
+        refused = decide_service_url(bad, "redirect URI")
+        assert refused.reason == "url_refused" and refused.status == 422, bad
