@@ -59,7 +59,6 @@ from dmp_bridge.fhir_documents import (
     search_bundle,
 )
 from dmp_bridge.models import DmpDocument
-from dmp_bridge.service_api import by_caller
 from mss.bounded_json import JsonRefused, loads_bounded
 from mss.directory.models import Patient
 from mss.directory.store import find_patient_by_ins
@@ -374,12 +373,16 @@ async def _audit_refusal(
 def setup(app: web.Application) -> None:
     """Add the MHD routes; call before the directory's catch-all ``/fhir/{tail}`` route."""
     # A bearer token is a connected service (``dmp_bridge.service_api``), under its scopes.
-    app.router.add_get("/fhir/DocumentReference", by_caller(_outcomes(find), service_api.find))
+    app.router.add_get(
+        "/fhir/DocumentReference", service_api.by_caller(_outcomes(find), service_api.find)
+    )
     app.router.add_get(
         "/fhir/DocumentReference/{id}",
-        by_caller(_outcomes(read_reference), service_api.read_reference),
+        service_api.by_caller(_outcomes(read_reference), service_api.read_reference),
     )
-    app.router.add_get("/fhir/Binary/{id}", by_caller(_outcomes(retrieve), service_api.retrieve))
+    app.router.add_get(
+        "/fhir/Binary/{id}", service_api.by_caller(_outcomes(retrieve), service_api.retrieve)
+    )
     service_api.setup(app)
     app.router.add_post("/fhir", _outcomes(provide))
     app.router.add_post("/fhir/", _outcomes(provide))
