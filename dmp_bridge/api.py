@@ -34,7 +34,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dmp_bridge import clinical_api, fhir_appointments, pro_login
+from dmp_bridge import clinical_api, fhir_appointments, pro_login, service_api
 from dmp_bridge.access import DmpRefused, Viewer, audit
 from dmp_bridge.api_auth import Caller, authenticate, verify_bearer_first, viewer_of
 from dmp_bridge.api_common import (
@@ -298,9 +298,18 @@ async def _audit_refusal(
 
 def setup(app: web.Application) -> None:
     """Add the MHD routes; call before the directory's catch-all ``/fhir/{tail}`` route."""
-    app.router.add_get("/fhir/DocumentReference", outcomes(find))
-    app.router.add_get("/fhir/DocumentReference/{id}", outcomes(read_reference))
-    app.router.add_get("/fhir/Binary/{id}", outcomes(retrieve))
+    # A bearer token is a connected service (``dmp_bridge.service_api``), under its scopes.
+    app.router.add_get(
+        "/fhir/DocumentReference", service_api.by_caller(outcomes(find), service_api.find)
+    )
+    app.router.add_get(
+        "/fhir/DocumentReference/{id}",
+        service_api.by_caller(outcomes(read_reference), service_api.read_reference),
+    )
+    app.router.add_get(
+        "/fhir/Binary/{id}", service_api.by_caller(outcomes(retrieve), service_api.retrieve)
+    )
+    service_api.setup(app)
     app.router.add_post("/fhir", outcomes(provide))
     app.router.add_post("/fhir/", outcomes(provide))
     clinical_api.setup(app)

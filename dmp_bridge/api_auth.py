@@ -31,6 +31,7 @@ from dmp_bridge import pro_sessions
 from dmp_bridge.access import Viewer
 from dmp_bridge.fhir_documents import FhirInputError
 from dmp_bridge.oidc_auth import professional_of, relying_party
+from mss.catalogue.tokens import Bearer, authenticate_bearer, is_service_token
 from mss.crypto.certificates import id_nat_from_subject
 from mss.crypto.tls import peer_certificate, verify_peer
 from mss.crypto.trust import TrustStore
@@ -46,7 +47,8 @@ from mss.web import DB, SERVICES, SETTINGS
 
 BREAK_GLASS_HEADER = "X-Break-Glass-Reason"
 REALM = 'Basic realm="MSS DMP", charset="UTF-8"'
-BEARER_REALM = 'Bearer realm="MSS DMP", error="invalid_token"'  # RFC 6750 §3
+_BEARER = 'Bearer realm="MSS DMP"'
+BEARER_REALM = f'{_BEARER}, error="invalid_token"'  # RFC 6750 §3
 BEARER = web.RequestKey("oidc_bearer", VerifiedToken)  # the request's verified Bearer token
 
 log = logging.getLogger(__name__)
@@ -178,8 +180,8 @@ async def verify_bearer_first(request: web.Request) -> None:
     """Check a Bearer token before the request's transaction opens: the provider may be asked
     (keys, userinfo), and no database transaction waits on the network meanwhile."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or BEARER in request:
-        return
+    if scheme.lower() != "bearer" or is_service_token(token.strip()) or BEARER in request:
+        return  # a connected service's token is ours (``authenticate_service``), not the provider's
     try:
         request[BEARER] = await relying_party(request.app).verify_bearer(token)
     except OidcRefused as refused:
@@ -192,8 +194,8 @@ async def verify_bearer_first(request: web.Request) -> None:
 
 
 async def _by_bearer(request: web.Request, session: AsyncSession) -> Caller | None:
-    scheme = request.headers.get("Authorization", "").partition(" ")[0]
-    if scheme.lower() != "bearer":
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or is_service_token(token.strip()):
         return None
     await verify_bearer_first(request)  # done already by the API's handlers
     try:
@@ -268,3 +270,31 @@ def viewer_of(request: web.Request, caller: Caller) -> Viewer:
     return Viewer.for_professional(
         caller.professional, caller.organisation, break_glass_reason=decoded, source="api"
     )
+
+
+class BearerRefused(FhirInputError):
+    """401 for a service whose token does not stand (RFC 6750 §3.1 invalid_token)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(401, "login", text)
+
+    @property
+    def challenge(self) -> str:
+        return f'{BEARER_REALM}, error_description="{self.text}"'
+
+
+def presents_bearer(request: web.Request) -> bool:
+    """Whether the caller is a connected service: ``Authorization: Bearer`` with a token of the
+    catalogue (``mss.catalogue.tokens.SERVICE_TOKEN_PREFIX``); any other Bearer token is a
+    professional's, from the OpenID Connect provider."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and is_service_token(token.strip())
+
+
+async def authenticate_service(request: web.Request, session: AsyncSession) -> Bearer:
+    """The connected service behind the bearer token, or raise 401."""
+    _scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    decision, bearer = await authenticate_bearer(session, token.strip(), utcnow())
+    if bearer is None:
+        raise BearerRefused(decision.sentence)
+    return bearer

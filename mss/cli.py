@@ -187,6 +187,7 @@ async def restore(
 
 def _register_subcommands() -> None:
     from mss.audit_verify import audit
+    from mss.catalogue.cli import catalogue
     from mss.crypto.cli import pki
     from mss.demo import demo
     from mss.directory.cli import directory, mailbox
@@ -194,6 +195,7 @@ def _register_subcommands() -> None:
     from portal.cli import patients
 
     main.add_command(audit)
+    main.add_command(catalogue)
     main.add_command(directory)
     main.add_command(mailbox)
     main.add_command(pki)

@@ -68,6 +68,29 @@ HOSPITAL_FINESS = "310123450"
 PHARMACY_FINESS = "750001232"
 
 
+WEIGHT_LOG_CLIENT_ID = "demo-carnet-poids"
+WEIGHT_LOG_NAME = "Carnet de poids et de glycémie"
+WEIGHT_LOG_PORT = 8765
+
+
+async def add_demo_service(session: Any, port: int = WEIGHT_LOG_PORT) -> Any:
+    """The demo weight and blood-sugar log (``examples/weight_log.py``), referenced."""
+    from mss.catalogue.store import add_service
+
+    base = f"http://127.0.0.1:{port}"
+    return await add_service(
+        session,
+        name=WEIGHT_LOG_NAME,
+        editor="Association Démo Santé",
+        description="Notez votre poids et votre glycémie, et suivez leur évolution.",
+        scopes=["measurements:write", "documents:11502-2"],
+        redirect_uris=[f"{base}/retour"],
+        home_url=f"{base}/",
+        status="referenced",
+        client_id=WEIGHT_LOG_CLIENT_ID,
+    )
+
+
 def _password() -> str:
     """A random password that meets the portal's policy: four groups of four, letters and digits."""
     import secrets
@@ -410,6 +433,11 @@ async def create_demo(settings: Settings, db: Any) -> list[str]:
         accounts[-1]["guardian_ins"] = created["Louis"].ins
         await session.flush()
         await _demo_record(session, created["Marie"], professionals, pharmacy, now)
+        await add_demo_service(session)
 
     save_demo_accounts(settings, accounts)
-    return [f"demo data created: {len(accounts)} accounts (mss demo accounts --json)"]
+    return [
+        f"demo data created: {len(accounts)} accounts (mss demo accounts --json)",
+        f"demo service of the catalogue: {WEIGHT_LOG_NAME} (client {WEIGHT_LOG_CLIENT_ID}), "
+        f"run it with: python examples/weight_log.py --hub <portal URL> --insecure",
+    ]

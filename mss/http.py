@@ -27,6 +27,7 @@ PARTS = (
     "dmp_bridge.api",  # before the directory, whose /fhir/{tail} catch-all would shadow it
     "mss.directory.fhir_api",
     "mss.mailbox.autoconfig",
+    "mss.catalogue.http",  # the catalogue's OAuth token endpoint
     "portal.app",
 )
 

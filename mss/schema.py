@@ -4,6 +4,13 @@ from dmp_bridge.models import DmpConsent, DmpDocument, DmpProfessionalConsent
 from dmp_bridge.pro_sessions import ProfessionalSession
 from mss.agenda.models import Appointment, ConvocationReceipt, HealthReminder
 from mss.audit import AuditChainHead, AuditEvent
+from mss.catalogue.models import (
+    CatalogueService,
+    Measurement,
+    ServiceCode,
+    ServiceConnection,
+    ServiceToken,
+)
 from mss.conversations import Conversation
 from mss.db import Base
 from mss.directory.models import (
@@ -26,6 +33,11 @@ __all__ = [
     "Appointment",
     "AuditChainHead",
     "AuditEvent",
+    "CatalogueService",
+    "Measurement",
+    "ServiceCode",
+    "ServiceConnection",
+    "ServiceToken",
     "Conversation",
     "ConvocationReceipt",
     "DmpConsent",

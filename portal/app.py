@@ -29,6 +29,7 @@ from portal.views import (
     profile,
     profile_send,
     security,
+    services,
 )
 
 STATIC = Path(__file__).parent / "static"
@@ -90,6 +91,7 @@ ROUTES: list[tuple[str, str, dict[str, Handler]]] = [
     *profile.ROUTES,
     *messages.ROUTES,
     *dossier.ROUTES,
+    *services.ROUTES,
 ]
 
 

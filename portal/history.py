@@ -26,6 +26,7 @@ VERIFIED = RecentlyVerified()  # per process: a long chain is walked whole at mo
 KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "connexions": ("Connexions", ("login", "logout", "session_")),
     "messages": ("Messages lus et envoyés", ("message_", "message.", "mdn_", "conversation.")),
+    "services": ("Services connectés", ("service_",)),
     "consentements": ("Consentements", ("consent", "authoris", "authoriz", "block", "unblock")),
     "compte": ("Compte", ("account_", "activation_", "totp_", "password_")),
     "acces": ("Accès à vos données", ()),
@@ -121,6 +122,15 @@ SENTENCES = {
     "profile_item_read": "Information du profil médical consultée par un professionnel",
     "profile_access_refused": "Accès au profil médical refusé",
     "profile.summary_sent": "Résumé du profil médical envoyé à un professionnel",
+    # services connectés (catalogue)
+    "service_connected": "Service connecté à l'espace",
+    "service_revoked": "Service déconnecté de l'espace",
+    "service_document_list": "Liste des documents consultée par un service connecté",
+    "service_document_read": "Document lu par un service connecté",
+    "service_access_refused": "Accès refusé à un service connecté",
+    "service_measurement_written": "Mesure enregistrée par un service connecté",
+    "catalogue.service_added": "Service ajouté au catalogue",
+    "catalogue.service_status": "Statut d'un service du catalogue changé",
 }
 UNKNOWN_ACTION = "Autre opération sur votre espace"
 ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
@@ -133,12 +143,14 @@ SOURCES = {
     "smtp": "par la messagerie sécurisée",
     "relay": "par la messagerie d'un autre établissement",
     "api": "depuis le logiciel du professionnel",
+    "service": "avec l'autorisation que vous lui avez donnée",
 }
 
 ACTOR_KINDS = {
     "patient": "vous-même",
     "guardian": "représentant légal",
     "professional": "professionnel de santé",
+    "service": "service connecté",
 }
 SERVICE = "le service de messagerie santé"
 OPERATOR = "l'équipe qui exploite le service"
@@ -164,6 +176,7 @@ DETAILS = {
         "dmp_allowed": "dossier médical rouvert",
     },
     "category": {"allergy": "allergies", "treatment": "traitements en cours"},
+    "service": {},
     "title": {},
     "rendition": {"pdf": "PDF", "original": ""},
     "id_nat": {},

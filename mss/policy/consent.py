@@ -41,6 +41,7 @@ class ViewerKind(str, enum.Enum):
     PATIENT = "patient"
     GUARDIAN = "guardian"
     PROFESSIONAL = "professional"
+    SERVICE = "service"  # a connected service: decided by mss.policy.services, never here
 
 
 DOCUMENT_ACTIONS = frozenset(
@@ -114,6 +115,13 @@ NO_RECORD = _no(
     "Ce patient n'a pas de dossier médical (DMP) ouvert sur ce service",
 )
 
+SERVICE_NOT_HERE = _no(
+    403,
+    "service_not_here",
+    "A connected service reads only under its granted scopes (mss.policy.services)",
+    "Un service connecté ne lit que selon les autorisations données",
+)
+
 
 def answer_by_document_id(decision: Decision) -> Decision:
     """The answer to a caller who named a document only by its id (the API's read and retrieve).
@@ -180,6 +188,8 @@ def decide_dmp_action(
     """May ``viewer`` do ``action`` on the record (or on ``document`` for document actions)?"""
     if action in DOCUMENT_ACTIONS and document is None:
         raise ValueError(f"{action.value} concerns one document: pass its facts")
+    if viewer.kind is ViewerKind.SERVICE:
+        return SERVICE_NOT_HERE
     if not consent.record_open:
         return NO_RECORD
     if document is not None and document.status == "deleted":
@@ -326,6 +336,8 @@ def _break_glass(viewer: ViewerFacts, consent: ConsentFacts) -> Decision:
 def decide_consent_change(viewer: ViewerFacts) -> Decision:
     """Authorisations, blocks, the médecin traitant and oppositions are the patient's (or
     guardian's)."""
+    if viewer.kind is ViewerKind.SERVICE:
+        return SERVICE_NOT_HERE
     if not viewer.is_professional and not viewer.acts_for_patient:
         return _patient_side(viewer, DmpAction.LIST, None)
     if viewer.is_professional:

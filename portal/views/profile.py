@@ -7,6 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
+from mss.catalogue.observations import MEASURES
+from mss.catalogue.store import measurements_of
 from mss.directory.models import Patient
 from mss.errors import InvalidInput
 from mss.profile import store
@@ -53,6 +55,7 @@ async def _page(request: web.Request, status: int = 200, **extra: Any) -> web.Re
             session,
             [i.author for rows in items.values() for i in rows if i.author_kind == "professional"],
         )
+        measurements = await measurements_of(session, state.space.id)
     authors = {
         item.id: authorship(item, state.person, cards) for rows in items.values() for item in rows
     }
@@ -67,6 +70,8 @@ async def _page(request: web.Request, status: int = 200, **extra: Any) -> web.Re
             "notice": NOTICES.get(request.query.get("fait", ""), "").format(
                 name=request.query.get("a", "")[:200] or "ce professionnel"
             ),
+            "measurements": measurements,
+            "measures": MEASURES,
             "form": {},
             **extra,
         },

@@ -92,3 +92,21 @@ PROFILE_WRITE = {
 # no agenda: the rule is the record's authorisation, and the patient's sharing choice.
 AGENDA_READ = {role: 200 if role in ("authorised", "treating") else 403 for role in ROLES[2:]}
 AGENDA_ADD = {role: 201 if status == 200 else status for role, status in AGENDA_READ.items()}
+
+# Connected services of the catalogue (``mss.policy.services``): who connected them, the
+# scopes granted. The record's documents are all of type 11488-4 (consultation).
+SERVICES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "service_of_patient": ("patient", ("documents:11488-4",)),
+    "service_of_guardian": ("guardian", ("documents:11488-4", "measurements:write")),
+    "service_other_type": ("patient", ("documents:11502-2",)),
+    "service_measurements_only": ("guardian", ("measurements:write",)),
+}
+# What each finds in a list (None: listing refused, 403 insufficient_scope): never more than
+# the person who connected it, never a document masked from professionals.
+SERVICE_VISIBLE: dict[str, set[str] | None] = {
+    "service_of_patient": {"plain", "invisible_guardians"},
+    "service_of_guardian": {"plain"},
+    "service_other_type": set(),
+    "service_measurements_only": None,
+}
+SERVICE_WRITES = {name: "measurements:write" in scopes for name, (_, scopes) in SERVICES.items()}

@@ -479,6 +479,24 @@ def fhir_documents(data: bytes) -> object:
     return parse_provide_bundle(_json_body(data))
 
 
+def fhir_observation(data: bytes) -> object:
+    """A connected service's Observation (weight, blood sugar), read before any database work."""
+    from mss.catalogue.observations import parse_observation
+
+    return parse_observation(_json_body(data), dt.datetime(2026, 12, 4, tzinfo=dt.UTC))
+
+
+def _observation_seeds() -> list[bytes]:
+    from examples.weight_log import weight_observation
+
+    when = dt.datetime(2026, 3, 1, 8, 30, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    weight = weight_observation("285037505612306", 72.5, when)
+    glucose = weight_observation("285037505612306", 5.4, when)
+    glucose["code"]["coding"][0]["code"] = "15074-8"
+    glucose["valueQuantity"].update(unit="mmol/L", code="mmol/L")
+    return [json.dumps(o).encode() for o in (weight, glucose)]
+
+
 def _provide_seeds() -> list[bytes]:
     from tests.xdm_factory import INS, INS_TEST_OID, make_cda
 
@@ -714,6 +732,7 @@ def _refusals() -> dict[str, tuple[type[BaseException], ...]]:
     from dmp_bridge.fhir_documents import FhirInputError
     from mss.agenda.ical import CalendarError
     from mss.bounded_json import JsonRefused
+    from mss.catalogue.observations import ObservationRefused
     from mss.crypto.cms import CmsFailure
     from mss.errors import HubError
     from mss.mailbox.imap.wire import ImapError
@@ -726,6 +745,7 @@ def _refusals() -> dict[str, tuple[type[BaseException], ...]]:
         "fhir": (FhirInputError, JsonRefused, HubError),
         "imap": (ImapError,),
         "smtp": (SmtpSyntax,),
+        "observation": (ObservationRefused, JsonRefused),
         "none": (),
     }
 
@@ -821,6 +841,14 @@ def _targets() -> dict[str, Target]:
             fhir_directory,
             refused["hub"],
             _directory_seeds,
+            JSON_TOKENS,
+            JSON_NESTING,
+        ),
+        Target(
+            "fhir_observation",
+            fhir_observation,
+            refused["observation"],
+            _observation_seeds,
             JSON_TOKENS,
             JSON_NESTING,
         ),

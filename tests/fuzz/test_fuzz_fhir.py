@@ -52,6 +52,14 @@ def test_directory_file_is_read_or_refused(data: bytes) -> None:
     check("fhir_directory", data)
 
 
+@fuzz_settings(100)
+@given(inputs("fhir_observation"))
+@example(HUGE_INTEGER)
+@example(b'{"resourceType": "Observation", "valueQuantity": {"value": NaN}}')
+def test_observation_is_read_or_refused(data: bytes) -> None:
+    check("fhir_observation", data)
+
+
 async def _counts(db: Database) -> list[int]:
     async with db.read() as session:
         return [

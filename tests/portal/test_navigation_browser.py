@@ -45,7 +45,7 @@ async def test_phone_bar_menu_and_the_child_space(page: Page, hub: Hub) -> None:
     await open_menu(page)
     await fits_the_phone(page)
     await page.screenshot(path=str(_shots() / "nav-01-menu-ouvert.png"))
-    await expect(page.locator("#menu-plus-liste").get_by_role("link")).to_have_count(5)
+    await expect(page.locator("#menu-plus-liste").get_by_role("link")).to_have_count(6)
     await page.get_by_label("Espace affiché").select_option(label="Emma Petit")
     await page.get_by_role("button", name="Changer d'espace").click()
     await expect(page.get_by_role("heading", level=1)).to_have_text("Espace d'Emma Petit")
