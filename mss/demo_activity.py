@@ -343,7 +343,7 @@ def _signed(message: EmailMessage, account: dict[str, Any]) -> bytes:
     return smime.sign(message.as_bytes(policy=email.policy.SMTP), cert, key)
 
 
-class _Sender:
+class DemoSender:
     """Sends the demo messages through the gateway, as the portal and SMTP submission do."""
 
     def __init__(self, settings: Settings, db: Database, accounts: list[dict[str, Any]]) -> None:
@@ -586,7 +586,7 @@ async def create_demo_activity(
                     source="portal",
                     now=now,
                 )
-    sender = _Sender(settings, db, accounts)
+    sender = DemoSender(settings, db, accounts)
     messages = 0
     for story in told:
         patient = patients[story.ins]
