@@ -56,7 +56,7 @@ async def accounts(settings: Settings, as_json: bool) -> None:
         click.echo(json.dumps(found, ensure_ascii=False, indent=2))
         return
     for account in found:
-        click.echo(f"{account['role']:<28} {demo_login(account):<42} {account['password']}")
+        click.echo(f"{account['role']:<28} {demo_login(account):<44} {account['password']}")
 
 
 def demo_login(account: dict[str, Any]) -> str:

@@ -101,5 +101,5 @@ async def describe_listeners(settings: Settings, db: Database) -> list[str]:
         lines.append("Demo logins (all of them: mss demo accounts --json):")
         for account in load_demo_accounts(settings):
             login = demo_login(account)
-            lines.append(f"  {account['role']:<28} {login:<40} password {account['password']}")
+            lines.append(f"  {account['role']:<28} {login:<44} password {account['password']}")
     return lines
