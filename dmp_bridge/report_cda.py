@@ -152,11 +152,14 @@ def build_report(
 
 
 def report_pdf(patient: ReportPatient, author: ReportAuthor, report: Report) -> bytes:
-    """The same report as a one-column PDF (fpdf2's core Helvetica: Latin-1 text)."""
+    """The same report as a one-column PDF (fpdf2's core Helvetica: Latin-1 text, so "œ" is
+    written "oe")."""
     from fpdf import FPDF
 
     def latin1(text: str) -> str:
-        return text.replace("’", "'").encode("latin-1", "replace").decode("latin-1")
+        for wide, narrow in (("’", "'"), ("œ", "oe"), ("Œ", "OE")):
+            text = text.replace(wide, narrow)
+        return text.encode("latin-1", "replace").decode("latin-1")
 
     pdf = FPDF(format="A4")
     pdf.set_title(latin1(report.title))

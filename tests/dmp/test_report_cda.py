@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 from zoneinfo import ZoneInfo
+
+import pypdf
 
 from dmp_bridge.cda import narrative_html, read_cda_header
 from dmp_bridge.report_cda import (
@@ -38,7 +41,7 @@ REPORT = Report(
     effective_time=dt.datetime(2026, 11, 13, 10, 15, tzinfo=ZoneInfo("Europe/Paris")),
     sections=(
         ReportSection("Motif", ("Palpitations à l'effort <depuis> deux mois.",)),
-        ReportSection("Conclusion", ("Palpitations bénignes.",), ("Limiter le café", "Écho")),
+        ReportSection("Conclusion", ("Rien au cœur.",), ("Limiter le café", "Écho")),
     ),
 )
 
@@ -70,4 +73,6 @@ def test_the_narrative_is_escaped_and_in_sections() -> None:
 def test_the_pdf_rendering() -> None:
     pdf = report_pdf(PATIENT, AUTHOR, REPORT)
     assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF")
-    assert len(pdf) > 1000
+    text = pypdf.PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
+    assert "Consultation de cardiologie" in text and "Marie DURAND" in text
+    assert "Rien au coeur." in text and "- Limiter le café" in text
