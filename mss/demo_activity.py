@@ -67,8 +67,9 @@ class DemoPatientStory:
     gender: str
     reports: tuple[DemoReport, ...]
     conversations: tuple[tuple[DemoMessage, ...], ...]
-    convocation: tuple[int, str, str]  # in how many days (at 9:30), the service, the place
+    convocation: tuple[int, str, str, str]  # in how many days (at 9:30), what, service, place
     profile: tuple[tuple[str, str, str, str], ...]  # category, label, detail, when
+    reminder: tuple[str, str, int] | None = None  # the agenda's: kind, label, due in N days
 
 
 DUPONT, MARTIN = "810001234565", "810002345675"
@@ -167,7 +168,12 @@ def stories(domain: str) -> tuple[DemoPatientStory, ...]:
                     ),
                 ),
             ),
-            convocation=(10, "Cardiologie", "Centre hospitalier, bâtiment B, 2e étage"),
+            convocation=(
+                10,
+                "Échographie du cœur",
+                "Cardiologie",
+                "Centre hospitalier, bâtiment B, 2e étage",
+            ),
             profile=(
                 ("treatment", "Lévothyrox 75 µg", "Un comprimé le matin à jeun", "depuis 2016"),
                 ("medical_history", "Hypothyroïdie", "Suivie par le Dr Dupont", "2016"),
@@ -175,6 +181,7 @@ def stories(domain: str) -> tuple[DemoPatientStory, ...]:
                 ("family_history", "Diabète de type 2", "Chez mon père", ""),
                 ("vaccination", "Diphtérie, tétanos, poliomyélite (rappel)", "", "2020"),
             ),
+            reminder=("screening", "Frottis de dépistage du col de l'utérus", 90),
         ),
         DemoPatientStory(
             ins="179066912304583",
@@ -235,7 +242,12 @@ def stories(domain: str) -> tuple[DemoPatientStory, ...]:
                     ),
                 ),
             ),
-            convocation=(17, "Cardiologie", "Centre hospitalier, bâtiment B, 2e étage"),
+            convocation=(
+                17,
+                "Consultation de cardiologie",
+                "Cardiologie",
+                "Centre hospitalier, bâtiment B, 2e étage",
+            ),
             profile=(
                 ("treatment", "Amlodipine 5 mg", "Un comprimé le soir", "depuis 2022"),
                 ("medical_history", "Hypertension artérielle", "", "2022"),
@@ -253,7 +265,7 @@ def stories(domain: str) -> tuple[DemoPatientStory, ...]:
                     LOINC_CONSULTATION,
                     "Consultation de suivi de l'enfant",
                     (
-                        ("Motif", ("Examen de suivi des 10 ans.",), ()),
+                        ("Motif", ("Examen de suivi annuel.",), ()),
                         (
                             "Examen",
                             (
@@ -265,7 +277,7 @@ def stories(domain: str) -> tuple[DemoPatientStory, ...]:
                         (
                             "Conclusion",
                             ("Enfant en bonne santé.",),
-                            ("Rappel de vaccin diphtérie, tétanos, coqueluche, polio à 11 ans",),
+                            ("Rappel de vaccin diphtérie, tétanos, coqueluche, polio à prévoir",),
                         ),
                     ),
                     with_pdf=True,
@@ -285,7 +297,7 @@ def stories(domain: str) -> tuple[DemoPatientStory, ...]:
                                 "Méningocoque C : 5 et 12 mois",
                             ),
                         ),
-                        ("Prochain vaccin", ("Rappel à 11 ans, en 2026.",), ()),
+                        ("Prochain vaccin", ("Rappel entre 11 et 13 ans.",), ()),
                     ),
                 ),
             ),
@@ -294,8 +306,8 @@ def stories(domain: str) -> tuple[DemoPatientStory, ...]:
                     DemoMessage(
                         dupont,
                         "Rappel de vaccin pour Emma",
-                        "Bonjour,\n\nEmma aura 11 ans cet été : c'est l'âge du rappel de "
-                        "vaccin diphtérie, tétanos, coqueluche et polio. Voulez-vous que je "
+                        "Bonjour,\n\nEmma a l'âge du rappel de vaccin diphtérie, tétanos, "
+                        "coqueluche et polio (entre 11 et 13 ans). Voulez-vous que je "
                         "vous fasse l'ordonnance ?\n\nDr Jean Dupont",
                     ),
                     DemoMessage(
@@ -311,12 +323,18 @@ def stories(domain: str) -> tuple[DemoPatientStory, ...]:
                     ),
                 ),
             ),
-            convocation=(24, "Pédiatrie", "Centre hospitalier, hall A, consultations"),
+            convocation=(
+                24,
+                "Consultation de pédiatrie",
+                "Pédiatrie",
+                "Centre hospitalier, hall A, consultations",
+            ),
             profile=(
                 ("allergy", "Arachide", "Plaques rouges et gonflement des lèvres", "2019"),
                 ("vaccination", "Rougeole, oreillons, rubéole", "Deux doses", "2016"),
                 ("medical_history", "Asthme du jeune enfant", "Plus de crise depuis 2021", ""),
             ),
+            reminder=("vaccination", "Rappel diphtérie, tétanos, coqueluche, polio", 60),
         ),
     )
 
@@ -430,7 +448,7 @@ class DemoSender:
         from mss.smtp_gateway import new_message_id
 
         app = next(a for a in self.accounts.values() if "APP" in a["role"])
-        days, service, place = story.convocation
+        days, summary, service, place = story.convocation
         day = (now.astimezone(PARIS) + dt.timedelta(days=days)).date()
         start = dt.datetime.combine(day, dt.time(9, 30), tzinfo=PARIS)
         to = patient_mailbox_address(self.settings, patient.ins)
@@ -439,7 +457,7 @@ class DemoSender:
             sequence=0,
             start=start,
             end=start + dt.timedelta(minutes=45),
-            summary=f"Rendez-vous {service}",
+            summary=summary,
             location=place,
             organizer=app["address"],
             organizer_name=app["name"],
@@ -449,7 +467,7 @@ class DemoSender:
         message = _text_message(
             app["address"],
             to,
-            f"Convocation : {service}",
+            f"Convocation : {summary}",
             f"Bonjour,\n\n{patient.display_name} est attendu(e) le {start:%d/%m/%Y} à "
             f"{start:%H} h {start:%M} en {service}.\nLieu : {place}\n\nVous pouvez confirmer "
             "ou décliner ce rendez-vous dans l'agenda de votre espace santé.\n",
@@ -553,6 +571,7 @@ async def create_demo_activity(
     settings: Settings, db: Database, accounts: list[dict[str, Any]]
 ) -> list[str]:
     """The demo patients' reports, profiles, conversations and convocations; what it did."""
+    from mss.agenda.store import add_health_reminder
     from mss.directory import store
     from mss.directory.models import Patient
     from mss.profile.store import add_item
@@ -585,6 +604,12 @@ async def create_demo_activity(
                     author_name=author.display_name,
                     source="portal",
                     now=now,
+                )
+            if story.reminder is not None:
+                kind, label, days = story.reminder
+                due_on = (now.astimezone(PARIS) + dt.timedelta(days=days)).date()
+                await add_health_reminder(
+                    session, patient.id, kind=kind, label=label, due_on=due_on
                 )
     sender = DemoSender(settings, db, accounts)
     messages = 0

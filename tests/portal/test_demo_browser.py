@@ -62,7 +62,8 @@ async def _walk(page: Page, who: str, expected: dict[str, list[str]]) -> None:
         await expect(page.locator("main")).to_contain_text(text)
     await shot(page, f"demo-{who}-04-message")
     await _nav(page, "Agenda")
-    await expect(page.locator("main")).to_contain_text(expected["agenda"][0])
+    for entry in expected["agenda"]:
+        await expect(page.locator("main")).to_contain_text(entry)
     await shot(page, f"demo-{who}-05-agenda")
     await _nav(page, "Profil médical")
     for label in expected["profile"]:
@@ -91,14 +92,14 @@ async def test_marie_and_louis_with_emma_see_their_demo_data(page: Page, hub: Hu
                 "Résultats de votre bilan sanguin",
                 "conversation clôturée",
                 "Votre échographie du cœur",
-                "Convocation : Cardiologie",
+                "Convocation : Échographie du cœur",
             ],
             "latest": [
                 "Nous referons le point dans six mois.",
                 "Signature vérifiée",
                 "Dr Jean Dupont a clôturé cette conversation",
             ],
-            "agenda": ["Rendez-vous Cardiologie"],
+            "agenda": ["Échographie du cœur", "Frottis de dépistage du col de l'utérus"],
             "profile": ["Lévothyrox 75 µg", "Hypothyroïdie", "Pénicillines"],
             "history": [
                 "Document ajouté au dossier (Consultation de cardiologie)",
@@ -118,7 +119,7 @@ async def test_marie_and_louis_with_emma_see_their_demo_data(page: Page, hub: Hu
             "narrative": ["Traitement inchangé pour six mois."],
             "messages": ["Votre bilan lipidique"],
             "latest": ["je prendrai rendez-vous en mars."],
-            "agenda": ["Rendez-vous Cardiologie"],
+            "agenda": ["Consultation de cardiologie"],
             "profile": ["Amlodipine 5 mg", "Pollens de graminées"],
             "history": [
                 "Document ajouté au dossier (Bilan lipidique)",
@@ -143,7 +144,10 @@ async def test_marie_and_louis_with_emma_see_their_demo_data(page: Page, hub: Hu
                 "Signature vérifiée",
                 "Dr Jean Dupont a clôturé cette conversation",
             ],
-            "agenda": ["Rendez-vous Pédiatrie"],
+            "agenda": [
+                "Consultation de pédiatrie",
+                "Rappel diphtérie, tétanos, coqueluche, polio",
+            ],
             "profile": ["Arachide", "Rougeole, oreillons, rubéole"],
             "history": [
                 "Document ajouté au dossier (Vaccinations à jour)",
