@@ -56,10 +56,13 @@ async def accounts(settings: Settings, as_json: bool) -> None:
         click.echo(json.dumps(found, ensure_ascii=False, indent=2))
         return
     for account in found:
-        click.echo(
-            f"{account['role']:<28} {account.get('login') or account['address']:<42} "
-            f"{account['password']}"
-        )
+        click.echo(f"{account['role']:<28} {demo_login(account):<44} {account['password']}")
+
+
+def demo_login(account: dict[str, Any]) -> str:
+    """What to type as the login: the address, or a patient's INS or e-mail."""
+    login = str(account.get("login") or account["address"])
+    return f"{login} or {account['email']}" if account.get("email") else login
 
 
 # -- the demo data --------------------------------------------------------------------------
@@ -397,6 +400,7 @@ async def create_demo(settings: Settings, db: Any) -> list[str]:
         ]
         created = {}
         for role, ins, family, given, birth, phone in patients:
+            email = f"{given}.{family}@example.org".lower()  # a login too (portal: e-mail or INS)
             patient = await store.create_patient(
                 session,
                 settings,
@@ -404,7 +408,7 @@ async def create_demo(settings: Settings, db: Any) -> list[str]:
                 family_name=family,
                 given_names=given,
                 birth_date=birth,
-                email=f"{given}.{family}@example.org".lower(),
+                email=email,
                 phone=phone,
                 now=now,
             )
@@ -422,6 +426,7 @@ async def create_demo(settings: Settings, db: Any) -> list[str]:
                     "name": f"{given} {family}",
                     "ins": ins,
                     "login": ins,
+                    "email": email,
                     "address": store.patient_mailbox_address(settings, ins),
                     "password": password,
                     "birth_date": birth.isoformat(),
@@ -436,8 +441,16 @@ async def create_demo(settings: Settings, db: Any) -> list[str]:
         await add_demo_service(session)
 
     save_demo_accounts(settings, accounts)
-    return [
+    done = [
         f"demo data created: {len(accounts)} accounts (mss demo accounts --json)",
         f"demo service of the catalogue: {WEIGHT_LOG_NAME} (client {WEIGHT_LOG_CLIENT_ID}), "
         f"run it with: python examples/weight_log.py --hub <portal URL> --insecure",
     ]
+    return done + await _demo_activity(settings, db, accounts)
+
+
+async def _demo_activity(settings: Settings, db: Any, accounts: list[dict[str, Any]]) -> list[str]:
+    """The patients' reports, conversations, convocations and profiles (``mss.demo_activity``)."""
+    from mss.demo_activity import create_demo_activity
+
+    return await create_demo_activity(settings, db, accounts)

@@ -95,11 +95,11 @@ async def describe_listeners(settings: Settings, db: Database) -> list[str]:
     async with db.read() as session:
         count = (await session.execute(select(func.count()).select_from(Mailbox))).scalar_one()
     lines.append(f"  {count} mailboxes in the directory")
-    from mss.demo import demo_accounts_file, load_demo_accounts
+    from mss.demo import demo_accounts_file, demo_login, load_demo_accounts
 
     if demo_accounts_file(settings).is_file():
         lines.append("Demo logins (all of them: mss demo accounts --json):")
         for account in load_demo_accounts(settings):
-            login = account.get("login") or account["address"]
-            lines.append(f"  {account['role']:<28} {login:<40} password {account['password']}")
+            login = demo_login(account)
+            lines.append(f"  {account['role']:<28} {login:<44} password {account['password']}")
     return lines

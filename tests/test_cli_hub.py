@@ -95,6 +95,8 @@ def test_init_demo_accounts_doctor_and_serve(tmp_path: Path, database_url: str) 
         assert account["password"] and account["address"]
         if account["role"].startswith("patient"):
             assert len(account["ins"]) == 15 and account["address"].startswith(account["ins"])
+            # the portal takes the INS or the e-mail as the login: both are listed
+            assert account["login"] == account["ins"] and account["email"].endswith(".org")
         else:
             assert Path(account["certificate"]).is_file() and Path(account["key"]).is_file()
             assert oct(Path(account["key"]).stat().st_mode & 0o777) == "0o600"
@@ -168,6 +170,8 @@ def test_init_demo_accounts_doctor_and_serve(tmp_path: Path, database_url: str) 
         # MedicationDispense; the allergy the médecin traitant recorded, with its author.
         types = [e["resource"]["type"]["coding"][0]["code"] for e in found["entry"]]
         assert types.count("60593-1") == 2, types
+        # and the demo's two reports: a consultation (with its PDF) and a blood test
+        assert sorted(t for t in types if t != "60593-1") == ["11488-4", "11502-2"], types
         demo_ins = "urn:oid:1.2.250.1.213.1.4.8|285037505612306"
         for kind, expected in (("MedicationDispense", 3), ("AllergyIntolerance", 1)):
             answer = subprocess.run(
@@ -233,6 +237,7 @@ def test_init_demo_accounts_doctor_and_serve(tmp_path: Path, database_url: str) 
         output, _ = server.communicate(timeout=30)
     assert server.returncode == 0, output
     assert "jean.dupont@mss.localhost" in output and "Traceback" not in output
+    assert "285037505612306 or marie.durand@example.org" in output  # the banner's demo logins
     assert "document API: client certificate of CN=rogue refused from 127.0.0.1: " in output
 
 
