@@ -5,6 +5,7 @@ from mss.agenda.models import Appointment, ConvocationReceipt, HealthReminder
 from mss.audit import AuditChainHead, AuditEvent
 from mss.conversations import Conversation
 from mss.db import Base
+from mss.delivery_status import DeliveryStatus
 from mss.directory.models import (
     Guardianship,
     Mailbox,
@@ -27,6 +28,7 @@ __all__ = [
     "AuditEvent",
     "Conversation",
     "ConvocationReceipt",
+    "DeliveryStatus",
     "DmpConsent",
     "DmpDocument",
     "DmpProfessionalConsent",
