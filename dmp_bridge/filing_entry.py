@@ -115,6 +115,7 @@ def package_claims(
         ins=ins,
         document_codes=tuple(h.code.code for h in headers if h.code is not None and h.code.code),
         qualified_ins=any(qualified_ins(h) for h in headers),
+        ins_present=any(h.patient.ins is not None for h in headers),
     )
 
 

@@ -28,6 +28,7 @@ LABELS_FR: dict[str, str] = {
     "displayed": "Ouvert par le destinataire",
     "failed": "Non distribué",
 }
+NOT_FILED_FR = "Distribué, mais non classé dans le dossier médical"
 LABELS_EN: dict[str, str] = {
     "relayed": "Relayed to the recipient's operator",
     "delivered": "Delivered to the recipient's mailbox",
@@ -71,10 +72,13 @@ def decide_status_change(current: str | None, new: str) -> Decision:
 
 
 def status_sentence_fr(state: str, detail_fr: str = "", code: str = "") -> str:
-    """The patient's words for a status: its label, and for a failure its reason and code."""
+    """The patient's words for a status: its label, and for a failure its reason and code
+    (a 90x failure is the DMP's: the message was delivered, its documents not filed)."""
     label = LABELS_FR.get(state, state)
     if state != "failed":
         return label
+    if code.isdigit() and code.startswith("90"):  # the IG's integration errors: delivered
+        label = NOT_FILED_FR
     reason = f" : {detail_fr.rstrip('.')}" if detail_fr else ""
     return f"{label}{reason}" + (f" (code {code})" if code else "")
 

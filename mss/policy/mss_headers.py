@@ -28,6 +28,7 @@ CODECDA = "X-MSS-CODECDA"
 INS = "X-MSS-INS"
 DDM_PREFIX = "XDM/1.0/DDM+"
 INS_MISSING = 903  # the IG's applicationErrorCondition codes (error-codes page)
+INS_INCOMPLETE = 905
 OTHER = 906
 
 _CODE = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -41,6 +42,7 @@ class PackageClaims:
     ins: str | None
     document_codes: tuple[str, ...]  # the ``code`` of each CDA header, in package order
     qualified_ins: bool  # some CDA carries a qualified INS
+    ins_present: bool = False  # some CDA carries an INS matricule (qualified or not)
 
 
 def codecda_values(value: str) -> tuple[str, ...]:
@@ -66,8 +68,9 @@ def decide_mss_headers(claims: PackageClaims) -> Decision:
     An absent header claims nothing (the headers are recent; older software omits them).
     ``X-MSS-CODECDA`` must name exactly the package's CDA types (order and repeats aside)
     and be well formed; ``X-MSS-INS`` must be ``O`` or ``N`` and true: ``O`` without a
-    qualified INS is 903 (the IG: INS absent), ``N`` beside a qualified INS, a wrong
-    type or a malformed value is 906.
+    qualified INS is 903 when no CDA has an INS matricule (the IG: "INS non présent") and
+    905 when one has it without its traits ("INS transmis n'est pas complet"); ``N``
+    beside a qualified INS, a wrong type or a malformed value is 906 ("Autre").
     """
     if claims.codecda is not None:
         claimed = codecda_values(claims.codecda)
@@ -100,6 +103,15 @@ def decide_mss_headers(claims: PackageClaims) -> Decision:
                 "mss_ins_malformed",
                 f"The {INS} header is {claims.ins!r}; it must be O or N.",
                 f"L'en-tête {INS} vaut {claims.ins!r} ; il doit valoir O ou N.",
+            )
+        if value == "O" and not claims.qualified_ins and claims.ins_present:
+            return _refused(
+                INS_INCOMPLETE,
+                "mss_ins_mismatch",
+                f"The {INS} header says O (a qualified INS) but the INS of the package's CDA "
+                "documents lacks some of its four identity traits.",
+                f"L'en-tête {INS} annonce O (INS qualifiée) mais il manque à l'INS des documents "
+                "CDA du paquet une partie de ses quatre traits d'identité.",
             )
         if value == "O" and not claims.qualified_ins:
             return _refused(

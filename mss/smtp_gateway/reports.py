@@ -9,7 +9,8 @@ enqueues ``smtp.report``, whose job reads the report's machine part from the sto
   ``deleted`` (``failed``, the 90x code kept), for its ``Final-Recipient`` and
   ``Original-Message-ID``;
 - ``message/delivery-status`` (RFC 3464): ``failed`` per recipient block whose
-  ``Action`` is ``failed``, ``delivered`` / ``relayed`` for those actions.
+  ``Action`` is ``failed``, ``delivered`` / ``relayed`` for those actions, for the
+  message the DSN's ``In-Reply-To`` names (the ENVID is not a Message-ID).
 
 The status changes only for the mailbox the report was delivered to, as the sender of
 the original (``statuses_of`` reads by sender), and only as ``decide_report`` allows.
@@ -78,15 +79,13 @@ def reports_of(message: Message) -> Iterator[Report]:
                 found = _CODE.search(disposition)
                 yield recipient, state, found[1] if found else "", original
             continue
-        per_message = split_headers(blocks[0] + b"\r\n") if blocks else []
-        original = _field(per_message, "original-envelope-id") or ""
-        for block in blocks[1:]:
+        for block in blocks[1:]:  # the first block is per message (RFC 3464 §2.2)
             fields = split_headers(block + b"\r\n")
             action = _field(fields, "action").lower()
             recipient = _address(_field(fields, "final-recipient"))
             if action in ("failed", "delivered", "relayed") and recipient:
                 status = _STATUS.search(_field(fields, "status"))
-                yield recipient, action, status[1] if status else "", original
+                yield recipient, action, status[1] if status else "", ""
 
 
 def _original_id(message: Message) -> str:
