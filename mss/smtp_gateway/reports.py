@@ -29,7 +29,7 @@ from mss.followups import FollowUp, FollowUps
 from mss.jobs import JobContext, PermanentFailure
 from mss.mailbox.headers import split_headers
 from mss.mailbox.models import StoredMessage
-from mss.mailbox.structure import decoded_body, leaves
+from mss.mailbox.structure import decoded_body
 from mss.message import Message, UnreadableMessage, parse_message
 from mss.policy.delivery_status import decide_report, report_state
 
@@ -44,8 +44,18 @@ _STATUS = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
 Report = tuple[str, str, str, str]  # (final recipient, state, code, original Message-ID)
 
 
+def _report_parts(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The machine-readable report parts of a tree, a signature's content included (an MDN
+    to a patient is signed) but not a message attached to it (a report forwarded)."""
+    if node.get("type") in MDN_TYPES or node.get("type") in DSN_TYPES:
+        yield node
+    for child in node.get("parts", ()):
+        yield from _report_parts(child)
+
+
 def is_report(message: Message) -> bool:
-    return message.content_type[0] == "multipart/report"
+    """A report the hub reads: a ``multipart/report`` whose part the tree shows (signed or not)."""
+    return any(True for _ in _report_parts(message.structure.parts))
 
 
 def _address(value: str) -> str:
@@ -60,10 +70,8 @@ def _field(fields: list[tuple[str, str]], name: str) -> str:
 
 def reports_of(message: Message) -> Iterator[Report]:
     """Every status a report's machine-readable part states."""
-    for leaf in leaves(message.structure.parts):
+    for leaf in _report_parts(message.structure.parts):
         kind = leaf.get("type", "")
-        if kind not in MDN_TYPES and kind not in DSN_TYPES:
-            continue
         try:
             body = decoded_body(message.raw, leaf)
         except ValueError:

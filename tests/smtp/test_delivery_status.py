@@ -60,6 +60,23 @@ def mdn(reporter: str, to: str, original: str, disposition: str, final: str = ""
     ).encode()
 
 
+def dsn(reporter: str, to: str, original: str, recipient: str, action: str, status: str) -> bytes:
+    """An RFC 3464 DSN as the other operator's MTA writes it (In-Reply-To names the original)."""
+    boundary = uuid.uuid4().hex
+    return (
+        f"From: {reporter}\r\nTo: {to}\r\nSubject: Delivery Status Notification\r\n"
+        f"Message-ID: <{uuid.uuid4().hex}@{PARTNER_DOMAIN}>\r\nIn-Reply-To: {original}\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: multipart/report; report-type=delivery-status;\r\n"
+        f' boundary="{boundary}"\r\n\r\n'
+        f"--{boundary}\r\nContent-Type: text/plain\r\n\r\nDelivered.\r\n"
+        f"--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n"
+        f"Reporting-MTA: dns; mx.{PARTNER_DOMAIN}\r\n\r\n"
+        f"Final-Recipient: rfc822; {recipient}\r\nAction: {action}\r\nStatus: {status}\r\n"
+        f"--{boundary}--\r\n"
+    ).encode()
+
+
 DISPLAYED = "manual-action/MDN-sent-manually; displayed"
 DISPATCHED = "automatic-action/MDN-sent-automatically; dispatched"
 
@@ -108,7 +125,21 @@ async def test_relayed_and_failed_at_the_other_operator(hub: Hub) -> None:
     statuses = await status_of(hub, message_id_of(raw))
     assert statuses[PARTNER] == ("relayed", "")
     assert statuses[unknown][0] == "failed" and statuses[unknown][1].startswith("5.")
-    # the partner's side then reports the message displayed: relayed → displayed
+    # the partner's MTA reports the delivery (RFC 3464): relayed → delivered. From its
+    # postmaster: the relay listener refuses a null reverse-path from an operator (a gap of
+    # the gateway, docs/standards.md)
+    client = await relay_client(hub, hub.pki.issue_operator(PARTNER_DOMAIN))
+    report = dsn(
+        f"postmaster@{PARTNER_DOMAIN}", DOCTOR, message_id_of(raw), PARTNER, "delivered", "2.0.0"
+    )
+    try:
+        errors, _ = await client.sendmail(f"postmaster@{PARTNER_DOMAIN}", [DOCTOR], report)
+    finally:
+        await client.quit()
+    assert errors == {}
+    await hub.runner.drain()
+    assert (await status_of(hub, message_id_of(raw)))[PARTNER] == ("delivered", "2.0.0")
+    # then its side reports the message displayed: delivered → displayed
     client = await relay_client(hub, hub.pki.issue_operator(PARTNER_DOMAIN))
     report = mdn(PARTNER, DOCTOR, message_id_of(raw), DISPLAYED)
     try:
