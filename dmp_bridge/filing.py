@@ -47,7 +47,7 @@ from mss.policy.consent import ConsentFacts, ViewerKind
 from mss.policy.decision import Decision
 from mss.policy.dmp_filing import FilingFacts, MdnFacts, decide_filing, decide_filing_answer
 from mss.policy.facts import domain_of
-from mss.policy.mss_headers import decide_mss_headers, headers_to_write
+from mss.policy.mss_headers import decide_ddm_subject, decide_mss_headers, headers_to_write
 from mss.smtp_gateway import RELAY_ATTEMPTS, RELAY_JOB
 
 RECORD_LINK = "/dossier"
@@ -92,10 +92,11 @@ async def run_filing_job(ctx: JobContext, payload: dict[str, Any]) -> None:
             raise PermanentFailure(f"mailbox {payload['mailbox_id']} is not a patient's any more")
         filer = _Filer(session, patient, message, payload["message_id"], signer)
         claims = package_claims(readings, message.mss_codecda, message.mss_ins)
-        claimed = decide_mss_headers(claims)
+        claimed = decide_ddm_subject(message.facts.subject, len(readings))
+        claimed = decide_mss_headers(claims) if claimed.allowed else claimed
         if claimed.allowed:
             outcomes = await filer.file_all(readings)
-        else:  # the package is not what its X-MSS headers say: nothing of it is filed
+        else:  # not what its subject or X-MSS headers say: nothing of it is filed
             outcomes = await filer.refuse_all(readings, claimed)
         code = next((o.code for o in outcomes if not o.filed), None)
         await record_status(

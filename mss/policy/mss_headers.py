@@ -140,3 +140,21 @@ def headers_to_write(document_codes: Iterable[str], qualified_ins: bool) -> list
     if not codes:
         return []
     return [(CODECDA, ",".join(codes)), (INS, "O" if qualified_ins else "N")]
+
+
+def decide_ddm_subject(subject: str, packages: int) -> Decision:
+    """A ``XDM/1.0/DDM+`` subject announces a DMP-compatible package: one must be attached.
+
+    The hub answers a message so announced but carrying no ``IHE_XDM.zip`` with 906 (its
+    sender's software believes it sent a document that nobody will file).
+    """
+    if packages or ddm_label(subject) is None:
+        return OK
+    return _refused(
+        OTHER,
+        "ddm_without_package",
+        "The subject announces a DMP-compatible message (XDM/1.0/DDM+...) but no IHE_XDM.zip "
+        "package is attached.",
+        "L'objet annonce un message compatible DMP (XDM/1.0/DDM+…) mais aucun paquet "
+        "IHE_XDM.zip n'est joint.",
+    )

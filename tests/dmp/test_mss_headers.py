@@ -150,3 +150,18 @@ def test_both_readings_of_the_header_block_give_the_same_values(subject: bytes) 
     assert message.mss_codecda == "34112-3,PRESC-BIO"
     assert message.mss_ins == "N"  # the first field, as for every single-valued header
     assert parse_message(b"From: <a@b.example>\r\n\r\nx\r\n").mss_codecda is None
+
+
+async def test_a_ddm_subject_without_a_package_is_answered_906(dmp: FilingHub) -> None:
+    """The subject announces a package (XDM/1.0/DDM+...), the attachment is not one."""
+    message_id = await dmp.send(_spec(), name="dossier.zip")
+    assert await dmp.count() == 0
+    [mdn] = await dmp.mdns()
+    assert notification_fields(mdn)["Disposition"].startswith(
+        "automatic-action/MDN-sent-automatically; processed/Error: 906^"
+    )
+    text = mdn.get_body(("plain",)).get_content()
+    assert "L'objet annonce un message compatible DMP (XDM/1.0/DDM+…)" in text
+    assert written(mdn) == []  # no CDA came: neither X-MSS header (§3.8.1, §3.8.2)
+    [failed] = await status(dmp, message_id)
+    assert (failed.state, failed.code) == ("failed", "906")

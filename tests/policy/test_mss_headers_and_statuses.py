@@ -150,3 +150,12 @@ def test_who_may_report_for_a_recipient() -> None:
     foreign = decide_report("x@ailleurs.example", "a@hopital.example", "x@ailleurs.example")
     assert not foreign.allowed and foreign.reason == "foreign_report"
     assert not decide_report("x@a.example", "", "x@a.example").allowed
+
+
+def test_a_ddm_subject_needs_a_package() -> None:
+    from mss.policy.mss_headers import decide_ddm_subject
+
+    assert decide_ddm_subject("XDM/1.0/DDM+CR NESSI Ruth 14/07/1977", 1).allowed
+    assert decide_ddm_subject("Compte rendu", 0).allowed
+    refused = decide_ddm_subject("XDM/1.0/DDM+CR NESSI Ruth 14/07/1977", 0)
+    assert (refused.allowed, refused.code, refused.reason) == (False, 906, "ddm_without_package")
