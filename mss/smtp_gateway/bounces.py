@@ -44,7 +44,9 @@ async def run_dsn_job(ctx: JobContext, payload: dict[str, Any]) -> None:
             failures=[FailedRecipient(**f) for f in payload["failures"]],
             message_id=dsn_id,
         )
-        for failure in payload["failures"]:
+        local_sender = domain_of(mail_from) in local_domains(settings)
+        for failure in payload["failures"] if local_sender else ():
+            # the hub keeps statuses for its own mailboxes' messages (mss.delivery_status)
             await record_status(
                 session,
                 message_id=original.message_id_header,
@@ -56,7 +58,7 @@ async def run_dsn_job(ctx: JobContext, payload: dict[str, Any]) -> None:
                 detail_fr=str(failure.get("sentence_fr") or ""),
             )
         stored = await store_message(session, raw)
-        if domain_of(mail_from) in local_domains(settings):
+        if local_sender:
             mailbox = await mailbox_facts(session, mail_from)
             if mailbox is None:
                 return
