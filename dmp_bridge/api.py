@@ -23,6 +23,9 @@ through the consent engine and the audit log (``dmp_bridge.documents``).
 The patient's allergies, treatments and dispensations are ``dmp_bridge.clinical_api``
 (AllergyIntolerance, MedicationStatement, MedicationDispense), registered here.
 
+The sender's query of its messages' delivery statuses is ``dmp_bridge.message_status_api``
+(``GET /mss/delivery-status?message-id=<...>``), registered here.
+
 Break-glass: header ``X-Break-Glass-Reason: <reason>`` (percent-encoded UTF-8).
 Refusals are OperationOutcome with 400, 401, 403, 404 or 422.
 """
@@ -34,7 +37,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dmp_bridge import clinical_api, fhir_appointments, pro_login, service_api
+from dmp_bridge import clinical_api, fhir_appointments, message_status_api, pro_login, service_api
 from dmp_bridge.access import DmpRefused, Viewer, audit
 from dmp_bridge.api_auth import Caller, authenticate, verify_bearer_first, viewer_of
 from dmp_bridge.api_common import (
@@ -315,3 +318,4 @@ def setup(app: web.Application) -> None:
     clinical_api.setup(app)
     fhir_appointments.setup(app)
     pro_login.setup(app)
+    message_status_api.setup(app)

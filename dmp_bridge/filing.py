@@ -24,11 +24,18 @@ from dmp_bridge.access import Viewer, audit
 from dmp_bridge.consent_store import consent_facts
 from dmp_bridge.documents import find_by_unique_id, insert_document, mark_deleted, target_facts
 from dmp_bridge.emergency import NOTIFY_TREATING_JOB, notify_treating
-from dmp_bridge.filing_entry import EntryReading, PackageReading, draft_of, read_packages
+from dmp_bridge.filing_entry import (
+    EntryReading,
+    PackageReading,
+    draft_of,
+    package_claims,
+    read_packages,
+)
 from dmp_bridge.intake import FILE_JOB, pdf_attachments, returned_files, xdm_attachments
 from dmp_bridge.mdn import DocumentOutcome, ReturnedFile, build_error_email, build_mdn
 from mss.audit import AuditEvent, record
 from mss.config import Settings
+from mss.delivery_status import record_status
 from mss.directory.facts import local_domains, mailbox_facts
 from mss.directory.models import Mailbox, Patient
 from mss.jobs import JobContext, JobRunner, PermanentFailure, enqueue
@@ -37,8 +44,10 @@ from mss.mailbox.store import INBOX, append, store_message
 from mss.message import Message, UnreadableMessage, parse_message
 from mss.notify import notify_patient
 from mss.policy.consent import ConsentFacts, ViewerKind
+from mss.policy.decision import Decision
 from mss.policy.dmp_filing import FilingFacts, MdnFacts, decide_filing, decide_filing_answer
 from mss.policy.facts import domain_of
+from mss.policy.mss_headers import decide_ddm_subject, decide_mss_headers, headers_to_write
 from mss.smtp_gateway import RELAY_ATTEMPTS, RELAY_JOB
 
 RECORD_LINK = "/dossier"
@@ -82,8 +91,23 @@ async def run_filing_job(ctx: JobContext, payload: dict[str, Any]) -> None:
         if mailbox is None or patient is None:
             raise PermanentFailure(f"mailbox {payload['mailbox_id']} is not a patient's any more")
         filer = _Filer(session, patient, message, payload["message_id"], signer)
-        outcomes = await filer.file_all(readings)
+        claims = package_claims(readings, message.mss_codecda, message.mss_ins)
+        claimed = decide_ddm_subject(message.facts.subject, len(readings))
+        claimed = decide_mss_headers(claims) if claimed.allowed else claimed
+        if claimed.allowed:
+            outcomes = await filer.file_all(readings)
+        else:  # not what its subject or X-MSS headers say: nothing of it is filed
+            outcomes = await filer.refuse_all(readings, claimed)
         code = next((o.code for o in outcomes if not o.filed), None)
+        await record_status(
+            session,
+            message_id=filer.message_id,
+            recipient=mailbox.address,
+            state="failed" if code is not None else "filed",
+            code=str(code or ""),
+            detail=next((o.sentence for o in outcomes if not o.filed), ""),
+            detail_fr=next((o.sentence_fr for o in outcomes if not o.filed), ""),
+        )
         record(
             session,
             "dmp_filing",
@@ -96,7 +120,8 @@ async def run_filing_job(ctx: JobContext, payload: dict[str, Any]) -> None:
         )
         if filer.visible_to_patient:
             notify_patient(session, patient, "new_document", RECORD_LINK)
-        await _send_mdn(session, settings, mailbox, message, payload, outcomes, code)
+        written = headers_to_write(claims.document_codes, claims.qualified_ins)
+        await _send_mdn(session, settings, mailbox, message, payload, outcomes, code, written)
 
 
 class _Filer:
@@ -142,6 +167,20 @@ class _Filer:
         for outcome in outcomes:
             if not outcome.filed:
                 await self._audit_refusal(outcome)
+        return outcomes
+
+    async def refuse_all(
+        self, readings: list[PackageReading], decision: Decision
+    ) -> list[DocumentOutcome]:
+        """Every document refused with the decision's integration error (audited once each)."""
+        assert decision.code is not None
+        titles = [e.title for r in readings for e in r.entries] or ["IHE_XDM.zip"]
+        outcomes = [
+            DocumentOutcome(title, False, decision.code, decision.sentence_fr, decision.sentence)
+            for title in titles
+        ]
+        for outcome in outcomes:
+            await self._audit_refusal(outcome)
         return outcomes
 
     async def file_one(self, reading: EntryReading, consent: ConsentFacts) -> DocumentOutcome:
@@ -232,6 +271,7 @@ async def _send_mdn(
     payload: dict[str, Any],
     outcomes: list[DocumentOutcome],
     code: int | None,
+    mss_headers: list[tuple[str, str]],
 ) -> None:
     """The MDN back to the sender when asked (RFC 8098 rules), else on an error the IG's
     standard e-mail; through the store or the relay."""
@@ -264,6 +304,7 @@ async def _send_mdn(
             code=code,
             message_id=answer_id,
             original_recipient=original_recipient,
+            mss_headers=mss_headers,
         )
     else:
         assert code is not None
@@ -280,6 +321,7 @@ async def _send_mdn(
             code=code,
             message_id=answer_id,
             files=files,
+            mss_headers=mss_headers,
         )
     stored = await store_message(session, raw_answer)
     if domain_of(to) in local_domains(settings):

@@ -16,9 +16,11 @@ from dmp_bridge.cda_model import CdaHeader
 from dmp_bridge.dispensation import dispensation_refusal
 from dmp_bridge.documents import DocumentDraft
 from dmp_bridge.errors import XdmError, other
+from dmp_bridge.ins import is_ins_oid
 from dmp_bridge.xdm import read_xdm
 from dmp_bridge.xdm_model import DocumentEntry
 from mss.policy.dmp_metadata import CDA_TYPES, decide_dmp_format, media_type
+from mss.policy.mss_headers import PackageClaims
 
 
 @dataclass
@@ -90,6 +92,31 @@ def read_packages(packages: list[bytes], pdfs: list[bytes]) -> list[PackageReadi
     if len(entries) == 1 and len(pdfs) == 1 and entries[0].pdf is None:
         entries[0].pdf = pdfs[0]
     return readings
+
+
+def qualified_ins(header: CdaHeader) -> bool:
+    """The CDA carries a qualified INS: a complete matricule under an INS OID and the four
+    traits (birth name, first given name, birth date, sex), as X-MSS-INS counts it."""
+    patient = header.patient
+    ins = patient.ins
+    if ins is None or not ins.complete or not is_ins_oid(ins.oid):
+        return False
+    named = any(n.birth_family and n.birth_given for n in patient.names)
+    return named and patient.birth_time is not None and bool(patient.gender)
+
+
+def package_claims(
+    readings: list[PackageReading], codecda: str | None, ins: str | None
+) -> PackageClaims:
+    """The message's X-MSS headers beside what its packages hold (``decide_mss_headers``)."""
+    headers = [e.header for r in readings for e in r.entries if e.header is not None]
+    return PackageClaims(
+        codecda=codecda,
+        ins=ins,
+        document_codes=tuple(h.code.code for h in headers if h.code is not None and h.code.code),
+        qualified_ins=any(qualified_ins(h) for h in headers),
+        ins_present=any(h.patient.ins is not None for h in headers),
+    )
 
 
 def _name(entry: DocumentEntry) -> str:

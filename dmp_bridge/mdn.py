@@ -22,6 +22,11 @@ When the sender asked for no MDN, the IG (struct-email-standard) answers an
 error with a "standard e-mail" instead: ``build_error_email``, subject
 ``[Erreur d’intégration !][902] <original subject>``, the text, the original
 as ``message_original.eml``, then the package and its PDFs as attachments.
+
+Both carry the package back (the MDN inside the original, the e-mail as an attachment),
+so both get the ``X-MSS-CODECDA`` and ``X-MSS-INS`` headers the Référentiel socle
+MSSanté #2 (§3.8.1-3.8.2) sets on a message carrying CDA documents in an IHE_XDM
+archive, computed from the package as read (``mss.policy.mss_headers``).
 """
 
 from __future__ import annotations
@@ -181,9 +186,17 @@ def _ascii_field(field: bytes) -> bytes:
 
 
 def _reply_head(
-    *, sender: str, to: str, subject: str, message_id: str, original: Message, order: Sequence[str]
+    *,
+    sender: str,
+    to: str,
+    subject: str,
+    message_id: str,
+    original: Message,
+    order: Sequence[str],
+    mss_headers: Sequence[tuple[str, str]] = (),
 ) -> bytes:
-    """The header block of an answer to ``original`` (RFC 2047-encoded, Auto-Submitted)."""
+    """The header block of an answer to ``original`` (RFC 2047-encoded, Auto-Submitted), with
+    the X-MSS headers of the documents it carries back (``mss.policy.mss_headers``)."""
     values = {
         "Date": email.utils.format_datetime(utcnow()),
         "From": sender,
@@ -195,6 +208,8 @@ def _reply_head(
     for name in order:
         head[name] = values[name]
     head["Auto-Submitted"] = "auto-replied"
+    for name, value in mss_headers:
+        head[name] = value
     original_id = str(original.get("Message-ID") or "").strip()
     if original_id:
         head["In-Reply-To"] = original_id
@@ -233,6 +248,7 @@ def build_mdn(
     code: int | None,
     message_id: str,
     original_recipient: str | None = None,
+    mss_headers: Sequence[tuple[str, str]] = (),
 ) -> bytes:
     """The MDN's bytes: multipart/report with the text, the notification and the original.
 
@@ -246,6 +262,7 @@ def build_mdn(
         message_id=message_id,
         original=original,
         order=("Date", "From", "Message-ID", "Subject", "To"),
+        mss_headers=mss_headers,
     )
     parts = [
         _text_part(_human_text(outcomes, code)),
@@ -324,6 +341,7 @@ def build_error_email(
     code: int,
     message_id: str,
     files: Sequence[ReturnedFile] = (),
+    mss_headers: Sequence[tuple[str, str]] = (),
 ) -> bytes:
     """The IG's standard e-mail for a filing error nobody asked an MDN for (multipart/mixed)."""
     original = _headers_of(original_message)
@@ -335,6 +353,7 @@ def build_error_email(
         message_id=message_id,
         original=original,
         order=("Date", "From", "To", "Message-ID", "Subject"),
+        mss_headers=mss_headers,
     )
     parts = [
         _text_part(_error_email_text(outcomes, code, reporting_host)),

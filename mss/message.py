@@ -122,6 +122,21 @@ class Message:
         fields = self._fields or []
         return [v.replace("\r\n", "").strip() for n, v in fields if n.lower() == lowered]
 
+    def first_header(self, name: str) -> str | None:
+        """The first value of a top-level header field, stripped; None when it is absent."""
+        found = self.header_values(name)
+        return found[0].strip() if found else None
+
+    @property
+    def mss_codecda(self) -> str | None:
+        """``X-MSS-CODECDA`` (the CDA document types, ``mss.policy.mss_headers``), as read."""
+        return self.first_header("X-MSS-CODECDA")
+
+    @property
+    def mss_ins(self) -> str | None:
+        """``X-MSS-INS`` (``O``: a qualified INS in the package, ``N``: none), as read."""
+        return self.first_header("X-MSS-INS")
+
     @property
     def attachments(self) -> list[Attachment]:
         """XDM packages, calendars and PDFs, opaque S/MIME signatures opened (5 deep at most)."""

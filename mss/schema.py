@@ -13,6 +13,7 @@ from mss.catalogue.models import (
 )
 from mss.conversations import Conversation
 from mss.db import Base
+from mss.delivery_status import DeliveryStatus
 from mss.directory.models import (
     Guardianship,
     Mailbox,
@@ -40,6 +41,7 @@ __all__ = [
     "ServiceToken",
     "Conversation",
     "ConvocationReceipt",
+    "DeliveryStatus",
     "DmpConsent",
     "DmpDocument",
     "DmpProfessionalConsent",

@@ -206,10 +206,10 @@ def register_follow_ups(registry: FollowUps | None = None) -> FollowUps:
     portal calls this (the hub, its SMTP and job processes, ``python -m mss.smtp_gateway``).
     """
     from dmp_bridge import follow_up as dmp_follow_up
-    from mss import agenda, followups, notify
+    from mss import agenda, followups, notify, smtp_gateway
 
     registry = registry if registry is not None else followups.registry
-    for part in (dmp_follow_up, agenda, notify):
+    for part in (dmp_follow_up, agenda, notify, smtp_gateway):
         part.register_follow_ups(registry)
     return registry
 

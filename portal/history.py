@@ -57,6 +57,7 @@ SENTENCES = {
     "message.mdn": "Accusé de traitement envoyé à l'expéditeur d'un document",
     "message.error_email": "Avis d'erreur envoyé à l'expéditeur d'un document",
     "mdn_sent": "Accusé de lecture envoyé",
+    "delivery_status_read": "Suivi d'un message consulté par son expéditeur (reçu, ouvert, classé)",
     "mdn_refused": "Accusé de lecture non envoyé",
     "conversation.closed": "Conversation clôturée par le professionnel",
     # compte

@@ -97,6 +97,7 @@ class MessageLine:
     conversation_id: int | None
     flags: frozenset[str]
     top_type: str
+    message_id_header: str = ""  # the Message-ID field, ``<...>`` (delivery statuses)
 
     @property
     def seen(self) -> bool:
@@ -272,6 +273,15 @@ def titled_name(professional: Professional) -> str:
     return prefix + professional.display_name
 
 
+def _envelope_text(envelope: list[Any], index: int) -> str:
+    """A text field of the ENVELOPE (the Message-ID at 9), ``""`` when absent."""
+    try:
+        found = envelope[index]
+    except (IndexError, TypeError):
+        return ""
+    return found.strip() if isinstance(found, str) else ""
+
+
 def _addresses(envelope: list[Any], index: int) -> tuple[str, ...]:
     """Addresses of one ENVELOPE field (RFC 3501 address structures: name, adl, mailbox, host)."""
     try:
@@ -312,6 +322,7 @@ async def mailbox_lines(
             listed.conversation_id,
             parse_flags(listed.flags),
             listed.top_type,
+            _envelope_text(listed.envelope, 9),
         )
         for listed in await listing.list_entries(session, mailbox_id, folders)
     ]

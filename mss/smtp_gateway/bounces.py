@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select
 
 from mss.audit import record
+from mss.delivery_status import record_status
 from mss.directory.facts import local_domains, mailbox_facts
 from mss.jobs import JobContext, PermanentFailure, enqueue
 from mss.mailbox.models import StoredMessage
@@ -43,8 +44,21 @@ async def run_dsn_job(ctx: JobContext, payload: dict[str, Any]) -> None:
             failures=[FailedRecipient(**f) for f in payload["failures"]],
             message_id=dsn_id,
         )
+        local_sender = domain_of(mail_from) in local_domains(settings)
+        for failure in payload["failures"] if local_sender else ():
+            # the hub keeps statuses for its own mailboxes' messages (mss.delivery_status)
+            await record_status(
+                session,
+                message_id=original.message_id_header,
+                sender=mail_from,
+                recipient=str(failure["recipient"]),
+                state="failed",
+                code=str(failure.get("status") or ""),
+                detail=str(failure.get("sentence") or ""),
+                detail_fr=str(failure.get("sentence_fr") or ""),
+            )
         stored = await store_message(session, raw)
-        if domain_of(mail_from) in local_domains(settings):
+        if local_sender:
             mailbox = await mailbox_facts(session, mail_from)
             if mailbox is None:
                 return

@@ -25,6 +25,7 @@ from mss.audit import record, recording_in_bulk
 from mss.config import Settings
 from mss.conversations import close_conversation, conversation_facts, open_conversation
 from mss.db import Database
+from mss.delivery_status import insert_statuses, status_row
 from mss.directory.batch_facts import DirectorySnapshot
 from mss.followups import Delivery, FollowUp, registry
 from mss.group_commit import group_commit
@@ -136,6 +137,7 @@ class _Batch:
         self.directory = DirectorySnapshot()
         self.conversations = ConversationSnapshot()
         self.pending: list[_Plan] = []
+        self.statuses: list[dict[str, object]] = []  # ``mss.delivery_status`` rows
         self.pending_message_ids: set[str] = set()
 
     async def load(self, requests: Sequence[DeliveryRequest]) -> None:
@@ -242,6 +244,8 @@ class _Batch:
                 ]
                 appends += self._finish(plan)
         await append_many(self.session, appends)
+        statuses, self.statuses = self.statuses, []
+        await insert_statuses(self.session, statuses)
 
     def _finish(self, plan: _Plan) -> list[Append]:
         """Audit events and jobs of one plan (added to the session); its folder appends."""
@@ -265,6 +269,12 @@ class _Batch:
             for mailbox in mailboxes:
                 appends.append(Append(mailbox.id, INBOX, message_id))
                 receipt.delivered_to.append(mailbox.address)
+                if sender.mailbox is not None and parsed.message_id:
+                    self.statuses.append(
+                        status_row(
+                            parsed.message_id, sender.mailbox.address, mailbox.address, "delivered"
+                        )
+                    )
                 record(
                     session,
                     "message.received",

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mss.config import Settings
+from mss.delivery_status import record_status
 from mss.jobs import JobContext, PermanentFailure, enqueue
 from mss.mailbox.models import StoredMessage
 from mss.services import Services
@@ -119,7 +120,7 @@ async def run_relay_job(ctx: JobContext, payload: dict[str, Any]) -> None:
         message = await session.get(StoredMessage, payload["message_id"])
         if message is None:
             raise PermanentFailure(f"stored message {payload['message_id']} is gone")
-        raw = bytes(message.raw)
+        raw, message_id = bytes(message.raw), message.message_id_header
     raw = await dkim_sign(raw, settings)
     host, port = await asyncio.to_thread(route_for, domain, ctx.services)
     trust = ctx.services.trust_store()
@@ -147,6 +148,17 @@ async def run_relay_job(ctx: JobContext, payload: dict[str, Any]) -> None:
         raise
     if result.refused:
         await _bounce(ctx, payload, result.refused, final=False)
+    accepted = [r for r in recipients if r not in result.refused]
+    if accepted and payload["mail_from"] and message_id:
+        async with ctx.db.write() as session:
+            for recipient in accepted:
+                await record_status(
+                    session,
+                    message_id=message_id,
+                    sender=payload["mail_from"],
+                    recipient=recipient,
+                    state="relayed",
+                )
     log.info("relayed message %s to %s via %s:%s", payload["message_id"], recipients, host, port)
 
 

@@ -15,6 +15,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.conversations import ConversationState, find_conversation
+from mss.delivery_status import record_status
 from mss.directory.models import Mailbox
 from mss.mailbox.headers import first, split_headers
 from mss.mailbox.models import StoredMessage
@@ -164,8 +165,17 @@ async def _record_reading(request: web.Request, mailbox: Mailbox, located: Locat
             db_of(request), "message_read", actor(request), state.space, **reading
         )
         return None
+    first_reading = SEEN not in flags
     async with db_of(request).write() as session:
         flags = await add_flags(session, mailbox.id, located, [SEEN])
+        if first_reading and located.received:
+            # the sender's status of this message (``mss.delivery_status``), where it keeps one
+            await record_status(
+                session,
+                message_id=located.message.message_id_header,
+                recipient=mailbox.address,
+                state="displayed",
+            )
         receipt_to = decide_read_receipt(
             mdn, received=located.received, already_answered=MDN_SENT in flags
         )

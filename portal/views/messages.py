@@ -8,9 +8,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from mss.delivery_status import RecipientStatus, statuses_of
 from mss.directory.store import find_patient_mailbox
 from portal.context import db_of, visit
-from portal.messages import SENT, Directory, conversation, conversations, folder_lines
+from portal.messages import (
+    SENT,
+    Directory,
+    MessageLine,
+    conversation,
+    conversations,
+    folder_lines,
+)
 from portal.pages import render, signed_in
 from portal.security import Handler
 from portal.views import compose, message
@@ -47,16 +55,36 @@ async def sent(request: web.Request) -> web.StreamResponse:
     async with db_of(request).read() as session:
         mailbox = await find_patient_mailbox(session, state.space.id)
         lines = await folder_lines(session, mailbox.id, SENT) if mailbox is not None else []
+        statuses = (
+            await statuses_of(session, mailbox.address, (line.message_id_header for line in lines))
+            if mailbox is not None
+            else {}
+        )
         directory = Directory(session)
         recipients = [line.to_addresses[0] if line.to_addresses else "" for line in lines]
-        await directory.describe(addresses=recipients)  # one statement for the whole list
+        reported = [s.recipient for found in statuses.values() for s in found]
+        # one statement for the whole list, the recipients of every status included
+        await directory.describe(addresses=[*recipients, *reported])
         rows = [
-            (line, await directory.by_address(to))
+            (line, await directory.by_address(to), await _described(directory, statuses, line))
             for line, to in zip(lines, recipients, strict=True)
         ]
     return await render(
         request, "messages_envoyes.html", {"title": "Messages envoyés", "rows": rows}
     )
+
+
+async def _described(
+    directory: Directory, statuses: dict[str, list[RecipientStatus]], line: MessageLine
+) -> list[tuple[str, str, str]]:
+    """Each recipient's delivery status of a sent message: (name, state, French sentence).
+
+    Read receipts the space sent have none (the hub keeps statuses of messages, not of
+    reports)."""
+    if line.is_receipt:
+        return []
+    found = statuses.get(line.message_id_header, [])
+    return [((await directory.by_address(s.recipient)).name, s.state, s.sentence_fr) for s in found]
 
 
 @signed_in

@@ -34,8 +34,9 @@ MESSAGE_BUDGET = 8  # session, entry (with mailbox, folder, message, conversatio
 #                     (its chain's head taken, then moved on: mss.audit_chain)
 # The first reading also sets \Seen through the store (lock, modseq, read, 3 updates: the
 # folder's UIDNEXT/HIGHESTMODSEQ, the entry, the folder's counters (mss.mailbox.counters, issue
-# 18), and on PostgreSQL the change notification for IMAP IDLE).
-FIRST_READ_EXTRA = 7
+# 18), and on PostgreSQL the change notification for IMAP IDLE), and one UPDATE of the sender's
+# delivery status (``displayed``, mss.delivery_status).
+FIRST_READ_EXTRA = 8
 SESSION_TOUCH = re.compile(r"^\s*UPDATE portal_sessions\b", re.IGNORECASE)
 TRANSACTION = re.compile(
     r"^\s*BEGIN\b", re.IGNORECASE
