@@ -93,6 +93,7 @@ def test_init_demo_accounts_doctor_and_serve(tmp_path: Path, database_url: str) 
     )
     for account in accounts:
         assert account["password"] and account["address"]
+        assert Path(account["encryption_certificate"]).is_file()  # peers encrypt to it
         if account["role"].startswith("patient"):
             assert len(account["ins"]) == 15 and account["address"].startswith(account["ins"])
         else:
