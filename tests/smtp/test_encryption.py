@@ -132,6 +132,49 @@ async def test_auth_enveloped_data_from_another_operator_is_decrypted(
     assert b"(decrypted: authEnveloped-data)" in stored.raw.split(b"\r\n\r\n", 1)[0]
 
 
+async def test_rsa_oaep_key_transport_is_decrypted_with_openssl_cms(
+    hub: Hub, tmp_path: Path
+) -> None:
+    """RSAES-OAEP (RFC 8551 §2.3), which ``cryptography`` does not open: ``openssl cms``."""
+    sealed_for = hub_encryption(hub, PATIENT)
+    raw = signed(hub.pki.issue_smime(DOCTOR), DOCTOR, PATIENT, body="OAEP\r\n")
+    outer, inner = smime.split_entity(raw)
+    (tmp_path / "inner.eml").write_bytes(inner)
+    done = subprocess.run(
+        ["openssl", "cms", "-encrypt", "-aes256", "-binary", "-outform", "DER"]
+        + ["-in", str(tmp_path / "inner.eml"), "-recip", str(sealed_for.cert)]
+        + ["-keyopt", "rsa_padding_mode:oaep"],
+        capture_output=True,
+        check=True,
+    )
+    encrypted = smime.encrypt(raw, load_certs(sealed_for.cert)[:1]).split(b"\r\n\r\n")[0]
+    encrypted += b"\r\n\r\n" + smime.base64_lines(done.stdout)
+    assert await send(hub, encrypted, PATIENT) == (250, "")
+    (stored,) = await hub.stored(PATIENT)
+    assert stored.arrived_encrypted and stored.signature_status == "valid"
+    assert b"OAEP" in stored.raw
+
+
+async def test_a_deprecated_cipher_is_refused_as_unsupported(hub: Hub, tmp_path: Path) -> None:
+    sealed_for = hub_encryption(hub, PATIENT)
+    raw = signed(hub.pki.issue_smime(DOCTOR), DOCTOR, PATIENT)
+    outer, inner = smime.split_entity(raw)
+    (tmp_path / "inner.eml").write_bytes(inner)
+    done = subprocess.run(
+        ["openssl", "smime", "-encrypt", "-des3", "-binary", "-crlfeol", "-outform", "SMIME"]
+        + ["-in", str(tmp_path / "inner.eml"), str(sealed_for.cert)],
+        capture_output=True,
+        check=True,
+    )
+    code, text = await send(hub, b"\r\n".join(outer) + b"\r\n" + done.stdout, PATIENT)
+    assert (code, text) == (
+        554,
+        "5.7.6 Encrypted message refused: the message is encrypted with an algorithm the hub "
+        "does not accept (content tripledes_3key, key transport rsaes_pkcs1v15)",
+    )
+    assert await hub.stored(PATIENT) == []
+
+
 async def test_encrypted_unsigned_to_a_patient_is_refused_as_unsigned(hub: Hub) -> None:
     """Decrypted, the inner message is judged by the signature table like any other."""
     sealed_for = hub_encryption(hub, PATIENT)
