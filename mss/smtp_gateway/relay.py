@@ -27,7 +27,7 @@ from mss.mailbox.models import StoredMessage
 from mss.policy import Decision
 from mss.policy.encryption import decide_outbound_encryption, should_encrypt
 from mss.services import Services
-from mss.smtp_gateway.delivery import DSN_JOB, RELAY_ATTEMPTS
+from mss.smtp_gateway.delivery import DSN_JOB, RELAY_ATTEMPTS, RELAY_JOB
 from mss.smtp_gateway.tls import client_context
 
 log = logging.getLogger("mss.smtp.relay")
@@ -141,15 +141,23 @@ async def run_relay_job(ctx: JobContext, payload: dict[str, Any]) -> None:
     if refused:
         await _bounce_decisions(ctx, payload, refused)
     clear = [r for r in clear if r not in refused]
-    batches: list[tuple[list[str], bytes]] = []
+    if sealed and clear:  # two transactions: each its own job, so a retry repeats only its own
+        async with ctx.db.write() as session:
+            enqueue(
+                session,
+                RELAY_JOB,
+                {**payload, "recipients": clear},
+                max_attempts=int(payload.get("max_attempts", RELAY_ATTEMPTS)),
+                dedupe_key=f"relay-clear-{ctx.job_id}",
+            )
+        ctx.services.jobs.wake()
+        clear = []
     if sealed:
         certificates = [c for r in sealed for c in known[r.lower()]]
         encrypted = await asyncio.to_thread(smime.encrypt, raw, certificates)
-        batches.append((sealed, encrypted))
-    if clear:
-        batches.append((clear, raw))
-    for batch, body in batches:
-        await _relay(ctx, payload, batch, await dkim_sign(body, settings))
+        await _relay(ctx, payload, sealed, await dkim_sign(encrypted, settings))
+    elif clear:
+        await _relay(ctx, payload, clear, await dkim_sign(raw, settings))
 
 
 async def _relay(

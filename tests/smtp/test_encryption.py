@@ -280,6 +280,37 @@ async def test_relay_encrypts_to_the_imported_certificate(
     assert smime.verify(opened, hub.pki.trust, from_address=DOCTOR).ok
 
 
+async def test_recipients_with_and_without_a_certificate_get_two_transactions(
+    hub: Hub, dev_pki: DevPki, tmp_path: Path
+) -> None:
+    """``when_known``: encrypted to the one whose certificate is known, in clear (inside TLS) to
+    the other, each by its own relay job."""
+    from mss.crypto.trust import TrustStore
+    from mss.directory.recipient_certificates import import_certificates
+
+    other = f"dr.wilson@{PARTNER_DOMAIN}"
+    async with hub.db.write() as session:
+        await import_certificates(
+            session,
+            [peer_encryption(dev_pki, tmp_path, PARTNER).cert],
+            TrustStore.from_settings(hub.settings, repo_trust_dir=None),
+        )
+    sink, server = await start_partner(hub)
+    try:
+        raw = signed(hub.pki.issue_smime(DOCTOR), DOCTOR, [PARTNER, other], body="Deux\r\n")
+        client = await hub.login_client(DOCTOR)
+        errors, _ = await client.sendmail(DOCTOR, [PARTNER, other], raw)
+        await client.quit()
+        assert errors == {}
+        await hub.runner.drain()
+    finally:
+        server.close()
+    received = {tuple(rcpts): body for _, rcpts, body in sink.received}
+    assert sorted(received) == [(PARTNER,), (other,)]
+    assert b"enveloped-data" in received[(PARTNER,)] and b"Deux" not in received[(PARTNER,)]
+    assert b"Deux" in received[(other,)] and b"pkcs7-mime" not in received[(other,)]
+
+
 async def test_required_encryption_without_a_certificate_bounces(hub: Hub) -> None:
     hub.settings.smime.encrypt_outbound = "required"
     sink, server = await start_partner(hub)
