@@ -114,6 +114,7 @@ def test_init_demo_accounts_doctor_and_serve(tmp_path: Path, database_url: str) 
         "argon2id m=19456 KiB t=2 p=1, verified logins remembered 300 s per process"
         in doctor.stdout
     )
+    assert "S/MIME encryption: 9 mailbox certificates, openssl found" in doctor.stdout
 
     server = subprocess.Popen(
         [*MSS, "serve"],
