@@ -164,6 +164,15 @@ class Metrics:
 
 
 @dataclass
+class Smime:
+    """S/MIME encryption of relayed mail (``mss.policy.encryption``): "never", "when_known" (a
+    recipient certificate was imported) or "required" (no certificate: the sender gets a
+    bounce)."""
+
+    encrypt_outbound: str = "when_known"
+
+
+@dataclass
 class Retention:
     """Mailboxes left unused (``mss.policy.retention``): a warning, then their messages purged;
     not the DMP."""
@@ -235,6 +244,7 @@ class Settings:
     auth: Auth = field(default_factory=Auth)
     metrics: Metrics = field(default_factory=Metrics)
     oidc: Oidc = field(default_factory=Oidc)
+    smime: Smime = field(default_factory=Smime)
     source: str = "defaults"
 
     @property
@@ -437,6 +447,14 @@ def load_settings(
     if settings.listeners.smtp_process_count < 1:
         raise ConfigError(
             f"listeners.smtp_processes must be 1 or more, got {settings.listeners.smtp_processes}"
+        )
+    from mss.policy.encryption import ENCRYPT_OUTBOUND_MODES
+
+    if settings.smime.encrypt_outbound not in ENCRYPT_OUTBOUND_MODES:
+        raise ConfigError(
+            "smime.encrypt_outbound must be "
+            + ", ".join(f'"{mode}"' for mode in ENCRYPT_OUTBOUND_MODES)
+            + f", got {settings.smime.encrypt_outbound!r}"
         )
     https = settings.listeners.https_processes
     if https != "auto" and int(https) < 1:

@@ -235,6 +235,11 @@ async def create_demo(settings: Settings, db: Any) -> list[str]:
 
     accounts: list[dict[str, Any]] = []
 
+    def encryption_paths(address: str) -> dict[str, str]:
+        """The mailbox's encryption certificate (peers encrypt to it; the hub decrypts)."""
+        sealed = pki.issue_encryption(settings.pki_dir, address)
+        return {"encryption_certificate": str(sealed.cert.resolve())}
+
     def certify(
         address: str,
         *,
@@ -247,6 +252,7 @@ async def create_demo(settings: Settings, db: Any) -> list[str]:
             settings.pki_dir, address, id_nat=id_nat, common_name=name, title=title
         )
         paths = {"certificate": str(issued.cert.resolve()), "key": str(issued.key.resolve())}
+        paths.update(encryption_paths(address))
         if client or id_nat:  # a professional's client certificate carries the idNat (document API)
             tls = pki.issue_client(
                 settings.pki_dir, address, id_nat=id_nat, common_name=name, title=title
@@ -431,6 +437,7 @@ async def create_demo(settings: Settings, db: Any) -> list[str]:
                     "password": password,
                     "birth_date": birth.isoformat(),
                     "phone": phone,
+                    **encryption_paths(store.patient_mailbox_address(settings, ins)),
                 }
             )
         created["Marie"].treating_professional_id = professionals["Dupont"].id

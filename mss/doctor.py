@@ -217,6 +217,37 @@ async def check_oidc(settings: Settings) -> Check:
     )
 
 
+def check_encryption(settings: Settings, *, now: dt.datetime | None = None) -> Check:
+    """The hub mailboxes' S/MIME encryption certificates (none expired) and the ``openssl``
+    command that opens AuthEnvelopedData and RSA-OAEP mail (``mss.crypto.decryption``)."""
+    import shutil
+
+    from mss.crypto.keys import load_certs
+    from mss.crypto.pki import encryption_target
+
+    folder = encryption_target(settings.pki_dir, "x@localhost").cert.parent
+    certificates = sorted(folder.glob("*.pem")) if folder.is_dir() else []
+    if not certificates:
+        return Check(True, "S/MIME encryption: no mailbox has an encryption certificate")
+    if shutil.which("openssl") is None:
+        return Check(
+            False,
+            "S/MIME encryption: the openssl command is missing: AES-GCM and RSA-OAEP mail "
+            "cannot be decrypted (apt-get install openssl)",
+        )
+    moment = now or utcnow()
+    expired = [p.stem for p in certificates if load_certs(p)[0].not_valid_after_utc <= moment]
+    if expired:
+        return Check(
+            False,
+            f"S/MIME encryption: expired certificate of {', '.join(expired)}: renew it "
+            "with 'mss pki issue ADDRESS --encryption'",
+        )
+    return Check(
+        True, f"S/MIME encryption: {len(certificates)} mailbox certificates, openssl found"
+    )
+
+
 async def run_checks(settings: Settings) -> list[Check]:
     database = await check_database(settings)
     return [
@@ -224,6 +255,7 @@ async def run_checks(settings: Settings) -> list[Check]:
         database,
         *([await check_folder_counters(settings)] if database.ok else []),
         *check_certificates(settings),
+        check_encryption(settings),
         check_logins(settings),
         await check_oidc(settings),
         *check_ports(settings),

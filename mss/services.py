@@ -71,6 +71,7 @@ class Built:
 
     trust: TrustStore | None = None
     dkim_keys: DkimKeyTable | None = None
+    encryption_keys: object | None = None  # mss.crypto.decryption.EncryptionKeys
     portal_gateway: object | None = None  # the portal's mss.smtp_gateway.Gateway
 
 

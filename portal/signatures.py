@@ -24,12 +24,20 @@ NOT_VERIFIED = {
 }
 
 
+ENCRYPTED = (
+    "Message chiffré : il a voyagé chiffré jusqu'au service de messagerie, "
+    "personne d'autre ne pouvait le lire en chemin."
+)
+
+
 @dataclass(frozen=True)
 class SignatureLine:
-    """``verified`` and the sentence shown: who signed, or why the signature is not verified."""
+    """``verified`` and the sentence shown: who signed, or why the signature is not verified;
+    ``encrypted``: the sentence saying it arrived encrypted (S/MIME enveloped-data), or ""."""
 
     verified: bool
     sentence: str
+    encrypted: str = ""
 
 
 def _common_name(subject: str | None) -> str:
@@ -45,9 +53,12 @@ async def signature_line(
 ) -> SignatureLine:
     """``Signé par Dr X, RPPS ..., signature vérifiée.``, or why the signature is not verified."""
     status = message.signature_status or "none"
+    encrypted = ENCRYPTED if message.arrived_encrypted else ""
     if status != "valid":
         return SignatureLine(
-            False, NOT_VERIFIED.get(status, f"La signature n'a pas pu être vérifiée ({status}).")
+            False,
+            NOT_VERIFIED.get(status, f"La signature n'a pas pu être vérifiée ({status})."),
+            encrypted,
         )
     who, number = "", ""
     if message.signer_id_nat:
@@ -61,4 +72,4 @@ async def signature_line(
             who = sender.name
     address = message.signer_address or sender.address
     details = ", ".join(part for part in (who, number) if part)
-    return SignatureLine(True, f"Signé par {details} ({address}), signature vérifiée.")
+    return SignatureLine(True, f"Signé par {details} ({address}), signature vérifiée.", encrypted)

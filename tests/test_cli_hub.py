@@ -93,6 +93,7 @@ def test_init_demo_accounts_doctor_and_serve(tmp_path: Path, database_url: str) 
     )
     for account in accounts:
         assert account["password"] and account["address"]
+        assert Path(account["encryption_certificate"]).is_file()  # peers encrypt to it
         if account["role"].startswith("patient"):
             assert len(account["ins"]) == 15 and account["address"].startswith(account["ins"])
             # the portal takes the INS or the e-mail as the login: both are listed
@@ -115,6 +116,7 @@ def test_init_demo_accounts_doctor_and_serve(tmp_path: Path, database_url: str) 
         "argon2id m=19456 KiB t=2 p=1, verified logins remembered 300 s per process"
         in doctor.stdout
     )
+    assert "S/MIME encryption: 9 mailbox certificates, openssl found" in doctor.stdout
 
     server = subprocess.Popen(
         [*MSS, "serve"],

@@ -282,3 +282,41 @@ def test_every_command_finds_the_data_folder_from_any_current_folder(tmp_path: P
     )
     assert missing.exit_code == 2
     assert str((tmp_path / "empty" / "pki").resolve()) in missing.output
+
+
+def test_issue_encryption_certificate_and_export_it_with_the_signing_one(hub: Path) -> None:
+    """`mss pki issue --encryption`: an RSA keyEncipherment certificate beside the signing one;
+    `mss pki export` writes it (public) next to the .p12, for the senders that encrypt."""
+    from cryptography import x509
+
+    address = "chiffre@mss.localhost"
+    done = mss(hub, "issue", address, "--encryption", "--key-type", "ec")
+    assert done.returncode == 0, done.stderr
+    assert "encryption  " in done.stdout and "issued/encryption/" in done.stdout
+    sealed = load_cert(hub / "var" / "pki" / "issued" / "encryption" / f"{address}.pem")
+    usage = sealed.extensions.get_extension_for_class(x509.KeyUsage).value
+    assert usage.key_encipherment and not usage.digital_signature
+    assert sealed.public_key().key_size >= 2048  # RSA whatever the signing key's type
+    signing = load_cert(hub / "var" / "pki" / "issued" / "smime" / f"{address}.pem")
+    assert isinstance(signing.public_key(), ec.EllipticCurvePublicKey)
+    exported = subprocess.run(
+        [str(MSS), "pki", "export", address, "--out", "c.p12", "--password-stdin"],
+        cwd=hub,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("MSS_")},
+            "MSS_DATA_DIR": str(hub / "var"),
+        },
+        input="correct horse battery\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert exported.returncode == 0, exported.stderr
+    assert "c.encryption.pem (the encryption certificate" in exported.stdout
+    assert load_cert(hub / "c.encryption.pem") == sealed
+    assert "PRIVATE KEY" not in (hub / "c.encryption.pem").read_text()
+    refused = mss(hub, "issue", address, "--encryption", "--client")
+    assert one_line_error(refused).endswith(
+        "--encryption issues an S/MIME certificate: not with --client"
+    )

@@ -129,10 +129,10 @@ def issuer_public_key(cert: x509.Certificate) -> rsa.RSAPublicKey | ec.EllipticC
     return key
 
 
-def _key_usage(*, ca: bool, key: PrivateKey | None) -> x509.KeyUsage:
+def _key_usage(*, ca: bool, key: PrivateKey | None, encryption_only: bool) -> x509.KeyUsage:
     rsa_leaf = key is not None and key_type_of(key) == "rsa" and not ca
     return x509.KeyUsage(
-        digital_signature=not ca,
+        digital_signature=not ca and not encryption_only,
         content_commitment=False,
         key_encipherment=rsa_leaf,
         data_encipherment=False,
@@ -156,8 +156,13 @@ def build_certificate(
     not_before: dt.datetime | None = None,
     not_after: dt.datetime | None = None,
     days: int = 365,
+    encryption_only: bool = False,
 ) -> x509.Certificate:
-    """Sign a certificate for ``key``; ``issuer=None`` makes it self-signed (a root)."""
+    """Sign a certificate for ``key``; ``issuer=None`` makes it self-signed (a root).
+
+    ``encryption_only``: keyUsage keyEncipherment alone (an S/MIME encryption certificate,
+    RFC 8550 §4.4.2), not digitalSignature.
+    """
     start = not_before or utcnow() - dt.timedelta(minutes=5)
     end = not_after or start + dt.timedelta(days=days)
     issuer_name = issuer[0].subject if issuer else subject
@@ -174,7 +179,7 @@ def build_certificate(
         .add_extension(
             x509.BasicConstraints(ca=ca, path_length=path_length if ca else None), critical=True
         )
-        .add_extension(_key_usage(ca=ca, key=key), critical=True)
+        .add_extension(_key_usage(ca=ca, key=key, encryption_only=encryption_only), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
     )
     aki_source = issuer_public_key(issuer[0]) if issuer else public

@@ -77,6 +77,12 @@ async def init_command(settings: Settings, key_type: KeyType, force: bool) -> No
     help="A TLS client certificate instead of S/MIME: an APP mailbox's, or with --id-nat a "
     "professional's (the document API).",
 )
+@click.option(
+    "--encryption",
+    is_flag=True,
+    help="Also issue the mailbox's S/MIME encryption certificate (RSA, keyEncipherment): "
+    "peers encrypt to it and the hub decrypts at the gateway.",
+)
 @click.option("--key-type", type=KEY_TYPE, default=None, help="Default: the CA's key type.")
 @hub_command
 async def issue_command(
@@ -86,10 +92,14 @@ async def issue_command(
     common_name: str | None,
     title: str | None,
     client: bool,
+    encryption: bool,
     key_type: KeyType | None,
 ) -> None:
     """Issue an S/MIME certificate for ADDRESS (or a client certificate with --client)."""
-    from mss.crypto.pki import issue_client, issue_smime
+    from mss.crypto.pki import issue_client, issue_encryption, issue_smime
+
+    if client and encryption:
+        raise InvalidInput("--encryption issues an S/MIME certificate: not with --client")
 
     if id_nat is not None and not _ID_NAT.fullmatch(id_nat):
         raise InvalidInput(
@@ -117,8 +127,16 @@ async def issue_command(
                 title=title,
                 key_type=key_type,
             )
+        sealed = (
+            issue_encryption(settings.pki_dir, address, common_name=common_name)
+            if encryption
+            else None
+        )
     click.echo(f"certificate {issued.cert}")
     click.echo(f"key         {issued.key}")
+    if sealed is not None:
+        click.echo(f"encryption  {sealed.cert}")
+        click.echo(f"            {sealed.key}")
 
 
 @pki.command("revoke")
@@ -190,7 +208,7 @@ async def export_command(
     (Thunderbird...)."""
     from pathlib import Path
 
-    from mss.crypto.pki import export_pkcs12
+    from mss.crypto.pki import export_encryption_certificate, export_pkcs12
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -207,8 +225,20 @@ async def export_command(
         export_pkcs12(
             settings.pki_dir, address, password, target, kind="client" if client else "smime"
         )
+        encryption = (
+            None
+            if client
+            else export_encryption_certificate(
+                settings.pki_dir, address, target.with_suffix(".encryption.pem")
+            )
+        )
     click.echo(
         f"wrote {target} (certificate, chain up to the root and private key of {address}; "
         "import it in the mail client's certificate manager and trust the root: "
         "docs/mail-clients.md)"
     )
+    if encryption is not None:
+        click.echo(
+            f"wrote {encryption} (the encryption certificate of {address}: give it to the "
+            "senders that encrypt to this mailbox; its key stays with the hub)"
+        )

@@ -263,6 +263,7 @@ def _issue(
     days: int = 730,
     not_before: dt.datetime | None = None,
     not_after: dt.datetime | None = None,
+    encryption_only: bool = False,
 ) -> Issued:
     inter, inter_key = _intermediate(layout)
     key = generate_key(key_type or key_type_of(inter_key))
@@ -275,6 +276,7 @@ def _issue(
         days=days,
         not_before=not_before,
         not_after=not_after,
+        encryption_only=encryption_only,
     )
     write_private(target.key, key_pem(key))
     write_public(target.cert, cert_pem(cert, inter))
@@ -317,6 +319,44 @@ def issue_smime(
         not_before=not_before,
         not_after=not_after,
     )
+
+
+def issue_encryption(
+    pki_dir: Path,
+    address: str,
+    *,
+    common_name: str | None = None,
+    not_before: dt.datetime | None = None,
+    not_after: dt.datetime | None = None,
+    days: int = 730,
+) -> Issued:
+    """The S/MIME encryption certificate of a hub mailbox: RSA, keyUsage keyEncipherment only,
+    emailProtection, SAN rfc822Name (RFC 8550 §4.4.2).
+
+    Peers encrypt to it (RFC 8551 enveloped-data); the hub keeps its key and decrypts at the
+    gateway (``mss.crypto.decryption``). RSA because CMS key transport (RFC 5652 §6.2.1) is
+    what every S/MIME agent and ``cryptography``'s envelope builder speak.
+    """
+    layout = PkiLayout(Path(pki_dir))
+    address = _check_address(address)
+    return _issue(
+        layout,
+        "encryption",
+        profiles.mailbox_subject(address, common_name, DEV_CA_LABEL),
+        [x509.RFC822Name(address)],
+        profiles.SMIME_EKU,
+        encryption_target(pki_dir, address),
+        "rsa",
+        days=days,
+        not_before=not_before,
+        not_after=not_after,
+        encryption_only=True,
+    )
+
+
+def encryption_target(pki_dir: Path, address: str) -> Issued:
+    """Where the encryption certificate and key of ``address`` live (issued/encryption/...)."""
+    return _target(PkiLayout(Path(pki_dir)), "encryption", address.strip())
 
 
 def issue_client(
@@ -582,4 +622,14 @@ def export_pkcs12(
         BestAvailableEncryption(password.encode()),
     )
     write_private(target, data)
+    return target
+
+
+def export_encryption_certificate(pki_dir: Path, address: str, target: Path) -> Path | None:
+    """Write the encryption certificate of ``address`` and its chain (PEM, public) for the peers
+    that encrypt to this mailbox; None when the mailbox has none. Its key stays with the hub."""
+    issued = encryption_target(pki_dir, _check_address(address))
+    if not issued.cert.is_file():
+        return None
+    write_public(target, issued.cert.read_bytes())
     return target

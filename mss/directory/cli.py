@@ -134,3 +134,26 @@ async def passwd(settings: Settings, address: str, password_stdin: bool) -> None
     finally:
         await db.dispose()
     click.echo(f"password of {mailbox_row.address} changed")
+
+
+@directory.command("import-certificates")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--skip-invalid", is_flag=True, help=SKIP_HELP)
+@hub_command
+async def import_certificates_command(
+    settings: Settings, paths: tuple[str, ...], skip_invalid: bool
+) -> None:
+    """Import recipients' S/MIME encryption certificates (PEM files, or folders of them).
+
+    Mail the hub relays to their addresses is encrypted to them (``[smime]
+    encrypt_outbound``). Each must name an address, have an RSA key allowed to encipher
+    keys, and chain to a trusted authority.
+    """
+    from mss.crypto.trust import TrustStore
+    from mss.directory.recipient_certificates import import_certificates
+
+    trust = TrustStore.from_settings(settings)
+    await _run_import(
+        settings,
+        lambda session: import_certificates(session, paths, trust, skip_invalid=skip_invalid),
+    )

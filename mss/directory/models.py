@@ -31,6 +31,7 @@ __all__ = [
     "PatientState",
     "Patient",
     "Professional",
+    "RecipientCertificate",
     "TrustedDomain",
 ]
 
@@ -170,3 +171,21 @@ class TrustedDomain(Base):
     contact: Mapped[str] = mapped_column(Text, default="")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class RecipientCertificate(Base):
+    """An S/MIME encryption certificate of a recipient outside the hub, that relayed mail to that
+    address is encrypted to (``mss directory import-certificates``)."""
+
+    __tablename__ = "recipient_certificates"
+    __table_args__ = (Index("ix_recipient_certificates_address", "address"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    address: Mapped[str] = mapped_column(String(320))  # lower case, from the rfc822Name SAN
+    # SHA-256 of the certificate DER followed by the address: one row per (certificate, address)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    pem: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    not_after: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    source: Mapped[str] = mapped_column(String(255), default="")  # the file it came from
+    imported_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -50,6 +51,8 @@ class StoredMessage(Base):
     signer_address: Mapped[str | None] = mapped_column(String(320))
     signer_subject: Mapped[str | None] = mapped_column(Text)
     signer_id_nat: Mapped[str | None] = mapped_column(String(16))
+    # S/MIME enveloped-data the gateway decrypted: stored decrypted (docs/standards.md)
+    arrived_encrypted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -147,10 +147,11 @@ async def find_message(session: AsyncSession, message_id: int) -> StoredMessage 
     return await session.get(StoredMessage, message_id)
 
 
-def _signature_columns(signature: dict | None) -> dict[str, str | None]:
+def _signature_columns(signature: dict | None) -> dict[str, str | bool | None]:
     if not signature:
         return {}
     return {
+        "arrived_encrypted": bool(signature.get("arrived_encrypted")),
         "signature_status": str(signature.get("status", "none")),
         "signer_address": signature.get("signer_address"),
         "signer_subject": signature.get("signer_subject"),
@@ -195,8 +196,9 @@ async def store_message(
 ) -> StoredMessage:
     """Store the exact raw bytes once, with the IMAP facts computed now (never again at FETCH).
 
-    ``signature`` may carry ``status``, ``signer_address``, ``signer_subject`` and
-    ``signer_id_nat`` from the gateway's S/MIME verification.
+    ``signature`` may carry ``status``, ``signer_address``, ``signer_subject``,
+    ``signer_id_nat`` from the gateway's S/MIME verification and ``arrived_encrypted``
+    when the gateway decrypted the message.
     """
     message = StoredMessage(
         **message_values(

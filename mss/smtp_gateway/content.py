@@ -32,6 +32,9 @@ class SignatureOutcome:
     signer_address: str | None = None
     signer_subject: str | None = None
     signer_id_nat: str | None = None
+    # the CMS form the message arrived in when the hub decrypted it ("enveloped-data",
+    # "authEnveloped-data"); "" when it arrived unencrypted
+    decrypted_from: str = ""
 
     def as_store_dict(self) -> dict[str, Any]:
         return {
@@ -39,6 +42,7 @@ class SignatureOutcome:
             "signer_address": self.signer_address,
             "signer_subject": self.signer_subject,
             "signer_id_nat": self.signer_id_nat,
+            "arrived_encrypted": bool(self.decrypted_from),
         }
 
 
@@ -55,7 +59,9 @@ def has_bare_line_ending(raw: bytes) -> bool:
 INLINE_VERIFY_SIZE = 256 * 1024  # bytes: a smaller message is verified on the loop
 
 
-async def verify_signature(parsed: Message, trust: Any) -> SignatureOutcome:
+async def verify_signature(
+    parsed: Message, trust: Any, *, decrypted_from: str = ""
+) -> SignatureOutcome:
     """S/MIME verification (chain, EKU, address = From, CRL).
 
     What kind of S/MIME the message is comes from ``mss.crypto.smime.read_form``, the one
@@ -68,7 +74,7 @@ async def verify_signature(parsed: Message, trust: Any) -> SignatureOutcome:
 
     content_type = parsed.content_type
     if smime.framing(*content_type) is None:
-        return SignatureOutcome("none")
+        return SignatureOutcome("none", decrypted_from=decrypted_from)
     if len(parsed.raw) <= INLINE_VERIFY_SIZE:
         result = smime.verify(
             parsed.raw, trust, from_address=parsed.from_address, content_type=content_type
@@ -87,6 +93,7 @@ async def verify_signature(parsed: Message, trust: Any) -> SignatureOutcome:
         result.signer_address,
         result.signer_subject,
         result.signer_id_nat,
+        decrypted_from,
     )
 
 
@@ -115,6 +122,8 @@ def authentication_results(
     elif signature.signer_subject:
         id_nat = f"; idNat={signature.signer_id_nat}" if signature.signer_id_nat else ""
         smime += f" ({_comment(signature.signer_subject)}{id_nat})"
+    if signature.decrypted_from:  # RFC 8601 §2.3: a comment; no registered property says it
+        smime += f" (decrypted: {signature.decrypted_from})"
     smime += f" header.from={from_address or 'unknown'}"
     clauses.append(smime)
     return f"{hostname}; " + ";\r\n\t".join(clauses)

@@ -4,6 +4,10 @@ A ``smtp.relay`` job carries one stored message and the recipients of one
 domain. It connects with STARTTLS, verifying the peer against our trust
 anchors and showing our operator certificate, and hands the message over.
 A permanent refusal, or the last failed attempt, sends a DSN to the sender.
+
+A recipient whose S/MIME encryption certificate the hub knows (``mss directory
+import-certificates``) gets the message encrypted to it (RFC 8551 enveloped-data, the
+stored signed message inside), per ``[smime] encrypt_outbound``.
 """
 
 from __future__ import annotations
@@ -16,11 +20,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from mss.config import Settings
+from mss.crypto import smime
 from mss.delivery_status import record_status
+from mss.directory.recipient_certificates import encryption_certificates
 from mss.jobs import JobContext, PermanentFailure, enqueue
 from mss.mailbox.models import StoredMessage
+from mss.policy import Decision
+from mss.policy.encryption import decide_outbound_encryption, should_encrypt
 from mss.services import Services
-from mss.smtp_gateway.delivery import DSN_JOB, RELAY_ATTEMPTS
+from mss.smtp_gateway.delivery import DSN_JOB, RELAY_ATTEMPTS, RELAY_JOB
 from mss.smtp_gateway.tls import client_context
 
 log = logging.getLogger("mss.smtp.relay")
@@ -112,16 +120,57 @@ async def dkim_sign(raw: bytes, settings: Settings) -> bytes:
 
 
 async def run_relay_job(ctx: JobContext, payload: dict[str, Any]) -> None:
-    """The ``smtp.relay`` handler."""
+    """The ``smtp.relay`` handler: the recipients with a known encryption certificate get the
+    message encrypted to them (one enveloped-data for all of them), the others get it as
+    stored, unless ``[smime] encrypt_outbound = "required"`` bounces them."""
     settings = ctx.services.settings
-    domain = payload["domain"]
     recipients: list[str] = list(payload["recipients"])
+    mode = settings.smime.encrypt_outbound
     async with ctx.db.read() as session:
         message = await session.get(StoredMessage, payload["message_id"])
         if message is None:
             raise PermanentFailure(f"stored message {payload['message_id']} is gone")
         raw, message_id = bytes(message.raw), message.message_id_header
-    raw = await dkim_sign(raw, settings)
+        known = await encryption_certificates(session, recipients) if mode != "never" else {}
+    sealed = [r for r in recipients if should_encrypt(mode, r.lower() in known)]
+    clear = [r for r in recipients if r not in sealed]
+    refused = {
+        r: decision
+        for r in clear
+        if not (decision := decide_outbound_encryption(mode, r, False)).allowed
+    }
+    if refused:
+        await _bounce_decisions(ctx, payload, refused)
+    clear = [r for r in clear if r not in refused]
+    if sealed and clear:  # two transactions: each its own job, so a retry repeats only its own
+        async with ctx.db.write() as session:
+            enqueue(
+                session,
+                RELAY_JOB,
+                {**payload, "recipients": clear},
+                max_attempts=int(payload.get("max_attempts", RELAY_ATTEMPTS)),
+                dedupe_key=f"relay-clear-{ctx.job_id}",
+            )
+        ctx.services.jobs.wake()
+        clear = []
+    if sealed:
+        certificates = [c for r in sealed for c in known[r.lower()]]
+        encrypted = await asyncio.to_thread(smime.encrypt, raw, certificates)
+        await _relay(ctx, payload, sealed, await dkim_sign(encrypted, settings), message_id)
+    elif clear:
+        await _relay(ctx, payload, clear, await dkim_sign(raw, settings), message_id)
+
+
+async def _relay(
+    ctx: JobContext,
+    payload: dict[str, Any],
+    recipients: list[str],
+    raw: bytes,
+    message_id: str | None,
+) -> None:
+    """One SMTP transaction to the domain's operator; a DSN for what it refuses."""
+    settings = ctx.services.settings
+    domain = payload["domain"]
     host, port = await asyncio.to_thread(route_for, domain, ctx.services)
     trust = ctx.services.trust_store()
     try:
@@ -162,6 +211,23 @@ async def run_relay_job(ctx: JobContext, payload: dict[str, Any]) -> None:
     log.info("relayed message %s to %s via %s:%s", payload["message_id"], recipients, host, port)
 
 
+async def _bounce_decisions(
+    ctx: JobContext, payload: dict[str, Any], refused: dict[str, Decision]
+) -> None:
+    """A DSN for the recipients the hub itself would not relay to, with the policy's sentences."""
+    failures = [
+        {
+            "recipient": recipient,
+            "code": decision.smtp_code,
+            "status": decision.enhanced_status,
+            "sentence": decision.sentence,
+            "sentence_fr": decision.sentence_fr,
+        }
+        for recipient, decision in refused.items()
+    ]
+    await _enqueue_dsn(ctx, payload, failures, f"dsn-relay-policy-{ctx.job_id}")
+
+
 async def _bounce(
     ctx: JobContext, payload: dict[str, Any], refused: dict[str, tuple[int, str]], *, final: bool
 ) -> None:
@@ -184,6 +250,12 @@ async def _bounce(
                 f"injoignable : {text}",
             }
         )
+    await _enqueue_dsn(ctx, payload, failures, f"dsn-relay-{ctx.job_id}-{ctx.attempt}")
+
+
+async def _enqueue_dsn(
+    ctx: JobContext, payload: dict[str, Any], failures: list[dict[str, Any]], dedupe_key: str
+) -> None:
     async with ctx.db.write() as session:
         enqueue(
             session,
@@ -193,5 +265,5 @@ async def _bounce(
                 "mail_from": payload["mail_from"],
                 "failures": failures,
             },
-            dedupe_key=f"dsn-relay-{ctx.job_id}-{ctx.attempt}",
+            dedupe_key=dedupe_key,
         )

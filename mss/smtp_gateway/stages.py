@@ -7,6 +7,7 @@ verifies, stamps and delivers, and turns failures into replies.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import logging
 from collections.abc import Coroutine
@@ -14,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from mss.config import Settings
+from mss.crypto.cms import CmsFailure
+from mss.crypto.smime import framing
 from mss.crypto.trust import TrustStore
 from mss.db import Database, utcnow
 from mss.directory.activity import note_activity
@@ -43,6 +46,7 @@ from mss.policy import (
     decide_size,
     normalize_address,
 )
+from mss.policy.encryption import decide_decryption
 from mss.services import Services
 from mss.smtp_gateway import replies
 from mss.smtp_gateway.content import (
@@ -234,8 +238,16 @@ class Gateway:
         )
         if not size.allowed:
             return Accepted(size)
+        decrypted_from = ""
+        if locals_ and framing(*parsed.content_type) == "opaque":
+            with self.clock.stage("decrypt"):
+                opened = await self._decrypted(parsed, locals_)
+            if isinstance(opened, Decision):
+                return Accepted(opened)
+            if opened is not None:
+                parsed, decrypted_from = opened
         with self.clock.stage("verify"):
-            signature = await verify_signature(parsed, self.trust)
+            signature = await verify_signature(parsed, self.trust, decrypted_from=decrypted_from)
         verdict = decide_signature(sender.mailbox, locals_, signature.status, signature.reason)
         if not verdict.allowed:
             return Accepted(verdict, signature=signature)
@@ -255,6 +267,43 @@ class Gateway:
         if receipt.jobs:
             self.services.jobs.wake()
         return Accepted(replies.accepted(receipt.queue_id), receipt, signature)
+
+    async def _decrypted(
+        self, parsed: Message, locals_: list[MailboxFacts]
+    ) -> tuple[Message, str] | Decision | None:
+        """An encrypted message for hub mailboxes, decrypted with their keys and read once more
+        (the decrypted entity is the message the rest of the path reads), with the form it
+        arrived in; a refusal when it cannot be decrypted; None when it is not encrypted.
+
+        An unreadable CMS body is left to verification, which calls it malformed.
+        """
+        from mss.crypto.decryption import EncryptionKeys, decrypt_message
+        from mss.crypto.smime import read_form
+
+        try:
+            form = read_form(parsed.raw, parsed.content_type)
+        except CmsFailure:
+            return None
+        if not form.encrypted:
+            return None
+        built = self.services.built
+        if not isinstance(built.encryption_keys, EncryptionKeys):
+            built.encryption_keys = EncryptionKeys(self.settings.pki_dir)
+        keys = built.encryption_keys
+        opened = await asyncio.to_thread(
+            decrypt_message, parsed.raw, form, [m.address for m in locals_], keys
+        )
+        decision = decide_decryption(opened.status, opened.recipient, opened.reason)
+        if not decision.allowed:
+            log.info("refused an encrypted message: %s", decision.sentence)
+            return decision
+        try:
+            with self.clock.stage("parse"):
+                inner = parse_message(opened.raw)
+        except UnreadableMessage:
+            return replies.UNREADABLE
+        kind = "authEnveloped-data" if form.kind == "auth_enveloped" else "enveloped-data"
+        return inner, kind
 
     async def _dkim_results(self, parsed: Message) -> list[str]:
         """DKIM of a message another operator relayed, for Authentication-Results."""

@@ -247,6 +247,46 @@ def _cms_seeds() -> list[bytes]:
     return [der for der, _ in (f for f in found if f is not None)]
 
 
+@functools.cache
+def _encryption_keys():  # type: ignore[no-untyped-def]
+    """A hub PKI folder holding one mailbox's encryption key, made once per process."""
+    import tempfile
+
+    from mss.crypto import pki
+    from mss.crypto.decryption import EncryptionKeys
+
+    folder = Path(tempfile.mkdtemp(prefix="mss-fuzz-pki-")) / "pki"
+    pki.make_ca(folder, "Fuzz", key_type="rsa")
+    pki.issue_encryption(folder, "fuzz@mss.localhost")
+    return EncryptionKeys(folder)
+
+
+def decryption(data: bytes) -> object:
+    """The gateway's decryption of an EnvelopedData for a hub mailbox: always an outcome of the
+    policy's table, never an exception."""
+    from mss.crypto.decryption import decrypt_message
+    from mss.crypto.smime import SmimeForm
+    from mss.policy.encryption import DECRYPTION_VERDICTS
+
+    outcome = decrypt_message(
+        b"From: a@b.example\r\n\r\n",
+        SmimeForm("enveloped", data),
+        ["fuzz@mss.localhost"],
+        _encryption_keys(),
+    )
+    if outcome.status != "decrypted" and outcome.status not in DECRYPTION_VERDICTS:
+        raise PropertyBroken(f"decryption answered {outcome.status!r}")
+    return outcome
+
+
+def _enveloped_seeds() -> list[bytes]:
+    from mss.crypto.smime import encrypt, read_form
+
+    cert = _encryption_keys().for_address("fuzz@mss.localhost").cert
+    head = b"From: a@b.example\r\nTo: fuzz@mss.localhost\r\nMIME-Version: 1.0\r\n"
+    return [read_form(encrypt(head + _INNER, [cert])).der]
+
+
 def structure(data: bytes) -> object:
     """BODY, BODYSTRUCTURE, ENVELOPE and the part tree IMAP serves (describe never refuses)."""
     from mss.mailbox.structure import describe
@@ -795,6 +835,13 @@ def _targets() -> dict[str, Target]:
                 b"\x30\x84\xff\xff\xff\xff",
                 b"\x02\x01\x00",
             ),
+        ),
+        Target(
+            "decryption",
+            decryption,
+            refused["none"],
+            _enveloped_seeds,
+            (b"\x30\x80", b"\x00\x00", b"\x06\x09", b"\xa0\x80", b"\x02\x01\x00"),
         ),
         Target(
             "xdm",

@@ -1,7 +1,9 @@
-"""MIME structure (BODYSTRUCTURE, ENVELOPE), S/MIME verification and the CMS reader.
+"""MIME structure (BODYSTRUCTURE, ENVELOPE), S/MIME verification, the CMS reader and the
+gateway's decryption of EnvelopedData.
 
-Property: describe and verify always return; the CMS reader returns or raises CmsFailure
-with a sentence.
+Property: describe, verify and decryption always return (decryption with a status of
+``mss.policy.encryption``'s table); the CMS reader returns or raises CmsFailure with a
+sentence.
 """
 
 from __future__ import annotations
@@ -34,3 +36,9 @@ def test_smime_verify_answers_every_message(data: bytes) -> None:
 @given(inputs("cms"))
 def test_cms_reader_refuses_with_a_sentence(data: bytes) -> None:
     check("cms", data)
+
+
+@fuzz_settings(60)
+@given(inputs("decryption"))
+def test_decryption_answers_every_enveloped_data(data: bytes) -> None:
+    check("decryption", data)

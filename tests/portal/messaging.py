@@ -15,10 +15,13 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
+from mss.crypto import smime
+from mss.crypto.keys import load_certs
 from mss.crypto.trust import TrustStore
 from mss.db import utcnow
 from mss.directory.facts import mailbox_facts
@@ -86,13 +89,17 @@ class Mail:
         headers: dict[str, str] | None = None,
         sign: bool = True,
         opaque: bool = False,
+        encrypt_to: Path | None = None,
     ) -> str:
-        """A professional's signed message through the gateway; returns its Message-ID."""
+        """A professional's signed message through the gateway (encrypted to the certificate
+        ``encrypt_to`` when given, RFC 8551 enveloped-data); returns its Message-ID."""
         raw, message_id = build(
             sender, to, subject, text, html=html, attachments=attachments, headers=headers
         )
         if sign:
             raw = self.identity(sender).sign(raw, detached=not opaque)
+        if encrypt_to is not None:
+            raw = smime.encrypt(raw, load_certs(encrypt_to)[:1])
         async with self.hub.db.read() as session:
             facts = await mailbox_facts(session, sender)
         assert facts is not None

@@ -12,12 +12,14 @@ from __future__ import annotations
 import re
 import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiosmtplib
 import pytest
 from aiohttp import web
 from playwright.async_api import FilePayload, Page, expect
 
+from mss.crypto import pki
 from mss.smtp_gateway import start_smtp_servers
 from tests.fixtures_pki import DevPki
 from tests.portal.conftest import Hub, add_patient
@@ -34,6 +36,7 @@ from tests.portal.messaging import (
     setup_mail,
 )
 from tests.portal.test_browser import INS, fits_the_phone, go_to, phone_page, shot, sign_in
+from tests.smtp.test_encryption import openssl_encrypt
 
 pytestmark = pytest.mark.browser
 PATIENT = patient_address(INS)
@@ -51,8 +54,9 @@ async def page(hub: Hub) -> AsyncIterator[Page]:
         yield opened
 
 
-async def smtp_send(mail: Mail, raw: bytes, to: str) -> None:
-    """The doctor's mail client: submission port, STARTTLS, AUTH, a signed message."""
+async def smtp_send(mail: Mail, raw: bytes, to: str, *, encrypt_to: Path | None = None) -> None:
+    """The doctor's mail client: submission port, STARTTLS, AUTH, a signed message (encrypted
+    to the certificate ``encrypt_to`` with ``openssl smime -encrypt`` when given)."""
     port = mail.services.smtp_ports["submission"]
     context = ssl.create_default_context(cafile=str(mail.pki.root_cert))
     client = aiosmtplib.SMTP(
@@ -61,7 +65,10 @@ async def smtp_send(mail: Mail, raw: bytes, to: str) -> None:
     await client.connect()
     await client.starttls()
     await client.login(DOCTOR, SMTP_PASSWORD)
-    errors, _reply = await client.sendmail(DOCTOR, [to], mail.identity(DOCTOR).sign(raw))
+    signed = mail.identity(DOCTOR).sign(raw)
+    if encrypt_to is not None:
+        signed = openssl_encrypt(signed, encrypt_to, encrypt_to.parent)
+    errors, _reply = await client.sendmail(DOCTOR, [to], signed)
     await client.quit()
     assert errors == {}
 
@@ -163,6 +170,33 @@ async def test_signed_mail_over_smtp_read_reply_then_fin(page: Page, hub: Hub, m
         await expect(page.locator(".history")).not_to_contain_text("@")
         await fits_the_phone(page)
         await shot(page, "17-historique-messages")
+    finally:
+        for server in servers:
+            server.close()
+        for server in servers:
+            await server.wait_closed()
+
+
+async def test_encrypted_mail_over_smtp_is_shown_as_encrypted(
+    page: Page, hub: Hub, mail: Mail
+) -> None:
+    """Signed, then encrypted to the patient mailbox's certificate by the doctor's client: the
+    hub decrypts and verifies it, and the page says it travelled encrypted."""
+    sealed_for = pki.issue_encryption(hub.settings.pki_dir, PATIENT)
+    servers = await start_smtp_servers(hub.settings, hub.db, mail.services)
+    try:
+        raw, _id = build(DOCTOR, PATIENT, "Résultats chiffrés", "Vos résultats sont normaux.\n")
+        await smtp_send(mail, raw, PATIENT, encrypt_to=sealed_for.cert)
+        await sign_in(page, hub)
+        await page.get_by_role("link", name="Lire les messages").click()
+        await page.get_by_role("link", name=re.compile("^Dr Jean Dupont")).click()
+        await expect(page.get_by_role("heading", level=1)).to_have_text("Résultats chiffrés")
+        signature = page.get_by_role("note", name="Signature du message")
+        await expect(signature).to_contain_text("Signature vérifiée")
+        await expect(signature).to_contain_text("Message chiffré")
+        await expect(page.get_by_text("Vos résultats sont normaux.")).to_be_visible()
+        await fits_the_phone(page)
+        await shot(page, "14b-message-chiffre")
     finally:
         for server in servers:
             server.close()

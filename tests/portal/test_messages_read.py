@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from mss.audit import AuditEvent
+from mss.crypto import pki
 from mss.mailbox.store import deliver
 from tests.fixtures_pki import DevPki
 from tests.portal.conftest import Hub, add_patient
@@ -114,6 +115,22 @@ async def test_unknown_parts_and_the_signature_are_not_served(hub: Hub, mail: Ma
     for part in ("1", "2", "1.1", "9", "0", "1..2"):
         response, _html = await hub.page(f"/messages/{entry}/pieces/{part}")
         assert response.status == 404, part
+
+
+async def test_an_encrypted_message_says_it_arrived_encrypted(hub: Hub, mail: Mail) -> None:
+    sealed_for = pki.issue_encryption(hub.settings.pki_dir, PATIENT)
+    message_id = await mail.send(
+        DOCTOR, PATIENT, "Chiffré", "Confidentiel.\n", encrypt_to=sealed_for.cert
+    )
+    (stored,) = await mail.stored(PATIENT)
+    assert stored.arrived_encrypted and b"Confidentiel." in stored.raw
+    await hub.login(INS)
+    _response, html = await hub.page(f"/messages/{await mail.entry_id(PATIENT, message_id)}")
+    page = text_of(html)
+    assert "Signature vérifiée" in page and "Message chiffré : il a voyagé chiffré" in page
+    plain = await mail.send(DOCTOR, PATIENT, "En clair", "Bonjour.\n")
+    _response, html = await hub.page(f"/messages/{await mail.entry_id(PATIENT, plain)}")
+    assert "Message chiffré" not in text_of(html)
 
 
 async def test_an_unsigned_message_says_so(hub: Hub, mail: Mail) -> None:

@@ -152,3 +152,32 @@ async def test_an_opaque_signature_is_opened_once_for_the_attachment_index(
     # one walk of the message, one of the entity its signature carries; no email parse
     assert (parses.entry, parses.walks, parses.email_package) == (1, 2, 0)
     assert len(await _jobs(hub, "dmp.file")) == 1
+
+
+async def test_an_encrypted_message_is_read_twice_its_outside_then_its_decrypted_inside(
+    hub: Hub,
+    parses: Parses,
+) -> None:
+    """The encrypted message's header block, then the decrypted message the rest of the path
+    reads (its MIME tree walked once, its XDM package found there); the outside is never
+    walked and the email package never used."""
+    from mss.crypto import pki, smime
+    from mss.crypto.keys import load_certs
+
+    await add_patient(hub)
+    raw, _ = xdm_message(
+        make_xdm(XdmSpec()),
+        mdn=False,
+        subject="Compte rendu",
+        name="IHE_XDM.zip",
+        content_type="application/zip",
+    )
+    signed = hub.pki.issue_smime(DOCTOR, id_nat="810000000001").sign(raw)
+    sealed_for = load_certs(pki.issue_encryption(hub.settings.pki_dir, PATIENT_ADDRESS).cert)
+    encrypted = smime.encrypt(signed, sealed_for[:1])
+    parses.reset()
+    await _send(hub, PATIENT_ADDRESS, encrypted)
+    assert (parses.entry, parses.walks, parses.email_package) == (2, 1, 0)
+    [stored] = await hub.stored(PATIENT_ADDRESS)
+    assert stored.signature_status == "valid" and stored.arrived_encrypted
+    assert len(await _jobs(hub, "dmp.file")) == 1

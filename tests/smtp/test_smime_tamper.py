@@ -2,7 +2,8 @@
 
 Every form of a signed message (multipart/signed, opaque application/pkcs7-mime with or
 without ``smime-type``, the x-pkcs7-mime alias) gets the same verdict when it was tampered
-with; an encrypted message is recognised as such, never as unsigned; a revoked certificate
+with; an encrypted message is recognised as such, never as unsigned, and decrypted when
+the hub holds its recipient's key (refused otherwise); a revoked certificate
 is refused once the CRLs are reloaded; and a refusal naming ``title=Médecin`` still reaches
 the client as its 5xx, in ASCII.
 """
@@ -19,6 +20,7 @@ import ssl
 import pytest
 
 from mss.crypto import pki, smime
+from mss.crypto.keys import load_certs
 from mss.db import utcnow
 from mss.smtp_gateway.replies import reply_bytes
 from tests.fixtures_pki import Identity
@@ -83,12 +85,19 @@ async def test_an_intact_signed_message_is_verified_whatever_its_form(hub: Hub, 
     assert b"smime=pass" in stored.raw.split(b"\r\n\r\n", 1)[0]
 
 
-def encrypted(hub: Hub, to: str, *, signed_inside: bool, smime_type: bool = True) -> bytes:
-    recipient = hub.pki.issue_smime(to)
+def encrypted(
+    hub: Hub, to: str, *, signed_inside: bool, smime_type: bool = True, hub_key: bool = True
+) -> bytes:
+    """A message encrypted to ``to``'s encryption certificate at the hub (``hub_key``), or to
+    its signing certificate, whose key the hub does not hold."""
+    if hub_key:
+        recipient = load_certs(pki.issue_encryption(hub.settings.pki_dir, to).cert)[0]
+    else:
+        recipient = hub.pki.issue_smime(to).cert
     inner = message(DOCTOR, to)
     if signed_inside:
         inner = hub.pki.issue_smime(DOCTOR).sign(inner)
-    sealed = smime.encrypt(inner, [recipient.cert])
+    sealed = smime.encrypt(inner, [recipient])
     return sealed if smime_type else sealed.replace(b" smime-type=enveloped-data;", b"")
 
 
@@ -97,24 +106,30 @@ def encrypted(hub: Hub, to: str, *, signed_inside: bool, smime_type: bool = True
     [(False, True), (True, True), (True, False)],
     ids=["encrypted", "signed-then-encrypted", "no-smime-type"],
 )
-async def test_an_encrypted_message_is_recorded_as_encrypted_not_unsigned(
+async def test_an_encrypted_message_is_decrypted_and_its_inside_verified(
     hub: Hub, signed_inside: bool, smime_type: bool
 ) -> None:
+    """Recognised by its CMS OID whatever ``smime-type`` says, never taken as unsigned."""
     raw = encrypted(hub, OTHER_DOCTOR, signed_inside=signed_inside, smime_type=smime_type)
     assert await send(hub, raw, OTHER_DOCTOR) == (250, "")
     stored = (await hub.stored(OTHER_DOCTOR))[0]
-    assert stored.signature_status == "encrypted"
-    assert b"smime=neutral (encrypted)" in stored.raw.split(b"\r\n\r\n", 1)[0]
+    assert stored.arrived_encrypted
+    assert stored.signature_status == ("valid" if signed_inside else "none")
+    head = stored.raw.split(b"\r\n\r\n", 1)[0]
+    assert b"(decrypted: enveloped-data)" in head and b"pkcs7-mime" not in head
 
 
-async def test_an_encrypted_message_to_a_patient_is_refused_with_its_own_sentence(hub: Hub) -> None:
-    code, text = await send(hub, encrypted(hub, PATIENT, signed_inside=True))
+async def test_an_encrypted_message_the_hub_cannot_open_is_refused_with_its_own_sentence(
+    hub: Hub,
+) -> None:
+    code, text = await send(hub, encrypted(hub, PATIENT, signed_inside=True, hub_key=False))
     assert (code, text) == (
         554,
         (
-            "5.7.1 A message to a patient cannot be encrypted: the hub can neither "
-            "check its S/MIME signature nor show it in the patient portal; send it "
-            "signed, not encrypted"
+            "5.7.5 Encrypted message refused: the message is encrypted but "
+            f"{PATIENT} has no encryption certificate at this hub, so it cannot be "
+            "decrypted; send it signed, not encrypted, or ask "
+            f"{PATIENT} for their encryption certificate"
         ),
     )
     assert await hub.stored(PATIENT) == []
