@@ -13,10 +13,12 @@ from mss.db import Database
 from mss.directory.models import Patient
 from mss.web import DB, SETTINGS
 from portal.clock import Clock
+from portal.inbox_cache import InboxCache
 from portal.models import PortalSession
 
 CLOCK = web.AppKey("portal_clock", Clock)
 JINJA = web.AppKey("portal_jinja", jinja2.Environment)
+INBOX_CACHE = web.AppKey("portal_inbox_cache", InboxCache)
 
 
 @dataclass
@@ -41,6 +43,10 @@ VISIT = web.RequestKey("portal_visit", Visit)
 def visit(request: web.Request) -> Visit:
     found: Visit = request[VISIT]
     return found
+
+
+def inbox_cache_of(request: web.Request) -> InboxCache:
+    return request.app[INBOX_CACHE]
 
 
 def settings_of(request: web.Request) -> Settings:

@@ -47,7 +47,7 @@ from mss.directory.models import (
     TrustedDomain,
 )
 from mss.errors import InvalidInput
-from mss.mailbox.listing import entry_with_its_mailbox
+from mss.mailbox.listing import conversations_stamp, entry_with_its_mailbox, folders_stamp
 from mss.mailbox.models import Folder, FolderEntry, StoredMessage
 from mss.mailbox.store import ensure_folders
 from mss.policy.lifecycle import MIN_PASSWORD_LENGTH
@@ -161,6 +161,30 @@ async def find_patient_entry(
         return None
     mailbox, entry, folder, message, conversation = row
     return mailbox, entry, folder, message, conversation
+
+
+_PATIENT_MAILBOX_STAMP = select(
+    Mailbox.id, *folders_stamp(Mailbox.id), *conversations_stamp(Mailbox.id)
+).where(Mailbox.patient_id == bindparam("patient_id"))
+
+
+@dataclass(frozen=True)
+class MailboxStamp:
+    """A patient mailbox's id, and values that change with its entries and conversations."""
+
+    mailbox_id: int
+    stamp: tuple[int, ...]
+
+
+async def patient_mailbox_stamp(session: AsyncSession, patient_id: int) -> MailboxStamp | None:
+    """The patient's PAT mailbox with its stamp (``mss.mailbox.listing.folders_stamp``,
+    ``conversations_stamp``), or None; one statement, so a list kept from an earlier read is
+    known to be still right without reading it again."""
+    row = (await session.execute(_PATIENT_MAILBOX_STAMP, {"patient_id": patient_id})).first()
+    if row is None:
+        return None
+    mailbox_id, *stamp = row
+    return MailboxStamp(mailbox_id, tuple(int(value or 0) for value in stamp))
 
 
 async def find_patient_mailbox(session: AsyncSession, patient_id: int) -> Mailbox | None:
