@@ -33,8 +33,8 @@ INBOX_BUDGET = 5  # session (with person and minors), mailbox with its stamp, li
 #                   conversations, directory
 INBOX_KEPT_BUDGET = 2  # unchanged since the last reading: session, mailbox with its stamp
 UNKNOWN_SENDER_EXTRA = 1  # a sender the directory does not know is looked up again in lower case
-MESSAGE_BUDGET = 7  # session, entry (with mailbox, folder, message, conversation), the reply
-#                     decision's conversation facts (2), the audit line and its seal (its chain's
+MESSAGE_BUDGET = 6  # session, entry (with mailbox, folder, message, conversation), the reply
+#                     decision's conversation facts (1), the audit line and its seal (its chain's
 #                     head taken, then moved on: mss.audit_chain); the directory's description of
 #                     the correspondents is kept by message (portal.context.Correspondents)
 DIRECTORY = 1  # the correspondents described, on the first view of a message in a process
