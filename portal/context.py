@@ -12,6 +12,7 @@ from mss.config import Settings
 from mss.db import Database
 from mss.directory.facts import MailboxFacts
 from mss.directory.models import Patient
+from mss.directory.store import MailboxStamp
 from mss.web import DB, SETTINGS
 from portal.clock import Clock
 from portal.inbox_cache import InboxCache
@@ -59,6 +60,10 @@ class Visit:
     # Read with the session row (one statement); the signed-in guard decides what they become.
     account: Patient | None = None  # the patient the row names
     held: list[Patient] = field(default_factory=list)  # the minors that patient holds
+    # The mailbox with its stamp of the space the row names (space_patient_id, else
+    # patient_id), read with it: portal.inbox_cache uses it when that is the space shown.
+    space_mailbox: MailboxStamp | None = None
+    space_mailbox_of: int | None = None  # the patient id it was read for
 
 
 VISIT = web.RequestKey("portal_visit", Visit)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mss.directory.store import patient_mailbox_stamp
+from mss.directory.store import MailboxStamp, patient_mailbox_stamp
 from portal.kept import Kept
 from portal.messages import ConversationSummary, conversations
 
@@ -29,13 +29,24 @@ class InboxCache:
         self._kept: Kept[int, list[ConversationSummary]] = Kept(max_age, max_spaces)
 
     async def conversations(
-        self, session: AsyncSession, patient_id: int
+        self,
+        session: AsyncSession,
+        patient_id: int,
+        read: tuple[int | None, MailboxStamp | None] = (None, None),
     ) -> list[ConversationSummary] | None:
         """The space's conversations, newest first, as ``portal.messages.conversations`` reads
-        them; None when the space has no mailbox. The lists returned are shared: read only."""
+        them; None when the space has no mailbox. The lists returned are shared: read only.
+
+        ``read``: a patient id and the mailbox stamp already read for it in this request (with
+        the session); used when it is this space's, else the stamp is read here."""
         # The stamp is read before the lines: a change committed in between makes the next
         # stamp differ, so a list is never kept under a stamp newer than what it shows.
-        found = await patient_mailbox_stamp(session, patient_id)
+        read_for, read_stamp = read
+        found = (
+            read_stamp
+            if read_for == patient_id
+            else await patient_mailbox_stamp(session, patient_id)
+        )
         if found is None:
             self._kept.forget(patient_id)
             return None

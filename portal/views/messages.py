@@ -25,7 +25,9 @@ async def inbox(request: web.Request) -> web.StreamResponse:
     state = visit(request)
     assert state.space is not None
     async with db_of(request).read() as session:
-        found = await inbox_cache_of(request).conversations(session, state.space.id)
+        found = await inbox_cache_of(request).conversations(
+            session, state.space.id, (state.space_mailbox_of, state.space_mailbox)
+        )
     items = found or []
     return await render(
         request,
