@@ -7,6 +7,7 @@ under 2 minutes
 127.0.0.1:5432, dropped after
     .venv/bin/python bench/portal_load.py --sessions 50 --seconds 30 --messages-per-patient 10
     .venv/bin/python bench/portal_load.py --processes 2    # each server in 2 processes
+    .venv/bin/python bench/portal_load.py --engine postgresql --serve hub    # mss serve only
 
 A temporary hub data folder gets a development PKI (``mss.crypto.pki``), a
 migrated database, a doctor and N active patients, each with a few
@@ -19,19 +20,25 @@ one of its messages, in turn. The baseline is a trivial aiohttp handler
 returning a small HTML page, in its own process over the same TLS, driven by
 the same client code at the same concurrency. With ``--processes P`` each
 server runs in P processes sharing its port (SO_REUSEPORT, as ``mss serve``
-does with several cores). The script prints requests/s and p50/p99 latency
-for both, and the ratios portal / trivial.
+does with several cores). With ``--serve hub`` (or ``both``, the default) the
+portal is also served by what ``mss serve`` runs (``mss.serve.Hub``, HTTPS
+only) with ``[listeners] https_processes`` from ``--https-processes`` ("auto":
+one per core up to 4 on PostgreSQL, one on SQLite), against the trivial page
+in as many processes. The script prints requests/s and p50/p99 latency for
+each, and the ratios portal / trivial.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import email.policy
 import email.utils
 import os
 import re
 import shutil
+import signal
 import ssl
 import subprocess
 import sys
@@ -72,7 +79,7 @@ from mss.http import build_app
 from mss.mailbox.models import Folder, FolderEntry
 from mss.migrate import upgrade_async
 from mss.notify import read_outbox
-from mss.serve import register_follow_ups
+from mss.serve import Hub, register_follow_ups
 from mss.services import Services
 from mss.smtp_gateway import Gateway
 
@@ -233,6 +240,26 @@ async def serve_portal(data_dir: str, database_url: str, port: int) -> None:
     await serve(build_app(settings, db, services), tls_server_context(settings), port)
 
 
+async def serve_hub(data_dir: str, database_url: str, processes: str) -> None:
+    """--serve-hub: ``mss serve``'s hub (``mss.serve.Hub``) with HTTPS alone on a free port and
+    ``[listeners] https_processes = processes``; prints the port and every process serving it."""
+    settings = hub_settings(Path(data_dir), database_url)
+    for name in ("smtp_relay", "submission", "submission_tls", "imap", "imaps", "workers"):
+        setattr(settings.listeners, name, False)
+    settings.listeners.https_processes = processes if processes == "auto" else int(processes)
+    settings.ports.https = 0
+    hub = Hub(settings, Database(database_url))
+    await hub.start()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    try:
+        children = [child.process.pid for child in hub.https_processes if child.process]
+        print(hub.bound["https"], os.getpid(), *children, flush=True)
+        await stop.wait()
+    finally:
+        await hub.stop()
+
+
 async def serve_trivial(data_dir: str, port: int) -> None:
     """--serve-trivial: one handler answering every GET with a small HTML page; prints its port."""
 
@@ -254,22 +281,34 @@ async def serve(app: web.Application, context: ssl.SSLContext, port: int) -> Non
     await asyncio.Event().wait()
 
 
-def start_server(*args: str) -> tuple[subprocess.Popen[str], int]:
-    """This script in ``--serve-...`` mode in a child process; its port once it listens."""
-    process = subprocess.Popen(
-        [sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True, cwd=ROOT
-    )
+def start_server(
+    *args: str, log: Path | None = None
+) -> tuple[subprocess.Popen[str], int, list[int]]:
+    """This script in ``--serve-...`` mode in a child process (its stderr to ``log`` if given);
+    its port once it listens, and the processes serving it (the child, or those it names after
+    the port)."""
+    with open(log, "w") if log is not None else contextlib.nullcontext() as stderr:
+        process = subprocess.Popen(
+            [sys.executable, __file__, *args],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            cwd=ROOT,
+        )
     assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line.strip().isdigit():
+    words = process.stdout.readline().split()
+    if not words or not all(word.isdigit() for word in words):
         stop_server(process)
-        raise RuntimeError(f"the server {args[0]} did not start (exit code {process.returncode})")
-    return process, int(line)
+        tail = log.read_text()[-3000:] if log is not None else ""
+        raise RuntimeError(
+            f"the server {args[0]} did not start (exit code {process.returncode}) {tail}"
+        )
+    return process, int(words[0]), [int(word) for word in words[1:]] or [process.pid]
 
 
 def start_servers(count: int, *args: str) -> tuple[list[subprocess.Popen[str]], int]:
     """``count`` processes of one server on one port (the first picks it, SO_REUSEPORT)."""
-    first, port = start_server(*args, "0")
+    first, port, _pids = start_server(*args, "0")
     processes = [first]
     try:
         for _ in range(count - 1):
@@ -284,7 +323,7 @@ def start_servers(count: int, *args: str) -> tuple[list[subprocess.Popen[str]], 
 def stop_server(process: subprocess.Popen[str]) -> None:
     process.terminate()
     try:
-        process.wait(timeout=10)
+        process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
@@ -472,6 +511,51 @@ def report(name: str, figures: Figures) -> None:
     )
 
 
+@dataclass(frozen=True)
+class Load:
+    """What each comparison drives: the same sessions, client TLS and duration."""
+
+    data_dir: Path
+    context: ssl.SSLContext
+    users: list[PatientLoad]
+    seconds: float
+    settings: Settings
+
+
+async def compare(name: str, port: int, pids: list[int], load: Load) -> list[str]:
+    """The trivial page in as many processes as ``pids``, then the portal on ``port``; prints
+    both, each page's latencies and the ratios; returns what failed."""
+    count = len(pids)
+    trivial, trivial_port = start_servers(count, "--serve-trivial", str(load.data_dir))
+    try:
+        baseline, _ = await run_load(
+            trivial_port, load.context, load.users, load.seconds, None, [p.pid for p in trivial]
+        )
+    finally:
+        for process in trivial:
+            stop_server(process)
+    report(f"trivial aiohttp page x{count}", baseline)
+    hub, tally = await run_load(port, load.context, load.users, load.seconds, load.settings, pids)
+    report(f"{name} x{count}", hub)
+    for page in ("inbox", "message"):
+        values = tally.latencies[page]
+        print(
+            f"    {'/messages' if page == 'inbox' else '/messages/{entry}':<22} "
+            f"{len(values):6d} requests"
+            f"   p50 {ms(percentile(values, 0.5))}   p99 {ms(percentile(values, 0.99))}"
+        )
+    cpu_ratio = (hub.cpu / max(hub.requests, 1)) / max(
+        baseline.cpu / max(baseline.requests, 1), 1e-9
+    )
+    print(
+        f"  ratio portal / trivial: requests/s {hub.rate / baseline.rate:.3f}, "
+        f"p50 latency {hub.p50 / baseline.p50:.1f}x, "
+        f"p99 latency {hub.p99 / baseline.p99:.1f}x, server CPU per request {cpu_ratio:.1f}x",
+        flush=True,
+    )
+    return baseline.failures + hub.failures
+
+
 async def create_pg_database() -> tuple[str, str]:
     name = f"mss_bench_portal_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(PG_ADMIN)
@@ -519,39 +603,36 @@ async def bench(args: argparse.Namespace, work: Path) -> int:
             flush=True,
         )
 
-        trivial, trivial_port = start_servers(args.processes, "--serve-trivial", str(data_dir))
-        processes += trivial
-        baseline, _ = await run_load(
-            trivial_port, context, users, args.seconds, None, [p.pid for p in trivial]
-        )
-        for process in trivial:
-            stop_server(process)
-        report(f"trivial aiohttp page x{args.processes}", baseline)
-
-        portal, portal_port = start_servers(args.processes, "--serve-portal", str(data_dir), url)
-        processes += portal
-        hub, tally = await run_load(
-            portal_port, context, users, args.seconds, settings, [p.pid for p in portal]
-        )
-        for process in portal:
-            stop_server(process)
-        report(f"portal ({args.engine}) x{args.processes}", hub)
-        for page in ("inbox", "message"):
-            values = tally.latencies[page]
-            print(
-                f"    {'/messages' if page == 'inbox' else '/messages/{entry}':<22} "
-                f"{len(values):6d} requests"
-                f"   p50 {ms(percentile(values, 0.5))}   p99 {ms(percentile(values, 0.99))}"
+        failures: list[str] = []
+        if args.serve in ("portal", "both"):
+            portal, portal_port = start_servers(
+                args.processes, "--serve-portal", str(data_dir), url
             )
-        cpu_ratio = (hub.cpu / max(hub.requests, 1)) / max(
-            baseline.cpu / max(baseline.requests, 1), 1e-9
-        )
-        print(
-            f"  ratio portal / trivial: requests/s {hub.rate / baseline.rate:.3f}, "
-            f"p50 latency {hub.p50 / baseline.p50:.1f}x, "
-            f"p99 latency {hub.p99 / baseline.p99:.1f}x, server CPU per request {cpu_ratio:.1f}x"
-        )
-        failures = baseline.failures + hub.failures
+            processes += portal
+            failures += await compare(
+                f"portal ({args.engine})",
+                portal_port,
+                [p.pid for p in portal],
+                Load(data_dir, context, users, args.seconds, settings),
+            )
+            for process in portal:
+                stop_server(process)
+        if args.serve in ("hub", "both"):
+            # mss serve logs each request (INFO, as in production): to a file, not the report.
+            hub, hub_port, hub_pids = start_server(
+                "--serve-hub", str(data_dir), url, args.https_processes, log=work / "hub.log"
+            )
+            processes.append(hub)
+            failures += await compare(
+                f"mss serve ({args.engine}, https_processes={args.https_processes})",
+                hub_port,
+                hub_pids,
+                Load(data_dir, context, users, args.seconds, settings),
+            )
+            stop_server(hub)
+            logged = (work / "hub.log").read_text()
+            if "Traceback" in logged:  # an error the hub logged: shown, as the others' are
+                print(logged[-3000:], file=sys.stderr)
         for line in failures[:10]:
             print(f"  failed: {line}")
         return 1 if failures else 0
@@ -576,7 +657,22 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--processes", type=int, default=1, help="processes of each server on its port (P)"
     )
+    parser.add_argument(
+        "--serve",
+        choices=("portal", "hub", "both"),
+        default="both",
+        help="the HTTPS application alone in P processes, mss serve's hub, or both in turn",
+    )
+    parser.add_argument(
+        "--https-processes",
+        default="auto",
+        help="[listeners] https_processes of the hub (a number, or auto)",
+    )
     args = parser.parse_args()
+    if args.https_processes != "auto" and not (
+        args.https_processes.isdigit() and int(args.https_processes) >= 1
+    ):
+        parser.error("--https-processes must be auto or a number of at least 1")
     if min(args.sessions, args.messages_per_patient, args.processes) < 1 or args.seconds <= 0:
         parser.error(
             "--sessions, --messages-per-patient and --processes must be at least 1, "
@@ -597,6 +693,8 @@ def main() -> int:
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "--serve-portal":
         asyncio.run(serve_portal(sys.argv[2], sys.argv[3], int(sys.argv[4])))
+    elif len(sys.argv) == 5 and sys.argv[1] == "--serve-hub":
+        asyncio.run(serve_hub(sys.argv[2], sys.argv[3], sys.argv[4]))
     elif len(sys.argv) == 4 and sys.argv[1] == "--serve-trivial":
         asyncio.run(serve_trivial(sys.argv[2], int(sys.argv[3])))
     else:

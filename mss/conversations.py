@@ -6,7 +6,18 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Enum, ForeignKey, Index, bindparam, column, or_, select, table, update
+from sqlalchemy import (
+    Enum,
+    ForeignKey,
+    Index,
+    and_,
+    bindparam,
+    column,
+    or_,
+    select,
+    table,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -75,12 +86,13 @@ async def find_patient_conversation(
     return row if row is not None and row.patient_mailbox_id == patient_mailbox_id else None
 
 
-_FACTS_STATEMENTS: dict[tuple[bool, bool], tuple[Any, Any]] = {}
+_FACTS_STATEMENTS: dict[tuple[bool, bool], Any] = {}
 
 
-def _facts_statements(by_professional: bool, cited: bool) -> tuple[Any, Any]:
-    """``conversation_facts``'s two statements for one shape of question, built on first use
-    (building them costs more than running them; the message store is imported only then)."""
+def _facts_statement(by_professional: bool, cited: bool) -> Any:
+    """``conversation_facts``'s statement for one shape of question, built on first use
+    (building it costs more than running it): each conversation asked about, once per cited
+    Message-ID among its messages (once with None when it has none), in plain rows."""
     found = _FACTS_STATEMENTS.get((by_professional, cited))
     if found is not None:
         return found
@@ -94,21 +106,29 @@ def _facts_statements(by_professional: bool, cited: bool) -> tuple[Any, Any]:
         conditions.append(
             Conversation.professional_mailbox_id == bindparam("professional_mailbox_id")
         )
+    columns: list[Any] = [
+        Conversation.id,
+        Conversation.patient_mailbox_id,
+        Conversation.professional_mailbox_id,
+        Conversation.state,
+    ]
     if cited:
         cited_by = select(stored.c.conversation_id).where(
             stored.c.message_id_header.in_(wanted), stored.c.conversation_id.is_not(None)
         )
         conditions.append(Conversation.id.in_(cited_by))
-    by_pair = (
-        select(Conversation)
-        .where(Conversation.patient_mailbox_id == bindparam("patient_mailbox_id"), or_(*conditions))
-        .order_by(Conversation.id)
+        columns.append(stored.c.message_id_header)
+    query = select(*columns).where(
+        Conversation.patient_mailbox_id == bindparam("patient_mailbox_id"), or_(*conditions)
     )
-    cited_ids = select(stored.c.conversation_id, stored.c.message_id_header).where(
-        stored.c.conversation_id.in_(bindparam("ids", expanding=True)),
-        stored.c.message_id_header.in_(wanted),
-    )
-    found = _FACTS_STATEMENTS[(by_professional, cited)] = (by_pair, cited_ids)
+    if cited:
+        query = query.outerjoin(
+            stored,
+            and_(
+                stored.c.conversation_id == Conversation.id, stored.c.message_id_header.in_(wanted)
+            ),
+        )
+    found = _FACTS_STATEMENTS[(by_professional, cited)] = query.order_by(Conversation.id)
     return found
 
 
@@ -128,33 +148,24 @@ async def conversation_facts(
     wanted = [m for m in referenced_message_ids if m]
     if professional_mailbox_id is None and not wanted:
         return []
-    by_pair, cited_ids = _facts_statements(professional_mailbox_id is not None, bool(wanted))
     values: dict[str, Any] = {"patient_mailbox_id": patient_mailbox_id}
     if professional_mailbox_id is not None:
         values["professional_mailbox_id"] = professional_mailbox_id
     if wanted:
         values["wanted"] = wanted
-    rows = list((await session.scalars(by_pair, values)).all())
-    if not rows:
-        return []
-    # Only the cited Message-IDs matter (the policy intersects them with the references), so a
-    # long conversation does not cost a long read on every message.
-    ids: dict[int, set[str]] = {row.id: set() for row in rows}
-    if wanted:
-        for conversation_id, message_id in (
-            await session.execute(cited_ids, {"ids": list(ids), "wanted": wanted})
-        ).all():
-            if conversation_id is not None:
-                ids[conversation_id].add(message_id)
+    # One statement; only the cited Message-IDs matter (the policy intersects them with the
+    # references), so a long conversation does not cost a long read on every message.
+    statement = _facts_statement(professional_mailbox_id is not None, bool(wanted))
+    rows: dict[int, tuple[int, int, ConversationState]] = {}
+    ids: dict[int, set[str]] = {}
+    for row in await session.execute(statement, values):
+        rows.setdefault(row[0], (row[1], row[2], row[3]))
+        cited = ids.setdefault(row[0], set())
+        if wanted and row[4] is not None:
+            cited.add(row[4])
     return [
-        ConversationFacts(
-            row.id,
-            row.patient_mailbox_id,
-            row.professional_mailbox_id,
-            row.state,
-            frozenset(ids[row.id]),
-        )
-        for row in rows
+        ConversationFacts(id_, patient_side, professional_side, state, frozenset(ids[id_]))
+        for id_, (patient_side, professional_side, state) in rows.items()
     ]
 
 

@@ -11,8 +11,17 @@ from aiohttp import web
 
 from mss.web import SERVICES
 from portal.clock import Clock
-from portal.context import CLOCK, JINJA
+from portal.context import (
+    CLOCK,
+    CORRESPONDENTS,
+    CORRESPONDENTS_KEPT,
+    CORRESPONDENTS_MAX_AGE,
+    INBOX_CACHE,
+    JINJA,
+)
 from portal.french import FILTERS
+from portal.inbox_cache import InboxCache
+from portal.kept import Kept
 from portal.security import Handler, portal_middleware
 from portal.views import (
     account,
@@ -100,6 +109,9 @@ def setup(app: web.Application) -> None:
     clock."""
     clock = app[SERVICES].portal_clock
     app[CLOCK] = clock if isinstance(clock, Clock) else Clock()
+    # Each process keeps its own (mss serve may run several).
+    app[INBOX_CACHE] = InboxCache()
+    app[CORRESPONDENTS] = Kept(CORRESPONDENTS_MAX_AGE, CORRESPONDENTS_KEPT)
     # Templates are compiled once per process and kept (no file check on each render): a changed
     # template needs a restart. No bytecode cache on disk: it would only speed up the first render.
     env = aiohttp_jinja2.setup(

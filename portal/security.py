@@ -60,6 +60,8 @@ async def _load_visit(request: web.Request) -> Visit:
         found.clear_cookie = True
         return found
     found.row, found.account, found.held = row, loaded.patient, loaded.minors
+    found.space_mailbox = loaded.space_mailbox
+    found.space_mailbox_of = row.space_patient_id or row.patient_id
     return found
 
 

@@ -14,11 +14,12 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.db import Database
 from mss.directory.models import Patient
+from mss.directory.store import MailboxStamp, mailbox_stamp_of, patient_mailbox_stamp_columns
 from mss.patients import with_patient_and_minors
 from portal.models import PortalSession
 
@@ -29,8 +30,13 @@ ANONYMOUS, SECOND_FACTOR, SIGNED_IN = "anonymous", "second_factor", "signed_in"
 TOUCH_INTERVAL = dt.timedelta(seconds=30)
 # Built once (a select() built per call costs more than running it); the directory's side, the
 # patient and the minors held, is joined by mss.patients.
-_LOAD = with_patient_and_minors(PortalSession, PortalSession.patient_id).where(
-    PortalSession.token_hash == bindparam("token_hash")
+# The space's mailbox and its stamp (mss.directory.store.patient_mailbox_stamp_columns) come
+# along: the inbox then needs no statement of its own to know its kept list is still right.
+_SPACE = func.coalesce(PortalSession.space_patient_id, PortalSession.patient_id)
+_LOAD = (
+    with_patient_and_minors(PortalSession, PortalSession.patient_id)
+    .add_columns(*patient_mailbox_stamp_columns(_SPACE))
+    .where(PortalSession.token_hash == bindparam("token_hash"))
 )
 
 
@@ -61,6 +67,9 @@ class Loaded:
     row: PortalSession
     patient: Patient | None = None
     minors: list[Patient] = field(default_factory=list)
+    # The PAT mailbox (with its stamp) of the space the row names, read with it: the space
+    # shown is that one only when the signed-in guard finds it still held.
+    space_mailbox: MailboxStamp | None = None
 
 
 async def load(db: Database, token: str) -> Loaded | None:
@@ -70,8 +79,13 @@ async def load(db: Database, token: str) -> Loaded | None:
         rows = (await session.execute(_LOAD, {"token_hash": hash_token(token)})).all()
     if not rows:
         return None
-    row, patient, _minor = rows[0]
-    return Loaded(row, patient, [held for _row, _patient, held in rows if held is not None])
+    row, patient, _minor, *stamp = rows[0]
+    return Loaded(
+        row,
+        patient,
+        [held for _row, _patient, held, *_stamp in rows if held is not None],
+        mailbox_stamp_of(stamp),
+    )
 
 
 async def start_anonymous(db: Database, now: dt.datetime, source: str) -> tuple[str, PortalSession]:

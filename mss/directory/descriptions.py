@@ -56,5 +56,5 @@ async def describe_mailboxes(
         query = _BY_EITHER if "addresses" in values else _BY_IDS
     else:
         query = _BY_ADDRESSES
-    rows = (await session.execute(query, values)).tuples()
+    rows = await session.execute(query, values)
     return [(mailbox, professional, organisation) for mailbox, professional, organisation in rows]

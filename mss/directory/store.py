@@ -9,9 +9,11 @@ looked up.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import SQLColumnExpression, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.config import Settings
@@ -47,7 +49,7 @@ from mss.directory.models import (
     TrustedDomain,
 )
 from mss.errors import InvalidInput
-from mss.mailbox.listing import entry_with_its_mailbox
+from mss.mailbox.listing import conversations_stamp, entry_with_its_mailbox, folders_stamp
 from mss.mailbox.models import Folder, FolderEntry, StoredMessage
 from mss.mailbox.store import ensure_folders
 from mss.policy.lifecycle import MIN_PASSWORD_LENGTH
@@ -171,6 +173,46 @@ async def find_patient_entry(
         return None
     mailbox, entry, folder, message, conversation = row
     return mailbox, entry, folder, message, conversation
+
+
+_PATIENT_MAILBOX_STAMP = select(
+    Mailbox.id, *folders_stamp(Mailbox.id), *conversations_stamp(Mailbox.id)
+).where(Mailbox.patient_id == bindparam("patient_id"))
+
+
+@dataclass(frozen=True)
+class MailboxStamp:
+    """A patient mailbox's id, and values that change with its entries and conversations."""
+
+    mailbox_id: int
+    stamp: tuple[int, ...]
+
+
+def patient_mailbox_stamp_columns(patient_id: SQLColumnExpression[int | None]) -> list[Any]:
+    """The PAT mailbox id of the patient ``patient_id`` names, then its stamp's columns, as
+    scalar subqueries another package's statement (the portal's session, built once) adds to
+    its own; ``mailbox_stamp_of`` reads them back."""
+    mailbox_id = (
+        select(Mailbox.id).where(Mailbox.patient_id == patient_id).limit(1).scalar_subquery()
+    )
+    return [mailbox_id, *folders_stamp(mailbox_id), *conversations_stamp(mailbox_id)]
+
+
+def mailbox_stamp_of(values: Sequence[Any]) -> MailboxStamp | None:
+    """The ``MailboxStamp`` of the values of ``patient_mailbox_stamp_columns``; None when the
+    patient has no mailbox."""
+    mailbox_id, *stamp = values
+    if mailbox_id is None:
+        return None
+    return MailboxStamp(mailbox_id, tuple(int(value or 0) for value in stamp))
+
+
+async def patient_mailbox_stamp(session: AsyncSession, patient_id: int) -> MailboxStamp | None:
+    """The patient's PAT mailbox with its stamp (``mss.mailbox.listing.folders_stamp``,
+    ``conversations_stamp``), or None; one statement, so a list kept from an earlier read is
+    known to be still right without reading it again."""
+    row = (await session.execute(_PATIENT_MAILBOX_STAMP, {"patient_id": patient_id})).first()
+    return mailbox_stamp_of(row) if row is not None else None
 
 
 async def find_patient_mailbox(session: AsyncSession, patient_id: int) -> Mailbox | None:

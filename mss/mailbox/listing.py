@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, SQLColumnExpression, bindparam, select
+from sqlalchemy import ScalarSelect, Select, SQLColumnExpression, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.conversations import Conversation
@@ -131,3 +131,28 @@ def entry_with_its_mailbox(
         .outerjoin(Conversation, Conversation.id == StoredMessage.conversation_id)
         .where(FolderEntry.id == bindparam("entry_id"))
     )
+
+
+def folders_stamp(mailbox_id: SQLColumnExpression[int]) -> list[ScalarSelect[Any]]:
+    """Columns that change whenever an entry of the mailbox is added, flagged or expunged, or a
+    folder created or deleted: the folders' HIGHESTMODSEQ summed (each moves on with every
+    change of its entries, RFC 7162 §3.1), their number and their ids summed.
+
+    For a statement built once by the directory (``mailbox_id`` is its column, as in
+    ``entry_with_its_mailbox``); a reader compares them with what it saw last.
+    """
+    of_mailbox = Folder.mailbox_id == mailbox_id
+    return [
+        select(func.coalesce(func.sum(column), 0)).where(of_mailbox).scalar_subquery()
+        for column in (Folder.highest_modseq, Folder.id)
+    ] + [select(func.count(Folder.id)).where(of_mailbox).scalar_subquery()]
+
+
+def conversations_stamp(mailbox_id: SQLColumnExpression[int]) -> list[ScalarSelect[Any]]:
+    """Columns that change when a conversation of this patient mailbox is opened or closed (or
+    reopened): their number and the number closed."""
+    of_mailbox = Conversation.patient_mailbox_id == mailbox_id
+    return [
+        select(func.count(Conversation.id)).where(of_mailbox).scalar_subquery(),
+        select(func.count(Conversation.closed_at)).where(of_mailbox).scalar_subquery(),
+    ]

@@ -27,7 +27,14 @@ from mss.policy.message_attachments import WithheldAttachments
 from mss.policy.read_receipt import decide_read_receipt
 from mss.smtp_gateway import Accepted
 from portal.compose import Author, build_message, references_of, reply_subject
-from portal.context import db_of, now_of, settings_of, visit
+from portal.context import (
+    Correspondents,
+    correspondents_of,
+    db_of,
+    now_of,
+    settings_of,
+    visit,
+)
 from portal.message_content import (
     Attachment,
     content_disposition,
@@ -239,42 +246,67 @@ class PageFacts:
 async def _page_facts(
     session: AsyncSession, request: web.Request, mailbox: Mailbox, located: Located
 ) -> PageFacts:
-    """Sender, recipients, signature, conversation and reply decision: the directory read once."""
+    """Sender, recipients, signature, conversation and reply decision: the directory read once
+    per message and process (``Correspondents``), the conversation and the decision each time."""
     state = visit(request)
     assert state.space is not None
     message = located.message
-    recipients = _to_addresses(message)
     conversation = located.conversation
     if conversation is None and message.conversation_id is not None:
         conversation = await find_conversation(session, message.conversation_id)
-    directory = Directory(session)
-    await directory.describe(
-        addresses=[message.from_address, *recipients],
-        ids=[conversation.professional_mailbox_id] if conversation is not None else [],
+    people = await _correspondents(
+        session,
+        request,
+        located,
+        conversation.professional_mailbox_id if conversation is not None else None,
     )
-    sender = await directory.by_address(message.from_address)
-    signature = await signature_line(directory, message, sender) if located.received else None
     decision = None
     if located.received:
         me = space_sender_facts(mailbox, state.space)
         decision = await reply_decision(
-            session,
-            me,
-            await reply_target(session, located),
-            reply_facts(me, located, references_of(message)),
+            session, me, people.reply_target, reply_facts(me, located, references_of(message))
         )
     return PageFacts(
-        sender,
-        [await directory.by_address(a) for a in recipients],
-        signature,
+        people.sender,
+        people.recipients,
+        people.signature,
         conversation is not None and conversation.state is ConversationState.CLOSED,
-        (
-            await directory.by_id(conversation.professional_mailbox_id)
-            if conversation is not None
-            else sender
-        ),
+        people.professional,
         decision,
     )
+
+
+async def _correspondents(
+    session: AsyncSession, request: web.Request, located: Located, professional_id: int | None
+) -> Correspondents:
+    """Who sent the message, to whom, who signed it and the conversation's professional, as
+    the directory describes them: read once, then kept by message (its content never changes)
+    for ``CORRESPONDENTS_MAX_AGE`` seconds, so a change in the directory shows within that.
+
+    The reply target's facts are kept with them: the page's reply decision is only advice, the
+    gateway decides again on the directory's rows when the reply is sent."""
+    message = located.message
+    key = (message.id, professional_id, located.received)
+    kept = correspondents_of(request)
+    found = kept.get(key)
+    if found is not None:
+        return found
+    recipients = _to_addresses(message)
+    directory = Directory(session)
+    await directory.describe(
+        addresses=[message.from_address, *recipients],
+        ids=[professional_id] if professional_id is not None else [],
+    )
+    sender = await directory.by_address(message.from_address)
+    found = Correspondents(
+        sender,
+        [await directory.by_address(a) for a in recipients],
+        await signature_line(directory, message, sender) if located.received else None,
+        await directory.by_id(professional_id) if professional_id is not None else sender,
+        await reply_target(session, located) if located.received else None,
+    )
+    kept.put(key, found)
+    return found
 
 
 async def _show(

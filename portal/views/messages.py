@@ -10,15 +10,8 @@ from aiohttp import web
 
 from mss.delivery_status import RecipientStatus, statuses_of
 from mss.directory.store import find_patient_mailbox
-from portal.context import db_of, visit
-from portal.messages import (
-    SENT,
-    Directory,
-    MessageLine,
-    conversation,
-    conversations,
-    folder_lines,
-)
+from portal.context import db_of, inbox_cache_of, visit
+from portal.messages import SENT, Directory, MessageLine, conversation, folder_lines
 from portal.pages import render, signed_in
 from portal.security import Handler
 from portal.views import compose, message
@@ -33,15 +26,17 @@ async def inbox(request: web.Request) -> web.StreamResponse:
     state = visit(request)
     assert state.space is not None
     async with db_of(request).read() as session:
-        mailbox = await find_patient_mailbox(session, state.space.id)
-        items = await conversations(session, mailbox.id) if mailbox is not None else []
+        found = await inbox_cache_of(request).conversations(
+            session, state.space.id, (state.space_mailbox_of, state.space_mailbox)
+        )
+    items = found or []
     return await render(
         request,
         "messages.html",
         {
             "title": "Messages reçus",
             "items": items,
-            "has_mailbox": mailbox is not None,
+            "has_mailbox": found is not None,
             "unread": sum(item.unread for item in items),
         },
     )
