@@ -283,9 +283,7 @@ class Session:
         assert self.user is not None
         async with self.db.read() as session:
             folder = await find_folder(session, self.user.mailbox_id, name)
-        if folder is None:
-            raise ImapError(f"there is no folder called {name!r}", missing_code)
-        return folder
+        return _found(folder, name, missing_code)
 
     async def cmd_enable(self, command: Command) -> str:
         enabled = []
@@ -313,37 +311,29 @@ class Session:
             self.state = State.AUTHENTICATED
             if self.qresync:
                 self.send(b"* OK [CLOSED] Previous mailbox closed\r\n")
-        folder = await self.named_folder(command.args[0])
+        name = self._folder_name(command.args[0])
         assert self.user is not None
-        view = SelectedFolder(
-            folder.id, self.user.mailbox_id, folder.name, folder.uidvalidity, readonly
-        )
         if self.wake is not None:
             self.wake.clear()
         async with self.db.read() as session:
-            # the folder's row holds its counters (kept at write time: mss.mailbox.counters)
-            status = (
-                await session.execute(
-                    select(
-                        Folder.uidnext,
-                        Folder.first_recent_uid,
-                        Folder.first_unseen_uid,
-                        Folder.keywords,
-                    ).where(Folder.id == folder.id)
-                )
-            ).one()
-            await view.load(session, self.db_key)
-        view.announced = set(status.keywords.split())
+            # Two statements: the folder's row, which holds its counters (kept at write time:
+            # mss.mailbox.counters), and the changes since this process's last view of it.
+            folder = _found(await find_folder(session, self.user.mailbox_id, name), name)
+            view = SelectedFolder(
+                folder.id, self.user.mailbox_id, folder.name, folder.uidvalidity, readonly
+            )
+            await view.load(session, self.db_key, folder.highest_modseq)
+        view.announced = set(folder.keywords.split())
         if readonly:
-            view.mark_recent(status.first_recent_uid, status.uidnext)
-        elif view.uids and view.uids[-1] >= status.first_recent_uid:
+            view.mark_recent(folder.first_recent_uid, folder.uidnext)
+        elif view.uids and view.uids[-1] >= folder.first_recent_uid:
             async with self.db.write() as session:
                 first, end = await claim_recent(session, folder.id, view.uids[-1] + 1)
             view.mark_recent(first, end)
         self.last_catch_up = time.monotonic()
         lines = [f"* {view.count} EXISTS", f"* {len(view.recent)} RECENT"]
-        first_unseen = view.seq_of(status.first_unseen_uid) if status.first_unseen_uid else 0
-        if status.first_unseen_uid and not first_unseen:  # the view is a moment ahead of the row
+        first_unseen = view.seq_of(folder.first_unseen_uid) if folder.first_unseen_uid else 0
+        if folder.first_unseen_uid and not first_unseen:  # the view is a moment ahead of the row
             first_unseen = next(
                 (i + 1 for i, uid in enumerate(view.uids) if "\\Seen" not in view.flags[uid]), 0
             )
@@ -351,7 +341,9 @@ class Session:
             lines.append(f"* OK [UNSEEN {first_unseen}] First unseen")
         lines += [
             f"* OK [UIDVALIDITY {folder.uidvalidity}] UIDs valid",
-            f"* OK [UIDNEXT {status.uidnext}] Predicted next UID",
+            # never at or below a UID shown, should the row be read a moment before the entries
+            f"* OK [UIDNEXT {max(folder.uidnext, view.uids[-1] + 1 if view.uids else 1)}] "
+            "Predicted next UID",
             f"* OK [HIGHESTMODSEQ {view.known_modseq}] Highest",
         ]
         self.send(view.flags_responses() + ("\r\n".join(lines) + "\r\n").encode())
@@ -513,6 +505,12 @@ class Session:
                     raise IdleTimeout()
                 self.send(b"* OK Still here\r\n")
                 await self.channel.drain()
+
+
+def _found(folder: Folder | None, name: str, missing_code: str = "NONEXISTENT") -> Folder:
+    if folder is None:
+        raise ImapError(f"there is no folder called {name!r}", missing_code)
+    return folder
 
 
 def folder_name(token: Token) -> str:
