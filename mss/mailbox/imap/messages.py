@@ -15,6 +15,7 @@ from mss.mailbox.entries import (
     changes_since,
     copy_entries,
     deleted_uids,
+    highest_modseq,
     remove_entries,
     rows_for_uids,
     store_flags,
@@ -305,6 +306,10 @@ async def _indexed(
     _, flag, present = keys[0]
     indexed_side = (flag, present) in INDEXED_FLAGS
     async with session.db.read() as db_session:
+        if not view.pending_expunge and view.known_modseq == await highest_modseq(
+            db_session, view.folder_id
+        ):  # the view is the folder as it is now: its flags answer (computed once, shared)
+            return view.with_flag(flag, present)
         listed = await uids_with_flag(
             db_session, view.folder_id, flag, present if indexed_side else not present
         )

@@ -84,18 +84,32 @@ class SelectedFolder:
     announced: set[str] = field(default_factory=set)  # the keywords of the last FLAGS response
     # False while uids, flags and modseqs are shared with the ViewCache (copy before changing)
     owned: bool = True
+    # (flag, present) -> the UIDs of the view with or without that system flag, computed once
+    # for the lists as they are: shared with the views sharing them, dropped at any change
+    memo: dict[tuple[str, bool], list[int]] = field(default_factory=dict)
 
     def share(self, other: SelectedFolder) -> None:
         """Take ``other``'s lists without copying them: both copy before their next change."""
         self.uids, self.flags, self.modseqs = other.uids, other.flags, other.modseqs
-        self.known_modseq = other.known_modseq
+        self.known_modseq, self.memo = other.known_modseq, other.memo
         self.owned = other.owned = False
 
     def _own(self) -> None:
+        """Before any change to the lists: a copy of its own, and the memo dropped."""
         if not self.owned:
             self.uids, self.flags = self.uids.copy(), self.flags.copy()
             self.modseqs = self.modseqs.copy()
             self.owned = True
+        self.memo = {}
+
+    def with_flag(self, flag: str, present: bool) -> list[int]:
+        """The UIDs of the view that have (``present``) or lack a system flag, by UID."""
+        got = self.memo.get((flag, present))
+        if got is None:
+            flags = self.flags
+            got = [uid for uid in self.uids if (flag in flags[uid]) is present]
+            self.memo[(flag, present)] = got
+        return got
 
     async def load(
         self, session: AsyncSession, db_key: str = "", known_modseq: int | None = None
