@@ -32,10 +32,11 @@ UNKNOWN_SENDER_EXTRA = 1  # a sender the directory does not know is looked up ag
 MESSAGE_BUDGET = 8  # session, entry (with mailbox, folder, message, conversation), directory,
 #                     the reply decision's conversation facts (2), the audit line and its seal
 #                     (its chain's head taken, then moved on: mss.audit_chain)
-# The first reading also sets \Seen through the store (lock, modseq, read, 3 updates: the
-# folder's UIDNEXT/HIGHESTMODSEQ, the entry, the folder's counters (mss.mailbox.counters, issue
-# 18), and on PostgreSQL the change notification for IMAP IDLE).
-FIRST_READ_EXTRA = 7
+# The first reading also sets \Seen through the store: the folder row locked, its highest
+# mod-sequence read, the entry read, the entry updated, the folder's HIGHESTMODSEQ and counters
+# in one update (mss.mailbox.counters, issue 18), and on PostgreSQL the change notification for
+# IMAP IDLE (SQLite: 5).
+FIRST_READ_EXTRA = 6
 SESSION_TOUCH = re.compile(r"^\s*UPDATE portal_sessions\b", re.IGNORECASE)
 TRANSACTION = re.compile(
     r"^\s*BEGIN\b", re.IGNORECASE
