@@ -161,23 +161,33 @@ class Session:
             out = await view.catch_up(
                 session, allow_expunge=allow_expunge, condstore=self.condstore, qresync=self.qresync
             )
-            if view.new_since_catch_up and not view.readonly:
+            if out:  # EXISTS goes out now: an IDLE client need not wait for the claim below
+                self.send(b"".join(out))
+            key = (self.db_key, view.folder_id)
+            if (
+                view.new_since_catch_up
+                and not view.readonly
+                and _claimed.get(key, 0) <= view.new_since_catch_up[-1]
+            ):
                 # A write (the folder row locked) only when the new UIDs are not claimed yet:
-                # of the sessions woken by one delivery, the first claims, the others read.
+                # of the sessions woken by one delivery, the first claims, the others read,
+                # or, in this process once one of them knows, not even that (_claimed).
                 first_recent = (
                     await session.execute(
                         select(Folder.first_recent_uid).where(Folder.id == view.folder_id)
                     )
                 ).scalar_one()
                 claim = first_recent <= view.new_since_catch_up[-1]
-        if out:  # EXISTS goes out now: an IDLE client need not wait for the claim below
-            self.send(b"".join(out))
+                if not claim:
+                    _remember_claimed(key, first_recent)
         if claim:
             new_uids = view.new_since_catch_up
             async with self.db.write() as session:
                 first, end = await claim_recent(
                     session, view.folder_id, new_uids[-1] + 1, wait=False
                 )
+            if end > first:
+                _remember_claimed(key, end)
             before = len(view.recent)
             view.mark_recent(first, end)
             if len(view.recent) != before:
@@ -505,6 +515,18 @@ class Session:
                     raise IdleTimeout()
                 self.send(b"* OK Still here\r\n")
                 await self.channel.drain()
+
+
+# (database, folder) -> a first_recent_uid this process has seen: the UIDs below it are
+# claimed (\\Recent is taken once, for good). Spares the sessions an IDLE wake-up catches up
+# together the read of the folder row once one of them has seen it.
+_claimed: dict[tuple[str, int], int] = {}
+
+
+def _remember_claimed(key: tuple[str, int], first_recent: int) -> None:
+    if len(_claimed) > 10_000:
+        _claimed.clear()
+    _claimed[key] = max(_claimed.get(key, 0), first_recent)
 
 
 def _found(folder: Folder | None, name: str, missing_code: str = "NONEXISTENT") -> Folder:
