@@ -66,10 +66,11 @@ async def load_entries(session: AsyncSession, folder_id: int) -> list[tuple[int,
     return [tuple(row) for row in rows]  # type: ignore[misc]
 
 
+_HIGHEST_MODSEQ = select(Folder.highest_modseq).where(Folder.id == bindparam("folder_id"))
+
+
 async def highest_modseq(session: AsyncSession, folder_id: int) -> int:
-    return (
-        await session.execute(select(Folder.highest_modseq).where(Folder.id == folder_id))
-    ).scalar_one()
+    return (await session.execute(_HIGHEST_MODSEQ, {"folder_id": folder_id})).scalar_one()
 
 
 _CHANGES = union_all(  # built once: the catch-up of every woken session runs it

@@ -16,7 +16,7 @@ import re
 import time
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from mss import __version__
 from mss.db import Database
@@ -173,9 +173,7 @@ class Session:
                 # of the sessions woken by one delivery, the first claims, the others read,
                 # or, in this process once one of them knows, not even that (_claimed).
                 first_recent = (
-                    await session.execute(
-                        select(Folder.first_recent_uid).where(Folder.id == view.folder_id)
-                    )
+                    await session.execute(_FIRST_RECENT, {"folder_id": view.folder_id})
                 ).scalar_one()
                 claim = first_recent <= view.new_since_catch_up[-1]
                 if not claim:
@@ -517,6 +515,7 @@ class Session:
                 await self.channel.drain()
 
 
+_FIRST_RECENT = select(Folder.first_recent_uid).where(Folder.id == bindparam("folder_id"))
 # (database, folder) -> a first_recent_uid this process has seen: the UIDs below it are
 # claimed (\\Recent is taken once, for good). Spares the sessions an IDLE wake-up catches up
 # together the read of the folder row once one of them has seen it.
