@@ -13,7 +13,7 @@ def _serve(settings: Any, ready: Any) -> None:
     import logging
 
     from mss.db import Database
-    from mss.serve import Hub
+    from mss.serve import Hub, freeze_startup_objects
 
     logging.basicConfig(level=logging.WARNING)
 
@@ -24,6 +24,7 @@ def _serve(settings: Any, ready: Any) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):  # as mss serve: its children stop with it
             loop.add_signal_handler(sig, stop.set)
         await hub.start()
+        freeze_startup_objects()  # as mss serve (serve_forever)
         ready.send(os.getpid())
         try:
             await stop.wait()

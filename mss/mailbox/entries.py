@@ -66,24 +66,34 @@ async def load_entries(session: AsyncSession, folder_id: int) -> list[tuple[int,
     return [tuple(row) for row in rows]  # type: ignore[misc]
 
 
+_HIGHEST_MODSEQ = select(Folder.highest_modseq).where(Folder.id == bindparam("folder_id"))
+
+
 async def highest_modseq(session: AsyncSession, folder_id: int) -> int:
-    return (
-        await session.execute(select(Folder.highest_modseq).where(Folder.id == folder_id))
-    ).scalar_one()
+    return (await session.execute(_HIGHEST_MODSEQ, {"folder_id": folder_id})).scalar_one()
 
 
-async def changes_since(session: AsyncSession, folder_id: int, modseq: int) -> list[Change]:
-    """Entries changed and UIDs expunged after ``modseq``, read in one statement (one snapshot)."""
-    present = select(
-        FolderEntry.uid, FolderEntry.flags, FolderEntry.modseq, literal(0).label("gone")
-    ).where(FolderEntry.folder_id == folder_id, FolderEntry.modseq > modseq)
-    gone = select(
+_CHANGES = union_all(  # built once: the catch-up of every woken session runs it
+    select(FolderEntry.uid, FolderEntry.flags, FolderEntry.modseq, literal(0).label("gone")).where(
+        FolderEntry.folder_id == bindparam("folder_id"),
+        FolderEntry.modseq > bindparam("modseq"),
+    ),
+    select(
         ExpungedEntry.uid,
         literal("").label("flags"),
         ExpungedEntry.modseq,
         literal(1).label("gone"),
-    ).where(ExpungedEntry.folder_id == folder_id, ExpungedEntry.modseq > modseq)
-    rows = await session.execute(union_all(present, gone))
+    ).where(
+        ExpungedEntry.folder_id == bindparam("folder_id"),
+        ExpungedEntry.modseq > bindparam("modseq"),
+    ),
+)
+
+
+async def changes_since(session: AsyncSession, folder_id: int, modseq: int) -> list[Change]:
+    """Entries changed and UIDs expunged after ``modseq``, read in one statement (one snapshot)."""
+    connection = await session.connection()  # Core: no ORM statement processing
+    rows = await connection.execute(_CHANGES, {"folder_id": folder_id, "modseq": modseq})
     return [Change(row[0], parse_flags(row[1]), row[2], bool(row[3])) for row in rows]
 
 

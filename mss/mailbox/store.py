@@ -131,14 +131,16 @@ async def create_default_folders(session: AsyncSession, mailbox_ids: Sequence[in
         await session.execute(insert(Folder.__table__), rows)
 
 
+_FIND_FOLDER = select(Folder).where(  # built once: every SELECT, STATUS, APPEND... runs it
+    Folder.mailbox_id == bindparam("mailbox_id"), Folder.name == bindparam("name")
+)
+
+
 async def find_folder(session: AsyncSession, mailbox_id: int, name: str) -> Folder | None:
     """The folder called ``name`` (INBOX case-insensitively), or None."""
     name = normalise_folder_name(name)
-    return (
-        await session.scalars(
-            select(Folder).where(Folder.mailbox_id == mailbox_id, Folder.name == name)
-        )
-    ).one_or_none()
+    found = await session.scalars(_FIND_FOLDER, {"mailbox_id": mailbox_id, "name": name})
+    return found.one_or_none()
 
 
 async def find_message(session: AsyncSession, message_id: int) -> StoredMessage | None:
@@ -215,20 +217,21 @@ async def insert_messages(session: AsyncSession, rows: Sequence[dict[str, Any]])
     return await insert_ids(session, StoredMessage.__table__, rows)  # Core: no ORM bookkeeping
 
 
+_ALLOCATE = (  # built once: every write to a folder runs it
+    update(Folder)
+    .where(Folder.id == bindparam("folder_id"))
+    .values(uidnext=Folder.uidnext + bindparam("uids"), highest_modseq=Folder.highest_modseq + 1)
+    .returning(Folder.uidnext, Folder.highest_modseq)
+    .execution_options(synchronize_session=False)
+)
+
+
 async def allocate(session: AsyncSession, folder_id: int, uids: int = 1) -> tuple[int, int]:
     """Reserve ``uids`` UIDs and one new mod-sequence in a folder: (first UID, modseq).
 
     One atomic ``UPDATE ... RETURNING``, so concurrent writers never share a UID.
     """
-    row = (
-        await session.execute(
-            update(Folder)
-            .where(Folder.id == folder_id)
-            .values(uidnext=Folder.uidnext + uids, highest_modseq=Folder.highest_modseq + 1)
-            .returning(Folder.uidnext, Folder.highest_modseq)
-            .execution_options(synchronize_session=False)
-        )
-    ).one()
+    row = (await session.execute(_ALLOCATE, {"folder_id": folder_id, "uids": uids})).one()
     return row.uidnext - uids, row.highest_modseq
 
 

@@ -156,3 +156,38 @@ b3 OK FETCH completed
 async def _uidvalidity(wire: Wire, folder: str) -> int:
     got = await wire.command(f"z STATUS {folder} (UIDVALIDITY)")
     return int(got.split("UIDVALIDITY ")[1].split(")")[0])
+
+
+async def test_create_subscribes_the_new_folder_and_the_parents_it_made(wire: Wire) -> None:
+    """RFC 9051 §6.3.4 lets a server subscribe what CREATE makes; the hub does (as clients that
+    list with LSUB, or LIST (SUBSCRIBED), expect to find a folder they just made), and the
+    parents CREATE had to make too. UNSUBSCRIBE then takes it off, and DELETE + CREATE again
+    subscribes afresh."""
+    await wire.login()
+    await wire.check('c1 CREATE "Suivi/Cardiologie"', "c1 OK CREATE completed")
+    await wire.check(
+        'c2 LSUB "" "Suivi*"',
+        r"""
+* LSUB () "/" "Suivi"
+* LSUB () "/" "Suivi/Cardiologie"
+c2 OK LSUB completed
+""",
+    )
+    await wire.check(
+        'c3 LIST (SUBSCRIBED) "" "Suivi/%"',
+        r"""
+* LIST (\HasNoChildren \Subscribed) "/" "Suivi/Cardiologie"
+c3 OK LIST completed
+""",
+    )
+    await wire.check('c4 UNSUBSCRIBE "Suivi/Cardiologie"', "c4 OK UNSUBSCRIBE completed")
+    await wire.check('c5 LSUB "" "Suivi/*"', "c5 OK LSUB completed")
+    await wire.check('c6 DELETE "Suivi/Cardiologie"', "c6 OK DELETE completed")
+    await wire.check('c7 CREATE "Suivi/Cardiologie"', "c7 OK CREATE completed")
+    await wire.check(
+        'c8 LSUB "" "Suivi/*"',
+        r"""
+* LSUB () "/" "Suivi/Cardiologie"
+c8 OK LSUB completed
+""",
+    )

@@ -38,11 +38,12 @@ MESSAGE_BUDGET = 6  # session, entry (with mailbox, folder, message, conversatio
 #                     head taken, then moved on: mss.audit_chain); the directory's description of
 #                     the correspondents is kept by message (portal.context.Correspondents)
 DIRECTORY = 1  # the correspondents described, on the first view of a message in a process
-# The first reading also sets \Seen through the store (lock, modseq, read, 3 updates: the
-# folder's UIDNEXT/HIGHESTMODSEQ, the entry, the folder's counters (mss.mailbox.counters, issue
-# 18), and on PostgreSQL the change notification for IMAP IDLE), and one UPDATE of the sender's
-# delivery status (``displayed``, mss.delivery_status).
-FIRST_READ_EXTRA = 8
+# The first reading also sets \Seen through the store: the folder row locked, its highest
+# mod-sequence read, the entry read, the entry updated, the folder's HIGHESTMODSEQ and counters
+# in one update (mss.mailbox.counters, issue 18), and on PostgreSQL the change notification for
+# IMAP IDLE (SQLite: 5); and one UPDATE of the sender's delivery status (``displayed``,
+# mss.delivery_status).
+FIRST_READ_EXTRA = 7
 SESSION_TOUCH = re.compile(r"^\s*UPDATE portal_sessions\b", re.IGNORECASE)
 TRANSACTION = re.compile(
     r"^\s*BEGIN\b", re.IGNORECASE

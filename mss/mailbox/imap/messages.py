@@ -7,12 +7,15 @@ the command, sends its untagged responses and returns the text of the tagged OK.
 
 from __future__ import annotations
 
+import bisect
+
 from mss.mailbox.counters import FLAG_COLUMNS
 from mss.mailbox.entries import (
     INDEXED_FLAGS,
     changes_since,
     copy_entries,
     deleted_uids,
+    highest_modseq,
     remove_entries,
     rows_for_uids,
     store_flags,
@@ -33,6 +36,11 @@ from mss.mailbox.imap.wire import Atom, BadCommand, ImapError, as_number
 from mss.mailbox.models import StoredMessage
 
 FLUSH_BYTES = 256 * 1024
+
+
+def _numbers(numbers: list[int]) -> bytes:
+    """`` 1 2 3``: one format over the whole list, twice as fast as a join over 30,000."""
+    return (b" %d" * len(numbers)) % tuple(numbers)
 
 
 def _view(session: CommandContext) -> SelectedFolder:
@@ -298,11 +306,16 @@ async def _indexed(
     _, flag, present = keys[0]
     indexed_side = (flag, present) in INDEXED_FLAGS
     async with session.db.read() as db_session:
+        if not view.pending_expunge and view.known_modseq == await highest_modseq(
+            db_session, view.folder_id
+        ):  # the view is the folder as it is now: its flags answer (computed once, shared)
+            return view.with_flag(flag, present)
         listed = await uids_with_flag(
             db_session, view.folder_id, flag, present if indexed_side else not present
         )
     if indexed_side:
-        return [uid for uid in listed if uid in view.flags]
+        # UIDs only grow: what the view lacks of the listed ones arrived after its top UID
+        return listed[: bisect.bisect_right(listed, view.uids[-1])] if view.uids else []
     excluded = set(listed)
     return [uid for uid in view.uids if uid not in excluded]
 
@@ -319,7 +332,7 @@ async def cmd_search(session: CommandContext, command: Command) -> str:
     if narrowed is not None and len(query.nodes) == 1:
         # the index answered the whole query: no message to evaluate
         numbers = narrowed if command.name.startswith("UID") else view.seqs_of(narrowed)
-        session.send(b"* SEARCH" + b"".join(b" %d" % n for n in numbers) + b"\r\n")
+        session.send(b"* SEARCH" + _numbers(numbers) + b"\r\n")
         return f"{command.name} completed"
     if not columns:
         for uid in uids:
@@ -343,7 +356,7 @@ async def cmd_search(session: CommandContext, command: Command) -> str:
                 if all(matches(node, candidate, count, uid_top) for node in query.nodes):
                     found.append(candidate)
     numbers = [c.uid if command.name.startswith("UID") else c.seq for c in found]
-    line = b"* SEARCH" + b"".join(b" %d" % n for n in numbers)
+    line = b"* SEARCH" + _numbers(numbers)
     if query.uses_modseq and found:
         session.condstore = True
         line += b" (MODSEQ %d)" % max(c.modseq for c in found)

@@ -34,7 +34,9 @@ class ViewCache:
     """This process's last view of each big folder, so the next SELECT copies it and reads
     only the changes since (through the mod-sequence index) instead of every entry.
 
-    A copy is kept, never a session's own view; the least recently used go first.
+    The kept view shares its lists with the sessions' views, copy-on-write: a session copies
+    them before its first change (``SelectedFolder._own``), so a SELECT that finds no change
+    copies nothing and dropping a view frees nothing. The least recently used go first.
     """
 
     def __init__(self, max_entries: int = CACHED_ENTRIES) -> None:
@@ -55,12 +57,7 @@ class ViewCache:
         if len(view.uids) < CACHED_MIN or len(view.uids) > self.max_entries:
             return
         kept = SelectedFolder(view.folder_id, view.mailbox_id, view.name, view.uidvalidity, True)
-        kept.uids, kept.flags, kept.modseqs = (
-            view.uids.copy(),
-            view.flags.copy(),
-            view.modseqs.copy(),
-        )
-        kept.known_modseq = view.known_modseq
+        kept.share(view)
         self._views[key] = kept
         self._entries += len(kept.uids)
         while self._entries > self.max_entries:
@@ -85,20 +82,54 @@ class SelectedFolder:
     recent: set[int] = field(default_factory=set)
     new_since_catch_up: list[int] = field(default_factory=list)
     announced: set[str] = field(default_factory=set)  # the keywords of the last FLAGS response
+    # False while uids, flags and modseqs are shared with the ViewCache (copy before changing)
+    owned: bool = True
+    # (flag, present) -> the UIDs of the view with or without that system flag, computed once
+    # for the lists as they are: shared with the views sharing them, dropped at any change
+    memo: dict[tuple[str, bool], list[int]] = field(default_factory=dict)
 
-    async def load(self, session: AsyncSession, db_key: str = "") -> None:
+    def share(self, other: SelectedFolder) -> None:
+        """Take ``other``'s lists without copying them: both copy before their next change."""
+        self.uids, self.flags, self.modseqs = other.uids, other.flags, other.modseqs
+        self.known_modseq, self.memo = other.known_modseq, other.memo
+        self.owned = other.owned = False
+
+    def _own(self) -> None:
+        """Before any change to the lists: a copy of its own, and the memo dropped."""
+        if not self.owned:
+            self.uids, self.flags = self.uids.copy(), self.flags.copy()
+            self.modseqs = self.modseqs.copy()
+            self.owned = True
+        self.memo = {}
+
+    def with_flag(self, flag: str, present: bool) -> list[int]:
+        """The UIDs of the view that have (``present``) or lack a system flag, by UID."""
+        got = self.memo.get((flag, present))
+        if got is None:
+            flags = self.flags
+            got = [uid for uid in self.uids if (flag in flags[uid]) is present]
+            self.memo[(flag, present)] = got
+        return got
+
+    async def load(
+        self, session: AsyncSession, db_key: str = "", known_modseq: int | None = None
+    ) -> None:
         """Fill the view: from this process's last view of the folder and the changes since,
-        or, the first time, from every entry."""
-        self.known_modseq = await highest_modseq(session, self.folder_id)
+        or, the first time, from every entry. ``known_modseq``: the folder row's highest
+        mod-sequence when the caller has just read it (else it is read here)."""
+        if known_modseq is None:
+            known_modseq = await highest_modseq(session, self.folder_id)
+        self.known_modseq = known_modseq
         key = (db_key, self.folder_id, self.uidvalidity)
         last = views.get(key)
         if last is not None:
             changes = await changes_since(session, self.folder_id, last.known_modseq)
             if len(changes) <= max(REFRESH_CHANGES, len(last.uids) // 10):
-                self.uids, self.flags = last.uids.copy(), last.flags.copy()
-                self.modseqs = last.modseqs.copy()
-                self._apply(changes)
+                modseq = self.known_modseq
+                self.share(last)
+                self.known_modseq = max(modseq, last.known_modseq)
                 if changes:
+                    self._apply(changes)
                     views.put(key, self)
                 return
         rows = await load_entries(session, self.folder_id)
@@ -113,6 +144,7 @@ class SelectedFolder:
 
     def _apply(self, changes: list[Change]) -> None:
         """Bring a copy of an earlier view to now, silently (the state a new SELECT shows)."""
+        self._own()
         last = self.uids[-1] if self.uids else 0
         gone = {c.uid for c in changes if c.gone and c.uid in self.flags}
         new: list[int] = []
@@ -188,6 +220,7 @@ class SelectedFolder:
 
     def set_flags(self, uid: int, flags: frozenset[str], modseq: int) -> None:
         if uid in self.flags:
+            self._own()
             self.flags[uid] = flags
             self.modseqs[uid] = modseq
 
@@ -197,6 +230,7 @@ class SelectedFolder:
         present = [uid for uid in sorted(uids) if uid in self.flags]
         if not present:
             return []
+        self._own()
         out: list[bytes] = []
         if vanished:
             out.append(f"* VANISHED {format_uid_set(present)}\r\n".encode())
@@ -216,6 +250,8 @@ class SelectedFolder:
     ) -> list[bytes]:
         """Untagged responses for every change made by others since the last catch-up."""
         changes = await changes_since(session, self.folder_id, self.known_modseq)
+        if changes:
+            self._own()
         out: list[bytes] = []
         new_uids: list[int] = []
         changed: list[int] = []

@@ -16,7 +16,7 @@ import re
 import time
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from mss import __version__
 from mss.db import Database
@@ -161,23 +161,31 @@ class Session:
             out = await view.catch_up(
                 session, allow_expunge=allow_expunge, condstore=self.condstore, qresync=self.qresync
             )
-            if view.new_since_catch_up and not view.readonly:
+            if out:  # EXISTS goes out now: an IDLE client need not wait for the claim below
+                self.send(b"".join(out))
+            key = (self.db_key, view.folder_id)
+            if (
+                view.new_since_catch_up
+                and not view.readonly
+                and _claimed.get(key, 0) <= view.new_since_catch_up[-1]
+            ):
                 # A write (the folder row locked) only when the new UIDs are not claimed yet:
-                # of the sessions woken by one delivery, the first claims, the others read.
+                # of the sessions woken by one delivery, the first claims, the others read,
+                # or, in this process once one of them knows, not even that (_claimed).
                 first_recent = (
-                    await session.execute(
-                        select(Folder.first_recent_uid).where(Folder.id == view.folder_id)
-                    )
+                    await session.execute(_FIRST_RECENT, {"folder_id": view.folder_id})
                 ).scalar_one()
                 claim = first_recent <= view.new_since_catch_up[-1]
-        if out:  # EXISTS goes out now: an IDLE client need not wait for the claim below
-            self.send(b"".join(out))
+                if not claim:
+                    _remember_claimed(key, first_recent)
         if claim:
             new_uids = view.new_since_catch_up
             async with self.db.write() as session:
                 first, end = await claim_recent(
                     session, view.folder_id, new_uids[-1] + 1, wait=False
                 )
+            if end > first:
+                _remember_claimed(key, end)
             before = len(view.recent)
             view.mark_recent(first, end)
             if len(view.recent) != before:
@@ -283,9 +291,7 @@ class Session:
         assert self.user is not None
         async with self.db.read() as session:
             folder = await find_folder(session, self.user.mailbox_id, name)
-        if folder is None:
-            raise ImapError(f"there is no folder called {name!r}", missing_code)
-        return folder
+        return _found(folder, name, missing_code)
 
     async def cmd_enable(self, command: Command) -> str:
         enabled = []
@@ -313,37 +319,29 @@ class Session:
             self.state = State.AUTHENTICATED
             if self.qresync:
                 self.send(b"* OK [CLOSED] Previous mailbox closed\r\n")
-        folder = await self.named_folder(command.args[0])
+        name = self._folder_name(command.args[0])
         assert self.user is not None
-        view = SelectedFolder(
-            folder.id, self.user.mailbox_id, folder.name, folder.uidvalidity, readonly
-        )
         if self.wake is not None:
             self.wake.clear()
         async with self.db.read() as session:
-            # the folder's row holds its counters (kept at write time: mss.mailbox.counters)
-            status = (
-                await session.execute(
-                    select(
-                        Folder.uidnext,
-                        Folder.first_recent_uid,
-                        Folder.first_unseen_uid,
-                        Folder.keywords,
-                    ).where(Folder.id == folder.id)
-                )
-            ).one()
-            await view.load(session, self.db_key)
-        view.announced = set(status.keywords.split())
+            # Two statements: the folder's row, which holds its counters (kept at write time:
+            # mss.mailbox.counters), and the changes since this process's last view of it.
+            folder = _found(await find_folder(session, self.user.mailbox_id, name), name)
+            view = SelectedFolder(
+                folder.id, self.user.mailbox_id, folder.name, folder.uidvalidity, readonly
+            )
+            await view.load(session, self.db_key, folder.highest_modseq)
+        view.announced = set(folder.keywords.split())
         if readonly:
-            view.mark_recent(status.first_recent_uid, status.uidnext)
-        elif view.uids and view.uids[-1] >= status.first_recent_uid:
+            view.mark_recent(folder.first_recent_uid, folder.uidnext)
+        elif view.uids and view.uids[-1] >= folder.first_recent_uid:
             async with self.db.write() as session:
                 first, end = await claim_recent(session, folder.id, view.uids[-1] + 1)
             view.mark_recent(first, end)
         self.last_catch_up = time.monotonic()
         lines = [f"* {view.count} EXISTS", f"* {len(view.recent)} RECENT"]
-        first_unseen = view.seq_of(status.first_unseen_uid) if status.first_unseen_uid else 0
-        if status.first_unseen_uid and not first_unseen:  # the view is a moment ahead of the row
+        first_unseen = view.seq_of(folder.first_unseen_uid) if folder.first_unseen_uid else 0
+        if folder.first_unseen_uid and not first_unseen:  # the view is a moment ahead of the row
             first_unseen = next(
                 (i + 1 for i, uid in enumerate(view.uids) if "\\Seen" not in view.flags[uid]), 0
             )
@@ -351,7 +349,9 @@ class Session:
             lines.append(f"* OK [UNSEEN {first_unseen}] First unseen")
         lines += [
             f"* OK [UIDVALIDITY {folder.uidvalidity}] UIDs valid",
-            f"* OK [UIDNEXT {status.uidnext}] Predicted next UID",
+            # never at or below a UID shown, should the row be read a moment before the entries
+            f"* OK [UIDNEXT {max(folder.uidnext, view.uids[-1] + 1 if view.uids else 1)}] "
+            "Predicted next UID",
             f"* OK [HIGHESTMODSEQ {view.known_modseq}] Highest",
         ]
         self.send(view.flags_responses() + ("\r\n".join(lines) + "\r\n").encode())
@@ -513,6 +513,25 @@ class Session:
                     raise IdleTimeout()
                 self.send(b"* OK Still here\r\n")
                 await self.channel.drain()
+
+
+_FIRST_RECENT = select(Folder.first_recent_uid).where(Folder.id == bindparam("folder_id"))
+# (database, folder) -> a first_recent_uid this process has seen: the UIDs below it are
+# claimed (\\Recent is taken once, for good). Spares the sessions an IDLE wake-up catches up
+# together the read of the folder row once one of them has seen it.
+_claimed: dict[tuple[str, int], int] = {}
+
+
+def _remember_claimed(key: tuple[str, int], first_recent: int) -> None:
+    if len(_claimed) > 10_000:
+        _claimed.clear()
+    _claimed[key] = max(_claimed.get(key, 0), first_recent)
+
+
+def _found(folder: Folder | None, name: str, missing_code: str = "NONEXISTENT") -> Folder:
+    if folder is None:
+        raise ImapError(f"there is no folder called {name!r}", missing_code)
+    return folder
 
 
 def folder_name(token: Token) -> str:
