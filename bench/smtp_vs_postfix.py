@@ -596,7 +596,8 @@ service auth {{
             return sock.connect_ex(("127.0.0.1", self.port)) == 0
 
     def _pid(self, path: Path) -> int | None:
-        with contextlib.suppress(OSError, ValueError):
+        # IndexError: the daemon has created its pid file but not written it yet
+        with contextlib.suppress(OSError, ValueError, IndexError):
             return int(path.read_text().split()[0])
         return None
 
