@@ -5,6 +5,7 @@ guardian choosing for a minor."""
 
 from __future__ import annotations
 
+import datetime as dt
 import email
 import email.policy
 import stat
@@ -17,7 +18,7 @@ from mss.agenda.sharing import share_facts
 from mss.audit import AuditEvent
 from mss.crypto import smime
 from mss.crypto.certificates import PATIENT_SPACE_UNIT
-from mss.crypto.pki import patient_signing_target, revoke
+from mss.crypto.pki import issue_patient_signing, patient_signing_target, revoke
 from mss.crypto.space_signing import SpaceSigners
 from mss.db import utcnow
 from mss.directory.facts import mailbox_facts
@@ -133,6 +134,20 @@ async def test_a_tampered_or_revoked_summary_at_the_gateway(agenda_hub: AgendaHu
     revoke(agenda_hub.settings.pki_dir, old.serial_number)
     new = SpaceSigners(agenda_hub.settings.pki_dir).identity(PATIENT, "Marie Durand").cert
     assert new.serial_number != old.serial_number
+    # So is one past its end, and one that names the space otherwise.
+    now = utcnow()
+    issue_patient_signing(
+        agenda_hub.settings.pki_dir,
+        PATIENT,
+        common_name="Marie Durand",
+        not_before=now - dt.timedelta(days=400),
+        not_after=now - dt.timedelta(days=1),
+    )
+    fresh = SpaceSigners(agenda_hub.settings.pki_dir).identity(PATIENT, "Marie Durand").cert
+    assert fresh.not_valid_after_utc > now + dt.timedelta(days=365)
+    renamed = SpaceSigners(agenda_hub.settings.pki_dir).identity(PATIENT, "Marie Martin").cert
+    [name] = renamed.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    assert name.value == "Marie Martin" and renamed.serial_number != fresh.serial_number
 
 
 async def test_without_the_hub_pki_nothing_is_sent(
