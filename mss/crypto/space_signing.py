@@ -101,7 +101,7 @@ class SpaceSigners:
         now = utcnow()
         with self._lock:
             cached = self._loaded.get(address)
-            if cached is not None and self._usable(cached, name, now):
+            if cached is not None and self._usable(cached, name, now) and not self._revoked(cached):
                 return cached
             target = patient_signing_target(self.pki_dir, address)
             target.cert.parent.mkdir(parents=True, exist_ok=True)

@@ -132,7 +132,7 @@ async def test_a_tampered_or_revoked_summary_at_the_gateway(agenda_hub: AgendaHu
     # A revoked certificate is replaced before the next signature, never used again.
     old = signers.identity(PATIENT, "Marie Durand").cert
     revoke(agenda_hub.settings.pki_dir, old.serial_number)
-    new = SpaceSigners(agenda_hub.settings.pki_dir).identity(PATIENT, "Marie Durand").cert
+    new = signers.identity(PATIENT, "Marie Durand").cert  # the same process, kept identity
     assert new.serial_number != old.serial_number
     # So is one past its end, and one that names the space otherwise.
     now = utcnow()
