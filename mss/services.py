@@ -72,6 +72,7 @@ class Built:
     trust: TrustStore | None = None
     dkim_keys: DkimKeyTable | None = None
     encryption_keys: object | None = None  # mss.crypto.decryption.EncryptionKeys
+    space_signers: object | None = None  # mss.crypto.space_signing.SpaceSigners
     portal_gateway: object | None = None  # the portal's mss.smtp_gateway.Gateway
 
 

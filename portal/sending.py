@@ -12,6 +12,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mss.conversations import conversation_facts, find_conversation
+from mss.crypto.space_signing import SpaceSigners
 from mss.directory.facts import facts_of, mailbox_facts, mailbox_facts_by_id
 from mss.directory.models import Mailbox, Patient
 from mss.policy import (
@@ -47,6 +48,14 @@ def gateway_of(request: web.Request) -> Gateway:
             settings_of(request), db_of(request), services
         )
     return found
+
+
+def space_signers_of(request: web.Request) -> SpaceSigners:
+    """The hub's signing identities for patient mailboxes, shared by the application."""
+    built = request.app[SERVICES].built
+    if not isinstance(built.space_signers, SpaceSigners):
+        built.space_signers = SpaceSigners(settings_of(request).pki_dir)
+    return built.space_signers
 
 
 def message_id_for(request: web.Request) -> str:

@@ -70,6 +70,20 @@ def mailbox_subject(address: str, common_name: str | None, organisation: str) ->
     )
 
 
+PATIENT_SPACE_UNIT = "Espace patient, signature du service"
+
+
+def patient_space_subject(address: str, common_name: str | None, organisation: str) -> x509.Name:
+    """``CN=<patient's name>,OU=Espace patient, signature du service,O=<hub>,C=FR``: the
+    certificate says the hub signs for the patient's space, not a key the patient holds."""
+    return name(
+        (NameOID.COUNTRY_NAME, "FR"),
+        (NameOID.ORGANIZATION_NAME, organisation),
+        (NameOID.ORGANIZATIONAL_UNIT_NAME, PATIENT_SPACE_UNIT),
+        (NameOID.COMMON_NAME, common_name or address),
+    )
+
+
 def operator_subject(domain: str, siret: str | None = None) -> x509.Name:
     """``CN=<domain>,OU=<SIRET>,O=MSS hub dev operator,C=FR`` (RFC 4514 order)."""
     return name(

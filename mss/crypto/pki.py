@@ -354,6 +354,41 @@ def issue_encryption(
     )
 
 
+def issue_patient_signing(
+    pki_dir: Path,
+    address: str,
+    *,
+    common_name: str | None = None,
+    not_before: dt.datetime | None = None,
+    not_after: dt.datetime | None = None,
+    days: int = 730,
+) -> Issued:
+    """The signing certificate the hub holds for a patient mailbox (``mss.crypto.space_signing``):
+    emailProtection, SAN rfc822Name = the patient's address, subject
+    ``CN=<name>,OU=Espace patient, signature du service,O=MSS hub dev,C=FR``; the key stays with
+    the hub (0600) under ``issued/patient/<address>.key``."""
+    layout = PkiLayout(Path(pki_dir))
+    address = _check_address(address)
+    return _issue(
+        layout,
+        "patient",
+        profiles.patient_space_subject(address, common_name, DEV_CA_LABEL),
+        [x509.RFC822Name(address)],
+        profiles.SMIME_EKU,
+        patient_signing_target(pki_dir, address),
+        None,
+        days=days,
+        not_before=not_before,
+        not_after=not_after,
+    )
+
+
+def patient_signing_target(pki_dir: Path, address: str) -> Issued:
+    """Where the hub's signing certificate and key for a patient mailbox live
+    (issued/patient/...)."""
+    return _target(PkiLayout(Path(pki_dir)), "patient", address.strip())
+
+
 def encryption_target(pki_dir: Path, address: str) -> Issued:
     """Where the encryption certificate and key of ``address`` live (issued/encryption/...)."""
     return _target(PkiLayout(Path(pki_dir)), "encryption", address.strip())

@@ -9,7 +9,8 @@ choose to write one, opens a conversation as any professional's message to a pat
 So the send is allowed only when all of that holds: the portal built it (never SMTP, where a
 sender could write anything), to one professional's personal (PER) mailbox the patient chose
 from the directory, carrying exactly one PDF and no other attachment. A free-text message that
-opens a conversation is still refused.
+opens a conversation is still refused. The portal has the hub sign the summary for the patient's
+mailbox (``mss.crypto.space_signing``); its detached signature part is not an attachment.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ from mss.message import Message
 from mss.policy import MailboxFacts, PeerCertificateFacts, RecipientFacts
 from mss.policy.patient_documents import PatientDocumentFacts
 
+SIGNATURE_PARTS = frozenset({"application/pkcs7-signature", "application/x-pkcs7-signature"})
+
 
 @dataclass
 class Sender:
@@ -47,8 +49,15 @@ class Transaction:
 
 
 def one_off_document(parsed: Message, sender: Sender) -> PatientDocumentFacts:
-    """What a one-off document message carries: its PDFs and any other part beyond one text."""
-    parts = [leaf.get("type", "") for leaf in leaves(parsed.structure.parts)]
+    """What a one-off document message carries: its PDFs and any other part beyond one text.
+
+    The detached S/MIME signature the hub adds (``mss.crypto.space_signing``) is no attachment:
+    the signature stage verifies it."""
+    parts = [
+        kind
+        for leaf in leaves(parsed.structure.parts)
+        if (kind := leaf.get("type", "")) not in SIGNATURE_PARTS
+    ]
     pdfs = parts.count("application/pdf")
     texts = parts.count("text/plain")
     return PatientDocumentFacts(

@@ -4,10 +4,18 @@ The hub writes the whole message (a fixed sentence and the PDF of ``mss.profile.
 sends it through the one message path (``portal.sending.submit``) as a one-off document:
 ``mss.policy.patient_documents`` allows it although the patient does not open conversations,
 and it opens none (``profile.summary_sent`` on the history).
+
+The message is S/MIME signed by the hub on the patient's behalf, after the portal's strong
+login, with the signing certificate the hub holds for the patient's mailbox address
+(``mss.crypto.space_signing``, which says why): the signer's address is the From, so the
+gateway verifies it (``smime=pass``) and the professional's client shows a valid signature
+whose certificate says the hub's patient space signed it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 from urllib.parse import urlencode
 
@@ -17,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mss.directory.facts import mailbox_facts
 from mss.directory.models import Mailbox
 from mss.directory.store import find_patient_mailbox, find_professional_by_id_nat, personal_mailbox
+from mss.errors import InvalidInput
 from mss.patients import audit
 from mss.policy import MailboxFacts, RecipientFacts, decide_recipient
 from mss.policy.patient_documents import PROFILE_SUMMARY
@@ -25,13 +34,16 @@ from portal.compose import Upload, build_message
 from portal.context import db_of, now_of, visit
 from portal.pages import actor, redirect, render, signed_in
 from portal.professionals import ProfessionalCard, find_card, search_professionals
-from portal.sending import message_id_for, sender_facts, submit
+from portal.sending import message_id_for, sender_facts, space_signers_of, submit
 from portal.views.message import author_of, refused
 from portal.views.profile import summary_of
+
+log = logging.getLogger(__name__)
 
 PAGE = "/profil/envoyer"
 FILE_NAME = "resume-profil-medical.pdf"
 NO_MAILBOX = "Cet espace n'a pas de messagerie : il n'est pas possible d'envoyer le résumé."
+NOT_SIGNED = "Le résumé ne peut pas être signé par le service pour le moment : réessayez plus tard."
 NOT_REACHABLE = (
     "Ce professionnel n'a pas de messagerie de santé ouverte sur ce service : choisissez-en un "
     "autre."
@@ -127,7 +139,14 @@ async def send_summary(request: web.Request) -> web.StreamResponse:
         now=now_of(request),
         uploads=[Upload(FILE_NAME, "application/pdf", pdf)],
     )
-    outcome = await submit(request, me, target.address, raw, one_off=PROFILE_SUMMARY)
+    try:
+        signed = await asyncio.to_thread(
+            space_signers_of(request).sign, raw, mailbox.address, state.space.display_name
+        )
+    except InvalidInput:
+        log.exception("cannot sign the profile summary of %s", mailbox.address)
+        return await _form(request, 503, NOT_SIGNED)
+    outcome = await submit(request, me, target.address, signed, one_off=PROFILE_SUMMARY)
     async with db_of(request).write() as session:
         if outcome.decision.allowed:
             audit(

@@ -22,7 +22,15 @@ from mss.directory.models import Patient
 from mss.policy.agenda import AgendaShareFacts, AgendaSharing
 from mss.profile import store as profile_store
 from portal.history import read_history
-from tests.agenda.conftest import DOCTOR, INS, PASSWORD, PATIENT_PHONE, AgendaHub, PortalHub
+from tests.agenda.conftest import (
+    DOCTOR,
+    INS,
+    PASSWORD,
+    PATIENT,
+    PATIENT_PHONE,
+    AgendaHub,
+    PortalHub,
+)
 from tests.portal.test_browser import fits_the_phone, go_to, phone_page, shot, sign_in
 
 pytestmark = pytest.mark.browser
@@ -151,9 +159,13 @@ async def test_send_the_profile_summary_to_a_professional(
     )
     [stored] = await agenda_hub.stored(DOCTOR)
     assert stored.conversation_id is None  # a one-off document opens no conversation
+    assert (stored.signature_status, stored.signer_address) == ("valid", PATIENT)
     message = email.message_from_bytes(bytes(stored.raw), policy=email.policy.default)
     assert message["Subject"] == "Résumé du profil médical de Marie Durand"
-    [attachment] = list(message.iter_attachments())  # type: ignore[attr-defined]
+    assert message.get_content_type() == "multipart/signed"  # signed by the hub for the space
+    signed_part, signature = message.get_payload()  # type: ignore[misc]
+    assert signature.get_content_type() == "application/pkcs7-signature"
+    [attachment] = list(signed_part.iter_attachments())
     assert attachment.get_filename() == "resume-profil-medical.pdf"
     text = "\n".join(
         p.extract_text() for p in PdfReader(io.BytesIO(attachment.get_content())).pages
