@@ -266,6 +266,13 @@ async def test_profile_and_agenda_reads_are_in_the_history_and_end_with_the_conn
         assert status == 401, (path, body)
         assert 'error="invalid_token"' in answered["WWW-Authenticate"]
         assert b"Arachide" not in body and b"VCALENDAR" not in body
+    # Only a token of the catalogue goes to the service's handler: any other Bearer token is
+    # a professional's (here no OpenID provider is configured: the professionals' 401).
+    for path in (ALLERGIES, AGENDA_SEARCH, FEED):
+        status, body, answered = await api.call(
+            "GET", path, headers={"Authorization": "Bearer eyJhbGciOiJub25lIn0.e30."}
+        )
+        assert status == 401 and answered["WWW-Authenticate"].startswith("Basic "), path
 
 
 async def test_every_use_is_in_the_history_with_the_services_name(api: Api) -> None:
