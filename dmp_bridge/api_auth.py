@@ -49,6 +49,7 @@ BREAK_GLASS_HEADER = "X-Break-Glass-Reason"
 REALM = 'Basic realm="MSS DMP", charset="UTF-8"'
 _BEARER = 'Bearer realm="MSS DMP"'
 BEARER_REALM = f'{_BEARER}, error="invalid_token"'  # RFC 6750 §3
+INSUFFICIENT_SCOPE = f'{_BEARER}, error="insufficient_scope"'  # RFC 6750 §3.1, with a 403
 BEARER = web.RequestKey("oidc_bearer", VerifiedToken)  # the request's verified Bearer token
 
 log = logging.getLogger(__name__)

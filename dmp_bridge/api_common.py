@@ -12,7 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dmp_bridge.access import DmpRefused, Viewer
 from dmp_bridge.api_auth import (
+    INSUFFICIENT_SCOPE,
     REALM,
+    BearerRefused,
     Caller,
     Unauthenticated,
     authenticate,
@@ -20,7 +22,12 @@ from dmp_bridge.api_auth import (
     verify_bearer_first,
     viewer_of,
 )
-from dmp_bridge.fhir_documents import FHIR_JSON, FhirInputError, operation_outcome
+from dmp_bridge.fhir_documents import (
+    FHIR_JSON,
+    FhirInputError,
+    operation_outcome,
+    parse_patient_identifier,
+)
 from mss.directory.models import Patient
 from mss.directory.store import find_patient_by_ins
 from mss.errors import DatabaseUnavailable
@@ -48,15 +55,18 @@ def fhir_response(body: dict[str, Any], status: int = 200) -> web.Response:
     )
 
 
-def refusal(status: int, code: str, text: str, challenge: str = REALM) -> web.Response:
+def refusal(status: int, code: str, text: str, challenge: str | None = None) -> web.Response:
+    """An OperationOutcome; a 401 always carries a challenge (Basic unless told), another status
+    only the one given (a 403 insufficient_scope, RFC 6750 §3.1)."""
     response = fhir_response(operation_outcome(code, text), status)
-    if status == 401:
-        response.headers["WWW-Authenticate"] = challenge
+    if status == 401 or challenge is not None:
+        response.headers["WWW-Authenticate"] = challenge or REALM
     return response
 
 
 def outcomes(handler: Handler) -> Handler:
-    """Turn refusals into OperationOutcome responses."""
+    """Turn refusals into OperationOutcome responses (a professional's or a connected
+    service's: a service's refused token is an RFC 6750 Bearer challenge)."""
 
     async def wrapper(request: web.Request) -> web.StreamResponse:
         try:
@@ -65,13 +75,17 @@ def outcomes(handler: Handler) -> Handler:
             if isinstance(exc, Unauthenticated):
                 exc = await count_failed_login(request, exc)
                 return refusal(exc.status, exc.code, exc.text, exc.challenge)
+            if isinstance(exc, BearerRefused):
+                return refusal(exc.status, exc.code, exc.text, exc.challenge)
             return refusal(exc.status, exc.code, exc.text)
         except DmpRefused as exc:
             decision = exc.decision
+            scope = decision.reason == "insufficient_scope"
             return refusal(
                 decision.status,
                 _ISSUE.get(decision.status, "processing"),
                 f"{decision.sentence} / {decision.sentence_fr}",
+                INSUFFICIENT_SCOPE if scope else None,
             )
         except DatabaseUnavailable as exc:
             return refusal(503, "transient", exc.sentence)
@@ -86,6 +100,22 @@ def base_url(request: web.Request) -> str:
 
 def self_url(request: web.Request) -> str:
     return base_url(request) + str(request.rel_url)
+
+
+def searched_ins(request: web.Request) -> str:
+    """The INS of a search whose one parameter is ``patient.identifier``; 400 otherwise."""
+    unknown = set(request.query) - {"patient.identifier"}
+    if unknown:
+        raise FhirInputError(
+            400,
+            "not-supported",
+            f"unknown search parameter(s) {', '.join(sorted(unknown))}; this server knows "
+            "patient.identifier",
+        )
+    identifier = request.query.get("patient.identifier")
+    if not identifier:
+        raise FhirInputError(400, "required", "patient.identifier is required")
+    return parse_patient_identifier(identifier)[1]
 
 
 async def patient_by_ins(session: AsyncSession, ins: str) -> Patient:

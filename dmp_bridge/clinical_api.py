@@ -14,7 +14,8 @@
 Reading follows the DMP's rule, break-glass included (``X-Break-Glass-Reason``: logged and
 notified as a document read is); writing is for the médecin traitant and authorised
 professionals (``mss.policy.medical_profile``). Bad input is a 400 or 422 OperationOutcome
-naming the element.
+naming the element. A connected service with ``profile:read`` reads the allergies and
+treatments of its space on the same GET routes (``dmp_bridge.service_api``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dmp_bridge import service_api
 from dmp_bridge.access import DmpRefused
 from dmp_bridge.api_auth import Caller, viewer_of
 from dmp_bridge.api_common import (
@@ -31,6 +33,7 @@ from dmp_bridge.api_common import (
     in_transaction,
     outcomes,
     patient_by_ins,
+    searched_ins,
     self_url,
     viewer_with_stated_reason,
 )
@@ -44,34 +47,17 @@ from dmp_bridge.fhir_clinical import (
     parse_profile_entry,
     profile_resource,
 )
-from dmp_bridge.fhir_documents import FhirInputError, parse_patient_identifier, search_bundle
+from dmp_bridge.fhir_documents import FhirInputError, search_bundle
 from dmp_bridge.profile_access import read_profile_item, read_profile_items, record_profile_item
 from mss.bounded_json import JsonRefused, loads_bounded
 from mss.db import utcnow
 from mss.directory.models import Patient
 from mss.profile.store import owner_of_item
 
-SEARCH_PARAMETERS = frozenset({"patient.identifier"})
-
-
-def _patient_ins(request: web.Request) -> str:
-    unknown = set(request.query) - SEARCH_PARAMETERS
-    if unknown:
-        raise FhirInputError(
-            400,
-            "not-supported",
-            f"unknown search parameter(s) {', '.join(sorted(unknown))}; this server knows "
-            "patient.identifier",
-        )
-    identifier = request.query.get("patient.identifier")
-    if not identifier:
-        raise FhirInputError(400, "required", "patient.identifier is required")
-    return parse_patient_identifier(identifier)[1]
-
 
 def _search(kind: str) -> Handler:
     async def search(request: web.Request) -> web.StreamResponse:
-        ins = _patient_ins(request)
+        ins = searched_ins(request)
 
         async def work(session: AsyncSession, caller: Caller) -> web.StreamResponse:
             viewer = viewer_with_stated_reason(request, caller)
@@ -148,7 +134,14 @@ def _create(kind: str) -> Handler:
 def setup(app: web.Application) -> None:
     """Add the profile and dispensation routes (before the directory's ``/fhir/{tail}``)."""
     for kind in (ALLERGY, STATEMENT):
-        app.router.add_get(f"/fhir/{kind}", outcomes(_search(kind)))
-        app.router.add_get(f"/fhir/{kind}/{{id}}", outcomes(_read(kind)))
+        # A bearer token of the catalogue is a connected service (``profile:read``).
+        app.router.add_get(
+            f"/fhir/{kind}",
+            service_api.by_caller(outcomes(_search(kind)), service_api.profile_search(kind)),
+        )
+        app.router.add_get(
+            f"/fhir/{kind}/{{id}}",
+            service_api.by_caller(outcomes(_read(kind)), service_api.profile_read(kind)),
+        )
         app.router.add_post(f"/fhir/{kind}", outcomes(_create(kind)))
     app.router.add_get(f"/fhir/{DISPENSE}", outcomes(_search(DISPENSE)))

@@ -14,10 +14,15 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from aiohttp import web
+
+from dmp_bridge.api_common import SANDBOX
 from dmp_bridge.fhir_documents import INS_SYSTEMS, FhirInputError, patient_identifier
+from mss.agenda.itip import build_feed
 from mss.agenda.models import Appointment
 from mss.agenda.sharing import ProfessionalAppointment
-from mss.agenda.store import MAX_TEXT
+from mss.agenda.store import MAX_TEXT, event_data
+from mss.db import utcnow
 from mss.directory.models import Patient
 
 Resource = dict[str, Any]
@@ -95,6 +100,24 @@ class NewAppointment:
 
     patient_ins: str
     wanted: ProfessionalAppointment
+
+
+def calendar_response(patient: Patient, appointments: list[Appointment]) -> web.Response:
+    """The agenda as an RFC 5545 feed (METHOD:PUBLISH), for a calendar application."""
+    calendar = build_feed(
+        [(event_data(a), a.status == "cancelled") for a in appointments],
+        utcnow(),
+        f"Agenda de {patient.display_name}",
+    )
+    return web.Response(
+        text=calendar,
+        headers={
+            "Content-Type": "text/calendar; charset=utf-8",
+            "Cache-Control": "no-store",
+            "Content-Disposition": f'attachment; filename="agenda-{patient.ins}.ics"',
+            **SANDBOX,
+        },
+    )
 
 
 def _invalid(text: str) -> FhirInputError:

@@ -10,7 +10,8 @@ The caller authenticates as for documents (``dmp_bridge.api_auth``). Whether the
 or add is ``mss.policy.agenda.decide_agenda_access``: the record's authorisation (as the
 DMP's) and the patient's sharing choice (``mss.agenda.sharing``). Every read, write and
 refusal is an audit event on the patient's history. An appointment named by id, in an
-agenda closed to the caller, answers exactly like an absent one.
+agenda closed to the caller, answers exactly like an absent one. A connected service with
+``agenda:read`` reads its space's agenda on the same GET routes (``dmp_bridge.service_api``).
 """
 
 from __future__ import annotations
@@ -18,23 +19,26 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dmp_bridge import service_api
 from dmp_bridge.access import DmpRefused, Viewer, audit
 from dmp_bridge.api_auth import Caller, viewer_of
 from dmp_bridge.api_common import (
-    SANDBOX,
     base_url,
     fhir_response,
     in_transaction,
     outcomes,
+    searched_ins,
     self_url,
 )
 from dmp_bridge.consent_store import consent_facts
-from dmp_bridge.fhir_appointment_resources import appointment_resource, parse_new_appointment
-from dmp_bridge.fhir_documents import FhirInputError, parse_patient_identifier, search_bundle
-from mss.agenda.itip import build_feed
+from dmp_bridge.fhir_appointment_resources import (
+    appointment_resource,
+    calendar_response,
+    parse_new_appointment,
+)
+from dmp_bridge.fhir_documents import FhirInputError, search_bundle
 from mss.agenda.models import Appointment
 from mss.agenda.sharing import add_professional_appointment, share_facts, shared_appointments
-from mss.agenda.store import event_data
 from mss.bounded_json import JsonRefused, loads_bounded
 from mss.db import utcnow
 from mss.directory.models import Patient
@@ -47,9 +51,6 @@ from mss.policy.agenda import (
     decide_professional_appointment,
 )
 from mss.web import SETTINGS
-
-SEARCH_PARAMETERS = frozenset({"patient.identifier"})
-CALENDAR = "text/calendar"
 
 
 async def _patient(session: AsyncSession, ins: str) -> Patient:
@@ -83,18 +84,7 @@ async def check_agenda_access(
 
 async def find(request: web.Request) -> web.StreamResponse:
     """The appointments of one patient whose agenda is shared with this professional."""
-    unknown = set(request.query) - SEARCH_PARAMETERS
-    if unknown:
-        raise FhirInputError(
-            400,
-            "not-supported",
-            f"unknown search parameter(s) {', '.join(sorted(unknown))}; this server knows "
-            "patient.identifier",
-        )
-    identifier = request.query.get("patient.identifier")
-    if not identifier:
-        raise FhirInputError(400, "required", "patient.identifier is required")
-    _oid, ins = parse_patient_identifier(identifier)
+    ins = searched_ins(request)
 
     async def work(session: AsyncSession, caller: Caller) -> web.StreamResponse:
         viewer = viewer_of(request, caller)
@@ -199,27 +189,22 @@ async def feed(request: web.Request) -> web.StreamResponse:
         await audit(
             session, "agenda.shared_read", viewer, patient, form="ics", count=len(appointments)
         )
-        calendar = build_feed(
-            [(event_data(a), a.status == "cancelled") for a in appointments],
-            utcnow(),
-            f"Agenda de {patient.display_name}",
-        )
-        return web.Response(
-            text=calendar,
-            headers={
-                "Content-Type": f"{CALENDAR}; charset=utf-8",
-                "Cache-Control": "no-store",
-                "Content-Disposition": f'attachment; filename="agenda-{patient.ins}.ics"',
-                **SANDBOX,
-            },
-        )
+        return calendar_response(patient, appointments)
 
     return await in_transaction(request, work)
 
 
 def setup(app: web.Application) -> None:
     """Add the Appointment and feed routes; call before the directory's ``/fhir/{tail}``."""
-    app.router.add_get("/fhir/Appointment", outcomes(find))
+    # A bearer token of the catalogue is a connected service (``agenda:read``).
+    app.router.add_get(
+        "/fhir/Appointment", service_api.by_caller(outcomes(find), service_api.agenda_find)
+    )
     app.router.add_post("/fhir/Appointment", outcomes(create))
-    app.router.add_get("/fhir/Appointment/{id}", outcomes(read))
-    app.router.add_get(r"/agenda/{ins:[0-9A-Za-z]{1,20}}.ics", outcomes(feed))
+    app.router.add_get(
+        "/fhir/Appointment/{id}", service_api.by_caller(outcomes(read), service_api.agenda_read)
+    )
+    app.router.add_get(
+        r"/agenda/{ins:[0-9A-Za-z]{1,20}}.ics",
+        service_api.by_caller(outcomes(feed), service_api.agenda_feed),
+    )

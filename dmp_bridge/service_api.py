@@ -1,30 +1,42 @@
 """The FHIR endpoints as a connected service calls them, with its bearer token.
 
-The same routes as professionals (``DocumentReference`` search and read, ``Binary``),
-chosen by the ``Authorization`` scheme (``by_caller``), and ``POST /fhir/Observation``
-for the measurements a service writes. The token is bound to one patient's space: a
-search for another patient is 403; what the service may see is decided by
-``mss.policy.services`` (``dmp_bridge.service_documents``); a document outside it
-answers 404 like an absent one. Every use is an audit event naming the service.
+The same routes as professionals, chosen by the ``Authorization`` scheme (``by_caller``):
+``DocumentReference`` search and read and ``Binary`` (``documents:<type>``),
+``AllergyIntolerance`` and ``MedicationStatement`` search and read (``profile:read``),
+``Appointment`` search and read and the ``/agenda/<INS>.ics`` feed (``agenda:read``); and
+``POST /fhir/Observation`` for the measurements a service writes (``measurements:write``).
+The token is bound to one patient's space: a search for another patient is 403; what the
+service may see is decided by ``mss.policy.services`` (``dmp_bridge.service_documents``); a
+document, item or appointment outside it answers 404 like an absent one; a scope not granted
+is 403 with the RFC 6750 ``insufficient_scope`` challenge. Every use is an audit event naming
+the service. Answers and refusals are ``dmp_bridge.api_common``'s, as for professionals.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dmp_bridge.access import DmpRefused
 from dmp_bridge.api_auth import BearerRefused, authenticate_service, presents_bearer
+from dmp_bridge.api_common import (
+    SANDBOX,
+    Handler,
+    base_url,
+    fhir_response,
+    outcomes,
+    searched_ins,
+    self_url,
+)
+from dmp_bridge.fhir_appointment_resources import appointment_resource, calendar_response
+from dmp_bridge.fhir_clinical import CATEGORY_OF, profile_resource
 from dmp_bridge.fhir_documents import (
     FHIR_JSON,
     FhirInputError,
     binary_resource,
     document_reference,
-    operation_outcome,
     parse_patient_identifier,
     search_bundle,
 )
@@ -32,73 +44,30 @@ from dmp_bridge.service_documents import (
     decide_for_service,
     get_document_for_service,
     list_documents_for_service,
+    read_agenda_for_service,
+    read_appointment_for_service,
+    read_profile_for_service,
+    read_profile_item_for_service,
 )
 from mss.bounded_json import JsonRefused, loads_bounded
 from mss.catalogue.observations import ObservationRefused, observation_resource, parse_observation
 from mss.catalogue.store import add_measurement
 from mss.catalogue.tokens import Bearer
 from mss.db import utcnow
-from mss.errors import DatabaseUnavailable
-from mss.notify import portal_url
+from mss.policy.agenda import AGENDA_NOT_FOUND
 from mss.policy.consent import answer_by_document_id
 from mss.policy.dmp_metadata import served_format
 from mss.policy.services import ServiceAction
-from mss.web import DB, SETTINGS, attachment_disposition
+from mss.web import DB, attachment_disposition
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SEARCH_PARAMETERS = frozenset({"patient.identifier", "status"})
 STATUSES = ("current", "superseded")
-_ISSUE = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 422: "processing"}
-# As every answer of the document API: nothing it sends is a page.
-SANDBOX = {
-    "Content-Security-Policy": "default-src 'none'; sandbox",
-    "X-Content-Type-Options": "nosniff",
-}
-
-
-def _fhir(body: dict[str, Any], status: int = 200) -> web.Response:
-    return web.Response(
-        status=status,
-        text=json.dumps(body, ensure_ascii=False),
-        content_type=FHIR_JSON,
-        charset="utf-8",
-        headers=SANDBOX,
-    )
-
-
-def _refusal(status: int, code: str, text: str, challenge: str | None = None) -> web.Response:
-    response = _fhir(operation_outcome(code, text), status)
-    if challenge is not None:
-        response.headers["WWW-Authenticate"] = challenge
-    return response
-
-
-def _outcomes(handler: Handler) -> Handler:
-    async def wrapper(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except BearerRefused as refused:
-            return _refusal(401, refused.code, refused.text, refused.challenge)
-        except FhirInputError as exc:
-            return _refusal(exc.status, exc.code, exc.text)
-        except DmpRefused as exc:
-            decision = exc.decision
-            text = f"{decision.sentence} / {decision.sentence_fr}"
-            challenge = None
-            if decision.reason == "insufficient_scope":  # RFC 6750 §3.1
-                challenge = 'Bearer realm="MSS DMP", error="insufficient_scope"'
-            return _refusal(
-                decision.status, _ISSUE.get(decision.status, "processing"), text, challenge
-            )
-        except DatabaseUnavailable as exc:
-            return _refusal(503, "transient", exc.sentence)
-
-    return wrapper
 
 
 def by_caller(professional: Handler, service: Handler) -> Handler:
-    """One route for both kinds of caller: a bearer token is a service, anything else is not."""
-    served = _outcomes(service)
+    """One route for both kinds of caller: a bearer token of the catalogue
+    (``mss.catalogue.tokens.is_service_token``) is a service, anything else is not."""
+    served = outcomes(service)
 
     async def handler(request: web.Request) -> web.StreamResponse:
         if presents_bearer(request):
@@ -106,6 +75,17 @@ def by_caller(professional: Handler, service: Handler) -> Handler:
         return await professional(request)
 
     return handler
+
+
+def _own_space(ins: str, bearer: Bearer) -> None:
+    if ins.upper() != bearer.patient.ins.upper():
+        raise FhirInputError(403, "forbidden", "this token was given for another patient's space")
+
+
+def _numeric_id(raw: str, absent: FhirInputError) -> int:
+    if not raw.isdigit() or len(raw) > 18:
+        raise absent
+    return int(raw)
 
 
 async def _as_service(
@@ -120,10 +100,6 @@ async def _as_service(
         except DmpRefused as refused:
             failure = refused
     raise failure
-
-
-def _base(request: web.Request) -> str:
-    return portal_url(request.app[SETTINGS])
 
 
 async def find(request: web.Request) -> web.StreamResponse:
@@ -142,10 +118,7 @@ async def find(request: web.Request) -> web.StreamResponse:
         raise FhirInputError(400, "invalid", "status must be current and/or superseded")
 
     async def work(session: AsyncSession, bearer: Bearer) -> web.StreamResponse:
-        if ins.upper() != bearer.patient.ins.upper():
-            raise FhirInputError(
-                403, "forbidden", "this token was given for another patient's space"
-            )
+        _own_space(ins, bearer)
         documents = await list_documents_for_service(
             session, bearer, include_replaced="superseded" in wanted
         )
@@ -157,11 +130,14 @@ async def find(request: web.Request) -> web.StreamResponse:
         ]
         resources = [
             document_reference(
-                d, bearer.patient, _base(request), d.replaces_id if d.replaces_id in seen else None
+                d,
+                bearer.patient,
+                base_url(request),
+                d.replaces_id if d.replaces_id in seen else None,
             )
             for d in chosen
         ]
-        return _fhir(search_bundle(resources, _base(request) + str(request.rel_url)))
+        return fhir_response(search_bundle(resources, self_url(request)))
 
     return await _as_service(request, work)
 
@@ -183,12 +159,12 @@ async def _by_id(request: web.Request, rendition_of: str) -> web.StreamResponse:
             session, bearer, document_id, rendition=rendition
         )
         if rendition_of == "reference":
-            return _fhir(document_reference(document, bearer.patient, _base(request)))
+            return fhir_response(document_reference(document, bearer.patient, base_url(request)))
         content_type, extension = served_format(
             "application/pdf" if rendition == "pdf" else document.mime_type
         )
         if FHIR_JSON in request.headers.get("Accept", ""):
-            return _fhir(binary_resource(request.match_info["id"], content_type, data))
+            return fhir_response(binary_resource(request.match_info["id"], content_type, data))
         title = document.title or document.type_label or "document"
         return web.Response(
             body=data,
@@ -229,10 +205,7 @@ async def create_observation(request: web.Request) -> web.StreamResponse:
             parsed = parse_observation(body, utcnow())
         except ObservationRefused as refused:
             raise FhirInputError(422, "invalid", refused.sentence) from None
-        if parsed.subject_ins.upper() != bearer.patient.ins.upper():
-            raise FhirInputError(
-                403, "forbidden", "this token was given for another patient's space"
-            )
+        _own_space(parsed.subject_ins, bearer)
         stored = await add_measurement(
             session,
             bearer.patient,
@@ -243,13 +216,89 @@ async def create_observation(request: web.Request) -> web.StreamResponse:
             status=parsed.status,
             effective_at=parsed.effective_at,
         )
-        response = _fhir(observation_resource(stored.id, parsed, bearer.patient.ins), 201)
-        response.headers["Location"] = f"{_base(request)}/fhir/Observation/{stored.id}"
+        response = fhir_response(observation_resource(stored.id, parsed, bearer.patient.ins), 201)
+        response.headers["Location"] = f"{base_url(request)}/fhir/Observation/{stored.id}"
         return response
+
+    return await _as_service(request, work)
+
+
+def profile_search(kind: str) -> Handler:
+    """The profile's allergies or treatments (``profile:read``), as a searchset."""
+
+    async def search(request: web.Request) -> web.StreamResponse:
+        ins = searched_ins(request)
+
+        async def work(session: AsyncSession, bearer: Bearer) -> web.StreamResponse:
+            _own_space(ins, bearer)
+            items = await read_profile_for_service(session, bearer, CATEGORY_OF[kind])
+            resources = [profile_resource(item, bearer.patient) for item in items]
+            return fhir_response(search_bundle(resources, self_url(request)))
+
+        return await _as_service(request, work)
+
+    return search
+
+
+def profile_read(kind: str) -> Handler:
+    """One item of the space's profile; every refusal answers like an absent item."""
+
+    async def read(request: web.Request) -> web.StreamResponse:
+        absent = FhirInputError(404, "not-found", f"no {kind} {request.match_info['id']}")
+        item_id = _numeric_id(request.match_info["id"], absent)
+
+        async def work(session: AsyncSession, bearer: Bearer) -> web.StreamResponse:
+            item = await read_profile_item_for_service(session, bearer, item_id, CATEGORY_OF[kind])
+            return fhir_response(profile_resource(item, bearer.patient))
+
+        try:
+            return await _as_service(request, work)
+        except DmpRefused:
+            raise absent from None
+
+    return read
+
+
+async def agenda_find(request: web.Request) -> web.StreamResponse:
+    """The appointments of the space's agenda (``agenda:read``), soonest first."""
+    ins = searched_ins(request)
+
+    async def work(session: AsyncSession, bearer: Bearer) -> web.StreamResponse:
+        _own_space(ins, bearer)
+        appointments = await read_agenda_for_service(session, bearer, form="fhir")
+        resources = [appointment_resource(a, bearer.patient) for a in appointments]
+        return fhir_response(search_bundle(resources, self_url(request)))
+
+    return await _as_service(request, work)
+
+
+async def agenda_read(request: web.Request) -> web.StreamResponse:
+    """One appointment, named by its id: every refusal answers like an absent appointment."""
+    absent = FhirInputError(404, "not-found", f"no Appointment {request.match_info['id']}")
+    appointment_id = _numeric_id(request.match_info["id"], absent)
+
+    async def work(session: AsyncSession, bearer: Bearer) -> web.StreamResponse:
+        appointment = await read_appointment_for_service(session, bearer, appointment_id)
+        return fhir_response(appointment_resource(appointment, bearer.patient))
+
+    try:
+        return await _as_service(request, work)
+    except DmpRefused:
+        raise DmpRefused(AGENDA_NOT_FOUND) from None
+
+
+async def agenda_feed(request: web.Request) -> web.StreamResponse:
+    """The space's agenda as an iCalendar feed (``agenda:read``)."""
+    ins = request.match_info["ins"].strip().upper()
+
+    async def work(session: AsyncSession, bearer: Bearer) -> web.StreamResponse:
+        _own_space(ins, bearer)
+        appointments = await read_agenda_for_service(session, bearer, form="ics")
+        return calendar_response(bearer.patient, appointments)
 
     return await _as_service(request, work)
 
 
 def setup(app: web.Application) -> None:
     """The routes only a service calls (those it shares are wrapped by ``by_caller``)."""
-    app.router.add_post("/fhir/Observation", _outcomes(create_observation))
+    app.router.add_post("/fhir/Observation", outcomes(create_observation))

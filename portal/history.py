@@ -130,6 +130,9 @@ SENTENCES = {
     "service_document_read": "Document lu par un service connecté",
     "service_access_refused": "Accès refusé à un service connecté",
     "service_measurement_written": "Mesure enregistrée par un service connecté",
+    "service_profile_read": "Profil médical consulté par un service connecté",
+    "service_profile_item_read": "Information du profil médical lue par un service connecté",
+    "service_agenda_read": "Agenda consulté par un service connecté",
     "catalogue.service_added": "Service ajouté au catalogue",
     "catalogue.service_status": "Statut d'un service du catalogue changé",
 }

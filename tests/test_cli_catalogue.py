@@ -71,6 +71,8 @@ def test_add_list_reference_withdraw(mss, database_url: str) -> None:  # type: i
     [
         ({"--scope": "profile"}, "Unknown scope 'profile'"),
         ({"--scope": "documents:LOINC"}, "Unknown scope 'documents:LOINC'"),
+        ({"--scope": "profile:write"}, "Unknown scope 'profile:write'"),
+        ({"--scope": "agenda:write"}, "Unknown scope 'agenda:write'"),
         ({"--redirect-uri": "http://carnet.example/retour"}, "must be an absolute https://"),
         ({"--redirect-uri": "https://carnet.example/retour#x"}, "without fragment"),
         ({"--redirect-uri": "/retour"}, "must be an absolute https://"),
@@ -94,6 +96,17 @@ def test_refusals_write_nothing(  # type: ignore[no-untyped-def]
     assert sentence in result.stderr and result.stderr.startswith("mss: ")
     assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.output
     assert count(database_url, CatalogueService) == 0
+
+
+def test_profile_and_agenda_scopes_are_registered(mss) -> None:  # type: ignore[no-untyped-def]
+    scopes = ["--scope", "profile:read", "--scope", "agenda:read", "--scope", "documents:11502-2"]
+    added = mss("catalogue", "add", *DESCRIBED, *scopes, "--client-id", "suivi")
+    assert added.exit_code == 0, added.output
+    assert "\tprofile:read agenda:read documents:11502-2\t" in added.output
+    assert "profile:read agenda:read" in mss("catalogue", "list").output
+    unknown = mss("catalogue", "add", *DESCRIBED, "--scope", "profile:read", "--scope", "agenda")
+    assert unknown.exit_code == 2 and "Unknown scope 'agenda'" in unknown.stderr
+    assert "profile:read, agenda:read" in unknown.stderr  # the refusal names the known forms
 
 
 def test_duplicate_client_id_and_unknown_service(mss) -> None:  # type: ignore[no-untyped-def]

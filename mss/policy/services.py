@@ -6,12 +6,19 @@ more than the person who connected it (the consent engine decides that first,
 for the patient or the guardian), and it sees less: only the document types its
 scopes name, never a document the patient masked from professionals (MASQUE_PS),
 nothing from a record that is closed. A document outside what it may see
-answers exactly like an absent one.
+answers exactly like an absent one. The profile and the agenda are read whole, as the
+person who connected the service reads them in the portal: neither has a flag by which the
+patient hides one item from a reader of their space (a masking flag, if one is added, is to be
+decided here as ``masked_from_professionals`` is for documents).
 
 Scopes (RFC 6749 §3.3 scope tokens):
 
 - ``documents:<LOINC type code>``: read the documents of that type;
-- ``measurements:write``: write measurements (FHIR Observation: weight, blood sugar).
+- ``measurements:write``: write measurements (FHIR Observation: weight, blood sugar);
+- ``profile:read``: read the medical profile's allergies and treatments (FHIR
+  AllergyIntolerance, MedicationStatement), while the record is open;
+- ``agenda:read``: read the agenda (FHIR Appointment and the iCalendar feed), while the
+  patient's account is open.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import re
 import urllib.parse
 from dataclasses import dataclass
 
+from mss.policy.agenda import NO_AGENDA, AgendaShareFacts
 from mss.policy.consent import (
     NO_RECORD,
     NOT_FOUND,
@@ -33,10 +41,15 @@ from mss.policy.consent import (
     decide_dmp_action,
 )
 from mss.policy.decision import Decision, allow, refuse_http
+from mss.policy.medical_profile import decide_profile_read
 from mss.policy.patient_dossier import PATIENT_DOCUMENT_TYPES
 
 DOCUMENTS_PREFIX = "documents:"
 WRITE_MEASUREMENTS = "measurements:write"
+READ_PROFILE = "profile:read"
+READ_AGENDA = "agenda:read"
+# The scopes that are one word, not a family (documents:<type>).
+FIXED_SCOPES = (WRITE_MEASUREMENTS, READ_PROFILE, READ_AGENDA)
 _LOINC = re.compile(r"^[0-9]{1,7}-[0-9]$")
 MAX_SCOPES = 20
 
@@ -53,6 +66,8 @@ class ServiceAction(str, enum.Enum):
     LIST_DOCUMENTS = "list_documents"
     READ_DOCUMENT = "read_document"
     WRITE_MEASUREMENT = "write_measurement"
+    READ_PROFILE = "read_profile"
+    READ_AGENDA = "read_agenda"
 
 
 DOCUMENT_LABELS = {code: label for code, label in PATIENT_DOCUMENT_TYPES.values() if code}
@@ -62,6 +77,10 @@ def scope_label(scope: str) -> str:
     """The scope in a patient's words, for the consent page and the list of connections."""
     if scope == WRITE_MEASUREMENTS:
         return "Enregistrer des mesures (poids, glycémie) dans votre espace"
+    if scope == READ_PROFILE:
+        return "Lire votre profil médical : allergies et traitements"
+    if scope == READ_AGENDA:
+        return "Lire votre agenda : vos rendez-vous"
     if scope.startswith(DOCUMENTS_PREFIX):
         code = scope[len(DOCUMENTS_PREFIX) :]
         label = DOCUMENT_LABELS.get(code, f"type {code}")
@@ -90,14 +109,15 @@ def decide_registered_scopes(scopes: list[str]) -> Decision:
             f"Les autorisations d'un service sont au plus {MAX_SCOPES}, chacune une fois",
         )
     for scope in scopes:
-        known = scope == WRITE_MEASUREMENTS or (
+        known = scope in FIXED_SCOPES or (
             scope.startswith(DOCUMENTS_PREFIX) and _LOINC.match(scope[len(DOCUMENTS_PREFIX) :])
         )
         if not known:
             return _no(
                 422,
                 "unknown_scope",
-                f"Unknown scope {scope!r}: use documents:<LOINC type code> or {WRITE_MEASUREMENTS}",
+                f"Unknown scope {scope!r}: use documents:<LOINC type code>, "
+                f"{', '.join(FIXED_SCOPES)}",
                 f"Autorisation inconnue {scope!r}",
             )
     return allow()
@@ -210,16 +230,32 @@ def decide_service_action(
     action: ServiceAction,
     document: DocumentFacts | None = None,
     type_code: str = "",
+    agenda: AgendaShareFacts | None = None,
 ) -> Decision:
-    """May this connected service do ``action`` (on ``document`` of ``type_code``)?"""
+    """May this connected service do ``action`` (on ``document`` of ``type_code``)?
+
+    Reading the agenda needs ``agenda``, the facts of the space's agenda (only whether the
+    account is open matters: the patient's sharing choice is about professionals, and the
+    service reads as the person who connected it)."""
     if service.acting_as.kind not in (ViewerKind.PATIENT, ViewerKind.GUARDIAN):
         raise ValueError("a service acts for a patient or a guardian")
     if action is ServiceAction.READ_DOCUMENT and document is None:
         raise ValueError("reading concerns one document: pass its facts")
+    if action is ServiceAction.READ_AGENDA and agenda is None:
+        raise ValueError("reading the agenda needs the agenda's facts")
     if not service.acting_as.acts_for_patient:
         return decide_dmp_action(service.acting_as, consent, DmpAction.LIST)
     if action is ServiceAction.WRITE_MEASUREMENT:
         return allow() if WRITE_MEASUREMENTS in service.scopes else INSUFFICIENT_SCOPE
+    if action is ServiceAction.READ_PROFILE:
+        if READ_PROFILE not in service.scopes:
+            return INSUFFICIENT_SCOPE
+        return decide_profile_read(service.acting_as, consent)  # closed record: NO_RECORD
+    if action is ServiceAction.READ_AGENDA:
+        assert agenda is not None
+        if READ_AGENDA not in service.scopes:
+            return INSUFFICIENT_SCOPE
+        return allow() if agenda.account_active else NO_AGENDA
     if not consent.record_open:
         return NO_RECORD
     if not service.reads_documents:

@@ -100,6 +100,9 @@ SERVICES: dict[str, tuple[str, tuple[str, ...]]] = {
     "service_of_guardian": ("guardian", ("documents:11488-4", "measurements:write")),
     "service_other_type": ("patient", ("documents:11502-2",)),
     "service_measurements_only": ("guardian", ("measurements:write",)),
+    "service_profile": ("patient", ("profile:read",)),
+    "service_agenda": ("guardian", ("agenda:read", "measurements:write")),
+    "service_profile_and_agenda": ("guardian", ("profile:read", "agenda:read")),
 }
 # What each finds in a list (None: listing refused, 403 insufficient_scope): never more than
 # the person who connected it, never a document masked from professionals.
@@ -108,5 +111,29 @@ SERVICE_VISIBLE: dict[str, set[str] | None] = {
     "service_of_guardian": {"plain"},
     "service_other_type": set(),
     "service_measurements_only": None,
+    "service_profile": None,
+    "service_agenda": None,
+    "service_profile_and_agenda": None,
 }
 SERVICE_WRITES = {name: "measurements:write" in scopes for name, (_, scopes) in SERVICES.items()}
+# What each reads of the profile (its allergies and treatments) and of the agenda: all of it,
+# as the person who connected it reads it, whoever the patient shares the agenda with among
+# professionals; or nothing (403 insufficient_scope) without the scope.
+SERVICE_READS_PROFILE = {
+    "service_of_patient": False,
+    "service_of_guardian": False,
+    "service_other_type": False,
+    "service_measurements_only": False,
+    "service_profile": True,
+    "service_agenda": False,
+    "service_profile_and_agenda": True,
+}
+SERVICE_READS_AGENDA = {
+    "service_of_patient": False,
+    "service_of_guardian": False,
+    "service_other_type": False,
+    "service_measurements_only": False,
+    "service_profile": False,
+    "service_agenda": True,
+    "service_profile_and_agenda": True,
+}

@@ -201,25 +201,33 @@ async def test_the_hub_routes_the_dmp_before_the_directory(
     db: Database, settings: Settings
 ) -> None:
     app = build_app(settings, db, Services(settings))
-    for path in (
+    # The routes a connected service shares are by_caller (a catalogue token goes to
+    # service_api): documents, profile reads, agenda reads; dispensations and every write are
+    # the professionals' alone.
+    shared = (
         "/fhir/DocumentReference",
         "/fhir/Binary/1",
         "/fhir/AllergyIntolerance",
         "/fhir/MedicationStatement/1",
-        "/fhir/MedicationDispense",
-    ):
-        request_match = await app.router.resolve(_request(app, path))
-        # The documents' routes are by_caller (a connected service's token goes to
-        # service_api); the profile's and dispensations' are the professionals' alone.
-        wrapper = "by_caller" if "DocumentReference" in path or "Binary" in path else "outcomes"
+        "/fhir/Appointment",
+        "/fhir/Appointment/1",
+        f"/agenda/{INS}.ics",
+    )
+    for method, path in [("GET", p) for p in shared] + [
+        ("GET", "/fhir/MedicationDispense"),
+        ("POST", "/fhir/AllergyIntolerance"),
+        ("POST", "/fhir/Appointment"),
+    ]:
+        request_match = await app.router.resolve(_request(app, path, method))
+        wrapper = "by_caller" if method == "GET" and path in shared else "outcomes"
         assert request_match.handler.__qualname__.startswith(wrapper), path
         assert "dmp_bridge" in request_match.handler.__module__
 
 
-def _request(app, path: str):  # type: ignore[no-untyped-def]
+def _request(app, path: str, method: str = "GET"):  # type: ignore[no-untyped-def]
     from aiohttp.test_utils import make_mocked_request
 
-    return make_mocked_request("GET", path, app=app)
+    return make_mocked_request(method, path, app=app)
 
 
 async def test_break_glass_on_a_minor_is_told_to_the_guardian_not_the_minor(api: Api) -> None:

@@ -7,6 +7,7 @@ import itertools
 
 import pytest
 
+from mss.policy.agenda import NO_AGENDA, AgendaShareFacts, AgendaSharing
 from mss.policy.consent import (
     NO_RECORD,
     NOT_FOUND,
@@ -19,9 +20,12 @@ from mss.policy.consent import (
     decide_consent_change,
     decide_dmp_action,
 )
+from mss.policy.decision import Decision
 from mss.policy.services import (
     INSUFFICIENT_SCOPE,
     INVALID_TOKEN,
+    READ_AGENDA,
+    READ_PROFILE,
     ServiceAction,
     ServiceFacts,
     ServiceStatus,
@@ -47,6 +51,7 @@ FLAGS = {
     "deleted": DocumentFacts(status="deleted"),
 }
 NOW = dt.datetime(2026, 12, 4, 9, 0, tzinfo=dt.UTC)
+AGENDA = AgendaShareFacts()  # the account is open; shared with no professional
 
 
 def service(*scopes: str, acting_as: ViewerFacts = PATIENT) -> ServiceFacts:
@@ -116,8 +121,65 @@ def test_closed_record_and_ended_guardianship() -> None:
         acting_as=ViewerFacts(ViewerKind.GUARDIAN, acts_for_patient=False),
     )
     for action in ServiceAction:
-        decision = decide_service_action(former, OPEN, action, FLAGS["plain"], CONSULTATION)
+        decision = decide_service_action(former, OPEN, action, FLAGS["plain"], CONSULTATION, AGENDA)
         assert decision.status == 403 and decision.reason == "not_their_record"
+
+
+def _profile(facts: ServiceFacts, consent: ConsentFacts = OPEN) -> Decision:
+    return decide_service_action(facts, consent, ServiceAction.READ_PROFILE)
+
+
+def _agenda(facts: ServiceFacts, agenda: AgendaShareFacts = AGENDA) -> Decision:
+    return decide_service_action(facts, OPEN, ServiceAction.READ_AGENDA, agenda=agenda)
+
+
+@pytest.mark.parametrize("acting_as", [PATIENT, GUARDIAN])
+def test_profile_and_agenda_are_read_under_their_own_scopes(acting_as: ViewerFacts) -> None:
+    both = service(READ_PROFILE, READ_AGENDA, acting_as=acting_as)
+    assert decide_service_action(both, OPEN, ServiceAction.READ_PROFILE).allowed
+    assert decide_service_action(both, OPEN, ServiceAction.READ_AGENDA, agenda=AGENDA).allowed
+    # Each scope grants its own reading, and nothing else.
+    assert _profile(service(READ_AGENDA, acting_as=acting_as)) == INSUFFICIENT_SCOPE
+    assert _agenda(service(READ_PROFILE, acting_as=acting_as)) == INSUFFICIENT_SCOPE
+    for other in (f"documents:{CONSULTATION}", "measurements:write"):
+        assert _profile(service(other, acting_as=acting_as)) == INSUFFICIENT_SCOPE
+        assert _agenda(service(other, acting_as=acting_as)) == INSUFFICIENT_SCOPE
+    assert decide_service_action(both, OPEN, ServiceAction.LIST_DOCUMENTS) == INSUFFICIENT_SCOPE
+    assert decide_service_action(both, OPEN, ServiceAction.WRITE_MEASUREMENT) == INSUFFICIENT_SCOPE
+    assert read(both, "plain") == 403
+
+
+def test_profile_and_agenda_follow_the_space_not_the_professionals_sharing() -> None:
+    both = service(READ_PROFILE, READ_AGENDA)
+    # The agenda's sharing choice is about professionals: the service reads as the patient.
+    for sharing in AgendaSharing:
+        assert decide_service_action(
+            both, OPEN, ServiceAction.READ_AGENDA, agenda=AgendaShareFacts(sharing=sharing)
+        ).allowed
+    assert _agenda(both, AgendaShareFacts(account_active=False)) == NO_AGENDA
+    # The profile is read as the person reads it: not from a closed record.
+    assert _profile(both, ConsentFacts(record_open=False)) == NO_RECORD
+    # Nor is the profile closed by the patient's choices about professionals.
+    assert _profile(both, ConsentFacts(blocked=frozenset({"8"}), break_glass_opposed=True)).allowed
+    with pytest.raises(ValueError, match="agenda's facts"):
+        decide_service_action(both, OPEN, ServiceAction.READ_AGENDA)
+
+
+def test_a_revoked_connection_or_withdrawn_service_reads_nothing() -> None:
+    # Revocation ends the token (401 invalid_token) before any scope is looked at.
+    later = NOW + dt.timedelta(minutes=5)
+    assert decide_token(TokenFacts(known=True, expires_at=later, revoked=True), NOW) == (
+        INVALID_TOKEN
+    )
+    withdrawn = TokenFacts(known=True, expires_at=later, service_status=ServiceStatus.WITHDRAWN)
+    assert decide_token(withdrawn, NOW) == INVALID_TOKEN
+    # A guardian who no longer acts for the child: their service reads neither.
+    former = service(
+        READ_PROFILE,
+        READ_AGENDA,
+        acting_as=ViewerFacts(ViewerKind.GUARDIAN, acts_for_patient=False),
+    )
+    assert _profile(former).reason == _agenda(former).reason == "not_their_record"
 
 
 def test_a_service_is_never_judged_as_a_professional_nor_by_the_consent_engine() -> None:
@@ -159,9 +221,20 @@ def test_tokens() -> None:
 
 def test_registered_scopes() -> None:
     assert decide_registered_scopes(["measurements:write", "documents:11502-2"]).allowed
+    assert decide_registered_scopes(["profile:read", "agenda:read"]).allowed
     assert decide_registered_scopes([]).reason == "no_scope"
     assert decide_registered_scopes(["documents:1-1", "documents:1-1"]).reason == "scopes_invalid"
-    for wrong in ("documents:", "documents:abc", "profile", "measurements:read", "documents:1 2"):
+    for wrong in (
+        "documents:",
+        "documents:abc",
+        "profile",
+        "measurements:read",
+        "documents:1 2",
+        "profile:write",
+        "agenda:write",
+        "agenda",
+        "Profile:read",
+    ):
         refused = decide_registered_scopes([wrong])
         assert refused.reason == "unknown_scope" and wrong in refused.sentence
 
@@ -180,6 +253,8 @@ def test_scope_labels_are_french() -> None:
     )
     assert scope_label("documents:1-1") == "Lire vos documents : type 1-1"
     assert scope_label("measurements:write").startswith("Enregistrer des mesures")
+    assert scope_label("profile:read") == "Lire votre profil médical : allergies et traitements"
+    assert scope_label("agenda:read") == "Lire votre agenda : vos rendez-vous"
 
 
 def test_service_urls() -> None:

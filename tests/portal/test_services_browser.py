@@ -1,6 +1,7 @@
 """The catalogue's whole loop in Debian's Chromium on a phone (390x844): browse the catalogue,
-connect the demo weight log (authorization code + PKCE), choose the permissions, the service
-posts a weight, the patient sees it, revokes it, and the service's next call gets 401."""
+connect the demo weight log (authorization code + PKCE), choose the permissions (documents,
+profile and agenda unticked), the service posts a weight, the patient sees it, revokes it,
+and the service's next call gets 401."""
 
 from __future__ import annotations
 
@@ -30,7 +31,10 @@ async def weight_log(hub: Hub) -> AsyncIterator[tuple[WeightLog, str]]:
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     base = f"http://127.0.0.1:{port}"
     log.redirect_uri = f"{base}/retour"
-    await register(hub.db, client_id=log.client_id, redirect=log.redirect_uri)
+    log.scope = f"{log.scope} profile:read agenda:read"  # every kind of scope on the page
+    await register(
+        hub.db, client_id=log.client_id, redirect=log.redirect_uri, scopes=tuple(log.scope.split())
+    )
     try:
         yield log, base
     finally:
@@ -58,6 +62,8 @@ async def test_connect_post_a_weight_see_it_revoke(
     await page.get_by_role("link", name="Continuer vers mon espace santé").click()
     await expect(page.get_by_role("heading", name="Connecter Carnet de poids")).to_be_visible()
     await page.get_by_label("Lire vos documents : Résultats d'analyses biologiques").uncheck()
+    await page.get_by_label("Lire votre profil médical : allergies et traitements").uncheck()
+    await page.get_by_label("Lire votre agenda : vos rendez-vous").uncheck()
     await expect(page.get_by_label("Enregistrer des mesures (poids, glycémie)")).to_be_checked()
     await fits_the_phone(page)
     await shot(page, "services-02-consentement")
@@ -84,6 +90,8 @@ async def test_connect_post_a_weight_see_it_revoke(
     connected = page.locator(".service-connecte")
     await expect(connected).to_contain_text("Enregistrer des mesures")
     await expect(connected).not_to_contain_text("Lire vos documents")
+    await expect(connected).not_to_contain_text("Lire votre profil médical")
+    await expect(connected).not_to_contain_text("Lire votre agenda")
     await page.get_by_role("button", name="Déconnecter Carnet de poids").click()
     await expect(page.get_by_role("status")).to_contain_text("Le service est déconnecté")
     await expect(page.locator(".service-connecte")).to_have_count(0)

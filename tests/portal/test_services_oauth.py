@@ -391,3 +391,26 @@ async def test_connecting_again_replaces_the_connection(hub: Hub) -> None:
     assert (await second.post_weight(70))[0] == 201
     _r, page = await hub.page("/services")
     assert page.count("Déconnecter Carnet de poids") == 1
+
+
+async def test_profile_and_agenda_scopes_on_the_consent_page(hub: Hub) -> None:
+    await _claire(hub)
+    await register(hub.db, scopes=("profile:read", "agenda:read"))
+    log = client_of(hub)
+    log.scope = "profile:read agenda:read"
+    url = log.authorization_url()
+    response, page = await hub.page(local(url))
+    assert response.status == 200
+    assert "Lire votre profil médical : allergies et traitements" in page
+    assert "Lire votre agenda : vos rendez-vous" in page
+    assert 'value="profile:read"' in page and 'value="agenda:read"' in page
+    status, page = await answer(hub, url, ["profile:read"])  # the agenda left unticked
+    assert status == 200 and "est connecté à votre espace" in page
+    returned = query_of(back_link(page))
+    tokens = (await log.exchange(returned["code"], returned["state"]))[1]
+    assert tokens["scope"] == "profile:read" and tokens["patient"] == INS
+    _response, listed = await hub.page("/services")
+    connected = listed.split('class="event service-connecte"', 1)[1].split("</li>\n", 1)[0]
+    assert "Lire votre profil médical" in connected and "Lire votre agenda" not in connected
+    # The catalogue still shows all the service asks for.
+    assert "Lire votre agenda : vos rendez-vous" in listed.split('class="event service"', 1)[1]
