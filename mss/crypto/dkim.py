@@ -164,6 +164,11 @@ class DkimKeyTable:
                 table.add(f"{selector}._domainkey.{domain}", header[2:].split(" ", 1)[1])
         return table
 
+    def signs(self, domain: str) -> bool:
+        """The domain publishes a DKIM key here: its operator signs the mail it relays."""
+        suffix = f"._domainkey.{domain.lower().rstrip('.')}"
+        return any(name.endswith(suffix) for name in self._records)
+
     def lookup(self, name: bytes | str, timeout: int = 5) -> bytes | None:
         """The ``dnsfunc`` dkimpy calls: the TXT record for ``name``, or None."""
         text = name.decode() if isinstance(name, bytes) else name
