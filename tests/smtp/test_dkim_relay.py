@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from unittest.mock import ANY
+
 import aiosmtplib
 import pytest
+from cryptography import x509
+from sqlalchemy import select
 
+from mss.config import Settings
 from mss.crypto import dkim
+from mss.crypto.trust import TrustStore
+from mss.db import Database
+from mss.directory.identifiers import normalise_dn
+from mss.directory.models import Mailbox, MailboxKind, Professional, TrustedDomain
+from mss.jobs import JobRunner
+from mss.mailbox.models import Folder, FolderEntry, StoredMessage
+from mss.services import Services
+from mss.smtp_gateway import register_jobs, start_smtp_servers
+from tests.conftest import _pg_admin
 from tests.smtp.conftest import DOCTOR, PARTNER_DOMAIN, Hub, message
 from tests.smtp.test_relay import PARTNER, relay_client
 
@@ -79,3 +97,101 @@ async def test_unsigned_mail_of_a_domain_that_does_not_sign_passes(hub: Hub) -> 
     stored = (await hub.stored(DOCTOR))[0]
     assert stored.subject == "Domaine sans DKIM"
     assert b"dkim=none" in stored.raw
+
+
+# -- end to end: hub A signs what it relays, hub B verifies it ------------------------------
+
+
+@dataclass
+class HubB:
+    """A second hub instance for ``partner.example``, on its own database and PKI folder."""
+
+    settings: Settings
+    db: Database
+    address: str
+
+
+async def start_hub_b(hub: Hub, tmp_path: Path, database_url: str, templates: Any) -> Any:
+    """Hub B: its own settings and database (same engine as A's), A on its trust list, A's
+    public DKIM record (not A's private key) in its key table, the partner operator
+    certificate as its TLS certificate (what A's relay checks the peer against)."""
+    if database_url.startswith("sqlite"):
+        url, pg_name = templates.sqlite_copy(), None
+    else:
+        pg_name, url = await asyncio.to_thread(templates.pg_copy)
+    settings = Settings()
+    settings.domain = settings.hostname = PARTNER_DOMAIN
+    settings.data_dir = str(tmp_path / "hub-b")
+    settings.database_url = url
+    for name in ("smtp_relay", "submission", "submission_tls", "imap", "imaps", "https"):
+        setattr(settings.ports, name, 0)
+    settings.listeners.smtp_processes = 1
+    hub.pki.install(settings)
+    partner = hub.pki.issue_operator(PARTNER_DOMAIN)
+    settings.tls.cert_file, settings.tls.key_file = str(partner.cert_path), str(partner.key_path)
+    folder = settings.pki_dir / "dkim"
+    a_key = next((hub.settings.pki_dir / "dkim").glob(f"{hub.settings.domain}.*.key"))
+    for private in folder.glob("*.key"):
+        private.unlink()  # B holds no one's private key: only A's published record
+    selector = a_key.name.removesuffix(".key")[len(hub.settings.domain) + 1 :]
+    record = dkim.load_signing_key(hub.settings.pki_dir, hub.settings.domain, selector)
+    (folder / "keys.txt").write_text(f"{record.record_name} {record.public_record}\n")
+    db = Database(url)
+    a_operator = x509.load_pem_x509_certificate(
+        (hub.settings.pki_dir / "operator.pem").read_bytes()
+    )
+    async with db.write() as session:
+        doctor = Professional(id_nat="810000000099", family_name="House", given_names="Greg")
+        session.add(doctor)
+        await session.flush()
+        session.add(Mailbox(address=PARTNER, kind=MailboxKind.PER, professional_id=doctor.id))
+        session.add(
+            TrustedDomain(
+                domain=hub.settings.domain,
+                operator_dn=normalise_dn(a_operator.subject.rfc4514_string()),
+            )
+        )
+    services = Services(settings, trust=TrustStore.from_settings(settings, repo_trust_dir=None))
+    runner = JobRunner(db, services=services)
+    services.jobs.use(runner)
+    register_jobs(runner)
+    servers = await start_smtp_servers(settings, db, services)
+    return HubB(settings, db, PARTNER), services, servers, pg_name
+
+
+async def test_mail_signed_by_hub_a_is_verified_by_hub_b(
+    hub: Hub, tmp_path: Path, database_url: str, db_templates: Any
+) -> None:
+    b, services, servers, pg_name = await start_hub_b(hub, tmp_path, database_url, db_templates)
+    b.settings.relay.dkim_failure = "refuse"  # B acts on failures: a pass must get through
+    try:
+        hub.services.relay_routes[PARTNER_DOMAIN] = ("localhost", services.smtp_ports["smtp_relay"])
+        client = await hub.login_client(DOCTOR)
+        raw = message(DOCTOR, PARTNER, subject="De hub A vers hub B")
+        assert await client.sendmail(DOCTOR, [PARTNER], raw) == ({}, ANY)
+        await client.quit()
+        await hub.runner.drain()
+        async with b.db.read() as session:
+            stored = (
+                await session.scalars(
+                    select(StoredMessage)
+                    .join(FolderEntry, FolderEntry.message_id == StoredMessage.id)
+                    .join(Folder, Folder.id == FolderEntry.folder_id)
+                    .join(Mailbox, Mailbox.id == Folder.mailbox_id)
+                    .where(Mailbox.address == PARTNER, Folder.name == "INBOX")
+                )
+            ).all()
+    finally:
+        for server in servers:
+            server.close()
+        for server in servers:
+            await server.wait_closed()
+        await b.db.dispose()
+        if pg_name is not None:
+            await _pg_admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+    assert [s.subject for s in stored] == ["De hub A vers hub B"]
+    head = bytes(stored[0].raw).split(b"\r\n\r\n", 1)[0]
+    assert head.startswith(b"Authentication-Results: " + PARTNER_DOMAIN.encode())
+    results = head.split(b"\r\nReceived:", 1)[0]
+    assert f"dkim=pass header.d={hub.settings.domain}".encode() in results
+    assert b"\r\nDKIM-Signature:" in head or head.startswith(b"DKIM-Signature:")
