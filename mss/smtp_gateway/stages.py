@@ -312,8 +312,9 @@ class Gateway:
         return inner, kind
 
     async def _dkim_results(self, parsed: Message) -> tuple[list[str], Decision]:
-        """DKIM of a message another operator relayed, for Authentication-Results, and
-        whether ``[relay] dkim_failure`` lets it in (``mss.policy.dkim``)."""
+        """DKIM (and ARC, when sealed) of a message another operator relayed, for
+        Authentication-Results, and whether ``[relay] dkim_failure`` lets it in
+        (``mss.policy.dkim``)."""
         from mss.crypto import dkim
 
         built = self.services.built
@@ -329,7 +330,11 @@ class Gateway:
             domain_signs=bool(author) and table.signs(author),
             action=self.settings.relay.dkim_failure,
         )
-        return [result.authentication_results_clause()], verdict
+        clauses = [result.authentication_results_clause()]
+        arc = await dkim.verify_arc_async(parsed.raw, table)
+        if arc.instances:  # a forwarding intermediary sealed it (RFC 8617): record the chain
+            clauses.append(arc.authentication_results_clause())
+        return clauses, verdict
 
     def _stamped(
         self,

@@ -9,6 +9,7 @@ from typing import Any
 from unittest.mock import ANY
 
 import aiosmtplib
+import dkim as dkimpy
 import pytest
 from cryptography import x509
 from sqlalchemy import select
@@ -195,3 +196,56 @@ async def test_mail_signed_by_hub_a_is_verified_by_hub_b(
     results = head.split(b"\r\nReceived:", 1)[0]
     assert f"dkim=pass header.d={hub.settings.domain}".encode() in results
     assert b"\r\nDKIM-Signature:" in head or head.startswith(b"DKIM-Signature:")
+
+
+# -- ARC (RFC 8617): a chain sealed by a forwarding operator is validated and recorded ------
+
+
+def forwarded(key: dkim.DkimSigningKey, *, tamper_after_seal: bool = False) -> bytes:
+    """The partner's forwarder (a list, say) got a signed message, recorded its DKIM pass,
+    added a footer (breaking the DKIM signature) and sealed an ARC set with its key."""
+    raw = dkim.sign(message(PARTNER, DOCTOR, subject="Transféré"), key)
+    raw = (
+        f"Authentication-Results: {PARTNER_DOMAIN}; dkim=pass header.d={PARTNER_DOMAIN}\r\n"
+    ).encode() + raw
+    raw += b"-- \r\nListe des confreres\r\n"
+    arc_set = dkimpy.arc_sign(
+        raw,
+        key.selector.encode(),
+        key.domain.encode(),
+        key.private,
+        PARTNER_DOMAIN.encode(),
+        signature_algorithm=b"rsa-sha256",
+    )
+    sealed = b"".join(arc_set) + raw
+    return sealed.replace(b"Subject: Transf", b"Subject: Modifi") if tamper_after_seal else sealed
+
+
+def partner_signs_rsa(hub: Hub) -> dkim.DkimSigningKey:
+    key = dkim.generate_signing_key(PARTNER_DOMAIN, "arc2026", "rsa")
+    folder = hub.settings.pki_dir / "dkim"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "keys.txt").write_text(f"{key.record_name} {key.public_record}\n")
+    hub.services.built.dkim_keys = None
+    return key
+
+
+async def test_arc_chain_of_a_forwarder_is_recorded(hub: Hub) -> None:
+    key = partner_signs_rsa(hub)
+    await send(hub, forwarded(key))
+    stored = (await hub.stored(DOCTOR))[0]
+    ours = stored.raw.split(b"\r\nReceived:", 1)[0]
+    assert ours.startswith(f"Authentication-Results: {hub.settings.hostname}".encode())
+    assert b"dkim=fail" in ours and b"arc=pass (1 ARC set)" in ours
+
+
+async def test_arc_chain_changed_after_sealing_fails(hub: Hub) -> None:
+    key = partner_signs_rsa(hub)
+    await send(hub, forwarded(key, tamper_after_seal=True))
+    ours = (await hub.stored(DOCTOR))[0].raw.split(b"\r\nReceived:", 1)[0]
+    assert b"arc=fail (1 ARC set)" in ours
+
+
+async def test_no_arc_clause_without_an_arc_set(hub: Hub) -> None:
+    await send(hub, message(PARTNER, DOCTOR, subject="Direct"))
+    assert b"arc=" not in (await hub.stored(DOCTOR))[0].raw
