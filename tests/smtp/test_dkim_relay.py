@@ -24,6 +24,7 @@ from mss.jobs import JobRunner
 from mss.mailbox.models import Folder, FolderEntry, StoredMessage
 from mss.services import Services
 from mss.smtp_gateway import register_jobs, start_smtp_servers
+from mss.smtp_gateway.dsn import as_email
 from tests.conftest import _pg_admin
 from tests.smtp.conftest import DOCTOR, PARTNER_DOMAIN, Hub, message
 from tests.smtp.test_relay import PARTNER, relay_client
@@ -112,10 +113,13 @@ class HubB:
     address: str
 
 
-async def start_hub_b(hub: Hub, tmp_path: Path, database_url: str, templates: Any) -> Any:
+async def start_hub_b(
+    hub: Hub, tmp_path: Path, database_url: str, templates: Any, *, stale: bool = False
+) -> Any:
     """Hub B: its own settings and database (same engine as A's), A on its trust list, A's
-    public DKIM record (not A's private key) in its key table, the partner operator
-    certificate as its TLS certificate (what A's relay checks the peer against)."""
+    public DKIM record (not A's private key) in its key table -- or, ``stale``, the record of
+    a key A no longer signs with -- the partner operator certificate as its TLS certificate
+    (what A's relay checks the peer against)."""
     if database_url.startswith("sqlite"):
         url, pg_name = templates.sqlite_copy(), None
     else:
@@ -136,6 +140,8 @@ async def start_hub_b(hub: Hub, tmp_path: Path, database_url: str, templates: An
         private.unlink()  # B holds no one's private key: only A's published record
     selector = a_key.name.removesuffix(".key")[len(hub.settings.domain) + 1 :]
     record = dkim.load_signing_key(hub.settings.pki_dir, hub.settings.domain, selector)
+    if stale:
+        record = dkim.generate_signing_key(hub.settings.domain, selector)
     (folder / "keys.txt").write_text(f"{record.record_name} {record.public_record}\n")
     db = Database(url)
     a_operator = x509.load_pem_x509_certificate(
@@ -160,28 +166,33 @@ async def start_hub_b(hub: Hub, tmp_path: Path, database_url: str, templates: An
     return HubB(settings, db, PARTNER), services, servers, pg_name
 
 
-async def test_mail_signed_by_hub_a_is_verified_by_hub_b(
-    hub: Hub, tmp_path: Path, database_url: str, db_templates: Any
-) -> None:
-    b, services, servers, pg_name = await start_hub_b(hub, tmp_path, database_url, db_templates)
-    b.settings.relay.dkim_failure = "refuse"  # B acts on failures: a pass must get through
+async def relay_a_to_b(
+    hub: Hub, tmp_path: Path, database_url: str, templates: Any, subject: str, *, stale: bool
+) -> list[StoredMessage]:
+    """A's doctor writes to B's; A's relay job runs; what B's mailbox holds then."""
+    b, services, servers, pg_name = await start_hub_b(
+        hub, tmp_path, database_url, templates, stale=stale
+    )
+    b.settings.relay.dkim_failure = "refuse"  # B acts on failures: only a pass gets through
     try:
         hub.services.relay_routes[PARTNER_DOMAIN] = ("localhost", services.smtp_ports["smtp_relay"])
         client = await hub.login_client(DOCTOR)
-        raw = message(DOCTOR, PARTNER, subject="De hub A vers hub B")
+        raw = message(DOCTOR, PARTNER, subject=subject)
         assert await client.sendmail(DOCTOR, [PARTNER], raw) == ({}, ANY)
         await client.quit()
         await hub.runner.drain()
         async with b.db.read() as session:
-            stored = (
-                await session.scalars(
-                    select(StoredMessage)
-                    .join(FolderEntry, FolderEntry.message_id == StoredMessage.id)
-                    .join(Folder, Folder.id == FolderEntry.folder_id)
-                    .join(Mailbox, Mailbox.id == Folder.mailbox_id)
-                    .where(Mailbox.address == PARTNER, Folder.name == "INBOX")
-                )
-            ).all()
+            return list(
+                (
+                    await session.scalars(
+                        select(StoredMessage)
+                        .join(FolderEntry, FolderEntry.message_id == StoredMessage.id)
+                        .join(Folder, Folder.id == FolderEntry.folder_id)
+                        .join(Mailbox, Mailbox.id == Folder.mailbox_id)
+                        .where(Mailbox.address == PARTNER, Folder.name == "INBOX")
+                    )
+                ).all()
+            )
     finally:
         for server in servers:
             server.close()
@@ -190,12 +201,33 @@ async def test_mail_signed_by_hub_a_is_verified_by_hub_b(
         await b.db.dispose()
         if pg_name is not None:
             await _pg_admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+
+
+async def test_mail_signed_by_hub_a_is_verified_by_hub_b(
+    hub: Hub, tmp_path: Path, database_url: str, db_templates: Any
+) -> None:
+    stored = await relay_a_to_b(
+        hub, tmp_path, database_url, db_templates, "De hub A vers hub B", stale=False
+    )
     assert [s.subject for s in stored] == ["De hub A vers hub B"]
     head = bytes(stored[0].raw).split(b"\r\n\r\n", 1)[0]
     assert head.startswith(b"Authentication-Results: " + PARTNER_DOMAIN.encode())
     results = head.split(b"\r\nReceived:", 1)[0]
     assert f"dkim=pass header.d={hub.settings.domain}".encode() in results
     assert b"\r\nDKIM-Signature:" in head or head.startswith(b"DKIM-Signature:")
+
+
+async def test_hub_b_refuses_a_signature_it_cannot_verify_and_a_bounces(
+    hub: Hub, tmp_path: Path, database_url: str, db_templates: Any
+) -> None:
+    """B knows a record of A's selector that is not A's key (A rotated it, say): refused 5.7.20
+    at DATA, and A's sender gets the DSN with B's sentence."""
+    stored = await relay_a_to_b(hub, tmp_path, database_url, db_templates, "Clé", stale=True)
+    assert stored == []
+    dsn = as_email((await hub.stored(DOCTOR))[0].raw)
+    assert dsn.get_content_type() == "multipart/report"
+    text = dsn.get_body(("plain",)).get_content()
+    assert PARTNER in text and "5.7.20 No passing DKIM signature found" in text
 
 
 # -- ARC (RFC 8617): a chain sealed by a forwarding operator is validated and recorded ------
