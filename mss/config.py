@@ -173,6 +173,14 @@ class Smime:
 
 
 @dataclass
+class Relay:
+    """Mail relayed by other operators (``mss.policy.dkim``): on a DKIM failure from a domain
+    that signs, "record" (Authentication-Results only) or "refuse" (550 5.7.20 at DATA)."""
+
+    dkim_failure: str = "record"
+
+
+@dataclass
 class Retention:
     """Mailboxes left unused (``mss.policy.retention``): a warning, then their messages purged;
     not the DMP."""
@@ -245,6 +253,7 @@ class Settings:
     metrics: Metrics = field(default_factory=Metrics)
     oidc: Oidc = field(default_factory=Oidc)
     smime: Smime = field(default_factory=Smime)
+    relay: Relay = field(default_factory=Relay)
     source: str = "defaults"
 
     @property
@@ -455,6 +464,14 @@ def load_settings(
             "smime.encrypt_outbound must be "
             + ", ".join(f'"{mode}"' for mode in ENCRYPT_OUTBOUND_MODES)
             + f", got {settings.smime.encrypt_outbound!r}"
+        )
+    from mss.policy.dkim import DKIM_FAILURE_ACTIONS
+
+    if settings.relay.dkim_failure not in DKIM_FAILURE_ACTIONS:
+        raise ConfigError(
+            "relay.dkim_failure must be "
+            + ", ".join(f'"{action}"' for action in DKIM_FAILURE_ACTIONS)
+            + f", got {settings.relay.dkim_failure!r}"
         )
     https = settings.listeners.https_processes
     if https != "auto" and int(https) < 1:

@@ -147,3 +147,12 @@ def test_handover_settings(tmp_path: Path) -> None:
     file.write_text("[portal]\nhandover_notice_days = -1\n")
     with pytest.raises(ConfigError, match="portal.handover_notice_days must be 0 or more, got -1"):
         load_settings(file, env={})
+
+
+def test_relay_dkim_failure_action(tmp_path: Path) -> None:
+    file = tmp_path / "mss.toml"
+    file.write_text('[relay]\ndkim_failure = "refuse"\n')
+    assert load_settings(file, env={}).relay.dkim_failure == "refuse"
+    file.write_text('[relay]\ndkim_failure = "bounce"\n')
+    with pytest.raises(ConfigError, match="relay.dkim_failure must be .*, got 'bounce'"):
+        load_settings(file, env={})

@@ -105,3 +105,34 @@ def test_bad_key_table_line(tmp_path: Path) -> None:
 def test_missing_signing_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no DKIM key"):
         dkim.load_signing_key(tmp_path, "mss.localhost", "nope")
+
+
+# -- mss.policy.dkim: the action on a DKIM failure ---------------------------------------
+
+
+def test_decide_dkim_records_by_default_and_refuses_only_signing_domains() -> None:
+    from mss.policy.dkim import decide_dkim
+
+    assert decide_dkim("fail", "a.example", "a.example", domain_signs=True, action="record").allowed
+    assert decide_dkim("none", None, "b.example", domain_signs=False, action="refuse").allowed
+    assert decide_dkim("pass", "a.example", "a.example", domain_signs=True, action="refuse").allowed
+    assert decide_dkim(
+        "pass", "a.example", "mail.a.example", domain_signs=True, action="refuse"
+    ).allowed
+    for status in ("fail", "none", "permerror"):
+        verdict = decide_dkim(status, "a.example", "a.example", domain_signs=True, action="refuse")
+        assert (verdict.allowed, verdict.smtp_code, verdict.enhanced_status) == (
+            False,
+            550,
+            "5.7.20",
+        )
+        assert verdict.sentence_fr.startswith("Aucune signature DKIM valide")
+    other = decide_dkim("pass", "relay.example", "a.example", domain_signs=True, action="refuse")
+    assert (other.allowed, other.enhanced_status) == (False, "5.7.22")
+    assert "signed by relay.example only" in other.sentence
+
+
+def test_key_table_knows_which_domains_sign() -> None:
+    table = dkim.DkimKeyTable({"s1._domainkey.a.example": "v=DKIM1; k=ed25519; p=AAAA"})
+    assert table.signs("a.example") and table.signs("A.example.")
+    assert not table.signs("example") and not table.signs("b.a.example")

@@ -46,6 +46,7 @@ from mss.policy import (
     decide_size,
     normalize_address,
 )
+from mss.policy.dkim import decide_dkim
 from mss.policy.encryption import decide_decryption
 from mss.services import Services
 from mss.smtp_gateway import replies
@@ -251,7 +252,12 @@ class Gateway:
         verdict = decide_signature(sender.mailbox, locals_, signature.status, signature.reason)
         if not verdict.allowed:
             return Accepted(verdict, signature=signature)
-        dkim = await self._dkim_results(parsed) if sender.mailbox is None else []
+        dkim: list[str] = []
+        if sender.mailbox is None:
+            dkim, dkim_verdict = await self._dkim_results(parsed)
+            if not dkim_verdict.allowed:
+                log.info("refused a message from %s: %s", sender.mail_from, dkim_verdict.sentence)
+                return Accepted(dkim_verdict, signature=signature)
         with self.clock.stage("stamp"):
             parsed = self._stamped(parsed, txn, signature, dkim, helo=helo, peer=peer, tls=tls)
         try:
@@ -305,8 +311,10 @@ class Gateway:
         kind = "authEnveloped-data" if form.kind == "auth_enveloped" else "enveloped-data"
         return inner, kind
 
-    async def _dkim_results(self, parsed: Message) -> list[str]:
-        """DKIM of a message another operator relayed, for Authentication-Results."""
+    async def _dkim_results(self, parsed: Message) -> tuple[list[str], Decision]:
+        """DKIM (and ARC, when sealed) of a message another operator relayed, for
+        Authentication-Results, and whether ``[relay] dkim_failure`` lets it in
+        (``mss.policy.dkim``)."""
         from mss.crypto import dkim
 
         built = self.services.built
@@ -314,7 +322,19 @@ class Gateway:
             built.dkim_keys = dkim.DkimKeyTable.from_pki(self.settings.pki_dir)
         table = built.dkim_keys
         result = await dkim.verify_async(parsed.raw, table)
-        return [result.authentication_results_clause()]
+        author = (parsed.from_address or "").rpartition("@")[2]
+        verdict = decide_dkim(
+            result.status,
+            result.domain,
+            author,
+            domain_signs=bool(author) and table.signs(author),
+            action=self.settings.relay.dkim_failure,
+        )
+        clauses = [result.authentication_results_clause()]
+        arc = await dkim.verify_arc_async(parsed.raw, table)
+        if arc.instances:  # a forwarding intermediary sealed it (RFC 8617): record the chain
+            clauses.append(arc.authentication_results_clause())
+        return clauses, verdict
 
     def _stamped(
         self,
