@@ -163,7 +163,7 @@ class Hub:
         if self.http_runner is not None:
             await self.http_runner.cleanup()
         for child in [*self.smtp_processes, *self.https_processes]:
-            child._closed()
+            child.detach()
         await asyncio.gather(*(asyncio.to_thread(child.stop) for child in self.smtp_processes))
         await asyncio.gather(*(asyncio.to_thread(child.stop) for child in self.https_processes))
         await asyncio.gather(*(asyncio.to_thread(child.stop) for child in self.imap_processes))
@@ -439,12 +439,19 @@ class SmtpProcess(ChildProcess):
         self.services.jobs.wake()
 
     def _closed(self) -> None:
-        """Stop relaying and close the hub's end (in the hub's loop: ``Hub.stop`` calls it before
-        ``stop``)."""
+        """Stop relaying and close the hub's end (in the hub's loop, when the child exited)."""
         if self._link is not None:
             asyncio.get_running_loop().remove_reader(self._link.fileno())
             self._link.close()
             self._link = None
+
+    def detach(self) -> None:
+        """In the hub's loop, before ``stop``: stop relaying, but keep the link open until the
+        child is gone. Closing it first made the child start to exit on the pipe's end, and the
+        SIGTERM of ``stop`` then landed in its interpreter's teardown, after its handler was
+        gone (exit code -15 instead of 0, seen under load)."""
+        if self._link is not None:
+            asyncio.get_running_loop().remove_reader(self._link.fileno())
 
     def stop(self, timeout: float = 30.0) -> None:
         link, self._link = (

@@ -108,9 +108,9 @@ class Hub:
         )
 
     async def login_client(
-        self, login: str = DOCTOR, listener: str = "submission"
+        self, login: str = DOCTOR, listener: str = "submission", *, timeout: float = 10.0
     ) -> aiosmtplib.SMTP:
-        client = self.client(listener)
+        client = self.client(listener, timeout=timeout)
         await client.connect()
         if listener != "submission_tls":
             await client.starttls()
