@@ -28,8 +28,6 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
 from mss import metrics
 from mss.config import Settings
 from mss.crypto import handshake_failures, passwords
@@ -39,6 +37,8 @@ from mss.ports import PORT_NAMES, port_error
 from mss.services import Services
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from mss.followups import FollowUps
 
 log = logging.getLogger("mss.serve")
@@ -578,7 +578,9 @@ def _imap_process_main(settings: Settings, link: Any) -> None:
 
 async def run_imap_process(settings: Settings, link: Any) -> None:
     """An IMAP child: the IMAP listeners on the shared ports until SIGTERM or the hub's end."""
-    import mss.schema  # noqa: F401 - every table, so the store's foreign keys resolve (APPEND)
+    # not mss.schema (every table: 208 modules, 8.2 MB): the tables the IMAP store flushes
+    # refer only to tables their models import (mss.mailbox.models imports mss.conversations
+    # for messages.conversation_id); test_imap_processes APPENDs through this process
     from mss.crypto.tls import rotating_server_context
     from mss.mailbox.imap import start_imap_servers, stop_imap_servers
 
@@ -616,6 +618,8 @@ async def start_https_site(
     refuses a port some other program already holds (a second ``mss serve`` would share it),
     ``joining``: the hub's first process holds it.
     """
+    from aiohttp import web  # here: 12.8 MB of PSS a process that serves no HTTPS never pays
+
     from mss.crypto.tls import rotating_server_context
     from mss.http import ImplicitTlsSite, build_app
     from mss.ports import refuse_if_listened
