@@ -13,7 +13,9 @@ def _serve(settings: Any, ready: Any) -> None:
     import logging
 
     from mss.db import Database
-    from mss.serve import Hub, freeze_startup_objects
+    from mss.serve import Hub, freeze_startup_objects, limit_malloc
+
+    limit_malloc()  # as mss serve
 
     logging.basicConfig(level=logging.WARNING)
 
