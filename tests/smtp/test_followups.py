@@ -114,6 +114,16 @@ async def test_a_standard_hub_registers_the_dmp_agenda_and_notification_follow_u
     settings.listeners.workers = False
     settings.data_path.mkdir(parents=True, exist_ok=True)
     pki.init_pki(settings.pki_dir, ["localhost"], operator_domain=settings.domain)
+    # A hub that neither listens for mail or HTTPS nor runs jobs delivers nothing: it registers
+    # nothing (an IMAP-only process stays light, issue 18)...
+    hub = ServeHub(settings, Database(settings.effective_database_url))
+    await hub.start()
+    try:
+        assert fresh.kinds() == frozenset()
+    finally:
+        await hub.stop()
+    # ...and one that runs the job workers (which may deliver) registers every follow-up.
+    settings.listeners.workers = True
     hub = ServeHub(settings, Database(settings.effective_database_url))
     await hub.start()
     try:
