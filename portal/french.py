@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import unicodedata
 
+from mss.policy.lifecycle import FRENCH_MONTHS
 from portal.clock import PARIS
 
 # Names whose h is aspirated: « de Hassan », not « d'Hassan ». Any other h is mute (« d'Hugo »).
@@ -51,20 +52,7 @@ def day(when: dt.datetime | dt.date) -> str:
     return when.strftime("%d/%m/%Y")
 
 
-MONTHS = (
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-)
+MONTHS = FRENCH_MONTHS  # one table of month names (mss.policy.lifecycle writes dates too)
 
 
 def month(when: dt.datetime | dt.date) -> str:
